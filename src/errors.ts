@@ -1,0 +1,121 @@
+/**
+ * The one error type of AzsBackup. It carries what a PowerShell ErrorRecord carries, so the host can
+ * print it, the PowerShell module can rethrow it, and scripts can branch on ErrorId and exit code.
+ *
+ * Every layer throws AzsError for conditions it understands; anything else is a bug and the host
+ * reports it as such.
+ */
+
+/** PowerShell's System.Management.Automation.ErrorCategory names that we use. */
+export type ErrorCategory =
+  | 'NotSpecified'
+  | 'InvalidArgument'
+  | 'InvalidData'
+  | 'InvalidOperation'
+  | 'InvalidType'
+  | 'ObjectNotFound'
+  | 'ResourceUnavailable'
+  | 'ResourceBusy'
+  | 'ResourceExists'
+  | 'AuthenticationError'
+  | 'PermissionDenied'
+  | 'SecurityError'
+  | 'ConnectionError'
+  | 'QuotaExceeded'
+  | 'OperationStopped'
+  | 'OperationTimeout'
+  | 'NotImplemented'
+  | 'WriteError'
+  | 'ReadError';
+
+/** Exit codes from SPEC section 8. */
+export const ExitCode = {
+  Success: 0,
+  Failure: 1,
+  Usage: 2,
+  Partial: 3,
+  NotFound: 10,
+  Locked: 11,
+  Integrity: 12,
+  Authentication: 13,
+  Capacity: 14,
+  Interrupted: 130,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** The alert a failure of this kind raises, when it is a share problem (SPEC section 7). */
+export type ShareAlertType = 'ShareCapacity' | 'ShareConnectivity' | 'SharePath' | 'ShareAuthentication';
+
+export interface AzsErrorInit {
+  errorId: string;
+  category: ErrorCategory;
+  exitCode?: ExitCode;
+  targetObject?: unknown;
+  recommendedAction?: string;
+  /** Set on share failures so the engine raises the matching alert. */
+  alertType?: ShareAlertType;
+  cause?: unknown;
+}
+
+const defaultExitCode: Partial<Record<ErrorCategory, ExitCode>> = {
+  InvalidArgument: ExitCode.Usage,
+  InvalidType: ExitCode.Usage,
+  ObjectNotFound: ExitCode.NotFound,
+  ResourceUnavailable: ExitCode.NotFound,
+  ConnectionError: ExitCode.NotFound,
+  ResourceBusy: ExitCode.Locked,
+  SecurityError: ExitCode.Integrity,
+  InvalidData: ExitCode.Integrity,
+  AuthenticationError: ExitCode.Authentication,
+  QuotaExceeded: ExitCode.Capacity,
+  OperationStopped: ExitCode.Interrupted,
+};
+
+export class AzsError extends Error {
+  readonly errorId: string;
+  readonly category: ErrorCategory;
+  readonly exitCode: ExitCode;
+  readonly targetObject: unknown;
+  readonly recommendedAction: string | undefined;
+  readonly alertType: ShareAlertType | undefined;
+
+  constructor(message: string, init: AzsErrorInit) {
+    super(message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = 'AzsError';
+    this.errorId = init.errorId;
+    this.category = init.category;
+    this.exitCode = init.exitCode ?? defaultExitCode[init.category] ?? ExitCode.Failure;
+    this.targetObject = init.targetObject;
+    this.recommendedAction = init.recommendedAction;
+    this.alertType = init.alertType;
+  }
+
+  /** The error record as the host prints it and the PowerShell module reads it. */
+  toRecord(): ErrorRecord {
+    return {
+      Message: this.message,
+      ErrorId: this.errorId,
+      Category: this.category,
+      TargetObject: this.targetObject === undefined ? null : this.targetObject,
+      RecommendedAction: this.recommendedAction ?? null,
+      ExitCode: this.exitCode,
+    };
+  }
+}
+
+export interface ErrorRecord {
+  Message: string;
+  ErrorId: string;
+  Category: ErrorCategory;
+  TargetObject: unknown;
+  RecommendedAction: string | null;
+  ExitCode: number;
+}
+
+export function usageError(message: string, errorId: string, targetObject?: unknown, recommendedAction?: string): AzsError {
+  return new AzsError(message, { errorId, category: 'InvalidArgument', exitCode: ExitCode.Usage, targetObject, recommendedAction });
+}
+
+export function isAzsError(e: unknown): e is AzsError {
+  return e instanceof AzsError;
+}

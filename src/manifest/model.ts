@@ -1,0 +1,107 @@
+/**
+ * The model of a cmdlet manifest (manifests/<Verb-Noun>.xml) and of the output types
+ * (manifests/Types.xml), after loading and validation. The host, the help printer, the output
+ * formatters and the PowerShell module generator all read this and nothing else.
+ */
+
+/** Parameter types a manifest may declare, named as PowerShell names them. */
+export type ParameterType =
+  | 'String'
+  | 'String[]'
+  | 'Int32'
+  | 'Int64'
+  | 'Boolean'
+  | 'Switch'
+  | 'DateTime'
+  | 'Guid'
+  | 'SecureString'
+  | 'PSCredential';
+
+export const parameterTypes: readonly ParameterType[] = [
+  'String', 'String[]', 'Int32', 'Int64', 'Boolean', 'Switch', 'DateTime', 'Guid', 'SecureString', 'PSCredential',
+];
+
+/** Property types an output object may declare; `Object` and lists name another declared type. */
+export type PropertyType = 'String' | 'Int32' | 'Int64' | 'Double' | 'Boolean' | 'DateTime' | 'TimeSpan' | 'Guid' | 'String[]' | 'Object' | 'Object[]';
+
+export const propertyTypes: readonly PropertyType[] = [
+  'String', 'Int32', 'Int64', 'Double', 'Boolean', 'DateTime', 'TimeSpan', 'Guid', 'String[]', 'Object', 'Object[]',
+];
+
+export interface ParameterSetMembership {
+  set: string;
+  mandatory: boolean;
+  /** Position in this set; undefined means named only. */
+  position?: number;
+  valueFromPipelineByPropertyName: boolean;
+}
+
+export interface Validation {
+  set?: string[];
+  range?: { min: number; max: number };
+  pattern?: string;
+  length?: { min: number; max: number };
+}
+
+export interface ParameterDef {
+  name: string;
+  type: ParameterType;
+  aliases: string[];
+  /** Never taken from argv: `-`, AZSBACKUP_<NAME> or a prompt. True for SecureString and PSCredential. */
+  secret: boolean;
+  /** One entry per parameter set the parameter belongs to. */
+  sets: ParameterSetMembership[];
+  validation: Validation;
+  help: string;
+}
+
+export interface Example {
+  title: string;
+  code: string;
+  remarks: string;
+}
+
+export type ConfirmImpact = 'None' | 'Low' | 'Medium' | 'High';
+
+export interface CmdletManifest {
+  /** `Verb-Noun`. */
+  name: string;
+  verb: string;
+  noun: string;
+  /** The file it was loaded from, for error messages. */
+  file: string;
+  synopsis: string;
+  description: string;
+  parameterSets: string[];
+  defaultParameterSet: string;
+  parameters: ParameterDef[];
+  supportsShouldProcess: boolean;
+  confirmImpact: ConfirmImpact;
+  /** Output type name (declared in Types.xml), or undefined when the cmdlet returns nothing. */
+  outputType?: string;
+  /** True when the cmdlet reports progress (the module then shows Write-Progress). */
+  reportsProgress: boolean;
+  examples: Example[];
+}
+
+export interface PropertyDef {
+  name: string;
+  type: PropertyType;
+  /** For Object and Object[]: the declared type of the element. */
+  typeName?: string;
+}
+
+export interface TypeDef {
+  name: string;
+  properties: PropertyDef[];
+  /** Default table columns, in order. */
+  tableColumns: string[];
+}
+
+export type TypeRegistry = ReadonlyMap<string, TypeDef>;
+
+/** Everything the manifests folder declares. */
+export interface ManifestSet {
+  cmdlets: CmdletManifest[];
+  types: TypeRegistry;
+}

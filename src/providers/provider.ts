@@ -1,0 +1,57 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * A provider takes one role's data out of the infrastructure and puts it back. Every provider
+ * implements this interface and passes the one conformance suite in
+ * test/providers.conformance.test.ts.
+ */
+
+export type ProviderName = 'directory' | 'sqlite' | 'command' | 'postgres';
+
+/** A role as registered in the catalog and recorded in each backup (BackupInfo.xml). */
+export interface RoleDefinition {
+  name: string;
+  provider: ProviderName;
+  /** Lower restores first. */
+  restoreOrder: number;
+  /** directory: the folder. sqlite: the database file. */
+  path?: string;
+  /** command: argv arrays, run without a shell. */
+  exportCommand?: string[];
+  importCommand?: string[];
+  /** command: time limit in seconds (default 3600). */
+  timeoutSeconds?: number;
+  /** postgres: libpq URI; its password never goes on a child's argv. */
+  connectionString?: string;
+}
+
+export interface ProviderContext {
+  signal?: AbortSignal;
+  /** Where to restore instead of the registered location (tests, side-by-side restores). */
+  destination?: string;
+}
+
+export interface ProviderDescription {
+  provider: ProviderName;
+  /** What it backs up, for status lines; never a secret. */
+  source: string;
+}
+
+export interface Provider {
+  describe(): ProviderDescription;
+  /**
+   * The role's data as one byte stream. The stream errors (AzsError, ErrorId naming the provider)
+   * when the export fails, e.g. a command exits non-zero: its stderr is in the message.
+   */
+  export(ctx?: ProviderContext): Promise<Readable>;
+  /**
+   * Put the role back from a stream made by export(). The data is staged and swapped into place only
+   * when the stream ended without error, so a failed or interrupted import leaves the role as it was.
+   */
+  import(data: Readable, ctx?: ProviderContext): Promise<void>;
+  /**
+   * True when import() cannot stage (it hands bytes to a program as they come): the engine then
+   * verifies the whole role file before importing.
+   */
+  readonly streamsIntoDestination: boolean;
+}
