@@ -1,0 +1,44 @@
+import type { AzsError } from '../errors.js';
+import type { ProgressReporter } from '../progress.js';
+
+/**
+ * The contract between the host and a cmdlet file. `cmdlets/<Verb-Noun>.ts` default-exports one
+ * `Cmdlet`; the host loads only the file of the cmdlet asked for.
+ */
+
+/** A PSCredential as the host binds it. */
+export interface Credential {
+  UserName: string;
+  Password: string;
+}
+
+/**
+ * Bound parameters, keyed by the manifest's parameter names (PascalCase). Values are typed:
+ * String → string, String[] → string[], Int32/Int64 → number, Boolean/Switch → boolean,
+ * DateTime → Date, Guid → string, SecureString → string, PSCredential → Credential.
+ * A parameter not given is absent (undefined).
+ */
+export type BoundParameters = Record<string, unknown>;
+
+export interface CmdletContext {
+  params: BoundParameters;
+  /** The parameter set the host resolved. */
+  parameterSetName: string;
+  /**
+   * PowerShell's ShouldProcess: false under -WhatIf (the host prints "What if: Performing the
+   * operation "<action>" on target "<target>"."), and asks on a terminal under -Confirm.
+   */
+  shouldProcess(target: string, action: string): Promise<boolean>;
+  progress: ProgressReporter;
+  /** A non-terminating error (e.g. one failed role of a partial backup); the exit code becomes 3 unless set. */
+  writeError(error: AzsError): void;
+  /** Override the exit code (e.g. 3 for a partial backup that returned its object). */
+  setExitCode(code: number): void;
+  /** AZSBACKUP_HOME, or the user's config folder: where configuration and state live. */
+  home: string;
+  /** Aborted on SIGINT/SIGTERM. */
+  signal: AbortSignal;
+}
+
+/** Returns the output objects (PascalCase properties, as declared in manifests/Types.xml), or nothing. */
+export type Cmdlet = (ctx: CmdletContext) => Promise<unknown[] | unknown | void>;
