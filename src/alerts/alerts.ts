@@ -1,0 +1,170 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { withLock } from '../config/file-lock.js';
+
+/**
+ * Alerts raised by jobs (SPEC section 7). One active alert per type: a repeat refreshes LastSeen.
+ * An alert closes itself when a later job proves its cause gone.
+ */
+
+export type AlertType =
+  | 'ShareCapacity'
+  | 'ShareConnectivity'
+  | 'SharePath'
+  | 'ShareAuthentication'
+  | 'BackupGeneral'
+  | 'CertificateExpiring'
+  | 'BackupOverdue';
+
+export const shareAlertTypes: readonly AlertType[] = ['ShareCapacity', 'ShareConnectivity', 'SharePath', 'ShareAuthentication'];
+
+export interface Alert {
+  Id: string;
+  AlertType: AlertType;
+  Severity: 'Critical' | 'Warning';
+  Title: string;
+  Description: string;
+  Remediation: string[];
+  Status: 'Active' | 'Closed';
+  FirstSeen: string;
+  LastSeen: string;
+  ClosedTime: string | null;
+  BackupName: string | null;
+}
+
+const catalog: Record<AlertType, { severity: Alert['Severity']; title: string; remediation: string[] }> = {
+  ShareCapacity: {
+    severity: 'Critical',
+    title: 'The backup share is out of capacity',
+    remediation: [
+      'Free space on the share, or grow the volume that holds it.',
+      'Lower the retention period (Set-BackupShare -BackupRetentionPeriodInDays) and run Invoke-BackupPrune.',
+      'Run Test-BackupShare to confirm there is room for the retained backups, then Start-InfrastructureBackup.',
+    ],
+  },
+  ShareConnectivity: {
+    severity: 'Critical',
+    title: 'The backup share cannot be reached',
+    remediation: [
+      'Check that the file server is running and its SMB service accepts connections.',
+      'Check the network path and firewalls between this machine and the server (TCP port 445, or the port in the smb:// path).',
+      'Run Test-BackupShare, then Start-InfrastructureBackup.',
+    ],
+  },
+  SharePath: {
+    severity: 'Critical',
+    title: 'The backup share path does not resolve',
+    remediation: [
+      'Check the server, share and folder names in the path (Get-BackupConfiguration).',
+      'Create the share or folder, or set the right one with Set-BackupShare -Path.',
+      'Run Test-BackupShare, then Start-InfrastructureBackup.',
+    ],
+  },
+  ShareAuthentication: {
+    severity: 'Critical',
+    title: 'The backup share refused the credentials',
+    remediation: [
+      'Check that the account is enabled, its password has not expired, and it has write access to the share.',
+      'Update the credential with Set-BackupShare -Credential.',
+      'Run Test-BackupShare, then Start-InfrastructureBackup.',
+    ],
+  },
+  BackupGeneral: {
+    severity: 'Warning',
+    title: 'A backup job failed',
+    remediation: [
+      'Read the error of each failed role: Get-InfrastructureBackup -Name <backup> | Select-Object -ExpandProperty RoleStatus.',
+      'Fix the role\'s source (folder, database or export command) named in the error.',
+      'Run Start-InfrastructureBackup again.',
+    ],
+  },
+  CertificateExpiring: {
+    severity: 'Warning',
+    title: 'The backup encryption certificate expires soon',
+    remediation: [
+      'Make a new certificate with New-EncryptionKey -Certificate and keep its .pfx safe.',
+      'Configure it with Set-BackupShare -EncryptionCertPath.',
+      'Re-wrap retained backups for it with Update-BackupEncryption, or keep the old .pfx to restore them.',
+    ],
+  },
+  BackupOverdue: {
+    severity: 'Warning',
+    title: 'No backup succeeded for twice the backup frequency',
+    remediation: [
+      'Check the scheduler (a systemd timer or cron job running Invoke-BackupScheduler).',
+      'Look at the other active alerts (Get-BackupAlert) for the cause of failed backups.',
+      'Run Start-InfrastructureBackup.',
+    ],
+  },
+};
+
+export class AlertStore {
+  constructor(private readonly home: string) {}
+
+  private get file(): string {
+    return join(this.home, 'alerts.json');
+  }
+
+  list(): Alert[] {
+    try {
+      return JSON.parse(readFileSync(this.file, 'utf8')) as Alert[];
+    } catch {
+      return [];
+    }
+  }
+
+  private async change(fn: (alerts: Alert[]) => void): Promise<void> {
+    mkdirSync(this.home, { recursive: true, mode: 0o700 });
+    await withLock(join(this.home, 'alerts.lock'), 'alerts', () => {
+      const alerts = this.list();
+      fn(alerts);
+      const tmp = `${this.file}.${process.pid}.tmp`;
+      writeFileSync(tmp, JSON.stringify(alerts, null, 2), { mode: 0o600 });
+      renameSync(tmp, this.file);
+    });
+  }
+
+  async raise(type: AlertType, description: string, backupName?: string): Promise<Alert> {
+    const now = new Date().toISOString();
+    let raised!: Alert;
+    await this.change((alerts) => {
+      const active = alerts.find((a) => a.AlertType === type && a.Status === 'Active');
+      if (active) {
+        active.LastSeen = now;
+        active.Description = description;
+        active.BackupName = backupName ?? active.BackupName;
+        raised = active;
+        return;
+      }
+      const def = catalog[type];
+      raised = {
+        Id: randomUUID(),
+        AlertType: type,
+        Severity: def.severity,
+        Title: def.title,
+        Description: description,
+        Remediation: def.remediation,
+        Status: 'Active',
+        FirstSeen: now,
+        LastSeen: now,
+        ClosedTime: null,
+        BackupName: backupName ?? null,
+      };
+      alerts.push(raised);
+    });
+    return raised;
+  }
+
+  async close(types: readonly AlertType[]): Promise<void> {
+    const now = new Date().toISOString();
+    await this.change((alerts) => {
+      for (const a of alerts) {
+        if (a.Status === 'Active' && types.includes(a.AlertType)) {
+          a.Status = 'Closed';
+          a.ClosedTime = now;
+        }
+      }
+    });
+  }
+}

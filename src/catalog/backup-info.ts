@@ -1,0 +1,199 @@
+import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { XMLBuilder, XMLParser } from 'fast-xml-parser';
+import { AzsError, ExitCode } from '../errors.js';
+import type { WrappedKey } from '../crypto/recipient.js';
+import type { ProviderName, RoleDefinition } from '../providers/provider.js';
+
+/**
+ * BackupInfo.xml: what a backup holds and who can open it. docs/FORMAT.md describes it byte for byte.
+ *
+ * The file ends with a <Seal> element carrying a SHA-256 digest and an HMAC-SHA256 of every byte
+ * before it. The digest lets a keyless check notice damage; the HMAC, keyed from the backup's data
+ * key, lets a check with the decryption material notice any deliberate edit as well.
+ */
+
+export const FORMAT_VERSION = 1;
+export const BACKUP_DATA_VERSION = '1.0';
+
+export type BackupStatus = 'Queued' | 'Running' | 'Succeeded' | 'PartialSucceeded' | 'Failed' | 'Skipped' | 'Deleted';
+
+export interface StoredFile {
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+export interface RoleRecord {
+  definition: RoleDefinition;
+  status: BackupStatus;
+  /** Bytes the provider exported. */
+  size: number;
+  durationMs: number;
+  error?: string;
+  files: StoredFile[];
+}
+
+export interface BackupInfo {
+  name: string;
+  status: BackupStatus;
+  createdDateTime: Date;
+  completedDateTime: Date;
+  backupDataVersion: string;
+  compression: string;
+  chunkSize: number;
+  recipients: WrappedKey[];
+  roles: RoleRecord[];
+}
+
+const NS = 'urn:azsbackup:backupinfo:1';
+const SEAL = /<Seal Digest="([0-9a-f]{64})" Mac="([0-9a-f]{64})"\/>\s*<\/BackupInfo>\s*$/;
+
+export function backupInfoMacKey(dataKey: Buffer, backupName: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', dataKey, Buffer.alloc(0), Buffer.from(`AzsBackup BackupInfo v1\0${backupName}`), 32));
+}
+
+function definitionToXml(d: RoleDefinition): Record<string, unknown> {
+  return {
+    '@_Provider': d.provider,
+    '@_RestoreOrder': d.restoreOrder,
+    ...(d.path !== undefined ? { Path: d.path } : {}),
+    ...(d.exportCommand ? { ExportCommand: { Arg: d.exportCommand } } : {}),
+    ...(d.importCommand ? { ImportCommand: { Arg: d.importCommand } } : {}),
+    ...(d.timeoutSeconds !== undefined ? { TimeoutSeconds: d.timeoutSeconds } : {}),
+    ...(d.connectionString !== undefined ? { ConnectionString: d.connectionString } : {}),
+  };
+}
+
+/** The body without its seal; the seal is computed over exactly these bytes. */
+function body(info: BackupInfo): string {
+  const builder = new XMLBuilder({ ignoreAttributes: false, format: true, indentBy: '  ', suppressEmptyNode: true });
+  const doc = {
+    BackupInfo: {
+      '@_xmlns': NS,
+      '@_FormatVersion': FORMAT_VERSION,
+      Name: info.name,
+      Status: info.status,
+      CreatedDateTime: info.createdDateTime.toISOString(),
+      CompletedDateTime: info.completedDateTime.toISOString(),
+      BackupDataVersion: info.backupDataVersion,
+      Encryption: {
+        '@_Cipher': 'AES-256-GCM',
+        '@_ChunkSize': info.chunkSize,
+        '@_Compression': info.compression,
+        Recipient: info.recipients.map((r) => ({
+          '@_Kind': r.kind,
+          '@_Id': r.id,
+          '@_Algorithm': r.algorithm,
+          '#text': r.value.toString('base64'),
+        })),
+      },
+      Roles: {
+        Role: info.roles.map((r) => ({
+          '@_Name': r.definition.name,
+          '@_Status': r.status,
+          '@_Size': r.size,
+          '@_DurationMs': Math.round(r.durationMs),
+          Definition: definitionToXml(r.definition),
+          ...(r.error ? { Error: r.error } : {}),
+          File: r.files.map((f) => ({ '@_Name': f.name, '@_Size': f.size, '@_Sha256': f.sha256 })),
+        })),
+      },
+    },
+  };
+  return `<?xml version="1.0" encoding="utf-8"?>\n${(builder.build(doc) as string).replace(/\n<\/BackupInfo>\n?$/, '\n')}`;
+}
+
+export function serializeBackupInfo(info: BackupInfo, macKey: Buffer): string {
+  const text = body(info);
+  const digest = createHash('sha256').update(text).digest('hex');
+  const mac = createHmac('sha256', macKey).update(text).digest('hex');
+  return `${text}  <Seal Digest="${digest}" Mac="${mac}"/>\n</BackupInfo>\n`;
+}
+
+function damaged(name: string, reason: string): AzsError {
+  return new AzsError(`BackupInfo.xml of backup ${name} is damaged or was changed: ${reason}.`, {
+    errorId: 'BackupInfoTampered',
+    category: 'InvalidData',
+    exitCode: ExitCode.Integrity,
+    targetObject: name,
+    recommendedAction: 'Do not restore from this backup; restore from another one (Get-InfrastructureBackup) and check the share for tampering.',
+  });
+}
+
+export interface ParsedBackupInfo {
+  info: BackupInfo;
+  /** True when the keyless SHA-256 digest matches. */
+  digestValid: boolean;
+  /** Throws BackupInfoTampered unless the HMAC matches under this key. */
+  authenticate(macKey: Buffer): void;
+}
+
+const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+function definitionFromXml(name: string, d: Record<string, unknown>): RoleDefinition {
+  const args = (v: unknown) => (v === undefined ? undefined : asArray((v as { Arg?: unknown }).Arg).map(String));
+  return {
+    name,
+    provider: String(d['@_Provider']) as ProviderName,
+    restoreOrder: Number(d['@_RestoreOrder']),
+    ...(d.Path !== undefined ? { path: String(d.Path) } : {}),
+    ...(d.ExportCommand !== undefined ? { exportCommand: args(d.ExportCommand) } : {}),
+    ...(d.ImportCommand !== undefined ? { importCommand: args(d.ImportCommand) } : {}),
+    ...(d.TimeoutSeconds !== undefined ? { timeoutSeconds: Number(d.TimeoutSeconds) } : {}),
+    ...(d.ConnectionString !== undefined ? { connectionString: String(d.ConnectionString) } : {}),
+  };
+}
+
+export function parseBackupInfo(text: string, expectedName: string): ParsedBackupInfo {
+  const seal = SEAL.exec(text);
+  if (!seal) throw damaged(expectedName, 'its seal is missing or malformed');
+  const signed = text.slice(0, seal.index);
+  const digestValid = createHash('sha256').update(signed).digest('hex') === seal[1];
+  let raw: Record<string, any>;
+  try {
+    const parser = new XMLParser({
+      ignoreAttributes: false,
+      parseTagValue: false,
+      parseAttributeValue: false,
+      trimValues: true,
+      isArray: (name) => ['Recipient', 'Role', 'File', 'Arg'].includes(name),
+    });
+    raw = parser.parse(text).BackupInfo;
+    if (!raw) throw new Error('no BackupInfo element');
+  } catch (e) {
+    throw damaged(expectedName, `it is not readable XML (${(e as Error).message})`);
+  }
+  const enc = raw.Encryption ?? {};
+  const info: BackupInfo = {
+    name: String(raw.Name),
+    status: String(raw.Status) as BackupStatus,
+    createdDateTime: new Date(String(raw.CreatedDateTime)),
+    completedDateTime: new Date(String(raw.CompletedDateTime)),
+    backupDataVersion: String(raw.BackupDataVersion),
+    compression: String(enc['@_Compression']),
+    chunkSize: Number(enc['@_ChunkSize']),
+    recipients: asArray<Record<string, string>>(enc.Recipient).map((r) => ({
+      kind: r['@_Kind'] as WrappedKey['kind'],
+      id: String(r['@_Id']),
+      algorithm: r['@_Algorithm'] as WrappedKey['algorithm'],
+      value: Buffer.from(String(r['#text'] ?? ''), 'base64'),
+    })),
+    roles: asArray<Record<string, any>>(raw.Roles?.Role).map((r) => ({
+      definition: definitionFromXml(String(r['@_Name']), r.Definition ?? {}),
+      status: String(r['@_Status']) as BackupStatus,
+      size: Number(r['@_Size']),
+      durationMs: Number(r['@_DurationMs']),
+      ...(r.Error !== undefined ? { error: String(r.Error) } : {}),
+      files: asArray<Record<string, string>>(r.File).map((f) => ({ name: String(f['@_Name']), size: Number(f['@_Size']), sha256: String(f['@_Sha256']) })),
+    })),
+  };
+  if (info.name !== expectedName) throw damaged(expectedName, `it names backup ${info.name}`);
+  return {
+    info,
+    digestValid,
+    authenticate(macKey: Buffer) {
+      const mac = createHmac('sha256', macKey).update(signed).digest();
+      if (!timingSafeEqual(mac, Buffer.from(seal[2]!, 'hex'))) throw damaged(expectedName, 'its authentication code does not match');
+    },
+  };
+}

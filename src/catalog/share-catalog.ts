@@ -1,0 +1,91 @@
+import { AzsError } from '../errors.js';
+import type { Target } from '../targets/target.js';
+import { parseBackupInfo, type ParsedBackupInfo } from './backup-info.js';
+import {
+  DELETING_SUFFIX,
+  INFO_FILE,
+  ROOT,
+  backupFolder,
+  isBackupName,
+  isStampFolder,
+  stampTime,
+} from './layout.js';
+
+/** The backups and leftovers found under MASBackup on one share. */
+
+export interface BackupEntry {
+  name: string;
+  stamp: string;
+  /** Folder relative to the share root. */
+  folder: string;
+  time: Date;
+}
+
+export interface ShareListing {
+  /** Complete backups (a GUID folder holding BackupInfo.xml), newest first. */
+  backups: BackupEntry[];
+  /** Folders of interrupted writes or removals, and empty stamp folders: prune removes them. */
+  leftovers: string[];
+}
+
+async function readText(target: Target, path: string): Promise<string> {
+  const stream = await target.read(path);
+  const parts: Buffer[] = [];
+  for await (const part of stream) parts.push(part as Buffer);
+  return Buffer.concat(parts).toString('utf8');
+}
+
+export async function listShare(target: Target): Promise<ShareListing> {
+  const backups: BackupEntry[] = [];
+  const leftovers: string[] = [];
+  for (const stampEntry of await target.list(ROOT)) {
+    if (!stampEntry.isDirectory || !isStampFolder(stampEntry.name)) continue;
+    const stamp = stampEntry.name;
+    const children = await target.list(`${ROOT}/${stamp}`);
+    if (children.length === 0) leftovers.push(`${ROOT}/${stamp}`);
+    for (const child of children) {
+      const folder = `${ROOT}/${stamp}/${child.name}`;
+      if (child.isDirectory && isBackupName(child.name) && (await target.stat(`${folder}/${INFO_FILE}`))) {
+        backups.push({ name: child.name.toLowerCase(), stamp, folder, time: stampTime(stamp) });
+      } else {
+        leftovers.push(folder);
+      }
+    }
+  }
+  backups.sort((a, b) => b.time.getTime() - a.time.getTime() || a.name.localeCompare(b.name));
+  return { backups, leftovers };
+}
+
+export function backupNotFound(name: string, location: string): AzsError {
+  return new AzsError(`No backup named ${name} on ${location}.`, {
+    errorId: 'BackupNotFound',
+    category: 'ObjectNotFound',
+    targetObject: name,
+    recommendedAction: 'List the backups with Get-InfrastructureBackup (give -Path for a share other than the configured one).',
+  });
+}
+
+export async function findBackup(target: Target, name: string): Promise<BackupEntry> {
+  const wanted = name.toLowerCase();
+  const entry = (await listShare(target)).backups.find((b) => b.name === wanted);
+  if (!entry) throw backupNotFound(name, target.location);
+  return entry;
+}
+
+export async function readBackupInfo(target: Target, entry: BackupEntry): Promise<ParsedBackupInfo> {
+  return parseBackupInfo(await readText(target, `${entry.folder}/${INFO_FILE}`), entry.name);
+}
+
+/** Removes a backup so that an interruption never leaves a half-deleted backup that lists. */
+export async function removeBackup(target: Target, entry: BackupEntry): Promise<void> {
+  const aside = `${entry.folder}${DELETING_SUFFIX}`;
+  await target.rename(entry.folder, aside);
+  await target.delete(aside);
+  await removeIfEmpty(target, `${ROOT}/${entry.stamp}`);
+}
+
+export async function removeIfEmpty(target: Target, folder: string): Promise<void> {
+  if ((await target.list(folder)).length === 0) await target.delete(folder);
+}
+
+export { backupFolder };

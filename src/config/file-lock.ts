@@ -1,0 +1,160 @@
+import { closeSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { AzsError } from '../errors.js';
+
+/**
+ * An exclusive lock held as a file created with O_EXCL. The file names its holder (pid and the
+ * process's start time, so a recycled pid is not mistaken for the holder); a lock whose holder is
+ * dead is stale and is taken over. Used for the one-job-at-a-time rule and around configuration
+ * read-modify-write cycles.
+ */
+
+export interface LockOwner {
+  pid: number;
+  /** Kernel start time of the process (clock ticks since boot), guards against pid reuse. */
+  startTime: string | null;
+  hostname: string;
+  acquiredAt: string;
+  /** What holds it: "backup 6f1c...", "configuration". */
+  purpose: string;
+}
+
+export interface HeldLock {
+  readonly path: string;
+  /** Hand the lock to another process (a detached job runner). */
+  transferTo(pid: number): void;
+  release(): void;
+}
+
+export function processStartTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 22 (starttime); fields after the parenthesised command name, which may contain spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export function isAlive(owner: Pick<LockOwner, 'pid' | 'startTime' | 'hostname'>): boolean {
+  if (owner.hostname !== hostname()) return true; // cannot tell; assume alive
+  try {
+    process.kill(owner.pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
+  }
+  const start = processStartTime(owner.pid);
+  return owner.startTime === null || start === null || start === owner.startTime;
+}
+
+function ownerFor(pid: number, purpose: string): LockOwner {
+  return { pid, startTime: processStartTime(pid), hostname: hostname(), acquiredAt: new Date().toISOString(), purpose };
+}
+
+export function readLockOwner(path: string): LockOwner | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as LockOwner;
+  } catch {
+    return undefined;
+  }
+}
+
+function createExclusive(path: string, owner: LockOwner): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
+  try {
+    writeSync(fd, JSON.stringify(owner));
+  } finally {
+    closeSync(fd);
+  }
+  return true;
+}
+
+/** Moves a stale lock aside; false when someone else changed it meanwhile. */
+function breakStale(path: string, seen: LockOwner | undefined): boolean {
+  const aside = `${path}.stale-${process.pid}-${Date.now()}`;
+  try {
+    renameSync(path, aside);
+  } catch {
+    return false;
+  }
+  const moved = readLockOwner(aside);
+  const same = seen === undefined ? moved === undefined : moved !== undefined && moved.pid === seen.pid && moved.acquiredAt === seen.acquiredAt;
+  if (!same && moved && isAlive(moved)) {
+    // We moved a live holder's fresh lock: put it back unless a newer one exists.
+    try { linkSync(aside, path); } catch { /* a newer holder exists */ }
+  }
+  try { unlinkSync(aside); } catch { /* already gone */ }
+  return same || !moved || !isAlive(moved);
+}
+
+export interface TryLockResult {
+  lock?: HeldLock;
+  holder?: LockOwner;
+}
+
+/** Takes the lock if it is free or stale; otherwise returns its live holder. */
+export function tryLock(path: string, purpose: string): TryLockResult {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const mine = ownerFor(process.pid, purpose);
+    if (createExclusive(path, mine)) return { lock: heldLock(path, mine) };
+    const holder = readLockOwner(path);
+    if (holder && isAlive(holder)) return { holder };
+    breakStale(path, holder);
+  }
+  return { holder: readLockOwner(path) };
+}
+
+function heldLock(path: string, initial: LockOwner): HeldLock {
+  let owner = initial;
+  let released = false;
+  return {
+    path,
+    transferTo(pid: number) {
+      owner = ownerFor(pid, owner.purpose);
+      const tmp = `${path}.transfer-${process.pid}`;
+      const fd = openSync(tmp, 'w', 0o600);
+      try { writeSync(fd, JSON.stringify(owner)); } finally { closeSync(fd); }
+      renameSync(tmp, path);
+      released = true; // no longer ours to release
+    },
+    release() {
+      if (released) return;
+      released = true;
+      const current = readLockOwner(path);
+      if (current && current.pid === owner.pid && current.acquiredAt === owner.acquiredAt) {
+        try { unlinkSync(path); } catch { /* gone */ }
+      }
+    },
+  };
+}
+
+/** Waits (briefly) for a short-lived lock such as the configuration's. */
+export async function withLock<T>(path: string, purpose: string, fn: () => Promise<T> | T, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { lock, holder } = tryLock(path, purpose);
+    if (lock) {
+      try {
+        return await fn();
+      } finally {
+        lock.release();
+      }
+    }
+    if (Date.now() > deadline) {
+      throw new AzsError(`Timed out waiting for the lock ${path}, held by process ${holder?.pid} (${holder?.purpose}).`, {
+        errorId: 'LockTimeout',
+        category: 'ResourceBusy',
+        targetObject: path,
+        recommendedAction: 'Wait for the other AzsBackup command to finish, then try again.',
+      });
+    }
+    await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
+  }
+}

@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { AzsError } from '../errors.js';
+import { openSecret, sealSecret } from '../crypto/secret-box.js';
+import type { RoleDefinition } from '../providers/provider.js';
+import { withLock } from './file-lock.js';
+
+/**
+ * The configuration under AZSBACKUP_HOME: where backups go, how they are encrypted, the schedule and
+ * the role catalog. Written through conf (atomic writes) under a lock, so concurrent writers cannot
+ * lose each other's changes; read straight from the JSON file, because loading conf (and its JSON
+ * schema validator) costs more start-up time than a whole `Get-BackupConfiguration`.
+ *
+ * Secrets (the share password, the symmetric key, database passwords) are sealed with AES-256-GCM
+ * under a key kept in a separate owner-only file: a copied or leaked config.json reveals nothing.
+ */
+
+export type Sealed = { sealed: string };
+
+export interface CertificateRecipient {
+  mode: 'Certificate';
+  thumbprint: string;
+  subject: string;
+  notBefore: string;
+  notAfter: string;
+  publicKeyPem: string;
+}
+
+export interface KeyRecipient {
+  mode: 'Key';
+  keyId: string;
+  key: Sealed;
+}
+
+export type EncryptionSettings = CertificateRecipient | KeyRecipient;
+
+export interface StoredRole extends Omit<RoleDefinition, 'databasePassword'> {
+  databasePassword?: Sealed;
+}
+
+export interface StoredConfig {
+  share?: { path: string; userName?: string; password?: Sealed };
+  encryption?: EncryptionSettings;
+  scheduler: { enabled: boolean; frequencyInHours: number; retentionPeriodInDays: number };
+  roles: StoredRole[];
+  lastBackupTime?: string;
+  lastSuccessfulBackupTime?: string;
+  /** Size of the last successful backup, for the capacity check. */
+  lastBackupSize?: number;
+}
+
+export const defaultConfig = (): StoredConfig => ({
+  scheduler: { enabled: false, frequencyInHours: 12, retentionPeriodInDays: 7 },
+  roles: [],
+});
+
+const CONFIG_NAME = 'config';
+
+export class ConfigStore {
+  readonly home: string;
+  constructor(home: string) {
+    this.home = home;
+  }
+
+  get file(): string {
+    return join(this.home, `${CONFIG_NAME}.json`);
+  }
+
+  private ensureHome(): void {
+    mkdirSync(this.home, { recursive: true, mode: 0o700 });
+    chmodSync(this.home, 0o700);
+  }
+
+  read(): StoredConfig {
+    let text: string;
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return defaultConfig();
+      throw e;
+    }
+    try {
+      return { ...defaultConfig(), ...(JSON.parse(text) as Partial<StoredConfig>) };
+    } catch (e) {
+      throw new AzsError(`The configuration file ${this.file} is not valid JSON: ${(e as Error).message}`, {
+        errorId: 'ConfigurationCorrupt',
+        category: 'InvalidData',
+        exitCode: 1,
+        targetObject: this.file,
+        recommendedAction: 'Restore the file from a copy, or run Clear-BackupConfiguration and configure again.',
+      });
+    }
+  }
+
+  /** Read-modify-write under the configuration lock; returns what was written. */
+  async update(change: (current: StoredConfig) => StoredConfig): Promise<StoredConfig> {
+    this.ensureHome();
+    return withLock(join(this.home, 'config.lock'), 'configuration', async () => {
+      const next = change(this.read());
+      const { default: Conf } = await import('conf');
+      const conf = new Conf<Record<string, unknown>>({
+        cwd: this.home,
+        configName: CONFIG_NAME,
+        configFileMode: 0o600,
+        clearInvalidConfig: false,
+      });
+      conf.store = next as unknown as Record<string, unknown>;
+      chmodSync(this.file, 0o600);
+      return next;
+    });
+  }
+
+  seal(plaintext: string, context: string): Sealed {
+    return { sealed: sealSecret(plaintext, this.sealingKey(), context) };
+  }
+
+  open(value: Sealed, context: string): string {
+    return openSecret(value.sealed, this.sealingKey(), context);
+  }
+
+  /** The key that seals secrets at rest; made on first use, readable only by the owner. */
+  private sealingKey(): Buffer {
+    this.ensureHome();
+    const file = join(this.home, 'seal.key');
+    if (!existsSync(file)) {
+      try {
+        const fd = openSync(file, 'wx', 0o600);
+        try { writeSync(fd, randomBytes(32).toString('base64')); } finally { closeSync(fd); }
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+    }
+    const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
+    if (key.length !== 32) {
+      throw new AzsError(`The sealing key ${file} is damaged.`, {
+        errorId: 'SealingKeyCorrupt',
+        category: 'InvalidData',
+        exitCode: 1,
+        targetObject: file,
+        recommendedAction: 'Run Clear-BackupConfiguration and set the share and encryption again.',
+      });
+    }
+    return key;
+  }
+}

@@ -1,0 +1,55 @@
+import { AzsError, ExitCode } from '../errors.js';
+import { unwrapWithPrivateKey, unwrapWithSymmetricKey, wrapForCertificate, wrapForSymmetricKey } from './key-wrap.js';
+
+/**
+ * Who can open a backup. A backup's data key is wrapped once per recipient; the wrapped keys are
+ * recorded in BackupInfo.xml with the recipient's id (certificate thumbprint or key id).
+ */
+
+export type EncryptFor =
+  | { kind: 'Certificate'; thumbprint: string; publicKeyPem: string }
+  | { kind: 'Key'; keyId: string; key: Buffer };
+
+export type DecryptWith =
+  | { kind: 'Certificate'; thumbprint: string; privateKeyPem: string }
+  | { kind: 'Key'; keyId: string; key: Buffer };
+
+export interface WrappedKey {
+  kind: 'Certificate' | 'Key';
+  /** Thumbprint or key id. */
+  id: string;
+  algorithm: 'RSA-OAEP-SHA256' | 'AES256-KW-HKDF-SHA256';
+  value: Buffer;
+}
+
+export function wrapFor(recipient: EncryptFor, dataKey: Buffer, backupName: string): WrappedKey {
+  return recipient.kind === 'Certificate'
+    ? { kind: 'Certificate', id: recipient.thumbprint, algorithm: 'RSA-OAEP-SHA256', value: wrapForCertificate(dataKey, recipient.publicKeyPem) }
+    : { kind: 'Key', id: recipient.keyId, algorithm: 'AES256-KW-HKDF-SHA256', value: wrapForSymmetricKey(dataKey, recipient.key, backupName) };
+}
+
+export function materialId(material: DecryptWith): string {
+  return material.kind === 'Certificate' ? material.thumbprint : material.keyId;
+}
+
+/** Finds the wrapped key meant for this material and unwraps it; exit 12 when there is none or it fails. */
+export function unwrapWith(material: DecryptWith, wrapped: readonly WrappedKey[], backupName: string): Buffer {
+  const id = materialId(material);
+  const mine = wrapped.find((w) => w.kind === material.kind && w.id.toUpperCase() === id.toUpperCase());
+  if (!mine) {
+    const recorded = wrapped.map((w) => `${w.kind === 'Certificate' ? 'certificate' : 'key'} ${w.id}`).join(', ') || 'nobody';
+    throw new AzsError(
+      `Backup ${backupName} was not encrypted for the ${material.kind === 'Certificate' ? 'certificate' : 'key'} given (${id}); it was encrypted for ${recorded}.`,
+      {
+        errorId: 'WrongDecryptionMaterial',
+        category: 'SecurityError',
+        exitCode: ExitCode.Integrity,
+        targetObject: backupName,
+        recommendedAction: 'Give the .pfx of the certificate, or the key, whose thumbprint or key id the backup records (Get-InfrastructureBackup shows it).',
+      },
+    );
+  }
+  return mine.kind === 'Certificate' && material.kind === 'Certificate'
+    ? unwrapWithPrivateKey(mine.value, material.privateKeyPem)
+    : unwrapWithSymmetricKey(mine.value, (material as { key: Buffer }).key, backupName);
+}

@@ -1,0 +1,180 @@
+import { randomUUID } from 'node:crypto';
+import { pipeline, Readable } from 'node:stream';
+import { AzsError, isAzsError } from '../errors.js';
+import { serializeBackupInfo, backupInfoMacKey, BACKUP_DATA_VERSION, type BackupInfo, type RoleRecord } from '../catalog/backup-info.js';
+import { INFO_FILE, ROOT, backupFolder, partialFolder, roleFileName, stampOf } from '../catalog/layout.js';
+import { newDataKey } from '../crypto/key-wrap.js';
+import { wrapFor, type EncryptFor } from '../crypto/recipient.js';
+import { createHashTap, sealRoleStream, COMPRESSION, CHUNK_SIZE } from '../pipeline/role-stream.js';
+import { createProvider } from '../providers/index.js';
+import type { RoleDefinition } from '../providers/provider.js';
+import type { ProgressReporter } from '../progress.js';
+import type { Target } from '../targets/target.js';
+import { recordFromInfo, type BackupRecord, type RoleStatusRecord } from './backup-record.js';
+import { countBytes } from './byte-counter.js';
+import { mapConcurrent } from './concurrency.js';
+
+/**
+ * One backup: every role flows provider → compress → encrypt → share, concurrently up to a bound,
+ * into `<Name>.partial`; BackupInfo.xml is written last and the folder renamed to its final name, so
+ * a backup lists only once it is complete. A role that fails leaves the others going (the backup is
+ * PartialSucceeded); a share that fails stops everything (the error carries its alert type).
+ */
+
+export interface BackupRequest {
+  target: Target;
+  sharePath: string;
+  recipient: EncryptFor;
+  roles: RoleDefinition[];
+  progress: ProgressReporter;
+  signal?: AbortSignal;
+  /** Roles exported at once (default 2: one per core). */
+  concurrency?: number;
+  name?: string;
+  createdDateTime?: Date;
+  /** Called as the backup advances, so a background job can publish its progress. */
+  onUpdate?(record: BackupRecord): void;
+}
+
+export interface BackupOutcome {
+  record: BackupRecord;
+  /** The failures of individual roles, for non-terminating error records. */
+  roleErrors: AzsError[];
+}
+
+function roleFailed(role: string, error: unknown): AzsError {
+  if (isAzsError(error)) return error;
+  return new AzsError(`Role ${role} failed: ${(error as Error).message}`, {
+    errorId: 'RoleBackupFailed',
+    category: 'NotSpecified',
+    targetObject: role,
+    cause: error,
+  });
+}
+
+export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
+  const name = req.name ?? randomUUID();
+  const created = req.createdDateTime ?? new Date();
+  const stamp = stampOf(created);
+  const staging = partialFolder(stamp, name);
+  const dataKey = newDataKey();
+  const recipients = [wrapFor(req.recipient, dataKey, name)];
+  const activity = `Backup ${name}`;
+
+  const statuses: RoleStatusRecord[] = req.roles.map((r) => ({
+    RoleName: r.name, Provider: r.provider, Status: 'Queued', Size: 0, StoredSize: 0, Duration: 0, Error: null,
+  }));
+  const snapshot = (status: BackupRecord['Status'], progress: string | null): BackupRecord => ({
+    Name: name,
+    Status: status,
+    RoleStatus: statuses.map((s) => ({ ...s })),
+    CreatedDateTime: created.toISOString(),
+    TimeTakenToCreate: Date.now() - created.getTime(),
+    BackupDataVersion: BACKUP_DATA_VERSION,
+    EncryptionCertThumbprint: req.recipient.kind === 'Certificate' ? req.recipient.thumbprint : null,
+    EncryptionKeyId: req.recipient.kind === 'Key' ? req.recipient.keyId : null,
+    Size: statuses.reduce((n, s) => n + s.StoredSize, 0),
+    IsCloudRecoveryReady: false,
+    SharePath: req.sharePath,
+    Progress: progress,
+  });
+  let done = 0;
+  const publish = (message: string) => {
+    const percent = req.roles.length ? Math.floor((done / req.roles.length) * 100) : 100;
+    req.progress.report({ activity, status: message, percentComplete: percent, id: 0 });
+    req.onUpdate?.(snapshot('Running', `${done} of ${req.roles.length} roles done. ${message}`));
+  };
+
+  await req.target.mkdir(staging);
+  publish('Starting');
+  const shareFailure: { error?: AzsError } = {};
+  const records: RoleRecord[] = new Array(req.roles.length);
+
+  await mapConcurrent(req.roles, req.concurrency ?? 2, async (role, i) => {
+    const status = statuses[i]!;
+    const started = Date.now();
+    status.Status = 'Running';
+    const file = roleFileName(role.name);
+    let exported = 0;
+    try {
+      if (shareFailure.error) throw shareFailure.error;
+      const provider = await createProvider(role);
+      const source = await provider.export({ signal: req.signal });
+      const counter = countBytes((n) => {
+        exported = n;
+        status.Size = n;
+        req.progress.report({ activity: `Role ${role.name}`, status: `${(n / 1048576).toFixed(1)} MB exported`, id: i + 1, parentId: 0 });
+      });
+      const seal = sealRoleStream({ dataKey, backupName: name, roleName: role.name, fileName: file });
+      const tap = createHashTap();
+      const stored = pipeline(source, counter, seal, tap, () => {});
+      await req.target.write(`${staging}/${file}`, stored);
+      const digest = tap.digest();
+      status.Status = 'Succeeded';
+      status.StoredSize = digest.bytes;
+      records[i] = {
+        definition: role, status: 'Succeeded', size: exported, durationMs: Date.now() - started,
+        files: [{ name: file, size: digest.bytes, sha256: digest.sha256 }],
+      };
+    } catch (e) {
+      const error = roleFailed(role.name, e);
+      if (error.alertType) shareFailure.error ??= error;
+      status.Status = 'Failed';
+      status.Error = error.message;
+      records[i] = { definition: role, status: 'Failed', size: exported, durationMs: Date.now() - started, error: error.message, files: [] };
+      if (!error.alertType) await req.target.delete(`${staging}/${file}`).catch(() => {});
+    } finally {
+      status.Duration = Date.now() - started;
+      done++;
+      req.progress.report({ activity: `Role ${role.name}`, status: status.Status, id: i + 1, parentId: 0, completed: true });
+      publish(`${role.name}: ${status.Status}`);
+    }
+  });
+
+  if (shareFailure.error) {
+    // The share itself failed: nothing can be committed. Leave the partial folder for prune; a
+    // failed share may not even let us delete it.
+    await req.target.delete(staging).catch(() => {});
+    throw shareFailure.error;
+  }
+
+  const failed = records.filter((r) => r.status === 'Failed');
+  const status: BackupRecord['Status'] = failed.length === 0 ? 'Succeeded' : failed.length === records.length ? 'Failed' : 'PartialSucceeded';
+  const roleErrors = failed.map((r) => new AzsError(`Role ${r.definition.name} failed: ${r.error}`, {
+    errorId: 'RoleBackupFailed', category: 'NotSpecified', targetObject: r.definition.name,
+    recommendedAction: 'Fix the role\'s source named in the message, then run Start-InfrastructureBackup again.',
+  }));
+
+  if (status === 'Failed') {
+    await req.target.delete(staging).catch(() => {});
+    await removeEmptyStamp(req.target, stamp);
+    const record = snapshot('Failed', 'Every role failed; nothing was written to the share.');
+    record.TimeTakenToCreate = Date.now() - created.getTime();
+    return { record, roleErrors };
+  }
+
+  const info: BackupInfo = {
+    name,
+    status,
+    createdDateTime: created,
+    completedDateTime: new Date(),
+    backupDataVersion: BACKUP_DATA_VERSION,
+    compression: COMPRESSION,
+    chunkSize: CHUNK_SIZE,
+    recipients,
+    roles: records,
+  };
+  await req.target.write(`${staging}/${INFO_FILE}`, readableOf(serializeBackupInfo(info, backupInfoMacKey(dataKey, name))));
+  await req.target.rename(staging, backupFolder(stamp, name));
+  req.progress.report({ activity, status: status, percentComplete: 100, id: 0, completed: true });
+  return { record: recordFromInfo(info, req.sharePath), roleErrors };
+}
+
+async function removeEmptyStamp(target: Target, stamp: string): Promise<void> {
+  const folder = `${ROOT}/${stamp}`;
+  if ((await target.list(folder).catch(() => [1])).length === 0) await target.delete(folder).catch(() => {});
+}
+
+function readableOf(text: string): Readable {
+  return Readable.from([Buffer.from(text, 'utf8')]);
+}

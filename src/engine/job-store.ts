@@ -1,0 +1,66 @@
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { isAlive } from '../config/file-lock.js';
+import type { BackupRecord } from './backup-record.js';
+
+/**
+ * Local job history: one file per backup job, so a job running in the background and the commands
+ * that read its progress never contend for one file. The share stays the truth for what exists;
+ * this adds what the share cannot say (a running job's progress, a failed job's errors).
+ */
+
+export interface JobRecord extends BackupRecord {
+  /** The process running the job, while it runs. */
+  Pid?: number;
+  PidStartTime?: string | null;
+}
+
+export class JobStore {
+  constructor(private readonly home: string) {}
+
+  private get dir(): string {
+    return join(this.home, 'jobs');
+  }
+
+  save(job: JobRecord): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const file = join(this.dir, `${job.Name}.json`);
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(job), { mode: 0o600 });
+    renameSync(tmp, file);
+  }
+
+  get(name: string): JobRecord | undefined {
+    try {
+      return this.settle(JSON.parse(readFileSync(join(this.dir, `${name.toLowerCase()}.json`), 'utf8')) as JobRecord);
+    } catch {
+      return undefined;
+    }
+  }
+
+  list(): JobRecord[] {
+    let files: string[];
+    try {
+      files = readdirSync(this.dir).filter((f) => f.endsWith('.json'));
+    } catch {
+      return [];
+    }
+    return files.map((f) => this.get(f.slice(0, -5))).filter((j): j is JobRecord => j !== undefined);
+  }
+
+  remove(name: string): void {
+    rmSync(join(this.dir, `${name.toLowerCase()}.json`), { force: true });
+  }
+
+  /** A job whose process died without finishing was interrupted: it failed. */
+  private settle(job: JobRecord): JobRecord {
+    if ((job.Status === 'Running' || job.Status === 'Queued') && job.Pid !== undefined) {
+      if (!isAlive({ pid: job.Pid, startTime: job.PidStartTime ?? null, hostname: hostname() })) {
+        return { ...job, Status: 'Failed', Progress: 'The job was interrupted: its process ended before the backup completed.' };
+      }
+    }
+    return job;
+  }
+}
+
