@@ -1,0 +1,238 @@
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { execa, type ResultPromise } from 'execa';
+import { AzsError, ExitCode, isAzsError } from '../errors.js';
+
+/**
+ * Runs one external program for a provider: never through a shell, in its own process group so a
+ * time-out or cancellation also ends whatever it spawned (a script's `tar | gzip` would otherwise
+ * keep the pipe open and the stream would never end), with the tail of its stderr kept for the
+ * error message.
+ */
+
+export interface ProgramSpec {
+  /** [file, ...args]; passed to the kernel as is. */
+  argv: readonly string[];
+  /** Merged over the inherited environment; an undefined value removes the variable. */
+  env?: Record<string, string | undefined>;
+  /** Undefined means no limit. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Prefix of the ErrorIds raised, e.g. 'CommandProvider'. */
+  errorPrefix: string;
+  /** What to call the program in messages, e.g. "export command 'tar'". */
+  label: string;
+}
+
+/** Bounded, so a chatty program cannot fill memory; the end of stderr is where the reason usually is. */
+export const STDERR_TAIL_BYTES = 4096;
+const KILL_GRACE_MS = 5000;
+
+class Tail {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    while (this.size - (this.chunks[0]?.length ?? 0) >= STDERR_TAIL_BYTES) {
+      this.size -= this.chunks.shift()!.length;
+    }
+  }
+  text(): string {
+    const all = Buffer.concat(this.chunks);
+    const cut = all.length > STDERR_TAIL_BYTES ? all.subarray(all.length - STDERR_TAIL_BYTES) : all;
+    return (all.length > STDERR_TAIL_BYTES ? '…' : '') + cut.toString('utf8').trim();
+  }
+}
+
+type StopReason = 'timeout' | 'aborted' | 'consumer-closed' | 'input-failed';
+
+/** Process groups still alive, so they die with us even when we exit without cleaning up. */
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+function trackGroup(pid: number): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const g of liveGroups) killGroup(g, 'SIGKILL');
+    });
+  }
+  liveGroups.add(pid);
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+interface Running {
+  child: ResultPromise;
+  tail: Tail;
+  stop(reason: StopReason, signal?: NodeJS.Signals): void;
+  reason(): StopReason | undefined;
+  dispose(): void;
+}
+
+function start(spec: ProgramSpec, mode: 'export' | 'import'): Running {
+  const [file, ...args] = spec.argv;
+  if (!file) throw new Error('ProgramSpec.argv is empty'); // validated earlier; a bug if reached
+  const child = execa(file, args, {
+    stdin: mode === 'import' ? 'pipe' : 'ignore',
+    stdout: mode === 'export' ? 'pipe' : 'ignore',
+    stderr: 'pipe',
+    buffer: false,
+    reject: false,
+    shell: false,
+    detached: true,
+    cleanup: false,
+    env: spec.env,
+    extendEnv: true,
+  });
+  const tail = new Tail();
+  child.stderr?.on('data', (c: Buffer) => tail.push(c));
+
+  let stopReason: StopReason | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let forceTimer: NodeJS.Timeout | undefined;
+  const pid = child.pid;
+  if (pid !== undefined) trackGroup(pid);
+
+  const stop = (reason: StopReason, signal: NodeJS.Signals = 'SIGTERM'): void => {
+    if (pid === undefined || !liveGroups.has(pid)) return;
+    stopReason ??= reason;
+    killGroup(pid, signal);
+    if (signal !== 'SIGKILL' && !forceTimer) {
+      forceTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), KILL_GRACE_MS);
+      forceTimer.unref();
+    }
+  };
+  if (spec.timeoutMs !== undefined) {
+    timer = setTimeout(() => stop('timeout'), spec.timeoutMs);
+    timer.unref();
+  }
+  const onAbort = (): void => stop('aborted');
+  if (spec.signal) {
+    if (spec.signal.aborted) queueMicrotask(onAbort);
+    else spec.signal.addEventListener('abort', onAbort, { once: true });
+  }
+  const dispose = (): void => {
+    if (timer) clearTimeout(timer);
+    if (forceTimer) clearTimeout(forceTimer);
+    spec.signal?.removeEventListener('abort', onAbort);
+    if (pid !== undefined) {
+      // The leader is gone; anything it left behind in its group goes too.
+      killGroup(pid, 'SIGKILL');
+      liveGroups.delete(pid);
+    }
+  };
+  return { child, tail, stop, reason: () => stopReason, dispose };
+}
+
+interface Outcome {
+  failed: boolean;
+  exitCode?: number;
+  signal?: string;
+  code?: string;
+  shortMessage?: string;
+}
+
+function failure(spec: ProgramSpec, run: Running, r: Outcome): AzsError | undefined {
+  const reason = run.reason();
+  const stderr = run.tail.text();
+  const withStderr = (s: string): string => (stderr ? `${s}. stderr: ${stderr}` : `${s}; it wrote nothing to stderr`);
+  if (reason === 'timeout') {
+    return new AzsError(withStderr(`The ${spec.label} did not finish within its time limit of ${(spec.timeoutMs ?? 0) / 1000} s and was killed`), {
+      errorId: `${spec.errorPrefix}Timeout`,
+      category: 'OperationTimeout',
+      targetObject: spec.argv[0],
+      recommendedAction: 'Find out why the program is slow or stuck, or raise the role\'s time limit (TimeoutSeconds).',
+    });
+  }
+  if (reason === 'aborted') {
+    return new AzsError(`The ${spec.label} was stopped because the job was cancelled`, {
+      errorId: `${spec.errorPrefix}Cancelled`,
+      category: 'OperationStopped',
+      targetObject: spec.argv[0],
+    });
+  }
+  if (!r.failed) return undefined;
+  if (r.code === 'ENOENT' || r.code === 'EACCES') {
+    return new AzsError(`The ${spec.label} could not be started (${r.code}): ${r.shortMessage ?? ''}`.trim(), {
+      errorId: `${spec.errorPrefix}ProgramNotFound`,
+      category: 'ObjectNotFound',
+      exitCode: ExitCode.Failure,
+      targetObject: spec.argv[0],
+      recommendedAction: 'Give the program as an absolute path to an executable file, or install it on this machine.',
+    });
+  }
+  const how = r.exitCode !== undefined ? `exited with code ${r.exitCode}` : r.signal ? `was killed by ${r.signal}` : `failed (${r.shortMessage ?? 'unknown reason'})`;
+  return new AzsError(withStderr(`The ${spec.label} ${how}`), {
+    errorId: `${spec.errorPrefix}Failed`,
+    category: 'InvalidOperation',
+    exitCode: ExitCode.Failure,
+    targetObject: spec.argv[0],
+    recommendedAction: 'Read the program\'s stderr above, fix the cause and run the job again.',
+  });
+}
+
+/**
+ * Starts the program and returns its stdout. The stream ends only after the program exited 0; any
+ * other outcome destroys it with an AzsError. Destroying the stream stops the program.
+ */
+export function exportFromProgram(spec: ProgramSpec): Readable {
+  const run = start(spec, 'export');
+  const out = new PassThrough();
+  let settled = false;
+  run.child.stdout!.pipe(out, { end: false });
+  out.on('close', () => {
+    if (!settled) run.stop('consumer-closed');
+  });
+  void run.child.then((r) => {
+    settled = true;
+    run.dispose();
+    const err = failure(spec, run, r as Outcome);
+    if (err) out.destroy(err);
+    else out.end();
+  });
+  return out;
+}
+
+/**
+ * Runs the program with `data` on its stdin and resolves when it exited 0 after reading it. If
+ * `data` fails, the program is killed at once (SIGKILL, so it cannot mistake the closed pipe for a
+ * clean end of input and commit half of it) and the data's error is thrown.
+ */
+export async function importIntoProgram(spec: ProgramSpec, data: Readable): Promise<void> {
+  const run = start(spec, 'import');
+  let inputError: unknown;
+  // Registered before pipeline() so the kill happens before stdin is closed.
+  const onDataError = (e: unknown): void => {
+    inputError ??= e;
+    run.stop('input-failed', 'SIGKILL');
+  };
+  data.once('error', onDataError);
+  const feeding = pipeline(data, run.child.stdin!).catch((e: unknown) => {
+    // A program that exits early breaks the pipe; its exit status tells the real story.
+    const code = (e as NodeJS.ErrnoException)?.code;
+    if (code !== 'EPIPE' && code !== 'ERR_STREAM_PREMATURE_CLOSE' && code !== 'ERR_STREAM_DESTROYED') onDataError(e);
+  });
+  const r = (await run.child) as Outcome;
+  await feeding;
+  run.dispose();
+  data.off('error', onDataError);
+  if (inputError !== undefined && run.reason() !== 'timeout' && run.reason() !== 'aborted') {
+    if (isAzsError(inputError)) throw inputError;
+    throw new AzsError(`The role data stream failed while the ${spec.label} was reading it: ${(inputError as Error)?.message ?? String(inputError)}`, {
+      errorId: `${spec.errorPrefix}InputFailed`,
+      category: 'ReadError',
+      targetObject: spec.argv[0],
+      cause: inputError,
+      recommendedAction: 'Check the backup with Test-InfrastructureBackup; the program was stopped and may have applied part of the data.',
+    });
+  }
+  const err = failure(spec, run, r);
+  if (err) throw err;
+}

@@ -1,0 +1,296 @@
+import { promises as fs, type Stats } from 'node:fs';
+import path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import * as tar from 'tar';
+import { AzsError, ExitCode, isAzsError } from '../errors.js';
+import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
+import { removeStale, swapDirectoryInto } from './swap.js';
+
+/**
+ * A folder tree as a tar stream. Import trusts nothing in the archive: every entry is checked
+ * before node-tar sees it, and one bad entry fails the whole restore (a backup that tries to write
+ * outside its folder is an attack or a corruption, never something to half-apply).
+ */
+
+const STAGING_TAG = 'azs-staging';
+
+type EntryLike = Pick<tar.ReadEntry, 'path' | 'type' | 'linkpath' | 'mode' | 'mtime' | 'atime' | 'uid' | 'gid'>;
+
+function unsafeEntry(entryPath: string, why: string): AzsError {
+  return new AzsError(`The backup archive contains the entry '${entryPath}', which ${why}; the restore was refused and nothing was changed.`, {
+    errorId: 'UnsafeArchiveEntry',
+    category: 'InvalidData',
+    exitCode: ExitCode.Integrity,
+    targetObject: entryPath,
+    recommendedAction: 'Do not restore this backup: it was tampered with or was not made by AzsBackup. Restore an earlier backup and check who can write to the share.',
+  });
+}
+
+const ALLOWED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
+
+/** Relative, normalised, without './' or a trailing '/'; '' is the root. */
+function relativeOf(p: string): string {
+  const n = path.posix.normalize(p);
+  return n === '.' || n === './' ? '' : n.replace(/^\.\//, '').replace(/\/+$/, '');
+}
+
+function ancestors(rel: string): string[] {
+  const parts = rel.split('/');
+  return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('/'));
+}
+
+/**
+ * Tracks what the archive has created so far. The staging folder starts empty, so the only
+ * symbolic links an entry could be written through are ones the archive itself made.
+ */
+class EntryGuard {
+  private readonly symlinks = new Set<string>();
+  readonly dirs: { rel: string; mode?: number; mtime?: Date; atime?: Date; uid?: number; gid?: number }[] = [];
+  readonly links: { rel: string; mtime?: Date; atime?: Date }[] = [];
+
+  /** Returns the refusal, or undefined when the entry may be extracted. */
+  check(e: EntryLike): AzsError | undefined {
+    const raw = e.path;
+    if (raw.startsWith('/') || /^[A-Za-z]:[\\/]/.test(raw)) return unsafeEntry(raw, 'has an absolute path');
+    if (raw.split('/').includes('..')) return unsafeEntry(raw, "contains '..'");
+    if (raw.includes('\0')) return unsafeEntry(raw, 'contains a NUL character');
+    if (!ALLOWED_TYPES.has(e.type)) {
+      return new AzsError(`The backup archive contains the entry '${raw}' of type ${e.type}, which the directory provider does not restore.`, {
+        errorId: 'UnsupportedArchiveEntry',
+        category: 'InvalidData',
+        targetObject: raw,
+        recommendedAction: 'The archive was not made by the directory provider; restore a backup made by AzsBackup.',
+      });
+    }
+    const rel = relativeOf(raw);
+    if (rel === '' && e.type !== 'Directory') return unsafeEntry(raw, 'would replace the destination folder itself');
+    for (const a of ancestors(rel)) {
+      if (this.symlinks.has(a)) return unsafeEntry(raw, `would be written through the symbolic link '${a}' and could land outside the destination`);
+    }
+    if (this.symlinks.has(rel) && e.type !== 'SymbolicLink') return unsafeEntry(raw, `would replace the symbolic link '${rel}' and could write through it`);
+    if (e.type === 'Link') {
+      const target = e.linkpath ?? '';
+      if (target === '' || target.startsWith('/')) return unsafeEntry(raw, `is a hard link to an absolute path '${target}'`);
+      if (target.split('/').includes('..')) return unsafeEntry(raw, `is a hard link to '${target}', which contains '..'`);
+      const t = relativeOf(target);
+      for (const a of [...ancestors(t), t]) {
+        if (this.symlinks.has(a)) return unsafeEntry(raw, `is a hard link through the symbolic link '${a}'`);
+      }
+    }
+    if (e.type === 'SymbolicLink') {
+      // Its target is kept verbatim (configuration folders hold absolute links, e.g. to /etc/ssl);
+      // what matters is that nothing is written through it afterwards, which the checks above ensure.
+      this.symlinks.add(rel);
+      this.links.push({ rel, mtime: e.mtime, atime: e.atime });
+    } else if (e.type === 'Directory') {
+      this.dirs.push({ rel, mode: e.mode, mtime: e.mtime, atime: e.atime, uid: e.uid, gid: e.gid });
+    }
+    return undefined;
+  }
+}
+
+function wrapFsError(e: unknown, errorId: string, what: string, target: string): AzsError {
+  if (isAzsError(e)) return e;
+  const err = e as NodeJS.ErrnoException;
+  const noSpace = err?.code === 'ENOSPC';
+  return new AzsError(`${what}: ${err?.message ?? String(e)}`, {
+    errorId: noSpace ? 'DestinationFull' : errorId,
+    category: noSpace ? 'QuotaExceeded' : 'WriteError',
+    exitCode: noSpace ? ExitCode.Capacity : ExitCode.Failure,
+    targetObject: target,
+    cause: e,
+    recommendedAction: noSpace ? 'Free space on the destination file system and restore again.' : 'Fix the cause named in the message and run the restore again.',
+  });
+}
+
+/** Extracts `data` into the empty folder `staging`; rejects on the first unsafe entry or error. */
+async function extractStrict(data: Readable, staging: string, signal?: AbortSignal): Promise<void> {
+  const guard = new EntryGuard();
+  let refusal: AzsError | undefined;
+  const unpack = new tar.Unpack({
+    cwd: staging,
+    strict: true,
+    // Our guard does the path checks; node-tar's own would rewrite absolute symlink targets.
+    preservePaths: true,
+    // Modes exactly as archived; the process umask must not widen or narrow them.
+    umask: 0,
+    processUmask: 0,
+    filter: (_p: string, entry: tar.ReadEntry | Stats) => {
+      if (refusal) return false;
+      const problem = guard.check(entry as tar.ReadEntry);
+      if (problem) {
+        refusal = problem;
+        unpack.abort(problem);
+        return false;
+      }
+      return true;
+    },
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    let done = false;
+    const finish = (err?: unknown): void => {
+      if (done) return;
+      done = true;
+      signal?.removeEventListener('abort', onAbort);
+      if (err === undefined) {
+        resolve();
+        return;
+      }
+      data.unpipe(unpack as unknown as NodeJS.WritableStream);
+      data.resume();
+      // Let writes already under way land before the caller removes the staging folder.
+      const settle = setTimeout(() => reject(err), 2000);
+      unpack.once('close', () => {
+        clearTimeout(settle);
+        reject(err);
+      });
+      unpack.once('end', () => {
+        clearTimeout(settle);
+        reject(err);
+      });
+      if (!unpack.writable) return;
+      unpack.end();
+    };
+    const onAbort = (): void =>
+      finish(new AzsError('The restore was cancelled.', { errorId: 'DirectoryImportCancelled', category: 'OperationStopped' }));
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    unpack.on('error', (e: unknown) => {
+      if (refusal) return finish(refusal);
+      const err = e as NodeJS.ErrnoException & { tarCode?: string };
+      if (err?.tarCode === 'TAR_BAD_ARCHIVE' || err?.tarCode === 'TAR_ENTRY_INVALID' || err?.tarCode === 'TAR_ABORT') {
+        return finish(new AzsError(`The role data is not a valid tar archive (${err.message}); nothing was changed.`, {
+          errorId: 'DirectoryArchiveInvalid', category: 'InvalidData', cause: e,
+          recommendedAction: 'Check the backup with Test-InfrastructureBackup and restore another one if it is damaged.',
+        }));
+      }
+      finish(wrapFsError(e, 'DirectoryImportFailed', 'Extracting the role data failed', staging));
+    });
+    unpack.on('end', () => (refusal ? finish(refusal) : finish()));
+    data.on('error', (e) => finish(isAzsError(e) ? e : new AzsError(`The role data stream failed during the restore: ${(e as Error).message}; nothing was changed.`, {
+      errorId: 'DirectoryImportInputFailed', category: 'ReadError', cause: e,
+      recommendedAction: 'Check the share and the backup with Test-InfrastructureBackup, then restore again.',
+    })));
+    data.pipe(unpack as unknown as NodeJS.WritableStream);
+  });
+
+  // node-tar creates directories before their contents, which then move their mtimes, and it
+  // widens directory modes to u+rwx so it can write into them: put both back, deepest first.
+  const byDepth = [...guard.dirs].sort((a, b) => b.rel.split('/').length - a.rel.split('/').length || b.rel.length - a.rel.length);
+  const asRoot = process.getuid?.() === 0;
+  for (const l of guard.links) {
+    if (l.mtime) await fs.lutimes(path.join(staging, l.rel), l.atime ?? l.mtime, l.mtime).catch(() => undefined);
+  }
+  for (const d of byDepth) {
+    const p = d.rel === '' ? staging : path.join(staging, d.rel);
+    if (asRoot && typeof d.uid === 'number' && typeof d.gid === 'number') await fs.lchown(p, d.uid, d.gid);
+    if (typeof d.mode === 'number') await fs.chmod(p, d.mode & 0o7777);
+    if (d.mtime) await fs.utimes(p, d.atime ?? d.mtime, d.mtime);
+  }
+}
+
+export class DirectoryProvider implements Provider {
+  readonly streamsIntoDestination = false;
+
+  constructor(private readonly role: RoleDefinition & { path: string }) {}
+
+  describe(): ProviderDescription {
+    return { provider: 'directory', source: this.role.path };
+  }
+
+  async export(ctx: ProviderContext = {}): Promise<Readable> {
+    const root = this.role.path;
+    let st: Stats;
+    try {
+      st = await fs.stat(root);
+    } catch (e) {
+      throw new AzsError(`The folder '${root}' of role '${this.role.name}' cannot be read: ${(e as Error).message}`, {
+        errorId: 'DirectoryNotFound',
+        category: 'ObjectNotFound',
+        exitCode: ExitCode.Failure,
+        targetObject: root,
+        cause: e,
+        recommendedAction: 'Check that the folder exists on this machine, or register the role again with the right -Path.',
+      });
+    }
+    if (!st.isDirectory()) {
+      throw new AzsError(`The path '${root}' of role '${this.role.name}' is not a folder.`, {
+        errorId: 'DirectoryNotAFolder', category: 'InvalidArgument', exitCode: ExitCode.Failure, targetObject: root,
+        recommendedAction: 'Use the sqlite provider for a database file, or register the folder that holds the data.',
+      });
+    }
+    const pack = tar.c(
+      {
+        cwd: root,
+        // Keep owners, groups and full mtimes: this is a restore of the same machine's state.
+        portable: false,
+        strict: true,
+        // Sockets and FIFOs carry no data and are recreated by the programs that own them.
+        filter: (_p: string, s: Stats | tar.ReadEntry) => {
+          const st = s as Stats;
+          return st.isFile() || st.isDirectory() || st.isSymbolicLink();
+        },
+      },
+      ['.'],
+    );
+    const out = new PassThrough();
+    let ended = false;
+    pack.on('error', (e: unknown) => {
+      out.destroy(wrapReadError(e, root, this.role.name));
+    });
+    pack.on('end', () => {
+      ended = true;
+    });
+    out.on('close', () => {
+      if (!ended) pack.destroy?.();
+    });
+    const onAbort = (): void => {
+      out.destroy(new AzsError('The export was cancelled.', { errorId: 'DirectoryExportCancelled', category: 'OperationStopped' }));
+    };
+    if (ctx.signal?.aborted) onAbort();
+    else ctx.signal?.addEventListener('abort', onAbort, { once: true });
+    out.on('close', () => ctx.signal?.removeEventListener('abort', onAbort));
+    pack.pipe(out);
+    return out;
+  }
+
+  async import(data: Readable, ctx: ProviderContext = {}): Promise<void> {
+    let dest = path.resolve(ctx.destination ?? this.role.path);
+    // A registered path that is a symbolic link (e.g. /etc/pki -> /data/pki) stays a link:
+    // the real folder is the one replaced.
+    dest = await fs.realpath(dest).catch(() => dest);
+    const st = await fs.stat(dest).catch(() => undefined);
+    if (st && !st.isDirectory()) {
+      data.resume();
+      throw new AzsError(`The restore destination '${dest}' exists and is not a folder; it was left as it was.`, {
+        errorId: 'DirectoryDestinationNotAFolder', category: 'InvalidArgument', exitCode: ExitCode.Failure, targetObject: dest,
+        recommendedAction: 'Move the file away or restore to another destination.',
+      });
+    }
+    const parent = path.dirname(dest);
+    await fs.mkdir(parent, { recursive: true });
+    await removeStale(parent, path.basename(dest), STAGING_TAG);
+    const staging = await fs.mkdtemp(path.join(parent, `.${path.basename(dest)}.${STAGING_TAG}-`));
+    try {
+      await extractStrict(data, staging, ctx.signal);
+      await swapDirectoryInto(staging, dest);
+    } catch (e) {
+      await fs.rm(staging, { recursive: true, force: true, maxRetries: 3 });
+      throw wrapFsError(e, 'DirectoryImportFailed', `Restoring the folder '${dest}' failed; it was left as it was`, dest);
+    }
+  }
+}
+
+function wrapReadError(e: unknown, root: string, roleName: string): AzsError {
+  if (isAzsError(e)) return e;
+  const err = e as NodeJS.ErrnoException & { path?: string };
+  return new AzsError(`Reading the folder '${root}' of role '${roleName}' failed: ${err?.message ?? String(e)}`, {
+    errorId: 'DirectoryExportFailed',
+    category: 'ReadError',
+    exitCode: ExitCode.Failure,
+    targetObject: err?.path ?? root,
+    cause: e,
+    recommendedAction: 'Check that the backup service can read every file in the folder (run it as root or fix the permissions), then run the backup again.',
+  });
+}

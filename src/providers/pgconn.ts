@@ -1,0 +1,89 @@
+import { usageError } from '../errors.js';
+
+/**
+ * Turns a `postgresql://user:password@host:port/database?sslmode=...` URI into libpq environment
+ * variables, so pg_dump and pg_restore connect without the password ever being on an argv (which
+ * any local user can read in /proc).
+ */
+
+export interface PgConnection {
+  /** Environment for the child: our variables, and the other PG* ones cleared so the URI is authoritative. */
+  env: Record<string, string | undefined>;
+  database: string;
+  /** The URI without its password, for status lines and messages. */
+  display: string;
+}
+
+/** libpq URI query parameters we pass on, and the variable each becomes. */
+const QUERY_TO_ENV: Record<string, string> = {
+  host: 'PGHOST',
+  hostaddr: 'PGHOSTADDR',
+  port: 'PGPORT',
+  user: 'PGUSER',
+  password: 'PGPASSWORD',
+  dbname: 'PGDATABASE',
+  passfile: 'PGPASSFILE',
+  options: 'PGOPTIONS',
+  application_name: 'PGAPPNAME',
+  sslmode: 'PGSSLMODE',
+  sslcert: 'PGSSLCERT',
+  sslkey: 'PGSSLKEY',
+  sslrootcert: 'PGSSLROOTCERT',
+  sslcrl: 'PGSSLCRL',
+  connect_timeout: 'PGCONNECT_TIMEOUT',
+  target_session_attrs: 'PGTARGETSESSIONATTRS',
+  gssencmode: 'PGGSSENCMODE',
+  channel_binding: 'PGCHANNELBINDING',
+};
+
+/** Inherited variables that would silently change where we connect. */
+const CLEARED = ['PGHOST', 'PGHOSTADDR', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE', 'PGSERVICE', 'PGSERVICEFILE', 'PGOPTIONS', 'PGSSLMODE', 'PGTARGETSESSIONATTRS'];
+
+const HINT = 'Give the connection string as postgresql://user:password@host:port/database (percent-encode special characters in the password).';
+
+function bad(message: string): never {
+  // The string may hold a password: never echo it back.
+  throw usageError(message, 'PostgresConnectionStringInvalid', null, HINT);
+}
+
+export function parseConnectionString(uri: string): PgConnection {
+  if (!/^postgres(ql)?:\/\//i.test(uri)) bad('The PostgreSQL connection string must start with postgresql:// or postgres://.');
+  // Several hosts (h1,h2) are legal in libpq but not in a URL parser; say so rather than guess.
+  const authority = uri.replace(/^postgres(ql)?:\/\//i, '').split(/[/?]/)[0] ?? '';
+  if (authority.slice(authority.lastIndexOf('@') + 1).includes(',')) bad('Connection strings with several hosts are not supported; give one host.');
+  let url: URL;
+  try {
+    // A non-special scheme keeps an empty host (postgresql:///db?host=/run/postgresql) intact.
+    url = new URL(uri);
+  } catch {
+    bad('The PostgreSQL connection string is not a valid URI.');
+  }
+  const env: Record<string, string | undefined> = {};
+  for (const k of CLEARED) env[k] = undefined;
+  const decode = (s: string): string => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      bad('The PostgreSQL connection string has an invalid percent-encoding.');
+    }
+  };
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (host) env.PGHOST = decode(host);
+  if (url.port) env.PGPORT = url.port;
+  if (url.username) env.PGUSER = decode(url.username);
+  if (url.password) env.PGPASSWORD = decode(url.password);
+  const dbPath = url.pathname.replace(/^\//, '');
+  if (dbPath.includes('/')) bad('The database name in the connection string contains a slash.');
+  if (dbPath) env.PGDATABASE = decode(dbPath);
+  for (const [key, value] of url.searchParams) {
+    const name = QUERY_TO_ENV[key];
+    if (!name) bad(`The connection string parameter '${key}' is not supported; supported: ${Object.keys(QUERY_TO_ENV).join(', ')}.`);
+    env[name] = value;
+  }
+  const database = env.PGDATABASE ?? env.PGUSER;
+  if (!database) bad('The connection string names no database (and no user to default it to).');
+  env.PGDATABASE = database;
+  const hostPart = url.host || encodeURIComponent(env.PGHOST ?? '');
+  const display = `postgresql://${env.PGUSER ? `${encodeURIComponent(env.PGUSER)}@` : ''}${hostPart}/${encodeURIComponent(database)}`;
+  return { env, database, display };
+}

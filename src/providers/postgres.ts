@@ -1,0 +1,93 @@
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { exportFromProgram, importIntoProgram, type ProgramSpec } from './child.js';
+import { parseConnectionString, type PgConnection } from './pgconn.js';
+import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
+
+/**
+ * A PostgreSQL database through pg_dump (custom format) and pg_restore. The connection reaches the
+ * tools only through libpq environment variables, never their argv.
+ *
+ * pg_restore runs with --single-transaction, so a restore that fails or is cut off half-way is
+ * rolled back by the server; the engine should still verify the role file first, because the
+ * provider cannot stage (streamsIntoDestination).
+ */
+
+type PostgresRole = RoleDefinition & { connectionString: string };
+
+/**
+ * The directory holding pg_dump/pg_restore: AZSBACKUP_PG_BINDIR if set, else the newest
+ * /usr/lib/postgresql/<version>/bin (Debian's wrappers on PATH may pick an older version than the
+ * server), else whatever PATH finds.
+ */
+export function pgBinDir(): string | undefined {
+  const fromEnv = process.env.AZSBACKUP_PG_BINDIR;
+  if (fromEnv) return fromEnv;
+  const base = '/usr/lib/postgresql';
+  if (!existsSync(base)) return undefined;
+  const versions = readdirSync(base)
+    .filter((v) => /^\d+(\.\d+)?$/.test(v) && existsSync(path.join(base, v, 'bin', 'pg_dump')))
+    .sort((a, b) => Number(b) - Number(a));
+  return versions[0] ? path.join(base, versions[0], 'bin') : undefined;
+}
+
+function tool(name: string): string {
+  const dir = pgBinDir();
+  return dir ? path.join(dir, name) : name;
+}
+
+/** A conninfo naming only the database: unambiguous even for names containing '=' or spaces. */
+function dbnameConninfo(database: string): string {
+  return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+export class PostgresProvider implements Provider {
+  readonly streamsIntoDestination = true;
+  private readonly conn: PgConnection;
+
+  constructor(private readonly role: PostgresRole) {
+    this.conn = parseConnectionString(role.connectionString);
+  }
+
+  describe(): ProviderDescription {
+    return { provider: 'postgres', source: this.conn.display };
+  }
+
+  /** ctx.destination may be another connection string or just another database name. */
+  private target(ctx: ProviderContext): PgConnection {
+    const d = ctx.destination;
+    if (d === undefined) return this.conn;
+    if (/^postgres(ql)?:\/\//i.test(d)) return parseConnectionString(d);
+    return { ...this.conn, env: { ...this.conn.env, PGDATABASE: d }, database: d, display: this.conn.display.replace(/\/[^/]*$/, `/${encodeURIComponent(d)}`) };
+  }
+
+  private spec(argv: string[], conn: PgConnection, which: string, ctx: ProviderContext): ProgramSpec {
+    return {
+      argv,
+      env: { ...conn.env, AZSBACKUP_ROLE: this.role.name },
+      timeoutMs: this.role.timeoutSeconds === undefined ? undefined : this.role.timeoutSeconds * 1000,
+      signal: ctx.signal,
+      errorPrefix: 'PostgresProvider',
+      label: `${which} of ${conn.display} (role '${this.role.name}')`,
+    };
+  }
+
+  async export(ctx: ProviderContext = {}): Promise<Readable> {
+    return exportFromProgram(this.spec([tool('pg_dump'), '--format=custom', '--no-password'], this.conn, 'pg_dump', ctx));
+  }
+
+  async import(data: Readable, ctx: ProviderContext = {}): Promise<void> {
+    const conn = this.target(ctx);
+    const argv = [
+      tool('pg_restore'),
+      '--clean',
+      '--if-exists',
+      '--no-owner',
+      '--single-transaction',
+      '--no-password',
+      `--dbname=${dbnameConninfo(conn.database)}`,
+    ];
+    await importIntoProgram(this.spec(argv, conn, 'pg_restore', ctx), data);
+  }
+}

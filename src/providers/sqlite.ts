@@ -1,0 +1,191 @@
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { AzsError, ExitCode, isAzsError } from '../errors.js';
+import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
+import { removeStale } from './swap.js';
+
+/**
+ * A live SQLite database, copied with SQLite's online backup API and restored by swapping in a
+ * checked copy.
+ */
+
+/** The part of better-sqlite3 we use (the package ships no type declarations). */
+interface SqliteDatabase {
+  backup(file: string, options?: { progress?: (p: { totalPages: number; remainingPages: number }) => number | void }): Promise<unknown>;
+  pragma(source: string, options?: { simple?: boolean }): unknown;
+  close(): void;
+}
+type SqliteConstructor = new (file: string, options?: { readonly?: boolean; fileMustExist?: boolean; timeout?: number }) => SqliteDatabase;
+
+let ctor: SqliteConstructor | undefined;
+function openDatabase(file: string, options: { readonly?: boolean; fileMustExist?: boolean; timeout?: number }): SqliteDatabase {
+  // Loaded on first use: the native module costs start-up time every other cmdlet should not pay.
+  ctor ??= createRequire(import.meta.url)('better-sqlite3') as SqliteConstructor;
+  return new ctor(file, options);
+}
+
+const STAGING_TAG = 'azs-staging';
+/** How long the copy waits for a writer's lock before failing, in ms. */
+const BUSY_TIMEOUT_MS = 30_000;
+/** Companion files SQLite would apply to whatever database sits at the main path. */
+const COMPANIONS = ['-wal', '-shm', '-journal'];
+
+function sqliteError(message: string, errorId: string, e: unknown, target: string, recommendedAction: string, category: AzsError['category'] = 'ReadError'): AzsError {
+  if (isAzsError(e)) return e;
+  const err = e as NodeJS.ErrnoException;
+  const noSpace = err?.code === 'ENOSPC' || err?.code === 'SQLITE_FULL';
+  return new AzsError(`${message}: ${err?.message ?? String(e)}`, {
+    errorId: noSpace ? 'DestinationFull' : errorId,
+    category: noSpace ? 'QuotaExceeded' : category,
+    exitCode: noSpace ? ExitCode.Capacity : category === 'InvalidData' ? ExitCode.Integrity : ExitCode.Failure,
+    targetObject: target,
+    cause: e,
+    recommendedAction: noSpace ? 'Free space and run the job again.' : recommendedAction,
+  });
+}
+
+export class SqliteProvider implements Provider {
+  readonly streamsIntoDestination = false;
+
+  constructor(private readonly role: RoleDefinition & { path: string }) {}
+
+  describe(): ProviderDescription {
+    return { provider: 'sqlite', source: this.role.path };
+  }
+
+  async export(ctx: ProviderContext = {}): Promise<Readable> {
+    const file = this.role.path;
+    const st = await fs.stat(file).catch((e: unknown) => {
+      throw new AzsError(`The database '${file}' of role '${this.role.name}' cannot be read: ${(e as Error).message}`, {
+        errorId: 'SqliteDatabaseNotFound', category: 'ObjectNotFound', exitCode: ExitCode.Failure, targetObject: file, cause: e,
+        recommendedAction: 'Check that the database exists on this machine, or register the role again with the right -DatabasePath.',
+      });
+    });
+    if (!st.isFile()) {
+      throw new AzsError(`The path '${file}' of role '${this.role.name}' is not a database file.`, {
+        errorId: 'SqliteDatabaseNotAFile', category: 'InvalidArgument', exitCode: ExitCode.Failure, targetObject: file,
+        recommendedAction: 'Register the database file itself; use the directory provider for folders.',
+      });
+    }
+    const tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'azs-sqlite-'));
+    const copy = path.join(tmpDir, 'copy.sqlite');
+    try {
+      ctx.signal?.throwIfAborted();
+      const db = openDatabase(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+      try {
+        // Copying every page in one step makes the copy a single read transaction: a consistent
+        // snapshot even while others write (in WAL mode they are not even held up). Small steps
+        // would restart from scratch after each foreign write and might never finish.
+        await db.backup(copy, { progress: () => 0x7fffffff });
+      } finally {
+        db.close();
+      }
+    } catch (e) {
+      await fs.rm(tmpDir, { recursive: true, force: true });
+      if ((e as Error)?.name === 'AbortError') {
+        throw new AzsError('The export was cancelled.', { errorId: 'SqliteExportCancelled', category: 'OperationStopped' });
+      }
+      throw sqliteError(`Copying the database '${file}' failed`, 'SqliteExportFailed', e, file,
+        'Check that the file is a SQLite database the service can read; if it is locked for long, retry when the writer is idle.');
+    }
+    const stream = createReadStream(copy, { signal: ctx.signal });
+    stream.once('close', () => void fs.rm(tmpDir, { recursive: true, force: true }));
+    return stream;
+  }
+
+  async import(data: Readable, ctx: ProviderContext = {}): Promise<void> {
+    const dest = path.resolve(ctx.destination ?? this.role.path);
+    const parent = path.dirname(dest);
+    const base = path.basename(dest);
+    await fs.mkdir(parent, { recursive: true });
+    await removeStale(parent, base, STAGING_TAG);
+    // Staged beside the destination so the final rename stays on one file system.
+    const staging = await fs.mkdtemp(path.join(parent, `.${base}.${STAGING_TAG}-`));
+    const candidate = path.join(staging, base);
+    try {
+      await receive(data, candidate, ctx.signal);
+      checkIntegrity(candidate);
+      await matchOwnership(candidate, dest);
+      await swapFileInto(candidate, dest);
+    } finally {
+      await fs.rm(staging, { recursive: true, force: true });
+    }
+  }
+}
+
+async function receive(data: Readable, file: string, signal?: AbortSignal): Promise<void> {
+  try {
+    await pipeline(data, createWriteStream(file, { mode: 0o600 }), { signal });
+    // Durable before it can replace the old database.
+    const fh = await fs.open(file, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    if ((e as Error)?.name === 'AbortError') {
+      throw new AzsError('The restore was cancelled; the database was left as it was.', { errorId: 'SqliteImportCancelled', category: 'OperationStopped' });
+    }
+    if (isAzsError(e)) throw e;
+    throw sqliteError('Receiving the database failed; the database was left as it was', 'SqliteImportInputFailed', e, file,
+      'Check the share and the backup with Test-InfrastructureBackup, then restore again.');
+  }
+}
+
+function checkIntegrity(file: string): void {
+  let result: unknown;
+  try {
+    const db = openDatabase(file, { fileMustExist: true });
+    try {
+      result = db.pragma('integrity_check', { simple: true });
+    } finally {
+      db.close();
+    }
+  } catch (e) {
+    throw sqliteError('The restored data is not a readable SQLite database; the database was left as it was', 'SqliteImportCorrupt', e, file,
+      'Check the backup with Test-InfrastructureBackup and restore another one.', 'InvalidData');
+  }
+  if (result !== 'ok') {
+    throw new AzsError(`The restored database failed SQLite's integrity check (${String(result)}); the database was left as it was.`, {
+      errorId: 'SqliteImportCorrupt', category: 'InvalidData', targetObject: file,
+      recommendedAction: 'Restore another backup; this one holds a damaged database.',
+    });
+  }
+}
+
+/** A restored database keeps the owner and mode of the one it replaces, so its service can still open it. */
+async function matchOwnership(candidate: string, dest: string): Promise<void> {
+  const old = await fs.stat(dest).catch(() => undefined);
+  if (!old) return;
+  await fs.chmod(candidate, old.mode & 0o7777);
+  if (process.getuid?.() === 0) await fs.chown(candidate, old.uid, old.gid);
+}
+
+/**
+ * Renames the checked copy over the destination. The old database's -wal, -shm and -journal are
+ * moved aside first: left in place, SQLite would replay them into the new file. They come back if
+ * the rename fails, so a failure leaves the old database exactly as it was.
+ */
+async function swapFileInto(candidate: string, dest: string): Promise<void> {
+  const moved: { from: string; to: string }[] = [];
+  try {
+    for (const suffix of COMPANIONS) {
+      const from = dest + suffix;
+      const exists = await fs.lstat(from).then(() => true, () => false);
+      if (!exists) continue;
+      const to = path.join(path.dirname(candidate), `old${suffix}`);
+      await fs.rename(from, to);
+      moved.push({ from, to });
+    }
+    await fs.rename(candidate, dest);
+  } catch (e) {
+    for (const m of moved.reverse()) await fs.rename(m.to, m.from).catch(() => undefined);
+    throw sqliteError(`Putting the restored database in place at '${dest}' failed; the database was left as it was`, 'SqliteImportFailed', e, dest,
+      'Check the permissions of the destination folder and that no program holds the database open, then restore again.', 'WriteError');
+  }
+}
