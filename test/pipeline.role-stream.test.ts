@@ -1,0 +1,154 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, expect, it } from 'vitest';
+import { AzsError } from '../src/errors.js';
+import { createCompressStream, createDecompressStream } from '../src/pipeline/compress.js';
+import { createHashTap, openRoleStream, sealRoleStream } from '../src/pipeline/role-stream.js';
+import type { ChunkCipherOptions } from '../src/pipeline/chunk-cipher.js';
+
+const opts: ChunkCipherOptions = { dataKey: randomBytes(32), backupName: 'b-1', roleName: 'CA', fileName: 'CA.azsbak' };
+
+function collect(): { sink: Writable; result: () => Buffer } {
+  const parts: Buffer[] = [];
+  return {
+    sink: new Writable({
+      write(c: Buffer, _e, cb) {
+        parts.push(c);
+        cb();
+      },
+    }),
+    result: () => Buffer.concat(parts),
+  };
+}
+
+function jsonRecords(count: number): Buffer {
+  const lines: string[] = [];
+  for (let i = 0; i < count; i++) lines.push(JSON.stringify({ id: i, user: `user${i % 977}`, role: 'Identity', enabled: i % 3 === 0 }));
+  return Buffer.from(lines.join('\n'));
+}
+
+/** Deterministic pseudo-random bytes generated as they are read, so the test never holds the whole input. */
+function generated(totalBytes: number, sliceBytes = 256 * 1024): Readable {
+  let produced = 0;
+  let counter = 0;
+  let state = 0x9e3779b9 | 0;
+  return new Readable({
+    highWaterMark: sliceBytes,
+    read() {
+      if (produced >= totalBytes) return void this.push(null);
+      const n = Math.min(sliceBytes, totalBytes - produced);
+      const slice = Buffer.allocUnsafe(n);
+      // Half compressible text, half xorshift output (incompressible, and cheap to make).
+      const text = Buffer.from(`{"record":${counter++},"payload":"${'x'.repeat(40)}"}\n`);
+      const half = Math.floor(n / 2) & ~3;
+      for (let at = 0; at < half; at += text.length) text.copy(slice, at, 0, Math.min(text.length, half - at));
+      for (let at = half; at + 4 <= n; at += 4) {
+        state ^= state << 13;
+        state ^= state >>> 17;
+        state ^= state << 5;
+        slice.writeInt32LE(state | 0, at);
+      }
+      produced += n;
+      this.push(slice);
+    },
+  });
+}
+
+describe('compression stage', () => {
+  it('round-trips and actually compresses', async () => {
+    const data = jsonRecords(20_000);
+    const packed = collect();
+    await pipeline(Readable.from([data]), createCompressStream(), packed.sink);
+    expect(packed.result().length).toBeLessThan(data.length / 4);
+    const unpacked = collect();
+    await pipeline(Readable.from([packed.result()]), createDecompressStream(), unpacked.sink);
+    expect(unpacked.result().equals(data)).toBe(true);
+  });
+
+  it('reports data that is not zstd as DecompressionFailed, exit 12', async () => {
+    const err = await pipeline(Readable.from([Buffer.from('definitely not zstd')]), createDecompressStream(), collect().sink).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AzsError);
+    expect((err as AzsError).errorId).toBe('DecompressionFailed');
+    expect((err as AzsError).exitCode).toBe(12);
+  });
+
+  it('refuses a compression level out of range', () => {
+    expect(() => createCompressStream(0)).toThrow(AzsError);
+    expect(() => createCompressStream(23)).toThrow(/outside 1\.\.19/);
+  });
+});
+
+describe('role streams', () => {
+  it.each([0, 1, 5000, 3 * 1024 * 1024 + 17])('seal then open round-trips %i bytes, and the hash tap records the stored file', async (size) => {
+    const data = Buffer.concat([jsonRecords(Math.ceil(size / 100)), randomBytes(size)]).subarray(0, size);
+    const tap = createHashTap();
+    const stored = collect();
+    await pipeline(Readable.from(data.length ? [data] : []), sealRoleStream(opts), tap, stored.sink);
+    const file = stored.result();
+    expect(tap.digest()).toEqual({ sha256: createHash('sha256').update(file).digest('hex'), bytes: file.length });
+    const restored = collect();
+    await pipeline(Readable.from([file]), openRoleStream(opts), restored.sink);
+    expect(restored.result().equals(data)).toBe(true);
+  });
+
+  it('refuses the stored file of another role, and a tampered one, before releasing bad data', async () => {
+    const data = randomBytes(3 * 1024 * 1024);
+    const stored = collect();
+    await pipeline(Readable.from([data]), sealRoleStream(opts), stored.sink);
+    const file = stored.result();
+    const other = collect();
+    const err = await pipeline(Readable.from([file]), openRoleStream({ ...opts, roleName: 'Identity' }), other.sink).catch((e: unknown) => e);
+    expect((err as AzsError).errorId).toBe('ChunkAuthenticationFailed');
+    expect(other.result().length).toBe(0);
+    const bad = Buffer.from(file);
+    bad[bad.length - 100]! ^= 4;
+    const partial = collect();
+    const err2 = await pipeline(Readable.from([bad]), openRoleStream(opts), partial.sink).catch((e: unknown) => e);
+    expect((err2 as AzsError).errorId).toBe('ChunkAuthenticationFailed');
+    expect(data.subarray(0, partial.result().length).equals(partial.result())).toBe(true);
+    expect(partial.result().length).toBeLessThan(data.length);
+  });
+
+  it('digest() refuses to answer before the stream finished', () => {
+    expect(() => createHashTap().digest()).toThrow(/before the stream finished/);
+  });
+
+  it('streams 200 MB through seal, hash and open without memory growing with the data', async () => {
+    const total = 200 * 1024 * 1024;
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    const tap = createHashTap();
+    const inHash = createHash('sha256');
+    const outHash = createHash('sha256');
+    let outBytes = 0;
+    try {
+      await pipeline(
+        generated(total),
+        new (await import('node:stream')).Transform({
+          transform(c: Buffer, _e, cb) {
+            inHash.update(c);
+            cb(null, c);
+          },
+        }),
+        sealRoleStream(opts),
+        tap,
+        openRoleStream(opts),
+        new Writable({
+          write(c: Buffer, _e, cb) {
+            outHash.update(c);
+            outBytes += c.length;
+            cb();
+          },
+        }),
+      );
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(outBytes).toBe(total);
+    expect(outHash.digest('hex')).toBe(inHash.digest('hex'));
+    expect(tap.digest().bytes).toBeGreaterThan(total / 3);
+    expect(peak - before).toBeLessThan(150 * 1024 * 1024);
+  });
+});
