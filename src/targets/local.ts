@@ -1,0 +1,249 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { AzsError } from '../errors.js';
+import { partialNameFor, splitTargetPath } from './paths.js';
+import { alreadyExists, notFound, shareError } from './share-errors.js';
+import type { FreeSpace, Target, TargetEntry } from './target.js';
+
+function errnoOf(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
+}
+
+/**
+ * A local or mounted folder. Writes go to a temporary name, are fsynced and renamed into place, so
+ * a partly written file never shows under its final name.
+ *
+ * Permission problems (EACCES, EPERM, EROFS) are reported as ShareAuthentication with category
+ * PermissionDenied: for a mounted share the fix is the same as for an SMB account without rights
+ * (grant the service account write access), and exit 13 tells scripts it is about access.
+ */
+export class LocalFolderTarget implements Target {
+  readonly location: string;
+
+  constructor(readonly root: string) {
+    if (!path.isAbsolute(root)) {
+      throw new AzsError(`Internal error: the local target root '${root}' is not absolute.`, {
+        errorId: 'InvalidTargetPath',
+        category: 'InvalidOperation',
+        targetObject: root,
+      });
+    }
+    this.root = path.resolve(root);
+    this.location = this.root;
+  }
+
+  private abs(p: string, allowRoot = false): string {
+    return path.join(this.root, ...splitTargetPath(p, { allowRoot }));
+  }
+
+  /** Maps an fs error to the share error it means, or returns it unchanged. */
+  private classify(e: unknown, p: string): unknown {
+    const code = errnoOf(e);
+    const where = p === '' ? this.location : `'${p}' on ${this.location}`;
+    switch (code) {
+      case 'ENOSPC':
+      case 'EDQUOT':
+        return shareError('ShareCapacity', `The backup folder ${this.location} is out of space (${code}).`, { targetObject: p, cause: e });
+      case 'EACCES':
+      case 'EPERM':
+      case 'EROFS':
+        return shareError('ShareAuthentication', `This account may not write ${where} (${code}).`, {
+          targetObject: p,
+          cause: e,
+          category: 'PermissionDenied',
+        });
+      case 'ENOTCONN':
+      case 'EHOSTDOWN':
+      case 'ESTALE':
+      case 'EIO':
+        return shareError('ShareConnectivity', `The folder ${this.location} is not reachable (${code}); a mounted share may have dropped.`, {
+          targetObject: p,
+          cause: e,
+        });
+      default:
+        return e;
+    }
+  }
+
+  /** The root must exist: creating it would hide a wrong path or an unmounted share. */
+  private async requireRoot(): Promise<void> {
+    let st: fs.Stats;
+    try {
+      st = await fsp.stat(this.root);
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') throw this.rootMissing(e);
+      throw this.classify(e, '');
+    }
+    if (!st.isDirectory()) throw this.rootMissing();
+  }
+
+  private rootMissing(cause?: unknown): AzsError {
+    return shareError('SharePath', `The backup folder ${this.location} does not exist or is not a folder.`, {
+      targetObject: this.location,
+      cause,
+    });
+  }
+
+  private async guard<T>(p: string, op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (e) {
+      if (e instanceof AzsError) throw e;
+      const mapped = this.classify(e, p);
+      if (mapped === e && (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR')) {
+        await this.requireRoot();
+      }
+      throw mapped;
+    }
+  }
+
+  async write(p: string, data: Readable): Promise<{ bytes: number }> {
+    const segments = splitTargetPath(p);
+    const finalPath = path.join(this.root, ...segments);
+    const tempPath = path.join(path.dirname(finalPath), partialNameFor(segments[segments.length - 1]!));
+    await this.requireRoot();
+    return this.guard(p, async () => {
+      await fsp.mkdir(path.dirname(finalPath), { recursive: true });
+      let bytes = 0;
+      const counter = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          bytes += chunk.length;
+          cb(null, chunk);
+        },
+      });
+      try {
+        await pipeline(data, counter, fs.createWriteStream(tempPath, { flags: 'wx', flush: true }));
+        await fsp.rename(tempPath, finalPath);
+      } catch (e) {
+        await fsp.rm(tempPath, { force: true }).catch(() => {});
+        throw e;
+      }
+      await syncDir(path.dirname(finalPath));
+      return { bytes };
+    });
+  }
+
+  async read(p: string): Promise<Readable> {
+    const abs = this.abs(p);
+    return this.guard(p, async () => {
+      let handle: fsp.FileHandle;
+      try {
+        handle = await fsp.open(abs, 'r');
+      } catch (e) {
+        if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') {
+          await this.requireRoot();
+          throw notFound(this.location, p);
+        }
+        throw e;
+      }
+      if ((await handle.stat()).isDirectory()) {
+        await handle.close();
+        throw notFound(this.location, p);
+      }
+      return handle.createReadStream();
+    });
+  }
+
+  async list(p: string): Promise<TargetEntry[]> {
+    const abs = this.abs(p, true);
+    if (p === '') await this.requireRoot();
+    return this.guard(p, async () => {
+      let names: string[];
+      try {
+        names = await fsp.readdir(abs);
+      } catch (e) {
+        if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') {
+          await this.requireRoot();
+          return [];
+        }
+        throw e;
+      }
+      const entries: TargetEntry[] = [];
+      for (const name of names) {
+        const st = await fsp.lstat(path.join(abs, name)).catch(() => undefined);
+        if (st) entries.push(entryOf(name, st));
+      }
+      return entries;
+    });
+  }
+
+  async stat(p: string): Promise<TargetEntry | undefined> {
+    const abs = this.abs(p, true);
+    if (p === '') await this.requireRoot();
+    return this.guard(p, async () => {
+      try {
+        return entryOf(path.basename(abs), await fsp.stat(abs));
+      } catch (e) {
+        if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') {
+          await this.requireRoot();
+          return undefined;
+        }
+        throw e;
+      }
+    });
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const src = this.abs(from);
+    const dst = this.abs(to);
+    await this.requireRoot();
+    return this.guard(from, async () => {
+      if (!(await exists(src))) throw notFound(this.location, from);
+      // fs.rename silently replaces files and empty folders; the interface promises it does not.
+      if (await exists(dst)) throw alreadyExists(this.location, to);
+      await fsp.mkdir(path.dirname(dst), { recursive: true });
+      await fsp.rename(src, dst);
+      await syncDir(path.dirname(dst));
+    });
+  }
+
+  async delete(p: string): Promise<void> {
+    const abs = this.abs(p);
+    await this.guard(p, () => fsp.rm(abs, { recursive: true, force: true }));
+  }
+
+  async mkdir(p: string): Promise<void> {
+    const abs = this.abs(p);
+    await this.requireRoot();
+    await this.guard(p, async () => {
+      await fsp.mkdir(abs, { recursive: true });
+    });
+  }
+
+  async freeSpace(): Promise<FreeSpace> {
+    await this.requireRoot();
+    return this.guard('', async () => {
+      const s = await fsp.statfs(this.root);
+      return { available: s.bavail * s.bsize, total: s.blocks * s.bsize };
+    });
+  }
+}
+
+function entryOf(name: string, st: fs.Stats): TargetEntry {
+  return { name, isDirectory: st.isDirectory(), size: st.isDirectory() ? 0 : st.size, mtime: st.mtime };
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch (e) {
+    if (errnoOf(e) === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+/** Makes a rename durable: the new directory entry reaches the disk, not just the file data. */
+async function syncDir(dir: string): Promise<void> {
+  const h = await fsp.open(dir, 'r');
+  try {
+    await h.sync();
+  } catch {
+    // Some file systems (network mounts) refuse fsync on a directory; the data itself is synced.
+  } finally {
+    await h.close();
+  }
+}

@@ -1,0 +1,159 @@
+import path from 'node:path';
+import { AzsError } from '../errors.js';
+
+/** Where a backup location lives: a local (or mounted) folder, or a folder on an SMB share. */
+export type ShareLocation =
+  | { kind: 'local'; path: string }
+  | {
+      kind: 'smb';
+      server: string;
+      port: number;
+      share: string;
+      /** '' for the share root, else 'a/b' (always '/'-separated, no leading or trailing slash). */
+      folder: string;
+      /** \\server\share\folder, or smb://server:port/share/folder when the port is not 445. */
+      display: string;
+    };
+
+export const DEFAULT_SMB_PORT = 445;
+
+const ACCEPTED_FORMS =
+  'Give a UNC path (\\\\server\\share\\folder), an SMB URL (smb://server[:port]/share/folder) or an absolute local folder (/mnt/backups).';
+
+// Characters Windows refuses in share and file names; smbclient's command parser also splits on ';'.
+const BAD_NAME_CHARS = /[\\/:*?"<>|;\x00-\x1f]/;
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*\.?$/;
+const IPV6_IN_BRACKETS = /^\[[0-9A-Fa-f:.]+\]$/;
+
+function invalid(input: string, why: string): AzsError {
+  return new AzsError(`The backup path '${input}' is not valid: ${why}.`, {
+    errorId: 'InvalidSharePath',
+    category: 'InvalidArgument',
+    targetObject: input,
+    recommendedAction: ACCEPTED_FORMS,
+  });
+}
+
+/** Checks one share-relative folder segment list and joins it as 'a/b'. */
+function folderFrom(input: string, segments: string[]): string {
+  const kept = segments.filter((s) => s !== '');
+  for (const s of kept) {
+    if (s === '..' || s === '.') throw invalid(input, `'${s}' segments are not allowed`);
+    if (BAD_NAME_CHARS.test(s)) throw invalid(input, `the folder name '${s}' contains a character a share cannot hold`);
+  }
+  return kept.join('/');
+}
+
+function checkShareName(input: string, share: string | undefined): string {
+  if (share === undefined || share === '') throw invalid(input, 'the share name is missing');
+  if (BAD_NAME_CHARS.test(share) || share === '.' || share === '..') {
+    throw invalid(input, `the share name '${share}' contains a character a share name cannot hold`);
+  }
+  return share;
+}
+
+function checkServer(input: string, server: string | undefined): string {
+  if (server === undefined || server === '') throw invalid(input, 'the server name is missing');
+  if (!HOST_NAME.test(server) && !IPV6_IN_BRACKETS.test(server)) {
+    throw invalid(input, `'${server}' is not a valid server name or address`);
+  }
+  return server;
+}
+
+function display(server: string, port: number, share: string, folder: string): string {
+  if (port === DEFAULT_SMB_PORT) {
+    return `\\\\${server}\\${share}${folder === '' ? '' : '\\' + folder.split('/').join('\\')}`;
+  }
+  const enc = (s: string) => encodeURIComponent(s);
+  return `smb://${server}:${port}/${enc(share)}${folder === '' ? '' : '/' + folder.split('/').map(enc).join('/')}`;
+}
+
+function parseUnc(input: string): ShareLocation {
+  // Both \\server\share and //server/share (what a POSIX shell user types) are UNC paths.
+  const parts = input.slice(2).split(/[\\/]/);
+  const server = checkServer(input, parts[0]);
+  const share = checkShareName(input, parts[1]);
+  const folder = folderFrom(input, parts.slice(2));
+  return { kind: 'smb', server, port: DEFAULT_SMB_PORT, share, folder, display: display(server, DEFAULT_SMB_PORT, share, folder) };
+}
+
+function parseSmbUrl(input: string): ShareLocation {
+  const rest = input.slice('smb://'.length);
+  const slash = rest.indexOf('/');
+  const authority = slash === -1 ? rest : rest.slice(0, slash);
+  const pathPart = slash === -1 ? '' : rest.slice(slash + 1);
+  if (authority.includes('@')) {
+    throw invalid(input, 'user names and passwords do not belong in the path; pass them as the credential');
+  }
+  if (/[?#]/.test(pathPart)) throw invalid(input, 'queries and fragments are not allowed');
+  const m = /^(\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(authority);
+  const server = checkServer(input, m?.[1]);
+  let port = DEFAULT_SMB_PORT;
+  if (m?.[2] !== undefined) {
+    if (!/^\d{1,5}$/.test(m[2]) || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+      throw invalid(input, `the port '${m[2]}' is not a number from 1 to 65535`);
+    }
+    port = Number(m[2]);
+  }
+  let segments: string[];
+  try {
+    segments = pathPart.split('/').map((s) => decodeURIComponent(s));
+  } catch {
+    throw invalid(input, 'it contains a malformed %-escape');
+  }
+  const share = checkShareName(input, segments[0]);
+  const folder = folderFrom(input, segments.slice(1));
+  return { kind: 'smb', server, port, share, folder, display: display(server, port, share, folder) };
+}
+
+function parseLocal(input: string): ShareLocation {
+  if (!path.posix.isAbsolute(input)) throw invalid(input, 'it is neither a share path nor an absolute folder');
+  if (input.includes('\0')) throw invalid(input, 'it contains a NUL character');
+  if (input.split('/').some((s) => s === '..')) throw invalid(input, "'..' segments are not allowed");
+  const normal = path.posix.normalize(input);
+  return { kind: 'local', path: normal.length > 1 ? normal.replace(/\/+$/, '') : normal };
+}
+
+/**
+ * Parses the Path an operator gives: \\server\share\folder (port 445), smb://server[:port]/share/folder,
+ * or an absolute local folder. Anything else is an InvalidSharePath usage error (exit 2).
+ */
+export function parseShareLocation(input: string): ShareLocation {
+  const p = input.trim();
+  if (p === '') throw invalid(input, 'it is empty');
+  if (p.startsWith('\\\\') || p.startsWith('//')) return parseUnc(p);
+  if (/^smb:\/\//i.test(p)) return parseSmbUrl('smb://' + p.slice(6));
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) throw invalid(input, 'only smb:// URLs are supported');
+  return parseLocal(p);
+}
+
+/** `DOMAIN\user`, `user@domain` or plain `user`. */
+export function parseUserName(userName: string): { domain?: string; user: string } {
+  const bad = (why: string) =>
+    new AzsError(`The user name '${userName}' is not valid: ${why}.`, {
+      errorId: 'InvalidUserName',
+      category: 'InvalidArgument',
+      targetObject: userName,
+      recommendedAction: 'Give the account as DOMAIN\\user, user@domain or user.',
+    });
+  const u = userName.trim();
+  if (u === '') throw bad('it is empty');
+  if (/[\x00-\x1f]/.test(u)) throw bad('it contains control characters');
+  const backslash = u.split('\\');
+  if (backslash.length > 2) throw bad('it contains more than one backslash');
+  if (backslash.length === 2) {
+    const [domain, user] = backslash as [string, string];
+    if (domain === '' || user === '') throw bad('the domain or the user part is empty');
+    if (user.includes('@')) throw bad("it mixes 'DOMAIN\\user' and 'user@domain'");
+    // '.\user' means "this machine" in Windows: no domain.
+    return domain === '.' ? { user } : { domain, user };
+  }
+  const at = u.split('@');
+  if (at.length > 2) throw bad("it contains more than one '@'");
+  if (at.length === 2) {
+    const [user, domain] = at as [string, string];
+    if (domain === '' || user === '') throw bad('the domain or the user part is empty');
+    return { domain, user };
+  }
+  return { user: u };
+}

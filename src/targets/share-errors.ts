@@ -1,0 +1,71 @@
+import { AzsError, ExitCode, type ErrorCategory, type ShareAlertType } from '../errors.js';
+
+/**
+ * The share failures every target reports the same way, so the engine raises one alert type per
+ * cause whatever the storage. Each carries the remediation an operator follows.
+ */
+const remediation: Record<ShareAlertType, string> = {
+  ShareConnectivity:
+    'Check that the file server is running and reachable from this machine (name resolution, routing, firewall allowing TCP to the SMB port), then run Test-BackupShare.',
+  SharePath:
+    'Check the backup path: the server, the share name and the folder must exist (create the folder if needed), then run Set-BackupShare with the corrected -Path.',
+  ShareAuthentication:
+    'Check the account name and password, that the account is not locked or expired, and that it has read and write permission on the share and folder; then run Set-BackupShare with the corrected -Credential.',
+  ShareCapacity:
+    'Free space on the share or enlarge it, or lower the retention period (Set-BackupShare -BackupRetentionPeriodInDays), then run Invoke-BackupPrune and Test-BackupShare.',
+};
+
+const categoryOf: Record<ShareAlertType, ErrorCategory> = {
+  ShareConnectivity: 'ConnectionError',
+  SharePath: 'ObjectNotFound',
+  ShareAuthentication: 'AuthenticationError',
+  ShareCapacity: 'QuotaExceeded',
+};
+
+const exitOf: Record<ShareAlertType, ExitCode> = {
+  ShareConnectivity: ExitCode.NotFound,
+  SharePath: ExitCode.NotFound,
+  ShareAuthentication: ExitCode.Authentication,
+  ShareCapacity: ExitCode.Capacity,
+};
+
+export const shareErrorIds: Record<ShareAlertType, string> = {
+  ShareConnectivity: 'ShareUnreachable',
+  SharePath: 'SharePathNotFound',
+  ShareAuthentication: 'ShareAccessDenied',
+  ShareCapacity: 'ShareCapacityExceeded',
+};
+
+export function shareError(
+  alertType: ShareAlertType,
+  message: string,
+  opts: { targetObject?: unknown; cause?: unknown; category?: ErrorCategory; errorId?: string } = {},
+): AzsError {
+  return new AzsError(message, {
+    errorId: opts.errorId ?? shareErrorIds[alertType],
+    category: opts.category ?? categoryOf[alertType],
+    exitCode: exitOf[alertType],
+    alertType,
+    targetObject: opts.targetObject,
+    recommendedAction: remediation[alertType],
+    cause: opts.cause,
+  });
+}
+
+export function notFound(location: string, p: string): AzsError {
+  return new AzsError(`'${p}' does not exist on ${location}.`, {
+    errorId: 'TargetObjectNotFound',
+    category: 'ObjectNotFound',
+    targetObject: p,
+    recommendedAction: 'Check the name; list the backups with Get-InfrastructureBackup.',
+  });
+}
+
+export function alreadyExists(location: string, p: string): AzsError {
+  return new AzsError(`'${p}' already exists on ${location}.`, {
+    errorId: 'TargetObjectExists',
+    category: 'ResourceExists',
+    targetObject: p,
+    recommendedAction: 'Remove or rename the existing entry, then retry.',
+  });
+}

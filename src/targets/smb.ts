@@ -1,0 +1,466 @@
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { execa, type Result, type ResultPromise } from 'execa';
+import { AzsError } from '../errors.js';
+import { parseUserName, type ShareLocation } from './location.js';
+import { partialNameFor, splitTargetPath } from './paths.js';
+import { alreadyExists, notFound, shareError } from './share-errors.js';
+import type { FreeSpace, Target, TargetEntry } from './target.js';
+
+export type SmbLocation = Extract<ShareLocation, { kind: 'smb' }>;
+export interface SmbCredential {
+  userName: string;
+  password: string;
+}
+
+/** One NT_STATUS failure smbclient reported for a command that did connect. */
+interface Failure {
+  status: string;
+  line: string;
+}
+
+// Characters a Windows share refuses in a name, plus what smbclient's -c parser treats specially
+// (';' separates commands, '"' quotes).
+const BAD_SMB_NAME = /[\\:*?"<>|;\x00-\x1f]/;
+const NOT_FOUND = new Set(['NT_STATUS_OBJECT_NAME_NOT_FOUND', 'NT_STATUS_OBJECT_PATH_NOT_FOUND', 'NT_STATUS_NO_SUCH_FILE', 'NT_STATUS_NOT_FOUND']);
+const AUTH_REFUSED = /LOGON_FAILURE|ACCESS_DENIED|WRONG_PASSWORD|ACCOUNT_(DISABLED|LOCKED_OUT|EXPIRED|RESTRICTION)|PASSWORD_(EXPIRED|MUST_CHANGE)|NO_SUCH_USER|INVALID_LOGON_HOURS|INVALID_WORKSTATION|LOGON_TYPE_NOT_GRANTED/;
+const CAPACITY = /DISK_FULL|QUOTA_EXCEEDED/;
+const CONNECTIVITY = /CONNECTION_(REFUSED|RESET|DISCONNECTED|ABORTED)|HOST_UNREACHABLE|NETWORK_UNREACHABLE|IO_TIMEOUT|NETWORK_NAME_DELETED|PIPE_BROKEN|END_OF_FILE|UNSUCCESSFUL|INVALID_NETWORK_RESPONSE/;
+
+/** How long a command that moves no file data may take before the server counts as unreachable. */
+const COMMAND_TIMEOUT_MS = 120_000;
+/** smbclient's own per-request timeout, which also bounds a stalled transfer. */
+const REQUEST_TIMEOUT_S = 60;
+
+/**
+ * An SMB 3 share reached through Debian's smbclient, one short smbclient run per operation.
+ *
+ * The password only ever travels through an auth file (mode 0600, in a private temp folder, removed
+ * after the run) named with -A: never argv, never the environment (smbclient runs with a minimal
+ * environment, so a password the host took from AZSBACKUP_PASSWORD is not inherited either).
+ *
+ * Writes stream into a temporary name and are renamed into place once smbclient reports success,
+ * so an interrupted or failed write never shows under its final name; the partial file is deleted
+ * on failure (best effort: a broken connection can leave it, and it carries the partial marker).
+ *
+ * Samba's `max disk size` and quotas only change what the server reports, so a write also stops
+ * itself with ShareCapacity once it exceeds the space the share reported before it began.
+ */
+export class SmbTarget implements Target {
+  readonly location: string;
+  readonly endpoint: { host: string; port: number };
+  private readonly user: { domain?: string; user: string };
+
+  constructor(
+    readonly share: SmbLocation,
+    private readonly credential: SmbCredential,
+  ) {
+    this.location = share.display;
+    this.endpoint = { host: share.server, port: share.port };
+    this.user = parseUserName(credential.userName);
+    for (const [what, value] of [
+      ['user name', this.user.user],
+      ['domain', this.user.domain ?? ''],
+      ['password', credential.password],
+    ] as const) {
+      if (/[\r\n\0]/.test(value)) throw unsupportedCredential(`the ${what} contains a line break or NUL character`);
+    }
+    // smbclient strips the whitespace after 'password =' in its auth file; such a password cannot be sent faithfully.
+    if (/^\s/.test(credential.password)) throw unsupportedCredential('the password begins with white space');
+  }
+
+  // ---- paths ---------------------------------------------------------------------------------
+
+  private segments(p: string, allowRoot = false): string[] {
+    const segs = splitTargetPath(p, { allowRoot });
+    for (const s of segs) {
+      if (BAD_SMB_NAME.test(s)) {
+        throw new AzsError(`Internal error: '${p}' contains a character an SMB share cannot hold.`, {
+          errorId: 'InvalidTargetPath',
+          category: 'InvalidOperation',
+          targetObject: p,
+        });
+      }
+    }
+    return segs;
+  }
+
+  /** A path as one quoted smbclient argument, relative to the -D folder. */
+  private q(segs: string[]): string {
+    return `"${segs.join('\\')}"`;
+  }
+
+  private mkdirCommands(dirSegs: string[]): string[] {
+    return dirSegs.map((_, i) => `mkdir ${this.q(dirSegs.slice(0, i + 1))}`);
+  }
+
+  // ---- the one place that runs smbclient and reads its verdict -------------------------------
+
+  /**
+   * Runs smbclient with `commands`, optionally feeding stdin and/or handing out stdout as a stream.
+   * Connection-level failures (unreachable, refused credentials, unknown share, missing folder)
+   * become the matching share error; per-command NT_STATUS failures are returned for the caller to
+   * judge, through `failureError` below, so the mapping lives here only.
+   */
+  private async run(
+    commands: string[],
+    io: {
+      stdin?: (sub: ResultPromise) => Promise<void>;
+      stdout?: (sub: ResultPromise) => void;
+    } = {},
+  ): Promise<{ stdout: string; failures: Failure[] }> {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'azsbackup-smb-'));
+    try {
+      const authFile = path.join(dir, 'auth');
+      const lines = [`username = ${this.user.user}`, `password = ${this.credential.password}`];
+      if (this.user.domain !== undefined) lines.push(`domain = ${this.user.domain}`);
+      await fsp.writeFile(authFile, lines.join('\n') + '\n', { mode: 0o600, flag: 'wx' });
+
+      const args = [
+        `//${this.share.server.replace(/^\[|\]$/g, '')}/${this.share.share}`,
+        '-p', String(this.share.port),
+        '-A', authFile,
+        '-m', 'SMB3',
+        '--option=client min protocol=SMB3',
+        '-t', String(REQUEST_TIMEOUT_S),
+      ];
+      if (this.share.folder !== '') args.push('-D', this.share.folder.split('/').join('\\'));
+      // smbclient prints its messages on stdout; when stdout carries file data they must go elsewhere.
+      if (io.stdout !== undefined) args.push('-E');
+      args.push('-c', commands.join('; '));
+
+      const streaming = io.stdin !== undefined || io.stdout !== undefined;
+      const sub = execa('smbclient', args, {
+        // No inherited variables: the host may hold secrets in its environment.
+        extendEnv: false,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TZ: 'UTC', LC_ALL: 'C.UTF-8' },
+        stdin: io.stdin ? 'pipe' : 'ignore',
+        buffer: { stdout: io.stdout === undefined, stderr: true },
+        reject: false,
+        timeout: streaming ? undefined : COMMAND_TIMEOUT_MS,
+        forceKillAfterDelay: 2000,
+      });
+      io.stdout?.(sub);
+      let inputError: unknown;
+      const feeding = io.stdin?.(sub).catch((e: unknown) => {
+        inputError = e;
+        // Killing (rather than ending stdin) matters: on EOF smbclient would store the partial data as a complete file.
+        sub.kill('SIGKILL');
+      });
+      const result = (await sub) as Result;
+      await feeding;
+      const output = `${typeof result.stdout === 'string' ? result.stdout : ''}\n${String(result.stderr ?? '')}`;
+      const connectionError = this.connectionError(result, output);
+      // When we killed smbclient because the input failed, the input's error is the real cause,
+      // unless smbclient had already said why it stopped reading.
+      if (inputError !== undefined && (connectionError === undefined || result.isTerminated)) {
+        // smbclient stopped reading because a command failed (a full disk): the caller maps that.
+        const failures = result.isTerminated ? [] : parseFailures(output);
+        if (failures.length > 0) return { stdout: '', failures };
+        throw inputError;
+      }
+      if (connectionError) throw connectionError;
+      const failures = parseFailures(output);
+      if (result.failed && failures.length === 0) {
+        throw new AzsError(`smbclient failed on ${this.location}: ${summarize(output) || result.shortMessage}`, {
+          errorId: 'SmbClientFailed',
+          category: 'NotSpecified',
+          targetObject: this.location,
+          recommendedAction: 'Run Test-BackupShare for details; check the share with smbclient from this machine.',
+        });
+      }
+      return { stdout: typeof result.stdout === 'string' ? result.stdout : '', failures };
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Failures before any command ran: reaching the server, logging on, opening the share and folder. */
+  private connectionError(result: Result, output: string): AzsError | undefined {
+    const err = result as Result & { code?: string };
+    if (result.failed && (err.code === 'ENOENT' || /spawn smbclient ENOENT/.test(result.message ?? ''))) {
+      return new AzsError('smbclient is not installed, so SMB shares cannot be reached.', {
+        errorId: 'SmbClientMissing',
+        category: 'ResourceUnavailable',
+        exitCode: 1,
+        recommendedAction: 'Install it (apt-get install smbclient), then retry.',
+      });
+    }
+    if (result.timedOut) {
+      return shareError('ShareConnectivity', `The file server of ${this.location} did not answer in time.`, { targetObject: this.location });
+    }
+    const m = (re: RegExp) => re.exec(output)?.[1];
+    const connect = m(/do_connect: Connection to .* failed \(Error (NT_STATUS_\w+)\)/) ?? m(/Connection to .* failed \(Error (NT_STATUS_\w+)\)/);
+    if (connect) {
+      const why = connect === 'NT_STATUS_UNSUCCESSFUL' ? 'the server name could not be resolved or reached' : connect;
+      return shareError('ShareConnectivity', `Cannot reach the file server ${this.share.server}:${this.share.port} (${why}).`, {
+        targetObject: this.location,
+      });
+    }
+    const negotiate = m(/protocol negotiation failed: (NT_STATUS_\w+)/);
+    if (negotiate) {
+      return shareError('ShareConnectivity', `The file server ${this.share.server} does not speak SMB 3 (${negotiate}).`, {
+        targetObject: this.location,
+      });
+    }
+    const session = m(/session setup failed: (NT_STATUS_\w+)/);
+    if (session) {
+      if (AUTH_REFUSED.test(session)) {
+        return shareError('ShareAuthentication', `The file server refused the credentials of '${this.credential.userName}' (${session}).`, {
+          targetObject: this.location,
+        });
+      }
+      return shareError('ShareConnectivity', `Logging on to ${this.share.server} failed (${session}).`, { targetObject: this.location });
+    }
+    const tree = m(/tree connect failed: (NT_STATUS_\w+)/);
+    if (tree) {
+      if (tree === 'NT_STATUS_BAD_NETWORK_NAME') {
+        return shareError('SharePath', `The share '${this.share.share}' does not exist on ${this.share.server}.`, { targetObject: this.location });
+      }
+      if (AUTH_REFUSED.test(tree)) {
+        return shareError('ShareAuthentication', `'${this.credential.userName}' may not open the share ${this.location} (${tree}).`, {
+          targetObject: this.location,
+        });
+      }
+      return shareError('ShareConnectivity', `Opening the share ${this.location} failed (${tree}).`, { targetObject: this.location });
+    }
+    // -D is the only 'cd' we issue: it fails when the configured folder is missing.
+    const cd = m(/^cd \\.*: (NT_STATUS_\w+)/m);
+    if (cd) {
+      if (AUTH_REFUSED.test(cd)) {
+        return shareError('ShareAuthentication', `'${this.credential.userName}' may not open ${this.location} (${cd}).`, { targetObject: this.location });
+      }
+      return shareError('SharePath', `The folder '${this.share.folder}' does not exist on the share ${this.location} (${cd}).`, {
+        targetObject: this.location,
+      });
+    }
+    return undefined;
+  }
+
+  /** The error a per-command failure means, for the target path `p`. */
+  private failureError(f: Failure, p: string): AzsError {
+    const s = f.status;
+    if (CAPACITY.test(s)) {
+      return shareError('ShareCapacity', `The share ${this.location} ran out of space writing '${p}' (${s}).`, { targetObject: p });
+    }
+    if (AUTH_REFUSED.test(s)) {
+      return shareError('ShareAuthentication', `'${this.credential.userName}' may not access '${p}' on ${this.location} (${s}).`, {
+        targetObject: p,
+        category: 'PermissionDenied',
+      });
+    }
+    if (NOT_FOUND.has(s)) return notFound(this.location, p);
+    if (s === 'NT_STATUS_OBJECT_NAME_COLLISION') return alreadyExists(this.location, p);
+    if (CONNECTIVITY.test(s)) {
+      return shareError('ShareConnectivity', `The connection to ${this.location} broke during an operation on '${p}' (${s}).`, { targetObject: p });
+    }
+    return new AzsError(`The file server refused an operation on '${p}' on ${this.location}: ${f.line}`, {
+      errorId: 'ShareOperationFailed',
+      category: 'WriteError',
+      targetObject: p,
+      recommendedAction: 'Check the share with Test-BackupShare and the file server logs.',
+    });
+  }
+
+  /** Throws for the first failure `tolerate` does not accept. */
+  private check(failures: Failure[], p: string, tolerate: (f: Failure) => boolean = () => false): void {
+    const bad = failures.find((f) => !tolerate(f));
+    if (bad) throw this.failureError(bad, p);
+  }
+
+  // ---- the Target interface ------------------------------------------------------------------
+
+  async write(p: string, data: Readable): Promise<{ bytes: number }> {
+    const segs = this.segments(p);
+    const dirSegs = segs.slice(0, -1);
+    const tempSegs = [...dirSegs, partialNameFor(segs[segs.length - 1]!)];
+
+    // One round trip makes the parents and reports the free space the write may use.
+    const pre = await this.run([...this.mkdirCommands(dirSegs), dirSegs.length === 0 ? 'ls' : `ls ${this.q(dirSegs)}`]);
+    this.check(pre.failures, p, isMkdirCollision);
+    const room = parseFreeSpace(pre.stdout);
+
+    let bytes = 0;
+    const location = this.location;
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        bytes += chunk.length;
+        if (room && bytes > room.available) {
+          cb(shareError('ShareCapacity', `The share ${location} has ${room.available} bytes free; '${p}' needs more.`, { targetObject: p }));
+          return;
+        }
+        cb(null, chunk);
+      },
+    });
+    try {
+      const put = await this.run([`put - ${this.q(tempSegs)}`], {
+        stdin: (sub) => pipeline(data, counter, sub.stdin!),
+      });
+      this.check(put.failures, p);
+      const ren = await this.run([`rename ${this.q(tempSegs)} ${this.q(segs)} -f`]);
+      this.check(ren.failures, p);
+    } catch (e) {
+      data.destroy();
+      await this.run([`deltree ${this.q(tempSegs)}`]).catch(() => {});
+      throw e;
+    }
+    return { bytes };
+  }
+
+  async read(p: string): Promise<Readable> {
+    const segs = this.segments(p);
+    const out = new PassThrough();
+    let started!: () => void;
+    const firstData = new Promise<void>((resolve) => (started = resolve));
+    let sub: ResultPromise | undefined;
+    let finished = false;
+    const done = this.run([`get ${this.q(segs)} -`], {
+      stdout: (s) => {
+        sub = s;
+        const stdout = s.stdout!;
+        // Resolve only once bytes arrive: a missing file must reject read(), not fail the stream later.
+        stdout.once('data', () => started());
+        // Ending `out` waits for smbclient's verdict, so a transfer cut short is an error, not a short file.
+        stdout.pipe(out, { end: false });
+      },
+    }).then(
+      (r) => {
+        finished = true;
+        this.check(r.failures, p);
+      },
+      (e: unknown) => {
+        finished = true;
+        throw e;
+      },
+    );
+    out.on('close', () => {
+      if (!finished) sub?.kill('SIGKILL');
+    });
+    const outcome = await Promise.race([firstData.then(() => 'streaming' as const), done.then(() => 'done' as const)]);
+    if (outcome === 'streaming') {
+      done.then(
+        () => out.end(),
+        (e: unknown) => out.destroy(e instanceof Error ? e : new Error(String(e))),
+      );
+    } else {
+      out.end();
+    }
+    return out;
+  }
+
+  async list(p: string): Promise<TargetEntry[]> {
+    const segs = this.segments(p, true);
+    const r = await this.run([`ls ${this.q([...segs, '*'])}`]);
+    if (r.failures.some((f) => NOT_FOUND.has(f.status))) return [];
+    this.check(r.failures, p);
+    return parseListing(r.stdout).filter((e) => e.name !== '.' && e.name !== '..');
+  }
+
+  async stat(p: string): Promise<TargetEntry | undefined> {
+    const segs = this.segments(p, true);
+    if (segs.length === 0) {
+      // The root is the -D folder: if run() gets past it, it exists.
+      await this.run(['ls']);
+      return { name: '', isDirectory: true, size: 0, mtime: new Date(0) };
+    }
+    const r = await this.run([`ls ${this.q(segs)}`]);
+    if (r.failures.some((f) => NOT_FOUND.has(f.status))) return undefined;
+    this.check(r.failures, p);
+    return parseListing(r.stdout).find((e) => e.name === segs[segs.length - 1]);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const src = this.segments(from);
+    const dst = this.segments(to);
+    const r = await this.run([...this.mkdirCommands(dst.slice(0, -1)), `rename ${this.q(src)} ${this.q(dst)}`]);
+    const failure = r.failures.find((f) => !isMkdirCollision(f));
+    if (failure === undefined) return;
+    if (failure.status === 'NT_STATUS_OBJECT_NAME_COLLISION') throw alreadyExists(this.location, to);
+    throw this.failureError(failure, from);
+  }
+
+  async delete(p: string): Promise<void> {
+    const segs = this.segments(p);
+    const r = await this.run([`deltree ${this.q(segs)}`]);
+    this.check(r.failures, p, (f) => NOT_FOUND.has(f.status));
+  }
+
+  async mkdir(p: string): Promise<void> {
+    const segs = this.segments(p);
+    const r = await this.run(this.mkdirCommands(segs));
+    this.check(r.failures, p, isMkdirCollision);
+  }
+
+  async freeSpace(): Promise<FreeSpace> {
+    const r = await this.run(['ls']);
+    this.check(r.failures, '');
+    const room = parseFreeSpace(r.stdout);
+    if (!room) {
+      throw new AzsError(`The file server did not report the free space of ${this.location}.`, {
+        errorId: 'ShareFreeSpaceUnknown',
+        category: 'InvalidData',
+        exitCode: 1,
+        targetObject: this.location,
+      });
+    }
+    return room;
+  }
+}
+
+function unsupportedCredential(why: string): AzsError {
+  return new AzsError(`The credential cannot be used for an SMB share: ${why}.`, {
+    errorId: 'UnsupportedCredential',
+    category: 'InvalidArgument',
+    recommendedAction: 'Use an account name and password without line breaks and without leading white space.',
+  });
+}
+
+function isMkdirCollision(f: Failure): boolean {
+  return f.status === 'NT_STATUS_OBJECT_NAME_COLLISION' && /making remote directory/.test(f.line);
+}
+
+function parseFailures(output: string): Failure[] {
+  const failures: Failure[] = [];
+  for (const line of output.split('\n')) {
+    const m = /(NT_STATUS_[A-Z0-9_]+)/.exec(line);
+    if (m) failures.push({ status: m[1]!, line: line.trim() });
+  }
+  return failures;
+}
+
+function summarize(output: string): string {
+  return output.split('\n').map((l) => l.trim()).filter(Boolean).slice(-3).join(' / ');
+}
+
+/** `5120 blocks of size 1024. 5119 blocks available` */
+export function parseFreeSpace(stdout: string): FreeSpace | undefined {
+  const m = /(\d+) blocks of size (\d+)\. (\d+) blocks available/.exec(stdout);
+  if (!m) return undefined;
+  const size = Number(m[2]);
+  return { total: Number(m[1]) * size, available: Number(m[3]) * size };
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+// smbclient prints "  %-30s%7s %8.0f  %s": name padded, attributes, size, then ctime() in the
+// client's time zone (we run it with TZ=UTC). Names may hold spaces, so anchor on the right.
+const LISTING_LINE = /^ {2}(.+?)\s+([A-Z]*)\s+(\d+)\s+\w{3} (\w{3}) +(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})$/;
+
+/** The entries of an smbclient `ls` listing. */
+export function parseListing(stdout: string): TargetEntry[] {
+  const entries: TargetEntry[] = [];
+  for (const line of stdout.split('\n')) {
+    const m = LISTING_LINE.exec(line);
+    if (!m) continue;
+    const [, name, attrs, size, mon, day, hh, mm, ss, year] = m as unknown as string[];
+    entries.push({
+      name: name!,
+      isDirectory: attrs!.includes('D'),
+      size: attrs!.includes('D') ? 0 : Number(size),
+      mtime: new Date(Date.UTC(Number(year), MONTHS.indexOf(mon!), Number(day), Number(hh), Number(mm), Number(ss))),
+    });
+  }
+  return entries;
+}

@@ -1,0 +1,233 @@
+/**
+ * A private Samba server for tests: smbd in the foreground, as root, with its own smb.conf and
+ * state in a temp folder, listening only on 127.0.0.1 on a free port. Several can run at once.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface SambaServer {
+  host: '127.0.0.1';
+  port: number;
+  share: string;
+  userName: string;
+  password: string;
+  /** The shared folder on disk. */
+  root: string;
+  /** \\127.0.0.1\backups is port 445; tests use smbUrl, which carries the port. */
+  unc: string;
+  smbUrl: string;
+  /** Stops smbd and removes every file of this instance. */
+  stop(): Promise<void>;
+  /** Stops smbd but keeps its folder, for "server went away" cases. */
+  kill(): Promise<void>;
+  /** Starts smbd again on the same port and folder after kill(). */
+  restart(): Promise<void>;
+}
+
+export const SAMBA_TEST_USER = 'azsbackup-test';
+const SHARE = 'backups';
+
+function which(cmd: string): string | undefined {
+  for (const dir of ['/usr/sbin', '/usr/bin', '/sbin', '/bin', ...(process.env.PATH ?? '').split(':')]) {
+    try {
+      execFileSync('test', ['-x', path.join(dir, cmd)]);
+      return path.join(dir, cmd);
+    } catch {
+      // keep looking
+    }
+  }
+  return undefined;
+}
+
+export function sambaAvailable(): boolean {
+  return which('smbd') !== undefined && which('smbclient') !== undefined && process.getuid?.() === 0;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function ensureUser(): void {
+  try {
+    execFileSync('id', ['-u', SAMBA_TEST_USER], { stdio: 'ignore' });
+    return;
+  } catch {
+    // not there yet
+  }
+  try {
+    execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', SAMBA_TEST_USER], { stdio: 'pipe' });
+  } catch (e) {
+    // Another test worker may have created it at the same moment.
+    execFileSync('id', ['-u', SAMBA_TEST_USER], { stdio: 'ignore' });
+    void e;
+  }
+}
+
+async function waitForPort(port: number, proc: ChildProcess, log: () => Promise<string>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(`smbd exited (${proc.exitCode ?? proc.signalCode}) before listening on ${port}:\n${await log()}`);
+    }
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`smbd did not listen on 127.0.0.1:${port} within 20 s:\n${await log()}`);
+}
+
+async function killGroup(proc: ChildProcess): Promise<void> {
+  if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  try {
+    process.kill(-proc.pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const timer = setTimeout(() => {
+    try {
+      process.kill(-proc.pid!, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }, 3000);
+  await exited;
+  clearTimeout(timer);
+  // Per-connection children share the group; make sure none outlives the parent.
+  try {
+    process.kill(-proc.pid, 'SIGKILL');
+  } catch {
+    // none left
+  }
+}
+
+export async function startSamba(opts: { maxDiskSizeMB?: number } = {}): Promise<SambaServer> {
+  const smbd = which('smbd');
+  const smbpasswd = which('smbpasswd');
+  if (!smbd || !smbpasswd || !which('smbclient')) {
+    throw new Error('Samba is not installed: run `apt-get install -y samba smbclient` (the SMB tests need smbd, smbpasswd and smbclient).');
+  }
+  if (process.getuid?.() !== 0) throw new Error('The Samba test server runs smbd as root; run the SMB tests as root.');
+
+  ensureUser();
+  const base = await fs.mkdtemp(path.join(os.tmpdir(), 'azs-samba-'));
+  // smbd serves the share as the test user, who must be able to traverse down to it.
+  await fs.chmod(base, 0o711);
+  const dirs = Object.fromEntries(
+    ['private', 'lock', 'state', 'cache', 'pid', 'ncalrpc', 'log'].map((d) => [d, path.join(base, d)]),
+  ) as Record<string, string>;
+  for (const d of Object.values(dirs)) await fs.mkdir(d, { mode: 0o700 });
+  const root = path.join(base, 'share');
+  await fs.mkdir(root);
+  execFileSync('chown', [`${SAMBA_TEST_USER}:`, root]);
+
+  const port = await freePort();
+  const password = `Pw-${randomBytes(9).toString('base64url')} x`;
+  const conf = path.join(base, 'smb.conf');
+  await fs.writeFile(
+    conf,
+    [
+      '[global]',
+      `  smb ports = ${port}`,
+      '  interfaces = lo 127.0.0.1',
+      '  bind interfaces only = yes',
+      '  server role = standalone server',
+      '  server min protocol = SMB3',
+      '  disable netbios = yes',
+      '  passdb backend = tdbsam',
+      `  private dir = ${dirs.private}`,
+      `  lock directory = ${dirs.lock}`,
+      `  state directory = ${dirs.state}`,
+      `  cache directory = ${dirs.cache}`,
+      `  pid directory = ${dirs.pid}`,
+      `  ncalrpc dir = ${dirs.ncalrpc}`,
+      `  log file = ${dirs.log}/log.%m`,
+      '  usershare path =',
+      '  rpc start on demand helpers = no',
+      '  load printers = no',
+      '  printcap name = /dev/null',
+      '  disable spoolss = yes',
+      ...(opts.maxDiskSizeMB !== undefined ? [`  max disk size = ${opts.maxDiskSizeMB}`] : []),
+      '',
+      `[${SHARE}]`,
+      `  path = ${root}`,
+      '  read only = no',
+      `  valid users = ${SAMBA_TEST_USER}`,
+      '',
+    ].join('\n'),
+  );
+  // The password goes in on stdin, never on the command line.
+  execFileSync(smbpasswd, ['-c', conf, '-a', '-s', SAMBA_TEST_USER], { input: `${password}\n${password}\n`, stdio: ['pipe', 'ignore', 'pipe'] });
+
+  const logPath = path.join(base, 'smbd.out');
+  let proc: ChildProcess | undefined;
+  const log = () => fs.readFile(logPath, 'utf8').catch(() => '(no log)');
+
+  async function launch(): Promise<void> {
+    const out = await fs.open(logPath, 'a');
+    // detached: smbd leads its own process group, so stopping it also stops its per-client children.
+    proc = spawn(smbd!, ['--foreground', '--no-process-group', '--debug-stdout', '-s', conf], {
+      detached: true,
+      stdio: ['ignore', out.fd, out.fd],
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    });
+    await out.close();
+    proc.unref();
+    try {
+      await waitForPort(port, proc, log);
+    } catch (e) {
+      await killGroup(proc);
+      throw e;
+    }
+  }
+
+  async function kill(): Promise<void> {
+    if (proc) await killGroup(proc);
+    proc = undefined;
+  }
+
+  try {
+    await launch();
+  } catch (e) {
+    await fs.rm(base, { recursive: true, force: true });
+    throw e;
+  }
+
+  return {
+    host: '127.0.0.1',
+    port,
+    share: SHARE,
+    userName: SAMBA_TEST_USER,
+    password,
+    root,
+    unc: `\\\\127.0.0.1\\${SHARE}`,
+    smbUrl: `smb://127.0.0.1:${port}/${SHARE}`,
+    kill,
+    restart: async () => {
+      await kill();
+      await launch();
+    },
+    stop: async () => {
+      await kill();
+      await fs.rm(base, { recursive: true, force: true });
+    },
+  };
+}
