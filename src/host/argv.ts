@@ -1,0 +1,409 @@
+/**
+ * The command line of one cmdlet, built from its manifest. Names are normalised first (PowerShell
+ * or GNU style, any case, a unique prefix, aliases) to the manifest's canonical names, so that the
+ * option parser (yargs-parser, configured from the manifest) sees one unambiguous spelling. Then
+ * the parameter set is resolved as PowerShell resolves it, positional arguments are bound for that
+ * set, and values are converted and validated.
+ */
+import { usageError, type AzsError } from '../errors.js';
+import type { CmdletManifest, ParameterDef, ParameterType } from '../manifest/model.js';
+import type { BoundParameters } from './cmdlet.js';
+import { convertValue, parseBoolean, validateText } from './convert.js';
+import { closeMatches } from './similar.js';
+
+export type OutputFormat = 'json' | 'clixml' | 'table' | 'list';
+export const outputFormats: readonly OutputFormat[] = ['json', 'clixml', 'table', 'list'];
+export type ProgressMode = 'json' | 'none';
+
+/** A secret parameter named on the command line; secrets.ts reads its value. */
+export interface SecretRequest {
+  parameter: ParameterDef;
+  /** `-`: read from standard input; `ask`: no value given, so the environment or a prompt. */
+  source: 'stdin' | 'ask';
+  /** A PSCredential's user name, when given as its value. */
+  userName?: string;
+}
+
+export interface CommandLine {
+  parameterSetName: string;
+  /** Typed values of the non-secret parameters given. */
+  params: BoundParameters;
+  /** Secret parameters named on the command line, in command-line order. */
+  secrets: SecretRequest[];
+  whatIf: boolean;
+  /** -Confirm as given: undefined when absent. */
+  confirm: boolean | undefined;
+  output: OutputFormat | undefined;
+  progress: ProgressMode | undefined;
+}
+
+type CommonName = 'Output' | 'Progress' | 'WhatIf' | 'Confirm';
+
+/** A name the command line accepts: a manifest parameter or one of the host's common parameters. */
+interface Known {
+  name: string;
+  aliases: string[];
+  type: ParameterType;
+  param?: ParameterDef;
+  common?: CommonName;
+}
+
+interface Occurrence {
+  known: Known;
+  /** Raw values given; for a switch, 'true' or 'false'. */
+  values: string[];
+  /** For secrets. */
+  secretSource?: 'stdin' | 'ask';
+  userName?: string;
+}
+
+function knownNames(m: CmdletManifest): Known[] {
+  const known: Known[] = m.parameters.map((p) => ({ name: p.name, aliases: p.aliases, type: p.type, param: p }));
+  known.push({ name: 'Output', aliases: [], type: 'String', common: 'Output' });
+  known.push({ name: 'Progress', aliases: [], type: 'String', common: 'Progress' });
+  if (m.supportsShouldProcess) {
+    known.push({ name: 'WhatIf', aliases: ['wi'], type: 'Switch', common: 'WhatIf' });
+    known.push({ name: 'Confirm', aliases: ['cf'], type: 'Switch', common: 'Confirm' });
+  }
+  return known;
+}
+
+const norm = (s: string): string => s.toLowerCase().replace(/-/g, '');
+
+/** Exact name or alias first; otherwise a unique prefix of a name or alias. */
+function lookup(known: Known[], typed: string): Known[] {
+  const key = norm(typed);
+  const exact = known.filter((k) => norm(k.name) === key || k.aliases.some((a) => norm(a) === key));
+  if (exact.length) return exact;
+  return known.filter((k) => norm(k.name).startsWith(key) || k.aliases.some((a) => norm(a).startsWith(key)));
+}
+
+function resolveName(m: CmdletManifest, known: Known[], typed: string, gnu: boolean): { known: Known; negated: boolean } {
+  const found = lookup(known, typed);
+  if (found.length === 1) return { known: found[0]!, negated: false };
+  if (found.length > 1) {
+    throw usageError(
+      `Parameter cannot be processed because the parameter name '${typed}' is ambiguous. Possible matches include: ${found.map((k) => `-${k.name}`).join(' ')}.`,
+      'AmbiguousParameter',
+      typed,
+      'Type more of the parameter name.',
+    );
+  }
+  // GNU negation --no-switch, only when no parameter is called "no...".
+  if (gnu && /^no-?/i.test(typed)) {
+    const rest = typed.replace(/^no-?/i, '');
+    const neg = lookup(known, rest);
+    if (neg.length === 1 && (neg[0]!.type === 'Switch' || neg[0]!.type === 'Boolean')) return { known: neg[0]!, negated: true };
+  }
+  const suggestions = closeMatches(typed, known.map((k) => k.name));
+  throw usageError(
+    `A parameter cannot be found that matches parameter name '${typed}'.${suggestions.length ? ` Did you mean ${suggestions.map((s) => `-${s}`).join(' or ')}?` : ''}`,
+    'ParameterNotFound',
+    typed,
+    `Run 'azsbackup ${m.name} -?' to list its parameters.`,
+  );
+}
+
+/** A token that names a parameter rather than being a value: `-Name`, `--name`; not `-`, `-5` or `--`. */
+function isParameterToken(t: string): boolean {
+  return /^--?[A-Za-z?]/.test(t);
+}
+
+function missingArgument(p: Known): AzsError {
+  return usageError(
+    `Missing an argument for parameter '${p.name}'. Specify a parameter of type '${p.type}' and try again.`,
+    'MissingArgument',
+    p.name,
+    `Give a value after -${p.name}, or write -${p.name}:<value> when the value starts with '-'.`,
+  );
+}
+
+export function secretOnCommandLine(p: ParameterDef): AzsError {
+  const env = `AZSBACKUP_${p.name.toUpperCase()}`;
+  const what = p.type === 'PSCredential' ? `the password of -${p.name}` : `-${p.name}`;
+  return usageError(
+    `A value for ${what} was given on the command line. Secrets are never taken from the command line, where other users and the shell history can read them.`,
+    'SecretOnCommandLine',
+    p.name,
+    p.type === 'PSCredential'
+      ? `Give the user name as the value (-${p.name} 'DOMAIN\\user') and the password one of three ways: '-${p.name} -' reads the user name and then the password from standard input (one line each); the environment variable ${env} supplies the password; or, on a terminal, you are prompted without echo.`
+      : `Pass it one of three ways: '-${p.name} -' reads it from standard input (one line); the environment variable ${env} supplies it; or name -${p.name} without a value (or leave it out when mandatory) on a terminal to be prompted without echo.`,
+  );
+}
+
+/** Splits argv into named occurrences (canonical names) and positional values. */
+function tokenize(m: CmdletManifest, args: string[]): { named: Occurrence[]; positional: string[] } {
+  const known = knownNames(m);
+  const byName = new Map<string, Occurrence>();
+  const named: Occurrence[] = [];
+  const positional: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const t = args[i]!;
+    if (t === '--') {
+      positional.push(...args.slice(i + 1));
+      break;
+    }
+    if (!isParameterToken(t)) {
+      positional.push(t);
+      continue;
+    }
+    const gnu = t.startsWith('--');
+    const body = t.slice(gnu ? 2 : 1);
+    // PowerShell binds -Name:value; GNU binds --name=value. A Windows path keeps its own colons.
+    const sep = gnu ? body.indexOf('=') : body.indexOf(':');
+    const typed = sep >= 0 ? body.slice(0, sep) : body;
+    const inline = sep >= 0 ? body.slice(sep + 1) : undefined;
+    const { known: k, negated } = resolveName(m, known, typed, gnu);
+    const next = (): string | undefined => {
+      if (inline !== undefined) return inline;
+      const n = args[i + 1];
+      if (n === undefined || isParameterToken(n) || n === '--') return undefined;
+      i++;
+      return n;
+    };
+
+    let occ = byName.get(k.name);
+    const isArray = k.type === 'String[]';
+    if (occ && !isArray) {
+      throw usageError(
+        `Cannot bind parameter because parameter '${k.name}' is specified more than once.`,
+        'ParameterAlreadyBound',
+        k.name,
+        `Give -${k.name} once${k.aliases.length ? ` (its aliases ${k.aliases.join(', ')} name the same parameter)` : ''}.`,
+      );
+    }
+    if (!occ) {
+      occ = { known: k, values: [] };
+      byName.set(k.name, occ);
+      named.push(occ);
+    }
+
+    if (k.type === 'Switch') {
+      let value = !negated;
+      if (inline !== undefined) {
+        const b = parseBoolean(inline);
+        if (b === undefined) {
+          throw usageError(`Cannot convert '${inline}' to the type 'Switch' required by parameter '${k.name}'. Use -${k.name}:$true or -${k.name}:$false.`,
+            'ParameterArgumentTransformationError', k.name, `Write -${k.name}, -${k.name}:$false or --no-${k.name.toLowerCase()}.`);
+        }
+        value = negated ? !b : b;
+      }
+      occ.values.push(String(value));
+      continue;
+    }
+    if (negated) {
+      occ.values.push('false');
+      continue;
+    }
+    if (k.param?.secret) {
+      // Secrets: `-` reads stdin; no value means the environment or a prompt; anything else is refused,
+      // except a PSCredential's user name.
+      const v = inline !== undefined ? inline : args[i + 1] !== undefined && !isParameterToken(args[i + 1]!) && args[i + 1] !== '--' ? args[++i] : undefined;
+      if (v === '-') occ.secretSource = 'stdin';
+      else if (v === undefined) occ.secretSource = 'ask';
+      else if (k.type === 'PSCredential' && v !== '') {
+        occ.secretSource = 'ask';
+        occ.userName = v;
+      } else throw secretOnCommandLine(k.param);
+      continue;
+    }
+    const v = next();
+    if (v === undefined) throw missingArgument(k);
+    occ.values.push(v);
+  }
+  return { named, positional };
+}
+
+type YargsParser = typeof import('yargs-parser');
+let parserPromise: Promise<YargsParser> | undefined;
+// Loaded on first use: `--help` and unknown-cmdlet paths never pay for it.
+function loadParser(): Promise<YargsParser> {
+  parserPromise ??= import('yargs-parser').then((mod) => (mod as unknown as { default: YargsParser }).default ?? mod);
+  return parserPromise;
+}
+
+/**
+ * Hands the normalised occurrences to yargs-parser, configured from the manifest (types, arrays,
+ * booleans), with every value attached by `=` so that values starting with '-' stay values.
+ */
+async function parseNormalised(named: Occurrence[], positional: string[]): Promise<{ values: Map<string, string[]>; positional: string[] }> {
+  const parse = await loadParser();
+  const plain = named.filter((o) => !o.known.param?.secret);
+  const argv = plain.flatMap((o) => o.values.map((v) => `--${o.known.name}=${v}`));
+  argv.push('--', ...positional);
+  const result = parse.detailed(argv, {
+    string: plain.filter((o) => o.known.type !== 'Switch').map((o) => o.known.name),
+    boolean: plain.filter((o) => o.known.type === 'Switch').map((o) => o.known.name),
+    array: plain.filter((o) => o.known.type === 'String[]').map((o) => o.known.name),
+    configuration: {
+      'camel-case-expansion': false,
+      'dot-notation': false,
+      'parse-numbers': false,
+      'parse-positional-numbers': false,
+      'boolean-negation': false,
+      'duplicate-arguments-array': true,
+      'flatten-duplicate-arrays': true,
+      'greedy-arrays': false,
+      'short-option-groups': false,
+      'populate--': false,
+      'unknown-options-as-args': true,
+    },
+  });
+  if (result.error) throw usageError(result.error.message, 'InvalidArgument');
+  const values = new Map<string, string[]>();
+  for (const o of plain) {
+    const v = result.argv[o.known.name] as unknown;
+    values.set(o.known.name, (Array.isArray(v) ? v : [v]).map((x) => String(x)));
+  }
+  return { values, positional: result.argv._.map((x) => String(x)) };
+}
+
+function membership(p: ParameterDef, set: string) {
+  return p.sets.find((s) => s.set === set);
+}
+
+function positionalSlots(m: CmdletManifest, set: string, namedParams: Set<string>): ParameterDef[] {
+  return m.parameters
+    .filter((p) => membership(p, set)?.position !== undefined && !namedParams.has(p.name))
+    .sort((a, b) => membership(a, set)!.position! - membership(b, set)!.position!);
+}
+
+function missingMandatory(m: CmdletManifest, set: string, bound: Set<string>): ParameterDef[] {
+  // Secrets are read later (stdin, environment, prompt); secrets.ts reports those it cannot get.
+  return m.parameters.filter((p) => !p.secret && membership(p, set)?.mandatory && !bound.has(p.name));
+}
+
+/** Picks the parameter set as PowerShell does: consistent with the named parameters, then positionals, then the default. */
+function resolveSet(m: CmdletManifest, namedParams: ParameterDef[], positional: string[]): string {
+  const namedSet = new Set(namedParams.map((p) => p.name));
+  let candidates = m.parameterSets.filter((s) => namedParams.every((p) => membership(p, s)));
+  if (candidates.length === 0) {
+    const detail = namedParams
+      .filter((p) => p.sets.length < m.parameterSets.length)
+      .map((p) => `-${p.name} (${p.sets.map((s) => s.set).join(', ')})`)
+      .join(', ');
+    throw usageError(
+      `Parameter set cannot be resolved using the specified named parameters: ${detail} cannot be used together.`,
+      'AmbiguousParameterSet',
+      undefined,
+      `Use parameters of one parameter set only; run 'azsbackup ${m.name} -?' to see the sets.`,
+    );
+  }
+  if (positional.length) {
+    const fitting = candidates.filter((s) => positionalSlots(m, s, namedSet).length >= positional.length);
+    if (fitting.length === 0) {
+      const most = Math.max(...candidates.map((s) => positionalSlots(m, s, namedSet).length));
+      throw usageError(
+        `A positional parameter cannot be found that accepts argument '${positional[most]}'.`,
+        'PositionalParameterNotFound',
+        positional[most],
+        `Name the parameter this value is for (-Name value); run 'azsbackup ${m.name} -?' to list them.`,
+      );
+    }
+    candidates = fitting;
+  }
+  if (candidates.length === 1) return candidates[0]!;
+  if (candidates.includes(m.defaultParameterSet)) return m.defaultParameterSet;
+  const complete = candidates.filter((s) => {
+    const bound = new Set([...namedSet, ...positionalSlots(m, s, namedSet).slice(0, positional.length).map((p) => p.name)]);
+    return missingMandatory(m, s, bound).length === 0;
+  });
+  if (complete.length === 1) return complete[0]!;
+  throw usageError(
+    `Parameter set cannot be resolved using the specified named parameters. One or more parameters issued cannot be used together or an insufficient number of parameters were provided (possible sets: ${candidates.join(', ')}).`,
+    'AmbiguousParameterSet',
+    undefined,
+    `Give a parameter that belongs to only one of ${candidates.join(', ')}; run 'azsbackup ${m.name} -?' to see the sets.`,
+  );
+}
+
+function commonValue<T extends string>(name: string, raw: string, allowed: readonly T[]): T {
+  const v = allowed.find((a) => a === raw.toLowerCase());
+  if (v === undefined) {
+    throw usageError(
+      `Cannot validate argument on parameter '${name}'. The argument "${raw}" does not belong to the set "${allowed.join(',')}".`,
+      'ParameterArgumentValidationError',
+      name,
+      `Give --${name.toLowerCase()} ${allowed.join('|')}.`,
+    );
+  }
+  return v;
+}
+
+/** Parses the arguments after the cmdlet name. Throws AzsError (exit 2) for every usage mistake. */
+export async function parseCommandLine(m: CmdletManifest, args: string[]): Promise<CommandLine> {
+  const { named, positional: rawPositional } = tokenize(m, args);
+  const { values, positional } = await parseNormalised(named, rawPositional);
+
+  const result: CommandLine = { parameterSetName: '', params: {}, secrets: [], whatIf: false, confirm: undefined, output: undefined, progress: undefined };
+  const namedParams: ParameterDef[] = [];
+  for (const o of named) {
+    const raw = values.get(o.known.name) ?? [];
+    switch (o.known.common) {
+      case 'Output':
+        result.output = commonValue('Output', raw[raw.length - 1]!, outputFormats);
+        continue;
+      case 'Progress':
+        result.progress = commonValue('Progress', raw[raw.length - 1]!, ['json', 'none'] as const);
+        continue;
+      case 'WhatIf':
+        result.whatIf = raw[raw.length - 1] === 'true';
+        continue;
+      case 'Confirm':
+        result.confirm = raw[raw.length - 1] === 'true';
+        continue;
+      case undefined:
+        namedParams.push(o.known.param!);
+    }
+  }
+
+  const set = resolveSet(m, namedParams, positional);
+  result.parameterSetName = set;
+  const namedSet = new Set(namedParams.map((p) => p.name));
+  const slots = positionalSlots(m, set, namedSet);
+  const rawByParam = new Map<string, string[]>();
+  for (const o of named) {
+    if (!o.known.param) continue;
+    if (o.known.param.secret) {
+      result.secrets.push({ parameter: o.known.param, source: o.secretSource!, ...(o.userName !== undefined ? { userName: o.userName } : {}) });
+    } else {
+      rawByParam.set(o.known.name, values.get(o.known.name) ?? []);
+    }
+  }
+  positional.forEach((v, i) => {
+    const p = slots[i]!;
+    if (p.secret) {
+      if (v === '-') result.secrets.push({ parameter: p, source: 'stdin' });
+      else if (p.type === 'PSCredential' && v !== '') result.secrets.push({ parameter: p, source: 'ask', userName: v });
+      else throw secretOnCommandLine(p);
+    } else rawByParam.set(p.name, [v]);
+  });
+
+  const bound = new Set([...rawByParam.keys(), ...result.secrets.map((s) => s.parameter.name)]);
+  const missing = missingMandatory(m, set, bound);
+  if (missing.length) {
+    throw usageError(
+      `Cannot process command because of one or more missing mandatory parameters: ${missing.map((p) => p.name).join(' ')}.`,
+      'MissingMandatoryParameter',
+      missing.map((p) => p.name),
+      `Give ${missing.map((p) => `-${p.name} <${p.type}>`).join(' ')}${m.parameterSets.length > 1 ? ` (parameter set ${set})` : ''}.`,
+    );
+  }
+
+  for (const p of m.parameters) {
+    const raws = rawByParam.get(p.name);
+    if (raws === undefined) continue;
+    if (p.type === 'Switch') {
+      result.params[p.name] = raws[raws.length - 1] === 'true';
+      continue;
+    }
+    if (raws.every((r) => r === '') && membership(p, set)?.mandatory) {
+      throw usageError(`Cannot bind argument to parameter '${p.name}' because it is an empty string.`, 'ParameterArgumentValidationErrorEmptyStringNotAllowed',
+        p.name, `Give -${p.name} a non-empty value.`);
+    }
+    result.params[p.name] = convertValue(p, raws);
+  }
+  return result;
+}
+
+export { validateText };

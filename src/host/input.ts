@@ -1,0 +1,98 @@
+/**
+ * Reads standard input a line at a time, or a keystroke at a time without echo for a prompt, from
+ * one shared buffer so that secrets read in turn never lose bytes to each other.
+ */
+import { StringDecoder } from 'node:string_decoder';
+import { AzsError, ExitCode } from '../errors.js';
+
+export type InputStream = NodeJS.ReadableStream & { setRawMode?(mode: boolean): unknown };
+
+export class InputReader {
+  private buffer = '';
+  private ended = false;
+  private readonly decoder = new StringDecoder('utf8');
+
+  constructor(private readonly stream: InputStream) {}
+
+  /** Waits for the next chunk; false once the stream has ended. Leaves the stream paused. */
+  private fill(): Promise<boolean> {
+    if (this.ended) return Promise.resolve(false);
+    const s = this.stream;
+    return new Promise((resolve, reject) => {
+      const cleanup = (): void => {
+        s.off('data', onData);
+        s.off('end', onEnd);
+        s.off('error', onError);
+        s.pause();
+      };
+      const onData = (chunk: Buffer | string): void => {
+        cleanup();
+        this.buffer += typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
+        resolve(true);
+      };
+      const onEnd = (): void => {
+        cleanup();
+        this.ended = true;
+        this.buffer += this.decoder.end();
+        resolve(false);
+      };
+      const onError = (e: Error): void => {
+        cleanup();
+        reject(e);
+      };
+      s.on('data', onData);
+      s.on('end', onEnd);
+      s.on('error', onError);
+      s.resume();
+    });
+  }
+
+  /** The next line without its line ending; undefined at the end of input. */
+  async line(): Promise<string | undefined> {
+    for (;;) {
+      const i = this.buffer.indexOf('\n');
+      if (i >= 0) {
+        const l = this.buffer.slice(0, i).replace(/\r$/, '');
+        this.buffer = this.buffer.slice(i + 1);
+        return l;
+      }
+      if (!(await this.fill())) {
+        if (this.buffer === '') return undefined;
+        const l = this.buffer;
+        this.buffer = '';
+        return l;
+      }
+    }
+  }
+
+  /**
+   * Reads keystrokes in raw mode until Enter, echoing nothing. Ctrl-C stops the command
+   * (exit 130), as it would have without raw mode.
+   */
+  async hidden(): Promise<string> {
+    const s = this.stream;
+    s.setRawMode?.(true);
+    let value = '';
+    try {
+      for (;;) {
+        while (this.buffer.length) {
+          const ch = this.buffer[0]!;
+          this.buffer = this.buffer.slice(1);
+          if (ch === '\r' || ch === '\n') {
+            if (ch === '\r' && this.buffer[0] === '\n') this.buffer = this.buffer.slice(1);
+            return value;
+          }
+          if (ch === '\u0003') {
+            throw new AzsError('The prompt was interrupted.', { errorId: 'PromptInterrupted', category: 'OperationStopped', exitCode: ExitCode.Interrupted });
+          }
+          if (ch === '\u0004' && value === '') return value;
+          if (ch === '\u007f' || ch === '\b') value = [...value].slice(0, -1).join('');
+          else if (ch >= ' ') value += ch;
+        }
+        if (!(await this.fill())) return value;
+      }
+    } finally {
+      s.setRawMode?.(false);
+    }
+  }
+}

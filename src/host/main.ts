@@ -1,0 +1,213 @@
+/**
+ * The host: one invocation of one cmdlet. Resolves the name, prints help, parses and validates the
+ * command line from the manifest, reads secrets, imports only that cmdlet's file, runs it, formats
+ * its objects and maps every error to an error record and an exit code.
+ */
+import { AzsError, ExitCode } from '../errors.js';
+import type { CmdletManifest } from '../manifest/model.js';
+import { parseCommandLine, type OutputFormat } from './argv.js';
+import type { CmdletContext } from './cmdlet.js';
+import { formatCmdletList, formatHelp } from './help.js';
+import { resolveHome } from './home.js';
+import { InputReader, type InputStream } from './input.js';
+import { createProgress } from './progress.js';
+import { asAzsError, printErrorRecord, printInternalError, type ErrorLike, type ReportTarget } from './report.js';
+import { loadCatalog, loadCmdlet, type Catalog, type Locations } from './resolve.js';
+import { readSecrets } from './secrets.js';
+import { createShouldProcess } from './should-process.js';
+import { closeMatches } from './similar.js';
+
+export interface HostIO {
+  stdin: InputStream;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: Record<string, string | undefined>;
+  stdinIsTTY: boolean;
+  stdoutIsTTY: boolean;
+  stderrIsTTY: boolean;
+  /** Terminal width for tables, help and the progress bar. */
+  columns?: number | undefined;
+  /** Manifest XML folder; default AZSBACKUP_MANIFESTS_DIR, else the compiled manifests. */
+  manifestsDir?: string | undefined;
+  /** Compiled manifests JSON; default manifests.json beside the host's folder. */
+  compiledManifests?: string | undefined;
+  /** Folder of <Verb-Noun>.js; default AZSBACKUP_CMDLETS_DIR, else the built cmdlets. */
+  cmdletsDir?: string | undefined;
+  /** Aborts the cmdlet like SIGINT does (tests). */
+  signal?: AbortSignal | undefined;
+  /** Install SIGINT/SIGTERM handlers on the process; default true only with the process's own streams. */
+  handleSignals?: boolean | undefined;
+}
+
+const helpTokens = new Set(['-?', '/?', '--help', '-help', '-h', 'help']);
+const cmdletHelpTokens = new Set(['-?', '/?', '--help', '-help']);
+
+function processIO(io: Partial<HostIO>): HostIO {
+  const own = io.stdin === undefined && io.stdout === undefined && io.stderr === undefined;
+  const env = io.env ?? process.env;
+  return {
+    stdin: io.stdin ?? process.stdin,
+    stdout: io.stdout ?? process.stdout,
+    stderr: io.stderr ?? process.stderr,
+    env,
+    stdinIsTTY: io.stdinIsTTY ?? (io.stdin === undefined && process.stdin.isTTY === true),
+    stdoutIsTTY: io.stdoutIsTTY ?? (io.stdout === undefined && process.stdout.isTTY === true),
+    stderrIsTTY: io.stderrIsTTY ?? (io.stderr === undefined && process.stderr.isTTY === true),
+    columns: io.columns ?? (io.stdout === undefined ? process.stdout.columns : undefined),
+    manifestsDir: io.manifestsDir ?? env.AZSBACKUP_MANIFESTS_DIR,
+    compiledManifests: io.compiledManifests,
+    cmdletsDir: io.cmdletsDir ?? env.AZSBACKUP_CMDLETS_DIR,
+    signal: io.signal,
+    handleSignals: io.handleSignals ?? own,
+  };
+}
+
+function unknownCmdlet(name: string, catalog: Catalog): AzsError {
+  const suggestions = closeMatches(name, catalog.all().map((c) => c.name));
+  return new AzsError(
+    `The term '${name}' is not recognized as the name of an azsbackup cmdlet.${suggestions.length ? ` Did you mean ${suggestions.join(', ')}?` : ''}`,
+    {
+      errorId: 'CommandNotFoundException',
+      category: 'ObjectNotFound',
+      exitCode: ExitCode.Usage,
+      targetObject: name,
+      recommendedAction: "Run 'azsbackup --help' to list the cmdlets.",
+    },
+  );
+}
+
+function interrupted(signalName: string): AzsError {
+  return new AzsError(`The command was stopped (${signalName}).`, {
+    errorId: 'PipelineStopped',
+    category: 'OperationStopped',
+    exitCode: ExitCode.Interrupted,
+  });
+}
+
+/** Runs one command line; resolves to the exit code. Never throws. */
+export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<number> {
+  const h = processIO(io);
+  const report: ReportTarget = { stderr: h.stderr, stderrIsTTY: h.stderrIsTTY };
+  const loc: Locations = { manifestsDir: h.manifestsDir, compiledManifests: h.compiledManifests, cmdletsDir: h.cmdletsDir };
+  const abort = new AbortController();
+  let source = 'azsbackup';
+  let signalCount = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signalCount++;
+    // A second Ctrl-C ends at once, for a cmdlet that does not honour its signal.
+    if (signalCount > 1) process.exit(ExitCode.Interrupted);
+    abort.abort(interrupted(sig));
+  };
+  const onExternal = (): void => abort.abort(interrupted('aborted'));
+  if (h.signal) {
+    if (h.signal.aborted) onExternal();
+    else h.signal.addEventListener('abort', onExternal, { once: true });
+  }
+  if (h.handleSignals) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  let finishProgress = (): void => {};
+  try {
+    const catalog = await loadCatalog(loc);
+    const first = argv[0];
+    if (first === undefined || helpTokens.has(first.toLowerCase())) {
+      h.stdout.write(formatCmdletList(catalog.all(), h.columns ?? 100));
+      return ExitCode.Success;
+    }
+    const m = catalog.find(first);
+    if (!m) throw unknownCmdlet(first, catalog);
+    source = m.name;
+    const rest = argv.slice(1);
+    if (rest.some((a) => cmdletHelpTokens.has(a.toLowerCase()))) {
+      h.stdout.write(formatHelp(m, h.columns ?? 100));
+      return ExitCode.Success;
+    }
+    return await run(m, rest, catalog, h, report, loc, abort.signal, (f) => (finishProgress = f));
+  } catch (e) {
+    finishProgress();
+    if (abort.signal.aborted) {
+      printErrorRecord(report, source, abort.signal.reason as AzsError, true);
+      return ExitCode.Interrupted;
+    }
+    const err = asAzsError(e);
+    if (err) {
+      printErrorRecord(report, source, err, true);
+      return err.exitCode;
+    }
+    printInternalError(report, source, e);
+    return ExitCode.Failure;
+  } finally {
+    if (h.handleSignals) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    h.signal?.removeEventListener('abort', onExternal);
+  }
+}
+
+async function run(
+  m: CmdletManifest,
+  args: string[],
+  catalog: Catalog,
+  h: HostIO,
+  report: ReportTarget,
+  loc: Locations,
+  signal: AbortSignal,
+  onProgress: (finish: () => void) => void,
+): Promise<number> {
+  const cl = await parseCommandLine(m, args);
+  const interactive = h.stdinIsTTY && h.stderrIsTTY;
+  if (cl.confirm === true && !cl.whatIf && !interactive) {
+    throw new AzsError(`-Confirm asks on a terminal, and ${m.name} is not running on one.`, {
+      errorId: 'ConfirmationNotPossible',
+      category: 'InvalidOperation',
+      exitCode: ExitCode.Usage,
+      recommendedAction: 'Run it on a terminal, give -Confirm:$false to proceed without asking, or -WhatIf to see what it would do.',
+    });
+  }
+  const format: OutputFormat = cl.output ?? (h.stdoutIsTTY ? 'list' : 'json');
+  const reader = new InputReader(h.stdin);
+  const secrets = await readSecrets(m, cl, { stdin: h.stdin, stdinIsTTY: h.stdinIsTTY, stderr: h.stderr, env: h.env, reader });
+  const cmdlet = await loadCmdlet(m.name, loc);
+
+  const progress = createProgress({ mode: cl.progress, stderr: h.stderr, stderrIsTTY: h.stderrIsTTY, columns: h.columns });
+  onProgress(() => progress.finish());
+  let exitOverride: number | undefined;
+  let nonTerminating = 0;
+  const ctx: CmdletContext = {
+    params: { ...cl.params, ...secrets },
+    parameterSetName: cl.parameterSetName,
+    shouldProcess: createShouldProcess({
+      whatIf: cl.whatIf,
+      confirm: cl.confirm,
+      confirmImpact: m.confirmImpact,
+      interactive,
+      reader,
+      whatIfOut: format === 'table' || format === 'list' ? h.stdout : h.stderr,
+      promptOut: h.stderr,
+    }),
+    progress,
+    writeError(error) {
+      nonTerminating++;
+      const err: ErrorLike | undefined = asAzsError(error);
+      if (err) printErrorRecord(report, m.name, err, false);
+      else printInternalError(report, m.name, error);
+    },
+    setExitCode(code) {
+      exitOverride = code;
+    },
+    home: resolveHome(h.env),
+    signal,
+  };
+
+  const result = await cmdlet(ctx);
+  progress.finish();
+  if (signal.aborted) throw signal.reason;
+  const objects = result === undefined ? [] : Array.isArray(result) ? result : [result];
+  if (objects.length) {
+    const { formatObjects } = await import('../output/index.js');
+    h.stdout.write(formatObjects(objects, m.outputType, format, catalog.types, { width: h.columns }));
+  }
+  return exitOverride ?? (nonTerminating ? ExitCode.Partial : ExitCode.Success);
+}

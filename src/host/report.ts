@@ -1,0 +1,76 @@
+/**
+ * Error records on stderr: one JSON line each when stderr is not a terminal (the PowerShell module
+ * and scripts parse them), a readable block when it is. Anything that is not an AzsError is a bug
+ * and is reported as an internal error with its stack.
+ */
+import { readFileSync } from 'node:fs';
+import type { ErrorRecord } from '../errors.js';
+
+/** What the host needs of an AzsError. */
+export interface ErrorLike {
+  message: string;
+  errorId: string;
+  exitCode: number;
+  toRecord(): ErrorRecord;
+}
+
+/**
+ * Recognises an AzsError by shape, not by class: each cmdlet is bundled on its own, so the class a
+ * cmdlet throws is a different copy of AzsError from the host's.
+ */
+export function asAzsError(e: unknown): ErrorLike | undefined {
+  if (!(e instanceof Error)) return undefined;
+  const x = e as Error & Partial<ErrorLike>;
+  return typeof x.errorId === 'string' && typeof x.exitCode === 'number' && typeof x.toRecord === 'function' ? (x as ErrorLike) : undefined;
+}
+
+export interface ReportTarget {
+  stderr: NodeJS.WritableStream;
+  stderrIsTTY: boolean;
+}
+
+export function printErrorRecord(t: ReportTarget, source: string, e: ErrorLike, terminating: boolean): void {
+  const record = e.toRecord();
+  if (!t.stderrIsTTY) {
+    t.stderr.write(`${JSON.stringify({ ErrorRecord: { ...record, Terminating: terminating } })}\n`);
+    return;
+  }
+  const lines = [`${source}: ${record.Message}`];
+  if (record.RecommendedAction) lines.push(`    RecommendedAction: ${record.RecommendedAction}`);
+  lines.push(`    ErrorId: ${record.ErrorId}, Category: ${record.Category}${terminating ? '' : ' (non-terminating)'}`);
+  t.stderr.write(`${lines.join('\n')}\n`);
+}
+
+const fallbackTracker = 'the AzsBackup issue tracker';
+
+/** The issue tracker named by package.json "bugs", read only when there is a bug to report. */
+export function issueTracker(packageJson: URL = new URL('../../package.json', import.meta.url)): string {
+  try {
+    const pkg = JSON.parse(readFileSync(packageJson, 'utf8')) as { bugs?: string | { url?: string } };
+    const bugs = typeof pkg.bugs === 'string' ? pkg.bugs : pkg.bugs?.url;
+    return bugs || fallbackTracker;
+  } catch {
+    return fallbackTracker;
+  }
+}
+
+export function printInternalError(t: ReportTarget, source: string, e: unknown): void {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const report = `This is a bug in AzsBackup; please report this at ${issueTracker()}, with the command you ran and this message.`;
+  const stack = err.stack ?? `${err.name}: ${err.message}`;
+  if (!t.stderrIsTTY) {
+    const record = {
+      Message: `internal error: ${err.message}`,
+      ErrorId: 'InternalError',
+      Category: 'NotSpecified',
+      TargetObject: null,
+      RecommendedAction: report,
+      ExitCode: 1,
+      Terminating: true,
+      ScriptStackTrace: stack,
+    };
+    t.stderr.write(`${JSON.stringify({ ErrorRecord: record })}\n`);
+    return;
+  }
+  t.stderr.write(`${source}: internal error: ${err.message}\n${stack}\n${report}\n`);
+}
