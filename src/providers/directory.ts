@@ -46,7 +46,7 @@ function ancestors(rel: string): string[] {
 class EntryGuard {
   private readonly symlinks = new Set<string>();
   readonly dirs: { rel: string; mode?: number; mtime?: Date; atime?: Date; uid?: number; gid?: number }[] = [];
-  readonly links: { rel: string; mtime?: Date; atime?: Date }[] = [];
+  readonly links: { rel: string; mtime?: Date; atime?: Date; uid?: number; gid?: number }[] = [];
 
   /** Returns the refusal, or undefined when the entry may be extracted. */
   check(e: EntryLike): AzsError | undefined {
@@ -81,7 +81,7 @@ class EntryGuard {
       // Its target is kept verbatim (configuration folders hold absolute links, e.g. to /etc/ssl);
       // what matters is that nothing is written through it afterwards, which the checks above ensure.
       this.symlinks.add(rel);
-      this.links.push({ rel, mtime: e.mtime, atime: e.atime });
+      this.links.push({ rel, mtime: e.mtime, atime: e.atime, uid: e.uid, gid: e.gid });
     } else if (e.type === 'Directory') {
       this.dirs.push({ rel, mode: e.mode, mtime: e.mtime, atime: e.atime, uid: e.uid, gid: e.gid });
     }
@@ -177,9 +177,11 @@ async function extractStrict(data: Readable, staging: string, signal?: AbortSign
 
   // node-tar creates directories before their contents, which then move their mtimes, and it
   // widens directory modes to u+rwx so it can write into them: put both back, deepest first.
-  const byDepth = [...guard.dirs].sort((a, b) => b.rel.split('/').length - a.rel.split('/').length || b.rel.length - a.rel.length);
+  // It also leaves symbolic links owned by us with the time of extraction.
   const asRoot = process.getuid?.() === 0;
+  const byDepth = [...guard.dirs].sort((a, b) => b.rel.split('/').length - a.rel.split('/').length || b.rel.length - a.rel.length);
   for (const l of guard.links) {
+    if (asRoot && typeof l.uid === 'number' && typeof l.gid === 'number') await fs.lchown(path.join(staging, l.rel), l.uid, l.gid);
     if (l.mtime) await fs.lutimes(path.join(staging, l.rel), l.atime ?? l.mtime, l.mtime).catch(() => undefined);
   }
   for (const d of byDepth) {
