@@ -99,6 +99,8 @@ describe('JSON output', () => {
   it('writes DateTime from an ISO string in UTC', () => {
     const out = JSON.parse(formatObjects([{ CreatedDateTime: '2026-11-27T06:48:11.5+02:00' }], 'AzsBackup.Backup', 'json', types)) as Record<string, unknown>;
     expect(out.CreatedDateTime).toBe('2026-11-27T04:48:11.500Z');
+    const spaced = JSON.parse(formatObjects([{ CreatedDateTime: '2026-11-27 04:48:11' }], 'AzsBackup.Backup', 'json', types)) as Record<string, unknown>;
+    expect(spaced.CreatedDateTime).toBe('2026-11-27T04:48:11.000Z');
   });
 
   it('writes null values and missing declared properties as null', () => {

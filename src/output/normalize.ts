@@ -97,7 +97,8 @@ function toDate(where: string, value: unknown): Date {
   if (value instanceof Date) date = value;
   // Times are UTC throughout the product; a string without an offset is read as UTC, not local time.
   else if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}/.test(value)) {
-    date = new Date(offsetPattern.test(value) || !value.includes('T') ? value : value + 'Z');
+    const text = value.replace(/^(\d{4}-\d{2}-\d{2}) /, '$1T');
+    date = new Date(offsetPattern.test(text) || !text.includes('T') ? text : text + 'Z');
   }
   if (date === undefined || Number.isNaN(date.getTime())) throw mismatch(where, 'DateTime (a Date or an ISO 8601 string)', value);
   const year = date.getUTCFullYear();
