@@ -158,3 +158,14 @@ export async function withLock<T>(path: string, purpose: string, fn: () => Promi
     await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
   }
 }
+
+/** Takes over a lock another process handed to this one (HeldLock.transferTo); waits for the hand-over. */
+export async function adoptLock(path: string, timeoutMs: number): Promise<HeldLock | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const owner = readLockOwner(path);
+    if (owner && owner.pid === process.pid) return heldLock(path, owner);
+    if (Date.now() > deadline) return undefined;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

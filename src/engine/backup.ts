@@ -5,7 +5,9 @@ import { serializeBackupInfo, backupInfoMacKey, BACKUP_DATA_VERSION, type Backup
 import { INFO_FILE, ROOT, backupFolder, partialFolder, roleFileName, stampOf } from '../catalog/layout.js';
 import { newDataKey } from '../crypto/key-wrap.js';
 import { wrapFor, type EncryptFor } from '../crypto/recipient.js';
-import { createHashTap, sealRoleStream, COMPRESSION, CHUNK_SIZE } from '../pipeline/role-stream.js';
+import { DEFAULT_CHUNK_SIZE } from '../pipeline/chunk-cipher.js';
+import { DEFAULT_COMPRESSION_LEVEL } from '../pipeline/compress.js';
+import { createHashTap, sealRoleStream } from '../pipeline/role-stream.js';
 import { createProvider } from '../providers/index.js';
 import type { RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
@@ -41,6 +43,9 @@ export interface BackupOutcome {
   /** The failures of individual roles, for non-terminating error records. */
   roleErrors: AzsError[];
 }
+
+const CHUNK_SIZE = DEFAULT_CHUNK_SIZE;
+const COMPRESSION = `zstd-${DEFAULT_COMPRESSION_LEVEL}`;
 
 function roleFailed(role: string, error: unknown): AzsError {
   if (isAzsError(error)) return error;
@@ -105,7 +110,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
         status.Size = n;
         req.progress.report({ activity: `Role ${role.name}`, status: `${(n / 1048576).toFixed(1)} MB exported`, id: i + 1, parentId: 0 });
       });
-      const seal = sealRoleStream({ dataKey, backupName: name, roleName: role.name, fileName: file });
+      const seal = sealRoleStream({ dataKey, backupName: name, roleName: role.name, fileName: file, chunkSize: CHUNK_SIZE });
       const tap = createHashTap();
       const stored = pipeline(source, counter, seal, tap, () => {});
       await req.target.write(`${staging}/${file}`, stored);
@@ -113,7 +118,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
       status.Status = 'Succeeded';
       status.StoredSize = digest.bytes;
       records[i] = {
-        definition: role, status: 'Succeeded', size: exported, durationMs: Date.now() - started,
+        definition: recordable(role), status: 'Succeeded', size: exported, durationMs: Date.now() - started,
         files: [{ name: file, size: digest.bytes, sha256: digest.sha256 }],
       };
     } catch (e) {
@@ -121,7 +126,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
       if (error.alertType) shareFailure.error ??= error;
       status.Status = 'Failed';
       status.Error = error.message;
-      records[i] = { definition: role, status: 'Failed', size: exported, durationMs: Date.now() - started, error: error.message, files: [] };
+      records[i] = { definition: recordable(role), status: 'Failed', size: exported, durationMs: Date.now() - started, error: error.message, files: [] };
       if (!error.alertType) await req.target.delete(`${staging}/${file}`).catch(() => {});
     } finally {
       status.Duration = Date.now() - started;
@@ -168,6 +173,14 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
   await req.target.rename(staging, backupFolder(stamp, name));
   req.progress.report({ activity, status: status, percentComplete: 100, id: 0, completed: true });
   return { record: recordFromInfo(info, req.sharePath), roleErrors };
+}
+
+/** The role as BackupInfo.xml records it: never with a database password. */
+function recordable(role: RoleDefinition): RoleDefinition {
+  if (!role.connectionString) return role;
+  const url = new URL(role.connectionString);
+  url.password = '';
+  return { ...role, connectionString: url.toString() };
 }
 
 async function removeEmptyStamp(target: Target, stamp: string): Promise<void> {

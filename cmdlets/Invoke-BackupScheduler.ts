@@ -1,0 +1,13 @@
+import type { Cmdlet } from '../src/host/cmdlet.js';
+import { schedulerTick } from '../src/engine/scheduler.js';
+
+/** One scheduler tick: runs a backup and prune if one is due; returns the backup, or nothing. */
+const invokeBackupScheduler: Cmdlet = async ({ home, progress, signal, shouldProcess, writeError, setExitCode }) => {
+  if (!(await shouldProcess('the backup schedule', 'Run a backup if one is due'))) return;
+  const outcome = await schedulerTick(home, progress, signal);
+  if (!outcome) return;
+  for (const error of outcome.roleErrors) writeError(error);
+  if (outcome.record.Status === 'PartialSucceeded') setExitCode(3);
+  return outcome.record;
+};
+export default invokeBackupScheduler;

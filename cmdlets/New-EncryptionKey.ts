@@ -1,0 +1,51 @@
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Cmdlet } from '../src/host/cmdlet.js';
+import { AzsError } from '../src/errors.js';
+
+/**
+ * Makes a symmetric key (64 random bytes, Base64) or, with -Certificate, a self-signed RSA
+ * certificate (.cer, public) and its .pfx protected by a password (private).
+ */
+const newEncryptionKey: Cmdlet = async ({ params, shouldProcess }) => {
+  const flag = params.Force ? 'w' : 'wx';
+  const write = async (path: string, data: string | Buffer, mode: number) => {
+    try {
+      await writeFile(path, data, { flag, mode });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      throw new AzsError(`${path} already exists.`, {
+        errorId: 'FileExists', category: 'ResourceExists', exitCode: 2, targetObject: path,
+        recommendedAction: 'Choose another path, or give -Force to overwrite it.',
+      });
+    }
+  };
+  if (params.Certificate) {
+    const cerPath = resolve(params.CertificatePath as string);
+    const pfxPath = resolve(params.PfxPath as string);
+    if (!(await shouldProcess(`${cerPath}, ${pfxPath}`, 'Create an encryption certificate'))) return;
+    const { createCertificate } = await import('../src/crypto/certificate.js');
+    const { cer, pfx, info } = createCertificate({
+      subject: params.Subject as string | undefined,
+      keySize: params.KeySize as 3072 | 4096 | undefined,
+      validityDays: params.ValidityDays as number | undefined,
+      pfxPassword: params.PfxPassword as string,
+    });
+    await write(cerPath, cer, 0o644);
+    await write(pfxPath, pfx, 0o600);
+    return {
+      Kind: 'Certificate', KeyId: null, Key: null, KeyPath: null, Thumbprint: info.thumbprint, Subject: info.subject,
+      KeySize: info.keySize, NotBefore: info.notBefore, NotAfter: info.notAfter, CertificatePath: cerPath, PfxPath: pfxPath,
+    };
+  }
+  const keyPath = params.KeyPath === undefined ? undefined : resolve(params.KeyPath as string);
+  if (keyPath && !(await shouldProcess(keyPath, 'Create an encryption key'))) return;
+  const { generateSymmetricKey, parseSymmetricKey, symmetricKeyId } = await import('../src/crypto/symmetric-key.js');
+  const key = generateSymmetricKey();
+  if (keyPath) await write(keyPath, `${key}\n`, 0o600);
+  return {
+    Kind: 'Key', KeyId: symmetricKeyId(parseSymmetricKey(key)), Key: keyPath ? null : key, KeyPath: keyPath ?? null,
+    Thumbprint: null, Subject: null, KeySize: 512, NotBefore: null, NotAfter: null, CertificatePath: null, PfxPath: null,
+  };
+};
+export default newEncryptionKey;

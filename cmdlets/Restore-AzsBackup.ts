@@ -1,0 +1,29 @@
+import type { Cmdlet } from '../src/host/cmdlet.js';
+import { ConfigStore } from '../src/config/store.js';
+import { acquireJobLock } from '../src/engine/job-lock.js';
+import { runRestore } from '../src/engine/restore.js';
+import { decryptionMaterial, openShare, shareAccess, type DecryptionParameters, type ShareParameters } from '../src/session/session.js';
+
+/**
+ * Restores all roles, or one with -RoleName, from a backup, in their recorded order; works on a
+ * fresh machine given -Path, the credential and the decryption material.
+ */
+const restoreAzsBackup: Cmdlet = async ({ params, home, progress, signal, shouldProcess, writeError, setExitCode }) => {
+  const name = params.Name as string;
+  const roleName = params.RoleName as string | undefined;
+  const access = shareAccess(new ConfigStore(home), params as ShareParameters);
+  if (!(await shouldProcess(`${roleName ?? 'every role'} from backup ${name}`, 'Restore'))) return;
+  const material = (await decryptionMaterial(params as DecryptionParameters))!;
+  const lock = acquireJobLock(home, `restore ${name}`);
+  try {
+    const { results, error } = await runRestore({ target: await openShare(access), name, material, roleName, progress, signal });
+    if (error) {
+      writeError(error);
+      setExitCode(error.exitCode);
+    }
+    return results;
+  } finally {
+    lock.release();
+  }
+};
+export default restoreAzsBackup;

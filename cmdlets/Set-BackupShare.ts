@@ -1,0 +1,75 @@
+import type { Cmdlet } from '../src/host/cmdlet.js';
+import { AzsError, usageError } from '../src/errors.js';
+import { ConfigStore, type EncryptionSettings, type StoredConfig } from '../src/config/store.js';
+import { requiredCapacity } from '../src/session/capacity.js';
+import { backupLocation } from '../src/session/location.js';
+import { notConfigured, openShare, shareAccess, type ShareParameters } from '../src/session/session.js';
+
+/**
+ * Configures the backup location: path, credential, encryption key or certificate, and scheduler;
+ * validates access unless -SkipValidation. Key → certificate is allowed; certificate → key is not.
+ */
+const setBackupShare: Cmdlet = async ({ params, home, shouldProcess }) => {
+  const store = new ConfigStore(home);
+  const current = store.read();
+  const encryption = await chooseEncryption(store, current, params.EncryptionKey as string | undefined, params.EncryptionCertPath as string | undefined);
+  const path = (params.Path as string | undefined) ?? current.share?.path;
+  if (!path) throw notConfigured('share');
+  const givesCredential = params.Credential !== undefined || params.UserName !== undefined;
+  const access = shareAccess(store, { ...(params as ShareParameters), Path: path }, current);
+  if (!givesCredential && path !== current.share?.path) delete access.credential;
+
+  const next: StoredConfig = {
+    ...current,
+    share: {
+      path,
+      ...(access.credential ? { userName: access.credential.userName, password: store.seal(access.credential.password, 'share-password') } : {}),
+    },
+    encryption,
+    scheduler: {
+      enabled: (params.IsBackupSchedulerEnabled as boolean | undefined) ?? current.scheduler.enabled,
+      frequencyInHours: (params.BackupFrequencyInHours as number | undefined) ?? current.scheduler.frequencyInHours,
+      retentionPeriodInDays: (params.BackupRetentionPeriodInDays as number | undefined) ?? current.scheduler.retentionPeriodInDays,
+    },
+  };
+  if (!(await shouldProcess(path, 'Set the backup share, credential, encryption and schedule'))) return;
+
+  let available: number | null = null;
+  if (!params.SkipValidation) {
+    const { checkShare } = await import('../src/targets/share-check.js');
+    const result = await checkShare(await openShare(access), { requiredBytes: await requiredCapacity(next) });
+    if (result.Error) throw result.Error;
+    available = result.AvailableCapacity;
+  }
+  const saved = await store.update((c) => ({ ...c, share: next.share, encryption: next.encryption, scheduler: next.scheduler }));
+  return backupLocation(saved, available);
+};
+
+async function chooseEncryption(store: ConfigStore, current: StoredConfig, key?: string, certPath?: string): Promise<EncryptionSettings> {
+  if (key !== undefined && certPath !== undefined) {
+    throw usageError('Give either -EncryptionKey or -EncryptionCertPath, not both.', 'EncryptionConflict');
+  }
+  if (certPath !== undefined) {
+    const { readCertificateFile } = await import('../src/crypto/certificate.js');
+    const info = await readCertificateFile(certPath);
+    if (info.notAfter.getTime() < Date.now()) {
+      throw usageError(`The certificate ${certPath} expired on ${info.notAfter.toISOString()}.`, 'CertificateExpired', certPath,
+        'Make a new certificate with New-EncryptionKey -Certificate.');
+    }
+    return { mode: 'Certificate', thumbprint: info.thumbprint, subject: info.subject, notBefore: info.notBefore.toISOString(), notAfter: info.notAfter.toISOString(), publicKeyPem: info.publicKeyPem };
+  }
+  if (key !== undefined) {
+    if (current.encryption?.mode === 'Certificate') {
+      throw new AzsError('Switching the encryption from a certificate back to a symmetric key is refused.', {
+        errorId: 'EncryptionDowngradeRefused', category: 'InvalidOperation', exitCode: 2, targetObject: current.encryption.thumbprint,
+        recommendedAction: 'Keep the certificate, or rotate to a new one with -EncryptionCertPath. Clear-BackupConfiguration starts over if you must.',
+      });
+    }
+    const { parseSymmetricKey, symmetricKeyId } = await import('../src/crypto/symmetric-key.js');
+    return { mode: 'Key', keyId: symmetricKeyId(parseSymmetricKey(key)), key: store.seal(key, 'encryption-key') };
+  }
+  if (current.encryption) return current.encryption;
+  throw usageError('No encryption is configured yet: give -EncryptionKey or -EncryptionCertPath.', 'EncryptionRequired', undefined,
+    'Make a key or certificate with New-EncryptionKey, then pass it to Set-BackupShare.');
+}
+export default setBackupShare;

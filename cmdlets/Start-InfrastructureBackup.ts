@@ -1,0 +1,19 @@
+import type { Cmdlet } from '../src/host/cmdlet.js';
+import { startBackupInBackground } from '../src/engine/background-job.js';
+import { runBackupJob } from '../src/engine/backup-job.js';
+
+/**
+ * Runs one backup of all (or the named) roles and waits, showing progress; with -AsJob it queues
+ * the backup in a background process and returns at once.
+ */
+const startInfrastructureBackup: Cmdlet = async ({ params, home, progress, signal, shouldProcess, writeError, setExitCode }) => {
+  const roleNames = params.RoleName as string[] | undefined;
+  if (!(await shouldProcess(roleNames?.join(', ') ?? 'all roles', 'Back up'))) return;
+  if (params.AsJob) return startBackupInBackground(home, roleNames);
+  const { record, roleErrors } = await runBackupJob({ home, roleNames, progress, signal });
+  for (const error of roleErrors) writeError(error);
+  if (record.Status === 'PartialSucceeded') setExitCode(3);
+  if (record.Status === 'Failed') setExitCode(1);
+  return record;
+};
+export default startInfrastructureBackup;

@@ -1,0 +1,23 @@
+import type { Cmdlet } from '../src/host/cmdlet.js';
+import { AzsError } from '../src/errors.js';
+import { ConfigStore } from '../src/config/store.js';
+import { verifyBackup } from '../src/engine/verify.js';
+import { decryptionMaterial, openShare, shareAccess, type DecryptionParameters, type ShareParameters } from '../src/session/session.js';
+
+/**
+ * Checks a backup without restoring it: without a key, every file against its recorded hash; with
+ * the key or the .pfx, every chunk decrypted and authenticated.
+ */
+const testInfrastructureBackup: Cmdlet = async ({ params, home, progress, writeError, setExitCode }) => {
+  const target = await openShare(shareAccess(new ConfigStore(home), params as ShareParameters));
+  const result = await verifyBackup(target, params.Name as string, await decryptionMaterial(params as DecryptionParameters), progress);
+  for (const bad of result.Files.filter((f) => !f.Succeeded)) {
+    writeError(new AzsError(`Backup ${result.Name}: ${bad.File}: ${bad.Message}`, {
+      errorId: 'BackupVerificationFailed', category: 'InvalidData', exitCode: 12, targetObject: bad.File,
+      recommendedAction: 'Do not rely on this backup: take a new one (Start-InfrastructureBackup) and check the share for damage or tampering.',
+    }));
+  }
+  if (!result.IsValid) setExitCode(12);
+  return result;
+};
+export default testInfrastructureBackup;

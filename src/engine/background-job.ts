@@ -1,0 +1,40 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { ConfigStore } from '../config/store.js';
+import { processStartTime } from '../config/file-lock.js';
+import { shareAccess } from '../session/session.js';
+import { queuedRecord, rolesToBackUp } from './backup-job.js';
+import type { BackupRecord } from './backup-record.js';
+import { acquireJobLock } from './job-lock.js';
+import { JobStore } from './job-store.js';
+
+/**
+ * `-AsJob`: take the lock here (so a busy service fails at once with exit 11), record the job as
+ * Queued, start a detached job runner and hand it the lock. The job outlives this command; its
+ * record under AZSBACKUP_HOME/jobs is what Get-InfrastructureBackup -Name follows.
+ */
+export function startBackupInBackground(home: string, roleNames?: string[]): BackupRecord {
+  const store = new ConfigStore(home);
+  const config = store.read();
+  const access = shareAccess(store, {}, config);
+  const roles = rolesToBackUp(store, config, roleNames);
+  const name = randomUUID();
+  const lock = acquireJobLock(home, `backup ${name}`);
+  try {
+    const runner = fileURLToPath(new URL('./job-runner.js', import.meta.url));
+    const child = spawn(process.execPath, [runner, name, ...(roleNames ?? [])], {
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, AZSBACKUP_HOME: home },
+    });
+    const record = queuedRecord(name, access.path, roles);
+    new JobStore(home).save({ ...record, Pid: child.pid!, PidStartTime: processStartTime(child.pid!) });
+    lock.transferTo(child.pid!);
+    child.unref();
+    return { ...record, RoleStatus: roles.map((r) => ({ RoleName: r.name, Provider: r.provider, Status: 'Queued', Size: 0, StoredSize: 0, Duration: 0, Error: null })) };
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}

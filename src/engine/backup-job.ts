@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import { AzsError, isAzsError, usageError } from '../errors.js';
+import { AlertStore, shareAlertTypes } from '../alerts/alerts.js';
+import { processStartTime, type HeldLock } from '../config/file-lock.js';
+import { ConfigStore, type StoredConfig, type StoredRole } from '../config/store.js';
+import type { RoleDefinition } from '../providers/provider.js';
+import type { ProgressReporter } from '../progress.js';
+import { configuredRecipient, openShare, shareAccess } from '../session/session.js';
+import { runBackup, type BackupOutcome } from './backup.js';
+import type { BackupRecord } from './backup-record.js';
+import { acquireJobLock } from './job-lock.js';
+import { JobStore, type JobRecord } from './job-store.js';
+
+/**
+ * A backup as a job: the lock, the job record others can follow, the configured share and
+ * encryption, and the alerts its outcome raises or closes. The foreground command and the
+ * background job runner both come through here.
+ */
+
+export interface BackupJobOptions {
+  home: string;
+  roleNames?: string[];
+  progress: ProgressReporter;
+  signal?: AbortSignal;
+  /** Set when the job was queued by `-AsJob`: its name and the lock handed over to this process. */
+  name?: string;
+  lock?: HeldLock;
+}
+
+export function rolesToBackUp(store: ConfigStore, config: StoredConfig, names?: string[]): RoleDefinition[] {
+  if (config.roles.length === 0) {
+    throw new AzsError('No infrastructure roles are registered, so there is nothing to back up.', {
+      errorId: 'NoRolesRegistered', category: 'InvalidOperation', exitCode: 2,
+      recommendedAction: 'Register roles with Register-InfrastructureRole.',
+    });
+  }
+  const unknown = (names ?? []).filter((n) => !config.roles.some((r) => r.name.toLowerCase() === n.toLowerCase()));
+  if (unknown.length) {
+    throw usageError(`No role named ${unknown.join(', ')}; registered roles: ${config.roles.map((r) => r.name).join(', ')}.`, 'RoleNotFound', unknown);
+  }
+  const chosen = names?.length ? config.roles.filter((r) => names.some((n) => n.toLowerCase() === r.name.toLowerCase())) : config.roles;
+  return chosen.map((r) => unsealRole(store, r));
+}
+
+/** The role as providers take it: a sealed database password goes back into the connection URI. */
+export function unsealRole(store: ConfigStore, role: StoredRole): RoleDefinition {
+  const { databasePassword, ...rest } = role;
+  if (!databasePassword || !rest.connectionString) return rest;
+  const url = new URL(rest.connectionString);
+  url.password = encodeURIComponent(store.open(databasePassword, `role:${role.name}`));
+  return { ...rest, connectionString: url.toString() };
+}
+
+/** What a queued job looks like before it starts. */
+export function queuedRecord(name: string, sharePath: string, roles: RoleDefinition[]): BackupRecord {
+  return {
+    Name: name, Status: 'Queued',
+    RoleStatus: roles.map((r) => ({ RoleName: r.name, Provider: r.provider, Status: 'Queued', Size: 0, StoredSize: 0, Duration: 0, Error: null })),
+    CreatedDateTime: new Date().toISOString(), TimeTakenToCreate: null, BackupDataVersion: '1.0',
+    EncryptionCertThumbprint: null, EncryptionKeyId: null, Size: 0, IsCloudRecoveryReady: false, SharePath: sharePath, Progress: 'Queued',
+  };
+}
+
+export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcome> {
+  const store = new ConfigStore(opts.home);
+  const config = store.read();
+  const access = shareAccess(store, {}, config);
+  const recipient = configuredRecipient(store, config);
+  const roles = rolesToBackUp(store, config, opts.roleNames);
+  const name = opts.name ?? randomUUID();
+  const lock = opts.lock ?? acquireJobLock(opts.home, `backup ${name}`);
+  const jobs = new JobStore(opts.home);
+  const alerts = new AlertStore(opts.home);
+  const mine = { Pid: process.pid, PidStartTime: processStartTime(process.pid) };
+  let lastSaved = 0;
+  const save = (record: JobRecord, force = false) => {
+    if (!force && Date.now() - lastSaved < 500) return;
+    lastSaved = Date.now();
+    jobs.save({ ...record, ...mine });
+  };
+  try {
+    save({ ...queuedRecord(name, access.path, roles), Status: 'Running' }, true);
+    let outcome: BackupOutcome;
+    try {
+      const target = await openShare(access);
+      outcome = await runBackup({
+        target, sharePath: access.path, recipient, roles, progress: opts.progress, signal: opts.signal, name,
+        onUpdate: (r) => save(r),
+      });
+    } catch (e) {
+      const error = isAzsError(e) ? e : new AzsError(`The backup failed: ${(e as Error).message}`, { errorId: 'BackupFailed', category: 'NotSpecified', cause: e });
+      save({ ...queuedRecord(name, access.path, roles), Status: 'Failed', Progress: error.message }, true);
+      await alerts.raise(error.alertType ?? 'BackupGeneral', `Backup ${name} failed: ${error.message}`, name);
+      throw error;
+    }
+    const { record } = outcome;
+    save({ ...record, Progress: null }, true);
+    await alerts.close([...shareAlertTypes, 'BackupOverdue']);
+    if (record.Status === 'Succeeded') {
+      await alerts.close(['BackupGeneral']);
+    } else {
+      const failed = record.RoleStatus.filter((r) => r.Status === 'Failed').map((r) => `${r.RoleName}: ${r.Error}`);
+      await alerts.raise('BackupGeneral', `Backup ${name} ${record.Status === 'Failed' ? 'failed' : 'partly failed'}. ${failed.join(' ')}`, name);
+    }
+    await store.update((c) => ({
+      ...c,
+      lastBackupTime: record.CreatedDateTime,
+      ...(record.Status !== 'Failed' ? { lastSuccessfulBackupTime: record.CreatedDateTime, lastBackupSize: record.Size } : {}),
+    }));
+    return outcome;
+  } finally {
+    lock.release();
+  }
+}

@@ -1,0 +1,36 @@
+import { isAzsError } from '../errors.js';
+import { backupNotFound, listShare, readBackupInfo } from '../catalog/share-catalog.js';
+import type { Target } from '../targets/target.js';
+import { recordFromInfo, type BackupRecord } from './backup-record.js';
+import { JobStore } from './job-store.js';
+
+/**
+ * Backups as Get-InfrastructureBackup shows them: the share is the truth for what exists; local job
+ * history adds backups still running and the ones that failed before anything was committed.
+ */
+export async function listBackups(target: Target, sharePath: string, home: string): Promise<BackupRecord[]> {
+  const onShare: BackupRecord[] = [];
+  for (const entry of (await listShare(target)).backups) {
+    try {
+      onShare.push(recordFromInfo((await readBackupInfo(target, entry)).info, sharePath));
+    } catch (e) {
+      if (isAzsError(e) && e.alertType) throw e;
+      onShare.push({
+        Name: entry.name, Status: 'Failed', RoleStatus: [], CreatedDateTime: entry.time.toISOString(), TimeTakenToCreate: null,
+        BackupDataVersion: '', EncryptionCertThumbprint: null, EncryptionKeyId: null, Size: 0, IsCloudRecoveryReady: false,
+        SharePath: sharePath, Progress: (e as Error).message,
+      });
+    }
+  }
+  const known = new Set(onShare.map((b) => b.Name));
+  const fromJobs = new JobStore(home).list()
+    .filter((j) => !known.has(j.Name) && j.SharePath === sharePath && j.Status !== 'Succeeded' && j.Status !== 'PartialSucceeded')
+    .map(({ Pid: _pid, PidStartTime: _start, ...record }) => record);
+  return [...onShare, ...fromJobs].sort((a, b) => b.CreatedDateTime.localeCompare(a.CreatedDateTime));
+}
+
+export async function getBackup(target: Target, sharePath: string, home: string, name: string): Promise<BackupRecord> {
+  const found = (await listBackups(target, sharePath, home)).find((b) => b.Name === name.toLowerCase());
+  if (!found) throw backupNotFound(name, target.location);
+  return found;
+}

@@ -1,0 +1,19 @@
+import { join } from 'node:path';
+import { adoptLock } from '../config/file-lock.js';
+import { silentProgress } from '../progress.js';
+import { runBackupJob } from './backup-job.js';
+
+/**
+ * The detached process behind `Start-InfrastructureBackup -AsJob`: argv is the job name and the
+ * role names. It waits until the starting command has handed it the job lock, then runs the job;
+ * its outcome lands in the job record and the alerts, since nobody reads its output.
+ */
+const [name, ...roleNames] = process.argv.slice(2);
+const home = process.env.AZSBACKUP_HOME!;
+const lock = await adoptLock(join(home, 'job.lock'), 5_000);
+if (!lock || !name) process.exit(11);
+try {
+  await runBackupJob({ home, name, lock, roleNames: roleNames.length ? roleNames : undefined, progress: silentProgress });
+} catch {
+  process.exitCode = 1;
+}

@@ -1,0 +1,42 @@
+import { AlertStore } from '../alerts/alerts.js';
+import { ConfigStore } from '../config/store.js';
+import type { ProgressReporter } from '../progress.js';
+import { openShare, shareAccess } from '../session/session.js';
+import { runBackupJob, type BackupJobOptions } from './backup-job.js';
+import type { BackupOutcome } from './backup.js';
+import { acquireJobLock } from './job-lock.js';
+import { runPrune } from './prune.js';
+
+const DAY = 86_400_000;
+
+/**
+ * One scheduler tick (a systemd timer or cron calls it): raise or close CertificateExpiring and
+ * BackupOverdue, then, when the scheduler is on and a backup is due, take one and apply retention.
+ */
+export async function schedulerTick(home: string, progress: ProgressReporter, signal?: AbortSignal, now = new Date()): Promise<BackupOutcome | undefined> {
+  const store = new ConfigStore(home);
+  const config = store.read();
+  const alerts = new AlertStore(home);
+  const enc = config.encryption;
+  if (enc?.mode === 'Certificate' && Date.parse(enc.notAfter) - now.getTime() < 30 * DAY) {
+    await alerts.raise('CertificateExpiring', `The encryption certificate ${enc.thumbprint} (${enc.subject}) expires on ${enc.notAfter}.`);
+  } else {
+    await alerts.close(['CertificateExpiring']);
+  }
+  if (!config.scheduler.enabled) return undefined;
+  const frequency = config.scheduler.frequencyInHours * 3_600_000;
+  const last = config.lastSuccessfulBackupTime ? Date.parse(config.lastSuccessfulBackupTime) : undefined;
+  if (last !== undefined && now.getTime() - last > 2 * frequency) {
+    await alerts.raise('BackupOverdue', `No backup succeeded since ${config.lastSuccessfulBackupTime}; the frequency is ${config.scheduler.frequencyInHours} hours.`);
+  }
+  if (last !== undefined && now.getTime() - last < frequency) return undefined;
+  const options: BackupJobOptions = { home, progress, signal };
+  const outcome = await runBackupJob(options);
+  const lock = acquireJobLock(home, 'prune');
+  try {
+    await runPrune(await openShare(shareAccess(store, {}, config)), config.scheduler.retentionPeriodInDays, false, now);
+  } finally {
+    lock.release();
+  }
+  return outcome;
+}

@@ -1,0 +1,25 @@
+import type { StoredConfig } from '../config/store.js';
+
+/** The AzsBackup.BackupLocation object: the configuration as operators see it, secrets always null. */
+export function backupLocation(config: StoredConfig, availableCapacity: number | null = null) {
+  const enc = config.encryption;
+  const next = config.scheduler.enabled
+    ? new Date((config.lastSuccessfulBackupTime ? Date.parse(config.lastSuccessfulBackupTime) : Date.now()) + config.scheduler.frequencyInHours * 3_600_000).toISOString()
+    : null;
+  return {
+    Path: config.share?.path ?? null,
+    UserName: config.share?.userName ?? null,
+    Password: null,
+    EncryptionMode: enc?.mode ?? null,
+    EncryptionCertThumbprint: enc?.mode === 'Certificate' ? enc.thumbprint : null,
+    EncryptionCertSubject: enc?.mode === 'Certificate' ? enc.subject : null,
+    EncryptionCertExpiry: enc?.mode === 'Certificate' ? enc.notAfter : null,
+    EncryptionKeyId: enc?.mode === 'Key' ? enc.keyId : null,
+    IsBackupSchedulerEnabled: config.scheduler.enabled,
+    BackupFrequencyInHours: config.scheduler.frequencyInHours,
+    BackupRetentionPeriodInDays: config.scheduler.retentionPeriodInDays,
+    AvailableCapacity: availableCapacity,
+    LastBackupTime: config.lastBackupTime ?? null,
+    NextBackupTime: next,
+  };
+}

@@ -1,0 +1,89 @@
+import { AzsError, ExitCode, usageError } from '../errors.js';
+import { ConfigStore, type StoredConfig } from '../config/store.js';
+import type { DecryptWith, EncryptFor } from '../crypto/recipient.js';
+/** A credential as cmdlets receive it (the host binds PSCredential to this shape). */
+export interface Credential {
+  UserName: string;
+  Password: string;
+}
+import type { Target } from '../targets/target.js';
+
+/**
+ * What cmdlets share: the configured share (or one given with -Path and a credential), the
+ * recipient new backups are encrypted for, and decryption material from -DecryptionCertPath /
+ * -DecryptionCertPassword or -EncryptionKey. Cmdlets stay one sentence long because of this.
+ */
+
+export interface ShareParameters {
+  Path?: string;
+  UserName?: string;
+  Password?: string;
+  Credential?: Credential;
+}
+
+export interface ShareAccess {
+  path: string;
+  credential?: { userName: string; password: string };
+}
+
+export function notConfigured(what: string): AzsError {
+  return new AzsError(`No backup ${what} is configured.`, {
+    errorId: 'BackupShareNotConfigured',
+    category: 'InvalidOperation',
+    exitCode: ExitCode.Usage,
+    recommendedAction: `Run Set-BackupShare first${what === 'share' ? ', or give -Path and a credential' : ''}.`,
+  });
+}
+
+/** -Path with -Credential or -UserName/-Password, else the configured share. */
+export function shareAccess(store: ConfigStore, p: ShareParameters, config: StoredConfig = store.read()): ShareAccess {
+  if (p.Credential && (p.UserName !== undefined || p.Password !== undefined)) {
+    throw usageError('Give either -Credential or -UserName with -Password, not both.', 'CredentialConflict');
+  }
+  const given = p.Credential
+    ? { userName: p.Credential.UserName, password: p.Credential.Password }
+    : p.UserName !== undefined
+      ? { userName: p.UserName, password: p.Password ?? '' }
+      : undefined;
+  if (p.Path !== undefined) return { path: p.Path, ...(given ? { credential: given } : {}) };
+  if (!config.share) throw notConfigured('share');
+  const stored = config.share.userName !== undefined
+    ? { userName: config.share.userName, password: config.share.password ? store.open(config.share.password, 'share-password') : '' }
+    : undefined;
+  return { path: config.share.path, ...(given ?? stored ? { credential: given ?? stored } : {}) };
+}
+
+export async function openShare(access: ShareAccess): Promise<Target> {
+  const { openTarget } = await import('../targets/index.js');
+  return openTarget(access.path, access.credential);
+}
+
+/** The recipient configured for new backups. */
+export function configuredRecipient(store: ConfigStore, config: StoredConfig = store.read()): EncryptFor {
+  const enc = config.encryption;
+  if (!enc) throw notConfigured('encryption key or certificate');
+  return enc.mode === 'Certificate'
+    ? { kind: 'Certificate', thumbprint: enc.thumbprint, publicKeyPem: enc.publicKeyPem }
+    : { kind: 'Key', keyId: enc.keyId, key: Buffer.from(store.open(enc.key, 'encryption-key'), 'base64') };
+}
+
+export interface DecryptionParameters {
+  DecryptionCertPath?: string;
+  DecryptionCertPassword?: string;
+  EncryptionKey?: string;
+}
+
+/** Decryption material from parameters, or undefined when none was given. */
+export async function decryptionMaterial(p: DecryptionParameters): Promise<DecryptWith | undefined> {
+  if (p.DecryptionCertPath !== undefined) {
+    const { readPfxFile } = await import('../crypto/certificate.js');
+    const { info, privateKeyPem } = await readPfxFile(p.DecryptionCertPath, p.DecryptionCertPassword ?? '');
+    return { kind: 'Certificate', thumbprint: info.thumbprint, privateKeyPem };
+  }
+  if (p.EncryptionKey !== undefined) {
+    const { parseSymmetricKey, symmetricKeyId } = await import('../crypto/symmetric-key.js');
+    const key = parseSymmetricKey(p.EncryptionKey);
+    return { kind: 'Key', keyId: symmetricKeyId(key), key };
+  }
+  return undefined;
+}
