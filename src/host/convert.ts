@@ -115,8 +115,11 @@ export function convertValue(p: ParameterDef, raws: string[]): unknown {
       return items.map((s) => validateText(p, s));
     }
     case 'Int32':
-    case 'Int64':
-      return validateRange(p, parseInteger(p, raw));
+    case 'Int64': {
+      const n = validateRange(p, parseInteger(p, raw));
+      if (p.validation.set) validateText(p, String(n));
+      return n;
+    }
     case 'Boolean': {
       const b = parseBoolean(raw);
       if (b === undefined) throw transformError(p, raw, 'a Boolean ($true or $false)');

@@ -218,8 +218,14 @@ function parseValidation(r: Reader, element: string, node: Record<string, unknow
     if (min > max) r.fail(el, `Min ${min} is greater than Max ${max}`);
     v.length = { min, max };
   }
-  if ((v.set || v.pattern || v.length) && !['String', 'String[]', 'SecureString'].includes(type)) {
-    r.fail(element, `ValidateSet, ValidatePattern and ValidateLength apply to String, String[] or SecureString parameters, not ${type}`);
+  if (v.set && !['String', 'String[]', 'Int32', 'Int64'].includes(type)) {
+    r.fail(`${element}/ValidateSet`, `applies to String, String[], Int32 or Int64 parameters, not ${type}`);
+  }
+  if (v.set && (type === 'Int32' || type === 'Int64') && v.set.some((x) => !/^[+-]?\d+$/.test(x))) {
+    r.fail(`${element}/ValidateSet`, `lists a value that is not an integer, for a ${type} parameter`);
+  }
+  if ((v.pattern || v.length) && !['String', 'String[]', 'SecureString'].includes(type)) {
+    r.fail(element, `ValidatePattern and ValidateLength apply to String, String[] or SecureString parameters, not ${type}`);
   }
   return v;
 }
@@ -273,7 +279,12 @@ function parseParameter(r: Reader, node: unknown, sets: string[]): ParameterDef 
     if (m.position === undefined) delete m.position;
   }
   if (type === 'Switch') {
-    if (membership.some((m) => m.mandatory)) r.fail(element, 'a Switch cannot be Mandatory: a switch that must be given carries no information');
+    // A mandatory switch carries no information, except as the switch that selects a parameter set
+    // (New-EncryptionKey -Certificate): then it is mandatory in that set and absent from the others.
+    const selectsSet = setNodes.length > 0 && membership.length < sets.length;
+    if (membership.some((m) => m.mandatory) && !selectsSet) {
+      r.fail(element, 'a Switch cannot be Mandatory (a switch that must always be given carries no information), unless it selects a parameter set: declare it in that <Set Name=... Mandatory="true"/> only');
+    }
     if (membership.some((m) => m.position !== undefined)) r.fail(element, 'a Switch cannot have a Position');
   }
   const aliases = csv(a.Aliases);
