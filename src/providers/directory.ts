@@ -133,33 +133,20 @@ async function extractStrict(data: Readable, staging: string, signal?: AbortSign
       if (done) return;
       done = true;
       signal?.removeEventListener('abort', onAbort);
-      if (err === undefined) {
-        resolve();
-        return;
-      }
+      if (err === undefined) return resolve();
       data.unpipe(unpack as unknown as NodeJS.WritableStream);
       data.resume();
-      // Let writes already under way land before the caller removes the staging folder.
-      const settle = setTimeout(() => reject(err), 2000);
-      unpack.once('close', () => {
-        clearTimeout(settle);
-        reject(err);
-      });
-      unpack.once('end', () => {
-        clearTimeout(settle);
-        reject(err);
-      });
-      if (!unpack.writable) return;
-      unpack.end();
+      // Stops parsing for good; node-tar then ends no more entries and emits nothing further.
+      if (!refusal) unpack.abort(err as Error);
+      // Give file operations already under way a moment to land before the caller removes staging.
+      setTimeout(() => reject(err), 50);
     };
     const onAbort = (): void =>
-      finish(new AzsError('The restore was cancelled.', { errorId: 'DirectoryImportCancelled', category: 'OperationStopped' }));
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
+      finish(new AzsError('The restore was cancelled; the folder was left as it was.', { errorId: 'DirectoryImportCancelled', category: 'OperationStopped' }));
     unpack.on('error', (e: unknown) => {
       if (refusal) return finish(refusal);
       const err = e as NodeJS.ErrnoException & { tarCode?: string };
-      if (err?.tarCode === 'TAR_BAD_ARCHIVE' || err?.tarCode === 'TAR_ENTRY_INVALID' || err?.tarCode === 'TAR_ABORT') {
+      if (err?.tarCode === 'TAR_BAD_ARCHIVE' || err?.tarCode === 'TAR_ENTRY_INVALID') {
         return finish(new AzsError(`The role data is not a valid tar archive (${err.message}); nothing was changed.`, {
           errorId: 'DirectoryArchiveInvalid', category: 'InvalidData', cause: e,
           recommendedAction: 'Check the backup with Test-InfrastructureBackup and restore another one if it is damaged.',
@@ -172,6 +159,8 @@ async function extractStrict(data: Readable, staging: string, signal?: AbortSign
       errorId: 'DirectoryImportInputFailed', category: 'ReadError', cause: e,
       recommendedAction: 'Check the share and the backup with Test-InfrastructureBackup, then restore again.',
     })));
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
     data.pipe(unpack as unknown as NodeJS.WritableStream);
   });
 
@@ -202,10 +191,12 @@ export class DirectoryProvider implements Provider {
   }
 
   async export(ctx: ProviderContext = {}): Promise<Readable> {
-    const root = this.role.path;
+    let root = this.role.path;
     let st: Stats;
     try {
       st = await fs.stat(root);
+      // Archive the folder a registered symbolic link points at, not the link itself.
+      root = await fs.realpath(root);
     } catch (e) {
       throw new AzsError(`The folder '${root}' of role '${this.role.name}' cannot be read: ${(e as Error).message}`, {
         errorId: 'DirectoryNotFound',

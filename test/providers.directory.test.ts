@@ -1,0 +1,154 @@
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AzsError } from '../src/errors.js';
+import { createProvider } from '../src/providers/index.js';
+import type { Provider } from '../src/providers/provider.js';
+import { craftTar, exportAll, snapshotTree, type CraftedEntry } from './support/provider-fixtures.js';
+
+let tmp: string;
+let dest: string;
+let outside: string;
+let provider: Provider;
+
+beforeEach(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'azs-dir-'));
+  dest = path.join(tmp, 'root', 'pki');
+  outside = path.join(tmp, 'outside');
+  await fs.mkdir(dest, { recursive: true });
+  await fs.mkdir(outside);
+  await fs.writeFile(path.join(dest, 'ca.crt'), 'the current CA\n');
+  provider = await createProvider({ name: 'CA', provider: 'directory', restoreOrder: 1, path: dest });
+});
+afterEach(async () => {
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+async function expectRefused(entries: CraftedEntry[], named: string): Promise<void> {
+  const before = await snapshotTree(dest);
+  const err = await provider.import(Readable.from([craftTar(entries)])).then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(AzsError);
+  expect(err).toMatchObject({ errorId: 'UnsafeArchiveEntry', category: 'InvalidData', exitCode: 12, targetObject: named });
+  expect((err as AzsError).message).toContain(`'${named}'`);
+  expect(await snapshotTree(dest)).toEqual(before);
+  expect(await fs.readdir(outside)).toEqual([]);
+  expect(await fs.readdir(path.dirname(dest))).toEqual(['pki']);
+}
+
+describe('directory provider refuses unsafe archives', () => {
+  it('refuses ../ in a path', async () => {
+    await expectRefused([{ name: 'ok.txt', type: 'file', body: 'fine' }, { name: '../evil', type: 'file', body: 'x' }], '../evil');
+    await expect(fs.access(path.join(tmp, 'root', 'evil'))).rejects.toThrow();
+  });
+
+  it('refuses .. hidden in the middle of a path', async () => {
+    await expectRefused([{ name: 'a/../../../outside/evil', type: 'file', body: 'x' }], 'a/../../../outside/evil');
+  });
+
+  it('refuses absolute paths', async () => {
+    const target = path.join(outside, 'abs-evil');
+    await expectRefused([{ name: target, type: 'file', body: 'x' }], target);
+  });
+
+  it('refuses writing through a symbolic link to an absolute folder', async () => {
+    await expectRefused(
+      [
+        { name: 'esc', type: 'symlink', link: outside },
+        { name: 'esc/pwned', type: 'file', body: 'x' },
+      ],
+      'esc/pwned',
+    );
+  });
+
+  it('refuses writing through a relative symbolic link that climbs out', async () => {
+    await expectRefused(
+      [
+        { name: 'sub/', type: 'dir' },
+        { name: 'sub/up', type: 'symlink', link: '../../../outside' },
+        { name: 'sub/up/pwned', type: 'file', body: 'x' },
+      ],
+      'sub/up/pwned',
+    );
+  });
+
+  it('refuses replacing a symbolic link by a file (which would write through it)', async () => {
+    await expectRefused(
+      [
+        { name: 'cfg', type: 'symlink', link: path.join(outside, 'target') },
+        { name: 'cfg', type: 'file', body: 'x' },
+      ],
+      'cfg',
+    );
+  });
+
+  it('refuses hard links that point outside', async () => {
+    await expectRefused([{ name: 'h', type: 'hardlink', link: '../../outside/x' }], 'h');
+    await expectRefused([{ name: 'h', type: 'hardlink', link: '/etc/passwd' }], 'h');
+  });
+
+  it('keeps an absolute symbolic link verbatim when nothing is written through it', async () => {
+    await provider.import(Readable.from([craftTar([
+      { name: './', type: 'dir' },
+      { name: 'ssl', type: 'symlink', link: '/etc/ssl/certs' },
+      { name: 'sib', type: 'symlink', link: '../sibling/file' },
+      { name: 'conf/a.txt', type: 'file', body: 'hello' },
+    ])]));
+    expect(await fs.readlink(path.join(dest, 'ssl'))).toBe('/etc/ssl/certs');
+    expect(await fs.readlink(path.join(dest, 'sib'))).toBe('../sibling/file');
+    expect(await fs.readFile(path.join(dest, 'conf/a.txt'), 'utf8')).toBe('hello');
+    // The old content is gone: a restore replaces the folder, it does not merge into it.
+    await expect(fs.access(path.join(dest, 'ca.crt'))).rejects.toThrow();
+  });
+
+  it('rejects data that is not a tar archive and changes nothing', async () => {
+    const before = await snapshotTree(dest);
+    const garbage = Buffer.alloc(4096, 0x41);
+    await expect(provider.import(Readable.from([garbage]))).rejects.toMatchObject({ errorId: 'DirectoryArchiveInvalid' });
+    expect(await snapshotTree(dest)).toEqual(before);
+  });
+});
+
+describe('directory provider, other behaviour', () => {
+  it('follows a registered path that is a symbolic link and keeps the link', async () => {
+    const real = path.join(tmp, 'real-pki');
+    await fs.mkdir(real);
+    await fs.writeFile(path.join(real, 'a'), 'A');
+    const link = path.join(tmp, 'pki-link');
+    await fs.symlink(real, link);
+    const p = await createProvider({ name: 'CA', provider: 'directory', restoreOrder: 1, path: link });
+    const bytes = await exportAll(p);
+    await fs.writeFile(path.join(real, 'a'), 'changed');
+    await p.import(Readable.from([bytes]));
+    expect((await fs.lstat(link)).isSymbolicLink()).toBe(true);
+    expect(await fs.readFile(path.join(real, 'a'), 'utf8')).toBe('A');
+  });
+
+  it('refuses a destination that is a file and leaves it alone', async () => {
+    const file = path.join(tmp, 'a-file');
+    await fs.writeFile(file, 'keep me');
+    const bytes = await exportAll(provider);
+    await expect(provider.import(Readable.from([bytes]), { destination: file })).rejects.toMatchObject({ errorId: 'DirectoryDestinationNotAFolder' });
+    expect(await fs.readFile(file, 'utf8')).toBe('keep me');
+  });
+
+  it('removes staging leftovers of a crashed restore, and only those', async () => {
+    const parent = path.dirname(dest);
+    await fs.mkdir(path.join(parent, '.pki.azs-staging-AbC123'));
+    await fs.mkdir(path.join(parent, '.pki.azs-old-XyZ789'));
+    await fs.mkdir(path.join(parent, '.pki.azs-staging-not-ours'));
+    const bytes = await exportAll(provider);
+    await provider.import(Readable.from([bytes]));
+    expect((await fs.readdir(parent)).sort()).toEqual(['.pki.azs-staging-not-ours', 'pki']);
+  });
+
+  it('stops on an aborted signal and changes nothing', async () => {
+    const bytes = await exportAll(provider);
+    const ac = new AbortController();
+    ac.abort();
+    const before = await snapshotTree(dest);
+    await expect(provider.import(Readable.from([bytes]), { signal: ac.signal })).rejects.toMatchObject({ category: 'OperationStopped', exitCode: 130 });
+    expect(await snapshotTree(dest)).toEqual(before);
+  });
+});
