@@ -197,7 +197,7 @@ describe('PowerShell module in real pwsh (Pester)', () => {
   it.each(pesterFiles)('Pester: %s', async (file) => {
     const result = join(work, `${file}.result.json`);
     const child = await run(pwsh, ['-NoProfile', '-NonInteractive', '-Command', runner], {
-      env: { ...process.env, ...env, AZSBACKUP_TEST_PESTER: pester, AZSBACKUP_TEST_FILE: join(pesterDir, file), AZSBACKUP_TEST_RESULT: result },
+      env: { ...process.env, ...env, AZSBACKUP_TEST_PESTER: pester, AZSBACKUP_TEST_PWSH: pwsh, AZSBACKUP_TEST_FILE: join(pesterDir, file), AZSBACKUP_TEST_RESULT: result },
       maxBuffer: 64 << 20,
       timeout: 900_000,
     }).catch((e: { stdout?: string; stderr?: string; message: string }) => ({ stdout: e.stdout ?? '', stderr: `${e.stderr ?? ''}\n${e.message}` }));
