@@ -104,10 +104,10 @@ function body(info: BackupInfo): string {
 }
 
 export function serializeBackupInfo(info: BackupInfo, macKey: Buffer): string {
-  const text = body(info);
-  const digest = createHash('sha256').update(text).digest('hex');
-  const mac = createHmac('sha256', macKey).update(text).digest('hex');
-  return `${text}  <Seal Digest="${digest}" Mac="${mac}"/>\n</BackupInfo>\n`;
+  const signed = `${body(info)}  `;
+  const digest = createHash('sha256').update(signed).digest('hex');
+  const mac = createHmac('sha256', macKey).update(signed).digest('hex');
+  return `${signed}<Seal Digest="${digest}" Mac="${mac}"/>\n</BackupInfo>\n`;
 }
 
 function damaged(name: string, reason: string): AzsError {

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the npm dependencies when missing and builds dist/ when it is missing or older than the
+# sources, so the README's commands work on a fresh clone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "azsbackup: installing npm dependencies (npm ci; native addons compile, about 2 minutes)" >&2
+  npm ci --no-audit --no-fund >&2
+fi
+newest_source=$(find src cmdlets manifests scripts/build.mjs scripts/build-tools.ts package.json -type f -newer dist/manifests.json 2>/dev/null | head -1 || true)
+if [ ! -f dist/manifests.json ] || [ -n "$newest_source" ]; then
+  npm run --silent build >&2
+fi
