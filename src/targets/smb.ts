@@ -53,11 +53,14 @@ export class SmbTarget implements Target {
   readonly location: string;
   readonly endpoint: { host: string; port: number };
   private readonly user: { domain?: string; user: string };
+  // A true private field: it stays out of JSON.stringify, util.inspect and error dumps of the target.
+  readonly #credential: SmbCredential;
 
   constructor(
     readonly share: SmbLocation,
-    private readonly credential: SmbCredential,
+    credential: SmbCredential,
   ) {
+    this.#credential = { ...credential };
     this.location = share.display;
     this.endpoint = { host: share.server, port: share.port };
     this.user = parseUserName(credential.userName);
@@ -115,7 +118,7 @@ export class SmbTarget implements Target {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'azsbackup-smb-'));
     try {
       const authFile = path.join(dir, 'auth');
-      const lines = [`username = ${this.user.user}`, `password = ${this.credential.password}`];
+      const lines = [`username = ${this.user.user}`, `password = ${this.#credential.password}`];
       if (this.user.domain !== undefined) lines.push(`domain = ${this.user.domain}`);
       await fsp.writeFile(authFile, lines.join('\n') + '\n', { mode: 0o600, flag: 'wx' });
 
@@ -209,7 +212,7 @@ export class SmbTarget implements Target {
     const session = m(/session setup failed: (NT_STATUS_\w+)/);
     if (session) {
       if (AUTH_REFUSED.test(session)) {
-        return shareError('ShareAuthentication', `The file server refused the credentials of '${this.credential.userName}' (${session}).`, {
+        return shareError('ShareAuthentication', `The file server refused the credentials of '${this.#credential.userName}' (${session}).`, {
           targetObject: this.location,
         });
       }
@@ -221,7 +224,7 @@ export class SmbTarget implements Target {
         return shareError('SharePath', `The share '${this.share.share}' does not exist on ${this.share.server}.`, { targetObject: this.location });
       }
       if (AUTH_REFUSED.test(tree)) {
-        return shareError('ShareAuthentication', `'${this.credential.userName}' may not open the share ${this.location} (${tree}).`, {
+        return shareError('ShareAuthentication', `'${this.#credential.userName}' may not open the share ${this.location} (${tree}).`, {
           targetObject: this.location,
         });
       }
@@ -231,7 +234,7 @@ export class SmbTarget implements Target {
     const cd = m(/^cd \\.*: (NT_STATUS_\w+)/m);
     if (cd) {
       if (AUTH_REFUSED.test(cd)) {
-        return shareError('ShareAuthentication', `'${this.credential.userName}' may not open ${this.location} (${cd}).`, { targetObject: this.location });
+        return shareError('ShareAuthentication', `'${this.#credential.userName}' may not open ${this.location} (${cd}).`, { targetObject: this.location });
       }
       return shareError('SharePath', `The folder '${this.share.folder}' does not exist on the share ${this.location} (${cd}).`, {
         targetObject: this.location,
@@ -247,7 +250,7 @@ export class SmbTarget implements Target {
       return shareError('ShareCapacity', `The share ${this.location} ran out of space writing '${p}' (${s}).`, { targetObject: p });
     }
     if (AUTH_REFUSED.test(s)) {
-      return shareError('ShareAuthentication', `'${this.credential.userName}' may not access '${p}' on ${this.location} (${s}).`, {
+      return shareError('ShareAuthentication', `'${this.#credential.userName}' may not access '${p}' on ${this.location} (${s}).`, {
         targetObject: p,
         category: 'PermissionDenied',
       });
