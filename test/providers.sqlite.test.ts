@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { execa } from 'execa';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createProvider } from '../src/providers/index.js';
+import type { Provider } from '../src/providers/provider.js';
+import {
+  ACCOUNTS, Database, START_BALANCE, WRITER_SCRIPT, buildDatabase, checkInvariants, exportAll, snapshotDatabase, sqliteModulePath,
+} from './support/provider-fixtures.js';
+
+let tmp: string;
+beforeEach(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'azs-sqlite-'));
+});
+afterEach(async () => {
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+const role = (file: string) => ({ name: 'ResourceManager', provider: 'sqlite' as const, restoreOrder: 1, path: file });
+
+describe.each(['wal', 'delete'] as const)('sqlite provider copies a live database consistently (%s journal)', (mode) => {
+  it('while another process writes in a loop', async () => {
+    const file = path.join(tmp, 'live.db');
+    buildDatabase(file, mode, 4);
+    const script = path.join(tmp, 'writer.cjs');
+    await fs.writeFile(script, WRITER_SCRIPT);
+    const writer = execa(process.execPath, [script, sqliteModulePath, file], { reject: false, buffer: false });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        writer.stdout!.once('data', () => resolve());
+        void writer.then((r) => reject(new Error(`writer exited early: ${String(r.stderr)}`)));
+      });
+      const provider: Provider = await createProvider(role(file));
+      const seen: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const bytes = await exportAll(provider);
+        const copy = path.join(tmp, `copy-${i}.db`);
+        await fs.writeFile(copy, bytes);
+        const inv = checkInvariants(copy);
+        expect(inv.integrity).toBe('ok');
+        expect(inv.total).toBe(ACCOUNTS * START_BALANCE);
+        expect(inv.ledger).toBe(inv.transfers);
+        seen.push(inv.transfers);
+      }
+      // The writer really was writing between (and during) the copies.
+      expect(new Set(seen).size).toBeGreaterThan(1);
+    } finally {
+      writer.kill('SIGKILL');
+      await writer;
+    }
+  });
+});
+
+describe('sqlite provider import', () => {
+  it('refuses data that is not a healthy database and keeps the old one', async () => {
+    const file = path.join(tmp, 'rm.db');
+    buildDatabase(file, 'wal', 1);
+    const before = snapshotDatabase(file);
+    const provider = await createProvider(role(file));
+    for (const bad of [randomBytes(64 * 1024), Buffer.concat([Buffer.from('SQLite format 3\0'), randomBytes(8192)])]) {
+      await expect(provider.import(Readable.from([bad]))).rejects.toMatchObject({ errorId: 'SqliteImportCorrupt', exitCode: 12 });
+      expect(snapshotDatabase(file)).toEqual(before);
+      expect((await fs.readdir(tmp)).filter((n) => n.includes('azs-'))).toEqual([]);
+    }
+  });
+
+  it('a stale -wal of the replaced database is not replayed into the restored one', async () => {
+    const file = path.join(tmp, 'rm.db');
+    buildDatabase(file, 'wal', 1);
+    const provider = await createProvider(role(file));
+    const backup = await exportAll(provider);
+    const expected = snapshotDatabase(file);
+
+    // Leave a hot WAL behind, as a crashed service would: copy db and -wal while a writer holds them.
+    const crashed = path.join(tmp, 'crashed.db');
+    const db = new Database(file);
+    db.pragma('wal_autocheckpoint = 0');
+    db.prepare("UPDATE accounts SET name = 'from the stale wal'").run();
+    await fs.copyFile(file, crashed);
+    await fs.copyFile(`${file}-wal`, `${crashed}-wal`);
+    db.close();
+
+    await provider.import(Readable.from([backup]), { destination: crashed });
+    await expect(fs.access(`${crashed}-wal`)).rejects.toThrow();
+    expect(snapshotDatabase(crashed)).toEqual(expected);
+  });
+
+  it('keeps the mode of the database it replaces', async () => {
+    const file = path.join(tmp, 'rm.db');
+    buildDatabase(file, 'delete', 1);
+    await fs.chmod(file, 0o640);
+    const provider = await createProvider(role(file));
+    await provider.import(Readable.from([await exportAll(provider)]));
+    expect((await fs.stat(file)).mode & 0o777).toBe(0o640);
+  });
+
+  it('restores into a folder that does not exist yet', async () => {
+    const file = path.join(tmp, 'rm.db');
+    buildDatabase(file, 'delete', 1);
+    const provider = await createProvider(role(file));
+    const dest = path.join(tmp, 'new', 'place', 'rm.db');
+    await provider.import(Readable.from([await exportAll(provider)]), { destination: dest });
+    expect(snapshotDatabase(dest)).toEqual(snapshotDatabase(file));
+  });
+
+  it('the export leaves no temporary copy behind', async () => {
+    const file = path.join(tmp, 'rm.db');
+    buildDatabase(file, 'wal', 1);
+    const provider = await createProvider(role(file));
+    const before = (await fs.readdir(os.tmpdir())).filter((n) => n.startsWith('azs-sqlite-') && !tmp.endsWith(n));
+    await exportAll(provider);
+    // A consumer that gives up early: the copy still goes.
+    const s = await provider.export();
+    s.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    const after = (await fs.readdir(os.tmpdir())).filter((n) => n.startsWith('azs-sqlite-') && !tmp.endsWith(n));
+    expect(after.sort()).toEqual(before.sort());
+  });
+});
