@@ -15,10 +15,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Debian starts smbd/nmbd on install; the tests do not need them, and ours use their own ports.
-if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-  systemctl disable --now smbd nmbd samba-ad-dc >/dev/null 2>&1 || true
-fi
-
 smbd --version
 smbclient --version

@@ -22,7 +22,7 @@ export function startBackupInBackground(home: string, roleNames?: string[]): Bac
   const name = randomUUID();
   const lock = acquireJobLock(home, `backup ${name}`);
   try {
-    const runner = fileURLToPath(new URL('./job-runner.js', import.meta.url));
+    const runner = fileURLToPath(new URL('../engine/job-runner.js', import.meta.url));
     const child = spawn(process.execPath, [runner, name, ...(roleNames ?? [])], {
       detached: true,
       stdio: 'ignore',

@@ -104,7 +104,12 @@ export class LocalFolderTarget implements Target {
     const segments = splitTargetPath(p);
     const finalPath = path.join(this.root, ...segments);
     const tempPath = path.join(path.dirname(finalPath), partialNameFor(segments[segments.length - 1]!));
-    await this.requireRoot();
+    try {
+      await this.requireRoot();
+    } catch (e) {
+      data.destroy();
+      throw e;
+    }
     return this.guard(p, async () => {
       await fsp.mkdir(path.dirname(finalPath), { recursive: true });
       let bytes = 0;

@@ -282,16 +282,22 @@ export class SmbTarget implements Target {
     const tempSegs = [...dirSegs, partialNameFor(segs[segs.length - 1]!)];
 
     // One round trip makes the parents and reports the free space the write may use.
-    const pre = await this.run([...this.mkdirCommands(dirSegs), dirSegs.length === 0 ? 'ls' : `ls ${this.q(dirSegs)}`]);
-    this.check(pre.failures, p, isMkdirCollision);
-    const room = parseFreeSpace(pre.stdout);
+    let room: FreeSpace | undefined;
+    try {
+      const pre = await this.run([...this.mkdirCommands(dirSegs), dirSegs.length === 0 ? 'ls' : `ls ${this.q(dirSegs)}`]);
+      this.check(pre.failures, p, isMkdirCollision);
+      room = parseFreeSpace(pre.stdout);
+    } catch (e) {
+      data.destroy();
+      throw e;
+    }
 
     let bytes = 0;
     const location = this.location;
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         bytes += chunk.length;
-        if (room && bytes > room.available) {
+        if (room !== undefined && bytes > room.available) {
           cb(shareError('ShareCapacity', `The share ${location} has ${room.available} bytes free; '${p}' needs more.`, { targetObject: p }));
           return;
         }
