@@ -14,35 +14,50 @@ export class InputReader {
 
   constructor(private readonly stream: InputStream) {}
 
+  private watching = false;
+  private wake: ((more: boolean) => void) | undefined;
+  private failed: Error | undefined;
+
+  /**
+   * 'end' is watched for the reader's whole life: a stream can emit it right after the last
+   * 'data', while no fill() is waiting, and it is never emitted again.
+   */
+  private watch(): void {
+    if (this.watching) return;
+    this.watching = true;
+    const s = this.stream as InputStream & { readableEnded?: boolean };
+    if (s.readableEnded) this.ended = true;
+    s.once('end', () => {
+      this.ended = true;
+      this.buffer += this.decoder.end();
+      this.wake?.(false);
+    });
+    s.once('error', (e: Error) => {
+      this.failed = e;
+      this.wake?.(false);
+    });
+  }
+
   /** Waits for the next chunk; false once the stream has ended. Leaves the stream paused. */
   private fill(): Promise<boolean> {
+    this.watch();
+    if (this.failed) return Promise.reject(this.failed);
     if (this.ended) return Promise.resolve(false);
     const s = this.stream;
     return new Promise((resolve, reject) => {
-      const cleanup = (): void => {
-        s.off('data', onData);
-        s.off('end', onEnd);
-        s.off('error', onError);
-        s.pause();
-      };
       const onData = (chunk: Buffer | string): void => {
-        cleanup();
         this.buffer += typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
-        resolve(true);
+        done(true);
       };
-      const onEnd = (): void => {
-        cleanup();
-        this.ended = true;
-        this.buffer += this.decoder.end();
-        resolve(false);
+      const done = (more: boolean): void => {
+        s.off('data', onData);
+        s.pause();
+        this.wake = undefined;
+        if (this.failed) reject(this.failed);
+        else resolve(more);
       };
-      const onError = (e: Error): void => {
-        cleanup();
-        reject(e);
-      };
+      this.wake = done;
       s.on('data', onData);
-      s.on('end', onEnd);
-      s.on('error', onError);
       s.resume();
     });
   }
