@@ -15,6 +15,7 @@ const entryPoints = {
   'host/main': 'src/host/main.ts',
   'engine/job-runner': 'src/engine/job-runner.ts',
   'tools/build-tools': 'scripts/build-tools.ts',
+  'tools/bench': 'scripts/bench.ts',
 };
 for (const file of readdirSync(join(root, 'cmdlets')).filter((f) => f.endsWith('.ts'))) {
   entryPoints[`cmdlets/${file.slice(0, -3)}`] = `cmdlets/${file}`;
