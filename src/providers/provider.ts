@@ -19,15 +19,20 @@ export interface RoleDefinition {
   /** command: argv arrays, run without a shell. */
   exportCommand?: string[];
   importCommand?: string[];
-  /** command: time limit in seconds (default 3600). */
+  /** command: time limit in seconds (default 3600). postgres: optional, no limit when absent. */
   timeoutSeconds?: number;
   /** postgres: libpq URI; its password never goes on a child's argv. */
   connectionString?: string;
 }
 
 export interface ProviderContext {
+  /** Cancels the work; the error then has category OperationStopped (exit 130). */
   signal?: AbortSignal;
-  /** Where to restore instead of the registered location (tests, side-by-side restores). */
+  /**
+   * Where to restore instead of the registered location (tests, side-by-side restores).
+   * directory/sqlite: a path. postgres: a postgresql:// URI or just another database name on the
+   * same server. command: passed to the import program as AZSBACKUP_DESTINATION (it decides).
+   */
   destination?: string;
 }
 
@@ -40,8 +45,10 @@ export interface ProviderDescription {
 export interface Provider {
   describe(): ProviderDescription;
   /**
-   * The role's data as one byte stream. The stream errors (AzsError, ErrorId naming the provider)
-   * when the export fails, e.g. a command exits non-zero: its stderr is in the message.
+   * The role's data as one byte stream. Failures found before any byte flows (missing folder or
+   * database) reject the promise; failures later make the stream error. Either way the error is an
+   * AzsError whose ErrorId names the provider, e.g. a command exiting non-zero: its stderr tail is
+   * in the message. Destroying the stream stops the work (a program is killed).
    */
   export(ctx?: ProviderContext): Promise<Readable>;
   /**

@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { execa } from 'execa';
 
 /**
@@ -103,6 +104,12 @@ export async function startPostgres(): Promise<TestPostgres> {
   await sql('postgres', `CREATE DATABASE ${user}`);
 
   let stopped = false;
+  // An interrupted test run must not leave a server behind.
+  const [ctlStop, ctlStopArgs] = asOwner(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
+  const onExit = (): void => {
+    if (!stopped) spawnSync(ctlStop, ctlStopArgs, { stdio: 'ignore' });
+  };
+  process.once('exit', onExit);
   return {
     connectionString: urlFor(user),
     port,
@@ -117,8 +124,8 @@ export async function startPostgres(): Promise<TestPostgres> {
     async stop(): Promise<void> {
       if (stopped) return;
       stopped = true;
-      const [ctl, ctlArgs] = asOwner(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
-      await execa(ctl, ctlArgs, { env, reject: false });
+      process.off('exit', onExit);
+      await execa(ctlStop, ctlStopArgs, { env, reject: false });
       await rm(dir, { recursive: true, force: true });
     },
   };
