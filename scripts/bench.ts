@@ -86,19 +86,20 @@ function treeDigest(p: string): string {
   return h.digest('hex');
 }
 
-interface Run { seconds: number; peakRssMB: number }
+interface Run { seconds: number; peakRssMB: number; cpuSeconds: number }
 
 /** Runs a command under GNU time; peak RSS is the largest of the process tree's members. */
 function timed(label: string, command: string, env: Record<string, string> = {}): Run {
   execFileSync('sync');
   const out = join(work, 'time.txt');
   const started = process.hrtime.bigint();
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', '-o', out, 'bash', '-c', command], {
+  const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', '-o', out, 'bash', '-c', command], {
     env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8',
   });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (r.status !== 0) throw new Error(`${label} failed (exit ${r.status}): ${r.stderr.slice(-2000)}`);
-  return { seconds, peakRssMB: Number(readFileSync(out, 'utf8').trim().split('\n').pop()) / 1024 };
+  const [rssKB, user, sys] = readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+  return { seconds, peakRssMB: rssKB! / 1024, cpuSeconds: user! + sys! };
 }
 
 interface Row { tool: string; backup: Run; restore: Run; outputBytes: number }
@@ -186,9 +187,9 @@ function report(where: string, bytes: number, rows: Row[], references: string[])
   const lines = [
     `### ${where}: ${(bytes / 1048576).toFixed(0)} MiB corpus, ${new Date().toISOString()}`,
     '',
-    '| tool | backup MiB/s | restore MiB/s | output MiB | backup peak RSS MiB | restore peak RSS MiB |',
-    '| --- | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map((r) => `| ${r.tool} | ${mbps(r.backup).toFixed(1)} | ${mbps(r.restore).toFixed(1)} | ${(r.outputBytes / 1048576).toFixed(1)} | ${r.backup.peakRssMB.toFixed(0)} | ${r.restore.peakRssMB.toFixed(0)} |`),
+    '| tool | backup MiB/s | restore MiB/s | backup CPU s | restore CPU s | output MiB | backup peak RSS MiB | restore peak RSS MiB |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map((r) => `| ${r.tool} | ${mbps(r.backup).toFixed(1)} | ${mbps(r.restore).toFixed(1)} | ${r.backup.cpuSeconds.toFixed(1)} | ${r.restore.cpuSeconds.toFixed(1)} | ${(r.outputBytes / 1048576).toFixed(1)} | ${r.backup.peakRssMB.toFixed(0)} | ${r.restore.peakRssMB.toFixed(0)} |`),
     '',
     '| azsbackup vs | backup throughput ratio | restore throughput ratio |',
     '| --- | ---: | ---: |',
