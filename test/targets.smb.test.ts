@@ -24,6 +24,16 @@ async function azsError(p: Promise<unknown>): Promise<AzsError> {
   return e as AzsError;
 }
 
+function parentOf(pid: string): number | undefined {
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may contain spaces, so split after ')'.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
 function canMount(): boolean {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'azs-mnt-probe-'));
   try {
@@ -153,7 +163,8 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
             }
             if (file === 'cmdline') seen.processes++;
             if (text.includes(secret)) leaks.push(`${pid}/${file}: ${text.split('\0').join(' ').slice(0, 200)}`);
-            if (file === 'cmdline' && text.startsWith('smbclient\0')) {
+            // Only our own smbclient children: other test files may run theirs at the same time.
+            if (file === 'cmdline' && text.startsWith('smbclient\0') && parentOf(pid) === process.pid) {
               seen.smbclients++;
               const args = text.split('\0');
               const authFile = args[args.indexOf('-A') + 1];
