@@ -191,6 +191,17 @@ export async function startSamba(opts: { maxDiskSizeMB?: number } = {}): Promise
     });
     await out.close();
     proc.unref();
+    // If the test process ends without stop() (a crash, a timeout), take smbd and its children along.
+    const pid = proc.pid;
+    const reap = () => {
+      try {
+        if (pid !== undefined) process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    process.once('exit', reap);
+    proc.once('exit', () => process.removeListener('exit', reap));
     try {
       await waitForPort(port, proc, log);
     } catch (e) {
