@@ -136,7 +136,7 @@ function heldLock(path: string, initial: LockOwner): HeldLock {
 }
 
 /** Waits (briefly) for a short-lived lock such as the configuration's. */
-export async function withLock<T>(path: string, purpose: string, fn: () => Promise<T> | T, timeoutMs = 10_000): Promise<T> {
+export async function withLock<T>(path: string, purpose: string, fn: () => Promise<T> | T, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { lock, holder } = tryLock(path, purpose);

@@ -96,9 +96,10 @@ export class ConfigStore {
   /** Read-modify-write under the configuration lock; returns what was written. */
   async update(change: (current: StoredConfig) => StoredConfig): Promise<StoredConfig> {
     this.ensureHome();
+    // Loaded before the lock is taken: the critical section should be the read, change and write only.
+    const { default: Conf } = await import('conf');
     return withLock(join(this.home, 'config.lock'), 'configuration', async () => {
       const next = change(this.read());
-      const { default: Conf } = await import('conf');
       const conf = new Conf<Record<string, unknown>>({
         cwd: this.home,
         configName: CONFIG_NAME,
