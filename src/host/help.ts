@@ -40,6 +40,24 @@ function syntaxItem(p: ParameterDef, m: ParameterSetMembership): string {
 
 /** One syntax line per parameter set, e.g. `Set-BackupShare [-Path] <String> [-UserName <String>] [-WhatIf] [-Confirm] [<CommonParameters>]`. */
 export function syntaxLines(m: CmdletManifest): string[] {
+  return syntaxItems(m).map((items) => `${m.name} ${items.join(' ')}`);
+}
+
+/** Wraps a syntax line between items, never inside one, continuation lines indented further. */
+function wrapSyntax(m: CmdletManifest, items: string[], width: number): string {
+  const lines: string[] = [];
+  let line = `    ${m.name}`;
+  for (const item of items) {
+    if (line.length + 1 + item.length > width && line.trim() !== m.name && line.trim() !== '') {
+      lines.push(line);
+      line = `        ${item}`;
+    } else line = `${line} ${item}`;
+  }
+  lines.push(line);
+  return lines.join('\n');
+}
+
+function syntaxItems(m: CmdletManifest): string[][] {
   return m.parameterSets.map((set) => {
     const members = m.parameters
       .map((p) => ({ p, s: p.sets.find((x) => x.set === set) }))
@@ -50,7 +68,7 @@ export function syntaxLines(m: CmdletManifest): string[] {
     const items = [...positional, ...namedMandatory, ...namedOptional].map((x) => syntaxItem(x.p, x.s));
     if (m.supportsShouldProcess) items.push('[-WhatIf]', '[-Confirm]');
     items.push('[<CommonParameters>]');
-    return `${m.name} ${items.join(' ')}`;
+    return items;
   });
 }
 
@@ -107,7 +125,7 @@ export function formatHelp(m: CmdletManifest, width = 100): string {
   out.push('NAME', `    ${m.name}`, '');
   out.push('SYNOPSIS', wrap(m.synopsis, 4, width), '');
   out.push('SYNTAX');
-  for (const line of syntaxLines(m)) out.push(wrap(line, 4, width).replace(/\n {4}/g, '\n        '), '');
+  for (const items of syntaxItems(m)) out.push(wrapSyntax(m, items, width), '');
   if (m.description) out.push('DESCRIPTION', wrap(m.description, 4, width), '');
   out.push('PARAMETERS');
   for (const p of m.parameters) out.push(parameterBlock(m, p, width), '');
