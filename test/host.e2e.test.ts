@@ -103,6 +103,22 @@ describe('the built host', () => {
     expect(JSON.parse(refused.err).ErrorRecord.ErrorId).toBe('SecretOnCommandLine');
   });
 
+  test('the host exits once it has read its secrets, even if the caller keeps stdin open', async () => {
+    const child = spawn(process.execPath, [bin, 'Invoke-TestJob', 'ok', '-Password', '-'], {
+      env: { PATH: process.env.PATH ?? '', AZSBACKUP_HOME: join(temp, 'home') },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    child.stdin.write('pw\n');
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    clearTimeout(timer);
+    child.stdin.destroy();
+    expect(code).toBe(0);
+    expect(JSON.parse(out)[1].Name).toBe('pw|');
+  });
+
   test('the XML manifests and cmdlets folders can be pointed at by environment variables', () => {
     const r = azs(['Get-TestItem', '-Top', '2'], {
       env: { AZSBACKUP_MANIFESTS_DIR: join(fixtures, 'manifests'), AZSBACKUP_CMDLETS_DIR: join(temp, 'dist', 'cmdlets') },

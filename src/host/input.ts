@@ -52,11 +52,15 @@ export class InputReader {
       const done = (more: boolean): void => {
         s.off('data', onData);
         s.pause();
+        // A paused stdin pipe still holds the event loop open; let the process end while nobody reads.
+        handle.unref?.();
         this.wake = undefined;
         if (this.failed) reject(this.failed);
         else resolve(more);
       };
       this.wake = done;
+      const handle = s as InputStream & { ref?(): void; unref?(): void };
+      handle.ref?.();
       s.on('data', onData);
       s.resume();
     });
