@@ -80,6 +80,14 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
   selected = [...selected].sort((a, b) => a.definition.restoreOrder - b.definition.restoreOrder || a.definition.name.localeCompare(b.definition.name));
 
   const activity = `Restore ${entry.name}`;
+  // BackupInfo.xml is authenticated by now, so its sizes and hashes are the committed truth. Check
+  // every selected file against them before the first role is touched: a damaged later role must
+  // not leave earlier ones restored from a backup that cannot be restored whole.
+  for (const role of selected) {
+    const file = role.files[0]!;
+    req.progress.report({ activity, status: `Checking ${file.name}`, id: 0 });
+    await drain(pipeline(await req.target.read(`${entry.folder}/${file.name}`), createVerifyTap(file, entry.name), () => {}));
+  }
   const results: RestoreResultRecord[] = [];
   let failure: AzsError | undefined;
   for (const [i, role] of selected.entries()) {
