@@ -43,7 +43,8 @@ export async function verifyBackup(target: Target, name: string, material: Decry
   try {
     opened = await openBackup(target, name, material);
   } catch (e) {
-    if (!isAzsError(e) || e.errorId === 'BackupNotFound' || e.alertType) throw e;
+    // Material meant for another backup says nothing about this backup's health: report it as such.
+    if (!isAzsError(e) || e.errorId === 'BackupNotFound' || e.errorId === 'WrongDecryptionMaterial' || e.alertType) throw e;
     files.push({ RoleName: '', File: 'BackupInfo.xml', Succeeded: false, Message: e.message });
     return result();
   }
