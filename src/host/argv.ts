@@ -8,7 +8,7 @@
 import { usageError, type AzsError } from '../errors.js';
 import type { CmdletManifest, ParameterDef, ParameterType } from '../manifest/model.js';
 import type { BoundParameters } from './cmdlet.js';
-import { convertValue, parseBoolean, validateText } from './convert.js';
+import { convertValue, parseBoolean } from './convert.js';
 import { closeMatches } from './similar.js';
 
 export type OutputFormat = 'json' | 'clixml' | 'table' | 'list';
@@ -406,4 +406,3 @@ export async function parseCommandLine(m: CmdletManifest, args: string[]): Promi
   return result;
 }
 
-export { validateText };
