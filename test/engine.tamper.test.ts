@@ -142,7 +142,7 @@ describe('tampering with a committed backup', () => {
           .replace(fileAttr(xml, 'Files.azsrole', 'Sha256'), sha256(data)));
       },
     },
-    { name: 'two chunks of Files.azsrole swapped', hashVisible: true, mutate: (dir) => swapChunks(path.join(dir, "Files.azsrole")) },
+    { name: 'two chunks of Files.azsrole swapped', hashVisible: true, mutate: (dir) => swapChunks(path.join(dir, 'Files.azsrole')) },
     {
       name: 'two chunks of Files.azsrole swapped, BackupInfo hash rewritten', hashVisible: false,
       mutate: async (dir) => {

@@ -1,0 +1,167 @@
+import { promises as fs } from 'node:fs';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { deadPid, expectOk, makeDrill, spawnCli, resultOf, type Drill } from './support/cli.js';
+
+/**
+ * Backups as jobs: a role that fails makes a partial backup and an alert that closes once fixed;
+ * a backup where everything fails commits nothing but is remembered; one job at a time, a dead
+ * holder's lock is taken over; -AsJob returns at once and the job finishes on its own.
+ */
+
+const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
+const broken = (message: string) => ['sh', '-c', `echo '${message}' >&2; exit 3`];
+const swallow = ['sh', '-c', 'cat >/dev/null'];
+
+async function withDrill(fn: (d: Drill) => Promise<void>): Promise<void> {
+  const d = await makeDrill({ roles: false });
+  try {
+    await fn(d);
+  } finally {
+    await d.cleanup();
+  }
+}
+
+async function guidFoldersOnShare(share: string): Promise<string[]> {
+  const root = path.join(share, 'MASBackup');
+  const out: string[] = [];
+  for (const stamp of await fs.readdir(root).catch(() => [] as string[])) {
+    for (const child of await fs.readdir(path.join(root, stamp))) out.push(`${stamp}/${child}`);
+  }
+  return out;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const got = await probe();
+    if (got !== undefined) return got;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe.concurrent('backup jobs', () => {
+  it('a failing role makes a PartialSucceeded backup and an alert, which closes once the role is fixed', () => withDrill(async (d) => {
+    await d.register('Files', ['-Provider', 'directory', '-Path', d.files]);
+    await d.registerCommand('Broken', broken('export exploded: disk on fire'), swallow);
+
+    const r = await d.cli(['Start-InfrastructureBackup']);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.json.Status).toBe('PartialSucceeded');
+    const role = r.json.RoleStatus.find((x: any) => x.RoleName === 'Broken');
+    expect(role.Status).toBe('Failed');
+    expect(role.Error).toContain('export exploded: disk on fire');
+    expect(r.json.RoleStatus.find((x: any) => x.RoleName === 'Files').Status).toBe('Succeeded');
+    expect(r.errors).toHaveLength(1);
+    expect(r.errors[0]).toMatchObject({ ErrorId: 'RoleBackupFailed', Terminating: false, TargetObject: 'Broken' });
+    expect(r.errors[0]!.Message).toContain('disk on fire');
+
+    // The share holds it, as PartialSucceeded, for anyone who lists it.
+    const listed = expectOk(await d.cli(['Get-InfrastructureBackup', '-Name', r.json.Name])).json;
+    expect(listed.Status).toBe('PartialSucceeded');
+    expect(listed.IsCloudRecoveryReady).toBe(false);
+    expect(listed.RoleStatus.find((x: any) => x.RoleName === 'Broken').Error).toContain('disk on fire');
+    await fs.access(path.join(await d.backupFolder(r.json.Name), 'BackupInfo.xml'));
+    await expect(fs.access(path.join(await d.backupFolder(r.json.Name), 'Broken.azsrole'))).rejects.toThrow();
+
+    const alerts = list(expectOk(await d.cli(['Get-BackupAlert'])).json);
+    const active = alerts.filter((a) => a.Status === 'Active');
+    expect(active).toHaveLength(1);
+    expect(active[0]).toMatchObject({ AlertType: 'BackupGeneral', BackupName: r.json.Name });
+    expect(active[0].Description).toContain('disk on fire');
+    expect(active[0].Remediation.length).toBeGreaterThan(0);
+
+    await d.registerCommand('Broken', ['echo', 'working again'], swallow);
+    const fixed = await d.cli(['Start-InfrastructureBackup']);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    expect(fixed.json.Status).toBe('Succeeded');
+    expect(fixed.errors).toEqual([]);
+    const after = list(expectOk(await d.cli(['Get-BackupAlert'])).json);
+    expect(after.filter((a) => a.Status === 'Active')).toEqual([]);
+    expect(after.find((a) => a.Id === active[0].Id)?.Status).toBe('Closed');
+    expect(list(expectOk(await d.cli(['Get-BackupAlert', '-Status', 'Active'])).json)).toEqual([]);
+  }));
+
+  it('when every role fails the backup is Failed (exit 1): nothing on the share, the job is remembered', () => withDrill(async (d) => {
+    await d.registerCommand('BrokenA', broken('first role broken'), swallow);
+    await d.registerCommand('BrokenB', broken('second role broken'), swallow);
+
+    const r = await d.cli(['Start-InfrastructureBackup']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.json.Status).toBe('Failed');
+    expect(r.json.RoleStatus.map((x: any) => x.Status)).toEqual(['Failed', 'Failed']);
+    expect(r.errors.map((e) => e.ErrorId)).toEqual(['RoleBackupFailed', 'RoleBackupFailed']);
+    expect(await guidFoldersOnShare(d.share)).toEqual([]);
+
+    const all = list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json);
+    expect(all.map((b) => [b.Name, b.Status])).toEqual([[r.json.Name, 'Failed']]);
+    const one = expectOk(await d.cli(['Get-InfrastructureBackup', '-Name', r.json.Name])).json;
+    const errors = one.RoleStatus.map((x: any) => x.Error).join(' ');
+    expect(errors).toContain('first role broken');
+    expect(errors).toContain('second role broken');
+    // Nothing to test or restore: it is not on the share.
+    const test = await d.cli(['Test-InfrastructureBackup', '-Name', r.json.Name]);
+    expect(test.code).toBe(10);
+    expect(list(expectOk(await d.cli(['Get-BackupAlert', '-Status', 'Active'])).json).map((a) => a.AlertType)).toEqual(['BackupGeneral']);
+  }));
+
+  it('one job at a time: a second backup meanwhile is JobLockHeld (exit 11); a dead holder\'s lock is taken over', () => withDrill(async (d) => {
+    await d.registerCommand('Slow', ['sh', '-c', `sleep 3; tar -C '${d.tarred}' -cf - .`], ['tar', '-C', d.tarred, '-xpf', '-']);
+    const lockFile = path.join(d.home, 'job.lock');
+
+    const first = spawnCli(d.home, ['Start-InfrastructureBackup']);
+    await until('the first backup to take the lock', async () => ((await fs.stat(lockFile).catch(() => undefined)) ? true : undefined));
+    const second = await d.cli(['Start-InfrastructureBackup']);
+    expect(second.code, second.stderr).toBe(11);
+    expect(second.errors[0]).toMatchObject({ ErrorId: 'JobLockHeld', Category: 'ResourceBusy' });
+    expect(second.json).toBeUndefined();
+    // Restores and prunes wait their turn too.
+    const prune = await d.cli(['Invoke-BackupPrune']);
+    expect(prune.code).toBe(11);
+
+    const done = await first;
+    const firstResult = resultOf(done.exitCode ?? -1, String(done.stdout), String(done.stderr));
+    expect(firstResult.code, firstResult.stderr).toBe(0);
+    expect(firstResult.json.Status).toBe('Succeeded');
+    await expect(fs.access(lockFile)).rejects.toThrow(); // released
+
+    // A holder that died without releasing: its lock is stale.
+    const pid = await deadPid();
+    await fs.writeFile(lockFile, JSON.stringify({ pid, startTime: null, hostname: hostname(), acquiredAt: new Date(Date.now() - 60_000).toISOString(), purpose: 'backup of a crashed run' }));
+    const taken = await d.cli(['Start-InfrastructureBackup']);
+    expect(taken.code, taken.stderr).toBe(0);
+    expect(taken.json.Status).toBe('Succeeded');
+    await expect(fs.access(lockFile)).rejects.toThrow();
+  }));
+
+  it('-AsJob returns at once and the job finishes Succeeded on its own', () => withDrill(async (d) => {
+    await d.registerCommand('Slow', ['sh', '-c', `sleep 2; tar -C '${d.tarred}' -cf - .`], ['tar', '-C', d.tarred, '-xpf', '-']);
+    await d.register('Files', ['-Provider', 'directory', '-Path', d.files]);
+
+    const started = Date.now();
+    const r = await d.cli(['Start-InfrastructureBackup', '-AsJob']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(['Queued', 'Running']).toContain(r.json.Status);
+    expect(r.json.Name).toMatch(/^[0-9a-f-]{36}$/);
+    const name = r.json.Name as string;
+
+    // Its record says it is not finished yet: the slow role alone takes 2 s.
+    const early = expectOk(await d.cli(['Get-InfrastructureBackup', '-Name', name])).json;
+    if (Date.now() - started < 2000) expect(['Queued', 'Running']).toContain(early.Status);
+
+    const final = await until('the job to finish', async () => {
+      const got = await d.cli(['Get-InfrastructureBackup', '-Name', name]);
+      return got.code === 0 && !['Queued', 'Running'].includes(got.json.Status) ? got.json : undefined;
+    }, 60_000);
+    expect(final.Status).toBe('Succeeded');
+    expect(final.RoleStatus.map((x: any) => [x.RoleName, x.Status]).sort()).toEqual([['Files', 'Succeeded'], ['Slow', 'Succeeded']]);
+    await fs.access(path.join(await d.backupFolder(name), 'BackupInfo.xml'));
+    const test = await d.cli(['Test-InfrastructureBackup', '-Name', name, ...d.decryptArgs().args], { stdin: d.decryptArgs().stdin });
+    expect(test.code, test.stderr).toBe(0);
+    // The job let go of the lock: another backup can run.
+    await until('the lock to be released', async () => ((await fs.stat(path.join(d.home, 'job.lock')).catch(() => undefined)) ? undefined : true));
+    expect((await d.cli(['Start-InfrastructureBackup'])).code).toBe(0);
+  }));
+});
