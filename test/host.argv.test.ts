@@ -185,3 +185,15 @@ describe('secrets on the command line', () => {
     expect(bare.secrets.map((s) => [s.parameter.name, s.source])).toEqual([['Credential', 'stdin'], ['EncryptionKey', 'ask']]);
   });
 });
+
+describe('secrets from the environment and parameter sets', () => {
+  test('a secret in AZSBACKUP_<NAME> selects the parameter set it belongs to, unless named parameters say otherwise', async () => {
+    const { loadManifest } = await import('../src/manifest/load.js');
+    const { loadTypes } = await import('../src/manifest/load.js');
+    const restore = loadManifest(new URL('../manifests/Restore-AzsBackup.xml', import.meta.url).pathname, loadTypes(new URL('../manifests/Types.xml', import.meta.url).pathname));
+    const name = '6f1c2e34-0d4b-4d7e-9a8e-0b9d2b1e7c55';
+    expect((await parseCommandLine(restore, ['-Name', name], { AZSBACKUP_ENCRYPTIONKEY: 'k' })).parameterSetName).toBe('Key');
+    expect((await parseCommandLine(restore, ['-Name', name, '-DecryptionCertPath', '/x.pfx'], { AZSBACKUP_ENCRYPTIONKEY: 'k' })).parameterSetName).toBe('Certificate');
+    await expect(parseCommandLine(restore, ['-Name', name], {})).rejects.toMatchObject({ errorId: 'MissingMandatoryParameter' });
+  });
+});

@@ -331,7 +331,7 @@ function commonValue<T extends string>(name: string, raw: string, allowed: reado
 }
 
 /** Parses the arguments after the cmdlet name. Throws AzsError (exit 2) for every usage mistake. */
-export async function parseCommandLine(m: CmdletManifest, args: string[]): Promise<CommandLine> {
+export async function parseCommandLine(m: CmdletManifest, args: string[], env: Record<string, string | undefined> = {}): Promise<CommandLine> {
   const { named, positional: rawPositional } = tokenize(m, args);
   const { values, positional } = await parseNormalised(named, rawPositional);
 
@@ -357,7 +357,16 @@ export async function parseCommandLine(m: CmdletManifest, args: string[]): Promi
     }
   }
 
-  const set = resolveSet(m, namedParams, positional);
+  // A secret supplied by AZSBACKUP_<NAME> counts as given when it selects a parameter set
+  // (`AZSBACKUP_ENCRYPTIONKEY=… azsbackup Restore-AzsBackup -Name …` means the Key set), unless
+  // the parameters on the command line point elsewhere.
+  const fromEnv = m.parameters.filter((p) => p.type === 'SecureString' && env[`AZSBACKUP_${p.name.toUpperCase()}`] !== undefined && !namedParams.includes(p));
+  let set: string;
+  try {
+    set = resolveSet(m, [...namedParams, ...fromEnv], positional);
+  } catch {
+    set = resolveSet(m, namedParams, positional);
+  }
   result.parameterSetName = set;
   const namedSet = new Set(namedParams.map((p) => p.name));
   const slots = positionalSlots(m, set, namedSet);

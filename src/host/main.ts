@@ -156,7 +156,7 @@ async function run(
   signal: AbortSignal,
   onProgress: (finish: () => void) => void,
 ): Promise<number> {
-  const cl = await parseCommandLine(m, args);
+  const cl = await parseCommandLine(m, args, h.env);
   const interactive = h.stdinIsTTY && h.stderrIsTTY;
   if (cl.confirm === true && !cl.whatIf && !interactive) {
     throw new AzsError(`-Confirm asks on a terminal, and ${m.name} is not running on one.`, {
