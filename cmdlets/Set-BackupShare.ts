@@ -32,6 +32,12 @@ const setBackupShare: Cmdlet = async ({ params, home, shouldProcess }) => {
       retentionPeriodInDays: (params.BackupRetentionPeriodInDays as number | undefined) ?? current.scheduler.retentionPeriodInDays,
     },
   };
+  // -SkipValidation skips the trip to the server, not the syntax: a path or account that could
+  // never work must not be saved for the scheduler to trip over later.
+  const { parseShareLocation, parseUserName } = await import('../src/targets/location.js');
+  parseShareLocation(path);
+  if (access.credential) parseUserName(access.credential.userName);
+
   if (!(await shouldProcess(path, 'Set the backup share, credential, encryption and schedule'))) return;
 
   let available: number | null = null;
