@@ -73,6 +73,15 @@ describe('compression stage', () => {
     expect((err as AzsError).exitCode).toBe(12);
   });
 
+  it('reports a stream cut inside a zstd frame as DecompressionFailed', async () => {
+    const packed = collect();
+    await pipeline(Readable.from([randomBytes(200_000)]), createCompressStream({ workers: 0 }), packed.sink);
+    const cut = packed.result().subarray(0, 1000);
+    const err = await pipeline(Readable.from([cut]), createDecompressStream(), collect().sink).catch((e: unknown) => e);
+    expect((err as AzsError).errorId).toBe('DecompressionFailed');
+    expect((err as AzsError).message).toMatch(/middle of a compressed frame/);
+  });
+
   it('refuses a compression level out of range', () => {
     expect(() => createCompressStream(0)).toThrow(AzsError);
     expect(() => createCompressStream(23)).toThrow(/outside 1\.\.19/);
@@ -108,6 +117,55 @@ describe('role streams', () => {
     expect((err2 as AzsError).errorId).toBe('ChunkAuthenticationFailed');
     expect(data.subarray(0, partial.result().length).equals(partial.result())).toBe(true);
     expect(partial.result().length).toBeLessThan(data.length);
+  });
+
+  it('keeps working with a slow asynchronous consumer (no lost wake-ups)', async () => {
+    const data = Buffer.concat([jsonRecords(50_000), randomBytes(4 * 1024 * 1024), jsonRecords(50_000)]);
+    const stored = collect();
+    await pipeline(Readable.from([data]), sealRoleStream({ ...opts, chunkSize: 64 * 1024 }), stored.sink);
+    const parts: Buffer[] = [];
+    const slow = new Writable({
+      highWaterMark: 1024,
+      write(c: Buffer, _e, cb) {
+        parts.push(c);
+        setImmediate(cb);
+      },
+    });
+    await pipeline(Readable.from([stored.result()]), openRoleStream(opts), slow);
+    expect(Buffer.concat(parts).equals(data)).toBe(true);
+  });
+
+  it('expands a highly compressible file (1 GiB of zeros) under backpressure, not all at once', async () => {
+    const total = 1024 * 1024 * 1024;
+    const zeros = Buffer.alloc(1024 * 1024);
+    let sent = 0;
+    const source = new Readable({
+      read() {
+        if (sent >= total) return void this.push(null);
+        sent += zeros.length;
+        this.push(zeros);
+      },
+    });
+    const stored = collect();
+    await pipeline(source, sealRoleStream({ ...opts, chunkSize: 4 * 1024 * 1024 }), stored.sink);
+    const file = stored.result();
+    expect(file.length).toBeLessThan(4 * 1024 * 1024); // the whole GiB fits in one chunk
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    let received = 0;
+    await pipeline(
+      Readable.from([file]),
+      openRoleStream(opts),
+      new Writable({
+        write(c: Buffer, _e, cb) {
+          received += c.length;
+          peak = Math.max(peak, process.memoryUsage().rss);
+          setImmediate(cb);
+        },
+      }),
+    );
+    expect(received).toBe(total);
+    expect(peak - before).toBeLessThan(150 * 1024 * 1024);
   });
 
   it('digest() refuses to answer before the stream finished', () => {

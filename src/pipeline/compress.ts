@@ -1,22 +1,23 @@
-import { Transform, type TransformCallback } from 'node:stream';
-import { CompressStream, DecompressStream } from 'zstd-napi';
+import type { Duplex, Transform } from 'node:stream';
 import { AzsError, ExitCode } from '../errors.js';
+import { OpeningStream, SealingStream } from './codec-streams.js';
+import { ZstdDecoder, ZstdEncoder } from './zstd-codec.js';
 
 export interface CompressOptions {
-  /** zstd level; 1 keeps up with a fast share, higher trades speed for size. */
+  /** zstd level 1..19; 1 keeps up with a fast share, higher trades speed for size. */
   level?: number;
   /**
    * zstd's own worker threads. With 1 or more, compression runs off the event loop's thread, so
-   * the cipher, the hash and the I/O share the other core (see scripts/bench-pipeline.ts).
+   * the cipher, the hash and the I/O use the other core (see scripts/bench-pipeline.ts).
    */
   workers?: number;
 }
 
 export const DEFAULT_COMPRESSION_LEVEL = 1;
-export const DEFAULT_COMPRESSION_WORKERS = 1;
+export const DEFAULT_COMPRESSION_WORKERS = 2;
 
-export function createCompressStream(levelOrOptions?: number | CompressOptions): Transform {
-  const opts = typeof levelOrOptions === 'number' ? { level: levelOrOptions } : (levelOrOptions ?? {});
+/** Validates options and makes the encoder; shared by the compress stage and the sealing role stream. */
+export function createEncoder(opts: CompressOptions = {}): ZstdEncoder {
   const level = opts.level ?? DEFAULT_COMPRESSION_LEVEL;
   if (!Number.isInteger(level) || level < 1 || level > 19) {
     throw new AzsError(`Compression level ${String(level)} is outside 1..19.`, {
@@ -27,32 +28,22 @@ export function createCompressStream(levelOrOptions?: number | CompressOptions):
     });
   }
   const workers = opts.workers ?? DEFAULT_COMPRESSION_WORKERS;
-  return new CompressStream({ compressionLevel: level, nbWorkers: workers, checksumFlag: false });
-}
-
-/**
- * The data was authenticated before it reaches the decompressor, so a zstd error here means the
- * data was bad before it was encrypted (or a bug); it is still reported as a data error, not a crash.
- */
-class CheckedDecompressStream extends DecompressStream {
-  override _transform(chunk: unknown, encoding: string, done: TransformCallback): void {
-    super._transform(chunk, encoding, (err?: Error | null, data?: unknown) => done(err ? decompressError(err) : null, data));
+  if (!Number.isInteger(workers) || workers < 0 || workers > 16) {
+    throw new AzsError(`${String(workers)} compression workers is outside 0..16.`, {
+      errorId: 'InvalidCompressionWorkers',
+      category: 'InvalidArgument',
+      exitCode: ExitCode.Usage,
+    });
   }
-  override _flush(done: TransformCallback): void {
-    super._flush((err?: Error | null, data?: unknown) => done(err ? decompressError(err) : null, data));
-  }
+  return new ZstdEncoder({ level, workers });
 }
 
-function decompressError(cause: Error): AzsError {
-  return new AzsError(`The decrypted data is not valid zstd: ${cause.message}.`, {
-    errorId: 'DecompressionFailed',
-    category: 'InvalidData',
-    exitCode: ExitCode.Integrity,
-    recommendedAction: 'The backup authenticated but does not decompress; it was probably written by a faulty version. Restore from another backup.',
-    cause,
-  });
+export function createCompressStream(levelOrOptions?: number | CompressOptions): Transform {
+  const opts = typeof levelOrOptions === 'number' ? { level: levelOrOptions } : levelOrOptions;
+  return new SealingStream(createEncoder(opts), undefined);
 }
 
-export function createDecompressStream(): Transform {
-  return new CheckedDecompressStream();
+/** Errors are AzsError 'DecompressionFailed' (InvalidData, exit 12); output respects backpressure. */
+export function createDecompressStream(): Duplex {
+  return new OpeningStream(undefined, new ZstdDecoder());
 }
