@@ -36,6 +36,9 @@ const nupkg = join(outDir, `AzsBackup.${version}.nupkg`);
 rmSync(nupkg, { force: true });
 
 const store = mkdtempSync(join(tmpdir(), 'azs-psresource-'));
+// .NET resolves a special folder that does not exist to '', and PSResourceGet would then write its
+// repository list into the current directory: the folders must exist first.
+for (const sub of ['share', 'config', 'cache']) mkdirSync(join(store, sub), { recursive: true });
 const script = `
 $ErrorActionPreference = 'Stop'
 $name = 'AzsBackupLocal'

@@ -45,7 +45,7 @@ Describe 'Module manifest and exports' {
     }
 
     It 'imports without a warning' {
-        $warnings = pwsh -NoProfile -NonInteractive -Command "Import-Module '$modulePath' 3>&1 | ForEach-Object { 'WARN:' + `$_ }" 2>&1
+        $warnings = & $env:AZSBACKUP_TEST_PWSH -NoProfile -NonInteractive -Command "Import-Module '$modulePath' 3>&1 | ForEach-Object { 'WARN:' + `$_ }" 2>&1
         $warnings | Should -BeNullOrEmpty
         $importWarnings | Should -BeNullOrEmpty
     }

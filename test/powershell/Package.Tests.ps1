@@ -37,6 +37,8 @@ Describe 'the packaged module' {
 $ErrorActionPreference = 'Stop'
 Register-PSResourceRepository -Name LocalAzs -Uri $env:AZS_FEED -Trusted
 Install-PSResource -Name AzsBackup -Repository LocalAzs -Scope CurrentUser -TrustRepository
+$store = Join-Path $env:XDG_DATA_HOME 'PSResourceGet/PSResourceRepository.xml'
+if (-not (Test-Path -LiteralPath $store)) { throw "The repository list is not in the throwaway home ($store)." }
 $installed = Get-InstalledPSResource -Name AzsBackup
 Import-Module AzsBackup
 $module = Get-Module AzsBackup
@@ -56,6 +58,8 @@ $config = Get-BackupConfiguration
             AZSBACKUP_HOME = (Join-Path $root 'azshome')
             AZSBACKUP_CLI = if ($env:AZSBACKUP_TEST_HOST_BUILT -eq '1') { $env:AZSBACKUP_TEST_HOST } else { Join-Path $env:AZSBACKUP_TEST_FIXTURES 'fake-host.mjs' }
         }
+        # .NET treats a missing special folder as '' and PSResourceGet would write into the current directory.
+        foreach ($k in 'XDG_DATA_HOME', 'XDG_CONFIG_HOME', 'XDG_CACHE_HOME') { New-Item -ItemType Directory -Path $vars[$k] -Force | Out-Null }
         foreach ($k in $vars.Keys) { $envBackup[$k] = [Environment]::GetEnvironmentVariable($k); [Environment]::SetEnvironmentVariable($k, $vars[$k]) }
         try {
             $out = & $env:AZSBACKUP_TEST_PWSH -NoProfile -NonInteractive -Command $script 2>&1
