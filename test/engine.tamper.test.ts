@@ -81,7 +81,11 @@ describe('tampering with a committed backup', () => {
     const db = new Database(d.db);
     db.exec("DELETE FROM items WHERE id % 2 = 0; INSERT INTO items (name) VALUES ('added after the backup')");
     db.close();
-    destinations = async () => `${fingerprint(d.files)}\nDB rows ${sha256(JSON.stringify(dbRows(d.db)))}\n${fingerprint(d.tarred)}`;
+    // The folder around the destinations too: a restore must not leave staging debris beside them.
+    // (-wal and -shm come from reading the WAL-mode database here, not from the restore.)
+    const around = async () => (await fs.readdir(path.dirname(d.files))).filter((n) => !/-(wal|shm)$/.test(n)).sort().join(' ');
+    destinations = async () => `${await around()}\n${fingerprint(d.files)}\n` +
+      `DB rows ${sha256(JSON.stringify(dbRows(d.db)))}\n${fingerprint(d.tarred)}`;
     before = await destinations();
     saved = path.join(d.root, 'destinations-before');
     await fs.mkdir(saved);
