@@ -83,7 +83,8 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
   // BackupInfo.xml is authenticated by now, so its sizes and hashes are the committed truth. Check
   // every selected file against them before the first role is touched: a damaged later role must
   // not leave earlier ones restored from a backup that cannot be restored whole.
-  for (const role of selected) {
+  // (One role alone needs no separate pass: its own stream is verified before the swap.)
+  for (const role of selected.length > 1 ? selected : []) {
     const file = role.files[0]!;
     req.progress.report({ activity, status: `Checking ${file.name}`, id: 0 });
     await drain(pipeline(await req.target.read(`${entry.folder}/${file.name}`), createVerifyTap(file, entry.name), () => {}));
