@@ -45,7 +45,9 @@ export function shareAccess(store: ConfigStore, p: ShareParameters, config: Stor
     : p.UserName !== undefined
       ? { userName: p.UserName, password: p.Password ?? '' }
       : undefined;
-  if (p.Path !== undefined) return { path: p.Path, ...(given ? { credential: given } : {}) };
+  // A -Path that is the configured share (as a piped Backup's SharePath is) uses its stored credential.
+  const isConfigured = p.Path === undefined || p.Path === config.share?.path;
+  if (!isConfigured) return { path: p.Path!, ...(given ? { credential: given } : {}) };
   if (!config.share) throw notConfigured('share');
   const stored = config.share.userName !== undefined
     ? { userName: config.share.userName, password: config.share.password ? store.open(config.share.password, 'share-password') : '' }
