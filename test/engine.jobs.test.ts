@@ -108,7 +108,9 @@ describe.concurrent('backup jobs', () => {
   }));
 
   it('one job at a time: a second backup meanwhile is JobLockHeld (exit 11); a dead holder\'s lock is taken over', () => withDrill(async (d) => {
-    await d.registerCommand('Slow', ['sh', '-c', `sleep 3; tar -C '${d.tarred}' -cf - .`], ['tar', '-C', d.tarred, '-xpf', '-']);
+    // The export sleeps until the test opens the gate, so a loaded machine cannot let it finish early.
+    const gate = path.join(d.root, 'gate');
+    await d.registerCommand('Slow', ['sh', '-c', `while [ ! -e '${gate}' ]; do sleep 0.1; done; tar -C '${d.tarred}' -cf - .`], ['tar', '-C', d.tarred, '-xpf', '-']);
     const lockFile = path.join(d.home, 'job.lock');
 
     const first = spawnCli(d.home, ['Start-InfrastructureBackup']);
@@ -120,7 +122,9 @@ describe.concurrent('backup jobs', () => {
     // Restores and prunes wait their turn too.
     const prune = await d.cli(['Invoke-BackupPrune']);
     expect(prune.code).toBe(11);
+    expect(prune.errors[0]?.ErrorId).toBe('JobLockHeld');
 
+    await fs.writeFile(gate, '');
     const done = await first;
     const firstResult = resultOf(done.exitCode ?? -1, String(done.stdout), String(done.stderr));
     expect(firstResult.code, firstResult.stderr).toBe(0);
