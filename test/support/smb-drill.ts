@@ -74,7 +74,7 @@ export async function makeSmbDrill(samba: SambaServer, opts: SmbDrillOptions = {
     setShare(extra = [], password = samba.password, userName = samba.userName) {
       return cli(
         ['Set-BackupShare', '-Path', drill.path, '-UserName', userName, '-Password', '-', '-EncryptionKey', '-',
-          '-BackupRetentionPeriodInDays', String(opts.retentionDays ?? 2), ...extra],
+          ...(extra.includes('-BackupRetentionPeriodInDays') ? [] : ['-BackupRetentionPeriodInDays', String(opts.retentionDays ?? 2)]), ...extra],
         { stdin: `${password}\n${drill.key}\n` },
       );
     },
@@ -109,7 +109,7 @@ export async function writeRandom(file: string, bytes: number): Promise<void> {
 
 export const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
-/** Every `.partial` entry under a folder on disk, at any depth. */
+/** Every partial entry (a `.partial` backup folder, an `.azs-partial-` file) under a folder on disk. */
 export async function partialsUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (d: string) => {
@@ -121,7 +121,7 @@ export async function partialsUnder(dir: string): Promise<string[]> {
     }
     for (const e of entries) {
       const p = path.join(d, e.name);
-      if (/\.partial/.test(e.name)) out.push(path.relative(dir, p));
+      if (/partial/.test(e.name)) out.push(path.relative(dir, p));
       if (e.isDirectory()) await walk(p);
     }
   };
