@@ -23,6 +23,8 @@ function parseSize(text: string): number {
   return Math.round(Number(m[1]) * { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G']);
 }
 
+/** --tools azsbackup,restic,borg,pipeline: run only these (e.g. only ours for a 5 GiB memory check). */
+const tools = (arg('--tools') ?? 'azsbackup,restic,borg,pipeline').split(',');
 const size = parseSize(arg('--size') ?? process.env.BENCH_SIZE ?? '500M');
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'azsbackup-bench-'));
 const corpus = join(work, 'corpus');
@@ -132,28 +134,34 @@ function main(): { bytes: number; digest: string } {
   mkdirSync(share);
   rows.push(ours('azsbackup', share, {}, '', () => treeSize(share)));
 
-  const restic = join(work, 'restic');
-  execFileSync('restic', ['init', '--repo', restic], { env: { ...process.env, RESTIC_PASSWORD: pass }, stdio: 'ignore' });
-  const resticBackup = timed('restic backup', `restic --repo ${restic} backup --quiet ${corpus}`, { RESTIC_PASSWORD: pass });
-  const resticSize = treeSize(restic);
-  rmSync(join(work, 'restic-out'), { recursive: true, force: true });
-  const resticRestore = timed('restic restore', `restic --repo ${restic} restore latest --quiet --target ${work}/restic-out`, { RESTIC_PASSWORD: pass });
-  rows.push({ tool: 'restic', backup: resticBackup, restore: resticRestore, outputBytes: resticSize });
+  if (tools.includes('restic')) {
+    const restic = join(work, 'restic');
+    execFileSync('restic', ['init', '--repo', restic], { env: { ...process.env, RESTIC_PASSWORD: pass }, stdio: 'ignore' });
+    const resticBackup = timed('restic backup', `restic --repo ${restic} backup --quiet ${corpus}`, { RESTIC_PASSWORD: pass });
+    const resticSize = treeSize(restic);
+    rmSync(join(work, 'restic-out'), { recursive: true, force: true });
+    const resticRestore = timed('restic restore', `restic --repo ${restic} restore latest --quiet --target ${work}/restic-out`, { RESTIC_PASSWORD: pass });
+    rows.push({ tool: 'restic', backup: resticBackup, restore: resticRestore, outputBytes: resticSize });
+  }
 
-  const borg = join(work, 'borg');
-  const borgEnv = { BORG_PASSPHRASE: pass, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes', BORG_BASE_DIR: join(work, 'borg-base') };
-  execFileSync('borg', ['init', '--encryption=repokey-blake2', borg], { env: { ...process.env, ...borgEnv }, stdio: 'ignore' });
-  const borgBackup = timed('borg backup', `cd ${work} && borg create --compression zstd,1 ${borg}::bench corpus`, borgEnv);
-  const borgSize = treeSize(borg);
-  mkdirSync(join(work, 'borg-out'));
-  const borgRestore = timed('borg restore', `cd ${work}/borg-out && borg extract ${borg}::bench`, borgEnv);
-  rows.push({ tool: 'borg', backup: borgBackup, restore: borgRestore, outputBytes: borgSize });
+  if (tools.includes('borg')) {
+    const borg = join(work, 'borg');
+    const borgEnv = { BORG_PASSPHRASE: pass, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes', BORG_BASE_DIR: join(work, 'borg-base') };
+    execFileSync('borg', ['init', '--encryption=repokey-blake2', borg], { env: { ...process.env, ...borgEnv }, stdio: 'ignore' });
+    const borgBackup = timed('borg backup', `cd ${work} && borg create --compression zstd,1 ${borg}::bench corpus`, borgEnv);
+    const borgSize = treeSize(borg);
+    mkdirSync(join(work, 'borg-out'));
+    const borgRestore = timed('borg restore', `cd ${work}/borg-out && borg extract ${borg}::bench`, borgEnv);
+    rows.push({ tool: 'borg', backup: borgBackup, restore: borgRestore, outputBytes: borgSize });
+  }
 
-  const enc = `openssl enc -aes-256-ctr -pbkdf2 -pass env:PIPE_PASS`;
-  const pipeBackup = timed('pipeline backup', `tar -C ${corpus} -cf - . | zstd -1 -T0 -q | ${enc} > ${work}/pipeline.tar.zst.enc`, { PIPE_PASS: pass });
-  mkdirSync(join(work, 'pipe-out'));
-  const pipeRestore = timed('pipeline restore', `${enc} -d < ${work}/pipeline.tar.zst.enc | zstd -d -q | tar -C ${work}/pipe-out -xf -`, { PIPE_PASS: pass });
-  rows.push({ tool: 'tar+zstd+openssl', backup: pipeBackup, restore: pipeRestore, outputBytes: statSync(`${work}/pipeline.tar.zst.enc`).size });
+  if (tools.includes('pipeline')) {
+    const enc = `openssl enc -aes-256-ctr -pbkdf2 -pass env:PIPE_PASS`;
+    const pipeBackup = timed('pipeline backup', `tar -C ${corpus} -cf - . | zstd -1 -T0 -q | ${enc} > ${work}/pipeline.tar.zst.enc`, { PIPE_PASS: pass });
+    mkdirSync(join(work, 'pipe-out'));
+    const pipeRestore = timed('pipeline restore', `${enc} -d < ${work}/pipeline.tar.zst.enc | zstd -d -q | tar -C ${work}/pipe-out -xf -`, { PIPE_PASS: pass });
+    rows.push({ tool: 'tar+zstd+openssl', backup: pipeBackup, restore: pipeRestore, outputBytes: statSync(`${work}/pipeline.tar.zst.enc`).size });
+  }
 
   if (treeDigest(corpus) !== digest) throw new Error('Our restore did not reproduce the corpus.');
   report('local folder', bytes, rows, ['restic', 'borg', 'tar+zstd+openssl']);
