@@ -1,5 +1,6 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import { AzsError, usageError } from '../src/errors.js';
+import type { AlertSinks } from '../src/alerts/sinks.js';
 import { ConfigStore, type EncryptionSettings, type StoredConfig } from '../src/config/store.js';
 import { requiredCapacity } from '../src/session/capacity.js';
 import { backupLocation } from '../src/session/location.js';
@@ -31,6 +32,7 @@ const setBackupShare: Cmdlet = async ({ params, home, shouldProcess }) => {
       frequencyInHours: (params.BackupFrequencyInHours as number | undefined) ?? current.scheduler.frequencyInHours,
       retentionPeriodInDays: (params.BackupRetentionPeriodInDays as number | undefined) ?? current.scheduler.retentionPeriodInDays,
     },
+    alertSinks: alertSinks(current.alertSinks, params.AlertCommand as string[] | undefined, params.AlertWebhookUri as string | undefined),
   };
   // -SkipValidation skips the trip to the server, not the syntax: a path or account that could
   // never work must not be saved for the scheduler to trip over later.
@@ -47,9 +49,20 @@ const setBackupShare: Cmdlet = async ({ params, home, shouldProcess }) => {
     if (result.Error) throw result.Error;
     available = result.AvailableCapacity;
   }
-  const saved = await store.update((c) => ({ ...c, share: next.share, encryption: next.encryption, scheduler: next.scheduler }));
+  const saved = await store.update((c) => ({ ...c, share: next.share, encryption: next.encryption, scheduler: next.scheduler, alertSinks: next.alertSinks }));
   return backupLocation(saved, available);
 };
+
+/** Given values replace the current ones; an empty value removes a sink. */
+function alertSinks(current: AlertSinks = {}, command?: string[], webhookUri?: string): AlertSinks {
+  const next = { ...current };
+  if (command !== undefined) next.command = command.filter((a) => a !== '');
+  if (webhookUri !== undefined) next.webhookUri = webhookUri;
+  return {
+    ...(next.command?.length ? { command: next.command } : {}),
+    ...(next.webhookUri ? { webhookUri: next.webhookUri } : {}),
+  };
+}
 
 async function chooseEncryption(store: ConfigStore, current: StoredConfig, key?: string, certPath?: string): Promise<EncryptionSettings> {
   if (key !== undefined && certPath !== undefined) {

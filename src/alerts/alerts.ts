@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withLock } from '../config/file-lock.js';
+import { notifySinks, type AlertSinks } from './sinks.js';
 
 /**
  * Alerts raised by jobs (SPEC section 7). One active alert per type: a repeat refreshes LastSeen.
@@ -100,7 +101,7 @@ const catalog: Record<AlertType, { severity: Alert['Severity']; title: string; r
 };
 
 export class AlertStore {
-  constructor(private readonly home: string) {}
+  constructor(private readonly home: string, private readonly sinks: AlertSinks = {}) {}
 
   private get file(): string {
     return join(this.home, 'alerts.json');
@@ -128,6 +129,7 @@ export class AlertStore {
   async raise(type: AlertType, description: string, backupName?: string): Promise<Alert> {
     const now = new Date().toISOString();
     let raised!: Alert;
+    let isNew = false;
     await this.change((alerts) => {
       const active = alerts.find((a) => a.AlertType === type && a.Status === 'Active');
       if (active) {
@@ -152,19 +154,24 @@ export class AlertStore {
         BackupName: backupName ?? null,
       };
       alerts.push(raised);
+      isNew = true;
     });
+    if (isNew) await notifySinks(raised, this.sinks);
     return raised;
   }
 
   async close(types: readonly AlertType[]): Promise<void> {
     const now = new Date().toISOString();
+    const closed: Alert[] = [];
     await this.change((alerts) => {
       for (const a of alerts) {
         if (a.Status === 'Active' && types.includes(a.AlertType)) {
           a.Status = 'Closed';
           a.ClosedTime = now;
+          closed.push(a);
         }
       }
     });
+    for (const a of closed) await notifySinks(a, this.sinks);
   }
 }

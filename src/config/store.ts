@@ -5,6 +5,7 @@ import { AzsError } from '../errors.js';
 import { openSecret, sealSecret } from '../crypto/secret-box.js';
 import type { RoleDefinition } from '../providers/provider.js';
 import { withLock } from './file-lock.js';
+import type { AlertSinks } from '../alerts/sinks.js';
 
 /**
  * The configuration under AZSBACKUP_HOME: where backups go, how they are encrypted, the schedule and
@@ -46,6 +47,8 @@ export interface StoredConfig {
   roles: StoredRole[];
   lastBackupTime?: string;
   lastSuccessfulBackupTime?: string;
+  /** Where alerts are sent besides Get-BackupAlert. */
+  alertSinks?: AlertSinks;
   /** Size of the last successful backup, for the capacity check. */
   lastBackupSize?: number;
 }

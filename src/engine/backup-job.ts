@@ -70,7 +70,7 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
   const name = opts.name ?? randomUUID();
   const lock = opts.lock ?? acquireJobLock(opts.home, `backup ${name}`);
   const jobs = new JobStore(opts.home);
-  const alerts = new AlertStore(opts.home);
+  const alerts = new AlertStore(opts.home, config.alertSinks);
   const mine = { Pid: process.pid, PidStartTime: processStartTime(process.pid) };
   let lastSaved = 0;
   const save = (record: JobRecord, force = false) => {

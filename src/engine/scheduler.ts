@@ -16,7 +16,7 @@ const DAY = 86_400_000;
 export async function schedulerTick(home: string, progress: ProgressReporter, signal?: AbortSignal, now = new Date()): Promise<BackupOutcome | undefined> {
   const store = new ConfigStore(home);
   const config = store.read();
-  const alerts = new AlertStore(home);
+  const alerts = new AlertStore(home, config.alertSinks);
   const enc = config.encryption;
   if (enc?.mode === 'Certificate' && Date.parse(enc.notAfter) - now.getTime() < 30 * DAY) {
     await alerts.raise('CertificateExpiring', `The encryption certificate ${enc.thumbprint} (${enc.subject}) expires on ${enc.notAfter}.`);

@@ -21,5 +21,7 @@ export function backupLocation(config: StoredConfig, availableCapacity: number |
     AvailableCapacity: availableCapacity,
     LastBackupTime: config.lastBackupTime ?? null,
     NextBackupTime: next,
+    AlertCommand: config.alertSinks?.command ?? null,
+    AlertWebhookUri: config.alertSinks?.webhookUri ?? null,
   };
 }
