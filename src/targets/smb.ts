@@ -148,8 +148,17 @@ export class SmbTarget implements Target {
       });
       io.stdout?.(sub);
       let inputError: unknown;
+      let stoppedReading = false;
       const feeding = io.stdin?.(sub).catch((e: unknown) => {
         inputError = e;
+        if (isClosedPipe(e)) {
+          // smbclient stopped reading on its own (the server went away, the disk filled): it is
+          // exiting and its output says why, which killing it now would lose. Force it only if it lingers.
+          stoppedReading = true;
+          const timer = setTimeout(() => sub.kill('SIGKILL'), 5000);
+          void sub.finally(() => clearTimeout(timer));
+          return;
+        }
         // Killing (rather than ending stdin) matters: on EOF smbclient would store the partial data as a complete file.
         sub.kill('SIGKILL');
       });
@@ -157,6 +166,13 @@ export class SmbTarget implements Target {
       await feeding;
       const output = `${typeof result.stdout === 'string' ? result.stdout : ''}\n${String(result.stderr ?? '')}`;
       const connectionError = this.connectionError(result, output);
+      if (stoppedReading && connectionError === undefined && (result.isTerminated || parseFailures(output).length === 0)) {
+        // The transfer ended mid-stream without a verdict: the session to the share is what broke.
+        throw shareError('ShareConnectivity', `The transfer to ${this.location} stopped: smbclient quit reading (${summarize(output) || result.shortMessage}).`, {
+          targetObject: this.location,
+          cause: inputError,
+        });
+      }
       // When we killed smbclient because the input failed, the input's error is the real cause,
       // unless smbclient had already said why it stopped reading.
       if (inputError !== undefined && (connectionError === undefined || result.isTerminated)) {
@@ -429,6 +445,12 @@ function unsupportedCredential(why: string): AzsError {
 
 function isMkdirCollision(f: Failure): boolean {
   return f.status === 'NT_STATUS_OBJECT_NAME_COLLISION' && /making remote directory/.test(f.line);
+}
+
+/** The error writing into a pipe whose reader has gone. */
+function isClosedPipe(e: unknown): boolean {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || code === 'ECONNRESET';
 }
 
 function parseFailures(output: string): Failure[] {
