@@ -1,4 +1,4 @@
-import { closeSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { AzsError } from '../errors.js';
 
@@ -60,20 +60,32 @@ export function readLockOwner(path: string): LockOwner | undefined {
   }
 }
 
-function createExclusive(path: string, owner: LockOwner): boolean {
-  let fd: number;
+function youngerThan(path: string, ms: number): boolean {
   try {
-    fd = openSync(path, 'wx', 0o600);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
+    return Date.now() - statSync(path).mtimeMs < ms;
+  } catch {
+    return false;
   }
+}
+
+/** Creates the lock with its content in one step (link fails when it exists), so no reader sees it empty. */
+function createExclusive(path: string, owner: LockOwner): boolean {
+  const tmp = `${path}.new-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const fd = openSync(tmp, 'wx', 0o600);
   try {
     writeSync(fd, JSON.stringify(owner));
   } finally {
     closeSync(fd);
   }
-  return true;
+  try {
+    linkSync(tmp, path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  } finally {
+    unlinkSync(tmp);
+  }
 }
 
 /** Moves a stale lock aside; false when someone else changed it meanwhile. */
@@ -106,6 +118,8 @@ export function tryLock(path: string, purpose: string): TryLockResult {
     if (createExclusive(path, mine)) return { lock: heldLock(path, mine) };
     const holder = readLockOwner(path);
     if (holder && isAlive(holder)) return { holder };
+    // An unreadable lock may be one its creator has not written yet: only an old one is stale.
+    if (!holder && youngerThan(path, 5_000)) return { holder: { pid: 0, startTime: null, hostname: hostname(), acquiredAt: '', purpose: 'a process that is starting' } };
     breakStale(path, holder);
   }
   return { holder: readLockOwner(path) };
