@@ -111,6 +111,27 @@ describe('directory provider refuses unsafe archives', () => {
 });
 
 describe('directory provider, other behaviour', () => {
+  it('leaves FIFOs and sockets out of a round trip, and keeps everything else', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const net = await import('node:net');
+    execFileSync('mkfifo', [path.join(dest, 'control.fifo')]);
+    const socketPath = path.join(dest, 'agent.sock');
+    const server = net.createServer().listen(socketPath);
+    await new Promise((r) => server.once('listening', r));
+    await fs.mkdir(path.join(dest, 'sub'), { mode: 0o750 });
+    await fs.writeFile(path.join(dest, 'sub', 'x.pem'), 'x', { mode: 0o600 });
+    try {
+      const bytes = await exportAll(provider);
+      const restored = path.join(tmp, 'restored');
+      await provider.import(Readable.from([bytes]), { destination: restored });
+      expect((await fs.readdir(restored)).sort()).toEqual(['ca.crt', 'sub']);
+      expect((await fs.stat(path.join(restored, 'sub'))).mode & 0o777).toBe(0o750);
+      expect((await fs.stat(path.join(restored, 'sub', 'x.pem'))).mode & 0o777).toBe(0o600);
+    } finally {
+      server.close();
+    }
+  });
+
   it('follows a registered path that is a symbolic link and keeps the link', async () => {
     const real = path.join(tmp, 'real-pki');
     await fs.mkdir(real);
