@@ -7,26 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AzsError } from '../src/errors.js';
 import { createCertificate, readCertificateFile, readPfxFile, type CreatedCertificate } from '../src/crypto/certificate.js';
 import { newDataKey, unwrapWithPrivateKey, wrapForCertificate } from '../src/crypto/key-wrap.js';
-
-async function rejected(p: Promise<unknown>): Promise<AzsError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof AzsError) return e;
-    throw e;
-  }
-  throw new Error('expected an AzsError');
-}
-
-function thrown(fn: () => unknown): AzsError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof AzsError) return e;
-    throw e;
-  }
-  throw new Error('expected an AzsError');
-}
+import { rejected, thrown } from './support/errors.js';
 
 describe('encryption certificates', () => {
   const password = 'correct horse battery staple';

@@ -9,16 +9,7 @@ import {
   wrapForSymmetricKey,
 } from '../src/crypto/key-wrap.js';
 import { generateSymmetricKey, parseSymmetricKey } from '../src/crypto/symmetric-key.js';
-
-function thrown(fn: () => unknown): AzsError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof AzsError) return e;
-    throw e;
-  }
-  throw new Error('expected an AzsError');
-}
+import { thrown } from './support/errors.js';
 
 function rsaPair(bits = 2048): { publicKeyPem: string; privateKeyPem: string } {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', {

@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AzsError } from '../src/errors.js';
 import { generateSymmetricKey, parseSymmetricKey, symmetricKeyId } from '../src/crypto/symmetric-key.js';
-
-function catchError(fn: () => unknown): AzsError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof AzsError) return e;
-    throw e;
-  }
-  throw new Error('expected an AzsError');
-}
+import { thrown } from './support/errors.js';
 
 describe('symmetric keys', () => {
   it('generates 88 characters of Base64 that decode to 64 bytes, different each time', () => {
@@ -35,7 +26,7 @@ describe('symmetric keys', () => {
     ['Base64url alphabet', Buffer.alloc(64, 0xfb).toString('base64url') + '=='],
     ['hex of 64 bytes', Buffer.alloc(64, 7).toString('hex')],
   ])('refuses %s with InvalidEncryptionKey, exit 2, naming New-EncryptionKey', (_name, text) => {
-    const err = catchError(() => parseSymmetricKey(text));
+    const err = thrown(() => parseSymmetricKey(text));
     expect(err.errorId).toBe('InvalidEncryptionKey');
     expect(err.category).toBe('InvalidArgument');
     expect(err.exitCode).toBe(2);
@@ -45,7 +36,7 @@ describe('symmetric keys', () => {
 
   it('never echoes the rejected text (it may be a near-miss of the real key)', () => {
     const almost = generateSymmetricKey().slice(0, 87);
-    const err = catchError(() => parseSymmetricKey(almost));
+    const err = thrown(() => parseSymmetricKey(almost));
     expect(err.message).not.toContain(almost.slice(0, 20));
   });
 

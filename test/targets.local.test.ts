@@ -14,15 +14,7 @@ import { AzsError } from '../src/errors.js';
 import { LocalFolderTarget } from '../src/targets/local.js';
 import { checkShare } from '../src/targets/share-check.js';
 import { isPartialName } from '../src/targets/paths.js';
-
-async function azsError(p: Promise<unknown>): Promise<AzsError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(AzsError);
-  return e as AzsError;
-}
+import { rejected } from './support/errors.js';
 
 function tryMount(dir: string, options: string): boolean {
   try {
@@ -72,7 +64,7 @@ describe('LocalFolderTarget', () => {
   it('reports a root that is a file as SharePath', async () => {
     const file = path.join(base, 'plain-file');
     await fsp.writeFile(file, 'x');
-    const e = await azsError(new LocalFolderTarget(file).list(''));
+    const e = await rejected(new LocalFolderTarget(file).list(''));
     expect(e.alertType).toBe('SharePath');
   });
 
@@ -81,7 +73,7 @@ describe('LocalFolderTarget', () => {
     if (!tryMount(dir, 'size=1m')) ctx.skip();
     try {
       const t = new LocalFolderTarget(dir);
-      const e = await azsError(t.write('big.bin', Readable.from([randomBytes(3 * 1024 * 1024)])));
+      const e = await rejected(t.write('big.bin', Readable.from([randomBytes(3 * 1024 * 1024)])));
       expect(e.alertType).toBe('ShareCapacity');
       expect(e.category).toBe('QuotaExceeded');
       expect(e.exitCode).toBe(14);
@@ -98,7 +90,7 @@ describe('LocalFolderTarget', () => {
     if (!tryMount(dir, 'size=1m,ro')) ctx.skip();
     try {
       const t = new LocalFolderTarget(dir);
-      const e = await azsError(t.write('x.bin', Readable.from([Buffer.from('x')])));
+      const e = await rejected(t.write('x.bin', Readable.from([Buffer.from('x')])));
       expect(e.alertType).toBe('ShareAuthentication');
       expect(e.category).toBe('PermissionDenied');
       expect(e.exitCode).toBe(13);

@@ -14,15 +14,7 @@ import { AzsError } from '../src/errors.js';
 import { checkShare, openTarget } from '../src/targets/index.js';
 import type { Target } from '../src/targets/target.js';
 import { sambaAvailable, startSamba, type SambaServer } from './support/samba.js';
-
-async function azsError(p: Promise<unknown>): Promise<AzsError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(AzsError);
-  return e as AzsError;
-}
+import { rejected } from './support/errors.js';
 
 function parentOf(pid: string): number | undefined {
   try {
@@ -67,7 +59,7 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
   });
 
   it('classifies a wrong password as ShareAuthentication, exit 13', async () => {
-    const e = await azsError(target(samba.smbUrl, { userName: samba.userName, password: 'not the password' }).list(''));
+    const e = await rejected(target(samba.smbUrl, { userName: samba.userName, password: 'not the password' }).list(''));
     expect(e.alertType).toBe('ShareAuthentication');
     expect(e.category).toBe('AuthenticationError');
     expect(e.exitCode).toBe(13);
@@ -77,11 +69,11 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
   });
 
   it('classifies an unknown share and a missing folder as SharePath, exit 10', async () => {
-    const e = await azsError(target(`smb://127.0.0.1:${samba.port}/nosuchshare`).list(''));
+    const e = await rejected(target(`smb://127.0.0.1:${samba.port}/nosuchshare`).list(''));
     expect(e.alertType).toBe('SharePath');
     expect(e.exitCode).toBe(10);
     expect(e.message).toContain('nosuchshare');
-    const f = await azsError(target(`${samba.smbUrl}/no/such/folder`).write('x', Readable.from([Buffer.from('x')])));
+    const f = await rejected(target(`${samba.smbUrl}/no/such/folder`).write('x', Readable.from([Buffer.from('x')])));
     expect(f.alertType).toBe('SharePath');
     expect(f.exitCode).toBe(10);
   });
@@ -93,7 +85,7 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
       await t.write('before.txt', Readable.from([Buffer.from('b')]));
       await own.kill();
       for (const op of [() => t.list(''), () => t.read('before.txt'), () => t.write('after.txt', Readable.from([Buffer.from('a')]))]) {
-        const e = await azsError(op());
+        const e = await rejected(op());
         expect(e.alertType).toBe('ShareConnectivity');
         expect(e.category).toBe('ConnectionError');
         expect(e.exitCode).toBe(10);
@@ -118,7 +110,7 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
     expect(space.available).toBeGreaterThan(1024 * 1024);
 
     await t.write('fits.bin', Readable.from([randomBytes(512 * 1024)]));
-    const e = await azsError(t.write('backup/too-big.bin', Readable.from([randomBytes(1024 * 1024), randomBytes(1024 * 1024), randomBytes(1024 * 1024)])));
+    const e = await rejected(t.write('backup/too-big.bin', Readable.from([randomBytes(1024 * 1024), randomBytes(1024 * 1024), randomBytes(1024 * 1024)])));
     expect(e.alertType).toBe('ShareCapacity');
     expect(e.category).toBe('QuotaExceeded');
     expect(e.exitCode).toBe(14);
@@ -133,7 +125,7 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
     try {
       execFileSync('chown', [`${samba.userName}:`, dir]);
       const t = target();
-      const e = await azsError(t.write('small/big.bin', Readable.from([randomBytes(3 * 1024 * 1024)])));
+      const e = await rejected(t.write('small/big.bin', Readable.from([randomBytes(3 * 1024 * 1024)])));
       expect(e.alertType).toBe('ShareCapacity');
       expect(e.exitCode).toBe(14);
       expect(e.message).toContain('DISK_FULL');
@@ -223,7 +215,7 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
     const saved = process.env.PATH;
     process.env.PATH = '/nonexistent';
     try {
-      const e = await azsError(target().list(''));
+      const e = await rejected(target().list(''));
       expect(e.errorId).toBe('SmbClientMissing');
       expect(e.recommendedAction).toContain('apt-get install smbclient');
     } finally {

@@ -284,42 +284,16 @@ export class ChunkOpener {
   }
 }
 
-class EncryptStream extends Transform {
-  private readonly sealer: ChunkSealer;
-
-  constructor(opts: ChunkCipherOptions) {
-    const sealer = new ChunkSealer(opts);
-    // Room for one chunk each side keeps the cipher fed without letting memory grow.
-    super({ writableHighWaterMark: sealer.chunkBytes, readableHighWaterMark: sealer.chunkBytes + CHUNK_TAG_BYTES });
-    this.sealer = sealer;
-  }
-
-  private pushAll(fill: (out: Buffer[]) => void, done: TransformCallback): void {
-    const out: Buffer[] = [];
-    try {
-      fill(out);
-    } catch (err) {
-      return done(err as Error);
-    }
-    for (const piece of out) this.push(piece);
-    done();
-  }
-
-  override _transform(data: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.pushAll((out) => this.sealer.write(data, out), done);
-  }
-
-  override _flush(done: TransformCallback): void {
-    this.pushAll((out) => this.sealer.end(out), done);
-  }
+/** What EncryptStream and DecryptStream drive: bytes in, whole records (or plaintext) out. */
+interface ChunkProcessor {
+  write(data: Buffer, out: Buffer[]): void;
+  end(out: Buffer[]): void;
 }
 
-class DecryptStream extends Transform {
-  private readonly opener: ChunkOpener;
-
-  constructor(opts: ChunkCipherOptions) {
-    super({ writableHighWaterMark: DEFAULT_CHUNK_SIZE, readableHighWaterMark: DEFAULT_CHUNK_SIZE });
-    this.opener = new ChunkOpener(opts);
+/** A Transform over a ChunkProcessor; its errors fail the stream before anything of theirs is pushed. */
+class ChunkTransform extends Transform {
+  constructor(private readonly processor: ChunkProcessor, writableHighWaterMark: number, readableHighWaterMark: number) {
+    super({ writableHighWaterMark, readableHighWaterMark });
   }
 
   private pushAll(fill: (out: Buffer[]) => void, done: TransformCallback): void {
@@ -334,20 +308,22 @@ class DecryptStream extends Transform {
   }
 
   override _transform(data: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.pushAll((out) => this.opener.write(data, out), done);
+    this.pushAll((out) => this.processor.write(data, out), done);
   }
 
   override _flush(done: TransformCallback): void {
-    this.pushAll((out) => this.opener.end(out), done);
+    this.pushAll((out) => this.processor.end(out), done);
   }
 }
 
 export function createEncryptStream(opts: ChunkCipherOptions): Transform {
-  return new EncryptStream(opts);
+  const sealer = new ChunkSealer(opts);
+  // Room for one chunk each side keeps the cipher fed without letting memory grow.
+  return new ChunkTransform(sealer, sealer.chunkBytes, sealer.chunkBytes + CHUNK_TAG_BYTES);
 }
 
 export function createDecryptStream(opts: ChunkCipherOptions): Transform {
-  return new DecryptStream(opts);
+  return new ChunkTransform(new ChunkOpener(opts), DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_SIZE);
 }
 
 /** Size of the encrypted file for a given plaintext size, e.g. to check capacity up front. */
