@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AzsError } from '../src/errors.js';
 import { createCertificate, readCertificateFile, readPfxFile, type CreatedCertificate } from '../src/crypto/certificate.js';
 import { newDataKey, unwrapWithPrivateKey, wrapForCertificate } from '../src/crypto/key-wrap.js';
 import { rejected, thrown } from './support/errors.js';

@@ -1,6 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { AzsError } from '../src/errors.js';
 import {
   newDataKey,
   unwrapWithPrivateKey,

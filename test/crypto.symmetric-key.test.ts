@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { AzsError } from '../src/errors.js';
 import { generateSymmetricKey, parseSymmetricKey, symmetricKeyId } from '../src/crypto/symmetric-key.js';
 import { thrown } from './support/errors.js';
 

@@ -7,7 +7,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AzsError } from '../src/errors.js';
 import { LocalFolderTarget } from '../src/targets/local.js';
 import { openTarget } from '../src/targets/index.js';
 import { isPartialName } from '../src/targets/paths.js';

@@ -10,7 +10,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AzsError } from '../src/errors.js';
 import { checkShare, openTarget } from '../src/targets/index.js';
 import type { Target } from '../src/targets/target.js';
 import { sambaAvailable, startSamba, type SambaServer } from './support/samba.js';
