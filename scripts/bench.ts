@@ -118,6 +118,9 @@ function ours(label: string, sharePath: string, credentialEnv: Record<string, st
   const backup = timed(`${label} backup`, `${azs(home, 'Start-InfrastructureBackup', '')} > ${work}/backup-${label}.json`, env);
   const name = JSON.parse(readFileSync(`${work}/backup-${label}.json`, 'utf8')).Name as string;
   const outputBytes = sizeOf();
+  // Every tool restores into empty space: the references into new folders, ours into the
+  // registered path after the corpus is moved away (and compared with its digest afterwards).
+  rmSync(corpus, { recursive: true, force: true });
   const restore = timed(`${label} restore`, `printf '%s\\n' "$AZSBACKUP_ENCRYPTIONKEY" | ${azs(join(work, `fresh-${label}`), 'Restore-AzsBackup', `-Name ${name} -Path '${sharePath}' ${userArgs} -EncryptionKey -`)} >/dev/null`, env);
   return { tool: label, backup, restore, outputBytes };
 }

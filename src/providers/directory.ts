@@ -165,7 +165,7 @@ async function extractStrict(data: Readable, staging: string, signal?: AbortSign
 
   const asRoot = process.getuid?.() === 0;
   const extracted = importIntoProgram({
-    argv: ['tar', '-C', staging, '-x', '-p', '-f', '-', '--numeric-owner', ...(asRoot ? ['--same-owner'] : ['--no-same-owner'])],
+    argv: ['tar', '-C', staging, '-x', '-p', '--blocking-factor=256', '--read-full-records', '-f', '-', '--numeric-owner', ...(asRoot ? ['--same-owner'] : ['--no-same-owner'])],
     errorPrefix: 'DirectoryImport',
     label: `tar extracting into '${staging}'`,
     signal: stop.signal,
