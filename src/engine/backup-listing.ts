@@ -9,6 +9,10 @@ import { JobStore } from './job-store.js';
  * history adds backups still running and the ones that failed before anything was committed.
  */
 export async function listBackups(target: Target, sharePath: string, home: string): Promise<BackupRecord[]> {
+  // Job records first, then the share: a job that commits between the two reads is then seen on
+  // the share. Read the other way round, a job could finish after the share was listed and be
+  // dropped as "on the share" while it was not in the listing.
+  const jobs = new JobStore(home).list();
   const onShare: BackupRecord[] = [];
   for (const entry of (await listShare(target)).backups) {
     try {
@@ -23,7 +27,7 @@ export async function listBackups(target: Target, sharePath: string, home: strin
     }
   }
   const known = new Set(onShare.map((b) => b.Name));
-  const fromJobs = new JobStore(home).list()
+  const fromJobs = jobs
     .filter((j) => !known.has(j.Name) && j.SharePath === sharePath && j.Status !== 'Succeeded' && j.Status !== 'PartialSucceeded')
     .map(({ Pid: _pid, PidStartTime: _start, ...record }) => record);
   return [...onShare, ...fromJobs].sort((a, b) => b.CreatedDateTime.localeCompare(a.CreatedDateTime));
