@@ -317,14 +317,16 @@ function parseExamples(r: Reader, root: Record<string, unknown>): Example[] {
  * (loadManifestSet always passes them).
  */
 export function loadManifest(file: string, types?: TypeRegistry): CmdletManifest {
-  const r = new Reader(file);
-  let source: string;
+  return parseManifest(new Reader(file), readManifestFile(file), types);
+}
+
+/** The text of a manifest file; an unreadable one is an InvalidManifest error naming it. */
+function readManifestFile(file: string): string {
   try {
-    source = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (e) {
-    return r.fail('(file)', `cannot be read: ${(e as Error).message}`);
+    return new Reader(file).fail('(file)', `cannot be read: ${(e as Error).message}`);
   }
-  return parseManifest(r, source, types);
 }
 
 /** The same as loadManifest, from text already in memory (tests, generators). */
@@ -442,14 +444,7 @@ function checkPositions(r: Reader, parameters: ParameterDef[], sets: string[]): 
 
 /** Reads manifests/Types.xml. */
 export function loadTypes(file: string): TypeRegistry {
-  const r = new Reader(file);
-  let source: string;
-  try {
-    source = readFileSync(file, 'utf8');
-  } catch (e) {
-    return r.fail('(file)', `cannot be read: ${(e as Error).message}`);
-  }
-  return parseTypesText(file, source);
+  return parseTypesText(file, readManifestFile(file));
 }
 
 export function parseTypesText(file: string, source: string): TypeRegistry {
