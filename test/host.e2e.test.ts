@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { bundleOptions } from '../scripts/bundle-options.mjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { compileManifests } from '../src/manifest/load.js';
 
@@ -19,17 +20,7 @@ const bin = join(temp, 'bin', 'azsbackup.js');
 beforeAll(async () => {
   const entryPoints: Record<string, string> = { 'host/main': join(root, 'src/host/main.ts') };
   for (const f of readdirSync(join(fixtures, 'cmdlets'))) entryPoints[`cmdlets/${f.replace(/\.ts$/, '')}`] = join(fixtures, 'cmdlets', f);
-  await build({
-    entryPoints,
-    outdir: join(temp, 'dist'),
-    bundle: true,
-    splitting: true,
-    chunkNames: 'chunks/[name]-[hash]',
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    logLevel: 'error',
-  });
+  await build({ ...bundleOptions(root, entryPoints, join(temp, 'dist')), logLevel: 'error' });
   compileManifests(join(fixtures, 'manifests'), join(temp, 'dist', 'manifests.json'));
   mkdirSync(join(temp, 'bin'));
   cpSync(join(root, 'bin', 'azsbackup.js'), bin);

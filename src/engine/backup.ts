@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { pipeline, Readable } from 'node:stream';
 import { AzsError, isAzsError } from '../errors.js';
 import { serializeBackupInfo, backupInfoMacKey, BACKUP_DATA_VERSION, type BackupInfo, type RoleRecord } from '../catalog/backup-info.js';
+import { removeIfEmpty } from '../catalog/share-catalog.js';
 import { INFO_FILE, ROOT, backupFolder, partialFolder, roleFileName, stampOf } from '../catalog/layout.js';
 import { newDataKey } from '../crypto/key-wrap.js';
 import { wrapFor, type EncryptFor } from '../crypto/recipient.js';
@@ -152,7 +153,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
 
   if (status === 'Failed') {
     await req.target.delete(staging).catch(() => {});
-    await removeEmptyStamp(req.target, stamp);
+    await removeIfEmpty(req.target, `${ROOT}/${stamp}`).catch(() => {});
     const record = snapshot('Failed', 'Every role failed; nothing was written to the share.');
     record.TimeTakenToCreate = Date.now() - created.getTime();
     return { record, roleErrors };
@@ -181,11 +182,6 @@ function recordable(role: RoleDefinition): RoleDefinition {
   const url = new URL(role.connectionString);
   url.password = '';
   return { ...role, connectionString: url.toString() };
-}
-
-async function removeEmptyStamp(target: Target, stamp: string): Promise<void> {
-  const folder = `${ROOT}/${stamp}`;
-  if ((await target.list(folder).catch(() => [1])).length === 0) await target.delete(folder).catch(() => {});
 }
 
 function readableOf(text: string): Readable {

@@ -32,9 +32,6 @@ export const allParameterSets = '__AllParameterSets';
 const confirmImpacts: readonly ConfirmImpact[] = ['None', 'Low', 'Medium', 'High'];
 const secretTypes: readonly ParameterType[] = ['SecureString', 'PSCredential'];
 
-/** What a parsed element looks like: attributes under `$`, text under `#text` or the element itself. */
-type XmlNode = { $?: Record<string, string>; '#text'?: string; [child: string]: unknown } | string;
-
 const repeatable = new Set(['ParameterSet', 'Parameter', 'Set', 'Example', 'Type', 'Property']);
 
 function parser(): XMLParser {

@@ -4,6 +4,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import * as tar from 'tar';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { exportFromProgram, importIntoProgram } from './child.js';
+import { providerFsError } from './fs-error.js';
 import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
 import { removeStale, swapDirectoryInto } from './swap.js';
 
@@ -91,17 +92,7 @@ class EntryGuard {
 }
 
 function wrapFsError(e: unknown, errorId: string, what: string, target: string): AzsError {
-  if (isAzsError(e)) return e;
-  const err = e as NodeJS.ErrnoException;
-  const noSpace = err?.code === 'ENOSPC';
-  return new AzsError(`${what}: ${err?.message ?? String(e)}`, {
-    errorId: noSpace ? 'DestinationFull' : errorId,
-    category: noSpace ? 'QuotaExceeded' : 'WriteError',
-    exitCode: noSpace ? ExitCode.Capacity : ExitCode.Failure,
-    targetObject: target,
-    cause: e,
-    recommendedAction: noSpace ? 'Free space on the destination file system and restore again.' : 'Fix the cause named in the message and run the restore again.',
-  });
+  return providerFsError(e, { message: what, errorId, target, recommendedAction: 'Fix the cause named in the message and run the restore again.' });
 }
 
 /**
@@ -266,17 +257,4 @@ export class DirectoryProvider implements Provider {
       throw wrapFsError(e, 'DirectoryImportFailed', `Restoring the folder '${dest}' failed; it was left as it was`, dest);
     }
   }
-}
-
-function wrapReadError(e: unknown, root: string, roleName: string): AzsError {
-  if (isAzsError(e)) return e;
-  const err = e as NodeJS.ErrnoException & { path?: string };
-  return new AzsError(`Reading the folder '${root}' of role '${roleName}' failed: ${err?.message ?? String(e)}`, {
-    errorId: 'DirectoryExportFailed',
-    category: 'ReadError',
-    exitCode: ExitCode.Failure,
-    targetObject: err?.path ?? root,
-    cause: e,
-    recommendedAction: 'Check that the backup service can read every file in the folder (run it as root or fix the permissions), then run the backup again.',
-  });
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
+import { providerFsError } from './fs-error.js';
 import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
 import { removeStale } from './swap.js';
 
@@ -35,17 +36,7 @@ const BUSY_TIMEOUT_MS = 30_000;
 const COMPANIONS = ['-wal', '-shm', '-journal'];
 
 function sqliteError(message: string, errorId: string, e: unknown, target: string, recommendedAction: string, category: AzsError['category'] = 'ReadError'): AzsError {
-  if (isAzsError(e)) return e;
-  const err = e as NodeJS.ErrnoException;
-  const noSpace = err?.code === 'ENOSPC' || err?.code === 'SQLITE_FULL';
-  return new AzsError(`${message}: ${err?.message ?? String(e)}`, {
-    errorId: noSpace ? 'DestinationFull' : errorId,
-    category: noSpace ? 'QuotaExceeded' : category,
-    exitCode: noSpace ? ExitCode.Capacity : category === 'InvalidData' ? ExitCode.Integrity : ExitCode.Failure,
-    targetObject: target,
-    cause: e,
-    recommendedAction: noSpace ? 'Free space and run the job again.' : recommendedAction,
-  });
+  return providerFsError(e, { message, errorId, target, recommendedAction, category, fullCodes: ['SQLITE_FULL'] });
 }
 
 export class SqliteProvider implements Provider {
