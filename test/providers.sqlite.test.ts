@@ -110,13 +110,22 @@ describe('sqlite provider import', () => {
     const file = path.join(tmp, 'rm.db');
     buildDatabase(file, 'wal', 1);
     const provider = await createProvider(role(file));
-    const before = (await fs.readdir(os.tmpdir())).filter((n) => n.startsWith('azs-sqlite-') && !tmp.endsWith(n));
-    await exportAll(provider);
-    // A consumer that gives up early: the copy still goes.
-    const s = await provider.export();
-    s.destroy();
-    await new Promise((r) => setTimeout(r, 100));
-    const after = (await fs.readdir(os.tmpdir())).filter((n) => n.startsWith('azs-sqlite-') && !tmp.endsWith(n));
-    expect(after.sort()).toEqual(before.sort());
+    // A private TMPDIR: other test files running at the same time use the shared one.
+    const privateTmp = path.join(tmp, 'tmpdir');
+    await fs.mkdir(privateTmp);
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = privateTmp;
+    try {
+      await exportAll(provider);
+      // A consumer that gives up early: the copy still goes.
+      const s = await provider.export();
+      s.destroy();
+      // The copy is removed when its stream closes, a moment after.
+      for (let i = 0; i < 40 && (await fs.readdir(privateTmp)).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await fs.readdir(privateTmp)).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
   });
 });
