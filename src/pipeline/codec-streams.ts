@@ -1,72 +1,24 @@
-import { Duplex, Transform, type TransformCallback } from 'node:stream';
-import type { ChunkOpener, ChunkSealer } from './chunk-cipher.js';
-import { decompressionError, type ZstdDecoder, type ZstdEncoder } from './zstd-codec.js';
+import { Duplex } from 'node:stream';
+import type { Codec } from './codec.js';
 
 const MiB = 1024 * 1024;
-const EMPTY = Buffer.alloc(0);
 
 /**
- * Compress and/or seal in one stream object. Composing two Node streams costs a hand-off per
- * slice (and stream.compose even concatenates what it reads); calling the stages directly does not.
+ * A codec as a stream on the calling thread. Output is pulled from the codec only while downstream
+ * wants more, so a decompression bomb stops at the readable buffer instead of filling memory.
  */
-export class SealingStream extends Transform {
-  constructor(
-    private readonly encoder: ZstdEncoder | undefined,
-    private readonly sealer: ChunkSealer | undefined,
-  ) {
-    super({ writableHighWaterMark: MiB, readableHighWaterMark: MiB });
-  }
-
-  private pushAll(fill: (compressed: Buffer[]) => void, last: boolean, done: TransformCallback): void {
-    const compressed: Buffer[] = [];
-    let out: Buffer[] = compressed;
-    try {
-      fill(compressed);
-      if (this.sealer) {
-        out = [];
-        for (const piece of compressed) this.sealer.write(piece, out);
-        if (last) this.sealer.end(out);
-      }
-    } catch (err) {
-      return done(err as Error);
-    }
-    for (const piece of out) this.push(piece);
-    done();
-  }
-
-  override _transform(data: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.pushAll((c) => (this.encoder ? this.encoder.write(data, c) : c.push(data)), false, done);
-  }
-
-  override _flush(done: TransformCallback): void {
-    this.pushAll((c) => this.encoder?.end(c), true, done);
-  }
-}
-
-/**
- * Open and/or decompress in one stream object. Decompression is pulled one output step at a time
- * and stops while downstream is full: a chunk of compressed zeros can expand a thousandfold, and
- * a restore must not hold that in memory.
- */
-export class OpeningStream extends Duplex {
-  /** Authenticated, still compressed bytes. */
-  private readonly queue: Buffer[] = [];
-  private decoderHasMore = false;
+export class CodecStream extends Duplex {
   private pendingCallback: ((err?: Error | null) => void) | undefined;
   private ending = false;
   private scheduled = false;
 
-  constructor(
-    private readonly opener: ChunkOpener | undefined,
-    private readonly decoder: ZstdDecoder | undefined,
-  ) {
+  constructor(private readonly codec: Codec) {
     super({ writableHighWaterMark: MiB, readableHighWaterMark: MiB });
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     try {
-      if (this.opener) this.opener.write(chunk, this.queue);
-      else this.queue.push(chunk);
+      this.codec.write(chunk);
     } catch (err) {
       return callback(err as Error);
     }
@@ -76,7 +28,7 @@ export class OpeningStream extends Duplex {
 
   override _final(callback: (err?: Error | null) => void): void {
     try {
-      this.opener?.end(this.queue);
+      this.codec.end();
     } catch (err) {
       return callback(err as Error);
     }
@@ -105,30 +57,14 @@ export class OpeningStream extends Duplex {
   private pump(): void {
     if (this.destroyed) return;
     try {
-      while (this.queue.length > 0 || this.decoderHasMore) {
-        const src = this.queue[0] ?? EMPTY;
-        if (!this.decoder) {
-          this.queue.shift();
-          if (!this.push(src)) return;
-          continue;
-        }
-        const step = this.decoder.step(src);
-        if (step.consumed >= src.length) {
-          if (src.length > 0) this.queue.shift();
-        } else {
-          this.queue[0] = src.subarray(step.consumed);
-        }
-        this.decoderHasMore = step.more;
-        if (step.consumed === 0 && step.output.length === 0 && !step.more && src.length > 0) {
-          throw decompressionError('the decompressor made no progress');
-        }
-        if (step.output.length > 0 && !this.push(step.output)) return;
+      for (let piece = this.codec.read(); piece !== undefined; piece = this.codec.read()) {
+        if (!this.push(piece)) return;
       }
       const callback = this.pendingCallback;
       if (callback) {
         this.pendingCallback = undefined;
         if (this.ending) {
-          this.decoder?.finish();
+          this.codec.finish();
           this.push(null);
         }
         callback();

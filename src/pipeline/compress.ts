@@ -1,6 +1,7 @@
-import type { Duplex, Transform } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { AzsError, ExitCode } from '../errors.js';
-import { OpeningStream, SealingStream } from './codec-streams.js';
+import { OpeningCodec, SealingCodec } from './codec.js';
+import { CodecStream } from './codec-streams.js';
 import { ZstdDecoder, ZstdEncoder } from './zstd-codec.js';
 
 export interface CompressOptions {
@@ -38,12 +39,12 @@ export function createEncoder(opts: CompressOptions = {}): ZstdEncoder {
   return new ZstdEncoder({ level, workers });
 }
 
-export function createCompressStream(levelOrOptions?: number | CompressOptions): Transform {
+export function createCompressStream(levelOrOptions?: number | CompressOptions): Duplex {
   const opts = typeof levelOrOptions === 'number' ? { level: levelOrOptions } : levelOrOptions;
-  return new SealingStream(createEncoder(opts), undefined);
+  return new CodecStream(new SealingCodec(createEncoder(opts), undefined));
 }
 
 /** Errors are AzsError 'DecompressionFailed' (InvalidData, exit 12); output respects backpressure. */
 export function createDecompressStream(): Duplex {
-  return new OpeningStream(undefined, new ZstdDecoder());
+  return new CodecStream(new OpeningCodec(undefined, new ZstdDecoder()));
 }

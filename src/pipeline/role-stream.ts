@@ -1,6 +1,7 @@
-import type { Duplex, Transform } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { ChunkOpener, ChunkSealer, type ChunkCipherOptions } from './chunk-cipher.js';
-import { OpeningStream, SealingStream } from './codec-streams.js';
+import { OpeningCodec, SealingCodec } from './codec.js';
+import { CodecStream } from './codec-streams.js';
 import { createEncoder, type CompressOptions } from './compress.js';
 import { ZstdDecoder } from './zstd-codec.js';
 
@@ -10,13 +11,13 @@ export interface SealOptions extends ChunkCipherOptions {
 }
 
 /** Role data in, the stored file out: zstd, then chunked AES-256-GCM (format in chunk-cipher.ts). */
-export function sealRoleStream(opts: SealOptions): Transform {
-  return new SealingStream(createEncoder({ level: opts.compressionLevel, workers: opts.compressionWorkers }), new ChunkSealer(opts));
+export function sealRoleStream(opts: SealOptions): Duplex {
+  return new CodecStream(new SealingCodec(createEncoder({ level: opts.compressionLevel, workers: opts.compressionWorkers }), new ChunkSealer(opts)));
 }
 
 /** The stored file in, role data out; nothing leaves before its chunk authenticated. */
 export function openRoleStream(opts: ChunkCipherOptions): Duplex {
-  return new OpeningStream(new ChunkOpener(opts), new ZstdDecoder());
+  return new CodecStream(new OpeningCodec(new ChunkOpener(opts), new ZstdDecoder()));
 }
 
 export { createHashTap, type HashTap, type HashTapDigest } from './hash-tap.js';

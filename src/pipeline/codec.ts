@@ -1,0 +1,129 @@
+import type { ChunkOpener, ChunkSealer } from './chunk-cipher.js';
+import { decompressionError, type ZstdDecoder, type ZstdEncoder } from './zstd-codec.js';
+
+/**
+ * The stages of a role file as plain synchronous objects: bytes in with write()/end(), bytes out
+ * with read(). One stream class (codec-streams.ts) drives both directions, and the stages can be
+ * tested and benchmarked without streams around them.
+ */
+export interface Codec {
+  /** Takes input; throws AzsError on data that fails (a chunk that does not authenticate, bad zstd). */
+  write(data: Buffer): void;
+  /** No more input. */
+  end(): void;
+  /**
+   * The next piece of output, or undefined when the codec needs more input (or, after end(), when
+   * everything is out). Output is produced lazily so the caller can stop when downstream is full.
+   */
+  read(): Buffer | undefined;
+  /** Bytes taken in and not yet turned into output: what the codec is holding in memory. */
+  readonly pending: number;
+  /** Call once read() returned undefined after end(): throws if the input ended early. */
+  finish(): void;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Compress and/or seal. Compressed output is never larger than a chunk's worth beyond its input. */
+export class SealingCodec implements Codec {
+  private readonly out: Buffer[] = [];
+  pending = 0;
+
+  constructor(
+    private readonly encoder: ZstdEncoder | undefined,
+    private readonly sealer: ChunkSealer | undefined,
+  ) {}
+
+  private take(compressed: Buffer[], last: boolean): void {
+    let out = compressed;
+    if (this.sealer) {
+      out = [];
+      for (const piece of compressed) this.sealer.write(piece, out);
+      if (last) this.sealer.end(out);
+    }
+    for (const piece of out) {
+      this.out.push(piece);
+      this.pending += piece.length;
+    }
+  }
+
+  write(data: Buffer): void {
+    const compressed: Buffer[] = [];
+    if (this.encoder) this.encoder.write(data, compressed);
+    else compressed.push(data);
+    this.take(compressed, false);
+  }
+
+  end(): void {
+    const compressed: Buffer[] = [];
+    this.encoder?.end(compressed);
+    this.take(compressed, true);
+  }
+
+  read(): Buffer | undefined {
+    const piece = this.out.shift();
+    if (piece) this.pending -= piece.length;
+    return piece;
+  }
+
+  finish(): void {}
+}
+
+/**
+ * Open and/or decompress. Decompression is pulled one output step at a time: a chunk of
+ * compressed zeros can expand a thousandfold, and a restore must not hold that in memory.
+ */
+export class OpeningCodec implements Codec {
+  /** Authenticated, still compressed bytes. */
+  private readonly queue: Buffer[] = [];
+  private decoderHasMore = false;
+  pending = 0;
+
+  constructor(
+    private readonly opener: ChunkOpener | undefined,
+    private readonly decoder: ZstdDecoder | undefined,
+  ) {}
+
+  private enqueue(fill: (queue: Buffer[]) => void): void {
+    const before = this.queue.length;
+    fill(this.queue);
+    for (let i = before; i < this.queue.length; i++) this.pending += this.queue[i]!.length;
+  }
+
+  write(data: Buffer): void {
+    this.enqueue((q) => (this.opener ? this.opener.write(data, q) : q.push(data)));
+  }
+
+  end(): void {
+    this.enqueue((q) => this.opener?.end(q));
+  }
+
+  read(): Buffer | undefined {
+    while (this.queue.length > 0 || this.decoderHasMore) {
+      const src = this.queue[0] ?? EMPTY;
+      if (!this.decoder) {
+        this.queue.shift();
+        this.pending -= src.length;
+        if (src.length > 0) return src;
+        continue;
+      }
+      const step = this.decoder.step(src);
+      if (step.consumed >= src.length) {
+        if (src.length > 0) this.queue.shift();
+      } else {
+        this.queue[0] = src.subarray(step.consumed);
+      }
+      this.pending -= step.consumed;
+      this.decoderHasMore = step.more;
+      if (step.consumed === 0 && step.output.length === 0 && !step.more && src.length > 0) {
+        throw decompressionError('the decompressor made no progress');
+      }
+      if (step.output.length > 0) return step.output;
+    }
+    return undefined;
+  }
+
+  finish(): void {
+    this.decoder?.finish();
+  }
+}
