@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AzsError } from '../errors.js';
+import { DurableFileWriter } from './durable-file.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
 import { alreadyExists, notFound, shareError } from './share-errors.js';
 import type { FreeSpace, Target, TargetEntry } from './target.js';
@@ -112,22 +113,16 @@ export class LocalFolderTarget implements Target {
     }
     return this.guard(p, async () => {
       await fsp.mkdir(path.dirname(finalPath), { recursive: true });
-      let bytes = 0;
-      const counter = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          bytes += chunk.length;
-          cb(null, chunk);
-        },
-      });
+      const file = new DurableFileWriter(tempPath);
       try {
-        await pipeline(data, counter, fs.createWriteStream(tempPath, { flags: 'wx', flush: true }));
+        await pipeline(data, file);
         await fsp.rename(tempPath, finalPath);
       } catch (e) {
         await fsp.rm(tempPath, { force: true }).catch(() => {});
         throw e;
       }
       await syncDir(path.dirname(finalPath));
-      return { bytes };
+      return { bytes: file.bytes };
     });
   }
 
