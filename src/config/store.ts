@@ -60,6 +60,8 @@ export const defaultConfig = (): StoredConfig => ({
 
 const CONFIG_NAME = 'config';
 
+let confModule: Promise<typeof import('conf')> | undefined;
+
 export class ConfigStore {
   readonly home: string;
   constructor(home: string) {
@@ -96,11 +98,19 @@ export class ConfigStore {
     }
   }
 
+  /**
+   * Starts loading what update() needs. A backup calls it first, so conf compiles while the data
+   * flows rather than after it, where it added a tenth of a second to every backup.
+   */
+  prepareUpdate(): void {
+    confModule ??= import('conf');
+  }
+
   /** Read-modify-write under the configuration lock; returns what was written. */
   async update(change: (current: StoredConfig) => StoredConfig): Promise<StoredConfig> {
     this.ensureHome();
     // Loaded before the lock is taken: the critical section should be the read, change and write only.
-    const { default: Conf } = await import('conf');
+    const { default: Conf } = await (confModule ??= import('conf'));
     return withLock(join(this.home, 'config.lock'), 'configuration', async () => {
       const next = change(this.read());
       const conf = new Conf<Record<string, unknown>>({

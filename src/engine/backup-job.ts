@@ -63,6 +63,7 @@ export function queuedRecord(name: string, sharePath: string, roles: RoleDefinit
 
 export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcome> {
   const store = new ConfigStore(opts.home);
+  store.prepareUpdate();
   const config = store.read();
   const access = shareAccess(store, {}, config);
   const recipient = configuredRecipient(store, config);

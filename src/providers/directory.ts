@@ -1,7 +1,7 @@
 import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import * as tar from 'tar';
+import type * as tar from 'tar';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { exportFromProgram, importIntoProgram } from './child.js';
 import { providerFsError } from './fs-error.js';
@@ -118,7 +118,9 @@ async function extractStrict(data: Readable, staging: string, signal?: AbortSign
   signal?.addEventListener('abort', onAbort, { once: true });
 
   const fifos: string[] = [];
-  const parser = new tar.Parser({
+  // Loaded here, not at the top: a backup never parses tar, and node-tar costs it start-up time.
+  const { Parser } = await import('tar');
+  const parser = new Parser({
     strict: true,
     onReadEntry: (entry: tar.ReadEntry) => {
       // A FIFO carries no data and its owner makes it again: GNU tar creates it, and it is removed below.
