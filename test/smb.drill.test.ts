@@ -123,6 +123,45 @@ describe.skipIf(!sambaAvailable())('SMB drill through the command line', () => {
     first = second;
   });
 
+  it('Get-InfrastructureBackup and a prune dry run cost the same few smbclient runs for 1 backup as for 12', async () => {
+    // A wrapper first on PATH counts the runs: each one costs a connection and a logon.
+    const bin = path.join(d.root, 'counting-bin');
+    const log = path.join(d.root, 'smbclient-runs.log');
+    await fs.mkdir(bin, { recursive: true });
+    await fs.writeFile(path.join(bin, 'smbclient'), `#!/bin/sh\necho run >> '${log}'\nexec /usr/bin/smbclient "$@"\n`, { mode: 0o755 });
+    const env = { PATH: `${bin}:${process.env.PATH}` };
+    const runsOf = async (args: string[]) => {
+      await fs.rm(log, { force: true });
+      const r = expectOk(await d.cli(args, { env }), args[0]!);
+      return { json: r.json, runs: (await fs.readFile(log, 'utf8')).trim().split('\n').length };
+    };
+
+    const masBackup = path.join(d.diskFolder, 'MASBackup');
+    const [stamp] = await fs.readdir(masBackup);
+    const one = await runsOf(['Get-InfrastructureBackup']);
+    expect(list(one.json)).toHaveLength(1);
+    // Eleven more backups on the share, copies under new names (their BackupInfo names the original,
+    // so they list as damaged, which still means reading every one of them).
+    const copies: string[] = [];
+    for (let i = 0; i < 11; i++) {
+      const copy = path.join(masBackup, `2021010${Math.floor(i / 5) + 1}T00000${i % 5}Z`, `00000000-0000-4000-8000-0000000000${String(i).padStart(2, '0')}`);
+      await fs.cp(path.join(masBackup, stamp!, first.Name), copy, { recursive: true });
+      copies.push(path.dirname(copy));
+    }
+    try {
+      const twelve = await runsOf(['Get-InfrastructureBackup']);
+      expect(list(twelve.json)).toHaveLength(12);
+      expect(list(twelve.json).filter((b) => b.Status === 'Failed')).toHaveLength(11);
+      expect(twelve.runs).toBe(one.runs);
+      expect(twelve.runs).toBeLessThanOrEqual(2);
+      const dry = await runsOf(['Invoke-BackupPrune', '-DryRun']);
+      expect(dry.json.BackupsRemoved).toBe(11);
+      expect(dry.runs).toBeLessThanOrEqual(2);
+    } finally {
+      for (const c of new Set(copies)) await fs.rm(c, { recursive: true, force: true });
+    }
+  });
+
   it('Restore-AzsBackup on a fresh machine with -Path, -UserName, the password and the key: every byte back', async () => {
     await fs.rm(d.files, { recursive: true, force: true });
     const home = await d.freshHome();

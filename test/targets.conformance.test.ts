@@ -164,6 +164,41 @@ describe.each(kinds)('Target conformance: $name', (kind) => {
     expect(await t.list('dir/with space.txt/x').catch(() => [])).toEqual([]);
   });
 
+  it('lists a whole tree at once, with paths, types and sizes; a missing folder is empty', async () => {
+    const t = await kind.fresh();
+    await t.write('tree/20261127T071531Z/guid one/BackupInfo.xml', Readable.from([Buffer.from('<info/>')]));
+    await t.write('tree/20261127T071531Z/guid one/ünï cödé.azsrole', Readable.from([Buffer.from('abc')]));
+    await t.write('tree/20261127T071532Z/two.partial/a', Readable.from([Buffer.from('12345')]));
+    await t.mkdir('tree/empty stamp');
+    await t.write('elsewhere.txt', Readable.from([Buffer.from('not in the tree')]));
+    const tree = (await t.listTree('tree')).map((e) => [e.path, e.isDirectory, e.size]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+    expect(tree).toEqual([
+      ['20261127T071531Z', true, 0],
+      ['20261127T071531Z/guid one', true, 0],
+      ['20261127T071531Z/guid one/BackupInfo.xml', false, 7],
+      ['20261127T071531Z/guid one/ünï cödé.azsrole', false, 3],
+      ['20261127T071532Z', true, 0],
+      ['20261127T071532Z/two.partial', true, 0],
+      ['20261127T071532Z/two.partial/a', false, 5],
+      ['empty stamp', true, 0],
+    ]);
+    expect((await t.listTree('')).map((e) => e.path)).toContain('tree/20261127T071532Z/two.partial/a');
+    expect(await t.listTree('no such folder')).toEqual([]);
+    expect(await t.listTree('tree/empty stamp')).toEqual([]);
+  });
+
+  it('reads many small files at once, with undefined for the missing ones', async () => {
+    const t = await kind.fresh();
+    await t.write('docs/a.xml', Readable.from([Buffer.from('<a/>')]));
+    await t.write('docs/sub dir/b ü.xml', Readable.from([Buffer.from('<b>ü</b>')]));
+    await t.write('docs/empty.xml', Readable.from([]));
+    const files = await t.readSmallFiles(['docs/a.xml', 'docs/missing.xml', 'docs/sub dir/b ü.xml', 'no/such/folder.xml', 'docs/empty.xml']);
+    expect(files.map((f) => f?.toString('utf8'))).toEqual(['<a/>', undefined, '<b>ü</b>', undefined, '']);
+    expect(await t.readSmallFiles([])).toEqual([]);
+    const many = Array.from({ length: 230 }, (_, i) => `docs/a.xml`.replace('a', i % 2 ? 'a' : `x${i}`));
+    expect((await t.readSmallFiles(many)).filter((f) => f !== undefined)).toHaveLength(115);
+  });
+
   it('stats present files and folders, and reports absent ones as undefined', async () => {
     const t = await kind.fresh();
     await t.write('s/file.txt', Readable.from([Buffer.from('four')]));

@@ -1,5 +1,6 @@
-import { AzsError } from '../errors.js';
-import type { Target } from '../targets/target.js';
+import { AzsError, isAzsError } from '../errors.js';
+import { notFound } from '../targets/share-errors.js';
+import type { Target, TargetEntry } from '../targets/target.js';
 import { parseBackupInfo, type ParsedBackupInfo } from './backup-info.js';
 import {
   DELETING_SUFFIX,
@@ -35,17 +36,27 @@ async function readText(target: Target, path: string): Promise<string> {
   return Buffer.concat(parts).toString('utf8');
 }
 
+/** One listing of the whole tree, so a share of many backups costs one request on SMB. */
 export async function listShare(target: Target): Promise<ShareListing> {
   const backups: BackupEntry[] = [];
   const leftovers: string[] = [];
-  for (const stampEntry of await target.list(ROOT)) {
+  const tree = await target.listTree(ROOT);
+  const present = new Set(tree.map((e) => e.path));
+  const childrenOf = new Map<string, TargetEntry[]>();
+  for (const e of tree) {
+    const parent = e.path.includes('/') ? e.path.slice(0, e.path.lastIndexOf('/')) : '';
+    const siblings = childrenOf.get(parent);
+    if (siblings) siblings.push(e);
+    else childrenOf.set(parent, [e]);
+  }
+  for (const stampEntry of childrenOf.get('') ?? []) {
     if (!stampEntry.isDirectory || !isStampFolder(stampEntry.name)) continue;
     const stamp = stampEntry.name;
-    const children = await target.list(`${ROOT}/${stamp}`);
+    const children = childrenOf.get(stamp) ?? [];
     if (children.length === 0) leftovers.push(`${ROOT}/${stamp}`);
     for (const child of children) {
       const folder = `${ROOT}/${stamp}/${child.name}`;
-      if (child.isDirectory && isBackupName(child.name) && (await target.stat(`${folder}/${INFO_FILE}`))) {
+      if (child.isDirectory && isBackupName(child.name) && present.has(`${stamp}/${child.name}/${INFO_FILE}`)) {
         backups.push({ name: child.name.toLowerCase(), stamp, folder, time: stampTime(stamp) });
       } else {
         leftovers.push(folder);
@@ -74,6 +85,24 @@ export async function findBackup(target: Target, name: string): Promise<BackupEn
 
 export async function readBackupInfo(target: Target, entry: BackupEntry): Promise<ParsedBackupInfo> {
   return parseBackupInfo(await readText(target, `${entry.folder}/${INFO_FILE}`), entry.name);
+}
+
+/**
+ * The BackupInfo.xml of every entry, fetched together (one request on SMB). An entry whose file
+ * has gone or does not parse gets the error instead; share failures (unreachable, refused) throw.
+ */
+export async function readBackupInfos(target: Target, entries: readonly BackupEntry[]): Promise<(ParsedBackupInfo | AzsError)[]> {
+  const texts = await target.readSmallFiles(entries.map((e) => `${e.folder}/${INFO_FILE}`));
+  return entries.map((entry, i) => {
+    const text = texts[i];
+    if (text === undefined) return notFound(target.location, `${entry.folder}/${INFO_FILE}`);
+    try {
+      return parseBackupInfo(text.toString('utf8'), entry.name);
+    } catch (e) {
+      if (isAzsError(e)) return e;
+      throw e;
+    }
+  });
 }
 
 /** Removes a backup so that an interruption never leaves a half-deleted backup that lists. */

@@ -1,5 +1,5 @@
 import { isAzsError } from '../errors.js';
-import { backupNotFound, listShare, readBackupInfo } from '../catalog/share-catalog.js';
+import { backupNotFound, listShare, readBackupInfos } from '../catalog/share-catalog.js';
 import type { Target } from '../targets/target.js';
 import { recordFromInfo, type BackupRecord } from './backup-record.js';
 import { JobStore } from './job-store.js';
@@ -13,19 +13,17 @@ export async function listBackups(target: Target, sharePath: string, home: strin
   // the share. Read the other way round, a job could finish after the share was listed and be
   // dropped as "on the share" while it was not in the listing.
   const jobs = new JobStore(home).list();
-  const onShare: BackupRecord[] = [];
-  for (const entry of (await listShare(target)).backups) {
-    try {
-      onShare.push(recordFromInfo((await readBackupInfo(target, entry)).info, sharePath));
-    } catch (e) {
-      if (isAzsError(e) && e.alertType) throw e;
-      onShare.push({
-        Name: entry.name, Status: 'Failed', RoleStatus: [], CreatedDateTime: entry.time.toISOString(), TimeTakenToCreate: null,
-        BackupDataVersion: '', EncryptionCertThumbprint: null, EncryptionKeyId: null, Size: 0, IsCloudRecoveryReady: false,
-        SharePath: sharePath, Progress: (e as Error).message,
-      });
-    }
-  }
+  const { backups } = await listShare(target);
+  const infos = await readBackupInfos(target, backups);
+  const onShare = backups.map((entry, i): BackupRecord => {
+    const read = infos[i]!;
+    if (!isAzsError(read)) return recordFromInfo(read.info, sharePath);
+    return {
+      Name: entry.name, Status: 'Failed', RoleStatus: [], CreatedDateTime: entry.time.toISOString(), TimeTakenToCreate: null,
+      BackupDataVersion: '', EncryptionCertThumbprint: null, EncryptionKeyId: null, Size: 0, IsCloudRecoveryReady: false,
+      SharePath: sharePath, Progress: read.message,
+    };
+  });
   const known = new Set(onShare.map((b) => b.Name));
   const fromJobs = jobs
     .filter((j) => !known.has(j.Name) && j.SharePath === sharePath && j.Status !== 'Succeeded' && j.Status !== 'PartialSucceeded')

@@ -1,6 +1,6 @@
 import { isAzsError } from '../errors.js';
 import { ROOT } from '../catalog/layout.js';
-import { listShare, readBackupInfo, removeBackup, removeIfEmpty, type BackupEntry } from '../catalog/share-catalog.js';
+import { listShare, readBackupInfos, removeBackup, removeIfEmpty, type BackupEntry } from '../catalog/share-catalog.js';
 import type { Target } from '../targets/target.js';
 
 /**
@@ -18,23 +18,15 @@ export interface PruneRecord {
   PathsToDelete: string[];
 }
 
-async function isSucceeded(target: Target, entry: BackupEntry): Promise<boolean> {
-  try {
-    const { info, digestValid } = await readBackupInfo(target, entry);
-    return digestValid && info.status === 'Succeeded';
-  } catch (e) {
-    if (isAzsError(e) && e.alertType) throw e;
-    return false;
-  }
-}
-
 export async function runPrune(target: Target, retentionPeriodInDays: number, dryRun: boolean, now = new Date()): Promise<PruneRecord> {
   const { backups, leftovers } = await listShare(target);
   const cutoff = now.getTime() - retentionPeriodInDays * 86_400_000;
-  let newestSucceeded: BackupEntry | undefined;
-  for (const b of backups) {
-    if (await isSucceeded(target, b)) { newestSucceeded = b; break; }
-  }
+  // Newest first; a BackupInfo.xml that is unreadable or fails its digest does not count as success.
+  const infos = await readBackupInfos(target, backups);
+  const newestSucceeded: BackupEntry | undefined = backups.find((_, i) => {
+    const read = infos[i]!;
+    return !isAzsError(read) && read.digestValid && read.info.status === 'Succeeded';
+  });
   const expired = backups.filter((b) => b.time.getTime() < cutoff && b !== newestSucceeded);
   const result: PruneRecord = {
     DryRun: dryRun,

@@ -7,7 +7,7 @@ import { AzsError } from '../errors.js';
 import { DurableFileWriter } from './durable-file.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
 import { alreadyExists, notFound, shareError } from './share-errors.js';
-import type { FreeSpace, Target, TargetEntry } from './target.js';
+import type { FreeSpace, Target, TargetEntry, TreeEntry } from './target.js';
 
 function errnoOf(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
@@ -168,6 +168,32 @@ export class LocalFolderTarget implements Target {
       }
       return entries;
     });
+  }
+
+  async listTree(p: string): Promise<TreeEntry[]> {
+    const tree: TreeEntry[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      for (const entry of await this.list([p, rel].filter(Boolean).join('/'))) {
+        const below = rel === '' ? entry.name : `${rel}/${entry.name}`;
+        tree.push({ ...entry, path: below });
+        if (entry.isDirectory) await walk(below);
+      }
+    };
+    await walk('');
+    return tree;
+  }
+
+  async readSmallFiles(paths: readonly string[]): Promise<(Buffer | undefined)[]> {
+    const files: (Buffer | undefined)[] = [];
+    for (const p of paths) {
+      const abs = this.abs(p);
+      files.push(await this.guard(p, () => fsp.readFile(abs).catch((e: unknown) => {
+        if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR' || errnoOf(e) === 'EISDIR') return undefined;
+        throw e;
+      })));
+    }
+    if (files.includes(undefined)) await this.requireRoot();
+    return files;
   }
 
   async stat(p: string): Promise<TargetEntry | undefined> {

@@ -8,7 +8,7 @@ import { AzsError } from '../errors.js';
 import { parseUserName, type ShareLocation } from './location.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
 import { alreadyExists, notFound, shareError } from './share-errors.js';
-import type { FreeSpace, Target, TargetEntry } from './target.js';
+import type { FreeSpace, Target, TargetEntry, TreeEntry } from './target.js';
 
 export type SmbLocation = Extract<ShareLocation, { kind: 'smb' }>;
 export interface SmbCredential {
@@ -32,6 +32,8 @@ const CONNECTIVITY = /CONNECTION_(REFUSED|RESET|DISCONNECTED|ABORTED)|HOST_UNREA
 
 /** How long a command that moves no file data may take before the server counts as unreachable. */
 const COMMAND_TIMEOUT_MS = 120_000;
+/** Files one smbclient run fetches for readSmallFiles. */
+const SMALL_FILES_PER_RUN = 200;
 /** smbclient's own per-request timeout, which also bounds a stalled transfer. */
 const REQUEST_TIMEOUT_S = 60;
 
@@ -384,6 +386,43 @@ export class SmbTarget implements Target {
     return parseListing(r.stdout).filter((e) => e.name !== '.' && e.name !== '..');
   }
 
+  async listTree(p: string): Promise<TreeEntry[]> {
+    const segs = this.segments(p, true);
+    const r = await this.run(['recurse ON', `ls ${this.q([...segs, '*'])}`]);
+    // Only the folder itself may be missing; a missing subfolder means it vanished while listed.
+    const missing = (f: Failure) => NOT_FOUND.has(f.status) && f.line.endsWith(`${this.remotePath(segs)}\\*`);
+    if (r.failures.some(missing)) return [];
+    this.check(r.failures, p);
+    return parseTreeListing(r.stdout, this.remotePath(segs));
+  }
+
+  async readSmallFiles(paths: readonly string[]): Promise<(Buffer | undefined)[]> {
+    const files: (Buffer | undefined)[] = [];
+    // A few hundred gets per run keep the -c argument far below the kernel's 128 KiB limit.
+    for (let start = 0; start < paths.length; start += SMALL_FILES_PER_RUN) {
+      files.push(...(await this.readBatch(paths.slice(start, start + SMALL_FILES_PER_RUN))));
+    }
+    return files;
+  }
+
+  private async readBatch(paths: readonly string[]): Promise<(Buffer | undefined)[]> {
+    if (paths.length === 0) return [];
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'azsbackup-smb-get-'));
+    try {
+      const r = await this.run(paths.map((p, i) => `get ${this.q(this.segments(p))} ${path.join(dir, String(i))}`));
+      this.check(r.failures, paths.join(', '), (f) => NOT_FOUND.has(f.status));
+      return await Promise.all(paths.map((_, i) => fsp.readFile(path.join(dir, String(i))).catch(() => undefined)));
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** How smbclient names a folder in its messages and listing headers: from the share root, '\\'-separated. */
+  private remotePath(segs: string[]): string {
+    const folder = this.share.folder === '' ? [] : this.share.folder.split('/');
+    return ['', ...folder, ...segs].join('\\');
+  }
+
   async stat(p: string): Promise<TargetEntry | undefined> {
     const segs = this.segments(p, true);
     if (segs.length === 0) {
@@ -478,6 +517,32 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 // smbclient prints "  %-30s%7s %8.0f  %s": name padded, attributes, size, then ctime() in the
 // client's time zone (we run it with TZ=UTC). Names may hold spaces, so anchor on the right.
 const LISTING_LINE = /^ {2}(.+?)\s+([A-Z]*)\s+(\d+)\s+\w{3} (\w{3}) +(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})$/;
+
+/**
+ * The entries of a `recurse ON; ls <folder>\\*` listing, with their paths below `root` (the listed
+ * folder as smbclient names it). Entries before the first header are the folder's own; each
+ * subfolder's entries follow a header line holding its full name.
+ */
+export function parseTreeListing(stdout: string, root: string): TreeEntry[] {
+  const tree: TreeEntry[] = [];
+  const prefix = `${root}\\`.toLowerCase();
+  let below = '';
+  for (const line of stdout.split('\n')) {
+    if (line.startsWith('\\')) {
+      const header = line.trimEnd();
+      if (!header.toLowerCase().startsWith(prefix)) {
+        throw new AzsError(`smbclient listed '${header}' while listing '${root}'.`, { errorId: 'ShareListingUnexpected', category: 'InvalidData', exitCode: 1 });
+      }
+      below = header.slice(prefix.length).split('\\').join('/');
+      continue;
+    }
+    for (const entry of parseListing(line)) {
+      if (entry.name === '.' || entry.name === '..') continue;
+      tree.push({ ...entry, path: below === '' ? entry.name : `${below}/${entry.name}` });
+    }
+  }
+  return tree;
+}
 
 /** The entries of an smbclient `ls` listing. */
 export function parseListing(stdout: string): TargetEntry[] {

@@ -16,6 +16,11 @@ export interface TargetEntry {
   mtime: Date;
 }
 
+export interface TreeEntry extends TargetEntry {
+  /** The entry's path below the listed folder, '/'-separated (e.g. `20261127T071531Z/<guid>/BackupInfo.xml`). */
+  path: string;
+}
+
 export interface FreeSpace {
   /** Bytes the target can still take. */
   available: number;
@@ -32,6 +37,17 @@ export interface Target {
   read(path: string): Promise<Readable>;
   /** The entries of the folder at `path` ('' is the root); [] when the folder does not exist. */
   list(path: string): Promise<TargetEntry[]>;
+  /**
+   * Every entry below the folder at `path`, at any depth, in one round trip where the storage
+   * allows (a catalog of many backups is then one request on SMB, not three per backup); [] when
+   * the folder does not exist.
+   */
+  listTree(path: string): Promise<TreeEntry[]>;
+  /**
+   * Small files read whole, in one round trip where the storage allows; undefined for each one
+   * that does not exist. For catalog documents of a few KB, never for role data.
+   */
+  readSmallFiles(paths: readonly string[]): Promise<(Buffer | undefined)[]>;
   /** The entry at `path`, or undefined when it does not exist. */
   stat(path: string): Promise<TargetEntry | undefined>;
   /** Rename a file or folder; the destination must not exist. Atomic where the storage allows. */
