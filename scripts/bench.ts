@@ -1,4 +1,4 @@
-// npm run bench [-- --size 500M] [--smb] [--keep]
+// npm run bench [-- --size 500M] [--rounds 3] [--smb] [--tools azsbackup,restic,borg,pipeline] [--keep]
 //
 // Backup and restore throughput and peak memory of AzsBackup against references measured in the
 // same run on the same deterministic corpus: restic, borg, and a `tar | zstd -1 -T0 | openssl enc`
@@ -26,6 +26,8 @@ function parseSize(text: string): number {
 /** --tools azsbackup,restic,borg,pipeline: run only these (e.g. only ours for a 5 GiB memory check). */
 const tools = (arg('--tools') ?? 'azsbackup,restic,borg,pipeline').split(',');
 const size = parseSize(arg('--size') ?? process.env.BENCH_SIZE ?? '500M');
+/** --rounds N: each tool runs N times, interleaved; the median is reported (default 3, 1 above 1 GiB). */
+const rounds = Number(arg('--rounds') ?? (size > 1024 ** 3 ? 1 : 3));
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'azsbackup-bench-'));
 const corpus = join(work, 'corpus');
 
@@ -106,89 +108,158 @@ function timed(label: string, command: string, env: Record<string, string> = {})
 
 interface Row { tool: string; backup: Run; restore: Run; outputBytes: number }
 
+/** One tool: a backup and a restore into fresh places, the round number keeping them apart. */
+interface Tool { name: string; run(round: number): Row }
+
 function azs(home: string, cmdlet: string, rest: string): string {
   return `AZSBACKUP_HOME=${home} node ${cli} ${cmdlet} ${rest} --output json`;
 }
 
-function ours(label: string, sharePath: string, credentialEnv: Record<string, string>, userArgs: string, sizeOf: () => number): Row {
-  const home = join(work, `home-${label}`);
-  const key = execFileSync('node', [cli, 'New-EncryptionKey', '--output', 'json'], { env: { ...process.env, AZSBACKUP_HOME: home }, encoding: 'utf8' });
-  const env = { ...credentialEnv, AZSBACKUP_ENCRYPTIONKEY: JSON.parse(key).Key as string };
-  execFileSync('bash', ['-c', `${azs(home, 'Set-BackupShare', `-Path '${sharePath}' ${userArgs} -SkipValidation`)} >/dev/null && ${azs(home, 'Register-InfrastructureRole', `-Name Corpus -Provider directory -Path ${corpus}`)} >/dev/null`], { env: { ...process.env, ...env } });
-  const backup = timed(`${label} backup`, `${azs(home, 'Start-InfrastructureBackup', '')} > ${work}/backup-${label}.json`, env);
-  const name = JSON.parse(readFileSync(`${work}/backup-${label}.json`, 'utf8')).Name as string;
-  const outputBytes = sizeOf();
-  // Every tool restores into empty space: the references into new folders, ours into the
-  // registered path after the corpus is moved away (and compared with its digest afterwards).
-  // Moved, not deleted: on ext4 mounted with `discard` (as here), creating files right after
-  // deleting thousands costs ~20x more per file for a while, which would tax only our restore.
-  renameSync(corpus, join(work, `corpus-before-${label}`));
-  const restore = timed(`${label} restore`, `printf '%s\\n' "$AZSBACKUP_ENCRYPTIONKEY" | ${azs(join(work, `fresh-${label}`), 'Restore-AzsBackup', `-Name ${name} -Path '${sharePath}' ${userArgs} -EncryptionKey -`)} >/dev/null`, env);
-  return { tool: label, backup, restore, outputBytes };
+/** Our backup and restore; `share(round)` gives a fresh share (an SMB folder, a local folder). */
+function ours(label: string, share: (round: number) => { path: string; size: () => number }, credentialEnv: Record<string, string>, userArgs: string): Tool {
+  return {
+    name: label,
+    run(round) {
+      const { path: sharePath, size: sizeOf } = share(round);
+      const home = join(work, `home-${label}-${round}`);
+      const key = execFileSync('node', [cli, 'New-EncryptionKey', '--output', 'json'], { env: { ...process.env, AZSBACKUP_HOME: home }, encoding: 'utf8' });
+      const env = { ...credentialEnv, AZSBACKUP_ENCRYPTIONKEY: JSON.parse(key).Key as string };
+      execFileSync('bash', ['-c', `${azs(home, 'Set-BackupShare', `-Path '${sharePath}' ${userArgs} -SkipValidation`)} >/dev/null && ${azs(home, 'Register-InfrastructureRole', `-Name Corpus -Provider directory -Path ${corpus}`)} >/dev/null`], { env: { ...process.env, ...env } });
+      const backup = timed(`${label} backup`, `${azs(home, 'Start-InfrastructureBackup', '')} > ${work}/backup-${label}.json`, env);
+      const name = JSON.parse(readFileSync(`${work}/backup-${label}.json`, 'utf8')).Name as string;
+      const outputBytes = sizeOf();
+      // Every tool restores into empty space: the references into new folders, ours into the
+      // registered path after the corpus is moved away (and compared with its digest afterwards).
+      // Moved, not deleted: on ext4 mounted with `discard` (as here), creating files right after
+      // deleting thousands costs ~20x more per file for a while, which would tax only our restore.
+      renameSync(corpus, join(work, `spent-corpus-${label}-${round}`));
+      const restore = timed(`${label} restore`, `printf '%s\\n' "$AZSBACKUP_ENCRYPTIONKEY" | ${azs(join(work, `fresh-${label}-${round}`), 'Restore-AzsBackup', `-Name ${name} -Path '${sharePath}' ${userArgs} -EncryptionKey -`)} >/dev/null`, env);
+      if (treeDigest(corpus) !== digest) throw new Error(`${label}: the restore did not reproduce the corpus.`);
+      return { tool: label, backup, restore, outputBytes };
+    },
+  };
 }
 
-function main(): { bytes: number; digest: string } {
-  process.stdout.write(`Corpus: ${(size / 1048576).toFixed(0)} MiB in ${corpus}\n`);
+const pass = 'bench-password-not-secret';
+
+function restic(): Tool {
+  return {
+    name: 'restic',
+    run(round) {
+      const repo = join(work, `spent-restic-${round}`);
+      execFileSync('restic', ['init', '--repo', repo], { env: { ...process.env, RESTIC_PASSWORD: pass }, stdio: 'ignore' });
+      const backup = timed('restic backup', `restic --repo ${repo} backup --quiet ${corpus}`, { RESTIC_PASSWORD: pass });
+      const restore = timed('restic restore', `restic --repo ${repo} restore latest --quiet --target ${work}/spent-restic-out-${round}`, { RESTIC_PASSWORD: pass });
+      return { tool: 'restic', backup, restore, outputBytes: treeSize(repo) };
+    },
+  };
+}
+
+function borg(): Tool {
+  return {
+    name: 'borg',
+    run(round) {
+      const repo = join(work, `spent-borg-${round}`);
+      const env = { BORG_PASSPHRASE: pass, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes', BORG_BASE_DIR: join(work, `spent-borg-base-${round}`) };
+      execFileSync('borg', ['init', '--encryption=repokey-blake2', repo], { env: { ...process.env, ...env }, stdio: 'ignore' });
+      const backup = timed('borg backup', `cd ${work} && borg create --compression zstd,1 ${repo}::bench corpus`, env);
+      const out = join(work, `spent-borg-out-${round}`);
+      mkdirSync(out);
+      const restore = timed('borg restore', `cd ${out} && borg extract ${repo}::bench`, env);
+      return { tool: 'borg', backup, restore, outputBytes: treeSize(repo) };
+    },
+  };
+}
+
+const ENC = 'openssl enc -aes-256-ctr -pbkdf2 -pass env:PIPE_PASS';
+
+function pipelineTool(): Tool {
+  return {
+    name: 'tar+zstd+openssl',
+    run(round) {
+      const file = join(work, `spent-pipeline-${round}.tar.zst.enc`);
+      const backup = timed('pipeline backup', `tar -C ${corpus} -cf - . | zstd -1 -T0 -q | ${ENC} > ${file}`, { PIPE_PASS: pass });
+      const out = join(work, `spent-pipe-out-${round}`);
+      mkdirSync(out);
+      const restore = timed('pipeline restore', `${ENC} -d < ${file} | zstd -d -q | tar -C ${out} -xf -`, { PIPE_PASS: pass });
+      return { tool: 'tar+zstd+openssl', backup, restore, outputBytes: statSync(file).size };
+    },
+  };
+}
+
+/** The same pipeline with `smbclient put` / `get` to the share, the reference for our SMB run. */
+function smbPipelineTool(smbclient: string, root: string): Tool {
+  return {
+    name: 'tar+zstd+openssl+smbclient',
+    run(round) {
+      const name = `pipeline-${round}.enc`;
+      const env = { PIPE_PASS: pass };
+      const backup = timed('pipeline smb backup', `tar -C ${corpus} -cf - . | zstd -1 -T0 -q | ${ENC} | ${smbclient} -c 'put /dev/stdin ${name}' >/dev/null 2>&1`, env);
+      const out = join(work, `spent-pipe-smb-out-${round}`);
+      mkdirSync(out);
+      const restore = timed('pipeline smb restore', `${smbclient} -c 'get ${name} /dev/stdout' 2>/dev/null | ${ENC} -d | zstd -d -q | tar -C ${out} -xf -`, env);
+      return { tool: 'tar+zstd+openssl+smbclient', backup, restore, outputBytes: statSync(join(root, name)).size };
+    },
+  };
+}
+
+/**
+ * Runs every tool `rounds` times, interleaved and in a rotating order, and keeps each tool's median
+ * round: this machine's file system slows down for a while after large deletions or writebacks
+ * (the same `tar -x` took 0.2 s and 2.0 s minutes apart), and that noise should land on every tool
+ * alike. Each round's outputs are deleted before the next, after a sync and a pause.
+ */
+function measure(list: Tool[]): Row[] {
+  const runs = new Map<string, Row[]>(list.map((t) => [t.name, []]));
+  for (let round = 0; round < rounds; round++) {
+    const order = [...list.slice(round % list.length), ...list.slice(0, round % list.length)];
+    for (const tool of order) runs.get(tool.name)!.push(tool.run(round));
+    for (const spent of readdirSync(work).filter((n) => n.startsWith('spent-'))) rmSync(join(work, spent), { recursive: true, force: true });
+    execFileSync('sync');
+    spawnSync('sleep', ['5']);
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const middle = (rs: Run[]): Run => ({ seconds: median(rs.map((r) => r.seconds)), cpuSeconds: median(rs.map((r) => r.cpuSeconds)), peakRssMB: Math.max(...rs.map((r) => r.peakRssMB)) });
+  return list.map((t) => {
+    const rs = runs.get(t.name)!;
+    return { tool: t.name, backup: middle(rs.map((r) => r.backup)), restore: middle(rs.map((r) => r.restore)), outputBytes: rs[0]!.outputBytes };
+  });
+}
+
+let digest = '';
+
+function main(): { bytes: number } {
+  process.stdout.write(`Corpus: ${(size / 1048576).toFixed(0)} MiB in ${corpus}; ${rounds} round(s), the median kept\n`);
   makeCorpus(size);
   const bytes = treeSize(corpus);
-  const digest = treeDigest(corpus);
-  const rows: Row[] = [];
-  const pass = 'bench-password-not-secret';
-
-  const share = join(work, 'share');
-  mkdirSync(share);
-  rows.push(ours('azsbackup', share, {}, '', () => treeSize(share)));
-
-  if (tools.includes('restic')) {
-    const restic = join(work, 'restic');
-    execFileSync('restic', ['init', '--repo', restic], { env: { ...process.env, RESTIC_PASSWORD: pass }, stdio: 'ignore' });
-    const resticBackup = timed('restic backup', `restic --repo ${restic} backup --quiet ${corpus}`, { RESTIC_PASSWORD: pass });
-    const resticSize = treeSize(restic);
-    rmSync(join(work, 'restic-out'), { recursive: true, force: true });
-    const resticRestore = timed('restic restore', `restic --repo ${restic} restore latest --quiet --target ${work}/restic-out`, { RESTIC_PASSWORD: pass });
-    rows.push({ tool: 'restic', backup: resticBackup, restore: resticRestore, outputBytes: resticSize });
-  }
-
-  if (tools.includes('borg')) {
-    const borg = join(work, 'borg');
-    const borgEnv = { BORG_PASSPHRASE: pass, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes', BORG_BASE_DIR: join(work, 'borg-base') };
-    execFileSync('borg', ['init', '--encryption=repokey-blake2', borg], { env: { ...process.env, ...borgEnv }, stdio: 'ignore' });
-    const borgBackup = timed('borg backup', `cd ${work} && borg create --compression zstd,1 ${borg}::bench corpus`, borgEnv);
-    const borgSize = treeSize(borg);
-    mkdirSync(join(work, 'borg-out'));
-    const borgRestore = timed('borg restore', `cd ${work}/borg-out && borg extract ${borg}::bench`, borgEnv);
-    rows.push({ tool: 'borg', backup: borgBackup, restore: borgRestore, outputBytes: borgSize });
-  }
-
-  if (tools.includes('pipeline')) {
-    const enc = `openssl enc -aes-256-ctr -pbkdf2 -pass env:PIPE_PASS`;
-    const pipeBackup = timed('pipeline backup', `tar -C ${corpus} -cf - . | zstd -1 -T0 -q | ${enc} > ${work}/pipeline.tar.zst.enc`, { PIPE_PASS: pass });
-    mkdirSync(join(work, 'pipe-out'));
-    const pipeRestore = timed('pipeline restore', `${enc} -d < ${work}/pipeline.tar.zst.enc | zstd -d -q | tar -C ${work}/pipe-out -xf -`, { PIPE_PASS: pass });
-    rows.push({ tool: 'tar+zstd+openssl', backup: pipeBackup, restore: pipeRestore, outputBytes: statSync(`${work}/pipeline.tar.zst.enc`).size });
-  }
-
-  if (treeDigest(corpus) !== digest) throw new Error('Our restore did not reproduce the corpus.');
-  report('local folder', bytes, rows, ['restic', 'borg', 'tar+zstd+openssl']);
-  return { bytes, digest };
+  digest = treeDigest(corpus);
+  const list: Tool[] = [ours('azsbackup', (round) => {
+    const share = join(work, `spent-share-${round}`);
+    mkdirSync(share);
+    return { path: share, size: () => treeSize(share) };
+  }, {}, '')];
+  if (tools.includes('restic')) list.push(restic());
+  if (tools.includes('borg')) list.push(borg());
+  if (tools.includes('pipeline')) list.push(pipelineTool());
+  report('local folder', bytes, measure(list), ['restic', 'borg', 'tar+zstd+openssl']);
+  return { bytes };
 }
 
 /** The same backup to an SMB share on a loopback Samba, against `smbclient put` of the pipeline's output. */
 async function smb(bytes: number): Promise<void> {
   const samba = await startSamba();
   try {
-    const rows = [ours('azsbackup-smb', samba.smbUrl, { AZSBACKUP_PASSWORD: samba.password }, `-UserName ${samba.userName}`, () => treeSize(samba.root))];
     const auth = join(work, 'smb-auth');
     writeFileSync(auth, `username = ${samba.userName}\npassword = ${samba.password}\n`, { mode: 0o600 });
     const smbclient = `smbclient //127.0.0.1/${samba.share} -p ${samba.port} -A ${auth} -m SMB3 -E`;
-    const enc = 'openssl enc -aes-256-ctr -pbkdf2 -pass env:PIPE_PASS';
-    const env = { PIPE_PASS: 'bench-password-not-secret' };
-    const backup = timed('pipeline smb backup', `tar -C ${corpus} -cf - . | zstd -1 -T0 -q | ${enc} | ${smbclient} -c 'put /dev/stdin pipeline.enc' >/dev/null 2>&1`, env);
-    const outputBytes = statSync(join(samba.root, 'pipeline.enc')).size;
-    mkdirSync(join(work, 'pipe-smb-out'));
-    const restore = timed('pipeline smb restore', `${smbclient} -c 'get pipeline.enc /dev/stdout' 2>/dev/null | ${enc} -d | zstd -d -q | tar -C ${work}/pipe-smb-out -xf -`, env);
-    rows.push({ tool: 'tar+zstd+openssl+smbclient put', backup, restore, outputBytes });
-    report('SMB share (Samba on loopback)', bytes, rows, ['tar+zstd+openssl+smbclient put']);
+    const list = [
+      ours('azsbackup-smb', (round) => ({ path: `${samba.smbUrl}/spent-${round}`, size: () => treeSize(join(samba.root, `spent-${round}`)) }), { AZSBACKUP_PASSWORD: samba.password }, `-UserName ${samba.userName}`),
+      smbPipelineTool(smbclient, samba.root),
+    ];
+    // Made through the share, so they belong to the share's account.
+    for (let round = 0; round < rounds; round++) execFileSync('bash', ['-c', `${smbclient} -c 'mkdir spent-${round}' >/dev/null`]);
+    const rows = measure(list);
+    report('SMB share (Samba on loopback)', bytes, rows, ['tar+zstd+openssl+smbclient']);
   } finally {
     await samba.stop();
   }
@@ -216,11 +287,8 @@ function report(where: string, bytes: number, rows: Row[], references: string[])
 }
 
 try {
-  const { bytes, digest } = main();
-  if (args.includes('--smb')) {
-    await smb(bytes);
-    if (treeDigest(corpus) !== digest) throw new Error('Our SMB restore did not reproduce the corpus.');
-  }
+  const { bytes } = main();
+  if (args.includes('--smb')) await smb(bytes);
 } finally {
   if (!args.includes('--keep')) rmSync(work, { recursive: true, force: true });
 }
