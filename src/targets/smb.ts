@@ -49,7 +49,8 @@ const REQUEST_TIMEOUT_S = 60;
  * on failure (best effort: a broken connection can leave it, and it carries the partial marker).
  *
  * Samba's `max disk size` and quotas only change what the server reports, so a write also stops
- * itself with ShareCapacity once it exceeds the space the share reported before it began.
+ * itself with ShareCapacity once it exceeds the free space the share last reported to this target
+ * (every `ls` reports it), less what the target has written since.
  */
 export class SmbTarget implements Target {
   readonly location: string;
@@ -57,6 +58,9 @@ export class SmbTarget implements Target {
   private readonly user: { domain?: string; user: string };
   // A true private field: it stays out of JSON.stringify, util.inspect and error dumps of the target.
   readonly #credential: SmbCredential;
+  /** The free space the share last reported to this target, and what this target wrote since. */
+  private reported: FreeSpace | undefined;
+  private writtenSinceReport = 0;
 
   constructor(
     readonly share: SmbLocation,
@@ -299,15 +303,21 @@ export class SmbTarget implements Target {
     const dirSegs = segs.slice(0, -1);
     const tempSegs = [...dirSegs, partialNameFor(segs[segs.length - 1]!)];
 
-    // One round trip makes the parents and reports the free space the write may use.
-    let room: FreeSpace | undefined;
-    try {
-      const pre = await this.run([...this.mkdirCommands(dirSegs), dirSegs.length === 0 ? 'ls' : `ls ${this.q(dirSegs)}`]);
-      this.check(pre.failures, p, isMkdirCollision);
-      room = parseFreeSpace(pre.stdout);
-    } catch (e) {
-      data.destroy();
-      throw e;
+    // The free space the write may use: as the share last reported it to this target, less what
+    // it has written since; otherwise one round trip makes the parents and asks.
+    let room = this.roomLeft();
+    let makeParents = this.mkdirCommands(dirSegs);
+    if (room === undefined) {
+      try {
+        const pre = await this.run([...makeParents, dirSegs.length === 0 ? 'ls' : `ls ${this.q(dirSegs)}`]);
+        makeParents = [];
+        this.check(pre.failures, p, isMkdirCollision);
+        this.noteFreeSpace(pre.stdout);
+        room = this.roomLeft();
+      } catch (e) {
+        data.destroy();
+        throw e;
+      }
     }
 
     let bytes = 0;
@@ -323,17 +333,19 @@ export class SmbTarget implements Target {
       },
     });
     try {
-      const put = await this.run([`put - ${this.q(tempSegs)}`], {
+      const put = await this.run([...makeParents, `put - ${this.q(tempSegs)}`], {
         stdin: (sub) => pipeline(data, counter, sub.stdin!),
       });
-      this.check(put.failures, p);
+      this.check(put.failures, p, isMkdirCollision);
       const ren = await this.run([`rename ${this.q(tempSegs)} ${this.q(segs)} -f`]);
       this.check(ren.failures, p);
     } catch (e) {
       data.destroy();
+      this.reported = undefined;
       await this.run([`deltree ${this.q(tempSegs)}`]).catch(() => {});
       throw e;
     }
+    this.writtenSinceReport += bytes;
     return { bytes };
   }
 
@@ -454,13 +466,27 @@ export class SmbTarget implements Target {
 
   async mkdir(p: string): Promise<void> {
     const segs = this.segments(p);
-    const r = await this.run(this.mkdirCommands(segs));
+    // The free space comes with it for nothing, and spares the writes that usually follow a request.
+    const r = await this.run([...this.mkdirCommands(segs), segs.length === 0 ? 'ls' : `ls ${this.q(segs)}`]);
     this.check(r.failures, p, isMkdirCollision);
+    this.noteFreeSpace(r.stdout);
+  }
+
+  /** Remembers the free space an `ls` printed; writes then count down from it. */
+  private noteFreeSpace(stdout: string): void {
+    this.reported = parseFreeSpace(stdout);
+    this.writtenSinceReport = 0;
+  }
+
+  private roomLeft(): FreeSpace | undefined {
+    if (!this.reported) return undefined;
+    return { ...this.reported, available: Math.max(0, this.reported.available - this.writtenSinceReport) };
   }
 
   async freeSpace(): Promise<FreeSpace> {
     const r = await this.run(['ls']);
     this.check(r.failures, '');
+    this.noteFreeSpace(r.stdout);
     const room = parseFreeSpace(r.stdout);
     if (!room) {
       throw new AzsError(`The file server did not report the free space of ${this.location}.`, {
