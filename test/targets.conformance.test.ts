@@ -126,6 +126,29 @@ describe.each(kinds)('Target conformance: $name', (kind) => {
     expect((await t.list('')).map((e) => e.name)).toEqual(['f.txt']);
   });
 
+  it('replaces a file in one step: mid-write the old file is still there whole', async () => {
+    const t = await kind.fresh();
+    await t.write('info.xml', Readable.from([Buffer.from('<old/>')]));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let halfSent!: () => void;
+    const half = new Promise<void>((resolve) => (halfSent = resolve));
+    const source = Readable.from((async function* () {
+      yield Buffer.from('<new>');
+      halfSent();
+      await gate;
+      yield Buffer.from('</new>');
+    })());
+    const writing = t.write('info.xml', source);
+    await half;
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await readAll(await t.read('info.xml'))).toString()).toBe('<old/>');
+    expect((await t.list('')).filter((e) => !isPartialName(e.name)).map((e) => e.name)).toEqual(['info.xml']);
+    release();
+    await writing;
+    expect((await readAll(await t.read('info.xml'))).toString()).toBe('<new></new>');
+  });
+
   it('creates parent folders on write and with mkdir (idempotent)', async () => {
     const t = await kind.fresh();
     await t.write('a/b/c/file.txt', Readable.from([Buffer.from('x')]));

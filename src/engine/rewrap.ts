@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { backupInfoMacKey, serializeBackupInfo } from '../catalog/backup-info.js';
 import { INFO_FILE } from '../catalog/layout.js';
-import { listShare } from '../catalog/share-catalog.js';
+import { listShare, readBackupInfos } from '../catalog/share-catalog.js';
+import { isAzsError } from '../errors.js';
 import { materialId, wrapFor, type DecryptWith, type EncryptFor } from '../crypto/recipient.js';
 import type { Target } from '../targets/target.js';
 import { recordFromInfo, type BackupRecord } from './backup-record.js';
@@ -10,7 +11,7 @@ import { openBackup } from './open-backup.js';
 /**
  * After a rotation, wraps a backup's data key for the new recipient in place of the old one and
  * re-seals BackupInfo.xml. The role files are not touched: their chunks are under the data key,
- * which does not change. The new BackupInfo.xml is fully written before the old one is moved aside.
+ * which does not change.
  */
 export async function rewrapBackup(target: Target, sharePath: string, name: string, oldMaterial: DecryptWith, recipient: EncryptFor): Promise<BackupRecord> {
   const { entry, info, dataKey } = await openBackup(target, name, oldMaterial);
@@ -18,11 +19,9 @@ export async function rewrapBackup(target: Target, sharePath: string, name: stri
   if (info.recipients.length === 1 && info.recipients[0]!.id === newId) return recordFromInfo(info, sharePath);
   const updated = { ...info, recipients: [wrapFor(recipient, dataKey!, entry.name)] };
   const text = serializeBackupInfo(updated, backupInfoMacKey(dataKey!, entry.name));
-  const file = `${entry.folder}/${INFO_FILE}`;
-  await target.write(`${file}.next`, Readable.from([Buffer.from(text)]));
-  await target.rename(file, `${file}.prev`);
-  await target.rename(`${file}.next`, file);
-  await target.delete(`${file}.prev`);
+  // Target.write replaces in one atomic step, so the backup never lacks its BackupInfo.xml (and
+  // never lists as a leftover that a prune would remove), even if this process dies here.
+  await target.write(`${entry.folder}/${INFO_FILE}`, Readable.from([Buffer.from(text)]));
   return recordFromInfo(updated, sharePath);
 }
 
@@ -30,10 +29,11 @@ export async function rewrapBackup(target: Target, sharePath: string, name: stri
 export async function backupsToRewrap(target: Target, oldMaterial: DecryptWith, name?: string): Promise<string[]> {
   if (name) return [name];
   const id = materialId(oldMaterial).toUpperCase();
-  const names: string[] = [];
-  for (const entry of (await listShare(target)).backups) {
-    const { info } = await openBackup(target, entry.name);
-    if (info.recipients.some((r) => r.id.toUpperCase() === id)) names.push(entry.name);
-  }
-  return names;
+  const { backups } = await listShare(target);
+  const infos = await readBackupInfos(target, backups);
+  return backups.filter((_, i) => {
+    const read = infos[i]!;
+    if (isAzsError(read)) throw read;
+    return read.info.recipients.some((r) => r.id.toUpperCase() === id);
+  }).map((entry) => entry.name);
 }

@@ -31,7 +31,11 @@ export interface FreeSpace {
 export interface Target {
   /** A description for messages: the path or UNC, never a secret. */
   readonly location: string;
-  /** Stream `data` into the file at `path`, creating parent folders; resolves once it is all stored. */
+  /**
+   * Stream `data` into the file at `path`, creating parent folders; resolves once it is all stored.
+   * The file appears, or replaces an existing one, in one atomic step at the end: a reader sees the
+   * old file or the whole new one, never a part and never nothing.
+   */
   write(path: string, data: Readable): Promise<{ bytes: number }>;
   /** The file at `path` as a stream; rejects with ObjectNotFound when it is missing. */
   read(path: string): Promise<Readable>;
