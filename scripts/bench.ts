@@ -213,7 +213,11 @@ function measure(list: Tool[]): Row[] {
   const runs = new Map<string, Row[]>(list.map((t) => [t.name, []]));
   for (let round = 0; round < rounds; round++) {
     const order = [...list.slice(round % list.length), ...list.slice(0, round % list.length)];
-    for (const tool of order) runs.get(tool.name)!.push(tool.run(round));
+    for (const tool of order) {
+      const row = tool.run(round);
+      runs.get(tool.name)!.push(row);
+      process.stdout.write(`round ${round + 1}: ${tool.name.padEnd(28)} backup ${row.backup.seconds.toFixed(2)} s, restore ${row.restore.seconds.toFixed(2)} s\n`);
+    }
     for (const spent of readdirSync(work).filter((n) => n.startsWith('spent-'))) rmSync(join(work, spent), { recursive: true, force: true });
     execFileSync('sync');
     spawnSync('sleep', ['5']);
