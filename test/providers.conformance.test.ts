@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AzsError } from '../src/errors.js';
 import { createProvider } from '../src/providers/index.js';
@@ -222,6 +222,19 @@ describe.each(cases)('$name provider', (c) => {
       const siblings = await fs.readdir(path.dirname(fx.role.path));
       expect(siblings.filter((s) => s.includes('azs-'))).toEqual([]);
     }
+  });
+
+  it.skipIf(c.skip)('a stream that failed before the import began rejects it at once and changes nothing', async () => {
+    // The engine decrypts as soon as the stream exists: a damaged first chunk can fail it while the
+    // provider still prepares, before any 'error' listener of the provider is attached.
+    const before = await fx.snapshot();
+    const failed = new PassThrough();
+    failed.on('error', () => {});
+    failed.destroy(new AzsError('Chunk 0 of the role file did not authenticate.', { errorId: 'ChunkAuthenticationFailed', category: 'InvalidData' }));
+    await new Promise((resolve) => setImmediate(resolve));
+    const err = await provider.import(failed).then(() => undefined, (e: unknown) => e);
+    expect(err).toMatchObject({ errorId: 'ChunkAuthenticationFailed' });
+    expect(await fx.snapshot()).toEqual(before);
   });
 
   it.skipIf(c.skip)('a failing export errors clearly', async () => {

@@ -2,6 +2,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa, type ResultPromise } from 'execa';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
+import { earlyFailure } from './input.js';
 
 /**
  * Runs one external program for a provider: never through a shell, in its own process group so a
@@ -200,12 +201,29 @@ export function exportFromProgram(spec: ProgramSpec): Readable {
   return out;
 }
 
+function inputFailed(spec: ProgramSpec, inputError: unknown): AzsError {
+  if (isAzsError(inputError)) return inputError;
+  return new AzsError(`The role data stream failed while the ${spec.label} was reading it: ${(inputError as Error)?.message ?? String(inputError)}`, {
+    errorId: `${spec.errorPrefix}InputFailed`,
+    category: 'ReadError',
+    targetObject: spec.argv[0],
+    cause: inputError,
+    recommendedAction: 'Check the backup with Test-InfrastructureBackup; the program was stopped and may have applied part of the data.',
+  });
+}
+
 /**
  * Runs the program with `data` on its stdin and resolves when it exited 0 after reading it. If
  * `data` fails, the program is killed at once (SIGKILL, so it cannot mistake the closed pipe for a
  * clean end of input and commit half of it) and the data's error is thrown.
  */
 export async function importIntoProgram(spec: ProgramSpec, data: Readable): Promise<void> {
+  const early = earlyFailure(data);
+  if (early) {
+    // Reported here; the stream's own 'error' event may still be on its way and must not go unheard.
+    data.on('error', () => {});
+    throw inputFailed(spec, early);
+  }
   const run = start(spec, 'import');
   let inputError: unknown;
   // Registered before pipeline() so the kill happens before stdin is closed.
@@ -223,16 +241,7 @@ export async function importIntoProgram(spec: ProgramSpec, data: Readable): Prom
   await feeding;
   run.dispose();
   data.off('error', onDataError);
-  if (inputError !== undefined && run.reason() !== 'timeout' && run.reason() !== 'aborted') {
-    if (isAzsError(inputError)) throw inputError;
-    throw new AzsError(`The role data stream failed while the ${spec.label} was reading it: ${(inputError as Error)?.message ?? String(inputError)}`, {
-      errorId: `${spec.errorPrefix}InputFailed`,
-      category: 'ReadError',
-      targetObject: spec.argv[0],
-      cause: inputError,
-      recommendedAction: 'Check the backup with Test-InfrastructureBackup; the program was stopped and may have applied part of the data.',
-    });
-  }
+  if (inputError !== undefined && run.reason() !== 'timeout' && run.reason() !== 'aborted') throw inputFailed(spec, inputError);
   const err = failure(spec, run, r);
   if (err) throw err;
 }

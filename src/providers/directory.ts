@@ -5,6 +5,7 @@ import type * as tar from 'tar';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { exportFromProgram, importIntoProgram } from './child.js';
 import { providerFsError } from './fs-error.js';
+import { earlyFailure } from './input.js';
 import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
 import { removeStale, swapDirectoryInto } from './swap.js';
 
@@ -144,7 +145,7 @@ async function extractStrict(data: Readable, staging: string, signal?: AbortSign
   });
   parser.on('end', () => parsedDone());
   const toTar = new PassThrough({ highWaterMark: 1 << 20 });
-  data.on('error', (e) => {
+  const onDataError = (e: unknown): void => {
     const error = isAzsError(e) ? e : new AzsError(`The role data stream failed during the restore: ${(e as Error).message}; nothing was changed.`, {
       errorId: 'DirectoryImportInputFailed', category: 'ReadError', cause: e,
       recommendedAction: 'Check the share and the backup with Test-InfrastructureBackup, then restore again.',
@@ -152,7 +153,10 @@ async function extractStrict(data: Readable, staging: string, signal?: AbortSign
     refuse(error);
     toTar.destroy(error);
     parsedDone();
-  });
+  };
+  data.on('error', onDataError);
+  const early = earlyFailure(data);
+  if (early) onDataError(early);
   data.pipe(toTar);
   data.pipe(parser as unknown as NodeJS.WritableStream);
 
