@@ -2,7 +2,7 @@
 // its own cmdlet), the compiled manifests the host reads at start-up, and the PowerShell module.
 import { build } from 'esbuild';
 import { bundleOptions } from './bundle-options.mjs';
-import { readdirSync, rmSync, mkdirSync } from 'node:fs';
+import { readdirSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,8 @@ for (const file of readdirSync(join(root, 'cmdlets')).filter((f) => f.endsWith('
   entryPoints[`cmdlets/${file.slice(0, -3)}`] = `cmdlets/${file}`;
 }
 
-await build(bundleOptions(root, entryPoints, dist));
+// The metafile says which sources (and packages) went into which chunk: the start-up test reads it.
+const { metafile } = await build({ ...bundleOptions(root, entryPoints, dist), metafile: true });
+writeFileSync(join(dist, 'metafile.json'), JSON.stringify(metafile));
 
 execFileSync(process.execPath, [join(dist, 'tools/build-tools.js'), root], { stdio: 'inherit' });
