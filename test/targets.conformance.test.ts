@@ -215,7 +215,18 @@ describe.each(kinds)('Target conformance: $name', (kind) => {
     await t.write('docs/a.xml', Readable.from([Buffer.from('<a/>')]));
     await t.write('docs/sub dir/b ü.xml', Readable.from([Buffer.from('<b>ü</b>')]));
     await t.write('docs/empty.xml', Readable.from([]));
-    const files = await t.readSmallFiles(['docs/a.xml', 'docs/missing.xml', 'docs/sub dir/b ü.xml', 'no/such/folder.xml', 'docs/empty.xml']);
+    // A temporary folder with a space in its name (where the SMB target fetches to) changes nothing.
+    const tmpWithSpace = await fs.mkdtemp(path.join(os.tmpdir(), 'azs tmp '));
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = tmpWithSpace;
+    let files: (Buffer | undefined)[];
+    try {
+      files = await t.readSmallFiles(['docs/a.xml', 'docs/missing.xml', 'docs/sub dir/b ü.xml', 'no/such/folder.xml', 'docs/empty.xml']);
+    } finally {
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+      await fs.rm(tmpWithSpace, { recursive: true, force: true });
+    }
     expect(files.map((f) => f?.toString('utf8'))).toEqual(['<a/>', undefined, '<b>ü</b>', undefined, '']);
     expect(await t.readSmallFiles([])).toEqual([]);
     const many = Array.from({ length: 230 }, (_, i) => `docs/a.xml`.replace('a', i % 2 ? 'a' : `x${i}`));

@@ -421,7 +421,8 @@ export class SmbTarget implements Target {
     if (paths.length === 0) return [];
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'azsbackup-smb-get-'));
     try {
-      const r = await this.run(paths.map((p, i) => `get ${this.q(this.segments(p))} ${path.join(dir, String(i))}`));
+      // The local names are quoted too: TMPDIR may hold spaces.
+      const r = await this.run(paths.map((p, i) => `get ${this.q(this.segments(p))} "${path.join(dir, String(i))}"`));
       this.check(r.failures, paths.join(', '), (f) => NOT_FOUND.has(f.status));
       return await Promise.all(paths.map((_, i) => fsp.readFile(path.join(dir, String(i))).catch(() => undefined)));
     } finally {
