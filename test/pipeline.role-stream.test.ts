@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { Readable, Writable } from 'node:stream';
+import { Readable, Transform, Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { AzsError } from '../src/errors.js';
@@ -26,6 +26,11 @@ function jsonRecords(count: number): Buffer {
   const lines: string[] = [];
   for (let i = 0; i < count; i++) lines.push(JSON.stringify({ id: i, user: `user${i % 977}`, role: 'Identity', enabled: i % 3 === 0 }));
   return Buffer.from(lines.join('\n'));
+}
+
+/** Bytes waiting in the buffers of these stream stages, both sides. */
+function heldBytes(stages: Duplex[]): number {
+  return stages.reduce((n, s) => n + s.readableLength + s.writableLength, 0);
 }
 
 /** Deterministic pseudo-random bytes generated as they are read, so the test never holds the whole input. */
@@ -150,63 +155,62 @@ describe('role streams', () => {
     await pipeline(source, sealRoleStream({ ...opts, chunkSize: 4 * 1024 * 1024 }), stored.sink);
     const file = stored.result();
     expect(file.length).toBeLessThan(4 * 1024 * 1024); // the whole GiB fits in one chunk
-    const before = process.memoryUsage().rss;
-    let peak = before;
+    const open = openRoleStream(opts);
+    let most = 0;
     let received = 0;
     await pipeline(
       Readable.from([file]),
-      openRoleStream(opts),
+      open,
       new Writable({
         write(c: Buffer, _e, cb) {
           received += c.length;
-          peak = Math.max(peak, process.memoryUsage().rss);
+          most = Math.max(most, heldBytes([open]));
           setImmediate(cb);
         },
       }),
     );
     expect(received).toBe(total);
-    expect(peak - before).toBeLessThan(150 * 1024 * 1024);
+    // Expanded step by step as the consumer takes it: never more than a few MiB waiting.
+    expect(most).toBeLessThan(4 * 1024 * 1024);
   });
 
   it('digest() refuses to answer before the stream finished', () => {
     expect(() => createHashTap().digest()).toThrow(/before the stream finished/);
   });
 
-  it('streams 200 MB through seal, hash and open without memory growing with the data', async () => {
+  it('streams 200 MB through seal, hash and open with bounded buffers (memory does not grow with the data)', async () => {
     const total = 200 * 1024 * 1024;
-    const before = process.memoryUsage().rss;
-    let peak = before;
-    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
     const tap = createHashTap();
     const inHash = createHash('sha256');
     const outHash = createHash('sha256');
+    const seal = sealRoleStream(opts);
+    const open = openRoleStream(opts);
     let outBytes = 0;
-    try {
-      await pipeline(
-        generated(total),
-        new (await import('node:stream')).Transform({
-          transform(c: Buffer, _e, cb) {
-            inHash.update(c);
-            cb(null, c);
-          },
-        }),
-        sealRoleStream(opts),
-        tap,
-        openRoleStream(opts),
-        new Writable({
-          write(c: Buffer, _e, cb) {
-            outHash.update(c);
-            outBytes += c.length;
-            cb();
-          },
-        }),
-      );
-    } finally {
-      clearInterval(sampler);
-    }
+    let most = 0;
+    await pipeline(
+      generated(total),
+      new Transform({
+        transform(c: Buffer, _e, cb) {
+          inHash.update(c);
+          cb(null, c);
+        },
+      }),
+      seal,
+      tap,
+      open,
+      new Writable({
+        write(c: Buffer, _e, cb) {
+          outHash.update(c);
+          outBytes += c.length;
+          most = Math.max(most, heldBytes([seal, tap, open]));
+          cb();
+        },
+      }),
+    );
     expect(outBytes).toBe(total);
     expect(outHash.digest('hex')).toBe(inHash.digest('hex'));
     expect(tap.digest().bytes).toBeGreaterThan(total / 3);
-    expect(peak - before).toBeLessThan(150 * 1024 * 1024);
+    // Peak RSS on 5 GiB is the benchmark's figure; here: what the stages hold stays a few chunks.
+    expect(most).toBeLessThan(16 * 1024 * 1024);
   });
 });
