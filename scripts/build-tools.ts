@@ -6,12 +6,14 @@ import { compileManifests, loadManifestSet } from '../src/manifest/load.js';
 import { generateModule } from '../src/psmodule/generate.js';
 
 const root = resolve(process.argv[2] ?? '.');
+/** Where the build is being written (scripts/build.mjs builds into dist.next/ and swaps it in). */
+const out = resolve(process.argv[3] ?? join(root, 'dist'));
 const manifests = join(root, 'manifests');
-compileManifests(manifests, join(root, 'dist', 'manifests.json'));
+compileManifests(manifests, join(out, 'manifests.json'));
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 await generateModule(loadManifestSet(manifests), {
   version,
   hostPath: join(root, 'bin', 'azsbackup.js'),
-  outDir: join(root, 'dist', 'powershell', 'AzsBackup'),
+  outDir: join(out, 'powershell', 'AzsBackup'),
 });
 process.stdout.write(`Built dist/ (host, cmdlets, manifests.json) and dist/powershell/AzsBackup ${version}\n`);

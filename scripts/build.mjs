@@ -2,15 +2,18 @@
 // its own cmdlet), the compiled manifests the host reads at start-up, and the PowerShell module.
 import { build } from 'esbuild';
 import { bundleOptions } from './bundle-options.mjs';
-import { readdirSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
-rmSync(dist, { recursive: true, force: true });
-mkdirSync(dist, { recursive: true });
+// Built beside dist/ and swapped in at the end, so a command or test running meanwhile finds the
+// old build or the new one, never a half-written or empty dist/.
+const next = join(root, 'dist.next');
+rmSync(next, { recursive: true, force: true });
+mkdirSync(next, { recursive: true });
 
 const entryPoints = {
   'host/main': 'src/host/main.ts',
@@ -23,7 +26,13 @@ for (const file of readdirSync(join(root, 'cmdlets')).filter((f) => f.endsWith('
 }
 
 // The metafile says which sources (and packages) went into which chunk: the start-up test reads it.
-const { metafile } = await build({ ...bundleOptions(root, entryPoints, dist), metafile: true });
-writeFileSync(join(dist, 'metafile.json'), JSON.stringify(metafile));
+const { metafile } = await build({ ...bundleOptions(root, entryPoints, next), metafile: true });
+const outputs = Object.fromEntries(Object.entries(metafile.outputs).map(([out, v]) => [out.replace(/^dist\.next\//, 'dist/'), v]));
+writeFileSync(join(next, 'metafile.json'), JSON.stringify({ ...metafile, outputs }));
 
-execFileSync(process.execPath, [join(dist, 'tools/build-tools.js'), root], { stdio: 'inherit' });
+execFileSync(process.execPath, [join(next, 'tools/build-tools.js'), root, next], { stdio: 'inherit' });
+
+const old = join(root, `dist.old-${process.pid}`);
+if (existsSync(dist)) renameSync(dist, old);
+renameSync(next, dist);
+rmSync(old, { recursive: true, force: true });
