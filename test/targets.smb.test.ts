@@ -117,6 +117,22 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
     expect((await t.stat('fits.bin'))?.size).toBe(512 * 1024);
   });
 
+  it('counts writes running side by side against one free-space figure: together they cannot overrun it', async () => {
+    const t = openTarget(tiny.smbUrl, { userName: tiny.userName, password: tiny.password });
+    const { available } = await t.freeSpace();
+    // Each fits alone; the two together do not. Samba's max disk size is only reported, never
+    // enforced, so the target's own count is all that stops the second.
+    const pieces = () => Readable.from(Array.from({ length: Math.ceil((available * 0.6) / 65536) }, () => randomBytes(65536)));
+    const results = await Promise.allSettled([t.write('pair/a.bin', pieces()), t.write('pair/b.bin', pieces())]);
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    for (const r of refused) expect(r.reason).toMatchObject({ alertType: 'ShareCapacity', exitCode: 14 });
+    // Whatever was refused left nothing behind, not even a partial file.
+    const left = (await t.list('pair')).map((e) => e.name);
+    expect(left.length).toBe(2 - refused.length);
+    expect(left.every((n) => n === 'a.bin' || n === 'b.bin')).toBe(true);
+  });
+
   it.skipIf(!canMount())('maps a real NT_STATUS_DISK_FULL to ShareCapacity and removes the partial file', async () => {
     const dir = path.join(samba.root, 'small');
     await fsp.mkdir(dir);

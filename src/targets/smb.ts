@@ -58,7 +58,7 @@ export class SmbTarget implements Target {
   private readonly user: { domain?: string; user: string };
   // A true private field: it stays out of JSON.stringify, util.inspect and error dumps of the target.
   readonly #credential: SmbCredential;
-  /** The free space the share last reported to this target, and what this target wrote since. */
+  /** The free space the share last reported to this target, and what its writes have sent since. */
   private reported: FreeSpace | undefined;
   private writtenSinceReport = 0;
 
@@ -304,16 +304,15 @@ export class SmbTarget implements Target {
     const tempSegs = [...dirSegs, partialNameFor(segs[segs.length - 1]!)];
 
     // The free space the write may use: as the share last reported it to this target, less what
-    // it has written since; otherwise one round trip makes the parents and asks.
-    let room = this.roomLeft();
+    // its writes (this one and any running beside it) have sent since; otherwise one round trip
+    // makes the parents and asks.
     let makeParents = this.mkdirCommands(dirSegs);
-    if (room === undefined) {
+    if (this.reported === undefined) {
       try {
         const pre = await this.run([...makeParents, dirSegs.length === 0 ? 'ls' : `ls ${this.q(dirSegs)}`]);
         makeParents = [];
         this.check(pre.failures, p, isMkdirCollision);
         this.noteFreeSpace(pre.stdout);
-        room = this.roomLeft();
       } catch (e) {
         data.destroy();
         throw e;
@@ -321,12 +320,12 @@ export class SmbTarget implements Target {
     }
 
     let bytes = 0;
-    const location = this.location;
     const counter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
+      transform: (chunk: Buffer, _enc, cb) => {
         bytes += chunk.length;
-        if (room !== undefined && bytes > room.available) {
-          cb(shareError('ShareCapacity', `The share ${location} has ${room.available} bytes free; '${p}' needs more.`, { targetObject: p }));
+        this.writtenSinceReport += chunk.length;
+        if (this.reported !== undefined && this.writtenSinceReport > this.reported.available) {
+          cb(shareError('ShareCapacity', `The share ${this.location} had ${this.reported.available} bytes free; '${p}' needs more.`, { targetObject: p }));
           return;
         }
         cb(null, chunk);
@@ -345,7 +344,6 @@ export class SmbTarget implements Target {
       await this.run([`deltree ${this.q(tempSegs)}`]).catch(() => {});
       throw e;
     }
-    this.writtenSinceReport += bytes;
     return { bytes };
   }
 
@@ -479,10 +477,6 @@ export class SmbTarget implements Target {
     this.writtenSinceReport = 0;
   }
 
-  private roomLeft(): FreeSpace | undefined {
-    if (!this.reported) return undefined;
-    return { ...this.reported, available: Math.max(0, this.reported.available - this.writtenSinceReport) };
-  }
 
   async freeSpace(): Promise<FreeSpace> {
     const r = await this.run(['ls']);
