@@ -29,13 +29,6 @@ export interface ShareListing {
   leftovers: string[];
 }
 
-async function readText(target: Target, path: string): Promise<string> {
-  const stream = await target.read(path);
-  const parts: Buffer[] = [];
-  for await (const part of stream) parts.push(part as Buffer);
-  return Buffer.concat(parts).toString('utf8');
-}
-
 /** One listing of the whole tree, so a share of many backups costs one request on SMB. */
 export async function listShare(target: Target): Promise<ShareListing> {
   const backups: BackupEntry[] = [];
@@ -84,7 +77,9 @@ export async function findBackup(target: Target, name: string): Promise<BackupEn
 }
 
 export async function readBackupInfo(target: Target, entry: BackupEntry): Promise<ParsedBackupInfo> {
-  return parseBackupInfo(await readText(target, `${entry.folder}/${INFO_FILE}`), entry.name);
+  const [read] = await readBackupInfos(target, [entry]);
+  if (isAzsError(read)) throw read;
+  return read!;
 }
 
 /**

@@ -16,8 +16,6 @@ export interface Codec {
    * everything is out). Output is produced lazily so the caller can stop when downstream is full.
    */
   read(): Buffer | undefined;
-  /** Bytes taken in and not yet turned into output: what the codec is holding in memory. */
-  readonly pending: number;
   /** Call once read() returned undefined after end(): throws if the input ended early. */
   finish(): void;
 }
@@ -27,7 +25,6 @@ const EMPTY = Buffer.alloc(0);
 /** Compress and/or seal. Compressed output is never larger than a chunk's worth beyond its input. */
 export class SealingCodec implements Codec {
   private readonly out: Buffer[] = [];
-  pending = 0;
 
   constructor(
     private readonly encoder: ZstdEncoder | undefined,
@@ -41,10 +38,7 @@ export class SealingCodec implements Codec {
       for (const piece of compressed) this.sealer.write(piece, out);
       if (last) this.sealer.end(out);
     }
-    for (const piece of out) {
-      this.out.push(piece);
-      this.pending += piece.length;
-    }
+    this.out.push(...out);
   }
 
   write(data: Buffer): void {
@@ -61,9 +55,7 @@ export class SealingCodec implements Codec {
   }
 
   read(): Buffer | undefined {
-    const piece = this.out.shift();
-    if (piece) this.pending -= piece.length;
-    return piece;
+    return this.out.shift();
   }
 
   finish(): void {}
@@ -77,25 +69,19 @@ export class OpeningCodec implements Codec {
   /** Authenticated, still compressed bytes. */
   private readonly queue: Buffer[] = [];
   private decoderHasMore = false;
-  pending = 0;
 
   constructor(
     private readonly opener: ChunkOpener | undefined,
     private readonly decoder: ZstdDecoder | undefined,
   ) {}
 
-  private enqueue(fill: (queue: Buffer[]) => void): void {
-    const before = this.queue.length;
-    fill(this.queue);
-    for (let i = before; i < this.queue.length; i++) this.pending += this.queue[i]!.length;
-  }
-
   write(data: Buffer): void {
-    this.enqueue((q) => (this.opener ? this.opener.write(data, q) : q.push(data)));
+    if (this.opener) this.opener.write(data, this.queue);
+    else this.queue.push(data);
   }
 
   end(): void {
-    this.enqueue((q) => this.opener?.end(q));
+    this.opener?.end(this.queue);
   }
 
   read(): Buffer | undefined {
@@ -103,7 +89,6 @@ export class OpeningCodec implements Codec {
       const src = this.queue[0] ?? EMPTY;
       if (!this.decoder) {
         this.queue.shift();
-        this.pending -= src.length;
         if (src.length > 0) return src;
         continue;
       }
@@ -113,7 +98,6 @@ export class OpeningCodec implements Codec {
       } else {
         this.queue[0] = src.subarray(step.consumed);
       }
-      this.pending -= step.consumed;
       this.decoderHasMore = step.more;
       if (step.consumed === 0 && step.output.length === 0 && !step.more && src.length > 0) {
         throw decompressionError('the decompressor made no progress');
