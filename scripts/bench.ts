@@ -1,9 +1,11 @@
-// npm run bench [-- --size 500M] [--rounds 3] [--smb] [--tools azsbackup,restic,borg,pipeline] [--keep]
+// npm run bench [-- --size 500M] [--rounds 3] [--smb] [--tools azsbackup,restic,borg,pipeline,tar] [--keep]
 //
 // Backup and restore throughput and peak memory of AzsBackup against references measured in the
 // same run on the same deterministic corpus: restic, borg, and a `tar | zstd -1 -T0 | openssl enc`
 // pipeline (with --smb also an SMB share on a loopback Samba, against `smbclient put` of the
-// pipeline's output). Machines here are shared and noisy: read the ratios, not the absolute figures.
+// pipeline's output). Plain `tar -c` / `tar -x` with neither compression nor encryption is the
+// floor: no tool that writes the same files one at a time restores faster than it.
+// Machines here are shared and noisy: read the ratios, not the absolute figures.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, lstatSync, readFileSync } from 'node:fs';
@@ -24,7 +26,7 @@ function parseSize(text: string): number {
 }
 
 /** --tools azsbackup,restic,borg,pipeline: run only these (e.g. only ours for a 5 GiB memory check). */
-const tools = (arg('--tools') ?? 'azsbackup,restic,borg,pipeline').split(',');
+const tools = (arg('--tools') ?? 'azsbackup,restic,borg,pipeline,tar').split(',');
 const size = parseSize(arg('--size') ?? process.env.BENCH_SIZE ?? '500M');
 /** --rounds N: each tool runs N times, interleaved; the median is reported (default 3, 1 above 1 GiB). */
 const rounds = Number(arg('--rounds') ?? (size > 1024 ** 3 ? 1 : 3));
@@ -187,6 +189,25 @@ function pipelineTool(): Tool {
   };
 }
 
+/**
+ * GNU tar alone, uncompressed and unencrypted: archiving is reading the files and writing one, and
+ * extracting (from the page cache) is creating and writing the files. On the 2-core VMs here the
+ * latter is mostly kernel time that varies from minute to minute, and it bounds every restore.
+ */
+function plainTarTool(): Tool {
+  return {
+    name: 'tar alone',
+    run(round) {
+      const file = join(work, `spent-plain-${round}.tar`);
+      const backup = timed('plain tar backup', `tar -C ${corpus} -cf ${file} .`);
+      const out = join(work, `spent-plain-out-${round}`);
+      mkdirSync(out);
+      const restore = timed('plain tar restore', `tar -C ${out} -xf ${file}`);
+      return { tool: 'tar alone', backup, restore, outputBytes: statSync(file).size };
+    },
+  };
+}
+
 /** The same pipeline with `smbclient put` / `get` to the share, the reference for our SMB run. */
 function smbPipelineTool(smbclient: string, root: string): Tool {
   return {
@@ -245,7 +266,8 @@ function main(): { bytes: number } {
   if (tools.includes('restic')) list.push(restic());
   if (tools.includes('borg')) list.push(borg());
   if (tools.includes('pipeline')) list.push(pipelineTool());
-  report('local folder', bytes, measure(list), ['restic', 'borg', 'tar+zstd+openssl']);
+  if (tools.includes('tar')) list.push(plainTarTool());
+  report('local folder', bytes, measure(list), ['restic', 'borg', 'tar+zstd+openssl', 'tar alone']);
   return { bytes };
 }
 
