@@ -99,8 +99,9 @@ export class ConfigStore {
   }
 
   /**
-   * Starts loading what update() needs. A backup calls it first, so conf compiles while the data
-   * flows rather than after it, where it added a tenth of a second to every backup.
+   * Starts loading what update() needs. A backup calls it once its data flows, so conf compiles
+   * meanwhile: after the data it added a tenth of a second to every backup, and before the first
+   * role started it delayed the start by about 40 ms.
    */
   prepareUpdate(): void {
     confModule ??= import('conf');

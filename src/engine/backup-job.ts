@@ -63,7 +63,6 @@ export function queuedRecord(name: string, sharePath: string, roles: RoleDefinit
 
 export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcome> {
   const store = new ConfigStore(opts.home);
-  store.prepareUpdate();
   const config = store.read();
   const access = shareAccess(store, {}, config);
   const recipient = configuredRecipient(store, config);
@@ -87,6 +86,7 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
       outcome = await runBackup({
         target, sharePath: access.path, recipient, roles, progress: opts.progress, signal: opts.signal, name,
         onUpdate: (r) => save(r),
+        onDataFlowing: () => store.prepareUpdate(),
       });
     } catch (e) {
       const error = isAzsError(e) ? e : new AzsError(`The backup failed: ${(e as Error).message}`, { errorId: 'BackupFailed', category: 'NotSpecified', cause: e });

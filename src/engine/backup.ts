@@ -37,6 +37,11 @@ export interface BackupRequest {
   createdDateTime?: Date;
   /** Called as the backup advances, so a background job can publish its progress. */
   onUpdate?(record: BackupRecord): void;
+  /**
+   * Called once, as soon as the first role's data flows: the moment to start loading what only the
+   * end of the job needs, so that it neither delays the start nor waits until the end.
+   */
+  onDataFlowing?(): void;
 }
 
 export interface BackupOutcome {
@@ -91,6 +96,14 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
     req.onUpdate?.(snapshot('Running', `${done} of ${req.roles.length} roles done. ${message}`));
   };
 
+  let flowing = false;
+  const dataFlowing = () => {
+    if (!flowing) {
+      flowing = true;
+      req.onDataFlowing?.();
+    }
+  };
+
   await req.target.mkdir(staging);
   publish('Starting');
   const shareFailure: { error?: AzsError } = {};
@@ -106,6 +119,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
       if (shareFailure.error) throw shareFailure.error;
       const provider = await createProvider(role);
       const source = await provider.export({ signal: req.signal });
+      dataFlowing();
       const counter = countBytes((n) => {
         exported = n;
         status.Size = n;
@@ -114,7 +128,8 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
       const seal = sealRoleStream({ dataKey, backupName: name, roleName: role.name, fileName: file, chunkSize: CHUNK_SIZE });
       const tap = createHashTap();
       const stored = pipeline(source, counter, seal, tap, () => {});
-      await req.target.write(`${staging}/${file}`, stored);
+      // In place: the folder's rename commits the backup, so a per-file rename would only add a round trip.
+      await req.target.write(`${staging}/${file}`, stored, { atomic: false });
       const digest = tap.digest();
       status.Status = 'Succeeded';
       status.StoredSize = digest.bytes;
@@ -170,7 +185,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
     recipients,
     roles: records,
   };
-  await req.target.write(`${staging}/${INFO_FILE}`, readableOf(serializeBackupInfo(info, backupInfoMacKey(dataKey, name))));
+  await req.target.write(`${staging}/${INFO_FILE}`, readableOf(serializeBackupInfo(info, backupInfoMacKey(dataKey, name))), { atomic: false });
   await req.target.rename(staging, backupFolder(stamp, name));
   req.progress.report({ activity, status: status, percentComplete: 100, id: 0, completed: true });
   return { record: recordFromInfo(info, req.sharePath), roleErrors };
