@@ -171,10 +171,12 @@ describe.skipIf(!sambaAvailable())('SMB server down', () => {
     const deadline = Date.now() + 60_000;
     let streaming = false;
     while (!streaming && Date.now() < deadline) {
-      const partials = (await partialsUnder(mas)).filter((p) => p.includes('.azs-partial-'));
-      for (const p of partials) {
-        const size = await fs.stat(path.join(mas, p)).then((s) => s.size, () => 0);
-        if (size > 2 << 20) streaming = true;
+      // Role files are written in place inside the backup's uncommitted `<name>.partial` folder.
+      for (const folder of (await partialsUnder(mas)).filter((p) => p.endsWith('.partial'))) {
+        for (const f of await fs.readdir(path.join(mas, folder)).catch(() => [] as string[])) {
+          const size = await fs.stat(path.join(mas, folder, f)).then((s) => s.size, () => 0);
+          if (size > 2 << 20) streaming = true;
+        }
       }
       if (!streaming) await new Promise((r) => setTimeout(r, 20));
     }

@@ -320,6 +320,24 @@ describe.each(kinds)('Target conformance: $name', (kind) => {
     expect((await t.list('w')).some((e) => isPartialName(e.name))).toBe(false);
   });
 
+  it('writes in place when the caller commits the folder (atomic: false), and a failed write leaves nothing', async () => {
+    const t = await kind.fresh();
+    const data = pattern(3 * 1024 * 1024);
+    expect(await t.write('c.partial/role.bin', data.stream(), { atomic: false })).toEqual({ bytes: 3 * 1024 * 1024 });
+    expect(createHash('sha256').update(await readAll(await t.read('c.partial/role.bin'))).digest('hex')).toBe(data.sha256);
+    expect((await t.list('c.partial')).map((e) => e.name)).toEqual(['role.bin']);
+
+    const failing = Readable.from(
+      (async function* () {
+        yield randomBytes(512 * 1024);
+        throw new Error('source broke');
+      })(),
+    );
+    await expect(t.write('c.partial/broken.bin', failing, { atomic: false })).rejects.toThrow('source broke');
+    expect(await t.stat('c.partial/broken.bin')).toBeUndefined();
+    expect((await t.list('c.partial')).map((e) => e.name)).toEqual(['role.bin']);
+  });
+
   it('refuses paths that escape the root or are not relative', async () => {
     const t = await kind.fresh();
     for (const bad of ['../x', 'a/../../x', '/etc/passwd', 'a//b', 'a\\b', './a']) {

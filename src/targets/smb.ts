@@ -8,7 +8,7 @@ import { AzsError } from '../errors.js';
 import { parseUserName, type ShareLocation } from './location.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
 import { alreadyExists, notFound, shareError } from './share-errors.js';
-import type { FreeSpace, Target, TargetEntry, TreeEntry } from './target.js';
+import type { FreeSpace, Target, TargetEntry, TreeEntry, WriteOptions } from './target.js';
 
 export type SmbLocation = Extract<ShareLocation, { kind: 'smb' }>;
 export interface SmbCredential {
@@ -298,10 +298,13 @@ export class SmbTarget implements Target {
 
   // ---- the Target interface ------------------------------------------------------------------
 
-  async write(p: string, data: Readable): Promise<{ bytes: number }> {
+  async write(p: string, data: Readable, options: WriteOptions = {}): Promise<{ bytes: number }> {
     const segs = this.segments(p);
     const dirSegs = segs.slice(0, -1);
-    const tempSegs = [...dirSegs, partialNameFor(segs[segs.length - 1]!)];
+    // In place when the caller commits the folder: a stream that fails kills smbclient before it
+    // sees the end of its input (see run()), so a cut-short put never completes, and it is deleted.
+    const inPlace = options.atomic === false;
+    const tempSegs = inPlace ? segs : [...dirSegs, partialNameFor(segs[segs.length - 1]!)];
 
     // The free space the write may use: as the share last reported it to this target, less what
     // its writes (this one and any running beside it) have sent since; otherwise one round trip
@@ -336,8 +339,10 @@ export class SmbTarget implements Target {
         stdin: (sub) => pipeline(data, counter, sub.stdin!),
       });
       this.check(put.failures, p, isMkdirCollision);
-      const ren = await this.run([`rename ${this.q(tempSegs)} ${this.q(segs)} -f`]);
-      this.check(ren.failures, p);
+      if (!inPlace) {
+        const ren = await this.run([`rename ${this.q(tempSegs)} ${this.q(segs)} -f`]);
+        this.check(ren.failures, p);
+      }
     } catch (e) {
       data.destroy();
       this.reported = undefined;

@@ -28,15 +28,27 @@ export interface FreeSpace {
   total: number;
 }
 
+export interface WriteOptions {
+  /**
+   * false when the caller commits the file itself, because it lies in a folder that is renamed
+   * into place only once complete (a backup's `.partial` folder). The target may then write it in
+   * place: on SMB that saves a round trip (the rename) per file. A failed write then removes what
+   * it wrote where it can (a file it replaced is lost), and never leaves a file that looks
+   * complete. Default true; a target may always write atomically (the local folder does: there a
+   * rename costs nothing).
+   */
+  atomic?: boolean;
+}
+
 export interface Target {
   /** A description for messages: the path or UNC, never a secret. */
   readonly location: string;
   /**
    * Stream `data` into the file at `path`, creating parent folders; resolves once it is all stored.
    * The file appears, or replaces an existing one, in one atomic step at the end: a reader sees the
-   * old file or the whole new one, never a part and never nothing.
+   * old file or the whole new one, never a part and never nothing (unless `atomic: false`).
    */
-  write(path: string, data: Readable): Promise<{ bytes: number }>;
+  write(path: string, data: Readable, options?: WriteOptions): Promise<{ bytes: number }>;
   /** The file at `path` as a stream; rejects with ObjectNotFound when it is missing. */
   read(path: string): Promise<Readable>;
   /** The entries of the folder at `path` ('' is the root); [] when the folder does not exist. */
