@@ -54,6 +54,8 @@ export interface AzsErrorInit {
   recommendedAction?: string;
   /** Set on share failures so the engine raises the matching alert. */
   alertType?: ShareAlertType;
+  /** The same work may well succeed if run again at once (its source changed while it was read). */
+  retryable?: boolean;
   cause?: unknown;
 }
 
@@ -78,6 +80,7 @@ export class AzsError extends Error {
   readonly targetObject: unknown;
   readonly recommendedAction: string | undefined;
   readonly alertType: ShareAlertType | undefined;
+  readonly retryable: boolean;
 
   constructor(message: string, init: AzsErrorInit) {
     super(message, init.cause === undefined ? undefined : { cause: init.cause });
@@ -88,6 +91,7 @@ export class AzsError extends Error {
     this.targetObject = init.targetObject;
     this.recommendedAction = init.recommendedAction;
     this.alertType = init.alertType;
+    this.retryable = init.retryable ?? false;
   }
 
   /** The error record as the host prints it and the PowerShell module reads it. */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { pipeline, Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AzsError, isAzsError } from '../errors.js';
 import { serializeBackupInfo, backupInfoMacKey, BACKUP_DATA_VERSION, type BackupInfo, type RoleRecord } from '../catalog/backup-info.js';
 import { removeIfEmpty } from '../catalog/share-catalog.js';
@@ -51,6 +52,12 @@ export interface BackupOutcome {
 }
 
 const CHUNK_SIZE = DEFAULT_CHUNK_SIZE;
+/**
+ * A role whose source changed while it was read (a retryable error) is tried this many times in
+ * all, pausing 1 s, then 2 s: long enough for a writer that was mid-update to finish.
+ */
+const ROLE_ATTEMPTS = 3;
+const RETRY_PAUSE_MS = 1000;
 const COMPRESSION = `zstd-${DEFAULT_COMPRESSION_LEVEL}`;
 
 function roleFailed(role: string, error: unknown): AzsError {
@@ -109,41 +116,57 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
   const shareFailure: { error?: AzsError } = {};
   const records: RoleRecord[] = new Array(req.roles.length);
 
+  /** One attempt at a role: its data exported, sealed and stored in the staging folder. */
+  const storeRole = async (role: RoleDefinition, i: number, file: string) => {
+    const status = statuses[i]!;
+    const provider = await createProvider(role);
+    const source = await provider.export({ signal: req.signal });
+    dataFlowing();
+    const counter = countBytes((n) => {
+      status.Size = n;
+      req.progress.report({ activity: `Role ${role.name}`, status: `${(n / 1048576).toFixed(1)} MB exported`, id: i + 1, parentId: 0 });
+    });
+    const seal = sealRoleStream({ dataKey, backupName: name, roleName: role.name, fileName: file, chunkSize: CHUNK_SIZE });
+    const tap = createHashTap();
+    const stored = pipeline(source, counter, seal, tap, () => {});
+    // In place: the folder's rename commits the backup, so a per-file rename would only add a round trip.
+    await req.target.write(`${staging}/${file}`, stored, { atomic: false });
+    return tap.digest();
+  };
+
   await mapConcurrent(req.roles, req.concurrency ?? 2, async (role, i) => {
     const status = statuses[i]!;
     const started = Date.now();
     status.Status = 'Running';
     const file = roleFileName(role.name);
-    let exported = 0;
     try {
-      if (shareFailure.error) throw shareFailure.error;
-      const provider = await createProvider(role);
-      const source = await provider.export({ signal: req.signal });
-      dataFlowing();
-      const counter = countBytes((n) => {
-        exported = n;
-        status.Size = n;
-        req.progress.report({ activity: `Role ${role.name}`, status: `${(n / 1048576).toFixed(1)} MB exported`, id: i + 1, parentId: 0 });
-      });
-      const seal = sealRoleStream({ dataKey, backupName: name, roleName: role.name, fileName: file, chunkSize: CHUNK_SIZE });
-      const tap = createHashTap();
-      const stored = pipeline(source, counter, seal, tap, () => {});
-      // In place: the folder's rename commits the backup, so a per-file rename would only add a round trip.
-      await req.target.write(`${staging}/${file}`, stored, { atomic: false });
-      const digest = tap.digest();
-      status.Status = 'Succeeded';
-      status.StoredSize = digest.bytes;
-      records[i] = {
-        definition: recordable(role), status: 'Succeeded', size: exported, durationMs: Date.now() - started,
-        files: [{ name: file, size: digest.bytes, sha256: digest.sha256 }],
-      };
-    } catch (e) {
-      const error = roleFailed(role.name, e);
-      if (error.alertType) shareFailure.error ??= error;
-      status.Status = 'Failed';
-      status.Error = error.message;
-      records[i] = { definition: recordable(role), status: 'Failed', size: exported, durationMs: Date.now() - started, error: error.message, files: [] };
-      if (!error.alertType) await req.target.delete(`${staging}/${file}`).catch(() => {});
+      for (let attempt = 1; ; attempt++) {
+        try {
+          if (shareFailure.error) throw shareFailure.error;
+          const digest = await storeRole(role, i, file);
+          status.Status = 'Succeeded';
+          status.StoredSize = digest.bytes;
+          records[i] = {
+            definition: recordable(role), status: 'Succeeded', size: status.Size, durationMs: Date.now() - started,
+            files: [{ name: file, size: digest.bytes, sha256: digest.sha256 }],
+          };
+          return;
+        } catch (e) {
+          const error = roleFailed(role.name, e);
+          if (error.retryable && attempt < ROLE_ATTEMPTS && !shareFailure.error && !req.signal?.aborted) {
+            await req.target.delete(`${staging}/${file}`).catch(() => {});
+            req.progress.report({ activity: `Role ${role.name}`, status: `Trying again (attempt ${attempt + 1} of ${ROLE_ATTEMPTS}): ${error.message}`, id: i + 1, parentId: 0 });
+            await sleep(RETRY_PAUSE_MS * attempt);
+            continue;
+          }
+          if (error.alertType) shareFailure.error ??= error;
+          status.Status = 'Failed';
+          status.Error = error.message;
+          records[i] = { definition: recordable(role), status: 'Failed', size: status.Size, durationMs: Date.now() - started, error: error.message, files: [] };
+          if (!error.alertType) await req.target.delete(`${staging}/${file}`).catch(() => {});
+          return;
+        }
+      }
     } finally {
       status.Duration = Date.now() - started;
       done++;

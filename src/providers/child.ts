@@ -23,6 +23,11 @@ export interface ProgramSpec {
   errorPrefix: string;
   /** What to call the program in messages, e.g. "export command 'tar'". */
   label: string;
+  /**
+   * The program's own meaning of a failing exit, when it has one (GNU tar's 1: "some files
+   * differ"); undefined leaves the generic message.
+   */
+  explainExit?(exitCode: number, stderr: string): AzsError | undefined;
 }
 
 /** Bounded, so a chatty program cannot fill memory; the end of stderr is where the reason usually is. */
@@ -169,6 +174,8 @@ function failure(spec: ProgramSpec, run: Running, r: Outcome): AzsError | undefi
       recommendedAction: 'Give the program as an absolute path to an executable file, or install it on this machine.',
     });
   }
+  const explained = r.exitCode !== undefined ? spec.explainExit?.(r.exitCode, stderr) : undefined;
+  if (explained) return explained;
   const how = r.exitCode !== undefined ? `exited with code ${r.exitCode}` : r.signal ? `was killed by ${r.signal}` : `failed (${r.shortMessage ?? 'unknown reason'})`;
   return new AzsError(withStderr(`The ${spec.label} ${how}`), {
     errorId: `${spec.errorPrefix}Failed`,

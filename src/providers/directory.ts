@@ -92,6 +92,26 @@ class EntryGuard {
   }
 }
 
+/** GNU tar's warnings for files that changed under it; it then exits 1 ("some files differ"). */
+const CHANGED_WHILE_READ = /: (file changed as we read it|file removed before we read it|File shrank by \d+ bytes; padding with zeros)$/;
+
+/**
+ * A folder that was written to while tar read it: the archive would hold a file no one ever saw
+ * whole, so the role fails, and the engine tries it again since the writer is usually done soon.
+ */
+function sourceChanged(root: string, role: string, stderr: string): AzsError | undefined {
+  const changed = stderr.split('\n').filter((l) => CHANGED_WHILE_READ.test(l.trim())).map((l) => l.trim().replace(/^\S*tar: /, ''));
+  if (changed.length === 0) return undefined;
+  return new AzsError(`Files of the folder '${root}' (role '${role}') changed while they were read, so the copy would not be consistent: ${changed.slice(0, 5).join('; ')}${changed.length > 5 ? `; and ${changed.length - 5} more` : ''}.`, {
+    errorId: 'DirectorySourceChanged',
+    category: 'ResourceBusy',
+    exitCode: ExitCode.Failure,
+    targetObject: root,
+    retryable: true,
+    recommendedAction: 'Stop or pause what writes to the folder during the backup, or back up live data with a provider that takes a consistent copy (sqlite, postgres, or a command that snapshots it), then run the backup again.',
+  });
+}
+
 function wrapFsError(e: unknown, errorId: string, what: string, target: string): AzsError {
   return providerFsError(e, { message: what, errorId, target, recommendedAction: 'Fix the cause named in the message and run the restore again.' });
 }
@@ -235,6 +255,7 @@ export class DirectoryProvider implements Provider {
       errorPrefix: 'DirectoryExport',
       label: `tar of the folder '${root}' (role '${this.role.name}')`,
       signal: ctx.signal,
+      explainExit: (code, stderr) => (code === 1 ? sourceChanged(root, this.role.name, stderr) : undefined),
     });
   }
 
