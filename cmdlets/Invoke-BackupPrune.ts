@@ -1,6 +1,7 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import { ConfigStore } from '../src/config/store.js';
 import { acquireJobLock } from '../src/engine/job-lock.js';
+import { JobStore } from '../src/engine/job-store.js';
 import { runPrune } from '../src/engine/prune.js';
 import { openShare, shareAccess } from '../src/session/session.js';
 
@@ -12,7 +13,9 @@ const invokeBackupPrune: Cmdlet = async ({ params, home, shouldProcess }) => {
   const dryRun = Boolean(params.DryRun) || !(await shouldProcess(access.path, 'Remove expired backups and leftovers'));
   const lock = acquireJobLock(home, 'prune');
   try {
-    return await runPrune(await openShare(access), config.scheduler.retentionPeriodInDays, dryRun);
+    return await runPrune(await openShare(access), {
+      retentionPeriodInDays: config.scheduler.retentionPeriodInDays, dryRun, ownBackups: new JobStore(home).names(),
+    });
   } finally {
     lock.release();
   }

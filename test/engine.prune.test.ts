@@ -43,9 +43,10 @@ describe('retention and leftovers', () => {
     rel[2] = await age(d, b[2].Name, 3); // just past the 2-day retention
     rel[3] = await age(d, b[3].Name, 1); // inside it
 
-    // What an interrupted run and an interrupted removal leave behind, and an empty stamp folder.
+    // What an interrupted run (here, of another machine, two days ago) and an interrupted removal
+    // leave behind, and an empty stamp folder.
     const now = stamp(new Date(Date.now() - 60_000));
-    const partial = `MASBackup/${now}/${randomUUID()}.partial`;
+    const partial = `MASBackup/${stamp(new Date(Date.now() - 2 * DAY))}/${randomUUID()}.partial`;
     const noInfo = `MASBackup/${now}/${randomUUID()}`;
     const emptyStamp = `MASBackup/${stamp(new Date(Date.now() - 5 * DAY))}`;
     await fs.mkdir(path.join(d.share, partial), { recursive: true });
@@ -67,7 +68,7 @@ describe('retention and leftovers', () => {
   it('-DryRun lists exactly the expired backups and the leftovers, and deletes nothing', async () => {
     const before = shareFingerprint(d.share);
     const r = expectOk(await d.cli(['Invoke-BackupPrune', '-DryRun']));
-    expect(r.json).toMatchObject({ DryRun: true, RetentionPeriodInDays: 2, BackupsRemoved: 3, BackupsKept: 1, LeftoversRemoved: 3 });
+    expect(r.json).toMatchObject({ DryRun: true, RetentionPeriodInDays: 2, BackupsRemoved: 3, BackupsKept: 1, LeftoversRemoved: 3, PathsInProgress: [] });
     expect([...r.json.PathsToDelete].sort()).toEqual([rel[0], rel[1], rel[2], ...leftovers].sort());
     expect(shareFingerprint(d.share)).toBe(before);
     expect(await names(d)).toHaveLength(4);
@@ -113,6 +114,30 @@ describe('retention and leftovers', () => {
     const relPartial = await age(d, partial.json.Name, 5);
     const r = expectOk(await d.cli(['Invoke-BackupPrune']));
     expect(r.json.PathsToDelete).toEqual([relPartial]);
+    expect(await names(d)).toEqual([kept]);
+  });
+
+  it("keeps a recent .partial that no job here started: it may be another machine's backup still running", async () => {
+    const [kept] = await names(d);
+    // Written by "another machine": a backup started ten minutes ago, with data flowing into it.
+    const foreign = `MASBackup/${stamp(new Date(Date.now() - 10 * 60_000))}/${randomUUID()}.partial`;
+    await fs.mkdir(path.join(d.share, foreign), { recursive: true });
+    await fs.writeFile(path.join(d.share, foreign, 'Files.azsrole'), 'still being written');
+    const before = shareFingerprint(path.join(d.share, foreign));
+
+    const r = expectOk(await d.cli(['Invoke-BackupPrune']));
+    expect(r.json).toMatchObject({ LeftoversRemoved: 0, PathsToDelete: [], PathsInProgress: [foreign] });
+    expect(shareFingerprint(path.join(d.share, foreign))).toBe(before);
+    expect(await names(d)).toEqual([kept]);
+
+    // A day after it started, it can no longer be running: then it is a leftover like any other.
+    const stale = `MASBackup/${stamp(new Date(Date.now() - DAY - 60_000))}/${path.basename(foreign)}`;
+    await fs.mkdir(path.dirname(path.join(d.share, stale)), { recursive: true });
+    await fs.rename(path.join(d.share, foreign), path.join(d.share, stale));
+    await fs.rmdir(path.dirname(path.join(d.share, foreign)));
+    const later = expectOk(await d.cli(['Invoke-BackupPrune']));
+    expect(later.json).toMatchObject({ LeftoversRemoved: 1, PathsToDelete: [stale], PathsInProgress: [] });
+    await expect(fs.access(path.join(d.share, stale))).rejects.toThrow();
     expect(await names(d)).toEqual([kept]);
   });
 });

@@ -49,6 +49,15 @@ export class JobStore {
     return files.map((f) => this.get(f.slice(0, -5))).filter((j): j is JobRecord => j !== undefined);
   }
 
+  /** The names (lower case) of every backup a job of this AZSBACKUP_HOME started. */
+  names(): Set<string> {
+    try {
+      return new Set(readdirSync(this.dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)));
+    } catch {
+      return new Set();
+    }
+  }
+
   remove(name: string): void {
     rmSync(join(this.dir, `${name.toLowerCase()}.json`), { force: true });
   }

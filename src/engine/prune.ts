@@ -1,13 +1,20 @@
 import { isAzsError } from '../errors.js';
-import { ROOT } from '../catalog/layout.js';
+import { PARTIAL_SUFFIX, ROOT, isBackupName, stampTime } from '../catalog/layout.js';
 import { listShare, readBackupInfos, removeBackup, removeIfEmpty, type BackupEntry } from '../catalog/share-catalog.js';
 import type { Target } from '../targets/target.js';
 
 /**
  * Retention: backups older than the retention period go, except the newest successful one, which
  * always stays; leftovers of interrupted runs go too. The caller holds the job lock, so no backup
- * is being written while leftovers are judged.
+ * of this machine is being written while leftovers are judged.
+ *
+ * Another machine may write to the same share, though (or a CI job with its own AZSBACKUP_HOME may
+ * prune it): a `<name>.partial` folder that no job here started may be a backup still running
+ * there. It is kept until its stamp, the time that backup started, is FOREIGN_PARTIAL_GRACE_MS
+ * old; a backup that runs longer than that is not expected (they start every 4 to 12 hours).
  */
+
+export const FOREIGN_PARTIAL_GRACE_MS = 24 * 3_600_000;
 
 export interface PruneRecord {
   DryRun: boolean;
@@ -16,11 +23,34 @@ export interface PruneRecord {
   BackupsRemoved: number;
   LeftoversRemoved: number;
   PathsToDelete: string[];
+  /** `.partial` folders kept because they may be backups running elsewhere. */
+  PathsInProgress: string[];
 }
 
-export async function runPrune(target: Target, retentionPeriodInDays: number, dryRun: boolean, now = new Date()): Promise<PruneRecord> {
-  const { backups, leftovers } = await listShare(target);
-  const cutoff = now.getTime() - retentionPeriodInDays * 86_400_000;
+export interface PruneOptions {
+  retentionPeriodInDays: number;
+  dryRun: boolean;
+  /** Names (lower case) of the backups this machine's jobs started: their leftovers go at once. */
+  ownBackups: ReadonlySet<string>;
+  now?: Date;
+}
+
+/** A `MASBackup/<stamp>/<name>.partial` leftover no job here started, young enough to be a backup still running elsewhere. */
+function mayBeRunningElsewhere(folder: string, opts: PruneOptions, now: Date): boolean {
+  const [, stamp, child] = folder.split('/');
+  if (stamp === undefined || child === undefined || !child.endsWith(PARTIAL_SUFFIX)) return false;
+  const name = child.slice(0, -PARTIAL_SUFFIX.length).toLowerCase();
+  if (!isBackupName(name) || opts.ownBackups.has(name)) return false;
+  return now.getTime() - stampTime(stamp).getTime() < FOREIGN_PARTIAL_GRACE_MS;
+}
+
+export async function runPrune(target: Target, opts: PruneOptions): Promise<PruneRecord> {
+  const now = opts.now ?? new Date();
+  const listing = await listShare(target);
+  const { backups } = listing;
+  const inProgress = listing.leftovers.filter((l) => mayBeRunningElsewhere(l, opts, now));
+  const leftovers = listing.leftovers.filter((l) => !inProgress.includes(l));
+  const cutoff = now.getTime() - opts.retentionPeriodInDays * 86_400_000;
   // Newest first; a BackupInfo.xml that is unreadable or fails its digest does not count as success.
   const infos = await readBackupInfos(target, backups);
   const newestSucceeded: BackupEntry | undefined = backups.find((_, i) => {
@@ -29,14 +59,15 @@ export async function runPrune(target: Target, retentionPeriodInDays: number, dr
   });
   const expired = backups.filter((b) => b.time.getTime() < cutoff && b !== newestSucceeded);
   const result: PruneRecord = {
-    DryRun: dryRun,
-    RetentionPeriodInDays: retentionPeriodInDays,
+    DryRun: opts.dryRun,
+    RetentionPeriodInDays: opts.retentionPeriodInDays,
     BackupsKept: backups.length - expired.length,
     BackupsRemoved: expired.length,
     LeftoversRemoved: leftovers.length,
     PathsToDelete: [...expired.map((b) => b.folder), ...leftovers],
+    PathsInProgress: inProgress,
   };
-  if (dryRun) return result;
+  if (opts.dryRun) return result;
   for (const b of expired) await removeBackup(target, b);
   for (const l of leftovers) {
     await target.delete(l);

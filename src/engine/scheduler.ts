@@ -5,6 +5,7 @@ import { openShare, shareAccess } from '../session/session.js';
 import { runBackupJob, type BackupJobOptions } from './backup-job.js';
 import type { BackupOutcome } from './backup.js';
 import { acquireJobLock } from './job-lock.js';
+import { JobStore } from './job-store.js';
 import { runPrune } from './prune.js';
 
 const DAY = 86_400_000;
@@ -34,7 +35,9 @@ export async function schedulerTick(home: string, progress: ProgressReporter, si
   const outcome = await runBackupJob(options);
   const lock = acquireJobLock(home, 'prune');
   try {
-    await runPrune(await openShare(shareAccess(store, {}, config)), config.scheduler.retentionPeriodInDays, false, now);
+    await runPrune(await openShare(shareAccess(store, {}, config)), {
+      retentionPeriodInDays: config.scheduler.retentionPeriodInDays, dryRun: false, ownBackups: new JobStore(home).names(), now,
+    });
   } finally {
     lock.release();
   }
