@@ -1,4 +1,4 @@
-// npm run bench [-- --size 500M] [--rounds 3] [--smb] [--tools azsbackup,restic,borg,pipeline,tar] [--keep]
+// npm run bench [-- --size 500M] [--rounds N] [--smb] [--tools azsbackup,restic,borg,pipeline,tar] [--keep]
 //
 // Backup and restore throughput and peak memory of AzsBackup against references measured in the
 // same run on the same deterministic corpus: restic, borg, and a `tar | zstd -1 -T0 | openssl enc`
@@ -28,8 +28,12 @@ function parseSize(text: string): number {
 /** --tools azsbackup,restic,borg,pipeline: run only these (e.g. only ours for a 5 GiB memory check). */
 const tools = (arg('--tools') ?? 'azsbackup,restic,borg,pipeline,tar').split(',');
 const size = parseSize(arg('--size') ?? process.env.BENCH_SIZE ?? '500M');
-/** --rounds N: each tool runs N times, interleaved; the median is reported (default 3, 1 above 1 GiB). */
-const rounds = Number(arg('--rounds') ?? (size > 1024 ** 3 ? 1 : 3));
+/**
+ * --rounds N: each tool runs N times, interleaved; the median is reported. The default is one round
+ * per tool (at least 3), so that every tool takes every place in the order once: on the build VM
+ * a step ran markedly slower late in a round than first in one. Above 1 GiB, 1 round.
+ */
+const roundsFor = (tools: number) => Number(arg('--rounds') ?? (size > 1024 ** 3 ? 1 : Math.max(3, tools)));
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'azsbackup-bench-'));
 const corpus = join(work, 'corpus');
 
@@ -226,11 +230,14 @@ function smbPipelineTool(smbclient: string, root: string): Tool {
 
 /**
  * Runs every tool `rounds` times, interleaved and in a rotating order, and keeps each tool's median
- * round: this machine's file system slows down for a while after large deletions or writebacks
- * (the same `tar -x` took 0.2 s and 2.0 s minutes apart), and that noise should land on every tool
- * alike. Each round's outputs are deleted before the next, after a sync and a pause.
+ * round: the same `tar -x` took 0.2 s and 2.0 s minutes apart on the build VM, and that noise
+ * should land on every tool alike. Two causes showed in `perf`: after large deletions, ext4 spends
+ * its inode allocation in `recently_deleted`; and memory the guest has not touched for some
+ * seconds is slow to write (the VM hands freed pages back to its host, so the copy into a fresh
+ * page-cache page faults). Each round's outputs are deleted before the next, after a sync and a pause.
  */
 function measure(list: Tool[]): Row[] {
+  const rounds = roundsFor(list.length);
   const runs = new Map<string, Row[]>(list.map((t) => [t.name, []]));
   for (let round = 0; round < rounds; round++) {
     const order = [...list.slice(round % list.length), ...list.slice(0, round % list.length)];
@@ -254,7 +261,7 @@ function measure(list: Tool[]): Row[] {
 let digest = '';
 
 function main(): { bytes: number } {
-  process.stdout.write(`Corpus: ${(size / 1048576).toFixed(0)} MiB in ${corpus}; ${rounds} round(s), the median kept\n`);
+  process.stdout.write(`Corpus: ${(size / 1048576).toFixed(0)} MiB in ${corpus}; the median round of each tool is kept\n`);
   makeCorpus(size);
   const bytes = treeSize(corpus);
   digest = treeDigest(corpus);
@@ -283,7 +290,7 @@ async function smb(bytes: number): Promise<void> {
       smbPipelineTool(smbclient, samba.root),
     ];
     // Made through the share, so they belong to the share's account.
-    for (let round = 0; round < rounds; round++) execFileSync('bash', ['-c', `${smbclient} -c 'mkdir spent-${round}' >/dev/null`]);
+    for (let round = 0; round < roundsFor(list.length); round++) execFileSync('bash', ['-c', `${smbclient} -c 'mkdir spent-${round}' >/dev/null`]);
     const rows = measure(list);
     report('SMB share (Samba on loopback)', bytes, rows, ['tar+zstd+openssl+smbclient']);
   } finally {
