@@ -2,6 +2,9 @@ import { createHash, generateKeyPairSync, randomBytes, X509Certificate } from 'n
 import { readFile } from 'node:fs/promises';
 import forge from 'node-forge';
 import { AzsError, ExitCode, usageError } from '../errors.js';
+import { useNativeKdf } from './forge-native-kdf.js';
+
+useNativeKdf();
 
 /** What the rest of the product needs to know about an encryption certificate. */
 export interface CertificateInfo {
