@@ -3,7 +3,11 @@
  * pipeline the SPEC measures us by, on the same data in the same run, so machine noise hits both.
  *
  *   npx esbuild scripts/bench-pipeline.ts --bundle --platform=node --format=esm --packages=external \
- *     --outfile=node_modules/.cache/bench-pipeline.mjs && node node_modules/.cache/bench-pipeline.mjs [--mb 300] [--rounds 3] [--variants all|default]
+ *     --outfile=node_modules/.cache/bench-pipeline.mjs && node node_modules/.cache/bench-pipeline.mjs [--mb 300] [--rounds 3] [--variants all|default] [--open]
+ *
+ * With --open it measures the other direction, a restore's decoding: a stored file through
+ * openRoleStream (chunk authentication, then zstd) against `openssl enc -d | zstd -d`, both to
+ * /dev/null, on files each side sealed beforehand from the same data.
  *
  * Each measurement runs in a fresh process; the Node side reports its peak RSS. Output goes to
  * /dev/null on both sides so the disk does not decide the result. Rounds are interleaved and the
@@ -17,6 +21,8 @@
  * - 1 MiB chunks: 4 MiB chunks were no faster within the noise, and cost more memory per stream.
  * - cipher updates in 64 KiB pieces: 1 MiB updates ran AES-GCM at a quarter of the speed (page faults
  *   on each fresh output buffer above glibc's mmap threshold).
+ * - decoding (--open) costs about twice the CPU of `openssl enc -d | zstd -d`; perf puts a fifth of
+ *   it in page faults on fresh buffers, which are dear on the paravirtualised build VM.
  */
 import { execa } from 'execa';
 import { createReadStream, createWriteStream, existsSync, statSync } from 'node:fs';
@@ -24,8 +30,9 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { sealRoleStream, createHashTap } from '../src/pipeline/role-stream.js';
+import { openRoleStream, sealRoleStream, createHashTap } from '../src/pipeline/role-stream.js';
 
 interface Variant {
   name: string;
@@ -105,6 +112,53 @@ async function child(file: string, v: Variant): Promise<void> {
   process.stdout.write(JSON.stringify({ ms, cpuMs, outBytes: tap.digest().bytes, maxRssMB: usage.maxRSS / 1024 }));
 }
 
+const OPEN_BINDING = { backupName: 'bench', roleName: 'Bench', fileName: 'Bench.azsbak' };
+
+/** Child mode: one decoding run of a stored file, prints JSON {ms, cpuMs, outBytes, maxRssMB}. */
+async function openChild(file: string, keyHex: string): Promise<void> {
+  const started = process.hrtime.bigint();
+  let outBytes = 0;
+  const count = new Transform({ transform: (c: Buffer, _e, done) => { outBytes += c.length; done(null, c); } });
+  await pipeline(createReadStream(file, { highWaterMark: MiB }), openRoleStream({ dataKey: Buffer.from(keyHex, 'hex'), ...OPEN_BINDING }), count, createWriteStream('/dev/null'));
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  const usage = process.resourceUsage();
+  process.stdout.write(JSON.stringify({ ms, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000, outBytes, maxRssMB: usage.maxRSS / 1024 }));
+}
+
+/** --open: decoding a stored file against `openssl enc -d | zstd -d`, interleaved rounds. */
+async function measureOpening(dir: string, file: string, bytes: number, rounds: number): Promise<void> {
+  const dataKey = randomBytes(32);
+  const sealed = join(dir, 'sealed.azsbak');
+  await pipeline(createReadStream(file), sealRoleStream({ dataKey, ...OPEN_BINDING }), createWriteStream(sealed));
+  const key = randomBytes(32).toString('hex');
+  const iv = randomBytes(16).toString('hex');
+  const env = { SRC: file, REF: join(dir, 'reference.zst.enc'), K: key, IV: iv };
+  await execa('bash', ['-o', 'pipefail', '-c', 'zstd -1 -T0 -q -c < "$SRC" | openssl enc -aes-256-ctr -K "$K" -iv "$IV" > "$REF"'], { env: { ...process.env, ...env } });
+  const shellName = 'openssl enc -d -aes-256-ctr | zstd -d';
+  const times: Record<string, { ms: number[]; cpu: number[]; rss: number[] }> = {};
+  const record = (name: string, ms: number, cpu: number, rss = 0) => {
+    const slot = (times[name] ??= { ms: [], cpu: [], rss: [] });
+    slot.ms.push(ms);
+    slot.cpu.push(cpu);
+    slot.rss.push(rss);
+  };
+  for (let r = 0; r < rounds; r++) {
+    const t = await timeShell('openssl enc -d -aes-256-ctr -K "$K" -iv "$IV" < "$REF" | zstd -d -q > /dev/null', env);
+    record(shellName, t.ms, t.cpuMs);
+    const { stdout } = await execa(process.execPath, [process.argv[1]!, '--open-child', sealed, dataKey.toString('hex')]);
+    const res = JSON.parse(stdout) as { ms: number; cpuMs: number; outBytes: number; maxRssMB: number };
+    if (res.outBytes !== bytes) throw new Error(`decoding gave ${res.outBytes} bytes, not ${bytes}`);
+    record('azsbackup openRoleStream', res.ms, res.cpuMs, res.maxRssMB);
+  }
+  const reference = median(times[shellName]!.ms);
+  console.log(`decoding ${(bytes / MiB).toFixed(0)} MiB of plaintext, ${rounds} rounds, median wall time; ratio = throughput / the shell's`);
+  for (const [name, t] of Object.entries(times)) {
+    const ms = median(t.ms);
+    const rss = Math.max(...t.rss);
+    console.log(`${name.padEnd(40)} ${ms.toFixed(0).padStart(6)} ms ${(bytes / MiB / (ms / 1000)).toFixed(0).padStart(5)} MiB/s  ratio ${(reference / ms).toFixed(2)}  cpu ${median(t.cpu).toFixed(0)} ms${rss ? `  peak RSS ${rss.toFixed(0)} MB` : ''}`);
+  }
+}
+
 /** Wall time, and the CPU time of every process of the pipeline (bash's `times` for its children). */
 async function timeShell(script: string, env: Record<string, string>): Promise<{ ms: number; cpuMs: number }> {
   const started = process.hrtime.bigint();
@@ -129,6 +183,10 @@ async function main(): Promise<void> {
     await child(file!, { name: 'child', chunkSize: Number(chunk), level: Number(level), workers: Number(workers) });
     return;
   }
+  if (process.argv[2] === '--open-child') {
+    await openChild(process.argv[3]!, process.argv[4]!);
+    return;
+  }
   const mb = Number(arg('mb', '300'));
   const rounds = Number(arg('rounds', '3'));
   const dir = join(tmpdir(), 'azs-bench-pipeline');
@@ -136,6 +194,7 @@ async function main(): Promise<void> {
   const file = join(dir, `mixed-${mb}MB.bin`);
   await makeData(file, mb * MiB);
   const bytes = statSync(file).size;
+  if (process.argv.includes('--open')) return measureOpening(dir, file, bytes, rounds);
 
   const all: Variant[] = [
     { name: 'chunk 1 MiB, level 1, zstd workers 0', chunkSize: MiB, level: 1, workers: 0 },
