@@ -46,6 +46,31 @@ describe('readAhead', () => {
     await expect(handle.stat()).rejects.toThrow();
   });
 
+  it('starts no read once destroyed, even when a piece arrives afterwards', async () => {
+    const { handle, size } = await open(randomBytes(64 * 4096));
+    let destroyed = false;
+    let readsAfterDestroy = 0;
+    const counting = new Proxy(handle, {
+      get(target, key) {
+        const value = Reflect.get(target, key, target);
+        if (key !== 'read') return typeof value === 'function' ? value.bind(target) : value;
+        return (...args: unknown[]) => {
+          if (destroyed) readsAfterDestroy++;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const stream = readAhead(counting, size, { pieceBytes: 4096, depth: 3 });
+    await new Promise((resolve) => stream.once('readable', resolve));
+    expect(stream.read()).not.toBeNull();
+    destroyed = true;
+    stream.destroy();
+    await new Promise((resolve) => stream.once('close', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(readsAfterDestroy).toBe(0);
+    await expect(handle.stat()).rejects.toThrow();
+  });
+
   it('fails, rather than ending short, when the file shrank while it was read', async () => {
     const { file, handle, size } = await open(randomBytes(16 * 4096));
     await fs.truncate(file, 5 * 4096 + 3);

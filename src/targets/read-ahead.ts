@@ -4,9 +4,9 @@ import { Readable } from 'node:stream';
 /**
  * A file as a stream that keeps several reads in flight. fs.ReadStream starts the next read only
  * once the previous one is done, so every piece waits one thread-pool round trip (and on a fresh
- * buffer, its page faults) while the consumer could have been decoding: in a restore the main
- * thread sat idle for about a third of its time on that. Reads are issued at fixed offsets and
- * pushed in order; the stream owns the handle and closes it.
+ * buffer, its page faults) while the consumer could have been decoding: decoding a role file, the
+ * main thread sat idle for about a third of its time on that. Reads are issued at fixed offsets
+ * and pushed in order; the stream owns the handle and closes it, and starts no read once destroyed.
  */
 
 export interface ReadAheadOptions {
@@ -19,8 +19,9 @@ export interface ReadAheadOptions {
 export function readAhead(handle: FileHandle, size: number, opts: ReadAheadOptions): Readable {
   let nextOffset = 0;
   const inFlight: Promise<Buffer>[] = [];
+  let closed = false;
   const issue = (): void => {
-    while (inFlight.length < opts.depth && nextOffset < size) {
+    while (!closed && inFlight.length < opts.depth && nextOffset < size) {
       const length = Math.min(opts.pieceBytes, size - nextOffset);
       const at = nextOffset;
       nextOffset += length;
@@ -30,7 +31,6 @@ export function readAhead(handle: FileHandle, size: number, opts: ReadAheadOptio
       inFlight.push(piece);
     }
   };
-  let closed = false;
   const close = async (): Promise<void> => {
     if (closed) return;
     closed = true;
