@@ -1,23 +1,21 @@
 import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
-import type * as tar from 'tar';
+import { Transform, type Readable } from 'node:stream';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { exportFromProgram, importIntoProgram } from './child.js';
 import { providerFsError } from './fs-error.js';
 import { earlyFailure } from './input.js';
 import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
+import { TarFormatError, TarScanner, type TarEntry } from './tar-scanner.js';
 import { removeStale, swapDirectoryInto } from './swap.js';
 
 /**
  * A folder tree as a tar stream. Import trusts nothing in the archive: every entry is checked
- * before node-tar sees it, and one bad entry fails the whole restore (a backup that tries to write
+ * before GNU tar sees it, and one bad entry fails the whole restore (a backup that tries to write
  * outside its folder is an attack or a corruption, never something to half-apply).
  */
 
 const STAGING_TAG = 'azs-staging';
-
-type EntryLike = Pick<tar.ReadEntry, 'path' | 'type' | 'linkpath' | 'mode' | 'mtime' | 'atime' | 'uid' | 'gid'>;
 
 function unsafeEntry(entryPath: string, why: string): AzsError {
   return new AzsError(`The backup archive contains the entry '${entryPath}', which ${why}; the restore was refused and nothing was changed.`, {
@@ -52,7 +50,7 @@ class EntryGuard {
   readonly links: { rel: string; mtime?: Date; atime?: Date; uid?: number; gid?: number }[] = [];
 
   /** Returns the refusal, or undefined when the entry may be extracted. */
-  check(e: EntryLike): AzsError | undefined {
+  check(e: TarEntry): AzsError | undefined {
     const raw = e.path;
     if (raw.startsWith('/') || /^[A-Za-z]:[\\/]/.test(raw)) return unsafeEntry(raw, 'has an absolute path');
     if (raw.split('/').includes('..')) return unsafeEntry(raw, "contains '..'");
@@ -119,11 +117,11 @@ function wrapFsError(e: unknown, errorId: string, what: string, target: string):
 /**
  * Extracts `data` into the empty folder `staging`; rejects on the first unsafe entry or error.
  *
- * GNU tar extracts, in its own process (node-tar extracting in-process halved restore speed), while
- * node-tar's parser reads the same bytes here and holds every header to the guard. GNU tar on its
- * own already refuses to write outside its folder (it strips '/', skips '..' and defers symlinks),
- * so nothing can escape `staging` before the guard speaks; the guard makes any such entry refuse
- * the whole restore, and the caller then discards `staging` without touching the destination.
+ * GNU tar extracts, in its own process (node-tar extracting in-process halved restore speed), and
+ * every header reaches the guard (tar-scanner.ts) before its bytes are passed on to GNU tar. GNU
+ * tar on its own already refuses to write outside its folder (it strips '/', skips '..' and defers
+ * symlinks), so nothing can escape `staging` even then; the guard makes any such entry refuse the
+ * whole restore, and the caller then discards `staging` without touching the destination.
  */
 async function extractStrict(data: Readable, staging: string, signal?: AbortSignal): Promise<void> {
   const guard = new EntryGuard();
@@ -139,32 +137,37 @@ async function extractStrict(data: Readable, staging: string, signal?: AbortSign
   signal?.addEventListener('abort', onAbort, { once: true });
 
   const fifos: string[] = [];
-  // Loaded here, not at the top: a backup never parses tar, and node-tar costs it start-up time.
-  const { Parser } = await import('tar');
-  const parser = new Parser({
-    strict: true,
-    onReadEntry: (entry: tar.ReadEntry) => {
-      // A FIFO carries no data and its owner makes it again: GNU tar creates it, and it is removed below.
-      if (entry.type === 'FIFO') fifos.push(entry.path);
-      const problem = entry.type === 'FIFO' ? undefined : guard.check(entry);
-      if (problem) refuse(problem);
-      entry.resume();
+  const scanner = new TarScanner((entry) => {
+    // A FIFO carries no data and its owner makes it again: GNU tar creates it, and it is removed below.
+    if (entry.type === 'FIFO') fifos.push(entry.path);
+    const problem = entry.type === 'FIFO' ? undefined : guard.check(entry);
+    if (problem) throw problem;
+  });
+  const scanned = (scan: () => void): Error | undefined => {
+    try {
+      scan();
+      return undefined;
+    } catch (e) {
+      refuse(e instanceof TarFormatError
+        ? new AzsError(`The role data is not a valid tar archive (${e.message}); nothing was changed.`, {
+          errorId: 'DirectoryArchiveInvalid', category: 'InvalidData', cause: e,
+          recommendedAction: 'Check the backup with Test-InfrastructureBackup and restore another one if it is damaged.',
+        })
+        : isAzsError(e) ? e : wrapFsError(e, 'DirectoryImportFailed', 'Reading the role data failed', staging));
+      return refusal;
+    }
+  };
+  // The bytes of a refused header never reach GNU tar: the chunk fails instead of passing on.
+  const toTar = new Transform({
+    highWaterMark: 1 << 20,
+    transform(chunk: Buffer, _encoding, done) {
+      const err = scanned(() => scanner.write(chunk));
+      done(err, err ? undefined : chunk);
+    },
+    flush(done) {
+      done(scanned(() => scanner.end()));
     },
   });
-  let parsedDone!: () => void;
-  const parsed = new Promise<void>((resolve) => { parsedDone = resolve; });
-  parser.on('error', (e: unknown) => {
-    const err = e as Error & { tarCode?: string };
-    refuse(err?.tarCode === 'TAR_BAD_ARCHIVE' || err?.tarCode === 'TAR_ENTRY_INVALID' || err?.tarCode === 'TAR_ABORT'
-      ? new AzsError(`The role data is not a valid tar archive (${err.message}); nothing was changed.`, {
-        errorId: 'DirectoryArchiveInvalid', category: 'InvalidData', cause: e,
-        recommendedAction: 'Check the backup with Test-InfrastructureBackup and restore another one if it is damaged.',
-      })
-      : wrapFsError(e, 'DirectoryImportFailed', 'Reading the role data failed', staging));
-    parsedDone();
-  });
-  parser.on('end', () => parsedDone());
-  const toTar = new PassThrough({ highWaterMark: 1 << 20 });
   const onDataError = (e: unknown): void => {
     const error = isAzsError(e) ? e : new AzsError(`The role data stream failed during the restore: ${(e as Error).message}; nothing was changed.`, {
       errorId: 'DirectoryImportInputFailed', category: 'ReadError', cause: e,
@@ -172,13 +175,11 @@ async function extractStrict(data: Readable, staging: string, signal?: AbortSign
     });
     refuse(error);
     toTar.destroy(error);
-    parsedDone();
   };
   data.on('error', onDataError);
   const early = earlyFailure(data);
   if (early) onDataError(early);
   data.pipe(toTar);
-  data.pipe(parser as unknown as NodeJS.WritableStream);
 
   const asRoot = process.getuid?.() === 0;
   const extracted = importIntoProgram({
@@ -187,7 +188,7 @@ async function extractStrict(data: Readable, staging: string, signal?: AbortSign
     label: `tar extracting into '${staging}'`,
     signal: stop.signal,
   }, toTar).catch((e: unknown) => e);
-  const [failure] = await Promise.all([extracted, parsed]);
+  const failure = await extracted;
   signal?.removeEventListener('abort', onAbort);
   if (refusal) throw refusal;
   if (failure !== undefined) {
@@ -248,7 +249,7 @@ export class DirectoryProvider implements Provider {
     // GNU tar, in its own process, archives on the other core while this one compresses and
     // encrypts; node-tar doing the same work in-process took 40% of a backup's time
     // (scripts/bench.ts). The pax format keeps sub-second times and long names, and the strictly
-    // checked restore below reads it with node-tar. Sockets are skipped by tar itself; FIFOs carry
+    // checked restore below reads its headers with tar-scanner.ts. Sockets are skipped by tar itself; FIFOs carry
     // no data and are skipped on restore.
     return exportFromProgram({
       argv: ['tar', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '-C', root, '-cf', '-', '.'],

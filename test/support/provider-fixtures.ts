@@ -210,8 +210,22 @@ for (;;) {
 export interface CraftedEntry {
   name: string;
   type: 'file' | 'dir' | 'symlink' | 'hardlink';
-  body?: string;
+  body?: string | Buffer;
   link?: string;
+  /** A raw typeflag instead of the one `type` gives ('x' for a pax header, 'g', 'L', ...). */
+  flag?: string;
+  /** The size field, when it should say something other than the body's length. */
+  size?: number;
+}
+
+/** The body of a pax extended header ('x') holding `records`. */
+export function paxBody(records: Record<string, string>): string {
+  return Object.entries(records).map(([k, v]) => {
+    const rest = ` ${k}=${v}\n`;
+    let len = Buffer.byteLength(rest) + 1;
+    while (String(len).length + Buffer.byteLength(rest) !== len) len = String(len).length + Buffer.byteLength(rest);
+    return `${len}${rest}`;
+  }).join('');
 }
 
 function field(h: Buffer, value: string, offset: number, length: number): void {
@@ -231,10 +245,11 @@ export function craftTar(entries: CraftedEntry[]): Buffer {
     octal(h, e.type === 'dir' ? 0o755 : 0o644, 100, 8);
     octal(h, 0, 108, 8);
     octal(h, 0, 116, 8);
-    octal(h, e.type === 'file' ? body.length : 0, 124, 12);
+    const carriesBody = e.type === 'file' || e.flag !== undefined;
+    octal(h, e.size ?? (carriesBody ? body.length : 0), 124, 12);
     octal(h, 1_700_000_000, 136, 12);
     h.fill(' ', 148, 156);
-    h.write({ file: '0', hardlink: '1', symlink: '2', dir: '5' }[e.type], 156, 1);
+    h.write(e.flag ?? { file: '0', hardlink: '1', symlink: '2', dir: '5' }[e.type], 156, 1);
     if (e.link) field(h, e.link, 157, 100);
     field(h, 'ustar\0', 257, 6);
     field(h, '00', 263, 2);
@@ -242,7 +257,7 @@ export function craftTar(entries: CraftedEntry[]): Buffer {
     for (const b of h) sum += b;
     field(h, `${sum.toString(8).padStart(6, '0')}\0 `, 148, 8);
     blocks.push(h);
-    if (e.type === 'file' && body.length) {
+    if (carriesBody && body.length) {
       blocks.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
     }
   }
