@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { adoptLock } from '../config/file-lock.js';
+import { tuneAllocator } from '../native/allocator.js';
 import { silentProgress } from '../progress.js';
 import { runBackupJob } from './backup-job.js';
 
@@ -8,6 +9,7 @@ import { runBackupJob } from './backup-job.js';
  * role names. It waits until the starting command has handed it the job lock, then runs the job;
  * its outcome lands in the job record and the alerts, since nobody reads its output.
  */
+tuneAllocator();
 const [name, ...roleNames] = process.argv.slice(2);
 const home = process.env.AZSBACKUP_HOME!;
 const lock = await adoptLock(join(home, 'job.lock'), 5_000);

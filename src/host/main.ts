@@ -17,6 +17,9 @@ import { readSecrets } from './secrets.js';
 import { createShouldProcess } from './should-process.js';
 import { closeMatches } from './similar.js';
 
+/** For the process entry points (bin/azsbackup.js), which run one host each. */
+export { tuneAllocator } from '../native/allocator.js';
+
 export interface HostIO {
   stdin: InputStream;
   stdout: NodeJS.WritableStream;

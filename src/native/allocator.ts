@@ -1,0 +1,34 @@
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Process-wide allocator settings for streaming work (see malloc-tuning.c for why). Every buffer
+ * up to 32 MiB (glibc's largest mmap threshold) comes from the heap, and up to 128 MiB freed at
+ * its top stays mapped, so buffers freed in one collection are reused without page faults. Memory
+ * that is never touched costs nothing; a restore's peak RSS rose by about 6 MiB.
+ */
+const MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024;
+const TRIM_THRESHOLD_BYTES = 128 * 1024 * 1024;
+const TOP_PAD_BYTES = 64 * 1024 * 1024;
+
+/** From src/native/ (sources) and from dist/<folder>/ (the build) alike. */
+const ADDON = new URL('../../src/native/build/Release/malloc_tuning.node', import.meta.url);
+
+export type AllocatorTuning =
+  /** glibc took the settings. */
+  | 'tuned'
+  /** The addon was not compiled (npm ci --ignore-scripts, no compiler): defaults stay. */
+  | 'not-built'
+  /** Not glibc, or glibc refused a value: defaults stay. */
+  | 'refused';
+
+/** Call once, first thing in a process that moves backup data; it only ever changes speed. */
+export function tuneAllocator(addonPath: string = fileURLToPath(ADDON)): AllocatorTuning {
+  let addon: { tune(mmapThreshold: number, trimThreshold: number, topPad: number): boolean };
+  try {
+    addon = createRequire(import.meta.url)(addonPath) as typeof addon;
+  } catch {
+    return 'not-built';
+  }
+  return addon.tune(MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES, TOP_PAD_BYTES) ? 'tuned' : 'refused';
+}
