@@ -21,9 +21,12 @@
  * - 1 MiB chunks: 4 MiB chunks were no faster within the noise, and cost more memory per stream.
  * - cipher updates in 64 KiB pieces: 1 MiB updates ran AES-GCM at a quarter of the speed (page faults
  *   on each fresh output buffer above glibc's mmap threshold).
- * - decoding (--open) runs at 0.59x `openssl enc -d | zstd -d` with 2.2x its CPU (0.45x before the
- *   local target read ahead); perf puts a fifth of it in page faults on fresh buffers, which are
- *   dear on the paravirtualised build VM.
+ * - decoding (--open) runs at 0.82x `openssl enc -d | zstd -d` with 1.8x its CPU (842 against 472 ms
+ *   on 300 MiB). It was 0.45x before the local target read ahead, and 0.59x before the allocator
+ *   addon (src/native): perf had put a fifth of the decoding in page faults on fresh buffers,
+ *   which are dear on the paravirtualised build VM. Most of the CPU left over is zstd's streaming
+ *   copy and Node's bundled OpenSSL, whose AES-256-GCM ran at ~1.2 GB/s here where the system
+ *   `openssl speed` reached 4.5 GB/s.
  */
 import { execa } from 'execa';
 import { createReadStream, createWriteStream, existsSync, statSync } from 'node:fs';
@@ -35,6 +38,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { openRoleStream, sealRoleStream, createHashTap } from '../src/pipeline/role-stream.js';
 import { readAhead } from '../src/targets/read-ahead.js';
+import { tuneAllocator } from '../src/native/allocator.js';
 
 interface Variant {
   name: string;
@@ -185,6 +189,8 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
+  // The measured children run as the command does: with the allocator addon when it is built.
+  if (process.argv[2]?.endsWith('-child') && tuneAllocator() !== 'tuned') process.stderr.write('bench-pipeline: the allocator addon is not built (npm run build:native); measuring without it\n');
   if (process.argv[2] === '--child') {
     const [, , , file, chunk, level, workers] = process.argv;
     await child(file!, { name: 'child', chunkSize: Number(chunk), level: Number(level), workers: Number(workers) });
