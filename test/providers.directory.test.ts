@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AzsError } from '../src/errors.js';
 import { createProvider } from '../src/providers/index.js';
 import type { Provider } from '../src/providers/provider.js';
-import { craftTar, exportAll, snapshotTree, type CraftedEntry } from './support/provider-fixtures.js';
+import { craftTar, exportAll, paxBody, snapshotTree, type CraftedEntry } from './support/provider-fixtures.js';
 
 let tmp: string;
 let dest: string;
@@ -100,6 +100,21 @@ describe('directory provider refuses unsafe archives', () => {
     expect(await fs.readFile(path.join(dest, 'conf/a.txt'), 'utf8')).toBe('hello');
     // The old content is gone: a restore replaces the folder, it does not merge into it.
     await expect(fs.access(path.join(dest, 'ca.crt'))).rejects.toThrow();
+  });
+
+  it('refuses archives whose headers it cannot vouch for, and changes nothing', async () => {
+    const cases: [CraftedEntry[], object][] = [
+      // GNU tar would skip a pax global header's settings differently from a per-entry one.
+      [[{ name: 'g', type: 'file', flag: 'g', body: paxBody({ path: 'x' }) }, { name: 'a', type: 'file', body: 'a' }], { errorId: 'DirectoryArchiveInvalid' }],
+      [[{ name: 'PaxHeader/s', type: 'file', flag: 'x', body: paxBody({ 'GNU.sparse.major': '1' }) }, { name: 's', type: 'file', body: 'x' }], { errorId: 'UnsupportedArchiveEntry', targetObject: 's' }],
+      [[{ name: 'dev', type: 'file', flag: '3' }], { errorId: 'UnsupportedArchiveEntry', targetObject: 'dev' }],
+    ];
+    for (const [entries, expected] of cases) {
+      const before = await snapshotTree(dest);
+      await expect(provider.import(Readable.from([craftTar(entries)]))).rejects.toMatchObject(expected);
+      expect(await snapshotTree(dest)).toEqual(before);
+      expect(await fs.readdir(path.dirname(dest))).toEqual(['pki']);
+    }
   });
 
   it('rejects data that is not a tar archive and changes nothing', async () => {
