@@ -249,8 +249,8 @@ export class DirectoryProvider implements Provider {
     // GNU tar, in its own process, archives on the other core while this one compresses and
     // encrypts; node-tar doing the same work in-process took 40% of a backup's time
     // (scripts/bench.ts). The pax format keeps sub-second times and long names, and the strictly
-    // checked restore below reads its headers with tar-scanner.ts. Sockets are skipped by tar itself; FIFOs carry
-    // no data and are skipped on restore.
+    // checked restore below reads its headers with tar-scanner.ts. Sockets are skipped by tar
+    // itself; FIFOs carry no data and are skipped on restore.
     return exportFromProgram({
       argv: ['tar', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '-C', root, '-cf', '-', '.'],
       errorPrefix: 'DirectoryExport',
