@@ -203,6 +203,7 @@ describe('TarScanner refuses what it cannot vouch for', () => {
 
   it('malformed pax records and numbers', () => {
     expectRefused(craftTar([{ name: 'PaxHeader/f', type: 'file', flag: 'x', body: '99 path=f\n' }, file]), /malformed record/);
+    expectRefused(craftTar([{ name: 'PaxHeader/f', type: 'file', flag: 'x', body: '0xb path=f\n' }, file]), /malformed record/);
     expectRefused(craftTar([{ name: 'PaxHeader/f', type: 'file', flag: 'x', body: paxBody({ size: '12abc' }) }, file]), /not a whole number/);
     const archive = craftTar([file]);
     archive.write('9999', 124, 'latin1');

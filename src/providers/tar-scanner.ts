@@ -122,7 +122,9 @@ function paxRecords(body: Buffer): Map<string, string> {
     // Trailing NULs pad some writers' extended headers.
     if (body[at] === 0) break;
     const space = body.indexOf(0x20, at);
-    const length = space < 0 ? NaN : Number(body.toString('latin1', at, space));
+    const digits = space < 0 ? '' : body.toString('latin1', at, space);
+    // Decimal digits only, as GNU tar reads them: Number() alone would also take '0x1f' or '1e2'.
+    const length = /^\d{1,9}$/.test(digits) ? Number(digits) : NaN;
     if (!Number.isInteger(length) || length <= space - at + 1 || at + length > body.length || body[at + length - 1] !== 0x0a) {
       throw new TarFormatError('an extended (pax) header has a malformed record');
     }
