@@ -112,7 +112,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
   };
 
   // The share makes the staging folder while the first roles start: their first bytes wait in the
-  // pipe meanwhile, and on SMB the round trip (~0.2 s) no longer comes before tar starts.
+  // pipe meanwhile, and on SMB the round trip (0.1-0.2 s) no longer comes before tar starts.
   const stagingReady = req.target.mkdir(staging);
   stagingReady.catch(() => {}); // Awaited by every role and after them; never unhandled meanwhile.
   publish('Starting');
