@@ -19,8 +19,9 @@
  *   hash and I/O keep a core; ratio ~0.8-0.86 against the tar pipeline where 0 workers fell to
  *   0.54-0.63 (on a quiet moment 0 workers also reached ~1.0).
  * - 1 MiB chunks: 4 MiB chunks were no faster within the noise, and cost more memory per stream.
- * - cipher updates in 64 KiB pieces: 1 MiB updates ran AES-GCM at a quarter of the speed (page faults
- *   on each fresh output buffer above glibc's mmap threshold).
+ * - cipher updates in 64 KiB pieces: without the allocator addon, 1 MiB updates ran AES-GCM at a
+ *   quarter of the speed (page faults on each fresh output buffer above glibc's mmap threshold);
+ *   with it, both sizes run alike.
  * - decoding (--open) runs at 0.82x `openssl enc -d | zstd -d` with 1.8x its CPU (842 against 472 ms
  *   on 300 MiB). It was 0.45x before the local target read ahead, and 0.59x before the allocator
  *   addon (src/native): perf had put a fifth of the decoding in page faults on fresh buffers,
