@@ -237,7 +237,14 @@ function smbPipelineTool(smbclient: string, root: string): Tool {
  * seconds is slow to write (the VM hands freed pages back to its host, so the copy into a fresh
  * page-cache page faults). Each round's outputs are deleted before the next, after a sync and a pause.
  */
-function measure(list: Tool[]): Row[] {
+interface Measured {
+  /** Each tool's median round. */
+  rows: Row[];
+  /** Every round of each tool, in round order. */
+  rounds: Map<string, Row[]>;
+}
+
+function measure(list: Tool[]): Measured {
   const rounds = roundsFor(list.length);
   const runs = new Map<string, Row[]>(list.map((t) => [t.name, []]));
   for (let round = 0; round < rounds; round++) {
@@ -253,10 +260,21 @@ function measure(list: Tool[]): Row[] {
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const middle = (rs: Run[]): Run => ({ seconds: median(rs.map((r) => r.seconds)), cpuSeconds: median(rs.map((r) => r.cpuSeconds)), peakRssMB: Math.max(...rs.map((r) => r.peakRssMB)) });
-  return list.map((t) => {
+  const rows = list.map((t) => {
     const rs = runs.get(t.name)!;
     return { tool: t.name, backup: middle(rs.map((r) => r.backup)), restore: middle(rs.map((r) => r.restore)), outputBytes: rs[0]!.outputBytes };
   });
+  return { rows, rounds: runs };
+}
+
+/**
+ * Our speed over a reference's in each round, lowest to highest: the two ran minutes apart at
+ * most, so the VM's slow spells weigh on both alike and the spread says how far one median can be
+ * trusted.
+ */
+function roundRatios(ours: Row[], reference: Row[], step: 'backup' | 'restore'): string {
+  const ratios = ours.map((r, i) => reference[i]![step].seconds / r[step].seconds).sort((a, b) => a - b);
+  return ratios.length > 1 ? `${ratios[0]!.toFixed(2)}x-${ratios[ratios.length - 1]!.toFixed(2)}x` : `${ratios[0]!.toFixed(2)}x`;
 }
 
 let digest = '';
@@ -294,16 +312,16 @@ async function smb(bytes: number): Promise<void> {
     ];
     // Made through the share, so they belong to the share's account.
     for (let round = 0; round < roundsFor(list.length); round++) execFileSync('bash', ['-c', `${smbclient} -c 'mkdir spent-${round}' >/dev/null`]);
-    const rows = measure(list);
-    report('SMB share (Samba on loopback)', bytes, rows, ['tar+zstd+openssl+smbclient']);
+    report('SMB share (Samba on loopback)', bytes, measure(list), ['tar+zstd+openssl+smbclient']);
   } finally {
     await samba.stop();
   }
 }
 
-function report(where: string, bytes: number, rows: Row[], references: string[]): void {
+function report(where: string, bytes: number, { rows, rounds }: Measured, references: string[]): void {
   const mbps = (r: Run) => bytes / 1048576 / r.seconds;
   const us = rows[0]!;
+  const ourRounds = rounds.get(us.tool)!;
   const lines = [
     `### ${where}: ${(bytes / 1048576).toFixed(0)} MiB corpus, ${new Date().toISOString()}`,
     '',
@@ -311,9 +329,12 @@ function report(where: string, bytes: number, rows: Row[], references: string[])
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map((r) => `| ${r.tool} | ${mbps(r.backup).toFixed(1)} | ${mbps(r.restore).toFixed(1)} | ${r.backup.cpuSeconds.toFixed(1)} | ${r.restore.cpuSeconds.toFixed(1)} | ${(r.outputBytes / 1048576).toFixed(1)} | ${r.backup.peakRssMB.toFixed(0)} | ${r.restore.peakRssMB.toFixed(0)} |`),
     '',
-    '| azsbackup vs | backup throughput ratio | restore throughput ratio |',
-    '| --- | ---: | ---: |',
-    ...rows.filter((r) => references.includes(r.tool)).map((r) => `| ${r.tool} | ${(r.backup.seconds / us.backup.seconds).toFixed(2)}x | ${(r.restore.seconds / us.restore.seconds).toFixed(2)}x |`),
+    '| azsbackup vs | backup throughput ratio | restore throughput ratio | backup, round by round | restore, round by round |',
+    '| --- | ---: | ---: | ---: | ---: |',
+    ...rows.filter((r) => references.includes(r.tool)).map((r) => {
+      const theirs = rounds.get(r.tool)!;
+      return `| ${r.tool} | ${(r.backup.seconds / us.backup.seconds).toFixed(2)}x | ${(r.restore.seconds / us.restore.seconds).toFixed(2)}x | ${roundRatios(ourRounds, theirs, 'backup')} | ${roundRatios(ourRounds, theirs, 'restore')} |`;
+    }),
     '',
   ];
   const text = lines.join('\n');
