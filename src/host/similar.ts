@@ -14,22 +14,31 @@ function distance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
+/** The words of a name: split at '-', '_', spaces and capitals, lower-cased, of 3 letters or more. */
+function wordsOf(name: string): string[] {
+  return name.split(/[-_\s]|(?=[A-Z])/).map((w) => w.toLowerCase()).filter((w) => w.length >= 3);
+}
+
 /**
- * Candidates close to `input`, case-insensitively: within a few edits, or sharing a word of it
- * (e.g. "Get-Backup" suggests Get-InfrastructureBackup), closest first, at most `limit`.
+ * Candidates close to `input`, case-insensitively, closest first, at most `limit`. A candidate is
+ * close when it is within a few edits, contains the whole input, or shares a word of it (e.g.
+ * "Get-Backup" suggests Get-InfrastructureBackup). The order weighs both: the fewer edits for the
+ * length and the more of the typed words a candidate holds, the earlier it comes, so a one-letter
+ * typo of a cmdlet comes before cmdlets that only share its noun.
  */
 export function closeMatches(input: string, candidates: readonly string[], limit = 5): string[] {
   const needle = input.toLowerCase();
-  const words = input.split(/[-_\s]|(?=[A-Z])/).map((w) => w.toLowerCase()).filter((w) => w.length >= 4);
+  const words = wordsOf(input);
+  const threshold = Math.max(2, Math.floor(needle.length / 3));
   const scored = candidates.map((c) => {
     const lower = c.toLowerCase();
-    let score = distance(needle, lower);
-    if (lower.includes(needle) || words.some((w) => lower.includes(w))) score = Math.min(score, Math.max(1, Math.abs(lower.length - needle.length) / 4));
-    return { c, score };
+    const edits = distance(needle, lower);
+    const shared = words.filter((w) => lower.includes(w));
+    const close = edits <= threshold || lower.includes(needle) || shared.some((w) => w.length >= 4);
+    return { c, close, score: edits / Math.max(needle.length, lower.length) - 0.2 * shared.length };
   });
-  const threshold = Math.max(2, Math.floor(needle.length / 3));
   return scored
-    .filter((s) => s.score <= threshold)
+    .filter((s) => s.close)
     .sort((a, b) => a.score - b.score || a.c.localeCompare(b.c))
     .slice(0, limit)
     .map((s) => s.c);
