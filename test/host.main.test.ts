@@ -145,6 +145,15 @@ describe('output', () => {
     expect((await run(['Invoke-TestJob', 'progress'])).err).toBe('');
   });
 
+  test('a terminal that reports 0 columns gets the default width, not a word per line', async () => {
+    const r = await run(['--help'], { columns: 0, stdoutIsTTY: true });
+    const synopsisLine = r.out.split('\n').find((l) => l.includes('Get-TestItem'))!;
+    expect(synopsisLine.trim().split(/\s+/).length).toBeGreaterThan(2);
+    const bar = await run(['Invoke-TestJob', 'progress'], { columns: 0, stderrIsTTY: true });
+    expect(bar.err).toContain('\rTest job: 0% [                    ] 0%');
+    expect(bar.err.endsWith(`\r${' '.repeat(79)}\r`)).toBe(true);
+  });
+
   test('a terminal progress bar redraws one line and clears it', () => {
     let text = '';
     let t = 0;

@@ -45,6 +45,15 @@ export interface HostIO {
 const helpTokens = new Set(['-?', '/?', '--help', '-help', '-h', 'help']);
 const cmdletHelpTokens = new Set(['-?', '/?', '--help', '-help']);
 
+/**
+ * A terminal that reports 0 columns (a pseudo-terminal nobody sized, as `script` or `docker -t`
+ * make) has an unknown width, not a zero one: help would wrap after every word and the progress
+ * bar shrink to an ellipsis that is never cleared.
+ */
+function usableWidth(columns: number | undefined): number | undefined {
+  return columns !== undefined && columns > 0 ? columns : undefined;
+}
+
 function processIO(io: Partial<HostIO>): HostIO {
   const own = io.stdin === undefined && io.stdout === undefined && io.stderr === undefined;
   const env = io.env ?? process.env;
@@ -56,7 +65,7 @@ function processIO(io: Partial<HostIO>): HostIO {
     stdinIsTTY: io.stdinIsTTY ?? (io.stdin === undefined && process.stdin.isTTY === true),
     stdoutIsTTY: io.stdoutIsTTY ?? (io.stdout === undefined && process.stdout.isTTY === true),
     stderrIsTTY: io.stderrIsTTY ?? (io.stderr === undefined && process.stderr.isTTY === true),
-    columns: io.columns ?? (io.stdout === undefined ? process.stdout.columns : undefined),
+    columns: usableWidth(io.columns ?? (io.stdout === undefined ? process.stdout.columns : undefined)),
     manifestsDir: io.manifestsDir ?? env.AZSBACKUP_MANIFESTS_DIR,
     compiledManifests: io.compiledManifests,
     cmdletsDir: io.cmdletsDir ?? env.AZSBACKUP_CMDLETS_DIR,
