@@ -237,6 +237,39 @@ describe.each(cases)('$name provider', (c) => {
     expect(await fx.snapshot()).toEqual(before);
   });
 
+  it.skipIf(c.skip || c.streamsIntoDestination)('a provider that stages asks beforeCommit() once all data is in, and a refusal leaves the destination as it was', async () => {
+    const before = await fx.snapshot();
+    const bytes = await exportAll(provider);
+    const dest = await fx.freshDestination();
+    const refusal = new AzsError('A later role of this backup did not authenticate.', { errorId: 'ChunkAuthenticationFailed', category: 'InvalidData' });
+    let asked = 0;
+    const source = Readable.from([bytes]);
+    let ended = false;
+    source.on('end', () => { ended = true; });
+    const err = await provider.import(source, {
+      destination: dest,
+      beforeCommit: async () => {
+        asked++;
+        // Staged and verified: every byte was read, and the destination is not there yet.
+        expect(ended).toBe(true);
+        await expect(fs.stat(dest)).rejects.toMatchObject({ code: 'ENOENT' });
+        throw refusal;
+      },
+    }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBe(refusal);
+    expect(asked).toBe(1);
+    await expect(fs.stat(dest)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await fs.readdir(path.dirname(dest))).filter((s) => s.includes('azs-'))).toEqual([]);
+
+    // Over existing data too, and a beforeCommit that resolves lets the import finish as usual.
+    const edited = await provider.import(Readable.from([bytes]), { beforeCommit: async () => { throw refusal; } }).then(() => undefined, (e: unknown) => e);
+    expect(edited).toBe(refusal);
+    expect(await fx.snapshot()).toEqual(before);
+    await provider.import(Readable.from([bytes]), { destination: dest, beforeCommit: async () => { asked++; } });
+    expect(asked).toBe(2);
+    expect(await fx.snapshot(dest)).toEqual(before);
+  });
+
   it.skipIf(c.skip)('a failing export errors clearly', async () => {
     const broken = await createProvider(fx.broken.role);
     const err = await exportAll(broken).then(

@@ -279,6 +279,7 @@ export class DirectoryProvider implements Provider {
     const staging = await fs.mkdtemp(path.join(parent, `.${path.basename(dest)}.${STAGING_TAG}-`));
     try {
       await extractStrict(data, staging, ctx.signal);
+      await ctx.beforeCommit?.();
       await swapDirectoryInto(staging, dest);
     } catch (e) {
       await fs.rm(staging, { recursive: true, force: true, maxRetries: 3 });

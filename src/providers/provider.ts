@@ -34,6 +34,12 @@ export interface ProviderContext {
    * same server. command: passed to the import program as AZSBACKUP_DESTINATION (it decides).
    */
   destination?: string;
+  /**
+   * import() of a provider that stages calls this once the data is staged and verified, right
+   * before the destination changes, and leaves the destination as it was (discarding the staging)
+   * if it rejects. A restore of several roles uses it to stage them all before changing any.
+   */
+  beforeCommit?: () => Promise<void>;
 }
 
 export interface ProviderDescription {

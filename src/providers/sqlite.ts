@@ -101,6 +101,7 @@ export class SqliteProvider implements Provider {
       await receive(data, candidate, ctx.signal);
       checkIntegrity(candidate);
       await matchOwnership(candidate, dest);
+      await ctx.beforeCommit?.();
       await swapFileInto(candidate, dest);
     } finally {
       await fs.rm(staging, { recursive: true, force: true });
