@@ -1,9 +1,12 @@
+import { realpathSync } from 'node:fs';
+import path from 'node:path';
 import { pipeline, Writable, type Readable } from 'node:stream';
 import { AzsError, isAzsError } from '../errors.js';
 import type { RoleRecord } from '../catalog/backup-info.js';
 import type { DecryptWith } from '../crypto/recipient.js';
 import { openRoleStream } from '../pipeline/role-stream.js';
 import { createProvider } from '../providers/index.js';
+import type { Provider } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
 import type { Target } from '../targets/target.js';
 import { openBackup } from './open-backup.js';
@@ -62,6 +65,54 @@ async function drain(stream: Readable): Promise<number> {
   return bytes;
 }
 
+/** The providers resolve a destination's symbolic links before they swap, so nesting is judged the same way. */
+function realOrResolved(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+}
+
+/** True when one selected role restores into, or around, another's destination. */
+function destinationsNest(roles: RoleRecord[]): boolean {
+  const places = roles.map((r) => r.definition.path).filter((p): p is string => p !== undefined).map(realOrResolved);
+  return places.some((a, i) => places.some((b, j) => i !== j && (a === b || a.startsWith(`${b}${path.sep}`))));
+}
+
+/** A staged import held at its provider's beforeCommit() until the engine lets it go on or stops it. */
+interface HeldImport {
+  /** Settles once the data is staged and verified (true), or the import failed before that. */
+  staged: Promise<true>;
+  /** Lets the import change the destination; resolves when it has. */
+  commit(): Promise<void>;
+  /** Makes the import give up and discard what it staged. */
+  abandon(reason: AzsError): Promise<void>;
+}
+
+function holdImport(run: (beforeCommit: () => Promise<void>) => Promise<void>): HeldImport {
+  let reached!: () => void;
+  const staged = new Promise<true>((resolve) => { reached = () => resolve(true); });
+  let release!: (go: AzsError | undefined) => void;
+  const decision = new Promise<AzsError | undefined>((resolve) => { release = resolve; });
+  const done = run(async () => {
+    reached();
+    const stop = await decision;
+    if (stop) throw stop;
+  });
+  return {
+    staged: Promise.race([staged, done.then(() => true as const)]),
+    async commit() {
+      release(undefined);
+      await done;
+    },
+    async abandon(reason) {
+      release(reason);
+      await done.catch(() => undefined);
+    },
+  };
+}
+
 export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
   const { info, entry, dataKey } = await openBackup(req.target, req.name, req.material);
   const restorable = info.roles.filter((r) => r.status === 'Succeeded' && r.files.length > 0);
@@ -80,47 +131,90 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
   selected = [...selected].sort((a, b) => a.definition.restoreOrder - b.definition.restoreOrder || a.definition.name.localeCompare(b.definition.name));
 
   const activity = `Restore ${entry.name}`;
-  // BackupInfo.xml is authenticated by now, so its sizes and hashes are the committed truth. Check
-  // every selected file against them before the first role is touched: a damaged later role must
-  // not leave earlier ones restored from a backup that cannot be restored whole.
-  // (One role alone needs no separate pass: its own stream is verified before the swap.)
-  for (const role of selected.length > 1 ? selected : []) {
-    const file = role.files[0]!;
-    req.progress.report({ activity, status: `Checking ${file.name}`, id: 0 });
-    await drain(pipeline(await req.target.read(`${entry.folder}/${file.name}`), createVerifyTap(file, entry.name), () => {}));
-  }
-  const results: RestoreResultRecord[] = [];
-  let failure: AzsError | undefined;
-  for (const [i, role] of selected.entries()) {
-    const def = role.definition;
-    const result: RestoreResultRecord = {
-      BackupName: entry.name, RoleName: def.name, Provider: def.provider, Status: 'Skipped',
-      Destination: def.path ?? def.connectionString ?? def.importCommand?.join(' ') ?? null, Size: 0, Duration: 0, Error: null,
-    };
-    results.push(result);
-    if (failure) continue;
-    const started = Date.now();
-    req.progress.report({ activity, status: `${def.name} (${i + 1} of ${selected.length})`, percentComplete: Math.floor((i / selected.length) * 100), id: 0 });
-    try {
-      const provider = await createProvider(def);
-      const path = `${entry.folder}/${role.files[0]!.name}`;
-      if (provider.streamsIntoDestination) {
-        await drain(plaintextOf(await req.target.read(path), role, entry.name, dataKey!));
-      }
-      let size = 0;
-      const plaintext = pipeline(plaintextOf(await req.target.read(path), role, entry.name, dataKey!), countBytes((n) => { size = n; }), () => {});
-      await provider.import(plaintext, { signal: req.signal });
-      result.Status = 'Succeeded';
-      result.Size = size;
-    } catch (e) {
-      failure = isAzsError(e) ? e : new AzsError(`Restoring role ${def.name} failed: ${(e as Error).message}`, {
-        errorId: 'RoleRestoreFailed', category: 'NotSpecified', targetObject: def.name, cause: e,
-      });
-      result.Status = 'Failed';
-      result.Error = failure.message;
+  const pathOf = (role: RoleRecord): string => `${entry.folder}/${role.files[0]!.name}`;
+  const read = async (role: RoleRecord): Promise<Readable> => plaintextOf(await req.target.read(pathOf(role)), role, entry.name, dataKey!);
+
+  // A damaged later role must not leave earlier ones restored from a backup that cannot be restored
+  // whole. So every role is first staged (or, where its provider cannot stage, verified), and only
+  // then do the destinations change, in order: a role file is read from the share once where it
+  // can be staged, rather than once to check it and again to restore it. Roles whose destinations
+  // lie inside one another cannot be staged side by side (the outer one's swap would carry the
+  // inner one's staging away), so those restore one after the other behind a keyless check of
+  // every file first.
+  const sideBySide = !destinationsNest(selected);
+  if (selected.length > 1 && !sideBySide) {
+    for (const role of selected) {
+      const file = role.files[0]!;
+      req.progress.report({ activity, status: `Checking ${file.name}`, id: 0 });
+      await drain(pipeline(await req.target.read(pathOf(role)), createVerifyTap(file, entry.name), () => {}));
     }
-    result.Duration = Date.now() - started;
   }
+
+  const results: RestoreResultRecord[] = selected.map((role) => ({
+    BackupName: entry.name, RoleName: role.definition.name, Provider: role.definition.provider, Status: 'Skipped',
+    Destination: role.definition.path ?? role.definition.connectionString ?? role.definition.importCommand?.join(' ') ?? null,
+    Size: 0, Duration: 0, Error: null,
+  }));
+  const failed = (i: number, e: unknown): AzsError => {
+    const error = isAzsError(e) ? e : new AzsError(`Restoring role ${selected[i]!.definition.name} failed: ${(e as Error).message}`, {
+      errorId: 'RoleRestoreFailed', category: 'NotSpecified', targetObject: selected[i]!.definition.name, cause: e,
+    });
+    results[i]!.Status = 'Failed';
+    results[i]!.Error = error.message;
+    return error;
+  };
+  const started = new Array<number>(selected.length).fill(0);
+
+  const counted = async (i: number): Promise<Readable> => pipeline(await read(selected[i]!), countBytes((n) => { results[i]!.Size = n; }), () => {});
+  const providers: Provider[] = [];
+  const held: (HeldImport | undefined)[] = [];
+  /** Role i staged and held before its swap; or, where its provider cannot stage, authenticated whole. */
+  const stage = async (i: number): Promise<void> => {
+    const provider = (providers[i] = await createProvider(selected[i]!.definition));
+    if (provider.streamsIntoDestination) {
+      // Its import cannot be undone, so the whole file is authenticated before it starts.
+      await drain(await read(selected[i]!));
+      return;
+    }
+    const plaintext = await counted(i);
+    held[i] = holdImport((beforeCommit) => provider.import(plaintext, { signal: req.signal, beforeCommit }));
+    await held[i]!.staged;
+  };
+  /** Role i into place: the held swap goes on, or a streaming provider imports the file now. */
+  const commit = async (i: number): Promise<void> => {
+    const importing = held[i];
+    if (importing) await importing.commit();
+    else await providers[i]!.import(await counted(i), { signal: req.signal });
+    results[i]!.Status = 'Succeeded';
+    results[i]!.Duration = Date.now() - started[i]!;
+  };
+
+  // Several roles: all staged first, then all swapped. One role, or nested ones: each in turn.
+  const stageAll = sideBySide && selected.length > 1;
+  let failure: AzsError | undefined;
+  const progress = (i: number, step: string): void => req.progress.report({
+    activity, status: `${selected[i]!.definition.name} (${i + 1} of ${selected.length})${step}`, percentComplete: Math.floor((i / selected.length) * 100), id: 0,
+  });
+  for (let i = 0; i < selected.length && !failure; i++) {
+    started[i] = Date.now();
+    progress(i, stageAll ? ': staging' : '');
+    try {
+      await stage(i);
+      if (!stageAll) await commit(i);
+    } catch (e) {
+      failure = failed(i, e);
+    }
+  }
+  for (let i = 0; stageAll && !failure && i < selected.length; i++) {
+    progress(i, ': into place');
+    try {
+      await commit(i);
+    } catch (e) {
+      failure = failed(i, e);
+    }
+  }
+  // Whatever is still held after a failure is given up: its staging goes, its destination stays.
+  for (const [i, h] of held.entries()) if (h && results[i]!.Status === 'Skipped') await h.abandon(failure!);
   req.progress.report({ activity, status: failure ? 'Failed' : 'Done', percentComplete: 100, id: 0, completed: true });
   return { results, error: failure };
 }
