@@ -18,7 +18,8 @@ import { countBytes } from './byte-counter.js';
  * recorded, so a freshly redeployed machine needs nothing but the share and the decryption material.
  * Every chunk is authenticated before its bytes reach a provider, and providers swap a role into
  * place only on a clean end; providers that cannot stage get a verified file (a first full pass).
- * The first failing role stops the restore: later roles may depend on it.
+ * With several roles, all are staged or verified before any destination changes (runRestore), and
+ * the first failing role stops the restore: later roles may depend on it.
  */
 
 export interface RestoreRequest {
