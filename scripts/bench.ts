@@ -1,4 +1,4 @@
-// npm run bench [-- --size 500M] [--rounds N] [--smb] [--tools azsbackup,restic,borg,pipeline,tar] [--keep]
+// npm run bench [-- --size 500M] [--rounds N] [--smb] [--tools azsbackup,restic,borg,pipeline,tar] [--role-per-folder] [--keep]
 //
 // Backup and restore throughput and peak memory of AzsBackup against references measured in the
 // same run on the same deterministic corpus: restic, borg, and a `tar | zstd -1 -T0 | openssl enc`
@@ -6,6 +6,8 @@
 // pipeline's output). Plain `tar -c` / `tar -x` with neither compression nor encryption is the
 // floor: no tool that writes the same files one at a time restores faster than it.
 // Machines here are shared and noisy: read the ratios, not the absolute figures.
+// --role-per-folder registers each top folder of the corpus (json, blobs, small) as a role of its
+// own, so that our restore takes the path of a backup with several roles (all staged, then swapped).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, lstatSync, readFileSync } from 'node:fs';
@@ -29,6 +31,8 @@ function parseSize(text: string): number {
 /** --tools azsbackup,restic,borg,pipeline: run only these (e.g. only ours for a 5 GiB memory check). */
 const tools = (arg('--tools') ?? 'azsbackup,restic,borg,pipeline,tar').split(',');
 const size = parseSize(arg('--size') ?? process.env.BENCH_SIZE ?? '500M');
+const rolePerFolder = args.includes('--role-per-folder');
+const ourRoles = rolePerFolder ? ', ours as one role per top folder' : '';
 /**
  * --rounds N: each tool runs N times, interleaved; the median is reported. The default is one round
  * per tool (at least 3), so that every tool takes every place in the order once: on the build VM
@@ -131,7 +135,11 @@ function ours(label: string, share: (round: number) => { path: string; size: () 
       const home = join(work, `home-${label}-${round}`);
       const key = execFileSync('node', [cli, 'New-EncryptionKey', '--output', 'json'], { env: { ...process.env, AZSBACKUP_HOME: home }, encoding: 'utf8' });
       const env = { ...credentialEnv, AZSBACKUP_ENCRYPTIONKEY: JSON.parse(key).Key as string };
-      execFileSync('bash', ['-c', `${azs(home, 'Set-BackupShare', `-Path '${sharePath}' ${userArgs} -SkipValidation`)} >/dev/null && ${azs(home, 'Register-InfrastructureRole', `-Name Corpus -Provider directory -Path ${corpus}`)} >/dev/null`], { env: { ...process.env, ...env } });
+      const roles = rolePerFolder
+        ? readdirSync(corpus).sort().map((folder, i) => `-Name ${folder} -Provider directory -Path ${join(corpus, folder)} -RestoreOrder ${i + 1}`)
+        : [`-Name Corpus -Provider directory -Path ${corpus}`];
+      const register = roles.map((r) => `${azs(home, 'Register-InfrastructureRole', r)} >/dev/null`).join(' && ');
+      execFileSync('bash', ['-c', `${azs(home, 'Set-BackupShare', `-Path '${sharePath}' ${userArgs} -SkipValidation`)} >/dev/null && ${register}`], { env: { ...process.env, ...env } });
       const backup = timed(`${label} backup`, `${azs(home, 'Start-InfrastructureBackup', '')} > ${work}/backup-${label}.json`, env);
       const name = JSON.parse(readFileSync(`${work}/backup-${label}.json`, 'utf8')).Name as string;
       const outputBytes = sizeOf();
@@ -295,7 +303,7 @@ function main(): { bytes: number } {
   if (tools.includes('borg')) list.push(borg());
   if (tools.includes('pipeline')) list.push(pipelineTool());
   if (tools.includes('tar')) list.push(plainTarTool());
-  report('local folder', bytes, measure(list), ['restic', 'borg', 'tar+zstd+openssl', 'tar alone']);
+  report(`local folder${ourRoles}`, bytes, measure(list), ['restic', 'borg', 'tar+zstd+openssl', 'tar alone']);
   return { bytes };
 }
 
@@ -312,7 +320,7 @@ async function smb(bytes: number): Promise<void> {
     ];
     // Made through the share, so they belong to the share's account.
     for (let round = 0; round < roundsFor(list.length); round++) execFileSync('bash', ['-c', `${smbclient} -c 'mkdir spent-${round}' >/dev/null`]);
-    report('SMB share (Samba on loopback)', bytes, measure(list), ['tar+zstd+openssl+smbclient']);
+    report(`SMB share (Samba on loopback)${ourRoles}`, bytes, measure(list), ['tar+zstd+openssl+smbclient']);
   } finally {
     await samba.stop();
   }
