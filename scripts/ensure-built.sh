@@ -7,10 +7,14 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "azsbackup: installing npm dependencies (npm ci; native addons compile, about 2 minutes)" >&2
   npm ci --no-audit --no-fund >&2
 fi
-# npm ci compiles the allocator addon; a node_modules from before it existed did not.
-if [ ! -f src/native/build/Release/malloc_tuning.node ] || [ src/native/malloc-tuning.c -nt src/native/build/Release/malloc_tuning.node ]; then
-  npm run --silent install >&2
-fi
+# npm ci compiles our addons; a node_modules from before one of them existed did not.
+for addon in malloc-tuning posix-spawn; do
+  built=src/native/build/Release/${addon/-/_}.node
+  if [ ! -f "$built" ] || [ "src/native/$addon.c" -nt "$built" ]; then
+    npm run --silent install >&2
+    break
+  fi
+done
 newest_source=$(find src cmdlets manifests scripts/build.mjs scripts/build-tools.ts package.json -type f -newer dist/manifests.json 2>/dev/null | head -1 || true)
 if [ ! -f dist/manifests.json ] || [ -n "$newest_source" ]; then
   npm run --silent build >&2

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AzsError } from '../src/errors.js';
 import { STDERR_TAIL_BYTES } from '../src/providers/child.js';
 import { createProvider } from '../src/providers/index.js';
@@ -34,7 +34,21 @@ async function failure(p: Promise<unknown>): Promise<AzsError> {
   return e as AzsError;
 }
 
-describe('command provider', () => {
+// Every case holds for both ways of starting programs (src/providers/spawn.ts).
+describe.each([
+  { launcher: 'posix_spawn', env: undefined },
+  { launcher: "Node's spawn", env: 'node' },
+])('command provider, started with $launcher', ({ env }) => {
+  const saved = process.env.AZSBACKUP_SPAWN;
+  beforeAll(() => {
+    if (env === undefined) delete process.env.AZSBACKUP_SPAWN;
+    else process.env.AZSBACKUP_SPAWN = env;
+  });
+  afterAll(() => {
+    if (saved === undefined) delete process.env.AZSBACKUP_SPAWN;
+    else process.env.AZSBACKUP_SPAWN = saved;
+  });
+
   it('runs without a shell: $(...) and other metacharacters stay literal', async () => {
     const marker = path.join(tmp, 'pwned');
     const arg = `$(touch ${marker}); touch ${marker} | & > ${marker} \`touch ${marker}\``;

@@ -1,5 +1,4 @@
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { addonPath, loadAddon } from './addon.js';
 
 /**
  * Process-wide allocator settings for streaming work (see malloc-tuning.c for why). Every buffer
@@ -11,9 +10,6 @@ const MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024;
 const TRIM_THRESHOLD_BYTES = 128 * 1024 * 1024;
 const TOP_PAD_BYTES = 64 * 1024 * 1024;
 
-/** From src/native/ (sources) and from dist/<folder>/ (the build) alike. */
-const ADDON = new URL('../../src/native/build/Release/malloc_tuning.node', import.meta.url);
-
 export type AllocatorTuning =
   /** glibc took the settings. */
   | 'tuned'
@@ -23,12 +19,8 @@ export type AllocatorTuning =
   | 'refused';
 
 /** Call once, first thing in a process that moves backup data; it only ever changes speed. */
-export function tuneAllocator(addonPath: string = fileURLToPath(ADDON)): AllocatorTuning {
-  let addon: { tune(mmapThreshold: number, trimThreshold: number, topPad: number): boolean };
-  try {
-    addon = createRequire(import.meta.url)(addonPath) as typeof addon;
-  } catch {
-    return 'not-built';
-  }
+export function tuneAllocator(file: string = addonPath('malloc_tuning')): AllocatorTuning {
+  const addon = loadAddon<{ tune(mmapThreshold: number, trimThreshold: number, topPad: number): boolean }>('malloc_tuning', file);
+  if (!addon) return 'not-built';
   return addon.tune(MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES, TOP_PAD_BYTES) ? 'tuned' : 'refused';
 }

@@ -4,6 +4,11 @@
       "target_name": "malloc_tuning",
       "sources": ["malloc-tuning.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
+      "target_name": "posix_spawn",
+      "sources": ["posix-spawn.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]
 }

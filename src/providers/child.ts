@@ -1,6 +1,6 @@
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { execa, type ResultPromise } from 'execa';
+import { spawnProgram } from './spawn.js';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { earlyFailure } from './input.js';
 
@@ -74,8 +74,46 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-interface Running {
-  child: ResultPromise;
+interface Outcome {
+  failed: boolean;
+  exitCode?: number;
+  signal?: string;
+  code?: string;
+  shortMessage?: string;
+}
+
+/** A started program: the pipes it was given, and how it ended once its output has been read. */
+interface Launched {
+  pid: number | undefined;
+  stdin: Writable | null;
+  stdout: Readable | null;
+  stderr: Readable | null;
+  outcome: Promise<Outcome>;
+}
+
+function launch(spec: ProgramSpec, mode: 'export' | 'import'): Launched {
+  const [file, ...args] = spec.argv;
+  if (!file) throw new Error('ProgramSpec.argv is empty'); // validated earlier; a bug if reached
+  try {
+    const p = spawnProgram(file, args, { env: environment(spec.env), stdin: mode === 'import', stdout: mode === 'export', stderr: true, newSession: true });
+    const outcome = p.ended.then(({ error, ...end }): Outcome =>
+      error ? { failed: true, code: error.code, shortMessage: error.message } : { failed: end.exitCode !== 0, ...end },
+    );
+    return { ...p, outcome };
+  } catch (e) {
+    const { code, message } = e as NodeJS.ErrnoException;
+    return { pid: undefined, stdin: null, stdout: null, stderr: null, outcome: Promise.resolve({ failed: true, code, shortMessage: message }) };
+  }
+}
+
+/** The inherited environment with `overrides` merged over it; an undefined value removes the variable. */
+function environment(overrides: Record<string, string | undefined> = {}): Record<string, string> {
+  const merged: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...overrides })) if (v !== undefined) merged[k] = v;
+  return merged;
+}
+
+interface Running extends Launched {
   tail: Tail;
   stop(reason: StopReason, signal?: NodeJS.Signals): void;
   reason(): StopReason | undefined;
@@ -83,27 +121,14 @@ interface Running {
 }
 
 function start(spec: ProgramSpec, mode: 'export' | 'import'): Running {
-  const [file, ...args] = spec.argv;
-  if (!file) throw new Error('ProgramSpec.argv is empty'); // validated earlier; a bug if reached
-  const child = execa(file, args, {
-    stdin: mode === 'import' ? 'pipe' : 'ignore',
-    stdout: mode === 'export' ? 'pipe' : 'ignore',
-    stderr: 'pipe',
-    buffer: false,
-    reject: false,
-    shell: false,
-    detached: true,
-    cleanup: false,
-    env: spec.env,
-    extendEnv: true,
-  });
+  const launched = launch(spec, mode);
   const tail = new Tail();
-  child.stderr?.on('data', (c: Buffer) => tail.push(c));
+  launched.stderr?.on('data', (c: Buffer) => tail.push(c));
 
   let stopReason: StopReason | undefined;
   let timer: NodeJS.Timeout | undefined;
   let forceTimer: NodeJS.Timeout | undefined;
-  const pid = child.pid;
+  const pid = launched.pid;
   if (pid !== undefined) trackGroup(pid);
 
   const stop = (reason: StopReason, signal: NodeJS.Signals = 'SIGTERM'): void => {
@@ -134,15 +159,7 @@ function start(spec: ProgramSpec, mode: 'export' | 'import'): Running {
       liveGroups.delete(pid);
     }
   };
-  return { child, tail, stop, reason: () => stopReason, dispose };
-}
-
-interface Outcome {
-  failed: boolean;
-  exitCode?: number;
-  signal?: string;
-  code?: string;
-  shortMessage?: string;
+  return { ...launched, tail, stop, reason: () => stopReason, dispose };
 }
 
 function failure(spec: ProgramSpec, run: Running, r: Outcome): AzsError | undefined {
@@ -194,14 +211,17 @@ export function exportFromProgram(spec: ProgramSpec): Readable {
   const run = start(spec, 'export');
   const out = new PassThrough();
   let settled = false;
-  run.child.stdout!.pipe(out, { end: false });
+  run.stdout?.pipe(out, { end: false });
   out.on('close', () => {
-    if (!settled) run.stop('consumer-closed');
+    if (settled) return;
+    run.stop('consumer-closed');
+    // Unread output would otherwise keep the program's end from being seen.
+    run.stdout?.destroy();
   });
-  void run.child.then((r) => {
+  void run.outcome.then((r) => {
     settled = true;
     run.dispose();
-    const err = failure(spec, run, r as Outcome);
+    const err = failure(spec, run, r);
     if (err) out.destroy(err);
     else out.end();
   });
@@ -239,12 +259,13 @@ export async function importIntoProgram(spec: ProgramSpec, data: Readable): Prom
     run.stop('input-failed', 'SIGKILL');
   };
   data.once('error', onDataError);
-  const feeding = pipeline(data, run.child.stdin!).catch((e: unknown) => {
+  // A program that could not start has no stdin; its outcome says why, and the data is let go.
+  const feeding = (run.stdin ? pipeline(data, run.stdin) : Promise.resolve(void data.destroy())).catch((e: unknown) => {
     // A program that exits early breaks the pipe; its exit status tells the real story.
     const code = (e as NodeJS.ErrnoException)?.code;
     if (code !== 'EPIPE' && code !== 'ERR_STREAM_PREMATURE_CLOSE' && code !== 'ERR_STREAM_DESTROYED') onDataError(e);
   });
-  const r = (await run.child) as Outcome;
+  const r = await run.outcome;
   await feeding;
   run.dispose();
   data.off('error', onDataError);

@@ -1,0 +1,155 @@
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { spawnWithoutFork } from '../src/native/posix-spawn.js';
+import { spawnProgram, type SpawnedProgram, type SpawnOptions } from '../src/providers/spawn.js';
+
+let tmp: string;
+beforeEach(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'azs-spawn-'));
+});
+afterEach(async () => {
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+const opts = (o: Partial<SpawnOptions> = {}): SpawnOptions => ({
+  env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  stdin: false,
+  stdout: true,
+  stderr: true,
+  newSession: false,
+  ...o,
+});
+
+async function text(s: Readable | null): Promise<string> {
+  let out = '';
+  for await (const c of s!) out += String(c);
+  return out;
+}
+
+async function run(file: string, args: string[], o?: Partial<SpawnOptions>): Promise<{ out: string; end: Awaited<SpawnedProgram['ended']> }> {
+  const p = spawnProgram(file, args, opts(o));
+  const [out, end] = await Promise.all([text(p.stdout), p.ended]);
+  return { out, end };
+}
+
+/**
+ * Minor page faults this process takes while it writes once more into 96 MiB it had already
+ * written, after starting `true` through spawnProgram: fork() write-protects every page, so each
+ * page faults again; posix_spawn leaves them alone.
+ */
+async function faultsAfterSpawn(spawn: 'posix' | 'node'): Promise<number> {
+  const saved = process.env.AZSBACKUP_SPAWN;
+  process.env.AZSBACKUP_SPAWN = spawn;
+  try {
+    const big = Buffer.alloc(96 << 20);
+    const touch = (): void => {
+      for (let i = 0; i < big.length; i += 4096) big[i]!++;
+    };
+    touch();
+    await spawnProgram('true', [], opts({ stdout: false, stderr: false })).ended;
+    const before = process.resourceUsage().minorPageFault;
+    touch();
+    return process.resourceUsage().minorPageFault - before;
+  } finally {
+    if (saved === undefined) delete process.env.AZSBACKUP_SPAWN;
+    else process.env.AZSBACKUP_SPAWN = saved;
+  }
+}
+
+describe('spawning without fork', () => {
+  it('is compiled and used here', () => {
+    const p = spawnWithoutFork('true', [], opts({ stdout: false, stderr: false }));
+    expect(p).toBeDefined();
+    return p!.ended;
+  });
+
+  it("leaves the parent's memory writable, where Node's spawn costs a fault per page written again", async () => {
+    const pages = (96 << 20) / 4096;
+    expect(await faultsAfterSpawn('node')).toBeGreaterThan(pages / 2);
+    expect(await faultsAfterSpawn('posix')).toBeLessThan(pages / 20);
+  });
+
+  it('passes on no fd of ours beyond stdin, stdout and stderr', async () => {
+    // Node opens its own close-on-exec, but not everything in a process does (a test runner's
+    // channel here): Node's spawn would pass those on, posix_spawn is told to close them.
+    const { out } = await run('ls', ['/proc/self/fd'], { stdin: true });
+    expect(out.trim().split('\n').map(Number).sort()).toEqual([0, 1, 2, 3]); // 3: the folder ls reads
+  });
+});
+
+describe.each([
+  { launcher: 'posix_spawn', env: undefined },
+  { launcher: "Node's spawn", env: 'node' },
+])('a program started with $launcher', ({ env }) => {
+  const saved = process.env.AZSBACKUP_SPAWN;
+  beforeAll(() => {
+    if (env === undefined) delete process.env.AZSBACKUP_SPAWN;
+    else process.env.AZSBACKUP_SPAWN = env;
+  });
+  afterAll(() => {
+    if (saved === undefined) delete process.env.AZSBACKUP_SPAWN;
+    else process.env.AZSBACKUP_SPAWN = saved;
+  });
+
+  it('gets its arguments literally, the PATH searched, and exactly the environment given', async () => {
+    const { out, end } = await run('sh', ['-c', 'printf "%s|%s|" "$0" "$1"; env | sort', 'two words', '$(x) *'], { env: { PATH: process.env.PATH!, ONLY: 'this' } });
+    expect(end).toEqual({ exitCode: 0 });
+    expect(out.startsWith('two words|$(x) *|')).toBe(true);
+    const vars = out.split('|')[2]!.trim().split('\n').map((l) => l.split('=')[0]);
+    expect(vars.filter((v) => !['PWD', 'SHLVL', '_'].includes(v!))).toEqual(['ONLY', 'PATH']);
+  });
+
+  it('reads all of its stdin and ends at its end', async () => {
+    const p = spawnProgram('sha256sum', [], opts({ stdin: true }));
+    const data = Buffer.alloc(3 << 20, 0x5a);
+    p.stdin!.end(data);
+    const [out, end] = await Promise.all([text(p.stdout), p.ended]);
+    expect(end).toEqual({ exitCode: 0 });
+    expect(out.split(' ')[0]).toBe((await import('node:crypto')).createHash('sha256').update(data).digest('hex'));
+  });
+
+  it('settles only after its output has been read to the end', async () => {
+    const p = spawnProgram('head', ['-c', String(8 << 20), '/dev/zero'], opts());
+    let n = 0;
+    let endedFirst = false;
+    void p.ended.then(() => (endedFirst = n < 8 << 20));
+    for await (const c of p.stdout!) {
+      n += (c as Buffer).length;
+      await new Promise((r) => setImmediate(r)); // a slow reader
+    }
+    await p.ended;
+    expect(n).toBe(8 << 20);
+    expect(endedFirst).toBe(false);
+  });
+
+  it('reports its exit code and stderr, and a signal that ended it', async () => {
+    const p = spawnProgram('sh', ['-c', 'echo why >&2; exit 7'], opts());
+    const [err, end] = await Promise.all([text(p.stderr), p.ended, text(p.stdout)]);
+    expect(err).toBe('why\n');
+    expect(end).toEqual({ exitCode: 7 });
+    const q = spawnProgram('sleep', ['30'], opts({ stdout: false, stderr: false }));
+    process.kill(q.pid!, 'SIGTERM');
+    expect(await q.ended).toEqual({ signal: 'SIGTERM' });
+  });
+
+  it('starts with default signal handling, nothing blocked, and its own session when asked', async () => {
+    const { out } = await run('sh', ['-c', 'grep -E "^(SigBlk|SigIgn)" /proc/self/status; cut -d" " -f6 /proc/self/stat; echo $$'], { newSession: true });
+    const [blocked, ignored, sid, pid] = out.trim().split('\n');
+    const standard = (line: string): bigint => BigInt(`0x${line.split(/\s+/)[1]}`) & 0x7fffffffn; // 32 and up belong to glibc
+    expect(standard(blocked!)).toBe(0n);
+    // Node ignores SIGPIPE; a program that inherited that would not die on a closed pipe.
+    expect(standard(ignored!)).toBe(0n);
+    expect(sid).toBe(pid);
+  });
+
+  it('a program that cannot be found or run throws ENOENT or EACCES at once', async () => {
+    expect(() => spawnProgram('no-such-program-azs', [], opts())).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(() => spawnProgram(path.join(tmp, 'missing'), [], opts())).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    const notExecutable = path.join(tmp, 'script.sh');
+    await fs.writeFile(notExecutable, '#!/bin/sh\necho hi\n', { mode: 0o644 });
+    expect(() => spawnProgram('script.sh', [], opts({ env: { PATH: tmp } }))).toThrow(expect.objectContaining({ code: 'EACCES' }));
+  });
+});
