@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { execa, type Result, type ResultPromise } from 'execa';
+import type { Result, ResultPromise } from 'execa';
 import { AzsError } from '../errors.js';
 import { ByteQueue } from '../pipeline/byte-queue.js';
 import { parseUserName, type ShareLocation } from './location.js';
@@ -145,6 +145,8 @@ export class SmbTarget implements Target {
       args.push('-c', commands.join('; '));
 
       const streaming = io.stdin !== undefined || io.stdout !== undefined;
+      // Loaded here, so that commands on a local folder share never load it (about 50 ms).
+      const { execa } = await import('execa');
       const sub = execa('smbclient', args, {
         // No inherited variables: the host may hold secrets in its environment.
         extendEnv: false,
