@@ -53,15 +53,29 @@ export interface RestoreOutcome {
  * truncated, extended, reordered or transplanted file fails here without the SHA-256 of the whole
  * file (which the keyless checks use, and which cost a restore a tenth of its time).
  */
-function plaintextOf(source: Readable, role: RoleRecord, backupName: string, dataKey: Buffer): Readable {
+function plaintextOf(source: Readable, role: RoleRecord, backupName: string, dataKey: Buffer): Plaintext {
   const file = role.files[0]!;
-  return pipeline(source, openRoleStream({ dataKey, backupName, roleName: role.definition.name, fileName: file.name }), () => {});
+  const opening = openRoleStream({ dataKey, backupName, roleName: role.definition.name, fileName: file.name });
+  return { stream: pipeline(source, opening, () => {}), recycle: opening.recycle };
 }
 
-async function drain(stream: Readable): Promise<number> {
+/** A role's plaintext, and where its reader hands chunks back when done with them (ProviderContext.recycle). */
+interface Plaintext {
+  stream: Readable;
+  recycle?: (chunk: Buffer) => void;
+}
+
+async function drain({ stream, recycle }: Plaintext): Promise<number> {
   let bytes = 0;
   await new Promise<void>((resolve, reject) => {
-    pipeline(stream, new Writable({ write(chunk: Buffer, _e, done) { bytes += chunk.length; done(); } }), (e) => (e ? reject(e) : resolve()));
+    const count = new Writable({
+      write(chunk: Buffer, _e, done) {
+        bytes += chunk.length;
+        recycle?.(chunk);
+        done();
+      },
+    });
+    pipeline(stream, count, (e) => (e ? reject(e) : resolve()));
   });
   return bytes;
 }
@@ -133,7 +147,7 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
 
   const activity = `Restore ${entry.name}`;
   const pathOf = (role: RoleRecord): string => `${entry.folder}/${role.files[0]!.name}`;
-  const read = async (role: RoleRecord): Promise<Readable> => plaintextOf(await req.target.read(pathOf(role)), role, entry.name, dataKey!);
+  const read = async (role: RoleRecord): Promise<Plaintext> => plaintextOf(await req.target.read(pathOf(role)), role, entry.name, dataKey!);
 
   // A damaged later role must not leave earlier ones restored from a backup that cannot be restored
   // whole. So every role is first staged (or, where its provider cannot stage, verified), and only
@@ -147,7 +161,7 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
     for (const role of selected) {
       const file = role.files[0]!;
       req.progress.report({ activity, status: `Checking ${file.name}`, id: 0 });
-      await drain(pipeline(await req.target.read(pathOf(role)), createVerifyTap(file, entry.name), () => {}));
+      await drain({ stream: pipeline(await req.target.read(pathOf(role)), createVerifyTap(file, entry.name), () => {}) });
     }
   }
 
@@ -166,7 +180,10 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
   };
   const started = new Array<number>(selected.length).fill(0);
 
-  const counted = async (i: number): Promise<Readable> => pipeline(await read(selected[i]!), countBytes((n) => { results[i]!.Size = n; }), () => {});
+  const counted = async (i: number): Promise<Plaintext> => {
+    const { stream, recycle } = await read(selected[i]!);
+    return { stream: pipeline(stream, countBytes((n) => { results[i]!.Size = n; }), () => {}), recycle };
+  };
   const providers: Provider[] = [];
   const held: (HeldImport | undefined)[] = [];
   /** Role i staged and held before its swap; or, where its provider cannot stage, authenticated whole. */
@@ -177,15 +194,18 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
       await drain(await read(selected[i]!));
       return;
     }
-    const plaintext = await counted(i);
-    held[i] = holdImport((beforeCommit) => provider.import(plaintext, { signal: req.signal, beforeCommit }));
+    const { stream, recycle } = await counted(i);
+    held[i] = holdImport((beforeCommit) => provider.import(stream, { signal: req.signal, beforeCommit, recycle }));
     await held[i]!.staged;
   };
   /** Role i into place: the held swap goes on, or a streaming provider imports the file now. */
   const commit = async (i: number): Promise<void> => {
     const importing = held[i];
     if (importing) await importing.commit();
-    else await providers[i]!.import(await counted(i), { signal: req.signal });
+    else {
+      const { stream, recycle } = await counted(i);
+      await providers[i]!.import(stream, { signal: req.signal, recycle });
+    }
     results[i]!.Status = 'Succeeded';
     results[i]!.Duration = Date.now() - started[i]!;
   };

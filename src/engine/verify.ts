@@ -30,7 +30,8 @@ export interface BackupTestRecord {
   Files: FileCheckRecord[];
 }
 
-const discard = () => new Writable({ write(_c, _e, done) { done(); } });
+/** The end of a check: drops every chunk, handing it back to the stream that made it where it can take it. */
+const discard = (recycle?: (chunk: Buffer) => void) => new Writable({ write(chunk: Buffer, _e, done) { recycle?.(chunk); done(); } });
 
 export async function verifyBackup(target: Target, name: string, material: DecryptWith | undefined, progress: ProgressReporter): Promise<BackupTestRecord> {
   const files: FileCheckRecord[] = [];
@@ -58,8 +59,9 @@ export async function verifyBackup(target: Target, name: string, material: Decry
     progress.report({ activity: `Test ${entry.name}`, status: `${role.definition.name}: ${file.name}`, percentComplete: Math.floor((i / stored.length) * 100), id: 0 });
     try {
       const stages = [await target.read(`${entry.folder}/${file.name}`), createVerifyTap(file, entry.name)];
-      if (dataKey) stages.push(openRoleStream({ dataKey, backupName: entry.name, roleName: role.definition.name, fileName: file.name }));
-      await new Promise<void>((resolve, reject) => pipeline([...stages, discard()], (e) => (e ? reject(e) : resolve())));
+      const opening = dataKey ? openRoleStream({ dataKey, backupName: entry.name, roleName: role.definition.name, fileName: file.name }) : undefined;
+      if (opening) stages.push(opening);
+      await new Promise<void>((resolve, reject) => pipeline([...stages, discard(opening?.recycle)], (e) => (e ? reject(e) : resolve())));
       if (dataKey) chunks += Math.max(1, Math.ceil((file.size - CHUNK_HEADER_BYTES) / (info.chunkSize + CHUNK_TAG_BYTES)));
       files.push({ RoleName: role.definition.name, File: file.name, Succeeded: true, Message: dataKey ? 'every chunk authenticated' : 'size and SHA-256 match' });
     } catch (e) {

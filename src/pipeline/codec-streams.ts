@@ -41,6 +41,9 @@ export class CodecStream extends Duplex {
     this.schedule();
   }
 
+  /** See Codec.recycle: for the stream's last reader, once it has finished with a chunk it read. */
+  readonly recycle = (chunk: Buffer): void => this.codec.recycle(chunk);
+
   /**
    * Work always starts on a fresh tick: push() can synchronously reach _read, and a write
    * callback can synchronously bring the next _write, and neither may land inside a running pump.

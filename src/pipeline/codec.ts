@@ -18,6 +18,12 @@ export interface Codec {
   read(): Buffer | undefined;
   /** Call once read() returned undefined after end(): throws if the input ended early. */
   finish(): void;
+  /**
+   * Gives back a piece of output that its holder has finished with, so its memory can be written
+   * again (see SlabPool in zstd-codec.ts). Optional for the holder: a piece never given back is
+   * left to the garbage collector. Giving back a piece still in use would corrupt it.
+   */
+  recycle(piece: Buffer): void;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -59,6 +65,8 @@ export class SealingCodec implements Codec {
   }
 
   finish(): void {}
+
+  recycle(): void {}
 }
 
 /**
@@ -109,5 +117,9 @@ export class OpeningCodec implements Codec {
 
   finish(): void {
     this.decoder?.finish();
+  }
+
+  recycle(piece: Buffer): void {
+    this.decoder?.recycle(piece);
   }
 }

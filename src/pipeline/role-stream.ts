@@ -1,4 +1,3 @@
-import type { Duplex } from 'node:stream';
 import { ChunkOpener, ChunkSealer, type ChunkCipherOptions } from './chunk-cipher.js';
 import { OpeningCodec, SealingCodec } from './codec.js';
 import { CodecStream } from './codec-streams.js';
@@ -11,12 +10,15 @@ export interface SealOptions extends ChunkCipherOptions {
 }
 
 /** Role data in, the stored file out: zstd, then chunked AES-256-GCM (format in chunk-cipher.ts). */
-export function sealRoleStream(opts: SealOptions): Duplex {
+export function sealRoleStream(opts: SealOptions): CodecStream {
   return new CodecStream(new SealingCodec(createEncoder({ level: opts.compressionLevel, workers: opts.compressionWorkers }), new ChunkSealer(opts)));
 }
 
-/** The stored file in, role data out; nothing leaves before its chunk authenticated. */
-export function openRoleStream(opts: ChunkCipherOptions): Duplex {
+/**
+ * The stored file in, role data out; nothing leaves before its chunk authenticated. Its reader
+ * may give chunks back with recycle() once done with them.
+ */
+export function openRoleStream(opts: ChunkCipherOptions): CodecStream {
   return new CodecStream(new OpeningCodec(new ChunkOpener(opts), new ZstdDecoder()));
 }
 

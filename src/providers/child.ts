@@ -1,5 +1,6 @@
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { reportingWrites } from './reporting-writes.js';
 import { spawnProgram } from './spawn.js';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { earlyFailure } from './input.js';
@@ -28,6 +29,8 @@ export interface ProgramSpec {
    * differ"); undefined leaves the generic message.
    */
   explainExit?(exitCode: number, stderr: string): AzsError | undefined;
+  /** Import only: called with each chunk of the data once the program's pipe has taken it. */
+  written?(chunk: Buffer): void;
 }
 
 /** Bounded, so a chatty program cannot fill memory; the end of stderr is where the reason usually is. */
@@ -260,7 +263,7 @@ export async function importIntoProgram(spec: ProgramSpec, data: Readable): Prom
   };
   data.once('error', onDataError);
   // A program that could not start has no stdin; its outcome says why, and the data is let go.
-  const feeding = (run.stdin ? pipeline(data, run.stdin) : Promise.resolve(void data.destroy())).catch((e: unknown) => {
+  const feeding = (run.stdin ? pipeline(data, spec.written ? reportingWrites(run.stdin, spec.written) : run.stdin) : Promise.resolve(void data.destroy())).catch((e: unknown) => {
     // A program that exits early breaks the pipe; its exit status tells the real story.
     const code = (e as NodeJS.ErrnoException)?.code;
     if (code !== 'EPIPE' && code !== 'ERR_STREAM_PREMATURE_CLOSE' && code !== 'ERR_STREAM_DESTROYED') onDataError(e);

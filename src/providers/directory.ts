@@ -123,7 +123,7 @@ function wrapFsError(e: unknown, errorId: string, what: string, target: string):
  * symlinks), so nothing can escape `staging` even then; the guard makes any such entry refuse the
  * whole restore, and the caller then discards `staging` without touching the destination.
  */
-async function extractStrict(data: Readable, staging: string, signal?: AbortSignal): Promise<void> {
+async function extractStrict(data: Readable, staging: string, { signal, recycle }: ProviderContext): Promise<void> {
   const guard = new EntryGuard();
   const stop = new AbortController();
   let refusal: AzsError | undefined;
@@ -187,6 +187,8 @@ async function extractStrict(data: Readable, staging: string, signal?: AbortSign
     errorPrefix: 'DirectoryImport',
     label: `tar extracting into '${staging}'`,
     signal: stop.signal,
+    // The guard keeps copies of the header bytes it gathers, never the chunks themselves.
+    written: recycle,
   }, toTar).catch((e: unknown) => e);
   const failure = await extracted;
   signal?.removeEventListener('abort', onAbort);
@@ -278,7 +280,7 @@ export class DirectoryProvider implements Provider {
     await removeStale(parent, path.basename(dest), STAGING_TAG);
     const staging = await fs.mkdtemp(path.join(parent, `.${path.basename(dest)}.${STAGING_TAG}-`));
     try {
-      await extractStrict(data, staging, ctx.signal);
+      await extractStrict(data, staging, ctx);
       await ctx.beforeCommit?.();
       await swapDirectoryInto(staging, dest);
     } catch (e) {

@@ -40,6 +40,13 @@ export interface ProviderContext {
    * if it rejects. A restore of several roles uses it to stage them all before changing any.
    */
   beforeCommit?: () => Promise<void>;
+  /**
+   * import() may hand each chunk of its data back through this once nothing of it is held any
+   * more (the bytes have gone into a pipe, a file, a hash), so the stream's producer can write its
+   * next output into the same memory. A chunk still held must never be handed back: its bytes
+   * would change under the holder.
+   */
+  recycle?: (chunk: Buffer) => void;
 }
 
 export interface ProviderDescription {

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { providerFsError } from './fs-error.js';
+import { reportingWrites } from './reporting-writes.js';
 import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
 import { removeStale } from './swap.js';
 
@@ -98,7 +99,7 @@ export class SqliteProvider implements Provider {
     const staging = await fs.mkdtemp(path.join(parent, `.${base}.${STAGING_TAG}-`));
     const candidate = path.join(staging, base);
     try {
-      await receive(data, candidate, ctx.signal);
+      await receive(data, candidate, ctx);
       checkIntegrity(candidate);
       await matchOwnership(candidate, dest);
       await ctx.beforeCommit?.();
@@ -109,9 +110,10 @@ export class SqliteProvider implements Provider {
   }
 }
 
-async function receive(data: Readable, file: string, signal?: AbortSignal): Promise<void> {
+async function receive(data: Readable, file: string, { signal, recycle }: ProviderContext): Promise<void> {
   try {
-    await pipeline(data, createWriteStream(file, { mode: 0o600 }), { signal });
+    const out = createWriteStream(file, { mode: 0o600 });
+    await pipeline(data, recycle ? reportingWrites(out, recycle) : out, { signal });
     // Durable before it can replace the old database.
     const fh = await fs.open(file, 'r+');
     try {

@@ -188,7 +188,8 @@ export class TarScanner {
       if (this.gathered === 0 && n === size) {
         piece = chunk.subarray(at, at + n);
       } else {
-        this.parts.push(chunk.subarray(at, at + n));
+        // A copy: the chunk's memory may be written over once it has been passed on (recycled).
+        this.parts.push(Buffer.from(chunk.subarray(at, at + n)));
         this.gathered += n;
         if (this.gathered === size) {
           piece = Buffer.concat(this.parts);
