@@ -2,9 +2,10 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawnWithoutFork } from '../src/native/posix-spawn.js';
 import { spawnProgram, type SpawnedProgram, type SpawnOptions } from '../src/providers/spawn.js';
+import { setNativeAddons, useNativeAddons } from './support/native-switch.js';
 
 let tmp: string;
 beforeEach(async () => {
@@ -40,9 +41,8 @@ async function run(file: string, args: string[], o?: Partial<SpawnOptions>): Pro
  * written, after starting `true` through spawnProgram: fork() write-protects every page, so each
  * page faults again; posix_spawn leaves them alone.
  */
-async function faultsAfterSpawn(spawn: 'posix' | 'node'): Promise<number> {
-  const saved = process.env.AZSBACKUP_SPAWN;
-  process.env.AZSBACKUP_SPAWN = spawn;
+async function faultsAfterSpawn(native: boolean): Promise<number> {
+  const restore = setNativeAddons(native);
   try {
     const big = Buffer.alloc(96 << 20);
     const touch = (): void => {
@@ -54,12 +54,13 @@ async function faultsAfterSpawn(spawn: 'posix' | 'node'): Promise<number> {
     touch();
     return process.resourceUsage().minorPageFault - before;
   } finally {
-    if (saved === undefined) delete process.env.AZSBACKUP_SPAWN;
-    else process.env.AZSBACKUP_SPAWN = saved;
+    restore();
   }
 }
 
 describe('spawning without fork', () => {
+  useNativeAddons(true);
+
   it('is compiled and used here', () => {
     const p = spawnWithoutFork('true', [], opts({ stdout: false, stderr: false }));
     expect(p).toBeDefined();
@@ -68,8 +69,8 @@ describe('spawning without fork', () => {
 
   it("leaves the parent's memory writable, where Node's spawn costs a fault per page written again", async () => {
     const pages = (96 << 20) / 4096;
-    expect(await faultsAfterSpawn('node')).toBeGreaterThan(pages / 2);
-    expect(await faultsAfterSpawn('posix')).toBeLessThan(pages / 20);
+    expect(await faultsAfterSpawn(false)).toBeGreaterThan(pages / 2);
+    expect(await faultsAfterSpawn(true)).toBeLessThan(pages / 20);
   });
 
   it('passes on no fd of ours beyond stdin, stdout and stderr', async () => {
@@ -81,18 +82,10 @@ describe('spawning without fork', () => {
 });
 
 describe.each([
-  { launcher: 'posix_spawn', env: undefined },
-  { launcher: "Node's spawn", env: 'node' },
-])('a program started with $launcher', ({ env }) => {
-  const saved = process.env.AZSBACKUP_SPAWN;
-  beforeAll(() => {
-    if (env === undefined) delete process.env.AZSBACKUP_SPAWN;
-    else process.env.AZSBACKUP_SPAWN = env;
-  });
-  afterAll(() => {
-    if (saved === undefined) delete process.env.AZSBACKUP_SPAWN;
-    else process.env.AZSBACKUP_SPAWN = saved;
-  });
+  { launcher: 'posix_spawn', native: true },
+  { launcher: "Node's spawn", native: false },
+])('a program started with $launcher', ({ native }) => {
+  useNativeAddons(native);
 
   it('gets its arguments literally, the PATH searched, and exactly the environment given', async () => {
     const { out, end } = await run('sh', ['-c', 'printf "%s|%s|" "$0" "$1"; env | sort', 'two words', '$(x) *'], { env: { PATH: process.env.PATH!, ONLY: 'this' } });

@@ -3,11 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AzsError } from '../src/errors.js';
 import { STDERR_TAIL_BYTES } from '../src/providers/child.js';
 import { createProvider } from '../src/providers/index.js';
 import type { RoleDefinition } from '../src/providers/provider.js';
+import { useNativeAddons } from './support/native-switch.js';
 import { exportAll, halfThenFail } from './support/provider-fixtures.js';
 
 let tmp: string;
@@ -36,18 +37,10 @@ async function failure(p: Promise<unknown>): Promise<AzsError> {
 
 // Every case holds for both ways of starting programs (src/providers/spawn.ts).
 describe.each([
-  { launcher: 'posix_spawn', env: undefined },
-  { launcher: "Node's spawn", env: 'node' },
-])('command provider, started with $launcher', ({ env }) => {
-  const saved = process.env.AZSBACKUP_SPAWN;
-  beforeAll(() => {
-    if (env === undefined) delete process.env.AZSBACKUP_SPAWN;
-    else process.env.AZSBACKUP_SPAWN = env;
-  });
-  afterAll(() => {
-    if (saved === undefined) delete process.env.AZSBACKUP_SPAWN;
-    else process.env.AZSBACKUP_SPAWN = saved;
-  });
+  { launcher: 'posix_spawn', native: true },
+  { launcher: "Node's spawn", native: false },
+])('command provider, started with $launcher', ({ native }) => {
+  useNativeAddons(native);
 
   it('runs without a shell: $(...) and other metacharacters stay literal', async () => {
     const marker = path.join(tmp, 'pwned');

@@ -14,6 +14,14 @@ export function loadAddon<T>(target: string, file: string = addonPath(target)): 
   }
 }
 
+/**
+ * AZSBACKUP_NATIVE=off runs the data path as if no addon had compiled (Node's spawn, Node's
+ * crypto): a way around a suspected addon problem, and how the tests hold both paths to one result.
+ */
+export function nativeDisabled(): boolean {
+  return process.env.AZSBACKUP_NATIVE === 'off';
+}
+
 export function addonPath(target: string): string {
   return fileURLToPath(new URL(`../../src/native/build/Release/${target}.node`, import.meta.url));
 }

@@ -6,6 +6,11 @@
       "cflags": ["-O2", "-Wall", "-Wextra"]
     },
     {
+      "target_name": "aes_gcm",
+      "sources": ["aes-gcm.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
       "target_name": "posix_spawn",
       "sources": ["posix-spawn.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]

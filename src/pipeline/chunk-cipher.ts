@@ -32,7 +32,9 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { AzsError, ExitCode } from '../errors.js';
+import { gcmOpenInto, type OpenInto } from '../native/aes-gcm.js';
 import { ByteQueue } from './byte-queue.js';
+import { SlabPool } from './slab-pool.js';
 
 export interface ChunkCipherOptions {
   /** The backup's 32-byte data key. */
@@ -109,6 +111,20 @@ function checkChunkSize(size: number): number {
   return size;
 }
 
+/** A record's slices as the ciphertext's slices and the 16-byte tag after them. */
+function splitRecord(record: Buffer[], bodyLength: number): { body: Buffer[]; tag: Buffer } {
+  const body: Buffer[] = [];
+  const tagParts: Buffer[] = [];
+  let remaining = bodyLength;
+  for (const slice of record) {
+    const n = Math.max(0, Math.min(slice.length, remaining));
+    if (n > 0) body.push(slice.subarray(0, n));
+    if (n < slice.length) tagParts.push(slice.subarray(n));
+    remaining -= n;
+  }
+  return { body, tag: tagParts.length === 1 ? tagParts[0]! : Buffer.concat(tagParts) };
+}
+
 /** The encrypting half as a plain object, so composed stages can call it without stream overhead. */
 export class ChunkSealer {
   private readonly header: Buffer;
@@ -171,11 +187,22 @@ export class ChunkOpener {
   private key: Buffer | undefined;
   private recordSize = 0;
   private index = 0;
+  /** With the addon, each chunk's plaintext goes into recycled memory from here. */
+  private readonly openInto: OpenInto | undefined = gcmOpenInto();
+  private plainPool: SlabPool | undefined;
 
   constructor(opts: ChunkCipherOptions) {
     this.opts = opts;
     // Fails early on a bad data key rather than at the first chunk.
     fileKey(opts, Buffer.alloc(SALT_BYTES));
+  }
+
+  /**
+   * The reader of the plaintext is done with `piece` (one buffer this opener wrote out), so the
+   * next chunk may be decrypted into its memory. Anything else is ignored.
+   */
+  recycle(piece: Buffer): void {
+    this.plainPool?.recycle(piece);
   }
 
   private readHeader(header: Buffer): void {
@@ -197,22 +224,26 @@ export class ChunkOpener {
     this.header = header;
     this.recordSize = chunkSize + CHUNK_TAG_BYTES;
     this.key = fileKey(this.opts, header.subarray(16, 16 + SALT_BYTES));
+    if (this.openInto) this.plainPool = new SlabPool(chunkSize, chunkSize);
   }
 
   /** Returns the plaintext only if the record authenticates as chunk `index` with the given flag. */
   private open(record: Buffer[], recordLength: number, last: boolean): Buffer[] | undefined {
-    const decipher = createDecipheriv('aes-256-gcm', this.key!, nonceFor(this.index, last), { authTagLength: CHUNK_TAG_BYTES });
+    const bodyLength = recordLength - CHUNK_TAG_BYTES;
+    const { body, tag } = splitRecord(record, bodyLength);
+    const nonce = nonceFor(this.index, last);
+    if (this.openInto) {
+      const pool = this.plainPool!;
+      if (this.openInto(this.key!, nonce, this.header!, body, tag, pool.space(bodyLength)) !== bodyLength) return undefined;
+      return [pool.take(bodyLength)];
+    }
+    const decipher = createDecipheriv('aes-256-gcm', this.key!, nonce, { authTagLength: CHUNK_TAG_BYTES });
     decipher.setAAD(this.header!);
     const out: Buffer[] = [];
-    let remaining = recordLength - CHUNK_TAG_BYTES;
-    const tagParts: Buffer[] = [];
-    for (const slice of record) {
-      const body = slice.subarray(0, Math.max(0, Math.min(slice.length, remaining)));
-      for (let at = 0; at < body.length; at += UPDATE_BYTES) out.push(decipher.update(body.subarray(at, at + UPDATE_BYTES)));
-      if (body.length < slice.length) tagParts.push(slice.subarray(body.length));
-      remaining -= body.length;
+    for (const slice of body) {
+      for (let at = 0; at < slice.length; at += UPDATE_BYTES) out.push(decipher.update(slice.subarray(at, at + UPDATE_BYTES)));
     }
-    decipher.setAuthTag(tagParts.length === 1 ? tagParts[0]! : Buffer.concat(tagParts));
+    decipher.setAuthTag(tag);
     try {
       decipher.final();
     } catch {

@@ -74,8 +74,9 @@ export class SealingCodec implements Codec {
  * compressed zeros can expand a thousandfold, and a restore must not hold that in memory.
  */
 export class OpeningCodec implements Codec {
-  /** Authenticated, still compressed bytes. */
+  /** Authenticated, still compressed bytes: the opener's buffers, the first one read from `headAt` on. */
   private readonly queue: Buffer[] = [];
+  private headAt = 0;
   private decoderHasMore = false;
 
   constructor(
@@ -94,17 +95,23 @@ export class OpeningCodec implements Codec {
 
   read(): Buffer | undefined {
     while (this.queue.length > 0 || this.decoderHasMore) {
-      const src = this.queue[0] ?? EMPTY;
       if (!this.decoder) {
-        this.queue.shift();
+        const src = this.queue.shift()!;
         if (src.length > 0) return src;
         continue;
       }
+      const head = this.queue[0];
+      const src = head ? head.subarray(this.headAt) : EMPTY;
       const step = this.decoder.step(src);
       if (step.consumed >= src.length) {
-        if (src.length > 0) this.queue.shift();
+        if (head) {
+          // zstd copies what it keeps, so the opener may write its next chunk over this one.
+          this.queue.shift();
+          this.headAt = 0;
+          this.opener?.recycle(head);
+        }
       } else {
-        this.queue[0] = src.subarray(step.consumed);
+        this.headAt += step.consumed;
       }
       this.decoderHasMore = step.more;
       if (step.consumed === 0 && step.output.length === 0 && !step.more && src.length > 0) {
@@ -120,6 +127,7 @@ export class OpeningCodec implements Codec {
   }
 
   recycle(piece: Buffer): void {
-    this.decoder?.recycle(piece);
+    if (this.decoder) this.decoder.recycle(piece);
+    else this.opener?.recycle(piece);
   }
 }

@@ -1,16 +1,17 @@
 import { spawn } from 'node:child_process';
+import { nativeDisabled } from '../native/addon.js';
 import { findProgram, spawnWithoutFork, type ProgramEnd, type SpawnedProgram, type SpawnOptions } from '../native/posix-spawn.js';
 
 export type { ProgramEnd, SpawnedProgram, SpawnOptions };
 
 /**
  * Starts a program with the given pipes. Without fork() where our addon is built (see
- * src/native/posix-spawn.c); with Node's own spawn otherwise, or when AZSBACKUP_SPAWN=node asks for
- * it. Both report alike: a program that cannot be found or run throws at once (code ENOENT or
+ * src/native/posix-spawn.c); with Node's own spawn otherwise, or when AZSBACKUP_NATIVE=off asks
+ * for it. Both report alike: a program that cannot be found or run throws at once (code ENOENT or
  * EACCES), and `ended` settles once it has ended and its output has been read.
  */
 export function spawnProgram(file: string, args: readonly string[], options: SpawnOptions): SpawnedProgram {
-  if (process.env.AZSBACKUP_SPAWN !== 'node') {
+  if (!nativeDisabled()) {
     const spawned = spawnWithoutFork(file, args, options);
     if (spawned) return spawned;
   }
