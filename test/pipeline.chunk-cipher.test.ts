@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { useNativeAddons } from './support/native-switch.js';
+import { setNativeAddons, useNativeAddons } from './support/native-switch.js';
 import { AzsError } from '../src/errors.js';
 import {
   CHUNK_HEADER_BYTES,
@@ -228,5 +228,36 @@ describe.each([
       expectIntegrity((await decrypt(mixed)).error, 'ChunkAuthenticationFailed', 1);
       expect(createHash('sha256').update(mixed).digest('hex')).not.toBe(createHash('sha256').update(file).digest('hex'));
     });
+  });
+});
+
+describe('the addon and Node write the same format', () => {
+  const data = randomBytes(CHUNK * 5 + 123);
+  const sealedBy = async (native: boolean, opts = options()): Promise<Buffer> => {
+    const restore = setNativeAddons(native);
+    try {
+      return await encrypt(data, opts, [1000, 4096, 77]);
+    } finally {
+      restore();
+    }
+  };
+  const openedBy = async (native: boolean, file: Buffer, opts = options()): Promise<Buffer> => {
+    const restore = setNativeAddons(native);
+    try {
+      const { output, error } = await decrypt(file, opts, [333, 8192]);
+      if (error) throw error;
+      return output;
+    } finally {
+      restore();
+    }
+  };
+
+  it.each([
+    { sealer: 'addon', opener: "Node's Decipher", native: [true, false] },
+    { sealer: "Node's Cipher", opener: 'the addon', native: [false, true] },
+  ])('sealed by $sealer, opened by $opener', async ({ native }) => {
+    const opts = options();
+    const file = await sealedBy(native[0]!, opts);
+    expect((await openedBy(native[1]!, file, opts)).equals(data)).toBe(true);
   });
 });

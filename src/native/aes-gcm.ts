@@ -6,11 +6,19 @@ import { loadAddon, nativeDisabled } from './addon.js';
  */
 export type OpenInto = (key: Buffer, nonce: Buffer, aad: Buffer, slices: Buffer[], tag: Buffer, out: Buffer) => number;
 
-let addon: { open: OpenInto } | null | undefined;
+/** AES-256-GCM encryption of the slices into `out`, which must be their length + 16: the tag goes last. */
+export type SealInto = (key: Buffer, nonce: Buffer, aad: Buffer, slices: Buffer[], out: Buffer) => void;
 
-/** Undefined when the addon was not compiled or AZSBACKUP_NATIVE=off: then Node's Decipher does the work. */
-export function gcmOpenInto(): OpenInto | undefined {
+interface Addon {
+  open: OpenInto;
+  seal: SealInto;
+}
+
+let addon: Addon | null | undefined;
+
+/** Undefined when the addon was not compiled or AZSBACKUP_NATIVE=off: then Node's Cipher and Decipher do the work. */
+export function gcmAddon(): Addon | undefined {
   if (nativeDisabled()) return undefined;
-  addon ??= loadAddon<{ open: OpenInto }>('aes_gcm') ?? null;
-  return addon?.open;
+  addon ??= loadAddon<Addon>('aes_gcm') ?? null;
+  return addon ?? undefined;
 }

@@ -32,7 +32,7 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { AzsError, ExitCode } from '../errors.js';
-import { gcmOpenInto, type OpenInto } from '../native/aes-gcm.js';
+import { gcmAddon, type OpenInto, type SealInto } from '../native/aes-gcm.js';
 import { ByteQueue } from './byte-queue.js';
 import { SlabPool } from './slab-pool.js';
 
@@ -133,6 +133,8 @@ export class ChunkSealer {
   private readonly pending = new ByteQueue();
   private index = 0;
   private headerSent = false;
+  /** With the addon, a chunk is encrypted in one call into one buffer, tag included. */
+  private readonly sealInto: SealInto | undefined = gcmAddon()?.seal;
 
   constructor(opts: ChunkCipherOptions) {
     this.chunkSize = checkChunkSize(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
@@ -155,7 +157,15 @@ export class ChunkSealer {
       out.push(this.header);
       this.headerSent = true;
     }
-    const cipher = createCipheriv('aes-256-gcm', this.key, nonceFor(this.index, last));
+    const nonce = nonceFor(this.index, last);
+    if (this.sealInto) {
+      const record = Buffer.allocUnsafeSlow(slices.reduce((n, s) => n + s.length, CHUNK_TAG_BYTES));
+      this.sealInto(this.key, nonce, this.header, slices, record);
+      out.push(record);
+      this.index++;
+      return;
+    }
+    const cipher = createCipheriv('aes-256-gcm', this.key, nonce);
     cipher.setAAD(this.header);
     for (const slice of slices) {
       for (let at = 0; at < slice.length; at += UPDATE_BYTES) out.push(cipher.update(slice.subarray(at, at + UPDATE_BYTES)));
@@ -188,7 +198,7 @@ export class ChunkOpener {
   private recordSize = 0;
   private index = 0;
   /** With the addon, each chunk's plaintext goes into recycled memory from here. */
-  private readonly openInto: OpenInto | undefined = gcmOpenInto();
+  private readonly openInto: OpenInto | undefined = gcmAddon()?.open;
   private plainPool: SlabPool | undefined;
 
   constructor(opts: ChunkCipherOptions) {
