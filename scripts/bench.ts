@@ -290,7 +290,8 @@ let digest = '';
 function main(): { bytes: number } {
   process.stdout.write(`Corpus: ${(size / 1048576).toFixed(0)} MiB in ${corpus}; the median round of each tool is kept\n`);
   // Our command tunes its allocator when the addon is built; a run without it restores ~15% slower.
-  if (tuneAllocator() !== 'tuned') process.stdout.write('Note: the allocator addon is not built (npm run build:native), so azsbackup runs without it.\n');
+  const tuning = tuneAllocator();
+  if (tuning !== 'tuned') process.stdout.write(`Note: azsbackup runs without its addons in src/native here (${tuning}: see npm run build:native and AZSBACKUP_NATIVE).\n`);
   makeCorpus(size);
   const bytes = treeSize(corpus);
   digest = treeDigest(corpus);

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { tuneAllocator } from '../src/native/allocator.js';
+import { setNativeAddons } from './support/native-switch.js';
 
 const host = fileURLToPath(new URL('../dist/host/main.js', import.meta.url));
 
@@ -42,5 +43,14 @@ describe('allocator tuning', () => {
 
   it('leaves the defaults and says so when the addon was not compiled', () => {
     expect(tuneAllocator('/nonexistent/malloc_tuning.node')).toBe('not-built');
+  });
+
+  it('leaves the defaults and says so under AZSBACKUP_NATIVE=off', () => {
+    const restore = setNativeAddons(false);
+    try {
+      expect(tuneAllocator()).toBe('off');
+    } finally {
+      restore();
+    }
   });
 });

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawnWithoutFork } from '../src/native/posix-spawn.js';
 import { spawnProgram, type SpawnedProgram, type SpawnOptions } from '../src/providers/spawn.js';
-import { setNativeAddons, useNativeAddons } from './support/native-switch.js';
+import { describeWithAndWithoutAddons, setNativeAddons, useNativeAddons } from './support/native-switch.js';
 
 let tmp: string;
 beforeEach(async () => {
@@ -81,12 +81,8 @@ describe('spawning without fork', () => {
   });
 });
 
-describe.each([
-  { launcher: 'posix_spawn', native: true },
-  { launcher: "Node's spawn", native: false },
-])('a program started with $launcher', ({ native }) => {
-  useNativeAddons(native);
-
+// posix_spawn with the addons, Node's spawn without.
+describeWithAndWithoutAddons('a program started', () => {
   it('gets its arguments literally, the PATH searched, and exactly the environment given', async () => {
     const { out, end } = await run('sh', ['-c', 'printf "%s|%s|" "$0" "$1"; env | sort', 'two words', '$(x) *'], { env: { PATH: process.env.PATH!, ONLY: 'this' } });
     expect(end).toEqual({ exitCode: 0 });

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { setNativeAddons, useNativeAddons } from './support/native-switch.js';
+import { describeWithAndWithoutAddons, setNativeAddons } from './support/native-switch.js';
 import { AzsError } from '../src/errors.js';
 import {
   CHUNK_HEADER_BYTES,
@@ -75,12 +75,7 @@ function expectIntegrity(error: AzsError | undefined, errorId: string, chunk?: n
 }
 
 // Both ways of decrypting (our addon into recycled memory, Node's Decipher) must accept and refuse alike.
-describe.each([
-  { decryption: 'the aes_gcm addon', native: true },
-  { decryption: "Node's Decipher", native: false },
-])('with $decryption', ({ native }) => {
-  useNativeAddons(native);
-
+describeWithAndWithoutAddons('chunk cipher', () => {
   describe('chunk cipher round trips', () => {
     it.each([
       ['empty', 0],

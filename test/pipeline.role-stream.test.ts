@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Transform, Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { useNativeAddons } from './support/native-switch.js';
+import { describeWithAndWithoutAddons } from './support/native-switch.js';
 import { AzsError } from '../src/errors.js';
 import { createCompressStream, createDecompressStream } from '../src/pipeline/compress.js';
 import { createHashTap, openRoleStream, sealRoleStream } from '../src/pipeline/role-stream.js';
@@ -94,12 +94,7 @@ describe('compression stage', () => {
   });
 });
 
-describe.each([
-  { decryption: 'the aes_gcm addon', native: true },
-  { decryption: "Node's Decipher", native: false },
-])('with $decryption', ({ native }) => {
-  useNativeAddons(native);
-
+describeWithAndWithoutAddons('role streams', () => {
   describe('role streams', () => {
     it.each([0, 1, 5000, 3 * 1024 * 1024 + 17])('seal then open round-trips %i bytes, and the hash tap records the stored file', async (size) => {
       const data = Buffer.concat([jsonRecords(Math.ceil(size / 100)), randomBytes(size)]).subarray(0, size);

@@ -8,7 +8,7 @@ import { AzsError } from '../src/errors.js';
 import { STDERR_TAIL_BYTES } from '../src/providers/child.js';
 import { createProvider } from '../src/providers/index.js';
 import type { RoleDefinition } from '../src/providers/provider.js';
-import { useNativeAddons } from './support/native-switch.js';
+import { describeWithAndWithoutAddons } from './support/native-switch.js';
 import { exportAll, halfThenFail } from './support/provider-fixtures.js';
 
 let tmp: string;
@@ -36,12 +36,7 @@ async function failure(p: Promise<unknown>): Promise<AzsError> {
 }
 
 // Every case holds for both ways of starting programs (src/providers/spawn.ts).
-describe.each([
-  { launcher: 'posix_spawn', native: true },
-  { launcher: "Node's spawn", native: false },
-])('command provider, started with $launcher', ({ native }) => {
-  useNativeAddons(native);
-
+describeWithAndWithoutAddons('command provider', () => {
   it('runs without a shell: $(...) and other metacharacters stay literal', async () => {
     const marker = path.join(tmp, 'pwned');
     const arg = `$(touch ${marker}); touch ${marker} | & > ${marker} \`touch ${marker}\``;

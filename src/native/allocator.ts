@@ -1,4 +1,4 @@
-import { addonPath, loadAddon } from './addon.js';
+import { addonPath, loadAddon, nativeDisabled } from './addon.js';
 
 /**
  * Process-wide allocator settings for streaming work (see malloc-tuning.c for why). Every buffer
@@ -16,10 +16,13 @@ export type AllocatorTuning =
   /** The addon was not compiled (npm ci --ignore-scripts, no compiler): defaults stay. */
   | 'not-built'
   /** Not glibc, or glibc refused a value: defaults stay. */
-  | 'refused';
+  | 'refused'
+  /** AZSBACKUP_NATIVE=off: defaults stay. */
+  | 'off';
 
 /** Call once, first thing in a process that moves backup data; it only ever changes speed. */
 export function tuneAllocator(file: string = addonPath('malloc_tuning')): AllocatorTuning {
+  if (nativeDisabled()) return 'off';
   const addon = loadAddon<{ tune(mmapThreshold: number, trimThreshold: number, topPad: number): boolean }>('malloc_tuning', file);
   if (!addon) return 'not-built';
   return addon.tune(MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES, TOP_PAD_BYTES) ? 'tuned' : 'refused';

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, describe } from 'vitest';
 
 /**
  * For the enclosing describe: run with our addons (`native`) or as if none had compiled
@@ -21,4 +21,15 @@ export function setNativeAddons(native: boolean): () => void {
     if (saved === undefined) delete process.env.AZSBACKUP_NATIVE;
     else process.env.AZSBACKUP_NATIVE = saved;
   };
+}
+
+/** `body` as two describes: with our addons, and as if none had compiled. Both must pass alike. */
+export function describeWithAndWithoutAddons(title: string, body: () => void): void {
+  describe.each([
+    { addons: 'with our addons', native: true },
+    { addons: 'without them (AZSBACKUP_NATIVE=off)', native: false },
+  ])(`${title}, $addons`, ({ native }) => {
+    useNativeAddons(native);
+    body();
+  });
 }
