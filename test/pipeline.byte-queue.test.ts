@@ -28,4 +28,33 @@ describe('ByteQueue', () => {
     expect(slices[0]!.buffer).toBe(big.buffer);
     expect(q.take(q.length).buffer).toBe(big.buffer);
   });
+
+  it('with trackConsumed, reports each pushed buffer once, when its last byte has been taken', () => {
+    const q = new ByteQueue({ trackConsumed: true });
+    const input = Array.from({ length: 200 }, (_, i) => Buffer.alloc(1 + ((i * 53) % 300), i & 0xff));
+    const consumed: Buffer[] = [];
+    let taken = 0;
+    for (const chunk of input) {
+      q.push(chunk);
+      while (q.length >= 257) {
+        q.takeSlices(257);
+        taken += 257;
+        consumed.push(...q.takeConsumed());
+      }
+      // Everything reported is wholly taken: the bytes of the buffers reported add up to no more than was taken.
+      expect(consumed.reduce((n, b) => n + b.length, 0)).toBeLessThanOrEqual(taken);
+    }
+    q.takeSlices(q.length);
+    consumed.push(...q.takeConsumed());
+    expect(consumed).toEqual(input);
+    expect(consumed.every((b, i) => b === input[i])).toBe(true);
+    expect(q.takeConsumed()).toEqual([]);
+  });
+
+  it('without it, remembers nothing', () => {
+    const q = new ByteQueue();
+    q.push(Buffer.alloc(10));
+    q.takeSlices(10);
+    expect(q.takeConsumed()).toEqual([]);
+  });
 });

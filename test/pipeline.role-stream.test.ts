@@ -94,7 +94,7 @@ describe('compression stage', () => {
   });
 });
 
-describeWithAndWithoutAddons('role streams', () => {
+describeWithAndWithoutAddons('sealing and opening', () => {
   describe('role streams', () => {
     it.each([0, 1, 5000, 3 * 1024 * 1024 + 17])('seal then open round-trips %i bytes, and the hash tap records the stored file', async (size) => {
       const data = Buffer.concat([jsonRecords(Math.ceil(size / 100)), randomBytes(size)]).subarray(0, size);
@@ -106,6 +106,35 @@ describeWithAndWithoutAddons('role streams', () => {
       const restored = collect();
       await pipeline(Readable.from([file]), openRoleStream(opts), restored.sink);
       expect(restored.result().equals(data)).toBe(true);
+    });
+
+    it('hands each stored chunk back once read through, and both sides may overwrite what they got back', async () => {
+      const data = Buffer.concat([jsonRecords(40_000), randomBytes(2 * 1024 * 1024)]);
+      const stored = collect();
+      await pipeline(Readable.from([data]), sealRoleStream(opts), stored.sink);
+      const file = stored.result();
+      // Read in odd-sized pieces, so chunks straddle them (and the header sits inside the first).
+      const pieces: Buffer[] = [];
+      for (let at = 0; at < file.length; at += 100_003) pieces.push(Buffer.from(file.subarray(at, at + 100_003)));
+      const opening = openRoleStream(opts);
+      const back = new Set<Buffer>();
+      opening.handInputBackTo((chunk) => {
+        expect(back.has(chunk)).toBe(false);
+        back.add(chunk);
+        chunk.fill(0xee); // what the source's next read would do to it
+      });
+      const parts: Buffer[] = [];
+      const sink = new Writable({
+        write(c: Buffer, _e, cb) {
+          parts.push(Buffer.from(c));
+          opening.recycle(c);
+          c.fill(0xdd); // and what the decoder's next output would do to this
+          cb();
+        },
+      });
+      await pipeline(Readable.from(pieces), opening, sink);
+      expect(Buffer.concat(parts).equals(data)).toBe(true);
+      expect(back.size).toBe(pieces.length);
     });
 
     it('refuses the stored file of another role, and a tampered one, before releasing bad data', async () => {

@@ -37,6 +37,32 @@ describe('readAhead', () => {
     await expect(handle.stat()).rejects.toThrow();
   });
 
+  it('reads into pieces handed back, and never into one still held or handed back twice', async () => {
+    const bytes = randomBytes(64 * 4096 + 5);
+    const { handle } = await open(bytes);
+    const stream = readAhead(handle, bytes.length, { pieceBytes: 4096, depth: 3 });
+    const seen = new Set<ArrayBufferLike>();
+    const copies: Buffer[] = [];
+    const held: { piece: Buffer; copy: Buffer }[] = [];
+    let i = 0;
+    for await (const chunk of stream) {
+      const piece = chunk as Buffer;
+      seen.add(piece.buffer);
+      const copy = Buffer.from(piece);
+      copies.push(copy);
+      if (i++ % 7 === 0) held.push({ piece, copy });
+      else {
+        stream.recycle(piece);
+        stream.recycle(piece); // a second hand-back is ignored
+      }
+      stream.recycle(Buffer.alloc(4096)); // so is a buffer it never gave out
+    }
+    expect(Buffer.concat(copies).equals(bytes)).toBe(true);
+    for (const { piece, copy } of held) expect(piece.equals(copy)).toBe(true);
+    // 65 pieces read through a handful of buffers.
+    expect(seen.size).toBeLessThan(20);
+  });
+
   it('closes the handle when the reader stops early', async () => {
     const { handle, size } = await open(randomBytes(64 * 4096));
     const stream = readAhead(handle, size, { pieceBytes: 4096, depth: 4 });

@@ -8,7 +8,7 @@ import { openRoleStream } from '../pipeline/role-stream.js';
 import { createProvider } from '../providers/index.js';
 import type { Provider } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
-import type { Target } from '../targets/target.js';
+import { canRecycle, type Target } from '../targets/target.js';
 import { openBackup } from './open-backup.js';
 import { createVerifyTap } from './verify-tap.js';
 import { countBytes } from './byte-counter.js';
@@ -56,6 +56,7 @@ export interface RestoreOutcome {
 function plaintextOf(source: Readable, role: RoleRecord, backupName: string, dataKey: Buffer): Plaintext {
   const file = role.files[0]!;
   const opening = openRoleStream({ dataKey, backupName, roleName: role.definition.name, fileName: file.name });
+  if (canRecycle(source)) opening.handInputBackTo(source.recycle);
   return { stream: pipeline(source, opening, () => {}), recycle: opening.recycle };
 }
 

@@ -192,7 +192,7 @@ export class ChunkSealer {
 /** The decrypting half as a plain object; it throws AzsError and releases only authenticated bytes. */
 export class ChunkOpener {
   private readonly opts: ChunkCipherOptions;
-  private readonly pending = new ByteQueue();
+  private readonly pending = new ByteQueue({ trackConsumed: true });
   private header: Buffer | undefined;
   private key: Buffer | undefined;
   private recordSize = 0;
@@ -213,6 +213,11 @@ export class ChunkOpener {
    */
   recycle(piece: Buffer): void {
     this.plainPool?.recycle(piece);
+  }
+
+  /** The input buffers read to their last byte since the last call: nothing here holds them any more. */
+  consumedInput(): Buffer[] {
+    return this.pending.takeConsumed();
   }
 
   private readHeader(header: Buffer): void {
@@ -272,7 +277,8 @@ export class ChunkOpener {
     this.pending.push(data);
     if (!this.header) {
       if (this.pending.length < CHUNK_HEADER_BYTES) return;
-      this.readHeader(this.pending.take(CHUNK_HEADER_BYTES));
+      // A copy: it is every chunk's AAD, and the buffer it came in may be handed back and reused.
+      this.readHeader(Buffer.from(this.pending.take(CHUNK_HEADER_BYTES)));
     }
     while (this.pending.length > this.recordSize) {
       const plain = this.open(this.pending.takeSlices(this.recordSize), this.recordSize, false);

@@ -44,6 +44,11 @@ export class CodecStream extends Duplex {
   /** See Codec.recycle: for the stream's last reader, once it has finished with a chunk it read. */
   readonly recycle = (chunk: Buffer): void => this.codec.recycle(chunk);
 
+  /** See Codec.handInputBackTo: where chunks written to this stream go once it is done with them. */
+  handInputBackTo(recycle: (chunk: Buffer) => void): void {
+    this.codec.handInputBackTo?.(recycle);
+  }
+
   /**
    * Work always starts on a fresh tick: push() can synchronously reach _read, and a write
    * callback can synchronously bring the next _write, and neither may land inside a running pump.

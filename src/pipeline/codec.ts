@@ -24,6 +24,11 @@ export interface Codec {
    * left to the garbage collector. Giving back a piece still in use would corrupt it.
    */
   recycle(piece: Buffer): void;
+  /**
+   * Optional: hands each buffer given to write() to `recycle` once the codec holds none of it,
+   * so its source may read into it again. Without it, written buffers are left to the collector.
+   */
+  handInputBackTo?(recycle: (chunk: Buffer) => void): void;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -84,13 +89,30 @@ export class OpeningCodec implements Codec {
     private readonly decoder: ZstdDecoder | undefined,
   ) {}
 
+  /** Where input buffers go once the opener has read them through (the source's recycle). */
+  private giveInputBack: ((chunk: Buffer) => void) | undefined;
+
+  /** Hands each input buffer to `recycle` once nothing here holds any of it. */
+  handInputBackTo(recycle: (chunk: Buffer) => void): void {
+    this.giveInputBack = recycle;
+  }
+
   write(data: Buffer): void {
-    if (this.opener) this.opener.write(data, this.queue);
-    else this.queue.push(data);
+    if (!this.opener) return void this.queue.push(data);
+    this.opener.write(data, this.queue);
+    this.returnInput(this.opener);
   }
 
   end(): void {
-    this.opener?.end(this.queue);
+    if (!this.opener) return;
+    this.opener.end(this.queue);
+    this.returnInput(this.opener);
+  }
+
+  private returnInput(opener: ChunkOpener): void {
+    // Taken even when nobody wants them, so the opener's list does not grow.
+    const consumed = opener.consumedInput();
+    if (this.giveInputBack) for (const chunk of consumed) this.giveInputBack(chunk);
   }
 
   read(): Buffer | undefined {

@@ -1,5 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import type { RecyclingReadable } from './target.js';
 
 /**
  * A file as a stream that keeps several reads in flight. fs.ReadStream starts the next read only
@@ -16,8 +17,11 @@ export interface ReadAheadOptions {
   depth: number;
 }
 
-export function readAhead(handle: FileHandle, size: number, opts: ReadAheadOptions): Readable {
+export function readAhead(handle: FileHandle, size: number, opts: ReadAheadOptions): RecyclingReadable {
   let nextOffset = 0;
+  /** Buffers handed out and not yet back; only these, and only once each, are taken back. */
+  const out = new WeakSet<Buffer>();
+  const spare: Buffer[] = [];
   const inFlight: Promise<Buffer>[] = [];
   let closed = false;
   const issue = (): void => {
@@ -25,7 +29,9 @@ export function readAhead(handle: FileHandle, size: number, opts: ReadAheadOptio
       const length = Math.min(opts.pieceBytes, size - nextOffset);
       const at = nextOffset;
       nextOffset += length;
-      const piece = readExactly(handle, at, length);
+      const buffer = (length === opts.pieceBytes && spare.pop()) || Buffer.allocUnsafeSlow(length);
+      out.add(buffer);
+      const piece = readExactly(handle, at, length, buffer);
       // Seen when its turn comes; one that fails after the stream was destroyed is not an unhandled rejection.
       piece.catch(() => {});
       inFlight.push(piece);
@@ -38,7 +44,7 @@ export function readAhead(handle: FileHandle, size: number, opts: ReadAheadOptio
     await Promise.allSettled(inFlight);
     await handle.close();
   };
-  return new Readable({
+  const stream = new Readable({
     highWaterMark: opts.pieceBytes,
     read() {
       issue();
@@ -59,11 +65,15 @@ export function readAhead(handle: FileHandle, size: number, opts: ReadAheadOptio
       close().then(() => callback(error), (e: Error) => callback(error ?? e));
     },
   });
+  return Object.assign(stream, {
+    recycle(chunk: Buffer): void {
+      if (out.delete(chunk) && chunk.length === opts.pieceBytes && spare.length < opts.depth) spare.push(chunk);
+    },
+  });
 }
 
 /** `length` bytes at `position`; a file that shrank while being read is an error, not a short piece. */
-async function readExactly(handle: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buffer = Buffer.allocUnsafeSlow(length);
+async function readExactly(handle: FileHandle, position: number, length: number, buffer: Buffer): Promise<Buffer> {
   let got = 0;
   while (got < length) {
     const { bytesRead } = await handle.read(buffer, got, length - got, position + got);

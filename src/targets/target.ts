@@ -40,6 +40,17 @@ export interface WriteOptions {
   atomic?: boolean;
 }
 
+/**
+ * A stream whose reader may hand each chunk back, once nothing holds any of it, for a later read
+ * to fill instead of a fresh buffer (fresh memory is dear on a VM: README, "Where the time went").
+ * Chunks it did not hand out, or gets back twice, it ignores.
+ */
+export type RecyclingReadable = Readable & { recycle(chunk: Buffer): void };
+
+export function canRecycle(stream: Readable): stream is RecyclingReadable {
+  return typeof (stream as Partial<RecyclingReadable>).recycle === 'function';
+}
+
 export interface Target {
   /** A description for messages: the path or UNC, never a secret. */
   readonly location: string;
@@ -49,8 +60,11 @@ export interface Target {
    * old file or the whole new one, never a part and never nothing (unless `atomic: false`).
    */
   write(path: string, data: Readable, options?: WriteOptions): Promise<{ bytes: number }>;
-  /** The file at `path` as a stream; rejects with ObjectNotFound when it is missing. */
-  read(path: string): Promise<Readable>;
+  /**
+   * The file at `path` as a stream; rejects with ObjectNotFound when it is missing. The stream may
+   * be a RecyclingReadable: then a reader done with a chunk may hand it back for a later read.
+   */
+  read(path: string): Promise<Readable | RecyclingReadable>;
   /** The entries of the folder at `path` ('' is the root); [] when the folder does not exist. */
   list(path: string): Promise<TargetEntry[]>;
   /**
