@@ -4,7 +4,7 @@ import type { DecryptWith } from '../crypto/recipient.js';
 import { CHUNK_HEADER_BYTES, CHUNK_TAG_BYTES } from '../pipeline/chunk-cipher.js';
 import { openRoleStream } from '../pipeline/role-stream.js';
 import type { ProgressReporter } from '../progress.js';
-import type { Target } from '../targets/target.js';
+import { canRecycle, type Target } from '../targets/target.js';
 import { openBackup } from './open-backup.js';
 import { createVerifyTap } from './verify-tap.js';
 
@@ -58,9 +58,14 @@ export async function verifyBackup(target: Target, name: string, material: Decry
   for (const [i, { role, file }] of stored.entries()) {
     progress.report({ activity: `Test ${entry.name}`, status: `${role.definition.name}: ${file.name}`, percentComplete: Math.floor((i / stored.length) * 100), id: 0 });
     try {
-      const stages = [await target.read(`${entry.folder}/${file.name}`), createVerifyTap(file, entry.name)];
+      const source = await target.read(`${entry.folder}/${file.name}`);
+      const stages = [source, createVerifyTap(file, entry.name)];
       const opening = dataKey ? openRoleStream({ dataKey, backupName: entry.name, roleName: role.definition.name, fileName: file.name }) : undefined;
-      if (opening) stages.push(opening);
+      if (opening) {
+        // The tap hashes each chunk as it passes, so once the opener has read one through, nothing holds it.
+        if (canRecycle(source)) opening.handInputBackTo(source.recycle);
+        stages.push(opening);
+      }
       await new Promise<void>((resolve, reject) => pipeline([...stages, discard(opening?.recycle)], (e) => (e ? reject(e) : resolve())));
       if (dataKey) chunks += Math.max(1, Math.ceil((file.size - CHUNK_HEADER_BYTES) / (info.chunkSize + CHUNK_TAG_BYTES)));
       files.push({ RoleName: role.definition.name, File: file.name, Succeeded: true, Message: dataKey ? 'every chunk authenticated' : 'size and SHA-256 match' });
