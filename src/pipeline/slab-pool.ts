@@ -57,8 +57,11 @@ export class SlabPool {
     if (record && --record.out === 0 && record.retired) this.keep(piece.buffer);
   }
 
+  /** Only memory this pool allocated is kept (never, say, the shared pool behind a small Buffer). */
   private keep(memory: ArrayBufferLike): void {
-    if (memory.byteLength === this.slabBytes && this.spare.length < this.maxSpare) this.spare.push(Buffer.from(memory, 0, this.slabBytes));
+    if (this.records.has(memory) && memory.byteLength === this.slabBytes && this.spare.length < this.maxSpare) {
+      this.spare.push(Buffer.from(memory, 0, this.slabBytes));
+    }
   }
 }
 
