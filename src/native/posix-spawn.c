@@ -4,8 +4,9 @@
  * libuv 1.46 (Node 20) starts every child with fork(). fork() write-protects all of the parent's
  * private memory, so afterwards the parent takes a page fault for every page it writes again,
  * even though the child exec'd long ago. On this kind of paravirtualised VM each fault costs
- * about 25 microseconds: a backup that starts tar at 60 MiB of RSS then spends ~0.4 s of its main
- * thread in ~17 000 faults, a restore ~0.5 s. glibc's posix_spawn uses clone(CLONE_VM |
+ * about 25 microseconds. The later a child starts, the more it costs: a three-role backup starts
+ * its third tar at ~140 MiB of RSS and took 2.4 s and ~39 000 faults with fork(), 2.0 s and
+ * ~23 000 without (one role saves only ~1 000). glibc's posix_spawn uses clone(CLONE_VM |
  * CLONE_VFORK): no page tables are copied and nothing is write-protected.
  *
  * What libuv does for a child is done here too: stdio through socket pairs (so the parent's end

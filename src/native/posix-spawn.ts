@@ -6,8 +6,8 @@ import type { Readable, Writable } from 'node:stream';
 import { loadAddon } from './addon.js';
 
 /**
- * Starts a program without fork(): see posix-spawn.c for why it matters (a fifth of a backup's
- * wall time went to page faults that fork() leaves behind). Linux and glibc only; everywhere
+ * Starts a program without fork(): see posix-spawn.c for why it matters (the page faults fork()
+ * leaves behind grow with the parent's memory). Linux and glibc only; everywhere
  * else, or when the addon was not compiled, `spawnWithoutFork` returns undefined and the caller
  * uses Node's own spawn.
  */

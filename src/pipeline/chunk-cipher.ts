@@ -34,7 +34,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { AzsError, ExitCode } from '../errors.js';
 import { gcmAddon, type OpenInto, type SealInto } from '../native/aes-gcm.js';
 import { ByteQueue } from './byte-queue.js';
-import { SlabPool } from './slab-pool.js';
+import { SlabPool } from '../memory/slab-pool.js';
 
 export interface ChunkCipherOptions {
   /** The backup's 32-byte data key. */

@@ -20,7 +20,7 @@ export interface Codec {
   finish(): void;
   /**
    * Gives back a piece of output that its holder has finished with, so its memory can be written
-   * again (see SlabPool in zstd-codec.ts). Optional for the holder: a piece never given back is
+   * again (see src/memory/slab-pool.ts). Optional for the holder: a piece never given back is
    * left to the garbage collector. Giving back a piece still in use would corrupt it.
    */
   recycle(piece: Buffer): void;

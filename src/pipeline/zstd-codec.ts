@@ -1,6 +1,6 @@
 import binding from 'zstd-napi/binding.js';
 import { AzsError, ExitCode } from '../errors.js';
-import { SlabPool } from './slab-pool.js';
+import { SlabPool } from '../memory/slab-pool.js';
 
 /**
  * zstd over zstd-napi's native binding rather than its stream classes: those allocate a fresh

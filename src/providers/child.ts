@@ -1,7 +1,7 @@
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { reportingWrites } from './reporting-writes.js';
-import { spawnProgram } from './spawn.js';
+import { spawnProgram, type SpawnedProgram } from './spawn.js';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { earlyFailure } from './input.js';
 
@@ -86,13 +86,7 @@ interface Outcome {
 }
 
 /** A started program: the pipes it was given, and how it ended once its output has been read. */
-interface Launched {
-  pid: number | undefined;
-  stdin: Writable | null;
-  stdout: Readable | null;
-  stderr: Readable | null;
-  outcome: Promise<Outcome>;
-}
+type Launched = Omit<SpawnedProgram, 'ended'> & { outcome: Promise<Outcome> };
 
 function launch(spec: ProgramSpec, mode: 'export' | 'import'): Launched {
   const [file, ...args] = spec.argv;

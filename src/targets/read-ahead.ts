@@ -1,5 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { SlabPool } from '../memory/slab-pool.js';
 import type { RecyclingReadable } from './target.js';
 
 /**
@@ -19,9 +20,9 @@ export interface ReadAheadOptions {
 
 export function readAhead(handle: FileHandle, size: number, opts: ReadAheadOptions): RecyclingReadable {
   let nextOffset = 0;
-  /** Buffers handed out and not yet back; only these, and only once each, are taken back. */
-  const out = new WeakSet<Buffer>();
-  const spare: Buffer[] = [];
+  // One piece per slab, so a piece handed back frees its slab for the next read; no bigger than the file.
+  const slabBytes = Math.max(1, Math.min(opts.pieceBytes, size));
+  const pool = new SlabPool(slabBytes, slabBytes);
   const inFlight: Promise<Buffer>[] = [];
   let closed = false;
   const issue = (): void => {
@@ -29,9 +30,8 @@ export function readAhead(handle: FileHandle, size: number, opts: ReadAheadOptio
       const length = Math.min(opts.pieceBytes, size - nextOffset);
       const at = nextOffset;
       nextOffset += length;
-      const buffer = (length === opts.pieceBytes && spare.pop()) || Buffer.allocUnsafeSlow(length);
-      out.add(buffer);
-      const piece = readExactly(handle, at, length, buffer);
+      pool.space();
+      const piece = readExactly(handle, at, length, pool.take(length));
       // Seen when its turn comes; one that fails after the stream was destroyed is not an unhandled rejection.
       piece.catch(() => {});
       inFlight.push(piece);
@@ -65,11 +65,7 @@ export function readAhead(handle: FileHandle, size: number, opts: ReadAheadOptio
       close().then(() => callback(error), (e: Error) => callback(error ?? e));
     },
   });
-  return Object.assign(stream, {
-    recycle(chunk: Buffer): void {
-      if (out.delete(chunk) && chunk.length === opts.pieceBytes && spare.length < opts.depth) spare.push(chunk);
-    },
-  });
+  return Object.assign(stream, { recycle: (chunk: Buffer): void => pool.recycle(chunk) });
 }
 
 /** `length` bytes at `position`; a file that shrank while being read is an error, not a short piece. */
