@@ -41,6 +41,13 @@ static int chunk_args(napi_env env, napi_value *argv, chunk_call *call) {
 
 typedef enum { CHUNK_OK, CHUNK_FAILED, CHUNK_TOO_BIG } chunk_result;
 
+/* NULL, with the error thrown, when there is no memory for one: never reported as "not authentic". */
+static EVP_CIPHER_CTX *new_context(napi_env env) {
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  if (!ctx) napi_throw_error(env, "ENOMEM", "no memory for a cipher context");
+  return ctx;
+}
+
 /*
  * Runs the cipher (encrypt = 1) or decipher over the call's slices into out[0..room), leaving the
  * context ready for its final step; *written is the bytes produced.
@@ -82,11 +89,8 @@ static napi_value open_chunk(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "open(key[32], nonce[12], aad, slices[], tag[16], out)");
     return NULL;
   }
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  if (!ctx) {
-    napi_throw_error(env, "ENOMEM", "no memory for a cipher context");
-    return NULL;
-  }
+  EVP_CIPHER_CTX *ctx = new_context(env);
+  if (!ctx) return NULL;
   chunk_result r = run_slices(env, ctx, 0, &call, out, out_len, &written);
   int n = 0;
   /* GCM's final writes nothing; it only checks the tag. */
@@ -119,11 +123,8 @@ static napi_value seal_chunk(napi_env env, napi_callback_info info) {
     return NULL;
   }
   size_t room = out_len - TAG_BYTES;
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  if (!ctx) {
-    napi_throw_error(env, "ENOMEM", "no memory for a cipher context");
-    return NULL;
-  }
+  EVP_CIPHER_CTX *ctx = new_context(env);
+  if (!ctx) return NULL;
   chunk_result r = run_slices(env, ctx, 1, &call, out, room, &written);
   int n = 0;
   int ok = r == CHUNK_OK && EVP_EncryptFinal_ex(ctx, out + written, &n) == 1 && n == 0 && written == room &&
