@@ -1,10 +1,12 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawnWithoutFork } from '../src/native/posix-spawn.js';
 import { spawnProgram, type SpawnedProgram, type SpawnOptions } from '../src/providers/spawn.js';
+import { canRecycle } from '../src/memory/recycling-readable.js';
 import { describeWithAndWithoutAddons, setNativeAddons, useNativeAddons } from './support/native-switch.js';
 
 let tmp: string;
@@ -71,6 +73,41 @@ describe('spawning without fork', () => {
     const pages = (96 << 20) / 4096;
     expect(await faultsAfterSpawn(false)).toBeGreaterThan(pages / 2);
     expect(await faultsAfterSpawn(true)).toBeLessThan(pages / 20);
+  });
+
+  it('reads stdout into recycled memory when asked: every byte in order under backpressure, chunks handed back reused', async () => {
+    const file = path.join(tmp, 'data.bin');
+    const data = Buffer.alloc(24 << 20);
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32LE((i * 2654435761) >>> 0, i);
+    await fs.writeFile(file, data);
+    const p = spawnWithoutFork('cat', [file], opts({ pooledStdout: true }))!;
+    const stdout = p.stdout!;
+    expect(canRecycle(stdout)).toBe(true);
+    const copies: Buffer[] = [];
+    const memory = new Set<ArrayBufferLike>();
+    let held: Buffer | undefined;
+    // Piped, as a backup reads it (chunk by chunk; an async iterator would join what is buffered).
+    const reader = new Writable({
+      highWaterMark: 0,
+      write(c: Buffer, _e, done) {
+        copies.push(Buffer.from(c));
+        memory.add(c.buffer);
+        // Hold one chunk back: its slab must not be read into meanwhile.
+        if (copies.length === 5) held = c;
+        else if (canRecycle(stdout)) {
+          stdout.recycle(c);
+          c.fill(0xee); // it is free again: nothing may still need these bytes
+        }
+        if (copies.length % 16 === 0) setTimeout(done, 2); // a slow reader now and then
+        else done();
+      },
+    });
+    await pipeline(stdout, reader);
+    expect((await p.ended).exitCode).toBe(0);
+    expect(Buffer.concat(copies).equals(data)).toBe(true);
+    expect(held!.equals(copies[4]!)).toBe(true);
+    expect(copies.length).toBeGreaterThan(24);
+    expect(memory.size).toBeLessThan(8);
   });
 
   it('passes on no fd of ours beyond stdin, stdout and stderr', async () => {

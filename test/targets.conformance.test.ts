@@ -118,6 +118,30 @@ describe.each(kinds)('Target conformance: $name', (kind) => {
     expect((await t.stat('big/data.bin'))?.size).toBe(20 * 1024 * 1024);
   });
 
+  it('hands each chunk of a recycling source back once stored, never before (poisoned on return, the file stays whole)', async () => {
+    const t = await kind.fresh();
+    // Sizes as a backup writes them (a header, whole sealed records, a short last record) and odd ones around them.
+    const sizes = [48, 1_048_592, 1_048_592, 65_536, 1_000, 1_048_592, 300_000, 7];
+    for (const atomic of [true, false]) {
+      const chunks = sizes.map((n, i) => Buffer.alloc(n, i + 1).fill(n & 0xff, 0, 1));
+      const expected = createHash('sha256');
+      for (const c of chunks) expected.update(c);
+      const handedBack = new Set<Buffer>();
+      const source = Object.assign(Readable.from(chunks), {
+        recycle(chunk: Buffer) {
+          handedBack.add(chunk);
+          chunk.fill(0xee); // whatever the producer writes next
+        },
+      });
+      const file = `recycled-${String(atomic)}.bin`;
+      await t.write(file, source, { atomic });
+      const stored = await readAll(await t.read(file));
+      expect(stored.length).toBe(sizes.reduce((a, b) => a + b, 0));
+      expect(createHash('sha256').update(stored).digest('hex')).toBe(expected.digest('hex'));
+      expect(chunks.filter((c) => !handedBack.has(c))).toEqual([]);
+    }
+  });
+
   it('overwrites an existing file', async () => {
     const t = await kind.fresh();
     await t.write('f.txt', Readable.from([Buffer.from('first version, longer')]));

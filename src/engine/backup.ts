@@ -6,6 +6,7 @@ import { serializeBackupInfo, backupInfoMacKey, BACKUP_DATA_VERSION, type Backup
 import { removeIfEmpty } from '../catalog/share-catalog.js';
 import { INFO_FILE, ROOT, backupFolder, partialFolder, roleFileName, stampOf } from '../catalog/layout.js';
 import { newDataKey } from '../crypto/key-wrap.js';
+import { canRecycle } from '../memory/recycling-readable.js';
 import { wrapFor, type EncryptFor } from '../crypto/recipient.js';
 import { DEFAULT_CHUNK_SIZE } from '../pipeline/chunk-cipher.js';
 import { DEFAULT_COMPRESSION_LEVEL } from '../pipeline/compress.js';
@@ -131,7 +132,10 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
     });
     const seal = sealRoleStream({ dataKey, backupName: name, roleName: role.name, fileName: file, chunkSize: CHUNK_SIZE });
     const tap = createHashTap();
-    const stored = pipeline(source, counter, seal, tap, () => {});
+    // Memory goes round instead of being allocated afresh (README, "Where the time went"): the
+    // program's output buffers once zstd has copied them, the sealed records once the share has them.
+    if (canRecycle(source)) seal.handInputBackTo(source.recycle);
+    const stored = Object.assign(pipeline(source, counter, seal, tap, () => {}), { recycle: seal.recycle });
     try {
       await stagingReady;
     } catch (e) {

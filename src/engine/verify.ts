@@ -4,7 +4,8 @@ import type { DecryptWith } from '../crypto/recipient.js';
 import { CHUNK_HEADER_BYTES, CHUNK_TAG_BYTES } from '../pipeline/chunk-cipher.js';
 import { openRoleStream } from '../pipeline/role-stream.js';
 import type { ProgressReporter } from '../progress.js';
-import { canRecycle, type Target } from '../targets/target.js';
+import { canRecycle } from '../memory/recycling-readable.js';
+import type { Target } from '../targets/target.js';
 import { openBackup } from './open-backup.js';
 import { createVerifyTap } from './verify-tap.js';
 

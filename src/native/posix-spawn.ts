@@ -3,6 +3,7 @@ import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { readPooled } from '../memory/pooled-reader.js';
 import { loadAddon } from './addon.js';
 
 /**
@@ -19,6 +20,11 @@ export interface SpawnOptions {
   stdin: boolean;
   stdout: boolean;
   stderr: boolean;
+  /**
+   * stdout is read into recycled memory and comes as a RecyclingReadable (see
+   * src/memory/pooled-reader.ts). Only where the addon starts the program.
+   */
+  pooledStdout?: boolean;
   /** Start the program as the leader of a new session and process group (Node's `detached`). */
   newSession: boolean;
 }
@@ -103,12 +109,12 @@ export function spawnWithoutFork(file: string, args: readonly string[], options:
       exited(exitCode !== null ? { exitCode } : signal !== null ? { signal: signalNames.get(signal) ?? (`SIG${signal}` as NodeJS.Signals) } : {}),
   );
   const stdin = inFd >= 0 ? new Socket({ fd: inFd, readable: false, writable: true }) : null;
-  const stdout = outFd >= 0 ? new Socket({ fd: outFd, readable: true, writable: false }) : null;
+  const stdout = outFd < 0 ? null : options.pooledStdout ? readPooled(outFd) : new Socket({ fd: outFd, readable: true, writable: false });
   const stderr = errFd >= 0 ? new Socket({ fd: errFd, readable: true, writable: false }) : null;
   // A program that exits without reading all of its input leaves our writes failing with EPIPE;
   // whoever writes sees that through its own pipeline, and the exit status tells the story.
   stdin?.on('error', () => {});
-  const closed = (s: Socket | null): Promise<void> => (s === null || s.closed ? Promise.resolve() : new Promise((r) => s.once('close', () => r())));
+  const closed = (s: Readable | null): Promise<void> => (s === null || s.closed ? Promise.resolve() : new Promise((r) => s.once('close', () => r())));
   const ended = Promise.all([exit, closed(stdout), closed(stderr)]).then(([end]) => {
     // Nobody writes to a program that has gone.
     stdin?.destroy();

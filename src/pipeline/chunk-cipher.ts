@@ -130,11 +130,12 @@ export class ChunkSealer {
   private readonly header: Buffer;
   private readonly key: Buffer;
   private readonly chunkSize: number;
-  private readonly pending = new ByteQueue();
+  private readonly pending = new ByteQueue({ trackConsumed: true });
   private index = 0;
   private headerSent = false;
-  /** With the addon, a chunk is encrypted in one call into one buffer, tag included. */
+  /** With the addon, a chunk is encrypted in one call into one buffer, tag included, from here. */
   private readonly sealInto: SealInto | undefined = gcmAddon()?.seal;
+  private recordPool: SlabPool | undefined;
 
   constructor(opts: ChunkCipherOptions) {
     this.chunkSize = checkChunkSize(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
@@ -152,14 +153,31 @@ export class ChunkSealer {
     return this.chunkSize;
   }
 
+  /**
+   * The reader of the sealed records is done with `piece` (a record this sealer wrote out: the
+   * target has stored it), so a later chunk may be sealed into its memory. Anything else is ignored.
+   */
+  recycle(piece: Buffer): void {
+    this.recordPool?.recycle(piece);
+  }
+
+  /** The input buffers sealed to their last byte since the last call: nothing here holds them any more. */
+  consumedInput(): Buffer[] {
+    return this.pending.takeConsumed();
+  }
+
   private seal(slices: Buffer[], last: boolean, out: Buffer[]): void {
     if (!this.headerSent) {
-      out.push(this.header);
+      // A copy: the header is every chunk's AAD, and whoever stores the output may hand it back.
+      out.push(Buffer.from(this.header));
       this.headerSent = true;
     }
     const nonce = nonceFor(this.index, last);
     if (this.sealInto) {
-      const record = Buffer.allocUnsafeSlow(slices.reduce((n, s) => n + s.length, CHUNK_TAG_BYTES));
+      const length = slices.reduce((n, s) => n + s.length, CHUNK_TAG_BYTES);
+      this.recordPool ??= new SlabPool(this.chunkSize + CHUNK_TAG_BYTES, this.chunkSize + CHUNK_TAG_BYTES);
+      this.recordPool.space(length);
+      const record = this.recordPool.take(length);
       this.sealInto(this.key, nonce, this.header, slices, record);
       out.push(record);
       this.index++;

@@ -42,20 +42,35 @@ export class SealingCodec implements Codec {
     private readonly sealer: ChunkSealer | undefined,
   ) {}
 
+  /** Where input buffers go once the encoder (or, without one, the sealer) has read them. */
+  private giveInputBack: ((chunk: Buffer) => void) | undefined;
+
+  /** Hands each input buffer to `recycle` once nothing here holds any of it. */
+  handInputBackTo(recycle: (chunk: Buffer) => void): void {
+    this.giveInputBack = recycle;
+  }
+
   private take(compressed: Buffer[], last: boolean): void {
     let out = compressed;
     if (this.sealer) {
       out = [];
       for (const piece of compressed) this.sealer.write(piece, out);
       if (last) this.sealer.end(out);
+      // The sealer has encrypted these to their last byte: zstd may write its next output there.
+      const consumed = this.sealer.consumedInput();
+      const giveBack = this.encoder ? (c: Buffer) => this.encoder!.recycle(c) : this.giveInputBack;
+      if (giveBack) for (const chunk of consumed) giveBack(chunk);
     }
     this.out.push(...out);
   }
 
   write(data: Buffer): void {
     const compressed: Buffer[] = [];
-    if (this.encoder) this.encoder.write(data, compressed);
-    else compressed.push(data);
+    if (this.encoder) {
+      this.encoder.write(data, compressed);
+      // zstd has copied all of it (write() returns only once the input is consumed).
+      this.giveInputBack?.(data);
+    } else compressed.push(data);
     this.take(compressed, false);
   }
 
@@ -71,7 +86,10 @@ export class SealingCodec implements Codec {
 
   finish(): void {}
 
-  recycle(): void {}
+  recycle(piece: Buffer): void {
+    if (this.sealer) this.sealer.recycle(piece);
+    else this.encoder?.recycle(piece);
+  }
 }
 
 /**

@@ -54,6 +54,11 @@ export class ZstdEncoder {
   end(out: Buffer[]): void {
     this.run(EMPTY, binding.EndDirective.end, out);
   }
+
+  /** See SlabPool.recycle. */
+  recycle(piece: Buffer): void {
+    this.slab.recycle(piece);
+  }
 }
 
 export interface DecodeStep {

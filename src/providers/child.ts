@@ -1,6 +1,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { reportingWrites } from './reporting-writes.js';
+import { canRecycle, type RecyclingReadable } from '../memory/recycling-readable.js';
+import { reportingWrites } from '../memory/reporting-writes.js';
 import { spawnProgram, type SpawnedProgram } from './spawn.js';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { earlyFailure } from './input.js';
@@ -92,7 +93,7 @@ function launch(spec: ProgramSpec, mode: 'export' | 'import'): Launched {
   const [file, ...args] = spec.argv;
   if (!file) throw new Error('ProgramSpec.argv is empty'); // validated earlier; a bug if reached
   try {
-    const p = spawnProgram(file, args, { env: environment(spec.env), stdin: mode === 'import', stdout: mode === 'export', stderr: true, newSession: true });
+    const p = spawnProgram(file, args, { env: environment(spec.env), stdin: mode === 'import', stdout: mode === 'export', pooledStdout: true, stderr: true, newSession: true });
     const outcome = p.ended.then(({ error, ...end }): Outcome =>
       error ? { failed: true, code: error.code, shortMessage: error.message } : { failed: end.exitCode !== 0, ...end },
     );
@@ -204,9 +205,12 @@ function failure(spec: ProgramSpec, run: Running, r: Outcome): AzsError | undefi
  * Starts the program and returns its stdout. The stream ends only after the program exited 0; any
  * other outcome destroys it with an AzsError. Destroying the stream stops the program.
  */
-export function exportFromProgram(spec: ProgramSpec): Readable {
+export function exportFromProgram(spec: ProgramSpec): Readable | RecyclingReadable {
   const run = start(spec, 'export');
   const out = new PassThrough();
+  // The program's output buffers pass through `out` as they are, so its reader can hand them back.
+  const stdout = run.stdout;
+  if (stdout && canRecycle(stdout)) Object.assign(out, { recycle: (chunk: Buffer) => stdout.recycle(chunk) });
   let settled = false;
   run.stdout?.pipe(out, { end: false });
   out.on('close', () => {

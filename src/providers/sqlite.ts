@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { providerFsError } from './fs-error.js';
-import { reportingWrites } from './reporting-writes.js';
+import { reportingWrites } from '../memory/reporting-writes.js';
 import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
 import { removeStale } from './swap.js';
 

@@ -19,9 +19,14 @@ export class DurableFileWriter extends Writable {
   private flushError: unknown;
   bytes = 0;
 
+  /**
+   * `written`, when given, is called with each chunk once its bytes are in the file (the page
+   * cache holds a copy), so its producer may reuse the memory.
+   */
   constructor(
     private readonly file: string,
     private readonly flushEveryBytes = FLUSH_EVERY_BYTES,
+    private readonly written?: (chunk: Buffer) => void,
   ) {
     super({ highWaterMark: 1024 * 1024 });
   }
@@ -63,6 +68,7 @@ export class DurableFileWriter extends Writable {
       const { bytesWritten } = await this.handle!.writev(written === 0 ? buffers : remainder(buffers, written));
       written += bytesWritten;
     }
+    if (this.written) for (const b of buffers) this.written(b);
     this.bytes += total;
     this.sinceFlush += total;
     if (this.sinceFlush >= this.flushEveryBytes && !this.flushing) {

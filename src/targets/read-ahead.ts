@@ -1,7 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { SlabPool } from '../memory/slab-pool.js';
-import type { RecyclingReadable } from './target.js';
+import type { RecyclingReadable } from '../memory/recycling-readable.js';
 
 /**
  * A file as a stream that keeps several reads in flight. fs.ReadStream starts the next read only

@@ -6,9 +6,11 @@ import { pipeline } from 'node:stream/promises';
 import type { Result, ResultPromise } from 'execa';
 import { AzsError } from '../errors.js';
 import { ByteQueue } from '../pipeline/byte-queue.js';
+import { reportingWrites } from '../memory/reporting-writes.js';
 import { parseUserName, type ShareLocation } from './location.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
 import { alreadyExists, notFound, shareError } from './share-errors.js';
+import { canRecycle } from '../memory/recycling-readable.js';
 import type { FreeSpace, Target, TargetEntry, TreeEntry, WriteOptions } from './target.js';
 
 export type SmbLocation = Extract<ShareLocation, { kind: 'smb' }>;
@@ -330,8 +332,16 @@ export class SmbTarget implements Target {
     let bytes = 0;
     // smbclient sends what one read of its stdin gives it as one SMB write, and the cipher hands
     // out 64 KiB pieces: gathered into 1 MiB writes, a 270 MiB put took ~20% less time.
-    const gathered = new ByteQueue();
-    const allGathered = (): Buffer | undefined => (gathered.length > 0 ? gathered.take(gathered.length) : undefined);
+    const gathered = new ByteQueue({ trackConsumed: true });
+    const giveBack = canRecycle(data) ? (chunk: Buffer) => data.recycle(chunk) : undefined;
+    const allGathered = (): Buffer | undefined => {
+      if (gathered.length === 0) return undefined;
+      const out = gathered.take(gathered.length);
+      // Chunks copied into a gathered write are free at once; a chunk passed on whole comes back
+      // once smbclient's pipe has taken it.
+      for (const chunk of gathered.takeConsumed()) if (chunk !== out) giveBack?.(chunk);
+      return out;
+    };
     const counter = new Transform({
       transform: (chunk: Buffer, _enc, cb) => {
         bytes += chunk.length;
@@ -347,7 +357,7 @@ export class SmbTarget implements Target {
     });
     try {
       const put = await this.run([...makeParents, `put - ${this.q(tempSegs)}`], {
-        stdin: (sub) => pipeline(data, counter, sub.stdin!),
+        stdin: (sub) => pipeline(data, counter, giveBack ? reportingWrites(sub.stdin!, giveBack) : sub.stdin!),
       });
       this.check(put.failures, p, isMkdirCollision);
       if (!inPlace) {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { RecyclingReadable } from '../memory/recycling-readable.js';
 
 /**
  * A place backups are stored: a local folder or an SMB share. Every target implements this small
@@ -40,24 +41,15 @@ export interface WriteOptions {
   atomic?: boolean;
 }
 
-/**
- * A stream whose reader may hand each chunk back, once nothing holds any of it, for a later read
- * to fill instead of a fresh buffer (fresh memory is dear on a VM: README, "Where the time went").
- * Chunks it did not hand out, or gets back twice, it ignores.
- */
-export type RecyclingReadable = Readable & { recycle(chunk: Buffer): void };
-
-export function canRecycle(stream: Readable): stream is RecyclingReadable {
-  return typeof (stream as Partial<RecyclingReadable>).recycle === 'function';
-}
-
 export interface Target {
   /** A description for messages: the path or UNC, never a secret. */
   readonly location: string;
   /**
    * Stream `data` into the file at `path`, creating parent folders; resolves once it is all stored.
    * The file appears, or replaces an existing one, in one atomic step at the end: a reader sees the
-   * old file or the whole new one, never a part and never nothing (unless `atomic: false`).
+   * old file or the whole new one, never a part and never nothing (unless `atomic: false`). When
+   * `data` is a RecyclingReadable, each chunk is handed back to it once the target holds a copy of
+   * its bytes (written to the file, or taken by the pipe to the share's client), never before.
    */
   write(path: string, data: Readable, options?: WriteOptions): Promise<{ bytes: number }>;
   /**
