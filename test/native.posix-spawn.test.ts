@@ -106,7 +106,7 @@ describe('spawning without fork', () => {
     expect((await p.ended).exitCode).toBe(0);
     expect(Buffer.concat(copies).equals(data)).toBe(true);
     expect(held!.equals(copies[4]!)).toBe(true);
-    expect(copies.length).toBeGreaterThan(24);
+    expect(copies.length).toBeGreaterThanOrEqual(24);
     expect(memory.size).toBeLessThan(8);
   });
 
