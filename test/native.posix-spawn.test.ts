@@ -5,7 +5,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawnWithoutFork } from '../src/native/posix-spawn.js';
-import { spawnProgram, type SpawnedProgram, type SpawnOptions } from '../src/providers/spawn.js';
+import { spawnProgram, type SpawnedProgram, type SpawnOptions } from '../src/process/spawn.js';
 import { canRecycle } from '../src/memory/recycling-readable.js';
 import { describeWithAndWithoutAddons, setNativeAddons, useNativeAddons } from './support/native-switch.js';
 

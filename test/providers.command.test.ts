@@ -35,7 +35,7 @@ async function failure(p: Promise<unknown>): Promise<AzsError> {
   return e as AzsError;
 }
 
-// Every case holds for both ways of starting programs (src/providers/spawn.ts).
+// Every case holds for both ways of starting programs (src/process/spawn.ts).
 describeWithAndWithoutAddons('command provider', () => {
   it('runs without a shell: $(...) and other metacharacters stay literal', async () => {
     const marker = path.join(tmp, 'pwned');

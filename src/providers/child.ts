@@ -2,7 +2,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { canRecycle, type RecyclingReadable } from '../memory/recycling-readable.js';
 import { reportingWrites } from '../memory/reporting-writes.js';
-import { spawnProgram, type SpawnedProgram } from './spawn.js';
+import { spawnProgram, type SpawnedProgram } from '../process/spawn.js';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { earlyFailure } from './input.js';
 

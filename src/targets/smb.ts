@@ -3,14 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Result, ResultPromise } from 'execa';
 import { AzsError } from '../errors.js';
 import { ByteQueue } from '../pipeline/byte-queue.js';
 import { reportingWrites } from '../memory/reporting-writes.js';
 import { parseUserName, type ShareLocation } from './location.js';
+import { startSmbClient, type SmbClient, type SmbClientResult } from './smb-client.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
 import { alreadyExists, notFound, shareError } from './share-errors.js';
-import { canRecycle } from '../memory/recycling-readable.js';
+import { canRecycle, type RecyclingReadable } from '../memory/recycling-readable.js';
 import type { FreeSpace, Target, TargetEntry, TreeEntry, WriteOptions } from './target.js';
 
 export type SmbLocation = Extract<ShareLocation, { kind: 'smb' }>;
@@ -122,8 +122,8 @@ export class SmbTarget implements Target {
   private async run(
     commands: string[],
     io: {
-      stdin?: (sub: ResultPromise) => Promise<void>;
-      stdout?: (sub: ResultPromise) => void;
+      stdin?: (sub: SmbClient) => Promise<void>;
+      stdout?: (sub: SmbClient) => void;
     } = {},
   ): Promise<{ stdout: string; failures: Failure[] }> {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'azsbackup-smb-'));
@@ -147,17 +147,11 @@ export class SmbTarget implements Target {
       args.push('-c', commands.join('; '));
 
       const streaming = io.stdin !== undefined || io.stdout !== undefined;
-      // Loaded here, so that commands on a local folder share never load it (about 50 ms).
-      const { execa } = await import('execa');
-      const sub = execa('smbclient', args, {
-        // No inherited variables: the host may hold secrets in its environment.
-        extendEnv: false,
+      const sub = startSmbClient(args, {
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TZ: 'UTC', LC_ALL: 'C.UTF-8' },
-        stdin: io.stdin ? 'pipe' : 'ignore',
-        buffer: { stdout: io.stdout === undefined, stderr: true },
-        reject: false,
-        timeout: streaming ? undefined : COMMAND_TIMEOUT_MS,
-        forceKillAfterDelay: 2000,
+        stdin: io.stdin !== undefined,
+        streamStdout: io.stdout !== undefined,
+        timeoutMs: streaming ? undefined : COMMAND_TIMEOUT_MS,
       });
       io.stdout?.(sub);
       let inputError: unknown;
@@ -169,15 +163,15 @@ export class SmbTarget implements Target {
           // exiting and its output says why, which killing it now would lose. Force it only if it lingers.
           stoppedReading = true;
           const timer = setTimeout(() => sub.kill('SIGKILL'), 5000);
-          void sub.finally(() => clearTimeout(timer));
+          void sub.result.finally(() => clearTimeout(timer));
           return;
         }
         // Killing (rather than ending stdin) matters: on EOF smbclient would store the partial data as a complete file.
         sub.kill('SIGKILL');
       });
-      const result = (await sub) as Result;
+      const result = await sub.result;
       await feeding;
-      const output = `${typeof result.stdout === 'string' ? result.stdout : ''}\n${String(result.stderr ?? '')}`;
+      const output = `${result.stdout}\n${result.stderr}`;
       const connectionError = this.connectionError(result, output);
       if (stoppedReading && connectionError === undefined && (result.isTerminated || parseFailures(output).length === 0)) {
         // The transfer ended mid-stream without a verdict: the session to the share is what broke.
@@ -204,16 +198,15 @@ export class SmbTarget implements Target {
           recommendedAction: 'Run Test-BackupShare for details; check the share with smbclient from this machine.',
         });
       }
-      return { stdout: typeof result.stdout === 'string' ? result.stdout : '', failures };
+      return { stdout: result.stdout, failures };
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }
   }
 
   /** Failures before any command ran: reaching the server, logging on, opening the share and folder. */
-  private connectionError(result: Result, output: string): AzsError | undefined {
-    const err = result as Result & { code?: string };
-    if (result.failed && (err.code === 'ENOENT' || /spawn smbclient ENOENT/.test(result.message ?? ''))) {
+  private connectionError(result: SmbClientResult, output: string): AzsError | undefined {
+    if (result.missing) {
       return new AzsError('smbclient is not installed, so SMB shares cannot be reached.', {
         errorId: 'SmbClientMissing',
         category: 'ResourceUnavailable',
@@ -373,17 +366,20 @@ export class SmbTarget implements Target {
     return { bytes };
   }
 
-  async read(p: string): Promise<Readable> {
+  async read(p: string): Promise<Readable | RecyclingReadable> {
     const segs = this.segments(p);
     const out = new PassThrough();
     let started!: () => void;
     const firstData = new Promise<void>((resolve) => (started = resolve));
-    let sub: ResultPromise | undefined;
+    let sub: SmbClient | undefined;
     let finished = false;
     const done = this.run([`get ${this.q(segs)} -`], {
       stdout: (s) => {
         sub = s;
-        const stdout = s.stdout!;
+        const stdout = s.stdout;
+        if (!stdout) return; // smbclient did not start: run() says why
+        // Its buffers pass through `out` as they are, so the reader can hand them back.
+        if (canRecycle(stdout)) Object.assign(out, { recycle: (chunk: Buffer) => stdout.recycle(chunk) });
         // Resolve only once bytes arrive: a missing file must reject read(), not fail the stream later.
         stdout.once('data', () => started());
         // Ending `out` waits for smbclient's verdict, so a transfer cut short is an error, not a short file.
@@ -400,7 +396,10 @@ export class SmbTarget implements Target {
       },
     );
     out.on('close', () => {
-      if (!finished) sub?.kill('SIGKILL');
+      if (finished) return;
+      sub?.kill('SIGKILL');
+      // Unread output would otherwise keep smbclient's end from being seen.
+      sub?.stdout?.destroy();
     });
     const outcome = await Promise.race([firstData.then(() => 'streaming' as const), done.then(() => 'done' as const)]);
     if (outcome === 'streaming') {

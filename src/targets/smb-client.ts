@@ -1,0 +1,110 @@
+import type { Readable, Writable } from 'node:stream';
+import { spawnProgram, type SpawnedProgram } from '../process/spawn.js';
+
+/**
+ * One run of Debian's smbclient, started the way providers start tar (src/process/spawn.ts:
+ * posix_spawn and 1 MiB pipes where our addon is built), with its verdict gathered for smb.ts.
+ * A file it streams out arrives in recycled memory (see src/memory/pooled-reader.ts).
+ */
+
+export interface SmbClientOptions {
+  /** The whole environment: smbclient inherits nothing, the host may hold secrets in its own. */
+  env: Record<string, string>;
+  /** Give it a stdin to read a file from; otherwise /dev/null. */
+  stdin: boolean;
+  /** Its stdout carries a file: hand the stream out instead of collecting it as text. */
+  streamStdout: boolean;
+  /** SIGTERM after this long (SIGKILL 2 s later); undefined means no limit. */
+  timeoutMs?: number;
+}
+
+export interface SmbClientResult {
+  /** What it printed, '' when stdout streamed a file. */
+  stdout: string;
+  stderr: string;
+  /** It exited non-zero, was killed, or could not be started. */
+  failed: boolean;
+  /** A signal ended it (our kill, a time-out). */
+  isTerminated: boolean;
+  timedOut: boolean;
+  /** smbclient is not installed (or not executable) on this machine. */
+  missing: boolean;
+  /** One line on how it ended, for messages: "exited with code 1", "was killed by SIGKILL". */
+  shortMessage: string;
+}
+
+export interface SmbClient {
+  stdin: Writable | null;
+  stdout: Readable | null;
+  kill(signal: NodeJS.Signals): void;
+  /** Settles once it has ended and its output has been read; never rejects. */
+  result: Promise<SmbClientResult>;
+}
+
+const FORCE_KILL_AFTER_MS = 2000;
+
+export function startSmbClient(args: readonly string[], opts: SmbClientOptions): SmbClient {
+  let program: SpawnedProgram;
+  try {
+    program = spawnProgram('smbclient', args, {
+      env: opts.env,
+      stdin: opts.stdin,
+      stdout: true,
+      stderr: true,
+      newSession: false,
+      pooledStdout: opts.streamStdout,
+    });
+  } catch (e) {
+    const { code, message } = e as NodeJS.ErrnoException;
+    const missing = code === 'ENOENT' || code === 'EACCES';
+    return { stdin: null, stdout: null, kill() {}, result: Promise.resolve(notStarted(missing, message)) };
+  }
+  let ended = false;
+  const kill = (signal: NodeJS.Signals): void => {
+    if (ended || program.pid === undefined) return;
+    try {
+      process.kill(program.pid, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  let timedOut = false;
+  let timer: NodeJS.Timeout | undefined;
+  let forceTimer: NodeJS.Timeout | undefined;
+  if (opts.timeoutMs !== undefined) {
+    timer = setTimeout(() => {
+      timedOut = true;
+      kill('SIGTERM');
+      forceTimer = setTimeout(() => kill('SIGKILL'), FORCE_KILL_AFTER_MS);
+    }, opts.timeoutMs);
+  }
+  const result = Promise.all([program.ended, opts.streamStdout ? '' : text(program.stdout), text(program.stderr)]).then(([end, stdout, stderr]): SmbClientResult => {
+    ended = true;
+    clearTimeout(timer);
+    clearTimeout(forceTimer);
+    if (end.error) return { ...notStarted(end.error.code === 'ENOENT', end.error.message), stdout, stderr };
+    const isTerminated = end.signal !== undefined;
+    return {
+      stdout,
+      stderr,
+      failed: isTerminated || end.exitCode !== 0,
+      isTerminated,
+      timedOut,
+      missing: false,
+      shortMessage: isTerminated ? `was killed by ${end.signal}` : `exited with code ${end.exitCode}`,
+    };
+  });
+  return { stdin: program.stdin, stdout: program.stdout, kill, result };
+}
+
+function notStarted(missing: boolean, message: string): SmbClientResult {
+  return { stdout: '', stderr: '', failed: true, isTerminated: false, timedOut: false, missing, shortMessage: `could not be started (${message})` };
+}
+
+async function text(stream: Readable | null): Promise<string> {
+  if (!stream) return '';
+  let out = '';
+  stream.setEncoding('utf8');
+  for await (const piece of stream) out += piece as string;
+  return out;
+}
