@@ -4,7 +4,7 @@ import type { RecyclingReadable } from './recycling-readable.js';
 import { SlabPool } from './slab-pool.js';
 
 const SLAB_BYTES = 1024 * 1024;
-/** A read never gets less room than this; a socket pair holds about 200 KiB at a time. */
+/** A read never gets less room than this (a slab with less left is retired). */
 const MIN_READ_BYTES = 64 * 1024;
 
 /**
