@@ -14,8 +14,9 @@
  * where libuv gives socket pairs: a socket wakes its reader for every 32 KiB it carries, a pipe
  * once per write, and a restore writes tar 500 MiB (waking a process costs an interrupt to the
  * other vCPU on this kind of VM). Nothing here needs a socket's half-close: the parent only writes
- * to stdin and only reads stdout and stderr, and closing its end is the end of input. The parent learns of the exit through a pidfd polled
- * on Node's own event loop, and reaps only its own pid, as libuv does for its children.
+ * to stdin and only reads stdout and stderr, and closing its end is the end of input. The parent
+ * learns of the exit through a pidfd polled on Node's own event loop, and reaps only its own pid,
+ * as libuv does for its children.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -180,7 +181,8 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
       err = errno;
       break;
     }
-    /* A larger pipe: fewer, larger writes, and far fewer wake-ups of the side that waits. */
+    /* A larger pipe: fewer, larger writes, and far fewer wake-ups of the side that waits. A user
+       past its pipe-buffer quota keeps the default 64 KiB: slower, same bytes. */
     fcntl(ends[0], F_SETPIPE_SZ, PIPE_BYTES);
     parent_fd[i] = i == 0 ? ends[1] : ends[0];
     child_fd[i] = i == 0 ? ends[0] : ends[1];
