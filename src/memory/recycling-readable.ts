@@ -12,3 +12,11 @@ export type RecyclingReadable = Readable & { recycle(chunk: Buffer): void };
 export function canRecycle(stream: Readable): stream is RecyclingReadable {
   return typeof (stream as Partial<RecyclingReadable>).recycle === 'function';
 }
+
+/**
+ * Makes `through`, which passes on the chunks of `source` as they are (a PassThrough it is piped
+ * into), hand chunks back to `source` when `source` takes them back.
+ */
+export function recycleThrough(through: Readable, source: Readable): void {
+  if (canRecycle(source)) Object.assign(through, { recycle: (chunk: Buffer): void => source.recycle(chunk) });
+}

@@ -1,6 +1,6 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { canRecycle, type RecyclingReadable } from '../memory/recycling-readable.js';
+import { recycleThrough, type RecyclingReadable } from '../memory/recycling-readable.js';
 import { reportingWrites } from '../memory/reporting-writes.js';
 import { spawnProgram, type SpawnedProgram } from '../process/spawn.js';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
@@ -209,8 +209,7 @@ export function exportFromProgram(spec: ProgramSpec): Readable | RecyclingReadab
   const run = start(spec, 'export');
   const out = new PassThrough();
   // The program's output buffers pass through `out` as they are, so its reader can hand them back.
-  const stdout = run.stdout;
-  if (stdout && canRecycle(stdout)) Object.assign(out, { recycle: (chunk: Buffer) => stdout.recycle(chunk) });
+  if (run.stdout) recycleThrough(out, run.stdout);
   let settled = false;
   run.stdout?.pipe(out, { end: false });
   out.on('close', () => {

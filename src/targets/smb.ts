@@ -10,7 +10,7 @@ import { parseUserName, type ShareLocation } from './location.js';
 import { startSmbClient, type SmbClient, type SmbClientResult } from './smb-client.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
 import { alreadyExists, notFound, shareError } from './share-errors.js';
-import { canRecycle, type RecyclingReadable } from '../memory/recycling-readable.js';
+import { canRecycle, recycleThrough, type RecyclingReadable } from '../memory/recycling-readable.js';
 import type { FreeSpace, Target, TargetEntry, TreeEntry, WriteOptions } from './target.js';
 
 export type SmbLocation = Extract<ShareLocation, { kind: 'smb' }>;
@@ -379,7 +379,7 @@ export class SmbTarget implements Target {
         const stdout = s.stdout;
         if (!stdout) return; // smbclient did not start: run() says why
         // Its buffers pass through `out` as they are, so the reader can hand them back.
-        if (canRecycle(stdout)) Object.assign(out, { recycle: (chunk: Buffer) => stdout.recycle(chunk) });
+        recycleThrough(out, stdout);
         // Resolve only once bytes arrive: a missing file must reject read(), not fail the stream later.
         stdout.once('data', () => started());
         // Ending `out` waits for smbclient's verdict, so a transfer cut short is an error, not a short file.
