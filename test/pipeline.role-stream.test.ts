@@ -138,7 +138,7 @@ describeWithAndWithoutAddons('sealing and opening', () => {
     });
 
     it('hands input back once zstd has it and takes sealed records back once stored; both sides may overwrite them', async () => {
-      const data = Buffer.concat([jsonRecords(60_000), randomBytes(5 * 1024 * 1024)]);
+      const data = Buffer.concat([jsonRecords(60_000), randomBytes(24 * 1024 * 1024)]);
       const pieces: Buffer[] = [];
       for (let at = 0; at < data.length; at += 100_003) pieces.push(Buffer.from(data.subarray(at, at + 100_003)));
       const seal = sealRoleStream(opts);
@@ -164,10 +164,13 @@ describeWithAndWithoutAddons('sealing and opening', () => {
       const restored = collect();
       await pipeline(Readable.from([Buffer.concat(stored)]), openRoleStream(opts), restored.sink);
       expect(restored.result().equals(data)).toBe(true);
-      // Sealed into the same memory again and again, where the addon seals (Node's cipher allocates its own).
+      // Sealed into the same few slabs again and again, where the addon seals (Node's cipher
+      // allocates its own). A few, not one: zstd's workers can hand over several records' worth at
+      // once; without the hand-back every record would have its own.
       if (!process.env.AZSBACKUP_NATIVE) {
-        expect(stored.filter((c) => c.length > 1024 * 1024).length).toBeGreaterThan(4);
-        expect(recordMemory.size).toBe(1);
+        const records = stored.filter((c) => c.length > 1024 * 1024).length;
+        expect(records).toBeGreaterThan(23);
+        expect(recordMemory.size).toBeLessThanOrEqual(records / 3);
       }
     });
 
