@@ -50,6 +50,12 @@ export class SlabPool {
     return piece;
   }
 
+  /** Exactly n bytes (at most slabBytes) handed out at once: space(n), then take(n). */
+  piece(n: number): Buffer {
+    this.space(n);
+    return this.take(n);
+  }
+
   /** The holder of `piece` is done with it. Anything else (an unknown buffer, a second call) is ignored. */
   recycle(piece: Buffer): void {
     if (!this.out.delete(piece)) return;

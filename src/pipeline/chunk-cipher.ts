@@ -176,8 +176,7 @@ export class ChunkSealer {
     if (this.sealInto) {
       const length = slices.reduce((n, s) => n + s.length, CHUNK_TAG_BYTES);
       this.recordPool ??= new SlabPool(this.chunkSize + CHUNK_TAG_BYTES, this.chunkSize + CHUNK_TAG_BYTES);
-      this.recordPool.space(length);
-      const record = this.recordPool.take(length);
+      const record = this.recordPool.piece(length);
       this.sealInto(this.key, nonce, this.header, slices, record);
       out.push(record);
       this.index++;

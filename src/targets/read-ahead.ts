@@ -30,8 +30,7 @@ export function readAhead(handle: FileHandle, size: number, opts: ReadAheadOptio
       const length = Math.min(opts.pieceBytes, size - nextOffset);
       const at = nextOffset;
       nextOffset += length;
-      pool.space();
-      const piece = readExactly(handle, at, length, pool.take(length));
+      const piece = readExactly(handle, at, length, pool.piece(length));
       // Seen when its turn comes; one that fails after the stream was destroyed is not an unhandled rejection.
       piece.catch(() => {});
       inFlight.push(piece);
