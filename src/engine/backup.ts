@@ -6,8 +6,8 @@ import { serializeBackupInfo, backupInfoMacKey, BACKUP_DATA_VERSION, type Backup
 import { removeIfEmpty } from '../catalog/share-catalog.js';
 import { INFO_FILE, ROOT, backupFolder, partialFolder, roleFileName, stampOf } from '../catalog/layout.js';
 import { newDataKey } from '../crypto/key-wrap.js';
-import { canRecycle } from '../memory/recycling-readable.js';
 import { wrapFor, type EncryptFor } from '../crypto/recipient.js';
+import { canRecycle, recycleThrough } from '../memory/recycling-readable.js';
 import { DEFAULT_CHUNK_SIZE } from '../pipeline/chunk-cipher.js';
 import { DEFAULT_COMPRESSION_LEVEL } from '../pipeline/compress.js';
 import { createHashTap, sealRoleStream } from '../pipeline/role-stream.js';
@@ -135,7 +135,8 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
     // Memory goes round instead of being allocated afresh (README, "Where the time went"): the
     // program's output buffers once zstd has copied them, the sealed records once the share has them.
     if (canRecycle(source)) seal.handInputBackTo(source.recycle);
-    const stored = Object.assign(pipeline(source, counter, seal, tap, () => {}), { recycle: seal.recycle });
+    const stored = pipeline(source, counter, seal, tap, () => {});
+    recycleThrough(stored, seal);
     try {
       await stagingReady;
     } catch (e) {

@@ -4,11 +4,11 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AzsError } from '../errors.js';
+import { canRecycle } from '../memory/recycling-readable.js';
 import { DurableFileWriter, FLUSH_EVERY_BYTES } from './durable-file.js';
 import { readAhead } from './read-ahead.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
 import { alreadyExists, notFound, shareError } from './share-errors.js';
-import { canRecycle } from '../memory/recycling-readable.js';
 import type { FreeSpace, Target, TargetEntry, TreeEntry } from './target.js';
 
 function errnoOf(e: unknown): string | undefined {
