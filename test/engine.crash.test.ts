@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, spawnCli, type Drill } from './support/cli.js';
+import { expectOk, makeDrill, parseErrors, spawnCli, type Drill } from './support/cli.js';
 
 /**
  * kill -9 of a running Start-InfrastructureBackup, a real child process, at several moments. After
@@ -134,5 +134,44 @@ describe('kill -9 during a backup', () => {
     const test = await d.cli(['Test-InfrastructureBackup', '-Name', full.Name, ...args], { stdin });
     expect(test.code, test.stderr).toBe(0);
     expect(test.json.IsValid).toBe(true);
+  });
+});
+
+describe('Ctrl-C or SIGTERM during a backup', () => {
+  let d: Drill;
+
+  beforeAll(async () => {
+    d = await makeDrill({ roles: false });
+    await d.register('Files', ['-Provider', 'directory', '-Path', d.files]);
+    // Its first bytes flow at once (so the job is well under way), then it waits to be stopped.
+    await d.registerCommand('Stuck', ['sh', '-c', 'echo first; exec sleep 60'], ['sh', '-c', 'cat > /dev/null']);
+  });
+  afterAll(async () => d?.cleanup());
+
+  it.each(['SIGINT', 'SIGTERM'] as const)('%s stops it in order: exit 130 with the error said, nothing committed, the job Failed, an alert, the lock free', async (signal) => {
+    const earlier = new Set(list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json).map((b) => b.Name));
+    const child = spawnCli(d.home, ['Start-InfrastructureBackup']);
+    await until('a .partial folder', async () => (await partialFolders(d.share)).length > 0);
+    // Long enough for the job to have loaded what it needs for its end (conf's atomic writes,
+    // which hook signals of their own), short of the export's 60 s.
+    await sleep(1000);
+    child.kill(signal);
+    const ended = await child;
+    expect(ended.exitCode, String(ended.stderr)).toBe(130);
+    expect(parseErrors(String(ended.stderr)).map((e) => e.ErrorId)).toContain('PipelineStopped');
+
+    // Files was backed up before the stop, yet nothing was committed and nothing is left over.
+    expect(await partialFolders(d.share)).toEqual([]);
+    const listed = list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json).filter((b) => !earlier.has(b.Name));
+    expect(listed.filter((b) => b.Status !== 'Failed')).toEqual([]);
+    const job = listed.find((b) => b.Progress && /stopped/.test(b.Progress));
+    expect(job, JSON.stringify(listed)).toBeDefined();
+    const alerts = list(expectOk(await d.cli(['Get-BackupAlert'])).json);
+    expect(alerts.some((a) => a.Status === 'Active' && a.BackupName === job.Name), JSON.stringify(alerts)).toBe(true);
+
+    // The lock was released: the next backup neither waits nor takes over a stale lock.
+    await expect(fs.access(path.join(d.home, 'job.lock'))).rejects.toThrow();
+    const next = await d.cli(['Start-InfrastructureBackup', '-RoleName', 'Files']);
+    expect(next.code, next.stderr).toBe(0);
   });
 });

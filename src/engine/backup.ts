@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { pipeline, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AzsError, isAzsError } from '../errors.js';
+import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { serializeBackupInfo, backupInfoMacKey, BACKUP_DATA_VERSION, type BackupInfo, type RoleRecord } from '../catalog/backup-info.js';
 import { removeIfEmpty } from '../catalog/share-catalog.js';
 import { INFO_FILE, ROOT, backupFolder, partialFolder, roleFileName, stampOf } from '../catalog/layout.js';
@@ -149,6 +149,8 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
   };
 
   await mapConcurrent(req.roles, req.concurrency ?? 2, async (role, i) => {
+    // A cancelled backup starts no more roles; it is not committed (below).
+    if (req.signal?.aborted) return;
     const status = statuses[i]!;
     const started = Date.now();
     status.Status = 'Running';
@@ -197,6 +199,12 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
     await req.target.delete(staging).catch(() => {});
     throw shareFailure.error;
   }
+  if (req.signal?.aborted) {
+    // Cancelled: whatever the roles that finished stored, this is not the backup that was asked for.
+    await req.target.delete(staging).catch(() => {});
+    await removeIfEmpty(req.target, `${ROOT}/${stamp}`).catch(() => {});
+    throw cancelled(req.signal);
+  }
 
   const failed = records.filter((r) => r.status === 'Failed');
   const status: BackupRecord['Status'] = failed.length === 0 ? 'Succeeded' : failed.length === records.length ? 'Failed' : 'PartialSucceeded';
@@ -228,6 +236,13 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
   await req.target.rename(staging, backupFolder(stamp, name));
   req.progress.report({ activity, status: status, percentComplete: 100, id: 0, completed: true });
   return { record: recordFromInfo(info, req.sharePath), roleErrors };
+}
+
+function cancelled(signal: AbortSignal): AzsError {
+  if (isAzsError(signal.reason)) return signal.reason;
+  return new AzsError('The backup was cancelled before it was complete; nothing was committed to the share.', {
+    errorId: 'BackupCancelled', category: 'OperationStopped', exitCode: ExitCode.Interrupted,
+  });
 }
 
 /** The role as BackupInfo.xml records it: never with a database password. */

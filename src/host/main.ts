@@ -88,6 +88,9 @@ function unknownCmdlet(name: string, catalog: Catalog): AzsError {
   );
 }
 
+/** A signal this soon after the first is taken for its echo, not for a second Ctrl-C. */
+const SIGNAL_ECHO_MS = 500;
+
 function interrupted(signalName: string): AzsError {
   return new AzsError(`The command was stopped (${signalName}).`, {
     errorId: 'PipelineStopped',
@@ -103,12 +106,17 @@ export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<nu
   const loc: Locations = { manifestsDir: h.manifestsDir, compiledManifests: h.compiledManifests, cmdletsDir: h.cmdletsDir };
   const abort = new AbortController();
   let source = 'azsbackup';
-  let signalCount = 0;
+  let firstSignalAt: number | undefined;
   const onSignal = (sig: NodeJS.Signals): void => {
-    signalCount++;
-    // A second Ctrl-C ends at once, for a cmdlet that does not honour its signal.
-    if (signalCount > 1) process.exit(ExitCode.Interrupted);
-    abort.abort(interrupted(sig));
+    if (firstSignalAt === undefined) {
+      firstSignalAt = Date.now();
+      abort.abort(interrupted(sig));
+      return;
+    }
+    // A second Ctrl-C ends at once, for a cmdlet that does not honour its signal. Not the echo of
+    // the first: conf's atomic writes (through when-exit) clean up on a signal and then raise it
+    // again at once, which must not cut short the orderly stop the first one began.
+    if (Date.now() - firstSignalAt >= SIGNAL_ECHO_MS) process.exit(ExitCode.Interrupted);
   };
   const onExternal = (): void => abort.abort(interrupted('aborted'));
   if (h.signal) {
