@@ -1,4 +1,5 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
+import { exitCodeOf } from '../src/engine/backup-record.js';
 import { schedulerTick } from '../src/engine/scheduler.js';
 
 /** One scheduler tick: runs a backup and prune if one is due; returns the backup, or nothing. */
@@ -7,7 +8,7 @@ const invokeBackupScheduler: Cmdlet = async ({ home, progress, signal, shouldPro
   const outcome = await schedulerTick(home, progress, signal);
   if (!outcome) return;
   for (const error of outcome.roleErrors) writeError(error);
-  if (outcome.record.Status === 'PartialSucceeded') setExitCode(3);
+  setExitCode(exitCodeOf(outcome.record));
   return outcome.record;
 };
 export default invokeBackupScheduler;

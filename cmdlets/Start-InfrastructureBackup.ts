@@ -1,4 +1,5 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
+import { exitCodeOf } from '../src/engine/backup-record.js';
 import { startBackupInBackground } from '../src/engine/background-job.js';
 import { runBackupJob } from '../src/engine/backup-job.js';
 
@@ -12,8 +13,7 @@ const startInfrastructureBackup: Cmdlet = async ({ params, home, progress, signa
   if (params.AsJob) return startBackupInBackground(home, roleNames);
   const { record, roleErrors } = await runBackupJob({ home, roleNames, progress, signal });
   for (const error of roleErrors) writeError(error);
-  if (record.Status === 'PartialSucceeded') setExitCode(3);
-  if (record.Status === 'Failed') setExitCode(1);
+  setExitCode(exitCodeOf(record));
   return record;
 };
 export default startInfrastructureBackup;

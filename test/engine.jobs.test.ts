@@ -107,6 +107,30 @@ describe.concurrent('backup jobs', () => {
     expect(list(expectOk(await d.cli(['Get-BackupAlert', '-Status', 'Active'])).json).map((a) => a.AlertType)).toEqual(['BackupGeneral']);
   }));
 
+  it('the scheduler: a due backup that fails exits 1 and leaves BackupOverdue active; only a backup on the share closes it', () => withDrill(async (d) => {
+    await d.register('Files', ['-Provider', 'directory', '-Path', d.files]);
+    expectOk(await d.cli(['Set-BackupShare', '-Path', d.share, '-EncryptionKey', '-', '-IsBackupSchedulerEnabled', '$true', '-BackupFrequencyInHours', '4'], { stdin: `${d.key}\n` }));
+    await d.backup();
+    // The last backup that succeeded was three days ago, and every role fails now.
+    const configFile = path.join(d.home, 'config.json');
+    const config = JSON.parse(await fs.readFile(configFile, 'utf8'));
+    await fs.writeFile(configFile, JSON.stringify({ ...config, lastSuccessfulBackupTime: new Date(Date.now() - 3 * 86_400_000).toISOString() }));
+    expectOk(await d.cli(['Unregister-InfrastructureRole', '-Name', 'Files']));
+    await d.registerCommand('Broken', broken('export exploded'), swallow);
+
+    const failed = await d.cli(['Invoke-BackupScheduler']);
+    expect(failed.code, failed.stderr).toBe(1);
+    expect(failed.json.Status).toBe('Failed');
+    const active = async () => list(expectOk(await d.cli(['Get-BackupAlert', '-Status', 'Active'])).json).map((a) => a.AlertType).sort();
+    expect(await active()).toEqual(['BackupGeneral', 'BackupOverdue']);
+
+    await d.registerCommand('Broken', ['echo', 'working again'], swallow);
+    const fixed = await d.cli(['Invoke-BackupScheduler']);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    expect(fixed.json.Status).toBe('Succeeded');
+    expect(await active()).toEqual([]);
+  }));
+
   it('one job at a time: a second backup meanwhile is JobLockHeld (exit 11); a dead holder\'s lock is taken over', () => withDrill(async (d) => {
     // The export sleeps until the test opens the gate, so a loaded machine cannot let it finish early.
     const gate = path.join(d.root, 'gate');

@@ -245,6 +245,22 @@ describe('tampering with a committed backup', () => {
     await fs.rm(share, { recursive: true, force: true });
   });
 
+  it('a backup whose BackupInfo.xml was edited lists as Failed and not recovery-ready, whatever it claims', async () => {
+    const share = await copyShare('listed after an edit', async (dir) => {
+      const file = path.join(dir, 'BackupInfo.xml');
+      const xml = await fs.readFile(file, 'utf8');
+      const edited = xml.replace('<Role Name="Db" Status="Succeeded"', '<Role Name="Db" Status="Failed"');
+      expect(edited).not.toBe(xml);
+      await fs.writeFile(file, edited);
+    });
+    const untouched = expectOk(await d.cli(['Get-InfrastructureBackup', '-Name', other.Name, '-Path', share])).json;
+    expect(untouched).toMatchObject({ Status: 'Succeeded', IsCloudRecoveryReady: true });
+    const listed = expectOk(await d.cli(['Get-InfrastructureBackup', '-Name', target.Name, '-Path', share])).json;
+    expect(listed).toMatchObject({ Status: 'Failed', IsCloudRecoveryReady: false });
+    expect(listed.Progress).toMatch(/BackupInfo\.xml was changed/);
+    await fs.rm(share, { recursive: true, force: true });
+  });
+
   it('a wrong key is refused with exit 12 and touches nothing', async () => {
     const otherKey = expectOk(await d.cli(['New-EncryptionKey'])).json.Key as string;
     const keyed = await d.cli(['Test-InfrastructureBackup', '-Name', target.Name, '-EncryptionKey', '-'], { stdin: `${otherKey}\n` });

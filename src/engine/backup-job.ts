@@ -78,8 +78,9 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
     lastSaved = Date.now();
     jobs.save({ ...record, ...mine });
   };
+  const started = queuedRecord(name, access.path, roles);
   try {
-    save({ ...queuedRecord(name, access.path, roles), Status: 'Running' }, true);
+    save({ ...started, Status: 'Running' }, true);
     let outcome: BackupOutcome;
     try {
       const target = await openShare(access);
@@ -90,13 +91,15 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
       });
     } catch (e) {
       const error = isAzsError(e) ? e : new AzsError(`The backup failed: ${(e as Error).message}`, { errorId: 'BackupFailed', category: 'NotSpecified', cause: e });
-      save({ ...queuedRecord(name, access.path, roles), Status: 'Failed', Progress: error.message }, true);
+      save({ ...started, Status: 'Failed', Progress: error.message }, true);
       await alerts.raise(error.alertType ?? 'BackupGeneral', `Backup ${name} failed: ${error.message}`, name);
       throw error;
     }
     const { record } = outcome;
     save({ ...record, Progress: null }, true);
-    await alerts.close([...shareAlertTypes, 'BackupOverdue']);
+    // Only a backup on the share proves the share usable and the backups current again; one whose
+    // every role failed wrote nothing there.
+    if (record.Status !== 'Failed') await alerts.close([...shareAlertTypes, 'BackupOverdue']);
     if (record.Status === 'Succeeded') {
       await alerts.close(['BackupGeneral']);
     } else {

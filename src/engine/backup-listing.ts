@@ -17,7 +17,15 @@ export async function listBackups(target: Target, sharePath: string, home: strin
   const infos = await readBackupInfos(target, backups);
   const onShare = backups.map((entry, i): BackupRecord => {
     const read = infos[i]!;
-    if (!isAzsError(read)) return recordFromInfo(read.info, sharePath);
+    if (!isAzsError(read)) {
+      const record = recordFromInfo(read.info, sharePath);
+      if (read.digestValid) return record;
+      // What it says of itself cannot be trusted, least of all that it can be restored.
+      return {
+        ...record, Status: 'Failed', IsCloudRecoveryReady: false,
+        Progress: 'Its BackupInfo.xml was changed after the backup was written (its digest does not match): do not restore from it, and check the share for tampering (Test-InfrastructureBackup).',
+      };
+    }
     return {
       Name: entry.name, Status: 'Failed', RoleStatus: [], CreatedDateTime: entry.time.toISOString(), TimeTakenToCreate: null,
       BackupDataVersion: '', EncryptionCertThumbprint: null, EncryptionKeyId: null, Size: 0, IsCloudRecoveryReady: false,

@@ -1,4 +1,5 @@
 import type { BackupInfo, BackupStatus } from '../catalog/backup-info.js';
+import { ExitCode } from '../errors.js';
 
 /** The AzsBackup.Backup object (manifests/Types.xml), as the engine reports a backup. */
 export interface RoleStatusRecord {
@@ -54,4 +55,9 @@ export function recordFromInfo(info: BackupInfo, sharePath: string): BackupRecor
     SharePath: sharePath,
     Progress: null,
   };
+}
+
+/** The exit code a backup that ran to its end leaves (SPEC section 8): 3 partly failed, 1 failed. */
+export function exitCodeOf(record: Pick<BackupRecord, 'Status'>): ExitCode {
+  return record.Status === 'PartialSucceeded' ? ExitCode.Partial : record.Status === 'Failed' ? ExitCode.Failure : ExitCode.Success;
 }
