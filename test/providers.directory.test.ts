@@ -83,6 +83,40 @@ describe('directory provider refuses unsafe archives', () => {
     );
   });
 
+  it('refuses a link in place of a folder it made, which would lead the folder fix-ups outside', async () => {
+    const victim = path.join(tmp, 'victim');
+    await fs.writeFile(victim, 'do not touch', { mode: 0o600 });
+    const old = new Date('2001-01-01T00:00:00Z');
+    await fs.utimes(victim, old, old);
+    const untouched = async () => {
+      const st = await fs.stat(victim);
+      expect(st.mode & 0o7777).toBe(0o600);
+      expect(st.mtimeMs).toBe(old.getTime());
+    };
+    await expectRefused([{ name: './', type: 'dir' }, { name: 'd/', type: 'dir' }, { name: 'd', type: 'symlink', link: victim }], 'd');
+    await untouched();
+    // Made a folder by an entry inside it, and by a relative chain.
+    await expectRefused([{ name: 'e', type: 'symlink', link: victim }, { name: 'd/f', type: 'file', body: 'x' }, { name: 'd', type: 'symlink', link: 'e' }], 'd');
+    await untouched();
+    await expectRefused([{ name: 'd/', type: 'dir' }, { name: 'f', type: 'file', body: 'x' }, { name: 'd', type: 'hardlink', link: 'f' }], 'd');
+  });
+
+  it('restores a hard link to a symbolic link, and guards the second name as a link too', async () => {
+    await fs.symlink('ca.crt', path.join(dest, 'current'));
+    await fs.link(path.join(dest, 'current'), path.join(dest, 'current-hard'));
+    const bytes = await exportAll(provider);
+    const restored = path.join(tmp, 'restored');
+    await provider.import(Readable.from([bytes]), { destination: restored });
+    expect(await fs.readlink(path.join(restored, 'current-hard'))).toBe('ca.crt');
+    expect((await fs.lstat(path.join(restored, 'current-hard'))).ino).toBe((await fs.lstat(path.join(restored, 'current'))).ino);
+
+    await expectRefused([
+      { name: 'esc', type: 'symlink', link: outside },
+      { name: 'esc2', type: 'hardlink', link: 'esc' },
+      { name: 'esc2/pwned', type: 'file', body: 'x' },
+    ], 'esc2/pwned');
+  });
+
   it('refuses hard links that point outside', async () => {
     await expectRefused([{ name: 'h', type: 'hardlink', link: '../../outside/x' }], 'h');
     await expectRefused([{ name: 'h', type: 'hardlink', link: '/etc/passwd' }], 'h');

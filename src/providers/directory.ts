@@ -1,4 +1,4 @@
-import { promises as fs, type Stats } from 'node:fs';
+import { constants as fsConstants, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
@@ -46,6 +46,8 @@ function ancestors(rel: string): string[] {
  */
 class EntryGuard {
   private readonly symlinks = new Set<string>();
+  /** Every path an entry has made a folder of, by naming it or by being inside it. */
+  private readonly folders = new Set<string>();
   readonly dirs: { rel: string; mode?: number; mtime?: Date; atime?: Date; uid?: number; gid?: number }[] = [];
   readonly links: { rel: string; mtime?: Date; atime?: Date; uid?: number; gid?: number }[] = [];
 
@@ -69,15 +71,23 @@ class EntryGuard {
       if (this.symlinks.has(a)) return unsafeEntry(raw, `would be written through the symbolic link '${a}' and could land outside the destination`);
     }
     if (this.symlinks.has(rel) && e.type !== 'SymbolicLink') return unsafeEntry(raw, `would replace the symbolic link '${rel}' and could write through it`);
+    // A folder's times and mode are set once tar is done, and whatever was put inside it is
+    // reached through its path: a link in its place would lead both outside.
+    if ((e.type === 'SymbolicLink' || e.type === 'Link') && this.folders.has(rel)) return unsafeEntry(raw, `would replace the folder '${rel}' by a link`);
     if (e.type === 'Link') {
       const target = e.linkpath ?? '';
       if (target === '' || target.startsWith('/')) return unsafeEntry(raw, `is a hard link to an absolute path '${target}'`);
       if (target.split('/').includes('..')) return unsafeEntry(raw, `is a hard link to '${target}', which contains '..'`);
       const t = relativeOf(target);
-      for (const a of [...ancestors(t), t]) {
+      for (const a of ancestors(t)) {
         if (this.symlinks.has(a)) return unsafeEntry(raw, `is a hard link through the symbolic link '${a}'`);
       }
+      // A hard link to a symbolic link is one more name of that link (cp -al and rsync
+      // --link-dest snapshots have them), and is guarded as one.
+      if (this.symlinks.has(t)) this.symlinks.add(rel);
     }
+    for (const a of ancestors(rel)) this.folders.add(a);
+    if (e.type === 'Directory') this.folders.add(rel);
     if (e.type === 'SymbolicLink') {
       // Its target is kept verbatim (configuration folders hold absolute links, e.g. to /etc/ssl);
       // what matters is that nothing is written through it afterwards, which the checks above ensure.
@@ -210,9 +220,18 @@ async function extractStrict(data: Readable, staging: string, { signal, recycle 
   }
   for (const d of byDepth) {
     const p = d.rel === '' ? staging : path.join(staging, d.rel);
-    if (asRoot && typeof d.uid === 'number' && typeof d.gid === 'number') await fs.lchown(p, d.uid, d.gid);
-    if (typeof d.mode === 'number') await fs.chmod(p, d.mode & 0o7777);
-    if (d.mtime) await fs.utimes(p, d.atime ?? d.mtime, d.mtime);
+    // Through a handle on the folder itself, never through a link in its place (the guard refuses
+    // such archives; this holds even if it missed one).
+    const folder = await fs.open(p, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW).catch((e: NodeJS.ErrnoException) => {
+      throw e.code === 'ELOOP' || e.code === 'ENOTDIR' ? unsafeEntry(d.rel, 'is a folder in the archive but something else once extracted') : e;
+    });
+    try {
+      if (asRoot && typeof d.uid === 'number' && typeof d.gid === 'number') await folder.chown(d.uid, d.gid);
+      if (typeof d.mode === 'number') await folder.chmod(d.mode & 0o7777);
+      if (d.mtime) await folder.utimes(d.atime ?? d.mtime, d.mtime);
+    } finally {
+      await folder.close();
+    }
   }
 }
 
