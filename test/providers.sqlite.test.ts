@@ -97,6 +97,23 @@ describe('sqlite provider import', () => {
     expect((await fs.stat(file)).mode & 0o777).toBe(0o640);
   });
 
+  it('restores through a registered path that is a symbolic link, and keeps the link', async () => {
+    const real = path.join(tmp, 'data', 'rm.db');
+    await fs.mkdir(path.dirname(real));
+    buildDatabase(real, 'delete', 1);
+    const link = path.join(tmp, 'rm-link.db');
+    await fs.symlink(real, link);
+    const provider = await createProvider(role(link));
+    const backup = await exportAll(provider);
+    const expected = snapshotDatabase(real);
+    const db = new Database(real);
+    db.exec('DELETE FROM accounts');
+    db.close();
+    await provider.import(Readable.from([backup]));
+    expect((await fs.lstat(link)).isSymbolicLink()).toBe(true);
+    expect(snapshotDatabase(real)).toEqual(expected);
+  });
+
   it('restores into a folder that does not exist yet', async () => {
     const file = path.join(tmp, 'rm.db');
     buildDatabase(file, 'delete', 1);

@@ -90,7 +90,10 @@ export class SqliteProvider implements Provider {
   }
 
   async import(data: Readable, ctx: ProviderContext = {}): Promise<void> {
-    const dest = path.resolve(ctx.destination ?? this.role.path);
+    let dest = path.resolve(ctx.destination ?? this.role.path);
+    // A registered path that is a symbolic link (e.g. /var/lib/id.db -> /data/id.db) stays a link:
+    // the real file is the one replaced, and its -wal and -shm are the ones beside it.
+    dest = await fs.realpath(dest).catch(() => dest);
     const parent = path.dirname(dest);
     const base = path.basename(dest);
     await fs.mkdir(parent, { recursive: true });
