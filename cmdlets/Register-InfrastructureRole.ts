@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import type { Cmdlet } from '../src/host/cmdlet.js';
+import { assertRecordable } from '../src/catalog/backup-info.js';
 import { usageError } from '../src/errors.js';
 import { ConfigStore, type StoredRole } from '../src/config/store.js';
 import { validateRole } from '../src/providers/validate.js';
@@ -28,6 +29,7 @@ const registerInfrastructureRole: Cmdlet = async ({ params, parameterSetName, ho
     ...(params.ConnectionString !== undefined ? { connectionString: params.ConnectionString as string } : {}),
   };
   validateRole(role);
+  assertRecordable(role);
   if (!(await shouldProcess(role.name, `Register the ${provider} role`))) return;
   const store = new ConfigStore(home);
   if (params.DatabasePassword !== undefined) role.databasePassword = store.seal(params.DatabasePassword as string, `role:${role.name}`);

@@ -84,6 +84,24 @@ describe.concurrent('backup jobs', () => {
     expect(list(expectOk(await d.cli(['Get-BackupAlert', '-Status', 'Active'])).json)).toEqual([]);
   }));
 
+  it('a role error with control characters (colour codes) is recorded, and BackupInfo.xml stays well-formed XML 1.0', () => withDrill(async (d) => {
+    await d.register('Files', ['-Provider', 'directory', '-Path', d.files]);
+    await d.registerCommand('Colourful', ['sh', '-c', "printf '\\033[31mexport failed\\033[0m\\n' >&2; exit 1"], swallow);
+    const r = await d.cli(['Start-InfrastructureBackup']);
+    expect(r.code, r.stderr).toBe(3);
+    const xml = await fs.readFile(path.join(await d.backupFolder(r.json.Name), 'BackupInfo.xml'), 'utf8');
+    expect(xml).not.toMatch(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u);
+    expect(xml).toContain('\uFFFD[31mexport failed\uFFFD[0m');
+    const listed = expectOk(await d.cli(['Get-InfrastructureBackup', '-Name', r.json.Name])).json;
+    expect(listed.Status).toBe('PartialSucceeded');
+    expect(listed.RoleStatus.find((x: any) => x.RoleName === 'Colourful').Error).toContain('export failed');
+
+    // A definition no BackupInfo.xml could hold is refused when it is registered.
+    const refused = await d.cli(['Register-InfrastructureRole', '-Name', 'Odd', '-Provider', 'directory', '-Path', `${d.files}\u001b[0m`]);
+    expect(refused.code).toBe(2);
+    expect(refused.errors[0]?.ErrorId).toBe('RoleDefinitionNotRecordable');
+  }));
+
   it('when every role fails the backup is Failed (exit 1): nothing on the share, the job is remembered', () => withDrill(async (d) => {
     await d.registerCommand('BrokenA', broken('first role broken'), swallow);
     await d.registerCommand('BrokenB', broken('second role broken'), swallow);

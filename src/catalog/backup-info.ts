@@ -1,6 +1,6 @@
 import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { XMLBuilder, XMLParser } from 'fast-xml-parser';
-import { AzsError, ExitCode } from '../errors.js';
+import { AzsError, ExitCode, usageError } from '../errors.js';
 import type { WrappedKey } from '../crypto/recipient.js';
 import type { ProviderName, RoleDefinition } from '../providers/provider.js';
 
@@ -64,6 +64,25 @@ function definitionToXml(d: RoleDefinition): Record<string, unknown> {
   };
 }
 
+/** Characters XML 1.0 cannot carry at all, not even as character references. */
+const NOT_IN_XML = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
+
+/**
+ * A role definition every backup can record in its BackupInfo.xml: a path or argument with, say,
+ * an escape character could be backed up but never written into a well-formed file.
+ */
+export function assertRecordable(role: RoleDefinition): void {
+  const fields: [string, string | undefined][] = [
+    ['path', role.path], ['connection string', role.connectionString],
+    ...[...(role.exportCommand ?? []), ...(role.importCommand ?? [])].map((a): [string, string] => ['command argument', a]),
+  ];
+  for (const [what, value] of fields) {
+    if (value === undefined || !new RegExp(NOT_IN_XML.source, 'u').test(value)) continue;
+    throw usageError(`Role '${role.name}': its ${what} ${JSON.stringify(value)} holds a control character that no backup could record.`,
+      'RoleDefinitionNotRecordable', role.name, 'Rename the file or folder, or wrap the command in a script, so that no control characters other than tab and new line remain.');
+  }
+}
+
 /** The body without its seal; the seal is computed over exactly these bytes. */
 function body(info: BackupInfo): string {
   const builder = new XMLBuilder({ ignoreAttributes: false, format: true, indentBy: '  ', suppressEmptyNode: true });
@@ -94,7 +113,9 @@ function body(info: BackupInfo): string {
           '@_Size': r.size,
           '@_DurationMs': Math.round(r.durationMs),
           Definition: definitionToXml(r.definition),
-          ...(r.error ? { Error: r.error } : {}),
+          // An error's text is a report (often a program's stderr, with colour codes): what XML
+          // cannot carry becomes U+FFFD.
+          ...(r.error ? { Error: r.error.replace(NOT_IN_XML, '\uFFFD') } : {}),
           File: r.files.map((f) => ({ '@_Name': f.name, '@_Size': f.size, '@_Sha256': f.sha256 })),
         })),
       },
