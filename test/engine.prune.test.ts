@@ -33,6 +33,8 @@ describe('retention and leftovers', () => {
   const b: any[] = [];
   const rel: string[] = [];
   let leftovers: string[];
+  /** The kept backup as it was committed. */
+  let kept: string;
 
   beforeAll(async () => {
     d = await makeDrill({ roles: false, retentionDays: 2 });
@@ -54,7 +56,11 @@ describe('retention and leftovers', () => {
     await fs.mkdir(path.join(d.share, noInfo), { recursive: true });
     await fs.writeFile(path.join(d.share, noInfo, 'Files.azsrole'), 'no BackupInfo.xml beside me');
     await fs.mkdir(path.join(d.share, emptyStamp), { recursive: true });
-    leftovers = [partial, noInfo, emptyStamp];
+    // And an interrupted rewrite of a kept backup's BackupInfo.xml (Update-BackupEncryption).
+    kept = shareFingerprint(path.join(d.share, rel[3]!));
+    const rewrite = `${rel[3]}/.azs-partial-0123456789ab-BackupInfo.xml`;
+    await fs.writeFile(path.join(d.share, rewrite), '<?xml version="1.0"?><BackupInfo');
+    leftovers = [partial, noInfo, emptyStamp, rewrite];
   });
   afterAll(async () => d?.cleanup());
 
@@ -68,14 +74,13 @@ describe('retention and leftovers', () => {
   it('-DryRun lists exactly the expired backups and the leftovers, and deletes nothing', async () => {
     const before = shareFingerprint(d.share);
     const r = expectOk(await d.cli(['Invoke-BackupPrune', '-DryRun']));
-    expect(r.json).toMatchObject({ DryRun: true, RetentionPeriodInDays: 2, BackupsRemoved: 3, BackupsKept: 1, LeftoversRemoved: 3, PathsInProgress: [] });
+    expect(r.json).toMatchObject({ DryRun: true, RetentionPeriodInDays: 2, BackupsRemoved: 3, BackupsKept: 1, LeftoversRemoved: 4, PathsInProgress: [] });
     expect([...r.json.PathsToDelete].sort()).toEqual([rel[0], rel[1], rel[2], ...leftovers].sort());
     expect(shareFingerprint(d.share)).toBe(before);
     expect(await names(d)).toHaveLength(4);
   });
 
   it('prune deletes them and keeps the rest intact', async () => {
-    const kept = shareFingerprint(path.join(d.share, rel[3]!));
     const r = expectOk(await d.cli(['Invoke-BackupPrune']));
     expect(r.json.DryRun).toBe(false);
     expect([...r.json.PathsToDelete].sort()).toEqual([rel[0], rel[1], rel[2], ...leftovers].sort());

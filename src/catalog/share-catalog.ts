@@ -1,4 +1,5 @@
 import { AzsError, isAzsError } from '../errors.js';
+import { isPartialName } from '../targets/paths.js';
 import { notFound } from '../targets/share-errors.js';
 import type { Target, TargetEntry } from '../targets/target.js';
 import { parseBackupInfo, type ParsedBackupInfo } from './backup-info.js';
@@ -25,7 +26,10 @@ export interface BackupEntry {
 export interface ShareListing {
   /** Complete backups (a GUID folder holding BackupInfo.xml), newest first. */
   backups: BackupEntry[];
-  /** Folders of interrupted writes or removals, and empty stamp folders: prune removes them. */
+  /**
+   * Folders of interrupted writes or removals, empty stamp folders, and the temporary files of
+   * interrupted rewrites inside backups: prune removes them.
+   */
   leftovers: string[];
 }
 
@@ -51,6 +55,10 @@ export async function listShare(target: Target): Promise<ShareListing> {
       const folder = `${ROOT}/${stamp}/${child.name}`;
       if (child.isDirectory && isBackupName(child.name) && present.has(`${stamp}/${child.name}/${INFO_FILE}`)) {
         backups.push({ name: child.name.toLowerCase(), stamp, folder, time: stampTime(stamp) });
+        // A rewrite of a committed backup's file (Update-BackupEncryption) that was interrupted.
+        for (const file of childrenOf.get(`${stamp}/${child.name}`) ?? []) {
+          if (!file.isDirectory && isPartialName(file.name)) leftovers.push(`${folder}/${file.name}`);
+        }
       } else {
         leftovers.push(folder);
       }
