@@ -114,7 +114,7 @@ export class LocalFolderTarget implements Target {
       throw e;
     }
     return this.guard(p, async () => {
-      await fsp.mkdir(path.dirname(finalPath), { recursive: true });
+      await makeFoldersDurably(path.dirname(finalPath));
       const file = new DurableFileWriter(tempPath, FLUSH_EVERY_BYTES, canRecycle(data) ? (chunk) => data.recycle(chunk) : undefined);
       try {
         await pipeline(data, file);
@@ -224,7 +224,7 @@ export class LocalFolderTarget implements Target {
       if (!(await exists(src))) throw notFound(this.location, from);
       // fs.rename silently replaces files and empty folders; the interface promises it does not.
       if (await exists(dst)) throw alreadyExists(this.location, to);
-      await fsp.mkdir(path.dirname(dst), { recursive: true });
+      await makeFoldersDurably(path.dirname(dst));
       await fsp.rename(src, dst);
       await syncDir(path.dirname(dst));
     });
@@ -238,9 +238,7 @@ export class LocalFolderTarget implements Target {
   async mkdir(p: string): Promise<void> {
     const abs = this.abs(p);
     await this.requireRoot();
-    await this.guard(p, async () => {
-      await fsp.mkdir(abs, { recursive: true });
-    });
+    await this.guard(p, () => makeFoldersDurably(abs));
   }
 
   async freeSpace(): Promise<FreeSpace> {
@@ -263,6 +261,20 @@ async function exists(p: string): Promise<boolean> {
   } catch (e) {
     if (errnoOf(e) === 'ENOENT') return false;
     throw e;
+  }
+}
+
+/**
+ * mkdir -p whose new folders survive a crash: the folder holding each new entry is fsynced, as
+ * after a rename, or a backup reported committed could lose its new stamp folder with everything
+ * in it.
+ */
+async function makeFoldersDurably(dir: string): Promise<void> {
+  const first = await fsp.mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  for (let made = dir; ; made = path.dirname(made)) {
+    await syncDir(path.dirname(made));
+    if (made === first) return;
   }
 }
 
