@@ -20,6 +20,8 @@ const setBackupShare: Cmdlet = async ({ params, home, shouldProcess }) => {
   const access = shareAccess(store, { ...(params as ShareParameters), Path: path }, current);
   if (!givesCredential && path !== current.share?.path) delete access.credential;
 
+  const enabled = (params.IsBackupSchedulerEnabled as boolean | undefined) ?? current.scheduler.enabled;
+  const enabledAt = !enabled ? undefined : current.scheduler.enabled ? current.scheduler.enabledAt : new Date().toISOString();
   const next: StoredConfig = {
     ...current,
     share: {
@@ -28,7 +30,8 @@ const setBackupShare: Cmdlet = async ({ params, home, shouldProcess }) => {
     },
     encryption,
     scheduler: {
-      enabled: (params.IsBackupSchedulerEnabled as boolean | undefined) ?? current.scheduler.enabled,
+      enabled,
+      ...(enabledAt ? { enabledAt } : {}),
       frequencyInHours: (params.BackupFrequencyInHours as number | undefined) ?? current.scheduler.frequencyInHours,
       retentionPeriodInDays: (params.BackupRetentionPeriodInDays as number | undefined) ?? current.scheduler.retentionPeriodInDays,
     },

@@ -149,6 +149,28 @@ describe.concurrent('backup jobs', () => {
     expect(await active()).toEqual([]);
   }));
 
+  it('the scheduler: BackupOverdue also comes when no backup has ever succeeded since it was turned on', () => withDrill(async (d) => {
+    await d.registerCommand('Broken', broken('never worked'), swallow);
+    expectOk(await d.cli(['Set-BackupShare', '-Path', d.share, '-EncryptionKey', '-', '-IsBackupSchedulerEnabled', '$true', '-BackupFrequencyInHours', '4'], { stdin: `${d.key}\n` }));
+    const configFile = path.join(d.home, 'config.json');
+    const config = JSON.parse(await fs.readFile(configFile, 'utf8'));
+    expect(Date.now() - Date.parse(config.scheduler.enabledAt)).toBeLessThan(60_000);
+    const active = async () => list(expectOk(await d.cli(['Get-BackupAlert', '-Status', 'Active'])).json).map((a) => a.AlertType).sort();
+
+    // Just turned on: failing, but not yet overdue.
+    expect((await d.cli(['Invoke-BackupScheduler'])).code).toBe(1);
+    expect(await active()).toEqual(['BackupGeneral']);
+
+    // Turned on three days ago (twice 4 hours is long past): overdue.
+    config.scheduler.enabledAt = new Date(Date.now() - 3 * 86_400_000).toISOString();
+    await fs.writeFile(configFile, JSON.stringify(config));
+    expect((await d.cli(['Invoke-BackupScheduler'])).code).toBe(1);
+    expect(await active()).toEqual(['BackupGeneral', 'BackupOverdue']);
+    // Setting the share again with the scheduler still on does not restart the count.
+    expectOk(await d.cli(['Set-BackupShare', '-Path', d.share, '-EncryptionKey', '-', '-BackupFrequencyInHours', '6'], { stdin: `${d.key}\n` }));
+    expect(JSON.parse(await fs.readFile(configFile, 'utf8')).scheduler.enabledAt).toBe(config.scheduler.enabledAt);
+  }));
+
   it('one job at a time: a second backup meanwhile is JobLockHeld (exit 11); a dead holder\'s lock is taken over', () => withDrill(async (d) => {
     // The export sleeps until the test opens the gate, so a loaded machine cannot let it finish early.
     const gate = path.join(d.root, 'gate');

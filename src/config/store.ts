@@ -43,7 +43,8 @@ export interface StoredRole extends Omit<RoleDefinition, 'databasePassword'> {
 export interface StoredConfig {
   share?: { path: string; userName?: string; password?: Sealed };
   encryption?: EncryptionSettings;
-  scheduler: { enabled: boolean; frequencyInHours: number; retentionPeriodInDays: number };
+  /** `enabledAt`: when the scheduler was last turned on; BackupOverdue counts from it until a backup succeeds. */
+  scheduler: { enabled: boolean; frequencyInHours: number; retentionPeriodInDays: number; enabledAt?: string };
   roles: StoredRole[];
   lastBackupTime?: string;
   lastSuccessfulBackupTime?: string;

@@ -27,8 +27,11 @@ export async function schedulerTick(home: string, progress: ProgressReporter, si
   if (!config.scheduler.enabled) return undefined;
   const frequency = config.scheduler.frequencyInHours * 3_600_000;
   const last = config.lastSuccessfulBackupTime ? Date.parse(config.lastSuccessfulBackupTime) : undefined;
-  if (last !== undefined && now.getTime() - last > 2 * frequency) {
-    await alerts.raise('BackupOverdue', `No backup succeeded since ${config.lastSuccessfulBackupTime}; the frequency is ${config.scheduler.frequencyInHours} hours.`);
+  // Until a first backup succeeds, the time is counted from when the scheduler was turned on.
+  const since = config.lastSuccessfulBackupTime ?? config.scheduler.enabledAt;
+  if (since !== undefined && now.getTime() - Date.parse(since) > 2 * frequency) {
+    const what = last !== undefined ? `No backup succeeded since ${since}` : `No backup has succeeded since the scheduler was turned on at ${since}`;
+    await alerts.raise('BackupOverdue', `${what}; the frequency is ${config.scheduler.frequencyInHours} hours.`);
   }
   if (last !== undefined && now.getTime() - last < frequency) return undefined;
   const options: BackupJobOptions = { home, progress, signal };
