@@ -8,6 +8,7 @@ import { dbRows, expectOk, fingerprint, freshHome, makeDrill, runCli, type Drill
  * machine that has only the share address and the key, and get every byte back.
  */
 
+const asRoot = process.getuid?.() === 0;
 const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 describe('backup and restore drill', () => {
@@ -23,6 +24,9 @@ describe('backup and restore drill', () => {
     const appender = (name: string) => ['sh', '-c', `cat >/dev/null; echo ${name} >> '${log}'`];
     await d.registerCommand('Alpha', ['echo', 'alpha data'], appender('Alpha'), ['-RestoreOrder', '50']);
     await d.registerCommand('Beta', ['echo', 'beta data'], appender('Beta'), ['-RestoreOrder', '40']);
+    // The database belongs to its service: on a fresh machine it must come back the same.
+    await fs.chmod(d.db, 0o640);
+    if (asRoot) await fs.chown(d.db, 1234, 4321);
     before = { files: fingerprint(d.files), db: dbRows(d.db), tarred: fingerprint(d.tarred) };
     first = await d.backup();
   });
@@ -57,6 +61,9 @@ describe('backup and restore drill', () => {
     expect(fingerprint(d.files)).toContain('L current.ini -> conf.d/network.ini');
     expect(fingerprint(d.files)).toMatch(/F private\/ca.key 600 1614834367 /);
     expect(dbRows(d.db)).toEqual(before.db);
+    const db = await fs.stat(d.db);
+    expect(db.mode & 0o7777).toBe(0o640);
+    if (asRoot) expect([db.uid, db.gid]).toEqual([1234, 4321]);
     expect(fingerprint(d.tarred)).toBe(before.tarred);
     expect(await fs.readFile(log, 'utf8')).toBe('Beta\nAlpha\n');
   });

@@ -114,6 +114,30 @@ describe('sqlite provider import', () => {
     expect(snapshotDatabase(real)).toEqual(expected);
   });
 
+  it('keeps the mode and owner of the database for a machine that has none', async () => {
+    const file = path.join(tmp, 'rm.db');
+    buildDatabase(file, 'delete', 1);
+    await fs.chmod(file, 0o640);
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) await fs.chown(file, 1234, 4321);
+    const provider = await createProvider(role(file));
+    let kept: Record<string, string> | undefined;
+    const stream = await provider.export({ keep: (a) => { kept = a; } });
+    const chunks: Buffer[] = [];
+    for await (const c of stream) chunks.push(c as Buffer);
+    expect(kept).toEqual({ Mode: '0640', Uid: asRoot ? '1234' : String(process.getuid?.()), Gid: asRoot ? '4321' : String(process.getgid?.()) });
+
+    const fresh = path.join(tmp, 'fresh', 'rm.db');
+    await provider.import(Readable.from([Buffer.concat(chunks)]), { destination: fresh, kept });
+    const st = await fs.stat(fresh);
+    expect(st.mode & 0o7777).toBe(0o640);
+    if (asRoot) expect([st.uid, st.gid]).toEqual([1234, 4321]);
+    // Nonsense in a backup's record is ignored, not applied.
+    const odd = path.join(tmp, 'odd', 'rm.db');
+    await provider.import(Readable.from([Buffer.concat(chunks)]), { destination: odd, kept: { Mode: '9999', Uid: '-1', Gid: 'x' } });
+    expect((await fs.stat(odd)).mode & 0o7777).toBe(0o600);
+  });
+
   it('restores into a folder that does not exist yet', async () => {
     const file = path.join(tmp, 'rm.db');
     buildDatabase(file, 'delete', 1);

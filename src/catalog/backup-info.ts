@@ -31,6 +31,8 @@ export interface RoleRecord {
   durationMs: number;
   error?: string;
   files: StoredFile[];
+  /** What the provider kept beside the data (ProviderContext.keep). */
+  kept?: Record<string, string>;
 }
 
 export interface BackupInfo {
@@ -113,6 +115,7 @@ function body(info: BackupInfo): string {
           '@_Size': r.size,
           '@_DurationMs': Math.round(r.durationMs),
           Definition: definitionToXml(r.definition),
+          ...(r.kept && Object.keys(r.kept).length ? { Kept: Object.entries(r.kept).map(([k, v]) => ({ '@_Name': k, '@_Value': v })) } : {}),
           // An error's text is a report (often a program's stderr, with colour codes): what XML
           // cannot carry becomes U+FFFD.
           ...(r.error ? { Error: r.error.replace(NOT_IN_XML, '\uFFFD') } : {}),
@@ -177,7 +180,7 @@ export function parseBackupInfo(text: string, expectedName: string): ParsedBacku
       parseTagValue: false,
       parseAttributeValue: false,
       trimValues: true,
-      isArray: (name) => ['Recipient', 'Role', 'File', 'Arg'].includes(name),
+      isArray: (name) => ['Recipient', 'Role', 'File', 'Arg', 'Kept'].includes(name),
     });
     raw = parser.parse(text).BackupInfo;
     if (!raw) throw new Error('no BackupInfo element');
@@ -205,6 +208,7 @@ export function parseBackupInfo(text: string, expectedName: string): ParsedBacku
       size: Number(r['@_Size']),
       durationMs: Number(r['@_DurationMs']),
       ...(r.Error !== undefined ? { error: String(r.Error) } : {}),
+      ...(r.Kept !== undefined ? { kept: Object.fromEntries(asArray<Record<string, string>>(r.Kept).map((k) => [String(k['@_Name']), String(k['@_Value'])])) } : {}),
       files: asArray<Record<string, string>>(r.File).map((f) => ({ name: String(f['@_Name']), size: Number(f['@_Size']), sha256: String(f['@_Sha256']) })),
     })),
   };

@@ -119,12 +119,13 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
   publish('Starting');
   const shareFailure: { error?: AzsError } = {};
   const records: RoleRecord[] = new Array(req.roles.length);
+  const kept: (Record<string, string> | undefined)[] = new Array(req.roles.length);
 
   /** One attempt at a role: its data exported, sealed and stored in the staging folder. */
   const storeRole = async (role: RoleDefinition, i: number, file: string) => {
     const status = statuses[i]!;
     const provider = await createProvider(role);
-    const source = await provider.export({ signal: req.signal });
+    const source = await provider.export({ signal: req.signal, keep: (attributes) => { kept[i] = attributes; } });
     dataFlowing();
     const counter = countBytes((n) => {
       status.Size = n;
@@ -165,6 +166,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
           records[i] = {
             definition: recordable(role), status: 'Succeeded', size: status.Size, durationMs: Date.now() - started,
             files: [{ name: file, size: digest.bytes, sha256: digest.sha256 }],
+            ...(kept[i] ? { kept: kept[i] } : {}),
           };
           return;
         } catch (e) {

@@ -197,7 +197,7 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
       return;
     }
     const { stream, recycle } = await counted(i);
-    held[i] = holdImport((beforeCommit) => provider.import(stream, { signal: req.signal, beforeCommit, recycle }));
+    held[i] = holdImport((beforeCommit) => provider.import(stream, { signal: req.signal, beforeCommit, recycle, kept: selected[i]!.kept }));
     await held[i]!.staged;
   };
   /** Role i into place: the held swap goes on, or a streaming provider imports the file now. */
@@ -206,7 +206,7 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
     if (importing) await importing.commit();
     else {
       const { stream, recycle } = await counted(i);
-      await providers[i]!.import(stream, { signal: req.signal, recycle });
+      await providers[i]!.import(stream, { signal: req.signal, recycle, kept: selected[i]!.kept });
     }
     results[i]!.Status = 'Succeeded';
     results[i]!.Duration = Date.now() - started[i]!;

@@ -47,6 +47,14 @@ export interface ProviderContext {
    * would change under the holder.
    */
   recycle?: (chunk: Buffer) => void;
+  /**
+   * export() may call this with what must be kept beside the data to put it back as it was on a
+   * machine that never had it (sqlite: the file's mode and owner). The backup records it in
+   * BackupInfo.xml; names and values are short plain strings.
+   */
+  keep?: (attributes: Record<string, string>) => void;
+  /** import(): what the export kept (see `keep`), or undefined for a backup that recorded none. */
+  kept?: Readonly<Record<string, string>>;
 }
 
 export interface ProviderDescription {

@@ -63,6 +63,8 @@ export class SqliteProvider implements Provider {
         recommendedAction: 'Register the database file itself; use the directory provider for folders.',
       });
     }
+    // A fresh machine has no database to take them from: its service must still be able to open it.
+    ctx.keep?.({ Mode: (st.mode & 0o7777).toString(8).padStart(4, '0'), Uid: String(st.uid), Gid: String(st.gid) });
     const tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'azs-sqlite-'));
     const copy = path.join(tmpDir, 'copy.sqlite');
     try {
@@ -104,7 +106,7 @@ export class SqliteProvider implements Provider {
     try {
       await receive(data, candidate, ctx);
       checkIntegrity(candidate);
-      await matchOwnership(candidate, dest);
+      await matchOwnership(candidate, dest, ctx.kept);
       await ctx.beforeCommit?.();
       await swapFileInto(candidate, dest);
     } finally {
@@ -155,12 +157,23 @@ function checkIntegrity(file: string): void {
   }
 }
 
-/** A restored database keeps the owner and mode of the one it replaces, so its service can still open it. */
-async function matchOwnership(candidate: string, dest: string): Promise<void> {
+/**
+ * A restored database keeps the owner and mode of the one it replaces, so its service can still
+ * open it; where there is none (a freshly redeployed machine), those its backup kept.
+ */
+async function matchOwnership(candidate: string, dest: string, kept: ProviderContext['kept']): Promise<void> {
   const old = await fs.stat(dest).catch(() => undefined);
-  if (!old) return;
-  await fs.chmod(candidate, old.mode & 0o7777);
-  if (process.getuid?.() === 0) await fs.chown(candidate, old.uid, old.gid);
+  const mode = old ? old.mode & 0o7777 : keptNumber(kept?.Mode, 8);
+  const uid = old ? old.uid : keptNumber(kept?.Uid, 10);
+  const gid = old ? old.gid : keptNumber(kept?.Gid, 10);
+  if (mode !== undefined) await fs.chmod(candidate, mode);
+  if (process.getuid?.() === 0 && uid !== undefined && gid !== undefined) await fs.chown(candidate, uid, gid);
+}
+
+/** A number BackupInfo.xml kept, or undefined when it is absent or not a plain number. */
+function keptNumber(value: string | undefined, radix: 8 | 10): number | undefined {
+  if (value === undefined || !(radix === 8 ? /^[0-7]{1,4}$/ : /^\d{1,10}$/).test(value)) return undefined;
+  return parseInt(value, radix);
 }
 
 /**
