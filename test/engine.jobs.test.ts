@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -169,6 +170,26 @@ describe.concurrent('backup jobs', () => {
     // Setting the share again with the scheduler still on does not restart the count.
     expectOk(await d.cli(['Set-BackupShare', '-Path', d.share, '-EncryptionKey', '-', '-BackupFrequencyInHours', '6'], { stdin: `${d.key}\n` }));
     expect(JSON.parse(await fs.readFile(configFile, 'utf8')).scheduler.enabledAt).toBe(config.scheduler.enabledAt);
+  }));
+
+  it('a queued job whose configuration changed before it started is recorded Failed, with an alert, and lets its lock go', () => withDrill(async (d) => {
+    // What the job runner behind -AsJob does, in-process; no role is registered any more.
+    const { queuedRecord, runBackupJob } = await import('../src/engine/backup-job.js');
+    const { acquireJobLock } = await import('../src/engine/job-lock.js');
+    const { JobStore } = await import('../src/engine/job-store.js');
+    const { processStartTime } = await import('../src/config/file-lock.js');
+    const { silentProgress } = await import('../src/progress.js');
+    const name = randomUUID();
+    new JobStore(d.home).save({ ...queuedRecord(name, d.share, []), Pid: process.pid, PidStartTime: processStartTime(process.pid) });
+    const lock = acquireJobLock(d.home, `backup ${name}`);
+    await expect(runBackupJob({ home: d.home, name, lock, progress: silentProgress })).rejects.toMatchObject({ errorId: 'NoRolesRegistered' });
+
+    const job = expectOk(await d.cli(['Get-InfrastructureBackup', '-Name', name])).json;
+    expect(job.Status).toBe('Failed');
+    expect(job.Progress).toMatch(/could not start: No infrastructure roles are registered/);
+    const alerts = list(expectOk(await d.cli(['Get-BackupAlert', '-Status', 'Active'])).json);
+    expect(alerts.map((a) => [a.AlertType, a.BackupName])).toEqual([['BackupGeneral', name]]);
+    await expect(fs.access(path.join(d.home, 'job.lock'))).rejects.toThrow();
   }));
 
   it('one job at a time: a second backup meanwhile is JobLockHeld (exit 11); a dead holder\'s lock is taken over', () => withDrill(async (d) => {

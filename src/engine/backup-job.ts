@@ -63,10 +63,17 @@ export function queuedRecord(name: string, sharePath: string, roles: RoleDefinit
 
 export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcome> {
   const store = new ConfigStore(opts.home);
-  const config = store.read();
-  const access = shareAccess(store, {}, config);
-  const recipient = configuredRecipient(store, config);
-  const roles = rolesToBackUp(store, config, opts.roleNames);
+  let prepared: { config: StoredConfig; access: ReturnType<typeof shareAccess>; recipient: ReturnType<typeof configuredRecipient>; roles: RoleDefinition[] };
+  try {
+    const config = store.read();
+    prepared = { config, access: shareAccess(store, {}, config), recipient: configuredRecipient(store, config), roles: rolesToBackUp(store, config, opts.roleNames) };
+  } catch (e) {
+    // A queued job (-AsJob) whose configuration changed before it started: nobody reads its
+    // output, so its record and an alert say why, and the lock it was handed is let go.
+    if (opts.lock && opts.name) await failQueuedJob(opts.home, opts.name, e).finally(() => opts.lock!.release());
+    throw e;
+  }
+  const { config, access, recipient, roles } = prepared;
   const name = opts.name ?? randomUUID();
   const lock = opts.lock ?? acquireJobLock(opts.home, `backup ${name}`);
   const jobs = new JobStore(opts.home);
@@ -115,4 +122,19 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
   } finally {
     lock.release();
   }
+}
+
+async function failQueuedJob(home: string, name: string, e: unknown): Promise<void> {
+  const message = e instanceof Error ? e.message : String(e);
+  const jobs = new JobStore(home);
+  const queued = jobs.get(name);
+  if (queued) jobs.save({ ...queued, Status: 'Failed', Progress: `It could not start: ${message}` });
+  const sinks = (() => {
+    try {
+      return new ConfigStore(home).read().alertSinks;
+    } catch {
+      return undefined; // the configuration itself is what failed; the alert is still recorded here
+    }
+  })();
+  await new AlertStore(home, sinks).raise(isAzsError(e) && e.alertType ? e.alertType : 'BackupGeneral', `Backup ${name} could not start: ${message}`, name);
 }
