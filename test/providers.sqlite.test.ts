@@ -138,6 +138,19 @@ describe('sqlite provider import', () => {
     expect((await fs.stat(odd)).mode & 0o7777).toBe(0o600);
   });
 
+  it('a failure while its copy is read is the provider\'s, typed: cancelled mid-stream, it says so', async () => {
+    const file = path.join(tmp, 'rm.db');
+    buildDatabase(file, 'delete', 8);
+    const provider = await createProvider(role(file));
+    const ac = new AbortController();
+    const stream = await provider.export({ signal: ac.signal });
+    const failed = new Promise((resolve) => stream.once('error', resolve));
+    await new Promise((resolve) => stream.once('data', resolve));
+    ac.abort();
+    stream.resume();
+    expect(await failed).toMatchObject({ errorId: 'SqliteExportCancelled', category: 'OperationStopped' });
+  });
+
   it('restores into a folder that does not exist yet', async () => {
     const file = path.join(tmp, 'rm.db');
     buildDatabase(file, 'delete', 1);

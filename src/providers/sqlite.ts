@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { providerFsError } from './fs-error.js';
@@ -88,7 +88,15 @@ export class SqliteProvider implements Provider {
     }
     const stream = createReadStream(copy, { signal: ctx.signal });
     stream.once('close', () => void fs.rm(tmpDir, { recursive: true, force: true }));
-    return stream;
+    // Its failures are the provider's, typed as such (Provider.export): a raw errno error would
+    // pass further on for the share's own (EIO reads as an unreachable share).
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    stream.once('error', (e: Error) => out.destroy(e.name === 'AbortError'
+      ? new AzsError('The export was cancelled.', { errorId: 'SqliteExportCancelled', category: 'OperationStopped' })
+      : sqliteError(`Reading the copy of the database '${file}' failed`, 'SqliteExportFailed', e, file,
+        'Check the temporary folder (its disk and free space), then run the backup again.')));
+    out.once('close', () => stream.destroy());
+    return stream.pipe(out);
   }
 
   async import(data: Readable, ctx: ProviderContext = {}): Promise<void> {
