@@ -70,9 +70,15 @@ export async function runPrune(target: Target, opts: PruneOptions): Promise<Prun
   if (opts.dryRun) return result;
   for (const b of expired) await removeBackup(target, b);
   for (const l of leftovers) {
-    await target.delete(l);
     const parent = l.slice(0, l.lastIndexOf('/'));
-    if (parent !== ROOT) await removeIfEmpty(target, parent);
+    // An empty stamp folder goes only if it still is: another machine may have just begun a backup
+    // in it (a stamp is a second of time, and any machine's backup that second makes it).
+    if (parent === ROOT) {
+      await removeIfEmpty(target, l);
+      continue;
+    }
+    await target.delete(l);
+    await removeIfEmpty(target, parent);
   }
   return result;
 }
