@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeIfEmpty } from '../src/catalog/share-catalog.js';
 import { checkShare, openTarget } from '../src/targets/index.js';
 import type { Target } from '../src/targets/target.js';
 import { sambaAvailable, startSamba, type SambaServer } from './support/samba.js';
@@ -216,6 +217,39 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
       // Removed once smbclient finished.
       expect(fs.existsSync(file!)).toBe(false);
     }
+  });
+
+  it('reads file names that look like smbclient messages as names: nothing fails, nothing looks empty', async () => {
+    const t = target();
+    const folder = `odd-names-${Date.now()}`;
+    const names = ['readme NT_STATUS_NOT_FOUND.txt', 'note NT_STATUS_DISK_FULL.txt', 'Connection to x failed (Error NT_STATUS_IO_TIMEOUT)', '1 blocks of size 1. 1 blocks available'];
+    await fs.promises.mkdir(path.join(samba.root, folder, 'sub'), { recursive: true });
+    for (const n of names) {
+      await fs.promises.writeFile(path.join(samba.root, folder, n), 'x');
+      await fs.promises.writeFile(path.join(samba.root, folder, 'sub', n), 'y');
+    }
+    expect((await t.list(folder)).map((e) => e.name).sort()).toEqual([...names, 'sub'].sort());
+    expect((await t.listTree(folder)).map((e) => e.path).sort()).toEqual([...names, 'sub', ...names.map((n) => `sub/${n}`)].sort());
+    expect(await t.stat(`${folder}/${names[0]}`)).toMatchObject({ name: names[0], isDirectory: false, size: 1 });
+    // A folder that is not empty is not removed as empty: prune's removeIfEmpty.
+    await removeIfEmpty(t, `${folder}/sub`);
+    expect((await t.list(`${folder}/sub`)).length).toBe(names.length);
+    // The free space is the server's, not a file's name.
+    const rootFile = path.join(samba.root, names[3]!);
+    await fs.promises.writeFile(rootFile, 'x');
+    try {
+      expect((await t.freeSpace()).available).toBeGreaterThan(1024 * 1024);
+      expect((await t.list('')).some((e) => e.name === names[3])).toBe(true);
+    } finally {
+      await fs.promises.rm(rootFile);
+    }
+  });
+
+  it('lists the tree under a configured folder whose name lower-cases to another length (İ)', async () => {
+    await fs.promises.mkdir(path.join(samba.root, 'İstanbul', 'MASBackup', '20240101T000000Z', 'abc'), { recursive: true });
+    await fs.promises.writeFile(path.join(samba.root, 'İstanbul', 'MASBackup', '20240101T000000Z', 'abc', 'BackupInfo.xml'), 'x');
+    const t = target(`${samba.smbUrl}/İstanbul`);
+    expect((await t.listTree('MASBackup')).map((e) => e.path).sort()).toEqual(['20240101T000000Z', '20240101T000000Z/abc', '20240101T000000Z/abc/BackupInfo.xml']);
   });
 
   it('refuses credentials the auth file cannot carry', () => {

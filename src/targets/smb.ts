@@ -217,21 +217,22 @@ export class SmbTarget implements Target {
     if (result.timedOut) {
       return shareError('ShareConnectivity', `The file server of ${this.location} did not answer in time.`, { targetObject: this.location });
     }
-    const m = (re: RegExp) => re.exec(output)?.[1];
-    const connect = m(/do_connect: Connection to .* failed \(Error (NT_STATUS_\w+)\)/) ?? m(/Connection to .* failed \(Error (NT_STATUS_\w+)\)/);
+    const messages = messageLines(output).join('\n');
+    const m = (re: RegExp) => re.exec(messages)?.[1];
+    const connect = m(/^(?:do_connect: )?Connection to .* failed \(Error (NT_STATUS_\w+)\)/m);
     if (connect) {
       const why = connect === 'NT_STATUS_UNSUCCESSFUL' ? 'the server name could not be resolved or reached' : connect;
       return shareError('ShareConnectivity', `Cannot reach the file server ${this.share.server}:${this.share.port} (${why}).`, {
         targetObject: this.location,
       });
     }
-    const negotiate = m(/protocol negotiation failed: (NT_STATUS_\w+)/);
+    const negotiate = m(/^(?:\S+: )?protocol negotiation failed: (NT_STATUS_\w+)/m);
     if (negotiate) {
       return shareError('ShareConnectivity', `The file server ${this.share.server} does not speak SMB 3 (${negotiate}).`, {
         targetObject: this.location,
       });
     }
-    const session = m(/session setup failed: (NT_STATUS_\w+)/);
+    const session = m(/^(?:\S+: )?session setup failed: (NT_STATUS_\w+)/m);
     if (session) {
       if (AUTH_REFUSED.test(session)) {
         return shareError('ShareAuthentication', `The file server refused the credentials of '${this.#credential.userName}' (${session}).`, {
@@ -240,7 +241,7 @@ export class SmbTarget implements Target {
       }
       return shareError('ShareConnectivity', `Logging on to ${this.share.server} failed (${session}).`, { targetObject: this.location });
     }
-    const tree = m(/tree connect failed: (NT_STATUS_\w+)/);
+    const tree = m(/^(?:\S+: )?tree connect failed: (NT_STATUS_\w+)/m);
     if (tree) {
       if (tree === 'NT_STATUS_BAD_NETWORK_NAME') {
         return shareError('SharePath', `The share '${this.share.share}' does not exist on ${this.share.server}.`, { targetObject: this.location });
@@ -540,11 +541,21 @@ function isClosedPipe(e: unknown): boolean {
 
 function parseFailures(output: string): Failure[] {
   const failures: Failure[] = [];
-  for (const line of output.split('\n')) {
+  for (const line of messageLines(output)) {
     const m = /(NT_STATUS_[A-Z0-9_]+)/.exec(line);
     if (m) failures.push({ status: m[1]!, line: line.trim() });
   }
   return failures;
+}
+
+/**
+ * smbclient's own lines, without the listing's: an entry is indented ("  name  A  size  date"), a
+ * folder header of a recursive listing starts with '\\', the free space line with white space. A
+ * file named "x NT_STATUS_NOT_FOUND" or "Connection to y failed (Error ...)" is data, never a
+ * verdict; read as one it made a listing look empty, and an empty folder is one prune deletes.
+ */
+function messageLines(output: string): string[] {
+  return output.split('\n').filter((line) => line !== '' && !/^[\s\\]/.test(line));
 }
 
 function summarize(output: string): string {
@@ -553,7 +564,8 @@ function summarize(output: string): string {
 
 /** `5120 blocks of size 1024. 5119 blocks available` */
 export function parseFreeSpace(stdout: string): FreeSpace | undefined {
-  const m = /(\d+) blocks of size (\d+)\. (\d+) blocks available/.exec(stdout);
+  // Its own line, the listing's last, not a file named like it.
+  const m = [...stdout.matchAll(/^\s+(\d+) blocks of size (\d+)\. (\d+) blocks available\s*$/gm)].at(-1);
   if (!m) return undefined;
   const size = Number(m[2]);
   return { total: Number(m[1]) * size, available: Number(m[3]) * size };
@@ -576,10 +588,11 @@ export function parseTreeListing(stdout: string, root: string): TreeEntry[] {
   for (const line of stdout.split('\n')) {
     if (line.startsWith('\\')) {
       const header = line.trimEnd();
-      if (!header.toLowerCase().startsWith(prefix)) {
+      if (header.slice(0, root.length + 1).toLowerCase() !== prefix) {
         throw new AzsError(`smbclient listed '${header}' while listing '${root}'.`, { errorId: 'ShareListingUnexpected', category: 'InvalidData', exitCode: 1 });
       }
-      below = header.slice(prefix.length).split('\\').join('/');
+      // Cut at the root's own length: lower-casing may change it ('İ' becomes two code units).
+      below = header.slice(root.length + 1).split('\\').join('/');
       continue;
     }
     for (const entry of parseListing(line)) {
