@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { deadPid, expectOk, makeDrill, spawnCli, resultOf, type Drill } from './support/cli.js';
+import { deadPid, expectOk, makeDrill, runCli, spawnCli, resultOf, type Drill } from './support/cli.js';
 
 /**
  * Backups as jobs: a role that fails makes a partial backup and an alert that closes once fixed;
@@ -101,6 +101,18 @@ describe.concurrent('backup jobs', () => {
     const refused = await d.cli(['Register-InfrastructureRole', '-Name', 'Odd', '-Provider', 'directory', '-Path', `${d.files}\u001b[0m`]);
     expect(refused.code).toBe(2);
     expect(refused.errors[0]?.ErrorId).toBe('RoleDefinitionNotRecordable');
+  }));
+
+  it('no program it starts inherits a secret given in AZSBACKUP_<NAME>', () => withDrill(async (d) => {
+    const seen = path.join(d.root, 'import-env.txt');
+    await d.registerCommand('Env', ['echo', 'data'], ['sh', '-c', `env > '${seen}'; cat >/dev/null`]);
+    const backup = await d.backup();
+    const restore = await runCli(d.home, ['Restore-AzsBackup', '-Name', backup.Name, '-Path', d.share], { env: { AZSBACKUP_ENCRYPTIONKEY: d.key! } });
+    expect(restore.code, restore.stderr).toBe(0);
+    const env = await fs.readFile(seen, 'utf8');
+    expect(env).toContain('AZSBACKUP_HOME=');
+    expect(env).not.toContain('AZSBACKUP_ENCRYPTIONKEY');
+    expect(env).not.toContain(d.key!);
   }));
 
   it('when every role fails the backup is Failed (exit 1): nothing on the share, the job is remembered', () => withDrill(async (d) => {

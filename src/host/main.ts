@@ -13,7 +13,7 @@ import { InputReader, type InputStream } from './input.js';
 import { createProgress } from './progress.js';
 import { asAzsError, printErrorRecord, printInternalError, type ErrorLike, type ReportTarget } from './report.js';
 import { loadCatalog, loadCmdlet, type Catalog, type Locations } from './resolve.js';
-import { readSecrets } from './secrets.js';
+import { readSecrets, secretEnvName } from './secrets.js';
 import { createShouldProcess } from './should-process.js';
 import { closeMatches } from './similar.js';
 
@@ -189,6 +189,11 @@ async function run(
   const format: OutputFormat = cl.output ?? (h.stdoutIsTTY ? 'list' : 'json');
   const reader = new InputReader(h.stdin);
   const secrets = await readSecrets(m, cl, { stdin: h.stdin, stdinIsTTY: h.stdinIsTTY, stderr: h.stderr, env: h.env, reader });
+  // Read once, here: no program this command starts (a role's commands, pg_dump, an alert
+  // command, the -AsJob runner) inherits a key or password from AZSBACKUP_<NAME>.
+  if (h.env === process.env) {
+    for (const p of catalog.all().flatMap((c) => c.parameters)) if (p.secret) delete process.env[secretEnvName(p)];
+  }
   const cmdlet = await loadCmdlet(m.name, loc);
 
   const progress = createProgress({ mode: cl.progress, stderr: h.stderr, stderrIsTTY: h.stderrIsTTY, columns: h.columns });
