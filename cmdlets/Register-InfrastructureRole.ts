@@ -3,6 +3,7 @@ import type { Cmdlet } from '../src/host/cmdlet.js';
 import { assertRecordable } from '../src/catalog/backup-info.js';
 import { usageError } from '../src/errors.js';
 import { ConfigStore, type StoredRole } from '../src/config/store.js';
+import { assertNoPassword } from '../src/providers/pgconn.js';
 import { validateRole } from '../src/providers/validate.js';
 import type { ProviderName } from '../src/providers/provider.js';
 import { roleView } from '../src/session/role-view.js';
@@ -29,6 +30,7 @@ const registerInfrastructureRole: Cmdlet = async ({ params, parameterSetName, ho
     ...(params.ConnectionString !== undefined ? { connectionString: params.ConnectionString as string } : {}),
   };
   validateRole(role);
+  if (role.connectionString !== undefined) assertNoPassword(role.connectionString);
   assertRecordable(role);
   if (!(await shouldProcess(role.name, `Register the ${provider} role`))) return;
   const store = new ConfigStore(home);

@@ -115,6 +115,20 @@ describe.concurrent('backup jobs', () => {
     expect(env).not.toContain(d.key!);
   }));
 
+  it('a postgres connection string with a password in it is refused, never echoed nor stored', () => withDrill(async (d) => {
+    for (const uri of ['postgresql://admin:1Secret@db:5432/app', 'postgresql://admin:Secret@db/app', 'postgresql://admin@db/app?password=Secret']) {
+      const r = await d.cli(['Register-InfrastructureRole', '-Name', 'Pg', '-Provider', 'postgres', '-ConnectionString', uri]);
+      expect(r.code, uri).toBe(2);
+      expect(r.errors[0]?.ErrorId).toBe('PostgresPasswordInConnectionString');
+      expect(r.stderr).not.toContain('Secret');
+    }
+    expect(await fs.readFile(path.join(d.home, 'config.json'), 'utf8').catch(() => '')).not.toContain('Secret');
+    const ok = await d.cli(['Register-InfrastructureRole', '-Name', 'Pg', '-Provider', 'postgres', '-ConnectionString', 'postgresql://admin@db:5432/app', '-DatabasePassword', '-'], { stdin: 'Secret\n' });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.json.Source).toBe('postgresql://admin@db:5432/app');
+    expect(await fs.readFile(path.join(d.home, 'config.json'), 'utf8')).not.toContain('Secret');
+  }));
+
   it('when every role fails the backup is Failed (exit 1): nothing on the share, the job is remembered', () => withDrill(async (d) => {
     await d.registerCommand('BrokenA', broken('first role broken'), swallow);
     await d.registerCommand('BrokenB', broken('second role broken'), swallow);

@@ -87,3 +87,16 @@ export function parseConnectionString(uri: string): PgConnection {
   const display = `postgresql://${env.PGUSER ? `${encodeURIComponent(env.PGUSER)}@` : ''}${hostPart}/${encodeURIComponent(database)}`;
   return { env, database, display };
 }
+
+/**
+ * A connection string as the catalog may keep it: without a password, which -DatabasePassword
+ * gives and the configuration seals. The string itself is stored and shown as it is.
+ */
+export function assertNoPassword(uri: string): void {
+  const { env } = parseConnectionString(uri);
+  if (env.PGPASSWORD !== undefined) {
+    throw usageError('The PostgreSQL connection string holds a password; it would be stored and shown in clear. The command line was not saved.',
+      'PostgresPasswordInConnectionString', null,
+      'Give the connection string without the password (postgresql://user@host:port/database) and the password with -DatabasePassword, which is sealed.');
+  }
+}
