@@ -78,7 +78,10 @@ describe('names', () => {
 
   test('a parameter given twice is refused; an array accumulates', async () => {
     expect((await usage(share, ['-Path', '/a', '-SharePath', '/b'])).errorId).toBe('ParameterAlreadyBound');
-    expect((await parseCommandLine(item, ['-Tag', 'red,GREEN', '-Tags', 'blue'])).params.Tag).toEqual(['Red', 'Green', 'Blue']);
+    expect((await parseCommandLine(item, ['-Tag', 'red,GREEN'])).params.Tag).toEqual(['Red', 'Green']);
+    expect((await parseCommandLine(item, ['-Tag', 'red', '-Tags', 'blue'])).params.Tag).toEqual(['Red', 'Blue']);
+    // Given several times, each value is one element, commas and all.
+    expect((await usage(item, ['-Tag', 'red,GREEN', '-Tags', 'blue'])).errorId).toBe('ParameterArgumentValidationError');
   });
 
   test('a missing value is reported', async () => {
@@ -195,5 +198,21 @@ describe('secrets from the environment and parameter sets', () => {
     expect((await parseCommandLine(restore, ['-Name', name], { AZSBACKUP_ENCRYPTIONKEY: 'k' })).parameterSetName).toBe('Key');
     expect((await parseCommandLine(restore, ['-Name', name, '-DecryptionCertPath', '/x.pfx'], { AZSBACKUP_ENCRYPTIONKEY: 'k' })).parameterSetName).toBe('Certificate');
     await expect(parseCommandLine(restore, ['-Name', name], {})).rejects.toMatchObject({ errorId: 'MissingMandatoryParameter' });
+  });
+});
+
+describe('String[] parameters', () => {
+  const real = loadManifestSet(fileURLToPath(new URL('../manifests/', import.meta.url)));
+  const register = real.cmdlets.find((c) => c.name === 'Register-InfrastructureRole')!;
+  const base = ['-Name', 'Cfg', '-Provider', 'command', '-ImportCommand', 'true'];
+
+  test('one occurrence is a comma-separated list, as PowerShell reads -Param a,b', async () => {
+    expect((await parseCommandLine(register, [...base, '-ExportCommand', 'tar, -cf,-'])).params.ExportCommand).toEqual(['tar', '-cf', '-']);
+  });
+
+  test('several occurrences are the elements, whole: commas and spaces inside them are kept', async () => {
+    const argv = ['sh', '-c', 'printf "%s, %s" a b', ' padded '];
+    const cl = await parseCommandLine(register, [...base, ...argv.flatMap((a) => ['-ExportCommand:' + a])]);
+    expect(cl.params.ExportCommand).toEqual(argv);
   });
 });

@@ -102,13 +102,16 @@ function validateRange(p: ParameterDef, n: number): number {
 
 /**
  * Converts the raw values given for a non-switch, non-credential parameter. `raws` has one entry per
- * occurrence; only String[] may have several, and its entries are also split on commas.
+ * occurrence; only String[] may have several. One occurrence is a comma-separated list (`-Param
+ * a,b`, as PowerShell reads it); several are the elements themselves, taken whole: a command's
+ * argument such as 'printf "%s, %s"' must not be cut, and the PowerShell module passes each
+ * element of an array as its own occurrence.
  */
 export function convertValue(p: ParameterDef, raws: string[]): unknown {
   const raw = raws[raws.length - 1] ?? '';
   switch (p.type) {
     case 'String[]': {
-      const items = raws.flatMap((r) => r.split(',')).map((s) => s.trim());
+      const items = raws.length > 1 ? raws : raws.flatMap((r) => r.split(',')).map((s) => s.trim());
       if (items.some((s) => s === '')) {
         throw validationError(p, 'The argument contains an empty element.', `Give -${p.name} a comma-separated list without empty entries.`);
       }
