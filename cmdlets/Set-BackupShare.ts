@@ -20,23 +20,23 @@ const setBackupShare: Cmdlet = async ({ params, home, shouldProcess }) => {
   const access = shareAccess(store, { ...(params as ShareParameters), Path: path }, current);
   if (!givesCredential && path !== current.share?.path) delete access.credential;
 
-  const enabled = (params.IsBackupSchedulerEnabled as boolean | undefined) ?? current.scheduler.enabled;
-  const enabledAt = !enabled ? undefined : current.scheduler.enabled ? current.scheduler.enabledAt : new Date().toISOString();
-  const next: StoredConfig = {
-    ...current,
-    share: {
-      path,
-      ...(access.credential ? { userName: access.credential.userName, password: store.seal(access.credential.password, 'share-password') } : {}),
-    },
-    encryption,
-    scheduler: {
-      enabled,
-      ...(enabledAt ? { enabledAt } : {}),
-      frequencyInHours: (params.BackupFrequencyInHours as number | undefined) ?? current.scheduler.frequencyInHours,
-      retentionPeriodInDays: (params.BackupRetentionPeriodInDays as number | undefined) ?? current.scheduler.retentionPeriodInDays,
-    },
-    alertSinks: alertSinks(current.alertSinks, params.AlertCommand as string[] | undefined, params.AlertWebhookUri as string | undefined),
+  const share = {
+    path,
+    ...(access.credential ? { userName: access.credential.userName, password: store.seal(access.credential.password, 'share-password') } : {}),
   };
+  // Only what was given changes, applied to the configuration as it is when written (under its
+  // lock): a Set-BackupShare that ran meanwhile, while this one validated the share or asked to
+  // confirm, keeps what it set.
+  const shareGiven = params.Path !== undefined || givesCredential;
+  const encryptionGiven = params.EncryptionKey !== undefined || params.EncryptionCertPath !== undefined;
+  const apply = (base: StoredConfig): StoredConfig => ({
+    ...base,
+    share: shareGiven || !base.share ? share : base.share,
+    encryption: encryptionGiven || !base.encryption ? encryption : base.encryption,
+    scheduler: scheduler(base.scheduler, params),
+    alertSinks: alertSinks(base.alertSinks, params.AlertCommand as string[] | undefined, params.AlertWebhookUri as string | undefined),
+  });
+  const next = apply(current);
   // -SkipValidation skips the trip to the server, not the syntax: a path or account that could
   // never work must not be saved for the scheduler to trip over later.
   const { parseShareLocation, parseUserName } = await import('../src/targets/location.js');
@@ -52,9 +52,21 @@ const setBackupShare: Cmdlet = async ({ params, home, shouldProcess }) => {
     if (result.Error) throw result.Error;
     available = result.AvailableCapacity;
   }
-  const saved = await store.update((c) => ({ ...c, share: next.share, encryption: next.encryption, scheduler: next.scheduler, alertSinks: next.alertSinks }));
+  const saved = await store.update(apply);
   return backupLocation(saved, available);
 };
+
+/** Given values replace the current ones; turning the scheduler on starts the BackupOverdue count. */
+function scheduler(current: StoredConfig['scheduler'], params: Record<string, unknown>): StoredConfig['scheduler'] {
+  const enabled = (params.IsBackupSchedulerEnabled as boolean | undefined) ?? current.enabled;
+  const enabledAt = !enabled ? undefined : current.enabled ? current.enabledAt : new Date().toISOString();
+  return {
+    enabled,
+    ...(enabledAt ? { enabledAt } : {}),
+    frequencyInHours: (params.BackupFrequencyInHours as number | undefined) ?? current.frequencyInHours,
+    retentionPeriodInDays: (params.BackupRetentionPeriodInDays as number | undefined) ?? current.retentionPeriodInDays,
+  };
+}
 
 /** Given values replace the current ones; an empty value removes a sink. */
 function alertSinks(current: AlertSinks = {}, command?: string[], webhookUri?: string): AlertSinks {

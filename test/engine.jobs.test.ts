@@ -129,6 +129,20 @@ describe.concurrent('backup jobs', () => {
     expect(await fs.readFile(path.join(d.home, 'config.json'), 'utf8')).not.toContain('Secret');
   }));
 
+  it('Set-BackupShare changes only what it was given: another one that ran meanwhile keeps its change', () => withDrill(async (d) => {
+    const { default: setBackupShare } = await import('../cmdlets/Set-BackupShare.js');
+    const whileAsking = async (): Promise<boolean> => {
+      // Another operator, while this one is asked to confirm.
+      expectOk(await d.cli(['Set-BackupShare', '-AlertWebhookUri', 'https://hooks.example/abc', '-SkipValidation']));
+      return true;
+    };
+    await setBackupShare({ params: { BackupFrequencyInHours: 6, SkipValidation: true }, home: d.home, shouldProcess: whileAsking } as never);
+    const config = JSON.parse(await fs.readFile(path.join(d.home, 'config.json'), 'utf8'));
+    expect(config.scheduler.frequencyInHours).toBe(6);
+    expect(config.alertSinks).toEqual({ webhookUri: 'https://hooks.example/abc' });
+    expect(config.encryption.keyId).toBe(d.keyId);
+  }));
+
   it('when every role fails the backup is Failed (exit 1): nothing on the share, the job is remembered', () => withDrill(async (d) => {
     await d.registerCommand('BrokenA', broken('first role broken'), swallow);
     await d.registerCommand('BrokenB', broken('second role broken'), swallow);
