@@ -173,7 +173,7 @@ function Invoke-AzsBackupHost {
         $arguments.Add('json')
     }
 
-    $state = @{ Terminating = $null; Other = [System.Collections.Generic.List[System.String]]::new(); Activities = @{} }
+    $state = @{ Terminating = $null; Relayed = $false; Other = [System.Collections.Generic.List[System.String]]::new(); Activities = @{} }
     $PSNativeCommandUseErrorActionPreference = $false
 
     # Objects on stdout: PowerShell deserializes the '#< CLIXML' stream of a native command itself.
@@ -215,6 +215,7 @@ function Invoke-AzsBackupHost {
             $errorRecord = New-AzsBackupErrorRecord -Message ([System.String]$e.Message) -ErrorId ([System.String]$e.ErrorId) -Category ([System.String]$e.Category) -TargetObject $e.TargetObject -RecommendedAction ([System.String]$e.RecommendedAction)
             if ($e.PSObject.Properties['Terminating'] -and $e.Terminating -eq $false) {
                 $Cmdlet.WriteError($errorRecord)
+                $state.Relayed = $true
             }
             elseif (-not $state.Terminating) {
                 # Raised once the host has exited, so no output it still writes is lost.
@@ -236,8 +237,9 @@ function Invoke-AzsBackupHost {
     if ($state.Terminating) {
         $Cmdlet.ThrowTerminatingError($state.Terminating)
     }
-    # 3 is a partial success: its failures came as non-terminating records beside the objects.
-    if ($exitCode -ne 0 -and $exitCode -ne 3) {
+    # 3 is a partial success: its failures came as non-terminating records beside the objects. A
+    # failure the host already reported that way (every role of a backup failed) is not repeated.
+    if ($exitCode -ne 0 -and $exitCode -ne 3 -and -not $state.Relayed) {
         $detail = ($state.Other | Select-Object -Last 5) -join [System.Environment]::NewLine
         $Cmdlet.ThrowTerminatingError((New-AzsBackupErrorRecord -ErrorId 'HostFailed' -Category 'NotSpecified' -TargetObject $CommandName -Message ('azsbackup ' + $CommandName + ' failed with exit code ' + $exitCode + '. ' + $detail).Trim() -RecommendedAction 'Run the same command with azsbackup directly to see its full output, and report the problem if it persists.'))
     }

@@ -144,6 +144,13 @@ Describe 'errors' {
         $caught.FullyQualifiedErrorId | Should -Be 'RoleBackupFailed,Start-InfrastructureBackup'
     }
 
+    It 'reports a backup whose every role failed by its role errors and the Failed object, with no HostFailed after them' {
+        $env:FAKE_HOST_MODE = 'failed'
+        $backup = Start-InfrastructureBackup -Confirm:$false -ErrorVariable roleErrors -ErrorAction SilentlyContinue
+        $backup.Status | Should -Be 'Failed'
+        @($roleErrors | ForEach-Object FullyQualifiedErrorId) | Should -Be @('RoleBackupFailed,Start-InfrastructureBackup')
+    }
+
     It 'reports a host that fails without an error record as HostFailed, with its stderr' {
         $env:FAKE_HOST_MODE = 'crash'
         $caught = $null
