@@ -274,3 +274,61 @@ describe.skipIf(!sambaAvailable())('SMB share too small', () => {
     expect(await alerts(d, 'Active')).toEqual([]);
   });
 });
+
+describe.skipIf(!sambaAvailable())('a backup to SMB that is stopped', () => {
+  let samba: SambaServer;
+  let d: SmbDrill;
+  let tmp: string;
+  /** smbclient's auth files (the share password) live in TMPDIR while it runs. */
+  const authFolders = async () => (await fs.readdir(tmp)).filter((n) => n.startsWith('azsbackup-smb-'));
+
+  beforeAll(async () => {
+    samba = await startSamba();
+    d = await makeSmbDrill(samba);
+    tmp = path.join(d.root, 'tmp');
+    await fs.mkdir(tmp);
+    // Its first bytes flow into the share at once, then it waits to be stopped.
+    const stuck = ['sh', '-c', 'echo first; exec sleep 60'].map((a) => `-ExportCommand:${a}`);
+    expectOk(await d.cli(['Register-InfrastructureRole', '-Name', 'Stuck', '-Provider', 'command', ...stuck, '-ImportCommand:true']));
+  });
+  afterAll(async () => {
+    await d?.cleanup();
+    await samba?.stop();
+  });
+
+  async function whileWriting(): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    while ((await authFolders()).length === 0 || (await partialsUnder(path.join(d.diskFolder, 'MASBackup'))).length === 0) {
+      if (Date.now() > deadline) throw new Error('the backup never started writing');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+
+  it('in the foreground, by SIGTERM: exit 130 and no password file left in TMPDIR', async () => {
+    const child = spawnCli(d.home, ['Start-InfrastructureBackup'], { env: { TMPDIR: tmp }, timeoutMs: 120_000 });
+    await whileWriting();
+    child.kill('SIGTERM');
+    const done = await child;
+    expect(done.exitCode, String(done.stderr)).toBe(130);
+    expect(await authFolders()).toEqual([]);
+  });
+
+  it('as a job (-AsJob), its runner stopped by SIGTERM: the job Failed, an alert, no password file left', async () => {
+    const queued = expectOk(await d.cli(['Start-InfrastructureBackup', '-AsJob'], { env: { TMPDIR: tmp } })).json;
+    const job = JSON.parse(await fs.readFile(path.join(d.home, 'jobs', `${queued.Name}.json`), 'utf8'));
+    await whileWriting();
+    process.kill(job.Pid, 'SIGTERM');
+    const deadline = Date.now() + 30_000;
+    while (await fs.access(`/proc/${job.Pid}`).then(() => true, () => false)) {
+      if (Date.now() > deadline) throw new Error('the job runner did not stop');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await authFolders()).toEqual([]);
+    const record = expectOk(await d.cli(['Get-InfrastructureBackup', '-Name', queued.Name])).json;
+    expect(record.Status).toBe('Failed');
+    expect(record.Progress).toMatch(/stopped \(SIGTERM\)/);
+    expect((await alerts(d, 'Active')).map((a) => a.BackupName)).toContain(queued.Name);
+    await expect(fs.access(path.join(d.home, 'job.lock'))).rejects.toThrow();
+  });
+});

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { adoptLock } from '../config/file-lock.js';
+import { AzsError, ExitCode } from '../errors.js';
 import { tuneAllocator } from '../native/allocator.js';
 import { silentProgress } from '../progress.js';
 import { runBackupJob } from './backup-job.js';
@@ -14,8 +15,16 @@ const [name, ...roleNames] = process.argv.slice(2);
 const home = process.env.AZSBACKUP_HOME!;
 const lock = await adoptLock(join(home, 'job.lock'), 5_000);
 if (!lock || !name) process.exit(11);
+// Stopped (systemd, kill): the job ends in order, as the foreground command does on Ctrl-C: its
+// programs stopped, nothing committed, the job Failed with an alert, temporary files removed.
+const stop = new AbortController();
+const onSignal = (signal: NodeJS.Signals): void => {
+  stop.abort(new AzsError(`The backup job was stopped (${signal}).`, { errorId: 'PipelineStopped', category: 'OperationStopped', exitCode: ExitCode.Interrupted }));
+};
+process.on('SIGTERM', onSignal);
+process.on('SIGINT', onSignal);
 try {
-  await runBackupJob({ home, name, lock, roleNames: roleNames.length ? roleNames : undefined, progress: silentProgress });
+  await runBackupJob({ home, name, lock, roleNames: roleNames.length ? roleNames : undefined, progress: silentProgress, signal: stop.signal });
 } catch {
-  process.exitCode = 1;
+  process.exitCode = stop.signal.aborted ? ExitCode.Interrupted : 1;
 }

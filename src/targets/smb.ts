@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -127,6 +128,7 @@ export class SmbTarget implements Target {
     } = {},
   ): Promise<{ stdout: string; failures: Failure[] }> {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'azsbackup-smb-'));
+    liveAuthFolders.add(dir);
     try {
       const authFile = path.join(dir, 'auth');
       const lines = [`username = ${this.user.user}`, `password = ${this.#credential.password}`];
@@ -201,6 +203,7 @@ export class SmbTarget implements Target {
       return { stdout: result.stdout, failures };
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
+      liveAuthFolders.delete(dir);
     }
   }
 
@@ -520,6 +523,16 @@ export class SmbTarget implements Target {
     return room;
   }
 }
+
+/**
+ * The folders holding an auth file (the share password) while smbclient runs. A process that ends
+ * with process.exit() (a second Ctrl-C) skips the finally that removes them; this does not. Only
+ * SIGKILL leaves one behind, owner-only (0600 in a 0700 folder) in TMPDIR.
+ */
+const liveAuthFolders = new Set<string>();
+process.once('exit', () => {
+  for (const dir of liveAuthFolders) rmSync(dir, { recursive: true, force: true });
+});
 
 function unsupportedCredential(why: string): AzsError {
   return new AzsError(`The credential cannot be used for an SMB share: ${why}.`, {
