@@ -166,7 +166,7 @@ describe('parameter sets and positional binding', () => {
 
 describe('secrets on the command line', () => {
   test('a plain value is refused, naming the three ways and not the value', async () => {
-    for (const args of [['/x', '-EncryptionKey', 'hunter22'], ['/x', '-EncryptionKey:hunter22'], ['/x', '--encryption-key=hunter22']]) {
+    for (const args of [['/x', '-EncryptionKey', 'hunter22'], ['/x', '-EncryptionKey:hunter22'], ['/x', '--encryption-key=hunter22'], ['/x', '-EncryptionKey', '-hunter22']]) {
       const e = await usage(share, args);
       expect(e.errorId).toBe('SecretOnCommandLine');
       const text = `${e.message} ${e.recommendedAction} ${JSON.stringify(e.toRecord())}`;
@@ -184,6 +184,8 @@ describe('secrets on the command line', () => {
       ['Credential', 'ask', 'CONTOSO\\backup'],
     ]);
     expect(cl.params).toEqual({ Path: '/x' });
+    // A parameter of the cmdlet after a secret is that parameter, not the secret's value.
+    expect((await parseCommandLine(share, ['/x', '-EncryptionKey', '-SkipValidation'])).params.SkipValidation).toBe(true);
     const bare = await parseCommandLine(share, ['/x', '-Credential', '-', '-EncryptionKey']);
     expect(bare.secrets.map((s) => [s.parameter.name, s.source])).toEqual([['Credential', 'stdin'], ['EncryptionKey', 'ask']]);
   });

@@ -75,8 +75,9 @@ describe('parseShareLocation', () => {
   });
 
   it('never echoes a password given inside a URL back in the path it keeps', () => {
-    const e = refused(() => parseShareLocation('smb://user:pw@fs01/s'));
+    const e = refused(() => parseShareLocation('smb://admin:S3cretPw@fs01/s'));
     expect(e.message).toMatch(/credential/);
+    expect(`${e.message} ${String(e.targetObject)}`).not.toContain('S3cretPw');
   });
 });
 

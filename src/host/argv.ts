@@ -104,6 +104,15 @@ function resolveName(m: CmdletManifest, known: Known[], typed: string, gnu: bool
   );
 }
 
+/** Whether the parameter token `t` names one of the cmdlet's parameters (or a GNU negation of one). */
+function namesParameter(known: Known[], t: string): boolean {
+  const gnu = t.startsWith('--');
+  const body = t.slice(gnu ? 2 : 1);
+  const sep = gnu ? body.indexOf('=') : body.indexOf(':');
+  const typed = sep >= 0 ? body.slice(0, sep) : body;
+  return lookup(known, typed).length > 0 || (gnu && /^no-?/i.test(typed) && lookup(known, typed.replace(/^no-?/i, '')).length > 0);
+}
+
 /** A token that names a parameter rather than being a value: `-Name`, `--name`; not `-`, `-5` or `--`. */
 function isParameterToken(t: string): boolean {
   return /^--?[A-Za-z?]/.test(t);
@@ -198,7 +207,11 @@ function tokenize(m: CmdletManifest, args: string[]): { named: Occurrence[]; pos
     if (k.param?.secret) {
       // Secrets: `-` reads stdin; no value means the environment or a prompt; anything else is refused,
       // except a PSCredential's user name.
-      const v = inline !== undefined ? inline : args[i + 1] !== undefined && !isParameterToken(args[i + 1]!) && args[i + 1] !== '--' ? args[++i] : undefined;
+      const after = args[i + 1];
+      // `-Password -Hunter2` is a password that starts with a dash, not a parameter to look up and
+      // then quote back in a ParameterNotFound error.
+      if (inline === undefined && after !== undefined && isParameterToken(after) && !namesParameter(known, after)) throw secretOnCommandLine(k.param);
+      const v = inline !== undefined ? inline : after !== undefined && !isParameterToken(after) && after !== '--' ? args[++i] : undefined;
       if (v === '-') occ.secretSource = 'stdin';
       else if (v === undefined) occ.secretSource = 'ask';
       else if (k.type === 'PSCredential' && v !== '') {

@@ -26,10 +26,12 @@ const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-
 const IPV6_IN_BRACKETS = /^\[[0-9A-Fa-f:.]+\]$/;
 
 function invalid(input: string, why: string): AzsError {
-  return new AzsError(`The backup path '${input}' is not valid: ${why}.`, {
+  // smb://user:password@server/...: the password is refused, and not repeated in the refusal.
+  const shown = input.replace(/^(smb:\/\/)[^/]*@/i, '$1…@');
+  return new AzsError(`The backup path '${shown}' is not valid: ${why}.`, {
     errorId: 'InvalidSharePath',
     category: 'InvalidArgument',
-    targetObject: input,
+    targetObject: shown,
     recommendedAction: ACCEPTED_FORMS,
   });
 }
