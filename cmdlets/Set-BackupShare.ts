@@ -53,6 +53,11 @@ const setBackupShare: Cmdlet = async ({ params, home, shouldProcess }) => {
     available = result.AvailableCapacity;
   }
   const saved = await store.update(apply);
+  if (encryptionGiven) {
+    // A rotated certificate settles CertificateExpiring now, not at the next scheduler tick.
+    const [{ AlertStore }, { reviewCertificateExpiry }] = await Promise.all([import('../src/alerts/alerts.js'), import('../src/engine/scheduler.js')]);
+    await reviewCertificateExpiry(saved, new AlertStore(home, saved.alertSinks));
+  }
   return backupLocation(saved, available);
 };
 

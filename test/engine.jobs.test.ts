@@ -210,6 +210,10 @@ describe.concurrent('backup jobs', () => {
     // Setting the share again with the scheduler still on does not restart the count.
     expectOk(await d.cli(['Set-BackupShare', '-Path', d.share, '-EncryptionKey', '-', '-BackupFrequencyInHours', '6'], { stdin: `${d.key}\n` }));
     expect(JSON.parse(await fs.readFile(configFile, 'utf8')).scheduler.enabledAt).toBe(config.scheduler.enabledAt);
+    // Turned off, there is no schedule to be late for: the next tick closes it.
+    expectOk(await d.cli(['Set-BackupShare', '-IsBackupSchedulerEnabled', '$false', '-SkipValidation']));
+    expect(await d.cli(['Invoke-BackupScheduler'])).toMatchObject({ code: 0 });
+    expect(await active()).toEqual(['BackupGeneral']);
   }));
 
   it('a queued job whose configuration changed before it started is recorded Failed, with an alert, and lets its lock go', () => withDrill(async (d) => {
@@ -230,6 +234,21 @@ describe.concurrent('backup jobs', () => {
     const alerts = list(expectOk(await d.cli(['Get-BackupAlert', '-Status', 'Active'])).json);
     expect(alerts.map((a) => [a.AlertType, a.BackupName])).toEqual([['BackupGeneral', name]]);
     await expect(fs.access(path.join(d.home, 'job.lock'))).rejects.toThrow();
+  }));
+
+  it('CertificateExpiring: raised by the scheduler within 30 days of expiry, closed as soon as a new certificate is set', () => withDrill(async (d) => {
+    const cert = async (name: string, days: number): Promise<string> => {
+      const cer = path.join(d.root, `${name}.cer`);
+      expectOk(await d.cli(['New-EncryptionKey', '-Certificate', '-CertificatePath', cer, '-PfxPath', path.join(d.root, `${name}.pfx`), '-PfxPassword', '-', '-ValidityDays', String(days)], { stdin: 'pfx-password\n' }));
+      return cer;
+    };
+    const active = async () => list(expectOk(await d.cli(['Get-BackupAlert', '-Status', 'Active'])).json).map((a) => a.AlertType);
+    expectOk(await d.cli(['Set-BackupShare', '-EncryptionCertPath', await cert('short', 10), '-SkipValidation']));
+    expect(await active()).toEqual(['CertificateExpiring']);
+    expectOk(await d.cli(['Invoke-BackupScheduler']));
+    expect(await active()).toEqual(['CertificateExpiring']);
+    expectOk(await d.cli(['Set-BackupShare', '-EncryptionCertPath', await cert('long', 365), '-SkipValidation']));
+    expect(await active()).toEqual([]);
   }));
 
   it('one job at a time: a second backup meanwhile is JobLockHeld (exit 11); a dead holder\'s lock is taken over', () => withDrill(async (d) => {

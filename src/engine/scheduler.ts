@@ -1,5 +1,5 @@
 import { AlertStore } from '../alerts/alerts.js';
-import { ConfigStore } from '../config/store.js';
+import { ConfigStore, type StoredConfig } from '../config/store.js';
 import type { ProgressReporter } from '../progress.js';
 import { openShare, shareAccess } from '../session/session.js';
 import { runBackupJob, type BackupJobOptions } from './backup-job.js';
@@ -10,6 +10,16 @@ import { runPrune } from './prune.js';
 
 const DAY = 86_400_000;
 
+/** Raises CertificateExpiring while the configured certificate has under 30 days left; closes it otherwise. */
+export async function reviewCertificateExpiry(config: StoredConfig, alerts: AlertStore, now = new Date()): Promise<void> {
+  const enc = config.encryption;
+  if (enc?.mode === 'Certificate' && Date.parse(enc.notAfter) - now.getTime() < 30 * DAY) {
+    await alerts.raise('CertificateExpiring', `The encryption certificate ${enc.thumbprint} (${enc.subject}) expires on ${enc.notAfter}.`);
+  } else {
+    await alerts.close(['CertificateExpiring']);
+  }
+}
+
 /**
  * One scheduler tick (a systemd timer or cron calls it): raise or close CertificateExpiring and
  * BackupOverdue, then, when the scheduler is on and a backup is due, take one and apply retention.
@@ -18,13 +28,12 @@ export async function schedulerTick(home: string, progress: ProgressReporter, si
   const store = new ConfigStore(home);
   const config = store.read();
   const alerts = new AlertStore(home, config.alertSinks);
-  const enc = config.encryption;
-  if (enc?.mode === 'Certificate' && Date.parse(enc.notAfter) - now.getTime() < 30 * DAY) {
-    await alerts.raise('CertificateExpiring', `The encryption certificate ${enc.thumbprint} (${enc.subject}) expires on ${enc.notAfter}.`);
-  } else {
-    await alerts.close(['CertificateExpiring']);
+  await reviewCertificateExpiry(config, alerts, now);
+  if (!config.scheduler.enabled) {
+    // Overdue means overdue by the schedule; with none, there is nothing to be late for.
+    await alerts.close(['BackupOverdue']);
+    return undefined;
   }
-  if (!config.scheduler.enabled) return undefined;
   const frequency = config.scheduler.frequencyInHours * 3_600_000;
   const last = config.lastSuccessfulBackupTime ? Date.parse(config.lastSuccessfulBackupTime) : undefined;
   // Until a first backup succeeds, the time is counted from when the scheduler was turned on.
