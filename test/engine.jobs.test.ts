@@ -141,6 +141,10 @@ describe.concurrent('backup jobs', () => {
     expect(config.scheduler.frequencyInHours).toBe(6);
     expect(config.alertSinks).toEqual({ webhookUri: 'https://hooks.example/abc' });
     expect(config.encryption.keyId).toBe(d.keyId);
+    // The webhook's address may be its credential: shown only as where it goes.
+    const shown = expectOk(await d.cli(['Get-BackupConfiguration'])).json;
+    expect(shown.AlertWebhookUri).toBe('https://hooks.example/…');
+    expect(JSON.stringify(shown)).not.toContain('/abc');
   }));
 
   it('when every role fails the backup is Failed (exit 1): nothing on the share, the job is remembered', () => withDrill(async (d) => {

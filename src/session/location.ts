@@ -22,6 +22,19 @@ export function backupLocation(config: StoredConfig, availableCapacity: number |
     LastBackupTime: config.lastBackupTime ?? null,
     NextBackupTime: next,
     AlertCommand: config.alertSinks?.command ?? null,
-    AlertWebhookUri: config.alertSinks?.webhookUri ?? null,
+    AlertWebhookUri: config.alertSinks?.webhookUri ? webhookShown(config.alertSinks.webhookUri) : null,
   };
+}
+
+/**
+ * A webhook's address is often its credential (a token in the path, or user:password@), so only
+ * where it goes is shown: https://hooks.example.com/…
+ */
+function webhookShown(uri: string): string {
+  try {
+    const url = new URL(uri);
+    return `${url.protocol}//${url.host}/…`;
+  } catch {
+    return '…';
+  }
 }
