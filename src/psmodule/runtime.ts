@@ -213,7 +213,9 @@ function Invoke-AzsBackupHost {
         elseif ($message -and $message.PSObject.Properties['ErrorRecord']) {
             $e = $message.ErrorRecord
             $errorRecord = New-AzsBackupErrorRecord -Message ([System.String]$e.Message) -ErrorId ([System.String]$e.ErrorId) -Category ([System.String]$e.Category) -TargetObject $e.TargetObject -RecommendedAction ([System.String]$e.RecommendedAction)
-            if ($e.PSObject.Properties['Terminating'] -and $e.Terminating -eq $false) {
+            # Not finding something is not an error the statement must stop for (as with Get-Item):
+            # -ErrorAction decides, as for a role that failed in a partial backup.
+            if (($e.PSObject.Properties['Terminating'] -and $e.Terminating -eq $false) -or [System.String]$e.Category -eq 'ObjectNotFound') {
                 $Cmdlet.WriteError($errorRecord)
                 $state.Relayed = $true
             }

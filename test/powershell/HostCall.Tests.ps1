@@ -144,6 +144,17 @@ Describe 'errors' {
         $caught.FullyQualifiedErrorId | Should -Be 'RoleBackupFailed,Start-InfrastructureBackup'
     }
 
+    It 'reports something not found as a non-terminating error, as Get-Item does: -ErrorAction decides' {
+        $env:FAKE_HOST_MODE = 'notfound'
+        $found = Get-InfrastructureBackup -Name '6f1c2e34-0d4b-4d7e-9a8e-0b9d2b1e7c55' -ErrorAction SilentlyContinue -ErrorVariable notFound
+        $found | Should -BeNullOrEmpty
+        @($notFound | ForEach-Object FullyQualifiedErrorId) | Should -Be @('BackupNotFound,Get-InfrastructureBackup')
+        $caught = $null
+        try { Get-InfrastructureBackup -Name '6f1c2e34-0d4b-4d7e-9a8e-0b9d2b1e7c55' -ErrorAction Stop } catch { $caught = $_ }
+        $caught.FullyQualifiedErrorId | Should -Be 'BackupNotFound,Get-InfrastructureBackup'
+        $caught.Exception | Should -BeOfType [System.Management.Automation.ItemNotFoundException]
+    }
+
     It 'reports a backup whose every role failed by its role errors and the Failed object, with no HostFailed after them' {
         $env:FAKE_HOST_MODE = 'failed'
         $backup = Start-InfrastructureBackup -Confirm:$false -ErrorVariable roleErrors -ErrorAction SilentlyContinue
