@@ -141,6 +141,11 @@ describe.concurrent('backup jobs', () => {
     expect(config.scheduler.frequencyInHours).toBe(6);
     expect(config.alertSinks).toEqual({ webhookUri: 'https://hooks.example/abc' });
     expect(config.encryption.keyId).toBe(d.keyId);
+    // An empty -AlertCommand removes the command, as its help says.
+    expectOk(await d.cli(['Set-BackupShare', '-AlertCommand', '/bin/true', '-SkipValidation']));
+    expect(JSON.parse(await fs.readFile(path.join(d.home, 'config.json'), 'utf8')).alertSinks.command).toEqual(['/bin/true']);
+    expectOk(await d.cli(['Set-BackupShare', '-AlertCommand', '', '-SkipValidation']));
+    expect(JSON.parse(await fs.readFile(path.join(d.home, 'config.json'), 'utf8')).alertSinks.command).toBeUndefined();
     // The webhook's address may be its credential: shown only as where it goes.
     const shown = expectOk(await d.cli(['Get-BackupConfiguration'])).json;
     expect(shown.AlertWebhookUri).toBe('https://hooks.example/…');

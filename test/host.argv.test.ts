@@ -212,6 +212,11 @@ describe('String[] parameters', () => {
     expect((await parseCommandLine(register, [...base, '-ExportCommand', 'tar, -cf,-'])).params.ExportCommand).toEqual(['tar', '-cf', '-']);
   });
 
+  test("one empty value is the empty list; an empty element among others is refused", async () => {
+    expect((await parseCommandLine(item, ['-Tag', ''])).params.Tag).toEqual([]);
+    expect((await usage(item, ['-Tag', 'red,,blue'])).errorId).toBe('ParameterArgumentValidationError');
+  });
+
   test('several occurrences are the elements, whole: commas and spaces inside them are kept', async () => {
     const argv = ['sh', '-c', 'printf "%s, %s" a b', ' padded '];
     const cl = await parseCommandLine(register, [...base, ...argv.flatMap((a) => ['-ExportCommand:' + a])]);

@@ -111,6 +111,8 @@ export function convertValue(p: ParameterDef, raws: string[]): unknown {
   const raw = raws[raws.length - 1] ?? '';
   switch (p.type) {
     case 'String[]': {
+      // One empty value is the empty list (-AlertCommand '' removes the alert command).
+      if (raws.length === 1 && raws[0]!.trim() === '') return [];
       const items = raws.length > 1 ? raws : raws.flatMap((r) => r.split(',')).map((s) => s.trim());
       if (items.some((s) => s === '')) {
         throw validationError(p, 'The argument contains an empty element.', `Give -${p.name} a comma-separated list without empty entries.`);
