@@ -10,9 +10,14 @@ import { notConfigured, openShare, shareAccess, type ShareParameters } from '../
  * Configures the backup location: path, credential, encryption key or certificate, and scheduler;
  * validates access unless -SkipValidation. Key → certificate is allowed; certificate → key is not.
  */
-const setBackupShare: Cmdlet = async ({ params, home, shouldProcess }) => {
+const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secretsFromEnvironment }) => {
   const store = new ConfigStore(home);
   const current = store.read();
+  // A key left in AZSBACKUP_ENCRYPTIONKEY (from a restore, say) configures one where none is, but
+  // never replaces a configured key or certificate unless -EncryptionKey is named, nor clashes
+  // with a certificate given now.
+  const keyFromEnvironment = secretsFromEnvironment?.has('EncryptionKey') && (current.encryption !== undefined || given.EncryptionCertPath !== undefined);
+  const params = keyFromEnvironment ? { ...given, EncryptionKey: undefined } : given;
   const encryption = await chooseEncryption(store, current, params.EncryptionKey as string | undefined, params.EncryptionCertPath as string | undefined);
   const path = (params.Path as string | undefined) ?? current.share?.path;
   if (!path) throw notConfigured('share');

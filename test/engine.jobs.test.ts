@@ -152,6 +152,20 @@ describe.concurrent('backup jobs', () => {
     expect(JSON.stringify(shown)).not.toContain('/abc');
   }));
 
+  it('a key left in AZSBACKUP_ENCRYPTIONKEY never replaces the configured encryption unless -EncryptionKey is named', () => withDrill(async (d) => {
+    const other = expectOk(await d.cli(['New-EncryptionKey'])).json;
+    const env = { AZSBACKUP_ENCRYPTIONKEY: other.Key as string };
+    const keyId = async () => JSON.parse(await fs.readFile(path.join(d.home, 'config.json'), 'utf8')).encryption.keyId;
+    expectOk(await d.cli(['Set-BackupShare', '-BackupFrequencyInHours', '6', '-SkipValidation'], { env }));
+    expect(await keyId()).toBe(d.keyId);
+    expectOk(await d.cli(['Set-BackupShare', '-EncryptionKey', '-SkipValidation'], { env }));
+    expect(await keyId()).toBe(other.KeyId);
+    // Nor does it clash with a certificate given now.
+    const cer = path.join(d.root, 'rotated.cer');
+    expectOk(await d.cli(['New-EncryptionKey', '-Certificate', '-CertificatePath', cer, '-PfxPath', path.join(d.root, 'rotated.pfx'), '-PfxPassword', '-'], { stdin: 'pfx-password\n' }));
+    expect(expectOk(await d.cli(['Set-BackupShare', '-EncryptionCertPath', cer, '-SkipValidation'], { env })).json.EncryptionMode).toBe('Certificate');
+  }));
+
   it('when every role fails the backup is Failed (exit 1): nothing on the share, the job is remembered', () => withDrill(async (d) => {
     await d.registerCommand('BrokenA', broken('first role broken'), swallow);
     await d.registerCommand('BrokenB', broken('second role broken'), swallow);

@@ -25,6 +25,11 @@ export interface CmdletContext {
   /** The parameter set the host resolved. */
   parameterSetName: string;
   /**
+   * The secrets that came from the environment (AZSBACKUP_<NAME>) without being named on the
+   * command line, for a cmdlet to which that difference matters.
+   */
+  secretsFromEnvironment?: ReadonlySet<string>;
+  /**
    * PowerShell's ShouldProcess: false under -WhatIf (the host prints "What if: Performing the
    * operation "<action>" on target "<target>"."), and asks on a terminal under -Confirm.
    */

@@ -203,6 +203,7 @@ async function run(
   const ctx: CmdletContext = {
     params: { ...cl.params, ...secrets },
     parameterSetName: cl.parameterSetName,
+    secretsFromEnvironment: new Set(Object.keys(secrets).filter((name) => !cl.secrets.some((r) => r.parameter.name === name))),
     shouldProcess: createShouldProcess({
       whatIf: cl.whatIf,
       confirm: cl.confirm,
