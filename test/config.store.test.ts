@@ -84,6 +84,25 @@ describe('file locks', () => {
     third.lock!.release();
   });
 
+  it("a lock taken on another host is trusted for a while, then taken over (this host's name may have changed)", () => {
+    const path = join(home, 'job.lock');
+    const foreign = (purpose: string, minutesAgo: number) => writeFileSync(path, JSON.stringify({
+      pid: 1, startTime: null, hostname: 'container-before-restart', acquiredAt: new Date(Date.now() - minutesAgo * 60_000).toISOString(), purpose,
+    }));
+    foreign('backup 6f1c', 60);
+    expect(tryLock(path, 'mine').holder?.hostname).toBe('container-before-restart');
+    foreign('backup 6f1c', 25 * 60);
+    const job = tryLock(path, 'mine');
+    expect(job.lock).toBeDefined();
+    job.lock!.release();
+    foreign('configuration', 1);
+    expect(tryLock(path, 'mine').lock).toBeUndefined();
+    foreign('configuration', 11);
+    const config = tryLock(path, 'mine');
+    expect(config.lock).toBeDefined();
+    config.lock!.release();
+  });
+
   it('withLock serialises concurrent critical sections', async () => {
     const path = join(home, 'c.lock');
     let inside = 0;

@@ -37,8 +37,20 @@ export function processStartTime(pid: number): string | null {
   }
 }
 
-export function isAlive(owner: Pick<LockOwner, 'pid' | 'startTime' | 'hostname'>): boolean {
-  if (owner.hostname !== hostname()) return true; // cannot tell; assume alive
+/**
+ * How long a lock taken on another host is trusted, since its process cannot be checked from
+ * here: a configuration change holds its lock for milliseconds, a backup job not for a day. The
+ * usual cause is this host's own name having changed (a container restarted), and without a
+ * limit its lock would never be taken over.
+ */
+const FOREIGN_LOCK_TRUST_MS = { configuration: 10 * 60_000, other: 24 * 3_600_000 };
+
+export function isAlive(owner: Pick<LockOwner, 'pid' | 'startTime' | 'hostname'> & Partial<Pick<LockOwner, 'acquiredAt' | 'purpose'>>): boolean {
+  if (owner.hostname !== hostname()) {
+    const taken = owner.acquiredAt ? Date.parse(owner.acquiredAt) : NaN;
+    if (Number.isNaN(taken)) return true; // cannot tell; assume alive
+    return Date.now() - taken < (owner.purpose === 'configuration' ? FOREIGN_LOCK_TRUST_MS.configuration : FOREIGN_LOCK_TRUST_MS.other);
+  }
   try {
     process.kill(owner.pid, 0);
   } catch (e) {
