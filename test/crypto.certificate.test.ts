@@ -134,4 +134,24 @@ describe('encryption certificates', () => {
     expect(read.info.thumbprint).toBe((await readCertificateFile(certPem)).thumbprint);
     expect((await rejected(readPfxFile(osslPfx, 'bad'))).errorId).toBe('WrongDecryptionCertPassword');
   });
+
+  it('refuses a certificate too small to protect backups, or one not allowed to encipher keys', async () => {
+    const openssl = async (name: string, bits: number, ext: string[] = []): Promise<string> => {
+      const cert = join(dir, `${name}.pem`);
+      await execa('openssl', ['req', '-x509', '-newkey', `rsa:${bits}`, '-nodes', '-keyout', join(dir, `${name}.key`), '-out', cert, '-subj', `/CN=${name}`, '-days', '10', ...ext]);
+      return cert;
+    };
+    for (const [name, bits, ext, why] of [
+      ['tiny', 512, [], /512 bits; at least 2048/],
+      ['weak', 1024, [], /1024 bits; at least 2048/],
+      ['signing-only', 3072, ['-addext', 'keyUsage=critical,digitalSignature'], /not allowed to encipher keys/],
+    ] as const) {
+      const e = await rejected(readCertificateFile(await openssl(name, bits, [...ext])));
+      expect(e).toMatchObject({ errorId: 'UnsupportedCertificateKey', exitCode: 2 });
+      expect(e.message).toMatch(why);
+    }
+    // Without a key usage extension, or with key encipherment in it, it is accepted.
+    expect((await readCertificateFile(await openssl('plain', 2048))).keySize).toBe(2048);
+    expect((await readCertificateFile(await openssl('enc', 3072, ['-addext', 'keyUsage=keyEncipherment']))).keySize).toBe(3072);
+  });
 });

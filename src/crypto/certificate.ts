@@ -181,10 +181,27 @@ export async function readCertificateFile(path: string): Promise<CertificateInfo
     });
   }
   const info = describe(x509);
+  const remedy = 'Use an RSA certificate of 3072 bits or more that allows key encipherment, e.g. one made by New-EncryptionKey -Certificate.';
   if (info.keySize === 0) {
-    throw usageError(`The certificate '${path}' does not have an RSA key; backups are encrypted with RSA-OAEP.`, 'UnsupportedCertificateKey', path, 'Use an RSA certificate of 3072 bits or more, e.g. one made by New-EncryptionKey -Certificate.');
+    throw usageError(`The certificate '${path}' does not have an RSA key; backups are encrypted with RSA-OAEP.`, 'UnsupportedCertificateKey', path, remedy);
+  }
+  // Accepted here, a certificate every backup then fails with (512 bits cannot carry an OAEP
+  // SHA-256 block) or that protects them too weakly: refused before it is configured.
+  if (info.keySize < MIN_KEY_SIZE) {
+    throw usageError(`The certificate '${path}' has an RSA key of ${info.keySize} bits; at least ${MIN_KEY_SIZE} are required.`, 'UnsupportedCertificateKey', path, remedy);
+  }
+  if (!allowsKeyEncipherment(x509)) {
+    throw usageError(`The certificate '${path}' is not allowed to encipher keys (its key usage says so), which is what it is for here.`, 'UnsupportedCertificateKey', path, remedy);
   }
   return info;
+}
+
+const MIN_KEY_SIZE = 2048;
+
+/** A certificate without a key usage extension may be used for anything; one with it, as it says. */
+function allowsKeyEncipherment(x509: X509Certificate): boolean {
+  const usage = forge.pki.certificateFromPem(x509.toString()).getExtension('keyUsage') as { keyEncipherment?: boolean } | null;
+  return !usage || usage.keyEncipherment === true;
 }
 
 function wrongPassword(path: string, cause: unknown): AzsError {
