@@ -1,5 +1,6 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import { ConfigStore } from '../src/config/store.js';
+import { withLocalSecrets } from '../src/engine/backup-job.js';
 import { acquireJobLock } from '../src/engine/job-lock.js';
 import { runRestore } from '../src/engine/restore.js';
 import { decryptionMaterial, openShare, shareAccess, type DecryptionParameters, type ShareParameters } from '../src/session/session.js';
@@ -11,12 +12,16 @@ import { decryptionMaterial, openShare, shareAccess, type DecryptionParameters, 
 const restoreAzsBackup: Cmdlet = async ({ params, home, progress, signal, shouldProcess, writeError, setExitCode }) => {
   const name = params.Name as string;
   const roleName = params.RoleName as string | undefined;
-  const access = shareAccess(new ConfigStore(home), params as ShareParameters);
+  const store = new ConfigStore(home);
+  const access = shareAccess(store, params as ShareParameters);
   if (!(await shouldProcess(`${roleName ?? 'every role'} from backup ${name}`, 'Restore'))) return;
   const material = (await decryptionMaterial(params as DecryptionParameters))!;
   const lock = acquireJobLock(home, `restore ${name}`);
   try {
-    const { results, error } = await runRestore({ target: await openShare(access), name, material, roleName, progress, signal });
+    const { results, error } = await runRestore({
+      target: await openShare(access), name, material, roleName, progress, signal,
+      withLocalSecrets: (role) => withLocalSecrets(store, role),
+    });
     if (error) {
       writeError(error);
       setExitCode(error.exitCode);

@@ -51,6 +51,22 @@ export function unsealRole(store: ConfigStore, role: StoredRole): RoleDefinition
   return { ...rest, connectionString: url.toString() };
 }
 
+/**
+ * A role as a backup recorded it, with the database password this machine keeps sealed for the
+ * same role (same name, same connection string without its password); unchanged otherwise.
+ */
+export function withLocalSecrets(store: ConfigStore, recorded: RoleDefinition): RoleDefinition {
+  if (recorded.provider !== 'postgres' || !recorded.connectionString) return recorded;
+  const withoutPassword = (uri: string): string => {
+    const url = new URL(uri);
+    url.password = '';
+    return url.toString();
+  };
+  const local = store.read().roles.find((r) => r.name.toLowerCase() === recorded.name.toLowerCase() && r.provider === 'postgres' && r.databasePassword && r.connectionString
+    && withoutPassword(r.connectionString) === withoutPassword(recorded.connectionString!));
+  return local ? { ...recorded, connectionString: unsealRole(store, local).connectionString! } : recorded;
+}
+
 /** What a queued job looks like before it starts. */
 export function queuedRecord(name: string, sharePath: string, roles: RoleDefinition[]): BackupRecord {
   return {

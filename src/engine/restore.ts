@@ -6,7 +6,7 @@ import type { RoleRecord } from '../catalog/backup-info.js';
 import type { DecryptWith } from '../crypto/recipient.js';
 import { openRoleStream } from '../pipeline/role-stream.js';
 import { createProvider } from '../providers/index.js';
-import type { Provider } from '../providers/provider.js';
+import type { Provider, RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
 import { canRecycle } from '../memory/recycling-readable.js';
 import type { Target } from '../targets/target.js';
@@ -30,6 +30,11 @@ export interface RestoreRequest {
   roleName?: string;
   progress: ProgressReporter;
   signal?: AbortSignal;
+  /**
+   * A backup records no database password. This gives a recorded role the secrets this machine
+   * holds for it (the sealed -DatabasePassword of the same role, registered here), if any.
+   */
+  withLocalSecrets?: (role: RoleDefinition) => RoleDefinition;
 }
 
 export interface RestoreResultRecord {
@@ -190,7 +195,8 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
   const held: (HeldImport | undefined)[] = [];
   /** Role i staged and held before its swap; or, where its provider cannot stage, authenticated whole. */
   const stage = async (i: number): Promise<void> => {
-    const provider = (providers[i] = await createProvider(selected[i]!.definition));
+    const definition = selected[i]!.definition;
+    const provider = (providers[i] = await createProvider(req.withLocalSecrets?.(definition) ?? definition));
     if (provider.streamsIntoDestination) {
       // Its import cannot be undone, so the whole file is authenticated before it starts.
       await drain(await read(selected[i]!));
