@@ -86,6 +86,14 @@ describeWithAndWithoutAddons('command provider', () => {
     expect(err.message.length).toBeLessThan(STDERR_TAIL_BYTES + 500);
   });
 
+  it('repeats its stderr without the passwords of URIs in it', async () => {
+    const p = await createProvider(role(['sh', '-c', 'echo "cannot reach postgresql://app:S3cretPw@db.local/app (host=db password=Hunter22 sslmode=require)" >&2; exit 1']));
+    const err = await failure(exportAll(p));
+    expect(err.message).toContain('postgresql://app:…@db.local/app');
+    expect(err.message).toContain('password=…');
+    expect(err.message).not.toMatch(/S3cretPw|Hunter22/);
+  });
+
   it('a program that does not exist is a clear error', async () => {
     const err = await failure(exportAll(await createProvider(role([path.join(tmp, 'no-such-program')]))));
     expect(err).toMatchObject({ errorId: 'CommandProviderProgramNotFound', exitCode: 1 });

@@ -32,6 +32,8 @@ export interface ProgramSpec {
   explainExit?(exitCode: number, stderr: string): AzsError | undefined;
   /** Import only: called with each chunk of the data once the program's pipe has taken it. */
   written?(chunk: Buffer): void;
+  /** Values never to repeat from the program's stderr (a database password given in its environment). */
+  secrets?: readonly string[];
 }
 
 /** Bounded, so a chatty program cannot fill memory; the end of stderr is where the reason usually is. */
@@ -160,9 +162,20 @@ function start(spec: ProgramSpec, mode: 'export' | 'import'): Running {
   return { ...launched, tail, stop, reason: () => stopReason, dispose };
 }
 
+/**
+ * A program's stderr as it may be repeated in an error, which goes into job records, alerts and
+ * BackupInfo.xml: without the passwords of URIs (scheme://user:password@, ?password=) nor the
+ * values the provider named as secret.
+ */
+export function redacted(stderr: string, secrets: readonly string[] = []): string {
+  let text = stderr.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@\s]*@/gi, '$1:…@').replace(/([?&;\s]password=)[^&\s]*/gi, '$1…');
+  for (const secret of secrets) if (secret.length >= 4) text = text.split(secret).join('…');
+  return text;
+}
+
 function failure(spec: ProgramSpec, run: Running, r: Outcome): AzsError | undefined {
   const reason = run.reason();
-  const stderr = run.tail.text();
+  const stderr = redacted(run.tail.text(), spec.secrets);
   const withStderr = (s: string): string => (stderr ? `${s}. stderr: ${stderr}` : `${s}; it wrote nothing to stderr`);
   if (reason === 'timeout') {
     return new AzsError(withStderr(`The ${spec.label} did not finish within its time limit of ${(spec.timeoutMs ?? 0) / 1000} s and was killed`), {

@@ -70,6 +70,7 @@ export class PostgresProvider implements Provider {
       signal: ctx.signal,
       written: ctx.recycle,
       errorPrefix: 'PostgresProvider',
+      secrets: conn.env.PGPASSWORD ? [conn.env.PGPASSWORD] : [],
       label: `${which} of ${conn.display} (role '${this.role.name}')`,
     };
   }
