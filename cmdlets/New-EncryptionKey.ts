@@ -1,5 +1,6 @@
-import { writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { link, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import { AzsError } from '../src/errors.js';
 
@@ -8,16 +9,22 @@ import { AzsError } from '../src/errors.js';
  * certificate (.cer, public) and its .pfx protected by a password (private).
  */
 const newEncryptionKey: Cmdlet = async ({ params, shouldProcess }) => {
-  const flag = params.Force ? 'w' : 'wx';
   const write = async (path: string, data: string | Buffer, mode: number) => {
+    // A new file with its mode from the start, then renamed into place under -Force: an old
+    // file's looser mode is not kept, and a symbolic link at the path is replaced, not followed.
+    const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+    await writeFile(temp, data, { flag: 'wx', mode });
     try {
-      await writeFile(path, data, { flag, mode });
+      if (params.Force) await rename(temp, path);
+      else await link(temp, path);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       throw new AzsError(`${path} already exists.`, {
         errorId: 'FileExists', category: 'ResourceExists', exitCode: 2, targetObject: path,
         recommendedAction: 'Choose another path, or give -Force to overwrite it.',
       });
+    } finally {
+      await rm(temp, { force: true });
     }
   };
   if (params.Certificate) {

@@ -166,6 +166,25 @@ describe.concurrent('backup jobs', () => {
     expect(expectOk(await d.cli(['Set-BackupShare', '-EncryptionCertPath', cer, '-SkipValidation'], { env })).json.EncryptionMode).toBe('Certificate');
   }));
 
+  it('New-EncryptionKey -Force replaces a file with an owner-only one, loose mode or symbolic link and all', () => withDrill(async (d) => {
+    const keyFile = path.join(d.root, 'old.key');
+    await fs.writeFile(keyFile, 'old', { mode: 0o644 });
+    await fs.chmod(keyFile, 0o644);
+    expect((await d.cli(['New-EncryptionKey', '-KeyPath', keyFile])).code).toBe(2);
+    expectOk(await d.cli(['New-EncryptionKey', '-KeyPath', keyFile, '-Force']));
+    expect((await fs.stat(keyFile)).mode & 0o777).toBe(0o600);
+    expect((await fs.readFile(keyFile, 'utf8')).trim()).toHaveLength(88);
+    const victim = path.join(d.root, 'victim');
+    await fs.writeFile(victim, 'not a key');
+    const pointing = path.join(d.root, 'link.pfx');
+    await fs.symlink(victim, pointing);
+    expectOk(await d.cli(['New-EncryptionKey', '-Certificate', '-CertificatePath', path.join(d.root, 'c.cer'), '-PfxPath', pointing, '-PfxPassword', '-', '-Force'], { stdin: 'pfx-password\n' }));
+    expect(await fs.readFile(victim, 'utf8')).toBe('not a key');
+    expect((await fs.lstat(pointing)).isSymbolicLink()).toBe(false);
+    expect((await fs.stat(pointing)).mode & 0o777).toBe(0o600);
+    expect((await fs.readdir(d.root)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  }));
+
   it('when every role fails the backup is Failed (exit 1): nothing on the share, the job is remembered', () => withDrill(async (d) => {
     await d.registerCommand('BrokenA', broken('first role broken'), swallow);
     await d.registerCommand('BrokenB', broken('second role broken'), swallow);
