@@ -1,5 +1,6 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import { ConfigStore } from '../src/config/store.js';
+import { isAzsError } from '../src/errors.js';
 import { acquireJobLock } from '../src/engine/job-lock.js';
 import { backupsToRewrap, rewrapBackup } from '../src/engine/rewrap.js';
 import { configuredRecipient, decryptionMaterial, openShare, shareAccess, type DecryptionParameters } from '../src/session/session.js';
@@ -8,7 +9,7 @@ import { configuredRecipient, decryptionMaterial, openShare, shareAccess, type D
  * After a key or certificate rotation, re-wraps retained backups for the recipient configured now,
  * without re-encrypting their data.
  */
-const updateBackupEncryption: Cmdlet = async ({ params, home, shouldProcess }) => {
+const updateBackupEncryption: Cmdlet = async ({ params, home, shouldProcess, writeError, setExitCode }) => {
   const store = new ConfigStore(home);
   const config = store.read();
   const access = shareAccess(store, {}, config);
@@ -18,11 +19,22 @@ const updateBackupEncryption: Cmdlet = async ({ params, home, shouldProcess }) =
   const lock = acquireJobLock(home, 'update encryption');
   try {
     const updated = [];
-    for (const name of await backupsToRewrap(target, oldMaterial, params.Name as string | undefined)) {
-      if (await shouldProcess(`backup ${name}`, 'Re-wrap the data key for the configured encryption')) {
+    const { names, unreadable } = await backupsToRewrap(target, oldMaterial, params.Name as string | undefined);
+    // One damaged backup is reported and the others are still re-wrapped: an operator who retires
+    // the old material must see exactly which backups it still opens alone.
+    const failures = [...unreadable];
+    for (const name of names) {
+      if (!(await shouldProcess(`backup ${name}`, 'Re-wrap the data key for the configured encryption'))) continue;
+      try {
         updated.push(await rewrapBackup(target, access.path, name, oldMaterial, recipient));
+      } catch (e) {
+        if (params.Name !== undefined || !isAzsError(e)) throw e;
+        failures.push(e);
       }
     }
+    for (const error of failures) writeError(error);
+    // Some re-wrapped and some not is a partial success (3); none at all, the failure's own code.
+    if (failures.length > 0 && updated.length === 0) setExitCode(failures[0]!.exitCode);
     return updated;
   } finally {
     lock.release();

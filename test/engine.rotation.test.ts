@@ -107,3 +107,42 @@ describe('certificate rotation', () => {
     expect(withOld.code).toBe(12);
   });
 });
+
+describe('rotation that meets a damaged backup, or a downgrade', () => {
+  it('a backup whose BackupInfo.xml was edited is reported; the others are still re-wrapped', async () => {
+    const d = await makeDrill({ encryption: 'key', roles: false });
+    try {
+      await d.register('Files', ['-Provider', 'directory', '-Path', d.files]);
+      const backups = [await d.backup(), await d.backup(), await d.backup()];
+      const oldKey = d.key!;
+      const next = expectOk(await d.cli(['New-EncryptionKey'])).json;
+      expectOk(await d.cli(['Set-BackupShare', '-Path', d.share, '-EncryptionKey', '-'], { stdin: `${next.Key}\n` }));
+      const info = path.join(await d.backupFolder(backups[2].Name), 'BackupInfo.xml');
+      await fs.writeFile(info, (await fs.readFile(info, 'utf8')).replace(/DurationMs="(\d+)"/, (_m, n: string) => `DurationMs="${Number(n) + 1}"`));
+      const r = await d.cli(['Update-BackupEncryption', '-EncryptionKey', '-', '-Confirm:$false'], { stdin: `${oldKey}\n` });
+      expect(r.code, r.stderr).toBe(3);
+      expect(list(r.json).map((b) => b.Name).sort()).toEqual([backups[0].Name, backups[1].Name].sort());
+      expect(r.errors.map((e) => [e.ErrorId, e.TargetObject])).toEqual([['BackupInfoTampered', backups[2].Name]]);
+    } finally {
+      await d.cleanup();
+    }
+  });
+
+  it('a backup made for a certificate is not re-wrapped for a symmetric key', async () => {
+    const d = await makeDrill({ encryption: 'certificate', roles: false });
+    try {
+      await d.register('Files', ['-Provider', 'directory', '-Path', d.files]);
+      const b = await d.backup();
+      expectOk(await d.cli(['Clear-BackupConfiguration', '-Confirm:$false']));
+      const key = expectOk(await d.cli(['New-EncryptionKey'])).json;
+      expectOk(await d.cli(['Set-BackupShare', '-Path', d.share, '-EncryptionKey', '-'], { stdin: `${key.Key}\n` }));
+      const r = await d.cli(['Update-BackupEncryption', ...d.decryptArgs().args, '-Confirm:$false'], { stdin: d.decryptArgs().stdin });
+      expect(r.code).toBe(2);
+      expect(r.errors.map((e) => e.ErrorId)).toEqual(['EncryptionDowngradeRefused']);
+      const listed = expectOk(await d.cli(['Get-InfrastructureBackup', '-Name', b.Name, '-Path', d.share])).json;
+      expect([listed.EncryptionCertThumbprint, listed.EncryptionKeyId]).toEqual([b.EncryptionCertThumbprint, null]);
+    } finally {
+      await d.cleanup();
+    }
+  });
+});

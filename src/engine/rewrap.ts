@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { backupInfoMacKey, serializeBackupInfo } from '../catalog/backup-info.js';
 import { INFO_FILE } from '../catalog/layout.js';
 import { listShare, readBackupInfos } from '../catalog/share-catalog.js';
-import { isAzsError } from '../errors.js';
+import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { materialId, wrapFor, type DecryptWith, type EncryptFor } from '../crypto/recipient.js';
 import type { Target } from '../targets/target.js';
 import { recordFromInfo, type BackupRecord } from './backup-record.js';
@@ -15,6 +15,13 @@ import { openBackup } from './open-backup.js';
  */
 export async function rewrapBackup(target: Target, sharePath: string, name: string, oldMaterial: DecryptWith, recipient: EncryptFor): Promise<BackupRecord> {
   const { entry, info, dataKey } = await openBackup(target, name, oldMaterial);
+  if (recipient.kind === 'Key' && info.recipients.some((r) => r.kind === 'Certificate')) {
+    // SPEC 6: the host that backs up never holds the decryption secret; a key would put it back.
+    throw new AzsError(`Backup ${entry.name} is encrypted for a certificate; re-wrapping it for the symmetric key configured now is refused.`, {
+      errorId: 'EncryptionDowngradeRefused', category: 'InvalidOperation', exitCode: ExitCode.Usage, targetObject: entry.name,
+      recommendedAction: 'Configure a certificate (Set-BackupShare -EncryptionCertPath) and re-wrap for it instead.',
+    });
+  }
   const newId = recipient.kind === 'Certificate' ? recipient.thumbprint : recipient.keyId;
   if (info.recipients.length === 1 && info.recipients[0]!.id === newId) return recordFromInfo(info, sharePath);
   const updated = { ...info, recipients: [wrapFor(recipient, dataKey!, entry.name)] };
@@ -25,15 +32,21 @@ export async function rewrapBackup(target: Target, sharePath: string, name: stri
   return recordFromInfo(updated, sharePath);
 }
 
-/** Every backup on the share that the old material opens, or just `name`. */
-export async function backupsToRewrap(target: Target, oldMaterial: DecryptWith, name?: string): Promise<string[]> {
-  if (name) return [name];
+/**
+ * Every backup on the share that the old material opens, or just `name`; and the errors of those
+ * whose BackupInfo.xml cannot be read, which must not keep the others from being re-wrapped.
+ */
+export async function backupsToRewrap(target: Target, oldMaterial: DecryptWith, name?: string): Promise<{ names: string[]; unreadable: AzsError[] }> {
+  if (name) return { names: [name], unreadable: [] };
   const id = materialId(oldMaterial).toUpperCase();
   const { backups } = await listShare(target);
   const infos = await readBackupInfos(target, backups);
-  return backups.filter((_, i) => {
+  const names: string[] = [];
+  const unreadable: AzsError[] = [];
+  backups.forEach((entry, i) => {
     const read = infos[i]!;
-    if (isAzsError(read)) throw read;
-    return read.info.recipients.some((r) => r.id.toUpperCase() === id);
-  }).map((entry) => entry.name);
+    if (isAzsError(read)) unreadable.push(read);
+    else if (read.info.recipients.some((r) => r.id.toUpperCase() === id)) names.push(entry.name);
+  });
+  return { names, unreadable };
 }
