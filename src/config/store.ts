@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { AzsError } from '../errors.js';
 import { openSecret, sealSecret } from '../crypto/secret-box.js';
@@ -140,11 +140,17 @@ export class ConfigStore {
     this.ensureHome();
     const file = join(this.home, 'seal.key');
     if (!existsSync(file)) {
+      // Written whole under a temporary name, then linked into place (which fails if another
+      // process was first): a reader never sees it empty or half written.
+      const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+      const fd = openSync(temp, 'wx', 0o600);
       try {
-        const fd = openSync(file, 'wx', 0o600);
-        try { writeSync(fd, randomBytes(32).toString('base64')); } finally { closeSync(fd); }
+        try { writeSync(fd, randomBytes(32).toString('base64')); fsyncSync(fd); } finally { closeSync(fd); }
+        linkSync(temp, file);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      } finally {
+        rmSync(temp, { force: true });
       }
     }
     const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
@@ -154,7 +160,7 @@ export class ConfigStore {
         category: 'InvalidData',
         exitCode: 1,
         targetObject: file,
-        recommendedAction: 'Run Clear-BackupConfiguration and set the share and encryption again.',
+        recommendedAction: `Put back ${file} from a copy of this folder if there is one. Otherwise delete it, then give again what it sealed: the share and encryption (Set-BackupShare) and each role's -DatabasePassword (Register-InfrastructureRole).`,
       });
     }
     return key;
