@@ -65,6 +65,17 @@ describeWithAndWithoutAddons('command provider', () => {
     expect(await alive(pid)).toBe(false);
   });
 
+  it('holds the time limit even when a descendant left the group and keeps the pipe open', async () => {
+    const pidFile = path.join(tmp, 'pid');
+    const p = await createProvider(role(['sh', '-c', 'setsid sleep 60 & echo $! > "$0"; echo hi', pidFile], ['true'], 1));
+    const started = Date.now();
+    const err = await failure(exportAll(p));
+    // 1 s limit, 5 s for SIGTERM to work, 1 s more for the pipes: well short of the 60 s it would wait.
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(err).toMatchObject({ errorId: 'CommandProviderTimeout' });
+    process.kill(Number(await fs.readFile(pidFile, 'utf8')), 'SIGKILL');
+  });
+
   it('applies the time limit to import too', async () => {
     const p = await createProvider(role(['true'], ['sleep', '60'], 1));
     const err = await failure(p.import(Readable.from([Buffer.from('x')])));

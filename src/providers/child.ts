@@ -39,6 +39,7 @@ export interface ProgramSpec {
 /** Bounded, so a chatty program cannot fill memory; the end of stderr is where the reason usually is. */
 export const STDERR_TAIL_BYTES = 4096;
 const KILL_GRACE_MS = 5000;
+const PIPE_GRACE_MS = 1000;
 
 class Tail {
   private chunks: Buffer[] = [];
@@ -131,12 +132,24 @@ function start(spec: ProgramSpec, mode: 'export' | 'import'): Running {
   const pid = launched.pid;
   if (pid !== undefined) trackGroup(pid);
 
+  let abandonTimer: NodeJS.Timeout | undefined;
+  const forceKill = (): void => {
+    if (pid === undefined) return;
+    killGroup(pid, 'SIGKILL');
+    // A descendant that left the group (setsid, a daemon) can hold our pipes open for ever, and the
+    // program's end is only seen once they close: a moment after the kill, they are let go.
+    abandonTimer ??= setTimeout(() => {
+      for (const pipe of [launched.stdin, launched.stdout, launched.stderr]) pipe?.destroy();
+    }, PIPE_GRACE_MS);
+    abandonTimer.unref();
+  };
   const stop = (reason: StopReason, signal: NodeJS.Signals = 'SIGTERM'): void => {
     if (pid === undefined || !liveGroups.has(pid)) return;
     stopReason ??= reason;
+    if (signal === 'SIGKILL') return forceKill();
     killGroup(pid, signal);
-    if (signal !== 'SIGKILL' && !forceTimer) {
-      forceTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), KILL_GRACE_MS);
+    if (!forceTimer) {
+      forceTimer = setTimeout(forceKill, KILL_GRACE_MS);
       forceTimer.unref();
     }
   };
@@ -152,6 +165,7 @@ function start(spec: ProgramSpec, mode: 'export' | 'import'): Running {
   const dispose = (): void => {
     if (timer) clearTimeout(timer);
     if (forceTimer) clearTimeout(forceTimer);
+    if (abandonTimer) clearTimeout(abandonTimer);
     spec.signal?.removeEventListener('abort', onAbort);
     if (pid !== undefined) {
       // The leader is gone; anything it left behind in its group goes too.
