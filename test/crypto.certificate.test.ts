@@ -135,6 +135,31 @@ describe('encryption certificates', () => {
     expect((await rejected(readPfxFile(osslPfx, 'bad'))).errorId).toBe('WrongDecryptionCertPassword');
   });
 
+  it('a password beyond ASCII opens the same way in OpenSSL and here, and older .pfx files still open', async () => {
+    const unicode = 'pässwörd łódź 🔑';
+    const ours = join(dir, 'unicode.pfx');
+    await writeFile(ours, createCertificate({ pfxPassword: unicode }).pfx);
+    const { stdout } = await execa('openssl', ['pkcs12', '-in', ours, '-nodes', '-passin', 'env:AZS_TEST_PFX_PASS'], { env: { ...process.env, AZS_TEST_PFX_PASS: unicode } });
+    expect(stdout).toContain('PRIVATE KEY');
+    expect((await rejected(readPfxFile(ours, 'passwörd'))).errorId).toBe('WrongDecryptionCertPassword');
+
+    const keyPath = join(dir, 'u.key');
+    const certPem = join(dir, 'u.pem');
+    const osslPfx = join(dir, 'openssl-unicode.pfx');
+    await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPem, '-subj', '/CN=Unicode', '-days', '10']);
+    await execa('openssl', ['pkcs12', '-export', '-inkey', keyPath, '-in', certPem, '-out', osslPfx, '-passout', 'env:AZS_TEST_PFX_PASS'], { env: { ...process.env, AZS_TEST_PFX_PASS: unicode } });
+    expect((await readPfxFile(osslPfx, unicode)).info.subject).toBe('CN=Unicode');
+
+    // As AzsBackup wrote them before (Latin-1 for PBKDF2), for a password within Latin-1.
+    const { withLatin1Pbes2 } = await import('../src/crypto/forge-native-kdf.js');
+    const older = join(dir, 'older.pfx');
+    const latin1 = 'pässwörd';
+    const made = withLatin1Pbes2(() => createCertificate({ pfxPassword: latin1 }));
+    await writeFile(older, made.pfx);
+    await expect(execa('openssl', ['pkcs12', '-in', older, '-nodes', '-passin', 'env:AZS_TEST_PFX_PASS'], { env: { ...process.env, AZS_TEST_PFX_PASS: latin1 } })).rejects.toThrow();
+    expect((await readPfxFile(older, latin1)).info.thumbprint).toBe(made.info.thumbprint);
+  });
+
   it('refuses a certificate too small to protect backups, or one not allowed to encipher keys', async () => {
     const openssl = async (name: string, bits: number, ext: string[] = []): Promise<string> => {
       const cert = join(dir, `${name}.pem`);

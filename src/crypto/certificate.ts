@@ -1,8 +1,8 @@
 import { createHash, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import forge from 'node-forge';
-import { AzsError, ExitCode, usageError } from '../errors.js';
-import { useNativeKdf } from './forge-native-kdf.js';
+import { AzsError, ExitCode, isAzsError, usageError } from '../errors.js';
+import { useNativeKdf, withLatin1Pbes2 } from './forge-native-kdf.js';
 
 useNativeKdf();
 
@@ -235,21 +235,35 @@ export async function readPfxFile(path: string, password: string): Promise<{ inf
   } catch (cause) {
     throw notAPfx(path, 'it is not DER-encoded', cause);
   }
-  let p12: forge.pkcs12.Pkcs12Pfx;
+  const open = (): { p12: forge.pkcs12.Pkcs12Pfx; keyBags: forge.pkcs12.Bag[]; key?: forge.pki.PrivateKey } => {
+    let p12: forge.pkcs12.Pkcs12Pfx;
+    try {
+      p12 = forge.pkcs12.pkcs12FromAsn1(asn1, true, password);
+    } catch (cause) {
+      const message = cause instanceof Error ? cause.message : String(cause);
+      // forge reports a failed MAC or a failed key decryption; both mean the password is wrong.
+      if (/MAC could not be verified|Invalid password|decrypt/i.test(message)) throw wrongPassword(path, cause);
+      throw notAPfx(path, message, cause);
+    }
+    const keyBags = [
+      ...(p12.getBags({ bagType: forge.pki.oids.pkcs8ShroudedKeyBag! })[forge.pki.oids.pkcs8ShroudedKeyBag!] ?? []),
+      ...(p12.getBags({ bagType: forge.pki.oids.keyBag! })[forge.pki.oids.keyBag!] ?? []),
+    ];
+    return { p12, keyBags, key: keyBags.find((b) => b.key)?.key ?? undefined };
+  };
+  let opened: ReturnType<typeof open>;
   try {
-    p12 = forge.pkcs12.pkcs12FromAsn1(asn1, true, password);
-  } catch (cause) {
-    const message = cause instanceof Error ? cause.message : String(cause);
-    // forge reports a failed MAC or a failed key decryption; both mean the password is wrong.
-    if (/MAC could not be verified|Invalid password|decrypt/i.test(message)) throw wrongPassword(path, cause);
-    throw notAPfx(path, message, cause);
+    opened = open();
+    // A password beyond ASCII may have been read as Latin-1 when the .pfx was made (AzsBackup did
+    // that before it matched OpenSSL): the MAC still checks, and only the key then fails.
+    if (!opened.key && opened.keyBags.length > 0 && /[^\x00-\x7f]/.test(password)) opened = withLatin1Pbes2(open);
+  } catch (e) {
+    if (!/[^\x00-\x7f]/.test(password) || !isAzsError(e) || e.errorId !== 'WrongDecryptionCertPassword') throw e;
+    opened = withLatin1Pbes2(open);
   }
-  const keyBags = [
-    ...(p12.getBags({ bagType: forge.pki.oids.pkcs8ShroudedKeyBag! })[forge.pki.oids.pkcs8ShroudedKeyBag!] ?? []),
-    ...(p12.getBags({ bagType: forge.pki.oids.keyBag! })[forge.pki.oids.keyBag!] ?? []),
-  ];
+  const { p12, keyBags } = opened;
   const certBags = p12.getBags({ bagType: forge.pki.oids.certBag! })[forge.pki.oids.certBag!] ?? [];
-  const key = keyBags.find((b) => b.key)?.key;
+  const key = opened.key;
   if (!key) {
     // Without a MAC, a wrong password surfaces only as a key that fails to decrypt.
     if (keyBags.length > 0) throw wrongPassword(path, undefined);

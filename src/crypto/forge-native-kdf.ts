@@ -62,6 +62,23 @@ export function pkcs12Kdf(password: string | null | undefined, salt: Buffer, id:
   return Buffer.concat(blocks).subarray(0, n);
 }
 
+/**
+ * How a password becomes PBKDF2's bytes in a .pfx (PBES2): UTF-8, as OpenSSL and Windows do.
+ * forge itself takes a JavaScript string's code units as bytes (Latin-1), so .pfx files made by
+ * AzsBackup before this used that for passwords beyond ASCII; readPfxFile tries it second.
+ */
+let pbes2Encoding: 'utf8' | 'latin1' = 'utf8';
+
+/** Runs `fn` with forge's own Latin-1 reading of PBES2 passwords (for .pfx files made that way). */
+export function withLatin1Pbes2<T>(fn: () => T): T {
+  pbes2Encoding = 'latin1';
+  try {
+    return fn();
+  } finally {
+    pbes2Encoding = 'utf8';
+  }
+}
+
 let installed = false;
 
 /** Routes forge's PKCS#12 KDF and PBKDF2 through Node's native crypto; idempotent. */
@@ -89,8 +106,9 @@ export function useNativeKdf(): void {
 
   pkcs5.pbkdf2 = (p: unknown, s: unknown, c: unknown, dkLen: unknown, md?: unknown, callback?: unknown): unknown => {
     const digest = nativeDigest(md);
-    if (digest && callback === undefined && typeof p === 'string' && typeof s === 'string' && isLatin1(p)) {
-      return pbkdf2Sync(Buffer.from(p, 'binary'), Buffer.from(s, 'binary'), c as number, dkLen as number, digest.algorithm).toString('binary');
+    if (digest && callback === undefined && typeof p === 'string' && typeof s === 'string' && (pbes2Encoding === 'utf8' || isLatin1(p))) {
+      const password = Buffer.from(p, pbes2Encoding === 'utf8' ? 'utf8' : 'binary');
+      return pbkdf2Sync(password, Buffer.from(s, 'binary'), c as number, dkLen as number, digest.algorithm).toString('binary');
     }
     return forgePbkdf2(p, s, c, dkLen, md, callback);
   };
