@@ -64,9 +64,13 @@ describe('alerts', () => {
     expect(received[0]!.Remediation.length).toBeGreaterThan(0);
   });
 
-  it('a failing sink does not fail the job that raised the alert', async () => {
+  it('a failing sink does not fail the job that raised the alert, and the alert says it was not delivered', async () => {
     const store = new AlertStore(home, { command: ['/nonexistent/program'], webhookUri: webhookUri.replace('/hook', '/fail') });
     await expect(store.raise('BackupGeneral', 'role failed')).resolves.toMatchObject({ Status: 'Active' });
     expect(store.list()).toHaveLength(1);
+    expect(store.list()[0]!.DeliveryError).toMatch(/alert command \/nonexistent\/program failed.*; alert webhook answered 500/);
+    // Delivered once the sinks work again: the closing clears it.
+    await new AlertStore(home, { webhookUri }).close(['BackupGeneral']);
+    expect(store.list()[0]).toMatchObject({ Status: 'Closed', DeliveryError: null });
   });
 });

@@ -32,6 +32,8 @@ export interface Alert {
   LastSeen: string;
   ClosedTime: string | null;
   BackupName: string | null;
+  /** Why the last sending of it to a sink (command, webhook) failed; null once one succeeds. */
+  DeliveryError?: string | null;
 }
 
 const catalog: Record<AlertType, { severity: Alert['Severity']; title: string; remediation: string[] }> = {
@@ -156,8 +158,24 @@ export class AlertStore {
       alerts.push(raised);
       isNew = true;
     });
-    if (isNew) await notifySinks(raised, this.sinks);
+    if (isNew) await this.deliver([raised]);
     return raised;
+  }
+
+  /**
+   * Sends each alert to the sinks, side by side (the job may hold its lock meanwhile), and notes
+   * on it whether that worked: a broken webhook or command would otherwise go unnoticed until the
+   * alert it failed to deliver mattered.
+   */
+  private async deliver(alerts: Alert[]): Promise<void> {
+    if (!this.sinks.command?.length && !this.sinks.webhookUri) return;
+    const outcomes = await Promise.all(alerts.map(async (a) => ({ id: a.Id, failures: await notifySinks(a, this.sinks) })));
+    await this.change((all) => {
+      for (const { id, failures } of outcomes) {
+        const a = all.find((x) => x.Id === id);
+        if (a) a.DeliveryError = failures.length ? failures.join('; ') : null;
+      }
+    });
   }
 
   async close(types: readonly AlertType[]): Promise<void> {
@@ -172,6 +190,6 @@ export class AlertStore {
         }
       }
     });
-    for (const a of closed) await notifySinks(a, this.sinks);
+    await this.deliver(closed);
   }
 }
