@@ -120,6 +120,11 @@ export function usageError(message: string, errorId: string, targetObject?: unkn
   return new AzsError(message, { errorId, category: 'InvalidArgument', exitCode: ExitCode.Usage, targetObject, recommendedAction });
 }
 
+/** What a command or job stopped by a signal (Ctrl-C, SIGTERM) ends with: exit 130. */
+export function stoppedBy(what: string, signalName: string): AzsError {
+  return new AzsError(`The ${what} was stopped (${signalName}).`, { errorId: 'PipelineStopped', category: 'OperationStopped', exitCode: ExitCode.Interrupted });
+}
+
 export function isAzsError(e: unknown): e is AzsError {
   return e instanceof AzsError;
 }

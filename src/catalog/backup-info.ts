@@ -66,8 +66,9 @@ function definitionToXml(d: RoleDefinition): Record<string, unknown> {
   };
 }
 
-/** Characters XML 1.0 cannot carry at all, not even as character references. */
-const NOT_IN_XML = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
+/** A character XML 1.0 cannot carry at all, not even as a character reference. */
+const NOT_IN_XML = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+const EVERY_NOT_IN_XML = new RegExp(NOT_IN_XML.source, 'gu');
 
 /**
  * A role definition every backup can record in its BackupInfo.xml: a path or argument with, say,
@@ -79,7 +80,7 @@ export function assertRecordable(role: RoleDefinition): void {
     ...[...(role.exportCommand ?? []), ...(role.importCommand ?? [])].map((a): [string, string] => ['command argument', a]),
   ];
   for (const [what, value] of fields) {
-    if (value === undefined || !new RegExp(NOT_IN_XML.source, 'u').test(value)) continue;
+    if (value === undefined || !NOT_IN_XML.test(value)) continue;
     throw usageError(`Role '${role.name}': its ${what} ${JSON.stringify(value)} holds a control character that no backup could record.`,
       'RoleDefinitionNotRecordable', role.name, 'Rename the file or folder, or wrap the command in a script, so that no control characters other than tab and new line remain.');
   }
@@ -118,7 +119,7 @@ function body(info: BackupInfo): string {
           ...(r.kept && Object.keys(r.kept).length ? { Kept: Object.entries(r.kept).map(([k, v]) => ({ '@_Name': k, '@_Value': v })) } : {}),
           // An error's text is a report (often a program's stderr, with colour codes): what XML
           // cannot carry becomes U+FFFD.
-          ...(r.error ? { Error: r.error.replace(NOT_IN_XML, '\uFFFD') } : {}),
+          ...(r.error ? { Error: r.error.replace(EVERY_NOT_IN_XML, '\uFFFD') } : {}),
           File: r.files.map((f) => ({ '@_Name': f.name, '@_Size': f.size, '@_Sha256': f.sha256 })),
         })),
       },

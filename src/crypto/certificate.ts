@@ -200,7 +200,13 @@ const MIN_KEY_SIZE = 2048;
 
 /** A certificate without a key usage extension may be used for anything; one with it, as it says. */
 function allowsKeyEncipherment(x509: X509Certificate): boolean {
-  const usage = forge.pki.certificateFromPem(x509.toString()).getExtension('keyUsage') as { keyEncipherment?: boolean } | null;
+  let usage: { keyEncipherment?: boolean } | null;
+  try {
+    usage = forge.pki.certificateFromPem(x509.toString()).getExtension('keyUsage') as typeof usage;
+  } catch {
+    // forge reads fewer certificates than Node, which does the encryption: not a reason to refuse.
+    return true;
+  }
   return !usage || usage.keyEncipherment === true;
 }
 
@@ -235,7 +241,7 @@ export async function readPfxFile(path: string, password: string): Promise<{ inf
   } catch (cause) {
     throw notAPfx(path, 'it is not DER-encoded', cause);
   }
-  const open = (): { p12: forge.pkcs12.Pkcs12Pfx; keyBags: forge.pkcs12.Bag[]; key?: forge.pki.PrivateKey } => {
+  const open = (): { p12: forge.pkcs12.Pkcs12Pfx; key?: forge.pki.PrivateKey | null } => {
     let p12: forge.pkcs12.Pkcs12Pfx;
     try {
       p12 = forge.pkcs12.pkcs12FromAsn1(asn1, true, password);
@@ -249,26 +255,23 @@ export async function readPfxFile(path: string, password: string): Promise<{ inf
       ...(p12.getBags({ bagType: forge.pki.oids.pkcs8ShroudedKeyBag! })[forge.pki.oids.pkcs8ShroudedKeyBag!] ?? []),
       ...(p12.getBags({ bagType: forge.pki.oids.keyBag! })[forge.pki.oids.keyBag!] ?? []),
     ];
-    return { p12, keyBags, key: keyBags.find((b) => b.key)?.key ?? undefined };
+    const key = keyBags.find((b) => b.key)?.key;
+    // Without a MAC, a wrong password surfaces only as a key that fails to decrypt.
+    if (!key && keyBags.length > 0) throw wrongPassword(path, undefined);
+    return { p12, key };
   };
   let opened: ReturnType<typeof open>;
   try {
     opened = open();
-    // A password beyond ASCII may have been read as Latin-1 when the .pfx was made (AzsBackup did
-    // that before it matched OpenSSL): the MAC still checks, and only the key then fails.
-    if (!opened.key && opened.keyBags.length > 0 && /[^\x00-\x7f]/.test(password)) opened = withLatin1Pbes2(open);
   } catch (e) {
+    // A password beyond ASCII was read as Latin-1 when AzsBackup made a .pfx before it matched
+    // OpenSSL (UTF-8): such a file opens the old way.
     if (!/[^\x00-\x7f]/.test(password) || !isAzsError(e) || e.errorId !== 'WrongDecryptionCertPassword') throw e;
     opened = withLatin1Pbes2(open);
   }
-  const { p12, keyBags } = opened;
+  const { p12, key } = opened;
   const certBags = p12.getBags({ bagType: forge.pki.oids.certBag! })[forge.pki.oids.certBag!] ?? [];
-  const key = opened.key;
-  if (!key) {
-    // Without a MAC, a wrong password surfaces only as a key that fails to decrypt.
-    if (keyBags.length > 0) throw wrongPassword(path, undefined);
-    throw notAPfx(path, 'it holds no private key');
-  }
+  if (!key) throw notAPfx(path, 'it holds no private key');
   const privateKeyPem = forge.pki.privateKeyInfoToPem(forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(key)));
   const rsaKey = key as forge.pki.rsa.PrivateKey;
   // The certificate that belongs to the key is the one with the same modulus (a .pfx may carry a chain).

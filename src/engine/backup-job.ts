@@ -3,6 +3,7 @@ import { AzsError, isAzsError, usageError } from '../errors.js';
 import { AlertStore, shareAlertTypes } from '../alerts/alerts.js';
 import { processStartTime, type HeldLock } from '../config/file-lock.js';
 import { ConfigStore, type StoredConfig, type StoredRole } from '../config/store.js';
+import { withoutPassword } from '../providers/pgconn.js';
 import type { RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
 import { configuredRecipient, openShare, shareAccess } from '../session/session.js';
@@ -57,11 +58,6 @@ export function unsealRole(store: ConfigStore, role: StoredRole): RoleDefinition
  */
 export function withLocalSecrets(store: ConfigStore, recorded: RoleDefinition): RoleDefinition {
   if (recorded.provider !== 'postgres' || !recorded.connectionString) return recorded;
-  const withoutPassword = (uri: string): string => {
-    const url = new URL(uri);
-    url.password = '';
-    return url.toString();
-  };
   const local = store.read().roles.find((r) => r.name.toLowerCase() === recorded.name.toLowerCase() && r.provider === 'postgres' && r.databasePassword && r.connectionString
     && withoutPassword(r.connectionString) === withoutPassword(recorded.connectionString!));
   return local ? { ...recorded, connectionString: unsealRole(store, local).connectionString! } : recorded;

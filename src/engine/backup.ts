@@ -12,6 +12,7 @@ import { DEFAULT_CHUNK_SIZE } from '../pipeline/chunk-cipher.js';
 import { DEFAULT_COMPRESSION_LEVEL } from '../pipeline/compress.js';
 import { createHashTap, sealRoleStream } from '../pipeline/role-stream.js';
 import { createProvider } from '../providers/index.js';
+import { withoutPassword } from '../providers/pgconn.js';
 import type { RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
 import type { Target } from '../targets/target.js';
@@ -249,10 +250,7 @@ function cancelled(signal: AbortSignal): AzsError {
 
 /** The role as BackupInfo.xml records it: never with a database password. */
 function recordable(role: RoleDefinition): RoleDefinition {
-  if (!role.connectionString) return role;
-  const url = new URL(role.connectionString);
-  url.password = '';
-  return { ...role, connectionString: url.toString() };
+  return role.connectionString ? { ...role, connectionString: withoutPassword(role.connectionString) } : role;
 }
 
 function readableOf(text: string): Readable {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { adoptLock } from '../config/file-lock.js';
-import { AzsError, ExitCode } from '../errors.js';
+import { ExitCode, stoppedBy } from '../errors.js';
 import { tuneAllocator } from '../native/allocator.js';
 import { silentProgress } from '../progress.js';
 import { runBackupJob } from './backup-job.js';
@@ -19,7 +19,7 @@ if (!lock || !name) process.exit(11);
 // programs stopped, nothing committed, the job Failed with an alert, temporary files removed.
 const stop = new AbortController();
 const onSignal = (signal: NodeJS.Signals): void => {
-  stop.abort(new AzsError(`The backup job was stopped (${signal}).`, { errorId: 'PipelineStopped', category: 'OperationStopped', exitCode: ExitCode.Interrupted }));
+  stop.abort(stoppedBy('backup job', signal));
 };
 process.on('SIGTERM', onSignal);
 process.on('SIGINT', onSignal);

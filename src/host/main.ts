@@ -3,7 +3,7 @@
  * command line from the manifest, reads secrets, imports only that cmdlet's file, runs it, formats
  * its objects and maps every error to an error record and an exit code.
  */
-import { AzsError, ExitCode } from '../errors.js';
+import { AzsError, ExitCode, stoppedBy } from '../errors.js';
 import type { CmdletManifest } from '../manifest/model.js';
 import { parseCommandLine, type OutputFormat } from './argv.js';
 import type { CmdletContext } from './cmdlet.js';
@@ -91,14 +91,6 @@ function unknownCmdlet(name: string, catalog: Catalog): AzsError {
 /** A signal this soon after the first is taken for its echo, not for a second Ctrl-C. */
 const SIGNAL_ECHO_MS = 500;
 
-function interrupted(signalName: string): AzsError {
-  return new AzsError(`The command was stopped (${signalName}).`, {
-    errorId: 'PipelineStopped',
-    category: 'OperationStopped',
-    exitCode: ExitCode.Interrupted,
-  });
-}
-
 /** Runs one command line; resolves to the exit code. Never throws. */
 export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<number> {
   const h = processIO(io);
@@ -110,7 +102,7 @@ export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<nu
   const onSignal = (sig: NodeJS.Signals): void => {
     if (firstSignalAt === undefined) {
       firstSignalAt = Date.now();
-      abort.abort(interrupted(sig));
+      abort.abort(stoppedBy('command', sig));
       return;
     }
     // A second Ctrl-C ends at once, for a cmdlet that does not honour its signal. Not the echo of
@@ -118,7 +110,7 @@ export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<nu
     // again at once, which must not cut short the orderly stop the first one began.
     if (Date.now() - firstSignalAt >= SIGNAL_ECHO_MS) process.exit(ExitCode.Interrupted);
   };
-  const onExternal = (): void => abort.abort(interrupted('aborted'));
+  const onExternal = (): void => abort.abort(stoppedBy('command', 'aborted'));
   if (h.signal) {
     if (h.signal.aborted) onExternal();
     else h.signal.addEventListener('abort', onExternal, { once: true });

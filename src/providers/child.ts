@@ -181,7 +181,7 @@ function start(spec: ProgramSpec, mode: 'export' | 'import'): Running {
  * BackupInfo.xml: without the passwords of URIs (scheme://user:password@, ?password=) nor the
  * values the provider named as secret.
  */
-export function redacted(stderr: string, secrets: readonly string[] = []): string {
+function redacted(stderr: string, secrets: readonly string[] = []): string {
   let text = stderr.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@\s]*@/gi, '$1:…@').replace(/([?&;\s]password=)[^&\s]*/gi, '$1…');
   for (const secret of secrets) if (secret.length >= 4) text = text.split(secret).join('…');
   return text;

@@ -88,6 +88,13 @@ export function parseConnectionString(uri: string): PgConnection {
   return { env, database, display };
 }
 
+/** The connection string with its password taken out, as a backup records it. */
+export function withoutPassword(uri: string): string {
+  const url = new URL(uri);
+  url.password = '';
+  return url.toString();
+}
+
 /**
  * A connection string as the catalog may keep it: without a password, which -DatabasePassword
  * gives and the configuration seals. The string itself is stored and shown as it is.
