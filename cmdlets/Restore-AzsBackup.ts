@@ -1,6 +1,6 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import { ConfigStore } from '../src/config/store.js';
-import { withLocalSecrets } from '../src/engine/backup-job.js';
+import { registeredRole } from '../src/engine/backup-job.js';
 import { acquireJobLock } from '../src/engine/job-lock.js';
 import { runRestore } from '../src/engine/restore.js';
 import { decryptionMaterial, openShare, shareAccess, type DecryptionParameters, type ShareParameters } from '../src/session/session.js';
@@ -9,7 +9,7 @@ import { decryptionMaterial, openShare, shareAccess, type DecryptionParameters, 
  * Restores all roles, or one with -RoleName, from a backup, in their recorded order; works on a
  * fresh machine given -Path, the credential and the decryption material.
  */
-const restoreAzsBackup: Cmdlet = async ({ params, home, progress, signal, shouldProcess, writeError, setExitCode }) => {
+const restoreAzsBackup: Cmdlet = async ({ params, home, progress, signal, shouldProcess, writeError, writeWarning, setExitCode }) => {
   const name = params.Name as string;
   const roleName = params.RoleName as string | undefined;
   const store = new ConfigStore(home);
@@ -18,10 +18,11 @@ const restoreAzsBackup: Cmdlet = async ({ params, home, progress, signal, should
   const material = (await decryptionMaterial(params as DecryptionParameters))!;
   const lock = acquireJobLock(home, `restore ${name}`);
   try {
-    const { results, error } = await runRestore({
+    const { results, warnings, error } = await runRestore({
       target: await openShare(access), name, material, roleName, progress, signal,
-      withLocalSecrets: (role) => withLocalSecrets(store, role),
+      registeredRole: (role) => registeredRole(store, role), allowUnauthenticated: params.AllowUnauthenticated === true,
     });
+    for (const warning of warnings) writeWarning(warning);
     if (error) {
       writeError(error);
       setExitCode(error.exitCode);

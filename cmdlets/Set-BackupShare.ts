@@ -1,16 +1,19 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
+import { unauthenticatedCertificateWarning } from '../src/crypto/certificate-authentication.js';
 import { AzsError, usageError } from '../src/errors.js';
 import type { AlertSinks } from '../src/alerts/sinks.js';
-import { ConfigStore, type EncryptionSettings, type StoredConfig } from '../src/config/store.js';
+import { ConfigStore, type CertificateRecipient, type EncryptionSettings, type StoredConfig } from '../src/config/store.js';
 import { requiredCapacity } from '../src/session/capacity.js';
 import { backupLocation } from '../src/session/location.js';
-import { notConfigured, openShare, shareAccess, type ShareParameters } from '../src/session/session.js';
+import {
+  CERTIFICATE_SECRET_CONTEXT, notConfigured, openShare, shareAccess, type ShareParameters,
+} from '../src/session/session.js';
 
 /**
  * Configures the backup location: path, credential, encryption key or certificate, and scheduler;
  * validates access unless -SkipValidation. Key → certificate is allowed; certificate → key is not.
  */
-const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secretsFromEnvironment }) => {
+const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secretsFromEnvironment, writeWarning }) => {
   const store = new ConfigStore(home);
   const current = store.read();
   // A key left in AZSBACKUP_ENCRYPTIONKEY (from a restore, say) configures one where none is, but
@@ -18,7 +21,7 @@ const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secr
   // with a certificate given now.
   const keyFromEnvironment = secretsFromEnvironment?.has('EncryptionKey') && (current.encryption !== undefined || given.EncryptionCertPath !== undefined);
   const params = keyFromEnvironment ? { ...given, EncryptionKey: undefined } : given;
-  const encryption = await chooseEncryption(store, current, params.EncryptionKey as string | undefined, params.EncryptionCertPath as string | undefined);
+  const encryption = await chooseEncryption(store, current, params.EncryptionKey as string | undefined, params.EncryptionCertPath as string | undefined, pfxOf(params));
   const path = (params.Path as string | undefined) ?? current.share?.path;
   if (!path) throw notConfigured('share');
   const givesCredential = params.Credential !== undefined || params.UserName !== undefined;
@@ -33,7 +36,7 @@ const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secr
   // lock): a Set-BackupShare that ran meanwhile, while this one validated the share or asked to
   // confirm, keeps what it set.
   const shareGiven = params.Path !== undefined || givesCredential;
-  const encryptionGiven = params.EncryptionKey !== undefined || params.EncryptionCertPath !== undefined;
+  const encryptionGiven = params.EncryptionKey !== undefined || params.EncryptionCertPath !== undefined || params.DecryptionCertPath !== undefined;
   const apply = (base: StoredConfig): StoredConfig => ({
     ...base,
     share: shareGiven || !base.share ? share : base.share,
@@ -58,6 +61,7 @@ const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secr
     available = result.AvailableCapacity;
   }
   const saved = await store.update(apply);
+  if (saved.encryption?.mode === 'Certificate' && !saved.encryption.authenticationSecret) writeWarning(unauthenticatedCertificateWarning(saved.encryption.thumbprint));
   if (encryptionGiven) {
     // A rotated certificate settles CertificateExpiring now, not at the next scheduler tick.
     const [{ AlertStore }, { reviewCertificateExpiry }] = await Promise.all([import('../src/alerts/alerts.js'), import('../src/engine/scheduler.js')]);
@@ -89,9 +93,22 @@ function alertSinks(current: AlertSinks = {}, command?: string[], webhookUri?: s
   };
 }
 
-async function chooseEncryption(store: ConfigStore, current: StoredConfig, key?: string, certPath?: string): Promise<EncryptionSettings> {
-  if (key !== undefined && certPath !== undefined) {
-    throw usageError('Give either -EncryptionKey or -EncryptionCertPath, not both.', 'EncryptionConflict');
+interface PfxGiven {
+  path: string;
+  password: string;
+}
+
+function pfxOf(params: Record<string, unknown>): PfxGiven | undefined {
+  if (params.DecryptionCertPath === undefined) {
+    if (params.DecryptionCertPassword !== undefined) throw usageError('-DecryptionCertPassword goes with -DecryptionCertPath.', 'PfxPathMissing');
+    return undefined;
+  }
+  return { path: params.DecryptionCertPath as string, password: (params.DecryptionCertPassword as string | undefined) ?? '' };
+}
+
+async function chooseEncryption(store: ConfigStore, current: StoredConfig, key?: string, certPath?: string, pfx?: PfxGiven): Promise<EncryptionSettings> {
+  if (key !== undefined && (certPath !== undefined || pfx !== undefined)) {
+    throw usageError('Give either -EncryptionKey or -EncryptionCertPath (with its .pfx), not both.', 'EncryptionConflict');
   }
   if (certPath !== undefined) {
     const { readCertificateFile } = await import('../src/crypto/certificate.js');
@@ -100,7 +117,17 @@ async function chooseEncryption(store: ConfigStore, current: StoredConfig, key?:
       throw usageError(`The certificate ${certPath} expired on ${info.notAfter.toISOString()}.`, 'CertificateExpired', certPath,
         'Make a new certificate with New-EncryptionKey -Certificate.');
     }
-    return { mode: 'Certificate', thumbprint: info.thumbprint, subject: info.subject, notBefore: info.notBefore.toISOString(), notAfter: info.notAfter.toISOString(), publicKeyPem: info.publicKeyPem };
+    const certificate: CertificateRecipient = {
+      mode: 'Certificate', thumbprint: info.thumbprint, subject: info.subject, notBefore: info.notBefore.toISOString(), notAfter: info.notAfter.toISOString(), publicKeyPem: info.publicKeyPem,
+    };
+    return pfx ? withAuthenticationSecret(store, certificate, pfx) : certificate;
+  }
+  if (pfx !== undefined) {
+    // The certificate configured already, given its .pfx now: its backups from here on prove who made them.
+    if (current.encryption?.mode !== 'Certificate') {
+      throw usageError('-DecryptionCertPath proves the encryption certificate; give -EncryptionCertPath too, since no certificate is configured.', 'EncryptionCertificateMissing');
+    }
+    return withAuthenticationSecret(store, current.encryption, pfx);
   }
   if (key !== undefined) {
     if (current.encryption?.mode === 'Certificate') {
@@ -115,5 +142,18 @@ async function chooseEncryption(store: ConfigStore, current: StoredConfig, key?:
   if (current.encryption) return current.encryption;
   throw usageError('No encryption is configured yet: give -EncryptionKey or -EncryptionCertPath.', 'EncryptionRequired', undefined,
     'Make a key or certificate with New-EncryptionKey, then pass it to Set-BackupShare.');
+}
+/**
+ * Derives, from the .pfx given once at setup, the secret that lets backups prove they were made
+ * here; keeps the secret sealed and lets the .pfx go.
+ */
+async function withAuthenticationSecret(store: ConfigStore, certificate: CertificateRecipient, pfx: PfxGiven): Promise<CertificateRecipient> {
+  const [{ readPfxFile }, { certificateAuthenticationSecret, pfxDoesNotMatch }] = await Promise.all([
+    import('../src/crypto/certificate.js'), import('../src/crypto/certificate-authentication.js'),
+  ]);
+  const { info, privateKeyPem } = await readPfxFile(pfx.path, pfx.password);
+  if (info.thumbprint !== certificate.thumbprint) throw pfxDoesNotMatch(certificate.thumbprint, info.thumbprint, pfx.path);
+  const secret = certificateAuthenticationSecret(privateKeyPem, info.thumbprint).toString('base64');
+  return { ...certificate, authenticationSecret: store.seal(secret, CERTIFICATE_SECRET_CONTEXT) };
 }
 export default setBackupShare;

@@ -8,9 +8,11 @@ import { decryptionMaterial, openShare, shareAccess, type DecryptionParameters, 
  * Checks a backup without restoring it: without a key, every file against its recorded hash; with
  * the key or the .pfx, every chunk decrypted and authenticated.
  */
-const testInfrastructureBackup: Cmdlet = async ({ params, home, progress, writeError, setExitCode }) => {
+const testInfrastructureBackup: Cmdlet = async ({ params, home, progress, writeError, writeWarning, setExitCode }) => {
   const target = await openShare(shareAccess(new ConfigStore(home), params as ShareParameters));
-  const result = await verifyBackup(target, params.Name as string, await decryptionMaterial(params as DecryptionParameters), progress);
+  const result = await verifyBackup(target, params.Name as string, await decryptionMaterial(params as DecryptionParameters), progress,
+    { allowUnauthenticated: params.AllowUnauthenticated === true });
+  if (result.Authenticity === 'Unauthenticated') writeWarning(`Backup ${result.Name}: ${result.Checked}`);
   for (const bad of result.Files.filter((f) => !f.Succeeded)) {
     writeError(new AzsError(`Backup ${result.Name}: ${bad.File}: ${bad.Message}`, {
       errorId: 'BackupVerificationFailed', category: 'InvalidData', exitCode: 12, targetObject: bad.File,

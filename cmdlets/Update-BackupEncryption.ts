@@ -1,15 +1,18 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
+import { unauthenticatedCertificateWarning } from '../src/crypto/certificate-authentication.js';
 import { ConfigStore } from '../src/config/store.js';
 import { isAzsError } from '../src/errors.js';
 import { acquireJobLock } from '../src/engine/job-lock.js';
 import { backupsToRewrap, rewrapBackup } from '../src/engine/rewrap.js';
-import { configuredRecipient, decryptionMaterial, openShare, shareAccess, type DecryptionParameters } from '../src/session/session.js';
+import {
+  configuredRecipient, decryptionMaterial, openShare, shareAccess, type DecryptionParameters,
+} from '../src/session/session.js';
 
 /**
  * After a key or certificate rotation, re-wraps retained backups for the recipient configured now,
  * without re-encrypting their data.
  */
-const updateBackupEncryption: Cmdlet = async ({ params, home, shouldProcess, writeError, setExitCode }) => {
+const updateBackupEncryption: Cmdlet = async ({ params, home, shouldProcess, writeError, writeWarning, setExitCode }) => {
   const store = new ConfigStore(home);
   const config = store.read();
   const access = shareAccess(store, {}, config);
@@ -19,6 +22,8 @@ const updateBackupEncryption: Cmdlet = async ({ params, home, shouldProcess, wri
   const lock = acquireJobLock(home, 'update encryption');
   try {
     const updated = [];
+    const unchanged: string[] = [];
+    const options = { allowUnauthenticated: params.AllowUnauthenticated === true };
     const { names, unreadable } = await backupsToRewrap(target, oldMaterial, params.Name as string | undefined);
     // One damaged backup is reported and the others are still re-wrapped: an operator who retires
     // the old material must see exactly which backups it still opens alone.
@@ -26,12 +31,19 @@ const updateBackupEncryption: Cmdlet = async ({ params, home, shouldProcess, wri
     for (const name of names) {
       if (!(await shouldProcess(`backup ${name}`, 'Re-wrap the data key for the configured encryption'))) continue;
       try {
-        updated.push(await rewrapBackup(target, access.path, name, oldMaterial, recipient));
+        const { record, rewritten, wasAuthenticated } = await rewrapBackup(target, access.path, name, oldMaterial, recipient, options);
+        if (!wasAuthenticated) {
+          writeWarning(`Backup ${name} carried no proof of who made it and was re-sealed anyway (-AllowUnauthenticated)${rewritten && recipient.kind === 'Certificate' && recipient.authenticationKey ? ': from now on it restores as if this service made it' : ''}.`);
+        }
+        if (rewritten) updated.push(record);
+        else unchanged.push(name);
       } catch (e) {
         if (params.Name !== undefined || !isAzsError(e)) throw e;
         failures.push(e);
       }
     }
+    if (unchanged.length) writeWarning(`Already encrypted for the configured ${recipient.kind === 'Key' ? 'key' : 'certificate'}, nothing to do: ${unchanged.join(', ')}.`);
+    if (recipient.kind === 'Certificate' && !recipient.authenticationKey) writeWarning(unauthenticatedCertificateWarning(recipient.thumbprint));
     for (const error of failures) writeError(error);
     // Some re-wrapped and some not is a partial success (3); none at all, the failure's own code.
     if (failures.length > 0 && updated.length === 0) setExitCode(failures[0]!.exitCode);

@@ -97,7 +97,8 @@ describe('certificate rotation', () => {
     const cer = path.join(d.root, 'next.cer');
     const pfx = path.join(d.root, 'next.pfx');
     const made = expectOk(await d.cli(['New-EncryptionKey', '-Certificate', '-CertificatePath', cer, '-PfxPath', pfx, '-PfxPassword', '-'], { stdin: 'next-password\n' })).json;
-    expectOk(await d.cli(['Set-BackupShare', '-Path', d.share, '-EncryptionCertPath', cer]), 'Set-BackupShare (new certificate)');
+    expectOk(await d.cli(['Set-BackupShare', '-Path', d.share, '-EncryptionCertPath', cer, '-DecryptionCertPath', pfx, '-DecryptionCertPassword', '-'],
+      { stdin: 'next-password\n' }), 'Set-BackupShare (new certificate)');
     const r = expectOk(await d.cli(['Update-BackupEncryption', '-DecryptionCertPath', d.pfx!, '-DecryptionCertPassword', '-', '-Confirm:$false'], { stdin: `${d.pfxPassword}\n` }));
     expect(list(r.json).map((x) => [x.Name, x.EncryptionCertThumbprint])).toEqual([[b.Name, made.Thumbprint]]);
     const withNew = await d.cli(['Test-InfrastructureBackup', '-Name', b.Name, '-DecryptionCertPath', pfx, '-DecryptionCertPassword', '-'], { stdin: 'next-password\n' });

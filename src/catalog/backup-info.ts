@@ -1,7 +1,7 @@
 import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { XMLBuilder, XMLParser } from 'fast-xml-parser';
 import { AzsError, ExitCode, usageError } from '../errors.js';
-import type { WrappedKey } from '../crypto/recipient.js';
+import type { EncryptFor, WrappedKey } from '../crypto/recipient.js';
 import type { ProviderName, RoleDefinition } from '../providers/provider.js';
 
 /**
@@ -9,10 +9,16 @@ import type { ProviderName, RoleDefinition } from '../providers/provider.js';
  *
  * The file ends with a <Seal> element carrying a SHA-256 digest and an HMAC-SHA256 of every byte
  * before it. The digest lets a keyless check notice damage; the HMAC, keyed from the backup's data
- * key, lets a check with the decryption material notice any deliberate edit as well.
+ * key, lets a check with the decryption material notice any deliberate edit as well. Since the data
+ * key of a certificate-mode backup can be wrapped by anyone holding the public certificate, the
+ * seal also carries one Authenticator per certificate recipient: an HMAC keyed from a secret only
+ * that certificate's private key yields (crypto/certificate-authentication.ts). Format 2 binds the
+ * stamp folder too.
  */
 
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** The versions this build reads. */
+const READABLE_VERSIONS = [1, 2];
 export const BACKUP_DATA_VERSION = '1.0';
 
 export type BackupStatus = 'Queued' | 'Running' | 'Succeeded' | 'PartialSucceeded' | 'Failed' | 'Skipped' | 'Deleted';
@@ -36,6 +42,8 @@ export interface RoleRecord {
 }
 
 export interface BackupInfo {
+  /** 1: no stamp binding, no authenticators; 2: both. Written as FORMAT_VERSION. */
+  formatVersion?: number;
   name: string;
   status: BackupStatus;
   createdDateTime: Date;
@@ -48,10 +56,38 @@ export interface BackupInfo {
 }
 
 const NS = 'urn:azsbackup:backupinfo:1';
-const SEAL = /<Seal Digest="([0-9a-f]{64})" Mac="([0-9a-f]{64})"\/>\s*<\/BackupInfo>\s*$/;
+const SEAL = /<Seal Digest="([0-9a-f]{64})" Mac="([0-9a-f]{64})"(?:\/>|>((?:\s*<Authenticator Id="[0-9A-F]{40}" Mac="[0-9a-f]{64}"\/>)*)\s*<\/Seal>)\s*<\/BackupInfo>\s*$/;
+const AUTHENTICATOR = /<Authenticator Id="([0-9A-F]{40})" Mac="([0-9a-f]{64})"\/>/g;
 
-export function backupInfoMacKey(dataKey: Buffer, backupName: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', dataKey, Buffer.alloc(0), Buffer.from(`AzsBackup BackupInfo v1\0${backupName}`), 32));
+const hkdf = (ikm: Buffer, info: string): Buffer => Buffer.from(hkdfSync('sha256', ikm, Buffer.alloc(0), Buffer.from(info, 'utf8'), 32));
+
+/**
+ * The seal's MAC key, from the data key: bound to the backup's name, and from format 2 on to its
+ * stamp folder, so a BackupInfo.xml moved into another backup's or another stamp's folder fails.
+ */
+export function backupInfoMacKey(dataKey: Buffer, backupName: string, stamp: string, formatVersion = FORMAT_VERSION): Buffer {
+  return formatVersion < 2 ? hkdf(dataKey, `AzsBackup BackupInfo v1\0${backupName}`) : hkdf(dataKey, `AzsBackup BackupInfo v2\0${stamp}\0${backupName}`);
+}
+
+/** An authenticator's key: from a certificate's authentication key, bound to the backup's stamp and name. */
+export function authenticatorKey(certificateAuthenticationKey: Buffer, backupName: string, stamp: string): Buffer {
+  return hkdf(certificateAuthenticationKey, `AzsBackup BackupInfo authenticator v2\0${stamp}\0${backupName}`);
+}
+
+/** What seals a BackupInfo.xml: the data key's MAC key and one authenticator key per certificate that can prove authorship. */
+export interface SealKeys {
+  macKey: Buffer;
+  authenticators: { thumbprint: string; key: Buffer }[];
+}
+
+/** The seal keys of a backup made for these recipients; a certificate without its authentication key adds no authenticator. */
+export function sealKeysFor(dataKey: Buffer, backupName: string, stamp: string, recipients: readonly EncryptFor[]): SealKeys {
+  return {
+    macKey: backupInfoMacKey(dataKey, backupName, stamp),
+    authenticators: recipients.flatMap((r) => (r.kind === 'Certificate' && r.authenticationKey
+      ? [{ thumbprint: r.thumbprint, key: authenticatorKey(r.authenticationKey, backupName, stamp) }]
+      : [])),
+  };
 }
 
 function definitionToXml(d: RoleDefinition): Record<string, unknown> {
@@ -92,7 +128,7 @@ function body(info: BackupInfo): string {
   const doc = {
     BackupInfo: {
       '@_xmlns': NS,
-      '@_FormatVersion': FORMAT_VERSION,
+      '@_FormatVersion': info.formatVersion ?? FORMAT_VERSION,
       Name: info.name,
       Status: info.status,
       CreatedDateTime: info.createdDateTime.toISOString(),
@@ -128,11 +164,28 @@ function body(info: BackupInfo): string {
   return `<?xml version="1.0" encoding="utf-8"?>\n${(builder.build(doc) as string).replace(/\n<\/BackupInfo>\n?$/, '\n')}`;
 }
 
-export function serializeBackupInfo(info: BackupInfo, macKey: Buffer): string {
+export function serializeBackupInfo(info: BackupInfo, keys: SealKeys): string {
   const signed = `${body(info)}  `;
   const digest = createHash('sha256').update(signed).digest('hex');
-  const mac = createHmac('sha256', macKey).update(signed).digest('hex');
-  return `${signed}<Seal Digest="${digest}" Mac="${mac}"/>\n</BackupInfo>\n`;
+  const mac = createHmac('sha256', keys.macKey).update(signed).digest('hex');
+  if (keys.authenticators.length === 0) return `${signed}<Seal Digest="${digest}" Mac="${mac}"/>\n</BackupInfo>\n`;
+  const authenticators = keys.authenticators.map(({ thumbprint, key }) =>
+    `    <Authenticator Id="${thumbprint.toUpperCase()}" Mac="${createHmac('sha256', key).update(signed).digest('hex')}"/>\n`);
+  return `${signed}<Seal Digest="${digest}" Mac="${mac}">\n${authenticators.join('')}  </Seal>\n</BackupInfo>\n`;
+}
+
+/** A certificate-mode backup that carries no proof of who made it (made before format 2, or without the authentication secret). */
+export function notAuthenticated(name: string, thumbprint: string): AzsError {
+  return new AzsError(
+    `Backup ${name} carries no proof that it was made by a holder of certificate ${thumbprint}'s authentication secret: anyone who can write to the share and has the public certificate could have made it.`,
+    {
+      errorId: 'BackupNotAuthenticated',
+      category: 'SecurityError',
+      exitCode: ExitCode.Integrity,
+      targetObject: name,
+      recommendedAction: 'Restore a backup made since Set-BackupShare was given the .pfx (-DecryptionCertPath). Only if you are sure nobody else could write to the share since this backup was made, add -AllowUnauthenticated.',
+    },
+  );
 }
 
 function damaged(name: string, reason: string): AzsError {
@@ -147,10 +200,15 @@ function damaged(name: string, reason: string): AzsError {
 
 export interface ParsedBackupInfo {
   info: BackupInfo;
+  formatVersion: number;
   /** True when the keyless SHA-256 digest matches. */
   digestValid: boolean;
   /** Throws BackupInfoTampered unless the HMAC matches under this key. */
   authenticate(macKey: Buffer): void;
+  /** Thumbprints (upper case) of the certificates whose authenticators the seal carries. */
+  authenticatorIds: string[];
+  /** Throws BackupNotAuthenticated when the seal has no authenticator for this thumbprint, BackupInfoTampered when it does not match. */
+  authenticateCertificate(thumbprint: string, key: Buffer): void;
 }
 
 const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
@@ -188,8 +246,16 @@ export function parseBackupInfo(text: string, expectedName: string): ParsedBacku
   } catch (e) {
     throw damaged(expectedName, `it is not readable XML (${(e as Error).message})`);
   }
+  const formatVersion = Number(raw['@_FormatVersion'] ?? 1);
+  if (!READABLE_VERSIONS.includes(formatVersion)) {
+    throw new AzsError(`Backup ${expectedName} is in format version ${String(raw['@_FormatVersion'])}, which this version of AzsBackup does not read.`, {
+      errorId: 'UnsupportedBackupFormat', category: 'InvalidData', exitCode: ExitCode.Integrity, targetObject: expectedName,
+      recommendedAction: 'Use the AzsBackup version that made this backup, or a newer one.',
+    });
+  }
   const enc = raw.Encryption ?? {};
   const info: BackupInfo = {
+    formatVersion,
     name: String(raw.Name),
     status: String(raw.Status) as BackupStatus,
     createdDateTime: new Date(String(raw.CreatedDateTime)),
@@ -214,12 +280,20 @@ export function parseBackupInfo(text: string, expectedName: string): ParsedBacku
     })),
   };
   if (info.name !== expectedName) throw damaged(expectedName, `it names backup ${info.name}`);
+  const authenticators = new Map([...(seal[3] ?? '').matchAll(AUTHENTICATOR)].map((m) => [m[1]!, m[2]!]));
+  const matches = (key: Buffer, expected: string): boolean => timingSafeEqual(createHmac('sha256', key).update(signed).digest(), Buffer.from(expected, 'hex'));
   return {
     info,
+    formatVersion,
     digestValid,
     authenticate(macKey: Buffer) {
-      const mac = createHmac('sha256', macKey).update(signed).digest();
-      if (!timingSafeEqual(mac, Buffer.from(seal[2]!, 'hex'))) throw damaged(expectedName, 'its authentication code does not match');
+      if (!matches(macKey, seal[2]!)) throw damaged(expectedName, 'its authentication code does not match');
+    },
+    authenticatorIds: [...authenticators.keys()],
+    authenticateCertificate(thumbprint: string, key: Buffer) {
+      const expected = authenticators.get(thumbprint.toUpperCase());
+      if (expected === undefined) throw notAuthenticated(expectedName, thumbprint.toUpperCase());
+      if (!matches(key, expected)) throw damaged(expectedName, `its authenticator for certificate ${thumbprint.toUpperCase()} does not match`);
     },
   };
 }

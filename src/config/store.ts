@@ -26,6 +26,12 @@ export interface CertificateRecipient {
   notBefore: string;
   notAfter: string;
   publicKeyPem: string;
+  /**
+   * The secret only the certificate's private key yields (crypto/certificate-authentication.ts),
+   * derived once from the .pfx given to Set-BackupShare; it lets backups prove who made them.
+   * Absent in configurations made without the .pfx: their backups cannot be authenticated.
+   */
+  authenticationSecret?: Sealed;
 }
 
 export interface KeyRecipient {

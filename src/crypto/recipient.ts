@@ -7,11 +7,15 @@ import { unwrapWithPrivateKey, unwrapWithSymmetricKey, wrapForCertificate, wrapF
  */
 
 export type EncryptFor =
-  | { kind: 'Certificate'; thumbprint: string; publicKeyPem: string }
+  /**
+   * `authenticationKey`: from the secret only the certificate's private key yields
+   * (certificate-authentication.ts); without it, the backups made cannot prove who made them.
+   */
+  | { kind: 'Certificate'; thumbprint: string; publicKeyPem: string; authenticationKey?: Buffer }
   | { kind: 'Key'; keyId: string; key: Buffer };
 
 export type DecryptWith =
-  | { kind: 'Certificate'; thumbprint: string; privateKeyPem: string }
+  | { kind: 'Certificate'; thumbprint: string; privateKeyPem: string; authenticationKey: Buffer }
   | { kind: 'Key'; keyId: string; key: Buffer };
 
 export interface WrappedKey {

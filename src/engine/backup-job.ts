@@ -3,7 +3,6 @@ import { AzsError, isAzsError, usageError } from '../errors.js';
 import { AlertStore, shareAlertTypes } from '../alerts/alerts.js';
 import { processStartTime, type HeldLock } from '../config/file-lock.js';
 import { ConfigStore, type StoredConfig, type StoredRole } from '../config/store.js';
-import { withoutPassword } from '../providers/pgconn.js';
 import type { RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
 import { configuredRecipient, openShare, shareAccess } from '../session/session.js';
@@ -52,15 +51,10 @@ export function unsealRole(store: ConfigStore, role: StoredRole): RoleDefinition
   return { ...rest, connectionString: url.toString() };
 }
 
-/**
- * A role as a backup recorded it, with the database password this machine keeps sealed for the
- * same role (same name, same connection string without its password); unchanged otherwise.
- */
-export function withLocalSecrets(store: ConfigStore, recorded: RoleDefinition): RoleDefinition {
-  if (recorded.provider !== 'postgres' || !recorded.connectionString) return recorded;
-  const local = store.read().roles.find((r) => r.name.toLowerCase() === recorded.name.toLowerCase() && r.provider === 'postgres' && r.databasePassword && r.connectionString
-    && withoutPassword(r.connectionString) === withoutPassword(recorded.connectionString!));
-  return local ? { ...recorded, connectionString: unsealRole(store, local).connectionString! } : recorded;
+/** The role of this name as this machine registered it, secrets unsealed; undefined on a machine that never registered it. */
+export function registeredRole(store: ConfigStore, name: string): RoleDefinition | undefined {
+  const local = store.read().roles.find((r) => r.name.toLowerCase() === name.toLowerCase());
+  return local && unsealRole(store, local);
 }
 
 /** What a queued job looks like before it starts. */

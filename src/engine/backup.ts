@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { pipeline, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
-import { serializeBackupInfo, backupInfoMacKey, BACKUP_DATA_VERSION, type BackupInfo, type RoleRecord } from '../catalog/backup-info.js';
+import { serializeBackupInfo, sealKeysFor, BACKUP_DATA_VERSION, type BackupInfo, type RoleRecord } from '../catalog/backup-info.js';
 import { removeIfEmpty } from '../catalog/share-catalog.js';
 import { INFO_FILE, ROOT, backupFolder, partialFolder, roleFileName, stampOf } from '../catalog/layout.js';
 import { newDataKey } from '../crypto/key-wrap.js';
+import { unauthenticatedCertificateWarning } from '../crypto/certificate-authentication.js';
 import { wrapFor, type EncryptFor } from '../crypto/recipient.js';
 import { canRecycle, recycleThrough } from '../memory/recycling-readable.js';
 import { DEFAULT_CHUNK_SIZE } from '../pipeline/chunk-cipher.js';
@@ -51,6 +52,8 @@ export interface BackupOutcome {
   record: BackupRecord;
   /** The failures of individual roles, for non-terminating error records. */
   roleErrors: AzsError[];
+  /** What the operator must know though it did not fail the backup. */
+  warnings: string[];
 }
 
 const CHUNK_SIZE = DEFAULT_CHUNK_SIZE;
@@ -221,7 +224,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
     await removeIfEmpty(req.target, `${ROOT}/${stamp}`).catch(() => {});
     const record = snapshot('Failed', 'Every role failed; nothing was written to the share.');
     record.TimeTakenToCreate = Date.now() - created.getTime();
-    return { record, roleErrors };
+    return { record, roleErrors, warnings: [] };
   }
 
   const info: BackupInfo = {
@@ -235,10 +238,11 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
     recipients,
     roles: records,
   };
-  await req.target.write(`${staging}/${INFO_FILE}`, readableOf(serializeBackupInfo(info, backupInfoMacKey(dataKey, name))), { atomic: false });
+  await req.target.write(`${staging}/${INFO_FILE}`, readableOf(serializeBackupInfo(info, sealKeysFor(dataKey, name, stamp, [req.recipient]))), { atomic: false });
   await req.target.rename(staging, backupFolder(stamp, name));
   req.progress.report({ activity, status: status, percentComplete: 100, id: 0, completed: true });
-  return { record: recordFromInfo(info, req.sharePath), roleErrors };
+  const warnings = req.recipient.kind === 'Certificate' && !req.recipient.authenticationKey ? [unauthenticatedCertificateWarning(req.recipient.thumbprint)] : [];
+  return { record: recordFromInfo(info, req.sharePath), roleErrors, warnings };
 }
 
 function cancelled(signal: AbortSignal): AzsError {

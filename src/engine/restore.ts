@@ -10,7 +10,8 @@ import type { Provider, RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
 import { canRecycle } from '../memory/recycling-readable.js';
 import type { Target } from '../targets/target.js';
-import { openBackup } from './open-backup.js';
+import { withoutPassword } from '../providers/pgconn.js';
+import { openBackup, type Authenticity } from './open-backup.js';
 import { createVerifyTap } from './verify-tap.js';
 import { countBytes } from './byte-counter.js';
 
@@ -31,10 +32,13 @@ export interface RestoreRequest {
   progress: ProgressReporter;
   signal?: AbortSignal;
   /**
-   * A backup records no database password. This gives a recorded role the secrets this machine
-   * holds for it (the sealed -DatabasePassword of the same role, registered here), if any.
+   * The role of this name as this machine registered it (with its secrets), if it did. Where it
+   * does, its definition decides where the data goes and what runs, not the backup's, and a
+   * difference is reported.
    */
-  withLocalSecrets?: (role: RoleDefinition) => RoleDefinition;
+  registeredRole?: (name: string) => RoleDefinition | undefined;
+  /** Restores a certificate-mode backup that carries no proof of who made it (OpenOptions). */
+  allowUnauthenticated?: boolean;
 }
 
 export interface RestoreResultRecord {
@@ -46,11 +50,45 @@ export interface RestoreResultRecord {
   Size: number;
   Duration: number;
   Error: string | null;
+  /** How the backup was proven to be ours: Key, Certificate, or Unauthenticated (-AllowUnauthenticated). */
+  Authenticity: Authenticity;
+  /** Whose role definition was followed: this machine's registration, or the backup's record (a fresh machine). */
+  DefinitionSource: 'Registered' | 'Backup';
+  /** Where this machine's registration differs from what the backup recorded, in words; null when they agree. */
+  DefinitionDifference: string | null;
 }
 
 export interface RestoreOutcome {
   results: RestoreResultRecord[];
+  /** What the operator must know though nothing failed: an unauthenticated backup, definitions that differ. */
+  warnings: string[];
   error?: AzsError;
+}
+
+/** The fields of a role definition that decide where data goes and what runs. */
+const DECISIVE: (keyof RoleDefinition)[] = ['provider', 'path', 'exportCommand', 'importCommand', 'connectionString', 'timeoutSeconds', 'restoreOrder'];
+
+/** Where a registered role differs from a recorded one, e.g. "path: /etc/pki/ca (backup: /tmp/x)"; passwords never compared. */
+function definitionDifference(registered: RoleDefinition, recorded: RoleDefinition): string | null {
+  const shown = (d: RoleDefinition, k: keyof RoleDefinition): string => {
+    const v = k === 'connectionString' && d.connectionString ? withoutPassword(d.connectionString) : d[k];
+    return v === undefined ? '(none)' : Array.isArray(v) ? JSON.stringify(v) : String(v);
+  };
+  const differing = DECISIVE.filter((k) => shown(registered, k) !== shown(recorded, k));
+  return differing.length ? differing.map((k) => `${k}: ${shown(registered, k)} (backup: ${shown(recorded, k)})`).join('; ') : null;
+}
+
+/** The definition a role is restored with: this machine's registration wins over the backup's record. */
+function effectiveRole(record: RoleRecord, registered: RoleDefinition | undefined): EffectiveRole {
+  if (!registered) return { record, definition: record.definition, source: 'Backup', difference: null };
+  return { record, definition: { ...registered, name: record.definition.name }, source: 'Registered', difference: definitionDifference(registered, record.definition) };
+}
+
+interface EffectiveRole {
+  record: RoleRecord;
+  definition: RoleDefinition;
+  source: RestoreResultRecord['DefinitionSource'];
+  difference: string | null;
 }
 
 /**
@@ -136,7 +174,8 @@ function holdImport(run: (beforeCommit: () => Promise<void>) => Promise<void>): 
 }
 
 export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
-  const { info, entry, dataKey } = await openBackup(req.target, req.name, req.material);
+  // Nothing the backup records (providers, paths, commands, owners, modes) is used before this proves it ours.
+  const { info, entry, dataKey, authenticity } = await openBackup(req.target, req.name, req.material, { allowUnauthenticated: req.allowUnauthenticated });
   const restorable = info.roles.filter((r) => r.status === 'Succeeded' && r.files.length > 0);
   let selected = restorable;
   if (req.roleName !== undefined) {
@@ -150,7 +189,10 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
       });
     }
   }
-  selected = [...selected].sort((a, b) => a.definition.restoreOrder - b.definition.restoreOrder || a.definition.name.localeCompare(b.definition.name));
+  const effective = selected.map((r) => effectiveRole(r, req.registeredRole?.(r.definition.name)))
+    .sort((a, b) => a.definition.restoreOrder - b.definition.restoreOrder || a.definition.name.localeCompare(b.definition.name));
+  selected = effective.map((e) => ({ ...e.record, definition: e.definition }));
+  const warnings = restoreWarnings(entry.name, authenticity!, effective);
 
   const activity = `Restore ${entry.name}`;
   const pathOf = (role: RoleRecord): string => `${entry.folder}/${role.files[0]!.name}`;
@@ -172,10 +214,10 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
     }
   }
 
-  const results: RestoreResultRecord[] = selected.map((role) => ({
+  const results: RestoreResultRecord[] = selected.map((role, i) => ({
     BackupName: entry.name, RoleName: role.definition.name, Provider: role.definition.provider, Status: 'Skipped',
     Destination: role.definition.path ?? role.definition.connectionString ?? role.definition.importCommand?.join(' ') ?? null,
-    Size: 0, Duration: 0, Error: null,
+    Size: 0, Duration: 0, Error: null, Authenticity: authenticity!, DefinitionSource: effective[i]!.source, DefinitionDifference: effective[i]!.difference,
   }));
   const failed = (i: number, e: unknown): AzsError => {
     const error = isAzsError(e) ? e : new AzsError(`Restoring role ${selected[i]!.definition.name} failed: ${(e as Error).message}`, {
@@ -196,7 +238,7 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
   /** Role i staged and held before its swap; or, where its provider cannot stage, authenticated whole. */
   const stage = async (i: number): Promise<void> => {
     const definition = selected[i]!.definition;
-    const provider = (providers[i] = await createProvider(req.withLocalSecrets?.(definition) ?? definition));
+    const provider = (providers[i] = await createProvider(definition));
     if (provider.streamsIntoDestination) {
       // Its import cannot be undone, so the whole file is authenticated before it starts.
       await drain(await read(selected[i]!));
@@ -245,5 +287,14 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
   // Whatever is still held after a failure is given up: its staging goes, its destination stays.
   for (const [i, h] of held.entries()) if (h && results[i]!.Status === 'Skipped') await h.abandon(failure!);
   req.progress.report({ activity, status: failure ? 'Failed' : 'Done', percentComplete: 100, id: 0, completed: true });
-  return { results, error: failure };
+  return { results, warnings, error: failure };
+}
+
+function restoreWarnings(name: string, authenticity: Authenticity, roles: EffectiveRole[]): string[] {
+  const warnings = roles.filter((r) => r.difference).map((r) =>
+    `Role ${r.definition.name} is restored as this machine registered it, not as backup ${name} recorded it: ${r.difference}.`);
+  if (authenticity === 'Unauthenticated') {
+    warnings.unshift(`Backup ${name} was restored without proof of who made it (-AllowUnauthenticated): anyone who could write to the share and had the public certificate could have made it.`);
+  }
+  return warnings;
 }

@@ -1,20 +1,24 @@
 import { Readable } from 'node:stream';
-import { backupInfoMacKey, serializeBackupInfo } from '../catalog/backup-info.js';
+import { FORMAT_VERSION, sealKeysFor, serializeBackupInfo } from '../catalog/backup-info.js';
 import { INFO_FILE } from '../catalog/layout.js';
 import { listShare, readBackupInfos } from '../catalog/share-catalog.js';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { materialId, wrapFor, type DecryptWith, type EncryptFor } from '../crypto/recipient.js';
 import type { Target } from '../targets/target.js';
 import { recordFromInfo, type BackupRecord } from './backup-record.js';
-import { openBackup } from './open-backup.js';
+import { openBackup, type OpenOptions } from './open-backup.js';
 
 /**
  * After a rotation, wraps a backup's data key for the new recipient in place of the old one and
- * re-seals BackupInfo.xml. The role files are not touched: their chunks are under the data key,
- * which does not change.
+ * re-seals BackupInfo.xml (in the current format, with the authenticator of a certificate whose
+ * authentication secret is configured). The role files are not touched: their chunks are under
+ * the data key, which does not change. `rewritten` is false when the backup was already as it
+ * would be written.
  */
-export async function rewrapBackup(target: Target, sharePath: string, name: string, oldMaterial: DecryptWith, recipient: EncryptFor): Promise<BackupRecord> {
-  const { entry, info, dataKey } = await openBackup(target, name, oldMaterial);
+export async function rewrapBackup(
+  target: Target, sharePath: string, name: string, oldMaterial: DecryptWith, recipient: EncryptFor, options: OpenOptions = {},
+): Promise<{ record: BackupRecord; rewritten: boolean; wasAuthenticated: boolean }> {
+  const { entry, info, parsed, dataKey, authenticity } = await openBackup(target, name, oldMaterial, options);
   if (recipient.kind === 'Key' && info.recipients.some((r) => r.kind === 'Certificate')) {
     // SPEC 6: the host that backs up never holds the decryption secret; a key would put it back.
     throw new AzsError(`Backup ${entry.name} is encrypted for a certificate; re-wrapping it for the symmetric key configured now is refused.`, {
@@ -22,14 +26,20 @@ export async function rewrapBackup(target: Target, sharePath: string, name: stri
       recommendedAction: 'Configure a certificate (Set-BackupShare -EncryptionCertPath) and re-wrap for it instead.',
     });
   }
+  const wasAuthenticated = authenticity !== 'Unauthenticated';
   const newId = recipient.kind === 'Certificate' ? recipient.thumbprint : recipient.keyId;
-  if (info.recipients.length === 1 && info.recipients[0]!.id === newId) return recordFromInfo(info, sharePath);
-  const updated = { ...info, recipients: [wrapFor(recipient, dataKey!, entry.name)] };
-  const text = serializeBackupInfo(updated, backupInfoMacKey(dataKey!, entry.name));
+  const sameRecipient = info.recipients.length === 1 && info.recipients[0]!.id.toUpperCase() === newId.toUpperCase();
+  const authenticatorMissing = recipient.kind === 'Certificate' && recipient.authenticationKey !== undefined
+    && !parsed.authenticatorIds.includes(recipient.thumbprint.toUpperCase());
+  if (sameRecipient && parsed.formatVersion === FORMAT_VERSION && !authenticatorMissing) {
+    return { record: recordFromInfo(info, sharePath), rewritten: false, wasAuthenticated };
+  }
+  const updated = { ...info, formatVersion: FORMAT_VERSION, recipients: [wrapFor(recipient, dataKey!, entry.name)] };
+  const text = serializeBackupInfo(updated, sealKeysFor(dataKey!, entry.name, entry.stamp, [recipient]));
   // Target.write replaces in one atomic step, so the backup never lacks its BackupInfo.xml (and
   // never lists as a leftover that a prune would remove), even if this process dies here.
   await target.write(`${entry.folder}/${INFO_FILE}`, Readable.from([Buffer.from(text)]));
-  return recordFromInfo(updated, sharePath);
+  return { record: recordFromInfo(updated, sharePath), rewritten: true, wasAuthenticated };
 }
 
 /**

@@ -41,6 +41,11 @@ export function printErrorRecord(t: ReportTarget, source: string, e: ErrorLike, 
   t.stderr.write(`${lines.join('\n')}\n`);
 }
 
+/** A warning on stderr: `{"WarningRecord":{"Message":…}}` when stderr is not a terminal, `WARNING: …` when it is. */
+export function printWarningRecord(t: ReportTarget, message: string): void {
+  t.stderr.write(t.stderrIsTTY ? `WARNING: ${message}\n` : `${JSON.stringify({ WarningRecord: { Message: message } })}\n`);
+}
+
 const fallbackTracker = 'the AzsBackup issue tracker';
 
 /** The issue tracker named by package.json "bugs", read only when there is a bug to report. */

@@ -224,6 +224,9 @@ function Invoke-AzsBackupHost {
                 $state.Terminating = $errorRecord
             }
         }
+        elseif ($message -and $message.PSObject.Properties['WarningRecord']) {
+            $Cmdlet.WriteWarning([System.String]$message.WarningRecord.Message)
+        }
         elseif ($line) {
             $state.Other.Add($line)
             $Cmdlet.WriteVerbose($line)

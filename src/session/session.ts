@@ -1,5 +1,6 @@
 import { AzsError, ExitCode, usageError } from '../errors.js';
 import { ConfigStore, type StoredConfig } from '../config/store.js';
+import { certificateAuthenticationKey, certificateAuthenticationSecret } from '../crypto/certificate-authentication.js';
 import type { DecryptWith, EncryptFor } from '../crypto/recipient.js';
 /** A credential as cmdlets receive it (the host binds PSCredential to this shape). */
 export interface Credential {
@@ -64,10 +65,17 @@ export async function openShare(access: ShareAccess): Promise<Target> {
 export function configuredRecipient(store: ConfigStore, config: StoredConfig = store.read()): EncryptFor {
   const enc = config.encryption;
   if (!enc) throw notConfigured('encryption key or certificate');
-  return enc.mode === 'Certificate'
-    ? { kind: 'Certificate', thumbprint: enc.thumbprint, publicKeyPem: enc.publicKeyPem }
-    : { kind: 'Key', keyId: enc.keyId, key: Buffer.from(store.open(enc.key, 'encryption-key'), 'base64') };
+  if (enc.mode === 'Key') return { kind: 'Key', keyId: enc.keyId, key: Buffer.from(store.open(enc.key, 'encryption-key'), 'base64') };
+  const secret = enc.authenticationSecret && Buffer.from(store.open(enc.authenticationSecret, CERTIFICATE_SECRET_CONTEXT), 'base64');
+  return {
+    kind: 'Certificate', thumbprint: enc.thumbprint, publicKeyPem: enc.publicKeyPem,
+    ...(secret ? { authenticationKey: certificateAuthenticationKey(secret) } : {}),
+  };
 }
+
+/** Where the sealed certificate authentication secret is bound in the configuration. */
+export const CERTIFICATE_SECRET_CONTEXT = 'certificate-authentication-secret';
+
 
 export interface DecryptionParameters {
   DecryptionCertPath?: string;
@@ -80,7 +88,8 @@ export async function decryptionMaterial(p: DecryptionParameters): Promise<Decry
   if (p.DecryptionCertPath !== undefined) {
     const { readPfxFile } = await import('../crypto/certificate.js');
     const { info, privateKeyPem } = await readPfxFile(p.DecryptionCertPath, p.DecryptionCertPassword ?? '');
-    return { kind: 'Certificate', thumbprint: info.thumbprint, privateKeyPem };
+    const authenticationKey = certificateAuthenticationKey(certificateAuthenticationSecret(privateKeyPem, info.thumbprint));
+    return { kind: 'Certificate', thumbprint: info.thumbprint, privateKeyPem, authenticationKey };
   }
   if (p.EncryptionKey !== undefined) {
     const { parseSymmetricKey, symmetricKeyId } = await import('../crypto/symmetric-key.js');

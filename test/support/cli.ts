@@ -298,7 +298,9 @@ export async function makeDrill(opts: DrillOptions = {}): Promise<Drill> {
       drill.pfx = path.join(root, 'backup.pfx');
       drill.pfxPassword = `pfx-${path.basename(root)}`;
       expectOk(await cli(['New-EncryptionKey', '-Certificate', '-CertificatePath', drill.cer, '-PfxPath', drill.pfx, '-PfxPassword', '-'], { stdin: `${drill.pfxPassword}\n` }), 'New-EncryptionKey -Certificate');
-      expectOk(await cli(['Set-BackupShare', '-Path', share, '-EncryptionCertPath', drill.cer, '-BackupRetentionPeriodInDays', retention]), 'Set-BackupShare');
+      // The .pfx is given once, as the operator's guide says, so that backups prove who made them.
+      expectOk(await cli(['Set-BackupShare', '-Path', share, '-EncryptionCertPath', drill.cer, '-DecryptionCertPath', drill.pfx, '-DecryptionCertPassword', '-',
+        '-BackupRetentionPeriodInDays', retention], { stdin: `${drill.pfxPassword}\n` }), 'Set-BackupShare');
     }
     if (opts.roles ?? true) {
       await drill.register('Files', ['-Provider', 'directory', '-Path', data.files, '-RestoreOrder', '10']);
