@@ -116,8 +116,9 @@ try {
   say('An encryption certificate (the .pfx stays with the operator)');
   azs(home, 'New-EncryptionKey', ['-Certificate', '-CertificatePath', join(work, 'backup.cer'), '-PfxPath', join(work, 'backup.pfx'), '-PfxPassword', '-'], { stdin: `${pfxPassword}\n` });
 
-  say('The share: a local folder');
-  azs(home, 'Set-BackupShare', ['-Path', share, '-EncryptionCertPath', join(work, 'backup.cer'), '-BackupRetentionPeriodInDays', '7']);
+  say('The share: a local folder; the .pfx is given once so that backups prove who made them, and is not kept');
+  azs(home, 'Set-BackupShare', ['-Path', share, '-EncryptionCertPath', join(work, 'backup.cer'), '-DecryptionCertPath', join(work, 'backup.pfx'), '-DecryptionCertPassword', '-',
+    '-BackupRetentionPeriodInDays', '7'], { stdin: `${pfxPassword}\n` });
 
   say('The roles');
   azs(home, 'Register-InfrastructureRole', ['-Name', 'Identity', '-Provider', 'sqlite', '-DatabasePath', join(infra, 'identity', 'identity.db'), '-RestoreOrder', '10']);
