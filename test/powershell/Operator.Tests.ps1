@@ -160,7 +160,7 @@ Describe 'the module over the real host' {
         It 'never shows the share or pfx password on any command line or environment, and the drill restores byte-identical data' {
             $key = New-EncryptionKey -Certificate -CertificatePath "$drill/backup.cer" -PfxPath "$drill/backup.pfx" -PfxPassword $pfxPassword -Confirm:$false
             $key.Kind | Should -Be 'Certificate'
-            $location = Set-BackupShare -Path $smbPath -Credential (New-Object System.Management.Automation.PSCredential -ArgumentList $shareCredential.UserName, $shareCredential.Password) -EncryptionCertPath "$drill/backup.cer" -Confirm:$false
+            $location = Set-BackupShare -Path $smbPath -Credential (New-Object System.Management.Automation.PSCredential -ArgumentList $shareCredential.UserName, $shareCredential.Password) -EncryptionCertPath "$drill/backup.cer" -DecryptionCertPath "$drill/backup.pfx" -DecryptionCertPassword $pfxPassword -Confirm:$false
             $location.EncryptionMode | Should -Be 'Certificate'
             foreach ($name in $roles.Keys | Sort-Object) {
                 $null = Register-InfrastructureRole -Name $name -Provider directory -Path $roles[$name] -Confirm:$false
