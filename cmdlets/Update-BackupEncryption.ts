@@ -35,8 +35,8 @@ const updateBackupEncryption: Cmdlet = async ({ params, home, shouldProcess, wri
         if (!wasAuthenticated) {
           writeWarning(`Backup ${name} carried no proof of who made it and was re-sealed anyway (-AllowUnauthenticated)${rewritten && recipient.kind === 'Certificate' && recipient.authenticationKey ? ': from now on it restores as if this service made it' : ''}.`);
         }
-        if (rewritten) updated.push(record);
-        else unchanged.push(name);
+        updated.push(record);
+        if (!rewritten) unchanged.push(name);
       } catch (e) {
         if (params.Name !== undefined || !isAzsError(e)) throw e;
         failures.push(e);

@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectOk, makeDrill, shareFingerprint, type Drill } from './support/cli.js';
+import { redate } from './support/redate.js';
 
 /**
  * Retention through the command line: backups whose stamp folder is older than the retention
@@ -14,15 +15,8 @@ const DAY = 86_400_000;
 const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 const stamp = (t: Date) => t.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 
-/** Moves a backup into its own stamp folder `daysAgo` days back, the time the listing goes by. */
-async function age(d: Drill, name: string, daysAgo: number): Promise<string> {
-  const from = await d.backupFolder(name);
-  const rel = `MASBackup/${stamp(new Date(Date.now() - daysAgo * DAY))}/${name}`;
-  await fs.mkdir(path.dirname(path.join(d.share, rel)), { recursive: true });
-  await fs.rename(from, path.join(d.share, rel));
-  await fs.rmdir(path.dirname(from)).catch(() => {}); // the old stamp, unless another backup shares it
-  return rel;
-}
+/** Makes a backup look made `daysAgo` days back, the time the listing goes by. */
+const age = (d: Drill, name: string, daysAgo: number): Promise<string> => redate(d, name, new Date(Date.now() - daysAgo * DAY));
 
 async function names(d: Drill): Promise<string[]> {
   return list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json).map((b) => b.Name);
