@@ -3,12 +3,14 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { compileManifests, loadManifestSet } from '../src/manifest/load.js';
+import { writeParameterTypes } from '../src/manifest/parameter-types.js';
 import { generateModule } from '../src/psmodule/generate.js';
 
 const root = resolve(process.argv[2] ?? '.');
 /** Where the build is being written (scripts/build.mjs builds into dist.next/ and swaps it in). */
 const out = resolve(process.argv[3] ?? join(root, 'dist'));
 const manifests = join(root, 'manifests');
+writeParameterTypes(root, loadManifestSet(manifests).cmdlets);
 compileManifests(manifests, join(out, 'manifests.json'));
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 await generateModule(loadManifestSet(manifests), {

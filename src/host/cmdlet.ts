@@ -20,8 +20,9 @@ export interface Credential {
  */
 export type BoundParameters = Record<string, unknown>;
 
-export interface CmdletContext {
-  params: BoundParameters;
+export interface CmdletContext<P = BoundParameters> {
+  /** Typed for each cmdlet from its manifest: cmdlets/generated/parameters.d.ts. */
+  params: P;
   /** The parameter set the host resolved. */
   parameterSetName: string;
   /**
@@ -51,4 +52,4 @@ export interface CmdletContext {
 }
 
 /** Returns the output objects (PascalCase properties, as declared in manifests/Types.xml), or nothing. */
-export type Cmdlet = (ctx: CmdletContext) => Promise<unknown[] | unknown | void>;
+export type Cmdlet<P = BoundParameters> = (ctx: CmdletContext<P>) => Promise<unknown[] | unknown | void>;
