@@ -2,39 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withLock } from '../config/file-lock.js';
+import type { Alert, AlertType } from './alert.js';
 import { notifySinks, type AlertSinks } from './sinks.js';
+
+export type { Alert, AlertType } from './alert.js';
+export { shareAlertTypes } from './alert.js';
 
 /**
  * Alerts raised by jobs (SPEC section 7). One active alert per type: a repeat refreshes LastSeen.
  * An alert closes itself when a later job proves its cause gone.
  */
-
-export type AlertType =
-  | 'ShareCapacity'
-  | 'ShareConnectivity'
-  | 'SharePath'
-  | 'ShareAuthentication'
-  | 'BackupGeneral'
-  | 'CertificateExpiring'
-  | 'BackupOverdue';
-
-export const shareAlertTypes: readonly AlertType[] = ['ShareCapacity', 'ShareConnectivity', 'SharePath', 'ShareAuthentication'];
-
-export interface Alert {
-  Id: string;
-  AlertType: AlertType;
-  Severity: 'Critical' | 'Warning';
-  Title: string;
-  Description: string;
-  Remediation: string[];
-  Status: 'Active' | 'Closed';
-  FirstSeen: string;
-  LastSeen: string;
-  ClosedTime: string | null;
-  BackupName: string | null;
-  /** Why the last sending of it to a sink (command, webhook) failed; null once one succeeds. */
-  DeliveryError?: string | null;
-}
 
 const catalog: Record<AlertType, { severity: Alert['Severity']; title: string; remediation: string[] }> = {
   ShareCapacity: {
