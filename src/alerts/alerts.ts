@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withLock } from '../config/file-lock.js';
+import { writeFileWhole } from '../fs/durable-write.js';
 import type { Alert, AlertType } from './alert.js';
 import { notifySinks, type AlertSinks } from './sinks.js';
 
@@ -99,9 +100,7 @@ export class AlertStore {
     await withLock(join(this.home, 'alerts.lock'), 'alerts', () => {
       const alerts = this.list();
       fn(alerts);
-      const tmp = `${this.file}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify(alerts, null, 2), { mode: 0o600 });
-      renameSync(tmp, this.file);
+      writeFileWhole(this.file, JSON.stringify(alerts, null, 2), { mode: 0o600, replace: true });
     });
   }
 
