@@ -14,7 +14,7 @@ export { shareAlertTypes } from './alert.js';
  * An alert closes itself when a later job proves its cause gone.
  */
 
-const catalog: Record<AlertType, { severity: Alert['Severity']; title: string; remediation: string[] }> = {
+export const alertCatalog: Record<AlertType, { severity: Alert['Severity']; title: string; remediation: string[] }> = {
   ShareCapacity: {
     severity: 'Critical',
     title: 'The backup share is out of capacity',
@@ -117,7 +117,7 @@ export class AlertStore {
         raised = active;
         return;
       }
-      const def = catalog[type];
+      const def = alertCatalog[type];
       raised = {
         Id: randomUUID(),
         AlertType: type,
