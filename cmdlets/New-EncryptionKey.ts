@@ -1,30 +1,24 @@
-import { randomBytes } from 'node:crypto';
-import { link, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import { AzsError } from '../src/errors.js';
+import { writeFileWhole } from '../src/fs/durable-write.js';
 
 /**
  * Makes a symmetric key (64 random bytes, Base64) or, with -Certificate, a self-signed RSA
  * certificate (.cer, public) and its .pfx protected by a password (private).
  */
 const newEncryptionKey: Cmdlet = async ({ params, shouldProcess }) => {
-  const write = async (path: string, data: string | Buffer, mode: number) => {
-    // A new file with its mode from the start, then renamed into place under -Force: an old
-    // file's looser mode is not kept, and a symbolic link at the path is replaced, not followed.
-    const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-    await writeFile(temp, data, { flag: 'wx', mode });
+  const write = (path: string, data: string | Buffer, mode: number) => {
+    // A new file with its mode from the start, renamed into place under -Force: an old file's
+    // looser mode is not kept, and a symbolic link at the path is replaced, not followed.
     try {
-      if (params.Force) await rename(temp, path);
-      else await link(temp, path);
+      writeFileWhole(path, data, { mode, replace: Boolean(params.Force) });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       throw new AzsError(`${path} already exists.`, {
         errorId: 'FileExists', category: 'ResourceExists', exitCode: 2, targetObject: path,
         recommendedAction: 'Choose another path, or give -Force to overwrite it.',
       });
-    } finally {
-      await rm(temp, { force: true });
     }
   };
   if (params.Certificate) {
@@ -38,8 +32,8 @@ const newEncryptionKey: Cmdlet = async ({ params, shouldProcess }) => {
       validityDays: params.ValidityDays as number | undefined,
       pfxPassword: params.PfxPassword as string,
     });
-    await write(cerPath, cer, 0o644);
-    await write(pfxPath, pfx, 0o600);
+    write(cerPath, cer, 0o644);
+    write(pfxPath, pfx, 0o600);
     return {
       Kind: 'Certificate', KeyId: null, Key: null, KeyPath: null, Thumbprint: info.thumbprint, Subject: info.subject,
       KeySize: info.keySize, NotBefore: info.notBefore, NotAfter: info.notAfter, CertificatePath: cerPath, PfxPath: pfxPath,
@@ -49,7 +43,7 @@ const newEncryptionKey: Cmdlet = async ({ params, shouldProcess }) => {
   if (keyPath && !(await shouldProcess(keyPath, 'Create an encryption key'))) return;
   const { generateSymmetricKey, parseSymmetricKey, symmetricKeyId } = await import('../src/crypto/symmetric-key.js');
   const key = generateSymmetricKey();
-  if (keyPath) await write(keyPath, `${key}\n`, 0o600);
+  if (keyPath) write(keyPath, `${key}\n`, 0o600);
   return {
     Kind: 'Key', KeyId: symmetricKeyId(parseSymmetricKey(key)), Key: keyPath ? null : key, KeyPath: keyPath ?? null,
     Thumbprint: null, Subject: null, KeySize: 512, NotBefore: null, NotAfter: null, CertificatePath: null, PfxPath: null,

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dbRows, expectOk, fingerprint, freshHome, makeDrill, runCli, type Drill } from './support/cli.js';
+import { Database } from './support/provider-fixtures.js';
 
 /**
  * The operator's drill through the real command line: back up, lose everything, restore on a
@@ -71,7 +72,6 @@ describe('backup and restore drill', () => {
   it('-RoleName restores only that role and leaves the others as they are', async () => {
     await fs.writeFile(path.join(d.files, 'cloud.json'), 'changed since the backup');
     await fs.writeFile(path.join(d.tarred, 'sub-1.json'), 'changed too');
-    const Database = (await import('better-sqlite3')).default;
     const db = new Database(d.db);
     db.exec("DELETE FROM items WHERE id > 100; UPDATE items SET name = 'edited' WHERE id = 1");
     db.close();

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dbRows, expectOk, fingerprint, freshHome, makeDrill, runCli, sha256, type Drill } from './support/cli.js';
+import { Database } from './support/provider-fixtures.js';
 
 /**
  * A committed backup, damaged or tampered with on the share in every way the format promises to
@@ -66,6 +67,11 @@ describe('tampering with a committed backup', () => {
   }
   /** Restores share the destinations, so they run one at a time. */
   let restoreQueue: Promise<unknown> = Promise.resolve();
+  function oneRestoreAtATime<T>(restore: () => Promise<T>): Promise<T> {
+    const turn = restoreQueue.catch(() => undefined).then(restore);
+    restoreQueue = turn;
+    return turn;
+  }
 
   beforeAll(async () => {
     // 3 MB of random bytes does not compress: Files.azsrole spans several 1 MiB chunks.
@@ -82,7 +88,6 @@ describe('tampering with a committed backup', () => {
     await fs.writeFile(path.join(d.files, 'cloud.json'), 'edited after the backup');
     await fs.rm(path.join(d.files, 'big.bin'));
     await fs.writeFile(path.join(d.tarred, 'sub-2.json'), 'edited after the backup');
-    const Database = (await import('better-sqlite3')).default;
     const db = new Database(d.db);
     db.exec("DELETE FROM items WHERE id % 2 = 0; INSERT INTO items (name) VALUES ('added after the backup')");
     db.close();
@@ -230,12 +235,12 @@ describe('tampering with a committed backup', () => {
 
     /** A restore on a fresh machine must be refused with exit 12 and leave the destinations as they were. */
     const expectRefusedRestore = async (extra: string[]) => {
-      const restore = await (restoreQueue = restoreQueue.catch(() => undefined).then(async () => {
+      const restore = await oneRestoreAtATime(async () => {
         const r = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', target.Name, '-Path', share, ...extra, ...args], { stdin });
         const after = await destinations();
         if (after !== before) await putBackDestinations();
         return { r, after };
-      }));
+      });
       expect(restore.r.code, restore.r.stderr).toBe(12);
       expect(restore.r.errors[0]?.ExitCode).toBe(12);
       expect(restore.after).toBe(before);
@@ -267,10 +272,10 @@ describe('tampering with a committed backup', () => {
     expect(keyed.code).toBe(12);
     expect(keyed.errors.map((e) => e.ErrorId)).toContain('WrongDecryptionMaterial');
 
-    const r = await (restoreQueue = restoreQueue.catch(() => undefined).then(async () => {
+    const r = await oneRestoreAtATime(async () => {
       const res = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', target.Name, '-Path', d.share, '-EncryptionKey', '-'], { stdin: `${otherKey}\n` });
       return { res, after: await destinations() };
-    }));
+    });
     expect(r.res.code).toBe(12);
     expect(['WrongDecryptionMaterial', 'DataKeyUnwrapFailed']).toContain(r.res.errors[0]?.ErrorId);
     expect(r.after).toBe(before);

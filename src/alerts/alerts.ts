@@ -1,42 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withLock } from '../config/file-lock.js';
+import { writeFileWhole } from '../fs/durable-write.js';
+import type { Alert, AlertType } from './alert.js';
 import { notifySinks, type AlertSinks } from './sinks.js';
+
+export type { Alert, AlertType } from './alert.js';
+export { shareAlertTypes } from './alert.js';
 
 /**
  * Alerts raised by jobs (SPEC section 7). One active alert per type: a repeat refreshes LastSeen.
  * An alert closes itself when a later job proves its cause gone.
  */
 
-export type AlertType =
-  | 'ShareCapacity'
-  | 'ShareConnectivity'
-  | 'SharePath'
-  | 'ShareAuthentication'
-  | 'BackupGeneral'
-  | 'CertificateExpiring'
-  | 'BackupOverdue';
-
-export const shareAlertTypes: readonly AlertType[] = ['ShareCapacity', 'ShareConnectivity', 'SharePath', 'ShareAuthentication'];
-
-export interface Alert {
-  Id: string;
-  AlertType: AlertType;
-  Severity: 'Critical' | 'Warning';
-  Title: string;
-  Description: string;
-  Remediation: string[];
-  Status: 'Active' | 'Closed';
-  FirstSeen: string;
-  LastSeen: string;
-  ClosedTime: string | null;
-  BackupName: string | null;
-  /** Why the last sending of it to a sink (command, webhook) failed; null once one succeeds. */
-  DeliveryError?: string | null;
-}
-
-const catalog: Record<AlertType, { severity: Alert['Severity']; title: string; remediation: string[] }> = {
+export const alertCatalog: Record<AlertType, { severity: Alert['Severity']; title: string; remediation: string[] }> = {
   ShareCapacity: {
     severity: 'Critical',
     title: 'The backup share is out of capacity',
@@ -122,9 +100,7 @@ export class AlertStore {
     await withLock(join(this.home, 'alerts.lock'), 'alerts', () => {
       const alerts = this.list();
       fn(alerts);
-      const tmp = `${this.file}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify(alerts, null, 2), { mode: 0o600 });
-      renameSync(tmp, this.file);
+      writeFileWhole(this.file, JSON.stringify(alerts, null, 2), { mode: 0o600, replace: true });
     });
   }
 
@@ -141,7 +117,7 @@ export class AlertStore {
         raised = active;
         return;
       }
-      const def = catalog[type];
+      const def = alertCatalog[type];
       raised = {
         Id: randomUUID(),
         AlertType: type,

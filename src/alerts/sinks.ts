@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import type { Alert } from './alerts.js';
+import type { Alert } from './alert.js';
 
 /**
  * Where alerts go besides Get-BackupAlert: a command (run without a shell, the alert as JSON on

@@ -1,6 +1,7 @@
-import { closeSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { AzsError } from '../errors.js';
+import { writeFileWhole } from '../fs/durable-write.js';
 
 /**
  * An exclusive lock held as a file created with O_EXCL. The file names its holder (pid and the
@@ -82,21 +83,13 @@ function youngerThan(path: string, ms: number): boolean {
 
 /** Creates the lock with its content in one step (link fails when it exists), so no reader sees it empty. */
 function createExclusive(path: string, owner: LockOwner): boolean {
-  const tmp = `${path}.new-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const fd = openSync(tmp, 'wx', 0o600);
   try {
-    writeSync(fd, JSON.stringify(owner));
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    linkSync(tmp, path);
+    // Not fsynced: after a power cut its holder is gone, and a lock of a dead process is stale.
+    writeFileWhole(path, JSON.stringify(owner), { mode: 0o600, replace: false, durable: false });
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw e;
-  } finally {
-    unlinkSync(tmp);
   }
 }
 
@@ -144,10 +137,7 @@ function heldLock(path: string, initial: LockOwner): HeldLock {
     path,
     transferTo(pid: number) {
       owner = ownerFor(pid, owner.purpose);
-      const tmp = `${path}.transfer-${process.pid}`;
-      const fd = openSync(tmp, 'w', 0o600);
-      try { writeSync(fd, JSON.stringify(owner)); } finally { closeSync(fd); }
-      renameSync(tmp, path);
+      writeFileWhole(path, JSON.stringify(owner), { mode: 0o600, replace: true, durable: false });
       released = true; // no longer ours to release
     },
     release() {

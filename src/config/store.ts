@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AzsError } from '../errors.js';
+import { writeFileWhole } from '../fs/durable-write.js';
 import { openSecret, sealSecret } from '../crypto/secret-box.js';
 import type { RoleDefinition } from '../providers/provider.js';
 import { withLock } from './file-lock.js';
@@ -146,17 +147,12 @@ export class ConfigStore {
     this.ensureHome();
     const file = join(this.home, 'seal.key');
     if (!existsSync(file)) {
-      // Written whole under a temporary name, then linked into place (which fails if another
-      // process was first): a reader never sees it empty or half written.
-      const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-      const fd = openSync(temp, 'wx', 0o600);
+      // Written whole, then linked into place (which fails if another process was first): a
+      // reader never sees it empty or half written.
       try {
-        try { writeSync(fd, randomBytes(32).toString('base64')); fsyncSync(fd); } finally { closeSync(fd); }
-        linkSync(temp, file);
+        writeFileWhole(file, randomBytes(32).toString('base64'), { mode: 0o600, replace: false });
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      } finally {
-        rmSync(temp, { force: true });
       }
     }
     const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');

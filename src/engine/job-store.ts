@@ -1,7 +1,8 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { isAlive } from '../config/file-lock.js';
+import { writeFileWhole } from '../fs/durable-write.js';
 import type { BackupRecord } from './backup-record.js';
 
 /**
@@ -26,9 +27,9 @@ export class JobStore {
   save(job: JobRecord): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const file = join(this.dir, `${job.Name}.json`);
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(job), { mode: 0o600 });
-    renameSync(tmp, file);
+    // Saved every half second while a backup runs: atomic, not fsynced, which would stall the data
+    // path; a record a crash loses belongs to a job that settle() reports as interrupted anyway.
+    writeFileWhole(file, JSON.stringify(job), { mode: 0o600, replace: true, durable: false });
   }
 
   get(name: string): JobRecord | undefined {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AzsError } from '../errors.js';
+import { syncDirectory } from '../fs/durable-write.js';
 import { canRecycle } from '../memory/recycling-readable.js';
 import { DurableFileWriter, FLUSH_EVERY_BYTES } from './durable-file.js';
 import { readAhead } from './read-ahead.js';
@@ -123,7 +124,7 @@ export class LocalFolderTarget implements Target {
         await fsp.rm(tempPath, { force: true }).catch(() => {});
         throw e;
       }
-      await syncDir(path.dirname(finalPath));
+      await syncDirectory(path.dirname(finalPath));
       return { bytes: file.bytes };
     });
   }
@@ -226,7 +227,7 @@ export class LocalFolderTarget implements Target {
       if (await exists(dst)) throw alreadyExists(this.location, to);
       await makeFoldersDurably(path.dirname(dst));
       await fsp.rename(src, dst);
-      await syncDir(path.dirname(dst));
+      await syncDirectory(path.dirname(dst));
     });
   }
 
@@ -273,19 +274,7 @@ async function makeFoldersDurably(dir: string): Promise<void> {
   const first = await fsp.mkdir(dir, { recursive: true });
   if (first === undefined) return;
   for (let made = dir; ; made = path.dirname(made)) {
-    await syncDir(path.dirname(made));
+    await syncDirectory(path.dirname(made));
     if (made === first) return;
-  }
-}
-
-/** Makes a rename durable: the new directory entry reaches the disk, not just the file data. */
-async function syncDir(dir: string): Promise<void> {
-  const h = await fsp.open(dir, 'r');
-  try {
-    await h.sync();
-  } catch {
-    // Some file systems (network mounts) refuse fsync on a directory; the data itself is synced.
-  } finally {
-    await h.close();
   }
 }

@@ -1,19 +1,16 @@
 import { createHash } from 'node:crypto';
 import { promises as fs, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
+import { Database } from './provider-fixtures.js';
 
 /**
  * The public command line as the engine tests drive it: `node bin/azsbackup.js <Cmdlet> ... --output
  * json`, each run with its own AZSBACKUP_HOME, secrets on stdin. Plus a drill fixture: a share
  * folder, a configured home, and sample roles of every local provider kind. Needs `npm run build`.
  */
-
-const require = createRequire(import.meta.url);
-const Database = require('better-sqlite3') as typeof import('better-sqlite3');
 
 export const CLI = fileURLToPath(new URL('../../bin/azsbackup.js', import.meta.url));
 
