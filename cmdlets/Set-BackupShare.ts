@@ -4,13 +4,14 @@ import type { AlertSinks } from '../src/alerts/sinks.js';
 import { ConfigStore, type EncryptionSettings, type StoredConfig } from '../src/config/store.js';
 import { requiredCapacity } from '../src/session/capacity.js';
 import { backupLocation } from '../src/session/location.js';
-import { notConfigured, openShare, shareAccess, type ShareParameters } from '../src/session/session.js';
+import { notConfigured, openShare, shareAccess, shareParameters } from '../src/session/session.js';
 
 /**
  * Configures the backup location: path, credential, encryption key or certificate, and scheduler;
  * validates access unless -SkipValidation. Key → certificate is allowed; certificate → key is not.
  */
 const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secretsFromEnvironment }) => {
+  shareParameters(given, secretsFromEnvironment);
   const store = new ConfigStore(home);
   const current = store.read();
   // A key left in AZSBACKUP_ENCRYPTIONKEY (from a restore, say) configures one where none is, but
@@ -22,7 +23,7 @@ const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secr
   const path = (params.Path as string | undefined) ?? current.share?.path;
   if (!path) throw notConfigured('share');
   const givesCredential = params.Credential !== undefined || params.UserName !== undefined;
-  const access = shareAccess(store, { ...(params as ShareParameters), Path: path }, current);
+  const access = shareAccess(store, { ...shareParameters(params, secretsFromEnvironment), Path: path }, current);
   if (!givesCredential && path !== current.share?.path) delete access.credential;
 
   const share = {

@@ -7,11 +7,11 @@ import { runBackupJob } from '../src/engine/backup-job.js';
  * Runs one backup of all (or the named) roles and waits, showing progress; with -AsJob it queues
  * the backup in a background process and returns at once.
  */
-const startInfrastructureBackup: Cmdlet = async ({ params, home, progress, signal, shouldProcess, writeError, setExitCode }) => {
+const startInfrastructureBackup: Cmdlet = async ({ params, home, progress, signal, shouldProcess, writeError, writeWarning, setExitCode }) => {
   const roleNames = params.RoleName as string[] | undefined;
   if (!(await shouldProcess(roleNames?.join(', ') ?? 'all roles', 'Back up'))) return;
   if (params.AsJob) return startBackupInBackground(home, roleNames);
-  const { record, roleErrors } = await runBackupJob({ home, roleNames, progress, signal });
+  const { record, roleErrors } = await runBackupJob({ home, roleNames, progress, signal, warn: writeWarning });
   for (const error of roleErrors) writeError(error);
   setExitCode(exitCodeOf(record));
   return record;

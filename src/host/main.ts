@@ -11,7 +11,7 @@ import { formatCmdletList, formatHelp } from './help.js';
 import { resolveHome } from './home.js';
 import { InputReader, type InputStream } from './input.js';
 import { createProgress } from './progress.js';
-import { asAzsError, printErrorRecord, printInternalError, type ErrorLike, type ReportTarget } from './report.js';
+import { asAzsError, printErrorRecord, printInternalError, printWarning, type ErrorLike, type ReportTarget } from './report.js';
 import { loadCatalog, loadCmdlet, type Catalog, type Locations } from './resolve.js';
 import { readSecrets, secretEnvName } from './secrets.js';
 import { createShouldProcess } from './should-process.js';
@@ -211,6 +211,9 @@ async function run(
       const err: ErrorLike | undefined = asAzsError(error);
       if (err) printErrorRecord(report, m.name, err, false);
       else printInternalError(report, m.name, error);
+    },
+    writeWarning(message, targetObject) {
+      printWarning(report, message, targetObject);
     },
     setExitCode(code) {
       exitOverride = code;

@@ -210,6 +210,9 @@ function Invoke-AzsBackupHost {
             }
             $Cmdlet.WriteProgress($record)
         }
+        elseif ($message -and $message.PSObject.Properties['Warning']) {
+            $Cmdlet.WriteWarning([System.String]$message.Warning.Message)
+        }
         elseif ($message -and $message.PSObject.Properties['ErrorRecord']) {
             $e = $message.ErrorRecord
             $errorRecord = New-AzsBackupErrorRecord -Message ([System.String]$e.Message) -ErrorId ([System.String]$e.ErrorId) -Category ([System.String]$e.Category) -TargetObject $e.TargetObject -RecommendedAction ([System.String]$e.RecommendedAction)
