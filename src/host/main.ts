@@ -90,6 +90,12 @@ function unknownCmdlet(name: string, catalog: Catalog): AzsError {
 
 /** A signal this soon after the first is taken for its echo, not for a second Ctrl-C. */
 const SIGNAL_ECHO_MS = 500;
+/**
+ * How long a cmdlet has, after SIGINT or SIGTERM, to stop in order (stop its programs, remove
+ * what it half wrote) before the host ends the process itself: any cmdlet ends within two
+ * seconds of a signal, also one waiting on something that does not watch its AbortSignal.
+ */
+export const SIGNAL_GRACE_MS = 1500;
 
 /** Runs one command line; resolves to the exit code. Never throws. */
 export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<number> {
@@ -102,7 +108,13 @@ export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<nu
   const onSignal = (sig: NodeJS.Signals): void => {
     if (firstSignalAt === undefined) {
       firstSignalAt = Date.now();
-      abort.abort(stoppedBy('command', sig));
+      const stopped = stoppedBy('command', sig);
+      abort.abort(stopped);
+      setTimeout(() => {
+        finishProgress();
+        printErrorRecord(report, source, stopped, true);
+        process.exit(ExitCode.Interrupted);
+      }, SIGNAL_GRACE_MS).unref();
       return;
     }
     // A second Ctrl-C ends at once, for a cmdlet that does not honour its signal. Not the echo of
