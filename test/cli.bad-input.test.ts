@@ -157,6 +157,14 @@ describe('files the operator names, and the state files, are read bounded and ty
     const restore = await d.cli(['Restore-AzsBackup', '-Name', randomUUID(), '-DecryptionCertPath', zeroLink, '-DecryptionCertPassword', '-', '-Confirm:$false'], { ...bounded, stdin: 'x\n' });
     expectTyped(restore, 'NotARegularFile', 2);
     expect(await fs.readFile(path.join(d.home, 'config.json'), 'utf8')).toBe(before);
+    // A regular file in RAM (/dev/shm, where some keep key material) is a file like any other.
+    const inRam = path.join('/dev/shm', `azsbackup-test-${path.basename(d.root)}.cer`);
+    await fs.copyFile(d.cer!, inRam);
+    try {
+      expectOk(await d.cli(['Set-BackupShare', '-EncryptionCertPath', inRam, '-SkipValidation'], bounded));
+    } finally {
+      await fs.rm(inRam, { force: true });
+    }
   });
 
   it('a secret piped from /dev/zero (no line end, ever) is refused, not read without end', async () => {

@@ -31,7 +31,8 @@ export const ReadFailure = {
 } as const;
 
 const PIECE = 64 * 1024;
-const KERNEL_TREES = ['/proc/', '/sys/', '/dev/'];
+// Not /dev: its devices are refused by their kind, and /dev/shm is where some keep secrets in RAM.
+const KERNEL_TREES = ['/proc/', '/sys/'];
 
 function errnoOf(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
@@ -71,7 +72,7 @@ export function isMissingFile(e: unknown): boolean {
   return e instanceof AzsError && e.errorId === ReadFailure.NotFound;
 }
 
-/** '/proc', '/sys' or '/dev' when the absolute path lies in one of them: kernel interfaces, not stored files. */
+/** '/proc' or '/sys' when the absolute path lies in one of them: kernel interfaces, not stored files. */
 export function kernelTreeOf(absolute: string): string | undefined {
   const p = resolve(absolute);
   return KERNEL_TREES.map((t) => t.slice(0, -1)).find((t) => p === t || p.startsWith(`${t}/`));
