@@ -5,7 +5,7 @@ import { schedulerTick } from '../src/engine/scheduler.js';
 /** One scheduler tick: runs a backup and prune if one is due; returns the backup, or nothing. */
 const invokeBackupScheduler: Cmdlet = async ({ home, progress, signal, shouldProcess, writeError, writeWarning, setExitCode }) => {
   if (!(await shouldProcess('the backup schedule', 'Run a backup if one is due'))) return;
-  const outcome = await schedulerTick(home, progress, signal);
+  const outcome = await schedulerTick(home, progress, signal, undefined, writeWarning);
   if (!outcome) return;
   for (const warning of outcome.warnings) writeWarning(warning);
   for (const error of outcome.roleErrors) writeError(error);

@@ -1,20 +1,24 @@
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { Cmdlet } from '../src/host/cmdlet.js';
-import { AzsError } from '../src/errors.js';
+import { AzsError, usageError } from '../src/errors.js';
 import { writeFileWhole } from '../src/fs/durable-write.js';
+import { fileError, kernelTreeOf } from '../src/io/bounded-read.js';
 
 /**
  * Makes a symmetric key (64 random bytes, Base64) or, with -Certificate, a self-signed RSA
  * certificate (.cer, public) and its .pfx protected by a password (private).
  */
 const newEncryptionKey: Cmdlet = async ({ params, shouldProcess }) => {
-  const write = (path: string, data: string | Buffer, mode: number) => {
+  const write = (path: string, data: string | Buffer, mode: number, what: string) => {
+    const where = { what, remediation: `Give a path in an existing folder that this account may write, e.g. ./${basename(path)}; create the folder first if needed.` };
+    const kernel = kernelTreeOf(path);
+    if (kernel) throw usageError(`The ${what} '${path}' lies under ${kernel}, where no file can be kept.`, 'PathIsKernelInterface', path, where.remediation);
     // A new file with its mode from the start, renamed into place under -Force: an old file's
     // looser mode is not kept, and a symbolic link at the path is replaced, not followed.
     try {
       writeFileWhole(path, data, { mode, replace: Boolean(params.Force) });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fileError(e, path, where, 'write');
       throw new AzsError(`${path} already exists.`, {
         errorId: 'FileExists', category: 'ResourceExists', exitCode: 2, targetObject: path,
         recommendedAction: 'Choose another path, or give -Force to overwrite it.',
@@ -32,8 +36,8 @@ const newEncryptionKey: Cmdlet = async ({ params, shouldProcess }) => {
       validityDays: params.ValidityDays as number | undefined,
       pfxPassword: params.PfxPassword as string,
     });
-    write(cerPath, cer, 0o644);
-    write(pfxPath, pfx, 0o600);
+    write(cerPath, cer, 0o644, 'certificate file');
+    write(pfxPath, pfx, 0o600, '.pfx file');
     return {
       Kind: 'Certificate', KeyId: null, Key: null, KeyPath: null, Thumbprint: info.thumbprint, Subject: info.subject,
       KeySize: info.keySize, NotBefore: info.notBefore, NotAfter: info.notAfter, CertificatePath: cerPath, PfxPath: pfxPath,
@@ -43,7 +47,7 @@ const newEncryptionKey: Cmdlet = async ({ params, shouldProcess }) => {
   if (keyPath && !(await shouldProcess(keyPath, 'Create an encryption key'))) return;
   const { generateSymmetricKey, parseSymmetricKey, symmetricKeyId } = await import('../src/crypto/symmetric-key.js');
   const key = generateSymmetricKey();
-  if (keyPath) write(keyPath, `${key}\n`, 0o600);
+  if (keyPath) write(keyPath, `${key}\n`, 0o600, 'key file');
   return {
     Kind: 'Key', KeyId: symmetricKeyId(parseSymmetricKey(key)), Key: keyPath ? null : key, KeyPath: keyPath ?? null,
     Thumbprint: null, Subject: null, KeySize: 512, NotBefore: null, NotAfter: null, CertificatePath: null, PfxPath: null,

@@ -1,11 +1,11 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import { ConfigStore } from '../src/config/store.js';
 import { removeBackupEverywhere } from '../src/engine/remove.js';
-import { openShare, shareAccess, type ShareParameters } from '../src/session/session.js';
+import { openShare, shareAccess, shareParameters } from '../src/session/session.js';
 
 /** Deletes one backup; with -PassThru returns it, marked Deleted. */
-const removeInfrastructureBackup: Cmdlet = async ({ params, home, shouldProcess }) => {
-  const access = shareAccess(new ConfigStore(home), params as ShareParameters);
+const removeInfrastructureBackup: Cmdlet = async ({ params, secretsFromEnvironment, home, shouldProcess }) => {
+  const access = shareAccess(new ConfigStore(home), shareParameters(params, secretsFromEnvironment));
   const name = params.Name as string;
   if (!(await shouldProcess(`backup ${name} on ${access.path}`, 'Remove'))) return;
   const removed = await removeBackupEverywhere(await openShare(access), access.path, home, name);

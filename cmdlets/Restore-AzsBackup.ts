@@ -3,17 +3,17 @@ import { ConfigStore } from '../src/config/store.js';
 import { registeredRole } from '../src/engine/backup-job.js';
 import { acquireJobLock } from '../src/engine/job-lock.js';
 import { runRestore } from '../src/engine/restore.js';
-import { decryptionMaterial, openShare, shareAccess, type DecryptionParameters, type ShareParameters } from '../src/session/session.js';
+import { decryptionMaterial, openShare, shareAccess, shareParameters, type DecryptionParameters } from '../src/session/session.js';
 
 /**
  * Restores all roles, or one with -RoleName, from a backup, in their recorded order; works on a
  * fresh machine given -Path, the credential and the decryption material.
  */
-const restoreAzsBackup: Cmdlet = async ({ params, home, progress, signal, shouldProcess, writeError, writeWarning, setExitCode }) => {
+const restoreAzsBackup: Cmdlet = async ({ params, secretsFromEnvironment, home, progress, signal, shouldProcess, writeError, writeWarning, setExitCode }) => {
   const name = params.Name as string;
   const roleName = params.RoleName as string | undefined;
   const store = new ConfigStore(home);
-  const access = shareAccess(store, params as ShareParameters);
+  const access = shareAccess(store, shareParameters(params, secretsFromEnvironment));
   if (!(await shouldProcess(`${roleName ?? 'every role'} from backup ${name}`, 'Restore'))) return;
   const material = (await decryptionMaterial(params as DecryptionParameters))!;
   const lock = acquireJobLock(home, `restore ${name}`);

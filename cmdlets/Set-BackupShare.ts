@@ -6,7 +6,7 @@ import { ConfigStore, type CertificateRecipient, type EncryptionSettings, type S
 import { requiredCapacity } from '../src/session/capacity.js';
 import { backupLocation } from '../src/session/location.js';
 import {
-  CERTIFICATE_SECRET_CONTEXT, notConfigured, openShare, shareAccess, type ShareParameters,
+  CERTIFICATE_SECRET_CONTEXT, notConfigured, openShare, shareAccess, shareParameters,
 } from '../src/session/session.js';
 
 /**
@@ -14,6 +14,7 @@ import {
  * validates access unless -SkipValidation. Key → certificate is allowed; certificate → key is not.
  */
 const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secretsFromEnvironment, writeWarning }) => {
+  shareParameters(given, secretsFromEnvironment);
   const store = new ConfigStore(home);
   const current = store.read();
   // A key left in AZSBACKUP_ENCRYPTIONKEY (from a restore, say) configures one where none is, but
@@ -25,7 +26,7 @@ const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secr
   const path = (params.Path as string | undefined) ?? current.share?.path;
   if (!path) throw notConfigured('share');
   const givesCredential = params.Credential !== undefined || params.UserName !== undefined;
-  const access = shareAccess(store, { ...(params as ShareParameters), Path: path }, current);
+  const access = shareAccess(store, { ...shareParameters(params, secretsFromEnvironment), Path: path }, current);
   if (!givesCredential && path !== current.share?.path) delete access.credential;
 
   const share = {

@@ -11,7 +11,7 @@ const startInfrastructureBackup: Cmdlet = async ({ params, home, progress, signa
   const roleNames = params.RoleName as string[] | undefined;
   if (!(await shouldProcess(roleNames?.join(', ') ?? 'all roles', 'Back up'))) return;
   if (params.AsJob) return startBackupInBackground(home, roleNames);
-  const { record, roleErrors, warnings } = await runBackupJob({ home, roleNames, progress, signal });
+  const { record, roleErrors, warnings } = await runBackupJob({ home, roleNames, progress, signal, warn: writeWarning });
   for (const warning of warnings) writeWarning(warning);
   for (const error of roleErrors) writeError(error);
   setExitCode(exitCodeOf(record));

@@ -1,14 +1,14 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import { ConfigStore } from '../src/config/store.js';
 import { requiredCapacity } from '../src/session/capacity.js';
-import { openShare, shareAccess, type ShareParameters } from '../src/session/session.js';
+import { openShare, shareAccess, shareParameters } from '../src/session/session.js';
 import { checkShare } from '../src/targets/share-check.js';
 
 /** Reaches, authenticates, writes, reads and deletes a probe, and compares free space with what retention needs. */
-const testBackupShare: Cmdlet = async ({ params, home, writeError, setExitCode }) => {
+const testBackupShare: Cmdlet = async ({ params, secretsFromEnvironment, home, writeError, setExitCode }) => {
   const store = new ConfigStore(home);
   const config = store.read();
-  const result = await checkShare(await openShare(shareAccess(store, params as ShareParameters, config)), { requiredBytes: await requiredCapacity(config) });
+  const result = await checkShare(await openShare(shareAccess(store, shareParameters(params, secretsFromEnvironment), config)), { requiredBytes: await requiredCapacity(config) });
   if (result.Error) {
     writeError(result.Error);
     setExitCode(result.Error.exitCode);

@@ -12,7 +12,7 @@ import { forgeBackup, tarOf, type ForgedRole } from './support/forger.js';
  */
 
 const warningsOf = (r: CliResult): string[] =>
-  r.stderr.split('\n').filter((l) => l.startsWith('{"WarningRecord"')).map((l) => JSON.parse(l).WarningRecord.Message as string);
+  r.stderr.split('\n').filter((l) => l.startsWith('{"Warning"')).map((l) => JSON.parse(l).Warning.Message as string);
 
 describe('a backup forged by a share writer who holds only the public certificate', () => {
   let d: Drill;

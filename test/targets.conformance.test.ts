@@ -269,7 +269,7 @@ describe.each(kinds)('Target conformance: $name', (kind) => {
     const tmpWithSpace = await fs.mkdtemp(path.join(os.tmpdir(), 'azs tmp '));
     const savedTmp = process.env.TMPDIR;
     process.env.TMPDIR = tmpWithSpace;
-    let files: (Buffer | undefined)[];
+    let files: (Buffer | Error | undefined)[];
     try {
       files = await t.readSmallFiles(['docs/a.xml', 'docs/missing.xml', 'docs/sub dir/b ü.xml', 'no/such/folder.xml', 'docs/empty.xml']);
     } finally {
@@ -281,6 +281,18 @@ describe.each(kinds)('Target conformance: $name', (kind) => {
     expect(await t.readSmallFiles([])).toEqual([]);
     const many = Array.from({ length: 230 }, (_, i) => `docs/a.xml`.replace('a', i % 2 ? 'a' : `x${i}`));
     expect((await t.readSmallFiles(many)).filter((f) => f !== undefined)).toHaveLength(115);
+  });
+
+  it('reads small files bounded: one over the limit is refused for itself, unread, and the others come back', async () => {
+    const t = await kind.fresh();
+    await t.write('limit/small.xml', Readable.from([Buffer.from('<small/>')]));
+    await t.write('limit/large.xml', Readable.from([Buffer.alloc(64 * 1024, 0x61)]));
+    const [large, small, missing] = await t.readSmallFiles(['limit/large.xml', 'limit/small.xml', 'limit/none.xml'], 4096);
+    expect(large).toBeInstanceOf(Error);
+    expect(large).toMatchObject({ errorId: 'FileTooLarge', exitCode: 12 });
+    expect((large as Error).message).toMatch(/over the limit of 4096 bytes/);
+    expect(small?.toString()).toBe('<small/>');
+    expect(missing).toBeUndefined();
   });
 
   it('stats present files and folders, and reports absent ones as undefined', async () => {

@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { withLock } from '../config/file-lock.js';
+import { homeError, makeHome } from '../config/home-folder.js';
+import { ExitCode, isAzsError } from '../errors.js';
 import { writeFileWhole } from '../fs/durable-write.js';
+import { fileError, isMissingFile, readFileBoundedSync, ReadFailure } from '../io/bounded-read.js';
 import type { Alert, AlertType } from './alert.js';
 import { notifySinks, type AlertSinks } from './sinks.js';
 
@@ -80,27 +83,66 @@ export const alertCatalog: Record<AlertType, { severity: Alert['Severity']; titl
   },
 };
 
+/** Alerts are a few hundred bytes each and one per type stays active: megabytes are not ours. */
+export const MAX_ALERT_STATE_BYTES = 4 * 1024 * 1024;
+
 export class AlertStore {
-  constructor(private readonly home: string, private readonly sinks: AlertSinks = {}) {}
+  /** `warn` hears of a damaged state file, which is set aside and replaced by a fresh one. */
+  constructor(private readonly home: string, private readonly sinks: AlertSinks = {}, private readonly warn: (message: string, target: string) => void = () => {}) {}
 
   private get file(): string {
     return join(this.home, 'alerts.json');
   }
 
   list(): Alert[] {
+    let text: string;
     try {
-      return JSON.parse(readFileSync(this.file, 'utf8')) as Alert[];
-    } catch {
-      return [];
+      text = readFileBoundedSync(this.file, {
+        what: 'alert state file', maxBytes: MAX_ALERT_STATE_BYTES, exitCode: ExitCode.Failure,
+        remediation: `Move ${this.file} aside; a fresh one is started.`,
+      }).toString('utf8');
+    } catch (e) {
+      if (isMissingFile(e)) return [];
+      if (isAzsError(e) && e.errorId === ReadFailure.Unreadable) throw e;
+      return this.setAside(e instanceof Error ? e.message : String(e));
+    }
+    try {
+      const alerts: unknown = JSON.parse(text);
+      if (!Array.isArray(alerts) || alerts.some((a) => typeof a !== 'object' || a === null || typeof (a as Alert).LastSeen !== 'string')) {
+        throw new Error('it is not a list of alerts');
+      }
+      return alerts as Alert[];
+    } catch (e) {
+      return this.setAside(`it is not valid: ${(e as Error).message}`);
     }
   }
 
+  /**
+   * A damaged state file is kept, renamed, for whoever wants to look into it; alerts start afresh,
+   * and the operator is told (never silently: an alert lost unseen is a failure unseen).
+   */
+  private setAside(why: string): Alert[] {
+    const aside = `${this.file}.corrupt-${new Date().toISOString().replace(/[-:.]/g, '')}`;
+    try {
+      renameSync(this.file, aside);
+      this.warn(`The alert state file ${this.file} was damaged (${why}); it was set aside as ${aside} and alerts start afresh. Alerts it held are not shown.`, this.file);
+    } catch (e) {
+      if (isMissingFile(fileError(e, this.file, { what: 'alert state file', remediation: '' }))) return this.list();
+      throw homeError(e, this.home);
+    }
+    return [];
+  }
+
   private async change(fn: (alerts: Alert[]) => void): Promise<void> {
-    mkdirSync(this.home, { recursive: true, mode: 0o700 });
+    makeHome(this.home);
     await withLock(join(this.home, 'alerts.lock'), 'alerts', () => {
       const alerts = this.list();
       fn(alerts);
-      writeFileWhole(this.file, JSON.stringify(alerts, null, 2), { mode: 0o600, replace: true });
+      try {
+        writeFileWhole(this.file, JSON.stringify(alerts, null, 2), { mode: 0o600, replace: true });
+      } catch (e) {
+        throw homeError(e, this.home);
+      }
     });
   }
 

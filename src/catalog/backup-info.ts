@@ -20,6 +20,11 @@ export const FORMAT_VERSION = 2;
 /** The versions this build reads. */
 const READABLE_VERSIONS = [1, 2];
 export const BACKUP_DATA_VERSION = '1.0';
+/**
+ * The largest BackupInfo.xml read: one role takes well under 5 KB (its error text is cut to 4 KiB),
+ * so this holds hundreds of roles, and a larger file is refused unread (docs/FORMAT.md).
+ */
+export const MAX_BACKUP_INFO_BYTES = 2 * 1024 * 1024;
 
 export type BackupStatus = 'Queued' | 'Running' | 'Succeeded' | 'PartialSucceeded' | 'Failed' | 'Skipped' | 'Deleted';
 
@@ -227,7 +232,47 @@ function definitionFromXml(name: string, d: Record<string, unknown>): RoleDefini
   };
 }
 
+const STATUSES: readonly string[] = ['Queued', 'Running', 'Succeeded', 'PartialSucceeded', 'Failed', 'Skipped', 'Deleted'];
+const PROVIDERS: readonly string[] = ['directory', 'sqlite', 'command', 'postgres'];
+const isCount = (n: number) => Number.isSafeInteger(n) && n >= 0;
+
+/**
+ * The first field that is not what docs/FORMAT.md says it is, or undefined. Each field is checked
+ * here, once, so that nothing downstream meets an invalid date, a NaN size or an element where text
+ * belongs (a file with a valid digest is not thereby a file this service wrote).
+ */
+function malformedField(raw: Record<string, any>, info: BackupInfo): string | undefined {
+  const notText = ['Name', 'Status', 'CreatedDateTime', 'CompletedDateTime', 'BackupDataVersion'].find((f) => typeof raw[f] !== 'string');
+  if (notText) return `its ${notText} is ${raw[notText] === undefined ? 'missing' : 'not text'}`;
+  if (!STATUSES.includes(info.status)) return `its Status '${info.status}' is not a status`;
+  for (const [what, d] of [['CreatedDateTime', info.createdDateTime], ['CompletedDateTime', info.completedDateTime]] as const) {
+    if (Number.isNaN(d.getTime())) return `its ${what} '${String(raw[what])}' is not a date and time`;
+  }
+  if (!Number.isSafeInteger(info.chunkSize) || info.chunkSize < 4096 || info.chunkSize > 64 * 1024 * 1024) return `its ChunkSize '${raw.Encryption?.['@_ChunkSize']}' is out of range`;
+  for (const r of info.recipients) {
+    if (r.kind !== 'Certificate' && r.kind !== 'Key') return `a Recipient's Kind '${String(r.kind)}' is neither Certificate nor Key`;
+  }
+  for (const [i, r] of asArray<Record<string, any>>(raw.Roles?.Role).entries()) {
+    const role = info.roles[i]!;
+    const name = role.definition.name;
+    if (typeof r['@_Name'] !== 'string' || name === '') return `role ${i + 1} has no name`;
+    if (!STATUSES.includes(role.status)) return `role ${name}: its Status '${role.status}' is not a status`;
+    if (!isCount(role.size) || !isCount(role.durationMs)) return `role ${name}: its Size or DurationMs is not a whole number of bytes or milliseconds`;
+    const d = r.Definition ?? {};
+    if (!PROVIDERS.includes(role.definition.provider)) return `role ${name}: its Provider '${role.definition.provider}' is unknown`;
+    if (!Number.isSafeInteger(role.definition.restoreOrder)) return `role ${name}: its RestoreOrder is not a whole number`;
+    if (role.definition.timeoutSeconds !== undefined && !isCount(role.definition.timeoutSeconds)) return `role ${name}: its TimeoutSeconds is not a whole number`;
+    const texts = [d.Path, d.ConnectionString, r.Error, ...asArray(d.ExportCommand?.Arg), ...asArray(d.ImportCommand?.Arg)];
+    if (texts.some((v) => v !== undefined && typeof v !== 'string')) return `role ${name}: a text field holds markup`;
+    for (const f of role.files) {
+      if (f.name === '' || f.name === '.' || f.name === '..' || f.name.includes('/') || f.name.includes('\\') || !isCount(f.size) || !/^[0-9a-f]{64}$/.test(f.sha256)) return `role ${name}: its File entry is malformed`;
+    }
+  }
+  return undefined;
+}
+
 export function parseBackupInfo(text: string, expectedName: string): ParsedBackupInfo {
+  if (text.length > MAX_BACKUP_INFO_BYTES) throw damaged(expectedName, `it is larger than ${MAX_BACKUP_INFO_BYTES} bytes`);
   const seal = SEAL.exec(text);
   if (!seal) throw damaged(expectedName, 'its seal is missing or malformed');
   const signed = text.slice(0, seal.index);
@@ -280,6 +325,8 @@ export function parseBackupInfo(text: string, expectedName: string): ParsedBacku
     })),
   };
   if (info.name !== expectedName) throw damaged(expectedName, `it names backup ${info.name}`);
+  const wrong = malformedField(raw, info);
+  if (wrong) throw damaged(expectedName, wrong);
   const authenticators = new Map([...(seal[3] ?? '').matchAll(AUTHENTICATOR)].map((m) => [m[1]!, m[2]!]));
   const matches = (key: Buffer, expected: string): boolean => timingSafeEqual(createHmac('sha256', key).update(signed).digest(), Buffer.from(expected, 'hex'));
   return {

@@ -1,8 +1,9 @@
-import { AzsError, isAzsError } from '../errors.js';
+import { AzsError, ExitCode, isAzsError } from '../errors.js';
+import { ReadFailure } from '../io/bounded-read.js';
 import { isPartialName } from '../targets/paths.js';
 import { notFound } from '../targets/share-errors.js';
 import type { Target, TargetEntry } from '../targets/target.js';
-import { parseBackupInfo, type ParsedBackupInfo } from './backup-info.js';
+import { MAX_BACKUP_INFO_BYTES, parseBackupInfo, type ParsedBackupInfo } from './backup-info.js';
 import {
   DELETING_SUFFIX,
   INFO_FILE,
@@ -21,6 +22,8 @@ export interface BackupEntry {
   /** Folder relative to the share root. */
   folder: string;
   time: Date;
+  /** The size of its BackupInfo.xml as listed, when the listing says. */
+  infoSize?: number;
 }
 
 export interface ShareListing {
@@ -38,7 +41,7 @@ export async function listShare(target: Target): Promise<ShareListing> {
   const backups: BackupEntry[] = [];
   const leftovers: string[] = [];
   const tree = await target.listTree(ROOT);
-  const present = new Set(tree.map((e) => e.path));
+  const present = new Map(tree.map((e) => [e.path, e]));
   const childrenOf = new Map<string, TargetEntry[]>();
   for (const e of tree) {
     const parent = e.path.includes('/') ? e.path.slice(0, e.path.lastIndexOf('/')) : '';
@@ -53,8 +56,9 @@ export async function listShare(target: Target): Promise<ShareListing> {
     if (children.length === 0) leftovers.push(`${ROOT}/${stamp}`);
     for (const child of children) {
       const folder = `${ROOT}/${stamp}/${child.name}`;
-      if (child.isDirectory && isBackupName(child.name) && present.has(`${stamp}/${child.name}/${INFO_FILE}`)) {
-        backups.push({ name: child.name.toLowerCase(), stamp, folder, time: stampTime(stamp) });
+      const info = present.get(`${stamp}/${child.name}/${INFO_FILE}`);
+      if (child.isDirectory && isBackupName(child.name) && info) {
+        backups.push({ name: child.name.toLowerCase(), stamp, folder, time: stampTime(stamp), ...(info.isDirectory ? {} : { infoSize: info.size }) });
         // A rewrite of a committed backup's file (Update-BackupEncryption) that was interrupted.
         for (const file of childrenOf.get(`${stamp}/${child.name}`) ?? []) {
           if (!file.isDirectory && isPartialName(file.name)) leftovers.push(`${folder}/${file.name}`);
@@ -95,16 +99,37 @@ export async function readBackupInfo(target: Target, entry: BackupEntry): Promis
  * has gone or does not parse gets the error instead; share failures (unreachable, refused) throw.
  */
 export async function readBackupInfos(target: Target, entries: readonly BackupEntry[]): Promise<(ParsedBackupInfo | AzsError)[]> {
-  const texts = await target.readSmallFiles(entries.map((e) => `${e.folder}/${INFO_FILE}`));
-  return entries.map((entry, i) => {
-    const text = texts[i];
+  // One listed as too large is not fetched at all (smbclient would bring all of it).
+  const fetched = entries.filter((e) => !((e.infoSize ?? 0) > MAX_BACKUP_INFO_BYTES));
+  const read = await target.readSmallFiles(fetched.map((e) => `${e.folder}/${INFO_FILE}`), MAX_BACKUP_INFO_BYTES);
+  return entries.map((entry) => {
+    const i = fetched.indexOf(entry);
+    const text = i < 0 ? tooLargeInfo(entry) : read[i];
     if (text === undefined) return notFound(target.location, `${entry.folder}/${INFO_FILE}`);
+    if (isAzsError(text)) return unreadableInfo(entry, text);
     try {
       return parseBackupInfo(text.toString('utf8'), entry.name);
     } catch (e) {
       if (isAzsError(e)) return e;
       throw e;
     }
+  });
+}
+
+function tooLargeInfo(entry: BackupEntry): AzsError {
+  return new AzsError(`It is ${entry.infoSize} bytes, over the limit of ${MAX_BACKUP_INFO_BYTES} bytes; it was not read.`, { errorId: ReadFailure.TooLarge, category: 'InvalidData' });
+}
+
+/** A BackupInfo.xml refused unread (too large, not a file): the backup lists, as one that cannot be used. */
+function unreadableInfo(entry: BackupEntry, refusal: AzsError): AzsError {
+  const tooLarge = refusal.errorId === ReadFailure.TooLarge;
+  return new AzsError(`The BackupInfo.xml of backup ${entry.name} (${entry.folder}) is unreadable. ${refusal.message}`, {
+    errorId: tooLarge ? 'BackupInfoTooLarge' : 'BackupInfoUnreadable',
+    category: 'InvalidData',
+    exitCode: ExitCode.Integrity,
+    targetObject: entry.name,
+    recommendedAction: 'Do not restore from this backup; restore from another one (Get-InfrastructureBackup), check the share for damage or tampering, and remove it with Remove-InfrastructureBackup.',
+    cause: refusal,
   });
 }
 

@@ -2,6 +2,7 @@ import { linkSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:f
 import { hostname } from 'node:os';
 import { AzsError } from '../errors.js';
 import { writeFileWhole } from '../fs/durable-write.js';
+import { readFileBoundedSync } from '../io/bounded-read.js';
 
 /**
  * An exclusive lock held as a file created with O_EXCL. The file names its holder (pid and the
@@ -65,9 +66,13 @@ function ownerFor(pid: number, purpose: string): LockOwner {
   return { pid, startTime: processStartTime(pid), hostname: hostname(), acquiredAt: new Date().toISOString(), purpose };
 }
 
+/** A lock file is one short JSON line; anything larger is not one of ours. */
+const MAX_LOCK_BYTES = 64 * 1024;
+
 export function readLockOwner(path: string): LockOwner | undefined {
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as LockOwner;
+    const text = readFileBoundedSync(path, { what: 'lock file', maxBytes: MAX_LOCK_BYTES, remediation: 'Remove the lock file once no AzsBackup command runs.' });
+    return JSON.parse(text.toString('utf8')) as LockOwner;
   } catch {
     return undefined;
   }

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { AzsError } from '../errors.js';
+import { AzsError, ExitCode } from '../errors.js';
 import { writeFileWhole } from '../fs/durable-write.js';
+import { isMissingFile, readFileBoundedSync } from '../io/bounded-read.js';
+import { homeError, homeIsAFile, makeHome } from './home-folder.js';
 import { openSecret, sealSecret } from '../crypto/secret-box.js';
 import type { RoleDefinition } from '../providers/provider.js';
 import { withLock } from './file-lock.js';
@@ -67,6 +69,11 @@ export const defaultConfig = (): StoredConfig => ({
 });
 
 const CONFIG_NAME = 'config';
+/** config.json holds the share, the encryption and the role catalog: a few KB, even with many roles. */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
+const SEALING_KEY_REMEDY = (file: string) =>
+  `Put back ${file} from a copy of this folder if there is one. Otherwise delete it, then give again what it sealed: the share and encryption (Set-BackupShare) and each role's -DatabasePassword (Register-InfrastructureRole).`;
 
 let confModule: Promise<typeof import('conf')> | undefined;
 
@@ -81,20 +88,26 @@ export class ConfigStore {
   }
 
   private ensureHome(): void {
-    mkdirSync(this.home, { recursive: true, mode: 0o700 });
-    chmodSync(this.home, 0o700);
+    makeHome(this.home);
   }
 
   read(): StoredConfig {
     let text: string;
     try {
-      text = readFileSync(this.file, 'utf8');
+      text = readFileBoundedSync(this.file, {
+        what: 'configuration file',
+        maxBytes: MAX_CONFIG_BYTES,
+        remediation: `Put back ${this.file} from a copy, or move it aside and run Clear-BackupConfiguration to start over; check that AZSBACKUP_HOME (${this.home}) is this service's folder.`,
+        exitCode: ExitCode.Failure,
+      }).toString('utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return defaultConfig();
-      throw e;
+      if (isMissingFile(e) && !homeIsAFile(this.home)) return defaultConfig();
+      throw isMissingFile(e) ? homeError(e, this.home) : e;
     }
     try {
-      return { ...defaultConfig(), ...(JSON.parse(text) as Partial<StoredConfig>) };
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('it does not hold a JSON object');
+      return { ...defaultConfig(), ...(parsed as Partial<StoredConfig>) };
     } catch (e) {
       throw new AzsError(`The configuration file ${this.file} is not valid JSON: ${(e as Error).message}`, {
         errorId: 'ConfigurationCorrupt',
@@ -122,14 +135,18 @@ export class ConfigStore {
     const { default: Conf } = await (confModule ??= import('conf'));
     return withLock(join(this.home, 'config.lock'), 'configuration', async () => {
       const next = change(this.read());
-      const conf = new Conf<Record<string, unknown>>({
-        cwd: this.home,
-        configName: CONFIG_NAME,
-        configFileMode: 0o600,
-        clearInvalidConfig: false,
-      });
-      conf.store = next as unknown as Record<string, unknown>;
-      chmodSync(this.file, 0o600);
+      try {
+        const conf = new Conf<Record<string, unknown>>({
+          cwd: this.home,
+          configName: CONFIG_NAME,
+          configFileMode: 0o600,
+          clearInvalidConfig: false,
+        });
+        conf.store = next as unknown as Record<string, unknown>;
+        chmodSync(this.file, 0o600);
+      } catch (e) {
+        throw homeError(e, this.home);
+      }
       return next;
     });
   }
@@ -155,14 +172,14 @@ export class ConfigStore {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
     }
-    const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
+    const key = Buffer.from(readFileBoundedSync(file, { what: 'sealing key', maxBytes: 4096, remediation: SEALING_KEY_REMEDY(file), exitCode: ExitCode.Failure }).toString('utf8').trim(), 'base64');
     if (key.length !== 32) {
       throw new AzsError(`The sealing key ${file} is damaged.`, {
         errorId: 'SealingKeyCorrupt',
         category: 'InvalidData',
         exitCode: 1,
         targetObject: file,
-        recommendedAction: `Put back ${file} from a copy of this folder if there is one. Otherwise delete it, then give again what it sealed: the share and encryption (Set-BackupShare) and each role's -DatabasePassword (Register-InfrastructureRole).`,
+        recommendedAction: SEALING_KEY_REMEDY(file),
       });
     }
     return key;

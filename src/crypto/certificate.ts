@@ -1,7 +1,7 @@
 import { createHash, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import forge from 'node-forge';
 import { AzsError, ExitCode, isAzsError, usageError } from '../errors.js';
+import { isMissingFile, readFileBounded, ReadFailure } from '../io/bounded-read.js';
 import { useNativeKdf, withLatin1Pbes2 } from './forge-native-kdf.js';
 
 useNativeKdf();
@@ -144,23 +144,28 @@ function describe(x509: X509Certificate): CertificateInfo {
   };
 }
 
+/** A certificate or .pfx is a few KB; a limit keeps /dev/zero or a disk image from being read whole. */
+export const MAX_CERTIFICATE_FILE_BYTES = 1024 * 1024;
+
 async function readOrExplain(path: string, what: string): Promise<Buffer> {
   try {
-    return await readFile(path);
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    const missing = code === 'ENOENT' || code === 'ENOTDIR';
-    throw new AzsError(
-      missing ? `The ${what} '${path}' does not exist.` : `The ${what} '${path}' cannot be read (${code ?? String(cause)}).`,
-      {
-        errorId: missing ? 'CertificateFileNotFound' : 'CertificateFileUnreadable',
-        category: missing ? 'ObjectNotFound' : 'ReadError',
-        exitCode: missing ? ExitCode.Usage : ExitCode.Failure,
-        targetObject: path,
-        recommendedAction: `Check the path and that this account may read the file. New-EncryptionKey -Certificate makes a .cer and a .pfx.`,
-        cause,
-      },
-    );
+    return await readFileBounded(path, {
+      what,
+      maxBytes: MAX_CERTIFICATE_FILE_BYTES,
+      remediation: 'Check the path and that this account may read the file. New-EncryptionKey -Certificate makes a .cer and a .pfx.',
+    });
+  } catch (e) {
+    if (!isAzsError(e) || e.errorId === ReadFailure.TooLarge || e.errorId === ReadFailure.NotAFile) throw e;
+    const missing = isMissingFile(e);
+    // The ErrorIds scripts already branch on.
+    throw new AzsError(e.message, {
+      errorId: missing ? 'CertificateFileNotFound' : 'CertificateFileUnreadable',
+      category: missing ? 'ObjectNotFound' : 'ReadError',
+      exitCode: missing ? ExitCode.Usage : ExitCode.Failure,
+      targetObject: path,
+      recommendedAction: e.recommendedAction,
+      cause: e.cause,
+    });
   }
 }
 

@@ -25,6 +25,8 @@ export interface BackupJobOptions {
   /** Set when the job was queued by `-AsJob`: its name and the lock handed over to this process. */
   name?: string;
   lock?: HeldLock;
+  /** Hears what the operator must know that does not stop the job (a damaged alert state set aside). */
+  warn?: (message: string, target: string) => void;
 }
 
 export function rolesToBackUp(store: ConfigStore, config: StoredConfig, names?: string[]): RoleDefinition[] {
@@ -83,7 +85,7 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
   const name = opts.name ?? randomUUID();
   const lock = opts.lock ?? acquireJobLock(opts.home, `backup ${name}`);
   const jobs = new JobStore(opts.home);
-  const alerts = new AlertStore(opts.home, config.alertSinks);
+  const alerts = new AlertStore(opts.home, config.alertSinks, opts.warn);
   const mine = { Pid: process.pid, PidStartTime: processStartTime(process.pid) };
   let lastSaved = 0;
   const save = (record: JobRecord, force = false) => {

@@ -1,8 +1,10 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { isAlive } from '../config/file-lock.js';
+import { homeError, makeHome } from '../config/home-folder.js';
 import { writeFileWhole } from '../fs/durable-write.js';
+import { readFileBoundedSync } from '../io/bounded-read.js';
 import type { BackupRecord } from './backup-record.js';
 
 /**
@@ -17,6 +19,9 @@ export interface JobRecord extends BackupRecord {
   PidStartTime?: string | null;
 }
 
+/** A job record is a Backup object of a few KB (role errors are cut to 4 KiB each). */
+const MAX_JOB_RECORD_BYTES = 1024 * 1024;
+
 export class JobStore {
   constructor(private readonly home: string) {}
 
@@ -25,16 +30,24 @@ export class JobStore {
   }
 
   save(job: JobRecord): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    makeHome(this.home);
     const file = join(this.dir, `${job.Name}.json`);
     // Saved every half second while a backup runs: atomic, not fsynced, which would stall the data
     // path; a record a crash loses belongs to a job that settle() reports as interrupted anyway.
-    writeFileWhole(file, JSON.stringify(job), { mode: 0o600, replace: true, durable: false });
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      writeFileWhole(file, JSON.stringify(job), { mode: 0o600, replace: true, durable: false });
+    } catch (e) {
+      throw homeError(e, this.home);
+    }
   }
 
+  /** A job's record, or undefined when there is none or it is not one (damaged, too large, not a file). */
   get(name: string): JobRecord | undefined {
     try {
-      return this.settle(JSON.parse(readFileSync(join(this.dir, `${name.toLowerCase()}.json`), 'utf8')) as JobRecord);
+      const file = join(this.dir, `${name.toLowerCase()}.json`);
+      const text = readFileBoundedSync(file, { what: 'job record', maxBytes: MAX_JOB_RECORD_BYTES, remediation: `Remove ${file}.` });
+      return this.settle(JSON.parse(text.toString('utf8')) as JobRecord);
     } catch {
       return undefined;
     }

@@ -24,10 +24,10 @@ export async function reviewCertificateExpiry(config: StoredConfig, alerts: Aler
  * One scheduler tick (a systemd timer or cron calls it): raise or close CertificateExpiring and
  * BackupOverdue, then, when the scheduler is on and a backup is due, take one and apply retention.
  */
-export async function schedulerTick(home: string, progress: ProgressReporter, signal?: AbortSignal, now = new Date()): Promise<BackupOutcome | undefined> {
+export async function schedulerTick(home: string, progress: ProgressReporter, signal?: AbortSignal, now = new Date(), warn?: BackupJobOptions['warn']): Promise<BackupOutcome | undefined> {
   const store = new ConfigStore(home);
   const config = store.read();
-  const alerts = new AlertStore(home, config.alertSinks);
+  const alerts = new AlertStore(home, config.alertSinks, warn);
   await reviewCertificateExpiry(config, alerts, now);
   if (!config.scheduler.enabled) {
     // Overdue means overdue by the schedule; with none, there is nothing to be late for.
@@ -43,7 +43,7 @@ export async function schedulerTick(home: string, progress: ProgressReporter, si
     await alerts.raise('BackupOverdue', `${what}; the frequency is ${config.scheduler.frequencyInHours} hours.`);
   }
   if (last !== undefined && now.getTime() - last < frequency) return undefined;
-  const options: BackupJobOptions = { home, progress, signal };
+  const options: BackupJobOptions = { home, progress, signal, warn };
   const outcome = await runBackupJob(options);
   const lock = acquireJobLock(home, 'prune');
   try {

@@ -38,11 +38,8 @@ export interface CmdletContext<P = BoundParameters> {
   progress: ProgressReporter;
   /** A non-terminating error (e.g. one failed role of a partial backup); the exit code becomes 3 unless set. */
   writeError(error: AzsError): void;
-  /**
-   * A warning: something the operator must know that does not stop the command (PowerShell's
-   * Write-Warning). Never changes the exit code.
-   */
-  writeWarning(message: string): void;
+  /** A warning on stderr (PowerShell's Write-Warning): something the operator must know, that does not stop the command. */
+  writeWarning(message: string, targetObject?: string): void;
   /** Override the exit code (e.g. 3 for a partial backup that returned its object). */
   setExitCode(code: number): void;
   /** AZSBACKUP_HOME, or the user's config folder: where configuration and state live. */

@@ -5,6 +5,12 @@
 import { StringDecoder } from 'node:string_decoder';
 import { AzsError, ExitCode } from '../errors.js';
 
+/**
+ * The longest line read from standard input: secrets and user names are short, and a line from
+ * /dev/zero or a binary file piped in by mistake must not grow without end.
+ */
+export const MAX_INPUT_LINE_CHARS = 64 * 1024;
+
 export type InputStream = NodeJS.ReadableStream & { setRawMode?(mode: boolean): unknown };
 
 export class InputReader {
@@ -74,6 +80,13 @@ export class InputReader {
         const l = this.buffer.slice(0, i).replace(/\r$/, '');
         this.buffer = this.buffer.slice(i + 1);
         return l;
+      }
+      if (this.buffer.length > MAX_INPUT_LINE_CHARS) {
+        this.buffer = '';
+        throw new AzsError(`A line of standard input is longer than ${MAX_INPUT_LINE_CHARS} characters; secrets and user names are far shorter.`, {
+          errorId: 'InputLineTooLong', category: 'InvalidArgument', exitCode: ExitCode.Usage,
+          recommendedAction: 'Give each value on its own line of standard input (what is piped in may be a wrong file), or use the environment variable AZSBACKUP_<PARAMETERNAME>.',
+        });
       }
       if (!(await this.fill())) {
         if (this.buffer === '') return undefined;

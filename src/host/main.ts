@@ -11,7 +11,7 @@ import { formatCmdletList, formatHelp } from './help.js';
 import { resolveHome } from './home.js';
 import { InputReader, type InputStream } from './input.js';
 import { createProgress } from './progress.js';
-import { asAzsError, printErrorRecord, printInternalError, printWarningRecord, type ErrorLike, type ReportTarget } from './report.js';
+import { asAzsError, printErrorRecord, printInternalError, printWarning, type ErrorLike, type ReportTarget } from './report.js';
 import { loadCatalog, loadCmdlet, type Catalog, type Locations } from './resolve.js';
 import { readSecrets, secretEnvName } from './secrets.js';
 import { createShouldProcess } from './should-process.js';
@@ -90,6 +90,12 @@ function unknownCmdlet(name: string, catalog: Catalog): AzsError {
 
 /** A signal this soon after the first is taken for its echo, not for a second Ctrl-C. */
 const SIGNAL_ECHO_MS = 500;
+/**
+ * How long a cmdlet has, after SIGINT or SIGTERM, to stop in order (stop its programs, remove
+ * what it half wrote) before the host ends the process itself: any cmdlet ends within two
+ * seconds of a signal, also one waiting on something that does not watch its AbortSignal.
+ */
+export const SIGNAL_GRACE_MS = 1500;
 
 /** Runs one command line; resolves to the exit code. Never throws. */
 export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<number> {
@@ -102,7 +108,13 @@ export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<nu
   const onSignal = (sig: NodeJS.Signals): void => {
     if (firstSignalAt === undefined) {
       firstSignalAt = Date.now();
-      abort.abort(stoppedBy('command', sig));
+      const stopped = stoppedBy('command', sig);
+      abort.abort(stopped);
+      setTimeout(() => {
+        finishProgress();
+        printErrorRecord(report, source, stopped, true);
+        process.exit(ExitCode.Interrupted);
+      }, SIGNAL_GRACE_MS).unref();
       return;
     }
     // A second Ctrl-C ends at once, for a cmdlet that does not honour its signal. Not the echo of
@@ -212,8 +224,8 @@ async function run(
       if (err) printErrorRecord(report, m.name, err, false);
       else printInternalError(report, m.name, error);
     },
-    writeWarning(message) {
-      printWarningRecord(report, message);
+    writeWarning(message, targetObject) {
+      printWarning(report, message, targetObject);
     },
     setExitCode(code) {
       exitOverride = code;

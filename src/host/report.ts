@@ -41,9 +41,16 @@ export function printErrorRecord(t: ReportTarget, source: string, e: ErrorLike, 
   t.stderr.write(`${lines.join('\n')}\n`);
 }
 
-/** A warning on stderr: `{"WarningRecord":{"Message":…}}` when stderr is not a terminal, `WARNING: …` when it is. */
-export function printWarningRecord(t: ReportTarget, message: string): void {
-  t.stderr.write(t.stderrIsTTY ? `WARNING: ${message}\n` : `${JSON.stringify({ WarningRecord: { Message: message } })}\n`);
+/**
+ * A warning: the command goes on (PowerShell's Write-Warning). One JSON line `{"Warning":{...}}`
+ * when stderr is not a terminal, which the PowerShell module turns into Write-Warning.
+ */
+export function printWarning(t: ReportTarget, message: string, targetObject?: string): void {
+  if (!t.stderrIsTTY) {
+    t.stderr.write(`${JSON.stringify({ Warning: { Message: message, TargetObject: targetObject ?? null } })}\n`);
+    return;
+  }
+  t.stderr.write(`WARNING: ${message}\n`);
 }
 
 const fallbackTracker = 'the AzsBackup issue tracker';

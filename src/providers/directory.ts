@@ -204,7 +204,9 @@ async function extractStrict(data: Readable, staging: string, { signal, recycle 
   signal?.removeEventListener('abort', onAbort);
   if (refusal) throw refusal;
   if (failure !== undefined) {
-    if (isAzsError(failure) && /No space left on device/.test(failure.message)) {
+    // A full disk shows in GNU tar as ENOSPC, or as a short write ("Wrote only 10240 of 131072
+    // bytes"), which the kernel gives when the space runs out in the middle of one write.
+    if (isAzsError(failure) && /No space left on device|Disk quota exceeded|Wrote only \d+ of \d+ bytes/.test(failure.message)) {
       throw wrapFsError(Object.assign(new Error(failure.message), { code: 'ENOSPC' }), 'DirectoryImportFailed', 'Extracting the role data failed', staging);
     }
     throw failure;

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { usageError } from '../errors.js';
+import { kernelTreeOf } from '../io/bounded-read.js';
 import type { ProviderName, RoleDefinition } from './provider.js';
 import { parseConnectionString } from './pgconn.js';
 
@@ -19,6 +20,11 @@ function requireAbsolutePath(role: RoleDefinition, what: string, parameter: stri
   if (!path.isAbsolute(role.path)) {
     throw usageError(`Role '${role.name}': the ${what} '${role.path}' is not an absolute path.`, 'ProviderPathNotAbsolute', role.path,
       `Give ${parameter} as an absolute path, e.g. /var/lib/app; a relative path would depend on the current folder of whoever runs the job.`);
+  }
+  const kernel = kernelTreeOf(role.path);
+  if (kernel) {
+    throw usageError(`Role '${role.name}': the ${what} '${role.path}' lies under ${kernel}, where the kernel shows its own state, not stored data.`, 'ProviderPathIsKernelInterface', role.path,
+      `Give the ${what} where the role keeps its data on disk.`);
   }
   if (path.resolve(role.path) === path.parse(role.path).root) {
     throw usageError(`Role '${role.name}': the ${what} cannot be the root folder.`, 'ProviderPathIsRoot', role.path,

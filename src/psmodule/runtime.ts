@@ -210,6 +210,9 @@ function Invoke-AzsBackupHost {
             }
             $Cmdlet.WriteProgress($record)
         }
+        elseif ($message -and $message.PSObject.Properties['Warning']) {
+            $Cmdlet.WriteWarning([System.String]$message.Warning.Message)
+        }
         elseif ($message -and $message.PSObject.Properties['ErrorRecord']) {
             $e = $message.ErrorRecord
             $errorRecord = New-AzsBackupErrorRecord -Message ([System.String]$e.Message) -ErrorId ([System.String]$e.ErrorId) -Category ([System.String]$e.Category) -TargetObject $e.TargetObject -RecommendedAction ([System.String]$e.RecommendedAction)
@@ -223,9 +226,6 @@ function Invoke-AzsBackupHost {
                 # Raised once the host has exited, so no output it still writes is lost.
                 $state.Terminating = $errorRecord
             }
-        }
-        elseif ($message -and $message.PSObject.Properties['WarningRecord']) {
-            $Cmdlet.WriteWarning([System.String]$message.WarningRecord.Message)
         }
         elseif ($line) {
             $state.Other.Add($line)

@@ -9,7 +9,8 @@ import { canRecycle } from '../memory/recycling-readable.js';
 import { DurableFileWriter, FLUSH_EVERY_BYTES } from './durable-file.js';
 import { readAhead } from './read-ahead.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
-import { alreadyExists, notFound, shareError } from './share-errors.js';
+import { alreadyExists, isRefusedFile, notFound, shareError, shareFileLimit, SMALL_FILE_MAX_BYTES } from './share-errors.js';
+import { isMissingFile, readFileBounded } from '../io/bounded-read.js';
 import type { FreeSpace, Target, TargetEntry, TreeEntry } from './target.js';
 
 function errnoOf(e: unknown): string | undefined {
@@ -188,13 +189,15 @@ export class LocalFolderTarget implements Target {
     return tree;
   }
 
-  async readSmallFiles(paths: readonly string[]): Promise<(Buffer | undefined)[]> {
-    const files: (Buffer | undefined)[] = [];
+  async readSmallFiles(paths: readonly string[], maxBytes = SMALL_FILE_MAX_BYTES): Promise<(Buffer | AzsError | undefined)[]> {
+    const files: (Buffer | AzsError | undefined)[] = [];
     for (const p of paths) {
       const abs = this.abs(p);
-      files.push(await this.guard(p, () => fsp.readFile(abs).catch((e: unknown) => {
-        if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR' || errnoOf(e) === 'EISDIR') return undefined;
-        throw e;
+      files.push(await this.guard(p, () => readFileBounded(abs, shareFileLimit(this.location, maxBytes)).catch((e: unknown) => {
+        if (isMissingFile(e)) return undefined;
+        if (isRefusedFile(e)) return e;
+        // EACCES, EIO, ...: what they mean for the share (guard).
+        throw (e as AzsError).cause ?? e;
       })));
     }
     if (files.includes(undefined)) await this.requireRoot();

@@ -1,4 +1,5 @@
 import { AzsError, ExitCode, type ErrorCategory, type ShareAlertType } from '../errors.js';
+import { ReadFailure, type ReadLimit } from '../io/bounded-read.js';
 
 /**
  * The share failures every target reports the same way, so the engine raises one alert type per
@@ -68,4 +69,22 @@ export function alreadyExists(location: string, p: string): AzsError {
     targetObject: p,
     recommendedAction: 'Remove or rename the existing entry, then retry.',
   });
+}
+
+/** What readSmallFiles reads at most of one file unless told otherwise (catalog documents are KB). */
+export const SMALL_FILE_MAX_BYTES = 2 * 1024 * 1024;
+
+/** The limit of a small file read from a share: refused files are the share's damage, not a wrong parameter. */
+export function shareFileLimit(location: string, maxBytes: number): ReadLimit {
+  return {
+    what: `file on ${location}`,
+    maxBytes,
+    exitCode: ExitCode.Integrity,
+    remediation: 'AzsBackup never writes such a file: check the share for damage or tampering, and remove or replace the file (Invoke-BackupPrune and Remove-InfrastructureBackup remove a backup that cannot be read).',
+  };
+}
+
+/** A bounded read's refusal that is the file's own fault (too large, not a file), kept as the entry's result. */
+export function isRefusedFile(e: unknown): e is AzsError {
+  return e instanceof AzsError && (e.errorId === ReadFailure.TooLarge || e.errorId === ReadFailure.NotAFile);
 }

@@ -10,7 +10,8 @@ import { reportingWrites } from '../memory/reporting-writes.js';
 import { parseUserName, type ShareLocation } from './location.js';
 import { startSmbClient, type SmbClient, type SmbClientResult } from './smb-client.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
-import { alreadyExists, notFound, shareError } from './share-errors.js';
+import { alreadyExists, isRefusedFile, notFound, shareError, shareFileLimit, SMALL_FILE_MAX_BYTES } from './share-errors.js';
+import { readFileBounded } from '../io/bounded-read.js';
 import { canRecycle, recycleThrough, type RecyclingReadable } from '../memory/recycling-readable.js';
 import type { FreeSpace, Target, TargetEntry, TreeEntry, WriteOptions } from './target.js';
 
@@ -435,23 +436,28 @@ export class SmbTarget implements Target {
     return parseTreeListing(r.stdout, this.remotePath(segs));
   }
 
-  async readSmallFiles(paths: readonly string[]): Promise<(Buffer | undefined)[]> {
-    const files: (Buffer | undefined)[] = [];
+  async readSmallFiles(paths: readonly string[], maxBytes = SMALL_FILE_MAX_BYTES): Promise<(Buffer | AzsError | undefined)[]> {
+    const files: (Buffer | AzsError | undefined)[] = [];
     // A few hundred gets per run keep the -c argument far below the kernel's 128 KiB limit.
     for (let start = 0; start < paths.length; start += SMALL_FILES_PER_RUN) {
-      files.push(...(await this.readBatch(paths.slice(start, start + SMALL_FILES_PER_RUN))));
+      files.push(...(await this.readBatch(paths.slice(start, start + SMALL_FILES_PER_RUN), maxBytes)));
     }
     return files;
   }
 
-  private async readBatch(paths: readonly string[]): Promise<(Buffer | undefined)[]> {
+  /**
+   * smbclient fetches whole files, so a caller that knows sizes (the catalog does, from its
+   * listing) skips large ones before asking; what arrives is read bounded all the same.
+   */
+  private async readBatch(paths: readonly string[], maxBytes: number): Promise<(Buffer | AzsError | undefined)[]> {
     if (paths.length === 0) return [];
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'azsbackup-smb-get-'));
     try {
       // The local names are quoted too: TMPDIR may hold spaces.
       const r = await this.run(paths.map((p, i) => `get ${this.q(this.segments(p))} "${path.join(dir, String(i))}"`));
       this.check(r.failures, paths.join(', '), (f) => NOT_FOUND.has(f.status));
-      return await Promise.all(paths.map((_, i) => fsp.readFile(path.join(dir, String(i))).catch(() => undefined)));
+      return await Promise.all(paths.map((p, i) => readFileBounded(path.join(dir, String(i)), { ...shareFileLimit(this.location, maxBytes), what: `file '${p}' on ${this.location}, fetched as` })
+        .catch((e: unknown) => (isRefusedFile(e) ? e : undefined))));
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { AzsError } from '../errors.js';
 import type { RecyclingReadable } from '../memory/recycling-readable.js';
 
 /**
@@ -67,9 +68,12 @@ export interface Target {
   listTree(path: string): Promise<TreeEntry[]>;
   /**
    * Small files read whole, in one round trip where the storage allows; undefined for each one
-   * that does not exist. For catalog documents of a few KB, never for role data.
+   * that does not exist, and an AzsError (FileTooLarge, NotARegularFile) for one that is larger than
+   * maxBytes or is not a regular file (a folder; on a local folder also a FIFO or a device, however
+   * reached): at most maxBytes + 1 bytes of any file are read. For catalog documents of a few KB,
+   * never for role data.
    */
-  readSmallFiles(paths: readonly string[]): Promise<(Buffer | undefined)[]>;
+  readSmallFiles(paths: readonly string[], maxBytes?: number): Promise<(Buffer | AzsError | undefined)[]>;
   /** The entry at `path`, or undefined when it does not exist. */
   stat(path: string): Promise<TargetEntry | undefined>;
   /** Rename a file or folder; the destination must not exist. Atomic where the storage allows. */

@@ -39,6 +39,10 @@ export interface CliOptions {
   stdin?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Leave standard input open and unwritten (a pipe nobody writes), instead of giving `stdin`. */
+  stdinOpen?: boolean;
+  /** How a run past its timeout is ended; SIGKILL for one that may not heed SIGTERM. */
+  killSignal?: NodeJS.Signals;
 }
 
 function cliEnv(home: string, env?: Record<string, string>): Record<string, string> {
@@ -87,6 +91,7 @@ export async function runCli(home: string, args: string[], opts: CliOptions = {}
       input: opts.stdin ?? '',
       reject: false,
       timeout: opts.timeoutMs ?? 60_000,
+      ...(opts.killSignal ? { killSignal: opts.killSignal } : {}),
       stripFinalNewline: false,
     });
     if (r.exitCode !== 0 && missingBuild.test(String(r.stderr)) && attempt < 30) {
@@ -102,9 +107,10 @@ export function spawnCli(home: string, args: string[], opts: CliOptions = {}): R
   return execa(process.execPath, [CLI, ...withOutput(args)], {
     env: cliEnv(home, opts.env),
     extendEnv: false,
-    input: opts.stdin ?? '',
+    ...(opts.stdinOpen ? { stdin: 'pipe' as const } : { input: opts.stdin ?? '' }),
     reject: false,
     timeout: opts.timeoutMs ?? 60_000,
+    ...(opts.killSignal ? { killSignal: opts.killSignal } : {}),
   }) as unknown as ResultPromise<{ reject: false }>;
 }
 
