@@ -29,7 +29,7 @@ function readProc(file: string): string | undefined {
 }
 
 /** Field 22 (starttime) of /proc/<pid>/stat; the command name (field 2) may hold spaces and ')'. */
-function startTimeOf(pid: number): string | undefined {
+export function startTimeOf(pid: number): string | undefined {
   const stat = readProc(`/proc/${pid}/stat`);
   if (stat === undefined) return undefined;
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
+import { ensurePrivateDir } from '../process/private-dir.js';
 import { providerFsError } from './fs-error.js';
 import { reportingWrites } from '../memory/reporting-writes.js';
 import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
@@ -66,7 +67,7 @@ export class SqliteProvider implements Provider {
     }
     // A fresh machine has no database to take them from: its service must still be able to open it.
     ctx.keep?.({ Mode: (st.mode & 0o7777).toString(8).padStart(4, '0'), Uid: String(st.uid), Gid: String(st.gid) });
-    const tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'azs-sqlite-'));
+    const tmpDir = await fs.mkdtemp(path.join(ctx.privateDir ? await ensurePrivateDir(ctx.privateDir) : os.tmpdir(), 'azs-sqlite-'));
     const copy = path.join(tmpDir, 'copy.sqlite');
     try {
       ctx.signal?.throwIfAborted();
