@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, fingerprint, makeDrill, spawnCli, type Drill } from './support/cli.js';
+import { execa } from 'execa';
+import { dbRows, expectOk, fingerprint, makeDrill, spawnCli, type Drill } from './support/cli.js';
 
 /**
  * kill -9 of a real Restore-AzsBackup at many moments, inside the swap window too. After each,
@@ -26,6 +27,9 @@ let backupName: string;
 let newPicture: string;
 /** A copy of the folder as it is before each restore (changed since the backup). */
 let oldTemplate: string;
+let dbBackupName: string;
+let newRows: string;
+let oldDb: string;
 
 const picture = async (dir: string): Promise<string> => (await fs.stat(dir).then(() => true, () => false)) ? fingerprint(dir) : '(missing)';
 /** Our names beside the folder: staging, set-aside copies, journals. */
@@ -120,6 +124,10 @@ beforeAll(async () => {
   d = await makeDrill({ bigFileBytes: 12 * 1024 * 1024 });
   backupName = (await d.backup(['-RoleName', 'Files'])).Name as string;
   newPicture = fingerprint(d.files);
+  dbBackupName = (await d.backup(['-RoleName', 'Db'])).Name as string;
+  newRows = JSON.stringify(dbRows(d.db));
+  oldDb = path.join(d.root, 'db-old.sqlite');
+  await fs.copyFile(d.db, oldDb);
   await fs.writeFile(path.join(d.files, 'only-in-old.txt'), 'written after the backup');
   await fs.writeFile(path.join(d.files, 'cloud.json'), JSON.stringify({ region: 'changed after the backup' }));
   await fs.rm(path.join(d.files, 'run.sh'));
@@ -157,5 +165,64 @@ describe('kill -9 during a restore', () => {
     await restoreNow();
     expect(await picture(d.files)).toBe(newPicture);
     expect(await ours()).toEqual([]);
+  }, 90_000);
+});
+
+/**
+ * The database as the next program to open it would see it: the main file with whatever
+ * companions lie beside it, read from a copy so that reading changes nothing here.
+ */
+async function rowsSeen(): Promise<string> {
+  const look = await fs.mkdtemp(path.join(d.root, 'look-'));
+  try {
+    for (const suffix of ['', '-wal', '-shm', '-journal']) {
+      await fs.copyFile(d.db + suffix, path.join(look, `db.sqlite${suffix}`)).catch(() => undefined);
+    }
+    return JSON.stringify(dbRows(path.join(look, 'db.sqlite')));
+  } finally {
+    await fs.rm(look, { recursive: true, force: true });
+  }
+}
+
+describe('kill -9 during a restore of a live SQLite database', () => {
+  it('killed with its -wal moved aside and the new file not yet in: the database is wholly old, and the next restore puts the new one in', async () => {
+    for (const suffix of ['', '-wal', '-shm', '-journal']) await fs.rm(d.db + suffix, { force: true });
+    await fs.copyFile(oldDb, d.db);
+    // The service: holds the database open, with its last transaction only in the -wal.
+    const holder = execa(process.execPath, ['-e', `
+      const db = new (require('better-sqlite3'))(process.env.DB);
+      db.pragma('journal_mode = WAL');
+      db.pragma('wal_autocheckpoint = 0');
+      db.prepare("INSERT INTO items (name, secret) VALUES ('only-in-the-wal', x'00')").run();
+      console.log('ready');
+      setInterval(() => {}, 1000);
+    `], { env: { DB: d.db }, reject: false, cwd: process.cwd() });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout!.on('data', (b: Buffer) => { if (b.toString().includes('ready')) resolve(); });
+        void holder.then((r) => reject(new Error(`the holder ended: ${r.stderr}`)));
+      });
+      expect((await fs.stat(`${d.db}-wal`)).size).toBeGreaterThan(0);
+      const oldRows = await rowsSeen();
+      expect(oldRows).toContain('only-in-the-wal');
+
+      const { args, stdin } = d.decryptArgs();
+      const child = spawnCli(d.home, ['Restore-AzsBackup', '-Name', dbBackupName, '-RoleName', 'Db', ...args], {
+        stdin, env: { AZSBACKUP_TEST_SWAP_PAUSE_MS: String(PAUSE_MS) },
+      });
+      const staged = async () => (await fs.readdir(path.dirname(d.db))).filter((n) => n.startsWith('.db.sqlite.azs-staging-'));
+      await killWhen(child, 'the -wal moved aside', async () => {
+        for (const s of await staged()) if (await exists(path.join(path.dirname(d.db), s, 'old-wal'))) return true;
+        return false;
+      });
+      expect(await rowsSeen()).toBe(oldRows);
+    } finally {
+      holder.kill('SIGKILL');
+      await holder;
+    }
+    const { args, stdin } = d.decryptArgs();
+    expectOk(await d.cli(['Restore-AzsBackup', '-Name', dbBackupName, '-RoleName', 'Db', ...args], { stdin }), 'the next Restore-AzsBackup');
+    expect(await rowsSeen()).toBe(newRows);
+    expect((await fs.readdir(path.dirname(d.db))).filter((n) => n.startsWith('.db.sqlite.'))).toEqual([]);
   }, 90_000);
 });

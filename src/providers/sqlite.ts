@@ -115,6 +115,7 @@ export class SqliteProvider implements Provider {
       checkIntegrity(candidate);
       await matchOwnership(candidate, dest, ctx.kept);
       await ctx.beforeCommit?.();
+      settle(dest);
       await staging.swapFileIn(candidate, COMPANIONS).catch((e: unknown) => {
         throw sqliteError(`Putting the restored database in place at '${dest}' failed; the database was left as it was`, 'SqliteImportFailed', e, dest,
           'Check the permissions of the destination folder and that no program holds the database open, then restore again.', 'WriteError');
@@ -165,6 +166,25 @@ function checkIntegrity(file: string): void {
       errorId: 'SqliteImportCorrupt', category: 'InvalidData', targetObject: file,
       recommendedAction: 'Restore another backup; this one holds a damaged database.',
     });
+  }
+}
+
+/**
+ * Folds the old database's -wal into its main file (and rolls back a hot -journal), so that the
+ * main file alone is the whole old database while the swap moves its companions aside: a kill
+ * then leaves the old database as it was, not without its last transactions. A file SQLite cannot
+ * open is left as it is.
+ */
+function settle(dest: string): void {
+  let db: SqliteDatabase | undefined;
+  try {
+    db = openDatabase(dest, { fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    db.pragma('schema_version');
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } catch {
+    // Not there, or not a database: there is nothing of it to keep whole.
+  } finally {
+    db?.close();
   }
 }
 
