@@ -1,8 +1,9 @@
-import { promises as fs } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { dbRows, expectOk, fingerprint, makeDrill, spawnCli, type Drill } from './support/cli.js';
+import { CLI, cliEnv, dbRows, expectOk, fingerprint, makeDrill, spawnCli, type Drill } from './support/cli.js';
 
 /**
  * kill -9 of a real Restore-AzsBackup at many moments, inside the swap window too. After each,
@@ -225,4 +226,52 @@ describe('kill -9 during a restore of a live SQLite database', () => {
     expect(await rowsSeen()).toBe(newRows);
     expect((await fs.readdir(path.dirname(d.db))).filter((n) => n.startsWith('.db.sqlite.'))).toEqual([]);
   }, 90_000);
+});
+
+const straceAvailable = (() => {
+  try {
+    execFileSync('strace', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe.skipIf(!straceAvailable)('kill -9 between the two renames, the window widened from outside by strace', () => {
+  // Independent of the product's own test pause: strace delays every rename system call the
+  // restore makes by 0.5 s, whatever the version of the code, and the kill lands while the folder
+  // is set aside. Two renames (AZSBACKUP_NATIVE=off) must leave a journal that brings it back.
+  it('a journal names the folder set aside, and the next command (a backup) puts it back', async () => {
+    const oldPicture = await resetToOld();
+    const { args, stdin } = d.decryptArgs();
+    const renames = 'rename,renameat,renameat2';
+    const traced = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-e', `trace=${renames}`, '-e', `inject=${renames}:delay_exit=500000`,
+      process.execPath, CLI, 'Restore-AzsBackup', '-Name', backupName, '-RoleName', 'Files', ...args, '--output', 'json'],
+    { env: cliEnv(d.home, { AZSBACKUP_NATIVE: 'off' }), extendEnv: false, input: stdin, reject: false, timeout: 120_000 });
+    /** The restore itself: strace's child. */
+    const restorePid = (): number | undefined => {
+      try {
+        return Number(readFileSync(`/proc/${traced.pid}/task/${traced.pid}/children`, 'utf8').trim().split(' ')[0]) || undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    let ended = false;
+    void traced.finally(() => { ended = true; });
+    const deadline = Date.now() + 60_000;
+    while (await exists(d.files)) {
+      if (ended || Date.now() > deadline) throw new Error(`the folder was never set aside: ${ended ? (await traced).stderr : 'timed out'}`);
+      await sleep(3);
+    }
+    process.kill(restorePid()!, 'SIGKILL');
+    await traced;
+    // Missing now, but a journal names the whole old folder set aside.
+    const j = await journal();
+    expect(j, `nothing names the old folder; beside it: ${(await ours()).join(' ')}`).toMatchObject({ phase: 'swapping', method: 'rename' });
+    expect(await picture(path.join(path.dirname(d.files), j.aside))).toBe(oldPicture);
+    // A backup, the next command here, puts the old folder back before reading it.
+    expectOk(await d.cli(['Start-InfrastructureBackup', '-RoleName', 'Files']), 'the next Start-InfrastructureBackup');
+    expect(await picture(d.files)).toBe(oldPicture);
+    expect(await ours()).toEqual([]);
+  }, 120_000);
 });

@@ -44,7 +44,7 @@ export interface CliOptions {
   timeoutMs?: number;
 }
 
-function cliEnv(home: string, env?: Record<string, string>): Record<string, string> {
+export function cliEnv(home: string, env?: Record<string, string>): Record<string, string> {
   // A developer's own AZSBACKUP_* secrets must never leak into a test run.
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AZSBACKUP_'))) as Record<string, string>;
   return { ...clean, AZSBACKUP_HOME: home, ...env };
