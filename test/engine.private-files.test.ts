@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, runCli, spawnCli, type Drill } from './support/cli.js';
+import { expectOk, killWhen, makeDrill, runCli, spawnCli, whileRunning, type Drill } from './support/cli.js';
 import { sambaAvailable, startSamba, type SambaServer } from './support/samba.js';
 import { makeSmbDrill, type SmbDrill } from './support/smb-drill.js';
 
@@ -15,7 +15,6 @@ import { makeSmbDrill, type SmbDrill } from './support/smb-drill.js';
  */
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof import('better-sqlite3');
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Every file under `dir` (none when it does not exist). */
 async function filesUnder(dir: string): Promise<string[]> {
@@ -28,22 +27,9 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out;
 }
 
-type Child = ReturnType<typeof spawnCli>;
-
-/** Kills `child` with SIGKILL as soon as a file named `name` exists under one of `dirs`. */
-async function killOnceExists(child: Child, name: string, dirs: string[]): Promise<void> {
-  let ended = false;
-  void child.finally(() => { ended = true; });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const found = (await Promise.all(dirs.map(filesUnder))).flat().some((f) => path.basename(f) === name);
-    if (found) break;
-    if (ended) throw new Error(`the command ended before a file '${name}' appeared: ${(await child).stderr}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for a file '${name}'`);
-    await sleep(5);
-  }
-  child.kill('SIGKILL');
-  expect((await child).signal).toBe('SIGKILL');
+/** kill -9 of `child` as soon as a file named `name` exists under one of `dirs`. */
+async function killOnceExists(child: ReturnType<typeof spawnCli>, name: string, dirs: string[]): Promise<void> {
+  await killWhen(child, `a file '${name}'`, async () => (await Promise.all(dirs.map(filesUnder))).flat().some((f) => path.basename(f) === name));
 }
 
 /** The private folder after a kill: 0700, and holding the killed process's own 0700 folder. */
@@ -92,11 +78,7 @@ describe('kill -9 leaves no plaintext in TMPDIR', () => {
     const child = spawnCli(d.home, ['Start-InfrastructureBackup'], { env: { TMPDIR: tmp } });
     let ended = false;
     void child.finally(() => { ended = true; });
-    const deadline = Date.now() + 60_000;
-    while ((await filesUnder(path.join(d.home, 'private'))).length === 0) {
-      if (ended || Date.now() > deadline) throw new Error('the backup never wrote to its private folder');
-      await sleep(5);
-    }
+    await whileRunning(child, 'a file in its private folder', async () => (await filesUnder(path.join(d.home, 'private'))).length > 0);
     const live = await fs.readdir(path.join(d.home, 'private'));
     expectOk(await d.cli(['Get-BackupConfiguration'], { env: { TMPDIR: tmp } }));
     if (!ended) expect(await fs.readdir(path.join(d.home, 'private'))).toEqual(live);
@@ -137,18 +119,11 @@ describe.skipIf(!sambaAvailable())('kill -9 during SMB work leaves neither the p
     const beside = path.dirname(d.files);
     const staging = async () => (await fs.readdir(beside)).filter((n) => n.startsWith('.files.azs-staging-'));
     const child = spawnCli(d.home, ['Restore-AzsBackup', '-Name', backupName, '-EncryptionKey', '-'], { stdin: `${d.key}\n`, env: { TMPDIR: tmp }, timeoutMs: 300_000 });
-    let ended = false;
-    void child.finally(() => { ended = true; });
     // Killed once decrypted data is being written into the staging.
-    const deadline = Date.now() + 60_000;
-    for (;;) {
+    await killWhen(child, 'data in the staging', async () => {
       const [s] = await staging();
-      if (s && (await filesUnder(path.join(beside, s))).length > 0) break;
-      if (ended || Date.now() > deadline) throw new Error(`the restore never staged: ${ended ? (await child).stderr : 'timed out'}`);
-      await sleep(5);
-    }
-    child.kill('SIGKILL');
-    expect((await child).signal).toBe('SIGKILL');
+      return s !== undefined && (await filesUnder(path.join(beside, s))).length > 0;
+    });
     expect(await filesUnder(tmp)).toEqual([]);
     const [s] = await staging();
     expect((await fs.stat(path.join(beside, s!))).mode & 0o777).toBe(0o700);

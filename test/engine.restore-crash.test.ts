@@ -3,7 +3,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { CLI, cliEnv, dbRows, expectOk, fingerprint, makeDrill, spawnCli, type Drill } from './support/cli.js';
+import { CLI, cliEnv, dbRows, expectOk, fingerprint, killWhen, makeDrill, spawnCli, type Drill } from './support/cli.js';
 
 /**
  * kill -9 of a real Restore-AzsBackup at many moments, inside the swap window too. After each,
@@ -50,21 +50,6 @@ function startRestore(env: Record<string, string>) {
 async function restoreNow(): Promise<void> {
   const { args, stdin } = d.decryptArgs();
   expectOk(await d.cli(['Restore-AzsBackup', '-Name', backupName, '-RoleName', 'Files', ...args, '-Confirm:$false'], { stdin }), 'the next Restore-AzsBackup');
-}
-
-/** Kills `child` with SIGKILL once `seen` holds; fails if the restore ends first or never gets there. */
-async function killWhen(child: ReturnType<typeof startRestore>, what: string, seen: () => Promise<boolean>): Promise<void> {
-  let ended = false;
-  void child.finally(() => { ended = true; });
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (await seen()) break;
-    if (ended) throw new Error(`the restore ended before ${what}: ${(await child).stderr}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(3);
-  }
-  child.kill('SIGKILL');
-  expect((await child).signal).toBe('SIGKILL');
 }
 
 const exists = (p: string) => fs.lstat(p).then(() => true, () => false);
