@@ -223,6 +223,8 @@ async function run(
     signal,
   };
 
+  // Stopped while it was being loaded: it never starts (its signal would not fire again).
+  if (signal.aborted) throw signal.reason;
   const result = await cmdlet(ctx);
   progress.finish();
   if (signal.aborted) throw signal.reason;
