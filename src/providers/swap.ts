@@ -86,6 +86,9 @@ async function writeJournal(file: string, j: Journal, first: boolean): Promise<v
 
 /** A staged restore of one destination; see the module comment. */
 export class Staging {
+  /** Set when undoing a failed swap failed too: the journal and what it names stay for recovery. */
+  private stuck = false;
+
   private constructor(
     readonly dest: string,
     /** The staging folder: for a folder, the new folder itself; for a file, the folder holding it. */
@@ -143,7 +146,7 @@ export class Staging {
       await testPause();
       await fs.rename(this.path, this.dest);
     } catch (e) {
-      await fs.rename(this.named(aside), this.dest);
+      await fs.rename(this.named(aside), this.dest).catch(() => { this.stuck = true; });
       throw e;
     }
     await syncFolder(path.dirname(this.dest));
@@ -172,7 +175,7 @@ export class Staging {
       await testPause();
       await fs.rename(candidate, this.dest);
     } catch (e) {
-      for (const s of moved.reverse()) await fs.rename(path.join(this.path, `old${s}`), this.dest + s).catch(() => undefined);
+      for (const s of moved.reverse()) await fs.rename(path.join(this.path, `old${s}`), this.dest + s).catch(() => { this.stuck = true; });
       throw e;
     }
     await syncFolder(path.dirname(this.dest));
@@ -180,8 +183,12 @@ export class Staging {
     await this.finish();
   }
 
-  /** Gives up: the staging goes, the destination stays as it was. */
+  /**
+   * Gives up: the staging goes, the destination stays as it was. After a swap that could not be
+   * undone, nothing is removed: the journal lets the next restore or backup put the old data back.
+   */
   async discard(): Promise<void> {
+    if (this.stuck) return;
     await this.finish();
   }
 
