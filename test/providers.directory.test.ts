@@ -6,6 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AzsError } from '../src/errors.js';
 import { createProvider } from '../src/providers/index.js';
 import type { Provider } from '../src/providers/provider.js';
+import { currentOwner } from '../src/process/owner.js';
+import { deadPid } from './support/cli.js';
 import { craftTar, exportAll, paxBody, snapshotTree, type CraftedEntry } from './support/provider-fixtures.js';
 
 let tmp: string;
@@ -203,14 +205,23 @@ describe('directory provider, other behaviour', () => {
     expect(await fs.readFile(file, 'utf8')).toBe('keep me');
   });
 
-  it('removes staging leftovers of a crashed restore, and only those', async () => {
+  it('removes what a swap journal of a dead process names, and nothing else', async () => {
     const parent = path.dirname(dest);
+    const me = currentOwner()!;
+    const journal = (id: string, owner: object) => fs.writeFile(path.join(parent, `.pki.azs-swap-${id}`),
+      JSON.stringify({ format: 'azsbackup-swap/1', owner, phase: 'staging', dest: 'pki', staging: `.pki.azs-staging-${id}` }));
+    const dead = 'deaddeaddeaddead';
+    const live = 'livelivelivelive';
+    await journal(dead, { ...me, pid: await deadPid() });
+    await fs.mkdir(path.join(parent, `.pki.azs-staging-${dead}`));
+    await journal(live, me);
+    await fs.mkdir(path.join(parent, `.pki.azs-staging-${live}`));
+    // Names without a journal (an older version's, or not ours) prove nothing.
     await fs.mkdir(path.join(parent, '.pki.azs-staging-AbC123'));
     await fs.mkdir(path.join(parent, '.pki.azs-old-XyZ789'));
-    await fs.mkdir(path.join(parent, '.pki.azs-staging-not-ours'));
     const bytes = await exportAll(provider);
     await provider.import(Readable.from([bytes]));
-    expect((await fs.readdir(parent)).sort()).toEqual(['.pki.azs-staging-not-ours', 'pki']);
+    expect((await fs.readdir(parent)).sort()).toEqual(['.pki.azs-old-XyZ789', '.pki.azs-staging-AbC123', `.pki.azs-staging-${live}`, `.pki.azs-swap-${live}`, 'pki']);
   });
 
   it('stops on an aborted signal and changes nothing', async () => {

@@ -18,7 +18,11 @@ describe('shareAccess', () => {
 
   it('uses the configured share and its stored credential when no -Path is given', async () => {
     const store = await configured();
-    expect(shareAccess(store, {})).toEqual({ path: 'smb://127.0.0.1:4450/backups', credential: { userName: 'CONTOSO\\backup', password: 's3cret' } });
+    expect(shareAccess(store, {})).toEqual({
+      path: 'smb://127.0.0.1:4450/backups', credential: { userName: 'CONTOSO\\backup', password: 's3cret' },
+      // The auth file for the share goes under the home, never into TMPDIR.
+      privateDir: expect.stringMatching(new RegExp(`^${store.home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/private/[0-9a-f]{8}-[0-9a-f]{8}-${process.pid}-\\d+$`)),
+    });
   });
 
   it('a -Path equal to the configured share (a piped SharePath) keeps the stored credential', async () => {

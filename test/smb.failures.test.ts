@@ -279,8 +279,13 @@ describe.skipIf(!sambaAvailable())('a backup to SMB that is stopped', () => {
   let samba: SambaServer;
   let d: SmbDrill;
   let tmp: string;
-  /** smbclient's auth files (the share password) live in TMPDIR while it runs. */
-  const authFolders = async () => (await fs.readdir(tmp)).filter((n) => n.startsWith('azsbackup-smb-'));
+  /** smbclient's auth files (the share password) while it runs: in the home's private folder, never in TMPDIR. */
+  const authFolders = async () => {
+    const privateRoot = path.join(d.home, 'private');
+    const mine = await fs.readdir(privateRoot).catch(() => [] as string[]);
+    const inPrivate = (await Promise.all(mine.map((p) => fs.readdir(path.join(privateRoot, p)).catch(() => [] as string[])))).flat();
+    return [...(await fs.readdir(tmp)), ...inPrivate].filter((n) => n.startsWith('azsbackup-smb-'));
+  };
 
   beforeAll(async () => {
     samba = await startSamba();

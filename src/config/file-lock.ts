@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { AzsError } from '../errors.js';
 import { writeFileWhole } from '../fs/durable-write.js';
 import { readFileBoundedSync } from '../io/bounded-read.js';
+import { startTimeOf } from '../process/owner.js';
 
 /**
  * An exclusive lock held as a file created with O_EXCL. The file names its holder (pid and the
@@ -29,14 +30,7 @@ export interface HeldLock {
 }
 
 export function processStartTime(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 22 (starttime); fields after the parenthesised command name, which may contain spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] ?? null;
-  } catch {
-    return null;
-  }
+  return startTimeOf(pid) ?? null;
 }
 
 /**

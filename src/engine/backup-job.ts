@@ -100,7 +100,7 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
     try {
       const target = await openShare(access);
       outcome = await runBackup({
-        target, sharePath: access.path, recipient, roles, progress: opts.progress, signal: opts.signal, name,
+        target, sharePath: access.path, recipient, roles, progress: opts.progress, signal: opts.signal, name, privateDir: access.privateDir,
         onUpdate: (r) => save(r),
         onDataFlowing: () => store.prepareUpdate(),
       });

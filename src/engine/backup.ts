@@ -35,6 +35,8 @@ export interface BackupRequest {
   roles: RoleDefinition[];
   progress: ProgressReporter;
   signal?: AbortSignal;
+  /** Where providers keep plaintext files of this process (ProviderContext.privateDir). */
+  privateDir?: string;
   /** Roles exported at once (default 2: one per core). */
   concurrency?: number;
   name?: string;
@@ -129,7 +131,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
   const storeRole = async (role: RoleDefinition, i: number, file: string) => {
     const status = statuses[i]!;
     const provider = await createProvider(role);
-    const source = await provider.export({ signal: req.signal, keep: (attributes) => { kept[i] = attributes; } });
+    const source = await provider.export({ signal: req.signal, privateDir: req.privateDir, keep: (attributes) => { kept[i] = attributes; } });
     dataFlowing();
     const counter = countBytes((n) => {
       status.Size = n;

@@ -9,6 +9,7 @@ import { parseCommandLine, type OutputFormat } from './argv.js';
 import type { CmdletContext } from './cmdlet.js';
 import { formatCmdletList, formatHelp } from './help.js';
 import { resolveHome } from './home.js';
+import { sweepPrivateDirs } from '../process/private-dir.js';
 import { InputReader, type InputStream } from './input.js';
 import { createProgress } from './progress.js';
 import { asAzsError, printErrorRecord, printInternalError, printWarning, type ErrorLike, type ReportTarget } from './report.js';
@@ -199,6 +200,9 @@ async function run(
     for (const p of catalog.all().flatMap((c) => c.parameters)) if (p.secret) delete process.env[secretEnvName(p)];
   }
   const cmdlet = await loadCmdlet(m.name, loc);
+  const home = resolveHome(h.env);
+  // Plaintext a killed command of this home left in its private folder goes first.
+  await sweepPrivateDirs(home).catch(() => undefined);
 
   const progress = createProgress({ mode: cl.progress, stderr: h.stderr, stderrIsTTY: h.stderrIsTTY, columns: h.columns });
   onProgress(() => progress.finish());
@@ -230,10 +234,12 @@ async function run(
     setExitCode(code) {
       exitOverride = code;
     },
-    home: resolveHome(h.env),
+    home,
     signal,
   };
 
+  // Stopped while it was being loaded: it never starts (its signal would not fire again).
+  if (signal.aborted) throw signal.reason;
   const result = await cmdlet(ctx);
   progress.finish();
   if (signal.aborted) throw signal.reason;

@@ -7,15 +7,13 @@ import { providerFsError } from './fs-error.js';
 import { earlyFailure } from './input.js';
 import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
 import { TarFormatError, TarScanner, type TarEntry } from './tar-scanner.js';
-import { removeStale, swapDirectoryInto } from './swap.js';
+import { recoverSwaps, resolveDestination, Staging } from './swap.js';
 
 /**
  * A folder tree as a tar stream. Import trusts nothing in the archive: every entry is checked
  * before GNU tar sees it, and one bad entry fails the whole restore (a backup that tries to write
  * outside its folder is an attack or a corruption, never something to half-apply).
  */
-
-const STAGING_TAG = 'azs-staging';
 
 function unsafeEntry(entryPath: string, why: string): AzsError {
   return new AzsError(`The backup archive contains the entry '${entryPath}', which ${why}; the restore was refused and nothing was changed.`, {
@@ -249,6 +247,8 @@ export class DirectoryProvider implements Provider {
   async export(ctx: ProviderContext = {}): Promise<Readable> {
     let root = this.role.path;
     let st: Stats;
+    // A restore killed mid-swap may have left the folder set aside: put right first.
+    await recoverSwaps(await resolveDestination(root)).catch(() => undefined);
     try {
       st = await fs.stat(root);
       // Archive the folder a registered symbolic link points at, not the link itself.
@@ -284,10 +284,11 @@ export class DirectoryProvider implements Provider {
   }
 
   async import(data: Readable, ctx: ProviderContext = {}): Promise<void> {
-    let dest = path.resolve(ctx.destination ?? this.role.path);
     // A registered path that is a symbolic link (e.g. /etc/pki -> /data/pki) stays a link:
     // the real folder is the one replaced.
-    dest = await fs.realpath(dest).catch(() => dest);
+    const dest = await resolveDestination(ctx.destination ?? this.role.path);
+    await fs.mkdir(path.dirname(dest), { recursive: true });
+    await recoverSwaps(dest);
     const st = await fs.stat(dest).catch(() => undefined);
     if (st && !st.isDirectory()) {
       data.resume();
@@ -296,16 +297,14 @@ export class DirectoryProvider implements Provider {
         recommendedAction: 'Move the file away or restore to another destination.',
       });
     }
-    const parent = path.dirname(dest);
-    await fs.mkdir(parent, { recursive: true });
-    await removeStale(parent, path.basename(dest), STAGING_TAG);
-    const staging = await fs.mkdtemp(path.join(parent, `.${path.basename(dest)}.${STAGING_TAG}-`));
+    let staging: Staging | undefined;
     try {
-      await extractStrict(data, staging, ctx);
+      staging = await Staging.begin(dest);
+      await extractStrict(data, staging.path, ctx);
       await ctx.beforeCommit?.();
-      await swapDirectoryInto(staging, dest);
+      await staging.swapFolderIn();
     } catch (e) {
-      await fs.rm(staging, { recursive: true, force: true, maxRetries: 3 });
+      await staging?.discard().catch(() => undefined);
       throw wrapFsError(e, 'DirectoryImportFailed', `Restoring the folder '${dest}' failed; it was left as it was`, dest);
     }
   }

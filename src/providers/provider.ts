@@ -55,6 +55,12 @@ export interface ProviderContext {
   keep?: (attributes: Record<string, string>) => void;
   /** import(): what the export kept (see `keep`), or undefined for a backup that recorded none. */
   kept?: Readonly<Record<string, string>>;
+  /**
+   * A folder private to this process (0700, created on first use, see src/process/private-dir.ts)
+   * for plaintext a provider must put in a file, such as sqlite's snapshot: a kill -9 must not
+   * leave it in TMPDIR. Without it, the system's temporary folder.
+   */
+  privateDir?: string;
 }
 
 export interface ProviderDescription {

@@ -5,10 +5,11 @@ import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
+import { ensurePrivateDir } from '../process/private-dir.js';
 import { providerFsError } from './fs-error.js';
 import { reportingWrites } from '../memory/reporting-writes.js';
 import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
-import { removeStale } from './swap.js';
+import { recoverSwaps, resolveDestination, Staging } from './swap.js';
 
 /**
  * A live SQLite database, copied with SQLite's online backup API and restored by swapping in a
@@ -30,7 +31,6 @@ function openDatabase(file: string, options: { readonly?: boolean; fileMustExist
   return new ctor(file, options);
 }
 
-const STAGING_TAG = 'azs-staging';
 /** How long the copy waits for a writer's lock before failing, in ms. */
 const BUSY_TIMEOUT_MS = 30_000;
 /** Companion files SQLite would apply to whatever database sits at the main path. */
@@ -51,6 +51,8 @@ export class SqliteProvider implements Provider {
 
   async export(ctx: ProviderContext = {}): Promise<Readable> {
     const file = this.role.path;
+    // A restore killed mid-swap may have left the database without its -wal: put right first.
+    await recoverSwaps(await resolveDestination(file)).catch(() => undefined);
     const st = await fs.stat(file).catch((e: unknown) => {
       throw new AzsError(`The database '${file}' of role '${this.role.name}' cannot be read: ${(e as Error).message}`, {
         errorId: 'SqliteDatabaseNotFound', category: 'ObjectNotFound', exitCode: ExitCode.Failure, targetObject: file, cause: e,
@@ -65,7 +67,7 @@ export class SqliteProvider implements Provider {
     }
     // A fresh machine has no database to take them from: its service must still be able to open it.
     ctx.keep?.({ Mode: (st.mode & 0o7777).toString(8).padStart(4, '0'), Uid: String(st.uid), Gid: String(st.gid) });
-    const tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'azs-sqlite-'));
+    const tmpDir = await fs.mkdtemp(path.join(ctx.privateDir ? await ensurePrivateDir(ctx.privateDir) : os.tmpdir(), 'azs-sqlite-'));
     const copy = path.join(tmpDir, 'copy.sqlite');
     try {
       ctx.signal?.throwIfAborted();
@@ -100,25 +102,27 @@ export class SqliteProvider implements Provider {
   }
 
   async import(data: Readable, ctx: ProviderContext = {}): Promise<void> {
-    let dest = path.resolve(ctx.destination ?? this.role.path);
     // A registered path that is a symbolic link (e.g. /var/lib/id.db -> /data/id.db) stays a link:
     // the real file is the one replaced, and its -wal and -shm are the ones beside it.
-    dest = await fs.realpath(dest).catch(() => dest);
-    const parent = path.dirname(dest);
-    const base = path.basename(dest);
-    await fs.mkdir(parent, { recursive: true });
-    await removeStale(parent, base, STAGING_TAG);
+    const dest = await resolveDestination(ctx.destination ?? this.role.path);
+    await fs.mkdir(path.dirname(dest), { recursive: true });
+    await recoverSwaps(dest);
     // Staged beside the destination so the final rename stays on one file system.
-    const staging = await fs.mkdtemp(path.join(parent, `.${base}.${STAGING_TAG}-`));
-    const candidate = path.join(staging, base);
+    const staging = await Staging.begin(dest);
+    const candidate = path.join(staging.path, path.basename(dest));
     try {
       await receive(data, candidate, ctx);
       checkIntegrity(candidate);
       await matchOwnership(candidate, dest, ctx.kept);
       await ctx.beforeCommit?.();
-      await swapFileInto(candidate, dest);
-    } finally {
-      await fs.rm(staging, { recursive: true, force: true });
+      settle(dest);
+      await staging.swapFileIn(candidate, COMPANIONS).catch((e: unknown) => {
+        throw sqliteError(`Putting the restored database in place at '${dest}' failed; the database was left as it was`, 'SqliteImportFailed', e, dest,
+          'Check the permissions of the destination folder and that no program holds the database open, then restore again.', 'WriteError');
+      });
+    } catch (e) {
+      await staging.discard().catch(() => undefined);
+      throw e;
     }
   }
 }
@@ -166,6 +170,25 @@ function checkIntegrity(file: string): void {
 }
 
 /**
+ * Folds the old database's -wal into its main file (and rolls back a hot -journal), so that the
+ * main file alone is the whole old database while the swap moves its companions aside: a kill
+ * then leaves the old database as it was, not without its last transactions. A file SQLite cannot
+ * open is left as it is.
+ */
+function settle(dest: string): void {
+  let db: SqliteDatabase | undefined;
+  try {
+    db = openDatabase(dest, { fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    db.pragma('schema_version');
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } catch {
+    // Not there, or not a database: there is nothing of it to keep whole.
+  } finally {
+    db?.close();
+  }
+}
+
+/**
  * A restored database keeps the owner and mode of the one it replaces, so its service can still
  * open it; where there is none (a freshly redeployed machine), those its backup kept.
  */
@@ -182,28 +205,4 @@ async function matchOwnership(candidate: string, dest: string, kept: ProviderCon
 function keptNumber(value: string | undefined, radix: 8 | 10): number | undefined {
   if (value === undefined || !(radix === 8 ? /^[0-7]{1,4}$/ : /^\d{1,10}$/).test(value)) return undefined;
   return parseInt(value, radix);
-}
-
-/**
- * Renames the checked copy over the destination. The old database's -wal, -shm and -journal are
- * moved aside first: left in place, SQLite would replay them into the new file. They come back if
- * the rename fails, so a failure leaves the old database exactly as it was.
- */
-async function swapFileInto(candidate: string, dest: string): Promise<void> {
-  const moved: { from: string; to: string }[] = [];
-  try {
-    for (const suffix of COMPANIONS) {
-      const from = dest + suffix;
-      const exists = await fs.lstat(from).then(() => true, () => false);
-      if (!exists) continue;
-      const to = path.join(path.dirname(candidate), `old${suffix}`);
-      await fs.rename(from, to);
-      moved.push({ from, to });
-    }
-    await fs.rename(candidate, dest);
-  } catch (e) {
-    for (const m of moved.reverse()) await fs.rename(m.to, m.from).catch(() => undefined);
-    throw sqliteError(`Putting the restored database in place at '${dest}' failed; the database was left as it was`, 'SqliteImportFailed', e, dest,
-      'Check the permissions of the destination folder and that no program holds the database open, then restore again.', 'WriteError');
-  }
 }

@@ -1,45 +1,330 @@
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { exchangeNames } from '../native/rename-exchange.js';
+import { currentOwner, provablyDead, type Owner } from '../process/owner.js';
 
 /**
- * Putting restored data into place with renames on one file system, so at every instant the
- * destination is either wholly the old data or wholly the new.
+ * Putting restored data into place so that a kill -9 at any instant leaves the destination either
+ * wholly the old data or wholly the new, never missing, and so that whoever next touches the
+ * destination can finish or undo what a killed process left (docs/FORMAT.md, "Restore swap journal").
+ *
+ * Every staging starts with a journal beside the destination, `.<base>.azs-swap-<id>`, naming its
+ * owner (a process that can be proven dead, src/process/owner.ts) and the names it uses:
+ * `.<base>.azs-staging-<id>` (what is being restored) and `.<base>.azs-old-<id>` (the old data,
+ * set aside). Nothing of ours beside a destination exists without its journal, and a journal goes
+ * only after everything it names is gone, so recovery deletes only what a journal of a dead owner
+ * names, and only once the journal's state says which copy is which.
+ *
+ * A folder is swapped with renameat2(RENAME_EXCHANGE) where the kernel and file system offer it:
+ * one step, after which the staging name holds the old folder; before or after it, the staging
+ * name is a leftover and the destination whole. Elsewhere (no addon, AZSBACKUP_NATIVE=off, a file
+ * system without the flag) the journal is rewritten durably to phase `swapping` before the first of
+ * two renames (destination aside, staging in), which tells recovery to put the old folder back if
+ * the destination is missing, or to remove it once the new one is in place.
  */
 
-const OLD_TAG = 'azs-old';
+const FORMAT = 'azsbackup-swap/1';
+const ID_PATTERN = '[A-Za-z0-9_-]{16}';
 
-/**
- * Replaces the folder `dest` by `staging` (a sibling). The old folder is renamed aside first and
- * put back if the second rename fails; it is removed only once the new one is in place.
- */
-export async function swapDirectoryInto(staging: string, dest: string): Promise<void> {
-  const exists = await fs.lstat(dest).then(() => true, () => false);
-  let aside: string | undefined;
-  if (exists) {
-    // mkdtemp reserves a unique name; renaming a folder onto an empty folder replaces it.
-    aside = await fs.mkdtemp(path.join(path.dirname(dest), `.${path.basename(dest)}.${OLD_TAG}-`));
-    await fs.rename(dest, aside);
-  }
-  try {
-    await fs.rename(staging, dest);
-  } catch (e) {
-    if (aside) await fs.rename(aside, dest);
-    throw e;
-  }
-  // The restore has succeeded; a leftover we cannot delete is removed by the next restore.
-  if (aside) await fs.rm(aside, { recursive: true, force: true }).catch(() => undefined);
+type Method = 'exchange' | 'rename' | 'file';
+
+interface Journal {
+  format: typeof FORMAT;
+  owner: Owner | null;
+  phase: 'staging' | 'swapping';
+  method?: Method;
+  /** The names, all in the destination's folder. */
+  dest: string;
+  staging: string;
+  aside?: string | null;
+  /** file: suffixes of the companions (-wal, ...) moved into the staging folder as old<suffix>. */
+  companions?: string[];
 }
 
 /**
- * Removes staging and aside folders or files a crashed restore of `base` left in `parent`. Only
- * names we create (`.<base>.<tag>-XXXXXX`) are touched.
+ * TEST ONLY: AZSBACKUP_TEST_SWAP_PAUSE_MS makes a swap wait that long at each of its steps, so a
+ * test can kill the process inside the swap window (test/engine.restore-crash.test.ts). Never set
+ * it in production: it only slows restores down.
  */
-export async function removeStale(parent: string, base: string, stagingTag: string): Promise<void> {
-  const names = await fs.readdir(parent).catch(() => [] as string[]);
-  const prefixes = [`.${base}.${stagingTag}-`, `.${base}.${OLD_TAG}-`];
-  for (const n of names) {
-    if (prefixes.some((p) => n.startsWith(p) && /^[A-Za-z0-9]{6}$/.test(n.slice(p.length)))) {
-      await fs.rm(path.join(parent, n), { recursive: true, force: true }).catch(() => undefined);
+async function testPause(): Promise<void> {
+  const ms = Number(process.env.AZSBACKUP_TEST_SWAP_PAUSE_MS ?? 0);
+  if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function syncFolder(dir: string): Promise<void> {
+  const fh = await fs.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fs.lstat(p).then(() => true, () => false);
+}
+
+/** A journal written whole and durable, or not at all: a temporary file, fsync, then its name. */
+async function writeJournal(file: string, j: Journal, first: boolean): Promise<void> {
+  const tmp = `${file}.tmp`;
+  const fh = await fs.open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(`${JSON.stringify(j)}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  if (first) {
+    // link() fails when the name is taken: the id is ours alone.
+    await fs.link(tmp, file).finally(() => fs.unlink(tmp));
+  } else {
+    await fs.rename(tmp, file);
+  }
+  await syncFolder(path.dirname(file));
+}
+
+/** A staged restore of one destination; see the module comment. */
+export class Staging {
+  /** Set when undoing a failed swap failed too: the journal and what it names stay for recovery. */
+  private stuck = false;
+
+  private constructor(
+    readonly dest: string,
+    /** The staging folder: for a folder, the new folder itself; for a file, the folder holding it. */
+    readonly path: string,
+    private readonly journalFile: string,
+    private readonly journal: Journal,
+  ) {}
+
+  /** Records the owner, then makes the (empty, 0700) staging folder. */
+  static async begin(dest: string): Promise<Staging> {
+    const parent = path.dirname(dest);
+    const base = path.basename(dest);
+    const id = randomBytes(12).toString('base64url');
+    const journal: Journal = { format: FORMAT, owner: currentOwner() ?? null, phase: 'staging', dest: base, staging: `.${base}.azs-staging-${id}` };
+    const journalFile = path.join(parent, `.${base}.azs-swap-${id}`);
+    await writeJournal(journalFile, journal, true);
+    const staging = path.join(parent, journal.staging);
+    await fs.mkdir(staging, { mode: 0o700 });
+    return new Staging(dest, staging, journalFile, journal);
+  }
+
+  private named(name: string): string {
+    return path.join(path.dirname(this.dest), name);
+  }
+
+  /** Replaces the folder `dest` (or puts it there) by the staging folder. */
+  async swapFolderIn(): Promise<void> {
+    const parent = path.dirname(this.dest);
+    if (!(await exists(this.dest))) {
+      // One rename; before it the staging is a leftover, after it there is none.
+      await testPause();
+      await fs.rename(this.path, this.dest);
+      await syncFolder(parent);
+    } else {
+      await testPause();
+      if (exchangeNames(this.path, this.dest)) {
+        // The staging name now holds the old folder: a leftover whether or not we get to remove it.
+        await syncFolder(parent);
+        await testPause();
+      } else {
+        await this.swapByRenames();
+      }
     }
+    await this.finish();
+  }
+
+  /** The journalled fallback: destination aside, staging in, each step recorded before it is taken. */
+  private async swapByRenames(): Promise<void> {
+    const aside = `.${this.journal.dest}.azs-old-${this.journal.staging.slice(-16)}`;
+    Object.assign(this.journal, { phase: 'swapping', method: 'rename', aside });
+    await writeJournal(this.journalFile, this.journal, false);
+    await testPause();
+    await fs.rename(this.dest, this.named(aside));
+    try {
+      await testPause();
+      await fs.rename(this.path, this.dest);
+    } catch (e) {
+      await fs.rename(this.named(aside), this.dest).catch(() => { this.stuck = true; });
+      throw e;
+    }
+    await syncFolder(path.dirname(this.dest));
+    await testPause();
+    await fs.rm(this.named(aside), { recursive: true, force: true });
+  }
+
+  /**
+   * Renames the file `candidate` (inside the staging folder) over `dest`, after moving the
+   * companions `dest<suffix>` that exist into the staging folder as `old<suffix>`: left in place,
+   * SQLite would apply them to the new file. The journal lists them first, so a killed swap is
+   * finished (the candidate has gone in) or undone (they are put back).
+   */
+  async swapFileIn(candidate: string, suffixes: readonly string[]): Promise<void> {
+    const present: string[] = [];
+    for (const s of suffixes) if (await exists(this.dest + s)) present.push(s);
+    Object.assign(this.journal, { phase: 'swapping', method: 'file', companions: present });
+    await writeJournal(this.journalFile, this.journal, false);
+    const moved: string[] = [];
+    try {
+      for (const s of present) {
+        await testPause();
+        await fs.rename(this.dest + s, path.join(this.path, `old${s}`));
+        moved.push(s);
+      }
+      await testPause();
+      await fs.rename(candidate, this.dest);
+    } catch (e) {
+      for (const s of moved.reverse()) await fs.rename(path.join(this.path, `old${s}`), this.dest + s).catch(() => { this.stuck = true; });
+      throw e;
+    }
+    await syncFolder(path.dirname(this.dest));
+    await testPause();
+    await this.finish();
+  }
+
+  /**
+   * Gives up: the staging goes, the destination stays as it was. After a swap that could not be
+   * undone, nothing is removed: the journal lets the next restore or backup put the old data back.
+   */
+  async discard(): Promise<void> {
+    if (this.stuck) return;
+    await this.finish();
+  }
+
+  private async finish(): Promise<void> {
+    await fs.rm(this.path, { recursive: true, force: true, maxRetries: 3 });
+    await fs.unlink(this.journalFile);
+    await syncFolder(path.dirname(this.dest));
+  }
+}
+
+/** What recovery did with the swaps found beside one destination. */
+export interface Recovery {
+  /** Interrupted swaps put right: finished or undone. */
+  recovered: number;
+  /** Journals left alone: their owner may still run, or their state is not one a swap leaves. */
+  leftAlone: string[];
+}
+
+/**
+ * Finds the swaps of `dest` whose owner is provably dead and finishes or undoes each, so that
+ * `dest` holds wholly the old or wholly the new data; then removes what they left. Every restore
+ * and backup of a folder or database role calls it before touching the destination.
+ */
+export async function recoverSwaps(dest: string): Promise<Recovery> {
+  const parent = path.dirname(dest);
+  const base = path.basename(dest);
+  const result: Recovery = { recovered: 0, leftAlone: [] };
+  const names = await fs.readdir(parent).catch(() => [] as string[]);
+  const journalName = new RegExp(`^\\.${escapeRegExp(base)}\\.azs-swap-(${ID_PATTERN})$`);
+  for (const name of names) {
+    const m = journalName.exec(name);
+    if (!m) continue;
+    const file = path.join(parent, name);
+    const j = await readJournal(file, base, m[1]!);
+    if (!j || !provablyDead(j.owner ?? undefined)) {
+      result.leftAlone.push(file);
+      continue;
+    }
+    if (await recoverOne(parent, j)) {
+      await fs.unlink(file);
+      await syncFolder(parent);
+      result.recovered++;
+    } else {
+      result.leftAlone.push(file);
+    }
+  }
+  // A journal's temporary file, complete (written before its fsync) and of a dead owner.
+  for (const name of names) {
+    const m = new RegExp(`^\\.${escapeRegExp(base)}\\.azs-swap-(${ID_PATTERN})\\.tmp$`).exec(name);
+    if (!m) continue;
+    const j = await readJournal(path.join(parent, name), base, m[1]!);
+    if (j && provablyDead(j.owner ?? undefined) && !names.includes(name.slice(0, -4))) await fs.unlink(path.join(parent, name)).catch(() => undefined);
+  }
+  return result;
+}
+
+/** The journal, if it is one of ours for `base` and names only what its id allows. */
+async function readJournal(file: string, base: string, id: string): Promise<Journal | undefined> {
+  let j: Journal;
+  try {
+    j = JSON.parse(await fs.readFile(file, 'utf8')) as Journal;
+  } catch {
+    return undefined;
+  }
+  const ok = j && j.format === FORMAT && j.dest === base && j.staging === `.${base}.azs-staging-${id}`
+    && (j.aside === undefined || j.aside === null || j.aside === `.${base}.azs-old-${id}`)
+    && (j.companions === undefined || (Array.isArray(j.companions) && j.companions.every((s) => ['-wal', '-shm', '-journal'].includes(s))));
+  return ok ? j : undefined;
+}
+
+/** True when the swap is finished or undone and its journal may go. */
+async function recoverOne(parent: string, j: Journal): Promise<boolean> {
+  const dest = path.join(parent, j.dest);
+  const staging = path.join(parent, j.staging);
+  if (j.phase === 'staging' || j.method === 'exchange') {
+    // The destination was never changed, or changed in one step: what the staging name holds
+    // (the unfinished new data, or the old data after the exchange) is a leftover.
+    await fs.rm(staging, { recursive: true, force: true });
+    return true;
+  }
+  if (j.method === 'rename' && j.aside) {
+    const aside = path.join(parent, j.aside);
+    const [d, a, s] = await Promise.all([exists(dest), exists(aside), exists(staging)]);
+    if (!d && a) {
+      // Killed between the two renames: the old folder goes back.
+      await fs.rename(aside, dest);
+      await syncFolder(parent);
+    } else if (d && a && !s) {
+      // The new folder is in place; the old one is what is left.
+      await fs.rm(aside, { recursive: true, force: true });
+      return true;
+    } else if (d && a) {
+      return false;
+    } else if (!d) {
+      // Neither the destination nor the old copy: something else removed them. Touch nothing.
+      return false;
+    }
+    await fs.rm(staging, { recursive: true, force: true });
+    return true;
+  }
+  if (j.method === 'file') {
+    const candidate = path.join(staging, j.dest);
+    if (await exists(candidate)) {
+      // The new file never went in: the old one's companions go back beside it.
+      for (const s of j.companions ?? []) {
+        const old = path.join(staging, `old${s}`);
+        if (!(await exists(old))) continue;
+        if (await exists(dest + s)) return false;
+        await fs.rename(old, dest + s);
+      }
+      await syncFolder(parent);
+    }
+    await fs.rm(staging, { recursive: true, force: true });
+    return true;
+  }
+  return false;
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * The destination as the providers replace it: a registered path that is a symbolic link stays a
+ * link and its target is replaced. While a killed swap has left that target missing, the link's
+ * own target is where its journal lies.
+ */
+export async function resolveDestination(p: string): Promise<string> {
+  const abs = path.resolve(p);
+  try {
+    return await fs.realpath(abs);
+  } catch {
+    const link = await fs.readlink(abs).catch(() => undefined);
+    if (link === undefined) return abs;
+    const target = path.resolve(path.dirname(abs), link);
+    const parent = await fs.realpath(path.dirname(target)).catch(() => path.dirname(target));
+    return path.join(parent, path.basename(target));
   }
 }

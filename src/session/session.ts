@@ -1,6 +1,7 @@
 import { AzsError, ExitCode, usageError } from '../errors.js';
 import { ConfigStore, type StoredConfig } from '../config/store.js';
 import { certificateAuthenticationKey, certificateAuthenticationSecret } from '../crypto/certificate-authentication.js';
+import { privateDirOf } from '../process/private-dir.js';
 import type { DecryptWith, EncryptFor } from '../crypto/recipient.js';
 /** A credential as cmdlets receive it (the host binds PSCredential to this shape). */
 export interface Credential {
@@ -39,6 +40,8 @@ export function shareParameters(params: Record<string, unknown>, secretsFromEnvi
 export interface ShareAccess {
   path: string;
   credential?: { userName: string; password: string };
+  /** This process's private folder under the home (src/process/private-dir.ts), for the SMB auth file. */
+  privateDir?: string;
 }
 
 export function notConfigured(what: string): AzsError {
@@ -62,17 +65,18 @@ export function shareAccess(store: ConfigStore, p: ShareParameters, config: Stor
       : undefined;
   // A -Path that is the configured share (as a piped Backup's SharePath is) uses its stored credential.
   const isConfigured = p.Path === undefined || p.Path === config.share?.path;
-  if (!isConfigured) return { path: p.Path!, ...(given ? { credential: given } : {}) };
+  const privateDir = privateDirOf(store.home);
+  if (!isConfigured) return { path: p.Path!, privateDir, ...(given ? { credential: given } : {}) };
   if (!config.share) throw notConfigured('share');
   const stored = config.share.userName !== undefined
     ? { userName: config.share.userName, password: config.share.password ? store.open(config.share.password, 'share-password') : '' }
     : undefined;
-  return { path: config.share.path, ...(given ?? stored ? { credential: given ?? stored } : {}) };
+  return { path: config.share.path, privateDir, ...(given ?? stored ? { credential: given ?? stored } : {}) };
 }
 
 export async function openShare(access: ShareAccess): Promise<Target> {
   const { openTarget } = await import('../targets/index.js');
-  return openTarget(access.path, access.credential);
+  return openTarget(access.path, access.credential, access.privateDir);
 }
 
 /** The recipient configured for new backups. */

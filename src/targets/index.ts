@@ -15,7 +15,7 @@ export { isPartialName, PARTIAL_MARKER } from './paths.js';
  * The target for a backup path: a local folder, or an SMB share reached with `credential`.
  * A local folder ignores the credential: the service account's own rights apply.
  */
-export function openTarget(path: string, credential?: SmbCredential): Target {
+export function openTarget(path: string, credential?: SmbCredential, privateDir?: string): Target {
   const location = parseShareLocation(path);
   if (location.kind === 'local') return new LocalFolderTarget(location.path);
   if (!credential || credential.userName.trim() === '') {
@@ -26,5 +26,5 @@ export function openTarget(path: string, credential?: SmbCredential): Target {
       recommendedAction: 'Give the account that may write the share: Set-BackupShare -Path <path> -Credential DOMAIN\\user (the password is read from standard input, AZSBACKUP_PASSWORD or a prompt).',
     });
   }
-  return new SmbTarget(location, credential);
+  return new SmbTarget(location, credential, { privateDir });
 }

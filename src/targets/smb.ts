@@ -5,6 +5,7 @@ import path from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AzsError } from '../errors.js';
+import { ensurePrivateDir } from '../process/private-dir.js';
 import { ByteQueue } from '../pipeline/byte-queue.js';
 import { reportingWrites } from '../memory/reporting-writes.js';
 import { parseUserName, type ShareLocation } from './location.js';
@@ -59,6 +60,14 @@ const REQUEST_TIMEOUT_S = 60;
  * itself with ShareCapacity once it exceeds the free space the share last reported to this target
  * (every `ls` reports it), less what the target has written since.
  */
+export interface SmbTargetOptions {
+  /**
+   * A folder private to this process (src/process/private-dir.ts) for the auth file holding the
+   * password and for fetched files, so that a kill -9 leaves neither in TMPDIR. Without it, TMPDIR.
+   */
+  privateDir?: string;
+}
+
 export class SmbTarget implements Target {
   readonly location: string;
   readonly endpoint: { host: string; port: number };
@@ -72,6 +81,7 @@ export class SmbTarget implements Target {
   constructor(
     readonly share: SmbLocation,
     credential: SmbCredential,
+    private readonly options: SmbTargetOptions = {},
   ) {
     this.#credential = { ...credential };
     this.location = share.display;
@@ -86,6 +96,11 @@ export class SmbTarget implements Target {
     }
     // smbclient strips the whitespace after 'password =' in its auth file; such a password cannot be sent faithfully.
     if (/^\s/.test(credential.password)) throw unsupportedCredential('the password begins with white space');
+  }
+
+  /** Where the auth file and fetched files go: the private folder when given, else TMPDIR. */
+  private async scratch(): Promise<string> {
+    return this.options.privateDir ? ensurePrivateDir(this.options.privateDir) : os.tmpdir();
   }
 
   // ---- paths ---------------------------------------------------------------------------------
@@ -128,7 +143,7 @@ export class SmbTarget implements Target {
       stdout?: (sub: SmbClient) => void;
     } = {},
   ): Promise<{ stdout: string; failures: Failure[] }> {
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'azsbackup-smb-'));
+    const dir = await fsp.mkdtemp(path.join(await this.scratch(), 'azsbackup-smb-'));
     liveAuthFolders.add(dir);
     try {
       const authFile = path.join(dir, 'auth');
@@ -451,7 +466,7 @@ export class SmbTarget implements Target {
    */
   private async readBatch(paths: readonly string[], maxBytes: number): Promise<(Buffer | AzsError | undefined)[]> {
     if (paths.length === 0) return [];
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'azsbackup-smb-get-'));
+    const dir = await fsp.mkdtemp(path.join(await this.scratch(), 'azsbackup-smb-get-'));
     try {
       // The local names are quoted too: TMPDIR may hold spaces.
       const r = await this.run(paths.map((p, i) => `get ${this.q(this.segments(p))} "${path.join(dir, String(i))}"`));
@@ -533,7 +548,8 @@ export class SmbTarget implements Target {
 /**
  * The folders holding an auth file (the share password) while smbclient runs. A process that ends
  * with process.exit() (a second Ctrl-C) skips the finally that removes them; this does not. Only
- * SIGKILL leaves one behind, owner-only (0600 in a 0700 folder) in TMPDIR.
+ * SIGKILL leaves one behind, owner-only (0600 in a 0700 folder) in the process's private folder,
+ * which the next command removes (src/process/private-dir.ts).
  */
 const liveAuthFolders = new Set<string>();
 process.once('exit', () => {

@@ -45,7 +45,7 @@ export interface CliOptions {
   killSignal?: NodeJS.Signals;
 }
 
-function cliEnv(home: string, env?: Record<string, string>): Record<string, string> {
+export function cliEnv(home: string, env?: Record<string, string>): Record<string, string> {
   // A developer's own AZSBACKUP_* secrets must never leak into a test run.
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AZSBACKUP_'))) as Record<string, string>;
   return { ...clean, AZSBACKUP_HOME: home, ...env };
@@ -328,4 +328,27 @@ export async function deadPid(): Promise<number> {
   const pid = child.pid!;
   await child;
   return pid;
+}
+
+/**
+ * Waits until `seen` holds while `child` (from spawnCli) runs; fails if the child ends first or
+ * `seen` never holds within `timeoutMs`.
+ */
+export async function whileRunning(child: ResultPromise<{ reject: false }>, what: string, seen: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  let ended = false;
+  void child.finally(() => { ended = true; });
+  const deadline = Date.now() + timeoutMs;
+  while (!(await seen())) {
+    if (ended) throw new Error(`the command ended before ${what}: ${String((await child).stderr)}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 3));
+  }
+}
+
+/** kill -9 of `child` the moment `seen` holds (see whileRunning); resolves once it has died of it. */
+export async function killWhen(child: ResultPromise<{ reject: false }>, what: string, seen: () => Promise<boolean>, timeoutMs?: number): Promise<void> {
+  await whileRunning(child, what, seen, timeoutMs);
+  child.kill('SIGKILL');
+  const r = await child;
+  if (r.signal !== 'SIGKILL') throw new Error(`the command was not killed but ended ${String(r.exitCode)}`);
 }
