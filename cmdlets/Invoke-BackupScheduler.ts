@@ -7,8 +7,9 @@ const invokeBackupScheduler: Cmdlet = async ({ home, progress, signal, shouldPro
   if (!(await shouldProcess('the backup schedule', 'Run a backup if one is due'))) return;
   const outcome = await schedulerTick(home, progress, signal);
   if (!outcome) return;
-  for (const error of outcome.roleErrors) writeError(error);
+  // The exit code first, so each role's error record says the code the command ends with.
   setExitCode(exitCodeOf(outcome.record));
+  for (const error of outcome.roleErrors) writeError(error);
   return outcome.record;
 };
 export default invokeBackupScheduler;

@@ -23,8 +23,8 @@ const restoreAzsBackup: Cmdlet = async ({ params, home, progress, signal, should
       withLocalSecrets: (role) => withLocalSecrets(store, role),
     });
     if (error) {
-      writeError(error);
       setExitCode(error.exitCode);
+      writeError(error);
     }
     return results;
   } finally {

@@ -12,8 +12,9 @@ const startInfrastructureBackup: Cmdlet = async ({ params, home, progress, signa
   if (!(await shouldProcess(roleNames?.join(', ') ?? 'all roles', 'Back up'))) return;
   if (params.AsJob) return startBackupInBackground(home, roleNames);
   const { record, roleErrors } = await runBackupJob({ home, roleNames, progress, signal });
-  for (const error of roleErrors) writeError(error);
+  // The exit code first, so each role's error record says the code the command ends with.
   setExitCode(exitCodeOf(record));
+  for (const error of roleErrors) writeError(error);
   return record;
 };
 export default startInfrastructureBackup;

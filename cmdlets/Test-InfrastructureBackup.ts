@@ -11,13 +11,13 @@ import { decryptionMaterial, openShare, shareAccess, type DecryptionParameters, 
 const testInfrastructureBackup: Cmdlet = async ({ params, home, progress, writeError, setExitCode }) => {
   const target = await openShare(shareAccess(new ConfigStore(home), params as ShareParameters));
   const result = await verifyBackup(target, params.Name as string, await decryptionMaterial(params as DecryptionParameters), progress);
+  if (!result.IsValid) setExitCode(12);
   for (const bad of result.Files.filter((f) => !f.Succeeded)) {
     writeError(new AzsError(`Backup ${result.Name}: ${bad.File}: ${bad.Message}`, {
       errorId: 'BackupVerificationFailed', category: 'InvalidData', exitCode: 12, targetObject: bad.File,
       recommendedAction: 'Do not rely on this backup: take a new one (Start-InfrastructureBackup) and check the share for damage or tampering.',
     }));
   }
-  if (!result.IsValid) setExitCode(12);
   return result;
 };
 export default testInfrastructureBackup;

@@ -9,7 +9,7 @@ import { configuredRecipient, decryptionMaterial, openShare, shareAccess, type D
  * After a key or certificate rotation, re-wraps retained backups for the recipient configured now,
  * without re-encrypting their data.
  */
-const updateBackupEncryption: Cmdlet = async ({ params, home, shouldProcess, writeError, setExitCode }) => {
+const updateBackupEncryption: Cmdlet = async ({ params, home, shouldProcess, writeError, writeWarning, setExitCode }) => {
   const store = new ConfigStore(home);
   const config = store.read();
   const access = shareAccess(store, {}, config);
@@ -23,6 +23,10 @@ const updateBackupEncryption: Cmdlet = async ({ params, home, shouldProcess, wri
     // One damaged backup is reported and the others are still re-wrapped: an operator who retires
     // the old material must see exactly which backups it still opens alone.
     const failures = [...unreadable];
+    if (names.length === 0 && unreadable.length === 0) {
+      writeWarning('No backup on the share is encrypted for the decryption material given, so nothing was re-wrapped: they were re-wrapped already, or were made with other material. '
+        + 'Check with Test-InfrastructureBackup and the material configured now; give the material of the backups to re-wrap, or -Name for one.');
+    }
     for (const name of names) {
       if (!(await shouldProcess(`backup ${name}`, 'Re-wrap the data key for the configured encryption'))) continue;
       try {
@@ -32,9 +36,9 @@ const updateBackupEncryption: Cmdlet = async ({ params, home, shouldProcess, wri
         failures.push(e);
       }
     }
-    for (const error of failures) writeError(error);
     // Some re-wrapped and some not is a partial success (3); none at all, the failure's own code.
     if (failures.length > 0 && updated.length === 0) setExitCode(failures[0]!.exitCode);
+    for (const error of failures) writeError(error);
     return updated;
   } finally {
     lock.release();

@@ -158,6 +158,6 @@ describe('Clear-BackupConfiguration', () => {
     expect(homeState()).toEqual(before);
     const cleared = await cli(['Clear-BackupConfiguration', '-Confirm:$false']);
     expect(cleared.json).toMatchObject({ Path: null, EncryptionMode: null, BackupFrequencyInHours: 12, BackupRetentionPeriodInDays: 7 });
-    expect((await cli(['Get-InfrastructureRole'])).json).toMatchObject({ Name: 'CA' });
+    expect((await cli(['Get-InfrastructureRole'])).json).toMatchObject([{ Name: 'CA' }]);
   });
 });

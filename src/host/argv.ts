@@ -35,9 +35,16 @@ export interface CommandLine {
   confirm: boolean | undefined;
   output: OutputFormat | undefined;
   progress: ProgressMode | undefined;
+  /** `--dialect powershell`: the module calls; messages use PowerShell's syntax, streams go out as JSON. */
+  dialect: Dialect;
+  /** -Verbose / -Debug: the steps of the work (always sent, as JSON, in the powershell dialect). */
+  verbose: boolean;
+  debug: boolean;
 }
 
-type CommonName = 'Output' | 'Progress' | 'WhatIf' | 'Confirm';
+export type Dialect = 'cli' | 'powershell';
+
+type CommonName = 'Output' | 'Progress' | 'WhatIf' | 'Confirm' | 'Dialect' | 'Verbose' | 'Debug';
 
 /** A name the command line accepts: a manifest parameter or one of the host's common parameters. */
 interface Known {
@@ -46,6 +53,8 @@ interface Known {
   type: ParameterType;
   param?: ParameterDef;
   common?: CommonName;
+  /** Not reached by a prefix, so adding it never makes a manifest parameter's prefix ambiguous. */
+  exactOnly?: boolean;
 }
 
 interface Occurrence {
@@ -61,6 +70,9 @@ function knownNames(m: CmdletManifest): Known[] {
   const known: Known[] = m.parameters.map((p) => ({ name: p.name, aliases: p.aliases, type: p.type, param: p }));
   known.push({ name: 'Output', aliases: [], type: 'String', common: 'Output' });
   known.push({ name: 'Progress', aliases: [], type: 'String', common: 'Progress' });
+  known.push({ name: 'Dialect', aliases: [], type: 'String', common: 'Dialect', exactOnly: true });
+  known.push({ name: 'Verbose', aliases: ['vb'], type: 'Switch', common: 'Verbose', exactOnly: true });
+  known.push({ name: 'Debug', aliases: ['db'], type: 'Switch', common: 'Debug', exactOnly: true });
   if (m.supportsShouldProcess) {
     known.push({ name: 'WhatIf', aliases: ['wi'], type: 'Switch', common: 'WhatIf' });
     known.push({ name: 'Confirm', aliases: ['cf'], type: 'Switch', common: 'Confirm' });
@@ -75,7 +87,7 @@ function lookup(known: Known[], typed: string): Known[] {
   const key = norm(typed);
   const exact = known.filter((k) => norm(k.name) === key || k.aliases.some((a) => norm(a) === key));
   if (exact.length) return exact;
-  return known.filter((k) => norm(k.name).startsWith(key) || k.aliases.some((a) => norm(a).startsWith(key)));
+  return known.filter((k) => !k.exactOnly && (norm(k.name).startsWith(key) || k.aliases.some((a) => norm(a).startsWith(key))));
 }
 
 function resolveName(m: CmdletManifest, known: Known[], typed: string, gnu: boolean): { known: Known; negated: boolean } {
@@ -348,7 +360,9 @@ export async function parseCommandLine(m: CmdletManifest, args: string[], env: R
   const { named, positional: rawPositional } = tokenize(m, args);
   const { values, positional } = await parseNormalised(named, rawPositional);
 
-  const result: CommandLine = { parameterSetName: '', params: {}, secrets: [], whatIf: false, confirm: undefined, output: undefined, progress: undefined };
+  const result: CommandLine = {
+    parameterSetName: '', params: {}, secrets: [], whatIf: false, confirm: undefined, output: undefined, progress: undefined, dialect: 'cli', verbose: false, debug: false,
+  };
   const namedParams: ParameterDef[] = [];
   for (const o of named) {
     const raw = values.get(o.known.name) ?? [];
@@ -364,6 +378,15 @@ export async function parseCommandLine(m: CmdletManifest, args: string[], env: R
         continue;
       case 'Confirm':
         result.confirm = raw[raw.length - 1] === 'true';
+        continue;
+      case 'Dialect':
+        result.dialect = commonValue('Dialect', raw[raw.length - 1]!, ['cli', 'powershell'] as const);
+        continue;
+      case 'Verbose':
+        result.verbose = raw[raw.length - 1] === 'true';
+        continue;
+      case 'Debug':
+        result.debug = raw[raw.length - 1] === 'true';
         continue;
       case undefined:
         namedParams.push(o.known.param!);

@@ -35,7 +35,11 @@ export interface CmdletContext {
    */
   shouldProcess(target: string, action: string): Promise<boolean>;
   progress: ProgressReporter;
-  /** A non-terminating error (e.g. one failed role of a partial backup); the exit code becomes 3 unless set. */
+  /** A warning (PowerShell's Write-Warning): something the operator should know, e.g. that nothing was done and what to do next. */
+  writeWarning(message: string): void;
+  /** Who is calling: the command line, or the PowerShell module (whose messages use PowerShell's syntax). */
+  dialect: 'cli' | 'powershell';
+  /** A non-terminating error (e.g. one failed role of a partial backup); the exit code becomes 3 unless set. Set the exit code first: the record says it. */
   writeError(error: AzsError): void;
   /** Override the exit code (e.g. 3 for a partial backup that returned its object). */
   setExitCode(code: number): void;

@@ -11,7 +11,7 @@ import { formatCmdletList, formatHelp } from './help.js';
 import { resolveHome } from './home.js';
 import { InputReader, type InputStream } from './input.js';
 import { createProgress } from './progress.js';
-import { asAzsError, printErrorRecord, printInternalError, type ErrorLike, type ReportTarget } from './report.js';
+import { asAzsError, printErrorRecord, printInternalError, printStreamLine, type ErrorLike, type ReportTarget } from './report.js';
 import { loadCatalog, loadCmdlet, type Catalog, type Locations } from './resolve.js';
 import { readSecrets, secretEnvName } from './secrets.js';
 import { createShouldProcess } from './should-process.js';
@@ -94,7 +94,9 @@ const SIGNAL_ECHO_MS = 500;
 /** Runs one command line; resolves to the exit code. Never throws. */
 export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<number> {
   const h = processIO(io);
-  const report: ReportTarget = { stderr: h.stderr, stderrIsTTY: h.stderrIsTTY };
+  // Known before the command line is parsed, so even a usage error speaks the caller's syntax.
+  const dialect = argv.some((a, i) => /^--?dialect$/i.test(a) && argv[i + 1]?.toLowerCase() === 'powershell') || argv.some((a) => /^--?dialect[:=]powershell$/i.test(a)) ? 'powershell' : 'cli';
+  const report: ReportTarget = { stderr: h.stderr, stderrIsTTY: h.stderrIsTTY, dialect };
   const loc: Locations = { manifestsDir: h.manifestsDir, compiledManifests: h.compiledManifests, cmdletsDir: h.cmdletsDir };
   const abort = new AbortController();
   let source = 'azsbackup';
@@ -189,6 +191,14 @@ async function run(
   const cmdlet = await loadCmdlet(m.name, loc);
 
   const progress = createProgress({ mode: cl.progress, stderr: h.stderr, stderrIsTTY: h.stderrIsTTY, columns: h.columns });
+  // The module always gets every stream (PowerShell's preferences filter them); the command line
+  // shows verbose and debug lines only when asked.
+  const streams: ReportTarget = cl.dialect === 'powershell' ? { stderr: h.stderr, stderrIsTTY: false, dialect: 'powershell' } : report;
+  progress.log = (level, message) => {
+    if (level === 'Verbose' && !cl.verbose && cl.dialect !== 'powershell') return;
+    if (level === 'Debug' && !cl.debug && cl.dialect !== 'powershell') return;
+    printStreamLine(streams, level, message);
+  };
   onProgress(() => progress.finish());
   let exitOverride: number | undefined;
   let nonTerminating = 0;
@@ -198,7 +208,8 @@ async function run(
     secretsFromEnvironment: new Set(Object.keys(secrets).filter((name) => !cl.secrets.some((r) => r.parameter.name === name))),
     shouldProcess: createShouldProcess({
       whatIf: cl.whatIf,
-      confirm: cl.confirm,
+      // -Force skips the confirmation, as in PowerShell, unless -Confirm is given explicitly.
+      confirm: cl.confirm ?? (cl.params.Force === true ? false : undefined),
       confirmImpact: m.confirmImpact,
       interactive,
       reader,
@@ -206,10 +217,14 @@ async function run(
       promptOut: h.stderr,
     }),
     progress,
+    writeWarning(message) {
+      printStreamLine(streams, 'Warning', message);
+    },
+    dialect: cl.dialect,
     writeError(error) {
       nonTerminating++;
       const err: ErrorLike | undefined = asAzsError(error);
-      if (err) printErrorRecord(report, m.name, err, false);
+      if (err) printErrorRecord(report, m.name, err, false, exitOverride ?? ExitCode.Partial);
       else printInternalError(report, m.name, error);
     },
     setExitCode(code) {
@@ -223,9 +238,10 @@ async function run(
   progress.finish();
   if (signal.aborted) throw signal.reason;
   const objects = result === undefined ? [] : Array.isArray(result) ? result : [result];
-  if (objects.length) {
+  const list = (m.setOutput?.[cl.parameterSetName] ?? m.output) === 'List';
+  if (objects.length || (format === 'json' && list)) {
     const { formatObjects } = await import('../output/index.js');
-    h.stdout.write(formatObjects(objects, m.outputType, format, catalog.types, { width: h.columns }));
+    h.stdout.write(formatObjects(objects, m.outputType, format, catalog.types, { width: h.columns, list }));
   }
   return exitOverride ?? (nonTerminating ? ExitCode.Partial : ExitCode.Success);
 }
