@@ -6,7 +6,8 @@
  * set, and values are converted and validated.
  */
 import { usageError, type AzsError } from '../errors.js';
-import type { CmdletManifest, ParameterDef, ParameterType } from '../manifest/model.js';
+import { resolve as resolvePath } from 'node:path';
+import { isPathParameter, keptAsGiven, type CmdletManifest, type ParameterDef, type ParameterType } from '../manifest/model.js';
 import type { BoundParameters } from './cmdlet.js';
 import { convertValue, parseBoolean } from './convert.js';
 import { closeMatches } from './similar.js';
@@ -446,7 +447,10 @@ export async function parseCommandLine(m: CmdletManifest, args: string[], env: R
       throw usageError(`Cannot bind argument to parameter '${p.name}' because it is an empty string.`, 'ParameterArgumentValidationErrorEmptyStringNotAllowed',
         p.name, `Give -${p.name} a non-empty value.`);
     }
-    result.params[p.name] = convertValue(p, raws);
+    // Relative paths resolve against the current folder here, as the module resolves them against
+    // PowerShell's location, so every cmdlet stores and checks the same absolute path.
+    const given = isPathParameter(p) ? raws.map((r) => (r === '' || keptAsGiven.test(r) ? r : resolvePath(r))) : raws;
+    result.params[p.name] = convertValue(p, given);
   }
   return result;
 }

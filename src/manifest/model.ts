@@ -133,3 +133,18 @@ export interface ManifestSet {
   /** manifests/about_AzsBackup.help.txt: the module's concepts topic (Get-Help about_AzsBackup). */
   about?: string;
 }
+
+/**
+ * A parameter named Path or …Path names a file or folder: a relative path resolves against the
+ * caller's current location (the shell's, or PowerShell's, PSDrives included), the same way in
+ * every cmdlet. UNC paths and URLs (smb://) pass as they are.
+ */
+export function isPathParameter(p: Pick<ParameterDef, 'name' | 'type'>): boolean {
+  return /Path$/.test(p.name) && p.type === 'String';
+}
+
+/** A location on another machine, never relative to a local folder: a UNC path or a URL (smb://). */
+export const remoteLocation = /^(\\\\|\/\/|[A-Za-z][A-Za-z0-9+.-]*:\/\/)/;
+
+/** What the command line keeps as given: a remote location, or a Windows drive path (PowerShell has its drives). */
+export const keptAsGiven = new RegExp(`${remoteLocation.source}|^[A-Za-z]:[\\\\/]`);

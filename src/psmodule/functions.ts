@@ -4,7 +4,7 @@
  * hands its bound parameters to the module's one private helper, Invoke-AzsBackupHost.
  */
 import { AzsError } from '../errors.js';
-import type { CmdletAlias, CmdletManifest, ParameterDef, ParameterSetMembership, TypeRegistry } from '../manifest/model.js';
+import { isPathParameter, type CmdletAlias, type CmdletManifest, type ParameterDef, type ParameterSetMembership, type TypeRegistry } from '../manifest/model.js';
 import { allParameterSets } from '../manifest/load.js';
 import { assertIdentifier, commonParameterNames, dotNetParameterType, psNumber, psQuote, psStringArray } from './powershell.js';
 
@@ -55,15 +55,6 @@ function parameterAttribute(m: ParameterSetMembership, pipelineSet: Set<string>)
   if (m.position !== undefined) args.push(`Position = ${m.position}`);
   if (m.valueFromPipelineByPropertyName && pipelineSet.has(m.set)) args.push('ValueFromPipelineByPropertyName = $true');
   return `[Parameter(${args.join(', ')})]`;
-}
-
-/**
- * A parameter named Path or …Path names a file or folder: a relative path or a PowerShell drive
- * (`./share`, `~/backup.cer`, `TestDrive:/x`) is resolved against the current location before
- * validation, as every PowerShell cmdlet does. UNC paths and URLs pass as they are.
- */
-export function isPathParameter(p: ParameterDef): boolean {
-  return /Path$/.test(p.name) && (p.type === 'String' || p.type === 'String[]');
 }
 
 function parameterBlock(p: ParameterDef, pipelineSet: Set<string>): string[] {

@@ -6,6 +6,7 @@
  *
  * Kept free of backticks and `${` so it sits safely in a template literal.
  */
+import { remoteLocation } from '../manifest/model.js';
 import { psQuote } from './powershell.js';
 
 export function runtimeSource(hostPath: string): string {
@@ -19,7 +20,7 @@ class AzsBackupPathAttribute : System.Management.Automation.ArgumentTransformati
     [System.Object] Transform([System.Management.Automation.EngineIntrinsics] $engineIntrinsics, [System.Object] $inputData) {
         $resolved = foreach ($item in @($inputData)) {
             $text = [System.String]$item
-            if (-not $text -or $text -match '^(\\\\|//|[A-Za-z][A-Za-z0-9+.-]*://)') {
+            if (-not $text -or $text -match ${psQuote(remoteLocation.source)}) {
                 $text
             }
             else {
