@@ -47,6 +47,9 @@ export type Dialect = 'cli' | 'powershell';
 
 type CommonName = 'Output' | 'Progress' | 'WhatIf' | 'Confirm' | 'Dialect' | 'Verbose' | 'Debug';
 
+/** The common switches and the field of CommandLine each sets. */
+const commonSwitches = { WhatIf: 'whatIf', Confirm: 'confirm', Verbose: 'verbose', Debug: 'debug' } as const;
+
 /** A name the command line accepts: a manifest parameter or one of the host's common parameters. */
 interface Known {
   name: string;
@@ -366,28 +369,22 @@ export async function parseCommandLine(m: CmdletManifest, args: string[], env: R
   };
   const namedParams: ParameterDef[] = [];
   for (const o of named) {
-    const raw = values.get(o.known.name) ?? [];
+    const last = (values.get(o.known.name) ?? []).at(-1)!;
     switch (o.known.common) {
       case 'Output':
-        result.output = commonValue('Output', raw[raw.length - 1]!, outputFormats);
+        result.output = commonValue('Output', last, outputFormats);
         continue;
       case 'Progress':
-        result.progress = commonValue('Progress', raw[raw.length - 1]!, ['json', 'none'] as const);
-        continue;
-      case 'WhatIf':
-        result.whatIf = raw[raw.length - 1] === 'true';
-        continue;
-      case 'Confirm':
-        result.confirm = raw[raw.length - 1] === 'true';
+        result.progress = commonValue('Progress', last, ['json', 'none'] as const);
         continue;
       case 'Dialect':
-        result.dialect = commonValue('Dialect', raw[raw.length - 1]!, ['cli', 'powershell'] as const);
+        result.dialect = commonValue('Dialect', last, ['cli', 'powershell'] as const);
         continue;
+      case 'WhatIf':
+      case 'Confirm':
       case 'Verbose':
-        result.verbose = raw[raw.length - 1] === 'true';
-        continue;
       case 'Debug':
-        result.debug = raw[raw.length - 1] === 'true';
+        result[commonSwitches[o.known.common]] = last === 'true';
         continue;
       case undefined:
         namedParams.push(o.known.param!);
