@@ -8,8 +8,9 @@ const invokeBackupScheduler: Cmdlet = async ({ home, progress, signal, shouldPro
   const outcome = await schedulerTick(home, progress, signal, undefined, writeWarning);
   if (!outcome) return;
   for (const warning of outcome.warnings) writeWarning(warning);
-  for (const error of outcome.roleErrors) writeError(error);
+  // The exit code first, so each role's error record says the code the command ends with.
   setExitCode(exitCodeOf(outcome.record));
+  for (const error of outcome.roleErrors) writeError(error);
   return outcome.record;
 };
 export default invokeBackupScheduler;

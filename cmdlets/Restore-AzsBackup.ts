@@ -24,8 +24,8 @@ const restoreAzsBackup: Cmdlet = async ({ params, secretsFromEnvironment, home, 
     });
     for (const warning of warnings) writeWarning(warning);
     if (error) {
-      writeError(error);
       setExitCode(error.exitCode);
+      writeError(error);
     }
     return results;
   } finally {

@@ -67,9 +67,28 @@ const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secr
     // A rotated certificate settles CertificateExpiring now, not at the next scheduler tick.
     const [{ AlertStore }, { reviewCertificateExpiry }] = await Promise.all([import('../src/alerts/alerts.js'), import('../src/engine/scheduler.js')]);
     await reviewCertificateExpiry(saved, new AlertStore(home, saved.alertSinks));
+    await warnOfOldBackups(current.encryption, saved.encryption, access, writeWarning);
   }
   return backupLocation(saved, available);
 };
+
+const recipientId = (e: EncryptionSettings | undefined): string | undefined => (e?.mode === 'Certificate' ? e.thumbprint : e?.keyId);
+
+/**
+ * A rotation changes nothing on the share: backups made before stay encrypted for the old key or
+ * certificate. Say so, and how to re-wrap them, rather than let the operator retire the old one.
+ */
+async function warnOfOldBackups(before: EncryptionSettings | undefined, after: EncryptionSettings | undefined, access: Parameters<typeof openShare>[0], warn: (m: string) => void): Promise<void> {
+  const oldId = recipientId(before);
+  const newId = recipientId(after);
+  if (!oldId || !newId || oldId === newId) return;
+  const { backupsNotWrappedFor } = await import('../src/engine/rewrap.js');
+  const count = await backupsNotWrappedFor(await openShare(access), newId).catch(() => 0);
+  if (count === 0) return;
+  const material = before!.mode === 'Certificate' ? '-DecryptionCertPath <old .pfx> -DecryptionCertPassword <its password>' : '-EncryptionKey <old key>';
+  warn(`${count} backup${count === 1 ? '' : 's'} on the share stay${count === 1 ? 's' : ''} encrypted for the previous ${before!.mode === 'Certificate' ? 'certificate' : 'key'} ${oldId}: `
+    + `keep its decryption material to restore ${count === 1 ? 'it' : 'them'}, or re-wrap ${count === 1 ? 'it' : 'them'} for the new one with Update-BackupEncryption ${material}.`);
+}
 
 /** Given values replace the current ones; turning the scheduler on starts the BackupOverdue count. */
 function scheduler(current: StoredConfig['scheduler'], params: Record<string, unknown>): StoredConfig['scheduler'] {

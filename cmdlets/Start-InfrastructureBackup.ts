@@ -13,8 +13,9 @@ const startInfrastructureBackup: Cmdlet = async ({ params, home, progress, signa
   if (params.AsJob) return startBackupInBackground(home, roleNames);
   const { record, roleErrors, warnings } = await runBackupJob({ home, roleNames, progress, signal, warn: writeWarning });
   for (const warning of warnings) writeWarning(warning);
-  for (const error of roleErrors) writeError(error);
+  // The exit code first, so each role's error record says the code the command ends with.
   setExitCode(exitCodeOf(record));
+  for (const error of roleErrors) writeError(error);
   return record;
 };
 export default startInfrastructureBackup;

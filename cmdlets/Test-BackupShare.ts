@@ -1,4 +1,5 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
+import { AzsError } from '../src/errors.js';
 import { ConfigStore } from '../src/config/store.js';
 import { requiredCapacity } from '../src/session/capacity.js';
 import { openShare, shareAccess, shareParameters } from '../src/session/session.js';
@@ -10,8 +11,13 @@ const testBackupShare: Cmdlet = async ({ params, secretsFromEnvironment, home, w
   const config = store.read();
   const result = await checkShare(await openShare(shareAccess(store, shareParameters(params, secretsFromEnvironment), config)), { requiredBytes: await requiredCapacity(config) });
   if (result.Error) {
-    writeError(result.Error);
-    setExitCode(result.Error.exitCode);
+    // The error names the step that failed: a missing folder (Open) is not a refused account (Authenticate).
+    const e = result.Error;
+    const step = result.Steps.at(-1)!.Name;
+    setExitCode(e.exitCode);
+    writeError(new AzsError(`Step ${step} failed: ${e.message}`, {
+      errorId: e.errorId, category: e.category, exitCode: e.exitCode, targetObject: e.targetObject, recommendedAction: e.recommendedAction, alertType: e.alertType, cause: e,
+    }));
   }
   const { Error: _error, AlertType: _alert, ...shown } = result;
   return shown;

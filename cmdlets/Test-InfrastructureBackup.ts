@@ -13,13 +13,14 @@ const testInfrastructureBackup: Cmdlet = async ({ params, secretsFromEnvironment
   const result = await verifyBackup(target, params.Name as string, await decryptionMaterial(params as DecryptionParameters), progress,
     { allowUnauthenticated: params.AllowUnauthenticated === true });
   if (result.Authenticity === 'Unauthenticated') writeWarning(`Backup ${result.Name}: ${result.Checked}`);
+  // The exit code first, so each error record says the code the command ends with.
+  if (!result.IsValid) setExitCode(12);
   for (const bad of result.Files.filter((f) => !f.Succeeded)) {
     writeError(new AzsError(`Backup ${result.Name}: ${bad.File}: ${bad.Message}`, {
       errorId: 'BackupVerificationFailed', category: 'InvalidData', exitCode: 12, targetObject: bad.File,
       recommendedAction: 'Do not rely on this backup: take a new one (Start-InfrastructureBackup) and check the share for damage or tampering.',
     }));
   }
-  if (!result.IsValid) setExitCode(12);
   return result;
 };
 export default testInfrastructureBackup;

@@ -28,6 +28,10 @@ const updateBackupEncryption: Cmdlet = async ({ params, home, shouldProcess, wri
     // One damaged backup is reported and the others are still re-wrapped: an operator who retires
     // the old material must see exactly which backups it still opens alone.
     const failures = [...unreadable];
+    if (names.length === 0 && unreadable.length === 0) {
+      writeWarning('No backup on the share is encrypted for the decryption material given, so nothing was re-wrapped: they were re-wrapped already, or were made with other material. '
+        + 'Check with Test-InfrastructureBackup and the material configured now; give the material of the backups to re-wrap, or -Name for one.');
+    }
     for (const name of names) {
       if (!(await shouldProcess(`backup ${name}`, 'Re-wrap the data key for the configured encryption'))) continue;
       try {
@@ -44,9 +48,9 @@ const updateBackupEncryption: Cmdlet = async ({ params, home, shouldProcess, wri
     }
     if (unchanged.length) writeWarning(`Already encrypted for the configured ${recipient.kind === 'Key' ? 'key' : 'certificate'}, nothing to do: ${unchanged.join(', ')}.`);
     if (recipient.kind === 'Certificate' && !recipient.authenticationKey) writeWarning(unauthenticatedCertificateWarning(recipient.thumbprint));
-    for (const error of failures) writeError(error);
     // Some re-wrapped and some not is a partial success (3); none at all, the failure's own code.
     if (failures.length > 0 && updated.length === 0) setExitCode(failures[0]!.exitCode);
+    for (const error of failures) writeError(error);
     return updated;
   } finally {
     lock.release();

@@ -56,6 +56,11 @@ export interface AzsErrorInit {
   alertType?: ShareAlertType;
   /** The same work may well succeed if run again at once (its source changed while it was read). */
   retryable?: boolean;
+  /**
+   * Appended to the recommended action on the command line only, for what is the command line's
+   * own (secrets from standard input or AZSBACKUP_<NAME>); PowerShell has its own ways.
+   */
+  commandLineHint?: string;
   cause?: unknown;
 }
 
@@ -81,6 +86,7 @@ export class AzsError extends Error {
   readonly recommendedAction: string | undefined;
   readonly alertType: ShareAlertType | undefined;
   readonly retryable: boolean;
+  readonly commandLineHint: string | undefined;
 
   constructor(message: string, init: AzsErrorInit) {
     super(message, init.cause === undefined ? undefined : { cause: init.cause });
@@ -92,16 +98,18 @@ export class AzsError extends Error {
     this.recommendedAction = init.recommendedAction;
     this.alertType = init.alertType;
     this.retryable = init.retryable ?? false;
+    this.commandLineHint = init.commandLineHint;
   }
 
   /** The error record as the host prints it and the PowerShell module reads it. */
-  toRecord(): ErrorRecord {
+  toRecord(dialect: 'cli' | 'powershell' = 'cli'): ErrorRecord {
+    const hint = dialect === 'cli' && this.commandLineHint ? this.commandLineHint : undefined;
     return {
       Message: this.message,
       ErrorId: this.errorId,
       Category: this.category,
       TargetObject: this.targetObject === undefined ? null : this.targetObject,
-      RecommendedAction: this.recommendedAction ?? null,
+      RecommendedAction: [this.recommendedAction, hint].filter((t) => t).join(' ') || null,
       ExitCode: this.exitCode,
     };
   }

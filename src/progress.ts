@@ -15,8 +15,13 @@ export interface ProgressEvent {
   completed?: boolean;
 }
 
+/** PowerShell's other streams: a step with its timing or size (Verbose), detail (Debug), or something the operator should act on (Warning). */
+export type LogLevel = 'Verbose' | 'Debug' | 'Warning';
+
 export interface ProgressReporter {
   report(event: ProgressEvent): void;
+  /** The steps of the work, for -Verbose and -Debug; warnings for a no-op the operator should know of. */
+  log?(level: LogLevel, message: string): void;
 }
 
 export const silentProgress: ProgressReporter = { report() {} };

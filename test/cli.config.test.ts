@@ -117,7 +117,8 @@ describe('Set-BackupShare and Get-BackupConfiguration', () => {
       [['-BackupRetentionPeriodInDays', '1'], 'ParameterArgumentValidationError'],
       [['-BackupRetentionPeriodInDays', '15'], 'ParameterArgumentValidationError'],
       [['-BackupFrequencyInHours', 'six'], 'ParameterArgumentTransformationError'],
-      [['-Path', 'relative/folder'], 'ParameterArgumentValidationError'],
+      // A relative path is resolved against the current folder (and then checked); a URL of another kind is refused.
+      [['-Path', 'ftp://server/share'], 'ParameterArgumentValidationError'],
       [['-Path', 'smb://server:99999/share', '-SkipValidation'], 'InvalidSharePath'],
       [['-Backup', '6'], 'AmbiguousParameter'],
       [['-Nonsense', '1'], 'ParameterNotFound'],
@@ -158,6 +159,6 @@ describe('Clear-BackupConfiguration', () => {
     expect(homeState()).toEqual(before);
     const cleared = await cli(['Clear-BackupConfiguration', '-Confirm:$false']);
     expect(cleared.json).toMatchObject({ Path: null, EncryptionMode: null, BackupFrequencyInHours: 12, BackupRetentionPeriodInDays: 7 });
-    expect((await cli(['Get-InfrastructureRole'])).json).toMatchObject({ Name: 'CA' });
+    expect((await cli(['Get-InfrastructureRole'])).json).toMatchObject([{ Name: 'CA' }]);
   });
 });

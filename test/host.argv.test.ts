@@ -97,7 +97,7 @@ describe('conversion and validation', () => {
     [share, ['/x', '-BackupFrequencyInHours', 'six'], 'ParameterArgumentTransformationError', /Cannot convert "six" to an Int32/],
     [share, ['/x', '-BackupFrequencyInHours', '99999999999'], 'ParameterArgumentTransformationError', /Int32/],
     [share, ['/x', '-Mode', 'quick'], 'ParameterArgumentValidationError', /does not belong to the set "Fast,Thorough"/],
-    [share, ['relative/path'], 'ParameterArgumentValidationError', /does not match the/],
+    [share, ['http://fs01/backups'], 'ParameterArgumentValidationError', /does not match the/],
     [item, ['abcdefghij'], 'ParameterArgumentValidationError', /too long/],
     [item, ['-Since', 'yesterday'], 'ParameterArgumentTransformationError', /DateTime/],
     [item, ['-Id', '1234'], 'ParameterArgumentTransformationError', /Guid/],
@@ -221,5 +221,13 @@ describe('String[] parameters', () => {
     const argv = ['sh', '-c', 'printf "%s, %s" a b', ' padded '];
     const cl = await parseCommandLine(register, [...base, ...argv.flatMap((a) => ['-ExportCommand:' + a])]);
     expect(cl.params.ExportCommand).toEqual(argv);
+  });
+});
+
+describe('paths', () => {
+  test('a relative -Path resolves against the current folder, a UNC path or a URL stays as it is', async () => {
+    expect((await parseCommandLine(share, ['-Path', 'backups/here'])).params.Path).toBe(`${process.cwd()}/backups/here`);
+    expect((await parseCommandLine(share, ['-Path', '\\\\fs01\\backups'])).params.Path).toBe('\\\\fs01\\backups');
+    expect((await parseCommandLine(share, ['-Path', 'smb://fs01:4445/backups'])).params.Path).toBe('smb://fs01:4445/backups');
   });
 });

@@ -130,7 +130,7 @@ describe('CLIXML documents', () => {
       OBJS +
         `<Obj RefId="0"><TN RefId="0"><T>AzsBackup.Test</T>${PSCO}</TN><MS>` +
         '<S N="Str">x</S>' +
-        '<DT N="When">2026-11-27T04:48:11.123Z</DT>' +
+        '<DT N="When">2026-11-27T04:48:11.123+00:00</DT>' +
         '<TS N="Took">PT20M48.5S</TS>' +
         '<I64 N="Size">9007199254740993</I64>' +
         '<I32 N="Count">3</I32>' +
@@ -188,7 +188,7 @@ describe('CLIXML documents', () => {
       OBJS +
         `<Obj RefId="0"><TN RefId="0"><T>AzsBackup.Unknown</T>${PSCO}</TN><MS>` +
         '<I32 N="I">1</I32><I64 N="Big">1099511627776</I64><Db N="F">1.5</Db><B N="B">false</B>' +
-        '<DT N="D">2026-01-01T00:00:00Z</DT><I64 N="Bi">-5</I64><Nil N="U" />' +
+        '<DT N="D">2026-01-01T00:00:00+00:00</DT><I64 N="Bi">-5</I64><Nil N="U" />' +
         `<Obj N="O" RefId="1"><TN RefId="1">${PSCO}</TN><MS><S N="K">v</S></MS></Obj>` +
         '<Obj N="L" RefId="2"><TN RefId="2"><T>System.Object[]</T><T>System.Array</T><T>System.Object</T></TN><LST><S>s</S><I32>2</I32></LST></Obj>' +
         '</MS></Obj></Objs>',
@@ -207,12 +207,12 @@ describe('CLIXML documents', () => {
     expect(doc).toContain('<Ref N="Self" RefId="0" />');
   });
 
-  it('writes DateTime in round-trip form: trailing fraction zeros dropped, strings without offset read as UTC', () => {
+  it('writes DateTime in round-trip form: trailing fraction zeros dropped, with the offset, strings without offset read as UTC', () => {
     const dt = (v: unknown): string => /<DT N="When">(.*?)<\/DT>/.exec(formatObjects([{ When: v }], 'AzsBackup.Test', 'clixml', types))![1]!;
-    expect(dt(new Date(Date.UTC(2026, 10, 27, 4, 48, 11, 100)))).toBe('2026-11-27T04:48:11.1Z');
-    expect(dt(new Date(Date.UTC(2026, 10, 27, 4, 48, 11, 0)))).toBe('2026-11-27T04:48:11Z');
-    expect(dt('2026-11-27T04:48:11.123')).toBe('2026-11-27T04:48:11.123Z');
-    expect(dt('2026-11-27T06:48:11+02:00')).toBe('2026-11-27T04:48:11Z');
+    expect(dt(new Date(Date.UTC(2026, 10, 27, 4, 48, 11, 100)))).toBe('2026-11-27T04:48:11.1+00:00');
+    expect(dt(new Date(Date.UTC(2026, 10, 27, 4, 48, 11, 0)))).toBe('2026-11-27T04:48:11+00:00');
+    expect(dt('2026-11-27T04:48:11.123')).toBe('2026-11-27T04:48:11.123+00:00');
+    expect(dt('2026-11-27T06:48:11+02:00')).toBe('2026-11-27T04:48:11+00:00');
   });
 
   it('writes TimeSpan as xs:duration the way XmlConvert does', () => {
@@ -361,7 +361,7 @@ $codes = { param($s) ([int[]][char[]]$s) -join ',' }
   StrCodes = & $codes $o.Str
   WhenIsDate = $o.When -is [datetime]
   WhenKind = "$($o.When.Kind)"
-  WhenTicks = "$($o.When.Ticks)"
+  WhenTicks = "$($o.When.ToUniversalTime().Ticks)"
   TookIsTimeSpan = $o.Took -is [timespan]
   TookTicks = "$($o.Took.Ticks)"
   SizeType = $o.Size.GetType().FullName
@@ -391,7 +391,7 @@ $codes = { param($s) ([int[]][char[]]$s) -join ',' }
       TypeName: 'Deserialized.AzsBackup.Test',
       StrCodes: Array.from({ length: expectedStr.length }, (_, i) => expectedStr.charCodeAt(i)).join(','),
       WhenIsDate: true,
-      WhenKind: 'Utc',
+      WhenKind: 'Local',
       // .NET ticks since 0001-01-01 for 2026-11-27T04:48:11.123Z.
       WhenTicks: String(BigInt(Date.UTC(2026, 10, 27, 4, 48, 11, 123)) * 10_000n + 621_355_968_000_000_000n),
       TookIsTimeSpan: true,

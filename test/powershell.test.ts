@@ -53,7 +53,8 @@ describe('PowerShell module generator (no pwsh)', () => {
   const cmdlet = (over: Partial<CmdletManifest> = {}): CmdletManifest => ({
     name: 'Get-Thing', verb: 'Get', noun: 'Thing', file: 'Get-Thing.xml', synopsis: 'Gets a thing.', description: 'Gets it.',
     parameterSets: ['Default'], defaultParameterSet: 'Default', supportsShouldProcess: false, confirmImpact: 'Medium',
-    outputType: 'AzsBackup.Thing', reportsProgress: false, examples: [{ title: 'One', code: 'Get-Thing', remarks: 'It.' }],
+    outputType: 'AzsBackup.Thing', reportsProgress: false, output: 'Single', singleInput: false, aliases: [],
+    examples: [{ title: 'One', code: 'Get-Thing', remarks: 'It.', shell: 'Both' }],
     parameters: [{ name: 'Name', type: 'String', aliases: [], secret: false, validation: {}, help: 'The name.', sets: [{ set: 'Default', mandatory: false, valueFromPipelineByPropertyName: false }] }],
     ...over,
   });
@@ -112,7 +113,7 @@ describe('PowerShell module generator (no pwsh)', () => {
       await writeFile(join(two, 'stale.ps1'), 'x');
       await generateModule(set, { version, hostPath: join(repo, 'bin', 'azsbackup.js'), outDir: two });
       const files = await listFiles(one);
-      expect(files).toEqual(['AzsBackup.format.ps1xml', 'AzsBackup.psd1', 'AzsBackup.psm1', 'en-US/AzsBackup-help.xml']);
+      expect(files).toEqual(['AzsBackup.format.ps1xml', 'AzsBackup.psd1', 'AzsBackup.psm1', 'en-US/AzsBackup-help.xml', 'en-US/about_AzsBackup.help.txt']);
       expect(await listFiles(two)).toEqual(files);
       for (const f of files) expect(await readFile(join(two, f))).toEqual(await readFile(join(one, f)));
     } finally {

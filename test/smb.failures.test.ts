@@ -96,7 +96,9 @@ describe.skipIf(!sambaAvailable())('SMB credentials and path failures', () => {
     const r = await d.cli(['Test-BackupShare', '-Path', `smb://127.0.0.1:${samba.port}/nosuchshare`, '-UserName', samba.userName, '-Password', '-'],
       { stdin: `${samba.password}\n` });
     expectFailure(r, 10, 'SharePathNotFound');
-    expect(r.json).toMatchObject({ Reachable: true, Authenticated: false });
+    // The account was accepted: what failed is opening the share, not signing in.
+    expect(r.json).toMatchObject({ Reachable: true, Authenticated: true });
+    expect(r.json.Steps.at(-1)).toMatchObject({ Name: 'Open', Succeeded: false });
   });
 
   it('Test-BackupShare on a folder that does not exist on the share: exit 10, SharePathNotFound', async () => {

@@ -113,19 +113,19 @@ describe('checkShare on a local folder', () => {
     const r = await checkShare(new LocalFolderTarget(root), { requiredBytes: 1024 });
     expect(r.Error).toBeNull();
     expect(r.AlertType).toBeNull();
-    expect(r.Steps.map((s) => s.Name)).toEqual(['Resolve', 'Connect', 'Authenticate', 'Write', 'Read', 'Delete', 'Capacity']);
+    expect(r.Steps.map((s) => s.Name)).toEqual(['Resolve', 'Connect', 'Authenticate', 'Open', 'Write', 'Read', 'Delete', 'Capacity']);
     expect(r.Steps.every((s) => s.Succeeded)).toBe(true);
     expect(r).toMatchObject({ Path: root, Reachable: true, Authenticated: true, Writable: true, HasEnoughCapacity: true });
     expect(fs.readdirSync(root)).toEqual(['MASBackup']);
     expect(fs.readdirSync(path.join(root, 'MASBackup'))).toEqual([]);
   });
 
-  it('reports a missing folder as SharePath at Authenticate', async () => {
+  it('reports a missing folder as SharePath at Open, not as an authentication failure', async () => {
     const r = await checkShare(new LocalFolderTarget(path.join(base, 'nope')), { requiredBytes: 1 });
-    expect(r.Steps.at(-1)).toMatchObject({ Name: 'Authenticate', Succeeded: false });
+    expect(r.Steps.at(-1)).toMatchObject({ Name: 'Open', Succeeded: false });
     expect(r.AlertType).toBe('SharePath');
     expect(r.Error?.exitCode).toBe(10);
-    expect(r.Authenticated).toBe(false);
+    expect(r.Authenticated).toBe(true);
   });
 
   it('reports too little room as ShareCapacity after the probe succeeded', async () => {

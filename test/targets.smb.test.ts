@@ -281,6 +281,7 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
         ['Resolve', true],
         ['Connect', true],
         ['Authenticate', true],
+        ['Open', true],
         ['Write', true],
         ['Read', true],
         ['Delete', true],
@@ -294,8 +295,8 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
 
     const failing: Array<[string, () => Target, string, string, number]> = [
       ['a wrong password', () => target(samba.smbUrl, { userName: samba.userName, password: 'wrong' }), 'Authenticate', 'ShareAuthentication', 13],
-      ['an unknown share', () => target(`smb://127.0.0.1:${samba.port}/nosuchshare`), 'Authenticate', 'SharePath', 10],
-      ['a missing folder', () => target(`${samba.smbUrl}/missing-folder`), 'Authenticate', 'SharePath', 10],
+      ['an unknown share', () => target(`smb://127.0.0.1:${samba.port}/nosuchshare`), 'Open', 'SharePath', 10],
+      ['a missing folder', () => target(`${samba.smbUrl}/missing-folder`), 'Open', 'SharePath', 10],
       ['a closed port', () => target(`smb://127.0.0.1:1/backups`), 'Connect', 'ShareConnectivity', 10],
       ['too little space', () => openTarget(tiny.smbUrl, { userName: tiny.userName, password: tiny.password }), 'Capacity', 'ShareCapacity', 14],
     ];

@@ -221,7 +221,8 @@ function wrongPassword(path: string, cause: unknown): AzsError {
     category: 'SecurityError',
     exitCode: ExitCode.Integrity,
     targetObject: path,
-    recommendedAction: 'Give the password that was set when the .pfx was made (-DecryptionCertPassword, from standard input with - or AZSBACKUP_DECRYPTIONCERTPASSWORD).',
+    recommendedAction: 'Give the password that was set when the .pfx was made, as -DecryptionCertPassword.',
+    commandLineHint: 'It is read from standard input with -DecryptionCertPassword -, or from AZSBACKUP_DECRYPTIONCERTPASSWORD.',
     cause,
   });
 }

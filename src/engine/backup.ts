@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { serializeBackupInfo, sealKeysFor, BACKUP_DATA_VERSION, type BackupInfo, type RoleRecord } from '../catalog/backup-info.js';
 import { removeIfEmpty } from '../catalog/share-catalog.js';
+import { seconds, tracedTarget } from './traced-target.js';
 import { INFO_FILE, ROOT, backupFolder, partialFolder, roleFileName, stampOf } from '../catalog/layout.js';
 import { newDataKey } from '../crypto/key-wrap.js';
 import { unauthenticatedCertificateWarning } from '../crypto/certificate-authentication.js';
@@ -77,7 +78,9 @@ function roleFailed(role: string, error: unknown): AzsError {
   });
 }
 
-export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
+export async function runBackup(given: BackupRequest): Promise<BackupOutcome> {
+  const req = { ...given, target: tracedTarget(given.target, given.progress) };
+  const verbose = (message: string) => req.progress.log?.('Verbose', message);
   const name = req.name ?? randomUUID();
   const created = req.createdDateTime ?? new Date();
   const stamp = stampOf(created);
@@ -123,6 +126,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
   const stagingReady = req.target.mkdir(staging);
   stagingReady.catch(() => {}); // Awaited by every role and after them; never unhandled meanwhile.
   publish('Starting');
+  verbose(`Backup ${name}: ${req.roles.length} role${req.roles.length === 1 ? '' : 's'} (${req.roles.map((r) => r.name).join(', ')}) to ${req.sharePath}, staged in ${staging}, encrypted for ${req.recipient.kind === 'Certificate' ? `certificate ${req.recipient.thumbprint}` : `key ${req.recipient.keyId}`}.`);
   const shareFailure: { error?: AzsError } = {};
   const records: RoleRecord[] = new Array(req.roles.length);
   const kept: (Record<string, string> | undefined)[] = new Array(req.roles.length);
@@ -169,6 +173,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
           const digest = await storeRole(role, i, file);
           status.Status = 'Succeeded';
           status.StoredSize = digest.bytes;
+          verbose(`Role ${role.name} (${role.provider}): ${status.Size} bytes exported, ${digest.bytes} bytes stored as ${file} in ${seconds(Date.now() - started)}.`);
           records[i] = {
             definition: recordable(role), status: 'Succeeded', size: status.Size, durationMs: Date.now() - started,
             files: [{ name: file, size: digest.bytes, sha256: digest.sha256 }],
@@ -186,6 +191,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
           if (error.alertType) shareFailure.error ??= error;
           status.Status = 'Failed';
           status.Error = error.message;
+          verbose(`Role ${role.name} (${role.provider}) failed after ${seconds(Date.now() - started)}: ${error.message}`);
           records[i] = { definition: recordable(role), status: 'Failed', size: status.Size, durationMs: Date.now() - started, error: error.message, files: [] };
           if (!error.alertType) await req.target.delete(`${staging}/${file}`).catch(() => {});
           return;
@@ -242,6 +248,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupOutcome> {
   };
   await req.target.write(`${staging}/${INFO_FILE}`, readableOf(serializeBackupInfo(info, sealKeysFor(dataKey, name, stamp, [req.recipient]))), { atomic: false });
   await req.target.rename(staging, backupFolder(stamp, name));
+  verbose(`Backup ${name} ${status}: committed as ${backupFolder(stamp, name)}, ${records.reduce((n, r) => n + (r.files[0]?.size ?? 0), 0)} bytes stored in ${seconds(Date.now() - created.getTime())}.`);
   req.progress.report({ activity, status: status, percentComplete: 100, id: 0, completed: true });
   const warnings = req.recipient.kind === 'Certificate' && !req.recipient.authenticationKey ? [unauthenticatedCertificateWarning(req.recipient.thumbprint)] : [];
   return { record: recordFromInfo(info, req.sharePath), roleErrors, warnings };

@@ -11,6 +11,7 @@ import type { ProgressReporter } from '../progress.js';
 import { canRecycle } from '../memory/recycling-readable.js';
 import type { Target } from '../targets/target.js';
 import { withoutPassword } from '../providers/pgconn.js';
+import { seconds, tracedTarget } from './traced-target.js';
 import { openBackup, type Authenticity } from './open-backup.js';
 import { createVerifyTap } from './verify-tap.js';
 import { countBytes } from './byte-counter.js';
@@ -173,7 +174,9 @@ function holdImport(run: (beforeCommit: () => Promise<void>) => Promise<void>): 
   };
 }
 
-export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
+export async function runRestore(given: RestoreRequest): Promise<RestoreOutcome> {
+  const req = { ...given, target: tracedTarget(given.target, given.progress) };
+  const verbose = (message: string) => req.progress.log?.('Verbose', message);
   // Nothing the backup records (providers, paths, commands, owners, modes) is used before this proves it ours.
   const { info, entry, dataKey, authenticity } = await openBackup(req.target, req.name, req.material, { allowUnauthenticated: req.allowUnauthenticated });
   const restorable = info.roles.filter((r) => r.status === 'Succeeded' && r.files.length > 0);
@@ -258,6 +261,7 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
     }
     results[i]!.Status = 'Succeeded';
     results[i]!.Duration = Date.now() - started[i]!;
+    verbose(`Role ${results[i]!.RoleName} (${results[i]!.Provider}) restored into ${results[i]!.Destination}: ${results[i]!.Size} bytes in ${seconds(results[i]!.Duration)}.`);
   };
 
   // Several roles: all staged first, then all swapped. One role, or nested ones: each in turn.
@@ -266,6 +270,7 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
   const progress = (i: number, step: string): void => req.progress.report({
     activity, status: `${selected[i]!.definition.name} (${i + 1} of ${selected.length})${step}`, percentComplete: Math.floor((i / selected.length) * 100), id: 0,
   });
+  verbose(`Restore of backup ${entry.name}: ${selected.length} role${selected.length === 1 ? '' : 's'} (${selected.map((r) => r.definition.name).join(', ')}) from ${entry.folder}${stageAll ? ', all staged before the first goes into place' : ''}.`);
   for (let i = 0; i < selected.length && !failure; i++) {
     started[i] = Date.now();
     progress(i, stageAll ? ': staging' : '');
@@ -286,6 +291,7 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreOutcome> {
   }
   // Whatever is still held after a failure is given up: its staging goes, its destination stays.
   for (const [i, h] of held.entries()) if (h && results[i]!.Status === 'Skipped') await h.abandon(failure!);
+  if (failure) verbose(`Restore of backup ${entry.name} failed: ${failure.message}`);
   req.progress.report({ activity, status: failure ? 'Failed' : 'Done', percentComplete: 100, id: 0, completed: true });
   return { results, warnings, error: failure };
 }

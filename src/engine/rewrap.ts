@@ -60,3 +60,14 @@ export async function backupsToRewrap(target: Target, oldMaterial: DecryptWith, 
   });
   return { names, unreadable };
 }
+
+/**
+ * How many backups on the share cannot be opened by `recipientId` (a certificate thumbprint or key
+ * id): after a rotation, those still need the old material, or Update-BackupEncryption.
+ */
+export async function backupsNotWrappedFor(target: Target, recipientId: string): Promise<number> {
+  const id = recipientId.toUpperCase();
+  const { backups } = await listShare(target);
+  const infos = await readBackupInfos(target, backups);
+  return infos.filter((read) => !isAzsError(read) && !read.info.recipients.some((r) => r.id.toUpperCase() === id)).length;
+}

@@ -32,6 +32,7 @@ export async function schedulerTick(home: string, progress: ProgressReporter, si
   if (!config.scheduler.enabled) {
     // Overdue means overdue by the schedule; with none, there is nothing to be late for.
     await alerts.close(['BackupOverdue']);
+    progress.log?.('Warning', 'The backup scheduler is off, so no backup was taken. Turn it on with Set-BackupShare -IsBackupSchedulerEnabled $true, or take one now with Start-InfrastructureBackup.');
     return undefined;
   }
   const frequency = config.scheduler.frequencyInHours * 3_600_000;
@@ -42,7 +43,10 @@ export async function schedulerTick(home: string, progress: ProgressReporter, si
     const what = last !== undefined ? `No backup succeeded since ${since}` : `No backup has succeeded since the scheduler was turned on at ${since}`;
     await alerts.raise('BackupOverdue', `${what}; the frequency is ${config.scheduler.frequencyInHours} hours.`);
   }
-  if (last !== undefined && now.getTime() - last < frequency) return undefined;
+  if (last !== undefined && now.getTime() - last < frequency) {
+    progress.log?.('Verbose', `No backup is due: the last one succeeded at ${config.lastSuccessfulBackupTime}, and the next is due at ${new Date(last + frequency).toISOString()} (every ${config.scheduler.frequencyInHours} hours). Start-InfrastructureBackup takes one now.`);
+    return undefined;
+  }
   const options: BackupJobOptions = { home, progress, signal, warn };
   const outcome = await runBackupJob(options);
   const lock = acquireJobLock(home, 'prune');

@@ -6,7 +6,8 @@
  * set, and values are converted and validated.
  */
 import { usageError, type AzsError } from '../errors.js';
-import type { CmdletManifest, ParameterDef, ParameterType } from '../manifest/model.js';
+import { resolve as resolvePath } from 'node:path';
+import { isPathParameter, keptAsGiven, type CmdletManifest, type ParameterDef, type ParameterType } from '../manifest/model.js';
 import type { BoundParameters } from './cmdlet.js';
 import { convertValue, parseBoolean } from './convert.js';
 import { closeMatches } from './similar.js';
@@ -35,9 +36,19 @@ export interface CommandLine {
   confirm: boolean | undefined;
   output: OutputFormat | undefined;
   progress: ProgressMode | undefined;
+  /** `--dialect powershell`: the module calls; messages use PowerShell's syntax, streams go out as JSON. */
+  dialect: Dialect;
+  /** -Verbose / -Debug: the steps of the work (always sent, as JSON, in the powershell dialect). */
+  verbose: boolean;
+  debug: boolean;
 }
 
-type CommonName = 'Output' | 'Progress' | 'WhatIf' | 'Confirm';
+export type Dialect = 'cli' | 'powershell';
+
+type CommonName = 'Output' | 'Progress' | 'WhatIf' | 'Confirm' | 'Dialect' | 'Verbose' | 'Debug';
+
+/** The common switches and the field of CommandLine each sets. */
+const commonSwitches = { WhatIf: 'whatIf', Confirm: 'confirm', Verbose: 'verbose', Debug: 'debug' } as const;
 
 /** A name the command line accepts: a manifest parameter or one of the host's common parameters. */
 interface Known {
@@ -46,6 +57,8 @@ interface Known {
   type: ParameterType;
   param?: ParameterDef;
   common?: CommonName;
+  /** Not reached by a prefix, so adding it never makes a manifest parameter's prefix ambiguous. */
+  exactOnly?: boolean;
 }
 
 interface Occurrence {
@@ -61,6 +74,9 @@ function knownNames(m: CmdletManifest): Known[] {
   const known: Known[] = m.parameters.map((p) => ({ name: p.name, aliases: p.aliases, type: p.type, param: p }));
   known.push({ name: 'Output', aliases: [], type: 'String', common: 'Output' });
   known.push({ name: 'Progress', aliases: [], type: 'String', common: 'Progress' });
+  known.push({ name: 'Dialect', aliases: [], type: 'String', common: 'Dialect', exactOnly: true });
+  known.push({ name: 'Verbose', aliases: ['vb'], type: 'Switch', common: 'Verbose', exactOnly: true });
+  known.push({ name: 'Debug', aliases: ['db'], type: 'Switch', common: 'Debug', exactOnly: true });
   if (m.supportsShouldProcess) {
     known.push({ name: 'WhatIf', aliases: ['wi'], type: 'Switch', common: 'WhatIf' });
     known.push({ name: 'Confirm', aliases: ['cf'], type: 'Switch', common: 'Confirm' });
@@ -75,7 +91,7 @@ function lookup(known: Known[], typed: string): Known[] {
   const key = norm(typed);
   const exact = known.filter((k) => norm(k.name) === key || k.aliases.some((a) => norm(a) === key));
   if (exact.length) return exact;
-  return known.filter((k) => norm(k.name).startsWith(key) || k.aliases.some((a) => norm(a).startsWith(key)));
+  return known.filter((k) => !k.exactOnly && (norm(k.name).startsWith(key) || k.aliases.some((a) => norm(a).startsWith(key))));
 }
 
 function resolveName(m: CmdletManifest, known: Known[], typed: string, gnu: boolean): { known: Known; negated: boolean } {
@@ -348,22 +364,27 @@ export async function parseCommandLine(m: CmdletManifest, args: string[], env: R
   const { named, positional: rawPositional } = tokenize(m, args);
   const { values, positional } = await parseNormalised(named, rawPositional);
 
-  const result: CommandLine = { parameterSetName: '', params: {}, secrets: [], whatIf: false, confirm: undefined, output: undefined, progress: undefined };
+  const result: CommandLine = {
+    parameterSetName: '', params: {}, secrets: [], whatIf: false, confirm: undefined, output: undefined, progress: undefined, dialect: 'cli', verbose: false, debug: false,
+  };
   const namedParams: ParameterDef[] = [];
   for (const o of named) {
-    const raw = values.get(o.known.name) ?? [];
+    const last = (values.get(o.known.name) ?? []).at(-1)!;
     switch (o.known.common) {
       case 'Output':
-        result.output = commonValue('Output', raw[raw.length - 1]!, outputFormats);
+        result.output = commonValue('Output', last, outputFormats);
         continue;
       case 'Progress':
-        result.progress = commonValue('Progress', raw[raw.length - 1]!, ['json', 'none'] as const);
+        result.progress = commonValue('Progress', last, ['json', 'none'] as const);
+        continue;
+      case 'Dialect':
+        result.dialect = commonValue('Dialect', last, ['cli', 'powershell'] as const);
         continue;
       case 'WhatIf':
-        result.whatIf = raw[raw.length - 1] === 'true';
-        continue;
       case 'Confirm':
-        result.confirm = raw[raw.length - 1] === 'true';
+      case 'Verbose':
+      case 'Debug':
+        result[commonSwitches[o.known.common]] = last === 'true';
         continue;
       case undefined:
         namedParams.push(o.known.param!);
@@ -423,7 +444,10 @@ export async function parseCommandLine(m: CmdletManifest, args: string[], env: R
       throw usageError(`Cannot bind argument to parameter '${p.name}' because it is an empty string.`, 'ParameterArgumentValidationErrorEmptyStringNotAllowed',
         p.name, `Give -${p.name} a non-empty value.`);
     }
-    result.params[p.name] = convertValue(p, raws);
+    // Relative paths resolve against the current folder here, as the module resolves them against
+    // PowerShell's location, so every cmdlet stores and checks the same absolute path.
+    const given = isPathParameter(p) ? raws.map((r) => (r === '' || keptAsGiven.test(r) ? r : resolvePath(r))) : raws;
+    result.params[p.name] = convertValue(p, given);
   }
   return result;
 }

@@ -36,9 +36,14 @@ export interface CmdletContext<P = BoundParameters> {
    */
   shouldProcess(target: string, action: string): Promise<boolean>;
   progress: ProgressReporter;
-  /** A non-terminating error (e.g. one failed role of a partial backup); the exit code becomes 3 unless set. */
+  /** Who is calling: the command line, or the PowerShell module (whose messages use PowerShell's syntax). */
+  dialect: 'cli' | 'powershell';
+  /** A non-terminating error (e.g. one failed role of a partial backup); the exit code becomes 3 unless set. Set the exit code first: the record says it. */
   writeError(error: AzsError): void;
-  /** A warning on stderr (PowerShell's Write-Warning): something the operator must know, that does not stop the command. */
+  /**
+   * A warning on stderr (PowerShell's Write-Warning): something the operator must know that does
+   * not stop the command, e.g. that nothing was done and what to do next.
+   */
   writeWarning(message: string, targetObject?: string): void;
   /** Override the exit code (e.g. 3 for a partial backup that returned its object). */
   setExitCode(code: number): void;

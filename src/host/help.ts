@@ -130,16 +130,25 @@ export function formatHelp(m: CmdletManifest, width = 100): string {
   out.push('PARAMETERS');
   for (const p of m.parameters) out.push(parameterBlock(m, p, width), '');
   out.push(commonBlock(m, width), '');
-  out.push('OUTPUTS', `    ${m.outputType ?? 'None'}`, '');
-  if (m.examples.length) {
+  out.push('OUTPUTS', `    ${m.outputType ?? 'None'}${outputShape(m)}`, '');
+  const examples = m.examples.filter((e) => e.shell !== 'PowerShell');
+  if (examples.length) {
     out.push('EXAMPLES');
-    m.examples.forEach((e, i) => {
+    examples.forEach((e, i) => {
       out.push(`    ---------- Example ${i + 1}${e.title ? `: ${e.title}` : ''} ----------`, '');
       out.push(e.code.split('\n').map((l) => `    ${l}`).join('\n'), '');
       if (e.remarks) out.push(wrap(e.remarks, 4, width), '');
     });
   }
   return `${out.join('\n').replace(/\n+$/, '')}\n`;
+}
+
+/** What --output json prints: documented per cmdlet. */
+export function outputShape(m: CmdletManifest): string {
+  if (!m.outputType) return '';
+  const shape = (o: string) => (o === 'List' ? 'a list: --output json always prints an array, [] when there is none' : 'one object: --output json prints it as an object, nothing when there is none');
+  const sets = Object.entries(m.setOutput ?? {}).filter(([, o]) => o !== m.output).map(([set, o]) => `; with parameter set ${set}, ${shape(o)}`);
+  return ` (${shape(m.output)}${sets.join('')})`;
 }
 
 /** `azsbackup --help`: what the host is and every cmdlet with its synopsis. */

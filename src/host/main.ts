@@ -12,7 +12,7 @@ import { resolveHome } from './home.js';
 import { sweepPrivateDirs } from '../process/private-dir.js';
 import { InputReader, type InputStream } from './input.js';
 import { createProgress } from './progress.js';
-import { asAzsError, printErrorRecord, printInternalError, printWarning, type ErrorLike, type ReportTarget } from './report.js';
+import { asAzsError, printErrorRecord, printInternalError, printStreamLine, printWarning, type ErrorLike, type ReportTarget } from './report.js';
 import { loadCatalog, loadCmdlet, type Catalog, type Locations } from './resolve.js';
 import { readSecrets, secretEnvName } from './secrets.js';
 import { createShouldProcess } from './should-process.js';
@@ -101,7 +101,9 @@ export const SIGNAL_GRACE_MS = 1500;
 /** Runs one command line; resolves to the exit code. Never throws. */
 export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<number> {
   const h = processIO(io);
-  const report: ReportTarget = { stderr: h.stderr, stderrIsTTY: h.stderrIsTTY };
+  // Known before the command line is parsed, so even a usage error speaks the caller's syntax.
+  const dialect = argv.some((a, i) => /^--?dialect$/i.test(a) && argv[i + 1]?.toLowerCase() === 'powershell') || argv.some((a) => /^--?dialect[:=]powershell$/i.test(a)) ? 'powershell' : 'cli';
+  const report: ReportTarget = { stderr: h.stderr, stderrIsTTY: h.stderrIsTTY, dialect };
   const loc: Locations = { manifestsDir: h.manifestsDir, compiledManifests: h.compiledManifests, cmdletsDir: h.cmdletsDir };
   const abort = new AbortController();
   let source = 'azsbackup';
@@ -205,6 +207,14 @@ async function run(
   await sweepPrivateDirs(home).catch(() => undefined);
 
   const progress = createProgress({ mode: cl.progress, stderr: h.stderr, stderrIsTTY: h.stderrIsTTY, columns: h.columns });
+  // The module always gets every stream (PowerShell's preferences filter them); the command line
+  // shows verbose and debug lines only when asked.
+  const streams: ReportTarget = cl.dialect === 'powershell' ? { stderr: h.stderr, stderrIsTTY: false, dialect: 'powershell' } : report;
+  progress.log = (level, message) => {
+    if (level === 'Verbose' && !cl.verbose && cl.dialect !== 'powershell') return;
+    if (level === 'Debug' && !cl.debug && cl.dialect !== 'powershell') return;
+    printStreamLine(streams, level, message);
+  };
   onProgress(() => progress.finish());
   let exitOverride: number | undefined;
   let nonTerminating = 0;
@@ -214,7 +224,8 @@ async function run(
     secretsFromEnvironment: new Set(Object.keys(secrets).filter((name) => !cl.secrets.some((r) => r.parameter.name === name))),
     shouldProcess: createShouldProcess({
       whatIf: cl.whatIf,
-      confirm: cl.confirm,
+      // -Force skips the confirmation, as in PowerShell, unless -Confirm is given explicitly.
+      confirm: cl.confirm ?? (cl.params.Force === true ? false : undefined),
       confirmImpact: m.confirmImpact,
       interactive,
       reader,
@@ -222,14 +233,15 @@ async function run(
       promptOut: h.stderr,
     }),
     progress,
+    writeWarning(message, targetObject) {
+      printWarning(streams, message, targetObject);
+    },
+    dialect: cl.dialect,
     writeError(error) {
       nonTerminating++;
       const err: ErrorLike | undefined = asAzsError(error);
-      if (err) printErrorRecord(report, m.name, err, false);
+      if (err) printErrorRecord(report, m.name, err, false, exitOverride ?? ExitCode.Partial);
       else printInternalError(report, m.name, error);
-    },
-    writeWarning(message, targetObject) {
-      printWarning(report, message, targetObject);
     },
     setExitCode(code) {
       exitOverride = code;
@@ -244,9 +256,10 @@ async function run(
   progress.finish();
   if (signal.aborted) throw signal.reason;
   const objects = result === undefined ? [] : Array.isArray(result) ? result : [result];
-  if (objects.length) {
+  const list = (m.setOutput?.[cl.parameterSetName] ?? m.output) === 'List';
+  if (objects.length || (format === 'json' && list)) {
     const { formatObjects } = await import('../output/index.js');
-    h.stdout.write(formatObjects(objects, m.outputType, format, catalog.types, { width: h.columns }));
+    h.stdout.write(formatObjects(objects, m.outputType, format, catalog.types, { width: h.columns, list }));
   }
   return exitOverride ?? (nonTerminating ? ExitCode.Partial : ExitCode.Success);
 }

@@ -11,7 +11,7 @@ export interface ErrorLike {
   message: string;
   errorId: string;
   exitCode: number;
-  toRecord(): ErrorRecord;
+  toRecord(dialect?: 'cli' | 'powershell'): ErrorRecord;
 }
 
 /**
@@ -27,10 +27,13 @@ export function asAzsError(e: unknown): ErrorLike | undefined {
 export interface ReportTarget {
   stderr: NodeJS.WritableStream;
   stderrIsTTY: boolean;
+  /** Whose syntax recommended actions use; the command line's unless the PowerShell module calls. */
+  dialect?: 'cli' | 'powershell';
 }
 
-export function printErrorRecord(t: ReportTarget, source: string, e: ErrorLike, terminating: boolean): void {
-  const record = e.toRecord();
+export function printErrorRecord(t: ReportTarget, source: string, e: ErrorLike, terminating: boolean, exitCode?: number): void {
+  // A non-terminating record says the exit code the command ends with (3 for a partial success).
+  const record = { ...e.toRecord(t.dialect ?? 'cli'), ...(exitCode !== undefined ? { ExitCode: exitCode } : {}) };
   if (!t.stderrIsTTY) {
     t.stderr.write(`${JSON.stringify({ ErrorRecord: { ...record, Terminating: terminating } })}\n`);
     return;
@@ -85,4 +88,15 @@ export function printInternalError(t: ReportTarget, source: string, e: unknown):
     return;
   }
   t.stderr.write(`${source}: internal error: ${err.message}\n${stack}\n${report}\n`);
+}
+
+/**
+ * A warning, verbose or debug line on stderr: `WARNING: ...` on a terminal, else one JSON line
+ * (`{"Verbose":"..."}`), which the PowerShell module turns into its own streams.
+ */
+export function printStreamLine(t: ReportTarget, level: 'Warning' | 'Verbose' | 'Debug', message: string): void {
+  // A warning has the shape of printWarning's, whoever writes it.
+  if (level === 'Warning') printWarning(t, message);
+  else if (!t.stderrIsTTY) t.stderr.write(`${JSON.stringify({ [level]: message })}\n`);
+  else t.stderr.write(`${level.toUpperCase()}: ${message}\n`);
 }

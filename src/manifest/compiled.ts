@@ -7,7 +7,7 @@ import { AzsError } from '../errors.js';
 import type { CmdletManifest, TypeDef, TypeRegistry } from './model.js';
 
 /** Bumped when the shape of the compiled file changes, so a stale dist/ is refused, not misread. */
-export const compiledFormatVersion = 1;
+export const compiledFormatVersion = 2;
 
 export interface CompiledManifests {
   formatVersion: number;

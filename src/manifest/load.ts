@@ -3,13 +3,14 @@
  * the element and the reason. This module parses XML, so it is for the build, the tests and the
  * module generator; the host at run time reads the compiled JSON through compiled.ts instead.
  */
-import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { AzsError } from '../errors.js';
 import {
   parameterTypes,
   propertyTypes,
+  type CmdletAlias,
   type CmdletManifest,
   type ConfirmImpact,
   type Example,
@@ -232,7 +233,7 @@ function parseParameter(r: Reader, node: unknown, sets: string[]): ParameterDef 
   const name = a.Name ?? r.fail('Parameters/Parameter', 'a parameter has no Name');
   const element = `Parameter[Name=${name}]`;
   if (!pascal.test(name)) r.fail(element, `Name "${name}" must be PascalCase letters and digits`);
-  checkKnown(r, element, node, ['Name', 'Type', 'Mandatory', 'Position', 'Aliases', 'ValueFromPipelineByPropertyName', 'Secret'],
+  checkKnown(r, element, node, ['Name', 'Type', 'Mandatory', 'Position', 'Aliases', 'ValueFromPipelineByPropertyName', 'Secret', 'CompleteFrom'],
     ['Set', 'Help', 'ValidateSet', 'ValidateRange', 'ValidatePattern', 'ValidateLength']);
   const type = a.Type as ParameterType;
   if (!a.Type) r.fail(element, 'Type is required');
@@ -288,7 +289,28 @@ function parseParameter(r: Reader, node: unknown, sets: string[]): ParameterDef 
   for (const alias of aliases) {
     if (!/^[A-Za-z][A-Za-z0-9]*$/.test(alias)) r.fail(element, `alias "${alias}" must be letters and digits`);
   }
-  return { name, type, aliases, secret, sets: membership, validation: parseValidation(r, element, obj, type), help };
+  const completeFrom = a.CompleteFrom;
+  if (completeFrom !== undefined && !/^[A-Z][A-Za-z]*-[A-Z][A-Za-z0-9]*\.[A-Z][A-Za-z0-9]*$/.test(completeFrom)) r.fail(element, `CompleteFrom "${completeFrom}" must be Verb-Noun.Property`);
+  return { name, type, aliases, secret, sets: membership, validation: parseValidation(r, element, obj, type), help, ...(completeFrom ? { completeFrom } : {}) };
+}
+
+function parseAliases(r: Reader, root: Record<string, unknown>, outputType: string | undefined, types?: TypeRegistry): CmdletAlias[] {
+  const container = single(r, 'Cmdlet', root, 'Aliases');
+  if (container === undefined) return [];
+  checkKnown(r, 'Aliases', container, [], ['Alias']);
+  return list(container, 'Alias').map((node, i) => {
+    const el = `Aliases/Alias[${i + 1}]`;
+    checkKnown(r, el, node, ['Name', 'ExpandProperty'], []);
+    const a = attrs(node);
+    const name = a.Name ?? r.fail(el, 'has no Name');
+    if (!/^[A-Z][A-Za-z]*-[A-Z][A-Za-z0-9]*$/.test(name)) r.fail(el, `Name "${name}" must be Verb-Noun`);
+    const expand = a.ExpandProperty;
+    if (expand !== undefined) {
+      const type = outputType === undefined ? undefined : types?.get(outputType);
+      if (!outputType || (types && !type?.properties.some((p) => p.name === expand))) r.fail(el, `ExpandProperty "${expand}" is not a property of the output type`);
+    }
+    return { name, ...(expand !== undefined ? { expandProperty: expand } : {}) };
+  });
 }
 
 function parseExamples(r: Reader, root: Record<string, unknown>): Example[] {
@@ -297,11 +319,16 @@ function parseExamples(r: Reader, root: Record<string, unknown>): Example[] {
   checkKnown(r, 'Examples', container, [], ['Example']);
   return list(container, 'Example').map((e, i) => {
     const el = `Examples/Example[${i + 1}]`;
-    checkKnown(r, el, e, [], ['Title', 'Code', 'Remarks']);
+    checkKnown(r, el, e, ['Shell'], ['Title', 'Code', 'Remarks']);
     const obj = (typeof e === 'object' && e !== null ? e : {}) as Record<string, unknown>;
     const code = dedent(text(single(r, el, obj, 'Code')) ?? '');
     if (code === '') r.fail(`${el}/Code`, 'is missing or empty');
+    const shell = (attrs(e).Shell ?? 'Both') as Example['shell'];
+    if (!['Both', 'Cli', 'PowerShell'].includes(shell)) r.fail(el, `Shell "${shell}" must be Both, Cli or PowerShell`);
+    // An example that runs the azsbackup program is the command line's, never Get-Help's.
+    if (shell !== 'Cli' && /(^|[\s;|(])azsbackup\s/.test(code)) r.fail(el, 'runs azsbackup, the command line: mark it Shell="Cli"');
     return {
+      shell,
       title: prose(text(single(r, el, obj, 'Title')) ?? ''),
       code,
       remarks: prose(text(single(r, el, obj, 'Remarks')) ?? ''),
@@ -334,8 +361,8 @@ export function parseManifestText(file: string, source: string, types?: TypeRegi
 function parseManifest(r: Reader, source: string, types?: TypeRegistry): CmdletManifest {
   const root = r.parse(source, 'Cmdlet');
   checkKnown(r, 'Cmdlet', root,
-    ['Verb', 'Noun', 'DefaultParameterSet', 'SupportsShouldProcess', 'ConfirmImpact', 'OutputType', 'ReportsProgress'],
-    ['Synopsis', 'Description', 'ParameterSets', 'Parameters', 'Examples']);
+    ['Verb', 'Noun', 'DefaultParameterSet', 'SupportsShouldProcess', 'ConfirmImpact', 'OutputType', 'ReportsProgress', 'Output', 'SingleInput'],
+    ['Synopsis', 'Description', 'ParameterSets', 'Parameters', 'Examples', 'Aliases']);
   const a = attrs(root);
 
   const verb = a.Verb ?? r.fail('Cmdlet', 'Verb is required');
@@ -356,10 +383,14 @@ function parseManifest(r: Reader, source: string, types?: TypeRegistry): CmdletM
 
   const setsNode = single(r, 'Cmdlet', root, 'ParameterSets');
   if (setsNode !== undefined) checkKnown(r, 'ParameterSets', setsNode, [], ['ParameterSet']);
+  const setOutput = new Map<string, 'List' | 'Single'>();
   const declaredSets = list(setsNode, 'ParameterSet').map((s, i) => {
     const el = `ParameterSets/ParameterSet[${i + 1}]`;
-    checkKnown(r, el, s, ['Name'], []);
+    checkKnown(r, el, s, ['Name', 'Output'], []);
     const n = attrs(s).Name ?? r.fail(el, 'has no Name');
+    const o = attrs(s).Output;
+    if (o !== undefined && o !== 'List' && o !== 'Single') r.fail(el, `Output "${o}" must be List or Single`);
+    if (o !== undefined) setOutput.set(n, o);
     if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(n)) r.fail(el, `Name "${n}" must be letters, digits and _`);
     return n;
   });
@@ -389,15 +420,22 @@ function parseManifest(r: Reader, source: string, types?: TypeRegistry): CmdletM
     r.fail('Cmdlet', `OutputType "${outputType}" is not declared in Types.xml (declared: ${[...types.keys()].join(', ')})`);
   }
 
+  const output = (a.Output ?? 'Single') as CmdletManifest['output'];
+  if (output !== 'List' && output !== 'Single') r.fail('Cmdlet', `Output "${a.Output}" must be List or Single`);
+  if (a.Output !== undefined && outputType === undefined) r.fail('Cmdlet', 'Output needs an OutputType');
+  const singleInput = bool(r, 'Cmdlet', 'SingleInput', a.SingleInput, false);
+
   const paramsNode = single(r, 'Cmdlet', root, 'Parameters');
   if (paramsNode !== undefined) checkKnown(r, 'Parameters', paramsNode, [], ['Parameter']);
   const parameters = list(paramsNode, 'Parameter').map((p) => parseParameter(r, p, parameterSets));
   checkParameterNames(r, parameters);
   checkPositions(r, parameters, parameterSets);
+  if (singleInput && !parameters.some((p) => p.name === 'Force' && p.type === 'Switch')) r.fail('Cmdlet', 'SingleInput="true" needs a -Force switch that allows several piped objects');
 
   return {
     name, verb, noun, file: r.file, synopsis, description, parameterSets, defaultParameterSet, parameters,
     supportsShouldProcess, confirmImpact, ...(outputType !== undefined ? { outputType } : {}), reportsProgress,
+    output, ...(setOutput.size ? { setOutput: Object.fromEntries(setOutput) } : {}), singleInput, aliases: parseAliases(r, root, outputType, types),
     examples: parseExamples(r, root),
   };
 }
@@ -460,14 +498,16 @@ export function parseTypesText(file: string, source: string): TypeRegistry {
       const pa = attrs(p);
       const pname = pa.Name ?? r.fail(`${element}/Property[${j + 1}]`, 'has no Name');
       const el = `${element}/Property[Name=${pname}]`;
-      checkKnown(r, el, p, ['Name', 'Type', 'TypeName'], []);
+      checkKnown(r, el, p, ['Name', 'Type', 'TypeName', 'Secret'], []);
       if (!pascal.test(pname)) r.fail(el, `Name "${pname}" must be PascalCase`);
       const type = pa.Type as PropertyType;
       if (!propertyTypes.includes(type)) r.fail(el, `unknown Type "${pa.Type ?? ''}" (known: ${propertyTypes.join(', ')})`);
       const isObject = type === 'Object' || type === 'Object[]';
       if (isObject && !pa.TypeName) r.fail(el, `a property of Type ${type} needs TypeName naming a declared type`);
       if (!isObject && pa.TypeName) r.fail(el, `TypeName applies only to Object and Object[] properties, not ${type}`);
-      return { name: pname, type, ...(pa.TypeName ? { typeName: pa.TypeName } : {}) };
+      const secret = bool(r, el, 'Secret', pa.Secret, false);
+      if (secret && type !== 'String') r.fail(el, 'Secret applies only to String properties');
+      return { name: pname, type, ...(pa.TypeName ? { typeName: pa.TypeName } : {}), ...(secret ? { secret } : {}) };
     });
     if (properties.length === 0) r.fail(element, 'declares no Property');
     for (const [j, p] of properties.entries()) {
@@ -498,6 +538,9 @@ export function parseTypesText(file: string, source: string): TypeRegistry {
 }
 
 /** Reads a manifests folder: Types.xml and every <Verb-Noun>.xml, cross-checked. */
+/** The module's about topic, beside the manifests. */
+export const aboutTopicFile = 'about_AzsBackup.help.txt';
+
 export function loadManifestSet(dir: string): ManifestSet {
   const types = loadTypes(join(dir, 'Types.xml'));
   let files: string[];
@@ -515,7 +558,8 @@ export function loadManifestSet(dir: string): ManifestSet {
     if (other) new Reader(c.file).fail('Cmdlet', `${c.name} is also declared by ${other}`);
     seen.set(c.name.toLowerCase(), c.file);
   }
-  return { cmdlets, types };
+  const aboutFile = join(dir, aboutTopicFile);
+  return { cmdlets, types, ...(existsSync(aboutFile) ? { about: readFileSync(aboutFile, 'utf8') } : {}) };
 }
 
 /**

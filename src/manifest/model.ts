@@ -53,12 +53,19 @@ export interface ParameterDef {
   sets: ParameterSetMembership[];
   validation: Validation;
   help: string;
+  /**
+   * Where tab completion finds values: `Verb-Noun.Property`, the named cmdlet's objects' property
+   * (e.g. `Get-InfrastructureBackup.Name`).
+   */
+  completeFrom?: string;
 }
 
 export interface Example {
   title: string;
   code: string;
   remarks: string;
+  /** Where the example runs: both (the default), only the command line (bash), or only PowerShell. */
+  shell: 'Both' | 'Cli' | 'PowerShell';
 }
 
 export type ConfirmImpact = 'None' | 'Low' | 'Medium' | 'High';
@@ -81,7 +88,24 @@ export interface CmdletManifest {
   outputType?: string;
   /** True when the cmdlet reports progress (the module then shows Write-Progress). */
   reportsProgress: boolean;
+  /**
+   * `List`: returns any number of objects, so `--output json` always prints an array (`[]` for
+   * none). `Single`: at most one object, printed as an object (nothing when there is none).
+   */
+  output: 'List' | 'Single';
+  /** A parameter set whose shape differs from the cmdlet's (Get-InfrastructureBackup -Name gets one). */
+  setOutput?: Record<string, 'List' | 'Single'>;
+  /** Refuses more than one piped object unless -Force (restoring every backup in turn is never meant). */
+  singleInput: boolean;
+  /** Other names the PowerShell module exports for it (e.g. Azure Stack's), optionally expanding one property of its output. */
+  aliases: CmdletAlias[];
   examples: Example[];
+}
+
+export interface CmdletAlias {
+  name: string;
+  /** The alias returns this property of each object instead of the object (New-AzsEncryptionKeyBase64 returns the key). */
+  expandProperty?: string;
 }
 
 export interface PropertyDef {
@@ -89,6 +113,8 @@ export interface PropertyDef {
   type: PropertyType;
   /** For Object and Object[]: the declared type of the element. */
   typeName?: string;
+  /** A secret the module hands over as a SecureString (unless -AsPlainText). */
+  secret?: boolean;
 }
 
 export interface TypeDef {
@@ -104,4 +130,21 @@ export type TypeRegistry = ReadonlyMap<string, TypeDef>;
 export interface ManifestSet {
   cmdlets: CmdletManifest[];
   types: TypeRegistry;
+  /** manifests/about_AzsBackup.help.txt: the module's concepts topic (Get-Help about_AzsBackup). */
+  about?: string;
 }
+
+/**
+ * A parameter named Path or …Path names a file or folder: a relative path resolves against the
+ * caller's current location (the shell's, or PowerShell's, PSDrives included), the same way in
+ * every cmdlet. UNC paths and URLs (smb://) pass as they are.
+ */
+export function isPathParameter(p: Pick<ParameterDef, 'name' | 'type'>): boolean {
+  return /Path$/.test(p.name) && p.type === 'String';
+}
+
+/** A location on another machine, never relative to a local folder: a UNC path or a URL (smb://). */
+export const remoteLocation = /^(\\\\|\/\/|[A-Za-z][A-Za-z0-9+.-]*:\/\/)/;
+
+/** What the command line keeps as given: a remote location, or a Windows drive path (PowerShell has its drives). */
+export const keptAsGiven = new RegExp(`${remoteLocation.source}|^[A-Za-z]:[\\\\/]`);

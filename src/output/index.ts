@@ -17,6 +17,8 @@ export const outputFormats: readonly OutputFormat[] = ['json', 'clixml', 'table'
 export interface FormatOptions {
   /** Terminal width a table should fit into (e.g. process.stdout.columns); unlimited when undefined. */
   width?: number;
+  /** The cmdlet returns a list: JSON is always an array, `[]` when there is nothing. */
+  list?: boolean;
 }
 
 export function isOutputFormat(value: string): value is OutputFormat {
@@ -25,7 +27,7 @@ export function isOutputFormat(value: string): value is OutputFormat {
 
 /**
  * The whole text for stdout: ends in a newline when non-empty, and is empty for no objects in every
- * format (for CLIXML not even the `#< CLIXML` line is printed then).
+ * format (for CLIXML not even the `#< CLIXML` line is printed then), except JSON for a list: `[]`.
  */
 export function formatObjects(
   objects: unknown[],
@@ -45,7 +47,7 @@ export function formatObjects(
   const values = normalizeObjects(objects, typeName, types);
   switch (format) {
     case 'json':
-      return formatJson(values);
+      return formatJson(values, options.list ?? false);
     case 'clixml':
       return formatClixml(values);
     case 'table':

@@ -1,6 +1,6 @@
 /**
- * JSON as ConvertTo-Json shapes it: nothing for no objects, the object itself for one, an array for
- * several; pretty-printed with two spaces. Int64 is written as its exact digits (JSON numbers have no
+ * JSON: for a cmdlet that returns a list, always an array (`[]` for none, `[x]` for one), so a
+ * script never has to guess; for a single-object cmdlet, the object itself (nothing for none); pretty-printed with two spaces. Int64 is written as its exact digits (JSON numbers have no
  * size limit; consumers that need more than 2^53 can read them exactly).
  */
 import { AzsError, ExitCode } from '../errors.js';
@@ -56,8 +56,8 @@ function writeValue(value: Value, depth: number, open: Set<Value>): string {
   }
 }
 
-export function formatJson(values: readonly Value[]): string {
-  if (values.length === 0) return '';
-  const root: Value = values.length === 1 ? values[0]! : { kind: 'List', arrayType: 'System.Object[]', items: [...values] };
+export function formatJson(values: readonly Value[], list = false): string {
+  if (values.length === 0 && !list) return '';
+  const root: Value = values.length === 1 && !list ? values[0]! : { kind: 'List', arrayType: 'System.Object[]', items: [...values] };
   return writeValue(root, 0, new Set()) + '\n';
 }

@@ -97,14 +97,17 @@ export function formatTimeSpanDisplay(ticks: bigint): string {
 }
 
 /**
- * A UTC DateTime as XmlConvert writes it in round-trip mode (`yyyy-MM-ddTHH:mm:ss.FFFFFFFZ`): the
- * fraction loses trailing zeros and disappears when zero. PowerShell reads it back as a UTC DateTime.
+ * A DateTime as PowerShell's serializer writes a local one (`yyyy-MM-ddTHH:mm:ss.FFFFFFF+00:00`):
+ * the fraction loses trailing zeros and disappears when zero. The explicit offset (always UTC's)
+ * makes PowerShell read it back as a local-kind DateTime, the same instant in the reader's time
+ * zone, as Get-Date and Get-Item give them; `Z` would give a UTC-kind one that displays and
+ * subtracts wrongly outside UTC.
  */
 export function formatDateTimeRoundtrip(date: Date): string {
   const iso = date.toISOString(); // yyyy-MM-ddTHH:mm:ss.sssZ for years 0001..9999
   const [main, msZ] = iso.split('.') as [string, string];
   const ms = msZ.slice(0, 3).replace(/0+$/, '');
-  return `${main}${ms ? '.' + ms : ''}Z`;
+  return `${main}${ms ? '.' + ms : ''}+00:00`;
 }
 
 /** JSON and display form of a DateTime: ISO 8601 in UTC with milliseconds. */

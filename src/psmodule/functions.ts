@@ -4,7 +4,7 @@
  * hands its bound parameters to the module's one private helper, Invoke-AzsBackupHost.
  */
 import { AzsError } from '../errors.js';
-import type { CmdletManifest, ParameterDef, ParameterSetMembership } from '../manifest/model.js';
+import { isPathParameter, type CmdletAlias, type CmdletManifest, type ParameterDef, type ParameterSetMembership, type TypeRegistry } from '../manifest/model.js';
 import { allParameterSets } from '../manifest/load.js';
 import { assertIdentifier, commonParameterNames, dotNetParameterType, psNumber, psQuote, psStringArray } from './powershell.js';
 
@@ -37,17 +37,29 @@ function invalid(cmdlet: CmdletManifest, why: string): AzsError {
   });
 }
 
-function parameterAttribute(m: ParameterSetMembership): string {
+/**
+ * The sets a piped object may bind into. When some set is chosen by a mandatory piped parameter
+ * (Get-InfrastructureBackup's ByName, by Name), a set without one takes nothing from the pipeline:
+ * otherwise a shared piped property (SharePath → -Path) satisfies the default set first, and
+ * `Get-InfrastructureBackup -Top 1 | Get-InfrastructureBackup` would list every backup.
+ */
+function pipelineSets(cmdlet: CmdletManifest): Set<string> {
+  const chosenByPipeline = new Set(cmdlet.parameters.flatMap((p) => p.sets.filter((m) => m.mandatory && m.valueFromPipelineByPropertyName).map((m) => m.set)));
+  return chosenByPipeline.size > 0 ? chosenByPipeline : new Set(cmdlet.parameterSets);
+}
+
+function parameterAttribute(m: ParameterSetMembership, pipelineSet: Set<string>): string {
   // A manifest without sets puts every parameter in PowerShell's implicit all-sets set, which has no name to write.
   const args = m.set === allParameterSets ? [] : [`ParameterSetName = ${psQuote(m.set)}`];
   if (m.mandatory) args.push('Mandatory = $true');
   if (m.position !== undefined) args.push(`Position = ${m.position}`);
-  if (m.valueFromPipelineByPropertyName) args.push('ValueFromPipelineByPropertyName = $true');
+  if (m.valueFromPipelineByPropertyName && pipelineSet.has(m.set)) args.push('ValueFromPipelineByPropertyName = $true');
   return `[Parameter(${args.join(', ')})]`;
 }
 
-function parameterBlock(p: ParameterDef): string[] {
-  const lines = p.sets.map(parameterAttribute);
+function parameterBlock(p: ParameterDef, pipelineSet: Set<string>): string[] {
+  const lines = p.sets.map((m) => parameterAttribute(m, pipelineSet));
+  if (isPathParameter(p)) lines.push('[AzsBackupPathAttribute()]');
   if (p.aliases.length > 0) lines.push(`[Alias(${p.aliases.map(psQuote).join(', ')})]`);
   const v = p.validation;
   if (v.set && v.set.length > 0) lines.push(`[ValidateSet(${v.set.map(psQuote).join(', ')})]`);
@@ -62,7 +74,7 @@ function parameterBlock(p: ParameterDef): string[] {
 }
 
 /** What -WhatIf and -Confirm name as the target: the object the call is about, when it was given. */
-function shouldProcessTarget(cmdlet: CmdletManifest): string {
+function shouldProcessTarget(cmdlet: CmdletManifest, parameters: string): string {
   const candidates = cmdlet.parameters.filter((p) => !p.secret && p.type !== 'Switch');
   const target =
     candidates.find((p) => p.name === 'Name') ??
@@ -70,53 +82,142 @@ function shouldProcessTarget(cmdlet: CmdletManifest): string {
     candidates.find((p) => p.sets.some((s) => s.position === 0));
   const fallback = psQuote(cmdlet.noun);
   if (!target) return fallback;
-  return `if ($PSBoundParameters.ContainsKey(${psQuote(target.name)})) { [System.String]$${target.name} } else { ${fallback} }`;
+  return `if (${parameters}.ContainsKey(${psQuote(target.name)})) { [System.String]${parameters}[${psQuote(target.name)}] } else { ${fallback} }`;
 }
 
-export function generateFunction(cmdlet: CmdletManifest): string {
-  checkCmdlet(cmdlet);
+/** The output properties the module hands over as SecureString (unless -AsPlainText). */
+function secretProperties(cmdlet: CmdletManifest, types: TypeRegistry): string[] {
+  const type = cmdlet.outputType === undefined ? undefined : types.get(cmdlet.outputType);
+  return (type?.properties ?? []).filter((p) => p.secret).map((p) => p.name);
+}
+
+const has = (cmdlet: CmdletManifest, name: string): boolean => cmdlet.parameters.some((p) => p.name === name && p.type === 'Switch');
+
+function cmdletBinding(cmdlet: CmdletManifest): string {
   const binding = cmdlet.defaultParameterSet && cmdlet.defaultParameterSet !== allParameterSets
     ? [`DefaultParameterSetName = ${psQuote(cmdlet.defaultParameterSet)}`]
     : [];
   if (cmdlet.supportsShouldProcess) binding.push('SupportsShouldProcess = $true', `ConfirmImpact = ${psQuote(cmdlet.confirmImpact)}`);
   // Only what the manifest numbers is positional, as in the host.
   binding.push('PositionalBinding = $false');
+  return `    [CmdletBinding(${binding.join(', ')})]`;
+}
 
-  const params = cmdlet.parameters.map((p) => parameterBlock(p).map((l) => `        ${l}`).join('\n'));
+function paramBlock(cmdlet: CmdletManifest): string[] {
+  const pipelineSet = pipelineSets(cmdlet);
+  const params = cmdlet.parameters.map((p) => parameterBlock(p, pipelineSet).map((l) => `        ${l}`).join('\n'));
+  return ['    param(', params.join(',\n\n'), '    )'];
+}
+
+/** The body for one input: ShouldProcess, then the job or the host. */
+function callBody(cmdlet: CmdletManifest, types: TypeRegistry, parameters: string, indent: string): string[] {
   const invoke = [
     'Invoke-AzsBackupHost -Cmdlet $PSCmdlet',
     `-CommandName ${psQuote(cmdlet.name)}`,
     `-ParameterName ${psStringArray(cmdlet.parameters.map((p) => p.name))}`,
-    '-BoundParameters $PSBoundParameters',
+    `-BoundParameters ${parameters}`,
   ];
   if (cmdlet.outputType) invoke.push(`-OutputTypeName ${psQuote(cmdlet.outputType)}`);
+  const secrets = secretProperties(cmdlet, types);
+  if (secrets.length > 0) invoke.push(`-SecretPropertyName ${psStringArray(secrets)}`);
   if (cmdlet.reportsProgress) invoke.push('-ReportsProgress');
   if (cmdlet.supportsShouldProcess) invoke.push('-Confirmed');
+  // A cmdlet with -PassThru returns its object only when asked, as Set-Item does.
+  if (has(cmdlet, 'PassThru')) invoke.push(`-DiscardOutput:(-not ${parameters}['PassThru'])`);
 
   const body: string[] = [];
   if (cmdlet.supportsShouldProcess) {
     body.push(
-      `        $target = ${shouldProcessTarget(cmdlet)}`,
-      `        if (-not $PSCmdlet.ShouldProcess($target, ${psQuote(cmdlet.name)})) {`,
-      '            return',
-      '        }',
+      `$target = ${shouldProcessTarget(cmdlet, parameters)}`,
+      `if (-not $PSCmdlet.ShouldProcess($target, ${psQuote(cmdlet.name)})) {`,
+      '    return',
+      '}',
     );
   }
-  body.push(`        ${invoke.join(' ')}`);
+  if (has(cmdlet, 'AsJob')) {
+    body.push(
+      `if (${parameters}['AsJob']) {`,
+      `    Start-AzsBackupJob -Cmdlet $PSCmdlet -CommandName ${psQuote(cmdlet.name)} -BoundParameters ${parameters}`,
+      '    return',
+      '}',
+    );
+  }
+  body.push(invoke.join(' '));
+  return body.map((l) => indent + l);
+}
+
+export function generateFunction(cmdlet: CmdletManifest, types: TypeRegistry = new Map()): string {
+  checkCmdlet(cmdlet);
+  const begin: string[] = [];
+  if (has(cmdlet, 'Force') && cmdlet.supportsShouldProcess) {
+    // -Force skips the confirmation, as with Remove-Item -Force, unless -Confirm is given too.
+    begin.push("        if ($Force -and -not $PSBoundParameters.ContainsKey('Confirm')) {", "            $ConfirmPreference = 'None'", '        }');
+  }
+  let blocks: string[];
+  if (cmdlet.singleInput) {
+    // Every input is collected first, so a piped list is refused before anything is done.
+    blocks = [
+      '    begin {',
+      ...begin,
+      '        $inputs = [System.Collections.Generic.List[System.Collections.IDictionary]]::new()',
+      '    }',
+      '',
+      '    process {',
+      '        $inputs.Add([System.Collections.Generic.Dictionary[System.String, System.Object]]::new($PSBoundParameters))',
+      '    }',
+      '',
+      '    end {',
+      '        if ($inputs.Count -gt 1 -and -not $Force) {',
+      `            $PSCmdlet.ThrowTerminatingError((New-AzsBackupErrorRecord -ErrorId 'SeveralInputsRefused' -Category 'InvalidOperation' -TargetObject $inputs.Count -Message (${psQuote(`${cmdlet.name} received `)} + $inputs.Count + ${psQuote(' objects from the pipeline; it acts on one at a time, and nothing was done.')}) -RecommendedAction ${psQuote(`Pipe the one object you mean (for example with Select-Object -First 1), or add -Force to ${cmdlet.name} every piped object in turn.`)}))`,
+      '        }',
+      '        foreach ($bound in $inputs) {',
+      ...callBody(cmdlet, types, '$bound', '            '),
+      '        }',
+      '    }',
+    ];
+  } else {
+    blocks = [
+      ...(begin.length ? ['    begin {', ...begin, '    }', ''] : []),
+      '    process {',
+      ...callBody(cmdlet, types, '$PSBoundParameters', '        '),
+      '    }',
+    ];
+  }
 
   return [
     `function ${cmdlet.name} {`,
     '    <#',
     '    .ExternalHelp AzsBackup-help.xml',
     '    #>',
-    `    [CmdletBinding(${binding.join(', ')})]`,
+    cmdletBinding(cmdlet),
     ...(cmdlet.outputType ? [`    [OutputType(${psQuote(cmdlet.outputType)})]`] : []),
-    '    param(',
-    params.join(',\n\n'),
-    '    )',
+    ...paramBlock(cmdlet),
+    '',
+    ...blocks,
+    '}',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Another name for a cmdlet (Azure Stack's): a plain alias, or, when it returns one property of the
+ * output (New-AzsEncryptionKeyBase64 returns the key), a function with the same parameters that
+ * calls the cmdlet and expands that property.
+ */
+export function generateAliasFunction(cmdlet: CmdletManifest, alias: CmdletAlias): string | undefined {
+  if (alias.expandProperty === undefined) return undefined;
+  assertIdentifier(alias.expandProperty, 'ExpandProperty', cmdlet.file);
+  return [
+    `function ${alias.name} {`,
+    '    <#',
+    '    .SYNOPSIS',
+    `    ${cmdlet.name}, returning only its ${alias.expandProperty}.`,
+    '    #>',
+    cmdletBinding(cmdlet),
+    ...paramBlock(cmdlet),
     '',
     '    process {',
-    ...body,
+    `        ${cmdlet.name} @PSBoundParameters | Select-Object -ExpandProperty ${psQuote(alias.expandProperty)}`,
     '    }',
     '}',
     '',

@@ -129,11 +129,11 @@ function commandElement(cmdlet: CmdletManifest): XmlElement {
       el('command:returnValues', [
         el('command:returnValue', [
           el('dev:type', [el('maml:name', cmdlet.outputType ?? 'None')]),
-          el('maml:description', paragraphs(cmdlet.outputType ? `One ${cmdlet.outputType} object per result.` : 'This cmdlet returns nothing.')),
+          el('maml:description', paragraphs(!cmdlet.outputType ? 'This cmdlet returns nothing.' : cmdlet.output === 'List' ? `Any number of ${cmdlet.outputType} objects.` : `One ${cmdlet.outputType} object, or none.`)),
         ]),
       ]),
-      el('maml:alertSet', [el('maml:alert', paragraphs('Generated from the AzsBackup manifest of this cmdlet. The same help is printed by azsbackup ' + cmdlet.name + ' -?.'))]),
-      el('command:examples', cmdlet.examples.map((ex, i) =>
+      el('maml:alertSet', [el('maml:alert', paragraphs('Generated from the AzsBackup manifest of this cmdlet. Get-Help about_AzsBackup explains the concepts, the setup, key rotation and restoring on a redeployed machine.'))]),
+      el('command:examples', cmdlet.examples.filter((ex) => ex.shell !== 'Cli').map((ex, i) =>
         el('command:example', [
           el('maml:title', `-------------------------- Example ${i + 1}: ${ex.title} --------------------------`),
           el('dev:code', ex.code),

@@ -2,16 +2,17 @@
 import { AzsError } from '../errors.js';
 import type { CmdletManifest } from '../manifest/model.js';
 import { psQuote, psStringArray } from './powershell.js';
+import { exportedNames } from './psm1.js';
 
 /** Fixed for the life of the module: PowerShellGet identifies a module by name and GUID. */
 export const moduleGuid = '4f5c8a3e-2b1d-4e6f-9a7c-3d8e1f0b6a52';
 
 export const moduleName = 'AzsBackup';
 
-export function generatePsd1(cmdlets: readonly CmdletManifest[], version: string): string {
+export function generatePsd1(cmdlets: readonly CmdletManifest[], version: string, extraFiles: readonly string[] = []): string {
   // ModuleVersion is a System.Version; a semver pre-release tag goes to PSData.Prerelease.
   const [core, prerelease] = splitVersion(version);
-  const functions = cmdlets.map((c) => c.name).sort((a, b) => a.localeCompare(b, 'en'));
+  const { functions, aliases } = exportedNames(cmdlets);
   const list = (items: readonly string[]) =>
     items.length === 0 ? '@()' : `@(\n${items.map((i) => `        ${psQuote(i)}`).join('\n')}\n    )`;
   return `# Generated from the manifests by src/psmodule; do not edit.
@@ -28,9 +29,9 @@ export function generatePsd1(cmdlets: readonly CmdletManifest[], version: string
     FunctionsToExport = ${list(functions)}
     CmdletsToExport = @()
     VariablesToExport = @()
-    AliasesToExport = @()
+    AliasesToExport = ${list(aliases)}
     FormatsToProcess = ${psStringArray(['AzsBackup.format.ps1xml'])}
-    FileList = ${psStringArray(['AzsBackup.psd1', 'AzsBackup.psm1', 'AzsBackup.format.ps1xml', 'en-US/AzsBackup-help.xml'])}
+    FileList = ${psStringArray(['AzsBackup.psd1', 'AzsBackup.psm1', 'AzsBackup.format.ps1xml', 'en-US/AzsBackup-help.xml', ...extraFiles])}
     PrivateData = @{
         PSData = @{
             Tags = ${psStringArray(['Backup', 'Restore', 'Encryption', 'SMB', 'AzureStack', 'Infrastructure', 'PSEdition_Core', 'Linux'])}

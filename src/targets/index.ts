@@ -23,7 +23,8 @@ export function openTarget(path: string, credential?: SmbCredential, privateDir?
       errorId: 'ShareCredentialMissing',
       category: 'InvalidArgument',
       targetObject: location.display,
-      recommendedAction: 'Give the account that may write the share: Set-BackupShare -Path <path> -Credential DOMAIN\\user (the password is read from standard input, AZSBACKUP_PASSWORD or a prompt).',
+      recommendedAction: 'Give the account that may write the share: Set-BackupShare -Path <path> -Credential DOMAIN\\user.',
+      commandLineHint: 'The password is read from standard input (-Credential -), AZSBACKUP_PASSWORD or a prompt.',
     });
   }
   return new SmbTarget(location, credential, { privateDir });

@@ -6,7 +6,7 @@ import { AzsError, type ShareAlertType } from '../errors.js';
 import { shareError } from './share-errors.js';
 import type { Target } from './target.js';
 
-export type ShareCheckStepName = 'Resolve' | 'Connect' | 'Authenticate' | 'Write' | 'Read' | 'Delete' | 'Capacity';
+export type ShareCheckStepName = 'Resolve' | 'Connect' | 'Authenticate' | 'Open' | 'Write' | 'Read' | 'Delete' | 'Capacity';
 
 export interface ShareCheckStep {
   Name: ShareCheckStepName;
@@ -140,12 +140,27 @@ export async function checkShare(target: Target, opts: ShareCheckOptions): Promi
   if (!connected) return result;
   result.Reachable = true;
 
+  // Signing in and opening the folder are one request to the share; which of the two failed is
+  // told by the error: a share or folder that does not exist is not a refused account.
+  let listing: Promise<number> | undefined;
   const authenticated = await step('Authenticate', async () => {
-    const entries = await target.list('');
-    return `Opened ${target.location} (${entries.length} entries at the root).`;
+    if (!endpoint) return 'A local folder: no account to authenticate.';
+    listing = target.list('').then((entries) => entries.length);
+    try {
+      await listing;
+    } catch (e) {
+      if ((e as AzsError).alertType !== 'SharePath') throw e;
+    }
+    return `Signed in to ${host}.`;
   });
   if (!authenticated) return result;
   result.Authenticated = true;
+
+  const opened = await step('Open', async () => {
+    const entries = listing ? await listing : (await target.list('')).length;
+    return `Opened ${target.location} (${entries} entries at the root).`;
+  });
+  if (!opened) return result;
 
   const probe = `.azsbackup-probe-${randomBytes(8).toString('hex')}`;
   const payload = randomBytes(4096);

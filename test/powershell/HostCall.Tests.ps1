@@ -36,7 +36,7 @@ AfterAll {
 Describe 'the command line the module builds' {
     It 'passes secrets as - with their values on standard input in command-line order, never on argv' {
         $cred = [System.Management.Automation.PSCredential]::new('CONTOSO\backup', (ConvertTo-Secure 'Sh@re-P4ss word'))
-        $result = Set-BackupShare -Path '\\fs01\backups' -Credential $cred -EncryptionKey (ConvertTo-Secure 'k3y/base64==') -BackupFrequencyInHours 6 -IsBackupSchedulerEnabled $false -SkipValidation -Confirm:$false
+        $result = Set-BackupShare -Path '\\fs01\backups' -Credential $cred -EncryptionKey (ConvertTo-Secure 'k3y/base64==') -BackupFrequencyInHours 6 -IsBackupSchedulerEnabled $false -SkipValidation -PassThru -Confirm:$false
         $result | Should -Not -BeNullOrEmpty
         $calls = Get-HostCall
         $calls.Count | Should -Be 1
@@ -53,7 +53,7 @@ Describe 'the command line the module builds' {
         $argv | Should -Contain '-SkipValidation'
         # Confirmation happened in PowerShell; the host is told not to ask again.
         $argv | Should -Contain '-Confirm:$false'
-        $argv[-2..-1] | Should -Be @('--output', 'clixml')
+        $argv[-4..-1] | Should -Be @('--output', 'clixml', '--dialect', 'powershell')
         $argv | Should -Not -Contain '-WhatIf'
     }
 

@@ -14,6 +14,11 @@ BeforeAll {
     $script:moduleDir = Split-Path -Parent $modulePath
     $script:compiled = Get-Content -LiteralPath $env:AZSBACKUP_TEST_MANIFESTS -Raw | ConvertFrom-Json -AsHashtable
     $script:manifestNames = @($compiled.cmdlets.Values | ForEach-Object { $_.name } | Sort-Object)
+    # The other names of a cmdlet (Azure Stack's): plain aliases, or functions when they expand a property.
+    $script:aliasDefs = @($compiled.cmdlets.Values | ForEach-Object { $c = $_; $_.aliases | ForEach-Object { @{ Name = $_.name; Target = $c.name; Expand = $_['expandProperty'] } } })
+    $script:aliasFunctionNames = @($aliasDefs | Where-Object Expand | ForEach-Object Name)
+    $script:plainAliasNames = @($aliasDefs | Where-Object { -not $_.Expand } | ForEach-Object Name | Sort-Object)
+    $script:functionNames = @(@($manifestNames) + @($aliasFunctionNames) | Sort-Object)
     $script:typeMap = @{
         'String' = 'System.String'; 'String[]' = 'System.String[]'; 'Int32' = 'System.Int32'; 'Int64' = 'System.Int64'
         'Boolean' = 'System.Boolean'; 'Switch' = 'System.Management.Automation.SwitchParameter'; 'DateTime' = 'System.DateTime'
@@ -35,7 +40,8 @@ Describe 'Module manifest and exports' {
         $data.PowerShellVersion | Should -Be '7.2'
         $data.CompatiblePSEditions | Should -Be @('Core')
         $data.FunctionsToExport | Should -Not -Contain '*'
-        @($data.FunctionsToExport | Sort-Object) | Should -Be $manifestNames
+        @($data.FunctionsToExport | Sort-Object) | Should -Be $functionNames
+        @($data.AliasesToExport | Sort-Object) | Should -Be $plainAliasNames
         $data.FormatsToProcess | Should -Be @('AzsBackup.format.ps1xml')
         $data.Description | Should -Not -BeNullOrEmpty
         $data.Author | Should -Not -BeNullOrEmpty
@@ -50,9 +56,11 @@ Describe 'Module manifest and exports' {
         $importWarnings | Should -BeNullOrEmpty
     }
 
-    It 'exports exactly the manifests'' cmdlets, with approved verbs and singular nouns' {
+    It 'exports exactly the manifests'' cmdlets and their other names, with approved verbs and singular nouns' {
+        @((Get-Command -Module AzsBackup -CommandType Function).Name | Sort-Object) | Should -Be $functionNames
+        @((Get-Command -Module AzsBackup -CommandType Alias).Name | Sort-Object) | Should -Be $plainAliasNames
+        foreach ($a in $aliasDefs | Where-Object { -not $_.Expand }) { (Get-Alias -Name $a.Name).ResolvedCommandName | Should -Be $a.Target }
         $exported = @((Get-Command -Module AzsBackup).Name | Sort-Object)
-        $exported | Should -Be $manifestNames
         $approved = (Get-Verb).Verb
         foreach ($name in $exported) {
             $verb, $noun = $name -split '-', 2
@@ -78,7 +86,8 @@ Describe 'Generated files' {
         BeforeAll {
             $tokens = $null; $errors = $null
             $script:ast = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $moduleDir 'AzsBackup.psm1'), [ref] $tokens, [ref] $errors)
-            $script:functions = @($ast.FindAll({ param($n) $n -is [System.Management.Automation.Language.FunctionDefinitionAst] }, $true))
+            # Functions, not the methods of the module's one class (a path transformation attribute).
+            $script:functions = @($ast.FindAll({ param($n) $n -is [System.Management.Automation.Language.FunctionDefinitionAst] -and $n.Parent -isnot [System.Management.Automation.Language.FunctionMemberAst] }, $true))
             $script:exportedFunctions = @($functions | Where-Object { $manifestNames -contains $_.Name })
         }
 
@@ -177,7 +186,10 @@ Describe '<Name> matches its manifest' -ForEach $cmdletCases {
                 $inSet.IsMandatory | Should -Be ([bool]$m.mandatory) -Because "-$($p.name) in set $($m.set)"
                 $expectedPosition = if ($null -ne $m.position) { [int]$m.position } else { [int]::MinValue }
                 $inSet.Position | Should -Be $expectedPosition -Because "-$($p.name) in set $($m.set)"
-                $inSet.ValueFromPipelineByPropertyName | Should -Be ([bool]$m.valueFromPipelineByPropertyName) -Because "-$($p.name) in set $($m.set)"
+                # A set that no mandatory piped parameter chooses takes nothing from the pipeline when another set is chosen that way.
+                $chosenByPipeline = @($Manifest.parameters | ForEach-Object { $_.sets } | Where-Object { $_.mandatory -and $_.valueFromPipelineByPropertyName } | ForEach-Object { $_['set'] })
+                $expectPipeline = [bool]$m.valueFromPipelineByPropertyName -and ($chosenByPipeline.Count -eq 0 -or $chosenByPipeline -contains $m.set)
+                $inSet.ValueFromPipelineByPropertyName | Should -Be $expectPipeline -Because "-$($p.name) in set $($m.set)"
                 $inSet.ValueFromPipeline | Should -BeFalse
             }
             # Not in a set means not in it in PowerShell either.
@@ -207,10 +219,14 @@ Describe '<Name> matches its manifest' -ForEach $cmdletCases {
             $help | Should -BeLike ('*-' + $p.name + '*' + [WildcardPattern]::Escape((& $normalize $p.help)) + '*') -Because "-$($p.name) has help"
         }
         @($Manifest.examples).Count | Should -BeGreaterThan 0
-        foreach ($ex in $Manifest.examples) {
+        foreach ($ex in $Manifest.examples | Where-Object { $_.shell -ne 'Cli' }) {
             $help | Should -BeLike ('*' + [WildcardPattern]::Escape((& $normalize $ex.title)) + '*')
             $help | Should -BeLike ('*' + [WildcardPattern]::Escape((& $normalize $ex.code)) + '*')
             $help | Should -BeLike ('*' + [WildcardPattern]::Escape((& $normalize $ex.remarks)) + '*')
+        }
+        # The command line's own examples (bash, azsbackup) are not PowerShell's help.
+        foreach ($ex in $Manifest.examples | Where-Object { $_.shell -eq 'Cli' }) {
+            $help | Should -Not -BeLike ('*' + [WildcardPattern]::Escape((& $normalize $ex.code)) + '*')
         }
         $detailed = Get-Help $Name -Full
         $detailed.Synopsis | Should -Be (& $normalize $Manifest.synopsis)

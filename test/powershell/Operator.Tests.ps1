@@ -4,25 +4,7 @@
 
 Describe 'the module over the real host' {
     BeforeAll {
-        if ($env:AZSBACKUP_TEST_HOST_BUILT -ne '1') {
-            throw 'The host is not built (dist/host/main.js is missing): run npm run build before these tests.'
-        }
-        Remove-Item Env:AZSBACKUP_CLI -ErrorAction Ignore
-        Import-Module $env:AZSBACKUP_TEST_MODULE -Force -ErrorAction Stop
-        $script:compiled = Get-Content -LiteralPath $env:AZSBACKUP_TEST_MANIFESTS -Raw | ConvertFrom-Json -AsHashtable
-        $script:secrets = Get-Content -LiteralPath $env:AZSBACKUP_TEST_SECRETS_FILE -Raw | ConvertFrom-Json -AsHashtable
-
-        function ConvertTo-Secure([string] $text) {
-            $s = [System.Security.SecureString]::new()
-            foreach ($ch in $text.ToCharArray()) { $s.AppendChar($ch) }
-            $s.MakeReadOnly()
-            $s
-        }
-        function New-TestFolder([string] $name) {
-            $dir = Join-Path $env:AZSBACKUP_TEST_WORK ($name + '-' + [guid]::NewGuid().ToString('n').Substring(0, 8))
-            New-Item -ItemType Directory -Path $dir -Force | Out-Null
-            $dir
-        }
+        . (Join-Path $PSScriptRoot 'RealHost.ps1')
         # Every file under the folders, with its bytes' hash: "byte-identical" as one comparable string.
         function Get-TreeHash([string[]] $path) {
             @(foreach ($p in $path) {
@@ -53,7 +35,7 @@ Describe 'the module over the real host' {
             New-RoleData $data
             $env:AZSBACKUP_HOME = $home1
             $script:key = New-EncryptionKey -Confirm:$false
-            $script:location = Set-BackupShare -Path $share -EncryptionKey (ConvertTo-Secure $key.Key) -Confirm:$false
+            $script:location = Set-BackupShare -Path $share -EncryptionKey $key.Key -PassThru -Confirm:$false
             $null = Register-InfrastructureRole -Name Config -Provider directory -Path $data -Confirm:$false
             $script:backup = Start-InfrastructureBackup -Confirm:$false
         }
@@ -114,14 +96,14 @@ Describe 'the module over the real host' {
                 $watch = [System.Diagnostics.Stopwatch]::StartNew()
                 $job = Start-InfrastructureBackup -AsJob -Confirm:$false
                 $watch.Elapsed.TotalSeconds | Should -BeLessThan 3.5
-                $job.PSObject.TypeNames[0] | Should -Be 'AzsBackup.Backup'
-                Start-Sleep -Milliseconds 700
+                $job | Should -BeOfType [System.Management.Automation.Job]
+                $deadline = [datetime]::UtcNow.AddSeconds(20)
+                while (-not (Get-ChildItem -LiteralPath (Join-Path $share 'MASBackup') -Recurse -Directory -Filter '*.partial' -ErrorAction Ignore) -and [datetime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
                 $caught = $null
                 try { Start-InfrastructureBackup -Confirm:$false -ErrorAction Stop } catch { $caught = $_ }
                 $caught.FullyQualifiedErrorId | Should -Be 'JobLockHeld,Start-InfrastructureBackup'
                 $caught.CategoryInfo.Category | Should -Be 'ResourceBusy'
-                $deadline = [datetime]::UtcNow.AddSeconds(60)
-                do { Start-Sleep -Milliseconds 500; $state = Get-InfrastructureBackup -Name $job.Name } while ($state.Status -in 'Queued', 'Running' -and [datetime]::UtcNow -lt $deadline)
+                $state = $job | Receive-Job -Wait -AutoRemoveJob
                 $state.Status | Should -Be 'Succeeded'
             }
             finally {
@@ -160,7 +142,7 @@ Describe 'the module over the real host' {
         It 'never shows the share or pfx password on any command line or environment, and the drill restores byte-identical data' {
             $key = New-EncryptionKey -Certificate -CertificatePath "$drill/backup.cer" -PfxPath "$drill/backup.pfx" -PfxPassword $pfxPassword -Confirm:$false
             $key.Kind | Should -Be 'Certificate'
-            $location = Set-BackupShare -Path $smbPath -Credential (New-Object System.Management.Automation.PSCredential -ArgumentList $shareCredential.UserName, $shareCredential.Password) -EncryptionCertPath "$drill/backup.cer" -DecryptionCertPath "$drill/backup.pfx" -DecryptionCertPassword $pfxPassword -Confirm:$false
+            $location = Set-BackupShare -PassThru -Path $smbPath -Credential (New-Object System.Management.Automation.PSCredential -ArgumentList $shareCredential.UserName, $shareCredential.Password) -EncryptionCertPath "$drill/backup.cer" -DecryptionCertPath "$drill/backup.pfx" -DecryptionCertPassword $pfxPassword -Confirm:$false
             $location.EncryptionMode | Should -Be 'Certificate'
             foreach ($name in $roles.Keys | Sort-Object) {
                 $null = Register-InfrastructureRole -Name $name -Provider directory -Path $roles[$name] -Confirm:$false
