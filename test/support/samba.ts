@@ -47,7 +47,7 @@ export function sambaAvailable(): boolean {
   return which('smbd') !== undefined && which('smbclient') !== undefined && process.getuid?.() === 0;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
@@ -74,11 +74,11 @@ function ensureUser(): void {
   }
 }
 
-async function waitForPort(port: number, proc: ChildProcess, log: () => Promise<string>): Promise<void> {
+export async function waitForPort(port: number, proc: ChildProcess, log: () => Promise<string>, server = 'smbd'): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null || proc.signalCode !== null) {
-      throw new Error(`smbd exited (${proc.exitCode ?? proc.signalCode}) before listening on ${port}:\n${await log()}`);
+      throw new Error(`${server} exited (${proc.exitCode ?? proc.signalCode}) before listening on ${port}:\n${await log()}`);
     }
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect({ host: '127.0.0.1', port });
@@ -91,10 +91,10 @@ async function waitForPort(port: number, proc: ChildProcess, log: () => Promise<
     if (ok) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`smbd did not listen on 127.0.0.1:${port} within 20 s:\n${await log()}`);
+  throw new Error(`${server} did not listen on 127.0.0.1:${port} within 20 s:\n${await log()}`);
 }
 
-async function killGroup(proc: ChildProcess): Promise<void> {
+export async function killGroup(proc: ChildProcess): Promise<void> {
   if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   try {
