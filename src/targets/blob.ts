@@ -184,7 +184,7 @@ export class BlobTarget implements Target {
       return shareError('SharePath', `The container ${this.location} does not exist (${code || 'HTTP 404'}).`, opts('SharePath'));
     }
     if (r.statusCode === 403 || r.statusCode === 401) {
-      const permission = /Permission|AuthorizationFailure|ResourceTypeMismatch|ServiceMismatch/i.test(code);
+      const permission = /^Authorization(PermissionMismatch|ResourceTypeMismatch|ServiceMismatch)$/.test(code);
       return shareError(
         'ShareAuthentication',
         permission
@@ -226,9 +226,14 @@ export class BlobTarget implements Target {
     }
   }
 
-  /** The container must exist: a missing one is a wrong path, never something to create. */
+  /**
+   * The container must exist: a missing one is a wrong path, never something to create. Asked by
+   * listing one blob, which a container SAS may do (reading the container's properties it may not).
+   */
   private async requireContainer(): Promise<void> {
-    await this.call('', () => this.#container.getProperties());
+    await this.call('', async () => {
+      for await (const _page of this.#container.listBlobsFlat({ prefix: this.below('') }).byPage({ maxPageSize: 1 })) return;
+    });
   }
 
   private retained(paths: string[]): AzsError {
@@ -413,8 +418,8 @@ export class BlobTarget implements Target {
   async stat(p: string): Promise<TargetEntry | undefined> {
     const name = this.name(p, true);
     if (p === '') {
-      const props = await this.call(p, () => this.#container.getProperties());
-      return { name: '', isDirectory: true, size: 0, mtime: props.lastModified ?? new Date(0) };
+      await this.requireContainer();
+      return { name: '', isDirectory: true, size: 0, mtime: new Date(0) };
     }
     const leaf = name.slice(name.lastIndexOf('/') + 1);
     const props = await this.properties(name, p);
