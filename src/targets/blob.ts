@@ -1,13 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import {
-  AnonymousCredential,
-  ContainerClient,
-  StorageSharedKeyCredential,
-  newPipeline,
-  type BlobItem,
-  type BlockBlobClient,
-} from '@azure/storage-blob';
+import type { BlobItem, BlockBlobClient, ContainerClient } from '@azure/storage-blob';
 import { AzsError, type ShareAlertType } from '../errors.js';
 import { canRecycle } from '../memory/recycling-readable.js';
 import type { BlobLocation } from './location.js';
@@ -131,22 +124,31 @@ export class BlobTarget implements Target {
   readonly endpoint: { host: string; port: number };
   /** Renames copy every blob: commit a folder by writing its marker file last, never by renaming it. */
   readonly renameCopies = true;
-  readonly #container: ContainerClient;
+  readonly #credential: BlobCredential;
+  #client: Promise<ContainerClient> | undefined;
   private readonly retry: RetryPolicy;
 
   constructor(readonly blob: BlobLocation, credential: BlobCredential, options: { retry?: RetryPolicy } = {}) {
     this.location = blob.display;
     this.endpoint = { host: blob.host.replace(/^\[|\]$/g, ''), port: blob.port };
     this.retry = options.retry ?? DEFAULT_BLOB_RETRY;
-    // The SDK's own retries are off: ours below also retry 429 and dropped connections, and know when to stop.
-    const pipelineOptions = { retryOptions: { maxTries: 1, tryTimeoutInMs: 5 * 60_000 } };
-    const containerUrl = `${blob.accountUrl}/${encodeURIComponent(blob.container)}`;
-    if ('accountKey' in credential) {
-      this.#container = new ContainerClient(containerUrl, newPipeline(new StorageSharedKeyCredential(blob.accountName, credential.accountKey), pipelineOptions));
-    } else {
+    this.#credential = { ...credential };
+  }
+
+  /** The SDK's client, loaded on first use: commands on a local folder or SMB share never load the SDK. */
+  private client(): Promise<ContainerClient> {
+    this.#client ??= import('@azure/storage-blob').then(({ AnonymousCredential, ContainerClient, StorageSharedKeyCredential, newPipeline }) => {
+      // The SDK's own retries are off: ours below also retry 429 and dropped connections, and know when to stop.
+      const pipelineOptions = { retryOptions: { maxTries: 1, tryTimeoutInMs: 5 * 60_000 } };
+      const containerUrl = `${this.blob.accountUrl}/${encodeURIComponent(this.blob.container)}`;
+      const credential = this.#credential;
+      if ('accountKey' in credential) {
+        return new ContainerClient(containerUrl, newPipeline(new StorageSharedKeyCredential(this.blob.accountName, credential.accountKey), pipelineOptions));
+      }
       const sas = credential.sasToken.trim().replace(/^\?/, '');
-      this.#container = new ContainerClient(`${containerUrl}?${sas}`, newPipeline(new AnonymousCredential(), pipelineOptions));
-    }
+      return new ContainerClient(`${containerUrl}?${sas}`, newPipeline(new AnonymousCredential(), pipelineOptions));
+    });
+    return this.#client;
   }
 
   // ---- paths ---------------------------------------------------------------------------------
@@ -161,10 +163,6 @@ export class BlobTarget implements Target {
   private below(p: string): string {
     const n = this.name(p, true);
     return n === '' ? '' : `${n}/`;
-  }
-
-  private block(name: string): BlockBlobClient {
-    return this.#container.getBlockBlobClient(name);
   }
 
   // ---- errors and retries --------------------------------------------------------------------
@@ -213,10 +211,11 @@ export class BlobTarget implements Target {
   }
 
   /** Runs one request, again after a bounded backoff while it fails transiently; then classifies the failure. */
-  private async call<T>(p: string, run: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  private async call<T>(p: string, run: (container: ContainerClient) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const container = await this.client();
     for (let attempt = 1; ; attempt++) {
       try {
-        return await run();
+        return await run(container);
       } catch (e) {
         if (!isTransient(e) || attempt >= this.retry.tries || signal?.aborted) throw this.classify(e, p, attempt);
         const asked = Number(restOf(e).response?.headers?.get('retry-after'));
@@ -231,8 +230,8 @@ export class BlobTarget implements Target {
    * listing one blob, which a container SAS may do (reading the container's properties it may not).
    */
   private async requireContainer(): Promise<void> {
-    await this.call('', async () => {
-      for await (const _page of this.#container.listBlobsFlat({ prefix: this.below('') }).byPage({ maxPageSize: 1 })) return;
+    await this.call('', async (c) => {
+      for await (const _page of c.listBlobsFlat({ prefix: this.below('') }).byPage({ maxPageSize: 1 })) return;
     });
   }
 
@@ -250,7 +249,8 @@ export class BlobTarget implements Target {
   async write(p: string, data: Readable): Promise<{ bytes: number }> {
     let blob: BlockBlobClient;
     try {
-      blob = this.block(this.name(p));
+      const name = this.name(p);
+      blob = (await this.client()).getBlockBlobClient(name);
     } catch (e) {
       data.destroy();
       throw e;
@@ -328,8 +328,9 @@ export class BlobTarget implements Target {
   }
 
   async read(p: string): Promise<Readable> {
-    const blob = this.block(this.name(p));
-    const props = await this.properties(this.name(p), p);
+    const name = this.name(p);
+    const blob = (await this.client()).getBlockBlobClient(name);
+    const props = await this.properties(name, p);
     if (!props || isFolderMarker(props.metadata)) throw notFound(this.location, p);
     const size = props.contentLength ?? 0;
     // Every range comes from the version that was measured: a blob replaced meanwhile fails the read, never mixes.
@@ -348,7 +349,7 @@ export class BlobTarget implements Target {
   /** The blob's properties, or undefined when there is none by that name (a missing container is SharePath). */
   private async properties(name: string, p: string) {
     try {
-      return await this.call(p, () => this.block(name).getProperties());
+      return await this.call(p, (c) => c.getBlockBlobClient(name).getProperties());
     } catch (e) {
       const cause = restOf(e instanceof AzsError ? e.cause : e);
       if (cause.statusCode !== 404) throw e;
@@ -360,19 +361,19 @@ export class BlobTarget implements Target {
 
   private async listFlat(p: string, retention = false): Promise<BlobItem[]> {
     const prefix = this.below(p);
-    return this.call(p, async () => {
+    return this.call(p, async (c) => {
       const items: BlobItem[] = [];
       const options = { prefix, includeMetadata: true, ...(retention ? { includeImmutabilityPolicy: true, includeLegalHold: true } : {}) };
-      for await (const item of this.#container.listBlobsFlat(options)) items.push(item);
+      for await (const item of c.listBlobsFlat(options)) items.push(item);
       return items;
     });
   }
 
   async list(p: string): Promise<TargetEntry[]> {
     const prefix = this.below(p);
-    return this.call(p, async () => {
+    return this.call(p, async (c) => {
       const entries = new Map<string, TargetEntry>();
-      for await (const item of this.#container.listBlobsByHierarchy('/', { prefix, includeMetadata: true })) {
+      for await (const item of c.listBlobsByHierarchy('/', { prefix, includeMetadata: true })) {
         const name = item.name.slice(prefix.length).replace(/\/$/, '');
         if (name === '') continue;
         if (item.kind === 'prefix') {
@@ -411,7 +412,7 @@ export class BlobTarget implements Target {
     return mapLimit(names, PARALLEL_REQUESTS, async (name, i) => {
       const props = await this.properties(name, paths[i]!);
       if (!props || isFolderMarker(props.metadata)) return undefined;
-      return this.call(paths[i]!, () => this.block(name).downloadToBuffer(0, undefined, { conditions: { ifMatch: props.etag } }));
+      return this.call(paths[i]!, (c) => c.getBlockBlobClient(name).downloadToBuffer(0, undefined, { conditions: { ifMatch: props.etag } }));
     });
   }
 
@@ -428,8 +429,8 @@ export class BlobTarget implements Target {
       return { name: leaf, isDirectory: folder, size: folder ? 0 : (props.contentLength ?? 0), mtime: props.lastModified ?? new Date(0) };
     }
     // No blob by that name: a folder if any blob lies below it (listing also fails on a missing container).
-    const below = await this.call(p, async () => {
-      for await (const page of this.#container.listBlobsFlat({ prefix: `${name}/` }).byPage({ maxPageSize: 1 })) {
+    const below = await this.call(p, async (c) => {
+      for await (const page of c.listBlobsFlat({ prefix: `${name}/` }).byPage({ maxPageSize: 1 })) {
         const first = page.segment.blobItems[0];
         return first ? first.properties.lastModified : undefined;
       }
@@ -450,7 +451,7 @@ export class BlobTarget implements Target {
     // The folder's own marker, if it has one, moves too.
     if (source.isDirectory && isFolderMarker((await this.properties(src, from))?.metadata)) moves.push([src, dst]);
     await mapLimit(moves, PARALLEL_REQUESTS, async ([a, b]) => {
-      const poller = await this.call(to, () => this.block(b).beginCopyFromURL(this.block(a).url));
+      const poller = await this.call(to, (c) => c.getBlockBlobClient(b).beginCopyFromURL(c.getBlockBlobClient(a).url));
       await this.call(to, () => poller.pollUntilDone());
     });
     await this.deleteNames(from, moves.map(([a]) => a));
@@ -472,7 +473,7 @@ export class BlobTarget implements Target {
     const refused: string[] = [];
     await mapLimit(names, PARALLEL_REQUESTS, async (name) => {
       try {
-        await this.call(p, () => this.block(name).deleteIfExists({ deleteSnapshots: 'include' }));
+        await this.call(p, (c) => c.getBlockBlobClient(name).deleteIfExists({ deleteSnapshots: 'include' }));
       } catch (e) {
         if (!isRetainedError(restOf(e instanceof AzsError ? e.cause : e)) && !isRetainedError(e)) throw e;
         refused.push(name.slice(this.below('').length));
@@ -485,7 +486,7 @@ export class BlobTarget implements Target {
     const name = this.name(p);
     await this.requireContainer();
     if (await this.stat(p)) return;
-    await this.call(p, () => this.block(name).upload(Buffer.alloc(0), 0, { metadata: { [FOLDER_MARKER]: 'true' } }));
+    await this.call(p, (c) => c.getBlockBlobClient(name).upload(Buffer.alloc(0), 0, { metadata: { [FOLDER_MARKER]: 'true' } }));
   }
 
   async freeSpace(): Promise<FreeSpace & { known: false }> {

@@ -20,6 +20,8 @@ import { freePort, killGroup, waitForPort } from './samba.js';
 
 export interface AzuriteServer {
   port: number;
+  /** Where Azurite keeps its data (blob contents under __blobstorage__). */
+  location: string;
   accountName: string;
   accountKey: string;
   /** http://127.0.0.1:<port>/<account>: the path-style account URL. */
@@ -47,6 +49,7 @@ export async function startAzurite(): Promise<AzuriteServer> {
   const port = await freePort();
   const accountName = `azs${randomBytes(4).toString('hex')}`;
   const accountKey = randomBytes(64).toString('base64');
+  const location = path.join(base, 'data');
   const logPath = path.join(base, 'azurite.out');
   const log = () => fs.readFile(logPath, 'utf8').catch(() => '(no log)');
   let proc: ChildProcess | undefined;
@@ -56,7 +59,7 @@ export async function startAzurite(): Promise<AzuriteServer> {
     proc = spawn(
       process.execPath,
       // --disableTelemetry: Azurite would otherwise report usage over the network.
-      [main, '--blobHost', '127.0.0.1', '--blobPort', String(port), '--location', path.join(base, 'data'), '--silent', '--disableTelemetry', '--skipApiVersionCheck'],
+      [main, '--blobHost', '127.0.0.1', '--blobPort', String(port), '--location', location, '--silent', '--disableTelemetry', '--skipApiVersionCheck'],
       { detached: true, stdio: ['ignore', out.fd, out.fd], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AZURITE_ACCOUNTS: `${accountName}:${accountKey}` } },
     );
     await out.close();
@@ -96,6 +99,7 @@ export async function startAzurite(): Promise<AzuriteServer> {
   const service = new BlobServiceClient(accountUrl, credential);
   return {
     port,
+    location,
     accountName,
     accountKey,
     accountUrl,
