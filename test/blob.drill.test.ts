@@ -227,7 +227,7 @@ describe('blob container drill through the command line', () => {
     const pruneHome = path.join(root, 'prune-home');
     expectOk(await runCli(pruneHome, ['Set-BackupShare', '-Path', url, '-StorageAccountKey', '-', '-EncryptionKey', '-', '-BackupRetentionPeriodInDays', '2'], { stdin: `${azurite.accountKey}\n${key}\n` }));
     expectOk(await runCli(pruneHome, ['Register-InfrastructureRole', '-Name', 'Files', '-Provider', 'directory', '-Path', path.join(files, 'conf.d')]));
-    const olds = [];
+    const olds: string[] = [];
     for (const daysAgo of [9, 8]) {
       const b = expectOk(await runCli(pruneHome, ['Start-InfrastructureBackup']), 'backup').json;
       olds.push(b.Name);

@@ -3,7 +3,6 @@
  * 127.0.0.1 on a free port, with its data in a temporary folder, telemetry off, and an account of
  * its own with a random key. Several can run at once.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -16,7 +15,7 @@ import {
   generateBlobSASQueryParameters,
   type ContainerClient,
 } from '@azure/storage-blob';
-import { freePort, killGroup, waitForPort } from './samba.js';
+import { freePort, manageServer, startServerProcess } from './samba.js';
 
 export interface AzuriteServer {
   port: number;
@@ -51,48 +50,14 @@ export async function startAzurite(): Promise<AzuriteServer> {
   const accountKey = randomBytes(64).toString('base64');
   const location = path.join(base, 'data');
   const logPath = path.join(base, 'azurite.out');
-  const log = () => fs.readFile(logPath, 'utf8').catch(() => '(no log)');
-  let proc: ChildProcess | undefined;
-
-  async function launch(): Promise<void> {
-    const out = await fs.open(logPath, 'a');
-    proc = spawn(
+  const life = await manageServer(base, () =>
+    startServerProcess(
       process.execPath,
       // --disableTelemetry: Azurite would otherwise report usage over the network.
       [main, '--blobHost', '127.0.0.1', '--blobPort', String(port), '--location', location, '--silent', '--disableTelemetry', '--skipApiVersionCheck'],
-      { detached: true, stdio: ['ignore', out.fd, out.fd], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AZURITE_ACCOUNTS: `${accountName}:${accountKey}` } },
-    );
-    await out.close();
-    proc.unref();
-    const pid = proc.pid;
-    const reap = () => {
-      try {
-        if (pid !== undefined) process.kill(-pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    };
-    process.once('exit', reap);
-    proc.once('exit', () => process.removeListener('exit', reap));
-    try {
-      await waitForPort(port, proc, log, 'azurite-blob');
-    } catch (e) {
-      await killGroup(proc);
-      throw e;
-    }
-  }
-
-  async function kill(): Promise<void> {
-    if (proc) await killGroup(proc);
-    proc = undefined;
-  }
-
-  try {
-    await launch();
-  } catch (e) {
-    await fs.rm(base, { recursive: true, force: true });
-    throw e;
-  }
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AZURITE_ACCOUNTS: `${accountName}:${accountKey}` }, logPath, port, server: 'azurite-blob' },
+    ),
+  );
 
   const accountUrl = `http://127.0.0.1:${port}/${accountName}`;
   const credential = new StorageSharedKeyCredential(accountName, accountKey);
@@ -115,14 +80,6 @@ export async function startAzurite(): Promise<AzuriteServer> {
         { containerName: container, permissions: ContainerSASPermissions.parse(permissions), startsOn: new Date(Date.now() - 60_000), expiresOn: new Date(Date.now() + 3_600_000) },
         credential,
       ).toString(),
-    kill,
-    restart: async () => {
-      await kill();
-      await launch();
-    },
-    stop: async () => {
-      await kill();
-      await fs.rm(base, { recursive: true, force: true });
-    },
+    ...life,
   };
 }
