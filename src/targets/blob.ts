@@ -26,9 +26,9 @@ export const DEFAULT_BLOB_RETRY: RetryPolicy = { tries: 5, baseDelayMs: 250, max
 /** Block blobs are uploaded in blocks of this size, this many at once: 32 MiB of buffers per file being written. */
 export const BLOCK_BYTES = 8 * 1024 * 1024;
 export const BLOCKS_IN_FLIGHT = 3;
-/** Reads: ranged downloads of this size, this many ahead of the reader. */
-const READ_PIECE_BYTES = 4 * 1024 * 1024;
-const READ_DEPTH = 3;
+/** Reads: ranged downloads of this size, this many ahead of the reader (4 MiB x 3 read Azurite slower). */
+const READ_PIECE_BYTES = 8 * 1024 * 1024;
+const READ_DEPTH = 4;
 /** Requests at once for listings' follow-ups, deletes and small reads. */
 const PARALLEL_REQUESTS = 8;
 /** A standard storage account takes up to 5 PiB; the service tells no one how much of it is free. */
