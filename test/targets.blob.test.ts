@@ -13,7 +13,7 @@ import { parseShareLocation, type BlobLocation } from '../src/targets/location.j
 import { startAzurite, type AzuriteServer } from './support/azurite.js';
 import { rejected } from './support/errors.js';
 
-type Fault = '503' | '429' | 'drop';
+type Fault = '503' | '429' | 'drop' | 'hang';
 
 interface FaultyProxy {
   port: number;
@@ -41,6 +41,7 @@ async function faultyProxy(upstreamPort: number): Promise<FaultyProxy> {
         req.socket.destroy();
         return;
       }
+      if (fault === 'hang') return; // never answers; closed with the proxy
       res.writeHead(Number(fault), { 'x-ms-error-code': fault === '503' ? 'ServerBusy' : 'TooManyRequests', ...(fault === '429' ? { 'retry-after': '1' } : {}) });
       res.end();
       return;
@@ -110,7 +111,7 @@ describe('blob target against a throttling, flaky endpoint (Azurite behind a fau
   let azurite: AzuriteServer;
   let proxy: FaultyProxy;
   let n = 0;
-  const retry = { tries: 4, baseDelayMs: 20, maxDelayMs: 300 };
+  const retry = { tries: 4, baseDelayMs: 20, maxDelayMs: 300, tryTimeoutMs: 1000 };
   const target = async () => {
     const container = `retry-${++n}`;
     await azurite.createContainer(container);
@@ -143,6 +144,17 @@ describe('blob target against a throttling, flaky endpoint (Azurite behind a fau
     const back = await readAll(await t.read('big.bin'));
     expect(proxy.served.map((s) => s.fault)).toEqual(['drop', '503']);
     expect(createHash('sha256').update(back).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+  });
+
+  it('a request that hangs is given up after its time limit and tried again', async () => {
+    const t = await target();
+    proxy.served.length = 0;
+    proxy.inject(['hang'], (req) => req.method === 'PUT');
+    const started = Date.now();
+    expect(await t.write('late.txt', Readable.from([Buffer.from('in the end')]))).toEqual({ bytes: 10 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(retry.tryTimeoutMs - 50);
+    expect(proxy.served.map((s) => s.fault)).toEqual(['hang']);
+    expect((await readAll(await t.read('late.txt'))).toString()).toBe('in the end');
   });
 
   it('gives up after the bounded tries with a typed error: ShareBusy for throttling, ShareUnreachable for dropped connections', async () => {

@@ -19,9 +19,11 @@ export interface RetryPolicy {
   baseDelayMs: number;
   /** No single wait is longer, whatever a Retry-After header asks. */
   maxDelayMs: number;
+  /** A request with no answer by then counts as a dropped connection (an 8 MiB block needs time on a slow link). */
+  tryTimeoutMs: number;
 }
 
-export const DEFAULT_BLOB_RETRY: RetryPolicy = { tries: 5, baseDelayMs: 250, maxDelayMs: 8000 };
+export const DEFAULT_BLOB_RETRY: RetryPolicy = { tries: 5, baseDelayMs: 250, maxDelayMs: 8000, tryTimeoutMs: 5 * 60_000 };
 
 /** Block blobs are uploaded in blocks of this size, this many at once: 32 MiB of buffers per file being written. */
 export const BLOCK_BYTES = 8 * 1024 * 1024;
@@ -60,11 +62,14 @@ function restOf(e: unknown): RestLike {
   return typeof e === 'object' && e !== null ? (e as RestLike) : {};
 }
 
+const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+
+/** Worth another try: throttled, a server or gateway hiccup, a dropped connection, or a request that hung past its time limit. */
 function isTransient(e: unknown): boolean {
   const r = restOf(e);
-  if (r.name === 'AbortError') return false;
-  if (r.statusCode === 429 || r.statusCode === 500 || r.statusCode === 503) return true;
-  return r.statusCode === undefined && r.code !== undefined && NETWORK_ERRORS.has(r.code);
+  if (r.statusCode !== undefined) return TRANSIENT_STATUS.has(r.statusCode);
+  // An abort is the SDK's per-request time limit unless the caller aborted (call() checks that first).
+  return r.name === 'AbortError' || (r.code !== undefined && NETWORK_ERRORS.has(r.code));
 }
 
 /** Blobs the storage will not delete yet: under a time-based retention (WORM) policy, a legal hold, or a lease. */
@@ -116,7 +121,7 @@ const isFolderMarker = (metadata: Record<string, string> | undefined) => metadat
  * no listing shows and the service discards. A rename is a copy and a delete: it is not atomic,
  * which is why `renameCopies` tells the catalog to commit backups by their BackupInfo.xml instead.
  *
- * Transient failures (429, 500, 503, a dropped or refused connection) are retried with bounded
+ * Transient failures (408, 429, 500, 502, 503, 504, a dropped, refused or hung connection) are retried with bounded
  * exponential backoff; then the failure is a share error like those of the other targets.
  */
 export class BlobTarget implements Target {
@@ -139,7 +144,7 @@ export class BlobTarget implements Target {
   private client(): Promise<ContainerClient> {
     this.#client ??= import('@azure/storage-blob').then(({ AnonymousCredential, ContainerClient, StorageSharedKeyCredential, newPipeline }) => {
       // The SDK's own retries are off: ours below also retry 429 and dropped connections, and know when to stop.
-      const pipelineOptions = { retryOptions: { maxTries: 1, tryTimeoutInMs: 5 * 60_000 } };
+      const pipelineOptions = { retryOptions: { maxTries: 1, tryTimeoutInMs: this.retry.tryTimeoutMs } };
       const containerUrl = `${this.blob.accountUrl}/${encodeURIComponent(this.blob.container)}`;
       const credential = this.#credential;
       if ('accountKey' in credential) {
@@ -200,7 +205,7 @@ export class BlobTarget implements Target {
         'ShareConnectivity',
         busy
           ? `The storage account behind ${this.location} kept answering HTTP ${r.statusCode} (${code || 'busy'}) to ${tries} tries for ${where}.`
-          : `The storage endpoint of ${this.location} could not be reached (${code}) in ${tries} tries: ${r.message ?? ''}`.trim(),
+          : `The storage endpoint of ${this.location} could not be reached (${code || 'no answer in time'}) in ${tries} tries: ${r.message ?? ''}`.trim(),
         opts('ShareConnectivity', busy ? { errorId: 'ShareBusy', category: 'ResourceBusy' } : {}),
       );
     }
@@ -211,13 +216,15 @@ export class BlobTarget implements Target {
   }
 
   /** Runs one request, again after a bounded backoff while it fails transiently; then classifies the failure. */
-  private async call<T>(p: string, run: (container: ContainerClient) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  private async call<T>(p: string, run: (container: ContainerClient, abortSignal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
     const container = await this.client();
     for (let attempt = 1; ; attempt++) {
+      // The SDK's own time limit only asks the server to give up; a connection that hangs is ended here.
+      const timeout = AbortSignal.timeout(this.retry.tryTimeoutMs);
       try {
-        return await run(container);
+        return await run(container, signal ? AbortSignal.any([signal, timeout]) : timeout);
       } catch (e) {
-        if (!isTransient(e) || attempt >= this.retry.tries || signal?.aborted) throw this.classify(e, p, attempt);
+        if (signal?.aborted || !isTransient(e) || attempt >= this.retry.tries) throw this.classify(e, p, attempt);
         const asked = Number(restOf(e).response?.headers?.get('retry-after'));
         const backoff = this.retry.baseDelayMs * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5);
         await sleep(Math.min(this.retry.maxDelayMs, Number.isFinite(asked) && asked > 0 ? asked * 1000 : backoff), signal);
@@ -230,8 +237,8 @@ export class BlobTarget implements Target {
    * listing one blob, which a container SAS may do (reading the container's properties it may not).
    */
   private async requireContainer(): Promise<void> {
-    await this.call('', async (c) => {
-      for await (const _page of c.listBlobsFlat({ prefix: this.below('') }).byPage({ maxPageSize: 1 })) return;
+    await this.call('', async (c, abortSignal) => {
+      for await (const _page of c.listBlobsFlat({ prefix: this.below(''), abortSignal }).byPage({ maxPageSize: 1 })) return;
     });
   }
 
@@ -270,7 +277,7 @@ export class BlobTarget implements Target {
       const id = Buffer.from(`${writeId}-${String(blockIds.length).padStart(6, '0')}`).toString('base64');
       blockIds.push(id);
       const body = buffer.subarray(0, length);
-      const sent = this.call(p, () => blob.stageBlock(id, body, length, { abortSignal: abort.signal }), abort.signal).then(
+      const sent = this.call(p, (_c, abortSignal) => blob.stageBlock(id, body, length, { abortSignal }), abort.signal).then(
         () => {
           spare.push(buffer);
         },
@@ -310,13 +317,13 @@ export class BlobTarget implements Target {
       if (blockIds.length === 0) {
         // Small enough for one request: Put Blob stores it (and replaces the old one) at once.
         const body = current ? current.subarray(0, filled) : Buffer.alloc(0);
-        await this.call(p, () => blob.upload(body, body.length));
+        await this.call(p, (_c, abortSignal) => blob.upload(body, body.length, { abortSignal }));
         return { bytes };
       }
       if (current && filled > 0) stage(current, filled);
       await Promise.all(inFlight);
       if (failure !== undefined) throw failure;
-      await this.call(p, () => blob.commitBlockList(blockIds));
+      await this.call(p, (_c, abortSignal) => blob.commitBlockList(blockIds, { abortSignal }));
       return { bytes };
     } catch (e) {
       abort.abort();
@@ -338,7 +345,7 @@ export class BlobTarget implements Target {
     return readAheadFrom(
       {
         read: (buffer, position) =>
-          this.call(p, () => blob.downloadToBuffer(buffer, position, buffer.length, { conditions, blockSize: buffer.length, concurrency: 1 })),
+          this.call(p, (_c, abortSignal) => blob.downloadToBuffer(buffer, position, buffer.length, { conditions, blockSize: buffer.length, concurrency: 1, abortSignal })),
         close: async () => {},
       },
       size,
@@ -349,7 +356,7 @@ export class BlobTarget implements Target {
   /** The blob's properties, or undefined when there is none by that name (a missing container is SharePath). */
   private async properties(name: string, p: string) {
     try {
-      return await this.call(p, (c) => c.getBlockBlobClient(name).getProperties());
+      return await this.call(p, (c, abortSignal) => c.getBlockBlobClient(name).getProperties({ abortSignal }));
     } catch (e) {
       const cause = restOf(e instanceof AzsError ? e.cause : e);
       if (cause.statusCode !== 404) throw e;
@@ -361,9 +368,9 @@ export class BlobTarget implements Target {
 
   private async listFlat(p: string, retention = false): Promise<BlobItem[]> {
     const prefix = this.below(p);
-    return this.call(p, async (c) => {
+    return this.call(p, async (c, abortSignal) => {
       const items: BlobItem[] = [];
-      const options = { prefix, includeMetadata: true, ...(retention ? { includeImmutabilityPolicy: true, includeLegalHold: true } : {}) };
+      const options = { prefix, abortSignal, includeMetadata: true, ...(retention ? { includeImmutabilityPolicy: true, includeLegalHold: true } : {}) };
       for await (const item of c.listBlobsFlat(options)) items.push(item);
       return items;
     });
@@ -371,9 +378,9 @@ export class BlobTarget implements Target {
 
   async list(p: string): Promise<TargetEntry[]> {
     const prefix = this.below(p);
-    return this.call(p, async (c) => {
+    return this.call(p, async (c, abortSignal) => {
       const entries = new Map<string, TargetEntry>();
-      for await (const item of c.listBlobsByHierarchy('/', { prefix, includeMetadata: true })) {
+      for await (const item of c.listBlobsByHierarchy('/', { prefix, abortSignal, includeMetadata: true })) {
         const name = item.name.slice(prefix.length).replace(/\/$/, '');
         if (name === '') continue;
         if (item.kind === 'prefix') {
@@ -412,7 +419,7 @@ export class BlobTarget implements Target {
     return mapLimit(names, PARALLEL_REQUESTS, async (name, i) => {
       const props = await this.properties(name, paths[i]!);
       if (!props || isFolderMarker(props.metadata)) return undefined;
-      return this.call(paths[i]!, (c) => c.getBlockBlobClient(name).downloadToBuffer(0, undefined, { conditions: { ifMatch: props.etag } }));
+      return this.call(paths[i]!, (c, abortSignal) => c.getBlockBlobClient(name).downloadToBuffer(0, undefined, { conditions: { ifMatch: props.etag }, abortSignal }));
     });
   }
 
@@ -429,8 +436,8 @@ export class BlobTarget implements Target {
       return { name: leaf, isDirectory: folder, size: folder ? 0 : (props.contentLength ?? 0), mtime: props.lastModified ?? new Date(0) };
     }
     // No blob by that name: a folder if any blob lies below it (listing also fails on a missing container).
-    const below = await this.call(p, async (c) => {
-      for await (const page of c.listBlobsFlat({ prefix: `${name}/` }).byPage({ maxPageSize: 1 })) {
+    const below = await this.call(p, async (c, abortSignal) => {
+      for await (const page of c.listBlobsFlat({ prefix: `${name}/`, abortSignal }).byPage({ maxPageSize: 1 })) {
         const first = page.segment.blobItems[0];
         return first ? first.properties.lastModified : undefined;
       }
@@ -451,7 +458,7 @@ export class BlobTarget implements Target {
     // The folder's own marker, if it has one, moves too.
     if (source.isDirectory && isFolderMarker((await this.properties(src, from))?.metadata)) moves.push([src, dst]);
     await mapLimit(moves, PARALLEL_REQUESTS, async ([a, b]) => {
-      const poller = await this.call(to, (c) => c.getBlockBlobClient(b).beginCopyFromURL(c.getBlockBlobClient(a).url));
+      const poller = await this.call(to, (c, abortSignal) => c.getBlockBlobClient(b).beginCopyFromURL(c.getBlockBlobClient(a).url, { abortSignal }));
       await this.call(to, () => poller.pollUntilDone());
     });
     await this.deleteNames(from, moves.map(([a]) => a));
@@ -473,7 +480,7 @@ export class BlobTarget implements Target {
     const refused: string[] = [];
     await mapLimit(names, PARALLEL_REQUESTS, async (name) => {
       try {
-        await this.call(p, (c) => c.getBlockBlobClient(name).deleteIfExists({ deleteSnapshots: 'include' }));
+        await this.call(p, (c, abortSignal) => c.getBlockBlobClient(name).deleteIfExists({ deleteSnapshots: 'include', abortSignal }));
       } catch (e) {
         if (!isRetainedError(restOf(e instanceof AzsError ? e.cause : e)) && !isRetainedError(e)) throw e;
         refused.push(name.slice(this.below('').length));
@@ -486,7 +493,7 @@ export class BlobTarget implements Target {
     const name = this.name(p);
     await this.requireContainer();
     if (await this.stat(p)) return;
-    await this.call(p, (c) => c.getBlockBlobClient(name).upload(Buffer.alloc(0), 0, { metadata: { [FOLDER_MARKER]: 'true' } }));
+    await this.call(p, (c, abortSignal) => c.getBlockBlobClient(name).upload(Buffer.alloc(0), 0, { metadata: { [FOLDER_MARKER]: 'true' }, abortSignal }));
   }
 
   async freeSpace(): Promise<FreeSpace & { known: false }> {
