@@ -252,6 +252,33 @@ describe('blob container drill through the command line', () => {
     expect((await blobs()).some((b) => b.includes(olds[0]!))).toBe(false);
   });
 
+  it('the scheduler takes a due backup into the container, and Update-BackupEncryption re-wraps it there for a rotated key', async () => {
+    const rotHome = path.join(root, 'rotate-home');
+    expectOk(await runCli(rotHome, ['Set-BackupShare', '-Path', url, '-StorageAccountKey', '-', '-EncryptionKey', '-', '-IsBackupSchedulerEnabled', '$true', '-BackupFrequencyInHours', '4'],
+      { stdin: `${azurite.accountKey}\n${key}\n` }));
+    expectOk(await runCli(rotHome, ['Register-InfrastructureRole', '-Name', 'Conf', '-Provider', 'directory', '-Path', path.join(files, 'conf.d')]));
+    const due = expectOk(await runCli(rotHome, ['Invoke-BackupScheduler']), 'Invoke-BackupScheduler').json;
+    expect(due).toMatchObject({ Status: 'Succeeded', EncryptionKeyId: keyId });
+    const info = async () => {
+      const name = (await blobs()).find((b) => b.endsWith(`${due.Name}/BackupInfo.xml`))!;
+      return azurite.container(container).getBlobClient(`${prefix}/${name}`).downloadToBuffer();
+    };
+    const role = (await blobs()).find((b) => b.endsWith(`${due.Name}/Conf.azsrole`))!;
+    const roleBefore = await azurite.container(container).getBlobClient(`${prefix}/${role}`).downloadToBuffer();
+    const infoBefore = await info();
+
+    const rotated = expectOk(await runCli(rotHome, ['New-EncryptionKey'])).json;
+    expectOk(await runCli(rotHome, ['Set-BackupShare', '-EncryptionKey', '-'], { stdin: `${rotated.Key}\n` }), 'Set-BackupShare (new key)');
+    const rewrapped = expectOk(await runCli(rotHome, ['Update-BackupEncryption', '-Name', due.Name, '-EncryptionKey', '-', '-Confirm:$false'], { stdin: `${key}\n` }), 'Update-BackupEncryption').json;
+    expect(list(rewrapped).map((b) => [b.Name, b.EncryptionKeyId])).toEqual([[due.Name, rotated.KeyId]]);
+    // Only BackupInfo.xml changed, replaced whole; the role data is byte for byte what it was.
+    expect((await info()).equals(infoBefore)).toBe(false);
+    expect((await azurite.container(container).getBlobClient(`${prefix}/${role}`).downloadToBuffer()).equals(roleBefore)).toBe(true);
+    expect((await blobs()).filter((b) => b.includes(due.Name)).map((b) => b.slice(b.indexOf(due.Name)))).toEqual([due.Name, `${due.Name}/BackupInfo.xml`, `${due.Name}/Conf.azsrole`]);
+    const keyed = expectOk(await runCli(rotHome, ['Test-InfrastructureBackup', '-Name', due.Name, '-EncryptionKey', '-'], { stdin: `${rotated.Key}\n` })).json;
+    expect(keyed).toMatchObject({ Mode: 'Authenticated', IsValid: true });
+  });
+
   /** Moves a backup's blobs into a stamp `daysAgo` days back, the time listing and retention go by. */
   async function age(name: string, daysAgo: number): Promise<void> {
     const c = azurite.container(container);
