@@ -25,13 +25,16 @@ const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secr
   const encryption = await chooseEncryption(store, current, params.EncryptionKey as string | undefined, params.EncryptionCertPath as string | undefined, pfxOf(params));
   const path = (params.Path as string | undefined) ?? current.share?.path;
   if (!path) throw notConfigured('share');
-  const givesCredential = params.Credential !== undefined || params.UserName !== undefined;
+  const givesCredential = params.Credential !== undefined || params.UserName !== undefined || params.StorageAccountKey !== undefined || params.SasToken !== undefined;
   const access = shareAccess(store, { ...shareParameters(params, secretsFromEnvironment), Path: path }, current);
   if (!givesCredential && path !== current.share?.path) delete access.credential;
 
+  const credential = access.credential;
   const share = {
     path,
-    ...(access.credential ? { userName: access.credential.userName, password: store.seal(access.credential.password, 'share-password') } : {}),
+    ...(credential && 'userName' in credential ? { userName: credential.userName, password: store.seal(credential.password, 'share-password') } : {}),
+    ...(credential && 'accountKey' in credential ? { storageAccountKey: store.seal(credential.accountKey, 'storage-account-key') } : {}),
+    ...(credential && 'sasToken' in credential ? { sasToken: store.seal(credential.sasToken, 'sas-token') } : {}),
   };
   // Only what was given changes, applied to the configuration as it is when written (under its
   // lock): a Set-BackupShare that ran meanwhile, while this one validated the share or asked to
@@ -50,7 +53,7 @@ const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secr
   // never work must not be saved for the scheduler to trip over later.
   const { parseShareLocation, parseUserName } = await import('../src/targets/location.js');
   parseShareLocation(path);
-  if (access.credential) parseUserName(access.credential.userName);
+  if (credential && 'userName' in credential) parseUserName(credential.userName);
 
   if (!(await shouldProcess(path, 'Set the backup share, credential, encryption and schedule'))) return;
 

@@ -1,20 +1,23 @@
-// npm run bench [-- --size 500M] [--rounds N] [--smb] [--tools azsbackup,restic,borg,pipeline,tar] [--role-per-folder] [--keep]
+// npm run bench [-- --size 500M] [--rounds N] [--smb] [--blob] [--tools azsbackup,restic,borg,pipeline,tar] [--role-per-folder] [--keep]
 //
 // Backup and restore throughput and peak memory of AzsBackup against references measured in the
 // same run on the same deterministic corpus: restic, borg, and a `tar | zstd -1 -T0 | openssl enc`
 // pipeline (with --smb also an SMB share on a loopback Samba, against `smbclient put` of the
-// pipeline's output). Plain `tar -c` / `tar -x` with neither compression nor encryption is the
+// pipeline's output; with --blob also a container on a loopback Azurite, against our own backup to
+// a local folder and the pipeline's output uploaded with the Azure SDK's own uploadStream and read
+// back with its download). Plain `tar -c` / `tar -x` with neither compression nor encryption is the
 // floor: no tool that writes the same files one at a time restores faster than it.
 // Machines here are shared and noisy: read the ratios, not the absolute figures.
 // --role-per-folder registers each top folder of the corpus (json, blobs, small) as a role of its
 // own, so that our restore takes the path of a backup with several roles (all staged, then swapped).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, lstatSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, lstatSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { tuneAllocator } from '../src/native/allocator.js';
 import { startSamba } from '../test/support/samba.js';
+import { startAzurite } from '../test/support/azurite.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
@@ -327,6 +330,58 @@ async function smb(bytes: number): Promise<void> {
   }
 }
 
+/**
+ * The pipeline's output uploaded to a container with the SDK's BlockBlobClient.uploadStream (the
+ * same 8 MiB blocks, three in flight, as our target) and streamed back with its download.
+ */
+function blobPipelineTool(accountUrl: string, accountKey: string): Tool {
+  const sdk = (body: string) => `node --input-type=module -e "import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
+const c = new BlobServiceClient('${accountUrl}', new StorageSharedKeyCredential('${accountUrl.split('/').pop()}', process.env.BLOB_KEY)).getContainerClient(process.argv[1]).getBlockBlobClient('pipeline.enc');
+${body}" `;
+  const upload = sdk('await c.uploadStream(process.stdin, 8 * 1024 * 1024, 3);');
+  const download = sdk('(await c.download()).readableStreamBody.pipe(process.stdout);');
+  return {
+    name: 'tar+zstd+openssl+uploadStream',
+    run(round) {
+      const env = { PIPE_PASS: pass, BLOB_KEY: accountKey };
+      const backup = timed('pipeline blob backup', `tar -C ${corpus} -cf - . | zstd -1 -T0 -q | ${ENC} | (cd ${root} && ${upload} pipe-${round})`, env);
+      const out = join(work, `spent-pipe-blob-out-${round}`);
+      mkdirSync(out);
+      const restore = timed('pipeline blob restore', `(cd ${root} && ${download} pipe-${round}) | ${ENC} -d | zstd -d -q | tar -C ${out} -xf -`, env);
+      const size = execFileSync('bash', ['-c', `cd ${root} && ${sdk('process.stdout.write(String((await c.getProperties()).contentLength));')} pipe-${round}`], { env: { ...process.env, ...env }, encoding: 'utf8' });
+      return { tool: 'tar+zstd+openssl+uploadStream', backup, restore, outputBytes: Number(size) };
+    },
+  };
+}
+
+/** Our backup to a blob container on a loopback Azurite, against ours to a local folder and the SDK's uploadStream of the pipeline. */
+async function blob(): Promise<void> {
+  const azurite = await startAzurite();
+  try {
+    const stored = join(azurite.location, '__blobstorage__');
+    const list = [
+      ours('azsbackup-blob', (round) => {
+        // What the backup adds to Azurite's extents is what it stored.
+        const before = existsSync(stored) ? treeSize(stored) : 0;
+        return { path: azurite.url(`spent-${round}`), size: () => treeSize(stored) - before };
+      }, { AZSBACKUP_STORAGEACCOUNTKEY: azurite.accountKey }, ''),
+      ours('azsbackup-local', (round) => {
+        const share = join(work, `spent-share-local-${round}`);
+        mkdirSync(share);
+        return { path: share, size: () => treeSize(share) };
+      }, {}, ''),
+      blobPipelineTool(azurite.accountUrl, azurite.accountKey),
+    ];
+    for (let round = 0; round < roundsFor(list.length); round++) {
+      await azurite.createContainer(`spent-${round}`);
+      await azurite.createContainer(`pipe-${round}`);
+    }
+    report(`blob container (Azurite on loopback)${ourRoles}`, treeSize(corpus), measure(list), ['azsbackup-local', 'tar+zstd+openssl+uploadStream']);
+  } finally {
+    await azurite.stop();
+  }
+}
+
 function report(where: string, bytes: number, { rows, rounds }: Measured, references: string[]): void {
   const mbps = (r: Run) => bytes / 1048576 / r.seconds;
   const us = rows[0]!;
@@ -355,6 +410,7 @@ function report(where: string, bytes: number, { rows, rounds }: Measured, refere
 try {
   const { bytes } = main();
   if (args.includes('--smb')) await smb(bytes);
+  if (args.includes('--blob')) await blob();
 } finally {
   if (!args.includes('--keep')) rmSync(work, { recursive: true, force: true });
 }

@@ -15,7 +15,7 @@ for addon in malloc-tuning posix-spawn aes-gcm rename-exchange; do
     break
   fi
 done
-newest_source=$(find src cmdlets manifests scripts/build.mjs scripts/build-tools.ts package.json -type f -newer dist/manifests.json 2>/dev/null | head -1 || true)
+newest_source=$(find src cmdlets manifests scripts/build.mjs scripts/build-tools.ts scripts/bench.ts test/support package.json -type f -newer dist/manifests.json 2>/dev/null | head -1 || true)
 if [ ! -f dist/manifests.json ] || [ -n "$newest_source" ]; then
   npm run --silent build >&2
 fi

@@ -27,7 +27,7 @@ describe('shareAccess', () => {
 
   it('a -Path equal to the configured share (a piped SharePath) keeps the stored credential', async () => {
     const store = await configured();
-    expect(shareAccess(store, { Path: 'smb://127.0.0.1:4450/backups' }).credential?.password).toBe('s3cret');
+    expect(shareAccess(store, { Path: 'smb://127.0.0.1:4450/backups' }).credential).toMatchObject({ password: 's3cret' });
   });
 
   it('another -Path takes only the credential given with it', async () => {

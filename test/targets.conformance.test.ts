@@ -1,5 +1,6 @@
 /**
- * One suite, every target: the local folder and an SMB share on a real Samba server.
+ * One suite, every target: the local folder, an SMB share on a real Samba server, and a blob
+ * container on a real Azurite server.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -15,6 +16,7 @@ import { isPartialName } from '../src/targets/paths.js';
 import type { Target } from '../src/targets/target.js';
 import { sambaAvailable, startSamba, type SambaServer } from './support/samba.js';
 import { rejected } from './support/errors.js';
+import { startAzurite, type AzuriteServer } from './support/azurite.js';
 
 interface Kind {
   name: string;
@@ -67,6 +69,27 @@ function smbKind(): Kind {
   };
 }
 
+function blobKind(): Kind {
+  let azurite: AzuriteServer;
+  let n = 0;
+  const open = (container: string) => openTarget(azurite.url(container, 'site-a/backups'), { accountKey: azurite.accountKey });
+  return {
+    name: 'blob container (Azurite)',
+    async setup() {
+      azurite = await startAzurite();
+    },
+    async teardown() {
+      await azurite?.stop();
+    },
+    async fresh() {
+      const container = `case-${++n}`;
+      await azurite.createContainer(container);
+      return open(container);
+    },
+    missingRoot: () => open('does-not-exist'),
+  };
+}
+
 async function readAll(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of stream) parts.push(c as Buffer);
@@ -92,7 +115,8 @@ function pattern(total: number): { stream: () => Readable; sha256: string } {
 }
 
 // The SMB run needs smbd, smbclient and root (npm test installs the first two); without them only the local run is made.
-const kinds: Kind[] = sambaAvailable() ? [localKind(), smbKind()] : [localKind()];
+// Azurite is an npm dev dependency, so the blob run is always made.
+const kinds: Kind[] = sambaAvailable() ? [localKind(), smbKind(), blobKind()] : [localKind(), blobKind()];
 
 describe.each(kinds)('Target conformance: $name', (kind) => {
   beforeAll(() => kind.setup());

@@ -135,9 +135,15 @@ function unreadableInfo(entry: BackupEntry, refusal: AzsError): AzsError {
 
 /** Removes a backup so that an interruption never leaves a half-deleted backup that lists. */
 export async function removeBackup(target: Target, entry: BackupEntry): Promise<void> {
-  const aside = `${entry.folder}${DELETING_SUFFIX}`;
-  await target.rename(entry.folder, aside);
-  await target.delete(aside);
+  if (target.renameCopies) {
+    // No cheap rename: BackupInfo.xml goes first, and the rest is a leftover from then on.
+    await target.delete(`${entry.folder}/${INFO_FILE}`);
+    await target.delete(entry.folder);
+  } else {
+    const aside = `${entry.folder}${DELETING_SUFFIX}`;
+    await target.rename(entry.folder, aside);
+    await target.delete(aside);
+  }
   await removeIfEmpty(target, `${ROOT}/${entry.stamp}`);
 }
 

@@ -50,7 +50,8 @@ export interface StoredRole extends Omit<RoleDefinition, 'databasePassword'> {
 }
 
 export interface StoredConfig {
-  share?: { path: string; userName?: string; password?: Sealed };
+  /** A blob container is reached with a storage account key or a SAS token instead of a user name and password. */
+  share?: { path: string; userName?: string; password?: Sealed; storageAccountKey?: Sealed; sasToken?: Sealed };
   encryption?: EncryptionSettings;
   /** `enabledAt`: when the scheduler was last turned on; BackupOverdue counts from it until a backup succeeds. */
   scheduler: { enabled: boolean; frequencyInHours: number; retentionPeriodInDays: number; enabledAt?: string };

@@ -84,7 +84,9 @@ export async function runBackup(given: BackupRequest): Promise<BackupOutcome> {
   const name = req.name ?? randomUUID();
   const created = req.createdDateTime ?? new Date();
   const stamp = stampOf(created);
-  const staging = partialFolder(stamp, name);
+  // Where a rename is a copy (a blob container), the backup is written in place and committed by
+  // its BackupInfo.xml, written last: a folder without one never lists (docs/FORMAT.md).
+  const staging = req.target.renameCopies ? backupFolder(stamp, name) : partialFolder(stamp, name);
   const dataKey = newDataKey();
   const recipients = [wrapFor(req.recipient, dataKey, name)];
   const activity = `Backup ${name}`;
@@ -247,7 +249,7 @@ export async function runBackup(given: BackupRequest): Promise<BackupOutcome> {
     roles: records,
   };
   await req.target.write(`${staging}/${INFO_FILE}`, readableOf(serializeBackupInfo(info, sealKeysFor(dataKey, name, stamp, [req.recipient]))), { atomic: false });
-  await req.target.rename(staging, backupFolder(stamp, name));
+  if (staging !== backupFolder(stamp, name)) await req.target.rename(staging, backupFolder(stamp, name));
   verbose(`Backup ${name} ${status}: committed as ${backupFolder(stamp, name)}, ${records.reduce((n, r) => n + (r.files[0]?.size ?? 0), 0)} bytes stored in ${seconds(Date.now() - created.getTime())}.`);
   req.progress.report({ activity, status: status, percentComplete: 100, id: 0, completed: true });
   const warnings = req.recipient.kind === 'Certificate' && !req.recipient.authenticationKey ? [unauthenticatedCertificateWarning(req.recipient.thumbprint)] : [];

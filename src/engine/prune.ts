@@ -25,6 +25,11 @@ export interface PruneRecord {
   PathsToDelete: string[];
   /** `.partial` folders kept because they may be backups running elsewhere. */
   PathsInProgress: string[];
+  /**
+   * What the storage refused to delete for now (a blob under an immutability policy, legal hold or
+   * lease): kept, and removed by a later prune once released.
+   */
+  PathsRetained: string[];
 }
 
 export interface PruneOptions {
@@ -35,11 +40,15 @@ export interface PruneOptions {
   now?: Date;
 }
 
-/** A `MASBackup/<stamp>/<name>.partial` leftover no job here started, young enough to be a backup still running elsewhere. */
-function mayBeRunningElsewhere(folder: string, opts: PruneOptions, now: Date): boolean {
+/**
+ * A `MASBackup/<stamp>/<name>.partial` leftover (where backups are written in place, as in a blob
+ * container: a `<name>` folder without BackupInfo.xml) no job here started, young enough to be a
+ * backup still running elsewhere.
+ */
+function mayBeRunningElsewhere(folder: string, opts: PruneOptions, now: Date, inPlace: boolean): boolean {
   const [, stamp, child] = folder.split('/');
-  if (stamp === undefined || child === undefined || !child.endsWith(PARTIAL_SUFFIX)) return false;
-  const name = child.slice(0, -PARTIAL_SUFFIX.length).toLowerCase();
+  if (stamp === undefined || child === undefined || !(child.endsWith(PARTIAL_SUFFIX) || inPlace)) return false;
+  const name = (child.endsWith(PARTIAL_SUFFIX) ? child.slice(0, -PARTIAL_SUFFIX.length) : child).toLowerCase();
   if (!isBackupName(name) || opts.ownBackups.has(name)) return false;
   return now.getTime() - stampTime(stamp).getTime() < FOREIGN_PARTIAL_GRACE_MS;
 }
@@ -48,7 +57,7 @@ export async function runPrune(target: Target, opts: PruneOptions): Promise<Prun
   const now = opts.now ?? new Date();
   const listing = await listShare(target);
   const { backups } = listing;
-  const inProgress = listing.leftovers.filter((l) => mayBeRunningElsewhere(l, opts, now));
+  const inProgress = listing.leftovers.filter((l) => mayBeRunningElsewhere(l, opts, now, target.renameCopies === true));
   const leftovers = listing.leftovers.filter((l) => !inProgress.includes(l));
   const cutoff = now.getTime() - opts.retentionPeriodInDays * 86_400_000;
   // Newest first; a BackupInfo.xml that is unreadable or fails its digest does not count as success.
@@ -66,9 +75,21 @@ export async function runPrune(target: Target, opts: PruneOptions): Promise<Prun
     LeftoversRemoved: leftovers.length,
     PathsToDelete: [...expired.map((b) => b.folder), ...leftovers],
     PathsInProgress: inProgress,
+    PathsRetained: [],
   };
   if (opts.dryRun) return result;
-  for (const b of expired) await removeBackup(target, b);
+  /** Runs one removal; what the storage keeps for now is reported, not a failure. */
+  const removed = async (remove: () => Promise<void>): Promise<boolean> => {
+    try {
+      await remove();
+      return true;
+    } catch (e) {
+      if (!isAzsError(e) || e.errorId !== 'ShareObjectRetained') throw e;
+      result.PathsRetained.push(...(e.targetObject as string[]));
+      return false;
+    }
+  };
+  for (const b of expired) if (!(await removed(() => removeBackup(target, b)))) result.BackupsRemoved--;
   for (const l of leftovers) {
     const parent = l.slice(0, l.lastIndexOf('/'));
     // An empty stamp folder goes only if it still is: another machine may have just begun a backup
@@ -77,7 +98,10 @@ export async function runPrune(target: Target, opts: PruneOptions): Promise<Prun
       await removeIfEmpty(target, l);
       continue;
     }
-    await target.delete(l);
+    if (!(await removed(() => target.delete(l)))) {
+      result.LeftoversRemoved--;
+      continue;
+    }
     await removeIfEmpty(target, parent);
   }
   return result;

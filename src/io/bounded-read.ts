@@ -97,7 +97,8 @@ function checkKind(st: Stats, fd: number, file: string, limit: ReadLimit): void 
   throw failure(file, limit, ReadFailure.NotAFile, 'InvalidArgument', `The ${limit.what} '${file}'${real !== resolve(file) ? ` (${real})` : ''} is ${what}; only a regular file is read.`);
 }
 
-function tooLarge(file: string, limit: ReadLimit, size: number | undefined): AzsError {
+/** The refusal of a file over its limit, unread: for readers (a blob, a share) that know its size before reading. */
+export function tooLarge(file: string, limit: ReadLimit, size: number | undefined): AzsError {
   return failure(file, limit, ReadFailure.TooLarge, 'InvalidData',
     `The ${limit.what} '${file}' is ${size === undefined ? 'larger than' : `${size} bytes, over`} the limit of ${limit.maxBytes} bytes; it was not read.`);
 }

@@ -9,6 +9,7 @@ export interface Credential {
   Password: string;
 }
 import type { Target } from '../targets/target.js';
+import type { BlobCredential } from '../targets/blob.js';
 
 /**
  * What cmdlets share: the configured share (or one given with -Path and a credential), the
@@ -21,6 +22,8 @@ export interface ShareParameters {
   UserName?: string;
   Password?: string;
   Credential?: Credential;
+  StorageAccountKey?: string;
+  SasToken?: string;
 }
 
 /**
@@ -39,9 +42,27 @@ export function shareParameters(params: Record<string, unknown>, secretsFromEnvi
 
 export interface ShareAccess {
   path: string;
-  credential?: { userName: string; password: string };
+  credential?: { userName: string; password: string } | BlobCredential;
   /** This process's private folder under the home (src/process/private-dir.ts), for the SMB auth file. */
   privateDir?: string;
+}
+
+/** -StorageAccountKey or -SasToken, for a blob container. */
+function blobCredentialOf(p: ShareParameters): BlobCredential | undefined {
+  if (p.StorageAccountKey !== undefined && p.SasToken !== undefined) {
+    throw usageError('Give either -StorageAccountKey or -SasToken, not both.', 'CredentialConflict');
+  }
+  if (p.StorageAccountKey !== undefined) return { accountKey: p.StorageAccountKey };
+  if (p.SasToken !== undefined) return { sasToken: p.SasToken };
+  return undefined;
+}
+
+/** The credential stored with the configured share, opened. */
+function storedCredential(store: ConfigStore, share: NonNullable<StoredConfig['share']>): ShareAccess['credential'] {
+  if (share.storageAccountKey) return { accountKey: store.open(share.storageAccountKey, 'storage-account-key') };
+  if (share.sasToken) return { sasToken: store.open(share.sasToken, 'sas-token') };
+  if (share.userName === undefined) return undefined;
+  return { userName: share.userName, password: share.password ? store.open(share.password, 'share-password') : '' };
 }
 
 export function notConfigured(what: string): AzsError {
@@ -58,19 +79,21 @@ export function shareAccess(store: ConfigStore, p: ShareParameters, config: Stor
   if (p.Credential && (p.UserName !== undefined || p.Password !== undefined)) {
     throw usageError('Give either -Credential or -UserName with -Password, not both.', 'CredentialConflict');
   }
+  const blob = blobCredentialOf(p);
+  if (blob && (p.Credential || p.UserName !== undefined)) {
+    throw usageError('A blob container takes -StorageAccountKey or -SasToken; a share takes -Credential or -UserName. Give one kind.', 'CredentialConflict');
+  }
   const given = p.Credential
     ? { userName: p.Credential.UserName, password: p.Credential.Password }
     : p.UserName !== undefined
       ? { userName: p.UserName, password: p.Password ?? '' }
-      : undefined;
+      : blob;
   // A -Path that is the configured share (as a piped Backup's SharePath is) uses its stored credential.
   const isConfigured = p.Path === undefined || p.Path === config.share?.path;
   const privateDir = privateDirOf(store.home);
   if (!isConfigured) return { path: p.Path!, privateDir, ...(given ? { credential: given } : {}) };
   if (!config.share) throw notConfigured('share');
-  const stored = config.share.userName !== undefined
-    ? { userName: config.share.userName, password: config.share.password ? store.open(config.share.password, 'share-password') : '' }
-    : undefined;
+  const stored = storedCredential(store, config.share);
   return { path: config.share.path, privateDir, ...(given ?? stored ? { credential: given ?? stored } : {}) };
 }
 

@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { AzsError } from '../errors.js';
 
-/** Where a backup location lives: a local (or mounted) folder, or a folder on an SMB share. */
+/** Where a backup location lives: a local (or mounted) folder, a folder on an SMB share, or a prefix in a blob container. */
 export type ShareLocation =
   | { kind: 'local'; path: string }
+  | BlobLocation
   | {
       kind: 'smb';
       server: string;
@@ -15,10 +16,24 @@ export type ShareLocation =
       display: string;
     };
 
+export interface BlobLocation {
+  kind: 'blob';
+  /** The account's blob endpoint: https://acct.blob.core.windows.net, or http://127.0.0.1:10000/devstoreaccount1 (path style). */
+  accountUrl: string;
+  accountName: string;
+  container: string;
+  /** '' or 'a/b' (no leading or trailing slash). */
+  prefix: string;
+  host: string;
+  port: number;
+  /** The URL as given, normalised, never with a query. */
+  display: string;
+}
+
 export const DEFAULT_SMB_PORT = 445;
 
 const ACCEPTED_FORMS =
-  'Give a UNC path (\\\\server\\share\\folder), an SMB URL (smb://server[:port]/share/folder) or an absolute local folder (/mnt/backups).';
+  'Give a UNC path (\\\\server\\share\\folder), an SMB URL (smb://server[:port]/share/folder), a blob container URL (https://account.blob.core.windows.net/container[/prefix]) or an absolute local folder (/mnt/backups).';
 
 // Characters Windows refuses in share and file names; smbclient's command parser also splits on ';'.
 const BAD_NAME_CHARS = /[\\/:*?"<>|;\x00-\x1f]/;
@@ -27,7 +42,9 @@ const IPV6_IN_BRACKETS = /^\[[0-9A-Fa-f:.]+\]$/;
 
 function invalid(input: string, why: string): AzsError {
   // smb://user:password@server/...: the password is refused, and not repeated in the refusal.
-  const shown = input.replace(/^(smb:\/\/)[^/]*@/i, '$1…@');
+  // A blob URL's query may be a SAS token, and its user part a key: neither is repeated either.
+  let shown = input.replace(/^((?:smb|https?):\/\/)[^/]*@/i, '$1…@');
+  if (/^\s*https?:/i.test(shown)) shown = shown.replace(/[?#][\s\S]*$/, '?…');
   return new AzsError(`The backup path '${shown}' is not valid: ${why}.`, {
     errorId: 'InvalidSharePath',
     category: 'InvalidArgument',
@@ -108,6 +125,49 @@ function parseSmbUrl(input: string): ShareLocation {
   return { kind: 'smb', server, port, share, folder, display: display(server, port, share, folder) };
 }
 
+// Container names: 3-63 of lower-case letters, digits and single dashes, starting and ending with a letter or digit.
+const CONTAINER_NAME = /^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$/;
+const ACCOUNT_NAME = /^[a-z0-9]{3,24}$/;
+
+/**
+ * https://<account>.blob.<endpoint suffix>/<container>[/<prefix>] (Azure, Azure Stack Hub), or
+ * path style, where the account is the first segment: http://127.0.0.1:10000/<account>/<container>
+ * (Azurite, or any endpoint given by address).
+ */
+function parseBlobUrl(input: string): ShareLocation {
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    throw invalid(input, 'it is not a valid URL');
+  }
+  if (url.username || url.password) throw invalid(input, 'user names and keys do not belong in the path; pass -StorageAccountKey or -SasToken');
+  if (url.search || url.hash || input.includes('?')) {
+    throw invalid(input, 'a query (such as a SAS token) does not belong in the path, where other users and the shell history can read it; pass it with -SasToken');
+  }
+  const host = url.hostname;
+  const ipOrLocal = /^\d+\.\d+\.\d+\.\d+$/.test(host) || host.startsWith('[') || host === 'localhost';
+  let segments: string[];
+  try {
+    segments = url.pathname.split('/').filter((s) => s !== '').map((s) => decodeURIComponent(s));
+  } catch {
+    throw invalid(input, 'it contains a malformed %-escape');
+  }
+  const accountName = ipOrLocal ? segments.shift() : host.split('.')[0];
+  if (!accountName || !ACCOUNT_NAME.test(accountName)) {
+    throw invalid(input, ipOrLocal ? 'the storage account name is missing after the address' : `'${host}' does not start with a storage account name`);
+  }
+  const container = segments.shift();
+  if (container === undefined) throw invalid(input, 'the container name is missing');
+  if (!CONTAINER_NAME.test(container)) throw invalid(input, `'${container}' is not a valid container name (3-63 lower-case letters, digits and dashes)`);
+  const prefix = folderFrom(input, segments);
+  const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
+  const accountUrl = `${url.protocol}//${url.host}${ipOrLocal ? `/${accountName}` : ''}`;
+  const enc = (s: string) => encodeURIComponent(s);
+  const display = `${accountUrl}/${container}${prefix === '' ? '' : '/' + prefix.split('/').map(enc).join('/')}`;
+  return { kind: 'blob', accountUrl, accountName, container, prefix, host, port, display };
+}
+
 function parseLocal(input: string): ShareLocation {
   if (!path.posix.isAbsolute(input)) throw invalid(input, 'it is neither a share path nor an absolute folder');
   if (input.includes('\0')) throw invalid(input, 'it contains a NUL character');
@@ -125,7 +185,8 @@ export function parseShareLocation(input: string): ShareLocation {
   if (p === '') throw invalid(input, 'it is empty');
   if (p.startsWith('\\\\') || p.startsWith('//')) return parseUnc(p);
   if (/^smb:\/\//i.test(p)) return parseSmbUrl('smb://' + p.slice(6));
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) throw invalid(input, 'only smb:// URLs are supported');
+  if (/^https?:\/\//i.test(p)) return parseBlobUrl(p);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) throw invalid(input, 'only smb://, https:// and http:// URLs are supported');
   return parseLocal(p);
 }
 

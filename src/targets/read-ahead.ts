@@ -18,7 +18,19 @@ export interface ReadAheadOptions {
   depth: number;
 }
 
+/** Where the pieces come from: a file, or a blob read by ranges. */
+export interface PieceSource {
+  /** Fills `buffer` with the `buffer.length` bytes at `position`, or rejects. */
+  read(buffer: Buffer, position: number): Promise<Buffer>;
+  /** Called once, after every read issued has settled. */
+  close(): Promise<void>;
+}
+
 export function readAhead(handle: FileHandle, size: number, opts: ReadAheadOptions): RecyclingReadable {
+  return readAheadFrom({ read: (buffer, position) => readExactly(handle, position, buffer.length, buffer), close: () => handle.close() }, size, opts);
+}
+
+export function readAheadFrom(source: PieceSource, size: number, opts: ReadAheadOptions): RecyclingReadable {
   let nextOffset = 0;
   // One piece per slab, so a piece handed back frees its slab for the next read; no bigger than the file.
   const slabBytes = Math.max(1, Math.min(opts.pieceBytes, size));
@@ -30,7 +42,7 @@ export function readAhead(handle: FileHandle, size: number, opts: ReadAheadOptio
       const length = Math.min(opts.pieceBytes, size - nextOffset);
       const at = nextOffset;
       nextOffset += length;
-      const piece = readExactly(handle, at, length, pool.piece(length));
+      const piece = source.read(pool.piece(length), at);
       // Seen when its turn comes; one that fails after the stream was destroyed is not an unhandled rejection.
       piece.catch(() => {});
       inFlight.push(piece);
@@ -41,7 +53,7 @@ export function readAhead(handle: FileHandle, size: number, opts: ReadAheadOptio
     closed = true;
     // Reads still running must finish before the descriptor may be closed (and perhaps reused).
     await Promise.allSettled(inFlight);
-    await handle.close();
+    await source.close();
   };
   const stream = new Readable({
     highWaterMark: opts.pieceBytes,

@@ -19,7 +19,7 @@ export interface ShareCheckResult {
   Reachable: boolean;
   Authenticated: boolean;
   Writable: boolean;
-  /** Bytes free, or null when the check stopped before measuring. */
+  /** Bytes free, or null when the check stopped before measuring or the storage does not tell (a blob container). */
   AvailableCapacity: number | null;
   RequiredCapacity: number;
   HasEnoughCapacity: boolean;
@@ -198,6 +198,11 @@ export async function checkShare(target: Target, opts: ShareCheckOptions): Promi
 
   await step('Capacity', async () => {
     const space = await target.freeSpace();
+    if (space.known === false) {
+      // A blob account does not say how much it can still take; the figure would only be its limit.
+      result.HasEnoughCapacity = true;
+      return `The storage does not report its free space, so AvailableCapacity is not known (an account takes up to ${formatBytes(space.total)}); ${formatBytes(opts.requiredBytes)} needed.`;
+    }
     result.AvailableCapacity = space.available;
     result.HasEnoughCapacity = space.available >= opts.requiredBytes;
     if (!result.HasEnoughCapacity) {

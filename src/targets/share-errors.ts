@@ -40,7 +40,7 @@ export const shareErrorIds: Record<ShareAlertType, string> = {
 export function shareError(
   alertType: ShareAlertType,
   message: string,
-  opts: { targetObject?: unknown; cause?: unknown; category?: ErrorCategory; errorId?: string } = {},
+  opts: { targetObject?: unknown; cause?: unknown; category?: ErrorCategory; errorId?: string; recommendedAction?: string } = {},
 ): AzsError {
   return new AzsError(message, {
     errorId: opts.errorId ?? shareErrorIds[alertType],
@@ -48,7 +48,7 @@ export function shareError(
     exitCode: exitOf[alertType],
     alertType,
     targetObject: opts.targetObject,
-    recommendedAction: remediation[alertType],
+    recommendedAction: opts.recommendedAction ?? remediation[alertType],
     cause: opts.cause,
   });
 }

@@ -3,7 +3,7 @@ import type { AzsError } from '../errors.js';
 import type { RecyclingReadable } from '../memory/recycling-readable.js';
 
 /**
- * A place backups are stored: a local folder or an SMB share. Every target implements this small
+ * A place backups are stored: a local folder, an SMB share or a blob container. Every target implements this small
  * interface and passes the one conformance suite in test/targets.conformance.test.ts.
  *
  * Paths are relative to the target's root, use `/` as separator, and never contain `..`.
@@ -28,6 +28,8 @@ export interface FreeSpace {
   available: number;
   /** Total size of the volume, in bytes. */
   total: number;
+  /** false when the storage does not tell (a blob account): the figures are its limit, not what is free. */
+  known?: boolean;
 }
 
 export interface WriteOptions {
@@ -83,4 +85,10 @@ export interface Target {
   /** Make a folder and its parents; no error when it exists. */
   mkdir(path: string): Promise<void>;
   freeSpace(): Promise<FreeSpace>;
+  /**
+   * True where `rename` copies every file and deletes the originals (a blob container): not atomic,
+   * and costly. A backup is then written under its final name and committed by its BackupInfo.xml,
+   * written last, and removed by deleting that file first.
+   */
+  readonly renameCopies?: boolean;
 }

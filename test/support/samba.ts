@@ -47,7 +47,7 @@ export function sambaAvailable(): boolean {
   return which('smbd') !== undefined && which('smbclient') !== undefined && process.getuid?.() === 0;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
@@ -74,11 +74,11 @@ function ensureUser(): void {
   }
 }
 
-async function waitForPort(port: number, proc: ChildProcess, log: () => Promise<string>): Promise<void> {
+async function waitForPort(port: number, proc: ChildProcess, log: () => Promise<string>, server: string): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null || proc.signalCode !== null) {
-      throw new Error(`smbd exited (${proc.exitCode ?? proc.signalCode}) before listening on ${port}:\n${await log()}`);
+      throw new Error(`${server} exited (${proc.exitCode ?? proc.signalCode}) before listening on ${port}:\n${await log()}`);
     }
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect({ host: '127.0.0.1', port });
@@ -91,7 +91,7 @@ async function waitForPort(port: number, proc: ChildProcess, log: () => Promise<
     if (ok) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`smbd did not listen on 127.0.0.1:${port} within 20 s:\n${await log()}`);
+  throw new Error(`${server} did not listen on 127.0.0.1:${port} within 20 s:\n${await log()}`);
 }
 
 async function killGroup(proc: ChildProcess): Promise<void> {
@@ -117,6 +117,68 @@ async function killGroup(proc: ChildProcess): Promise<void> {
   } catch {
     // none left
   }
+}
+
+/**
+ * Starts a test server detached (the leader of its own process group) with its output appended to
+ * `logPath`, and resolves once it listens on 127.0.0.1:`port`. If the test process ends without
+ * stopping it (a crash, a timeout), the server and its children go along.
+ */
+export async function startServerProcess(
+  file: string,
+  args: string[],
+  opts: { env: Record<string, string>; logPath: string; port: number; server: string },
+): Promise<ChildProcess> {
+  const out = await fs.open(opts.logPath, 'a');
+  const proc = spawn(file, args, { detached: true, stdio: ['ignore', out.fd, out.fd], env: opts.env });
+  await out.close();
+  proc.unref();
+  const pid = proc.pid;
+  const reap = () => {
+    try {
+      if (pid !== undefined) process.kill(-pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  process.once('exit', reap);
+  proc.once('exit', () => process.removeListener('exit', reap));
+  try {
+    await waitForPort(opts.port, proc, () => fs.readFile(opts.logPath, 'utf8').catch(() => '(no log)'), opts.server);
+  } catch (e) {
+    await killGroup(proc);
+    throw e;
+  }
+  return proc;
+}
+
+/**
+ * Starts a server with `launch` and returns kill (keeps `base`), restart (launch again) and stop
+ * (kill, then remove `base`). A server that does not start leaves no `base` behind.
+ */
+export async function manageServer(base: string, launch: () => Promise<ChildProcess>): Promise<{ kill(): Promise<void>; restart(): Promise<void>; stop(): Promise<void> }> {
+  let proc: ChildProcess | undefined;
+  const kill = async () => {
+    if (proc) await killGroup(proc);
+    proc = undefined;
+  };
+  try {
+    proc = await launch();
+  } catch (e) {
+    await fs.rm(base, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    kill,
+    restart: async () => {
+      await kill();
+      proc = await launch();
+    },
+    stop: async () => {
+      await kill();
+      await fs.rm(base, { recursive: true, force: true });
+    },
+  };
 }
 
 export async function startSamba(opts: { maxDiskSizeMB?: number } = {}): Promise<SambaServer> {
@@ -178,49 +240,15 @@ export async function startSamba(opts: { maxDiskSizeMB?: number } = {}): Promise
   execFileSync(smbpasswd, ['-c', conf, '-a', '-s', SAMBA_TEST_USER], { input: `${password}\n${password}\n`, stdio: ['pipe', 'ignore', 'pipe'] });
 
   const logPath = path.join(base, 'smbd.out');
-  let proc: ChildProcess | undefined;
-  const log = () => fs.readFile(logPath, 'utf8').catch(() => '(no log)');
-
-  async function launch(): Promise<void> {
-    const out = await fs.open(logPath, 'a');
-    // detached: smbd leads its own process group, so stopping it also stops its per-client children.
-    proc = spawn(smbd!, ['--foreground', '--no-process-group', '--debug-stdout', '-s', conf], {
-      detached: true,
-      stdio: ['ignore', out.fd, out.fd],
+  // smbd leads its own process group, so stopping it also stops its per-client children.
+  const life = await manageServer(base, () =>
+    startServerProcess(smbd, ['--foreground', '--no-process-group', '--debug-stdout', '-s', conf], {
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
-    });
-    await out.close();
-    proc.unref();
-    // If the test process ends without stop() (a crash, a timeout), take smbd and its children along.
-    const pid = proc.pid;
-    const reap = () => {
-      try {
-        if (pid !== undefined) process.kill(-pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    };
-    process.once('exit', reap);
-    proc.once('exit', () => process.removeListener('exit', reap));
-    try {
-      await waitForPort(port, proc, log);
-    } catch (e) {
-      await killGroup(proc);
-      throw e;
-    }
-  }
-
-  async function kill(): Promise<void> {
-    if (proc) await killGroup(proc);
-    proc = undefined;
-  }
-
-  try {
-    await launch();
-  } catch (e) {
-    await fs.rm(base, { recursive: true, force: true });
-    throw e;
-  }
+      logPath,
+      port,
+      server: 'smbd',
+    }),
+  );
 
   return {
     host: '127.0.0.1',
@@ -231,14 +259,6 @@ export async function startSamba(opts: { maxDiskSizeMB?: number } = {}): Promise
     root,
     unc: `\\\\127.0.0.1\\${SHARE}`,
     smbUrl: `smb://127.0.0.1:${port}/${SHARE}`,
-    kill,
-    restart: async () => {
-      await kill();
-      await launch();
-    },
-    stop: async () => {
-      await kill();
-      await fs.rm(base, { recursive: true, force: true });
-    },
+    ...life,
   };
 }

@@ -1,0 +1,511 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { BlobItem, BlockBlobClient, ContainerClient } from '@azure/storage-blob';
+import { AzsError, type ShareAlertType } from '../errors.js';
+import { canRecycle } from '../memory/recycling-readable.js';
+import type { BlobLocation } from './location.js';
+import { splitTargetPath } from './paths.js';
+import { readAheadFrom } from './read-ahead.js';
+import { tooLarge } from '../io/bounded-read.js';
+import { alreadyExists, notFound, shareError, shareFileLimit, SMALL_FILE_MAX_BYTES } from './share-errors.js';
+import type { FreeSpace, Target, TargetEntry, TreeEntry } from './target.js';
+
+/** A storage account key (Base64) or a SAS token (with or without its leading '?'). */
+export type BlobCredential = { accountKey: string } | { sasToken: string };
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included. */
+  tries: number;
+  /** Wait before the second attempt; doubled for each later one, with jitter. */
+  baseDelayMs: number;
+  /** No single wait is longer, whatever a Retry-After header asks. */
+  maxDelayMs: number;
+  /** A request with no answer by then counts as a dropped connection (an 8 MiB block needs time on a slow link). */
+  tryTimeoutMs: number;
+}
+
+export const DEFAULT_BLOB_RETRY: RetryPolicy = { tries: 5, baseDelayMs: 250, maxDelayMs: 8000, tryTimeoutMs: 5 * 60_000 };
+
+/** Block blobs are uploaded in blocks of this size, this many at once, and one more filling: 32 MiB of buffers per file being written. */
+export const BLOCK_BYTES = 8 * 1024 * 1024;
+export const BLOCKS_IN_FLIGHT = 3;
+/** Reads: ranged downloads of this size, this many ahead of the reader (8 MiB x 4 took a 500 MiB restore to 198 MiB RSS). */
+const READ_PIECE_BYTES = 4 * 1024 * 1024;
+const READ_DEPTH = 3;
+/** Requests at once for listings' follow-ups, deletes and small reads. */
+const PARALLEL_REQUESTS = 8;
+/** A standard storage account takes up to 5 PiB; the service tells no one how much of it is free. */
+const ACCOUNT_CAPACITY_BYTES = 5 * 1024 ** 5;
+/** A zero-length blob with this metadata stands for an empty folder (the convention of Data Lake and Storage Explorer). */
+const FOLDER_MARKER = 'hdi_isfolder';
+
+const NETWORK_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EAI_AGAIN', 'REQUEST_SEND_ERROR', 'UND_ERR_SOCKET']);
+
+const remediation: Record<ShareAlertType, string> = {
+  ShareConnectivity:
+    'Check that the storage endpoint is reachable from this machine (name resolution, proxy, firewall allowing HTTPS to the account) and not throttling this account, then run Test-BackupShare.',
+  SharePath:
+    'Check the container URL: the account and the container must exist (create the container if needed), then run Set-BackupShare with the corrected -Path.',
+  ShareAuthentication:
+    'Check the storage account key or SAS token: it must belong to this account, be current (keys rotate, SAS tokens expire), and a SAS must allow read, add, create, write, delete and list on the container; then run Set-BackupShare with -StorageAccountKey or -SasToken.',
+  ShareCapacity: 'The storage account refused more data: raise its quota or free space in it, then run Test-BackupShare.',
+};
+
+interface RestLike {
+  statusCode?: number;
+  code?: string;
+  name?: string;
+  message?: string;
+  response?: { headers?: { get(name: string): string | undefined } };
+}
+
+function restOf(e: unknown): RestLike {
+  return typeof e === 'object' && e !== null ? (e as RestLike) : {};
+}
+
+const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+
+/** Worth another try: throttled, a server or gateway hiccup, a dropped connection, or a request that hung past its time limit. */
+function isTransient(e: unknown): boolean {
+  const r = restOf(e);
+  if (r.statusCode !== undefined) return TRANSIENT_STATUS.has(r.statusCode);
+  // An abort is the SDK's per-request time limit unless the caller aborted (call() checks that first).
+  return r.name === 'AbortError' || (r.code !== undefined && NETWORK_ERRORS.has(r.code));
+}
+
+/** Blobs the storage will not delete yet: under a time-based retention (WORM) policy, a legal hold, or a lease. */
+function isRetainedError(e: unknown): boolean {
+  const r = restOf(e);
+  return (r.statusCode === 409 && /Immutab|LegalHold/i.test(r.code ?? '')) || (r.statusCode === 412 && /^LeaseId/i.test(r.code ?? ''));
+}
+
+interface RetentionState {
+  leaseStatus?: string;
+  legalHold?: boolean;
+  immutabilityPolicyExpiresOn?: Date;
+}
+
+function retainedNow(p: RetentionState, now: Date): boolean {
+  return p.leaseStatus === 'locked' || p.legalHold === true || (p.immutabilityPolicyExpiresOn !== undefined && p.immutabilityPolicyExpiresOn > now);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+const isFolderMarker = (metadata: Record<string, string> | undefined) => metadata?.[FOLDER_MARKER] === 'true';
+
+/**
+ * A prefix in an Azure Blob Storage container (Azure, Azure Stack Hub or Azurite), through the
+ * Azure SDK. Blob storage has no folders: a folder is the prefix of the blobs below it, and an
+ * empty one a zero-length marker blob. Writes stage blocks and commit the block list, so a blob
+ * appears or is replaced in one step, and a write that fails leaves only uncommitted blocks, which
+ * no listing shows and the service discards. A rename is a copy and a delete: it is not atomic,
+ * which is why `renameCopies` tells the catalog to commit backups by their BackupInfo.xml instead.
+ *
+ * Transient failures (408, 429, 500, 502, 503, 504, a dropped, refused or hung connection) are retried with bounded
+ * exponential backoff; then the failure is a share error like those of the other targets.
+ */
+export class BlobTarget implements Target {
+  readonly location: string;
+  readonly endpoint: { host: string; port: number };
+  /** Renames copy every blob: commit a folder by writing its marker file last, never by renaming it. */
+  readonly renameCopies = true;
+  readonly #credential: BlobCredential;
+  #client: Promise<ContainerClient> | undefined;
+  private readonly retry: RetryPolicy;
+
+  constructor(readonly blob: BlobLocation, credential: BlobCredential, options: { retry?: RetryPolicy } = {}) {
+    this.location = blob.display;
+    this.endpoint = { host: blob.host.replace(/^\[|\]$/g, ''), port: blob.port };
+    this.retry = options.retry ?? DEFAULT_BLOB_RETRY;
+    this.#credential = { ...credential };
+  }
+
+  /** The SDK's client, loaded on first use: commands on a local folder or SMB share never load the SDK. */
+  private client(): Promise<ContainerClient> {
+    this.#client ??= import('@azure/storage-blob').then(({ AnonymousCredential, ContainerClient, StorageSharedKeyCredential, newPipeline }) => {
+      // The SDK's own retries are off: ours below also retry 429 and dropped connections, and know when to stop.
+      const pipelineOptions = { retryOptions: { maxTries: 1, tryTimeoutInMs: this.retry.tryTimeoutMs } };
+      const containerUrl = `${this.blob.accountUrl}/${encodeURIComponent(this.blob.container)}`;
+      const credential = this.#credential;
+      if ('accountKey' in credential) {
+        return new ContainerClient(containerUrl, newPipeline(new StorageSharedKeyCredential(this.blob.accountName, credential.accountKey), pipelineOptions));
+      }
+      const sas = credential.sasToken.trim().replace(/^\?/, '');
+      return new ContainerClient(`${containerUrl}?${sas}`, newPipeline(new AnonymousCredential(), pipelineOptions));
+    });
+    return this.#client;
+  }
+
+  // ---- paths ---------------------------------------------------------------------------------
+
+  /** The blob name of a target path ('' is the prefix itself). */
+  private name(p: string, allowRoot = false): string {
+    const rel = splitTargetPath(p, { allowRoot }).join('/');
+    return [this.blob.prefix, rel].filter((s) => s !== '').join('/');
+  }
+
+  /** The listing prefix of everything below the folder at `p`. */
+  private below(p: string): string {
+    const n = this.name(p, true);
+    return n === '' ? '' : `${n}/`;
+  }
+
+  // ---- errors and retries --------------------------------------------------------------------
+
+  private classify(e: unknown, p: string, tries = 1): unknown {
+    if (e instanceof AzsError) return e;
+    const r = restOf(e);
+    const where = p === '' ? this.location : `'${p}' on ${this.location}`;
+    const opts = (alertType: ShareAlertType, extra: { errorId?: string; category?: AzsError['category'] } = {}) => ({
+      targetObject: p === '' ? this.location : p,
+      cause: e,
+      recommendedAction: remediation[alertType],
+      ...extra,
+    });
+    const code = r.code ?? '';
+    if (r.statusCode === 404 && (code === 'ContainerNotFound' || code === 'ResourceNotFound' || code === '')) {
+      return shareError('SharePath', `The container ${this.location} does not exist (${code || 'HTTP 404'}).`, opts('SharePath'));
+    }
+    if (r.statusCode === 403 || r.statusCode === 401) {
+      const permission = /^Authorization(PermissionMismatch|ResourceTypeMismatch|ServiceMismatch)$/.test(code);
+      return shareError(
+        'ShareAuthentication',
+        permission
+          ? `The credential for ${this.location} may not do this to ${where} (${code}): the SAS token lacks a permission.`
+          : `The storage account refused the credential for ${this.location} (${code || `HTTP ${r.statusCode}`}): the key or SAS token is wrong, expired or not yet valid.`,
+        opts('ShareAuthentication', permission ? { category: 'PermissionDenied' } : {}),
+      );
+    }
+    if (r.statusCode === 409 && /Quota|CapacityExceeded|AccountLimit/i.test(code)) {
+      return shareError('ShareCapacity', `The storage account behind ${this.location} refused the data (${code}).`, opts('ShareCapacity'));
+    }
+    if (isTransient(e)) {
+      const busy = r.statusCode !== undefined;
+      return shareError(
+        'ShareConnectivity',
+        busy
+          ? `The storage account behind ${this.location} kept answering HTTP ${r.statusCode} (${code || 'busy'}) to ${tries} tries for ${where}.`
+          : `The storage endpoint of ${this.location} could not be reached (${code || 'no answer in time'}) in ${tries} tries: ${r.message ?? ''}`.trim(),
+        opts('ShareConnectivity', busy ? { errorId: 'ShareBusy', category: 'ResourceBusy' } : {}),
+      );
+    }
+    if (r.statusCode === undefined && (code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH')) {
+      return shareError('ShareConnectivity', `The storage endpoint of ${this.location} could not be reached (${code}).`, opts('ShareConnectivity'));
+    }
+    return e;
+  }
+
+  /** Runs one request, again after a bounded backoff while it fails transiently; then classifies the failure. */
+  private async call<T>(p: string, run: (container: ContainerClient, abortSignal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const container = await this.client();
+    for (let attempt = 1; ; attempt++) {
+      // The SDK's own time limit only asks the server to give up; a connection that hangs is ended here.
+      const timeout = AbortSignal.timeout(this.retry.tryTimeoutMs);
+      try {
+        return await run(container, signal ? AbortSignal.any([signal, timeout]) : timeout);
+      } catch (e) {
+        if (signal?.aborted || !isTransient(e) || attempt >= this.retry.tries) throw this.classify(e, p, attempt);
+        const asked = Number(restOf(e).response?.headers?.get('retry-after'));
+        const backoff = this.retry.baseDelayMs * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5);
+        await sleep(Math.min(this.retry.maxDelayMs, Number.isFinite(asked) && asked > 0 ? asked * 1000 : backoff), signal);
+      }
+    }
+  }
+
+  /**
+   * The container must exist: a missing one is a wrong path, never something to create. Asked by
+   * listing one blob, which a container SAS may do (reading the container's properties it may not).
+   */
+  private async requireContainer(): Promise<void> {
+    await this.call('', async (c, abortSignal) => {
+      for await (const _page of c.listBlobsFlat({ prefix: this.below(''), abortSignal }).byPage({ maxPageSize: 1 })) return;
+    });
+  }
+
+  private retained(paths: string[]): AzsError {
+    return new AzsError(`The storage keeps ${paths.length === 1 ? `'${paths[0]}'` : `${paths.length} blobs`} on ${this.location} from deletion for now (an immutability policy, legal hold or lease).`, {
+      errorId: 'ShareObjectRetained',
+      category: 'PermissionDenied',
+      targetObject: paths,
+      recommendedAction: 'Nothing is wrong: the blobs can be deleted once their retention ends or the hold or lease is released. Invoke-BackupPrune removes them then.',
+    });
+  }
+
+  // ---- the Target contract -------------------------------------------------------------------
+
+  async write(p: string, data: Readable): Promise<{ bytes: number }> {
+    let blob: BlockBlobClient;
+    try {
+      const name = this.name(p);
+      blob = (await this.client()).getBlockBlobClient(name);
+    } catch (e) {
+      data.destroy();
+      throw e;
+    }
+    const abort = new AbortController();
+    const recycle = canRecycle(data) ? (chunk: Buffer) => data.recycle(chunk) : undefined;
+    const writeId = randomBytes(6).toString('hex');
+    const blockIds: string[] = [];
+    const inFlight = new Set<Promise<void>>();
+    const spare: Buffer[] = [];
+    let failure: unknown;
+    let current: Buffer | undefined;
+    let filled = 0;
+    let bytes = 0;
+
+    const stage = (buffer: Buffer, length: number) => {
+      const id = Buffer.from(`${writeId}-${String(blockIds.length).padStart(6, '0')}`).toString('base64');
+      blockIds.push(id);
+      const body = buffer.subarray(0, length);
+      const sent = this.call(p, (_c, abortSignal) => blob.stageBlock(id, body, length, { abortSignal }), abort.signal).then(
+        () => {
+          spare.push(buffer);
+        },
+        (e: unknown) => {
+          failure ??= e;
+          abort.abort();
+        },
+      );
+      const tracked = sent.finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+    };
+
+    // The next block fills while the others upload; it waits for room only once it is full.
+    const stageWhenRoom = async (buffer: Buffer, length: number) => {
+      while (inFlight.size >= BLOCKS_IN_FLIGHT) await Promise.race(inFlight);
+      if (failure !== undefined) throw failure;
+      stage(buffer, length);
+    };
+
+    try {
+      for await (const chunk of data) {
+        const c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+        let at = 0;
+        while (at < c.length) {
+          if (failure !== undefined) throw failure;
+          if (!current) {
+            current = spare.pop() ?? Buffer.allocUnsafe(BLOCK_BYTES);
+            filled = 0;
+          }
+          const n = c.copy(current, filled, at);
+          filled += n;
+          at += n;
+          if (filled === BLOCK_BYTES) {
+            await stageWhenRoom(current, filled);
+            current = undefined;
+          }
+        }
+        bytes += c.length;
+        // Copied into a block: the producer may have it back.
+        recycle?.(c);
+      }
+      if (blockIds.length === 0) {
+        // Small enough for one request: Put Blob stores it (and replaces the old one) at once.
+        const body = current ? current.subarray(0, filled) : Buffer.alloc(0);
+        await this.call(p, (_c, abortSignal) => blob.upload(body, body.length, { abortSignal }));
+        return { bytes };
+      }
+      if (current && filled > 0) await stageWhenRoom(current, filled);
+      await Promise.all(inFlight);
+      if (failure !== undefined) throw failure;
+      await this.call(p, (_c, abortSignal) => blob.commitBlockList(blockIds, { abortSignal }));
+      return { bytes };
+    } catch (e) {
+      abort.abort();
+      data.destroy();
+      await Promise.allSettled(inFlight);
+      // The blocks staged so far stay uncommitted: no listing shows them, and the service drops them.
+      throw this.classify(e, p);
+    }
+  }
+
+  async read(p: string): Promise<Readable> {
+    const name = this.name(p);
+    const blob = (await this.client()).getBlockBlobClient(name);
+    const props = await this.properties(name, p);
+    if (!props || isFolderMarker(props.metadata)) throw notFound(this.location, p);
+    const size = props.contentLength ?? 0;
+    // Every range comes from the version that was measured: a blob replaced meanwhile fails the read, never mixes.
+    const conditions = { ifMatch: props.etag };
+    return readAheadFrom(
+      {
+        read: (buffer, position) =>
+          this.call(p, (_c, abortSignal) => blob.downloadToBuffer(buffer, position, buffer.length, { conditions, blockSize: buffer.length, concurrency: 1, abortSignal })),
+        close: async () => {},
+      },
+      size,
+      { pieceBytes: READ_PIECE_BYTES, depth: READ_DEPTH },
+    );
+  }
+
+  /** The blob's properties, or undefined when there is none by that name (a missing container is SharePath). */
+  private async properties(name: string, p: string) {
+    try {
+      return await this.call(p, (c, abortSignal) => c.getBlockBlobClient(name).getProperties({ abortSignal }));
+    } catch (e) {
+      const cause = restOf(e instanceof AzsError ? e.cause : e);
+      if (cause.statusCode !== 404) throw e;
+      // A HEAD answer has no body, and not every server names the error: check the container is there.
+      if (cause.code !== 'BlobNotFound') await this.requireContainer();
+      return undefined;
+    }
+  }
+
+  private async listFlat(p: string, retention = false): Promise<BlobItem[]> {
+    const prefix = this.below(p);
+    return this.call(p, async (c, abortSignal) => {
+      const items: BlobItem[] = [];
+      const options = { prefix, abortSignal, includeMetadata: true, ...(retention ? { includeImmutabilityPolicy: true, includeLegalHold: true } : {}) };
+      for await (const item of c.listBlobsFlat(options)) items.push(item);
+      return items;
+    });
+  }
+
+  async list(p: string): Promise<TargetEntry[]> {
+    const prefix = this.below(p);
+    return this.call(p, async (c, abortSignal) => {
+      const entries = new Map<string, TargetEntry>();
+      for await (const item of c.listBlobsByHierarchy('/', { prefix, abortSignal, includeMetadata: true })) {
+        const name = item.name.slice(prefix.length).replace(/\/$/, '');
+        if (name === '') continue;
+        if (item.kind === 'prefix') {
+          if (!entries.has(name)) entries.set(name, { name, isDirectory: true, size: 0, mtime: new Date(0) });
+        } else if (isFolderMarker(item.metadata)) {
+          entries.set(name, { name, isDirectory: true, size: 0, mtime: item.properties.lastModified });
+        } else {
+          entries.set(name, { name, isDirectory: false, size: item.properties.contentLength ?? 0, mtime: item.properties.lastModified });
+        }
+      }
+      return [...entries.values()];
+    });
+  }
+
+  async listTree(p: string): Promise<TreeEntry[]> {
+    const prefix = this.below(p);
+    const entries = new Map<string, TreeEntry>();
+    const folder = (path: string, mtime: Date) => {
+      const seen = entries.get(path);
+      if (!seen) entries.set(path, { path, name: path.slice(path.lastIndexOf('/') + 1), isDirectory: true, size: 0, mtime });
+      else if (seen.mtime < mtime) seen.mtime = mtime;
+    };
+    for (const item of await this.listFlat(p)) {
+      const path = item.name.slice(prefix.length);
+      const mtime = item.properties.lastModified;
+      const parts = path.split('/');
+      for (let i = 1; i < parts.length; i++) folder(parts.slice(0, i).join('/'), mtime);
+      if (isFolderMarker(item.metadata)) folder(path, mtime);
+      else entries.set(path, { path, name: parts[parts.length - 1]!, isDirectory: false, size: item.properties.contentLength ?? 0, mtime });
+    }
+    return [...entries.values()];
+  }
+
+  async readSmallFiles(paths: readonly string[], maxBytes = SMALL_FILE_MAX_BYTES): Promise<(Buffer | AzsError | undefined)[]> {
+    const names = paths.map((p) => this.name(p));
+    return mapLimit(names, PARALLEL_REQUESTS, async (name, i): Promise<Buffer | AzsError | undefined> => {
+      const props = await this.properties(name, paths[i]!);
+      if (!props || isFolderMarker(props.metadata)) return undefined;
+      // Refused for itself, unread: the blob's length is known before a byte is fetched.
+      if ((props.contentLength ?? 0) > maxBytes) return tooLarge(paths[i]!, shareFileLimit(this.location, maxBytes), props.contentLength);
+      return this.call(paths[i]!, (c, abortSignal) => c.getBlockBlobClient(name).downloadToBuffer(0, undefined, { conditions: { ifMatch: props.etag }, abortSignal }));
+    });
+  }
+
+  async stat(p: string): Promise<TargetEntry | undefined> {
+    const name = this.name(p, true);
+    if (p === '') {
+      await this.requireContainer();
+      return { name: '', isDirectory: true, size: 0, mtime: new Date(0) };
+    }
+    const leaf = name.slice(name.lastIndexOf('/') + 1);
+    const props = await this.properties(name, p);
+    if (props) {
+      const folder = isFolderMarker(props.metadata);
+      return { name: leaf, isDirectory: folder, size: folder ? 0 : (props.contentLength ?? 0), mtime: props.lastModified ?? new Date(0) };
+    }
+    // No blob by that name: a folder if any blob lies below it (listing also fails on a missing container).
+    const below = await this.call(p, async (c, abortSignal) => {
+      for await (const page of c.listBlobsFlat({ prefix: `${name}/`, abortSignal }).byPage({ maxPageSize: 1 })) {
+        const first = page.segment.blobItems[0];
+        return first ? first.properties.lastModified : undefined;
+      }
+      return undefined;
+    });
+    return below ? { name: leaf, isDirectory: true, size: 0, mtime: below } : undefined;
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const src = this.name(from);
+    const dst = this.name(to);
+    const source = await this.stat(from);
+    if (!source) throw notFound(this.location, from);
+    if (await this.stat(to)) throw alreadyExists(this.location, to);
+    const moves: [string, string][] = source.isDirectory
+      ? (await this.listFlat(from)).map((item) => [item.name, `${dst}/${item.name.slice(src.length + 1)}`])
+      : [[src, dst]];
+    // The folder's own marker, if it has one, moves too.
+    if (source.isDirectory && isFolderMarker((await this.properties(src, from))?.metadata)) moves.push([src, dst]);
+    await mapLimit(moves, PARALLEL_REQUESTS, async ([a, b]) => {
+      const poller = await this.call(to, (c, abortSignal) => c.getBlockBlobClient(b).beginCopyFromURL(c.getBlockBlobClient(a).url, { abortSignal }));
+      await this.call(to, () => poller.pollUntilDone());
+    });
+    await this.deleteNames(from, moves.map(([a]) => a));
+  }
+
+  async delete(p: string): Promise<void> {
+    const name = this.name(p);
+    const items: { name: string; state: RetentionState }[] = (await this.listFlat(p, true)).map((item) => ({ name: item.name, state: item.properties }));
+    const self = await this.properties(name, p);
+    if (self) items.push({ name, state: self });
+    const now = new Date();
+    const kept = items.filter((item) => retainedNow(item.state, now));
+    // Nothing goes while anything in it must stay: a backup is removed whole or not at all.
+    if (kept.length > 0) throw this.retained(kept.map((item) => item.name.slice(this.below('').length)));
+    await this.deleteNames(p, items.map((item) => item.name));
+  }
+
+  private async deleteNames(p: string, names: string[]): Promise<void> {
+    const refused: string[] = [];
+    await mapLimit(names, PARALLEL_REQUESTS, async (name) => {
+      try {
+        await this.call(p, (c, abortSignal) => c.getBlockBlobClient(name).deleteIfExists({ deleteSnapshots: 'include', abortSignal }));
+      } catch (e) {
+        if (!isRetainedError(restOf(e instanceof AzsError ? e.cause : e)) && !isRetainedError(e)) throw e;
+        refused.push(name.slice(this.below('').length));
+      }
+    });
+    if (refused.length > 0) throw this.retained(refused);
+  }
+
+  async mkdir(p: string): Promise<void> {
+    const name = this.name(p);
+    await this.requireContainer();
+    if (await this.stat(p)) return;
+    await this.call(p, (c, abortSignal) => c.getBlockBlobClient(name).upload(Buffer.alloc(0), 0, { metadata: { [FOLDER_MARKER]: 'true' }, abortSignal }));
+  }
+
+  async freeSpace(): Promise<FreeSpace & { known: false }> {
+    await this.requireContainer();
+    return { available: ACCOUNT_CAPACITY_BYTES, total: ACCOUNT_CAPACITY_BYTES, known: false };
+  }
+}
