@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests need when it is missing
 # (Debian's compiler, samba, smbclient, PostgreSQL, sqlite3, zstd; PowerShell 7 and Pester), builds, and runs
-# the typecheck and then every vitest suite, Pester's included (test/powershell.test.ts runs it).
+# the typecheck and then every vitest suite, Pester's included (test/powershell/powershell.test.ts runs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -7,7 +7,7 @@ import forge from 'node-forge';
  * the 20 000 iterations our .pfx files use, opening one took about 220 ms of a restore's start.
  * These replacements compute the same bytes with Node's native hashes and leave the rest of forge
  * (ASN.1, bag parsing, ciphers) as it is; anything they do not cover goes to forge's own code.
- * test/crypto.forge-native-kdf.test.ts holds them to forge's outputs.
+ * test/crypto/forge-native-kdf.test.ts holds them to forge's outputs.
  */
 
 type Md = { algorithm: string; digestLength: number; blockLength: number };

@@ -44,7 +44,7 @@ interface Journal {
 
 /**
  * TEST ONLY: AZSBACKUP_TEST_SWAP_PAUSE_MS makes a swap wait that long at each of its steps, so a
- * test can kill the process inside the swap window (test/engine.restore-crash.test.ts). Never set
+ * test can kill the process inside the swap window (test/engine/restore-crash.test.ts). Never set
  * it in production: it only slows restores down.
  */
 async function testPause(): Promise<void> {

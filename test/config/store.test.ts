@@ -1,0 +1,118 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigStore } from '../../src/config/store.js';
+import { tryLock, withLock } from '../../src/config/file-lock.js';
+
+const run = promisify(execFile);
+let home: string;
+
+beforeEach(() => {
+  home = mkdtempSync(join(tmpdir(), 'azs-config-'));
+});
+afterEach(() => rmSync(home, { recursive: true, force: true }));
+
+describe('ConfigStore', () => {
+  it('seals secrets: neither config.json nor any other file holds them in plaintext', async () => {
+    const store = new ConfigStore(home);
+    const password = 'Pa55-word-that-must-not-leak';
+    await store.update((c) => ({ ...c, share: { path: '/srv/b', userName: 'CONTOSO\\backup', password: store.seal(password, 'share-password') } }));
+    for (const f of readdirSync(home)) {
+      expect(readFileSync(join(home, f), 'utf8')).not.toContain(password);
+      expect(readFileSync(join(home, f), 'utf8')).not.toContain(Buffer.from(password).toString('base64'));
+    }
+    const read = store.read();
+    expect(store.open(read.share!.password!, 'share-password')).toBe(password);
+    expect(() => store.open(read.share!.password!, 'encryption-key')).toThrow();
+  });
+
+  it('keeps every file readable by the owner only', async () => {
+    const store = new ConfigStore(home);
+    await store.update((c) => ({ ...c, share: { path: '/srv/b', password: store.seal('x', 'share-password') } }));
+    expect(statSync(home).mode & 0o777).toBe(0o700);
+    for (const f of readdirSync(home)) expect(statSync(join(home, f)).mode & 0o077).toBe(0);
+  });
+
+  it('loses no change when many processes write at once', async () => {
+    // Twelve real processes each add one role through a read-modify-write cycle.
+    // Bundled inside the project so its bare imports (conf) resolve from node_modules.
+    const bundleDir = mkdtempSync(join(process.cwd(), 'node_modules', '.azs-writer-'));
+    const writer = join(bundleDir, 'writer.mjs');
+    const { build } = await import('esbuild');
+    await build({
+      stdin: {
+        contents: `import { ConfigStore } from ${JSON.stringify(new URL('../../src/config/store.ts', import.meta.url).pathname)};
+await new ConfigStore(process.argv[2]).update((c) => ({ ...c, roles: [...c.roles, { name: 'R' + process.argv[3], provider: 'directory', restoreOrder: 1, path: '/x' }] }));`,
+        resolveDir: process.cwd(), loader: 'ts',
+      },
+      bundle: true, platform: 'node', format: 'esm', outfile: writer, packages: 'external', logLevel: 'silent',
+    });
+    const state = join(home, 'state');
+    try {
+      await Promise.all(Array.from({ length: 12 }, (_, i) => run(process.execPath, [writer, state, String(i)])));
+    } finally {
+      rmSync(bundleDir, { recursive: true, force: true });
+    }
+    const names = new ConfigStore(state).read().roles.map((r) => r.name).sort();
+    expect(names).toEqual(Array.from({ length: 12 }, (_, i) => `R${i}`).sort());
+  });
+
+  it('refuses a damaged configuration with a clear error instead of resetting it', () => {
+    writeFileSync(join(home, 'config.json'), '{ not json');
+    expect(() => new ConfigStore(home).read()).toThrow(/not valid JSON/);
+    expect(readFileSync(join(home, 'config.json'), 'utf8')).toBe('{ not json');
+  });
+});
+
+describe('file locks', () => {
+  it('a live holder keeps the lock; a dead holder\'s lock is taken over', async () => {
+    const path = join(home, 'job.lock');
+    const first = tryLock(path, 'first');
+    expect(first.lock).toBeDefined();
+    const second = tryLock(path, 'second');
+    expect(second.lock).toBeUndefined();
+    expect(second.holder?.purpose).toBe('first');
+    first.lock!.release();
+
+    const { stdout } = await run(process.execPath, ['-e', 'console.log(process.pid)']);
+    writeFileSync(path, JSON.stringify({ pid: Number(stdout), startTime: '1', hostname: (await import('node:os')).hostname(), acquiredAt: new Date().toISOString(), purpose: 'dead' }));
+    const third = tryLock(path, 'third');
+    expect(third.lock).toBeDefined();
+    third.lock!.release();
+  });
+
+  it("a lock taken on another host is trusted for a while, then taken over (this host's name may have changed)", () => {
+    const path = join(home, 'job.lock');
+    const foreign = (purpose: string, minutesAgo: number) => writeFileSync(path, JSON.stringify({
+      pid: 1, startTime: null, hostname: 'container-before-restart', acquiredAt: new Date(Date.now() - minutesAgo * 60_000).toISOString(), purpose,
+    }));
+    foreign('backup 6f1c', 60);
+    expect(tryLock(path, 'mine').holder?.hostname).toBe('container-before-restart');
+    foreign('backup 6f1c', 25 * 60);
+    const job = tryLock(path, 'mine');
+    expect(job.lock).toBeDefined();
+    job.lock!.release();
+    foreign('configuration', 1);
+    expect(tryLock(path, 'mine').lock).toBeUndefined();
+    foreign('configuration', 11);
+    const config = tryLock(path, 'mine');
+    expect(config.lock).toBeDefined();
+    config.lock!.release();
+  });
+
+  it('withLock serialises concurrent critical sections', async () => {
+    const path = join(home, 'c.lock');
+    let inside = 0;
+    let overlap = false;
+    await Promise.all(Array.from({ length: 8 }, () => withLock(path, 't', async () => {
+      inside++;
+      if (inside > 1) overlap = true;
+      await new Promise((r) => setTimeout(r, 5));
+      inside--;
+    })));
+    expect(overlap).toBe(false);
+  });
+});
