@@ -1,6 +1,13 @@
 import path from 'node:path';
 import { AzsError } from '../errors.js';
 
+/**
+ * Every kind of backup location, the registry of targets: the target conformance suite runs once
+ * per kind listed here, so a new target is tested by adding it.
+ */
+export const TARGET_KINDS = ['local', 'smb', 'blob'] as const;
+export type TargetKind = (typeof TARGET_KINDS)[number];
+
 /** Where a backup location lives: a local (or mounted) folder, a folder on an SMB share, or a prefix in a blob container. */
 export type ShareLocation =
   | { kind: 'local'; path: string }

@@ -10,6 +10,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { canRecycle } from '../../src/memory/recycling-readable.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TARGET_KINDS, type TargetKind } from '../../src/targets/location.js';
 import { LocalFolderTarget } from '../../src/targets/local.js';
 import { openTarget } from '../../src/targets/index.js';
 import { isPartialName } from '../../src/targets/paths.js';
@@ -114,9 +115,22 @@ function pattern(total: number): { stream: () => Readable; sha256: string } {
   return { stream: () => Readable.from(make()), sha256: h.digest('hex') };
 }
 
-// The SMB run needs smbd, smbclient and root (npm test installs the first two); without them only the local run is made.
-// Azurite is an npm dev dependency, so the blob run is always made.
-const kinds: Kind[] = sambaAvailable() ? [localKind(), smbKind(), blobKind()] : [localKind(), blobKind()];
+/**
+ * How to stand up each registered kind of target (TARGET_KINDS): a kind added to the registry
+ * without a way to stand it up here fails the typecheck and this suite.
+ */
+const fixtures: Record<TargetKind, () => Kind | undefined> = {
+  local: localKind,
+  // The SMB run needs smbd, smbclient and root (npm test installs the first two).
+  smb: () => (sambaAvailable() ? smbKind() : undefined),
+  // Azurite is an npm dev dependency, so the blob run is always made.
+  blob: blobKind,
+};
+const kinds: Kind[] = TARGET_KINDS.map((k) => fixtures[k]()).filter((k): k is Kind => k !== undefined);
+
+it('every registered kind of target has a fixture here', () => {
+  expect(Object.keys(fixtures).sort()).toEqual([...TARGET_KINDS].sort());
+});
 
 describe.each(kinds)('Target conformance: $name', (kind) => {
   beforeAll(() => kind.setup());
