@@ -14,6 +14,11 @@
       "target_name": "posix_spawn",
       "sources": ["posix-spawn.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
+      "target_name": "content_cut",
+      "sources": ["content-cut.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]
 }
