@@ -126,7 +126,7 @@ async function main(): Promise<void> {
       note(
         'store',
         await time(async () => {
-          chunks = (await store.storeStream(pieces(data) as unknown as AsyncIterable<Buffer>)).chunks.length;
+          chunks = (await store.storeStream(pieces(data))).chunks.length;
           stats.packs = (await store.commit()).packs.length;
         }),
       );
@@ -134,7 +134,7 @@ async function main(): Promise<void> {
       note(
         'store again',
         await time(async () => {
-          stats.newChunksAgain = (await store.storeStream(pieces(data) as unknown as AsyncIterable<Buffer>)).newChunks;
+          stats.newChunksAgain = (await store.storeStream(pieces(data))).newChunks;
           await store.commit();
         }),
       );

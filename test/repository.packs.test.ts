@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CdcParams } from '../src/repository/cdc.js';
 import { ChunkIndex } from '../src/repository/chunk-index.js';
@@ -14,6 +15,8 @@ import { readChunks, readPackContents, type ChunkLocation } from '../src/reposit
 import { PackWriter } from '../src/repository/pack-writer.js';
 import { listPacks, rebuildIndexFromPacks } from '../src/repository/rebuild.js';
 import { LocalFolderTarget } from '../src/targets/local.js';
+import { shareError } from '../src/targets/share-errors.js';
+import type { WriteOptions } from '../src/targets/target.js';
 import { rejected, thrown } from './support/errors.js';
 import { inPieces, pseudoRandomBytes } from './support/pseudo-random.js';
 
@@ -92,8 +95,44 @@ describe('chunk store', () => {
 
   it('stores a chunk that repeats within one stream once', async () => {
     const block = pseudoRandomBytes('repeat', 200_000);
-    const stored = await newStore().storeStream(inPieces(Buffer.concat([block, block, block, block]), 65_536));
+    const store = newStore();
+    const stored = await store.storeStream(inPieces(Buffer.concat([block, block, block, block]), 65_536));
+    const { packs } = await store.commit();
     expect(stored.newChunks).toBeLessThan(stored.chunks.length);
+    expect(packs.flatMap((p) => p.entries).length).toBe(stored.newChunks);
+    expect(new Set(packs.flatMap((p) => p.entries.map((e) => e.chunkId.toString('hex')))).size).toBe(stored.newChunks);
+  });
+
+  it('streams: what it has read runs ahead of what reached the share by a few MiB at most, however long the input', async () => {
+    class CountingShare extends LocalFolderTarget {
+      stored = 0;
+      override write(p: string, data: Readable, options?: WriteOptions): Promise<{ bytes: number }> {
+        const count = new Transform({
+          transform: (piece: Buffer, _enc, done) => {
+            this.stored += piece.length;
+            done(null, piece);
+          },
+        });
+        return super.write(p, data.pipe(count), options);
+      }
+    }
+    const share = new CountingShare(dir);
+    const store = new ChunkStore(share, layout, keys, new ChunkIndex(), { packBytes: 4 << 20 });
+    let read = 0;
+    let worstLag = 0;
+    async function* source(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < 64; i++) {
+        worstLag = Math.max(worstLag, read - share.stored);
+        const piece = pseudoRandomBytes(`stream ${i}`, 1 << 20); // does not compress: stored bytes track read bytes
+        read += piece.length;
+        yield piece;
+      }
+    }
+    await store.storeStream(source());
+    await store.commit();
+    expect(share.stored).toBeGreaterThan(64 << 20);
+    // one chunk being cut (≤ 4 MiB), one being sealed, the pack stream's 1 MiB buffer, one piece
+    expect(worstLag).toBeLessThanOrEqual(12 << 20);
   });
 
   it('rolls to a new pack at the size limit and leaves no pending file behind', async () => {
@@ -104,6 +143,24 @@ describe('chunk store', () => {
     for (const p of packs) expect(p.size <= PACK_BYTES + MAX_PACK_TAIL_BYTES || p.entries.length === 1).toBe(true);
     const files = (await target.listTree(layout.packsFolder)).filter((e) => !e.isDirectory);
     expect(files.map((f) => layout.packHashOf(f.path)).sort()).toEqual(packs.map((p) => p.hash).sort());
+  });
+});
+
+describe('pack writer on a failing share', () => {
+  it('passes the share error on, and leaves neither a pack nor a pending file', async () => {
+    class FullShare extends LocalFolderTarget {
+      override async write(p: string, data: Readable, options?: WriteOptions): Promise<{ bytes: number }> {
+        if (!p.includes('.pending-')) return super.write(p, data, options);
+        let seen = 0;
+        for await (const piece of data) if ((seen += (piece as Buffer).length) > 100_000) break;
+        throw shareError('ShareCapacity', 'The share is full (test).', { targetObject: p });
+      }
+    }
+    const store = new ChunkStore(new FullShare(dir), layout, keys, new ChunkIndex(), { params: SMALL, packBytes: PACK_BYTES });
+    const err = await rejected(store.storeStream(inPieces(pseudoRandomBytes('full', 1 << 20), 65_536)).then(() => store.commit()));
+    expect(err.alertType).toBe('ShareCapacity');
+    await store.abort();
+    expect((await target.listTree(layout.packsFolder)).filter((e) => !e.isDirectory)).toEqual([]);
   });
 });
 

@@ -45,7 +45,7 @@ export class ChunkStore {
     this.writer = new PackWriter(target, layout, keys, opts);
   }
 
-  async storeStream(source: AsyncIterable<Buffer>): Promise<StoredStream> {
+  async storeStream(source: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<StoredStream> {
     const chunker = new ContentChunker({ gear: this.gear, params: this.opts.params, implementation: this.opts.implementation });
     const result: StoredStream = { chunks: [], bytes: 0, newChunks: 0, newBytes: 0 };
     const out: Buffer[] = [];

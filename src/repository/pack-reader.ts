@@ -46,8 +46,10 @@ export async function* scanPack(
   let pos = 0;
   let next = 0;
   let parts: Buffer[] = [];
+  // Pieces are kept (the tail, a blob's parts) and never handed back to a RecyclingReadable, so
+  // the target never reads into them again: no copy is needed.
   for await (const chunk of await target.read(layout.packPath(hash))) {
-    const piece = Buffer.from(chunk as Buffer); // a copy: the target may recycle its buffers
+    const piece = chunk as Buffer;
     digest.update(piece);
     if (header.length < PACK_HEADER_BYTES) header = Buffer.concat([header, piece.subarray(0, PACK_HEADER_BYTES - header.length)]);
     const end = pos + piece.length;
