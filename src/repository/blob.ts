@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
 import binding from 'zstd-napi/binding.js';
+import { decompressionError } from '../pipeline/zstd-codec.js';
 import { chunkIdOf, CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
 import { chunkNotAuthentic } from './errors.js';
 
@@ -79,28 +80,29 @@ export function openBlob(keys: RepositoryKeys, chunkId: Buffer, blob: Buffer, pa
   const body = payload.subarray(1);
   let plaintext: Buffer;
   if (codec === CODEC_STORED) plaintext = body;
-  else if (codec === CODEC_ZSTD) plaintext = decompress(body, fail);
+  else if (codec === CODEC_ZSTD) plaintext = decompress(body);
   else throw fail(`unknown codec ${String(codec)}`);
   if (expectedLength !== undefined && plaintext.length !== expectedLength) throw fail(`it holds ${plaintext.length} bytes, not ${expectedLength}`);
   if (!timingSafeEqual(chunkIdOf(keys, plaintext), chunkId)) throw fail('its contents do not hash to its id');
   return plaintext;
 }
 
-function decompress(body: Buffer, fail: (detail: string, cause?: unknown) => Error): Buffer {
+/** A body that authenticated but does not decompress was bad before it was sealed: DecompressionFailed. */
+function decompress(body: Buffer): Buffer {
   let size: number | null;
   try {
     size = binding.getFrameContentSize(body);
   } catch (cause) {
-    throw fail('the compressed body is not a zstd frame', cause);
+    throw decompressionError('the chunk is not a zstd frame', cause);
   }
-  if (size === null || size > MAX_CHUNK_BYTES) throw fail('the compressed body does not declare a usable size');
+  if (size === null || size > MAX_CHUNK_BYTES) throw decompressionError('the chunk does not declare a usable size');
   const out = Buffer.allocUnsafe(size);
   let n: number;
   try {
     n = binding.decompress(out, body);
   } catch (cause) {
-    throw fail('the compressed body does not decompress', cause);
+    throw decompressionError('the chunk does not decompress', cause);
   }
-  if (n !== size) throw fail('the compressed body is shorter than it declares');
+  if (n !== size) throw decompressionError('the chunk is shorter than its frame declares');
   return out;
 }
