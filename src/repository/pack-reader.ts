@@ -85,7 +85,11 @@ export async function readPackContents(target: Target, layout: RepositoryLayout,
   }
 }
 
-/** Opens chunks of one pack, streaming it once; every one is authenticated as its id. */
+/**
+ * Opens the chunks at `locations`, streaming each pack they lie in once; every one is
+ * authenticated as its id. Holds them all in memory: for checks and small reads. A restore
+ * streams scanPack per pack instead and writes chunks as they come.
+ */
 export async function readChunks(
   target: Target,
   layout: RepositoryLayout,
@@ -93,7 +97,11 @@ export async function readChunks(
   locations: readonly ChunkLocation[],
 ): Promise<Map<string, Buffer>> {
   const byPack = new Map<string, ChunkLocation[]>();
-  for (const loc of locations) byPack.set(loc.pack, [...(byPack.get(loc.pack) ?? []), loc]);
+  for (const loc of locations) {
+    const list = byPack.get(loc.pack);
+    if (list) list.push(loc);
+    else byPack.set(loc.pack, [loc]);
+  }
   const out = new Map<string, Buffer>();
   for (const [pack, wanted] of byPack) {
     for await (const { entry, plaintext } of scanPack(target, layout, pack, { keys, wanted })) out.set(entry.chunkId.toString('hex'), plaintext);
