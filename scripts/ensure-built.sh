@@ -8,7 +8,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund >&2
 fi
 # npm ci compiles our addons; a node_modules from before one of them existed did not.
-for addon in malloc-tuning posix-spawn aes-gcm rename-exchange; do
+for addon in malloc-tuning posix-spawn aes-gcm rename-exchange content-cut; do
   built=src/native/build/Release/${addon/-/_}.node
   if [ ! -f "$built" ] || [ "src/native/$addon.c" -nt "$built" ]; then
     npm run --silent install >&2

@@ -19,6 +19,11 @@
       "target_name": "rename_exchange",
       "sources": ["rename-exchange.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
+      "target_name": "content_cut",
+      "sources": ["content-cut.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]
 }

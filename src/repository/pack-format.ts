@@ -1,0 +1,117 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { CHUNK_ID_BYTES } from './keys.js';
+import { packDamaged } from './errors.js';
+import { BLOB_OVERHEAD } from './blob.js';
+
+/**
+ * A pack file (all integers big-endian):
+ *
+ *   pack    = header || blob[0] || … || blob[n-1] || toc || trailer                1 ≤ n ≤ 16384
+ *   header  = 16 bytes: "AZS-PACK" || version 0x01 || suite 0x01 (AES-256-GCM) || 6 zero bytes
+ *   blob[i] = see blob.ts, at offset_i; offset_0 = 16, offset_{i+1} = offset_i + length_i,
+ *             and the toc starts where blob[n-1] ends
+ *   toc     = nonce (12 random) || AES-256-GCM(K_toc, nonce, aad = header || trailer, tocPlain) || tag (16)
+ *   tocPlain = uint32 n || entry[0] || … || entry[n-1]
+ *   entry   = chunkId (32) || uint32 offset || uint32 length (stored bytes) || uint32 plaintext length
+ *   trailer = 12 bytes: uint32 toc length (bytes, nonce and tag included) || "AZS-PEND"
+ *
+ * The table of contents is what makes the index rebuildable from packs alone; it is encrypted so
+ * the share does not learn the chunks' ids or lengths. A pack's name is the SHA-256 of all its bytes.
+ */
+export const PACK_MAGIC = Buffer.from('AZS-PACK', 'ascii');
+export const PACK_END_MAGIC = Buffer.from('AZS-PEND', 'ascii');
+export const PACK_HEADER_BYTES = 16;
+export const PACK_TRAILER_BYTES = 12;
+export const PACK_TOC_ENTRY_BYTES = CHUNK_ID_BYTES + 12;
+export const MAX_PACK_ENTRIES = 16384;
+const TOC_OVERHEAD = 12 + 16;
+/** The most a pack's tail (toc and trailer) can take: what a reader keeps while it streams a pack. */
+export const MAX_PACK_TAIL_BYTES = TOC_OVERHEAD + 4 + MAX_PACK_ENTRIES * PACK_TOC_ENTRY_BYTES + PACK_TRAILER_BYTES;
+const VERSION = 1;
+const SUITE_AES256GCM = 1;
+
+export interface PackEntry {
+  chunkId: Buffer;
+  offset: number;
+  length: number;
+  plaintextLength: number;
+}
+
+export function packHeader(): Buffer {
+  const header = Buffer.alloc(PACK_HEADER_BYTES);
+  PACK_MAGIC.copy(header, 0);
+  header[8] = VERSION;
+  header[9] = SUITE_AES256GCM;
+  return header;
+}
+
+function trailerFor(tocLength: number): Buffer {
+  const trailer = Buffer.alloc(PACK_TRAILER_BYTES);
+  trailer.writeUInt32BE(tocLength, 0);
+  PACK_END_MAGIC.copy(trailer, 4);
+  return trailer;
+}
+
+/** The toc and trailer that end a pack holding `entries` (in offset order). */
+export function packTail(tocKey: Buffer, entries: readonly PackEntry[]): Buffer {
+  const plain = Buffer.alloc(4 + entries.length * PACK_TOC_ENTRY_BYTES);
+  plain.writeUInt32BE(entries.length, 0);
+  entries.forEach((e, i) => {
+    const at = 4 + i * PACK_TOC_ENTRY_BYTES;
+    e.chunkId.copy(plain, at);
+    plain.writeUInt32BE(e.offset, at + 32);
+    plain.writeUInt32BE(e.length, at + 36);
+    plain.writeUInt32BE(e.plaintextLength, at + 40);
+  });
+  const trailer = trailerFor(plain.length + TOC_OVERHEAD);
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', tocKey, nonce);
+  cipher.setAAD(Buffer.concat([packHeader(), trailer]));
+  const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+  return Buffer.concat([nonce, body, cipher.getAuthTag(), trailer]);
+}
+
+/**
+ * The entries of a pack of `size` bytes from its first 16 bytes and its last bytes (`tail`, at
+ * least the toc and trailer). Checks the header, the toc's authenticity and that the entries tile
+ * the pack from the header to the toc with nothing between them.
+ */
+export function parsePackTail(tocKey: Buffer, pack: string, header: Buffer, tail: Buffer, size: number): PackEntry[] {
+  if (header.length < PACK_HEADER_BYTES || !header.subarray(0, 8).equals(PACK_MAGIC)) throw packDamaged(pack, 'it does not start with AZS-PACK');
+  if (header[8] !== VERSION || header[9] !== SUITE_AES256GCM) throw packDamaged(pack, `version ${header[8]}, suite ${header[9]} is not one this version reads`);
+  if (tail.length < PACK_TRAILER_BYTES || !tail.subarray(tail.length - 8).equals(PACK_END_MAGIC)) throw packDamaged(pack, 'it does not end with AZS-PEND');
+  const trailer = tail.subarray(tail.length - PACK_TRAILER_BYTES);
+  const tocLength = trailer.readUInt32BE(0);
+  const tocStart = size - PACK_TRAILER_BYTES - tocLength;
+  if (tocLength < TOC_OVERHEAD + 4 || tocLength + PACK_TRAILER_BYTES > tail.length || tocStart < PACK_HEADER_BYTES) {
+    throw packDamaged(pack, 'its table of contents has an impossible length');
+  }
+  const toc = tail.subarray(tail.length - PACK_TRAILER_BYTES - tocLength, tail.length - PACK_TRAILER_BYTES);
+  let plain: Buffer;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', tocKey, toc.subarray(0, 12));
+    decipher.setAAD(Buffer.concat([header.subarray(0, PACK_HEADER_BYTES), trailer]));
+    decipher.setAuthTag(toc.subarray(toc.length - 16));
+    plain = Buffer.concat([decipher.update(toc.subarray(12, toc.length - 16)), decipher.final()]);
+  } catch (cause) {
+    throw packDamaged(pack, 'its table of contents does not authenticate (changed, or not made with this repository key)', cause);
+  }
+  const count = plain.readUInt32BE(0);
+  if (count < 1 || count > MAX_PACK_ENTRIES || plain.length !== 4 + count * PACK_TOC_ENTRY_BYTES) throw packDamaged(pack, 'its table of contents is malformed');
+  const entries: PackEntry[] = [];
+  let expected = PACK_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    const at = 4 + i * PACK_TOC_ENTRY_BYTES;
+    const entry: PackEntry = {
+      chunkId: Buffer.from(plain.subarray(at, at + 32)),
+      offset: plain.readUInt32BE(at + 32),
+      length: plain.readUInt32BE(at + 36),
+      plaintextLength: plain.readUInt32BE(at + 40),
+    };
+    if (entry.offset !== expected || entry.length < BLOB_OVERHEAD) throw packDamaged(pack, `entry ${i} of its table of contents does not follow the one before it`);
+    expected += entry.length;
+    entries.push(entry);
+  }
+  if (expected !== tocStart) throw packDamaged(pack, 'its blobs do not end where its table of contents starts');
+  return entries;
+}

@@ -1,0 +1,136 @@
+import { createHash, type Hash } from 'node:crypto';
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import type { Target } from '../targets/target.js';
+import { BlobSealer } from './blob.js';
+import type { RepositoryKeys } from './keys.js';
+import type { RepositoryLayout } from './layout.js';
+import { MAX_PACK_ENTRIES, packHeader, packTail, type PackEntry } from './pack-format.js';
+
+export interface PackWriterOptions {
+  /** A pack is closed once it holds this many bytes (or would exceed it with the next blob). */
+  packBytes?: number;
+  /** zstd level of each chunk. */
+  compressionLevel?: number;
+}
+
+export const DEFAULT_PACK_BYTES = 32 * 1024 * 1024;
+
+/** A pack once committed under its final name, with what it holds. */
+export interface WrittenPack {
+  hash: string;
+  size: number;
+  entries: PackEntry[];
+}
+
+interface OpenPack {
+  path: string;
+  stream: PassThrough;
+  stored: Promise<unknown>;
+  failure: { error?: unknown };
+  hash: Hash;
+  size: number;
+  entries: PackEntry[];
+}
+
+/**
+ * Writes chunks into packs through a Target: each pack is streamed to a pending name while it
+ * fills (memory: the stream's buffer and one sealed chunk), and renamed to the SHA-256 of its
+ * bytes once complete, so a pack under its final name is always whole, and never changes.
+ */
+export class PackWriter {
+  private readonly sealer: BlobSealer;
+  private readonly packBytes: number;
+  private current: OpenPack | undefined;
+  private readonly pendingIds = new Set<string>();
+  private written: WrittenPack[] = [];
+
+  constructor(
+    private readonly target: Target,
+    private readonly layout: RepositoryLayout,
+    private readonly keys: RepositoryKeys,
+    opts: PackWriterOptions = {},
+  ) {
+    this.sealer = new BlobSealer(keys, opts.compressionLevel ?? 1);
+    this.packBytes = opts.packBytes ?? DEFAULT_PACK_BYTES;
+  }
+
+  /** True when this writer already took the chunk (in a pack not yet handed out by takeWritten). */
+  has(chunkId: Buffer): boolean {
+    return this.pendingIds.has(chunkId.toString('hex'));
+  }
+
+  /** Adds a chunk (callers dedup: a chunk given twice is stored twice). */
+  async add(chunkId: Buffer, plaintext: Buffer): Promise<void> {
+    const pieces = this.sealer.seal(chunkId, plaintext);
+    const length = pieces.reduce((n, p) => n + p.length, 0);
+    if (this.current && (this.current.size + length > this.packBytes || this.current.entries.length >= MAX_PACK_ENTRIES)) await this.close();
+    const pack = this.current ?? (await this.open());
+    pack.entries.push({ chunkId: Buffer.from(chunkId), offset: pack.size, length, plaintextLength: plaintext.length });
+    this.pendingIds.add(chunkId.toString('hex'));
+    for (const piece of pieces) await this.put(pack, piece);
+  }
+
+  /** Closes the open pack, if any, and returns every pack committed since the last call. */
+  async flush(): Promise<WrittenPack[]> {
+    if (this.current) await this.close();
+    const written = this.written;
+    this.written = [];
+    for (const pack of written) for (const e of pack.entries) this.pendingIds.delete(e.chunkId.toString('hex'));
+    return written;
+  }
+
+  /** Drops the open pack (its pending file is deleted where possible; prune removes leftovers). */
+  async abort(): Promise<void> {
+    const pack = this.current;
+    this.current = undefined;
+    if (!pack) return;
+    pack.stream.destroy();
+    await pack.stored.catch(() => undefined);
+    await this.target.delete(pack.path).catch(() => undefined);
+  }
+
+  private async open(): Promise<OpenPack> {
+    const path = this.layout.pendingPackPath();
+    const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const failure: { error?: unknown } = {};
+    const stored = this.target.write(path, stream, { atomic: false });
+    stored.catch((error: unknown) => {
+      failure.error = error;
+      stream.destroy();
+    });
+    const pack: OpenPack = { path, stream, stored, failure, hash: createHash('sha256'), size: 0, entries: [] };
+    this.current = pack;
+    await this.put(pack, packHeader());
+    return pack;
+  }
+
+  private async put(pack: OpenPack, piece: Buffer): Promise<void> {
+    if (pack.failure.error) throw pack.failure.error;
+    pack.hash.update(piece);
+    pack.size += piece.length;
+    if (!pack.stream.write(piece)) {
+      await Promise.race([once(pack.stream, 'drain'), pack.stored.then(() => undefined)]).catch(() => undefined);
+      if (pack.failure.error) throw pack.failure.error;
+    }
+  }
+
+  private async close(): Promise<void> {
+    const pack = this.current!;
+    this.current = undefined;
+    try {
+      await this.put(pack, packTail(this.keys.toc, pack.entries));
+      pack.stream.end();
+      await pack.stored;
+      const hash = pack.hash.digest('hex');
+      const final = this.layout.packPath(hash);
+      await this.target.rename(pack.path, final);
+      this.written.push({ hash, size: pack.size, entries: pack.entries });
+    } catch (error) {
+      pack.stream.destroy();
+      await this.target.delete(pack.path).catch(() => undefined);
+      for (const e of pack.entries) this.pendingIds.delete(e.chunkId.toString('hex'));
+      throw error;
+    }
+  }
+}

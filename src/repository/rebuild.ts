@@ -1,0 +1,29 @@
+import type { Target } from '../targets/target.js';
+import { ChunkIndex } from './chunk-index.js';
+import type { RepositoryKeys } from './keys.js';
+import type { RepositoryLayout } from './layout.js';
+import { readPackContents } from './pack-reader.js';
+
+/** The committed packs on the target, by hash (pending packs and stray files are not listed). */
+export async function listPacks(target: Target, layout: RepositoryLayout): Promise<string[]> {
+  const tree = await target.listTree(layout.packsFolder);
+  return tree
+    .filter((e) => !e.isDirectory)
+    .map((e) => layout.packHashOf(e.path))
+    .filter((h): h is string => h !== undefined)
+    .sort();
+}
+
+/**
+ * The index rebuilt from the packs alone: each pack is streamed once, checked against its name,
+ * and its authenticated table of contents added. Throws PackDamaged on the first damaged pack, so
+ * a rebuild never silently drops chunks; the caller decides whether to go on without that pack.
+ */
+export async function rebuildIndexFromPacks(target: Target, layout: RepositoryLayout, keys: RepositoryKeys): Promise<ChunkIndex> {
+  const index = new ChunkIndex();
+  for (const pack of await listPacks(target, layout)) {
+    const { entries } = await readPackContents(target, layout, pack, keys);
+    for (const entry of entries!) index.add({ ...entry, pack });
+  }
+  return index;
+}
