@@ -1,6 +1,6 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import { ConfigStore } from '../src/config/store.js';
-import { acquireJobLock } from '../src/engine/job-lock.js';
+import { acquireJobLock } from '../src/engine/job.js';
 import { JobStore } from '../src/engine/job-store.js';
 import { runPrune } from '../src/engine/prune.js';
 import { openShare, shareAccess } from '../src/session/session.js';

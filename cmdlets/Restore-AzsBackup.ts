@@ -1,7 +1,7 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import { ConfigStore } from '../src/config/store.js';
 import { registeredRole } from '../src/engine/backup-job.js';
-import { acquireJobLock } from '../src/engine/job-lock.js';
+import { acquireJobLock } from '../src/engine/job.js';
 import { runRestore } from '../src/engine/restore.js';
 import { decryptionMaterial, openShare, shareAccess, shareParameters, type DecryptionParameters } from '../src/session/session.js';
 

@@ -2,7 +2,7 @@ import type { Cmdlet } from '../src/host/cmdlet.js';
 import { unauthenticatedCertificateWarning } from '../src/crypto/certificate-authentication.js';
 import { ConfigStore } from '../src/config/store.js';
 import { isAzsError } from '../src/errors.js';
-import { acquireJobLock } from '../src/engine/job-lock.js';
+import { acquireJobLock } from '../src/engine/job.js';
 import { backupsToRewrap, rewrapBackup } from '../src/engine/rewrap.js';
 import {
   configuredRecipient, decryptionMaterial, openShare, shareAccess, type DecryptionParameters,

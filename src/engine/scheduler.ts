@@ -4,7 +4,7 @@ import type { ProgressReporter } from '../progress.js';
 import { openShare, shareAccess } from '../session/session.js';
 import { runBackupJob, type BackupJobOptions } from './backup-job.js';
 import type { BackupOutcome } from './backup.js';
-import { acquireJobLock } from './job-lock.js';
+import { acquireJobLock } from './job.js';
 import { JobStore } from './job-store.js';
 import { runPrune } from './prune.js';
 
