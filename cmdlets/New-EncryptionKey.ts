@@ -1,5 +1,6 @@
 import { basename, resolve } from 'node:path';
 import type { Cmdlet } from '../src/host/cmdlet.js';
+import type { NewEncryptionKeyParameters } from './generated/parameters.js';
 import { AzsError, usageError } from '../src/errors.js';
 import { writeFileWhole } from '../src/fs/durable-write.js';
 import { fileError, kernelTreeOf } from '../src/io/bounded-read.js';
@@ -8,7 +9,7 @@ import { fileError, kernelTreeOf } from '../src/io/bounded-read.js';
  * Makes a symmetric key (64 random bytes, Base64) or, with -Certificate, a self-signed RSA
  * certificate (.cer, public) and its .pfx protected by a password (private).
  */
-const newEncryptionKey: Cmdlet = async ({ params, shouldProcess }) => {
+const newEncryptionKey: Cmdlet<NewEncryptionKeyParameters> = async ({ params, shouldProcess }) => {
   const write = (path: string, data: string | Buffer, mode: number, what: string) => {
     const where = { what, remediation: `Give a path in an existing folder that this account may write, e.g. ./${basename(path)}; create the folder first if needed.` };
     const kernel = kernelTreeOf(path);
@@ -26,15 +27,15 @@ const newEncryptionKey: Cmdlet = async ({ params, shouldProcess }) => {
     }
   };
   if (params.Certificate) {
-    const cerPath = resolve(params.CertificatePath as string);
-    const pfxPath = resolve(params.PfxPath as string);
+    const cerPath = resolve(params.CertificatePath!);
+    const pfxPath = resolve(params.PfxPath!);
     if (!(await shouldProcess(`${cerPath}, ${pfxPath}`, 'Create an encryption certificate'))) return;
     const { createCertificate } = await import('../src/crypto/certificate.js');
     const { cer, pfx, info } = createCertificate({
-      subject: params.Subject as string | undefined,
-      keySize: params.KeySize as 3072 | 4096 | undefined,
-      validityDays: params.ValidityDays as number | undefined,
-      pfxPassword: params.PfxPassword as string,
+      subject: params.Subject,
+      keySize: params.KeySize,
+      validityDays: params.ValidityDays,
+      pfxPassword: params.PfxPassword!,
     });
     write(cerPath, cer, 0o644, 'certificate file');
     write(pfxPath, pfx, 0o600, '.pfx file');
@@ -43,7 +44,7 @@ const newEncryptionKey: Cmdlet = async ({ params, shouldProcess }) => {
       KeySize: info.keySize, NotBefore: info.notBefore, NotAfter: info.notAfter, CertificatePath: cerPath, PfxPath: pfxPath,
     };
   }
-  const keyPath = params.KeyPath === undefined ? undefined : resolve(params.KeyPath as string);
+  const keyPath = params.KeyPath === undefined ? undefined : resolve(params.KeyPath);
   if (keyPath && !(await shouldProcess(keyPath, 'Create an encryption key'))) return;
   const { generateSymmetricKey, parseSymmetricKey, symmetricKeyId } = await import('../src/crypto/symmetric-key.js');
   const key = generateSymmetricKey();

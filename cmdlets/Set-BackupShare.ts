@@ -1,4 +1,5 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
+import type { SetBackupShareParameters } from './generated/parameters.js';
 import { unauthenticatedCertificateWarning } from '../src/crypto/certificate-authentication.js';
 import { AzsError, usageError } from '../src/errors.js';
 import type { AlertSinks } from '../src/alerts/sinks.js';
@@ -13,7 +14,7 @@ import {
  * Configures the backup location: path, credential, encryption key or certificate, and scheduler;
  * validates access unless -SkipValidation. Key → certificate is allowed; certificate → key is not.
  */
-const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secretsFromEnvironment, writeWarning }) => {
+const setBackupShare: Cmdlet<SetBackupShareParameters> = async ({ params: given, home, shouldProcess, secretsFromEnvironment, writeWarning }) => {
   shareParameters(given, secretsFromEnvironment);
   const store = new ConfigStore(home);
   const current = store.read();
@@ -21,9 +22,9 @@ const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secr
   // never replaces a configured key or certificate unless -EncryptionKey is named, nor clashes
   // with a certificate given now.
   const keyFromEnvironment = secretsFromEnvironment?.has('EncryptionKey') && (current.encryption !== undefined || given.EncryptionCertPath !== undefined);
-  const params = keyFromEnvironment ? { ...given, EncryptionKey: undefined } : given;
-  const encryption = await chooseEncryption(store, current, params.EncryptionKey as string | undefined, params.EncryptionCertPath as string | undefined, pfxOf(params));
-  const path = (params.Path as string | undefined) ?? current.share?.path;
+  const params: SetBackupShareParameters = keyFromEnvironment ? { ...given, EncryptionKey: undefined } : given;
+  const encryption = await chooseEncryption(store, current, params.EncryptionKey, params.EncryptionCertPath, pfxOf(params));
+  const path = params.Path ?? current.share?.path;
   if (!path) throw notConfigured('share');
   const givesCredential = params.Credential !== undefined || params.UserName !== undefined || params.StorageAccountKey !== undefined || params.SasToken !== undefined;
   const access = shareAccess(store, { ...shareParameters(params, secretsFromEnvironment), Path: path }, current);
@@ -46,7 +47,7 @@ const setBackupShare: Cmdlet = async ({ params: given, home, shouldProcess, secr
     share: shareGiven || !base.share ? share : base.share,
     encryption: encryptionGiven || !base.encryption ? encryption : base.encryption,
     scheduler: scheduler(base.scheduler, params),
-    alertSinks: alertSinks(base.alertSinks, params.AlertCommand as string[] | undefined, params.AlertWebhookUri as string | undefined),
+    alertSinks: alertSinks(base.alertSinks, params.AlertCommand, params.AlertWebhookUri),
   });
   const next = apply(current);
   // -SkipValidation skips the trip to the server, not the syntax: a path or account that could
@@ -94,14 +95,14 @@ async function warnOfOldBackups(before: EncryptionSettings | undefined, after: E
 }
 
 /** Given values replace the current ones; turning the scheduler on starts the BackupOverdue count. */
-function scheduler(current: StoredConfig['scheduler'], params: Record<string, unknown>): StoredConfig['scheduler'] {
-  const enabled = (params.IsBackupSchedulerEnabled as boolean | undefined) ?? current.enabled;
+function scheduler(current: StoredConfig['scheduler'], params: SetBackupShareParameters): StoredConfig['scheduler'] {
+  const enabled = params.IsBackupSchedulerEnabled ?? current.enabled;
   const enabledAt = !enabled ? undefined : current.enabled ? current.enabledAt : new Date().toISOString();
   return {
     enabled,
     ...(enabledAt ? { enabledAt } : {}),
-    frequencyInHours: (params.BackupFrequencyInHours as number | undefined) ?? current.frequencyInHours,
-    retentionPeriodInDays: (params.BackupRetentionPeriodInDays as number | undefined) ?? current.retentionPeriodInDays,
+    frequencyInHours: params.BackupFrequencyInHours ?? current.frequencyInHours,
+    retentionPeriodInDays: params.BackupRetentionPeriodInDays ?? current.retentionPeriodInDays,
   };
 }
 
@@ -121,12 +122,12 @@ interface PfxGiven {
   password: string;
 }
 
-function pfxOf(params: Record<string, unknown>): PfxGiven | undefined {
+function pfxOf(params: SetBackupShareParameters): PfxGiven | undefined {
   if (params.DecryptionCertPath === undefined) {
     if (params.DecryptionCertPassword !== undefined) throw usageError('-DecryptionCertPassword goes with -DecryptionCertPath.', 'PfxPathMissing');
     return undefined;
   }
-  return { path: params.DecryptionCertPath as string, password: (params.DecryptionCertPassword as string | undefined) ?? '' };
+  return { path: params.DecryptionCertPath, password: params.DecryptionCertPassword ?? '' };
 }
 
 async function chooseEncryption(store: ConfigStore, current: StoredConfig, key?: string, certPath?: string, pfx?: PfxGiven): Promise<EncryptionSettings> {

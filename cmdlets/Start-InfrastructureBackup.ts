@@ -1,4 +1,5 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
+import type { StartInfrastructureBackupParameters } from './generated/parameters.js';
 import { exitCodeOf } from '../src/engine/backup-record.js';
 import { startBackupInBackground } from '../src/engine/background-job.js';
 import { runBackupJob } from '../src/engine/backup-job.js';
@@ -7,8 +8,8 @@ import { runBackupJob } from '../src/engine/backup-job.js';
  * Runs one backup of all (or the named) roles and waits, showing progress; with -AsJob it queues
  * the backup in a background process and returns at once.
  */
-const startInfrastructureBackup: Cmdlet = async ({ params, home, progress, signal, shouldProcess, writeError, writeWarning, setExitCode }) => {
-  const roleNames = params.RoleName as string[] | undefined;
+const startInfrastructureBackup: Cmdlet<StartInfrastructureBackupParameters> = async ({ params, home, progress, signal, shouldProcess, writeError, writeWarning, setExitCode }) => {
+  const roleNames = params.RoleName;
   if (!(await shouldProcess(roleNames?.join(', ') ?? 'all roles', 'Back up'))) return;
   if (params.AsJob) return startBackupInBackground(home, roleNames);
   const { record, roleErrors, warnings } = await runBackupJob({ home, roleNames, progress, signal, warn: writeWarning });

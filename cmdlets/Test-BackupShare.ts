@@ -1,4 +1,5 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
+import type { TestBackupShareParameters } from './generated/parameters.js';
 import { AzsError } from '../src/errors.js';
 import { ConfigStore } from '../src/config/store.js';
 import { requiredCapacity } from '../src/session/capacity.js';
@@ -6,7 +7,7 @@ import { openShare, shareAccess, shareParameters } from '../src/session/session.
 import { checkShare } from '../src/targets/share-check.js';
 
 /** Reaches, authenticates, writes, reads and deletes a probe, and compares free space with what retention needs. */
-const testBackupShare: Cmdlet = async ({ params, secretsFromEnvironment, home, writeError, setExitCode }) => {
+const testBackupShare: Cmdlet<TestBackupShareParameters> = async ({ params, secretsFromEnvironment, home, writeError, setExitCode }) => {
   const store = new ConfigStore(home);
   const config = store.read();
   const result = await checkShare(await openShare(shareAccess(store, shareParameters(params, secretsFromEnvironment), config)), { requiredBytes: await requiredCapacity(config) });

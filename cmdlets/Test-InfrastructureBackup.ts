@@ -1,16 +1,17 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
+import type { TestInfrastructureBackupParameters } from './generated/parameters.js';
 import { AzsError } from '../src/errors.js';
 import { ConfigStore } from '../src/config/store.js';
 import { verifyBackup } from '../src/engine/verify.js';
-import { decryptionMaterial, openShare, shareAccess, shareParameters, type DecryptionParameters } from '../src/session/session.js';
+import { decryptionMaterial, openShare, shareAccess, shareParameters} from '../src/session/session.js';
 
 /**
  * Checks a backup without restoring it: without a key, every file against its recorded hash; with
  * the key or the .pfx, every chunk decrypted and authenticated.
  */
-const testInfrastructureBackup: Cmdlet = async ({ params, secretsFromEnvironment, home, progress, writeError, writeWarning, setExitCode }) => {
+const testInfrastructureBackup: Cmdlet<TestInfrastructureBackupParameters> = async ({ params, secretsFromEnvironment, home, progress, writeError, writeWarning, setExitCode }) => {
   const target = await openShare(shareAccess(new ConfigStore(home), shareParameters(params, secretsFromEnvironment)));
-  const result = await verifyBackup(target, params.Name as string, await decryptionMaterial(params as DecryptionParameters), progress,
+  const result = await verifyBackup(target, params.Name, await decryptionMaterial(params), progress,
     { allowUnauthenticated: params.AllowUnauthenticated === true });
   if (result.Authenticity === 'Unauthenticated') writeWarning(`Backup ${result.Name}: ${result.Checked}`);
   // The exit code first, so each error record says the code the command ends with.

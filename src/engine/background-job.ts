@@ -6,7 +6,7 @@ import { processStartTime } from '../config/file-lock.js';
 import { shareAccess } from '../session/session.js';
 import { queuedRecord, rolesToBackUp } from './backup-job.js';
 import type { BackupRecord } from './backup-record.js';
-import { acquireJobLock } from './job-lock.js';
+import { queueJob } from './job.js';
 import { JobStore } from './job-store.js';
 
 /**
@@ -20,8 +20,7 @@ export function startBackupInBackground(home: string, roleNames?: string[]): Bac
   const access = shareAccess(store, {}, config);
   const roles = rolesToBackUp(store, config, roleNames);
   const name = randomUUID();
-  const lock = acquireJobLock(home, `backup ${name}`);
-  try {
+  return queueJob(home, `backup ${name}`, (handOver) => {
     const runner = fileURLToPath(new URL('../engine/job-runner.js', import.meta.url));
     const child = spawn(process.execPath, [runner, name, ...(roleNames ?? [])], {
       detached: true,
@@ -30,11 +29,8 @@ export function startBackupInBackground(home: string, roleNames?: string[]): Bac
     });
     const record = queuedRecord(name, access.path, roles);
     new JobStore(home).save({ ...record, Pid: child.pid!, PidStartTime: processStartTime(child.pid!) });
-    lock.transferTo(child.pid!);
+    handOver(child.pid!);
     child.unref();
     return { ...record, RoleStatus: roles.map((r) => ({ RoleName: r.name, Provider: r.provider, Status: 'Queued', Size: 0, StoredSize: 0, Duration: 0, Error: null })) };
-  } catch (e) {
-    lock.release();
-    throw e;
-  }
+  });
 }

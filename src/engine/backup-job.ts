@@ -8,7 +8,7 @@ import type { ProgressReporter } from '../progress.js';
 import { configuredRecipient, openShare, shareAccess } from '../session/session.js';
 import { runBackup, type BackupOutcome } from './backup.js';
 import type { BackupRecord } from './backup-record.js';
-import { acquireJobLock } from './job-lock.js';
+import { runJob } from './job.js';
 import { JobStore, type JobRecord } from './job-store.js';
 
 /**
@@ -71,19 +71,25 @@ export function queuedRecord(name: string, sharePath: string, roles: RoleDefinit
 
 export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcome> {
   const store = new ConfigStore(opts.home);
-  let prepared: { config: StoredConfig; access: ReturnType<typeof shareAccess>; recipient: ReturnType<typeof configuredRecipient>; roles: RoleDefinition[] };
+  let prepared: PreparedBackup;
   try {
     const config = store.read();
     prepared = { config, access: shareAccess(store, {}, config), recipient: configuredRecipient(store, config), roles: rolesToBackUp(store, config, opts.roleNames) };
   } catch (e) {
     // A queued job (-AsJob) whose configuration changed before it started: nobody reads its
     // output, so its record and an alert say why, and the lock it was handed is let go.
-    if (opts.lock && opts.name) await failQueuedJob(opts.home, opts.name, e).finally(() => opts.lock!.release());
+    const { lock, name } = opts;
+    if (lock && name) await runJob(opts.home, `backup ${name}`, () => failQueuedJob(opts.home, name, e), lock);
     throw e;
   }
-  const { config, access, recipient, roles } = prepared;
   const name = opts.name ?? randomUUID();
-  const lock = opts.lock ?? acquireJobLock(opts.home, `backup ${name}`);
+  return runJob(opts.home, `backup ${name}`, () => recordedBackup(opts, store, prepared, name), opts.lock);
+}
+
+type PreparedBackup = { config: StoredConfig; access: ReturnType<typeof shareAccess>; recipient: ReturnType<typeof configuredRecipient>; roles: RoleDefinition[] };
+
+/** The backup under the job lock: its job record kept current, the alerts its outcome raises or closes, the last backup noted. */
+async function recordedBackup(opts: BackupJobOptions, store: ConfigStore, { config, access, recipient, roles }: PreparedBackup, name: string): Promise<BackupOutcome> {
   const jobs = new JobStore(opts.home);
   const alerts = new AlertStore(opts.home, config.alertSinks, opts.warn);
   const mine = { Pid: process.pid, PidStartTime: processStartTime(process.pid) };
@@ -94,42 +100,38 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
     jobs.save({ ...record, ...mine });
   };
   const started = queuedRecord(name, access.path, roles);
+  save({ ...started, Status: 'Running' }, true);
+  let outcome: BackupOutcome;
   try {
-    save({ ...started, Status: 'Running' }, true);
-    let outcome: BackupOutcome;
-    try {
-      const target = await openShare(access);
-      outcome = await runBackup({
-        target, sharePath: access.path, recipient, roles, progress: opts.progress, signal: opts.signal, name, privateDir: access.privateDir,
-        onUpdate: (r) => save(r),
-        onDataFlowing: () => store.prepareUpdate(),
-      });
-    } catch (e) {
-      const error = isAzsError(e) ? e : new AzsError(`The backup failed: ${(e as Error).message}`, { errorId: 'BackupFailed', category: 'NotSpecified', cause: e });
-      save({ ...started, Status: 'Failed', Progress: error.message }, true);
-      await alerts.raise(error.alertType ?? 'BackupGeneral', `Backup ${name} failed: ${error.message}`, name);
-      throw error;
-    }
-    const { record } = outcome;
-    save({ ...record, Progress: null }, true);
-    // Only a backup on the share proves the share usable and the backups current again; one whose
-    // every role failed wrote nothing there.
-    if (record.Status !== 'Failed') await alerts.close([...shareAlertTypes, 'BackupOverdue']);
-    if (record.Status === 'Succeeded') {
-      await alerts.close(['BackupGeneral']);
-    } else {
-      const failed = record.RoleStatus.filter((r) => r.Status === 'Failed').map((r) => `${r.RoleName}: ${r.Error}`);
-      await alerts.raise('BackupGeneral', `Backup ${name} ${record.Status === 'Failed' ? 'failed' : 'partly failed'}. ${failed.join(' ')}`, name);
-    }
-    await store.update((c) => ({
-      ...c,
-      lastBackupTime: record.CreatedDateTime,
-      ...(record.Status !== 'Failed' ? { lastSuccessfulBackupTime: record.CreatedDateTime, lastBackupSize: record.Size } : {}),
-    }));
-    return outcome;
-  } finally {
-    lock.release();
+    const target = await openShare(access);
+    outcome = await runBackup({
+      target, sharePath: access.path, recipient, roles, progress: opts.progress, signal: opts.signal, name, privateDir: access.privateDir,
+      onUpdate: (r) => save(r),
+      onDataFlowing: () => store.prepareUpdate(),
+    });
+  } catch (e) {
+    const error = isAzsError(e) ? e : new AzsError(`The backup failed: ${(e as Error).message}`, { errorId: 'BackupFailed', category: 'NotSpecified', cause: e });
+    save({ ...started, Status: 'Failed', Progress: error.message }, true);
+    await alerts.raise(error.alertType ?? 'BackupGeneral', `Backup ${name} failed: ${error.message}`, name);
+    throw error;
   }
+  const { record } = outcome;
+  save({ ...record, Progress: null }, true);
+  // Only a backup on the share proves the share usable and the backups current again; one whose
+  // every role failed wrote nothing there.
+  if (record.Status !== 'Failed') await alerts.close([...shareAlertTypes, 'BackupOverdue']);
+  if (record.Status === 'Succeeded') {
+    await alerts.close(['BackupGeneral']);
+  } else {
+    const failed = record.RoleStatus.filter((r) => r.Status === 'Failed').map((r) => `${r.RoleName}: ${r.Error}`);
+    await alerts.raise('BackupGeneral', `Backup ${name} ${record.Status === 'Failed' ? 'failed' : 'partly failed'}. ${failed.join(' ')}`, name);
+  }
+  await store.update((c) => ({
+    ...c,
+    lastBackupTime: record.CreatedDateTime,
+    ...(record.Status !== 'Failed' ? { lastSuccessfulBackupTime: record.CreatedDateTime, lastBackupSize: record.Size } : {}),
+  }));
+  return outcome;
 }
 
 async function failQueuedJob(home: string, name: string, e: unknown): Promise<void> {

@@ -1,9 +1,8 @@
-import { join } from 'node:path';
-import { adoptLock } from '../config/file-lock.js';
 import { ExitCode, stoppedBy } from '../errors.js';
 import { tuneAllocator } from '../native/allocator.js';
 import { silentProgress } from '../progress.js';
 import { runBackupJob } from './backup-job.js';
+import { adoptJobLock } from './job.js';
 
 /**
  * The detached process behind `Start-InfrastructureBackup -AsJob`: argv is the job name and the
@@ -13,7 +12,7 @@ import { runBackupJob } from './backup-job.js';
 tuneAllocator();
 const [name, ...roleNames] = process.argv.slice(2);
 const home = process.env.AZSBACKUP_HOME!;
-const lock = await adoptLock(join(home, 'job.lock'), 5_000);
+const lock = await adoptJobLock(home, 5_000);
 if (!lock || !name) process.exit(11);
 // Stopped (systemd, kill): the job ends in order, as the foreground command does on Ctrl-C: its
 // programs stopped, nothing committed, the job Failed with an alert, temporary files removed.

@@ -2,11 +2,14 @@ import { isAzsError } from '../errors.js';
 import { PARTIAL_SUFFIX, ROOT, isBackupName, stampTime } from '../catalog/layout.js';
 import { listShare, readBackupInfos, removeBackup, removeIfEmpty, type BackupEntry } from '../catalog/share-catalog.js';
 import type { Target } from '../targets/target.js';
+import { openShare, type ShareAccess } from '../session/session.js';
+import { runJob } from './job.js';
+import { JobStore } from './job-store.js';
 
 /**
  * Retention: backups older than the retention period go, except the newest successful one, which
  * always stays; leftovers of interrupted runs go too. The caller holds the job lock, so no backup
- * of this machine is being written while leftovers are judged.
+ * of this machine is being written while leftovers are judged: `pruneJob` takes it.
  *
  * Another machine may write to the same share, though (or a CI job with its own AZSBACKUP_HOME may
  * prune it): a `<name>.partial` folder that no job here started may be a backup still running
@@ -105,4 +108,12 @@ export async function runPrune(target: Target, opts: PruneOptions): Promise<Prun
     await removeIfEmpty(target, parent);
   }
   return result;
+}
+
+/**
+ * Retention as a job (Invoke-BackupPrune, and the scheduler after its backup): under the job lock,
+ * knowing which leftovers this machine's own jobs started.
+ */
+export async function pruneJob(home: string, access: ShareAccess, opts: Omit<PruneOptions, 'ownBackups'>): Promise<PruneRecord> {
+  return runJob(home, 'prune', async () => runPrune(await openShare(access), { ...opts, ownBackups: new JobStore(home).names() }));
 }

@@ -6,6 +6,7 @@ import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { materialId, wrapFor, type DecryptWith, type EncryptFor } from '../crypto/recipient.js';
 import type { Target } from '../targets/target.js';
 import { recordFromInfo, type BackupRecord } from './backup-record.js';
+import { runJob } from './job.js';
 import { openBackup, type OpenOptions } from './open-backup.js';
 
 /**
@@ -70,4 +71,55 @@ export async function backupsNotWrappedFor(target: Target, recipientId: string):
   const { backups } = await listShare(target);
   const infos = await readBackupInfos(target, backups);
   return infos.filter((read) => !isAzsError(read) && !read.info.recipients.some((r) => r.id.toUpperCase() === id)).length;
+}
+
+export interface RewrapJobRequest {
+  home: string;
+  target: Target;
+  sharePath: string;
+  oldMaterial: DecryptWith;
+  recipient: EncryptFor;
+  /** Just this backup, whose failure stops the job; without it, every backup the old material opens. */
+  name?: string;
+  allowUnauthenticated?: boolean;
+  /** Asked before each backup (ShouldProcess): false leaves it as it is. */
+  confirm: (name: string) => Promise<boolean>;
+  /** Hears of each backup re-sealed though it carried no proof of who made it (-AllowUnauthenticated). */
+  onUnauthenticated?: (name: string, rewritten: boolean) => void;
+}
+
+export interface RewrapOutcome {
+  /** How many backups the old material opens (or 1 with a name). */
+  matched: number;
+  updated: BackupRecord[];
+  /** Those already wrapped for the recipient, as they would be written. */
+  unchanged: string[];
+  /** Backups whose BackupInfo.xml could not be read or re-wrapped. */
+  failures: AzsError[];
+}
+
+/**
+ * Re-wrapping as a job (Update-BackupEncryption), under the job lock. One damaged backup is
+ * reported and the others are still re-wrapped: an operator who retires the old material must see
+ * exactly which backups it still opens alone.
+ */
+export async function rewrapJob(job: RewrapJobRequest): Promise<RewrapOutcome> {
+  return runJob(job.home, 'update encryption', async () => {
+    const options = { allowUnauthenticated: job.allowUnauthenticated };
+    const { names, unreadable } = await backupsToRewrap(job.target, job.oldMaterial, job.name);
+    const outcome: RewrapOutcome = { matched: names.length, updated: [], unchanged: [], failures: [...unreadable] };
+    for (const name of names) {
+      if (!(await job.confirm(name))) continue;
+      try {
+        const { record, rewritten, wasAuthenticated } = await rewrapBackup(job.target, job.sharePath, name, job.oldMaterial, job.recipient, options);
+        if (!wasAuthenticated) job.onUnauthenticated?.(name, rewritten);
+        outcome.updated.push(record);
+        if (!rewritten) outcome.unchanged.push(name);
+      } catch (e) {
+        if (job.name !== undefined || !isAzsError(e)) throw e;
+        outcome.failures.push(e);
+      }
+    }
+    return outcome;
+  });
 }

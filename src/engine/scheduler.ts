@@ -1,12 +1,10 @@
 import { AlertStore } from '../alerts/alerts.js';
 import { ConfigStore, type StoredConfig } from '../config/store.js';
 import type { ProgressReporter } from '../progress.js';
-import { openShare, shareAccess } from '../session/session.js';
+import { shareAccess } from '../session/session.js';
 import { runBackupJob, type BackupJobOptions } from './backup-job.js';
 import type { BackupOutcome } from './backup.js';
-import { acquireJobLock } from './job-lock.js';
-import { JobStore } from './job-store.js';
-import { runPrune } from './prune.js';
+import { pruneJob } from './prune.js';
 
 const DAY = 86_400_000;
 
@@ -49,13 +47,6 @@ export async function schedulerTick(home: string, progress: ProgressReporter, si
   }
   const options: BackupJobOptions = { home, progress, signal, warn };
   const outcome = await runBackupJob(options);
-  const lock = acquireJobLock(home, 'prune');
-  try {
-    await runPrune(await openShare(shareAccess(store, {}, config)), {
-      retentionPeriodInDays: config.scheduler.retentionPeriodInDays, dryRun: false, ownBackups: new JobStore(home).names(), now,
-    });
-  } finally {
-    lock.release();
-  }
+  await pruneJob(home, shareAccess(store, {}, config), { retentionPeriodInDays: config.scheduler.retentionPeriodInDays, dryRun: false, now });
   return outcome;
 }

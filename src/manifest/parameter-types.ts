@@ -22,6 +22,19 @@ const TS_TYPE: Record<ParameterType, string> = {
   PSCredential: 'Credential',
 };
 
+/**
+ * A ValidateSet narrows the type to its members: the host binds a string as the set's own
+ * spelling (src/host/convert.ts, validateText) and checks a number against the set.
+ */
+function typeOf(p: ParameterDef): string {
+  const members = p.validation.set;
+  if (!members) return TS_TYPE[p.type];
+  const literals = members.map((m) => (p.type === 'Int32' || p.type === 'Int64' ? String(Number(m)) : `'${m.replace(/['\\]/g, '\\$&')}'`)).join(' | ');
+  if (p.type === 'String[]') return `(${literals})[]`;
+  if (p.type === 'String' || p.type === 'Int32' || p.type === 'Int64') return literals;
+  return TS_TYPE[p.type];
+}
+
 /** Present in every call: mandatory in each of the cmdlet's parameter sets. */
 function alwaysBound(cmdlet: CmdletManifest, p: ParameterDef): boolean {
   const sets = cmdlet.parameterSets.length ? cmdlet.parameterSets : ['__AllParameterSets'];
@@ -35,7 +48,7 @@ export function parameterTypeName(cmdlet: CmdletManifest): string {
 
 export function renderParameterTypes(cmdlets: readonly CmdletManifest[]): string {
   const interfaces = cmdlets.map((c) => {
-    const fields = c.parameters.map((p) => `  ${p.name}${alwaysBound(c, p) ? '' : '?'}: ${TS_TYPE[p.type]};`);
+    const fields = c.parameters.map((p) => `  ${p.name}${alwaysBound(c, p) ? '' : '?'}: ${typeOf(p)};`);
     const doc = `/** The bound parameters of ${c.name} (manifests/${c.name}.xml). */\n`;
     if (fields.length === 0) return `${doc}export type ${parameterTypeName(c)} = Record<string, never>;\n`;
     return `${doc}export interface ${parameterTypeName(c)} {\n${fields.join('\n')}\n}\n`;

@@ -31,8 +31,7 @@ export interface ShareParameters {
  * without -UserName is a usage error: it would otherwise be dropped without a word. One that only
  * sits in AZSBACKUP_PASSWORD is left alone, as any unused environment variable is.
  */
-export function shareParameters(params: Record<string, unknown>, secretsFromEnvironment?: ReadonlySet<string>): ShareParameters {
-  const p = params as ShareParameters;
+export function shareParameters(p: ShareParameters, secretsFromEnvironment?: ReadonlySet<string>): ShareParameters {
   if (p.Password !== undefined && p.UserName === undefined && p.Credential === undefined && !secretsFromEnvironment?.has('Password')) {
     throw usageError('-Password was given without -UserName, so it would not be used.', 'PasswordWithoutUserName', 'Password',
       "Give the account with -UserName 'DOMAIN\\user' (or both at once with -Credential), or leave -Password out to use the configured credential.");

@@ -261,7 +261,7 @@ describe.concurrent('backup jobs', () => {
   it('a queued job whose configuration changed before it started is recorded Failed, with an alert, and lets its lock go', () => withDrill(async (d) => {
     // What the job runner behind -AsJob does, in-process; no role is registered any more.
     const { queuedRecord, runBackupJob } = await import('../../src/engine/backup-job.js');
-    const { acquireJobLock } = await import('../../src/engine/job-lock.js');
+    const { acquireJobLock } = await import('../../src/engine/job.js');
     const { JobStore } = await import('../../src/engine/job-store.js');
     const { processStartTime } = await import('../../src/config/file-lock.js');
     const { silentProgress } = await import('../../src/progress.js');

@@ -21,6 +21,12 @@ describe('typed parameters from the manifests', () => {
     expect(body('SetBackupShareParameters')).toContain('  Password?: string;');
   });
 
+  it('a ValidateSet narrows the type to its members, as the host binds them', () => {
+    expect(body('RegisterInfrastructureRoleParameters')).toContain("  Provider: 'directory' | 'sqlite' | 'command' | 'postgres';");
+    expect(body('NewEncryptionKeyParameters')).toContain('  KeySize?: 3072 | 4096;');
+    expect(body('GetBackupAlertParameters')).toContain("  Status?: 'Active' | 'Closed';");
+  });
+
   it('a cmdlet without parameters takes none, and every cmdlet is indexed by name', () => {
     expect(body('InvokeBackupSchedulerParameters')).toContain('Record<string, never>');
     for (const c of manifests.cmdlets) expect(rendered).toContain(`'${c.name}': ${c.name.replace('-', '')}Parameters;`);
