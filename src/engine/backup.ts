@@ -9,7 +9,7 @@ import { INFO_FILE, ROOT, backupFolder, partialFolder, roleFileName, stampOf } f
 import { newDataKey } from '../crypto/key-wrap.js';
 import { unauthenticatedCertificateWarning } from '../crypto/certificate-authentication.js';
 import { wrapFor, type EncryptFor } from '../crypto/recipient.js';
-import { canRecycle, recycleThrough } from '../memory/recycling-readable.js';
+import { recycleThrough, recyclerOf } from '../memory/recycling-readable.js';
 import { DEFAULT_CHUNK_SIZE } from '../pipeline/chunk-cipher.js';
 import { DEFAULT_COMPRESSION_LEVEL } from '../pipeline/compress.js';
 import { createHashTap, sealRoleStream } from '../pipeline/role-stream.js';
@@ -79,8 +79,58 @@ function roleFailed(role: string, error: unknown): AzsError {
 }
 
 export async function runBackup(given: BackupRequest): Promise<BackupOutcome> {
+  const run = newRun(given);
+  const { req } = run;
+  publish(run, 'Starting');
+  run.verbose(`Backup ${run.name}: ${req.roles.length} role${req.roles.length === 1 ? '' : 's'} (${req.roles.map((r) => r.name).join(', ')}) to ${req.sharePath}, staged in ${run.staging}, encrypted for ${req.recipient.kind === 'Certificate' ? `certificate ${req.recipient.thumbprint}` : `key ${req.recipient.keyId}`}.`);
+  await mapConcurrent(req.roles, req.concurrency ?? 2, (role, i) => backUpRole(run, role, i));
+  await stopUnlessCommittable(run);
+
+  const failed = run.records.filter((r) => r.status === 'Failed');
+  const status: BackupRecord['Status'] = failed.length === 0 ? 'Succeeded' : failed.length === run.records.length ? 'Failed' : 'PartialSucceeded';
+  const roleErrors = failed.map((r) => new AzsError(`Role ${r.definition.name} failed: ${r.error}`, {
+    errorId: 'RoleBackupFailed', category: 'NotSpecified', targetObject: r.definition.name,
+    recommendedAction: 'Fix the role\'s source named in the message, then run Start-InfrastructureBackup again.',
+  }));
+  if (status === 'Failed') {
+    await discard(run);
+    const record = snapshot(run, 'Failed', 'Every role failed; nothing was written to the share.');
+    record.TimeTakenToCreate = Date.now() - run.created.getTime();
+    return { record, roleErrors, warnings: [] };
+  }
+  const info = await commit(run, status);
+  const warnings = req.recipient.kind === 'Certificate' && !req.recipient.authenticationKey ? [unauthenticatedCertificateWarning(req.recipient.thumbprint)] : [];
+  return { record: recordFromInfo(info, req.sharePath), roleErrors, warnings };
+}
+
+/** One backup under way: where it is staged, its data key, and what became of each role so far. */
+interface BackupRun {
+  req: BackupRequest;
+  name: string;
+  created: Date;
+  stamp: string;
+  /** The folder the role files are written into: `<Name>.partial`, or the final folder where a rename copies. */
+  staging: string;
+  /** Settles once the staging folder exists; awaited by every role and after them. */
+  stagingReady: Promise<void>;
+  dataKey: Buffer;
+  recipients: BackupInfo['recipients'];
+  activity: string;
+  statuses: RoleStatusRecord[];
+  records: RoleRecord[];
+  /** What each role's export asked to keep beside its data (ProviderContext.keep). */
+  kept: (Record<string, string> | undefined)[];
+  /** The first failure of the share itself: it stops every role. */
+  shareFailure?: AzsError;
+  /** Roles finished, for the percentage. */
+  done: number;
+  /** True once the first role's data flows (onDataFlowing). */
+  flowing: boolean;
+  verbose(message: string): void;
+}
+
+function newRun(given: BackupRequest): BackupRun {
   const req = { ...given, target: tracedTarget(given.target, given.progress) };
-  const verbose = (message: string) => req.progress.log?.('Verbose', message);
   const name = req.name ?? randomUUID();
   const created = req.createdDateTime ?? new Date();
   const stamp = stampOf(created);
@@ -89,13 +139,29 @@ export async function runBackup(given: BackupRequest): Promise<BackupOutcome> {
   const staging = req.target.renameCopies ? backupFolder(stamp, name) : partialFolder(stamp, name);
   const dataKey = newDataKey();
   const recipients = [wrapFor(req.recipient, dataKey, name)];
-  const activity = `Backup ${name}`;
-
   const statuses: RoleStatusRecord[] = req.roles.map((r) => ({
     RoleName: r.name, Provider: r.provider, Status: 'Queued', Size: 0, StoredSize: 0, Duration: 0, Error: null,
   }));
-  const snapshot = (status: BackupRecord['Status'], progress: string | null): BackupRecord => ({
-    Name: name,
+  // The share makes the staging folder while the first roles start: their first bytes wait in the
+  // pipe meanwhile, and on SMB the round trip (0.1-0.2 s) no longer comes before tar starts.
+  const stagingReady = req.target.mkdir(staging);
+  stagingReady.catch(() => {}); // Awaited by every role and after them; never unhandled meanwhile.
+  return {
+    req, name, created, stamp, staging, stagingReady, dataKey, recipients, statuses,
+    activity: `Backup ${name}`,
+    records: new Array(req.roles.length),
+    kept: new Array(req.roles.length),
+    done: 0,
+    flowing: false,
+    verbose: (message) => req.progress.log?.('Verbose', message),
+  };
+}
+
+/** The backup as Get-InfrastructureBackup shows it, while it runs. */
+function snapshot(run: BackupRun, status: BackupRecord['Status'], progress: string | null): BackupRecord {
+  const { req, statuses, created } = run;
+  return {
+    Name: run.name,
     Status: status,
     RoleStatus: statuses.map((s) => ({ ...s })),
     CreatedDateTime: created.toISOString(),
@@ -107,153 +173,140 @@ export async function runBackup(given: BackupRequest): Promise<BackupOutcome> {
     IsCloudRecoveryReady: false,
     SharePath: req.sharePath,
     Progress: progress,
-  });
-  let done = 0;
-  const publish = (message: string) => {
-    const percent = req.roles.length ? Math.floor((done / req.roles.length) * 100) : 100;
-    req.progress.report({ activity, status: message, percentComplete: percent, id: 0 });
-    req.onUpdate?.(snapshot('Running', `${done} of ${req.roles.length} roles done. ${message}`));
   };
+}
 
-  let flowing = false;
-  const dataFlowing = () => {
-    if (!flowing) {
-      flowing = true;
-      req.onDataFlowing?.();
-    }
-  };
+function publish(run: BackupRun, message: string): void {
+  const { req, done } = run;
+  const percent = req.roles.length ? Math.floor((done / req.roles.length) * 100) : 100;
+  req.progress.report({ activity: run.activity, status: message, percentComplete: percent, id: 0 });
+  req.onUpdate?.(snapshot(run, 'Running', `${done} of ${req.roles.length} roles done. ${message}`));
+}
 
-  // The share makes the staging folder while the first roles start: their first bytes wait in the
-  // pipe meanwhile, and on SMB the round trip (0.1-0.2 s) no longer comes before tar starts.
-  const stagingReady = req.target.mkdir(staging);
-  stagingReady.catch(() => {}); // Awaited by every role and after them; never unhandled meanwhile.
-  publish('Starting');
-  verbose(`Backup ${name}: ${req.roles.length} role${req.roles.length === 1 ? '' : 's'} (${req.roles.map((r) => r.name).join(', ')}) to ${req.sharePath}, staged in ${staging}, encrypted for ${req.recipient.kind === 'Certificate' ? `certificate ${req.recipient.thumbprint}` : `key ${req.recipient.keyId}`}.`);
-  const shareFailure: { error?: AzsError } = {};
-  const records: RoleRecord[] = new Array(req.roles.length);
-  const kept: (Record<string, string> | undefined)[] = new Array(req.roles.length);
-
-  /** One attempt at a role: its data exported, sealed and stored in the staging folder. */
-  const storeRole = async (role: RoleDefinition, i: number, file: string) => {
-    const status = statuses[i]!;
-    const provider = await createProvider(role);
-    const source = await provider.export({ signal: req.signal, privateDir: req.privateDir, keep: (attributes) => { kept[i] = attributes; } });
-    dataFlowing();
-    const counter = countBytes((n) => {
-      status.Size = n;
-      req.progress.report({ activity: `Role ${role.name}`, status: `${(n / 1048576).toFixed(1)} MB exported`, id: i + 1, parentId: 0 });
-    });
-    const seal = sealRoleStream({ dataKey, backupName: name, roleName: role.name, fileName: file, chunkSize: CHUNK_SIZE });
-    const tap = createHashTap();
-    // Memory goes round instead of being allocated afresh (README, "Where the time went"): the
-    // program's output buffers once zstd has copied them, the sealed records once the share has them.
-    if (canRecycle(source)) seal.handInputBackTo(source.recycle);
-    const stored = pipeline(source, counter, seal, tap, () => {});
-    recycleThrough(stored, seal);
-    try {
-      await stagingReady;
-    } catch (e) {
-      stored.destroy();
-      throw e;
-    }
-    // In place: the folder's rename commits the backup, so a per-file rename would only add a round trip.
-    await req.target.write(`${staging}/${file}`, stored, { atomic: false });
-    return tap.digest();
-  };
-
-  await mapConcurrent(req.roles, req.concurrency ?? 2, async (role, i) => {
-    // A cancelled backup starts no more roles; it is not committed (below).
-    if (req.signal?.aborted) return;
-    const status = statuses[i]!;
-    const started = Date.now();
-    status.Status = 'Running';
-    const file = roleFileName(role.name);
-    try {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          if (shareFailure.error) throw shareFailure.error;
-          const digest = await storeRole(role, i, file);
-          status.Status = 'Succeeded';
-          status.StoredSize = digest.bytes;
-          verbose(`Role ${role.name} (${role.provider}): ${status.Size} bytes exported, ${digest.bytes} bytes stored as ${file} in ${seconds(Date.now() - started)}.`);
-          records[i] = {
-            definition: recordable(role), status: 'Succeeded', size: status.Size, durationMs: Date.now() - started,
-            files: [{ name: file, size: digest.bytes, sha256: digest.sha256 }],
-            ...(kept[i] ? { kept: kept[i] } : {}),
-          };
-          return;
-        } catch (e) {
-          const error = roleFailed(role.name, e);
-          if (error.retryable && attempt < ROLE_ATTEMPTS && !shareFailure.error && !req.signal?.aborted) {
-            await req.target.delete(`${staging}/${file}`).catch(() => {});
-            req.progress.report({ activity: `Role ${role.name}`, status: `Trying again (attempt ${attempt + 1} of ${ROLE_ATTEMPTS}): ${error.message}`, id: i + 1, parentId: 0 });
-            await sleep(RETRY_PAUSE_MS * attempt);
-            continue;
-          }
-          if (error.alertType) shareFailure.error ??= error;
-          status.Status = 'Failed';
-          status.Error = error.message;
-          verbose(`Role ${role.name} (${role.provider}) failed after ${seconds(Date.now() - started)}: ${error.message}`);
-          records[i] = { definition: recordable(role), status: 'Failed', size: status.Size, durationMs: Date.now() - started, error: error.message, files: [] };
-          if (!error.alertType) await req.target.delete(`${staging}/${file}`).catch(() => {});
-          return;
+/** Role i, tried again while it fails with a retryable error; its outcome goes into the run. */
+async function backUpRole(run: BackupRun, role: RoleDefinition, i: number): Promise<void> {
+  const { req } = run;
+  // A cancelled backup starts no more roles; it is not committed (stopUnlessCommittable).
+  if (req.signal?.aborted) return;
+  const status = run.statuses[i]!;
+  const started = Date.now();
+  status.Status = 'Running';
+  const file = roleFileName(role.name);
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (run.shareFailure) throw run.shareFailure;
+        const digest = await storeRole(run, role, i, file);
+        status.Status = 'Succeeded';
+        status.StoredSize = digest.bytes;
+        run.verbose(`Role ${role.name} (${role.provider}): ${status.Size} bytes exported, ${digest.bytes} bytes stored as ${file} in ${seconds(Date.now() - started)}.`);
+        run.records[i] = {
+          definition: recordable(role), status: 'Succeeded', size: status.Size, durationMs: Date.now() - started,
+          files: [{ name: file, size: digest.bytes, sha256: digest.sha256 }],
+          ...(run.kept[i] ? { kept: run.kept[i] } : {}),
+        };
+        return;
+      } catch (e) {
+        const error = roleFailed(role.name, e);
+        if (error.retryable && attempt < ROLE_ATTEMPTS && !run.shareFailure && !req.signal?.aborted) {
+          await req.target.delete(`${run.staging}/${file}`).catch(() => {});
+          req.progress.report({ activity: `Role ${role.name}`, status: `Trying again (attempt ${attempt + 1} of ${ROLE_ATTEMPTS}): ${error.message}`, id: i + 1, parentId: 0 });
+          await sleep(RETRY_PAUSE_MS * attempt);
+          continue;
         }
+        if (error.alertType) run.shareFailure ??= error;
+        status.Status = 'Failed';
+        status.Error = error.message;
+        run.verbose(`Role ${role.name} (${role.provider}) failed after ${seconds(Date.now() - started)}: ${error.message}`);
+        run.records[i] = { definition: recordable(role), status: 'Failed', size: status.Size, durationMs: Date.now() - started, error: error.message, files: [] };
+        if (!error.alertType) await req.target.delete(`${run.staging}/${file}`).catch(() => {});
+        return;
       }
-    } finally {
-      status.Duration = Date.now() - started;
-      done++;
-      req.progress.report({ activity: `Role ${role.name}`, status: status.Status, id: i + 1, parentId: 0, completed: true });
-      publish(`${role.name}: ${status.Status}`);
     }
-  });
+  } finally {
+    status.Duration = Date.now() - started;
+    run.done++;
+    req.progress.report({ activity: `Role ${role.name}`, status: status.Status, id: i + 1, parentId: 0, completed: true });
+    publish(run, `${role.name}: ${status.Status}`);
+  }
+}
 
+/** One attempt at a role: its data exported, sealed and stored in the staging folder. */
+async function storeRole(run: BackupRun, role: RoleDefinition, i: number, file: string): Promise<{ bytes: number; sha256: string }> {
+  const { req } = run;
+  const status = run.statuses[i]!;
+  const provider = await createProvider(role);
+  const source = await provider.export({ signal: req.signal, privateDir: req.privateDir, keep: (attributes) => { run.kept[i] = attributes; } });
+  if (!run.flowing) {
+    run.flowing = true;
+    req.onDataFlowing?.();
+  }
+  const counter = countBytes((n) => {
+    status.Size = n;
+    req.progress.report({ activity: `Role ${role.name}`, status: `${(n / 1048576).toFixed(1)} MB exported`, id: i + 1, parentId: 0 });
+  });
+  const seal = sealRoleStream({ dataKey: run.dataKey, backupName: run.name, roleName: role.name, fileName: file, chunkSize: CHUNK_SIZE });
+  const tap = createHashTap();
+  // Memory goes round instead of being allocated afresh (docs/PERFORMANCE.md): the program's
+  // output buffers once zstd has copied them, the sealed records once the share has them.
+  const giveBack = recyclerOf(source);
+  if (giveBack) seal.handInputBackTo(giveBack);
+  const stored = pipeline(source, counter, seal, tap, () => {});
+  recycleThrough(stored, seal);
+  try {
+    await run.stagingReady;
+  } catch (e) {
+    stored.destroy();
+    throw e;
+  }
+  // In place: the folder's rename commits the backup, so a per-file rename would only add a round trip.
+  await req.target.write(`${run.staging}/${file}`, stored, { atomic: false });
+  return tap.digest();
+}
+
+/** Throws, leaving nothing committed, when the staging folder or the share failed or the backup was cancelled. */
+async function stopUnlessCommittable(run: BackupRun): Promise<void> {
+  const { req } = run;
   // A staging folder that could not be made fails the backup as it always did, whatever the roles saw.
-  await stagingReady;
-  if (shareFailure.error) {
+  await run.stagingReady;
+  if (run.shareFailure) {
     // The share itself failed: nothing can be committed. Leave the partial folder for prune; a
     // failed share may not even let us delete it.
-    await req.target.delete(staging).catch(() => {});
-    throw shareFailure.error;
+    await req.target.delete(run.staging).catch(() => {});
+    throw run.shareFailure;
   }
   if (req.signal?.aborted) {
     // Cancelled: whatever the roles that finished stored, this is not the backup that was asked for.
-    await req.target.delete(staging).catch(() => {});
-    await removeIfEmpty(req.target, `${ROOT}/${stamp}`).catch(() => {});
+    await discard(run);
     throw cancelled(req.signal);
   }
+}
 
-  const failed = records.filter((r) => r.status === 'Failed');
-  const status: BackupRecord['Status'] = failed.length === 0 ? 'Succeeded' : failed.length === records.length ? 'Failed' : 'PartialSucceeded';
-  const roleErrors = failed.map((r) => new AzsError(`Role ${r.definition.name} failed: ${r.error}`, {
-    errorId: 'RoleBackupFailed', category: 'NotSpecified', targetObject: r.definition.name,
-    recommendedAction: 'Fix the role\'s source named in the message, then run Start-InfrastructureBackup again.',
-  }));
+/** The staging folder removed, and its stamp's folder if that leaves it empty. */
+async function discard(run: BackupRun): Promise<void> {
+  await run.req.target.delete(run.staging).catch(() => {});
+  await removeIfEmpty(run.req.target, `${ROOT}/${run.stamp}`).catch(() => {});
+}
 
-  if (status === 'Failed') {
-    await req.target.delete(staging).catch(() => {});
-    await removeIfEmpty(req.target, `${ROOT}/${stamp}`).catch(() => {});
-    const record = snapshot('Failed', 'Every role failed; nothing was written to the share.');
-    record.TimeTakenToCreate = Date.now() - created.getTime();
-    return { record, roleErrors, warnings: [] };
-  }
-
+/** BackupInfo.xml written last, and the folder renamed to its final name: the backup now lists. */
+async function commit(run: BackupRun, status: BackupRecord['Status']): Promise<BackupInfo> {
+  const { req, name, stamp, staging, records } = run;
   const info: BackupInfo = {
     name,
     status,
-    createdDateTime: created,
+    createdDateTime: run.created,
     completedDateTime: new Date(),
     backupDataVersion: BACKUP_DATA_VERSION,
     compression: COMPRESSION,
     chunkSize: CHUNK_SIZE,
-    recipients,
+    recipients: run.recipients,
     roles: records,
   };
-  await req.target.write(`${staging}/${INFO_FILE}`, readableOf(serializeBackupInfo(info, sealKeysFor(dataKey, name, stamp, [req.recipient]))), { atomic: false });
+  await req.target.write(`${staging}/${INFO_FILE}`, readableOf(serializeBackupInfo(info, sealKeysFor(run.dataKey, name, stamp, [req.recipient]))), { atomic: false });
   if (staging !== backupFolder(stamp, name)) await req.target.rename(staging, backupFolder(stamp, name));
-  verbose(`Backup ${name} ${status}: committed as ${backupFolder(stamp, name)}, ${records.reduce((n, r) => n + (r.files[0]?.size ?? 0), 0)} bytes stored in ${seconds(Date.now() - created.getTime())}.`);
-  req.progress.report({ activity, status: status, percentComplete: 100, id: 0, completed: true });
-  const warnings = req.recipient.kind === 'Certificate' && !req.recipient.authenticationKey ? [unauthenticatedCertificateWarning(req.recipient.thumbprint)] : [];
-  return { record: recordFromInfo(info, req.sharePath), roleErrors, warnings };
+  run.verbose(`Backup ${name} ${status}: committed as ${backupFolder(stamp, name)}, ${records.reduce((n, r) => n + (r.files[0]?.size ?? 0), 0)} bytes stored in ${seconds(Date.now() - run.created.getTime())}.`);
+  req.progress.report({ activity: run.activity, status: status, percentComplete: 100, id: 0, completed: true });
+  return info;
 }
 
 function cancelled(signal: AbortSignal): AzsError {

@@ -8,7 +8,7 @@ import { openRoleStream } from '../pipeline/role-stream.js';
 import { createProvider } from '../providers/index.js';
 import type { Provider, RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
-import { canRecycle } from '../memory/recycling-readable.js';
+import { recycleThrough, recyclerOf } from '../memory/recycling-readable.js';
 import type { Target } from '../targets/target.js';
 import { withoutPassword } from '../providers/pgconn.js';
 import { seconds, tracedTarget } from './traced-target.js';
@@ -96,22 +96,20 @@ interface EffectiveRole {
  * The decrypted plaintext of one stored role file. Every chunk authenticates under a key bound to
  * this backup, role and file, with its index and a last-chunk flag in the nonce, so a changed,
  * truncated, extended, reordered or transplanted file fails here without the SHA-256 of the whole
- * file (which the keyless checks use, and which cost a restore a tenth of its time).
+ * file (which the keyless checks use, and which cost a restore a tenth of its time). Its reader may
+ * hand chunks back when done with them (src/memory/recycling-readable.ts).
  */
-function plaintextOf(source: Readable, role: RoleRecord, backupName: string, dataKey: Buffer): Plaintext {
+function plaintextOf(source: Readable, role: RoleRecord, backupName: string, dataKey: Buffer): Readable {
   const file = role.files[0]!;
   const opening = openRoleStream({ dataKey, backupName, roleName: role.definition.name, fileName: file.name });
-  if (canRecycle(source)) opening.handInputBackTo(source.recycle);
-  return { stream: pipeline(source, opening, () => {}), recycle: opening.recycle };
+  const giveBack = recyclerOf(source);
+  if (giveBack) opening.handInputBackTo(giveBack);
+  return pipeline(source, opening, () => {});
 }
 
-/** A role's plaintext, and where its reader hands chunks back when done with them (ProviderContext.recycle). */
-interface Plaintext {
-  stream: Readable;
-  recycle?: (chunk: Buffer) => void;
-}
-
-async function drain({ stream, recycle }: Plaintext): Promise<number> {
+/** Reads `stream` to its end, handing each chunk back where it takes them; the number of bytes. */
+async function drain(stream: Readable): Promise<number> {
+  const recycle = recyclerOf(stream);
   let bytes = 0;
   await new Promise<void>((resolve, reject) => {
     const count = new Writable({
@@ -176,30 +174,11 @@ function holdImport(run: (beforeCommit: () => Promise<void>) => Promise<void>): 
 
 export async function runRestore(given: RestoreRequest): Promise<RestoreOutcome> {
   const req = { ...given, target: tracedTarget(given.target, given.progress) };
-  const verbose = (message: string) => req.progress.log?.('Verbose', message);
   // Nothing the backup records (providers, paths, commands, owners, modes) is used before this proves it ours.
   const { info, entry, dataKey, authenticity } = await openBackup(req.target, req.name, req.material, { allowUnauthenticated: req.allowUnauthenticated });
-  const restorable = info.roles.filter((r) => r.status === 'Succeeded' && r.files.length > 0);
-  let selected = restorable;
-  if (req.roleName !== undefined) {
-    selected = restorable.filter((r) => r.definition.name.toLowerCase() === req.roleName!.toLowerCase());
-    if (selected.length === 0) {
-      throw new AzsError(`Backup ${entry.name} holds no restorable role named ${req.roleName}; it holds ${restorable.map((r) => r.definition.name).join(', ') || 'none'}.`, {
-        errorId: 'RoleNotInBackup',
-        category: 'ObjectNotFound',
-        targetObject: req.roleName,
-        recommendedAction: 'Give one of the role names the backup holds (Get-InfrastructureBackup -Name <backup> shows RoleStatus).',
-      });
-    }
-  }
-  const effective = selected.map((r) => effectiveRole(r, req.registeredRole?.(r.definition.name)))
-    .sort((a, b) => a.definition.restoreOrder - b.definition.restoreOrder || a.definition.name.localeCompare(b.definition.name));
-  selected = effective.map((e) => ({ ...e.record, definition: e.definition }));
-  const warnings = restoreWarnings(entry.name, authenticity!, effective);
-
-  const activity = `Restore ${entry.name}`;
-  const pathOf = (role: RoleRecord): string => `${entry.folder}/${role.files[0]!.name}`;
-  const read = async (role: RoleRecord): Promise<Plaintext> => plaintextOf(await req.target.read(pathOf(role)), role, entry.name, dataKey!);
+  const effective = rolesToRestore(info.roles, entry.name, req);
+  const run = newRun(req, entry, dataKey!, authenticity!, effective);
+  const { selected } = run;
 
   // A damaged later role must not leave earlier ones restored from a backup that cannot be restored
   // whole. So every role is first staged (or, where its provider cannot stage, verified), and only
@@ -209,91 +188,161 @@ export async function runRestore(given: RestoreRequest): Promise<RestoreOutcome>
   // inner one's staging away), so those restore one after the other behind a keyless check of
   // every file first.
   const sideBySide = !destinationsNest(selected);
-  if (selected.length > 1 && !sideBySide) {
-    for (const role of selected) {
-      const file = role.files[0]!;
-      req.progress.report({ activity, status: `Checking ${file.name}`, id: 0 });
-      await drain({ stream: pipeline(await req.target.read(pathOf(role)), createVerifyTap(file, entry.name), () => {}) });
+  if (selected.length > 1 && !sideBySide) await checkEveryFile(run);
+  // Several roles: all staged first, then all swapped. One role, or nested ones: each in turn.
+  const stageAll = sideBySide && selected.length > 1;
+  run.verbose(`Restore of backup ${entry.name}: ${selected.length} role${selected.length === 1 ? '' : 's'} (${selected.map((r) => r.definition.name).join(', ')}) from ${entry.folder}${stageAll ? ', all staged before the first goes into place' : ''}.`);
+  const failure = await restoreInOrder(run, stageAll);
+  // Whatever is still held after a failure is given up: its staging goes, its destination stays.
+  for (const [i, h] of run.held.entries()) if (h && run.results[i]!.Status === 'Skipped') await h.abandon(failure!);
+  if (failure) run.verbose(`Restore of backup ${entry.name} failed: ${failure.message}`);
+  req.progress.report({ activity: run.activity, status: failure ? 'Failed' : 'Done', percentComplete: 100, id: 0, completed: true });
+  return { results: run.results, warnings: restoreWarnings(entry.name, authenticity!, effective), error: failure };
+}
+
+/** One restore under way: the roles in the order they go back, and what became of each. */
+interface RestoreRun {
+  req: RestoreRequest;
+  entry: { name: string; folder: string };
+  dataKey: Buffer;
+  /** The roles in restore order, each with the definition it is restored with. */
+  selected: RoleRecord[];
+  results: RestoreResultRecord[];
+  /** When each role began, for its Duration. */
+  started: number[];
+  providers: Provider[];
+  held: (HeldImport | undefined)[];
+  activity: string;
+  verbose(message: string): void;
+}
+
+/** The succeeded roles of the backup (or the one asked for), as they are restored, in restore order. */
+function rolesToRestore(roles: RoleRecord[], backupName: string, req: RestoreRequest): EffectiveRole[] {
+  const restorable = roles.filter((r) => r.status === 'Succeeded' && r.files.length > 0);
+  let selected = restorable;
+  if (req.roleName !== undefined) {
+    selected = restorable.filter((r) => r.definition.name.toLowerCase() === req.roleName!.toLowerCase());
+    if (selected.length === 0) {
+      throw new AzsError(`Backup ${backupName} holds no restorable role named ${req.roleName}; it holds ${restorable.map((r) => r.definition.name).join(', ') || 'none'}.`, {
+        errorId: 'RoleNotInBackup',
+        category: 'ObjectNotFound',
+        targetObject: req.roleName,
+        recommendedAction: 'Give one of the role names the backup holds (Get-InfrastructureBackup -Name <backup> shows RoleStatus).',
+      });
     }
   }
+  return selected.map((r) => effectiveRole(r, req.registeredRole?.(r.definition.name)))
+    .sort((a, b) => a.definition.restoreOrder - b.definition.restoreOrder || a.definition.name.localeCompare(b.definition.name));
+}
 
+function newRun(req: RestoreRequest, entry: RestoreRun['entry'], dataKey: Buffer, authenticity: Authenticity, effective: EffectiveRole[]): RestoreRun {
+  const selected = effective.map((e) => ({ ...e.record, definition: e.definition }));
   const results: RestoreResultRecord[] = selected.map((role, i) => ({
     BackupName: entry.name, RoleName: role.definition.name, Provider: role.definition.provider, Status: 'Skipped',
     Destination: role.definition.path ?? role.definition.connectionString ?? role.definition.importCommand?.join(' ') ?? null,
-    Size: 0, Duration: 0, Error: null, Authenticity: authenticity!, DefinitionSource: effective[i]!.source, DefinitionDifference: effective[i]!.difference,
+    Size: 0, Duration: 0, Error: null, Authenticity: authenticity, DefinitionSource: effective[i]!.source, DefinitionDifference: effective[i]!.difference,
   }));
-  const failed = (i: number, e: unknown): AzsError => {
-    const error = isAzsError(e) ? e : new AzsError(`Restoring role ${selected[i]!.definition.name} failed: ${(e as Error).message}`, {
-      errorId: 'RoleRestoreFailed', category: 'NotSpecified', targetObject: selected[i]!.definition.name, cause: e,
-    });
-    results[i]!.Status = 'Failed';
-    results[i]!.Error = error.message;
-    return error;
+  return {
+    req, entry, dataKey, selected, results,
+    started: new Array<number>(selected.length).fill(0),
+    providers: [],
+    held: [],
+    activity: `Restore ${entry.name}`,
+    verbose: (message) => req.progress.log?.('Verbose', message),
   };
-  const started = new Array<number>(selected.length).fill(0);
+}
 
-  const counted = async (i: number): Promise<Plaintext> => {
-    const { stream, recycle } = await read(selected[i]!);
-    return { stream: pipeline(stream, countBytes((n) => { results[i]!.Size = n; }), () => {}), recycle };
-  };
-  const providers: Provider[] = [];
-  const held: (HeldImport | undefined)[] = [];
-  /** Role i staged and held before its swap; or, where its provider cannot stage, authenticated whole. */
-  const stage = async (i: number): Promise<void> => {
-    const definition = selected[i]!.definition;
-    const provider = (providers[i] = await createProvider(definition));
-    if (provider.streamsIntoDestination) {
-      // Its import cannot be undone, so the whole file is authenticated before it starts.
-      await drain(await read(selected[i]!));
-      return;
-    }
-    const { stream, recycle } = await counted(i);
-    held[i] = holdImport((beforeCommit) => provider.import(stream, { signal: req.signal, beforeCommit, recycle, kept: selected[i]!.kept }));
-    await held[i]!.staged;
-  };
-  /** Role i into place: the held swap goes on, or a streaming provider imports the file now. */
-  const commit = async (i: number): Promise<void> => {
-    const importing = held[i];
-    if (importing) await importing.commit();
-    else {
-      const { stream, recycle } = await counted(i);
-      await providers[i]!.import(stream, { signal: req.signal, recycle, kept: selected[i]!.kept });
-    }
-    results[i]!.Status = 'Succeeded';
-    results[i]!.Duration = Date.now() - started[i]!;
-    verbose(`Role ${results[i]!.RoleName} (${results[i]!.Provider}) restored into ${results[i]!.Destination}: ${results[i]!.Size} bytes in ${seconds(results[i]!.Duration)}.`);
-  };
+/** The stored file of role i, as it lies on the share. */
+function storedFile(run: RestoreRun, i: number): Promise<Readable> {
+  return run.req.target.read(`${run.entry.folder}/${run.selected[i]!.files[0]!.name}`);
+}
 
-  // Several roles: all staged first, then all swapped. One role, or nested ones: each in turn.
-  const stageAll = sideBySide && selected.length > 1;
-  let failure: AzsError | undefined;
-  const progress = (i: number, step: string): void => req.progress.report({
-    activity, status: `${selected[i]!.definition.name} (${i + 1} of ${selected.length})${step}`, percentComplete: Math.floor((i / selected.length) * 100), id: 0,
+/** A keyless check of every role file (its SHA-256) before any destination changes. */
+async function checkEveryFile(run: RestoreRun): Promise<void> {
+  for (const [i, role] of run.selected.entries()) {
+    const file = role.files[0]!;
+    run.req.progress.report({ activity: run.activity, status: `Checking ${file.name}`, id: 0 });
+    await drain(pipeline(await storedFile(run, i), createVerifyTap(file, run.entry.name), () => {}));
+  }
+}
+
+/** The plaintext of role i. */
+async function plaintext(run: RestoreRun, i: number): Promise<Readable> {
+  return plaintextOf(await storedFile(run, i), run.selected[i]!, run.entry.name, run.dataKey);
+}
+
+/** The plaintext of role i, counted into its result's Size. */
+async function counted(run: RestoreRun, i: number): Promise<Readable> {
+  const stream = await plaintext(run, i);
+  const counting = pipeline(stream, countBytes((n) => { run.results[i]!.Size = n; }), () => {});
+  recycleThrough(counting, stream);
+  return counting;
+}
+
+/** Role i staged and held before its swap; or, where its provider cannot stage, authenticated whole. */
+async function stage(run: RestoreRun, i: number): Promise<void> {
+  const role = run.selected[i]!;
+  const provider = (run.providers[i] = await createProvider(role.definition));
+  if (provider.streamsIntoDestination) {
+    // Its import cannot be undone, so the whole file is authenticated before it starts.
+    await drain(await plaintext(run, i));
+    return;
+  }
+  const stream = await counted(run, i);
+  run.held[i] = holdImport((beforeCommit) => provider.import(stream, { signal: run.req.signal, beforeCommit, kept: role.kept }));
+  await run.held[i]!.staged;
+}
+
+/** Role i into place: the held swap goes on, or a streaming provider imports the file now. */
+async function commit(run: RestoreRun, i: number): Promise<void> {
+  const importing = run.held[i];
+  if (importing) await importing.commit();
+  else await run.providers[i]!.import(await counted(run, i), { signal: run.req.signal, kept: run.selected[i]!.kept });
+  const result = run.results[i]!;
+  result.Status = 'Succeeded';
+  result.Duration = Date.now() - run.started[i]!;
+  run.verbose(`Role ${result.RoleName} (${result.Provider}) restored into ${result.Destination}: ${result.Size} bytes in ${seconds(result.Duration)}.`);
+}
+
+/**
+ * Every role staged and put into place in order (with `stageAll`, all staged before the first is
+ * put into place); the first failure stops it, and is returned.
+ */
+async function restoreInOrder(run: RestoreRun, stageAll: boolean): Promise<AzsError | undefined> {
+  const count = run.selected.length;
+  const progress = (i: number, step: string): void => run.req.progress.report({
+    activity: run.activity, status: `${run.selected[i]!.definition.name} (${i + 1} of ${count})${step}`, percentComplete: Math.floor((i / count) * 100), id: 0,
   });
-  verbose(`Restore of backup ${entry.name}: ${selected.length} role${selected.length === 1 ? '' : 's'} (${selected.map((r) => r.definition.name).join(', ')}) from ${entry.folder}${stageAll ? ', all staged before the first goes into place' : ''}.`);
-  for (let i = 0; i < selected.length && !failure; i++) {
-    started[i] = Date.now();
+  for (let i = 0; i < count; i++) {
+    run.started[i] = Date.now();
     progress(i, stageAll ? ': staging' : '');
     try {
-      await stage(i);
-      if (!stageAll) await commit(i);
+      await stage(run, i);
+      if (!stageAll) await commit(run, i);
     } catch (e) {
-      failure = failed(i, e);
+      return roleFailed(run, i, e);
     }
   }
-  for (let i = 0; stageAll && !failure && i < selected.length; i++) {
+  for (let i = 0; stageAll && i < count; i++) {
     progress(i, ': into place');
     try {
-      await commit(i);
+      await commit(run, i);
     } catch (e) {
-      failure = failed(i, e);
+      return roleFailed(run, i, e);
     }
   }
-  // Whatever is still held after a failure is given up: its staging goes, its destination stays.
-  for (const [i, h] of held.entries()) if (h && results[i]!.Status === 'Skipped') await h.abandon(failure!);
-  if (failure) verbose(`Restore of backup ${entry.name} failed: ${failure.message}`);
-  req.progress.report({ activity, status: failure ? 'Failed' : 'Done', percentComplete: 100, id: 0, completed: true });
-  return { results, warnings, error: failure };
+  return undefined;
+}
+
+/** Role i failed with `e`: recorded in its result, as an AzsError. */
+function roleFailed(run: RestoreRun, i: number, e: unknown): AzsError {
+  const name = run.selected[i]!.definition.name;
+  const error = isAzsError(e) ? e : new AzsError(`Restoring role ${name} failed: ${(e as Error).message}`, {
+    errorId: 'RoleRestoreFailed', category: 'NotSpecified', targetObject: name, cause: e,
+  });
+  run.results[i]!.Status = 'Failed';
+  run.results[i]!.Error = error.message;
+  return error;
 }
 
 function restoreWarnings(name: string, authenticity: Authenticity, roles: EffectiveRole[]): string[] {

@@ -2,8 +2,8 @@ import { finished, Writable } from 'node:stream';
 
 /**
  * `sink` as the end of a pipeline that tells, chunk by chunk, when `sink` has taken it: a pipe
- * or socket once the kernel holds its bytes, a file once they are written. ProviderContext.recycle
- * is called from here, so only then may the chunk's memory be written over. A failure of `sink`
+ * or socket once the kernel holds its bytes, a file once they are written. A recycling stream's
+ * recycle() is called from here, so only then may the chunk's memory be written over. A failure of `sink`
  * fails this stream at once, as it would fail the pipeline if `sink` were its end.
  */
 export function reportingWrites(sink: Writable, written: (chunk: Buffer) => void): Writable {

@@ -1,6 +1,6 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { recycleThrough, type RecyclingReadable } from '../memory/recycling-readable.js';
+import { recycleThrough, recyclerOf } from '../memory/recycling-readable.js';
 import { reportingWrites } from '../memory/reporting-writes.js';
 import { spawnProgram, type SpawnedProgram } from '../process/spawn.js';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
@@ -30,7 +30,10 @@ export interface ProgramSpec {
    * differ"); undefined leaves the generic message.
    */
   explainExit?(exitCode: number, stderr: string): AzsError | undefined;
-  /** Import only: called with each chunk of the data once the program's pipe has taken it. */
+  /**
+   * Import only: called with each chunk of the data once the program's pipe has taken it; by
+   * default the data's own hand-back when it offers one (src/memory/recycling-readable.ts).
+   */
   written?(chunk: Buffer): void;
   /** Values never to repeat from the program's stderr (a database password given in its environment). */
   secrets?: readonly string[];
@@ -232,7 +235,7 @@ function failure(spec: ProgramSpec, run: Running, r: Outcome): AzsError | undefi
  * Starts the program and returns its stdout. The stream ends only after the program exited 0; any
  * other outcome destroys it with an AzsError. Destroying the stream stops the program.
  */
-export function exportFromProgram(spec: ProgramSpec): Readable | RecyclingReadable {
+export function exportFromProgram(spec: ProgramSpec): Readable {
   const run = start(spec, 'export');
   const out = new PassThrough();
   // The program's output buffers pass through `out` as they are, so its reader can hand them back.
@@ -279,6 +282,7 @@ export async function importIntoProgram(spec: ProgramSpec, data: Readable): Prom
     throw inputFailed(spec, early);
   }
   const run = start(spec, 'import');
+  const written = spec.written ?? recyclerOf(data);
   let inputError: unknown;
   // Registered before pipeline() so the kill happens before stdin is closed.
   const onDataError = (e: unknown): void => {
@@ -287,7 +291,7 @@ export async function importIntoProgram(spec: ProgramSpec, data: Readable): Prom
   };
   data.once('error', onDataError);
   // A program that could not start has no stdin; its outcome says why, and the data is let go.
-  const feeding = (run.stdin ? pipeline(data, spec.written ? reportingWrites(run.stdin, spec.written) : run.stdin) : Promise.resolve(void data.destroy())).catch((e: unknown) => {
+  const feeding = (run.stdin ? pipeline(data, written ? reportingWrites(run.stdin, written) : run.stdin) : Promise.resolve(void data.destroy())).catch((e: unknown) => {
     // A program that exits early breaks the pipe; its exit status tells the real story.
     const code = (e as NodeJS.ErrnoException)?.code;
     if (code !== 'EPIPE' && code !== 'ERR_STREAM_PREMATURE_CLOSE' && code !== 'ERR_STREAM_DESTROYED') onDataError(e);

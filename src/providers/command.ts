@@ -33,7 +33,6 @@ export class CommandProvider implements Provider {
       env,
       timeoutMs: (this.role.timeoutSeconds ?? DEFAULT_COMMAND_TIMEOUT_SECONDS) * 1000,
       signal: ctx.signal,
-      written: ctx.recycle,
       errorPrefix: 'CommandProvider',
       label: `${which} command '${path.basename(argv[0]!)}' of role '${this.role.name}'`,
     };

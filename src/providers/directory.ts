@@ -2,6 +2,7 @@ import { constants as fsConstants, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
+import { recyclerOf } from '../memory/recycling-readable.js';
 import { exportFromProgram, importIntoProgram } from './child.js';
 import { providerFsError } from './fs-error.js';
 import { earlyFailure } from './input.js';
@@ -131,7 +132,7 @@ function wrapFsError(e: unknown, errorId: string, what: string, target: string):
  * symlinks), so nothing can escape `staging` even then; the guard makes any such entry refuse the
  * whole restore, and the caller then discards `staging` without touching the destination.
  */
-async function extractStrict(data: Readable, staging: string, { signal, recycle }: ProviderContext): Promise<void> {
+async function extractStrict(data: Readable, staging: string, { signal }: ProviderContext): Promise<void> {
   const guard = new EntryGuard();
   const stop = new AbortController();
   let refusal: AzsError | undefined;
@@ -196,7 +197,7 @@ async function extractStrict(data: Readable, staging: string, { signal, recycle 
     label: `tar extracting into '${staging}'`,
     signal: stop.signal,
     // The guard keeps copies of the header bytes it gathers, never the chunks themselves.
-    written: recycle,
+    written: recyclerOf(data),
   }, toTar).catch((e: unknown) => e);
   const failure = await extracted;
   signal?.removeEventListener('abort', onAbort);

@@ -68,7 +68,6 @@ export class PostgresProvider implements Provider {
       env: { ...conn.env, AZSBACKUP_ROLE: this.role.name },
       timeoutMs: this.role.timeoutSeconds === undefined ? undefined : this.role.timeoutSeconds * 1000,
       signal: ctx.signal,
-      written: ctx.recycle,
       errorPrefix: 'PostgresProvider',
       secrets: conn.env.PGPASSWORD ? [conn.env.PGPASSWORD] : [],
       label: `${which} of ${conn.display} (role '${this.role.name}')`,

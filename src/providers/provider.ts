@@ -3,7 +3,9 @@ import type { Readable } from 'node:stream';
 /**
  * A provider takes one role's data out of the infrastructure and puts it back. Every provider
  * implements this interface and passes the one conformance suite in
- * test/providers.conformance.test.ts.
+ * test/providers.conformance.test.ts. (The built-in providers also take part in buffer recycling,
+ * an optional performance capability of the streams they are given and return:
+ * src/memory/recycling-readable.ts. A new provider need not.)
  */
 
 export type ProviderName = 'directory' | 'sqlite' | 'command' | 'postgres';
@@ -40,13 +42,6 @@ export interface ProviderContext {
    * if it rejects. A restore of several roles uses it to stage them all before changing any.
    */
   beforeCommit?: () => Promise<void>;
-  /**
-   * import() may hand each chunk of its data back through this once nothing of it is held any
-   * more (the bytes have gone into a pipe, a file, a hash), so the stream's producer can write its
-   * next output into the same memory. A chunk still held must never be handed back: its bytes
-   * would change under the holder.
-   */
-  recycle?: (chunk: Buffer) => void;
   /**
    * export() may call this with what must be kept beside the data to put it back as it was on a
    * machine that never had it (sqlite: the file's mode and owner). The backup records it in

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { ensurePrivateDir } from '../process/private-dir.js';
 import { providerFsError } from './fs-error.js';
+import { recyclerOf } from '../memory/recycling-readable.js';
 import { reportingWrites } from '../memory/reporting-writes.js';
 import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
 import { recoverSwaps, resolveDestination, Staging } from './swap.js';
@@ -127,7 +128,8 @@ export class SqliteProvider implements Provider {
   }
 }
 
-async function receive(data: Readable, file: string, { signal, recycle }: ProviderContext): Promise<void> {
+async function receive(data: Readable, file: string, { signal }: ProviderContext): Promise<void> {
+  const recycle = recyclerOf(data);
   try {
     const out = createWriteStream(file, { mode: 0o600 });
     await pipeline(data, recycle ? reportingWrites(out, recycle) : out, { signal });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { BlobItem, BlockBlobClient, ContainerClient } from '@azure/storage-blob';
 import { AzsError, type ShareAlertType } from '../errors.js';
-import { canRecycle } from '../memory/recycling-readable.js';
+import { recyclerOf } from '../memory/recycling-readable.js';
 import type { BlobLocation } from './location.js';
 import { splitTargetPath } from './paths.js';
 import { readAheadFrom } from './read-ahead.js';
@@ -264,7 +264,7 @@ export class BlobTarget implements Target {
       throw e;
     }
     const abort = new AbortController();
-    const recycle = canRecycle(data) ? (chunk: Buffer) => data.recycle(chunk) : undefined;
+    const recycle = recyclerOf(data);
     const writeId = randomBytes(6).toString('hex');
     const blockIds: string[] = [];
     const inFlight = new Set<Promise<void>>();

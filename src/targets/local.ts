@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AzsError } from '../errors.js';
 import { syncDirectory } from '../fs/durable-write.js';
-import { canRecycle } from '../memory/recycling-readable.js';
+import { recyclerOf } from '../memory/recycling-readable.js';
 import { DurableFileWriter, FLUSH_EVERY_BYTES } from './durable-file.js';
 import { readAhead } from './read-ahead.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
@@ -117,7 +117,7 @@ export class LocalFolderTarget implements Target {
     }
     return this.guard(p, async () => {
       await makeFoldersDurably(path.dirname(finalPath));
-      const file = new DurableFileWriter(tempPath, FLUSH_EVERY_BYTES, canRecycle(data) ? (chunk) => data.recycle(chunk) : undefined);
+      const file = new DurableFileWriter(tempPath, FLUSH_EVERY_BYTES, recyclerOf(data));
       try {
         await pipeline(data, file);
         await fsp.rename(tempPath, finalPath);

@@ -13,7 +13,7 @@ import { startSmbClient, type SmbClient, type SmbClientResult } from './smb-clie
 import { partialNameFor, splitTargetPath } from './paths.js';
 import { alreadyExists, isRefusedFile, notFound, shareError, shareFileLimit, SMALL_FILE_MAX_BYTES } from './share-errors.js';
 import { readFileBounded } from '../io/bounded-read.js';
-import { canRecycle, recycleThrough, type RecyclingReadable } from '../memory/recycling-readable.js';
+import { recycleThrough, recyclerOf } from '../memory/recycling-readable.js';
 import type { FreeSpace, Target, TargetEntry, TreeEntry, WriteOptions } from './target.js';
 
 export type SmbLocation = Extract<ShareLocation, { kind: 'smb' }>;
@@ -346,7 +346,7 @@ export class SmbTarget implements Target {
     // smbclient sends what one read of its stdin gives it as one SMB write, and the cipher hands
     // out 64 KiB pieces: gathered into 1 MiB writes, a 270 MiB put took ~20% less time.
     const gathered = new ByteQueue({ trackConsumed: true });
-    const giveBack = canRecycle(data) ? (chunk: Buffer) => data.recycle(chunk) : undefined;
+    const giveBack = recyclerOf(data);
     const allGathered = (): Buffer | undefined => {
       if (gathered.length === 0) return undefined;
       const out = gathered.take(gathered.length);
@@ -386,7 +386,7 @@ export class SmbTarget implements Target {
     return { bytes };
   }
 
-  async read(p: string): Promise<Readable | RecyclingReadable> {
+  async read(p: string): Promise<Readable> {
     const segs = this.segments(p);
     const out = new PassThrough();
     let started!: () => void;

@@ -1,6 +1,5 @@
 import type { Readable } from 'node:stream';
 import type { AzsError } from '../errors.js';
-import type { RecyclingReadable } from '../memory/recycling-readable.js';
 
 /**
  * A place backups are stored: a local folder, an SMB share or a blob container. Every target implements this small
@@ -9,6 +8,8 @@ import type { RecyclingReadable } from '../memory/recycling-readable.js';
  * Paths are relative to the target's root, use `/` as separator, and never contain `..`.
  * Errors are AzsError: ObjectNotFound for a missing path, and for share problems the alertType
  * (ShareConnectivity, SharePath, ShareAuthentication, ShareCapacity) with its exit code.
+ * (The built-in targets also take part in buffer recycling, an optional performance capability
+ * of the streams they are given and return: src/memory/recycling-readable.ts. A new target need not.)
  */
 export interface TargetEntry {
   /** The entry's own name (last path segment). */
@@ -50,16 +51,11 @@ export interface Target {
   /**
    * Stream `data` into the file at `path`, creating parent folders; resolves once it is all stored.
    * The file appears, or replaces an existing one, in one atomic step at the end: a reader sees the
-   * old file or the whole new one, never a part and never nothing (unless `atomic: false`). When
-   * `data` is a RecyclingReadable, each chunk is handed back to it once the target holds a copy of
-   * its bytes (written to the file, or taken by the pipe to the share's client), never before.
+   * old file or the whole new one, never a part and never nothing (unless `atomic: false`).
    */
   write(path: string, data: Readable, options?: WriteOptions): Promise<{ bytes: number }>;
-  /**
-   * The file at `path` as a stream; rejects with ObjectNotFound when it is missing. The stream may
-   * be a RecyclingReadable: then a reader done with a chunk may hand it back for a later read.
-   */
-  read(path: string): Promise<Readable | RecyclingReadable>;
+  /** The file at `path` as a stream; rejects with ObjectNotFound when it is missing. */
+  read(path: string): Promise<Readable>;
   /** The entries of the folder at `path` ('' is the root); [] when the folder does not exist. */
   list(path: string): Promise<TargetEntry[]>;
   /**
