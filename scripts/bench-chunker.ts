@@ -116,7 +116,9 @@ async function main(): Promise<void> {
       note('node sha256', await time(() => createHash('sha256').update(data).digest()));
       if (nativeFindCut()) note('cut (native)', await time(() => cutAll(data, gear, 'auto')));
       note('cut (typescript)', await time(() => cutAll(data, gear, 'typescript')));
-      note('cut + id', await time(() => cutAll(data, gear, 'auto').forEach((c) => chunkIdOf(keys, c))));
+      note('cut + id', await time(() => {
+        for (const c of cutAll(data, gear, 'auto')) chunkIdOf(keys, c);
+      }));
 
       const repo = join(work, `repo${r}`);
       rmSync(repo, { recursive: true, force: true });

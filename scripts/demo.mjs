@@ -135,7 +135,7 @@ try {
 
   say('Back up');
   const [backup] = azs(home, 'Start-InfrastructureBackup');
-  azs(home, 'Get-InfrastructureBackup', ['-Name', backup.Name], { show: false })[0].RoleStatus.forEach((r) => process.stdout.write(`  ${r.RoleName.padEnd(16)} ${r.Status.padEnd(10)} ${r.Size} bytes -> ${r.StoredSize} stored\n`));
+  azs(home, 'Get-InfrastructureBackup', ['-Name', backup.Name], { show: false })[0].RoleStatus.forEach((r) => { process.stdout.write(`  ${r.RoleName.padEnd(16)} ${r.Status.padEnd(10)} ${r.Size} bytes -> ${r.StoredSize} stored\n`); });
 
   say('Check it without the key, then with the .pfx');
   azs(home, 'Test-InfrastructureBackup', ['-Name', backup.Name]);

@@ -14,4 +14,7 @@ scripts/ensure-built.sh
 # code it drives fails here, with the line, before any suite runs.
 echo "azsbackup: typecheck (tsc --noEmit over src, cmdlets, test, scripts)" >&2
 npx tsc --noEmit -p .
+# Biome lints (biome.jsonc says which rules and why) and checks the formatting, 140 columns at most.
+echo "azsbackup: lint and format check (biome)" >&2
+npx biome check --assist-enabled=false .
 exec npx vitest run "$@"

@@ -236,12 +236,16 @@ const STATUSES: readonly string[] = ['Queued', 'Running', 'Succeeded', 'PartialS
 const PROVIDERS: readonly string[] = ['directory', 'sqlite', 'command', 'postgres'];
 const isCount = (n: number) => Number.isSafeInteger(n) && n >= 0;
 
+/** An element as fast-xml-parser gives it: untyped until malformedField has checked it. */
+// biome-ignore lint/suspicious/noExplicitAny: the parser's output has no static shape; every field read is checked
+type ParsedXml = Record<string, any>;
+
 /**
  * The first field that is not what docs/FORMAT.md says it is, or undefined. Each field is checked
  * here, once, so that nothing downstream meets an invalid date, a NaN size or an element where text
  * belongs (a file with a valid digest is not thereby a file this service wrote).
  */
-function malformedField(raw: Record<string, any>, info: BackupInfo): string | undefined {
+function malformedField(raw: ParsedXml, info: BackupInfo): string | undefined {
   const notText = ['Name', 'Status', 'CreatedDateTime', 'CompletedDateTime', 'BackupDataVersion'].find((f) => typeof raw[f] !== 'string');
   if (notText) return `its ${notText} is ${raw[notText] === undefined ? 'missing' : 'not text'}`;
   if (!STATUSES.includes(info.status)) return `its Status '${info.status}' is not a status`;
@@ -252,7 +256,7 @@ function malformedField(raw: Record<string, any>, info: BackupInfo): string | un
   for (const r of info.recipients) {
     if (r.kind !== 'Certificate' && r.kind !== 'Key') return `a Recipient's Kind '${String(r.kind)}' is neither Certificate nor Key`;
   }
-  for (const [i, r] of asArray<Record<string, any>>(raw.Roles?.Role).entries()) {
+  for (const [i, r] of asArray<ParsedXml>(raw.Roles?.Role).entries()) {
     const role = info.roles[i]!;
     const name = role.definition.name;
     if (typeof r['@_Name'] !== 'string' || name === '') return `role ${i + 1} has no name`;
@@ -277,7 +281,7 @@ export function parseBackupInfo(text: string, expectedName: string): ParsedBacku
   if (!seal) throw damaged(expectedName, 'its seal is missing or malformed');
   const signed = text.slice(0, seal.index);
   const digestValid = createHash('sha256').update(signed).digest('hex') === seal[1];
-  let raw: Record<string, any>;
+  let raw: ParsedXml;
   try {
     const parser = new XMLParser({
       ignoreAttributes: false,
@@ -314,7 +318,7 @@ export function parseBackupInfo(text: string, expectedName: string): ParsedBacku
       algorithm: r['@_Algorithm'] as WrappedKey['algorithm'],
       value: Buffer.from(String(r['#text'] ?? ''), 'base64'),
     })),
-    roles: asArray<Record<string, any>>(raw.Roles?.Role).map((r) => ({
+    roles: asArray<ParsedXml>(raw.Roles?.Role).map((r) => ({
       definition: definitionFromXml(String(r['@_Name']), r.Definition ?? {}),
       status: String(r['@_Status']) as BackupStatus,
       size: Number(r['@_Size']),

@@ -1,4 +1,4 @@
-import { linkSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { linkSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { AzsError } from '../errors.js';
 import { writeFileWhole } from '../fs/durable-write.js';

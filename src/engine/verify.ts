@@ -63,7 +63,7 @@ export async function verifyBackup(
     FilesChecked: files.length, ChunksAuthenticated: chunks, Authenticity: authenticity,
     Checked: !material ? CHECKED.Hash : authenticity === 'Unauthenticated' ? CHECKED.Unauthenticated : CHECKED.Authenticated, Files: files,
   });
-  let opened;
+  let opened: Awaited<ReturnType<typeof openBackup>>;
   try {
     opened = await openBackup(target, name, material, options);
     authenticity = opened.authenticity ?? 'NotChecked';

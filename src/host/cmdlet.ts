@@ -54,4 +54,4 @@ export interface CmdletContext<P = BoundParameters> {
 }
 
 /** Returns the output objects (PascalCase properties, as declared in manifests/Types.xml), or nothing. */
-export type Cmdlet<P = BoundParameters> = (ctx: CmdletContext<P>) => Promise<unknown[] | unknown | void>;
+export type Cmdlet<P = BoundParameters> = (ctx: CmdletContext<P>) => Promise<unknown>;

@@ -1,5 +1,5 @@
 import { closeSync, constants, fstatSync, openSync, readSync, readlinkSync, type Stats } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AzsError, ExitCode, type ErrorCategory } from '../errors.js';
 
@@ -108,7 +108,7 @@ const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
 
 /** The whole file, at most limit.maxBytes of it; see the top of this file. */
 export async function readFileBounded(file: string, limit: ReadLimit): Promise<Buffer> {
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(file, OPEN_FLAGS);
   } catch (e) {

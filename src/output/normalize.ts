@@ -168,7 +168,7 @@ function normalizeDeclared(
     case 'String[]':
       if (!Array.isArray(value)) throw mismatch(where, 'String[]', value);
       return memoized(memo, value, 'String[]', () => newList('System.String[]'), (list) => {
-        value.forEach((item, i) => list.items.push(normalizeDeclared(`${where}[${i}]`, 'String', undefined, item, types, memo)));
+        for (const [i, item] of value.entries()) list.items.push(normalizeDeclared(`${where}[${i}]`, 'String', undefined, item, types, memo));
       });
     case 'Object':
       if (!isRecord(value)) throw mismatch(where, `Object${typeName ? ` (${typeName})` : ''}`, value);
@@ -218,7 +218,7 @@ function normalizeUndeclared(where: string, value: unknown, types: TypeRegistry,
       if (value instanceof Date) return { kind: 'DateTime', value: toDate(where, value) };
       if (Array.isArray(value)) {
         return memoized(memo, value, 'Object[]:', () => newList('System.Object[]'), (list) => {
-          value.forEach((item, i) => list.items.push(normalizeUndeclared(`${where}[${i}]`, item, types, memo)));
+          for (const [i, item] of value.entries()) list.items.push(normalizeUndeclared(`${where}[${i}]`, item, types, memo));
         });
       }
       if (isRecord(value)) return normalizeObject(where, value, undefined, types, memo);
@@ -236,7 +236,7 @@ function normalizeObject(where: string, source: Record<string, unknown>, typeNam
     // Declared properties come first and always appear, so every object of a type has the same shape.
     for (const prop of declared) {
       seen.add(prop.name);
-      const value = Object.prototype.hasOwnProperty.call(source, prop.name) ? source[prop.name] : undefined;
+      const value = Object.hasOwn(source, prop.name) ? source[prop.name] : undefined;
       node.properties.push({ name: prop.name, value: normalizeDeclared(`${label}.${prop.name}`, prop.type, prop.typeName, value, types, memo) });
     }
     for (const [name, value] of Object.entries(source)) {

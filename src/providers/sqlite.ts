@@ -19,7 +19,7 @@ import { recoverSwaps, resolveDestination, Staging } from './swap.js';
 
 /** The part of better-sqlite3 we use (the package ships no type declarations). */
 interface SqliteDatabase {
-  backup(file: string, options?: { progress?: (p: { totalPages: number; remainingPages: number }) => number | void }): Promise<unknown>;
+  backup(file: string, options?: { progress?: (p: { totalPages: number; remainingPages: number }) => number }): Promise<unknown>;
   pragma(source: string, options?: { simple?: boolean }): unknown;
   close(): void;
 }

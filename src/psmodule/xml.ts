@@ -30,7 +30,10 @@ export function escapeXml(text: string): string {
 }
 
 export function el(name: string, attrsOrContent?: Record<string, string | undefined> | string | XmlNode[], content?: string | XmlNode[]): XmlElement {
-  if (typeof attrsOrContent === 'string' || Array.isArray(attrsOrContent)) content = attrsOrContent, attrsOrContent = undefined;
+  if (typeof attrsOrContent === 'string' || Array.isArray(attrsOrContent)) {
+    content = attrsOrContent;
+    attrsOrContent = undefined;
+  }
   const node: XmlElement = { name, attrs: attrsOrContent };
   if (typeof content === 'string') node.text = content;
   else if (content) node.children = content;

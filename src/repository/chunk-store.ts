@@ -1,7 +1,7 @@
 import type { Target } from '../targets/target.js';
 import { ContentChunker } from './chunker.js';
 import type { CdcParams } from './cdc.js';
-import { ChunkIndex } from './chunk-index.js';
+import type { ChunkIndex } from './chunk-index.js';
 import { gearTable } from './gear.js';
 import { writeIndexFile } from './index-file.js';
 import { chunkIdOf, type RepositoryKeys } from './keys.js';

@@ -1,5 +1,5 @@
 import { AzsError, ExitCode, usageError } from '../errors.js';
-import { ConfigStore, type StoredConfig } from '../config/store.js';
+import type { ConfigStore, StoredConfig } from '../config/store.js';
 import { certificateAuthenticationKey, certificateAuthenticationSecret } from '../crypto/certificate-authentication.js';
 import { privateDirOf } from '../process/private-dir.js';
 import type { DecryptWith, EncryptFor } from '../crypto/recipient.js';

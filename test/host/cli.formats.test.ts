@@ -17,7 +17,7 @@ const formats = ['json', 'clixml', 'table', 'list'] as const;
 type Format = (typeof formats)[number];
 
 let drill: Drill;
-let backups: string[] = [];
+const backups: string[] = [];
 
 /** How to call each cmdlet so that it does its real work and returns objects. */
 function invocation(name: string, format: Format): { args: string[]; stdin?: string; home?: string } {

@@ -157,7 +157,11 @@ describe('output', () => {
   test('a terminal progress bar redraws one line and clears it', () => {
     let text = '';
     let t = 0;
-    const bar = terminalProgress({ write: (s: string) => ((text += s), true) } as unknown as NodeJS.WritableStream, 40, 100, () => t);
+    const write = (s: string): boolean => {
+      text += s;
+      return true;
+    };
+    const bar = terminalProgress({ write } as unknown as NodeJS.WritableStream, 40, 100, () => t);
     bar.report({ activity: 'Backup', status: 'Identity', percentComplete: 50 });
     bar.report({ activity: 'Backup', status: 'skipped: too soon', percentComplete: 51 });
     t = 200;

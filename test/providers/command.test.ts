@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it } from 'vitest';
 import { AzsError } from '../../src/errors.js';
 import { STDERR_TAIL_BYTES } from '../../src/providers/child.js';
 import { createProvider } from '../../src/providers/index.js';

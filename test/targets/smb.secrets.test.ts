@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectOk, resultOf, spawnCli, type CliResult } from '../support/cli.js';
 import { sambaAvailable, startSamba, type SambaServer } from '../support/samba.js';
-import { makeSmbDrill, writeRandom, type SmbDrill } from '../support/smb-drill.js';
+import { makeSmbDrill, type SmbDrill } from '../support/smb-drill.js';
 
 /**
  * The share password given once on stdin to Set-BackupShare must never show where another user of
