@@ -4,7 +4,7 @@
 // their own and also count inside the function that holds them.
 //   npx esbuild scripts/function-lengths.ts --platform=node --format=esm --packages=external --outfile=node_modules/.cache/function-lengths.mjs \
 //     && node node_modules/.cache/function-lengths.mjs [limit]
-// test/architecture.function-length.test.ts holds src/ to 80 lines.
+// test/architecture/function-length.test.ts holds src/ to 80 lines.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import ts from 'typescript';

@@ -6,7 +6,7 @@
 # The generator (src/psmodule/psm1.ts) embeds this file in AzsBackup.psm1 after two lines it writes
 # from the build: $script:AzsBackupHostPath (the host, recorded at build time) and
 # $script:AzsBackupRemoteLocation (the pattern of a path kept as given, src/manifest/model.ts).
-# test/psmodule.runtime-parse.test.ts parses it with PowerShell's own parser.
+# test/powershell/runtime-parse.test.ts parses it with PowerShell's own parser.
 
 # Path parameters: a relative path, ~ or a PowerShell drive resolves against the current location
 # before validation, as in every PowerShell cmdlet; a UNC path or a URL (smb://) stays as it is.

@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadManifestSet } from '../src/manifest/load.js';
-import { generateModule } from '../src/psmodule/generate.js';
-import { onlineHelpUri, type PackageLinks } from '../src/psmodule/help-uri.js';
-import { findPwsh, runPwsh } from './support/pwsh.js';
+import { loadManifestSet } from '../../src/manifest/load.js';
+import { generateModule } from '../../src/psmodule/generate.js';
+import { onlineHelpUri, type PackageLinks } from '../../src/psmodule/help-uri.js';
+import { findPwsh, runPwsh } from '../support/pwsh.js';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const set = loadManifestSet(join(repo, 'manifests'));
 const cmdlet = 'Get-InfrastructureBackup';
 

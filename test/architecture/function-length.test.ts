@@ -6,9 +6,9 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { longFunctions, longFunctionsInFile } from '../scripts/function-lengths.js';
+import { longFunctions, longFunctionsInFile } from '../../scripts/function-lengths.js';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const limit = 80;
 /** Files still being split (by another change); this list only shrinks. */
 const allowed = new Set(['src/engine/backup.ts', 'src/engine/restore.ts']);

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadManifestSet } from '../src/manifest/load.js';
-import { renderModule } from '../src/psmodule/generate.js';
-import { findPwsh, runPwsh } from './support/pwsh.js';
+import { loadManifestSet } from '../../src/manifest/load.js';
+import { renderModule } from '../../src/psmodule/generate.js';
+import { findPwsh, runPwsh } from '../support/pwsh.js';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const runtimeFile = join(repo, 'src', 'psmodule', 'AzsBackup.Runtime.ps1');
 
 // Prints one line per parse error ("line:column message") and the names of the functions and
