@@ -1,6 +1,16 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // A .ps1 imported from the sources is its text, as esbuild's text loader makes it in the build
+  // (scripts/bundle-options.mjs): the module generator embeds src/psmodule/AzsBackup.Runtime.ps1.
+  plugins: [
+    {
+      name: 'ps1-as-text',
+      transform(code, id) {
+        return id.endsWith('.ps1') ? { code: `export default ${JSON.stringify(code)};`, map: null } : undefined;
+      },
+    },
+  ],
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 120_000,

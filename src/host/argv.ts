@@ -156,89 +156,107 @@ export function secretOnCommandLine(p: ParameterDef): AzsError {
   );
 }
 
+/** Where tokenize is in argv: taking a parameter's value from the next token moves it on. */
+interface Cursor {
+  args: string[];
+  i: number;
+}
+
+/** One -Name, -Name:value, --name or --name=value token, its name resolved. */
+function parameterToken(m: CmdletManifest, known: Known[], t: string): { k: Known; negated: boolean; inline: string | undefined } {
+  const gnu = t.startsWith('--');
+  const body = t.slice(gnu ? 2 : 1);
+  // PowerShell binds -Name:value; GNU binds --name=value. A Windows path keeps its own colons.
+  const sep = gnu ? body.indexOf('=') : body.indexOf(':');
+  const typed = sep >= 0 ? body.slice(0, sep) : body;
+  const inline = sep >= 0 ? body.slice(sep + 1) : undefined;
+  const { known: k, negated } = resolveName(m, known, typed, gnu);
+  return { k, negated, inline };
+}
+
+/** The occurrence of `k`, new at its first mention; only a String[] may be named twice. */
+function occurrenceOf(byName: Map<string, Occurrence>, named: Occurrence[], k: Known): Occurrence {
+  let occ = byName.get(k.name);
+  if (occ && k.type !== 'String[]') {
+    throw usageError(
+      `Cannot bind parameter because parameter '${k.name}' is specified more than once.`,
+      'ParameterAlreadyBound',
+      k.name,
+      `Give -${k.name} once${k.aliases.length ? ` (its aliases ${k.aliases.join(', ')} name the same parameter)` : ''}.`,
+    );
+  }
+  if (!occ) {
+    occ = { known: k, values: [] };
+    byName.set(k.name, occ);
+    named.push(occ);
+  }
+  return occ;
+}
+
+/** A switch's value: -Name, -Name:$false, --no-name. */
+function switchValue(k: Known, negated: boolean, inline: string | undefined): string {
+  let value = !negated;
+  if (inline !== undefined) {
+    const b = parseBoolean(inline);
+    if (b === undefined) {
+      throw usageError(`Cannot convert '${inline}' to the type 'Switch' required by parameter '${k.name}'. Use -${k.name}:$true or -${k.name}:$false.`,
+        'ParameterArgumentTransformationError', k.name, `Write -${k.name}, -${k.name}:$false or --no-${k.name.toLowerCase()}.`);
+    }
+    value = negated ? !b : b;
+  }
+  return String(value);
+}
+
+/**
+ * Where a secret comes from. `-` reads stdin; no value means the environment or a prompt; anything
+ * else is refused, except a PSCredential's user name.
+ */
+function bindSecret(known: Known[], param: ParameterDef, inline: string | undefined, cur: Cursor, occ: Occurrence): void {
+  const after = cur.args[cur.i + 1];
+  // `-Password -Hunter2` is a password that starts with a dash, not a parameter to look up and
+  // then quote back in a ParameterNotFound error.
+  if (inline === undefined && after !== undefined && isParameterToken(after) && !namesParameter(known, after)) throw secretOnCommandLine(param);
+  const v = inline !== undefined ? inline : after !== undefined && !isParameterToken(after) && after !== '--' ? cur.args[++cur.i] : undefined;
+  if (v === '-') occ.secretSource = 'stdin';
+  else if (v === undefined) occ.secretSource = 'ask';
+  else if (param.type === 'PSCredential' && v !== '') {
+    occ.secretSource = 'ask';
+    occ.userName = v;
+  } else throw secretOnCommandLine(param);
+}
+
+/** A parameter's value: the inline one, else the next token unless that names a parameter. */
+function valueOf(k: Known, inline: string | undefined, cur: Cursor): string {
+  if (inline !== undefined) return inline;
+  const n = cur.args[cur.i + 1];
+  if (n === undefined || isParameterToken(n) || n === '--') throw missingArgument(k);
+  cur.i++;
+  return n;
+}
+
 /** Splits argv into named occurrences (canonical names) and positional values. */
 function tokenize(m: CmdletManifest, args: string[]): { named: Occurrence[]; positional: string[] } {
   const known = knownNames(m);
   const byName = new Map<string, Occurrence>();
   const named: Occurrence[] = [];
   const positional: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const t = args[i]!;
+  const cur: Cursor = { args, i: 0 };
+  for (; cur.i < args.length; cur.i++) {
+    const t = args[cur.i]!;
     if (t === '--') {
-      positional.push(...args.slice(i + 1));
+      positional.push(...args.slice(cur.i + 1));
       break;
     }
     if (!isParameterToken(t)) {
       positional.push(t);
       continue;
     }
-    const gnu = t.startsWith('--');
-    const body = t.slice(gnu ? 2 : 1);
-    // PowerShell binds -Name:value; GNU binds --name=value. A Windows path keeps its own colons.
-    const sep = gnu ? body.indexOf('=') : body.indexOf(':');
-    const typed = sep >= 0 ? body.slice(0, sep) : body;
-    const inline = sep >= 0 ? body.slice(sep + 1) : undefined;
-    const { known: k, negated } = resolveName(m, known, typed, gnu);
-    const next = (): string | undefined => {
-      if (inline !== undefined) return inline;
-      const n = args[i + 1];
-      if (n === undefined || isParameterToken(n) || n === '--') return undefined;
-      i++;
-      return n;
-    };
-
-    let occ = byName.get(k.name);
-    const isArray = k.type === 'String[]';
-    if (occ && !isArray) {
-      throw usageError(
-        `Cannot bind parameter because parameter '${k.name}' is specified more than once.`,
-        'ParameterAlreadyBound',
-        k.name,
-        `Give -${k.name} once${k.aliases.length ? ` (its aliases ${k.aliases.join(', ')} name the same parameter)` : ''}.`,
-      );
-    }
-    if (!occ) {
-      occ = { known: k, values: [] };
-      byName.set(k.name, occ);
-      named.push(occ);
-    }
-
-    if (k.type === 'Switch') {
-      let value = !negated;
-      if (inline !== undefined) {
-        const b = parseBoolean(inline);
-        if (b === undefined) {
-          throw usageError(`Cannot convert '${inline}' to the type 'Switch' required by parameter '${k.name}'. Use -${k.name}:$true or -${k.name}:$false.`,
-            'ParameterArgumentTransformationError', k.name, `Write -${k.name}, -${k.name}:$false or --no-${k.name.toLowerCase()}.`);
-        }
-        value = negated ? !b : b;
-      }
-      occ.values.push(String(value));
-      continue;
-    }
-    if (negated) {
-      occ.values.push('false');
-      continue;
-    }
-    if (k.param?.secret) {
-      // Secrets: `-` reads stdin; no value means the environment or a prompt; anything else is refused,
-      // except a PSCredential's user name.
-      const after = args[i + 1];
-      // `-Password -Hunter2` is a password that starts with a dash, not a parameter to look up and
-      // then quote back in a ParameterNotFound error.
-      if (inline === undefined && after !== undefined && isParameterToken(after) && !namesParameter(known, after)) throw secretOnCommandLine(k.param);
-      const v = inline !== undefined ? inline : after !== undefined && !isParameterToken(after) && after !== '--' ? args[++i] : undefined;
-      if (v === '-') occ.secretSource = 'stdin';
-      else if (v === undefined) occ.secretSource = 'ask';
-      else if (k.type === 'PSCredential' && v !== '') {
-        occ.secretSource = 'ask';
-        occ.userName = v;
-      } else throw secretOnCommandLine(k.param);
-      continue;
-    }
-    const v = next();
-    if (v === undefined) throw missingArgument(k);
-    occ.values.push(v);
+    const { k, negated, inline } = parameterToken(m, known, t);
+    const occ = occurrenceOf(byName, named, k);
+    if (k.type === 'Switch') occ.values.push(switchValue(k, negated, inline));
+    else if (negated) occ.values.push('false');
+    else if (k.param?.secret) bindSecret(known, k.param, inline, cur, occ);
+    else occ.values.push(valueOf(k, inline, cur));
   }
   return { named, positional };
 }
@@ -359,14 +377,8 @@ function commonValue<T extends string>(name: string, raw: string, allowed: reado
   return v;
 }
 
-/** Parses the arguments after the cmdlet name. Throws AzsError (exit 2) for every usage mistake. */
-export async function parseCommandLine(m: CmdletManifest, args: string[], env: Record<string, string | undefined> = {}): Promise<CommandLine> {
-  const { named, positional: rawPositional } = tokenize(m, args);
-  const { values, positional } = await parseNormalised(named, rawPositional);
-
-  const result: CommandLine = {
-    parameterSetName: '', params: {}, secrets: [], whatIf: false, confirm: undefined, output: undefined, progress: undefined, dialect: 'cli', verbose: false, debug: false,
-  };
+/** Sets the common parameters' fields of `result`; returns the manifest parameters named. */
+function bindCommon(named: Occurrence[], values: Map<string, string[]>, result: CommandLine): ParameterDef[] {
   const namedParams: ParameterDef[] = [];
   for (const o of named) {
     const last = (values.get(o.known.name) ?? []).at(-1)!;
@@ -390,20 +402,25 @@ export async function parseCommandLine(m: CmdletManifest, args: string[], env: R
         namedParams.push(o.known.param!);
     }
   }
+  return namedParams;
+}
 
-  // A secret supplied by AZSBACKUP_<NAME> counts as given when it selects a parameter set
-  // (`AZSBACKUP_ENCRYPTIONKEY=… azsbackup Restore-AzsBackup -Name …` means the Key set), unless
-  // the parameters on the command line point elsewhere.
+/**
+ * The parameter set. A secret supplied by AZSBACKUP_<NAME> counts as given when it selects a
+ * parameter set (`AZSBACKUP_ENCRYPTIONKEY=… azsbackup Restore-AzsBackup -Name …` means the Key
+ * set), unless the parameters on the command line point elsewhere.
+ */
+function chooseSet(m: CmdletManifest, namedParams: ParameterDef[], positional: string[], env: Record<string, string | undefined>): string {
   const fromEnv = m.parameters.filter((p) => p.type === 'SecureString' && env[`AZSBACKUP_${p.name.toUpperCase()}`] !== undefined && !namedParams.includes(p));
-  let set: string;
   try {
-    set = resolveSet(m, [...namedParams, ...fromEnv], positional);
+    return resolveSet(m, [...namedParams, ...fromEnv], positional);
   } catch {
-    set = resolveSet(m, namedParams, positional);
+    return resolveSet(m, namedParams, positional);
   }
-  result.parameterSetName = set;
-  const namedSet = new Set(namedParams.map((p) => p.name));
-  const slots = positionalSlots(m, set, namedSet);
+}
+
+/** The raw values of each parameter, named or by position; secrets go to `result.secrets` instead. */
+function rawValues(named: Occurrence[], values: Map<string, string[]>, positional: string[], slots: ParameterDef[], result: CommandLine): Map<string, string[]> {
   const rawByParam = new Map<string, string[]>();
   for (const o of named) {
     if (!o.known.param) continue;
@@ -421,8 +438,10 @@ export async function parseCommandLine(m: CmdletManifest, args: string[], env: R
       else throw secretOnCommandLine(p);
     } else rawByParam.set(p.name, [v]);
   });
+  return rawByParam;
+}
 
-  const bound = new Set([...rawByParam.keys(), ...result.secrets.map((s) => s.parameter.name)]);
+function assertMandatoryGiven(m: CmdletManifest, set: string, bound: Set<string>): void {
   const missing = missingMandatory(m, set, bound);
   if (missing.length) {
     throw usageError(
@@ -432,12 +451,15 @@ export async function parseCommandLine(m: CmdletManifest, args: string[], env: R
       `Give ${missing.map((p) => `-${p.name} <${p.type}>`).join(' ')}${m.parameterSets.length > 1 ? ` (parameter set ${set})` : ''}.`,
     );
   }
+}
 
+/** Each given parameter's raw values converted to its type, in the manifest's order. */
+function convertParams(m: CmdletManifest, set: string, rawByParam: Map<string, string[]>, params: CommandLine['params']): void {
   for (const p of m.parameters) {
     const raws = rawByParam.get(p.name);
     if (raws === undefined) continue;
     if (p.type === 'Switch') {
-      result.params[p.name] = raws[raws.length - 1] === 'true';
+      params[p.name] = raws[raws.length - 1] === 'true';
       continue;
     }
     if (raws.every((r) => r === '') && membership(p, set)?.mandatory) {
@@ -447,8 +469,24 @@ export async function parseCommandLine(m: CmdletManifest, args: string[], env: R
     // Relative paths resolve against the current folder here, as the module resolves them against
     // PowerShell's location, so every cmdlet stores and checks the same absolute path.
     const given = isPathParameter(p) ? raws.map((r) => (r === '' || keptAsGiven.test(r) ? r : resolvePath(r))) : raws;
-    result.params[p.name] = convertValue(p, given);
+    params[p.name] = convertValue(p, given);
   }
-  return result;
 }
 
+/** Parses the arguments after the cmdlet name. Throws AzsError (exit 2) for every usage mistake. */
+export async function parseCommandLine(m: CmdletManifest, args: string[], env: Record<string, string | undefined> = {}): Promise<CommandLine> {
+  const { named, positional: rawPositional } = tokenize(m, args);
+  const { values, positional } = await parseNormalised(named, rawPositional);
+
+  const result: CommandLine = {
+    parameterSetName: '', params: {}, secrets: [], whatIf: false, confirm: undefined, output: undefined, progress: undefined, dialect: 'cli', verbose: false, debug: false,
+  };
+  const namedParams = bindCommon(named, values, result);
+  const set = chooseSet(m, namedParams, positional, env);
+  result.parameterSetName = set;
+  const slots = positionalSlots(m, set, new Set(namedParams.map((p) => p.name)));
+  const rawByParam = rawValues(named, values, positional, slots, result);
+  assertMandatoryGiven(m, set, new Set([...rawByParam.keys(), ...result.secrets.map((s) => s.parameter.name)]));
+  convertParams(m, set, rawByParam, result.params);
+  return result;
+}

@@ -5,8 +5,8 @@
  */
 import { AzsError, ExitCode, stoppedBy } from '../errors.js';
 import type { CmdletManifest } from '../manifest/model.js';
-import { parseCommandLine, type OutputFormat } from './argv.js';
-import type { CmdletContext } from './cmdlet.js';
+import { parseCommandLine, type CommandLine, type OutputFormat } from './argv.js';
+import type { BoundParameters, CmdletContext } from './cmdlet.js';
 import { formatCmdletList, formatHelp } from './help.js';
 import { resolveHome } from './home.js';
 import { sweepPrivateDirs } from '../process/private-dir.js';
@@ -173,18 +173,8 @@ export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<nu
   }
 }
 
-async function run(
-  m: CmdletManifest,
-  args: string[],
-  catalog: Catalog,
-  h: HostIO,
-  report: ReportTarget,
-  loc: Locations,
-  signal: AbortSignal,
-  onProgress: (finish: () => void) => void,
-): Promise<number> {
-  const cl = await parseCommandLine(m, args, h.env);
-  const interactive = h.stdinIsTTY && h.stderrIsTTY;
+/** -Confirm asks on a terminal: without one it is refused, unless -WhatIf makes it moot. */
+function assertConfirmPossible(m: CmdletManifest, cl: CommandLine, interactive: boolean): void {
   if (cl.confirm === true && !cl.whatIf && !interactive) {
     throw new AzsError(`-Confirm asks on a terminal, and ${m.name} is not running on one.`, {
       errorId: 'ConfirmationNotPossible',
@@ -193,19 +183,21 @@ async function run(
       recommendedAction: 'Run it on a terminal, give -Confirm:$false to proceed without asking, or -WhatIf to see what it would do.',
     });
   }
-  const format: OutputFormat = cl.output ?? (h.stdoutIsTTY ? 'list' : 'json');
-  const reader = new InputReader(h.stdin);
+}
+
+/** The command's secrets, read once; afterwards AZSBACKUP_<NAME> is gone from this process's environment. */
+async function takeSecrets(m: CmdletManifest, cl: CommandLine, catalog: Catalog, h: HostIO, reader: InputReader): Promise<BoundParameters> {
   const secrets = await readSecrets(m, cl, { stdin: h.stdin, stdinIsTTY: h.stdinIsTTY, stderr: h.stderr, env: h.env, reader });
   // Read once, here: no program this command starts (a role's commands, pg_dump, an alert
   // command, the -AsJob runner) inherits a key or password from AZSBACKUP_<NAME>.
   if (h.env === process.env) {
     for (const p of catalog.all().flatMap((c) => c.parameters)) if (p.secret) delete process.env[secretEnvName(p)];
   }
-  const cmdlet = await loadCmdlet(m.name, loc);
-  const home = resolveHome(h.env);
-  // Plaintext a killed command of this home left in its private folder goes first.
-  await sweepPrivateDirs(home).catch(() => undefined);
+  return secrets;
+}
 
+/** Progress on stderr, and the verbose/debug/warning lines where this dialect shows them. */
+function progressAndStreams(cl: CommandLine, h: HostIO, report: ReportTarget): { progress: ReturnType<typeof createProgress>; streams: ReportTarget } {
   const progress = createProgress({ mode: cl.progress, stderr: h.stderr, stderrIsTTY: h.stderrIsTTY, columns: h.columns });
   // The module always gets every stream (PowerShell's preferences filter them); the command line
   // shows verbose and debug lines only when asked.
@@ -215,10 +207,33 @@ async function run(
     if (level === 'Debug' && !cl.debug && cl.dialect !== 'powershell') return;
     printStreamLine(streams, level, message);
   };
-  onProgress(() => progress.finish());
-  let exitOverride: number | undefined;
-  let nonTerminating = 0;
-  const ctx: CmdletContext = {
+  return { progress, streams };
+}
+
+/** What the cmdlet reports besides its objects: non-terminating errors and an exit code it sets. */
+interface Outcome {
+  exitOverride: number | undefined;
+  nonTerminating: number;
+}
+
+interface ContextParts {
+  m: CmdletManifest;
+  cl: CommandLine;
+  h: HostIO;
+  report: ReportTarget;
+  streams: ReportTarget;
+  progress: ReturnType<typeof createProgress>;
+  secrets: BoundParameters;
+  interactive: boolean;
+  reader: InputReader;
+  format: OutputFormat;
+  home: string;
+  signal: AbortSignal;
+}
+
+function cmdletContext(parts: ContextParts, outcome: Outcome): CmdletContext {
+  const { m, cl, h, report, streams, progress, secrets, interactive, reader, format, home, signal } = parts;
+  return {
     params: { ...cl.params, ...secrets },
     parameterSetName: cl.parameterSetName,
     secretsFromEnvironment: new Set(Object.keys(secrets).filter((name) => !cl.secrets.some((r) => r.parameter.name === name))),
@@ -238,28 +253,60 @@ async function run(
     },
     dialect: cl.dialect,
     writeError(error) {
-      nonTerminating++;
+      outcome.nonTerminating++;
       const err: ErrorLike | undefined = asAzsError(error);
-      if (err) printErrorRecord(report, m.name, err, false, exitOverride ?? ExitCode.Partial);
+      if (err) printErrorRecord(report, m.name, err, false, outcome.exitOverride ?? ExitCode.Partial);
       else printInternalError(report, m.name, error);
     },
     setExitCode(code) {
-      exitOverride = code;
+      outcome.exitOverride = code;
     },
     home,
     signal,
   };
+}
 
-  // Stopped while it was being loaded: it never starts (its signal would not fire again).
-  if (signal.aborted) throw signal.reason;
-  const result = await cmdlet(ctx);
-  progress.finish();
-  if (signal.aborted) throw signal.reason;
+/** The cmdlet's objects on stdout in the chosen format; a list cmdlet prints [] in JSON even when empty. */
+async function writeObjects(m: CmdletManifest, cl: CommandLine, result: unknown, format: OutputFormat, catalog: Catalog, h: HostIO): Promise<void> {
   const objects = result === undefined ? [] : Array.isArray(result) ? result : [result];
   const list = (m.setOutput?.[cl.parameterSetName] ?? m.output) === 'List';
   if (objects.length || (format === 'json' && list)) {
     const { formatObjects } = await import('../output/index.js');
     h.stdout.write(formatObjects(objects, m.outputType, format, catalog.types, { width: h.columns, list }));
   }
-  return exitOverride ?? (nonTerminating ? ExitCode.Partial : ExitCode.Success);
+}
+
+async function run(
+  m: CmdletManifest,
+  args: string[],
+  catalog: Catalog,
+  h: HostIO,
+  report: ReportTarget,
+  loc: Locations,
+  signal: AbortSignal,
+  onProgress: (finish: () => void) => void,
+): Promise<number> {
+  const cl = await parseCommandLine(m, args, h.env);
+  const interactive = h.stdinIsTTY && h.stderrIsTTY;
+  assertConfirmPossible(m, cl, interactive);
+  const format: OutputFormat = cl.output ?? (h.stdoutIsTTY ? 'list' : 'json');
+  const reader = new InputReader(h.stdin);
+  const secrets = await takeSecrets(m, cl, catalog, h, reader);
+  const cmdlet = await loadCmdlet(m.name, loc);
+  const home = resolveHome(h.env);
+  // Plaintext a killed command of this home left in its private folder goes first.
+  await sweepPrivateDirs(home).catch(() => undefined);
+
+  const { progress, streams } = progressAndStreams(cl, h, report);
+  onProgress(() => progress.finish());
+  const outcome: Outcome = { exitOverride: undefined, nonTerminating: 0 };
+  const ctx = cmdletContext({ m, cl, h, report, streams, progress, secrets, interactive, reader, format, home, signal }, outcome);
+
+  // Stopped while it was being loaded: it never starts (its signal would not fire again).
+  if (signal.aborted) throw signal.reason;
+  const result = await cmdlet(ctx);
+  progress.finish();
+  if (signal.aborted) throw signal.reason;
+  await writeObjects(m, cl, result, format, catalog, h);
+  return outcome.exitOverride ?? (outcome.nonTerminating ? ExitCode.Partial : ExitCode.Success);
 }

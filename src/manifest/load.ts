@@ -358,13 +358,8 @@ export function parseManifestText(file: string, source: string, types?: TypeRegi
   return parseManifest(new Reader(file), source, types);
 }
 
-function parseManifest(r: Reader, source: string, types?: TypeRegistry): CmdletManifest {
-  const root = r.parse(source, 'Cmdlet');
-  checkKnown(r, 'Cmdlet', root,
-    ['Verb', 'Noun', 'DefaultParameterSet', 'SupportsShouldProcess', 'ConfirmImpact', 'OutputType', 'ReportsProgress', 'Output', 'SingleInput'],
-    ['Synopsis', 'Description', 'ParameterSets', 'Parameters', 'Examples', 'Aliases']);
-  const a = attrs(root);
-
+/** Verb-Noun: an approved verb, a singular PascalCase noun, and the file named after them. */
+function cmdletName(r: Reader, a: Record<string, string>): { name: string; verb: string; noun: string } {
   const verb = a.Verb ?? r.fail('Cmdlet', 'Verb is required');
   const canonicalVerb = approvedVerb(verb);
   if (!canonicalVerb) r.fail('Cmdlet', `Verb "${verb}" is not an approved PowerShell verb (Get-Verb); e.g. ${approvedVerbs.slice(0, 8).join(', ')}, ...`);
@@ -376,11 +371,15 @@ function parseManifest(r: Reader, source: string, types?: TypeRegistry): CmdletM
   const name = `${verb}-${noun}`;
   const fileBase = basename(r.file).replace(/\.xml$/i, '');
   if (/\.xml$/i.test(r.file) && fileBase !== name) r.fail('Cmdlet', `declares ${name} but the file is named ${basename(r.file)}; name it ${name}.xml`);
+  return { name, verb, noun };
+}
 
-  const synopsis = prose(text(single(r, 'Cmdlet', root, 'Synopsis')) ?? '');
-  if (synopsis === '') r.fail('Cmdlet/Synopsis', 'is missing or empty');
-  const description = prose(text(single(r, 'Cmdlet', root, 'Description')) ?? '');
-
+/** The declared parameter sets (or the one implicit set), the default one, and each set's Output. */
+function parameterSetsOf(
+  r: Reader,
+  root: Record<string, unknown>,
+  a: Record<string, string>,
+): { parameterSets: string[]; defaultParameterSet: string; setOutput: Map<string, 'List' | 'Single'> } {
   const setsNode = single(r, 'Cmdlet', root, 'ParameterSets');
   if (setsNode !== undefined) checkKnown(r, 'ParameterSets', setsNode, [], ['ParameterSet']);
   const setOutput = new Map<string, 'List' | 'Single'>();
@@ -408,6 +407,23 @@ function parseManifest(r: Reader, source: string, types?: TypeRegistry): CmdletM
     }
     defaultParameterSet = a.DefaultParameterSet;
   }
+  return { parameterSets, defaultParameterSet, setOutput };
+}
+
+function parseManifest(r: Reader, source: string, types?: TypeRegistry): CmdletManifest {
+  const root = r.parse(source, 'Cmdlet');
+  checkKnown(r, 'Cmdlet', root,
+    ['Verb', 'Noun', 'DefaultParameterSet', 'SupportsShouldProcess', 'ConfirmImpact', 'OutputType', 'ReportsProgress', 'Output', 'SingleInput'],
+    ['Synopsis', 'Description', 'ParameterSets', 'Parameters', 'Examples', 'Aliases']);
+  const a = attrs(root);
+
+  const { name, verb, noun } = cmdletName(r, a);
+
+  const synopsis = prose(text(single(r, 'Cmdlet', root, 'Synopsis')) ?? '');
+  if (synopsis === '') r.fail('Cmdlet/Synopsis', 'is missing or empty');
+  const description = prose(text(single(r, 'Cmdlet', root, 'Description')) ?? '');
+
+  const { parameterSets, defaultParameterSet, setOutput } = parameterSetsOf(r, root, a);
 
   const supportsShouldProcess = bool(r, 'Cmdlet', 'SupportsShouldProcess', a.SupportsShouldProcess, false);
   const confirmImpact = (a.ConfirmImpact ?? 'Medium') as ConfirmImpact;

@@ -123,29 +123,23 @@ function wrapFsError(e: unknown, errorId: string, what: string, target: string):
   return providerFsError(e, { message: what, errorId, target, recommendedAction: 'Fix the cause named in the message and run the restore again.' });
 }
 
-/**
- * Extracts `data` into the empty folder `staging`; rejects on the first unsafe entry or error.
- *
- * GNU tar extracts, in its own process (node-tar extracting in-process halved restore speed), and
- * every header reaches the guard (tar-scanner.ts) before its bytes are passed on to GNU tar. GNU
- * tar on its own already refuses to write outside its folder (it strips '/', skips '..' and defers
- * symlinks), so nothing can escape `staging` even then; the guard makes any such entry refuse the
- * whole restore, and the caller then discards `staging` without touching the destination.
- */
-async function extractStrict(data: Readable, staging: string, { signal }: ProviderContext): Promise<void> {
-  const guard = new EntryGuard();
-  const stop = new AbortController();
-  let refusal: AzsError | undefined;
-  const refuse = (e: AzsError): void => {
-    refusal ??= e;
-    stop.abort();
-  };
-  const onAbort = (): void =>
-    refuse(new AzsError('The restore was cancelled; the folder was left as it was.', { errorId: 'DirectoryImportCancelled', category: 'OperationStopped' }));
-  if (signal?.aborted) onAbort();
-  signal?.addEventListener('abort', onAbort, { once: true });
+/** The first reason the extraction must stop; refusing aborts `stop`, which ends GNU tar. */
+class Refusal {
+  reason: AzsError | undefined;
+  readonly stop = new AbortController();
 
-  const fifos: string[] = [];
+  refuse(e: AzsError): void {
+    this.reason ??= e;
+    this.stop.abort();
+  }
+}
+
+/**
+ * `data` passed on chunk by chunk to GNU tar, every header shown to the guard first: the bytes of a
+ * refused header never reach GNU tar (the chunk fails instead of passing on). FIFOs are noted in
+ * `fifos` rather than checked; a failure of `data` itself refuses the restore too.
+ */
+function guardedTarStream(data: Readable, staging: string, guard: EntryGuard, fifos: string[], refusal: Refusal): Transform {
   const scanner = new TarScanner((entry) => {
     // A FIFO carries no data and its owner makes it again: GNU tar creates it, and it is removed below.
     if (entry.type === 'FIFO') fifos.push(entry.path);
@@ -157,16 +151,15 @@ async function extractStrict(data: Readable, staging: string, { signal }: Provid
       scan();
       return undefined;
     } catch (e) {
-      refuse(e instanceof TarFormatError
+      refusal.refuse(e instanceof TarFormatError
         ? new AzsError(`The role data is not a valid tar archive (${e.message}); nothing was changed.`, {
           errorId: 'DirectoryArchiveInvalid', category: 'InvalidData', cause: e,
           recommendedAction: 'Check the backup with Test-InfrastructureBackup and restore another one if it is damaged.',
         })
         : isAzsError(e) ? e : wrapFsError(e, 'DirectoryImportFailed', 'Reading the role data failed', staging));
-      return refusal;
+      return refusal.reason;
     }
   };
-  // The bytes of a refused header never reach GNU tar: the chunk fails instead of passing on.
   const toTar = new Transform({
     highWaterMark: 1 << 20,
     transform(chunk: Buffer, _encoding, done) {
@@ -182,38 +175,33 @@ async function extractStrict(data: Readable, staging: string, { signal }: Provid
       errorId: 'DirectoryImportInputFailed', category: 'ReadError', cause: e,
       recommendedAction: 'Check the share and the backup with Test-InfrastructureBackup, then restore again.',
     });
-    refuse(error);
+    refusal.refuse(error);
     toTar.destroy(error);
   };
   data.on('error', onDataError);
   const early = earlyFailure(data);
   if (early) onDataError(early);
   data.pipe(toTar);
+  return toTar;
+}
 
-  const asRoot = process.getuid?.() === 0;
-  const extracted = importIntoProgram({
-    argv: ['tar', '-C', staging, '-x', '-p', '--blocking-factor=256', '--read-full-records', '-f', '-', '--numeric-owner', ...(asRoot ? ['--same-owner'] : ['--no-same-owner'])],
-    errorPrefix: 'DirectoryImport',
-    label: `tar extracting into '${staging}'`,
-    signal: stop.signal,
-    // The guard keeps copies of the header bytes it gathers, never the chunks themselves.
-    written: recyclerOf(data),
-  }, toTar).catch((e: unknown) => e);
-  const failure = await extracted;
-  signal?.removeEventListener('abort', onAbort);
-  if (refusal) throw refusal;
-  if (failure !== undefined) {
-    // A full disk shows in GNU tar as ENOSPC, or as a short write ("Wrote only 10240 of 131072
-    // bytes"), which the kernel gives when the space runs out in the middle of one write.
-    if (isAzsError(failure) && /No space left on device|Disk quota exceeded|Wrote only \d+ of \d+ bytes/.test(failure.message)) {
-      throw wrapFsError(Object.assign(new Error(failure.message), { code: 'ENOSPC' }), 'DirectoryImportFailed', 'Extracting the role data failed', staging);
-    }
-    throw failure;
+/** GNU tar's failure as the restore reports it; a full disk becomes the file-system error it is. */
+function extractFailure(failure: unknown, staging: string): unknown {
+  // A full disk shows in GNU tar as ENOSPC, or as a short write ("Wrote only 10240 of 131072
+  // bytes"), which the kernel gives when the space runs out in the middle of one write.
+  if (isAzsError(failure) && /No space left on device|Disk quota exceeded|Wrote only \d+ of \d+ bytes/.test(failure.message)) {
+    return wrapFsError(Object.assign(new Error(failure.message), { code: 'ENOSPC' }), 'DirectoryImportFailed', 'Extracting the role data failed', staging);
   }
+  return failure;
+}
 
+/**
+ * Times, modes and owners exactly as archived, whatever the extracting tar's version does for
+ * symbolic links and late-written directories: deepest first, links before folders. The FIFOs GNU
+ * tar made are removed first.
+ */
+async function restoreMetadata(staging: string, guard: EntryGuard, fifos: string[], asRoot: boolean): Promise<void> {
   for (const f of fifos) await fs.rm(path.join(staging, relativeOf(f)), { force: true });
-  // Times, modes and owners exactly as archived, whatever the extracting tar's version does for
-  // symbolic links and late-written directories: deepest first, links before folders.
   const byDepth = [...guard.dirs].sort((a, b) => b.rel.split('/').length - a.rel.split('/').length || b.rel.length - a.rel.length);
   for (const l of guard.links) {
     if (asRoot && typeof l.uid === 'number' && typeof l.gid === 'number') await fs.lchown(path.join(staging, l.rel), l.uid, l.gid);
@@ -234,6 +222,40 @@ async function extractStrict(data: Readable, staging: string, { signal }: Provid
       await folder.close();
     }
   }
+}
+
+/**
+ * Extracts `data` into the empty folder `staging`; rejects on the first unsafe entry or error.
+ *
+ * GNU tar extracts, in its own process (node-tar extracting in-process halved restore speed), and
+ * every header reaches the guard (tar-scanner.ts) before its bytes are passed on to GNU tar. GNU
+ * tar on its own already refuses to write outside its folder (it strips '/', skips '..' and defers
+ * symlinks), so nothing can escape `staging` even then; the guard makes any such entry refuse the
+ * whole restore, and the caller then discards `staging` without touching the destination.
+ */
+async function extractStrict(data: Readable, staging: string, { signal }: ProviderContext): Promise<void> {
+  const guard = new EntryGuard();
+  const refusal = new Refusal();
+  const onAbort = (): void =>
+    refusal.refuse(new AzsError('The restore was cancelled; the folder was left as it was.', { errorId: 'DirectoryImportCancelled', category: 'OperationStopped' }));
+  if (signal?.aborted) onAbort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+
+  const fifos: string[] = [];
+  const toTar = guardedTarStream(data, staging, guard, fifos, refusal);
+  const asRoot = process.getuid?.() === 0;
+  const failure = await importIntoProgram({
+    argv: ['tar', '-C', staging, '-x', '-p', '--blocking-factor=256', '--read-full-records', '-f', '-', '--numeric-owner', ...(asRoot ? ['--same-owner'] : ['--no-same-owner'])],
+    errorPrefix: 'DirectoryImport',
+    label: `tar extracting into '${staging}'`,
+    signal: refusal.stop.signal,
+    // The guard keeps copies of the header bytes it gathers, never the chunks themselves.
+    written: recyclerOf(data),
+  }, toTar).catch((e: unknown) => e);
+  signal?.removeEventListener('abort', onAbort);
+  if (refusal.reason) throw refusal.reason;
+  if (failure !== undefined) throw extractFailure(failure, staging);
+  await restoreMetadata(staging, guard, fifos, asRoot);
 }
 
 export class DirectoryProvider implements Provider {

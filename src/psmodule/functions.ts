@@ -93,13 +93,15 @@ function secretProperties(cmdlet: CmdletManifest, types: TypeRegistry): string[]
 
 const has = (cmdlet: CmdletManifest, name: string): boolean => cmdlet.parameters.some((p) => p.name === name && p.type === 'Switch');
 
-function cmdletBinding(cmdlet: CmdletManifest): string {
+function cmdletBinding(cmdlet: CmdletManifest, helpUri: string | undefined): string {
   const binding = cmdlet.defaultParameterSet && cmdlet.defaultParameterSet !== allParameterSets
     ? [`DefaultParameterSetName = ${psQuote(cmdlet.defaultParameterSet)}`]
     : [];
   if (cmdlet.supportsShouldProcess) binding.push('SupportsShouldProcess = $true', `ConfirmImpact = ${psQuote(cmdlet.confirmImpact)}`);
   // Only what the manifest numbers is positional, as in the host.
   binding.push('PositionalBinding = $false');
+  // Get-Help -Online opens it; only when package.json names where the project lives (help-uri.ts).
+  if (helpUri !== undefined) binding.push(`HelpUri = ${psQuote(helpUri)}`);
   return `    [CmdletBinding(${binding.join(', ')})]`;
 }
 
@@ -146,7 +148,7 @@ function callBody(cmdlet: CmdletManifest, types: TypeRegistry, parameters: strin
   return body.map((l) => indent + l);
 }
 
-export function generateFunction(cmdlet: CmdletManifest, types: TypeRegistry = new Map()): string {
+export function generateFunction(cmdlet: CmdletManifest, types: TypeRegistry = new Map(), helpUri?: string): string {
   checkCmdlet(cmdlet);
   const begin: string[] = [];
   if (has(cmdlet, 'Force') && cmdlet.supportsShouldProcess) {
@@ -189,7 +191,7 @@ export function generateFunction(cmdlet: CmdletManifest, types: TypeRegistry = n
     '    <#',
     '    .ExternalHelp AzsBackup-help.xml',
     '    #>',
-    cmdletBinding(cmdlet),
+    cmdletBinding(cmdlet, helpUri),
     ...(cmdlet.outputType ? [`    [OutputType(${psQuote(cmdlet.outputType)})]`] : []),
     ...paramBlock(cmdlet),
     '',
@@ -204,7 +206,7 @@ export function generateFunction(cmdlet: CmdletManifest, types: TypeRegistry = n
  * output (New-AzsEncryptionKeyBase64 returns the key), a function with the same parameters that
  * calls the cmdlet and expands that property.
  */
-export function generateAliasFunction(cmdlet: CmdletManifest, alias: CmdletAlias): string | undefined {
+export function generateAliasFunction(cmdlet: CmdletManifest, alias: CmdletAlias, helpUri?: string): string | undefined {
   if (alias.expandProperty === undefined) return undefined;
   assertIdentifier(alias.expandProperty, 'ExpandProperty', cmdlet.file);
   return [
@@ -213,7 +215,7 @@ export function generateAliasFunction(cmdlet: CmdletManifest, alias: CmdletAlias
     '    .SYNOPSIS',
     `    ${cmdlet.name}, returning only its ${alias.expandProperty}.`,
     '    #>',
-    cmdletBinding(cmdlet),
+    cmdletBinding(cmdlet, helpUri),
     ...paramBlock(cmdlet),
     '',
     '    process {',

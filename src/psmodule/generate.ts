@@ -15,6 +15,8 @@ export interface GenerateModuleOptions {
   version: string;
   /** The host the module runs unless $env:AZSBACKUP_CLI says otherwise (bin/azsbackup.js or an executable). */
   hostPath: string;
+  /** Where Get-Help -Online goes (onlineHelpUri of package.json); none when the project has no address. */
+  helpUri?: string;
   /** The module folder to (re)create, e.g. dist/powershell/AzsBackup. */
   outDir: string;
 }
@@ -24,7 +26,7 @@ export function renderModule(set: ManifestSet, opts: Omit<GenerateModuleOptions,
   const about = set.about === undefined ? [] : [[`en-US/about_${moduleName}.help.txt`, set.about.replace(/\r\n/g, '\n')] as [string, string]];
   return new Map([
     [`${moduleName}.psd1`, generatePsd1(set.cmdlets, opts.version, about.map(([name]) => name))],
-    [`${moduleName}.psm1`, generatePsm1(set.cmdlets, opts.hostPath, set.types)],
+    [`${moduleName}.psm1`, generatePsm1(set.cmdlets, opts.hostPath, set.types, opts.helpUri)],
     [`${moduleName}.format.ps1xml`, generateFormat(set.types)],
     [`en-US/${moduleName}-help.xml`, generateMaml(set.cmdlets)],
     ...about,

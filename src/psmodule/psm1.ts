@@ -37,7 +37,7 @@ function completers(cmdlets: readonly CmdletManifest[]): string[] {
   return lines;
 }
 
-export function generatePsm1(cmdlets: readonly CmdletManifest[], hostPath: string, types: TypeRegistry = new Map()): string {
+export function generatePsm1(cmdlets: readonly CmdletManifest[], hostPath: string, types: TypeRegistry = new Map(), helpUri?: string): string {
   const sorted = [...cmdlets].sort((a, b) => a.name.localeCompare(b.name, 'en'));
   const exported = exportedNames(sorted);
   const aliasLines = sorted.flatMap((c) => c.aliases.filter((a) => a.expandProperty === undefined).map((a) => `Set-Alias -Name ${psQuote(a.name)} -Value ${psQuote(c.name)}`));
@@ -45,8 +45,8 @@ export function generatePsm1(cmdlets: readonly CmdletManifest[], hostPath: strin
     '# Generated from the manifests by src/psmodule; do not edit. Rebuild with `npm run build`.',
     '#Requires -Version 7.2',
     runtimeSource(hostPath),
-    ...sorted.map((c) => generateFunction(c, types)),
-    ...sorted.flatMap((c) => c.aliases.map((a) => generateAliasFunction(c, a)).filter((f): f is string => f !== undefined)),
+    ...sorted.map((c) => generateFunction(c, types, helpUri)),
+    ...sorted.flatMap((c) => c.aliases.map((a) => generateAliasFunction(c, a, helpUri)).filter((f): f is string => f !== undefined)),
     ...aliasLines,
     ...completers(sorted),
     `Export-ModuleMember -Function ${psStringArray(exported.functions)} -Alias ${psStringArray(exported.aliases)}`,

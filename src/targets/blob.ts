@@ -115,6 +115,65 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, 
 const isFolderMarker = (metadata: Record<string, string> | undefined) => metadata?.[FOLDER_MARKER] === 'true';
 
 /**
+ * The blocks of one blob being written: each staged as soon as it is full, up to BLOCKS_IN_FLIGHT
+ * at a time, its buffer reused for a later block once sent. The first failure aborts the others.
+ */
+class BlockUploads {
+  readonly ids: string[] = [];
+  readonly abort = new AbortController();
+  private readonly writeId = randomBytes(6).toString('hex');
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly spare: Buffer[] = [];
+  private failure: unknown;
+
+  constructor(private readonly send: (id: string, body: Buffer, length: number, signal: AbortSignal) => Promise<unknown>) {}
+
+  /** A buffer for the next block: one already sent, or a new one. */
+  buffer(): Buffer {
+    return this.spare.pop() ?? Buffer.allocUnsafe(BLOCK_BYTES);
+  }
+
+  throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** The next block fills while the others upload; it waits for room only once it is full. */
+  async stageWhenRoom(buffer: Buffer, length: number): Promise<void> {
+    while (this.inFlight.size >= BLOCKS_IN_FLIGHT) await Promise.race(this.inFlight);
+    this.throwIfFailed();
+    this.stage(buffer, length);
+  }
+
+  /** Every block staged, or the first failure. */
+  async allSent(): Promise<void> {
+    await Promise.all(this.inFlight);
+    this.throwIfFailed();
+  }
+
+  /** Waits for the requests still out to end, however they end. */
+  async settled(): Promise<void> {
+    await Promise.allSettled(this.inFlight);
+  }
+
+  private stage(buffer: Buffer, length: number): void {
+    const id = Buffer.from(`${this.writeId}-${String(this.ids.length).padStart(6, '0')}`).toString('base64');
+    this.ids.push(id);
+    const body = buffer.subarray(0, length);
+    const sent = this.send(id, body, length, this.abort.signal).then(
+      () => {
+        this.spare.push(buffer);
+      },
+      (e: unknown) => {
+        this.failure ??= e;
+        this.abort.abort();
+      },
+    );
+    const tracked = sent.finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+  }
+}
+
+/**
  * A prefix in an Azure Blob Storage container (Azure, Azure Stack Hub or Azurite), through the
  * Azure SDK. Blob storage has no folders: a folder is the prefix of the blobs below it, and an
  * empty one a zero-length marker blob. Writes stage blocks and commit the block list, so a blob
@@ -263,56 +322,29 @@ export class BlobTarget implements Target {
       data.destroy();
       throw e;
     }
-    const abort = new AbortController();
     const recycle = recyclerOf(data);
-    const writeId = randomBytes(6).toString('hex');
-    const blockIds: string[] = [];
-    const inFlight = new Set<Promise<void>>();
-    const spare: Buffer[] = [];
-    let failure: unknown;
+    const blocks = new BlockUploads((id, body, length, signal) =>
+      this.call(p, (_c, abortSignal) => blob.stageBlock(id, body, length, { abortSignal }), signal),
+    );
     let current: Buffer | undefined;
     let filled = 0;
     let bytes = 0;
-
-    const stage = (buffer: Buffer, length: number) => {
-      const id = Buffer.from(`${writeId}-${String(blockIds.length).padStart(6, '0')}`).toString('base64');
-      blockIds.push(id);
-      const body = buffer.subarray(0, length);
-      const sent = this.call(p, (_c, abortSignal) => blob.stageBlock(id, body, length, { abortSignal }), abort.signal).then(
-        () => {
-          spare.push(buffer);
-        },
-        (e: unknown) => {
-          failure ??= e;
-          abort.abort();
-        },
-      );
-      const tracked = sent.finally(() => inFlight.delete(tracked));
-      inFlight.add(tracked);
-    };
-
-    // The next block fills while the others upload; it waits for room only once it is full.
-    const stageWhenRoom = async (buffer: Buffer, length: number) => {
-      while (inFlight.size >= BLOCKS_IN_FLIGHT) await Promise.race(inFlight);
-      if (failure !== undefined) throw failure;
-      stage(buffer, length);
-    };
 
     try {
       for await (const chunk of data) {
         const c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
         let at = 0;
         while (at < c.length) {
-          if (failure !== undefined) throw failure;
+          blocks.throwIfFailed();
           if (!current) {
-            current = spare.pop() ?? Buffer.allocUnsafe(BLOCK_BYTES);
+            current = blocks.buffer();
             filled = 0;
           }
           const n = c.copy(current, filled, at);
           filled += n;
           at += n;
           if (filled === BLOCK_BYTES) {
-            await stageWhenRoom(current, filled);
+            await blocks.stageWhenRoom(current, filled);
             current = undefined;
           }
         }
@@ -320,21 +352,20 @@ export class BlobTarget implements Target {
         // Copied into a block: the producer may have it back.
         recycle?.(c);
       }
-      if (blockIds.length === 0) {
+      if (blocks.ids.length === 0) {
         // Small enough for one request: Put Blob stores it (and replaces the old one) at once.
         const body = current ? current.subarray(0, filled) : Buffer.alloc(0);
         await this.call(p, (_c, abortSignal) => blob.upload(body, body.length, { abortSignal }));
         return { bytes };
       }
-      if (current && filled > 0) await stageWhenRoom(current, filled);
-      await Promise.all(inFlight);
-      if (failure !== undefined) throw failure;
-      await this.call(p, (_c, abortSignal) => blob.commitBlockList(blockIds, { abortSignal }));
+      if (current && filled > 0) await blocks.stageWhenRoom(current, filled);
+      await blocks.allSent();
+      await this.call(p, (_c, abortSignal) => blob.commitBlockList(blocks.ids, { abortSignal }));
       return { bytes };
     } catch (e) {
-      abort.abort();
+      blocks.abort.abort();
       data.destroy();
-      await Promise.allSettled(inFlight);
+      await blocks.settled();
       // The blocks staged so far stay uncommitted: no listing shows them, and the service drops them.
       throw this.classify(e, p);
     }

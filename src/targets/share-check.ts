@@ -67,18 +67,18 @@ async function collect(stream: Readable): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-/**
- * Test-BackupShare's checks, in order: resolve the server, connect to it, authenticate (list the
- * root), write, read back and delete a probe at the root (outside MASBackup), then compare free
- * space with `requiredBytes`.
- *
- * It never throws for a share problem: the first failing step stops the check and the result says
- * which step, with the classified AzsError in `Error` and its `AlertType`, so Test-BackupShare can
- * show the whole picture while Set-BackupShare and the engine throw `Error` (see `assertShareUsable`).
- * Errors that are not AzsError are defects and are rethrown.
- */
-export async function checkShare(target: Target, opts: ShareCheckOptions): Promise<ShareCheckResult> {
-  const result: ShareCheckResult = {
+/** One run of the check: what it looks at, and the result its steps fill in. */
+interface Check {
+  target: Target;
+  opts: ShareCheckOptions;
+  result: ShareCheckResult;
+  /** The server of a network target, without the brackets of an IPv6 address; undefined for a local folder. */
+  endpoint: { host: string; port: number } | undefined;
+  host: string | undefined;
+}
+
+function emptyResult(target: Target, opts: ShareCheckOptions): ShareCheckResult {
+  return {
     Path: target.location,
     Reachable: false,
     Authenticated: false,
@@ -90,60 +90,66 @@ export async function checkShare(target: Target, opts: ShareCheckOptions): Promi
     AlertType: null,
     Error: null,
   };
+}
 
-  const step = async (name: ShareCheckStepName, run: () => Promise<string>): Promise<boolean> => {
-    try {
-      const message = await run();
-      result.Steps.push({ Name: name, Succeeded: true, Message: message });
-      return true;
-    } catch (e) {
-      if (!(e instanceof AzsError)) throw e;
-      result.Steps.push({ Name: name, Succeeded: false, Message: e.message });
-      // The first failure is the cause; a later cleanup failure must not hide it.
-      if (result.Error === null) {
-        result.Error = e;
-        result.AlertType = e.alertType ?? null;
-      }
-      return false;
+/**
+ * Runs one step and records it; false when it failed with an AzsError (the first such error is the
+ * check's Error). Any other error is a defect and is rethrown.
+ */
+async function step(check: Check, name: ShareCheckStepName, run: () => Promise<string>): Promise<boolean> {
+  const { result } = check;
+  try {
+    const message = await run();
+    result.Steps.push({ Name: name, Succeeded: true, Message: message });
+    return true;
+  } catch (e) {
+    if (!(e instanceof AzsError)) throw e;
+    result.Steps.push({ Name: name, Succeeded: false, Message: e.message });
+    // The first failure is the cause; a later cleanup failure must not hide it.
+    if (result.Error === null) {
+      result.Error = e;
+      result.AlertType = e.alertType ?? null;
     }
-  };
+    return false;
+  }
+}
 
-  const endpoint = endpointOf(target);
-  const host = endpoint?.host.replace(/^\[|\]$/g, '');
-  const resolved = await step('Resolve', async () => {
-    if (!endpoint || !host) return 'A local folder: nothing to resolve.';
-    try {
-      const { address } = await dns.lookup(host);
-      return `${host} resolves to ${address}.`;
-    } catch (e) {
-      throw shareError('ShareConnectivity', `The server name '${host}' does not resolve (${(e as { code?: string }).code ?? String(e)}).`, {
-        targetObject: target.location,
-        cause: e,
-      });
-    }
-  });
-  if (!resolved) return result;
+async function resolveServer({ target, endpoint, host }: Check): Promise<string> {
+  if (!endpoint || !host) return 'A local folder: nothing to resolve.';
+  try {
+    const { address } = await dns.lookup(host);
+    return `${host} resolves to ${address}.`;
+  } catch (e) {
+    throw shareError('ShareConnectivity', `The server name '${host}' does not resolve (${(e as { code?: string }).code ?? String(e)}).`, {
+      targetObject: target.location,
+      cause: e,
+    });
+  }
+}
 
-  const connected = await step('Connect', async () => {
-    if (!endpoint || !host) return 'A local folder: nothing to connect to.';
-    const timeout = opts.connectTimeoutMs ?? 5000;
-    try {
-      await tcpConnect(host, endpoint.port, timeout);
-    } catch (e) {
-      throw shareError('ShareConnectivity', `Cannot connect to ${host} on TCP port ${endpoint.port}: ${(e as Error).message}.`, {
-        targetObject: target.location,
-        cause: e,
-      });
-    }
-    return `Connected to ${host}:${endpoint.port}.`;
-  });
-  if (!connected) return result;
-  result.Reachable = true;
+async function connectToServer({ target, opts, endpoint, host }: Check): Promise<string> {
+  if (!endpoint || !host) return 'A local folder: nothing to connect to.';
+  const timeout = opts.connectTimeoutMs ?? 5000;
+  try {
+    await tcpConnect(host, endpoint.port, timeout);
+  } catch (e) {
+    throw shareError('ShareConnectivity', `Cannot connect to ${host} on TCP port ${endpoint.port}: ${(e as Error).message}.`, {
+      targetObject: target.location,
+      cause: e,
+    });
+  }
+  return `Connected to ${host}:${endpoint.port}.`;
+}
 
-  // Signing in and opening the folder are one request to the share; which of the two failed is
-  // told by the error: a share or folder that does not exist is not a refused account.
+/**
+ * Authenticate, then Open. Signing in and opening the folder are one request to the share (listing
+ * its root); which of the two failed is told by the error: a share or folder that does not exist is
+ * not a refused account.
+ */
+async function authenticateAndOpen(check: Check): Promise<boolean> {
+  const { target, endpoint, host } = check;
   let listing: Promise<number> | undefined;
-  const authenticated = await step('Authenticate', async () => {
+  const authenticated = await step(check, 'Authenticate', async () => {
     if (!endpoint) return 'A local folder: no account to authenticate.';
     listing = target.list('').then((entries) => entries.length);
     try {
@@ -153,67 +159,93 @@ export async function checkShare(target: Target, opts: ShareCheckOptions): Promi
     }
     return `Signed in to ${host}.`;
   });
-  if (!authenticated) return result;
-  result.Authenticated = true;
+  if (!authenticated) return false;
+  check.result.Authenticated = true;
 
-  const opened = await step('Open', async () => {
+  return step(check, 'Open', async () => {
     const entries = listing ? await listing : (await target.list('')).length;
     return `Opened ${target.location} (${entries} entries at the root).`;
   });
-  if (!opened) return result;
+}
 
+async function readProbeBack(target: Target, probe: string, payload: Buffer): Promise<string> {
+  const back = await collect(await target.read(probe));
+  if (!back.equals(payload)) {
+    throw new AzsError(`The probe file read back from ${target.location} differs from what was written (${back.length} of ${payload.length} bytes).`, {
+      errorId: 'ShareProbeMismatch',
+      category: 'InvalidData',
+      exitCode: 1,
+      targetObject: target.location,
+      recommendedAction: 'The share corrupts or truncates data: check the file server and its storage before trusting backups to it.',
+    });
+  }
+  return 'Read the probe back unchanged.';
+}
+
+/** Write, Read and Delete a probe at the root (outside MASBackup); true when all three passed. */
+async function probeWriteReadDelete(check: Check): Promise<boolean> {
+  const { target } = check;
   const probe = `.azsbackup-probe-${randomBytes(8).toString('hex')}`;
   const payload = randomBytes(4096);
   let written = false;
-  const wrote = await step('Write', async () => {
+  const wrote = await step(check, 'Write', async () => {
     await target.write(probe, Readable.from([payload]));
     written = true;
     return `Wrote the probe file ${probe}.`;
   });
-  const readOk =
-    wrote &&
-    (await step('Read', async () => {
-      const back = await collect(await target.read(probe));
-      if (!back.equals(payload)) {
-        throw new AzsError(`The probe file read back from ${target.location} differs from what was written (${back.length} of ${payload.length} bytes).`, {
-          errorId: 'ShareProbeMismatch',
-          category: 'InvalidData',
-          exitCode: 1,
-          targetObject: target.location,
-          recommendedAction: 'The share corrupts or truncates data: check the file server and its storage before trusting backups to it.',
-        });
-      }
-      return 'Read the probe back unchanged.';
-    }));
+  const readOk = wrote && (await step(check, 'Read', () => readProbeBack(target, probe, payload)));
   // The probe is removed even when reading it failed, so a failed check leaves nothing behind.
   if (written) {
-    const deleted = await step('Delete', async () => {
+    const deleted = await step(check, 'Delete', async () => {
       await target.delete(probe);
       return 'Deleted the probe file.';
     });
-    if (!deleted) return result;
+    if (!deleted) return false;
   }
-  if (!readOk) return result;
-  result.Writable = true;
+  return readOk;
+}
 
-  await step('Capacity', async () => {
-    const space = await target.freeSpace();
-    if (space.known === false) {
-      // A blob account does not say how much it can still take; the figure would only be its limit.
-      result.HasEnoughCapacity = true;
-      return `The storage does not report its free space, so AvailableCapacity is not known (an account takes up to ${formatBytes(space.total)}); ${formatBytes(opts.requiredBytes)} needed.`;
-    }
-    result.AvailableCapacity = space.available;
-    result.HasEnoughCapacity = space.available >= opts.requiredBytes;
-    if (!result.HasEnoughCapacity) {
-      throw shareError(
-        'ShareCapacity',
-        `The share ${target.location} has ${formatBytes(space.available)} free, and the retained backups need ${formatBytes(opts.requiredBytes)}.`,
-        { targetObject: target.location },
-      );
-    }
-    return `${formatBytes(space.available)} free of ${formatBytes(space.total)}; ${formatBytes(opts.requiredBytes)} needed.`;
-  });
+async function compareCapacity({ target, opts, result }: Check): Promise<string> {
+  const space = await target.freeSpace();
+  if (space.known === false) {
+    // A blob account does not say how much it can still take; the figure would only be its limit.
+    result.HasEnoughCapacity = true;
+    return `The storage does not report its free space, so AvailableCapacity is not known (an account takes up to ${formatBytes(space.total)}); ${formatBytes(opts.requiredBytes)} needed.`;
+  }
+  result.AvailableCapacity = space.available;
+  result.HasEnoughCapacity = space.available >= opts.requiredBytes;
+  if (!result.HasEnoughCapacity) {
+    throw shareError(
+      'ShareCapacity',
+      `The share ${target.location} has ${formatBytes(space.available)} free, and the retained backups need ${formatBytes(opts.requiredBytes)}.`,
+      { targetObject: target.location },
+    );
+  }
+  return `${formatBytes(space.available)} free of ${formatBytes(space.total)}; ${formatBytes(opts.requiredBytes)} needed.`;
+}
+
+/**
+ * Test-BackupShare's checks, in order: resolve the server, connect to it, authenticate (list the
+ * root), write, read back and delete a probe at the root (outside MASBackup), then compare free
+ * space with `requiredBytes`.
+ *
+ * It never throws for a share problem: the first failing step stops the check and the result says
+ * which step, with the classified AzsError in `Error` and its `AlertType`, so Test-BackupShare can
+ * show the whole picture while Set-BackupShare and the engine throw `Error` (see `assertShareUsable`).
+ * Errors that are not AzsError are defects and are rethrown.
+ */
+export async function checkShare(target: Target, opts: ShareCheckOptions): Promise<ShareCheckResult> {
+  const endpoint = endpointOf(target);
+  const check: Check = { target, opts, result: emptyResult(target, opts), endpoint, host: endpoint?.host.replace(/^\[|\]$/g, '') };
+  const { result } = check;
+
+  if (!(await step(check, 'Resolve', () => resolveServer(check)))) return result;
+  if (!(await step(check, 'Connect', () => connectToServer(check)))) return result;
+  result.Reachable = true;
+  if (!(await authenticateAndOpen(check))) return result;
+  if (!(await probeWriteReadDelete(check))) return result;
+  result.Writable = true;
+  await step(check, 'Capacity', () => compareCapacity(check));
   return result;
 }
 

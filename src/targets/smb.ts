@@ -28,6 +28,14 @@ interface Failure {
   line: string;
 }
 
+/** One smbclient run as it ended: its result, and the failure of feeding its input, if any. */
+interface ClientRun {
+  result: SmbClientResult;
+  inputError: unknown;
+  /** smbclient closed its input before all of it was written (a closed pipe). */
+  stoppedReading: boolean;
+}
+
 // Characters a Windows share refuses in a name, plus what smbclient's -c parser treats specially
 // (';' separates commands, '"' quotes).
 const BAD_SMB_NAME = /[\\:*?"<>|;\x00-\x1f]/;
@@ -146,81 +154,103 @@ export class SmbTarget implements Target {
     const dir = await fsp.mkdtemp(path.join(await this.scratch(), 'azsbackup-smb-'));
     liveAuthFolders.add(dir);
     try {
-      const authFile = path.join(dir, 'auth');
-      const lines = [`username = ${this.user.user}`, `password = ${this.#credential.password}`];
-      if (this.user.domain !== undefined) lines.push(`domain = ${this.user.domain}`);
-      await fsp.writeFile(authFile, lines.join('\n') + '\n', { mode: 0o600, flag: 'wx' });
-
-      const args = [
-        `//${this.share.server.replace(/^\[|\]$/g, '')}/${this.share.share}`,
-        '-p', String(this.share.port),
-        '-A', authFile,
-        '-m', 'SMB3',
-        '--option=client min protocol=SMB3',
-        '-t', String(REQUEST_TIMEOUT_S),
-      ];
-      if (this.share.folder !== '') args.push('-D', this.share.folder.split('/').join('\\'));
-      // smbclient prints its messages on stdout; when stdout carries file data they must go elsewhere.
-      if (io.stdout !== undefined) args.push('-E');
-      args.push('-c', commands.join('; '));
-
-      const streaming = io.stdin !== undefined || io.stdout !== undefined;
-      const sub = startSmbClient(args, {
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TZ: 'UTC', LC_ALL: 'C.UTF-8' },
-        stdin: io.stdin !== undefined,
-        streamStdout: io.stdout !== undefined,
-        timeoutMs: streaming ? undefined : COMMAND_TIMEOUT_MS,
-      });
-      io.stdout?.(sub);
-      let inputError: unknown;
-      let stoppedReading = false;
-      const feeding = io.stdin?.(sub).catch((e: unknown) => {
-        inputError = e;
-        if (isClosedPipe(e)) {
-          // smbclient stopped reading on its own (the server went away, the disk filled): it is
-          // exiting and its output says why, which killing it now would lose. Force it only if it lingers.
-          stoppedReading = true;
-          const timer = setTimeout(() => sub.kill('SIGKILL'), 5000);
-          void sub.result.finally(() => clearTimeout(timer));
-          return;
-        }
-        // Killing (rather than ending stdin) matters: on EOF smbclient would store the partial data as a complete file.
-        sub.kill('SIGKILL');
-      });
-      const result = await sub.result;
-      await feeding;
-      const output = `${result.stdout}\n${result.stderr}`;
-      const connectionError = this.connectionError(result, output);
-      if (stoppedReading && connectionError === undefined && (result.isTerminated || parseFailures(output).length === 0)) {
-        // The transfer ended mid-stream without a verdict: the session to the share is what broke.
-        throw shareError('ShareConnectivity', `The transfer to ${this.location} stopped: smbclient quit reading (${summarize(output) || result.shortMessage}).`, {
-          targetObject: this.location,
-          cause: inputError,
-        });
-      }
-      // When we killed smbclient because the input failed, the input's error is the real cause,
-      // unless smbclient had already said why it stopped reading.
-      if (inputError !== undefined && (connectionError === undefined || result.isTerminated)) {
-        // smbclient stopped reading because a command failed (a full disk): the caller maps that.
-        const failures = result.isTerminated ? [] : parseFailures(output);
-        if (failures.length > 0) return { stdout: '', failures };
-        throw inputError;
-      }
-      if (connectionError) throw connectionError;
-      const failures = parseFailures(output);
-      if (result.failed && failures.length === 0) {
-        throw new AzsError(`smbclient failed on ${this.location}: ${summarize(output) || result.shortMessage}`, {
-          errorId: 'SmbClientFailed',
-          category: 'NotSpecified',
-          targetObject: this.location,
-          recommendedAction: 'Run Test-BackupShare for details; check the share with smbclient from this machine.',
-        });
-      }
-      return { stdout: result.stdout, failures };
+      const authFile = await this.writeAuthFile(dir);
+      const ran = await this.runClient(this.clientArgs(authFile, commands, io.stdout !== undefined), io);
+      return this.verdict(ran);
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
       liveAuthFolders.delete(dir);
     }
+  }
+
+  /** The credential as smbclient's authentication file (-A), 0600 in a fresh private folder. */
+  private async writeAuthFile(dir: string): Promise<string> {
+    const authFile = path.join(dir, 'auth');
+    const lines = [`username = ${this.user.user}`, `password = ${this.#credential.password}`];
+    if (this.user.domain !== undefined) lines.push(`domain = ${this.user.domain}`);
+    await fsp.writeFile(authFile, lines.join('\n') + '\n', { mode: 0o600, flag: 'wx' });
+    return authFile;
+  }
+
+  private clientArgs(authFile: string, commands: string[], streamsStdout: boolean): string[] {
+    const args = [
+      `//${this.share.server.replace(/^\[|\]$/g, '')}/${this.share.share}`,
+      '-p', String(this.share.port),
+      '-A', authFile,
+      '-m', 'SMB3',
+      '--option=client min protocol=SMB3',
+      '-t', String(REQUEST_TIMEOUT_S),
+    ];
+    if (this.share.folder !== '') args.push('-D', this.share.folder.split('/').join('\\'));
+    // smbclient prints its messages on stdout; when stdout carries file data they must go elsewhere.
+    if (streamsStdout) args.push('-E');
+    args.push('-c', commands.join('; '));
+    return args;
+  }
+
+  /** Starts smbclient, feeds its input if any, and waits for it; an input failure is kept, not thrown. */
+  private async runClient(
+    args: string[],
+    io: { stdin?: (sub: SmbClient) => Promise<void>; stdout?: (sub: SmbClient) => void },
+  ): Promise<ClientRun> {
+    const streaming = io.stdin !== undefined || io.stdout !== undefined;
+    const sub = startSmbClient(args, {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TZ: 'UTC', LC_ALL: 'C.UTF-8' },
+      stdin: io.stdin !== undefined,
+      streamStdout: io.stdout !== undefined,
+      timeoutMs: streaming ? undefined : COMMAND_TIMEOUT_MS,
+    });
+    io.stdout?.(sub);
+    let inputError: unknown;
+    let stoppedReading = false;
+    const feeding = io.stdin?.(sub).catch((e: unknown) => {
+      inputError = e;
+      if (isClosedPipe(e)) {
+        // smbclient stopped reading on its own (the server went away, the disk filled): it is
+        // exiting and its output says why, which killing it now would lose. Force it only if it lingers.
+        stoppedReading = true;
+        const timer = setTimeout(() => sub.kill('SIGKILL'), 5000);
+        void sub.result.finally(() => clearTimeout(timer));
+        return;
+      }
+      // Killing (rather than ending stdin) matters: on EOF smbclient would store the partial data as a complete file.
+      sub.kill('SIGKILL');
+    });
+    const result = await sub.result;
+    await feeding;
+    return { result, inputError, stoppedReading };
+  }
+
+  /** What smbclient's run means: its output and per-command failures, or the error that stopped it. */
+  private verdict({ result, inputError, stoppedReading }: ClientRun): { stdout: string; failures: Failure[] } {
+    const output = `${result.stdout}\n${result.stderr}`;
+    const connectionError = this.connectionError(result, output);
+    if (stoppedReading && connectionError === undefined && (result.isTerminated || parseFailures(output).length === 0)) {
+      // The transfer ended mid-stream without a verdict: the session to the share is what broke.
+      throw shareError('ShareConnectivity', `The transfer to ${this.location} stopped: smbclient quit reading (${summarize(output) || result.shortMessage}).`, {
+        targetObject: this.location,
+        cause: inputError,
+      });
+    }
+    // When we killed smbclient because the input failed, the input's error is the real cause,
+    // unless smbclient had already said why it stopped reading.
+    if (inputError !== undefined && (connectionError === undefined || result.isTerminated)) {
+      // smbclient stopped reading because a command failed (a full disk): the caller maps that.
+      const failures = result.isTerminated ? [] : parseFailures(output);
+      if (failures.length > 0) return { stdout: '', failures };
+      throw inputError;
+    }
+    if (connectionError) throw connectionError;
+    const failures = parseFailures(output);
+    if (result.failed && failures.length === 0) {
+      throw new AzsError(`smbclient failed on ${this.location}: ${summarize(output) || result.shortMessage}`, {
+        errorId: 'SmbClientFailed',
+        category: 'NotSpecified',
+        targetObject: this.location,
+        recommendedAction: 'Run Test-BackupShare for details; check the share with smbclient from this machine.',
+      });
+    }
+    return { stdout: result.stdout, failures };
   }
 
   /** Failures before any command ran: reaching the server, logging on, opening the share and folder. */
