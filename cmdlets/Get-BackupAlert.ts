@@ -4,7 +4,8 @@ import { AlertStore } from '../src/alerts/alerts.js';
 
 /** Lists the alerts raised by backup jobs, active and closed, newest first. */
 const getBackupAlert: Cmdlet<GetBackupAlertParameters> = async ({ params, home, writeWarning }) =>
-  new AlertStore(home, {}, writeWarning).list()
+  new AlertStore(home, {}, writeWarning)
+    .list()
     .filter((a) => params.Status === undefined || a.Status === params.Status)
     .sort((a, b) => b.LastSeen.localeCompare(a.LastSeen));
 export default getBackupAlert;

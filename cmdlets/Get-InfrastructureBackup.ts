@@ -5,7 +5,12 @@ import { getBackup, listBackups } from '../src/engine/backup-listing.js';
 import { openShare, shareAccess, shareParameters } from '../src/session/session.js';
 
 /** Lists the backups on the share, newest first (-Top, -Skip), or gets one (-Name) with its progress. */
-const getInfrastructureBackup: Cmdlet<GetInfrastructureBackupParameters> = async ({ params, secretsFromEnvironment, home, writeWarning }) => {
+const getInfrastructureBackup: Cmdlet<GetInfrastructureBackupParameters> = async ({
+  params,
+  secretsFromEnvironment,
+  home,
+  writeWarning,
+}) => {
   const store = new ConfigStore(home);
   const access = shareAccess(store, shareParameters(params, secretsFromEnvironment));
   const target = await openShare(access);

@@ -4,7 +4,15 @@ import { exitCodeOf } from '../src/engine/backup-record.js';
 import { schedulerTick } from '../src/engine/scheduler.js';
 
 /** One scheduler tick: runs a backup and prune if one is due; returns the backup, or nothing. */
-const invokeBackupScheduler: Cmdlet<InvokeBackupSchedulerParameters> = async ({ home, progress, signal, shouldProcess, writeError, writeWarning, setExitCode }) => {
+const invokeBackupScheduler: Cmdlet<InvokeBackupSchedulerParameters> = async ({
+  home,
+  progress,
+  signal,
+  shouldProcess,
+  writeError,
+  writeWarning,
+  setExitCode,
+}) => {
   if (!(await shouldProcess('the backup schedule', 'Run a backup if one is due'))) return;
   const outcome = await schedulerTick(home, progress, signal, undefined, writeWarning);
   if (!outcome) return;

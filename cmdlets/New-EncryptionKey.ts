@@ -11,9 +11,18 @@ import { fileError, kernelTreeOf } from '../src/io/bounded-read.js';
  */
 const newEncryptionKey: Cmdlet<NewEncryptionKeyParameters> = async ({ params, shouldProcess }) => {
   const write = (path: string, data: string | Buffer, mode: number, what: string) => {
-    const where = { what, remediation: `Give a path in an existing folder that this account may write, e.g. ./${basename(path)}; create the folder first if needed.` };
+    const where = {
+      what,
+      remediation: `Give a path in an existing folder that this account may write, e.g. ./${basename(path)}; create the folder first if needed.`,
+    };
     const kernel = kernelTreeOf(path);
-    if (kernel) throw usageError(`The ${what} '${path}' lies under ${kernel}, where no file can be kept.`, 'PathIsKernelInterface', path, where.remediation);
+    if (kernel)
+      throw usageError(
+        `The ${what} '${path}' lies under ${kernel}, where no file can be kept.`,
+        'PathIsKernelInterface',
+        path,
+        where.remediation,
+      );
     // A new file with its mode from the start, renamed into place under -Force: an old file's
     // looser mode is not kept, and a symbolic link at the path is replaced, not followed.
     try {
@@ -21,7 +30,10 @@ const newEncryptionKey: Cmdlet<NewEncryptionKeyParameters> = async ({ params, sh
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fileError(e, path, where, 'write');
       throw new AzsError(`${path} already exists.`, {
-        errorId: 'FileExists', category: 'ResourceExists', exitCode: 2, targetObject: path,
+        errorId: 'FileExists',
+        category: 'ResourceExists',
+        exitCode: 2,
+        targetObject: path,
         recommendedAction: 'Choose another path, or give -Force to overwrite it.',
       });
     }
@@ -40,8 +52,17 @@ const newEncryptionKey: Cmdlet<NewEncryptionKeyParameters> = async ({ params, sh
     write(cerPath, cer, 0o644, 'certificate file');
     write(pfxPath, pfx, 0o600, '.pfx file');
     return {
-      Kind: 'Certificate', KeyId: null, Key: null, KeyPath: null, Thumbprint: info.thumbprint, Subject: info.subject,
-      KeySize: info.keySize, NotBefore: info.notBefore, NotAfter: info.notAfter, CertificatePath: cerPath, PfxPath: pfxPath,
+      Kind: 'Certificate',
+      KeyId: null,
+      Key: null,
+      KeyPath: null,
+      Thumbprint: info.thumbprint,
+      Subject: info.subject,
+      KeySize: info.keySize,
+      NotBefore: info.notBefore,
+      NotAfter: info.notAfter,
+      CertificatePath: cerPath,
+      PfxPath: pfxPath,
     };
   }
   const keyPath = params.KeyPath === undefined ? undefined : resolve(params.KeyPath);
@@ -50,8 +71,17 @@ const newEncryptionKey: Cmdlet<NewEncryptionKeyParameters> = async ({ params, sh
   const key = generateSymmetricKey();
   if (keyPath) write(keyPath, `${key}\n`, 0o600, 'key file');
   return {
-    Kind: 'Key', KeyId: symmetricKeyId(parseSymmetricKey(key)), Key: keyPath ? null : key, KeyPath: keyPath ?? null,
-    Thumbprint: null, Subject: null, KeySize: 512, NotBefore: null, NotAfter: null, CertificatePath: null, PfxPath: null,
+    Kind: 'Key',
+    KeyId: symmetricKeyId(parseSymmetricKey(key)),
+    Key: keyPath ? null : key,
+    KeyPath: keyPath ?? null,
+    Thumbprint: null,
+    Subject: null,
+    KeySize: 512,
+    NotBefore: null,
+    NotAfter: null,
+    CertificatePath: null,
+    PfxPath: null,
   };
 };
 export default newEncryptionKey;

@@ -12,12 +12,20 @@ import { roleView } from '../src/session/role-view.js';
 const setOfProvider: Record<ProviderName, string> = { directory: 'Directory', sqlite: 'Sqlite', command: 'Command', postgres: 'Postgres' };
 
 /** Adds a role to the catalog, or replaces the one of that name, with the provider that backs it up. */
-const registerInfrastructureRole: Cmdlet<RegisterInfrastructureRoleParameters> = async ({ params, parameterSetName, home, shouldProcess }) => {
+const registerInfrastructureRole: Cmdlet<RegisterInfrastructureRoleParameters> = async ({
+  params,
+  parameterSetName,
+  home,
+  shouldProcess,
+}) => {
   const provider = params.Provider;
   if (setOfProvider[provider] !== parameterSetName) {
-    throw usageError(`The ${provider} provider does not take the parameters given (they belong to the ${parameterSetName.toLowerCase()} provider).`,
-      'ProviderParameterMismatch', provider,
-      'directory takes -Path; sqlite -DatabasePath; command -ExportCommand and -ImportCommand; postgres -ConnectionString.');
+    throw usageError(
+      `The ${provider} provider does not take the parameters given (they belong to the ${parameterSetName.toLowerCase()} provider).`,
+      'ProviderParameterMismatch',
+      provider,
+      'directory takes -Path; sqlite -DatabasePath; command -ExportCommand and -ImportCommand; postgres -ConnectionString.',
+    );
   }
   const path = params.Path ?? params.DatabasePath;
   const role: StoredRole = {

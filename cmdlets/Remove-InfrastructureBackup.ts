@@ -5,7 +5,12 @@ import { removeBackupEverywhere } from '../src/engine/remove.js';
 import { openShare, shareAccess, shareParameters } from '../src/session/session.js';
 
 /** Deletes one backup; with -PassThru returns it, marked Deleted. */
-const removeInfrastructureBackup: Cmdlet<RemoveInfrastructureBackupParameters> = async ({ params, secretsFromEnvironment, home, shouldProcess }) => {
+const removeInfrastructureBackup: Cmdlet<RemoveInfrastructureBackupParameters> = async ({
+  params,
+  secretsFromEnvironment,
+  home,
+  shouldProcess,
+}) => {
   const access = shareAccess(new ConfigStore(home), shareParameters(params, secretsFromEnvironment));
   const name = params.Name;
   if (!(await shouldProcess(`backup ${name} on ${access.path}`, 'Remove'))) return;

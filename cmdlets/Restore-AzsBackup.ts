@@ -8,13 +8,30 @@ import { decryptionMaterial, shareAccess, shareParameters } from '../src/session
  * Restores all roles, or one with -RoleName, from a backup, in their recorded order; works on a
  * fresh machine given -Path, the credential and the decryption material.
  */
-const restoreAzsBackup: Cmdlet<RestoreAzsBackupParameters> = async ({ params, secretsFromEnvironment, home, progress, signal, shouldProcess, writeError, writeWarning, setExitCode }) => {
+const restoreAzsBackup: Cmdlet<RestoreAzsBackupParameters> = async ({
+  params,
+  secretsFromEnvironment,
+  home,
+  progress,
+  signal,
+  shouldProcess,
+  writeError,
+  writeWarning,
+  setExitCode,
+}) => {
   const { Name: name, RoleName: roleName } = params;
   const access = shareAccess(new ConfigStore(home), shareParameters(params, secretsFromEnvironment));
   if (!(await shouldProcess(`${roleName ?? 'every role'} from backup ${name}`, 'Restore'))) return;
   const material = (await decryptionMaterial(params))!;
   const { results, warnings, error } = await restoreJob({
-    home, access, name, material, roleName, progress, signal, allowUnauthenticated: params.AllowUnauthenticated === true,
+    home,
+    access,
+    name,
+    material,
+    roleName,
+    progress,
+    signal,
+    allowUnauthenticated: params.AllowUnauthenticated === true,
   });
   for (const warning of warnings) writeWarning(warning);
   if (error) {

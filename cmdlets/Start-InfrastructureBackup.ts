@@ -8,7 +8,16 @@ import { runBackupJob } from '../src/engine/backup-job.js';
  * Runs one backup of all (or the named) roles and waits, showing progress; with -AsJob it queues
  * the backup in a background process and returns at once.
  */
-const startInfrastructureBackup: Cmdlet<StartInfrastructureBackupParameters> = async ({ params, home, progress, signal, shouldProcess, writeError, writeWarning, setExitCode }) => {
+const startInfrastructureBackup: Cmdlet<StartInfrastructureBackupParameters> = async ({
+  params,
+  home,
+  progress,
+  signal,
+  shouldProcess,
+  writeError,
+  writeWarning,
+  setExitCode,
+}) => {
   const roleNames = params.RoleName;
   if (!(await shouldProcess(roleNames?.join(', ') ?? 'all roles', 'Back up'))) return;
   if (params.AsJob) return startBackupInBackground(home, roleNames);

@@ -10,15 +10,25 @@ import { checkShare } from '../src/targets/share-check.js';
 const testBackupShare: Cmdlet<TestBackupShareParameters> = async ({ params, secretsFromEnvironment, home, writeError, setExitCode }) => {
   const store = new ConfigStore(home);
   const config = store.read();
-  const result = await checkShare(await openShare(shareAccess(store, shareParameters(params, secretsFromEnvironment), config)), { requiredBytes: await requiredCapacity(config) });
+  const result = await checkShare(await openShare(shareAccess(store, shareParameters(params, secretsFromEnvironment), config)), {
+    requiredBytes: await requiredCapacity(config),
+  });
   if (result.Error) {
     // The error names the step that failed: a missing folder (Open) is not a refused account (Authenticate).
     const e = result.Error;
     const step = result.Steps.at(-1)!.Name;
     setExitCode(e.exitCode);
-    writeError(new AzsError(`Step ${step} failed: ${e.message}`, {
-      errorId: e.errorId, category: e.category, exitCode: e.exitCode, targetObject: e.targetObject, recommendedAction: e.recommendedAction, alertType: e.alertType, cause: e,
-    }));
+    writeError(
+      new AzsError(`Step ${step} failed: ${e.message}`, {
+        errorId: e.errorId,
+        category: e.category,
+        exitCode: e.exitCode,
+        targetObject: e.targetObject,
+        recommendedAction: e.recommendedAction,
+        alertType: e.alertType,
+        cause: e,
+      }),
+    );
   }
   const { Error: _error, AlertType: _alert, ...shown } = result;
   return shown;

@@ -11,7 +11,9 @@ const unregisterInfrastructureRole: Cmdlet<UnregisterInfrastructureRoleParameter
   const role = store.read().roles.find((r) => r.name.toLowerCase() === name);
   if (!role) {
     throw new AzsError(`No role named ${params.Name} is registered.`, {
-      errorId: 'RoleNotFound', category: 'ObjectNotFound', targetObject: params.Name,
+      errorId: 'RoleNotFound',
+      category: 'ObjectNotFound',
+      targetObject: params.Name,
       recommendedAction: 'List the registered roles with Get-InfrastructureRole.',
     });
   }

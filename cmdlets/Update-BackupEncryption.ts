@@ -9,25 +9,46 @@ import { configuredRecipient, decryptionMaterial, openShare, shareAccess } from 
  * After a key or certificate rotation, re-wraps retained backups for the recipient configured now,
  * without re-encrypting their data.
  */
-const updateBackupEncryption: Cmdlet<UpdateBackupEncryptionParameters> = async ({ params, home, shouldProcess, writeError, writeWarning, setExitCode }) => {
+const updateBackupEncryption: Cmdlet<UpdateBackupEncryptionParameters> = async ({
+  params,
+  home,
+  shouldProcess,
+  writeError,
+  writeWarning,
+  setExitCode,
+}) => {
   const store = new ConfigStore(home);
   const config = store.read();
   const access = shareAccess(store, {}, config);
   const recipient = configuredRecipient(store, config);
   const oldMaterial = (await decryptionMaterial(params))!;
   const { matched, updated, unchanged, failures } = await rewrapJob({
-    home, target: await openShare(access), sharePath: access.path, oldMaterial, recipient, name: params.Name,
+    home,
+    target: await openShare(access),
+    sharePath: access.path,
+    oldMaterial,
+    recipient,
+    name: params.Name,
     allowUnauthenticated: params.AllowUnauthenticated === true,
     confirm: (name) => shouldProcess(`backup ${name}`, 'Re-wrap the data key for the configured encryption'),
-    onUnauthenticated: (name, rewritten) => writeWarning(`Backup ${name} carried no proof of who made it and was re-sealed anyway (-AllowUnauthenticated)`
-      + `${rewritten && recipient.kind === 'Certificate' && recipient.authenticationKey ? ': from now on it restores as if this service made it' : ''}.`),
+    onUnauthenticated: (name, rewritten) =>
+      writeWarning(
+        `Backup ${name} carried no proof of who made it and was re-sealed anyway (-AllowUnauthenticated)` +
+          `${rewritten && recipient.kind === 'Certificate' && recipient.authenticationKey ? ': from now on it restores as if this service made it' : ''}.`,
+      ),
   });
   if (matched === 0 && failures.length === 0) {
-    writeWarning('No backup on the share is encrypted for the decryption material given, so nothing was re-wrapped: they were re-wrapped already, or were made with other material. '
-      + 'Check with Test-InfrastructureBackup and the material configured now; give the material of the backups to re-wrap, or -Name for one.');
+    writeWarning(
+      'No backup on the share is encrypted for the decryption material given, so nothing was re-wrapped: they were re-wrapped already, or were made with other material. ' +
+        'Check with Test-InfrastructureBackup and the material configured now; give the material of the backups to re-wrap, or -Name for one.',
+    );
   }
-  if (unchanged.length) writeWarning(`Already encrypted for the configured ${recipient.kind === 'Key' ? 'key' : 'certificate'}, nothing to do: ${unchanged.join(', ')}.`);
-  if (recipient.kind === 'Certificate' && !recipient.authenticationKey) writeWarning(unauthenticatedCertificateWarning(recipient.thumbprint));
+  if (unchanged.length)
+    writeWarning(
+      `Already encrypted for the configured ${recipient.kind === 'Key' ? 'key' : 'certificate'}, nothing to do: ${unchanged.join(', ')}.`,
+    );
+  if (recipient.kind === 'Certificate' && !recipient.authenticationKey)
+    writeWarning(unauthenticatedCertificateWarning(recipient.thumbprint));
   // Some re-wrapped and some not is a partial success (3); none at all, the failure's own code.
   if (failures.length > 0 && updated.length === 0) setExitCode(failures[0]!.exitCode);
   for (const error of failures) writeError(error);

@@ -47,7 +47,8 @@ function corpus(bytes: number): Buffer {
   let n = 0;
   while (total < bytes) {
     const records: string[] = [];
-    for (let i = 0; i < 30_000; i++, n++) records.push(`{"id":${n},"tenant":"t${n % 97}","user":"u${(n * 7919) % 100_003}","quota":${(n * 31) % 10_000},"on":${n % 5 !== 0}}`);
+    for (let i = 0; i < 30_000; i++, n++)
+      records.push(`{"id":${n},"tenant":"t${n % 97}","user":"u${(n * 7919) % 100_003}","quota":${(n * 31) % 10_000},"on":${n % 5 !== 0}}`);
     const text = Buffer.from(records.join('\n'));
     const noise = createHash('sha256').update(String(n)).digest();
     const random = Buffer.alloc(Math.floor(text.length / 3));
@@ -116,9 +117,12 @@ async function main(): Promise<void> {
       note('node sha256', await time(() => createHash('sha256').update(data).digest()));
       if (nativeFindCut()) note('cut (native)', await time(() => cutAll(data, gear, 'auto')));
       note('cut (typescript)', await time(() => cutAll(data, gear, 'typescript')));
-      note('cut + id', await time(() => {
-        for (const c of cutAll(data, gear, 'auto')) chunkIdOf(keys, c);
-      }));
+      note(
+        'cut + id',
+        await time(() => {
+          for (const c of cutAll(data, gear, 'auto')) chunkIdOf(keys, c);
+        }),
+      );
 
       const repo = join(work, `repo${r}`);
       rmSync(repo, { recursive: true, force: true });
@@ -145,9 +149,12 @@ async function main(): Promise<void> {
 
     const rate = (name: string, kind: keyof Took) => (mb * MiB) / 1e6 / (median(times[name]!.map((t) => t[kind])) / 1000);
     const cell = (name: string, kind: keyof Took, ref?: string) =>
-      `${rate(name, kind).toFixed(0).padStart(6)} MB/s` + (ref ? ` ${(rate(name, kind) / rate(ref, kind)).toFixed(2).padStart(5)}x` : '       ');
+      `${rate(name, kind).toFixed(0).padStart(6)} MB/s` +
+      (ref ? ` ${(rate(name, kind) / rate(ref, kind)).toFixed(2).padStart(5)}x` : '       ');
     const row = (name: string, ref?: string) => `${name.padEnd(17)} ${cell(name, 'wall', ref)}   ${cell(name, 'cpu', ref)}   ${ref ?? ''}`;
-    console.log(`corpus ${mb} MiB (3/4 JSON-like records, 1/4 random), ${rounds} rounds, median; ${process.env.AZSBACKUP_NATIVE === 'off' ? 'addons off' : 'addons on'}`);
+    console.log(
+      `corpus ${mb} MiB (3/4 JSON-like records, 1/4 random), ${rounds} rounds, median; ${process.env.AZSBACKUP_NATIVE === 'off' ? 'addons off' : 'addons on'}`,
+    );
     console.log(`${'stage'.padEnd(17)} ${'wall clock'.padEnd(18)}   ${'per CPU second'.padEnd(18)}   ratio against`);
     for (const ref of ['sha256sum', 'zstd -1', 'node sha256']) console.log(row(ref));
     if (times['cut (native)']) console.log(row('cut (native)', 'node sha256'));
@@ -168,7 +175,9 @@ async function main(): Promise<void> {
         id.writeUInt32BE(i, 4);
         index.add({ chunkId: id, pack: `p${i >> 8}`, offset: i, length: i, plaintextLength: i });
       }
-      console.log(`index of ${n} chunks: ${(index.bytesAllocated / MiB).toFixed(1)} MiB in its arrays, ${(index.bytesAllocated / n).toFixed(0)} bytes per entry`);
+      console.log(
+        `index of ${n} chunks: ${(index.bytesAllocated / MiB).toFixed(1)} MiB in its arrays, ${(index.bytesAllocated / n).toFixed(0)} bytes per entry`,
+      );
     }
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -127,14 +127,21 @@ async function openChild(file: string, keyHex: string): Promise<void> {
   let outBytes = 0;
   // Counted and dropped here: a file stream to /dev/null would add a thread-pool round trip per
   // piece, which the shell's write(2) to /dev/null does not pay, and a restore (a socket to tar) neither.
-  const discard = new Writable({ write: (c: Buffer, _e, done) => { outBytes += c.length; done(); } });
+  const discard = new Writable({
+    write: (c: Buffer, _e, done) => {
+      outBytes += c.length;
+      done();
+    },
+  });
   // Read as the local folder target reads a role file.
   const handle = await open(file, 'r');
   const source = readAhead(handle, (await handle.stat()).size, { pieceBytes: MiB, depth: 3 });
   await pipeline(source, openRoleStream({ dataKey: Buffer.from(keyHex, 'hex'), ...OPEN_BINDING }), discard);
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   const usage = process.resourceUsage();
-  process.stdout.write(JSON.stringify({ ms, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000, outBytes, maxRssMB: usage.maxRSS / 1024 }));
+  process.stdout.write(
+    JSON.stringify({ ms, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000, outBytes, maxRssMB: usage.maxRSS / 1024 }),
+  );
 }
 
 /** --open: decoding a stored file against `openssl enc -d | zstd -d`, interleaved rounds. */
@@ -145,7 +152,9 @@ async function measureOpening(dir: string, file: string, bytes: number, rounds: 
   const key = randomBytes(32).toString('hex');
   const iv = randomBytes(16).toString('hex');
   const env = { SRC: file, REF: join(dir, 'reference.zst.enc'), K: key, IV: iv };
-  await execa('bash', ['-o', 'pipefail', '-c', 'zstd -1 -T0 -q -c < "$SRC" | openssl enc -aes-256-ctr -K "$K" -iv "$IV" > "$REF"'], { env: { ...process.env, ...env } });
+  await execa('bash', ['-o', 'pipefail', '-c', 'zstd -1 -T0 -q -c < "$SRC" | openssl enc -aes-256-ctr -K "$K" -iv "$IV" > "$REF"'], {
+    env: { ...process.env, ...env },
+  });
   const shellName = 'openssl enc -d -aes-256-ctr | zstd -d';
   const times: Record<string, { ms: number[]; cpu: number[]; rss: number[] }> = {};
   const record = (name: string, ms: number, cpu: number, rss = 0) => {
@@ -163,11 +172,15 @@ async function measureOpening(dir: string, file: string, bytes: number, rounds: 
     record('azsbackup openRoleStream', res.ms, res.cpuMs, res.maxRssMB);
   }
   const reference = median(times[shellName]!.ms);
-  console.log(`decoding ${(bytes / MiB).toFixed(0)} MiB of plaintext, ${rounds} rounds, median wall time; ratio = throughput / the shell's`);
+  console.log(
+    `decoding ${(bytes / MiB).toFixed(0)} MiB of plaintext, ${rounds} rounds, median wall time; ratio = throughput / the shell's`,
+  );
   for (const [name, t] of Object.entries(times)) {
     const ms = median(t.ms);
     const rss = Math.max(...t.rss);
-    console.log(`${name.padEnd(40)} ${ms.toFixed(0).padStart(6)} ms ${(bytes / MiB / (ms / 1000)).toFixed(0).padStart(5)} MiB/s  ratio ${(reference / ms).toFixed(2)}  cpu ${median(t.cpu).toFixed(0)} ms${rss ? `  peak RSS ${rss.toFixed(0)} MB` : ''}`);
+    console.log(
+      `${name.padEnd(40)} ${ms.toFixed(0).padStart(6)} ms ${(bytes / MiB / (ms / 1000)).toFixed(0).padStart(5)} MiB/s  ratio ${(reference / ms).toFixed(2)}  cpu ${median(t.cpu).toFixed(0)} ms${rss ? `  peak RSS ${rss.toFixed(0)} MB` : ''}`,
+    );
   }
 }
 
@@ -191,7 +204,8 @@ function median(xs: number[]): number {
 
 async function main(): Promise<void> {
   // The measured children run as the command does: with the allocator addon when it is built.
-  if (process.argv[2]?.endsWith('-child') && tuneAllocator() !== 'tuned') process.stderr.write('bench-pipeline: the allocator addon is not built (npm run build:native); measuring without it\n');
+  if (process.argv[2]?.endsWith('-child') && tuneAllocator() !== 'tuned')
+    process.stderr.write('bench-pipeline: the allocator addon is not built (npm run build:native); measuring without it\n');
   if (process.argv[2] === '--child') {
     const [, , , file, chunk, level, workers] = process.argv;
     await child(file!, { name: 'child', chunkSize: Number(chunk), level: Number(level), workers: Number(workers) });
@@ -234,7 +248,9 @@ async function main(): Promise<void> {
     'zstd -1 -T0 | openssl enc -aes-256-ctr (no tar)': `zstd -1 -T0 -q -c < "$DIR/$NAME" | openssl enc -aes-256-ctr -K "$K" -iv "$IV" > /dev/null`,
   };
   const env = { DIR: dir, NAME: file.split('/').pop()!, K: key, IV: iv };
-  const shellTimes: Record<string, { ms: number[]; cpu: number[] }> = Object.fromEntries(Object.keys(shells).map((k) => [k, { ms: [], cpu: [] }]));
+  const shellTimes: Record<string, { ms: number[]; cpu: number[] }> = Object.fromEntries(
+    Object.keys(shells).map((k) => [k, { ms: [], cpu: [] }]),
+  );
   const nodeTimes: Record<string, { ms: number[]; cpu: number[]; rss: number[]; out: number }> = {};
   const self = process.argv[1]!;
 

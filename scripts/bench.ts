@@ -12,7 +12,18 @@
 // own, so that our restore takes the path of a backup with several roles (all staged, then swapped).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, lstatSync, readFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  lstatSync,
+  readFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { tuneAllocator } from '../src/native/allocator.js';
@@ -20,7 +31,10 @@ import { startSamba } from '../test/support/samba.js';
 import { startAzurite } from '../test/support/azurite.js';
 
 const args = process.argv.slice(2);
-const arg = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const arg = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
 // Built to dist/tools/bench.js: the repository is two folders up.
 const root = resolve(new URL('../..', import.meta.url).pathname);
 const cli = join(root, 'bin', 'azsbackup.js');
@@ -65,8 +79,12 @@ function makeCorpus(total: number): void {
     while (bytes < 8 * 1024 * 1024) {
       const r = rand(16);
       const rec = JSON.stringify({
-        id: r.toString('hex'), type: words[r[0]! % 10], name: `${words[r[1]! % 10]}-${r.readUInt16BE(2)}`,
-        tags: { env: r[4]! % 2 ? 'prod' : 'dev', owner: `team${r[5]! % 16}` }, quota: r.readUInt32BE(6) % 100000, enabled: r[10]! % 3 !== 0,
+        id: r.toString('hex'),
+        type: words[r[0]! % 10],
+        name: `${words[r[1]! % 10]}-${r.readUInt16BE(2)}`,
+        tags: { env: r[4]! % 2 ? 'prod' : 'dev', owner: `team${r[5]! % 16}` },
+        quota: r.readUInt32BE(6) % 100000,
+        enabled: r[10]! % 3 !== 0,
         created: new Date(1.7e12 + r.readUInt32BE(11) * 1000).toISOString(),
       });
       records.push(rec);
@@ -104,7 +122,11 @@ function treeDigest(p: string): string {
   return h.digest('hex');
 }
 
-interface Run { seconds: number; peakRssMB: number; cpuSeconds: number }
+interface Run {
+  seconds: number;
+  peakRssMB: number;
+  cpuSeconds: number;
+}
 
 /** Runs a command under GNU time; peak RSS is the largest of the process tree's members. */
 function timed(label: string, command: string, env: Record<string, string> = {}): Run {
@@ -112,7 +134,9 @@ function timed(label: string, command: string, env: Record<string, string> = {})
   const out = join(work, 'time.txt');
   const started = process.hrtime.bigint();
   const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', '-o', out, 'bash', '-c', command], {
-    env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8',
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
   });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (r.status !== 0) throw new Error(`${label} failed (exit ${r.status}): ${r.stderr.slice(-2000)}`);
@@ -120,29 +144,51 @@ function timed(label: string, command: string, env: Record<string, string> = {})
   return { seconds, peakRssMB: rssKB! / 1024, cpuSeconds: user! + sys! };
 }
 
-interface Row { tool: string; backup: Run; restore: Run; outputBytes: number }
+interface Row {
+  tool: string;
+  backup: Run;
+  restore: Run;
+  outputBytes: number;
+}
 
 /** One tool: a backup and a restore into fresh places, the round number keeping them apart. */
-interface Tool { name: string; run(round: number): Row }
+interface Tool {
+  name: string;
+  run(round: number): Row;
+}
 
 function azs(home: string, cmdlet: string, rest: string): string {
   return `AZSBACKUP_HOME=${home} node ${cli} ${cmdlet} ${rest} --output json`;
 }
 
 /** Our backup and restore; `share(round)` gives a fresh share (an SMB folder, a local folder). */
-function ours(label: string, share: (round: number) => { path: string; size: () => number }, credentialEnv: Record<string, string>, userArgs: string): Tool {
+function ours(
+  label: string,
+  share: (round: number) => { path: string; size: () => number },
+  credentialEnv: Record<string, string>,
+  userArgs: string,
+): Tool {
   return {
     name: label,
     run(round) {
       const { path: sharePath, size: sizeOf } = share(round);
       const home = join(work, `home-${label}-${round}`);
-      const key = execFileSync('node', [cli, 'New-EncryptionKey', '--output', 'json'], { env: { ...process.env, AZSBACKUP_HOME: home }, encoding: 'utf8' });
+      const key = execFileSync('node', [cli, 'New-EncryptionKey', '--output', 'json'], {
+        env: { ...process.env, AZSBACKUP_HOME: home },
+        encoding: 'utf8',
+      });
       const env = { ...credentialEnv, AZSBACKUP_ENCRYPTIONKEY: JSON.parse(key).Key as string };
       const roles = rolePerFolder
-        ? readdirSync(corpus).sort().map((folder, i) => `-Name ${folder} -Provider directory -Path ${join(corpus, folder)} -RestoreOrder ${i + 1}`)
+        ? readdirSync(corpus)
+            .sort()
+            .map((folder, i) => `-Name ${folder} -Provider directory -Path ${join(corpus, folder)} -RestoreOrder ${i + 1}`)
         : [`-Name Corpus -Provider directory -Path ${corpus}`];
       const register = roles.map((r) => `${azs(home, 'Register-InfrastructureRole', r)} >/dev/null`).join(' && ');
-      execFileSync('bash', ['-c', `${azs(home, 'Set-BackupShare', `-Path '${sharePath}' ${userArgs} -SkipValidation`)} >/dev/null && ${register}`], { env: { ...process.env, ...env } });
+      execFileSync(
+        'bash',
+        ['-c', `${azs(home, 'Set-BackupShare', `-Path '${sharePath}' ${userArgs} -SkipValidation`)} >/dev/null && ${register}`],
+        { env: { ...process.env, ...env } },
+      );
       const backup = timed(`${label} backup`, `${azs(home, 'Start-InfrastructureBackup', '')} > ${work}/backup-${label}.json`, env);
       const name = JSON.parse(readFileSync(`${work}/backup-${label}.json`, 'utf8')).Name as string;
       const outputBytes = sizeOf();
@@ -151,7 +197,11 @@ function ours(label: string, share: (round: number) => { path: string; size: () 
       // Moved, not deleted: on ext4 mounted with `discard` (as here), creating files right after
       // deleting thousands costs ~20x more per file for a while, which would tax only our restore.
       renameSync(corpus, join(work, `spent-corpus-${label}-${round}`));
-      const restore = timed(`${label} restore`, `printf '%s\\n' "$AZSBACKUP_ENCRYPTIONKEY" | ${azs(join(work, `fresh-${label}-${round}`), 'Restore-AzsBackup', `-Name ${name} -Path '${sharePath}' ${userArgs} -EncryptionKey -`)} >/dev/null`, env);
+      const restore = timed(
+        `${label} restore`,
+        `printf '%s\\n' "$AZSBACKUP_ENCRYPTIONKEY" | ${azs(join(work, `fresh-${label}-${round}`), 'Restore-AzsBackup', `-Name ${name} -Path '${sharePath}' ${userArgs} -EncryptionKey -`)} >/dev/null`,
+        env,
+      );
       if (treeDigest(corpus) !== digest) throw new Error(`${label}: the restore did not reproduce the corpus.`);
       return { tool: label, backup, restore, outputBytes };
     },
@@ -167,7 +217,9 @@ function restic(): Tool {
       const repo = join(work, `spent-restic-${round}`);
       execFileSync('restic', ['init', '--repo', repo], { env: { ...process.env, RESTIC_PASSWORD: pass }, stdio: 'ignore' });
       const backup = timed('restic backup', `restic --repo ${repo} backup --quiet ${corpus}`, { RESTIC_PASSWORD: pass });
-      const restore = timed('restic restore', `restic --repo ${repo} restore latest --quiet --target ${work}/spent-restic-out-${round}`, { RESTIC_PASSWORD: pass });
+      const restore = timed('restic restore', `restic --repo ${repo} restore latest --quiet --target ${work}/spent-restic-out-${round}`, {
+        RESTIC_PASSWORD: pass,
+      });
       return { tool: 'restic', backup, restore, outputBytes: treeSize(repo) };
     },
   };
@@ -178,7 +230,12 @@ function borg(): Tool {
     name: 'borg',
     run(round) {
       const repo = join(work, `spent-borg-${round}`);
-      const env = { BORG_PASSPHRASE: pass, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes', BORG_BASE_DIR: join(work, `spent-borg-base-${round}`) };
+      const env = {
+        BORG_PASSPHRASE: pass,
+        BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes',
+        BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes',
+        BORG_BASE_DIR: join(work, `spent-borg-base-${round}`),
+      };
       execFileSync('borg', ['init', '--encryption=repokey-blake2', repo], { env: { ...process.env, ...env }, stdio: 'ignore' });
       const backup = timed('borg backup', `cd ${work} && borg create --compression zstd,1 ${repo}::bench corpus`, env);
       const out = join(work, `spent-borg-out-${round}`);
@@ -231,10 +288,18 @@ function smbPipelineTool(smbclient: string, root: string): Tool {
     run(round) {
       const name = `pipeline-${round}.enc`;
       const env = { PIPE_PASS: pass };
-      const backup = timed('pipeline smb backup', `tar -C ${corpus} -cf - . | zstd -1 -T0 -q | ${ENC} | ${smbclient} -c 'put /dev/stdin ${name}' >/dev/null 2>&1`, env);
+      const backup = timed(
+        'pipeline smb backup',
+        `tar -C ${corpus} -cf - . | zstd -1 -T0 -q | ${ENC} | ${smbclient} -c 'put /dev/stdin ${name}' >/dev/null 2>&1`,
+        env,
+      );
       const out = join(work, `spent-pipe-smb-out-${round}`);
       mkdirSync(out);
-      const restore = timed('pipeline smb restore', `${smbclient} -c 'get ${name} /dev/stdout' 2>/dev/null | ${ENC} -d | zstd -d -q | tar -C ${out} -xf -`, env);
+      const restore = timed(
+        'pipeline smb restore',
+        `${smbclient} -c 'get ${name} /dev/stdout' 2>/dev/null | ${ENC} -d | zstd -d -q | tar -C ${out} -xf -`,
+        env,
+      );
       return { tool: 'tar+zstd+openssl+smbclient', backup, restore, outputBytes: statSync(join(root, name)).size };
     },
   };
@@ -263,17 +328,29 @@ function measure(list: Tool[]): Measured {
     for (const tool of order) {
       const row = tool.run(round);
       runs.get(tool.name)!.push(row);
-      process.stdout.write(`round ${round + 1}: ${tool.name.padEnd(28)} backup ${row.backup.seconds.toFixed(2)} s, restore ${row.restore.seconds.toFixed(2)} s\n`);
+      process.stdout.write(
+        `round ${round + 1}: ${tool.name.padEnd(28)} backup ${row.backup.seconds.toFixed(2)} s, restore ${row.restore.seconds.toFixed(2)} s\n`,
+      );
     }
-    for (const spent of readdirSync(work).filter((n) => n.startsWith('spent-'))) rmSync(join(work, spent), { recursive: true, force: true });
+    for (const spent of readdirSync(work).filter((n) => n.startsWith('spent-')))
+      rmSync(join(work, spent), { recursive: true, force: true });
     execFileSync('sync');
     spawnSync('sleep', ['5']);
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const middle = (rs: Run[]): Run => ({ seconds: median(rs.map((r) => r.seconds)), cpuSeconds: median(rs.map((r) => r.cpuSeconds)), peakRssMB: Math.max(...rs.map((r) => r.peakRssMB)) });
+  const middle = (rs: Run[]): Run => ({
+    seconds: median(rs.map((r) => r.seconds)),
+    cpuSeconds: median(rs.map((r) => r.cpuSeconds)),
+    peakRssMB: Math.max(...rs.map((r) => r.peakRssMB)),
+  });
   const rows = list.map((t) => {
     const rs = runs.get(t.name)!;
-    return { tool: t.name, backup: middle(rs.map((r) => r.backup)), restore: middle(rs.map((r) => r.restore)), outputBytes: rs[0]!.outputBytes };
+    return {
+      tool: t.name,
+      backup: middle(rs.map((r) => r.backup)),
+      restore: middle(rs.map((r) => r.restore)),
+      outputBytes: rs[0]!.outputBytes,
+    };
   });
   return { rows, rounds: runs };
 }
@@ -294,15 +371,25 @@ function main(): { bytes: number } {
   process.stdout.write(`Corpus: ${(size / 1048576).toFixed(0)} MiB in ${corpus}; the median round of each tool is kept\n`);
   // Our command tunes its allocator when the addon is built; a run without it restores ~15% slower.
   const tuning = tuneAllocator();
-  if (tuning !== 'tuned') process.stdout.write(`Note: azsbackup runs without its addons in src/native here (${tuning}: see npm run build:native and AZSBACKUP_NATIVE).\n`);
+  if (tuning !== 'tuned')
+    process.stdout.write(
+      `Note: azsbackup runs without its addons in src/native here (${tuning}: see npm run build:native and AZSBACKUP_NATIVE).\n`,
+    );
   makeCorpus(size);
   const bytes = treeSize(corpus);
   digest = treeDigest(corpus);
-  const list: Tool[] = [ours('azsbackup', (round) => {
-    const share = join(work, `spent-share-${round}`);
-    mkdirSync(share);
-    return { path: share, size: () => treeSize(share) };
-  }, {}, '')];
+  const list: Tool[] = [
+    ours(
+      'azsbackup',
+      (round) => {
+        const share = join(work, `spent-share-${round}`);
+        mkdirSync(share);
+        return { path: share, size: () => treeSize(share) };
+      },
+      {},
+      '',
+    ),
+  ];
   if (tools.includes('restic')) list.push(restic());
   if (tools.includes('borg')) list.push(borg());
   if (tools.includes('pipeline')) list.push(pipelineTool());
@@ -319,11 +406,17 @@ async function smb(bytes: number): Promise<void> {
     writeFileSync(auth, `username = ${samba.userName}\npassword = ${samba.password}\n`, { mode: 0o600 });
     const smbclient = `smbclient //127.0.0.1/${samba.share} -p ${samba.port} -A ${auth} -m SMB3 -E`;
     const list = [
-      ours('azsbackup-smb', (round) => ({ path: `${samba.smbUrl}/spent-${round}`, size: () => treeSize(join(samba.root, `spent-${round}`)) }), { AZSBACKUP_PASSWORD: samba.password }, `-UserName ${samba.userName}`),
+      ours(
+        'azsbackup-smb',
+        (round) => ({ path: `${samba.smbUrl}/spent-${round}`, size: () => treeSize(join(samba.root, `spent-${round}`)) }),
+        { AZSBACKUP_PASSWORD: samba.password },
+        `-UserName ${samba.userName}`,
+      ),
       smbPipelineTool(smbclient, samba.root),
     ];
     // Made through the share, so they belong to the share's account.
-    for (let round = 0; round < roundsFor(list.length); round++) execFileSync('bash', ['-c', `${smbclient} -c 'mkdir spent-${round}' >/dev/null`]);
+    for (let round = 0; round < roundsFor(list.length); round++)
+      execFileSync('bash', ['-c', `${smbclient} -c 'mkdir spent-${round}' >/dev/null`]);
     report(`SMB share (Samba on loopback)${ourRoles}`, bytes, measure(list), ['tar+zstd+openssl+smbclient']);
   } finally {
     await samba.stop();
@@ -335,7 +428,9 @@ async function smb(bytes: number): Promise<void> {
  * same 8 MiB blocks, three in flight, as our target) and streamed back with its download.
  */
 function blobPipelineTool(accountUrl: string, accountKey: string): Tool {
-  const sdk = (body: string) => `node --input-type=module -e "import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
+  const sdk = (
+    body: string,
+  ) => `node --input-type=module -e "import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 const c = new BlobServiceClient('${accountUrl}', new StorageSharedKeyCredential('${accountUrl.split('/').pop()}', process.env.BLOB_KEY)).getContainerClient(process.argv[1]).getBlockBlobClient('pipeline.enc');
 ${body}" `;
   const upload = sdk('await c.uploadStream(process.stdin, 8 * 1024 * 1024, 3);');
@@ -344,11 +439,23 @@ ${body}" `;
     name: 'tar+zstd+openssl+uploadStream',
     run(round) {
       const env = { PIPE_PASS: pass, BLOB_KEY: accountKey };
-      const backup = timed('pipeline blob backup', `tar -C ${corpus} -cf - . | zstd -1 -T0 -q | ${ENC} | (cd ${root} && ${upload} pipe-${round})`, env);
+      const backup = timed(
+        'pipeline blob backup',
+        `tar -C ${corpus} -cf - . | zstd -1 -T0 -q | ${ENC} | (cd ${root} && ${upload} pipe-${round})`,
+        env,
+      );
       const out = join(work, `spent-pipe-blob-out-${round}`);
       mkdirSync(out);
-      const restore = timed('pipeline blob restore', `(cd ${root} && ${download} pipe-${round}) | ${ENC} -d | zstd -d -q | tar -C ${out} -xf -`, env);
-      const size = execFileSync('bash', ['-c', `cd ${root} && ${sdk('process.stdout.write(String((await c.getProperties()).contentLength));')} pipe-${round}`], { env: { ...process.env, ...env }, encoding: 'utf8' });
+      const restore = timed(
+        'pipeline blob restore',
+        `(cd ${root} && ${download} pipe-${round}) | ${ENC} -d | zstd -d -q | tar -C ${out} -xf -`,
+        env,
+      );
+      const size = execFileSync(
+        'bash',
+        ['-c', `cd ${root} && ${sdk('process.stdout.write(String((await c.getProperties()).contentLength));')} pipe-${round}`],
+        { env: { ...process.env, ...env }, encoding: 'utf8' },
+      );
       return { tool: 'tar+zstd+openssl+uploadStream', backup, restore, outputBytes: Number(size) };
     },
   };
@@ -360,23 +467,36 @@ async function blob(): Promise<void> {
   try {
     const stored = join(azurite.location, '__blobstorage__');
     const list = [
-      ours('azsbackup-blob', (round) => {
-        // What the backup adds to Azurite's extents is what it stored.
-        const before = existsSync(stored) ? treeSize(stored) : 0;
-        return { path: azurite.url(`spent-${round}`), size: () => treeSize(stored) - before };
-      }, { AZSBACKUP_STORAGEACCOUNTKEY: azurite.accountKey }, ''),
-      ours('azsbackup-local', (round) => {
-        const share = join(work, `spent-share-local-${round}`);
-        mkdirSync(share);
-        return { path: share, size: () => treeSize(share) };
-      }, {}, ''),
+      ours(
+        'azsbackup-blob',
+        (round) => {
+          // What the backup adds to Azurite's extents is what it stored.
+          const before = existsSync(stored) ? treeSize(stored) : 0;
+          return { path: azurite.url(`spent-${round}`), size: () => treeSize(stored) - before };
+        },
+        { AZSBACKUP_STORAGEACCOUNTKEY: azurite.accountKey },
+        '',
+      ),
+      ours(
+        'azsbackup-local',
+        (round) => {
+          const share = join(work, `spent-share-local-${round}`);
+          mkdirSync(share);
+          return { path: share, size: () => treeSize(share) };
+        },
+        {},
+        '',
+      ),
       blobPipelineTool(azurite.accountUrl, azurite.accountKey),
     ];
     for (let round = 0; round < roundsFor(list.length); round++) {
       await azurite.createContainer(`spent-${round}`);
       await azurite.createContainer(`pipe-${round}`);
     }
-    report(`blob container (Azurite on loopback)${ourRoles}`, treeSize(corpus), measure(list), ['azsbackup-local', 'tar+zstd+openssl+uploadStream']);
+    report(`blob container (Azurite on loopback)${ourRoles}`, treeSize(corpus), measure(list), [
+      'azsbackup-local',
+      'tar+zstd+openssl+uploadStream',
+    ]);
   } finally {
     await azurite.stop();
   }
@@ -391,14 +511,19 @@ function report(where: string, bytes: number, { rows, rounds }: Measured, refere
     '',
     '| tool | backup MiB/s | restore MiB/s | backup CPU s | restore CPU s | output MiB | backup peak RSS MiB | restore peak RSS MiB |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map((r) => `| ${r.tool} | ${mbps(r.backup).toFixed(1)} | ${mbps(r.restore).toFixed(1)} | ${r.backup.cpuSeconds.toFixed(1)} | ${r.restore.cpuSeconds.toFixed(1)} | ${(r.outputBytes / 1048576).toFixed(1)} | ${r.backup.peakRssMB.toFixed(0)} | ${r.restore.peakRssMB.toFixed(0)} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.tool} | ${mbps(r.backup).toFixed(1)} | ${mbps(r.restore).toFixed(1)} | ${r.backup.cpuSeconds.toFixed(1)} | ${r.restore.cpuSeconds.toFixed(1)} | ${(r.outputBytes / 1048576).toFixed(1)} | ${r.backup.peakRssMB.toFixed(0)} | ${r.restore.peakRssMB.toFixed(0)} |`,
+    ),
     '',
     '| azsbackup vs | backup throughput ratio | restore throughput ratio | backup, round by round | restore, round by round |',
     '| --- | ---: | ---: | ---: | ---: |',
-    ...rows.filter((r) => references.includes(r.tool)).map((r) => {
-      const theirs = rounds.get(r.tool)!;
-      return `| ${r.tool} | ${(r.backup.seconds / us.backup.seconds).toFixed(2)}x | ${(r.restore.seconds / us.restore.seconds).toFixed(2)}x | ${roundRatios(ourRounds, theirs, 'backup')} | ${roundRatios(ourRounds, theirs, 'restore')} |`;
-    }),
+    ...rows
+      .filter((r) => references.includes(r.tool))
+      .map((r) => {
+        const theirs = rounds.get(r.tool)!;
+        return `| ${r.tool} | ${(r.backup.seconds / us.backup.seconds).toFixed(2)}x | ${(r.restore.seconds / us.restore.seconds).toFixed(2)}x | ${roundRatios(ourRounds, theirs, 'backup')} | ${roundRatios(ourRounds, theirs, 'restore')} |`;
+      }),
     '',
   ];
   const text = lines.join('\n');

@@ -17,7 +17,9 @@ export function bundleOptions(root, entryPoints, outdir) {
     external: ['zstd-napi', 'better-sqlite3'],
     // The module generator's PowerShell runtime (src/psmodule/AzsBackup.Runtime.ps1) is embedded as text.
     loader: { '.ps1': 'text' },
-    banner: { js: "import { createRequire as __azsCreateRequire } from 'node:module'; const require = __azsCreateRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __azsCreateRequire } from 'node:module'; const require = __azsCreateRequire(import.meta.url);",
+    },
     logLevel: 'warning',
     legalComments: 'none',
   };

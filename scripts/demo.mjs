@@ -24,9 +24,13 @@ function say(text) {
 
 /** Runs a cmdlet; secrets go on stdin, objects come back parsed, and the table view is shown. */
 function azs(home, cmdlet, args = [], { stdin = '', show = true } = {}) {
-  const run = (format) => execFileSync(process.execPath, [cli, cmdlet, ...args, '--output', format], {
-    env: { ...process.env, AZSBACKUP_HOME: home }, input: stdin, encoding: 'utf8', stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const run = (format) =>
+    execFileSync(process.execPath, [cli, cmdlet, ...args, '--output', format], {
+      env: { ...process.env, AZSBACKUP_HOME: home },
+      input: stdin,
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
   const json = run('json');
   const objects = json.trim() ? [JSON.parse(json)].flat() : [];
   if (show && objects.length) {
@@ -37,10 +41,16 @@ function azs(home, cmdlet, args = [], { stdin = '', show = true } = {}) {
 }
 
 function formatTable(objects) {
-  const cols = Object.keys(objects[0]).filter((k) => objects.some((o) => o[k] !== null && typeof o[k] !== 'object')).slice(0, 6);
+  const cols = Object.keys(objects[0])
+    .filter((k) => objects.some((o) => o[k] !== null && typeof o[k] !== 'object'))
+    .slice(0, 6);
   const cell = (v) => (v === null || v === undefined ? '' : String(v));
   const widths = cols.map((c) => Math.max(c.length, ...objects.map((o) => cell(o[c]).length)));
-  const line = (vals) => vals.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd();
+  const line = (vals) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   return `${line(cols)}\n${line(widths.map((w) => '-'.repeat(w)))}\n${objects.map((o) => line(cols.map((c) => cell(o[c])))).join('\n')}\n`;
 }
 
@@ -53,8 +63,13 @@ function fingerprint(root) {
       const st = lstatSync(p);
       const rel = relative(root, p);
       if (st.isSymbolicLink()) lines.push(`L ${rel} -> ${readlinkSync(p)}`);
-      else if (st.isDirectory()) { lines.push(`D ${rel} ${(st.mode & 0o7777).toString(8)}`); walk(p); }
-      else lines.push(`F ${rel} ${(st.mode & 0o7777).toString(8)} ${Math.floor(st.mtimeMs / 1000)} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`);
+      else if (st.isDirectory()) {
+        lines.push(`D ${rel} ${(st.mode & 0o7777).toString(8)}`);
+        walk(p);
+      } else
+        lines.push(
+          `F ${rel} ${(st.mode & 0o7777).toString(8)} ${Math.floor(st.mtimeMs / 1000)} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`,
+        );
     }
   };
   walk(root);
@@ -85,9 +100,16 @@ function makeInfrastructure() {
   mkdirSync(join(ca, 'private'), { recursive: true, mode: 0o700 });
   mkdirSync(join(ca, 'certs'), { recursive: true });
   for (let i = 1; i <= 5; i++) {
-    writeFileSync(join(ca, 'certs', `server${i}.pem`), `-----BEGIN CERTIFICATE-----\n${createHash('sha512').update(`cert${i}`).digest('base64')}\n-----END CERTIFICATE-----\n`);
+    writeFileSync(
+      join(ca, 'certs', `server${i}.pem`),
+      `-----BEGIN CERTIFICATE-----\n${createHash('sha512').update(`cert${i}`).digest('base64')}\n-----END CERTIFICATE-----\n`,
+    );
   }
-  writeFileSync(join(ca, 'private', 'ca.key'), `-----BEGIN PRIVATE KEY-----\n${createHash('sha512').update('ca-key').digest('base64')}\n-----END PRIVATE KEY-----\n`, { mode: 0o600 });
+  writeFileSync(
+    join(ca, 'private', 'ca.key'),
+    `-----BEGIN PRIVATE KEY-----\n${createHash('sha512').update('ca-key').digest('base64')}\n-----END PRIVATE KEY-----\n`,
+    { mode: 0o600 },
+  );
   symlinkSync('certs/server1.pem', join(ca, 'current.pem'));
 
   const config = join(infra, 'configuration');
@@ -97,7 +119,8 @@ function makeInfrastructure() {
 
   const rm = join(infra, 'resource-manager');
   mkdirSync(rm, { recursive: true });
-  for (let i = 1; i <= 20; i++) writeFileSync(join(rm, `subscription-${i}.json`), JSON.stringify({ id: i, offers: ['compute', 'storage'], quota: i * 10 }));
+  for (let i = 1; i <= 20; i++)
+    writeFileSync(join(rm, `subscription-${i}.json`), JSON.stringify({ id: i, offers: ['compute', 'storage'], quota: i * 10 }));
 }
 
 try {
@@ -114,41 +137,97 @@ try {
   };
 
   say('An encryption certificate (the .pfx stays with the operator)');
-  azs(home, 'New-EncryptionKey', ['-Certificate', '-CertificatePath', join(work, 'backup.cer'), '-PfxPath', join(work, 'backup.pfx'), '-PfxPassword', '-'], { stdin: `${pfxPassword}\n` });
+  azs(
+    home,
+    'New-EncryptionKey',
+    ['-Certificate', '-CertificatePath', join(work, 'backup.cer'), '-PfxPath', join(work, 'backup.pfx'), '-PfxPassword', '-'],
+    { stdin: `${pfxPassword}\n` },
+  );
 
   say('The share: a local folder; the .pfx is given once so that backups prove who made them, and is not kept');
-  azs(home, 'Set-BackupShare', ['-Path', share, '-EncryptionCertPath', join(work, 'backup.cer'), '-DecryptionCertPath', join(work, 'backup.pfx'), '-DecryptionCertPassword', '-',
-    '-BackupRetentionPeriodInDays', '7'], { stdin: `${pfxPassword}\n` });
+  azs(
+    home,
+    'Set-BackupShare',
+    [
+      '-Path',
+      share,
+      '-EncryptionCertPath',
+      join(work, 'backup.cer'),
+      '-DecryptionCertPath',
+      join(work, 'backup.pfx'),
+      '-DecryptionCertPassword',
+      '-',
+      '-BackupRetentionPeriodInDays',
+      '7',
+    ],
+    { stdin: `${pfxPassword}\n` },
+  );
 
   say('The roles');
-  azs(home, 'Register-InfrastructureRole', ['-Name', 'Identity', '-Provider', 'sqlite', '-DatabasePath', join(infra, 'identity', 'identity.db'), '-RestoreOrder', '10']);
+  azs(home, 'Register-InfrastructureRole', [
+    '-Name',
+    'Identity',
+    '-Provider',
+    'sqlite',
+    '-DatabasePath',
+    join(infra, 'identity', 'identity.db'),
+    '-RestoreOrder',
+    '10',
+  ]);
   azs(home, 'Register-InfrastructureRole', ['-Name', 'CA', '-Provider', 'directory', '-Path', join(infra, 'ca'), '-RestoreOrder', '20']);
-  azs(home, 'Register-InfrastructureRole', ['-Name', 'Configuration', '-Provider', 'directory', '-Path', join(infra, 'configuration'), '-RestoreOrder', '5']);
+  azs(home, 'Register-InfrastructureRole', [
+    '-Name',
+    'Configuration',
+    '-Provider',
+    'directory',
+    '-Path',
+    join(infra, 'configuration'),
+    '-RestoreOrder',
+    '5',
+  ]);
   // Array elements that start with '-' are given as -Param:value, as PowerShell would bind them.
   const argv = (param, values) => values.map((v) => `-${param}:${v}`);
   const rm = join(infra, 'resource-manager');
-  azs(home, 'Register-InfrastructureRole', ['-Name', 'ResourceManager', '-Provider', 'command',
+  azs(home, 'Register-InfrastructureRole', [
+    '-Name',
+    'ResourceManager',
+    '-Provider',
+    'command',
     ...argv('ExportCommand', ['tar', '-C', rm, '-cf', '-', '.']),
     ...argv('ImportCommand', ['tar', '-C', rm, '-xpf', '-']),
-    '-RestoreOrder', '30']);
+    '-RestoreOrder',
+    '30',
+  ]);
   azs(home, 'Get-InfrastructureRole', [], { show: true });
 
   say('Back up');
   const [backup] = azs(home, 'Start-InfrastructureBackup');
-  azs(home, 'Get-InfrastructureBackup', ['-Name', backup.Name], { show: false })[0].RoleStatus.forEach((r) => { process.stdout.write(`  ${r.RoleName.padEnd(16)} ${r.Status.padEnd(10)} ${r.Size} bytes -> ${r.StoredSize} stored\n`); });
+  azs(home, 'Get-InfrastructureBackup', ['-Name', backup.Name], { show: false })[0].RoleStatus.forEach((r) => {
+    process.stdout.write(`  ${r.RoleName.padEnd(16)} ${r.Status.padEnd(10)} ${r.Size} bytes -> ${r.StoredSize} stored\n`);
+  });
 
   say('Check it without the key, then with the .pfx');
   azs(home, 'Test-InfrastructureBackup', ['-Name', backup.Name]);
-  azs(home, 'Test-InfrastructureBackup', ['-Name', backup.Name, '-DecryptionCertPath', join(work, 'backup.pfx'), '-DecryptionCertPassword', '-'], { stdin: `${pfxPassword}\n` });
+  azs(
+    home,
+    'Test-InfrastructureBackup',
+    ['-Name', backup.Name, '-DecryptionCertPath', join(work, 'backup.pfx'), '-DecryptionCertPassword', '-'],
+    { stdin: `${pfxPassword}\n` },
+  );
 
-  say('Disaster: every role is destroyed, and so is the service\'s own configuration');
+  say("Disaster: every role is destroyed, and so is the service's own configuration");
   rmSync(infra, { recursive: true, force: true });
   mkdirSync(join(infra, 'resource-manager'), { recursive: true }); // the redeployed machine has the empty folder
   rmSync(home, { recursive: true, force: true });
 
   say('Redeployed machine: restore with nothing but the share, the .pfx and its password');
   const [found] = azs(freshHome, 'Get-InfrastructureBackup', ['-Path', share, '-Top', '1']);
-  azs(freshHome, 'Restore-AzsBackup', ['-Name', found.Name, '-Path', share, '-DecryptionCertPath', join(work, 'backup.pfx'), '-DecryptionCertPassword', '-'], { stdin: `${pfxPassword}\n` });
+  azs(
+    freshHome,
+    'Restore-AzsBackup',
+    ['-Name', found.Name, '-Path', share, '-DecryptionCertPath', join(work, 'backup.pfx'), '-DecryptionCertPassword', '-'],
+    { stdin: `${pfxPassword}\n` },
+  );
 
   say('Compare');
   const after = {

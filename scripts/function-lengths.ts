@@ -63,9 +63,7 @@ export function longFunctionsInFile(path: string, text: string, limit: number): 
 /** Every function over `limit` lines under the given folders of `root`, paths relative to `root`. */
 export function longFunctions(root: string, folders: string[], limit: number): LongFunction[] {
   return folders.flatMap((folder) =>
-    sourceFiles(join(root, folder)).flatMap((path) =>
-      longFunctionsInFile(relative(root, path), readFileSync(path, 'utf8'), limit),
-    ),
+    sourceFiles(join(root, folder)).flatMap((path) => longFunctionsInFile(relative(root, path), readFileSync(path, 'utf8'), limit)),
   );
 }
 

@@ -53,10 +53,21 @@ finally {
 try {
   const r = spawnSync(pwsh, ['-NoProfile', '-NonInteractive', '-Command', script], {
     stdio: ['ignore', 'inherit', 'inherit'],
-    env: { ...process.env, XDG_DATA_HOME: join(store, 'share'), XDG_CONFIG_HOME: join(store, 'config'), XDG_CACHE_HOME: join(store, 'cache'), AZS_PACKAGE_OUT: outDir, AZS_PACKAGE_MODULE: moduleDir },
+    env: {
+      ...process.env,
+      XDG_DATA_HOME: join(store, 'share'),
+      XDG_CONFIG_HOME: join(store, 'config'),
+      XDG_CACHE_HOME: join(store, 'cache'),
+      AZS_PACKAGE_OUT: outDir,
+      AZS_PACKAGE_MODULE: moduleDir,
+    },
   });
   if (r.error) fail(`cannot run ${pwsh}: ${r.error.message}`, 'Run `bash scripts/setup-powershell.sh` to install PowerShell 7.');
-  if (r.status !== 0) fail(`Publish-PSResource failed (exit ${r.status}).`, 'Read the PowerShell error above; Test-ModuleManifest on the .psd1 shows manifest problems.');
+  if (r.status !== 0)
+    fail(
+      `Publish-PSResource failed (exit ${r.status}).`,
+      'Read the PowerShell error above; Test-ModuleManifest on the .psd1 shows manifest problems.',
+    );
 } finally {
   rmSync(store, { recursive: true, force: true });
 }

@@ -130,7 +130,11 @@ export function usageError(message: string, errorId: string, targetObject?: unkn
 
 /** What a command or job stopped by a signal (Ctrl-C, SIGTERM) ends with: exit 130. */
 export function stoppedBy(what: string, signalName: string): AzsError {
-  return new AzsError(`The ${what} was stopped (${signalName}).`, { errorId: 'PipelineStopped', category: 'OperationStopped', exitCode: ExitCode.Interrupted });
+  return new AzsError(`The ${what} was stopped (${signalName}).`, {
+    errorId: 'PipelineStopped',
+    category: 'OperationStopped',
+    exitCode: ExitCode.Interrupted,
+  });
 }
 
 export function isAzsError(e: unknown): e is AzsError {

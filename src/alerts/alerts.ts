@@ -59,7 +59,7 @@ export const alertCatalog: Record<AlertType, { severity: Alert['Severity']; titl
     title: 'A backup job failed',
     remediation: [
       'Read the error of each failed role: Get-InfrastructureBackup -Name <backup> | Select-Object -ExpandProperty RoleStatus.',
-      'Fix the role\'s source (folder, database or export command) named in the error.',
+      "Fix the role's source (folder, database or export command) named in the error.",
       'Run Start-InfrastructureBackup again.',
     ],
   },
@@ -88,7 +88,11 @@ export const MAX_ALERT_STATE_BYTES = 4 * 1024 * 1024;
 
 export class AlertStore {
   /** `warn` hears of a damaged state file, which is set aside and replaced by a fresh one. */
-  constructor(private readonly home: string, private readonly sinks: AlertSinks = {}, private readonly warn: (message: string, target: string) => void = () => {}) {}
+  constructor(
+    private readonly home: string,
+    private readonly sinks: AlertSinks = {},
+    private readonly warn: (message: string, target: string) => void = () => {},
+  ) {}
 
   private get file(): string {
     return join(this.home, 'alerts.json');
@@ -98,7 +102,9 @@ export class AlertStore {
     let text: string;
     try {
       text = readFileBoundedSync(this.file, {
-        what: 'alert state file', maxBytes: MAX_ALERT_STATE_BYTES, exitCode: ExitCode.Failure,
+        what: 'alert state file',
+        maxBytes: MAX_ALERT_STATE_BYTES,
+        exitCode: ExitCode.Failure,
         remediation: `Move ${this.file} aside; a fresh one is started.`,
       }).toString('utf8');
     } catch (e) {
@@ -125,7 +131,10 @@ export class AlertStore {
     const aside = `${this.file}.corrupt-${new Date().toISOString().replace(/[-:.]/g, '')}`;
     try {
       renameSync(this.file, aside);
-      this.warn(`The alert state file ${this.file} was damaged (${why}); it was set aside as ${aside} and alerts start afresh. Alerts it held are not shown.`, this.file);
+      this.warn(
+        `The alert state file ${this.file} was damaged (${why}); it was set aside as ${aside} and alerts start afresh. Alerts it held are not shown.`,
+        this.file,
+      );
     } catch (e) {
       if (isMissingFile(fileError(e, this.file, { what: 'alert state file', remediation: '' }))) return this.list();
       throw homeError(e, this.home);

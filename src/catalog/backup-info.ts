@@ -61,7 +61,8 @@ export interface BackupInfo {
 }
 
 const NS = 'urn:azsbackup:backupinfo:1';
-const SEAL = /<Seal Digest="([0-9a-f]{64})" Mac="([0-9a-f]{64})"(?:\/>|>((?:\s*<Authenticator Id="[0-9A-F]{40}" Mac="[0-9a-f]{64}"\/>)*)\s*<\/Seal>)\s*<\/BackupInfo>\s*$/;
+const SEAL =
+  /<Seal Digest="([0-9a-f]{64})" Mac="([0-9a-f]{64})"(?:\/>|>((?:\s*<Authenticator Id="[0-9A-F]{40}" Mac="[0-9a-f]{64}"\/>)*)\s*<\/Seal>)\s*<\/BackupInfo>\s*$/;
 const AUTHENTICATOR = /<Authenticator Id="([0-9A-F]{40})" Mac="([0-9a-f]{64})"\/>/g;
 
 const hkdf = (ikm: Buffer, info: string): Buffer => Buffer.from(hkdfSync('sha256', ikm, Buffer.alloc(0), Buffer.from(info, 'utf8'), 32));
@@ -71,7 +72,9 @@ const hkdf = (ikm: Buffer, info: string): Buffer => Buffer.from(hkdfSync('sha256
  * stamp folder, so a BackupInfo.xml moved into another backup's or another stamp's folder fails.
  */
 export function backupInfoMacKey(dataKey: Buffer, backupName: string, stamp: string, formatVersion = FORMAT_VERSION): Buffer {
-  return formatVersion < 2 ? hkdf(dataKey, `AzsBackup BackupInfo v1\0${backupName}`) : hkdf(dataKey, `AzsBackup BackupInfo v2\0${stamp}\0${backupName}`);
+  return formatVersion < 2
+    ? hkdf(dataKey, `AzsBackup BackupInfo v1\0${backupName}`)
+    : hkdf(dataKey, `AzsBackup BackupInfo v2\0${stamp}\0${backupName}`);
 }
 
 /** An authenticator's key: from a certificate's authentication key, bound to the backup's stamp and name. */
@@ -89,9 +92,11 @@ export interface SealKeys {
 export function sealKeysFor(dataKey: Buffer, backupName: string, stamp: string, recipients: readonly EncryptFor[]): SealKeys {
   return {
     macKey: backupInfoMacKey(dataKey, backupName, stamp),
-    authenticators: recipients.flatMap((r) => (r.kind === 'Certificate' && r.authenticationKey
-      ? [{ thumbprint: r.thumbprint, key: authenticatorKey(r.authenticationKey, backupName, stamp) }]
-      : [])),
+    authenticators: recipients.flatMap((r) =>
+      r.kind === 'Certificate' && r.authenticationKey
+        ? [{ thumbprint: r.thumbprint, key: authenticatorKey(r.authenticationKey, backupName, stamp) }]
+        : [],
+    ),
   };
 }
 
@@ -117,13 +122,18 @@ const EVERY_NOT_IN_XML = new RegExp(NOT_IN_XML.source, 'gu');
  */
 export function assertRecordable(role: RoleDefinition): void {
   const fields: [string, string | undefined][] = [
-    ['path', role.path], ['connection string', role.connectionString],
+    ['path', role.path],
+    ['connection string', role.connectionString],
     ...[...(role.exportCommand ?? []), ...(role.importCommand ?? [])].map((a): [string, string] => ['command argument', a]),
   ];
   for (const [what, value] of fields) {
     if (value === undefined || !NOT_IN_XML.test(value)) continue;
-    throw usageError(`Role '${role.name}': its ${what} ${JSON.stringify(value)} holds a control character that no backup could record.`,
-      'RoleDefinitionNotRecordable', role.name, 'Rename the file or folder, or wrap the command in a script, so that no control characters other than tab and new line remain.');
+    throw usageError(
+      `Role '${role.name}': its ${what} ${JSON.stringify(value)} holds a control character that no backup could record.`,
+      'RoleDefinitionNotRecordable',
+      role.name,
+      'Rename the file or folder, or wrap the command in a script, so that no control characters other than tab and new line remain.',
+    );
   }
 }
 
@@ -157,7 +167,9 @@ function body(info: BackupInfo): string {
           '@_Size': r.size,
           '@_DurationMs': Math.round(r.durationMs),
           Definition: definitionToXml(r.definition),
-          ...(r.kept && Object.keys(r.kept).length ? { Kept: Object.entries(r.kept).map(([k, v]) => ({ '@_Name': k, '@_Value': v })) } : {}),
+          ...(r.kept && Object.keys(r.kept).length
+            ? { Kept: Object.entries(r.kept).map(([k, v]) => ({ '@_Name': k, '@_Value': v })) }
+            : {}),
           // An error's text is a report (often a program's stderr, with colour codes): what XML
           // cannot carry becomes U+FFFD.
           ...(r.error ? { Error: r.error.replace(EVERY_NOT_IN_XML, '\uFFFD') } : {}),
@@ -174,8 +186,10 @@ export function serializeBackupInfo(info: BackupInfo, keys: SealKeys): string {
   const digest = createHash('sha256').update(signed).digest('hex');
   const mac = createHmac('sha256', keys.macKey).update(signed).digest('hex');
   if (keys.authenticators.length === 0) return `${signed}<Seal Digest="${digest}" Mac="${mac}"/>\n</BackupInfo>\n`;
-  const authenticators = keys.authenticators.map(({ thumbprint, key }) =>
-    `    <Authenticator Id="${thumbprint.toUpperCase()}" Mac="${createHmac('sha256', key).update(signed).digest('hex')}"/>\n`);
+  const authenticators = keys.authenticators.map(
+    ({ thumbprint, key }) =>
+      `    <Authenticator Id="${thumbprint.toUpperCase()}" Mac="${createHmac('sha256', key).update(signed).digest('hex')}"/>\n`,
+  );
   return `${signed}<Seal Digest="${digest}" Mac="${mac}">\n${authenticators.join('')}  </Seal>\n</BackupInfo>\n`;
 }
 
@@ -188,7 +202,8 @@ export function notAuthenticated(name: string, thumbprint: string): AzsError {
       category: 'SecurityError',
       exitCode: ExitCode.Integrity,
       targetObject: name,
-      recommendedAction: 'Restore a backup made since Set-BackupShare was given the .pfx (-DecryptionCertPath). Only if you are sure nobody else could write to the share since this backup was made, add -AllowUnauthenticated.',
+      recommendedAction:
+        'Restore a backup made since Set-BackupShare was given the .pfx (-DecryptionCertPath). Only if you are sure nobody else could write to the share since this backup was made, add -AllowUnauthenticated.',
     },
   );
 }
@@ -199,7 +214,8 @@ function damaged(name: string, reason: string): AzsError {
     category: 'InvalidData',
     exitCode: ExitCode.Integrity,
     targetObject: name,
-    recommendedAction: 'Do not restore from this backup; restore from another one (Get-InfrastructureBackup) and check the share for tampering.',
+    recommendedAction:
+      'Do not restore from this backup; restore from another one (Get-InfrastructureBackup) and check the share for tampering.',
   });
 }
 
@@ -249,10 +265,14 @@ function malformedField(raw: ParsedXml, info: BackupInfo): string | undefined {
   const notText = ['Name', 'Status', 'CreatedDateTime', 'CompletedDateTime', 'BackupDataVersion'].find((f) => typeof raw[f] !== 'string');
   if (notText) return `its ${notText} is ${raw[notText] === undefined ? 'missing' : 'not text'}`;
   if (!STATUSES.includes(info.status)) return `its Status '${info.status}' is not a status`;
-  for (const [what, d] of [['CreatedDateTime', info.createdDateTime], ['CompletedDateTime', info.completedDateTime]] as const) {
+  for (const [what, d] of [
+    ['CreatedDateTime', info.createdDateTime],
+    ['CompletedDateTime', info.completedDateTime],
+  ] as const) {
     if (Number.isNaN(d.getTime())) return `its ${what} '${String(raw[what])}' is not a date and time`;
   }
-  if (!Number.isSafeInteger(info.chunkSize) || info.chunkSize < 4096 || info.chunkSize > 64 * 1024 * 1024) return `its ChunkSize '${raw.Encryption?.['@_ChunkSize']}' is out of range`;
+  if (!Number.isSafeInteger(info.chunkSize) || info.chunkSize < 4096 || info.chunkSize > 64 * 1024 * 1024)
+    return `its ChunkSize '${raw.Encryption?.['@_ChunkSize']}' is out of range`;
   for (const r of info.recipients) {
     if (r.kind !== 'Certificate' && r.kind !== 'Key') return `a Recipient's Kind '${String(r.kind)}' is neither Certificate nor Key`;
   }
@@ -261,15 +281,26 @@ function malformedField(raw: ParsedXml, info: BackupInfo): string | undefined {
     const name = role.definition.name;
     if (typeof r['@_Name'] !== 'string' || name === '') return `role ${i + 1} has no name`;
     if (!STATUSES.includes(role.status)) return `role ${name}: its Status '${role.status}' is not a status`;
-    if (!isCount(role.size) || !isCount(role.durationMs)) return `role ${name}: its Size or DurationMs is not a whole number of bytes or milliseconds`;
+    if (!isCount(role.size) || !isCount(role.durationMs))
+      return `role ${name}: its Size or DurationMs is not a whole number of bytes or milliseconds`;
     const d = r.Definition ?? {};
     if (!PROVIDERS.includes(role.definition.provider)) return `role ${name}: its Provider '${role.definition.provider}' is unknown`;
     if (!Number.isSafeInteger(role.definition.restoreOrder)) return `role ${name}: its RestoreOrder is not a whole number`;
-    if (role.definition.timeoutSeconds !== undefined && !isCount(role.definition.timeoutSeconds)) return `role ${name}: its TimeoutSeconds is not a whole number`;
+    if (role.definition.timeoutSeconds !== undefined && !isCount(role.definition.timeoutSeconds))
+      return `role ${name}: its TimeoutSeconds is not a whole number`;
     const texts = [d.Path, d.ConnectionString, r.Error, ...asArray(d.ExportCommand?.Arg), ...asArray(d.ImportCommand?.Arg)];
     if (texts.some((v) => v !== undefined && typeof v !== 'string')) return `role ${name}: a text field holds markup`;
     for (const f of role.files) {
-      if (f.name === '' || f.name === '.' || f.name === '..' || f.name.includes('/') || f.name.includes('\\') || !isCount(f.size) || !/^[0-9a-f]{64}$/.test(f.sha256)) return `role ${name}: its File entry is malformed`;
+      if (
+        f.name === '' ||
+        f.name === '.' ||
+        f.name === '..' ||
+        f.name.includes('/') ||
+        f.name.includes('\\') ||
+        !isCount(f.size) ||
+        !/^[0-9a-f]{64}$/.test(f.sha256)
+      )
+        return `role ${name}: its File entry is malformed`;
     }
   }
   return undefined;
@@ -297,10 +328,16 @@ export function parseBackupInfo(text: string, expectedName: string): ParsedBacku
   }
   const formatVersion = Number(raw['@_FormatVersion'] ?? 1);
   if (!READABLE_VERSIONS.includes(formatVersion)) {
-    throw new AzsError(`Backup ${expectedName} is in format version ${String(raw['@_FormatVersion'])}, which this version of AzsBackup does not read.`, {
-      errorId: 'UnsupportedBackupFormat', category: 'InvalidData', exitCode: ExitCode.Integrity, targetObject: expectedName,
-      recommendedAction: 'Use the AzsBackup version that made this backup, or a newer one.',
-    });
+    throw new AzsError(
+      `Backup ${expectedName} is in format version ${String(raw['@_FormatVersion'])}, which this version of AzsBackup does not read.`,
+      {
+        errorId: 'UnsupportedBackupFormat',
+        category: 'InvalidData',
+        exitCode: ExitCode.Integrity,
+        targetObject: expectedName,
+        recommendedAction: 'Use the AzsBackup version that made this backup, or a newer one.',
+      },
+    );
   }
   const enc = raw.Encryption ?? {};
   const info: BackupInfo = {
@@ -324,15 +361,22 @@ export function parseBackupInfo(text: string, expectedName: string): ParsedBacku
       size: Number(r['@_Size']),
       durationMs: Number(r['@_DurationMs']),
       ...(r.Error !== undefined ? { error: String(r.Error) } : {}),
-      ...(r.Kept !== undefined ? { kept: Object.fromEntries(asArray<Record<string, string>>(r.Kept).map((k) => [String(k['@_Name']), String(k['@_Value'])])) } : {}),
-      files: asArray<Record<string, string>>(r.File).map((f) => ({ name: String(f['@_Name']), size: Number(f['@_Size']), sha256: String(f['@_Sha256']) })),
+      ...(r.Kept !== undefined
+        ? { kept: Object.fromEntries(asArray<Record<string, string>>(r.Kept).map((k) => [String(k['@_Name']), String(k['@_Value'])])) }
+        : {}),
+      files: asArray<Record<string, string>>(r.File).map((f) => ({
+        name: String(f['@_Name']),
+        size: Number(f['@_Size']),
+        sha256: String(f['@_Sha256']),
+      })),
     })),
   };
   if (info.name !== expectedName) throw damaged(expectedName, `it names backup ${info.name}`);
   const wrong = malformedField(raw, info);
   if (wrong) throw damaged(expectedName, wrong);
   const authenticators = new Map([...(seal[3] ?? '').matchAll(AUTHENTICATOR)].map((m) => [m[1]!, m[2]!]));
-  const matches = (key: Buffer, expected: string): boolean => timingSafeEqual(createHmac('sha256', key).update(signed).digest(), Buffer.from(expected, 'hex'));
+  const matches = (key: Buffer, expected: string): boolean =>
+    timingSafeEqual(createHmac('sha256', key).update(signed).digest(), Buffer.from(expected, 'hex'));
   return {
     info,
     formatVersion,
@@ -344,7 +388,8 @@ export function parseBackupInfo(text: string, expectedName: string): ParsedBacku
     authenticateCertificate(thumbprint: string, key: Buffer) {
       const expected = authenticators.get(thumbprint.toUpperCase());
       if (expected === undefined) throw notAuthenticated(expectedName, thumbprint.toUpperCase());
-      if (!matches(key, expected)) throw damaged(expectedName, `its authenticator for certificate ${thumbprint.toUpperCase()} does not match`);
+      if (!matches(key, expected))
+        throw damaged(expectedName, `its authenticator for certificate ${thumbprint.toUpperCase()} does not match`);
     },
   };
 }

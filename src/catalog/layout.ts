@@ -28,7 +28,10 @@ export function isStampFolder(name: string): boolean {
 
 /** 2026-11-27T04:48:11.123Z → 20261127T044811Z */
 export function stampOf(time: Date): string {
-  return time.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return time
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 export function stampTime(stamp: string): Date {

@@ -4,15 +4,7 @@ import { isPartialName } from '../targets/paths.js';
 import { notFound } from '../targets/share-errors.js';
 import type { Target, TargetEntry } from '../targets/target.js';
 import { MAX_BACKUP_INFO_BYTES, parseBackupInfo, type ParsedBackupInfo } from './backup-info.js';
-import {
-  DELETING_SUFFIX,
-  INFO_FILE,
-  ROOT,
-  backupFolder,
-  isBackupName,
-  isStampFolder,
-  stampTime,
-} from './layout.js';
+import { DELETING_SUFFIX, INFO_FILE, ROOT, backupFolder, isBackupName, isStampFolder, stampTime } from './layout.js';
 
 /** The backups and leftovers found under MASBackup on one share. */
 
@@ -58,7 +50,13 @@ export async function listShare(target: Target): Promise<ShareListing> {
       const folder = `${ROOT}/${stamp}/${child.name}`;
       const info = present.get(`${stamp}/${child.name}/${INFO_FILE}`);
       if (child.isDirectory && isBackupName(child.name) && info) {
-        backups.push({ name: child.name.toLowerCase(), stamp, folder, time: stampTime(stamp), ...(info.isDirectory ? {} : { infoSize: info.size }) });
+        backups.push({
+          name: child.name.toLowerCase(),
+          stamp,
+          folder,
+          time: stampTime(stamp),
+          ...(info.isDirectory ? {} : { infoSize: info.size }),
+        });
         // A rewrite of a committed backup's file (Update-BackupEncryption) that was interrupted.
         for (const file of childrenOf.get(`${stamp}/${child.name}`) ?? []) {
           if (!file.isDirectory && isPartialName(file.name)) leftovers.push(`${folder}/${file.name}`);
@@ -101,7 +99,10 @@ export async function readBackupInfo(target: Target, entry: BackupEntry): Promis
 export async function readBackupInfos(target: Target, entries: readonly BackupEntry[]): Promise<(ParsedBackupInfo | AzsError)[]> {
   // One listed as too large is not fetched at all (smbclient would bring all of it).
   const fetched = entries.filter((e) => !((e.infoSize ?? 0) > MAX_BACKUP_INFO_BYTES));
-  const read = await target.readSmallFiles(fetched.map((e) => `${e.folder}/${INFO_FILE}`), MAX_BACKUP_INFO_BYTES);
+  const read = await target.readSmallFiles(
+    fetched.map((e) => `${e.folder}/${INFO_FILE}`),
+    MAX_BACKUP_INFO_BYTES,
+  );
   return entries.map((entry) => {
     const i = fetched.indexOf(entry);
     const text = i < 0 ? tooLargeInfo(entry) : read[i];
@@ -117,7 +118,10 @@ export async function readBackupInfos(target: Target, entries: readonly BackupEn
 }
 
 function tooLargeInfo(entry: BackupEntry): AzsError {
-  return new AzsError(`It is ${entry.infoSize} bytes, over the limit of ${MAX_BACKUP_INFO_BYTES} bytes; it was not read.`, { errorId: ReadFailure.TooLarge, category: 'InvalidData' });
+  return new AzsError(`It is ${entry.infoSize} bytes, over the limit of ${MAX_BACKUP_INFO_BYTES} bytes; it was not read.`, {
+    errorId: ReadFailure.TooLarge,
+    category: 'InvalidData',
+  });
 }
 
 /** A BackupInfo.xml refused unread (too large, not a file): the backup lists, as one that cannot be used. */
@@ -128,7 +132,8 @@ function unreadableInfo(entry: BackupEntry, refusal: AzsError): AzsError {
     category: 'InvalidData',
     exitCode: ExitCode.Integrity,
     targetObject: entry.name,
-    recommendedAction: 'Do not restore from this backup; restore from another one (Get-InfrastructureBackup), check the share for damage or tampering, and remove it with Remove-InfrastructureBackup.',
+    recommendedAction:
+      'Do not restore from this backup; restore from another one (Get-InfrastructureBackup), check the share for damage or tampering, and remove it with Remove-InfrastructureBackup.',
     cause: refusal,
   });
 }

@@ -41,7 +41,9 @@ export function processStartTime(pid: number): string | null {
  */
 const FOREIGN_LOCK_TRUST_MS = { configuration: 10 * 60_000, other: 24 * 3_600_000 };
 
-export function isAlive(owner: Pick<LockOwner, 'pid' | 'startTime' | 'hostname'> & Partial<Pick<LockOwner, 'acquiredAt' | 'purpose'>>): boolean {
+export function isAlive(
+  owner: Pick<LockOwner, 'pid' | 'startTime' | 'hostname'> & Partial<Pick<LockOwner, 'acquiredAt' | 'purpose'>>,
+): boolean {
   if (owner.hostname !== hostname()) {
     const taken = owner.acquiredAt ? Date.parse(owner.acquiredAt) : NaN;
     if (Number.isNaN(taken)) return true; // cannot tell; assume alive
@@ -65,7 +67,11 @@ const MAX_LOCK_BYTES = 64 * 1024;
 
 export function readLockOwner(path: string): LockOwner | undefined {
   try {
-    const text = readFileBoundedSync(path, { what: 'lock file', maxBytes: MAX_LOCK_BYTES, remediation: 'Remove the lock file once no AzsBackup command runs.' });
+    const text = readFileBoundedSync(path, {
+      what: 'lock file',
+      maxBytes: MAX_LOCK_BYTES,
+      remediation: 'Remove the lock file once no AzsBackup command runs.',
+    });
     return JSON.parse(text.toString('utf8')) as LockOwner;
   } catch {
     return undefined;
@@ -101,12 +107,21 @@ function breakStale(path: string, seen: LockOwner | undefined): boolean {
     return false;
   }
   const moved = readLockOwner(aside);
-  const same = seen === undefined ? moved === undefined : moved !== undefined && moved.pid === seen.pid && moved.acquiredAt === seen.acquiredAt;
+  const same =
+    seen === undefined ? moved === undefined : moved !== undefined && moved.pid === seen.pid && moved.acquiredAt === seen.acquiredAt;
   if (!same && moved && isAlive(moved)) {
     // We moved a live holder's fresh lock: put it back unless a newer one exists.
-    try { linkSync(aside, path); } catch { /* a newer holder exists */ }
+    try {
+      linkSync(aside, path);
+    } catch {
+      /* a newer holder exists */
+    }
   }
-  try { unlinkSync(aside); } catch { /* already gone */ }
+  try {
+    unlinkSync(aside);
+  } catch {
+    /* already gone */
+  }
   return same || !moved || !isAlive(moved);
 }
 
@@ -123,7 +138,8 @@ export function tryLock(path: string, purpose: string): TryLockResult {
     const holder = readLockOwner(path);
     if (holder && isAlive(holder)) return { holder };
     // An unreadable lock may be one its creator has not written yet: only an old one is stale.
-    if (!holder && youngerThan(path, 5_000)) return { holder: { pid: 0, startTime: null, hostname: hostname(), acquiredAt: '', purpose: 'a process that is starting' } };
+    if (!holder && youngerThan(path, 5_000))
+      return { holder: { pid: 0, startTime: null, hostname: hostname(), acquiredAt: '', purpose: 'a process that is starting' } };
     breakStale(path, holder);
   }
   return { holder: readLockOwner(path) };
@@ -144,7 +160,11 @@ function heldLock(path: string, initial: LockOwner): HeldLock {
       released = true;
       const current = readLockOwner(path);
       if (current && current.pid === owner.pid && current.acquiredAt === owner.acquiredAt) {
-        try { unlinkSync(path); } catch { /* gone */ }
+        try {
+          unlinkSync(path);
+        } catch {
+          /* gone */
+        }
       }
     },
   };

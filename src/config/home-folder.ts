@@ -23,13 +23,21 @@ export function homeIsAFile(home: string): boolean {
 export function homeError(e: unknown, home: string): AzsError {
   if (homeIsAFile(home)) {
     return new AzsError(`AZSBACKUP_HOME (${home}) is a file, not a folder.`, {
-      errorId: 'HomeNotAFolder', category: 'InvalidArgument', exitCode: ExitCode.Usage, targetObject: home, recommendedAction: REMEDY(home),
+      errorId: 'HomeNotAFolder',
+      category: 'InvalidArgument',
+      exitCode: ExitCode.Usage,
+      targetObject: home,
+      recommendedAction: REMEDY(home),
     });
   }
   const mapped = fileError(e, home, { what: 'AZSBACKUP_HOME folder', remediation: REMEDY(home), exitCode: ExitCode.Failure }, 'write');
   return new AzsError(mapped.message, {
     errorId: mapped.errorId === 'InsufficientSpace' ? mapped.errorId : 'HomeNotWritable',
-    category: mapped.category, exitCode: mapped.exitCode, targetObject: home, recommendedAction: REMEDY(home), cause: e,
+    category: mapped.category,
+    exitCode: mapped.exitCode,
+    targetObject: home,
+    recommendedAction: REMEDY(home),
+    cause: e,
   });
 }
 

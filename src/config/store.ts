@@ -173,7 +173,12 @@ export class ConfigStore {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
     }
-    const key = Buffer.from(readFileBoundedSync(file, { what: 'sealing key', maxBytes: 4096, remediation: SEALING_KEY_REMEDY(file), exitCode: ExitCode.Failure }).toString('utf8').trim(), 'base64');
+    const key = Buffer.from(
+      readFileBoundedSync(file, { what: 'sealing key', maxBytes: 4096, remediation: SEALING_KEY_REMEDY(file), exitCode: ExitCode.Failure })
+        .toString('utf8')
+        .trim(),
+      'base64',
+    );
     if (key.length !== 32) {
       throw new AzsError(`The sealing key ${file} is damaged.`, {
         errorId: 'SealingKeyCorrupt',

@@ -46,12 +46,21 @@ const SUBJECT_ATTRIBUTES = new Set(['CN', 'O', 'OU', 'L', 'ST', 'C', 'E']);
 
 /** Parses `CN=a, O=b` (commas inside values escaped as `\,`) into forge attributes, most significant first. */
 function parseSubject(subject: string): forge.pki.CertificateField[] {
-  const parts = subject.split(/(?<!\\),/).map((p) => p.trim()).filter((p) => p.length > 0);
+  const parts = subject
+    .split(/(?<!\\),/)
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0);
   const fields: forge.pki.CertificateField[] = [];
   for (const part of parts) {
     const eq = part.indexOf('=');
     const name = eq > 0 ? part.slice(0, eq).trim().toUpperCase() : '';
-    const value = eq > 0 ? part.slice(eq + 1).trim().replace(/\\,/g, ',') : '';
+    const value =
+      eq > 0
+        ? part
+            .slice(eq + 1)
+            .trim()
+            .replace(/\\,/g, ',')
+        : '';
     if (!SUBJECT_ATTRIBUTES.has(name) || value.length === 0) {
       throw usageError(
         `The certificate subject '${subject}' is not valid: '${part}' is not one of ${[...SUBJECT_ATTRIBUTES].join(', ')} followed by = and a value.`,
@@ -63,7 +72,12 @@ function parseSubject(subject: string): forge.pki.CertificateField[] {
     fields.push({ shortName: name, value });
   }
   if (!fields.some((f) => f.shortName === 'CN')) {
-    throw usageError(`The certificate subject '${subject}' has no CN.`, 'InvalidCertificateSubject', subject, `Give a subject such as '${DEFAULT_CERTIFICATE_SUBJECT}'.`);
+    throw usageError(
+      `The certificate subject '${subject}' has no CN.`,
+      'InvalidCertificateSubject',
+      subject,
+      `Give a subject such as '${DEFAULT_CERTIFICATE_SUBJECT}'.`,
+    );
   }
   // Written least significant first (Windows style); X.509 stores the most significant first.
   return fields.reverse();
@@ -83,14 +97,29 @@ function randomSerialHex(): string {
 export function createCertificate(opts: CreateCertificateOptions): CreatedCertificate {
   const keySize = opts.keySize ?? DEFAULT_KEY_SIZE;
   if (keySize !== 3072 && keySize !== 4096) {
-    throw usageError(`A key size of ${String(keySize)} bits is not supported.`, 'InvalidKeySize', keySize, 'Use 3072 (the default) or 4096.');
+    throw usageError(
+      `A key size of ${String(keySize)} bits is not supported.`,
+      'InvalidKeySize',
+      keySize,
+      'Use 3072 (the default) or 4096.',
+    );
   }
   const validityDays = opts.validityDays ?? DEFAULT_VALIDITY_DAYS;
   if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > 3650) {
-    throw usageError(`A validity of ${String(validityDays)} days is not supported.`, 'InvalidValidityPeriod', validityDays, 'Use a whole number of days from 1 to 3650 (the default is 365).');
+    throw usageError(
+      `A validity of ${String(validityDays)} days is not supported.`,
+      'InvalidValidityPeriod',
+      validityDays,
+      'Use a whole number of days from 1 to 3650 (the default is 365).',
+    );
   }
   if (typeof opts.pfxPassword !== 'string' || opts.pfxPassword.length === 0) {
-    throw usageError('A password for the .pfx file is required: it protects the private key that decrypts the backups.', 'PfxPasswordRequired', undefined, 'Give -PfxPassword (from standard input with -, or AZSBACKUP_PFXPASSWORD).');
+    throw usageError(
+      'A password for the .pfx file is required: it protects the private key that decrypts the backups.',
+      'PfxPasswordRequired',
+      undefined,
+      'Give -PfxPassword (from standard input with -, or AZSBACKUP_PFXPASSWORD).',
+    );
   }
   const subject = parseSubject(opts.subject ?? DEFAULT_CERTIFICATE_SUBJECT);
 
@@ -181,22 +210,39 @@ export async function readCertificateFile(path: string): Promise<CertificateInfo
       category: 'InvalidData',
       exitCode: ExitCode.Usage,
       targetObject: path,
-      recommendedAction: 'Give the .cer file of the encryption certificate (New-EncryptionKey -Certificate makes one); a .pfx belongs to -DecryptionCertPath.',
+      recommendedAction:
+        'Give the .cer file of the encryption certificate (New-EncryptionKey -Certificate makes one); a .pfx belongs to -DecryptionCertPath.',
       cause,
     });
   }
   const info = describe(x509);
-  const remedy = 'Use an RSA certificate of 3072 bits or more that allows key encipherment, e.g. one made by New-EncryptionKey -Certificate.';
+  const remedy =
+    'Use an RSA certificate of 3072 bits or more that allows key encipherment, e.g. one made by New-EncryptionKey -Certificate.';
   if (info.keySize === 0) {
-    throw usageError(`The certificate '${path}' does not have an RSA key; backups are encrypted with RSA-OAEP.`, 'UnsupportedCertificateKey', path, remedy);
+    throw usageError(
+      `The certificate '${path}' does not have an RSA key; backups are encrypted with RSA-OAEP.`,
+      'UnsupportedCertificateKey',
+      path,
+      remedy,
+    );
   }
   // Accepted here, a certificate every backup then fails with (512 bits cannot carry an OAEP
   // SHA-256 block) or that protects them too weakly: refused before it is configured.
   if (info.keySize < MIN_KEY_SIZE) {
-    throw usageError(`The certificate '${path}' has an RSA key of ${info.keySize} bits; at least ${MIN_KEY_SIZE} are required.`, 'UnsupportedCertificateKey', path, remedy);
+    throw usageError(
+      `The certificate '${path}' has an RSA key of ${info.keySize} bits; at least ${MIN_KEY_SIZE} are required.`,
+      'UnsupportedCertificateKey',
+      path,
+      remedy,
+    );
   }
   if (!allowsKeyEncipherment(x509)) {
-    throw usageError(`The certificate '${path}' is not allowed to encipher keys (its key usage says so), which is what it is for here.`, 'UnsupportedCertificateKey', path, remedy);
+    throw usageError(
+      `The certificate '${path}' is not allowed to encipher keys (its key usage says so), which is what it is for here.`,
+      'UnsupportedCertificateKey',
+      path,
+      remedy,
+    );
   }
   return info;
 }
@@ -281,10 +327,12 @@ export async function readPfxFile(path: string, password: string): Promise<{ inf
   const privateKeyPem = forge.pki.privateKeyInfoToPem(forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(key)));
   const rsaKey = key as forge.pki.rsa.PrivateKey;
   // The certificate that belongs to the key is the one with the same modulus (a .pfx may carry a chain).
-  const cert = certBags.map((b) => b.cert).find((c): c is forge.pki.Certificate => {
-    const pub = c?.publicKey as forge.pki.rsa.PublicKey | undefined;
-    return !!pub && typeof pub.n?.equals === 'function' && pub.n.equals(rsaKey.n);
-  });
+  const cert = certBags
+    .map((b) => b.cert)
+    .find((c): c is forge.pki.Certificate => {
+      const pub = c?.publicKey as forge.pki.rsa.PublicKey | undefined;
+      return !!pub && typeof pub.n?.equals === 'function' && pub.n.equals(rsaKey.n);
+    });
   if (!cert) throw notAPfx(path, 'it holds no certificate for its private key');
   const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), 'binary');
   return { info: describe(new X509Certificate(der)), privateKeyPem };

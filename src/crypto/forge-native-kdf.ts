@@ -97,7 +97,14 @@ export function useNativeKdf(): void {
     if (!digest || (password != null && typeof password !== 'string') || typeof s?.bytes !== 'function') {
       return forgeKdf(password, salt, id, iter, n, md);
     }
-    const key = pkcs12Kdf(password as string | null | undefined, Buffer.from(s.bytes(), 'binary'), id as number, iter as number, n as number, digest);
+    const key = pkcs12Kdf(
+      password as string | null | undefined,
+      Buffer.from(s.bytes(), 'binary'),
+      id as number,
+      iter as number,
+      n as number,
+      digest,
+    );
     return forge.util.createBuffer(key.toString('binary'));
   };
   pki.pbe.generatePkcs12Key = kdf;

@@ -41,7 +41,7 @@ export function wrapForCertificate(dataKey: Buffer, publicKeyPem: string): Buffe
   try {
     return publicEncrypt({ key: publicKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, dataKey);
   } catch (cause) {
-    throw new AzsError('The encryption certificate\'s public key cannot encrypt the data key (is it an RSA key?).', {
+    throw new AzsError("The encryption certificate's public key cannot encrypt the data key (is it an RSA key?).", {
       errorId: 'UnsupportedCertificateKey',
       category: 'InvalidArgument',
       exitCode: ExitCode.Usage,
@@ -58,7 +58,7 @@ export function unwrapWithPrivateKey(wrapped: Buffer, privateKeyPem: string): Bu
   } catch (cause) {
     throw unwrapFailed(
       'certificate',
-      "Use the .pfx of the certificate whose thumbprint the backup records (Get-InfrastructureBackup shows EncryptionCertThumbprint).",
+      'Use the .pfx of the certificate whose thumbprint the backup records (Get-InfrastructureBackup shows EncryptionCertThumbprint).',
       cause,
     );
   }
@@ -100,7 +100,11 @@ export function unwrapWithSymmetricKey(wrapped: Buffer, key: Buffer, context: st
     const decipher = createDecipheriv('id-aes256-wrap', wrappingKey, RFC3394_IV);
     dataKey = Buffer.concat([decipher.update(wrapped), decipher.final()]);
   } catch (cause) {
-    throw unwrapFailed('key', 'Use the encryption key whose key id the backup records (Get-InfrastructureBackup shows EncryptionKeyId).', cause);
+    throw unwrapFailed(
+      'key',
+      'Use the encryption key whose key id the backup records (Get-InfrastructureBackup shows EncryptionKeyId).',
+      cause,
+    );
   }
   if (dataKey.length !== DATA_KEY_BYTES) {
     throw unwrapFailed('key', 'Use the encryption key whose key id the backup records.', undefined);

@@ -28,8 +28,18 @@ export interface WrappedKey {
 
 export function wrapFor(recipient: EncryptFor, dataKey: Buffer, backupName: string): WrappedKey {
   return recipient.kind === 'Certificate'
-    ? { kind: 'Certificate', id: recipient.thumbprint, algorithm: 'RSA-OAEP-SHA256', value: wrapForCertificate(dataKey, recipient.publicKeyPem) }
-    : { kind: 'Key', id: recipient.keyId, algorithm: 'AES256-KW-HKDF-SHA256', value: wrapForSymmetricKey(dataKey, recipient.key, backupName) };
+    ? {
+        kind: 'Certificate',
+        id: recipient.thumbprint,
+        algorithm: 'RSA-OAEP-SHA256',
+        value: wrapForCertificate(dataKey, recipient.publicKeyPem),
+      }
+    : {
+        kind: 'Key',
+        id: recipient.keyId,
+        algorithm: 'AES256-KW-HKDF-SHA256',
+        value: wrapForSymmetricKey(dataKey, recipient.key, backupName),
+      };
 }
 
 export function materialId(material: DecryptWith): string {
@@ -49,7 +59,8 @@ export function unwrapWith(material: DecryptWith, wrapped: readonly WrappedKey[]
         category: 'SecurityError',
         exitCode: ExitCode.Integrity,
         targetObject: backupName,
-        recommendedAction: 'Give the .pfx of the certificate, or the key, whose thumbprint or key id the backup records (Get-InfrastructureBackup shows it).',
+        recommendedAction:
+          'Give the .pfx of the certificate, or the key, whose thumbprint or key id the backup records (Get-InfrastructureBackup shows it).',
       },
     );
   }

@@ -31,6 +31,17 @@ export function startBackupInBackground(home: string, roleNames?: string[]): Bac
     new JobStore(home).save({ ...record, Pid: child.pid!, PidStartTime: processStartTime(child.pid!) });
     handOver(child.pid!);
     child.unref();
-    return { ...record, RoleStatus: roles.map((r) => ({ RoleName: r.name, Provider: r.provider, Status: 'Queued', Size: 0, StoredSize: 0, Duration: 0, Error: null })) };
+    return {
+      ...record,
+      RoleStatus: roles.map((r) => ({
+        RoleName: r.name,
+        Provider: r.provider,
+        Status: 'Queued',
+        Size: 0,
+        StoredSize: 0,
+        Duration: 0,
+        Error: null,
+      })),
+    };
   });
 }

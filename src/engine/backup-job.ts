@@ -32,13 +32,19 @@ export interface BackupJobOptions {
 export function rolesToBackUp(store: ConfigStore, config: StoredConfig, names?: string[]): RoleDefinition[] {
   if (config.roles.length === 0) {
     throw new AzsError('No infrastructure roles are registered, so there is nothing to back up.', {
-      errorId: 'NoRolesRegistered', category: 'InvalidOperation', exitCode: 2,
+      errorId: 'NoRolesRegistered',
+      category: 'InvalidOperation',
+      exitCode: 2,
       recommendedAction: 'Register roles with Register-InfrastructureRole.',
     });
   }
   const unknown = (names ?? []).filter((n) => !config.roles.some((r) => r.name.toLowerCase() === n.toLowerCase()));
   if (unknown.length) {
-    throw usageError(`No role named ${unknown.join(', ')}; registered roles: ${config.roles.map((r) => r.name).join(', ')}.`, 'RoleNotFound', unknown);
+    throw usageError(
+      `No role named ${unknown.join(', ')}; registered roles: ${config.roles.map((r) => r.name).join(', ')}.`,
+      'RoleNotFound',
+      unknown,
+    );
   }
   const chosen = names?.length ? config.roles.filter((r) => names.some((n) => n.toLowerCase() === r.name.toLowerCase())) : config.roles;
   return chosen.map((r) => unsealRole(store, r));
@@ -62,10 +68,26 @@ export function registeredRole(store: ConfigStore, name: string): RoleDefinition
 /** What a queued job looks like before it starts. */
 export function queuedRecord(name: string, sharePath: string, roles: RoleDefinition[]): BackupRecord {
   return {
-    Name: name, Status: 'Queued',
-    RoleStatus: roles.map((r) => ({ RoleName: r.name, Provider: r.provider, Status: 'Queued', Size: 0, StoredSize: 0, Duration: 0, Error: null })),
-    CreatedDateTime: new Date().toISOString(), TimeTakenToCreate: null, BackupDataVersion: '1.0',
-    EncryptionCertThumbprint: null, EncryptionKeyId: null, Size: 0, IsCloudRecoveryReady: false, SharePath: sharePath, Progress: 'Queued',
+    Name: name,
+    Status: 'Queued',
+    RoleStatus: roles.map((r) => ({
+      RoleName: r.name,
+      Provider: r.provider,
+      Status: 'Queued',
+      Size: 0,
+      StoredSize: 0,
+      Duration: 0,
+      Error: null,
+    })),
+    CreatedDateTime: new Date().toISOString(),
+    TimeTakenToCreate: null,
+    BackupDataVersion: '1.0',
+    EncryptionCertThumbprint: null,
+    EncryptionKeyId: null,
+    Size: 0,
+    IsCloudRecoveryReady: false,
+    SharePath: sharePath,
+    Progress: 'Queued',
   };
 }
 
@@ -74,7 +96,12 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
   let prepared: PreparedBackup;
   try {
     const config = store.read();
-    prepared = { config, access: shareAccess(store, {}, config), recipient: configuredRecipient(store, config), roles: rolesToBackUp(store, config, opts.roleNames) };
+    prepared = {
+      config,
+      access: shareAccess(store, {}, config),
+      recipient: configuredRecipient(store, config),
+      roles: rolesToBackUp(store, config, opts.roleNames),
+    };
   } catch (e) {
     // A queued job (-AsJob) whose configuration changed before it started: nobody reads its
     // output, so its record and an alert say why, and the lock it was handed is let go.
@@ -86,10 +113,20 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
   return runJob(opts.home, `backup ${name}`, () => recordedBackup(opts, store, prepared, name), opts.lock);
 }
 
-type PreparedBackup = { config: StoredConfig; access: ReturnType<typeof shareAccess>; recipient: ReturnType<typeof configuredRecipient>; roles: RoleDefinition[] };
+type PreparedBackup = {
+  config: StoredConfig;
+  access: ReturnType<typeof shareAccess>;
+  recipient: ReturnType<typeof configuredRecipient>;
+  roles: RoleDefinition[];
+};
 
 /** The backup under the job lock: its job record kept current, the alerts its outcome raises or closes, the last backup noted. */
-async function recordedBackup(opts: BackupJobOptions, store: ConfigStore, { config, access, recipient, roles }: PreparedBackup, name: string): Promise<BackupOutcome> {
+async function recordedBackup(
+  opts: BackupJobOptions,
+  store: ConfigStore,
+  { config, access, recipient, roles }: PreparedBackup,
+  name: string,
+): Promise<BackupOutcome> {
   const jobs = new JobStore(opts.home);
   const alerts = new AlertStore(opts.home, config.alertSinks, opts.warn);
   const mine = { Pid: process.pid, PidStartTime: processStartTime(process.pid) };
@@ -105,12 +142,21 @@ async function recordedBackup(opts: BackupJobOptions, store: ConfigStore, { conf
   try {
     const target = await openShare(access);
     outcome = await runBackup({
-      target, sharePath: access.path, recipient, roles, progress: opts.progress, signal: opts.signal, name, privateDir: access.privateDir,
+      target,
+      sharePath: access.path,
+      recipient,
+      roles,
+      progress: opts.progress,
+      signal: opts.signal,
+      name,
+      privateDir: access.privateDir,
       onUpdate: (r) => save(r),
       onDataFlowing: () => store.prepareUpdate(),
     });
   } catch (e) {
-    const error = isAzsError(e) ? e : new AzsError(`The backup failed: ${(e as Error).message}`, { errorId: 'BackupFailed', category: 'NotSpecified', cause: e });
+    const error = isAzsError(e)
+      ? e
+      : new AzsError(`The backup failed: ${(e as Error).message}`, { errorId: 'BackupFailed', category: 'NotSpecified', cause: e });
     save({ ...started, Status: 'Failed', Progress: error.message }, true);
     await alerts.raise(error.alertType ?? 'BackupGeneral', `Backup ${name} failed: ${error.message}`, name);
     throw error;
@@ -124,7 +170,11 @@ async function recordedBackup(opts: BackupJobOptions, store: ConfigStore, { conf
     await alerts.close(['BackupGeneral']);
   } else {
     const failed = record.RoleStatus.filter((r) => r.Status === 'Failed').map((r) => `${r.RoleName}: ${r.Error}`);
-    await alerts.raise('BackupGeneral', `Backup ${name} ${record.Status === 'Failed' ? 'failed' : 'partly failed'}. ${failed.join(' ')}`, name);
+    await alerts.raise(
+      'BackupGeneral',
+      `Backup ${name} ${record.Status === 'Failed' ? 'failed' : 'partly failed'}. ${failed.join(' ')}`,
+      name,
+    );
   }
   await store.update((c) => ({
     ...c,
@@ -146,5 +196,9 @@ async function failQueuedJob(home: string, name: string, e: unknown): Promise<vo
       return undefined; // the configuration itself is what failed; the alert is still recorded here
     }
   })();
-  await new AlertStore(home, sinks).raise(isAzsError(e) && e.alertType ? e.alertType : 'BackupGeneral', `Backup ${name} could not start: ${message}`, name);
+  await new AlertStore(home, sinks).raise(
+    isAzsError(e) && e.alertType ? e.alertType : 'BackupGeneral',
+    `Backup ${name} could not start: ${message}`,
+    name,
+  );
 }

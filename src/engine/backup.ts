@@ -82,16 +82,24 @@ export async function runBackup(given: BackupRequest): Promise<BackupOutcome> {
   const run = newRun(given);
   const { req } = run;
   publish(run, 'Starting');
-  run.verbose(`Backup ${run.name}: ${req.roles.length} role${req.roles.length === 1 ? '' : 's'} (${req.roles.map((r) => r.name).join(', ')}) to ${req.sharePath}, staged in ${run.staging}, encrypted for ${req.recipient.kind === 'Certificate' ? `certificate ${req.recipient.thumbprint}` : `key ${req.recipient.keyId}`}.`);
+  run.verbose(
+    `Backup ${run.name}: ${req.roles.length} role${req.roles.length === 1 ? '' : 's'} (${req.roles.map((r) => r.name).join(', ')}) to ${req.sharePath}, staged in ${run.staging}, encrypted for ${req.recipient.kind === 'Certificate' ? `certificate ${req.recipient.thumbprint}` : `key ${req.recipient.keyId}`}.`,
+  );
   await mapConcurrent(req.roles, req.concurrency ?? 2, (role, i) => backUpRole(run, role, i));
   await stopUnlessCommittable(run);
 
   const failed = run.records.filter((r) => r.status === 'Failed');
-  const status: BackupRecord['Status'] = failed.length === 0 ? 'Succeeded' : failed.length === run.records.length ? 'Failed' : 'PartialSucceeded';
-  const roleErrors = failed.map((r) => new AzsError(`Role ${r.definition.name} failed: ${r.error}`, {
-    errorId: 'RoleBackupFailed', category: 'NotSpecified', targetObject: r.definition.name,
-    recommendedAction: 'Fix the role\'s source named in the message, then run Start-InfrastructureBackup again.',
-  }));
+  const status: BackupRecord['Status'] =
+    failed.length === 0 ? 'Succeeded' : failed.length === run.records.length ? 'Failed' : 'PartialSucceeded';
+  const roleErrors = failed.map(
+    (r) =>
+      new AzsError(`Role ${r.definition.name} failed: ${r.error}`, {
+        errorId: 'RoleBackupFailed',
+        category: 'NotSpecified',
+        targetObject: r.definition.name,
+        recommendedAction: "Fix the role's source named in the message, then run Start-InfrastructureBackup again.",
+      }),
+  );
   if (status === 'Failed') {
     await discard(run);
     const record = snapshot(run, 'Failed', 'Every role failed; nothing was written to the share.');
@@ -99,7 +107,10 @@ export async function runBackup(given: BackupRequest): Promise<BackupOutcome> {
     return { record, roleErrors, warnings: [] };
   }
   const info = await commit(run, status);
-  const warnings = req.recipient.kind === 'Certificate' && !req.recipient.authenticationKey ? [unauthenticatedCertificateWarning(req.recipient.thumbprint)] : [];
+  const warnings =
+    req.recipient.kind === 'Certificate' && !req.recipient.authenticationKey
+      ? [unauthenticatedCertificateWarning(req.recipient.thumbprint)]
+      : [];
   return { record: recordFromInfo(info, req.sharePath), roleErrors, warnings };
 }
 
@@ -140,14 +151,28 @@ function newRun(given: BackupRequest): BackupRun {
   const dataKey = newDataKey();
   const recipients = [wrapFor(req.recipient, dataKey, name)];
   const statuses: RoleStatusRecord[] = req.roles.map((r) => ({
-    RoleName: r.name, Provider: r.provider, Status: 'Queued', Size: 0, StoredSize: 0, Duration: 0, Error: null,
+    RoleName: r.name,
+    Provider: r.provider,
+    Status: 'Queued',
+    Size: 0,
+    StoredSize: 0,
+    Duration: 0,
+    Error: null,
   }));
   // The share makes the staging folder while the first roles start: their first bytes wait in the
   // pipe meanwhile, and on SMB the round trip (0.1-0.2 s) no longer comes before tar starts.
   const stagingReady = req.target.mkdir(staging);
   stagingReady.catch(() => {}); // Awaited by every role and after them; never unhandled meanwhile.
   return {
-    req, name, created, stamp, staging, stagingReady, dataKey, recipients, statuses,
+    req,
+    name,
+    created,
+    stamp,
+    staging,
+    stagingReady,
+    dataKey,
+    recipients,
+    statuses,
     activity: `Backup ${name}`,
     records: new Array(req.roles.length),
     kept: new Array(req.roles.length),
@@ -199,9 +224,14 @@ async function backUpRole(run: BackupRun, role: RoleDefinition, i: number): Prom
         const digest = await storeRole(run, role, i, file);
         status.Status = 'Succeeded';
         status.StoredSize = digest.bytes;
-        run.verbose(`Role ${role.name} (${role.provider}): ${status.Size} bytes exported, ${digest.bytes} bytes stored as ${file} in ${seconds(Date.now() - started)}.`);
+        run.verbose(
+          `Role ${role.name} (${role.provider}): ${status.Size} bytes exported, ${digest.bytes} bytes stored as ${file} in ${seconds(Date.now() - started)}.`,
+        );
         run.records[i] = {
-          definition: recordable(role), status: 'Succeeded', size: status.Size, durationMs: Date.now() - started,
+          definition: recordable(role),
+          status: 'Succeeded',
+          size: status.Size,
+          durationMs: Date.now() - started,
           files: [{ name: file, size: digest.bytes, sha256: digest.sha256 }],
           ...(run.kept[i] ? { kept: run.kept[i] } : {}),
         };
@@ -210,7 +240,12 @@ async function backUpRole(run: BackupRun, role: RoleDefinition, i: number): Prom
         const error = roleFailed(role.name, e);
         if (error.retryable && attempt < ROLE_ATTEMPTS && !run.shareFailure && !req.signal?.aborted) {
           await req.target.delete(`${run.staging}/${file}`).catch(() => {});
-          req.progress.report({ activity: `Role ${role.name}`, status: `Trying again (attempt ${attempt + 1} of ${ROLE_ATTEMPTS}): ${error.message}`, id: i + 1, parentId: 0 });
+          req.progress.report({
+            activity: `Role ${role.name}`,
+            status: `Trying again (attempt ${attempt + 1} of ${ROLE_ATTEMPTS}): ${error.message}`,
+            id: i + 1,
+            parentId: 0,
+          });
           await sleep(RETRY_PAUSE_MS * attempt);
           continue;
         }
@@ -218,7 +253,14 @@ async function backUpRole(run: BackupRun, role: RoleDefinition, i: number): Prom
         status.Status = 'Failed';
         status.Error = error.message;
         run.verbose(`Role ${role.name} (${role.provider}) failed after ${seconds(Date.now() - started)}: ${error.message}`);
-        run.records[i] = { definition: recordable(role), status: 'Failed', size: status.Size, durationMs: Date.now() - started, error: error.message, files: [] };
+        run.records[i] = {
+          definition: recordable(role),
+          status: 'Failed',
+          size: status.Size,
+          durationMs: Date.now() - started,
+          error: error.message,
+          files: [],
+        };
         if (!error.alertType) await req.target.delete(`${run.staging}/${file}`).catch(() => {});
         return;
       }
@@ -236,7 +278,13 @@ async function storeRole(run: BackupRun, role: RoleDefinition, i: number, file: 
   const { req } = run;
   const status = run.statuses[i]!;
   const provider = await createProvider(role);
-  const source = await provider.export({ signal: req.signal, privateDir: req.privateDir, keep: (attributes) => { run.kept[i] = attributes; } });
+  const source = await provider.export({
+    signal: req.signal,
+    privateDir: req.privateDir,
+    keep: (attributes) => {
+      run.kept[i] = attributes;
+    },
+  });
   if (!run.flowing) {
     run.flowing = true;
     req.onDataFlowing?.();
@@ -302,9 +350,15 @@ async function commit(run: BackupRun, status: BackupRecord['Status']): Promise<B
     recipients: run.recipients,
     roles: records,
   };
-  await req.target.write(`${staging}/${INFO_FILE}`, readableOf(serializeBackupInfo(info, sealKeysFor(run.dataKey, name, stamp, [req.recipient]))), { atomic: false });
+  await req.target.write(
+    `${staging}/${INFO_FILE}`,
+    readableOf(serializeBackupInfo(info, sealKeysFor(run.dataKey, name, stamp, [req.recipient]))),
+    { atomic: false },
+  );
   if (staging !== backupFolder(stamp, name)) await req.target.rename(staging, backupFolder(stamp, name));
-  run.verbose(`Backup ${name} ${status}: committed as ${backupFolder(stamp, name)}, ${records.reduce((n, r) => n + (r.files[0]?.size ?? 0), 0)} bytes stored in ${seconds(Date.now() - run.created.getTime())}.`);
+  run.verbose(
+    `Backup ${name} ${status}: committed as ${backupFolder(stamp, name)}, ${records.reduce((n, r) => n + (r.files[0]?.size ?? 0), 0)} bytes stored in ${seconds(Date.now() - run.created.getTime())}.`,
+  );
   req.progress.report({ activity: run.activity, status: status, percentComplete: 100, id: 0, completed: true });
   return info;
 }
@@ -312,7 +366,9 @@ async function commit(run: BackupRun, status: BackupRecord['Status']): Promise<B
 function cancelled(signal: AbortSignal): AzsError {
   if (isAzsError(signal.reason)) return signal.reason;
   return new AzsError('The backup was cancelled before it was complete; nothing was committed to the share.', {
-    errorId: 'BackupCancelled', category: 'OperationStopped', exitCode: ExitCode.Interrupted,
+    errorId: 'BackupCancelled',
+    category: 'OperationStopped',
+    exitCode: ExitCode.Interrupted,
   });
 }
 

@@ -23,7 +23,14 @@ const onSignal = (signal: NodeJS.Signals): void => {
 process.on('SIGTERM', onSignal);
 process.on('SIGINT', onSignal);
 try {
-  await runBackupJob({ home, name, lock, roleNames: roleNames.length ? roleNames : undefined, progress: silentProgress, signal: stop.signal });
+  await runBackupJob({
+    home,
+    name,
+    lock,
+    roleNames: roleNames.length ? roleNames : undefined,
+    progress: silentProgress,
+    signal: stop.signal,
+  });
 } catch {
   process.exitCode = stop.signal.aborted ? ExitCode.Interrupted : 1;
 }

@@ -66,7 +66,11 @@ export class JobStore {
   /** The names (lower case) of every backup a job of this AZSBACKUP_HOME started. */
   names(): Set<string> {
     try {
-      return new Set(readdirSync(this.dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)));
+      return new Set(
+        readdirSync(this.dir)
+          .filter((f) => f.endsWith('.json'))
+          .map((f) => f.slice(0, -5)),
+      );
     } catch {
       return new Set();
     }
@@ -86,4 +90,3 @@ export class JobStore {
     return job;
   }
 }
-

@@ -61,11 +61,15 @@ function assertInItsStamp(entry: BackupEntry, info: BackupInfo): void {
   const created = info.createdDateTime;
   const own = Number.isNaN(created.getTime()) ? undefined : stampOf(created);
   if (own === entry.stamp) return;
-  throw new AzsError(`BackupInfo.xml of backup ${entry.name} is damaged or was changed: the backup was made at ${own ?? 'an unreadable time'} but lies in stamp folder ${entry.stamp}.`, {
-    errorId: 'BackupInfoTampered',
-    category: 'InvalidData',
-    exitCode: ExitCode.Integrity,
-    targetObject: entry.name,
-    recommendedAction: 'Do not restore from this backup; restore from another one (Get-InfrastructureBackup) and check the share for tampering.',
-  });
+  throw new AzsError(
+    `BackupInfo.xml of backup ${entry.name} is damaged or was changed: the backup was made at ${own ?? 'an unreadable time'} but lies in stamp folder ${entry.stamp}.`,
+    {
+      errorId: 'BackupInfoTampered',
+      category: 'InvalidData',
+      exitCode: ExitCode.Integrity,
+      targetObject: entry.name,
+      recommendedAction:
+        'Do not restore from this backup; restore from another one (Get-InfrastructureBackup) and check the share for tampering.',
+    },
+  );
 }

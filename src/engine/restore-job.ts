@@ -15,7 +15,11 @@ export interface RestoreJobRequest extends Omit<RestoreRequest, 'target' | 'regi
 
 export async function restoreJob({ home, access, ...request }: RestoreJobRequest): Promise<RestoreOutcome> {
   const store = new ConfigStore(home);
-  return runJob(home, `restore ${request.name}`, async () => runRestore({
-    ...request, target: await openShare(access), registeredRole: (role) => registeredRole(store, role),
-  }));
+  return runJob(home, `restore ${request.name}`, async () =>
+    runRestore({
+      ...request,
+      target: await openShare(access),
+      registeredRole: (role) => registeredRole(store, role),
+    }),
+  );
 }

@@ -67,7 +67,15 @@ export interface RestoreOutcome {
 }
 
 /** The fields of a role definition that decide where data goes and what runs. */
-const DECISIVE: (keyof RoleDefinition)[] = ['provider', 'path', 'exportCommand', 'importCommand', 'connectionString', 'timeoutSeconds', 'restoreOrder'];
+const DECISIVE: (keyof RoleDefinition)[] = [
+  'provider',
+  'path',
+  'exportCommand',
+  'importCommand',
+  'connectionString',
+  'timeoutSeconds',
+  'restoreOrder',
+];
 
 /** Where a registered role differs from a recorded one, e.g. "path: /etc/pki/ca (backup: /tmp/x)"; passwords never compared. */
 function definitionDifference(registered: RoleDefinition, recorded: RoleDefinition): string | null {
@@ -82,7 +90,12 @@ function definitionDifference(registered: RoleDefinition, recorded: RoleDefiniti
 /** The definition a role is restored with: this machine's registration wins over the backup's record. */
 function effectiveRole(record: RoleRecord, registered: RoleDefinition | undefined): EffectiveRole {
   if (!registered) return { record, definition: record.definition, source: 'Backup', difference: null };
-  return { record, definition: { ...registered, name: record.definition.name }, source: 'Registered', difference: definitionDifference(registered, record.definition) };
+  return {
+    record,
+    definition: { ...registered, name: record.definition.name },
+    source: 'Registered',
+    difference: definitionDifference(registered, record.definition),
+  };
 }
 
 interface EffectiveRole {
@@ -135,7 +148,10 @@ function realOrResolved(p: string): string {
 
 /** True when one selected role restores into, or around, another's destination. */
 function destinationsNest(roles: RoleRecord[]): boolean {
-  const places = roles.map((r) => r.definition.path).filter((p): p is string => p !== undefined).map(realOrResolved);
+  const places = roles
+    .map((r) => r.definition.path)
+    .filter((p): p is string => p !== undefined)
+    .map(realOrResolved);
   return places.some((a, i) => places.some((b, j) => i !== j && (a === b || a.startsWith(`${b}${path.sep}`))));
 }
 
@@ -151,9 +167,13 @@ interface HeldImport {
 
 function holdImport(run: (beforeCommit: () => Promise<void>) => Promise<void>): HeldImport {
   let reached!: () => void;
-  const staged = new Promise<true>((resolve) => { reached = () => resolve(true); });
+  const staged = new Promise<true>((resolve) => {
+    reached = () => resolve(true);
+  });
   let release!: (go: AzsError | undefined) => void;
-  const decision = new Promise<AzsError | undefined>((resolve) => { release = resolve; });
+  const decision = new Promise<AzsError | undefined>((resolve) => {
+    release = resolve;
+  });
   const done = run(async () => {
     reached();
     const stop = await decision;
@@ -175,7 +195,9 @@ function holdImport(run: (beforeCommit: () => Promise<void>) => Promise<void>): 
 export async function runRestore(given: RestoreRequest): Promise<RestoreOutcome> {
   const req = { ...given, target: tracedTarget(given.target, given.progress) };
   // Nothing the backup records (providers, paths, commands, owners, modes) is used before this proves it ours.
-  const { info, entry, dataKey, authenticity } = await openBackup(req.target, req.name, req.material, { allowUnauthenticated: req.allowUnauthenticated });
+  const { info, entry, dataKey, authenticity } = await openBackup(req.target, req.name, req.material, {
+    allowUnauthenticated: req.allowUnauthenticated,
+  });
   const effective = rolesToRestore(info.roles, entry.name, req);
   const run = newRun(req, entry, dataKey!, authenticity!, effective);
   const { selected } = run;
@@ -191,7 +213,9 @@ export async function runRestore(given: RestoreRequest): Promise<RestoreOutcome>
   if (selected.length > 1 && !sideBySide) await checkEveryFile(run);
   // Several roles: all staged first, then all swapped. One role, or nested ones: each in turn.
   const stageAll = sideBySide && selected.length > 1;
-  run.verbose(`Restore of backup ${entry.name}: ${selected.length} role${selected.length === 1 ? '' : 's'} (${selected.map((r) => r.definition.name).join(', ')}) from ${entry.folder}${stageAll ? ', all staged before the first goes into place' : ''}.`);
+  run.verbose(
+    `Restore of backup ${entry.name}: ${selected.length} role${selected.length === 1 ? '' : 's'} (${selected.map((r) => r.definition.name).join(', ')}) from ${entry.folder}${stageAll ? ', all staged before the first goes into place' : ''}.`,
+  );
   const failure = await restoreInOrder(run, stageAll);
   // Whatever is still held after a failure is given up: its staging goes, its destination stays.
   for (const [i, h] of run.held.entries()) if (h && run.results[i]!.Status === 'Skipped') await h.abandon(failure!);
@@ -223,27 +247,49 @@ function rolesToRestore(roles: RoleRecord[], backupName: string, req: RestoreReq
   if (req.roleName !== undefined) {
     selected = restorable.filter((r) => r.definition.name.toLowerCase() === req.roleName!.toLowerCase());
     if (selected.length === 0) {
-      throw new AzsError(`Backup ${backupName} holds no restorable role named ${req.roleName}; it holds ${restorable.map((r) => r.definition.name).join(', ') || 'none'}.`, {
-        errorId: 'RoleNotInBackup',
-        category: 'ObjectNotFound',
-        targetObject: req.roleName,
-        recommendedAction: 'Give one of the role names the backup holds (Get-InfrastructureBackup -Name <backup> shows RoleStatus).',
-      });
+      throw new AzsError(
+        `Backup ${backupName} holds no restorable role named ${req.roleName}; it holds ${restorable.map((r) => r.definition.name).join(', ') || 'none'}.`,
+        {
+          errorId: 'RoleNotInBackup',
+          category: 'ObjectNotFound',
+          targetObject: req.roleName,
+          recommendedAction: 'Give one of the role names the backup holds (Get-InfrastructureBackup -Name <backup> shows RoleStatus).',
+        },
+      );
     }
   }
-  return selected.map((r) => effectiveRole(r, req.registeredRole?.(r.definition.name)))
+  return selected
+    .map((r) => effectiveRole(r, req.registeredRole?.(r.definition.name)))
     .sort((a, b) => a.definition.restoreOrder - b.definition.restoreOrder || a.definition.name.localeCompare(b.definition.name));
 }
 
-function newRun(req: RestoreRequest, entry: RestoreRun['entry'], dataKey: Buffer, authenticity: Authenticity, effective: EffectiveRole[]): RestoreRun {
+function newRun(
+  req: RestoreRequest,
+  entry: RestoreRun['entry'],
+  dataKey: Buffer,
+  authenticity: Authenticity,
+  effective: EffectiveRole[],
+): RestoreRun {
   const selected = effective.map((e) => ({ ...e.record, definition: e.definition }));
   const results: RestoreResultRecord[] = selected.map((role, i) => ({
-    BackupName: entry.name, RoleName: role.definition.name, Provider: role.definition.provider, Status: 'Skipped',
+    BackupName: entry.name,
+    RoleName: role.definition.name,
+    Provider: role.definition.provider,
+    Status: 'Skipped',
     Destination: role.definition.path ?? role.definition.connectionString ?? role.definition.importCommand?.join(' ') ?? null,
-    Size: 0, Duration: 0, Error: null, Authenticity: authenticity, DefinitionSource: effective[i]!.source, DefinitionDifference: effective[i]!.difference,
+    Size: 0,
+    Duration: 0,
+    Error: null,
+    Authenticity: authenticity,
+    DefinitionSource: effective[i]!.source,
+    DefinitionDifference: effective[i]!.difference,
   }));
   return {
-    req, entry, dataKey, selected, results,
+    req,
+    entry,
+    dataKey,
+    selected,
+    results,
     started: new Array<number>(selected.length).fill(0),
     providers: [],
     held: [],
@@ -274,7 +320,13 @@ async function plaintext(run: RestoreRun, i: number): Promise<Readable> {
 /** The plaintext of role i, counted into its result's Size. */
 async function counted(run: RestoreRun, i: number): Promise<Readable> {
   const stream = await plaintext(run, i);
-  const counting = pipeline(stream, countBytes((n) => { run.results[i]!.Size = n; }), () => {});
+  const counting = pipeline(
+    stream,
+    countBytes((n) => {
+      run.results[i]!.Size = n;
+    }),
+    () => {},
+  );
   recycleThrough(counting, stream);
   return counting;
 }
@@ -301,7 +353,9 @@ async function commit(run: RestoreRun, i: number): Promise<void> {
   const result = run.results[i]!;
   result.Status = 'Succeeded';
   result.Duration = Date.now() - run.started[i]!;
-  run.verbose(`Role ${result.RoleName} (${result.Provider}) restored into ${result.Destination}: ${result.Size} bytes in ${seconds(result.Duration)}.`);
+  run.verbose(
+    `Role ${result.RoleName} (${result.Provider}) restored into ${result.Destination}: ${result.Size} bytes in ${seconds(result.Duration)}.`,
+  );
 }
 
 /**
@@ -310,9 +364,13 @@ async function commit(run: RestoreRun, i: number): Promise<void> {
  */
 async function restoreInOrder(run: RestoreRun, stageAll: boolean): Promise<AzsError | undefined> {
   const count = run.selected.length;
-  const progress = (i: number, step: string): void => run.req.progress.report({
-    activity: run.activity, status: `${run.selected[i]!.definition.name} (${i + 1} of ${count})${step}`, percentComplete: Math.floor((i / count) * 100), id: 0,
-  });
+  const progress = (i: number, step: string): void =>
+    run.req.progress.report({
+      activity: run.activity,
+      status: `${run.selected[i]!.definition.name} (${i + 1} of ${count})${step}`,
+      percentComplete: Math.floor((i / count) * 100),
+      id: 0,
+    });
   for (let i = 0; i < count; i++) {
     run.started[i] = Date.now();
     progress(i, stageAll ? ': staging' : '');
@@ -337,19 +395,27 @@ async function restoreInOrder(run: RestoreRun, stageAll: boolean): Promise<AzsEr
 /** Role i failed with `e`: recorded in its result, as an AzsError. */
 function roleFailed(run: RestoreRun, i: number, e: unknown): AzsError {
   const name = run.selected[i]!.definition.name;
-  const error = isAzsError(e) ? e : new AzsError(`Restoring role ${name} failed: ${(e as Error).message}`, {
-    errorId: 'RoleRestoreFailed', category: 'NotSpecified', targetObject: name, cause: e,
-  });
+  const error = isAzsError(e)
+    ? e
+    : new AzsError(`Restoring role ${name} failed: ${(e as Error).message}`, {
+        errorId: 'RoleRestoreFailed',
+        category: 'NotSpecified',
+        targetObject: name,
+        cause: e,
+      });
   run.results[i]!.Status = 'Failed';
   run.results[i]!.Error = error.message;
   return error;
 }
 
 function restoreWarnings(name: string, authenticity: Authenticity, roles: EffectiveRole[]): string[] {
-  const warnings = roles.filter((r) => r.difference).map((r) =>
-    `Role ${r.definition.name} is restored as this machine registered it, not as backup ${name} recorded it: ${r.difference}.`);
+  const warnings = roles
+    .filter((r) => r.difference)
+    .map((r) => `Role ${r.definition.name} is restored as this machine registered it, not as backup ${name} recorded it: ${r.difference}.`);
   if (authenticity === 'Unauthenticated') {
-    warnings.unshift(`Backup ${name} was restored without proof of who made it (-AllowUnauthenticated): anyone who could write to the share and had the public certificate could have made it.`);
+    warnings.unshift(
+      `Backup ${name} was restored without proof of who made it (-AllowUnauthenticated): anyone who could write to the share and had the public certificate could have made it.`,
+    );
   }
   return warnings;
 }

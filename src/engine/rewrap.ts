@@ -17,21 +17,34 @@ import { openBackup, type OpenOptions } from './open-backup.js';
  * would be written.
  */
 export async function rewrapBackup(
-  target: Target, sharePath: string, name: string, oldMaterial: DecryptWith, recipient: EncryptFor, options: OpenOptions = {},
+  target: Target,
+  sharePath: string,
+  name: string,
+  oldMaterial: DecryptWith,
+  recipient: EncryptFor,
+  options: OpenOptions = {},
 ): Promise<{ record: BackupRecord; rewritten: boolean; wasAuthenticated: boolean }> {
   const { entry, info, parsed, dataKey, authenticity } = await openBackup(target, name, oldMaterial, options);
   if (recipient.kind === 'Key' && info.recipients.some((r) => r.kind === 'Certificate')) {
     // SPEC 6: the host that backs up never holds the decryption secret; a key would put it back.
-    throw new AzsError(`Backup ${entry.name} is encrypted for a certificate; re-wrapping it for the symmetric key configured now is refused.`, {
-      errorId: 'EncryptionDowngradeRefused', category: 'InvalidOperation', exitCode: ExitCode.Usage, targetObject: entry.name,
-      recommendedAction: 'Configure a certificate (Set-BackupShare -EncryptionCertPath) and re-wrap for it instead.',
-    });
+    throw new AzsError(
+      `Backup ${entry.name} is encrypted for a certificate; re-wrapping it for the symmetric key configured now is refused.`,
+      {
+        errorId: 'EncryptionDowngradeRefused',
+        category: 'InvalidOperation',
+        exitCode: ExitCode.Usage,
+        targetObject: entry.name,
+        recommendedAction: 'Configure a certificate (Set-BackupShare -EncryptionCertPath) and re-wrap for it instead.',
+      },
+    );
   }
   const wasAuthenticated = authenticity !== 'Unauthenticated';
   const newId = recipient.kind === 'Certificate' ? recipient.thumbprint : recipient.keyId;
   const sameRecipient = info.recipients.length === 1 && info.recipients[0]!.id.toUpperCase() === newId.toUpperCase();
-  const authenticatorMissing = recipient.kind === 'Certificate' && recipient.authenticationKey !== undefined
-    && !parsed.authenticatorIds.includes(recipient.thumbprint.toUpperCase());
+  const authenticatorMissing =
+    recipient.kind === 'Certificate' &&
+    recipient.authenticationKey !== undefined &&
+    !parsed.authenticatorIds.includes(recipient.thumbprint.toUpperCase());
   if (sameRecipient && parsed.formatVersion === FORMAT_VERSION && !authenticatorMissing) {
     return { record: recordFromInfo(info, sharePath), rewritten: false, wasAuthenticated };
   }
@@ -47,7 +60,11 @@ export async function rewrapBackup(
  * Every backup on the share that the old material opens, or just `name`; and the errors of those
  * whose BackupInfo.xml cannot be read, which must not keep the others from being re-wrapped.
  */
-export async function backupsToRewrap(target: Target, oldMaterial: DecryptWith, name?: string): Promise<{ names: string[]; unreadable: AzsError[] }> {
+export async function backupsToRewrap(
+  target: Target,
+  oldMaterial: DecryptWith,
+  name?: string,
+): Promise<{ names: string[]; unreadable: AzsError[] }> {
   if (name) return { names: [name], unreadable: [] };
   const id = materialId(oldMaterial).toUpperCase();
   const { backups } = await listShare(target);
@@ -111,7 +128,14 @@ export async function rewrapJob(job: RewrapJobRequest): Promise<RewrapOutcome> {
     for (const name of names) {
       if (!(await job.confirm(name))) continue;
       try {
-        const { record, rewritten, wasAuthenticated } = await rewrapBackup(job.target, job.sharePath, name, job.oldMaterial, job.recipient, options);
+        const { record, rewritten, wasAuthenticated } = await rewrapBackup(
+          job.target,
+          job.sharePath,
+          name,
+          job.oldMaterial,
+          job.recipient,
+          options,
+        );
         if (!wasAuthenticated) job.onUnauthenticated?.(name, rewritten);
         outcome.updated.push(record);
         if (!rewritten) outcome.unchanged.push(name);

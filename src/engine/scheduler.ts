@@ -22,7 +22,13 @@ export async function reviewCertificateExpiry(config: StoredConfig, alerts: Aler
  * One scheduler tick (a systemd timer or cron calls it): raise or close CertificateExpiring and
  * BackupOverdue, then, when the scheduler is on and a backup is due, take one and apply retention.
  */
-export async function schedulerTick(home: string, progress: ProgressReporter, signal?: AbortSignal, now = new Date(), warn?: BackupJobOptions['warn']): Promise<BackupOutcome | undefined> {
+export async function schedulerTick(
+  home: string,
+  progress: ProgressReporter,
+  signal?: AbortSignal,
+  now = new Date(),
+  warn?: BackupJobOptions['warn'],
+): Promise<BackupOutcome | undefined> {
   const store = new ConfigStore(home);
   const config = store.read();
   const alerts = new AlertStore(home, config.alertSinks, warn);
@@ -30,7 +36,10 @@ export async function schedulerTick(home: string, progress: ProgressReporter, si
   if (!config.scheduler.enabled) {
     // Overdue means overdue by the schedule; with none, there is nothing to be late for.
     await alerts.close(['BackupOverdue']);
-    progress.log?.('Warning', 'The backup scheduler is off, so no backup was taken. Turn it on with Set-BackupShare -IsBackupSchedulerEnabled $true, or take one now with Start-InfrastructureBackup.');
+    progress.log?.(
+      'Warning',
+      'The backup scheduler is off, so no backup was taken. Turn it on with Set-BackupShare -IsBackupSchedulerEnabled $true, or take one now with Start-InfrastructureBackup.',
+    );
     return undefined;
   }
   const frequency = config.scheduler.frequencyInHours * 3_600_000;
@@ -38,15 +47,23 @@ export async function schedulerTick(home: string, progress: ProgressReporter, si
   // Until a first backup succeeds, the time is counted from when the scheduler was turned on.
   const since = config.lastSuccessfulBackupTime ?? config.scheduler.enabledAt;
   if (since !== undefined && now.getTime() - Date.parse(since) > 2 * frequency) {
-    const what = last !== undefined ? `No backup succeeded since ${since}` : `No backup has succeeded since the scheduler was turned on at ${since}`;
+    const what =
+      last !== undefined ? `No backup succeeded since ${since}` : `No backup has succeeded since the scheduler was turned on at ${since}`;
     await alerts.raise('BackupOverdue', `${what}; the frequency is ${config.scheduler.frequencyInHours} hours.`);
   }
   if (last !== undefined && now.getTime() - last < frequency) {
-    progress.log?.('Verbose', `No backup is due: the last one succeeded at ${config.lastSuccessfulBackupTime}, and the next is due at ${new Date(last + frequency).toISOString()} (every ${config.scheduler.frequencyInHours} hours). Start-InfrastructureBackup takes one now.`);
+    progress.log?.(
+      'Verbose',
+      `No backup is due: the last one succeeded at ${config.lastSuccessfulBackupTime}, and the next is due at ${new Date(last + frequency).toISOString()} (every ${config.scheduler.frequencyInHours} hours). Start-InfrastructureBackup takes one now.`,
+    );
     return undefined;
   }
   const options: BackupJobOptions = { home, progress, signal, warn };
   const outcome = await runBackupJob(options);
-  await pruneJob(home, shareAccess(store, {}, config), { retentionPeriodInDays: config.scheduler.retentionPeriodInDays, dryRun: false, now });
+  await pruneJob(home, shareAccess(store, {}, config), {
+    retentionPeriodInDays: config.scheduler.retentionPeriodInDays,
+    dryRun: false,
+    now,
+  });
   return outcome;
 }

@@ -111,7 +111,10 @@ function resolveName(m: CmdletManifest, known: Known[], typed: string, gnu: bool
     const neg = lookup(known, rest);
     if (neg.length === 1 && (neg[0]!.type === 'Switch' || neg[0]!.type === 'Boolean')) return { known: neg[0]!, negated: true };
   }
-  const suggestions = closeMatches(typed, known.map((k) => k.name));
+  const suggestions = closeMatches(
+    typed,
+    known.map((k) => k.name),
+  );
   throw usageError(
     `A parameter cannot be found that matches parameter name '${typed}'.${suggestions.length ? ` Did you mean ${suggestions.map((s) => `-${s}`).join(' or ')}?` : ''}`,
     'ParameterNotFound',
@@ -199,8 +202,12 @@ function switchValue(k: Known, negated: boolean, inline: string | undefined): st
   if (inline !== undefined) {
     const b = parseBoolean(inline);
     if (b === undefined) {
-      throw usageError(`Cannot convert '${inline}' to the type 'Switch' required by parameter '${k.name}'. Use -${k.name}:$true or -${k.name}:$false.`,
-        'ParameterArgumentTransformationError', k.name, `Write -${k.name}, -${k.name}:$false or --no-${k.name.toLowerCase()}.`);
+      throw usageError(
+        `Cannot convert '${inline}' to the type 'Switch' required by parameter '${k.name}'. Use -${k.name}:$true or -${k.name}:$false.`,
+        'ParameterArgumentTransformationError',
+        k.name,
+        `Write -${k.name}, -${k.name}:$false or --no-${k.name.toLowerCase()}.`,
+      );
     }
     value = negated ? !b : b;
   }
@@ -215,8 +222,10 @@ function bindSecret(known: Known[], param: ParameterDef, inline: string | undefi
   const after = cur.args[cur.i + 1];
   // `-Password -Hunter2` is a password that starts with a dash, not a parameter to look up and
   // then quote back in a ParameterNotFound error.
-  if (inline === undefined && after !== undefined && isParameterToken(after) && !namesParameter(known, after)) throw secretOnCommandLine(param);
-  const v = inline !== undefined ? inline : after !== undefined && !isParameterToken(after) && after !== '--' ? cur.args[++cur.i] : undefined;
+  if (inline === undefined && after !== undefined && isParameterToken(after) && !namesParameter(known, after))
+    throw secretOnCommandLine(param);
+  const v =
+    inline !== undefined ? inline : after !== undefined && !isParameterToken(after) && after !== '--' ? cur.args[++cur.i] : undefined;
   if (v === '-') occ.secretSource = 'stdin';
   else if (v === undefined) occ.secretSource = 'ask';
   else if (param.type === 'PSCredential' && v !== '') {
@@ -226,7 +235,7 @@ function bindSecret(known: Known[], param: ParameterDef, inline: string | undefi
 }
 
 /** A parameter's value: the inline one, else the next token unless that names a parameter. */
-function valueOf(k: Known, inline: string | undefined, cur: Cursor): string {
+function parameterValue(k: Known, inline: string | undefined, cur: Cursor): string {
   if (inline !== undefined) return inline;
   const n = cur.args[cur.i + 1];
   if (n === undefined || isParameterToken(n) || n === '--') throw missingArgument(k);
@@ -256,7 +265,7 @@ function tokenize(m: CmdletManifest, args: string[]): { named: Occurrence[]; pos
     if (k.type === 'Switch') occ.values.push(switchValue(k, negated, inline));
     else if (negated) occ.values.push('false');
     else if (k.param?.secret) bindSecret(known, k.param, inline, cur, occ);
-    else occ.values.push(valueOf(k, inline, cur));
+    else occ.values.push(parameterValue(k, inline, cur));
   }
   return { named, positional };
 }
@@ -273,7 +282,10 @@ function loadParser(): Promise<YargsParser> {
  * Hands the normalised occurrences to yargs-parser, configured from the manifest (types, arrays,
  * booleans), with every value attached by `=` so that values starting with '-' stay values.
  */
-async function parseNormalised(named: Occurrence[], positional: string[]): Promise<{ values: Map<string, string[]>; positional: string[] }> {
+async function parseNormalised(
+  named: Occurrence[],
+  positional: string[],
+): Promise<{ values: Map<string, string[]>; positional: string[] }> {
   const parse = await loadParser();
   const plain = named.filter((o) => !o.known.param?.secret);
   const argv = plain.flatMap((o) => o.values.map((v) => `--${o.known.name}=${v}`));
@@ -300,7 +312,10 @@ async function parseNormalised(named: Occurrence[], positional: string[]): Promi
   const values = new Map<string, string[]>();
   for (const o of plain) {
     const v = result.argv[o.known.name] as unknown;
-    values.set(o.known.name, (Array.isArray(v) ? v : [v]).map((x) => String(x)));
+    values.set(
+      o.known.name,
+      (Array.isArray(v) ? v : [v]).map((x) => String(x)),
+    );
   }
   return { values, positional: result.argv._.map((x) => String(x)) };
 }
@@ -352,7 +367,12 @@ function resolveSet(m: CmdletManifest, namedParams: ParameterDef[], positional: 
   if (candidates.length === 1) return candidates[0]!;
   if (candidates.includes(m.defaultParameterSet)) return m.defaultParameterSet;
   const complete = candidates.filter((s) => {
-    const bound = new Set([...namedSet, ...positionalSlots(m, s, namedSet).slice(0, positional.length).map((p) => p.name)]);
+    const bound = new Set([
+      ...namedSet,
+      ...positionalSlots(m, s, namedSet)
+        .slice(0, positional.length)
+        .map((p) => p.name),
+    ]);
     return missingMandatory(m, s, bound).length === 0;
   });
   if (complete.length === 1) return complete[0]!;
@@ -411,7 +431,9 @@ function bindCommon(named: Occurrence[], values: Map<string, string[]>, result: 
  * set), unless the parameters on the command line point elsewhere.
  */
 function chooseSet(m: CmdletManifest, namedParams: ParameterDef[], positional: string[], env: Record<string, string | undefined>): string {
-  const fromEnv = m.parameters.filter((p) => p.type === 'SecureString' && env[`AZSBACKUP_${p.name.toUpperCase()}`] !== undefined && !namedParams.includes(p));
+  const fromEnv = m.parameters.filter(
+    (p) => p.type === 'SecureString' && env[`AZSBACKUP_${p.name.toUpperCase()}`] !== undefined && !namedParams.includes(p),
+  );
   try {
     return resolveSet(m, [...namedParams, ...fromEnv], positional);
   } catch {
@@ -420,12 +442,22 @@ function chooseSet(m: CmdletManifest, namedParams: ParameterDef[], positional: s
 }
 
 /** The raw values of each parameter, named or by position; secrets go to `result.secrets` instead. */
-function rawValues(named: Occurrence[], values: Map<string, string[]>, positional: string[], slots: ParameterDef[], result: CommandLine): Map<string, string[]> {
+function rawValues(
+  named: Occurrence[],
+  values: Map<string, string[]>,
+  positional: string[],
+  slots: ParameterDef[],
+  result: CommandLine,
+): Map<string, string[]> {
   const rawByParam = new Map<string, string[]>();
   for (const o of named) {
     if (!o.known.param) continue;
     if (o.known.param.secret) {
-      result.secrets.push({ parameter: o.known.param, source: o.secretSource!, ...(o.userName !== undefined ? { userName: o.userName } : {}) });
+      result.secrets.push({
+        parameter: o.known.param,
+        source: o.secretSource!,
+        ...(o.userName !== undefined ? { userName: o.userName } : {}),
+      });
     } else {
       rawByParam.set(o.known.name, values.get(o.known.name) ?? []);
     }
@@ -463,8 +495,12 @@ function convertParams(m: CmdletManifest, set: string, rawByParam: Map<string, s
       continue;
     }
     if (raws.every((r) => r === '') && membership(p, set)?.mandatory) {
-      throw usageError(`Cannot bind argument to parameter '${p.name}' because it is an empty string.`, 'ParameterArgumentValidationErrorEmptyStringNotAllowed',
-        p.name, `Give -${p.name} a non-empty value.`);
+      throw usageError(
+        `Cannot bind argument to parameter '${p.name}' because it is an empty string.`,
+        'ParameterArgumentValidationErrorEmptyStringNotAllowed',
+        p.name,
+        `Give -${p.name} a non-empty value.`,
+      );
     }
     // Relative paths resolve against the current folder here, as the module resolves them against
     // PowerShell's location, so every cmdlet stores and checks the same absolute path.
@@ -474,12 +510,25 @@ function convertParams(m: CmdletManifest, set: string, rawByParam: Map<string, s
 }
 
 /** Parses the arguments after the cmdlet name. Throws AzsError (exit 2) for every usage mistake. */
-export async function parseCommandLine(m: CmdletManifest, args: string[], env: Record<string, string | undefined> = {}): Promise<CommandLine> {
+export async function parseCommandLine(
+  m: CmdletManifest,
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<CommandLine> {
   const { named, positional: rawPositional } = tokenize(m, args);
   const { values, positional } = await parseNormalised(named, rawPositional);
 
   const result: CommandLine = {
-    parameterSetName: '', params: {}, secrets: [], whatIf: false, confirm: undefined, output: undefined, progress: undefined, dialect: 'cli', verbose: false, debug: false,
+    parameterSetName: '',
+    params: {},
+    secrets: [],
+    whatIf: false,
+    confirm: undefined,
+    output: undefined,
+    progress: undefined,
+    dialect: 'cli',
+    verbose: false,
+    debug: false,
   };
   const namedParams = bindCommon(named, values, result);
   const set = chooseSet(m, namedParams, positional, env);

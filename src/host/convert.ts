@@ -72,17 +72,26 @@ export function validateText(p: ParameterDef, value: string): string {
   }
   if (v.length) {
     if (value.length < v.length.min) {
-      throw validationError(p, `The number of characters (${value.length}) in ${p.secret ? 'the value given' : 'the argument'} is too small. Specify an argument whose length is greater than or equal to "${v.length.min}".`,
-        `Give at least ${v.length.min} characters.`);
+      throw validationError(
+        p,
+        `The number of characters (${value.length}) in ${p.secret ? 'the value given' : 'the argument'} is too small. Specify an argument whose length is greater than or equal to "${v.length.min}".`,
+        `Give at least ${v.length.min} characters.`,
+      );
     }
     if (value.length > v.length.max) {
-      throw validationError(p, `The character length (${value.length}) of ${p.secret ? 'the value given' : 'the argument'} is too long. Shorten it so that the length is fewer than or equal to "${v.length.max}" characters.`,
-        `Give at most ${v.length.max} characters.`);
+      throw validationError(
+        p,
+        `The character length (${value.length}) of ${p.secret ? 'the value given' : 'the argument'} is too long. Shorten it so that the length is fewer than or equal to "${v.length.max}" characters.`,
+        `Give at most ${v.length.max} characters.`,
+      );
     }
   }
   if (v.pattern && !new RegExp(v.pattern, 'i').test(value)) {
-    throw validationError(p, `The argument ${shown(p, value)} does not match the "${v.pattern}" pattern.`,
-      `Supply an argument that matches "${v.pattern}" and try the command again.`);
+    throw validationError(
+      p,
+      `The argument ${shown(p, value)} does not match the "${v.pattern}" pattern.`,
+      `Supply an argument that matches "${v.pattern}" and try the command again.`,
+    );
   }
   return result;
 }
@@ -90,12 +99,18 @@ export function validateText(p: ParameterDef, value: string): string {
 function validateRange(p: ParameterDef, n: number): number {
   const r = p.validation.range;
   if (r && n < r.min) {
-    throw validationError(p, `The ${n} argument is less than the minimum allowed range of ${r.min}.`,
-      `Supply an argument that is greater than or equal to ${r.min} and then try the command again.`);
+    throw validationError(
+      p,
+      `The ${n} argument is less than the minimum allowed range of ${r.min}.`,
+      `Supply an argument that is greater than or equal to ${r.min} and then try the command again.`,
+    );
   }
   if (r && n > r.max) {
-    throw validationError(p, `The ${n} argument is greater than the maximum allowed range of ${r.max}.`,
-      `Supply an argument that is less than or equal to ${r.max} and then try the command again.`);
+    throw validationError(
+      p,
+      `The ${n} argument is greater than the maximum allowed range of ${r.max}.`,
+      `Supply an argument that is less than or equal to ${r.max} and then try the command again.`,
+    );
   }
   return n;
 }
@@ -115,7 +130,11 @@ export function convertValue(p: ParameterDef, raws: string[]): unknown {
       if (raws.length === 1 && raws[0]!.trim() === '') return [];
       const items = raws.length > 1 ? raws : raws.flatMap((r) => r.split(',')).map((s) => s.trim());
       if (items.some((s) => s === '')) {
-        throw validationError(p, 'The argument contains an empty element.', `Give -${p.name} a comma-separated list without empty entries.`);
+        throw validationError(
+          p,
+          'The argument contains an empty element.',
+          `Give -${p.name} a comma-separated list without empty entries.`,
+        );
       }
       return items.map((s) => validateText(p, s));
     }

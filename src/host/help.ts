@@ -93,29 +93,43 @@ function parameterBlock(m: CmdletManifest, p: ParameterDef, width: number): stri
   if (v.pattern) rows.push(['Pattern', v.pattern]);
   if (p.type === 'String[]') rows.push(['Multiple values', `repeat -${p.name}, or separate with commas`]);
   if (p.secret) {
-    rows.push(['Secret', p.type === 'PSCredential'
-      ? `user name as the value; password from '-' (two lines on stdin: user, password), ${secretEnvName(p)}, or a prompt`
-      : `never on the command line: '-' reads stdin, ${secretEnvName(p)}, or a prompt without echo`]);
+    rows.push([
+      'Secret',
+      p.type === 'PSCredential'
+        ? `user name as the value; password from '-' (two lines on stdin: user, password), ${secretEnvName(p)}, or a prompt`
+        : `never on the command line: '-' reads stdin, ${secretEnvName(p)}, or a prompt without echo`,
+    ]);
   }
   const label = Math.max(...rows.map((r) => r[0].length)) + 4;
-  return [
-    `    -${p.name}${typeLabel(p)}`,
-    wrap(p.help, 8, width),
-    '',
-    ...rows.map(([k, val]) => `        ${k.padEnd(label)}${val}`),
-  ].join('\n');
+  return [`    -${p.name}${typeLabel(p)}`, wrap(p.help, 8, width), '', ...rows.map(([k, val]) => `        ${k.padEnd(label)}${val}`)].join(
+    '\n',
+  );
 }
 
 function commonBlock(m: CmdletManifest, width: number): string {
   const lines: string[] = [];
   if (m.supportsShouldProcess) {
     lines.push('    -WhatIf', wrap('Shows what would happen if the cmdlet runs. The cmdlet is not run.', 8, width), '');
-    lines.push('    -Confirm', wrap(`Prompts you for confirmation before running the cmdlet (ConfirmImpact ${m.confirmImpact}). Give -Confirm:$false to never ask.`, 8, width), '');
+    lines.push(
+      '    -Confirm',
+      wrap(
+        `Prompts you for confirmation before running the cmdlet (ConfirmImpact ${m.confirmImpact}). Give -Confirm:$false to never ask.`,
+        8,
+        width,
+      ),
+      '',
+    );
   }
   lines.push('    <CommonParameters>');
-  lines.push(wrap('This cmdlet supports --output json|clixml|table|list (default: json when standard output is not a terminal, list when it is)' +
-    `${m.reportsProgress ? ' and --progress json (progress records as JSON lines on standard error)' : ''}. ` +
-    'Parameter names are case-insensitive, accept a unique prefix, and may be written -Name value, -Name:value, --name value or --name=value.', 8, width));
+  lines.push(
+    wrap(
+      'This cmdlet supports --output json|clixml|table|list (default: json when standard output is not a terminal, list when it is)' +
+        `${m.reportsProgress ? ' and --progress json (progress records as JSON lines on standard error)' : ''}. ` +
+        'Parameter names are case-insensitive, accept a unique prefix, and may be written -Name value, -Name:value, --name value or --name=value.',
+      8,
+      width,
+    ),
+  );
   return lines.join('\n');
 }
 
@@ -136,7 +150,13 @@ export function formatHelp(m: CmdletManifest, width = 100): string {
     out.push('EXAMPLES');
     examples.forEach((e, i) => {
       out.push(`    ---------- Example ${i + 1}${e.title ? `: ${e.title}` : ''} ----------`, '');
-      out.push(e.code.split('\n').map((l) => `    ${l}`).join('\n'), '');
+      out.push(
+        e.code
+          .split('\n')
+          .map((l) => `    ${l}`)
+          .join('\n'),
+        '',
+      );
       if (e.remarks) out.push(wrap(e.remarks, 4, width), '');
     });
   }
@@ -146,8 +166,13 @@ export function formatHelp(m: CmdletManifest, width = 100): string {
 /** What --output json prints: documented per cmdlet. */
 export function outputShape(m: CmdletManifest): string {
   if (!m.outputType) return '';
-  const shape = (o: string) => (o === 'List' ? 'a list: --output json always prints an array, [] when there is none' : 'one object: --output json prints it as an object, nothing when there is none');
-  const sets = Object.entries(m.setOutput ?? {}).filter(([, o]) => o !== m.output).map(([set, o]) => `; with parameter set ${set}, ${shape(o)}`);
+  const shape = (o: string) =>
+    o === 'List'
+      ? 'a list: --output json always prints an array, [] when there is none'
+      : 'one object: --output json prints it as an object, nothing when there is none';
+  const sets = Object.entries(m.setOutput ?? {})
+    .filter(([, o]) => o !== m.output)
+    .map(([set, o]) => `; with parameter set ${set}, ${shape(o)}`);
   return ` (${shape(m.output)}${sets.join('')})`;
 }
 

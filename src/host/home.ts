@@ -6,7 +6,11 @@ import { join } from 'node:path';
  * ($XDG_CONFIG_HOME/azsbackup, ~/.config/azsbackup, or %APPDATA%\azsbackup on Windows).
  * Not created here: the first cmdlet that writes state creates it.
  */
-export function resolveHome(env: Record<string, string | undefined>, platform: NodeJS.Platform = process.platform, home: () => string = homedir): string {
+export function resolveHome(
+  env: Record<string, string | undefined>,
+  platform: NodeJS.Platform = process.platform,
+  home: () => string = homedir,
+): string {
   if (env.AZSBACKUP_HOME) return env.AZSBACKUP_HOME;
   if (platform === 'win32' && env.APPDATA) return join(env.APPDATA, 'azsbackup');
   if (env.XDG_CONFIG_HOME) return join(env.XDG_CONFIG_HOME, 'azsbackup');

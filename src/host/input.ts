@@ -83,10 +83,16 @@ export class InputReader {
       }
       if (this.buffer.length > MAX_INPUT_LINE_CHARS) {
         this.buffer = '';
-        throw new AzsError(`A line of standard input is longer than ${MAX_INPUT_LINE_CHARS} characters; secrets and user names are far shorter.`, {
-          errorId: 'InputLineTooLong', category: 'InvalidArgument', exitCode: ExitCode.Usage,
-          recommendedAction: 'Give each value on its own line of standard input (what is piped in may be a wrong file), or use the environment variable AZSBACKUP_<PARAMETERNAME>.',
-        });
+        throw new AzsError(
+          `A line of standard input is longer than ${MAX_INPUT_LINE_CHARS} characters; secrets and user names are far shorter.`,
+          {
+            errorId: 'InputLineTooLong',
+            category: 'InvalidArgument',
+            exitCode: ExitCode.Usage,
+            recommendedAction:
+              'Give each value on its own line of standard input (what is piped in may be a wrong file), or use the environment variable AZSBACKUP_<PARAMETERNAME>.',
+          },
+        );
       }
       if (!(await this.fill())) {
         if (this.buffer === '') return undefined;
@@ -115,7 +121,11 @@ export class InputReader {
             return value;
           }
           if (ch === '\u0003') {
-            throw new AzsError('The prompt was interrupted.', { errorId: 'PromptInterrupted', category: 'OperationStopped', exitCode: ExitCode.Interrupted });
+            throw new AzsError('The prompt was interrupted.', {
+              errorId: 'PromptInterrupted',
+              category: 'OperationStopped',
+              exitCode: ExitCode.Interrupted,
+            });
           }
           if (ch === '\u0004' && value === '') return value;
           if (ch === '\u007f' || ch === '\b') value = [...value].slice(0, -1).join('');

@@ -12,7 +12,15 @@ import { resolveHome } from './home.js';
 import { sweepPrivateDirs } from '../process/private-dir.js';
 import { InputReader, type InputStream } from './input.js';
 import { createProgress } from './progress.js';
-import { asAzsError, printErrorRecord, printInternalError, printStreamLine, printWarning, type ErrorLike, type ReportTarget } from './report.js';
+import {
+  asAzsError,
+  printErrorRecord,
+  printInternalError,
+  printStreamLine,
+  printWarning,
+  type ErrorLike,
+  type ReportTarget,
+} from './report.js';
 import { loadCatalog, loadCmdlet, type Catalog, type Locations } from './resolve.js';
 import { readSecrets, secretEnvName } from './secrets.js';
 import { createShouldProcess } from './should-process.js';
@@ -76,7 +84,10 @@ function processIO(io: Partial<HostIO>): HostIO {
 }
 
 function unknownCmdlet(name: string, catalog: Catalog): AzsError {
-  const suggestions = closeMatches(name, catalog.all().map((c) => c.name));
+  const suggestions = closeMatches(
+    name,
+    catalog.all().map((c) => c.name),
+  );
   return new AzsError(
     `The term '${name}' is not recognized as the name of an azsbackup cmdlet.${suggestions.length ? ` Did you mean ${suggestions.join(', ')}?` : ''}`,
     {
@@ -102,7 +113,11 @@ export const SIGNAL_GRACE_MS = 1500;
 export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<number> {
   const h = processIO(io);
   // Known before the command line is parsed, so even a usage error speaks the caller's syntax.
-  const dialect = argv.some((a, i) => /^--?dialect$/i.test(a) && argv[i + 1]?.toLowerCase() === 'powershell') || argv.some((a) => /^--?dialect[:=]powershell$/i.test(a)) ? 'powershell' : 'cli';
+  const dialect =
+    argv.some((a, i) => /^--?dialect$/i.test(a) && argv[i + 1]?.toLowerCase() === 'powershell') ||
+    argv.some((a) => /^--?dialect[:=]powershell$/i.test(a))
+      ? 'powershell'
+      : 'cli';
   const report: ReportTarget = { stderr: h.stderr, stderrIsTTY: h.stderrIsTTY, dialect };
   const loc: Locations = { manifestsDir: h.manifestsDir, compiledManifests: h.compiledManifests, cmdletsDir: h.cmdletsDir };
   const abort = new AbortController();
@@ -197,7 +212,11 @@ async function takeSecrets(m: CmdletManifest, cl: CommandLine, catalog: Catalog,
 }
 
 /** Progress on stderr, and the verbose/debug/warning lines where this dialect shows them. */
-function progressAndStreams(cl: CommandLine, h: HostIO, report: ReportTarget): { progress: ReturnType<typeof createProgress>; streams: ReportTarget } {
+function progressAndStreams(
+  cl: CommandLine,
+  h: HostIO,
+  report: ReportTarget,
+): { progress: ReturnType<typeof createProgress>; streams: ReportTarget } {
   const progress = createProgress({ mode: cl.progress, stderr: h.stderr, stderrIsTTY: h.stderrIsTTY, columns: h.columns });
   // The module always gets every stream (PowerShell's preferences filter them); the command line
   // shows verbose and debug lines only when asked.
@@ -267,7 +286,14 @@ function cmdletContext(parts: ContextParts, outcome: Outcome): CmdletContext {
 }
 
 /** The cmdlet's objects on stdout in the chosen format; a list cmdlet prints [] in JSON even when empty. */
-async function writeObjects(m: CmdletManifest, cl: CommandLine, result: unknown, format: OutputFormat, catalog: Catalog, h: HostIO): Promise<void> {
+async function writeObjects(
+  m: CmdletManifest,
+  cl: CommandLine,
+  result: unknown,
+  format: OutputFormat,
+  catalog: Catalog,
+  h: HostIO,
+): Promise<void> {
   const objects = result === undefined ? [] : Array.isArray(result) ? result : [result];
   const list = (m.setOutput?.[cl.parameterSetName] ?? m.output) === 'List';
   if (objects.length || (format === 'json' && list)) {

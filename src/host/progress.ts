@@ -28,7 +28,12 @@ export function jsonProgress(out: ProgressTarget): ProgressReporter {
  * A bar redrawn in place with \r. Redraws at most every `intervalMs` so a chatty engine cannot
  * flood the terminal; a completed event or a new percentage bucket always draws.
  */
-export function terminalProgress(out: ProgressTarget, columns: number, intervalMs = 100, now: () => number = Date.now): ProgressReporter & { finish(): void } {
+export function terminalProgress(
+  out: ProgressTarget,
+  columns: number,
+  intervalMs = 100,
+  now: () => number = Date.now,
+): ProgressReporter & { finish(): void } {
   let last = 0;
   let shown = false;
   const clear = (): void => {

@@ -97,7 +97,13 @@ class Source {
   }
 }
 
-async function readCredential(p: ParameterDef, req: SecretRequest | undefined, mandatory: boolean, src: Source, io: SecretIO): Promise<Credential | undefined> {
+async function readCredential(
+  p: ParameterDef,
+  req: SecretRequest | undefined,
+  mandatory: boolean,
+  src: Source,
+  io: SecretIO,
+): Promise<Credential | undefined> {
   if (req?.source === 'stdin' && !src.canPrompt) {
     const user = checked(p, await src.stdinLine(p, 0, 2), 'user name');
     const password = checked(p, await src.stdinLine(p, 1, 2), 'password');
@@ -117,7 +123,13 @@ async function readCredential(p: ParameterDef, req: SecretRequest | undefined, m
   return { UserName: user, Password: checked(p, password, 'password') };
 }
 
-async function readSecureString(p: ParameterDef, req: SecretRequest | undefined, mandatory: boolean, src: Source, io: SecretIO): Promise<string | undefined> {
+async function readSecureString(
+  p: ParameterDef,
+  req: SecretRequest | undefined,
+  mandatory: boolean,
+  src: Source,
+  io: SecretIO,
+): Promise<string | undefined> {
   // On a terminal, `-` would echo what is typed; a hidden prompt reads the same line without echo.
   if (req?.source === 'stdin' && !src.canPrompt) return checked(p, await src.stdinLine(p, 0, 1));
   const fromEnv = req?.source === 'stdin' ? undefined : io.env[secretEnvName(p)];
@@ -142,7 +154,8 @@ export async function readSecrets(m: CmdletManifest, cl: CommandLine, io: Secret
   for (const p of order) {
     const req = named.get(p.name);
     const mandatory = p.sets.find((s) => s.set === cl.parameterSetName)?.mandatory ?? false;
-    const value = p.type === 'PSCredential' ? await readCredential(p, req, mandatory, src, io) : await readSecureString(p, req, mandatory, src, io);
+    const value =
+      p.type === 'PSCredential' ? await readCredential(p, req, mandatory, src, io) : await readSecureString(p, req, mandatory, src, io);
     if (value !== undefined) result[p.name] = value;
   }
   return result;

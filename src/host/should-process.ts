@@ -32,7 +32,9 @@ export function createShouldProcess(o: ShouldProcessOptions): (target: string, a
     if (!asks || !o.interactive) return true;
     if (all !== undefined) return all;
     for (;;) {
-      o.promptOut.write(`\nConfirm\nAre you sure you want to perform this action?\n${operation}\n[Y] Yes  [A] Yes to All  [N] No  [L] No to All  [?] Help (default is "Y"): `);
+      o.promptOut.write(
+        `\nConfirm\nAre you sure you want to perform this action?\n${operation}\n[Y] Yes  [A] Yes to All  [N] No  [L] No to All  [?] Help (default is "Y"): `,
+      );
       const answer = await o.reader.line();
       if (answer === undefined) return false;
       switch (answer.trim().toLowerCase()) {
@@ -48,7 +50,9 @@ export function createShouldProcess(o: ShouldProcessOptions): (target: string, a
           all = false;
           return false;
         case '?':
-          o.promptOut.write('Y - Continue with only the next step of the operation.\nA - Continue with all the steps of the operation.\nN - Skip this operation and proceed with the next operation.\nL - Skip this operation and all subsequent operations.\n');
+          o.promptOut.write(
+            'Y - Continue with only the next step of the operation.\nA - Continue with all the steps of the operation.\nN - Skip this operation and proceed with the next operation.\nL - Skip this operation and all subsequent operations.\n',
+          );
       }
     }
   };

@@ -16,7 +16,10 @@ function distance(a: string, b: string): number {
 
 /** The words of a name: split at '-', '_', spaces and capitals, lower-cased, of 3 letters or more. */
 function wordsOf(name: string): string[] {
-  return name.split(/[-_\s]|(?=[A-Z])/).map((w) => w.toLowerCase()).filter((w) => w.length >= 3);
+  return name
+    .split(/[-_\s]|(?=[A-Z])/)
+    .map((w) => w.toLowerCase())
+    .filter((w) => w.length >= 3);
 }
 
 /**

@@ -38,8 +38,23 @@ function errnoOf(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
 }
 
-function failure(file: string, limit: ReadLimit, errorId: string, category: ErrorCategory, message: string, cause?: unknown, exitCode?: ExitCode): AzsError {
-  return new AzsError(message, { errorId, category, exitCode: exitCode ?? limit.exitCode ?? ExitCode.Usage, targetObject: file, recommendedAction: limit.remediation, cause });
+function failure(
+  file: string,
+  limit: ReadLimit,
+  errorId: string,
+  category: ErrorCategory,
+  message: string,
+  cause?: unknown,
+  exitCode?: ExitCode,
+): AzsError {
+  return new AzsError(message, {
+    errorId,
+    category,
+    exitCode: exitCode ?? limit.exitCode ?? ExitCode.Usage,
+    targetObject: file,
+    recommendedAction: limit.remediation,
+    cause,
+  });
 }
 
 /** An error a file operation threw, as the AzsError it means for a file the operator named. */
@@ -49,21 +64,57 @@ export function fileError(e: unknown, file: string, limit: Pick<ReadLimit, 'what
   const l = { ...limit, maxBytes: 0 };
   switch (code) {
     case 'ENOENT':
-      return failure(file, l, ReadFailure.NotFound, 'ObjectNotFound', `The ${limit.what} '${file}' does not exist${doing === 'read' ? '' : ', or its folder does not'}.`, e);
+      return failure(
+        file,
+        l,
+        ReadFailure.NotFound,
+        'ObjectNotFound',
+        `The ${limit.what} '${file}' does not exist${doing === 'read' ? '' : ', or its folder does not'}.`,
+        e,
+      );
     case 'ENOTDIR':
-      return failure(file, l, ReadFailure.NotFound, 'ObjectNotFound', `The ${limit.what} '${file}' cannot be reached: a part of its path is a file, not a folder.`, e);
+      return failure(
+        file,
+        l,
+        ReadFailure.NotFound,
+        'ObjectNotFound',
+        `The ${limit.what} '${file}' cannot be reached: a part of its path is a file, not a folder.`,
+        e,
+      );
     case 'EISDIR':
       return failure(file, l, ReadFailure.NotAFile, 'InvalidArgument', `The ${limit.what} '${file}' is a folder, not a file.`, e);
     case 'EACCES':
     case 'EPERM':
     case 'EROFS':
-      return failure(file, l, doing === 'read' ? ReadFailure.Unreadable : 'FileNotWritable', 'PermissionDenied', `This account may not ${doing} the ${limit.what} '${file}' (${code}).`, e);
+      return failure(
+        file,
+        l,
+        doing === 'read' ? ReadFailure.Unreadable : 'FileNotWritable',
+        'PermissionDenied',
+        `This account may not ${doing} the ${limit.what} '${file}' (${code}).`,
+        e,
+      );
     case 'ENOSPC':
     case 'EDQUOT':
-      return failure(file, l, 'InsufficientSpace', 'QuotaExceeded', `There is no room to ${doing} the ${limit.what} '${file}' (${code}).`, e, ExitCode.Capacity);
+      return failure(
+        file,
+        l,
+        'InsufficientSpace',
+        'QuotaExceeded',
+        `There is no room to ${doing} the ${limit.what} '${file}' (${code}).`,
+        e,
+        ExitCode.Capacity,
+      );
     default:
-      return failure(file, l, doing === 'read' ? ReadFailure.Unreadable : 'FileNotWritable', doing === 'read' ? 'ReadError' : 'WriteError',
-        `The ${limit.what} '${file}' cannot be ${doing === 'read' ? 'read' : 'written'} (${code ?? (e as Error)?.message ?? String(e)}).`, e, limit.exitCode ?? ExitCode.Failure);
+      return failure(
+        file,
+        l,
+        doing === 'read' ? ReadFailure.Unreadable : 'FileNotWritable',
+        doing === 'read' ? 'ReadError' : 'WriteError',
+        `The ${limit.what} '${file}' cannot be ${doing === 'read' ? 'read' : 'written'} (${code ?? (e as Error)?.message ?? String(e)}).`,
+        e,
+        limit.exitCode ?? ExitCode.Failure,
+      );
   }
 }
 
@@ -88,19 +139,39 @@ function realPathOf(fd: number, file: string): string {
 }
 
 function checkKind(st: Stats, fd: number, file: string, limit: ReadLimit): void {
-  const kind = st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a named pipe (FIFO)' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device'
-    : st.isSocket() ? 'a socket' : st.isFile() ? undefined : 'not a regular file';
+  const kind = st.isDirectory()
+    ? 'a folder'
+    : st.isFIFO()
+      ? 'a named pipe (FIFO)'
+      : st.isCharacterDevice() || st.isBlockDevice()
+        ? 'a device'
+        : st.isSocket()
+          ? 'a socket'
+          : st.isFile()
+            ? undefined
+            : 'not a regular file';
   const real = realPathOf(fd, file);
   const kernel = kernelTreeOf(real);
   if (kind === undefined && kernel === undefined) return;
   const what = kind ?? `a kernel interface under ${kernel}, not a stored file`;
-  throw failure(file, limit, ReadFailure.NotAFile, 'InvalidArgument', `The ${limit.what} '${file}'${real !== resolve(file) ? ` (${real})` : ''} is ${what}; only a regular file is read.`);
+  throw failure(
+    file,
+    limit,
+    ReadFailure.NotAFile,
+    'InvalidArgument',
+    `The ${limit.what} '${file}'${real !== resolve(file) ? ` (${real})` : ''} is ${what}; only a regular file is read.`,
+  );
 }
 
 /** The refusal of a file over its limit, unread: for readers (a blob, a share) that know its size before reading. */
 export function tooLarge(file: string, limit: ReadLimit, size: number | undefined): AzsError {
-  return failure(file, limit, ReadFailure.TooLarge, 'InvalidData',
-    `The ${limit.what} '${file}' is ${size === undefined ? 'larger than' : `${size} bytes, over`} the limit of ${limit.maxBytes} bytes; it was not read.`);
+  return failure(
+    file,
+    limit,
+    ReadFailure.TooLarge,
+    'InvalidData',
+    `The ${limit.what} '${file}' is ${size === undefined ? 'larger than' : `${size} bytes, over`} the limit of ${limit.maxBytes} bytes; it was not read.`,
+  );
 }
 
 // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused right after.

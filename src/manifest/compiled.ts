@@ -37,13 +37,16 @@ export function readCompiledManifests(file: string): CompiledManifests {
     });
   }
   if (parsed.formatVersion !== compiledFormatVersion) {
-    throw new AzsError(`The compiled manifests ${file} have format ${String(parsed.formatVersion)}; this host reads format ${compiledFormatVersion}.`, {
-      errorId: 'InvalidManifest',
-      category: 'InvalidData',
-      exitCode: 1,
-      targetObject: file,
-      recommendedAction: 'Rebuild with `npm run build`.',
-    });
+    throw new AzsError(
+      `The compiled manifests ${file} have format ${String(parsed.formatVersion)}; this host reads format ${compiledFormatVersion}.`,
+      {
+        errorId: 'InvalidManifest',
+        category: 'InvalidData',
+        exitCode: 1,
+        targetObject: file,
+        recommendedAction: 'Rebuild with `npm run build`.',
+      },
+    );
   }
   return parsed;
 }

@@ -147,18 +147,38 @@ function prose(value: string): string {
 /** Example code keeps its lines but loses the indentation the XML layout gave it. */
 function dedent(value: string): string {
   const lines = value.replace(/\r\n/g, '\n').split('\n');
-  const indents = lines.slice(1).filter((l) => l.trim() !== '').map((l) => /^\s*/.exec(l)![0].length);
+  const indents = lines
+    .slice(1)
+    .filter((l) => l.trim() !== '')
+    .map((l) => /^\s*/.exec(l)![0].length);
   const cut = indents.length ? Math.min(...indents) : 0;
   return [lines[0]!.trim(), ...lines.slice(1).map((l) => l.slice(cut).trimEnd())].join('\n').trim();
 }
 
 function csv(value: string | undefined): string[] {
-  return (value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 const pascal = /^[A-Z][A-Za-z0-9]*$/;
 // Singular words that end in "s"; anything else ending in a lone "s" reads as a plural.
-const singularEndingInS = new Set(['status', 'alias', 'process', 'access', 'address', 'progress', 'class', 'bus', 'analysis', 'canvas', 'basis', 'diagnosis', 'os']);
+const singularEndingInS = new Set([
+  'status',
+  'alias',
+  'process',
+  'access',
+  'address',
+  'progress',
+  'class',
+  'bus',
+  'analysis',
+  'canvas',
+  'basis',
+  'diagnosis',
+  'os',
+]);
 
 function pluralReason(noun: string): string | undefined {
   const words = noun.match(/[A-Z][a-z0-9]*/g) ?? [noun];
@@ -233,8 +253,13 @@ function parseParameter(r: Reader, node: unknown, sets: string[]): ParameterDef 
   const name = a.Name ?? r.fail('Parameters/Parameter', 'a parameter has no Name');
   const element = `Parameter[Name=${name}]`;
   if (!pascal.test(name)) r.fail(element, `Name "${name}" must be PascalCase letters and digits`);
-  checkKnown(r, element, node, ['Name', 'Type', 'Mandatory', 'Position', 'Aliases', 'ValueFromPipelineByPropertyName', 'Secret', 'CompleteFrom'],
-    ['Set', 'Help', 'ValidateSet', 'ValidateRange', 'ValidatePattern', 'ValidateLength']);
+  checkKnown(
+    r,
+    element,
+    node,
+    ['Name', 'Type', 'Mandatory', 'Position', 'Aliases', 'ValueFromPipelineByPropertyName', 'Secret', 'CompleteFrom'],
+    ['Set', 'Help', 'ValidateSet', 'ValidateRange', 'ValidatePattern', 'ValidateLength'],
+  );
   const type = a.Type as ParameterType;
   if (!a.Type) r.fail(element, 'Type is required');
   if (!parameterTypes.includes(type)) r.fail(element, `unknown Type "${a.Type}" (known: ${parameterTypes.join(', ')})`);
@@ -255,7 +280,12 @@ function parseParameter(r: Reader, node: unknown, sets: string[]): ParameterDef 
   const membership: ParameterSetMembership[] = [];
   if (setNodes.length === 0) {
     for (const set of sets) {
-      membership.push({ set, mandatory: defaults.mandatory, position: defaults.position, valueFromPipelineByPropertyName: defaults.pipeline });
+      membership.push({
+        set,
+        mandatory: defaults.mandatory,
+        position: defaults.position,
+        valueFromPipelineByPropertyName: defaults.pipeline,
+      });
     }
   } else {
     for (const s of setNodes) {
@@ -263,13 +293,20 @@ function parseParameter(r: Reader, node: unknown, sets: string[]): ParameterDef 
       const setName = sa.Name ?? r.fail(`${element}/Set`, 'has no Name');
       const el = `${element}/Set[Name=${setName}]`;
       checkKnown(r, el, s, ['Name', 'Mandatory', 'Position', 'ValueFromPipelineByPropertyName'], []);
-      if (!sets.includes(setName)) r.fail(el, `names parameter set "${setName}", which <ParameterSets> does not declare (declared: ${sets.join(', ')})`);
+      if (!sets.includes(setName))
+        r.fail(el, `names parameter set "${setName}", which <ParameterSets> does not declare (declared: ${sets.join(', ')})`);
       if (membership.some((m) => m.set === setName)) r.fail(el, 'lists the same set twice');
       membership.push({
         set: setName,
         mandatory: bool(r, el, 'Mandatory', sa.Mandatory, defaults.mandatory),
         position: int(r, el, 'Position', sa.Position) ?? defaults.position,
-        valueFromPipelineByPropertyName: bool(r, el, 'ValueFromPipelineByPropertyName', sa.ValueFromPipelineByPropertyName, defaults.pipeline),
+        valueFromPipelineByPropertyName: bool(
+          r,
+          el,
+          'ValueFromPipelineByPropertyName',
+          sa.ValueFromPipelineByPropertyName,
+          defaults.pipeline,
+        ),
       });
     }
   }
@@ -281,7 +318,10 @@ function parseParameter(r: Reader, node: unknown, sets: string[]): ParameterDef 
     // (New-EncryptionKey -Certificate): then it is mandatory in that set and absent from the others.
     const selectsSet = setNodes.length > 0 && membership.length < sets.length;
     if (membership.some((m) => m.mandatory) && !selectsSet) {
-      r.fail(element, 'a Switch cannot be Mandatory (a switch that must always be given carries no information), unless it selects a parameter set: declare it in that <Set Name=... Mandatory="true"/> only');
+      r.fail(
+        element,
+        'a Switch cannot be Mandatory (a switch that must always be given carries no information), unless it selects a parameter set: declare it in that <Set Name=... Mandatory="true"/> only',
+      );
     }
     if (membership.some((m) => m.position !== undefined)) r.fail(element, 'a Switch cannot have a Position');
   }
@@ -290,8 +330,18 @@ function parseParameter(r: Reader, node: unknown, sets: string[]): ParameterDef 
     if (!/^[A-Za-z][A-Za-z0-9]*$/.test(alias)) r.fail(element, `alias "${alias}" must be letters and digits`);
   }
   const completeFrom = a.CompleteFrom;
-  if (completeFrom !== undefined && !/^[A-Z][A-Za-z]*-[A-Z][A-Za-z0-9]*\.[A-Z][A-Za-z0-9]*$/.test(completeFrom)) r.fail(element, `CompleteFrom "${completeFrom}" must be Verb-Noun.Property`);
-  return { name, type, aliases, secret, sets: membership, validation: parseValidation(r, element, obj, type), help, ...(completeFrom ? { completeFrom } : {}) };
+  if (completeFrom !== undefined && !/^[A-Z][A-Za-z]*-[A-Z][A-Za-z0-9]*\.[A-Z][A-Za-z0-9]*$/.test(completeFrom))
+    r.fail(element, `CompleteFrom "${completeFrom}" must be Verb-Noun.Property`);
+  return {
+    name,
+    type,
+    aliases,
+    secret,
+    sets: membership,
+    validation: parseValidation(r, element, obj, type),
+    help,
+    ...(completeFrom ? { completeFrom } : {}),
+  };
 }
 
 function parseAliases(r: Reader, root: Record<string, unknown>, outputType: string | undefined, types?: TypeRegistry): CmdletAlias[] {
@@ -307,7 +357,8 @@ function parseAliases(r: Reader, root: Record<string, unknown>, outputType: stri
     const expand = a.ExpandProperty;
     if (expand !== undefined) {
       const type = outputType === undefined ? undefined : types?.get(outputType);
-      if (!outputType || (types && !type?.properties.some((p) => p.name === expand))) r.fail(el, `ExpandProperty "${expand}" is not a property of the output type`);
+      if (!outputType || (types && !type?.properties.some((p) => p.name === expand)))
+        r.fail(el, `ExpandProperty "${expand}" is not a property of the output type`);
     }
     return { name, ...(expand !== undefined ? { expandProperty: expand } : {}) };
   });
@@ -362,7 +413,8 @@ export function parseManifestText(file: string, source: string, types?: TypeRegi
 function cmdletName(r: Reader, a: Record<string, string>): { name: string; verb: string; noun: string } {
   const verb = a.Verb ?? r.fail('Cmdlet', 'Verb is required');
   const canonicalVerb = approvedVerb(verb);
-  if (!canonicalVerb) r.fail('Cmdlet', `Verb "${verb}" is not an approved PowerShell verb (Get-Verb); e.g. ${approvedVerbs.slice(0, 8).join(', ')}, ...`);
+  if (!canonicalVerb)
+    r.fail('Cmdlet', `Verb "${verb}" is not an approved PowerShell verb (Get-Verb); e.g. ${approvedVerbs.slice(0, 8).join(', ')}, ...`);
   if (canonicalVerb !== verb) r.fail('Cmdlet', `Verb "${verb}" must be written "${canonicalVerb}"`);
   const noun = a.Noun ?? r.fail('Cmdlet', 'Noun is required');
   if (!pascal.test(noun)) r.fail('Cmdlet', `Noun "${noun}" must be PascalCase letters and digits, starting with a capital`);
@@ -370,7 +422,8 @@ function cmdletName(r: Reader, a: Record<string, string>): { name: string; verb:
   if (plural) r.fail('Cmdlet', plural);
   const name = `${verb}-${noun}`;
   const fileBase = basename(r.file).replace(/\.xml$/i, '');
-  if (/\.xml$/i.test(r.file) && fileBase !== name) r.fail('Cmdlet', `declares ${name} but the file is named ${basename(r.file)}; name it ${name}.xml`);
+  if (/\.xml$/i.test(r.file) && fileBase !== name)
+    r.fail('Cmdlet', `declares ${name} but the file is named ${basename(r.file)}; name it ${name}.xml`);
   return { name, verb, noun };
 }
 
@@ -399,11 +452,15 @@ function parameterSetsOf(
   const parameterSets = declaredSets.length ? declaredSets : [allParameterSets];
   let defaultParameterSet: string;
   if (a.DefaultParameterSet === undefined) {
-    if (declaredSets.length > 1) r.fail('Cmdlet', `DefaultParameterSet is required when there are several parameter sets (${declaredSets.join(', ')})`);
+    if (declaredSets.length > 1)
+      r.fail('Cmdlet', `DefaultParameterSet is required when there are several parameter sets (${declaredSets.join(', ')})`);
     defaultParameterSet = parameterSets[0]!;
   } else {
     if (!parameterSets.includes(a.DefaultParameterSet)) {
-      r.fail('Cmdlet', `DefaultParameterSet "${a.DefaultParameterSet}" is not a declared parameter set (declared: ${declaredSets.join(', ') || 'none'})`);
+      r.fail(
+        'Cmdlet',
+        `DefaultParameterSet "${a.DefaultParameterSet}" is not a declared parameter set (declared: ${declaredSets.join(', ') || 'none'})`,
+      );
     }
     defaultParameterSet = a.DefaultParameterSet;
   }
@@ -412,9 +469,23 @@ function parameterSetsOf(
 
 function parseManifest(r: Reader, source: string, types?: TypeRegistry): CmdletManifest {
   const root = r.parse(source, 'Cmdlet');
-  checkKnown(r, 'Cmdlet', root,
-    ['Verb', 'Noun', 'DefaultParameterSet', 'SupportsShouldProcess', 'ConfirmImpact', 'OutputType', 'ReportsProgress', 'Output', 'SingleInput'],
-    ['Synopsis', 'Description', 'ParameterSets', 'Parameters', 'Examples', 'Aliases']);
+  checkKnown(
+    r,
+    'Cmdlet',
+    root,
+    [
+      'Verb',
+      'Noun',
+      'DefaultParameterSet',
+      'SupportsShouldProcess',
+      'ConfirmImpact',
+      'OutputType',
+      'ReportsProgress',
+      'Output',
+      'SingleInput',
+    ],
+    ['Synopsis', 'Description', 'ParameterSets', 'Parameters', 'Examples', 'Aliases'],
+  );
   const a = attrs(root);
 
   const { name, verb, noun } = cmdletName(r, a);
@@ -427,7 +498,8 @@ function parseManifest(r: Reader, source: string, types?: TypeRegistry): CmdletM
 
   const supportsShouldProcess = bool(r, 'Cmdlet', 'SupportsShouldProcess', a.SupportsShouldProcess, false);
   const confirmImpact = (a.ConfirmImpact ?? 'Medium') as ConfirmImpact;
-  if (!confirmImpacts.includes(confirmImpact)) r.fail('Cmdlet', `ConfirmImpact "${a.ConfirmImpact}" must be one of ${confirmImpacts.join(', ')}`);
+  if (!confirmImpacts.includes(confirmImpact))
+    r.fail('Cmdlet', `ConfirmImpact "${a.ConfirmImpact}" must be one of ${confirmImpacts.join(', ')}`);
   if (a.ConfirmImpact !== undefined && !supportsShouldProcess) r.fail('Cmdlet', 'ConfirmImpact needs SupportsShouldProcess="true"');
   const reportsProgress = bool(r, 'Cmdlet', 'ReportsProgress', a.ReportsProgress, false);
 
@@ -446,12 +518,27 @@ function parseManifest(r: Reader, source: string, types?: TypeRegistry): CmdletM
   const parameters = list(paramsNode, 'Parameter').map((p) => parseParameter(r, p, parameterSets));
   checkParameterNames(r, parameters);
   checkPositions(r, parameters, parameterSets);
-  if (singleInput && !parameters.some((p) => p.name === 'Force' && p.type === 'Switch')) r.fail('Cmdlet', 'SingleInput="true" needs a -Force switch that allows several piped objects');
+  if (singleInput && !parameters.some((p) => p.name === 'Force' && p.type === 'Switch'))
+    r.fail('Cmdlet', 'SingleInput="true" needs a -Force switch that allows several piped objects');
 
   return {
-    name, verb, noun, file: r.file, synopsis, description, parameterSets, defaultParameterSet, parameters,
-    supportsShouldProcess, confirmImpact, ...(outputType !== undefined ? { outputType } : {}), reportsProgress,
-    output, ...(setOutput.size ? { setOutput: Object.fromEntries(setOutput) } : {}), singleInput, aliases: parseAliases(r, root, outputType, types),
+    name,
+    verb,
+    noun,
+    file: r.file,
+    synopsis,
+    description,
+    parameterSets,
+    defaultParameterSet,
+    parameters,
+    supportsShouldProcess,
+    confirmImpact,
+    ...(outputType !== undefined ? { outputType } : {}),
+    reportsProgress,
+    output,
+    ...(setOutput.size ? { setOutput: Object.fromEntries(setOutput) } : {}),
+    singleInput,
+    aliases: parseAliases(r, root, outputType, types),
     examples: parseExamples(r, root),
   };
 }
@@ -467,12 +554,19 @@ function checkParameterNames(r: Reader, parameters: ParameterDef[]): void {
       const element = `Parameter[Name=${p.name}]`;
       const other = owner.get(key);
       if (other !== undefined) {
-        r.fail(element, other === p.name
-          ? `"${n}" is given twice (names and aliases are case-insensitive)`
-          : `"${n}" is already used by parameter ${other} (names and aliases are case-insensitive)`);
+        r.fail(
+          element,
+          other === p.name
+            ? `"${n}" is given twice (names and aliases are case-insensitive)`
+            : `"${n}" is already used by parameter ${other} (names and aliases are case-insensitive)`,
+        );
       }
       const common = commonParameterNames.find((c) => c.toLowerCase() === key);
-      if (common) r.fail(element, `"${n}" is a common parameter the host adds${common === 'WhatIf' || common === 'Confirm' ? ' with SupportsShouldProcess="true"' : ''}; choose another name`);
+      if (common)
+        r.fail(
+          element,
+          `"${n}" is a common parameter the host adds${common === 'WhatIf' || common === 'Confirm' ? ' with SupportsShouldProcess="true"' : ''}; choose another name`,
+        );
       owner.set(key, p.name);
     }
   }
@@ -508,7 +602,8 @@ export function parseTypesText(file: string, source: string): TypeRegistry {
     const name = a.Name ?? r.fail(`Type[${i + 1}]`, 'has no Name');
     const element = `Type[Name=${name}]`;
     checkKnown(r, element, t, ['Name', 'TableColumns'], ['Property']);
-    if (!/^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)+$/.test(name)) r.fail(element, `Name "${name}" must be a dotted name such as AzsBackup.Backup`);
+    if (!/^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)+$/.test(name))
+      r.fail(element, `Name "${name}" must be a dotted name such as AzsBackup.Backup`);
     if (types.has(name)) r.fail(element, 'is declared twice');
     const properties: PropertyDef[] = list(t, 'Property').map((p, j) => {
       const pa = attrs(p);
@@ -527,19 +622,26 @@ export function parseTypesText(file: string, source: string): TypeRegistry {
     });
     if (properties.length === 0) r.fail(element, 'declares no Property');
     for (const [j, p] of properties.entries()) {
-      if (properties.findIndex((q) => q.name.toLowerCase() === p.name.toLowerCase()) !== j) r.fail(`${element}/Property[Name=${p.name}]`, 'is declared twice');
+      if (properties.findIndex((q) => q.name.toLowerCase() === p.name.toLowerCase()) !== j)
+        r.fail(`${element}/Property[Name=${p.name}]`, 'is declared twice');
     }
     let tableColumns: string[];
     if (a.TableColumns !== undefined) {
       tableColumns = csv(a.TableColumns);
       for (const c of tableColumns) {
         if (!properties.some((p) => p.name === c)) {
-          r.fail(element, `TableColumns names "${c}", which is not a property of ${name} (properties: ${properties.map((p) => p.name).join(', ')})`);
+          r.fail(
+            element,
+            `TableColumns names "${c}", which is not a property of ${name} (properties: ${properties.map((p) => p.name).join(', ')})`,
+          );
         }
       }
     } else {
       // Without a declared view, a table shows the first few scalar properties, as PowerShell shows at most a handful.
-      tableColumns = properties.filter((p) => p.type !== 'Object' && p.type !== 'Object[]').slice(0, 5).map((p) => p.name);
+      tableColumns = properties
+        .filter((p) => p.type !== 'Object' && p.type !== 'Object[]')
+        .slice(0, 5)
+        .map((p) => p.name);
     }
     types.set(name, { name, properties, tableColumns });
   }
@@ -561,10 +663,15 @@ export function loadManifestSet(dir: string): ManifestSet {
   const types = loadTypes(join(dir, 'Types.xml'));
   let files: string[];
   try {
-    files = readdirSync(dir).filter((f) => f.toLowerCase().endsWith('.xml') && f !== 'Types.xml').sort();
+    files = readdirSync(dir)
+      .filter((f) => f.toLowerCase().endsWith('.xml') && f !== 'Types.xml')
+      .sort();
   } catch (e) {
     throw new AzsError(`Cannot read the manifests folder ${dir}: ${(e as Error).message}`, {
-      errorId: 'InvalidManifest', category: 'InvalidData', exitCode: 1, targetObject: dir,
+      errorId: 'InvalidManifest',
+      category: 'InvalidData',
+      exitCode: 1,
+      targetObject: dir,
     });
   }
   const cmdlets = files.map((f) => loadManifest(join(dir, f), types));

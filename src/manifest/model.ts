@@ -18,14 +18,44 @@ export type ParameterType =
   | 'PSCredential';
 
 export const parameterTypes: readonly ParameterType[] = [
-  'String', 'String[]', 'Int32', 'Int64', 'Boolean', 'Switch', 'DateTime', 'Guid', 'SecureString', 'PSCredential',
+  'String',
+  'String[]',
+  'Int32',
+  'Int64',
+  'Boolean',
+  'Switch',
+  'DateTime',
+  'Guid',
+  'SecureString',
+  'PSCredential',
 ];
 
 /** Property types an output object may declare; `Object` and lists name another declared type. */
-export type PropertyType = 'String' | 'Int32' | 'Int64' | 'Double' | 'Boolean' | 'DateTime' | 'TimeSpan' | 'Guid' | 'String[]' | 'Object' | 'Object[]';
+export type PropertyType =
+  | 'String'
+  | 'Int32'
+  | 'Int64'
+  | 'Double'
+  | 'Boolean'
+  | 'DateTime'
+  | 'TimeSpan'
+  | 'Guid'
+  | 'String[]'
+  | 'Object'
+  | 'Object[]';
 
 export const propertyTypes: readonly PropertyType[] = [
-  'String', 'Int32', 'Int64', 'Double', 'Boolean', 'DateTime', 'TimeSpan', 'Guid', 'String[]', 'Object', 'Object[]',
+  'String',
+  'Int32',
+  'Int64',
+  'Double',
+  'Boolean',
+  'DateTime',
+  'TimeSpan',
+  'Guid',
+  'String[]',
+  'Object',
+  'Object[]',
 ];
 
 export interface ParameterSetMembership {

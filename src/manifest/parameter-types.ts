@@ -29,7 +29,9 @@ const TS_TYPE: Record<ParameterType, string> = {
 function typeOf(p: ParameterDef): string {
   const members = p.validation.set;
   if (!members) return TS_TYPE[p.type];
-  const literals = members.map((m) => (p.type === 'Int32' || p.type === 'Int64' ? String(Number(m)) : `'${m.replace(/['\\]/g, '\\$&')}'`)).join(' | ');
+  const literals = members
+    .map((m) => (p.type === 'Int32' || p.type === 'Int64' ? String(Number(m)) : `'${m.replace(/['\\]/g, '\\$&')}'`))
+    .join(' | ');
   if (p.type === 'String[]') return `(${literals})[]`;
   if (p.type === 'String' || p.type === 'Int32' || p.type === 'Int64') return literals;
   return TS_TYPE[p.type];
@@ -59,7 +61,7 @@ export function renderParameterTypes(cmdlets: readonly CmdletManifest[]): string
     "import type { Credential } from '../../src/host/cmdlet.js';",
     '',
     ...interfaces,
-    '/** Every cmdlet\'s bound parameters, by cmdlet name. */',
+    "/** Every cmdlet's bound parameters, by cmdlet name. */",
     `export interface CmdletParameters {\n${index.join('\n')}\n}\n`,
   ].join('\n');
 }

@@ -14,7 +14,12 @@ export function reportingWrites(sink: Writable, written: (chunk: Buffer) => void
     highWaterMark: 0,
     write(chunk: Buffer, _encoding, done) {
       if (sinkResult) return done(sinkResult.err ?? prematureClose());
-      if (sink.write(chunk, (err) => { if (!err) written(chunk); })) return done();
+      if (
+        sink.write(chunk, (err) => {
+          if (!err) written(chunk);
+        })
+      )
+        return done();
       waiting = done;
       sink.once('drain', () => {
         const resume = waiting;

@@ -76,7 +76,9 @@ const signalNames = new Map(Object.entries(osConstants.signals).map(([name, n]) 
  * them, so that both ways of starting a program fail alike and at once.
  */
 export function findProgram(file: string, searchPath: string | undefined): string {
-  const candidates = file.includes('/') ? [file] : (searchPath ?? '/usr/local/bin:/usr/bin:/bin').split(':').map((dir) => path.join(dir || '.', file));
+  const candidates = file.includes('/')
+    ? [file]
+    : (searchPath ?? '/usr/local/bin:/usr/bin:/bin').split(':').map((dir) => path.join(dir || '.', file));
   let denied = false;
   for (const candidate of candidates) {
     try {
@@ -106,7 +108,9 @@ export function spawnWithoutFork(file: string, args: readonly string[], options:
     [options.stdin, options.stdout, options.stderr],
     options.newSession,
     (exitCode, signal) =>
-      exited(exitCode !== null ? { exitCode } : signal !== null ? { signal: signalNames.get(signal) ?? (`SIG${signal}` as NodeJS.Signals) } : {}),
+      exited(
+        exitCode !== null ? { exitCode } : signal !== null ? { signal: signalNames.get(signal) ?? (`SIG${signal}` as NodeJS.Signals) } : {},
+      ),
   );
   const stdin = inFd >= 0 ? new Socket({ fd: inFd, readable: false, writable: true }) : null;
   const stdout = outFd < 0 ? null : options.pooledStdout ? readPooled(outFd) : new Socket({ fd: outFd, readable: true, writable: false });
@@ -114,7 +118,8 @@ export function spawnWithoutFork(file: string, args: readonly string[], options:
   // A program that exits without reading all of its input leaves our writes failing with EPIPE;
   // whoever writes sees that through its own pipeline, and the exit status tells the story.
   stdin?.on('error', () => {});
-  const closed = (s: Readable | null): Promise<void> => (s === null || s.closed ? Promise.resolve() : new Promise((r) => s.once('close', () => r())));
+  const closed = (s: Readable | null): Promise<void> =>
+    s === null || s.closed ? Promise.resolve() : new Promise((r) => s.once('close', () => r()));
   const ended = Promise.all([exit, closed(stdout), closed(stderr)]).then(([end]) => {
     // Nobody writes to a program that has gone.
     stdin?.destroy();

@@ -14,7 +14,8 @@ const UNSUPPORTED = new Set(['EINVAL', 'ENOSYS', 'ENOTSUP', 'EOPNOTSUPP']);
 /** True once `a` and `b` have swapped; false when exchanging is not available here (nothing changed). */
 export function exchangeNames(a: string, b: string): boolean {
   if (nativeDisabled()) return false;
-  if (addon === undefined) addon = process.platform === 'linux' ? (loadAddon<{ exchange(a: string, b: string): void }>('rename_exchange') ?? null) : null;
+  if (addon === undefined)
+    addon = process.platform === 'linux' ? (loadAddon<{ exchange(a: string, b: string): void }>('rename_exchange') ?? null) : null;
   if (!addon) return false;
   try {
     addon.exchange(a, b);

@@ -83,13 +83,20 @@ function unsupported(where: string, value: unknown): AzsError {
     category: 'InvalidData',
     exitCode: ExitCode.Failure,
     targetObject: where,
-    recommendedAction: 'Report this as a bug: output objects may hold strings, numbers, bigints, booleans, Dates, arrays, plain objects and null.',
+    recommendedAction:
+      'Report this as a bug: output objects may hold strings, numbers, bigints, booleans, Dates, arrays, plain objects and null.',
   });
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Date) return false;
-  return !(value instanceof Map || value instanceof Set || ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof RegExp);
+  return !(
+    value instanceof Map ||
+    value instanceof Set ||
+    ArrayBuffer.isView(value) ||
+    value instanceof ArrayBuffer ||
+    value instanceof RegExp
+  );
 }
 
 function toDate(where: string, value: unknown): Date {
@@ -167,21 +174,36 @@ function normalizeDeclared(
       return { kind: 'Guid', value: value.toLowerCase() };
     case 'String[]':
       if (!Array.isArray(value)) throw mismatch(where, 'String[]', value);
-      return memoized(memo, value, 'String[]', () => newList('System.String[]'), (list) => {
-        for (const [i, item] of value.entries()) list.items.push(normalizeDeclared(`${where}[${i}]`, 'String', undefined, item, types, memo));
-      });
+      return memoized(
+        memo,
+        value,
+        'String[]',
+        () => newList('System.String[]'),
+        (list) => {
+          for (const [i, item] of value.entries())
+            list.items.push(normalizeDeclared(`${where}[${i}]`, 'String', undefined, item, types, memo));
+        },
+      );
     case 'Object':
       if (!isRecord(value)) throw mismatch(where, `Object${typeName ? ` (${typeName})` : ''}`, value);
       return normalizeObject(where, value, typeName, types, memo);
     case 'Object[]':
       if (!Array.isArray(value)) throw mismatch(where, `Object[]${typeName ? ` (${typeName}[])` : ''}`, value);
-      return memoized(memo, value, `Object[]:${typeName ?? ''}`, () => newList('System.Object[]'), (list) => {
-        value.forEach((item, i) => {
-          const itemWhere = `${where}[${i}]`;
-          // Elements that are objects take the declared element type; anything else speaks for itself.
-          list.items.push(isRecord(item) ? normalizeObject(itemWhere, item, typeName, types, memo) : normalizeUndeclared(itemWhere, item, types, memo));
-        });
-      });
+      return memoized(
+        memo,
+        value,
+        `Object[]:${typeName ?? ''}`,
+        () => newList('System.Object[]'),
+        (list) => {
+          value.forEach((item, i) => {
+            const itemWhere = `${where}[${i}]`;
+            // Elements that are objects take the declared element type; anything else speaks for itself.
+            list.items.push(
+              isRecord(item) ? normalizeObject(itemWhere, item, typeName, types, memo) : normalizeUndeclared(itemWhere, item, types, memo),
+            );
+          });
+        },
+      );
   }
 }
 
@@ -217,9 +239,15 @@ function normalizeUndeclared(where: string, value: unknown, types: TypeRegistry,
     case 'object':
       if (value instanceof Date) return { kind: 'DateTime', value: toDate(where, value) };
       if (Array.isArray(value)) {
-        return memoized(memo, value, 'Object[]:', () => newList('System.Object[]'), (list) => {
-          for (const [i, item] of value.entries()) list.items.push(normalizeUndeclared(`${where}[${i}]`, item, types, memo));
-        });
+        return memoized(
+          memo,
+          value,
+          'Object[]:',
+          () => newList('System.Object[]'),
+          (list) => {
+            for (const [i, item] of value.entries()) list.items.push(normalizeUndeclared(`${where}[${i}]`, item, types, memo));
+          },
+        );
       }
       if (isRecord(value)) return normalizeObject(where, value, undefined, types, memo);
       throw unsupported(where, value);
@@ -228,22 +256,37 @@ function normalizeUndeclared(where: string, value: unknown, types: TypeRegistry,
   }
 }
 
-function normalizeObject(where: string, source: Record<string, unknown>, typeName: string | undefined, types: TypeRegistry, memo: Memo): ObjectValue {
-  return memoized(memo, source, `Object:${typeName ?? ''}`, (): ObjectValue => ({ kind: 'Object', typeName, properties: [] }), (node) => {
-    const declared: readonly PropertyDef[] = (typeName !== undefined ? types.get(typeName)?.properties : undefined) ?? [];
-    const label = typeName ?? where;
-    const seen = new Set<string>();
-    // Declared properties come first and always appear, so every object of a type has the same shape.
-    for (const prop of declared) {
-      seen.add(prop.name);
-      const value = Object.hasOwn(source, prop.name) ? source[prop.name] : undefined;
-      node.properties.push({ name: prop.name, value: normalizeDeclared(`${label}.${prop.name}`, prop.type, prop.typeName, value, types, memo) });
-    }
-    for (const [name, value] of Object.entries(source)) {
-      if (seen.has(name) || typeof value === 'function') continue;
-      node.properties.push({ name, value: normalizeUndeclared(`${label}.${name}`, value, types, memo) });
-    }
-  });
+function normalizeObject(
+  where: string,
+  source: Record<string, unknown>,
+  typeName: string | undefined,
+  types: TypeRegistry,
+  memo: Memo,
+): ObjectValue {
+  return memoized(
+    memo,
+    source,
+    `Object:${typeName ?? ''}`,
+    (): ObjectValue => ({ kind: 'Object', typeName, properties: [] }),
+    (node) => {
+      const declared: readonly PropertyDef[] = (typeName !== undefined ? types.get(typeName)?.properties : undefined) ?? [];
+      const label = typeName ?? where;
+      const seen = new Set<string>();
+      // Declared properties come first and always appear, so every object of a type has the same shape.
+      for (const prop of declared) {
+        seen.add(prop.name);
+        const value = Object.hasOwn(source, prop.name) ? source[prop.name] : undefined;
+        node.properties.push({
+          name: prop.name,
+          value: normalizeDeclared(`${label}.${prop.name}`, prop.type, prop.typeName, value, types, memo),
+        });
+      }
+      for (const [name, value] of Object.entries(source)) {
+        if (seen.has(name) || typeof value === 'function') continue;
+        node.properties.push({ name, value: normalizeUndeclared(`${label}.${name}`, value, types, memo) });
+      }
+    },
+  );
 }
 
 /** Normalises one output object (or any value a cmdlet writes) of the given type. */

@@ -80,7 +80,11 @@ function integrityError(errorId: string, message: string, opts: ChunkCipherOptio
 
 function fileKey(opts: ChunkCipherOptions, salt: Buffer): Buffer {
   if (!Buffer.isBuffer(opts.dataKey) || opts.dataKey.length !== 32) {
-    throw new AzsError('A data key must be 32 bytes.', { errorId: 'InvalidDataKey', category: 'InvalidArgument', exitCode: ExitCode.Failure });
+    throw new AzsError('A data key must be 32 bytes.', {
+      errorId: 'InvalidDataKey',
+      category: 'InvalidArgument',
+      exitCode: ExitCode.Failure,
+    });
   }
   const binding = createHash('sha256');
   for (const field of [opts.backupName, opts.roleName, opts.fileName]) {
@@ -316,7 +320,11 @@ export class ChunkOpener {
   end(out: Buffer[]): void {
     const name = this.opts.fileName;
     if (!this.header) {
-      throw integrityError('TruncatedBackupFile', `'${name}' ends inside its header (${this.pending.length} bytes): it is truncated.`, this.opts);
+      throw integrityError(
+        'TruncatedBackupFile',
+        `'${name}' ends inside its header (${this.pending.length} bytes): it is truncated.`,
+        this.opts,
+      );
     }
     const length = this.pending.length;
     if (length < CHUNK_TAG_BYTES) {
@@ -357,7 +365,11 @@ interface ChunkProcessor {
 
 /** A Transform over a ChunkProcessor; its errors fail the stream before anything of theirs is pushed. */
 class ChunkTransform extends Transform {
-  constructor(private readonly processor: ChunkProcessor, writableHighWaterMark: number, readableHighWaterMark: number) {
+  constructor(
+    private readonly processor: ChunkProcessor,
+    writableHighWaterMark: number,
+    readableHighWaterMark: number,
+  ) {
     super({ writableHighWaterMark, readableHighWaterMark });
   }
 

@@ -11,7 +11,9 @@ export interface SealOptions extends ChunkCipherOptions {
 
 /** Role data in, the stored file out: zstd, then chunked AES-256-GCM (format in chunk-cipher.ts). */
 export function sealRoleStream(opts: SealOptions): CodecStream {
-  return new CodecStream(new SealingCodec(createEncoder({ level: opts.compressionLevel, workers: opts.compressionWorkers }), new ChunkSealer(opts)));
+  return new CodecStream(
+    new SealingCodec(createEncoder({ level: opts.compressionLevel, workers: opts.compressionWorkers }), new ChunkSealer(opts)),
+  );
 }
 
 /**

@@ -17,7 +17,8 @@ export function decompressionError(detail: string, cause?: unknown): AzsError {
     errorId: 'DecompressionFailed',
     category: 'InvalidData',
     exitCode: ExitCode.Integrity,
-    recommendedAction: 'The data authenticated but does not decompress, so it was bad before it was encrypted. Restore from another backup.',
+    recommendedAction:
+      'The data authenticated but does not decompress, so it was bad before it was encrypted. Restore from another backup.',
     cause,
   });
 }

@@ -99,14 +99,28 @@ function launch(spec: ProgramSpec, mode: 'export' | 'import'): Launched {
   const [file, ...args] = spec.argv;
   if (!file) throw new Error('ProgramSpec.argv is empty'); // validated earlier; a bug if reached
   try {
-    const p = spawnProgram(file, args, { env: environment(spec.env), stdin: mode === 'import', stdout: mode === 'export', pooledStdout: true, stderr: true, newSession: true });
-    const outcome = p.ended.then(({ error, ...end }): Outcome =>
-      error ? { failed: true, code: error.code, shortMessage: error.message } : { failed: end.exitCode !== 0, ...end },
+    const p = spawnProgram(file, args, {
+      env: environment(spec.env),
+      stdin: mode === 'import',
+      stdout: mode === 'export',
+      pooledStdout: true,
+      stderr: true,
+      newSession: true,
+    });
+    const outcome = p.ended.then(
+      ({ error, ...end }): Outcome =>
+        error ? { failed: true, code: error.code, shortMessage: error.message } : { failed: end.exitCode !== 0, ...end },
     );
     return { ...p, outcome };
   } catch (e) {
     const { code, message } = e as NodeJS.ErrnoException;
-    return { pid: undefined, stdin: null, stdout: null, stderr: null, outcome: Promise.resolve({ failed: true, code, shortMessage: message }) };
+    return {
+      pid: undefined,
+      stdin: null,
+      stdout: null,
+      stderr: null,
+      outcome: Promise.resolve({ failed: true, code, shortMessage: message }),
+    };
   }
 }
 
@@ -195,12 +209,15 @@ function failure(spec: ProgramSpec, run: Running, r: Outcome): AzsError | undefi
   const stderr = redacted(run.tail.text(), spec.secrets);
   const withStderr = (s: string): string => (stderr ? `${s}. stderr: ${stderr}` : `${s}; it wrote nothing to stderr`);
   if (reason === 'timeout') {
-    return new AzsError(withStderr(`The ${spec.label} did not finish within its time limit of ${(spec.timeoutMs ?? 0) / 1000} s and was killed`), {
-      errorId: `${spec.errorPrefix}Timeout`,
-      category: 'OperationTimeout',
-      targetObject: spec.argv[0],
-      recommendedAction: 'Find out why the program is slow or stuck, or raise the role\'s time limit (TimeoutSeconds).',
-    });
+    return new AzsError(
+      withStderr(`The ${spec.label} did not finish within its time limit of ${(spec.timeoutMs ?? 0) / 1000} s and was killed`),
+      {
+        errorId: `${spec.errorPrefix}Timeout`,
+        category: 'OperationTimeout',
+        targetObject: spec.argv[0],
+        recommendedAction: "Find out why the program is slow or stuck, or raise the role's time limit (TimeoutSeconds).",
+      },
+    );
   }
   if (reason === 'aborted') {
     return new AzsError(`The ${spec.label} was stopped because the job was cancelled`, {
@@ -221,13 +238,18 @@ function failure(spec: ProgramSpec, run: Running, r: Outcome): AzsError | undefi
   }
   const explained = r.exitCode !== undefined ? spec.explainExit?.(r.exitCode, stderr) : undefined;
   if (explained) return explained;
-  const how = r.exitCode !== undefined ? `exited with code ${r.exitCode}` : r.signal ? `was killed by ${r.signal}` : `failed (${r.shortMessage ?? 'unknown reason'})`;
+  const how =
+    r.exitCode !== undefined
+      ? `exited with code ${r.exitCode}`
+      : r.signal
+        ? `was killed by ${r.signal}`
+        : `failed (${r.shortMessage ?? 'unknown reason'})`;
   return new AzsError(withStderr(`The ${spec.label} ${how}`), {
     errorId: `${spec.errorPrefix}Failed`,
     category: 'InvalidOperation',
     exitCode: ExitCode.Failure,
     targetObject: spec.argv[0],
-    recommendedAction: 'Read the program\'s stderr above, fix the cause and run the job again.',
+    recommendedAction: "Read the program's stderr above, fix the cause and run the job again.",
   });
 }
 
@@ -260,13 +282,16 @@ export function exportFromProgram(spec: ProgramSpec): Readable {
 
 function inputFailed(spec: ProgramSpec, inputError: unknown): AzsError {
   if (isAzsError(inputError)) return inputError;
-  return new AzsError(`The role data stream failed while the ${spec.label} was reading it: ${(inputError as Error)?.message ?? String(inputError)}`, {
-    errorId: `${spec.errorPrefix}InputFailed`,
-    category: 'ReadError',
-    targetObject: spec.argv[0],
-    cause: inputError,
-    recommendedAction: 'Check the backup with Test-InfrastructureBackup; the program was stopped and may have applied part of the data.',
-  });
+  return new AzsError(
+    `The role data stream failed while the ${spec.label} was reading it: ${(inputError as Error)?.message ?? String(inputError)}`,
+    {
+      errorId: `${spec.errorPrefix}InputFailed`,
+      category: 'ReadError',
+      targetObject: spec.argv[0],
+      cause: inputError,
+      recommendedAction: 'Check the backup with Test-InfrastructureBackup; the program was stopped and may have applied part of the data.',
+    },
+  );
 }
 
 /**
@@ -291,7 +316,9 @@ export async function importIntoProgram(spec: ProgramSpec, data: Readable): Prom
   };
   data.once('error', onDataError);
   // A program that could not start has no stdin; its outcome says why, and the data is let go.
-  const feeding = (run.stdin ? pipeline(data, written ? reportingWrites(run.stdin, written) : run.stdin) : Promise.resolve(void data.destroy())).catch((e: unknown) => {
+  const feeding = (
+    run.stdin ? pipeline(data, written ? reportingWrites(run.stdin, written) : run.stdin) : Promise.resolve(void data.destroy())
+  ).catch((e: unknown) => {
     // A program that exits early breaks the pipe; its exit status tells the real story.
     const code = (e as NodeJS.ErrnoException)?.code;
     if (code !== 'EPIPE' && code !== 'ERR_STREAM_PREMATURE_CLOSE' && code !== 'ERR_STREAM_DESTROYED') onDataError(e);

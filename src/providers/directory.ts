@@ -17,13 +17,17 @@ import { recoverSwaps, resolveDestination, Staging } from './swap.js';
  */
 
 function unsafeEntry(entryPath: string, why: string): AzsError {
-  return new AzsError(`The backup archive contains the entry '${entryPath}', which ${why}; the restore was refused and nothing was changed.`, {
-    errorId: 'UnsafeArchiveEntry',
-    category: 'InvalidData',
-    exitCode: ExitCode.Integrity,
-    targetObject: entryPath,
-    recommendedAction: 'Do not restore this backup: it was tampered with or was not made by AzsBackup. Restore an earlier backup and check who can write to the share.',
-  });
+  return new AzsError(
+    `The backup archive contains the entry '${entryPath}', which ${why}; the restore was refused and nothing was changed.`,
+    {
+      errorId: 'UnsafeArchiveEntry',
+      category: 'InvalidData',
+      exitCode: ExitCode.Integrity,
+      targetObject: entryPath,
+      recommendedAction:
+        'Do not restore this backup: it was tampered with or was not made by AzsBackup. Restore an earlier backup and check who can write to the share.',
+    },
+  );
 }
 
 const ALLOWED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
@@ -57,22 +61,28 @@ class EntryGuard {
     if (raw.split('/').includes('..')) return unsafeEntry(raw, "contains '..'");
     if (raw.includes('\0')) return unsafeEntry(raw, 'contains a NUL character');
     if (!ALLOWED_TYPES.has(e.type)) {
-      return new AzsError(`The backup archive contains the entry '${raw}' of type ${e.type}, which the directory provider does not restore.`, {
-        errorId: 'UnsupportedArchiveEntry',
-        category: 'InvalidData',
-        targetObject: raw,
-        recommendedAction: 'The archive was not made by the directory provider; restore a backup made by AzsBackup.',
-      });
+      return new AzsError(
+        `The backup archive contains the entry '${raw}' of type ${e.type}, which the directory provider does not restore.`,
+        {
+          errorId: 'UnsupportedArchiveEntry',
+          category: 'InvalidData',
+          targetObject: raw,
+          recommendedAction: 'The archive was not made by the directory provider; restore a backup made by AzsBackup.',
+        },
+      );
     }
     const rel = relativeOf(raw);
     if (rel === '' && e.type !== 'Directory') return unsafeEntry(raw, 'would replace the destination folder itself');
     for (const a of ancestors(rel)) {
-      if (this.symlinks.has(a)) return unsafeEntry(raw, `would be written through the symbolic link '${a}' and could land outside the destination`);
+      if (this.symlinks.has(a))
+        return unsafeEntry(raw, `would be written through the symbolic link '${a}' and could land outside the destination`);
     }
-    if (this.symlinks.has(rel) && e.type !== 'SymbolicLink') return unsafeEntry(raw, `would replace the symbolic link '${rel}' and could write through it`);
+    if (this.symlinks.has(rel) && e.type !== 'SymbolicLink')
+      return unsafeEntry(raw, `would replace the symbolic link '${rel}' and could write through it`);
     // A folder's times and mode are set once tar is done, and whatever was put inside it is
     // reached through its path: a link in its place would lead both outside.
-    if ((e.type === 'SymbolicLink' || e.type === 'Link') && this.folders.has(rel)) return unsafeEntry(raw, `would replace the folder '${rel}' by a link`);
+    if ((e.type === 'SymbolicLink' || e.type === 'Link') && this.folders.has(rel))
+      return unsafeEntry(raw, `would replace the folder '${rel}' by a link`);
     if (e.type === 'Link') {
       const target = e.linkpath ?? '';
       if (target === '' || target.startsWith('/')) return unsafeEntry(raw, `is a hard link to an absolute path '${target}'`);
@@ -107,20 +117,32 @@ const CHANGED_WHILE_READ = /: (file changed as we read it|file removed before we
  * whole, so the role fails, and the engine tries it again since the writer is usually done soon.
  */
 function sourceChanged(root: string, role: string, stderr: string): AzsError | undefined {
-  const changed = stderr.split('\n').filter((l) => CHANGED_WHILE_READ.test(l.trim())).map((l) => l.trim().replace(/^\S*tar: /, ''));
+  const changed = stderr
+    .split('\n')
+    .filter((l) => CHANGED_WHILE_READ.test(l.trim()))
+    .map((l) => l.trim().replace(/^\S*tar: /, ''));
   if (changed.length === 0) return undefined;
-  return new AzsError(`Files of the folder '${root}' (role '${role}') changed while they were read, so the copy would not be consistent: ${changed.slice(0, 5).join('; ')}${changed.length > 5 ? `; and ${changed.length - 5} more` : ''}.`, {
-    errorId: 'DirectorySourceChanged',
-    category: 'ResourceBusy',
-    exitCode: ExitCode.Failure,
-    targetObject: root,
-    retryable: true,
-    recommendedAction: 'Stop or pause what writes to the folder during the backup, or back up live data with a provider that takes a consistent copy (sqlite, postgres, or a command that snapshots it), then run the backup again.',
-  });
+  return new AzsError(
+    `Files of the folder '${root}' (role '${role}') changed while they were read, so the copy would not be consistent: ${changed.slice(0, 5).join('; ')}${changed.length > 5 ? `; and ${changed.length - 5} more` : ''}.`,
+    {
+      errorId: 'DirectorySourceChanged',
+      category: 'ResourceBusy',
+      exitCode: ExitCode.Failure,
+      targetObject: root,
+      retryable: true,
+      recommendedAction:
+        'Stop or pause what writes to the folder during the backup, or back up live data with a provider that takes a consistent copy (sqlite, postgres, or a command that snapshots it), then run the backup again.',
+    },
+  );
 }
 
 function wrapFsError(e: unknown, errorId: string, what: string, target: string): AzsError {
-  return providerFsError(e, { message: what, errorId, target, recommendedAction: 'Fix the cause named in the message and run the restore again.' });
+  return providerFsError(e, {
+    message: what,
+    errorId,
+    target,
+    recommendedAction: 'Fix the cause named in the message and run the restore again.',
+  });
 }
 
 /** The first reason the extraction must stop; refusing aborts `stop`, which ends GNU tar. */
@@ -151,12 +173,18 @@ function guardedTarStream(data: Readable, staging: string, guard: EntryGuard, fi
       scan();
       return undefined;
     } catch (e) {
-      refusal.refuse(e instanceof TarFormatError
-        ? new AzsError(`The role data is not a valid tar archive (${e.message}); nothing was changed.`, {
-          errorId: 'DirectoryArchiveInvalid', category: 'InvalidData', cause: e,
-          recommendedAction: 'Check the backup with Test-InfrastructureBackup and restore another one if it is damaged.',
-        })
-        : isAzsError(e) ? e : wrapFsError(e, 'DirectoryImportFailed', 'Reading the role data failed', staging));
+      refusal.refuse(
+        e instanceof TarFormatError
+          ? new AzsError(`The role data is not a valid tar archive (${e.message}); nothing was changed.`, {
+              errorId: 'DirectoryArchiveInvalid',
+              category: 'InvalidData',
+              cause: e,
+              recommendedAction: 'Check the backup with Test-InfrastructureBackup and restore another one if it is damaged.',
+            })
+          : isAzsError(e)
+            ? e
+            : wrapFsError(e, 'DirectoryImportFailed', 'Reading the role data failed', staging),
+      );
       return refusal.reason;
     }
   };
@@ -171,10 +199,14 @@ function guardedTarStream(data: Readable, staging: string, guard: EntryGuard, fi
     },
   });
   const onDataError = (e: unknown): void => {
-    const error = isAzsError(e) ? e : new AzsError(`The role data stream failed during the restore: ${(e as Error).message}; nothing was changed.`, {
-      errorId: 'DirectoryImportInputFailed', category: 'ReadError', cause: e,
-      recommendedAction: 'Check the share and the backup with Test-InfrastructureBackup, then restore again.',
-    });
+    const error = isAzsError(e)
+      ? e
+      : new AzsError(`The role data stream failed during the restore: ${(e as Error).message}; nothing was changed.`, {
+          errorId: 'DirectoryImportInputFailed',
+          category: 'ReadError',
+          cause: e,
+          recommendedAction: 'Check the share and the backup with Test-InfrastructureBackup, then restore again.',
+        });
     refusal.refuse(error);
     toTar.destroy(error);
   };
@@ -190,7 +222,12 @@ function extractFailure(failure: unknown, staging: string): unknown {
   // A full disk shows in GNU tar as ENOSPC, or as a short write ("Wrote only 10240 of 131072
   // bytes"), which the kernel gives when the space runs out in the middle of one write.
   if (isAzsError(failure) && /No space left on device|Disk quota exceeded|Wrote only \d+ of \d+ bytes/.test(failure.message)) {
-    return wrapFsError(Object.assign(new Error(failure.message), { code: 'ENOSPC' }), 'DirectoryImportFailed', 'Extracting the role data failed', staging);
+    return wrapFsError(
+      Object.assign(new Error(failure.message), { code: 'ENOSPC' }),
+      'DirectoryImportFailed',
+      'Extracting the role data failed',
+      staging,
+    );
   }
   return failure;
 }
@@ -211,9 +248,13 @@ async function restoreMetadata(staging: string, guard: EntryGuard, fifos: string
     const p = d.rel === '' ? staging : path.join(staging, d.rel);
     // Through a handle on the folder itself, never through a link in its place (the guard refuses
     // such archives; this holds even if it missed one).
-    const folder = await fs.open(p, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW).catch((e: NodeJS.ErrnoException) => {
-      throw e.code === 'ELOOP' || e.code === 'ENOTDIR' ? unsafeEntry(d.rel, 'is a folder in the archive but something else once extracted') : e;
-    });
+    const folder = await fs
+      .open(p, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW)
+      .catch((e: NodeJS.ErrnoException) => {
+        throw e.code === 'ELOOP' || e.code === 'ENOTDIR'
+          ? unsafeEntry(d.rel, 'is a folder in the archive but something else once extracted')
+          : e;
+      });
     try {
       if (asRoot && typeof d.uid === 'number' && typeof d.gid === 'number') await folder.chown(d.uid, d.gid);
       if (typeof d.mode === 'number') await folder.chmod(d.mode & 0o7777);
@@ -237,21 +278,41 @@ async function extractStrict(data: Readable, staging: string, { signal }: Provid
   const guard = new EntryGuard();
   const refusal = new Refusal();
   const onAbort = (): void =>
-    refusal.refuse(new AzsError('The restore was cancelled; the folder was left as it was.', { errorId: 'DirectoryImportCancelled', category: 'OperationStopped' }));
+    refusal.refuse(
+      new AzsError('The restore was cancelled; the folder was left as it was.', {
+        errorId: 'DirectoryImportCancelled',
+        category: 'OperationStopped',
+      }),
+    );
   if (signal?.aborted) onAbort();
   signal?.addEventListener('abort', onAbort, { once: true });
 
   const fifos: string[] = [];
   const toTar = guardedTarStream(data, staging, guard, fifos, refusal);
   const asRoot = process.getuid?.() === 0;
-  const failure = await importIntoProgram({
-    argv: ['tar', '-C', staging, '-x', '-p', '--blocking-factor=256', '--read-full-records', '-f', '-', '--numeric-owner', ...(asRoot ? ['--same-owner'] : ['--no-same-owner'])],
-    errorPrefix: 'DirectoryImport',
-    label: `tar extracting into '${staging}'`,
-    signal: refusal.stop.signal,
-    // The guard keeps copies of the header bytes it gathers, never the chunks themselves.
-    written: recyclerOf(data),
-  }, toTar).catch((e: unknown) => e);
+  const failure = await importIntoProgram(
+    {
+      argv: [
+        'tar',
+        '-C',
+        staging,
+        '-x',
+        '-p',
+        '--blocking-factor=256',
+        '--read-full-records',
+        '-f',
+        '-',
+        '--numeric-owner',
+        ...(asRoot ? ['--same-owner'] : ['--no-same-owner']),
+      ],
+      errorPrefix: 'DirectoryImport',
+      label: `tar extracting into '${staging}'`,
+      signal: refusal.stop.signal,
+      // The guard keeps copies of the header bytes it gathers, never the chunks themselves.
+      written: recyclerOf(data),
+    },
+    toTar,
+  ).catch((e: unknown) => e);
   signal?.removeEventListener('abort', onAbort);
   if (refusal.reason) throw refusal.reason;
   if (failure !== undefined) throw extractFailure(failure, staging);
@@ -288,7 +349,10 @@ export class DirectoryProvider implements Provider {
     }
     if (!st.isDirectory()) {
       throw new AzsError(`The path '${root}' of role '${this.role.name}' is not a folder.`, {
-        errorId: 'DirectoryNotAFolder', category: 'InvalidArgument', exitCode: ExitCode.Failure, targetObject: root,
+        errorId: 'DirectoryNotAFolder',
+        category: 'InvalidArgument',
+        exitCode: ExitCode.Failure,
+        targetObject: root,
         recommendedAction: 'Use the sqlite provider for a database file, or register the folder that holds the data.',
       });
     }
@@ -316,7 +380,10 @@ export class DirectoryProvider implements Provider {
     if (st && !st.isDirectory()) {
       data.resume();
       throw new AzsError(`The restore destination '${dest}' exists and is not a folder; it was left as it was.`, {
-        errorId: 'DirectoryDestinationNotAFolder', category: 'InvalidArgument', exitCode: ExitCode.Failure, targetObject: dest,
+        errorId: 'DirectoryDestinationNotAFolder',
+        category: 'InvalidArgument',
+        exitCode: ExitCode.Failure,
+        targetObject: dest,
         recommendedAction: 'Move the file away or restore to another destination.',
       });
     }

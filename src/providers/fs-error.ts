@@ -4,15 +4,18 @@ import { AzsError, ExitCode, isAzsError, type ErrorCategory } from '../errors.js
  * A provider's file-system failure as an AzsError: a full destination is always DestinationFull
  * (exit 14, whatever the provider), anything else takes the provider's own ErrorId and advice.
  */
-export function providerFsError(e: unknown, opts: {
-  message: string;
-  errorId: string;
-  target: string;
-  recommendedAction: string;
-  category?: ErrorCategory;
-  /** Extra error codes that mean "no space" (SQLITE_FULL). */
-  fullCodes?: string[];
-}): AzsError {
+export function providerFsError(
+  e: unknown,
+  opts: {
+    message: string;
+    errorId: string;
+    target: string;
+    recommendedAction: string;
+    category?: ErrorCategory;
+    /** Extra error codes that mean "no space" (SQLITE_FULL). */
+    fullCodes?: string[];
+  },
+): AzsError {
   if (isAzsError(e)) return e;
   const err = e as NodeJS.ErrnoException;
   const category = opts.category ?? 'WriteError';

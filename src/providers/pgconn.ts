@@ -37,9 +37,22 @@ const QUERY_TO_ENV: Record<string, string> = {
 };
 
 /** Inherited variables that would silently change where we connect. */
-const CLEARED = ['PGHOST', 'PGHOSTADDR', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE', 'PGSERVICE', 'PGSERVICEFILE', 'PGOPTIONS', 'PGSSLMODE', 'PGTARGETSESSIONATTRS'];
+const CLEARED = [
+  'PGHOST',
+  'PGHOSTADDR',
+  'PGPORT',
+  'PGUSER',
+  'PGPASSWORD',
+  'PGDATABASE',
+  'PGSERVICE',
+  'PGSERVICEFILE',
+  'PGOPTIONS',
+  'PGSSLMODE',
+  'PGTARGETSESSIONATTRS',
+];
 
-const HINT = 'Give the connection string as postgresql://user:password@host:port/database (percent-encode special characters in the password).';
+const HINT =
+  'Give the connection string as postgresql://user:password@host:port/database (percent-encode special characters in the password).';
 
 function bad(message: string): never {
   // The string may hold a password: never echo it back.
@@ -50,7 +63,8 @@ export function parseConnectionString(uri: string): PgConnection {
   if (!/^postgres(ql)?:\/\//i.test(uri)) bad('The PostgreSQL connection string must start with postgresql:// or postgres://.');
   // Several hosts (h1,h2) are legal in libpq but not in a URL parser; say so rather than guess.
   const authority = uri.replace(/^postgres(ql)?:\/\//i, '').split(/[/?]/)[0] ?? '';
-  if (authority.slice(authority.lastIndexOf('@') + 1).includes(',')) bad('Connection strings with several hosts are not supported; give one host.');
+  if (authority.slice(authority.lastIndexOf('@') + 1).includes(','))
+    bad('Connection strings with several hosts are not supported; give one host.');
   let url: URL;
   try {
     // A non-special scheme keeps an empty host (postgresql:///db?host=/run/postgresql) intact.
@@ -102,8 +116,11 @@ export function withoutPassword(uri: string): string {
 export function assertNoPassword(uri: string): void {
   const { env } = parseConnectionString(uri);
   if (env.PGPASSWORD !== undefined) {
-    throw usageError('The PostgreSQL connection string holds a password; it would be stored and shown in clear. The command line was not saved.',
-      'PostgresPasswordInConnectionString', null,
-      'Give the connection string without the password (postgresql://user@host:port/database) and the password with -DatabasePassword, which is sealed.');
+    throw usageError(
+      'The PostgreSQL connection string holds a password; it would be stored and shown in clear. The command line was not saved.',
+      'PostgresPasswordInConnectionString',
+      null,
+      'Give the connection string without the password (postgresql://user@host:port/database) and the password with -DatabasePassword, which is sealed.',
+    );
   }
 }

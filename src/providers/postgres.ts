@@ -59,7 +59,12 @@ export class PostgresProvider implements Provider {
     const d = ctx.destination;
     if (d === undefined) return this.conn;
     if (/^postgres(ql)?:\/\//i.test(d)) return parseConnectionString(d);
-    return { ...this.conn, env: { ...this.conn.env, PGDATABASE: d }, database: d, display: this.conn.display.replace(/\/[^/]*$/, `/${encodeURIComponent(d)}`) };
+    return {
+      ...this.conn,
+      env: { ...this.conn.env, PGDATABASE: d },
+      database: d,
+      display: this.conn.display.replace(/\/[^/]*$/, `/${encodeURIComponent(d)}`),
+    };
   }
 
   private spec(argv: string[], conn: PgConnection, which: string, ctx: ProviderContext): ProgramSpec {

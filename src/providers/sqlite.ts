@@ -37,7 +37,14 @@ const BUSY_TIMEOUT_MS = 30_000;
 /** Companion files SQLite would apply to whatever database sits at the main path. */
 const COMPANIONS = ['-wal', '-shm', '-journal'];
 
-function sqliteError(message: string, errorId: string, e: unknown, target: string, recommendedAction: string, category: AzsError['category'] = 'ReadError'): AzsError {
+function sqliteError(
+  message: string,
+  errorId: string,
+  e: unknown,
+  target: string,
+  recommendedAction: string,
+  category: AzsError['category'] = 'ReadError',
+): AzsError {
   return providerFsError(e, { message, errorId, target, recommendedAction, category, fullCodes: ['SQLITE_FULL'] });
 }
 
@@ -56,13 +63,20 @@ export class SqliteProvider implements Provider {
     await recoverSwaps(await resolveDestination(file)).catch(() => undefined);
     const st = await fs.stat(file).catch((e: unknown) => {
       throw new AzsError(`The database '${file}' of role '${this.role.name}' cannot be read: ${(e as Error).message}`, {
-        errorId: 'SqliteDatabaseNotFound', category: 'ObjectNotFound', exitCode: ExitCode.Failure, targetObject: file, cause: e,
+        errorId: 'SqliteDatabaseNotFound',
+        category: 'ObjectNotFound',
+        exitCode: ExitCode.Failure,
+        targetObject: file,
+        cause: e,
         recommendedAction: 'Check that the database exists on this machine, or register the role again with the right -DatabasePath.',
       });
     });
     if (!st.isFile()) {
       throw new AzsError(`The path '${file}' of role '${this.role.name}' is not a database file.`, {
-        errorId: 'SqliteDatabaseNotAFile', category: 'InvalidArgument', exitCode: ExitCode.Failure, targetObject: file,
+        errorId: 'SqliteDatabaseNotAFile',
+        category: 'InvalidArgument',
+        exitCode: ExitCode.Failure,
+        targetObject: file,
         recommendedAction: 'Register the database file itself; use the directory provider for folders.',
       });
     }
@@ -86,18 +100,32 @@ export class SqliteProvider implements Provider {
       if ((e as Error)?.name === 'AbortError') {
         throw new AzsError('The export was cancelled.', { errorId: 'SqliteExportCancelled', category: 'OperationStopped' });
       }
-      throw sqliteError(`Copying the database '${file}' failed`, 'SqliteExportFailed', e, file,
-        'Check that the file is a SQLite database the service can read; if it is locked for long, retry when the writer is idle.');
+      throw sqliteError(
+        `Copying the database '${file}' failed`,
+        'SqliteExportFailed',
+        e,
+        file,
+        'Check that the file is a SQLite database the service can read; if it is locked for long, retry when the writer is idle.',
+      );
     }
     const stream = createReadStream(copy, { signal: ctx.signal });
     stream.once('close', () => void fs.rm(tmpDir, { recursive: true, force: true }));
     // Its failures are the provider's, typed as such (Provider.export): a raw errno error would
     // pass further on for the share's own (EIO reads as an unreachable share).
     const out = new PassThrough({ highWaterMark: 1 << 20 });
-    stream.once('error', (e: Error) => out.destroy(e.name === 'AbortError'
-      ? new AzsError('The export was cancelled.', { errorId: 'SqliteExportCancelled', category: 'OperationStopped' })
-      : sqliteError(`Reading the copy of the database '${file}' failed`, 'SqliteExportFailed', e, file,
-        'Check the temporary folder (its disk and free space), then run the backup again.')));
+    stream.once('error', (e: Error) =>
+      out.destroy(
+        e.name === 'AbortError'
+          ? new AzsError('The export was cancelled.', { errorId: 'SqliteExportCancelled', category: 'OperationStopped' })
+          : sqliteError(
+              `Reading the copy of the database '${file}' failed`,
+              'SqliteExportFailed',
+              e,
+              file,
+              'Check the temporary folder (its disk and free space), then run the backup again.',
+            ),
+      ),
+    );
     out.once('close', () => stream.destroy());
     return stream.pipe(out);
   }
@@ -118,8 +146,14 @@ export class SqliteProvider implements Provider {
       await ctx.beforeCommit?.();
       settle(dest);
       await staging.swapFileIn(candidate, COMPANIONS).catch((e: unknown) => {
-        throw sqliteError(`Putting the restored database in place at '${dest}' failed; the database was left as it was`, 'SqliteImportFailed', e, dest,
-          'Check the permissions of the destination folder and that no program holds the database open, then restore again.', 'WriteError');
+        throw sqliteError(
+          `Putting the restored database in place at '${dest}' failed; the database was left as it was`,
+          'SqliteImportFailed',
+          e,
+          dest,
+          'Check the permissions of the destination folder and that no program holds the database open, then restore again.',
+          'WriteError',
+        );
       });
     } catch (e) {
       await staging.discard().catch(() => undefined);
@@ -142,11 +176,19 @@ async function receive(data: Readable, file: string, { signal }: ProviderContext
     }
   } catch (e) {
     if ((e as Error)?.name === 'AbortError') {
-      throw new AzsError('The restore was cancelled; the database was left as it was.', { errorId: 'SqliteImportCancelled', category: 'OperationStopped' });
+      throw new AzsError('The restore was cancelled; the database was left as it was.', {
+        errorId: 'SqliteImportCancelled',
+        category: 'OperationStopped',
+      });
     }
     if (isAzsError(e)) throw e;
-    throw sqliteError('Receiving the database failed; the database was left as it was', 'SqliteImportInputFailed', e, file,
-      'Check the share and the backup with Test-InfrastructureBackup, then restore again.');
+    throw sqliteError(
+      'Receiving the database failed; the database was left as it was',
+      'SqliteImportInputFailed',
+      e,
+      file,
+      'Check the share and the backup with Test-InfrastructureBackup, then restore again.',
+    );
   }
 }
 
@@ -160,12 +202,20 @@ function checkIntegrity(file: string): void {
       db.close();
     }
   } catch (e) {
-    throw sqliteError('The restored data is not a readable SQLite database; the database was left as it was', 'SqliteImportCorrupt', e, file,
-      'Check the backup with Test-InfrastructureBackup and restore another one.', 'InvalidData');
+    throw sqliteError(
+      'The restored data is not a readable SQLite database; the database was left as it was',
+      'SqliteImportCorrupt',
+      e,
+      file,
+      'Check the backup with Test-InfrastructureBackup and restore another one.',
+      'InvalidData',
+    );
   }
   if (result !== 'ok') {
     throw new AzsError(`The restored database failed SQLite's integrity check (${String(result)}); the database was left as it was.`, {
-      errorId: 'SqliteImportCorrupt', category: 'InvalidData', targetObject: file,
+      errorId: 'SqliteImportCorrupt',
+      category: 'InvalidData',
+      targetObject: file,
       recommendedAction: 'Restore another backup; this one holds a damaged database.',
     });
   }

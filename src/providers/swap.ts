@@ -62,7 +62,10 @@ async function syncFolder(dir: string): Promise<void> {
 }
 
 async function exists(p: string): Promise<boolean> {
-  return fs.lstat(p).then(() => true, () => false);
+  return fs.lstat(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** A journal written whole and durable, or not at all: a temporary file, fsync, then its name. */
@@ -102,7 +105,13 @@ export class Staging {
     const parent = path.dirname(dest);
     const base = path.basename(dest);
     const id = randomBytes(12).toString('base64url');
-    const journal: Journal = { format: FORMAT, owner: currentOwner() ?? null, phase: 'staging', dest: base, staging: `.${base}.azs-staging-${id}` };
+    const journal: Journal = {
+      format: FORMAT,
+      owner: currentOwner() ?? null,
+      phase: 'staging',
+      dest: base,
+      staging: `.${base}.azs-staging-${id}`,
+    };
     const journalFile = path.join(parent, `.${base}.azs-swap-${id}`);
     await writeJournal(journalFile, journal, true);
     const staging = path.join(parent, journal.staging);
@@ -146,7 +155,9 @@ export class Staging {
       await testPause();
       await fs.rename(this.path, this.dest);
     } catch (e) {
-      await fs.rename(this.named(aside), this.dest).catch(() => { this.stuck = true; });
+      await fs.rename(this.named(aside), this.dest).catch(() => {
+        this.stuck = true;
+      });
       throw e;
     }
     await syncFolder(path.dirname(this.dest));
@@ -175,7 +186,10 @@ export class Staging {
       await testPause();
       await fs.rename(candidate, this.dest);
     } catch (e) {
-      for (const s of moved.reverse()) await fs.rename(path.join(this.path, `old${s}`), this.dest + s).catch(() => { this.stuck = true; });
+      for (const s of moved.reverse())
+        await fs.rename(path.join(this.path, `old${s}`), this.dest + s).catch(() => {
+          this.stuck = true;
+        });
       throw e;
     }
     await syncFolder(path.dirname(this.dest));
@@ -240,7 +254,8 @@ export async function recoverSwaps(dest: string): Promise<Recovery> {
     const m = new RegExp(`^\\.${escapeRegExp(base)}\\.azs-swap-(${ID_PATTERN})\\.tmp$`).exec(name);
     if (!m) continue;
     const j = await readJournal(path.join(parent, name), base, m[1]!);
-    if (j && provablyDead(j.owner ?? undefined) && !names.includes(name.slice(0, -4))) await fs.unlink(path.join(parent, name)).catch(() => undefined);
+    if (j && provablyDead(j.owner ?? undefined) && !names.includes(name.slice(0, -4)))
+      await fs.unlink(path.join(parent, name)).catch(() => undefined);
   }
   return result;
 }
@@ -253,9 +268,13 @@ async function readJournal(file: string, base: string, id: string): Promise<Jour
   } catch {
     return undefined;
   }
-  const ok = j && j.format === FORMAT && j.dest === base && j.staging === `.${base}.azs-staging-${id}`
-    && (j.aside === undefined || j.aside === null || j.aside === `.${base}.azs-old-${id}`)
-    && (j.companions === undefined || (Array.isArray(j.companions) && j.companions.every((s) => ['-wal', '-shm', '-journal'].includes(s))));
+  const ok =
+    j &&
+    j.format === FORMAT &&
+    j.dest === base &&
+    j.staging === `.${base}.azs-staging-${id}` &&
+    (j.aside === undefined || j.aside === null || j.aside === `.${base}.azs-old-${id}`) &&
+    (j.companions === undefined || (Array.isArray(j.companions) && j.companions.every((s) => ['-wal', '-shm', '-journal'].includes(s))));
   return ok ? j : undefined;
 }
 

@@ -58,8 +58,19 @@ const BLOCK = 512;
 const MAX_EXTENDED_BYTES = 1024 * 1024;
 
 const TYPES: Record<string, TarEntryType> = {
-  '0': 'File', '\0': 'OldFile', '1': 'Link', '2': 'SymbolicLink', '3': 'CharacterDevice', '4': 'BlockDevice',
-  '5': 'Directory', '6': 'FIFO', '7': 'ContiguousFile', D: 'GNUDumpDir', M: 'MultiVolume', V: 'VolumeLabel', S: 'SparseFile',
+  '0': 'File',
+  '\0': 'OldFile',
+  '1': 'Link',
+  '2': 'SymbolicLink',
+  '3': 'CharacterDevice',
+  '4': 'BlockDevice',
+  '5': 'Directory',
+  '6': 'FIFO',
+  '7': 'ContiguousFile',
+  D: 'GNUDumpDir',
+  M: 'MultiVolume',
+  V: 'VolumeLabel',
+  S: 'SparseFile',
 };
 /** Entry types that carry no data; GNU tar's handling of a size on them is not something to guess. */
 const TYPES_WITHOUT_DATA = new Set<TarEntryType>(['Link', 'SymbolicLink', 'CharacterDevice', 'BlockDevice', 'Directory', 'FIFO']);
@@ -92,7 +103,10 @@ function number(block: Buffer, [at, len]: readonly [number, number], field: stri
     }
     return Number(value);
   }
-  const digits = block.toString('latin1', at, at + len).replace(/[\0 ]+$/, '').replace(/^ +/, '');
+  const digits = block
+    .toString('latin1', at, at + len)
+    .replace(/[\0 ]+$/, '')
+    .replace(/^ +/, '');
   if (!/^[0-7]*$/.test(digits)) throw new TarFormatError(`the ${field} field of a header is not an octal number`);
   return digits === '' ? 0 : parseInt(digits, 8);
 }
@@ -140,7 +154,8 @@ function paxRecords(body: Buffer): Map<string, string> {
 function paxNumber(records: Map<string, string>, key: string, fallback: number): number {
   const value = records.get(key);
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new TarFormatError(`the pax ${key} '${value}' is not a whole number`);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value)))
+    throw new TarFormatError(`the pax ${key} '${value}' is not a whole number`);
   return Number(value);
 }
 
@@ -207,13 +222,18 @@ export class TarScanner {
   /** The stream ended: throws if it ended inside an entry. */
   end(): void {
     const state = this.state;
-    if (state.kind === 'ended' || (state.kind === 'header' && this.gathered === 0 && !this.pax && this.longName === undefined && this.longLink === undefined)) return;
+    if (
+      state.kind === 'ended' ||
+      (state.kind === 'header' && this.gathered === 0 && !this.pax && this.longName === undefined && this.longLink === undefined)
+    )
+      return;
     throw new TarFormatError('the archive ends in the middle of an entry: it is truncated');
   }
 
   private header(block: Buffer): void {
     if (isZeroBlock(block)) {
-      if (this.pax || this.longName !== undefined || this.longLink !== undefined) throw new TarFormatError('the archive ends after an extended header');
+      if (this.pax || this.longName !== undefined || this.longLink !== undefined)
+        throw new TarFormatError('the archive ends after an extended header');
       this.state = { kind: 'ended' };
       return;
     }
@@ -223,7 +243,8 @@ export class TarScanner {
     if (flag === 'x' || flag === 'L' || flag === 'K') {
       const pending = flag === 'x' ? this.pax : flag === 'L' ? this.longName : this.longLink;
       if (pending !== undefined) throw new TarFormatError(`two extended headers of type '${flag}' precede one entry`);
-      if (size > MAX_EXTENDED_BYTES) throw new TarFormatError(`an extended header of ${size} bytes is larger than the ${MAX_EXTENDED_BYTES} allowed`);
+      if (size > MAX_EXTENDED_BYTES)
+        throw new TarFormatError(`an extended header of ${size} bytes is larger than the ${MAX_EXTENDED_BYTES} allowed`);
       this.state = size === 0 ? { kind: 'header' } : { kind: 'extended', flag, bytes: size, padding: padding(size) };
       if (size === 0) this.extended(flag, Buffer.alloc(0), 0);
       return;

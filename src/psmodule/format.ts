@@ -19,7 +19,9 @@ function column(type: TypeDef, name: string): { header: XmlElement; item: XmlEle
   }
   if (!/^[A-Za-z][A-Za-z0-9]*$/.test(name)) {
     throw new AzsError(`Column '${name}' of ${type.name} is not a plain identifier.`, {
-      errorId: 'PsModuleInvalidName', category: 'InvalidData', targetObject: name,
+      errorId: 'PsModuleInvalidName',
+      category: 'InvalidData',
+      targetObject: name,
     });
   }
   // Lists would print as {a, b...}; a comma-separated cell reads better in a table.
@@ -42,8 +44,18 @@ function tableView(type: TypeDef): XmlElement {
     el('Name', type.name),
     el('ViewSelectedBy', [el('TypeName', type.name), el('TypeName', `Deserialized.${type.name}`)]),
     el('TableControl', [
-      el('TableHeaders', columns.map((c) => c.header)),
-      el('TableRowEntries', [el('TableRowEntry', [el('TableColumnItems', columns.map((c) => c.item))])]),
+      el(
+        'TableHeaders',
+        columns.map((c) => c.header),
+      ),
+      el('TableRowEntries', [
+        el('TableRowEntry', [
+          el(
+            'TableColumnItems',
+            columns.map((c) => c.item),
+          ),
+        ]),
+      ]),
     ]),
   ]);
 }

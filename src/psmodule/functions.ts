@@ -4,7 +4,14 @@
  * hands its bound parameters to the module's one private helper, Invoke-AzsBackupHost.
  */
 import { AzsError } from '../errors.js';
-import { isPathParameter, type CmdletAlias, type CmdletManifest, type ParameterDef, type ParameterSetMembership, type TypeRegistry } from '../manifest/model.js';
+import {
+  isPathParameter,
+  type CmdletAlias,
+  type CmdletManifest,
+  type ParameterDef,
+  type ParameterSetMembership,
+  type TypeRegistry,
+} from '../manifest/model.js';
 import { allParameterSets } from '../manifest/load.js';
 import { assertIdentifier, commonParameterNames, dotNetParameterType, psNumber, psQuote, psStringArray } from './powershell.js';
 
@@ -44,7 +51,9 @@ function invalid(cmdlet: CmdletManifest, why: string): AzsError {
  * `Get-InfrastructureBackup -Top 1 | Get-InfrastructureBackup` would list every backup.
  */
 function pipelineSets(cmdlet: CmdletManifest): Set<string> {
-  const chosenByPipeline = new Set(cmdlet.parameters.flatMap((p) => p.sets.filter((m) => m.mandatory && m.valueFromPipelineByPropertyName).map((m) => m.set)));
+  const chosenByPipeline = new Set(
+    cmdlet.parameters.flatMap((p) => p.sets.filter((m) => m.mandatory && m.valueFromPipelineByPropertyName).map((m) => m.set)),
+  );
   return chosenByPipeline.size > 0 ? chosenByPipeline : new Set(cmdlet.parameterSets);
 }
 
@@ -94,9 +103,10 @@ function secretProperties(cmdlet: CmdletManifest, types: TypeRegistry): string[]
 const has = (cmdlet: CmdletManifest, name: string): boolean => cmdlet.parameters.some((p) => p.name === name && p.type === 'Switch');
 
 function cmdletBinding(cmdlet: CmdletManifest, helpUri: string | undefined): string {
-  const binding = cmdlet.defaultParameterSet && cmdlet.defaultParameterSet !== allParameterSets
-    ? [`DefaultParameterSetName = ${psQuote(cmdlet.defaultParameterSet)}`]
-    : [];
+  const binding =
+    cmdlet.defaultParameterSet && cmdlet.defaultParameterSet !== allParameterSets
+      ? [`DefaultParameterSetName = ${psQuote(cmdlet.defaultParameterSet)}`]
+      : [];
   if (cmdlet.supportsShouldProcess) binding.push('SupportsShouldProcess = $true', `ConfirmImpact = ${psQuote(cmdlet.confirmImpact)}`);
   // Only what the manifest numbers is positional, as in the host.
   binding.push('PositionalBinding = $false');
@@ -107,7 +117,11 @@ function cmdletBinding(cmdlet: CmdletManifest, helpUri: string | undefined): str
 
 function paramBlock(cmdlet: CmdletManifest): string[] {
   const pipelineSet = pipelineSets(cmdlet);
-  const params = cmdlet.parameters.map((p) => parameterBlock(p, pipelineSet).map((l) => `        ${l}`).join('\n'));
+  const params = cmdlet.parameters.map((p) =>
+    parameterBlock(p, pipelineSet)
+      .map((l) => `        ${l}`)
+      .join('\n'),
+  );
   return ['    param(', params.join(',\n\n'), '    )'];
 }
 
@@ -153,7 +167,11 @@ export function generateFunction(cmdlet: CmdletManifest, types: TypeRegistry = n
   const begin: string[] = [];
   if (has(cmdlet, 'Force') && cmdlet.supportsShouldProcess) {
     // -Force skips the confirmation, as with Remove-Item -Force, unless -Confirm is given too.
-    begin.push("        if ($Force -and -not $PSBoundParameters.ContainsKey('Confirm')) {", "            $ConfirmPreference = 'None'", '        }');
+    begin.push(
+      "        if ($Force -and -not $PSBoundParameters.ContainsKey('Confirm')) {",
+      "            $ConfirmPreference = 'None'",
+      '        }',
+    );
   }
   let blocks: string[];
   if (cmdlet.singleInput) {

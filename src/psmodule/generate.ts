@@ -23,9 +23,17 @@ export interface GenerateModuleOptions {
 
 /** File name (relative to the module folder, '/'-separated) → content. */
 export function renderModule(set: ManifestSet, opts: Omit<GenerateModuleOptions, 'outDir'>): Map<string, string> {
-  const about = set.about === undefined ? [] : [[`en-US/about_${moduleName}.help.txt`, set.about.replace(/\r\n/g, '\n')] as [string, string]];
+  const about =
+    set.about === undefined ? [] : [[`en-US/about_${moduleName}.help.txt`, set.about.replace(/\r\n/g, '\n')] as [string, string]];
   return new Map([
-    [`${moduleName}.psd1`, generatePsd1(set.cmdlets, opts.version, about.map(([name]) => name))],
+    [
+      `${moduleName}.psd1`,
+      generatePsd1(
+        set.cmdlets,
+        opts.version,
+        about.map(([name]) => name),
+      ),
+    ],
     [`${moduleName}.psm1`, generatePsm1(set.cmdlets, opts.hostPath, set.types, opts.helpUri)],
     [`${moduleName}.format.ps1xml`, generateFormat(set.types)],
     [`en-US/${moduleName}-help.xml`, generateMaml(set.cmdlets)],

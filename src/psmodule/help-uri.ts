@@ -11,11 +11,17 @@ export interface PackageLinks {
 
 /** The repository's web address from a package.json's links, or undefined when it names none. */
 function repositoryAddress(pkg: PackageLinks): string | undefined {
-  const repository = typeof pkg.repository === 'object' && pkg.repository !== null ? (pkg.repository as { url?: unknown }).url : pkg.repository;
+  const repository =
+    typeof pkg.repository === 'object' && pkg.repository !== null ? (pkg.repository as { url?: unknown }).url : pkg.repository;
   for (const candidate of [pkg.homepage, repository]) {
     if (typeof candidate !== 'string') continue;
     // npm's forms: https://host/owner/name#readme, git+https://host/owner/name.git.
-    const address = candidate.trim().replace(/^git\+/, '').replace(/#.*$/, '').replace(/\.git$/, '').replace(/\/+$/, '');
+    const address = candidate
+      .trim()
+      .replace(/^git\+/, '')
+      .replace(/#.*$/, '')
+      .replace(/\.git$/, '')
+      .replace(/\/+$/, '');
     if (/^https?:\/\/[^\s'"]+$/.test(address)) return address;
   }
   return undefined;

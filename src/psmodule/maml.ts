@@ -56,14 +56,35 @@ function view(p: ParameterDef, m: ParameterSetMembership | undefined): Parameter
 }
 
 const shouldProcessParameters: ParameterView[] = [
-  { name: 'Confirm', help: 'Prompts you for confirmation before running the cmdlet.', type: 'SwitchParameter', required: false, pipeline: false, aliases: ['cf'], isSwitch: true },
-  { name: 'WhatIf', help: 'Shows what would happen if the cmdlet runs. The cmdlet is not run.', type: 'SwitchParameter', required: false, pipeline: false, aliases: ['wi'], isSwitch: true },
+  {
+    name: 'Confirm',
+    help: 'Prompts you for confirmation before running the cmdlet.',
+    type: 'SwitchParameter',
+    required: false,
+    pipeline: false,
+    aliases: ['cf'],
+    isSwitch: true,
+  },
+  {
+    name: 'WhatIf',
+    help: 'Shows what would happen if the cmdlet runs. The cmdlet is not run.',
+    type: 'SwitchParameter',
+    required: false,
+    pipeline: false,
+    aliases: ['wi'],
+    isSwitch: true,
+  },
 ];
 
 function parameterElement(v: ParameterView, inSyntax: boolean): XmlElement {
   const children: XmlNode[] = [el('maml:name', v.name), el('maml:description', paragraphs(v.help))];
   if (inSyntax && v.validateSet && v.validateSet.length > 0) {
-    children.push(el('command:parameterValueGroup', v.validateSet.map((s) => el('command:parameterValue', { required: 'false', command: 'false', variableLength: 'false' }, s))));
+    children.push(
+      el(
+        'command:parameterValueGroup',
+        v.validateSet.map((s) => el('command:parameterValue', { required: 'false', command: 'false', variableLength: 'false' }, s)),
+      ),
+    );
   } else if (!v.isSwitch) {
     children.push(el('command:parameterValue', { required: 'true', variableLength: 'false' }, v.type));
   }
@@ -96,53 +117,77 @@ function syntaxItem(cmdlet: CmdletManifest, set: string): XmlElement {
 
 function commandElement(cmdlet: CmdletManifest): XmlElement {
   const sets = [cmdlet.defaultParameterSet, ...cmdlet.parameterSets.filter((s) => s !== cmdlet.defaultParameterSet)];
-  const parameters = [...cmdlet.parameters]
-    .sort((a, b) => a.name.localeCompare(b.name, 'en'))
-    .map((p) => view(p, undefined));
+  const parameters = [...cmdlet.parameters].sort((a, b) => a.name.localeCompare(b.name, 'en')).map((p) => view(p, undefined));
   if (cmdlet.supportsShouldProcess) parameters.push(...shouldProcessParameters);
   parameters.sort((a, b) => a.name.localeCompare(b.name, 'en'));
   const pipelineParams = cmdlet.parameters.filter((p) => p.sets.some((s) => s.valueFromPipelineByPropertyName));
 
-  return el(
-    'command:command',
-    { 'xmlns:maml': ns.maml, 'xmlns:command': ns.command, 'xmlns:dev': ns.dev, 'xmlns:MSHelp': ns.MSHelp },
-    [
-      el('command:details', [
-        el('command:name', cmdlet.name),
-        el('command:verb', cmdlet.verb),
-        el('command:noun', cmdlet.noun),
-        el('maml:description', paragraphs(cmdlet.synopsis)),
-      ]),
-      el('maml:description', paragraphs(cmdlet.description)),
-      el('command:syntax', sets.map((s) => syntaxItem(cmdlet, s))),
-      el('command:parameters', parameters.map((v) => parameterElement(v, false))),
-      el('command:inputTypes', [
-        el('command:inputType', [
-          el('dev:type', [el('maml:name', pipelineParams.length > 0 ? 'System.Management.Automation.PSObject' : 'None')]),
-          el('maml:description', paragraphs(
+  return el('command:command', { 'xmlns:maml': ns.maml, 'xmlns:command': ns.command, 'xmlns:dev': ns.dev, 'xmlns:MSHelp': ns.MSHelp }, [
+    el('command:details', [
+      el('command:name', cmdlet.name),
+      el('command:verb', cmdlet.verb),
+      el('command:noun', cmdlet.noun),
+      el('maml:description', paragraphs(cmdlet.synopsis)),
+    ]),
+    el('maml:description', paragraphs(cmdlet.description)),
+    el(
+      'command:syntax',
+      sets.map((s) => syntaxItem(cmdlet, s)),
+    ),
+    el(
+      'command:parameters',
+      parameters.map((v) => parameterElement(v, false)),
+    ),
+    el('command:inputTypes', [
+      el('command:inputType', [
+        el('dev:type', [el('maml:name', pipelineParams.length > 0 ? 'System.Management.Automation.PSObject' : 'None')]),
+        el(
+          'maml:description',
+          paragraphs(
             pipelineParams.length > 0
               ? `Objects with the properties ${pipelineParams.map((p) => [p.name, ...p.aliases].join(' or ')).join(', ')} bind by property name.`
               : 'This cmdlet takes no pipeline input.',
-          )),
-        ]),
+          ),
+        ),
       ]),
-      el('command:returnValues', [
-        el('command:returnValue', [
-          el('dev:type', [el('maml:name', cmdlet.outputType ?? 'None')]),
-          el('maml:description', paragraphs(!cmdlet.outputType ? 'This cmdlet returns nothing.' : cmdlet.output === 'List' ? `Any number of ${cmdlet.outputType} objects.` : `One ${cmdlet.outputType} object, or none.`)),
-        ]),
+    ]),
+    el('command:returnValues', [
+      el('command:returnValue', [
+        el('dev:type', [el('maml:name', cmdlet.outputType ?? 'None')]),
+        el(
+          'maml:description',
+          paragraphs(
+            !cmdlet.outputType
+              ? 'This cmdlet returns nothing.'
+              : cmdlet.output === 'List'
+                ? `Any number of ${cmdlet.outputType} objects.`
+                : `One ${cmdlet.outputType} object, or none.`,
+          ),
+        ),
       ]),
-      el('maml:alertSet', [el('maml:alert', paragraphs('Generated from the AzsBackup manifest of this cmdlet. Get-Help about_AzsBackup explains the concepts, the setup, key rotation and restoring on a redeployed machine.'))]),
-      el('command:examples', cmdlet.examples.filter((ex) => ex.shell !== 'Cli').map((ex, i) =>
-        el('command:example', [
-          el('maml:title', `-------------------------- Example ${i + 1}: ${ex.title} --------------------------`),
-          el('dev:code', ex.code),
-          el('dev:remarks', paragraphs(ex.remarks)),
-        ]),
-      )),
-      el('command:relatedLinks'),
-    ],
-  );
+    ]),
+    el('maml:alertSet', [
+      el(
+        'maml:alert',
+        paragraphs(
+          'Generated from the AzsBackup manifest of this cmdlet. Get-Help about_AzsBackup explains the concepts, the setup, key rotation and restoring on a redeployed machine.',
+        ),
+      ),
+    ]),
+    el(
+      'command:examples',
+      cmdlet.examples
+        .filter((ex) => ex.shell !== 'Cli')
+        .map((ex, i) =>
+          el('command:example', [
+            el('maml:title', `-------------------------- Example ${i + 1}: ${ex.title} --------------------------`),
+            el('dev:code', ex.code),
+            el('dev:remarks', paragraphs(ex.remarks)),
+          ]),
+        ),
+    ),
+    el('command:relatedLinks'),
+  ]);
 }
 
 export function generateMaml(cmdlets: readonly CmdletManifest[]): string {

@@ -30,9 +30,36 @@ export const dotNetParameterType: Readonly<Record<ParameterType, string>> = {
 
 /** Parameters (and their aliases) every advanced function gets from PowerShell itself. */
 export const commonParameterNames: readonly string[] = [
-  'Verbose', 'vb', 'Debug', 'db', 'ErrorAction', 'ea', 'WarningAction', 'wa', 'InformationAction', 'infa',
-  'ProgressAction', 'proga', 'ErrorVariable', 'ev', 'WarningVariable', 'wv', 'InformationVariable', 'iv',
-  'OutVariable', 'ov', 'OutBuffer', 'ob', 'PipelineVariable', 'pv', 'WhatIf', 'wi', 'Confirm', 'cf', 'UseTransaction', 'usetx',
+  'Verbose',
+  'vb',
+  'Debug',
+  'db',
+  'ErrorAction',
+  'ea',
+  'WarningAction',
+  'wa',
+  'InformationAction',
+  'infa',
+  'ProgressAction',
+  'proga',
+  'ErrorVariable',
+  'ev',
+  'WarningVariable',
+  'wv',
+  'InformationVariable',
+  'iv',
+  'OutVariable',
+  'ov',
+  'OutBuffer',
+  'ob',
+  'PipelineVariable',
+  'pv',
+  'WhatIf',
+  'wi',
+  'Confirm',
+  'cf',
+  'UseTransaction',
+  'usetx',
 ];
 
 const identifier = /^[A-Za-z][A-Za-z0-9]*$/;
@@ -55,7 +82,11 @@ export function assertIdentifier(name: string, what: string, file: string): void
 /** A number as PowerShell source: integers stay integers, so ValidateRange keeps the parameter's type. */
 export function psNumber(n: number): string {
   if (!Number.isFinite(n)) {
-    throw new AzsError(`Range bound ${n} is not a finite number.`, { errorId: 'PsModuleInvalidRange', category: 'InvalidData', targetObject: n });
+    throw new AzsError(`Range bound ${n} is not a finite number.`, {
+      errorId: 'PsModuleInvalidRange',
+      category: 'InvalidData',
+      targetObject: n,
+    });
   }
   return Number.isInteger(n) ? String(n) : n.toString();
 }

@@ -14,7 +14,10 @@ export function exportedNames(cmdlets: readonly CmdletManifest[]): { functions: 
   const byName = (a: string, b: string) => a.localeCompare(b, 'en');
   return {
     functions: [...sorted.map((c) => c.name), ...all.filter((a) => a.expandProperty !== undefined).map((a) => a.name)].sort(byName),
-    aliases: all.filter((a) => a.expandProperty === undefined).map((a) => a.name).sort(byName),
+    aliases: all
+      .filter((a) => a.expandProperty === undefined)
+      .map((a) => a.name)
+      .sort(byName),
   };
 }
 
@@ -37,10 +40,17 @@ function completers(cmdlets: readonly CmdletManifest[]): string[] {
   return lines;
 }
 
-export function generatePsm1(cmdlets: readonly CmdletManifest[], hostPath: string, types: TypeRegistry = new Map(), helpUri?: string): string {
+export function generatePsm1(
+  cmdlets: readonly CmdletManifest[],
+  hostPath: string,
+  types: TypeRegistry = new Map(),
+  helpUri?: string,
+): string {
   const sorted = [...cmdlets].sort((a, b) => a.name.localeCompare(b.name, 'en'));
   const exported = exportedNames(sorted);
-  const aliasLines = sorted.flatMap((c) => c.aliases.filter((a) => a.expandProperty === undefined).map((a) => `Set-Alias -Name ${psQuote(a.name)} -Value ${psQuote(c.name)}`));
+  const aliasLines = sorted.flatMap((c) =>
+    c.aliases.filter((a) => a.expandProperty === undefined).map((a) => `Set-Alias -Name ${psQuote(a.name)} -Value ${psQuote(c.name)}`),
+  );
   return [
     '# Generated from the manifests by src/psmodule; do not edit. Rebuild with `npm run build`.',
     '#Requires -Version 7.2',

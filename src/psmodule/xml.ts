@@ -29,7 +29,11 @@ export function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-export function el(name: string, attrsOrContent?: Record<string, string | undefined> | string | XmlNode[], content?: string | XmlNode[]): XmlElement {
+export function el(
+  name: string,
+  attrsOrContent?: Record<string, string | undefined> | string | XmlNode[],
+  content?: string | XmlNode[],
+): XmlElement {
   if (typeof attrsOrContent === 'string' || Array.isArray(attrsOrContent)) {
     content = attrsOrContent;
     attrsOrContent = undefined;

@@ -82,7 +82,8 @@ export function openBlob(keys: RepositoryKeys, chunkId: Buffer, blob: Buffer, pa
   if (codec === CODEC_STORED) plaintext = body;
   else if (codec === CODEC_ZSTD) plaintext = decompress(body);
   else throw fail(`unknown codec ${String(codec)}`);
-  if (expectedLength !== undefined && plaintext.length !== expectedLength) throw fail(`it holds ${plaintext.length} bytes, not ${expectedLength}`);
+  if (expectedLength !== undefined && plaintext.length !== expectedLength)
+    throw fail(`it holds ${plaintext.length} bytes, not ${expectedLength}`);
   if (!timingSafeEqual(chunkIdOf(keys, plaintext), chunkId)) throw fail('its contents do not hash to its id');
   return plaintext;
 }

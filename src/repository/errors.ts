@@ -1,6 +1,7 @@
 import { AzsError, ExitCode } from '../errors.js';
 
-const CHECK_ADVICE = 'Run Test-InfrastructureBackup on the location to find every backup that needs it; restore from a backup that does not.';
+const CHECK_ADVICE =
+  'Run Test-InfrastructureBackup on the location to find every backup that needs it; restore from a backup that does not.';
 
 /** A pack whose bytes are not what its name (their SHA-256) or its own structure says. */
 export function packDamaged(pack: string, detail: string, cause?: unknown): AzsError {
@@ -33,7 +34,8 @@ export function indexDamaged(file: string, detail: string, cause?: unknown): Azs
     category: 'InvalidData',
     exitCode: ExitCode.Integrity,
     targetObject: file,
-    recommendedAction: 'Indexes can be rebuilt from the packs alone: delete the damaged index file and rebuild the index (rebuildIndexFromPacks).',
+    recommendedAction:
+      'Indexes can be rebuilt from the packs alone: delete the damaged index file and rebuild the index (rebuildIndexFromPacks).',
     cause,
   });
 }

@@ -57,7 +57,8 @@ export function encodeIndexFile(keys: RepositoryKeys, locations: readonly ChunkL
 
 export function decodeIndexFile(keys: RepositoryKeys, name: string, file: Buffer): ChunkLocation[] {
   const h = header();
-  if (file.length < HEADER_BYTES + 12 + 16 + 8 || !file.subarray(0, HEADER_BYTES).equals(h)) throw indexDamaged(name, 'it is not an AZS-INDX version 1 file');
+  if (file.length < HEADER_BYTES + 12 + 16 + 8 || !file.subarray(0, HEADER_BYTES).equals(h))
+    throw indexDamaged(name, 'it is not an AZS-INDX version 1 file');
   let body: Buffer;
   try {
     const decipher = createDecipheriv('aes-256-gcm', keys.index, file.subarray(HEADER_BYTES, HEADER_BYTES + 12));
@@ -89,7 +90,12 @@ export function decodeIndexFile(keys: RepositoryKeys, name: string, file: Buffer
 }
 
 /** Writes one index file (whole, under a temporary name, then its final one); returns its hash. */
-export async function writeIndexFile(target: Target, layout: RepositoryLayout, keys: RepositoryKeys, locations: readonly ChunkLocation[]): Promise<string> {
+export async function writeIndexFile(
+  target: Target,
+  layout: RepositoryLayout,
+  keys: RepositoryKeys,
+  locations: readonly ChunkLocation[],
+): Promise<string> {
   const file = encodeIndexFile(keys, locations);
   const hash = createHash('sha256').update(file).digest('hex');
   await target.write(layout.indexPath(hash), Readable.from([file]));
@@ -105,7 +111,8 @@ export async function loadIndex(target: Target, layout: RepositoryLayout, keys: 
     const file = files[i];
     if (!file) return; // removed since listed (a concurrent prune): its packs are gone or indexed again
     if (!Buffer.isBuffer(file)) throw file; // too large or not a file: refused unread, as every small read is
-    if (createHash('sha256').update(file).digest('hex') !== layout.indexHashOf(name)) throw indexDamaged(name, 'its bytes do not hash to its name');
+    if (createHash('sha256').update(file).digest('hex') !== layout.indexHashOf(name))
+      throw indexDamaged(name, 'its bytes do not hash to its name');
     for (const loc of decodeIndexFile(keys, name, file)) index.add(loc);
   });
   return index;

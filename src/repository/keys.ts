@@ -43,7 +43,8 @@ export function deriveRepositoryKeys(repositoryKey: Buffer): RepositoryKeys {
       recommendedAction: 'Unwrap the repository key with the configured encryption key or certificate before opening the repository.',
     });
   }
-  const derive = (label: string, bytes = 32): Buffer => Buffer.from(hkdfSync('sha256', repositoryKey, Buffer.alloc(0), Buffer.from(label, 'ascii'), bytes));
+  const derive = (label: string, bytes = 32): Buffer =>
+    Buffer.from(hkdfSync('sha256', repositoryKey, Buffer.alloc(0), Buffer.from(label, 'ascii'), bytes));
   return {
     chunkId: derive(LABELS.chunkId),
     gearSeed: derive(LABELS.gearSeed, GEAR_SEED_BYTES),

@@ -77,9 +77,12 @@ export function packTail(tocKey: Buffer, entries: readonly PackEntry[]): Buffer 
  * the pack from the header to the toc with nothing between them.
  */
 export function parsePackTail(tocKey: Buffer, pack: string, header: Buffer, tail: Buffer, size: number): PackEntry[] {
-  if (header.length < PACK_HEADER_BYTES || !header.subarray(0, 8).equals(PACK_MAGIC)) throw packDamaged(pack, 'it does not start with AZS-PACK');
-  if (header[8] !== VERSION || header[9] !== SUITE_AES256GCM) throw packDamaged(pack, `version ${header[8]}, suite ${header[9]} is not one this version reads`);
-  if (tail.length < PACK_TRAILER_BYTES || !tail.subarray(tail.length - 8).equals(PACK_END_MAGIC)) throw packDamaged(pack, 'it does not end with AZS-PEND');
+  if (header.length < PACK_HEADER_BYTES || !header.subarray(0, 8).equals(PACK_MAGIC))
+    throw packDamaged(pack, 'it does not start with AZS-PACK');
+  if (header[8] !== VERSION || header[9] !== SUITE_AES256GCM)
+    throw packDamaged(pack, `version ${header[8]}, suite ${header[9]} is not one this version reads`);
+  if (tail.length < PACK_TRAILER_BYTES || !tail.subarray(tail.length - 8).equals(PACK_END_MAGIC))
+    throw packDamaged(pack, 'it does not end with AZS-PEND');
   const trailer = tail.subarray(tail.length - PACK_TRAILER_BYTES);
   const tocLength = trailer.readUInt32BE(0);
   const tocStart = size - PACK_TRAILER_BYTES - tocLength;
@@ -97,7 +100,8 @@ export function parsePackTail(tocKey: Buffer, pack: string, header: Buffer, tail
     throw packDamaged(pack, 'its table of contents does not authenticate (changed, or not made with this repository key)', cause);
   }
   const count = plain.readUInt32BE(0);
-  if (count < 1 || count > MAX_PACK_ENTRIES || plain.length !== 4 + count * PACK_TOC_ENTRY_BYTES) throw packDamaged(pack, 'its table of contents is malformed');
+  if (count < 1 || count > MAX_PACK_ENTRIES || plain.length !== 4 + count * PACK_TOC_ENTRY_BYTES)
+    throw packDamaged(pack, 'its table of contents is malformed');
   const entries: PackEntry[] = [];
   let expected = PACK_HEADER_BYTES;
   for (let i = 0; i < count; i++) {
@@ -108,7 +112,8 @@ export function parsePackTail(tocKey: Buffer, pack: string, header: Buffer, tail
       length: plain.readUInt32BE(at + 36),
       plaintextLength: plain.readUInt32BE(at + 40),
     };
-    if (entry.offset !== expected || entry.length < BLOB_OVERHEAD) throw packDamaged(pack, `entry ${i} of its table of contents does not follow the one before it`);
+    if (entry.offset !== expected || entry.length < BLOB_OVERHEAD)
+      throw packDamaged(pack, `entry ${i} of its table of contents does not follow the one before it`);
     expected += entry.length;
     entries.push(entry);
   }

@@ -104,7 +104,8 @@ export async function readChunks(
   }
   const out = new Map<string, Buffer>();
   for (const [pack, wanted] of byPack) {
-    for await (const { entry, plaintext } of scanPack(target, layout, pack, { keys, wanted })) out.set(entry.chunkId.toString('hex'), plaintext);
+    for await (const { entry, plaintext } of scanPack(target, layout, pack, { keys, wanted }))
+      out.set(entry.chunkId.toString('hex'), plaintext);
   }
   return out;
 }

@@ -64,7 +64,8 @@ export class PackWriter {
   async add(chunkId: Buffer, plaintext: Buffer): Promise<void> {
     const pieces = this.sealer.seal(chunkId, plaintext);
     const length = pieces.reduce((n, p) => n + p.length, 0);
-    if (this.current && (this.current.size + length > this.packBytes || this.current.entries.length >= MAX_PACK_ENTRIES)) await this.close();
+    if (this.current && (this.current.size + length > this.packBytes || this.current.entries.length >= MAX_PACK_ENTRIES))
+      await this.close();
     const pack = this.current ?? (await this.open());
     pack.entries.push({ chunkId: Buffer.from(chunkId), offset: pack.size, length, plaintextLength: plaintext.length });
     this.pendingIds.add(chunkId.toString('hex'));

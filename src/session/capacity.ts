@@ -30,7 +30,11 @@ export async function requiredCapacity(config: StoredConfig): Promise<number> {
     one = 0;
     for (const role of config.roles) {
       if (role.provider === 'directory' && role.path) one += await sizeOf(role.path);
-      if (role.provider === 'sqlite' && role.path) one += await stat(role.path).then((s) => s.size, () => 0);
+      if (role.provider === 'sqlite' && role.path)
+        one += await stat(role.path).then(
+          (s) => s.size,
+          () => 0,
+        );
     }
   }
   return one * backupsRetained(config);

@@ -4,7 +4,10 @@ import type { StoredConfig } from '../config/store.js';
 export function backupLocation(config: StoredConfig, availableCapacity: number | null = null) {
   const enc = config.encryption;
   const next = config.scheduler.enabled
-    ? new Date((config.lastSuccessfulBackupTime ? Date.parse(config.lastSuccessfulBackupTime) : Date.now()) + config.scheduler.frequencyInHours * 3_600_000).toISOString()
+    ? new Date(
+        (config.lastSuccessfulBackupTime ? Date.parse(config.lastSuccessfulBackupTime) : Date.now()) +
+          config.scheduler.frequencyInHours * 3_600_000,
+      ).toISOString()
     : null;
   return {
     Path: config.share?.path ?? null,

@@ -33,8 +33,12 @@ export interface ShareParameters {
  */
 export function shareParameters(p: ShareParameters, secretsFromEnvironment?: ReadonlySet<string>): ShareParameters {
   if (p.Password !== undefined && p.UserName === undefined && p.Credential === undefined && !secretsFromEnvironment?.has('Password')) {
-    throw usageError('-Password was given without -UserName, so it would not be used.', 'PasswordWithoutUserName', 'Password',
-      "Give the account with -UserName 'DOMAIN\\user' (or both at once with -Credential), or leave -Password out to use the configured credential.");
+    throw usageError(
+      '-Password was given without -UserName, so it would not be used.',
+      'PasswordWithoutUserName',
+      'Password',
+      "Give the account with -UserName 'DOMAIN\\user' (or both at once with -Credential), or leave -Password out to use the configured credential.",
+    );
   }
   return p;
 }
@@ -80,7 +84,10 @@ export function shareAccess(store: ConfigStore, p: ShareParameters, config: Stor
   }
   const blob = blobCredentialOf(p);
   if (blob && (p.Credential || p.UserName !== undefined)) {
-    throw usageError('A blob container takes -StorageAccountKey or -SasToken; a share takes -Credential or -UserName. Give one kind.', 'CredentialConflict');
+    throw usageError(
+      'A blob container takes -StorageAccountKey or -SasToken; a share takes -Credential or -UserName. Give one kind.',
+      'CredentialConflict',
+    );
   }
   const given = p.Credential
     ? { userName: p.Credential.UserName, password: p.Credential.Password }
@@ -93,7 +100,7 @@ export function shareAccess(store: ConfigStore, p: ShareParameters, config: Stor
   if (!isConfigured) return { path: p.Path!, privateDir, ...(given ? { credential: given } : {}) };
   if (!config.share) throw notConfigured('share');
   const stored = storedCredential(store, config.share);
-  return { path: config.share.path, privateDir, ...(given ?? stored ? { credential: given ?? stored } : {}) };
+  return { path: config.share.path, privateDir, ...((given ?? stored) ? { credential: given ?? stored } : {}) };
 }
 
 export async function openShare(access: ShareAccess): Promise<Target> {
@@ -108,14 +115,15 @@ export function configuredRecipient(store: ConfigStore, config: StoredConfig = s
   if (enc.mode === 'Key') return { kind: 'Key', keyId: enc.keyId, key: Buffer.from(store.open(enc.key, 'encryption-key'), 'base64') };
   const secret = enc.authenticationSecret && Buffer.from(store.open(enc.authenticationSecret, CERTIFICATE_SECRET_CONTEXT), 'base64');
   return {
-    kind: 'Certificate', thumbprint: enc.thumbprint, publicKeyPem: enc.publicKeyPem,
+    kind: 'Certificate',
+    thumbprint: enc.thumbprint,
+    publicKeyPem: enc.publicKeyPem,
     ...(secret ? { authenticationKey: certificateAuthenticationKey(secret) } : {}),
   };
 }
 
 /** Where the sealed certificate authentication secret is bound in the configuration. */
 export const CERTIFICATE_SECRET_CONTEXT = 'certificate-authentication-secret';
-
 
 export interface DecryptionParameters {
   DecryptionCertPath?: string;

@@ -39,7 +39,16 @@ const ACCOUNT_CAPACITY_BYTES = 5 * 1024 ** 5;
 /** A zero-length blob with this metadata stands for an empty folder (the convention of Data Lake and Storage Explorer). */
 const FOLDER_MARKER = 'hdi_isfolder';
 
-const NETWORK_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EAI_AGAIN', 'REQUEST_SEND_ERROR', 'UND_ERR_SOCKET']);
+const NETWORK_ERRORS = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ECONNABORTED',
+  'EAI_AGAIN',
+  'REQUEST_SEND_ERROR',
+  'UND_ERR_SOCKET',
+]);
 
 const remediation: Record<ShareAlertType, string> = {
   ShareConnectivity:
@@ -86,16 +95,24 @@ interface RetentionState {
 }
 
 function retainedNow(p: RetentionState, now: Date): boolean {
-  return p.leaseStatus === 'locked' || p.legalHold === true || (p.immutabilityPolicyExpiresOn !== undefined && p.immutabilityPolicyExpiresOn > now);
+  return (
+    p.leaseStatus === 'locked' ||
+    p.legalHold === true ||
+    (p.immutabilityPolicyExpiresOn !== undefined && p.immutabilityPolicyExpiresOn > now)
+  );
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }
 
@@ -193,7 +210,11 @@ export class BlobTarget implements Target {
   #client: Promise<ContainerClient> | undefined;
   private readonly retry: RetryPolicy;
 
-  constructor(readonly blob: BlobLocation, credential: BlobCredential, options: { retry?: RetryPolicy } = {}) {
+  constructor(
+    readonly blob: BlobLocation,
+    credential: BlobCredential,
+    options: { retry?: RetryPolicy } = {},
+  ) {
     this.location = blob.display;
     this.endpoint = { host: blob.host.replace(/^\[|\]$/g, ''), port: blob.port };
     this.retry = options.retry ?? DEFAULT_BLOB_RETRY;
@@ -202,17 +223,22 @@ export class BlobTarget implements Target {
 
   /** The SDK's client, loaded on first use: commands on a local folder or SMB share never load the SDK. */
   private client(): Promise<ContainerClient> {
-    this.#client ??= import('@azure/storage-blob').then(({ AnonymousCredential, ContainerClient, StorageSharedKeyCredential, newPipeline }) => {
-      // The SDK's own retries are off: ours below also retry 429 and dropped connections, and know when to stop.
-      const pipelineOptions = { retryOptions: { maxTries: 1, tryTimeoutInMs: this.retry.tryTimeoutMs } };
-      const containerUrl = `${this.blob.accountUrl}/${encodeURIComponent(this.blob.container)}`;
-      const credential = this.#credential;
-      if ('accountKey' in credential) {
-        return new ContainerClient(containerUrl, newPipeline(new StorageSharedKeyCredential(this.blob.accountName, credential.accountKey), pipelineOptions));
-      }
-      const sas = credential.sasToken.trim().replace(/^\?/, '');
-      return new ContainerClient(`${containerUrl}?${sas}`, newPipeline(new AnonymousCredential(), pipelineOptions));
-    });
+    this.#client ??= import('@azure/storage-blob').then(
+      ({ AnonymousCredential, ContainerClient, StorageSharedKeyCredential, newPipeline }) => {
+        // The SDK's own retries are off: ours below also retry 429 and dropped connections, and know when to stop.
+        const pipelineOptions = { retryOptions: { maxTries: 1, tryTimeoutInMs: this.retry.tryTimeoutMs } };
+        const containerUrl = `${this.blob.accountUrl}/${encodeURIComponent(this.blob.container)}`;
+        const credential = this.#credential;
+        if ('accountKey' in credential) {
+          return new ContainerClient(
+            containerUrl,
+            newPipeline(new StorageSharedKeyCredential(this.blob.accountName, credential.accountKey), pipelineOptions),
+          );
+        }
+        const sas = credential.sasToken.trim().replace(/^\?/, '');
+        return new ContainerClient(`${containerUrl}?${sas}`, newPipeline(new AnonymousCredential(), pipelineOptions));
+      },
+    );
     return this.#client;
   }
 
@@ -270,13 +296,21 @@ export class BlobTarget implements Target {
       );
     }
     if (r.statusCode === undefined && (code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH')) {
-      return shareError('ShareConnectivity', `The storage endpoint of ${this.location} could not be reached (${code}).`, opts('ShareConnectivity'));
+      return shareError(
+        'ShareConnectivity',
+        `The storage endpoint of ${this.location} could not be reached (${code}).`,
+        opts('ShareConnectivity'),
+      );
     }
     return e;
   }
 
   /** Runs one request, again after a bounded backoff while it fails transiently; then classifies the failure. */
-  private async call<T>(p: string, run: (container: ContainerClient, abortSignal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  private async call<T>(
+    p: string,
+    run: (container: ContainerClient, abortSignal: AbortSignal) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
     const container = await this.client();
     for (let attempt = 1; ; attempt++) {
       // The SDK's own time limit only asks the server to give up; a connection that hangs is ended here.
@@ -303,12 +337,16 @@ export class BlobTarget implements Target {
   }
 
   private retained(paths: string[]): AzsError {
-    return new AzsError(`The storage keeps ${paths.length === 1 ? `'${paths[0]}'` : `${paths.length} blobs`} on ${this.location} from deletion for now (an immutability policy, legal hold or lease).`, {
-      errorId: 'ShareObjectRetained',
-      category: 'PermissionDenied',
-      targetObject: paths,
-      recommendedAction: 'Nothing is wrong: the blobs can be deleted once their retention ends or the hold or lease is released. Invoke-BackupPrune removes them then.',
-    });
+    return new AzsError(
+      `The storage keeps ${paths.length === 1 ? `'${paths[0]}'` : `${paths.length} blobs`} on ${this.location} from deletion for now (an immutability policy, legal hold or lease).`,
+      {
+        errorId: 'ShareObjectRetained',
+        category: 'PermissionDenied',
+        targetObject: paths,
+        recommendedAction:
+          'Nothing is wrong: the blobs can be deleted once their retention ends or the hold or lease is released. Invoke-BackupPrune removes them then.',
+      },
+    );
   }
 
   // ---- the Target contract -------------------------------------------------------------------
@@ -382,7 +420,9 @@ export class BlobTarget implements Target {
     return readAheadFrom(
       {
         read: (buffer, position) =>
-          this.call(p, (_c, abortSignal) => blob.downloadToBuffer(buffer, position, buffer.length, { conditions, blockSize: buffer.length, concurrency: 1, abortSignal })),
+          this.call(p, (_c, abortSignal) =>
+            blob.downloadToBuffer(buffer, position, buffer.length, { conditions, blockSize: buffer.length, concurrency: 1, abortSignal }),
+          ),
         close: async () => {},
       },
       size,
@@ -407,7 +447,12 @@ export class BlobTarget implements Target {
     const prefix = this.below(p);
     return this.call(p, async (c, abortSignal) => {
       const items: BlobItem[] = [];
-      const options = { prefix, abortSignal, includeMetadata: true, ...(retention ? { includeImmutabilityPolicy: true, includeLegalHold: true } : {}) };
+      const options = {
+        prefix,
+        abortSignal,
+        includeMetadata: true,
+        ...(retention ? { includeImmutabilityPolicy: true, includeLegalHold: true } : {}),
+      };
       for await (const item of c.listBlobsFlat(options)) items.push(item);
       return items;
     });
@@ -458,7 +503,9 @@ export class BlobTarget implements Target {
       if (!props || isFolderMarker(props.metadata)) return undefined;
       // Refused for itself, unread: the blob's length is known before a byte is fetched.
       if ((props.contentLength ?? 0) > maxBytes) return tooLarge(paths[i]!, shareFileLimit(this.location, maxBytes), props.contentLength);
-      return this.call(paths[i]!, (c, abortSignal) => c.getBlockBlobClient(name).downloadToBuffer(0, undefined, { conditions: { ifMatch: props.etag }, abortSignal }));
+      return this.call(paths[i]!, (c, abortSignal) =>
+        c.getBlockBlobClient(name).downloadToBuffer(0, undefined, { conditions: { ifMatch: props.etag }, abortSignal }),
+      );
     });
   }
 
@@ -497,22 +544,33 @@ export class BlobTarget implements Target {
     // The folder's own marker, if it has one, moves too.
     if (source.isDirectory && isFolderMarker((await this.properties(src, from))?.metadata)) moves.push([src, dst]);
     await mapLimit(moves, PARALLEL_REQUESTS, async ([a, b]) => {
-      const poller = await this.call(to, (c, abortSignal) => c.getBlockBlobClient(b).beginCopyFromURL(c.getBlockBlobClient(a).url, { abortSignal }));
+      const poller = await this.call(to, (c, abortSignal) =>
+        c.getBlockBlobClient(b).beginCopyFromURL(c.getBlockBlobClient(a).url, { abortSignal }),
+      );
       await this.call(to, () => poller.pollUntilDone());
     });
-    await this.deleteNames(from, moves.map(([a]) => a));
+    await this.deleteNames(
+      from,
+      moves.map(([a]) => a),
+    );
   }
 
   async delete(p: string): Promise<void> {
     const name = this.name(p);
-    const items: { name: string; state: RetentionState }[] = (await this.listFlat(p, true)).map((item) => ({ name: item.name, state: item.properties }));
+    const items: { name: string; state: RetentionState }[] = (await this.listFlat(p, true)).map((item) => ({
+      name: item.name,
+      state: item.properties,
+    }));
     const self = await this.properties(name, p);
     if (self) items.push({ name, state: self });
     const now = new Date();
     const kept = items.filter((item) => retainedNow(item.state, now));
     // Nothing goes while anything in it must stay: a backup is removed whole or not at all.
     if (kept.length > 0) throw this.retained(kept.map((item) => item.name.slice(this.below('').length)));
-    await this.deleteNames(p, items.map((item) => item.name));
+    await this.deleteNames(
+      p,
+      items.map((item) => item.name),
+    );
   }
 
   private async deleteNames(p: string, names: string[]): Promise<void> {
@@ -532,7 +590,9 @@ export class BlobTarget implements Target {
     const name = this.name(p);
     await this.requireContainer();
     if (await this.stat(p)) return;
-    await this.call(p, (c, abortSignal) => c.getBlockBlobClient(name).upload(Buffer.alloc(0), 0, { metadata: { [FOLDER_MARKER]: 'true' }, abortSignal }));
+    await this.call(p, (c, abortSignal) =>
+      c.getBlockBlobClient(name).upload(Buffer.alloc(0), 0, { metadata: { [FOLDER_MARKER]: 'true' }, abortSignal }),
+    );
   }
 
   async freeSpace(): Promise<FreeSpace & { known: false }> {

@@ -42,7 +42,10 @@ export class DurableFileWriter extends Writable {
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    void this.append(chunks.map((c) => c.chunk)).then(() => callback(), (e: Error) => callback(e));
+    void this.append(chunks.map((c) => c.chunk)).then(
+      () => callback(),
+      (e: Error) => callback(e),
+    );
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -51,12 +54,20 @@ export class DurableFileWriter extends Writable {
       if (this.flushError) throw this.flushError;
       await this.handle!.sync();
       await this.closeHandle();
-    })().then(() => callback(), (e: Error) => callback(e));
+    })().then(
+      () => callback(),
+      (e: Error) => callback(e),
+    );
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     // A flush still running must not touch a closed (and perhaps reused) descriptor.
-    void Promise.resolve(this.flushing).then(() => this.closeHandle()).then(() => callback(error), () => callback(error));
+    void Promise.resolve(this.flushing)
+      .then(() => this.closeHandle())
+      .then(
+        () => callback(error),
+        () => callback(error),
+      );
   }
 
   private async append(buffers: Buffer[]): Promise<void> {
@@ -74,8 +85,13 @@ export class DurableFileWriter extends Writable {
     if (this.sinceFlush >= this.flushEveryBytes && !this.flushing) {
       this.sinceFlush = 0;
       this.flushing = this.handle!.datasync().then(
-        () => { this.flushing = undefined; },
-        (e: unknown) => { this.flushError = e; this.flushing = undefined; },
+        () => {
+          this.flushing = undefined;
+        },
+        (e: unknown) => {
+          this.flushError = e;
+          this.flushing = undefined;
+        },
       );
     }
   }

@@ -64,10 +64,14 @@ export class LocalFolderTarget implements Target {
       case 'EHOSTDOWN':
       case 'ESTALE':
       case 'EIO':
-        return shareError('ShareConnectivity', `The folder ${this.location} is not reachable (${code}); a mounted share may have dropped.`, {
-          targetObject: p,
-          cause: e,
-        });
+        return shareError(
+          'ShareConnectivity',
+          `The folder ${this.location} is not reachable (${code}); a mounted share may have dropped.`,
+          {
+            targetObject: p,
+            cause: e,
+          },
+        );
       default:
         return e;
     }
@@ -193,12 +197,16 @@ export class LocalFolderTarget implements Target {
     const files: (Buffer | AzsError | undefined)[] = [];
     for (const p of paths) {
       const abs = this.abs(p);
-      files.push(await this.guard(p, () => readFileBounded(abs, shareFileLimit(this.location, maxBytes)).catch((e: unknown) => {
-        if (isMissingFile(e)) return undefined;
-        if (isRefusedFile(e)) return e;
-        // EACCES, EIO, ...: what they mean for the share (guard).
-        throw (e as AzsError).cause ?? e;
-      })));
+      files.push(
+        await this.guard(p, () =>
+          readFileBounded(abs, shareFileLimit(this.location, maxBytes)).catch((e: unknown) => {
+            if (isMissingFile(e)) return undefined;
+            if (isRefusedFile(e)) return e;
+            // EACCES, EIO, ...: what they mean for the share (guard).
+            throw (e as AzsError).cause ?? e;
+          }),
+        ),
+      );
     }
     if (files.includes(undefined)) await this.requireRoot();
     return files;

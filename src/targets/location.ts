@@ -148,25 +148,36 @@ function parseBlobUrl(input: string): ShareLocation {
   } catch {
     throw invalid(input, 'it is not a valid URL');
   }
-  if (url.username || url.password) throw invalid(input, 'user names and keys do not belong in the path; pass -StorageAccountKey or -SasToken');
+  if (url.username || url.password)
+    throw invalid(input, 'user names and keys do not belong in the path; pass -StorageAccountKey or -SasToken');
   if (url.search || url.hash || input.includes('?')) {
-    throw invalid(input, 'a query (such as a SAS token) does not belong in the path, where other users and the shell history can read it; pass it with -SasToken');
+    throw invalid(
+      input,
+      'a query (such as a SAS token) does not belong in the path, where other users and the shell history can read it; pass it with -SasToken',
+    );
   }
   const host = url.hostname;
   const ipOrLocal = /^\d+\.\d+\.\d+\.\d+$/.test(host) || host.startsWith('[') || host === 'localhost';
   let segments: string[];
   try {
-    segments = url.pathname.split('/').filter((s) => s !== '').map((s) => decodeURIComponent(s));
+    segments = url.pathname
+      .split('/')
+      .filter((s) => s !== '')
+      .map((s) => decodeURIComponent(s));
   } catch {
     throw invalid(input, 'it contains a malformed %-escape');
   }
   const accountName = ipOrLocal ? segments.shift() : host.split('.')[0];
   if (!accountName || !ACCOUNT_NAME.test(accountName)) {
-    throw invalid(input, ipOrLocal ? 'the storage account name is missing after the address' : `'${host}' does not start with a storage account name`);
+    throw invalid(
+      input,
+      ipOrLocal ? 'the storage account name is missing after the address' : `'${host}' does not start with a storage account name`,
+    );
   }
   const container = segments.shift();
   if (container === undefined) throw invalid(input, 'the container name is missing');
-  if (!CONTAINER_NAME.test(container)) throw invalid(input, `'${container}' is not a valid container name (3-63 lower-case letters, digits and dashes)`);
+  if (!CONTAINER_NAME.test(container))
+    throw invalid(input, `'${container}' is not a valid container name (3-63 lower-case letters, digits and dashes)`);
   const prefix = folderFrom(input, segments);
   const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
   const accountUrl = `${url.protocol}//${url.host}${ipOrLocal ? `/${accountName}` : ''}`;

@@ -27,7 +27,11 @@ export interface PieceSource {
 }
 
 export function readAhead(handle: FileHandle, size: number, opts: ReadAheadOptions): RecyclingReadable {
-  return readAheadFrom({ read: (buffer, position) => readExactly(handle, position, buffer.length, buffer), close: () => handle.close() }, size, opts);
+  return readAheadFrom(
+    { read: (buffer, position) => readExactly(handle, position, buffer.length, buffer), close: () => handle.close() },
+    size,
+    opts,
+  );
 }
 
 export function readAheadFrom(source: PieceSource, size: number, opts: ReadAheadOptions): RecyclingReadable {
@@ -73,7 +77,10 @@ export function readAheadFrom(source: PieceSource, size: number, opts: ReadAhead
       );
     },
     destroy(error, callback) {
-      close().then(() => callback(error), (e: Error) => callback(error ?? e));
+      close().then(
+        () => callback(error),
+        (e: Error) => callback(error ?? e),
+      );
     },
   });
   return Object.assign(stream, { recycle: (chunk: Buffer): void => pool.recycle(chunk) });
@@ -84,7 +91,11 @@ async function readExactly(handle: FileHandle, position: number, length: number,
   let got = 0;
   while (got < length) {
     const { bytesRead } = await handle.read(buffer, got, length - got, position + got);
-    if (bytesRead === 0) throw Object.assign(new Error(`the file ended at ${position + got} bytes while ${position + length} were expected: it shrank while it was read`), { code: 'ESHRANK' });
+    if (bytesRead === 0)
+      throw Object.assign(
+        new Error(`the file ended at ${position + got} bytes while ${position + length} were expected: it shrank while it was read`),
+        { code: 'ESHRANK' },
+      );
     got += bytesRead;
   }
   return buffer;

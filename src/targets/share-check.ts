@@ -39,7 +39,12 @@ export interface ShareCheckOptions {
 /** Where a network target connects; targets without one (local folders) skip Resolve and Connect. */
 function endpointOf(target: Target): { host: string; port: number } | undefined {
   const e = (target as { endpoint?: unknown }).endpoint;
-  if (typeof e === 'object' && e !== null && typeof (e as { host?: unknown }).host === 'string' && typeof (e as { port?: unknown }).port === 'number') {
+  if (
+    typeof e === 'object' &&
+    e !== null &&
+    typeof (e as { host?: unknown }).host === 'string' &&
+    typeof (e as { port?: unknown }).port === 'number'
+  ) {
     return e as { host: string; port: number };
   }
   return undefined;
@@ -171,13 +176,16 @@ async function authenticateAndOpen(check: Check): Promise<boolean> {
 async function readProbeBack(target: Target, probe: string, payload: Buffer): Promise<string> {
   const back = await collect(await target.read(probe));
   if (!back.equals(payload)) {
-    throw new AzsError(`The probe file read back from ${target.location} differs from what was written (${back.length} of ${payload.length} bytes).`, {
-      errorId: 'ShareProbeMismatch',
-      category: 'InvalidData',
-      exitCode: 1,
-      targetObject: target.location,
-      recommendedAction: 'The share corrupts or truncates data: check the file server and its storage before trusting backups to it.',
-    });
+    throw new AzsError(
+      `The probe file read back from ${target.location} differs from what was written (${back.length} of ${payload.length} bytes).`,
+      {
+        errorId: 'ShareProbeMismatch',
+        category: 'InvalidData',
+        exitCode: 1,
+        targetObject: target.location,
+        recommendedAction: 'The share corrupts or truncates data: check the file server and its storage before trusting backups to it.',
+      },
+    );
   }
   return 'Read the probe back unchanged.';
 }

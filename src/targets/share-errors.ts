@@ -80,7 +80,8 @@ export function shareFileLimit(location: string, maxBytes: number): ReadLimit {
     what: `file on ${location}`,
     maxBytes,
     exitCode: ExitCode.Integrity,
-    remediation: 'AzsBackup never writes such a file: check the share for damage or tampering, and remove or replace the file (Invoke-BackupPrune and Remove-InfrastructureBackup remove a backup that cannot be read).',
+    remediation:
+      'AzsBackup never writes such a file: check the share for damage or tampering, and remove or replace the file (Invoke-BackupPrune and Remove-InfrastructureBackup remove a backup that cannot be read).',
   };
 }
 

@@ -78,27 +78,37 @@ export function startSmbClient(args: readonly string[], opts: SmbClientOptions):
       forceTimer = setTimeout(() => kill('SIGKILL'), FORCE_KILL_AFTER_MS);
     }, opts.timeoutMs);
   }
-  const result = Promise.all([program.ended, opts.streamStdout ? '' : text(program.stdout), text(program.stderr)]).then(([end, stdout, stderr]): SmbClientResult => {
-    ended = true;
-    clearTimeout(timer);
-    clearTimeout(forceTimer);
-    if (end.error) return { ...notStarted(end.error.code === 'ENOENT', end.error.message), stdout, stderr };
-    const isTerminated = end.signal !== undefined;
-    return {
-      stdout,
-      stderr,
-      failed: isTerminated || end.exitCode !== 0,
-      isTerminated,
-      timedOut,
-      missing: false,
-      shortMessage: isTerminated ? `was killed by ${end.signal}` : `exited with code ${end.exitCode}`,
-    };
-  });
+  const result = Promise.all([program.ended, opts.streamStdout ? '' : text(program.stdout), text(program.stderr)]).then(
+    ([end, stdout, stderr]): SmbClientResult => {
+      ended = true;
+      clearTimeout(timer);
+      clearTimeout(forceTimer);
+      if (end.error) return { ...notStarted(end.error.code === 'ENOENT', end.error.message), stdout, stderr };
+      const isTerminated = end.signal !== undefined;
+      return {
+        stdout,
+        stderr,
+        failed: isTerminated || end.exitCode !== 0,
+        isTerminated,
+        timedOut,
+        missing: false,
+        shortMessage: isTerminated ? `was killed by ${end.signal}` : `exited with code ${end.exitCode}`,
+      };
+    },
+  );
   return { stdin: program.stdin, stdout: program.stdout, kill, result };
 }
 
 function notStarted(missing: boolean, message: string): SmbClientResult {
-  return { stdout: '', stderr: '', failed: true, isTerminated: false, timedOut: false, missing, shortMessage: `could not be started (${message})` };
+  return {
+    stdout: '',
+    stderr: '',
+    failed: true,
+    isTerminated: false,
+    timedOut: false,
+    missing,
+    shortMessage: `could not be started (${message})`,
+  };
 }
 
 async function text(stream: Readable | null): Promise<string> {

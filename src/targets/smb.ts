@@ -39,10 +39,18 @@ interface ClientRun {
 // Characters a Windows share refuses in a name, plus what smbclient's -c parser treats specially
 // (';' separates commands, '"' quotes).
 const BAD_SMB_NAME = /[\\:*?"<>|;\x00-\x1f]/;
-const NOT_FOUND = new Set(['NT_STATUS_FILE_IS_A_DIRECTORY', 'NT_STATUS_OBJECT_NAME_NOT_FOUND', 'NT_STATUS_OBJECT_PATH_NOT_FOUND', 'NT_STATUS_NO_SUCH_FILE', 'NT_STATUS_NOT_FOUND']);
-const AUTH_REFUSED = /LOGON_FAILURE|ACCESS_DENIED|WRONG_PASSWORD|ACCOUNT_(DISABLED|LOCKED_OUT|EXPIRED|RESTRICTION)|PASSWORD_(EXPIRED|MUST_CHANGE)|NO_SUCH_USER|INVALID_LOGON_HOURS|INVALID_WORKSTATION|LOGON_TYPE_NOT_GRANTED/;
+const NOT_FOUND = new Set([
+  'NT_STATUS_FILE_IS_A_DIRECTORY',
+  'NT_STATUS_OBJECT_NAME_NOT_FOUND',
+  'NT_STATUS_OBJECT_PATH_NOT_FOUND',
+  'NT_STATUS_NO_SUCH_FILE',
+  'NT_STATUS_NOT_FOUND',
+]);
+const AUTH_REFUSED =
+  /LOGON_FAILURE|ACCESS_DENIED|WRONG_PASSWORD|ACCOUNT_(DISABLED|LOCKED_OUT|EXPIRED|RESTRICTION)|PASSWORD_(EXPIRED|MUST_CHANGE)|NO_SUCH_USER|INVALID_LOGON_HOURS|INVALID_WORKSTATION|LOGON_TYPE_NOT_GRANTED/;
 const CAPACITY = /DISK_FULL|QUOTA_EXCEEDED/;
-const CONNECTIVITY = /CONNECTION_(REFUSED|RESET|DISCONNECTED|ABORTED)|HOST_UNREACHABLE|NETWORK_UNREACHABLE|IO_TIMEOUT|NETWORK_NAME_DELETED|PIPE_BROKEN|END_OF_FILE|UNSUCCESSFUL|INVALID_NETWORK_RESPONSE/;
+const CONNECTIVITY =
+  /CONNECTION_(REFUSED|RESET|DISCONNECTED|ABORTED)|HOST_UNREACHABLE|NETWORK_UNREACHABLE|IO_TIMEOUT|NETWORK_NAME_DELETED|PIPE_BROKEN|END_OF_FILE|UNSUCCESSFUL|INVALID_NETWORK_RESPONSE/;
 
 /** How long a command that moves no file data may take before the server counts as unreachable. */
 const COMMAND_TIMEOUT_MS = 120_000;
@@ -175,11 +183,15 @@ export class SmbTarget implements Target {
   private clientArgs(authFile: string, commands: string[], streamsStdout: boolean): string[] {
     const args = [
       `//${this.share.server.replace(/^\[|\]$/g, '')}/${this.share.share}`,
-      '-p', String(this.share.port),
-      '-A', authFile,
-      '-m', 'SMB3',
+      '-p',
+      String(this.share.port),
+      '-A',
+      authFile,
+      '-m',
+      'SMB3',
       '--option=client min protocol=SMB3',
-      '-t', String(REQUEST_TIMEOUT_S),
+      '-t',
+      String(REQUEST_TIMEOUT_S),
     ];
     if (this.share.folder !== '') args.push('-D', this.share.folder.split('/').join('\\'));
     // smbclient prints its messages on stdout; when stdout carries file data they must go elsewhere.
@@ -227,10 +239,14 @@ export class SmbTarget implements Target {
     const connectionError = this.connectionError(result, output);
     if (stoppedReading && connectionError === undefined && (result.isTerminated || parseFailures(output).length === 0)) {
       // The transfer ended mid-stream without a verdict: the session to the share is what broke.
-      throw shareError('ShareConnectivity', `The transfer to ${this.location} stopped: smbclient quit reading (${summarize(output) || result.shortMessage}).`, {
-        targetObject: this.location,
-        cause: inputError,
-      });
+      throw shareError(
+        'ShareConnectivity',
+        `The transfer to ${this.location} stopped: smbclient quit reading (${summarize(output) || result.shortMessage}).`,
+        {
+          targetObject: this.location,
+          cause: inputError,
+        },
+      );
     }
     // When we killed smbclient because the input failed, the input's error is the real cause,
     // unless smbclient had already said why it stopped reading.
@@ -264,7 +280,9 @@ export class SmbTarget implements Target {
       });
     }
     if (result.timedOut) {
-      return shareError('ShareConnectivity', `The file server of ${this.location} did not answer in time.`, { targetObject: this.location });
+      return shareError('ShareConnectivity', `The file server of ${this.location} did not answer in time.`, {
+        targetObject: this.location,
+      });
     }
     const messages = messageLines(output).join('\n');
     const m = (re: RegExp) => re.exec(messages)?.[1];
@@ -284,16 +302,22 @@ export class SmbTarget implements Target {
     const session = m(/^(?:\S+: )?session setup failed: (NT_STATUS_\w+)/m);
     if (session) {
       if (AUTH_REFUSED.test(session)) {
-        return shareError('ShareAuthentication', `The file server refused the credentials of '${this.#credential.userName}' (${session}).`, {
-          targetObject: this.location,
-        });
+        return shareError(
+          'ShareAuthentication',
+          `The file server refused the credentials of '${this.#credential.userName}' (${session}).`,
+          {
+            targetObject: this.location,
+          },
+        );
       }
       return shareError('ShareConnectivity', `Logging on to ${this.share.server} failed (${session}).`, { targetObject: this.location });
     }
     const tree = m(/^(?:\S+: )?tree connect failed: (NT_STATUS_\w+)/m);
     if (tree) {
       if (tree === 'NT_STATUS_BAD_NETWORK_NAME') {
-        return shareError('SharePath', `The share '${this.share.share}' does not exist on ${this.share.server}.`, { targetObject: this.location });
+        return shareError('SharePath', `The share '${this.share.share}' does not exist on ${this.share.server}.`, {
+          targetObject: this.location,
+        });
       }
       if (AUTH_REFUSED.test(tree)) {
         return shareError('ShareAuthentication', `'${this.#credential.userName}' may not open the share ${this.location} (${tree}).`, {
@@ -306,7 +330,9 @@ export class SmbTarget implements Target {
     const cd = m(/^cd \\.*: (NT_STATUS_\w+)/m);
     if (cd) {
       if (AUTH_REFUSED.test(cd)) {
-        return shareError('ShareAuthentication', `'${this.#credential.userName}' may not open ${this.location} (${cd}).`, { targetObject: this.location });
+        return shareError('ShareAuthentication', `'${this.#credential.userName}' may not open ${this.location} (${cd}).`, {
+          targetObject: this.location,
+        });
       }
       return shareError('SharePath', `The folder '${this.share.folder}' does not exist on the share ${this.location} (${cd}).`, {
         targetObject: this.location,
@@ -330,7 +356,9 @@ export class SmbTarget implements Target {
     if (NOT_FOUND.has(s)) return notFound(this.location, p);
     if (s === 'NT_STATUS_OBJECT_NAME_COLLISION') return alreadyExists(this.location, p);
     if (CONNECTIVITY.test(s)) {
-      return shareError('ShareConnectivity', `The connection to ${this.location} broke during an operation on '${p}' (${s}).`, { targetObject: p });
+      return shareError('ShareConnectivity', `The connection to ${this.location} broke during an operation on '${p}' (${s}).`, {
+        targetObject: p,
+      });
     }
     return new AzsError(`The file server refused an operation on '${p}' on ${this.location}: ${f.line}`, {
       errorId: 'ShareOperationFailed',
@@ -390,7 +418,11 @@ export class SmbTarget implements Target {
         bytes += chunk.length;
         this.writtenSinceReport += chunk.length;
         if (this.reported !== undefined && this.writtenSinceReport > this.reported.available) {
-          cb(shareError('ShareCapacity', `The share ${this.location} had ${this.reported.available} bytes free; '${p}' needs more.`, { targetObject: p }));
+          cb(
+            shareError('ShareCapacity', `The share ${this.location} had ${this.reported.available} bytes free; '${p}' needs more.`, {
+              targetObject: p,
+            }),
+          );
           return;
         }
         gathered.push(chunk);
@@ -501,8 +533,14 @@ export class SmbTarget implements Target {
       // The local names are quoted too: TMPDIR may hold spaces.
       const r = await this.run(paths.map((p, i) => `get ${this.q(this.segments(p))} "${path.join(dir, String(i))}"`));
       this.check(r.failures, paths.join(', '), (f) => NOT_FOUND.has(f.status));
-      return await Promise.all(paths.map((p, i) => readFileBounded(path.join(dir, String(i)), { ...shareFileLimit(this.location, maxBytes), what: `file '${p}' on ${this.location}, fetched as` })
-        .catch((e: unknown) => (isRefusedFile(e) ? e : undefined))));
+      return await Promise.all(
+        paths.map((p, i) =>
+          readFileBounded(path.join(dir, String(i)), {
+            ...shareFileLimit(this.location, maxBytes),
+            what: `file '${p}' on ${this.location}, fetched as`,
+          }).catch((e: unknown) => (isRefusedFile(e) ? e : undefined)),
+        ),
+      );
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }
@@ -556,7 +594,6 @@ export class SmbTarget implements Target {
     this.reported = parseFreeSpace(stdout);
     this.writtenSinceReport = 0;
   }
-
 
   async freeSpace(): Promise<FreeSpace> {
     const r = await this.run(['ls']);
@@ -624,7 +661,12 @@ function messageLines(output: string): string[] {
 }
 
 function summarize(output: string): string {
-  return output.split('\n').map((l) => l.trim()).filter(Boolean).slice(-3).join(' / ');
+  return output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-3)
+    .join(' / ');
 }
 
 /** `5120 blocks of size 1024. 5119 blocks available` */
@@ -654,10 +696,17 @@ export function parseTreeListing(stdout: string, root: string): TreeEntry[] {
     if (line.startsWith('\\')) {
       const header = line.trimEnd();
       if (header.slice(0, root.length + 1).toLowerCase() !== prefix) {
-        throw new AzsError(`smbclient listed '${header}' while listing '${root}'.`, { errorId: 'ShareListingUnexpected', category: 'InvalidData', exitCode: 1 });
+        throw new AzsError(`smbclient listed '${header}' while listing '${root}'.`, {
+          errorId: 'ShareListingUnexpected',
+          category: 'InvalidData',
+          exitCode: 1,
+        });
       }
       // Cut at the root's own length: lower-casing may change it ('İ' becomes two code units).
-      below = header.slice(root.length + 1).split('\\').join('/');
+      below = header
+        .slice(root.length + 1)
+        .split('\\')
+        .join('/');
       continue;
     }
     for (const entry of parseListing(line)) {

@@ -16,7 +16,9 @@ beforeEach(async () => {
   received = [];
   server = createServer((req, res) => {
     let body = '';
-    req.on('data', (c) => { body += c; });
+    req.on('data', (c) => {
+      body += c;
+    });
     req.on('end', () => {
       received.push(JSON.parse(body) as Alert);
       res.writeHead(req.url === '/fail' ? 500 : 204).end();
@@ -34,8 +36,21 @@ afterEach(async () => {
 function commandSink(): { command: string[]; log: string; lines: () => Alert[] } {
   const log = join(home, 'sink.log');
   const script = join(home, 'sink.mjs');
-  writeFileSync(script, `import { appendFileSync } from 'node:fs'; let s = ''; process.stdin.on('data', (c) => s += c).on('end', () => appendFileSync(${JSON.stringify(log)}, s + '\\n'));`);
-  return { command: [process.execPath, script], log, lines: () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Alert) : []) };
+  writeFileSync(
+    script,
+    `import { appendFileSync } from 'node:fs'; let s = ''; process.stdin.on('data', (c) => s += c).on('end', () => appendFileSync(${JSON.stringify(log)}, s + '\\n'));`,
+  );
+  return {
+    command: [process.execPath, script],
+    log,
+    lines: () =>
+      existsSync(log)
+        ? readFileSync(log, 'utf8')
+            .trim()
+            .split('\n')
+            .map((l) => JSON.parse(l) as Alert)
+        : [],
+  };
 }
 
 describe('alerts', () => {
@@ -59,8 +74,14 @@ describe('alerts', () => {
     await store.raise('ShareCapacity', 'full');
     await store.raise('ShareCapacity', 'still full');
     await store.close(['ShareCapacity']);
-    expect(sink.lines().map((a) => [a.AlertType, a.Status])).toEqual([['ShareCapacity', 'Active'], ['ShareCapacity', 'Closed']]);
-    expect(received.map((a) => [a.AlertType, a.Status])).toEqual([['ShareCapacity', 'Active'], ['ShareCapacity', 'Closed']]);
+    expect(sink.lines().map((a) => [a.AlertType, a.Status])).toEqual([
+      ['ShareCapacity', 'Active'],
+      ['ShareCapacity', 'Closed'],
+    ]);
+    expect(received.map((a) => [a.AlertType, a.Status])).toEqual([
+      ['ShareCapacity', 'Active'],
+      ['ShareCapacity', 'Closed'],
+    ]);
     expect(received[0]!.Remediation.length).toBeGreaterThan(0);
   });
 

@@ -22,7 +22,10 @@ describe('import cycles', () => {
   it('finds a cycle made of a type-only import, a dynamic import and a re-export', () => {
     mkdirSync(join(scratch, 'src', 'room'), { recursive: true });
     writeFileSync(join(scratch, 'src', 'a.ts'), "import type { C } from './room/c.js';\nimport { z } from 'zod';\nexport type A = C;\n");
-    writeFileSync(join(scratch, 'src', 'room', 'c.ts'), "export async function c() { return import('./d.js'); }\nexport type C = number;\n");
+    writeFileSync(
+      join(scratch, 'src', 'room', 'c.ts'),
+      "export async function c() { return import('./d.js'); }\nexport type C = number;\n",
+    );
     writeFileSync(join(scratch, 'src', 'room', 'd.ts'), "export * from '../a.js';\n");
     writeFileSync(join(scratch, 'src', 'leaf.ts'), "import type { A } from './a.js';\nexport const x: A = 1;\n");
     const graph = importGraph(scratch, ['src']);
@@ -31,6 +34,13 @@ describe('import cycles', () => {
   });
 
   it('names a file that imports itself', () => {
-    expect(importCycles(new Map([['self.ts', ['self.ts']], ['other.ts', []]]))).toEqual([['self.ts', 'self.ts']]);
+    expect(
+      importCycles(
+        new Map([
+          ['self.ts', ['self.ts']],
+          ['other.ts', []],
+        ]),
+      ),
+    ).toEqual([['self.ts', 'self.ts']]);
   });
 });

@@ -27,7 +27,11 @@ function declarationsFrom(cmdlet: string, change: (xml: string) => string): stri
   return renderParameterTypes(loadManifestSet(dir).cmdlets);
 }
 
-const config = ts.getParsedCommandLineOfConfigFile(join(root, 'tsconfig.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} })!;
+const config = ts.getParsedCommandLineOfConfigFile(
+  join(root, 'tsconfig.json'),
+  {},
+  { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} },
+)!;
 let previous: ts.Program | undefined;
 
 /** The type errors in cmdlets/<cmdlet>.ts when the generated declarations read `declarations`. */
@@ -39,22 +43,32 @@ function errorsIn(cmdlet: string, declarations: string): string[] {
   host.fileExists = (f) => resolve(f) === generated || fileExists(f);
   const file = join(root, 'cmdlets', `${cmdlet}.ts`);
   previous = ts.createProgram([file], config.options, host, previous);
-  return ts.getPreEmitDiagnostics(previous, previous.getSourceFile(file))
-    .map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  return ts.getPreEmitDiagnostics(previous, previous.getSourceFile(file)).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
 }
 
 describe('a manifest change that breaks a cmdlet breaks the typecheck', () => {
   it('the cmdlet typechecks against its manifest as it is', () => {
-    expect(errorsIn('Restore-AzsBackup', declarationsFrom('Restore-AzsBackup', (xml) => xml))).toEqual([]);
+    expect(
+      errorsIn(
+        'Restore-AzsBackup',
+        declarationsFrom('Restore-AzsBackup', (xml) => xml),
+      ),
+    ).toEqual([]);
   }, 60_000);
 
   it('a renamed parameter is an error in the cmdlet that reads it', () => {
     const renamed = declarationsFrom('Restore-AzsBackup', (xml) => xml.replaceAll('RoleName', 'RoleFilter'));
-    expect(errorsIn('Restore-AzsBackup', renamed)).toEqual([expect.stringMatching(/Property 'RoleName' does not exist on type 'RestoreAzsBackupParameters'/)]);
+    expect(errorsIn('Restore-AzsBackup', renamed)).toEqual([
+      expect.stringMatching(/Property 'RoleName' does not exist on type 'RestoreAzsBackupParameters'/),
+    ]);
   }, 60_000);
 
   it('a retyped parameter is an error too', () => {
-    const retyped = declarationsFrom('Unregister-InfrastructureRole', (xml) => xml.replace(/(<Parameter Name="Name"[^>]*Type=")String(")/, '$1Int32$2'));
-    expect(errorsIn('Unregister-InfrastructureRole', retyped)).toEqual([expect.stringMatching(/'toLowerCase' does not exist on type 'number'/)]);
+    const retyped = declarationsFrom('Unregister-InfrastructureRole', (xml) =>
+      xml.replace(/(<Parameter Name="Name"[^>]*Type=")String(")/, '$1Int32$2'),
+    );
+    expect(errorsIn('Unregister-InfrastructureRole', retyped)).toEqual([
+      expect.stringMatching(/'toLowerCase' does not exist on type 'number'/),
+    ]);
   }, 60_000);
 });

@@ -19,7 +19,10 @@ describe('ConfigStore', () => {
   it('seals secrets: neither config.json nor any other file holds them in plaintext', async () => {
     const store = new ConfigStore(home);
     const password = 'Pa55-word-that-must-not-leak';
-    await store.update((c) => ({ ...c, share: { path: '/srv/b', userName: 'CONTOSO\\backup', password: store.seal(password, 'share-password') } }));
+    await store.update((c) => ({
+      ...c,
+      share: { path: '/srv/b', userName: 'CONTOSO\\backup', password: store.seal(password, 'share-password') },
+    }));
     for (const f of readdirSync(home)) {
       expect(readFileSync(join(home, f), 'utf8')).not.toContain(password);
       expect(readFileSync(join(home, f), 'utf8')).not.toContain(Buffer.from(password).toString('base64'));
@@ -46,9 +49,15 @@ describe('ConfigStore', () => {
       stdin: {
         contents: `import { ConfigStore } from ${JSON.stringify(new URL('../../src/config/store.ts', import.meta.url).pathname)};
 await new ConfigStore(process.argv[2]).update((c) => ({ ...c, roles: [...c.roles, { name: 'R' + process.argv[3], provider: 'directory', restoreOrder: 1, path: '/x' }] }));`,
-        resolveDir: process.cwd(), loader: 'ts',
+        resolveDir: process.cwd(),
+        loader: 'ts',
       },
-      bundle: true, platform: 'node', format: 'esm', outfile: writer, packages: 'external', logLevel: 'silent',
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      outfile: writer,
+      packages: 'external',
+      logLevel: 'silent',
     });
     const state = join(home, 'state');
     try {
@@ -56,7 +65,10 @@ await new ConfigStore(process.argv[2]).update((c) => ({ ...c, roles: [...c.roles
     } finally {
       rmSync(bundleDir, { recursive: true, force: true });
     }
-    const names = new ConfigStore(state).read().roles.map((r) => r.name).sort();
+    const names = new ConfigStore(state)
+      .read()
+      .roles.map((r) => r.name)
+      .sort();
     expect(names).toEqual(Array.from({ length: 12 }, (_, i) => `R${i}`).sort());
   });
 
@@ -68,7 +80,7 @@ await new ConfigStore(process.argv[2]).update((c) => ({ ...c, roles: [...c.roles
 });
 
 describe('file locks', () => {
-  it('a live holder keeps the lock; a dead holder\'s lock is taken over', async () => {
+  it("a live holder keeps the lock; a dead holder's lock is taken over", async () => {
     const path = join(home, 'job.lock');
     const first = tryLock(path, 'first');
     expect(first.lock).toBeDefined();
@@ -78,7 +90,16 @@ describe('file locks', () => {
     first.lock!.release();
 
     const { stdout } = await run(process.execPath, ['-e', 'console.log(process.pid)']);
-    writeFileSync(path, JSON.stringify({ pid: Number(stdout), startTime: '1', hostname: (await import('node:os')).hostname(), acquiredAt: new Date().toISOString(), purpose: 'dead' }));
+    writeFileSync(
+      path,
+      JSON.stringify({
+        pid: Number(stdout),
+        startTime: '1',
+        hostname: (await import('node:os')).hostname(),
+        acquiredAt: new Date().toISOString(),
+        purpose: 'dead',
+      }),
+    );
     const third = tryLock(path, 'third');
     expect(third.lock).toBeDefined();
     third.lock!.release();
@@ -86,9 +107,17 @@ describe('file locks', () => {
 
   it("a lock taken on another host is trusted for a while, then taken over (this host's name may have changed)", () => {
     const path = join(home, 'job.lock');
-    const foreign = (purpose: string, minutesAgo: number) => writeFileSync(path, JSON.stringify({
-      pid: 1, startTime: null, hostname: 'container-before-restart', acquiredAt: new Date(Date.now() - minutesAgo * 60_000).toISOString(), purpose,
-    }));
+    const foreign = (purpose: string, minutesAgo: number) =>
+      writeFileSync(
+        path,
+        JSON.stringify({
+          pid: 1,
+          startTime: null,
+          hostname: 'container-before-restart',
+          acquiredAt: new Date(Date.now() - minutesAgo * 60_000).toISOString(),
+          purpose,
+        }),
+      );
     foreign('backup 6f1c', 60);
     expect(tryLock(path, 'mine').holder?.hostname).toBe('container-before-restart');
     foreign('backup 6f1c', 25 * 60);
@@ -107,12 +136,16 @@ describe('file locks', () => {
     const path = join(home, 'c.lock');
     let inside = 0;
     let overlap = false;
-    await Promise.all(Array.from({ length: 8 }, () => withLock(path, 't', async () => {
-      inside++;
-      if (inside > 1) overlap = true;
-      await new Promise((r) => setTimeout(r, 5));
-      inside--;
-    })));
+    await Promise.all(
+      Array.from({ length: 8 }, () =>
+        withLock(path, 't', async () => {
+          inside++;
+          if (inside > 1) overlap = true;
+          await new Promise((r) => setTimeout(r, 5));
+          inside--;
+        }),
+      ),
+    );
     expect(overlap).toBe(false);
   });
 });

@@ -110,7 +110,12 @@ describe('encryption certificates', () => {
   });
 
   it('accepts a custom subject, 4096 bits and validity, and refuses bad options', async () => {
-    const custom = createCertificate({ subject: 'CN=Backup Test, O=Contoso\\, Ltd, C=US', keySize: 4096, validityDays: 30, pfxPassword: 'x' });
+    const custom = createCertificate({
+      subject: 'CN=Backup Test, O=Contoso\\, Ltd, C=US',
+      keySize: 4096,
+      validityDays: 30,
+      pfxPassword: 'x',
+    });
     expect(custom.info.subject).toBe('CN=Backup Test, O=Contoso\\, Ltd, C=US');
     expect(custom.info.keySize).toBe(4096);
     expect((custom.info.notAfter.getTime() - custom.info.notBefore.getTime()) / 86_400_000).toBeCloseTo(30, 0);
@@ -125,7 +130,21 @@ describe('encryption certificates', () => {
     const osslPfx = join(dir, 'openssl.pfx');
     const keyPath = join(dir, 'k.pem');
     const certPem = join(dir, 'c.pem');
-    await execa('openssl', ['req', '-x509', '-newkey', 'rsa:3072', '-nodes', '-keyout', keyPath, '-out', certPem, '-subj', '/CN=From OpenSSL', '-days', '10']);
+    await execa('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:3072',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPem,
+      '-subj',
+      '/CN=From OpenSSL',
+      '-days',
+      '10',
+    ]);
     await execa('openssl', ['pkcs12', '-export', '-inkey', keyPath, '-in', certPem, '-out', osslPfx, '-passout', 'env:AZS_TEST_PFX_PASS'], {
       env: { ...process.env, AZS_TEST_PFX_PASS: password },
     });
@@ -139,15 +158,33 @@ describe('encryption certificates', () => {
     const unicode = 'pässwörd łódź 🔑';
     const ours = join(dir, 'unicode.pfx');
     await writeFile(ours, createCertificate({ pfxPassword: unicode }).pfx);
-    const { stdout } = await execa('openssl', ['pkcs12', '-in', ours, '-nodes', '-passin', 'env:AZS_TEST_PFX_PASS'], { env: { ...process.env, AZS_TEST_PFX_PASS: unicode } });
+    const { stdout } = await execa('openssl', ['pkcs12', '-in', ours, '-nodes', '-passin', 'env:AZS_TEST_PFX_PASS'], {
+      env: { ...process.env, AZS_TEST_PFX_PASS: unicode },
+    });
     expect(stdout).toContain('PRIVATE KEY');
     expect((await rejected(readPfxFile(ours, 'passwörd'))).errorId).toBe('WrongDecryptionCertPassword');
 
     const keyPath = join(dir, 'u.key');
     const certPem = join(dir, 'u.pem');
     const osslPfx = join(dir, 'openssl-unicode.pfx');
-    await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPem, '-subj', '/CN=Unicode', '-days', '10']);
-    await execa('openssl', ['pkcs12', '-export', '-inkey', keyPath, '-in', certPem, '-out', osslPfx, '-passout', 'env:AZS_TEST_PFX_PASS'], { env: { ...process.env, AZS_TEST_PFX_PASS: unicode } });
+    await execa('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPem,
+      '-subj',
+      '/CN=Unicode',
+      '-days',
+      '10',
+    ]);
+    await execa('openssl', ['pkcs12', '-export', '-inkey', keyPath, '-in', certPem, '-out', osslPfx, '-passout', 'env:AZS_TEST_PFX_PASS'], {
+      env: { ...process.env, AZS_TEST_PFX_PASS: unicode },
+    });
     expect((await readPfxFile(osslPfx, unicode)).info.subject).toBe('CN=Unicode');
 
     // As AzsBackup wrote them before (Latin-1 for PBKDF2), for a password within Latin-1.
@@ -156,14 +193,33 @@ describe('encryption certificates', () => {
     const latin1 = 'pässwörd';
     const made = withLatin1Pbes2(() => createCertificate({ pfxPassword: latin1 }));
     await writeFile(older, made.pfx);
-    await expect(execa('openssl', ['pkcs12', '-in', older, '-nodes', '-passin', 'env:AZS_TEST_PFX_PASS'], { env: { ...process.env, AZS_TEST_PFX_PASS: latin1 } })).rejects.toThrow();
+    await expect(
+      execa('openssl', ['pkcs12', '-in', older, '-nodes', '-passin', 'env:AZS_TEST_PFX_PASS'], {
+        env: { ...process.env, AZS_TEST_PFX_PASS: latin1 },
+      }),
+    ).rejects.toThrow();
     expect((await readPfxFile(older, latin1)).info.thumbprint).toBe(made.info.thumbprint);
   });
 
   it('refuses a certificate too small to protect backups, or one not allowed to encipher keys', async () => {
     const openssl = async (name: string, bits: number, ext: string[] = []): Promise<string> => {
       const cert = join(dir, `${name}.pem`);
-      await execa('openssl', ['req', '-x509', '-newkey', `rsa:${bits}`, '-nodes', '-keyout', join(dir, `${name}.key`), '-out', cert, '-subj', `/CN=${name}`, '-days', '10', ...ext]);
+      await execa('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        `rsa:${bits}`,
+        '-nodes',
+        '-keyout',
+        join(dir, `${name}.key`),
+        '-out',
+        cert,
+        '-subj',
+        `/CN=${name}`,
+        '-days',
+        '10',
+        ...ext,
+      ]);
       return cert;
     };
     for (const [name, bits, ext, why] of [

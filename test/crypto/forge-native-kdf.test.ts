@@ -33,11 +33,17 @@ describe('native key derivation for node-forge', () => {
       for (const password of passwords) {
         for (const saltLength of [0, 8, 16, 65, 130]) {
           const salt = randomBytes(saltLength);
-          for (const [id, iterations, n] of [[1, 1, 20], [2, 2, 16], [3, 50, 64], [1, 7, 100]] as const) {
+          for (const [id, iterations, n] of [
+            [1, 1, 20],
+            [2, 2, 16],
+            [3, 50, 64],
+            [1, 7, 100],
+          ] as const) {
             const mine = pki.pbe.generatePkcs12Key(password, buffer(salt), id, iterations, n, forge.md[digest].create()).bytes();
             const theirs = forgeKdf(password, buffer(salt), id, iterations, n, forge.md[digest].create()).bytes();
-            expect(Buffer.from(mine, 'binary').toString('hex'), `${digest} ${password} ${saltLength} ${id} ${iterations} ${n}`)
-              .toBe(Buffer.from(theirs, 'binary').toString('hex'));
+            expect(Buffer.from(mine, 'binary').toString('hex'), `${digest} ${password} ${saltLength} ${id} ${iterations} ${n}`).toBe(
+              Buffer.from(theirs, 'binary').toString('hex'),
+            );
             cases++;
           }
         }
@@ -53,8 +59,14 @@ describe('native key derivation for node-forge', () => {
     for (const digest of digests) {
       for (const password of ['', 'pw', 'x'.repeat(200)]) {
         const salt = randomBytes(16).toString('binary');
-        for (const [count, length] of [[1, 32], [1000, 32], [3, 100]] as const) {
-          expect(pkcs5.pbkdf2(password, salt, count, length, forge.md[digest].create())).toBe(forgePbkdf2(password, salt, count, length, forge.md[digest].create()));
+        for (const [count, length] of [
+          [1, 32],
+          [1000, 32],
+          [3, 100],
+        ] as const) {
+          expect(pkcs5.pbkdf2(password, salt, count, length, forge.md[digest].create())).toBe(
+            forgePbkdf2(password, salt, count, length, forge.md[digest].create()),
+          );
         }
       }
     }
@@ -62,16 +74,18 @@ describe('native key derivation for node-forge', () => {
     expect(pkcs5.pbkdf2('pw', salt, 10, 32, 'sha256')).toBe(forgePbkdf2('pw', salt, 10, 32, 'sha256'));
   });
 
-  it('reads a password beyond ASCII as UTF-8, as OpenSSL does; forge\'s Latin-1 reading only when asked', async () => {
+  it("reads a password beyond ASCII as UTF-8, as OpenSSL does; forge's Latin-1 reading only when asked", async () => {
     const { pbkdf2Sync } = await import('node:crypto');
     const { withLatin1Pbes2 } = await import('../../src/crypto/forge-native-kdf.js');
     const salt = randomBytes(16);
     for (const password of ['pässwörd', 'パスワード']) {
-      expect(pkcs5.pbkdf2(password, salt.toString('binary'), 10, 32, forge.md.sha256.create()))
-        .toBe(pbkdf2Sync(Buffer.from(password, 'utf8'), salt, 10, 32, 'sha256').toString('binary'));
+      expect(pkcs5.pbkdf2(password, salt.toString('binary'), 10, 32, forge.md.sha256.create())).toBe(
+        pbkdf2Sync(Buffer.from(password, 'utf8'), salt, 10, 32, 'sha256').toString('binary'),
+      );
     }
-    expect(withLatin1Pbes2(() => pkcs5.pbkdf2('pässwörd', salt.toString('binary'), 10, 32, forge.md.sha256.create())))
-      .toBe(forgePbkdf2('pässwörd', salt.toString('binary'), 10, 32, forge.md.sha256.create()));
+    expect(withLatin1Pbes2(() => pkcs5.pbkdf2('pässwörd', salt.toString('binary'), 10, 32, forge.md.sha256.create()))).toBe(
+      forgePbkdf2('pässwörd', salt.toString('binary'), 10, 32, forge.md.sha256.create()),
+    );
   });
 
   it('refuses an iteration count below 1, as forge does', () => {

@@ -46,7 +46,9 @@ describe('wrapping for a certificate (RSA-OAEP SHA-256)', () => {
   it('is OAEP with SHA-256, so a SHA-1 OAEP decryptor cannot read it', async () => {
     const { privateDecrypt, constants } = await import('node:crypto');
     const wrapped = wrapForCertificate(newDataKey(), alice.publicKeyPem);
-    expect(() => privateDecrypt({ key: alice.privateKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, wrapped)).toThrow();
+    expect(() =>
+      privateDecrypt({ key: alice.privateKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, wrapped),
+    ).toThrow();
   });
 
   it('detects a changed byte of the wrapped key', () => {

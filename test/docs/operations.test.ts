@@ -1,5 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -31,7 +42,10 @@ function marked(kind: 'test' | 'schema' | 'example'): { name: string; body: stri
   return [...guide.matchAll(re)].map((m) => ({ name: m[1]!, body: m[2]! }));
 }
 
-const alertSchema = JSON.parse(marked('schema').find((b) => b.name === 'alert')!.body) as { properties: Record<string, { enum?: string[] }>; required: string[] };
+const alertSchema = JSON.parse(marked('schema').find((b) => b.name === 'alert')!.body) as {
+  properties: Record<string, { enum?: string[] }>;
+  required: string[];
+};
 const validateAlert = new Ajv({ allErrors: true }).compile(alertSchema);
 const expectValidAlert = (doc: unknown) => {
   validateAlert(doc);
@@ -57,13 +71,27 @@ const env: Record<string, string> = {
   PFX_PASSWORD: `first ${randomBytes(6).toString('hex')}`,
   NEW_PFX_PASSWORD: `second ${randomBytes(6).toString('hex')}`,
   ALERT_COMMAND: join(base, 'alert-to-log'),
-  PG_URI: '', PG_USER: 'nobody', PG_PASSWORD: 'none',
+  PG_URI: '',
+  PG_USER: 'nobody',
+  PG_PASSWORD: 'none',
 };
 const alertLog = join(base, 'alerts.jsonl');
-const commandAlerts = (): Alert[] => (existsSync(alertLog) ? readFileSync(alertLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Alert) : []);
+const commandAlerts = (): Alert[] =>
+  existsSync(alertLog)
+    ? readFileSync(alertLog, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Alert)
+    : [];
 
 async function sh(script: string, extraEnv: Record<string, string> = {}) {
-  const r = await execa('bash', ['-euo', 'pipefail', '-c', script], { cwd: base, env: { ...env, ...extraEnv }, extendEnv: false, reject: false, timeout: 120_000 });
+  const r = await execa('bash', ['-euo', 'pipefail', '-c', script], {
+    cwd: base,
+    env: { ...env, ...extraEnv },
+    extendEnv: false,
+    reject: false,
+    timeout: 120_000,
+  });
   return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 async function cli(...args: string[]): Promise<any> {
@@ -90,24 +118,38 @@ beforeAll(async () => {
   for (let i = 1; i <= 50; i++) db.prepare('INSERT INTO items (name, secret) VALUES (?, ?)').run(`user-${i}`, randomBytes(16));
   db.close();
   // A command sink that appends each alert it reads to a log, and a webhook whose first answer is 503.
-  writeFileSync(env.ALERT_COMMAND!, `#!${process.execPath}\nlet s = ''; process.stdin.on('data', (c) => s += c).on('end', () => require('node:fs').appendFileSync(${JSON.stringify(alertLog)}, s + '\\n'));\n`);
+  writeFileSync(
+    env.ALERT_COMMAND!,
+    `#!${process.execPath}\nlet s = ''; process.stdin.on('data', (c) => s += c).on('end', () => require('node:fs').appendFileSync(${JSON.stringify(alertLog)}, s + '\\n'));\n`,
+  );
   chmodSync(env.ALERT_COMMAND!, 0o755);
   server = createServer((req, res) => {
     let body = '';
-    req.on('data', (c) => { body += c; }).on('end', () => {
-      expect(req.method).toBe('POST');
-      expect(req.headers['content-type']).toBe('application/json');
-      received.webhook.push(JSON.parse(body) as Alert);
-      res.writeHead(received.answers.shift() ?? 204).end();
-    });
+    req
+      .on('data', (c) => {
+        body += c;
+      })
+      .on('end', () => {
+        expect(req.method).toBe('POST');
+        expect(req.headers['content-type']).toBe('application/json');
+        received.webhook.push(JSON.parse(body) as Alert);
+        res.writeHead(received.answers.shift() ?? 204).end();
+      });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   env.ALERT_WEBHOOK = `http://127.0.0.1:${(server.address() as AddressInfo).port}/azsbackup`;
   if (hasPostgres) {
     pg.server = await startPostgres();
     await pg.server.createDatabase('resourcemanager');
-    await pg.server.sql('resourcemanager', "CREATE TABLE tenants (id int PRIMARY KEY, name text); INSERT INTO tenants SELECT i, 'tenant ' || i FROM generate_series(1, 40) AS i;");
-    Object.assign(env, { PG_URI: `postgresql://${pg.server.user}@127.0.0.1:${pg.server.port}/resourcemanager`, PG_USER: pg.server.user, PG_PASSWORD: pg.server.password });
+    await pg.server.sql(
+      'resourcemanager',
+      "CREATE TABLE tenants (id int PRIMARY KEY, name text); INSERT INTO tenants SELECT i, 'tenant ' || i FROM generate_series(1, 40) AS i;",
+    );
+    Object.assign(env, {
+      PG_URI: `postgresql://${pg.server.user}@127.0.0.1:${pg.server.port}/resourcemanager`,
+      PG_USER: pg.server.user,
+      PG_PASSWORD: pg.server.password,
+    });
   }
 }, 180_000);
 
@@ -140,7 +182,12 @@ const after: Record<string, (out: string) => Promise<void>> = {
   },
   'setup-share': async (out) => {
     expect(out).toMatch(/HasEnoughCapacity\s+: True/);
-    expect(await cli('Get-BackupConfiguration')).toMatchObject({ Path: env.SHARE, EncryptionMode: 'Certificate', BackupFrequencyInHours: 6, BackupRetentionPeriodInDays: 7 });
+    expect(await cli('Get-BackupConfiguration')).toMatchObject({
+      Path: env.SHARE,
+      EncryptionMode: 'Certificate',
+      BackupFrequencyInHours: 6,
+      BackupRetentionPeriodInDays: 7,
+    });
   },
   'setup-roles': async () => {
     expect([await cli('Get-InfrastructureRole')].flat().map((r: any) => r.Name)).toEqual(['Identity', 'CA']);
@@ -155,9 +202,22 @@ const after: Record<string, (out: string) => Promise<void>> = {
   },
   'alert-sinks': async (out) => {
     // The block prints the new configuration, then what jq picked from it.
-    expect(JSON.parse(out.slice(out.lastIndexOf('\n{') + 1))).toEqual({ AlertCommand: [env.ALERT_COMMAND], AlertWebhookUri: `${new URL(env.ALERT_WEBHOOK!).origin}/…` });
+    expect(JSON.parse(out.slice(out.lastIndexOf('\n{') + 1))).toEqual({
+      AlertCommand: [env.ALERT_COMMAND],
+      AlertWebhookUri: `${new URL(env.ALERT_WEBHOOK!).origin}/…`,
+    });
     // Something fails: a role whose export command breaks. The alert reaches both sinks.
-    await cli('Register-InfrastructureRole', '-Name', 'Reports', '-Provider', 'command', '-ExportCommand:sh', '-ExportCommand:-c', '-ExportCommand:echo reports database is locked >&2; exit 1', '-ImportCommand:true');
+    await cli(
+      'Register-InfrastructureRole',
+      '-Name',
+      'Reports',
+      '-Provider',
+      'command',
+      '-ExportCommand:sh',
+      '-ExportCommand:-c',
+      '-ExportCommand:echo reports database is locked >&2; exit 1',
+      '-ImportCommand:true',
+    );
     expect((await sh('azsbackup Start-InfrastructureBackup')).code).toBe(3);
     const [byCommand] = commandAlerts();
     const [byWebhook] = received.webhook;
@@ -237,7 +297,12 @@ describe('docs/OPERATIONS.md, the alert reference', () => {
 
   it('the schema refuses what is not an alert', () => {
     const [example] = marked('example').map((e) => JSON.parse(e.body) as Record<string, unknown>);
-    for (const broken of [{ ...example, AlertType: 'DiskOnFire' }, { ...example, Status: 'Closed' }, { ...example, Extra: 1 }, { ...example, Remediation: [] }]) {
+    for (const broken of [
+      { ...example, AlertType: 'DiskOnFire' },
+      { ...example, Status: 'Closed' },
+      { ...example, Extra: 1 },
+      { ...example, Remediation: [] },
+    ]) {
       expect(validateAlert(broken)).toBe(false);
     }
   });
@@ -247,8 +312,14 @@ describe('docs/OPERATIONS.md, the alert reference', () => {
     expect(sections.map((s) => s[1])).toEqual(Object.keys(alertCatalog));
     for (const [, type, title, severity, steps] of sections) {
       const def = alertCatalog[type as keyof typeof alertCatalog];
-      expect({ title, severity, steps: steps!.trim().split('\n').map((l) => l.replace(/^\d+\. /, '')) })
-        .toEqual({ title: def.title, severity: def.severity, steps: def.remediation });
+      expect({
+        title,
+        severity,
+        steps: steps!
+          .trim()
+          .split('\n')
+          .map((l) => l.replace(/^\d+\. /, '')),
+      }).toEqual({ title: def.title, severity: def.severity, steps: def.remediation });
     }
   });
 });
@@ -277,7 +348,9 @@ describe('the scheduler units and cron line the guide ships', () => {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'azsbackup-scheduler.service'), service.replace(execStart[0]!, join(root, 'bin', 'azsbackup.js')));
     writeFileSync(join(dir, 'azsbackup-scheduler.timer'), timer);
-    const r = spawnSync('systemd-analyze', ['verify', join(dir, 'azsbackup-scheduler.service'), join(dir, 'azsbackup-scheduler.timer')], { encoding: 'utf8' });
+    const r = spawnSync('systemd-analyze', ['verify', join(dir, 'azsbackup-scheduler.service'), join(dir, 'azsbackup-scheduler.timer')], {
+      encoding: 'utf8',
+    });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   });
@@ -286,7 +359,13 @@ describe('the scheduler units and cron line the guide ships', () => {
     expect(cronJob).toHaveLength(1);
     expect(guide).toContain(`\n${cronJob[0]}\n`);
     const fields = cronJob[0]!.split(/\s+/);
-    const limits = [[0, 59], [0, 23], [1, 31], [1, 12], [0, 7]] as const;
+    const limits = [
+      [0, 59],
+      [0, 23],
+      [1, 31],
+      [1, 12],
+      [0, 7],
+    ] as const;
     limits.forEach(([lo, hi], i) => {
       for (const part of fields[i]!.split(',')) {
         const m = /^(\*|(\d+)(?:-(\d+))?)(?:\/(\d+))?$/.exec(part);
@@ -299,13 +378,15 @@ describe('the scheduler units and cron line the guide ships', () => {
     expect(command.startsWith(`${setting(service, 'Environment')[0]} ${execStart.join(' ')} `)).toBe(true);
   });
 
-  it('the service\'s and the cron line\'s command runs a tick here', async () => {
+  it("the service's and the cron line's command runs a tick here", async () => {
     // After the guide's procedures: the guide's home, with the scheduler on and a backup just made.
     const program = join(root, 'bin', 'azsbackup.js');
     const fromService = await sh(`${execStart.join(' ').replace(execStart[0]!, program)}`);
     expect(fromService.code, fromService.stderr).toBe(0);
     const log = join(base, 'scheduler.log');
-    const fromCron = await sh(cronJob[0]!.split(/\s+/).slice(7).join(' ').replace(execStart[0]!, program).replace('/var/log/azsbackup-scheduler.log', log));
+    const fromCron = await sh(
+      cronJob[0]!.split(/\s+/).slice(7).join(' ').replace(execStart[0]!, program).replace('/var/log/azsbackup-scheduler.log', log),
+    );
     expect(fromCron.code, fromCron.stderr).toBe(0);
     expect(readFileSync(log, 'utf8')).toBe('');
   });

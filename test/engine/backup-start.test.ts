@@ -13,7 +13,11 @@ import { LocalFolderTarget } from '../../src/targets/local.js';
 /** A local folder whose mkdir takes as long as an SMB round trip, and may then fail. */
 class SlowMkdirTarget extends LocalFolderTarget {
   mkdirDone = 0;
-  constructor(root: string, private readonly delayMs: number, private readonly failure?: AzsError) {
+  constructor(
+    root: string,
+    private readonly delayMs: number,
+    private readonly failure?: AzsError,
+  ) {
     super(root);
   }
   override async mkdir(p: string): Promise<void> {
@@ -39,7 +43,9 @@ const recipient = { kind: 'Key' as const, keyId: symmetricKeyId(key), key };
 /** A role whose export notes when it started, then sends 32 MiB: more than the pipes between hold. */
 function markingRole(marker: string): RoleDefinition {
   return {
-    name: 'Configuration', provider: 'command', restoreOrder: 1,
+    name: 'Configuration',
+    provider: 'command',
+    restoreOrder: 1,
     exportCommand: ['sh', '-c', `date +%s%3N > '${marker}'; head -c 33554432 /dev/zero`],
     importCommand: ['true'],
   };
@@ -58,7 +64,13 @@ describe('the start of a backup', () => {
     const marker = path.join(tmp, 'export-started');
     const target = new SlowMkdirTarget(path.join(tmp, 'share'), 400);
     const started = Date.now();
-    const { record } = await runBackup({ target, sharePath: target.root, recipient, roles: [markingRole(marker)], progress: silentProgress });
+    const { record } = await runBackup({
+      target,
+      sharePath: target.root,
+      recipient,
+      roles: [markingRole(marker)],
+      progress: silentProgress,
+    });
     expect(record.Status).toBe('Succeeded');
     const exportStarted = Number((await fs.readFile(marker, 'utf8')).trim());
     expect(exportStarted).toBeGreaterThanOrEqual(started - 1000);
@@ -67,9 +79,16 @@ describe('the start of a backup', () => {
 
   it('fails with the share error when the staging folder cannot be made, and stops the exports', async () => {
     const marker = path.join(tmp, 'export-started');
-    const failure = new AzsError('The share is unreachable.', { errorId: 'ShareUnreachable', category: 'ConnectionError', exitCode: 10, alertType: 'ShareConnectivity' });
+    const failure = new AzsError('The share is unreachable.', {
+      errorId: 'ShareUnreachable',
+      category: 'ConnectionError',
+      exitCode: 10,
+      alertType: 'ShareConnectivity',
+    });
     const target = new SlowMkdirTarget(path.join(tmp, 'share'), 300, failure);
-    await expect(runBackup({ target, sharePath: target.root, recipient, roles: [markingRole(marker)], progress: silentProgress })).rejects.toBe(failure);
+    await expect(
+      runBackup({ target, sharePath: target.root, recipient, roles: [markingRole(marker)], progress: silentProgress }),
+    ).rejects.toBe(failure);
     await fs.access(marker);
     // The export's process group is stopped, not left writing into a pipe nobody reads.
     const deadline = Date.now() + 5000;

@@ -39,17 +39,22 @@ const killPoints: KillPoint[] = [
   { name: '50 ms after start', wait: () => sleep(50) },
   { name: '300 ms after start', wait: () => sleep(300) },
   { name: '800 ms after start', wait: () => sleep(800) },
-  { name: 'as soon as the .partial folder appears', midWrite: true, wait: (d) => until('a .partial folder', async () => (await partialFolders(d.share)).length > 0) },
+  {
+    name: 'as soon as the .partial folder appears',
+    midWrite: true,
+    wait: (d) => until('a .partial folder', async () => (await partialFolders(d.share)).length > 0),
+  },
   {
     name: 'while Big.azsrole is being written',
     midWrite: true,
-    wait: (d) => until('Big.azsrole to grow past 4 MB', async () => {
-      for (const p of await partialFolders(d.share)) {
-        const st = await fs.stat(path.join(d.share, p, 'Big.azsrole')).catch(() => undefined);
-        if (st && st.size > 4 * 1024 * 1024) return true;
-      }
-      return false;
-    }),
+    wait: (d) =>
+      until('Big.azsrole to grow past 4 MB', async () => {
+        for (const p of await partialFolders(d.share)) {
+          const st = await fs.stat(path.join(d.share, p, 'Big.azsrole')).catch(() => undefined);
+          if (st && st.size > 4 * 1024 * 1024) return true;
+        }
+        return false;
+      }),
   },
 ];
 
@@ -99,7 +104,12 @@ describe('kill -9 during a backup', () => {
       if (!completed.has(b.Name)) expect(b.Status, JSON.stringify(b)).toBe('Failed');
       expect(partials.some((p) => p.includes(b.Name)) && b.Status !== 'Failed').toBe(false);
     }
-    expect(listed.filter((b) => b.Status !== 'Failed').map((b) => b.Name).sort()).toEqual([...completed].sort());
+    expect(
+      listed
+        .filter((b) => b.Status !== 'Failed')
+        .map((b) => b.Name)
+        .sort(),
+    ).toEqual([...completed].sort());
 
     if (point.midWrite) {
       expect(ended.signal).toBe('SIGKILL');
@@ -148,30 +158,36 @@ describe('Ctrl-C or SIGTERM during a backup', () => {
   });
   afterAll(async () => d?.cleanup());
 
-  it.each(['SIGINT', 'SIGTERM'] as const)('%s stops it in order: exit 130 with the error said, nothing committed, the job Failed, an alert, the lock free', async (signal) => {
-    const earlier = new Set(list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json).map((b) => b.Name));
-    const child = spawnCli(d.home, ['Start-InfrastructureBackup']);
-    await until('a .partial folder', async () => (await partialFolders(d.share)).length > 0);
-    // Long enough for the job to have loaded what it needs for its end (conf's atomic writes,
-    // which hook signals of their own), short of the export's 60 s.
-    await sleep(1000);
-    child.kill(signal);
-    const ended = await child;
-    expect(ended.exitCode, String(ended.stderr)).toBe(130);
-    expect(parseErrors(String(ended.stderr)).map((e) => e.ErrorId)).toContain('PipelineStopped');
+  it.each(['SIGINT', 'SIGTERM'] as const)(
+    '%s stops it in order: exit 130 with the error said, nothing committed, the job Failed, an alert, the lock free',
+    async (signal) => {
+      const earlier = new Set(list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json).map((b) => b.Name));
+      const child = spawnCli(d.home, ['Start-InfrastructureBackup']);
+      await until('a .partial folder', async () => (await partialFolders(d.share)).length > 0);
+      // Long enough for the job to have loaded what it needs for its end (conf's atomic writes,
+      // which hook signals of their own), short of the export's 60 s.
+      await sleep(1000);
+      child.kill(signal);
+      const ended = await child;
+      expect(ended.exitCode, String(ended.stderr)).toBe(130);
+      expect(parseErrors(String(ended.stderr)).map((e) => e.ErrorId)).toContain('PipelineStopped');
 
-    // Files was backed up before the stop, yet nothing was committed and nothing is left over.
-    expect(await partialFolders(d.share)).toEqual([]);
-    const listed = list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json).filter((b) => !earlier.has(b.Name));
-    expect(listed.filter((b) => b.Status !== 'Failed')).toEqual([]);
-    const job = listed.find((b) => b.Progress && /stopped/.test(b.Progress));
-    expect(job, JSON.stringify(listed)).toBeDefined();
-    const alerts = list(expectOk(await d.cli(['Get-BackupAlert'])).json);
-    expect(alerts.some((a) => a.Status === 'Active' && a.BackupName === job.Name), JSON.stringify(alerts)).toBe(true);
+      // Files was backed up before the stop, yet nothing was committed and nothing is left over.
+      expect(await partialFolders(d.share)).toEqual([]);
+      const listed = list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json).filter((b) => !earlier.has(b.Name));
+      expect(listed.filter((b) => b.Status !== 'Failed')).toEqual([]);
+      const job = listed.find((b) => b.Progress && /stopped/.test(b.Progress));
+      expect(job, JSON.stringify(listed)).toBeDefined();
+      const alerts = list(expectOk(await d.cli(['Get-BackupAlert'])).json);
+      expect(
+        alerts.some((a) => a.Status === 'Active' && a.BackupName === job.Name),
+        JSON.stringify(alerts),
+      ).toBe(true);
 
-    // The lock was released: the next backup neither waits nor takes over a stale lock.
-    await expect(fs.access(path.join(d.home, 'job.lock'))).rejects.toThrow();
-    const next = await d.cli(['Start-InfrastructureBackup', '-RoleName', 'Files']);
-    expect(next.code, next.stderr).toBe(0);
-  });
+      // The lock was released: the next backup neither waits nor takes over a stale lock.
+      await expect(fs.access(path.join(d.home, 'job.lock'))).rejects.toThrow();
+      const next = await d.cli(['Start-InfrastructureBackup', '-RoleName', 'Files']);
+      expect(next.code, next.stderr).toBe(0);
+    },
+  );
 });

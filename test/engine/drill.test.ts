@@ -37,9 +37,13 @@ describe('backup and restore drill', () => {
     expect(first.Status).toBe('Succeeded');
     expect(first.Name).toMatch(/^[0-9a-f-]{36}$/);
     expect(first.EncryptionKeyId).toBe(d.keyId);
-    expect(first.RoleStatus.map((r: any) => [r.RoleName, r.Status]).sort()).toEqual(
-      [['Alpha', 'Succeeded'], ['Beta', 'Succeeded'], ['Db', 'Succeeded'], ['Files', 'Succeeded'], ['Tarred', 'Succeeded']],
-    );
+    expect(first.RoleStatus.map((r: any) => [r.RoleName, r.Status]).sort()).toEqual([
+      ['Alpha', 'Succeeded'],
+      ['Beta', 'Succeeded'],
+      ['Db', 'Succeeded'],
+      ['Files', 'Succeeded'],
+      ['Tarred', 'Succeeded'],
+    ]);
   });
 
   it('restores every role byte for byte on a fresh machine, in RestoreOrder', async () => {
@@ -51,10 +55,17 @@ describe('backup and restore drill', () => {
     const home = await freshHome(d);
 
     const { args, stdin } = d.decryptArgs();
-    const r = expectOk(await runCli(home, ['Restore-AzsBackup', '-Name', first.Name, '-Path', d.share, ...args], { stdin }), 'Restore-AzsBackup');
+    const r = expectOk(
+      await runCli(home, ['Restore-AzsBackup', '-Name', first.Name, '-Path', d.share, ...args], { stdin }),
+      'Restore-AzsBackup',
+    );
     const results = list(r.json);
     expect(results.map((x) => [x.RoleName, x.Status])).toEqual([
-      ['Files', 'Succeeded'], ['Db', 'Succeeded'], ['Tarred', 'Succeeded'], ['Beta', 'Succeeded'], ['Alpha', 'Succeeded'],
+      ['Files', 'Succeeded'],
+      ['Db', 'Succeeded'],
+      ['Tarred', 'Succeeded'],
+      ['Beta', 'Succeeded'],
+      ['Alpha', 'Succeeded'],
     ]);
     expect(r.errors).toEqual([]);
 
@@ -80,7 +91,9 @@ describe('backup and restore drill', () => {
     const logNow = await fs.readFile(log, 'utf8');
 
     const { args, stdin } = d.decryptArgs();
-    const r = expectOk(await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', first.Name, '-Path', d.share, '-RoleName', 'db', ...args], { stdin }));
+    const r = expectOk(
+      await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', first.Name, '-Path', d.share, '-RoleName', 'db', ...args], { stdin }),
+    );
     expect(list(r.json).map((x) => [x.RoleName, x.Status])).toEqual([['Db', 'Succeeded']]);
     expect(dbRows(d.db)).toEqual(before.db);
     expect(fingerprint(d.files)).toBe(filesNow);
@@ -91,7 +104,9 @@ describe('backup and restore drill', () => {
   it('a role the backup does not hold is refused before anything is restored', async () => {
     const filesNow = fingerprint(d.files);
     const { args, stdin } = d.decryptArgs();
-    const r = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', first.Name, '-Path', d.share, '-RoleName', 'Nope', ...args], { stdin });
+    const r = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', first.Name, '-Path', d.share, '-RoleName', 'Nope', ...args], {
+      stdin,
+    });
     expect(r.code).toBe(10);
     expect(r.errors[0]?.ErrorId).toBe('RoleNotInBackup');
     expect(fingerprint(d.files)).toBe(filesNow);
@@ -106,7 +121,9 @@ describe('backup and restore drill', () => {
     expect(all[2].RoleStatus).toHaveLength(5);
 
     expect(list(expectOk(await d.cli(['Get-InfrastructureBackup', '-Top', '1'])).json).map((b) => b.Name)).toEqual([third.Name]);
-    expect(list(expectOk(await d.cli(['Get-InfrastructureBackup', '-Skip', '1', '-Top', '1'])).json).map((b) => b.Name)).toEqual([second.Name]);
+    expect(list(expectOk(await d.cli(['Get-InfrastructureBackup', '-Skip', '1', '-Top', '1'])).json).map((b) => b.Name)).toEqual([
+      second.Name,
+    ]);
     expect(list(expectOk(await d.cli(['Get-InfrastructureBackup', '-Skip', '2'])).json).map((b) => b.Name)).toEqual([first.Name]);
     expect(list(expectOk(await d.cli(['Get-InfrastructureBackup', '-Skip', '3'])).json)).toEqual([]);
 

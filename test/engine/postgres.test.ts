@@ -19,10 +19,18 @@ describe.skipIf(!findPostgresBin())('a postgres role with a sealed password, thr
   beforeAll(async () => {
     pg = await startPostgres();
     await pg.createDatabase('identity');
-    await pg.sql('identity', "CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users SELECT i, 'user ' || i FROM generate_series(1, 50) AS i;");
+    await pg.sql(
+      'identity',
+      "CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users SELECT i, 'user ' || i FROM generate_series(1, 50) AS i;",
+    );
     d = await makeDrill({ roles: false });
     uri = `postgresql://${pg.user}@127.0.0.1:${pg.port}/identity`;
-    expectOk(await d.cli(['Register-InfrastructureRole', '-Name', 'Identity', '-Provider', 'postgres', '-ConnectionString', uri, '-DatabasePassword', '-'], { stdin: `${pg.password}\n` }));
+    expectOk(
+      await d.cli(
+        ['Register-InfrastructureRole', '-Name', 'Identity', '-Provider', 'postgres', '-ConnectionString', uri, '-DatabasePassword', '-'],
+        { stdin: `${pg.password}\n` },
+      ),
+    );
     backup = await d.backup();
   }, 120_000);
   afterAll(async () => {
@@ -51,12 +59,17 @@ describe.skipIf(!findPostgresBin())('a postgres role with a sealed password, thr
     await pg.sql('identity', 'DELETE FROM users WHERE id > 20');
     const { args, stdin } = d.decryptArgs();
     const home = await freshHome(d);
-    const refused = await runCli(home, ['Restore-AzsBackup', '-Name', backup.Name, '-Path', d.share, ...args], { stdin, env: { PGPASSFILE: path.join(d.root, 'none') } });
+    const refused = await runCli(home, ['Restore-AzsBackup', '-Name', backup.Name, '-Path', d.share, ...args], {
+      stdin,
+      env: { PGPASSFILE: path.join(d.root, 'none') },
+    });
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/password/);
     const pgpass = path.join(d.root, 'pgpass');
     await fs.writeFile(pgpass, `127.0.0.1:${pg.port}:identity:${pg.user}:${pg.password}\n`, { mode: 0o600 });
-    expectOk(await runCli(home, ['Restore-AzsBackup', '-Name', backup.Name, '-Path', d.share, ...args], { stdin, env: { PGPASSFILE: pgpass } }));
+    expectOk(
+      await runCli(home, ['Restore-AzsBackup', '-Name', backup.Name, '-Path', d.share, ...args], { stdin, env: { PGPASSFILE: pgpass } }),
+    );
     expect(await rows()).toEqual(before);
   });
 });

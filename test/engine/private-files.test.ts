@@ -14,7 +14,6 @@ import { makeSmbDrill, type SmbDrill } from '../support/smb-drill.js';
  * the process kept is in a 0700 folder under AZSBACKUP_HOME, which the next command removes.
  */
 
-
 /** Every file under `dir` (none when it does not exist). */
 async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -28,7 +27,9 @@ async function filesUnder(dir: string): Promise<string[]> {
 
 /** kill -9 of `child` as soon as a file named `name` exists under one of `dirs`. */
 async function killOnceExists(child: ReturnType<typeof spawnCli>, name: string, dirs: string[]): Promise<void> {
-  await killWhen(child, `a file '${name}'`, async () => (await Promise.all(dirs.map(filesUnder))).flat().some((f) => path.basename(f) === name));
+  await killWhen(child, `a file '${name}'`, async () =>
+    (await Promise.all(dirs.map(filesUnder))).flat().some((f) => path.basename(f) === name),
+  );
 }
 
 /** The private folder after a kill: 0700, and holding the killed process's own 0700 folder. */
@@ -58,7 +59,9 @@ describe('kill -9 leaves no plaintext in TMPDIR', () => {
     const db = new Database(path.join(d.root, 'big.sqlite'));
     db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)');
     const insert = db.prepare('INSERT INTO t (data) VALUES (?)');
-    db.transaction(() => { for (let i = 0; i < 300; i++) insert.run(randomBytes(128 * 1024)); })();
+    db.transaction(() => {
+      for (let i = 0; i < 300; i++) insert.run(randomBytes(128 * 1024));
+    })();
     db.close();
     await d.register('Db', ['-Provider', 'sqlite', '-DatabasePath', path.join(d.root, 'big.sqlite')]);
   }, 120_000);
@@ -73,10 +76,12 @@ describe('kill -9 leaves no plaintext in TMPDIR', () => {
     await expectSweptBy(d.home, tmp, async () => expectOk(await d.cli(['Get-BackupConfiguration'], { env: { TMPDIR: tmp } })));
   }, 90_000);
 
-  it('a running job\'s private folder is never swept', async () => {
+  it("a running job's private folder is never swept", async () => {
     const child = spawnCli(d.home, ['Start-InfrastructureBackup'], { env: { TMPDIR: tmp } });
     let ended = false;
-    void child.finally(() => { ended = true; });
+    void child.finally(() => {
+      ended = true;
+    });
     await whileRunning(child, 'a file in its private folder', async () => (await filesUnder(path.join(d.home, 'private'))).length > 0);
     const live = await fs.readdir(path.join(d.home, 'private'));
     expectOk(await d.cli(['Get-BackupConfiguration'], { env: { TMPDIR: tmp } }));
@@ -117,7 +122,11 @@ describe.skipIf(!sambaAvailable())('kill -9 during SMB work leaves neither the p
   it('during a restore from the share: nothing in TMPDIR, the staging beside the folder is owner-only, and the next commands remove both', async () => {
     const beside = path.dirname(d.files);
     const staging = async () => (await fs.readdir(beside)).filter((n) => n.startsWith('.files.azs-staging-'));
-    const child = spawnCli(d.home, ['Restore-AzsBackup', '-Name', backupName, '-EncryptionKey', '-'], { stdin: `${d.key}\n`, env: { TMPDIR: tmp }, timeoutMs: 300_000 });
+    const child = spawnCli(d.home, ['Restore-AzsBackup', '-Name', backupName, '-EncryptionKey', '-'], {
+      stdin: `${d.key}\n`,
+      env: { TMPDIR: tmp },
+      timeoutMs: 300_000,
+    });
     // Killed once decrypted data is being written into the staging.
     await killWhen(child, 'data in the staging', async () => {
       const [s] = await staging();
@@ -129,7 +138,13 @@ describe.skipIf(!sambaAvailable())('kill -9 during SMB work leaves neither the p
     await expectPrivate(d.home);
     await expectSweptBy(d.home, tmp, async () => expectOk(await d.cli(['Get-BackupConfiguration'], { env: { TMPDIR: tmp } })));
     // The next restore of that folder removes the dead one's staging (its swap journal says whose it was).
-    expectOk(await runCli(d.home, ['Restore-AzsBackup', '-Name', backupName, '-EncryptionKey', '-'], { stdin: `${d.key}\n`, env: { TMPDIR: tmp }, timeoutMs: 300_000 }));
+    expectOk(
+      await runCli(d.home, ['Restore-AzsBackup', '-Name', backupName, '-EncryptionKey', '-'], {
+        stdin: `${d.key}\n`,
+        env: { TMPDIR: tmp },
+        timeoutMs: 300_000,
+      }),
+    );
     expect((await fs.readdir(beside)).filter((n) => n.startsWith('.files.'))).toEqual([]);
     expect(await fs.readdir(tmp)).toEqual([]);
   }, 300_000);

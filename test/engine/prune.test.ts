@@ -13,7 +13,11 @@ import { redate } from '../support/redate.js';
 
 const DAY = 86_400_000;
 const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
-const stamp = (t: Date) => t.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+const stamp = (t: Date) =>
+  t
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 
 /** Makes a backup look made `daysAgo` days back, the time the listing goes by. */
 const age = (d: Drill, name: string, daysAgo: number): Promise<string> => redate(d, name, new Date(Date.now() - daysAgo * DAY));
@@ -68,7 +72,14 @@ describe('retention and leftovers', () => {
   it('-DryRun lists exactly the expired backups and the leftovers, and deletes nothing', async () => {
     const before = shareFingerprint(d.share);
     const r = expectOk(await d.cli(['Invoke-BackupPrune', '-DryRun']));
-    expect(r.json).toMatchObject({ DryRun: true, RetentionPeriodInDays: 2, BackupsRemoved: 3, BackupsKept: 1, LeftoversRemoved: 4, PathsInProgress: [] });
+    expect(r.json).toMatchObject({
+      DryRun: true,
+      RetentionPeriodInDays: 2,
+      BackupsRemoved: 3,
+      BackupsKept: 1,
+      LeftoversRemoved: 4,
+      PathsInProgress: [],
+    });
     expect([...r.json.PathsToDelete].sort()).toEqual([rel[0], rel[1], rel[2], ...leftovers].sort());
     expect(shareFingerprint(d.share)).toBe(before);
     expect(await names(d)).toHaveLength(4);

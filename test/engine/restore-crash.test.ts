@@ -32,7 +32,13 @@ let dbBackupName: string;
 let newRows: string;
 let oldDb: string;
 
-const picture = async (dir: string): Promise<string> => (await fs.stat(dir).then(() => true, () => false)) ? fingerprint(dir) : '(missing)';
+const picture = async (dir: string): Promise<string> =>
+  (await fs.stat(dir).then(
+    () => true,
+    () => false,
+  ))
+    ? fingerprint(dir)
+    : '(missing)';
 /** Our names beside the folder: staging, set-aside copies, journals. */
 const ours = async (): Promise<string[]> => (await fs.readdir(path.dirname(d.files))).filter((n) => n.startsWith('.files.')).sort();
 
@@ -44,15 +50,26 @@ async function resetToOld(): Promise<string> {
 
 function startRestore(env: Record<string, string>) {
   const { args, stdin } = d.decryptArgs();
-  return spawnCli(d.home, ['Restore-AzsBackup', '-Name', backupName, '-RoleName', 'Files', ...args, '-Confirm:$false'], { stdin, env, timeoutMs: 60_000 });
+  return spawnCli(d.home, ['Restore-AzsBackup', '-Name', backupName, '-RoleName', 'Files', ...args, '-Confirm:$false'], {
+    stdin,
+    env,
+    timeoutMs: 60_000,
+  });
 }
 
 async function restoreNow(): Promise<void> {
   const { args, stdin } = d.decryptArgs();
-  expectOk(await d.cli(['Restore-AzsBackup', '-Name', backupName, '-RoleName', 'Files', ...args, '-Confirm:$false'], { stdin }), 'the next Restore-AzsBackup');
+  expectOk(
+    await d.cli(['Restore-AzsBackup', '-Name', backupName, '-RoleName', 'Files', ...args, '-Confirm:$false'], { stdin }),
+    'the next Restore-AzsBackup',
+  );
 }
 
-const exists = (p: string) => fs.lstat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.lstat(p).then(
+    () => true,
+    () => false,
+  );
 const named = async (infix: string): Promise<string | undefined> => (await ours()).find((n) => n.includes(infix));
 /** The journal of the running swap, parsed; undefined while there is none. */
 async function journal(): Promise<any> {
@@ -64,7 +81,8 @@ async function journal(): Promise<any> {
 type Moment = { name: string; native: boolean; wait(child: ReturnType<typeof startRestore>): Promise<void>; next?: 'backup' };
 
 const timed = (native: boolean, ms: number): Moment => ({
-  name: `${ms} ms after start`, native,
+  name: `${ms} ms after start`,
+  native,
   async wait(child) {
     await sleep(ms);
     child.kill('SIGKILL');
@@ -76,33 +94,46 @@ const moments: Moment[] = [
   // With renameat2(RENAME_EXCHANGE).
   ...[150, 500, 900, 1300, 1700, 2100, 2500].map((ms) => timed(true, ms)),
   {
-    name: 'while the archive is being extracted', native: true,
+    name: 'while the archive is being extracted',
+    native: true,
     wait: (c) => killWhen(c, 'a staging folder', async () => (await named('.azs-staging-')) !== undefined),
   },
   {
-    name: 'after the exchange, before the old folder is removed', native: true,
-    wait: (c) => killWhen(c, 'the old folder under the staging name', async () => {
-      const s = await named('.azs-staging-');
-      return s !== undefined && exists(path.join(path.dirname(d.files), s, 'only-in-old.txt'));
-    }),
+    name: 'after the exchange, before the old folder is removed',
+    native: true,
+    wait: (c) =>
+      killWhen(c, 'the old folder under the staging name', async () => {
+        const s = await named('.azs-staging-');
+        return s !== undefined && exists(path.join(path.dirname(d.files), s, 'only-in-old.txt'));
+      }),
   },
   // The journalled fallback.
   ...[500, 1300, 2100, 2900, 3700].map((ms) => timed(false, ms)),
   {
-    name: 'once the journal says the swap begins, before the first rename', native: false,
+    name: 'once the journal says the swap begins, before the first rename',
+    native: false,
     wait: (c) => killWhen(c, 'the swapping journal', async () => (await journal())?.phase === 'swapping' && !(await named('.azs-old-'))),
   },
   {
-    name: 'between the two renames (the folder is set aside)', native: false,
+    name: 'between the two renames (the folder is set aside)',
+    native: false,
     wait: (c) => killWhen(c, 'the folder set aside', async () => !(await exists(d.files)) && (await named('.azs-old-')) !== undefined),
   },
   {
-    name: 'between the two renames, and the next command is a backup', native: false, next: 'backup',
+    name: 'between the two renames, and the next command is a backup',
+    native: false,
+    next: 'backup',
     wait: (c) => killWhen(c, 'the folder set aside', async () => !(await exists(d.files)) && (await named('.azs-old-')) !== undefined),
   },
   {
-    name: 'after the second rename, before the old folder is removed', native: false,
-    wait: (c) => killWhen(c, 'the new folder in place beside the old one', async () => (await exists(d.files)) && (await named('.azs-old-')) !== undefined),
+    name: 'after the second rename, before the old folder is removed',
+    native: false,
+    wait: (c) =>
+      killWhen(
+        c,
+        'the new folder in place beside the old one',
+        async () => (await exists(d.files)) && (await named('.azs-old-')) !== undefined,
+      ),
   },
 ];
 
@@ -123,35 +154,42 @@ beforeAll(async () => {
 afterAll(async () => d?.cleanup());
 
 describe('kill -9 during a restore', () => {
-  it.each(moments.map((m) => ({ ...m, way: m.native ? 'renameat2' : 'journalled fallback' })))('killed $name ($way): the folder is wholly old or new, and the next command puts things right', async (m) => {
-    const oldPicture = await resetToOld();
-    expect(oldPicture).not.toBe(newPicture);
-    const env: Record<string, string> = { AZSBACKUP_TEST_SWAP_PAUSE_MS: String(PAUSE_MS), ...(m.native ? {} : { AZSBACKUP_NATIVE: 'off' }) };
-    const child = startRestore(env);
-    await m.wait(child);
+  it.each(moments.map((m) => ({ ...m, way: m.native ? 'renameat2' : 'journalled fallback' })))(
+    'killed $name ($way): the folder is wholly old or new, and the next command puts things right',
+    async (m) => {
+      const oldPicture = await resetToOld();
+      expect(oldPicture).not.toBe(newPicture);
+      const env: Record<string, string> = {
+        AZSBACKUP_TEST_SWAP_PAUSE_MS: String(PAUSE_MS),
+        ...(m.native ? {} : { AZSBACKUP_NATIVE: 'off' }),
+      };
+      const child = startRestore(env);
+      await m.wait(child);
 
-    const after = await picture(d.files);
-    if (after === '(missing)' && !m.native) {
-      // Only the two-rename fallback has an instant without the folder, and then its journal,
-      // written before the first rename, names where the whole old folder is.
-      const j = await journal();
-      expect(j).toMatchObject({ phase: 'swapping', method: 'rename' });
-      expect(await picture(path.join(path.dirname(d.files), j.aside))).toBe(oldPicture);
-    } else {
-      expect([oldPicture, newPicture], `the folder after the kill:\n${after}\nbeside it: ${(await ours()).join(' ')}`).toContain(after);
-    }
+      const after = await picture(d.files);
+      if (after === '(missing)' && !m.native) {
+        // Only the two-rename fallback has an instant without the folder, and then its journal,
+        // written before the first rename, names where the whole old folder is.
+        const j = await journal();
+        expect(j).toMatchObject({ phase: 'swapping', method: 'rename' });
+        expect(await picture(path.join(path.dirname(d.files), j.aside))).toBe(oldPicture);
+      } else {
+        expect([oldPicture, newPicture], `the folder after the kill:\n${after}\nbeside it: ${(await ours()).join(' ')}`).toContain(after);
+      }
 
-    if (m.next === 'backup') {
-      // A backup touches the folder too: it finds the interrupted swap, puts the old folder back and backs it up.
-      const r = await d.cli(['Start-InfrastructureBackup', '-RoleName', 'Files']);
-      expectOk(r, 'the next Start-InfrastructureBackup');
-      expect(await picture(d.files)).toBe(oldPicture);
+      if (m.next === 'backup') {
+        // A backup touches the folder too: it finds the interrupted swap, puts the old folder back and backs it up.
+        const r = await d.cli(['Start-InfrastructureBackup', '-RoleName', 'Files']);
+        expectOk(r, 'the next Start-InfrastructureBackup');
+        expect(await picture(d.files)).toBe(oldPicture);
+        expect(await ours()).toEqual([]);
+      }
+      await restoreNow();
+      expect(await picture(d.files)).toBe(newPicture);
       expect(await ours()).toEqual([]);
-    }
-    await restoreNow();
-    expect(await picture(d.files)).toBe(newPicture);
-    expect(await ours()).toEqual([]);
-  }, 90_000);
+    },
+    90_000,
+  );
 });
 
 /**
@@ -175,17 +213,26 @@ describe('kill -9 during a restore of a live SQLite database', () => {
     for (const suffix of ['', '-wal', '-shm', '-journal']) await fs.rm(d.db + suffix, { force: true });
     await fs.copyFile(oldDb, d.db);
     // The service: holds the database open, with its last transaction only in the -wal.
-    const holder = execa(process.execPath, ['-e', `
+    const holder = execa(
+      process.execPath,
+      [
+        '-e',
+        `
       const db = new (require('better-sqlite3'))(process.env.DB);
       db.pragma('journal_mode = WAL');
       db.pragma('wal_autocheckpoint = 0');
       db.prepare("INSERT INTO items (name, secret) VALUES ('only-in-the-wal', x'00')").run();
       console.log('ready');
       setInterval(() => {}, 1000);
-    `], { env: { DB: d.db }, reject: false, cwd: process.cwd() });
+    `,
+      ],
+      { env: { DB: d.db }, reject: false, cwd: process.cwd() },
+    );
     try {
       await new Promise<void>((resolve, reject) => {
-        holder.stdout!.on('data', (b: Buffer) => { if (b.toString().includes('ready')) resolve(); });
+        holder.stdout!.on('data', (b: Buffer) => {
+          if (b.toString().includes('ready')) resolve();
+        });
         void holder.then((r) => reject(new Error(`the holder ended: ${r.stderr}`)));
       });
       expect((await fs.stat(`${d.db}-wal`)).size).toBeGreaterThan(0);
@@ -194,7 +241,8 @@ describe('kill -9 during a restore of a live SQLite database', () => {
 
       const { args, stdin } = d.decryptArgs();
       const child = spawnCli(d.home, ['Restore-AzsBackup', '-Name', dbBackupName, '-RoleName', 'Db', ...args], {
-        stdin, env: { AZSBACKUP_TEST_SWAP_PAUSE_MS: String(PAUSE_MS) },
+        stdin,
+        env: { AZSBACKUP_TEST_SWAP_PAUSE_MS: String(PAUSE_MS) },
       });
       const staged = async () => (await fs.readdir(path.dirname(d.db))).filter((n) => n.startsWith('.db.sqlite.azs-staging-'));
       await killWhen(child, 'the -wal moved aside', async () => {
@@ -207,7 +255,10 @@ describe('kill -9 during a restore of a live SQLite database', () => {
       await holder;
     }
     const { args, stdin } = d.decryptArgs();
-    expectOk(await d.cli(['Restore-AzsBackup', '-Name', dbBackupName, '-RoleName', 'Db', ...args], { stdin }), 'the next Restore-AzsBackup');
+    expectOk(
+      await d.cli(['Restore-AzsBackup', '-Name', dbBackupName, '-RoleName', 'Db', ...args], { stdin }),
+      'the next Restore-AzsBackup',
+    );
     expect(await rowsSeen()).toBe(newRows);
     expect((await fs.readdir(path.dirname(d.db))).filter((n) => n.startsWith('.db.sqlite.'))).toEqual([]);
   }, 90_000);
@@ -230,9 +281,30 @@ describe.skipIf(!straceAvailable)('kill -9 between the two renames, the window w
     const oldPicture = await resetToOld();
     const { args, stdin } = d.decryptArgs();
     const renames = 'rename,renameat,renameat2';
-    const traced = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-e', `trace=${renames}`, '-e', `inject=${renames}:delay_exit=500000`,
-      process.execPath, CLI, 'Restore-AzsBackup', '-Name', backupName, '-RoleName', 'Files', ...args, '--output', 'json'],
-    { env: cliEnv(d.home, { AZSBACKUP_NATIVE: 'off' }), extendEnv: false, input: stdin, reject: false, timeout: 120_000 });
+    const traced = execa(
+      'strace',
+      [
+        '-f',
+        '-qq',
+        '-o',
+        '/dev/null',
+        '-e',
+        `trace=${renames}`,
+        '-e',
+        `inject=${renames}:delay_exit=500000`,
+        process.execPath,
+        CLI,
+        'Restore-AzsBackup',
+        '-Name',
+        backupName,
+        '-RoleName',
+        'Files',
+        ...args,
+        '--output',
+        'json',
+      ],
+      { env: cliEnv(d.home, { AZSBACKUP_NATIVE: 'off' }), extendEnv: false, input: stdin, reject: false, timeout: 120_000 },
+    );
     /** The restore itself: strace's child. */
     const restorePid = (): number | undefined => {
       try {
@@ -242,7 +314,9 @@ describe.skipIf(!straceAvailable)('kill -9 between the two renames, the window w
       }
     };
     let ended = false;
-    void traced.finally(() => { ended = true; });
+    void traced.finally(() => {
+      ended = true;
+    });
     const deadline = Date.now() + 60_000;
     while (await exists(d.files)) {
       if (ended || Date.now() > deadline) throw new Error(`the folder was never set aside: ${ended ? (await traced).stderr : 'timed out'}`);
@@ -252,7 +326,10 @@ describe.skipIf(!straceAvailable)('kill -9 between the two renames, the window w
     await traced;
     // Missing now, but a journal names the whole old folder set aside.
     const j = await journal();
-    expect(j, `nothing names the old folder; beside it: ${(await ours()).join(' ')}`).toMatchObject({ phase: 'swapping', method: 'rename' });
+    expect(j, `nothing names the old folder; beside it: ${(await ours()).join(' ')}`).toMatchObject({
+      phase: 'swapping',
+      method: 'rename',
+    });
     expect(await picture(path.join(path.dirname(d.files), j.aside))).toBe(oldPicture);
     // A backup, the next command here, puts the old folder back before reading it.
     expectOk(await d.cli(['Start-InfrastructureBackup', '-RoleName', 'Files']), 'the next Start-InfrastructureBackup');

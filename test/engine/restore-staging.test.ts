@@ -39,7 +39,10 @@ function countingShare(root: string): { target: Target; reads: Map<string, numbe
 }
 
 async function destinations(): Promise<string> {
-  const around = (await fs.readdir(path.dirname(d.files))).filter((n) => !/-(wal|shm)$/.test(n)).sort().join(' ');
+  const around = (await fs.readdir(path.dirname(d.files)))
+    .filter((n) => !/-(wal|shm)$/.test(n))
+    .sort()
+    .join(' ');
   return `${around}\n${fingerprint(d.files)}\n${JSON.stringify(dbRows(d.db))}\n${fingerprint(d.tarred)}`;
 }
 
@@ -59,7 +62,11 @@ describe('a restore of several roles', () => {
     const { target, reads } = countingShare(d.share);
     const outcome = await runRestore({ target, name: backupName, material, progress: silentProgress });
     expect(outcome.error).toBeUndefined();
-    expect(outcome.results.map((r) => [r.RoleName, r.Status])).toEqual([['Files', 'Succeeded'], ['Db', 'Succeeded'], ['Tarred', 'Succeeded']]);
+    expect(outcome.results.map((r) => [r.RoleName, r.Status])).toEqual([
+      ['Files', 'Succeeded'],
+      ['Db', 'Succeeded'],
+      ['Tarred', 'Succeeded'],
+    ]);
     expect(Object.fromEntries(reads)).toMatchObject({ 'Files.azsrole': 1, 'Db.azsrole': 1, 'Tarred.azsrole': 2 });
     expect(await destinations()).toBe(expected);
   });
@@ -78,7 +85,11 @@ describe('a restore of several roles', () => {
 
     const outcome = await runRestore({ target: new LocalFolderTarget(share), name: backupName, material, progress: silentProgress });
     expect(outcome.error).toMatchObject({ errorId: 'ChunkAuthenticationFailed', exitCode: 12 });
-    expect(outcome.results.map((r) => [r.RoleName, r.Status])).toEqual([['Files', 'Skipped'], ['Db', 'Skipped'], ['Tarred', 'Failed']]);
+    expect(outcome.results.map((r) => [r.RoleName, r.Status])).toEqual([
+      ['Files', 'Skipped'],
+      ['Db', 'Skipped'],
+      ['Tarred', 'Failed'],
+    ]);
     expect(await destinations()).toBe(before);
   });
 
@@ -97,7 +108,12 @@ describe('a restore of several roles', () => {
       await fs.rm(outer, { recursive: true });
       const key = parseSymmetricKey(n.key!);
       const { target, reads } = countingShare(n.share);
-      const outcome = await runRestore({ target, name, material: { kind: 'Key', keyId: symmetricKeyId(key), key }, progress: silentProgress });
+      const outcome = await runRestore({
+        target,
+        name,
+        material: { kind: 'Key', keyId: symmetricKeyId(key), key },
+        progress: silentProgress,
+      });
       expect(outcome.error).toBeUndefined();
       expect(outcome.results.map((r) => r.Status)).toEqual(['Succeeded', 'Succeeded']);
       expect(fingerprint(outer)).toBe(expected);

@@ -21,16 +21,20 @@ async function wrapTar(changeOn: 'first run' | 'every run'): Promise<Record<stri
   runs = path.join(d.root, 'tar-runs.log');
   await fs.mkdir(bin, { recursive: true });
   // Only archiving runs (-cf) are counted and changed; extraction goes straight to the real tar.
-  await fs.writeFile(path.join(bin, 'tar'), [
-    '#!/bin/sh',
-    'case " $* " in *" -cf "*) ;; *) exec /usr/bin/tar "$@";; esac',
-    `echo create >> '${runs}'`,
-    `if [ ${changeOn === 'every run' ? 1 : `"$(grep -c create '${runs}')"`} = 1 ]; then`,
-    `  exec /usr/bin/tar --checkpoint=64 "--checkpoint-action=exec=echo appended >> '${big()}'" "$@"`,
-    'fi',
-    'exec /usr/bin/tar "$@"',
-    '',
-  ].join('\n'), { mode: 0o755 });
+  await fs.writeFile(
+    path.join(bin, 'tar'),
+    [
+      '#!/bin/sh',
+      'case " $* " in *" -cf "*) ;; *) exec /usr/bin/tar "$@";; esac',
+      `echo create >> '${runs}'`,
+      `if [ ${changeOn === 'every run' ? 1 : `"$(grep -c create '${runs}')"`} = 1 ]; then`,
+      `  exec /usr/bin/tar --checkpoint=64 "--checkpoint-action=exec=echo appended >> '${big()}'" "$@"`,
+      'fi',
+      'exec /usr/bin/tar "$@"',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
   return { PATH: `${bin}:${process.env.PATH}` };
 }
 
@@ -56,7 +60,10 @@ describe('a directory role that changes while it is read', () => {
     const expected = fingerprint(d.files);
     await fs.rm(d.files, { recursive: true, force: true });
     const { args, stdin } = d.decryptArgs();
-    const restored = await d.cli(['Restore-AzsBackup', '-Name', r.json.Name, '-Path', d.share, ...args], { stdin, env: { AZSBACKUP_HOME: await freshHome(d) } });
+    const restored = await d.cli(['Restore-AzsBackup', '-Name', r.json.Name, '-Path', d.share, ...args], {
+      stdin,
+      env: { AZSBACKUP_HOME: await freshHome(d) },
+    });
     expect(restored.code, restored.stderr).toBe(0);
     expect(fingerprint(d.files)).toBe(expected);
   });
@@ -68,7 +75,9 @@ describe('a directory role that changes while it is read', () => {
     expect(r.json.Status).toBe('Failed');
     expect(await tarRuns()).toBe(3);
     const error = r.errors.find((e) => e.ErrorId === 'RoleBackupFailed');
-    expect(error?.Message).toMatch(/changed while they were read, so the copy would not be consistent: \.\/live\.log: file changed as we read it\.$/);
+    expect(error?.Message).toMatch(
+      /changed while they were read, so the copy would not be consistent: \.\/live\.log: file changed as we read it\.$/,
+    );
     expect(r.json.RoleStatus[0].Error).toMatch(/live\.log/);
     // Only the job's history lists it, as Failed; no attempt left anything on the share.
     const listed = [expectOk(await d.cli(['Get-InfrastructureBackup'])).json ?? []].flat();

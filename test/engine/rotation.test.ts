@@ -14,7 +14,10 @@ import { list } from '../support/smb-drill.js';
 
 async function fileDigests(folder: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const f of (await fs.readdir(folder)).sort()) out[f] = createHash('sha256').update(await fs.readFile(path.join(folder, f))).digest('hex');
+  for (const f of (await fs.readdir(folder)).sort())
+    out[f] = createHash('sha256')
+      .update(await fs.readFile(path.join(folder, f)))
+      .digest('hex');
   return out;
 }
 
@@ -33,7 +36,10 @@ describe('symmetric key rotation', () => {
     second = await d.backup();
     oldKey = d.key!;
     newKey = expectOk(await d.cli(['New-EncryptionKey']), 'New-EncryptionKey').json;
-    expectOk(await d.cli(['Set-BackupShare', '-Path', d.share, '-EncryptionKey', '-'], { stdin: `${newKey.Key}\n` }), 'Set-BackupShare (new key)');
+    expectOk(
+      await d.cli(['Set-BackupShare', '-Path', d.share, '-EncryptionKey', '-'], { stdin: `${newKey.Key}\n` }),
+      'Set-BackupShare (new key)',
+    );
   });
   afterAll(async () => d?.cleanup());
 
@@ -45,7 +51,9 @@ describe('symmetric key rotation', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(list(r.json)).toEqual([]);
     const other = expectOk(await d.cli(['New-EncryptionKey'])).json.Key as string;
-    const named = await d.cli(['Update-BackupEncryption', '-Name', first.Name, '-EncryptionKey', '-', '-Confirm:$false'], { stdin: `${other}\n` });
+    const named = await d.cli(['Update-BackupEncryption', '-Name', first.Name, '-EncryptionKey', '-', '-Confirm:$false'], {
+      stdin: `${other}\n`,
+    });
     expect(named.code).toBe(12);
     expect(await fileDigests(folder)).toEqual(was);
   });
@@ -53,33 +61,52 @@ describe('symmetric key rotation', () => {
   it('-Name re-wraps just that backup; its role files stay byte for byte the same', async () => {
     const folder = await d.backupFolder(first.Name);
     const was = await fileDigests(folder);
-    const r = expectOk(await d.cli(['Update-BackupEncryption', '-Name', first.Name, '-EncryptionKey', '-', '-Confirm:$false'], { stdin: `${oldKey}\n` }));
+    const r = expectOk(
+      await d.cli(['Update-BackupEncryption', '-Name', first.Name, '-EncryptionKey', '-', '-Confirm:$false'], { stdin: `${oldKey}\n` }),
+    );
     expect(list(r.json).map((b) => [b.Name, b.EncryptionKeyId])).toEqual([[first.Name, newKey.KeyId]]);
     const now = await fileDigests(folder);
     expect(Object.keys(now)).toEqual(Object.keys(was));
     for (const f of Object.keys(was).filter((n) => n.endsWith('.azsrole'))) expect(now[f]).toBe(was[f]);
     expect(now['BackupInfo.xml']).not.toBe(was['BackupInfo.xml']);
     const listed = list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json);
-    expect(Object.fromEntries(listed.map((b) => [b.Name, b.EncryptionKeyId]))).toEqual({ [first.Name]: newKey.KeyId, [second.Name]: d.keyId });
+    expect(Object.fromEntries(listed.map((b) => [b.Name, b.EncryptionKeyId]))).toEqual({
+      [first.Name]: newKey.KeyId,
+      [second.Name]: d.keyId,
+    });
   });
 
   it('without -Name, every backup the old key opens is re-wrapped, and nothing is left beside them', async () => {
     const r = expectOk(await d.cli(['Update-BackupEncryption', '-EncryptionKey', '-', '-Confirm:$false'], { stdin: `${oldKey}\n` }));
     expect(list(r.json).map((b) => b.Name)).toEqual([second.Name]);
     for (const b of [first, second]) {
-      expect((await fs.readdir(await d.backupFolder(b.Name))).sort()).toEqual(['BackupInfo.xml', 'Db.azsrole', 'Files.azsrole', 'Tarred.azsrole']);
+      expect((await fs.readdir(await d.backupFolder(b.Name))).sort()).toEqual([
+        'BackupInfo.xml',
+        'Db.azsrole',
+        'Files.azsrole',
+        'Tarred.azsrole',
+      ]);
     }
     const dry = expectOk(await d.cli(['Invoke-BackupPrune', '-DryRun'])).json;
     expect(dry.LeftoversRemoved).toBe(0);
   });
 
   it('the new key passes the authenticated check and restores on a fresh machine; the old key is refused', async () => {
-    const test = expectOk(await d.cli(['Test-InfrastructureBackup', '-Name', second.Name, '-EncryptionKey', '-'], { stdin: `${newKey.Key}\n` })).json;
+    const test = expectOk(
+      await d.cli(['Test-InfrastructureBackup', '-Name', second.Name, '-EncryptionKey', '-'], { stdin: `${newKey.Key}\n` }),
+    ).json;
     expect(test).toMatchObject({ IsValid: true, Mode: 'Authenticated' });
-    const refused = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', first.Name, '-Path', d.share, '-EncryptionKey', '-'], { stdin: `${oldKey}\n` });
+    const refused = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', first.Name, '-Path', d.share, '-EncryptionKey', '-'], {
+      stdin: `${oldKey}\n`,
+    });
     expect(refused.code).toBe(12);
     await fs.rm(d.files, { recursive: true });
-    expectOk(await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', first.Name, '-Path', d.share, '-EncryptionKey', '-'], { stdin: `${newKey.Key}\n` }), 'Restore-AzsBackup');
+    expectOk(
+      await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', first.Name, '-Path', d.share, '-EncryptionKey', '-'], {
+        stdin: `${newKey.Key}\n`,
+      }),
+      'Restore-AzsBackup',
+    );
     expect(fingerprint(d.files)).toBe(before);
   });
 });
@@ -96,12 +123,28 @@ describe('certificate rotation', () => {
     const b = await d.backup();
     const cer = path.join(d.root, 'next.cer');
     const pfx = path.join(d.root, 'next.pfx');
-    const made = expectOk(await d.cli(['New-EncryptionKey', '-Certificate', '-CertificatePath', cer, '-PfxPath', pfx, '-PfxPassword', '-'], { stdin: 'next-password\n' })).json;
-    expectOk(await d.cli(['Set-BackupShare', '-Path', d.share, '-EncryptionCertPath', cer, '-DecryptionCertPath', pfx, '-DecryptionCertPassword', '-'],
-      { stdin: 'next-password\n' }), 'Set-BackupShare (new certificate)');
-    const r = expectOk(await d.cli(['Update-BackupEncryption', '-DecryptionCertPath', d.pfx!, '-DecryptionCertPassword', '-', '-Confirm:$false'], { stdin: `${d.pfxPassword}\n` }));
+    const made = expectOk(
+      await d.cli(['New-EncryptionKey', '-Certificate', '-CertificatePath', cer, '-PfxPath', pfx, '-PfxPassword', '-'], {
+        stdin: 'next-password\n',
+      }),
+    ).json;
+    expectOk(
+      await d.cli(
+        ['Set-BackupShare', '-Path', d.share, '-EncryptionCertPath', cer, '-DecryptionCertPath', pfx, '-DecryptionCertPassword', '-'],
+        { stdin: 'next-password\n' },
+      ),
+      'Set-BackupShare (new certificate)',
+    );
+    const r = expectOk(
+      await d.cli(['Update-BackupEncryption', '-DecryptionCertPath', d.pfx!, '-DecryptionCertPassword', '-', '-Confirm:$false'], {
+        stdin: `${d.pfxPassword}\n`,
+      }),
+    );
     expect(list(r.json).map((x) => [x.Name, x.EncryptionCertThumbprint])).toEqual([[b.Name, made.Thumbprint]]);
-    const withNew = await d.cli(['Test-InfrastructureBackup', '-Name', b.Name, '-DecryptionCertPath', pfx, '-DecryptionCertPassword', '-'], { stdin: 'next-password\n' });
+    const withNew = await d.cli(
+      ['Test-InfrastructureBackup', '-Name', b.Name, '-DecryptionCertPath', pfx, '-DecryptionCertPassword', '-'],
+      { stdin: 'next-password\n' },
+    );
     expect(withNew.code, withNew.stderr).toBe(0);
     expect(withNew.json.IsValid).toBe(true);
     const withOld = await d.cli(['Test-InfrastructureBackup', '-Name', b.Name, ...d.decryptArgs().args], { stdin: d.decryptArgs().stdin });
@@ -119,10 +162,17 @@ describe('rotation that meets a damaged backup, or a downgrade', () => {
       const next = expectOk(await d.cli(['New-EncryptionKey'])).json;
       expectOk(await d.cli(['Set-BackupShare', '-Path', d.share, '-EncryptionKey', '-'], { stdin: `${next.Key}\n` }));
       const info = path.join(await d.backupFolder(backups[2].Name), 'BackupInfo.xml');
-      await fs.writeFile(info, (await fs.readFile(info, 'utf8')).replace(/DurationMs="(\d+)"/, (_m, n: string) => `DurationMs="${Number(n) + 1}"`));
+      await fs.writeFile(
+        info,
+        (await fs.readFile(info, 'utf8')).replace(/DurationMs="(\d+)"/, (_m, n: string) => `DurationMs="${Number(n) + 1}"`),
+      );
       const r = await d.cli(['Update-BackupEncryption', '-EncryptionKey', '-', '-Confirm:$false'], { stdin: `${oldKey}\n` });
       expect(r.code, r.stderr).toBe(3);
-      expect(list(r.json).map((b) => b.Name).sort()).toEqual([backups[0].Name, backups[1].Name].sort());
+      expect(
+        list(r.json)
+          .map((b) => b.Name)
+          .sort(),
+      ).toEqual([backups[0].Name, backups[1].Name].sort());
       expect(r.errors.map((e) => [e.ErrorId, e.TargetObject])).toEqual([['BackupInfoTampered', backups[2].Name]]);
     } finally {
       await d.cleanup();

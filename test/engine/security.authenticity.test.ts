@@ -12,7 +12,10 @@ import { forgeBackup, tarOf, type ForgedRole } from '../support/forger.js';
  */
 
 const warningsOf = (r: CliResult): string[] =>
-  r.stderr.split('\n').filter((l) => l.startsWith('{"Warning"')).map((l) => JSON.parse(l).Warning.Message as string);
+  r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{"Warning"'))
+    .map((l) => JSON.parse(l).Warning.Message as string);
 
 describe('a backup forged by a share writer who holds only the public certificate', () => {
   let d: Drill;
@@ -28,14 +31,22 @@ describe('a backup forged by a share writer who holds only the public certificat
     await d.backup();
     victim = path.join(d.root, 'victim');
     await fs.mkdir(victim);
-    await fs.writeFile(path.join(victim, 'config.json'), 'the operator\'s own file');
+    await fs.writeFile(path.join(victim, 'config.json'), "the operator's own file");
     pwned = path.join(d.root, 'pwned');
     planted = path.join(d.root, 'attacker-tree');
     await fs.mkdir(planted);
     await fs.writeFile(path.join(planted, 'authorized_keys'), 'ssh-ed25519 AAAA attacker');
     roles = [
-      { name: 'Evil', definitionXml: `<Definition Provider="command" RestoreOrder="10"><ExportCommand><Arg>/bin/true</Arg></ExportCommand><ImportCommand><Arg>/usr/bin/tee</Arg><Arg>${pwned}</Arg></ImportCommand></Definition>`, data: Buffer.from('ran as the restoring user\n') },
-      { name: 'Files', definitionXml: `<Definition Provider="directory" RestoreOrder="20"><Path>${victim}</Path></Definition>`, data: await tarOf(planted) },
+      {
+        name: 'Evil',
+        definitionXml: `<Definition Provider="command" RestoreOrder="10"><ExportCommand><Arg>/bin/true</Arg></ExportCommand><ImportCommand><Arg>/usr/bin/tee</Arg><Arg>${pwned}</Arg></ImportCommand></Definition>`,
+        data: Buffer.from('ran as the restoring user\n'),
+      },
+      {
+        name: 'Files',
+        definitionXml: `<Definition Provider="directory" RestoreOrder="20"><Path>${victim}</Path></Definition>`,
+        data: await tarOf(planted),
+      },
     ];
   });
   afterAll(async () => d?.cleanup());
@@ -44,7 +55,9 @@ describe('a backup forged by a share writer who holds only the public certificat
     it(`format ${formatVersion}: a fresh machine refuses to restore it, and nothing it records runs or is written`, async () => {
       const { name } = await forgeBackup({ share: d.share, cerPath: d.cer!, roles, formatVersion });
       const before = fingerprint(victim);
-      const restore = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', name, '-Path', d.share, ...pfxArgs()], { stdin: pfxStdin() });
+      const restore = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', name, '-Path', d.share, ...pfxArgs()], {
+        stdin: pfxStdin(),
+      });
       expect(restore.code, restore.stderr).toBe(12);
       expect(restore.errors[0]?.ErrorId).toBe('BackupNotAuthenticated');
       expect(existsSync(pwned)).toBe(false);
@@ -73,7 +86,9 @@ describe('a backup forged by a share writer who holds only the public certificat
     const file = path.join(folder, 'BackupInfo.xml');
     const forged = await fs.readFile(file, 'utf8');
     await fs.writeFile(file, forged.replace(/"\/>\n<\/BackupInfo>\n$/, `">\n    ${authenticator}\n  </Seal>\n</BackupInfo>\n`));
-    const restore = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', name, '-Path', d.share, ...pfxArgs()], { stdin: pfxStdin() });
+    const restore = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', name, '-Path', d.share, ...pfxArgs()], {
+      stdin: pfxStdin(),
+    });
     expect(restore.code, restore.stderr).toBe(12);
     expect(restore.errors[0]?.ErrorId).toBe('BackupInfoTampered');
     expect(existsSync(pwned)).toBe(false);
@@ -81,8 +96,11 @@ describe('a backup forged by a share writer who holds only the public certificat
 
   it('only -AllowUnauthenticated restores it, with a warning and Authenticity Unauthenticated on every result', async () => {
     const { name } = await forgeBackup({ share: d.share, cerPath: d.cer!, roles: [roles[0]!], formatVersion: 1 });
-    const restore = expectOk(await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', name, '-Path', d.share, ...pfxArgs(), '-AllowUnauthenticated'],
-      { stdin: pfxStdin() }));
+    const restore = expectOk(
+      await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', name, '-Path', d.share, ...pfxArgs(), '-AllowUnauthenticated'], {
+        stdin: pfxStdin(),
+      }),
+    );
     // The forged file is well formed: what refused it above was the missing proof, nothing else.
     expect(await fs.readFile(pwned, 'utf8')).toBe('ran as the restoring user\n');
     expect([restore.json].flat().map((r: any) => r.Authenticity)).toEqual(['Unauthenticated']);
@@ -93,7 +111,9 @@ describe('a backup forged by a share writer who holds only the public certificat
   it('on a machine that registered the role itself, even -AllowUnauthenticated follows its registration, not the backup', async () => {
     const { name } = await forgeBackup({ share: d.share, cerPath: d.cer!, roles: [roles[1]!], formatVersion: 2 });
     const before = fingerprint(victim);
-    const restore = expectOk(await d.cli(['Restore-AzsBackup', '-Name', name, ...pfxArgs(), '-AllowUnauthenticated', '-Confirm:$false'], { stdin: pfxStdin() }));
+    const restore = expectOk(
+      await d.cli(['Restore-AzsBackup', '-Name', name, ...pfxArgs(), '-AllowUnauthenticated', '-Confirm:$false'], { stdin: pfxStdin() }),
+    );
     const [result] = [restore.json].flat();
     expect(result.DefinitionSource).toBe('Registered');
     expect(result.Destination).toBe(d.files);
@@ -115,7 +135,9 @@ describe('what the service made restores, and proves it', () => {
     const before = fingerprint(d.files);
     await fs.rm(d.files, { recursive: true });
     const { args, stdin } = d.decryptArgs();
-    const restore = expectOk(await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', b.Name, '-Path', d.share, ...args], { stdin }));
+    const restore = expectOk(
+      await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', b.Name, '-Path', d.share, ...args], { stdin }),
+    );
     const results = [restore.json].flat();
     expect(results.map((r: any) => r.Authenticity)).toEqual(results.map(() => 'Certificate'));
     expect(results.map((r: any) => r.DefinitionSource)).toEqual(results.map(() => 'Backup'));
@@ -143,7 +165,9 @@ describe('what the service made restores, and proves it', () => {
       const moved = path.join(k.share, 'MASBackup', '20000101T000000Z', kb.Name);
       await fs.mkdir(path.dirname(moved), { recursive: true });
       await fs.rename(await k.backupFolder(kb.Name), moved);
-      const kr = await runCli(await freshHome(k), ['Restore-AzsBackup', '-Name', kb.Name, '-Path', k.share, '-EncryptionKey', '-'], { stdin: `${k.key}\n` });
+      const kr = await runCli(await freshHome(k), ['Restore-AzsBackup', '-Name', kb.Name, '-Path', k.share, '-EncryptionKey', '-'], {
+        stdin: `${k.key}\n`,
+      });
       expect(kr.code).toBe(12);
       expect(kr.errors[0]?.ErrorId).toBe('BackupInfoTampered');
     } finally {
@@ -151,13 +175,37 @@ describe('what the service made restores, and proves it', () => {
     }
   });
 
-  it('Set-BackupShare refuses a .pfx that is not the encryption certificate\'s', async () => {
+  it("Set-BackupShare refuses a .pfx that is not the encryption certificate's", async () => {
     const other = path.join(d.root, 'other');
     await fs.mkdir(other);
-    expectOk(await d.cli(['New-EncryptionKey', '-Certificate', '-CertificatePath', path.join(other, 'o.cer'), '-PfxPath', path.join(other, 'o.pfx'), '-PfxPassword', '-'],
-      { stdin: 'other-password\n' }));
-    const r = await d.cli(['Set-BackupShare', '-EncryptionCertPath', d.cer!, '-DecryptionCertPath', path.join(other, 'o.pfx'), '-DecryptionCertPassword', '-', '-SkipValidation'],
-      { stdin: 'other-password\n' });
+    expectOk(
+      await d.cli(
+        [
+          'New-EncryptionKey',
+          '-Certificate',
+          '-CertificatePath',
+          path.join(other, 'o.cer'),
+          '-PfxPath',
+          path.join(other, 'o.pfx'),
+          '-PfxPassword',
+          '-',
+        ],
+        { stdin: 'other-password\n' },
+      ),
+    );
+    const r = await d.cli(
+      [
+        'Set-BackupShare',
+        '-EncryptionCertPath',
+        d.cer!,
+        '-DecryptionCertPath',
+        path.join(other, 'o.pfx'),
+        '-DecryptionCertPassword',
+        '-',
+        '-SkipValidation',
+      ],
+      { stdin: 'other-password\n' },
+    );
     expect(r.code).toBe(2);
     expect(r.errors[0]?.ErrorId).toBe('DecryptionCertificateMismatch');
     const config = JSON.parse(await fs.readFile(path.join(d.home, 'config.json'), 'utf8'));
@@ -189,7 +237,9 @@ describe('a share whose certificate was configured without its .pfx (as before a
       const resealed = expectOk(await d.cli(['Update-BackupEncryption', ...args, '-AllowUnauthenticated', '-Confirm:$false'], { stdin }));
       expect([resealed.json].flat().map((b: any) => b.Name)).toEqual([name]);
       expect(warningsOf(resealed).join()).toMatch(/re-sealed anyway/);
-      const restored = expectOk(await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', name, '-Path', d.share, ...args], { stdin }));
+      const restored = expectOk(
+        await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', name, '-Path', d.share, ...args], { stdin }),
+      );
       expect([restored.json].flat()[0].Authenticity).toBe('Certificate');
     } finally {
       await d.cleanup();

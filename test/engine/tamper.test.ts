@@ -93,13 +93,18 @@ describe('tampering with a committed backup', () => {
     db.close();
     // The folder around the destinations too: a restore must not leave staging debris beside them.
     // (-wal and -shm come from reading the WAL-mode database here, not from the restore.)
-    const around = async () => (await fs.readdir(path.dirname(d.files))).filter((n) => !/-(wal|shm)$/.test(n)).sort().join(' ');
-    destinations = async () => `${await around()}\n${fingerprint(d.files)}\n` +
-      `DB rows ${sha256(JSON.stringify(dbRows(d.db)))}\n${fingerprint(d.tarred)}`;
+    const around = async () =>
+      (await fs.readdir(path.dirname(d.files)))
+        .filter((n) => !/-(wal|shm)$/.test(n))
+        .sort()
+        .join(' ');
+    destinations = async () =>
+      `${await around()}\n${fingerprint(d.files)}\n` + `DB rows ${sha256(JSON.stringify(dbRows(d.db)))}\n${fingerprint(d.tarred)}`;
     before = await destinations();
     saved = path.join(d.root, 'destinations-before');
     await fs.mkdir(saved);
-    for (const p of [d.files, d.db, d.tarred]) await fs.cp(p, path.join(saved, path.basename(p)), { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+    for (const p of [d.files, d.db, d.tarred])
+      await fs.cp(p, path.join(saved, path.basename(p)), { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
   });
   afterAll(async () => d?.cleanup());
 
@@ -131,34 +136,70 @@ describe('tampering with a committed backup', () => {
 
   const cases: Case[] = [
     ...ROLE_FILES.flatMap((f): Case[] => [
-      { name: `one byte in the middle of ${f}`, hashVisible: true, role: path.basename(f, '.azsrole'), mutate: (dir) => flipByte(path.join(dir, f), (n) => Math.floor(n / 2)) },
-      { name: `one byte in the header of ${f}`, hashVisible: true, role: path.basename(f, '.azsrole'), mutate: (dir) => flipByte(path.join(dir, f), () => 20) },
+      {
+        name: `one byte in the middle of ${f}`,
+        hashVisible: true,
+        role: path.basename(f, '.azsrole'),
+        mutate: (dir) => flipByte(path.join(dir, f), (n) => Math.floor(n / 2)),
+      },
+      {
+        name: `one byte in the header of ${f}`,
+        hashVisible: true,
+        role: path.basename(f, '.azsrole'),
+        mutate: (dir) => flipByte(path.join(dir, f), () => 20),
+      },
     ]),
-    { name: 'the last byte (a tag) of Files.azsrole', hashVisible: true, role: 'Files', mutate: (dir) => flipByte(path.join(dir, 'Files.azsrole'), (n) => n - 1) },
-    { name: 'one byte in the middle of BackupInfo.xml', hashVisible: true, mutate: (dir) => flipByte(path.join(dir, 'BackupInfo.xml'), (n) => Math.floor(n / 2)) },
-    { name: 'one byte in the header of BackupInfo.xml', hashVisible: true, mutate: (dir) => flipByte(path.join(dir, 'BackupInfo.xml'), () => 3) },
     {
-      name: 'Files.azsrole truncated inside a chunk', hashVisible: true, role: 'Files',
+      name: 'the last byte (a tag) of Files.azsrole',
+      hashVisible: true,
+      role: 'Files',
+      mutate: (dir) => flipByte(path.join(dir, 'Files.azsrole'), (n) => n - 1),
+    },
+    {
+      name: 'one byte in the middle of BackupInfo.xml',
+      hashVisible: true,
+      mutate: (dir) => flipByte(path.join(dir, 'BackupInfo.xml'), (n) => Math.floor(n / 2)),
+    },
+    {
+      name: 'one byte in the header of BackupInfo.xml',
+      hashVisible: true,
+      mutate: (dir) => flipByte(path.join(dir, 'BackupInfo.xml'), () => 3),
+    },
+    {
+      name: 'Files.azsrole truncated inside a chunk',
+      hashVisible: true,
+      role: 'Files',
       mutate: async (dir) => fs.truncate(path.join(dir, 'Files.azsrole'), HEADER + chunkSize + TAG + 1000),
     },
     {
-      name: 'Files.azsrole truncated at a chunk boundary', hashVisible: true, role: 'Files',
+      name: 'Files.azsrole truncated at a chunk boundary',
+      hashVisible: true,
+      role: 'Files',
       mutate: async (dir) => fs.truncate(path.join(dir, 'Files.azsrole'), HEADER + 2 * (chunkSize + TAG)),
     },
     {
-      name: 'Files.azsrole truncated at a chunk boundary, BackupInfo size and hash rewritten', hashVisible: false,
+      name: 'Files.azsrole truncated at a chunk boundary, BackupInfo size and hash rewritten',
+      hashVisible: false,
       mutate: async (dir) => {
         const file = path.join(dir, 'Files.azsrole');
         await fs.truncate(file, HEADER + 2 * (chunkSize + TAG));
         const data = await fs.readFile(file);
-        await editInfoAndRedigest(dir, (xml) => xml
-          .replace(`Size="${fileAttr(xml, 'Files.azsrole', 'Size')}" Sha256=`, `Size="${data.length}" Sha256=`)
-          .replace(fileAttr(xml, 'Files.azsrole', 'Sha256'), sha256(data)));
+        await editInfoAndRedigest(dir, (xml) =>
+          xml
+            .replace(`Size="${fileAttr(xml, 'Files.azsrole', 'Size')}" Sha256=`, `Size="${data.length}" Sha256=`)
+            .replace(fileAttr(xml, 'Files.azsrole', 'Sha256'), sha256(data)),
+        );
       },
     },
-    { name: 'two chunks of Files.azsrole swapped', hashVisible: true, role: 'Files', mutate: (dir) => swapChunks(path.join(dir, 'Files.azsrole')) },
     {
-      name: 'two chunks of Files.azsrole swapped, BackupInfo hash rewritten', hashVisible: false,
+      name: 'two chunks of Files.azsrole swapped',
+      hashVisible: true,
+      role: 'Files',
+      mutate: (dir) => swapChunks(path.join(dir, 'Files.azsrole')),
+    },
+    {
+      name: 'two chunks of Files.azsrole swapped, BackupInfo hash rewritten',
+      hashVisible: false,
       mutate: async (dir) => {
         const file = path.join(dir, 'Files.azsrole');
         const old = sha256(await fs.readFile(file));
@@ -168,30 +209,42 @@ describe('tampering with a committed backup', () => {
       },
     },
     {
-      name: 'Files.azsrole copied in from another backup of the same roles', hashVisible: true, role: 'Files',
+      name: 'Files.azsrole copied in from another backup of the same roles',
+      hashVisible: true,
+      role: 'Files',
       mutate: async (dir) => fs.copyFile(path.join(await d.backupFolder(other.Name), 'Files.azsrole'), path.join(dir, 'Files.azsrole')),
     },
     {
-      name: 'Db.azsrole copied in from another backup, BackupInfo size and hash rewritten', hashVisible: false,
+      name: 'Db.azsrole copied in from another backup, BackupInfo size and hash rewritten',
+      hashVisible: false,
       mutate: async (dir) => {
         const spliced = await fs.readFile(path.join(await d.backupFolder(other.Name), 'Db.azsrole'));
         await fs.writeFile(path.join(dir, 'Db.azsrole'), spliced);
-        await editInfoAndRedigest(dir, (xml) => xml
-          .replace(`Size="${fileAttr(xml, 'Db.azsrole', 'Size')}" Sha256="${fileAttr(xml, 'Db.azsrole', 'Sha256')}"`, `Size="${spliced.length}" Sha256="${sha256(spliced)}"`));
+        await editInfoAndRedigest(dir, (xml) =>
+          xml.replace(
+            `Size="${fileAttr(xml, 'Db.azsrole', 'Size')}" Sha256="${fileAttr(xml, 'Db.azsrole', 'Sha256')}"`,
+            `Size="${spliced.length}" Sha256="${sha256(spliced)}"`,
+          ),
+        );
       },
     },
     {
-      name: 'a role Size edited in BackupInfo.xml', hashVisible: true,
+      name: 'a role Size edited in BackupInfo.xml',
+      hashVisible: true,
       mutate: async (dir) => {
         const file = path.join(dir, 'BackupInfo.xml');
         const xml = await fs.readFile(file, 'utf8');
-        const edited = xml.replace(/(<Role Name="Files" Status="Succeeded" Size=")(\d+)/, (_m, a: string, n: string) => `${a}${Number(n) + 1}`);
+        const edited = xml.replace(
+          /(<Role Name="Files" Status="Succeeded" Size=")(\d+)/,
+          (_m, a: string, n: string) => `${a}${Number(n) + 1}`,
+        );
         expect(edited).not.toBe(xml);
         await fs.writeFile(file, edited);
       },
     },
     {
-      name: 'a role Status edited in BackupInfo.xml', hashVisible: true,
+      name: 'a role Status edited in BackupInfo.xml',
+      hashVisible: true,
       mutate: async (dir) => {
         const file = path.join(dir, 'BackupInfo.xml');
         const xml = await fs.readFile(file, 'utf8');
@@ -201,8 +254,12 @@ describe('tampering with a committed backup', () => {
       },
     },
     {
-      name: 'a role Size edited in BackupInfo.xml, digest recomputed', hashVisible: false,
-      mutate: (dir) => editInfoAndRedigest(dir, (xml) => xml.replace(/(<Role Name="Tarred" Status="Succeeded" Size=")(\d+)/, (_m, a: string, n: string) => `${a}${Number(n) * 2}`)),
+      name: 'a role Size edited in BackupInfo.xml, digest recomputed',
+      hashVisible: false,
+      mutate: (dir) =>
+        editInfoAndRedigest(dir, (xml) =>
+          xml.replace(/(<Role Name="Tarred" Status="Succeeded" Size=")(\d+)/, (_m, a: string, n: string) => `${a}${Number(n) * 2}`),
+        ),
     },
   ];
 
@@ -236,7 +293,9 @@ describe('tampering with a committed backup', () => {
     /** A restore on a fresh machine must be refused with exit 12 and leave the destinations as they were. */
     const expectRefusedRestore = async (extra: string[]) => {
       const restore = await oneRestoreAtATime(async () => {
-        const r = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', target.Name, '-Path', share, ...extra, ...args], { stdin });
+        const r = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', target.Name, '-Path', share, ...extra, ...args], {
+          stdin,
+        });
         const after = await destinations();
         if (after !== before) await putBackDestinations();
         return { r, after };
@@ -273,7 +332,9 @@ describe('tampering with a committed backup', () => {
     expect(keyed.errors.map((e) => e.ErrorId)).toContain('WrongDecryptionMaterial');
 
     const r = await oneRestoreAtATime(async () => {
-      const res = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', target.Name, '-Path', d.share, '-EncryptionKey', '-'], { stdin: `${otherKey}\n` });
+      const res = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', target.Name, '-Path', d.share, '-EncryptionKey', '-'], {
+        stdin: `${otherKey}\n`,
+      });
       return { res, after: await destinations() };
     });
     expect(r.res.code).toBe(12);

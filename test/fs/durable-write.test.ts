@@ -28,7 +28,9 @@ describe('writeFileWhole', () => {
   it('without replace, refuses an existing name with EEXIST and leaves that file as it was', () => {
     const dir = freshDir();
     writeFileSync(join(dir, 'backup.key'), 'first');
-    expect(() => writeFileWhole(join(dir, 'backup.key'), 'second', { mode: 0o600, replace: false })).toThrow(expect.objectContaining({ code: 'EEXIST' }));
+    expect(() => writeFileWhole(join(dir, 'backup.key'), 'second', { mode: 0o600, replace: false })).toThrow(
+      expect.objectContaining({ code: 'EEXIST' }),
+    );
     expect(readFileSync(join(dir, 'backup.key'), 'utf8')).toBe('first');
     expect(readdirSync(dir)).toEqual(['backup.key']);
   });
@@ -49,7 +51,9 @@ describe('writeFileWhole', () => {
 
   it('throws when the folder is missing, and writes nothing', () => {
     const dir = freshDir();
-    expect(() => writeFileWhole(join(dir, 'no', 'file'), 'x', { mode: 0o600, replace: true })).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(() => writeFileWhole(join(dir, 'no', 'file'), 'x', { mode: 0o600, replace: true })).toThrow(
+      expect.objectContaining({ code: 'ENOENT' }),
+    );
     expect(readdirSync(dir)).toEqual([]);
   });
 });
@@ -66,23 +70,47 @@ describe.skipIf(!hasStrace)('writeFileWhole and syncDirectory, as strace sees th
     mkdirSync(join(dir, 'sub'));
     const script = join(scratch, 'trace-me.ts');
     const source = fileURLToPath(new URL('../../src/fs/durable-write.ts', import.meta.url));
-    writeFileSync(script, [
-      `import { syncDirectory, writeFileWhole } from ${JSON.stringify(source)};`,
-      'const dir = process.argv[2];',
-      "writeFileWhole(`${dir}/replaced`, 'one', { mode: 0o600, replace: true });",
-      "writeFileWhole(`${dir}/linked`, 'two', { mode: 0o600, replace: false });",
-      "writeFileWhole(`${dir}/atomic-only`, 'three', { mode: 0o600, replace: true, durable: false });",
-      'await syncDirectory(`${dir}/sub`);',
-    ].join('\n'));
+    writeFileSync(
+      script,
+      [
+        `import { syncDirectory, writeFileWhole } from ${JSON.stringify(source)};`,
+        'const dir = process.argv[2];',
+        "writeFileWhole(`${dir}/replaced`, 'one', { mode: 0o600, replace: true });",
+        "writeFileWhole(`${dir}/linked`, 'two', { mode: 0o600, replace: false });",
+        "writeFileWhole(`${dir}/atomic-only`, 'three', { mode: 0o600, replace: true, durable: false });",
+        'await syncDirectory(`${dir}/sub`);',
+      ].join('\n'),
+    );
     const bundle = join(scratch, 'trace-me.mjs');
     await build({ entryPoints: [script], outfile: bundle, bundle: true, platform: 'node', format: 'esm', logLevel: 'silent' });
     const log = join(scratch, 'strace.log');
-    execFileSync('strace', ['-f', '-qq', '-y', '-o', log, '-e', 'trace=openat,fsync,fdatasync,rename,renameat,renameat2,link,linkat', process.execPath, bundle, dir]);
+    execFileSync('strace', [
+      '-f',
+      '-qq',
+      '-y',
+      '-o',
+      log,
+      '-e',
+      'trace=openat,fsync,fdatasync,rename,renameat,renameat2,link,linkat',
+      process.execPath,
+      bundle,
+      dir,
+    ]);
     expect(syscallsIn(readFileSync(log, 'utf8'), dir)).toEqual([
-      'create .replaced.tmp', 'fsync .replaced.tmp', 'rename .replaced.tmp -> replaced', 'open .', 'fsync .',
-      'create .linked.tmp', 'fsync .linked.tmp', 'link .linked.tmp -> linked', 'open .', 'fsync .',
-      'create .atomic-only.tmp', 'rename .atomic-only.tmp -> atomic-only',
-      'open sub', 'fsync sub',
+      'create .replaced.tmp',
+      'fsync .replaced.tmp',
+      'rename .replaced.tmp -> replaced',
+      'open .',
+      'fsync .',
+      'create .linked.tmp',
+      'fsync .linked.tmp',
+      'link .linked.tmp -> linked',
+      'open .',
+      'fsync .',
+      'create .atomic-only.tmp',
+      'rename .atomic-only.tmp -> atomic-only',
+      'open sub',
+      'fsync sub',
     ]);
     expect(readdirSync(dir).sort()).toEqual(['atomic-only', 'linked', 'replaced', 'sub']);
   });

@@ -112,7 +112,14 @@ describe('conversion and validation', () => {
   test('values come out typed and in canonical casing', async () => {
     const cl = await parseCommandLine(share, ['/x', '-Mode', 'THOROUGH']);
     expect(cl.params.Mode).toBe('Thorough');
-    const i = await parseCommandLine(item, ['-Since', '2024-05-01T12:00:00.0000000Z', '-Id', '{6F1C2A9E-0B6D-4C43-9D1E-2F0A7C4B8E21}', '-Size', '5000000000']);
+    const i = await parseCommandLine(item, [
+      '-Since',
+      '2024-05-01T12:00:00.0000000Z',
+      '-Id',
+      '{6F1C2A9E-0B6D-4C43-9D1E-2F0A7C4B8E21}',
+      '-Size',
+      '5000000000',
+    ]);
     expect(i.params.Since).toEqual(new Date('2024-05-01T12:00:00Z'));
     expect(i.params.Id).toBe('6f1c2a9e-0b6d-4c43-9d1e-2f0a7c4b8e21');
     expect(i.params.Size).toBe(5000000000);
@@ -166,7 +173,12 @@ describe('parameter sets and positional binding', () => {
 
 describe('secrets on the command line', () => {
   test('a plain value is refused, naming the three ways and not the value', async () => {
-    for (const args of [['/x', '-EncryptionKey', 'hunter22'], ['/x', '-EncryptionKey:hunter22'], ['/x', '--encryption-key=hunter22'], ['/x', '-EncryptionKey', '-hunter22']]) {
+    for (const args of [
+      ['/x', '-EncryptionKey', 'hunter22'],
+      ['/x', '-EncryptionKey:hunter22'],
+      ['/x', '--encryption-key=hunter22'],
+      ['/x', '-EncryptionKey', '-hunter22'],
+    ]) {
       const e = await usage(share, args);
       expect(e.errorId).toBe('SecretOnCommandLine');
       const text = `${e.message} ${e.recommendedAction} ${JSON.stringify(e.toRecord())}`;
@@ -187,7 +199,10 @@ describe('secrets on the command line', () => {
     // A parameter of the cmdlet after a secret is that parameter, not the secret's value.
     expect((await parseCommandLine(share, ['/x', '-EncryptionKey', '-SkipValidation'])).params.SkipValidation).toBe(true);
     const bare = await parseCommandLine(share, ['/x', '-Credential', '-', '-EncryptionKey']);
-    expect(bare.secrets.map((s) => [s.parameter.name, s.source])).toEqual([['Credential', 'stdin'], ['EncryptionKey', 'ask']]);
+    expect(bare.secrets.map((s) => [s.parameter.name, s.source])).toEqual([
+      ['Credential', 'stdin'],
+      ['EncryptionKey', 'ask'],
+    ]);
   });
 });
 
@@ -195,10 +210,16 @@ describe('secrets from the environment and parameter sets', () => {
   test('a secret in AZSBACKUP_<NAME> selects the parameter set it belongs to, unless named parameters say otherwise', async () => {
     const { loadManifest } = await import('../../src/manifest/load.js');
     const { loadTypes } = await import('../../src/manifest/load.js');
-    const restore = loadManifest(new URL('../../manifests/Restore-AzsBackup.xml', import.meta.url).pathname, loadTypes(new URL('../../manifests/Types.xml', import.meta.url).pathname));
+    const restore = loadManifest(
+      new URL('../../manifests/Restore-AzsBackup.xml', import.meta.url).pathname,
+      loadTypes(new URL('../../manifests/Types.xml', import.meta.url).pathname),
+    );
     const name = '6f1c2e34-0d4b-4d7e-9a8e-0b9d2b1e7c55';
     expect((await parseCommandLine(restore, ['-Name', name], { AZSBACKUP_ENCRYPTIONKEY: 'k' })).parameterSetName).toBe('Key');
-    expect((await parseCommandLine(restore, ['-Name', name, '-DecryptionCertPath', '/x.pfx'], { AZSBACKUP_ENCRYPTIONKEY: 'k' })).parameterSetName).toBe('Certificate');
+    expect(
+      (await parseCommandLine(restore, ['-Name', name, '-DecryptionCertPath', '/x.pfx'], { AZSBACKUP_ENCRYPTIONKEY: 'k' }))
+        .parameterSetName,
+    ).toBe('Certificate');
     await expect(parseCommandLine(restore, ['-Name', name], {})).rejects.toMatchObject({ errorId: 'MissingMandatoryParameter' });
   });
 });
@@ -212,7 +233,7 @@ describe('String[] parameters', () => {
     expect((await parseCommandLine(register, [...base, '-ExportCommand', 'tar, -cf,-'])).params.ExportCommand).toEqual(['tar', '-cf', '-']);
   });
 
-  test("one empty value is the empty list; an empty element among others is refused", async () => {
+  test('one empty value is the empty list; an empty element among others is refused', async () => {
     expect((await parseCommandLine(item, ['-Tag', ''])).params.Tag).toEqual([]);
     expect((await usage(item, ['-Tag', 'red,,blue'])).errorId).toBe('ParameterArgumentValidationError');
   });

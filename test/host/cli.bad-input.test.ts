@@ -15,11 +15,17 @@ import { expectOk, makeDrill, runCli, type CliResult, type Drill } from '../supp
 
 const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 const warnings = (stderr: string): { Message: string; TargetObject: string | null }[] =>
-  stderr.split('\n').filter((l) => l.startsWith('{"Warning"')).map((l) => JSON.parse(l).Warning);
+  stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{"Warning"'))
+    .map((l) => JSON.parse(l).Warning);
 const bounded = { timeoutMs: 20_000, killSignal: 'SIGKILL' as const };
 
 function expectTyped(r: CliResult, errorId: string, exitCode: number): void {
-  expect(r.errors.map((e) => e.ErrorId), r.stderr).toContain(errorId);
+  expect(
+    r.errors.map((e) => e.ErrorId),
+    r.stderr,
+  ).toContain(errorId);
   expect(r.errors.map((e) => e.ErrorId)).not.toContain('InternalError');
   const record = r.errors.find((e) => e.ErrorId === errorId)!;
   expect(record.RecommendedAction).toBeTruthy();
@@ -48,12 +54,21 @@ describe('a share with one bad BackupInfo.xml among good ones', () => {
       await make(info, name);
       bad.set(name, kind);
     };
-    const edited = (edit: (xml: string) => string) => (info: string, name: string) => fs.writeFile(info, edit(original.replaceAll(good, name)));
-    await plant('bad CreatedDateTime', edited((x) => x.replace(/<CreatedDateTime>[^<]*/, '<CreatedDateTime>yesterday-ish')));
-    await plant('wrong type', edited((x) => x.replace(/<Status>[^<]*<\/Status>/, '<Status><Succeeded/></Status>').replace(/Size="\d+"/, 'Size="lots"')));
+    const edited = (edit: (xml: string) => string) => (info: string, name: string) =>
+      fs.writeFile(info, edit(original.replaceAll(good, name)));
+    await plant(
+      'bad CreatedDateTime',
+      edited((x) => x.replace(/<CreatedDateTime>[^<]*/, '<CreatedDateTime>yesterday-ish')),
+    );
+    await plant(
+      'wrong type',
+      edited((x) => x.replace(/<Status>[^<]*<\/Status>/, '<Status><Succeeded/></Status>').replace(/Size="\d+"/, 'Size="lots"')),
+    );
     await plant('garbage', (info) => fs.writeFile(info, Buffer.from([0x00, 0xff, 0x3c, 0x21, 0x2d, 0x2d, 0x7b, 0x0a])));
     await plant('a folder', (info) => fs.mkdir(info));
-    await plant('a FIFO', async (info) => { execFileSync('mkfifo', [info]); });
+    await plant('a FIFO', async (info) => {
+      execFileSync('mkfifo', [info]);
+    });
     await plant('/dev/zero through a symlink', (info) => fs.symlink('/dev/zero', info));
   });
   afterAll(() => d?.cleanup());
@@ -69,13 +84,20 @@ describe('a share with one bad BackupInfo.xml among good ones', () => {
       const entry = listed.find((b) => b.Name === name);
       expect(entry, kind).toMatchObject({ Status: 'Failed', IsCloudRecoveryReady: false });
       expect(entry.Progress, kind).toMatch(/^Unreadable/);
-      expect(warned.some((w) => w.TargetObject === name && w.Message.includes(name)), `a warning for ${kind}`).toBe(true);
+      expect(
+        warned.some((w) => w.TargetObject === name && w.Message.includes(name)),
+        `a warning for ${kind}`,
+      ).toBe(true);
     }
     // One of them alone, by name: the same entry and warning.
     const [oneName] = [...bad].find(([, kind]) => kind === 'a FIFO')!;
     const one = await d.cli(['Get-InfrastructureBackup', '-Name', oneName], bounded);
     expect(one.code).toBe(0);
-    expect(one.json).toMatchObject({ Name: oneName, Status: 'Failed', Progress: expect.stringMatching(/Unreadable \(BackupInfoUnreadable\).*named pipe/) });
+    expect(one.json).toMatchObject({
+      Name: oneName,
+      Status: 'Failed',
+      Progress: expect.stringMatching(/Unreadable \(BackupInfoUnreadable\).*named pipe/),
+    });
     expect(warnings(one.stderr)).toHaveLength(1);
   });
 
@@ -117,7 +139,8 @@ describe('a BackupInfo.xml over the limit', () => {
     const info = path.join(await d.backupFolder(name), 'BackupInfo.xml');
     const xml = await fs.readFile(info, 'utf8');
     // 50 MB of well-formed roles before the seal: parsing it all is what must not happen.
-    const role = '<Role Name="Pad" Status="Succeeded" Size="1" DurationMs="1"><Definition Provider="directory" RestoreOrder="1"><Path>/srv/pad</Path></Definition></Role>\n';
+    const role =
+      '<Role Name="Pad" Status="Succeeded" Size="1" DurationMs="1"><Definition Provider="directory" RestoreOrder="1"><Path>/srv/pad</Path></Definition></Role>\n';
     await fs.writeFile(info, xml.replace('</Roles>', `${role.repeat(Math.ceil(50e6 / role.length))}</Roles>`));
     expect((await fs.stat(info)).size).toBeGreaterThan(50e6);
 
@@ -129,7 +152,10 @@ describe('a BackupInfo.xml over the limit', () => {
     const t = await d.cli(['Test-InfrastructureBackup', '-Name', name, '-EncryptionKey', '-'], { ...bounded, stdin: `${d.key}\n` });
     expect(t.code, t.stderr).toBe(12);
     expect(t.stderr).toContain('over the limit of 2097152 bytes');
-    const restore = await d.cli(['Restore-AzsBackup', '-Name', name, '-EncryptionKey', '-', '-Confirm:$false'], { ...bounded, stdin: `${d.key}\n` });
+    const restore = await d.cli(['Restore-AzsBackup', '-Name', name, '-EncryptionKey', '-', '-Confirm:$false'], {
+      ...bounded,
+      stdin: `${d.key}\n`,
+    });
     expectTyped(restore, 'BackupInfoTooLarge', 12);
   });
 });
@@ -149,12 +175,21 @@ describe('files the operator names, and the state files, are read bounded and ty
     const huge = path.join(d.root, 'huge.cer');
     await fs.writeFile(huge, Buffer.alloc(2 * 1024 * 1024, 0x30));
     const before = await fs.readFile(path.join(d.home, 'config.json'), 'utf8');
-    for (const [cer, errorId] of [['/dev/zero', 'NotARegularFile'], [zeroLink, 'NotARegularFile'], [fifo, 'NotARegularFile'], [d.root, 'NotARegularFile'], [huge, 'FileTooLarge']] as const) {
+    for (const [cer, errorId] of [
+      ['/dev/zero', 'NotARegularFile'],
+      [zeroLink, 'NotARegularFile'],
+      [fifo, 'NotARegularFile'],
+      [d.root, 'NotARegularFile'],
+      [huge, 'FileTooLarge'],
+    ] as const) {
       const r = await d.cli(['Set-BackupShare', '-EncryptionCertPath', cer, '-SkipValidation'], bounded);
       expectTyped(r, errorId, 2);
     }
     // The .pfx of a restore the same way.
-    const restore = await d.cli(['Restore-AzsBackup', '-Name', randomUUID(), '-DecryptionCertPath', zeroLink, '-DecryptionCertPassword', '-', '-Confirm:$false'], { ...bounded, stdin: 'x\n' });
+    const restore = await d.cli(
+      ['Restore-AzsBackup', '-Name', randomUUID(), '-DecryptionCertPath', zeroLink, '-DecryptionCertPassword', '-', '-Confirm:$false'],
+      { ...bounded, stdin: 'x\n' },
+    );
     expectTyped(restore, 'NotARegularFile', 2);
     expect(await fs.readFile(path.join(d.home, 'config.json'), 'utf8')).toBe(before);
     // A regular file in RAM (/dev/shm, where some keep key material) is a file like any other.
@@ -169,7 +204,10 @@ describe('files the operator names, and the state files, are read bounded and ty
 
   it('a secret piped from /dev/zero (no line end, ever) is refused, not read without end', async () => {
     // 8 MB without a newline stands in for /dev/zero: the refusal must come before the input ends.
-    const r = await d.cli(['Set-BackupShare', '-Password', '-', '-UserName', 'CONTOSO\\backup', '-SkipValidation'], { ...bounded, stdin: '\0'.repeat(8 * 1024 * 1024) });
+    const r = await d.cli(['Set-BackupShare', '-Password', '-', '-UserName', 'CONTOSO\\backup', '-SkipValidation'], {
+      ...bounded,
+      stdin: '\0'.repeat(8 * 1024 * 1024),
+    });
     expectTyped(r, 'InputLineTooLong', 2);
   });
 
@@ -223,14 +261,42 @@ describe('ordinary mistakes are typed errors with a remedy, never InternalError'
     expectTyped(await d.cli(['New-EncryptionKey', '-KeyPath', path.join(d.root, 'no', 'such', 'folder', 'backup.key')]), 'FileNotFound', 2);
     expectTyped(await d.cli(['New-EncryptionKey', '-KeyPath', '/proc/backup.key']), 'PathIsKernelInterface', 2);
     expectTyped(await d.cli(['New-EncryptionKey', '-KeyPath', '/sys/kernel/backup.key']), 'PathIsKernelInterface', 2);
-    expectTyped(await d.cli(['New-EncryptionKey', '-Certificate', '-CertificatePath', '/proc/self/b.cer', '-PfxPath', path.join(d.root, 'b.pfx'), '-PfxPassword', '-'], { stdin: 'pw\n' }), 'PathIsKernelInterface', 2);
+    expectTyped(
+      await d.cli(
+        [
+          'New-EncryptionKey',
+          '-Certificate',
+          '-CertificatePath',
+          '/proc/self/b.cer',
+          '-PfxPath',
+          path.join(d.root, 'b.pfx'),
+          '-PfxPassword',
+          '-',
+        ],
+        { stdin: 'pw\n' },
+      ),
+      'PathIsKernelInterface',
+      2,
+    );
     expect(await fs.readdir(d.root)).not.toContain('b.pfx');
   });
 
   it('a role or certificate under /proc or /sys', async () => {
-    expectTyped(await d.cli(['Register-InfrastructureRole', '-Name', 'Kernel', '-Provider', 'directory', '-Path', '/proc/self']), 'ProviderPathIsKernelInterface', 2);
-    expectTyped(await d.cli(['Register-InfrastructureRole', '-Name', 'Kernel', '-Provider', 'sqlite', '-DatabasePath', '/sys/kernel/x.db']), 'ProviderPathIsKernelInterface', 2);
-    expectTyped(await d.cli(['Set-BackupShare', '-EncryptionCertPath', '/proc/self/status', '-SkipValidation'], bounded), 'NotARegularFile', 2);
+    expectTyped(
+      await d.cli(['Register-InfrastructureRole', '-Name', 'Kernel', '-Provider', 'directory', '-Path', '/proc/self']),
+      'ProviderPathIsKernelInterface',
+      2,
+    );
+    expectTyped(
+      await d.cli(['Register-InfrastructureRole', '-Name', 'Kernel', '-Provider', 'sqlite', '-DatabasePath', '/sys/kernel/x.db']),
+      'ProviderPathIsKernelInterface',
+      2,
+    );
+    expectTyped(
+      await d.cli(['Set-BackupShare', '-EncryptionCertPath', '/proc/self/status', '-SkipValidation'], bounded),
+      'NotARegularFile',
+      2,
+    );
   });
 
   it('Set-BackupShare -Password - without -UserName is a usage error, and changes nothing', async () => {
@@ -246,7 +312,11 @@ describe('ordinary mistakes are typed errors with a remedy, never InternalError'
     const file = path.join(d.root, 'home-is-a-file');
     await fs.writeFile(file, 'not a folder');
     expectTyped(await runCli(file, ['Get-BackupConfiguration']), 'HomeNotAFolder', 2);
-    expectTyped(await runCli(file, ['Register-InfrastructureRole', '-Name', 'A', '-Provider', 'directory', '-Path', d.files]), 'HomeNotAFolder', 2);
+    expectTyped(
+      await runCli(file, ['Register-InfrastructureRole', '-Name', 'A', '-Provider', 'directory', '-Path', d.files]),
+      'HomeNotAFolder',
+      2,
+    );
     expect(await fs.readFile(file, 'utf8')).toBe('not a folder');
 
     // Read-only: a read-only tmpfs (as root, permission bits would not stop the test itself).
@@ -259,7 +329,15 @@ describe('ordinary mistakes are typed errors with a remedy, never InternalError'
       return;
     }
     try {
-      const r = await runCli(path.join(ro, 'home'), ['Register-InfrastructureRole', '-Name', 'A', '-Provider', 'directory', '-Path', d.files]);
+      const r = await runCli(path.join(ro, 'home'), [
+        'Register-InfrastructureRole',
+        '-Name',
+        'A',
+        '-Provider',
+        'directory',
+        '-Path',
+        d.files,
+      ]);
       expectTyped(r, 'HomeNotWritable', 1);
       expect(r.errors[0]!.Message).toContain(path.join(ro, 'home'));
     } finally {

@@ -37,7 +37,10 @@ async function newKey(): Promise<string> {
 
 async function newCertificate(name: string): Promise<{ cer: string; thumbprint: string }> {
   const cer = join(root, `${name}.cer`);
-  const r = await cli(['New-EncryptionKey', '-Certificate', '-CertificatePath', cer, '-PfxPath', join(root, `${name}.pfx`), '-PfxPassword', '-'], 'pfx-password\n');
+  const r = await cli(
+    ['New-EncryptionKey', '-Certificate', '-CertificatePath', cer, '-PfxPath', join(root, `${name}.pfx`), '-PfxPassword', '-'],
+    'pfx-password\n',
+  );
   expect(r.code, r.stderr).toBe(0);
   return { cer, thumbprint: r.json.Thumbprint as string };
 }
@@ -59,7 +62,16 @@ describe('New-EncryptionKey', () => {
   });
 
   it('refuses a pfx password given on the command line, naming the three ways', async () => {
-    const r = await cli(['New-EncryptionKey', '-Certificate', '-CertificatePath', join(root, 'a.cer'), '-PfxPath', join(root, 'a.pfx'), '-PfxPassword', 'hunter2']);
+    const r = await cli([
+      'New-EncryptionKey',
+      '-Certificate',
+      '-CertificatePath',
+      join(root, 'a.cer'),
+      '-PfxPath',
+      join(root, 'a.pfx'),
+      '-PfxPassword',
+      'hunter2',
+    ]);
     expect(r.code).toBe(2);
     expect(r.errors[0]?.ErrorId).toBe('SecretOnCommandLine');
     expect(r.errors[0]?.RecommendedAction).toMatch(/-PfxPassword -.*AZSBACKUP_PFXPASSWORD.*prompt/s);
@@ -89,7 +101,21 @@ describe('Set-BackupShare and Get-BackupConfiguration', () => {
   it('keeps secrets out of its output and sealed in its files', async () => {
     const key = await newKey();
     const password = 'Sh4re-Passw0rd-never-shown';
-    const r = await cli(['Set-BackupShare', '-Path', '\\\\fs01\\backups\\azs', '-UserName', 'CONTOSO\\backup', '-Password', '-', '-EncryptionKey', '-', '-SkipValidation'], `${password}\n${key}\n`);
+    const r = await cli(
+      [
+        'Set-BackupShare',
+        '-Path',
+        '\\\\fs01\\backups\\azs',
+        '-UserName',
+        'CONTOSO\\backup',
+        '-Password',
+        '-',
+        '-EncryptionKey',
+        '-',
+        '-SkipValidation',
+      ],
+      `${password}\n${key}\n`,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.json).toMatchObject({ Path: '\\\\fs01\\backups\\azs', UserName: 'CONTOSO\\backup', Password: null });
     const shown = await cli(['Get-BackupConfiguration', '--output', 'clixml']);
@@ -101,8 +127,11 @@ describe('Set-BackupShare and Get-BackupConfiguration', () => {
 
   it('takes -Credential with its password from the environment, and smb:// paths with a port', async () => {
     const key = await newKey();
-    const r = await cli(['Set-BackupShare', '-Path', 'smb://127.0.0.1:4450/backups/azs', '-Credential', 'backup@contoso', '-SkipValidation'], undefined,
-      { AZSBACKUP_CREDENTIAL: 'pw-from-env', AZSBACKUP_ENCRYPTIONKEY: key });
+    const r = await cli(
+      ['Set-BackupShare', '-Path', 'smb://127.0.0.1:4450/backups/azs', '-Credential', 'backup@contoso', '-SkipValidation'],
+      undefined,
+      { AZSBACKUP_CREDENTIAL: 'pw-from-env', AZSBACKUP_ENCRYPTIONKEY: key },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.json).toMatchObject({ Path: 'smb://127.0.0.1:4450/backups/azs', UserName: 'backup@contoso' });
   });
@@ -151,7 +180,9 @@ describe('Set-BackupShare and Get-BackupConfiguration', () => {
 describe('Clear-BackupConfiguration', () => {
   it('changes nothing under -WhatIf, and otherwise resets to defaults but keeps the role catalog', async () => {
     const key = await newKey();
-    expect((await cli(['Set-BackupShare', '-Path', share, '-EncryptionKey', '-', '-BackupFrequencyInHours', '6'], `${key}\n`)).code).toBe(0);
+    expect((await cli(['Set-BackupShare', '-Path', share, '-EncryptionKey', '-', '-BackupFrequencyInHours', '6'], `${key}\n`)).code).toBe(
+      0,
+    );
     writeFileSync(join(root, 'x'), 'x');
     expect((await cli(['Register-InfrastructureRole', '-Name', 'CA', '-Provider', 'directory', '-Path', root])).code).toBe(0);
     const before = homeState();

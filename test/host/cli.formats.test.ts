@@ -24,24 +24,42 @@ function invocation(name: string, format: Format): { args: string[]; stdin?: str
   const key = { stdin: `${drill.key}\n` };
   const extra = join(drill.root, 'extra-role');
   switch (name) {
-    case 'New-EncryptionKey': return { args: [] };
-    case 'Set-BackupShare': return { args: ['-BackupFrequencyInHours', '6', '-IsBackupSchedulerEnabled', '$true'] };
-    case 'Get-BackupConfiguration': return { args: [] };
-    case 'Clear-BackupConfiguration': return { args: ['-Confirm:$false'], home: join(drill.root, `clear-${format}`) };
-    case 'Test-BackupShare': return { args: [] };
-    case 'Register-InfrastructureRole': return { args: ['-Name', `Extra${format}`, '-Provider', 'directory', '-Path', extra] };
-    case 'Get-InfrastructureRole': return { args: [] };
-    case 'Unregister-InfrastructureRole': return { args: ['-Name', `Extra${format}`, '-PassThru'] };
-    case 'Start-InfrastructureBackup': return { args: ['-RoleName', 'Files'] };
-    case 'Get-InfrastructureBackup': return { args: ['-Top', '2'] };
-    case 'Test-InfrastructureBackup': return { args: ['-Name', backups[0]!, '-EncryptionKey', '-'], ...key };
-    case 'Restore-AzsBackup': return { args: ['-Name', backups[0]!, '-RoleName', 'Files', '-EncryptionKey', '-'], ...key };
-    case 'Invoke-BackupPrune': return { args: ['-DryRun'] };
-    case 'Remove-InfrastructureBackup': return { args: ['-Name', backups.pop()!, '-PassThru', '-Confirm:$false'] };
-    case 'Get-BackupAlert': return { args: [] };
-    case 'Invoke-BackupScheduler': return { args: [] };
-    case 'Update-BackupEncryption': return { args: ['-Name', backups[0]!, '-EncryptionKey', '-'], ...key };
-    default: throw new Error(`no invocation for ${name}: add one`);
+    case 'New-EncryptionKey':
+      return { args: [] };
+    case 'Set-BackupShare':
+      return { args: ['-BackupFrequencyInHours', '6', '-IsBackupSchedulerEnabled', '$true'] };
+    case 'Get-BackupConfiguration':
+      return { args: [] };
+    case 'Clear-BackupConfiguration':
+      return { args: ['-Confirm:$false'], home: join(drill.root, `clear-${format}`) };
+    case 'Test-BackupShare':
+      return { args: [] };
+    case 'Register-InfrastructureRole':
+      return { args: ['-Name', `Extra${format}`, '-Provider', 'directory', '-Path', extra] };
+    case 'Get-InfrastructureRole':
+      return { args: [] };
+    case 'Unregister-InfrastructureRole':
+      return { args: ['-Name', `Extra${format}`, '-PassThru'] };
+    case 'Start-InfrastructureBackup':
+      return { args: ['-RoleName', 'Files'] };
+    case 'Get-InfrastructureBackup':
+      return { args: ['-Top', '2'] };
+    case 'Test-InfrastructureBackup':
+      return { args: ['-Name', backups[0]!, '-EncryptionKey', '-'], ...key };
+    case 'Restore-AzsBackup':
+      return { args: ['-Name', backups[0]!, '-RoleName', 'Files', '-EncryptionKey', '-'], ...key };
+    case 'Invoke-BackupPrune':
+      return { args: ['-DryRun'] };
+    case 'Remove-InfrastructureBackup':
+      return { args: ['-Name', backups.pop()!, '-PassThru', '-Confirm:$false'] };
+    case 'Get-BackupAlert':
+      return { args: [] };
+    case 'Invoke-BackupScheduler':
+      return { args: [] };
+    case 'Update-BackupEncryption':
+      return { args: ['-Name', backups[0]!, '-EncryptionKey', '-'], ...key };
+    default:
+      throw new Error(`no invocation for ${name}: add one`);
   }
 }
 

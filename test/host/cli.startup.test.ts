@@ -17,11 +17,21 @@ afterAll(() => rmSync(temp, { recursive: true, force: true }));
 
 /** Which packages esbuild put into each output file (the build writes dist/metafile.json). */
 function packagesByOutput(): Map<string, string[]> {
-  const meta = JSON.parse(readFileSync(path.join(root, 'dist', 'metafile.json'), 'utf8')) as { outputs: Record<string, { inputs: Record<string, unknown> }> };
-  return new Map(Object.entries(meta.outputs).map(([out, { inputs }]) => [
-    path.join(root, out),
-    [...new Set(Object.keys(inputs).map((i) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(i)?.[1]).filter((p): p is string => p !== undefined))],
-  ]));
+  const meta = JSON.parse(readFileSync(path.join(root, 'dist', 'metafile.json'), 'utf8')) as {
+    outputs: Record<string, { inputs: Record<string, unknown> }>;
+  };
+  return new Map(
+    Object.entries(meta.outputs).map(([out, { inputs }]) => [
+      path.join(root, out),
+      [
+        ...new Set(
+          Object.keys(inputs)
+            .map((i) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(i)?.[1])
+            .filter((p): p is string => p !== undefined),
+        ),
+      ],
+    ]),
+  );
 }
 
 function loadedBy(args: string[]): { packages: Set<string>; cmdlets: string[] } {
@@ -30,7 +40,10 @@ function loadedBy(args: string[]): { packages: Set<string>; cmdlets: string[] } 
     env: { PATH: process.env.PATH ?? '', AZSBACKUP_HOME: path.join(temp, 'home'), AZS_LOAD_TRACE: trace },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  const loaded = readFileSync(trace, 'utf8').split('\n').filter(Boolean).map((l) => decodeURIComponent(l.replace(/^file:\/\//, '')));
+  const loaded = readFileSync(trace, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => decodeURIComponent(l.replace(/^file:\/\//, '')));
   const bundled = packagesByOutput();
   // Packages come bundled into dist chunks, or from node_modules when they are native addons.
   const packages = new Set([

@@ -19,7 +19,11 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 30
     await sleep(20);
   }
 }
-const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.stat(p).then(
+    () => true,
+    () => false,
+  );
 
 /**
  * Two seconds is the promise; the process is given 3 s here because this machine is shared and a
@@ -44,19 +48,30 @@ describe('SIGINT and SIGTERM end any cmdlet within two seconds, exit 130', () =>
   });
   afterAll(() => d?.cleanup());
 
-  it.each(['SIGTERM', 'SIGINT'] as const)('%s: one stuck reading a secret from a pipe nobody writes (Set-BackupShare -EncryptionKey -)', async (signal) => {
-    const before = await fs.readFile(path.join(d.home, 'config.json'), 'utf8');
-    const child = spawnCli(d.home, ['Set-BackupShare', '-EncryptionKey', '-'], { stdinOpen: true, timeoutMs: 30_000, killSignal: 'SIGKILL' });
-    await sleep(1500); // started, and waiting on standard input
-    const { result, ms, errors } = await stopAndTime(child, signal);
-    expect(result.exitCode, String(result.stderr)).toBe(130);
-    expect(ms).toBeLessThan(STOP_WITHIN_MS);
-    expect(errors.map((e) => e.ErrorId)).toEqual(['PipelineStopped']);
-    expect(await fs.readFile(path.join(d.home, 'config.json'), 'utf8')).toBe(before);
-  });
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    '%s: one stuck reading a secret from a pipe nobody writes (Set-BackupShare -EncryptionKey -)',
+    async (signal) => {
+      const before = await fs.readFile(path.join(d.home, 'config.json'), 'utf8');
+      const child = spawnCli(d.home, ['Set-BackupShare', '-EncryptionKey', '-'], {
+        stdinOpen: true,
+        timeoutMs: 30_000,
+        killSignal: 'SIGKILL',
+      });
+      await sleep(1500); // started, and waiting on standard input
+      const { result, ms, errors } = await stopAndTime(child, signal);
+      expect(result.exitCode, String(result.stderr)).toBe(130);
+      expect(ms).toBeLessThan(STOP_WITHIN_MS);
+      expect(errors.map((e) => e.ErrorId)).toEqual(['PipelineStopped']);
+      expect(await fs.readFile(path.join(d.home, 'config.json'), 'utf8')).toBe(before);
+    },
+  );
 
   it('SIGTERM: Restore-AzsBackup waiting for its decryption password', async () => {
-    const child = spawnCli(d.home, ['Restore-AzsBackup', '-Name', backupName, '-EncryptionKey', '-', '-Confirm:$false'], { stdinOpen: true, timeoutMs: 30_000, killSignal: 'SIGKILL' });
+    const child = spawnCli(d.home, ['Restore-AzsBackup', '-Name', backupName, '-EncryptionKey', '-', '-Confirm:$false'], {
+      stdinOpen: true,
+      timeoutMs: 30_000,
+      killSignal: 'SIGKILL',
+    });
     await sleep(1500);
     const { result, ms } = await stopAndTime(child, 'SIGTERM');
     expect(result.exitCode).toBe(130);
@@ -74,7 +89,8 @@ describe('SIGINT and SIGTERM end any cmdlet within two seconds, exit 130', () =>
       expect(ms).toBeLessThan(STOP_WITHIN_MS);
       expect(errors.map((e) => e.ErrorId)).toContain('PipelineStopped');
       const stamps = await fs.readdir(path.join(d.share, 'MASBackup'));
-      for (const s of stamps) expect((await fs.readdir(path.join(d.share, 'MASBackup', s))).filter((n) => n.endsWith('.partial'))).toEqual([]);
+      for (const s of stamps)
+        expect((await fs.readdir(path.join(d.share, 'MASBackup', s))).filter((n) => n.endsWith('.partial'))).toEqual([]);
     } finally {
       await d.cli(['Unregister-InfrastructureRole', '-Name', 'Hangs', '-Confirm:$false']);
     }
@@ -82,11 +98,20 @@ describe('SIGINT and SIGTERM end any cmdlet within two seconds, exit 130', () =>
 
   it('SIGINT: a restore whose import program hangs ends, and the directory role it had not reached is as it was', async () => {
     const marker = path.join(d.root, 'import-started');
-    await d.registerCommand('HangsOnImport', ['sh', '-c', 'echo data'], ['sh', '-c', `touch ${marker}; exec sleep 60`], ['-RestoreOrder', '1']);
+    await d.registerCommand(
+      'HangsOnImport',
+      ['sh', '-c', 'echo data'],
+      ['sh', '-c', `touch ${marker}; exec sleep 60`],
+      ['-RestoreOrder', '1'],
+    );
     try {
       const name = (await d.backup()).Name;
       const before = fingerprint(d.files);
-      const child = spawnCli(d.home, ['Restore-AzsBackup', '-Name', name, '-EncryptionKey', '-', '-Confirm:$false'], { stdin: `${d.key}\n`, timeoutMs: 60_000, killSignal: 'SIGKILL' });
+      const child = spawnCli(d.home, ['Restore-AzsBackup', '-Name', name, '-EncryptionKey', '-', '-Confirm:$false'], {
+        stdin: `${d.key}\n`,
+        timeoutMs: 60_000,
+        killSignal: 'SIGKILL',
+      });
       await until('the import program to start', () => exists(marker));
       const { result, ms } = await stopAndTime(child, 'SIGINT');
       expect(result.exitCode, String(result.stderr)).toBe(130);

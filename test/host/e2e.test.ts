@@ -58,7 +58,11 @@ describe('the built host', () => {
     const lines = r.err.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(JSON.parse(lines[0]!).ErrorRecord).toMatchObject({
-      ErrorId: 'ParameterArgumentValidationError', Category: 'InvalidArgument', TargetObject: 'BackupFrequencyInHours', ExitCode: 2, Terminating: true,
+      ErrorId: 'ParameterArgumentValidationError',
+      Category: 'InvalidArgument',
+      TargetObject: 'BackupFrequencyInHours',
+      ExitCode: 2,
+      Terminating: true,
     });
   });
 

@@ -32,10 +32,15 @@ async function run(args: string[], opts: Partial<HostIO> & { input?: string } = 
   stderr.on('data', (d: Buffer) => (err += d.toString()));
   const { input: _input, ...rest } = opts;
   const code = await main(args, {
-    stdin, stdout, stderr,
+    stdin,
+    stdout,
+    stderr,
     env: { AZSBACKUP_HOME: join(temp, 'home') },
-    stdinIsTTY: false, stdoutIsTTY: false, stderrIsTTY: false,
-    manifestsDir: `${fixtures}manifests`, cmdletsDir: `${fixtures}cmdlets`,
+    stdinIsTTY: false,
+    stdoutIsTTY: false,
+    stderrIsTTY: false,
+    manifestsDir: `${fixtures}manifests`,
+    cmdletsDir: `${fixtures}cmdlets`,
     ...rest,
   });
   return { code, out, err };
@@ -54,18 +59,33 @@ describe('help from the manifest', () => {
     expect(syntaxLines(item)[1]).toMatch(/^Get-TestItem \[-Name\] <String> \[-Id <Guid>\]/);
   });
 
-  test.each([['-?'], ['--help'], ['-Help']])('`Set-TestShare %s` prints synopsis, syntax, description, parameters and examples', async (flag) => {
-    const r = await run(['set-testshare', flag]);
-    expect(r.code).toBe(0);
-    const text = r.out;
-    for (const part of ['NAME\n    Set-TestShare', 'SYNOPSIS\n    Configures the test share.', 'SYNTAX\n    Set-TestShare [-Path] <String>',
-      'DESCRIPTION\n    First paragraph of the description.\n\n    Second paragraph.', 'PARAMETERS\n    -Path <String>', 'Aliases                   SharePath, Share',
-      'Range                     4 to 12', 'Accepted values           Fast, Thorough', 'AZSBACKUP_ENCRYPTIONKEY', '    -WhatIf', '<CommonParameters>',
-      'EXAMPLES\n    ---------- Example 1: Point at a share ----------', 'Set-TestShare -Path \\\\fs01\\backups -EncryptionKey -', 'OUTPUTS\n    Test.Echo']) {
-      expect(text).toContain(part);
-    }
-    expect(formatHelp(share)).toBe(text);
-  });
+  test.each([['-?'], ['--help'], ['-Help']])(
+    '`Set-TestShare %s` prints synopsis, syntax, description, parameters and examples',
+    async (flag) => {
+      const r = await run(['set-testshare', flag]);
+      expect(r.code).toBe(0);
+      const text = r.out;
+      for (const part of [
+        'NAME\n    Set-TestShare',
+        'SYNOPSIS\n    Configures the test share.',
+        'SYNTAX\n    Set-TestShare [-Path] <String>',
+        'DESCRIPTION\n    First paragraph of the description.\n\n    Second paragraph.',
+        'PARAMETERS\n    -Path <String>',
+        'Aliases                   SharePath, Share',
+        'Range                     4 to 12',
+        'Accepted values           Fast, Thorough',
+        'AZSBACKUP_ENCRYPTIONKEY',
+        '    -WhatIf',
+        '<CommonParameters>',
+        'EXAMPLES\n    ---------- Example 1: Point at a share ----------',
+        'Set-TestShare -Path \\\\fs01\\backups -EncryptionKey -',
+        'OUTPUTS\n    Test.Echo',
+      ]) {
+        expect(text).toContain(part);
+      }
+      expect(formatHelp(share)).toBe(text);
+    },
+  );
 
   test('no arguments and --help list the cmdlets with synopses', async () => {
     for (const args of [[], ['--help']]) {
@@ -112,7 +132,12 @@ describe('errors', () => {
   test('an AzsError maps to its exit code', async () => {
     const r = await run(['Invoke-TestJob', 'notfound']);
     expect(r.code).toBe(10);
-    expect(JSON.parse(r.err).ErrorRecord).toMatchObject({ ErrorId: 'ShareNotFound', Category: 'ObjectNotFound', ExitCode: 10, Terminating: true });
+    expect(JSON.parse(r.err).ErrorRecord).toMatchObject({
+      ErrorId: 'ShareNotFound',
+      Category: 'ObjectNotFound',
+      ExitCode: 10,
+      Terminating: true,
+    });
   });
 
   test('an aborted run exits 130', async () => {
@@ -128,7 +153,10 @@ describe('errors', () => {
 describe('output', () => {
   test('json when stdout is not a terminal, list on a terminal, or as asked', async () => {
     const json = await run(['Invoke-TestJob', 'ok']);
-    expect(JSON.parse(json.out)).toEqual([{ Name: 'a', Size: 1 }, { Name: '|', Size: 2 }]);
+    expect(JSON.parse(json.out)).toEqual([
+      { Name: 'a', Size: 1 },
+      { Name: '|', Size: 2 },
+    ]);
     const list = await run(['Invoke-TestJob', 'ok'], { stdoutIsTTY: true });
     expect(list.out).toMatch(/Name\s*: a/);
     const clixml = await run(['Invoke-TestJob', 'ok', '--output', 'clixml']);
@@ -139,7 +167,10 @@ describe('output', () => {
 
   test('--progress json writes progress records on stderr; nothing without a terminal otherwise', async () => {
     const r = await run(['Invoke-TestJob', 'progress', '--progress', 'json']);
-    const lines = r.err.trim().split('\n').map((l) => JSON.parse(l).Progress);
+    const lines = r.err
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).Progress);
     expect(lines.map((l) => l.PercentComplete)).toEqual([0, 50, 100, -1]);
     expect(lines[3].Completed).toBe(true);
     expect((await run(['Invoke-TestJob', 'progress'])).err).toBe('');
@@ -194,7 +225,12 @@ describe('ShouldProcess', () => {
 
   test('on a terminal, a High-impact cmdlet asks: Y, N, A', async () => {
     const home = join(temp, 'confirm-tty');
-    const r = await run(['Remove-TestItem', 'a,b,c,d'], { env: { AZSBACKUP_HOME: home }, stdinIsTTY: true, stderrIsTTY: true, input: 'y\nn\na\n' });
+    const r = await run(['Remove-TestItem', 'a,b,c,d'], {
+      env: { AZSBACKUP_HOME: home },
+      stdinIsTTY: true,
+      stderrIsTTY: true,
+      input: 'y\nn\na\n',
+    });
     expect(r.code, r.err).toBe(0);
     expect(readFileSync(join(home, 'removed.txt'), 'utf8')).toBe('a\nc\nd\n');
     expect(r.err).toContain('Performing the operation "Remove test item" on target "a".');
@@ -204,7 +240,11 @@ describe('ShouldProcess', () => {
   test('without a terminal, a High-impact cmdlet proceeds; -Confirm:$false never asks', async () => {
     const home = join(temp, 'confirm-script');
     expect((await run(['Remove-TestItem', 'a'], { env: { AZSBACKUP_HOME: home } })).code).toBe(0);
-    const r = await run(['Remove-TestItem', 'b', '-Confirm:$false'], { env: { AZSBACKUP_HOME: home }, stdinIsTTY: true, stderrIsTTY: true });
+    const r = await run(['Remove-TestItem', 'b', '-Confirm:$false'], {
+      env: { AZSBACKUP_HOME: home },
+      stdinIsTTY: true,
+      stderrIsTTY: true,
+    });
     expect(r.err).toBe('');
     expect(readFileSync(join(home, 'removed.txt'), 'utf8')).toBe('a\nb\n');
   });

@@ -54,7 +54,11 @@ function echoed(r: Run): Record<string, unknown> {
 }
 
 function records(err: string): Array<Record<string, unknown>> {
-  return err.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { ErrorRecord: Record<string, unknown> }).ErrorRecord);
+  return err
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { ErrorRecord: Record<string, unknown> }).ErrorRecord);
 }
 
 describe('secrets are never taken from argv', () => {
@@ -79,7 +83,9 @@ describe('`-` reads standard input', () => {
   });
 
   test('a credential given as - reads the user name, then the password', async () => {
-    const p = echoed(await run(['New-TestCredential', '-Credential', '-', '-PfxPassword', '-'], { stdin: 'CONTOSO\\backup\ncred-pass\npfx-pass\n' }));
+    const p = echoed(
+      await run(['New-TestCredential', '-Credential', '-', '-PfxPassword', '-'], { stdin: 'CONTOSO\\backup\ncred-pass\npfx-pass\n' }),
+    );
     expect(p).toEqual({ Credential: { UserName: 'CONTOSO\\backup', Password: 'cred-pass' }, PfxPassword: 'pfx-pass' });
   });
 
@@ -108,7 +114,11 @@ describe('AZSBACKUP_<NAME> supplies a secret', () => {
   test('for a secret not named, and for a credential named by its user', async () => {
     const a = await run(['Invoke-TestJob', 'ok'], { env: { AZSBACKUP_PASSWORD: 'from-env' } });
     expect(JSON.parse(a.out)[1].Name).toBe('from-env|');
-    const p = echoed(await run(['New-TestCredential', '-Credential', 'CONTOSO\\svc'], { env: { AZSBACKUP_CREDENTIAL: 'envpass', AZSBACKUP_PFXPASSWORD: 'pfx' } }));
+    const p = echoed(
+      await run(['New-TestCredential', '-Credential', 'CONTOSO\\svc'], {
+        env: { AZSBACKUP_CREDENTIAL: 'envpass', AZSBACKUP_PFXPASSWORD: 'pfx' },
+      }),
+    );
     expect(p).toEqual({ Credential: { UserName: 'CONTOSO\\svc', Password: 'envpass' }, PfxPassword: 'pfx' });
   });
 

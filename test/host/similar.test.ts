@@ -2,9 +2,20 @@ import { describe, expect, test } from 'vitest';
 import { closeMatches } from '../../src/host/similar.js';
 
 const cmdlets = [
-  'Get-BackupAlert', 'Get-BackupConfiguration', 'Get-BackupShare', 'Get-InfrastructureBackup', 'Get-InfrastructureRole',
-  'Invoke-BackupPrune', 'New-EncryptionKey', 'Register-InfrastructureRole', 'Remove-InfrastructureBackup', 'Restore-AzsBackup',
-  'Set-BackupShare', 'Start-InfrastructureBackup', 'Test-InfrastructureBackup', 'Unregister-InfrastructureRole',
+  'Get-BackupAlert',
+  'Get-BackupConfiguration',
+  'Get-BackupShare',
+  'Get-InfrastructureBackup',
+  'Get-InfrastructureRole',
+  'Invoke-BackupPrune',
+  'New-EncryptionKey',
+  'Register-InfrastructureRole',
+  'Remove-InfrastructureBackup',
+  'Restore-AzsBackup',
+  'Set-BackupShare',
+  'Start-InfrastructureBackup',
+  'Test-InfrastructureBackup',
+  'Unregister-InfrastructureRole',
 ];
 
 describe('did-you-mean suggestions', () => {

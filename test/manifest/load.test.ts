@@ -87,7 +87,10 @@ describe('a valid manifest', () => {
     expect(m.outputType).toBe('Test.Echo');
     const path = m.parameters.find((p) => p.name === 'Path')!;
     expect(path.aliases).toEqual(['SharePath', 'Share']);
-    expect(path.sets.map((s) => [s.set, s.mandatory, s.position])).toEqual([['Key', true, 0], ['Certificate', true, 0]]);
+    expect(path.sets.map((s) => [s.set, s.mandatory, s.position])).toEqual([
+      ['Key', true, 0],
+      ['Certificate', true, 0],
+    ]);
     expect(new RegExp(path.validation.pattern!).test('\\\\fs01\\x')).toBe(true);
     const key = m.parameters.find((p) => p.name === 'EncryptionKey')!;
     expect(key.secret).toBe(true);
@@ -121,34 +124,87 @@ describe('each kind of mistake is refused, naming the file, the element and the 
   });
 
   test.each([
-    ['unknown parameter type', edit('Name="BackupFrequencyInHours" Type="Int32"', 'Name="BackupFrequencyInHours" Type="Integer"'),
-      /Parameter\[Name=BackupFrequencyInHours\]: unknown Type "Integer"/],
-    ['duplicate parameter, other case', edit('Name="SkipValidation"', 'Name="PATH"'), /Parameter\[Name=PATH\]: "PATH" is already used by parameter Path/],
-    ['duplicate through an alias', edit('Name="SkipValidation" Type="Switch"', 'Name="SkipValidation" Type="Switch" Aliases="share"'),
-      /Parameter\[Name=SkipValidation\]: "share" is already used by parameter Path/],
+    [
+      'unknown parameter type',
+      edit('Name="BackupFrequencyInHours" Type="Int32"', 'Name="BackupFrequencyInHours" Type="Integer"'),
+      /Parameter\[Name=BackupFrequencyInHours\]: unknown Type "Integer"/,
+    ],
+    [
+      'duplicate parameter, other case',
+      edit('Name="SkipValidation"', 'Name="PATH"'),
+      /Parameter\[Name=PATH\]: "PATH" is already used by parameter Path/,
+    ],
+    [
+      'duplicate through an alias',
+      edit('Name="SkipValidation" Type="Switch"', 'Name="SkipValidation" Type="Switch" Aliases="share"'),
+      /Parameter\[Name=SkipValidation\]: "share" is already used by parameter Path/,
+    ],
     ['a common parameter name', edit('Name="SkipValidation"', 'Name="WhatIf"'), /Parameter\[Name=WhatIf\]: "WhatIf" is a common parameter/],
     ['unapproved verb', edit('Verb="Set"', 'Verb="Delete"'), /Cmdlet: Verb "Delete" is not an approved PowerShell verb/],
     ['plural noun', edit('Noun="BackupShare"', 'Noun="BackupShares"'), /Cmdlet: Noun "BackupShares" looks plural/],
     ['malformed noun', edit('Noun="BackupShare"', 'Noun="backup-share"'), /Cmdlet: Noun "backup-share" must be PascalCase/],
-    ['missing DefaultParameterSet', edit(' DefaultParameterSet="Key"', ''), /Cmdlet: DefaultParameterSet is required when there are several parameter sets/],
-    ['unknown DefaultParameterSet', edit('DefaultParameterSet="Key"', 'DefaultParameterSet="Keys"'), /Cmdlet: DefaultParameterSet "Keys" is not a declared parameter set/],
-    ['a parameter naming an unknown set', edit('<Set Name="Key"/>', '<Set Name="Secret"/>'),
-      /Parameter\[Name=EncryptionKey\]\/Set\[Name=Secret\]: names parameter set "Secret", which <ParameterSets> does not declare/],
-    ['duplicate position within a set', edit('Mandatory="true" Position="1"', 'Mandatory="true" Position="0"'),
-      /Parameter\[Name=EncryptionCertPath\]: Position 0 in parameter set Certificate is already taken by Path/],
-    ['mandatory switch', edit('Name="SkipValidation" Type="Switch"', 'Name="SkipValidation" Type="Switch" Mandatory="true"'),
-      /Parameter\[Name=SkipValidation\]: a Switch cannot be Mandatory/],
-    ['ValidateRange with min > max', edit('Min="4" Max="12"', 'Min="12" Max="4"'), /Parameter\[Name=BackupFrequencyInHours\]\/ValidateRange: Min 12 is greater than Max 4/],
-    ['ValidateRange not numeric', edit('Min="4" Max="12"', 'Min="four" Max="12"'), /Parameter\[Name=BackupFrequencyInHours\]\/ValidateRange: Min="four" must be a number/],
-    ['bad regex in ValidatePattern', edit(/<ValidatePattern>.*<\/ValidatePattern>/, '<ValidatePattern>^(unclosed</ValidatePattern>'),
-      /Parameter\[Name=Path\]\/ValidatePattern: "\^\(unclosed" is not a valid regular expression/],
-    ['unknown ConfirmImpact', edit('ConfirmImpact="Medium"', 'ConfirmImpact="Severe"'), /Cmdlet: ConfirmImpact "Severe" must be one of None, Low, Medium, High/],
-    ['OutputType not declared in Types.xml', edit('OutputType="Test.Echo"', 'OutputType="Test.Missing"'), /Cmdlet: OutputType "Test.Missing" is not declared in Types.xml/],
-    ['Secret on a String', edit('Name="EncryptionCertPath" Type="String"', 'Name="EncryptionCertPath" Type="String" Secret="true"'),
-      /Parameter\[Name=EncryptionCertPath\]: Secret="true" needs Type SecureString or PSCredential, not String/],
+    [
+      'missing DefaultParameterSet',
+      edit(' DefaultParameterSet="Key"', ''),
+      /Cmdlet: DefaultParameterSet is required when there are several parameter sets/,
+    ],
+    [
+      'unknown DefaultParameterSet',
+      edit('DefaultParameterSet="Key"', 'DefaultParameterSet="Keys"'),
+      /Cmdlet: DefaultParameterSet "Keys" is not a declared parameter set/,
+    ],
+    [
+      'a parameter naming an unknown set',
+      edit('<Set Name="Key"/>', '<Set Name="Secret"/>'),
+      /Parameter\[Name=EncryptionKey\]\/Set\[Name=Secret\]: names parameter set "Secret", which <ParameterSets> does not declare/,
+    ],
+    [
+      'duplicate position within a set',
+      edit('Mandatory="true" Position="1"', 'Mandatory="true" Position="0"'),
+      /Parameter\[Name=EncryptionCertPath\]: Position 0 in parameter set Certificate is already taken by Path/,
+    ],
+    [
+      'mandatory switch',
+      edit('Name="SkipValidation" Type="Switch"', 'Name="SkipValidation" Type="Switch" Mandatory="true"'),
+      /Parameter\[Name=SkipValidation\]: a Switch cannot be Mandatory/,
+    ],
+    [
+      'ValidateRange with min > max',
+      edit('Min="4" Max="12"', 'Min="12" Max="4"'),
+      /Parameter\[Name=BackupFrequencyInHours\]\/ValidateRange: Min 12 is greater than Max 4/,
+    ],
+    [
+      'ValidateRange not numeric',
+      edit('Min="4" Max="12"', 'Min="four" Max="12"'),
+      /Parameter\[Name=BackupFrequencyInHours\]\/ValidateRange: Min="four" must be a number/,
+    ],
+    [
+      'bad regex in ValidatePattern',
+      edit(/<ValidatePattern>.*<\/ValidatePattern>/, '<ValidatePattern>^(unclosed</ValidatePattern>'),
+      /Parameter\[Name=Path\]\/ValidatePattern: "\^\(unclosed" is not a valid regular expression/,
+    ],
+    [
+      'unknown ConfirmImpact',
+      edit('ConfirmImpact="Medium"', 'ConfirmImpact="Severe"'),
+      /Cmdlet: ConfirmImpact "Severe" must be one of None, Low, Medium, High/,
+    ],
+    [
+      'OutputType not declared in Types.xml',
+      edit('OutputType="Test.Echo"', 'OutputType="Test.Missing"'),
+      /Cmdlet: OutputType "Test.Missing" is not declared in Types.xml/,
+    ],
+    [
+      'Secret on a String',
+      edit('Name="EncryptionCertPath" Type="String"', 'Name="EncryptionCertPath" Type="String" Secret="true"'),
+      /Parameter\[Name=EncryptionCertPath\]: Secret="true" needs Type SecureString or PSCredential, not String/,
+    ],
     ['missing Synopsis', edit(/<Synopsis>.*<\/Synopsis>/, ''), /Cmdlet\/Synopsis: is missing or empty/],
     ['missing parameter Help', edit('<Help>Hours.</Help>', ''), /Parameter\[Name=BackupFrequencyInHours\]\/Help: is missing or empty/],
-    ['a misspelt attribute', edit('Mandatory="true" Position="0"', 'Mandatory="true" Postion="0"'), /Parameter\[Name=Path\]: unknown attribute Postion/],
+    [
+      'a misspelt attribute',
+      edit('Mandatory="true" Position="0"', 'Mandatory="true" Postion="0"'),
+      /Parameter\[Name=Path\]: unknown attribute Postion/,
+    ],
     ['a file named after another cmdlet', base, /declares Set-BackupShare but the file is named Set-Other\.xml/],
   ])('%s', (kind, xml, message) => {
     const file = kind === 'a file named after another cmdlet' ? 'Set-Other.xml' : 'Set-BackupShare.xml';
@@ -166,12 +222,21 @@ describe('each kind of mistake is refused, naming the file, the element and the 
   });
 
   test('a switch may be mandatory in the one set it selects', () => {
-    const m = parse(edit('<Parameter Name="SkipValidation" Type="Switch">', '<Parameter Name="SkipValidation" Type="Switch"><Set Name="Certificate" Mandatory="true"/>'));
-    expect(m.parameters.find((p) => p.name === 'SkipValidation')!.sets).toEqual([{ set: 'Certificate', mandatory: true, valueFromPipelineByPropertyName: false }]);
+    const m = parse(
+      edit(
+        '<Parameter Name="SkipValidation" Type="Switch">',
+        '<Parameter Name="SkipValidation" Type="Switch"><Set Name="Certificate" Mandatory="true"/>',
+      ),
+    );
+    expect(m.parameters.find((p) => p.name === 'SkipValidation')!.sets).toEqual([
+      { set: 'Certificate', mandatory: true, valueFromPipelineByPropertyName: false },
+    ]);
   });
 
   test('the message of a malformed manifest names the element even through failure()', () => {
-    expect(failure(edit('Min="4" Max="12"', 'Min="12" Max="4"')).message).toMatch(/^Invalid manifest Set-BackupShare\.xml: Parameter\[Name=BackupFrequencyInHours\]\/ValidateRange: /);
+    expect(failure(edit('Min="4" Max="12"', 'Min="12" Max="4"')).message).toMatch(
+      /^Invalid manifest Set-BackupShare\.xml: Parameter\[Name=BackupFrequencyInHours\]\/ValidateRange: /,
+    );
   });
 });
 
@@ -196,13 +261,26 @@ describe('Types.xml', () => {
   });
 
   test.each([
-    ['TableColumns naming an unknown property', goodTypes.replace('TableColumns="Name,Size"', 'TableColumns="Name,Bytes"'),
-      /Type\[Name=A\.Backup\]: TableColumns names "Bytes", which is not a property of A\.Backup/],
-    ['an Object property without TypeName', goodTypes.replace(' TypeName="A.Role"', ''),
-      /Type\[Name=A\.Backup\]\/Property\[Name=Roles\]: a property of Type Object\[\] needs TypeName/],
-    ['a TypeName that is not declared', goodTypes.replace('TypeName="A.Role"', 'TypeName="A.Nothing"'),
-      /Property\[Name=Roles\]: TypeName "A\.Nothing" is not declared/],
-    ['an unknown property type', goodTypes.replace('Type="TimeSpan"', 'Type="Duration"'), /Property\[Name=Duration\]: unknown Type "Duration"/],
+    [
+      'TableColumns naming an unknown property',
+      goodTypes.replace('TableColumns="Name,Size"', 'TableColumns="Name,Bytes"'),
+      /Type\[Name=A\.Backup\]: TableColumns names "Bytes", which is not a property of A\.Backup/,
+    ],
+    [
+      'an Object property without TypeName',
+      goodTypes.replace(' TypeName="A.Role"', ''),
+      /Type\[Name=A\.Backup\]\/Property\[Name=Roles\]: a property of Type Object\[\] needs TypeName/,
+    ],
+    [
+      'a TypeName that is not declared',
+      goodTypes.replace('TypeName="A.Role"', 'TypeName="A.Nothing"'),
+      /Property\[Name=Roles\]: TypeName "A\.Nothing" is not declared/,
+    ],
+    [
+      'an unknown property type',
+      goodTypes.replace('Type="TimeSpan"', 'Type="Duration"'),
+      /Property\[Name=Duration\]: unknown Type "Duration"/,
+    ],
     ['XML syntax error', goodTypes.replace('</Types>', ''), /Types\.xml: line \d+, column \d+: XML syntax error/],
   ])('%s', (_kind, xml, message) => {
     expect(() => parseTypesText('Types.xml', xml)).toThrow(message);

@@ -5,7 +5,8 @@ import { renderParameterTypes } from '../../src/manifest/parameter-types.js';
 
 const manifests = loadManifestSet(fileURLToPath(new URL('../../manifests', import.meta.url)));
 const rendered = renderParameterTypes(manifests.cmdlets);
-const body = (name: string): string => new RegExp(`export (?:interface ${name} \\{[^]*?\\n\\}|type ${name} = [^;]*;)`).exec(rendered)?.[0] ?? '';
+const body = (name: string): string =>
+  new RegExp(`export (?:interface ${name} \\{[^]*?\\n\\}|type ${name} = [^;]*;)`).exec(rendered)?.[0] ?? '';
 
 describe('typed parameters from the manifests', () => {
   it('a parameter mandatory in every set is always there; any other may be absent', () => {

@@ -29,7 +29,11 @@ function faultsOfBufferRounds(tune: boolean): number {
 
 describe('allocator tuning', () => {
   it('is compiled and taken by glibc here', () => {
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', `console.log((await import(${JSON.stringify(host)})).tuneAllocator())`], { encoding: 'utf8' });
+    const out = execFileSync(
+      process.execPath,
+      ['--input-type=module', '-e', `console.log((await import(${JSON.stringify(host)})).tuneAllocator())`],
+      { encoding: 'utf8' },
+    );
     expect(out.trim()).toBe('tuned');
   });
 

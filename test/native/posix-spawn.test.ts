@@ -32,7 +32,11 @@ async function text(s: Readable | null): Promise<string> {
   return out;
 }
 
-async function run(file: string, args: string[], o?: Partial<SpawnOptions>): Promise<{ out: string; end: Awaited<SpawnedProgram['ended']> }> {
+async function run(
+  file: string,
+  args: string[],
+  o?: Partial<SpawnOptions>,
+): Promise<{ out: string; end: Awaited<SpawnedProgram['ended']> }> {
   const p = spawnProgram(file, args, opts(o));
   const [out, end] = await Promise.all([text(p.stdout), p.ended]);
   return { out, end };
@@ -98,7 +102,8 @@ describe('spawning without fork', () => {
           stdout.recycle(c);
           c.fill(0xee); // it is free again: nothing may still need these bytes
         }
-        if (copies.length % 16 === 0) setTimeout(done, 2); // a slow reader now and then
+        if (copies.length % 16 === 0)
+          setTimeout(done, 2); // a slow reader now and then
         else done();
       },
     });
@@ -121,10 +126,16 @@ describe('spawning without fork', () => {
 // posix_spawn with the addons, Node's spawn without.
 describeWithAndWithoutAddons('a program started', () => {
   it('gets its arguments literally, the PATH searched, and exactly the environment given', async () => {
-    const { out, end } = await run('sh', ['-c', 'printf "%s|%s|" "$0" "$1"; env | sort', 'two words', '$(x) *'], { env: { PATH: process.env.PATH!, ONLY: 'this' } });
+    const { out, end } = await run('sh', ['-c', 'printf "%s|%s|" "$0" "$1"; env | sort', 'two words', '$(x) *'], {
+      env: { PATH: process.env.PATH!, ONLY: 'this' },
+    });
     expect(end).toEqual({ exitCode: 0 });
     expect(out.startsWith('two words|$(x) *|')).toBe(true);
-    const vars = out.split('|')[2]!.trim().split('\n').map((l) => l.split('=')[0]);
+    const vars = out
+      .split('|')[2]!
+      .trim()
+      .split('\n')
+      .map((l) => l.split('=')[0]);
     expect(vars.filter((v) => !['PWD', 'SHLVL', '_'].includes(v!))).toEqual(['ONLY', 'PATH']);
   });
 
@@ -162,7 +173,9 @@ describeWithAndWithoutAddons('a program started', () => {
   });
 
   it('starts with default signal handling, nothing blocked, and its own session when asked', async () => {
-    const { out } = await run('sh', ['-c', 'grep -E "^(SigBlk|SigIgn)" /proc/self/status; cut -d" " -f6 /proc/self/stat; echo $$'], { newSession: true });
+    const { out } = await run('sh', ['-c', 'grep -E "^(SigBlk|SigIgn)" /proc/self/status; cut -d" " -f6 /proc/self/stat; echo $$'], {
+      newSession: true,
+    });
     const [blocked, ignored, sid, pid] = out.trim().split('\n');
     const standard = (line: string): bigint => BigInt(`0x${line.split(/\s+/)[1]}`) & 0x7fffffffn; // 32 and up belong to glibc
     expect(standard(blocked!)).toBe(0n);

@@ -41,7 +41,14 @@ const types = registry(
       { name: 'Roles', type: 'Object[]', typeName: 'AzsBackup.Role' },
     ],
   },
-  { name: 'AzsBackup.Role', tableColumns: [], properties: [{ name: 'RoleName', type: 'String' }, { name: 'Status', type: 'String' }] },
+  {
+    name: 'AzsBackup.Role',
+    tableColumns: [],
+    properties: [
+      { name: 'RoleName', type: 'String' },
+      { name: 'Status', type: 'String' },
+    ],
+  },
   { name: 'AzsBackup.Small', tableColumns: [], properties: [{ name: 'Name', type: 'String' }] },
 );
 
@@ -165,7 +172,9 @@ describe('CLIXML documents', () => {
     expect(doc).toContain('<Nil N="Str" />');
     expect(doc).toContain('<Nil N="When" />');
     expect(doc).toContain('<Nil N="Main" />');
-    expect(doc).toContain('<Obj N="Tags" RefId="1"><TN RefId="1"><T>System.String[]</T><T>System.Array</T><T>System.Object</T></TN><LST /></Obj>');
+    expect(doc).toContain(
+      '<Obj N="Tags" RefId="1"><TN RefId="1"><T>System.String[]</T><T>System.Array</T><T>System.Object</T></TN><LST /></Obj>',
+    );
     expect(doc).toContain('<LST><Nil /></LST>');
   });
 
@@ -208,7 +217,8 @@ describe('CLIXML documents', () => {
   });
 
   it('writes DateTime in round-trip form: trailing fraction zeros dropped, with the offset, strings without offset read as UTC', () => {
-    const dt = (v: unknown): string => /<DT N="When">(.*?)<\/DT>/.exec(formatObjects([{ When: v }], 'AzsBackup.Test', 'clixml', types))![1]!;
+    const dt = (v: unknown): string =>
+      /<DT N="When">(.*?)<\/DT>/.exec(formatObjects([{ When: v }], 'AzsBackup.Test', 'clixml', types))![1]!;
     expect(dt(new Date(Date.UTC(2026, 10, 27, 4, 48, 11, 100)))).toBe('2026-11-27T04:48:11.1+00:00');
     expect(dt(new Date(Date.UTC(2026, 10, 27, 4, 48, 11, 0)))).toBe('2026-11-27T04:48:11+00:00');
     expect(dt('2026-11-27T04:48:11.123')).toBe('2026-11-27T04:48:11.123+00:00');
@@ -216,7 +226,8 @@ describe('CLIXML documents', () => {
   });
 
   it('writes TimeSpan as xs:duration the way XmlConvert does', () => {
-    const ts = (v: unknown): string => /<TS N="Took">(.*?)<\/TS>/.exec(formatObjects([{ Took: v }], 'AzsBackup.Test', 'clixml', types))![1]!;
+    const ts = (v: unknown): string =>
+      /<TS N="Took">(.*?)<\/TS>/.exec(formatObjects([{ Took: v }], 'AzsBackup.Test', 'clixml', types))![1]!;
     expect(ts(1_248_500)).toBe('PT20M48.5S');
     expect(ts(26 * 3_600_000)).toBe('P1DT2H');
     expect(ts(24 * 3_600_000)).toBe('P1D');
@@ -306,7 +317,10 @@ describe('values that do not fit their declared type', () => {
   });
 });
 
-const pwshCandidates = [path.join(os.homedir(), '.dotnet', 'tools', 'pwsh'), ...(process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, 'pwsh'))];
+const pwshCandidates = [
+  path.join(os.homedir(), '.dotnet', 'tools', 'pwsh'),
+  ...(process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, 'pwsh')),
+];
 const pwsh = pwshCandidates.find((p) => existsSync(p));
 
 describe('PowerShell reads it', () => {
@@ -318,16 +332,18 @@ describe('PowerShell reads it', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it.skipIf(!pwsh)(`pwsh deserializes the native command's CLIXML into typed objects (skipped when pwsh is not installed: not found at ~/.dotnet/tools/pwsh nor on PATH)`, async () => {
-    await build({
-      entryPoints: [path.join(here, '..', '..', 'src', 'output', 'index.ts')],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      outfile: path.join(dir, 'output.mjs'),
-      logLevel: 'silent',
-    });
-    const script = `
+  it.skipIf(!pwsh)(
+    `pwsh deserializes the native command's CLIXML into typed objects (skipped when pwsh is not installed: not found at ~/.dotnet/tools/pwsh nor on PATH)`,
+    async () => {
+      await build({
+        entryPoints: [path.join(here, '..', '..', 'src', 'output', 'index.ts')],
+        bundle: true,
+        platform: 'node',
+        format: 'esm',
+        outfile: path.join(dir, 'output.mjs'),
+        logLevel: 'silent',
+      });
+      const script = `
 import { formatObjects } from './output.mjs';
 const types = new Map(${JSON.stringify([...types])});
 const role = { RoleName: 'CA', Status: 'Succeeded' };
@@ -350,8 +366,8 @@ const objects = [
 ];
 process.stdout.write(formatObjects(objects, 'AzsBackup.Test', 'clixml', types));
 `;
-    await writeFile(path.join(dir, 'emit.mjs'), script);
-    const command = `
+      await writeFile(path.join(dir, 'emit.mjs'), script);
+      const command = `
 $r = @(& node ./emit.mjs)
 $o = $r[0]
 $codes = { param($s) ([int[]][char[]]$s) -join ',' }
@@ -383,36 +399,37 @@ $codes = { param($s) ([int[]][char[]]$s) -join ',' }
   SecondType = $r[1].PSObject.TypeNames[0]
 } | ConvertTo-Json -Compress
 `;
-    const { stdout } = await run(pwsh!, ['-NoProfile', '-NonInteractive', '-Command', command], { cwd: dir, timeout: 90_000 });
-    const got = JSON.parse(stdout) as Record<string, unknown>;
-    const expectedStr = 'emoji 😀 line1\r\nline2\ttab _x0041_ a_xb <&> lone \uD800 end \uFFFE';
-    expect(got).toEqual({
-      Count: 2,
-      TypeName: 'Deserialized.AzsBackup.Test',
-      StrCodes: Array.from({ length: expectedStr.length }, (_, i) => expectedStr.charCodeAt(i)).join(','),
-      WhenIsDate: true,
-      WhenKind: 'Local',
-      // .NET ticks since 0001-01-01 for 2026-11-27T04:48:11.123Z.
-      WhenTicks: String(BigInt(Date.UTC(2026, 10, 27, 4, 48, 11, 123)) * 10_000n + 621_355_968_000_000_000n),
-      TookIsTimeSpan: true,
-      TookTicks: '12485000000',
-      SizeType: 'System.Int64',
-      Size: '9007199254740993',
-      Count32: -7,
-      CountType: 'System.Int32',
-      RatioIs1e17: true,
-      Ok: false,
-      IdIsGuid: true,
-      Tags: ['x', 'y_x'],
-      MainType: 'Deserialized.AzsBackup.Role',
-      MainRole: 'CA',
-      RoleCount: 2,
-      RoleNames: ['CA', 'Id'],
-      SecondStatusIsNull: true,
-      SameInstance: true,
-      OddName: 1,
-      Second: 'second',
-      SecondType: 'Deserialized.AzsBackup.Test',
-    });
-  });
+      const { stdout } = await run(pwsh!, ['-NoProfile', '-NonInteractive', '-Command', command], { cwd: dir, timeout: 90_000 });
+      const got = JSON.parse(stdout) as Record<string, unknown>;
+      const expectedStr = 'emoji 😀 line1\r\nline2\ttab _x0041_ a_xb <&> lone \uD800 end \uFFFE';
+      expect(got).toEqual({
+        Count: 2,
+        TypeName: 'Deserialized.AzsBackup.Test',
+        StrCodes: Array.from({ length: expectedStr.length }, (_, i) => expectedStr.charCodeAt(i)).join(','),
+        WhenIsDate: true,
+        WhenKind: 'Local',
+        // .NET ticks since 0001-01-01 for 2026-11-27T04:48:11.123Z.
+        WhenTicks: String(BigInt(Date.UTC(2026, 10, 27, 4, 48, 11, 123)) * 10_000n + 621_355_968_000_000_000n),
+        TookIsTimeSpan: true,
+        TookTicks: '12485000000',
+        SizeType: 'System.Int64',
+        Size: '9007199254740993',
+        Count32: -7,
+        CountType: 'System.Int32',
+        RatioIs1e17: true,
+        Ok: false,
+        IdIsGuid: true,
+        Tags: ['x', 'y_x'],
+        MainType: 'Deserialized.AzsBackup.Role',
+        MainRole: 'CA',
+        RoleCount: 2,
+        RoleNames: ['CA', 'Id'],
+        SecondStatusIsNull: true,
+        SameInstance: true,
+        OddName: 1,
+        Second: 'second',
+        SecondType: 'Deserialized.AzsBackup.Test',
+      });
+    },
+  );
 });

@@ -88,7 +88,9 @@ describe('JSON output', () => {
   });
 
   it('writes durations in ISO 8601 from milliseconds or an ISO string', () => {
-    const d = (v: unknown): unknown => (JSON.parse(formatObjects([{ TimeTakenToCreate: v }], 'AzsBackup.Backup', 'json', types)) as Record<string, unknown>).TimeTakenToCreate;
+    const d = (v: unknown): unknown =>
+      (JSON.parse(formatObjects([{ TimeTakenToCreate: v }], 'AzsBackup.Backup', 'json', types)) as Record<string, unknown>)
+        .TimeTakenToCreate;
     expect(d(1_248_500)).toBe('PT20M48.5S');
     expect(d(0)).toBe('PT0S');
     expect(d(26 * 3_600_000)).toBe('P1DT2H');
@@ -97,15 +99,31 @@ describe('JSON output', () => {
   });
 
   it('writes DateTime from an ISO string in UTC', () => {
-    const out = JSON.parse(formatObjects([{ CreatedDateTime: '2026-11-27T06:48:11.5+02:00' }], 'AzsBackup.Backup', 'json', types)) as Record<string, unknown>;
+    const out = JSON.parse(
+      formatObjects([{ CreatedDateTime: '2026-11-27T06:48:11.5+02:00' }], 'AzsBackup.Backup', 'json', types),
+    ) as Record<string, unknown>;
     expect(out.CreatedDateTime).toBe('2026-11-27T04:48:11.500Z');
-    const spaced = JSON.parse(formatObjects([{ CreatedDateTime: '2026-11-27 04:48:11' }], 'AzsBackup.Backup', 'json', types)) as Record<string, unknown>;
+    const spaced = JSON.parse(formatObjects([{ CreatedDateTime: '2026-11-27 04:48:11' }], 'AzsBackup.Backup', 'json', types)) as Record<
+      string,
+      unknown
+    >;
     expect(spaced.CreatedDateTime).toBe('2026-11-27T04:48:11.000Z');
   });
 
   it('writes null values and missing declared properties as null', () => {
-    const out = JSON.parse(formatObjects([{ Name: null, Status: undefined }], 'AzsBackup.Backup', 'json', types)) as Record<string, unknown>;
-    expect(out).toEqual({ Name: null, Status: null, CreatedDateTime: null, TimeTakenToCreate: null, Size: null, RoleStatus: null, Tags: null });
+    const out = JSON.parse(formatObjects([{ Name: null, Status: undefined }], 'AzsBackup.Backup', 'json', types)) as Record<
+      string,
+      unknown
+    >;
+    expect(out).toEqual({
+      Name: null,
+      Status: null,
+      CreatedDateTime: null,
+      TimeTakenToCreate: null,
+      Size: null,
+      RoleStatus: null,
+      Tags: null,
+    });
   });
 
   it('writes a null object as null', () => {
@@ -113,9 +131,25 @@ describe('JSON output', () => {
   });
 
   it('keeps undeclared properties after the declared ones, typed by their JS values', () => {
-    const out = formatObjects([{ Extra: { Deep: [1, 'x', null, new Date(0)] }, Status: 'Queued', Empty: [], None: {} }], 'AzsBackup.Backup', 'json', types);
+    const out = formatObjects(
+      [{ Extra: { Deep: [1, 'x', null, new Date(0)] }, Status: 'Queued', Empty: [], None: {} }],
+      'AzsBackup.Backup',
+      'json',
+      types,
+    );
     const parsed = JSON.parse(out) as Record<string, unknown>;
-    expect(Object.keys(parsed)).toEqual(['Name', 'Status', 'CreatedDateTime', 'TimeTakenToCreate', 'Size', 'RoleStatus', 'Tags', 'Extra', 'Empty', 'None']);
+    expect(Object.keys(parsed)).toEqual([
+      'Name',
+      'Status',
+      'CreatedDateTime',
+      'TimeTakenToCreate',
+      'Size',
+      'RoleStatus',
+      'Tags',
+      'Extra',
+      'Empty',
+      'None',
+    ]);
     expect(parsed.Extra).toEqual({ Deep: [1, 'x', null, '1970-01-01T00:00:00.000Z'] });
     expect(out).toContain('"Empty": [],');
     expect(out).toContain('"None": {}');
@@ -158,6 +192,8 @@ describe('JSON output', () => {
   });
 
   it('refuses a value of the wrong declared type before writing anything', () => {
-    expect(() => formatObjects([backup, { ...backup, Size: 'big' }], 'AzsBackup.Backup', 'json', types)).toThrow(/AzsBackup\.Backup\.Size.*Int64/);
+    expect(() => formatObjects([backup, { ...backup, Size: 'big' }], 'AzsBackup.Backup', 'json', types)).toThrow(
+      /AzsBackup\.Backup\.Size.*Int64/,
+    );
   });
 });

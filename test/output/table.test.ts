@@ -21,7 +21,14 @@ const types = registry(
       { name: 'Ready', type: 'Boolean' },
     ],
   },
-  { name: 'AzsBackup.RoleStatus', tableColumns: [], properties: [{ name: 'RoleName', type: 'String' }, { name: 'Status', type: 'String' }] },
+  {
+    name: 'AzsBackup.RoleStatus',
+    tableColumns: [],
+    properties: [
+      { name: 'RoleName', type: 'String' },
+      { name: 'Status', type: 'String' },
+    ],
+  },
 );
 
 const when = new Date(Date.UTC(2026, 10, 27, 4, 48, 11, 123));
@@ -38,7 +45,16 @@ const a = {
   Tags: ['a', 'b'],
   Ready: true,
 };
-const b = { Name: 'x', Status: 'Failed', Size: 5, CreatedDateTime: null, TimeTakenToCreate: 26 * 3_600_000, RoleStatus: [], Tags: ['1', '2', '3', '4', '5'], Ready: false };
+const b = {
+  Name: 'x',
+  Status: 'Failed',
+  Size: 5,
+  CreatedDateTime: null,
+  TimeTakenToCreate: 26 * 3_600_000,
+  RoleStatus: [],
+  Tags: ['1', '2', '3', '4', '5'],
+  Ready: false,
+};
 
 describe('table output', () => {
   it('prints nothing for no objects', () => {
@@ -69,11 +85,21 @@ describe('table output', () => {
     expect(lines[3]).toBe(
       'nightly Succeeded 123456 2026-11-27T04:48:11.123Z 00:20:48.5        {@{RoleName=CA; Status=Succeeded}, @{RoleName=Identity; Status=Failed}} {a, b}         True',
     );
-    expect(lines[4]).toBe('x       Failed         5                          1.02:00:00        {}                                                                      {1, 2, 3, 4…} False');
+    expect(lines[4]).toBe(
+      'x       Failed         5                          1.02:00:00        {}                                                                      {1, 2, 3, 4…} False',
+    );
   });
 
   it('takes the columns of objects of an undeclared type from all of them, in first-seen order', () => {
-    const out = formatObjects([{ A: 1, B: null }, { C: 'c', A: 22 }], undefined, 'table', types);
+    const out = formatObjects(
+      [
+        { A: 1, B: null },
+        { C: 'c', A: 22 },
+      ],
+      undefined,
+      'table',
+      types,
+    );
     expect(out).toBe(['', ' A B C', ' - - -', ' 1', '22   c', '', ''].join('\n'));
   });
 
@@ -84,7 +110,15 @@ describe('table output', () => {
   });
 
   it('counts wide characters and emoji as two columns', () => {
-    const out = formatObjects([{ K: '😀中', V: 1 }, { K: 'ab', V: 2 }], undefined, 'table', types);
+    const out = formatObjects(
+      [
+        { K: '😀中', V: 1 },
+        { K: 'ab', V: 2 },
+      ],
+      undefined,
+      'table',
+      types,
+    );
     expect(out.split('\n').slice(1, 5)).toEqual(['K    V', '-    -', '😀中 1', 'ab   2']);
   });
 

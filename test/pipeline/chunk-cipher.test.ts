@@ -17,7 +17,14 @@ const CHUNK = 4096;
 const RECORD = CHUNK + CHUNK_TAG_BYTES;
 
 function options(over: Partial<ChunkCipherOptions> = {}): ChunkCipherOptions {
-  return { dataKey: KEY, backupName: '6f1c0b9e-1111-4c2e-9a51-0d3c0a6b7e01', roleName: 'Identity', fileName: 'Identity.azsbak', chunkSize: CHUNK, ...over };
+  return {
+    dataKey: KEY,
+    backupName: '6f1c0b9e-1111-4c2e-9a51-0d3c0a6b7e01',
+    roleName: 'Identity',
+    fileName: 'Identity.azsbak',
+    chunkSize: CHUNK,
+    ...over,
+  };
 }
 const KEY = randomBytes(32);
 
@@ -139,7 +146,9 @@ describeWithAndWithoutAddons('chunk cipher', () => {
         const { error } = await decrypt(bad);
         expect(error, `byte ${p}`).toBeInstanceOf(AzsError);
         expect(error!.exitCode, `byte ${p}`).toBe(12);
-        expect(['ChunkAuthenticationFailed', 'NotAnEncryptedBackupFile', 'UnsupportedBackupFileFormat', 'TruncatedBackupFile']).toContain(error!.errorId);
+        expect(['ChunkAuthenticationFailed', 'NotAnEncryptedBackupFile', 'UnsupportedBackupFileFormat', 'TruncatedBackupFile']).toContain(
+          error!.errorId,
+        );
         if (p >= CHUNK_HEADER_BYTES) expectIntegrity(error, 'ChunkAuthenticationFailed', Math.floor((p - CHUNK_HEADER_BYTES) / RECORD));
       }
     });
@@ -219,7 +228,11 @@ describeWithAndWithoutAddons('chunk cipher', () => {
     it('rejects a chunk taken from the same position of another file with the same key and names', async () => {
       await ready;
       const other = await encrypt(data);
-      const mixed = Buffer.concat([file.subarray(0, CHUNK_HEADER_BYTES + RECORD), chunkAt(other, 1), file.subarray(CHUNK_HEADER_BYTES + 2 * RECORD)]);
+      const mixed = Buffer.concat([
+        file.subarray(0, CHUNK_HEADER_BYTES + RECORD),
+        chunkAt(other, 1),
+        file.subarray(CHUNK_HEADER_BYTES + 2 * RECORD),
+      ]);
       expectIntegrity((await decrypt(mixed)).error, 'ChunkAuthenticationFailed', 1);
       expect(createHash('sha256').update(mixed).digest('hex')).not.toBe(createHash('sha256').update(file).digest('hex'));
     });

@@ -73,7 +73,9 @@ describe('compression stage', () => {
   });
 
   it('reports data that is not zstd as DecompressionFailed, exit 12', async () => {
-    const err = await pipeline(Readable.from([Buffer.from('definitely not zstd')]), createDecompressStream(), collect().sink).catch((e: unknown) => e);
+    const err = await pipeline(Readable.from([Buffer.from('definitely not zstd')]), createDecompressStream(), collect().sink).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(AzsError);
     expect((err as AzsError).errorId).toBe('DecompressionFailed');
     expect((err as AzsError).exitCode).toBe(12);
@@ -96,17 +98,20 @@ describe('compression stage', () => {
 
 describeWithAndWithoutAddons('sealing and opening', () => {
   describe('role streams', () => {
-    it.each([0, 1, 5000, 3 * 1024 * 1024 + 17])('seal then open round-trips %i bytes, and the hash tap records the stored file', async (size) => {
-      const data = Buffer.concat([jsonRecords(Math.ceil(size / 100)), randomBytes(size)]).subarray(0, size);
-      const tap = createHashTap();
-      const stored = collect();
-      await pipeline(Readable.from(data.length ? [data] : []), sealRoleStream(opts), tap, stored.sink);
-      const file = stored.result();
-      expect(tap.digest()).toEqual({ sha256: createHash('sha256').update(file).digest('hex'), bytes: file.length });
-      const restored = collect();
-      await pipeline(Readable.from([file]), openRoleStream(opts), restored.sink);
-      expect(restored.result().equals(data)).toBe(true);
-    });
+    it.each([0, 1, 5000, 3 * 1024 * 1024 + 17])(
+      'seal then open round-trips %i bytes, and the hash tap records the stored file',
+      async (size) => {
+        const data = Buffer.concat([jsonRecords(Math.ceil(size / 100)), randomBytes(size)]).subarray(0, size);
+        const tap = createHashTap();
+        const stored = collect();
+        await pipeline(Readable.from(data.length ? [data] : []), sealRoleStream(opts), tap, stored.sink);
+        const file = stored.result();
+        expect(tap.digest()).toEqual({ sha256: createHash('sha256').update(file).digest('hex'), bytes: file.length });
+        const restored = collect();
+        await pipeline(Readable.from([file]), openRoleStream(opts), restored.sink);
+        expect(restored.result().equals(data)).toBe(true);
+      },
+    );
 
     it('hands each stored chunk back once read through, and both sides may overwrite what they got back', async () => {
       const data = Buffer.concat([jsonRecords(40_000), randomBytes(2 * 1024 * 1024)]);
@@ -180,7 +185,9 @@ describeWithAndWithoutAddons('sealing and opening', () => {
       await pipeline(Readable.from([data]), sealRoleStream(opts), stored.sink);
       const file = stored.result();
       const other = collect();
-      const err = await pipeline(Readable.from([file]), openRoleStream({ ...opts, roleName: 'Identity' }), other.sink).catch((e: unknown) => e);
+      const err = await pipeline(Readable.from([file]), openRoleStream({ ...opts, roleName: 'Identity' }), other.sink).catch(
+        (e: unknown) => e,
+      );
       expect((err as AzsError).errorId).toBe('ChunkAuthenticationFailed');
       expect(other.result().length).toBe(0);
       const bad = Buffer.from(file);

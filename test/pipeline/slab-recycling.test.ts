@@ -3,7 +3,11 @@ import { createEncoder } from '../../src/pipeline/compress.js';
 import { ZstdDecoder } from '../../src/pipeline/zstd-codec.js';
 
 /** 24 MiB of text-like data (compressible, so each input byte expands), compressed as one stream. */
-const plain = Buffer.from(Array.from({ length: 400_000 }, (_, i) => JSON.stringify({ id: i, user: `user${i % 977}`, on: i % 3 === 0 })).join('\n').repeat(2));
+const plain = Buffer.from(
+  Array.from({ length: 400_000 }, (_, i) => JSON.stringify({ id: i, user: `user${i % 977}`, on: i % 3 === 0 }))
+    .join('\n')
+    .repeat(2),
+);
 const compressed = ((): Buffer => {
   const encoder = createEncoder({ level: 1, workers: 0 });
   const out: Buffer[] = [];

@@ -20,9 +20,15 @@ const cmdlet = 'Get-InfrastructureBackup';
 
 describe('onlineHelpUri', () => {
   it('takes the homepage, else the repository url, in the forms npm writes them', () => {
-    expect(onlineHelpUri({ homepage: 'https://example.org/azs/azsbackup#readme' })).toBe('https://example.org/azs/azsbackup/blob/main/docs/POWERSHELL.md');
-    expect(onlineHelpUri({ repository: { type: 'git', url: 'git+https://example.org/azs/azsbackup.git' } })).toBe('https://example.org/azs/azsbackup/blob/main/docs/POWERSHELL.md');
-    expect(onlineHelpUri({ repository: 'https://example.org/azs/azsbackup/' })).toBe('https://example.org/azs/azsbackup/blob/main/docs/POWERSHELL.md');
+    expect(onlineHelpUri({ homepage: 'https://example.org/azs/azsbackup#readme' })).toBe(
+      'https://example.org/azs/azsbackup/blob/main/docs/POWERSHELL.md',
+    );
+    expect(onlineHelpUri({ repository: { type: 'git', url: 'git+https://example.org/azs/azsbackup.git' } })).toBe(
+      'https://example.org/azs/azsbackup/blob/main/docs/POWERSHELL.md',
+    );
+    expect(onlineHelpUri({ repository: 'https://example.org/azs/azsbackup/' })).toBe(
+      'https://example.org/azs/azsbackup/blob/main/docs/POWERSHELL.md',
+    );
   });
 
   it('gives none without an address, or with one that is not a web address', () => {
@@ -54,7 +60,12 @@ describe('HelpUri in real pwsh', () => {
     await mkdir(dirname(packageJson), { recursive: true });
     await writeFile(packageJson, JSON.stringify({ name: 'azsbackup', version: '1.0.0', ...links }));
     const pkg = JSON.parse(await readFile(packageJson, 'utf8')) as PackageLinks;
-    await generateModule(set, { version: '1.0.0', hostPath: join(repo, 'bin', 'azsbackup.js'), outDir: moduleDir, helpUri: onlineHelpUri(pkg) });
+    await generateModule(set, {
+      version: '1.0.0',
+      hostPath: join(repo, 'bin', 'azsbackup.js'),
+      outDir: moduleDir,
+      helpUri: onlineHelpUri(pkg),
+    });
     const script = [
       "$ErrorActionPreference = 'Stop'",
       'Import-Module -Name $env:AZS_MODULE',
@@ -66,7 +77,11 @@ describe('HelpUri in real pwsh', () => {
 
   it('with a homepage in package.json every function, an expanding alias too, points at docs/POWERSHELL.md there', async () => {
     const expanding = set.cmdlets.flatMap((c) => c.aliases.filter((a) => a.expandProperty !== undefined).map((a) => a.name));
-    const uris = await helpUris('with', { homepage: 'https://example.org/azs/azsbackup#readme' }, [cmdlet, 'Start-InfrastructureBackup', ...expanding]);
+    const uris = await helpUris('with', { homepage: 'https://example.org/azs/azsbackup#readme' }, [
+      cmdlet,
+      'Start-InfrastructureBackup',
+      ...expanding,
+    ]);
     expect(uris).toEqual(Array(2 + expanding.length).fill('https://example.org/azs/azsbackup/blob/main/docs/POWERSHELL.md'));
   });
 

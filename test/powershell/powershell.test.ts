@@ -25,7 +25,11 @@ const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const pesterDir = join(repo, 'test', 'powershell');
 // Overridable so the generator can be exercised against another manifests folder while developing.
 const manifestsDir = process.env.AZSBACKUP_TEST_MANIFESTS_DIR ?? join(repo, 'manifests');
-const pesterFiles = existsSync(pesterDir) ? readdirSync(pesterDir).filter((f) => f.endsWith('.Tests.ps1')).sort() : [];
+const pesterFiles = existsSync(pesterDir)
+  ? readdirSync(pesterDir)
+      .filter((f) => f.endsWith('.Tests.ps1'))
+      .sort()
+  : [];
 const version = (JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
 
 interface PesterSummary {
@@ -51,15 +55,39 @@ async function listFiles(dir: string, prefix = ''): Promise<string[]> {
 
 describe('PowerShell module generator (no pwsh)', () => {
   const cmdlet = (over: Partial<CmdletManifest> = {}): CmdletManifest => ({
-    name: 'Get-Thing', verb: 'Get', noun: 'Thing', file: 'Get-Thing.xml', synopsis: 'Gets a thing.', description: 'Gets it.',
-    parameterSets: ['Default'], defaultParameterSet: 'Default', supportsShouldProcess: false, confirmImpact: 'Medium',
-    outputType: 'AzsBackup.Thing', reportsProgress: false, output: 'Single', singleInput: false, aliases: [],
+    name: 'Get-Thing',
+    verb: 'Get',
+    noun: 'Thing',
+    file: 'Get-Thing.xml',
+    synopsis: 'Gets a thing.',
+    description: 'Gets it.',
+    parameterSets: ['Default'],
+    defaultParameterSet: 'Default',
+    supportsShouldProcess: false,
+    confirmImpact: 'Medium',
+    outputType: 'AzsBackup.Thing',
+    reportsProgress: false,
+    output: 'Single',
+    singleInput: false,
+    aliases: [],
     examples: [{ title: 'One', code: 'Get-Thing', remarks: 'It.', shell: 'Both' }],
-    parameters: [{ name: 'Name', type: 'String', aliases: [], secret: false, validation: {}, help: 'The name.', sets: [{ set: 'Default', mandatory: false, valueFromPipelineByPropertyName: false }] }],
+    parameters: [
+      {
+        name: 'Name',
+        type: 'String',
+        aliases: [],
+        secret: false,
+        validation: {},
+        help: 'The name.',
+        sets: [{ set: 'Default', mandatory: false, valueFromPipelineByPropertyName: false }],
+      },
+    ],
     ...over,
   });
   const types = (over: Partial<TypeDef> = {}): ManifestSet['types'] =>
-    new Map([['AzsBackup.Thing', { name: 'AzsBackup.Thing', properties: [{ name: 'Name', type: 'String' }], tableColumns: ['Name'], ...over }]]);
+    new Map([
+      ['AzsBackup.Thing', { name: 'AzsBackup.Thing', properties: [{ name: 'Name', type: 'String' }], tableColumns: ['Name'], ...over }],
+    ]);
   const opts = { version: '1.2.3', hostPath: '/opt/azsbackup/bin/azsbackup.js' };
 
   it('renders the same bytes twice, in sorted order, with no timestamps', () => {
@@ -74,7 +102,9 @@ describe('PowerShell module generator (no pwsh)', () => {
 
   it('escapes quotes in manifest text instead of letting it become code', () => {
     const set: ManifestSet = {
-      cmdlets: [cmdlet({ parameters: [{ ...cmdlet().parameters[0]!, validation: { pattern: "^a'b\u2019c$", set: ["x'); Remove-Item /; ('"] } }] })],
+      cmdlets: [
+        cmdlet({ parameters: [{ ...cmdlet().parameters[0]!, validation: { pattern: "^a'b\u2019c$", set: ["x'); Remove-Item /; ('"] } }] }),
+      ],
       types: types(),
     };
     const psm1 = renderModule(set, opts).get('AzsBackup.psm1')!;
@@ -86,14 +116,27 @@ describe('PowerShell module generator (no pwsh)', () => {
 
   it.each([
     ['a parameter name that is not an identifier', { parameters: [{ ...cmdlet().parameters[0]!, name: 'Na me' }] }, 'PsModuleInvalidName'],
-    ['a parameter that clashes with a common parameter', { parameters: [{ ...cmdlet().parameters[0]!, name: 'Verbose' }] }, 'PsModuleInvalidManifest'],
-    ['an alias that clashes with a common parameter alias', { parameters: [{ ...cmdlet().parameters[0]!, aliases: ['ea'] }] }, 'PsModuleInvalidManifest'],
+    [
+      'a parameter that clashes with a common parameter',
+      { parameters: [{ ...cmdlet().parameters[0]!, name: 'Verbose' }] },
+      'PsModuleInvalidManifest',
+    ],
+    [
+      'an alias that clashes with a common parameter alias',
+      { parameters: [{ ...cmdlet().parameters[0]!, aliases: ['ea'] }] },
+      'PsModuleInvalidManifest',
+    ],
     ['a parameter in no set', { parameters: [{ ...cmdlet().parameters[0]!, sets: [] }] }, 'PsModuleInvalidManifest'],
     ['a control character in help text', { synopsis: 'bad \u0001 text' }, 'PsModuleInvalidXmlText'],
   ] as const)('refuses %s with a clear error', (_what, over, errorId) => {
     const render = () => renderModule({ cmdlets: [cmdlet(over as Partial<CmdletManifest>)], types: types() }, opts);
     expect(render).toThrow(AzsError);
-    try { render(); } catch (e) { expect((e as AzsError).errorId).toBe(errorId); expect((e as AzsError).message.length).toBeGreaterThan(20); }
+    try {
+      render();
+    } catch (e) {
+      expect((e as AzsError).errorId).toBe(errorId);
+      expect((e as AzsError).message.length).toBeGreaterThan(20);
+    }
   });
 
   it('refuses a table column that is not a property, and a version that is not semver', () => {
@@ -113,7 +156,13 @@ describe('PowerShell module generator (no pwsh)', () => {
       await writeFile(join(two, 'stale.ps1'), 'x');
       await generateModule(set, { version, hostPath: join(repo, 'bin', 'azsbackup.js'), outDir: two });
       const files = await listFiles(one);
-      expect(files).toEqual(['AzsBackup.format.ps1xml', 'AzsBackup.psd1', 'AzsBackup.psm1', 'en-US/AzsBackup-help.xml', 'en-US/about_AzsBackup.help.txt']);
+      expect(files).toEqual([
+        'AzsBackup.format.ps1xml',
+        'AzsBackup.psd1',
+        'AzsBackup.psm1',
+        'en-US/AzsBackup-help.xml',
+        'en-US/about_AzsBackup.help.txt',
+      ]);
       expect(await listFiles(two)).toEqual(files);
       for (const f of files) expect(await readFile(join(two, f))).toEqual(await readFile(join(one, f)));
     } finally {
@@ -153,11 +202,26 @@ describe('PowerShell module in real pwsh (Pester)', () => {
     if (existsSync(sambaHelper)) {
       try {
         const { startSamba } = (await import(pathToFileURL(sambaHelper).href)) as {
-          startSamba(): Promise<{ host: string; port: number; share: string; userName: string; password: string; root: string; unc: string; smbUrl: string; stop(): Promise<void> }>;
+          startSamba(): Promise<{
+            host: string;
+            port: number;
+            share: string;
+            userName: string;
+            password: string;
+            root: string;
+            unc: string;
+            smbUrl: string;
+            stop(): Promise<void>;
+          }>;
         };
         const s = await startSamba();
         samba = s;
-        Object.assign(env, { AZSBACKUP_TEST_SMB_UNC: s.unc, AZSBACKUP_TEST_SMB_URL: s.smbUrl, AZSBACKUP_TEST_SMB_USER: s.userName, AZSBACKUP_TEST_SMB_ROOT: s.root });
+        Object.assign(env, {
+          AZSBACKUP_TEST_SMB_UNC: s.unc,
+          AZSBACKUP_TEST_SMB_URL: s.smbUrl,
+          AZSBACKUP_TEST_SMB_USER: s.userName,
+          AZSBACKUP_TEST_SMB_ROOT: s.root,
+        });
         secrets.SmbPassword = s.password;
       } catch (e) {
         env.AZSBACKUP_TEST_SMB_ERROR = `Samba did not start: ${(e as Error).message}`;
@@ -190,23 +254,36 @@ describe('PowerShell module in real pwsh (Pester)', () => {
     '@{ Result = $r.Result; Passed = $r.PassedCount; Failed = $r.FailedCount; Skipped = $r.SkippedCount; NotRun = $r.NotRunCount; Total = $r.TotalCount; FailedBlocks = $r.FailedBlocksCount; FailedContainers = $r.FailedContainersCount; Failures = $failures } | ConvertTo-Json -Depth 6 | Set-Content -LiteralPath $env:AZSBACKUP_TEST_RESULT',
   ].join('\n');
 
-
   it('has Pester files to run', () => {
     expect(pesterFiles).toContain('Module.Tests.ps1');
   });
 
-  it.each(pesterFiles)('Pester: %s', async (file) => {
-    const result = join(work, `${file}.result.json`);
-    const child = await run(pwsh, ['-NoProfile', '-NonInteractive', '-Command', runner], {
-      env: { ...process.env, ...env, AZSBACKUP_TEST_PESTER: pester, AZSBACKUP_TEST_PWSH: pwsh, AZSBACKUP_TEST_FILE: join(pesterDir, file), AZSBACKUP_TEST_RESULT: result },
-      maxBuffer: 64 << 20,
-      timeout: 900_000,
-    }).catch((e: { stdout?: string; stderr?: string; message: string }) => ({ stdout: e.stdout ?? '', stderr: `${e.stderr ?? ''}\n${e.message}` }));
-    if (process.env.AZSBACKUP_PESTER_VERBOSE || !existsSync(result)) process.stdout.write(child.stdout + child.stderr);
-    expect(existsSync(result), `Pester wrote no result for ${file}:\n${child.stdout}\n${child.stderr}`).toBe(true);
-    const summary = JSON.parse((await readFile(result, 'utf8')).replace(/^\uFEFF/, '')) as PesterSummary;
-    const failures = (summary.Failures ?? []).map((f) => `- ${f.Name}\n    ${f.Message.replace(/\n/g, '\n    ')}`).join('\n');
-    expect(summary.Failed + summary.FailedBlocks + summary.FailedContainers, `${file}: ${summary.Failed} failed\n${failures}`).toBe(0);
-    expect(summary.Passed, `${file} ran no test`).toBeGreaterThan(0);
-  }, 1_000_000);
+  it.each(pesterFiles)(
+    'Pester: %s',
+    async (file) => {
+      const result = join(work, `${file}.result.json`);
+      const child = await run(pwsh, ['-NoProfile', '-NonInteractive', '-Command', runner], {
+        env: {
+          ...process.env,
+          ...env,
+          AZSBACKUP_TEST_PESTER: pester,
+          AZSBACKUP_TEST_PWSH: pwsh,
+          AZSBACKUP_TEST_FILE: join(pesterDir, file),
+          AZSBACKUP_TEST_RESULT: result,
+        },
+        maxBuffer: 64 << 20,
+        timeout: 900_000,
+      }).catch((e: { stdout?: string; stderr?: string; message: string }) => ({
+        stdout: e.stdout ?? '',
+        stderr: `${e.stderr ?? ''}\n${e.message}`,
+      }));
+      if (process.env.AZSBACKUP_PESTER_VERBOSE || !existsSync(result)) process.stdout.write(child.stdout + child.stderr);
+      expect(existsSync(result), `Pester wrote no result for ${file}:\n${child.stdout}\n${child.stderr}`).toBe(true);
+      const summary = JSON.parse((await readFile(result, 'utf8')).replace(/^\uFEFF/, '')) as PesterSummary;
+      const failures = (summary.Failures ?? []).map((f) => `- ${f.Name}\n    ${f.Message.replace(/\n/g, '\n    ')}`).join('\n');
+      expect(summary.Failed + summary.FailedBlocks + summary.FailedContainers, `${file}: ${summary.Failed} failed\n${failures}`).toBe(0);
+      expect(summary.Passed, `${file} ran no test`).toBeGreaterThan(0);
+    },
+    1_000_000,
+  );
 });

@@ -30,7 +30,8 @@ $defined = $ast.FindAll({ param($n) $n -is [System.Management.Automation.Languag
 describe('the PowerShell runtime as PowerShell', () => {
   let pwsh = '';
   let work = '';
-  const parse = async (file: string) => JSON.parse((await runPwsh(pwsh, parseScript, { AZS_PARSE_FILE: file })).stdout) as { Errors: string[]; Defined: string[] };
+  const parse = async (file: string) =>
+    JSON.parse((await runPwsh(pwsh, parseScript, { AZS_PARSE_FILE: file })).stdout) as { Errors: string[]; Defined: string[] };
 
   beforeAll(async () => {
     pwsh = await findPwsh();
@@ -47,7 +48,9 @@ describe('the PowerShell runtime as PowerShell', () => {
   });
 
   it('the generated psm1 embeds the runtime whole, after the two values of the build, and parses', async () => {
-    const psm1 = renderModule(loadManifestSet(join(repo, 'manifests')), { version: '1.2.3', hostPath: '/opt/azs/bin/azsbackup.js' }).get('AzsBackup.psm1')!;
+    const psm1 = renderModule(loadManifestSet(join(repo, 'manifests')), { version: '1.2.3', hostPath: '/opt/azs/bin/azsbackup.js' }).get(
+      'AzsBackup.psm1',
+    )!;
     expect(psm1).toContain((await readFile(runtimeFile, 'utf8')).replace(/\r\n/g, '\n'));
     expect(psm1).toMatch(/^\$script:AzsBackupHostPath = '\/opt\/azs\/bin\/azsbackup\.js'$/m);
     expect(psm1).toMatch(/^\$script:AzsBackupRemoteLocation = '.+'$/m);

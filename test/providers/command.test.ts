@@ -20,7 +20,12 @@ afterEach(async () => {
 });
 
 const role = (exportCommand: string[], importCommand: string[] = ['true'], timeoutSeconds?: number): RoleDefinition => ({
-  name: 'Configuration', provider: 'command', restoreOrder: 1, exportCommand, importCommand, timeoutSeconds,
+  name: 'Configuration',
+  provider: 'command',
+  restoreOrder: 1,
+  exportCommand,
+  importCommand,
+  timeoutSeconds,
 });
 
 /** Running, as opposed to gone or a zombie nobody reaped yet (pid 1 in a container may not). */
@@ -30,7 +35,10 @@ const alive = async (pid: number): Promise<boolean> => {
 };
 
 async function failure(p: Promise<unknown>): Promise<AzsError> {
-  const e = await p.then(() => undefined, (err: unknown) => err);
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   expect(e).toBeInstanceOf(AzsError);
   return e as AzsError;
 }
@@ -90,7 +98,9 @@ describeWithAndWithoutAddons('command provider', () => {
   });
 
   it('keeps only the tail of a long stderr', async () => {
-    const p = await createProvider(role(['sh', '-c', 'i=0; while [ $i -lt 3000 ]; do echo "noise line $i" >&2; i=$((i+1)); done; echo "THE REAL REASON" >&2; exit 2']));
+    const p = await createProvider(
+      role(['sh', '-c', 'i=0; while [ $i -lt 3000 ]; do echo "noise line $i" >&2; i=$((i+1)); done; echo "THE REAL REASON" >&2; exit 2']),
+    );
     const err = await failure(exportAll(p));
     expect(err.message).toContain('THE REAL REASON');
     expect(err.message).not.toContain('noise line 1\n');
@@ -98,7 +108,13 @@ describeWithAndWithoutAddons('command provider', () => {
   });
 
   it('repeats its stderr without the passwords of URIs in it', async () => {
-    const p = await createProvider(role(['sh', '-c', 'echo "cannot reach postgresql://app:S3cretPw@db.local/app (host=db password=Hunter22 sslmode=require)" >&2; exit 1']));
+    const p = await createProvider(
+      role([
+        'sh',
+        '-c',
+        'echo "cannot reach postgresql://app:S3cretPw@db.local/app (host=db password=Hunter22 sslmode=require)" >&2; exit 1',
+      ]),
+    );
     const err = await failure(exportAll(p));
     expect(err.message).toContain('postgresql://app:…@db.local/app');
     expect(err.message).toContain('password=…');
@@ -115,7 +131,10 @@ describeWithAndWithoutAddons('command provider', () => {
     const pidFile = path.join(tmp, 'pid');
     const got = path.join(tmp, 'got');
     const p = await createProvider(role(['true'], ['sh', '-c', 'echo $$ > "$0"; exec cat > "$1"', pidFile, got]));
-    const err = await p.import(halfThenFail(Buffer.alloc(1 << 20, 7), 'chunk 12 failed authentication')).then(() => undefined, (e: unknown) => e);
+    const err = await p.import(halfThenFail(Buffer.alloc(1 << 20, 7), 'chunk 12 failed authentication')).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(String((err as Error).message)).toMatch(/chunk 12 failed authentication/);
     expect(err).toMatchObject({ errorId: 'CommandProviderInputFailed' });
     expect(await alive(Number(await fs.readFile(pidFile, 'utf8')))).toBe(false);
@@ -140,7 +159,12 @@ describeWithAndWithoutAddons('command provider', () => {
 
   it('tells the program its role and a side-by-side destination', async () => {
     const out = path.join(tmp, 'env');
-    const p = await createProvider(role(['sh', '-c', 'printf "%s" "$AZSBACKUP_ROLE"'], ['sh', '-c', 'printf "%s|%s" "$AZSBACKUP_ROLE" "$AZSBACKUP_DESTINATION" > "$0"', out]));
+    const p = await createProvider(
+      role(
+        ['sh', '-c', 'printf "%s" "$AZSBACKUP_ROLE"'],
+        ['sh', '-c', 'printf "%s|%s" "$AZSBACKUP_ROLE" "$AZSBACKUP_DESTINATION" > "$0"', out],
+      ),
+    );
     expect((await exportAll(p)).toString()).toBe('Configuration');
     await p.import(Readable.from([Buffer.from('')]), { destination: '/restore/here' });
     expect(await fs.readFile(out, 'utf8')).toBe('Configuration|/restore/here');

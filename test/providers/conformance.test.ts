@@ -130,7 +130,9 @@ const cases: Case[] = [
     async setup() {
       const pg: TestPostgres = await startPostgres();
       const source = await pg.createDatabase('identity');
-      await pg.sql('identity', `
+      await pg.sql(
+        'identity',
+        `
         CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL, avatar bytea, created timestamptz NOT NULL);
         CREATE INDEX users_name ON users(name);
         INSERT INTO users (name, avatar, created)
@@ -138,12 +140,13 @@ const cases: Case[] = [
           FROM generate_series(1, 500) AS i;
         CREATE TABLE settings (k text PRIMARY KEY, v jsonb);
         INSERT INTO settings VALUES ('tenant', '{"a": [1, 2, 3]}'), ('empty', NULL);
-      `);
+      `,
+      );
       let n = 0;
       const picture = async (db: string): Promise<unknown> => ({
         users: await pg.sql(db, "SELECT id, name, encode(avatar, 'hex'), created FROM users ORDER BY id"),
         settings: await pg.sql(db, 'SELECT k, v FROM settings ORDER BY k'),
-        sequence: await pg.sql(db, "SELECT last_value FROM users_id_seq"),
+        sequence: await pg.sql(db, 'SELECT last_value FROM users_id_seq'),
         indexes: await pg.sql(db, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"),
       });
       return {
@@ -203,32 +206,35 @@ describe.each(PROVIDER_NAMES.map((name) => cases.find((c) => c.name === name)!))
     expect(await fx.snapshot()).toEqual(before);
   });
 
-  it.skipIf(c.skip)('hands each chunk of a recycling stream back at most once, and only when done with it: overwriting it then changes nothing', async () => {
-    const before = await fx.snapshot();
-    const bytes = await exportAll(provider);
-    // Odd-sized chunks, so that headers and records straddle them.
-    const chunks: Buffer[] = [];
-    for (let at = 0; at < bytes.length; at += 1021) chunks.push(Buffer.from(bytes.subarray(at, at + 1021)));
-    const handedBack = new Set<Buffer>();
-    const recycle = (chunk: Buffer): void => {
-      expect(handedBack.has(chunk)).toBe(false);
-      handedBack.add(chunk);
-      chunk.fill(0xee); // what the producer's next output would do to it
-    };
-    // One chunk at a time, so a chunk can be handed back before the next arrives.
-    async function* paced(): AsyncGenerator<Buffer> {
-      for (const chunk of chunks) {
-        yield chunk;
-        for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+  it.skipIf(c.skip)(
+    'hands each chunk of a recycling stream back at most once, and only when done with it: overwriting it then changes nothing',
+    async () => {
+      const before = await fx.snapshot();
+      const bytes = await exportAll(provider);
+      // Odd-sized chunks, so that headers and records straddle them.
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < bytes.length; at += 1021) chunks.push(Buffer.from(bytes.subarray(at, at + 1021)));
+      const handedBack = new Set<Buffer>();
+      const recycle = (chunk: Buffer): void => {
+        expect(handedBack.has(chunk)).toBe(false);
+        handedBack.add(chunk);
+        chunk.fill(0xee); // what the producer's next output would do to it
+      };
+      // One chunk at a time, so a chunk can be handed back before the next arrives.
+      async function* paced(): AsyncGenerator<Buffer> {
+        for (const chunk of chunks) {
+          yield chunk;
+          for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+        }
       }
-    }
-    const dest = await fx.freshDestination();
-    await provider.import(Object.assign(Readable.from(paced()), { recycle }), { destination: dest });
-    expect(await fx.snapshot(dest)).toEqual(before);
-    expect([...handedBack].every((c) => chunks.includes(c))).toBe(true);
-    // Those that feed a program hand back every chunk once the program's pipe has taken it.
-    if (c.name !== 'sqlite') expect(handedBack.size).toBe(chunks.length);
-  });
+      const dest = await fx.freshDestination();
+      await provider.import(Object.assign(Readable.from(paced()), { recycle }), { destination: dest });
+      expect(await fx.snapshot(dest)).toEqual(before);
+      expect([...handedBack].every((c) => chunks.includes(c))).toBe(true);
+      // Those that feed a program hand back every chunk once the program's pipe has taken it.
+      if (c.name !== 'sqlite') expect(handedBack.size).toBe(chunks.length);
+    },
+  );
 
   it.skipIf(c.skip)('imports over the existing data in place', async () => {
     const before = await fx.snapshot();
@@ -240,7 +246,9 @@ describe.each(PROVIDER_NAMES.map((name) => cases.find((c) => c.name === name)!))
   it.skipIf(c.skip)('a stream that fails half-way rejects the import and leaves the destination as it was', async () => {
     const before = await fx.snapshot();
     const bytes = await exportAll(provider);
-    await expect(provider.import(halfThenFail(bytes, 'connection to the share was reset'))).rejects.toThrow(/connection to the share was reset/);
+    await expect(provider.import(halfThenFail(bytes, 'connection to the share was reset'))).rejects.toThrow(
+      /connection to the share was reset/,
+    );
     if (fx.failedImportKeepsData) {
       expect(await fx.snapshot()).toEqual(before);
     } else {
@@ -263,45 +271,77 @@ describe.each(PROVIDER_NAMES.map((name) => cases.find((c) => c.name === name)!))
     const before = await fx.snapshot();
     const failed = new PassThrough();
     failed.on('error', () => {});
-    failed.destroy(new AzsError('Chunk 0 of the role file did not authenticate.', { errorId: 'ChunkAuthenticationFailed', category: 'InvalidData' }));
+    failed.destroy(
+      new AzsError('Chunk 0 of the role file did not authenticate.', { errorId: 'ChunkAuthenticationFailed', category: 'InvalidData' }),
+    );
     await new Promise((resolve) => setImmediate(resolve));
-    const err = await provider.import(failed).then(() => undefined, (e: unknown) => e);
+    const err = await provider.import(failed).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toMatchObject({ errorId: 'ChunkAuthenticationFailed' });
     expect(await fx.snapshot()).toEqual(before);
   });
 
-  it.skipIf(c.skip || c.streamsIntoDestination)('a provider that stages asks beforeCommit() once all data is in, and a refusal leaves the destination as it was', async () => {
-    const before = await fx.snapshot();
-    const bytes = await exportAll(provider);
-    const dest = await fx.freshDestination();
-    const refusal = new AzsError('A later role of this backup did not authenticate.', { errorId: 'ChunkAuthenticationFailed', category: 'InvalidData' });
-    let asked = 0;
-    const source = Readable.from([bytes]);
-    let ended = false;
-    source.on('end', () => { ended = true; });
-    const err = await provider.import(source, {
-      destination: dest,
-      beforeCommit: async () => {
-        asked++;
-        // Staged and verified: every byte was read, and the destination is not there yet.
-        expect(ended).toBe(true);
-        await expect(fs.stat(dest)).rejects.toMatchObject({ code: 'ENOENT' });
-        throw refusal;
-      },
-    }).then(() => undefined, (e: unknown) => e);
-    expect(err).toBe(refusal);
-    expect(asked).toBe(1);
-    await expect(fs.stat(dest)).rejects.toMatchObject({ code: 'ENOENT' });
-    expect((await fs.readdir(path.dirname(dest))).filter((s) => s.includes('azs-'))).toEqual([]);
+  it.skipIf(c.skip || c.streamsIntoDestination)(
+    'a provider that stages asks beforeCommit() once all data is in, and a refusal leaves the destination as it was',
+    async () => {
+      const before = await fx.snapshot();
+      const bytes = await exportAll(provider);
+      const dest = await fx.freshDestination();
+      const refusal = new AzsError('A later role of this backup did not authenticate.', {
+        errorId: 'ChunkAuthenticationFailed',
+        category: 'InvalidData',
+      });
+      let asked = 0;
+      const source = Readable.from([bytes]);
+      let ended = false;
+      source.on('end', () => {
+        ended = true;
+      });
+      const err = await provider
+        .import(source, {
+          destination: dest,
+          beforeCommit: async () => {
+            asked++;
+            // Staged and verified: every byte was read, and the destination is not there yet.
+            expect(ended).toBe(true);
+            await expect(fs.stat(dest)).rejects.toMatchObject({ code: 'ENOENT' });
+            throw refusal;
+          },
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(err).toBe(refusal);
+      expect(asked).toBe(1);
+      await expect(fs.stat(dest)).rejects.toMatchObject({ code: 'ENOENT' });
+      expect((await fs.readdir(path.dirname(dest))).filter((s) => s.includes('azs-'))).toEqual([]);
 
-    // Over existing data too, and a beforeCommit that resolves lets the import finish as usual.
-    const edited = await provider.import(Readable.from([bytes]), { beforeCommit: async () => { throw refusal; } }).then(() => undefined, (e: unknown) => e);
-    expect(edited).toBe(refusal);
-    expect(await fx.snapshot()).toEqual(before);
-    await provider.import(Readable.from([bytes]), { destination: dest, beforeCommit: async () => { asked++; } });
-    expect(asked).toBe(2);
-    expect(await fx.snapshot(dest)).toEqual(before);
-  });
+      // Over existing data too, and a beforeCommit that resolves lets the import finish as usual.
+      const edited = await provider
+        .import(Readable.from([bytes]), {
+          beforeCommit: async () => {
+            throw refusal;
+          },
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(edited).toBe(refusal);
+      expect(await fx.snapshot()).toEqual(before);
+      await provider.import(Readable.from([bytes]), {
+        destination: dest,
+        beforeCommit: async () => {
+          asked++;
+        },
+      });
+      expect(asked).toBe(2);
+      expect(await fx.snapshot(dest)).toEqual(before);
+    },
+  );
 
   it.skipIf(c.skip)('a failing export errors clearly', async () => {
     const broken = await createProvider(fx.broken.role);

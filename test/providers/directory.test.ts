@@ -30,7 +30,10 @@ afterEach(async () => {
 
 async function expectRefused(entries: CraftedEntry[], named: string): Promise<void> {
   const before = await snapshotTree(dest);
-  const err = await provider.import(Readable.from([craftTar(entries)])).then(() => undefined, (e: unknown) => e);
+  const err = await provider.import(Readable.from([craftTar(entries)])).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(AzsError);
   expect(err).toMatchObject({ errorId: 'UnsafeArchiveEntry', category: 'InvalidData', exitCode: 12, targetObject: named });
   expect((err as AzsError).message).toContain(`'${named}'`);
@@ -41,7 +44,13 @@ async function expectRefused(entries: CraftedEntry[], named: string): Promise<vo
 
 describe('directory provider refuses unsafe archives', () => {
   it('refuses ../ in a path', async () => {
-    await expectRefused([{ name: 'ok.txt', type: 'file', body: 'fine' }, { name: '../evil', type: 'file', body: 'x' }], '../evil');
+    await expectRefused(
+      [
+        { name: 'ok.txt', type: 'file', body: 'fine' },
+        { name: '../evil', type: 'file', body: 'x' },
+      ],
+      '../evil',
+    );
     await expect(fs.access(path.join(tmp, 'root', 'evil'))).rejects.toThrow();
   });
 
@@ -95,12 +104,33 @@ describe('directory provider refuses unsafe archives', () => {
       expect(st.mode & 0o7777).toBe(0o600);
       expect(st.mtimeMs).toBe(old.getTime());
     };
-    await expectRefused([{ name: './', type: 'dir' }, { name: 'd/', type: 'dir' }, { name: 'd', type: 'symlink', link: victim }], 'd');
+    await expectRefused(
+      [
+        { name: './', type: 'dir' },
+        { name: 'd/', type: 'dir' },
+        { name: 'd', type: 'symlink', link: victim },
+      ],
+      'd',
+    );
     await untouched();
     // Made a folder by an entry inside it, and by a relative chain.
-    await expectRefused([{ name: 'e', type: 'symlink', link: victim }, { name: 'd/f', type: 'file', body: 'x' }, { name: 'd', type: 'symlink', link: 'e' }], 'd');
+    await expectRefused(
+      [
+        { name: 'e', type: 'symlink', link: victim },
+        { name: 'd/f', type: 'file', body: 'x' },
+        { name: 'd', type: 'symlink', link: 'e' },
+      ],
+      'd',
+    );
     await untouched();
-    await expectRefused([{ name: 'd/', type: 'dir' }, { name: 'f', type: 'file', body: 'x' }, { name: 'd', type: 'hardlink', link: 'f' }], 'd');
+    await expectRefused(
+      [
+        { name: 'd/', type: 'dir' },
+        { name: 'f', type: 'file', body: 'x' },
+        { name: 'd', type: 'hardlink', link: 'f' },
+      ],
+      'd',
+    );
   });
 
   it('restores a hard link to a symbolic link, and guards the second name as a link too', async () => {
@@ -112,11 +142,14 @@ describe('directory provider refuses unsafe archives', () => {
     expect(await fs.readlink(path.join(restored, 'current-hard'))).toBe('ca.crt');
     expect((await fs.lstat(path.join(restored, 'current-hard'))).ino).toBe((await fs.lstat(path.join(restored, 'current'))).ino);
 
-    await expectRefused([
-      { name: 'esc', type: 'symlink', link: outside },
-      { name: 'esc2', type: 'hardlink', link: 'esc' },
-      { name: 'esc2/pwned', type: 'file', body: 'x' },
-    ], 'esc2/pwned');
+    await expectRefused(
+      [
+        { name: 'esc', type: 'symlink', link: outside },
+        { name: 'esc2', type: 'hardlink', link: 'esc' },
+        { name: 'esc2/pwned', type: 'file', body: 'x' },
+      ],
+      'esc2/pwned',
+    );
   });
 
   it('refuses hard links that point outside', async () => {
@@ -125,12 +158,16 @@ describe('directory provider refuses unsafe archives', () => {
   });
 
   it('keeps an absolute symbolic link verbatim when nothing is written through it', async () => {
-    await provider.import(Readable.from([craftTar([
-      { name: './', type: 'dir' },
-      { name: 'ssl', type: 'symlink', link: '/etc/ssl/certs' },
-      { name: 'sib', type: 'symlink', link: '../sibling/file' },
-      { name: 'conf/a.txt', type: 'file', body: 'hello' },
-    ])]));
+    await provider.import(
+      Readable.from([
+        craftTar([
+          { name: './', type: 'dir' },
+          { name: 'ssl', type: 'symlink', link: '/etc/ssl/certs' },
+          { name: 'sib', type: 'symlink', link: '../sibling/file' },
+          { name: 'conf/a.txt', type: 'file', body: 'hello' },
+        ]),
+      ]),
+    );
     expect(await fs.readlink(path.join(dest, 'ssl'))).toBe('/etc/ssl/certs');
     expect(await fs.readlink(path.join(dest, 'sib'))).toBe('../sibling/file');
     expect(await fs.readFile(path.join(dest, 'conf/a.txt'), 'utf8')).toBe('hello');
@@ -141,8 +178,20 @@ describe('directory provider refuses unsafe archives', () => {
   it('refuses archives whose headers it cannot vouch for, and changes nothing', async () => {
     const cases: [CraftedEntry[], object][] = [
       // GNU tar would skip a pax global header's settings differently from a per-entry one.
-      [[{ name: 'g', type: 'file', flag: 'g', body: paxBody({ path: 'x' }) }, { name: 'a', type: 'file', body: 'a' }], { errorId: 'DirectoryArchiveInvalid' }],
-      [[{ name: 'PaxHeader/s', type: 'file', flag: 'x', body: paxBody({ 'GNU.sparse.major': '1' }) }, { name: 's', type: 'file', body: 'x' }], { errorId: 'UnsupportedArchiveEntry', targetObject: 's' }],
+      [
+        [
+          { name: 'g', type: 'file', flag: 'g', body: paxBody({ path: 'x' }) },
+          { name: 'a', type: 'file', body: 'a' },
+        ],
+        { errorId: 'DirectoryArchiveInvalid' },
+      ],
+      [
+        [
+          { name: 'PaxHeader/s', type: 'file', flag: 'x', body: paxBody({ 'GNU.sparse.major': '1' }) },
+          { name: 's', type: 'file', body: 'x' },
+        ],
+        { errorId: 'UnsupportedArchiveEntry', targetObject: 's' },
+      ],
       [[{ name: 'dev', type: 'file', flag: '3' }], { errorId: 'UnsupportedArchiveEntry', targetObject: 'dev' }],
     ];
     for (const [entries, expected] of cases) {
@@ -201,15 +250,20 @@ describe('directory provider, other behaviour', () => {
     const file = path.join(tmp, 'a-file');
     await fs.writeFile(file, 'keep me');
     const bytes = await exportAll(provider);
-    await expect(provider.import(Readable.from([bytes]), { destination: file })).rejects.toMatchObject({ errorId: 'DirectoryDestinationNotAFolder' });
+    await expect(provider.import(Readable.from([bytes]), { destination: file })).rejects.toMatchObject({
+      errorId: 'DirectoryDestinationNotAFolder',
+    });
     expect(await fs.readFile(file, 'utf8')).toBe('keep me');
   });
 
   it('removes what a swap journal of a dead process names, and nothing else', async () => {
     const parent = path.dirname(dest);
     const me = currentOwner()!;
-    const journal = (id: string, owner: object) => fs.writeFile(path.join(parent, `.pki.azs-swap-${id}`),
-      JSON.stringify({ format: 'azsbackup-swap/1', owner, phase: 'staging', dest: 'pki', staging: `.pki.azs-staging-${id}` }));
+    const journal = (id: string, owner: object) =>
+      fs.writeFile(
+        path.join(parent, `.pki.azs-swap-${id}`),
+        JSON.stringify({ format: 'azsbackup-swap/1', owner, phase: 'staging', dest: 'pki', staging: `.pki.azs-staging-${id}` }),
+      );
     const dead = 'deaddeaddeaddead';
     const live = 'livelivelivelive';
     await journal(dead, { ...me, pid: await deadPid() });
@@ -221,7 +275,13 @@ describe('directory provider, other behaviour', () => {
     await fs.mkdir(path.join(parent, '.pki.azs-old-XyZ789'));
     const bytes = await exportAll(provider);
     await provider.import(Readable.from([bytes]));
-    expect((await fs.readdir(parent)).sort()).toEqual(['.pki.azs-old-XyZ789', '.pki.azs-staging-AbC123', `.pki.azs-staging-${live}`, `.pki.azs-swap-${live}`, 'pki']);
+    expect((await fs.readdir(parent)).sort()).toEqual([
+      '.pki.azs-old-XyZ789',
+      '.pki.azs-staging-AbC123',
+      `.pki.azs-staging-${live}`,
+      `.pki.azs-swap-${live}`,
+      'pki',
+    ]);
   });
 
   it('stops on an aborted signal and changes nothing', async () => {
@@ -229,7 +289,10 @@ describe('directory provider, other behaviour', () => {
     const ac = new AbortController();
     ac.abort();
     const before = await snapshotTree(dest);
-    await expect(provider.import(Readable.from([bytes]), { signal: ac.signal })).rejects.toMatchObject({ category: 'OperationStopped', exitCode: 130 });
+    await expect(provider.import(Readable.from([bytes]), { signal: ac.signal })).rejects.toMatchObject({
+      category: 'OperationStopped',
+      exitCode: 130,
+    });
     expect(await snapshotTree(dest)).toEqual(before);
   });
 });

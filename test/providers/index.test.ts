@@ -6,7 +6,10 @@ import type { RoleDefinition } from '../../src/providers/provider.js';
 const base = { name: 'R', restoreOrder: 1 };
 
 async function refused(role: unknown, errorId: string, message?: RegExp): Promise<AzsError> {
-  const e = await createProvider(role as RoleDefinition).then(() => undefined, (err: unknown) => err);
+  const e = await createProvider(role as RoleDefinition).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   expect(e).toBeInstanceOf(AzsError);
   expect(e).toMatchObject({ errorId, category: 'InvalidArgument', exitCode: 2 });
   if (message) expect((e as AzsError).message).toMatch(message);
@@ -42,17 +45,35 @@ describe('createProvider', () => {
     await refused({ ...base, provider: 'command', importCommand: ['x'] }, 'CommandProviderArgvMissing', /exportCommand/);
     await refused({ ...base, provider: 'command', exportCommand: 'tar -c .', importCommand: ['x'] }, 'CommandProviderArgvMissing');
     await refused({ ...base, provider: 'command', exportCommand: ['x'], importCommand: [] }, 'CommandProviderArgvMissing', /importCommand/);
-    await refused({ ...base, provider: 'command', exportCommand: [''], importCommand: ['x'] }, 'CommandProviderArgvMissing', /empty program/);
+    await refused(
+      { ...base, provider: 'command', exportCommand: [''], importCommand: ['x'] },
+      'CommandProviderArgvMissing',
+      /empty program/,
+    );
     for (const t of [0, -5, Number.NaN, 1e9]) {
-      await refused({ ...base, provider: 'command', exportCommand: ['x'], importCommand: ['y'], timeoutSeconds: t }, 'ProviderTimeoutInvalid');
+      await refused(
+        { ...base, provider: 'command', exportCommand: ['x'], importCommand: ['y'], timeoutSeconds: t },
+        'ProviderTimeoutInvalid',
+      );
     }
   });
 
   it('refuses a bad postgres connection string without echoing its password', async () => {
     await refused({ ...base, provider: 'postgres' }, 'PostgresConnectionStringMissing');
-    const e = await refused({ ...base, provider: 'postgres', connectionString: 'mysql://u:hunter2@h/db' }, 'PostgresConnectionStringInvalid');
+    const e = await refused(
+      { ...base, provider: 'postgres', connectionString: 'mysql://u:hunter2@h/db' },
+      'PostgresConnectionStringInvalid',
+    );
     expect(JSON.stringify(e.toRecord())).not.toContain('hunter2');
-    await refused({ ...base, provider: 'postgres', connectionString: 'postgresql://u:hunter2@h1,h2/db' }, 'PostgresConnectionStringInvalid', /several hosts/);
-    await refused({ ...base, provider: 'postgres', connectionString: 'postgresql://u:hunter2@h/db?evil=1' }, 'PostgresConnectionStringInvalid', /'evil'/);
+    await refused(
+      { ...base, provider: 'postgres', connectionString: 'postgresql://u:hunter2@h1,h2/db' },
+      'PostgresConnectionStringInvalid',
+      /several hosts/,
+    );
+    await refused(
+      { ...base, provider: 'postgres', connectionString: 'postgresql://u:hunter2@h/db?evil=1' },
+      'PostgresConnectionStringInvalid',
+      /'evil'/,
+    );
   });
 });

@@ -11,8 +11,13 @@ describe('parseConnectionString', () => {
   it('maps the URI to libpq variables and clears inherited ones', () => {
     const c = parseConnectionString('postgresql://backup%40ops:p%40ss%2Fw0rd@db.internal:6432/identity?sslmode=require&connect_timeout=5');
     expect(c.env).toMatchObject({
-      PGHOST: 'db.internal', PGPORT: '6432', PGUSER: 'backup@ops', PGPASSWORD: 'p@ss/w0rd', PGDATABASE: 'identity',
-      PGSSLMODE: 'require', PGCONNECT_TIMEOUT: '5',
+      PGHOST: 'db.internal',
+      PGPORT: '6432',
+      PGUSER: 'backup@ops',
+      PGPASSWORD: 'p@ss/w0rd',
+      PGDATABASE: 'identity',
+      PGSSLMODE: 'require',
+      PGCONNECT_TIMEOUT: '5',
     });
     expect('PGSERVICE' in c.env && c.env.PGSERVICE === undefined).toBe(true);
     expect(c.database).toBe('identity');
@@ -21,7 +26,10 @@ describe('parseConnectionString', () => {
   });
 
   it('accepts a socket folder, IPv6 and a database defaulting to the user', () => {
-    expect(parseConnectionString('postgresql:///rm?host=/run/postgresql').env).toMatchObject({ PGHOST: '/run/postgresql', PGDATABASE: 'rm' });
+    expect(parseConnectionString('postgresql:///rm?host=/run/postgresql').env).toMatchObject({
+      PGHOST: '/run/postgresql',
+      PGDATABASE: 'rm',
+    });
     expect(parseConnectionString('postgres://u@[::1]:5433').env).toMatchObject({ PGHOST: '::1', PGPORT: '5433', PGDATABASE: 'u' });
   });
 });
@@ -45,7 +53,12 @@ describe('postgres provider keeps the password off argv', () => {
   });
 
   it('passes the connection in the environment only', async () => {
-    const p = await createProvider({ name: 'Identity', provider: 'postgres', restoreOrder: 0, connectionString: 'postgresql://azs:S3cret-pw@10.0.0.5:5432/identity' });
+    const p = await createProvider({
+      name: 'Identity',
+      provider: 'postgres',
+      restoreOrder: 0,
+      connectionString: 'postgresql://azs:S3cret-pw@10.0.0.5:5432/identity',
+    });
     expect((await exportAll(p)).toString()).toBe('dump');
     await p.import(Readable.from([Buffer.from('dump')]), { destination: 'identity_copy' });
     for (const tool of ['pg_dump', 'pg_restore']) {
@@ -57,7 +70,9 @@ describe('postgres provider keeps the password off argv', () => {
       expect(env).toContain('PGHOST=10.0.0.5');
     }
     const restoreArgv = (await fs.readFile(path.join(tmp, 'pg_restore.argv'), 'utf8')).trim().split('\n');
-    expect(restoreArgv).toEqual(expect.arrayContaining(['--clean', '--if-exists', '--no-owner', '--single-transaction', "--dbname=dbname='identity_copy'"]));
+    expect(restoreArgv).toEqual(
+      expect.arrayContaining(['--clean', '--if-exists', '--no-owner', '--single-transaction', "--dbname=dbname='identity_copy'"]),
+    );
     expect((await fs.readFile(path.join(tmp, 'pg_dump.argv'), 'utf8')).trim().split('\n')).toContain('--format=custom');
   });
 });

@@ -8,7 +8,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createProvider } from '../../src/providers/index.js';
 import type { Provider } from '../../src/providers/provider.js';
 import {
-  ACCOUNTS, Database, START_BALANCE, WRITER_SCRIPT, buildDatabase, checkInvariants, exportAll, snapshotDatabase, sqliteModulePath,
+  ACCOUNTS,
+  Database,
+  START_BALANCE,
+  WRITER_SCRIPT,
+  buildDatabase,
+  checkInvariants,
+  exportAll,
+  snapshotDatabase,
+  sqliteModulePath,
 } from '../support/provider-fixtures.js';
 
 let tmp: string;
@@ -122,10 +130,18 @@ describe('sqlite provider import', () => {
     if (asRoot) await fs.chown(file, 1234, 4321);
     const provider = await createProvider(role(file));
     let kept: Record<string, string> | undefined;
-    const stream = await provider.export({ keep: (a) => { kept = a; } });
+    const stream = await provider.export({
+      keep: (a) => {
+        kept = a;
+      },
+    });
     const chunks: Buffer[] = [];
     for await (const c of stream) chunks.push(c as Buffer);
-    expect(kept).toEqual({ Mode: '0640', Uid: asRoot ? '1234' : String(process.getuid?.()), Gid: asRoot ? '4321' : String(process.getgid?.()) });
+    expect(kept).toEqual({
+      Mode: '0640',
+      Uid: asRoot ? '1234' : String(process.getuid?.()),
+      Gid: asRoot ? '4321' : String(process.getgid?.()),
+    });
 
     const fresh = path.join(tmp, 'fresh', 'rm.db');
     await provider.import(Readable.from([Buffer.concat(chunks)]), { destination: fresh, kept });
@@ -138,7 +154,7 @@ describe('sqlite provider import', () => {
     expect((await fs.stat(odd)).mode & 0o7777).toBe(0o600);
   });
 
-  it('a failure while its copy is read is the provider\'s, typed: cancelled mid-stream, it says so', async () => {
+  it("a failure while its copy is read is the provider's, typed: cancelled mid-stream, it says so", async () => {
     const file = path.join(tmp, 'rm.db');
     buildDatabase(file, 'delete', 8);
     const provider = await createProvider(role(file));

@@ -8,14 +8,31 @@ import { TarFormatError, TarScanner, type TarEntry } from '../../src/providers/t
 import { craftTar, paxBody, type CraftedEntry } from '../support/provider-fixtures.js';
 
 /** What both readers must agree on; times to the second, as ustar headers hold them. */
-interface Seen { path: string; type: string; linkpath?: string; size: number; mode: number; uid: number; gid: number; mtime: number }
+interface Seen {
+  path: string;
+  type: string;
+  linkpath?: string;
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+}
 
 function scan(archive: Buffer, pieces: (b: Buffer) => Buffer[] = (b) => [b]): Seen[] {
   const seen: Seen[] = [];
-  const scanner = new TarScanner((e: TarEntry) => seen.push({
-    path: e.path, type: e.type, ...(e.linkpath !== undefined ? { linkpath: e.linkpath } : {}),
-    size: e.size, mode: e.mode, uid: e.uid, gid: e.gid, mtime: Math.floor(e.mtime.getTime() / 1000),
-  }));
+  const scanner = new TarScanner((e: TarEntry) =>
+    seen.push({
+      path: e.path,
+      type: e.type,
+      ...(e.linkpath !== undefined ? { linkpath: e.linkpath } : {}),
+      size: e.size,
+      mode: e.mode,
+      uid: e.uid,
+      gid: e.gid,
+      mtime: Math.floor(e.mtime.getTime() / 1000),
+    }),
+  );
   for (const piece of pieces(archive)) scanner.write(piece);
   scanner.end();
   return seen;
@@ -28,8 +45,14 @@ async function nodeTarEntries(archive: Buffer): Promise<Seen[]> {
     strict: true,
     onReadEntry: (e: ReadEntry) => {
       seen.push({
-        path: e.path, type: e.type, ...(e.type === 'Link' || e.type === 'SymbolicLink' ? { linkpath: e.linkpath } : {}),
-        size: e.size ?? 0, mode: e.mode ?? 0, uid: e.uid ?? 0, gid: e.gid ?? 0, mtime: Math.floor((e.mtime?.getTime() ?? 0) / 1000),
+        path: e.path,
+        type: e.type,
+        ...(e.type === 'Link' || e.type === 'SymbolicLink' ? { linkpath: e.linkpath } : {}),
+        size: e.size ?? 0,
+        mode: e.mode ?? 0,
+        uid: e.uid ?? 0,
+        gid: e.gid ?? 0,
+        mtime: Math.floor((e.mtime?.getTime() ?? 0) / 1000),
       });
       e.resume();
     },
@@ -44,7 +67,9 @@ async function nodeTarEntries(archive: Buffer): Promise<Seen[]> {
 
 /** GNU tar's own list of the members it would extract. */
 function gnuTarNames(archive: Buffer): string[] {
-  return execFileSync('tar', ['-t', '--quoting-style=literal', '-f', '-'], { input: archive, encoding: 'utf8' }).split('\n').filter((l) => l !== '');
+  return execFileSync('tar', ['-t', '--quoting-style=literal', '-f', '-'], { input: archive, encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l !== '');
 }
 
 function expectRefused(archive: Buffer, message: RegExp): void {
@@ -67,7 +92,10 @@ beforeAll(async () => {
   const deep = path.join(tree, 'a'.repeat(60), 'b'.repeat(60), 'c'.repeat(60));
   await fs.mkdir(deep, { recursive: true });
   await fs.writeFile(path.join(deep, `${'d'.repeat(90)}.pem`), 'deep\n');
-  await fs.writeFile(path.join(tree, 'a'.repeat(60), 'b'.repeat(60), 'short-name.txt'), 'a path of 138 bytes fits ustar only with its prefix\n');
+  await fs.writeFile(
+    path.join(tree, 'a'.repeat(60), 'b'.repeat(60), 'short-name.txt'),
+    'a path of 138 bytes fits ustar only with its prefix\n',
+  );
   await fs.writeFile(path.join(tree, 'x'.repeat(240)), 'a name of 240 bytes needs a long-name header\n');
   await fs.writeFile(path.join(tree, 'empty'), '');
   await fs.writeFile(path.join(tree, 'exact-block'), Buffer.alloc(1024, 7));
@@ -121,7 +149,7 @@ describe('TarScanner reads what GNU tar writes', () => {
     let seed = 7;
     const random = (b: Buffer): Buffer[] => {
       const out: Buffer[] = [];
-      for (let at = 0; at < b.length;) {
+      for (let at = 0; at < b.length; ) {
         seed = (seed * 1103515245 + 12345) & 0x7fffffff;
         const n = 1 + (seed % 1500);
         out.push(b.subarray(at, at + n));
@@ -142,7 +170,10 @@ describe('TarScanner follows the headers GNU tar follows', () => {
       { name: 'after', type: 'file', body: 'x' },
     ]);
     const seen = scan(archive);
-    expect(seen.map((e) => [e.path, e.size])).toEqual([['big-file', 1536], ['after', 1]]);
+    expect(seen.map((e) => [e.path, e.size])).toEqual([
+      ['big-file', 1536],
+      ['after', 1],
+    ]);
     expect(seen.map((e) => e.path)).toEqual(gnuTarNames(archive));
   });
 
@@ -204,7 +235,10 @@ describe('TarScanner refuses what it cannot vouch for', () => {
   it('malformed pax records and numbers', () => {
     expectRefused(craftTar([{ name: 'PaxHeader/f', type: 'file', flag: 'x', body: '99 path=f\n' }, file]), /malformed record/);
     expectRefused(craftTar([{ name: 'PaxHeader/f', type: 'file', flag: 'x', body: '0xb path=f\n' }, file]), /malformed record/);
-    expectRefused(craftTar([{ name: 'PaxHeader/f', type: 'file', flag: 'x', body: paxBody({ size: '12abc' }) }, file]), /not a whole number/);
+    expectRefused(
+      craftTar([{ name: 'PaxHeader/f', type: 'file', flag: 'x', body: paxBody({ size: '12abc' }) }, file]),
+      /not a whole number/,
+    );
     const archive = craftTar([file]);
     archive.write('9999', 124, 'latin1');
     let sum = 0;

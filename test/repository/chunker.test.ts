@@ -11,7 +11,10 @@ import { Readable } from 'node:stream';
 const gear = gearTable(Buffer.alloc(32));
 const SMALL: CdcParams = { minSize: 4096, normalSize: 16384, maxSize: 65536 };
 
-function cut(data: Buffer, opts: { params?: CdcParams; implementation?: 'auto' | 'typescript'; piece?: number; table?: Uint32Array } = {}): Buffer[] {
+function cut(
+  data: Buffer,
+  opts: { params?: CdcParams; implementation?: 'auto' | 'typescript'; piece?: number; table?: Uint32Array } = {},
+): Buffer[] {
   const chunker = new ContentChunker({ gear: opts.table ?? gear, params: opts.params, implementation: opts.implementation });
   const out: Buffer[] = [];
   const piece = opts.piece ?? data.length;
@@ -122,7 +125,8 @@ describe('content-defined chunker', () => {
   it('as a Transform stream emits the same chunks as the object', async () => {
     const data = pseudoRandomBytes('transform', 4 << 20);
     const chunks: Buffer[] = [];
-    for await (const c of Readable.from(inPieces(data, 50_000)).pipe(createChunkerStream({ gear, params: SMALL }))) chunks.push(c as Buffer);
+    for await (const c of Readable.from(inPieces(data, 50_000)).pipe(createChunkerStream({ gear, params: SMALL })))
+      chunks.push(c as Buffer);
     expect(sizes(chunks)).toEqual(sizes(cut(data, { params: SMALL })));
   });
 

@@ -49,7 +49,12 @@ const sortedById = (locs: Iterable<ChunkLocation>) =>
   [...locs].map((l) => ({ ...l, chunkId: l.chunkId.toString('hex') })).sort((a, b) => a.chunkId.localeCompare(b.chunkId));
 
 async function restore(index: ChunkIndex, ids: Buffer[]): Promise<Buffer> {
-  const chunks = await readChunks(target, layout, keys, ids.map((id) => index.get(id)!));
+  const chunks = await readChunks(
+    target,
+    layout,
+    keys,
+    ids.map((id) => index.get(id)!),
+  );
   return Buffer.concat(ids.map((id) => chunks.get(id.toString('hex'))!));
 }
 
@@ -67,7 +72,14 @@ describe('chunk store', () => {
     expect(stored.newChunks).toBe(stored.chunks.length);
     expect(packs.length).toBeGreaterThan(1);
     expect(indexFile).toMatch(/^[0-9a-f]{64}$/);
-    expect((await restore(store.index, stored.chunks.map((c) => c.id))).equals(data)).toBe(true);
+    expect(
+      (
+        await restore(
+          store.index,
+          stored.chunks.map((c) => c.id),
+        )
+      ).equals(data),
+    ).toBe(true);
   });
 
   it('stores each chunk once: the same data again adds nothing, an edited copy only what changed', async () => {
@@ -89,7 +101,14 @@ describe('chunk store', () => {
     expect(third.newChunks).toBeGreaterThanOrEqual(1);
     expect(third.newChunks).toBeLessThanOrEqual(2);
     await store.commit();
-    expect((await restore(store.index, third.chunks.map((c) => c.id))).equals(edited)).toBe(true);
+    expect(
+      (
+        await restore(
+          store.index,
+          third.chunks.map((c) => c.id),
+        )
+      ).equals(edited),
+    ).toBe(true);
   });
 
   it('stores a chunk that repeats within one stream once', async () => {
@@ -270,7 +289,8 @@ describe('tampering', () => {
 
     const index = await rebuildIndexFromPacks(target, layout, keys); // the tables of contents still authenticate
     expect(index.get(ids[0]!)!.pack).toBe(swappedHash);
-    for (const id of [ids[0]!, ids[1]!, ids[2]!]) expect((await rejected(readChunks(target, layout, keys, [index.get(id)!]))).errorId).toBe('ChunkNotAuthentic');
+    for (const id of [ids[0]!, ids[1]!, ids[2]!])
+      expect((await rejected(readChunks(target, layout, keys, [index.get(id)!]))).errorId).toBe('ChunkNotAuthentic');
     // A moved blob can only ever be read as itself: asked for as X1, X1's blob at Y1's place gives X1.
     const xAtY = { ...index.get(ids[2]!)!, chunkId: ids[0]!, pack: movedHash };
     expect((await readChunks(target, layout, keys, [xAtY])).get(ids[0]!.toString('hex'))!.equals(chunks[0]!)).toBe(true);

@@ -54,8 +54,24 @@ export async function startAzurite(): Promise<AzuriteServer> {
     startServerProcess(
       process.execPath,
       // --disableTelemetry: Azurite would otherwise report usage over the network.
-      [main, '--blobHost', '127.0.0.1', '--blobPort', String(port), '--location', location, '--silent', '--disableTelemetry', '--skipApiVersionCheck'],
-      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AZURITE_ACCOUNTS: `${accountName}:${accountKey}` }, logPath, port, server: 'azurite-blob' },
+      [
+        main,
+        '--blobHost',
+        '127.0.0.1',
+        '--blobPort',
+        String(port),
+        '--location',
+        location,
+        '--silent',
+        '--disableTelemetry',
+        '--skipApiVersionCheck',
+      ],
+      {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AZURITE_ACCOUNTS: `${accountName}:${accountKey}` },
+        logPath,
+        port,
+        server: 'azurite-blob',
+      },
     ),
   );
 
@@ -77,7 +93,12 @@ export async function startAzurite(): Promise<AzuriteServer> {
     },
     sas: (container, permissions) =>
       generateBlobSASQueryParameters(
-        { containerName: container, permissions: ContainerSASPermissions.parse(permissions), startsOn: new Date(Date.now() - 60_000), expiresOn: new Date(Date.now() + 3_600_000) },
+        {
+          containerName: container,
+          permissions: ContainerSASPermissions.parse(permissions),
+          startsOn: new Date(Date.now() - 60_000),
+          expiresOn: new Date(Date.now() + 3_600_000),
+        },
         credential,
       ).toString(),
     ...life,

@@ -260,7 +260,10 @@ export async function makeDrill(opts: DrillOptions = {}): Promise<Drill> {
   const cli = (args: string[], o?: CliOptions) => runCli(home, args, o);
 
   const drill: Drill = {
-    root, share, home, ...data,
+    root,
+    share,
+    home,
+    ...data,
     decryptArgs() {
       if (drill.key) return { args: ['-EncryptionKey', '-'], stdin: `${drill.key}\n` };
       return { args: ['-DecryptionCertPath', drill.pfx!, '-DecryptionCertPassword', '-'], stdin: `${drill.pfxPassword}\n` };
@@ -270,7 +273,13 @@ export async function makeDrill(opts: DrillOptions = {}): Promise<Drill> {
       expectOk(await cli(['Register-InfrastructureRole', '-Name', name, ...args]), `Register-InfrastructureRole ${name}`);
     },
     async registerCommand(name, exportArgv, importArgv, extra = []) {
-      await drill.register(name, ['-Provider', 'command', ...commandArgs('ExportCommand', exportArgv), ...commandArgs('ImportCommand', importArgv), ...extra]);
+      await drill.register(name, [
+        '-Provider',
+        'command',
+        ...commandArgs('ExportCommand', exportArgv),
+        ...commandArgs('ImportCommand', importArgv),
+        ...extra,
+      ]);
     },
     async backup(args = []) {
       const r = expectOk(await cli(['Start-InfrastructureBackup', ...args]), 'Start-InfrastructureBackup');
@@ -279,7 +288,13 @@ export async function makeDrill(opts: DrillOptions = {}): Promise<Drill> {
     async backupFolder(name) {
       for (const stamp of await fs.readdir(path.join(share, 'MASBackup'))) {
         const folder = path.join(share, 'MASBackup', stamp, name);
-        if (await fs.stat(folder).then(() => true, () => false)) return folder;
+        if (
+          await fs.stat(folder).then(
+            () => true,
+            () => false,
+          )
+        )
+          return folder;
       }
       throw new Error(`backup ${name} is not on the share`);
     },
@@ -295,20 +310,52 @@ export async function makeDrill(opts: DrillOptions = {}): Promise<Drill> {
       const made = expectOk(await cli(['New-EncryptionKey']), 'New-EncryptionKey').json;
       drill.key = made.Key;
       drill.keyId = made.KeyId;
-      expectOk(await cli(['Set-BackupShare', '-Path', share, '-EncryptionKey', '-', '-BackupRetentionPeriodInDays', retention], { stdin: `${drill.key}\n` }), 'Set-BackupShare');
+      expectOk(
+        await cli(['Set-BackupShare', '-Path', share, '-EncryptionKey', '-', '-BackupRetentionPeriodInDays', retention], {
+          stdin: `${drill.key}\n`,
+        }),
+        'Set-BackupShare',
+      );
     } else {
       drill.cer = path.join(root, 'backup.cer');
       drill.pfx = path.join(root, 'backup.pfx');
       drill.pfxPassword = `pfx-${path.basename(root)}`;
-      expectOk(await cli(['New-EncryptionKey', '-Certificate', '-CertificatePath', drill.cer, '-PfxPath', drill.pfx, '-PfxPassword', '-'], { stdin: `${drill.pfxPassword}\n` }), 'New-EncryptionKey -Certificate');
+      expectOk(
+        await cli(['New-EncryptionKey', '-Certificate', '-CertificatePath', drill.cer, '-PfxPath', drill.pfx, '-PfxPassword', '-'], {
+          stdin: `${drill.pfxPassword}\n`,
+        }),
+        'New-EncryptionKey -Certificate',
+      );
       // The .pfx is given once, as the operator's guide says, so that backups prove who made them.
-      expectOk(await cli(['Set-BackupShare', '-Path', share, '-EncryptionCertPath', drill.cer, '-DecryptionCertPath', drill.pfx, '-DecryptionCertPassword', '-',
-        '-BackupRetentionPeriodInDays', retention], { stdin: `${drill.pfxPassword}\n` }), 'Set-BackupShare');
+      expectOk(
+        await cli(
+          [
+            'Set-BackupShare',
+            '-Path',
+            share,
+            '-EncryptionCertPath',
+            drill.cer,
+            '-DecryptionCertPath',
+            drill.pfx,
+            '-DecryptionCertPassword',
+            '-',
+            '-BackupRetentionPeriodInDays',
+            retention,
+          ],
+          { stdin: `${drill.pfxPassword}\n` },
+        ),
+        'Set-BackupShare',
+      );
     }
     if (opts.roles ?? true) {
       await drill.register('Files', ['-Provider', 'directory', '-Path', data.files, '-RestoreOrder', '10']);
       await drill.register('Db', ['-Provider', 'sqlite', '-DatabasePath', data.db, '-RestoreOrder', '20']);
-      await drill.registerCommand('Tarred', ['tar', '-C', data.tarred, '-cf', '-', '.'], ['tar', '-C', data.tarred, '-xpf', '-'], ['-RestoreOrder', '30']);
+      await drill.registerCommand(
+        'Tarred',
+        ['tar', '-C', data.tarred, '-cf', '-', '.'],
+        ['tar', '-C', data.tarred, '-xpf', '-'],
+        ['-RestoreOrder', '30'],
+      );
     }
   } catch (e) {
     await drill.cleanup();
@@ -334,9 +381,16 @@ export async function deadPid(): Promise<number> {
  * Waits until `seen` holds while `child` (from spawnCli) runs; fails if the child ends first or
  * `seen` never holds within `timeoutMs`.
  */
-export async function whileRunning(child: ResultPromise<{ reject: false }>, what: string, seen: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+export async function whileRunning(
+  child: ResultPromise<{ reject: false }>,
+  what: string,
+  seen: () => Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
   let ended = false;
-  void child.finally(() => { ended = true; });
+  void child.finally(() => {
+    ended = true;
+  });
   const deadline = Date.now() + timeoutMs;
   while (!(await seen())) {
     if (ended) throw new Error(`the command ended before ${what}: ${String((await child).stderr)}`);
@@ -346,7 +400,12 @@ export async function whileRunning(child: ResultPromise<{ reject: false }>, what
 }
 
 /** kill -9 of `child` the moment `seen` holds (see whileRunning); resolves once it has died of it. */
-export async function killWhen(child: ResultPromise<{ reject: false }>, what: string, seen: () => Promise<boolean>, timeoutMs?: number): Promise<void> {
+export async function killWhen(
+  child: ResultPromise<{ reject: false }>,
+  what: string,
+  seen: () => Promise<boolean>,
+  timeoutMs?: number,
+): Promise<void> {
   await whileRunning(child, what, seen, timeoutMs);
   child.kill('SIGKILL');
   const r = await child;

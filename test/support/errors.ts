@@ -14,7 +14,10 @@ export function thrown(fn: () => unknown): AzsError {
 
 /** The AzsError `p` rejects with; fails the test when it resolves or rejects with something else. */
 export async function rejected(p: Promise<unknown>): Promise<AzsError> {
-  const outcome = await p.then(() => ({ resolved: true as const }), (e: unknown) => ({ resolved: false as const, e }));
+  const outcome = await p.then(
+    () => ({ resolved: true as const }),
+    (e: unknown) => ({ resolved: false as const, e }),
+  );
   if (outcome.resolved) throw new Error('expected an AzsError, but the promise resolved');
   expect(outcome.e).toBeInstanceOf(AzsError);
   return outcome.e as AzsError;

@@ -1,5 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { constants, createCipheriv, createHash, createHmac, hkdfSync, publicEncrypt, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
+import {
+  constants,
+  createCipheriv,
+  createHash,
+  createHmac,
+  hkdfSync,
+  publicEncrypt,
+  randomBytes,
+  randomUUID,
+  X509Certificate,
+} from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
@@ -57,7 +67,11 @@ function roleFile(dataKey: Buffer, backup: string, role: string, file: string, p
   return Buffer.concat(pieces);
 }
 
-const stampOf = (d: Date): string => d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+const stampOf = (d: Date): string =>
+  d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 
 /** Writes a complete, committed backup folder; returns its name and folder. */
 export async function forgeBackup(o: ForgeOptions): Promise<{ name: string; folder: string }> {

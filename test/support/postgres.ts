@@ -54,7 +54,8 @@ export async function startPostgres(): Promise<TestPostgres> {
   if (!bin) throw new Error('PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); run: apt-get install -y postgresql');
   const asRoot = process.getuid?.() === 0;
   // As root, run each server program as the postgres system user.
-  const asOwner = (file: string, args: string[]): [string, string[]] => (asRoot ? ['runuser', ['-u', 'postgres', '--', file, ...args]] : [file, args]);
+  const asOwner = (file: string, args: string[]): [string, string[]] =>
+    asRoot ? ['runuser', ['-u', 'postgres', '--', file, ...args]] : [file, args];
 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'azs-pg-'));
   const data = path.join(dir, 'data');
@@ -74,7 +75,16 @@ export async function startPostgres(): Promise<TestPostgres> {
   const env = { LC_ALL: 'C', LANG: 'C' };
   try {
     const [initFile, initArgs] = asOwner(path.join(bin, 'initdb'), [
-      '-D', data, '-U', user, `--pwfile=${pwfile}`, '--auth-host=scram-sha-256', '--auth-local=scram-sha-256', '-E', 'UTF8', '--no-sync',
+      '-D',
+      data,
+      '-U',
+      user,
+      `--pwfile=${pwfile}`,
+      '--auth-host=scram-sha-256',
+      '--auth-local=scram-sha-256',
+      '-E',
+      'UTF8',
+      '--no-sync',
     ]);
     await execa(initFile, initArgs, { env });
     // The port is taken just before start; if another process grabbed it, pg_ctl fails loudly.
@@ -86,7 +96,13 @@ export async function startPostgres(): Promise<TestPostgres> {
       'synchronous_commit = off',
       'full_page_writes = off',
     ].join('\n');
-    const [appendFile, appendArgs] = asOwner('sh', ['-c', `printf '%s\\n' "$1" >> "$2"`, 'sh', conf, path.join(data, 'postgresql.auto.conf')]);
+    const [appendFile, appendArgs] = asOwner('sh', [
+      '-c',
+      `printf '%s\\n' "$1" >> "$2"`,
+      'sh',
+      conf,
+      path.join(data, 'postgresql.auto.conf'),
+    ]);
     await execa(appendFile, appendArgs);
     const [ctl, ctlArgs] = asOwner(path.join(bin, 'pg_ctl'), ['-D', data, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', 'start']);
     await execa(ctl, ctlArgs, { env });
@@ -98,7 +114,9 @@ export async function startPostgres(): Promise<TestPostgres> {
   const urlFor = (db: string): string => `postgresql://${user}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(db)}`;
   const pgEnv = { PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: user, PGPASSWORD: password };
   const sql = async (database: string, statement: string): Promise<string> => {
-    const r = await execa(path.join(bin, 'psql'), ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-d', database, '-c', statement], { env: { ...pgEnv, PGDATABASE: database } });
+    const r = await execa(path.join(bin, 'psql'), ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-d', database, '-c', statement], {
+      env: { ...pgEnv, PGDATABASE: database },
+    });
     return r.stdout;
   };
   await sql('postgres', `CREATE DATABASE ${user}`);

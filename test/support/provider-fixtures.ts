@@ -57,7 +57,13 @@ export async function snapshotTree(root: string, opts: { symlinkTimes?: boolean 
       for (const name of (await fs.readdir(abs)).sort()) await walk(rel ? `${rel}/${name}` : name);
     } else {
       const data = await fs.readFile(abs);
-      const entry: TreeEntry = { ...base, type: 'file', mtimeMs: st.mtimeMs, size: st.size, sha256: createHash('sha256').update(data).digest('hex') };
+      const entry: TreeEntry = {
+        ...base,
+        type: 'file',
+        mtimeMs: st.mtimeMs,
+        size: st.size,
+        sha256: createHash('sha256').update(data).digest('hex'),
+      };
       if (st.nlink > 1) {
         if (!inodes.has(st.ino)) inodes.set(st.ino, rel);
         entry.linkGroup = inodes.get(st.ino);
@@ -162,7 +168,7 @@ export function buildDatabase(file: string, journalMode: 'wal' | 'delete' = 'wal
 export function snapshotDatabase(file: string): unknown {
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
-    const schema = db.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").all() as { type: string; name: string }[];
+    const schema = db.prepare('SELECT type, name, sql FROM sqlite_master ORDER BY type, name').all() as { type: string; name: string }[];
     const rows: Record<string, unknown[]> = {};
     for (const t of schema.filter((s) => s.type === 'table')) {
       rows[t.name] = (db.prepare(`SELECT * FROM "${t.name}" ORDER BY rowid`).all() as Record<string, unknown>[]).map((r) =>
@@ -220,12 +226,14 @@ export interface CraftedEntry {
 
 /** The body of a pax extended header ('x') holding `records`. */
 export function paxBody(records: Record<string, string>): string {
-  return Object.entries(records).map(([k, v]) => {
-    const rest = ` ${k}=${v}\n`;
-    let len = Buffer.byteLength(rest) + 1;
-    while (String(len).length + Buffer.byteLength(rest) !== len) len = String(len).length + Buffer.byteLength(rest);
-    return `${len}${rest}`;
-  }).join('');
+  return Object.entries(records)
+    .map(([k, v]) => {
+      const rest = ` ${k}=${v}\n`;
+      let len = Buffer.byteLength(rest) + 1;
+      while (String(len).length + Buffer.byteLength(rest) !== len) len = String(len).length + Buffer.byteLength(rest);
+      return `${len}${rest}`;
+    })
+    .join('');
 }
 
 function field(h: Buffer, value: string, offset: number, length: number): void {

@@ -156,7 +156,10 @@ export async function startServerProcess(
  * Starts a server with `launch` and returns kill (keeps `base`), restart (launch again) and stop
  * (kill, then remove `base`). A server that does not start leaves no `base` behind.
  */
-export async function manageServer(base: string, launch: () => Promise<ChildProcess>): Promise<{ kill(): Promise<void>; restart(): Promise<void>; stop(): Promise<void> }> {
+export async function manageServer(
+  base: string,
+  launch: () => Promise<ChildProcess>,
+): Promise<{ kill(): Promise<void>; restart(): Promise<void>; stop(): Promise<void> }> {
   let proc: ChildProcess | undefined;
   const kill = async () => {
     if (proc) await killGroup(proc);
@@ -237,7 +240,10 @@ export async function startSamba(opts: { maxDiskSizeMB?: number } = {}): Promise
     ].join('\n'),
   );
   // The password goes in on stdin, never on the command line.
-  execFileSync(smbpasswd, ['-c', conf, '-a', '-s', SAMBA_TEST_USER], { input: `${password}\n${password}\n`, stdio: ['pipe', 'ignore', 'pipe'] });
+  execFileSync(smbpasswd, ['-c', conf, '-a', '-s', SAMBA_TEST_USER], {
+    input: `${password}\n${password}\n`,
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
 
   const logPath = path.join(base, 'smbd.out');
   // smbd leads its own process group, so stopping it also stops its per-client children.

@@ -65,7 +65,12 @@ export async function makeSmbDrill(samba: SambaServer, opts: SmbDrillOptions = {
   }
   const made = expectOk(await cli(['New-EncryptionKey']), 'New-EncryptionKey').json;
   const drill: SmbDrill = {
-    samba, root, home, files, folder, diskFolder,
+    samba,
+    root,
+    home,
+    files,
+    folder,
+    diskFolder,
     key: made.Key,
     keyId: made.KeyId,
     path: folder === '' ? samba.smbUrl : `${samba.smbUrl}/${folder}`,
@@ -73,8 +78,19 @@ export async function makeSmbDrill(samba: SambaServer, opts: SmbDrillOptions = {
     cliIn: (h, args, o) => runCli(h, args, o),
     setShare(extra = [], password = samba.password, userName = samba.userName) {
       return cli(
-        ['Set-BackupShare', '-Path', drill.path, '-UserName', userName, '-Password', '-', '-EncryptionKey', '-',
-          ...(extra.includes('-BackupRetentionPeriodInDays') ? [] : ['-BackupRetentionPeriodInDays', String(opts.retentionDays ?? 2)]), ...extra],
+        [
+          'Set-BackupShare',
+          '-Path',
+          drill.path,
+          '-UserName',
+          userName,
+          '-Password',
+          '-',
+          '-EncryptionKey',
+          '-',
+          ...(extra.includes('-BackupRetentionPeriodInDays') ? [] : ['-BackupRetentionPeriodInDays', String(opts.retentionDays ?? 2)]),
+          ...extra,
+        ],
         { stdin: `${password}\n${drill.key}\n` },
       );
     },
@@ -89,7 +105,10 @@ export async function makeSmbDrill(samba: SambaServer, opts: SmbDrillOptions = {
   };
   try {
     if (opts.configure ?? true) expectOk(await drill.setShare(), 'Set-BackupShare');
-    expectOk(await cli(['Register-InfrastructureRole', '-Name', 'Files', '-Provider', 'directory', '-Path', files]), 'Register-InfrastructureRole');
+    expectOk(
+      await cli(['Register-InfrastructureRole', '-Name', 'Files', '-Provider', 'directory', '-Path', files]),
+      'Register-InfrastructureRole',
+    );
   } catch (e) {
     await drill.cleanup();
     throw e;

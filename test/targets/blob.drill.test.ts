@@ -16,7 +16,11 @@ import { list, writeRandom } from '../support/smb-drill.js';
  */
 
 const DAY = 86_400_000;
-const stampOf = (t: Date) => t.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+const stampOf = (t: Date) =>
+  t
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 
 describe('blob container drill through the command line', () => {
   let azurite: AzuriteServer;
@@ -55,10 +59,15 @@ describe('blob container drill through the command line', () => {
     key = made.Key;
     keyId = made.KeyId;
     expectOk(
-      await cli(['Set-BackupShare', '-Path', url, '-StorageAccountKey', '-', '-EncryptionKey', '-', '-BackupRetentionPeriodInDays', '2'], { stdin: `${azurite.accountKey}\n${key}\n` }),
+      await cli(['Set-BackupShare', '-Path', url, '-StorageAccountKey', '-', '-EncryptionKey', '-', '-BackupRetentionPeriodInDays', '2'], {
+        stdin: `${azurite.accountKey}\n${key}\n`,
+      }),
       'Set-BackupShare',
     );
-    expectOk(await cli(['Register-InfrastructureRole', '-Name', 'Files', '-Provider', 'directory', '-Path', files]), 'Register-InfrastructureRole');
+    expectOk(
+      await cli(['Register-InfrastructureRole', '-Name', 'Files', '-Provider', 'directory', '-Path', files]),
+      'Register-InfrastructureRole',
+    );
     first = expectOk(await cli(['Start-InfrastructureBackup'], { timeoutMs: 300_000 }), 'Start-InfrastructureBackup').json;
   });
   afterAll(async () => {
@@ -85,7 +94,10 @@ describe('blob container drill through the command line', () => {
     expect(listed.map((b) => [b.Name, b.Status])).toEqual([[first.Name, 'Succeeded']]);
     const keyless = expectOk(await cli(['Test-InfrastructureBackup', '-Name', first.Name]), 'keyless check').json;
     expect(keyless.IsValid).toBe(true);
-    const keyed = expectOk(await cli(['Test-InfrastructureBackup', '-Name', first.Name, '-EncryptionKey', '-'], { stdin: `${key}\n` }), 'keyed check').json;
+    const keyed = expectOk(
+      await cli(['Test-InfrastructureBackup', '-Name', first.Name, '-EncryptionKey', '-'], { stdin: `${key}\n` }),
+      'keyed check',
+    ).json;
     expect(keyed).toMatchObject({ Mode: 'Authenticated', IsValid: true });
     expect(keyed.ChunksAuthenticated).toBeGreaterThan(20);
   });
@@ -93,7 +105,11 @@ describe('blob container drill through the command line', () => {
   it('restores on a fresh machine given only the URL, the account key (environment) and the encryption key', async () => {
     await fs.rm(files, { recursive: true, force: true });
     const fresh = await fs.mkdtemp(path.join(root, 'fresh-home-'));
-    const found = list(expectOk(await runCli(fresh, ['Get-InfrastructureBackup', '-Path', url], { env: { AZSBACKUP_STORAGEACCOUNTKEY: azurite.accountKey } })).json);
+    const found = list(
+      expectOk(
+        await runCli(fresh, ['Get-InfrastructureBackup', '-Path', url], { env: { AZSBACKUP_STORAGEACCOUNTKEY: azurite.accountKey } }),
+      ).json,
+    );
     expect(found.map((b) => b.Name)).toEqual([first.Name]);
     const restored = expectOk(
       await runCli(fresh, ['Restore-AzsBackup', '-Name', first.Name, '-Path', url, '-EncryptionKey', '-'], {
@@ -128,7 +144,14 @@ describe('blob container drill through the command line', () => {
     const r = expectOk(await cli(['Test-BackupShare']), 'Test-BackupShare').json;
     expect(r).toMatchObject({ Reachable: true, Authenticated: true, Writable: true, AvailableCapacity: null, HasEnoughCapacity: true });
     expect(r.Steps.map((s: any) => [s.Name, s.Succeeded])).toEqual([
-      ['Resolve', true], ['Connect', true], ['Authenticate', true], ['Open', true], ['Write', true], ['Read', true], ['Delete', true], ['Capacity', true],
+      ['Resolve', true],
+      ['Connect', true],
+      ['Authenticate', true],
+      ['Open', true],
+      ['Write', true],
+      ['Read', true],
+      ['Delete', true],
+      ['Capacity', true],
     ]);
     expect(r.Steps.at(-1).Message).toMatch(/not known/);
     // The probe is gone again.
@@ -145,7 +168,11 @@ describe('blob container drill through the command line', () => {
 
     const other = path.join(root, 'wrong-key-home');
     await runCli(other, ['Register-InfrastructureRole', '-Name', 'Files', '-Provider', 'directory', '-Path', root]);
-    expectOk(await runCli(other, ['Set-BackupShare', '-Path', url, '-StorageAccountKey', '-', '-EncryptionKey', '-', '-SkipValidation'], { stdin: `${wrong}\n${key}\n` }));
+    expectOk(
+      await runCli(other, ['Set-BackupShare', '-Path', url, '-StorageAccountKey', '-', '-EncryptionKey', '-', '-SkipValidation'], {
+        stdin: `${wrong}\n${key}\n`,
+      }),
+    );
     const backup = await runCli(other, ['Start-InfrastructureBackup']);
     expect(backup.code).toBe(13);
     const alerts = list(expectOk(await runCli(other, ['Get-BackupAlert'])).json);
@@ -163,7 +190,9 @@ describe('blob container drill through the command line', () => {
   });
 
   it('nothing listening at the endpoint: exit 10 at Connect', async () => {
-    const r = await cli(['Test-BackupShare', '-Path', `http://127.0.0.1:1/${azurite.accountName}/${container}`], { env: { AZSBACKUP_STORAGEACCOUNTKEY: azurite.accountKey } });
+    const r = await cli(['Test-BackupShare', '-Path', `http://127.0.0.1:1/${azurite.accountName}/${container}`], {
+      env: { AZSBACKUP_STORAGEACCOUNTKEY: azurite.accountKey },
+    });
     expect(r.code).toBe(10);
     expect(r.json.Steps.at(-1)).toMatchObject({ Name: 'Connect', Succeeded: false });
   });
@@ -180,9 +209,22 @@ describe('blob container drill through the command line', () => {
 
     const sasHome = path.join(root, 'sas-home');
     const full = azurite.sas(container, 'racwdl');
-    expectOk(await runCli(sasHome, ['Set-BackupShare', '-Path', url, '-SasToken', '-', '-EncryptionKey', '-'], { stdin: `${full}\n${key}\n` }), 'Set-BackupShare -SasToken');
+    expectOk(
+      await runCli(sasHome, ['Set-BackupShare', '-Path', url, '-SasToken', '-', '-EncryptionKey', '-'], { stdin: `${full}\n${key}\n` }),
+      'Set-BackupShare -SasToken',
+    );
     expect(await fs.readFile(path.join(sasHome, 'config.json'), 'utf8')).not.toContain(full.slice(-20));
-    expectOk(await runCli(sasHome, ['Register-InfrastructureRole', '-Name', 'Conf', '-Provider', 'directory', '-Path', path.join(files, 'conf.d')]));
+    expectOk(
+      await runCli(sasHome, [
+        'Register-InfrastructureRole',
+        '-Name',
+        'Conf',
+        '-Provider',
+        'directory',
+        '-Path',
+        path.join(files, 'conf.d'),
+      ]),
+    );
     const made = expectOk(await runCli(sasHome, ['Start-InfrastructureBackup']), 'backup with a SAS').json;
     expect(made.Status).toBe('Succeeded');
     const listed = list(expectOk(await runCli(sasHome, ['Get-InfrastructureBackup'])).json);
@@ -193,15 +235,33 @@ describe('blob container drill through the command line', () => {
 
   it('a server killed mid-backup: exit 10, ShareConnectivity raised, nothing listed; prune removes what it left', async () => {
     const slowHome = path.join(root, 'slow-home');
-    expectOk(await runCli(slowHome, ['Set-BackupShare', '-Path', url, '-StorageAccountKey', '-', '-EncryptionKey', '-'], { stdin: `${azurite.accountKey}\n${key}\n` }));
+    expectOk(
+      await runCli(slowHome, ['Set-BackupShare', '-Path', url, '-StorageAccountKey', '-', '-EncryptionKey', '-'], {
+        stdin: `${azurite.accountKey}\n${key}\n`,
+      }),
+    );
     // 12 MiB out at once (a staged block and more), then the program takes its time.
-    expectOk(await runCli(slowHome, ['Register-InfrastructureRole', '-Name', 'Slow', '-Provider', 'command',
-      '-ExportCommand:sh', '-ExportCommand:-c', '-ExportCommand:head -c 12582912 /dev/urandom; sleep 6', '-ImportCommand:cat']));
+    expectOk(
+      await runCli(slowHome, [
+        'Register-InfrastructureRole',
+        '-Name',
+        'Slow',
+        '-Provider',
+        'command',
+        '-ExportCommand:sh',
+        '-ExportCommand:-c',
+        '-ExportCommand:head -c 12582912 /dev/urandom; sleep 6',
+        '-ImportCommand:cat',
+      ]),
+    );
     const listedBefore = list(expectOk(await runCli(slowHome, ['Get-InfrastructureBackup'])).json).map((b) => b.Name);
     const running = spawnCli(slowHome, ['Start-InfrastructureBackup']);
     // Wait for the backup's folder to appear in the container, then take the server away.
     const deadline = Date.now() + 30_000;
-    while (!(await blobs()).some((b) => /^MASBackup\/\d{8}T\d{6}Z\/[0-9a-f-]{36}$/.test(b) && !b.includes(first.Name)) && Date.now() < deadline) {
+    while (
+      !(await blobs()).some((b) => /^MASBackup\/\d{8}T\d{6}Z\/[0-9a-f-]{36}$/.test(b) && !b.includes(first.Name)) &&
+      Date.now() < deadline
+    ) {
       await new Promise((r) => setTimeout(r, 100));
     }
     await new Promise((r) => setTimeout(r, 1000));
@@ -215,7 +275,11 @@ describe('blob container drill through the command line', () => {
     // The job is known to this machine, as Failed; the container lists no backup for it.
     const after = list(expectOk(await runCli(slowHome, ['Get-InfrastructureBackup'])).json);
     expect(after.filter((b) => !listedBefore.includes(b.Name)).map((b) => b.Status)).toEqual(['Failed']);
-    expect(list(expectOk(await cli(['Get-InfrastructureBackup'])).json).map((b) => b.Name).sort()).toEqual([...listedBefore].sort());
+    expect(
+      list(expectOk(await cli(['Get-InfrastructureBackup'])).json)
+        .map((b) => b.Name)
+        .sort(),
+    ).toEqual([...listedBefore].sort());
     const left = (await blobs()).filter((b) => b.startsWith('MASBackup/') && !listedBefore.some((n) => b.includes(n)));
     expect(left.length).toBeGreaterThan(0);
     const pruned = expectOk(await runCli(slowHome, ['Invoke-BackupPrune']), 'Invoke-BackupPrune').json;
@@ -225,8 +289,24 @@ describe('blob container drill through the command line', () => {
 
   it('prune reports blobs the storage may not delete yet (a lease) instead of failing, and removes them once released', async () => {
     const pruneHome = path.join(root, 'prune-home');
-    expectOk(await runCli(pruneHome, ['Set-BackupShare', '-Path', url, '-StorageAccountKey', '-', '-EncryptionKey', '-', '-BackupRetentionPeriodInDays', '2'], { stdin: `${azurite.accountKey}\n${key}\n` }));
-    expectOk(await runCli(pruneHome, ['Register-InfrastructureRole', '-Name', 'Files', '-Provider', 'directory', '-Path', path.join(files, 'conf.d')]));
+    expectOk(
+      await runCli(
+        pruneHome,
+        ['Set-BackupShare', '-Path', url, '-StorageAccountKey', '-', '-EncryptionKey', '-', '-BackupRetentionPeriodInDays', '2'],
+        { stdin: `${azurite.accountKey}\n${key}\n` },
+      ),
+    );
+    expectOk(
+      await runCli(pruneHome, [
+        'Register-InfrastructureRole',
+        '-Name',
+        'Files',
+        '-Provider',
+        'directory',
+        '-Path',
+        path.join(files, 'conf.d'),
+      ]),
+    );
     const olds: string[] = [];
     for (const daysAgo of [9, 8]) {
       const b = expectOk(await runCli(pruneHome, ['Start-InfrastructureBackup']), 'backup').json;
@@ -254,9 +334,36 @@ describe('blob container drill through the command line', () => {
 
   it('the scheduler takes a due backup into the container, and Update-BackupEncryption re-wraps it there for a rotated key', async () => {
     const rotHome = path.join(root, 'rotate-home');
-    expectOk(await runCli(rotHome, ['Set-BackupShare', '-Path', url, '-StorageAccountKey', '-', '-EncryptionKey', '-', '-IsBackupSchedulerEnabled', '$true', '-BackupFrequencyInHours', '4'],
-      { stdin: `${azurite.accountKey}\n${key}\n` }));
-    expectOk(await runCli(rotHome, ['Register-InfrastructureRole', '-Name', 'Conf', '-Provider', 'directory', '-Path', path.join(files, 'conf.d')]));
+    expectOk(
+      await runCli(
+        rotHome,
+        [
+          'Set-BackupShare',
+          '-Path',
+          url,
+          '-StorageAccountKey',
+          '-',
+          '-EncryptionKey',
+          '-',
+          '-IsBackupSchedulerEnabled',
+          '$true',
+          '-BackupFrequencyInHours',
+          '4',
+        ],
+        { stdin: `${azurite.accountKey}\n${key}\n` },
+      ),
+    );
+    expectOk(
+      await runCli(rotHome, [
+        'Register-InfrastructureRole',
+        '-Name',
+        'Conf',
+        '-Provider',
+        'directory',
+        '-Path',
+        path.join(files, 'conf.d'),
+      ]),
+    );
     const due = expectOk(await runCli(rotHome, ['Invoke-BackupScheduler']), 'Invoke-BackupScheduler').json;
     expect(due).toMatchObject({ Status: 'Succeeded', EncryptionKeyId: keyId });
     const info = async () => {
@@ -269,13 +376,24 @@ describe('blob container drill through the command line', () => {
 
     const rotated = expectOk(await runCli(rotHome, ['New-EncryptionKey'])).json;
     expectOk(await runCli(rotHome, ['Set-BackupShare', '-EncryptionKey', '-'], { stdin: `${rotated.Key}\n` }), 'Set-BackupShare (new key)');
-    const rewrapped = expectOk(await runCli(rotHome, ['Update-BackupEncryption', '-Name', due.Name, '-EncryptionKey', '-', '-Confirm:$false'], { stdin: `${key}\n` }), 'Update-BackupEncryption').json;
+    const rewrapped = expectOk(
+      await runCli(rotHome, ['Update-BackupEncryption', '-Name', due.Name, '-EncryptionKey', '-', '-Confirm:$false'], {
+        stdin: `${key}\n`,
+      }),
+      'Update-BackupEncryption',
+    ).json;
     expect(list(rewrapped).map((b) => [b.Name, b.EncryptionKeyId])).toEqual([[due.Name, rotated.KeyId]]);
     // Only BackupInfo.xml changed, replaced whole; the role data is byte for byte what it was.
     expect((await info()).equals(infoBefore)).toBe(false);
     expect((await azurite.container(container).getBlobClient(`${prefix}/${role}`).downloadToBuffer()).equals(roleBefore)).toBe(true);
-    expect((await blobs()).filter((b) => b.includes(due.Name)).map((b) => b.slice(b.indexOf(due.Name)))).toEqual([due.Name, `${due.Name}/BackupInfo.xml`, `${due.Name}/Conf.azsrole`]);
-    const keyed = expectOk(await runCli(rotHome, ['Test-InfrastructureBackup', '-Name', due.Name, '-EncryptionKey', '-'], { stdin: `${rotated.Key}\n` })).json;
+    expect((await blobs()).filter((b) => b.includes(due.Name)).map((b) => b.slice(b.indexOf(due.Name)))).toEqual([
+      due.Name,
+      `${due.Name}/BackupInfo.xml`,
+      `${due.Name}/Conf.azsrole`,
+    ]);
+    const keyed = expectOk(
+      await runCli(rotHome, ['Test-InfrastructureBackup', '-Name', due.Name, '-EncryptionKey', '-'], { stdin: `${rotated.Key}\n` }),
+    ).json;
     expect(keyed).toMatchObject({ Mode: 'Authenticated', IsValid: true });
   });
 

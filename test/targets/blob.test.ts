@@ -42,14 +42,20 @@ async function faultyProxy(upstreamPort: number): Promise<FaultyProxy> {
         return;
       }
       if (fault === 'hang') return; // never answers; closed with the proxy
-      res.writeHead(Number(fault), { 'x-ms-error-code': fault === '503' ? 'ServerBusy' : 'TooManyRequests', ...(fault === '429' ? { 'retry-after': '1' } : {}) });
+      res.writeHead(Number(fault), {
+        'x-ms-error-code': fault === '503' ? 'ServerBusy' : 'TooManyRequests',
+        ...(fault === '429' ? { 'retry-after': '1' } : {}),
+      });
       res.end();
       return;
     }
-    const upstream = http.request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
+    const upstream = http.request(
+      { host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
   });
@@ -63,10 +69,11 @@ async function faultyProxy(upstreamPort: number): Promise<FaultyProxy> {
     always(fault: Fault | undefined) {
       forever = fault;
     },
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   }) as FaultyProxy;
 }
 
@@ -79,19 +86,36 @@ async function readAll(stream: Readable): Promise<Buffer> {
 describe('blob container URLs', () => {
   it('takes Azure, Azure Stack Hub and Azurite (path-style) URLs, with or without a prefix', () => {
     expect(parseShareLocation('https://contoso01.blob.core.windows.net/backups')).toMatchObject({
-      kind: 'blob', accountName: 'contoso01', container: 'backups', prefix: '', accountUrl: 'https://contoso01.blob.core.windows.net', port: 443,
+      kind: 'blob',
+      accountName: 'contoso01',
+      container: 'backups',
+      prefix: '',
+      accountUrl: 'https://contoso01.blob.core.windows.net',
+      port: 443,
     });
     expect(parseShareLocation('https://azsbackup.blob.local.azurestack.external/infra/site%20a/hub/')).toMatchObject({
-      kind: 'blob', accountName: 'azsbackup', container: 'infra', prefix: 'site a/hub', accountUrl: 'https://azsbackup.blob.local.azurestack.external',
+      kind: 'blob',
+      accountName: 'azsbackup',
+      container: 'infra',
+      prefix: 'site a/hub',
+      accountUrl: 'https://azsbackup.blob.local.azurestack.external',
     });
     expect(parseShareLocation('http://127.0.0.1:10000/devstoreaccount1/backups/p')).toMatchObject({
-      kind: 'blob', accountName: 'devstoreaccount1', container: 'backups', prefix: 'p', accountUrl: 'http://127.0.0.1:10000/devstoreaccount1', port: 10000,
+      kind: 'blob',
+      accountName: 'devstoreaccount1',
+      container: 'backups',
+      prefix: 'p',
+      accountUrl: 'http://127.0.0.1:10000/devstoreaccount1',
+      port: 10000,
     });
   });
 
   it('refuses a SAS or a key in the URL without repeating it, and names that are not a container', () => {
     const sas = 'sv=2024-08-04&ss=b&sig=TOPSECRETSIGNATURE%3D';
-    for (const bad of [`https://acct.blob.core.windows.net/backups?${sas}`, `https://acct:TOPSECRETSIGNATURE@acct.blob.core.windows.net/backups`]) {
+    for (const bad of [
+      `https://acct.blob.core.windows.net/backups?${sas}`,
+      `https://acct:TOPSECRETSIGNATURE@acct.blob.core.windows.net/backups`,
+    ]) {
       let error: any;
       try {
         parseShareLocation(bad);
@@ -101,7 +125,13 @@ describe('blob container URLs', () => {
       expect(error).toMatchObject({ errorId: 'InvalidSharePath', exitCode: 2 });
       expect(JSON.stringify({ m: error.message, t: error.targetObject })).not.toContain('TOPSECRET');
     }
-    for (const bad of ['https://acct.blob.core.windows.net/', 'https://acct.blob.core.windows.net/Upper', 'https://acct.blob.core.windows.net/a--b', 'http://127.0.0.1:10000/devstoreaccount1', 'https://acct.blob.core.windows.net/backups/../x']) {
+    for (const bad of [
+      'https://acct.blob.core.windows.net/',
+      'https://acct.blob.core.windows.net/Upper',
+      'https://acct.blob.core.windows.net/a--b',
+      'http://127.0.0.1:10000/devstoreaccount1',
+      'https://acct.blob.core.windows.net/backups/../x',
+    ]) {
       expect(() => parseShareLocation(bad), bad).toThrow(/not valid/);
     }
   });
@@ -160,7 +190,11 @@ describe('blob target against a throttling, flaky endpoint (Azurite behind a fau
   it('gives up after the bounded tries with a typed error: ShareBusy for throttling, ShareUnreachable for dropped connections', async () => {
     const t = await target();
     await t.write('small.txt', Readable.from([Buffer.from('here')]));
-    for (const [fault, errorId] of [['503', 'ShareBusy'], ['429', 'ShareBusy'], ['drop', 'ShareUnreachable']] as const) {
+    for (const [fault, errorId] of [
+      ['503', 'ShareBusy'],
+      ['429', 'ShareBusy'],
+      ['drop', 'ShareUnreachable'],
+    ] as const) {
       proxy.served.length = 0;
       proxy.always(fault);
       const started = Date.now();

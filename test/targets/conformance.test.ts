@@ -58,7 +58,8 @@ function localKind(): Kind {
 function smbKind(): Kind {
   let samba: SambaServer;
   let n = 0;
-  const open = (folder: string) => openTarget(`${samba.smbUrl}/${folder}`, { userName: `WORKGROUP\\${samba.userName}`, password: samba.password });
+  const open = (folder: string) =>
+    openTarget(`${samba.smbUrl}/${folder}`, { userName: `WORKGROUP\\${samba.userName}`, password: samba.password });
   return {
     name: 'SMB share (Samba)',
     recycles: true,
@@ -229,12 +230,14 @@ describe.each(kinds)('Target conformance: $name', (kind) => {
     const gate = new Promise<void>((resolve) => (release = resolve));
     let halfSent!: () => void;
     const half = new Promise<void>((resolve) => (halfSent = resolve));
-    const source = Readable.from((async function* () {
-      yield Buffer.from('<new>');
-      halfSent();
-      await gate;
-      yield Buffer.from('</new>');
-    })());
+    const source = Readable.from(
+      (async function* () {
+        yield Buffer.from('<new>');
+        halfSent();
+        await gate;
+        yield Buffer.from('</new>');
+      })(),
+    );
     const writing = t.write('info.xml', source);
     await half;
     await new Promise((r) => setTimeout(r, 200));
@@ -290,7 +293,9 @@ describe.each(kinds)('Target conformance: $name', (kind) => {
     await t.write('tree/20261127T071532Z/two.partial/a', Readable.from([Buffer.from('12345')]));
     await t.mkdir('tree/empty stamp');
     await t.write('elsewhere.txt', Readable.from([Buffer.from('not in the tree')]));
-    const tree = (await t.listTree('tree')).map((e) => [e.path, e.isDirectory, e.size]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+    const tree = (await t.listTree('tree'))
+      .map((e) => [e.path, e.isDirectory, e.size])
+      .sort((a, b) => String(a[0]).localeCompare(String(b[0])));
     expect(tree).toEqual([
       ['20261127T071531Z', true, 0],
       ['20261127T071531Z/guid one', true, 0],
@@ -432,7 +437,11 @@ describe.each(kinds)('Target conformance: $name', (kind) => {
     const t = await kind.fresh();
     const data = pattern(3 * 1024 * 1024);
     expect(await t.write('c.partial/role.bin', data.stream(), { atomic: false })).toEqual({ bytes: 3 * 1024 * 1024 });
-    expect(createHash('sha256').update(await readAll(await t.read('c.partial/role.bin'))).digest('hex')).toBe(data.sha256);
+    expect(
+      createHash('sha256')
+        .update(await readAll(await t.read('c.partial/role.bin')))
+        .digest('hex'),
+    ).toBe(data.sha256);
     expect((await t.list('c.partial')).map((e) => e.name)).toEqual(['role.bin']);
 
     const failing = Readable.from(
@@ -459,7 +468,12 @@ describe.each(kinds)('Target conformance: $name', (kind) => {
 
   it('reports a missing root folder as SharePath instead of creating it', async () => {
     const t = kind.missingRoot();
-    for (const op of [() => t.list(''), () => t.write('x.txt', Readable.from([Buffer.from('x')])), () => t.freeSpace(), () => t.mkdir('a')]) {
+    for (const op of [
+      () => t.list(''),
+      () => t.write('x.txt', Readable.from([Buffer.from('x')])),
+      () => t.freeSpace(),
+      () => t.mkdir('a'),
+    ]) {
       const e = await rejected(op());
       expect(e.alertType).toBe('SharePath');
       expect(e.exitCode).toBe(10);

@@ -17,7 +17,14 @@ function refused(fn: () => unknown): AzsError {
 
 describe('parseShareLocation', () => {
   it('parses UNC paths on port 445', () => {
-    expect(parseShareLocation('\\\\fs01\\backups')).toEqual({ kind: 'smb', server: 'fs01', port: 445, share: 'backups', folder: '', display: '\\\\fs01\\backups' });
+    expect(parseShareLocation('\\\\fs01\\backups')).toEqual({
+      kind: 'smb',
+      server: 'fs01',
+      port: 445,
+      share: 'backups',
+      folder: '',
+      display: '\\\\fs01\\backups',
+    });
     expect(parseShareLocation('\\\\fs01.contoso.com\\backups\\azs\\hub 1\\')).toEqual({
       kind: 'smb',
       server: 'fs01.contoso.com',
@@ -26,7 +33,12 @@ describe('parseShareLocation', () => {
       folder: 'azs/hub 1',
       display: '\\\\fs01.contoso.com\\backups\\azs\\hub 1',
     });
-    expect(parseShareLocation('//10.0.0.5/b$/x')).toMatchObject({ server: '10.0.0.5', share: 'b$', folder: 'x', display: '\\\\10.0.0.5\\b$\\x' });
+    expect(parseShareLocation('//10.0.0.5/b$/x')).toMatchObject({
+      server: '10.0.0.5',
+      share: 'b$',
+      folder: 'x',
+      display: '\\\\10.0.0.5\\b$\\x',
+    });
   });
 
   it('parses smb:// URLs with an optional port and %-escapes', () => {

@@ -101,7 +101,9 @@ describe('readAhead', () => {
     const { file, handle, size } = await open(randomBytes(16 * 4096));
     await fs.truncate(file, 5 * 4096 + 3);
     const read = async () => {
-      for await (const _piece of readAhead(handle, size, { pieceBytes: 4096, depth: 2 })) { /* drain */ }
+      for await (const _piece of readAhead(handle, size, { pieceBytes: 4096, depth: 2 })) {
+        /* drain */
+      }
     };
     await expect(read()).rejects.toThrow(/shrank while it was read/);
   });

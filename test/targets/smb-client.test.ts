@@ -23,7 +23,14 @@ describeWithAndWithoutAddons('one smbclient run', () => {
   it('collects what it prints and how it exited', async () => {
     const env = await fake('echo "listing $1"; echo "NT_STATUS_ACCESS_DENIED oops" >&2; exit 1');
     const r = await startSmbClient(['//server/share'], { env, stdin: false, streamStdout: false }).result;
-    expect(r).toMatchObject({ stdout: 'listing //server/share\n', stderr: 'NT_STATUS_ACCESS_DENIED oops\n', failed: true, isTerminated: false, timedOut: false, missing: false });
+    expect(r).toMatchObject({
+      stdout: 'listing //server/share\n',
+      stderr: 'NT_STATUS_ACCESS_DENIED oops\n',
+      failed: true,
+      isTerminated: false,
+      timedOut: false,
+      missing: false,
+    });
     expect(r.shortMessage).toBe('exited with code 1');
   });
 

@@ -52,7 +52,7 @@ describe.skipIf(!sambaAvailable())('SMB drill through the command line', () => {
     expect(await fs.readdir(d.diskFolder)).toEqual(['MASBackup']);
   });
 
-  it('Set-BackupShare reports the share\'s own free space as AvailableCapacity', async () => {
+  it("Set-BackupShare reports the share's own free space as AvailableCapacity", async () => {
     const r = expectOk(await d.setShare(), 'Set-BackupShare');
     expect(r.json.Path).toBe(d.path);
     expect(r.json.UserName).toBe(samba.userName);
@@ -89,7 +89,19 @@ describe.skipIf(!sambaAvailable())('SMB drill through the command line', () => {
       bytes[bytes.length >> 1]! ^= 0x40;
       await fs.writeFile(file, bytes);
       const r = await d.cli(
-        ['Test-InfrastructureBackup', '-Name', first.Name, '-Path', `${samba.smbUrl}/${d.folder}-tampered`, '-UserName', samba.userName, '-Password', '-', '-EncryptionKey', '-'],
+        [
+          'Test-InfrastructureBackup',
+          '-Name',
+          first.Name,
+          '-Path',
+          `${samba.smbUrl}/${d.folder}-tampered`,
+          '-UserName',
+          samba.userName,
+          '-Password',
+          '-',
+          '-EncryptionKey',
+          '-',
+        ],
         { stdin: `${samba.password}\n${d.key}\n` },
       );
       expect(r.code).toBe(12);
@@ -144,7 +156,11 @@ describe.skipIf(!sambaAvailable())('SMB drill through the command line', () => {
     // so they list as damaged, which still means reading every one of them).
     const copies: string[] = [];
     for (let i = 0; i < 11; i++) {
-      const copy = path.join(masBackup, `2021010${Math.floor(i / 5) + 1}T00000${i % 5}Z`, `00000000-0000-4000-8000-0000000000${String(i).padStart(2, '0')}`);
+      const copy = path.join(
+        masBackup,
+        `2021010${Math.floor(i / 5) + 1}T00000${i % 5}Z`,
+        `00000000-0000-4000-8000-0000000000${String(i).padStart(2, '0')}`,
+      );
       await fs.cp(path.join(masBackup, stamp!, first.Name), copy, { recursive: true });
       copies.push(path.dirname(copy));
     }
@@ -171,8 +187,11 @@ describe.skipIf(!sambaAvailable())('SMB drill through the command line', () => {
     await fs.rm(d.files, { recursive: true, force: true });
     const home = await d.freshHome();
     const r = expectOk(
-      await d.cliIn(home, ['Restore-AzsBackup', '-Name', first.Name, '-Path', d.path, '-UserName', samba.userName, '-Password', '-', '-EncryptionKey', '-'],
-        { stdin: `${samba.password}\n${d.key}\n`, timeoutMs: 300_000 }),
+      await d.cliIn(
+        home,
+        ['Restore-AzsBackup', '-Name', first.Name, '-Path', d.path, '-UserName', samba.userName, '-Password', '-', '-EncryptionKey', '-'],
+        { stdin: `${samba.password}\n${d.key}\n`, timeoutMs: 300_000 },
+      ),
       'Restore-AzsBackup',
     );
     expect(list(r.json).map((x) => [x.RoleName, x.Status])).toEqual([['Files', 'Succeeded']]);
@@ -185,8 +204,11 @@ describe.skipIf(!sambaAvailable())('SMB drill through the command line', () => {
     const other = expectOk(await d.cliIn(home, ['New-EncryptionKey'])).json.Key as string;
     await fs.writeFile(path.join(d.files, 'cloud.json'), 'changed after the backup');
     const now = fingerprint(d.files);
-    const r = await d.cliIn(home, ['Restore-AzsBackup', '-Name', first.Name, '-Path', d.path, '-UserName', samba.userName, '-Password', '-', '-EncryptionKey', '-'],
-      { stdin: `${samba.password}\n${other}\n` });
+    const r = await d.cliIn(
+      home,
+      ['Restore-AzsBackup', '-Name', first.Name, '-Path', d.path, '-UserName', samba.userName, '-Password', '-', '-EncryptionKey', '-'],
+      { stdin: `${samba.password}\n${other}\n` },
+    );
     expect(r.code).toBe(12);
     expect(r.errors.length).toBeGreaterThan(0);
     expect(fingerprint(d.files)).toBe(now);
@@ -210,13 +232,21 @@ describe.skipIf(!sambaAvailable())('SMB path and user name forms', () => {
     const r = expectOk(await d.setShare(), 'Set-BackupShare');
     expect(r.json.Path).toBe(d.path);
     const shown = expectOk(await d.cli(['Get-BackupConfiguration'])).json;
-    expect(shown).toMatchObject({ Path: d.path, UserName: samba.userName, Password: null, EncryptionMode: 'Key', EncryptionKeyId: d.keyId });
+    expect(shown).toMatchObject({
+      Path: d.path,
+      UserName: samba.userName,
+      Password: null,
+      EncryptionMode: 'Key',
+      EncryptionKeyId: d.keyId,
+    });
   });
 
   it('a UNC path \\\\server\\share\\folder parses (port 445): accepted with -SkipValidation and shown back', async () => {
     const unc = '\\\\fs01.contoso.local\\backups\\azs\\east';
     const r = expectOk(
-      await d.cli(['Set-BackupShare', '-Path', unc, '-UserName', 'CONTOSO\\svc-backup', '-Password', '-', '-SkipValidation'], { stdin: 'not-the-real-one\n' }),
+      await d.cli(['Set-BackupShare', '-Path', unc, '-UserName', 'CONTOSO\\svc-backup', '-Password', '-', '-SkipValidation'], {
+        stdin: 'not-the-real-one\n',
+      }),
       'Set-BackupShare UNC',
     );
     expect(r.json.Path).toBe(unc);

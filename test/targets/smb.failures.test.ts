@@ -79,7 +79,9 @@ describe.skipIf(!sambaAvailable())('SMB credentials and path failures', () => {
     expect(alert.Description).toMatch(/refused the credentials|may not/);
     expect(alert.Description).not.toContain(WRONG);
     // The failed job may list as a job record, never as a backup.
-    const listed = await d.cli(['Get-InfrastructureBackup', '-Path', d.path, '-UserName', samba.userName, '-Password', '-'], { stdin: `${samba.password}\n` });
+    const listed = await d.cli(['Get-InfrastructureBackup', '-Path', d.path, '-UserName', samba.userName, '-Password', '-'], {
+      stdin: `${samba.password}\n`,
+    });
     expect(list(expectOk(listed).json).filter((b) => b.Status !== 'Failed')).toEqual([]);
   });
 
@@ -93,8 +95,10 @@ describe.skipIf(!sambaAvailable())('SMB credentials and path failures', () => {
   });
 
   it('Test-BackupShare on a share name that does not exist: exit 10, SharePathNotFound', async () => {
-    const r = await d.cli(['Test-BackupShare', '-Path', `smb://127.0.0.1:${samba.port}/nosuchshare`, '-UserName', samba.userName, '-Password', '-'],
-      { stdin: `${samba.password}\n` });
+    const r = await d.cli(
+      ['Test-BackupShare', '-Path', `smb://127.0.0.1:${samba.port}/nosuchshare`, '-UserName', samba.userName, '-Password', '-'],
+      { stdin: `${samba.password}\n` },
+    );
     expectFailure(r, 10, 'SharePathNotFound');
     // The account was accepted: what failed is opening the share, not signing in.
     expect(r.json).toMatchObject({ Reachable: true, Authenticated: true });
@@ -102,15 +106,27 @@ describe.skipIf(!sambaAvailable())('SMB credentials and path failures', () => {
   });
 
   it('Test-BackupShare on a folder that does not exist on the share: exit 10, SharePathNotFound', async () => {
-    const r = await d.cli(['Test-BackupShare', '-Path', `${samba.smbUrl}/no/such/folder`, '-UserName', samba.userName, '-Password', '-'],
-      { stdin: `${samba.password}\n` });
+    const r = await d.cli(['Test-BackupShare', '-Path', `${samba.smbUrl}/no/such/folder`, '-UserName', samba.userName, '-Password', '-'], {
+      stdin: `${samba.password}\n`,
+    });
     expectFailure(r, 10, 'SharePathNotFound');
   });
 
   it('a backup to a share name that does not exist: exit 10 and a SharePath alert; the good share is untouched', async () => {
     const good = (await usableBackups(d)).map((b) => b.Name);
-    const r0 = await d.cli(['Set-BackupShare', '-Path', `smb://127.0.0.1:${samba.port}/nosuchshare/x`, '-UserName', samba.userName, '-Password', '-', '-SkipValidation'],
-      { stdin: `${samba.password}\n` });
+    const r0 = await d.cli(
+      [
+        'Set-BackupShare',
+        '-Path',
+        `smb://127.0.0.1:${samba.port}/nosuchshare/x`,
+        '-UserName',
+        samba.userName,
+        '-Password',
+        '-',
+        '-SkipValidation',
+      ],
+      { stdin: `${samba.password}\n` },
+    );
     expectOk(r0, 'Set-BackupShare -SkipValidation');
     const r = await d.cli(['Start-InfrastructureBackup']);
     expectFailure(r, 10, 'SharePathNotFound');
@@ -120,7 +136,7 @@ describe.skipIf(!sambaAvailable())('SMB credentials and path failures', () => {
     expectOk(await d.setShare(), 'Set-BackupShare');
     expect((await usableBackups(d)).map((b) => b.Name)).toEqual(good);
     await d.backup();
-    expect((await alerts(d, 'Active'))).toEqual([]);
+    expect(await alerts(d, 'Active')).toEqual([]);
   });
 });
 
@@ -160,7 +176,9 @@ describe.skipIf(!sambaAvailable())('SMB server down', () => {
     const all = await alerts(d);
     expect(all.find((a) => a.AlertType === 'ShareConnectivity')).toMatchObject({ Status: 'Closed' });
     expect(all.filter((a) => a.Status === 'Active')).toEqual([]);
-    expect(list(expectOk(await d.cli(['Get-BackupAlert', '-Status', 'Closed'])).json).map((a) => a.AlertType)).toContain('ShareConnectivity');
+    expect(list(expectOk(await d.cli(['Get-BackupAlert', '-Status', 'Closed'])).json).map((a) => a.AlertType)).toContain(
+      'ShareConnectivity',
+    );
   });
 
   it('server killed in the middle of a backup: the job fails, no partial backup lists, earlier backups stay intact', async () => {
@@ -176,7 +194,10 @@ describe.skipIf(!sambaAvailable())('SMB server down', () => {
       // Role files are written in place inside the backup's uncommitted `<name>.partial` folder.
       for (const folder of (await partialsUnder(mas)).filter((p) => p.endsWith('.partial'))) {
         for (const f of await fs.readdir(path.join(mas, folder)).catch(() => [] as string[])) {
-          const size = await fs.stat(path.join(mas, folder, f)).then((s) => s.size, () => 0);
+          const size = await fs.stat(path.join(mas, folder, f)).then(
+            (s) => s.size,
+            () => 0,
+          );
           if (size > 2 << 20) streaming = true;
         }
       }
@@ -230,7 +251,7 @@ describe.skipIf(!sambaAvailable())('SMB share too small', () => {
     await samba?.stop();
   });
 
-  it('with room for what retention needs, Test-BackupShare passes and reports the share\'s capped free space', async () => {
+  it("with room for what retention needs, Test-BackupShare passes and reports the share's capped free space", async () => {
     const r = expectOk(await d.cli(['Test-BackupShare']), 'Test-BackupShare');
     expect(r.json.HasEnoughCapacity).toBe(true);
     expect(r.json.AvailableCapacity).toBeGreaterThan(0);
@@ -327,7 +348,12 @@ describe.skipIf(!sambaAvailable())('a backup to SMB that is stopped', () => {
     await whileWriting();
     process.kill(job.Pid, 'SIGTERM');
     const deadline = Date.now() + 30_000;
-    while (await fs.access(`/proc/${job.Pid}`).then(() => true, () => false)) {
+    while (
+      await fs.access(`/proc/${job.Pid}`).then(
+        () => true,
+        () => false,
+      )
+    ) {
       if (Date.now() > deadline) throw new Error('the job runner did not stop');
       await new Promise((r) => setTimeout(r, 50));
     }

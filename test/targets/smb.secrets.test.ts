@@ -108,7 +108,9 @@ describe.skipIf(!sambaAvailable())('the share password stays secret', () => {
     outputs.push(expectOk(await d.cli(['Invoke-BackupPrune', '-DryRun'])));
     // Failures print the account and the server's verdict, not the password that was tried.
     const wrong = `${samba.password}-but-wrong`;
-    const refused = await d.cli(['Test-BackupShare', '-Path', d.path, '-UserName', samba.userName, '-Password', '-'], { stdin: `${wrong}\n` });
+    const refused = await d.cli(['Test-BackupShare', '-Path', d.path, '-UserName', samba.userName, '-Password', '-'], {
+      stdin: `${wrong}\n`,
+    });
     expect(refused.code).toBe(13);
     expect(refused.stdout + refused.stderr).not.toContain(wrong);
     outputs.push(refused);

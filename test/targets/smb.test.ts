@@ -110,7 +110,9 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
     expect(space.available).toBeGreaterThan(1024 * 1024);
 
     await t.write('fits.bin', Readable.from([randomBytes(512 * 1024)]));
-    const e = await rejected(t.write('backup/too-big.bin', Readable.from([randomBytes(1024 * 1024), randomBytes(1024 * 1024), randomBytes(1024 * 1024)])));
+    const e = await rejected(
+      t.write('backup/too-big.bin', Readable.from([randomBytes(1024 * 1024), randomBytes(1024 * 1024), randomBytes(1024 * 1024)])),
+    );
     expect(e.alertType).toBe('ShareCapacity');
     expect(e.category).toBe('QuotaExceeded');
     expect(e.exitCode).toBe(14);
@@ -222,7 +224,12 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
   it('reads file names that look like smbclient messages as names: nothing fails, nothing looks empty', async () => {
     const t = target();
     const folder = `odd-names-${Date.now()}`;
-    const names = ['readme NT_STATUS_NOT_FOUND.txt', 'note NT_STATUS_DISK_FULL.txt', 'Connection to x failed (Error NT_STATUS_IO_TIMEOUT)', '1 blocks of size 1. 1 blocks available'];
+    const names = [
+      'readme NT_STATUS_NOT_FOUND.txt',
+      'note NT_STATUS_DISK_FULL.txt',
+      'Connection to x failed (Error NT_STATUS_IO_TIMEOUT)',
+      '1 blocks of size 1. 1 blocks available',
+    ];
     await fs.promises.mkdir(path.join(samba.root, folder, 'sub'), { recursive: true });
     for (const n of names) {
       await fs.promises.writeFile(path.join(samba.root, folder, n), 'x');
@@ -249,7 +256,11 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
     await fs.promises.mkdir(path.join(samba.root, 'İstanbul', 'MASBackup', '20240101T000000Z', 'abc'), { recursive: true });
     await fs.promises.writeFile(path.join(samba.root, 'İstanbul', 'MASBackup', '20240101T000000Z', 'abc', 'BackupInfo.xml'), 'x');
     const t = target(`${samba.smbUrl}/İstanbul`);
-    expect((await t.listTree('MASBackup')).map((e) => e.path).sort()).toEqual(['20240101T000000Z', '20240101T000000Z/abc', '20240101T000000Z/abc/BackupInfo.xml']);
+    expect((await t.listTree('MASBackup')).map((e) => e.path).sort()).toEqual([
+      '20240101T000000Z',
+      '20240101T000000Z/abc',
+      '20240101T000000Z/abc/BackupInfo.xml',
+    ]);
   });
 
   it('refuses credentials the auth file cannot carry', () => {
@@ -294,11 +305,23 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
     });
 
     const failing: Array<[string, () => Target, string, string, number]> = [
-      ['a wrong password', () => target(samba.smbUrl, { userName: samba.userName, password: 'wrong' }), 'Authenticate', 'ShareAuthentication', 13],
+      [
+        'a wrong password',
+        () => target(samba.smbUrl, { userName: samba.userName, password: 'wrong' }),
+        'Authenticate',
+        'ShareAuthentication',
+        13,
+      ],
       ['an unknown share', () => target(`smb://127.0.0.1:${samba.port}/nosuchshare`), 'Open', 'SharePath', 10],
       ['a missing folder', () => target(`${samba.smbUrl}/missing-folder`), 'Open', 'SharePath', 10],
       ['a closed port', () => target(`smb://127.0.0.1:1/backups`), 'Connect', 'ShareConnectivity', 10],
-      ['too little space', () => openTarget(tiny.smbUrl, { userName: tiny.userName, password: tiny.password }), 'Capacity', 'ShareCapacity', 14],
+      [
+        'too little space',
+        () => openTarget(tiny.smbUrl, { userName: tiny.userName, password: tiny.password }),
+        'Capacity',
+        'ShareCapacity',
+        14,
+      ],
     ];
     it.each(failing)('stops at the failing step with its alert type: %s', async (_what, make, step, alertType, exitCode) => {
       const r = await checkShare(make(), { requiredBytes: 100 * 1024 * 1024 });
