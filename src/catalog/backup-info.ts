@@ -306,13 +306,8 @@ function malformedField(raw: ParsedXml, info: BackupInfo): string | undefined {
   return undefined;
 }
 
-export function parseBackupInfo(text: string, expectedName: string): ParsedBackupInfo {
-  if (text.length > MAX_BACKUP_INFO_BYTES) throw damaged(expectedName, `it is larger than ${MAX_BACKUP_INFO_BYTES} bytes`);
-  const seal = SEAL.exec(text);
-  if (!seal) throw damaged(expectedName, 'its seal is missing or malformed');
-  const signed = text.slice(0, seal.index);
-  const digestValid = createHash('sha256').update(signed).digest('hex') === seal[1];
-  let raw: ParsedXml;
+/** The XML of BackupInfo.xml as fast-xml-parser reads it; damaged unless it has a BackupInfo element. */
+function parseXml(text: string, expectedName: string): ParsedXml {
   try {
     const parser = new XMLParser({
       ignoreAttributes: false,
@@ -321,26 +316,50 @@ export function parseBackupInfo(text: string, expectedName: string): ParsedBacku
       trimValues: true,
       isArray: (name) => ['Recipient', 'Role', 'File', 'Arg', 'Kept'].includes(name),
     });
-    raw = parser.parse(text).BackupInfo;
+    const raw = parser.parse(text).BackupInfo;
     if (!raw) throw new Error('no BackupInfo element');
+    return raw;
   } catch (e) {
     throw damaged(expectedName, `it is not readable XML (${(e as Error).message})`);
   }
+}
+
+function formatVersionOf(raw: ParsedXml, expectedName: string): number {
   const formatVersion = Number(raw['@_FormatVersion'] ?? 1);
-  if (!READABLE_VERSIONS.includes(formatVersion)) {
-    throw new AzsError(
-      `Backup ${expectedName} is in format version ${String(raw['@_FormatVersion'])}, which this version of AzsBackup does not read.`,
-      {
-        errorId: 'UnsupportedBackupFormat',
-        category: 'InvalidData',
-        exitCode: ExitCode.Integrity,
-        targetObject: expectedName,
-        recommendedAction: 'Use the AzsBackup version that made this backup, or a newer one.',
-      },
-    );
-  }
+  if (READABLE_VERSIONS.includes(formatVersion)) return formatVersion;
+  throw new AzsError(
+    `Backup ${expectedName} is in format version ${String(raw['@_FormatVersion'])}, which this version of AzsBackup does not read.`,
+    {
+      errorId: 'UnsupportedBackupFormat',
+      category: 'InvalidData',
+      exitCode: ExitCode.Integrity,
+      targetObject: expectedName,
+      recommendedAction: 'Use the AzsBackup version that made this backup, or a newer one.',
+    },
+  );
+}
+
+function roleFromXml(r: ParsedXml): RoleRecord {
+  return {
+    definition: definitionFromXml(String(r['@_Name']), r.Definition ?? {}),
+    status: String(r['@_Status']) as BackupStatus,
+    size: Number(r['@_Size']),
+    durationMs: Number(r['@_DurationMs']),
+    ...(r.Error !== undefined ? { error: String(r.Error) } : {}),
+    ...(r.Kept !== undefined
+      ? { kept: Object.fromEntries(asArray<Record<string, string>>(r.Kept).map((k) => [String(k['@_Name']), String(k['@_Value'])])) }
+      : {}),
+    files: asArray<Record<string, string>>(r.File).map((f) => ({
+      name: String(f['@_Name']),
+      size: Number(f['@_Size']),
+      sha256: String(f['@_Sha256']),
+    })),
+  };
+}
+
+function infoFromXml(raw: ParsedXml, formatVersion: number): BackupInfo {
   const enc = raw.Encryption ?? {};
-  const info: BackupInfo = {
+  return {
     formatVersion,
     name: String(raw.Name),
     status: String(raw.Status) as BackupStatus,
@@ -355,22 +374,19 @@ export function parseBackupInfo(text: string, expectedName: string): ParsedBacku
       algorithm: r['@_Algorithm'] as WrappedKey['algorithm'],
       value: Buffer.from(String(r['#text'] ?? ''), 'base64'),
     })),
-    roles: asArray<ParsedXml>(raw.Roles?.Role).map((r) => ({
-      definition: definitionFromXml(String(r['@_Name']), r.Definition ?? {}),
-      status: String(r['@_Status']) as BackupStatus,
-      size: Number(r['@_Size']),
-      durationMs: Number(r['@_DurationMs']),
-      ...(r.Error !== undefined ? { error: String(r.Error) } : {}),
-      ...(r.Kept !== undefined
-        ? { kept: Object.fromEntries(asArray<Record<string, string>>(r.Kept).map((k) => [String(k['@_Name']), String(k['@_Value'])])) }
-        : {}),
-      files: asArray<Record<string, string>>(r.File).map((f) => ({
-        name: String(f['@_Name']),
-        size: Number(f['@_Size']),
-        sha256: String(f['@_Sha256']),
-      })),
-    })),
+    roles: asArray<ParsedXml>(raw.Roles?.Role).map(roleFromXml),
   };
+}
+
+export function parseBackupInfo(text: string, expectedName: string): ParsedBackupInfo {
+  if (text.length > MAX_BACKUP_INFO_BYTES) throw damaged(expectedName, `it is larger than ${MAX_BACKUP_INFO_BYTES} bytes`);
+  const seal = SEAL.exec(text);
+  if (!seal) throw damaged(expectedName, 'its seal is missing or malformed');
+  const signed = text.slice(0, seal.index);
+  const digestValid = createHash('sha256').update(signed).digest('hex') === seal[1];
+  const raw = parseXml(text, expectedName);
+  const formatVersion = formatVersionOf(raw, expectedName);
+  const info = infoFromXml(raw, formatVersion);
   if (info.name !== expectedName) throw damaged(expectedName, `it names backup ${info.name}`);
   const wrong = malformedField(raw, info);
   if (wrong) throw damaged(expectedName, wrong);

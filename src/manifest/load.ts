@@ -248,35 +248,19 @@ function parseValidation(r: Reader, element: string, node: Record<string, unknow
   return v;
 }
 
-function parseParameter(r: Reader, node: unknown, sets: string[]): ParameterDef {
-  const a = attrs(node);
-  const name = a.Name ?? r.fail('Parameters/Parameter', 'a parameter has no Name');
-  const element = `Parameter[Name=${name}]`;
-  if (!pascal.test(name)) r.fail(element, `Name "${name}" must be PascalCase letters and digits`);
-  checkKnown(
-    r,
-    element,
-    node,
-    ['Name', 'Type', 'Mandatory', 'Position', 'Aliases', 'ValueFromPipelineByPropertyName', 'Secret', 'CompleteFrom'],
-    ['Set', 'Help', 'ValidateSet', 'ValidateRange', 'ValidatePattern', 'ValidateLength'],
-  );
-  const type = a.Type as ParameterType;
-  if (!a.Type) r.fail(element, 'Type is required');
-  if (!parameterTypes.includes(type)) r.fail(element, `unknown Type "${a.Type}" (known: ${parameterTypes.join(', ')})`);
-  const isSecretType = secretTypes.includes(type);
-  const secret = bool(r, element, 'Secret', a.Secret, isSecretType);
-  if (secret && !isSecretType) r.fail(element, `Secret="true" needs Type SecureString or PSCredential, not ${type}`);
-  if (!secret && isSecretType) r.fail(element, `a ${type} parameter is always a secret; remove Secret="false"`);
-  const obj = node as Record<string, unknown>;
-  const help = prose(text(single(r, element, obj, 'Help')) ?? '');
-  if (help === '') r.fail(`${element}/Help`, 'is missing or empty: every parameter needs help text');
-
+/** The parameter sets a parameter belongs to, with its defaults applied where a <Set> says nothing. */
+function parameterSetMembership(
+  r: Reader,
+  element: string,
+  a: Record<string, string | undefined>,
+  setNodes: unknown[],
+  sets: string[],
+): ParameterSetMembership[] {
   const defaults = {
     mandatory: bool(r, element, 'Mandatory', a.Mandatory, false),
     position: int(r, element, 'Position', a.Position),
     pipeline: bool(r, element, 'ValueFromPipelineByPropertyName', a.ValueFromPipelineByPropertyName, false),
   };
-  const setNodes = list(node, 'Set');
   const membership: ParameterSetMembership[] = [];
   if (setNodes.length === 0) {
     for (const set of sets) {
@@ -310,6 +294,33 @@ function parseParameter(r: Reader, node: unknown, sets: string[]): ParameterDef 
       });
     }
   }
+  return membership;
+}
+function parseParameter(r: Reader, node: unknown, sets: string[]): ParameterDef {
+  const a = attrs(node);
+  const name = a.Name ?? r.fail('Parameters/Parameter', 'a parameter has no Name');
+  const element = `Parameter[Name=${name}]`;
+  if (!pascal.test(name)) r.fail(element, `Name "${name}" must be PascalCase letters and digits`);
+  checkKnown(
+    r,
+    element,
+    node,
+    ['Name', 'Type', 'Mandatory', 'Position', 'Aliases', 'ValueFromPipelineByPropertyName', 'Secret', 'CompleteFrom'],
+    ['Set', 'Help', 'ValidateSet', 'ValidateRange', 'ValidatePattern', 'ValidateLength'],
+  );
+  const type = a.Type as ParameterType;
+  if (!a.Type) r.fail(element, 'Type is required');
+  if (!parameterTypes.includes(type)) r.fail(element, `unknown Type "${a.Type}" (known: ${parameterTypes.join(', ')})`);
+  const isSecretType = secretTypes.includes(type);
+  const secret = bool(r, element, 'Secret', a.Secret, isSecretType);
+  if (secret && !isSecretType) r.fail(element, `Secret="true" needs Type SecureString or PSCredential, not ${type}`);
+  if (!secret && isSecretType) r.fail(element, `a ${type} parameter is always a secret; remove Secret="false"`);
+  const obj = node as Record<string, unknown>;
+  const help = prose(text(single(r, element, obj, 'Help')) ?? '');
+  if (help === '') r.fail(`${element}/Help`, 'is missing or empty: every parameter needs help text');
+
+  const setNodes = list(node, 'Set');
+  const membership = parameterSetMembership(r, element, a, setNodes, sets);
   for (const m of membership) {
     if (m.position === undefined) delete m.position;
   }
