@@ -203,7 +203,8 @@ export function notAuthenticated(name: string, thumbprint: string): AzsError {
       exitCode: ExitCode.Integrity,
       targetObject: name,
       recommendedAction:
-        'Restore a backup made since Set-BackupShare was given the .pfx (-DecryptionCertPath). Only if you are sure nobody else could write to the share since this backup was made, add -AllowUnauthenticated.',
+        'Restore a backup made since Set-BackupShare was given the .pfx (-DecryptionCertPath). Only if you are sure nobody else could ' +
+        'write to the share since this backup was made, add -AllowUnauthenticated.',
     },
   );
 }

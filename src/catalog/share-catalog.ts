@@ -133,7 +133,8 @@ function unreadableInfo(entry: BackupEntry, refusal: AzsError): AzsError {
     exitCode: ExitCode.Integrity,
     targetObject: entry.name,
     recommendedAction:
-      'Do not restore from this backup; restore from another one (Get-InfrastructureBackup), check the share for damage or tampering, and remove it with Remove-InfrastructureBackup.',
+      'Do not restore from this backup; restore from another one (Get-InfrastructureBackup), check the share for damage or tampering, ' +
+      'and remove it with Remove-InfrastructureBackup.',
     cause: refusal,
   });
 }

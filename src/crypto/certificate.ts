@@ -211,7 +211,8 @@ export async function readCertificateFile(path: string): Promise<CertificateInfo
       exitCode: ExitCode.Usage,
       targetObject: path,
       recommendedAction:
-        'Give the .cer file of the encryption certificate (New-EncryptionKey -Certificate makes one); a .pfx belongs to -DecryptionCertPath.',
+        'Give the .cer file of the encryption certificate (New-EncryptionKey -Certificate makes one); a .pfx belongs to ' +
+        '-DecryptionCertPath.',
       cause,
     });
   }

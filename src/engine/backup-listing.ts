@@ -39,7 +39,8 @@ export async function listBackups(
         Status: 'Failed',
         IsCloudRecoveryReady: false,
         Progress:
-          'Its BackupInfo.xml was changed after the backup was written (its digest does not match): do not restore from it, and check the share for tampering (Test-InfrastructureBackup).',
+          'Its BackupInfo.xml was changed after the backup was written (its digest does not match): do not restore from it, and check ' +
+          'the share for tampering (Test-InfrastructureBackup).',
       };
     }
     warn(`Backup ${entry.name} is listed as unreadable: ${read.message}`, entry.name);

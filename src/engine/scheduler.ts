@@ -38,7 +38,8 @@ export async function schedulerTick(
     await alerts.close(['BackupOverdue']);
     progress.log?.(
       'Warning',
-      'The backup scheduler is off, so no backup was taken. Turn it on with Set-BackupShare -IsBackupSchedulerEnabled $true, or take one now with Start-InfrastructureBackup.',
+      'The backup scheduler is off, so no backup was taken. Turn it on with Set-BackupShare -IsBackupSchedulerEnabled $true, or take ' +
+        'one now with Start-InfrastructureBackup.',
     );
     return undefined;
   }

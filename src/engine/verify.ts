@@ -38,12 +38,14 @@ export interface BackupTestRecord {
 const CHECKED = {
   Hash:
     'Integrity only: every stored file against the size and SHA-256 that BackupInfo.xml records, and BackupInfo.xml against its digest. ' +
-    'This finds damage, not forgery: anyone who can write to the share can make a backup that passes. Give the key or the .pfx to check who made it.',
+    'This finds damage, not forgery: anyone who can write to the share can make a backup that passes. Give the key or the .pfx to ' +
+    'check who made it.',
   Authenticated:
     "Authenticity and integrity: BackupInfo.xml proven to come from a holder of the key or of the certificate's authentication secret, " +
     'and every chunk of every role decrypted and authenticated.',
   Unauthenticated:
-    'Integrity under the decryption material, but NOT who made the backup (-AllowUnauthenticated): every chunk decrypted and authenticated ' +
+    'Integrity under the decryption material, but NOT who made the backup (-AllowUnauthenticated): every chunk decrypted and ' +
+    'authenticated ' +
     'under a data key that anyone holding the public certificate could have wrapped.',
 };
 

@@ -125,7 +125,8 @@ function commonBlock(m: CmdletManifest, width: number): string {
     wrap(
       'This cmdlet supports --output json|clixml|table|list (default: json when standard output is not a terminal, list when it is)' +
         `${m.reportsProgress ? ' and --progress json (progress records as JSON lines on standard error)' : ''}. ` +
-        'Parameter names are case-insensitive, accept a unique prefix, and may be written -Name value, -Name:value, --name value or --name=value.',
+        'Parameter names are case-insensitive, accept a unique prefix, and may be written -Name value, -Name:value, --name value or ' +
+        '--name=value.',
       8,
       width,
     ),

@@ -90,7 +90,8 @@ export class InputReader {
             category: 'InvalidArgument',
             exitCode: ExitCode.Usage,
             recommendedAction:
-              'Give each value on its own line of standard input (what is piped in may be a wrong file), or use the environment variable AZSBACKUP_<PARAMETERNAME>.',
+              'Give each value on its own line of standard input (what is piped in may be a wrong file), or use the environment ' +
+              'variable AZSBACKUP_<PARAMETERNAME>.',
           },
         );
       }

@@ -90,7 +90,8 @@ class Source {
         `-${p.name} - expects ${of === 2 ? 'two lines (the user name, then the password)' : 'one line'} on standard input, but it ended${index ? ' after the user name' : ''}.`,
         'SecretNotOnStdin',
         p.name,
-        'Write one line per secret given as -, in the order they appear on the command line (a credential takes two: user name, then password).',
+        'Write one line per secret given as -, in the order they appear on the command line (a credential takes two: user name, then ' +
+          'password).',
       );
     }
     return line;

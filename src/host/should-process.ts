@@ -51,7 +51,8 @@ export function createShouldProcess(o: ShouldProcessOptions): (target: string, a
           return false;
         case '?':
           o.promptOut.write(
-            'Y - Continue with only the next step of the operation.\nA - Continue with all the steps of the operation.\nN - Skip this operation and proceed with the next operation.\nL - Skip this operation and all subsequent operations.\n',
+            'Y - Continue with only the next step of the operation.\nA - Continue with all the steps of the operation.\nN - Skip this ' +
+              'operation and proceed with the next operation.\nL - Skip this operation and all subsequent operations.\n',
           );
       }
     }

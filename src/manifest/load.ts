@@ -331,7 +331,8 @@ function parseParameter(r: Reader, node: unknown, sets: string[]): ParameterDef 
     if (membership.some((m) => m.mandatory) && !selectsSet) {
       r.fail(
         element,
-        'a Switch cannot be Mandatory (a switch that must always be given carries no information), unless it selects a parameter set: declare it in that <Set Name=... Mandatory="true"/> only',
+        'a Switch cannot be Mandatory (a switch that must always be given carries no information), unless it selects a parameter set: ' +
+          'declare it in that <Set Name=... Mandatory="true"/> only',
       );
     }
     if (membership.some((m) => m.position !== undefined)) r.fail(element, 'a Switch cannot have a Position');

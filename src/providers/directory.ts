@@ -25,7 +25,8 @@ function unsafeEntry(entryPath: string, why: string): AzsError {
       exitCode: ExitCode.Integrity,
       targetObject: entryPath,
       recommendedAction:
-        'Do not restore this backup: it was tampered with or was not made by AzsBackup. Restore an earlier backup and check who can write to the share.',
+        'Do not restore this backup: it was tampered with or was not made by AzsBackup. Restore an earlier backup and check who can ' +
+        'write to the share.',
     },
   );
 }
@@ -131,7 +132,8 @@ function sourceChanged(root: string, role: string, stderr: string): AzsError | u
       targetObject: root,
       retryable: true,
       recommendedAction:
-        'Stop or pause what writes to the folder during the backup, or back up live data with a provider that takes a consistent copy (sqlite, postgres, or a command that snapshots it), then run the backup again.',
+        'Stop or pause what writes to the folder during the backup, or back up live data with a provider that takes a consistent copy ' +
+        '(sqlite, postgres, or a command that snapshots it), then run the backup again.',
     },
   );
 }

@@ -120,7 +120,8 @@ export function assertNoPassword(uri: string): void {
       'The PostgreSQL connection string holds a password; it would be stored and shown in clear. The command line was not saved.',
       'PostgresPasswordInConnectionString',
       null,
-      'Give the connection string without the password (postgresql://user@host:port/database) and the password with -DatabasePassword, which is sealed.',
+      'Give the connection string without the password (postgresql://user@host:port/database) and the password with -DatabasePassword, ' +
+        'which is sealed.',
     );
   }
 }

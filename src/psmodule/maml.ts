@@ -170,7 +170,8 @@ function commandElement(cmdlet: CmdletManifest): XmlElement {
       el(
         'maml:alert',
         paragraphs(
-          'Generated from the AzsBackup manifest of this cmdlet. Get-Help about_AzsBackup explains the concepts, the setup, key rotation and restoring on a redeployed machine.',
+          'Generated from the AzsBackup manifest of this cmdlet. Get-Help about_AzsBackup explains the concepts, the setup, key ' +
+            'rotation and restoring on a redeployed machine.',
         ),
       ),
     ]),

@@ -52,11 +52,15 @@ const NETWORK_ERRORS = new Set([
 
 const remediation: Record<ShareAlertType, string> = {
   ShareConnectivity:
-    'Check that the storage endpoint is reachable from this machine (name resolution, proxy, firewall allowing HTTPS to the account) and not throttling this account, then run Test-BackupShare.',
+    'Check that the storage endpoint is reachable from this machine (name resolution, proxy, firewall allowing HTTPS to the account) ' +
+    'and not throttling this account, then run Test-BackupShare.',
   SharePath:
-    'Check the container URL: the account and the container must exist (create the container if needed), then run Set-BackupShare with the corrected -Path.',
+    'Check the container URL: the account and the container must exist (create the container if needed), then run Set-BackupShare with ' +
+    'the corrected -Path.',
   ShareAuthentication:
-    'Check the storage account key or SAS token: it must belong to this account, be current (keys rotate, SAS tokens expire), and a SAS must allow read, add, create, write, delete and list on the container; then run Set-BackupShare with -StorageAccountKey or -SasToken.',
+    'Check the storage account key or SAS token: it must belong to this account, be current (keys rotate, SAS tokens expire), and a ' +
+    'SAS must allow read, add, create, write, delete and list on the container; then run Set-BackupShare with -StorageAccountKey or ' +
+    '-SasToken.',
   ShareCapacity: 'The storage account refused more data: raise its quota or free space in it, then run Test-BackupShare.',
 };
 
@@ -344,7 +348,8 @@ export class BlobTarget implements Target {
         category: 'PermissionDenied',
         targetObject: paths,
         recommendedAction:
-          'Nothing is wrong: the blobs can be deleted once their retention ends or the hold or lease is released. Invoke-BackupPrune removes them then.',
+          'Nothing is wrong: the blobs can be deleted once their retention ends or the hold or lease is released. Invoke-BackupPrune ' +
+          'removes them then.',
       },
     );
   }

@@ -28,7 +28,8 @@ export function openTarget(path: string, credential?: SmbCredential | BlobCreden
         category: 'InvalidArgument',
         targetObject: location.display,
         recommendedAction:
-          'Give one: Set-BackupShare -Path <url> -StorageAccountKey - (or -SasToken -) reads it from standard input; AZSBACKUP_STORAGEACCOUNTKEY or AZSBACKUP_SASTOKEN supply it, or a terminal prompts for it.',
+          'Give one: Set-BackupShare -Path <url> -StorageAccountKey - (or -SasToken -) reads it from standard input; ' +
+          'AZSBACKUP_STORAGEACCOUNTKEY or AZSBACKUP_SASTOKEN supply it, or a terminal prompts for it.',
       });
     }
     return new BlobTarget(location, credential);

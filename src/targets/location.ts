@@ -40,7 +40,8 @@ export interface BlobLocation {
 export const DEFAULT_SMB_PORT = 445;
 
 const ACCEPTED_FORMS =
-  'Give a UNC path (\\\\server\\share\\folder), an SMB URL (smb://server[:port]/share/folder), a blob container URL (https://account.blob.core.windows.net/container[/prefix]) or an absolute local folder (/mnt/backups).';
+  'Give a UNC path (\\\\server\\share\\folder), an SMB URL (smb://server[:port]/share/folder), a blob container URL ' +
+  '(https://account.blob.core.windows.net/container[/prefix]) or an absolute local folder (/mnt/backups).';
 
 // Characters Windows refuses in share and file names; smbclient's command parser also splits on ';'.
 const BAD_NAME_CHARS = /[\\/:*?"<>|;\x00-\x1f]/;
@@ -153,7 +154,8 @@ function parseBlobUrl(input: string): ShareLocation {
   if (url.search || url.hash || input.includes('?')) {
     throw invalid(
       input,
-      'a query (such as a SAS token) does not belong in the path, where other users and the shell history can read it; pass it with -SasToken',
+      'a query (such as a SAS token) does not belong in the path, where other users and the shell history can read it; pass it with ' +
+        '-SasToken',
     );
   }
   const host = url.hostname;

@@ -7,13 +7,17 @@ import { ReadFailure, type ReadLimit } from '../io/bounded-read.js';
  */
 const remediation: Record<ShareAlertType, string> = {
   ShareConnectivity:
-    'Check that the file server is running and reachable from this machine (name resolution, routing, firewall allowing TCP to the SMB port), then run Test-BackupShare.',
+    'Check that the file server is running and reachable from this machine (name resolution, routing, firewall allowing TCP to the SMB ' +
+    'port), then run Test-BackupShare.',
   SharePath:
-    'Check the backup path: the server, the share name and the folder must exist (create the folder if needed), then run Set-BackupShare with the corrected -Path.',
+    'Check the backup path: the server, the share name and the folder must exist (create the folder if needed), then run ' +
+    'Set-BackupShare with the corrected -Path.',
   ShareAuthentication:
-    'Check the account name and password, that the account is not locked or expired, and that it has read and write permission on the share and folder; then run Set-BackupShare with the corrected -Credential.',
+    'Check the account name and password, that the account is not locked or expired, and that it has read and write permission on the ' +
+    'share and folder; then run Set-BackupShare with the corrected -Credential.',
   ShareCapacity:
-    'Free space on the share or enlarge it, or lower the retention period (Set-BackupShare -BackupRetentionPeriodInDays), then run Invoke-BackupPrune and Test-BackupShare.',
+    'Free space on the share or enlarge it, or lower the retention period (Set-BackupShare -BackupRetentionPeriodInDays), then run ' +
+    'Invoke-BackupPrune and Test-BackupShare.',
 };
 
 const categoryOf: Record<ShareAlertType, ErrorCategory> = {
@@ -81,7 +85,8 @@ export function shareFileLimit(location: string, maxBytes: number): ReadLimit {
     maxBytes,
     exitCode: ExitCode.Integrity,
     remediation:
-      'AzsBackup never writes such a file: check the share for damage or tampering, and remove or replace the file (Invoke-BackupPrune and Remove-InfrastructureBackup remove a backup that cannot be read).',
+      'AzsBackup never writes such a file: check the share for damage or tampering, and remove or replace the file (Invoke-BackupPrune ' +
+      'and Remove-InfrastructureBackup remove a backup that cannot be read).',
   };
 }
 

@@ -140,7 +140,8 @@ describe('a BackupInfo.xml over the limit', () => {
     const xml = await fs.readFile(info, 'utf8');
     // 50 MB of well-formed roles before the seal: parsing it all is what must not happen.
     const role =
-      '<Role Name="Pad" Status="Succeeded" Size="1" DurationMs="1"><Definition Provider="directory" RestoreOrder="1"><Path>/srv/pad</Path></Definition></Role>\n';
+      '<Role Name="Pad" Status="Succeeded" Size="1" DurationMs="1"><Definition Provider="directory" ' +
+      'RestoreOrder="1"><Path>/srv/pad</Path></Definition></Role>\n';
     await fs.writeFile(info, xml.replace('</Roles>', `${role.repeat(Math.ceil(50e6 / role.length))}</Roles>`));
     expect((await fs.stat(info)).size).toBeGreaterThan(50e6);
 

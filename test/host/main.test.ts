@@ -52,8 +52,12 @@ const share = set.cmdlets.find((c) => c.name === 'Set-TestShare')!;
 describe('help from the manifest', () => {
   test('syntax per parameter set, in PowerShell style', () => {
     expect(syntaxLines(share)).toEqual([
-      'Set-TestShare [-Path] <String> [-Credential <PSCredential>] [-EncryptionKey <SecureString>] [-BackupFrequencyInHours <Int32>] [-BackupRetentionPeriodInDays <Int32>] [-Mode <String>] [-IsEnabled <Boolean>] [-SkipValidation] [-WhatIf] [-Confirm] [<CommonParameters>]',
-      'Set-TestShare [-Path] <String> -EncryptionCertPath <String> [-Credential <PSCredential>] [-BackupFrequencyInHours <Int32>] [-BackupRetentionPeriodInDays <Int32>] [-Mode <String>] [-IsEnabled <Boolean>] [-SkipValidation] [-WhatIf] [-Confirm] [<CommonParameters>]',
+      'Set-TestShare [-Path] <String> [-Credential <PSCredential>] [-EncryptionKey <SecureString>] [-BackupFrequencyInHours <Int32>] ' +
+        '[-BackupRetentionPeriodInDays <Int32>] [-Mode <String>] [-IsEnabled <Boolean>] [-SkipValidation] [-WhatIf] [-Confirm] ' +
+        '[<CommonParameters>]',
+      'Set-TestShare [-Path] <String> -EncryptionCertPath <String> [-Credential <PSCredential>] [-BackupFrequencyInHours <Int32>] ' +
+        '[-BackupRetentionPeriodInDays <Int32>] [-Mode <String>] [-IsEnabled <Boolean>] [-SkipValidation] [-WhatIf] [-Confirm] ' +
+        '[<CommonParameters>]',
     ]);
     const item = set.cmdlets.find((c) => c.name === 'Get-TestItem')!;
     expect(syntaxLines(item)[1]).toMatch(/^Get-TestItem \[-Name\] <String> \[-Id <Guid>\]/);

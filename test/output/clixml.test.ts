@@ -144,7 +144,8 @@ describe('CLIXML documents', () => {
         '<Db N="Ratio">0.5</Db>' +
         '<B N="Ok">true</B>' +
         '<G N="Id">0f8fad5b-d9cb-469f-a165-70867728950e</G>' +
-        '<Obj N="Tags" RefId="1"><TN RefId="1"><T>System.String[]</T><T>System.Array</T><T>System.Object</T></TN><LST><S>a</S><S>b</S></LST></Obj>' +
+        '<Obj N="Tags" RefId="1"><TN ' +
+        'RefId="1"><T>System.String[]</T><T>System.Array</T><T>System.Object</T></TN><LST><S>a</S><S>b</S></LST></Obj>' +
         `<Obj N="Main" RefId="2"><TN RefId="2"><T>AzsBackup.Role</T>${PSCO}</TN><MS><S N="RoleName">CA</S><S N="Status">Succeeded</S></MS></Obj>` +
         '<Obj N="Roles" RefId="3"><TN RefId="3"><T>System.Object[]</T><T>System.Array</T><T>System.Object</T></TN><LST>' +
         '<Ref RefId="2" />' +
@@ -199,7 +200,8 @@ describe('CLIXML documents', () => {
         '<I32 N="I">1</I32><I64 N="Big">1099511627776</I64><Db N="F">1.5</Db><B N="B">false</B>' +
         '<DT N="D">2026-01-01T00:00:00+00:00</DT><I64 N="Bi">-5</I64><Nil N="U" />' +
         `<Obj N="O" RefId="1"><TN RefId="1">${PSCO}</TN><MS><S N="K">v</S></MS></Obj>` +
-        '<Obj N="L" RefId="2"><TN RefId="2"><T>System.Object[]</T><T>System.Array</T><T>System.Object</T></TN><LST><S>s</S><I32>2</I32></LST></Obj>' +
+        '<Obj N="L" RefId="2"><TN ' +
+        'RefId="2"><T>System.Object[]</T><T>System.Array</T><T>System.Object</T></TN><LST><S>s</S><I32>2</I32></LST></Obj>' +
         '</MS></Obj></Objs>',
     );
   });

@@ -80,13 +80,16 @@ describe('table output', () => {
     const out = formatObjects([a, b], 'AzsBackup.Backup', 'table', t);
     const lines = out.split('\n');
     expect(lines[1]).toBe(
-      'Name    Status      Size CreatedDateTime          TimeTakenToCreate RoleStatus                                                              Tags          Ready',
+      'Name    Status      Size CreatedDateTime          TimeTakenToCreate RoleStatus                                                  ' +
+        '            Tags          Ready',
     );
     expect(lines[3]).toBe(
-      'nightly Succeeded 123456 2026-11-27T04:48:11.123Z 00:20:48.5        {@{RoleName=CA; Status=Succeeded}, @{RoleName=Identity; Status=Failed}} {a, b}         True',
+      'nightly Succeeded 123456 2026-11-27T04:48:11.123Z 00:20:48.5        {@{RoleName=CA; Status=Succeeded}, @{RoleName=Identity; ' +
+        'Status=Failed}} {a, b}         True',
     );
     expect(lines[4]).toBe(
-      'x       Failed         5                          1.02:00:00        {}                                                                      {1, 2, 3, 4…} False',
+      'x       Failed         5                          1.02:00:00        {}                                                          ' +
+        '            {1, 2, 3, 4…} False',
     );
   });
 

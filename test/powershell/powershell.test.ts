@@ -248,10 +248,15 @@ describe('PowerShell module in real pwsh (Pester)', () => {
     "$c.Output.Verbosity = 'Detailed'",
     "$c.Output.RenderMode = 'Plaintext'",
     '$r = Invoke-Pester -Configuration $c',
-    '$failures = @($r.Failed | ForEach-Object { @{ Name = $_.ExpandedPath; Message = (@($_.ErrorRecord | ForEach-Object { $_.DisplayErrorMessage }) -join [Environment]::NewLine) } })',
-    '$failures += @($r.FailedBlocks | ForEach-Object { @{ Name = $_.ExpandedPath + " (block)"; Message = (@($_.ErrorRecord | ForEach-Object { $_.DisplayErrorMessage }) -join [Environment]::NewLine) } })',
-    '$failures += @($r.FailedContainers | ForEach-Object { @{ Name = [string]$_.Item + " (file)"; Message = (@($_.ErrorRecord | ForEach-Object { $_.DisplayErrorMessage }) -join [Environment]::NewLine) } })',
-    '@{ Result = $r.Result; Passed = $r.PassedCount; Failed = $r.FailedCount; Skipped = $r.SkippedCount; NotRun = $r.NotRunCount; Total = $r.TotalCount; FailedBlocks = $r.FailedBlocksCount; FailedContainers = $r.FailedContainersCount; Failures = $failures } | ConvertTo-Json -Depth 6 | Set-Content -LiteralPath $env:AZSBACKUP_TEST_RESULT',
+    '$failures = @($r.Failed | ForEach-Object { @{ Name = $_.ExpandedPath; Message = (@($_.ErrorRecord | ForEach-Object { ' +
+      '$_.DisplayErrorMessage }) -join [Environment]::NewLine) } })',
+    '$failures += @($r.FailedBlocks | ForEach-Object { @{ Name = $_.ExpandedPath + " (block)"; Message = (@($_.ErrorRecord | ' +
+      'ForEach-Object { $_.DisplayErrorMessage }) -join [Environment]::NewLine) } })',
+    '$failures += @($r.FailedContainers | ForEach-Object { @{ Name = [string]$_.Item + " (file)"; Message = (@($_.ErrorRecord | ' +
+      'ForEach-Object { $_.DisplayErrorMessage }) -join [Environment]::NewLine) } })',
+    '@{ Result = $r.Result; Passed = $r.PassedCount; Failed = $r.FailedCount; Skipped = $r.SkippedCount; NotRun = $r.NotRunCount; ' +
+      'Total = $r.TotalCount; FailedBlocks = $r.FailedBlocksCount; FailedContainers = $r.FailedContainersCount; Failures = $failures } ' +
+      '| ConvertTo-Json -Depth 6 | Set-Content -LiteralPath $env:AZSBACKUP_TEST_RESULT',
   ].join('\n');
 
   it('has Pester files to run', () => {
