@@ -5,7 +5,7 @@ import { ConfigStore } from '../config/store.js';
 import { processStartTime } from '../config/file-lock.js';
 import { shareAccess } from '../session/session.js';
 import { queuedRecord, rolesToBackUp } from './backup-job.js';
-import type { BackupRecord } from './backup-record.js';
+import { queuedRoleStatus, type BackupRecord } from './backup-record.js';
 import { queueJob } from './job.js';
 import { JobStore } from './job-store.js';
 
@@ -33,15 +33,7 @@ export function startBackupInBackground(home: string, roleNames?: string[]): Bac
     child.unref();
     return {
       ...record,
-      RoleStatus: roles.map((r) => ({
-        RoleName: r.name,
-        Provider: r.provider,
-        Status: 'Queued',
-        Size: 0,
-        StoredSize: 0,
-        Duration: 0,
-        Error: null,
-      })),
+      RoleStatus: roles.map(queuedRoleStatus),
     };
   });
 }

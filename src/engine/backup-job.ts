@@ -7,7 +7,7 @@ import type { RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
 import { configuredRecipient, openShare, shareAccess } from '../session/session.js';
 import { runBackup, type BackupOutcome } from './backup.js';
-import type { BackupRecord } from './backup-record.js';
+import { queuedRoleStatus, type BackupRecord } from './backup-record.js';
 import { runJob } from './job.js';
 import { JobStore, type JobRecord } from './job-store.js';
 
@@ -70,15 +70,7 @@ export function queuedRecord(name: string, sharePath: string, roles: RoleDefinit
   return {
     Name: name,
     Status: 'Queued',
-    RoleStatus: roles.map((r) => ({
-      RoleName: r.name,
-      Provider: r.provider,
-      Status: 'Queued',
-      Size: 0,
-      StoredSize: 0,
-      Duration: 0,
-      Error: null,
-    })),
+    RoleStatus: roles.map(queuedRoleStatus),
     CreatedDateTime: new Date().toISOString(),
     TimeTakenToCreate: null,
     BackupDataVersion: '1.0',

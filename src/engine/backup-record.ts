@@ -13,6 +13,11 @@ export interface RoleStatusRecord {
   Error: string | null;
 }
 
+/** A role's status before its backup starts. */
+export function queuedRoleStatus(role: { name: string; provider: string }): RoleStatusRecord {
+  return { RoleName: role.name, Provider: role.provider, Status: 'Queued', Size: 0, StoredSize: 0, Duration: 0, Error: null };
+}
+
 export interface BackupRecord {
   Name: string;
   Status: BackupStatus;

@@ -18,7 +18,7 @@ import { withoutPassword } from '../providers/pgconn.js';
 import type { RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
 import type { Target } from '../targets/target.js';
-import { recordFromInfo, type BackupRecord, type RoleStatusRecord } from './backup-record.js';
+import { queuedRoleStatus, recordFromInfo, type BackupRecord, type RoleStatusRecord } from './backup-record.js';
 import { countBytes } from './byte-counter.js';
 import { mapConcurrent } from './concurrency.js';
 
@@ -150,15 +150,7 @@ function newRun(given: BackupRequest): BackupRun {
   const staging = req.target.renameCopies ? backupFolder(stamp, name) : partialFolder(stamp, name);
   const dataKey = newDataKey();
   const recipients = [wrapFor(req.recipient, dataKey, name)];
-  const statuses: RoleStatusRecord[] = req.roles.map((r) => ({
-    RoleName: r.name,
-    Provider: r.provider,
-    Status: 'Queued',
-    Size: 0,
-    StoredSize: 0,
-    Duration: 0,
-    Error: null,
-  }));
+  const statuses: RoleStatusRecord[] = req.roles.map(queuedRoleStatus);
   // The share makes the staging folder while the first roles start: their first bytes wait in the
   // pipe meanwhile, and on SMB the round trip (0.1-0.2 s) no longer comes before tar starts.
   const stagingReady = req.target.mkdir(staging);
