@@ -2,7 +2,7 @@ import type { Cmdlet } from '../src/host/cmdlet.js';
 import type { GetInfrastructureBackupParameters } from './generated/parameters.js';
 import { ConfigStore } from '../src/config/store.js';
 import { getBackup, listBackups } from '../src/engine/backup-listing.js';
-import { openShare, shareAccess, shareParameters } from '../src/session/session.js';
+import { openShare, shareAccess, shareParameters } from '../src/engine/share-access.js';
 
 /** Lists the backups on the share, newest first (-Top, -Skip), or gets one (-Name) with its progress. */
 const getInfrastructureBackup: Cmdlet<GetInfrastructureBackupParameters> = async ({

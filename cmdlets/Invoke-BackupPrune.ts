@@ -2,7 +2,7 @@ import type { Cmdlet } from '../src/host/cmdlet.js';
 import type { InvokeBackupPruneParameters } from './generated/parameters.js';
 import { ConfigStore } from '../src/config/store.js';
 import { pruneJob } from '../src/engine/prune.js';
-import { shareAccess } from '../src/session/session.js';
+import { shareAccess } from '../src/engine/share-access.js';
 
 /** Applies retention and removes incomplete leftovers; -DryRun only lists what it would delete. */
 const invokeBackupPrune: Cmdlet<InvokeBackupPruneParameters> = async ({ params, home, shouldProcess }) => {

@@ -2,7 +2,7 @@ import type { Cmdlet } from '../src/host/cmdlet.js';
 import type { RemoveInfrastructureBackupParameters } from './generated/parameters.js';
 import { ConfigStore } from '../src/config/store.js';
 import { removeBackupEverywhere } from '../src/engine/remove.js';
-import { openShare, shareAccess, shareParameters } from '../src/session/session.js';
+import { openShare, shareAccess, shareParameters } from '../src/engine/share-access.js';
 
 /** Deletes one backup; with -PassThru returns it, marked Deleted. */
 const removeInfrastructureBackup: Cmdlet<RemoveInfrastructureBackupParameters> = async ({

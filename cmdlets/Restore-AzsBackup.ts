@@ -2,7 +2,7 @@ import type { Cmdlet } from '../src/host/cmdlet.js';
 import type { RestoreAzsBackupParameters } from './generated/parameters.js';
 import { ConfigStore } from '../src/config/store.js';
 import { restoreJob } from '../src/engine/restore-job.js';
-import { decryptionMaterial, shareAccess, shareParameters } from '../src/session/session.js';
+import { decryptionMaterial, shareAccess, shareParameters } from '../src/engine/share-access.js';
 
 /**
  * Restores all roles, or one with -RoleName, from a backup, in their recorded order; works on a

@@ -6,7 +6,7 @@ import type { AlertSinks } from '../src/alerts/sinks.js';
 import { ConfigStore, type CertificateRecipient, type EncryptionSettings, type StoredConfig } from '../src/config/store.js';
 import { requiredCapacity } from '../src/session/capacity.js';
 import { backupLocation } from '../src/session/location.js';
-import { CERTIFICATE_SECRET_CONTEXT, notConfigured, openShare, shareAccess, shareParameters } from '../src/session/session.js';
+import { CERTIFICATE_SECRET_CONTEXT, notConfigured, openShare, shareAccess, shareParameters } from '../src/engine/share-access.js';
 
 /**
  * Configures the backup location: path, credential, encryption key or certificate, and scheduler;

@@ -3,7 +3,7 @@ import type { TestBackupShareParameters } from './generated/parameters.js';
 import { AzsError } from '../src/errors.js';
 import { ConfigStore } from '../src/config/store.js';
 import { requiredCapacity } from '../src/session/capacity.js';
-import { openShare, shareAccess, shareParameters } from '../src/session/session.js';
+import { openShare, shareAccess, shareParameters } from '../src/engine/share-access.js';
 import { checkShare } from '../src/targets/share-check.js';
 
 /** Reaches, authenticates, writes, reads and deletes a probe, and compares free space with what retention needs. */

@@ -3,7 +3,7 @@ import type { TestInfrastructureBackupParameters } from './generated/parameters.
 import { AzsError } from '../src/errors.js';
 import { ConfigStore } from '../src/config/store.js';
 import { verifyBackup } from '../src/engine/verify.js';
-import { decryptionMaterial, openShare, shareAccess, shareParameters } from '../src/session/session.js';
+import { decryptionMaterial, openShare, shareAccess, shareParameters } from '../src/engine/share-access.js';
 
 /**
  * Checks a backup without restoring it: without a key, every file against its recorded hash; with

@@ -3,7 +3,7 @@ import type { UpdateBackupEncryptionParameters } from './generated/parameters.js
 import { unauthenticatedCertificateWarning } from '../src/crypto/certificate-authentication.js';
 import { ConfigStore } from '../src/config/store.js';
 import { rewrapJob } from '../src/engine/rewrap.js';
-import { configuredRecipient, decryptionMaterial, openShare, shareAccess } from '../src/session/session.js';
+import { configuredRecipient, decryptionMaterial, openShare, shareAccess } from '../src/engine/share-access.js';
 
 /**
  * After a key or certificate rotation, re-wraps retained backups for the recipient configured now,

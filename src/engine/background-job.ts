@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { ConfigStore } from '../config/store.js';
 import { processStartTime } from '../config/file-lock.js';
-import { shareAccess } from '../session/session.js';
+import { shareAccess } from './share-access.js';
 import { queuedRecord, rolesToBackUp } from './backup-job.js';
 import { queuedRoleStatus, type BackupRecord } from './backup-record.js';
 import { queueJob } from './job.js';

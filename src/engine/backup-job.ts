@@ -5,7 +5,7 @@ import { processStartTime, type HeldLock } from '../config/file-lock.js';
 import { ConfigStore, type StoredConfig, type StoredRole } from '../config/store.js';
 import type { RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
-import { configuredRecipient, openShare, shareAccess } from '../session/session.js';
+import { configuredRecipient, openShare, shareAccess } from './share-access.js';
 import { runBackup, type BackupOutcome } from './backup.js';
 import { queuedRoleStatus, type BackupRecord } from './backup-record.js';
 import { runJob } from './job.js';

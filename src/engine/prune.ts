@@ -2,7 +2,7 @@ import { isAzsError } from '../errors.js';
 import { PARTIAL_SUFFIX, ROOT, isBackupName, stampTime } from '../catalog/layout.js';
 import { listShare, readBackupInfos, removeBackup, removeIfEmpty, type BackupEntry } from '../catalog/share-catalog.js';
 import type { Target } from '../targets/target.js';
-import { openShare, type ShareAccess } from '../session/session.js';
+import { openShare, type ShareAccess } from './share-access.js';
 import { runJob } from './job.js';
 import { JobStore } from './job-store.js';
 

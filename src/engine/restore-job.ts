@@ -1,5 +1,5 @@
 import { ConfigStore } from '../config/store.js';
-import { openShare, type ShareAccess } from '../session/session.js';
+import { openShare, type ShareAccess } from './share-access.js';
 import { registeredRole } from './backup-job.js';
 import { runJob } from './job.js';
 import { runRestore, type RestoreOutcome, type RestoreRequest } from './restore.js';

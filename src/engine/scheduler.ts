@@ -1,7 +1,7 @@
 import { AlertStore } from '../alerts/alerts.js';
 import { ConfigStore, type StoredConfig } from '../config/store.js';
 import type { ProgressReporter } from '../progress.js';
-import { shareAccess } from '../session/session.js';
+import { shareAccess } from './share-access.js';
 import { runBackupJob, type BackupJobOptions } from './backup-job.js';
 import type { BackupOutcome } from './backup.js';
 import { pruneJob } from './prune.js';

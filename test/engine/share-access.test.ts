@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigStore } from '../../src/config/store.js';
-import { shareAccess } from '../../src/session/session.js';
+import { shareAccess } from '../../src/engine/share-access.js';
 
 let home: string;
 beforeEach(() => {
