@@ -39,10 +39,9 @@ const updateBackupEncryption: Cmdlet<UpdateBackupEncryptionParameters> = async (
   });
   if (matched === 0 && failures.length === 0) {
     writeWarning(
-      'No backup on the share is encrypted for the decryption material given, so nothing was re-wrapped: they were re-wrapped already, ' +
-        'or were made with other material. ' +
-        'Check with Test-InfrastructureBackup and the material configured now; give the material of the backups to re-wrap, or -Name ' +
-        'for one.',
+      'No backup on the share is encrypted for the decryption material given, so nothing was re-wrapped: ' +
+        'they were re-wrapped already, or were made with other material. Check with Test-InfrastructureBackup and the material ' +
+        'configured now; give the material of the backups to re-wrap, or -Name for one.',
     );
   }
   if (unchanged.length)

@@ -51,9 +51,9 @@ export const alertCatalog: Record<AlertType, { severity: Alert['Severity']; titl
     severity: 'Critical',
     title: 'The backup share refused the credentials',
     remediation: [
-      'Check that the account is enabled, its password has not expired, and it has write access to the share; for a blob container, ' +
-        'that the storage account key is current, or that the SAS token has not expired and allows read, add, create, write, delete ' +
-        'and list.',
+      'Check that the account is enabled, its password has not expired, and it has write access to the share; for a blob ' +
+        'container, that the storage account key is current, or that the SAS token has not expired and allows read, add, create, ' +
+        'write, delete and list.',
       'Update the credential with Set-BackupShare -Credential (for a blob container, -StorageAccountKey or -SasToken).',
       'Run Test-BackupShare, then Start-InfrastructureBackup.',
     ],

@@ -54,8 +54,7 @@ export function pfxDoesNotMatch(certThumbprint: string, pfxThumbprint: string, p
 export function unauthenticatedCertificateWarning(thumbprint: string): string {
   return (
     `The encryption certificate ${thumbprint} was configured without its .pfx, so backups cannot prove they were made by this service, ` +
-    'and a restore refuses them unless given -AllowUnauthenticated. Run Set-BackupShare -EncryptionCertPath <.cer> -DecryptionCertPath ' +
-    '<.pfx> ' +
-    '(with -DecryptionCertPassword) once: the service keeps a secret derived from the private key, never the .pfx.'
+    'and a restore refuses them unless given -AllowUnauthenticated. Run Set-BackupShare -EncryptionCertPath <.cer> ' +
+    '-DecryptionCertPath <.pfx> (with -DecryptionCertPassword) once: the service keeps a secret derived from the private key, never the .pfx.'
   );
 }

@@ -60,8 +60,8 @@ export function unwrapWith(material: DecryptWith, wrapped: readonly WrappedKey[]
         exitCode: ExitCode.Integrity,
         targetObject: backupName,
         recommendedAction:
-          'Give the .pfx of the certificate, or the key, whose thumbprint or key id the backup records (Get-InfrastructureBackup shows ' +
-          'it).',
+          'Give the .pfx of the certificate, or the key, whose thumbprint or key id the backup records ' +
+          '(Get-InfrastructureBackup shows it).',
       },
     );
   }

@@ -45,8 +45,7 @@ const CHECKED = {
     'and every chunk of every role decrypted and authenticated.',
   Unauthenticated:
     'Integrity under the decryption material, but NOT who made the backup (-AllowUnauthenticated): every chunk decrypted and ' +
-    'authenticated ' +
-    'under a data key that anyone holding the public certificate could have wrapped.',
+    'authenticated under a data key that anyone holding the public certificate could have wrapped.',
 };
 
 export interface VerifyOptions {
