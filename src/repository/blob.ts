@@ -7,13 +7,13 @@ import { chunkNotAuthentic } from './errors.js';
 /**
  * One chunk as stored in a pack (a "blob"):
  *
- *   blob    = nonce (12 random bytes) || AES-256-GCM(K_blob, nonce, aad, payload) || tag (16)
+ *   blob    = nonce (12 random bytes) || AES-256-GCM(K_pack, nonce, aad, payload) || tag (16)
  *   aad     = "AzsBackup blob v1" || 0x00 || chunkId (32)
  *   payload = codec (1 byte: 0x00 stored as is, 0x01 one zstd frame) || body
  *
  * The chunk id in the AAD binds the blob to the one chunk it claims to be: a blob moved to another
- * offset or pack, or put in the place of another chunk, fails authentication. Nonces are random
- * under one key per repository: 2^32 blobs (4 PiB of 1 MiB chunks) keep a collision below 2^-32.
+ * offset, or put in the place of another chunk, fails authentication. K_pack is the pack's own key
+ * (keys.ts), so nonces are random under a key that seals at most 16,384 blobs.
  * A reader that decrypts also recomputes the chunk id from the plaintext (a second, independent
  * check that costs one HMAC). The codec is inside the ciphertext: the share learns nothing about
  * how well a chunk compresses beyond the blob's length, and the pack's table of contents, which
@@ -32,44 +32,66 @@ function aadFor(chunkId: Buffer): Buffer {
   return Buffer.concat([AAD_LABEL, chunkId]);
 }
 
-/** Compresses (zstd, one reusable context) and seals chunks. */
+/** A chunk compressed (or kept as is where zstd does not make it smaller), ready to be sealed. */
+export interface PackedChunk {
+  codec: number;
+  body: Buffer;
+  /** The sealed blob's length: BLOB_OVERHEAD + body. */
+  sealedLength: number;
+}
+
+/**
+ * Compresses (zstd, one reusable context) and seals chunks. The two steps are apart so a pack
+ * writer knows a blob's length, and so the pack it goes into, before choosing the key to seal it.
+ */
 export class BlobSealer {
   private readonly cctx = new binding.CCtx();
   private scratch = Buffer.alloc(0);
 
-  constructor(
-    private readonly keys: RepositoryKeys,
-    private readonly level = 1,
-  ) {}
+  constructor(private readonly level = 1) {}
 
-  /** The sealed blob's pieces (write them in order); their lengths sum to the blob's length. */
-  seal(chunkId: Buffer, plaintext: Buffer): Buffer[] {
+  /** The chunk compressed; its body is valid until the next call. */
+  pack(plaintext: Buffer): PackedChunk {
     const bound = binding.compressBound(plaintext.length);
     if (this.scratch.length < bound) this.scratch = Buffer.allocUnsafe(bound);
     const packed = plaintext.length > 0 ? this.cctx.compress(this.scratch, plaintext, this.level) : plaintext.length;
     const compressed = packed < plaintext.length;
+    const body = compressed ? this.scratch.subarray(0, packed) : plaintext;
+    return { codec: compressed ? CODEC_ZSTD : CODEC_STORED, body, sealedLength: BLOB_OVERHEAD + body.length };
+  }
+
+  /** The sealed blob's pieces (write them in order); their lengths sum to sealedLength. */
+  seal(blobKey: Buffer, chunkId: Buffer, packed: PackedChunk): Buffer[] {
     const nonce = randomBytes(BLOB_NONCE_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.keys.blob, nonce);
+    const cipher = createCipheriv('aes-256-gcm', blobKey, nonce);
     cipher.setAAD(aadFor(chunkId));
-    const head = cipher.update(Buffer.of(compressed ? CODEC_ZSTD : CODEC_STORED));
-    const body = cipher.update(compressed ? this.scratch.subarray(0, packed) : plaintext);
+    const head = cipher.update(Buffer.of(packed.codec));
+    const body = cipher.update(packed.body);
     const tail = cipher.final();
     return [nonce, head, body, tail, cipher.getAuthTag()];
   }
 }
 
+/** Where a blob lies and the key it is sealed under: the pack's blob key (keys.ts packKeyOf). */
+export interface BlobPlace {
+  pack: string;
+  blobKey: Buffer;
+}
+
 /**
- * Opens one blob as the chunk `chunkId`: authenticates it, decompresses it and checks that the
- * plaintext's keyed hash is that id. Throws ChunkNotAuthentic otherwise.
+ * Opens one blob as the chunk `chunkId`: authenticates it under its pack's key, decompresses it
+ * and checks that the plaintext's keyed hash is that id (the check that proves it ours: anyone
+ * with the public key can seal a blob). Throws ChunkNotAuthentic otherwise.
  */
-export function openBlob(keys: RepositoryKeys, chunkId: Buffer, blob: Buffer, pack: string, expectedLength?: number): Buffer {
+export function openBlob(keys: RepositoryKeys, place: BlobPlace, chunkId: Buffer, blob: Buffer, expectedLength?: number): Buffer {
+  const { pack } = place;
   const idHex = chunkId.toString('hex');
   const fail = (detail: string, cause?: unknown) => chunkNotAuthentic(idHex, pack, detail, cause);
   if (chunkId.length !== CHUNK_ID_BYTES) throw fail('the chunk id is not 32 bytes');
   if (blob.length < BLOB_OVERHEAD) throw fail('the blob is shorter than its fixed overhead');
   let payload: Buffer;
   try {
-    const decipher = createDecipheriv('aes-256-gcm', keys.blob, blob.subarray(0, BLOB_NONCE_BYTES));
+    const decipher = createDecipheriv('aes-256-gcm', place.blobKey, blob.subarray(0, BLOB_NONCE_BYTES));
     decipher.setAAD(aadFor(chunkId));
     decipher.setAuthTag(blob.subarray(blob.length - BLOB_TAG_BYTES));
     payload = Buffer.concat([decipher.update(blob.subarray(BLOB_NONCE_BYTES, blob.length - BLOB_TAG_BYTES)), decipher.final()]);

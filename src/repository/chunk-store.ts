@@ -54,8 +54,7 @@ export class ChunkStore {
         const id = chunkIdOf(this.keys, chunk);
         result.chunks.push({ id, length: chunk.length });
         result.bytes += chunk.length;
-        if (this.index.has(id) || this.writer.has(id)) continue;
-        await this.writer.add(id, chunk);
+        if (this.index.has(id) || !(await this.writer.add(id, chunk))) continue;
         result.newChunks++;
         result.newBytes += chunk.length;
       }

@@ -7,8 +7,10 @@ import { BLOB_OVERHEAD } from './blob.js';
  * A pack file (all integers big-endian):
  *
  *   pack    = header || blob[0] || … || blob[n-1] || toc || trailer                1 ≤ n ≤ 16384
- *   header  = 16 bytes: "AZS-PACK" || version 0x01 || suite 0x01 (AES-256-GCM) || 6 zero bytes
- *   blob[i] = see blob.ts, at offset_i; offset_0 = 16, offset_{i+1} = offset_i + length_i,
+ *   header  = 48 bytes: "AZS-PACK" || version 0x02 || suite 0x02 || 6 zero bytes || E (32 bytes)
+ *             suite 0x02: blobs sealed with AES-256-GCM under the pack key from X25519 and the
+ *             ephemeral public key E (keys.ts)
+ *   blob[i] = see blob.ts, at offset_i; offset_0 = 48, offset_{i+1} = offset_i + length_i,
  *             and the toc starts where blob[n-1] ends
  *   toc     = nonce (12 random) || AES-256-GCM(K_toc, nonce, aad = header || trailer, tocPlain) || tag (16)
  *   tocPlain = uint32 n || entry[0] || … || entry[n-1]
@@ -20,15 +22,16 @@ import { BLOB_OVERHEAD } from './blob.js';
  */
 export const PACK_MAGIC = Buffer.from('AZS-PACK', 'ascii');
 export const PACK_END_MAGIC = Buffer.from('AZS-PEND', 'ascii');
-export const PACK_HEADER_BYTES = 16;
+export const PACK_HEADER_BYTES = 48;
+const HEADER_FIXED_BYTES = 16;
 export const PACK_TRAILER_BYTES = 12;
 export const PACK_TOC_ENTRY_BYTES = CHUNK_ID_BYTES + 12;
 export const MAX_PACK_ENTRIES = 16384;
 const TOC_OVERHEAD = 12 + 16;
 /** The most a pack's tail (toc and trailer) can take: what a reader keeps while it streams a pack. */
 export const MAX_PACK_TAIL_BYTES = TOC_OVERHEAD + 4 + MAX_PACK_ENTRIES * PACK_TOC_ENTRY_BYTES + PACK_TRAILER_BYTES;
-const VERSION = 1;
-const SUITE_AES256GCM = 1;
+const VERSION = 2;
+const SUITE_X25519_AES256GCM = 2;
 
 export interface PackEntry {
   chunkId: Buffer;
@@ -37,12 +40,22 @@ export interface PackEntry {
   plaintextLength: number;
 }
 
-export function packHeader(): Buffer {
+export function packHeader(ephemeral: Buffer): Buffer {
   const header = Buffer.alloc(PACK_HEADER_BYTES);
   PACK_MAGIC.copy(header, 0);
   header[8] = VERSION;
-  header[9] = SUITE_AES256GCM;
+  header[9] = SUITE_X25519_AES256GCM;
+  ephemeral.copy(header, HEADER_FIXED_BYTES);
   return header;
+}
+
+/** The ephemeral public key of a pack's header, once the header is checked. */
+export function ephemeralKeyOf(pack: string, header: Buffer): Buffer {
+  if (header.length < PACK_HEADER_BYTES || !header.subarray(0, 8).equals(PACK_MAGIC))
+    throw packDamaged(pack, 'it does not start with AZS-PACK');
+  if (header[8] !== VERSION || header[9] !== SUITE_X25519_AES256GCM)
+    throw packDamaged(pack, `version ${header[8]}, suite ${header[9]} is not one this version reads`);
+  return Buffer.from(header.subarray(HEADER_FIXED_BYTES, PACK_HEADER_BYTES));
 }
 
 function trailerFor(tocLength: number): Buffer {
@@ -53,7 +66,7 @@ function trailerFor(tocLength: number): Buffer {
 }
 
 /** The toc and trailer that end a pack holding `entries` (in offset order). */
-export function packTail(tocKey: Buffer, entries: readonly PackEntry[]): Buffer {
+export function packTail(tocKey: Buffer, header: Buffer, entries: readonly PackEntry[]): Buffer {
   const plain = Buffer.alloc(4 + entries.length * PACK_TOC_ENTRY_BYTES);
   plain.writeUInt32BE(entries.length, 0);
   entries.forEach((e, i) => {
@@ -66,7 +79,7 @@ export function packTail(tocKey: Buffer, entries: readonly PackEntry[]): Buffer 
   const trailer = trailerFor(plain.length + TOC_OVERHEAD);
   const nonce = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', tocKey, nonce);
-  cipher.setAAD(Buffer.concat([packHeader(), trailer]));
+  cipher.setAAD(Buffer.concat([header, trailer]));
   const body = Buffer.concat([cipher.update(plain), cipher.final()]);
   return Buffer.concat([nonce, body, cipher.getAuthTag(), trailer]);
 }
@@ -77,10 +90,7 @@ export function packTail(tocKey: Buffer, entries: readonly PackEntry[]): Buffer 
  * the pack from the header to the toc with nothing between them.
  */
 export function parsePackTail(tocKey: Buffer, pack: string, header: Buffer, tail: Buffer, size: number): PackEntry[] {
-  if (header.length < PACK_HEADER_BYTES || !header.subarray(0, 8).equals(PACK_MAGIC))
-    throw packDamaged(pack, 'it does not start with AZS-PACK');
-  if (header[8] !== VERSION || header[9] !== SUITE_AES256GCM)
-    throw packDamaged(pack, `version ${header[8]}, suite ${header[9]} is not one this version reads`);
+  ephemeralKeyOf(pack, header);
   if (tail.length < PACK_TRAILER_BYTES || !tail.subarray(tail.length - 8).equals(PACK_END_MAGIC))
     throw packDamaged(pack, 'it does not end with AZS-PEND');
   const trailer = tail.subarray(tail.length - PACK_TRAILER_BYTES);

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import type { Target } from '../targets/target.js';
 import { openBlob } from './blob.js';
 import { packDamaged } from './errors.js';
-import type { RepositoryKeys } from './keys.js';
+import { packKeyOf, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
-import { MAX_PACK_TAIL_BYTES, PACK_HEADER_BYTES, parsePackTail, type PackEntry } from './pack-format.js';
+import { ephemeralKeyOf, MAX_PACK_TAIL_BYTES, PACK_HEADER_BYTES, parsePackTail, type PackEntry } from './pack-format.js';
 
 /** Where a chunk lies: the pack (its SHA-256, hex) and the entry within it. */
 export interface ChunkLocation extends PackEntry {
@@ -38,7 +38,7 @@ export async function* scanPack(
   opts: ScanOptions = {},
 ): AsyncGenerator<{ entry: PackEntry; plaintext: Buffer }, PackScan> {
   const wanted = [...(opts.wanted ?? [])].sort((a, b) => a.offset - b.offset);
-  if (wanted.length > 0 && !opts.keys) throw new TypeError('opening chunks needs the repository keys');
+  if (wanted.length > 0 && !opts.keys?.privateKey) throw new TypeError('opening chunks needs the repository private key');
   const digest = createHash('sha256');
   const tail: Buffer[] = [];
   let tailBytes = 0;
@@ -46,6 +46,7 @@ export async function* scanPack(
   let pos = 0;
   let next = 0;
   let parts: Buffer[] = [];
+  let blobKey: Buffer | undefined;
   // Pieces are kept (the tail, a blob's parts) and never handed back to a RecyclingReadable, so
   // the target never reads into them again: no copy is needed.
   for await (const chunk of await target.read(layout.packPath(hash))) {
@@ -62,7 +63,9 @@ export async function* scanPack(
       const blob = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       parts = [];
       next++;
-      yield { entry: w, plaintext: openBlob(opts.keys!, w.chunkId, blob, hash, w.plaintextLength) };
+      // Blobs start after the header, so it is whole by the time the first one is.
+      blobKey ??= packKeyOf(opts.keys!, ephemeralKeyOf(hash, header));
+      yield { entry: w, plaintext: openBlob(opts.keys!, { pack: hash, blobKey }, w.chunkId, blob, w.plaintextLength) };
     }
     tail.push(piece);
     tailBytes += piece.length;

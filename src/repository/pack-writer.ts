@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { Target } from '../targets/target.js';
 import { BlobSealer } from './blob.js';
-import type { RepositoryKeys } from './keys.js';
+import { newPackKey, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 import { MAX_PACK_ENTRIES, packHeader, packTail, type PackEntry } from './pack-format.js';
 
@@ -25,6 +25,8 @@ export interface WrittenPack {
 
 interface OpenPack {
   path: string;
+  header: Buffer;
+  blobKey: Buffer;
   stream: PassThrough;
   stored: Promise<unknown>;
   failure: { error?: unknown };
@@ -44,6 +46,8 @@ export class PackWriter {
   private current: OpenPack | undefined;
   private readonly pendingIds = new Set<string>();
   private written: WrittenPack[] = [];
+  /** add() calls run one after another: a chunk is compressed into a scratch buffer shared by all. */
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly target: Target,
@@ -51,7 +55,7 @@ export class PackWriter {
     private readonly keys: RepositoryKeys,
     opts: PackWriterOptions = {},
   ) {
-    this.sealer = new BlobSealer(keys, opts.compressionLevel ?? 1);
+    this.sealer = new BlobSealer(opts.compressionLevel ?? 1);
     this.packBytes = opts.packBytes ?? DEFAULT_PACK_BYTES;
   }
 
@@ -60,20 +64,37 @@ export class PackWriter {
     return this.pendingIds.has(chunkId.toString('hex'));
   }
 
-  /** Adds a chunk (callers dedup: a chunk given twice is stored twice). */
-  async add(chunkId: Buffer, plaintext: Buffer): Promise<void> {
-    const pieces = this.sealer.seal(chunkId, plaintext);
-    const length = pieces.reduce((n, p) => n + p.length, 0);
+  /**
+   * Adds a chunk unless this writer already took it (callers dedup against the index); true when
+   * it was added. Calls may overlap (roles store at once): they run one after another.
+   */
+  add(chunkId: Buffer, plaintext: Buffer): Promise<boolean> {
+    const added = this.queue.then(() => this.addNow(chunkId, plaintext));
+    this.queue = added.then(
+      () => undefined,
+      () => undefined,
+    );
+    return added;
+  }
+
+  private async addNow(chunkId: Buffer, plaintext: Buffer): Promise<boolean> {
+    if (this.has(chunkId)) return false;
+    const packed = this.sealer.pack(plaintext);
+    const length = packed.sealedLength;
     if (this.current && (this.current.size + length > this.packBytes || this.current.entries.length >= MAX_PACK_ENTRIES))
       await this.close();
     const pack = this.current ?? (await this.open());
+    // The compressed body lies in the sealer's scratch buffer: seal it before anything else compresses.
+    const pieces = this.sealer.seal(pack.blobKey, chunkId, packed);
     pack.entries.push({ chunkId: Buffer.from(chunkId), offset: pack.size, length, plaintextLength: plaintext.length });
     this.pendingIds.add(chunkId.toString('hex'));
     for (const piece of pieces) await this.put(pack, piece);
+    return true;
   }
 
   /** Closes the open pack, if any, and returns every pack committed since the last call. */
   async flush(): Promise<WrittenPack[]> {
+    await this.queue;
     if (this.current) await this.close();
     const written = this.written;
     this.written = [];
@@ -83,6 +104,7 @@ export class PackWriter {
 
   /** Drops the open pack (its pending file is deleted where possible; prune removes leftovers). */
   async abort(): Promise<void> {
+    await this.queue;
     const pack = this.current;
     this.current = undefined;
     if (!pack) return;
@@ -100,9 +122,11 @@ export class PackWriter {
       failure.error = error;
       stream.destroy();
     });
-    const pack: OpenPack = { path, stream, stored, failure, hash: createHash('sha256'), size: 0, entries: [] };
+    const { ephemeral, blobKey } = newPackKey(this.keys);
+    const header = packHeader(ephemeral);
+    const pack: OpenPack = { path, header, blobKey, stream, stored, failure, hash: createHash('sha256'), size: 0, entries: [] };
     this.current = pack;
-    await this.put(pack, packHeader());
+    await this.put(pack, header);
     return pack;
   }
 
@@ -120,7 +144,7 @@ export class PackWriter {
     const pack = this.current!;
     this.current = undefined;
     try {
-      await this.put(pack, packTail(this.keys.toc, pack.entries));
+      await this.put(pack, packTail(this.keys.toc, pack.header, pack.entries));
       pack.stream.end();
       await pack.stored;
       const hash = pack.hash.digest('hex');

@@ -5,8 +5,9 @@ import { thrown } from '../support/errors.js';
 import { pseudoRandomBytes } from '../support/pseudo-random.js';
 
 const keys = deriveRepositoryKeys(Buffer.alloc(32, 9));
-const sealer = new BlobSealer(keys);
-const seal = (id: Buffer, plaintext: Buffer) => Buffer.concat(sealer.seal(id, plaintext));
+const place = { pack: 'p', blobKey: Buffer.alloc(32, 7) };
+const sealer = new BlobSealer();
+const seal = (id: Buffer, plaintext: Buffer, blobKey = place.blobKey) => Buffer.concat(sealer.seal(blobKey, id, sealer.pack(plaintext)));
 
 describe('blobs', () => {
   it.each([
@@ -17,7 +18,7 @@ describe('blobs', () => {
     const id = chunkIdOf(keys, plaintext);
     const blob = seal(id, plaintext);
     expect(blob.length).toBeLessThanOrEqual(plaintext.length + BLOB_OVERHEAD);
-    expect(openBlob(keys, id, blob, 'p', plaintext.length).equals(plaintext)).toBe(true);
+    expect(openBlob(keys, place, id, blob, plaintext.length).equals(plaintext)).toBe(true);
   });
 
   it('differ each time the same chunk is sealed (random nonces), and both open', () => {
@@ -25,23 +26,29 @@ describe('blobs', () => {
     const id = chunkIdOf(keys, plaintext);
     const [a, b] = [seal(id, plaintext), seal(id, plaintext)];
     expect(a.equals(b)).toBe(false);
-    expect(openBlob(keys, id, b, 'p').equals(plaintext)).toBe(true);
+    expect(openBlob(keys, place, id, b).equals(plaintext)).toBe(true);
   });
 
-  it('are refused under another repository key, as another chunk, or with another length', () => {
+  it('are refused under another pack key or repository, as another chunk, or with another length', () => {
     const plaintext = pseudoRandomBytes('refused', 10_000);
     const id = chunkIdOf(keys, plaintext);
     const blob = seal(id, plaintext);
     const other = deriveRepositoryKeys(Buffer.alloc(32, 10));
-    expect(thrown(() => openBlob(other, id, blob, 'p')).errorId).toBe('ChunkNotAuthentic');
-    expect(thrown(() => openBlob(keys, chunkIdOf(keys, Buffer.from('x')), blob, 'p')).errorId).toBe('ChunkNotAuthentic');
-    expect(thrown(() => openBlob(keys, id, blob, 'p', 9_999)).errorId).toBe('ChunkNotAuthentic');
-    expect(thrown(() => openBlob(keys, id, blob.subarray(0, 20), 'p')).errorId).toBe('ChunkNotAuthentic');
+    expect(thrown(() => openBlob(keys, { pack: 'p', blobKey: Buffer.alloc(32, 8) }, id, blob)).errorId).toBe('ChunkNotAuthentic');
+    // Someone holding only the public key can seal a pack, but not name a chunk by its keyed hash.
+    const forgedId = chunkIdOf(other, Buffer.from('the attacker\'s data'));
+    expect(thrown(() => openBlob(keys, place, forgedId, seal(forgedId, Buffer.from('the attacker\'s data')))).message).toMatch(
+      /do not hash to its id/,
+    );
+    expect(thrown(() => openBlob(other, place, id, blob)).errorId).toBe('ChunkNotAuthentic');
+    expect(thrown(() => openBlob(keys, place, chunkIdOf(keys, Buffer.from('x')), blob)).errorId).toBe('ChunkNotAuthentic');
+    expect(thrown(() => openBlob(keys, place, id, blob, 9_999)).errorId).toBe('ChunkNotAuthentic');
+    expect(thrown(() => openBlob(keys, place, id, blob.subarray(0, 20))).errorId).toBe('ChunkNotAuthentic');
   });
 
   it('whose contents do not hash to their id (a writer that mixed chunks up) are refused though they authenticate', () => {
     const id = chunkIdOf(keys, Buffer.from('what the id says'));
-    const err = thrown(() => openBlob(keys, id, seal(id, Buffer.from('what was sealed')), 'p'));
+    const err = thrown(() => openBlob(keys, place, id, seal(id, Buffer.from('what was sealed'))));
     expect(err.errorId).toBe('ChunkNotAuthentic');
     expect(err.message).toMatch(/do not hash to its id/);
   });
