@@ -17,8 +17,10 @@ import type { ProviderName, RoleDefinition } from '../providers/provider.js';
  */
 
 export const FORMAT_VERSION = 2;
+/** Format 3: the role files are catalogs of chunks in the location's deduplicating repository. */
+export const REPOSITORY_FORMAT_VERSION = 3;
 /** The versions this build reads. */
-const READABLE_VERSIONS = [1, 2];
+const READABLE_VERSIONS = [1, 2, 3];
 export const BACKUP_DATA_VERSION = '1.0';
 /**
  * The largest BackupInfo.xml read: one role takes well under 5 KB (its error text is cut to 4 KiB),
@@ -44,6 +46,8 @@ export interface RoleRecord {
   files: StoredFile[];
   /** What the provider kept beside the data (ProviderContext.keep). */
   kept?: Record<string, string>;
+  /** Format 3: bytes this role added to the repository (its new chunks as stored), besides its catalog. */
+  addedBytes?: number;
 }
 
 export interface BackupInfo {
@@ -58,6 +62,17 @@ export interface BackupInfo {
   chunkSize: number;
   recipients: WrappedKey[];
   roles: RoleRecord[];
+  /** Format 3: the repository the role catalogs point into, and every pack they need. */
+  repository?: RepositoryReference;
+}
+
+export interface RepositoryReference {
+  /** The repository's id (a GUID), as its config file on the share says. */
+  id: string;
+  /** SHA-256 of the repository's public key, hex: binds the backup to the one repository key. */
+  keyFingerprint: string;
+  /** Every pack (SHA-256, hex) a chunk of this backup lies in: what prune keeps and a keyless check verifies. */
+  packs: string[];
 }
 
 const NS = 'urn:azsbackup:backupinfo:1';
@@ -143,7 +158,7 @@ function body(info: BackupInfo): string {
   const doc = {
     BackupInfo: {
       '@_xmlns': NS,
-      '@_FormatVersion': info.formatVersion ?? FORMAT_VERSION,
+      '@_FormatVersion': info.formatVersion ?? (info.repository ? REPOSITORY_FORMAT_VERSION : FORMAT_VERSION),
       Name: info.name,
       Status: info.status,
       CreatedDateTime: info.createdDateTime.toISOString(),
@@ -166,6 +181,7 @@ function body(info: BackupInfo): string {
           '@_Status': r.status,
           '@_Size': r.size,
           '@_DurationMs': Math.round(r.durationMs),
+          ...(r.addedBytes !== undefined ? { '@_AddedBytes': r.addedBytes } : {}),
           Definition: definitionToXml(r.definition),
           ...(r.kept && Object.keys(r.kept).length
             ? { Kept: Object.entries(r.kept).map(([k, v]) => ({ '@_Name': k, '@_Value': v })) }
@@ -176,6 +192,9 @@ function body(info: BackupInfo): string {
           File: r.files.map((f) => ({ '@_Name': f.name, '@_Size': f.size, '@_Sha256': f.sha256 })),
         })),
       },
+      ...(info.repository
+        ? { Repository: { '@_Id': info.repository.id, '@_Key': info.repository.keyFingerprint, Pack: info.repository.packs } }
+        : {}),
     },
   };
   return `<?xml version="1.0" encoding="utf-8"?>\n${(builder.build(doc) as string).replace(/\n<\/BackupInfo>\n?$/, '\n')}`;
@@ -277,12 +296,14 @@ function malformedField(raw: ParsedXml, info: BackupInfo): string | undefined {
   for (const r of info.recipients) {
     if (r.kind !== 'Certificate' && r.kind !== 'Key') return `a Recipient's Kind '${String(r.kind)}' is neither Certificate nor Key`;
   }
+  const repositoryWrong = malformedRepository(info);
+  if (repositoryWrong) return repositoryWrong;
   for (const [i, r] of asArray<ParsedXml>(raw.Roles?.Role).entries()) {
     const role = info.roles[i]!;
     const name = role.definition.name;
     if (typeof r['@_Name'] !== 'string' || name === '') return `role ${i + 1} has no name`;
     if (!STATUSES.includes(role.status)) return `role ${name}: its Status '${role.status}' is not a status`;
-    if (!isCount(role.size) || !isCount(role.durationMs))
+    if (!isCount(role.size) || !isCount(role.durationMs) || (role.addedBytes !== undefined && !isCount(role.addedBytes)))
       return `role ${name}: its Size or DurationMs is not a whole number of bytes or milliseconds`;
     const d = r.Definition ?? {};
     if (!PROVIDERS.includes(role.definition.provider)) return `role ${name}: its Provider '${role.definition.provider}' is unknown`;
@@ -307,6 +328,17 @@ function malformedField(raw: ParsedXml, info: BackupInfo): string | undefined {
   return undefined;
 }
 
+/** Format 3 and only it names a repository, by a GUID, a key fingerprint and packs by their hashes. */
+function malformedRepository(info: BackupInfo): string | undefined {
+  const repo = info.repository;
+  if ((info.formatVersion ?? 1) >= REPOSITORY_FORMAT_VERSION && !repo) return 'it has no Repository element';
+  if (!repo) return undefined;
+  if ((info.formatVersion ?? 1) < REPOSITORY_FORMAT_VERSION) return 'it names a repository, which its format version has none of';
+  if (!/^[0-9a-f-]{36}$/.test(repo.id) || !/^[0-9a-f]{64}$/.test(repo.keyFingerprint)) return 'its Repository element is malformed';
+  if (repo.packs.some((p) => !/^[0-9a-f]{64}$/.test(p))) return 'a Pack of its Repository element is not a SHA-256';
+  return undefined;
+}
+
 /** The XML of BackupInfo.xml as fast-xml-parser reads it; damaged unless it has a BackupInfo element. */
 function parseXml(text: string, expectedName: string): ParsedXml {
   try {
@@ -315,7 +347,7 @@ function parseXml(text: string, expectedName: string): ParsedXml {
       parseTagValue: false,
       parseAttributeValue: false,
       trimValues: true,
-      isArray: (name) => ['Recipient', 'Role', 'File', 'Arg', 'Kept'].includes(name),
+      isArray: (name) => ['Recipient', 'Role', 'File', 'Arg', 'Kept', 'Pack'].includes(name),
     });
     const raw = parser.parse(text).BackupInfo;
     if (!raw) throw new Error('no BackupInfo element');
@@ -346,6 +378,7 @@ function roleFromXml(r: ParsedXml): RoleRecord {
     status: String(r['@_Status']) as BackupStatus,
     size: Number(r['@_Size']),
     durationMs: Number(r['@_DurationMs']),
+    ...(r['@_AddedBytes'] !== undefined ? { addedBytes: Number(r['@_AddedBytes']) } : {}),
     ...(r.Error !== undefined ? { error: String(r.Error) } : {}),
     ...(r.Kept !== undefined
       ? { kept: Object.fromEntries(asArray<Record<string, string>>(r.Kept).map((k) => [String(k['@_Name']), String(k['@_Value'])])) }
@@ -376,6 +409,15 @@ function infoFromXml(raw: ParsedXml, formatVersion: number): BackupInfo {
       value: Buffer.from(String(r['#text'] ?? ''), 'base64'),
     })),
     roles: asArray<ParsedXml>(raw.Roles?.Role).map(roleFromXml),
+    ...(raw.Repository !== undefined
+      ? {
+          repository: {
+            id: String(raw.Repository['@_Id']),
+            keyFingerprint: String(raw.Repository['@_Key']),
+            packs: asArray<unknown>(raw.Repository.Pack).map(String),
+          },
+        }
+      : {}),
   };
 }
 

@@ -2,7 +2,8 @@
  * Where things live on the share (SPEC section 5):
  *
  *   MASBackup/<yyyyMMddTHHmmssZ>/<BackupName>/BackupInfo.xml
- *   MASBackup/<yyyyMMddTHHmmssZ>/<BackupName>/<RoleName>.azsrole
+ *   MASBackup/<yyyyMMddTHHmmssZ>/<BackupName>/<RoleName>.azsrole   a full copy (formats 1, 2)
+ *   MASBackup/<yyyyMMddTHHmmssZ>/<BackupName>/<RoleName>.azscat    a catalog of chunks in AzsRepository/ (format 3)
  *
  * A backup is written under `<BackupName>.partial` and renamed to `<BackupName>` once complete; a
  * removal first renames it to `<BackupName>.deleting`. Only a folder named exactly by a GUID that
@@ -12,6 +13,8 @@
 export const ROOT = 'MASBackup';
 export const INFO_FILE = 'BackupInfo.xml';
 export const ROLE_FILE_SUFFIX = '.azsrole';
+/** Format 3: a role's catalog of chunks in the location's repository, sealed as a role file is. */
+export const CATALOG_FILE_SUFFIX = '.azscat';
 export const PARTIAL_SUFFIX = '.partial';
 export const DELETING_SUFFIX = '.deleting';
 
@@ -50,4 +53,8 @@ export function partialFolder(stamp: string, name: string): string {
 
 export function roleFileName(roleName: string): string {
   return `${roleName}${ROLE_FILE_SUFFIX}`;
+}
+
+export function catalogFileName(roleName: string): string {
+  return `${roleName}${CATALOG_FILE_SUFFIX}`;
 }

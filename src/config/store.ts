@@ -62,6 +62,12 @@ export interface StoredConfig {
   alertSinks?: AlertSinks;
   /** Size of the last successful backup, for the capacity check. */
   lastBackupSize?: number;
+  /**
+   * What this machine keeps of the share's deduplicating repository (src/repository/keys.ts): its
+   * id, its public key and the sealed host secret, for the share at `location`. Never the key that
+   * reads backups.
+   */
+  repository?: { location: string; id: string; publicKey: string; hostSecret: Sealed };
 }
 
 export const defaultConfig = (): StoredConfig => ({

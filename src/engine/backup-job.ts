@@ -9,6 +9,9 @@ import { configuredRecipient, openShare, shareAccess } from './share-access.js';
 import { runBackup, type BackupOutcome } from './backup.js';
 import { queuedRoleStatus, type BackupRecord } from './backup-record.js';
 import { runJob } from './job.js';
+import { repositoryForBackup, type OpenRepository } from './repository-access.js';
+import type { EncryptFor } from '../crypto/recipient.js';
+import type { Target } from '../targets/target.js';
 import { JobStore, type JobRecord } from './job-store.js';
 
 /**
@@ -133,9 +136,11 @@ async function recordedBackup(
   let outcome: BackupOutcome;
   try {
     const target = await openShare(access);
+    const { repository, fullCopyBecause } = await backupRepository(store, config, access.path, target, [recipient]);
     outcome = await runBackup({
       target,
       sharePath: access.path,
+      repository,
       recipient,
       roles,
       progress: opts.progress,
@@ -145,6 +150,7 @@ async function recordedBackup(
       onUpdate: (r) => save(r),
       onDataFlowing: () => store.prepareUpdate(),
     });
+    if (fullCopyBecause) outcome.warnings.push(fullCopyBecause);
   } catch (e) {
     const error = isAzsError(e)
       ? e
@@ -174,6 +180,39 @@ async function recordedBackup(
     ...(record.Status !== 'Failed' ? { lastSuccessfulBackupTime: record.CreatedDateTime, lastBackupSize: record.Size } : {}),
   }));
   return outcome;
+}
+
+/** Where the sealed host secret of the share's repository is bound in the configuration. */
+const REPOSITORY_SECRET_CONTEXT = 'repository-host-secret';
+
+/**
+ * The share's deduplicating repository, with the keys this machine remembered for it (and keeps
+ * new ones it was given). AZSBACKUP_STORE=full-copy makes every backup a full copy (format 2), as
+ * before the repository existed: for a reader that only knows that format.
+ */
+async function backupRepository(
+  store: ConfigStore,
+  config: StoredConfig,
+  location: string,
+  target: Target,
+  recipients: EncryptFor[],
+): Promise<{ repository?: OpenRepository; fullCopyBecause?: string }> {
+  if (process.env.AZSBACKUP_STORE === 'full-copy') return {};
+  const known = config.repository?.location === location ? config.repository : undefined;
+  const remembered = known && {
+    id: known.id,
+    publicKey: Buffer.from(known.publicKey, 'base64'),
+    hostSecret: Buffer.from(store.open(known.hostSecret, REPOSITORY_SECRET_CONTEXT), 'base64'),
+  };
+  const { repository, remember, fullCopyBecause } = await repositoryForBackup(target, recipients, remembered);
+  if (remember) {
+    const sealed = store.seal(remember.hostSecret.toString('base64'), REPOSITORY_SECRET_CONTEXT);
+    await store.update((c) => ({
+      ...c,
+      repository: { location, id: remember.id, publicKey: remember.publicKey.toString('base64'), hostSecret: sealed },
+    }));
+  }
+  return { repository, fullCopyBecause };
 }
 
 async function failQueuedJob(home: string, name: string, e: unknown): Promise<void> {

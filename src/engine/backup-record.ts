@@ -42,7 +42,8 @@ export function recordFromInfo(info: BackupInfo, sharePath: string): BackupRecor
     Provider: r.definition.provider,
     Status: r.status,
     Size: r.size,
-    StoredSize: r.files.reduce((n, f) => n + f.size, 0),
+    // A backup in the repository stores its catalogs and the chunks it added; the rest it shares.
+    StoredSize: r.files.reduce((n, f) => n + f.size, 0) + (r.addedBytes ?? 0),
     Duration: r.durationMs,
     Error: r.error ?? null,
   }));

@@ -1,11 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { pipeline, Readable } from 'node:stream';
+import { pipeline, Readable, type Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
-import { serializeBackupInfo, sealKeysFor, BACKUP_DATA_VERSION, type BackupInfo, type RoleRecord } from '../catalog/backup-info.js';
+import {
+  serializeBackupInfo,
+  sealKeysFor,
+  BACKUP_DATA_VERSION,
+  type BackupInfo,
+  type RepositoryReference,
+  type RoleRecord,
+} from '../catalog/backup-info.js';
 import { removeIfEmpty } from '../catalog/share-catalog.js';
 import { seconds, tracedTarget } from './traced-target.js';
-import { INFO_FILE, ROOT, backupFolder, partialFolder, roleFileName, stampOf } from '../catalog/layout.js';
+import { INFO_FILE, ROOT, backupFolder, catalogFileName, partialFolder, roleFileName, stampOf } from '../catalog/layout.js';
 import { newDataKey } from '../crypto/key-wrap.js';
 import { unauthenticatedCertificateWarning } from '../crypto/certificate-authentication.js';
 import { wrapFor, type EncryptFor } from '../crypto/recipient.js';
@@ -21,6 +28,11 @@ import type { Target } from '../targets/target.js';
 import { queuedRoleStatus, recordFromInfo, type BackupRecord, type RoleStatusRecord } from './backup-record.js';
 import { countBytes } from './byte-counter.js';
 import { mapConcurrent } from './concurrency.js';
+import type { OpenRepository } from './repository-access.js';
+import { encodeCatalog } from '../repository/catalog.js';
+import { ChunkStore, type StoredStream } from '../repository/chunk-store.js';
+import { loadIndex } from '../repository/index-file.js';
+import { listPacks } from '../repository/rebuild.js';
 
 /**
  * One backup: every role flows provider → compress → encrypt → share, concurrently up to a bound,
@@ -49,6 +61,11 @@ export interface BackupRequest {
    * end of the job needs, so that it neither delays the start nor waits until the end.
    */
   onDataFlowing?(): void;
+  /**
+   * The location's deduplicating repository (format 3): roles are cut into chunks stored once per
+   * location, and the backup folder holds their catalogs. Without it, a full copy (format 2).
+   */
+  repository?: OpenRepository;
 }
 
 export interface BackupOutcome {
@@ -137,7 +154,16 @@ interface BackupRun {
   done: number;
   /** True once the first role's data flows (onDataFlowing). */
   flowing: boolean;
+  /** With a repository: the store every role adds its chunks to (so roles dedup against each other too). */
+  chunks?: RunChunks;
   verbose(message: string): void;
+}
+
+/** A backup's side of the repository: its chunk store, once the index is loaded, and each role's stream as stored. */
+interface RunChunks {
+  repository: OpenRepository;
+  store: Promise<ChunkStore>;
+  streams: (StoredStream | undefined)[];
 }
 
 function newRun(given: BackupRequest): BackupRun {
@@ -170,8 +196,18 @@ function newRun(given: BackupRequest): BackupRun {
     kept: new Array(req.roles.length),
     done: 0,
     flowing: false,
+    ...(req.repository ? { chunks: runChunks(req.target, req.repository, req.roles.length) } : {}),
     verbose: (message) => req.progress.log?.('Verbose', message),
   };
+}
+
+function runChunks(target: Target, repository: OpenRepository, roles: number): RunChunks {
+  // The index loads while the first roles start; their first chunks wait for it.
+  const store = loadIndex(target, repository.layout, repository.keys).then(
+    (index) => new ChunkStore(target, repository.layout, repository.keys, index),
+  );
+  store.catch(() => {}); // Awaited by every role; never unhandled meanwhile.
+  return { repository, store, streams: new Array(roles) };
 }
 
 /** The backup as Get-InfrastructureBackup shows it, while it runs. */
@@ -213,20 +249,8 @@ async function backUpRole(run: BackupRun, role: RoleDefinition, i: number): Prom
     for (let attempt = 1; ; attempt++) {
       try {
         if (run.shareFailure) throw run.shareFailure;
-        const digest = await storeRole(run, role, i, file);
+        run.records[i] = await attemptRole(run, role, i, file, started);
         status.Status = 'Succeeded';
-        status.StoredSize = digest.bytes;
-        run.verbose(
-          `Role ${role.name} (${role.provider}): ${status.Size} bytes exported, ${digest.bytes} bytes stored as ${file} in ${seconds(Date.now() - started)}.`,
-        );
-        run.records[i] = {
-          definition: recordable(role),
-          status: 'Succeeded',
-          size: status.Size,
-          durationMs: Date.now() - started,
-          files: [{ name: file, size: digest.bytes, sha256: digest.sha256 }],
-          ...(run.kept[i] ? { kept: run.kept[i] } : {}),
-        };
         return;
       } catch (e) {
         const error = roleFailed(role.name, e);
@@ -265,8 +289,40 @@ async function backUpRole(run: BackupRun, role: RoleDefinition, i: number): Prom
   }
 }
 
-/** One attempt at a role: its data exported, sealed and stored in the staging folder. */
-async function storeRole(run: BackupRun, role: RoleDefinition, i: number, file: string): Promise<{ bytes: number; sha256: string }> {
+/** One attempt at a role, in the repository or as a full copy; its record once stored. */
+async function attemptRole(run: BackupRun, role: RoleDefinition, i: number, file: string, started: number): Promise<RoleRecord> {
+  const status = run.statuses[i]!;
+  const took = () => seconds(Date.now() - started);
+  let stored: Pick<RoleRecord, 'files' | 'addedBytes'>;
+  if (run.chunks) {
+    const stream = await storeRoleChunks(run, run.chunks, role, i);
+    status.StoredSize = stream.storedBytes;
+    run.verbose(
+      `Role ${role.name} (${role.provider}): ${status.Size} bytes exported in ${stream.chunks.length} chunks, ${stream.newChunks} new ` +
+        `(${stream.newBytes} bytes, ${stream.storedBytes} stored in the repository) in ${took()}.`,
+    );
+    // Its catalog is written at commit, once the packs holding its chunks have their names.
+    stored = { files: [], addedBytes: stream.storedBytes };
+  } else {
+    const digest = await storeRole(run, role, i, file);
+    status.StoredSize = digest.bytes;
+    run.verbose(
+      `Role ${role.name} (${role.provider}): ${status.Size} bytes exported, ${digest.bytes} bytes stored as ${file} in ${took()}.`,
+    );
+    stored = { files: [{ name: file, size: digest.bytes, sha256: digest.sha256 }] };
+  }
+  return {
+    definition: recordable(role),
+    status: 'Succeeded',
+    size: status.Size,
+    durationMs: Date.now() - started,
+    ...stored,
+    ...(run.kept[i] ? { kept: run.kept[i] } : {}),
+  };
+}
+
+/** The role's export as it flows, counted into its status. */
+async function exportRole(run: BackupRun, role: RoleDefinition, i: number): Promise<{ source: Readable; counter: Transform }> {
   const { req } = run;
   const status = run.statuses[i]!;
   const provider = await createProvider(role);
@@ -285,13 +341,52 @@ async function storeRole(run: BackupRun, role: RoleDefinition, i: number, file: 
     status.Size = n;
     req.progress.report({ activity: `Role ${role.name}`, status: `${(n / 1048576).toFixed(1)} MB exported`, id: i + 1, parentId: 0 });
   });
-  const seal = sealRoleStream({ dataKey: run.dataKey, backupName: run.name, roleName: role.name, fileName: file, chunkSize: CHUNK_SIZE });
+  return { source, counter };
+}
+
+/**
+ * One attempt at a role into the repository: its chunks stored (once per location); its catalog
+ * is written at commit, once the packs that hold its chunks have their names.
+ */
+async function storeRoleChunks(run: BackupRun, chunks: RunChunks, role: RoleDefinition, i: number): Promise<StoredStream> {
+  const { source, counter } = await exportRole(run, role, i);
+  let store: ChunkStore;
+  try {
+    store = await chunks.store;
+  } catch (e) {
+    source.destroy();
+    throw e;
+  }
+  const stored = await store.storeStream(pipeline(source, counter, () => {}));
+  chunks.streams[i] = stored;
+  return stored;
+}
+
+/** One attempt at a role as a full copy: its data exported, sealed and stored in the staging folder. */
+async function storeRole(run: BackupRun, role: RoleDefinition, i: number, file: string): Promise<{ bytes: number; sha256: string }> {
+  const { source, counter } = await exportRole(run, role, i);
+  return writeSealed(run, role.name, file, source, counter);
+}
+
+/**
+ * A role file written sealed (compressed, encrypted under the data key, bound to backup, role and
+ * file) into the staging folder: a role's data, or a role's catalog. Its size and SHA-256.
+ */
+async function writeSealed(
+  run: BackupRun,
+  roleName: string,
+  file: string,
+  source: Readable,
+  ...through: Transform[]
+): Promise<{ bytes: number; sha256: string }> {
+  const { req } = run;
+  const seal = sealRoleStream({ dataKey: run.dataKey, backupName: run.name, roleName, fileName: file, chunkSize: CHUNK_SIZE });
   const tap = createHashTap();
   // Memory goes round instead of being allocated afresh (docs/PERFORMANCE.md): the program's
   // output buffers once zstd has copied them, the sealed records once the share has them.
   const giveBack = recyclerOf(source);
   if (giveBack) seal.handInputBackTo(giveBack);
-  const stored = pipeline(source, counter, seal, tap, () => {});
+  const stored = pipeline([source, ...through, seal, tap], () => {}) as unknown as Readable;
   recycleThrough(stored, seal);
   try {
     await run.stagingReady;
@@ -312,6 +407,7 @@ async function stopUnlessCommittable(run: BackupRun): Promise<void> {
   if (run.shareFailure) {
     // The share itself failed: nothing can be committed. Leave the partial folder for prune; a
     // failed share may not even let us delete it.
+    await abandonChunks(run);
     await req.target.delete(run.staging).catch(() => {});
     throw run.shareFailure;
   }
@@ -322,15 +418,58 @@ async function stopUnlessCommittable(run: BackupRun): Promise<void> {
   }
 }
 
-/** The staging folder removed, and its stamp's folder if that leaves it empty. */
+/** The staging folder removed, and its stamp's folder if that leaves it empty; an open pack given up. */
 async function discard(run: BackupRun): Promise<void> {
+  await abandonChunks(run);
   await run.req.target.delete(run.staging).catch(() => {});
   await removeIfEmpty(run.req.target, `${ROOT}/${run.stamp}`).catch(() => {});
+}
+
+/**
+ * The repository's part of a commit, in the order that makes a kill at any point harmless: the
+ * last pack closed and every new pack indexed, then each role's catalog, then (the caller)
+ * BackupInfo.xml naming every pack the catalogs need. A pack a catalog names is checked to be
+ * there still: a prune elsewhere may have judged it garbage while this backup ran.
+ */
+async function commitChunks(run: BackupRun, chunks: RunChunks): Promise<RepositoryReference> {
+  const { req } = run;
+  const store = await chunks.store;
+  await store.commit();
+  const packs = new Set<string>();
+  for (const [i, stream] of chunks.streams.entries()) {
+    const record = run.records[i];
+    if (!stream || record?.status !== 'Succeeded') continue;
+    const locations = stream.chunks.map((c) => store.index.get(c.id)!);
+    for (const l of locations) packs.add(l.pack);
+    const file = catalogFileName(record.definition.name);
+    const catalog = encodeCatalog({ streamLength: stream.bytes, chunks: locations });
+    const digest = await writeSealed(run, record.definition.name, file, Readable.from([catalog]));
+    record.files = [{ name: file, size: digest.bytes, sha256: digest.sha256 }];
+  }
+  const present = new Set(await listPacks(req.target, chunks.repository.layout));
+  const missing = [...packs].filter((p) => !present.has(p));
+  if (missing.length) throw packsGone(missing);
+  const { repository } = chunks;
+  return { id: repository.id, keyFingerprint: repository.fingerprint, packs: [...packs].sort() };
+}
+
+function packsGone(missing: string[]): AzsError {
+  return new AzsError(
+    `${missing.length} pack${missing.length === 1 ? '' : 's'} this backup needs left the share while it ran (${missing.slice(0, 3).join(', ')}…); nothing was committed.`,
+    {
+      errorId: 'RepositoryPackMissing',
+      category: 'ResourceUnavailable',
+      targetObject: missing,
+      recommendedAction:
+        'Another machine may have pruned the share meanwhile: run Start-InfrastructureBackup again (it stores those chunks anew), and prune from one machine only.',
+    },
+  );
 }
 
 /** BackupInfo.xml written last, and the folder renamed to its final name: the backup now lists. */
 async function commit(run: BackupRun, status: BackupRecord['Status']): Promise<BackupInfo> {
   const { req, name, stamp, staging, records } = run;
+  const repository = run.chunks ? await commitChunks(run, run.chunks) : undefined;
   const info: BackupInfo = {
     name,
     status,
@@ -341,6 +480,7 @@ async function commit(run: BackupRun, status: BackupRecord['Status']): Promise<B
     chunkSize: CHUNK_SIZE,
     recipients: run.recipients,
     roles: records,
+    ...(repository ? { repository } : {}),
   };
   await req.target.write(
     `${staging}/${INFO_FILE}`,
@@ -349,10 +489,17 @@ async function commit(run: BackupRun, status: BackupRecord['Status']): Promise<B
   );
   if (staging !== backupFolder(stamp, name)) await req.target.rename(staging, backupFolder(stamp, name));
   run.verbose(
-    `Backup ${name} ${status}: committed as ${backupFolder(stamp, name)}, ${records.reduce((n, r) => n + (r.files[0]?.size ?? 0), 0)} bytes stored in ${seconds(Date.now() - run.created.getTime())}.`,
+    `Backup ${name} ${status}: committed as ${backupFolder(stamp, name)}, ${records.reduce((n, r) => n + (r.files[0]?.size ?? 0) + (r.addedBytes ?? 0), 0)} bytes stored in ${seconds(Date.now() - run.created.getTime())}.`,
   );
   req.progress.report({ activity: run.activity, status: status, percentComplete: 100, id: 0, completed: true });
   return info;
+}
+
+/** The open pack's pending file removed where the share lets us; packs already named stay for prune. */
+async function abandonChunks(run: BackupRun): Promise<void> {
+  if (!run.chunks) return;
+  const store = await run.chunks.store.catch(() => undefined);
+  await store?.abort().catch(() => {});
 }
 
 function cancelled(signal: AbortSignal): AzsError {

@@ -15,6 +15,9 @@ import { seconds, tracedTarget } from './traced-target.js';
 import { openBackup, type Authenticity } from './open-backup.js';
 import { createVerifyTap } from './verify-tap.js';
 import { countBytes } from './byte-counter.js';
+import { repositoryForReading, type OpenRepository } from './repository-access.js';
+import { readCatalogFrom } from '../repository/catalog.js';
+import { readCatalog } from '../repository/chunk-reader.js';
 
 /**
  * Restores the roles of one backup in their declared order, from the role catalog the backup
@@ -199,7 +202,8 @@ export async function runRestore(given: RestoreRequest): Promise<RestoreOutcome>
     allowUnauthenticated: req.allowUnauthenticated,
   });
   const effective = rolesToRestore(info.roles, entry.name, req);
-  const run = newRun(req, entry, dataKey!, authenticity!, effective);
+  const repository = info.repository && (await repositoryForReading(req.target, info.repository, req.material));
+  const run = newRun(req, entry, dataKey!, authenticity!, effective, repository);
   const { selected } = run;
 
   // A damaged later role must not leave earlier ones restored from a backup that cannot be restored
@@ -229,6 +233,8 @@ interface RestoreRun {
   req: RestoreRequest;
   entry: { name: string; folder: string };
   dataKey: Buffer;
+  /** Format 3: the repository the roles' catalogs point into, with the key that reads it. */
+  repository?: OpenRepository;
   /** The roles in restore order, each with the definition it is restored with. */
   selected: RoleRecord[];
   results: RestoreResultRecord[];
@@ -269,6 +275,7 @@ function newRun(
   dataKey: Buffer,
   authenticity: Authenticity,
   effective: EffectiveRole[],
+  repository?: OpenRepository,
 ): RestoreRun {
   const selected = effective.map((e) => ({ ...e.record, definition: e.definition }));
   const results: RestoreResultRecord[] = selected.map((role, i) => ({
@@ -288,6 +295,7 @@ function newRun(
     req,
     entry,
     dataKey,
+    repository,
     selected,
     results,
     started: new Array<number>(selected.length).fill(0),
@@ -312,9 +320,13 @@ async function checkEveryFile(run: RestoreRun): Promise<void> {
   }
 }
 
-/** The plaintext of role i. */
+/** The plaintext of role i: its file opened, or (format 3) the chunks its catalog lists. */
 async function plaintext(run: RestoreRun, i: number): Promise<Readable> {
-  return plaintextOf(await storedFile(run, i), run.selected[i]!, run.entry.name, run.dataKey);
+  const opened = plaintextOf(await storedFile(run, i), run.selected[i]!, run.entry.name, run.dataKey);
+  if (!run.repository) return opened;
+  const { repository } = run;
+  const catalog = await readCatalogFrom(run.selected[i]!.files[0]!.name, opened);
+  return readCatalog(run.req.target, repository.layout, repository.keys, catalog);
 }
 
 /** The plaintext of role i, counted into its result's Size. */

@@ -16,6 +16,8 @@ export interface StoredStream {
   /** Chunks of this stream that were not stored yet, and the plaintext bytes they hold. */
   newChunks: number;
   newBytes: number;
+  /** What the new chunks take in packs (compressed and sealed): what this stream added to the share. */
+  storedBytes: number;
 }
 
 export interface ChunkStoreOptions extends PackWriterOptions {
@@ -47,14 +49,16 @@ export class ChunkStore {
 
   async storeStream(source: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<StoredStream> {
     const chunker = new ContentChunker({ gear: this.gear, params: this.opts.params, implementation: this.opts.implementation });
-    const result: StoredStream = { chunks: [], bytes: 0, newChunks: 0, newBytes: 0 };
+    const result: StoredStream = { chunks: [], bytes: 0, newChunks: 0, newBytes: 0, storedBytes: 0 };
     const out: Buffer[] = [];
     const take = async (): Promise<void> => {
       for (const chunk of out) {
         const id = chunkIdOf(this.keys, chunk);
         result.chunks.push({ id, length: chunk.length });
         result.bytes += chunk.length;
-        if (this.index.has(id) || !(await this.writer.add(id, chunk))) continue;
+        const stored = this.index.has(id) ? 0 : await this.writer.add(id, chunk);
+        if (stored === 0) continue;
+        result.storedBytes += stored;
         result.newChunks++;
         result.newBytes += chunk.length;
       }

@@ -3,7 +3,8 @@ import { Readable } from 'node:stream';
 import type { Target } from '../targets/target.js';
 import { ChunkIndex } from './chunk-index.js';
 import { indexDamaged } from './errors.js';
-import { CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
+import type { RepositoryKeys } from './keys.js';
+import { decodeLocations, encodeLocations } from './locations.js';
 import type { RepositoryLayout } from './layout.js';
 import type { ChunkLocation } from './pack-reader.js';
 
@@ -12,9 +13,7 @@ import type { ChunkLocation } from './pack-reader.js';
  *
  *   file   = header || nonce (12 random) || AES-256-GCM(K_index, nonce, aad = header, body) || tag (16)
  *   header = 16 bytes: "AZS-INDX" || version 0x01 || suite 0x01 (AES-256-GCM) || 6 zero bytes
- *   body   = uint32 p || packHash[0] (32 bytes) || … || packHash[p-1]
- *            || uint32 n || entry[0] || … || entry[n-1]             entries sorted by chunk id
- *   entry  = chunkId (32) || uint32 pack (0 … p-1) || uint32 offset || uint32 length || uint32 plaintext length
+ *   body   = locations (locations.ts), entries sorted by chunk id
  *
  * It maps each chunk of some packs to where it lies; an entry is the pack's table-of-contents
  * entry (pack-format.ts) with the pack named. The union of all index files is the repository's
@@ -22,7 +21,6 @@ import type { ChunkLocation } from './pack-reader.js';
  */
 export const INDEX_MAGIC = Buffer.from('AZS-INDX', 'ascii');
 const HEADER_BYTES = 16;
-const ENTRY_BYTES = CHUNK_ID_BYTES + 16;
 
 function header(): Buffer {
   const h = Buffer.alloc(HEADER_BYTES);
@@ -33,20 +31,7 @@ function header(): Buffer {
 }
 
 export function encodeIndexFile(keys: RepositoryKeys, locations: readonly ChunkLocation[]): Buffer {
-  const packs = [...new Set(locations.map((l) => l.pack))].sort();
-  const ordinal = new Map(packs.map((p, i) => [p, i]));
-  const sorted = [...locations].sort((a, b) => Buffer.compare(a.chunkId, b.chunkId));
-  const body = Buffer.alloc(4 + packs.length * 32 + 4 + sorted.length * ENTRY_BYTES);
-  let at = body.writeUInt32BE(packs.length, 0);
-  for (const p of packs) at += Buffer.from(p, 'hex').copy(body, at);
-  at = body.writeUInt32BE(sorted.length, at);
-  for (const l of sorted) {
-    at += l.chunkId.copy(body, at);
-    at = body.writeUInt32BE(ordinal.get(l.pack)!, at);
-    at = body.writeUInt32BE(l.offset, at);
-    at = body.writeUInt32BE(l.length, at);
-    at = body.writeUInt32BE(l.plaintextLength, at);
-  }
+  const body = encodeLocations([...locations].sort((a, b) => Buffer.compare(a.chunkId, b.chunkId)));
   const h = header();
   const nonce = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', keys.index, nonce);
@@ -68,25 +53,7 @@ export function decodeIndexFile(keys: RepositoryKeys, name: string, file: Buffer
   } catch (cause) {
     throw indexDamaged(name, 'it does not authenticate (changed, or not made with this repository key)', cause);
   }
-  const p = body.readUInt32BE(0);
-  const nAt = 4 + p * 32;
-  if (body.length < nAt + 4) throw indexDamaged(name, 'its pack table is cut short');
-  const packs = Array.from({ length: p }, (_, i) => body.toString('hex', 4 + i * 32, 4 + (i + 1) * 32));
-  const n = body.readUInt32BE(nAt);
-  if (body.length !== nAt + 4 + n * ENTRY_BYTES) throw indexDamaged(name, 'its entries do not fill it');
-  const out: ChunkLocation[] = [];
-  for (let i = 0, at = nAt + 4; i < n; i++, at += ENTRY_BYTES) {
-    const pack = packs[body.readUInt32BE(at + 32)];
-    if (pack === undefined) throw indexDamaged(name, `entry ${i} names a pack it does not list`);
-    out.push({
-      chunkId: Buffer.from(body.subarray(at, at + 32)),
-      pack,
-      offset: body.readUInt32BE(at + 36),
-      length: body.readUInt32BE(at + 40),
-      plaintextLength: body.readUInt32BE(at + 44),
-    });
-  }
-  return out;
+  return decodeLocations(body, (detail) => indexDamaged(name, detail));
 }
 
 /** Writes one index file (whole, under a temporary name, then its final one); returns its hash. */

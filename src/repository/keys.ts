@@ -127,7 +127,9 @@ export function packKeyOf(keys: RepositoryKeys, ephemeral: Buffer): Buffer {
 }
 
 function packKeyFrom(shared: Buffer, ephemeral: Buffer, publicKey: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha256', shared, Buffer.alloc(0), Buffer.concat([Buffer.from(LABELS.pack, 'ascii'), ephemeral, publicKey]), 32));
+  return Buffer.from(
+    hkdfSync('sha256', shared, Buffer.alloc(0), Buffer.concat([Buffer.from(LABELS.pack, 'ascii'), ephemeral, publicKey]), 32),
+  );
 }
 
 /** A chunk's identity: HMAC-SHA256(K_chunkId, plaintext). The share never sees a plain hash of data. */

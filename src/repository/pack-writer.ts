@@ -65,10 +65,11 @@ export class PackWriter {
   }
 
   /**
-   * Adds a chunk unless this writer already took it (callers dedup against the index); true when
-   * it was added. Calls may overlap (roles store at once): they run one after another.
+   * Adds a chunk unless this writer already took it (callers dedup against the index); the bytes
+   * it takes in its pack, 0 when it was not added. Calls may overlap (roles store at once): they
+   * run one after another.
    */
-  add(chunkId: Buffer, plaintext: Buffer): Promise<boolean> {
+  add(chunkId: Buffer, plaintext: Buffer): Promise<number> {
     const added = this.queue.then(() => this.addNow(chunkId, plaintext));
     this.queue = added.then(
       () => undefined,
@@ -77,8 +78,8 @@ export class PackWriter {
     return added;
   }
 
-  private async addNow(chunkId: Buffer, plaintext: Buffer): Promise<boolean> {
-    if (this.has(chunkId)) return false;
+  private async addNow(chunkId: Buffer, plaintext: Buffer): Promise<number> {
+    if (this.has(chunkId)) return 0;
     const packed = this.sealer.pack(plaintext);
     const length = packed.sealedLength;
     if (this.current && (this.current.size + length > this.packBytes || this.current.entries.length >= MAX_PACK_ENTRIES))
@@ -89,7 +90,7 @@ export class PackWriter {
     pack.entries.push({ chunkId: Buffer.from(chunkId), offset: pack.size, length, plaintextLength: plaintext.length });
     this.pendingIds.add(chunkId.toString('hex'));
     for (const piece of pieces) await this.put(pack, piece);
-    return true;
+    return length;
   }
 
   /** Closes the open pack, if any, and returns every pack committed since the last call. */

@@ -36,8 +36,8 @@ describe('blobs', () => {
     const other = deriveRepositoryKeys(Buffer.alloc(32, 10));
     expect(thrown(() => openBlob(keys, { pack: 'p', blobKey: Buffer.alloc(32, 8) }, id, blob)).errorId).toBe('ChunkNotAuthentic');
     // Someone holding only the public key can seal a pack, but not name a chunk by its keyed hash.
-    const forgedId = chunkIdOf(other, Buffer.from('the attacker\'s data'));
-    expect(thrown(() => openBlob(keys, place, forgedId, seal(forgedId, Buffer.from('the attacker\'s data')))).message).toMatch(
+    const forgedId = chunkIdOf(other, Buffer.from("the attacker's data"));
+    expect(thrown(() => openBlob(keys, place, forgedId, seal(forgedId, Buffer.from("the attacker's data")))).message).toMatch(
       /do not hash to its id/,
     );
     expect(thrown(() => openBlob(other, place, id, blob)).errorId).toBe('ChunkNotAuthentic');

@@ -1,0 +1,98 @@
+import type { RepositoryReference } from '../catalog/backup-info.js';
+import type { DecryptWith, EncryptFor } from '../crypto/recipient.js';
+import { AzsError, ExitCode } from '../errors.js';
+import { deriveRepositoryKeys, hostKeysFrom, hostKeysOf, type RepositoryHostKeys, type RepositoryKeys } from '../repository/keys.js';
+import { RepositoryLayout } from '../repository/layout.js';
+import { createRepository, keyFingerprint, readRepositoryConfig, unwrapMaster } from '../repository/repository-config.js';
+import type { Target } from '../targets/target.js';
+
+/**
+ * The location's deduplicating repository as the engine uses it: for a backup with the keys the
+ * backup host keeps (it adds chunks it cannot read back), for a restore or a keyed check with
+ * every key, unwrapped with the operator's material.
+ */
+export interface OpenRepository {
+  id: string;
+  fingerprint: string;
+  keys: RepositoryKeys;
+  layout: RepositoryLayout;
+}
+
+/** What this machine remembers of a repository between backups (sealed in its configuration). */
+export interface RememberedRepository extends RepositoryHostKeys {
+  id: string;
+}
+
+export interface RepositoryForBackup {
+  repository?: OpenRepository;
+  /** Set when the host keys are new to this machine: the caller keeps them. */
+  remember?: RememberedRepository;
+  /** Why the backup is a full copy instead (the operator can act on it). */
+  fullCopyBecause?: string;
+}
+
+const layout = new RepositoryLayout();
+
+function opened(id: string, keys: RepositoryKeys): OpenRepository {
+  return { id, fingerprint: keyFingerprint(keys.publicKey), keys, layout };
+}
+
+/**
+ * The repository a backup adds to. The first backup creates it (its master key wrapped for the
+ * recipients, and forgotten once the host keys are taken). Later backups use the keys this machine
+ * remembered, never the public key the share offers (a replaced config would otherwise receive new
+ * data). A machine that has none yet takes them with the symmetric key; with a certificate it cannot
+ * (only the .pfx unwraps), so that backup is a full copy, as before the repository existed.
+ */
+export async function repositoryForBackup(
+  target: Target,
+  recipients: readonly EncryptFor[],
+  remembered?: RememberedRepository,
+): Promise<RepositoryForBackup> {
+  const config = await readRepositoryConfig(target, layout);
+  if (!config) {
+    const created = await createRepository(target, layout, recipients);
+    if (created.master) {
+      const host = hostKeysOf(created.master);
+      return { repository: opened(created.config.id, hostKeysFrom(host)), remember: { id: created.config.id, ...host } };
+    }
+    return repositoryForBackup(target, recipients, remembered); // another writer created it first
+  }
+  if (remembered?.id === config.id) return { repository: opened(config.id, hostKeysFrom(remembered)) };
+  const key = recipients.find((r): r is Extract<EncryptFor, { kind: 'Key' }> => r.kind === 'Key');
+  if (key && config.recipients.some((w) => w.kind === 'Key' && w.id.toUpperCase() === key.keyId.toUpperCase())) {
+    const host = hostKeysOf(unwrapMaster(config, key));
+    return { repository: opened(config.id, hostKeysFrom(host)), remember: { id: config.id, ...host } };
+  }
+  return {
+    fullCopyBecause:
+      `The share's deduplicating repository ${config.id} was made on another machine or for another key, and this machine cannot open it ` +
+      'with a certificate alone: this backup is a full copy. Give the .pfx once (Set-BackupShare -DecryptionCertPath) so later backups ' +
+      'store only what changed.',
+  };
+}
+
+/** The repository a format 3 backup names, with every key: the master key unwrapped and checked against the backup's record. */
+export async function repositoryForReading(target: Target, reference: RepositoryReference, material: DecryptWith): Promise<OpenRepository> {
+  const config = await readRepositoryConfig(target, layout);
+  if (!config || config.id !== reference.id) {
+    throw new AzsError(
+      `The backup's chunks are in repository ${reference.id}, but the share ${config ? `holds repository ${config.id}` : 'has no repository'} (AzsRepository/config.xml).`,
+      {
+        errorId: 'RepositoryMissing',
+        category: 'ObjectNotFound',
+        exitCode: ExitCode.Integrity,
+        targetObject: reference.id,
+        recommendedAction:
+          'Point Set-BackupShare at the share the backup was made on, with its AzsRepository folder; restore another backup otherwise.',
+      },
+    );
+  }
+  const keys = deriveRepositoryKeys(unwrapMaster(config, material, reference.keyFingerprint));
+  return opened(config.id, keys);
+}
+
+/** The repository's keys for adding and indexing, from the master key (tests; Set-BackupShare with the .pfx). */
+export function rememberFromMaster(id: string, master: Buffer): RememberedRepository {
+  return { id, ...hostKeysOf(master) };
+}

@@ -1,0 +1,54 @@
+import { CHUNK_ID_BYTES } from './keys.js';
+import type { ChunkLocation } from './pack-reader.js';
+
+/**
+ * A list of chunk locations as index files and catalogs store them (integers big-endian):
+ *
+ *   locations = uint32 p || packHash[0] (32 bytes) || … || packHash[p-1]
+ *               || uint32 n || entry[0] || … || entry[n-1]
+ *   entry     = chunkId (32) || uint32 pack (0 … p-1) || uint32 offset || uint32 length || uint32 plaintext length
+ *
+ * Entries keep the order they are given in: an index sorts them by id, a catalog keeps the stream's order.
+ */
+const ENTRY_BYTES = CHUNK_ID_BYTES + 16;
+
+export function encodeLocations(locations: readonly ChunkLocation[]): Buffer {
+  const packs = [...new Set(locations.map((l) => l.pack))].sort();
+  const ordinal = new Map(packs.map((p, i) => [p, i]));
+  const out = Buffer.alloc(4 + packs.length * 32 + 4 + locations.length * ENTRY_BYTES);
+  let at = out.writeUInt32BE(packs.length, 0);
+  for (const p of packs) at += Buffer.from(p, 'hex').copy(out, at);
+  at = out.writeUInt32BE(locations.length, at);
+  for (const l of locations) {
+    at += l.chunkId.copy(out, at);
+    at = out.writeUInt32BE(ordinal.get(l.pack)!, at);
+    at = out.writeUInt32BE(l.offset, at);
+    at = out.writeUInt32BE(l.length, at);
+    at = out.writeUInt32BE(l.plaintextLength, at);
+  }
+  return out;
+}
+
+/** The locations encoded in `body`, which they must fill exactly; `damaged(detail)` makes the error. */
+export function decodeLocations(body: Buffer, damaged: (detail: string) => Error): ChunkLocation[] {
+  if (body.length < 8) throw damaged('it is cut short');
+  const p = body.readUInt32BE(0);
+  const nAt = 4 + p * 32;
+  if (body.length < nAt + 4) throw damaged('its pack table is cut short');
+  const packs = Array.from({ length: p }, (_, i) => body.toString('hex', 4 + i * 32, 4 + (i + 1) * 32));
+  const n = body.readUInt32BE(nAt);
+  if (body.length !== nAt + 4 + n * ENTRY_BYTES) throw damaged('its entries do not fill it');
+  const out: ChunkLocation[] = [];
+  for (let i = 0, at = nAt + 4; i < n; i++, at += ENTRY_BYTES) {
+    const pack = packs[body.readUInt32BE(at + 32)];
+    if (pack === undefined) throw damaged(`entry ${i} names a pack it does not list`);
+    out.push({
+      chunkId: Buffer.from(body.subarray(at, at + 32)),
+      pack,
+      offset: body.readUInt32BE(at + 36),
+      length: body.readUInt32BE(at + 40),
+      plaintextLength: body.readUInt32BE(at + 44),
+    });
+  }
+  return out;
+}

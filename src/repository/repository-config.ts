@@ -1,0 +1,174 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { XMLBuilder, XMLParser } from 'fast-xml-parser';
+import { AzsError, ExitCode, isAzsError } from '../errors.js';
+import { unwrapWith, wrapFor, type DecryptWith, type EncryptFor, type WrappedKey } from '../crypto/recipient.js';
+import type { Target } from '../targets/target.js';
+import { deriveRepositoryKeys, REPOSITORY_KEY_BYTES } from './keys.js';
+import type { RepositoryLayout } from './layout.js';
+
+/**
+ * `AzsRepository/config.xml`: the repository's id, its public key and its master key wrapped for
+ * each recipient, exactly as a backup's data key is in BackupInfo.xml (FORMAT.md section 3; the
+ * symmetric-key wrap is bound to `AzsRepository <id>`). Written once when the first backup creates
+ * the repository, and replaced (whole, atomically) only by Update-BackupEncryption.
+ *
+ * The file carries no MAC of its own: a backup names the repository it needs by id and by the
+ * SHA-256 of its public key inside its authenticated BackupInfo.xml, and a reader checks that the
+ * master key it unwrapped yields that public key. A substituted config therefore opens nothing.
+ */
+export const REPOSITORY_CONFIG_FILE = 'config.xml';
+const NS = 'urn:azsbackup:repository:1';
+const MAX_CONFIG_BYTES = 256 * 1024;
+
+export interface RepositoryConfig {
+  id: string;
+  publicKey: Buffer;
+  createdDateTime: Date;
+  recipients: WrappedKey[];
+}
+
+/** What names a repository's key: SHA-256 of its public key, hex. */
+export function keyFingerprint(publicKey: Buffer): string {
+  return createHash('sha256').update(publicKey).digest('hex');
+}
+
+const wrapContext = (id: string) => `AzsRepository ${id}`;
+const configPath = (layout: RepositoryLayout) => `${layout.root}/${REPOSITORY_CONFIG_FILE}`;
+
+export function serializeRepositoryConfig(config: RepositoryConfig): string {
+  const builder = new XMLBuilder({ ignoreAttributes: false, format: true, indentBy: '  ' });
+  const doc = {
+    Repository: {
+      '@_xmlns': NS,
+      '@_Version': 1,
+      '@_Id': config.id,
+      '@_PublicKey': config.publicKey.toString('hex'),
+      '@_CreatedDateTime': config.createdDateTime.toISOString(),
+      Recipient: config.recipients.map((r) => ({
+        '@_Kind': r.kind,
+        '@_Id': r.id,
+        '@_Algorithm': r.algorithm,
+        '#text': r.value.toString('base64'),
+      })),
+    },
+  };
+  return `<?xml version="1.0" encoding="utf-8"?>\n${builder.build(doc) as string}`;
+}
+
+function configDamaged(detail: string): AzsError {
+  return new AzsError(`The repository's ${REPOSITORY_CONFIG_FILE} on the share is not usable: ${detail}.`, {
+    errorId: 'RepositoryConfigDamaged',
+    category: 'InvalidData',
+    exitCode: ExitCode.Integrity,
+    targetObject: REPOSITORY_CONFIG_FILE,
+    recommendedAction:
+      'Put back AzsRepository/config.xml from a copy of the share if there is one; backups made before it changed need it to restore.',
+  });
+}
+
+export function parseRepositoryConfig(text: string): RepositoryConfig {
+  // biome-ignore lint/suspicious/noExplicitAny: the parser's output has no static shape; every field read is checked
+  let raw: any;
+  try {
+    raw = new XMLParser({
+      ignoreAttributes: false,
+      parseTagValue: false,
+      parseAttributeValue: false,
+      isArray: (n) => n === 'Recipient',
+    }).parse(text).Repository;
+  } catch (e) {
+    throw configDamaged(`it is not readable XML (${(e as Error).message})`);
+  }
+  if (!raw || raw['@_Version'] !== '1') throw configDamaged('it is not a version 1 repository configuration');
+  const id = String(raw['@_Id']);
+  const publicKey = Buffer.from(String(raw['@_PublicKey']), 'hex');
+  const createdDateTime = new Date(String(raw['@_CreatedDateTime']));
+  if (!/^[0-9a-f-]{36}$/.test(id) || publicKey.length !== 32 || Number.isNaN(createdDateTime.getTime()))
+    throw configDamaged('its Id, PublicKey or CreatedDateTime is malformed');
+  const recipients: WrappedKey[] = (raw.Recipient ?? []).map((r: Record<string, string>) => ({
+    kind: r['@_Kind'],
+    id: String(r['@_Id']),
+    algorithm: r['@_Algorithm'],
+    value: Buffer.from(String(r['#text'] ?? ''), 'base64'),
+  }));
+  if (recipients.some((r) => r.kind !== 'Certificate' && r.kind !== 'Key')) throw configDamaged("a Recipient's Kind is unknown");
+  return { id, publicKey, createdDateTime, recipients };
+}
+
+/** The repository's config on the share; undefined when there is no repository yet. */
+export async function readRepositoryConfig(target: Target, layout: RepositoryLayout): Promise<RepositoryConfig | undefined> {
+  const [file] = await target.readSmallFiles([configPath(layout)], MAX_CONFIG_BYTES);
+  if (file === undefined) return undefined;
+  if (!Buffer.isBuffer(file)) throw file;
+  return parseRepositoryConfig(file.toString('utf8'));
+}
+
+/**
+ * Creates the repository: a new master key wrapped for `recipients`. The config is written under a
+ * temporary name and renamed into place, and a rename never replaces: if another writer created a
+ * repository meanwhile, theirs stays and is returned with `master` undefined.
+ */
+export async function createRepository(
+  target: Target,
+  layout: RepositoryLayout,
+  recipients: readonly EncryptFor[],
+): Promise<{ config: RepositoryConfig; master?: Buffer }> {
+  const master = randomBytes(REPOSITORY_KEY_BYTES);
+  const id = randomUUID();
+  const config: RepositoryConfig = {
+    id,
+    publicKey: deriveRepositoryKeys(master).publicKey,
+    createdDateTime: new Date(),
+    recipients: recipients.map((r) => wrapFor(r, master, wrapContext(id))),
+  };
+  const temporary = `${layout.root}/.config-${randomBytes(8).toString('hex')}.xml`;
+  await target.write(temporary, Readable.from([Buffer.from(serializeRepositoryConfig(config), 'utf8')]));
+  try {
+    await target.rename(temporary, configPath(layout));
+    return { config, master };
+  } catch (e) {
+    await target.delete(temporary).catch(() => undefined);
+    const theirs = await readRepositoryConfig(target, layout).catch(() => undefined);
+    if (theirs) return { config: theirs };
+    throw e;
+  }
+}
+
+/** Replaces the config with one whose master key is wrapped for `recipients` (Update-BackupEncryption). */
+export async function rewrapRepository(
+  target: Target,
+  layout: RepositoryLayout,
+  config: RepositoryConfig,
+  master: Buffer,
+  recipients: readonly EncryptFor[],
+): Promise<RepositoryConfig> {
+  const next = { ...config, recipients: recipients.map((r) => wrapFor(r, master, wrapContext(config.id))) };
+  await target.write(configPath(layout), Readable.from([Buffer.from(serializeRepositoryConfig(next), 'utf8')]));
+  return next;
+}
+
+/**
+ * The master key, unwrapped with the operator's material, checked against the public key the
+ * backup expects (`fingerprint`, from its authenticated BackupInfo.xml) when one is given.
+ */
+export function unwrapMaster(config: RepositoryConfig, material: DecryptWith, fingerprint?: string): Buffer {
+  let master: Buffer;
+  try {
+    master = unwrapWith(material, config.recipients, wrapContext(config.id));
+  } catch (e) {
+    if (!isAzsError(e) || e.errorId !== 'WrongDecryptionMaterial') throw e;
+    const recorded = config.recipients.map((w) => `${w.kind === 'Certificate' ? 'certificate' : 'key'} ${w.id}`).join(', ');
+    throw new AzsError(`The repository on the share is not encrypted for the material given; it is encrypted for ${recorded}.`, {
+      errorId: 'WrongDecryptionMaterial',
+      category: 'SecurityError',
+      exitCode: ExitCode.Integrity,
+      targetObject: config.id,
+      recommendedAction: 'Give the .pfx or the key that the repository was made or last re-encrypted for (Update-BackupEncryption).',
+    });
+  }
+  const publicKey = deriveRepositoryKeys(master).publicKey;
+  if (!publicKey.equals(config.publicKey) || (fingerprint !== undefined && keyFingerprint(publicKey) !== fingerprint))
+    throw configDamaged('its key is not the one the backup was made with (the file was replaced)');
+  return master;
+}
