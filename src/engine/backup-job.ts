@@ -5,7 +5,7 @@ import { processStartTime, type HeldLock } from '../config/file-lock.js';
 import { ConfigStore, type StoredConfig, type StoredRole } from '../config/store.js';
 import type { RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
-import { configuredRecipient, openShare, shareAccess } from './share-access.js';
+import { configuredRecipients, openShare, shareAccess } from './share-access.js';
 import { runBackup, type BackupOutcome } from './backup.js';
 import { queuedRoleStatus, type BackupRecord } from './backup-record.js';
 import { runJob } from './job.js';
@@ -91,7 +91,7 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
     prepared = {
       config,
       access: shareAccess(store, {}, config),
-      recipient: configuredRecipient(store, config),
+      recipients: configuredRecipients(store, config),
       roles: rolesToBackUp(store, config, opts.roleNames),
     };
   } catch (e) {
@@ -108,7 +108,7 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
 type PreparedBackup = {
   config: StoredConfig;
   access: ReturnType<typeof shareAccess>;
-  recipient: ReturnType<typeof configuredRecipient>;
+  recipients: ReturnType<typeof configuredRecipients>;
   roles: RoleDefinition[];
 };
 
@@ -116,7 +116,7 @@ type PreparedBackup = {
 async function recordedBackup(
   opts: BackupJobOptions,
   store: ConfigStore,
-  { config, access, recipient, roles }: PreparedBackup,
+  { config, access, recipients, roles }: PreparedBackup,
   name: string,
 ): Promise<BackupOutcome> {
   const jobs = new JobStore(opts.home);
@@ -136,7 +136,7 @@ async function recordedBackup(
     outcome = await runBackup({
       target,
       sharePath: access.path,
-      recipient,
+      recipients,
       roles,
       progress: opts.progress,
       signal: opts.signal,
