@@ -3,10 +3,11 @@ import type { SetBackupShareParameters } from './generated/parameters.js';
 import { unauthenticatedCertificateWarning } from '../src/crypto/certificate-authentication.js';
 import { AzsError, usageError } from '../src/errors.js';
 import type { AlertSinks } from '../src/alerts/sinks.js';
-import { ConfigStore, type CertificateRecipient, type EncryptionSettings, type StoredConfig } from '../src/config/store.js';
+import { ConfigStore, type EncryptionSettings, type StoredConfig } from '../src/config/store.js';
+import { type PfxGiven, proveCertificates, readEncryptionCertificates } from '../src/session/certificates.js';
 import { requiredCapacity } from '../src/session/capacity.js';
 import { backupLocation } from '../src/session/location.js';
-import { CERTIFICATE_SECRET_CONTEXT, notConfigured, openShare, shareAccess, shareParameters } from '../src/engine/share-access.js';
+import { notConfigured, openShare, shareAccess, shareParameters } from '../src/engine/share-access.js';
 
 /**
  * Configures the backup location: path, credential, encryption key or certificate, and scheduler;
@@ -78,8 +79,9 @@ const setBackupShare: Cmdlet<SetBackupShareParameters> = async ({
     available = result.AvailableCapacity;
   }
   const saved = await store.update(apply);
-  if (saved.encryption?.mode === 'Certificate' && !saved.encryption.authenticationSecret)
-    writeWarning(unauthenticatedCertificateWarning(saved.encryption.thumbprint));
+  if (saved.encryption?.mode === 'Certificate')
+    for (const c of saved.encryption.certificates)
+      if (!c.authenticationSecret) writeWarning(unauthenticatedCertificateWarning(c.thumbprint));
   if (encryptionGiven) {
     // A rotated certificate settles CertificateExpiring now, not at the next scheduler tick.
     const [{ AlertStore }, { reviewCertificateExpiry }] = await Promise.all([
@@ -92,11 +94,14 @@ const setBackupShare: Cmdlet<SetBackupShareParameters> = async ({
   return backupLocation(saved, available);
 };
 
-const recipientId = (e: EncryptionSettings | undefined): string | undefined => (e?.mode === 'Certificate' ? e.thumbprint : e?.keyId);
+const recipientIds = (e: EncryptionSettings | undefined): string[] =>
+  e === undefined ? [] : e.mode === 'Certificate' ? e.certificates.map((c) => c.thumbprint) : [e.keyId];
 
 /**
- * A rotation changes nothing on the share: backups made before stay encrypted for the old key or
- * certificate. Say so, and how to re-wrap them, rather than let the operator retire the old one.
+ * A rotation, or a certificate added, changes nothing on the share: backups made before stay
+ * encrypted for what they were made for. Say so, and how to re-wrap them for every configured
+ * recipient, rather than let the operator retire the old material or trust a break-glass
+ * certificate that opens none of them.
  */
 async function warnOfOldBackups(
   before: EncryptionSettings | undefined,
@@ -104,17 +109,23 @@ async function warnOfOldBackups(
   access: Parameters<typeof openShare>[0],
   warn: (m: string) => void,
 ): Promise<void> {
-  const oldId = recipientId(before);
-  const newId = recipientId(after);
-  if (!oldId || !newId || oldId === newId) return;
+  const oldIds = recipientIds(before);
+  const newIds = recipientIds(after);
+  const added = newIds.filter((id) => !oldIds.includes(id));
+  if (oldIds.length === 0 || added.length === 0) return;
   const { backupsNotWrappedFor } = await import('../src/engine/rewrap.js');
-  const count = await backupsNotWrappedFor(await openShare(access), newId).catch(() => 0);
+  const count = await backupsNotWrappedFor(await openShare(access), newIds).catch(() => 0);
   if (count === 0) return;
-  const material =
-    before!.mode === 'Certificate' ? '-DecryptionCertPath <old .pfx> -DecryptionCertPassword <its password>' : '-EncryptionKey <old key>';
+  const certificate = before!.mode === 'Certificate';
+  const material = certificate
+    ? '-DecryptionCertPath <a .pfx that opens them> -DecryptionCertPassword <its password>'
+    : '-EncryptionKey <old key>';
+  const previous = `the previous ${certificate ? (oldIds.length === 1 ? 'certificate' : 'certificates') : 'key'} ${oldIds.join(', ')}`;
+  const them = count === 1 ? 'it' : 'them';
   warn(
-    `${count} backup${count === 1 ? '' : 's'} on the share stay${count === 1 ? 's' : ''} encrypted for the previous ${before!.mode === 'Certificate' ? 'certificate' : 'key'} ${oldId}: ` +
-      `keep its decryption material to restore ${count === 1 ? 'it' : 'them'}, or re-wrap ${count === 1 ? 'it' : 'them'} for the new one with Update-BackupEncryption ${material}.`,
+    `${count} backup${count === 1 ? '' : 's'} on the share ${count === 1 ? 'is' : 'are'} not encrypted for ${added.join(', ')}; ` +
+      `${count === 1 ? 'it stays' : 'they stay'} encrypted for ${previous}: keep its decryption material to restore ${them}, ` +
+      `or re-wrap ${them} for every configured recipient with Update-BackupEncryption ${material}.`,
   );
 }
 
@@ -141,68 +152,48 @@ function alertSinks(current: AlertSinks = {}, command?: string[], webhookUri?: s
   };
 }
 
-interface PfxGiven {
-  path: string;
-  password: string;
-}
-
-function pfxOf(params: SetBackupShareParameters): PfxGiven | undefined {
+/** Each .pfx of -DecryptionCertPath, all opened with the one -DecryptionCertPassword. */
+function pfxOf(params: SetBackupShareParameters): PfxGiven[] {
   if (params.DecryptionCertPath === undefined) {
     if (params.DecryptionCertPassword !== undefined)
       throw usageError('-DecryptionCertPassword goes with -DecryptionCertPath.', 'PfxPathMissing');
-    return undefined;
+    return [];
   }
-  return { path: params.DecryptionCertPath, password: params.DecryptionCertPassword ?? '' };
+  return params.DecryptionCertPath.map((path) => ({ path, password: params.DecryptionCertPassword ?? '' }));
 }
 
 async function chooseEncryption(
   store: ConfigStore,
   current: StoredConfig,
   key?: string,
-  certPath?: string,
-  pfx?: PfxGiven,
+  certPaths?: string[],
+  pfxs: PfxGiven[] = [],
 ): Promise<EncryptionSettings> {
-  if (key !== undefined && (certPath !== undefined || pfx !== undefined)) {
+  if (key !== undefined && (certPaths !== undefined || pfxs.length > 0)) {
     throw usageError('Give either -EncryptionKey or -EncryptionCertPath (with its .pfx), not both.', 'EncryptionConflict');
   }
-  if (certPath !== undefined) {
-    const { readCertificateFile } = await import('../src/crypto/certificate.js');
-    const info = await readCertificateFile(certPath);
-    if (info.notAfter.getTime() < Date.now()) {
-      throw usageError(
-        `The certificate ${certPath} expired on ${info.notAfter.toISOString()}.`,
-        'CertificateExpired',
-        certPath,
-        'Make a new certificate with New-EncryptionKey -Certificate.',
-      );
-    }
-    const certificate: CertificateRecipient = {
-      mode: 'Certificate',
-      thumbprint: info.thumbprint,
-      subject: info.subject,
-      notBefore: info.notBefore.toISOString(),
-      notAfter: info.notAfter.toISOString(),
-      publicKeyPem: info.publicKeyPem,
-    };
-    return pfx ? withAuthenticationSecret(store, certificate, pfx) : certificate;
+  const configured = current.encryption?.mode === 'Certificate' ? current.encryption.certificates : undefined;
+  if (certPaths !== undefined) {
+    const certificates = await readEncryptionCertificates(certPaths, configured ?? []);
+    return { mode: 'Certificate', certificates: await proveCertificates(store, certificates, pfxs) };
   }
-  if (pfx !== undefined) {
-    // The certificate configured already, given its .pfx now: its backups from here on prove who made them.
-    if (current.encryption?.mode !== 'Certificate') {
+  if (pfxs.length > 0) {
+    // Certificates configured already, given their .pfx now: their backups from here on prove who made them.
+    if (!configured) {
       throw usageError(
         '-DecryptionCertPath proves the encryption certificate; give -EncryptionCertPath too, since no certificate is configured.',
         'EncryptionCertificateMissing',
       );
     }
-    return withAuthenticationSecret(store, current.encryption, pfx);
+    return { mode: 'Certificate', certificates: await proveCertificates(store, configured, pfxs) };
   }
   if (key !== undefined) {
-    if (current.encryption?.mode === 'Certificate') {
+    if (configured) {
       throw new AzsError('Switching the encryption from a certificate back to a symmetric key is refused.', {
         errorId: 'EncryptionDowngradeRefused',
         category: 'InvalidOperation',
         exitCode: 2,
-        targetObject: current.encryption.thumbprint,
+        targetObject: configured.map((c) => c.thumbprint).join(', '),
         recommendedAction:
           'Keep the certificate, or rotate to a new one with -EncryptionCertPath. Clear-BackupConfiguration starts over if you must.',
       });
@@ -217,23 +208,5 @@ async function chooseEncryption(
     undefined,
     'Make a key or certificate with New-EncryptionKey, then pass it to Set-BackupShare.',
   );
-}
-/**
- * Derives, from the .pfx given once at setup, the secret that lets backups prove they were made
- * here; keeps the secret sealed and lets the .pfx go.
- */
-async function withAuthenticationSecret(
-  store: ConfigStore,
-  certificate: CertificateRecipient,
-  pfx: PfxGiven,
-): Promise<CertificateRecipient> {
-  const [{ readPfxFile }, { certificateAuthenticationSecret, pfxDoesNotMatch }] = await Promise.all([
-    import('../src/crypto/certificate.js'),
-    import('../src/crypto/certificate-authentication.js'),
-  ]);
-  const { info, privateKeyPem } = await readPfxFile(pfx.path, pfx.password);
-  if (info.thumbprint !== certificate.thumbprint) throw pfxDoesNotMatch(certificate.thumbprint, info.thumbprint, pfx.path);
-  const secret = certificateAuthenticationSecret(privateKeyPem, info.thumbprint).toString('base64');
-  return { ...certificate, authenticationSecret: store.seal(secret, CERTIFICATE_SECRET_CONTEXT) };
 }
 export default setBackupShare;

@@ -3,11 +3,11 @@ import type { UpdateBackupEncryptionParameters } from './generated/parameters.js
 import { unauthenticatedCertificateWarning } from '../src/crypto/certificate-authentication.js';
 import { ConfigStore } from '../src/config/store.js';
 import { rewrapJob } from '../src/engine/rewrap.js';
-import { configuredRecipient, decryptionMaterial, openShare, shareAccess } from '../src/engine/share-access.js';
+import { configuredRecipients, decryptionMaterial, openShare, shareAccess } from '../src/engine/share-access.js';
 
 /**
- * After a key or certificate rotation, re-wraps retained backups for the recipient configured now,
- * without re-encrypting their data.
+ * After a key or certificate rotation, re-wraps retained backups for the recipients configured now
+ * (the key, or every configured certificate), without re-encrypting their data.
  */
 const updateBackupEncryption: Cmdlet<UpdateBackupEncryptionParameters> = async ({
   params,
@@ -20,21 +20,22 @@ const updateBackupEncryption: Cmdlet<UpdateBackupEncryptionParameters> = async (
   const store = new ConfigStore(home);
   const config = store.read();
   const access = shareAccess(store, {}, config);
-  const recipient = configuredRecipient(store, config);
+  const recipients = configuredRecipients(store, config);
+  const certificates = recipients.filter((r) => r.kind === 'Certificate');
   const oldMaterial = (await decryptionMaterial(params))!;
   const { matched, updated, unchanged, failures } = await rewrapJob({
     home,
     target: await openShare(access),
     sharePath: access.path,
     oldMaterial,
-    recipient,
+    recipients,
     name: params.Name,
     allowUnauthenticated: params.AllowUnauthenticated === true,
     confirm: (name) => shouldProcess(`backup ${name}`, 'Re-wrap the data key for the configured encryption'),
     onUnauthenticated: (name, rewritten) =>
       writeWarning(
         `Backup ${name} carried no proof of who made it and was re-sealed anyway (-AllowUnauthenticated)` +
-          `${rewritten && recipient.kind === 'Certificate' && recipient.authenticationKey ? ': from now on it restores as if this service made it' : ''}.`,
+          `${rewritten && certificates.some((c) => c.authenticationKey) ? ': from now on it restores as if this service made it' : ''}.`,
       ),
   });
   if (matched === 0 && failures.length === 0) {
@@ -46,10 +47,9 @@ const updateBackupEncryption: Cmdlet<UpdateBackupEncryptionParameters> = async (
   }
   if (unchanged.length)
     writeWarning(
-      `Already encrypted for the configured ${recipient.kind === 'Key' ? 'key' : 'certificate'}, nothing to do: ${unchanged.join(', ')}.`,
+      `Already encrypted for the configured ${certificates.length === 0 ? 'key' : certificates.length === 1 ? 'certificate' : 'certificates'}, nothing to do: ${unchanged.join(', ')}.`,
     );
-  if (recipient.kind === 'Certificate' && !recipient.authenticationKey)
-    writeWarning(unauthenticatedCertificateWarning(recipient.thumbprint));
+  for (const c of certificates) if (!c.authenticationKey) writeWarning(unauthenticatedCertificateWarning(c.thumbprint));
   // Some re-wrapped and some not is a partial success (3); none at all, the failure's own code.
   if (failures.length > 0 && updated.length === 0) setExitCode(failures[0]!.exitCode);
   for (const error of failures) writeError(error);

@@ -72,7 +72,7 @@ export const alertCatalog: Record<AlertType, { severity: Alert['Severity']; titl
     title: 'The backup encryption certificate expires soon',
     remediation: [
       'Make a new certificate with New-EncryptionKey -Certificate and keep its .pfx safe.',
-      'Configure it with Set-BackupShare -EncryptionCertPath.',
+      'Configure it with Set-BackupShare -EncryptionCertPath, in place of the expiring one beside the certificates you keep, and give its .pfx once.',
       'Re-wrap retained backups for it with Update-BackupEncryption, or keep the old .pfx to restore them.',
     ],
   },

@@ -22,8 +22,8 @@ import type { AlertSinks } from '../alerts/sinks.js';
 
 export type Sealed = { sealed: string };
 
-export interface CertificateRecipient {
-  mode: 'Certificate';
+/** A certificate new backups are encrypted for. */
+export interface StoredCertificate {
   thumbprint: string;
   subject: string;
   notBefore: string;
@@ -37,13 +37,23 @@ export interface CertificateRecipient {
   authenticationSecret?: Sealed;
 }
 
+/**
+ * Certificate mode: one or more certificates (an operations certificate and a break-glass one kept
+ * in a safe, say). Every backup's data key is wrapped for each, so any one of them restores it.
+ * Never empty; the first is the one the single-certificate fields of BackupLocation show.
+ */
+export interface CertificateEncryption {
+  mode: 'Certificate';
+  certificates: StoredCertificate[];
+}
+
 export interface KeyRecipient {
   mode: 'Key';
   keyId: string;
   key: Sealed;
 }
 
-export type EncryptionSettings = CertificateRecipient | KeyRecipient;
+export type EncryptionSettings = CertificateEncryption | KeyRecipient;
 
 export interface StoredRole extends Omit<RoleDefinition, 'databasePassword'> {
   databasePassword?: Sealed;
@@ -74,6 +84,17 @@ export const defaultConfig = (): StoredConfig => ({
   scheduler: { enabled: false, frequencyInHours: 12, retentionPeriodInDays: 7 },
   roles: [],
 });
+
+/**
+ * Configurations written before several certificates could be configured held the one certificate's
+ * fields in `encryption` itself: read as a list of one. The next write stores the list.
+ */
+function withCertificateList(config: StoredConfig): StoredConfig {
+  const enc = config.encryption as (CertificateEncryption & Partial<StoredCertificate>) | KeyRecipient | undefined;
+  if (enc?.mode !== 'Certificate' || Array.isArray(enc.certificates)) return config;
+  const { mode: _mode, certificates: _none, ...certificate } = enc;
+  return { ...config, encryption: { mode: 'Certificate', certificates: [certificate as StoredCertificate] } };
+}
 
 const CONFIG_NAME = 'config';
 /** config.json holds the share, the encryption and the role catalog: a few KB, even with many roles. */
@@ -114,7 +135,7 @@ export class ConfigStore {
     try {
       const parsed: unknown = JSON.parse(text);
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('it does not hold a JSON object');
-      return { ...defaultConfig(), ...(parsed as Partial<StoredConfig>) };
+      return withCertificateList({ ...defaultConfig(), ...(parsed as Partial<StoredConfig>) });
     } catch (e) {
       throw new AzsError(`The configuration file ${this.file} is not valid JSON: ${(e as Error).message}`, {
         errorId: 'ConfigurationCorrupt',

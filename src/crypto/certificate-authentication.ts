@@ -40,13 +40,19 @@ export function certificateAuthenticationKey(secret: Buffer): Buffer {
 }
 
 /** The .pfx given at setup is not the private key of the certificate being configured. */
-export function pfxDoesNotMatch(certThumbprint: string, pfxThumbprint: string, pfxPath: string): AzsError {
-  return new AzsError(`The .pfx '${pfxPath}' holds certificate ${pfxThumbprint}, not the encryption certificate ${certThumbprint}.`, {
+export function pfxDoesNotMatch(certThumbprints: readonly string[], pfxThumbprint: string, pfxPath: string): AzsError {
+  const expected =
+    certThumbprints.length === 1
+      ? `the encryption certificate ${certThumbprints[0]}`
+      : `any of the encryption certificates ${certThumbprints.join(', ')}`;
+  return new AzsError(`The .pfx '${pfxPath}' holds certificate ${pfxThumbprint}, not ${expected}.`, {
     errorId: 'DecryptionCertificateMismatch',
     category: 'InvalidArgument',
     exitCode: ExitCode.Usage,
     targetObject: pfxPath,
-    recommendedAction: 'Give the .pfx made together with the .cer of -EncryptionCertPath (New-EncryptionKey -Certificate writes both).',
+    recommendedAction:
+      'Give the .pfx made together with a .cer of -EncryptionCertPath (New-EncryptionKey -Certificate writes both), ' +
+      'or add its certificate to -EncryptionCertPath.',
   });
 }
 
@@ -54,7 +60,7 @@ export function pfxDoesNotMatch(certThumbprint: string, pfxThumbprint: string, p
 export function unauthenticatedCertificateWarning(thumbprint: string): string {
   return (
     `The encryption certificate ${thumbprint} was configured without its .pfx, so backups cannot prove they were made by this service, ` +
-    'and a restore refuses them unless given -AllowUnauthenticated. Run Set-BackupShare -EncryptionCertPath <.cer> ' +
-    '-DecryptionCertPath <.pfx> (with -DecryptionCertPassword) once: the service keeps a secret derived from the private key, never the .pfx.'
+    'and a restore with its .pfx refuses them unless given -AllowUnauthenticated. Run Set-BackupShare -DecryptionCertPath <its .pfx> ' +
+    '(with -DecryptionCertPassword) once: the service keeps a secret derived from the private key, never the .pfx.'
   );
 }

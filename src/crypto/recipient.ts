@@ -42,6 +42,16 @@ export function wrapFor(recipient: EncryptFor, dataKey: Buffer, backupName: stri
       };
 }
 
+/** The id a backup records the recipient under: the certificate's thumbprint or the key id. */
+export function recipientId(recipient: EncryptFor): string {
+  return recipient.kind === 'Certificate' ? recipient.thumbprint : recipient.keyId;
+}
+
+/** "certificate <thumbprint>" or "key <key id>", for messages. */
+export function recipientLabel(recipient: EncryptFor): string {
+  return recipient.kind === 'Certificate' ? `certificate ${recipient.thumbprint}` : `key ${recipient.keyId}`;
+}
+
 export function materialId(material: DecryptWith): string {
   return material.kind === 'Certificate' ? material.thumbprint : material.keyId;
 }

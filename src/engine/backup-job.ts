@@ -5,7 +5,7 @@ import { processStartTime, type HeldLock } from '../config/file-lock.js';
 import { ConfigStore, type StoredConfig, type StoredRole } from '../config/store.js';
 import type { RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
-import { configuredRecipient, openShare, shareAccess } from './share-access.js';
+import { configuredRecipients, openShare, shareAccess } from './share-access.js';
 import { runBackup, type BackupOutcome } from './backup.js';
 import { queuedRoleStatus, type BackupRecord } from './backup-record.js';
 import { runJob } from './job.js';
@@ -94,7 +94,7 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
     prepared = {
       config,
       access: shareAccess(store, {}, config),
-      recipient: configuredRecipient(store, config),
+      recipients: configuredRecipients(store, config),
       roles: rolesToBackUp(store, config, opts.roleNames),
     };
   } catch (e) {
@@ -111,7 +111,7 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
 type PreparedBackup = {
   config: StoredConfig;
   access: ReturnType<typeof shareAccess>;
-  recipient: ReturnType<typeof configuredRecipient>;
+  recipients: ReturnType<typeof configuredRecipients>;
   roles: RoleDefinition[];
 };
 
@@ -119,7 +119,7 @@ type PreparedBackup = {
 async function recordedBackup(
   opts: BackupJobOptions,
   store: ConfigStore,
-  { config, access, recipient, roles }: PreparedBackup,
+  { config, access, recipients, roles }: PreparedBackup,
   name: string,
 ): Promise<BackupOutcome> {
   const jobs = new JobStore(opts.home);
@@ -136,12 +136,12 @@ async function recordedBackup(
   let outcome: BackupOutcome;
   try {
     const target = await openShare(access);
-    const { repository, fullCopyBecause } = await backupRepository(store, config, access.path, target, [recipient]);
+    const { repository, fullCopyBecause } = await backupRepository(store, config, access.path, target, recipients);
     outcome = await runBackup({
       target,
       sharePath: access.path,
       repository,
-      recipient,
+      recipients,
       roles,
       progress: opts.progress,
       signal: opts.signal,

@@ -15,7 +15,7 @@ import { seconds, tracedTarget } from './traced-target.js';
 import { INFO_FILE, ROOT, backupFolder, catalogFileName, partialFolder, roleFileName, stampOf } from '../catalog/layout.js';
 import { newDataKey } from '../crypto/key-wrap.js';
 import { unauthenticatedCertificateWarning } from '../crypto/certificate-authentication.js';
-import { wrapFor, type EncryptFor } from '../crypto/recipient.js';
+import { recipientLabel, wrapFor, type EncryptFor } from '../crypto/recipient.js';
 import { recycleThrough, recyclerOf } from '../memory/recycling-readable.js';
 import { DEFAULT_CHUNK_SIZE } from '../pipeline/chunk-cipher.js';
 import { DEFAULT_COMPRESSION_LEVEL } from '../pipeline/compress.js';
@@ -44,7 +44,8 @@ import { listPacks } from '../repository/rebuild.js';
 export interface BackupRequest {
   target: Target;
   sharePath: string;
-  recipient: EncryptFor;
+  /** Each gets the data key wrapped for it; any one of them opens the backup. */
+  recipients: EncryptFor[];
   roles: RoleDefinition[];
   progress: ProgressReporter;
   signal?: AbortSignal;
@@ -100,7 +101,7 @@ export async function runBackup(given: BackupRequest): Promise<BackupOutcome> {
   const { req } = run;
   publish(run, 'Starting');
   run.verbose(
-    `Backup ${run.name}: ${req.roles.length} role${req.roles.length === 1 ? '' : 's'} (${req.roles.map((r) => r.name).join(', ')}) to ${req.sharePath}, staged in ${run.staging}, encrypted for ${req.recipient.kind === 'Certificate' ? `certificate ${req.recipient.thumbprint}` : `key ${req.recipient.keyId}`}.`,
+    `Backup ${run.name}: ${req.roles.length} role${req.roles.length === 1 ? '' : 's'} (${req.roles.map((r) => r.name).join(', ')}) to ${req.sharePath}, staged in ${run.staging}, encrypted for ${req.recipients.map(recipientLabel).join(', ')}.`,
   );
   await mapConcurrent(req.roles, req.concurrency ?? 2, (role, i) => backUpRole(run, role, i));
   await stopUnlessCommittable(run);
@@ -124,10 +125,9 @@ export async function runBackup(given: BackupRequest): Promise<BackupOutcome> {
     return { record, roleErrors, warnings: [] };
   }
   const info = await commit(run, status);
-  const warnings =
-    req.recipient.kind === 'Certificate' && !req.recipient.authenticationKey
-      ? [unauthenticatedCertificateWarning(req.recipient.thumbprint)]
-      : [];
+  const warnings = req.recipients.flatMap((r) =>
+    r.kind === 'Certificate' && !r.authenticationKey ? [unauthenticatedCertificateWarning(r.thumbprint)] : [],
+  );
   return { record: recordFromInfo(info, req.sharePath), roleErrors, warnings };
 }
 
@@ -175,7 +175,7 @@ function newRun(given: BackupRequest): BackupRun {
   // its BackupInfo.xml, written last: a folder without one never lists (docs/FORMAT.md).
   const staging = req.target.renameCopies ? backupFolder(stamp, name) : partialFolder(stamp, name);
   const dataKey = newDataKey();
-  const recipients = [wrapFor(req.recipient, dataKey, name)];
+  const recipients = req.recipients.map((r) => wrapFor(r, dataKey, name));
   const statuses: RoleStatusRecord[] = req.roles.map(queuedRoleStatus);
   // The share makes the staging folder while the first roles start: their first bytes wait in the
   // pipe meanwhile, and on SMB the round trip (0.1-0.2 s) no longer comes before tar starts.
@@ -220,8 +220,8 @@ function snapshot(run: BackupRun, status: BackupRecord['Status'], progress: stri
     CreatedDateTime: created.toISOString(),
     TimeTakenToCreate: Date.now() - created.getTime(),
     BackupDataVersion: BACKUP_DATA_VERSION,
-    EncryptionCertThumbprint: req.recipient.kind === 'Certificate' ? req.recipient.thumbprint : null,
-    EncryptionKeyId: req.recipient.kind === 'Key' ? req.recipient.keyId : null,
+    EncryptionCertThumbprint: run.recipients.find((r) => r.kind === 'Certificate')?.id ?? null,
+    EncryptionKeyId: run.recipients.find((r) => r.kind === 'Key')?.id ?? null,
     Size: statuses.reduce((n, s) => n + s.StoredSize, 0),
     IsCloudRecoveryReady: false,
     SharePath: req.sharePath,
@@ -484,7 +484,7 @@ async function commit(run: BackupRun, status: BackupRecord['Status']): Promise<B
   };
   await req.target.write(
     `${staging}/${INFO_FILE}`,
-    readableOf(serializeBackupInfo(info, sealKeysFor(run.dataKey, name, stamp, [req.recipient]))),
+    readableOf(serializeBackupInfo(info, sealKeysFor(run.dataKey, name, stamp, req.recipients))),
     { atomic: false },
   );
   if (staging !== backupFolder(stamp, name)) await req.target.rename(staging, backupFolder(stamp, name));

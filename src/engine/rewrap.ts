@@ -3,16 +3,16 @@ import { FORMAT_VERSION, sealKeysFor, serializeBackupInfo } from '../catalog/bac
 import { INFO_FILE } from '../catalog/layout.js';
 import { listShare, readBackupInfos } from '../catalog/share-catalog.js';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
-import { materialId, wrapFor, type DecryptWith, type EncryptFor } from '../crypto/recipient.js';
+import { materialId, recipientId, wrapFor, type DecryptWith, type EncryptFor } from '../crypto/recipient.js';
 import type { Target } from '../targets/target.js';
 import { recordFromInfo, type BackupRecord } from './backup-record.js';
 import { runJob } from './job.js';
 import { openBackup, type OpenOptions } from './open-backup.js';
 
 /**
- * After a rotation, wraps a backup's data key for the new recipient in place of the old one and
- * re-seals BackupInfo.xml (in the current format, with the authenticator of a certificate whose
- * authentication secret is configured). The role files are not touched: their chunks are under
+ * After a rotation, wraps a backup's data key for the recipients configured now (every configured
+ * certificate, or the key) in place of those it had, and re-seals BackupInfo.xml (in the current
+ * format, with the authenticator of each certificate whose authentication secret is configured). The role files are not touched: their chunks are under
  * the data key, which does not change. `rewritten` is false when the backup was already as it
  * would be written.
  */
@@ -21,11 +21,11 @@ export async function rewrapBackup(
   sharePath: string,
   name: string,
   oldMaterial: DecryptWith,
-  recipient: EncryptFor,
+  recipients: readonly EncryptFor[],
   options: OpenOptions = {},
 ): Promise<{ record: BackupRecord; rewritten: boolean; wasAuthenticated: boolean }> {
   const { entry, info, parsed, dataKey, authenticity } = await openBackup(target, name, oldMaterial, options);
-  if (recipient.kind === 'Key' && info.recipients.some((r) => r.kind === 'Certificate')) {
+  if (recipients.some((r) => r.kind === 'Key') && info.recipients.some((r) => r.kind === 'Certificate')) {
     // SPEC 6: the host that backs up never holds the decryption secret; a key would put it back.
     throw new AzsError(
       `Backup ${entry.name} is encrypted for a certificate; re-wrapping it for the symmetric key configured now is refused.`,
@@ -39,17 +39,17 @@ export async function rewrapBackup(
     );
   }
   const wasAuthenticated = authenticity !== 'Unauthenticated';
-  const newId = recipient.kind === 'Certificate' ? recipient.thumbprint : recipient.keyId;
-  const sameRecipient = info.recipients.length === 1 && info.recipients[0]!.id.toUpperCase() === newId.toUpperCase();
-  const authenticatorMissing =
-    recipient.kind === 'Certificate' &&
-    recipient.authenticationKey !== undefined &&
-    !parsed.authenticatorIds.includes(recipient.thumbprint.toUpperCase());
-  if (sameRecipient && parsed.formatVersion === FORMAT_VERSION && !authenticatorMissing) {
+  const has = new Set(info.recipients.map((r) => r.id.toUpperCase()));
+  const wanted = new Set(recipients.map((r) => recipientId(r).toUpperCase()));
+  const sameRecipients = has.size === wanted.size && [...wanted].every((id) => has.has(id));
+  const authenticatorMissing = recipients.some(
+    (r) => r.kind === 'Certificate' && r.authenticationKey !== undefined && !parsed.authenticatorIds.includes(r.thumbprint.toUpperCase()),
+  );
+  if (sameRecipients && parsed.formatVersion === FORMAT_VERSION && !authenticatorMissing) {
     return { record: recordFromInfo(info, sharePath), rewritten: false, wasAuthenticated };
   }
-  const updated = { ...info, formatVersion: FORMAT_VERSION, recipients: [wrapFor(recipient, dataKey!, entry.name)] };
-  const text = serializeBackupInfo(updated, sealKeysFor(dataKey!, entry.name, entry.stamp, [recipient]));
+  const updated = { ...info, formatVersion: FORMAT_VERSION, recipients: recipients.map((r) => wrapFor(r, dataKey!, entry.name)) };
+  const text = serializeBackupInfo(updated, sealKeysFor(dataKey!, entry.name, entry.stamp, recipients));
   // Target.write replaces in one atomic step, so the backup never lacks its BackupInfo.xml (and
   // never lists as a leftover that a prune would remove), even if this process dies here.
   await target.write(`${entry.folder}/${INFO_FILE}`, Readable.from([Buffer.from(text)]));
@@ -80,14 +80,16 @@ export async function backupsToRewrap(
 }
 
 /**
- * How many backups on the share cannot be opened by `recipientId` (a certificate thumbprint or key
- * id): after a rotation, those still need the old material, or Update-BackupEncryption.
+ * How many backups on the share are not wrapped for every one of `recipientIds` (certificate
+ * thumbprints or a key id): after a rotation, or a certificate added, those do not open with each
+ * configured recipient's material until Update-BackupEncryption re-wraps them.
  */
-export async function backupsNotWrappedFor(target: Target, recipientId: string): Promise<number> {
-  const id = recipientId.toUpperCase();
+export async function backupsNotWrappedFor(target: Target, recipientIds: readonly string[]): Promise<number> {
+  const ids = recipientIds.map((id) => id.toUpperCase());
   const { backups } = await listShare(target);
   const infos = await readBackupInfos(target, backups);
-  return infos.filter((read) => !isAzsError(read) && !read.info.recipients.some((r) => r.id.toUpperCase() === id)).length;
+  return infos.filter((read) => !isAzsError(read) && !ids.every((id) => read.info.recipients.some((r) => r.id.toUpperCase() === id)))
+    .length;
 }
 
 export interface RewrapJobRequest {
@@ -95,7 +97,8 @@ export interface RewrapJobRequest {
   target: Target;
   sharePath: string;
   oldMaterial: DecryptWith;
-  recipient: EncryptFor;
+  /** The recipients configured now: every backup re-wrapped is wrapped for each. */
+  recipients: readonly EncryptFor[];
   /** Just this backup, whose failure stops the job; without it, every backup the old material opens. */
   name?: string;
   allowUnauthenticated?: boolean;
@@ -109,7 +112,7 @@ export interface RewrapOutcome {
   /** How many backups the old material opens (or 1 with a name). */
   matched: number;
   updated: BackupRecord[];
-  /** Those already wrapped for the recipient, as they would be written. */
+  /** Those already wrapped for the recipients, as they would be written. */
   unchanged: string[];
   /** Backups whose BackupInfo.xml could not be read or re-wrapped. */
   failures: AzsError[];
@@ -133,7 +136,7 @@ export async function rewrapJob(job: RewrapJobRequest): Promise<RewrapOutcome> {
           job.sharePath,
           name,
           job.oldMaterial,
-          job.recipient,
+          job.recipients,
           options,
         );
         if (!wasAuthenticated) job.onUnauthenticated?.(name, rewritten);

@@ -8,14 +8,25 @@ import { pruneJob } from './prune.js';
 
 const DAY = 86_400_000;
 
-/** Raises CertificateExpiring while the configured certificate has under 30 days left; closes it otherwise. */
+/**
+ * Raises CertificateExpiring while any configured certificate has under 30 days left (one alert,
+ * naming each such certificate: a break-glass certificate in a safe expires as surely as the
+ * operations one); closes it otherwise.
+ */
 export async function reviewCertificateExpiry(config: StoredConfig, alerts: AlertStore, now = new Date()): Promise<void> {
   const enc = config.encryption;
-  if (enc?.mode === 'Certificate' && Date.parse(enc.notAfter) - now.getTime() < 30 * DAY) {
-    await alerts.raise('CertificateExpiring', `The encryption certificate ${enc.thumbprint} (${enc.subject}) expires on ${enc.notAfter}.`);
-  } else {
+  const expiring = enc?.mode === 'Certificate' ? enc.certificates.filter((c) => Date.parse(c.notAfter) - now.getTime() < 30 * DAY) : [];
+  if (expiring.length === 0) {
     await alerts.close(['CertificateExpiring']);
+    return;
   }
+  const each = expiring.map(
+    (c) => `${c.thumbprint} (${c.subject}) ${Date.parse(c.notAfter) < now.getTime() ? 'expired' : 'expires'} on ${c.notAfter}`,
+  );
+  await alerts.raise(
+    'CertificateExpiring',
+    expiring.length === 1 ? `The encryption certificate ${each[0]}.` : `The encryption certificates ${each.join('; ')}.`,
+  );
 }
 
 /**

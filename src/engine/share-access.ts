@@ -13,7 +13,7 @@ import type { BlobCredential } from '../targets/blob.js';
 
 /**
  * What cmdlets share: the configured share (or one given with -Path and a credential), the
- * recipient new backups are encrypted for, and decryption material from -DecryptionCertPath /
+ * recipients new backups are encrypted for, and decryption material from -DecryptionCertPath /
  * -DecryptionCertPassword or -EncryptionKey. Cmdlets stay one sentence long because of this.
  */
 
@@ -108,18 +108,23 @@ export async function openShare(access: ShareAccess): Promise<Target> {
   return openTarget(access.path, access.credential, access.privateDir);
 }
 
-/** The recipient configured for new backups. */
-export function configuredRecipient(store: ConfigStore, config: StoredConfig = store.read()): EncryptFor {
+/**
+ * The recipients configured for new backups: the symmetric key, or every configured certificate
+ * (each backup's data key is wrapped for each, so any one of their .pfx restores it).
+ */
+export function configuredRecipients(store: ConfigStore, config: StoredConfig = store.read()): EncryptFor[] {
   const enc = config.encryption;
   if (!enc) throw notConfigured('encryption key or certificate');
-  if (enc.mode === 'Key') return { kind: 'Key', keyId: enc.keyId, key: Buffer.from(store.open(enc.key, 'encryption-key'), 'base64') };
-  const secret = enc.authenticationSecret && Buffer.from(store.open(enc.authenticationSecret, CERTIFICATE_SECRET_CONTEXT), 'base64');
-  return {
-    kind: 'Certificate',
-    thumbprint: enc.thumbprint,
-    publicKeyPem: enc.publicKeyPem,
-    ...(secret ? { authenticationKey: certificateAuthenticationKey(secret) } : {}),
-  };
+  if (enc.mode === 'Key') return [{ kind: 'Key', keyId: enc.keyId, key: Buffer.from(store.open(enc.key, 'encryption-key'), 'base64') }];
+  return enc.certificates.map((c) => {
+    const secret = c.authenticationSecret && Buffer.from(store.open(c.authenticationSecret, CERTIFICATE_SECRET_CONTEXT), 'base64');
+    return {
+      kind: 'Certificate',
+      thumbprint: c.thumbprint,
+      publicKeyPem: c.publicKeyPem,
+      ...(secret ? { authenticationKey: certificateAuthenticationKey(secret) } : {}),
+    };
+  });
 }
 
 /** Where the sealed certificate authentication secret is bound in the configuration. */

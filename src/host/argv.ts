@@ -485,6 +485,15 @@ function assertMandatoryGiven(m: CmdletManifest, set: string, bound: Set<string>
   }
 }
 
+/**
+ * A path parameter's values, each resolved. A list given once (`-EncryptionCertPath a.cer,b.cer`)
+ * is cut at its commas first, as convertValue cuts it, so that each element resolves, not the whole.
+ */
+function resolvedPaths(p: ParameterDef, raws: string[]): string[] {
+  const items = p.type === 'String[]' && raws.length === 1 && raws[0]!.trim() !== '' ? raws[0]!.split(',').map((s) => s.trim()) : raws;
+  return items.map((r) => (r === '' || keptAsGiven.test(r) ? r : resolvePath(r)));
+}
+
 /** Each given parameter's raw values converted to its type, in the manifest's order. */
 function convertParams(m: CmdletManifest, set: string, rawByParam: Map<string, string[]>, params: CommandLine['params']): void {
   for (const p of m.parameters) {
@@ -504,7 +513,7 @@ function convertParams(m: CmdletManifest, set: string, rawByParam: Map<string, s
     }
     // Relative paths resolve against the current folder here, as the module resolves them against
     // PowerShell's location, so every cmdlet stores and checks the same absolute path.
-    const given = isPathParameter(p) ? raws.map((r) => (r === '' || keptAsGiven.test(r) ? r : resolvePath(r))) : raws;
+    const given = isPathParameter(p) ? resolvedPaths(p, raws) : raws;
     params[p.name] = convertValue(p, given);
   }
 }

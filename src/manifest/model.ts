@@ -165,12 +165,12 @@ export interface ManifestSet {
 }
 
 /**
- * A parameter named Path or …Path names a file or folder: a relative path resolves against the
+ * A parameter named Path or …Path (a String, or a String[] of several) names a file or folder: a relative path resolves against the
  * caller's current location (the shell's, or PowerShell's, PSDrives included), the same way in
  * every cmdlet. UNC paths and URLs (smb://) pass as they are.
  */
 export function isPathParameter(p: Pick<ParameterDef, 'name' | 'type'>): boolean {
-  return /Path$/.test(p.name) && p.type === 'String';
+  return /Path$/.test(p.name) && (p.type === 'String' || p.type === 'String[]');
 }
 
 /** A location on another machine, never relative to a local folder: a UNC path or a URL (smb://). */

@@ -1,8 +1,24 @@
-import type { StoredConfig } from '../config/store.js';
+import type { StoredCertificate, StoredConfig } from '../config/store.js';
+
+/**
+ * The AzsBackup.EncryptionCertificate object: one configured certificate, with its expiry and
+ * whether backups carry its authenticator (its .pfx was given once to Set-BackupShare).
+ */
+export function certificateView(c: StoredCertificate) {
+  return {
+    Thumbprint: c.thumbprint,
+    Subject: c.subject,
+    NotBefore: c.notBefore,
+    NotAfter: c.notAfter,
+    Authenticated: c.authenticationSecret !== undefined,
+  };
+}
 
 /** The AzsBackup.BackupLocation object: the configuration as operators see it, secrets always null. */
 export function backupLocation(config: StoredConfig, availableCapacity: number | null = null) {
   const enc = config.encryption;
+  const certificates = enc?.mode === 'Certificate' ? enc.certificates : [];
+  const first = certificates[0];
   const next = config.scheduler.enabled
     ? new Date(
         (config.lastSuccessfulBackupTime ? Date.parse(config.lastSuccessfulBackupTime) : Date.now()) +
@@ -14,9 +30,11 @@ export function backupLocation(config: StoredConfig, availableCapacity: number |
     UserName: config.share?.userName ?? null,
     Password: null,
     EncryptionMode: enc?.mode ?? null,
-    EncryptionCertThumbprint: enc?.mode === 'Certificate' ? enc.thumbprint : null,
-    EncryptionCertSubject: enc?.mode === 'Certificate' ? enc.subject : null,
-    EncryptionCertExpiry: enc?.mode === 'Certificate' ? enc.notAfter : null,
+    // The SPEC's single fields name the first certificate; EncryptionCertificates lists them all.
+    EncryptionCertThumbprint: first?.thumbprint ?? null,
+    EncryptionCertSubject: first?.subject ?? null,
+    EncryptionCertExpiry: first?.notAfter ?? null,
+    EncryptionCertificates: first ? certificates.map(certificateView) : null,
     EncryptionKeyId: enc?.mode === 'Key' ? enc.keyId : null,
     IsBackupSchedulerEnabled: config.scheduler.enabled,
     BackupFrequencyInHours: config.scheduler.frequencyInHours,

@@ -72,6 +72,30 @@ await new ConfigStore(process.argv[2]).update((c) => ({ ...c, roles: [...c.roles
     expect(names).toEqual(Array.from({ length: 12 }, (_, i) => `R${i}`).sort());
   });
 
+  it('reads the one certificate of a configuration from before several certificates as a list of one, and writes the list', async () => {
+    const certificate = {
+      thumbprint: 'A'.repeat(40),
+      subject: 'CN=ops',
+      notBefore: '2025-01-01T00:00:00.000Z',
+      notAfter: '2027-01-01T00:00:00.000Z',
+      publicKeyPem: '-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n',
+      authenticationSecret: { sealed: 'sealed-secret' },
+    };
+    const roles = [{ name: 'CA', provider: 'directory', restoreOrder: 1, path: '/etc/pki' }];
+    writeFileSync(join(home, 'config.json'), JSON.stringify({ encryption: { mode: 'Certificate', ...certificate }, roles }));
+    const store = new ConfigStore(home);
+    expect(store.read().encryption).toEqual({ mode: 'Certificate', certificates: [certificate] });
+    expect(store.read().roles).toEqual(roles);
+    await store.update((c) => c);
+    expect(JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')).encryption).toEqual({
+      mode: 'Certificate',
+      certificates: [certificate],
+    });
+    // A key, and a list, read as they are.
+    writeFileSync(join(home, 'config.json'), JSON.stringify({ encryption: { mode: 'Key', keyId: 'k', key: { sealed: 's' } } }));
+    expect(store.read().encryption).toEqual({ mode: 'Key', keyId: 'k', key: { sealed: 's' } });
+  });
+
   it('refuses a damaged configuration with a clear error instead of resetting it', () => {
     writeFileSync(join(home, 'config.json'), '{ not json');
     expect(() => new ConfigStore(home).read()).toThrow(/not valid JSON/);

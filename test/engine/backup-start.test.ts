@@ -67,7 +67,7 @@ describe('the start of a backup', () => {
     const { record } = await runBackup({
       target,
       sharePath: target.root,
-      recipient,
+      recipients: [recipient],
       roles: [markingRole(marker)],
       progress: silentProgress,
     });
@@ -87,7 +87,7 @@ describe('the start of a backup', () => {
     });
     const target = new SlowMkdirTarget(path.join(tmp, 'share'), 300, failure);
     await expect(
-      runBackup({ target, sharePath: target.root, recipient, roles: [markingRole(marker)], progress: silentProgress }),
+      runBackup({ target, sharePath: target.root, recipients: [recipient], roles: [markingRole(marker)], progress: silentProgress }),
     ).rejects.toBe(failure);
     await fs.access(marker);
     // The export's process group is stopped, not left writing into a pipe nobody reads.

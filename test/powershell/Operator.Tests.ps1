@@ -123,6 +123,27 @@ Describe 'the module over the real host' {
             $caught.CategoryInfo.Category | Should -Be 'SecurityError'
             $caught.TargetObject | Should -Be "$dir/b.pfx"
         }
+
+        It 'encrypts for an operations and a break-glass certificate, lists both with their expiry, and either .pfx alone opens a backup' {
+            $dir = New-TestFolder 'two-certs'
+            $opsPassword = ConvertTo-Secure 'operations pfx password'
+            $glassPassword = ConvertTo-Secure 'break-glass pfx password'
+            $ops = New-EncryptionKey -Certificate -CertificatePath "$dir/ops.cer" -PfxPath "$dir/ops.pfx" -PfxPassword $opsPassword -Confirm:$false
+            $glass = New-EncryptionKey -Certificate -CertificatePath "$dir/glass.cer" -PfxPath "$dir/glass.pfx" -PfxPassword $glassPassword -Confirm:$false
+            # Two passwords, so two calls: the second proves the break-glass certificate configured by the first.
+            $null = Set-BackupShare -Path $share -EncryptionCertPath "$dir/ops.cer", "$dir/glass.cer" -DecryptionCertPath "$dir/ops.pfx" -DecryptionCertPassword $opsPassword -Confirm:$false -WarningAction SilentlyContinue
+            Set-BackupShare -DecryptionCertPath "$dir/glass.pfx" -DecryptionCertPassword $glassPassword -Confirm:$false -WarningAction SilentlyContinue
+            $certificates = @((Get-BackupConfiguration).EncryptionCertificates)
+            $certificates.Thumbprint | Should -Be @($ops.Thumbprint, $glass.Thumbprint)
+            $certificates.NotAfter | Should -Be @($ops.NotAfter, $glass.NotAfter)
+            $certificates.Authenticated | Should -Be @($true, $true)
+            $made = Start-InfrastructureBackup -Confirm:$false
+            foreach ($pfx in @(@("$dir/ops.pfx", $opsPassword), @("$dir/glass.pfx", $glassPassword))) {
+                $checked = Test-InfrastructureBackup -Name $made.Name -DecryptionCertPath $pfx[0] -DecryptionCertPassword $pfx[1]
+                $checked.IsValid | Should -BeTrue
+                $checked.Mode | Should -Be 'Authenticated'
+            }
+        }
     }
 
     Context 'on the real Samba share' {
