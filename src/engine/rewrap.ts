@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { FORMAT_VERSION, sealKeysFor, serializeBackupInfo } from '../catalog/backup-info.js';
+import { FORMAT_VERSION, REPOSITORY_FORMAT_VERSION, sealKeysFor, serializeBackupInfo } from '../catalog/backup-info.js';
 import { INFO_FILE } from '../catalog/layout.js';
 import { listShare, readBackupInfos } from '../catalog/share-catalog.js';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
@@ -7,6 +7,8 @@ import { materialId, recipientId, wrapFor, type DecryptWith, type EncryptFor } f
 import type { Target } from '../targets/target.js';
 import { recordFromInfo, type BackupRecord } from './backup-record.js';
 import { runJob } from './job.js';
+import { RepositoryLayout } from '../repository/layout.js';
+import { readRepositoryConfig, rewrapRepository, unwrapMaster } from '../repository/repository-config.js';
 import { openBackup, type OpenOptions } from './open-backup.js';
 
 /**
@@ -45,10 +47,12 @@ export async function rewrapBackup(
   const authenticatorMissing = recipients.some(
     (r) => r.kind === 'Certificate' && r.authenticationKey !== undefined && !parsed.authenticatorIds.includes(r.thumbprint.toUpperCase()),
   );
-  if (sameRecipients && parsed.formatVersion === FORMAT_VERSION && !authenticatorMissing) {
+  // A full copy is re-sealed in the current full-copy format; a backup in the repository stays in its format.
+  const formatVersion = info.repository ? REPOSITORY_FORMAT_VERSION : FORMAT_VERSION;
+  if (sameRecipients && parsed.formatVersion === formatVersion && !authenticatorMissing) {
     return { record: recordFromInfo(info, sharePath), rewritten: false, wasAuthenticated };
   }
-  const updated = { ...info, formatVersion: FORMAT_VERSION, recipients: recipients.map((r) => wrapFor(r, dataKey!, entry.name)) };
+  const updated = { ...info, formatVersion, recipients: recipients.map((r) => wrapFor(r, dataKey!, entry.name)) };
   const text = serializeBackupInfo(updated, sealKeysFor(dataKey!, entry.name, entry.stamp, recipients));
   // Target.write replaces in one atomic step, so the backup never lacks its BackupInfo.xml (and
   // never lists as a leftover that a prune would remove), even if this process dies here.
@@ -116,6 +120,42 @@ export interface RewrapOutcome {
   unchanged: string[];
   /** Backups whose BackupInfo.xml could not be read or re-wrapped. */
   failures: AzsError[];
+  /**
+   * The location's repository (whose master key every backup in it needs too): re-wrapped, already
+   * wrapped for the recipients, absent, or not opened by the old material (then its error is a failure).
+   */
+  repository: 'Rewrapped' | 'Unchanged' | 'None' | 'NotOpened';
+}
+
+/**
+ * The repository's master key wrapped for the recipients configured now, in place of those it had:
+ * one small file, whatever the number of backups and chunks (the packs' keys derive from it).
+ */
+async function rewrapRepositoryFor(
+  target: Target,
+  oldMaterial: DecryptWith,
+  recipients: readonly EncryptFor[],
+  onlySomeBackups: boolean,
+): Promise<RewrapOutcome['repository']> {
+  const layout = new RepositoryLayout();
+  const config = await readRepositoryConfig(target, layout);
+  if (!config) return 'None';
+  const has = config.recipients.map((r) => r.id.toUpperCase()).sort();
+  const wanted = recipients.map((r) => recipientId(r).toUpperCase()).sort();
+  const same = has.length === wanted.length && has.every((id, i) => id === wanted[i]);
+  if (same || (onlySomeBackups && wanted.every((id) => has.includes(id)))) return 'Unchanged';
+  if (recipients.some((r) => r.kind === 'Key') && config.recipients.some((r) => r.kind === 'Certificate')) {
+    throw new AzsError('The repository is encrypted for a certificate; re-wrapping it for the symmetric key configured now is refused.', {
+      errorId: 'EncryptionDowngradeRefused',
+      category: 'InvalidOperation',
+      exitCode: ExitCode.Usage,
+      targetObject: config.id,
+      recommendedAction: 'Configure a certificate (Set-BackupShare -EncryptionCertPath) and re-wrap for it instead.',
+    });
+  }
+  // With -Name, the other backups still open with the old material only: the repository keeps it too.
+  await rewrapRepository(target, layout, config, unwrapMaster(config, oldMaterial), recipients, onlySomeBackups);
+  return 'Rewrapped';
 }
 
 /**
@@ -127,7 +167,8 @@ export async function rewrapJob(job: RewrapJobRequest): Promise<RewrapOutcome> {
   return runJob(job.home, 'update encryption', async () => {
     const options = { allowUnauthenticated: job.allowUnauthenticated };
     const { names, unreadable } = await backupsToRewrap(job.target, job.oldMaterial, job.name);
-    const outcome: RewrapOutcome = { matched: names.length, updated: [], unchanged: [], failures: [...unreadable] };
+    const outcome: RewrapOutcome = { matched: names.length, updated: [], unchanged: [], failures: [...unreadable], repository: 'None' };
+
     for (const name of names) {
       if (!(await job.confirm(name))) continue;
       try {
@@ -145,6 +186,17 @@ export async function rewrapJob(job: RewrapJobRequest): Promise<RewrapOutcome> {
       } catch (e) {
         if (job.name !== undefined || !isAzsError(e)) throw e;
         outcome.failures.push(e);
+      }
+    }
+    // After the backups: one the old material opens goes with its repository; none, and the
+    // repository is re-wrapped only if that material opens it (a share whose backups were all pruned).
+    if (outcome.updated.length > 0 || names.length === 0) {
+      try {
+        outcome.repository = await rewrapRepositoryFor(job.target, job.oldMaterial, job.recipients, job.name !== undefined);
+      } catch (e) {
+        if (!isAzsError(e) || e.alertType) throw e;
+        outcome.repository = 'NotOpened';
+        if (outcome.updated.length > 0) outcome.failures.push(e);
       }
     }
     return outcome;

@@ -135,15 +135,23 @@ export async function createRepository(
   }
 }
 
-/** Replaces the config with one whose master key is wrapped for `recipients` (Update-BackupEncryption). */
+/**
+ * Replaces the config with one whose master key is wrapped for `recipients` (Update-BackupEncryption),
+ * and, with `keepOthers`, still for those it was wrapped for before (while some backups are re-wrapped
+ * and others are not yet, both materials must open the repository).
+ */
 export async function rewrapRepository(
   target: Target,
   layout: RepositoryLayout,
   config: RepositoryConfig,
   master: Buffer,
   recipients: readonly EncryptFor[],
+  keepOthers = false,
 ): Promise<RepositoryConfig> {
-  const next = { ...config, recipients: recipients.map((r) => wrapFor(r, master, wrapContext(config.id))) };
+  const wrapped = recipients.map((r) => wrapFor(r, master, wrapContext(config.id)));
+  const ids = new Set(wrapped.map((w) => w.id.toUpperCase()));
+  const kept = keepOthers ? config.recipients.filter((w) => !ids.has(w.id.toUpperCase())) : [];
+  const next = { ...config, recipients: [...wrapped, ...kept] };
   await target.write(configPath(layout), Readable.from([Buffer.from(serializeRepositoryConfig(next), 'utf8')]));
   return next;
 }

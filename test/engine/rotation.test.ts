@@ -67,7 +67,7 @@ describe('symmetric key rotation', () => {
     expect(list(r.json).map((b) => [b.Name, b.EncryptionKeyId])).toEqual([[first.Name, newKey.KeyId]]);
     const now = await fileDigests(folder);
     expect(Object.keys(now)).toEqual(Object.keys(was));
-    for (const f of Object.keys(was).filter((n) => n.endsWith('.azsrole'))) expect(now[f]).toBe(was[f]);
+    for (const f of Object.keys(was).filter((n) => n.endsWith('.azscat'))) expect(now[f]).toBe(was[f]);
     expect(now['BackupInfo.xml']).not.toBe(was['BackupInfo.xml']);
     const listed = list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json);
     expect(Object.fromEntries(listed.map((b) => [b.Name, b.EncryptionKeyId]))).toEqual({
@@ -82,9 +82,9 @@ describe('symmetric key rotation', () => {
     for (const b of [first, second]) {
       expect((await fs.readdir(await d.backupFolder(b.Name))).sort()).toEqual([
         'BackupInfo.xml',
-        'Db.azsrole',
-        'Files.azsrole',
-        'Tarred.azsrole',
+        'Db.azscat',
+        'Files.azscat',
+        'Tarred.azscat',
       ]);
     }
     const dry = expectOk(await d.cli(['Invoke-BackupPrune', '-DryRun'])).json;
