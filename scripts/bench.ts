@@ -1,4 +1,5 @@
 // npm run bench [-- --size 500M] [--rounds N] [--smb] [--blob] [--tools azsbackup,restic,borg,pipeline,tar] [--role-per-folder] [--keep]
+// npm run bench -- --retention [N] [--size 500M] [--tools azsbackup,restic,borg] [--keep]
 //
 // Backup and restore throughput and peak memory of AzsBackup against references measured in the
 // same run on the same deterministic corpus: restic, borg, and a `tar | zstd -1 -T0 | openssl enc`
@@ -10,6 +11,8 @@
 // Machines here are shared and noisy: read the ratios, not the absolute figures.
 // --role-per-folder registers each top folder of the corpus (json, blobs, small) as a role of its
 // own, so that our restore takes the path of a backup with several roles (all staged, then swapped).
+// --retention N (7 by default) measures instead N rounds of backups into one store per tool of a
+// corpus changing ~3% between rounds, and the restore of the oldest: see scripts/bench-retention.ts.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
@@ -18,6 +21,7 @@ import { join, resolve } from 'node:path';
 import { tuneAllocator } from '../src/native/allocator.js';
 import { startSamba } from '../test/support/samba.js';
 import { makeCorpus, treeSize } from './bench-corpus.js';
+import { retentionBench } from './bench-retention.js';
 import { startAzurite } from '../test/support/azurite.js';
 
 const args = process.argv.slice(2);
@@ -466,16 +470,33 @@ function report(where: string, bytes: number, { rows, rounds }: Measured, refere
       }),
     '',
   ];
-  const text = lines.join('\n');
+  publish(lines.join('\n'));
+}
+
+/** Prints a report and appends it to .bench/results.md. */
+function publish(text: string): void {
   process.stdout.write(`\n${text}\n`);
   mkdirSync(join(root, '.bench'), { recursive: true });
   writeFileSync(join(root, '.bench', 'results.md'), `${text}\n`, { flag: 'a' });
 }
 
+/** --retention [N]: N rounds (7 by default) of one corpus changing between rounds, against restic and borg. */
+function retention(): void {
+  const value = arg('--retention');
+  const rounds = value !== undefined && /^\d+$/.test(value) ? Number(value) : 7;
+  if (rounds < 1) throw new Error('--retention takes a number of rounds, at least 1.');
+  const { text, identical } = retentionBench({ root, work, corpus, cli, size, rounds, tools, timed, azs });
+  publish(text);
+  if (!identical) throw new Error("azsbackup: the restore of round 1's backup is not round 1's corpus (see the differences above).");
+}
+
 try {
-  const { bytes } = main();
-  if (args.includes('--smb')) await smb(bytes);
-  if (args.includes('--blob')) await blob();
+  if (args.includes('--retention')) retention();
+  else {
+    const { bytes } = main();
+    if (args.includes('--smb')) await smb(bytes);
+    if (args.includes('--blob')) await blob();
+  }
 } finally {
   if (!args.includes('--keep')) rmSync(work, { recursive: true, force: true });
 }
