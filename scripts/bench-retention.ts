@@ -331,7 +331,13 @@ function restoreOldest(b: RetentionBench, stores: Store[], original: Map<string,
   return restored;
 }
 
-const median = (xs: number[]) => (xs.length === 0 ? Number.NaN : [...xs].sort((a, c) => a - c)[Math.floor(xs.length / 2)]!);
+/** The middle value, or the mean of the two middle ones (six incremental rounds have no single middle). */
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, c) => a - c);
+  const half = Math.floor(sorted.length / 2);
+  if (sorted.length === 0) return Number.NaN;
+  return sorted.length % 2 === 1 ? sorted[half]! : (sorted[half - 1]! + sorted[half]!) / 2;
+}
 const ratio = (x: number) => (Number.isFinite(x) ? `${x.toFixed(2)}x` : '-');
 const num = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
 
@@ -431,7 +437,7 @@ export function retentionBench(b: RetentionBench): { text: string; identical: bo
   const stores = [ours(b), ...(b.tools.includes('restic') ? [restic(b)] : []), ...(b.tools.includes('borg') ? [borg(b)] : [])];
   const rounds: Round[] = [];
   for (let round = 1; round <= b.rounds; round++) {
-    const changed = round === 1 ? undefined : churn(b.corpus, round, b.size);
+    const changed = round === 1 ? undefined : churn(b.corpus, round, corpusBytes);
     rounds.push(backupRound(stores, round, changed));
   }
   const restored = restoreOldest(b, stores, original);
