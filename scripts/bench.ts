@@ -1,4 +1,5 @@
 // npm run bench [-- --size 500M] [--rounds N] [--smb] [--blob] [--tools azsbackup,restic,borg,pipeline,tar] [--role-per-folder] [--keep]
+// npm run bench -- --retention [N] [--size 500M] [--tools azsbackup,restic,borg] [--keep]
 //
 // Backup and restore throughput and peak memory of AzsBackup against references measured in the
 // same run on the same deterministic corpus: restic, borg, and a `tar | zstd -1 -T0 | openssl enc`
@@ -10,24 +11,17 @@
 // Machines here are shared and noisy: read the ratios, not the absolute figures.
 // --role-per-folder registers each top folder of the corpus (json, blobs, small) as a role of its
 // own, so that our restore takes the path of a backup with several roles (all staged, then swapped).
+// --retention N (7 by default) measures instead N rounds of backups into one store per tool of a
+// corpus changing ~3% between rounds, and the restore of the oldest: see scripts/bench-retention.ts.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  lstatSync,
-  readFileSync,
-} from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { tuneAllocator } from '../src/native/allocator.js';
 import { startSamba } from '../test/support/samba.js';
+import { makeCorpus, treeSize } from './bench-corpus.js';
+import { retentionBench } from './bench-retention.js';
 import { startAzurite } from '../test/support/azurite.js';
 
 const args = process.argv.slice(2);
@@ -58,56 +52,6 @@ const ourRoles = rolePerFolder ? ', ours as one role per top folder' : '';
 const roundsFor = (tools: number) => Number(arg('--rounds') ?? (size > 1024 ** 3 ? 1 : Math.max(3, tools)));
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'azsbackup-bench-'));
 const corpus = join(work, 'corpus');
-
-/** A deterministic byte stream: AES-256-CTR of zeros under a fixed key. */
-function prng(seed: string) {
-  const cipher = createCipheriv('aes-256-ctr', createHash('sha256').update(seed).digest(), Buffer.alloc(16));
-  return (n: number) => cipher.update(Buffer.alloc(n));
-}
-
-/** ~60% JSON records (compressible), ~38% random blobs (incompressible), ~2% small files. */
-function makeCorpus(total: number): void {
-  const rand = prng('azsbackup bench corpus v1');
-  const words = ['compute', 'storage', 'network', 'identity', 'keyvault', 'subscription', 'offer', 'plan', 'quota', 'region'];
-  mkdirSync(join(corpus, 'json'), { recursive: true });
-  mkdirSync(join(corpus, 'blobs'), { recursive: true });
-  mkdirSync(join(corpus, 'small'), { recursive: true });
-  let jsonBytes = 0;
-  for (let f = 0; jsonBytes < total * 0.6; f++) {
-    const records: string[] = [];
-    let bytes = 0;
-    while (bytes < 8 * 1024 * 1024) {
-      const r = rand(16);
-      const rec = JSON.stringify({
-        id: r.toString('hex'),
-        type: words[r[0]! % 10],
-        name: `${words[r[1]! % 10]}-${r.readUInt16BE(2)}`,
-        tags: { env: r[4]! % 2 ? 'prod' : 'dev', owner: `team${r[5]! % 16}` },
-        quota: r.readUInt32BE(6) % 100000,
-        enabled: r[10]! % 3 !== 0,
-        created: new Date(1.7e12 + r.readUInt32BE(11) * 1000).toISOString(),
-      });
-      records.push(rec);
-      bytes += rec.length + 1;
-    }
-    const text = `${records.join('\n')}\n`;
-    writeFileSync(join(corpus, 'json', `records-${String(f).padStart(4, '0')}.json`), text);
-    jsonBytes += text.length;
-  }
-  let blobBytes = 0;
-  for (let f = 0; blobBytes < total * 0.38; f++) {
-    const n = Math.min(16 * 1024 * 1024, Math.ceil(total * 0.38 - blobBytes));
-    writeFileSync(join(corpus, 'blobs', `blob-${String(f).padStart(4, '0')}.bin`), rand(n));
-    blobBytes += n;
-  }
-  const small = Math.max(1, Math.floor((total * 0.02) / 4096));
-  for (let f = 0; f < small; f++) writeFileSync(join(corpus, 'small', `item-${f}.cfg`), rand(2048).toString('base64'));
-}
-
-function treeSize(p: string): number {
-  const st = lstatSync(p);
-  return st.isDirectory() ? readdirSync(p).reduce((n, e) => n + treeSize(join(p, e)), 0) : st.size;
-}
 
 function treeDigest(p: string): string {
   const h = createHash('sha256');
@@ -375,7 +319,7 @@ function main(): { bytes: number } {
     process.stdout.write(
       `Note: azsbackup runs without its addons in src/native here (${tuning}: see npm run build:native and AZSBACKUP_NATIVE).\n`,
     );
-  makeCorpus(size);
+  makeCorpus(corpus, size);
   const bytes = treeSize(corpus);
   digest = treeDigest(corpus);
   const list: Tool[] = [
@@ -526,16 +470,33 @@ function report(where: string, bytes: number, { rows, rounds }: Measured, refere
       }),
     '',
   ];
-  const text = lines.join('\n');
+  publish(lines.join('\n'));
+}
+
+/** Prints a report and appends it to .bench/results.md. */
+function publish(text: string): void {
   process.stdout.write(`\n${text}\n`);
   mkdirSync(join(root, '.bench'), { recursive: true });
   writeFileSync(join(root, '.bench', 'results.md'), `${text}\n`, { flag: 'a' });
 }
 
+/** --retention [N]: N rounds (7 by default) of one corpus changing between rounds, against restic and borg. */
+function retention(): void {
+  const value = arg('--retention');
+  const rounds = value !== undefined && /^\d+$/.test(value) ? Number(value) : 7;
+  if (rounds < 1) throw new Error('--retention takes a number of rounds, at least 1.');
+  const { text, identical } = retentionBench({ root, work, corpus, cli, size, rounds, tools, timed, azs });
+  publish(text);
+  if (!identical) throw new Error("azsbackup: the restore of round 1's backup is not round 1's corpus (see the differences above).");
+}
+
 try {
-  const { bytes } = main();
-  if (args.includes('--smb')) await smb(bytes);
-  if (args.includes('--blob')) await blob();
+  if (args.includes('--retention')) retention();
+  else {
+    const { bytes } = main();
+    if (args.includes('--smb')) await smb(bytes);
+    if (args.includes('--blob')) await blob();
+  }
 } finally {
   if (!args.includes('--keep')) rmSync(work, { recursive: true, force: true });
 }

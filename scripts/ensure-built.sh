@@ -15,7 +15,7 @@ for addon in malloc-tuning posix-spawn aes-gcm rename-exchange content-cut; do
     break
   fi
 done
-newest_source=$(find src cmdlets manifests scripts/build.mjs scripts/build-tools.ts scripts/bench.ts test/support package.json -type f -newer dist/manifests.json 2>/dev/null | head -1 || true)
+newest_source=$(find src cmdlets manifests scripts/build.mjs scripts/build-tools.ts scripts/bench.ts scripts/bench-corpus.ts scripts/bench-retention.ts test/support package.json -type f -newer dist/manifests.json 2>/dev/null | head -1 || true)
 # The typecheck reads cmdlets/generated/parameters.d.ts, which the build writes from the manifests
 # (it is not in git): a tree without it builds, whatever the age of dist/.
 if [ ! -f dist/manifests.json ] || [ ! -f cmdlets/generated/parameters.d.ts ] || [ -n "$newest_source" ]; then
