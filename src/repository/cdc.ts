@@ -26,11 +26,11 @@ export interface CdcParams {
   maxSize: number;
 }
 
-/** The repository's bounds: 256 KiB ≤ chunk ≤ 4 MiB, gathered around 1 MiB (see docs/REPOSITORY.md). */
+/** The repository's bounds: 64 KiB ≤ chunk ≤ 1 MiB, gathered around 256 KiB (see docs/REPOSITORY.md section 3 on why). */
 export const DEFAULT_CDC_PARAMS: CdcParams = Object.freeze({
-  minSize: 256 * 1024,
-  normalSize: 1024 * 1024,
-  maxSize: 4 * 1024 * 1024,
+  minSize: 64 * 1024,
+  normalSize: 256 * 1024,
+  maxSize: 1024 * 1024,
 });
 
 export const GEAR_WINDOW = 32;

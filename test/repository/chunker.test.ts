@@ -45,9 +45,8 @@ describe('gear table', () => {
 
 describe('content-defined chunker', () => {
   it('cuts a fixed input at the same places on every run (pinned)', () => {
-    expect(sizes(cut(pseudoRandomBytes('pinned', 16 << 20), { implementation: 'typescript' }))).toEqual([
-      1621863, 1208077, 1110592, 1205803, 1089456, 1068275, 303512, 667302, 1074703, 1504796, 1033187, 1124451, 1187642, 1500858, 553932,
-      522767,
+    expect(sizes(cut(pseudoRandomBytes('pinned', 4 << 20), { implementation: 'typescript' }))).toEqual([
+      351640, 327409, 272328, 377960, 292526, 307310, 311127, 270155, 291222, 280504, 97545, 303487, 457319, 253772,
     ]);
   });
 
@@ -66,7 +65,7 @@ describe('content-defined chunker', () => {
 
   it('cuts data without content-defined boundaries (zeros) at max, with the default bounds', () => {
     const chunks = cut(Buffer.alloc(10 << 20), { piece: 1 << 16 });
-    expect(sizes(chunks)).toEqual([4 << 20, 4 << 20, 2 << 20]);
+    expect(sizes(chunks)).toEqual(new Array(10).fill(1 << 20));
   });
 
   it('gives one empty chunk for an empty stream, and a short stream whole', () => {
