@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, parseErrors, spawnCli, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, parseErrors, spawnCli, type Drill, fullCopyBackups } from '../support/cli.js';
 
 /**
  * kill -9 of a running Start-InfrastructureBackup, a real child process, at several moments. After
@@ -59,6 +59,8 @@ const killPoints: KillPoint[] = [
 ];
 
 describe('kill -9 during a backup', () => {
+  // Kill points inside full-copy role files (format 2); the repository's kill points: repository-crash.test.ts.
+  fullCopyBackups();
   let d: Drill;
   let baseline: any;
   /** Backups that completed: they, and only they, list as anything but Failed. */

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dbRows, expectOk, fingerprint, freshHome, makeDrill, runCli, sha256, type Drill } from '../support/cli.js';
+import { dbRows, expectOk, fingerprint, freshHome, makeDrill, runCli, sha256, type Drill, fullCopyBackups } from '../support/cli.js';
 import { Database } from '../support/provider-fixtures.js';
 
 /**
@@ -49,6 +49,8 @@ function fileAttr(xml: string, fileName: string, attr: 'Size' | 'Sha256'): strin
 }
 
 describe('tampering with a committed backup', () => {
+  // The tampering of full-copy role files (format 2), which locations still hold; format 3: verify-repository.test.ts.
+  fullCopyBackups();
   let d: Drill;
   let target: any;
   let other: any;

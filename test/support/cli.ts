@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'vitest';
 import { createHash } from 'node:crypto';
 import { promises as fs, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,7 +48,10 @@ export interface CliOptions {
 
 export function cliEnv(home: string, env?: Record<string, string>): Record<string, string> {
   // A developer's own AZSBACKUP_* secrets must never leak into a test run.
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AZSBACKUP_'))) as Record<string, string>;
+  // AZSBACKUP_STORE passes through: a test of full-copy backups (format 2) sets it for its whole file (fullCopyBackups).
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('AZSBACKUP_') || k === 'AZSBACKUP_STORE'),
+  ) as Record<string, string>;
   return { ...clean, AZSBACKUP_HOME: home, ...env };
 }
 
@@ -410,4 +414,20 @@ export async function killWhen(
   child.kill('SIGKILL');
   const r = await child;
   if (r.signal !== 'SIGKILL') throw new Error(`the command was not killed but ended ${String(r.exitCode)}`);
+}
+
+/**
+ * Makes the backups of the calling test file full copies (format 2, `<Role>.azsrole`), as before the
+ * deduplicating repository: for the tests of that format, which a location may still hold and
+ * every version must still read. Call at the top of a describe block.
+ */
+export function fullCopyBackups(): void {
+  const was = process.env.AZSBACKUP_STORE;
+  beforeAll(() => {
+    process.env.AZSBACKUP_STORE = 'full-copy';
+  });
+  afterAll(() => {
+    if (was === undefined) delete process.env.AZSBACKUP_STORE;
+    else process.env.AZSBACKUP_STORE = was;
+  });
 }
