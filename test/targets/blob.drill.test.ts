@@ -81,12 +81,18 @@ describe('blob container drill through the command line', () => {
     expect(stored.map((b) => b.replace(/\d{8}T\d{6}Z/, '<stamp>'))).toEqual([
       `MASBackup/<stamp>/${first.Name}`, // the folder's marker
       `MASBackup/<stamp>/${first.Name}/BackupInfo.xml`,
-      `MASBackup/<stamp>/${first.Name}/Files.azsrole`,
+      `MASBackup/<stamp>/${first.Name}/Files.azscat`,
     ]);
-    const role = await azurite.container(container).getBlobClient(`${prefix}/${stored[2]}`).downloadToBuffer();
+    // The data went into the location's repository, in packs: encrypted, nowhere in the clear.
+    const packs = (await blobs()).filter((b) => b.startsWith('AzsRepository/packs/') && b.endsWith('.pack'));
     const secret = await fs.readFile(path.join(files, 'big.bin'));
-    expect(role.length).toBeGreaterThan(20 << 20);
-    expect(role.includes(secret.subarray(0, 64))).toBe(false);
+    let packed = 0;
+    for (const pack of packs) {
+      const bytes = await azurite.container(container).getBlobClient(`${prefix}/${pack}`).downloadToBuffer();
+      packed += bytes.length;
+      expect(bytes.includes(secret.subarray(0, 64))).toBe(false);
+    }
+    expect(packed).toBeGreaterThan(20 << 20);
   });
 
   it('lists the backup, and checks it without the key (hashes) and with it (every chunk authenticated)', async () => {
@@ -155,7 +161,7 @@ describe('blob container drill through the command line', () => {
     ]);
     expect(r.Steps.at(-1).Message).toMatch(/not known/);
     // The probe is gone again.
-    expect((await blobs()).filter((b) => !b.startsWith('MASBackup'))).toEqual([]);
+    expect((await blobs()).filter((b) => !b.startsWith('MASBackup') && !b.startsWith('AzsRepository/'))).toEqual([]);
   });
 
   it('a wrong account key: Test-BackupShare fails at Authenticate with exit 13, a backup raises ShareAuthentication', async () => {
@@ -205,7 +211,7 @@ describe('blob container drill through the command line', () => {
     expect(r.json.Steps.at(-1)).toMatchObject({ Name: 'Write', Succeeded: false });
     expect(r.errors[0]).toMatchObject({ Category: 'PermissionDenied' });
     expect(r.stderr).not.toContain(readOnly.slice(-20));
-    expect((await blobs()).filter((b) => !b.startsWith('MASBackup'))).toEqual([]);
+    expect((await blobs()).filter((b) => !b.startsWith('MASBackup') && !b.startsWith('AzsRepository/'))).toEqual([]);
 
     const sasHome = path.join(root, 'sas-home');
     const full = azurite.sas(container, 'racwdl');
@@ -370,7 +376,7 @@ describe('blob container drill through the command line', () => {
       const name = (await blobs()).find((b) => b.endsWith(`${due.Name}/BackupInfo.xml`))!;
       return azurite.container(container).getBlobClient(`${prefix}/${name}`).downloadToBuffer();
     };
-    const role = (await blobs()).find((b) => b.endsWith(`${due.Name}/Conf.azsrole`))!;
+    const role = (await blobs()).find((b) => b.endsWith(`${due.Name}/Conf.azscat`))!;
     const roleBefore = await azurite.container(container).getBlobClient(`${prefix}/${role}`).downloadToBuffer();
     const infoBefore = await info();
 
@@ -383,13 +389,13 @@ describe('blob container drill through the command line', () => {
       'Update-BackupEncryption',
     ).json;
     expect(list(rewrapped).map((b) => [b.Name, b.EncryptionKeyId])).toEqual([[due.Name, rotated.KeyId]]);
-    // Only BackupInfo.xml changed, replaced whole; the role data is byte for byte what it was.
+    // Only BackupInfo.xml changed, replaced whole; the role's catalog is byte for byte what it was.
     expect((await info()).equals(infoBefore)).toBe(false);
     expect((await azurite.container(container).getBlobClient(`${prefix}/${role}`).downloadToBuffer()).equals(roleBefore)).toBe(true);
     expect((await blobs()).filter((b) => b.includes(due.Name)).map((b) => b.slice(b.indexOf(due.Name)))).toEqual([
       due.Name,
       `${due.Name}/BackupInfo.xml`,
-      `${due.Name}/Conf.azsrole`,
+      `${due.Name}/Conf.azscat`,
     ]);
     const keyed = expectOk(
       await runCli(rotHome, ['Test-InfrastructureBackup', '-Name', due.Name, '-EncryptionKey', '-'], { stdin: `${rotated.Key}\n` }),

@@ -35,9 +35,13 @@ describe.skipIf(!sambaAvailable())('SMB drill through the command line', () => {
     const stamps = await fs.readdir(path.join(d.diskFolder, 'MASBackup'));
     expect(stamps).toHaveLength(1);
     const folder = path.join(d.diskFolder, 'MASBackup', stamps[0]!, first.Name);
-    expect((await fs.readdir(folder)).sort()).toEqual(['BackupInfo.xml', 'Files.azsrole']);
-    // Encrypted before it left: the random file's bytes are nowhere in the stored role.
-    const stored = await fs.readFile(path.join(folder, 'Files.azsrole'));
+    // The backup's folder holds its catalog; the data went into the location's repository, in packs.
+    expect((await fs.readdir(folder)).sort()).toEqual(['BackupInfo.xml', 'Files.azscat']);
+    const packs = (await fs.readdir(path.join(d.diskFolder, 'AzsRepository', 'packs'), { recursive: true }))
+      .filter((p) => p.endsWith('.pack'))
+      .map((p) => path.join(d.diskFolder, 'AzsRepository', 'packs', p));
+    // Encrypted before it left: the random file's bytes are nowhere in what was stored.
+    const stored = Buffer.concat(await Promise.all([path.join(folder, 'Files.azscat'), ...packs].map((f) => fs.readFile(f))));
     const secret = await fs.readFile(path.join(d.files, 'secret.bin'));
     expect(stored.includes(secret.subarray(0, 64))).toBe(false);
     expect(stored.length).toBeGreaterThan(3 << 20);
@@ -48,8 +52,8 @@ describe.skipIf(!sambaAvailable())('SMB drill through the command line', () => {
     expect(r.json).toMatchObject({ Reachable: true, Authenticated: true, Writable: true, HasEnoughCapacity: true });
     expect(r.json.AvailableCapacity).toBeGreaterThan(0);
     expect(r.json.Path).toBe(d.path);
-    // The probe is gone again and nothing of ours but MASBackup is left in the folder.
-    expect(await fs.readdir(d.diskFolder)).toEqual(['MASBackup']);
+    // The probe is gone again and nothing of ours but MASBackup and the repository is left in the folder.
+    expect((await fs.readdir(d.diskFolder)).sort()).toEqual(['AzsRepository', 'MASBackup']);
   });
 
   it("Set-BackupShare reports the share's own free space as AvailableCapacity", async () => {
@@ -77,14 +81,18 @@ describe.skipIf(!sambaAvailable())('SMB drill through the command line', () => {
   });
 
   it('a stored byte changed on the share fails the keyed check with exit 12', async () => {
-    // A copy of the backup in a throwaway folder on the same share, so the real one stays intact.
-    const stamp = (await fs.readdir(path.join(d.diskFolder, 'MASBackup')))[0]!;
-    const src = path.join(d.diskFolder, 'MASBackup', stamp, first.Name);
+    // A copy of the location in a throwaway folder on the same share, so the real one stays intact.
     const tamperedRoot = path.join(samba.root, `${d.folder}-tampered`);
-    await fs.cp(src, path.join(tamperedRoot, 'MASBackup', stamp, first.Name), { recursive: true });
+    await fs.cp(d.diskFolder, tamperedRoot, { recursive: true });
     await fs.chmod(tamperedRoot, 0o777);
     try {
-      const file = path.join(tamperedRoot, 'MASBackup', stamp, first.Name, 'Files.azsrole');
+      const packs = path.join(tamperedRoot, 'AzsRepository', 'packs');
+      const sizes = await Promise.all(
+        (await fs.readdir(packs, { recursive: true }))
+          .filter((p) => p.endsWith('.pack'))
+          .map(async (p) => ({ file: path.join(packs, p), size: (await fs.stat(path.join(packs, p))).size })),
+      );
+      const file = sizes.sort((a, b) => b.size - a.size)[0]!.file;
       const bytes = await fs.readFile(file);
       bytes[bytes.length >> 1]! ^= 0x40;
       await fs.writeFile(file, bytes);
@@ -176,11 +184,13 @@ describe.skipIf(!sambaAvailable())('SMB drill through the command line', () => {
     } finally {
       for (const c of new Set(copies)) await fs.rm(c, { recursive: true, force: true });
     }
-    // A one-role backup: make the staging folder (which reports the free space), put the role file
-    // and BackupInfo.xml in place inside it, rename the folder into place.
+    // A one-role backup: make the staging folder (which reports the free space); read the
+    // repository (its config, its index folder, its index files); put a pack and rename it to its
+    // hash, put the index file (and rename it); put the catalog; list the packs it needs; put
+    // BackupInfo.xml; rename the folder into place. A few more where some of these share a run.
     const backup = await runsOf(['Start-InfrastructureBackup']);
     expect(backup.json.Status).toBe('Succeeded');
-    expect(backup.runs).toBeLessThanOrEqual(4);
+    expect(backup.runs).toBeLessThanOrEqual(11);
   });
 
   it('Restore-AzsBackup on a fresh machine with -Path, -UserName, the password and the key: every byte back', async () => {
