@@ -186,20 +186,24 @@ describe.skipIf(!sambaAvailable())('SMB server down', () => {
     const listedBefore = (await usableBackups(d)).map((b) => b.Name);
     const child = spawnCli(d.home, ['Start-InfrastructureBackup'], { timeoutMs: 300_000 });
 
-    // Kill smbd once role data is streaming into the backup's .partial folder.
+    // Kill smbd once role data is streaming: into a pack being written under the repository
+    // (or, for a full copy, into the backup's uncommitted `<name>.partial` folder).
     const mas = path.join(d.diskFolder, 'MASBackup');
+    const packs = path.join(d.diskFolder, 'AzsRepository', 'packs');
     const deadline = Date.now() + 60_000;
     let streaming = false;
+    const large = async (file: string) =>
+      (await fs.stat(file).then(
+        (s) => s.size,
+        () => 0,
+      )) >
+      2 << 20;
     while (!streaming && Date.now() < deadline) {
-      // Role files are written in place inside the backup's uncommitted `<name>.partial` folder.
+      for (const f of await fs.readdir(packs).catch(() => [] as string[]))
+        if (f.startsWith('.pending-') && (await large(path.join(packs, f)))) streaming = true;
       for (const folder of (await partialsUnder(mas)).filter((p) => p.endsWith('.partial'))) {
-        for (const f of await fs.readdir(path.join(mas, folder)).catch(() => [] as string[])) {
-          const size = await fs.stat(path.join(mas, folder, f)).then(
-            (s) => s.size,
-            () => 0,
-          );
-          if (size > 2 << 20) streaming = true;
-        }
+        for (const f of await fs.readdir(path.join(mas, folder)).catch(() => [] as string[]))
+          if (await large(path.join(mas, folder, f))) streaming = true;
       }
       if (!streaming) await new Promise((r) => setTimeout(r, 20));
     }
