@@ -19,7 +19,7 @@ import type { RememberedRepository } from './repository-access.js';
 
 /**
  * Garbage collection of the location's repository, after prune removed the expired backups
- * (docs/REPOSITORY.md section 10). Live packs are those the BackupInfo.xml of a committed backup
+ * (docs/REPOSITORY.md 9.4). Live packs are those the BackupInfo.xml of a committed backup
  * names: that file is read without any key, so the backup host prunes in certificate mode too.
  * A pack goes when no committed backup names it and it is older than the grace (a backup running
  * on another machine may be about to name it); first the index is rewritten without it, so no

@@ -8,7 +8,7 @@ import { indexDamaged } from './errors.js';
 
 /**
  * What garbage collection of a repository needs to know of its files, and the decisions it makes
- * on them (the engine's prune runs them, in the order that survives a kill: docs/REPOSITORY.md 10).
+ * on them (the engine's prune runs them, in the order that survives a kill: docs/REPOSITORY.md 9.4).
  */
 
 /** One file of the repository, with the path (from the target's root) it is deleted by. */
