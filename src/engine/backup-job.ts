@@ -9,7 +9,7 @@ import { configuredRecipients, openShare, shareAccess } from './share-access.js'
 import { runBackup, type BackupOutcome } from './backup.js';
 import { queuedRoleStatus, type BackupRecord } from './backup-record.js';
 import { runJob } from './job.js';
-import { repositoryForBackup, type OpenRepository } from './repository-access.js';
+import { REPOSITORY_SECRET_CONTEXT, rememberedRepository, repositoryForBackup, type OpenRepository } from './repository-access.js';
 import type { EncryptFor } from '../crypto/recipient.js';
 import type { Target } from '../targets/target.js';
 import { JobStore, type JobRecord } from './job-store.js';
@@ -182,9 +182,6 @@ async function recordedBackup(
   return outcome;
 }
 
-/** Where the sealed host secret of the share's repository is bound in the configuration. */
-const REPOSITORY_SECRET_CONTEXT = 'repository-host-secret';
-
 /**
  * The share's deduplicating repository, with the keys this machine remembered for it (and keeps
  * new ones it was given). AZSBACKUP_STORE=full-copy makes every backup a full copy (format 2), as
@@ -198,12 +195,7 @@ async function backupRepository(
   recipients: EncryptFor[],
 ): Promise<{ repository?: OpenRepository; fullCopyBecause?: string }> {
   if (process.env.AZSBACKUP_STORE === 'full-copy') return {};
-  const known = config.repository?.location === location ? config.repository : undefined;
-  const remembered = known && {
-    id: known.id,
-    publicKey: Buffer.from(known.publicKey, 'base64'),
-    hostSecret: Buffer.from(store.open(known.hostSecret, REPOSITORY_SECRET_CONTEXT), 'base64'),
-  };
+  const remembered = rememberedRepository(store, config, location);
   const { repository, remember, fullCopyBecause } = await repositoryForBackup(target, recipients, remembered);
   if (remember) {
     const sealed = store.seal(remember.hostSecret.toString('base64'), REPOSITORY_SECRET_CONTEXT);

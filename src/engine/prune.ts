@@ -1,10 +1,13 @@
 import { isAzsError } from '../errors.js';
 import { PARTIAL_SUFFIX, ROOT, isBackupName, stampTime } from '../catalog/layout.js';
 import { listShare, readBackupInfos, removeBackup, removeIfEmpty, type BackupEntry } from '../catalog/share-catalog.js';
+import { ConfigStore } from '../config/store.js';
 import type { Target } from '../targets/target.js';
 import { openShare, type ShareAccess } from './share-access.js';
 import { runJob } from './job.js';
 import { JobStore } from './job-store.js';
+import { carryOut, livePacks, livePacksNow, planBytes, planCollection, planPaths } from './prune-repository.js';
+import { rememberedRepository, type RememberedRepository } from './repository-access.js';
 
 /**
  * Retention: backups older than the retention period go, except the newest successful one, which
@@ -15,6 +18,9 @@ import { JobStore } from './job-store.js';
  * prune it): a `<name>.partial` folder that no job here started may be a backup still running
  * there. It is kept until its stamp, the time that backup started, is FOREIGN_PARTIAL_GRACE_MS
  * old; a backup that runs longer than that is not expected (they start every 4 to 12 hours).
+ *
+ * Then the location's repository is collected (prune-repository.ts): packs no remaining backup
+ * names, older than the same grace, go, after the index has been rewritten without them.
  */
 
 export const FOREIGN_PARTIAL_GRACE_MS = 24 * 3_600_000;
@@ -33,6 +39,19 @@ export interface PruneRecord {
    * lease): kept, and removed by a later prune once released.
    */
   PathsRetained: string[];
+  /** Packs of the repository deleted (or, with DryRun, to delete): no committed backup names them. */
+  PacksRemoved: number;
+  /**
+   * The repository's files deleted (or to delete), in that order: index files superseded by the
+   * one written in their place, dead packs, temporaries of killed writers.
+   */
+  RepositoryPathsToDelete: string[];
+  /** The index files written in place of the superseded ones (none with DryRun). */
+  IndexFilesWritten: string[];
+  /** Bytes of every file deleted (or to delete): expired backups, leftovers and the repository's files. */
+  BytesFreed: number;
+  /** Why part of the repository was not collected (an unreadable BackupInfo.xml, no keys to rewrite the index); null when it all was. */
+  RepositoryWarning: string | null;
 }
 
 export interface PruneOptions {
@@ -40,6 +59,8 @@ export interface PruneOptions {
   dryRun: boolean;
   /** Names (lower case) of the backups this machine's jobs started: their leftovers go at once. */
   ownBackups: ReadonlySet<string>;
+  /** The host keys this machine remembered for the location's repository: without them the index cannot be rewritten. */
+  repository?: RememberedRepository;
   now?: Date;
 }
 
@@ -56,7 +77,8 @@ function mayBeRunningElsewhere(folder: string, opts: PruneOptions, now: Date, in
   return now.getTime() - stampTime(stamp).getTime() < FOREIGN_PARTIAL_GRACE_MS;
 }
 
-export async function runPrune(target: Target, opts: PruneOptions): Promise<PruneRecord> {
+export async function runPrune(given: Target, opts: PruneOptions): Promise<PruneRecord> {
+  const target = killSwitchForTests(given);
   const now = opts.now ?? new Date();
   const listing = await listShare(target);
   const { backups } = listing;
@@ -79,10 +101,45 @@ export async function runPrune(target: Target, opts: PruneOptions): Promise<Prun
     PathsToDelete: [...expired.map((b) => b.folder), ...leftovers],
     PathsInProgress: inProgress,
     PathsRetained: [],
+    PacksRemoved: 0,
+    RepositoryPathsToDelete: [],
+    IndexFilesWritten: [],
+    BytesFreed: 0,
+    RepositoryWarning: null,
   };
-  if (opts.dryRun) return result;
-  /** Runs one removal; what the storage keeps for now is reported, not a failure. */
-  const removed = async (remove: () => Promise<void>): Promise<boolean> => {
+  const sizes = await folderSizes(target, result.PathsToDelete);
+  const keptLive = () => livePacks(...unzip(backups, infos, (b) => !expired.includes(b)));
+  if (opts.dryRun) {
+    const plan = await planCollection(target, keptLive(), opts.repository, now, FOREIGN_PARTIAL_GRACE_MS);
+    result.PacksRemoved = plan.packs.length;
+    result.RepositoryPathsToDelete = planPaths(plan);
+    result.BytesFreed = [...sizes.values()].reduce((n, b) => n + b, 0) + planBytes(plan);
+    result.RepositoryWarning = plan.warning ?? null;
+    return result;
+  }
+  const removed = retainedReporter(result);
+  await removeExpiredAndLeftovers(target, result, { expired, leftovers, sizes, removed });
+  // What remains on the share now (a removal the storage refused leaves its backup, and its packs, live).
+  const live = expired.length ? await livePacksNow(target) : keptLive();
+  const plan = await planCollection(target, live, opts.repository, now, FOREIGN_PARTIAL_GRACE_MS);
+  const done = await carryOut(target, plan, (p) => removed(() => target.delete(p)));
+  result.PacksRemoved = done.packsRemoved;
+  result.RepositoryPathsToDelete = planPaths(plan);
+  result.IndexFilesWritten = done.written;
+  result.BytesFreed += done.removed.reduce((n, f) => n + f.size, 0);
+  result.RepositoryWarning = done.warning ?? plan.warning ?? null;
+  return result;
+}
+
+/** The backups (and their BackupInfo.xml reads) that `keep` keeps. */
+function unzip<T, U>(entries: readonly T[], reads: readonly U[], keep: (e: T) => boolean): [T[], U[]] {
+  const at = entries.map((_, i) => i).filter((i) => keep(entries[i]!));
+  return [at.map((i) => entries[i]!), at.map((i) => reads[i]!)];
+}
+
+/** Runs one removal; what the storage keeps for now is reported in PathsRetained, not a failure. */
+function retainedReporter(result: PruneRecord): (remove: () => Promise<void>) => Promise<boolean> {
+  return async (remove) => {
     try {
       await remove();
       return true;
@@ -92,7 +149,23 @@ export async function runPrune(target: Target, opts: PruneOptions): Promise<Prun
       return false;
     }
   };
-  for (const b of expired) if (!(await removed(() => removeBackup(target, b)))) result.BackupsRemoved--;
+}
+
+async function removeExpiredAndLeftovers(
+  target: Target,
+  result: PruneRecord,
+  todo: {
+    expired: BackupEntry[];
+    leftovers: string[];
+    sizes: Map<string, number>;
+    removed: (remove: () => Promise<void>) => Promise<boolean>;
+  },
+): Promise<void> {
+  const { expired, leftovers, sizes, removed } = todo;
+  for (const b of expired) {
+    if (await removed(() => removeBackup(target, b))) result.BytesFreed += sizes.get(b.folder) ?? 0;
+    else result.BackupsRemoved--;
+  }
   for (const l of leftovers) {
     const parent = l.slice(0, l.lastIndexOf('/'));
     // An empty stamp folder goes only if it still is: another machine may have just begun a backup
@@ -105,15 +178,68 @@ export async function runPrune(target: Target, opts: PruneOptions): Promise<Prun
       result.LeftoversRemoved--;
       continue;
     }
+    result.BytesFreed += sizes.get(l) ?? 0;
     await removeIfEmpty(target, parent);
   }
-  return result;
+}
+
+/** The bytes below each of `folders` (paths from the share's root, under MASBackup), from one listing. */
+async function folderSizes(target: Target, folders: readonly string[]): Promise<Map<string, number>> {
+  const sizes = new Map(folders.map((f) => [f, 0]));
+  if (folders.length === 0) return sizes;
+  for (const e of await target.listTree(ROOT)) {
+    if (e.isDirectory) continue;
+    const path = `${ROOT}/${e.path}`;
+    for (const f of folders) if (path === f || path.startsWith(`${f}/`)) sizes.set(f, sizes.get(f)! + e.size);
+  }
+  return sizes;
+}
+
+/**
+ * TEST ONLY: AZSBACKUP_TEST_PRUNE_KILL_AFTER=N makes prune kill its own process (SIGKILL, as kill -9)
+ * once N writes, renames or deletes on the share have completed, so a test can stop it after each
+ * step (test/engine/prune-repository.test.ts). Never set it in production.
+ */
+function killSwitchForTests(target: Target): Target {
+  const after = Number(process.env.AZSBACKUP_TEST_PRUNE_KILL_AFTER ?? 0);
+  if (!(after > 0)) return target;
+  let done = 0;
+  const steps = new Set<PropertyKey>(['write', 'rename', 'delete', 'mkdir']);
+  return new Proxy(target, {
+    get(t, prop) {
+      const value = Reflect.get(t, prop, t);
+      if (typeof value !== 'function') return value;
+      if (!steps.has(prop)) return value.bind(t);
+      return async (...args: unknown[]) => {
+        const r = await value.apply(t, args);
+        if (++done >= after) process.kill(process.pid, 'SIGKILL');
+        return r;
+      };
+    },
+  });
 }
 
 /**
  * Retention as a job (Invoke-BackupPrune, and the scheduler after its backup): under the job lock,
  * knowing which leftovers this machine's own jobs started.
  */
-export async function pruneJob(home: string, access: ShareAccess, opts: Omit<PruneOptions, 'ownBackups'>): Promise<PruneRecord> {
-  return runJob(home, 'prune', async () => runPrune(await openShare(access), { ...opts, ownBackups: new JobStore(home).names() }));
+export async function pruneJob(
+  home: string,
+  access: ShareAccess,
+  opts: Omit<PruneOptions, 'ownBackups' | 'repository'>,
+): Promise<PruneRecord> {
+  return runJob(home, 'prune', async () => {
+    const repository = hostKeysFor(home, access.path);
+    return runPrune(await openShare(access), { ...opts, ownBackups: new JobStore(home).names(), ...(repository ? { repository } : {}) });
+  });
+}
+
+/** The repository keys this machine remembered for the share; none when it has none or they no longer open (then the index is left as it is). */
+function hostKeysFor(home: string, location: string): RememberedRepository | undefined {
+  const store = new ConfigStore(home);
+  try {
+    return rememberedRepository(store, store.read(), location);
+  } catch {
+    return undefined;
+  }
 }

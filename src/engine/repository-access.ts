@@ -1,4 +1,5 @@
 import type { RepositoryReference } from '../catalog/backup-info.js';
+import type { ConfigStore, StoredConfig } from '../config/store.js';
 import type { DecryptWith, EncryptFor } from '../crypto/recipient.js';
 import { AzsError, ExitCode } from '../errors.js';
 import { deriveRepositoryKeys, hostKeysFrom, hostKeysOf, type RepositoryHostKeys, type RepositoryKeys } from '../repository/keys.js';
@@ -32,6 +33,21 @@ export interface RepositoryForBackup {
 }
 
 const layout = new RepositoryLayout();
+
+/** Where the sealed host secret of the share's repository is bound in the configuration. */
+export const REPOSITORY_SECRET_CONTEXT = 'repository-host-secret';
+
+/** The keys this machine remembered (config.json `repository`) for the repository of the share at `location`, if any. */
+export function rememberedRepository(store: ConfigStore, config: StoredConfig, location: string): RememberedRepository | undefined {
+  const known = config.repository?.location === location ? config.repository : undefined;
+  return (
+    known && {
+      id: known.id,
+      publicKey: Buffer.from(known.publicKey, 'base64'),
+      hostSecret: Buffer.from(store.open(known.hostSecret, REPOSITORY_SECRET_CONTEXT), 'base64'),
+    }
+  );
+}
 
 function opened(id: string, keys: RepositoryKeys): OpenRepository {
   return { id, fingerprint: keyFingerprint(keys.publicKey), keys, layout };

@@ -1,0 +1,122 @@
+import { createHash } from 'node:crypto';
+import type { Target } from '../targets/target.js';
+import { decodeIndexFile, writeIndexFile } from './index-file.js';
+import type { RepositoryKeys } from './keys.js';
+import type { RepositoryLayout } from './layout.js';
+import type { ChunkLocation } from './pack-reader.js';
+import { indexDamaged } from './errors.js';
+
+/**
+ * What garbage collection of a repository needs to know of its files, and the decisions it makes
+ * on them (the engine's prune runs them, in the order that survives a kill: docs/REPOSITORY.md 9.4).
+ */
+
+/** One file of the repository, with the path (from the target's root) it is deleted by. */
+export interface RepositoryFile {
+  path: string;
+  size: number;
+  mtime: Date;
+}
+
+export interface RepositoryFiles {
+  /** Committed packs by hash. */
+  packs: Map<string, RepositoryFile>;
+  /** Index files by hash (what their name says). */
+  indexFiles: Map<string, RepositoryFile>;
+  /**
+   * Files of writers that may have been killed: pending packs (`packs/.pending-*.pack`), config
+   * temporaries (`.config-*.xml`) and any target's temporary names (`.azs-partial-*`).
+   */
+  temporaries: RepositoryFile[];
+}
+
+const TEMPORARY = /^(\.pending-[0-9a-f]+\.pack|\.config-[0-9a-f]+\.xml|\.azs-partial-.*)$/;
+
+/** Every file of the repository, in one listing (one request on SMB). Names of no kind of ours are left alone. */
+export async function listRepositoryFiles(target: Target, layout: RepositoryLayout): Promise<RepositoryFiles> {
+  const files: RepositoryFiles = { packs: new Map(), indexFiles: new Map(), temporaries: [] };
+  for (const e of await target.listTree(layout.root)) {
+    if (e.isDirectory) continue;
+    const file = { path: `${layout.root}/${e.path}`, size: e.size, mtime: e.mtime };
+    const [top, ...rest] = e.path.split('/');
+    const below = rest.join('/');
+    const pack = top === 'packs' ? layout.packHashOf(below) : undefined;
+    const index = top === 'index' && rest.length === 1 ? layout.indexHashOf(below) : undefined;
+    if (pack) files.packs.set(pack, file);
+    else if (index) files.indexFiles.set(index, file);
+    else if (TEMPORARY.test(e.name)) files.temporaries.push(file);
+  }
+  return files;
+}
+
+/** The entries of each index file (by hash); throws IndexDamaged for one that does not read, hash or authenticate. */
+export async function readIndexFiles(
+  target: Target,
+  layout: RepositoryLayout,
+  keys: RepositoryKeys,
+  hashes: readonly string[],
+): Promise<Map<string, ChunkLocation[]>> {
+  const read = await target.readSmallFiles(hashes.map((h) => layout.indexPath(h)));
+  const out = new Map<string, ChunkLocation[]>();
+  hashes.forEach((hash, i) => {
+    const file = read[i];
+    const name = `${hash}.idx`;
+    if (file === undefined) return; // gone since listed: another prune's; it is not ours to supersede
+    if (!Buffer.isBuffer(file)) throw indexDamaged(name, file.message, file);
+    if (createHash('sha256').update(file).digest('hex') !== hash) throw indexDamaged(name, 'its bytes do not hash to its name');
+    out.set(hash, decodeIndexFile(keys, name, file));
+  });
+  return out;
+}
+
+/** Files older than `graceMs` at `now`: a writer elsewhere can no longer be about to use them. */
+export function olderThan(file: RepositoryFile, now: Date, graceMs: number): boolean {
+  return now.getTime() - file.mtime.getTime() >= graceMs;
+}
+
+/** The entries of `surviving` packs, each (chunk, pack) once: what the index files written in place of the old ones hold. */
+export function survivingEntries(indexFiles: ReadonlyMap<string, ChunkLocation[]>, surviving: ReadonlySet<string>): ChunkLocation[] {
+  const seen = new Set<string>();
+  const out: ChunkLocation[] = [];
+  for (const locations of indexFiles.values()) {
+    for (const l of locations) {
+      const key = `${l.pack}:${l.chunkId.toString('hex')}`;
+      if (!surviving.has(l.pack) || seen.has(key)) continue;
+      seen.add(key);
+      out.push(l);
+    }
+  }
+  return out;
+}
+
+/**
+ * Bytes of an index file's body kept well under what a reader takes whole (2 MiB, as every small
+ * file: loadIndex): about 36,000 chunks, 36 GiB of distinct data, a file.
+ */
+const INDEX_BODY_LIMIT = 1_750_000;
+
+/** Writes `entries` as few index files as the size bound allows; returns their hashes. */
+export async function writeIndexFiles(
+  target: Target,
+  layout: RepositoryLayout,
+  keys: RepositoryKeys,
+  entries: readonly ChunkLocation[],
+): Promise<string[]> {
+  const byPack = [...entries].sort((a, b) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : 0));
+  const written: string[] = [];
+  let part: ChunkLocation[] = [];
+  let packs = new Set<string>();
+  const flush = async () => {
+    if (part.length) written.push(await writeIndexFile(target, layout, keys, part));
+    part = [];
+    packs = new Set();
+  };
+  for (const l of byPack) {
+    const grown = 8 + (part.length + 1) * 48 + (packs.size + (packs.has(l.pack) ? 0 : 1)) * 32;
+    if (grown > INDEX_BODY_LIMIT) await flush();
+    part.push(l);
+    packs.add(l.pack);
+  }
+  await flush();
+  return written;
+}
