@@ -298,8 +298,8 @@ async function attemptRole(run: BackupRun, role: RoleDefinition, i: number, file
     const stream = await storeRoleChunks(run, run.chunks, role, i);
     status.StoredSize = stream.storedBytes;
     run.verbose(
-      `Role ${role.name} (${role.provider}): ${status.Size} bytes exported in ${stream.chunks.length} chunks, ${stream.newChunks} new ` +
-        `(${stream.newBytes} bytes, ${stream.storedBytes} stored in the repository) in ${took()}.`,
+      `Role ${role.name} (${role.provider}): ${status.Size} bytes exported, ${stream.storedBytes} bytes stored as ` +
+        `${stream.newChunks} new chunks of ${stream.chunks.length} (${stream.newBytes} bytes new) in ${took()}.`,
     );
     // Its catalog is written at commit, once the packs holding its chunks have their names.
     stored = { files: [], addedBytes: stream.storedBytes };
@@ -350,14 +350,17 @@ async function exportRole(run: BackupRun, role: RoleDefinition, i: number): Prom
  */
 async function storeRoleChunks(run: BackupRun, chunks: RunChunks, role: RoleDefinition, i: number): Promise<StoredStream> {
   const { source, counter } = await exportRole(run, role, i);
+  // Piped at once, so an export that fails while the index still loads is this role's error, not
+  // an unhandled one (the pipe holds the first bytes meanwhile).
+  const exported = pipeline(source, counter, () => {});
   let store: ChunkStore;
   try {
     store = await chunks.store;
   } catch (e) {
-    source.destroy();
+    exported.destroy();
     throw e;
   }
-  const stored = await store.storeStream(pipeline(source, counter, () => {}));
+  const stored = await store.storeStream(exported);
   chunks.streams[i] = stored;
   return stored;
 }

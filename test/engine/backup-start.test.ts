@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { symmetricKeyId } from '../../src/crypto/symmetric-key.js';
 import { runBackup } from '../../src/engine/backup.js';
+import { repositoryForBackup } from '../../src/engine/repository-access.js';
 import { AzsError } from '../../src/errors.js';
 import { silentProgress } from '../../src/progress.js';
 import type { RoleDefinition } from '../../src/providers/provider.js';
@@ -96,4 +97,40 @@ describe('the start of a backup', () => {
     expect(exportsStillRunning(marker)).toBe('');
     expect(await fs.readdir(path.join(tmp, 'share'))).toEqual([]);
   });
+
+  it("a role whose export fails while the repository's index still loads fails alone; nothing is left unhandled", async () => {
+    const target = new SlowListTarget(path.join(tmp, 'share'), 500);
+    const { repository } = await repositoryForBackup(target, [recipient]);
+    const broken: RoleDefinition = {
+      name: 'Broken',
+      provider: 'command',
+      restoreOrder: 1,
+      exportCommand: ['sh', '-c', 'echo broken >&2; exit 3'],
+      importCommand: ['true'],
+    };
+    const { record, roleErrors } = await runBackup({
+      target,
+      sharePath: target.root,
+      recipients: [recipient],
+      roles: [broken, markingRole(path.join(tmp, 'marker'))],
+      progress: silentProgress,
+      repository,
+    });
+    expect(record.Status).toBe('PartialSucceeded');
+    expect(roleErrors.map((e) => e.targetObject)).toEqual(['Broken']);
+  });
 });
+
+/** A local folder whose listings take as long as a slow share's (loading the repository's index lists its folder). */
+class SlowListTarget extends LocalFolderTarget {
+  constructor(
+    root: string,
+    private readonly delayMs: number,
+  ) {
+    super(root);
+  }
+  override async list(p: string) {
+    await new Promise((r) => setTimeout(r, this.delayMs));
+    return super.list(p);
+  }
+}
