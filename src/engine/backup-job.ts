@@ -183,7 +183,7 @@ async function recordedBackup(
 }
 
 /** Where the sealed host secret of the share's repository is bound in the configuration. */
-const REPOSITORY_SECRET_CONTEXT = 'repository-host-secret';
+export const REPOSITORY_SECRET_CONTEXT = 'repository-host-secret';
 
 /**
  * The share's deduplicating repository, with the keys this machine remembered for it (and keeps
