@@ -48,13 +48,14 @@ export interface BackupTestRecord {
 
 const CHECKED = {
   Hash:
-    'Integrity only: every stored file against the size and SHA-256 that BackupInfo.xml records, BackupInfo.xml against its digest, ' +
-    'and every pack of the repository it names present and hashing to its name. ' +
+    'Integrity only: every stored file against the size and SHA-256 that BackupInfo.xml records, and BackupInfo.xml against its digest. ' +
     'This finds damage, not forgery: anyone who can write to the share can make a backup that passes. Give the key or the .pfx to ' +
     'check who made it.',
   Authenticated:
     "Authenticity and integrity: BackupInfo.xml proven to come from a holder of the key or of the certificate's authentication secret, " +
     'and every chunk of every role decrypted and authenticated.',
+  /** Added to Hash for a backup in the repository (format 3). */
+  HashPacks: ' Every pack of the repository that BackupInfo.xml names was read: it is there and its bytes hash to its name.',
   Unauthenticated:
     'Integrity under the decryption material, but NOT who made the backup (-AllowUnauthenticated): every chunk decrypted and ' +
     'authenticated under a data key that anyone holding the public certificate could have wrapped.',
@@ -158,7 +159,11 @@ function recordOf(name: string, material: DecryptWith | undefined, state: CheckS
     PacksChecked: state.packsChecked,
     ChunksAuthenticated: state.chunks,
     Authenticity: authenticity,
-    Checked: !material ? CHECKED.Hash : authenticity === 'Unauthenticated' ? CHECKED.Unauthenticated : CHECKED.Authenticated,
+    Checked: !material
+      ? `${CHECKED.Hash}${state.packsChecked > 0 ? CHECKED.HashPacks : ''}`
+      : authenticity === 'Unauthenticated'
+        ? CHECKED.Unauthenticated
+        : CHECKED.Authenticated,
     Files: state.files,
   };
 }
