@@ -6,8 +6,9 @@ import { verifyBackup } from '../src/engine/verify.js';
 import { decryptionMaterial, openShare, shareAccess, shareParameters } from '../src/engine/share-access.js';
 
 /**
- * Checks a backup without restoring it: without a key, every file against its recorded hash; with
- * the key or the .pfx, every chunk decrypted and authenticated.
+ * Checks a backup without restoring it: without a key, every file against its recorded hash (and
+ * every pack it needs against its name); with the key or the .pfx, every chunk decrypted and
+ * authenticated.
  */
 const testInfrastructureBackup: Cmdlet<TestInfrastructureBackupParameters> = async ({
   params,
@@ -27,14 +28,17 @@ const testInfrastructureBackup: Cmdlet<TestInfrastructureBackupParameters> = asy
   if (!result.IsValid) setExitCode(12);
   for (const bad of result.Files.filter((f) => !f.Succeeded)) {
     writeError(
-      new AzsError(`Backup ${result.Name}: ${bad.File}: ${bad.Message}`, {
-        errorId: 'BackupVerificationFailed',
-        category: 'InvalidData',
-        exitCode: 12,
-        targetObject: bad.File,
-        recommendedAction:
-          'Do not rely on this backup: take a new one (Start-InfrastructureBackup) and check the share for damage or tampering.',
-      }),
+      new AzsError(
+        `Backup ${result.Name}: ${bad.RoleName && !bad.Message.includes(bad.RoleName) ? `role ${bad.RoleName}: ` : ''}${bad.File}: ${bad.Message}`,
+        {
+          errorId: 'BackupVerificationFailed',
+          category: 'InvalidData',
+          exitCode: 12,
+          targetObject: bad.File,
+          recommendedAction:
+            'Do not rely on this backup: take a new one (Start-InfrastructureBackup) and check the share for damage or tampering.',
+        },
+      ),
     );
   }
   return result;

@@ -31,7 +31,7 @@ import { mapConcurrent } from './concurrency.js';
 import type { OpenRepository } from './repository-access.js';
 import { encodeCatalog } from '../repository/catalog.js';
 import { ChunkStore, type StoredStream } from '../repository/chunk-store.js';
-import { loadIndex } from '../repository/index-file.js';
+import { loadOrRebuildIndex } from '../repository/index-rebuild.js';
 import { listPacks } from '../repository/rebuild.js';
 
 /**
@@ -202,8 +202,9 @@ function newRun(given: BackupRequest): BackupRun {
 }
 
 function runChunks(target: Target, repository: OpenRepository, roles: number): RunChunks {
-  // The index loads while the first roles start; their first chunks wait for it.
-  const store = loadIndex(target, repository.layout, repository.keys).then(
+  // The index loads while the first roles start; their first chunks wait for it. A lost index
+  // (no index file, packs present) is rebuilt from the packs first, so this backup still dedups.
+  const store = loadOrRebuildIndex(target, repository.layout, repository.keys).then(
     (index) => new ChunkStore(target, repository.layout, repository.keys, index),
   );
   store.catch(() => {}); // Awaited by every role; never unhandled meanwhile.

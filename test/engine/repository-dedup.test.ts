@@ -46,7 +46,12 @@ describe('the deduplicating repository', () => {
   it('stores the first backup whole, in packs beside MASBackup, with a catalog per role in its folder', async () => {
     expect(first.Status).toBe('Succeeded');
     expect((await fs.readdir(d.share)).sort()).toEqual(['AzsRepository', 'MASBackup']);
-    expect((await fs.readdir(await d.backupFolder(first.Name))).sort()).toEqual(['BackupInfo.xml', 'Db.azscat', 'Files.azscat', 'Tarred.azscat']);
+    expect((await fs.readdir(await d.backupFolder(first.Name))).sort()).toEqual([
+      'BackupInfo.xml',
+      'Db.azscat',
+      'Files.azscat',
+      'Tarred.azscat',
+    ]);
     // The random 12 MiB do not compress: the first backup adds at least them.
     expect(first.Size).toBeGreaterThan(12 * MiB);
     expect(afterFirst).toBeGreaterThan(12 * MiB);
@@ -100,7 +105,7 @@ describe('the deduplicating repository', () => {
     }
   });
 
-  it("judges capacity by what a backup adds, not by a full copy per retained backup", async () => {
+  it('judges capacity by what a backup adds, not by a full copy per retained backup', async () => {
     const backup = await d.backup();
     const check = expectOk(await d.cli(['Test-BackupShare'])).json;
     // Seven days of two backups a day: 15 retained. A full copy each would need 15 x 12 MiB.

@@ -34,6 +34,8 @@ function invocation(name: string, format: Format): { args: string[]; stdin?: str
       return { args: ['-Confirm:$false'], home: join(drill.root, `clear-${format}`) };
     case 'Test-BackupShare':
       return { args: [] };
+    case 'Test-BackupRepository':
+      return { args: [] };
     case 'Register-InfrastructureRole':
       return { args: ['-Name', `Extra${format}`, '-Provider', 'directory', '-Path', extra] };
     case 'Get-InfrastructureRole':

@@ -1,0 +1,73 @@
+import type { Cmdlet } from '../src/host/cmdlet.js';
+import type { TestBackupRepositoryParameters } from './generated/parameters.js';
+import { AzsError } from '../src/errors.js';
+import { ConfigStore, type StoredConfig } from '../src/config/store.js';
+import { REPOSITORY_SECRET_CONTEXT } from '../src/engine/repository-access.js';
+import { checkRepository, type RepositoryCheckOptions } from '../src/engine/verify-repository.js';
+import { decryptionMaterial, openShare, shareAccess, shareParameters } from '../src/engine/share-access.js';
+
+/**
+ * The host keys this machine keeps for the repository it backs up to. The check uses them only for
+ * a repository of the same id and public key, wherever the share is reached from (another path to
+ * it, a copy of it).
+ */
+function remembered(store: ConfigStore, config: StoredConfig): RepositoryCheckOptions['remembered'] {
+  const known = config.repository;
+  if (!known) return undefined;
+  return {
+    id: known.id,
+    publicKey: Buffer.from(known.publicKey, 'base64'),
+    hostSecret: Buffer.from(store.open(known.hostSecret, REPOSITORY_SECRET_CONTEXT), 'base64'),
+  };
+}
+
+/**
+ * Checks the share's whole repository (every pack once, the index, every backup), like
+ * `restic check --read-data` with the key or the .pfx; -Repair writes a lost or damaged index anew.
+ */
+const testBackupRepository: Cmdlet<TestBackupRepositoryParameters> = async ({
+  params,
+  secretsFromEnvironment,
+  home,
+  progress,
+  writeError,
+  writeWarning,
+  setExitCode,
+  shouldProcess,
+}) => {
+  const store = new ConfigStore(home);
+  const config = store.read();
+  const access = shareAccess(store, shareParameters(params, secretsFromEnvironment), config);
+  const target = await openShare(access);
+  const result = await checkRepository(
+    target,
+    access.path,
+    {
+      material: await decryptionMaterial(params),
+      remembered: remembered(store, config),
+      repair: params.Repair === true,
+      confirmRepair: (what) => shouldProcess(access.path, what),
+      allowUnauthenticated: params.AllowUnauthenticated === true,
+    },
+    progress,
+  );
+  // The exit code first, so each error record says the code the command ends with.
+  if (!result.IsValid) setExitCode(12);
+  for (const p of result.Problems) {
+    if (p.Severity === 'Warning') writeWarning(`${p.Kind}: ${p.Path}: ${p.Message}`);
+    if (p.Severity !== 'Error') continue;
+    writeError(
+      new AzsError(`${p.Kind}: ${p.Path}: ${p.Message}`, {
+        errorId: p.Kind,
+        category: 'InvalidData',
+        exitCode: 12,
+        targetObject: p.Path,
+        recommendedAction:
+          'Do not rely on the backups named: take a new backup (Start-InfrastructureBackup), which stores missing or damaged chunks anew, ' +
+          'and check the share for damage or tampering. Index problems alone are repaired with -Repair.',
+      }),
+    );
+  }
+  return result;
+};
+export default testBackupRepository;
