@@ -18,6 +18,8 @@ mkdirSync(next, { recursive: true });
 const entryPoints = {
   'host/main': 'src/host/main.ts',
   'engine/job-runner': 'src/engine/job-runner.ts',
+  // Worker threads that compress and open chunks (src/repository/chunk-workers.ts).
+  'repository/chunk-worker': 'src/repository/chunk-worker.ts',
   'tools/build-tools': 'scripts/build-tools.ts',
   'tools/bench': 'scripts/bench.ts',
 };

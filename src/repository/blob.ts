@@ -83,7 +83,13 @@ export interface BlobPlace {
  * and checks that the plaintext's keyed hash is that id (the check that proves it ours: anyone
  * with the public key can seal a blob). Throws ChunkNotAuthentic otherwise.
  */
-export function openBlob(keys: RepositoryKeys, place: BlobPlace, chunkId: Buffer, blob: Buffer, expectedLength?: number): Buffer {
+export function openBlob(
+  keys: Pick<RepositoryKeys, 'chunkId'>,
+  place: BlobPlace,
+  chunkId: Buffer,
+  blob: Buffer,
+  expectedLength?: number,
+): Buffer {
   const { pack } = place;
   const idHex = chunkId.toString('hex');
   const fail = (detail: string, cause?: unknown) => chunkNotAuthentic(idHex, pack, detail, cause);

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { Target } from '../targets/target.js';
-import { openBlob } from './blob.js';
+import { ChunkWorkers, openChunk } from './chunk-workers.js';
 import type { Catalog } from './catalog.js';
 import { packDamaged } from './errors.js';
 import { packKeyOf, type RepositoryKeys } from './keys.js';
@@ -65,6 +65,8 @@ class PackCursor {
 
 /** At most this many packs are open at once while a role is read. */
 const OPEN_PACKS = 4;
+/** Chunks being opened at once ahead of the one the reader is at. */
+const OPENING_AHEAD = 8;
 
 /**
  * The role stream a catalog describes, chunk by chunk in order; every chunk is authenticated as
@@ -91,13 +93,20 @@ export function readCatalog(target: Target, layout: RepositoryLayout, keys: Repo
     open.set(pack, cursor);
     return cursor;
   }
+  // Blobs are opened on worker threads while the next ones are read: a few at once, yielded in order.
+  const workers = ChunkWorkers.shared();
   async function* chunks(): AsyncGenerator<Buffer> {
+    const opening: (Promise<Buffer> | Buffer)[] = [];
     try {
       for (const c of catalog.chunks) {
         const cursor = await cursorFor(c.pack, c.offset);
         const blob = await cursor.read(c.offset, c.length);
-        yield openBlob(keys, { pack: c.pack, blobKey: cursor.blobKey! }, c.chunkId, blob, c.plaintextLength);
+        const opened = openChunk(workers, keys, { pack: c.pack, blobKey: cursor.blobKey! }, c.chunkId, blob, c.plaintextLength);
+        if (opened instanceof Promise) opened.catch(() => {}); // awaited in order below; never unhandled meanwhile
+        opening.push(opened);
+        if (opening.length >= OPENING_AHEAD) yield await opening.shift()!;
       }
+      while (opening.length) yield await opening.shift()!;
     } finally {
       for (const cursor of open.values()) cursor.close();
     }

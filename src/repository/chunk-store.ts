@@ -1,6 +1,7 @@
 import type { Target } from '../targets/target.js';
 import { ContentChunker } from './chunker.js';
 import type { CdcParams } from './cdc.js';
+import type { ChunkWorkers } from './chunk-workers.js';
 import type { ChunkIndex } from './chunk-index.js';
 import { gearTable } from './gear.js';
 import { writeIndexFile } from './index-file.js';
@@ -23,7 +24,12 @@ export interface StoredStream {
 export interface ChunkStoreOptions extends PackWriterOptions {
   params?: CdcParams;
   implementation?: 'auto' | 'typescript';
+  /** Threads that compress new chunks (chunk-workers.ts); without them, compression runs inline. */
+  workers?: ChunkWorkers;
 }
+
+/** New chunks being compressed and stored at once, per stream. */
+const MAX_IN_FLIGHT = 8;
 
 /**
  * The write side of a repository: cuts streams into chunks, stores each chunk not yet in the
@@ -51,25 +57,38 @@ export class ChunkStore {
     const chunker = new ContentChunker({ gear: this.gear, params: this.opts.params, implementation: this.opts.implementation });
     const result: StoredStream = { chunks: [], bytes: 0, newChunks: 0, newBytes: 0, storedBytes: 0 };
     const out: Buffer[] = [];
+    // New chunks compress on worker threads while the next ones are cut and hashed; a bounded
+    // number at once, so memory stays a few chunks whatever the stream.
+    const inFlight: Promise<void>[] = [];
     const take = async (): Promise<void> => {
       for (const chunk of out) {
         const id = chunkIdOf(this.keys, chunk);
         result.chunks.push({ id, length: chunk.length });
         result.bytes += chunk.length;
-        const stored = this.index.has(id) ? 0 : await this.writer.add(id, chunk);
-        if (stored === 0) continue;
-        result.storedBytes += stored;
-        result.newChunks++;
-        result.newBytes += chunk.length;
+        if (this.index.has(id)) continue;
+        const adding = this.writer.add(id, chunk, this.opts.workers).then((stored) => {
+          if (stored === 0) return;
+          result.storedBytes += stored;
+          result.newChunks++;
+          result.newBytes += chunk.length;
+        });
+        adding.catch(() => {}); // awaited below, in order; never unhandled meanwhile
+        inFlight.push(adding);
+        if (inFlight.length >= MAX_IN_FLIGHT) await inFlight.shift();
       }
       out.length = 0;
     };
-    for await (const piece of source) {
-      chunker.write(piece, out);
+    try {
+      for await (const piece of source) {
+        chunker.write(piece, out);
+        await take();
+      }
+      chunker.end(out);
       await take();
+    } finally {
+      await Promise.allSettled(inFlight);
     }
-    chunker.end(out);
-    await take();
+    for (const adding of inFlight) await adding;
     return result;
   }
 

@@ -2,7 +2,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { Target } from '../targets/target.js';
-import { BlobSealer } from './blob.js';
+import { BlobSealer, type PackedChunk } from './blob.js';
+import type { ChunkWorkers } from './chunk-workers.js';
 import { newPackKey, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 import { MAX_PACK_ENTRIES, packHeader, packTail, type PackEntry } from './pack-format.js';
@@ -42,6 +43,7 @@ interface OpenPack {
  */
 export class PackWriter {
   private readonly sealer: BlobSealer;
+  private readonly level: number;
   private readonly packBytes: number;
   private current: OpenPack | undefined;
   private readonly pendingIds = new Set<string>();
@@ -55,7 +57,8 @@ export class PackWriter {
     private readonly keys: RepositoryKeys,
     opts: PackWriterOptions = {},
   ) {
-    this.sealer = new BlobSealer(opts.compressionLevel ?? 1);
+    this.level = opts.compressionLevel ?? 1;
+    this.sealer = new BlobSealer(this.level);
     this.packBytes = opts.packBytes ?? DEFAULT_PACK_BYTES;
   }
 
@@ -67,10 +70,16 @@ export class PackWriter {
   /**
    * Adds a chunk unless this writer already took it (callers dedup against the index); the bytes
    * it takes in its pack, 0 when it was not added. Calls may overlap (roles store at once): they
-   * run one after another.
+   * run one after another. With `workers`, the chunk is compressed on a worker thread meanwhile
+   * and the caller may go on before it is stored (the returned promise says when).
    */
-  add(chunkId: Buffer, plaintext: Buffer): Promise<number> {
-    const added = this.queue.then(() => this.addNow(chunkId, plaintext));
+  add(chunkId: Buffer, plaintext: Buffer, workers?: ChunkWorkers): Promise<number> {
+    if (this.has(chunkId)) return Promise.resolve(0);
+    // Taken now, so the same chunk given again before this one is stored is not stored twice.
+    this.pendingIds.add(chunkId.toString('hex'));
+    const packed = workers?.pack(plaintext, this.level);
+    packed?.catch(() => {}); // awaited in turn below; never unhandled meanwhile
+    const added = this.queue.then(async () => this.store(chunkId, plaintext.length, packed ? await packed : this.sealer.pack(plaintext)));
     this.queue = added.then(
       () => undefined,
       () => undefined,
@@ -78,17 +87,14 @@ export class PackWriter {
     return added;
   }
 
-  private async addNow(chunkId: Buffer, plaintext: Buffer): Promise<number> {
-    if (this.has(chunkId)) return 0;
-    const packed = this.sealer.pack(plaintext);
+  private async store(chunkId: Buffer, plaintextLength: number, packed: PackedChunk): Promise<number> {
     const length = packed.sealedLength;
     if (this.current && (this.current.size + length > this.packBytes || this.current.entries.length >= MAX_PACK_ENTRIES))
       await this.close();
     const pack = this.current ?? (await this.open());
-    // The compressed body lies in the sealer's scratch buffer: seal it before anything else compresses.
+    // A chunk compressed here lies in the sealer's scratch buffer: sealed before anything else compresses.
     const pieces = this.sealer.seal(pack.blobKey, chunkId, packed);
-    pack.entries.push({ chunkId: Buffer.from(chunkId), offset: pack.size, length, plaintextLength: plaintext.length });
-    this.pendingIds.add(chunkId.toString('hex'));
+    pack.entries.push({ chunkId: Buffer.from(chunkId), offset: pack.size, length, plaintextLength });
     for (const piece of pieces) await this.put(pack, piece);
     return length;
   }
