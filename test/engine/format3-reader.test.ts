@@ -38,7 +38,8 @@ async function restore(d: Drill, name: string): Promise<void> {
   expectOk(await d.cli(['Restore-AzsBackup', '-Name', name, ...args, '-Confirm:$false'], { stdin }), `Restore-AzsBackup ${name}`);
 }
 
-const infoOf = async (d: Drill, name: string): Promise<string> => fs.readFile(path.join(await d.backupFolder(name), 'BackupInfo.xml'), 'utf8');
+const infoOf = async (d: Drill, name: string): Promise<string> =>
+  fs.readFile(path.join(await d.backupFolder(name), 'BackupInfo.xml'), 'utf8');
 const packsOf = (info: string): string[] => [...info.matchAll(/<Pack>([0-9a-f]{64})<\/Pack>/g)].map((m) => m[1]!);
 
 describe('an independent reader restores format 3 from FORMAT.md alone (symmetric key)', () => {

@@ -1,14 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import {
-  constants,
-  createCipheriv,
-  createHash,
-  createHmac,
-  publicEncrypt,
-  randomBytes,
-  randomUUID,
-  X509Certificate,
-} from 'node:crypto';
+import { constants, createCipheriv, createHash, createHmac, publicEncrypt, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { hkdf, sealedFileKey, sealedNonce, u32 } from './sealed-file.js';

@@ -98,7 +98,11 @@ function unwrap(material: ReaderMaterial, recipients: Recipient[], context: stri
     const id = keyIdOf(material.key);
     const mine = recipients.find((r) => r.kind === 'Key' && r.id.toLowerCase() === id);
     check(mine !== undefined, `no Key recipient ${id}`);
-    const kek = hkdf(material.key, EMPTY, Buffer.concat([Buffer.from('AzsBackup data key wrap v1\0', 'utf8'), Buffer.from(context, 'utf8')]));
+    const kek = hkdf(
+      material.key,
+      EMPTY,
+      Buffer.concat([Buffer.from('AzsBackup data key wrap v1\0', 'utf8'), Buffer.from(context, 'utf8')]),
+    );
     const decipher = createDecipheriv('id-aes256-wrap', kek, Buffer.from('A6A6A6A6A6A6A6A6', 'hex'));
     return Buffer.concat([decipher.update(mine.value), decipher.final()]);
   }
