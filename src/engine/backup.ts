@@ -439,7 +439,8 @@ async function discard(run: BackupRun): Promise<void> {
 async function commitChunks(run: BackupRun, chunks: RunChunks): Promise<RepositoryReference> {
   const { req } = run;
   const store = await chunks.store;
-  await store.commit();
+  await store.commit(() => haltForTest('packs'));
+  await haltForTest('index');
   const packs = new Set<string>();
   for (const [i, stream] of chunks.streams.entries()) {
     const record = run.records[i];
@@ -454,6 +455,7 @@ async function commitChunks(run: BackupRun, chunks: RunChunks): Promise<Reposito
   const present = new Set(await listPacks(req.target, chunks.repository.layout));
   const missing = [...packs].filter((p) => !present.has(p));
   if (missing.length) throw packsGone(missing);
+  await haltForTest('catalogs');
   const { repository } = chunks;
   return { id: repository.id, keyFingerprint: repository.fingerprint, packs: [...packs].sort() };
 }
@@ -469,6 +471,20 @@ function packsGone(missing: string[]): AzsError {
         'Another machine may have pruned the share meanwhile: run Start-InfrastructureBackup again (it stores those chunks anew), and prune from one machine only.',
     },
   );
+}
+
+/**
+ * TEST ONLY: AZSBACKUP_TEST_HALT_AT=<step> stops a backup for good at that step of its commit, and
+ * says so on stderr (`AZSBACKUP_TEST_HALTED <step>`), so that a test can kill -9 it exactly there
+ * (test/engine/repository-crash.test.ts). Steps, in order: `packs` (every pack under its final
+ * name, no index file naming them), `index` (indexed, no catalog), `catalogs` (catalogs in the
+ * staging folder, no BackupInfo.xml), `info` (BackupInfo.xml written, the folder not renamed).
+ * Never set it in production: the backup never ends.
+ */
+async function haltForTest(step: 'packs' | 'index' | 'catalogs' | 'info'): Promise<void> {
+  if (process.env.AZSBACKUP_TEST_HALT_AT !== step) return;
+  process.stderr.write(`AZSBACKUP_TEST_HALTED ${step}\n`);
+  await new Promise(() => setInterval(() => {}, 60_000));
 }
 
 /** BackupInfo.xml written last, and the folder renamed to its final name: the backup now lists. */
@@ -492,6 +508,7 @@ async function commit(run: BackupRun, status: BackupRecord['Status']): Promise<B
     readableOf(serializeBackupInfo(info, sealKeysFor(run.dataKey, name, stamp, req.recipients))),
     { atomic: false },
   );
+  await haltForTest('info');
   if (staging !== backupFolder(stamp, name)) await req.target.rename(staging, backupFolder(stamp, name));
   run.verbose(
     `Backup ${name} ${status}: committed as ${backupFolder(stamp, name)}, ${records.reduce((n, r) => n + (r.files[0]?.size ?? 0) + (r.addedBytes ?? 0), 0)} bytes stored in ${seconds(Date.now() - run.created.getTime())}.`,

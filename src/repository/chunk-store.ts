@@ -92,9 +92,13 @@ export class ChunkStore {
     return result;
   }
 
-  /** Closes the open pack and indexes every pack written since the last commit. */
-  async commit(): Promise<{ packs: WrittenPack[]; indexFile?: string }> {
+  /**
+   * Closes the open pack and indexes every pack written since the last commit. `packsInPlace` runs
+   * between the two: every pack is under its final name and no index file names them yet.
+   */
+  async commit(packsInPlace?: () => Promise<void>): Promise<{ packs: WrittenPack[]; indexFile?: string }> {
     const packs = await this.writer.flush();
+    await packsInPlace?.();
     const locations: ChunkLocation[] = packs.flatMap((p) => p.entries.map((e) => ({ ...e, pack: p.hash })));
     if (locations.length === 0) return { packs };
     const indexFile = await writeIndexFile(this.target, this.layout, this.keys, locations);

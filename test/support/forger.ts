@@ -1,17 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import {
-  constants,
-  createCipheriv,
-  createHash,
-  createHmac,
-  hkdfSync,
-  publicEncrypt,
-  randomBytes,
-  randomUUID,
-  X509Certificate,
-} from 'node:crypto';
+import { constants, createCipheriv, createHash, createHmac, publicEncrypt, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { hkdf, sealedFileKey, sealedNonce, u32 } from './sealed-file.js';
 
 /**
  * An attacker's writer of backups, written from docs/FORMAT.md alone (not the product's code): it
@@ -37,29 +28,17 @@ export interface ForgeOptions {
   created?: Date;
 }
 
-const hkdf = (ikm: Buffer, salt: Buffer, info: Buffer): Buffer => Buffer.from(hkdfSync('sha256', ikm, salt, info, 32));
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n);
-  return b;
-};
-const lengthPrefixed = (s: string): Buffer => Buffer.concat([u32(Buffer.byteLength(s)), Buffer.from(s, 'utf8')]);
-
 /** FORMAT.md section 4: zstd, then AES-256-GCM chunks under a key bound to backup, role and file. */
 function roleFile(dataKey: Buffer, backup: string, role: string, file: string, plaintext: Buffer): Buffer {
   const compressed = execFileSync('zstd', ['-1', '-q', '-c'], { input: plaintext });
   const chunkSize = 1 << 20;
   const salt = randomBytes(32);
   const header = Buffer.concat([Buffer.from('AZSCHUNK'), Buffer.from([1, 1, 0, 0]), u32(chunkSize), salt]);
-  const binding = Buffer.concat([lengthPrefixed(backup), lengthPrefixed(role), lengthPrefixed(file)]);
-  const info = Buffer.concat([Buffer.from('AzsBackup chunk key v1\0'), createHash('sha256').update(binding).digest()]);
-  const fileKey = hkdf(dataKey, salt, info);
+  const fileKey = sealedFileKey(dataKey, salt, backup, role, file);
   const pieces = [header];
   const count = Math.max(1, Math.ceil(compressed.length / chunkSize));
   for (let i = 0; i < count; i++) {
-    const nonce = Buffer.alloc(12);
-    nonce.writeBigUInt64BE(BigInt(i), 3);
-    nonce[11] = i === count - 1 ? 1 : 0;
+    const nonce = sealedNonce(i, i === count - 1);
     const cipher = createCipheriv('aes-256-gcm', fileKey, nonce);
     cipher.setAAD(header);
     pieces.push(cipher.update(compressed.subarray(i * chunkSize, (i + 1) * chunkSize)), cipher.final(), cipher.getAuthTag());
