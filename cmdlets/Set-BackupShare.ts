@@ -29,7 +29,8 @@ const setBackupShare: Cmdlet<SetBackupShareParameters> = async ({
   const keyFromEnvironment =
     secretsFromEnvironment?.has('EncryptionKey') && (current.encryption !== undefined || given.EncryptionCertPath !== undefined);
   const params: SetBackupShareParameters = keyFromEnvironment ? { ...given, EncryptionKey: undefined } : given;
-  const encryption = await chooseEncryption(store, current, params.EncryptionKey, params.EncryptionCertPath, pfxOf(params));
+  const pfxs = pfxOf(params);
+  const encryption = await chooseEncryption(store, current, params.EncryptionKey, params.EncryptionCertPath, pfxs);
   const path = params.Path ?? current.share?.path;
   if (!path) throw notConfigured('share');
   const givesCredential =
@@ -91,8 +92,23 @@ const setBackupShare: Cmdlet<SetBackupShareParameters> = async ({
     await reviewCertificateExpiry(saved, new AlertStore(home, saved.alertSinks));
     await warnOfOldBackups(current.encryption, saved.encryption, access, writeWarning);
   }
+  if (pfxs.length > 0 && !params.SkipValidation) await joinShareRepository(store, access, pfxs);
   return backupLocation(saved, available);
 };
+
+/**
+ * With a .pfx in hand, this machine takes what it needs to add to the share's deduplicating store
+ * (made by another machine, or before a redeploy); with the certificate alone it could not, and
+ * would back up full copies.
+ */
+async function joinShareRepository(store: ConfigStore, access: Parameters<typeof openShare>[0], pfxs: PfxGiven[]): Promise<void> {
+  const [{ joinRepository, rememberRepository }, { materialsOf }] = await Promise.all([
+    import('../src/engine/repository-access.js'),
+    import('../src/session/certificates.js'),
+  ]);
+  const joined = await joinRepository(await openShare(access), await materialsOf(pfxs));
+  if (joined) await rememberRepository(store, access.path, joined);
+}
 
 const recipientIds = (e: EncryptionSettings | undefined): string[] =>
   e === undefined ? [] : e.mode === 'Certificate' ? e.certificates.map((c) => c.thumbprint) : [e.keyId];

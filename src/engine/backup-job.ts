@@ -9,7 +9,7 @@ import { configuredRecipients, openShare, shareAccess } from './share-access.js'
 import { runBackup, type BackupOutcome } from './backup.js';
 import { queuedRoleStatus, type BackupRecord } from './backup-record.js';
 import { runJob } from './job.js';
-import { REPOSITORY_SECRET_CONTEXT, rememberedRepository, repositoryForBackup, type OpenRepository } from './repository-access.js';
+import { rememberedRepository, rememberRepository, repositoryForBackup, type OpenRepository } from './repository-access.js';
 import type { EncryptFor } from '../crypto/recipient.js';
 import type { Target } from '../targets/target.js';
 import { JobStore, type JobRecord } from './job-store.js';
@@ -197,13 +197,7 @@ async function backupRepository(
   if (process.env.AZSBACKUP_STORE === 'full-copy') return {};
   const remembered = rememberedRepository(store, config, location);
   const { repository, remember, fullCopyBecause } = await repositoryForBackup(target, recipients, remembered);
-  if (remember) {
-    const sealed = store.seal(remember.hostSecret.toString('base64'), REPOSITORY_SECRET_CONTEXT);
-    await store.update((c) => ({
-      ...c,
-      repository: { location, id: remember.id, publicKey: remember.publicKey.toString('base64'), hostSecret: sealed },
-    }));
-  }
+  if (remember) await rememberRepository(store, location, remember);
   return { repository, fullCopyBecause };
 }
 

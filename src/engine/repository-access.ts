@@ -49,6 +49,32 @@ export function rememberedRepository(store: ConfigStore, config: StoredConfig, l
   );
 }
 
+/** Keeps the host keys of the repository at `location` (sealed), in place of any kept before. */
+export async function rememberRepository(store: ConfigStore, location: string, remember: RememberedRepository): Promise<void> {
+  const sealed = store.seal(remember.hostSecret.toString('base64'), REPOSITORY_SECRET_CONTEXT);
+  await store.update((c) => ({
+    ...c,
+    repository: { location, id: remember.id, publicKey: remember.publicKey.toString('base64'), hostSecret: sealed },
+  }));
+}
+
+/**
+ * Given a .pfx (Set-BackupShare -DecryptionCertPath), takes the host keys of the share's
+ * repository when its master key is wrapped for that certificate: a machine set up with the
+ * certificate alone could not, and would back up full copies. Undefined when there is no
+ * repository yet (the first backup makes one) or none of the material opens it.
+ */
+export async function joinRepository(target: Target, materials: readonly DecryptWith[]): Promise<RememberedRepository | undefined> {
+  const config = await readRepositoryConfig(target, layout);
+  if (!config) return undefined;
+  for (const material of materials) {
+    const id = material.kind === 'Certificate' ? material.thumbprint : material.keyId;
+    if (!config.recipients.some((w) => w.kind === material.kind && w.id.toUpperCase() === id.toUpperCase())) continue;
+    return { id: config.id, ...hostKeysOf(unwrapMaster(config, material)) };
+  }
+  return undefined;
+}
+
 function opened(id: string, keys: RepositoryKeys): OpenRepository {
   return { id, fingerprint: keyFingerprint(keys.publicKey), keys, layout };
 }

@@ -1,5 +1,6 @@
 import type { ConfigStore, StoredCertificate } from '../config/store.js';
 import { CERTIFICATE_SECRET_CONTEXT } from '../engine/share-access.js';
+import type { DecryptWith } from '../crypto/recipient.js';
 import { usageError } from '../errors.js';
 
 /**
@@ -93,4 +94,19 @@ export async function proveCertificates(
     proven[i] = { ...proven[i]!, authenticationSecret: store.seal(secret, CERTIFICATE_SECRET_CONTEXT) };
   }
   return proven;
+}
+
+/** The .pfx given as decryption material (read once more: the secret above is all the configuration keeps of them). */
+export async function materialsOf(pfxs: readonly PfxGiven[]): Promise<DecryptWith[]> {
+  const [{ readPfxFile }, { certificateAuthenticationKey, certificateAuthenticationSecret }] = await Promise.all([
+    import('../crypto/certificate.js'),
+    import('../crypto/certificate-authentication.js'),
+  ]);
+  const materials: DecryptWith[] = [];
+  for (const pfx of pfxs) {
+    const { info, privateKeyPem } = await readPfxFile(pfx.path, pfx.password);
+    const authenticationKey = certificateAuthenticationKey(certificateAuthenticationSecret(privateKeyPem, info.thumbprint));
+    materials.push({ kind: 'Certificate', thumbprint: info.thumbprint, privateKeyPem, authenticationKey });
+  }
+  return materials;
 }
