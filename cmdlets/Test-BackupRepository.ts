@@ -1,25 +1,10 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import type { TestBackupRepositoryParameters } from './generated/parameters.js';
 import { AzsError } from '../src/errors.js';
-import { ConfigStore, type StoredConfig } from '../src/config/store.js';
-import { REPOSITORY_SECRET_CONTEXT } from '../src/engine/repository-access.js';
-import { checkRepository, type RepositoryCheckOptions } from '../src/engine/verify-repository.js';
+import { ConfigStore } from '../src/config/store.js';
+import { rememberedRepository } from '../src/engine/repository-access.js';
+import { checkRepository } from '../src/engine/verify-repository.js';
 import { decryptionMaterial, openShare, shareAccess, shareParameters } from '../src/engine/share-access.js';
-
-/**
- * The host keys this machine keeps for the repository it backs up to. The check uses them only for
- * a repository of the same id and public key, wherever the share is reached from (another path to
- * it, a copy of it).
- */
-function remembered(store: ConfigStore, config: StoredConfig): RepositoryCheckOptions['remembered'] {
-  const known = config.repository;
-  if (!known) return undefined;
-  return {
-    id: known.id,
-    publicKey: Buffer.from(known.publicKey, 'base64'),
-    hostSecret: Buffer.from(store.open(known.hostSecret, REPOSITORY_SECRET_CONTEXT), 'base64'),
-  };
-}
 
 /**
  * Checks the share's whole repository (every pack once, the index, every backup), like
@@ -44,7 +29,7 @@ const testBackupRepository: Cmdlet<TestBackupRepositoryParameters> = async ({
     access.path,
     {
       material: await decryptionMaterial(params),
-      remembered: remembered(store, config),
+      remembered: rememberedRepository(store, config),
       repair: params.Repair === true,
       confirmRepair: (what) => shouldProcess(access.path, what),
       allowUnauthenticated: params.AllowUnauthenticated === true,

@@ -37,9 +37,13 @@ const layout = new RepositoryLayout();
 /** Where the sealed host secret of the share's repository is bound in the configuration. */
 export const REPOSITORY_SECRET_CONTEXT = 'repository-host-secret';
 
-/** The keys this machine remembered (config.json `repository`) for the repository of the share at `location`, if any. */
-export function rememberedRepository(store: ConfigStore, config: StoredConfig, location: string): RememberedRepository | undefined {
-  const known = config.repository?.location === location ? config.repository : undefined;
+/**
+ * The keys this machine remembered (config.json `repository`) for the repository of the share at
+ * `location`, if any; without a location, for whichever share (a check uses them only for a
+ * repository of the same id and public key, however the share is reached).
+ */
+export function rememberedRepository(store: ConfigStore, config: StoredConfig, location?: string): RememberedRepository | undefined {
+  const known = location === undefined || config.repository?.location === location ? config.repository : undefined;
   return (
     known && {
       id: known.id,
