@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type { Target } from '../targets/target.js';
 import { ChunkWorkers, openChunk } from './chunk-workers.js';
 import type { Catalog } from './catalog.js';
+import { isAzsError } from '../errors.js';
 import { packDamaged } from './errors.js';
 import { packKeyOf, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
@@ -27,7 +28,15 @@ class PackCursor {
   }
 
   static async open(target: Target, layout: RepositoryLayout, keys: RepositoryKeys, pack: string): Promise<PackCursor> {
-    const cursor = new PackCursor(pack, await target.read(layout.packPath(pack)));
+    let stream: Readable;
+    try {
+      stream = await target.read(layout.packPath(pack));
+    } catch (e) {
+      // A pack the backup needs and the share no longer has is damage to the backup, like a changed one.
+      if (isAzsError(e) && e.errorId === 'TargetObjectNotFound') throw packDamaged(pack, 'it is missing from the share', e);
+      throw e;
+    }
+    const cursor = new PackCursor(pack, stream);
     cursor.blobKey = packKeyOf(keys, ephemeralKeyOf(pack, await cursor.read(0, PACK_HEADER_BYTES)));
     return cursor;
   }

@@ -185,8 +185,8 @@ describe('verification of backups in the repository (symmetric key)', () => {
     expectIntegrityFailure(keyless, 'keyless');
     expect(keyless.stderr).toContain(`the pack ${pack} is missing`);
     expectIntegrityFailure(await test(share, second.Name, true), 'keyed');
-    // The restore stops at the missing file (exit 10, not found), before any destination changes.
-    await expectRefusedRestore(share, second.Name, 10);
+    // The restore stops at the missing pack (exit 12: the backup is damaged), before any destination changes.
+    await expectRefusedRestore(share, second.Name, 12);
     // The first backup does not need it: it still passes.
     expect((await test(share, first.Name, false)).code).toBe(0);
     const whole = await testRepository(share, [], { keyed: true });
