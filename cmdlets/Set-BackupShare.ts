@@ -92,22 +92,33 @@ const setBackupShare: Cmdlet<SetBackupShareParameters> = async ({
     await reviewCertificateExpiry(saved, new AlertStore(home, saved.alertSinks));
     await warnOfOldBackups(current.encryption, saved.encryption, access, writeWarning);
   }
-  if (pfxs.length > 0 && !params.SkipValidation) await joinShareRepository(store, access, pfxs);
+  if (pfxs.length > 0 && !params.SkipValidation) await joinShareRepository(store, access, pfxs, writeWarning);
   return backupLocation(saved, available);
 };
 
 /**
  * With a .pfx in hand, this machine takes what it needs to add to the share's deduplicating store
- * (made by another machine, or before a redeploy); with the certificate alone it could not, and
- * would back up full copies.
+ * (made by another machine, or before a redeploy), and the store is wrapped for every certificate
+ * configured now; with the certificate alone it could do neither.
  */
-async function joinShareRepository(store: ConfigStore, access: Parameters<typeof openShare>[0], pfxs: PfxGiven[]): Promise<void> {
-  const [{ joinRepository, rememberRepository }, { materialsOf }] = await Promise.all([
+async function joinShareRepository(
+  store: ConfigStore,
+  access: Parameters<typeof openShare>[0],
+  pfxs: PfxGiven[],
+  writeWarning: (message: string) => void,
+): Promise<void> {
+  const [{ joinRepository, rememberRepository }, { materialsOf }, { configuredRecipients }] = await Promise.all([
     import('../src/engine/repository-access.js'),
     import('../src/session/certificates.js'),
+    import('../src/engine/share-access.js'),
   ]);
-  const joined = await joinRepository(await openShare(access), await materialsOf(pfxs));
-  if (joined) await rememberRepository(store, access.path, joined);
+  const joined = await joinRepository(await openShare(access), await materialsOf(pfxs), configuredRecipients(store));
+  if (!joined) return;
+  await rememberRepository(store, access.path, joined.remember);
+  if (joined.wrappedFor.length)
+    writeWarning(
+      `The share's deduplicating store is now encrypted for ${joined.wrappedFor.join(', ')} too: its .pfx alone restores the backups made from now on.`,
+    );
 }
 
 const recipientIds = (e: EncryptionSettings | undefined): string[] =>

@@ -1,10 +1,17 @@
 import type { RepositoryReference } from '../catalog/backup-info.js';
 import type { ConfigStore, StoredConfig } from '../config/store.js';
-import type { DecryptWith, EncryptFor } from '../crypto/recipient.js';
+import { recipientId, type DecryptWith, type EncryptFor, type WrappedKey } from '../crypto/recipient.js';
 import { AzsError, ExitCode } from '../errors.js';
 import { deriveRepositoryKeys, hostKeysFrom, hostKeysOf, type RepositoryHostKeys, type RepositoryKeys } from '../repository/keys.js';
 import { RepositoryLayout } from '../repository/layout.js';
-import { createRepository, keyFingerprint, readRepositoryConfig, unwrapMaster } from '../repository/repository-config.js';
+import {
+  createRepository,
+  keyFingerprint,
+  readRepositoryConfig,
+  rewrapRepository,
+  unwrapMaster,
+  type RepositoryConfig,
+} from '../repository/repository-config.js';
 import type { Target } from '../targets/target.js';
 
 /**
@@ -30,6 +37,22 @@ export interface RepositoryForBackup {
   remember?: RememberedRepository;
   /** Why the backup is a full copy instead (the operator can act on it). */
   fullCopyBecause?: string;
+}
+
+/**
+ * A store whose master key is not wrapped for every recipient configured now (a rotation, a
+ * certificate added) would hold backups that the new material alone cannot restore. Until it is
+ * re-wrapped, backups are full copies, which that material alone restores, as before the store.
+ */
+function notOpenedFor(missing: string[], config: RepositoryConfig): string | undefined {
+  if (missing.length === 0) return undefined;
+  const opens = config.recipients.map((w) => w.id).join(', ');
+  return (
+    `The share's deduplicating store is not encrypted for ${missing.join(', ')}, so this backup is a full copy (which ` +
+    `${missing.length === 1 ? 'its' : 'their'} material alone restores). To store only what changes again, re-wrap the store: ` +
+    `Update-BackupEncryption with the material it is encrypted for (${opens}), or, for a certificate, Set-BackupShare ` +
+    '-DecryptionCertPath with its .pfx.'
+  );
 }
 
 const layout = new RepositoryLayout();
@@ -65,18 +88,34 @@ export async function rememberRepository(store: ConfigStore, location: string, r
 /**
  * Given a .pfx (Set-BackupShare -DecryptionCertPath), takes the host keys of the share's
  * repository when its master key is wrapped for that certificate: a machine set up with the
- * certificate alone could not, and would back up full copies. Undefined when there is no
- * repository yet (the first backup makes one) or none of the material opens it.
+ * certificate alone could not, and would back up full copies. And since a certificate added to
+ * the configuration opens nothing in a store whose master key was not wrapped for it, the master
+ * key is then also wrapped for every recipient configured now (keeping the wraps it had, which
+ * older backups need). Undefined when there is no repository yet (the first backup makes one, for
+ * every recipient) or none of the material opens it.
  */
-export async function joinRepository(target: Target, materials: readonly DecryptWith[]): Promise<RememberedRepository | undefined> {
+export async function joinRepository(
+  target: Target,
+  materials: readonly DecryptWith[],
+  recipients: readonly EncryptFor[],
+): Promise<{ remember: RememberedRepository; wrappedFor: string[] } | undefined> {
   const config = await readRepositoryConfig(target, layout);
   if (!config) return undefined;
   for (const material of materials) {
     const id = material.kind === 'Certificate' ? material.thumbprint : material.keyId;
     if (!config.recipients.some((w) => w.kind === material.kind && w.id.toUpperCase() === id.toUpperCase())) continue;
-    return { id: config.id, ...hostKeysOf(unwrapMaster(config, material)) };
+    const master = unwrapMaster(config, material);
+    const missing = recipientsMissingFrom(config.recipients, recipients);
+    if (missing.length) await rewrapRepository(target, layout, config, master, recipients, true);
+    return { remember: { id: config.id, ...hostKeysOf(master) }, wrappedFor: missing };
   }
   return undefined;
+}
+
+/** The ids of the recipients whose material would not open a store wrapped for `wrapped`. */
+export function recipientsMissingFrom(wrapped: readonly WrappedKey[], recipients: readonly EncryptFor[]): string[] {
+  const has = new Set(wrapped.map((w) => w.id.toUpperCase()));
+  return recipients.map(recipientId).filter((id) => !has.has(id.toUpperCase()));
 }
 
 function opened(id: string, keys: RepositoryKeys): OpenRepository {
@@ -104,6 +143,8 @@ export async function repositoryForBackup(
     }
     return repositoryForBackup(target, recipients, remembered); // another writer created it first
   }
+  const notOpened = notOpenedFor(recipientsMissingFrom(config.recipients, recipients), config);
+  if (notOpened) return { fullCopyBecause: notOpened };
   if (remembered?.id === config.id) return { repository: opened(config.id, hostKeysFrom(remembered)) };
   const key = recipients.find((r): r is Extract<EncryptFor, { kind: 'Key' }> => r.kind === 'Key');
   if (key && config.recipients.some((w) => w.kind === 'Key' && w.id.toUpperCase() === key.keyId.toUpperCase())) {

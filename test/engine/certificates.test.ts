@@ -104,6 +104,15 @@ describe('an operations certificate and a break-glass certificate', () => {
     expect(table).toContain(breakGlass.Thumbprint);
   });
 
+  it("the share's store, made for the operations certificate, is wrapped for the break-glass one once a .pfx that opens it is given", async () => {
+    // Backups keep their data in the store, and only a holder of a .pfx it opens can add a certificate to it.
+    const before = expectOk(await d.cli(['Start-InfrastructureBackup']));
+    expect(warningsOf(before).join('\n')).toMatch(new RegExp(`store is not encrypted for ${breakGlass.Thumbprint}.*-DecryptionCertPath`));
+    const given = expectOk(await runCli(d.home, ['Set-BackupShare', ...pfxArgs(ops)], { stdin: `${ops.password}\n` }));
+    expect(warningsOf(given).join('\n')).toMatch(new RegExp(`store is now encrypted for ${breakGlass.Thumbprint} too`));
+    expect(warningsOf(expectOk(await d.cli(['Start-InfrastructureBackup'])))).toEqual([]);
+  });
+
   it('a backup made now restores on a fresh machine with either .pfx alone, authenticated', async () => {
     const b = await d.backup();
     const info = await fs.readFile(path.join(await d.backupFolder(b.Name), 'BackupInfo.xml'), 'utf8');

@@ -154,3 +154,37 @@ describe('a machine that meets a repository it has no keys for', () => {
     expect(fingerprint(d.files)).toBe(files);
   });
 });
+
+describe('a rotation, seen from the store', () => {
+  let d: Drill;
+  beforeAll(async () => {
+    d = await makeDrill({ bigFileBytes: 2 * MiB });
+    await d.backup();
+  }, 120_000);
+  afterAll(async () => d?.cleanup());
+
+  it('backs up full copies that the new key alone restores until Update-BackupEncryption re-wraps the store, then dedups again', async () => {
+    const oldKey = d.key!;
+    const made = expectOk(await d.cli(['New-EncryptionKey'])).json;
+    expectOk(await d.cli(['Set-BackupShare', '-EncryptionKey', '-'], { stdin: `${made.Key}\n` }));
+    d.key = made.Key;
+    const between = expectOk(await d.cli(['Start-InfrastructureBackup']));
+    expect(between.stderr).toMatch(/store is not encrypted for .*full copy.*Update-BackupEncryption/s);
+    expect((await fs.readdir(await d.backupFolder(between.json.Name))).sort()).toContain('Files.azsrole');
+    const files = fingerprint(d.files);
+    await fs.rm(d.files, { recursive: true, force: true });
+    await restoreOnFreshMachine(d, between.json.Name);
+    expect(fingerprint(d.files)).toBe(files);
+
+    expectOk(await d.cli(['Update-BackupEncryption', '-EncryptionKey', '-', '-Confirm:$false'], { stdin: `${oldKey}\n` }));
+    const was = await treeBytes(d.share);
+    const after = expectOk(await d.cli(['Start-InfrastructureBackup']));
+    expect(after.stderr).not.toMatch(/full copy/);
+    expect((await fs.readdir(await d.backupFolder(after.json.Name))).sort()).toContain('Files.azscat');
+    // Against the store's first backup: what the restore above changed in tar headers, not a full copy.
+    expect((await treeBytes(d.share)) - was).toBeLessThan(between.json.Size / 2);
+    await fs.rm(d.files, { recursive: true, force: true });
+    await restoreOnFreshMachine(d, after.json.Name);
+    expect(fingerprint(d.files)).toBe(files);
+  });
+});
