@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AzsError } from '../errors.js';
+import { AzsError, isAzsError } from '../errors.js';
 import { ensurePrivateDir } from '../process/private-dir.js';
 import { ByteQueue } from '../pipeline/byte-queue.js';
 import { reportingWrites } from '../memory/reporting-writes.js';
@@ -164,7 +164,15 @@ export class SmbTarget implements Target {
     try {
       const authFile = await this.writeAuthFile(dir);
       const ran = await this.runClient(this.clientArgs(authFile, commands, io.stdout !== undefined), io);
-      return this.verdict(ran);
+      try {
+        return this.verdict(ran);
+      } catch (e) {
+        // A server that drops the connection while it is being opened (before our first command)
+        // has done nothing yet: one more try, where no stream was handed to this run.
+        if (io.stdin || io.stdout || !droppedWhileOpening(e)) throw e;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        return this.verdict(await this.runClient(this.clientArgs(authFile, commands, false), io));
+      }
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
       liveAuthFolders.delete(dir);
@@ -328,6 +336,11 @@ export class SmbTarget implements Target {
     }
     // -D is the only 'cd' we issue: it fails when the configured folder is missing.
     const cd = m(/^cd \\.*: (NT_STATUS_\w+)/m);
+    if (cd && CONNECTION_DROPPED.test(cd)) {
+      return shareError('ShareConnectivity', `The file server dropped the connection while ${this.location} was opened (${cd}).`, {
+        targetObject: this.location,
+      });
+    }
     if (cd) {
       if (AUTH_REFUSED.test(cd)) {
         return shareError('ShareAuthentication', `'${this.#credential.userName}' may not open ${this.location} (${cd}).`, {
@@ -732,4 +745,11 @@ export function parseListing(stdout: string): TargetEntry[] {
     });
   }
   return entries;
+}
+
+const CONNECTION_DROPPED = /CONNECTION_(DISCONNECTED|RESET|ABORTED)/;
+
+/** True for the error of a connection the server dropped while it was being opened (see connectionError). */
+function droppedWhileOpening(e: unknown): boolean {
+  return isAzsError(e) && e.alertType === 'ShareConnectivity' && /dropped the connection while/.test(e.message);
 }

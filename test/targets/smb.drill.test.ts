@@ -143,7 +143,7 @@ describe.skipIf(!sambaAvailable())('SMB drill through the command line', () => {
     first = second;
   });
 
-  it('listing costs the same few smbclient runs for 1 backup as for 12, and a backup costs four', async () => {
+  it('listing costs the same few smbclient runs for 1 backup as for 12, and a backup a few more', async () => {
     // A wrapper first on PATH counts the runs: each one costs a connection and a logon.
     const bin = path.join(d.root, 'counting-bin');
     const log = path.join(d.root, 'smbclient-runs.log');
@@ -180,7 +180,9 @@ describe.skipIf(!sambaAvailable())('SMB drill through the command line', () => {
       expect(twelve.runs).toBeLessThanOrEqual(2);
       const dry = await runsOf(['Invoke-BackupPrune', '-DryRun']);
       expect(dry.json.BackupsRemoved).toBe(11);
-      expect(dry.runs).toBeLessThanOrEqual(2);
+      // The listing and the BackupInfo.xml files as above; then the repository: its tree, its
+      // config and index files, and the share listed again to spare packs committed meanwhile.
+      expect(dry.runs).toBeLessThanOrEqual(6);
     } finally {
       for (const c of new Set(copies)) await fs.rm(c, { recursive: true, force: true });
     }
