@@ -1,4 +1,5 @@
 import {
+  appendFileSync,
   type BigIntStats,
   close,
   closeSync,
@@ -445,6 +446,22 @@ function openFolder(abs: Buffer, rel: string, st: BigIntStats): number {
   }
 }
 
+/**
+ * TEST ONLY: AZSBACKUP_TEST_APPEND_WHILE_READ names a file this process appends a line to after
+ * the first piece of it was read, AZSBACKUP_TEST_APPEND_TIMES times at most (1 by default), so
+ * the tests of the engine's retries can change a file in the middle of its read as a live writer
+ * would (test/engine/retry.test.ts). Unset, it costs one look at the environment per large file.
+ */
+let testAppends = 0;
+function testOnlyAppendWhileRead(st: BigIntStats): void {
+  const file = process.env.AZSBACKUP_TEST_APPEND_WHILE_READ;
+  if (!file || testAppends >= Number(process.env.AZSBACKUP_TEST_APPEND_TIMES ?? 1)) return;
+  const target = lstatSync(file, { bigint: true, throwIfNoEntry: false });
+  if (target?.ino !== st.ino || target.dev !== st.dev) return;
+  testAppends++;
+  appendFileSync(file, 'appended\n');
+}
+
 /** Fills `buffer` from `position`; returns the bytes read, fewer only at the end of the file. */
 function readFull(fd: number, buffer: Buffer, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -527,6 +544,7 @@ class FileData extends Readable {
 
   private async readPiece(piece: Buffer, length: number, at: number, last: boolean, earlier: Promise<unknown>[]): Promise<Buffer> {
     const got = await readFull(this.fd, piece, length, at);
+    if (at === 0) testOnlyAppendWhileRead(this.st);
     if (got < length) throw new SourceChangedError(this.rel, `File shrank by ${this.size - at - got} bytes`);
     if (!last) return piece;
     piece.fill(0, length);
