@@ -1,14 +1,15 @@
 import { constants as fsConstants, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { PassThrough, Transform, type Readable } from 'node:stream';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
-import { recyclerOf } from '../memory/recycling-readable.js';
-import { exportFromProgram, importIntoProgram } from './child.js';
+import { recycleThrough, recyclerOf } from '../memory/recycling-readable.js';
+import { importIntoProgram } from './child.js';
 import { providerFsError } from './fs-error.js';
 import { earlyFailure } from './input.js';
 import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
 import { TarFormatError, TarScanner, type TarEntry } from './tar-scanner.js';
 import { recoverSwaps, resolveDestination, Staging } from './swap.js';
+import { directoryTar, SourceChangedError, SourceReadError } from './tar-writer.js';
 
 /**
  * A folder tree as a tar stream. Import trusts nothing in the archive: every entry is checked
@@ -110,32 +111,65 @@ class EntryGuard {
   }
 }
 
-/** GNU tar's warnings for files that changed under it; it then exits 1 ("some files differ"). */
-const CHANGED_WHILE_READ = /: (file changed as we read it|file removed before we read it|File shrank by \d+ bytes; padding with zeros)$/;
-
 /**
- * A folder that was written to while tar read it: the archive would hold a file no one ever saw
+ * A folder that was written to while it was read: the archive would hold a file no one ever saw
  * whole, so the role fails, and the engine tries it again since the writer is usually done soon.
  */
-function sourceChanged(root: string, role: string, stderr: string): AzsError | undefined {
-  const changed = stderr
-    .split('\n')
-    .filter((l) => CHANGED_WHILE_READ.test(l.trim()))
-    .map((l) => l.trim().replace(/^\S*tar: /, ''));
-  if (changed.length === 0) return undefined;
+function sourceChanged(root: string, role: string, e: SourceChangedError): AzsError {
   return new AzsError(
-    `Files of the folder '${root}' (role '${role}') changed while they were read, so the copy would not be consistent: ${changed.slice(0, 5).join('; ')}${changed.length > 5 ? `; and ${changed.length - 5} more` : ''}.`,
+    `Files of the folder '${root}' (role '${role}') changed while they were read, so the copy would not be consistent: ./${e.path}: ${e.reason}.`,
     {
       errorId: 'DirectorySourceChanged',
       category: 'ResourceBusy',
       exitCode: ExitCode.Failure,
       targetObject: root,
       retryable: true,
+      cause: e,
       recommendedAction:
         'Stop or pause what writes to the folder during the backup, or back up live data with a provider that takes a consistent copy ' +
         '(sqlite, postgres, or a command that snapshots it), then run the backup again.',
     },
   );
+}
+
+/** What stopped the archive of `root`, as the role's error. */
+function exportFailure(root: string, role: string, e: unknown): AzsError {
+  if (isAzsError(e)) return e;
+  if (e instanceof SourceChangedError) return sourceChanged(root, role, e);
+  return new AzsError(`Reading the folder '${root}' (role '${role}') failed: ${(e as Error)?.message ?? String(e)}`, {
+    errorId: 'DirectoryExportFailed',
+    category: 'ReadError',
+    exitCode: ExitCode.Failure,
+    targetObject: e instanceof SourceReadError ? path.join(root, e.path) : root,
+    cause: e,
+    recommendedAction: 'Fix the cause named in the message (permissions, a disk error) and run the backup again.',
+  });
+}
+
+/**
+ * The archive of `root`, failing with the role's errors; cancelling `signal` stops it. The stream
+ * takes its chunks back (recycle) like a program's output did.
+ */
+function exportFolder(root: string, role: string, signal: AbortSignal | undefined): Readable {
+  const tar = directoryTar(root);
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  recycleThrough(out, tar);
+  const onAbort = (): void =>
+    void tar.destroy(
+      new AzsError(`The archive of the folder '${root}' (role '${role}') was stopped because the job was cancelled`, {
+        errorId: 'DirectoryExportCancelled',
+        category: 'OperationStopped',
+        targetObject: root,
+      }),
+    );
+  if (signal?.aborted) queueMicrotask(onAbort);
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  tar.on('error', (e) => out.destroy(exportFailure(root, role, e)));
+  tar.on('close', () => signal?.removeEventListener('abort', onAbort));
+  // Whoever stops reading stops the walk, and the files it had open are closed.
+  out.on('close', () => tar.destroy());
+  tar.pipe(out);
+  return out;
 }
 
 function wrapFsError(e: unknown, errorId: string, what: string, target: string): AzsError {
@@ -358,18 +392,12 @@ export class DirectoryProvider implements Provider {
         recommendedAction: 'Use the sqlite provider for a database file, or register the folder that holds the data.',
       });
     }
-    // GNU tar, in its own process, archives on the other core while this one compresses and
-    // encrypts; node-tar doing the same work in-process took 40% of a backup's time
-    // (scripts/bench.ts). The pax format keeps sub-second times and long names, and the strictly
-    // checked restore below reads its headers with tar-scanner.ts. Sockets are skipped by tar
-    // itself; FIFOs carry no data and are skipped on restore.
-    return exportFromProgram({
-      argv: ['tar', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '-C', root, '-cf', '-', '.'],
-      errorPrefix: 'DirectoryExport',
-      label: `tar of the folder '${root}' (role '${this.role.name}')`,
-      signal: ctx.signal,
-      explainExit: (code, stderr) => (code === 1 ? sourceChanged(root, this.role.name, stderr) : undefined),
-    });
+    // The archive is written here (tar-writer.ts), entry by entry, as GNU tar --format=posix
+    // --numeric-owner -C root -cf - . wrote it, names sorted; so that a files cache can skip what it
+    // has already stored. The pax format keeps sub-second times and long names, and the strictly
+    // checked restore below reads its headers with tar-scanner.ts. Sockets are left out; FIFOs
+    // carry no data and are skipped on restore.
+    return exportFolder(root, this.role.name, ctx.signal);
   }
 
   async import(data: Readable, ctx: ProviderContext = {}): Promise<void> {

@@ -1,0 +1,312 @@
+import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createProvider } from '../../src/providers/index.js';
+import { encodeHeader, endOfArchive, paddingOf } from '../../src/providers/tar-header.js';
+import { type TarEntry, TarScanner } from '../../src/providers/tar-scanner.js';
+import { directoryTar, SourceChangedError, tarEntries, type TarWriterEntry } from '../../src/providers/tar-writer.js';
+import { buildTree, exportAll, snapshotTree } from '../support/provider-fixtures.js';
+
+let tmp: string;
+let root: string;
+
+beforeEach(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'azs-tarw-'));
+  root = path.join(tmp, 'root');
+  await fs.mkdir(root);
+});
+afterEach(async () => {
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+async function drain(s: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(Buffer.from(c as Buffer));
+  return Buffer.concat(chunks);
+}
+
+function scan(bytes: Buffer): TarEntry[] {
+  const entries: TarEntry[] = [];
+  const scanner = new TarScanner((e) => entries.push(e));
+  // In odd pieces, as a stream would bring them.
+  for (let at = 0; at < bytes.length; at += 7919) scanner.write(bytes.subarray(at, at + 7919));
+  scanner.end();
+  return entries;
+}
+
+function extract(bytes: Buffer, dest: string): void {
+  execFileSync('tar', ['-x', '-p', '--numeric-owner', '-f', '-', '-C', dest], { input: bytes, maxBuffer: 1 << 30 });
+}
+
+const touchNs = (p: string, when: string) => execFileSync('touch', ['-h', '-d', when, p]);
+
+/** buildTree's tree, plus what it lacks: sub-second and pre-1970 times, a long link target. */
+async function buildFullTree(): Promise<void> {
+  await buildTree(root);
+  await fs.writeFile(path.join(root, 'conf/precise.conf'), 'ns\n');
+  await fs.symlink(`${'t'.repeat(150)}/target`, path.join(root, 'long-target'));
+  await fs.mkdir(path.join(root, 'old'));
+  await fs.writeFile(path.join(root, 'old/1960.txt'), 'old\n');
+  touchNs(path.join(root, 'conf/precise.conf'), '2024-02-29 12:34:56.123456789');
+  touchNs(path.join(root, 'long-target'), '2024-03-01 00:00:00.5');
+  touchNs(path.join(root, 'old/1960.txt'), '1960-01-01 00:00:00.25');
+  touchNs(path.join(root, 'old'), '2001-01-01 00:00:00.000000001');
+  touchNs(path.join(root, 'conf'), '2022-01-01 00:00:00.999999999');
+  touchNs(root, '2021-06-01 00:00:00.75');
+}
+
+describe('tar-writer', () => {
+  it('writes a tree GNU tar extracts as it was: modes, owners, ns mtimes, links, long and odd names, empty and big files', async () => {
+    await buildFullTree();
+    const bytes = await drain(directoryTar(root));
+    const dest = path.join(tmp, 'dest');
+    await fs.mkdir(dest);
+    extract(bytes, dest);
+    expect(await snapshotTree(dest, { symlinkTimes: true })).toEqual(await snapshotTree(root, { symlinkTimes: true }));
+    // To the nanosecond, not only to the millisecond snapshotTree compares.
+    for (const rel of ['conf/precise.conf', 'long-target', 'old/1960.txt', 'old', 'conf', '']) {
+      const [a, b] = await Promise.all([path.join(root, rel), path.join(dest, rel)].map((p) => fs.lstat(p, { bigint: true })));
+      expect(b!.mtimeNs, rel).toBe(a!.mtimeNs);
+    }
+    expect((await fs.stat(path.join(dest, 'secret.hardlink'))).ino).toBe((await fs.stat(path.join(dest, 'secret.key'))).ino);
+    expect(await fs.readlink(path.join(dest, 'long-target'))).toBe(`${'t'.repeat(150)}/target`);
+  });
+
+  it('keeps a name that is not UTF-8 byte for byte, short or long', async () => {
+    const short = Buffer.from('latin1-\xe9.txt', 'latin1');
+    const long = Buffer.concat([Buffer.from('l'.repeat(120)), Buffer.from([0xff, 0xfe])]);
+    for (const name of [short, long]) await fs.writeFile(Buffer.concat([Buffer.from(`${root}/`), name]), name);
+    const dest = path.join(tmp, 'dest');
+    await fs.mkdir(dest);
+    extract(await drain(directoryTar(root)), dest);
+    const names = await fs.readdir(dest, { encoding: 'buffer' });
+    expect(names.sort(Buffer.compare)).toEqual([long, short].sort(Buffer.compare));
+    for (const name of names) expect((await fs.readFile(Buffer.concat([Buffer.from(`${dest}/`), name]))).equals(name)).toBe(true);
+  });
+
+  it('lists entries in a fixed order, root first as ./, a folder before its children, names sorted bytewise', async () => {
+    await buildFullTree();
+    const entries = scan(await drain(directoryTar(root)));
+    expect(entries[0]).toMatchObject({ path: './', type: 'Directory' });
+    const names = entries.map((e) => e.path);
+    const dirOf = (p: string) => path.posix.dirname(p.replace(/\/$/, ''));
+    for (const [i, p] of names.entries()) {
+      if (i === 0) continue;
+      // Its folder came before it.
+      expect(names.slice(0, i)).toContain(dirOf(p) === '.' ? './' : `${dirOf(p)}/`);
+    }
+    const siblings = names.filter((p) => dirOf(p) === '.' && p !== './').map((p) => Buffer.from(p.replace(/\/$/, '')));
+    expect(siblings).toEqual([...siblings].sort(Buffer.compare));
+    // The first name in archive order holds the data; the other one links to it.
+    expect(entries.find((e) => e.path === './secret.key')).toMatchObject({ type: 'Link', linkpath: './secret.hardlink', size: 0 });
+    expect(entries.find((e) => e.path === './conf/')).toMatchObject({ type: 'Directory', mode: 0o750 });
+    expect(entries.find((e) => e.path === './big.bin')).toMatchObject({ type: 'File', size: 3 * 1024 * 1024 + 17 });
+    expect(entries.find((e) => e.path === './empty')).toMatchObject({ type: 'File', size: 0 });
+    expect(entries.find((e) => e.path === './conf/precise.conf')!.mtime.getTime()).toBe(Date.UTC(2024, 1, 29, 12, 34, 56, 123));
+    expect(entries.find((e) => e.path === './old/1960.txt')!.mtime.getTime()).toBe(Date.UTC(1960, 0, 1, 0, 0, 0, 250));
+    expect(names.filter((p) => Buffer.byteLength(p) > 100).length).toBeGreaterThan(0);
+  });
+
+  it('gives the same bytes for the same tree, and GNU tar lists the same entries as its own archive of it', async () => {
+    await buildFullTree();
+    const first = await drain(directoryTar(root));
+    const second = await drain(directoryTar(root));
+    expect(second.equals(first)).toBe(true);
+    const list = (archive: string) =>
+      execFileSync('tar', ['--numeric-owner', '--full-time', '-tvf', archive], { encoding: 'latin1' }).split('\n').sort();
+    await fs.writeFile(path.join(tmp, 'ours.tar'), first);
+    execFileSync('tar', [
+      '--format=posix',
+      '--pax-option=delete=atime,delete=ctime',
+      '--numeric-owner',
+      '--sort=name',
+      '-C',
+      root,
+      '-cf',
+      path.join(tmp, 'gnu.tar'),
+      '.',
+    ]);
+    expect(list(path.join(tmp, 'ours.tar'))).toEqual(list(path.join(tmp, 'gnu.tar')));
+  });
+
+  it('is the concatenation of its entries: headers, data and padding, then two zero blocks', async () => {
+    await buildFullTree();
+    const parts: Buffer[] = [];
+    let entries = 0;
+    for await (const e of tarEntries(root)) {
+      entries++;
+      parts.push(e.header);
+      if (e.data) {
+        const data = await drain(e.data());
+        expect(data.length).toBe(e.stat.size + e.padding);
+        expect(e.padding).toBe(paddingOf(e.stat.size));
+        parts.push(data);
+      }
+    }
+    expect(entries).toBeGreaterThan(20);
+    parts.push(endOfArchive());
+    expect(Buffer.concat(parts).equals(await drain(directoryTar(root)))).toBe(true);
+  });
+
+  it('makes a header from the stat the files cache compares, never from atime or ctime', async () => {
+    await fs.writeFile(path.join(root, 'a'), 'same');
+    const headerOf = async () => {
+      for await (const e of tarEntries(root)) if (e.path === 'a') return e.header;
+      throw new Error('no entry a');
+    };
+    const before = await headerOf();
+    await fs.chmod(path.join(root, 'a'), 0o644); // ctime moves
+    execFileSync('touch', ['-a', '-d', '2000-01-01', path.join(root, 'a')]); // atime moves
+    expect((await headerOf()).equals(before)).toBe(true);
+  });
+
+  it('archives FIFOs and leaves sockets out, as GNU tar does', async () => {
+    execFileSync('mkfifo', [path.join(root, 'control.fifo')]);
+    const server = net.createServer().listen(path.join(root, 'agent.sock'));
+    await new Promise((r) => server.once('listening', r));
+    try {
+      const entries = scan(await drain(directoryTar(root)));
+      expect(entries.map((e) => [e.path, e.type])).toEqual([
+        ['./', 'Directory'],
+        ['./control.fifo', 'FIFO'],
+      ]);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('archives a device with its numbers', async () => {
+    if (process.getuid?.() !== 0) return;
+    execFileSync('mknod', [path.join(root, 'null'), 'c', '1', '3']);
+    const bytes = await drain(directoryTar(root));
+    expect(scan(bytes).map((e) => [e.path, e.type])).toContainEqual(['./null', 'CharacterDevice']);
+    expect(execFileSync('tar', ['-tvf', '-'], { input: bytes, encoding: 'utf8' })).toMatch(/^crw.* 1,3 .*\.\/null$/m);
+  });
+
+  it('does not follow a symbolic link, to a file or to a folder', async () => {
+    const elsewhere = path.join(tmp, 'elsewhere');
+    await fs.mkdir(elsewhere);
+    await fs.writeFile(path.join(elsewhere, 'secret'), 'outside');
+    await fs.symlink(elsewhere, path.join(root, 'dir-link'));
+    await fs.symlink(path.join(elsewhere, 'secret'), path.join(root, 'file-link'));
+    const bytes = await drain(directoryTar(root));
+    expect(scan(bytes).map((e) => [e.path, e.type])).toEqual([
+      ['./', 'Directory'],
+      ['./dir-link', 'SymbolicLink'],
+      ['./file-link', 'SymbolicLink'],
+    ]);
+    expect(bytes.includes('outside')).toBe(false);
+  });
+
+  it('encodes what ustar fields cannot hold in pax records: sizes from 8 GiB, big owners, long names', async () => {
+    const size = 2 ** 33 + 5;
+    const header = encodeHeader({
+      name: Buffer.from(`./${'n'.repeat(120)}`),
+      type: '0',
+      mode: 0o100640,
+      uid: 3_000_000,
+      gid: 4_000_000,
+      size,
+      mtimeNs: 1_700_000_000_000_000_001n,
+    });
+    // The scanner judges the header; the data it would then skip is not needed for that.
+    let entry: TarEntry | undefined;
+    new TarScanner((e) => {
+      entry = e;
+    }).write(header);
+    expect(entry).toMatchObject({ path: `./${'n'.repeat(120)}`, size, uid: 3_000_000, gid: 4_000_000, mode: 0o640 });
+    // GNU tar reads it too: an archive whose data is a hole, listed without being read.
+    const archive = path.join(tmp, 'huge.tar');
+    const fh = await fs.open(archive, 'w');
+    await fh.write(header, 0, header.length, 0);
+    await fh.truncate(header.length + size + paddingOf(size) + 1024);
+    await fh.close();
+    const listed = execFileSync('tar', ['--numeric-owner', '--full-time', '-tvf', archive], { encoding: 'utf8' });
+    expect(listed).toContain(`-rw-r----- 3000000/4000000 ${size} 2023-11-14 22:13:20.000000001 ./${'n'.repeat(120)}`);
+  });
+});
+
+describe('tar-writer, files that change while they are read', () => {
+  async function entryOf(name: string): Promise<{ entry: TarWriterEntry; done: () => Promise<void> }> {
+    const it = tarEntries(root)[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await it.next();
+      if (next.done) throw new Error(`no entry ${name}`);
+      if (next.value.path === name) return { entry: next.value, done: async () => void (await it.return(undefined)) };
+    }
+  }
+
+  it('fails a small file that grew between the walk and its read', async () => {
+    await fs.writeFile(path.join(root, 'log'), 'line\n');
+    const { entry, done } = await entryOf('log');
+    await fs.appendFile(path.join(root, 'log'), 'more\n');
+    await expect(drain(entry.data!())).rejects.toMatchObject({
+      name: 'SourceChangedError',
+      path: 'log',
+      reason: 'file changed as we read it',
+    });
+    await done();
+  });
+
+  it('fails a big file that grows while it is read, and one that shrinks', async () => {
+    await fs.writeFile(path.join(root, 'big'), Buffer.alloc(8 << 20, 1));
+    let { entry, done } = await entryOf('big');
+    const s = entry.data!();
+    const grown = (async () => {
+      for await (const _ of s) await fs.appendFile(path.join(root, 'big'), 'x');
+    })();
+    await expect(grown).rejects.toBeInstanceOf(SourceChangedError);
+    await done();
+
+    ({ entry, done } = await entryOf('big'));
+    await fs.truncate(path.join(root, 'big'), 1 << 20);
+    await expect(drain(entry.data!())).rejects.toMatchObject({ name: 'SourceChangedError', path: 'big' });
+    await done();
+  });
+
+  it('fails a file removed before it is read', async () => {
+    await fs.writeFile(path.join(root, 'gone'), 'x');
+    const { entry, done } = await entryOf('gone');
+    await fs.rm(path.join(root, 'gone'));
+    await expect(drain(entry.data!())).rejects.toMatchObject({ path: 'gone', reason: 'file removed before we read it' });
+    await done();
+  });
+
+  it('fails a folder that gained a name while it was walked', async () => {
+    await fs.mkdir(path.join(root, 'spool'));
+    await fs.writeFile(path.join(root, 'spool/a'), 'a');
+    const it = tarEntries(root)[Symbol.asyncIterator]();
+    let next = await it.next();
+    while (!next.done && next.value.path !== 'spool/a') next = await it.next();
+    await fs.writeFile(path.join(root, 'spool/b'), 'b');
+    await expect(
+      (async () => {
+        while (!(await it.next()).done);
+      })(),
+    ).rejects.toMatchObject({ path: 'spool', reason: 'file changed as we read it' });
+  });
+
+  it('through the directory provider: a retryable DirectorySourceChanged that names the file', async () => {
+    await fs.writeFile(path.join(root, 'live.log'), Buffer.alloc(32 << 20, 1));
+    const provider = await createProvider({ name: 'Files', provider: 'directory', restoreOrder: 1, path: root });
+    const s = await provider.export();
+    let appended = false;
+    const read = (async () => {
+      for await (const _ of s) {
+        if (!appended) await fs.appendFile(path.join(root, 'live.log'), 'appended\n');
+        appended = true;
+      }
+    })();
+    await expect(read).rejects.toMatchObject({
+      errorId: 'DirectorySourceChanged',
+      retryable: true,
+      message: expect.stringMatching(/changed while they were read.*: \.\/live\.log: file changed as we read it\.$/),
+    });
+    // Left alone, the same folder exports.
+    expect((await exportAll(provider)).length).toBeGreaterThan(32 << 20);
+  });
+});
