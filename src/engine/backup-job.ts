@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { AzsError, isAzsError, usageError } from '../errors.js';
 import { AlertStore, shareAlertTypes } from '../alerts/alerts.js';
 import { processStartTime, type HeldLock } from '../config/file-lock.js';
@@ -7,6 +8,7 @@ import type { RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
 import { configuredRecipients, openShare, shareAccess } from './share-access.js';
 import { runBackup, type BackupOutcome } from './backup.js';
+import { FILES_CACHE_FOLDER } from './files-cache.js';
 import { queuedRoleStatus, type BackupRecord } from './backup-record.js';
 import { runJob } from './job.js';
 import { rememberedRepository, rememberRepository, repositoryForBackup, type OpenRepository } from './repository-access.js';
@@ -147,6 +149,7 @@ async function recordedBackup(
       signal: opts.signal,
       name,
       privateDir: access.privateDir,
+      filesCache: path.join(opts.home, FILES_CACHE_FOLDER),
       onUpdate: (r) => save(r),
       onDataFlowing: () => store.prepareUpdate(),
     });

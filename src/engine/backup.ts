@@ -22,11 +22,13 @@ import { DEFAULT_COMPRESSION_LEVEL } from '../pipeline/compress.js';
 import { createHashTap, sealRoleStream } from '../pipeline/role-stream.js';
 import { createProvider } from '../providers/index.js';
 import { withoutPassword } from '../providers/pgconn.js';
-import type { RoleDefinition } from '../providers/provider.js';
+import type { Provider, RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
 import type { Target } from '../targets/target.js';
 import { queuedRoleStatus, recordFromInfo, type BackupRecord, type RoleStatusRecord } from './backup-record.js';
 import { countBytes } from './byte-counter.js';
+import { FilesCache, filesCachePath, type FilesCacheBuilder } from './files-cache.js';
+import { storeMembers } from './member-chunks.js';
 import { mapConcurrent } from './concurrency.js';
 import type { OpenRepository } from './repository-access.js';
 import { encodeCatalog } from '../repository/catalog.js';
@@ -68,6 +70,11 @@ export interface BackupRequest {
    * location, and the backup folder holds their catalogs. Without it, a full copy (format 2).
    */
   repository?: OpenRepository;
+  /**
+   * The folder of files caches (AZSBACKUP_HOME/files-cache): with a repository, directory roles
+   * read only the files that changed since the last committed backup of this machine (files-cache.ts).
+   */
+  filesCache?: string;
 }
 
 export interface BackupOutcome {
@@ -126,6 +133,7 @@ export async function runBackup(given: BackupRequest): Promise<BackupOutcome> {
     return { record, roleErrors, warnings: [] };
   }
   const info = await commit(run, status);
+  saveFilesCaches(run);
   const warnings = req.recipients.flatMap((r) =>
     r.kind === 'Certificate' && !r.authenticationKey ? [unauthenticatedCertificateWarning(r.thumbprint)] : [],
   );
@@ -165,6 +173,8 @@ interface RunChunks {
   repository: OpenRepository;
   store: Promise<ChunkStore>;
   streams: (StoredStream | undefined)[];
+  /** Per role stored member by member: the files cache to save once the backup is committed. */
+  caches: ({ file: string; next: FilesCacheBuilder } | undefined)[];
 }
 
 function newRun(given: BackupRequest): BackupRun {
@@ -209,7 +219,7 @@ function runChunks(target: Target, repository: OpenRepository, roles: number): R
     (index) => new ChunkStore(target, repository.layout, repository.keys, index, { workers: ChunkWorkers.shared() }),
   );
   store.catch(() => {}); // Awaited by every role; never unhandled meanwhile.
-  return { repository, store, streams: new Array(roles) };
+  return { repository, store, streams: new Array(roles), caches: new Array(roles) };
 }
 
 /** The backup as Get-InfrastructureBackup shows it, while it runs. */
@@ -324,26 +334,41 @@ async function attemptRole(run: BackupRun, role: RoleDefinition, i: number, file
 }
 
 /** The role's export as it flows, counted into its status. */
-async function exportRole(run: BackupRun, role: RoleDefinition, i: number): Promise<{ source: Readable; counter: Transform }> {
+async function exportRole(
+  run: BackupRun,
+  role: RoleDefinition,
+  i: number,
+  provider?: Provider,
+): Promise<{ source: Readable; counter: Transform }> {
+  const source = await (provider ?? (await createProvider(role))).export(exportContext(run, i));
+  dataFlowing(run);
+  return { source, counter: countBytes(exportedBytes(run, role, i)) };
+}
+
+function exportContext(run: BackupRun, i: number) {
   const { req } = run;
-  const status = run.statuses[i]!;
-  const provider = await createProvider(role);
-  const source = await provider.export({
+  return {
     signal: req.signal,
     privateDir: req.privateDir,
-    keep: (attributes) => {
+    keep: (attributes: Record<string, string>) => {
       run.kept[i] = attributes;
     },
-  });
-  if (!run.flowing) {
-    run.flowing = true;
-    req.onDataFlowing?.();
-  }
-  const counter = countBytes((n) => {
+  };
+}
+
+function dataFlowing(run: BackupRun): void {
+  if (run.flowing) return;
+  run.flowing = true;
+  run.req.onDataFlowing?.();
+}
+
+/** Reports the bytes role i exported so far into its status. */
+function exportedBytes(run: BackupRun, role: RoleDefinition, i: number): (n: number) => void {
+  const status = run.statuses[i]!;
+  return (n) => {
     status.Size = n;
-    req.progress.report({ activity: `Role ${role.name}`, status: `${(n / 1048576).toFixed(1)} MB exported`, id: i + 1, parentId: 0 });
-  });
-  return { source, counter };
+    run.req.progress.report({ activity: `Role ${role.name}`, status: `${(n / 1048576).toFixed(1)} MB exported`, id: i + 1, parentId: 0 });
+  };
 }
 
 /**
@@ -351,7 +376,9 @@ async function exportRole(run: BackupRun, role: RoleDefinition, i: number): Prom
  * is written at commit, once the packs that hold its chunks have their names.
  */
 async function storeRoleChunks(run: BackupRun, chunks: RunChunks, role: RoleDefinition, i: number): Promise<StoredStream> {
-  const { source, counter } = await exportRole(run, role, i);
+  const provider = await createProvider(role);
+  if (provider.exportMembers) return storeRoleMembers(run, chunks, role, i, provider);
+  const { source, counter } = await exportRole(run, role, i, provider);
   // Piped at once, so an export that fails while the index still loads is this role's error, not
   // an unhandled one (the pipe holds the first bytes meanwhile).
   const exported = pipeline(source, counter, () => {});
@@ -365,6 +392,47 @@ async function storeRoleChunks(run: BackupRun, chunks: RunChunks, role: RoleDefi
   const stored = await store.storeStream(exported);
   chunks.streams[i] = stored;
   return stored;
+}
+
+/**
+ * One attempt at a role whose provider exports member by member (a directory): files that the
+ * files cache knows unchanged are not read (member-chunks.ts). The cache it makes is saved once
+ * the backup is committed (saveFilesCaches), never before: a killed backup leaves the previous one.
+ */
+async function storeRoleMembers(
+  run: BackupRun,
+  chunks: RunChunks,
+  role: RoleDefinition,
+  i: number,
+  provider: Provider,
+): Promise<StoredStream> {
+  const archive = await provider.exportMembers!(exportContext(run, i));
+  dataFlowing(run);
+  const store = await chunks.store;
+  const file = run.req.filesCache ? filesCachePath(run.req.filesCache, chunks.repository.id, role.name) : undefined;
+  const previous = file ? FilesCache.load(file) : {};
+  if (previous.note) run.verbose(`Role ${role.name}: ${previous.note}.`);
+  const stored = await storeMembers(store, archive, previous.cache, exportedBytes(run, role, i));
+  run.verbose(
+    `Role ${role.name}: ${stored.reused} files unchanged since the last backup (files cache, not read), ${stored.read} files read.`,
+  );
+  chunks.streams[i] = stored.stream;
+  chunks.caches[i] = file ? { file, next: stored.next } : undefined;
+  return stored.stream;
+}
+
+/** The files caches of the roles this committed backup stored member by member; a failure to save one is only said. */
+function saveFilesCaches(run: BackupRun): void {
+  for (const [i, cache] of run.chunks?.caches.entries() ?? []) {
+    if (!cache || run.records[i]?.status !== 'Succeeded') continue;
+    try {
+      cache.next.save(cache.file);
+    } catch (e) {
+      run.verbose(
+        `The files cache ${cache.file} could not be saved (${(e as Error).message}); the next backup reads every file of this role.`,
+      );
+    }
+  }
 }
 
 /** One attempt at a role as a full copy: its data exported, sealed and stored in the staging folder. */

@@ -6,10 +6,11 @@ import { recycleThrough, recyclerOf } from '../memory/recycling-readable.js';
 import { importIntoProgram } from './child.js';
 import { providerFsError } from './fs-error.js';
 import { earlyFailure } from './input.js';
-import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
+import type { ArchiveExport, ArchiveMember, Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
 import { TarFormatError, TarScanner, type TarEntry } from './tar-scanner.js';
 import { recoverSwaps, resolveDestination, Staging } from './swap.js';
-import { directoryTar, SourceChangedError, SourceReadError } from './tar-writer.js';
+import { endOfArchive } from './tar-header.js';
+import { directoryTar, SourceChangedError, SourceReadError, tarEntries } from './tar-writer.js';
 
 /**
  * A folder tree as a tar stream. Import trusts nothing in the archive: every entry is checked
@@ -154,14 +155,7 @@ function exportFolder(root: string, role: string, signal: AbortSignal | undefine
   const tar = directoryTar(root);
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   recycleThrough(out, tar);
-  const onAbort = (): void =>
-    void tar.destroy(
-      new AzsError(`The archive of the folder '${root}' (role '${role}') was stopped because the job was cancelled`, {
-        errorId: 'DirectoryExportCancelled',
-        category: 'OperationStopped',
-        targetObject: root,
-      }),
-    );
+  const onAbort = (): void => void tar.destroy(cancelledArchive(root, role));
   if (signal?.aborted) queueMicrotask(onAbort);
   else signal?.addEventListener('abort', onAbort, { once: true });
   tar.on('error', (e) => out.destroy(exportFailure(root, role, e)));
@@ -170,6 +164,22 @@ function exportFolder(root: string, role: string, signal: AbortSignal | undefine
   out.on('close', () => tar.destroy());
   tar.pipe(out);
   return out;
+}
+
+/** The archive's members as tarEntries() yields them; cancelling `signal` stops the walk at the next member. */
+async function* membersOf(root: string, role: string, signal: AbortSignal | undefined): AsyncGenerator<ArchiveMember> {
+  for await (const entry of tarEntries(root)) {
+    if (signal?.aborted) throw cancelledArchive(root, role);
+    yield entry;
+  }
+}
+
+function cancelledArchive(root: string, role: string): AzsError {
+  return new AzsError(`The archive of the folder '${root}' (role '${role}') was stopped because the job was cancelled`, {
+    errorId: 'DirectoryExportCancelled',
+    category: 'OperationStopped',
+    targetObject: root,
+  });
 }
 
 function wrapFsError(e: unknown, errorId: string, what: string, target: string): AzsError {
@@ -365,6 +375,21 @@ export class DirectoryProvider implements Provider {
   }
 
   async export(ctx: ProviderContext = {}): Promise<Readable> {
+    return exportFolder(await this.exportRoot(), this.role.name, ctx.signal);
+  }
+
+  /** The same archive as export(), member by member (tar-writer.ts), for the backup's files cache. */
+  async exportMembers(ctx: ProviderContext = {}): Promise<ArchiveExport> {
+    const root = await this.exportRoot();
+    return {
+      members: membersOf(root, this.role.name, ctx.signal),
+      trailer: endOfArchive(),
+      explain: (e) => exportFailure(root, this.role.name, e),
+    };
+  }
+
+  /** The folder to archive: the registered one, resolved, checked to be a folder. */
+  private async exportRoot(): Promise<string> {
     let root = this.role.path;
     let st: Stats;
     // A restore killed mid-swap may have left the folder set aside: put right first.
@@ -397,7 +422,7 @@ export class DirectoryProvider implements Provider {
     // has already stored. The pax format keeps sub-second times and long names, and the strictly
     // checked restore below reads its headers with tar-scanner.ts. Sockets are left out; FIFOs
     // carry no data and are skipped on restore.
-    return exportFolder(root, this.role.name, ctx.signal);
+    return root;
   }
 
   async import(data: Readable, ctx: ProviderContext = {}): Promise<void> {

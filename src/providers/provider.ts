@@ -64,8 +64,38 @@ export interface ProviderDescription {
   source: string;
 }
 
+/**
+ * One member of an archive a provider writes member by member (the directory provider's tar):
+ * its header bytes exactly as they go into the stream, and its data (contents and padding) read
+ * only when asked. A regular file has `data`; everything else is its header alone.
+ */
+export interface ArchiveMember {
+  /** The member's name in the archive, as bytes (unique within an archive). */
+  name: Buffer;
+  kind: string;
+  stat: { size: number; mtimeNs: bigint; ctimeNs: bigint; ino: bigint; dev: bigint };
+  header: Buffer;
+  /** Zero bytes after the data. */
+  padding: number;
+  /** Call it and read the stream to its end before asking for the next member; not calling it never opens the file. */
+  data?: () => Readable;
+}
+
+/** An archive as members: their concatenation (headers, data), then `trailer`, is exactly export()'s stream. */
+export interface ArchiveExport {
+  members: AsyncIterable<ArchiveMember>;
+  trailer: Buffer;
+  /** A failure of the members or of their data, as the role's error (export()'s errors). */
+  explain(error: unknown): Error;
+}
+
 export interface Provider {
   describe(): ProviderDescription;
+  /**
+   * Optional: the same data as export(), member by member, so that a backup can skip reading what
+   * it has stored before (the files cache). Cancelling ctx.signal stops it.
+   */
+  exportMembers?(ctx?: ProviderContext): Promise<ArchiveExport>;
   /**
    * The role's data as one byte stream. Failures found before any byte flows (missing folder or
    * database) reject the promise; failures later make the stream error. Either way the error is an

@@ -406,6 +406,7 @@ type Whole = { [WHOLE]?: { data?: Buffer; error?: Error } };
 function readSmallFile(abs: Buffer, rel: string, st: BigIntStats, pool: SlabPool): Buffer {
   const size = Number(st.size);
   const fd = attempt(rel, () => openSync(abs, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK));
+  testOnlyLogOpen(rel);
   try {
     const piece = pool.piece(size + paddingOf(size));
     let got = 0;
@@ -444,6 +445,17 @@ function openFolder(abs: Buffer, rel: string, st: BigIntStats): number {
     closeSync(fd);
     throw e;
   }
+}
+
+/**
+ * TEST ONLY: AZSBACKUP_TEST_OPEN_LOG names a file this process appends a line to (the file's path
+ * relative to the root) each time it opens a regular file to read it, so the tests of the files
+ * cache can prove that an unchanged file is not read (test/engine/files-cache.test.ts). Read once;
+ * unset, it costs one test per file opened.
+ */
+const OPEN_LOG = process.env.AZSBACKUP_TEST_OPEN_LOG;
+function testOnlyLogOpen(rel: string): void {
+  if (OPEN_LOG) appendFileSync(OPEN_LOG, `${rel}\n`);
 }
 
 /**
@@ -504,6 +516,7 @@ class FileData extends Readable {
     openFd(this.abs, flags)
       .then(async (fd) => {
         this.fd = fd;
+        testOnlyLogOpen(this.rel);
         if (!unchanged(this.st, await fstatOf(fd))) throw new SourceChangedError(this.rel, CHANGED);
       })
       .then(

@@ -54,42 +54,30 @@ export class ChunkStore {
   }
 
   async storeStream(source: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<StoredStream> {
-    const chunker = new ContentChunker({ gear: this.gear, params: this.opts.params, implementation: this.opts.implementation });
-    const result: StoredStream = { chunks: [], bytes: 0, newChunks: 0, newBytes: 0, storedBytes: 0 };
+    const chunker = this.chunker();
+    const sink = this.openStream();
     const out: Buffer[] = [];
-    // New chunks compress on worker threads while the next ones are cut and hashed; a bounded
-    // number at once, so memory stays a few chunks whatever the stream.
-    const inFlight: Promise<void>[] = [];
-    const take = async (): Promise<void> => {
-      for (const chunk of out) {
-        const id = chunkIdOf(this.keys, chunk);
-        result.chunks.push({ id, length: chunk.length });
-        result.bytes += chunk.length;
-        if (this.index.has(id)) continue;
-        const adding = this.writer.add(id, chunk, this.opts.workers).then((stored) => {
-          if (stored === 0) return;
-          result.storedBytes += stored;
-          result.newChunks++;
-          result.newBytes += chunk.length;
-        });
-        adding.catch(() => {}); // awaited below, in order; never unhandled meanwhile
-        inFlight.push(adding);
-        if (inFlight.length >= MAX_IN_FLIGHT) await inFlight.shift();
-      }
-      out.length = 0;
-    };
     try {
       for await (const piece of source) {
         chunker.write(piece, out);
-        await take();
+        await sink.put(out);
       }
       chunker.end(out);
-      await take();
+      await sink.put(out);
     } finally {
-      await Promise.allSettled(inFlight);
+      await sink.settle();
     }
-    for (const adding of inFlight) await adding;
-    return result;
+    return sink.finish();
+  }
+
+  /** A new chunker with this repository's keyed table (one per stream, or per member of an archive). */
+  chunker(): ContentChunker {
+    return new ContentChunker({ gear: this.gear, params: this.opts.params, implementation: this.opts.implementation });
+  }
+
+  /** A stream whose chunks the caller cuts (or already knows): see StreamSink. */
+  openStream(): StreamSink {
+    return new StreamSink(this.keys, this.index, this.writer, this.opts.workers);
   }
 
   /**
@@ -109,5 +97,74 @@ export class ChunkStore {
   /** Gives up the open pack (after a failure); committed packs stay, to be indexed or pruned. */
   abort(): Promise<void> {
     return this.writer.abort();
+  }
+}
+
+export interface ChunkRef {
+  id: Buffer;
+  length: number;
+}
+
+/**
+ * One stream being stored, from chunks its caller cut: put() stores those not stored yet (new
+ * chunks compress on worker threads while the next ones are cut and hashed, a bounded number at
+ * once, so memory stays a few chunks whatever the stream); reuse() appends chunks known to be
+ * stored (known()) without their bytes. Call settle() whatever happens, then finish().
+ */
+export class StreamSink {
+  private readonly result: StoredStream = { chunks: [], bytes: 0, newChunks: 0, newBytes: 0, storedBytes: 0 };
+  private readonly inFlight: Promise<void>[] = [];
+
+  constructor(
+    private readonly keys: RepositoryKeys,
+    private readonly index: ChunkIndex,
+    private readonly writer: PackWriter,
+    private readonly workers: ChunkWorkers | undefined,
+  ) {}
+
+  /** In the index, or taken by this session's writer (stored by this backup, not yet indexed). */
+  known(id: Buffer): boolean {
+    return this.index.has(id) || this.writer.has(id);
+  }
+
+  /** Appends `chunks` (emptied) to the stream, storing each one not stored yet; their ids go to `refs` too. */
+  async put(chunks: Buffer[], refs?: ChunkRef[]): Promise<void> {
+    const { result } = this;
+    for (const chunk of chunks) {
+      const ref = { id: chunkIdOf(this.keys, chunk), length: chunk.length };
+      result.chunks.push(ref);
+      refs?.push(ref);
+      result.bytes += chunk.length;
+      if (this.index.has(ref.id)) continue;
+      const adding = this.writer.add(ref.id, chunk, this.workers).then((stored) => {
+        if (stored === 0) return;
+        result.storedBytes += stored;
+        result.newChunks++;
+        result.newBytes += chunk.length;
+      });
+      adding.catch(() => {}); // awaited below, in order; never unhandled meanwhile
+      this.inFlight.push(adding);
+      if (this.inFlight.length >= MAX_IN_FLIGHT) await this.inFlight.shift();
+    }
+    chunks.length = 0;
+  }
+
+  /** Appends chunks already stored (the caller checked known()), without their bytes. */
+  reuse(refs: readonly ChunkRef[]): void {
+    for (const ref of refs) {
+      this.result.chunks.push(ref);
+      this.result.bytes += ref.length;
+    }
+  }
+
+  /** Waits for every chunk still being stored, failed or not. */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.inFlight);
+  }
+
+  /** The stream as stored; rejects if storing one of its chunks failed. */
+  async finish(): Promise<StoredStream> {
+    for (const adding of this.inFlight) await adding;
+    return this.result;
   }
 }

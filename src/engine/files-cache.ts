@@ -1,0 +1,182 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { writeFileWhole } from '../fs/durable-write.js';
+import type { ArchiveMember } from '../providers/provider.js';
+import type { ChunkRef } from '../repository/chunk-store.js';
+
+/**
+ * The files cache of a directory role (issue 19, point 4): what the last committed backup of this
+ * machine stored for each regular file, so that the next one does not read a file that has not
+ * changed. Kept in AZSBACKUP_HOME as `files-cache/<repository id>/<role>` (owner-only), one file per
+ * role, written whole (durable-write.ts) and only after the backup that made it committed.
+ *
+ * A file is taken from the cache when its archive name, size, mtime, ctime, inode and device are
+ * all as recorded, and its header (mode, owner, name, times as the archive writes them) hashes to
+ * what was recorded: any write to the file changes its ctime, even one that puts the mtime back,
+ * as restic's and borg's caches assume. The residual risk is theirs too: a file rewritten with the
+ * same size within the file system's timestamp granularity of its previous ctime (nanoseconds on
+ * ext4 and XFS, but 2 s on FAT, 1 s on some network mounts), or a clock set back so that the new
+ * ctime equals the old one, is taken as unchanged. The engine also uses a cached file only when
+ * every chunk the cache names is still in the repository's index (prune may have removed it).
+ *
+ * Format (all integers big-endian): "AZSFCACH", uint32 version 1, uint32 count, then per file:
+ * uint16 name length, name, uint64 size, int64 mtimeNs, int64 ctimeNs, uint64 ino, uint64 dev,
+ * 32 bytes SHA-256 of the header, uint32 chunk count, per chunk 32 bytes id and uint32 length;
+ * then the SHA-256 of everything before it. In memory: the file's bytes and a Map from name to the
+ * offset of its record, so 100,000 files take the file (about 150 bytes a file of one chunk) and
+ * the Map's keys.
+ */
+
+/** Under AZSBACKUP_HOME. */
+export const FILES_CACHE_FOLDER = 'files-cache';
+
+const MAGIC = Buffer.from('AZSFCACH');
+const VERSION = 1;
+const ID_BYTES = 32;
+const HASH_BYTES = 32;
+/** Size, mtime, ctime, inode, device. */
+const STAT_BYTES = 40;
+
+export type CachedMember = Pick<ArchiveMember, 'name' | 'stat' | 'header'>;
+
+/** The SHA-256 of a member's header bytes, as the cache records it. */
+export function headerHash(header: Buffer): Buffer {
+  return createHash('sha256').update(header).digest();
+}
+
+/** Where the cache of `role` in the repository `repositoryId` lies under `folder` (AZSBACKUP_HOME/files-cache). */
+export function filesCachePath(folder: string, repositoryId: string, role: string): string {
+  return path.join(folder, encodeURIComponent(repositoryId), encodeURIComponent(role));
+}
+
+export class FilesCache {
+  private constructor(
+    private readonly bytes: Buffer,
+    private readonly records: Map<string, number>,
+  ) {}
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  /**
+   * The cache at `file`: undefined when there is none, a note when it cannot be used (damaged,
+   * truncated, unreadable, another version). Never throws.
+   */
+  static load(file: string): { cache?: FilesCache; note?: string } {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      return { note: `the files cache ${file} could not be read (${(e as Error).message}); every file is read` };
+    }
+    const records = parse(bytes);
+    if (!records) return { note: `the files cache ${file} is damaged or truncated and was ignored; every file is read` };
+    return { cache: new FilesCache(bytes, records) };
+  }
+
+  /** The chunks recorded for `member` if its name, stat and header are as recorded; undefined otherwise. */
+  match(member: CachedMember, hash: Buffer): ChunkRef[] | undefined {
+    const at = this.records.get(member.name.toString('latin1'));
+    if (at === undefined) return undefined;
+    const b = this.bytes;
+    const { stat } = member;
+    if (
+      b.readBigUInt64BE(at) !== BigInt(stat.size) ||
+      b.readBigInt64BE(at + 8) !== stat.mtimeNs ||
+      b.readBigInt64BE(at + 16) !== stat.ctimeNs ||
+      b.readBigUInt64BE(at + 24) !== stat.ino ||
+      b.readBigUInt64BE(at + 32) !== stat.dev ||
+      b.compare(hash, 0, HASH_BYTES, at + STAT_BYTES, at + STAT_BYTES + HASH_BYTES) !== 0
+    )
+      return undefined;
+    let p = at + STAT_BYTES + HASH_BYTES;
+    const count = b.readUInt32BE(p);
+    p += 4;
+    const refs: ChunkRef[] = [];
+    for (let i = 0; i < count; i++, p += ID_BYTES + 4) {
+      refs.push({ id: b.subarray(p, p + ID_BYTES), length: b.readUInt32BE(p + ID_BYTES) });
+    }
+    return refs;
+  }
+}
+
+/** name → offset of the record after its name, or undefined if anything does not hold. */
+function parse(b: Buffer): Map<string, number> | undefined {
+  if (b.length < MAGIC.length + 8 + HASH_BYTES || !b.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+  const body = b.length - HASH_BYTES;
+  if (!headerHash(b.subarray(0, body)).equals(b.subarray(body))) return undefined;
+  if (b.readUInt32BE(8) !== VERSION) return undefined;
+  const count = b.readUInt32BE(12);
+  const records = new Map<string, number>();
+  let p = 16;
+  for (let n = 0; n < count; n++) {
+    if (p + 2 > body) return undefined;
+    const nameLength = b.readUInt16BE(p);
+    const at = p + 2 + nameLength;
+    if (at + STAT_BYTES + HASH_BYTES + 4 > body) return undefined;
+    const chunks = b.readUInt32BE(at + STAT_BYTES + HASH_BYTES);
+    const end = at + STAT_BYTES + HASH_BYTES + 4 + chunks * (ID_BYTES + 4);
+    if (end > body) return undefined;
+    records.set(b.toString('latin1', p + 2, at), at);
+    p = end;
+  }
+  return p === body ? records : undefined;
+}
+
+/** The next cache, as the backup goes: one record per regular file stored. */
+export class FilesCacheBuilder {
+  private buf = Buffer.alloc(64 * 1024);
+  private length = 16;
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  add(member: CachedMember, hash: Buffer, refs: readonly ChunkRef[]): void {
+    const { name, stat } = member;
+    if (name.length > 0xffff) return;
+    this.reserve(2 + name.length + STAT_BYTES + HASH_BYTES + 4 + refs.length * (ID_BYTES + 4));
+    const b = this.buf;
+    let p = b.writeUInt16BE(name.length, this.length);
+    p += name.copy(b, p);
+    p = b.writeBigUInt64BE(BigInt(stat.size), p);
+    p = b.writeBigInt64BE(stat.mtimeNs, p);
+    p = b.writeBigInt64BE(stat.ctimeNs, p);
+    p = b.writeBigUInt64BE(stat.ino, p);
+    p = b.writeBigUInt64BE(stat.dev, p);
+    p += hash.copy(b, p);
+    p = b.writeUInt32BE(refs.length, p);
+    for (const ref of refs) {
+      p += ref.id.copy(b, p);
+      p = b.writeUInt32BE(ref.length, p);
+    }
+    this.length = p;
+    this.count++;
+  }
+
+  /** The file's bytes. */
+  toBuffer(): Buffer {
+    const body = this.buf.subarray(0, this.length);
+    MAGIC.copy(body, 0);
+    body.writeUInt32BE(VERSION, 8);
+    body.writeUInt32BE(this.count, 12);
+    return Buffer.concat([body, headerHash(body)]);
+  }
+
+  /** Written whole at `file` (owner-only, its folders made owner-only), replacing the previous cache. */
+  save(file: string): void {
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    writeFileWhole(file, this.toBuffer(), { mode: 0o600, replace: true, durable: false });
+  }
+
+  private reserve(n: number): void {
+    if (this.length + n <= this.buf.length) return;
+    const grown = Buffer.alloc(Math.max(this.buf.length * 2, this.length + n));
+    this.buf.copy(grown, 0, 0, this.length);
+    this.buf = grown;
+  }
+}

@@ -1,0 +1,87 @@
+import type { ArchiveExport, ArchiveMember } from '../providers/provider.js';
+import type { ChunkRef, ChunkStore, StoredStream, StreamSink } from '../repository/chunk-store.js';
+import { FilesCacheBuilder, headerHash, type FilesCache } from './files-cache.js';
+
+/**
+ * An archive stored member by member (a directory role into the repository). Each member, its
+ * header then its data and padding, is cut into chunks on its own (a chunker per member), so a
+ * file's chunks depend only on its header and contents, and a file the files cache knows
+ * unchanged is not read at all: its recorded chunks are appended in its place. The trailer (the
+ * end-of-archive blocks) is the last chunk. The stream's chunks in order are still exactly the
+ * archive's bytes, so the catalog and the restore are those of any other stream.
+ */
+
+export interface StoredMembers {
+  stream: StoredStream;
+  /** The cache the next backup will use, to be saved once this one commits. */
+  next: FilesCacheBuilder;
+  /** Regular files taken from the cache unread, and regular files read. */
+  reused: number;
+  read: number;
+}
+
+export async function storeMembers(
+  store: ChunkStore,
+  archive: ArchiveExport,
+  previous: FilesCache | undefined,
+  onBytes: (total: number) => void,
+): Promise<StoredMembers> {
+  const sink = store.openStream();
+  const next = new FilesCacheBuilder();
+  const counts = { reused: 0, read: 0, bytes: 0 };
+  try {
+    for await (const member of archive.members) {
+      const hash = member.kind === 'file' ? headerHash(member.header) : undefined;
+      const cached = hash && previous?.match(member, hash);
+      let refs: readonly ChunkRef[];
+      if (cached && cached.every((c) => sink.known(c.id))) {
+        sink.reuse(cached);
+        refs = cached;
+        counts.reused++;
+        counts.bytes += cached.reduce((n, c) => n + c.length, 0);
+      } else {
+        refs = await readMember(store, sink, member, (n) => onBytes((counts.bytes += n)));
+        if (hash) counts.read++;
+      }
+      if (hash && settled(member)) next.add(member, hash, refs);
+      onBytes(counts.bytes);
+    }
+    await sink.put([archive.trailer]);
+    onBytes((counts.bytes += archive.trailer.length));
+  } catch (e) {
+    throw archive.explain(e);
+  } finally {
+    await sink.settle();
+  }
+  return { stream: await sink.finish(), next, reused: counts.reused, read: counts.read };
+}
+
+/**
+ * Whether a file's ctime is far enough in the past to trust: a file changed again within the same
+ * tick of the file system's clock as the change we saw would keep its ctime (Linux takes ctime from
+ * a coarse clock, a few ms; FAT and some network mounts have 1-2 s), so a file changed within the
+ * last few seconds is read again next time instead of being remembered (git's "racy" rule).
+ */
+const RACY_NS = 3_000_000_000n;
+function settled(member: ArchiveMember): boolean {
+  return member.stat.ctimeNs < BigInt(Date.now()) * 1_000_000n - RACY_NS;
+}
+
+/** One member read and cut on its own; its chunks. */
+async function readMember(store: ChunkStore, sink: StreamSink, member: ArchiveMember, onBytes: (n: number) => void): Promise<ChunkRef[]> {
+  const chunker = store.chunker();
+  const refs: ChunkRef[] = [];
+  const out: Buffer[] = [];
+  chunker.write(member.header, out);
+  onBytes(member.header.length);
+  if (member.data) {
+    for await (const piece of member.data()) {
+      chunker.write(piece as Buffer, out);
+      onBytes((piece as Buffer).length);
+      if (out.length > 0) await sink.put(out, refs);
+    }
+  }
+  chunker.end(out);
+  await sink.put(out, refs);
+  return refs;
+}
