@@ -32,9 +32,9 @@ export async function storeMembers(
   try {
     for await (const member of archive.members) {
       const hash = member.kind === 'file' ? headerHash(member.header) : undefined;
-      const cached = hash && previous?.match(member, hash);
+      const cached = hash ? previous?.match(member, hash) : undefined;
       let refs: readonly ChunkRef[];
-      if (cached && cached.every((c) => sink.known(c.id))) {
+      if (cached?.every((c) => sink.known(c.id))) {
         sink.reuse(cached);
         refs = cached;
         counts.reused++;

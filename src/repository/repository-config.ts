@@ -80,7 +80,7 @@ export function parseRepositoryConfig(text: string): RepositoryConfig {
   } catch (e) {
     throw configDamaged(`it is not readable XML (${(e as Error).message})`);
   }
-  if (!raw || raw['@_Version'] !== '1') throw configDamaged('it is not a version 1 repository configuration');
+  if (raw?.['@_Version'] !== '1') throw configDamaged('it is not a version 1 repository configuration');
   const id = String(raw['@_Id']);
   const publicKey = Buffer.from(String(raw['@_PublicKey']), 'hex');
   const createdDateTime = new Date(String(raw['@_CreatedDateTime']));
