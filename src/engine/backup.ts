@@ -33,7 +33,6 @@ import { mapConcurrent } from './concurrency.js';
 import type { OpenRepository } from './repository-access.js';
 import { encodeCatalog } from '../repository/catalog.js';
 import { ChunkStore, type StoredStream } from '../repository/chunk-store.js';
-import { ChunkWorkers } from '../repository/chunk-workers.js';
 import { loadOrRebuildIndex } from '../repository/index-rebuild.js';
 import { listPacks } from '../repository/rebuild.js';
 
@@ -216,7 +215,7 @@ function runChunks(target: Target, repository: OpenRepository, roles: number): R
   // The index loads while the first roles start; their first chunks wait for it. A lost index
   // (no index file, packs present) is rebuilt from the packs first, so this backup still dedups.
   const store = loadOrRebuildIndex(target, repository.layout, repository.keys).then(
-    (index) => new ChunkStore(target, repository.layout, repository.keys, index, { workers: ChunkWorkers.shared() }),
+    (index) => new ChunkStore(target, repository.layout, repository.keys, index),
   );
   store.catch(() => {}); // Awaited by every role; never unhandled meanwhile.
   return { repository, store, streams: new Array(roles), caches: new Array(roles) };

@@ -1,7 +1,6 @@
 import type { Target } from '../targets/target.js';
 import { ContentChunker } from './chunker.js';
 import type { CdcParams } from './cdc.js';
-import type { ChunkWorkers } from './chunk-workers.js';
 import type { ChunkIndex } from './chunk-index.js';
 import { gearTable } from './gear.js';
 import { writeIndexFile } from './index-file.js';
@@ -24,8 +23,6 @@ export interface StoredStream {
 export interface ChunkStoreOptions extends PackWriterOptions {
   params?: CdcParams;
   implementation?: 'auto' | 'typescript';
-  /** Threads that compress new chunks (chunk-workers.ts); without them, compression runs inline. */
-  workers?: ChunkWorkers;
 }
 
 /** New chunks being compressed and stored at once, per stream. */
@@ -77,7 +74,7 @@ export class ChunkStore {
 
   /** A stream whose chunks the caller cuts (or already knows): see StreamSink. */
   openStream(): StreamSink {
-    return new StreamSink(this.keys, this.index, this.writer, this.opts.workers);
+    return new StreamSink(this.keys, this.index, this.writer);
   }
 
   /**
@@ -119,7 +116,6 @@ export class StreamSink {
     private readonly keys: RepositoryKeys,
     private readonly index: ChunkIndex,
     private readonly writer: PackWriter,
-    private readonly workers: ChunkWorkers | undefined,
   ) {}
 
   /** In the index, or taken by this session's writer (stored by this backup, not yet indexed). */
@@ -136,7 +132,7 @@ export class StreamSink {
       refs?.push(ref);
       result.bytes += chunk.length;
       if (this.index.has(ref.id)) continue;
-      const adding = this.writer.add(ref.id, chunk, this.workers).then((stored) => {
+      const adding = this.writer.add(ref.id, chunk).then((stored) => {
         if (stored === 0) return;
         result.storedBytes += stored;
         result.newChunks++;

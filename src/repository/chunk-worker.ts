@@ -1,14 +1,13 @@
 import { parentPort } from 'node:worker_threads';
 import { isAzsError } from '../errors.js';
-import { BlobSealer, openBlob } from './blob.js';
+import { openBlob } from './blob.js';
 import type { WorkerReply, WorkerTask } from './chunk-workers.js';
 
 /**
- * The CPU-heavy half of storing and reading chunks, on a thread of its own (chunk-workers.ts):
- * compressing a new chunk, and opening a stored one (decrypt, decompress, check its keyed hash).
+ * The CPU-heavy half of reading chunks, on a thread of its own (chunk-workers.ts): opening a
+ * stored one (decrypt, decompress, check its keyed hash).
  * Buffers come and go transferred, never copied on the way.
  */
-const sealers = new Map<number, BlobSealer>();
 
 function owned(piece: Buffer): Uint8Array {
   // A buffer that is the whole of its ArrayBuffer can be handed over as it is; a view is copied.
@@ -16,13 +15,6 @@ function owned(piece: Buffer): Uint8Array {
 }
 
 function run(task: WorkerTask): WorkerReply {
-  if (task.op === 'pack') {
-    let sealer = sealers.get(task.level);
-    if (!sealer) sealers.set(task.level, (sealer = new BlobSealer(task.level)));
-    const packed = sealer.pack(Buffer.from(task.plaintext.buffer, task.plaintext.byteOffset, task.plaintext.byteLength));
-    // The body lies in the sealer's scratch buffer when compressed: copied out before the next task.
-    return { id: task.id, codec: packed.codec, body: new Uint8Array(packed.body) };
-  }
   const plaintext = openBlob(
     { chunkId: Buffer.from(task.chunkIdKey) },
     { pack: task.pack, blobKey: Buffer.from(task.blobKey) },

@@ -3,7 +3,6 @@ import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { Target } from '../targets/target.js';
 import { BlobSealer, type PackedChunk } from './blob.js';
-import type { ChunkWorkers } from './chunk-workers.js';
 import { newPackKey, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 import { MAX_PACK_ENTRIES, packHeader, packTail, type PackEntry } from './pack-format.js';
@@ -43,7 +42,6 @@ interface OpenPack {
  */
 export class PackWriter {
   private readonly sealer: BlobSealer;
-  private readonly level: number;
   private readonly packBytes: number;
   private current: OpenPack | undefined;
   private readonly pendingIds = new Set<string>();
@@ -57,8 +55,7 @@ export class PackWriter {
     private readonly keys: RepositoryKeys,
     opts: PackWriterOptions = {},
   ) {
-    this.level = opts.compressionLevel ?? 1;
-    this.sealer = new BlobSealer(this.level);
+    this.sealer = new BlobSealer(opts.compressionLevel ?? 1);
     this.packBytes = opts.packBytes ?? DEFAULT_PACK_BYTES;
   }
 
@@ -70,16 +67,13 @@ export class PackWriter {
   /**
    * Adds a chunk unless this writer already took it (callers dedup against the index); the bytes
    * it takes in its pack, 0 when it was not added. Calls may overlap (roles store at once): they
-   * run one after another. With `workers`, the chunk is compressed on a worker thread meanwhile
-   * and the caller may go on before it is stored (the returned promise says when).
+   * run one after another; the caller may go on before it is stored (the returned promise says when).
    */
-  add(chunkId: Buffer, plaintext: Buffer, workers?: ChunkWorkers): Promise<number> {
+  add(chunkId: Buffer, plaintext: Buffer): Promise<number> {
     if (this.has(chunkId)) return Promise.resolve(0);
     // Taken now, so the same chunk given again before this one is stored is not stored twice.
     this.pendingIds.add(chunkId.toString('hex'));
-    const packed = workers?.pack(plaintext, this.level);
-    packed?.catch(() => {}); // awaited in turn below; never unhandled meanwhile
-    const added = this.queue.then(async () => this.store(chunkId, plaintext.length, packed ? await packed : this.sealer.pack(plaintext)));
+    const added = this.queue.then(async () => this.store(chunkId, plaintext.length, this.sealer.pack(plaintext)));
     this.queue = added.then(
       () => undefined,
       () => undefined,
