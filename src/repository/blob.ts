@@ -3,6 +3,7 @@ import binding from 'zstd-napi/binding.js';
 import { decompressionError } from '../pipeline/zstd-codec.js';
 import { chunkIdOf, CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
 import { chunkNotAuthentic } from './errors.js';
+import type { AzsError } from '../errors.js';
 
 /**
  * One chunk as stored in a pack (a "blob"):
@@ -108,7 +109,7 @@ export function openBlob(
   const body = payload.subarray(1);
   let plaintext: Buffer;
   if (codec === CODEC_STORED) plaintext = body;
-  else if (codec === CODEC_ZSTD) plaintext = decompress(body);
+  else if (codec === CODEC_ZSTD) plaintext = decompress(body, expectedLength, fail);
   else throw fail(`unknown codec ${String(codec)}`);
   if (expectedLength !== undefined && plaintext.length !== expectedLength)
     throw fail(`it holds ${plaintext.length} bytes, not ${expectedLength}`);
@@ -116,14 +117,21 @@ export function openBlob(
   return plaintext;
 }
 
-/** A body that authenticated but does not decompress was bad before it was sealed: DecompressionFailed. */
-function decompress(body: Buffer): Buffer {
+/**
+ * A body that authenticated but does not decompress was bad before it was sealed: DecompressionFailed.
+ * Anyone holding the repository's public key can seal a blob that authenticates under a pack key
+ * of their own (only the keyed hash after this refuses it), so a frame declaring another size than
+ * the catalog expects is refused before anything is allocated for it.
+ */
+function decompress(body: Buffer, expectedLength: number | undefined, fail: (detail: string) => AzsError): Buffer {
   let size: number | null;
   try {
     size = binding.getFrameContentSize(body);
   } catch (cause) {
     throw decompressionError('the chunk is not a zstd frame', cause);
   }
+  if (size !== null && expectedLength !== undefined && size !== expectedLength)
+    throw fail(`its frame declares ${size} bytes, not ${expectedLength}`);
   if (size === null || size > MAX_CHUNK_BYTES) throw decompressionError('the chunk does not declare a usable size');
   const out = Buffer.allocUnsafe(size);
   let n: number;

@@ -48,7 +48,9 @@ export class ChunkWorkers {
     this.workers = Array.from({ length: count }, () => {
       const pooled: PooledWorker = { thread: new Worker(WORKER_SCRIPT), busy: 0 };
       pooled.thread.on('message', (reply: WorkerReply) => this.settle(reply));
-      pooled.thread.on('error', (error) => this.failAll(pooled, error));
+      // A thread that dies is taken out of the pool: what it held fails, what comes after runs on the others, or inline.
+      pooled.thread.on('error', (error) => this.retire(pooled, error.message));
+      pooled.thread.on('exit', (code) => this.retire(pooled, `it exited with code ${code}`));
       pooled.thread.unref();
       return pooled;
     });
@@ -65,6 +67,7 @@ export class ChunkWorkers {
 
   /** A blob opened on a worker: as openBlob, with the same errors. */
   async open(keys: RepositoryKeys, place: BlobPlace, chunkId: Buffer, blob: Buffer, expectedLength?: number): Promise<Buffer> {
+    if (this.workers.length === 0) return openBlob(keys, place, chunkId, blob, expectedLength);
     const reply = await this.submit({
       id: 0,
       op: 'open',
@@ -101,11 +104,14 @@ export class ChunkWorkers {
     pending.resolve(reply);
   }
 
-  private failAll(worker: PooledWorker, error: Error): void {
+  private retire(worker: PooledWorker, why: string): void {
+    const at = this.workers.indexOf(worker);
+    if (at < 0) return;
+    this.workers.splice(at, 1);
     for (const [id, pending] of this.pending) {
       if (pending.worker !== worker) continue;
       this.pending.delete(id);
-      pending.resolve({ id, error: { message: `A chunk worker thread failed: ${error.message}` } });
+      pending.resolve({ id, error: { message: `A chunk worker thread failed: ${why}.` } });
     }
   }
 }

@@ -52,4 +52,13 @@ describe('blobs', () => {
     expect(err.errorId).toBe('ChunkNotAuthentic');
     expect(err.message).toMatch(/do not hash to its id/);
   });
+
+  it("whose frame declares another size than expected are refused before the frame is expanded (a bomb sealed with a forger's pack key)", () => {
+    // 60 MiB of zeros compress to a few KB: a forger holding only the public key can seal that.
+    const bomb = Buffer.alloc(60 << 20);
+    const id = chunkIdOf(keys, Buffer.from('what the catalog names'));
+    const err = thrown(() => openBlob(keys, place, id, seal(id, bomb), 1_000));
+    expect(err.errorId).toBe('ChunkNotAuthentic');
+    expect(err.message).toMatch(/declares 62914560 bytes, not 1000/);
+  });
 });
