@@ -1,7 +1,7 @@
 import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { XMLBuilder, XMLParser } from 'fast-xml-parser';
 import { AzsError, ExitCode, usageError } from '../errors.js';
-import type { EncryptFor, WrappedKey } from '../crypto/recipient.js';
+import { wrappedKeysFromXml, wrappedKeysToXml, type EncryptFor, type WrappedKey } from '../crypto/recipient.js';
 import type { ProviderName, RoleDefinition } from '../providers/provider.js';
 
 /**
@@ -168,12 +168,7 @@ function body(info: BackupInfo): string {
         '@_Cipher': 'AES-256-GCM',
         '@_ChunkSize': info.chunkSize,
         '@_Compression': info.compression,
-        Recipient: info.recipients.map((r) => ({
-          '@_Kind': r.kind,
-          '@_Id': r.id,
-          '@_Algorithm': r.algorithm,
-          '#text': r.value.toString('base64'),
-        })),
+        Recipient: wrappedKeysToXml(info.recipients),
       },
       Roles: {
         Role: info.roles.map((r) => ({
@@ -402,12 +397,7 @@ function infoFromXml(raw: ParsedXml, formatVersion: number): BackupInfo {
     backupDataVersion: String(raw.BackupDataVersion),
     compression: String(enc['@_Compression']),
     chunkSize: Number(enc['@_ChunkSize']),
-    recipients: asArray<Record<string, string>>(enc.Recipient).map((r) => ({
-      kind: r['@_Kind'] as WrappedKey['kind'],
-      id: String(r['@_Id']),
-      algorithm: r['@_Algorithm'] as WrappedKey['algorithm'],
-      value: Buffer.from(String(r['#text'] ?? ''), 'base64'),
-    })),
+    recipients: wrappedKeysFromXml(asArray<Record<string, unknown>>(enc.Recipient)),
     roles: asArray<ParsedXml>(raw.Roles?.Role).map(roleFromXml),
     ...(raw.Repository !== undefined
       ? {

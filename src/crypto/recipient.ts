@@ -57,9 +57,32 @@ export function materialId(material: DecryptWith): string {
 }
 
 /** Finds the wrapped key meant for this material and unwraps it; exit 12 when there is none or it fails. */
+/** The key wrapped for this material among `wrapped`, if there is one. */
+function wrappedFor(material: DecryptWith, wrapped: readonly WrappedKey[]): WrappedKey | undefined {
+  const id = materialId(material).toUpperCase();
+  return wrapped.find((w) => w.kind === material.kind && w.id.toUpperCase() === id);
+}
+
+/** True when one of `wrapped` is for this material: unwrapWith will find it. */
+export function isWrappedFor(material: DecryptWith, wrapped: readonly WrappedKey[]): boolean {
+  return wrappedFor(material, wrapped) !== undefined;
+}
+
+/** The ids of the recipients none of `wrapped` is for: their material alone would not open it. */
+export function recipientsMissing(wrapped: readonly WrappedKey[], recipients: readonly EncryptFor[]): string[] {
+  const has = new Set(wrapped.map((w) => w.id.toUpperCase()));
+  return recipients.map(recipientId).filter((id) => !has.has(id.toUpperCase()));
+}
+
+/** True when `wrapped` is for exactly these recipients, no fewer and no more. */
+export function wrappedForExactly(wrapped: readonly WrappedKey[], recipients: readonly EncryptFor[]): boolean {
+  const wanted = new Set(recipients.map((r) => recipientId(r).toUpperCase()));
+  return recipientsMissing(wrapped, recipients).length === 0 && new Set(wrapped.map((w) => w.id.toUpperCase())).size === wanted.size;
+}
+
 export function unwrapWith(material: DecryptWith, wrapped: readonly WrappedKey[], backupName: string): Buffer {
   const id = materialId(material);
-  const mine = wrapped.find((w) => w.kind === material.kind && w.id.toUpperCase() === id.toUpperCase());
+  const mine = wrappedFor(material, wrapped);
   if (!mine) {
     const recorded = wrapped.map((w) => `${w.kind === 'Certificate' ? 'certificate' : 'key'} ${w.id}`).join(', ') || 'nobody';
     throw new AzsError(
@@ -78,4 +101,23 @@ export function unwrapWith(material: DecryptWith, wrapped: readonly WrappedKey[]
   return mine.kind === 'Certificate' && material.kind === 'Certificate'
     ? unwrapWithPrivateKey(mine.value, material.privateKeyPem)
     : unwrapWithSymmetricKey(mine.value, (material as { key: Buffer }).key, backupName);
+}
+
+/**
+ * Wrapped keys as the XML files that carry them hold them (BackupInfo.xml, the repository's
+ * config.xml): `<Recipient Kind="…" Id="…" Algorithm="…">base64</Recipient>`, in the shape
+ * fast-xml-parser builds from and reads into (attributes prefixed `@_`). The Kind is checked by the
+ * reader of each file, which knows what to call it when it is wrong.
+ */
+export function wrappedKeysToXml(keys: readonly WrappedKey[]): Record<string, string>[] {
+  return keys.map((k) => ({ '@_Kind': k.kind, '@_Id': k.id, '@_Algorithm': k.algorithm, '#text': k.value.toString('base64') }));
+}
+
+export function wrappedKeysFromXml(elements: readonly Record<string, unknown>[]): WrappedKey[] {
+  return elements.map((r) => ({
+    kind: r['@_Kind'] as WrappedKey['kind'],
+    id: String(r['@_Id']),
+    algorithm: r['@_Algorithm'] as WrappedKey['algorithm'],
+    value: Buffer.from(String(r['#text'] ?? ''), 'base64'),
+  }));
 }

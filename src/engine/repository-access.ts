@@ -1,6 +1,6 @@
 import type { RepositoryReference } from '../catalog/backup-info.js';
 import type { ConfigStore, StoredConfig } from '../config/store.js';
-import { recipientId, type DecryptWith, type EncryptFor, type WrappedKey } from '../crypto/recipient.js';
+import { isWrappedFor, recipientsMissing, type DecryptWith, type EncryptFor } from '../crypto/recipient.js';
 import { AzsError, ExitCode } from '../errors.js';
 import { deriveRepositoryKeys, hostKeysFrom, hostKeysOf, type RepositoryHostKeys, type RepositoryKeys } from '../repository/keys.js';
 import { RepositoryLayout } from '../repository/layout.js';
@@ -102,20 +102,13 @@ export async function joinRepository(
   const config = await readRepositoryConfig(target, layout);
   if (!config) return undefined;
   for (const material of materials) {
-    const id = material.kind === 'Certificate' ? material.thumbprint : material.keyId;
-    if (!config.recipients.some((w) => w.kind === material.kind && w.id.toUpperCase() === id.toUpperCase())) continue;
+    if (!isWrappedFor(material, config.recipients)) continue;
     const master = unwrapMaster(config, material);
-    const missing = recipientsMissingFrom(config.recipients, recipients);
+    const missing = recipientsMissing(config.recipients, recipients);
     if (missing.length) await rewrapRepository(target, layout, config, master, recipients, true);
     return { remember: { id: config.id, ...hostKeysOf(master) }, wrappedFor: missing };
   }
   return undefined;
-}
-
-/** The ids of the recipients whose material would not open a store wrapped for `wrapped`. */
-export function recipientsMissingFrom(wrapped: readonly WrappedKey[], recipients: readonly EncryptFor[]): string[] {
-  const has = new Set(wrapped.map((w) => w.id.toUpperCase()));
-  return recipients.map(recipientId).filter((id) => !has.has(id.toUpperCase()));
 }
 
 function opened(id: string, keys: RepositoryKeys): OpenRepository {
@@ -143,11 +136,11 @@ export async function repositoryForBackup(
     }
     return repositoryForBackup(target, recipients, remembered); // another writer created it first
   }
-  const notOpened = notOpenedFor(recipientsMissingFrom(config.recipients, recipients), config);
+  const notOpened = notOpenedFor(recipientsMissing(config.recipients, recipients), config);
   if (notOpened) return { fullCopyBecause: notOpened };
   if (remembered?.id === config.id) return { repository: opened(config.id, hostKeysFrom(remembered)) };
   const key = recipients.find((r): r is Extract<EncryptFor, { kind: 'Key' }> => r.kind === 'Key');
-  if (key && config.recipients.some((w) => w.kind === 'Key' && w.id.toUpperCase() === key.keyId.toUpperCase())) {
+  if (key && isWrappedFor(key, config.recipients)) {
     const host = hostKeysOf(unwrapMaster(config, key));
     return { repository: opened(config.id, hostKeysFrom(host)), remember: { id: config.id, ...host } };
   }

@@ -3,7 +3,15 @@ import { FORMAT_VERSION, REPOSITORY_FORMAT_VERSION, sealKeysFor, serializeBackup
 import { INFO_FILE } from '../catalog/layout.js';
 import { listShare, readBackupInfos } from '../catalog/share-catalog.js';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
-import { materialId, recipientId, wrapFor, type DecryptWith, type EncryptFor } from '../crypto/recipient.js';
+import {
+  materialId,
+  recipientsMissing,
+  wrapFor,
+  wrappedForExactly,
+  type DecryptWith,
+  type EncryptFor,
+  type WrappedKey,
+} from '../crypto/recipient.js';
 import type { Target } from '../targets/target.js';
 import { recordFromInfo, type BackupRecord } from './backup-record.js';
 import { runJob } from './job.js';
@@ -27,23 +35,9 @@ export async function rewrapBackup(
   options: OpenOptions = {},
 ): Promise<{ record: BackupRecord; rewritten: boolean; wasAuthenticated: boolean }> {
   const { entry, info, parsed, dataKey, authenticity } = await openBackup(target, name, oldMaterial, options);
-  if (recipients.some((r) => r.kind === 'Key') && info.recipients.some((r) => r.kind === 'Certificate')) {
-    // SPEC 6: the host that backs up never holds the decryption secret; a key would put it back.
-    throw new AzsError(
-      `Backup ${entry.name} is encrypted for a certificate; re-wrapping it for the symmetric key configured now is refused.`,
-      {
-        errorId: 'EncryptionDowngradeRefused',
-        category: 'InvalidOperation',
-        exitCode: ExitCode.Usage,
-        targetObject: entry.name,
-        recommendedAction: 'Configure a certificate (Set-BackupShare -EncryptionCertPath) and re-wrap for it instead.',
-      },
-    );
-  }
+  refuseDowngrade(info.recipients, recipients, `Backup ${entry.name}`, entry.name);
   const wasAuthenticated = authenticity !== 'Unauthenticated';
-  const has = new Set(info.recipients.map((r) => r.id.toUpperCase()));
-  const wanted = new Set(recipients.map((r) => recipientId(r).toUpperCase()));
-  const sameRecipients = has.size === wanted.size && [...wanted].every((id) => has.has(id));
+  const sameRecipients = wrappedForExactly(info.recipients, recipients);
   const authenticatorMissing = recipients.some(
     (r) => r.kind === 'Certificate' && r.authenticationKey !== undefined && !parsed.authenticatorIds.includes(r.thumbprint.toUpperCase()),
   );
@@ -58,6 +52,21 @@ export async function rewrapBackup(
   // never lists as a leftover that a prune would remove), even if this process dies here.
   await target.write(`${entry.folder}/${INFO_FILE}`, Readable.from([Buffer.from(text)]));
   return { record: recordFromInfo(updated, sharePath), rewritten: true, wasAuthenticated };
+}
+
+/**
+ * SPEC 6: the host that backs up never holds the decryption secret; a symmetric key configured now
+ * would put it back, so what is encrypted for a certificate is never re-wrapped for one.
+ */
+function refuseDowngrade(wrapped: readonly WrappedKey[], recipients: readonly EncryptFor[], what: string, targetObject: string): void {
+  if (!recipients.some((r) => r.kind === 'Key') || !wrapped.some((w) => w.kind === 'Certificate')) return;
+  throw new AzsError(`${what} is encrypted for a certificate; re-wrapping it for the symmetric key configured now is refused.`, {
+    errorId: 'EncryptionDowngradeRefused',
+    category: 'InvalidOperation',
+    exitCode: ExitCode.Usage,
+    targetObject,
+    recommendedAction: 'Configure a certificate (Set-BackupShare -EncryptionCertPath) and re-wrap for it instead.',
+  });
 }
 
 /**
@@ -140,19 +149,9 @@ async function rewrapRepositoryFor(
   const layout = new RepositoryLayout();
   const config = await readRepositoryConfig(target, layout);
   if (!config) return 'None';
-  const has = config.recipients.map((r) => r.id.toUpperCase()).sort();
-  const wanted = recipients.map((r) => recipientId(r).toUpperCase()).sort();
-  const same = has.length === wanted.length && has.every((id, i) => id === wanted[i]);
-  if (same || (onlySomeBackups && wanted.every((id) => has.includes(id)))) return 'Unchanged';
-  if (recipients.some((r) => r.kind === 'Key') && config.recipients.some((r) => r.kind === 'Certificate')) {
-    throw new AzsError('The repository is encrypted for a certificate; re-wrapping it for the symmetric key configured now is refused.', {
-      errorId: 'EncryptionDowngradeRefused',
-      category: 'InvalidOperation',
-      exitCode: ExitCode.Usage,
-      targetObject: config.id,
-      recommendedAction: 'Configure a certificate (Set-BackupShare -EncryptionCertPath) and re-wrap for it instead.',
-    });
-  }
+  const covered = recipientsMissing(config.recipients, recipients).length === 0;
+  if (wrappedForExactly(config.recipients, recipients) || (onlySomeBackups && covered)) return 'Unchanged';
+  refuseDowngrade(config.recipients, recipients, 'The repository', config.id);
   // With -Name, the other backups still open with the old material only: the repository keeps it too.
   await rewrapRepository(target, layout, config, unwrapMaster(config, oldMaterial), recipients, onlySomeBackups);
   return 'Rewrapped';

@@ -2,7 +2,15 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { XMLBuilder, XMLParser } from 'fast-xml-parser';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
-import { unwrapWith, wrapFor, type DecryptWith, type EncryptFor, type WrappedKey } from '../crypto/recipient.js';
+import {
+  unwrapWith,
+  wrapFor,
+  wrappedKeysFromXml,
+  wrappedKeysToXml,
+  type DecryptWith,
+  type EncryptFor,
+  type WrappedKey,
+} from '../crypto/recipient.js';
 import type { Target } from '../targets/target.js';
 import { deriveRepositoryKeys, REPOSITORY_KEY_BYTES } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
@@ -45,12 +53,7 @@ export function serializeRepositoryConfig(config: RepositoryConfig): string {
       '@_Id': config.id,
       '@_PublicKey': config.publicKey.toString('hex'),
       '@_CreatedDateTime': config.createdDateTime.toISOString(),
-      Recipient: config.recipients.map((r) => ({
-        '@_Kind': r.kind,
-        '@_Id': r.id,
-        '@_Algorithm': r.algorithm,
-        '#text': r.value.toString('base64'),
-      })),
+      Recipient: wrappedKeysToXml(config.recipients),
     },
   };
   return `<?xml version="1.0" encoding="utf-8"?>\n${builder.build(doc) as string}`;
@@ -86,12 +89,7 @@ export function parseRepositoryConfig(text: string): RepositoryConfig {
   const createdDateTime = new Date(String(raw['@_CreatedDateTime']));
   if (!/^[0-9a-f-]{36}$/.test(id) || publicKey.length !== 32 || Number.isNaN(createdDateTime.getTime()))
     throw configDamaged('its Id, PublicKey or CreatedDateTime is malformed');
-  const recipients: WrappedKey[] = (raw.Recipient ?? []).map((r: Record<string, string>) => ({
-    kind: r['@_Kind'],
-    id: String(r['@_Id']),
-    algorithm: r['@_Algorithm'],
-    value: Buffer.from(String(r['#text'] ?? ''), 'base64'),
-  }));
+  const recipients = wrappedKeysFromXml(raw.Recipient ?? []);
   if (recipients.some((r) => r.kind !== 'Certificate' && r.kind !== 'Key')) throw configDamaged("a Recipient's Kind is unknown");
   return { id, publicKey, createdDateTime, recipients };
 }
