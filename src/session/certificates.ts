@@ -12,6 +12,17 @@ import { usageError } from '../errors.js';
 export interface PfxGiven {
   path: string;
   password: string;
+  /** The file once read (readPfx): a .pfx is decoded once per command, however many steps need it. */
+  read?: Promise<{ info: { thumbprint: string }; privateKeyPem: string }>;
+}
+
+/** The .pfx read and decoded, the first time it is asked for. */
+async function readPfx(pfx: PfxGiven): Promise<{ info: { thumbprint: string }; privateKeyPem: string }> {
+  if (!pfx.read) {
+    const { readPfxFile } = await import('../crypto/certificate.js');
+    pfx.read = readPfxFile(pfx.path, pfx.password);
+  }
+  return pfx.read;
 }
 
 function givenTwice(what: string, path: string, first: string, thumbprint: string) {
@@ -72,14 +83,11 @@ export async function proveCertificates(
   pfxs: readonly PfxGiven[],
 ): Promise<StoredCertificate[]> {
   if (pfxs.length === 0) return [...certificates];
-  const [{ readPfxFile }, { certificateAuthenticationSecret, pfxDoesNotMatch }] = await Promise.all([
-    import('../crypto/certificate.js'),
-    import('../crypto/certificate-authentication.js'),
-  ]);
+  const { certificateAuthenticationSecret, pfxDoesNotMatch } = await import('../crypto/certificate-authentication.js');
   const proven = [...certificates];
   const from = new Map<string, string>();
   for (const pfx of pfxs) {
-    const { info, privateKeyPem } = await readPfxFile(pfx.path, pfx.password);
+    const { info, privateKeyPem } = await readPfx(pfx);
     const i = proven.findIndex((c) => c.thumbprint === info.thumbprint);
     if (i < 0)
       throw pfxDoesNotMatch(
@@ -96,15 +104,12 @@ export async function proveCertificates(
   return proven;
 }
 
-/** The .pfx given as decryption material (read once more: the secret above is all the configuration keeps of them). */
+/** The .pfx given, as decryption material (proveCertificates read them already: they are not read again). */
 export async function materialsOf(pfxs: readonly PfxGiven[]): Promise<DecryptWith[]> {
-  const [{ readPfxFile }, { certificateAuthenticationKey, certificateAuthenticationSecret }] = await Promise.all([
-    import('../crypto/certificate.js'),
-    import('../crypto/certificate-authentication.js'),
-  ]);
+  const { certificateAuthenticationKey, certificateAuthenticationSecret } = await import('../crypto/certificate-authentication.js');
   const materials: DecryptWith[] = [];
   for (const pfx of pfxs) {
-    const { info, privateKeyPem } = await readPfxFile(pfx.path, pfx.password);
+    const { info, privateKeyPem } = await readPfx(pfx);
     const authenticationKey = certificateAuthenticationKey(certificateAuthenticationSecret(privateKeyPem, info.thumbprint));
     materials.push({ kind: 'Certificate', thumbprint: info.thumbprint, privateKeyPem, authenticationKey });
   }
