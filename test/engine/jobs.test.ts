@@ -43,6 +43,22 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
+/** Turns the scheduler on, every 4 hours, on the drill's share and key. */
+async function enableScheduler(d: Drill): Promise<void> {
+  const args = [
+    'Set-BackupShare',
+    '-Path',
+    d.share,
+    '-EncryptionKey',
+    '-',
+    '-IsBackupSchedulerEnabled',
+    '$true',
+    '-BackupFrequencyInHours',
+    '4',
+  ];
+  expectOk(await d.cli(args, { stdin: `${d.key}\n` }));
+}
+
 describe.concurrent('backup jobs', () => {
   it('a failing role makes a PartialSucceeded backup and an alert, which closes once the role is fixed', () =>
     withDrill(async (d) => {
@@ -272,22 +288,7 @@ describe.concurrent('backup jobs', () => {
   it('the scheduler: a due backup that fails exits 1 and leaves BackupOverdue active; only a backup on the share closes it', () =>
     withDrill(async (d) => {
       await d.register('Files', ['-Provider', 'directory', '-Path', d.files]);
-      expectOk(
-        await d.cli(
-          [
-            'Set-BackupShare',
-            '-Path',
-            d.share,
-            '-EncryptionKey',
-            '-',
-            '-IsBackupSchedulerEnabled',
-            '$true',
-            '-BackupFrequencyInHours',
-            '4',
-          ],
-          { stdin: `${d.key}\n` },
-        ),
-      );
+      await enableScheduler(d);
       await d.backup();
       // The last backup that succeeded was three days ago, and every role fails now.
       const configFile = path.join(d.home, 'config.json');
@@ -318,22 +319,7 @@ describe.concurrent('backup jobs', () => {
   it('the scheduler: BackupOverdue also comes when no backup has ever succeeded since it was turned on', () =>
     withDrill(async (d) => {
       await d.registerCommand('Broken', broken('never worked'), swallow);
-      expectOk(
-        await d.cli(
-          [
-            'Set-BackupShare',
-            '-Path',
-            d.share,
-            '-EncryptionKey',
-            '-',
-            '-IsBackupSchedulerEnabled',
-            '$true',
-            '-BackupFrequencyInHours',
-            '4',
-          ],
-          { stdin: `${d.key}\n` },
-        ),
-      );
+      await enableScheduler(d);
       const configFile = path.join(d.home, 'config.json');
       const config = JSON.parse(await fs.readFile(configFile, 'utf8'));
       expect(Date.now() - Date.parse(config.scheduler.enabledAt)).toBeLessThan(60_000);
