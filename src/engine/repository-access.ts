@@ -1,7 +1,9 @@
 import type { RepositoryReference } from '../catalog/backup-info.js';
 import type { ConfigStore, StoredConfig } from '../config/store.js';
 import { isWrappedFor, recipientsMissing, type DecryptWith, type EncryptFor } from '../crypto/recipient.js';
-import { AzsError, ExitCode } from '../errors.js';
+import { AzsError, ExitCode, isAzsError } from '../errors.js';
+import { listShare, readBackupInfos } from '../catalog/share-catalog.js';
+import { openBackup } from './open-backup.js';
 import { deriveRepositoryKeys, hostKeysFrom, hostKeysOf, type RepositoryHostKeys, type RepositoryKeys } from '../repository/keys.js';
 import { RepositoryLayout } from '../repository/layout.js';
 import {
@@ -92,7 +94,7 @@ export async function rememberRepository(store: ConfigStore, location: string, r
  * the configuration opens nothing in a store whose master key was not wrapped for it, the master
  * key is then also wrapped for every recipient configured now (keeping the wraps it had, which
  * older backups need). Undefined when there is no repository yet (the first backup makes one, for
- * every recipient) or none of the material opens it.
+ * every recipient), none of the material opens it, or no backup proves it ours (provenRepository).
  */
 export async function joinRepository(
   target: Target,
@@ -104,11 +106,34 @@ export async function joinRepository(
   for (const material of materials) {
     if (!isWrappedFor(material, config.recipients)) continue;
     const master = unwrapMaster(config, material);
+    if (!(await provenRepository(target, config, material))) return undefined;
     const missing = recipientsMissing(config.recipients, recipients);
     if (missing.length) await rewrapRepository(target, layout, config, master, recipients, true);
     return { remember: { id: config.id, ...hostKeysOf(master) }, wrappedFor: missing };
   }
   return undefined;
+}
+
+/**
+ * config.xml carries no MAC, and anyone with a certificate's public .cer can wrap a master key of
+ * their own for it: a store whose config was replaced so would, once joined, receive every later
+ * backup under a key its author holds. So a store is joined only when a backup that this material
+ * authenticates (made by a holder of the key or of the certificate's authentication secret) names
+ * it, by id and by its key's fingerprint.
+ */
+async function provenRepository(target: Target, config: RepositoryConfig, material: DecryptWith): Promise<boolean> {
+  const { backups } = await listShare(target);
+  const infos = await readBackupInfos(target, backups);
+  const fingerprint = keyFingerprint(config.publicKey);
+  for (const [i, read] of infos.entries()) {
+    if (isAzsError(read) || read.info.repository?.id !== config.id || read.info.repository.keyFingerprint !== fingerprint) continue;
+    const proven = await openBackup(target, backups[i]!.name, material).then(
+      (opened) => opened.authenticity !== 'Unauthenticated',
+      () => false,
+    );
+    if (proven) return true;
+  }
+  return false;
 }
 
 function opened(id: string, keys: RepositoryKeys): OpenRepository {

@@ -3,6 +3,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectOk, fingerprint, makeDrill, type Drill } from '../support/cli.js';
+import { readCertificateFile } from '../../src/crypto/certificate.js';
+import { wrapFor } from '../../src/crypto/recipient.js';
+import { deriveRepositoryKeys } from '../../src/repository/keys.js';
+import { parseRepositoryConfig, REPOSITORY_CONFIG_FILE, serializeRepositoryConfig } from '../../src/repository/repository-config.js';
 
 /**
  * The deduplicating repository through the command line, as an operator meets it: what a backup
@@ -152,6 +156,49 @@ describe('a machine that meets a repository it has no keys for', () => {
     await fs.rm(d.files, { recursive: true, force: true });
     await restoreOnFreshMachine(d, joined.json.Name);
     expect(fingerprint(d.files)).toBe(files);
+  });
+});
+
+describe('a store whose config.xml someone replaced', () => {
+  let d: Drill;
+  beforeAll(async () => {
+    d = await makeDrill({ bigFileBytes: 1 * MiB, encryption: 'certificate' });
+    await d.backup();
+  }, 120_000);
+  afterAll(async () => d?.cleanup());
+
+  it('is not joined with the .pfx, even under the same id: no backup it names proves it ours, so backups stay full copies', async () => {
+    // Anyone with the public .cer can wrap a master key of their own for it.
+    const configFile = path.join(d.share, 'AzsRepository', REPOSITORY_CONFIG_FILE);
+    const genuine = parseRepositoryConfig(await fs.readFile(configFile, 'utf8'));
+    const cert = await readCertificateFile(d.cer!);
+    const attackersMaster = randomBytes(32);
+    const recipient = { kind: 'Certificate' as const, thumbprint: cert.thumbprint, publicKeyPem: cert.publicKeyPem };
+    const forged = {
+      ...genuine,
+      publicKey: deriveRepositoryKeys(attackersMaster).publicKey,
+      recipients: [wrapFor(recipient, attackersMaster, `AzsRepository ${genuine.id}`)],
+    };
+    await fs.writeFile(configFile, serializeRepositoryConfig(forged));
+
+    const env = { AZSBACKUP_HOME: path.join(d.root, 'fresh-machine') };
+    expectOk(
+      await d.cli(
+        ['Set-BackupShare', '-Path', d.share, '-EncryptionCertPath', d.cer!, '-DecryptionCertPath', d.pfx!, '-DecryptionCertPassword', '-'],
+        {
+          env,
+          stdin: `${d.pfxPassword}\n`,
+        },
+      ),
+    );
+    expectOk(await d.cli(['Register-InfrastructureRole', '-Name', 'Files', '-Provider', 'directory', '-Path', d.files], { env }));
+    const packs = async () => (await fs.readdir(path.join(d.share, 'AzsRepository', 'packs'), { recursive: true })).sort();
+    const before = await packs();
+    const r = expectOk(await d.cli(['Start-InfrastructureBackup'], { env }));
+    expect(r.stderr).toMatch(/full copy/);
+    expect((await fs.readdir(await d.backupFolder(r.json.Name))).sort()).toEqual(['BackupInfo.xml', 'Files.azsrole']);
+    // Nothing went into the store under the forger's key.
+    expect(await packs()).toEqual(before);
   });
 });
 
