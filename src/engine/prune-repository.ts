@@ -6,10 +6,10 @@ import {
   olderThan,
   readIndexFiles,
   survivingEntries,
-  writeIndexFiles,
   type RepositoryFile,
   type RepositoryFiles,
 } from '../repository/collect.js';
+import { writeIndexFiles } from '../repository/index-file.js';
 import { hostKeysFrom, type RepositoryKeys } from '../repository/keys.js';
 import { RepositoryLayout } from '../repository/layout.js';
 import type { ChunkLocation } from '../repository/pack-reader.js';

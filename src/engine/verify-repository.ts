@@ -5,7 +5,7 @@ import type { DecryptWith } from '../crypto/recipient.js';
 import { isAzsError } from '../errors.js';
 import type { ProgressReporter } from '../progress.js';
 import { ChunkIndex } from '../repository/chunk-index.js';
-import { decodeIndexFile, writeIndexFile } from '../repository/index-file.js';
+import { decodeIndexFile, writeIndexFiles } from '../repository/index-file.js';
 import { deriveRepositoryKeys, hostKeysFrom, type RepositoryHostKeys, type RepositoryKeys } from '../repository/keys.js';
 import { RepositoryLayout } from '../repository/layout.js';
 import type { PackEntry } from '../repository/pack-format.js';
@@ -462,8 +462,9 @@ async function repairIndex(run: Run, present: Set<string>): Promise<void> {
   const what = `Write the index of ${run.tocs.size} packs anew and delete the ${run.indexFiles.length} index files it replaces`;
   if (run.opts.confirmRepair && !(await run.opts.confirmRepair(what))) return;
   const locations = [...run.tocs].flatMap(([pack, entries]) => entries.map((e) => ({ ...e, pack })));
-  const written = locations.length ? await writeIndexFile(target, layout, run.keys, locations) : undefined;
-  record.IndexRebuilt = written ?? null;
-  for (const name of run.indexFiles) if (name !== `${written}.idx`) await target.delete(`${layout.indexFolder}/${name}`);
+  const written = await writeIndexFiles(target, layout, run.keys, locations);
+  record.IndexRebuilt = written.length ? written.join(', ') : null;
+  for (const name of run.indexFiles)
+    if (!written.includes(layout.indexHashOf(name) ?? '')) await target.delete(`${layout.indexFolder}/${name}`);
   for (const p of fixable) p.Severity = 'Repaired';
 }

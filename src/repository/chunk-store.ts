@@ -3,7 +3,7 @@ import { ContentChunker } from './chunker.js';
 import type { CdcParams } from './cdc.js';
 import type { ChunkIndex } from './chunk-index.js';
 import { gearTable } from './gear.js';
-import { writeIndexFile } from './index-file.js';
+import { writeIndexFiles } from './index-file.js';
 import { chunkIdOf, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 import type { ChunkLocation } from './pack-reader.js';
@@ -81,14 +81,13 @@ export class ChunkStore {
    * Closes the open pack and indexes every pack written since the last commit. `packsInPlace` runs
    * between the two: every pack is under its final name and no index file names them yet.
    */
-  async commit(packsInPlace?: () => Promise<void>): Promise<{ packs: WrittenPack[]; indexFile?: string }> {
+  async commit(packsInPlace?: () => Promise<void>): Promise<{ packs: WrittenPack[]; indexFiles: string[] }> {
     const packs = await this.writer.flush();
     await packsInPlace?.();
     const locations: ChunkLocation[] = packs.flatMap((p) => p.entries.map((e) => ({ ...e, pack: p.hash })));
-    if (locations.length === 0) return { packs };
-    const indexFile = await writeIndexFile(this.target, this.layout, this.keys, locations);
+    const indexFiles = await writeIndexFiles(this.target, this.layout, this.keys, locations);
     for (const loc of locations) this.index.add(loc);
-    return { packs, indexFile };
+    return { packs, indexFiles };
   }
 
   /** Gives up the open pack (after a failure); committed packs stay, to be indexed or pruned. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Target } from '../targets/target.js';
-import { decodeIndexFile, writeIndexFile } from './index-file.js';
+import { decodeIndexFile } from './index-file.js';
 import type { RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 import type { ChunkLocation } from './pack-reader.js';
@@ -87,36 +87,4 @@ export function survivingEntries(indexFiles: ReadonlyMap<string, ChunkLocation[]
     }
   }
   return out;
-}
-
-/**
- * Bytes of an index file's body kept well under what a reader takes whole (2 MiB, as every small
- * file: loadIndex): about 36,000 chunks, 36 GiB of distinct data, a file.
- */
-const INDEX_BODY_LIMIT = 1_750_000;
-
-/** Writes `entries` as few index files as the size bound allows; returns their hashes. */
-export async function writeIndexFiles(
-  target: Target,
-  layout: RepositoryLayout,
-  keys: RepositoryKeys,
-  entries: readonly ChunkLocation[],
-): Promise<string[]> {
-  const byPack = [...entries].sort((a, b) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : 0));
-  const written: string[] = [];
-  let part: ChunkLocation[] = [];
-  let packs = new Set<string>();
-  const flush = async () => {
-    if (part.length) written.push(await writeIndexFile(target, layout, keys, part));
-    part = [];
-    packs = new Set();
-  };
-  for (const l of byPack) {
-    const grown = 8 + (part.length + 1) * 48 + (packs.size + (packs.has(l.pack) ? 0 : 1)) * 32;
-    if (grown > INDEX_BODY_LIMIT) await flush();
-    part.push(l);
-    packs.add(l.pack);
-  }
-  await flush();
-  return written;
 }

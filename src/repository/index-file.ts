@@ -57,7 +57,7 @@ export function decodeIndexFile(keys: RepositoryKeys, name: string, file: Buffer
 }
 
 /** Writes one index file (whole, under a temporary name, then its final one); returns its hash. */
-export async function writeIndexFile(
+async function writeIndexFile(
   target: Target,
   layout: RepositoryLayout,
   keys: RepositoryKeys,
@@ -83,4 +83,38 @@ export async function loadIndex(target: Target, layout: RepositoryLayout, keys: 
     for (const loc of decodeIndexFile(keys, name, file)) index.add(loc);
   });
   return index;
+}
+
+/**
+ * Bytes of an index file's body kept well under what a reader takes whole (2 MiB, as every small
+ * file: loadIndex): about 36,000 chunks, 36 GiB of distinct data, a file.
+ */
+const INDEX_BODY_LIMIT = 1_750_000;
+
+/** Writes `entries` as few index files as the size bound allows (the only way index files are
+ * written: one file per backup would pass what a reader takes once a backup adds ~36,000 chunks,
+ * and every later backup would then fail to load the index); returns their hashes. */
+export async function writeIndexFiles(
+  target: Target,
+  layout: RepositoryLayout,
+  keys: RepositoryKeys,
+  entries: readonly ChunkLocation[],
+): Promise<string[]> {
+  const byPack = [...entries].sort((a, b) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : 0));
+  const written: string[] = [];
+  let part: ChunkLocation[] = [];
+  let packs = new Set<string>();
+  const flush = async () => {
+    if (part.length) written.push(await writeIndexFile(target, layout, keys, part));
+    part = [];
+    packs = new Set();
+  };
+  for (const l of byPack) {
+    const grown = 8 + (part.length + 1) * 48 + (packs.size + (packs.has(l.pack) ? 0 : 1)) * 32;
+    if (grown > INDEX_BODY_LIMIT) await flush();
+    part.push(l);
+    packs.add(l.pack);
+  }
+  await flush();
+  return written;
 }

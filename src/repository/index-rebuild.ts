@@ -1,7 +1,7 @@
 import { isAzsError } from '../errors.js';
 import type { Target } from '../targets/target.js';
 import { ChunkIndex } from './chunk-index.js';
-import { loadIndex, writeIndexFile } from './index-file.js';
+import { loadIndex, writeIndexFiles } from './index-file.js';
 import type { RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 import { readPackContents, type ChunkLocation } from './pack-reader.js';
@@ -17,7 +17,7 @@ import { listPacks } from './rebuild.js';
 export interface Reindexed {
   index: ChunkIndex;
   /** The index file written (its hash), when some pack was sound. */
-  indexFile?: string;
+  indexFiles: string[];
   /** Packs left out because they do not hash to their names or their table of contents does not authenticate. */
   damaged: { pack: string; error: Error }[];
 }
@@ -48,8 +48,7 @@ export async function reindexFromPacks(
     }
   }
   for (const loc of locations) index.add(loc);
-  if (locations.length === 0) return { index, damaged };
-  return { index, indexFile: await writeIndexFile(target, layout, keys, locations), damaged };
+  return { index, indexFiles: await writeIndexFiles(target, layout, keys, locations), damaged };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CdcParams } from '../../src/repository/cdc.js';
 import { ChunkIndex } from '../../src/repository/chunk-index.js';
 import { ChunkStore } from '../../src/repository/chunk-store.js';
-import { decodeIndexFile, loadIndex } from '../../src/repository/index-file.js';
+import { decodeIndexFile, loadIndex, writeIndexFiles } from '../../src/repository/index-file.js';
 import { chunkIdOf, deriveRepositoryKeys, type RepositoryKeys } from '../../src/repository/keys.js';
 import { RepositoryLayout } from '../../src/repository/layout.js';
 import { MAX_PACK_TAIL_BYTES } from '../../src/repository/pack-format.js';
@@ -67,11 +67,11 @@ describe('chunk store', () => {
     const store = newStore();
     const data = corpus('a');
     const stored = await store.storeStream(inPieces(data, 65_536));
-    const { packs, indexFile } = await store.commit();
+    const { packs, indexFiles } = await store.commit();
     expect(stored.bytes).toBe(data.length);
     expect(stored.newChunks).toBe(stored.chunks.length);
     expect(packs.length).toBeGreaterThan(1);
-    expect(indexFile).toMatch(/^[0-9a-f]{64}$/);
+    expect(indexFiles).toEqual([expect.stringMatching(/^[0-9a-f]{64}$/)]);
     expect(
       (
         await restore(
@@ -198,10 +198,29 @@ describe('index', () => {
     expect(sortedById(rebuilt.entries())).toEqual(sortedById(store.index.entries()));
   });
 
+  it('splits what one backup indexes into files a reader takes whole (2 MiB each), and loads them all', async () => {
+    // 50,000 chunks (12 GiB of 256 KiB chunks, or 50,000 small files) in 1,600 packs: one file would be 2.4 MB.
+    const locations = Array.from({ length: 50_000 }, (_, i) => ({
+      chunkId: createHash('sha256').update(`chunk ${i}`).digest(),
+      pack: createHash('sha256')
+        .update(`pack ${i >> 5}`)
+        .digest('hex'),
+      offset: 48 + (i % 32) * 300_000,
+      length: 300_000,
+      plaintextLength: 262_144,
+    }));
+    const files = await writeIndexFiles(target, layout, keys, locations);
+    expect(files.length).toBeGreaterThan(1);
+    for (const f of files) expect((await fsp.stat(path.join(dir, layout.indexPath(f)))).size).toBeLessThanOrEqual(2 * 1024 * 1024);
+    const loaded = await loadIndex(target, layout, keys);
+    expect(loaded.size).toBe(50_000);
+    expect(loaded.get(locations[49_999]!.chunkId)).toMatchObject({ pack: locations[49_999]!.pack, offset: locations[49_999]!.offset });
+  });
+
   it('refuses an index file with a changed byte, by its name and by its authentication', async () => {
     const store = newStore();
     await store.storeStream(inPieces(corpus('idx'), 65_536));
-    const { indexFile } = await store.commit();
+    const [indexFile] = (await store.commit()).indexFiles;
     const file = path.join(dir, layout.indexPath(indexFile!));
     const bytes = await fsp.readFile(file);
     bytes[bytes.length - 40]! ^= 1;
@@ -299,7 +318,6 @@ describe('tampering', () => {
 
 /** Writes `bytes` as a pack named by their hash and removes the original: what a share writer without the key could do. */
 async function forgePack(original: string, bytes: Buffer): Promise<string> {
-  const { createHash } = await import('node:crypto');
   const hash = createHash('sha256').update(bytes).digest('hex');
   await fsp.rm(await packFile(original));
   await fsp.mkdir(path.dirname(await packFile(hash)), { recursive: true });
