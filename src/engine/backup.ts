@@ -105,6 +105,15 @@ function roleFailed(role: string, error: unknown): AzsError {
 
 export async function runBackup(given: BackupRequest): Promise<BackupOutcome> {
   const run = newRun(given);
+  try {
+    return await backUp(run);
+  } finally {
+    // The packers' threads end with the backup, committed or not.
+    await (await run.chunks?.store.catch(() => undefined))?.dispose();
+  }
+}
+
+async function backUp(run: BackupRun): Promise<BackupOutcome> {
   const { req } = run;
   publish(run, 'Starting');
   run.verbose(

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { gcmAddon } from '../native/aes-gcm.js';
 import binding from 'zstd-napi/binding.js';
 import { decompressionError } from '../pipeline/zstd-codec.js';
 import { chunkIdOf, CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
@@ -61,6 +62,36 @@ export class BlobSealer {
     return { codec: compressed ? CODEC_ZSTD : CODEC_STORED, body, sealedLength: BLOB_OVERHEAD + body.length };
   }
 
+  /**
+   * The chunk compressed (or copied, where zstd does not make it smaller) into `out`, behind the
+   * room its nonce and codec take; `out` needs blobRoom(plaintext.length) bytes. The blob's length
+   * once sealedInPlace(). Packs are filled this way: the blob lands where it is written from.
+   */
+  packInto(plaintext: Buffer, out: Buffer): number {
+    const body = out.subarray(BLOB_NONCE_BYTES + 1, out.length - BLOB_TAG_BYTES);
+    const packed = plaintext.length > 0 ? this.cctx.compress(body, plaintext, this.level) : 0;
+    const compressed = packed < plaintext.length;
+    if (!compressed) plaintext.copy(body);
+    out[BLOB_NONCE_BYTES] = compressed ? CODEC_ZSTD : CODEC_STORED;
+    return BLOB_OVERHEAD + (compressed ? packed : plaintext.length);
+  }
+
+  /** Seals the blob packInto() left in out[0..length) where it lies. */
+  sealInPlace(blobKey: Buffer, chunkId: Buffer, out: Buffer, length: number): void {
+    const nonce = randomFillSync(out, 0, BLOB_NONCE_BYTES).subarray(0, BLOB_NONCE_BYTES);
+    const payload = out.subarray(BLOB_NONCE_BYTES, length - BLOB_TAG_BYTES);
+    const addon = gcmAddon();
+    if (addon) {
+      // The addon writes where it reads (the same memory): AES-GCM encrypts in place.
+      addon.seal(blobKey, nonce, aadFor(chunkId), [payload], out.subarray(BLOB_NONCE_BYTES, length));
+      return;
+    }
+    const cipher = createCipheriv('aes-256-gcm', blobKey, nonce);
+    cipher.setAAD(aadFor(chunkId));
+    const sealed = Buffer.concat([cipher.update(payload), cipher.final(), cipher.getAuthTag()]);
+    sealed.copy(out, BLOB_NONCE_BYTES);
+  }
+
   /** The sealed blob's pieces (write them in order); their lengths sum to sealedLength. */
   seal(blobKey: Buffer, chunkId: Buffer, packed: PackedChunk): Buffer[] {
     const nonce = randomBytes(BLOB_NONCE_BYTES);
@@ -71,6 +102,11 @@ export class BlobSealer {
     const tail = cipher.final();
     return [nonce, head, body, tail, cipher.getAuthTag()];
   }
+}
+
+/** The room packInto() needs for a chunk of `length` bytes. */
+export function blobRoom(length: number): number {
+  return BLOB_OVERHEAD + Math.max(length, binding.compressBound(length));
 }
 
 /** Where a blob lies and the key it is sealed under: the pack's blob key (keys.ts packKeyOf). */

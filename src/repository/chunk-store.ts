@@ -4,7 +4,7 @@ import type { CdcParams } from './cdc.js';
 import type { ChunkIndex } from './chunk-index.js';
 import { gearTable } from './gear.js';
 import { writeIndexFiles } from './index-file.js';
-import { chunkIdOf, type RepositoryKeys } from './keys.js';
+import { CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 import type { ChunkLocation } from './pack-reader.js';
 import { PackWriter, type PackWriterOptions, type WrittenPack } from './pack-writer.js';
@@ -24,9 +24,6 @@ export interface ChunkStoreOptions extends PackWriterOptions {
   params?: CdcParams;
   implementation?: 'auto' | 'typescript';
 }
-
-/** New chunks being compressed and stored at once, per stream. */
-const MAX_IN_FLIGHT = 8;
 
 /**
  * The write side of a repository: cuts streams into chunks, stores each chunk not yet in the
@@ -74,7 +71,7 @@ export class ChunkStore {
 
   /** A stream whose chunks the caller cuts (or already knows): see StreamSink. */
   openStream(): StreamSink {
-    return new StreamSink(this.keys, this.index, this.writer);
+    return new StreamSink(this.index, this.writer);
   }
 
   /**
@@ -90,9 +87,14 @@ export class ChunkStore {
     return { packs, indexFiles };
   }
 
-  /** Gives up the open pack (after a failure); committed packs stay, to be indexed or pruned. */
+  /** Gives up the open packs (after a failure); committed packs stay, to be indexed or pruned. */
   abort(): Promise<void> {
     return this.writer.abort();
+  }
+
+  /** Ends the worker threads (after commit or abort). */
+  dispose(): Promise<void> {
+    return this.writer.dispose();
   }
 }
 
@@ -101,18 +103,39 @@ export interface ChunkRef {
   length: number;
 }
 
+/** Chunks are sent to a packer in jobs of about this many bytes (fewer messages, a few MiB in flight). */
+const JOB_BYTES = 2 * 1024 * 1024;
+const JOB_CHUNKS = 1024;
+/** Jobs of one stream being named and stored at once. */
+const MAX_JOBS_IN_FLIGHT = 8;
+/** Until its job comes back, a chunk's id is this (never a real id: refs are read after settle()). */
+const UNNAMED = Buffer.alloc(0);
+
+interface OpenJob {
+  data: Buffer;
+  used: number;
+  lengths: number[];
+  refs: ChunkRef[];
+  after: (() => void)[];
+}
+
 /**
- * One stream being stored, from chunks its caller cut: put() stores those not stored yet (new
- * chunks compress on worker threads while the next ones are cut and hashed, a bounded number at
- * once, so memory stays a few chunks whatever the stream); reuse() appends chunks known to be
- * stored (known()) without their bytes. Call settle() whatever happens, then finish().
+ * One stream being stored, from chunks its caller cut: put() sends them, copied into jobs of a
+ * few MiB, to the writer's packers, which name them and store those not stored yet while the next
+ * ones are cut (a bounded number of jobs at once, so memory stays a few MiB whatever the stream);
+ * reuse() appends chunks known to be stored (known()) without their bytes. A chunk's ref gets its
+ * id when its job comes back: after(fn) runs fn once every chunk put so far has one. Call settle()
+ * whatever happens, then finish().
  */
 export class StreamSink {
   private readonly result: StoredStream = { chunks: [], bytes: 0, newChunks: 0, newBytes: 0, storedBytes: 0 };
   private readonly inFlight: Promise<void>[] = [];
+  private job: OpenJob | undefined;
+  /** Settles once every job sent so far has come back, in order. */
+  private tail: Promise<void> = Promise.resolve();
+  private failure: { error: unknown } | undefined;
 
   constructor(
-    private readonly keys: RepositoryKeys,
     private readonly index: ChunkIndex,
     private readonly writer: PackWriter,
   ) {}
@@ -122,24 +145,23 @@ export class StreamSink {
     return this.index.has(id) || this.writer.has(id);
   }
 
-  /** Appends `chunks` (emptied) to the stream, storing each one not stored yet; their ids go to `refs` too. */
+  /** Appends `chunks` (emptied; copied, so their memory is the caller's again) to the stream; their refs go to `refs` too. */
   async put(chunks: Buffer[], refs?: ChunkRef[]): Promise<void> {
     const { result } = this;
     for (const chunk of chunks) {
-      const ref = { id: chunkIdOf(this.keys, chunk), length: chunk.length };
+      const ref = { id: UNNAMED, length: chunk.length };
       result.chunks.push(ref);
       refs?.push(ref);
       result.bytes += chunk.length;
-      if (this.index.has(ref.id)) continue;
-      const adding = this.writer.add(ref.id, chunk).then((stored) => {
-        if (stored === 0) return;
-        result.storedBytes += stored;
-        result.newChunks++;
-        result.newBytes += chunk.length;
-      });
-      adding.catch(() => {}); // awaited below, in order; never unhandled meanwhile
-      this.inFlight.push(adding);
-      if (this.inFlight.length >= MAX_IN_FLIGHT) await this.inFlight.shift();
+      let job = this.job;
+      if (job && (job.used + chunk.length > job.data.length || job.lengths.length >= JOB_CHUNKS)) {
+        await this.send();
+        job = undefined;
+      }
+      job ??= this.job = { data: this.writer.spareJobs.take(chunk.length, JOB_BYTES), used: 0, lengths: [], refs: [], after: [] };
+      job.used += chunk.copy(job.data, job.used);
+      job.lengths.push(chunk.length);
+      job.refs.push(ref);
     }
     chunks.length = 0;
   }
@@ -152,14 +174,54 @@ export class StreamSink {
     }
   }
 
-  /** Waits for every chunk still being stored, failed or not. */
+  /** Runs `fn` once every chunk put so far has its id (never, if storing one of them fails). */
+  after(fn: () => void): void {
+    if (this.job) this.job.after.push(fn);
+    else void this.tail.then(fn, () => undefined);
+  }
+
+  /** Sends what is put and waits for every job, failed or not. */
   async settle(): Promise<void> {
+    if (this.job) await this.send().catch(() => undefined);
     await Promise.allSettled(this.inFlight);
+    await this.tail.catch(() => undefined);
   }
 
   /** The stream as stored; rejects if storing one of its chunks failed. */
   async finish(): Promise<StoredStream> {
-    for (const adding of this.inFlight) await adding;
+    await this.settle();
+    this.throwIfFailed();
     return this.result;
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+  }
+
+  private async send(): Promise<void> {
+    const job = this.job!;
+    this.job = undefined;
+    this.throwIfFailed();
+    const stored = this.writer.store(job.data, Uint32Array.from(job.lengths), (id) => this.index.has(id));
+    const done = stored.then(({ ids, sealed }) => {
+      const { result } = this;
+      for (let i = 0; i < job.refs.length; i++) {
+        job.refs[i]!.id = ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
+        if (sealed[i] === 0) continue;
+        result.storedBytes += sealed[i]!;
+        result.newChunks++;
+        result.newBytes += job.lengths[i]!;
+      }
+    });
+    done.catch((error: unknown) => {
+      this.failure ??= { error };
+    });
+    this.tail = Promise.all([this.tail, done]).then(() => {
+      for (const fn of job.after) fn();
+    });
+    this.tail.catch(() => {}); // awaited by settle(); never unhandled meanwhile
+    this.inFlight.push(done);
+    if (this.inFlight.length >= MAX_JOBS_IN_FLIGHT) await this.inFlight.shift()!.catch(() => undefined);
+    this.throwIfFailed();
   }
 }

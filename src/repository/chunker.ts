@@ -51,6 +51,13 @@ export class ContentChunker {
     }
   }
 
+  /** Whether bytes of `piece` are still held for a chunk not yet complete (then `piece` must not be written over). */
+  holds(piece: Buffer): boolean {
+    return this.pending.some(
+      (s) => s.buffer === piece.buffer && s.byteOffset < piece.byteOffset + piece.length && s.byteOffset >= piece.byteOffset,
+    );
+  }
+
   /** The rest of the stream as its last chunk; an empty stream gives one empty chunk. */
   end(out: Buffer[]): void {
     if (this.pendingBytes > 0 || this.emitted === 0) out.push(this.take());
