@@ -81,20 +81,20 @@ async function readMember(
 ): Promise<ChunkRef[]> {
   const chunker = store.chunker();
   const refs: ChunkRef[] = [];
-  const out: Buffer[] = [];
+  const out: Buffer[][] = [];
   const read: Buffer[] = [];
-  chunker.write(member.header, out);
+  chunker.cut(member.header, out);
   onBytes(member.header.length);
   if (member.data) {
     for await (const piece of member.data()) {
-      chunker.write(piece as Buffer, out);
+      chunker.cut(piece as Buffer, out);
       read.push(piece as Buffer);
       onBytes((piece as Buffer).length);
       if (out.length > 0) await sink.put(out, refs);
       while (read.length > 0 && !chunker.holds(read[0]!)) recycle?.(read.shift()!);
     }
   }
-  chunker.end(out);
+  chunker.cutEnd(out);
   await sink.put(out, refs);
   for (const piece of read) recycle?.(piece);
   return refs;

@@ -1,13 +1,13 @@
 import type { Target } from '../targets/target.js';
 import { ContentChunker } from './chunker.js';
-import type { CdcParams } from './cdc.js';
+import { DEFAULT_CDC_PARAMS, type CdcParams } from './cdc.js';
 import type { ChunkIndex } from './chunk-index.js';
 import { gearTable } from './gear.js';
 import { writeIndexFiles } from './index-file.js';
 import { CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 import type { ChunkLocation } from './pack-reader.js';
-import { PackWriter, type PackWriterOptions, type WrittenPack } from './pack-writer.js';
+import { type JobMemory, PackWriter, type PackWriterOptions, type WrittenPack } from './pack-writer.js';
 
 /** One stream as the store keeps it: its chunks in order (what a backup's catalog will list per role). */
 export interface StoredStream {
@@ -44,19 +44,19 @@ export class ChunkStore {
     private readonly opts: ChunkStoreOptions = {},
   ) {
     this.gear = gearTable(keys.gearSeed);
-    this.writer = new PackWriter(target, layout, keys, opts);
+    this.writer = new PackWriter(target, layout, keys, { ...opts, jobBytes: (opts.params ?? DEFAULT_CDC_PARAMS).maxSize });
   }
 
   async storeStream(source: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<StoredStream> {
     const chunker = this.chunker();
     const sink = this.openStream();
-    const out: Buffer[] = [];
+    const out: Buffer[][] = [];
     try {
       for await (const piece of source) {
-        chunker.write(piece, out);
+        chunker.cut(piece, out);
         await sink.put(out);
       }
-      chunker.end(out);
+      chunker.cutEnd(out);
       await sink.put(out);
     } finally {
       await sink.settle();
@@ -103,16 +103,13 @@ export interface ChunkRef {
   length: number;
 }
 
-/** Chunks are sent to a packer in jobs of about this many bytes (fewer messages, a few MiB in flight). */
-const JOB_BYTES = 2 * 1024 * 1024;
+/** At most this many chunks go in one job (besides JOB_BYTES in pack-writer.ts). */
 const JOB_CHUNKS = 1024;
-/** Jobs of one stream being named and stored at once. */
-const MAX_JOBS_IN_FLIGHT = 8;
 /** Until its job comes back, a chunk's id is this (never a real id: refs are read after settle()). */
 const UNNAMED = Buffer.alloc(0);
 
 interface OpenJob {
-  data: Buffer;
+  memory: JobMemory;
   used: number;
   lengths: number[];
   refs: ChunkRef[];
@@ -120,18 +117,17 @@ interface OpenJob {
 }
 
 /**
- * One stream being stored, from chunks its caller cut: put() sends them, copied into jobs of a
- * few MiB, to the writer's packers, which name them and store those not stored yet while the next
- * ones are cut (a bounded number of jobs at once, so memory stays a few MiB whatever the stream);
- * reuse() appends chunks known to be stored (known()) without their bytes. A chunk's ref gets its
- * id when its job comes back: after(fn) runs fn once every chunk put so far has one. Call settle()
- * whatever happens, then finish().
+ * One stream being stored, from chunks its caller cut: put() copies them into jobs of a few MiB
+ * that the writer's packers name and store (those not stored yet) while the next ones are cut;
+ * the writer's few job slots bound the memory whatever the stream. reuse() appends chunks known
+ * to be stored (known()) without their bytes. A chunk's ref gets its id when its job comes back:
+ * after(fn) runs fn once every chunk put so far has one. Call settle() whatever happens, then
+ * finish().
  */
 export class StreamSink {
   private readonly result: StoredStream = { chunks: [], bytes: 0, newChunks: 0, newBytes: 0, storedBytes: 0 };
-  private readonly inFlight: Promise<void>[] = [];
   private job: OpenJob | undefined;
-  /** Settles once every job sent so far has come back, in order. */
+  /** Settles (never rejects) once every job sent so far has come back, in order. */
   private tail: Promise<void> = Promise.resolve();
   private failure: { error: unknown } | undefined;
 
@@ -145,22 +141,31 @@ export class StreamSink {
     return this.index.has(id) || this.writer.has(id);
   }
 
-  /** Appends `chunks` (emptied; copied, so their memory is the caller's again) to the stream; their refs go to `refs` too. */
-  async put(chunks: Buffer[], refs?: ChunkRef[]): Promise<void> {
+  /**
+   * Appends `chunks` (each a buffer or the run of slices it spans; the list is emptied) to the
+   * stream, copied, so their memory is the caller's again once this settles; their refs go to
+   * `refs` too.
+   */
+  async put(chunks: (Buffer | readonly Buffer[])[], refs?: ChunkRef[]): Promise<void> {
     const { result } = this;
     for (const chunk of chunks) {
-      const ref = { id: UNNAMED, length: chunk.length };
+      const length = Buffer.isBuffer(chunk) ? chunk.length : chunk.reduce((n, s) => n + s.length, 0);
+      const ref = { id: UNNAMED, length };
       result.chunks.push(ref);
       refs?.push(ref);
-      result.bytes += chunk.length;
+      result.bytes += length;
       let job = this.job;
-      if (job && (job.used + chunk.length > job.data.length || job.lengths.length >= JOB_CHUNKS)) {
-        await this.send();
+      if (job && (job.used + length > job.memory.data.length || job.lengths.length >= JOB_CHUNKS)) {
+        this.send();
         job = undefined;
       }
-      job ??= this.job = { data: this.writer.spareJobs.take(chunk.length, JOB_BYTES), used: 0, lengths: [], refs: [], after: [] };
-      job.used += chunk.copy(job.data, job.used);
-      job.lengths.push(chunk.length);
+      if (!job) {
+        this.throwIfFailed();
+        job = this.job = { memory: await this.writer.jobMemory(), used: 0, lengths: [], refs: [], after: [] };
+      }
+      if (Buffer.isBuffer(chunk)) job.used += chunk.copy(job.memory.data, job.used);
+      else for (const slice of chunk) job.used += slice.copy(job.memory.data, job.used);
+      job.lengths.push(length);
       job.refs.push(ref);
     }
     chunks.length = 0;
@@ -177,14 +182,20 @@ export class StreamSink {
   /** Runs `fn` once every chunk put so far has its id (never, if storing one of them fails). */
   after(fn: () => void): void {
     if (this.job) this.job.after.push(fn);
-    else void this.tail.then(fn, () => undefined);
+    else
+      this.tail = this.tail.then(() => {
+        if (!this.failure) fn();
+      });
   }
 
   /** Sends what is put and waits for every job, failed or not. */
   async settle(): Promise<void> {
-    if (this.job) await this.send().catch(() => undefined);
-    await Promise.allSettled(this.inFlight);
-    await this.tail.catch(() => undefined);
+    if (this.job) {
+      if (this.failure) this.writer.releaseJobMemory(this.job.memory);
+      else this.send();
+      this.job = undefined;
+    }
+    await this.tail;
   }
 
   /** The stream as stored; rejects if storing one of its chunks failed. */
@@ -198,30 +209,30 @@ export class StreamSink {
     if (this.failure) throw this.failure.error;
   }
 
-  private async send(): Promise<void> {
+  private send(): void {
     const job = this.job!;
     this.job = undefined;
-    this.throwIfFailed();
-    const stored = this.writer.store(job.data, Uint32Array.from(job.lengths), (id) => this.index.has(id));
-    const done = stored.then(({ ids, sealed }) => {
-      const { result } = this;
-      for (let i = 0; i < job.refs.length; i++) {
-        job.refs[i]!.id = ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
-        if (sealed[i] === 0) continue;
-        result.storedBytes += sealed[i]!;
-        result.newChunks++;
-        result.newBytes += job.lengths[i]!;
+    const done = this.writer
+      .store(job.memory, Uint32Array.from(job.lengths), (id) => this.index.has(id))
+      .then(({ ids, sealed }) => {
+        const { result } = this;
+        for (let i = 0; i < job.refs.length; i++) {
+          job.refs[i]!.id = ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
+          if (sealed[i] === 0) continue;
+          result.storedBytes += sealed[i]!;
+          result.newChunks++;
+          result.newBytes += job.lengths[i]!;
+        }
+      });
+    const previous = this.tail;
+    this.tail = (async () => {
+      try {
+        await done;
+      } catch (error) {
+        this.failure ??= { error };
       }
-    });
-    done.catch((error: unknown) => {
-      this.failure ??= { error };
-    });
-    this.tail = Promise.all([this.tail, done]).then(() => {
-      for (const fn of job.after) fn();
-    });
-    this.tail.catch(() => {}); // awaited by settle(); never unhandled meanwhile
-    this.inFlight.push(done);
-    if (this.inFlight.length >= MAX_JOBS_IN_FLIGHT) await this.inFlight.shift()!.catch(() => undefined);
-    this.throwIfFailed();
+      await previous;
+      if (!this.failure) for (const fn of job.after) fn();
+    })();
   }
 }

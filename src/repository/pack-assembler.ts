@@ -1,5 +1,4 @@
 import { createHash, type Hash } from 'node:crypto';
-import { SpareBuffers } from '../memory/spare-buffers.js';
 import { BlobSealer, blobRoom } from './blob.js';
 import { chunkIdOf, CHUNK_ID_BYTES, newPackKey } from './keys.js';
 import { MAX_PACK_ENTRIES, packHeader, packTail, type PackEntry } from './pack-format.js';
@@ -64,9 +63,12 @@ export function decodeEntries(bytes: Uint8Array): PackEntry[] {
   return entries;
 }
 
-/** Output memory of a store(): a job's worth (JOB_BYTES in chunk-store.ts) and the blobs' overhead. */
-const OUTPUT_BYTES = 2 * 1024 * 1024 + 64 * 1024;
-const MAX_SPARE_OUTPUTS = 4;
+/** The memory store() needs to lay out the blobs of the chunks taken. */
+export function outputRoom(lengths: ArrayLike<number>, take: ArrayLike<number>): number {
+  let room = 0;
+  for (let i = 0; i < lengths.length; i++) if (take[i]) room += blobRoom(lengths[i]!);
+  return room;
+}
 
 interface OpenPack {
   number: number;
@@ -89,7 +91,6 @@ export class PackAssembler {
   private readonly publicKey: Buffer;
   private readonly sealer: BlobSealer;
   private readonly jobs = new Map<number, HeldJob>();
-  private readonly spare = new SpareBuffers(MAX_SPARE_OUTPUTS);
   private current: OpenPack | undefined;
   private packs = 0;
 
@@ -118,38 +119,33 @@ export class PackAssembler {
   }
 
   /**
-   * Seals the job's chunks whose flag in `take` is 1 into packs: the bytes each took (0 for those
-   * not taken), the job's memory (the caller's again), and the output memory the events' bytes
-   * lie in (to be given back with giveBack() once written, so it goes round). The job is forgotten.
+   * Seals the job's chunks whose flag in `take` is 1 into packs, their blobs laid one after
+   * another in `output` (or in memory of its own where `output` is too small): the bytes each
+   * took (0 for those not taken) and the memory the events' bytes lie in. The job is forgotten:
+   * its memory is the caller's again.
    */
-  store(job: number, take: Uint8Array, out: PackEvent[]): { sealed: Uint32Array; data: Buffer; output?: Buffer } {
+  store(job: number, take: Uint8Array, output: Buffer | undefined, out: PackEvent[]): { sealed: Uint32Array; output?: Buffer } {
     const held = this.jobs.get(job);
     if (!held) throw new Error(`Job ${job} was not identified by this packer.`);
     this.jobs.delete(job);
     const { lengths, data } = held;
     const sealed = new Uint32Array(lengths.length);
-    let room = 0;
-    for (let i = 0; i < lengths.length; i++) if (take[i]) room += blobRoom(lengths[i]!);
-    if (room === 0) return { sealed, data };
-    const output = this.spare.take(room, OUTPUT_BYTES);
+    const room = outputRoom(lengths, take);
+    if (room === 0) return { sealed };
+    const into = output && output.length >= room ? output : Buffer.allocUnsafeSlow(room);
     let used = 0;
     let at = 0;
     for (let i = 0; i < lengths.length; i++) {
       const length = lengths[i]!;
       if (take[i]) {
         const id = held.ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
-        const blob = output.subarray(used, used + blobRoom(length));
+        const blob = into.subarray(used, used + blobRoom(length));
         sealed[i] = this.add(id, data.subarray(at, at + length), blob, out);
         used += sealed[i]!;
       }
       at += length;
     }
-    return { sealed, data, output };
-  }
-
-  /** Output memory written out: the next store() may write into it. */
-  giveBack(output: Buffer): void {
-    this.spare.giveBack(output);
+    return { sealed, output: into };
   }
 
   /** Closes the open pack, if any. */

@@ -1,45 +1,56 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { isAzsError } from '../errors.js';
 import { PackAssembler, type PackEvent } from './pack-assembler.js';
-import type { PackerReply, PackerRequest, PackerWorkerData } from './packers.js';
+import type { PackerReply, PackerRequest, PackerWorkerData, WireEvent } from './packers.js';
 
 /**
  * A PackAssembler on a thread of its own (packers.ts): names chunks, seals the new ones into its
- * packs. Buffers come in and go out transferred, never copied on the way.
+ * packs. Jobs and blobs lie in memory shared with the main thread; messages carry where.
  */
-const { settings, packNumbers } = workerData as PackerWorkerData;
+const { settings, packNumbers, memory } = workerData as PackerWorkerData;
 const assembler = new PackAssembler(settings, packNumbers);
+const inputs = memory.inputs.map((b) => Buffer.from(b));
+const outputs = memory.outputs.map((b) => Buffer.from(b));
 
 /**
- * Bytes that lie in the output memory go as they are (it is transferred whole); any other (a
- * pack's header or tail, from Node's pool of small buffers) is copied out, so no buffer shared
- * with others crosses.
+ * Bytes in an output slot go as where they lie; bytes in memory of the assembler's own (a blob
+ * too large for the slot) go with that memory transferred; any other bytes (a pack's header or
+ * tail, from Node's pool of small buffers) are copied, so no memory shared with others crosses.
  */
-function portable(events: PackEvent[], output: Buffer | undefined): PackEvent[] {
-  return events.map((e) => ('data' in e && e.data.buffer !== output?.buffer ? { pack: e.pack, data: new Uint8Array(e.data) } : e));
+function wire(events: PackEvent[], slot: number, own: Buffer | undefined): { events: WireEvent[]; transfer: ArrayBuffer[] } {
+  const transfer: ArrayBuffer[] = own ? [own.buffer as ArrayBuffer] : [];
+  const out = events.map((e): WireEvent => {
+    if ('closed' in e) {
+      transfer.push(e.closed.entries.buffer as ArrayBuffer);
+      return e;
+    }
+    if (slot >= 0 && e.data.buffer === outputs[slot]!.buffer)
+      return { pack: e.pack, output: slot, offset: e.data.byteOffset, length: e.data.byteLength };
+    if (own && e.data.buffer === own.buffer) return e;
+    return { pack: e.pack, data: new Uint8Array(e.data) };
+  });
+  return { events: out, transfer };
 }
 
 function run(request: PackerRequest): { reply: PackerReply; transfer: ArrayBuffer[] } {
   switch (request.op) {
     case 'identify': {
-      const data = Buffer.from(request.data.buffer, request.data.byteOffset, request.data.byteLength);
-      const ids = assembler.identify(request.job, data, request.lengths);
+      const ids = assembler.identify(request.job, inputs[request.input]!, request.lengths);
       // Copied, not transferred: the assembler keeps the ids for store().
       return { reply: { id: request.id, ids }, transfer: [] };
     }
     case 'store': {
-      for (const spare of request.spare) assembler.giveBack(Buffer.from(spare.buffer, spare.byteOffset, spare.byteLength));
       const made: PackEvent[] = [];
-      const { sealed, data, output } = assembler.store(request.job, request.take, made);
-      const transfer = [data.buffer as ArrayBuffer, ...(output ? [output.buffer as ArrayBuffer] : [])];
-      for (const e of made) if ('closed' in e) transfer.push(e.closed.entries.buffer as ArrayBuffer);
-      return { reply: { id: request.id, sealed, events: portable(made, output), data, ...(output ? { output } : {}) }, transfer };
+      const slot = outputs[request.output];
+      const { sealed, output } = assembler.store(request.job, request.take, slot, made);
+      const { events, transfer } = wire(made, request.output, output === slot ? undefined : output);
+      return { reply: { id: request.id, sealed, events }, transfer };
     }
     case 'close': {
       const made: PackEvent[] = [];
       assembler.close(made);
-      const transfer = made.flatMap((e) => ('closed' in e ? [e.closed.entries.buffer as ArrayBuffer] : []));
-      return { reply: { id: request.id, events: portable(made, undefined) }, transfer };
+      const { events, transfer } = wire(made, -1, undefined);
+      return { reply: { id: request.id, events }, transfer };
     }
     case 'abort':
       assembler.abort();

@@ -1,12 +1,11 @@
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
-import { SpareBuffers } from '../memory/spare-buffers.js';
 import type { Target } from '../targets/target.js';
 import { CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
-import { decodeEntries, type PackEvent } from './pack-assembler.js';
+import { decodeEntries, outputRoom } from './pack-assembler.js';
 import type { PackEntry } from './pack-format.js';
-import { newPackers, type Packer } from './packers.js';
+import { newPackers, type PackBytes, type Packer, type PackerMemory } from './packers.js';
 
 export interface PackWriterOptions {
   /** A pack is closed once it holds this many bytes (or would exceed it with the next blob). */
@@ -20,7 +19,19 @@ export interface PackWriterOptions {
 }
 
 export const DEFAULT_PACK_BYTES = 32 * 1024 * 1024;
-const MAX_SPARE_JOBS = 8;
+
+/** A job's bytes: chunks laid end to end from the start of its memory. */
+export const JOB_BYTES = 2 * 1024 * 1024;
+/** Jobs being named and stored at once, whatever the number of streams (each holds one slot). */
+const INPUT_SLOTS = 8;
+/** Per packer, stores whose blobs the share has not taken yet. */
+const OUTPUT_SLOTS = 3;
+/**
+ * A job's blobs take a little more than its chunks (blobRoom): 29 bytes each, and zstd's bound
+ * (1/256 more) where a chunk does not compress; 1024 small chunks need about 2 MiB + 100 KiB.
+ * A store that needs more than a slot lays its blobs in memory of its own.
+ */
+const OUTPUT_SLACK = 256 * 1024;
 
 /** A pack once committed under its final name, with what it holds. */
 export interface WrittenPack {
@@ -35,11 +46,26 @@ export interface StoredJob {
   sealed: Uint32Array;
 }
 
+/** Memory a job is laid in: write its chunks from the start of `data`, then store() it. */
+export interface JobMemory {
+  slot: number;
+  data: Buffer;
+}
+
 interface Upload {
   path: string;
   stream: PassThrough;
   stored: Promise<unknown>;
   failure: { error?: unknown };
+  /** Pieces written from output slots, until the share hands them back (or the upload ends). */
+  lent: Map<Buffer, OutputSlot>;
+}
+
+interface OutputSlot {
+  packer: number;
+  slot: number;
+  /** Pieces of it not yet taken by the share. */
+  lent: number;
 }
 
 /**
@@ -49,31 +75,31 @@ interface Upload {
  * packer seals those into a pack of its own, and its bytes are streamed here to a pending name
  * while the pack fills (memory: the stream's buffer), then renamed to the SHA-256 of its bytes
  * once complete, so a pack under its final name is always whole, and never changes.
+ *
+ * Memory goes round: a job's slot is free again once its packer has stored it, an output slot
+ * once the share has taken every piece of it (the upload's recycle(), or the end of the upload).
  */
 export class PackWriter {
   private readonly packers: Packer[];
   private readonly busy: number[];
   /** Per packer, the handling of its pack bytes, one reply after another. */
   private readonly io: Promise<void>[];
+  private readonly inputs: Buffer[];
+  private readonly freeInputs: number[];
+  private readonly waitingForInput: ((slot: number) => void)[] = [];
+  private readonly freeOutputs: number[][];
   private readonly pendingIds = new Set<string>();
   private readonly uploads = new Map<number, Upload>();
   private committing: Promise<void>[] = [];
-  private written: WrittenPack[] = [];
+  /** Packs committed since the last flush, by their number (the order the packers made them). */
+  private written: { number: number; pack: WrittenPack }[] = [];
   private jobs = 0;
-  /** Memory for jobs, back from the packers: the same few buffers go round (docs/PERFORMANCE.md). */
-  readonly spareJobs = new SpareBuffers(MAX_SPARE_JOBS);
-  /**
-   * Output memory of the packers, by its ArrayBuffer, until the share has taken every piece of it
-   * (a target hands pieces back through the upload's recycle()): then it goes back to its packer.
-   * Holding no buffer, so memory a target never hands back is left to the garbage collector.
-   */
-  private readonly outputs = new WeakMap<ArrayBufferLike, { packer: number; pieces: number }>();
 
   constructor(
     private readonly target: Target,
     private readonly layout: RepositoryLayout,
     keys: RepositoryKeys,
-    opts: PackWriterOptions = {},
+    opts: PackWriterOptions & { jobBytes?: number } = {},
   ) {
     const settings = {
       chunkIdKey: keys.chunkId,
@@ -82,9 +108,18 @@ export class PackWriter {
       packBytes: opts.packBytes ?? DEFAULT_PACK_BYTES,
       level: opts.compressionLevel ?? 1,
     };
-    this.packers = newPackers(settings, opts.workers, opts.workerScript);
+    const jobBytes = Math.max(JOB_BYTES, opts.jobBytes ?? 0);
+    const inputs = Array.from({ length: INPUT_SLOTS }, () => new SharedArrayBuffer(jobBytes));
+    const memoryFor = (): PackerMemory => ({
+      inputs,
+      outputs: Array.from({ length: OUTPUT_SLOTS }, () => new SharedArrayBuffer(jobBytes + OUTPUT_SLACK)),
+    });
+    this.packers = newPackers(settings, memoryFor, opts.workers, opts.workerScript);
     this.busy = this.packers.map(() => 0);
     this.io = this.packers.map(() => Promise.resolve());
+    this.inputs = inputs.map((b) => Buffer.from(b));
+    this.freeInputs = this.inputs.map((_, i) => i);
+    this.freeOutputs = this.packers.map(() => Array.from({ length: OUTPUT_SLOTS }, (_, i) => i));
   }
 
   /** True when this writer already took the chunk (in a pack not yet handed out by flush). */
@@ -92,18 +127,28 @@ export class PackWriter {
     return this.pendingIds.has(chunkId.toString('hex'));
   }
 
+  /** Memory for the next job; waits while every slot holds a job being stored. */
+  async jobMemory(): Promise<JobMemory> {
+    const slot = this.freeInputs.pop() ?? (await new Promise<number>((resolve) => this.waitingForInput.push(resolve)));
+    return { slot, data: this.inputs[slot]! };
+  }
+
+  /** Gives back a job's memory unstored (its stream failed before sending it). */
+  releaseJobMemory(job: JobMemory): void {
+    this.freeInput(job.slot);
+  }
+
   /**
-   * Stores a job: `data` holds its chunks end to end (`lengths`), and is handed over (do not use
-   * it again); chunks for which `stored` says true, or that this writer took already, are not
-   * stored again.
+   * Stores the job laid in `memory` (`lengths` end to end); chunks for which `stored` says true,
+   * or that this writer took already, are not stored again. The memory is free again after.
    */
-  async store(data: Buffer, lengths: Uint32Array, stored: (id: Buffer) => boolean): Promise<StoredJob> {
+  async store(memory: JobMemory, lengths: Uint32Array, stored: (id: Buffer) => boolean): Promise<StoredJob> {
     const p = this.busy.indexOf(Math.min(...this.busy));
     const packer = this.packers[p]!;
     this.busy[p]!++;
     try {
       const job = ++this.jobs;
-      const ids = await packer.identify(job, data, lengths);
+      const ids = await packer.identify(job, memory.slot, lengths);
       const take = new Uint8Array(lengths.length);
       for (let i = 0; i < lengths.length; i++) {
         const id = ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
@@ -114,24 +159,36 @@ export class PackWriter {
         this.pendingIds.add(hex);
         take[i] = 1;
       }
-      const { sealed, events, data: returned, output } = await packer.store(job, take);
-      this.spareJobs.giveBack(returned);
-      if (output)
-        this.outputs.set(output.buffer, { packer: p, pieces: events.filter((e) => 'data' in e && e.data.buffer === output.buffer).length });
-      await this.handle(p, events);
+      const needed = outputRoom(lengths, take) > 0;
+      const output = needed ? (this.freeOutputs[p]!.pop() ?? -1) : -1;
+      let events: PackBytes[];
+      let sealed: Uint32Array;
+      try {
+        ({ sealed, events } = await packer.store(job, take, output));
+      } catch (e) {
+        if (output >= 0) this.freeOutputs[p]!.push(output);
+        throw e;
+      }
+      const slot: OutputSlot | undefined = output >= 0 ? { packer: p, slot: output, lent: 0 } : undefined;
+      if (slot) {
+        slot.lent = events.filter((e) => 'output' in e && e.output === output).length;
+        if (slot.lent === 0) this.freeOutputs[p]!.push(output);
+      }
+      await this.handle(p, events, slot);
       return { ids, sealed };
     } finally {
       this.busy[p]!--;
+      this.freeInput(memory.slot);
     }
   }
 
   /** Closes the open packs and returns every pack committed since the last call. */
   async flush(): Promise<WrittenPack[]> {
-    await Promise.all(this.packers.map(async (packer, p) => this.handle(p, await packer.close())));
+    await Promise.all(this.packers.map(async (packer, p) => this.handle(p, await packer.close(), undefined)));
     const committing = this.committing;
     this.committing = [];
     await Promise.all(committing);
-    const written = this.written;
+    const written = this.written.sort((a, b) => a.number - b.number).map((w) => w.pack);
     this.written = [];
     for (const pack of written) for (const e of pack.entries) this.pendingIds.delete(e.chunkId.toString('hex'));
     return written;
@@ -157,11 +214,17 @@ export class PackWriter {
     await Promise.all(this.packers.map((packer) => packer.dispose()));
   }
 
+  private freeInput(slot: number): void {
+    const waiting = this.waitingForInput.shift();
+    if (waiting) waiting(slot);
+    else this.freeInputs.push(slot);
+  }
+
   /** A packer's pack bytes put on the share in the order it made them. */
-  private handle(p: number, events: PackEvent[]): Promise<void> {
+  private handle(p: number, events: PackBytes[], slot: OutputSlot | undefined): Promise<void> {
     const handled = this.io[p]!.then(async () => {
       for (const event of events) {
-        if ('data' in event) await this.put(event.pack, Buffer.from(event.data.buffer, event.data.byteOffset, event.data.byteLength));
+        if ('data' in event) await this.put(event.pack, event.data, 'output' in event ? slot : undefined);
         else this.commitInBackground(event.pack, event.closed.hash, event.closed.size, decodeEntries(event.closed.entries));
       }
     });
@@ -170,8 +233,9 @@ export class PackWriter {
     return handled;
   }
 
-  private async put(pack: number, piece: Buffer): Promise<void> {
+  private async put(pack: number, piece: Buffer, slot: OutputSlot | undefined): Promise<void> {
     const upload = this.uploads.get(pack) ?? this.open(pack);
+    if (slot) upload.lent.set(piece, slot);
     if (upload.failure.error) throw upload.failure.error;
     if (!upload.stream.write(piece)) {
       await Promise.race([once(upload.stream, 'drain'), upload.stored.then(() => undefined)]).catch(() => undefined);
@@ -181,8 +245,9 @@ export class PackWriter {
 
   private open(pack: number): Upload {
     const path = this.layout.pendingPackPath();
+    const lent = new Map<Buffer, OutputSlot>();
     const stream = Object.assign(new PassThrough({ highWaterMark: 1024 * 1024 }), {
-      recycle: (piece: Buffer): void => this.taken(piece),
+      recycle: (piece: Buffer): void => this.taken(lent, piece),
     });
     const failure: { error?: unknown } = {};
     const stored = this.target.write(path, stream, { atomic: false });
@@ -190,17 +255,22 @@ export class PackWriter {
       failure.error = error;
       stream.destroy();
     });
-    const upload: Upload = { path, stream, stored, failure };
+    // However the share went, nothing reads the pieces any more once the upload has ended.
+    const ended = (): void => {
+      for (const piece of [...lent.keys()]) this.taken(lent, piece);
+    };
+    stored.then(ended, ended);
+    const upload: Upload = { path, stream, stored, failure, lent };
     this.uploads.set(pack, upload);
     return upload;
   }
 
-  /** A piece of pack bytes the share has taken: its output memory goes back once all of it has. */
-  private taken(piece: Buffer): void {
-    const record = this.outputs.get(piece.buffer);
-    if (!record || --record.pieces > 0) return;
-    this.outputs.delete(piece.buffer);
-    this.packers[record.packer]?.giveBack(Buffer.from(piece.buffer));
+  /** A piece of an output slot the share has taken: the slot is free again once all of its pieces are. */
+  private taken(lent: Map<Buffer, OutputSlot>, piece: Buffer): void {
+    const slot = lent.get(piece);
+    if (!slot) return;
+    lent.delete(piece);
+    if (--slot.lent === 0) this.freeOutputs[slot.packer]!.push(slot.slot);
   }
 
   /**
@@ -221,7 +291,7 @@ export class PackWriter {
       upload.stream.end();
       await upload.stored;
       await this.target.rename(upload.path, this.layout.packPath(hash));
-      this.written.push({ hash, size, entries });
+      this.written.push({ number: pack, pack: { hash, size, entries } });
     } catch (error) {
       upload.stream.destroy();
       await this.target.delete(upload.path).catch(() => undefined);
