@@ -42,9 +42,35 @@ export class ChunkStore {
     private readonly keys: RepositoryKeys,
     readonly index: ChunkIndex,
     private readonly opts: ChunkStoreOptions = {},
+    writer?: PackWriter,
   ) {
     this.gear = gearTable(keys.gearSeed);
-    this.writer = new PackWriter(target, layout, keys, { ...opts, jobBytes: (opts.params ?? DEFAULT_CDC_PARAMS).maxSize });
+    this.writer = writer ?? ChunkStore.writerFor(target, layout, keys, opts);
+  }
+
+  /**
+   * A store whose packers' threads start now, while its index is still loading (start-up of a
+   * thread is tens of ms the other core would otherwise spend idle). Their threads end on
+   * dispose(), also when the index fails to load.
+   */
+  static async opening(
+    target: Target,
+    layout: RepositoryLayout,
+    keys: RepositoryKeys,
+    index: Promise<ChunkIndex>,
+    opts: ChunkStoreOptions = {},
+  ): Promise<ChunkStore> {
+    const writer = ChunkStore.writerFor(target, layout, keys, opts);
+    try {
+      return new ChunkStore(target, layout, keys, await index, opts, writer);
+    } catch (e) {
+      await writer.dispose();
+      throw e;
+    }
+  }
+
+  private static writerFor(target: Target, layout: RepositoryLayout, keys: RepositoryKeys, opts: ChunkStoreOptions): PackWriter {
+    return new PackWriter(target, layout, keys, { ...opts, jobBytes: (opts.params ?? DEFAULT_CDC_PARAMS).maxSize });
   }
 
   async storeStream(source: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<StoredStream> {
