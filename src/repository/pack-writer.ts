@@ -5,7 +5,7 @@ import { CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 import { decodeEntries, outputRoom } from './pack-assembler.js';
 import type { PackEntry } from './pack-format.js';
-import { newPackers, type PackBytes, type Packer, type PackerMemory } from './packers.js';
+import { type PackBytes, Packers, type PackerMemory } from './packers.js';
 
 export interface PackWriterOptions {
   /** A pack is closed once it holds this many bytes (or would exceed it with the next blob). */
@@ -80,14 +80,14 @@ interface OutputSlot {
  * once the share has taken every piece of it (the upload's recycle(), or the end of the upload).
  */
 export class PackWriter {
-  private readonly packers: Packer[];
-  private readonly busy: number[];
-  /** Per packer, the handling of its pack bytes, one reply after another. */
-  private readonly io: Promise<void>[];
+  private readonly packers: Packers;
+  /** Per packer: jobs it holds, the handling of its pack bytes (one reply after another), its free output slots. */
+  private readonly busy: number[] = [];
+  private readonly io: Promise<void>[] = [];
+  private readonly freeOutputs: number[][] = [];
   private readonly inputs: Buffer[];
   private readonly freeInputs: number[];
   private readonly waitingForInput: ((slot: number) => void)[] = [];
-  private readonly freeOutputs: number[][];
   private readonly pendingIds = new Set<string>();
   private readonly uploads = new Map<number, Upload>();
   private committing: Promise<void>[] = [];
@@ -114,12 +114,10 @@ export class PackWriter {
       inputs,
       outputs: Array.from({ length: OUTPUT_SLOTS }, () => new SharedArrayBuffer(jobBytes + OUTPUT_SLACK)),
     });
-    this.packers = newPackers(settings, memoryFor, opts.workers, opts.workerScript);
-    this.busy = this.packers.map(() => 0);
-    this.io = this.packers.map(() => Promise.resolve());
+    this.packers = new Packers(settings, memoryFor, opts.workers, opts.workerScript);
+    this.track();
     this.inputs = inputs.map((b) => Buffer.from(b));
     this.freeInputs = this.inputs.map((_, i) => i);
-    this.freeOutputs = this.packers.map(() => Array.from({ length: OUTPUT_SLOTS }, (_, i) => i));
   }
 
   /** True when this writer already took the chunk (in a pack not yet handed out by flush). */
@@ -143,8 +141,11 @@ export class PackWriter {
    * or that this writer took already, are not stored again. The memory is free again after.
    */
   async store(memory: JobMemory, lengths: Uint32Array, stored: (id: Buffer) => boolean): Promise<StoredJob> {
-    const p = this.busy.indexOf(Math.min(...this.busy));
-    const packer = this.packers[p]!;
+    let least = Math.min(...this.busy);
+    // Every thread has a job waiting behind the one it works on: another thread pays for itself.
+    if (least >= 2 && this.packers.more()) least = this.track();
+    const p = this.busy.indexOf(least);
+    const packer = this.packers.all[p]!;
     this.busy[p]!++;
     try {
       const job = ++this.jobs;
@@ -184,7 +185,7 @@ export class PackWriter {
 
   /** Closes the open packs and returns every pack committed since the last call. */
   async flush(): Promise<WrittenPack[]> {
-    await Promise.all(this.packers.map(async (packer, p) => this.handle(p, await packer.close(), undefined)));
+    await Promise.all(this.packers.all.map(async (packer, p) => this.handle(p, await packer.close(), undefined)));
     const committing = this.committing;
     this.committing = [];
     await Promise.all(committing);
@@ -196,7 +197,7 @@ export class PackWriter {
 
   /** Drops the open packs (their pending files are deleted where possible; prune removes leftovers). */
   async abort(): Promise<void> {
-    await Promise.all(this.packers.map((packer) => packer.abort().catch(() => undefined)));
+    await Promise.all(this.packers.all.map((packer) => packer.abort().catch(() => undefined)));
     await Promise.allSettled(this.io);
     await Promise.allSettled(this.committing);
     this.committing = [];
@@ -211,7 +212,17 @@ export class PackWriter {
 
   /** Ends the packers' threads. */
   async dispose(): Promise<void> {
-    await Promise.all(this.packers.map((packer) => packer.dispose()));
+    await Promise.all(this.packers.all.map((packer) => packer.dispose()));
+  }
+
+  /** Bookkeeping for the packers started since the last call; the busy count of the newest (0). */
+  private track(): number {
+    while (this.busy.length < this.packers.all.length) {
+      this.busy.push(0);
+      this.io.push(Promise.resolve());
+      this.freeOutputs.push(Array.from({ length: OUTPUT_SLOTS }, (_, i) => i));
+    }
+    return 0;
   }
 
   private freeInput(slot: number): void {

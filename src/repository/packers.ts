@@ -197,19 +197,34 @@ function workerFailed(why: string): AzsError {
 }
 
 /**
- * The packers of one backup: AZSBACKUP_PACK_WORKERS threads (2 by default: on the 2-core build
- * machine two threads naming, compressing and sealing beside the main thread's reading and
+ * The packers of one backup: up to AZSBACKUP_PACK_WORKERS threads (2 by default: on the 2-core
+ * build machine two threads naming, compressing and sealing beside the main thread's reading and
  * cutting use both cores), or one inline packer with 0 or where the worker script is not built.
- * `memoryFor(n)` gives the n-th packer's memory.
+ * The first thread starts at once; more() starts the next, up to the number wanted: a backup
+ * that stores little (an incremental one, mostly) never pays for a thread it does not need.
  */
-export function newPackers(
-  settings: AssemblerSettings,
-  memoryFor: (packer: number) => PackerMemory,
-  wanted = defaultPackWorkers(),
-  script = WORKER_SCRIPT,
-): Packer[] {
-  if (wanted <= 0 || !existsSync(script)) return [new InlinePacker(settings, memoryFor(0))];
-  return Array.from({ length: wanted }, (_, i) => new WorkerPacker(settings, memoryFor(i), { first: i, step: wanted }, script));
+export class Packers {
+  readonly all: Packer[] = [];
+  private readonly wanted: number;
+
+  constructor(
+    private readonly settings: AssemblerSettings,
+    private readonly memoryFor: (packer: number) => PackerMemory,
+    wanted = defaultPackWorkers(),
+    private readonly script = WORKER_SCRIPT,
+  ) {
+    this.wanted = wanted > 0 && existsSync(script) ? wanted : 0;
+    if (this.wanted === 0) this.all.push(new InlinePacker(settings, memoryFor(0)));
+    else this.more();
+  }
+
+  /** Starts another thread if fewer than wanted run; whether it did. */
+  more(): boolean {
+    const i = this.all.length;
+    if (i >= this.wanted) return false;
+    this.all.push(new WorkerPacker(this.settings, this.memoryFor(i), { first: i, step: this.wanted }, this.script));
+    return true;
+  }
 }
 
 function defaultPackWorkers(): number {
