@@ -139,13 +139,13 @@ class PackCursor {
 /** At most this many packs are open at once while a role is read. */
 const OPEN_PACKS = 4;
 /** Blobs and chunks per batch, in bytes, unless one chunk alone is larger. */
-const BATCH_BYTES = 2 * 1024 * 1024;
+const BATCH_BYTES = 1024 * 1024;
 /** Chunks per batch at most (its message grows with them). */
 const BATCH_CHUNKS = 256;
 /** Batches being opened at once ahead of the one the reader is at. */
 const BATCHES_AHEAD = 3;
 /** Spare memory kept for the next batches: enough for those in flight and those on their way to the provider. */
-const SPARE_SLABS = 12;
+const SPARE_SLABS = 10;
 
 /**
  * Shared memory for batches, BATCH_BYTES a slab; a slab given back is used again, so a restore

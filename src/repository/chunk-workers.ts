@@ -9,7 +9,7 @@ import { openBatch, type BatchResult, type BlobBatch } from './blob-batch.js';
  * Opening stored chunks (decrypt, decompress, check the keyed hash) is most of a restore's CPU
  * time, and each chunk is independent: a worker thread opens them while the main thread reads
  * packs and feeds the provider (measured: a 500 MB restore in 1.5 s instead of 2.5 s). Chunks go
- * over in batches of up to 2 MiB (blob-batch.ts) laid out in shared memory that goes round, one
+ * over in batches of up to 1 MiB (blob-batch.ts) laid out in shared memory that goes round, one
  * message each way per batch. A message per chunk, its blob copied over and its chunk sent back
  * in fresh memory, cost the main thread of a 500 MB restore 0.2 s in postMessage and 0.35 s of
  * garbage collection, and the process a peak RSS of 225 MB (now 0.05 s, 0.08 s and 160 MB).
