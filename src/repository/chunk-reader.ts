@@ -229,6 +229,90 @@ interface Dispatched {
   result: Promise<BatchResult>;
 }
 
+/** The packs a role is read from, at most OPEN_PACKS open at once, each read forward. */
+class OpenPacks {
+  private readonly open = new Map<string, PackCursor>();
+
+  constructor(
+    private readonly target: Target,
+    private readonly layout: RepositoryLayout,
+    private readonly keys: RepositoryKeys,
+  ) {}
+
+  /** A cursor on `pack` that can still read at `offset`: the open one, or a new one from the start. */
+  async cursorFor(pack: string, offset: number): Promise<PackCursor> {
+    const known = this.open.get(pack);
+    if (known?.reaches(offset)) {
+      this.open.delete(pack);
+      this.open.set(pack, known); // most recently used last
+      return known;
+    }
+    known?.close();
+    this.open.delete(pack);
+    if (this.open.size >= OPEN_PACKS) {
+      const [oldest] = this.open.keys();
+      this.open.get(oldest!)!.close();
+      this.open.delete(oldest!);
+    }
+    const cursor = await PackCursor.open(this.target, this.layout, this.keys, pack);
+    this.open.set(pack, cursor);
+    return cursor;
+  }
+
+  closeAll(): void {
+    for (const cursor of this.open.values()) cursor.close();
+  }
+}
+
+/** Batches opened (on the worker pool where there is one), their memory taken from and given back to slabs. */
+class BatchOpener {
+  private readonly workers = ChunkWorkers.shared();
+  private readonly inputs = new Slabs();
+  private readonly outputs = new Slabs();
+  private readonly handedOut = new WeakSet<Buffer>();
+
+  constructor(private readonly keys: RepositoryKeys) {}
+
+  /** An empty batch that `c` fits in. */
+  builderFor(c: ChunkLocation): BatchBuilder {
+    // The catalog is authenticated, so this is never so; but no memory is set aside on its word alone.
+    if (c.plaintextLength > MAX_CHUNK_BYTES)
+      throw chunkNotAuthentic(
+        c.chunkId.toString('hex'),
+        c.pack,
+        `the catalog gives it ${c.plaintextLength} bytes, more than a chunk holds`,
+      );
+    return new BatchBuilder(this.inputs.take(c.length), this.outputs.take(c.plaintextLength));
+  }
+
+  dispatch(builder: BatchBuilder): Dispatched {
+    const result = Promise.resolve(openBlobBatch(this.workers, builder.build(this.keys.chunkId)));
+    // Once opened, nothing reads the blobs any more.
+    const settled = result.then((r) => {
+      this.inputs.giveBack(builder.input);
+      return r;
+    });
+    return { builder, result: settled };
+  }
+
+  /** The chunks of a batch that opened, as one piece; then, if one did not, its error. */
+  async *outcome({ builder, result }: Dispatched): AsyncGenerator<Buffer> {
+    const { opened, failure } = await result;
+    const end = builder.endOf(opened);
+    if (end > 0) {
+      const piece = Buffer.from(builder.output, 0, end);
+      this.handedOut.add(piece);
+      yield piece;
+    } else if (failure === undefined) this.outputs.giveBack(builder.output);
+    if (failure !== undefined) throw failure;
+  }
+
+  /** A piece outcome() gave, handed back by its reader: its memory may take another batch. */
+  recycle(piece: Buffer): void {
+    if (this.handedOut.delete(piece)) this.outputs.giveBack(piece.buffer as SharedArrayBuffer);
+  }
+}
+
 /**
  * The role stream a catalog describes, in order; every chunk is authenticated as its id (under
  * its pack's key, then by its keyed hash) before any of its bytes is passed on, so nothing a
@@ -237,63 +321,8 @@ interface Dispatched {
  * as one piece, which the reader may hand back (recycle) once done with it.
  */
 export function readCatalog(target: Target, layout: RepositoryLayout, keys: RepositoryKeys, catalog: Catalog): RecyclingReadable {
-  const open = new Map<string, PackCursor>();
-  async function cursorFor(pack: string, offset: number): Promise<PackCursor> {
-    const known = open.get(pack);
-    if (known?.reaches(offset)) {
-      open.delete(pack);
-      open.set(pack, known); // most recently used last
-      return known;
-    }
-    known?.close();
-    open.delete(pack);
-    if (open.size >= OPEN_PACKS) {
-      const [oldest] = open.keys();
-      open.get(oldest!)!.close();
-      open.delete(oldest!);
-    }
-    const cursor = await PackCursor.open(target, layout, keys, pack);
-    open.set(pack, cursor);
-    return cursor;
-  }
-  const workers = ChunkWorkers.shared();
-  const inputs = new Slabs();
-  const outputs = new Slabs();
-  const handedOut = new WeakSet<Buffer>();
-
-  function dispatch(builder: BatchBuilder): Dispatched {
-    const result = Promise.resolve(openBlobBatch(workers, builder.build(keys.chunkId)));
-    // Once opened, nothing reads the blobs any more.
-    const settled = result.then((r) => {
-      inputs.giveBack(builder.input);
-      return r;
-    });
-    return { builder, result: settled };
-  }
-
-  /** The chunks of a batch that opened, as one piece; then, if one did not, its error. */
-  async function* outcome({ builder, result }: Dispatched): AsyncGenerator<Buffer> {
-    const { opened, failure } = await result;
-    const end = builder.endOf(opened);
-    if (end > 0) {
-      const piece = Buffer.from(builder.output, 0, end);
-      handedOut.add(piece);
-      yield piece;
-    } else if (failure === undefined) outputs.giveBack(builder.output);
-    if (failure !== undefined) throw failure;
-  }
-
-  function newBuilder(c: ChunkLocation): BatchBuilder {
-    // The catalog is authenticated, so this is never so; but no memory is set aside on its word alone.
-    if (c.plaintextLength > MAX_CHUNK_BYTES)
-      throw chunkNotAuthentic(
-        c.chunkId.toString('hex'),
-        c.pack,
-        `the catalog gives it ${c.plaintextLength} bytes, more than a chunk holds`,
-      );
-    return new BatchBuilder(inputs.take(c.length), outputs.take(c.plaintextLength));
-  }
-
+  const packs = new OpenPacks(target, layout, keys);
+  const opener = new BatchOpener(keys);
   async function* chunks(): AsyncGenerator<Buffer> {
     const inFlight: Dispatched[] = [];
     let builder: BatchBuilder | undefined;
@@ -301,14 +330,14 @@ export function readCatalog(target: Target, layout: RepositoryLayout, keys: Repo
     try {
       for (const c of catalog.chunks) {
         if (builder && !builder.fits(c)) {
-          inFlight.push(dispatch(builder));
+          inFlight.push(opener.dispatch(builder));
           builder = undefined;
           // A batch that fails ends the stream here: nothing after its failing chunk is passed on.
-          while (inFlight.length >= BATCHES_AHEAD) yield* outcome(inFlight.shift()!);
+          while (inFlight.length >= BATCHES_AHEAD) yield* opener.outcome(inFlight.shift()!);
         }
         try {
-          const cursor = await cursorFor(c.pack, c.offset);
-          builder ??= newBuilder(c);
+          const cursor = await packs.cursorFor(c.pack, c.offset);
+          builder ??= opener.builderFor(c);
           await builder.add(c, cursor);
         } catch (e) {
           // A pack that cannot be read: the chunks before it are still opened and passed on (or fail first), in order.
@@ -316,17 +345,13 @@ export function readCatalog(target: Target, layout: RepositoryLayout, keys: Repo
           break;
         }
       }
-      if (builder && builder.count > 0) inFlight.push(dispatch(builder));
-      while (inFlight.length) yield* outcome(inFlight.shift()!);
+      if (builder && builder.count > 0) inFlight.push(opener.dispatch(builder));
+      while (inFlight.length) yield* opener.outcome(inFlight.shift()!);
       if (stopped !== undefined) throw stopped;
     } finally {
-      for (const cursor of open.values()) cursor.close();
+      packs.closeAll();
     }
   }
   const stream = Readable.from(chunks(), { objectMode: false, highWaterMark: BATCH_BYTES });
-  return Object.assign(stream, {
-    recycle(piece: Buffer): void {
-      if (handedOut.delete(piece)) outputs.giveBack(piece.buffer as SharedArrayBuffer);
-    },
-  });
+  return Object.assign(stream, { recycle: (piece: Buffer): void => opener.recycle(piece) });
 }
