@@ -49,9 +49,13 @@ async function storedChunks(): Promise<{ chunks: Buffer[]; locations: ChunkLocat
   );
   chunks[7] = Buffer.alloc(0);
   chunks[40] = pseudoRandomBytes('large', 3 * 1024 * 1024);
-  const writer = new PackWriter(target, layout, keys, { packBytes: 1024 * 1024 });
+  const writer = new PackWriter(target, layout, keys, { packBytes: 1024 * 1024, jobBytes: 4 * 1024 * 1024 });
   const ids = chunks.map((c) => chunkIdOf(keys, c));
-  for (const [i, c] of chunks.entries()) await writer.add(ids[i]!, c);
+  for (const c of chunks) {
+    const job = await writer.jobMemory();
+    c.copy(job.data);
+    await writer.store(job, Uint32Array.of(c.length), () => false);
+  }
   const byId = new Map<string, ChunkLocation>();
   for (const pack of await writer.flush()) for (const e of pack.entries) byId.set(e.chunkId.toString('hex'), { ...e, pack: pack.hash });
   return { chunks, locations: ids.map((id) => byId.get(id.toString('hex'))!) };
