@@ -1,5 +1,6 @@
 import type { ArchiveExport, ArchiveMember } from '../providers/provider.js';
-import type { ChunkRef, ChunkStore, StoredStream, StreamSink } from '../repository/chunk-store.js';
+import type { ChunkRefs } from '../repository/chunk-refs.js';
+import type { ChunkStore, StoredStream, StreamSink } from '../repository/chunk-store.js';
 import { FilesCacheBuilder, headerHash, type FilesCache } from './files-cache.js';
 
 /**
@@ -33,12 +34,12 @@ export async function storeMembers(
     for await (const member of archive.members) {
       const hash = member.kind === 'file' ? headerHash(member.header) : undefined;
       const cached = hash ? previous?.match(member, hash) : undefined;
-      let refs: readonly ChunkRef[];
-      if (cached?.every((c) => sink.known(c.id))) {
+      let refs: ChunkRefs;
+      if (cached && allKnown(sink, cached)) {
         sink.reuse(cached);
         refs = cached;
         counts.reused++;
-        counts.bytes += cached.reduce((n, c) => n + c.length, 0);
+        for (let c = 0; c < cached.length; c++) counts.bytes += cached.lengthAt(c);
       } else {
         refs = await readMember(store, sink, member, (n) => onBytes((counts.bytes += n)));
         if (hash) counts.read++;
@@ -67,10 +68,15 @@ function settled(member: ArchiveMember): boolean {
   return member.stat.ctimeNs < BigInt(Date.now()) * 1_000_000n - RACY_NS;
 }
 
-/** One member read and cut on its own; its chunks. */
-async function readMember(store: ChunkStore, sink: StreamSink, member: ArchiveMember, onBytes: (n: number) => void): Promise<ChunkRef[]> {
+function allKnown(sink: StreamSink, refs: ChunkRefs): boolean {
+  for (let c = 0; c < refs.length; c++) if (!sink.known(refs.idAt(c))) return false;
+  return true;
+}
+
+/** One member read and cut on its own; its chunks (a view of the stream's). */
+async function readMember(store: ChunkStore, sink: StreamSink, member: ArchiveMember, onBytes: (n: number) => void): Promise<ChunkRefs> {
   const chunker = store.chunker();
-  const refs: ChunkRef[] = [];
+  const from = sink.count;
   const out: Buffer[] = [];
   chunker.write(member.header, out);
   onBytes(member.header.length);
@@ -78,10 +84,10 @@ async function readMember(store: ChunkStore, sink: StreamSink, member: ArchiveMe
     for await (const piece of member.data()) {
       chunker.write(piece as Buffer, out);
       onBytes((piece as Buffer).length);
-      if (out.length > 0) await sink.put(out, refs);
+      if (out.length > 0) await sink.put(out);
     }
   }
   chunker.end(out);
-  await sink.put(out, refs);
-  return refs;
+  await sink.put(out);
+  return sink.since(from);
 }

@@ -2,16 +2,16 @@ import type { Target } from '../targets/target.js';
 import { ContentChunker } from './chunker.js';
 import type { CdcParams } from './cdc.js';
 import type { ChunkIndex } from './chunk-index.js';
+import { ChunkRefList, type ChunkRefs } from './chunk-refs.js';
 import { gearTable } from './gear.js';
 import { writeIndexFiles } from './index-file.js';
 import { chunkIdOf, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
-import type { ChunkLocation } from './pack-reader.js';
 import { PackWriter, type PackWriterOptions, type WrittenPack } from './pack-writer.js';
 
 /** One stream as the store keeps it: its chunks in order (what a backup's catalog will list per role). */
 export interface StoredStream {
-  chunks: { id: Buffer; length: number }[];
+  chunks: ChunkRefList;
   bytes: number;
   /** Chunks of this stream that were not stored yet, and the plaintext bytes they hold. */
   newChunks: number;
@@ -84,9 +84,10 @@ export class ChunkStore {
   async commit(packsInPlace?: () => Promise<void>): Promise<{ packs: WrittenPack[]; indexFiles: string[] }> {
     const packs = await this.writer.flush();
     await packsInPlace?.();
-    const locations: ChunkLocation[] = packs.flatMap((p) => p.entries.map((e) => ({ ...e, pack: p.hash })));
-    const indexFiles = await writeIndexFiles(this.target, this.layout, this.keys, locations);
-    for (const loc of locations) this.index.add(loc);
+    const indexFiles = await writeIndexFiles(this.target, this.layout, this.keys, packs);
+    for (const { hash, entries: e } of packs) {
+      for (let i = 0; i < e.length; i++) this.index.addLocation(e.chunkIdAt(i), hash, e.offsetAt(i), e.lengthAt(i), e.plaintextLengthAt(i));
+    }
     return { packs, indexFiles };
   }
 
@@ -96,11 +97,6 @@ export class ChunkStore {
   }
 }
 
-export interface ChunkRef {
-  id: Buffer;
-  length: number;
-}
-
 /**
  * One stream being stored, from chunks its caller cut: put() stores those not stored yet (new
  * chunks compress on worker threads while the next ones are cut and hashed, a bounded number at
@@ -108,7 +104,7 @@ export interface ChunkRef {
  * stored (known()) without their bytes. Call settle() whatever happens, then finish().
  */
 export class StreamSink {
-  private readonly result: StoredStream = { chunks: [], bytes: 0, newChunks: 0, newBytes: 0, storedBytes: 0 };
+  private readonly result: StoredStream = { chunks: new ChunkRefList(), bytes: 0, newChunks: 0, newBytes: 0, storedBytes: 0 };
   private readonly inFlight: Promise<void>[] = [];
 
   constructor(
@@ -122,16 +118,20 @@ export class StreamSink {
     return this.index.has(id) || this.writer.has(id);
   }
 
-  /** Appends `chunks` (emptied) to the stream, storing each one not stored yet; their ids go to `refs` too. */
-  async put(chunks: Buffer[], refs?: ChunkRef[]): Promise<void> {
+  /** Chunks appended so far: a caller's chunks are result.chunks from the count before its put() to the count after. */
+  get count(): number {
+    return this.result.chunks.length;
+  }
+
+  /** Appends `chunks` (emptied) to the stream, in order, storing each one not stored yet. */
+  async put(chunks: Buffer[]): Promise<void> {
     const { result } = this;
     for (const chunk of chunks) {
-      const ref = { id: chunkIdOf(this.keys, chunk), length: chunk.length };
-      result.chunks.push(ref);
-      refs?.push(ref);
+      const id = chunkIdOf(this.keys, chunk);
+      result.chunks.push(id, chunk.length);
       result.bytes += chunk.length;
-      if (this.index.has(ref.id)) continue;
-      const adding = this.writer.add(ref.id, chunk).then((stored) => {
+      if (this.index.has(id)) continue;
+      const adding = this.writer.add(id, chunk).then((stored) => {
         if (stored === 0) return;
         result.storedBytes += stored;
         result.newChunks++;
@@ -145,11 +145,14 @@ export class StreamSink {
   }
 
   /** Appends chunks already stored (the caller checked known()), without their bytes. */
-  reuse(refs: readonly ChunkRef[]): void {
-    for (const ref of refs) {
-      this.result.chunks.push(ref);
-      this.result.bytes += ref.length;
-    }
+  reuse(refs: ChunkRefs): void {
+    this.result.chunks.append(refs);
+    for (let i = 0; i < refs.length; i++) this.result.bytes += refs.lengthAt(i);
+  }
+
+  /** The chunks appended from `from` (a count before some put()) to now. */
+  since(from: number): ChunkRefs {
+    return this.result.chunks.slice(from);
   }
 
   /** Waits for every chunk still being stored, failed or not. */

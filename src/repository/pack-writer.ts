@@ -5,7 +5,8 @@ import type { Target } from '../targets/target.js';
 import { BlobSealer, type PackedChunk } from './blob.js';
 import { newPackKey, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
-import { MAX_PACK_ENTRIES, packHeader, packTail, type PackEntry } from './pack-format.js';
+import { ChunkIdSet } from './id-set.js';
+import { MAX_PACK_ENTRIES, PackEntryList, packHeader, packTail } from './pack-format.js';
 
 export interface PackWriterOptions {
   /** A pack is closed once it holds this many bytes (or would exceed it with the next blob). */
@@ -20,7 +21,7 @@ export const DEFAULT_PACK_BYTES = 32 * 1024 * 1024;
 export interface WrittenPack {
   hash: string;
   size: number;
-  entries: PackEntry[];
+  entries: PackEntryList;
 }
 
 interface OpenPack {
@@ -32,7 +33,7 @@ interface OpenPack {
   failure: { error?: unknown };
   hash: Hash;
   size: number;
-  entries: PackEntry[];
+  entries: PackEntryList;
 }
 
 /**
@@ -44,7 +45,7 @@ export class PackWriter {
   private readonly sealer: BlobSealer;
   private readonly packBytes: number;
   private current: OpenPack | undefined;
-  private readonly pendingIds = new Set<string>();
+  private readonly pendingIds = new ChunkIdSet();
   private written: WrittenPack[] = [];
   /** add() calls run one after another: a chunk is compressed into a scratch buffer shared by all. */
   private queue: Promise<void> = Promise.resolve();
@@ -61,7 +62,7 @@ export class PackWriter {
 
   /** True when this writer already took the chunk (in a pack not yet handed out by takeWritten). */
   has(chunkId: Buffer): boolean {
-    return this.pendingIds.has(chunkId.toString('hex'));
+    return this.pendingIds.has(chunkId);
   }
 
   /**
@@ -72,7 +73,7 @@ export class PackWriter {
   add(chunkId: Buffer, plaintext: Buffer): Promise<number> {
     if (this.has(chunkId)) return Promise.resolve(0);
     // Taken now, so the same chunk given again before this one is stored is not stored twice.
-    this.pendingIds.add(chunkId.toString('hex'));
+    this.pendingIds.add(chunkId);
     const added = this.queue.then(async () => this.store(chunkId, plaintext.length, this.sealer.pack(plaintext)));
     this.queue = added.then(
       () => undefined,
@@ -88,7 +89,7 @@ export class PackWriter {
     const pack = this.current ?? (await this.open());
     // A chunk compressed here lies in the sealer's scratch buffer: sealed before anything else compresses.
     const pieces = this.sealer.seal(pack.blobKey, chunkId, packed);
-    pack.entries.push({ chunkId: ownCopy(chunkId), offset: pack.size, length, plaintextLength });
+    pack.entries.push(chunkId, pack.size, length, plaintextLength);
     for (const piece of pieces) await this.put(pack, piece);
     return length;
   }
@@ -99,7 +100,7 @@ export class PackWriter {
     if (this.current) await this.close();
     const written = this.written;
     this.written = [];
-    for (const pack of written) for (const e of pack.entries) this.pendingIds.delete(e.chunkId.toString('hex'));
+    for (const pack of written) this.forget(pack.entries);
     return written;
   }
 
@@ -125,7 +126,17 @@ export class PackWriter {
     });
     const { ephemeral, blobKey } = newPackKey(this.keys);
     const header = packHeader(ephemeral);
-    const pack: OpenPack = { path, header, blobKey, stream, stored, failure, hash: createHash('sha256'), size: 0, entries: [] };
+    const pack: OpenPack = {
+      path,
+      header,
+      blobKey,
+      stream,
+      stored,
+      failure,
+      hash: createHash('sha256'),
+      size: 0,
+      entries: new PackEntryList(),
+    };
     this.current = pack;
     await this.put(pack, header);
     return pack;
@@ -139,6 +150,10 @@ export class PackWriter {
       await Promise.race([once(pack.stream, 'drain'), pack.stored.then(() => undefined)]).catch(() => undefined);
       if (pack.failure.error) throw pack.failure.error;
     }
+  }
+
+  private forget(entries: PackEntryList): void {
+    for (let i = 0; i < entries.length; i++) this.pendingIds.delete(entries.chunkIdAt(i));
   }
 
   private async close(): Promise<void> {
@@ -155,19 +170,8 @@ export class PackWriter {
     } catch (error) {
       pack.stream.destroy();
       await this.target.delete(pack.path).catch(() => undefined);
-      for (const e of pack.entries) this.pendingIds.delete(e.chunkId.toString('hex'));
+      this.forget(pack.entries);
       throw error;
     }
   }
-}
-
-/**
- * A copy of an id with a memory of its own. Buffer.from would take 32 bytes of Node's shared 8 KiB
- * pool, and an entry kept until commit would keep its whole 8 KiB alive with it: on a 5 GiB backup
- * (47,000 chunks, other small buffers between them) that held 97 MB until the end.
- */
-function ownCopy(id: Buffer): Buffer {
-  const copy = Buffer.allocUnsafeSlow(id.length);
-  id.copy(copy);
-  return copy;
 }
