@@ -138,7 +138,8 @@ function parse(b: Buffer): Map<string, number> | undefined {
 
 /** The next cache, as the backup goes: one record per regular file stored. */
 export class FilesCacheBuilder {
-  private buf = Buffer.alloc(64 * 1024);
+  /** Not zeroed (every byte up to `length` is written): memory not yet reached is not touched. */
+  private buf = Buffer.allocUnsafeSlow(64 * 1024);
   private length = 16;
   private count = 0;
 
@@ -168,13 +169,15 @@ export class FilesCacheBuilder {
     this.count++;
   }
 
-  /** The file's bytes. */
+  /** The file's bytes (a view of the builder's memory, the hash written after the records: no copy). */
   toBuffer(): Buffer {
+    this.reserve(HASH_BYTES);
     const body = this.buf.subarray(0, this.length);
     MAGIC.copy(body, 0);
     body.writeUInt32BE(VERSION, 8);
     body.writeUInt32BE(this.count, 12);
-    return Buffer.concat([body, headerHash(body)]);
+    headerHash(body).copy(this.buf, this.length);
+    return this.buf.subarray(0, this.length + HASH_BYTES);
   }
 
   /** Written whole at `file` (owner-only, its folders made owner-only), replacing the previous cache. */
@@ -185,7 +188,7 @@ export class FilesCacheBuilder {
 
   private reserve(n: number): void {
     if (this.length + n <= this.buf.length) return;
-    const grown = Buffer.alloc(Math.max(this.buf.length * 2, this.length + n));
+    const grown = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.length + n));
     this.buf.copy(grown, 0, 0, this.length);
     this.buf = grown;
   }

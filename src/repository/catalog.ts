@@ -27,11 +27,11 @@ export interface Catalog {
 
 /** A catalog's chunks may be given as a table (ChunkIndex.locationsOf): no object per chunk. */
 export function encodeCatalog(catalog: Catalog | { streamLength: number; chunks: LocationTable }): Buffer {
-  const header = Buffer.alloc(HEADER_BYTES);
-  CATALOG_MAGIC.copy(header, 0);
-  header[8] = VERSION;
-  header.writeBigUInt64BE(BigInt(catalog.streamLength), 16);
-  return Buffer.concat([header, encodeLocations(catalog.chunks)]);
+  const out = encodeLocations(catalog.chunks, HEADER_BYTES);
+  CATALOG_MAGIC.copy(out, 0);
+  out[8] = VERSION;
+  out.writeBigUInt64BE(BigInt(catalog.streamLength), 16);
+  return out;
 }
 
 function catalogDamaged(file: string, detail: string): AzsError {

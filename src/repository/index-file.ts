@@ -39,8 +39,15 @@ export function encodeIndexFile(keys: RepositoryKeys, locations: readonly ChunkL
   const nonce = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', keys.index, nonce);
   cipher.setAAD(h);
-  const sealed = Buffer.concat([cipher.update(body), cipher.final()]);
-  return Buffer.concat([h, nonce, sealed, cipher.getAuthTag()]);
+  // One output buffer (a backup's index files are ~1.7 MB each): no concatenated copies.
+  const out = Buffer.allocUnsafe(HEADER_BYTES + 12 + body.length + 16);
+  h.copy(out, 0);
+  nonce.copy(out, HEADER_BYTES);
+  let at = HEADER_BYTES + 12;
+  at += cipher.update(body).copy(out, at);
+  at += cipher.final().copy(out, at);
+  cipher.getAuthTag().copy(out, at);
+  return out;
 }
 
 export function decodeIndexFile(keys: RepositoryKeys, name: string, file: Buffer): ChunkLocation[] {

@@ -38,14 +38,15 @@ export function tableOf(locations: readonly ChunkLocation[]): LocationTable {
   };
 }
 
-export function encodeLocations(locations: readonly ChunkLocation[] | LocationTable): Buffer {
+/** The encoded locations; `before` bytes are left (zero) ahead of them for the caller's header. */
+export function encodeLocations(locations: readonly ChunkLocation[] | LocationTable, before = 0): Buffer {
   const table = Array.isArray(locations) ? tableOf(locations) : (locations as LocationTable);
   const named = new Set<string>();
   for (let i = 0; i < table.length; i++) named.add(table.packOf(i));
   const packs = [...named].sort();
   const ordinal = new Map(packs.map((p, i) => [p, i]));
-  const out = Buffer.alloc(4 + packs.length * 32 + 4 + table.length * ENTRY_BYTES);
-  let at = out.writeUInt32BE(packs.length, 0);
+  const out = Buffer.alloc(before + 4 + packs.length * 32 + 4 + table.length * ENTRY_BYTES);
+  let at = out.writeUInt32BE(packs.length, before);
   for (const p of packs) at += out.write(p, at, 32, 'hex');
   at = out.writeUInt32BE(table.length, at);
   for (let i = 0; i < table.length; i++) {
