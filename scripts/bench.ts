@@ -19,6 +19,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, st
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { tuneAllocator } from '../src/native/allocator.js';
+import { NODE_FLAGS } from '../src/process/node-flags.js';
 import { startSamba } from '../test/support/samba.js';
 import { makeCorpus, treeSize } from './bench-corpus.js';
 import { retentionBench } from './bench-retention.js';
@@ -102,7 +103,8 @@ interface Tool {
 }
 
 function azs(home: string, cmdlet: string, rest: string): string {
-  return `AZSBACKUP_HOME=${home} node ${cli} ${cmdlet} ${rest} --output json`;
+  // With the installed command's node flags (its first line; `node cli` would leave them out).
+  return `AZSBACKUP_HOME=${home} node ${NODE_FLAGS.join(' ')} ${cli} ${cmdlet} ${rest} --output json`;
 }
 
 /** Our backup and restore; `share(round)` gives a fresh share (an SMB folder, a local folder). */

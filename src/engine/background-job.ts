@@ -8,6 +8,7 @@ import { queuedRecord, rolesToBackUp } from './backup-job.js';
 import { queuedRoleStatus, type BackupRecord } from './backup-record.js';
 import { queueJob } from './job.js';
 import { JobStore } from './job-store.js';
+import { NODE_FLAGS } from '../process/node-flags.js';
 
 /**
  * `-AsJob`: take the lock here (so a busy service fails at once with exit 11), record the job as
@@ -22,7 +23,7 @@ export function startBackupInBackground(home: string, roleNames?: string[]): Bac
   const name = randomUUID();
   return queueJob(home, `backup ${name}`, (handOver) => {
     const runner = fileURLToPath(new URL('../engine/job-runner.js', import.meta.url));
-    const child = spawn(process.execPath, [runner, name, ...(roleNames ?? [])], {
+    const child = spawn(process.execPath, [...NODE_FLAGS, runner, name, ...(roleNames ?? [])], {
       detached: true,
       stdio: 'ignore',
       env: { ...process.env, AZSBACKUP_HOME: home },

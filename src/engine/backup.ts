@@ -524,8 +524,8 @@ async function commitChunks(run: BackupRun, chunks: RunChunks): Promise<Reposito
   for (const [i, stream] of chunks.streams.entries()) {
     const record = run.records[i];
     if (!stream || record?.status !== 'Succeeded') continue;
-    const locations = stream.chunks.map((c) => store.index.get(c.id)!);
-    for (const l of locations) packs.add(l.pack);
+    const locations = store.index.locationsOf(stream.chunks);
+    for (let c = 0; c < locations.length; c++) packs.add(locations.packOf(c));
     const file = catalogFileName(record.definition.name);
     const catalog = encodeCatalog({ streamLength: stream.bytes, chunks: locations });
     const digest = await writeSealed(run, record.definition.name, file, Readable.from([catalog]));

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileWhole } from '../fs/durable-write.js';
 import type { ArchiveMember } from '../providers/provider.js';
-import type { ChunkRef } from '../repository/chunk-store.js';
+import type { ChunkRefs } from '../repository/chunk-refs.js';
 
 /**
  * The files cache of a directory role (issue 19, point 4): what the last committed backup of this
@@ -77,8 +77,11 @@ export class FilesCache {
     return { cache: new FilesCache(bytes, records) };
   }
 
-  /** The chunks recorded for `member` if its name, stat and header are as recorded; undefined otherwise. */
-  match(member: CachedMember, hash: Buffer): ChunkRef[] | undefined {
+  /**
+   * The chunks recorded for `member` if its name, stat and header are as recorded; undefined
+   * otherwise. A view of the cache's bytes, without an object per chunk.
+   */
+  match(member: CachedMember, hash: Buffer): ChunkRefs | undefined {
     const at = this.records.get(member.name.toString('latin1'));
     if (at === undefined) return undefined;
     const b = this.bytes;
@@ -92,15 +95,22 @@ export class FilesCache {
       b.compare(hash, 0, HASH_BYTES, at + STAT_BYTES, at + STAT_BYTES + HASH_BYTES) !== 0
     )
       return undefined;
-    let p = at + STAT_BYTES + HASH_BYTES;
-    const count = b.readUInt32BE(p);
-    p += 4;
-    const refs: ChunkRef[] = [];
-    for (let i = 0; i < count; i++, p += ID_BYTES + 4) {
-      refs.push({ id: b.subarray(p, p + ID_BYTES), length: b.readUInt32BE(p + ID_BYTES) });
-    }
-    return refs;
+    const p = at + STAT_BYTES + HASH_BYTES;
+    return recordedChunks(b, p + 4, b.readUInt32BE(p));
   }
+}
+
+/** The `count` chunks recorded from `at` in `b`: per chunk, 32 bytes id and uint32 length. */
+function recordedChunks(b: Buffer, at: number, count: number): ChunkRefs {
+  const STRIDE = ID_BYTES + 4;
+  return {
+    length: count,
+    idAt: (i) => b.subarray(at + i * STRIDE, at + i * STRIDE + ID_BYTES),
+    lengthAt: (i) => b.readUInt32BE(at + i * STRIDE + ID_BYTES),
+    copyIdTo: (i, target, to) => {
+      b.copy(target, to, at + i * STRIDE, at + i * STRIDE + ID_BYTES);
+    },
+  };
 }
 
 /** name → offset of the record after its name, or undefined if anything does not hold. */
@@ -128,7 +138,8 @@ function parse(b: Buffer): Map<string, number> | undefined {
 
 /** The next cache, as the backup goes: one record per regular file stored. */
 export class FilesCacheBuilder {
-  private buf = Buffer.alloc(64 * 1024);
+  /** Not zeroed (every byte up to `length` is written): memory not yet reached is not touched. */
+  private buf = Buffer.allocUnsafeSlow(64 * 1024);
   private length = 16;
   private count = 0;
 
@@ -136,7 +147,7 @@ export class FilesCacheBuilder {
     return this.count;
   }
 
-  add(member: CachedMember, hash: Buffer, refs: readonly ChunkRef[]): void {
+  add(member: CachedMember, hash: Buffer, refs: ChunkRefs): void {
     const { name, stat } = member;
     if (name.length > 0xffff) return;
     this.reserve(2 + name.length + STAT_BYTES + HASH_BYTES + 4 + refs.length * (ID_BYTES + 4));
@@ -150,21 +161,23 @@ export class FilesCacheBuilder {
     p = b.writeBigUInt64BE(stat.dev, p);
     p += hash.copy(b, p);
     p = b.writeUInt32BE(refs.length, p);
-    for (const ref of refs) {
-      p += ref.id.copy(b, p);
-      p = b.writeUInt32BE(ref.length, p);
+    for (let i = 0; i < refs.length; i++) {
+      refs.copyIdTo(i, b, p);
+      p = b.writeUInt32BE(refs.lengthAt(i), p + ID_BYTES);
     }
     this.length = p;
     this.count++;
   }
 
-  /** The file's bytes. */
+  /** The file's bytes (a view of the builder's memory, the hash written after the records: no copy). */
   toBuffer(): Buffer {
+    this.reserve(HASH_BYTES);
     const body = this.buf.subarray(0, this.length);
     MAGIC.copy(body, 0);
     body.writeUInt32BE(VERSION, 8);
     body.writeUInt32BE(this.count, 12);
-    return Buffer.concat([body, headerHash(body)]);
+    headerHash(body).copy(this.buf, this.length);
+    return this.buf.subarray(0, this.length + HASH_BYTES);
   }
 
   /** Written whole at `file` (owner-only, its folders made owner-only), replacing the previous cache. */
@@ -175,7 +188,7 @@ export class FilesCacheBuilder {
 
   private reserve(n: number): void {
     if (this.length + n <= this.buf.length) return;
-    const grown = Buffer.alloc(Math.max(this.buf.length * 2, this.length + n));
+    const grown = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.length + n));
     this.buf.copy(grown, 0, 0, this.length);
     this.buf = grown;
   }

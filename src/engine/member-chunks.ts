@@ -1,5 +1,6 @@
 import type { ArchiveExport, ArchiveMember } from '../providers/provider.js';
-import type { ChunkRef, ChunkStore, StoredStream, StreamSink } from '../repository/chunk-store.js';
+import type { ChunkRefs } from '../repository/chunk-refs.js';
+import type { ChunkStore, StoredStream, StreamSink } from '../repository/chunk-store.js';
 import { FilesCacheBuilder, headerHash, type FilesCache } from './files-cache.js';
 
 /**
@@ -33,12 +34,12 @@ export async function storeMembers(
     for await (const member of archive.members) {
       const hash = member.kind === 'file' ? headerHash(member.header) : undefined;
       const cached = hash ? previous?.match(member, hash) : undefined;
-      let refs: readonly ChunkRef[];
-      if (cached?.every((c) => sink.known(c.id))) {
+      let refs: ChunkRefs;
+      if (cached && allKnown(sink, cached)) {
         sink.reuse(cached);
         refs = cached;
         counts.reused++;
-        counts.bytes += cached.reduce((n, c) => n + c.length, 0);
+        for (let c = 0; c < cached.length; c++) counts.bytes += cached.lengthAt(c);
       } else {
         refs = await readMember(store, sink, member, archive.recycle, (n) => onBytes((counts.bytes += n)));
         if (hash) counts.read++;
@@ -68,9 +69,15 @@ function settled(member: ArchiveMember): boolean {
   return member.stat.ctimeNs < BigInt(Date.now()) * 1_000_000n - RACY_NS;
 }
 
+function allKnown(sink: StreamSink, refs: ChunkRefs): boolean {
+  for (let c = 0; c < refs.length; c++) if (!sink.known(refs.idAt(c))) return false;
+  return true;
+}
+
 /**
- * One member read and cut on its own; its chunks. The sink copies the chunks it is given, so each
- * piece read goes back to the archive's memory once the chunker holds none of it.
+ * One member read and cut on its own; its chunks (a view of the stream's, whose ids are there once
+ * sink.after() says so). The sink copies the chunks it is given, so each piece read goes back to
+ * the archive's memory once the chunker holds none of it.
  */
 async function readMember(
   store: ChunkStore,
@@ -78,9 +85,9 @@ async function readMember(
   member: ArchiveMember,
   recycle: ((piece: Buffer) => void) | undefined,
   onBytes: (n: number) => void,
-): Promise<ChunkRef[]> {
+): Promise<ChunkRefs> {
   const chunker = store.chunker();
-  const refs: ChunkRef[] = [];
+  const from = sink.count;
   const out: Buffer[][] = [];
   const read: Buffer[] = [];
   chunker.cut(member.header, out);
@@ -90,12 +97,12 @@ async function readMember(
       chunker.cut(piece as Buffer, out);
       read.push(piece as Buffer);
       onBytes((piece as Buffer).length);
-      if (out.length > 0) await sink.put(out, refs);
+      if (out.length > 0) await sink.put(out);
       while (read.length > 0 && !chunker.holds(read[0]!)) recycle?.(read.shift()!);
     }
   }
   chunker.cutEnd(out);
-  await sink.put(out, refs);
+  await sink.put(out);
   for (const piece of read) recycle?.(piece);
-  return refs;
+  return sink.since(from);
 }

@@ -304,9 +304,13 @@ class Walker {
     const fd = openFolder(abs, relText, st);
     try {
       const base = PROC_FD ? Buffer.from(`/proc/self/fd/${fd}/`) : Buffer.concat([abs, SLASH]);
-      const names = attempt(relText, () => readdirSync(base, { encoding: 'buffer' }));
-      names.sort(Buffer.compare);
-      for (const child of names) {
+      // Names as latin1 strings, one character a byte: exactly the bytes, and sorted bytewise by the
+      // default sort, as compact strings where a Buffer each (26,000 in a folder of small files)
+      // held ~10 MB until the walk left the folder.
+      const names = attempt(relText, () => readdirSync(base, { encoding: 'latin1' }));
+      names.sort();
+      for (const childName of names) {
+        const child = Buffer.from(childName, 'latin1');
         const childRel = rel.length === 0 ? child : Buffer.concat([rel, SLASH, child]);
         const childAbs = Buffer.concat([base, child]);
         const childSt = this.lstat(childAbs, childRel.toString('utf8'));

@@ -112,7 +112,8 @@ function Resolve-AzsBackupHost {
         if (-not $node) {
             return $null
         }
-        return [pscustomobject]@{ FilePath = $node.Source; Prefix = @($hostFile) }
+        # node's flags as the installed command's first line gives them (src/process/node-flags.ts).
+        return [pscustomobject]@{ FilePath = $node.Source; Prefix = @('--max-semi-space-size=4', $hostFile) }
     }
     [pscustomobject]@{ FilePath = $hostFile; Prefix = @() }
 }

@@ -1,5 +1,5 @@
 import { AzsError, ExitCode } from '../errors.js';
-import { decodeLocations, encodeLocations } from './locations.js';
+import { decodeLocations, encodeLocations, type LocationTable } from './locations.js';
 import type { ChunkLocation } from './pack-reader.js';
 
 /**
@@ -25,12 +25,13 @@ export interface Catalog {
   chunks: ChunkLocation[];
 }
 
-export function encodeCatalog(catalog: Catalog): Buffer {
-  const header = Buffer.alloc(HEADER_BYTES);
-  CATALOG_MAGIC.copy(header, 0);
-  header[8] = VERSION;
-  header.writeBigUInt64BE(BigInt(catalog.streamLength), 16);
-  return Buffer.concat([header, encodeLocations(catalog.chunks)]);
+/** A catalog's chunks may be given as a table (ChunkIndex.locationsOf): no object per chunk. */
+export function encodeCatalog(catalog: Catalog | { streamLength: number; chunks: LocationTable }): Buffer {
+  const out = encodeLocations(catalog.chunks, HEADER_BYTES);
+  CATALOG_MAGIC.copy(out, 0);
+  out[8] = VERSION;
+  out.writeBigUInt64BE(BigInt(catalog.streamLength), 16);
+  return out;
 }
 
 function catalogDamaged(file: string, detail: string): AzsError {

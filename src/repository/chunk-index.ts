@@ -1,32 +1,31 @@
-import { CHUNK_ID_BYTES } from './keys.js';
+import { ChunkIdSet } from './id-set.js';
+import type { ChunkRefs } from './chunk-refs.js';
+import type { LocationTable } from './locations.js';
 import type { ChunkLocation } from './pack-reader.js';
 
 const META_WORDS = 4; // pack ordinal, offset, length, plaintext length
 const INITIAL_CAPACITY = 1024;
 
 /**
- * Chunk id → where it lies, in memory, compact: ids in one byte array (32 bytes each), the
- * location in a Uint32Array (16 bytes each), and an open-addressing table of entry numbers
- * (4 bytes a slot, at most half full) keyed by the id's first 4 bytes, which are uniformly
- * random because ids are HMACs. About 56-64 bytes an entry when full, up to twice that just after
- * it grows (see bytesAllocated): 5,000 chunks (a 5 GiB corpus) take a few hundred KB, a million
- * chunks (1 TiB) about 64 MB. Packs are numbered; their names are kept once each.
+ * Chunk id → where it lies, in memory, compact: the ids in a ChunkIdSet (32 bytes each and a
+ * table of 4-byte slots at most half full), the location in a Uint32Array (16 bytes each), by the
+ * id's number in the set. About 56-64 bytes an entry when full, up to twice that just after it
+ * grows (see bytesAllocated): 50,000 chunks (a 5 GiB corpus) take about 3 MB, a million chunks
+ * (1 TiB) about 64 MB. Packs are numbered; their names are kept once each.
  */
 export class ChunkIndex {
-  private ids = Buffer.alloc(INITIAL_CAPACITY * CHUNK_ID_BYTES);
+  private readonly ids = new ChunkIdSet();
   private meta = new Uint32Array(INITIAL_CAPACITY * META_WORDS);
-  private slots = new Int32Array(INITIAL_CAPACITY * 2);
-  private count = 0;
   private readonly packs: string[] = [];
   private readonly packOrdinals = new Map<string, number>();
 
   get size(): number {
-    return this.count;
+    return this.ids.size;
   }
 
   /** Bytes held by the entries' arrays (not the pack names): what grows with the number of chunks. */
   get bytesAllocated(): number {
-    return this.ids.length + this.meta.byteLength + this.slots.byteLength;
+    return this.ids.bytesAllocated + this.meta.byteLength;
   }
 
   /** Every pack some entry lies in, by ordinal. */
@@ -35,39 +34,68 @@ export class ChunkIndex {
   }
 
   has(id: Buffer): boolean {
-    return this.find(id) >= 0;
+    return this.ids.has(id);
   }
 
   get(id: Buffer): ChunkLocation | undefined {
-    const n = this.find(id);
+    const n = this.ids.indexOf(id);
     return n < 0 ? undefined : this.entry(n);
   }
 
   /** Adds a location; a chunk already known keeps its first location and false is returned. */
   add(loc: ChunkLocation): boolean {
-    if (loc.chunkId.length !== CHUNK_ID_BYTES) throw new RangeError('a chunk id is 32 bytes');
-    if (this.find(loc.chunkId) >= 0) return false;
-    if ((this.count + 1) * 2 > this.slots.length) this.grow();
-    const n = this.count++;
-    loc.chunkId.copy(this.ids, n * CHUNK_ID_BYTES);
+    return this.addLocation(loc.chunkId, loc.pack, loc.offset, loc.length, loc.plaintextLength);
+  }
+
+  /** add() without a ChunkLocation: `id` is copied. */
+  addLocation(id: Buffer, pack: string, offset: number, length: number, plaintextLength: number): boolean {
+    const known = this.ids.size;
+    const n = this.ids.add(id);
+    if (n < known) return false;
+    if ((n + 1) * META_WORDS > this.meta.length) {
+      const meta = new Uint32Array(this.meta.length * 2);
+      meta.set(this.meta);
+      this.meta = meta;
+    }
     const m = n * META_WORDS;
-    this.meta[m] = this.ordinalOf(loc.pack);
-    this.meta[m + 1] = loc.offset;
-    this.meta[m + 2] = loc.length;
-    this.meta[m + 3] = loc.plaintextLength;
-    this.place(n);
+    this.meta[m] = this.ordinalOf(pack);
+    this.meta[m + 1] = offset;
+    this.meta[m + 2] = length;
+    this.meta[m + 3] = plaintextLength;
     return true;
   }
 
   /** Every entry, in the order they were added. */
   *entries(): Generator<ChunkLocation> {
-    for (let n = 0; n < this.count; n++) yield this.entry(n);
+    for (let n = 0; n < this.ids.size; n++) yield this.entry(n);
+  }
+
+  /**
+   * Where each of `refs` lies, in their order, without an object per chunk (a role's catalog of
+   * tens of thousands of chunks); throws when one is not in the index.
+   */
+  locationsOf(refs: ChunkRefs): LocationTable {
+    const numbers = new Int32Array(refs.length);
+    for (let i = 0; i < refs.length; i++) {
+      const n = this.ids.indexOf(refs.idAt(i));
+      if (n < 0) throw new Error(`chunk ${refs.idAt(i).toString('hex')} is not in the index`);
+      numbers[i] = n;
+    }
+    const { ids, meta, packs } = this;
+    return {
+      length: numbers.length,
+      packOf: (i) => packs[meta[numbers[i]! * META_WORDS]!]!,
+      copyIdTo: (i, target, at) => ids.copyIdTo(numbers[i]!, target, at),
+      offsetOf: (i) => meta[numbers[i]! * META_WORDS + 1]!,
+      lengthOf: (i) => meta[numbers[i]! * META_WORDS + 2]!,
+      plaintextLengthOf: (i) => meta[numbers[i]! * META_WORDS + 3]!,
+    };
   }
 
   private entry(n: number): ChunkLocation {
     const m = n * META_WORDS;
     return {
-      chunkId: Buffer.from(this.ids.subarray(n * CHUNK_ID_BYTES, (n + 1) * CHUNK_ID_BYTES)),
+      chunkId: Buffer.from(this.ids.idAt(n)),
       pack: this.packs[this.meta[m]!]!,
       offset: this.meta[m + 1]!,
       length: this.meta[m + 2]!,
@@ -83,34 +111,5 @@ export class ChunkIndex {
       this.packOrdinals.set(pack, ordinal);
     }
     return ordinal;
-  }
-
-  private find(id: Buffer): number {
-    const mask = this.slots.length - 1;
-    for (let s = id.readUInt32BE(0) & mask; ; s = (s + 1) & mask) {
-      const v = this.slots[s]!;
-      if (v === 0) return -1;
-      const n = v - 1;
-      if (this.ids.compare(id, 0, CHUNK_ID_BYTES, n * CHUNK_ID_BYTES, (n + 1) * CHUNK_ID_BYTES) === 0) return n;
-    }
-  }
-
-  private place(n: number): void {
-    const mask = this.slots.length - 1;
-    let s = this.ids.readUInt32BE(n * CHUNK_ID_BYTES) & mask;
-    while (this.slots[s] !== 0) s = (s + 1) & mask;
-    this.slots[s] = n + 1;
-  }
-
-  private grow(): void {
-    const capacity = (this.ids.length / CHUNK_ID_BYTES) * 2;
-    const ids = Buffer.alloc(capacity * CHUNK_ID_BYTES);
-    this.ids.copy(ids);
-    this.ids = ids;
-    const meta = new Uint32Array(capacity * META_WORDS);
-    meta.set(this.meta);
-    this.meta = meta;
-    this.slots = new Int32Array(capacity * 2);
-    for (let n = 0; n < this.count; n++) this.place(n);
   }
 }

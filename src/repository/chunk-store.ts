@@ -2,16 +2,16 @@ import type { Target } from '../targets/target.js';
 import { ContentChunker } from './chunker.js';
 import { DEFAULT_CDC_PARAMS, type CdcParams } from './cdc.js';
 import type { ChunkIndex } from './chunk-index.js';
+import { ChunkRefList, type ChunkRefs } from './chunk-refs.js';
 import { gearTable } from './gear.js';
 import { writeIndexFiles } from './index-file.js';
 import { CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
-import type { ChunkLocation } from './pack-reader.js';
 import { type JobMemory, PackWriter, type PackWriterOptions, type WrittenPack } from './pack-writer.js';
 
 /** One stream as the store keeps it: its chunks in order (what a backup's catalog will list per role). */
 export interface StoredStream {
-  chunks: { id: Buffer; length: number }[];
+  chunks: ChunkRefList;
   bytes: number;
   /** Chunks of this stream that were not stored yet, and the plaintext bytes they hold. */
   newChunks: number;
@@ -107,9 +107,10 @@ export class ChunkStore {
   async commit(packsInPlace?: () => Promise<void>): Promise<{ packs: WrittenPack[]; indexFiles: string[] }> {
     const packs = await this.writer.flush();
     await packsInPlace?.();
-    const locations: ChunkLocation[] = packs.flatMap((p) => p.entries.map((e) => ({ ...e, pack: p.hash })));
-    const indexFiles = await writeIndexFiles(this.target, this.layout, this.keys, locations);
-    for (const loc of locations) this.index.add(loc);
+    const indexFiles = await writeIndexFiles(this.target, this.layout, this.keys, packs);
+    for (const { hash, entries: e } of packs) {
+      for (let i = 0; i < e.length; i++) this.index.addLocation(e.chunkIdAt(i), hash, e.offsetAt(i), e.lengthAt(i), e.plaintextLengthAt(i));
+    }
     return { packs, indexFiles };
   }
 
@@ -124,21 +125,17 @@ export class ChunkStore {
   }
 }
 
-export interface ChunkRef {
-  id: Buffer;
-  length: number;
-}
-
 /** At most this many chunks go in one job (besides JOB_BYTES in pack-writer.ts). */
 const JOB_CHUNKS = 1024;
-/** Until its job comes back, a chunk's id is this (never a real id: refs are read after settle()). */
-const UNNAMED = Buffer.alloc(0);
+/** Until its job comes back, a chunk's id is this (never read: ids are read after after() or settle()). */
+const UNNAMED = Buffer.alloc(32);
 
 interface OpenJob {
   memory: JobMemory;
   used: number;
   lengths: number[];
-  refs: ChunkRef[];
+  /** Where each of the job's chunks is in the stream's list (reuse() may append others between them). */
+  places: number[];
   after: (() => void)[];
 }
 
@@ -151,7 +148,7 @@ interface OpenJob {
  * finish().
  */
 export class StreamSink {
-  private readonly result: StoredStream = { chunks: [], bytes: 0, newChunks: 0, newBytes: 0, storedBytes: 0 };
+  private readonly result: StoredStream = { chunks: new ChunkRefList(), bytes: 0, newChunks: 0, newBytes: 0, storedBytes: 0 };
   private job: OpenJob | undefined;
   /** Settles (never rejects) once every job sent so far has come back, in order. */
   private tail: Promise<void> = Promise.resolve();
@@ -167,18 +164,31 @@ export class StreamSink {
     return this.index.has(id) || this.writer.has(id);
   }
 
+  /** Chunks appended so far: a caller's chunks are result.chunks from the count before its put() to the count after. */
+  get count(): number {
+    return this.result.chunks.length;
+  }
+
+  /** The chunks appended from `from` (a count before some put()) to now, read from the stream's list as it is at each read. */
+  since(from: number): ChunkRefs {
+    const list = this.result.chunks;
+    return {
+      length: list.length - from,
+      idAt: (i) => list.idAt(from + i),
+      lengthAt: (i) => list.lengthAt(from + i),
+      copyIdTo: (i, target, at) => list.copyIdTo(from + i, target, at),
+    };
+  }
+
   /**
    * Appends `chunks` (each a buffer or the run of slices it spans; the list is emptied) to the
-   * stream, copied, so their memory is the caller's again once this settles; their refs go to
-   * `refs` too.
+   * stream, copied, so their memory is the caller's again once this settles.
    */
-  async put(chunks: (Buffer | readonly Buffer[])[], refs?: ChunkRef[]): Promise<void> {
+  async put(chunks: (Buffer | readonly Buffer[])[]): Promise<void> {
     const { result } = this;
     for (const chunk of chunks) {
       const length = Buffer.isBuffer(chunk) ? chunk.length : chunk.reduce((n, s) => n + s.length, 0);
-      const ref = { id: UNNAMED, length };
-      result.chunks.push(ref);
-      refs?.push(ref);
+      result.chunks.push(UNNAMED, length);
       result.bytes += length;
       let job = this.job;
       if (job && (job.used + length > job.memory.data.length || job.lengths.length >= JOB_CHUNKS)) {
@@ -187,22 +197,20 @@ export class StreamSink {
       }
       if (!job) {
         this.throwIfFailed();
-        job = this.job = { memory: await this.writer.jobMemory(), used: 0, lengths: [], refs: [], after: [] };
+        job = this.job = { memory: await this.writer.jobMemory(), used: 0, lengths: [], places: [], after: [] };
       }
       if (Buffer.isBuffer(chunk)) job.used += chunk.copy(job.memory.data, job.used);
       else for (const slice of chunk) job.used += slice.copy(job.memory.data, job.used);
       job.lengths.push(length);
-      job.refs.push(ref);
+      job.places.push(result.chunks.length - 1);
     }
     chunks.length = 0;
   }
 
   /** Appends chunks already stored (the caller checked known()), without their bytes. */
-  reuse(refs: readonly ChunkRef[]): void {
-    for (const ref of refs) {
-      this.result.chunks.push(ref);
-      this.result.bytes += ref.length;
-    }
+  reuse(refs: ChunkRefs): void {
+    this.result.chunks.append(refs);
+    for (let i = 0; i < refs.length; i++) this.result.bytes += refs.lengthAt(i);
   }
 
   /** Runs `fn` once every chunk put so far has its id (never, if storing one of them fails). */
@@ -242,8 +250,8 @@ export class StreamSink {
       .store(job.memory, Uint32Array.from(job.lengths), (id) => this.index.has(id))
       .then(({ ids, sealed }) => {
         const { result } = this;
-        for (let i = 0; i < job.refs.length; i++) {
-          job.refs[i]!.id = ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
+        for (let i = 0; i < job.lengths.length; i++) {
+          result.chunks.setIdAt(job.places[i]!, ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES));
           if (sealed[i] === 0) continue;
           result.storedBytes += sealed[i]!;
           result.newChunks++;

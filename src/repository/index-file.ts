@@ -4,8 +4,9 @@ import type { Target } from '../targets/target.js';
 import { ChunkIndex } from './chunk-index.js';
 import { indexDamaged } from './errors.js';
 import type { RepositoryKeys } from './keys.js';
-import { decodeLocations, encodeLocations } from './locations.js';
+import { decodeLocations, encodeLocations, visitLocations, type LocationTable, type LocationVisitor } from './locations.js';
 import type { RepositoryLayout } from './layout.js';
+import { PackEntryList } from './pack-format.js';
 import type { ChunkLocation } from './pack-reader.js';
 
 /**
@@ -30,17 +31,36 @@ function header(): Buffer {
   return h;
 }
 
-export function encodeIndexFile(keys: RepositoryKeys, locations: readonly ChunkLocation[]): Buffer {
-  const body = encodeLocations([...locations].sort((a, b) => Buffer.compare(a.chunkId, b.chunkId)));
+export function encodeIndexFile(keys: RepositoryKeys, locations: readonly ChunkLocation[] | LocationTable): Buffer {
+  const body = Array.isArray(locations)
+    ? encodeLocations([...locations].sort((a, b) => Buffer.compare(a.chunkId, b.chunkId)))
+    : encodeLocations(locations as LocationTable);
   const h = header();
   const nonce = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', keys.index, nonce);
   cipher.setAAD(h);
-  const sealed = Buffer.concat([cipher.update(body), cipher.final()]);
-  return Buffer.concat([h, nonce, sealed, cipher.getAuthTag()]);
+  // One output buffer (a backup's index files are ~1.7 MB each): no concatenated copies.
+  const out = Buffer.allocUnsafe(HEADER_BYTES + 12 + body.length + 16);
+  h.copy(out, 0);
+  nonce.copy(out, HEADER_BYTES);
+  let at = HEADER_BYTES + 12;
+  at += cipher.update(body).copy(out, at);
+  at += cipher.final().copy(out, at);
+  cipher.getAuthTag().copy(out, at);
+  return out;
 }
 
 export function decodeIndexFile(keys: RepositoryKeys, name: string, file: Buffer): ChunkLocation[] {
+  return decodeLocations(openIndexFile(keys, name, file), (detail) => indexDamaged(name, detail));
+}
+
+/** Each entry of an index file handed to `visit` (locations.ts), once the whole file is checked. */
+export function visitIndexFile(keys: RepositoryKeys, name: string, file: Buffer, visit: LocationVisitor): void {
+  visitLocations(openIndexFile(keys, name, file), (detail) => indexDamaged(name, detail), visit);
+}
+
+/** The body of an index file, authenticated. */
+function openIndexFile(keys: RepositoryKeys, name: string, file: Buffer): Buffer {
   const h = header();
   if (file.length < HEADER_BYTES + 12 + 16 + 8 || !file.subarray(0, HEADER_BYTES).equals(h))
     throw indexDamaged(name, 'it is not an AZS-INDX version 1 file');
@@ -53,16 +73,11 @@ export function decodeIndexFile(keys: RepositoryKeys, name: string, file: Buffer
   } catch (cause) {
     throw indexDamaged(name, 'it does not authenticate (changed, or not made with this repository key)', cause);
   }
-  return decodeLocations(body, (detail) => indexDamaged(name, detail));
+  return body;
 }
 
 /** Writes one index file (whole, under a temporary name, then its final one); returns its hash. */
-async function writeIndexFile(
-  target: Target,
-  layout: RepositoryLayout,
-  keys: RepositoryKeys,
-  locations: readonly ChunkLocation[],
-): Promise<string> {
+async function writeIndexFile(target: Target, layout: RepositoryLayout, keys: RepositoryKeys, locations: LocationTable): Promise<string> {
   const file = encodeIndexFile(keys, locations);
   const hash = createHash('sha256').update(file).digest('hex');
   await target.write(layout.indexPath(hash), Readable.from([file]));
@@ -80,7 +95,9 @@ export async function loadIndex(target: Target, layout: RepositoryLayout, keys: 
     if (!Buffer.isBuffer(file)) throw file; // too large or not a file: refused unread, as every small read is
     if (createHash('sha256').update(file).digest('hex') !== layout.indexHashOf(name))
       throw indexDamaged(name, 'its bytes do not hash to its name');
-    for (const loc of decodeIndexFile(keys, name, file)) index.add(loc);
+    visitIndexFile(keys, name, file, (id, pack, offset, length, plaintextLength) =>
+      index.addLocation(id, pack, offset, length, plaintextLength),
+    );
   });
   return index;
 }
@@ -91,30 +108,92 @@ export async function loadIndex(target: Target, layout: RepositoryLayout, keys: 
  */
 const INDEX_BODY_LIMIT = 1_750_000;
 
-/** Writes `entries` as few index files as the size bound allows (the only way index files are
- * written: one file per backup would pass what a reader takes once a backup adds ~36,000 chunks,
- * and every later backup would then fail to load the index); returns their hashes. */
+/** Packs and what each holds: what a backup's commit indexes. */
+export interface IndexedPack {
+  hash: string;
+  entries: PackEntryList;
+}
+
+/**
+ * Writes the entries of `packs` (or `entries`, grouped by pack) as few index files as the size
+ * bound allows (the only way index files are written: one file per backup would pass what a
+ * reader takes once a backup adds ~36,000 chunks, and every later backup would then fail to load
+ * the index); returns their hashes. Entries go in the order of their packs' names (each pack's in
+ * the order given), cut into files by size; a file lists its entries sorted by chunk id.
+ */
 export async function writeIndexFiles(
   target: Target,
   layout: RepositoryLayout,
   keys: RepositoryKeys,
-  entries: readonly ChunkLocation[],
+  entries: readonly ChunkLocation[] | readonly IndexedPack[],
 ): Promise<string[]> {
-  const byPack = [...entries].sort((a, b) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : 0));
+  const packs = [...(isLocations(entries) ? groupByPack(entries) : entries)].sort((a, b) =>
+    a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0,
+  );
   const written: string[] = [];
-  let part: ChunkLocation[] = [];
-  let packs = new Set<string>();
+  // The next file's entries: ranges of entries of consecutive packs.
+  let part: { pack: IndexedPack; from: number; to: number }[] = [];
+  let count = 0;
   const flush = async () => {
-    if (part.length) written.push(await writeIndexFile(target, layout, keys, part));
+    if (count) written.push(await writeIndexFile(target, layout, keys, sortedById(part, count)));
     part = [];
-    packs = new Set();
+    count = 0;
   };
-  for (const l of byPack) {
-    const grown = 8 + (part.length + 1) * 48 + (packs.size + (packs.has(l.pack) ? 0 : 1)) * 32;
-    if (grown > INDEX_BODY_LIMIT) await flush();
-    part.push(l);
-    packs.add(l.pack);
+  for (const pack of packs) {
+    for (let i = 0; i < pack.entries.length; i++) {
+      const open = part.at(-1)?.pack === pack;
+      const grown = 8 + (count + 1) * 48 + (part.length + (open ? 0 : 1)) * 32;
+      if (grown > INDEX_BODY_LIMIT) await flush();
+      const last = part.at(-1);
+      if (last?.pack === pack) last.to = i + 1;
+      else part.push({ pack, from: i, to: i + 1 });
+      count++;
+    }
   }
   await flush();
   return written;
+}
+
+function isLocations(entries: readonly ChunkLocation[] | readonly IndexedPack[]): entries is readonly ChunkLocation[] {
+  return entries.length > 0 && 'chunkId' in entries[0]!;
+}
+
+/** Locations grouped by pack, each pack's in the order given. */
+function groupByPack(locations: readonly ChunkLocation[]): IndexedPack[] {
+  const byPack = new Map<string, PackEntryList>();
+  for (const l of locations) {
+    let list = byPack.get(l.pack);
+    if (!list) byPack.set(l.pack, (list = new PackEntryList()));
+    list.push(l.chunkId, l.offset, l.length, l.plaintextLength);
+  }
+  return [...byPack].map(([hash, entries]) => ({ hash, entries }));
+}
+
+/** The `count` entries of `part` as a table sorted by chunk id (as an index file lists them). */
+function sortedById(part: readonly { pack: IndexedPack; from: number; to: number }[], count: number): LocationTable {
+  const packOf = new Uint32Array(count);
+  const entryOf = new Uint32Array(count);
+  let k = 0;
+  part.forEach(({ from, to }, p) => {
+    for (let i = from; i < to; i++, k++) {
+      packOf[k] = p;
+      entryOf[k] = i;
+    }
+  });
+  const list = (k: number) => part[packOf[k]!]!.pack.entries;
+  const order = new Uint32Array(count).map((_, k) => k);
+  order.sort((a, b) => {
+    const x = list(a).idPrefixAt(entryOf[a]!);
+    const y = list(b).idPrefixAt(entryOf[b]!);
+    // Ties (a chunk two packs hold) keep the order given.
+    return x !== y ? x - y : list(a).compareIds(entryOf[a]!, list(b), entryOf[b]!) || a - b;
+  });
+  return {
+    length: count,
+    packOf: (i) => part[packOf[order[i]!]!]!.pack.hash,
+    copyIdTo: (i, target, at) => list(order[i]!).copyIdTo(entryOf[order[i]!]!, target, at),
+    offsetOf: (i) => list(order[i]!).offsetAt(entryOf[order[i]!]!),
+    lengthOf: (i) => list(order[i]!).lengthAt(entryOf[order[i]!]!),
+    plaintextLengthOf: (i) => list(order[i]!).plaintextLengthAt(entryOf[order[i]!]!),
+  };
 }

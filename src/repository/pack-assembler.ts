@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { BlobSealer, blobRoom } from './blob.js';
 import { chunkIdOf, CHUNK_ID_BYTES, newPackKey } from './keys.js';
-import { MAX_PACK_ENTRIES, packHeader, packTail, type PackEntry } from './pack-format.js';
+import { MAX_PACK_ENTRIES, PackEntryList, packHeader, packTail } from './pack-format.js';
 
 /**
  * The CPU side of adding chunks to a repository, with no I/O: it names chunks (their keyed hash)
@@ -30,37 +30,8 @@ export type PackEvent = { pack: number; data: Uint8Array } | { pack: number; clo
 export interface ClosedPack {
   hash: string;
   size: number;
-  /** Its entries, ENTRY_BYTES each (encodeEntries): one buffer crosses threads at no cost. */
+  /** Its entries as its table of contents lays them out (PackEntryList.wrap): one buffer crosses threads at no cost. */
   entries: Uint8Array;
-}
-
-/** An entry as it crosses threads: chunk id (32), offset, length, plaintext length (u32 BE each). */
-export const ENTRY_BYTES = CHUNK_ID_BYTES + 12;
-
-export function encodeEntries(entries: readonly PackEntry[]): Uint8Array {
-  const out = Buffer.allocUnsafeSlow(entries.length * ENTRY_BYTES);
-  entries.forEach((e, i) => {
-    const at = i * ENTRY_BYTES;
-    e.chunkId.copy(out, at);
-    out.writeUInt32BE(e.offset, at + 32);
-    out.writeUInt32BE(e.length, at + 36);
-    out.writeUInt32BE(e.plaintextLength, at + 40);
-  });
-  return out;
-}
-
-export function decodeEntries(bytes: Uint8Array): PackEntry[] {
-  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const entries: PackEntry[] = [];
-  for (let at = 0; at + ENTRY_BYTES <= b.length; at += ENTRY_BYTES) {
-    entries.push({
-      chunkId: b.subarray(at, at + 32),
-      offset: b.readUInt32BE(at + 32),
-      length: b.readUInt32BE(at + 36),
-      plaintextLength: b.readUInt32BE(at + 40),
-    });
-  }
-  return entries;
 }
 
 /** The memory store() needs to lay out the blobs of the chunks taken. */
@@ -76,7 +47,7 @@ interface OpenPack {
   blobKey: Buffer;
   hash: Hash;
   size: number;
-  entries: PackEntry[];
+  entries: PackEntryList;
 }
 
 interface HeldJob {
@@ -154,7 +125,7 @@ export class PackAssembler {
     if (!pack) return;
     this.current = undefined;
     this.append(pack, packTail(this.tocKey, pack.header, pack.entries), out);
-    out.push({ pack: pack.number, closed: { hash: pack.hash.digest('hex'), size: pack.size, entries: encodeEntries(pack.entries) } });
+    out.push({ pack: pack.number, closed: { hash: pack.hash.digest('hex'), size: pack.size, entries: pack.entries.tocEntries() } });
   }
 
   /** Drops the open pack and every job held: what was given out of it is the writer's to delete. */
@@ -170,7 +141,7 @@ export class PackAssembler {
       this.close(out);
     const pack = this.current ?? this.open(out);
     this.sealer.sealInPlace(pack.blobKey, chunkId, blob, length);
-    pack.entries.push({ chunkId, offset: pack.size, length, plaintextLength: plaintext.length });
+    pack.entries.push(chunkId, pack.size, length, plaintext.length);
     this.append(pack, blob.subarray(0, length), out);
     return length;
   }
@@ -179,7 +150,7 @@ export class PackAssembler {
     const { ephemeral, blobKey } = newPackKey({ publicKey: this.publicKey });
     const header = packHeader(ephemeral);
     const number = this.packNumbers.first + this.packs++ * this.packNumbers.step;
-    const pack: OpenPack = { number, header, blobKey, hash: createHash('sha256'), size: 0, entries: [] };
+    const pack: OpenPack = { number, header, blobKey, hash: createHash('sha256'), size: 0, entries: new PackEntryList() };
     this.current = pack;
     this.append(pack, header, out);
     return pack;

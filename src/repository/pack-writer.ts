@@ -3,8 +3,9 @@ import { PassThrough } from 'node:stream';
 import type { Target } from '../targets/target.js';
 import { CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
-import { decodeEntries, outputRoom } from './pack-assembler.js';
-import type { PackEntry } from './pack-format.js';
+import { ChunkIdSet } from './id-set.js';
+import { outputRoom } from './pack-assembler.js';
+import { PackEntryList } from './pack-format.js';
 import { type PackBytes, Packers, type PackerMemory } from './packers.js';
 
 export interface PackWriterOptions {
@@ -37,7 +38,7 @@ const OUTPUT_SLACK = 256 * 1024;
 export interface WrittenPack {
   hash: string;
   size: number;
-  entries: PackEntry[];
+  entries: PackEntryList;
 }
 
 /** A job's chunks as stored: their ids (32 bytes each, in order) and the bytes each took in a pack (0: stored before). */
@@ -88,7 +89,7 @@ export class PackWriter {
   private readonly inputs: Buffer[];
   private readonly freeInputs: number[];
   private readonly waitingForInput: ((slot: number) => void)[] = [];
-  private readonly pendingIds = new Set<string>();
+  private readonly pendingIds = new ChunkIdSet();
   private readonly uploads = new Map<number, Upload>();
   private committing: Promise<void>[] = [];
   /** Packs committed since the last flush, by their number (the order the packers made them). */
@@ -122,7 +123,7 @@ export class PackWriter {
 
   /** True when this writer already took the chunk (in a pack not yet handed out by flush). */
   has(chunkId: Buffer): boolean {
-    return this.pendingIds.has(chunkId.toString('hex'));
+    return this.pendingIds.has(chunkId);
   }
 
   /** Memory for the next job; waits while every slot holds a job being stored. */
@@ -153,11 +154,9 @@ export class PackWriter {
       const take = new Uint8Array(lengths.length);
       for (let i = 0; i < lengths.length; i++) {
         const id = ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
-        if (stored(id)) continue;
-        const hex = id.toString('hex');
-        if (this.pendingIds.has(hex)) continue;
+        if (stored(id) || this.pendingIds.has(id)) continue;
         // Taken now, so the same chunk in another job or role is not stored twice.
-        this.pendingIds.add(hex);
+        this.pendingIds.add(id);
         take[i] = 1;
       }
       const needed = outputRoom(lengths, take) > 0;
@@ -191,7 +190,7 @@ export class PackWriter {
     await Promise.all(committing);
     const written = this.written.sort((a, b) => a.number - b.number).map((w) => w.pack);
     this.written = [];
-    for (const pack of written) for (const e of pack.entries) this.pendingIds.delete(e.chunkId.toString('hex'));
+    for (const pack of written) this.forget(pack.entries);
     return written;
   }
 
@@ -215,6 +214,10 @@ export class PackWriter {
     await Promise.all(this.packers.all.map((packer) => packer.dispose()));
   }
 
+  private forget(entries: PackEntryList): void {
+    for (let i = 0; i < entries.length; i++) this.pendingIds.delete(entries.chunkIdAt(i));
+  }
+
   /** Bookkeeping for the packers started since the last call; the busy count of the newest (0). */
   private track(): number {
     while (this.busy.length < this.packers.all.length) {
@@ -236,7 +239,13 @@ export class PackWriter {
     const handled = this.io[p]!.then(async () => {
       for (const event of events) {
         if ('data' in event) await this.put(event.pack, event.data, 'output' in event ? slot : undefined);
-        else this.commitInBackground(event.pack, event.closed.hash, event.closed.size, decodeEntries(event.closed.entries));
+        else
+          this.commitInBackground(
+            event.pack,
+            event.closed.hash,
+            event.closed.size,
+            PackEntryList.wrap(Buffer.from(event.closed.entries.buffer, event.closed.entries.byteOffset, event.closed.entries.byteLength)),
+          );
       }
     });
     // A failure fails this reply's store(); the packer's later ones fail on the upload it left.
@@ -288,13 +297,13 @@ export class PackWriter {
    * A complete pack is flushed to disk and renamed while the next one fills: waiting for its
    * fsync (tens of ms per 32 MiB) held up every job behind it. flush() waits for them all.
    */
-  private commitInBackground(pack: number, hash: string, size: number, entries: PackEntry[]): void {
+  private commitInBackground(pack: number, hash: string, size: number, entries: PackEntryList): void {
     const committed = this.commitPack(pack, hash, size, entries);
     committed.catch(() => {}); // awaited by flush() or abort(); never unhandled meanwhile
     this.committing.push(committed);
   }
 
-  private async commitPack(pack: number, hash: string, size: number, entries: PackEntry[]): Promise<void> {
+  private async commitPack(pack: number, hash: string, size: number, entries: PackEntryList): Promise<void> {
     const upload = this.uploads.get(pack);
     if (!upload) throw new Error(`Pack ${pack} closed before any of its bytes came.`);
     this.uploads.delete(pack);
@@ -306,7 +315,7 @@ export class PackWriter {
     } catch (error) {
       upload.stream.destroy();
       await this.target.delete(upload.path).catch(() => undefined);
-      for (const e of entries) this.pendingIds.delete(e.chunkId.toString('hex'));
+      this.forget(entries);
       throw error;
     }
   }

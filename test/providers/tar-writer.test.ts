@@ -88,6 +88,24 @@ describe('tar-writer', () => {
     for (const name of names) expect((await fs.readFile(Buffer.concat([Buffer.from(`${dest}/`), name]))).equals(name)).toBe(true);
   });
 
+  it('sorts names bytewise whatever their bytes: UTF-8, latin1, control characters, prefixes', async () => {
+    const names = [
+      Buffer.from('a\xe9', 'latin1'),
+      Buffer.from('a\xff\xfe', 'latin1'),
+      Buffer.from('aé', 'utf8'),
+      Buffer.from('a'),
+      Buffer.from('a~'),
+      Buffer.from('aZ'),
+      Buffer.from('a\x01'),
+      Buffer.from('\x7fz', 'latin1'),
+      Buffer.from('日本', 'utf8'),
+    ];
+    for (const name of names) await fs.writeFile(Buffer.concat([Buffer.from(`${root}/`), name]), name);
+    const archived: Buffer[] = [];
+    for await (const entry of tarEntries(root)) if (entry.kind === 'file') archived.push(entry.name.subarray(2));
+    expect(archived).toEqual([...names].sort(Buffer.compare));
+  });
+
   it('lists entries in a fixed order, root first as ./, a folder before its children, names sorted bytewise', async () => {
     await buildFullTree();
     const entries = scan(await drain(directoryTar(root)));

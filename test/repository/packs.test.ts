@@ -76,7 +76,7 @@ describe('chunk store', () => {
       (
         await restore(
           store.index,
-          stored.chunks.map((c) => c.id),
+          [...stored.chunks].map((c) => c.id),
         )
       ).equals(data),
     ).toBe(true);
@@ -93,7 +93,7 @@ describe('chunk store', () => {
     expect(again.newChunks).toBe(0);
     expect((await store.commit()).packs).toEqual([]);
     expect(await listPacks(target, layout)).toEqual(packsBefore);
-    expect(again.chunks.map((c) => c.id.toString('hex'))).toEqual(first.chunks.map((c) => c.id.toString('hex')));
+    expect([...again.chunks].map((c) => c.id.toString('hex'))).toEqual([...first.chunks].map((c) => c.id.toString('hex')));
 
     const edited = Buffer.from(data);
     edited.write('a few changed bytes', 1_500_000);
@@ -105,7 +105,7 @@ describe('chunk store', () => {
       (
         await restore(
           store.index,
-          third.chunks.map((c) => c.id),
+          [...third.chunks].map((c) => c.id),
         )
       ).equals(edited),
     ).toBe(true);
@@ -117,8 +117,8 @@ describe('chunk store', () => {
     const stored = await store.storeStream(inPieces(Buffer.concat([block, block, block, block]), 65_536));
     const { packs } = await store.commit();
     expect(stored.newChunks).toBeLessThan(stored.chunks.length);
-    expect(packs.flatMap((p) => p.entries).length).toBe(stored.newChunks);
-    expect(new Set(packs.flatMap((p) => p.entries.map((e) => e.chunkId.toString('hex')))).size).toBe(stored.newChunks);
+    expect(packs.flatMap((p) => [...p.entries]).length).toBe(stored.newChunks);
+    expect(new Set(packs.flatMap((p) => [...p.entries].map((e) => e.chunkId.toString('hex')))).size).toBe(stored.newChunks);
   });
 
   it('streams: what it has read runs ahead of what reached the share by a few MiB at most, however long the input', async () => {
@@ -254,7 +254,7 @@ describe('tampering', () => {
     const data = corpus('tamper');
     const stored = await store.storeStream(inPieces(data, 65_536));
     await store.commit();
-    return { store, data, ids: stored.chunks.map((c) => c.id) };
+    return { store, data, ids: [...stored.chunks].map((c) => c.id) };
   }
 
   it('a changed byte in a pack fails the keyless check (its name) and the keyed one (its chunk)', async () => {
