@@ -164,7 +164,7 @@ export class StreamSink {
     return this.index.has(id) || this.writer.has(id);
   }
 
-  /** Chunks appended so far: a caller's chunks are result.chunks from the count before its put() to the count after. */
+  /** Chunks appended so far: since(count), with count taken before some put() calls, gives what they appended. */
   get count(): number {
     return this.result.chunks.length;
   }
