@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileWhole } from '../fs/durable-write.js';
@@ -42,7 +42,7 @@ export type CachedMember = Pick<ArchiveMember, 'name' | 'stat' | 'header'>;
 
 /** The SHA-256 of a member's header bytes, as the cache records it. */
 export function headerHash(header: Buffer): Buffer {
-  return createHash('sha256').update(header).digest();
+  return hash('sha256', header, 'buffer');
 }
 
 /** Where the cache of `role` in the repository `repositoryId` lies under `folder` (AZSBACKUP_HOME/files-cache). */

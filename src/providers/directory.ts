@@ -10,7 +10,7 @@ import type { ArchiveExport, ArchiveMember, Provider, ProviderContext, ProviderD
 import { TarFormatError, TarScanner, type TarEntry } from './tar-scanner.js';
 import { recoverSwaps, resolveDestination, Staging } from './swap.js';
 import { endOfArchive } from './tar-header.js';
-import { directoryTar, SourceChangedError, SourceReadError, tarEntries } from './tar-writer.js';
+import { directoryTar, SourceChangedError, SourceReadError, walkTree } from './tar-writer.js';
 
 /**
  * A folder tree as a tar stream. Import trusts nothing in the archive: every entry is checked
@@ -166,9 +166,9 @@ function exportFolder(root: string, role: string, signal: AbortSignal | undefine
   return out;
 }
 
-/** The archive's members as tarEntries() yields them; cancelling `signal` stops the walk at the next member. */
+/** The archive's members as the walk yields them; cancelling `signal` stops the walk at the next member. */
 async function* membersOf(root: string, role: string, signal: AbortSignal | undefined): AsyncGenerator<ArchiveMember> {
-  for await (const entry of tarEntries(root)) {
+  for (const entry of walkTree(root)) {
     if (signal?.aborted) throw cancelledArchive(root, role);
     yield entry;
   }
