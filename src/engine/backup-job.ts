@@ -151,7 +151,6 @@ async function recordedBackup(
       privateDir: access.privateDir,
       filesCache: path.join(opts.home, FILES_CACHE_FOLDER),
       onUpdate: (r) => save(r),
-      onDataFlowing: () => store.prepareUpdate(),
     });
     if (fullCopyBecause) outcome.warnings.push(fullCopyBecause);
   } catch (e) {
