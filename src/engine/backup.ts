@@ -346,14 +346,23 @@ function exportContext(run: BackupRun, i: number) {
   };
 }
 
-/** Reports the bytes role i exported so far into its status. */
+/**
+ * Keeps the bytes role i exported so far in its status, and reports them as progress at most every
+ * PROGRESS_MS: a folder's export calls it once per file, and an unchanged file costs little else.
+ */
 function exportedBytes(run: BackupRun, role: RoleDefinition, i: number): (n: number) => void {
   const status = run.statuses[i]!;
+  const activity = `Role ${role.name}`;
+  let reported = 0;
   return (n) => {
     status.Size = n;
-    run.req.progress.report({ activity: `Role ${role.name}`, status: `${(n / 1048576).toFixed(1)} MB exported`, id: i + 1, parentId: 0 });
+    const now = Date.now();
+    if (now - reported < PROGRESS_MS) return;
+    reported = now;
+    run.req.progress.report({ activity, status: `${(n / 1048576).toFixed(1)} MB exported`, id: i + 1, parentId: 0 });
   };
 }
+const PROGRESS_MS = 100;
 
 /**
  * One attempt at a role into the repository: its chunks stored (once per location); its catalog

@@ -53,7 +53,7 @@ export function encodeHeader(f: HeaderFields): Buffer {
   const mtime = clampSeconds(seconds);
   const linkname = f.linkname ?? EMPTY;
   const records = paxRecords(f, linkname, seconds);
-  // Every buffer is filled whole below (a block starts as a copy of BLANK), so none is zeroed first;
+  // Every byte is written below (a block starts as a copy of a template), so none is zeroed first;
   // small ones come from Node's pool: a file's header takes no allocation of its own.
   if (!records) {
     const entry = Buffer.allocUnsafe(BLOCK);
@@ -62,10 +62,12 @@ export function encodeHeader(f: HeaderFields): Buffer {
   }
   const padded = records.length + paddingOf(records.length);
   const out = Buffer.allocUnsafe(2 * BLOCK + padded);
-  ustarBlock(out, 0, EMPTY, 'x', 0o644, 0, 0, records.length, mtime, EMPTY, 0, 0, false);
-  paxHeaderName(out, f.name);
-  sealChecksum(out, 0);
-  records.copy(out, BLOCK);
+  // The extended header's name is written first: the block's checksum counts it.
+  out.fill(0, 0, 100);
+  const nameSum = paxHeaderName(out, f.name);
+  ustarBlock(out, 0, undefined, nameSum, 'x', 0o644, 0, 0, records.length, mtime, EMPTY, 0, 0, false);
+  if (typeof records === 'string') out.write(records, BLOCK, 'latin1');
+  else records.copy(out, BLOCK);
   out.fill(0, BLOCK + records.length, BLOCK + padded);
   entryBlock(out, BLOCK + padded, f, linkname, mtime);
   return out;
@@ -74,8 +76,11 @@ export function encodeHeader(f: HeaderFields): Buffer {
 const EMPTY = Buffer.alloc(0);
 const MAX_SECONDS = BigInt(MAX_OCTAL_12);
 
-/** The pax records `f` needs, in GNU tar's order, or undefined when the ustar fields hold it all. */
-function paxRecords(f: HeaderFields, linkname: Buffer, seconds: bigint): Buffer | undefined {
+/**
+ * The pax records `f` needs, in GNU tar's order, or undefined when the ustar fields hold it all;
+ * as ASCII text when that is all they hold.
+ */
+function paxRecords(f: HeaderFields, linkname: Buffer, seconds: bigint): Buffer | string | undefined {
   const fraction = f.mtimeNs - seconds * NS_PER_S;
   const longName = f.name.length > 100;
   const longLink = linkname.length > 100;
@@ -85,7 +90,7 @@ function paxRecords(f: HeaderFields, linkname: Buffer, seconds: bigint): Buffer 
   const time = fraction !== 0n || seconds < 0n || seconds > MAX_SECONDS;
   if (!longName && !longLink && !bigSize && !bigUid && !bigGid && !time) return undefined;
   // The usual case on ext4 and XFS: an mtime with nanoseconds, a short name.
-  if (!longName && !longLink && !bigSize && !bigUid && !bigGid) return Buffer.from(paxText('mtime', paxTime(f.mtimeNs)), 'latin1');
+  if (!longName && !longLink && !bigSize && !bigUid && !bigGid) return paxText('mtime', paxTime(f.mtimeNs));
   const records: Buffer[] = [];
   if (longName) records.push(paxRecord('path', f.name));
   if (longLink) records.push(paxRecord('linkpath', linkname));
@@ -107,6 +112,7 @@ function entryBlock(b: Buffer, at: number, f: HeaderFields, linkname: Buffer, mt
     b,
     at,
     f.name,
+    0,
     f.type,
     f.mode & 0o7777,
     f.uid > MAX_OCTAL_8 ? 0 : f.uid,
@@ -118,25 +124,44 @@ function entryBlock(b: Buffer, at: number, f: HeaderFields, linkname: Buffer, mt
     devminor,
     true,
   );
-  sealChecksum(b, at);
 }
 
-/** A block with only the magic and version ("ustar\0" "00"): every header block starts as a copy. */
-const BLANK = (() => {
+/**
+ * The blocks every header block starts as a copy of (but for its name): every numeric field "0…0"
+ * and a NUL, the checksum field as spaces, the magic and version ("ustar\0" "00"); an extended header leaves
+ * devmajor/devminor empty, as GNU tar does. A field then takes only its non-zero digits, and the
+ * checksum is the template's sum plus what was written, so no loop runs over the whole block.
+ */
+function template(devFields: boolean): { block: Buffer; sum: number } {
   const b = Buffer.alloc(BLOCK);
+  const zeros = (at: number, len: number) => b.fill(0x30, at, at + len - 1);
+  zeros(100, 8);
+  zeros(108, 8);
+  zeros(116, 8);
+  zeros(124, 12);
+  zeros(136, 12);
+  b.fill(0x20, 148, 156);
   b.write('ustar\u000000', 257, 'latin1');
-  return b;
-})();
+  if (devFields) {
+    zeros(329, 8);
+    zeros(337, 8);
+  }
+  return { block: b, sum: sumOf(b, 0, BLOCK) };
+}
+const ENTRY = template(true);
+const EXTENDED = template(false);
 const TYPE_BYTE: Record<TypeFlag | 'x', number> = { 0: 0x30, 1: 0x31, 2: 0x32, 3: 0x33, 4: 0x34, 5: 0x35, 6: 0x36, x: 0x78 };
 
 /**
- * The ustar block at `at`, its checksum field left as spaces (sealChecksum). GNU tar fills
- * devmajor/devminor on entries (`devFields`), and leaves them empty on extended headers.
+ * The ustar block at `at`, checksum included. GNU tar fills devmajor/devminor on entries
+ * (`devFields`), and leaves them empty on extended headers. `name` is left out when the caller
+ * writes it (paxHeaderName), and `nameSum` is then the sum of its bytes.
  */
 function ustarBlock(
   b: Buffer,
   at: number,
-  name: Buffer,
+  name: Buffer | undefined,
+  nameSum: number,
   type: TypeFlag | 'x',
   mode: number,
   uid: number,
@@ -148,39 +173,58 @@ function ustarBlock(
   devminor: number,
   devFields: boolean,
 ): void {
-  BLANK.copy(b, at);
-  name.copy(b, at, 0, Math.min(100, name.length));
-  octal(b, at + 100, 8, mode);
-  octal(b, at + 108, 8, uid);
-  octal(b, at + 116, 8, gid);
-  octal(b, at + 124, 12, size);
-  octal(b, at + 136, 12, mtime);
-  b[at + 156] = TYPE_BYTE[type];
-  linkname.copy(b, at + 157, 0, Math.min(100, linkname.length));
-  if (devFields) {
-    octal(b, at + 329, 8, devmajor);
-    octal(b, at + 337, 8, devminor);
+  const blank = devFields ? ENTRY : EXTENDED;
+  blank.block.copy(b, at + 100, 100);
+  let sum = blank.sum + nameSum + TYPE_BYTE[type];
+  if (name) {
+    b.fill(0, at, at + 100);
+    sum += copySummed(name, b, at, 100);
   }
-}
-
-/** The checksum: the sum of the block's bytes with its own field counted as spaces, in 6 octal digits, a NUL and a space. */
-function sealChecksum(b: Buffer, at: number): void {
-  b.fill(0x20, at + 148, at + 156);
-  let sum = 0;
-  for (let i = at; i < at + BLOCK; i++) sum += b[i]!;
+  sum += octal(b, at + 100, 8, mode);
+  sum += octal(b, at + 108, 8, uid);
+  sum += octal(b, at + 116, 8, gid);
+  sum += octal(b, at + 124, 12, size);
+  sum += octal(b, at + 136, 12, mtime);
+  b[at + 156] = TYPE_BYTE[type];
+  if (linkname.length > 0) sum += copySummed(linkname, b, at + 157, 100);
+  if (devFields) {
+    sum += octal(b, at + 329, 8, devmajor);
+    sum += octal(b, at + 337, 8, devminor);
+  }
+  // The sum counted the checksum field as eight spaces; it holds six octal digits, a NUL and a space.
+  b.fill(0x30, at + 148, at + 154);
+  b[at + 154] = 0;
   octal(b, at + 148, 7, sum);
-  b[at + 155] = 0x20;
 }
 
-/** `value` (a whole number, 0 up to what len-1 octal digits hold) in octal, zero-padded to len-1 digits and a NUL. */
-function octal(b: Buffer, at: number, len: number, value: number): void {
+/** The first `max` bytes (at most) of `from` copied to `b` at `at`; the sum of the bytes copied. */
+function copySummed(from: Buffer, b: Buffer, at: number, max: number): number {
+  const n = Math.min(max, from.length);
+  from.copy(b, at, 0, n);
+  return sumOf(from, 0, n);
+}
+
+function sumOf(b: Buffer, from: number, to: number): number {
+  let sum = 0;
+  for (let i = from; i < to; i++) sum += b[i]!;
+  return sum;
+}
+
+/**
+ * `value` (a whole number, 0 up to what len-1 octal digits hold) in octal, zero-padded to len-1
+ * digits and a NUL, over a field that holds "0…0" and a NUL already: only the digits from the
+ * lowest to the highest non-zero one are written. Returns what the field's byte sum grew by.
+ */
+function octal(b: Buffer, at: number, len: number, value: number): number {
   let v = value;
-  for (let i = at + len - 2; i >= at; i--) {
+  let added = 0;
+  for (let i = at + len - 2; v > 0; i--) {
     const digit = v % 8;
     b[i] = 0x30 + digit;
+    added += digit;
     v = (v - digit) / 8;
   }
-  b[at + len - 1] = 0;
+  return added;
 }
 
 /** "<length> <key>=<value>\n", where the length counts the whole record, its own digits included. */
@@ -200,18 +244,17 @@ function paxLength(rest: number): number {
   return length;
 }
 
-/** "./dir/PaxHeaders/base" (at most 100 bytes), GNU tar's name for an entry's extended header, into the block at 0. */
-function paxHeaderName(b: Buffer, name: Buffer): void {
+/**
+ * "./dir/PaxHeaders/base" (at most 100 bytes), GNU tar's name for an entry's extended header,
+ * written into the block at 0 (zeros there); the sum of its bytes.
+ */
+function paxHeaderName(b: Buffer, name: Buffer): number {
   const end = name.length > 1 && name[name.length - 1] === 0x2f ? name.length - 1 : name.length;
   const slash = end === 0 ? -1 : name.lastIndexOf(0x2f, end - 1);
-  let p = 0;
-  const put = (from: Buffer, start: number, stop: number): void => {
-    p += from.copy(b, p, start, Math.min(stop, start + 100 - p));
-  };
-  if (slash < 0) put(DOT, 0, 1);
-  else put(name, 0, slash);
-  put(PAX_HEADERS, 0, PAX_HEADERS.length);
-  put(name, slash + 1, end);
+  let p = slash < 0 ? DOT.copy(b, 0) : name.copy(b, 0, 0, Math.min(slash, 100));
+  p += PAX_HEADERS.copy(b, p, 0, Math.min(PAX_HEADERS.length, 100 - p));
+  p += name.copy(b, p, slash + 1, Math.max(slash + 1, Math.min(end, slash + 1 + 100 - p)));
+  return sumOf(b, 0, p);
 }
 
 const DOT = Buffer.from('.');

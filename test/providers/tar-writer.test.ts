@@ -88,6 +88,14 @@ describe('tar-writer', () => {
     for (const name of names) expect((await fs.readFile(Buffer.concat([Buffer.from(`${dest}/`), name]))).equals(name)).toBe(true);
   });
 
+  it('sorts names by their bytes: high bytes after ASCII, a prefix before what extends it, UTF-8 or not', async () => {
+    const names = ['b', 'a\xff', 'a', 'a b', 'Z', '\xc3\xa9', '\xe9', 'a.', '~', '\x7f'].map((n) => Buffer.from(n, 'latin1'));
+    for (const name of names) await fs.writeFile(Buffer.concat([Buffer.from(`${root}/`), name]), name);
+    const archived: Buffer[] = [];
+    for await (const e of tarEntries(root)) if (e.kind === 'file') archived.push(e.name.subarray(2));
+    expect(archived).toEqual([...names].sort(Buffer.compare));
+  });
+
   it('lists entries in a fixed order, root first as ./, a folder before its children, names sorted bytewise', async () => {
     await buildFullTree();
     const entries = scan(await drain(directoryTar(root)));
