@@ -16,8 +16,10 @@ import {
   readSync,
 } from 'node:fs';
 import { Readable } from 'node:stream';
+import { getSystemErrorMap } from 'node:util';
 import type { RecyclingReadable } from '../memory/recycling-readable.js';
 import { SlabPool } from '../memory/slab-pool.js';
+import { type ListedStat, readFolder } from '../native/folder-stat.js';
 import { encodeHeader, endOfArchive, paddingOf, type TypeFlag } from './tar-header.js';
 
 /**
@@ -51,13 +53,14 @@ export interface EntryStat {
   uid: number;
   gid: number;
   nlink: number;
-  mtimeMs: number;
-  ctimeMs: number;
   mtimeNs: bigint;
   ctimeNs: bigint;
   ino: bigint;
   dev: bigint;
 }
+
+/** What the walk keeps of an lstat: the entry's stat and st_rdev (a device's numbers). */
+type WalkStat = ListedStat;
 
 export type EntryKind = 'file' | 'directory' | 'symlink' | 'hardlink' | 'fifo' | 'character-device' | 'block-device';
 
@@ -141,7 +144,7 @@ export function* walkTree(root: string, opts: TarEntriesOptions = {}): Generator
   const walker = new Walker(opts.pool ?? tarPool());
   const rootPath = Buffer.from(root);
   const st = walker.lstat(rootPath, EMPTY);
-  if (!st.isDirectory()) throw new SourceReadError('', Object.assign(new Error('not a folder'), { code: 'ENOTDIR' }));
+  if ((st.mode & S_IFMT) !== S_IFDIR) throw new SourceReadError('', Object.assign(new Error('not a folder'), { code: 'ENOTDIR' }));
   yield* walker.folder(DOT_SLASH, rootPath, st);
 }
 
@@ -222,25 +225,25 @@ export function directoryTar(root: string): RecyclingReadable {
   return tarStream(tarEntries(root, { pool }), { pool });
 }
 
-function statOf(st: BigIntStats): EntryStat {
+/** An lstat or fstat as the walk keeps it. */
+function walkStatOf(st: BigIntStats): WalkStat {
   return {
     size: Number(st.size),
     mode: Number(st.mode),
     uid: Number(st.uid),
     gid: Number(st.gid),
     nlink: Number(st.nlink),
-    mtimeMs: Number(st.mtimeNs) / 1e6,
-    ctimeMs: Number(st.ctimeNs) / 1e6,
     mtimeNs: st.mtimeNs,
     ctimeNs: st.ctimeNs,
     ino: st.ino,
     dev: st.dev,
+    rdev: st.rdev,
   };
 }
 
 /** Same inode, size and times: nothing was written to it, renamed over it or changed in its metadata. */
-function unchanged(a: BigIntStats, b: BigIntStats): boolean {
-  return a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+function unchanged(a: WalkStat, b: BigIntStats): boolean {
+  return a.ino === b.ino && a.dev === b.dev && a.size === Number(b.size) && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 }
 
 const CHANGED = 'file changed as we read it';
@@ -263,13 +266,23 @@ const FIFO: LeafKind = { kind: 'fifo', type: '6' };
 const CHARACTER_DEVICE: LeafKind = { kind: 'character-device', type: '3' };
 const BLOCK_DEVICE: LeafKind = { kind: 'block-device', type: '4' };
 
-function kindOf(st: BigIntStats): LeafKind | undefined {
-  if (st.isFile()) return FILE;
-  if (st.isSymbolicLink()) return SYMLINK;
-  if (st.isFIFO()) return FIFO;
-  if (st.isCharacterDevice()) return CHARACTER_DEVICE;
-  if (st.isBlockDevice()) return BLOCK_DEVICE;
-  return undefined; // a socket: GNU tar leaves it out too
+const { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFIFO, S_IFCHR, S_IFBLK } = fsConstants;
+
+function kindOf(st: WalkStat): LeafKind | undefined {
+  switch (st.mode & S_IFMT) {
+    case S_IFREG:
+      return FILE;
+    case S_IFLNK:
+      return SYMLINK;
+    case S_IFIFO:
+      return FIFO;
+    case S_IFCHR:
+      return CHARACTER_DEVICE;
+    case S_IFBLK:
+      return BLOCK_DEVICE;
+    default:
+      return undefined; // a socket: GNU tar leaves it out too
+  }
 }
 
 /** Linux's encoding of major and minor device numbers in st_rdev. */
@@ -296,9 +309,9 @@ class Walker {
   constructor(private readonly pool: SlabPool) {}
 
   /** `rel` (relative to the root, as bytes) is made text only for an error. */
-  lstat(abs: Buffer, rel: Buffer): BigIntStats {
+  lstat(abs: Buffer, rel: Buffer): WalkStat {
     try {
-      return lstatSync(abs, BIGINT);
+      return walkStatOf(lstatSync(abs, BIGINT));
     } catch (e) {
       throw sourceError(rel.toString('utf8'), e);
     }
@@ -308,32 +321,19 @@ class Walker {
    * The folder's entry, then everything below it. `name` is its archive name ("./" for the root,
    * "./conf/" below it), whose children are named `name` + their own; `abs` is the path to open it by.
    */
-  *folder(name: Buffer, abs: Buffer, st: BigIntStats): Generator<TarWriterEntry, void, undefined> {
+  *folder(name: Buffer, abs: Buffer, st: WalkStat): Generator<TarWriterEntry, void, undefined> {
     const relText = relativeText(name.subarray(0, name.length - 1));
-    const header = encodeHeader({
-      name,
-      type: '5',
-      mode: Number(st.mode),
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      size: 0,
-      mtimeNs: st.mtimeNs,
-    });
-    yield { path: relText, name, kind: 'directory', stat: statOf(st), header, padding: 0 };
+    const header = encodeHeader({ name, type: '5', mode: st.mode, uid: st.uid, gid: st.gid, size: 0, mtimeNs: st.mtimeNs });
+    yield { path: relText, name, kind: 'directory', stat: st, header, padding: 0 };
     const fd = openFolder(abs, relText, st);
     try {
       const base = PROC_FD ? Buffer.from(`/proc/self/fd/${fd}/`) : Buffer.concat([abs, SLASH]);
-      // Names as latin1 text, whose code units are their bytes: sort() puts them in bytewise order
-      // without a call into Buffer.compare per comparison (13 ms for 2,600 names).
-      const names = attempt(relText, () => readdirSync(base, { encoding: 'latin1' }));
-      names.sort();
-      for (const child of names) {
-        const childName = withName(name, child);
-        const childAbs = withName(base, child);
-        const childSt = this.lstat(childAbs, childName.subarray(2));
-        if (childSt.isDirectory()) yield* this.folder(Buffer.concat([childName, SLASH]), childAbs, childSt);
+      const children = this.children(fd, base, name, relText);
+      for (let i = 0; i < children.count; i++) {
+        const child = children.child(i);
+        if ((child.st.mode & S_IFMT) === S_IFDIR) yield* this.folder(withName(child.name, '/'), child.abs, child.st);
         else {
-          const entry = this.leaf(childName, childAbs, childSt);
+          const entry = this.leaf(child.name, child.abs, child.st);
           if (entry) yield entry;
         }
       }
@@ -350,40 +350,86 @@ class Walker {
     }
   }
 
+  /**
+   * The folder's children in bytewise order of their names, each with its archive name, the path
+   * to reach it by (below `base`, the folder's handle) and its lstat, taken as it is asked for:
+   * from the addon's listing of the whole folder in one call, or with readdir and lstat.
+   */
+  private children(fd: number, base: Buffer, name: Buffer, relText: string): { count: number; child(i: number): Child } {
+    const listing = attempt(relText, () => readFolder(fd));
+    if (listing) {
+      return {
+        count: listing.count,
+        child: (i) => {
+          const childName = listing.name(i, name);
+          const childAbs = listing.name(i, base);
+          let st = listing.stat(i);
+          if (typeof st === 'number') throw sourceError(relativeText(childName), errnoError(st, childAbs));
+          st ??= this.lstat(childAbs, childName.subarray(2));
+          return { name: childName, abs: childAbs, st };
+        },
+      };
+    }
+    // Names as latin1 text, whose code units are their bytes: sort() puts them in bytewise order
+    // without a call into Buffer.compare per comparison (13 ms for 2,600 names).
+    const names = attempt(relText, () => readdirSync(base, { encoding: 'latin1' }));
+    names.sort();
+    return {
+      count: names.length,
+      child: (i) => {
+        const childName = withName(name, names[i]!);
+        const childAbs = withName(base, names[i]!);
+        return { name: childName, abs: childAbs, st: this.lstat(childAbs, childName.subarray(2)) };
+      },
+    };
+  }
+
   /** The entry of anything but a folder (archive name `name`), or undefined for what is left out (a socket). */
-  private leaf(name: Buffer, abs: Buffer, st: BigIntStats): TarWriterEntry | undefined {
+  private leaf(name: Buffer, abs: Buffer, st: WalkStat): TarWriterEntry | undefined {
     const what = kindOf(st);
     if (!what) return undefined;
     const relText = relativeText(name);
-    const mode = Number(st.mode);
-    const uid = Number(st.uid);
-    const gid = Number(st.gid);
-    const mtimeNs = st.mtimeNs;
-    if (st.nlink > 1n) {
+    const { mode, uid, gid, mtimeNs } = st;
+    if (st.nlink > 1) {
       const key = `${st.dev}:${st.ino}`;
       const first = this.names.get(key);
       if (first) {
         const header = encodeHeader({ name, type: '1', mode, uid, gid, size: 0, mtimeNs, linkname: first });
-        return { path: relText, name, kind: 'hardlink', stat: statOf(st), linkTarget: first, header, padding: 0 };
+        return { path: relText, name, kind: 'hardlink', stat: st, linkTarget: first, header, padding: 0 };
       }
       this.names.set(key, name);
     }
     if (what === FILE) {
-      const size = Number(st.size);
+      const size = st.size;
       const header = encodeHeader({ name, type: '0', mode, uid, gid, size, mtimeNs });
       const pool = this.pool;
       const data = size <= SMALL_FILE ? () => smallFile(abs, relText, st, pool) : () => new FileData(abs, relText, st, pool);
-      return { path: relText, name, kind: 'file', stat: statOf(st), header, padding: paddingOf(size), data };
+      return { path: relText, name, kind: 'file', stat: st, header, padding: paddingOf(size), data };
     }
     if (what === SYMLINK) {
       const target = attempt(relText, () => readlinkSync(abs, { encoding: 'buffer' }));
       const header = encodeHeader({ name, type: '2', mode, uid, gid, size: 0, mtimeNs, linkname: target });
-      return { path: relText, name, kind: 'symlink', stat: statOf(st), linkTarget: target, header, padding: 0 };
+      return { path: relText, name, kind: 'symlink', stat: st, linkTarget: target, header, padding: 0 };
     }
     const devices = what === FIFO ? {} : deviceNumbers(st.rdev);
     const header = encodeHeader({ ...devices, name, type: what.type, mode, uid, gid, size: 0, mtimeNs });
-    return { path: relText, name, kind: what.kind, stat: statOf(st), header, padding: 0 };
+    return { path: relText, name, kind: what.kind, stat: st, header, padding: 0 };
   }
+}
+
+/** One name in a folder, as the walk comes to it. */
+interface Child {
+  /** Its archive name. */
+  name: Buffer;
+  /** The path to reach it by, below its folder's handle. */
+  abs: Buffer;
+  st: WalkStat;
+}
+
+/** An errno the addon gave, as the error Node's lstat would have thrown ("ENOENT: no such file or directory, lstat '…'"). */
+function errnoError(errno: number, path: Buffer): NodeJS.ErrnoException {
+  const [code, description] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, 'unknown error'];
+  return Object.assign(new Error(`${code}: ${description}, lstat '${path.toString('utf8')}'`), { code, errno: -errno, syscall: 'lstat' });
 }
 
 const BIGINT = { bigint: true } as const;
@@ -412,7 +458,7 @@ function attempt<T>(rel: string, call: () => T): T {
 }
 
 /** A small file's data and padding in one piece of the pool, as a stream (failed if it changed). */
-function smallFile(abs: Buffer, rel: string, st: BigIntStats, pool: SlabPool): Readable {
+function smallFile(abs: Buffer, rel: string, st: WalkStat, pool: SlabPool): Readable {
   let data: Buffer | undefined;
   let error: Error | undefined;
   try {
@@ -442,8 +488,8 @@ type Whole = { [WHOLE]?: { data?: Buffer; error?: Error } };
  * Read whole, then checked to be the inode the walk saw, unchanged (fstat on the handle read from).
  * Opened without following a link, nor blocking on a FIFO put in its place.
  */
-function readSmallFile(abs: Buffer, rel: string, st: BigIntStats, pool: SlabPool): Buffer {
-  const size = Number(st.size);
+function readSmallFile(abs: Buffer, rel: string, st: WalkStat, pool: SlabPool): Buffer {
+  const size = st.size;
   const fd = attempt(rel, () => openSync(abs, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK));
   testOnlyLogOpen(rel);
   try {
@@ -474,7 +520,7 @@ function closeFd(fd: number): Promise<void> {
 }
 
 /** A handle on the folder the walk saw at `abs`, never on a link or another folder put in its place. */
-function openFolder(abs: Buffer, rel: string, st: BigIntStats): number {
+function openFolder(abs: Buffer, rel: string, st: WalkStat): number {
   const fd = attempt(rel, () => openSync(abs, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW));
   try {
     const now = attempt(rel, () => fstatSync(fd, { bigint: true }));
@@ -504,7 +550,7 @@ function testOnlyLogOpen(rel: string): void {
  * would (test/engine/retry.test.ts). Unset, it costs one look at the environment per large file.
  */
 let testAppends = 0;
-function testOnlyAppendWhileRead(st: BigIntStats): void {
+function testOnlyAppendWhileRead(st: WalkStat): void {
   const file = process.env.AZSBACKUP_TEST_APPEND_WHILE_READ;
   if (!file || testAppends >= Number(process.env.AZSBACKUP_TEST_APPEND_TIMES ?? 1)) return;
   const target = lstatSync(file, { bigint: true, throwIfNoEntry: false });
@@ -543,11 +589,11 @@ class FileData extends Readable {
   constructor(
     private readonly abs: Buffer,
     private readonly rel: string,
-    private readonly st: BigIntStats,
+    private readonly st: WalkStat,
     private readonly pool: SlabPool,
   ) {
     super({ highWaterMark: PIECE });
-    this.size = Number(st.size);
+    this.size = st.size;
   }
 
   override _construct(callback: (error?: Error | null) => void): void {

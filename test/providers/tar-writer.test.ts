@@ -4,11 +4,12 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it } from 'vitest';
 import { createProvider } from '../../src/providers/index.js';
 import { encodeHeader, endOfArchive, paddingOf } from '../../src/providers/tar-header.js';
 import { type TarEntry, TarScanner } from '../../src/providers/tar-scanner.js';
 import { directoryTar, SourceChangedError, tarEntries, type TarWriterEntry } from '../../src/providers/tar-writer.js';
+import { describeWithAndWithoutAddons, setNativeAddons } from '../support/native-switch.js';
 import { buildTree, exportAll, snapshotTree } from '../support/provider-fixtures.js';
 
 let tmp: string;
@@ -59,7 +60,7 @@ async function buildFullTree(): Promise<void> {
   touchNs(root, '2021-06-01 00:00:00.75');
 }
 
-describe('tar-writer', () => {
+describeWithAndWithoutAddons('tar-writer', () => {
   it('writes a tree GNU tar extracts as it was: modes, owners, ns mtimes, links, long and odd names, empty and big files', async () => {
     await buildFullTree();
     const bytes = await drain(directoryTar(root));
@@ -210,6 +211,49 @@ describe('tar-writer', () => {
     expect(bytes.includes('outside')).toBe(false);
   });
 
+  it('takes every stat as lstat gives it, to the nanosecond, times past 2262 included', async () => {
+    await buildFullTree();
+    // Past what 64 bits of nanoseconds hold: the addon leaves it to lstat.
+    await fs.writeFile(path.join(root, 'far-future'), 'later\n');
+    touchNs(path.join(root, 'far-future'), '2300-01-01 00:00:00.123456789');
+    const entries: TarWriterEntry[] = [];
+    for await (const e of tarEntries(root)) entries.push(e);
+    expect(entries.map((e) => e.path)).toContain('far-future');
+    for (const e of entries) {
+      const st = await fs.lstat(path.join(root, e.path), { bigint: true });
+      const { size, mode, uid, gid, nlink, mtimeNs, ctimeNs, ino, dev } = e.stat;
+      expect({ size, mode, uid, gid, nlink, mtimeNs, ctimeNs, ino, dev }, e.path).toEqual({
+        size: Number(st.size),
+        mode: Number(st.mode),
+        uid: Number(st.uid),
+        gid: Number(st.gid),
+        nlink: Number(st.nlink),
+        mtimeNs: st.mtimeNs,
+        ctimeNs: st.ctimeNs,
+        ino: st.ino,
+        dev: st.dev,
+      });
+    }
+  });
+
+  it('gives the same entries with the addon as without it', async () => {
+    await buildFullTree();
+    const walk = async (native: boolean) => {
+      const restore = setNativeAddons(native);
+      try {
+        const entries: unknown[] = [];
+        for await (const e of tarEntries(root)) {
+          const { data: _data, ...rest } = e;
+          entries.push(rest);
+        }
+        return entries;
+      } finally {
+        restore();
+      }
+    };
+    expect(await walk(true)).toEqual(await walk(false));
+  });
+
   it('encodes what ustar fields cannot hold in pax records: sizes from 8 GiB, big owners, long names', async () => {
     const size = 2 ** 33 + 5;
     const header = encodeHeader({
@@ -238,7 +282,7 @@ describe('tar-writer', () => {
   });
 });
 
-describe('tar-writer, files that change while they are read', () => {
+describeWithAndWithoutAddons('tar-writer, files that change while they are read', () => {
   async function entryOf(name: string): Promise<{ entry: TarWriterEntry; done: () => Promise<void> }> {
     const it = tarEntries(root)[Symbol.asyncIterator]();
     for (;;) {
