@@ -41,6 +41,11 @@ export function encodeIndexFile(keys: RepositoryKeys, locations: readonly ChunkL
 }
 
 export function decodeIndexFile(keys: RepositoryKeys, name: string, file: Buffer): ChunkLocation[] {
+  return decodeLocations(openIndexFile(keys, name, file), (detail) => indexDamaged(name, detail));
+}
+
+/** An index file's body (locations), authenticated and decrypted. */
+function openIndexFile(keys: RepositoryKeys, name: string, file: Buffer): Buffer {
   const h = header();
   if (file.length < HEADER_BYTES + 12 + 16 + 8 || !file.subarray(0, HEADER_BYTES).equals(h))
     throw indexDamaged(name, 'it is not an AZS-INDX version 1 file');
@@ -53,7 +58,7 @@ export function decodeIndexFile(keys: RepositoryKeys, name: string, file: Buffer
   } catch (cause) {
     throw indexDamaged(name, 'it does not authenticate (changed, or not made with this repository key)', cause);
   }
-  return decodeLocations(body, (detail) => indexDamaged(name, detail));
+  return body;
 }
 
 /** Writes one index file (whole, under a temporary name, then its final one); returns its hash. */
@@ -80,7 +85,7 @@ export async function loadIndex(target: Target, layout: RepositoryLayout, keys: 
     if (!Buffer.isBuffer(file)) throw file; // too large or not a file: refused unread, as every small read is
     if (createHash('sha256').update(file).digest('hex') !== layout.indexHashOf(name))
       throw indexDamaged(name, 'its bytes do not hash to its name');
-    for (const loc of decodeIndexFile(keys, name, file)) index.add(loc);
+    index.addEncoded(openIndexFile(keys, name, file), (detail) => indexDamaged(name, detail));
   });
   return index;
 }

@@ -10,7 +10,7 @@ import type { ChunkLocation } from './pack-reader.js';
  *
  * Entries keep the order they are given in: an index sorts them by id, a catalog keeps the stream's order.
  */
-const ENTRY_BYTES = CHUNK_ID_BYTES + 16;
+export const ENTRY_BYTES = CHUNK_ID_BYTES + 16;
 
 export function encodeLocations(locations: readonly ChunkLocation[]): Buffer {
   const packs = [...new Set(locations.map((l) => l.pack))].sort();
@@ -31,15 +31,9 @@ export function encodeLocations(locations: readonly ChunkLocation[]): Buffer {
 
 /** The locations encoded in `body`, which they must fill exactly; `damaged(detail)` makes the error. */
 export function decodeLocations(body: Buffer, damaged: (detail: string) => Error): ChunkLocation[] {
-  if (body.length < 8) throw damaged('it is cut short');
-  const p = body.readUInt32BE(0);
-  const nAt = 4 + p * 32;
-  if (body.length < nAt + 4) throw damaged('its pack table is cut short');
-  const packs = Array.from({ length: p }, (_, i) => body.toString('hex', 4 + i * 32, 4 + (i + 1) * 32));
-  const n = body.readUInt32BE(nAt);
-  if (body.length !== nAt + 4 + n * ENTRY_BYTES) throw damaged('its entries do not fill it');
+  const { packs, entriesAt, count: n } = locationsTable(body, damaged);
   const out: ChunkLocation[] = [];
-  for (let i = 0, at = nAt + 4; i < n; i++, at += ENTRY_BYTES) {
+  for (let i = 0, at = entriesAt; i < n; i++, at += ENTRY_BYTES) {
     const pack = packs[body.readUInt32BE(at + 32)];
     if (pack === undefined) throw damaged(`entry ${i} names a pack it does not list`);
     out.push({
@@ -51,4 +45,20 @@ export function decodeLocations(body: Buffer, damaged: (detail: string) => Error
     });
   }
   return out;
+}
+
+/**
+ * The frame of the locations encoded in `body`, checked to fill it exactly: the packs they name,
+ * where the first entry starts and how many there are. Entry i lies at entriesAt + i * ENTRY_BYTES:
+ * chunk id, then pack ordinal, offset, length and plaintext length (uint32 each, big-endian).
+ */
+export function locationsTable(body: Buffer, damaged: (detail: string) => Error): { packs: string[]; entriesAt: number; count: number } {
+  if (body.length < 8) throw damaged('it is cut short');
+  const p = body.readUInt32BE(0);
+  const nAt = 4 + p * 32;
+  if (body.length < nAt + 4) throw damaged('its pack table is cut short');
+  const packs = Array.from({ length: p }, (_, i) => body.toString('hex', 4 + i * 32, 4 + (i + 1) * 32));
+  const count = body.readUInt32BE(nAt);
+  if (body.length !== nAt + 4 + count * ENTRY_BYTES) throw damaged('its entries do not fill it');
+  return { packs, entriesAt: nAt + 4, count };
 }
