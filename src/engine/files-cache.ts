@@ -48,6 +48,7 @@ export function headerHash(header: Buffer): Buffer {
 /** A record's stat and hash as match() compares them and add() writes them (encodeStat, then the hash). */
 const RECORD = Buffer.alloc(STAT_BYTES + HASH_BYTES);
 const RECORD_VIEW = new DataView(RECORD.buffer, RECORD.byteOffset, STAT_BYTES);
+const RECORD_STAT = RECORD.subarray(0, STAT_BYTES);
 
 /**
  * `stat` into RECORD's first 40 bytes as a record holds it: size, mtime, ctime, inode, device,
@@ -102,7 +103,7 @@ export class FilesCache {
     const b = this.bytes;
     // The stat as the record holds it, then the header's hash: one comparison of 72 bytes.
     encodeStat(member.stat);
-    hash.copy(RECORD, STAT_BYTES, 0, HASH_BYTES);
+    RECORD.set(hash, STAT_BYTES);
     if (b.compare(RECORD, 0, STAT_BYTES + HASH_BYTES, at, at + STAT_BYTES + HASH_BYTES) !== 0) return undefined;
     let p = at + STAT_BYTES + HASH_BYTES;
     const count = b.readUInt32BE(p);
@@ -156,8 +157,9 @@ export class FilesCacheBuilder {
     let p = b.writeUInt16BE(name.length, this.length);
     p += name.copy(b, p);
     encodeStat(stat);
-    p += RECORD.copy(b, p, 0, STAT_BYTES);
-    p += hash.copy(b, p);
+    b.set(RECORD_STAT, p);
+    b.set(hash, p + STAT_BYTES);
+    p += STAT_BYTES + HASH_BYTES;
     p = b.writeUInt32BE(refs.length, p);
     for (const ref of refs) {
       p += ref.id.copy(b, p);

@@ -64,8 +64,9 @@ class Listing implements FolderListing {
     const from = this.f64[r + 6]!;
     const length = this.f64[r + 7]!;
     const b = Buffer.allocUnsafe(prefix.length + length);
-    prefix.copy(b, 0);
-    this.bytes.copy(b, prefix.length, from, from + length);
+    // Uint8Array's set(), not Buffer's copy(): its argument checks in JavaScript cost more, before the JIT warms up.
+    b.set(prefix, 0);
+    b.set(this.bytes.subarray(from, from + length), prefix.length);
     return b;
   }
 

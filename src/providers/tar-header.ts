@@ -49,55 +49,78 @@ export function paddingOf(size: number): number {
 
 /** The pax extended header's blocks (if any) and the ustar header block, as one buffer. */
 export function encodeHeader(f: HeaderFields): Buffer {
-  const seconds = floorSeconds(f.mtimeNs);
-  const mtime = clampSeconds(seconds);
+  const time = mtimeOf(f.mtimeNs);
   const linkname = f.linkname ?? EMPTY;
-  const records = paxRecords(f, linkname, seconds);
+  const records = paxRecords(f, linkname, time);
   // Every byte is written below (a block starts as a copy of a template), so none is zeroed first;
   // small ones come from Node's pool: a file's header takes no allocation of its own.
   if (!records) {
     const entry = Buffer.allocUnsafe(BLOCK);
-    entryBlock(entry, 0, f, linkname, mtime);
+    entryBlock(entry, 0, f, linkname, time.field);
     return entry;
   }
   const padded = records.length + paddingOf(records.length);
   const out = Buffer.allocUnsafe(2 * BLOCK + padded);
   // The extended header's name is written first: the block's checksum counts it.
-  out.fill(0, 0, 100);
+  fill.call(out, 0, 0, 100);
   const nameSum = paxHeaderName(out, f.name);
-  ustarBlock(out, 0, undefined, nameSum, 'x', 0o644, 0, 0, records.length, mtime, EMPTY, 0, 0, false);
+  ustarBlock(out, 0, undefined, nameSum, 'x', 0o644, 0, 0, records.length, time.field, EMPTY, 0, 0, false);
   if (typeof records === 'string') out.write(records, BLOCK, 'latin1');
   else records.copy(out, BLOCK);
-  out.fill(0, BLOCK + records.length, BLOCK + padded);
-  entryBlock(out, BLOCK + padded, f, linkname, mtime);
+  fill.call(out, 0, BLOCK + records.length, BLOCK + padded);
+  entryBlock(out, BLOCK + padded, f, linkname, time.field);
   return out;
 }
 
 const EMPTY = Buffer.alloc(0);
-const MAX_SECONDS = BigInt(MAX_OCTAL_12);
+/**
+ * Uint8Array's own fill(): Buffer's checks its arguments in JavaScript first, which costs more than
+ * the fill itself in a process whose JIT has not caught up (a backup encodes a header per file).
+ */
+const fill = Uint8Array.prototype.fill;
+
+/** An mtime as a header takes it, from two BigInt operations (each allocates). */
+interface Mtime {
+  /** Whole seconds toward zero, and the nanoseconds left (of the time's sign, |part| < 1e9). */
+  whole: number;
+  part: number;
+  /** The ustar field: seconds rounded down, clamped to what 11 octal digits hold. */
+  field: number;
+  /** Whether the field does not say it exactly: a pax mtime record is needed. */
+  inexact: boolean;
+}
+
+function mtimeOf(ns: bigint): Mtime {
+  const whole = ns / NS_PER_S;
+  const part = Number(ns - whole * NS_PER_S);
+  // |whole| < 2^34 for any 64-bit time in nanoseconds: exact as a number.
+  const truncated = Number(whole);
+  const seconds = part < 0 ? truncated - 1 : truncated;
+  const field = seconds < 0 ? 0 : seconds > MAX_OCTAL_12 ? MAX_OCTAL_12 : seconds;
+  return { whole: truncated, part, field, inexact: part !== 0 || field !== seconds };
+}
 
 /**
  * The pax records `f` needs, in GNU tar's order, or undefined when the ustar fields hold it all;
  * as ASCII text when that is all they hold.
  */
-function paxRecords(f: HeaderFields, linkname: Buffer, seconds: bigint): Buffer | string | undefined {
-  const fraction = f.mtimeNs - seconds * NS_PER_S;
+function paxRecords(f: HeaderFields, linkname: Buffer, time: Mtime): Buffer | string | undefined {
   const longName = f.name.length > 100;
   const longLink = linkname.length > 100;
   const bigSize = f.size > MAX_OCTAL_12;
   const bigUid = f.uid > MAX_OCTAL_8;
   const bigGid = f.gid > MAX_OCTAL_8;
-  const time = fraction !== 0n || seconds < 0n || seconds > MAX_SECONDS;
-  if (!longName && !longLink && !bigSize && !bigUid && !bigGid && !time) return undefined;
-  // The usual case on ext4 and XFS: an mtime with nanoseconds, a short name.
-  if (!longName && !longLink && !bigSize && !bigUid && !bigGid) return paxText('mtime', paxTime(f.mtimeNs));
+  if (!longName && !longLink && !bigSize && !bigUid && !bigGid) {
+    // The usual case on ext4 and XFS: an mtime with nanoseconds, a short name.
+    return time.inexact ? paxText('mtime', paxDecimal(time)) : undefined;
+  }
   const records: Buffer[] = [];
   if (longName) records.push(paxRecord('path', f.name));
   if (longLink) records.push(paxRecord('linkpath', linkname));
   if (bigSize) records.push(Buffer.from(paxText('size', String(f.size)), 'latin1'));
   if (bigUid) records.push(Buffer.from(paxText('uid', String(f.uid)), 'latin1'));
   if (bigGid) records.push(Buffer.from(paxText('gid', String(f.gid)), 'latin1'));
-  if (time) records.push(Buffer.from(paxText('mtime', paxTime(f.mtimeNs)), 'latin1'));
+  if (time.inexact) records.push(Buffer.from(paxText('mtime', paxDecimal(time)), 'latin1'));
   return Buffer.concat(records);
 }
 
@@ -132,7 +155,7 @@ function entryBlock(b: Buffer, at: number, f: HeaderFields, linkname: Buffer, mt
  * devmajor/devminor empty, as GNU tar does. A field then takes only its non-zero digits, and the
  * checksum is the template's sum plus what was written, so no loop runs over the whole block.
  */
-function template(devFields: boolean): { block: Buffer; sum: number } {
+function template(devFields: boolean): { tail: Buffer; sum: number } {
   const b = Buffer.alloc(BLOCK);
   const zeros = (at: number, len: number) => b.fill(0x30, at, at + len - 1);
   zeros(100, 8);
@@ -146,7 +169,7 @@ function template(devFields: boolean): { block: Buffer; sum: number } {
     zeros(329, 8);
     zeros(337, 8);
   }
-  return { block: b, sum: sumOf(b, 0, BLOCK) };
+  return { tail: b.subarray(100), sum: sumOf(b, 0, BLOCK) };
 }
 const ENTRY = template(true);
 const EXTENDED = template(false);
@@ -174,10 +197,10 @@ function ustarBlock(
   devFields: boolean,
 ): void {
   const blank = devFields ? ENTRY : EXTENDED;
-  blank.block.copy(b, at + 100, 100);
+  b.set(blank.tail, at + 100);
   let sum = blank.sum + nameSum + TYPE_BYTE[type];
   if (name) {
-    b.fill(0, at, at + 100);
+    fill.call(b, 0, at, at + 100);
     sum += copySummed(name, b, at, 100);
   }
   sum += octal(b, at + 100, 8, mode);
@@ -192,7 +215,7 @@ function ustarBlock(
     sum += octal(b, at + 337, 8, devminor);
   }
   // The sum counted the checksum field as eight spaces; it holds six octal digits, a NUL and a space.
-  b.fill(0x30, at + 148, at + 154);
+  fill.call(b, 0x30, at + 148, at + 154);
   b[at + 154] = 0;
   octal(b, at + 148, 7, sum);
 }
@@ -218,11 +241,18 @@ function sumOf(b: Buffer, from: number, to: number): number {
 function octal(b: Buffer, at: number, len: number, value: number): number {
   let v = value;
   let added = 0;
-  for (let i = at + len - 2; v > 0; i--) {
+  let i = at + len - 2;
+  for (; v > 0xffffffff; i--) {
     const digit = v % 8;
     b[i] = 0x30 + digit;
     added += digit;
     v = (v - digit) / 8;
+  }
+  // Below 2^32 (all but sizes from 4 GiB and times after 2106): bit operations.
+  for (; v > 0; i--, v >>>= 3) {
+    const digit = v & 7;
+    b[i] = 0x30 + digit;
+    added += digit;
   }
   return added;
 }
@@ -250,7 +280,9 @@ function paxLength(rest: number): number {
  */
 function paxHeaderName(b: Buffer, name: Buffer): number {
   const end = name.length > 1 && name[name.length - 1] === 0x2f ? name.length - 1 : name.length;
-  const slash = end === 0 ? -1 : name.lastIndexOf(0x2f, end - 1);
+  // A loop, not lastIndexOf(): its argument checks cost 2-3 us a call before the JIT warms up.
+  let slash = end - 1;
+  while (slash >= 0 && name[slash] !== 0x2f) slash--;
   let p = slash < 0 ? DOT.copy(b, 0) : name.copy(b, 0, 0, Math.min(slash, 100));
   p += PAX_HEADERS.copy(b, p, 0, Math.min(PAX_HEADERS.length, 100 - p));
   p += name.copy(b, p, slash + 1, Math.max(slash + 1, Math.min(end, slash + 1 + 100 - p)));
@@ -260,28 +292,21 @@ function paxHeaderName(b: Buffer, name: Buffer): number {
 const DOT = Buffer.from('.');
 const PAX_HEADERS = Buffer.from('/PaxHeaders/');
 
-function floorSeconds(ns: bigint): bigint {
-  const s = ns / NS_PER_S;
-  return ns < 0n && s * NS_PER_S !== ns ? s - 1n : s;
-}
-
-function clampSeconds(s: bigint): number {
-  return s < 0n ? 0 : s > BigInt(MAX_OCTAL_12) ? MAX_OCTAL_12 : Number(s);
-}
-
 /** A time in nanoseconds as a pax decimal: "-2.5", "1700000000.123456789", "12". */
 export function paxTime(ns: bigint): string {
-  const negative = ns < 0n;
-  const abs = negative ? -ns : ns;
-  const whole = abs / NS_PER_S;
-  // Nine digits less the trailing zeros.
-  let fraction = Number(abs - whole * NS_PER_S);
+  return paxDecimal(mtimeOf(ns));
+}
+
+/** Sign, whole seconds and the nine digits of the rest without their trailing zeros (GNU tar's way). */
+function paxDecimal({ whole, part }: Mtime): string {
+  const negative = whole < 0 || part < 0;
+  let fraction = Math.abs(part);
   let digits = 9;
   while (fraction !== 0 && fraction % 10 === 0) {
     fraction /= 10;
     digits--;
   }
-  return `${negative ? '-' : ''}${whole}${fraction === 0 ? '' : `.${String(fraction).padStart(digits, '0')}`}`;
+  return `${negative ? '-' : ''}${Math.abs(whole)}${fraction === 0 ? '' : `.${String(fraction).padStart(digits, '0')}`}`;
 }
 
 /** The two zero blocks that end an archive. */
