@@ -96,7 +96,7 @@ function mtimeOf(ns: bigint): Mtime {
   // |whole| < 2^34 for any 64-bit time in nanoseconds: exact as a number.
   const truncated = Number(whole);
   const seconds = part < 0 ? truncated - 1 : truncated;
-  const field = seconds < 0 ? 0 : seconds > MAX_OCTAL_12 ? MAX_OCTAL_12 : seconds;
+  const field = Math.max(0, Math.min(seconds, MAX_OCTAL_12));
   return { whole: truncated, part, field, inexact: part !== 0 || field !== seconds };
 }
 
