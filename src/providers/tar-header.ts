@@ -223,8 +223,12 @@ function ustarBlock(
 /** The first `max` bytes (at most) of `from` copied to `b` at `at`; the sum of the bytes copied. */
 function copySummed(from: Buffer, b: Buffer, at: number, max: number): number {
   const n = Math.min(max, from.length);
-  from.copy(b, at, 0, n);
-  return sumOf(from, 0, n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    b[at + i] = from[i]!;
+    sum += from[i]!;
+  }
+  return sum;
 }
 
 function sumOf(b: Buffer, from: number, to: number): number {
@@ -280,13 +284,22 @@ function paxLength(rest: number): number {
  */
 function paxHeaderName(b: Buffer, name: Buffer): number {
   const end = name.length > 1 && name[name.length - 1] === 0x2f ? name.length - 1 : name.length;
-  // A loop, not lastIndexOf(): its argument checks cost 2-3 us a call before the JIT warms up.
+  // Loops, not lastIndexOf() and copy(): their argument checks cost more than a name's few bytes.
   let slash = end - 1;
   while (slash >= 0 && name[slash] !== 0x2f) slash--;
-  let p = slash < 0 ? DOT.copy(b, 0) : name.copy(b, 0, 0, Math.min(slash, 100));
-  p += PAX_HEADERS.copy(b, p, 0, Math.min(PAX_HEADERS.length, 100 - p));
-  p += name.copy(b, p, slash + 1, Math.max(slash + 1, Math.min(end, slash + 1 + 100 - p)));
-  return sumOf(b, 0, p);
+  let p = 0;
+  let sum = 0;
+  const put = (from: Uint8Array, start: number, stop: number): void => {
+    for (let i = start; i < stop && p < 100; i++, p++) {
+      b[p] = from[i]!;
+      sum += from[i]!;
+    }
+  };
+  if (slash < 0) put(DOT, 0, 1);
+  else put(name, 0, slash);
+  put(PAX_HEADERS, 0, PAX_HEADERS.length);
+  put(name, slash + 1, end);
+  return sum;
 }
 
 const DOT = Buffer.from('.');
