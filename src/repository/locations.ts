@@ -27,7 +27,9 @@ export function encodeLocations(locations: readonly ChunkLocation[]): Buffer {
   for (const l of locations) {
     // What writeUInt32BE() refused, a DataView would wrap.
     if (l.chunkId.length !== CHUNK_ID_BYTES || !uint32(l.offset) || !uint32(l.length) || !uint32(l.plaintextLength)) {
-      throw new RangeError(`a location that does not fit its entry: ${l.chunkId.toString('hex')} at ${l.offset} (${l.length}, ${l.plaintextLength})`);
+      throw new RangeError(
+        `a location that does not fit its entry: ${l.chunkId.toString('hex')} at ${l.offset} (${l.length}, ${l.plaintextLength})`,
+      );
     }
     out.set(l.chunkId, at);
     view.setUint32(at + 32, ordinal.get(l.pack)!);
