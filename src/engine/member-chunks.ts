@@ -1,6 +1,6 @@
 import type { ArchiveExport, ArchiveMember } from '../providers/provider.js';
 import type { ChunkRef, ChunkStore, StoredStream, StreamSink } from '../repository/chunk-store.js';
-import { FilesCacheBuilder, headerHash, type FilesCache } from './files-cache.js';
+import { FilesCacheBuilder, type FilesCache } from './files-cache.js';
 
 /**
  * An archive stored member by member (a directory role into the repository). Each member, its
@@ -31,8 +31,8 @@ export async function storeMembers(
   const counts = { reused: 0, read: 0, bytes: 0 };
   try {
     for await (const member of archive.members) {
-      const hash = member.kind === 'file' ? headerHash(member.header) : undefined;
-      const cached = hash ? previous?.match(member, hash) : undefined;
+      const file = member.kind === 'file';
+      const cached = file ? previous?.match(member) : undefined;
       let refs: readonly ChunkRef[];
       if (cached?.every((c) => sink.known(c.id))) {
         sink.reuse(cached);
@@ -41,9 +41,9 @@ export async function storeMembers(
         counts.bytes += cached.reduce((n, c) => n + c.length, 0);
       } else {
         refs = await readMember(store, sink, member, (n) => onBytes((counts.bytes += n)));
-        if (hash) counts.read++;
+        if (file) counts.read++;
       }
-      if (hash && settled(member)) next.add(member, hash, refs);
+      if (file && settled(member)) next.add(member, refs);
       onBytes(counts.bytes);
     }
     await sink.put([archive.trailer]);

@@ -17,6 +17,15 @@
 
 export const BLOCK = 512;
 
+/**
+ * Which encoding of headers this is. The files cache (src/engine/files-cache.ts) records it with
+ * a file's mode, owner, name, size and mtime instead of the header's bytes, and takes a file as
+ * unchanged only when all of them are as recorded: so a change to what encodeHeader() writes for
+ * the same fields must come with a new number here (the golden headers of tar-writer.test.ts fail
+ * until it does), or files cached before it would keep their old headers.
+ */
+export const HEADER_FORMAT = 1;
+
 /** The largest values of the 8- and 12-byte octal fields (7 and 11 digits and a NUL). */
 const MAX_OCTAL_8 = 0o7777777;
 const MAX_OCTAL_12 = 0o77777777777;

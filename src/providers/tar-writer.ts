@@ -73,8 +73,11 @@ export interface TarWriterEntry {
   stat: EntryStat;
   /** A symbolic link's target, or the archive name of the entry a hard link points to. */
   linkTarget?: Buffer;
-  /** The pax extended header (when one is needed) and the ustar header, exactly as written. */
-  header: Buffer;
+  /**
+   * The pax extended header (when one is needed) and the ustar header, exactly as written; made
+   * from the entry's name, kind, stat and link target when first asked for.
+   */
+  readonly header: Buffer;
   /**
    * Regular files only: the contents, then `padding` zero bytes. Call it, and read the stream to
    * its end, before asking for the next entry. A consumer that already has this entry's bytes may
@@ -323,17 +326,16 @@ class Walker {
    */
   *folder(name: Buffer, abs: Buffer, st: WalkStat): Generator<TarWriterEntry, void, undefined> {
     const relText = relativeText(name.subarray(0, name.length - 1));
-    const header = encodeHeader({ name, type: '5', mode: st.mode, uid: st.uid, gid: st.gid, size: 0, mtimeNs: st.mtimeNs });
-    yield { path: relText, name, kind: 'directory', stat: st, header, padding: 0 };
+    yield new WalkEntry(relText, name, 'directory', st, 0);
     const fd = openFolder(abs, relText, st);
     try {
       const base = PROC_FD ? Buffer.from(`/proc/self/fd/${fd}/`) : Buffer.concat([abs, SLASH]);
       const children = this.children(fd, base, name, relText);
       for (let i = 0; i < children.count; i++) {
         const child = children.child(i);
-        if ((child.st.mode & S_IFMT) === S_IFDIR) yield* this.folder(withName(child.name, '/'), child.abs, child.st);
+        if ((child.st.mode & S_IFMT) === S_IFDIR) yield* this.folder(withName(child.name, '/'), children.abs(i), child.st);
         else {
-          const entry = this.leaf(child.name, child.abs, child.st);
+          const entry = this.leaf(child.name, () => children.abs(i), child.st);
           if (entry) yield entry;
         }
       }
@@ -351,23 +353,24 @@ class Walker {
   }
 
   /**
-   * The folder's children in bytewise order of their names, each with its archive name, the path
-   * to reach it by (below `base`, the folder's handle) and its lstat, taken as it is asked for:
-   * from the addon's listing of the whole folder in one call, or with readdir and lstat.
+   * The folder's children in bytewise order of their names, each with its archive name and its
+   * lstat, taken as it is asked for: from the addon's listing of the whole folder in one call, or
+   * with readdir and lstat; abs(i) is the path to reach child i by, below `base` (the folder's
+   * handle), made only for what is opened or read.
    */
-  private children(fd: number, base: Buffer, name: Buffer, relText: string): { count: number; child(i: number): Child } {
+  private children(fd: number, base: Buffer, name: Buffer, relText: string): Children {
     const listing = attempt(relText, () => readFolder(fd));
     if (listing) {
       return {
         count: listing.count,
         child: (i) => {
           const childName = listing.name(i, name);
-          const childAbs = listing.name(i, base);
           let st = listing.stat(i);
-          if (typeof st === 'number') throw sourceError(relativeText(childName), errnoError(st, childAbs));
-          st ??= this.lstat(childAbs, childName.subarray(2));
-          return { name: childName, abs: childAbs, st };
+          if (typeof st === 'number') throw sourceError(relativeText(childName), errnoError(st, listing.name(i, base)));
+          st ??= this.lstat(listing.name(i, base), childName.subarray(2));
+          return { name: childName, st };
         },
+        abs: (i) => listing.name(i, base),
       };
     }
     // Names as latin1 text, whose code units are their bytes: sort() puts them in bytewise order
@@ -378,52 +381,90 @@ class Walker {
       count: names.length,
       child: (i) => {
         const childName = withName(name, names[i]!);
-        const childAbs = withName(base, names[i]!);
-        return { name: childName, abs: childAbs, st: this.lstat(childAbs, childName.subarray(2)) };
+        return { name: childName, st: this.lstat(withName(base, names[i]!), childName.subarray(2)) };
       },
+      abs: (i) => withName(base, names[i]!),
     };
   }
 
-  /** The entry of anything but a folder (archive name `name`), or undefined for what is left out (a socket). */
-  private leaf(name: Buffer, abs: Buffer, st: WalkStat): TarWriterEntry | undefined {
+  /**
+   * The entry of anything but a folder (archive name `name`, reached by the path absOf() gives), or
+   * undefined for what is left out (a socket).
+   */
+  private leaf(name: Buffer, absOf: () => Buffer, st: WalkStat): TarWriterEntry | undefined {
     const what = kindOf(st);
     if (!what) return undefined;
     const relText = relativeText(name);
-    const { mode, uid, gid, mtimeNs } = st;
     if (st.nlink > 1) {
       const key = `${st.dev}:${st.ino}`;
       const first = this.names.get(key);
-      if (first) {
-        const header = encodeHeader({ name, type: '1', mode, uid, gid, size: 0, mtimeNs, linkname: first });
-        return { path: relText, name, kind: 'hardlink', stat: st, linkTarget: first, header, padding: 0 };
-      }
+      if (first) return new WalkEntry(relText, name, 'hardlink', st, 0, first);
       this.names.set(key, name);
     }
     if (what === FILE) {
       const size = st.size;
-      const header = encodeHeader({ name, type: '0', mode, uid, gid, size, mtimeNs });
       const pool = this.pool;
-      const data = size <= SMALL_FILE ? () => smallFile(abs, relText, st, pool) : () => new FileData(abs, relText, st, pool);
-      return { path: relText, name, kind: 'file', stat: st, header, padding: paddingOf(size), data };
+      const data = size <= SMALL_FILE ? () => smallFile(absOf(), relText, st, pool) : () => new FileData(absOf(), relText, st, pool);
+      return new WalkEntry(relText, name, 'file', st, paddingOf(size), undefined, data);
     }
     if (what === SYMLINK) {
-      const target = attempt(relText, () => readlinkSync(abs, { encoding: 'buffer' }));
-      const header = encodeHeader({ name, type: '2', mode, uid, gid, size: 0, mtimeNs, linkname: target });
-      return { path: relText, name, kind: 'symlink', stat: st, linkTarget: target, header, padding: 0 };
+      const target = attempt(relText, () => readlinkSync(absOf(), { encoding: 'buffer' }));
+      return new WalkEntry(relText, name, 'symlink', st, 0, target);
     }
-    const devices = what === FIFO ? {} : deviceNumbers(st.rdev);
-    const header = encodeHeader({ ...devices, name, type: what.type, mode, uid, gid, size: 0, mtimeNs });
-    return { path: relText, name, kind: what.kind, stat: st, header, padding: 0 };
+    return new WalkEntry(relText, name, what.kind, st, 0);
   }
 }
 
-/** One name in a folder, as the walk comes to it. */
-interface Child {
-  /** Its archive name. */
-  name: Buffer;
-  /** The path to reach it by, below its folder's handle. */
-  abs: Buffer;
-  st: WalkStat;
+interface Children {
+  count: number;
+  /** Child i's archive name and lstat. */
+  child(i: number): { name: Buffer; st: WalkStat };
+  /** The path to reach child i by, below its folder's handle. */
+  abs(i: number): Buffer;
+}
+
+const TYPE_OF: Record<EntryKind, TypeFlag> = {
+  file: '0',
+  hardlink: '1',
+  symlink: '2',
+  'character-device': '3',
+  'block-device': '4',
+  directory: '5',
+  fifo: '6',
+};
+
+/**
+ * An entry as the walk yields it. Its header is encoded when first asked for, from what the walk
+ * saw: a file the files cache knows unchanged is compared by its stat and needs none (encoding
+ * headers was a third of the walk of an unchanged tree).
+ */
+class WalkEntry implements TarWriterEntry {
+  #header: Buffer | undefined;
+
+  constructor(
+    readonly path: string,
+    readonly name: Buffer,
+    readonly kind: EntryKind,
+    readonly stat: WalkStat,
+    readonly padding: number,
+    readonly linkTarget?: Buffer,
+    readonly data?: () => Readable,
+  ) {}
+
+  get header(): Buffer {
+    this.#header ??= encodeHeader({
+      name: this.name,
+      type: TYPE_OF[this.kind],
+      mode: this.stat.mode,
+      uid: this.stat.uid,
+      gid: this.stat.gid,
+      size: this.kind === 'file' ? this.stat.size : 0,
+      mtimeNs: this.stat.mtimeNs,
+      ...(this.linkTarget ? { linkname: this.linkTarget } : {}),
+      ...(this.kind === 'character-device' || this.kind === 'block-device' ? deviceNumbers(this.stat.rdev) : {}),
+    });
+    return this.#header;
+  }
 }
 
 /** An errno the addon gave, as the error Node's lstat would have thrown ("ENOENT: no such file or directory, lstat '…'"). */

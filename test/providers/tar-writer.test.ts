@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -6,7 +7,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { createProvider } from '../../src/providers/index.js';
-import { encodeHeader, endOfArchive, paddingOf } from '../../src/providers/tar-header.js';
+import { encodeHeader, endOfArchive, HEADER_FORMAT, paddingOf } from '../../src/providers/tar-header.js';
 import { type TarEntry, TarScanner } from '../../src/providers/tar-scanner.js';
 import { directoryTar, SourceChangedError, tarEntries, type TarWriterEntry } from '../../src/providers/tar-writer.js';
 import { describeWithAndWithoutAddons, setNativeAddons } from '../support/native-switch.js';
@@ -244,7 +245,7 @@ describeWithAndWithoutAddons('tar-writer', () => {
         const entries: unknown[] = [];
         for await (const e of tarEntries(root)) {
           const { data: _data, ...rest } = e;
-          entries.push(rest);
+          entries.push({ ...rest, header: e.header });
         }
         return entries;
       } finally {
@@ -252,6 +253,58 @@ describeWithAndWithoutAddons('tar-writer', () => {
       }
     };
     expect(await walk(true)).toEqual(await walk(false));
+  });
+
+  it('encodes the golden headers of HEADER_FORMAT 1 (the files cache compares the fields, not the bytes)', () => {
+    const cases: Parameters<typeof encodeHeader>[0][] = [
+      { name: Buffer.from('./'), type: '5', mode: 0o40755, uid: 0, gid: 0, size: 0, mtimeNs: 1_700_000_000_000_000_000n },
+      {
+        name: Buffer.from('./conf/app.conf'),
+        type: '0',
+        mode: 0o100640,
+        uid: 1000,
+        gid: 1000,
+        size: 1234,
+        mtimeNs: 1_765_000_000_123_456_789n,
+      },
+      {
+        name: Buffer.from(`./${'n'.repeat(120)}`),
+        type: '0',
+        mode: 0o104755,
+        uid: 3_000_000,
+        gid: 4_000_000,
+        size: 2 ** 33 + 5,
+        mtimeNs: -2_500_000_000n,
+      },
+      {
+        name: Buffer.from('./link'),
+        type: '2',
+        mode: 0o120777,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        mtimeNs: 1_600_000_000_500_000_000n,
+        linkname: Buffer.from(`${'t'.repeat(150)}/target`),
+      },
+      {
+        name: Buffer.from('./hard'),
+        type: '1',
+        mode: 0o100600,
+        uid: 7,
+        gid: 8,
+        size: 0,
+        mtimeNs: 9_000_000_000_000_000_000n,
+        linkname: Buffer.from('./conf/app.conf'),
+      },
+      { name: Buffer.from('./null'), type: '3', mode: 0o20666, uid: 0, gid: 0, size: 0, mtimeNs: 1_000_000_000n, devmajor: 1, devminor: 3 },
+      { name: Buffer.from('./fifo'), type: '6', mode: 0o10644, uid: 0, gid: 0, size: 0, mtimeNs: 0n },
+    ];
+    const digest = createHash('sha256');
+    for (const c of cases) digest.update(encodeHeader(c));
+    // If this fails, what encodeHeader() writes changed: give HEADER_FORMAT (tar-header.ts) a new
+    // number and this test its new digest, or files cached before would keep their old headers.
+    expect(HEADER_FORMAT).toBe(1);
+    expect(digest.digest('hex')).toBe('9c508813d3bbe0d0d0d7e5c9b2d63b646deafa08017452b746629f16e3c310f6');
   });
 
   it('encodes what ustar fields cannot hold in pax records: sizes from 8 GiB, big owners, long names', async () => {
