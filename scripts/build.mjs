@@ -18,8 +18,10 @@ mkdirSync(next, { recursive: true });
 const entryPoints = {
   'host/main': 'src/host/main.ts',
   'engine/job-runner': 'src/engine/job-runner.ts',
-  // Worker threads that compress and open chunks (src/repository/chunk-workers.ts).
+  // Worker threads that open chunks in a restore (src/repository/chunk-workers.ts) and that name,
+  // compress and seal them in a backup (src/repository/packers.ts).
   'repository/chunk-worker': 'src/repository/chunk-worker.ts',
+  'repository/pack-worker': 'src/repository/pack-worker.ts',
   'tools/build-tools': 'scripts/build-tools.ts',
   'tools/bench': 'scripts/bench.ts',
 };

@@ -100,6 +100,15 @@ function roleFailed(role: string, error: unknown): AzsError {
 
 export async function runBackup(given: BackupRequest): Promise<BackupOutcome> {
   const run = newRun(given);
+  try {
+    return await backUp(run);
+  } finally {
+    // The packers' threads end with the backup, committed or not.
+    await (await run.chunks?.store.catch(() => undefined))?.dispose();
+  }
+}
+
+async function backUp(run: BackupRun): Promise<BackupOutcome> {
   const { req } = run;
   publish(run, 'Starting');
   run.verbose(
@@ -206,8 +215,11 @@ function newRun(given: BackupRequest): BackupRun {
 function runChunks(target: Target, repository: OpenRepository, roles: number): RunChunks {
   // The index loads while the first roles start; their first chunks wait for it. A lost index
   // (no index file, packs present) is rebuilt from the packs first, so this backup still dedups.
-  const store = loadOrRebuildIndex(target, repository.layout, repository.keys).then(
-    (index) => new ChunkStore(target, repository.layout, repository.keys, index),
+  const store = ChunkStore.opening(
+    target,
+    repository.layout,
+    repository.keys,
+    loadOrRebuildIndex(target, repository.layout, repository.keys),
   );
   store.catch(() => {}); // Awaited by every role; never unhandled meanwhile.
   return { repository, store, streams: new Array(roles), caches: new Array(roles) };

@@ -40,10 +40,11 @@ export async function storeMembers(
         counts.reused++;
         counts.bytes += cached.reduce((n, c) => n + c.length, 0);
       } else {
-        refs = await readMember(store, sink, member, (n) => onBytes((counts.bytes += n)));
+        refs = await readMember(store, sink, member, archive.recycle, (n) => onBytes((counts.bytes += n)));
         if (file) counts.read++;
       }
-      if (file && settled(member)) next.add(member, refs);
+      // Once its chunks have their ids (they are named on the packers' threads meanwhile).
+      if (file && settled(member)) sink.after(() => next.add(member, refs));
       onBytes(counts.bytes);
     }
     await sink.put([archive.trailer]);
@@ -67,21 +68,34 @@ function settled(member: ArchiveMember): boolean {
   return member.stat.ctimeNs < BigInt(Date.now()) * 1_000_000n - RACY_NS;
 }
 
-/** One member read and cut on its own; its chunks. */
-async function readMember(store: ChunkStore, sink: StreamSink, member: ArchiveMember, onBytes: (n: number) => void): Promise<ChunkRef[]> {
+/**
+ * One member read and cut on its own; its chunks. The sink copies the chunks it is given, so each
+ * piece read goes back to the archive's memory once the chunker holds none of it.
+ */
+async function readMember(
+  store: ChunkStore,
+  sink: StreamSink,
+  member: ArchiveMember,
+  recycle: ((piece: Buffer) => void) | undefined,
+  onBytes: (n: number) => void,
+): Promise<ChunkRef[]> {
   const chunker = store.chunker();
   const refs: ChunkRef[] = [];
-  const out: Buffer[] = [];
-  chunker.write(member.header, out);
+  const out: Buffer[][] = [];
+  const read: Buffer[] = [];
+  chunker.cut(member.header, out);
   onBytes(member.header.length);
   if (member.data) {
     for await (const piece of member.data()) {
-      chunker.write(piece as Buffer, out);
+      chunker.cut(piece as Buffer, out);
+      read.push(piece as Buffer);
       onBytes((piece as Buffer).length);
       if (out.length > 0) await sink.put(out, refs);
+      while (read.length > 0 && !chunker.holds(read[0]!)) recycle?.(read.shift()!);
     }
   }
-  chunker.end(out);
+  chunker.cutEnd(out);
   await sink.put(out, refs);
+  for (const piece of read) recycle?.(piece);
   return refs;
 }

@@ -9,7 +9,7 @@ export class SlabPool {
   private slab: Buffer = Buffer.allocUnsafe(0);
   private at = 0;
   private current: SlabRecord = { out: 0, retired: true };
-  private readonly spare: Buffer[] = [];
+  private readonly spare: Buffer[];
   private readonly maxSpare: number;
   /**
    * Keyed by the slab's memory and by the piece, and holding no buffer, so that bookkeeping never
@@ -18,11 +18,18 @@ export class SlabPool {
   private readonly records = new WeakMap<ArrayBufferLike, SlabRecord>();
   private readonly out = new WeakSet<Buffer>();
 
-  /** Slabs of `slabBytes`; space() gives at least `minBytes` unless asked for more. */
+  /**
+   * Slabs of `slabBytes`; space() gives at least `minBytes` unless asked for more. Pools given the
+   * same `spares` (all of one slab size) keep their spare slabs together: what one short-lived
+   * pool gave back, the next one carves, rather than fresh memory for each (a restore reads one
+   * pack after another, each through a pool of its own).
+   */
   constructor(
     private readonly slabBytes: number,
     private readonly minBytes: number,
+    spares?: Buffer[],
   ) {
+    this.spare = spares ?? [];
     this.maxSpare = Math.max(2, Math.floor(MAX_SPARE_BYTES / slabBytes));
   }
 

@@ -10,7 +10,8 @@ import type { ArchiveExport, ArchiveMember, Provider, ProviderContext, ProviderD
 import { TarFormatError, TarScanner, type TarEntry } from './tar-scanner.js';
 import { recoverSwaps, resolveDestination, Staging } from './swap.js';
 import { endOfArchive } from './tar-header.js';
-import { directoryTar, SourceChangedError, SourceReadError, walkTree } from './tar-writer.js';
+import type { SlabPool } from '../memory/slab-pool.js';
+import { directoryTar, SourceChangedError, SourceReadError, tarPool, walkTree } from './tar-writer.js';
 
 /**
  * A folder tree as a tar stream. Import trusts nothing in the archive: every entry is checked
@@ -167,8 +168,8 @@ function exportFolder(root: string, role: string, signal: AbortSignal | undefine
 }
 
 /** The archive's members as the walk yields them; cancelling `signal` stops the walk at the next member. */
-async function* membersOf(root: string, role: string, signal: AbortSignal | undefined): AsyncGenerator<ArchiveMember> {
-  for (const entry of walkTree(root)) {
+async function* membersOf(root: string, role: string, signal: AbortSignal | undefined, pool: SlabPool): AsyncGenerator<ArchiveMember> {
+  for (const entry of walkTree(root, { pool })) {
     if (signal?.aborted) throw cancelledArchive(root, role);
     yield entry;
   }
@@ -381,10 +382,12 @@ export class DirectoryProvider implements Provider {
   /** The same archive as export(), member by member (tar-writer.ts), for the backup's files cache. */
   async exportMembers(ctx: ProviderContext = {}): Promise<ArchiveExport> {
     const root = await this.exportRoot();
+    const pool = tarPool();
     return {
-      members: membersOf(root, this.role.name, ctx.signal),
+      members: membersOf(root, this.role.name, ctx.signal, pool),
       trailer: endOfArchive(),
       explain: (e) => exportFailure(root, this.role.name, e),
+      recycle: (piece) => pool.recycle(piece),
     };
   }
 

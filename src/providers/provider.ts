@@ -89,6 +89,8 @@ export interface ArchiveExport {
   trailer: Buffer;
   /** A failure of the members or of their data, as the role's error (export()'s errors). */
   explain(error: unknown): Error;
+  /** Optional: hands a piece of member data back once nothing holds its bytes, so its memory goes round. */
+  recycle?(piece: Buffer): void;
 }
 
 export interface Provider {

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { gcmAddon } from '../native/aes-gcm.js';
 import binding from 'zstd-napi/binding.js';
 import { decompressionError } from '../pipeline/zstd-codec.js';
 import { chunkIdOf, CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
@@ -61,6 +62,36 @@ export class BlobSealer {
     return { codec: compressed ? CODEC_ZSTD : CODEC_STORED, body, sealedLength: BLOB_OVERHEAD + body.length };
   }
 
+  /**
+   * The chunk compressed (or copied, where zstd does not make it smaller) into `out`, behind the
+   * room its nonce and codec take; `out` needs blobRoom(plaintext.length) bytes. The blob's length
+   * once sealedInPlace(). Packs are filled this way: the blob lands where it is written from.
+   */
+  packInto(plaintext: Buffer, out: Buffer): number {
+    const body = out.subarray(BLOB_NONCE_BYTES + 1, out.length - BLOB_TAG_BYTES);
+    const packed = plaintext.length > 0 ? this.cctx.compress(body, plaintext, this.level) : 0;
+    const compressed = packed < plaintext.length;
+    if (!compressed) plaintext.copy(body);
+    out[BLOB_NONCE_BYTES] = compressed ? CODEC_ZSTD : CODEC_STORED;
+    return BLOB_OVERHEAD + (compressed ? packed : plaintext.length);
+  }
+
+  /** Seals the blob packInto() left in out[0..length) where it lies. */
+  sealInPlace(blobKey: Buffer, chunkId: Buffer, out: Buffer, length: number): void {
+    const nonce = randomFillSync(out, 0, BLOB_NONCE_BYTES).subarray(0, BLOB_NONCE_BYTES);
+    const payload = out.subarray(BLOB_NONCE_BYTES, length - BLOB_TAG_BYTES);
+    const addon = gcmAddon();
+    if (addon) {
+      // The addon writes where it reads (the same memory): AES-GCM encrypts in place.
+      addon.seal(blobKey, nonce, aadFor(chunkId), [payload], out.subarray(BLOB_NONCE_BYTES, length));
+      return;
+    }
+    const cipher = createCipheriv('aes-256-gcm', blobKey, nonce);
+    cipher.setAAD(aadFor(chunkId));
+    const sealed = Buffer.concat([cipher.update(payload), cipher.final(), cipher.getAuthTag()]);
+    sealed.copy(out, BLOB_NONCE_BYTES);
+  }
+
   /** The sealed blob's pieces (write them in order); their lengths sum to sealedLength. */
   seal(blobKey: Buffer, chunkId: Buffer, packed: PackedChunk): Buffer[] {
     const nonce = randomBytes(BLOB_NONCE_BYTES);
@@ -71,6 +102,11 @@ export class BlobSealer {
     const tail = cipher.final();
     return [nonce, head, body, tail, cipher.getAuthTag()];
   }
+}
+
+/** The room packInto() needs for a chunk of `length` bytes. */
+export function blobRoom(length: number): number {
+  return BLOB_OVERHEAD + Math.max(length, binding.compressBound(length));
 }
 
 /** Where a blob lies and the key it is sealed under: the pack's blob key (keys.ts packKeyOf). */
@@ -91,22 +127,8 @@ export function openBlob(
   blob: Buffer,
   expectedLength?: number,
 ): Buffer {
-  const { pack } = place;
-  const idHex = chunkId.toString('hex');
-  const fail = (detail: string, cause?: unknown) => chunkNotAuthentic(idHex, pack, detail, cause);
-  if (chunkId.length !== CHUNK_ID_BYTES) throw fail('the chunk id is not 32 bytes');
-  if (blob.length < BLOB_OVERHEAD) throw fail('the blob is shorter than its fixed overhead');
-  let payload: Buffer;
-  try {
-    const decipher = createDecipheriv('aes-256-gcm', place.blobKey, blob.subarray(0, BLOB_NONCE_BYTES));
-    decipher.setAAD(aadFor(chunkId));
-    decipher.setAuthTag(blob.subarray(blob.length - BLOB_TAG_BYTES));
-    payload = Buffer.concat([decipher.update(blob.subarray(BLOB_NONCE_BYTES, blob.length - BLOB_TAG_BYTES)), decipher.final()]);
-  } catch (cause) {
-    throw fail('the blob does not authenticate under this chunk id', cause);
-  }
-  const codec = payload[0];
-  const body = payload.subarray(1);
+  const fail = failureFor(place, chunkId);
+  const { codec, body } = payloadOf(place, chunkId, blob, fail);
   let plaintext: Buffer;
   if (codec === CODEC_STORED) plaintext = body;
   else if (codec === CODEC_ZSTD) plaintext = decompress(body, expectedLength, fail);
@@ -118,12 +140,62 @@ export function openBlob(
 }
 
 /**
+ * openBlob into memory the caller gives: the chunk, expected to be exactly `out.length` bytes, is
+ * written into `out` (a restore's batch of chunks, shared with a worker thread), with the same
+ * checks and the same errors. When it throws, `out` holds bytes that did not pass them: the
+ * caller must not pass any of it on.
+ */
+export function openBlobInto(keys: Pick<RepositoryKeys, 'chunkId'>, place: BlobPlace, chunkId: Buffer, blob: Buffer, out: Buffer): void {
+  const fail = failureFor(place, chunkId);
+  const { codec, body } = payloadOf(place, chunkId, blob, fail);
+  if (codec === CODEC_STORED) {
+    if (body.length !== out.length) throw fail(`it holds ${body.length} bytes, not ${out.length}`);
+    body.copy(out);
+  } else if (codec === CODEC_ZSTD) decompressInto(body, out, fail);
+  else throw fail(`unknown codec ${String(codec)}`);
+  if (!timingSafeEqual(chunkIdOf(keys, out), chunkId)) throw fail('its contents do not hash to its id');
+}
+
+type Failure = (detail: string, cause?: unknown) => AzsError;
+
+function failureFor({ pack }: BlobPlace, chunkId: Buffer): Failure {
+  return (detail, cause) => chunkNotAuthentic(chunkId.toString('hex'), pack, detail, cause);
+}
+
+/** The blob authenticated under its pack's key as `chunkId` and decrypted: its codec and body. */
+function payloadOf(place: BlobPlace, chunkId: Buffer, blob: Buffer, fail: Failure): { codec: number | undefined; body: Buffer } {
+  if (chunkId.length !== CHUNK_ID_BYTES) throw fail('the chunk id is not 32 bytes');
+  if (blob.length < BLOB_OVERHEAD) throw fail('the blob is shorter than its fixed overhead');
+  let payload: Buffer;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', place.blobKey, blob.subarray(0, BLOB_NONCE_BYTES));
+    decipher.setAAD(aadFor(chunkId));
+    decipher.setAuthTag(blob.subarray(blob.length - BLOB_TAG_BYTES));
+    const head = decipher.update(blob.subarray(BLOB_NONCE_BYTES, blob.length - BLOB_TAG_BYTES));
+    // GCM gives everything from update(); final() only checks the tag (nothing is used before it has).
+    const tail = decipher.final();
+    payload = tail.length ? Buffer.concat([head, tail]) : head;
+  } catch (cause) {
+    throw fail('the blob does not authenticate under this chunk id', cause);
+  }
+  return { codec: payload[0], body: payload.subarray(1) };
+}
+
+/**
  * A body that authenticated but does not decompress was bad before it was sealed: DecompressionFailed.
  * Anyone holding the repository's public key can seal a blob that authenticates under a pack key
  * of their own (only the keyed hash after this refuses it), so a frame declaring another size than
  * the catalog expects is refused before anything is allocated for it.
  */
-function decompress(body: Buffer, expectedLength: number | undefined, fail: (detail: string) => AzsError): Buffer {
+function decompress(body: Buffer, expectedLength: number | undefined, fail: Failure): Buffer {
+  const size = declaredSize(body, expectedLength, fail);
+  const out = Buffer.allocUnsafe(size);
+  expand(body, out);
+  return out;
+}
+
+/** The size `body`'s frame declares, refused unless it is `expectedLength` (where given) and usable. */
+function declaredSize(body: Buffer, expectedLength: number | undefined, fail: Failure): number {
   let size: number | null;
   try {
     size = binding.getFrameContentSize(body);
@@ -133,13 +205,22 @@ function decompress(body: Buffer, expectedLength: number | undefined, fail: (det
   if (size !== null && expectedLength !== undefined && size !== expectedLength)
     throw fail(`its frame declares ${size} bytes, not ${expectedLength}`);
   if (size === null || size > MAX_CHUNK_BYTES) throw decompressionError('the chunk does not declare a usable size');
-  const out = Buffer.allocUnsafe(size);
+  return size;
+}
+
+/** `body`'s frame expanded into `out`, which it must fill exactly. */
+function decompressInto(body: Buffer, out: Buffer, fail: Failure): void {
+  declaredSize(body, out.length, fail);
+  expand(body, out);
+}
+
+/** Expands a frame that declared exactly `out.length` bytes into `out`. */
+function expand(body: Buffer, out: Buffer): void {
   let n: number;
   try {
     n = binding.decompress(out, body);
   } catch (cause) {
     throw decompressionError('the chunk does not decompress', cause);
   }
-  if (n !== size) throw decompressionError('the chunk is shorter than its frame declares');
-  return out;
+  if (n !== out.length) throw decompressionError('the chunk is shorter than its frame declares');
 }

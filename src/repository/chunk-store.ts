@@ -1,13 +1,13 @@
 import type { Target } from '../targets/target.js';
 import { ContentChunker } from './chunker.js';
-import type { CdcParams } from './cdc.js';
+import { DEFAULT_CDC_PARAMS, type CdcParams } from './cdc.js';
 import type { ChunkIndex } from './chunk-index.js';
 import { gearTable } from './gear.js';
 import { writeIndexFiles } from './index-file.js';
-import { chunkIdOf, type RepositoryKeys } from './keys.js';
+import { CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 import type { ChunkLocation } from './pack-reader.js';
-import { PackWriter, type PackWriterOptions, type WrittenPack } from './pack-writer.js';
+import { type JobMemory, PackWriter, type PackWriterOptions, type WrittenPack } from './pack-writer.js';
 
 /** One stream as the store keeps it: its chunks in order (what a backup's catalog will list per role). */
 export interface StoredStream {
@@ -24,9 +24,6 @@ export interface ChunkStoreOptions extends PackWriterOptions {
   params?: CdcParams;
   implementation?: 'auto' | 'typescript';
 }
-
-/** New chunks being compressed and stored at once, per stream. */
-const MAX_IN_FLIGHT = 8;
 
 /**
  * The write side of a repository: cuts streams into chunks, stores each chunk not yet in the
@@ -45,21 +42,47 @@ export class ChunkStore {
     private readonly keys: RepositoryKeys,
     readonly index: ChunkIndex,
     private readonly opts: ChunkStoreOptions = {},
+    writer?: PackWriter,
   ) {
     this.gear = gearTable(keys.gearSeed);
-    this.writer = new PackWriter(target, layout, keys, opts);
+    this.writer = writer ?? ChunkStore.writerFor(target, layout, keys, opts);
+  }
+
+  /**
+   * A store whose packers' threads start now, while its index is still loading (start-up of a
+   * thread is tens of ms the other core would otherwise spend idle). Their threads end on
+   * dispose(), also when the index fails to load.
+   */
+  static async opening(
+    target: Target,
+    layout: RepositoryLayout,
+    keys: RepositoryKeys,
+    index: Promise<ChunkIndex>,
+    opts: ChunkStoreOptions = {},
+  ): Promise<ChunkStore> {
+    const writer = ChunkStore.writerFor(target, layout, keys, opts);
+    try {
+      return new ChunkStore(target, layout, keys, await index, opts, writer);
+    } catch (e) {
+      await writer.dispose();
+      throw e;
+    }
+  }
+
+  private static writerFor(target: Target, layout: RepositoryLayout, keys: RepositoryKeys, opts: ChunkStoreOptions): PackWriter {
+    return new PackWriter(target, layout, keys, { ...opts, jobBytes: (opts.params ?? DEFAULT_CDC_PARAMS).maxSize });
   }
 
   async storeStream(source: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<StoredStream> {
     const chunker = this.chunker();
     const sink = this.openStream();
-    const out: Buffer[] = [];
+    const out: Buffer[][] = [];
     try {
       for await (const piece of source) {
-        chunker.write(piece, out);
+        chunker.cut(piece, out);
         await sink.put(out);
       }
-      chunker.end(out);
+      chunker.cutEnd(out);
       await sink.put(out);
     } finally {
       await sink.settle();
@@ -74,7 +97,7 @@ export class ChunkStore {
 
   /** A stream whose chunks the caller cuts (or already knows): see StreamSink. */
   openStream(): StreamSink {
-    return new StreamSink(this.keys, this.index, this.writer);
+    return new StreamSink(this.index, this.writer);
   }
 
   /**
@@ -90,9 +113,14 @@ export class ChunkStore {
     return { packs, indexFiles };
   }
 
-  /** Gives up the open pack (after a failure); committed packs stay, to be indexed or pruned. */
+  /** Gives up the open packs (after a failure); committed packs stay, to be indexed or pruned. */
   abort(): Promise<void> {
     return this.writer.abort();
+  }
+
+  /** Ends the worker threads (after commit or abort). */
+  dispose(): Promise<void> {
+    return this.writer.dispose();
   }
 }
 
@@ -101,18 +129,35 @@ export interface ChunkRef {
   length: number;
 }
 
+/** At most this many chunks go in one job (besides JOB_BYTES in pack-writer.ts). */
+const JOB_CHUNKS = 1024;
+/** Until its job comes back, a chunk's id is this (never a real id: refs are read after settle()). */
+const UNNAMED = Buffer.alloc(0);
+
+interface OpenJob {
+  memory: JobMemory;
+  used: number;
+  lengths: number[];
+  refs: ChunkRef[];
+  after: (() => void)[];
+}
+
 /**
- * One stream being stored, from chunks its caller cut: put() stores those not stored yet (new
- * chunks compress on worker threads while the next ones are cut and hashed, a bounded number at
- * once, so memory stays a few chunks whatever the stream); reuse() appends chunks known to be
- * stored (known()) without their bytes. Call settle() whatever happens, then finish().
+ * One stream being stored, from chunks its caller cut: put() copies them into jobs of a few MiB
+ * that the writer's packers name and store (those not stored yet) while the next ones are cut;
+ * the writer's few job slots bound the memory whatever the stream. reuse() appends chunks known
+ * to be stored (known()) without their bytes. A chunk's ref gets its id when its job comes back:
+ * after(fn) runs fn once every chunk put so far has one. Call settle() whatever happens, then
+ * finish().
  */
 export class StreamSink {
   private readonly result: StoredStream = { chunks: [], bytes: 0, newChunks: 0, newBytes: 0, storedBytes: 0 };
-  private readonly inFlight: Promise<void>[] = [];
+  private job: OpenJob | undefined;
+  /** Settles (never rejects) once every job sent so far has come back, in order. */
+  private tail: Promise<void> = Promise.resolve();
+  private failure: { error: unknown } | undefined;
 
   constructor(
-    private readonly keys: RepositoryKeys,
     private readonly index: ChunkIndex,
     private readonly writer: PackWriter,
   ) {}
@@ -122,24 +167,32 @@ export class StreamSink {
     return this.index.has(id) || this.writer.has(id);
   }
 
-  /** Appends `chunks` (emptied) to the stream, storing each one not stored yet; their ids go to `refs` too. */
-  async put(chunks: Buffer[], refs?: ChunkRef[]): Promise<void> {
+  /**
+   * Appends `chunks` (each a buffer or the run of slices it spans; the list is emptied) to the
+   * stream, copied, so their memory is the caller's again once this settles; their refs go to
+   * `refs` too.
+   */
+  async put(chunks: (Buffer | readonly Buffer[])[], refs?: ChunkRef[]): Promise<void> {
     const { result } = this;
     for (const chunk of chunks) {
-      const ref = { id: chunkIdOf(this.keys, chunk), length: chunk.length };
+      const length = Buffer.isBuffer(chunk) ? chunk.length : chunk.reduce((n, s) => n + s.length, 0);
+      const ref = { id: UNNAMED, length };
       result.chunks.push(ref);
       refs?.push(ref);
-      result.bytes += chunk.length;
-      if (this.index.has(ref.id)) continue;
-      const adding = this.writer.add(ref.id, chunk).then((stored) => {
-        if (stored === 0) return;
-        result.storedBytes += stored;
-        result.newChunks++;
-        result.newBytes += chunk.length;
-      });
-      adding.catch(() => {}); // awaited below, in order; never unhandled meanwhile
-      this.inFlight.push(adding);
-      if (this.inFlight.length >= MAX_IN_FLIGHT) await this.inFlight.shift();
+      result.bytes += length;
+      let job = this.job;
+      if (job && (job.used + length > job.memory.data.length || job.lengths.length >= JOB_CHUNKS)) {
+        this.send();
+        job = undefined;
+      }
+      if (!job) {
+        this.throwIfFailed();
+        job = this.job = { memory: await this.writer.jobMemory(), used: 0, lengths: [], refs: [], after: [] };
+      }
+      if (Buffer.isBuffer(chunk)) job.used += chunk.copy(job.memory.data, job.used);
+      else for (const slice of chunk) job.used += slice.copy(job.memory.data, job.used);
+      job.lengths.push(length);
+      job.refs.push(ref);
     }
     chunks.length = 0;
   }
@@ -152,14 +205,60 @@ export class StreamSink {
     }
   }
 
-  /** Waits for every chunk still being stored, failed or not. */
+  /** Runs `fn` once every chunk put so far has its id (never, if storing one of them fails). */
+  after(fn: () => void): void {
+    if (this.job) this.job.after.push(fn);
+    else
+      this.tail = this.tail.then(() => {
+        if (!this.failure) fn();
+      });
+  }
+
+  /** Sends what is put and waits for every job, failed or not. */
   async settle(): Promise<void> {
-    await Promise.allSettled(this.inFlight);
+    if (this.job) {
+      if (this.failure) this.writer.releaseJobMemory(this.job.memory);
+      else this.send();
+      this.job = undefined;
+    }
+    await this.tail;
   }
 
   /** The stream as stored; rejects if storing one of its chunks failed. */
   async finish(): Promise<StoredStream> {
-    for (const adding of this.inFlight) await adding;
+    await this.settle();
+    this.throwIfFailed();
     return this.result;
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+  }
+
+  private send(): void {
+    const job = this.job!;
+    this.job = undefined;
+    const done = this.writer
+      .store(job.memory, Uint32Array.from(job.lengths), (id) => this.index.has(id))
+      .then(({ ids, sealed }) => {
+        const { result } = this;
+        for (let i = 0; i < job.refs.length; i++) {
+          job.refs[i]!.id = ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
+          if (sealed[i] === 0) continue;
+          result.storedBytes += sealed[i]!;
+          result.newChunks++;
+          result.newBytes += job.lengths[i]!;
+        }
+      });
+    const previous = this.tail;
+    this.tail = (async () => {
+      try {
+        await done;
+      } catch (error) {
+        this.failure ??= { error };
+      }
+      await previous;
+      if (!this.failure) for (const fn of job.after) fn();
+    })();
   }
 }

@@ -38,6 +38,16 @@ export class ContentChunker {
   }
 
   write(buf: Buffer, out: Buffer[]): void {
+    const runs: Buffer[][] = [];
+    this.cut(buf, runs);
+    for (const run of runs) out.push(joined(run));
+  }
+
+  /**
+   * As write(), each complete chunk as the run of slices it spans (views of the buffers written,
+   * in order), so a caller that copies chunks anyway copies each byte once.
+   */
+  cut(buf: Buffer, out: Buffer[][]): void {
     let from = 0;
     while (from < buf.length) {
       const cut = this.findCut(this.gear, this.plan, buf, from, buf.length, this.state);
@@ -51,8 +61,22 @@ export class ContentChunker {
     }
   }
 
+  /** Whether bytes of `piece` are still held for a chunk not yet complete (then `piece` must not be written over). */
+  holds(piece: Buffer): boolean {
+    return this.pending.some(
+      (s) => s.buffer === piece.buffer && s.byteOffset < piece.byteOffset + piece.length && s.byteOffset >= piece.byteOffset,
+    );
+  }
+
   /** The rest of the stream as its last chunk; an empty stream gives one empty chunk. */
   end(out: Buffer[]): void {
+    const runs: Buffer[][] = [];
+    this.cutEnd(runs);
+    for (const run of runs) out.push(joined(run));
+  }
+
+  /** As end(), the last chunk as its run of slices (cut()). */
+  cutEnd(out: Buffer[][]): void {
     if (this.pendingBytes > 0 || this.emitted === 0) out.push(this.take());
   }
 
@@ -62,15 +86,20 @@ export class ContentChunker {
     this.pendingBytes += piece.length;
   }
 
-  private take(): Buffer {
-    const chunk = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+  private take(): Buffer[] {
+    const run = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
     this.state.length = 0;
     this.state.hash = 0;
     this.emitted++;
-    return chunk;
+    return run;
   }
+}
+
+function joined(run: Buffer[]): Buffer {
+  if (run.length === 1) return run[0]!;
+  return run.length === 0 ? Buffer.alloc(0) : Buffer.concat(run);
 }
 
 /** The chunks of an async byte source, one at a time (the next is cut only when asked for). */

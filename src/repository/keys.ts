@@ -112,7 +112,7 @@ export function hostKeysFrom(host: RepositoryHostKeys): RepositoryKeys {
 }
 
 /** A new pack's blob key and the ephemeral public key its header carries. */
-export function newPackKey(keys: RepositoryKeys): { ephemeral: Buffer; blobKey: Buffer } {
+export function newPackKey(keys: Pick<RepositoryKeys, 'publicKey'>): { ephemeral: Buffer; blobKey: Buffer } {
   const pair = generateKeyPairSync('x25519');
   const ephemeral = rawPublicOf(pair.publicKey);
   const shared = diffieHellman({ privateKey: pair.privateKey, publicKey: x25519Public(keys.publicKey) });

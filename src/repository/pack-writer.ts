@@ -1,20 +1,37 @@
-import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { Target } from '../targets/target.js';
-import { BlobSealer, type PackedChunk } from './blob.js';
-import { newPackKey, type RepositoryKeys } from './keys.js';
+import { CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
-import { MAX_PACK_ENTRIES, packHeader, packTail, type PackEntry } from './pack-format.js';
+import { decodeEntries, outputRoom } from './pack-assembler.js';
+import type { PackEntry } from './pack-format.js';
+import { type PackBytes, Packers, type PackerMemory } from './packers.js';
 
 export interface PackWriterOptions {
   /** A pack is closed once it holds this many bytes (or would exceed it with the next blob). */
   packBytes?: number;
   /** zstd level of each chunk. */
   compressionLevel?: number;
+  /** Threads that name, compress and seal chunks (packers.ts); 0 packs inline. AZSBACKUP_PACK_WORKERS by default. */
+  workers?: number;
+  /** TEST ONLY: the worker script (the built one, where the sources run directly). */
+  workerScript?: string;
 }
 
 export const DEFAULT_PACK_BYTES = 32 * 1024 * 1024;
+
+/** A job's bytes: chunks laid end to end from the start of its memory. */
+export const JOB_BYTES = 2 * 1024 * 1024;
+/** Jobs being named and stored at once, whatever the number of streams (each holds one slot). */
+const INPUT_SLOTS = 8;
+/** Per packer, stores whose blobs the share has not taken yet. */
+const OUTPUT_SLOTS = 3;
+/**
+ * A job's blobs take a little more than its chunks (blobRoom): 29 bytes each, and zstd's bound
+ * (1/256 more) where a chunk does not compress; 1024 small chunks need about 2 MiB + 100 KiB.
+ * A store that needs more than a slot lays its blobs in memory of its own.
+ */
+const OUTPUT_SLACK = 256 * 1024;
 
 /** A pack once committed under its final name, with what it holds. */
 export interface WrittenPack {
@@ -23,151 +40,274 @@ export interface WrittenPack {
   entries: PackEntry[];
 }
 
-interface OpenPack {
+/** A job's chunks as stored: their ids (32 bytes each, in order) and the bytes each took in a pack (0: stored before). */
+export interface StoredJob {
+  ids: Buffer;
+  sealed: Uint32Array;
+}
+
+/** Memory a job is laid in: write its chunks from the start of `data`, then store() it. */
+export interface JobMemory {
+  slot: number;
+  data: Buffer;
+}
+
+interface Upload {
   path: string;
-  header: Buffer;
-  blobKey: Buffer;
   stream: PassThrough;
   stored: Promise<unknown>;
   failure: { error?: unknown };
-  hash: Hash;
-  size: number;
-  entries: PackEntry[];
+  /** Pieces written from output slots, until the share hands them back (or the upload ends). */
+  lent: Map<Buffer, OutputSlot>;
+}
+
+interface OutputSlot {
+  packer: number;
+  slot: number;
+  /** Pieces of it not yet taken by the share. */
+  lent: number;
 }
 
 /**
- * Writes chunks into packs through a Target: each pack is streamed to a pending name while it
- * fills (memory: the stream's buffer and one sealed chunk), and renamed to the SHA-256 of its
- * bytes once complete, so a pack under its final name is always whole, and never changes.
+ * Stores runs of chunks ("jobs") through a Target. Each job goes to one of the packers (worker
+ * threads, packers.ts) which names its chunks; here, on the main thread and one job at a time, the
+ * chunks not stored yet are taken (so two roles or two jobs never store one chunk twice); the
+ * packer seals those into a pack of its own, and its bytes are streamed here to a pending name
+ * while the pack fills (memory: the stream's buffer), then renamed to the SHA-256 of its bytes
+ * once complete, so a pack under its final name is always whole, and never changes.
+ *
+ * Memory goes round: a job's slot is free again once its packer has stored it, an output slot
+ * once the share has taken every piece of it (the upload's recycle(), or the end of the upload).
  */
 export class PackWriter {
-  private readonly sealer: BlobSealer;
-  private readonly packBytes: number;
-  private current: OpenPack | undefined;
+  private readonly packers: Packers;
+  /** Per packer: jobs it holds, the handling of its pack bytes (one reply after another), its free output slots. */
+  private readonly busy: number[] = [];
+  private readonly io: Promise<void>[] = [];
+  private readonly freeOutputs: number[][] = [];
+  private readonly inputs: Buffer[];
+  private readonly freeInputs: number[];
+  private readonly waitingForInput: ((slot: number) => void)[] = [];
   private readonly pendingIds = new Set<string>();
-  private written: WrittenPack[] = [];
-  /** add() calls run one after another: a chunk is compressed into a scratch buffer shared by all. */
-  private queue: Promise<void> = Promise.resolve();
+  private readonly uploads = new Map<number, Upload>();
+  private committing: Promise<void>[] = [];
+  /** Packs committed since the last flush, by their number (the order the packers made them). */
+  private written: { number: number; pack: WrittenPack }[] = [];
+  private jobs = 0;
 
   constructor(
     private readonly target: Target,
     private readonly layout: RepositoryLayout,
-    private readonly keys: RepositoryKeys,
-    opts: PackWriterOptions = {},
+    keys: RepositoryKeys,
+    opts: PackWriterOptions & { jobBytes?: number } = {},
   ) {
-    this.sealer = new BlobSealer(opts.compressionLevel ?? 1);
-    this.packBytes = opts.packBytes ?? DEFAULT_PACK_BYTES;
+    const settings = {
+      chunkIdKey: keys.chunkId,
+      tocKey: keys.toc,
+      publicKey: keys.publicKey,
+      packBytes: opts.packBytes ?? DEFAULT_PACK_BYTES,
+      level: opts.compressionLevel ?? 1,
+    };
+    const jobBytes = Math.max(JOB_BYTES, opts.jobBytes ?? 0);
+    const inputs = Array.from({ length: INPUT_SLOTS }, () => new SharedArrayBuffer(jobBytes));
+    const memoryFor = (): PackerMemory => ({
+      inputs,
+      outputs: Array.from({ length: OUTPUT_SLOTS }, () => new SharedArrayBuffer(jobBytes + OUTPUT_SLACK)),
+    });
+    this.packers = new Packers(settings, memoryFor, opts.workers, opts.workerScript);
+    this.track();
+    this.inputs = inputs.map((b) => Buffer.from(b));
+    this.freeInputs = this.inputs.map((_, i) => i);
   }
 
-  /** True when this writer already took the chunk (in a pack not yet handed out by takeWritten). */
+  /** True when this writer already took the chunk (in a pack not yet handed out by flush). */
   has(chunkId: Buffer): boolean {
     return this.pendingIds.has(chunkId.toString('hex'));
   }
 
+  /** Memory for the next job; waits while every slot holds a job being stored. */
+  async jobMemory(): Promise<JobMemory> {
+    const slot = this.freeInputs.pop() ?? (await new Promise<number>((resolve) => this.waitingForInput.push(resolve)));
+    return { slot, data: this.inputs[slot]! };
+  }
+
+  /** Gives back a job's memory unstored (its stream failed before sending it). */
+  releaseJobMemory(job: JobMemory): void {
+    this.freeInput(job.slot);
+  }
+
   /**
-   * Adds a chunk unless this writer already took it (callers dedup against the index); the bytes
-   * it takes in its pack, 0 when it was not added. Calls may overlap (roles store at once): they
-   * run one after another; the caller may go on before it is stored (the returned promise says when).
+   * Stores the job laid in `memory` (`lengths` end to end); chunks for which `stored` says true,
+   * or that this writer took already, are not stored again. The memory is free again after.
    */
-  add(chunkId: Buffer, plaintext: Buffer): Promise<number> {
-    if (this.has(chunkId)) return Promise.resolve(0);
-    // Taken now, so the same chunk given again before this one is stored is not stored twice.
-    this.pendingIds.add(chunkId.toString('hex'));
-    const added = this.queue.then(async () => this.store(chunkId, plaintext.length, this.sealer.pack(plaintext)));
-    this.queue = added.then(
-      () => undefined,
-      () => undefined,
-    );
-    return added;
+  async store(memory: JobMemory, lengths: Uint32Array, stored: (id: Buffer) => boolean): Promise<StoredJob> {
+    let least = Math.min(...this.busy);
+    // Every thread has a job waiting behind the one it works on: another thread pays for itself.
+    if (least >= 2 && this.packers.more()) least = this.track();
+    const p = this.busy.indexOf(least);
+    const packer = this.packers.all[p]!;
+    this.busy[p]!++;
+    try {
+      const job = ++this.jobs;
+      const ids = await packer.identify(job, memory.slot, lengths);
+      const take = new Uint8Array(lengths.length);
+      for (let i = 0; i < lengths.length; i++) {
+        const id = ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
+        if (stored(id)) continue;
+        const hex = id.toString('hex');
+        if (this.pendingIds.has(hex)) continue;
+        // Taken now, so the same chunk in another job or role is not stored twice.
+        this.pendingIds.add(hex);
+        take[i] = 1;
+      }
+      const needed = outputRoom(lengths, take) > 0;
+      const output = needed ? (this.freeOutputs[p]!.pop() ?? -1) : -1;
+      let events: PackBytes[];
+      let sealed: Uint32Array;
+      try {
+        ({ sealed, events } = await packer.store(job, take, output));
+      } catch (e) {
+        if (output >= 0) this.freeOutputs[p]!.push(output);
+        throw e;
+      }
+      const slot: OutputSlot | undefined = output >= 0 ? { packer: p, slot: output, lent: 0 } : undefined;
+      if (slot) {
+        slot.lent = events.filter((e) => 'output' in e && e.output === output).length;
+        if (slot.lent === 0) this.freeOutputs[p]!.push(output);
+      }
+      await this.handle(p, events, slot);
+      return { ids, sealed };
+    } finally {
+      this.busy[p]!--;
+      this.freeInput(memory.slot);
+    }
   }
 
-  private async store(chunkId: Buffer, plaintextLength: number, packed: PackedChunk): Promise<number> {
-    const length = packed.sealedLength;
-    if (this.current && (this.current.size + length > this.packBytes || this.current.entries.length >= MAX_PACK_ENTRIES))
-      await this.close();
-    const pack = this.current ?? (await this.open());
-    // A chunk compressed here lies in the sealer's scratch buffer: sealed before anything else compresses.
-    const pieces = this.sealer.seal(pack.blobKey, chunkId, packed);
-    pack.entries.push({ chunkId: ownCopy(chunkId), offset: pack.size, length, plaintextLength });
-    for (const piece of pieces) await this.put(pack, piece);
-    return length;
-  }
-
-  /** Closes the open pack, if any, and returns every pack committed since the last call. */
+  /** Closes the open packs and returns every pack committed since the last call. */
   async flush(): Promise<WrittenPack[]> {
-    await this.queue;
-    if (this.current) await this.close();
-    const written = this.written;
+    await Promise.all(this.packers.all.map(async (packer, p) => this.handle(p, await packer.close(), undefined)));
+    const committing = this.committing;
+    this.committing = [];
+    await Promise.all(committing);
+    const written = this.written.sort((a, b) => a.number - b.number).map((w) => w.pack);
     this.written = [];
     for (const pack of written) for (const e of pack.entries) this.pendingIds.delete(e.chunkId.toString('hex'));
     return written;
   }
 
-  /** Drops the open pack (its pending file is deleted where possible; prune removes leftovers). */
+  /** Drops the open packs (their pending files are deleted where possible; prune removes leftovers). */
   async abort(): Promise<void> {
-    await this.queue;
-    const pack = this.current;
-    this.current = undefined;
-    if (!pack) return;
-    pack.stream.destroy();
-    await pack.stored.catch(() => undefined);
-    await this.target.delete(pack.path).catch(() => undefined);
+    await Promise.all(this.packers.all.map((packer) => packer.abort().catch(() => undefined)));
+    await Promise.allSettled(this.io);
+    await Promise.allSettled(this.committing);
+    this.committing = [];
+    const uploads = [...this.uploads.values()];
+    this.uploads.clear();
+    for (const upload of uploads) {
+      upload.stream.destroy();
+      await upload.stored.catch(() => undefined);
+      await this.target.delete(upload.path).catch(() => undefined);
+    }
   }
 
-  private async open(): Promise<OpenPack> {
+  /** Ends the packers' threads. */
+  async dispose(): Promise<void> {
+    await Promise.all(this.packers.all.map((packer) => packer.dispose()));
+  }
+
+  /** Bookkeeping for the packers started since the last call; the busy count of the newest (0). */
+  private track(): number {
+    while (this.busy.length < this.packers.all.length) {
+      this.busy.push(0);
+      this.io.push(Promise.resolve());
+      this.freeOutputs.push(Array.from({ length: OUTPUT_SLOTS }, (_, i) => i));
+    }
+    return 0;
+  }
+
+  private freeInput(slot: number): void {
+    const waiting = this.waitingForInput.shift();
+    if (waiting) waiting(slot);
+    else this.freeInputs.push(slot);
+  }
+
+  /** A packer's pack bytes put on the share in the order it made them. */
+  private handle(p: number, events: PackBytes[], slot: OutputSlot | undefined): Promise<void> {
+    const handled = this.io[p]!.then(async () => {
+      for (const event of events) {
+        if ('data' in event) await this.put(event.pack, event.data, 'output' in event ? slot : undefined);
+        else this.commitInBackground(event.pack, event.closed.hash, event.closed.size, decodeEntries(event.closed.entries));
+      }
+    });
+    // A failure fails this reply's store(); the packer's later ones fail on the upload it left.
+    this.io[p] = handled.catch(() => undefined);
+    return handled;
+  }
+
+  private async put(pack: number, piece: Buffer, slot: OutputSlot | undefined): Promise<void> {
+    const upload = this.uploads.get(pack) ?? this.open(pack);
+    if (slot) upload.lent.set(piece, slot);
+    if (upload.failure.error) throw upload.failure.error;
+    if (!upload.stream.write(piece)) {
+      await Promise.race([once(upload.stream, 'drain'), upload.stored.then(() => undefined)]).catch(() => undefined);
+      if (upload.failure.error) throw upload.failure.error;
+    }
+  }
+
+  private open(pack: number): Upload {
     const path = this.layout.pendingPackPath();
-    const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const lent = new Map<Buffer, OutputSlot>();
+    const stream = Object.assign(new PassThrough({ highWaterMark: 1024 * 1024 }), {
+      recycle: (piece: Buffer): void => this.taken(lent, piece),
+    });
     const failure: { error?: unknown } = {};
     const stored = this.target.write(path, stream, { atomic: false });
     stored.catch((error: unknown) => {
       failure.error = error;
       stream.destroy();
     });
-    const { ephemeral, blobKey } = newPackKey(this.keys);
-    const header = packHeader(ephemeral);
-    const pack: OpenPack = { path, header, blobKey, stream, stored, failure, hash: createHash('sha256'), size: 0, entries: [] };
-    this.current = pack;
-    await this.put(pack, header);
-    return pack;
+    // However the share went, nothing reads the pieces any more once the upload has ended.
+    const ended = (): void => {
+      for (const piece of [...lent.keys()]) this.taken(lent, piece);
+    };
+    stored.then(ended, ended);
+    const upload: Upload = { path, stream, stored, failure, lent };
+    this.uploads.set(pack, upload);
+    return upload;
   }
 
-  private async put(pack: OpenPack, piece: Buffer): Promise<void> {
-    if (pack.failure.error) throw pack.failure.error;
-    pack.hash.update(piece);
-    pack.size += piece.length;
-    if (!pack.stream.write(piece)) {
-      await Promise.race([once(pack.stream, 'drain'), pack.stored.then(() => undefined)]).catch(() => undefined);
-      if (pack.failure.error) throw pack.failure.error;
-    }
+  /** A piece of an output slot the share has taken: the slot is free again once all of its pieces are. */
+  private taken(lent: Map<Buffer, OutputSlot>, piece: Buffer): void {
+    const slot = lent.get(piece);
+    if (!slot) return;
+    lent.delete(piece);
+    if (--slot.lent === 0) this.freeOutputs[slot.packer]!.push(slot.slot);
   }
 
-  private async close(): Promise<void> {
-    const pack = this.current!;
-    this.current = undefined;
+  /**
+   * A complete pack is flushed to disk and renamed while the next one fills: waiting for its
+   * fsync (tens of ms per 32 MiB) held up every job behind it. flush() waits for them all.
+   */
+  private commitInBackground(pack: number, hash: string, size: number, entries: PackEntry[]): void {
+    const committed = this.commitPack(pack, hash, size, entries);
+    committed.catch(() => {}); // awaited by flush() or abort(); never unhandled meanwhile
+    this.committing.push(committed);
+  }
+
+  private async commitPack(pack: number, hash: string, size: number, entries: PackEntry[]): Promise<void> {
+    const upload = this.uploads.get(pack);
+    if (!upload) throw new Error(`Pack ${pack} closed before any of its bytes came.`);
+    this.uploads.delete(pack);
     try {
-      await this.put(pack, packTail(this.keys.toc, pack.header, pack.entries));
-      pack.stream.end();
-      await pack.stored;
-      const hash = pack.hash.digest('hex');
-      const final = this.layout.packPath(hash);
-      await this.target.rename(pack.path, final);
-      this.written.push({ hash, size: pack.size, entries: pack.entries });
+      upload.stream.end();
+      await upload.stored;
+      await this.target.rename(upload.path, this.layout.packPath(hash));
+      this.written.push({ number: pack, pack: { hash, size, entries } });
     } catch (error) {
-      pack.stream.destroy();
-      await this.target.delete(pack.path).catch(() => undefined);
-      for (const e of pack.entries) this.pendingIds.delete(e.chunkId.toString('hex'));
+      upload.stream.destroy();
+      await this.target.delete(upload.path).catch(() => undefined);
+      for (const e of entries) this.pendingIds.delete(e.chunkId.toString('hex'));
       throw error;
     }
   }
-}
-
-/**
- * A copy of an id with a memory of its own. Buffer.from would take 32 bytes of Node's shared 8 KiB
- * pool, and an entry kept until commit would keep its whole 8 KiB alive with it: on a 5 GiB backup
- * (47,000 chunks, other small buffers between them) that held 97 MB until the end.
- */
-function ownCopy(id: Buffer): Buffer {
-  const copy = Buffer.allocUnsafeSlow(id.length);
-  id.copy(copy);
-  return copy;
 }

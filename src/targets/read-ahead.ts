@@ -38,7 +38,8 @@ export function readAheadFrom(source: PieceSource, size: number, opts: ReadAhead
   let nextOffset = 0;
   // One piece per slab, so a piece handed back frees its slab for the next read; no bigger than the file.
   const slabBytes = Math.max(1, Math.min(opts.pieceBytes, size));
-  const pool = new SlabPool(slabBytes, slabBytes);
+  // Files read one after another (a restore's packs) share the spare slabs of the full piece size.
+  const pool = new SlabPool(slabBytes, slabBytes, slabBytes === opts.pieceBytes ? sparesOf(slabBytes) : undefined);
   const inFlight: Promise<Buffer>[] = [];
   let closed = false;
   const issue = (): void => {
@@ -84,6 +85,14 @@ export function readAheadFrom(source: PieceSource, size: number, opts: ReadAhead
     },
   });
   return Object.assign(stream, { recycle: (chunk: Buffer): void => pool.recycle(chunk) });
+}
+
+const spares = new Map<number, Buffer[]>();
+
+function sparesOf(slabBytes: number): Buffer[] {
+  let list = spares.get(slabBytes);
+  if (!list) spares.set(slabBytes, (list = []));
+  return list;
 }
 
 /** `length` bytes at `position`; a file that shrank while being read is an error, not a short piece. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BLOB_OVERHEAD, BlobSealer, openBlob } from '../../src/repository/blob.js';
+import { BLOB_OVERHEAD, BlobSealer, openBlob, openBlobInto } from '../../src/repository/blob.js';
 import { chunkIdOf, deriveRepositoryKeys } from '../../src/repository/keys.js';
 import { thrown } from '../support/errors.js';
 import { pseudoRandomBytes } from '../support/pseudo-random.js';
@@ -60,5 +60,29 @@ describe('blobs', () => {
     const err = thrown(() => openBlob(keys, place, id, seal(id, bomb), 1_000));
     expect(err.errorId).toBe('ChunkNotAuthentic');
     expect(err.message).toMatch(/declares 62914560 bytes, not 1000/);
+  });
+
+  it('open into given memory to the same chunk, with the same refusals, for both codecs', () => {
+    for (const plaintext of [Buffer.from('{"record":1}\n'.repeat(20_000)), pseudoRandomBytes('into', 100_000)]) {
+      const id = chunkIdOf(keys, plaintext);
+      const blob = seal(id, plaintext);
+      const out = Buffer.alloc(plaintext.length + 10, 0xee);
+      openBlobInto(keys, place, id, blob, out.subarray(5, 5 + plaintext.length));
+      expect(out.subarray(5, 5 + plaintext.length).equals(plaintext)).toBe(true);
+      // Nothing around the place given is touched.
+      expect([...out.subarray(0, 5), ...out.subarray(5 + plaintext.length)].every((b) => b === 0xee)).toBe(true);
+      const forged = Buffer.from(blob);
+      forged[forged.length >> 1]! ^= 1;
+      const cases: [Buffer, Buffer, number][] = [
+        [forged, id, plaintext.length],
+        [blob, id, plaintext.length - 1],
+        [blob, chunkIdOf(keys, Buffer.from('another')), plaintext.length],
+      ];
+      for (const [b, chunkId, length] of cases) {
+        const into = thrown(() => openBlobInto(keys, place, chunkId, b, Buffer.alloc(length)));
+        expect(into.errorId).toBe('ChunkNotAuthentic');
+        expect(into.message).toBe(thrown(() => openBlob(keys, place, chunkId, b, length)).message);
+      }
+    }
   });
 });
