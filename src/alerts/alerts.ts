@@ -146,11 +146,12 @@ export class AlertStore {
     return [];
   }
 
-  private async change(fn: (alerts: Alert[]) => void): Promise<void> {
+  /** Read-modify-write under the alerts lock; `fn` returning false means it changed nothing, and nothing is written. */
+  private async change(fn: (alerts: Alert[]) => boolean | undefined): Promise<void> {
     makeHome(this.home);
     await withLock(join(this.home, 'alerts.lock'), 'alerts', () => {
       const alerts = this.list();
-      fn(alerts);
+      if (fn(alerts) === false) return;
       try {
         writeFileWhole(this.file, JSON.stringify(alerts, null, 2), { mode: 0o600, replace: true });
       } catch (e) {
@@ -170,7 +171,7 @@ export class AlertStore {
         active.Description = description;
         active.BackupName = backupName ?? active.BackupName;
         raised = active;
-        return;
+        return true;
       }
       const def = alertCatalog[type];
       raised = {
@@ -188,6 +189,7 @@ export class AlertStore {
       };
       alerts.push(raised);
       isNew = true;
+      return true;
     });
     if (isNew) await this.deliver([raised]);
     return raised;
@@ -206,6 +208,7 @@ export class AlertStore {
         const a = all.find((x) => x.Id === id);
         if (a) a.DeliveryError = failures.length ? failures.join('; ') : null;
       }
+      return true;
     });
   }
 
@@ -220,6 +223,9 @@ export class AlertStore {
           closed.push(a);
         }
       }
+      // Every successful backup closes what it proved gone; most of the time nothing was open,
+      // and writing the file again (two fsyncs) would change nothing.
+      return closed.length > 0;
     });
     await this.deliver(closed);
   }

@@ -151,7 +151,6 @@ async function recordedBackup(
       privateDir: access.privateDir,
       filesCache: path.join(opts.home, FILES_CACHE_FOLDER),
       onUpdate: (r) => save(r),
-      onDataFlowing: () => store.prepareUpdate(),
     });
     if (fullCopyBecause) outcome.warnings.push(fullCopyBecause);
   } catch (e) {
@@ -166,10 +165,10 @@ async function recordedBackup(
   save({ ...record, Progress: null }, true);
   // Only a backup on the share proves the share usable and the backups current again; one whose
   // every role failed wrote nothing there.
-  if (record.Status !== 'Failed') await alerts.close([...shareAlertTypes, 'BackupOverdue']);
   if (record.Status === 'Succeeded') {
-    await alerts.close(['BackupGeneral']);
+    await alerts.close([...shareAlertTypes, 'BackupOverdue', 'BackupGeneral']);
   } else {
+    if (record.Status !== 'Failed') await alerts.close([...shareAlertTypes, 'BackupOverdue']);
     const failed = record.RoleStatus.filter((r) => r.Status === 'Failed').map((r) => `${r.RoleName}: ${r.Error}`);
     await alerts.raise(
       'BackupGeneral',

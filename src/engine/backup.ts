@@ -60,11 +60,6 @@ export interface BackupRequest {
   /** Called as the backup advances, so a background job can publish its progress. */
   onUpdate?(record: BackupRecord): void;
   /**
-   * Called once, as soon as the first role's data flows: the moment to start loading what only the
-   * end of the job needs, so that it neither delays the start nor waits until the end.
-   */
-  onDataFlowing?(): void;
-  /**
    * The location's deduplicating repository (format 3): roles are cut into chunks stored once per
    * location, and the backup folder holds their catalogs. Without it, a full copy (format 2).
    */
@@ -169,8 +164,6 @@ interface BackupRun {
   shareFailure?: AzsError;
   /** Roles finished, for the percentage. */
   done: number;
-  /** True once the first role's data flows (onDataFlowing). */
-  flowing: boolean;
   /** With a repository: the store every role adds its chunks to (so roles dedup against each other too). */
   chunks?: RunChunks;
   verbose(message: string): void;
@@ -214,7 +207,6 @@ function newRun(given: BackupRequest): BackupRun {
     records: new Array(req.roles.length),
     kept: new Array(req.roles.length),
     done: 0,
-    flowing: false,
     ...(req.repository ? { chunks: runChunks(req.target, req.repository, req.roles.length) } : {}),
     verbose: (message) => req.progress.log?.('Verbose', message),
   };
@@ -352,7 +344,6 @@ async function exportRole(
   provider?: Provider,
 ): Promise<{ source: Readable; counter: Transform }> {
   const source = await (provider ?? (await createProvider(role))).export(exportContext(run, i));
-  dataFlowing(run);
   return { source, counter: countBytes(exportedBytes(run, role, i)) };
 }
 
@@ -367,20 +358,23 @@ function exportContext(run: BackupRun, i: number) {
   };
 }
 
-function dataFlowing(run: BackupRun): void {
-  if (run.flowing) return;
-  run.flowing = true;
-  run.req.onDataFlowing?.();
-}
-
-/** Reports the bytes role i exported so far into its status. */
+/**
+ * Keeps the bytes role i exported so far in its status, and reports them as progress at most every
+ * PROGRESS_MS: a folder's export calls it once per file, and an unchanged file costs little else.
+ */
 function exportedBytes(run: BackupRun, role: RoleDefinition, i: number): (n: number) => void {
   const status = run.statuses[i]!;
+  const activity = `Role ${role.name}`;
+  let reported = 0;
   return (n) => {
     status.Size = n;
-    run.req.progress.report({ activity: `Role ${role.name}`, status: `${(n / 1048576).toFixed(1)} MB exported`, id: i + 1, parentId: 0 });
+    const now = Date.now();
+    if (now - reported < PROGRESS_MS) return;
+    reported = now;
+    run.req.progress.report({ activity, status: `${(n / 1048576).toFixed(1)} MB exported`, id: i + 1, parentId: 0 });
   };
 }
+const PROGRESS_MS = 100;
 
 /**
  * One attempt at a role into the repository: its chunks stored (once per location); its catalog
@@ -418,7 +412,6 @@ async function storeRoleMembers(
   provider: Provider,
 ): Promise<StoredStream> {
   const archive = await provider.exportMembers!(exportContext(run, i));
-  dataFlowing(run);
   const store = await chunks.store;
   const file = run.req.filesCache ? filesCachePath(run.req.filesCache, chunks.repository.id, role.name) : undefined;
   const previous = file ? FilesCache.load(file) : {};

@@ -1,7 +1,7 @@
 import type { ArchiveExport, ArchiveMember } from '../providers/provider.js';
 import type { ChunkRefs } from '../repository/chunk-refs.js';
 import type { ChunkStore, StoredStream, StreamSink } from '../repository/chunk-store.js';
-import { FilesCacheBuilder, headerHash, type FilesCache } from './files-cache.js';
+import { FilesCacheBuilder, type FilesCache } from './files-cache.js';
 
 /**
  * An archive stored member by member (a directory role into the repository). Each member, its
@@ -32,8 +32,8 @@ export async function storeMembers(
   const counts = { reused: 0, read: 0, bytes: 0 };
   try {
     for await (const member of archive.members) {
-      const hash = member.kind === 'file' ? headerHash(member.header) : undefined;
-      const cached = hash ? previous?.match(member, hash) : undefined;
+      const file = member.kind === 'file';
+      const cached = file ? previous?.match(member) : undefined;
       let refs: ChunkRefs;
       if (cached && allKnown(sink, cached)) {
         sink.reuse(cached);
@@ -42,10 +42,10 @@ export async function storeMembers(
         for (let c = 0; c < cached.length; c++) counts.bytes += cached.lengthAt(c);
       } else {
         refs = await readMember(store, sink, member, archive.recycle, (n) => onBytes((counts.bytes += n)));
-        if (hash) counts.read++;
+        if (file) counts.read++;
       }
       // Once its chunks have their ids (they are named on the packers' threads meanwhile).
-      if (hash && settled(member)) sink.after(() => next.add(member, hash, refs));
+      if (file && settled(member)) sink.after(() => next.add(member, refs));
       onBytes(counts.bytes);
     }
     await sink.put([archive.trailer]);

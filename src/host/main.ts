@@ -135,9 +135,9 @@ export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<nu
       }, SIGNAL_GRACE_MS).unref();
       return;
     }
-    // A second Ctrl-C ends at once, for a cmdlet that does not honour its signal. Not the echo of
-    // the first: conf's atomic writes (through when-exit) clean up on a signal and then raise it
-    // again at once, which must not cut short the orderly stop the first one began.
+    // A second Ctrl-C ends at once, for a cmdlet that does not honour its signal. Not an echo of
+    // the first (a library that cleans up on a signal and raises it again at once, as conf's
+    // atomic writes did through when-exit), which must not cut short the orderly stop it began.
     if (Date.now() - firstSignalAt >= SIGNAL_ECHO_MS) process.exit(ExitCode.Interrupted);
   };
   const onExternal = (): void => abort.abort(stoppedBy('command', 'aborted'));

@@ -24,6 +24,11 @@
       "target_name": "content_cut",
       "sources": ["content-cut.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
+      "target_name": "folder_stat",
+      "sources": ["folder-stat.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]
 }

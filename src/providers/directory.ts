@@ -11,7 +11,7 @@ import { TarFormatError, TarScanner, type TarEntry } from './tar-scanner.js';
 import { recoverSwaps, resolveDestination, Staging } from './swap.js';
 import { endOfArchive } from './tar-header.js';
 import type { SlabPool } from '../memory/slab-pool.js';
-import { directoryTar, SourceChangedError, SourceReadError, tarEntries, tarPool } from './tar-writer.js';
+import { directoryTar, SourceChangedError, SourceReadError, tarPool, walkTree } from './tar-writer.js';
 
 /**
  * A folder tree as a tar stream. Import trusts nothing in the archive: every entry is checked
@@ -167,9 +167,9 @@ function exportFolder(root: string, role: string, signal: AbortSignal | undefine
   return out;
 }
 
-/** The archive's members as tarEntries() yields them; cancelling `signal` stops the walk at the next member. */
+/** The archive's members as the walk yields them; cancelling `signal` stops the walk at the next member. */
 async function* membersOf(root: string, role: string, signal: AbortSignal | undefined, pool: SlabPool): AsyncGenerator<ArchiveMember> {
-  for await (const entry of tarEntries(root, { pool })) {
+  for (const entry of walkTree(root, { pool })) {
     if (signal?.aborted) throw cancelledArchive(root, role);
     yield entry;
   }

@@ -73,7 +73,9 @@ export interface ArchiveMember {
   /** The member's name in the archive, as bytes (unique within an archive). */
   name: Buffer;
   kind: string;
-  stat: { size: number; mtimeNs: bigint; ctimeNs: bigint; ino: bigint; dev: bigint };
+  /** What lstat says of it (mode with the type bits): with its name, what its header is made from. */
+  stat: { size: number; mtimeNs: bigint; ctimeNs: bigint; ino: bigint; dev: bigint; mode: number; uid: number; gid: number };
+  /** Made when first asked for: a file the files cache knows unchanged needs none. */
   header: Buffer;
   /** Zero bytes after the data. */
   padding: number;

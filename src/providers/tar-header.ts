@@ -17,6 +17,15 @@
 
 export const BLOCK = 512;
 
+/**
+ * Which encoding of headers this is. The files cache (src/engine/files-cache.ts) records it with
+ * a file's mode, owner, name, size and mtime instead of the header's bytes, and takes a file as
+ * unchanged only when all of them are as recorded: so a change to what encodeHeader() writes for
+ * the same fields must come with a new number here (the golden headers of tar-writer.test.ts fail
+ * until it does), or files cached before it would keep their old headers.
+ */
+export const HEADER_FORMAT = 1;
+
 /** The largest values of the 8- and 12-byte octal fields (7 and 11 digits and a NUL). */
 const MAX_OCTAL_8 = 0o7777777;
 const MAX_OCTAL_12 = 0o77777777777;
@@ -49,127 +58,277 @@ export function paddingOf(size: number): number {
 
 /** The pax extended header's blocks (if any) and the ustar header block, as one buffer. */
 export function encodeHeader(f: HeaderFields): Buffer {
+  const time = mtimeOf(f.mtimeNs);
+  const linkname = f.linkname ?? EMPTY;
+  const records = paxRecords(f, linkname, time);
+  // Every byte is written below (a block starts as a copy of a template), so none is zeroed first;
+  // small ones come from Node's pool: a file's header takes no allocation of its own.
+  if (!records) {
+    const entry = Buffer.allocUnsafe(BLOCK);
+    entryBlock(entry, 0, f, linkname, time.field);
+    return entry;
+  }
+  const padded = records.length + paddingOf(records.length);
+  const out = Buffer.allocUnsafe(2 * BLOCK + padded);
+  // The extended header's name is written first: the block's checksum counts it.
+  fill.call(out, 0, 0, 100);
+  const nameSum = paxHeaderName(out, f.name);
+  ustarBlock(out, 0, undefined, nameSum, 'x', 0o644, 0, 0, records.length, time.field, EMPTY, 0, 0, false);
+  if (typeof records === 'string') out.write(records, BLOCK, 'latin1');
+  else records.copy(out, BLOCK);
+  fill.call(out, 0, BLOCK + records.length, BLOCK + padded);
+  entryBlock(out, BLOCK + padded, f, linkname, time.field);
+  return out;
+}
+
+const EMPTY = Buffer.alloc(0);
+/**
+ * Uint8Array's own fill(): Buffer's checks its arguments in JavaScript first, which costs more than
+ * the fill itself in a process whose JIT has not caught up (a backup encodes a header per file).
+ */
+const fill = Uint8Array.prototype.fill;
+
+/** An mtime as a header takes it, from two BigInt operations (each allocates). */
+interface Mtime {
+  /** Whole seconds toward zero, and the nanoseconds left (of the time's sign, |part| < 1e9). */
+  whole: number;
+  part: number;
+  /** The ustar field: seconds rounded down, clamped to what 11 octal digits hold. */
+  field: number;
+  /** Whether the field does not say it exactly: a pax mtime record is needed. */
+  inexact: boolean;
+}
+
+function mtimeOf(ns: bigint): Mtime {
+  const whole = ns / NS_PER_S;
+  const part = Number(ns - whole * NS_PER_S);
+  // |whole| < 2^34 for any 64-bit time in nanoseconds: exact as a number.
+  const truncated = Number(whole);
+  const seconds = part < 0 ? truncated - 1 : truncated;
+  const field = Math.max(0, Math.min(seconds, MAX_OCTAL_12));
+  return { whole: truncated, part, field, inexact: part !== 0 || field !== seconds };
+}
+
+/**
+ * The pax records `f` needs, in GNU tar's order, or undefined when the ustar fields hold it all;
+ * as ASCII text when that is all they hold.
+ */
+function paxRecords(f: HeaderFields, linkname: Buffer, time: Mtime): Buffer | string | undefined {
+  const longName = f.name.length > 100;
+  const longLink = linkname.length > 100;
+  const bigSize = f.size > MAX_OCTAL_12;
+  const bigUid = f.uid > MAX_OCTAL_8;
+  const bigGid = f.gid > MAX_OCTAL_8;
+  if (!longName && !longLink && !bigSize && !bigUid && !bigGid) {
+    // The usual case on ext4 and XFS: an mtime with nanoseconds, a short name.
+    return time.inexact ? paxText('mtime', paxDecimal(time)) : undefined;
+  }
   const records: Buffer[] = [];
-  if (f.name.length > 100) records.push(paxRecord('path', f.name));
-  if (f.linkname && f.linkname.length > 100) records.push(paxRecord('linkpath', f.linkname));
-  if (f.size > MAX_OCTAL_12) records.push(paxRecord('size', Buffer.from(String(f.size))));
-  if (f.uid > MAX_OCTAL_8) records.push(paxRecord('uid', Buffer.from(String(f.uid))));
-  if (f.gid > MAX_OCTAL_8) records.push(paxRecord('gid', Buffer.from(String(f.gid))));
-  const seconds = floorSeconds(f.mtimeNs);
-  if (f.mtimeNs % NS_PER_S !== 0n || seconds < 0n || seconds > BigInt(MAX_OCTAL_12)) {
-    records.push(paxRecord('mtime', Buffer.from(paxTime(f.mtimeNs))));
+  if (longName) records.push(paxRecord('path', f.name));
+  if (longLink) records.push(paxRecord('linkpath', linkname));
+  if (bigSize) records.push(Buffer.from(paxText('size', String(f.size)), 'latin1'));
+  if (bigUid) records.push(Buffer.from(paxText('uid', String(f.uid)), 'latin1'));
+  if (bigGid) records.push(Buffer.from(paxText('gid', String(f.gid)), 'latin1'));
+  if (time.inexact) records.push(Buffer.from(paxText('mtime', paxDecimal(time)), 'latin1'));
+  return Buffer.concat(records);
+}
+
+/** The entry's own ustar block at `at`; a value too large for its field went into a pax record. */
+function entryBlock(b: Buffer, at: number, f: HeaderFields, linkname: Buffer, mtime: number): void {
+  const devmajor = f.devmajor ?? 0;
+  const devminor = f.devminor ?? 0;
+  if (devmajor > MAX_OCTAL_8 || devminor > MAX_OCTAL_8) {
+    throw new RangeError(`the device numbers ${devmajor},${devminor} do not fit a tar header`);
   }
-  const mtime = clampSeconds(seconds);
-  const entry = ustarBlock({
-    name: f.name,
-    type: f.type,
-    mode: f.mode & 0o7777,
-    uid: f.uid > MAX_OCTAL_8 ? 0 : f.uid,
-    gid: f.gid > MAX_OCTAL_8 ? 0 : f.gid,
-    size: f.size > MAX_OCTAL_12 ? 0 : f.size,
+  ustarBlock(
+    b,
+    at,
+    f.name,
+    0,
+    f.type,
+    f.mode & 0o7777,
+    f.uid > MAX_OCTAL_8 ? 0 : f.uid,
+    f.gid > MAX_OCTAL_8 ? 0 : f.gid,
+    f.size > MAX_OCTAL_12 ? 0 : f.size,
     mtime,
-    linkname: f.linkname ?? Buffer.alloc(0),
-    devmajor: f.devmajor ?? 0,
-    devminor: f.devminor ?? 0,
-    devFields: true,
-  });
-  if (records.length === 0) return entry;
-  const body = Buffer.concat(records);
-  const extended = ustarBlock({
-    name: paxHeaderName(f.name),
-    type: 'x',
-    mode: 0o644,
-    uid: 0,
-    gid: 0,
-    size: body.length,
-    mtime,
-    linkname: Buffer.alloc(0),
-    devmajor: 0,
-    devminor: 0,
-    devFields: false,
-  });
-  return Buffer.concat([extended, body, Buffer.alloc(paddingOf(body.length)), entry]);
+    linkname,
+    devmajor,
+    devminor,
+    true,
+  );
 }
 
-interface UstarFields {
-  name: Buffer;
-  type: TypeFlag | 'x';
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  linkname: Buffer;
-  devmajor: number;
-  devminor: number;
-  /** GNU tar fills devmajor/devminor on entries, and leaves them empty on extended headers. */
-  devFields: boolean;
-}
-
-function ustarBlock(u: UstarFields): Buffer {
+/**
+ * The blocks every header block starts as a copy of (but for its name): every numeric field "0…0"
+ * and a NUL, the checksum field as spaces, the magic and version ("ustar\0" "00"); an extended header leaves
+ * devmajor/devminor empty, as GNU tar does. A field then takes only its non-zero digits, and the
+ * checksum is the template's sum plus what was written, so no loop runs over the whole block.
+ */
+function template(devFields: boolean): { tail: Buffer; sum: number } {
   const b = Buffer.alloc(BLOCK);
-  u.name.copy(b, 0, 0, Math.min(100, u.name.length));
-  octal(b, 100, 8, u.mode);
-  octal(b, 108, 8, u.uid);
-  octal(b, 116, 8, u.gid);
-  octal(b, 124, 12, u.size);
-  octal(b, 136, 12, u.mtime);
-  b.write(u.type, 156, 'latin1');
-  u.linkname.copy(b, 157, 0, Math.min(100, u.linkname.length));
-  b.write('ustar\u000000', 257, 'latin1');
-  if (u.devFields) {
-    if (u.devmajor > MAX_OCTAL_8 || u.devminor > MAX_OCTAL_8) {
-      throw new RangeError(`the device numbers ${u.devmajor},${u.devminor} do not fit a tar header`);
-    }
-    octal(b, 329, 8, u.devmajor);
-    octal(b, 337, 8, u.devminor);
-  }
-  // The checksum is the sum of the block's bytes with its own field counted as spaces.
+  const zeros = (at: number, len: number) => b.fill(0x30, at, at + len - 1);
+  zeros(100, 8);
+  zeros(108, 8);
+  zeros(116, 8);
+  zeros(124, 12);
+  zeros(136, 12);
   b.fill(0x20, 148, 156);
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += b[i]!;
-  b.write(`${sum.toString(8).padStart(6, '0')}\u0000 `, 148, 'latin1');
-  return b;
+  b.write('ustar\u000000', 257, 'latin1');
+  if (devFields) {
+    zeros(329, 8);
+    zeros(337, 8);
+  }
+  return { tail: b.subarray(100), sum: sumOf(b, 0, BLOCK) };
+}
+const ENTRY = template(true);
+const EXTENDED = template(false);
+const TYPE_BYTE: Record<TypeFlag | 'x', number> = { 0: 0x30, 1: 0x31, 2: 0x32, 3: 0x33, 4: 0x34, 5: 0x35, 6: 0x36, x: 0x78 };
+
+/**
+ * The ustar block at `at`, checksum included. GNU tar fills devmajor/devminor on entries
+ * (`devFields`), and leaves them empty on extended headers. `name` is left out when the caller
+ * writes it (paxHeaderName), and `nameSum` is then the sum of its bytes.
+ */
+function ustarBlock(
+  b: Buffer,
+  at: number,
+  name: Buffer | undefined,
+  nameSum: number,
+  type: TypeFlag | 'x',
+  mode: number,
+  uid: number,
+  gid: number,
+  size: number,
+  mtime: number,
+  linkname: Buffer,
+  devmajor: number,
+  devminor: number,
+  devFields: boolean,
+): void {
+  const blank = devFields ? ENTRY : EXTENDED;
+  b.set(blank.tail, at + 100);
+  let sum = blank.sum + nameSum + TYPE_BYTE[type];
+  if (name) {
+    fill.call(b, 0, at, at + 100);
+    sum += copySummed(name, b, at, 100);
+  }
+  sum += octal(b, at + 100, 8, mode);
+  sum += octal(b, at + 108, 8, uid);
+  sum += octal(b, at + 116, 8, gid);
+  sum += octal(b, at + 124, 12, size);
+  sum += octal(b, at + 136, 12, mtime);
+  b[at + 156] = TYPE_BYTE[type];
+  if (linkname.length > 0) sum += copySummed(linkname, b, at + 157, 100);
+  if (devFields) {
+    sum += octal(b, at + 329, 8, devmajor);
+    sum += octal(b, at + 337, 8, devminor);
+  }
+  // The sum counted the checksum field as eight spaces; it holds six octal digits, a NUL and a space.
+  fill.call(b, 0x30, at + 148, at + 154);
+  b[at + 154] = 0;
+  octal(b, at + 148, 7, sum);
 }
 
-/** `value` in octal, zero-padded to len-1 digits and a NUL. */
-function octal(b: Buffer, at: number, len: number, value: number): void {
-  b.write(`${value.toString(8).padStart(len - 1, '0')}\u0000`, at, 'latin1');
+/** The first `max` bytes (at most) of `from` copied to `b` at `at`; the sum of the bytes copied. */
+function copySummed(from: Buffer, b: Buffer, at: number, max: number): number {
+  const n = Math.min(max, from.length);
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    b[at + i] = from[i]!;
+    sum += from[i]!;
+  }
+  return sum;
+}
+
+function sumOf(b: Buffer, from: number, to: number): number {
+  let sum = 0;
+  for (let i = from; i < to; i++) sum += b[i]!;
+  return sum;
+}
+
+/**
+ * `value` (a whole number, 0 up to what len-1 octal digits hold) in octal, zero-padded to len-1
+ * digits and a NUL, over a field that holds "0…0" and a NUL already: only the digits from the
+ * lowest to the highest non-zero one are written. Returns what the field's byte sum grew by.
+ */
+function octal(b: Buffer, at: number, len: number, value: number): number {
+  let v = value;
+  let added = 0;
+  let i = at + len - 2;
+  for (; v > 0xffffffff; i--) {
+    const digit = v % 8;
+    b[i] = 0x30 + digit;
+    added += digit;
+    v = (v - digit) / 8;
+  }
+  // Below 2^32 (all but sizes from 4 GiB and times after 2106): bit operations.
+  for (; v > 0; i--, v >>>= 3) {
+    const digit = v & 7;
+    b[i] = 0x30 + digit;
+    added += digit;
+  }
+  return added;
 }
 
 /** "<length> <key>=<value>\n", where the length counts the whole record, its own digits included. */
 function paxRecord(key: string, value: Buffer): Buffer {
-  const rest = key.length + value.length + 3;
+  return Buffer.concat([Buffer.from(`${paxLength(key.length + value.length + 3)} ${key}=`, 'latin1'), value, Buffer.from('\n')]);
+}
+
+/** paxRecord() of an ASCII value, as text. */
+function paxText(key: string, value: string): string {
+  return `${paxLength(key.length + value.length + 3)} ${key}=${value}\n`;
+}
+
+/** The length of a record whose other parts take `rest` bytes: `rest` plus its own digits. */
+function paxLength(rest: number): number {
   let length = rest + String(rest).length;
   if (String(length).length > String(rest).length) length++;
-  return Buffer.concat([Buffer.from(`${length} ${key}=`, 'latin1'), value, Buffer.from('\n')]);
+  return length;
 }
 
-/** "./dir/PaxHeaders/base" (at most 100 bytes), GNU tar's name for an entry's extended header. */
-function paxHeaderName(name: Buffer): Buffer {
-  const trimmed = name.length > 1 && name[name.length - 1] === 0x2f ? name.subarray(0, name.length - 1) : name;
-  const slash = trimmed.lastIndexOf(0x2f);
-  const dir = slash < 0 ? Buffer.from('.') : trimmed.subarray(0, slash);
-  const base = trimmed.subarray(slash + 1);
-  const full = Buffer.concat([dir, Buffer.from('/PaxHeaders/'), base]);
-  return full.subarray(0, 100);
+/**
+ * "./dir/PaxHeaders/base" (at most 100 bytes), GNU tar's name for an entry's extended header,
+ * written into the block at 0 (zeros there); the sum of its bytes.
+ */
+function paxHeaderName(b: Buffer, name: Buffer): number {
+  const end = name.length > 1 && name[name.length - 1] === 0x2f ? name.length - 1 : name.length;
+  // Loops, not lastIndexOf() and copy(): their argument checks cost more than a name's few bytes.
+  let slash = end - 1;
+  while (slash >= 0 && name[slash] !== 0x2f) slash--;
+  let p = 0;
+  let sum = 0;
+  const put = (from: Uint8Array, start: number, stop: number): void => {
+    for (let i = start; i < stop && p < 100; i++, p++) {
+      b[p] = from[i]!;
+      sum += from[i]!;
+    }
+  };
+  if (slash < 0) put(DOT, 0, 1);
+  else put(name, 0, slash);
+  put(PAX_HEADERS, 0, PAX_HEADERS.length);
+  put(name, slash + 1, end);
+  return sum;
 }
 
-function floorSeconds(ns: bigint): bigint {
-  const s = ns / NS_PER_S;
-  return ns < 0n && s * NS_PER_S !== ns ? s - 1n : s;
-}
-
-function clampSeconds(s: bigint): number {
-  return s < 0n ? 0 : s > BigInt(MAX_OCTAL_12) ? MAX_OCTAL_12 : Number(s);
-}
+const DOT = Buffer.from('.');
+const PAX_HEADERS = Buffer.from('/PaxHeaders/');
 
 /** A time in nanoseconds as a pax decimal: "-2.5", "1700000000.123456789", "12". */
 export function paxTime(ns: bigint): string {
-  const negative = ns < 0n;
-  const abs = negative ? -ns : ns;
-  const fraction = (abs % NS_PER_S).toString().padStart(9, '0').replace(/0+$/, '');
-  return `${negative ? '-' : ''}${abs / NS_PER_S}${fraction ? `.${fraction}` : ''}`;
+  return paxDecimal(mtimeOf(ns));
+}
+
+/** Sign, whole seconds and the nine digits of the rest without their trailing zeros (GNU tar's way). */
+function paxDecimal({ whole, part }: Mtime): string {
+  const negative = whole < 0 || part < 0;
+  let fraction = Math.abs(part);
+  let digits = 9;
+  while (fraction !== 0 && fraction % 10 === 0) {
+    fraction /= 10;
+    digits--;
+  }
+  return `${negative ? '-' : ''}${Math.abs(whole)}${fraction === 0 ? '' : `.${String(fraction).padStart(digits, '0')}`}`;
 }
 
 /** The two zero blocks that end an archive. */

@@ -1,6 +1,6 @@
 import { ChunkIdSet } from './id-set.js';
 import type { ChunkRefs } from './chunk-refs.js';
-import type { LocationTable } from './locations.js';
+import { visitLocations, type LocationTable } from './locations.js';
 import type { ChunkLocation } from './pack-reader.js';
 
 const META_WORDS = 4; // pack ordinal, offset, length, plaintext length
@@ -48,6 +48,16 @@ export class ChunkIndex {
   }
 
   /** add() without a ChunkLocation: `id` is copied. */
+  /**
+   * Adds the locations encoded in `body` (locations.ts) as add() would one by one, without an
+   * object per entry, once the whole body is checked; `damaged(detail)` makes the error.
+   */
+  addEncoded(body: Buffer, damaged: (detail: string) => Error): void {
+    visitLocations(body, damaged, (id, pack, offset, length, plaintextLength) =>
+      this.addLocation(id, pack, offset, length, plaintextLength),
+    );
+  }
+
   addLocation(id: Buffer, pack: string, offset: number, length: number, plaintextLength: number): boolean {
     const known = this.ids.size;
     const n = this.ids.add(id);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { AzsError } from '../errors.js';
 
 /**
@@ -25,9 +25,12 @@ export function gearTable(seed: Buffer): Uint32Array {
     });
   }
   const table = new Uint32Array(256);
+  // One message buffer, its last byte set to each i in turn: a Hash object and three updates per
+  // word took 8 ms of every backup's start.
+  const message = Buffer.concat([GEAR_LABEL, seed, Buffer.alloc(1)]);
   for (let i = 0; i < 256; i++) {
-    const digest = createHash('sha256').update(GEAR_LABEL).update(seed).update(Buffer.of(i)).digest();
-    table[i] = digest.readUInt32BE(0);
+    message[message.length - 1] = i;
+    table[i] = hash('sha256', message, 'buffer').readUInt32BE(0);
   }
   return table;
 }

@@ -4,7 +4,7 @@ import type { Target } from '../targets/target.js';
 import { ChunkIndex } from './chunk-index.js';
 import { indexDamaged } from './errors.js';
 import type { RepositoryKeys } from './keys.js';
-import { decodeLocations, encodeLocations, visitLocations, type LocationTable, type LocationVisitor } from './locations.js';
+import { decodeLocations, encodeLocations, type LocationTable } from './locations.js';
 import type { RepositoryLayout } from './layout.js';
 import { PackEntryList } from './pack-format.js';
 import type { ChunkLocation } from './pack-reader.js';
@@ -54,11 +54,6 @@ export function decodeIndexFile(keys: RepositoryKeys, name: string, file: Buffer
   return decodeLocations(openIndexFile(keys, name, file), (detail) => indexDamaged(name, detail));
 }
 
-/** Each entry of an index file handed to `visit` (locations.ts), once the whole file is checked. */
-export function visitIndexFile(keys: RepositoryKeys, name: string, file: Buffer, visit: LocationVisitor): void {
-  visitLocations(openIndexFile(keys, name, file), (detail) => indexDamaged(name, detail), visit);
-}
-
 /** The body of an index file, authenticated. */
 function openIndexFile(keys: RepositoryKeys, name: string, file: Buffer): Buffer {
   const h = header();
@@ -95,9 +90,7 @@ export async function loadIndex(target: Target, layout: RepositoryLayout, keys: 
     if (!Buffer.isBuffer(file)) throw file; // too large or not a file: refused unread, as every small read is
     if (createHash('sha256').update(file).digest('hex') !== layout.indexHashOf(name))
       throw indexDamaged(name, 'its bytes do not hash to its name');
-    visitIndexFile(keys, name, file, (id, pack, offset, length, plaintextLength) =>
-      index.addLocation(id, pack, offset, length, plaintextLength),
-    );
+    index.addEncoded(openIndexFile(keys, name, file), (detail) => indexDamaged(name, detail));
   });
   return index;
 }

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -66,6 +66,19 @@ describe('alerts', () => {
     expect(store.list()[0]).toMatchObject({ Status: 'Closed', Description: 'refused again' });
     const next = await store.raise('ShareAuthentication', 'refused once more');
     expect(next.Id).not.toBe(first.Id);
+  });
+
+  it('closing what is not active writes nothing (every successful backup closes its alert types)', async () => {
+    const store = new AlertStore(home);
+    await store.close(['ShareAuthentication', 'BackupGeneral']);
+    expect(existsSync(join(home, 'alerts.json'))).toBe(false);
+    await store.raise('ShareCapacity', 'full');
+    const before = statSync(join(home, 'alerts.json'));
+    await store.close(['ShareAuthentication', 'BackupGeneral']);
+    const after = statSync(join(home, 'alerts.json'));
+    expect([after.ino, after.mtimeMs]).toEqual([before.ino, before.mtimeMs]);
+    await store.close(['ShareCapacity']);
+    expect(store.list()[0]).toMatchObject({ AlertType: 'ShareCapacity', Status: 'Closed' });
   });
 
   it('sends a new alert and its closing to the command and the webhook, not its repeats', async () => {

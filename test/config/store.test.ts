@@ -41,7 +41,7 @@ describe('ConfigStore', () => {
 
   it('loses no change when many processes write at once', async () => {
     // Twelve real processes each add one role through a read-modify-write cycle.
-    // Bundled inside the project so its bare imports (conf) resolve from node_modules.
+    // Bundled inside the project so that bare imports resolve from node_modules.
     const bundleDir = mkdtempSync(join(process.cwd(), 'node_modules', '.azs-writer-'));
     const writer = join(bundleDir, 'writer.mjs');
     const { build } = await import('esbuild');

@@ -1,8 +1,11 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CachedMember, FilesCache, FilesCacheBuilder } from '../../src/engine/files-cache.js';
 import { tarEntries, tarStream } from '../../src/providers/tar-writer.js';
+import { ChunkRefList, type ChunkRefs } from '../../src/repository/chunk-refs.js';
 import { expectOk, makeDrill, spawnCli, whileRunning, type Drill } from '../support/cli.js';
 import { readBackup } from '../support/repository-reader.js';
 
@@ -155,5 +158,85 @@ describe('files cache', () => {
     expect(flipped.stderr).toContain('is damaged or truncated and was ignored');
     expect(flipped.opened.length).toBe(FILES + 1);
     await expectRestoresTree(flipped.name);
+  });
+});
+
+describe('files cache records', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'azs-fcache-'));
+  });
+  afterAll(async () => fs.rm(dir, { recursive: true, force: true }));
+
+  const stat = { size: 5000, mtimeNs: 1_765_000_000_123_456_789n, ctimeNs: 1_765_000_001_000_000_001n, ino: 4242n, dev: 2049n };
+  const owner = { mode: 0o100644, uid: 1000, gid: 100 };
+  const refs = new ChunkRefList();
+  refs.push(Buffer.alloc(32, 1), 3000);
+  refs.push(Buffer.alloc(32, 2), 2512);
+  /** A member whose header must not be needed: a version 2 cache compares the fields it is made from. */
+  const member = (name: string, changed: Partial<typeof stat & typeof owner> = {}): CachedMember => ({
+    name: Buffer.from(name),
+    stat: { ...stat, ...owner, ...changed },
+    get header(): Buffer {
+      throw new Error('the header was made');
+    },
+  });
+  const ids = (r: ChunkRefs | undefined) => r && Array.from({ length: r.length }, (_, i) => r.idAt(i).toString('hex'));
+
+  it('takes a file whose name, stat and header fields are all as recorded, without making its header; any one changed is read again', async () => {
+    const next = new FilesCacheBuilder();
+    next.add(member('./a'), refs);
+    const file = path.join(dir, 'v2');
+    next.save(file);
+    expect((await fs.readFile(file)).readUInt32BE(8)).toBe(2);
+    const { cache } = FilesCache.load(file);
+    expect(ids(cache!.match(member('./a')))).toEqual(ids(refs));
+    for (const changed of [
+      { size: 5001 },
+      { mtimeNs: stat.mtimeNs + 1n },
+      { ctimeNs: stat.ctimeNs - 1n },
+      { ino: 4243n },
+      { dev: 2050n },
+    ]) {
+      expect(
+        cache!.match(member('./a', changed)),
+        JSON.stringify(changed, (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+      ).toBeUndefined();
+    }
+    // What the header holds beyond the stat: a chmod or chown that kept the ctime is read again too.
+    for (const changed of [{ mode: 0o100600 }, { mode: 0o120644 }, { uid: 0 }, { gid: 0 }]) {
+      expect(cache!.match(member('./a', changed)), JSON.stringify(changed)).toBeUndefined();
+    }
+    expect(cache!.match(member('./b'))).toBeUndefined();
+  });
+
+  it('still uses a version 1 cache, comparing each header by its hash', async () => {
+    const header = Buffer.alloc(1536, 7);
+    // A version 1 file, as the previous release wrote it.
+    const name = Buffer.from('./a');
+    const record = Buffer.alloc(2 + name.length + 40 + 32 + 4 + refs.length * 36);
+    let p = record.writeUInt16BE(name.length, 0);
+    p += name.copy(record, p);
+    p = record.writeBigUInt64BE(BigInt(stat.size), p);
+    p = record.writeBigInt64BE(stat.mtimeNs, p);
+    p = record.writeBigInt64BE(stat.ctimeNs, p);
+    p = record.writeBigUInt64BE(stat.ino, p);
+    p = record.writeBigUInt64BE(stat.dev, p);
+    p += createHash('sha256').update(header).digest().copy(record, p);
+    p = record.writeUInt32BE(refs.length, p);
+    for (const r of refs) p = record.writeUInt32BE(r.length, p + r.id.copy(record, p));
+    const head = Buffer.alloc(16);
+    head.write('AZSFCACH', 0, 'latin1');
+    head.writeUInt32BE(1, 8);
+    head.writeUInt32BE(1, 12);
+    const body = Buffer.concat([head, record]);
+    const file = path.join(dir, 'v1');
+    await fs.writeFile(file, Buffer.concat([body, createHash('sha256').update(body).digest()]));
+    const { cache, note } = FilesCache.load(file);
+    expect(note).toBeUndefined();
+    const withHeader = (h: Buffer): CachedMember => ({ name, stat: { ...stat, ...owner }, header: h });
+    expect(ids(cache!.match(withHeader(header)))).toEqual(ids(refs));
+    expect(cache!.match(withHeader(Buffer.alloc(1536, 8)))).toBeUndefined();
+    expect(cache!.match({ ...withHeader(header), stat: { ...stat, ...owner, ino: 1n } })).toBeUndefined();
   });
 });

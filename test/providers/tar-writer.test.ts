@@ -1,14 +1,16 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it } from 'vitest';
 import { createProvider } from '../../src/providers/index.js';
-import { encodeHeader, endOfArchive, paddingOf } from '../../src/providers/tar-header.js';
+import { encodeHeader, endOfArchive, HEADER_FORMAT, paddingOf } from '../../src/providers/tar-header.js';
 import { type TarEntry, TarScanner } from '../../src/providers/tar-scanner.js';
 import { directoryTar, SourceChangedError, tarEntries, type TarWriterEntry } from '../../src/providers/tar-writer.js';
+import { describeWithAndWithoutAddons, setNativeAddons } from '../support/native-switch.js';
 import { buildTree, exportAll, snapshotTree } from '../support/provider-fixtures.js';
 
 let tmp: string;
@@ -59,7 +61,7 @@ async function buildFullTree(): Promise<void> {
   touchNs(root, '2021-06-01 00:00:00.75');
 }
 
-describe('tar-writer', () => {
+describeWithAndWithoutAddons('tar-writer', () => {
   it('writes a tree GNU tar extracts as it was: modes, owners, ns mtimes, links, long and odd names, empty and big files', async () => {
     await buildFullTree();
     const bytes = await drain(directoryTar(root));
@@ -103,6 +105,14 @@ describe('tar-writer', () => {
     for (const name of names) await fs.writeFile(Buffer.concat([Buffer.from(`${root}/`), name]), name);
     const archived: Buffer[] = [];
     for await (const entry of tarEntries(root)) if (entry.kind === 'file') archived.push(entry.name.subarray(2));
+    expect(archived).toEqual([...names].sort(Buffer.compare));
+  });
+
+  it('sorts names by their bytes: high bytes after ASCII, a prefix before what extends it, UTF-8 or not', async () => {
+    const names = ['b', 'a\xff', 'a', 'a b', 'Z', '\xc3\xa9', '\xe9', 'a.', '~', '\x7f'].map((n) => Buffer.from(n, 'latin1'));
+    for (const name of names) await fs.writeFile(Buffer.concat([Buffer.from(`${root}/`), name]), name);
+    const archived: Buffer[] = [];
+    for await (const e of tarEntries(root)) if (e.kind === 'file') archived.push(e.name.subarray(2));
     expect(archived).toEqual([...names].sort(Buffer.compare));
   });
 
@@ -220,6 +230,101 @@ describe('tar-writer', () => {
     expect(bytes.includes('outside')).toBe(false);
   });
 
+  it('takes every stat as lstat gives it, to the nanosecond, times past 2262 included', async () => {
+    await buildFullTree();
+    // Past what 64 bits of nanoseconds hold: the addon leaves it to lstat.
+    await fs.writeFile(path.join(root, 'far-future'), 'later\n');
+    touchNs(path.join(root, 'far-future'), '2300-01-01 00:00:00.123456789');
+    const entries: TarWriterEntry[] = [];
+    for await (const e of tarEntries(root)) entries.push(e);
+    expect(entries.map((e) => e.path)).toContain('far-future');
+    for (const e of entries) {
+      const st = await fs.lstat(path.join(root, e.path), { bigint: true });
+      const { size, mode, uid, gid, nlink, mtimeNs, ctimeNs, ino, dev } = e.stat;
+      expect({ size, mode, uid, gid, nlink, mtimeNs, ctimeNs, ino, dev }, e.path).toEqual({
+        size: Number(st.size),
+        mode: Number(st.mode),
+        uid: Number(st.uid),
+        gid: Number(st.gid),
+        nlink: Number(st.nlink),
+        mtimeNs: st.mtimeNs,
+        ctimeNs: st.ctimeNs,
+        ino: st.ino,
+        dev: st.dev,
+      });
+    }
+  });
+
+  it('gives the same entries with the addon as without it', async () => {
+    await buildFullTree();
+    const walk = async (native: boolean) => {
+      const restore = setNativeAddons(native);
+      try {
+        const entries: unknown[] = [];
+        for await (const e of tarEntries(root)) {
+          const { data: _data, ...rest } = e;
+          entries.push({ ...rest, header: e.header });
+        }
+        return entries;
+      } finally {
+        restore();
+      }
+    };
+    expect(await walk(true)).toEqual(await walk(false));
+  });
+
+  it('encodes the golden headers of HEADER_FORMAT 1 (the files cache compares the fields, not the bytes)', () => {
+    const cases: Parameters<typeof encodeHeader>[0][] = [
+      { name: Buffer.from('./'), type: '5', mode: 0o40755, uid: 0, gid: 0, size: 0, mtimeNs: 1_700_000_000_000_000_000n },
+      {
+        name: Buffer.from('./conf/app.conf'),
+        type: '0',
+        mode: 0o100640,
+        uid: 1000,
+        gid: 1000,
+        size: 1234,
+        mtimeNs: 1_765_000_000_123_456_789n,
+      },
+      {
+        name: Buffer.from(`./${'n'.repeat(120)}`),
+        type: '0',
+        mode: 0o104755,
+        uid: 3_000_000,
+        gid: 4_000_000,
+        size: 2 ** 33 + 5,
+        mtimeNs: -2_500_000_000n,
+      },
+      {
+        name: Buffer.from('./link'),
+        type: '2',
+        mode: 0o120777,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        mtimeNs: 1_600_000_000_500_000_000n,
+        linkname: Buffer.from(`${'t'.repeat(150)}/target`),
+      },
+      {
+        name: Buffer.from('./hard'),
+        type: '1',
+        mode: 0o100600,
+        uid: 7,
+        gid: 8,
+        size: 0,
+        mtimeNs: 9_000_000_000_000_000_000n,
+        linkname: Buffer.from('./conf/app.conf'),
+      },
+      { name: Buffer.from('./null'), type: '3', mode: 0o20666, uid: 0, gid: 0, size: 0, mtimeNs: 1_000_000_000n, devmajor: 1, devminor: 3 },
+      { name: Buffer.from('./fifo'), type: '6', mode: 0o10644, uid: 0, gid: 0, size: 0, mtimeNs: 0n },
+    ];
+    const digest = createHash('sha256');
+    for (const c of cases) digest.update(encodeHeader(c));
+    // If this fails, what encodeHeader() writes changed: give HEADER_FORMAT (tar-header.ts) a new
+    // number and this test its new digest, or files cached before would keep their old headers.
+    expect(HEADER_FORMAT).toBe(1);
+    expect(digest.digest('hex')).toBe('9c508813d3bbe0d0d0d7e5c9b2d63b646deafa08017452b746629f16e3c310f6');
+  });
+
   it('encodes what ustar fields cannot hold in pax records: sizes from 8 GiB, big owners, long names', async () => {
     const size = 2 ** 33 + 5;
     const header = encodeHeader({
@@ -248,7 +353,7 @@ describe('tar-writer', () => {
   });
 });
 
-describe('tar-writer, files that change while they are read', () => {
+describeWithAndWithoutAddons('tar-writer, files that change while they are read', () => {
   async function entryOf(name: string): Promise<{ entry: TarWriterEntry; done: () => Promise<void> }> {
     const it = tarEntries(root)[Symbol.asyncIterator]();
     for (;;) {

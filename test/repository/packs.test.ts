@@ -8,6 +8,7 @@ import type { CdcParams } from '../../src/repository/cdc.js';
 import { ChunkIndex } from '../../src/repository/chunk-index.js';
 import { ChunkStore } from '../../src/repository/chunk-store.js';
 import { decodeIndexFile, loadIndex, writeIndexFiles } from '../../src/repository/index-file.js';
+import { encodeLocations } from '../../src/repository/locations.js';
 import { chunkIdOf, deriveRepositoryKeys, type RepositoryKeys } from '../../src/repository/keys.js';
 import { RepositoryLayout } from '../../src/repository/layout.js';
 import { MAX_PACK_TAIL_BYTES } from '../../src/repository/pack-format.js';
@@ -228,6 +229,33 @@ describe('index', () => {
     expect(thrown(() => decodeIndexFile(keys, indexFile!, bytes)).errorId).toBe('IndexDamaged');
     await fsp.writeFile(file, bytes);
     expect((await rejected(loadIndex(target, layout, keys))).errorId).toBe('IndexDamaged');
+  });
+
+  it('adds an encoded list as add() would one by one: a chunk listed twice keeps its first place', () => {
+    const location = (i: number, pack: string) => ({
+      chunkId: createHash('sha256').update(`chunk ${i}`).digest(),
+      pack: createHash('sha256').update(pack).digest('hex'),
+      offset: 48 + i * 100,
+      length: 90 + i,
+      plaintextLength: 200 + i,
+    });
+    const first = Array.from({ length: 3000 }, (_, i) => location(i, `a${i % 7}`));
+    // Overlaps the first list (chunks 2000-2999 again, in other packs), and repeats itself.
+    const second = [...Array.from({ length: 3000 }, (_, i) => location(2000 + i, `b${i % 5}`)), location(4500, 'c')];
+    const oneByOne = new ChunkIndex();
+    const encoded = new ChunkIndex();
+    for (const list of [first, second]) {
+      for (const l of list) oneByOne.add(l);
+      encoded.addEncoded(encodeLocations(list), (detail) => new Error(detail));
+    }
+    expect(encoded.size).toBe(5000);
+    expect([...encoded.entries()]).toEqual([...oneByOne.entries()]);
+    expect(encoded.get(first[2500]!.chunkId)).toEqual(first[2500]);
+    expect(encoded.packNames).toEqual(oneByOne.packNames);
+
+    const bad = encodeLocations([location(1, 'x')]);
+    bad.writeUInt32BE(1, bad.length - 16); // the pack ordinal of its one entry: only pack 0 is listed
+    expect(() => new ChunkIndex().addEncoded(bad, (detail) => new Error(detail))).toThrow('entry 0 names a pack it does not list');
   });
 
   it('keeps entries compact: about 64 bytes each, whatever the count', () => {
