@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -126,6 +127,9 @@ export class LocalFolderTarget implements Target {
         await pipeline(data, file);
         await fsp.rename(tempPath, finalPath);
       } catch (e) {
+        // A source that fails at once rejects the pipeline before the file is even opened: remove
+        // it only once the writer has closed, or the open would make it after the removal.
+        if (!file.closed) await once(file, 'close').catch(() => {});
         await fsp.rm(tempPath, { force: true }).catch(() => {});
         throw e;
       }

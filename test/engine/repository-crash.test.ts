@@ -67,7 +67,10 @@ const killPoints: KillPoint[] = [
   {
     name: 'while a pack is being written',
     expectState(before, at) {
-      expect(newOnes(before.pending, at.pending).length).toBe(1);
+      // One open pack per packing thread that has work (src/repository/packers.ts: two at most).
+      const pending = newOnes(before.pending, at.pending).length;
+      expect(pending).toBeGreaterThanOrEqual(1);
+      expect(pending).toBeLessThanOrEqual(2);
       expect(at.indexes).toEqual(before.indexes);
       expect(at.staged.filter((f) => f.endsWith('.azscat'))).toEqual([]);
     },
