@@ -129,6 +129,11 @@ export class PackAssembler {
   }
 
   /** Drops the open pack and every job held: what was given out of it is the writer's to delete. */
+  /** Forgets a job none of whose chunks is to be stored. */
+  drop(job: number): void {
+    this.jobs.delete(job);
+  }
+
   abort(): void {
     this.current = undefined;
     this.jobs.clear();

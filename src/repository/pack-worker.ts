@@ -32,7 +32,7 @@ function wire(events: PackEvent[], slot: number, own: Buffer | undefined): { eve
   return { events: out, transfer };
 }
 
-function run(request: PackerRequest): { reply: PackerReply; transfer: ArrayBuffer[] } {
+function run(request: PackerRequest): { reply: PackerReply; transfer: ArrayBuffer[] } | undefined {
   switch (request.op) {
     case 'identify': {
       const ids = assembler.identify(request.job, inputs[request.input]!, request.lengths);
@@ -52,6 +52,9 @@ function run(request: PackerRequest): { reply: PackerReply; transfer: ArrayBuffe
       const { events, transfer } = wire(made, -1, undefined);
       return { reply: { id: request.id, events }, transfer };
     }
+    case 'drop':
+      assembler.drop(request.job);
+      return undefined;
     case 'abort':
       assembler.abort();
       return { reply: { id: request.id }, transfer: [] };
@@ -59,9 +62,10 @@ function run(request: PackerRequest): { reply: PackerReply; transfer: ArrayBuffe
 }
 
 parentPort!.on('message', (request: PackerRequest) => {
-  let answer: { reply: PackerReply; transfer: ArrayBuffer[] };
+  let answer: { reply: PackerReply; transfer: ArrayBuffer[] } | undefined;
   try {
     answer = run(request);
+    if (!answer) return;
   } catch (e) {
     const error = isAzsError(e)
       ? { message: e.message, errorId: e.errorId, category: e.category, exitCode: e.exitCode, recommendedAction: e.recommendedAction }

@@ -159,8 +159,12 @@ export class PackWriter {
         this.pendingIds.add(id);
         take[i] = 1;
       }
-      const needed = outputRoom(lengths, take) > 0;
-      const output = needed ? (this.freeOutputs[p]!.pop() ?? -1) : -1;
+      if (outputRoom(lengths, take) === 0) {
+        // Nothing to store (most jobs of an incremental backup): the thread never reads the job's slot again.
+        packer.drop(job);
+        return { ids, sealed: new Uint32Array(lengths.length) };
+      }
+      const output = this.freeOutputs[p]!.pop() ?? -1;
       let events: PackBytes[];
       let sealed: Uint32Array;
       try {

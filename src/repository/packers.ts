@@ -33,6 +33,8 @@ export interface Packer {
    * bytes made. The job's input slot is free again once this settles.
    */
   store(job: number, take: Uint8Array, output: number): Promise<{ sealed: Uint32Array; events: PackBytes[] }>;
+  /** Forgets an identified job none of whose chunks is to be stored (no reply: its input slot is free at once). */
+  drop(job: number): void;
   /** Closes the open pack. */
   close(): Promise<PackBytes[]>;
   /** Drops the open pack and the jobs held. */
@@ -64,6 +66,10 @@ export class InlinePacker implements Packer {
     return { sealed, events: made.map((e) => this.bytesOf(e, output)) };
   }
 
+  drop(job: number): void {
+    this.assembler.drop(job);
+  }
+
   async close(): Promise<PackBytes[]> {
     const made: PackEvent[] = [];
     this.assembler.close(made);
@@ -89,10 +95,11 @@ export type WireEvent =
   | { pack: number; data: Uint8Array }
   | { pack: number; closed: ClosedPack };
 
-/** A request to pack-worker.ts; each gets one PackerReply with its id. */
+/** A request to pack-worker.ts; each but 'drop' gets one PackerReply with its id. */
 export type PackerRequest =
   | { op: 'identify'; id: number; job: number; input: number; lengths: Uint32Array }
   | { op: 'store'; id: number; job: number; take: Uint8Array; output: number }
+  | { op: 'drop'; id: number; job: number }
   | { op: 'close'; id: number }
   | { op: 'abort'; id: number };
 
@@ -142,6 +149,10 @@ export class WorkerPacker implements Packer {
   async store(job: number, take: Uint8Array, output: number): Promise<{ sealed: Uint32Array; events: PackBytes[] }> {
     const reply = await this.request({ op: 'store', id: 0, job, take, output });
     return { sealed: reply.sealed!, events: reply.events!.map((e) => this.bytesOf(e)) };
+  }
+
+  drop(job: number): void {
+    if (!this.failure) this.thread.postMessage({ op: 'drop', id: 0, job } satisfies PackerRequest);
   }
 
   async close(): Promise<PackBytes[]> {
