@@ -24,9 +24,9 @@ export const DEFAULT_PACK_BYTES = 32 * 1024 * 1024;
 /** A job's bytes: chunks laid end to end from the start of its memory. */
 export const JOB_BYTES = 2 * 1024 * 1024;
 /** Jobs being named and stored at once, whatever the number of streams (each holds one slot). */
-const INPUT_SLOTS = 8;
+const INPUT_SLOTS = 6;
 /** Per packer, stores whose blobs the share has not taken yet. */
-const OUTPUT_SLOTS = 3;
+const OUTPUT_SLOTS = 4;
 /**
  * A job's blobs take a little more than its chunks (blobRoom): 29 bytes each, and zstd's bound
  * (1/256 more) where a chunk does not compress; 1024 small chunks need about 2 MiB + 100 KiB.
