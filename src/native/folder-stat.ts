@@ -17,7 +17,9 @@ export interface FolderListing {
 }
 
 export interface ListedStat {
+  /** st_size: for a hard link, that of the file it names. */
   size: number;
+  /** st_mode, type bits included. */
   mode: number;
   uid: number;
   gid: number;

@@ -45,19 +45,8 @@ import { encodeHeader, endOfArchive, paddingOf, type TypeFlag } from './tar-head
  * so a folder replaced by a symbolic link during the walk is never followed.
  */
 
-export interface EntryStat {
-  /** st_size: for a hard link, that of the file it names. */
-  size: number;
-  /** st_mode, type bits included. */
-  mode: number;
-  uid: number;
-  gid: number;
-  nlink: number;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
-  ino: bigint;
-  dev: bigint;
-}
+/** An entry's lstat as archived (ListedStat, less the device number of a device file). */
+export type EntryStat = Omit<ListedStat, 'rdev'>;
 
 /** What the walk keeps of an lstat: the entry's stat and st_rdev (a device's numbers). */
 type WalkStat = ListedStat;
