@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AzsError, type AzsErrorInit } from '../errors.js';
@@ -240,9 +241,11 @@ export class Packers {
   }
 }
 
+/** AZSBACKUP_PACK_WORKERS, else 2 where there are two cores or more (on one, a thread only adds its cost). */
 function defaultPackWorkers(): number {
+  const fallback = availableParallelism() > 1 ? 2 : 0;
   const given = process.env.AZSBACKUP_PACK_WORKERS;
-  if (given === undefined || given === '') return 2;
+  if (given === undefined || given === '') return fallback;
   const n = Number(given);
-  return Number.isInteger(n) && n >= 0 && n <= 16 ? n : 2;
+  return Number.isInteger(n) && n >= 0 && n <= 16 ? n : fallback;
 }
