@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { gcmAddon } from '../native/aes-gcm.js';
 import binding from 'zstd-napi/binding.js';
 import { decompressionError } from '../pipeline/zstd-codec.js';
@@ -48,19 +48,8 @@ export interface PackedChunk {
  */
 export class BlobSealer {
   private readonly cctx = new binding.CCtx();
-  private scratch = Buffer.alloc(0);
 
   constructor(private readonly level = 1) {}
-
-  /** The chunk compressed; its body is valid until the next call. */
-  pack(plaintext: Buffer): PackedChunk {
-    const bound = binding.compressBound(plaintext.length);
-    if (this.scratch.length < bound) this.scratch = Buffer.allocUnsafe(bound);
-    const packed = plaintext.length > 0 ? this.cctx.compress(this.scratch, plaintext, this.level) : plaintext.length;
-    const compressed = packed < plaintext.length;
-    const body = compressed ? this.scratch.subarray(0, packed) : plaintext;
-    return { codec: compressed ? CODEC_ZSTD : CODEC_STORED, body, sealedLength: BLOB_OVERHEAD + body.length };
-  }
 
   /**
    * The chunk compressed (or copied, where zstd does not make it smaller) into `out`, behind the
@@ -92,15 +81,20 @@ export class BlobSealer {
     sealed.copy(out, BLOB_NONCE_BYTES);
   }
 
-  /** The sealed blob's pieces (write them in order); their lengths sum to sealedLength. */
+  /** The chunk compressed as packInto() does, in memory of its own (tests and tools; packs use packInto). */
+  pack(plaintext: Buffer): PackedChunk {
+    const out = Buffer.allocUnsafe(blobRoom(plaintext.length));
+    const sealedLength = this.packInto(plaintext, out);
+    return { codec: out[BLOB_NONCE_BYTES]!, body: out.subarray(BLOB_NONCE_BYTES + 1, sealedLength - BLOB_TAG_BYTES), sealedLength };
+  }
+
+  /** A blob of `packed` (any codec and body: tests forge blobs with it), sealed as sealInPlace() seals. */
   seal(blobKey: Buffer, chunkId: Buffer, packed: PackedChunk): Buffer[] {
-    const nonce = randomBytes(BLOB_NONCE_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', blobKey, nonce);
-    cipher.setAAD(aadFor(chunkId));
-    const head = cipher.update(Buffer.of(packed.codec));
-    const body = cipher.update(packed.body);
-    const tail = cipher.final();
-    return [nonce, head, body, tail, cipher.getAuthTag()];
+    const blob = Buffer.alloc(BLOB_OVERHEAD + packed.body.length);
+    blob[BLOB_NONCE_BYTES] = packed.codec;
+    packed.body.copy(blob, BLOB_NONCE_BYTES + 1);
+    this.sealInPlace(blobKey, chunkId, blob, blob.length);
+    return [blob];
   }
 }
 
