@@ -35,7 +35,7 @@ export interface ClosedPack {
 }
 
 /** The memory store() needs to lay out the blobs of the chunks taken. */
-export function outputRoom(lengths: ArrayLike<number>, take: ArrayLike<number>): number {
+function outputRoom(lengths: ArrayLike<number>, take: ArrayLike<number>): number {
   let room = 0;
   for (let i = 0; i < lengths.length; i++) if (take[i]) room += blobRoom(lengths[i]!);
   return room;

@@ -4,7 +4,6 @@ import type { Target } from '../targets/target.js';
 import { CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 import { ChunkIdSet } from './id-set.js';
-import { outputRoom } from './pack-assembler.js';
 import { PackEntryList } from './pack-format.js';
 import { type PackBytes, Packers, type PackerMemory } from './packers.js';
 
@@ -159,7 +158,7 @@ export class PackWriter {
         this.pendingIds.add(id);
         take[i] = 1;
       }
-      if (outputRoom(lengths, take) === 0) {
+      if (!take.includes(1)) {
         // Nothing to store (most jobs of an incremental backup): the thread never reads the job's slot again.
         packer.drop(job);
         return { ids, sealed: new Uint32Array(lengths.length) };
