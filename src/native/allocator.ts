@@ -1,14 +1,18 @@
 import { addonPath, loadAddon, nativeDisabled } from './addon.js';
 
 /**
- * Process-wide allocator settings for streaming work (see malloc-tuning.c for why). Every buffer
- * up to 32 MiB (glibc's largest mmap threshold) comes from the heap, and up to 128 MiB freed at
- * its top stays mapped, so buffers freed in one collection are reused without page faults. Memory
- * that is never touched costs nothing; a restore's peak RSS rose by about 6 MiB.
+ * Process-wide allocator settings for streaming work (see malloc-tuning.c for why). Buffers below
+ * 1 MiB (stream pieces, tar headers, messages) come from the heap, and up to 16 MiB freed at its
+ * top stays mapped, so the pieces freed in one collection are reused without page faults. Larger
+ * ones (the packers' 2 MiB job and output slots, a pack's blobs sealed outside a slot) are mapped
+ * and unmapped on their own: kept in the heap they left it fragmented, and a backup of the 5 GiB
+ * bench corpus peaked 10-15 MB higher (206-211 MB against 192-200 with the slots of pack-writer.ts,
+ * three runs each). The earlier settings (32 MiB, 128 MiB and a 64 MiB pad) were for a restore
+ * that allocated a fresh buffer per read and per chunk; its batches and pieces now go round.
  */
-const MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024;
-const TRIM_THRESHOLD_BYTES = 128 * 1024 * 1024;
-const TOP_PAD_BYTES = 64 * 1024 * 1024;
+const MMAP_THRESHOLD_BYTES = 1024 * 1024;
+const TRIM_THRESHOLD_BYTES = 16 * 1024 * 1024;
+const TOP_PAD_BYTES = 4 * 1024 * 1024;
 
 export type AllocatorTuning =
   /** glibc took the settings. */

@@ -1,13 +1,12 @@
 /*
- * Keeps glibc from handing freed heap memory back to the kernel between the buffers of a stream.
+ * Sets glibc's mmap threshold, trim threshold and top pad for the whole process (the values and
+ * why: allocator.ts).
  *
- * A restore allocates a fresh buffer for every read, every cipher update and every zstd output
- * slab, and frees them in bursts when V8 collects. With glibc's defaults the freed memory at the
- * top of the heap is trimmed, and large blocks are mmap'd and unmapped, so the next buffer faults
- * in every page again. On a paravirtualised VM each fault is dear: starting node with the same
- * settings as environment variables (MALLOC_TOP_PAD_, MALLOC_TRIM_THRESHOLD_,
- * MALLOC_MMAP_THRESHOLD_) made a 500 MiB restore ~15% faster. A process cannot set those for
- * itself once it runs, but mallopt(3) can.
+ * A stream allocates and frees buffers in bursts when V8 collects. Which of them glibc maps on
+ * their own, and how much freed memory it keeps at the heap's top, decides both how often pages
+ * fault in again (dear on a paravirtualised VM) and how much of what was freed stays in the peak
+ * RSS. The environment variables (MALLOC_TOP_PAD_, MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_)
+ * would do the same, but a process cannot set those for itself once it runs; mallopt(3) can.
  */
 #include <node_api.h>
 #ifdef __GLIBC__
