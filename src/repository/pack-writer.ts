@@ -22,10 +22,14 @@ export const DEFAULT_PACK_BYTES = 32 * 1024 * 1024;
 
 /** A job's bytes: chunks laid end to end from the start of its memory. */
 export const JOB_BYTES = 2 * 1024 * 1024;
-/** Jobs being named and stored at once, whatever the number of streams (each holds one slot). */
-const INPUT_SLOTS = 6;
-/** Per packer, stores whose blobs the share has not taken yet. */
-const OUTPUT_SLOTS = 4;
+/**
+ * Jobs being named and stored at once, whatever the number of streams (each holds one slot). Four
+ * keep two threads busy behind the main thread's cutting; six made a first backup of 500 MB no
+ * faster and its 5 GiB peak RSS about 15 MB higher (docs/PERFORMANCE.md).
+ */
+const INPUT_SLOTS = 4;
+/** Per packer, stores whose blobs the share has not taken yet (one being written, one filling, one spare). */
+const OUTPUT_SLOTS = 3;
 /**
  * A job's blobs take a little more than its chunks (blobRoom): 29 bytes each, and zstd's bound
  * (1/256 more) where a chunk does not compress; 1024 small chunks need about 2 MiB + 100 KiB.
