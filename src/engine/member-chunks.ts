@@ -29,6 +29,8 @@ export async function storeMembers(
 ): Promise<StoredMembers> {
   const sink = store.openStream();
   const next = new FilesCacheBuilder();
+  // Before any member's lstat: a ctime older than this, by the clock's window, was set before it.
+  const startedNs = BigInt(Date.now()) * 1_000_000n;
   const counts = { reused: 0, read: 0, bytes: 0 };
   try {
     for await (const member of archive.members) {
@@ -45,7 +47,7 @@ export async function storeMembers(
         if (file) counts.read++;
       }
       // Once its chunks have their ids (they are named on the packers' threads meanwhile).
-      if (file && settled(member)) sink.after(() => next.add(member, refs));
+      if (file && settled(member, startedNs, archive.localDevice)) sink.after(() => next.add(member, refs));
       onBytes(counts.bytes);
     }
     await sink.put([archive.trailer]);
@@ -59,14 +61,22 @@ export async function storeMembers(
 }
 
 /**
- * Whether a file's ctime is far enough in the past to trust: a file changed again within the same
- * tick of the file system's clock as the change we saw would keep its ctime (Linux takes ctime from
- * a coarse clock, a few ms; FAT and some network mounts have 1-2 s), so a file changed within the
- * last few seconds is read again next time instead of being remembered (git's "racy" rule).
+ * Whether a file's ctime is far enough before the walk began to trust: a file changed again within
+ * the same tick of the clock that set its ctime would keep that ctime, so a file changed just
+ * before the backup saw it is read again next time instead of being remembered (git's "racy"
+ * rule). The window is the clock's tick with room to spare: on a local file system whose ctimes
+ * this machine's clock sets to the nanosecond (Linux takes them from a coarse clock, 1-10 ms),
+ * 100 ms; elsewhere, or for a ctime of whole seconds (FAT keeps 2 s, some network mounts 1 s, and
+ * a server's clock may differ from ours), 3 s. The reference is the start of the walk, before any
+ * lstat, not the time the file was read: a change while a large file is read is thus never taken
+ * for the state the cache records.
  */
 const RACY_NS = 3_000_000_000n;
-function settled(member: ArchiveMember): boolean {
-  return member.stat.ctimeNs < BigInt(Date.now()) * 1_000_000n - RACY_NS;
+const LOCAL_RACY_NS = 100_000_000n;
+export function settled(member: Pick<ArchiveMember, 'stat'>, startedNs: bigint, localDevice: bigint | undefined): boolean {
+  const { ctimeNs, dev } = member.stat;
+  const fine = localDevice !== undefined && dev === localDevice && ctimeNs % 1_000_000_000n !== 0n;
+  return ctimeNs < startedNs - (fine ? LOCAL_RACY_NS : RACY_NS);
 }
 
 function allKnown(sink: StreamSink, refs: ChunkRefs): boolean {

@@ -366,6 +366,23 @@ async function extractStrict(data: Readable, staging: string, { signal }: Provid
   await restoreMetadata(staging, guard, fifos, asRoot);
 }
 
+/**
+ * statfs(2) magic numbers of local Linux file systems with nanosecond timestamps taken from this
+ * machine's clock: ext2/3/4, XFS, Btrfs, tmpfs, F2FS, ZFS, bcachefs. Network file systems (NFS,
+ * SMB, FUSE mounts) are left out: their server's clock sets the ctime.
+ */
+const LOCAL_NANOSECOND_FILE_SYSTEMS = new Set([0xef53, 0x58465342, 0x9123683e, 0x01021994, 0xf2f52010, 0x2fc12fc1, 0xca451a4e]);
+
+/** The device of `root` when it is on one of those file systems, else undefined. */
+async function localDeviceOf(root: string): Promise<bigint | undefined> {
+  try {
+    const [fsInfo, st] = await Promise.all([fs.statfs(root), fs.lstat(root, { bigint: true })]);
+    return LOCAL_NANOSECOND_FILE_SYSTEMS.has(fsInfo.type) ? st.dev : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class DirectoryProvider implements Provider {
   readonly streamsIntoDestination = false;
 
@@ -383,11 +400,13 @@ export class DirectoryProvider implements Provider {
   async exportMembers(ctx: ProviderContext = {}): Promise<ArchiveExport> {
     const root = await this.exportRoot();
     const pool = tarPool();
+    const localDevice = await localDeviceOf(root);
     return {
       members: membersOf(root, this.role.name, ctx.signal, pool),
       trailer: endOfArchive(),
       explain: (e) => exportFailure(root, this.role.name, e),
       recycle: (piece) => pool.recycle(piece),
+      ...(localDevice === undefined ? {} : { localDevice }),
     };
   }
 

@@ -91,6 +91,13 @@ export interface ArchiveExport {
   explain(error: unknown): Error;
   /** Optional: hands a piece of member data back once nothing holds its bytes, so its memory goes round. */
   recycle?(piece: Buffer): void;
+  /**
+   * Optional: the device (st_dev) of a local file system the members lie on, whose ctimes this
+   * machine's clock sets to the nanosecond: a files cache may trust a member on it that changed
+   * shortly before the backup (member-chunks.ts). Absent where that is not known (a network mount,
+   * whose server's clock may differ, or a file system that keeps whole seconds).
+   */
+  localDevice?: bigint;
 }
 
 export interface Provider {

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CachedMember, FilesCache, FilesCacheBuilder } from '../../src/engine/files-cache.js';
+import { settled } from '../../src/engine/member-chunks.js';
 import { tarEntries, tarStream } from '../../src/providers/tar-writer.js';
 import { ChunkRefList, type ChunkRefs } from '../../src/repository/chunk-refs.js';
 import { expectOk, makeDrill, spawnCli, whileRunning, type Drill } from '../support/cli.js';
@@ -141,6 +142,18 @@ describe('files cache', () => {
     await expectRestoresTree(b.name);
   });
 
+  it('a file changed shortly before a backup is remembered by it where the local clock set its ctime', async () => {
+    await settle();
+    await backUp();
+    await fs.appendFile(path.join(tree, 'f8.txt'), 'changed\n');
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect((await backUp()).opened).toEqual(['f8.txt']);
+    // ext4, XFS, Btrfs, tmpfs...: 100 ms is the window, so the next backup trusts what this one read;
+    // elsewhere (an overlay or network file system) the 3 s window has it read once more.
+    const local = [0xef53, 0x58465342, 0x9123683e, 0x01021994].includes((await fs.statfs(tree)).type);
+    expect((await backUp()).opened).toEqual(local ? [] : ['f8.txt']);
+  });
+
   it('a damaged or truncated cache is ignored with a note, never a failure', async () => {
     await settle();
     await backUp();
@@ -182,6 +195,24 @@ describe('files cache records', () => {
     },
   });
   const ids = (r: ChunkRefs | undefined) => r && Array.from({ length: r.length }, (_, i) => r.idAt(i).toString('hex'));
+
+  it('trusts a ctime older than the walk by the clock window: 100 ms on a local nanosecond file system, 3 s elsewhere', () => {
+    const started = 1_765_000_010_000_000_000n;
+    const at = (ago: bigint, dev = 2049n, whole = false) => {
+      const ctimeNs = started - ago;
+      return { stat: { ...stat, dev, ctimeNs: whole ? ctimeNs - (ctimeNs % 1_000_000_000n) : ctimeNs + 7n } };
+    };
+    expect(settled(at(150_000_000n), started, 2049n)).toBe(true);
+    expect(settled(at(50_000_000n), started, 2049n)).toBe(false);
+    // Changed after the walk began (a clock set back, or the walk already under way): never.
+    expect(settled(at(-5_000_000_000n), started, 2049n)).toBe(false);
+    // Another device below the root (a mount point), no local device known, or whole seconds: 3 s.
+    expect(settled(at(1_000_000_000n, 2050n), started, 2049n)).toBe(false);
+    expect(settled(at(1_000_000_000n), started, undefined)).toBe(false);
+    expect(settled(at(1_500_000_000n, 2049n, true), started, 2049n)).toBe(false);
+    expect(settled(at(3_100_000_000n, 2050n), started, 2049n)).toBe(true);
+    expect(settled(at(4_000_000_000n, 2049n, true), started, undefined)).toBe(true);
+  });
 
   it('takes a file whose name, stat and header fields are all as recorded, without making its header; any one changed is read again', async () => {
     const next = new FilesCacheBuilder();
