@@ -137,11 +137,12 @@ export function openBlob(
  * openBlob into memory the caller gives: the chunk, expected to be exactly `out.length` bytes, is
  * written into `out` (a restore's batch of chunks, shared with a worker thread), with the same
  * checks and the same errors. When it throws, `out` holds bytes that did not pass them: the
- * caller must not pass any of it on.
+ * caller must not pass any of it on. `blob` is used up: with the addon it is decrypted where it
+ * lies (no memory is allocated per chunk), so its bytes are not the blob's any more.
  */
 export function openBlobInto(keys: Pick<RepositoryKeys, 'chunkId'>, place: BlobPlace, chunkId: Buffer, blob: Buffer, out: Buffer): void {
   const fail = failureFor(place, chunkId);
-  const { codec, body } = payloadOf(place, chunkId, blob, fail);
+  const { codec, body } = payloadOf(place, chunkId, blob, fail, true);
   if (codec === CODEC_STORED) {
     if (body.length !== out.length) throw fail(`it holds ${body.length} bytes, not ${out.length}`);
     body.copy(out);
@@ -156,10 +157,29 @@ function failureFor({ pack }: BlobPlace, chunkId: Buffer): Failure {
   return (detail, cause) => chunkNotAuthentic(chunkId.toString('hex'), pack, detail, cause);
 }
 
-/** The blob authenticated under its pack's key as `chunkId` and decrypted: its codec and body. */
-function payloadOf(place: BlobPlace, chunkId: Buffer, blob: Buffer, fail: Failure): { codec: number | undefined; body: Buffer } {
+/**
+ * The blob authenticated under its pack's key as `chunkId` and decrypted: its codec and body.
+ * `inPlace`: the caller gives the blob up, and with the addon it is decrypted where it lies.
+ */
+function payloadOf(
+  place: BlobPlace,
+  chunkId: Buffer,
+  blob: Buffer,
+  fail: Failure,
+  inPlace = false,
+): { codec: number | undefined; body: Buffer } {
   if (chunkId.length !== CHUNK_ID_BYTES) throw fail('the chunk id is not 32 bytes');
   if (blob.length < BLOB_OVERHEAD) throw fail('the blob is shorter than its fixed overhead');
+  const addon = inPlace ? gcmAddon() : undefined;
+  if (addon) {
+    const sealed = blob.subarray(BLOB_NONCE_BYTES, blob.length - BLOB_TAG_BYTES);
+    const nonce = blob.subarray(0, BLOB_NONCE_BYTES);
+    const tag = blob.subarray(blob.length - BLOB_TAG_BYTES);
+    // Nothing of the plaintext is looked at unless the tag checked (-1 otherwise).
+    if (addon.open(place.blobKey, nonce, aadFor(chunkId), [sealed], tag, sealed) !== sealed.length)
+      throw fail('the blob does not authenticate under this chunk id');
+    return { codec: sealed[0], body: sealed.subarray(1) };
+  }
   let payload: Buffer;
   try {
     const decipher = createDecipheriv('aes-256-gcm', place.blobKey, blob.subarray(0, BLOB_NONCE_BYTES));
