@@ -73,7 +73,11 @@ export async function storeMembers(
  */
 const RACY_NS = 3_000_000_000n;
 const LOCAL_RACY_NS = 100_000_000n;
-export function settled(member: Pick<ArchiveMember, 'stat'>, startedNs: bigint, localDevice: bigint | undefined): boolean {
+export function settled(
+  member: { stat: Pick<ArchiveMember['stat'], 'ctimeNs' | 'dev'> },
+  startedNs: bigint,
+  localDevice: bigint | undefined,
+): boolean {
   const { ctimeNs, dev } = member.stat;
   const fine = localDevice !== undefined && dev === localDevice && ctimeNs % 1_000_000_000n !== 0n;
   return ctimeNs < startedNs - (fine ? LOCAL_RACY_NS : RACY_NS);
