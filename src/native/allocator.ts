@@ -6,7 +6,7 @@ import { addonPath, loadAddon, nativeDisabled } from './addon.js';
  * top stays mapped, so the pieces freed in one collection are reused without page faults. Larger
  * ones (the packers' 2 MiB job and output slots, a pack's blobs sealed outside a slot) are mapped
  * and unmapped on their own: kept in the heap they left it fragmented, and a backup of the 5 GiB
- * bench corpus peaked 10-15 MB higher (206-211 MB against 192-200 with the slots of pack-writer.ts,
+ * bench corpus peaked 10-15 MiB higher (201-206 MiB against 187-196 with 4 job and 3 output slots,
  * three runs each). The earlier settings (32 MiB, 128 MiB and a 64 MiB pad) were for a restore
  * that allocated a fresh buffer per read and per chunk; its batches and pieces now go round.
  */

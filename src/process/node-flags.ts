@@ -11,7 +11,7 @@
  * 4 MiB, the peak RSS of a first backup of the 5 GiB bench corpus fell from 177-192 MB to
  * 159-163 MB and that of the next backup from 155-167 MB to 132 MB, a restore's by 10-30 MB,
  * with the same CPU time (three runs each, docs/PERFORMANCE.md). With 2 MiB, once the packing
- * threads had come, the first backup of 5 GiB peaked at 192-196 MB against 198-210 with 4, and
+ * threads had come, the first backup of 5 GiB peaked at 187-191 MiB against 193-205 with 4, and
  * a first backup of 500 MB took no more CPU (three runs each).
  */
 export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
