@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, Transform, type Readable } from 'node:stream';
+import { PassThrough, Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AzsError, isAzsError } from '../errors.js';
 import { ensurePrivateDir } from '../process/private-dir.js';
@@ -445,7 +445,7 @@ export class SmbTarget implements Target {
     });
     try {
       const put = await this.run([...makeParents, `put - ${this.q(tempSegs)}`], {
-        stdin: (sub) => pipeline(data, counter, giveBack ? reportingWrites(sub.stdin!, giveBack) : sub.stdin!),
+        stdin: (sub) => feedUntilClosed(data, counter, sub.stdin!, giveBack),
       });
       this.check(put.failures, p, isMkdirCollision);
       if (!inPlace) {
@@ -649,6 +649,34 @@ function isMkdirCollision(f: Failure): boolean {
 }
 
 /** The error writing into a pipe whose reader has gone. */
+/**
+ * `data` through `counter` into smbclient's stdin. When smbclient closes its stdin before the data
+ * has ended (it exits as the server goes away), Node may report only "Premature close", not EPIPE
+ * (a pipe's reader that goes away between two writes); that is smbclient stopping, and is
+ * reported as EPIPE so that runClient waits for its verdict. A source that fails or is destroyed
+ * first keeps its own error: smbclient must then be killed, not left to store what it got.
+ */
+async function feedUntilClosed(data: Readable, counter: Transform, stdin: Writable, giveBack?: (chunk: Buffer) => void): Promise<void> {
+  let sourceDone = false;
+  let smbclientFirst = false;
+  data.once('close', () => {
+    sourceDone = true;
+  });
+  stdin.once('close', () => {
+    if (!sourceDone) smbclientFirst = true;
+  });
+  try {
+    await pipeline(data, counter, giveBack ? reportingWrites(stdin, giveBack) : stdin);
+  } catch (e) {
+    if (smbclientFirst && !isClosedPipe(e))
+      throw Object.assign(new Error(`smbclient closed its input before the data ended (${(e as Error).message})`), {
+        code: 'EPIPE',
+        cause: e,
+      });
+    throw e;
+  }
+}
+
 function isClosedPipe(e: unknown): boolean {
   const code = (e as { code?: unknown } | undefined)?.code;
   return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || code === 'ECONNRESET';
