@@ -53,7 +53,9 @@ export async function storeMembers(
     await sink.put([archive.trailer]);
     onBytes((counts.bytes += archive.trailer.length));
   } catch (e) {
-    throw archive.explain(e);
+    // Storing failed (the share went away, a packing thread died): that error says what happened,
+    // not the folder's "reading failed".
+    throw sink.failedWith(e) ? e : archive.explain(e);
   } finally {
     await sink.settle();
   }

@@ -244,6 +244,11 @@ export class StreamSink {
     return this.result;
   }
 
+  /** Whether `error` is this stream's own failure: storing one of its chunks failed (the share, a packing thread). */
+  failedWith(error: unknown): boolean {
+    return this.failure !== undefined && this.failure.error === error;
+  }
+
   private throwIfFailed(): void {
     if (this.failure) throw this.failure.error;
   }
