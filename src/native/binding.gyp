@@ -26,6 +26,11 @@
       "cflags": ["-O2", "-Wall", "-Wextra"]
     },
     {
+      "target_name": "shared_copy",
+      "sources": ["shared-copy.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
       "target_name": "folder_stat",
       "sources": ["folder-stat.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]

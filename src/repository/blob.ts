@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { gcmAddon } from '../native/aes-gcm.js';
+import { sharedCopier } from '../native/shared-copy.js';
 import binding from 'zstd-napi/binding.js';
 import { decompressionError } from '../pipeline/zstd-codec.js';
 import { chunkIdOf, CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
@@ -48,6 +49,7 @@ export interface PackedChunk {
  */
 export class BlobSealer {
   private readonly cctx = new binding.CCtx();
+  private readonly copy = sharedCopier();
 
   constructor(private readonly level = 1) {}
 
@@ -60,7 +62,7 @@ export class BlobSealer {
     const body = out.subarray(BLOB_NONCE_BYTES + 1, out.length - BLOB_TAG_BYTES);
     const packed = plaintext.length > 0 ? this.cctx.compress(body, plaintext, this.level) : 0;
     const compressed = packed < plaintext.length;
-    if (!compressed) plaintext.copy(body);
+    if (!compressed) this.copy(body, 0, plaintext);
     out[BLOB_NONCE_BYTES] = compressed ? CODEC_ZSTD : CODEC_STORED;
     return BLOB_OVERHEAD + (compressed ? packed : plaintext.length);
   }

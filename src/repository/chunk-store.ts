@@ -1,3 +1,4 @@
+import { sharedCopier } from '../native/shared-copy.js';
 import type { Target } from '../targets/target.js';
 import { ContentChunker } from './chunker.js';
 import { DEFAULT_CDC_PARAMS, type CdcParams } from './cdc.js';
@@ -158,6 +159,7 @@ export class StreamSink {
   /** Settles (never rejects) once every job sent so far has come back, in order. */
   private tail: Promise<void> = Promise.resolve();
   private failure: { error: unknown } | undefined;
+  private readonly copy = sharedCopier();
 
   constructor(
     private readonly index: ChunkIndex,
@@ -204,8 +206,8 @@ export class StreamSink {
         this.throwIfFailed();
         job = this.job = { memory: await this.writer.jobMemory(), used: 0, lengths: [], places: [], after: [] };
       }
-      if (Buffer.isBuffer(chunk)) job.used += chunk.copy(job.memory.data, job.used);
-      else for (const slice of chunk) job.used += slice.copy(job.memory.data, job.used);
+      if (Buffer.isBuffer(chunk)) job.used += this.copy(job.memory.data, job.used, chunk);
+      else for (const slice of chunk) job.used += this.copy(job.memory.data, job.used, slice);
       job.lengths.push(length);
       job.places.push(result.chunks.length - 1);
     }
