@@ -147,7 +147,7 @@ export function openBlobInto(keys: Pick<RepositoryKeys, 'chunkId'>, place: BlobP
   const { codec, body } = payloadOf(place, chunkId, blob, fail, true);
   if (codec === CODEC_STORED) {
     if (body.length !== out.length) throw fail(`it holds ${body.length} bytes, not ${out.length}`);
-    body.copy(out);
+    sharedCopier()(out, 0, body);
   } else if (codec === CODEC_ZSTD) decompressInto(body, out, fail);
   else throw fail(`unknown codec ${String(codec)}`);
   if (!timingSafeEqual(chunkIdOf(keys, out), chunkId)) throw fail('its contents do not hash to its id');

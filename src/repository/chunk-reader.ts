@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { Target } from '../targets/target.js';
+import { sharedCopier } from '../native/shared-copy.js';
 import { recyclerOf, type RecyclingReadable } from '../memory/recycling-readable.js';
 import { BLOB_KEY_BYTES, LAYOUT_FIELDS, type BatchResult, type BlobBatch } from './blob-batch.js';
 import { MAX_CHUNK_BYTES } from './blob.js';
@@ -79,6 +80,8 @@ class PackCursor {
   /** Offset in the pack of the first byte not yet read. */
   private position = 0;
   blobKey?: Buffer;
+  /** Batches' memory is shared with the worker that opens them (shared-copy.ts). */
+  private readonly copyBytes = sharedCopier();
 
   constructor(
     readonly pack: string,
@@ -125,7 +128,7 @@ class PackCursor {
         continue;
       }
       const n = Math.min(end, this.at + this.held.length) - from;
-      this.held.copy(into, from - offset, from - this.at, from - this.at + n);
+      this.copyBytes(into, from - offset, this.held.subarray(from - this.at, from - this.at + n));
       from += n;
     }
     this.position = end;
