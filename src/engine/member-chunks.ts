@@ -106,17 +106,18 @@ async function readMember(
   const from = sink.count;
   const out: Buffer[][] = [];
   const read: Buffer[] = [];
+  const take = async (piece: Buffer): Promise<void> => {
+    chunker.cut(piece, out);
+    read.push(piece);
+    onBytes(piece.length);
+    if (out.length > 0) await sink.put(out);
+    while (read.length > 0 && !chunker.holds(read[0]!)) recycle?.(read.shift()!);
+  };
   chunker.cut(member.header, out);
   onBytes(member.header.length);
-  if (member.data) {
-    for await (const piece of member.data()) {
-      chunker.cut(piece as Buffer, out);
-      read.push(piece as Buffer);
-      onBytes((piece as Buffer).length);
-      if (out.length > 0) await sink.put(out);
-      while (read.length > 0 && !chunker.holds(read[0]!)) recycle?.(read.shift()!);
-    }
-  }
+  const data = member.data?.();
+  if (Buffer.isBuffer(data)) await take(data);
+  else if (data) for await (const piece of data) await take(piece as Buffer);
   chunker.cutEnd(out);
   await sink.put(out);
   for (const piece of read) recycle?.(piece);

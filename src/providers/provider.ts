@@ -79,8 +79,12 @@ export interface ArchiveMember {
   header: Buffer;
   /** Zero bytes after the data. */
   padding: number;
-  /** Call it and read the stream to its end before asking for the next member; not calling it never opens the file. */
-  data?: () => Readable;
+  /**
+   * Call it and take all of it before asking for the next member; not calling it never opens the
+   * file. A small file comes whole, read at the call (which throws what reading met); a larger one
+   * as a stream read ahead.
+   */
+  data?: () => Buffer | Readable;
 }
 
 /** An archive as members: their concatenation (headers, data), then `trailer`, is exactly export()'s stream. */

@@ -70,12 +70,20 @@ export interface TarWriterEntry {
   /**
    * Regular files only: the contents, then `padding` zero bytes. Call it, and read the stream to
    * its end, before asking for the next entry. A consumer that already has this entry's bytes may
-   * skip it.
+   * skip it. See MemberData for the two forms.
    */
-  data?: () => Readable;
+  data?: () => MemberData;
   /** Zero bytes after the data, to a multiple of 512. */
   padding: number;
 }
+
+/**
+ * A regular file's contents and padding: a file of at most SMALL_FILE bytes is read when asked
+ * for and comes whole, as one piece of the pool (data() throws what reading it met); a larger one
+ * as a stream of pieces read ahead. Taking a small file's piece as it is, not through a stream's
+ * machinery, matters: the stream cost more than reading the file.
+ */
+export type MemberData = Buffer | Readable;
 
 /** A file or folder changed or disappeared while the tree was read. */
 export class SourceChangedError extends Error {
@@ -185,15 +193,12 @@ export function tarStream(entries: AsyncIterable<TarWriterEntry>, opts: TarStrea
       if (next.done) break;
       await put(next.value.header);
       if (!next.value.data) continue;
-      current = next.value.data();
-      const whole = (current as Whole)[WHOLE];
-      if (whole) {
-        current.destroy();
-        current = undefined;
-        if (whole.error) throw whole.error;
-        await put(whole.data!);
+      const data = next.value.data();
+      if (Buffer.isBuffer(data)) {
+        await put(data);
         continue;
       }
+      current = data;
       for await (const chunk of current) {
         if (stopped) return;
         await put(chunk as Buffer);
@@ -393,7 +398,7 @@ class Walker {
     if (what === FILE) {
       const size = st.size;
       const pool = this.pool;
-      const data = size <= SMALL_FILE ? () => smallFile(absOf(), relText, st, pool) : () => new FileData(absOf(), relText, st, pool);
+      const data = size <= SMALL_FILE ? () => readSmallFile(absOf(), relText, st, pool) : () => new FileData(absOf(), relText, st, pool);
       return new WalkEntry(relText, name, 'file', st, paddingOf(size), undefined, data);
     }
     if (what === SYMLINK) {
@@ -437,7 +442,7 @@ class WalkEntry implements TarWriterEntry {
     readonly stat: WalkStat,
     readonly padding: number,
     readonly linkTarget?: Buffer,
-    readonly data?: () => Readable,
+    readonly data?: () => MemberData,
   ) {}
 
   get header(): Buffer {
@@ -486,33 +491,6 @@ function attempt<T>(rel: string, call: () => T): T {
     throw sourceError(rel, e);
   }
 }
-
-/** A small file's data and padding in one piece of the pool, as a stream (failed if it changed). */
-function smallFile(abs: Buffer, rel: string, st: WalkStat, pool: SlabPool): Readable {
-  let data: Buffer | undefined;
-  let error: Error | undefined;
-  try {
-    data = readSmallFile(abs, rel, st, pool);
-  } catch (e) {
-    error = e as Error;
-  }
-  const stream = new Readable({
-    read() {
-      if (error) this.destroy(error);
-      else {
-        this.push(data);
-        this.push(null);
-      }
-    },
-  });
-  // tarStream() takes the piece as it is rather than through the stream's machinery, which cost
-  // more than reading the file.
-  return Object.assign(stream, { [WHOLE]: { data, error } });
-}
-
-/** On a data() stream that already holds everything: the piece, or the error. */
-const WHOLE = Symbol('whole');
-type Whole = { [WHOLE]?: { data?: Buffer; error?: Error } };
 
 /**
  * Read whole, then checked to be the inode the walk saw, unchanged (fstat on the handle read from).

@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { createProvider } from '../../src/providers/index.js';
 import { encodeHeader, endOfArchive, HEADER_FORMAT, paddingOf } from '../../src/providers/tar-header.js';
@@ -25,10 +25,16 @@ afterEach(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-async function drain(s: Readable): Promise<Buffer> {
+async function drain(s: Readable | Buffer): Promise<Buffer> {
+  if (Buffer.isBuffer(s)) return Buffer.from(s);
   const chunks: Buffer[] = [];
   for await (const c of s) chunks.push(Buffer.from(c as Buffer));
   return Buffer.concat(chunks);
+}
+
+/** An entry's data, whole; rejects with what reading it met (a small file's data() throws it at the call). */
+async function dataOf(entry: { data?: () => Readable | Buffer }): Promise<Buffer> {
+  return drain(entry.data!());
 }
 
 function scan(bytes: Buffer): TarEntry[] {
@@ -169,7 +175,7 @@ describeWithAndWithoutAddons('tar-writer', () => {
       entries++;
       parts.push(e.header);
       if (e.data) {
-        const data = await drain(e.data());
+        const data = await dataOf(e);
         expect(data.length).toBe(e.stat.size + e.padding);
         expect(e.padding).toBe(paddingOf(e.stat.size));
         parts.push(data);
@@ -363,11 +369,34 @@ describeWithAndWithoutAddons('tar-writer, files that change while they are read'
     }
   }
 
+  it('gives a small file whole (its data and padding, read at the call), a large one as a stream read ahead', async () => {
+    await fs.writeFile(path.join(root, 'small'), 'abc');
+    await fs.writeFile(path.join(root, 'large'), Buffer.alloc(300 * 1024, 7));
+    let { entry, done } = await entryOf('small');
+    const small = entry.data!();
+    expect(Buffer.isBuffer(small)).toBe(true);
+    expect((small as Buffer).equals(Buffer.concat([Buffer.from('abc'), Buffer.alloc(509)]))).toBe(true);
+    await done();
+    ({ entry, done } = await entryOf('large'));
+    const large = entry.data!();
+    expect(large).toBeInstanceOf(Readable);
+    expect((await drain(large)).equals(Buffer.alloc(300 * 1024, 7))).toBe(true);
+    await done();
+  });
+
+  it('throws a small file\'s failure at the call, before any of it is taken', async () => {
+    await fs.writeFile(path.join(root, 'gone-small'), 'x');
+    const { entry, done } = await entryOf('gone-small');
+    await fs.rm(path.join(root, 'gone-small'));
+    expect(() => entry.data!()).toThrow(expect.objectContaining({ path: 'gone-small', reason: 'file removed before we read it' }));
+    await done();
+  });
+
   it('fails a small file that grew between the walk and its read', async () => {
     await fs.writeFile(path.join(root, 'log'), 'line\n');
     const { entry, done } = await entryOf('log');
     await fs.appendFile(path.join(root, 'log'), 'more\n');
-    await expect(drain(entry.data!())).rejects.toMatchObject({
+    await expect(dataOf(entry)).rejects.toMatchObject({
       name: 'SourceChangedError',
       path: 'log',
       reason: 'file changed as we read it',
@@ -378,7 +407,7 @@ describeWithAndWithoutAddons('tar-writer, files that change while they are read'
   it('fails a big file that grows while it is read, and one that shrinks', async () => {
     await fs.writeFile(path.join(root, 'big'), Buffer.alloc(8 << 20, 1));
     let { entry, done } = await entryOf('big');
-    const s = entry.data!();
+    const s = entry.data!() as Readable;
     const grown = (async () => {
       for await (const _ of s) await fs.appendFile(path.join(root, 'big'), 'x');
     })();
@@ -387,7 +416,7 @@ describeWithAndWithoutAddons('tar-writer, files that change while they are read'
 
     ({ entry, done } = await entryOf('big'));
     await fs.truncate(path.join(root, 'big'), 1 << 20);
-    await expect(drain(entry.data!())).rejects.toMatchObject({ name: 'SourceChangedError', path: 'big' });
+    await expect(dataOf(entry)).rejects.toMatchObject({ name: 'SourceChangedError', path: 'big' });
     await done();
   });
 
@@ -395,7 +424,7 @@ describeWithAndWithoutAddons('tar-writer, files that change while they are read'
     await fs.writeFile(path.join(root, 'gone'), 'x');
     const { entry, done } = await entryOf('gone');
     await fs.rm(path.join(root, 'gone'));
-    await expect(drain(entry.data!())).rejects.toMatchObject({ path: 'gone', reason: 'file removed before we read it' });
+    await expect(dataOf(entry)).rejects.toMatchObject({ path: 'gone', reason: 'file removed before we read it' });
     await done();
   });
 
