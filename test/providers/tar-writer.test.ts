@@ -384,7 +384,7 @@ describeWithAndWithoutAddons('tar-writer, files that change while they are read'
     await done();
   });
 
-  it('throws a small file\'s failure at the call, before any of it is taken', async () => {
+  it("throws a small file's failure at the call, before any of it is taken", async () => {
     await fs.writeFile(path.join(root, 'gone-small'), 'x');
     const { entry, done } = await entryOf('gone-small');
     await fs.rm(path.join(root, 'gone-small'));
