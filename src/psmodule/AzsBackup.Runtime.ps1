@@ -113,7 +113,7 @@ function Resolve-AzsBackupHost {
             return $null
         }
         # node's flags as the installed command's first line gives them (src/process/node-flags.ts).
-        return [pscustomobject]@{ FilePath = $node.Source; Prefix = @('--max-semi-space-size=2', $hostFile) }
+        return [pscustomobject]@{ FilePath = $node.Source; Prefix = @('--max-semi-space-size=2', '--interrupt-budget=1081344', $hostFile) }
     }
     [pscustomobject]@{ FilePath = $hostFile; Prefix = @() }
 }
