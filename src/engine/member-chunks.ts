@@ -102,8 +102,21 @@ async function readMember(
   recycle: ((piece: Buffer) => void) | undefined,
   onBytes: (n: number) => void,
 ): Promise<ChunkRefs> {
-  const chunker = store.chunker();
   const from = sink.count;
+  const data = member.data?.();
+  if (data === undefined || Buffer.isBuffer(data)) {
+    const whole = data ? [member.header, data] : [member.header];
+    const length = member.header.length + (data?.length ?? 0);
+    // Most members of a tree (folders, links, small files): no cut can fall inside, so the member
+    // is its one chunk, and the chunker's work per member is not worth doing.
+    if (length < store.wholeBelow) {
+      onBytes(length);
+      await sink.put([whole]);
+      if (data) recycle?.(data);
+      return sink.since(from);
+    }
+  }
+  const chunker = store.chunker();
   const out: Buffer[][] = [];
   const read: Buffer[] = [];
   const take = async (piece: Buffer): Promise<void> => {
@@ -111,11 +124,14 @@ async function readMember(
     read.push(piece);
     onBytes(piece.length);
     if (out.length > 0) await sink.put(out);
-    while (read.length > 0 && !chunker.holds(read[0]!)) recycle?.(read.shift()!);
+    while (read.length > 0 && !chunker.holds(read[0]!)) {
+      // Not recycle?.(read.shift()): without a recycle the shift would not run, and this never end.
+      const done = read.shift()!;
+      recycle?.(done);
+    }
   };
   chunker.cut(member.header, out);
   onBytes(member.header.length);
-  const data = member.data?.();
   if (Buffer.isBuffer(data)) await take(data);
   else if (data) for await (const piece of data) await take(piece as Buffer);
   chunker.cutEnd(out);

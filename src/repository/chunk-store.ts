@@ -91,6 +91,11 @@ export class ChunkStore {
     return sink.finish();
   }
 
+  /** Bytes below which a stream is one chunk whatever its contents: no cut falls before the minimum size (cdc.ts). */
+  get wholeBelow(): number {
+    return (this.opts.params ?? DEFAULT_CDC_PARAMS).minSize;
+  }
+
   /** A new chunker with this repository's keyed table (one per stream, or per member of an archive). */
   chunker(): ContentChunker {
     return new ContentChunker({ gear: this.gear, params: this.opts.params, implementation: this.opts.implementation });

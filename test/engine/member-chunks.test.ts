@@ -7,7 +7,7 @@ import { storeMembers } from '../../src/engine/member-chunks.js';
 import type { ArchiveExport, ArchiveMember } from '../../src/providers/provider.js';
 import { ChunkIndex } from '../../src/repository/chunk-index.js';
 import { ChunkStore } from '../../src/repository/chunk-store.js';
-import { deriveRepositoryKeys } from '../../src/repository/keys.js';
+import { chunkIdOf, deriveRepositoryKeys } from '../../src/repository/keys.js';
 import { RepositoryLayout } from '../../src/repository/layout.js';
 import { LocalFolderTarget } from '../../src/targets/local.js';
 import { pseudoRandomBytes } from '../support/pseudo-random.js';
@@ -50,6 +50,37 @@ describe('storing an archive member by member', () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'azs-members-'));
   });
   afterEach(async () => fs.rm(dir, { recursive: true, force: true }));
+
+  it('stores each member as a chunker cuts it, a member below the minimum chunk as its one chunk', async () => {
+    const store = new ChunkStore(new LocalFolderTarget(dir), layout, keys, new ChunkIndex(), { params: SMALL });
+    // Header and data together: a folder (no data), below, at and above the minimum, several chunks.
+    const sizes = [undefined, 0, 100, SMALL.minSize - 513, SMALL.minSize - 512, SMALL.minSize + 3000, 40_000];
+    const members = sizes.map((size, i) => {
+      const bytes = size === undefined ? undefined : pseudoRandomBytes(`m${i}`, size);
+      // Small data comes whole (a Buffer), as the walk gives it; the largest as a stream of pieces.
+      const data = bytes && (size! < 30_000 ? () => bytes : () => Readable.from([bytes.subarray(0, 7000), bytes.subarray(7000)]));
+      return { ...member(i, data as () => Readable), data, bytes };
+    });
+    const expected: Buffer[] = [];
+    for (const m of members) {
+      const chunker = store.chunker();
+      const out: Buffer[] = [];
+      chunker.write(m.header, out);
+      if (m.bytes) chunker.write(m.bytes, out);
+      chunker.end(out);
+      expected.push(...out.map((c) => Buffer.from(c)));
+    }
+    expected.push(Buffer.alloc(1024));
+    try {
+      const { stream } = await storeMembers(store, archiveOf(members), undefined, () => {});
+      expect(expected.length).toBeGreaterThan(members.length + 2);
+      expect(Array.from({ length: stream.chunks.length }, (_, c) => stream.chunks.lengthAt(c))).toEqual(expected.map((c) => c.length));
+      for (let c = 0; c < expected.length; c++) expect(stream.chunks.idAt(c).equals(chunkIdOf(keys, expected[c]!))).toBe(true);
+    } finally {
+      await store.abort();
+      await store.dispose();
+    }
+  });
 
   it("reports a failure to store as the share's own error, not as the folder's", async () => {
     const closed = Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
