@@ -194,13 +194,19 @@ export async function withLock<T>(path: string, purpose: string, fn: () => Promi
   }
 }
 
-/** Takes over a lock another process handed to this one (HeldLock.transferTo); waits for the hand-over. */
+/**
+ * Takes over a lock another process handed to this one (HeldLock.transferTo): waits for the
+ * hand-over as long as the process that holds the lock meanwhile (the one that started this one)
+ * is alive, `timeoutMs` at most; undefined at once when that process is gone or let the lock go
+ * without handing it over. The starter records the job (an fsync) before it hands over, and on a
+ * loaded machine that took more than the 5 s this once waited in all.
+ */
 export async function adoptLock(path: string, timeoutMs: number): Promise<HeldLock | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const owner = readLockOwner(path);
     if (owner && owner.pid === process.pid) return heldLock(path, owner);
-    if (Date.now() > deadline) return undefined;
+    if (!owner || !isAlive(owner) || Date.now() > deadline) return undefined;
     await new Promise((r) => setTimeout(r, 20));
   }
 }

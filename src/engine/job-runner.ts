@@ -12,7 +12,8 @@ import { adoptJobLock } from './job.js';
 tuneAllocator();
 const [name, ...roleNames] = process.argv.slice(2);
 const home = process.env.AZSBACKUP_HOME!;
-const lock = await adoptJobLock(home, 5_000);
+// The starting command hands the lock over once it has recorded the job; while it lives, wait for it.
+const lock = await adoptJobLock(home, 120_000);
 if (!lock || !name) process.exit(11);
 // Stopped (systemd, kill): the job ends in order, as the foreground command does on Ctrl-C: its
 // programs stopped, nothing committed, the job Failed with an alert, temporary files removed.

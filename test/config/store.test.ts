@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigStore } from '../../src/config/store.js';
-import { tryLock, withLock } from '../../src/config/file-lock.js';
+import { adoptLock, processStartTime, tryLock, withLock } from '../../src/config/file-lock.js';
 
 const run = promisify(execFile);
 let home: string;
@@ -127,6 +127,48 @@ describe('file locks', () => {
     const third = tryLock(path, 'third');
     expect(third.lock).toBeDefined();
     third.lock!.release();
+  });
+
+  it('a lock handed over is adopted when it comes, however long its holder takes; not when the holder died or let it go', async () => {
+    const path = join(home, 'job.lock');
+    const { hostname } = await import('node:os');
+    const holdBy = (pid: number) =>
+      writeFileSync(
+        path,
+        JSON.stringify({
+          pid,
+          startTime: processStartTime(pid),
+          hostname: hostname(),
+          acquiredAt: new Date().toISOString(),
+          purpose: 'job',
+        }),
+      );
+    const starter = execFile('sleep', ['30']);
+    try {
+      holdBy(starter.pid!);
+      const started = Date.now();
+      setTimeout(() => holdBy(process.pid), 400);
+      const adopted = await adoptLock(path, 10_000);
+      expect(adopted).toBeDefined();
+      expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+      adopted!.release();
+
+      // A holder that lives and never hands over: until the time given, no longer.
+      holdBy(starter.pid!);
+      const waited = Date.now();
+      expect(await adoptLock(path, 300)).toBeUndefined();
+      expect(Date.now() - waited).toBeGreaterThanOrEqual(290);
+    } finally {
+      starter.kill();
+    }
+    await new Promise((r) => starter.once('exit', r));
+
+    // The holder died before handing over, or let the lock go: at once, not after the time given.
+    const gone = Date.now();
+    expect(await adoptLock(path, 10_000)).toBeUndefined();
+    rmSync(path);
+    expect(await adoptLock(path, 10_000)).toBeUndefined();
+    expect(Date.now() - gone).toBeLessThan(2_000);
   });
 
   it("a lock taken on another host is trusted for a while, then taken over (this host's name may have changed)", () => {

@@ -328,10 +328,11 @@ describe.skipIf(!sambaAvailable())('a backup to SMB that is stopped', () => {
     await samba?.stop();
   });
 
-  async function whileWriting(): Promise<void> {
+  /** Until the backup writes to the share; `state` says what the process was doing if it never does. */
+  async function whileWriting(state: () => Promise<string> = async () => ''): Promise<void> {
     const deadline = Date.now() + 30_000;
     while ((await authFolders()).length === 0 || (await partialsUnder(path.join(d.diskFolder, 'MASBackup'))).length === 0) {
-      if (Date.now() > deadline) throw new Error('the backup never started writing');
+      if (Date.now() > deadline) throw new Error(`the backup never started writing ${await state()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
     await new Promise((r) => setTimeout(r, 1000));
@@ -349,7 +350,11 @@ describe.skipIf(!sambaAvailable())('a backup to SMB that is stopped', () => {
   it('as a job (-AsJob), its runner stopped by SIGTERM: the job Failed, an alert, no password file left', async () => {
     const queued = expectOk(await d.cli(['Start-InfrastructureBackup', '-AsJob'], { env: { TMPDIR: tmp } })).json;
     const job = JSON.parse(await fs.readFile(path.join(d.home, 'jobs', `${queued.Name}.json`), 'utf8'));
-    await whileWriting();
+    await whileWriting(async () => {
+      const runner = await fs.readFile(`/proc/${job.Pid}/stat`, 'utf8').catch(() => 'gone');
+      const record = await fs.readFile(path.join(d.home, 'jobs', `${queued.Name}.json`), 'utf8').catch((e) => String(e));
+      return `(job runner ${job.Pid}: ${runner.slice(0, 80)}; its record: ${record.slice(0, 400)})`;
+    });
     process.kill(job.Pid, 'SIGTERM');
     const deadline = Date.now() + 30_000;
     while (
