@@ -5,10 +5,8 @@ import {
   closeSync,
   constants as fsConstants,
   existsSync,
-  fstat,
   fstatSync,
   lstatSync,
-  open,
   openSync,
   read,
   readdirSync,
@@ -515,14 +513,6 @@ function readSmallFile(abs: Buffer, rel: string, st: WalkStat, pool: SlabPool): 
   }
 }
 
-function fstatOf(fd: number): Promise<BigIntStats> {
-  return new Promise((resolve, reject) => fstat(fd, { bigint: true }, (e, st) => (e ? reject(e) : resolve(st))));
-}
-
-function openFd(abs: Buffer, flags: number): Promise<number> {
-  return new Promise((resolve, reject) => open(abs, flags, (e, fd) => (e ? reject(e) : resolve(fd))));
-}
-
 function closeFd(fd: number): Promise<void> {
   return new Promise((resolve) => close(fd, () => resolve()));
 }
@@ -605,17 +595,17 @@ class FileData extends Readable {
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    const flags = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
-    openFd(this.abs, flags)
-      .then(async (fd) => {
-        this.fd = fd;
-        testOnlyLogOpen(this.rel);
-        if (!unchanged(this.st, await fstatOf(fd))) throw new SourceChangedError(this.rel, CHANGED);
-      })
-      .then(
-        () => callback(),
-        (e: unknown) => callback(sourceError(this.rel, e)),
-      );
+    // Synchronous, as every metadata call of the walk (SMALL_FILE says why): two round trips
+    // through the thread pool per file left the main thread waiting at the start of each file.
+    try {
+      this.fd = openSync(this.abs, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+      testOnlyLogOpen(this.rel);
+      if (!unchanged(this.st, fstatSync(this.fd, { bigint: true }))) throw new SourceChangedError(this.rel, CHANGED);
+    } catch (e) {
+      callback(sourceError(this.rel, e));
+      return;
+    }
+    callback();
   }
 
   override _read(): void {
@@ -655,7 +645,7 @@ class FileData extends Readable {
     if (!last) return piece;
     piece.fill(0, length);
     await Promise.allSettled(earlier);
-    if (!unchanged(this.st, await fstatOf(this.fd))) throw new SourceChangedError(this.rel, CHANGED);
+    if (!unchanged(this.st, fstatSync(this.fd, { bigint: true }))) throw new SourceChangedError(this.rel, CHANGED);
     return piece;
   }
 
