@@ -1,6 +1,6 @@
 import { ChunkIdSet } from './id-set.js';
 import type { ChunkRefs } from './chunk-refs.js';
-import { visitLocations, type LocationTable } from './locations.js';
+import { checkedLocations, LOCATION_ENTRY_BYTES, type LocationTable } from './locations.js';
 import type { ChunkLocation } from './pack-reader.js';
 
 const META_WORDS = 4; // pack ordinal, offset, length, plaintext length
@@ -53,26 +53,43 @@ export class ChunkIndex {
    * object per entry, once the whole body is checked; `damaged(detail)` makes the error.
    */
   addEncoded(body: Buffer, damaged: (detail: string) => Error): void {
-    visitLocations(body, damaged, (id, pack, offset, length, plaintextLength) =>
-      this.addLocation(id, pack, offset, length, plaintextLength),
-    );
+    // Every index load reads all index files: each entry is taken straight from the bytes, with
+    // no object or view per entry, and its pack by its number in the body's table. A pack gets its
+    // ordinal with its first new entry, so packNames lists only packs some entry lies in.
+    const { packs, count, first } = checkedLocations(body, damaged);
+    const ordinals = new Int32Array(packs.length).fill(-1);
+    this.ids.reserve(this.ids.size + count);
+    for (let i = 0, at = first; i < count; i++, at += LOCATION_ENTRY_BYTES) {
+      const known = this.ids.size;
+      const n = this.ids.addAt(body, at);
+      // A chunk already known keeps its first location.
+      if (n < known) continue;
+      const k = body.readUInt32BE(at + 32);
+      if (ordinals[k]! < 0) ordinals[k] = this.ordinalOf(packs[k]!);
+      this.place(n, ordinals[k]!, body.readUInt32BE(at + 36), body.readUInt32BE(at + 40), body.readUInt32BE(at + 44));
+    }
   }
 
   addLocation(id: Buffer, pack: string, offset: number, length: number, plaintextLength: number): boolean {
     const known = this.ids.size;
     const n = this.ids.add(id);
     if (n < known) return false;
+    this.place(n, this.ordinalOf(pack), offset, length, plaintextLength);
+    return true;
+  }
+
+  /** Records the location of the new id number `n`. */
+  private place(n: number, ordinal: number, offset: number, length: number, plaintextLength: number): void {
     if ((n + 1) * META_WORDS > this.meta.length) {
-      const meta = new Uint32Array(this.meta.length * 2);
+      const meta = new Uint32Array(Math.max(this.meta.length * 2, (n + 1) * META_WORDS));
       meta.set(this.meta);
       this.meta = meta;
     }
     const m = n * META_WORDS;
-    this.meta[m] = this.ordinalOf(pack);
+    this.meta[m] = ordinal;
     this.meta[m + 1] = offset;
     this.meta[m + 2] = length;
     this.meta[m + 3] = plaintextLength;
-    return true;
   }
 
   /** Every entry, in the order they were added. */

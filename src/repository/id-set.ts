@@ -40,13 +40,24 @@ export class ChunkIdSet {
   /** Adds `id` (copied) unless it is there; its number, new or not. */
   add(id: Buffer): number {
     if (id.length !== CHUNK_ID_BYTES) throw new RangeError('a chunk id is 32 bytes');
-    const found = this.indexOf(id);
-    if (found >= 0) return found;
+    return this.addAt(id, 0);
+  }
+
+  /** add() of the id at source[at, at + 32), without a view of it (an index file's entries, read in place). */
+  addAt(source: Buffer, at: number): number {
+    if (at < 0 || at + CHUNK_ID_BYTES > source.length) throw new RangeError('a chunk id is 32 bytes');
+    const s = this.probe(source, at);
+    if (s >= 0) return this.slots[s]! - 1;
     if (this.count === this.ids.length / CHUNK_ID_BYTES) this.grow();
     const n = this.count++;
-    id.copy(this.ids, n * CHUNK_ID_BYTES);
+    source.copy(this.ids, n * CHUNK_ID_BYTES, at, at + CHUNK_ID_BYTES);
     this.place(n);
     return n;
+  }
+
+  /** Makes room for `total` ids at once (an index load knows how many come), so the set grows once, not by doubling. */
+  reserve(total: number): void {
+    if (total > this.ids.length / CHUNK_ID_BYTES) this.grow(2 ** Math.ceil(Math.log2(total)));
   }
 
   /** Removes `id`; false when it was not there. */
@@ -129,8 +140,7 @@ export class ChunkIdSet {
     this.slots[hole] = 0;
   }
 
-  private grow(): void {
-    const capacity = (this.ids.length / CHUNK_ID_BYTES) * 2;
+  private grow(capacity = (this.ids.length / CHUNK_ID_BYTES) * 2): void {
     const ids = Buffer.allocUnsafeSlow(capacity * CHUNK_ID_BYTES);
     this.ids.copy(ids, 0, 0, this.count * CHUNK_ID_BYTES);
     this.ids = ids;

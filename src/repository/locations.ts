@@ -69,6 +69,31 @@ export type LocationVisitor = (id: Buffer, pack: string, offset: number, length:
  * nothing is visited from a body that turns out damaged. `damaged(detail)` makes the error.
  */
 export function visitLocations(body: Buffer, damaged: (detail: string) => Error, visit: LocationVisitor): void {
+  const { packs, count, first } = checkedLocations(body, damaged);
+  for (let i = 0, at = first; i < count; i++, at += ENTRY_BYTES) {
+    visit(
+      body.subarray(at, at + 32),
+      packs[body.readUInt32BE(at + 32)]!,
+      body.readUInt32BE(at + 36),
+      body.readUInt32BE(at + 40),
+      body.readUInt32BE(at + 44),
+    );
+  }
+}
+
+/** Where an encoded body's entries lie, once the whole body is checked (see visitLocations). */
+export interface CheckedLocations {
+  /** The pack table: the names its entries' pack numbers stand for. */
+  packs: string[];
+  count: number;
+  /** The offset of entry 0; entry i lies ENTRY_BYTES * i after it: id (32), pack, offset, length, plaintext length (uint32 BE each). */
+  first: number;
+}
+
+export const LOCATION_ENTRY_BYTES = ENTRY_BYTES;
+
+/** The layout of the locations encoded in `body`, which must fill it exactly, every entry naming a listed pack. */
+export function checkedLocations(body: Buffer, damaged: (detail: string) => Error): CheckedLocations {
   if (body.length < 8) throw damaged('it is cut short');
   const p = body.readUInt32BE(0);
   const nAt = 4 + p * 32;
@@ -79,15 +104,7 @@ export function visitLocations(body: Buffer, damaged: (detail: string) => Error,
     if (body.readUInt32BE(at + 32) >= p) throw damaged(`entry ${i} names a pack it does not list`);
   }
   const packs = Array.from({ length: p }, (_, i) => body.toString('hex', 4 + i * 32, 4 + (i + 1) * 32));
-  for (let i = 0, at = nAt + 4; i < n; i++, at += ENTRY_BYTES) {
-    visit(
-      body.subarray(at, at + 32),
-      packs[body.readUInt32BE(at + 32)]!,
-      body.readUInt32BE(at + 36),
-      body.readUInt32BE(at + 40),
-      body.readUInt32BE(at + 44),
-    );
-  }
+  return { packs, count: n, first: nAt + 4 };
 }
 
 /** The locations encoded in `body`, which they must fill exactly; `damaged(detail)` makes the error. */

@@ -112,6 +112,21 @@ describe('ChunkIdSet', () => {
     expect(set.indexOf(id(5))).toBe(0);
   });
 
+  it('adds an id read in place from a larger buffer, as a copy; room reserved up front changes nothing it holds', () => {
+    const set = new ChunkIdSet();
+    set.reserve(5000);
+    const bytes = Buffer.concat([Buffer.alloc(3), id('a'), id('b')]);
+    expect(set.addAt(bytes, 3)).toBe(0);
+    expect(set.addAt(bytes, 35)).toBe(1);
+    expect(set.addAt(id('a'), 0)).toBe(0);
+    bytes.fill(0);
+    expect(set.has(id('a')) && set.has(id('b'))).toBe(true);
+    for (let i = 0; i < 5000; i++) set.add(id(i));
+    expect(set.size).toBe(5002);
+    expect(set.indexOf(id(4999))).toBe(5001);
+    expect(() => set.addAt(bytes, bytes.length - 31)).toThrow(RangeError);
+  });
+
   it('refuses an id that is not 32 bytes', () => {
     expect(() => new ChunkIdSet().add(Buffer.alloc(31))).toThrow(RangeError);
   });
@@ -192,6 +207,30 @@ describe('locations', () => {
     expect(decodeCatalog('c', fromTable).chunks).toEqual(locations);
     refs.push(id('not indexed'), 1);
     expect(() => index.locationsOf(refs)).toThrow(/not in the index/);
+  });
+
+  it('an index fed encoded bodies holds what add() of each location holds; a chunk in two bodies keeps its first place', () => {
+    const first = locations.slice(0, 600);
+    const second = [
+      ...locations.slice(500).map((l) => ({ ...l, offset: l.offset + 1_000_000 })), // 500-599 again, elsewhere
+      { chunkId: id('only in the second'), pack: hex(id('pack 99')), offset: 7, length: 8, plaintextLength: 9 },
+    ];
+    const fromBodies = new ChunkIndex();
+    for (const body of [encodeLocations(first), encodeLocations(second)]) fromBodies.addEncoded(body, (d) => new Error(d));
+    const oneByOne = new ChunkIndex();
+    for (const l of [...first, ...second]) oneByOne.add(l);
+    expect(fromBodies.size).toBe(1001);
+    expect([...fromBodies.entries()]).toEqual([...oneByOne.entries()]);
+    expect(fromBodies.get(locations[550]!.chunkId)!.offset).toBe(550);
+    expect(fromBodies.get(id('only in the second'))).toEqual(second.at(-1));
+  });
+
+  it('refuses a damaged body before taking any of it into the index', () => {
+    const index = new ChunkIndex();
+    const body = encodeLocations(locations);
+    body.writeUInt32BE(99, body.length - 16);
+    expect(() => index.addEncoded(body, (d) => new Error(d))).toThrow(/entry 999 names a pack it does not list/);
+    expect(index.size).toBe(0);
   });
 
   it('visits nothing of a body that turns out damaged further on', () => {
