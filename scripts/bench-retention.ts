@@ -1,12 +1,14 @@
-// npm run bench -- --retention [N] [--size 500M] [--tools azsbackup,restic,borg] [--keep]
+// npm run bench -- --retention [N] [--size 500M] [--tools azsbackup,restic,borg] [--restores R] [--keep]
 //
 // What a store costs over time: N rounds (7 by default) of backups of one corpus that changes by
 // about 3% between rounds, each round backed up by us (one AZSBACKUP_HOME and one share for all
 // rounds, with a retention that prunes nothing), `restic backup` into one repository and `borg
 // create --compression zstd,1` into one repository (a new archive each round), on the same corpus
 // state. Each round prints every tool's seconds and the bytes its share or repository holds after
-// it. After the last round each tool restores the oldest backup (round 1's), timed, and every
-// restored tree is compared file by file with round 1's corpus (SHA-256 manifest): ours must match.
+// it. After the last round each tool restores the oldest backup (round 1's) R times (3 by
+// default), in an order that rotates so that each tool goes first once; the median is reported.
+// Every restored tree is compared file by file with round 1's corpus (SHA-256 manifest): ours
+// must match every time.
 //
 // The edits are deterministic (a PRNG per round) and shaped like a server's data changing: runs of
 // JSON records rewritten with new lengths or inserted in the middle of files (the bytes after them
@@ -33,6 +35,8 @@ export interface RetentionBench {
   cli: string;
   size: number;
   rounds: number;
+  /** How many times each tool restores round 1's backup. */
+  restores: number;
   tools: string[];
   /** `reads` are read once before the run starts (bench.ts timed): every tool finds them in the page cache. */
   timed(label: string, command: string, env?: Record<string, string>, reads?: string[]): TimedRun;
@@ -166,8 +170,8 @@ interface Store {
   backup(round: number): TimedRun;
   /** Bytes on disk of the share folder or repository. */
   bytes(): number;
-  /** Restores round 1's backup into empty space; `tree` is where the corpus lands. */
-  restoreOldest(): { run: TimedRun; tree: string };
+  /** Restores round 1's backup into empty space (attempt `n` of several); `tree` is where the corpus lands. */
+  restoreOldest(n: number): { run: TimedRun; tree: string };
 }
 
 const pass = 'bench-password-not-secret';
@@ -200,8 +204,8 @@ function ours(b: RetentionBench): Store {
     },
     bytes: () => treeSize(share),
     // Into the registered path, from a fresh home as after losing the machine: the caller has moved the corpus away.
-    restoreOldest() {
-      const restore = b.azs(join(b.work, 'home-fresh'), 'Restore-AzsBackup', `-Name ${names[0]} -Path '${share}' -EncryptionKey -`);
+    restoreOldest(n) {
+      const restore = b.azs(join(b.work, `home-fresh-${n}`), 'Restore-AzsBackup', `-Name ${names[0]} -Path '${share}' -EncryptionKey -`);
       const run = b.timed('azsbackup restore', `printf '%s\\n' "$AZSBACKUP_ENCRYPTIONKEY" | ${restore} >/dev/null`, env, [share]);
       return { run, tree: b.corpus };
     },
@@ -216,13 +220,13 @@ function restic(b: RetentionBench): Store {
     name: 'restic',
     backup: (round) => b.timed('restic backup', `restic backup --quiet --tag round-${round} ${b.corpus}`, env, [b.corpus]),
     bytes: () => treeSize(repo),
-    restoreOldest() {
+    restoreOldest(n) {
       const listing = execFileSync('restic', ['snapshots', '--json', '--tag', 'round-1'], {
         env: { ...process.env, ...env },
         encoding: 'utf8',
       });
       const id = (JSON.parse(listing) as { id: string }[])[0]!.id;
-      const out = join(b.work, 'restore-restic');
+      const out = join(b.work, `restore-restic-${n}`);
       const run = b.timed('restic restore', `restic restore ${id} --quiet --target ${out}`, env, [repo]);
       // restic restores the absolute path it backed up below the target.
       return { run, tree: join(out, b.corpus) };
@@ -246,8 +250,8 @@ function borg(b: RetentionBench): Store {
     backup: (round) =>
       b.timed('borg backup', `cd ${b.work} && borg create --compression zstd,1 ${repo}::round-${round} ${folder}`, env, [b.corpus]),
     bytes: () => treeSize(repo),
-    restoreOldest() {
-      const out = join(b.work, 'restore-borg');
+    restoreOldest(n) {
+      const out = join(b.work, `restore-borg-${n}`);
       mkdirSync(out);
       const run = b.timed('borg restore', `cd ${out} && borg extract ${repo}::round-1`, env, [repo]);
       return { run, tree: join(out, folder) };
@@ -271,7 +275,10 @@ interface Round {
 }
 
 interface Restored {
+  /** The median attempt by seconds; its peak RSS is the highest of all attempts. */
   run: TimedRun;
+  seconds: number[];
+  /** What differed from round 1's corpus, in any attempt. */
   differences: string[];
 }
 
@@ -287,12 +294,12 @@ function ensureTools(b: RetentionBench): void {
 
 /**
  * Fails early rather than on a full disk: while our backups are full copies each round adds up to
- * the corpus (less its compression), and there are the two repositories, three restores and the corpus.
+ * the corpus (less its compression), and there are the two repositories, every tool's restores and the corpus.
  */
 function checkSpace(b: RetentionBench): void {
   const fs = statfsSync(b.work);
   const free = fs.bavail * fs.bsize;
-  const need = b.size * (b.rounds + 6);
+  const need = b.size * (b.rounds + 3 + b.tools.length * b.restores);
   if (free < need)
     throw new Error(
       `--retention ${b.rounds} at --size ${mib(b.size)} MiB may need ${mib(need)} MiB in ${b.work}, which has ${mib(free)} MiB free: set BENCH_DIR or lower --size.`,
@@ -317,20 +324,41 @@ function backupRound(stores: Store[], round: number, changed: Churn | undefined)
   return { round, changed, backups };
 }
 
-/** Every store restores round 1's backup; each tree is compared with round 1's corpus. */
+/**
+ * Every store restores round 1's backup `b.restores` times, the order rotating from one attempt to
+ * the next (which tool runs first meets the page cache and the VM's memory as the one before left
+ * them); each tree is compared with round 1's corpus.
+ */
 function restoreOldest(b: RetentionBench, stores: Store[], original: Map<string, string>): Map<string, Restored> {
-  // Ours restores into the registered path, so the corpus moves away (moved, not deleted: see bench.ts on ext4 and discard).
+  // Ours restores into the registered path, so the corpus moves away, and so does each restored
+  // tree before the next attempt (moved, not deleted: see bench.ts on ext4 and discard).
   renameSync(b.corpus, join(b.work, 'corpus-last-round'));
-  const restored = new Map<string, Restored>();
-  for (const store of stores) {
-    const { run, tree } = store.restoreOldest();
-    const diff = differences(original, tree);
-    restored.set(store.name, { run, differences: diff });
-    const verdict =
-      diff.length === 0 ? 'identical to round 1' : `${diff.length} differences from round 1, e.g. ${diff.slice(0, 3).join(', ')}`;
-    process.stdout.write(`restore of round 1: ${store.name} ${run.seconds.toFixed(2)} s, ${verdict}\n`);
+  const attempts = new Map<string, { run: TimedRun; differences: string[] }[]>(stores.map((s) => [s.name, []]));
+  for (let n = 1; n <= b.restores; n++) {
+    const shift = (n - 1) % stores.length;
+    for (const store of [...stores.slice(shift), ...stores.slice(0, shift)]) {
+      const { run, tree } = store.restoreOldest(n);
+      const diff = differences(original, tree);
+      attempts.get(store.name)!.push({ run, differences: diff });
+      if (tree === b.corpus) renameSync(tree, join(b.work, `${store.name}-restored-${n}`));
+      const verdict =
+        diff.length === 0 ? 'identical to round 1' : `${diff.length} differences from round 1, e.g. ${diff.slice(0, 3).join(', ')}`;
+      process.stdout.write(`restore ${n} of round 1: ${store.name} ${run.seconds.toFixed(2)} s, ${verdict}\n`);
+    }
   }
-  return restored;
+  return new Map(
+    stores.map((s) => {
+      const runs = attempts.get(s.name)!;
+      const bySeconds = [...runs].sort((x, y) => x.run.seconds - y.run.seconds);
+      const middle = bySeconds[Math.floor((bySeconds.length - 1) / 2)]!.run;
+      const restored: Restored = {
+        run: { ...middle, peakRssMB: Math.max(...runs.map((r) => r.run.peakRssMB)) },
+        seconds: runs.map((r) => r.run.seconds),
+        differences: [...new Set(runs.flatMap((r) => r.differences))],
+      };
+      return [s.name, restored];
+    }),
+  );
 }
 
 /** The middle value, or the mean of the two middle ones (six incremental rounds have no single middle). */
@@ -380,14 +408,15 @@ function toolTable(names: string[], rounds: Round[], restored: Map<string, Resto
     'store after round 1 MiB',
     'added per incremental round MiB (median)',
     `store after round ${rounds.length} MiB`,
-    'restore of round 1 s',
+    'restore of round 1 s (median)',
+    'restores s',
     'restore peak RSS MiB',
     'restored = round 1',
   ];
   const rows = names.map((n) => {
     const backups = rounds.map((r) => r.backups.get(n)!);
     const added = backups.slice(1).map((x, i) => x.bytes - backups[i]!.bytes);
-    const { run, differences: diff } = restored.get(n)!;
+    const { run, seconds, differences: diff } = restored.get(n)!;
     return [
       n,
       backups[0]!.run.seconds.toFixed(2),
@@ -396,6 +425,7 @@ function toolTable(names: string[], rounds: Round[], restored: Map<string, Resto
       num(median(added) / MiB),
       mib(backups[backups.length - 1]!.bytes),
       run.seconds.toFixed(2),
+      seconds.map((x) => x.toFixed(2)).join(', '),
       run.peakRssMB.toFixed(0),
       diff.length === 0 ? 'yes' : `no (${diff.length} files differ)`,
     ];
@@ -418,7 +448,7 @@ function ratioTable(names: string[], rounds: Round[], restored: Map<string, Rest
       ratio(restored.get(n)!.run.seconds / restored.get(us)!.run.seconds),
     ]);
   return [
-    `| ${us} vs | store size after round ${rounds.length} (ours/theirs) | first backup speed (their s/our s) | incremental backup speed (median of rounds) | restore of round 1 speed |`,
+    `| ${us} vs | store size after round ${rounds.length} (ours/theirs) | first backup speed (their s/our s) | incremental backup speed (median of rounds) | restore of round 1 speed (medians) |`,
     '| --- | ---: | ---: | ---: | ---: |',
     ...rows.map((cells) => `| ${cells.join(' | ')} |`),
   ];

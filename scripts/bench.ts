@@ -1,5 +1,5 @@
 // npm run bench [-- --size 500M] [--rounds N] [--smb] [--blob] [--tools azsbackup,restic,borg,pipeline,tar] [--role-per-folder] [--keep]
-// npm run bench -- --retention [N] [--size 500M] [--tools azsbackup,restic,borg] [--keep]
+// npm run bench -- --retention [N] [--size 500M] [--tools azsbackup,restic,borg] [--restores R] [--keep]
 //
 // Backup and restore throughput and peak memory of AzsBackup against references measured in the
 // same run on the same deterministic corpus: restic, borg, and a `tar | zstd -1 -T0 | openssl enc`
@@ -12,7 +12,8 @@
 // --role-per-folder registers each top folder of the corpus (json, blobs, small) as a role of its
 // own, so that our restore takes the path of a backup with several roles (all staged, then swapped).
 // --retention N (7 by default) measures instead N rounds of backups into one store per tool of a
-// corpus changing ~3% between rounds, and the restore of the oldest: see scripts/bench-retention.ts.
+// corpus changing ~3% between rounds, and the restore of the oldest (--restores R times each, 3 by
+// default, the median reported): see scripts/bench-retention.ts.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
@@ -502,7 +503,9 @@ function retention(): void {
   const value = arg('--retention');
   const rounds = value !== undefined && /^\d+$/.test(value) ? Number(value) : 7;
   if (rounds < 1) throw new Error('--retention takes a number of rounds, at least 1.');
-  const { text, identical } = retentionBench({ root, work, corpus, cli, size, rounds, tools, timed, azs });
+  const restores = Number(arg('--restores') ?? 3);
+  if (!Number.isInteger(restores) || restores < 1) throw new Error('--restores takes a number of restores per tool, at least 1.');
+  const { text, identical } = retentionBench({ root, work, corpus, cli, size, rounds, restores, tools, timed, azs });
   publish(text);
   if (!identical) throw new Error("azsbackup: the restore of round 1's backup is not round 1's corpus (see the differences above).");
 }
