@@ -211,8 +211,8 @@ export async function runRestore(given: RestoreRequest): Promise<RestoreOutcome>
   // then do the destinations change, in order: a role file is read from the share once where it
   // can be staged, rather than once to check it and again to restore it. Roles whose destinations
   // lie inside one another cannot be staged side by side (the outer one's swap would carry the
-  // inner one's staging away), so those restore one after the other behind a keyless check of
-  // every file first.
+  // inner one's staging away), so those restore one after the other behind a check of every role
+  // first (checkEveryFile).
   const sideBySide = !destinationsNest(selected);
   if (selected.length > 1 && !sideBySide) await checkEveryFile(run);
   // Several roles: all staged first, then all swapped. One role, or nested ones: each in turn.
@@ -311,12 +311,18 @@ function storedFile(run: RestoreRun, i: number): Promise<Readable> {
   return run.req.target.read(`${run.entry.folder}/${run.selected[i]!.files[0]!.name}`);
 }
 
-/** A keyless check of every role file (its SHA-256) before any destination changes. */
+/**
+ * Every role checked whole before any destination changes: a full copy's role file against its
+ * SHA-256 (keyless), or (format 3) the catalog and every chunk it lists, authenticated: the
+ * catalog's SHA-256 alone says nothing of the packs, so a damaged pack of a later role would fail
+ * the restore only after an earlier role had gone into place.
+ */
 async function checkEveryFile(run: RestoreRun): Promise<void> {
   for (const [i, role] of run.selected.entries()) {
     const file = role.files[0]!;
     run.req.progress.report({ activity: run.activity, status: `Checking ${file.name}`, id: 0 });
-    await drain(pipeline(await storedFile(run, i), createVerifyTap(file, run.entry.name), () => {}));
+    if (run.repository) await drain(await plaintext(run, i));
+    else await drain(pipeline(await storedFile(run, i), createVerifyTap(file, run.entry.name), () => {}));
   }
 }
 
