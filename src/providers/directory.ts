@@ -64,7 +64,8 @@ class EntryGuard {
     if (raw.startsWith('/') || /^[A-Za-z]:[\\/]/.test(raw)) return unsafeEntry(raw, 'has an absolute path');
     if (raw.split('/').includes('..')) return unsafeEntry(raw, "contains '..'");
     if (raw.includes('\0')) return unsafeEntry(raw, 'contains a NUL character');
-    if (!ALLOWED_TYPES.has(e.type)) {
+    // A FIFO is checked like any entry: its path is removed once GNU tar is done (restoreMetadata).
+    if (!ALLOWED_TYPES.has(e.type) && e.type !== 'FIFO') {
       return new AzsError(
         `The backup archive contains the entry '${raw}' of type ${e.type}, which the directory provider does not restore.`,
         {
@@ -205,15 +206,16 @@ class Refusal {
 
 /**
  * `data` passed on chunk by chunk to GNU tar, every header shown to the guard first: the bytes of a
- * refused header never reach GNU tar (the chunk fails instead of passing on). FIFOs are noted in
- * `fifos` rather than checked; a failure of `data` itself refuses the restore too.
+ * refused header never reach GNU tar (the chunk fails instead of passing on). FIFOs are checked too
+ * and noted in `fifos`; a failure of `data` itself refuses the restore too.
  */
 function guardedTarStream(data: Readable, staging: string, guard: EntryGuard, fifos: string[], refusal: Refusal): Transform {
   const scanner = new TarScanner((entry) => {
-    // A FIFO carries no data and its owner makes it again: GNU tar creates it, and it is removed below.
-    if (entry.type === 'FIFO') fifos.push(entry.path);
-    const problem = entry.type === 'FIFO' ? undefined : guard.check(entry);
+    // A FIFO carries no data and its owner makes it again: GNU tar creates it, and it is removed
+    // below, by its path: so that path is held to the guard like any other.
+    const problem = guard.check(entry);
     if (problem) throw problem;
+    if (entry.type === 'FIFO') fifos.push(entry.path);
   });
   const scanned = (scan: () => void): Error | undefined => {
     try {
