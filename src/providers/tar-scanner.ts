@@ -16,7 +16,7 @@
  * Whatever could make it skip a different number of bytes than GNU tar does, and so judge other
  * entries than the ones extracted, is refused rather than guessed: pax global headers, sparse
  * files, a second extended header for the same entry, data on an entry type that carries none,
- * extended headers above 1 MiB, and a stream that ends inside an entry.
+ * extended headers above 1 MiB, a negative size, and a stream that ends inside an entry.
  */
 
 export type TarEntryType =
@@ -240,6 +240,8 @@ export class TarScanner {
     if (!checksumMatches(block)) throw new TarFormatError('a header checksum does not match: this is not a tar archive, or it is damaged');
     const flag = String.fromCharCode(block[TYPEFLAG]!);
     const size = number(block, SIZE, 'size');
+    // GNU base-256 is signed; a negative size would move the scan backwards (GNU tar refuses one too).
+    if (size < 0) throw new TarFormatError('the size field of a header is negative');
     if (flag === 'x' || flag === 'L' || flag === 'K') {
       const pending = flag === 'x' ? this.pax : flag === 'L' ? this.longName : this.longLink;
       if (pending !== undefined) throw new TarFormatError(`two extended headers of type '${flag}' precede one entry`);
