@@ -12,6 +12,7 @@ import { recycleThrough, recyclerOf } from '../memory/recycling-readable.js';
 import type { Target } from '../targets/target.js';
 import { withoutPassword } from '../providers/pgconn.js';
 import { seconds, tracedTarget } from './traced-target.js';
+import { spooledTarget, type SpooledTarget } from './spooled-target.js';
 import { openBackup, type Authenticity } from './open-backup.js';
 import { createVerifyTap } from './verify-tap.js';
 import { countBytes } from './byte-counter.js';
@@ -23,7 +24,8 @@ import { readCatalog } from '../repository/chunk-reader.js';
  * Restores the roles of one backup in their declared order, from the role catalog the backup
  * recorded, so a freshly redeployed machine needs nothing but the share and the decryption material.
  * Every chunk is authenticated before its bytes reach a provider, and providers swap a role into
- * place only on a clean end; providers that cannot stage get a verified file (a first full pass).
+ * place only on a clean end; providers that cannot stage get a verified file (a first full pass,
+ * whose local copies the import then reads: spooled-target.ts).
  * With several roles, all are staged or verified before any destination changes (runRestore), and
  * the first failing role stops the restore: later roles may depend on it.
  */
@@ -43,6 +45,8 @@ export interface RestoreRequest {
   registeredRole?: (name: string) => RoleDefinition | undefined;
   /** Restores a certificate-mode backup that carries no proof of who made it (OpenOptions). */
   allowUnauthenticated?: boolean;
+  /** This process's private folder (src/process/private-dir.ts), for the local copies of what is read twice; TMPDIR without it. */
+  privateDir?: string;
 }
 
 export interface RestoreResultRecord {
@@ -204,7 +208,15 @@ export async function runRestore(given: RestoreRequest): Promise<RestoreOutcome>
   const effective = rolesToRestore(info.roles, entry.name, req);
   const repository = info.repository && (await repositoryForReading(req.target, info.repository, req.material));
   const run = newRun(req, entry, dataKey!, authenticity!, effective, repository);
-  const { selected } = run;
+  try {
+    return await restoreRoles(run);
+  } finally {
+    await run.copies.discard();
+  }
+}
+
+async function restoreRoles(run: RestoreRun): Promise<RestoreOutcome> {
+  const { req, entry, selected } = run;
 
   // A damaged later role must not leave earlier ones restored from a backup that cannot be restored
   // whole. So every role is first staged (or, where its provider cannot stage, verified), and only
@@ -212,9 +224,13 @@ export async function runRestore(given: RestoreRequest): Promise<RestoreOutcome>
   // can be staged, rather than once to check it and again to restore it. Roles whose destinations
   // lie inside one another cannot be staged side by side (the outer one's swap would carry the
   // inner one's staging away), so those restore one after the other behind a check of every role
-  // first (checkEveryFile).
+  // first (checkEveryFile). A role read twice is read the second time from local copies of what the
+  // first read took from the share (spooled-target.ts): the restore imports what the check saw.
   const sideBySide = !destinationsNest(selected);
-  if (selected.length > 1 && !sideBySide) await checkEveryFile(run);
+  if (selected.length > 1 && !sideBySide) {
+    run.readTwice.fill(true);
+    await checkEveryFile(run);
+  }
   // Several roles: all staged first, then all swapped. One role, or nested ones: each in turn.
   const stageAll = sideBySide && selected.length > 1;
   run.verbose(
@@ -225,7 +241,7 @@ export async function runRestore(given: RestoreRequest): Promise<RestoreOutcome>
   for (const [i, h] of run.held.entries()) if (h && run.results[i]!.Status === 'Skipped') await h.abandon(failure!);
   if (failure) run.verbose(`Restore of backup ${entry.name} failed: ${failure.message}`);
   req.progress.report({ activity: run.activity, status: failure ? 'Failed' : 'Done', percentComplete: 100, id: 0, completed: true });
-  return { results: run.results, warnings: restoreWarnings(entry.name, authenticity!, effective), error: failure };
+  return { results: run.results, warnings: restoreWarnings(entry.name, run.authenticity, run.effective), error: failure };
 }
 
 /** One restore under way: the roles in the order they go back, and what became of each. */
@@ -235,6 +251,14 @@ interface RestoreRun {
   dataKey: Buffer;
   /** Format 3: the repository the roles' catalogs point into, with the key that reads it. */
   repository?: OpenRepository;
+  authenticity: Authenticity;
+  effective: EffectiveRole[];
+  /**
+   * Per role: read once to check it and once to restore it, both times from local copies of the
+   * share's files (spooled-target.ts), so that the restore gets what the check saw.
+   */
+  readTwice: boolean[];
+  copies: SpooledTarget;
   /** The roles in restore order, each with the definition it is restored with. */
   selected: RoleRecord[];
   results: RestoreResultRecord[];
@@ -296,6 +320,10 @@ function newRun(
     entry,
     dataKey,
     repository,
+    authenticity,
+    effective,
+    readTwice: selected.map(() => false),
+    copies: spooledTarget(req.target, req.privateDir),
     selected,
     results,
     started: new Array<number>(selected.length).fill(0),
@@ -306,9 +334,14 @@ function newRun(
   };
 }
 
+/** Where role i is read from: the share, or the local copies of what was read of it before. */
+function source(run: RestoreRun, i: number): Target {
+  return run.readTwice[i] ? run.copies.target : run.req.target;
+}
+
 /** The stored file of role i, as it lies on the share. */
 function storedFile(run: RestoreRun, i: number): Promise<Readable> {
-  return run.req.target.read(`${run.entry.folder}/${run.selected[i]!.files[0]!.name}`);
+  return source(run, i).read(`${run.entry.folder}/${run.selected[i]!.files[0]!.name}`);
 }
 
 /**
@@ -332,7 +365,7 @@ async function plaintext(run: RestoreRun, i: number): Promise<Readable> {
   if (!run.repository) return opened;
   const { repository } = run;
   const catalog = await readCatalogFrom(run.selected[i]!.files[0]!.name, opened);
-  return readCatalog(run.req.target, repository.layout, repository.keys, catalog);
+  return readCatalog(source(run, i), repository.layout, repository.keys, catalog);
 }
 
 /** The plaintext of role i, counted into its result's Size. */
@@ -355,6 +388,7 @@ async function stage(run: RestoreRun, i: number): Promise<void> {
   const provider = (run.providers[i] = await createProvider(role.definition));
   if (provider.streamsIntoDestination) {
     // Its import cannot be undone, so the whole file is authenticated before it starts.
+    run.readTwice[i] = true;
     await drain(await plaintext(run, i));
     return;
   }

@@ -10,14 +10,15 @@ import type { DecryptWith } from '../../src/crypto/recipient.js';
 import { openBackup } from '../../src/engine/open-backup.js';
 import { openRoleStream } from '../../src/pipeline/role-stream.js';
 import { readCatalogFrom, type Catalog } from '../../src/repository/catalog.js';
-import { pipeline } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 
 /**
- * Audit: roles whose folders nest restore one after the other, "behind a keyless check of every
- * file first" (restore.ts), so that a damaged later role does not leave an earlier one restored.
- * In a format 3 backup that check reads only the catalogs: a share writer who damages (or deletes)
- * a pack that only the later role needs lets the earlier role replace its destination (and with it
- * the later role's folder inside it) before the restore fails.
+ * Roles whose folders nest restore one after the other, behind a check of every role first
+ * (restore.ts), so that a damaged later role does not leave an earlier one restored. In a format 3
+ * backup that check once read only the catalogs: a share writer who damaged (or deleted) a pack
+ * that only the later role needs let the earlier role replace its destination (and with it the
+ * later role's folder inside it) before the restore failed. And what the check read must be what
+ * is restored, even when the share changes in between.
  */
 
 let d: Drill;
@@ -25,6 +26,8 @@ let outer: string;
 let inner: string;
 let name: string;
 let material: DecryptWith;
+/** The outer folder (inner one included) as backed up. */
+let backedUp: string;
 /** A blob (pack and offset) that only the inner role's catalog lists. */
 let caOnly: { pack: string; offset: number };
 
@@ -54,6 +57,7 @@ beforeAll(async () => {
   await d.register('Configuration', ['-Provider', 'directory', '-Path', outer, '-RestoreOrder', '1']);
   await d.register('CA', ['-Provider', 'directory', '-Path', inner, '-RestoreOrder', '2']);
   name = (await d.backup()).Name as string;
+  backedUp = fingerprint(outer);
   const key = parseSymmetricKey(d.key!);
   material = { kind: 'Key', keyId: symmetricKeyId(key), key };
   const catalogs = await catalogsOf(name);
@@ -62,6 +66,38 @@ beforeAll(async () => {
   caOnly = { pack: only.pack, offset: only.offset };
 }, 180_000);
 afterAll(async () => d?.cleanup());
+
+describe('a format 3 restore of nested roles whose share changes after the check', () => {
+  it('restores what the check read', async () => {
+    await fs.writeFile(path.join(outer, 'settings.json'), '{"a":2,"current":true}');
+    const reads = new Map<string, number>();
+    const share = new LocalFolderTarget(d.share);
+    // Every pack read a second time comes back with one byte changed.
+    const changing = new Proxy(share, {
+      get(t, prop, receiver) {
+        if (prop !== 'read') {
+          const v = Reflect.get(t, prop, receiver) as unknown;
+          return typeof v === 'function' ? v.bind(t) : v;
+        }
+        return async (p: string) => {
+          reads.set(p, (reads.get(p) ?? 0) + 1);
+          if (reads.get(p)! < 2 || !p.endsWith('.pack')) return t.read(p);
+          const bytes = await fs.readFile(path.join(d.share, p));
+          bytes[bytes.length - 40]! ^= 0x01;
+          return Readable.from([bytes]);
+        };
+      },
+    });
+    const outcome = await runRestore({ target: changing, name, material, progress: silentProgress });
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.results.map((r) => [r.RoleName, r.Status])).toEqual([
+      ['Configuration', 'Succeeded'],
+      ['CA', 'Succeeded'],
+    ]);
+    expect(fingerprint(outer)).toBe(backedUp);
+    expect([...reads].filter(([p, n]) => p.endsWith('.pack') && n > 1)).toEqual([]);
+  });
+});
 
 describe('a format 3 restore of nested roles whose later role has a damaged pack', () => {
   it('leaves every destination as it was', async () => {
