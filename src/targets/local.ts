@@ -255,9 +255,17 @@ export class LocalFolderTarget implements Target {
     });
   }
 
+  /**
+   * Removes the file or folder, and fsyncs the folder that held it: a removal callers order
+   * (prune deletes the superseded index files before the packs they name) reaches the disk before
+   * whatever they do next, or a power cut could bring back an index file whose pack is gone.
+   */
   async delete(p: string): Promise<void> {
     const abs = this.abs(p);
-    await this.guard(p, () => fsp.rm(abs, { recursive: true, force: true }));
+    await this.guard(p, async () => {
+      await fsp.rm(abs, { recursive: true, force: true });
+      await syncDirectory(path.dirname(abs)).catch(() => {}); // the folder itself may be gone: nothing to sync
+    });
   }
 
   async mkdir(p: string): Promise<void> {
