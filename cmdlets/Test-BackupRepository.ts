@@ -4,6 +4,7 @@ import { AzsError } from '../src/errors.js';
 import { ConfigStore } from '../src/config/store.js';
 import { rememberedRepository } from '../src/engine/repository-access.js';
 import { checkRepository } from '../src/engine/verify-repository.js';
+import { runJob } from '../src/engine/job.js';
 import { decryptionMaterial, openShare, shareAccess, shareParameters } from '../src/engine/share-access.js';
 
 /**
@@ -24,18 +25,24 @@ const testBackupRepository: Cmdlet<TestBackupRepositoryParameters> = async ({
   const config = store.read();
   const access = shareAccess(store, shareParameters(params, secretsFromEnvironment), config);
   const target = await openShare(access);
-  const result = await checkRepository(
-    target,
-    access.path,
-    {
-      material: await decryptionMaterial(params),
-      remembered: rememberedRepository(store, config),
-      repair: params.Repair === true,
-      confirmRepair: (what) => shouldProcess(access.path, what),
-      allowUnauthenticated: params.AllowUnauthenticated === true,
-    },
-    progress,
-  );
+  const material = await decryptionMaterial(params);
+  const check = () =>
+    checkRepository(
+      target,
+      access.path,
+      {
+        material,
+        remembered: rememberedRepository(store, config),
+        repair: params.Repair === true,
+        confirmRepair: (what) => shouldProcess(access.path, what),
+        allowUnauthenticated: params.AllowUnauthenticated === true,
+      },
+      progress,
+    );
+  // -Repair writes the index from the tables of contents it read and deletes the index files it
+  // listed: under the job lock, so that no prune of this machine deletes a pack in between (the
+  // new index would place chunks in it, and every backup deduplicating against them would fail).
+  const result = params.Repair === true ? await runJob(home, 'repository repair', check) : await check();
   // The exit code first, so each error record says the code the command ends with.
   if (!result.IsValid) setExitCode(12);
   for (const p of result.Problems) {

@@ -198,7 +198,9 @@ async function backupRepository(
 ): Promise<{ repository?: OpenRepository; fullCopyBecause?: string }> {
   if (process.env.AZSBACKUP_STORE === 'full-copy') return {};
   const remembered = rememberedRepository(store, config, location);
-  const { repository, remember, fullCopyBecause } = await repositoryForBackup(target, recipients, remembered);
+  const { repository, remember, fullCopyBecause } = await repositoryForBackup(target, recipients, remembered, (created) =>
+    rememberRepository(store, location, created),
+  );
   if (remember) await rememberRepository(store, location, remember);
   return { repository, fullCopyBecause };
 }

@@ -151,15 +151,24 @@ export async function repositoryForBackup(
   target: Target,
   recipients: readonly EncryptFor[],
   remembered?: RememberedRepository,
+  /**
+   * Keeps the host keys of a repository this backup creates, before the share shows it: killed
+   * after that, a machine with a certificate alone could never take them again (only the .pfx
+   * unwraps, and it joins only a store a committed backup names).
+   */
+  keep?: (remember: RememberedRepository) => Promise<void>,
 ): Promise<RepositoryForBackup> {
   const config = await readRepositoryConfig(target, layout);
   if (!config) {
-    const created = await createRepository(target, layout, recipients);
-    if (created.master) {
-      const host = hostKeysOf(created.master);
-      return { repository: opened(created.config.id, hostKeysFrom(host)), remember: { id: created.config.id, ...host } };
+    let kept: RememberedRepository | undefined;
+    const created = await createRepository(target, layout, recipients, async (made, master) => {
+      kept = { id: made.id, ...hostKeysOf(master) };
+      await keep?.(kept);
+    });
+    if (created.master && kept) {
+      return { repository: opened(created.config.id, hostKeysFrom(kept)), ...(keep ? {} : { remember: kept }) };
     }
-    return repositoryForBackup(target, recipients, remembered); // another writer created it first
+    return repositoryForBackup(target, recipients, remembered, keep); // another writer created it first
   }
   const notOpened = notOpenedFor(recipientsMissing(config.recipients, recipients), config);
   if (notOpened) return { fullCopyBecause: notOpened };

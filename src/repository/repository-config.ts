@@ -105,12 +105,15 @@ export async function readRepositoryConfig(target: Target, layout: RepositoryLay
 /**
  * Creates the repository: a new master key wrapped for `recipients`. The config is written under a
  * temporary name and renamed into place, and a rename never replaces: if another writer created a
- * repository meanwhile, theirs stays and is returned with `master` undefined.
+ * repository meanwhile, theirs stays and is returned with `master` undefined. `beforePublish` runs
+ * just before the rename: whatever the writer must keep of the master key (the backup host's keys)
+ * is kept by then, so a writer killed after the rename never leaves a repository it cannot use.
  */
 export async function createRepository(
   target: Target,
   layout: RepositoryLayout,
   recipients: readonly EncryptFor[],
+  beforePublish?: (config: RepositoryConfig, master: Buffer) => Promise<void>,
 ): Promise<{ config: RepositoryConfig; master?: Buffer }> {
   const master = randomBytes(REPOSITORY_KEY_BYTES);
   const id = randomUUID();
@@ -123,6 +126,7 @@ export async function createRepository(
   const temporary = `${layout.root}/.config-${randomBytes(8).toString('hex')}.xml`;
   await target.write(temporary, Readable.from([Buffer.from(serializeRepositoryConfig(config), 'utf8')]));
   try {
+    await beforePublish?.(config, master);
     await target.rename(temporary, configPath(layout));
     return { config, master };
   } catch (e) {

@@ -549,9 +549,14 @@ export class BlobTarget implements Target {
     // The folder's own marker, if it has one, moves too.
     if (source.isDirectory && isFolderMarker((await this.properties(src, from))?.metadata)) moves.push([src, dst]);
     await mapLimit(moves, PARALLEL_REQUESTS, async ([a, b]) => {
+      // Only onto a name nobody took since the check above: another writer's rename to the same
+      // name (two first backups creating the repository's config.xml) must fail, never be replaced.
       const poller = await this.call(to, (c, abortSignal) =>
-        c.getBlockBlobClient(b).beginCopyFromURL(c.getBlockBlobClient(a).url, { abortSignal }),
-      );
+        c.getBlockBlobClient(b).beginCopyFromURL(c.getBlockBlobClient(a).url, { abortSignal, conditions: { ifNoneMatch: '*' } }),
+      ).catch((e: unknown) => {
+        const { statusCode } = restOf(e);
+        throw statusCode === 409 || statusCode === 412 ? alreadyExists(this.location, to) : e;
+      });
       await this.call(to, () => poller.pollUntilDone());
     });
     await this.deleteNames(

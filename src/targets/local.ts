@@ -246,18 +246,37 @@ export class LocalFolderTarget implements Target {
     const dst = this.abs(to);
     await this.requireRoot();
     return this.guard(from, async () => {
-      if (!(await exists(src))) throw notFound(this.location, from);
+      const st = await fsp.lstat(src).catch((e: unknown) => {
+        if (errnoOf(e) === 'ENOENT') throw notFound(this.location, from);
+        throw e;
+      });
       // fs.rename silently replaces files and empty folders; the interface promises it does not.
       if (await exists(dst)) throw alreadyExists(this.location, to);
       await makeFoldersDurably(path.dirname(dst));
-      await fsp.rename(src, dst);
+      // A file takes its name by link(), which fails when the name exists: a check and then a
+      // rename would let two writers that both passed the check replace each other's file.
+      const linked = st.isDirectory() ? 'unsupported' : await linkInPlace(src, dst);
+      if (linked === 'exists') throw alreadyExists(this.location, to);
+      if (linked === 'linked') {
+        await fsp.unlink(src);
+      } else {
+        await fsp.rename(src, dst);
+      }
       await syncDirectory(path.dirname(dst));
     });
   }
 
+  /**
+   * Removes the file or folder, and fsyncs the folder that held it: a removal callers order
+   * (prune deletes the superseded index files before the packs they name) reaches the disk before
+   * whatever they do next, or a power cut could bring back an index file whose pack is gone.
+   */
   async delete(p: string): Promise<void> {
     const abs = this.abs(p);
-    await this.guard(p, () => fsp.rm(abs, { recursive: true, force: true }));
+    await this.guard(p, async () => {
+      await fsp.rm(abs, { recursive: true, force: true });
+      await syncDirectory(path.dirname(abs)).catch(() => {}); // the folder itself may be gone: nothing to sync
+    });
   }
 
   async mkdir(p: string): Promise<void> {
@@ -277,6 +296,22 @@ export class LocalFolderTarget implements Target {
 
 function entryOf(name: string, st: fs.Stats): TargetEntry {
   return { name, isDirectory: st.isDirectory(), size: st.isDirectory() ? 0 : st.size, mtime: st.mtime };
+}
+
+/**
+ * Gives the file at `src` the name `dst` too, atomically and only if `dst` does not exist;
+ * 'unsupported' where the file system has no hard links (some mounted shares), for the caller to
+ * rename instead.
+ */
+async function linkInPlace(src: string, dst: string): Promise<'linked' | 'exists' | 'unsupported'> {
+  try {
+    await fsp.link(src, dst);
+    return 'linked';
+  } catch (e) {
+    if (errnoOf(e) === 'EEXIST') return 'exists';
+    if (['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'EMLINK', 'ENOSYS'].includes(errnoOf(e) ?? '')) return 'unsupported';
+    throw e;
+  }
 }
 
 async function exists(p: string): Promise<boolean> {
