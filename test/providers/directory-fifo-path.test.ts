@@ -8,7 +8,7 @@ import type { Provider } from '../../src/providers/provider.js';
 import { craftTar, paxBody } from '../support/provider-fixtures.js';
 
 /**
- * Audit: the directory provider lets GNU tar make the FIFOs an archive holds, and removes them once
+ * The directory provider lets GNU tar make the FIFOs an archive holds, and removes them once
  * it is done, by the path the scanner read; but a FIFO entry is never shown to the EntryGuard. A pax
  * path with a NUL in it is cut at the NUL by GNU tar (which makes a harmless FIFO 'x' and exits 0),
  * while the provider keeps the whole value, and path.normalize() folds the NUL component away:

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { craftTar } from '../support/provider-fixtures.js';
 
 /**
- * Audit: the tar scanner reads a GNU base-256 size field as a signed number and accepts a negative
+ * The tar scanner reads a GNU base-256 size field as a signed number and accepts a negative
  * one; its skip state then moves its position backwards by the same amount, onto the header it just
  * read, which it reads again, forever: a directory restore of such an archive spins one core at 100%
  * and never ends (GNU tar refuses a negative size). The scanner runs in a worker here so that the

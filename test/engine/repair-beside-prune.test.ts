@@ -7,7 +7,7 @@ import { CLI, cliEnv, expectOk, makeDrill, type Drill } from '../support/cli.js'
 import { redate } from '../support/redate.js';
 
 /**
- * Audit (concurrency): `Test-BackupRepository -Repair` rewrites the index from the tables of
+ * `Test-BackupRepository -Repair` rewrites the index from the tables of
  * contents it read, then deletes the index files it listed, without the job lock that every other
  * command that changes the share takes. A prune of the same machine running meanwhile deletes a
  * dead pack after rewriting the index without it; the repair then writes an index file that still

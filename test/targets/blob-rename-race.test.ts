@@ -9,7 +9,7 @@ import { parseShareLocation, type BlobLocation } from '../../src/targets/locatio
 import { startAzurite, type AzuriteServer } from '../support/azurite.js';
 
 /**
- * Audit (concurrency), the blob container's side of crash-concurrent-repository-create: its rename
+ * The blob container's side of local-rename-race.test.ts: its rename
  * (a copy, then the source deleted) checks that the destination does not exist and then copies
  * over it unconditionally, so two writers that both passed the check both succeed and the second
  * replaces the first one's blob. Two first backups into one new container at once: one machine's

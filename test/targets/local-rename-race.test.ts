@@ -11,7 +11,7 @@ import { deriveRepositoryKeys } from '../../src/repository/keys.js';
 import { LocalFolderTarget } from '../../src/targets/local.js';
 
 /**
- * Audit (concurrency): the Target interface promises that rename never replaces an existing entry,
+ * The Target interface promises that rename never replaces an existing entry,
  * and createRepository relies on it ("a rename never replaces: if another writer created a
  * repository meanwhile, theirs stays"). The local folder target checks that the destination does
  * not exist and then renames, several awaits apart: two writers that both pass the check both

@@ -6,7 +6,7 @@ import { processStartTime } from '../../src/config/file-lock.js';
 import { expectOk, makeDrill, spawnCli, whileRunning, type Drill } from '../support/cli.js';
 
 /**
- * Audit (crash safety): the first backup in certificate mode creates the share's repository
+ * The first backup in certificate mode creates the share's repository
  * (AzsRepository/config.xml, its master key wrapped for the certificate) and only then keeps the
  * host keys in AZSBACKUP_HOME (config.json). Killed between the two (kill -9, power loss, a full
  * home folder, a configuration lock held past its 30 s wait), the repository exists on the share

@@ -8,7 +8,7 @@ import { CLI, cliEnv, makeDrill, resultOf, type Drill } from '../support/cli.js'
 import { redate } from '../support/redate.js';
 
 /**
- * Audit (crash safety, power loss): prune's order is what keeps the repository consistent at every
+ * Prune's order is what keeps the repository consistent at every
  * crash point (docs/REPOSITORY.md 9.4): new index files, then the superseded index files deleted,
  * then the dead packs deleted. On a local or mounted folder the deletions are unlink() calls with
  * no fsync of the folder after them, so nothing makes the removal of the old index files reach the
