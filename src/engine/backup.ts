@@ -140,6 +140,7 @@ async function backUp(run: BackupRun): Promise<BackupOutcome> {
   const warnings = req.recipients.flatMap((r) =>
     r.kind === 'Certificate' && !r.authenticationKey ? [unauthenticatedCertificateWarning(r.thumbprint)] : [],
   );
+  if (run.chunks?.missingPacks.length) warnings.push(missingPacksWarning(run.chunks.missingPacks));
   return { record: recordFromInfo(info, req.sharePath), roleErrors, warnings };
 }
 
@@ -174,6 +175,8 @@ interface RunChunks {
   repository: OpenRepository;
   store: Promise<ChunkStore>;
   streams: (StoredStream | undefined)[];
+  /** Packs the index names that are not on the share: their chunks were stored anew. */
+  missingPacks: string[];
   /** Per role stored member by member: the files cache to save once the backup is committed. */
   caches: ({ file: string; next: FilesCacheBuilder } | undefined)[];
 }
@@ -214,15 +217,17 @@ function newRun(given: BackupRequest): BackupRun {
 
 function runChunks(target: Target, repository: OpenRepository, roles: number): RunChunks {
   // The index loads while the first roles start; their first chunks wait for it. A lost index
-  // (no index file, packs present) is rebuilt from the packs first, so this backup still dedups.
+  // (no index file, packs present) is rebuilt from the packs first, so this backup still dedups;
+  // chunks in packs missing from the share are stored anew.
+  const missingPacks: string[] = [];
   const store = ChunkStore.opening(
     target,
     repository.layout,
     repository.keys,
-    loadOrRebuildIndex(target, repository.layout, repository.keys),
+    loadOrRebuildIndex(target, repository.layout, repository.keys, (packs) => missingPacks.push(...packs)),
   );
   store.catch(() => {}); // Awaited by every role; never unhandled meanwhile.
-  return { repository, store, streams: new Array(roles), caches: new Array(roles) };
+  return { repository, store, streams: new Array(roles), missingPacks, caches: new Array(roles) };
 }
 
 /** The backup as Get-InfrastructureBackup shows it, while it runs. */
@@ -530,6 +535,15 @@ async function commitChunks(run: BackupRun, chunks: RunChunks): Promise<Reposito
   await haltForTest('catalogs');
   const { repository } = chunks;
   return { id: repository.id, keyFingerprint: repository.fingerprint, packs: [...packs].sort() };
+}
+
+function missingPacksWarning(missing: string[]): string {
+  const some = `${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''}`;
+  return (
+    `${missing.length} pack${missing.length === 1 ? '' : 's'} the repository's index names ${missing.length === 1 ? 'is' : 'are'} not on the share (${some}): ` +
+    'this backup stored what it needed of them anew, but earlier backups that need them cannot be restored. ' +
+    'Run Test-BackupRepository to see which backups are damaged; remove those with Remove-InfrastructureBackup once newer ones exist.'
+  );
 }
 
 function packsGone(missing: string[]): AzsError {

@@ -50,16 +50,20 @@ export class ChunkIndex {
   /** add() without a ChunkLocation: `id` is copied. */
   /**
    * Adds the locations encoded in `body` (locations.ts) as add() would one by one, without an
-   * object per entry, once the whole body is checked; `damaged(detail)` makes the error.
+   * object per entry, once the whole body is checked; `damaged(detail)` makes the error. With
+   * `usable`, entries in packs it refuses are left out, so that a location in another index file
+   * is taken for their chunks, or none.
    */
-  addEncoded(body: Buffer, damaged: (detail: string) => Error): void {
+  addEncoded(body: Buffer, damaged: (detail: string) => Error, usable?: (pack: string) => boolean): void {
     // Every index load reads all index files: each entry is taken straight from the bytes, with
     // no object or view per entry, and its pack by its number in the body's table. A pack gets its
     // ordinal with its first new entry, so packNames lists only packs some entry lies in.
     const { packs, count, first } = checkedLocations(body, damaged);
     const ordinals = new Int32Array(packs.length).fill(-1);
+    const refused = packs.map((p) => usable !== undefined && !usable(p));
     this.ids.reserve(this.ids.size + count);
     for (let i = 0, at = first; i < count; i++, at += LOCATION_ENTRY_BYTES) {
+      if (refused[body.readUInt32BE(at + 32)]) continue;
       const known = this.ids.size;
       const n = this.ids.addAt(body, at);
       // A chunk already known keeps its first location.

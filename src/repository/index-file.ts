@@ -79,9 +79,27 @@ async function writeIndexFile(target: Target, layout: RepositoryLayout, keys: Re
   return hash;
 }
 
-/** The union of every index file on the target, in one in-memory index. */
-export async function loadIndex(target: Target, layout: RepositoryLayout, keys: RepositoryKeys): Promise<ChunkIndex> {
+/**
+ * The union of every index file on the target, in one in-memory index. With `present` (the packs
+ * on the share), entries in packs that are not there are left out, and those packs are passed to
+ * `missing`: a backup then stores their chunks anew instead of naming a pack that is gone.
+ */
+export async function loadIndex(
+  target: Target,
+  layout: RepositoryLayout,
+  keys: RepositoryKeys,
+  present?: ReadonlySet<string>,
+  missing?: (packs: string[]) => void,
+): Promise<ChunkIndex> {
   const index = new ChunkIndex();
+  const gone = new Set<string>();
+  const usable =
+    present &&
+    ((pack: string): boolean => {
+      if (present.has(pack)) return true;
+      gone.add(pack);
+      return false;
+    });
   const names = (await target.list(layout.indexFolder)).filter((e) => !e.isDirectory && layout.indexHashOf(e.name)).map((e) => e.name);
   const files = await target.readSmallFiles(names.map((n) => `${layout.indexFolder}/${n}`));
   names.forEach((name, i) => {
@@ -90,8 +108,9 @@ export async function loadIndex(target: Target, layout: RepositoryLayout, keys: 
     if (!Buffer.isBuffer(file)) throw file; // too large or not a file: refused unread, as every small read is
     if (createHash('sha256').update(file).digest('hex') !== layout.indexHashOf(name))
       throw indexDamaged(name, 'its bytes do not hash to its name');
-    index.addEncoded(openIndexFile(keys, name, file), (detail) => indexDamaged(name, detail));
+    index.addEncoded(openIndexFile(keys, name, file), (detail) => indexDamaged(name, detail), usable);
   });
+  if (gone.size) missing?.([...gone].sort());
   return index;
 }
 

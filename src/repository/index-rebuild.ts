@@ -52,14 +52,21 @@ export async function reindexFromPacks(
 }
 
 /**
- * The repository's index as a backup starts: the union of its index files, or, when the index
- * folder holds none while packs exist (it was lost or deleted), the index rebuilt from the packs
- * and written back, so this backup and the next store only what changed.
+ * The repository's index as a backup starts: the union of its index files, less the entries in
+ * packs that are not on the share (passed to `missing`: their chunks are stored anew, so a pack
+ * lost to damage or deleted by hand fails no backup, and heals with the next one); or, when the
+ * index folder holds none while packs exist (it was lost or deleted), the index rebuilt from the
+ * packs and written back, so this backup and the next store only what changed.
  */
-export async function loadOrRebuildIndex(target: Target, layout: RepositoryLayout, keys: RepositoryKeys): Promise<ChunkIndex> {
-  const indexFiles = (await target.list(layout.indexFolder)).filter((e) => !e.isDirectory && layout.indexHashOf(e.name));
-  if (indexFiles.length > 0) return loadIndex(target, layout, keys);
-  const packs = await listPacks(target, layout);
+export async function loadOrRebuildIndex(
+  target: Target,
+  layout: RepositoryLayout,
+  keys: RepositoryKeys,
+  missing?: (packs: string[]) => void,
+): Promise<ChunkIndex> {
+  const [listed, packs] = await Promise.all([target.list(layout.indexFolder), listPacks(target, layout)]);
+  const indexFiles = listed.filter((e) => !e.isDirectory && layout.indexHashOf(e.name));
+  if (indexFiles.length > 0) return loadIndex(target, layout, keys, new Set(packs), missing);
   if (packs.length === 0) return new ChunkIndex();
   return (await reindexFromPacks(target, layout, keys, packs)).index;
 }
