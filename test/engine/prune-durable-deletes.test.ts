@@ -1,11 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, cliEnv, makeDrill, resultOf, type Drill } from '../support/cli.js';
-import { redate } from '../support/redate.js';
+import { shareWithCollectablePack } from '../support/collectable.js';
 
 /**
  * Prune's order is what keeps the repository consistent at every
@@ -20,32 +19,13 @@ import { redate } from '../support/redate.js';
  * fsynced after its last deletion and before the first pack is deleted.
  */
 
-const DAY = 86_400_000;
 const hasStrace = spawnSync('strace', ['-V']).status === 0;
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await fs.readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])) {
-    if (entry.isFile()) out.push(path.join(entry.parentPath, entry.name));
-  }
-  return out;
-}
 
 describe.skipIf(!hasStrace)('prune deletes superseded index files durably before it deletes packs', () => {
   let d: Drill;
   beforeAll(async () => {
     d = await makeDrill({ roles: false, retentionDays: 7 });
-    const data = path.join(d.root, 'data');
-    await fs.mkdir(data);
-    await d.registerCommand('Data', ['sh', '-c', `cat '${data}'/*`], ['sh', '-c', `cat > '${path.join(d.root, 'restored.bin')}'`]);
-    await fs.writeFile(path.join(data, 'a.bin'), randomBytes(2 * 1024 * 1024));
-    const old = await d.backup();
-    await fs.rm(path.join(data, 'a.bin'));
-    await fs.writeFile(path.join(data, 'b.bin'), randomBytes(1024 * 1024));
-    await d.backup();
-    await redate(d, old.Name, new Date(Date.now() - 30 * DAY));
-    const then = new Date(Date.now() - 2 * DAY);
-    for (const f of await filesUnder(path.join(d.share, 'AzsRepository'))) await fs.utimes(f, then, then);
+    await shareWithCollectablePack(d);
   }, 180_000);
   afterAll(async () => d?.cleanup());
 

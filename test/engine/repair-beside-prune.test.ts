@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, cliEnv, expectOk, makeDrill, type Drill } from '../support/cli.js';
-import { redate } from '../support/redate.js';
+import { filesUnder, shareWithCollectablePack } from '../support/collectable.js';
 
 /**
  * `Test-BackupRepository -Repair` rewrites the index from the tables of
@@ -20,15 +19,6 @@ import { redate } from '../support/redate.js';
  * it read every pack, and the prune runs then: the interleaving is exact, not a matter of timing.
  */
 
-const DAY = 86_400_000;
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await fs.readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])) {
-    if (entry.isFile()) out.push(path.join(entry.parentPath, entry.name));
-  }
-  return out;
-}
 
 /** Waits until `seen` holds, up to `ms`. */
 async function until(what: string, seen: () => boolean, ms = 60_000): Promise<void> {
@@ -45,20 +35,8 @@ describe('Test-BackupRepository -Repair beside Invoke-BackupPrune on one machine
   let first: Buffer;
   beforeAll(async () => {
     d = await makeDrill({ roles: false, retentionDays: 7 });
-    data = path.join(d.root, 'data');
-    await fs.mkdir(data);
-    await d.registerCommand('Data', ['sh', '-c', `cat '${data}'/*`], ['sh', '-c', `cat > '${path.join(d.root, 'restored.bin')}'`]);
-    // The first backup's chunks are its own (a pack only it needs); the second's are others.
-    first = randomBytes(2 * 1024 * 1024);
-    await fs.writeFile(path.join(data, 'a.bin'), first);
-    const old = await d.backup();
-    await fs.rm(path.join(data, 'a.bin'));
-    await fs.writeFile(path.join(data, 'b.bin'), randomBytes(1024 * 1024));
-    await d.backup();
-    // The first is past retention, and its pack past the grace: the next prune collects that pack.
-    await redate(d, old.Name, new Date(Date.now() - 30 * DAY));
-    const then = new Date(Date.now() - 2 * DAY);
-    for (const f of await filesUnder(path.join(d.share, 'AzsRepository'))) await fs.utimes(f, then, then);
+    // The first backup's chunks are its own (a pack only it needs), past retention and the grace: the next prune collects that pack.
+    ({ data, first } = await shareWithCollectablePack(d));
     // An index to repair: it was lost.
     for (const f of await filesUnder(path.join(d.share, 'AzsRepository', 'index'))) await fs.rm(f);
   }, 180_000);
