@@ -19,7 +19,6 @@ import { filesUnder, shareWithCollectablePack } from '../support/collectable.js'
  * it read every pack, and the prune runs then: the interleaving is exact, not a matter of timing.
  */
 
-
 /** Waits until `seen` holds, up to `ms`. */
 async function until(what: string, seen: () => boolean, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms;
