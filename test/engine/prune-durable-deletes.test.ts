@@ -7,16 +7,14 @@ import { CLI, cliEnv, makeDrill, resultOf, type Drill } from '../support/cli.js'
 import { shareWithCollectablePack } from '../support/collectable.js';
 
 /**
- * Prune's order is what keeps the repository consistent at every
- * crash point (docs/REPOSITORY.md 9.4): new index files, then the superseded index files deleted,
- * then the dead packs deleted. On a local or mounted folder the deletions are unlink() calls with
- * no fsync of the folder after them, so nothing makes the removal of the old index files reach the
- * disk before the removal of the packs they name (another folder): after a power cut the old index
- * file may be back while its pack is gone. Every later backup then deduplicates against that pack,
- * finds it missing at its commit (RepositoryPackMissing), and fails; the scheduler never gets to its
- * prune. Power loss cannot be simulated here, so the test reads the order of the system calls of a
- * real prune (strace), as test/fs/durable-write.test.ts does for writes: the index folder must be
- * fsynced after its last deletion and before the first pack is deleted.
+ * Prune's order is what keeps the repository consistent at every crash point
+ * (docs/REPOSITORY.md 9.4): new index files, then the superseded index files deleted, then the dead
+ * packs deleted. On a local or mounted folder the deletions were unlink() calls with no fsync of
+ * the folder after them, so nothing made the removal of the old index files reach the disk before
+ * the removal of the packs they name: after a power cut an old index file could be back while its
+ * pack was gone. Power loss cannot be simulated here, so the test reads the order of the system
+ * calls of a real prune (strace), as test/fs/durable-write.test.ts does for writes: the index
+ * folder must be fsynced after its last deletion and before the first pack is deleted.
  */
 
 const hasStrace = spawnSync('strace', ['-V']).status === 0;

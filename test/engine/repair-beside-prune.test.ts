@@ -6,14 +6,12 @@ import { CLI, cliEnv, expectOk, makeDrill, type Drill } from '../support/cli.js'
 import { filesUnder, shareWithCollectablePack } from '../support/collectable.js';
 
 /**
- * `Test-BackupRepository -Repair` rewrites the index from the tables of
- * contents it read, then deletes the index files it listed, without the job lock that every other
- * command that changes the share takes. A prune of the same machine running meanwhile deletes a
- * dead pack after rewriting the index without it; the repair then writes an index file that still
- * places chunks in that pack. Every later backup holding those chunks deduplicates against the
- * pack that is gone, finds it missing at its commit (RepositoryPackMissing) and fails, and so does
- * the one after it ("run Start-InfrastructureBackup again" does not help; the scheduler never gets
- * to its prune, which would have fixed the index, since it runs only after a backup that did not throw).
+ * `Test-BackupRepository -Repair` rewrites the index from the tables of contents it read, then
+ * deletes the index files it listed. It did so without the job lock that every other command that
+ * changes the share takes: a prune of the same machine running meanwhile deleted a dead pack after
+ * rewriting the index without it, and the repair then wrote an index file that still placed chunks
+ * in that pack, so every later backup holding those chunks failed (RepositoryPackMissing). The
+ * repair now holds the job lock.
  *
  * The repair is held at its confirmation prompt (-Confirm, on a terminal made by script(1)) after
  * it read every pack, and the prune runs then: the interleaving is exact, not a matter of timing.

@@ -6,14 +6,13 @@ import { processStartTime } from '../../src/config/file-lock.js';
 import { expectOk, makeDrill, spawnCli, whileRunning, type Drill } from '../support/cli.js';
 
 /**
- * The first backup in certificate mode creates the share's repository
- * (AzsRepository/config.xml, its master key wrapped for the certificate) and only then keeps the
- * host keys in AZSBACKUP_HOME (config.json). Killed between the two (kill -9, power loss, a full
- * home folder, a configuration lock held past its 30 s wait), the repository exists on the share
- * but this machine has no keys for it, and no committed backup names it. Every later backup is then
- * a full copy, and the remedy the warning gives (Set-BackupShare -DecryptionCertPath with the
- * .pfx) cannot help: a machine joins a store only when a committed backup names it
- * (provenRepository), and none ever will. The share is stuck in full copies for good.
+ * The first backup in certificate mode creates the share's repository (AzsRepository/config.xml,
+ * its master key wrapped for the certificate) and keeps the host keys in AZSBACKUP_HOME
+ * (config.json). It used to keep them only after config.xml was in place: killed between the two
+ * (kill -9, power loss, a full home folder, a configuration lock held past its 30 s wait), the
+ * repository existed but this machine had no keys for it and no committed backup named it, so
+ * every later backup was a full copy, for good (a machine joins a store only when a committed
+ * backup names it). The keys are now kept first.
  *
  * The kill lands exactly there: the test holds the configuration lock as a live process, so the
  * backup waits for it right after config.xml is renamed into place (and is killed as soon as the

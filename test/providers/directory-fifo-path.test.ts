@@ -8,14 +8,14 @@ import type { Provider } from '../../src/providers/provider.js';
 import { craftTar, paxBody } from '../support/provider-fixtures.js';
 
 /**
- * The directory provider lets GNU tar make the FIFOs an archive holds, and removes them once
- * it is done, by the path the scanner read; but a FIFO entry is never shown to the EntryGuard. A pax
- * path with a NUL in it is cut at the NUL by GNU tar (which makes a harmless FIFO 'x' and exits 0),
- * while the provider keeps the whole value, and path.normalize() folds the NUL component away:
- * 'x\0/../../../outside/victim' becomes '../../outside/victim', and fs.rm() deletes that file,
+ * The directory provider lets GNU tar make the FIFOs an archive holds, and removes them once it is
+ * done, by the path the scanner read. A FIFO entry used not to be shown to the EntryGuard. A pax
+ * path with a NUL in it is cut at the NUL by GNU tar (a harmless FIFO 'x', exit 0), while the
+ * provider kept the whole value, and path.normalize() folds the NUL component away:
+ * 'x\0/../../../outside/victim' became '../../outside/victim', and fs.rm() deleted that file,
  * outside the destination. Whoever can make an archive that reaches the provider (a certificate
- * backup restored with -AllowUnauthenticated, made by anyone holding the public .cer) deletes any
- * file the restore can.
+ * backup restored with -AllowUnauthenticated, made by anyone holding the public .cer) could delete
+ * any file the restore can. Now the guard refuses the archive.
  */
 
 let tmp: string;

@@ -5,11 +5,11 @@ import { describe, expect, it } from 'vitest';
 import { craftTar } from '../support/provider-fixtures.js';
 
 /**
- * The tar scanner reads a GNU base-256 size field as a signed number and accepts a negative
- * one; its skip state then moves its position backwards by the same amount, onto the header it just
- * read, which it reads again, forever: a directory restore of such an archive spins one core at 100%
- * and never ends (GNU tar refuses a negative size). The scanner runs in a worker here so that the
- * hang shows as a failure instead of hanging the test run.
+ * The tar scanner read a GNU base-256 size field as a signed number and accepted a negative one;
+ * its skip state then moved its position backwards onto the header it had just read, which it read
+ * again, forever: a directory restore of such an archive spun one core and never ended (GNU tar
+ * refuses a negative size, and so does the scanner now). The scanner runs in a worker here so that
+ * a hang shows as a failure instead of hanging the test run.
  */
 
 const SCANNER = fileURLToPath(new URL('../../src/providers/tar-scanner.ts', import.meta.url));

@@ -9,11 +9,12 @@ import { parseShareLocation, type BlobLocation } from '../../src/targets/locatio
 import { startAzurite, type AzuriteServer } from '../support/azurite.js';
 
 /**
- * The blob container's side of local-rename-race.test.ts: its rename
- * (a copy, then the source deleted) checks that the destination does not exist and then copies
- * over it unconditionally, so two writers that both passed the check both succeed and the second
- * replaces the first one's blob. Two first backups into one new container at once: one machine's
- * repository config.xml (its master key) is replaced, and its backups can never be restored.
+ * The blob container's side of local-rename-race.test.ts. Its rename (a copy, then the source
+ * deleted) checked that the destination did not exist and then copied over it unconditionally, so
+ * two writers that both passed the check both succeeded and the second replaced the first one's
+ * blob: two first backups into one new container at once, one machine's repository config.xml (its
+ * master key) replaced, its backups never restorable. The copy now goes only onto a name nobody
+ * took (If-None-Match: *).
  */
 
 describe('blob container: two writers renaming to one name at once', () => {

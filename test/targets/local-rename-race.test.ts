@@ -11,15 +11,14 @@ import { deriveRepositoryKeys } from '../../src/repository/keys.js';
 import { LocalFolderTarget } from '../../src/targets/local.js';
 
 /**
- * The Target interface promises that rename never replaces an existing entry,
- * and createRepository relies on it ("a rename never replaces: if another writer created a
- * repository meanwhile, theirs stays"). The local folder target checks that the destination does
- * not exist and then renames, several awaits apart: two writers that both pass the check both
- * rename, and the second silently replaces the first one's file. For config.xml that is two
- * machines (or two AZSBACKUP_HOMEs) making the first backup into one new mounted share at once:
- * both are told they created the repository, both keep their own host keys, and the backups of the
- * one whose config.xml was replaced name a repository key that no longer exists anywhere: they
- * can never be restored.
+ * The Target interface promises that rename never replaces an existing entry, and
+ * createRepository relies on it ("if another writer created a repository meanwhile, theirs
+ * stays"). The local folder target checked that the destination did not exist and then renamed,
+ * several awaits apart: two writers that both passed the check both renamed, and the second
+ * silently replaced the first one's file. For config.xml that is two machines (or two
+ * AZSBACKUP_HOMEs) making the first backup into one new mounted share at once: the backups of the
+ * one whose config.xml was replaced named a repository key that no longer existed anywhere. A file
+ * now takes its name by link(), which refuses an existing name in one step.
  *
  * Two writers on the real file system, as two processes would be, started together.
  */
