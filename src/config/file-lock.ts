@@ -1,4 +1,4 @@
-import { linkSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { statSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { AzsError } from '../errors.js';
 import { writeFileWhole } from '../fs/durable-write.js';
@@ -98,32 +98,58 @@ function createExclusive(path: string, owner: LockOwner): boolean {
   }
 }
 
-/** Moves a stale lock aside; false when someone else changed it meanwhile. */
-function breakStale(path: string, seen: LockOwner | undefined): boolean {
-  const aside = `${path}.stale-${process.pid}-${Date.now()}`;
-  try {
-    renameSync(path, aside);
-  } catch {
+/**
+ * Removes the lock at `path` if it is still the stale one `seen` (undefined: unreadable, and old).
+ * Breakers take turns through a second lock, `<path>.breaking`, so that between reading the lock
+ * again and removing it nobody else can remove it (its dead holder cannot), and a live holder's
+ * lock is never touched: moving whatever lay at `path` aside and putting a live lock back, as this
+ * once did, let a third process take the lock in between, and two held it. False when another
+ * process is breaking it now (try again).
+ */
+export function breakStale(path: string, seen: LockOwner | undefined): boolean {
+  const breaker = `${path}.breaking`;
+  if (!createExclusive(breaker, ownerFor(process.pid, 'breaking a stale lock'))) {
+    removeStaleBreaker(breaker);
     return false;
   }
-  const moved = readLockOwner(aside);
-  const same =
-    seen === undefined ? moved === undefined : moved !== undefined && moved.pid === seen.pid && moved.acquiredAt === seen.acquiredAt;
-  if (!same && moved && isAlive(moved)) {
-    // We moved a live holder's fresh lock: put it back unless a newer one exists.
+  try {
+    const now = readLockOwner(path);
+    const same =
+      seen === undefined ? now === undefined && !youngerThan(path, 5_000) : now?.pid === seen.pid && now.acquiredAt === seen.acquiredAt;
+    if (same && !(now && isAlive(now))) {
+      try {
+        unlinkSync(path);
+      } catch {
+        /* already gone */
+      }
+    }
+    return true;
+  } finally {
     try {
-      linkSync(aside, path);
+      unlinkSync(breaker);
     } catch {
-      /* a newer holder exists */
+      /* gone: only a breaker that judged this process dead removes it */
     }
   }
+}
+
+/**
+ * A breaker killed in its few microseconds between taking `<path>.breaking` and letting it go
+ * leaves it behind: it goes once its holder is dead, or unreadable and old.
+ */
+function removeStaleBreaker(breaker: string): void {
+  const holder = readLockOwner(breaker);
+  if (holder ? isAlive(holder) : youngerThan(breaker, 5_000)) return;
+  const again = readLockOwner(breaker);
+  if (again?.pid !== holder?.pid || again?.acquiredAt !== holder?.acquiredAt) return;
   try {
-    unlinkSync(aside);
+    unlinkSync(breaker);
   } catch {
     /* already gone */
   }
-  return same || !moved || !isAlive(moved);
 }
+
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 export interface TryLockResult {
   lock?: HeldLock;
@@ -140,7 +166,8 @@ export function tryLock(path: string, purpose: string): TryLockResult {
     // An unreadable lock may be one its creator has not written yet: only an old one is stale.
     if (!holder && youngerThan(path, 5_000))
       return { holder: { pid: 0, startTime: null, hostname: hostname(), acquiredAt: '', purpose: 'a process that is starting' } };
-    breakStale(path, holder);
+    // Another process is breaking it: that takes microseconds.
+    if (!breakStale(path, holder)) Atomics.wait(PAUSE, 0, 0, 5);
   }
   return { holder: readLockOwner(path) };
 }

@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigStore } from '../../src/config/store.js';
-import { adoptLock, processStartTime, tryLock, withLock } from '../../src/config/file-lock.js';
+import { adoptLock, breakStale, processStartTime, tryLock, withLock } from '../../src/config/file-lock.js';
 
 const run = promisify(execFile);
 let home: string;
@@ -127,6 +127,46 @@ describe('file locks', () => {
     const third = tryLock(path, 'third');
     expect(third.lock).toBeDefined();
     third.lock!.release();
+  });
+
+  it('breaking a stale lock never moves or removes the live lock that took its place', async () => {
+    // Two processes judged the same lock stale; the first broke it and took the lock. The second
+    // breaks "the stale lock" now: the live lock must stay where it is, never moved aside for a
+    // moment (a third process could take the lock in that moment, and two would hold it).
+    const path = join(home, 'job.lock');
+    const { stdout } = await run(process.execPath, ['-e', 'console.log(process.pid)']);
+    const { hostname } = await import('node:os');
+    const dead = { pid: Number(stdout), startTime: '1', hostname: hostname(), acquiredAt: new Date(0).toISOString(), purpose: 'dead' };
+    const live = tryLock(path, 'live');
+    expect(live.lock).toBeDefined();
+    const before = readFileSync(path, 'utf8');
+    const touched: string[] = [];
+    const watcher = watch(home, (_event, name) => touched.push(String(name)));
+    try {
+      breakStale(path, dead);
+      breakStale(path, undefined);
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      watcher.close();
+    }
+    expect(touched.filter((n) => n === 'job.lock')).toEqual([]);
+    expect(readFileSync(path, 'utf8')).toBe(before);
+    expect(tryLock(path, 'third').holder?.purpose).toBe('live');
+    live.lock!.release();
+  });
+
+  it('a breaker killed while breaking leaves nothing that keeps the lock from being taken', async () => {
+    const path = join(home, 'job.lock');
+    const { stdout } = await run(process.execPath, ['-e', 'console.log(process.pid)']);
+    const { hostname } = await import('node:os');
+    const deadOwner = (purpose: string) =>
+      JSON.stringify({ pid: Number(stdout), startTime: '1', hostname: hostname(), acquiredAt: new Date().toISOString(), purpose });
+    writeFileSync(path, deadOwner('dead holder'));
+    writeFileSync(`${path}.breaking`, deadOwner('breaking a stale lock'));
+    const taken = tryLock(path, 'next');
+    expect(taken.lock).toBeDefined();
+    taken.lock!.release();
+    expect(readdirSync(home).filter((n) => n.startsWith('job.lock'))).toEqual([]);
   });
 
   it('a lock handed over is adopted when it comes, however long its holder takes; not when the holder died or let it go', async () => {
