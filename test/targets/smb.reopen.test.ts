@@ -1,9 +1,9 @@
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isAzsError } from '../../src/errors.js';
 import { openTarget } from '../../src/targets/index.js';
+import { LISTING_WITH_FREE_SPACE, useStandInSmbclient } from '../support/stand-in-smbclient.js';
 
 /**
  * The SMB target against a stand-in smbclient (first on the PATH) that, for its first few runs,
@@ -13,27 +13,15 @@ import { openTarget } from '../../src/targets/index.js';
  * dropping it is the share's connectivity failure.
  */
 
-let bin: string;
-let savedPath: string | undefined;
-beforeAll(async () => {
-  bin = await fs.mkdtemp(path.join(os.tmpdir(), 'azs-smb-reopen-'));
-  const script = [
-    '#!/bin/sh',
-    `runs="${bin}/runs"; drops=$(cat "${bin}/drops")`,
-    'n=$(( $(cat "$runs" 2>/dev/null || echo 0) + 1 )); echo $n > "$runs"',
-    `if [ $n -le $drops ]; then printf '%s\\n' 'cd \\folder\\: NT_STATUS_CONNECTION_DISCONNECTED' >&2; exit 1; fi`,
-    'printf "  .  D  0  Mon Dec  7 00:00:00 2026\\n\\n\\t\\t65535 blocks of size 1048576. 60000 blocks available\\n"',
-  ].join('\n');
-  await fs.writeFile(path.join(bin, 'smbclient'), `${script}\n`, { mode: 0o755 });
-  savedPath = process.env.PATH;
-  process.env.PATH = `${bin}:${savedPath}`;
-});
-afterAll(async () => {
-  process.env.PATH = savedPath;
-  await fs.rm(bin, { recursive: true, force: true });
-});
+const standIn = useStandInSmbclient((bin) => [
+  `runs="${bin}/runs"; drops=$(cat "${bin}/drops")`,
+  'n=$(( $(cat "$runs" 2>/dev/null || echo 0) + 1 )); echo $n > "$runs"',
+  `if [ $n -le $drops ]; then printf '%s\\n' 'cd \\folder\\: NT_STATUS_CONNECTION_DISCONNECTED' >&2; exit 1; fi`,
+  LISTING_WITH_FREE_SPACE,
+]);
 
 async function freeSpaceWhenDropped(drops: number): Promise<{ result: unknown; runs: number }> {
+  const bin = standIn();
   await fs.writeFile(path.join(bin, 'drops'), String(drops));
   await fs.rm(path.join(bin, 'runs'), { force: true });
   const target = openTarget('\\\\127.0.0.1\\backups\\folder', { userName: 'backup', password: 'not-secret' });

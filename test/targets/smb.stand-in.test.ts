@@ -1,10 +1,8 @@
-import { promises as fs } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isAzsError } from '../../src/errors.js';
 import { openTarget } from '../../src/targets/index.js';
+import { LISTING_WITH_FREE_SPACE, useStandInSmbclient } from '../support/stand-in-smbclient.js';
 
 /**
  * The SMB target against a stand-in smbclient (first on the PATH the target hands its runs) that
@@ -15,26 +13,13 @@ import { openTarget } from '../../src/targets/index.js';
  * close"), never as the caller's data.
  */
 
-let bin: string;
-let savedPath: string | undefined;
-beforeAll(async () => {
-  bin = await fs.mkdtemp(path.join(os.tmpdir(), 'azs-smb-stand-in-'));
-  const script = [
-    '#!/bin/sh',
-    'case "$*" in',
-    // Reads 64 KiB of the put's input, then goes away without a word, its input left unread.
-    '  *"put -"*) head -c 65536 > /dev/null; exit 1 ;;',
-    '  *) printf "  .  D  0  Mon Dec  7 00:00:00 2026\\n\\n\\t\\t65535 blocks of size 1048576. 60000 blocks available\\n"; exit 0 ;;',
-    'esac',
-  ].join('\n');
-  await fs.writeFile(path.join(bin, 'smbclient'), `${script}\n`, { mode: 0o755 });
-  savedPath = process.env.PATH;
-  process.env.PATH = `${bin}:${savedPath}`;
-});
-afterAll(async () => {
-  process.env.PATH = savedPath;
-  await fs.rm(bin, { recursive: true, force: true });
-});
+useStandInSmbclient(() => [
+  'case "$*" in',
+  // Reads 64 KiB of the put's input, then goes away without a word, its input left unread.
+  '  *"put -"*) head -c 65536 > /dev/null; exit 1 ;;',
+  `  *) ${LISTING_WITH_FREE_SPACE}; exit 0 ;;`,
+  'esac',
+]);
 
 describe('SMB target, smbclient gone mid-put', () => {
   it.each([
