@@ -27,6 +27,8 @@ export interface SpooledTarget {
 export function spooledTarget(inner: Target, privateDir?: string): SpooledTarget {
   let folder: Promise<string> | undefined;
   const copies = new Map<string, Promise<string>>();
+  // Names for the local copies, never reused: a failed copy leaves the map, and its size with it.
+  let made = 0;
   const folderOnce = (): Promise<string> =>
     (folder ??= (async () => {
       const parent = privateDir ? await ensurePrivateDir(privateDir) : os.tmpdir();
@@ -35,7 +37,7 @@ export function spooledTarget(inner: Target, privateDir?: string): SpooledTarget
   const copyOf = (p: string): Promise<string> => {
     let copy = copies.get(p);
     if (!copy) {
-      copy = keepCopy(inner, p, folderOnce, copies.size);
+      copy = keepCopy(inner, p, folderOnce, made++);
       copies.set(p, copy);
       // A failed copy is not kept: the next read tries the share again and fails as it fails.
       copy.catch(() => copies.delete(p));
