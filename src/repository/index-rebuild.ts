@@ -64,8 +64,11 @@ export async function loadOrRebuildIndex(
   keys: RepositoryKeys,
   missing?: (packs: string[]) => void,
 ): Promise<ChunkIndex> {
-  const [listed, packs] = await Promise.all([target.list(layout.indexFolder), listPacks(target, layout)]);
-  const indexFiles = listed.filter((e) => !e.isDirectory && layout.indexHashOf(e.name));
+  // The packs are listed after the index files: a writer puts its packs in place before the index
+  // file naming them, so every pack an index file listed here names is in the listing unless it
+  // is really gone (listed side by side, a backup on another machine made packs look missing).
+  const indexFiles = (await target.list(layout.indexFolder)).filter((e) => !e.isDirectory && layout.indexHashOf(e.name));
+  const packs = await listPacks(target, layout);
   if (indexFiles.length > 0) return loadIndex(target, layout, keys, new Set(packs), missing);
   if (packs.length === 0) return new ChunkIndex();
   return (await reindexFromPacks(target, layout, keys, packs)).index;
