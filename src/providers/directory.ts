@@ -34,7 +34,9 @@ function unsafeEntry(entryPath: string, why: string): AzsError {
   );
 }
 
-const ALLOWED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
+// A FIFO carries no data: GNU tar makes it and restoreMetadata removes it by its path, so it is
+// held to the same checks.
+const ALLOWED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link', 'FIFO']);
 
 /** Relative, normalised, without './' or a trailing '/'; '' is the root. */
 function relativeOf(p: string): string {
@@ -64,8 +66,7 @@ class EntryGuard {
     if (raw.startsWith('/') || /^[A-Za-z]:[\\/]/.test(raw)) return unsafeEntry(raw, 'has an absolute path');
     if (raw.split('/').includes('..')) return unsafeEntry(raw, "contains '..'");
     if (raw.includes('\0')) return unsafeEntry(raw, 'contains a NUL character');
-    // A FIFO is checked like any entry: its path is removed once GNU tar is done (restoreMetadata).
-    if (!ALLOWED_TYPES.has(e.type) && e.type !== 'FIFO') {
+    if (!ALLOWED_TYPES.has(e.type)) {
       return new AzsError(
         `The backup archive contains the entry '${raw}' of type ${e.type}, which the directory provider does not restore.`,
         {
