@@ -140,8 +140,6 @@ export function breakStale(path: string, seen: LockOwner | undefined): boolean {
 function removeStaleBreaker(breaker: string): void {
   const holder = readLockOwner(breaker);
   if (holder ? isAlive(holder) : youngerThan(breaker, 5_000)) return;
-  const again = readLockOwner(breaker);
-  if (again?.pid !== holder?.pid || again?.acquiredAt !== holder?.acquiredAt) return;
   try {
     unlinkSync(breaker);
   } catch {

@@ -163,8 +163,7 @@ export class SmbTarget implements Target {
     liveAuthFolders.add(dir);
     try {
       const authFile = await this.writeAuthFile(dir);
-      const ran = await this.runClient(this.clientArgs(authFile, commands, io.stdout !== undefined), io);
-      let result = ran;
+      let result = await this.runClient(this.clientArgs(authFile, commands, io.stdout !== undefined), io);
       for (const pause of REOPEN_PAUSES_MS) {
         try {
           return this.verdict(result);
