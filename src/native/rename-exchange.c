@@ -1,11 +1,15 @@
 /*
- * Swaps two names atomically with renameat2(RENAME_EXCHANGE) (Linux 3.15; ext4, xfs, btrfs, tmpfs
- * and others). Restore puts a staged folder in place with it: there is no instant at which the
- * destination is missing, where two renames (destination aside, staging in) leave one.
+ * renameat2(2) with its flags (Linux 3.15; ext4, xfs, btrfs, tmpfs and others):
+ * - exchange(a, b), RENAME_EXCHANGE, swaps two names atomically. Restore puts a staged folder in
+ *   place with it: there is no instant at which the destination is missing, where two renames
+ *   (destination aside, staging in) leave one.
+ * - noReplace(a, b), RENAME_NOREPLACE, renames only if b does not exist, in one step. rename(2)
+ *   replaces an empty folder in its way, so two writers moving folders to one name would both
+ *   succeed after checking it first.
  *
- * exchange(a, b) returns nothing, or throws an Error whose code is the errno name (EINVAL when the
- * file system does not support the flag, ENOSYS on a kernel without the call): the caller then
- * uses its journalled two-rename way.
+ * Both return nothing, or throw an Error whose code is the errno name (EEXIST where b exists for
+ * noReplace; EINVAL when the file system does not support the flag, ENOSYS on a kernel without the
+ * call): the caller then uses its fallback.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,12 +25,16 @@
 #define RENAME_EXCHANGE (1 << 1)
 #endif
 
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
 #define MAX_PATH_BYTES 4096
 
-static napi_value throw_errno(napi_env env, int err) {
+static napi_value throw_errno(napi_env env, int err, const char *flag) {
   char message[256];
   const char *name = strerrorname_np(err);
-  snprintf(message, sizeof message, "renameat2(RENAME_EXCHANGE): %s", strerror(err));
+  snprintf(message, sizeof message, "renameat2(%s): %s", flag, strerror(err));
   napi_throw_error(env, name ? name : "EUNKNOWN", message);
   return NULL;
 }
@@ -35,34 +43,47 @@ static napi_value throw_errno(napi_env env, int err) {
 static bool path_arg(napi_env env, napi_value value, char *buf) {
   size_t len = 0;
   if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok || len >= MAX_PATH_BYTES) {
-    napi_throw_type_error(env, NULL, "exchange(a, b): a path is not a string or is too long");
+    napi_throw_type_error(env, NULL, "renameat2: a path is not a string or is too long");
     return false;
   }
   napi_get_value_string_utf8(env, value, buf, MAX_PATH_BYTES, &len);
   if (strlen(buf) != len) {
-    napi_throw_type_error(env, NULL, "exchange(a, b): a path holds a NUL character");
+    napi_throw_type_error(env, NULL, "renameat2: a path holds a NUL character");
     return false;
   }
   return true;
 }
 
-static napi_value exchange(napi_env env, napi_callback_info info) {
+/* renameat2(a, b, flag) for a function of two path arguments. */
+static napi_value rename_with(napi_env env, napi_callback_info info, unsigned int flag, const char *flag_name) {
   size_t argc = 2;
   napi_value args[2];
   if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 2) {
-    napi_throw_type_error(env, NULL, "exchange(a, b) takes two paths");
+    napi_throw_type_error(env, NULL, "renameat2: takes two paths");
     return NULL;
   }
   static char a[MAX_PATH_BYTES], b[MAX_PATH_BYTES];
   if (!path_arg(env, args[0], a) || !path_arg(env, args[1], b)) return NULL;
   /* The raw system call: glibc before 2.28 has no wrapper. */
-  if (syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) != 0) return throw_errno(env, errno);
+  if (syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, flag) != 0) return throw_errno(env, errno, flag_name);
   return NULL;
 }
 
+static napi_value exchange(napi_env env, napi_callback_info info) {
+  return rename_with(env, info, RENAME_EXCHANGE, "RENAME_EXCHANGE");
+}
+
+static napi_value no_replace(napi_env env, napi_callback_info info) {
+  return rename_with(env, info, RENAME_NOREPLACE, "RENAME_NOREPLACE");
+}
+
+static bool export_function(napi_env env, napi_value exports, const char *name, napi_callback fn) {
+  napi_value value;
+  return napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &value) == napi_ok &&
+         napi_set_named_property(env, exports, name, value) == napi_ok;
+}
+
 NAPI_MODULE_INIT() {
-  napi_value fn;
-  if (napi_create_function(env, "exchange", NAPI_AUTO_LENGTH, exchange, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "exchange", fn) != napi_ok) return NULL;
+  if (!export_function(env, exports, "exchange", exchange) || !export_function(env, exports, "noReplace", no_replace)) return NULL;
   return exports;
 }

@@ -10,6 +10,7 @@ import { recyclerOf } from '../memory/recycling-readable.js';
 import { DurableFileWriter, FLUSH_EVERY_BYTES } from './durable-file.js';
 import { readAhead } from './read-ahead.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
+import { renameUnlessExists } from '../native/rename-exchange.js';
 import { alreadyExists, isRefusedFile, notFound, shareError, shareFileLimit, SMALL_FILE_MAX_BYTES } from './share-errors.js';
 import { isMissingFile, readFileBounded } from '../io/bounded-read.js';
 import type { FreeSpace, Target, TargetEntry, TreeEntry } from './target.js';
@@ -253,15 +254,13 @@ export class LocalFolderTarget implements Target {
       // fs.rename silently replaces files and empty folders; the interface promises it does not.
       if (await exists(dst)) throw alreadyExists(this.location, to);
       await makeFoldersDurably(path.dirname(dst));
-      // A file takes its name by link(), which fails when the name exists: a check and then a
-      // rename would let two writers that both passed the check replace each other's file.
-      const linked = st.isDirectory() ? 'unsupported' : await linkInPlace(src, dst);
-      if (linked === 'exists') throw alreadyExists(this.location, to);
-      if (linked === 'linked') {
-        await fsp.unlink(src);
-      } else {
-        await fsp.rename(src, dst);
-      }
+      // The name is taken in one step that fails when it exists (a file by link(), a folder by
+      // renameat2(RENAME_NOREPLACE)): a check and then a rename would let two writers that both
+      // passed the check replace each other's entry.
+      const taken = st.isDirectory() ? renameUnlessExists(src, dst) : await linkInPlace(src, dst);
+      if (taken === 'exists') throw alreadyExists(this.location, to);
+      if (taken === 'linked') await fsp.unlink(src);
+      if (taken === 'unsupported') await renameChecked(src, dst, () => alreadyExists(this.location, to));
       await syncDirectory(path.dirname(dst));
     });
   }
@@ -310,6 +309,19 @@ async function linkInPlace(src: string, dst: string): Promise<'linked' | 'exists
   } catch (e) {
     if (errnoOf(e) === 'EEXIST') return 'exists';
     if (['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'EMLINK', 'ENOSYS'].includes(errnoOf(e) ?? '')) return 'unsupported';
+    throw e;
+  }
+}
+
+/**
+ * rename(2) where no one-step way exists: an existing non-empty folder in the way fails it
+ * (ENOTEMPTY, EEXIST), and that is the interface's "exists", not a raw error.
+ */
+async function renameChecked(src: string, dst: string, exists: () => Error): Promise<void> {
+  try {
+    await fsp.rename(src, dst);
+  } catch (e) {
+    if (['ENOTEMPTY', 'EEXIST', 'ENOTDIR', 'EISDIR'].includes(errnoOf(e) ?? '')) throw exists();
     throw e;
   }
 }

@@ -9,6 +9,7 @@ import { RepositoryLayout } from '../../src/repository/layout.js';
 import { createRepository, readRepositoryConfig } from '../../src/repository/repository-config.js';
 import { deriveRepositoryKeys } from '../../src/repository/keys.js';
 import { LocalFolderTarget } from '../../src/targets/local.js';
+import { useNativeAddons } from '../support/native-switch.js';
 
 /**
  * The Target interface promises that rename never replaces an existing entry, and
@@ -57,5 +58,43 @@ describe('two writers creating the repository at once on a local or mounted fold
     const kept = await fs.readFile(path.join(root, 'name'), 'utf8');
     // The one that was told it succeeded is the one under the name.
     expect(results[kept === 'one' ? 0 : 1]!.status).toBe('fulfilled');
+  });
+});
+
+/**
+ * Folders took their new name by a check and then rename(2), which replaces an empty folder in
+ * its way: two writers moving folders to one name both succeeded, the second one's folder
+ * replacing the first one's; with files in them, the second got a raw ENOTEMPTY instead of the
+ * interface's "exists". A folder now takes its name with renameat2(RENAME_NOREPLACE), which
+ * refuses an existing name in one step; without the addon (or on a file system without the flag)
+ * only a folder with files in it is refused in one step, by rename(2) itself.
+ */
+async function raceFoldersToOneName(filled: boolean): Promise<void> {
+  const root = await fs.mkdtemp(path.join(tmpdir(), 'azs-rename-folder-'));
+  roots.push(root);
+  const t = new LocalFolderTarget(root);
+  for (const name of ['one', 'two']) {
+    await t.mkdir(name);
+    if (filled) await t.write(`${name}/inside`, Readable.from([Buffer.from(name)]));
+  }
+  const results = await Promise.allSettled([t.rename('one', 'name'), t.rename('two', 'name')]);
+  expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+  const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+  expect(refused.reason.errorId).toBe('TargetObjectExists');
+  // The loser's folder is still where it was, and the winner's is under the name.
+  const winner = results[0]!.status === 'fulfilled' ? 'one' : 'two';
+  expect((await fs.stat(path.join(root, winner === 'one' ? 'two' : 'one'))).isDirectory()).toBe(true);
+  if (filled) expect(await fs.readFile(path.join(root, 'name', 'inside'), 'utf8')).toBe(winner);
+}
+
+describe('two writers moving folders to one name at once on a local folder', () => {
+  describe('with our addons', () => {
+    useNativeAddons(true);
+    it('empty folders: the second is refused, never replacing the first', () => raceFoldersToOneName(false));
+    it('folders with files: the second is refused, never replacing the first', () => raceFoldersToOneName(true));
+  });
+  describe('without them (AZSBACKUP_NATIVE=off)', () => {
+    useNativeAddons(false);
+    it("folders with files: the second is refused with the interface's error", () => raceFoldersToOneName(true));
   });
 });
