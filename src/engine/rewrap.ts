@@ -18,6 +18,7 @@ import { runJob } from './job.js';
 import { RepositoryLayout } from '../repository/layout.js';
 import { readRepositoryConfig, rewrapRepository, unwrapMaster } from '../repository/repository-config.js';
 import { openBackup, type OpenOptions } from './open-backup.js';
+import { killSwitchForTests } from './prune.js';
 
 /**
  * After a rotation, wraps a backup's data key for the recipients configured now (every configured
@@ -163,6 +164,7 @@ async function rewrapRepositoryFor(
  * exactly which backups it still opens alone.
  */
 export async function rewrapJob(job: RewrapJobRequest): Promise<RewrapOutcome> {
+  job = { ...job, target: killSwitchForTests(job.target, 'AZSBACKUP_TEST_REWRAP_KILL_AFTER') };
   return runJob(job.home, 'update encryption', async () => {
     const options = { allowUnauthenticated: job.allowUnauthenticated };
     const { names, unreadable } = await backupsToRewrap(job.target, job.oldMaterial, job.name);
