@@ -27,24 +27,27 @@ describe('Update-BackupEncryption killed part way', () => {
     return r.code === 0 && r.json?.IsValid === true;
   };
 
-  it.each([1, 2, 3])('killed after %i writes: every backup still restores with one of the keys, and a second run finishes', async (after) => {
-    const oldKey = d.key!;
-    const newKey = expectOk(await d.cli(['New-EncryptionKey']), 'New-EncryptionKey').json.Key as string;
-    expectOk(await d.cli(['Set-BackupShare', '-EncryptionKey', '-'], { stdin: `${newKey}\n` }), 'Set-BackupShare (new key)');
+  it.each([1, 2, 3])(
+    'killed after %i writes: every backup still restores with one of the keys, and a second run finishes',
+    async (after) => {
+      const oldKey = d.key!;
+      const newKey = expectOk(await d.cli(['New-EncryptionKey']), 'New-EncryptionKey').json.Key as string;
+      expectOk(await d.cli(['Set-BackupShare', '-EncryptionKey', '-'], { stdin: `${newKey}\n` }), 'Set-BackupShare (new key)');
 
-    const killed = await spawnCli(d.home, ['Update-BackupEncryption', '-EncryptionKey', '-', '-Confirm:$false'], {
-      stdin: `${oldKey}\n`,
-      env: { AZSBACKUP_TEST_REWRAP_KILL_AFTER: String(after) },
-    });
-    expect(killed.signal, String(killed.stderr)).toBe('SIGKILL');
+      const killed = await spawnCli(d.home, ['Update-BackupEncryption', '-EncryptionKey', '-', '-Confirm:$false'], {
+        stdin: `${oldKey}\n`,
+        env: { AZSBACKUP_TEST_REWRAP_KILL_AFTER: String(after) },
+      });
+      expect(killed.signal, String(killed.stderr)).toBe('SIGKILL');
 
-    const openedByNeither: string[] = [];
-    for (const name of names) if (!(await opensWith(name, oldKey)) && !(await opensWith(name, newKey))) openedByNeither.push(name);
+      const openedByNeither: string[] = [];
+      for (const name of names) if (!(await opensWith(name, oldKey)) && !(await opensWith(name, newKey))) openedByNeither.push(name);
 
-    const second = await d.cli(['Update-BackupEncryption', '-EncryptionKey', '-', '-Confirm:$false'], { stdin: `${oldKey}\n` });
-    d.key = newKey;
-    expect(openedByNeither, `opened by neither key after a kill after ${after} writes`).toEqual([]);
-    expectOk(second, 'second run');
-    for (const name of names) expect(await opensWith(name, newKey), `backup ${name} with the new key`).toBe(true);
-  });
+      const second = await d.cli(['Update-BackupEncryption', '-EncryptionKey', '-', '-Confirm:$false'], { stdin: `${oldKey}\n` });
+      d.key = newKey;
+      expect(openedByNeither, `opened by neither key after a kill after ${after} writes`).toEqual([]);
+      expectOk(second, 'second run');
+      for (const name of names) expect(await opensWith(name, newKey), `backup ${name} with the new key`).toBe(true);
+    },
+  );
 });
