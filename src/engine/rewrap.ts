@@ -17,12 +17,7 @@ import type { Target } from '../targets/target.js';
 import { recordFromInfo, type BackupRecord } from './backup-record.js';
 import { runJob } from './job.js';
 import { RepositoryLayout } from '../repository/layout.js';
-import {
-  readRepositoryConfig,
-  rewrapRepository,
-  unwrapMaster,
-  type RepositoryConfig,
-} from '../repository/repository-config.js';
+import { readRepositoryConfig, rewrapRepository, unwrapMaster, type RepositoryConfig } from '../repository/repository-config.js';
 import { openBackup, type OpenOptions } from './open-backup.js';
 import { killSwitchForTests } from './prune.js';
 
