@@ -163,7 +163,7 @@ export class AlertStore {
   async raise(type: AlertType, description: string, backupName?: string): Promise<Alert> {
     const now = new Date().toISOString();
     let raised!: Alert;
-    let isNew = false;
+    let send = false;
     await this.change((alerts) => {
       const active = alerts.find((a) => a.AlertType === type && a.Status === 'Active');
       if (active) {
@@ -171,6 +171,9 @@ export class AlertStore {
         active.Description = description;
         active.BackupName = backupName ?? active.BackupName;
         raised = active;
+        // A repeat is not sent again, unless no sending of the alert has succeeded yet: it failed,
+        // or the process that raised it died before sending (DeliveryError never set).
+        send = active.DeliveryError !== null;
         return true;
       }
       const def = alertCatalog[type];
@@ -188,10 +191,10 @@ export class AlertStore {
         BackupName: backupName ?? null,
       };
       alerts.push(raised);
-      isNew = true;
+      send = true;
       return true;
     });
-    if (isNew) await this.deliver([raised]);
+    if (send) await this.deliver([raised]);
     return raised;
   }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { AzsError, ExitCode } from '../errors.js';
+import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { writeFileWhole } from '../fs/durable-write.js';
 import { isMissingFile, readFileBoundedSync } from '../io/bounded-read.js';
 import { homeError, homeIsAFile, makeHome } from './home-folder.js';
@@ -142,16 +142,30 @@ export class ConfigStore {
         category: 'InvalidData',
         exitCode: 1,
         targetObject: this.file,
-        recommendedAction: 'Restore the file from a copy, or run Clear-BackupConfiguration and configure again.',
+        recommendedAction:
+          'Restore the file from a copy, or run Clear-BackupConfiguration (it keeps the damaged file beside, as config.json.corrupt-<time>) and configure again: the share, the encryption and the roles.',
       });
     }
   }
 
-  /** Read-modify-write under the configuration lock; returns what was written. */
-  async update(change: (current: StoredConfig) => StoredConfig): Promise<StoredConfig> {
+  /**
+   * Read-modify-write under the configuration lock; returns what was written. With `setAsideDamaged`
+   * (Clear-BackupConfiguration, which a damaged file's error recommends), a file that is not valid
+   * JSON is renamed beside (config.json.corrupt-<time>, for whoever wants to salvage it) and the
+   * change applies to the defaults.
+   */
+  async update(change: (current: StoredConfig) => StoredConfig, { setAsideDamaged = false } = {}): Promise<StoredConfig> {
     this.ensureHome();
     return withLock(join(this.home, 'config.lock'), 'configuration', async () => {
-      const next = change(this.read());
+      let current: StoredConfig;
+      try {
+        current = this.read();
+      } catch (e) {
+        if (!setAsideDamaged || !isAzsError(e) || e.errorId !== 'ConfigurationCorrupt') throw e;
+        renameSync(this.file, `${this.file}.corrupt-${new Date().toISOString().replace(/[-:.]/g, '')}`);
+        current = defaultConfig();
+      }
+      const next = change(current);
       try {
         // Tab-indented, as conf wrote it.
         writeFileWhole(this.file, JSON.stringify(next, undefined, '\t'), { mode: 0o600, replace: true });

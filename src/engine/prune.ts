@@ -196,12 +196,13 @@ async function folderSizes(target: Target, folders: readonly string[]): Promise<
 }
 
 /**
- * TEST ONLY: AZSBACKUP_TEST_PRUNE_KILL_AFTER=N makes prune kill its own process (SIGKILL, as kill -9)
- * once N writes, renames or deletes on the share have completed, so a test can stop it after each
- * step (test/engine/prune-repository.test.ts). Never set it in production.
+ * TEST ONLY: AZSBACKUP_TEST_PRUNE_KILL_AFTER=N (or the `variable` given: Update-BackupEncryption's is
+ * AZSBACKUP_TEST_REWRAP_KILL_AFTER) makes the job kill its own process (SIGKILL, as kill -9) once N
+ * writes, renames or deletes on the share have completed, so a test can stop it after each step
+ * (test/engine/prune-repository.test.ts, rewrap-crash.test.ts). Never set it in production.
  */
-function killSwitchForTests(target: Target): Target {
-  const after = Number(process.env.AZSBACKUP_TEST_PRUNE_KILL_AFTER ?? 0);
+export function killSwitchForTests(target: Target, variable = 'AZSBACKUP_TEST_PRUNE_KILL_AFTER'): Target {
+  const after = Number(process.env[variable] ?? 0);
   if (!(after > 0)) return target;
   let done = 0;
   const steps = new Set<PropertyKey>(['write', 'rename', 'delete', 'mkdir']);

@@ -4,6 +4,7 @@ import { INFO_FILE } from '../catalog/layout.js';
 import { listShare, readBackupInfos } from '../catalog/share-catalog.js';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import {
+  isWrappedFor,
   materialId,
   recipientsMissing,
   wrapFor,
@@ -16,8 +17,9 @@ import type { Target } from '../targets/target.js';
 import { recordFromInfo, type BackupRecord } from './backup-record.js';
 import { runJob } from './job.js';
 import { RepositoryLayout } from '../repository/layout.js';
-import { readRepositoryConfig, rewrapRepository, unwrapMaster } from '../repository/repository-config.js';
+import { readRepositoryConfig, rewrapRepository, unwrapMaster, type RepositoryConfig } from '../repository/repository-config.js';
 import { openBackup, type OpenOptions } from './open-backup.js';
+import { killSwitchForTests } from './prune.js';
 
 /**
  * After a rotation, wraps a backup's data key for the recipients configured now (every configured
@@ -59,7 +61,7 @@ export async function rewrapBackup(
  * would put it back, so what is encrypted for a certificate is never re-wrapped for one.
  */
 function refuseDowngrade(wrapped: readonly WrappedKey[], recipients: readonly EncryptFor[], what: string, targetObject: string): void {
-  if (!recipients.some((r) => r.kind === 'Key') || !wrapped.some((w) => w.kind === 'Certificate')) return;
+  if (!isDowngrade(wrapped, recipients)) return;
   throw new AzsError(`${what} is encrypted for a certificate; re-wrapping it for the symmetric key configured now is refused.`, {
     errorId: 'EncryptionDowngradeRefused',
     category: 'InvalidOperation',
@@ -68,6 +70,9 @@ function refuseDowngrade(wrapped: readonly WrappedKey[], recipients: readonly En
     recommendedAction: 'Configure a certificate (Set-BackupShare -EncryptionCertPath) and re-wrap for it instead.',
   });
 }
+
+const isDowngrade = (wrapped: readonly WrappedKey[], recipients: readonly EncryptFor[]): boolean =>
+  recipients.some((r) => r.kind === 'Key') && wrapped.some((w) => w.kind === 'Certificate');
 
 /**
  * Every backup on the share that the old material opens, or just `name`; and the errors of those
@@ -158,18 +163,49 @@ async function rewrapRepositoryFor(
 }
 
 /**
+ * Before the first backup is re-wrapped, the repository's master key is wrapped for the recipients
+ * too, keeping the wraps it had: a re-wrapped backup in it then opens with the new material, one
+ * not re-wrapped yet with the old, so a job killed or failing between two writes never leaves a
+ * backup that neither restores (its data key under the new material only, the master key its
+ * chunks need under the old only). The end of the job drops the old wraps. A write that fails here
+ * ends the job with nothing changed; a config the old material does not open is left to that end,
+ * which reports it.
+ */
+async function wrapRepositoryAlsoFor(target: Target, oldMaterial: DecryptWith, recipients: readonly EncryptFor[]): Promise<void> {
+  const layout = new RepositoryLayout();
+  let config: RepositoryConfig | undefined;
+  let master: Buffer;
+  try {
+    config = await readRepositoryConfig(target, layout);
+    if (!config || recipientsMissing(config.recipients, recipients).length === 0) return;
+    if (!isWrappedFor(oldMaterial, config.recipients) || isDowngrade(config.recipients, recipients)) return;
+    master = unwrapMaster(config, oldMaterial);
+  } catch (e) {
+    if (isAzsError(e) && e.errorId === 'RepositoryConfigDamaged') return;
+    throw e;
+  }
+  await rewrapRepository(target, layout, config, master, recipients, true);
+}
+
+/**
  * Re-wrapping as a job (Update-BackupEncryption), under the job lock. One damaged backup is
  * reported and the others are still re-wrapped: an operator who retires the old material must see
  * exactly which backups it still opens alone.
  */
 export async function rewrapJob(job: RewrapJobRequest): Promise<RewrapOutcome> {
+  job = { ...job, target: killSwitchForTests(job.target, 'AZSBACKUP_TEST_REWRAP_KILL_AFTER') };
   return runJob(job.home, 'update encryption', async () => {
     const options = { allowUnauthenticated: job.allowUnauthenticated };
     const { names, unreadable } = await backupsToRewrap(job.target, job.oldMaterial, job.name);
     const outcome: RewrapOutcome = { matched: names.length, updated: [], unchanged: [], failures: [...unreadable], repository: 'None' };
 
+    let repositoryCovered = false;
     for (const name of names) {
       if (!(await job.confirm(name))) continue;
+      if (!repositoryCovered) {
+        await wrapRepositoryAlsoFor(job.target, job.oldMaterial, job.recipients);
+        repositoryCovered = true;
+      }
       try {
         const { record, rewritten, wasAuthenticated } = await rewrapBackup(
           job.target,

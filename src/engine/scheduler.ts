@@ -4,6 +4,7 @@ import type { ProgressReporter } from '../progress.js';
 import { shareAccess } from './share-access.js';
 import { runBackupJob, type BackupJobOptions } from './backup-job.js';
 import type { BackupOutcome } from './backup.js';
+import { acquireJobLock } from './job.js';
 import { pruneJob } from './prune.js';
 
 const DAY = 86_400_000;
@@ -70,8 +71,18 @@ export async function schedulerTick(
     );
     return undefined;
   }
-  const options: BackupJobOptions = { home, progress, signal, warn };
-  const outcome = await runBackupJob(options);
+  // Decided again under the job lock, which the backup then runs under: a tick that read the
+  // configuration before another tick's backup noted its success, and came here once that backup
+  // had let the lock go, would otherwise take a second backup at once.
+  const lock = acquireJobLock(home, 'scheduled backup');
+  let outcome: BackupOutcome;
+  try {
+    const noted = store.read().lastSuccessfulBackupTime;
+    if (noted !== undefined && now.getTime() - Date.parse(noted) < frequency) return undefined;
+    outcome = await runBackupJob({ home, progress, signal, warn, lock });
+  } finally {
+    lock.release();
+  }
   await pruneJob(home, shareAccess(store, {}, config), {
     retentionPeriodInDays: config.scheduler.retentionPeriodInDays,
     dryRun: false,

@@ -192,4 +192,25 @@ describe('Clear-BackupConfiguration', () => {
     expect(cleared.json).toMatchObject({ Path: null, EncryptionMode: null, BackupFrequencyInHours: 12, BackupRetentionPeriodInDays: 7 });
     expect((await cli(['Get-InfrastructureRole'])).json).toMatchObject([{ Name: 'CA' }]);
   });
+
+  // A damaged config.json's error recommended Clear-BackupConfiguration, which read the damaged
+  // file first and failed with the same error: the remedy the operator was given did not work.
+  it('does what a damaged configuration recommends: starts over, keeping the damaged file beside', async () => {
+    const key = await newKey();
+    expect((await cli(['Set-BackupShare', '-Path', share, '-EncryptionKey', '-'], `${key}\n`)).code).toBe(0);
+    const damaged = readFileSync(join(home, 'config.json')).subarray(0, 40);
+    writeFileSync(join(home, 'config.json'), damaged);
+    const refused = await cli(['Get-BackupConfiguration']);
+    expect(refused.errors[0]).toMatchObject({ ErrorId: 'ConfigurationCorrupt' });
+    expect(refused.errors[0]!.RecommendedAction).toContain('Clear-BackupConfiguration');
+
+    const cleared = await cli(['Clear-BackupConfiguration', '-Confirm:$false']);
+    expect(cleared.code, cleared.stderr).toBe(0);
+    expect(cleared.json).toMatchObject({ Path: null, EncryptionMode: null });
+    expect((await cli(['Get-BackupConfiguration'])).code).toBe(0);
+    const aside = readdirSync(home).filter((f) => f.startsWith('config.json.corrupt-'));
+    expect(aside).toHaveLength(1);
+    expect(readFileSync(join(home, aside[0]!))).toEqual(damaged);
+    expect(statSync(join(home, aside[0]!)).mode & 0o077).toBe(0);
+  });
 });

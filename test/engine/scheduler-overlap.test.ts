@@ -1,0 +1,86 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectOk, makeDrill, spawnCli, whileRunning, type Drill } from '../support/cli.js';
+
+/**
+ * Two scheduler ticks at once (a systemd timer and a leftover cron job, or a slow tick overlapping
+ * the next). A tick decided that a backup was due from the configuration it read at its start, and
+ * took the job lock only afterwards: a tick that read it before another tick's backup noted its
+ * success, and reached the lock once that backup had let it go, took a second backup at once,
+ * whatever the frequency. Here the second tick is held between the two by its BackupOverdue
+ * alert's command. Now the tick decides again under the job lock, and takes no second backup.
+ */
+
+const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
+
+describe('two scheduler ticks at once', () => {
+  let d: Drill;
+  let block: string;
+  let go: string;
+  let blocked: string;
+
+  beforeAll(async () => {
+    d = await makeDrill({ roles: false });
+    await d.register('Files', ['-Provider', 'directory', '-Path', d.files]);
+    block = path.join(d.root, 'block');
+    go = path.join(d.root, 'go');
+    blocked = path.join(d.root, 'blocked');
+    const sink = path.join(d.root, 'sink.mjs');
+    // The first alert command run while `block` exists takes it, and waits until `go` exists.
+    await fs.writeFile(
+      sink,
+      `import { existsSync, renameSync } from 'node:fs';
+process.stdin.resume();
+let mine = false;
+try { renameSync(${JSON.stringify(block)}, ${JSON.stringify(blocked)}); mine = true; } catch {}
+if (mine) { const t = setInterval(() => { if (existsSync(${JSON.stringify(go)})) { clearInterval(t); process.exit(0); } }, 20); }
+else process.stdin.on('end', () => process.exit(0));`,
+    );
+    expectOk(
+      await d.cli([
+        'Set-BackupShare',
+        '-IsBackupSchedulerEnabled',
+        '$true',
+        '-BackupFrequencyInHours',
+        '4',
+        `-AlertCommand:${process.execPath}`,
+        `-AlertCommand:${sink}`,
+        '-SkipValidation',
+      ]),
+    );
+    await d.backup();
+    // The last success was three days ago: a backup is due, and BackupOverdue is raised.
+    const configFile = path.join(d.home, 'config.json');
+    const config = JSON.parse(await fs.readFile(configFile, 'utf8'));
+    config.lastSuccessfulBackupTime = new Date(Date.now() - 3 * 86_400_000).toISOString();
+    await fs.writeFile(configFile, JSON.stringify(config));
+  });
+  afterAll(async () => {
+    await fs.writeFile(go, '').catch(() => undefined);
+    await d?.cleanup();
+  });
+
+  it('the tick that was overtaken takes no second backup', async () => {
+    const before = list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json).length;
+    await fs.writeFile(block, '');
+    // The second tick reads the configuration (a backup is due) and waits in its alert command.
+    const late = spawnCli(d.home, ['Invoke-BackupScheduler']);
+    await whileRunning(late, 'the late tick waiting in its alert command', () =>
+      fs.access(blocked).then(
+        () => true,
+        () => false,
+      ),
+    );
+    // Meanwhile the first tick backs up (and prunes).
+    const first = await d.cli(['Invoke-BackupScheduler']);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.json.Status).toBe('Succeeded');
+
+    await fs.writeFile(go, '');
+    const ended = await late;
+    expect(ended.exitCode, String(ended.stderr)).toBe(0);
+    expect(String(ended.stdout).trim()).toBe('');
+    expect(list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json)).toHaveLength(before + 1);
+  });
+});
