@@ -544,7 +544,11 @@ export class SmbTarget implements Target {
    */
   private async readBatch(paths: readonly string[], maxBytes: number): Promise<(Buffer | AzsError | undefined)[]> {
     if (paths.length === 0) return [];
-    const dir = await fsp.mkdtemp(path.join(await this.scratch(), 'azsbackup-smb-get-'));
+    const scratch = await this.scratch();
+    // The local names go into the -c command line too, where nothing escapes a ';' (which ends the
+    // command: smbclient then writes the file where the name was cut, outside this folder) or a '"'.
+    if (/[";\x00-\x1f]/.test(scratch)) throw localPathUnsupported(scratch);
+    const dir = await fsp.mkdtemp(path.join(scratch, 'azsbackup-smb-get-'));
     try {
       // The local names are quoted too: TMPDIR may hold spaces.
       const r = await this.run(paths.map((p, i) => `get ${this.q(this.segments(p))} "${path.join(dir, String(i))}"`));
@@ -638,6 +642,18 @@ const liveAuthFolders = new Set<string>();
 process.once('exit', () => {
   for (const dir of liveAuthFolders) rmSync(dir, { recursive: true, force: true });
 });
+
+function localPathUnsupported(folder: string): AzsError {
+  return new AzsError(
+    `Files cannot be fetched from an SMB share into '${folder}': smbclient's commands cannot name a path holding ';', '"' or a control character.`,
+    {
+      errorId: 'LocalPathUnsupported',
+      category: 'InvalidArgument',
+      targetObject: folder,
+      recommendedAction: 'Point AZSBACKUP_HOME (or TMPDIR) at a folder whose path holds none of these characters.',
+    },
+  );
+}
 
 function unsupportedCredential(why: string): AzsError {
   return new AzsError(`The credential cannot be used for an SMB share: ${why}.`, {

@@ -40,7 +40,7 @@ describe.skipIf(!sambaAvailable())('SMB small reads under a home whose path smbc
 
       expect(fs.readdirSync(base)).toEqual([home]);
       if (Array.isArray(read)) expect(read[0]?.toString()).toBe('present');
-      else expect(read).toMatchObject({ errorId: 'LocalPathUnsupported', message: expect.stringContaining('AZSBACKUP_HOME') });
+      else expect(read).toMatchObject({ errorId: 'LocalPathUnsupported', recommendedAction: expect.stringContaining('AZSBACKUP_HOME') });
     });
   }
 });
