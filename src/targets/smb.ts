@@ -39,6 +39,13 @@ interface ClientRun {
 // Characters a Windows share refuses in a name, plus what smbclient's -c parser treats specially
 // (';' separates commands, '"' quotes).
 const BAD_SMB_NAME = /[\\:*?"<>|;\x00-\x1f]/;
+/**
+ * A name another writer gave an entry that smbclient could not be told (';' is legal on SMB):
+ * listed, it would be handed back to segments(), which refuses it, and stop whatever walks the
+ * folder (prune, at every run). It is not listed, as if it were not there; a folder deleted
+ * (deltree) takes it along.
+ */
+const sayable = (name: string) => !BAD_SMB_NAME.test(name);
 const NOT_FOUND = new Set([
   'NT_STATUS_FILE_IS_A_DIRECTORY',
   'NT_STATUS_OBJECT_NAME_NOT_FOUND',
@@ -516,7 +523,7 @@ export class SmbTarget implements Target {
     const r = await this.run([`ls ${this.q([...segs, '*'])}`]);
     if (r.failures.some((f) => NOT_FOUND.has(f.status))) return [];
     this.check(r.failures, p);
-    return parseListing(r.stdout).filter((e) => e.name !== '.' && e.name !== '..');
+    return parseListing(r.stdout).filter((e) => e.name !== '.' && e.name !== '..' && sayable(e.name));
   }
 
   async listTree(p: string): Promise<TreeEntry[]> {
@@ -526,7 +533,7 @@ export class SmbTarget implements Target {
     const missing = (f: Failure) => NOT_FOUND.has(f.status) && f.line.endsWith(`${this.remotePath(segs)}\\*`);
     if (r.failures.some(missing)) return [];
     this.check(r.failures, p);
-    return parseTreeListing(r.stdout, this.remotePath(segs));
+    return parseTreeListing(r.stdout, this.remotePath(segs)).filter((e) => e.path.split('/').every(sayable));
   }
 
   async readSmallFiles(paths: readonly string[], maxBytes = SMALL_FILE_MAX_BYTES): Promise<(Buffer | AzsError | undefined)[]> {
