@@ -117,6 +117,8 @@ export class SmbTarget implements Target {
     ] as const) {
       if (/[\r\n\0]/.test(value)) throw unsupportedCredential(`the ${what} contains a line break or NUL character`);
     }
+    // smbclient reads the auth file's user name as 'user%password': the rest would replace the password.
+    if (this.user.user.includes('%')) throw unsupportedCredential("the user name contains '%'");
     // smbclient strips the whitespace after 'password =' in its auth file; such a password cannot be sent faithfully.
     if (/^\s/.test(credential.password)) throw unsupportedCredential('the password begins with white space');
   }
@@ -666,7 +668,7 @@ function unsupportedCredential(why: string): AzsError {
   return new AzsError(`The credential cannot be used for an SMB share: ${why}.`, {
     errorId: 'UnsupportedCredential',
     category: 'InvalidArgument',
-    recommendedAction: 'Use an account name and password without line breaks and without leading white space.',
+    recommendedAction: "Use an account name without '%' and a password without leading white space, neither with line breaks.",
   });
 }
 
