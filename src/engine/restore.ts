@@ -307,7 +307,12 @@ function newRun(
     RoleName: role.definition.name,
     Provider: role.definition.provider,
     Status: 'Skipped',
-    Destination: role.definition.path ?? role.definition.connectionString ?? role.definition.importCommand?.join(' ') ?? null,
+    // A registered role's connection string holds its unsealed password (pg_restore needs it): never shown.
+    Destination:
+      role.definition.path ??
+      (role.definition.connectionString !== undefined ? withoutPassword(role.definition.connectionString) : undefined) ??
+      role.definition.importCommand?.join(' ') ??
+      null,
     Size: 0,
     Duration: 0,
     Error: null,

@@ -136,6 +136,13 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, 
 const isFolderMarker = (metadata: Record<string, string> | undefined) => metadata?.[FOLDER_MARKER] === 'true';
 
 /**
+ * False for a blob name with a '.' or '..' segment, which the storage keeps as named but the SDK
+ * cannot reach: it puts the name in a URL, and the URL resolves those segments to another blob
+ * (`old/../../x` is `x`). Another writer's such blob is never listed, so never deleted or copied.
+ */
+const addressable = (name: string) => !name.split('/').some((s) => s === '.' || s === '..');
+
+/**
  * The blocks of one blob being written: each staged as soon as it is full, up to BLOCKS_IN_FLIGHT
  * at a time, its buffer reused for a later block once sent. The first failure aborts the others.
  */
@@ -458,7 +465,7 @@ export class BlobTarget implements Target {
         includeMetadata: true,
         ...(retention ? { includeImmutabilityPolicy: true, includeLegalHold: true } : {}),
       };
-      for await (const item of c.listBlobsFlat(options)) items.push(item);
+      for await (const item of c.listBlobsFlat(options)) if (addressable(item.name)) items.push(item);
       return items;
     });
   }
@@ -469,7 +476,7 @@ export class BlobTarget implements Target {
       const entries = new Map<string, TargetEntry>();
       for await (const item of c.listBlobsByHierarchy('/', { prefix, abortSignal, includeMetadata: true })) {
         const name = item.name.slice(prefix.length).replace(/\/$/, '');
-        if (name === '') continue;
+        if (name === '' || !addressable(name)) continue;
         if (item.kind === 'prefix') {
           if (!entries.has(name)) entries.set(name, { name, isDirectory: true, size: 0, mtime: new Date(0) });
         } else if (isFolderMarker(item.metadata)) {

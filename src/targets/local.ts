@@ -181,6 +181,9 @@ export class LocalFolderTarget implements Target {
       }
       const entries: TargetEntry[] = [];
       for (const name of names) {
+        // '\\' is an ordinary character here but no target path holds it: another writer's such
+        // name, listed, would be refused when handed back, stopping whatever walks the folder.
+        if (name.includes('\\')) continue;
         const st = await fsp.lstat(path.join(abs, name)).catch(() => undefined);
         if (st) entries.push(entryOf(name, st));
       }

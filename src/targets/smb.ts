@@ -39,6 +39,13 @@ interface ClientRun {
 // Characters a Windows share refuses in a name, plus what smbclient's -c parser treats specially
 // (';' separates commands, '"' quotes).
 const BAD_SMB_NAME = /[\\:*?"<>|;\x00-\x1f]/;
+/**
+ * A name another writer gave an entry that smbclient could not be told (';' is legal on SMB):
+ * listed, it would be handed back to segments(), which refuses it, and stop whatever walks the
+ * folder (prune, at every run). It is not listed, as if it were not there; a folder deleted
+ * (deltree) takes it along.
+ */
+const sayable = (name: string) => !BAD_SMB_NAME.test(name);
 const NOT_FOUND = new Set([
   'NT_STATUS_FILE_IS_A_DIRECTORY',
   'NT_STATUS_OBJECT_NAME_NOT_FOUND',
@@ -110,6 +117,8 @@ export class SmbTarget implements Target {
     ] as const) {
       if (/[\r\n\0]/.test(value)) throw unsupportedCredential(`the ${what} contains a line break or NUL character`);
     }
+    // smbclient reads the auth file's user name as 'user%password': the rest would replace the password.
+    if (this.user.user.includes('%')) throw unsupportedCredential("the user name contains '%'");
     // smbclient strips the whitespace after 'password =' in its auth file; such a password cannot be sent faithfully.
     if (/^\s/.test(credential.password)) throw unsupportedCredential('the password begins with white space');
   }
@@ -516,7 +525,7 @@ export class SmbTarget implements Target {
     const r = await this.run([`ls ${this.q([...segs, '*'])}`]);
     if (r.failures.some((f) => NOT_FOUND.has(f.status))) return [];
     this.check(r.failures, p);
-    return parseListing(r.stdout).filter((e) => e.name !== '.' && e.name !== '..');
+    return parseListing(r.stdout).filter((e) => e.name !== '.' && e.name !== '..' && sayable(e.name));
   }
 
   async listTree(p: string): Promise<TreeEntry[]> {
@@ -526,7 +535,7 @@ export class SmbTarget implements Target {
     const missing = (f: Failure) => NOT_FOUND.has(f.status) && f.line.endsWith(`${this.remotePath(segs)}\\*`);
     if (r.failures.some(missing)) return [];
     this.check(r.failures, p);
-    return parseTreeListing(r.stdout, this.remotePath(segs));
+    return parseTreeListing(r.stdout, this.remotePath(segs)).filter((e) => e.path.split('/').every(sayable));
   }
 
   async readSmallFiles(paths: readonly string[], maxBytes = SMALL_FILE_MAX_BYTES): Promise<(Buffer | AzsError | undefined)[]> {
@@ -544,7 +553,11 @@ export class SmbTarget implements Target {
    */
   private async readBatch(paths: readonly string[], maxBytes: number): Promise<(Buffer | AzsError | undefined)[]> {
     if (paths.length === 0) return [];
-    const dir = await fsp.mkdtemp(path.join(await this.scratch(), 'azsbackup-smb-get-'));
+    const scratch = await this.scratch();
+    // The local names go into the -c command line too, where nothing escapes a ';' (which ends the
+    // command: smbclient then writes the file where the name was cut, outside this folder) or a '"'.
+    if (/[";\x00-\x1f]/.test(scratch)) throw localPathUnsupported(scratch);
+    const dir = await fsp.mkdtemp(path.join(scratch, 'azsbackup-smb-get-'));
     try {
       // The local names are quoted too: TMPDIR may hold spaces.
       const r = await this.run(paths.map((p, i) => `get ${this.q(this.segments(p))} "${path.join(dir, String(i))}"`));
@@ -639,11 +652,23 @@ process.once('exit', () => {
   for (const dir of liveAuthFolders) rmSync(dir, { recursive: true, force: true });
 });
 
+function localPathUnsupported(folder: string): AzsError {
+  return new AzsError(
+    `Files cannot be fetched from an SMB share into '${folder}': smbclient's commands cannot name a path holding ';', '"' or a control character.`,
+    {
+      errorId: 'LocalPathUnsupported',
+      category: 'InvalidArgument',
+      targetObject: folder,
+      recommendedAction: 'Point AZSBACKUP_HOME (or TMPDIR) at a folder whose path holds none of these characters.',
+    },
+  );
+}
+
 function unsupportedCredential(why: string): AzsError {
   return new AzsError(`The credential cannot be used for an SMB share: ${why}.`, {
     errorId: 'UnsupportedCredential',
     category: 'InvalidArgument',
-    recommendedAction: 'Use an account name and password without line breaks and without leading white space.',
+    recommendedAction: "Use an account name without '%' and a password without leading white space, neither with line breaks.",
   });
 }
 
