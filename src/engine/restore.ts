@@ -18,7 +18,7 @@ import { createVerifyTap } from './verify-tap.js';
 import { countBytes } from './byte-counter.js';
 import { repositoryForReading, type OpenRepository } from './repository-access.js';
 import { readCatalogFrom } from '../repository/catalog.js';
-import { readCatalog } from '../repository/chunk-reader.js';
+import { readCatalog, startChunkOpeners } from '../repository/chunk-reader.js';
 
 /**
  * Restores the roles of one backup in their declared order, from the role catalog the backup
@@ -206,6 +206,8 @@ export async function runRestore(given: RestoreRequest): Promise<RestoreOutcome>
     allowUnauthenticated: req.allowUnauthenticated,
   });
   const effective = rolesToRestore(info.roles, entry.name, req);
+  // The threads that open chunks boot while the repository and its index are read.
+  if (info.repository) startChunkOpeners();
   const repository = info.repository && (await repositoryForReading(req.target, info.repository, req.material));
   const run = newRun(req, entry, dataKey!, authenticity!, effective, repository);
   try {
