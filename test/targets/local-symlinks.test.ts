@@ -96,6 +96,16 @@ describeWithAndWithoutAddons('a local target with symbolic links below its root'
     expectLinkRefused(await rejected(t.listTree('MASBackup')));
   });
 
+  it('lists a link as an entry of its own, never as what it points at', async () => {
+    const listed = await t.list('');
+    expect(listed.map((e) => [e.name, e.isDirectory]).sort()).toEqual([
+      ['MASBackup', false],
+      ['linked-file', false],
+      ['real', true],
+    ]);
+    expect((await t.listTree('')).map((e) => e.path).sort()).toEqual(['MASBackup', 'linked-file', 'real', 'real/kept']);
+  });
+
   it('removes a link itself, never what it points at', async () => {
     await fsp.symlink(path.join(outside, 'victim'), path.join(root, 'real', 'to-victim'));
     await t.delete('real/to-victim');
