@@ -177,11 +177,14 @@ export function tooLarge(file: string, limit: ReadLimit, size: number | undefine
 // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused right after.
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
 
-/** The whole file, at most limit.maxBytes of it; see the top of this file. */
-export async function readFileBounded(file: string, limit: ReadLimit): Promise<Buffer> {
+/**
+ * The whole file, at most limit.maxBytes of it; see the top of this file. `noFollow`: a symbolic
+ * link at the path fails with ELOOP (the fileError's cause) instead of being read through.
+ */
+export async function readFileBounded(file: string, limit: ReadLimit, opts: { noFollow?: boolean } = {}): Promise<Buffer> {
   let handle: FileHandle;
   try {
-    handle = await open(file, OPEN_FLAGS);
+    handle = await open(file, opts.noFollow ? OPEN_FLAGS | constants.O_NOFOLLOW : OPEN_FLAGS);
   } catch (e) {
     throw fileError(e, file, limit);
   }

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type fs from 'node:fs';
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -11,7 +11,16 @@ import { DurableFileWriter, FLUSH_EVERY_BYTES } from './durable-file.js';
 import { readAhead } from './read-ahead.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
 import { renameUnlessExists } from '../native/rename-exchange.js';
-import { alreadyExists, isRefusedFile, notFound, shareError, shareFileLimit, SMALL_FILE_MAX_BYTES } from './share-errors.js';
+import {
+  alreadyExists,
+  isRefusedFile,
+  notFound,
+  shareError,
+  shareFileLimit,
+  SMALL_FILE_MAX_BYTES,
+  SYMBOLIC_LINK_ID,
+  symbolicLinkOnShare,
+} from './share-errors.js';
 import { isMissingFile, readFileBounded } from '../io/bounded-read.js';
 import type { FreeSpace, Target, TargetEntry, TreeEntry } from './target.js';
 
@@ -25,6 +34,12 @@ const SMALL_READS_AT_ONCE = 8;
 /**
  * A local or mounted folder. Writes go to a temporary name, are fsynced and renamed into place, so
  * a partly written file never shows under its final name.
+ *
+ * Nothing below the root is reached through a symbolic link (the root itself, the operator's
+ * choice, may be one): on a mounted share anyone who may write to it could otherwise point
+ * `MASBackup` or `AzsRepository` at a folder of this machine, and prune would delete there and
+ * backups write there. Each path's folders are checked with lstat before it is used, files are
+ * opened with O_NOFOLLOW, and a link lists as an entry of its own, never as what it points at.
  *
  * Permission problems (EACCES, EPERM, EROFS) are reported as ShareAuthentication with category
  * PermissionDenied: for a mounted share the fix is the same as for an SMB account without rights
@@ -45,8 +60,23 @@ export class LocalFolderTarget implements Target {
     this.location = this.root;
   }
 
-  private abs(p: string, allowRoot = false): string {
-    return path.join(this.root, ...splitTargetPath(p, { allowRoot }));
+  /**
+   * Refuses `p` when one of its first `upTo` segments (all of them by default) is a symbolic link;
+   * a part that does not exist ends the check, as nothing below it does either.
+   */
+  private async refuseLinks(p: string, segments: readonly string[], upTo = segments.length): Promise<void> {
+    let at = this.root;
+    for (let i = 0; i < upTo; i++) {
+      at = path.join(at, segments[i]!);
+      let st: fs.Stats;
+      try {
+        st = await fsp.lstat(at);
+      } catch (e) {
+        if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return;
+        throw this.classify(e, p);
+      }
+      if (st.isSymbolicLink()) throw symbolicLinkOnShare(this.location, p, segments.slice(0, i + 1).join('/'));
+    }
   }
 
   /** Maps an fs error to the share error it means, or returns it unchanged. */
@@ -120,6 +150,8 @@ export class LocalFolderTarget implements Target {
     const tempPath = path.join(path.dirname(finalPath), partialNameFor(segments[segments.length - 1]!));
     try {
       await this.requireRoot();
+      // The file itself may be a link: the rename replaces it, never writes through it.
+      await this.refuseLinks(p, segments, segments.length - 1);
     } catch (e) {
       data.destroy();
       throw e;
@@ -143,16 +175,19 @@ export class LocalFolderTarget implements Target {
   }
 
   async read(p: string): Promise<Readable> {
-    const abs = this.abs(p);
+    const segments = splitTargetPath(p);
+    const abs = path.join(this.root, ...segments);
     return this.guard(p, async () => {
+      await this.refuseLinks(p, segments, segments.length - 1);
       let handle: fsp.FileHandle;
       try {
-        handle = await fsp.open(abs, 'r');
+        handle = await fsp.open(abs, OPEN_NO_FOLLOW);
       } catch (e) {
         if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') {
           await this.requireRoot();
           throw notFound(this.location, p);
         }
+        if (errnoOf(e) === 'ELOOP') throw symbolicLinkOnShare(this.location, p, p);
         throw e;
       }
       const st = await handle.stat();
@@ -166,9 +201,11 @@ export class LocalFolderTarget implements Target {
   }
 
   async list(p: string): Promise<TargetEntry[]> {
-    const abs = this.abs(p, true);
+    const segments = splitTargetPath(p, { allowRoot: true });
+    const abs = path.join(this.root, ...segments);
     if (p === '') await this.requireRoot();
     return this.guard(p, async () => {
+      await this.refuseLinks(p, segments);
       let names: string[];
       try {
         names = await fsp.readdir(abs);
@@ -185,6 +222,8 @@ export class LocalFolderTarget implements Target {
         // name, listed, would be refused when handed back, stopping whatever walks the folder.
         if (name.includes('\\')) continue;
         const st = await fsp.lstat(path.join(abs, name)).catch(() => undefined);
+        // A link lists as what it is (lstat), not as what it points at: never descended into, refused
+        // when read through, and removable (prune deletes a stray one as a leftover).
         if (st) entries.push(entryOf(name, st));
       }
       return entries;
@@ -207,14 +246,26 @@ export class LocalFolderTarget implements Target {
   async readSmallFiles(paths: readonly string[], maxBytes = SMALL_FILE_MAX_BYTES): Promise<(Buffer | AzsError | undefined)[]> {
     const files: (Buffer | AzsError | undefined)[] = new Array(paths.length);
     const read = (p: string) =>
-      this.guard(p, () =>
-        readFileBounded(this.abs(p), shareFileLimit(this.location, maxBytes)).catch((e: unknown) => {
+      this.guard(p, async () => {
+        const segments = splitTargetPath(p);
+        try {
+          await this.refuseLinks(p, segments);
+        } catch (e) {
+          if (e instanceof AzsError && e.errorId === SYMBOLIC_LINK_ID) return e;
+          throw e;
+        }
+        return readFileBounded(path.join(this.root, ...segments), shareFileLimit(this.location, maxBytes), {
+          noFollow: true,
+        }).catch((e: unknown) => {
           if (isMissingFile(e)) return undefined;
           if (isRefusedFile(e)) return e;
+          const cause = (e as AzsError).cause ?? e;
+          // Made a link since it was checked.
+          if (errnoOf(cause) === 'ELOOP') return symbolicLinkOnShare(this.location, p, p);
           // EACCES, EIO, ...: what they mean for the share (guard).
-          throw (e as AzsError).cause ?? e;
-        }),
-      );
+          throw cause;
+        });
+      });
     // A few at once: each is five calls through the thread pool (open, stat, two reads, close), and
     // one after another they made the index load of a share with 33 index files wait 20-40 ms.
     let next = 0;
@@ -230,11 +281,14 @@ export class LocalFolderTarget implements Target {
   }
 
   async stat(p: string): Promise<TargetEntry | undefined> {
-    const abs = this.abs(p, true);
+    const segments = splitTargetPath(p, { allowRoot: true });
+    const abs = path.join(this.root, ...segments);
     if (p === '') await this.requireRoot();
     return this.guard(p, async () => {
+      await this.refuseLinks(p, segments);
       try {
-        return entryOf(path.basename(abs), await fsp.stat(abs));
+        // The root is followed (the operator's own link); what lies below it is not.
+        return entryOf(path.basename(abs), p === '' ? await fsp.stat(abs) : await fsp.lstat(abs));
       } catch (e) {
         if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') {
           await this.requireRoot();
@@ -246,10 +300,15 @@ export class LocalFolderTarget implements Target {
   }
 
   async rename(from: string, to: string): Promise<void> {
-    const src = this.abs(from);
-    const dst = this.abs(to);
+    const fromSegments = splitTargetPath(from);
+    const toSegments = splitTargetPath(to);
+    const src = path.join(this.root, ...fromSegments);
+    const dst = path.join(this.root, ...toSegments);
     await this.requireRoot();
     return this.guard(from, async () => {
+      // Either name may itself be a link: rename moves the link, never what it points at.
+      await this.refuseLinks(from, fromSegments, fromSegments.length - 1);
+      await this.refuseLinks(to, toSegments, toSegments.length - 1);
       const st = await fsp.lstat(src).catch((e: unknown) => {
         if (errnoOf(e) === 'ENOENT') throw notFound(this.location, from);
         throw e;
@@ -274,17 +333,24 @@ export class LocalFolderTarget implements Target {
    * whatever they do next, or a power cut could bring back an index file whose pack is gone.
    */
   async delete(p: string): Promise<void> {
-    const abs = this.abs(p);
+    const segments = splitTargetPath(p);
+    const abs = path.join(this.root, ...segments);
     await this.guard(p, async () => {
+      // The entry itself may be a link: rm removes the link, and never follows one inside a folder.
+      await this.refuseLinks(p, segments, segments.length - 1);
       await fsp.rm(abs, { recursive: true, force: true });
       await syncDirectory(path.dirname(abs)).catch(() => {}); // the folder itself may be gone: nothing to sync
     });
   }
 
   async mkdir(p: string): Promise<void> {
-    const abs = this.abs(p);
+    const segments = splitTargetPath(p);
+    const abs = path.join(this.root, ...segments);
     await this.requireRoot();
-    await this.guard(p, () => makeFoldersDurably(abs));
+    await this.guard(p, async () => {
+      await this.refuseLinks(p, segments);
+      await makeFoldersDurably(abs);
+    });
   }
 
   async freeSpace(): Promise<FreeSpace> {
@@ -295,6 +361,8 @@ export class LocalFolderTarget implements Target {
     });
   }
 }
+
+const OPEN_NO_FOLLOW = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW;
 
 function entryOf(name: string, st: fs.Stats): TargetEntry {
   return { name, isDirectory: st.isDirectory(), size: st.isDirectory() ? 0 : st.size, mtime: st.mtime };

@@ -75,6 +75,29 @@ export function alreadyExists(location: string, p: string): AzsError {
   });
 }
 
+export const SYMBOLIC_LINK_ID = 'ShareSymbolicLink';
+
+/**
+ * A symbolic link met below a local target's root, where AzsBackup never makes one: followed, it
+ * could lead a prune to delete, or a backup to write, outside the share (`link` is the linked part
+ * of `p`).
+ */
+export function symbolicLinkOnShare(location: string, p: string, link: string): AzsError {
+  return new AzsError(
+    `'${link}' on ${location} is a symbolic link; AzsBackup follows none below the backup folder, so '${p}' was not used.`,
+    {
+      errorId: SYMBOLIC_LINK_ID,
+      category: 'SecurityError',
+      exitCode: ExitCode.Integrity,
+      alertType: 'SharePath',
+      targetObject: link,
+      recommendedAction:
+        `AzsBackup never makes a symbolic link on the share: find out who replaced '${link}' on ${location} with one and what it points at, ` +
+        'then remove the link and put back the folder or file it replaced (or remove it if nothing should be there).',
+    },
+  );
+}
+
 /** What readSmallFiles reads at most of one file unless told otherwise (catalog documents are KB). */
 export const SMALL_FILE_MAX_BYTES = 2 * 1024 * 1024;
 

@@ -1,0 +1,126 @@
+/**
+ * A local folder is often a mounted share (NFS, CIFS with mfsymlinks, a bind mount) that others
+ * may write to. The target followed symbolic links below its root: whoever could write to the
+ * share could make `MASBackup`, `AzsRepository`, a stamp folder or a pack's fan-out folder a link
+ * to a folder of the backup machine, and the target then wrote there, deleted there (rm -r of the
+ * folder the link led to), renamed out of it and read its files as share data. Only the root, the
+ * operator's own choice, may be a link.
+ */
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { LocalFolderTarget } from '../../src/targets/local.js';
+import { rejected } from '../support/errors.js';
+import { describeWithAndWithoutAddons } from '../support/native-switch.js';
+
+let base: string;
+beforeAll(async () => {
+  base = await fsp.mkdtemp(path.join(os.tmpdir(), 'azs-local-links-'));
+});
+afterAll(async () => {
+  await fsp.rm(base, { recursive: true, force: true });
+});
+
+/** Every file and folder below `dir`, with each file's content. */
+async function contents(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const e of await fsp.readdir(dir, { recursive: true, withFileTypes: true })) {
+    const rel = path.relative(dir, path.join(e.parentPath, e.name));
+    out[rel] = e.isFile() ? await fsp.readFile(path.join(dir, rel), 'utf8') : '<dir>';
+  }
+  return out;
+}
+
+const expectLinkRefused = (e: { errorId: string; recommendedAction?: string }) => {
+  expect(e.errorId).toBe('ShareSymbolicLink');
+  expect(e.recommendedAction).toMatch(/symbolic link/);
+};
+
+describeWithAndWithoutAddons('a local target with symbolic links below its root', () => {
+  let root: string;
+  let outside: string;
+  let t: LocalFolderTarget;
+  let before: Record<string, string>;
+
+  beforeEach(async () => {
+    const here = await fsp.mkdtemp(path.join(base, 'case-'));
+    // The root is reached through a link of the operator's: that one is followed.
+    await fsp.mkdir(path.join(here, 'real-root'));
+    root = path.join(here, 'root');
+    await fsp.symlink(path.join(here, 'real-root'), root);
+    // A folder of the backup machine, with what the machine keeps there.
+    outside = path.join(here, 'machine');
+    await fsp.mkdir(path.join(outside, 'victim', 'deep'), { recursive: true });
+    await fsp.writeFile(path.join(outside, 'victim', 'deep', 'secret'), 'machine data');
+    await fsp.writeFile(path.join(outside, 'shadow'), 'root:$6$hash');
+    // What someone who may write to the share put there.
+    await fsp.symlink(outside, path.join(root, 'MASBackup'));
+    await fsp.symlink(path.join(outside, 'shadow'), path.join(root, 'linked-file'));
+    await fsp.mkdir(path.join(root, 'real'));
+    await fsp.writeFile(path.join(root, 'real', 'kept'), 'share data');
+    t = new LocalFolderTarget(root);
+    before = await contents(outside);
+  });
+
+  it('writes nothing through a linked folder', async () => {
+    expectLinkRefused(await rejected(t.write('MASBackup/20260101T000000Z/new.bin', Readable.from([Buffer.from('x')]))));
+    expectLinkRefused(await rejected(t.write('MASBackup/file.bin', Readable.from([Buffer.from('x')]))));
+    expectLinkRefused(await rejected(t.mkdir('MASBackup/20260101T000000Z')));
+    expect(await contents(outside)).toEqual(before);
+  });
+
+  it('deletes nothing through a linked folder', async () => {
+    expectLinkRefused(await rejected(t.delete('MASBackup/victim')));
+    expectLinkRefused(await rejected(t.delete('MASBackup/victim/deep/secret')));
+    expect(await contents(outside)).toEqual(before);
+  });
+
+  it('renames nothing out of or into a linked folder', async () => {
+    expectLinkRefused(await rejected(t.rename('MASBackup/victim', 'real/taken')));
+    expectLinkRefused(await rejected(t.rename('real/kept', 'MASBackup/planted')));
+    expect(await contents(outside)).toEqual(before);
+    expect(await fsp.readFile(path.join(root, 'real', 'kept'), 'utf8')).toBe('share data');
+  });
+
+  it("reads none of the machine's files as share data", async () => {
+    expectLinkRefused(await rejected(t.read('MASBackup/victim/deep/secret')));
+    expectLinkRefused(await rejected(t.read('linked-file')));
+    const [through, linked, real] = await t.readSmallFiles(['MASBackup/shadow', 'linked-file', 'real/kept']);
+    expectLinkRefused(through as never);
+    expectLinkRefused(linked as never);
+    expect(real?.toString()).toBe('share data');
+    expectLinkRefused(await rejected(t.stat('MASBackup/victim')));
+    expectLinkRefused(await rejected(t.list('MASBackup')));
+    expectLinkRefused(await rejected(t.listTree('MASBackup')));
+  });
+
+  it('lists a link as an entry of its own, never as what it points at', async () => {
+    const listed = await t.list('');
+    expect(listed.map((e) => [e.name, e.isDirectory]).sort()).toEqual([
+      ['MASBackup', false],
+      ['linked-file', false],
+      ['real', true],
+    ]);
+    expect((await t.listTree('')).map((e) => e.path).sort()).toEqual(['MASBackup', 'linked-file', 'real', 'real/kept']);
+  });
+
+  it('removes a link itself, never what it points at', async () => {
+    await fsp.symlink(path.join(outside, 'victim'), path.join(root, 'real', 'to-victim'));
+    await t.delete('real/to-victim');
+    await t.delete('linked-file');
+    await t.delete('real');
+    expect(await fsp.readdir(root)).toEqual(['MASBackup']);
+    expect(await contents(outside)).toEqual(before);
+  });
+
+  it('works as before where there is no link below the root', async () => {
+    await t.write('real/a/b.bin', Readable.from([Buffer.from('new')]));
+    await t.rename('real/a', 'real/c');
+    expect((await t.readSmallFiles(['real/c/b.bin']))[0]?.toString()).toBe('new');
+    expect((await t.stat('real/c/b.bin'))?.size).toBe(3);
+    await t.delete('real/c');
+    expect(await t.stat('real/c')).toBeUndefined();
+  });
+});
