@@ -31,6 +31,11 @@
       "cflags": ["-O2", "-Wall", "-Wextra"]
     },
     {
+      "target_name": "remove_beneath",
+      "sources": ["remove-beneath.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
       "target_name": "folder_stat",
       "sources": ["folder-stat.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]

@@ -11,6 +11,7 @@ import { DurableFileWriter, FLUSH_EVERY_BYTES } from './durable-file.js';
 import { readAhead } from './read-ahead.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
 import { renameUnlessExists } from '../native/rename-exchange.js';
+import { removeBeneath } from '../native/remove-beneath.js';
 import {
   alreadyExists,
   isRefusedFile,
@@ -39,7 +40,10 @@ const SMALL_READS_AT_ONCE = 8;
  * choice, may be one): on a mounted share anyone who may write to it could otherwise point
  * `MASBackup` or `AzsRepository` at a folder of this machine, and prune would delete there and
  * backups write there. Each path's folders are checked with lstat before it is used, files are
- * opened with O_NOFOLLOW, and a link lists as an entry of its own, never as what it points at.
+ * opened with O_NOFOLLOW, a link lists as an entry of its own, never as what it points at, and a
+ * folder is removed from folders held open (remove-beneath.c), so a link swapped in mid-way leads
+ * nowhere. What is left, without that addon or between a check and the step after it: a link put
+ * in place at that instant can still be followed once (mkdir, the temporary file of a write).
  *
  * Permission problems (EACCES, EPERM, EROFS) are reported as ShareAuthentication with category
  * PermissionDenied: for a mounted share the fix is the same as for an SMB account without rights
@@ -336,8 +340,16 @@ export class LocalFolderTarget implements Target {
     const segments = splitTargetPath(p);
     const abs = path.join(this.root, ...segments);
     await this.guard(p, async () => {
-      // The entry itself may be a link: rm removes the link, and never follows one inside a folder.
+      // The entry itself may be a link: it is removed, never followed.
       await this.refuseLinks(p, segments, segments.length - 1);
+      // fs.rm resolves each path again: a folder swapped for a link while it empties the tree
+      // would send its next unlink out of the share. The addon works from folders it holds open.
+      const beneath = removeBeneath(this.root, segments)?.catch((e: unknown) => {
+        const at = (e as { segment?: number }).segment ?? -1;
+        if (errnoOf(e) === 'ELOOP' && at >= 0) throw symbolicLinkOnShare(this.location, p, segments.slice(0, at + 1).join('/'));
+        throw e;
+      });
+      if (beneath) return beneath;
       await fsp.rm(abs, { recursive: true, force: true });
       await syncDirectory(path.dirname(abs)).catch(() => {}); // the folder itself may be gone: nothing to sync
     });

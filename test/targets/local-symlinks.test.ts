@@ -6,14 +6,15 @@
  * folder the link led to), renamed out of it and read its files as share data. Only the root, the
  * operator's own choice, may be a link.
  */
+import { renameSync, symlinkSync, watch } from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LocalFolderTarget } from '../../src/targets/local.js';
 import { rejected } from '../support/errors.js';
-import { describeWithAndWithoutAddons } from '../support/native-switch.js';
+import { describeWithAndWithoutAddons, useNativeAddons } from '../support/native-switch.js';
 
 let base: string;
 beforeAll(async () => {
@@ -122,5 +123,57 @@ describeWithAndWithoutAddons('a local target with symbolic links below its root'
     expect((await t.stat('real/c/b.bin'))?.size).toBe(3);
     await t.delete('real/c');
     expect(await t.stat('real/c')).toBeUndefined();
+  });
+});
+
+/**
+ * Removing a folder tree by path (fs.rm) resolves every entry's path again: a share writer who
+ * replaced a folder being emptied with a link to a folder of this machine, between two of its
+ * steps, had the next unlinks land in that folder. The removal now works from folders it holds
+ * open (remove-beneath.c), so the swap leads nowhere. Without the addon the path-based removal
+ * remains, and so does this window.
+ */
+describe('a folder swapped for a link while it is being removed', () => {
+  useNativeAddons(true);
+
+  it('leaves what the link points at untouched, and the share entry gone', async () => {
+    const root = await fsp.mkdtemp(path.join(base, 'swap-share-'));
+    const victim = await fsp.mkdtemp(path.join(base, 'swap-victim-'));
+    // Folders in the folder: a path-based removal walks each one in turn, by its path.
+    const names = Array.from({ length: 300 }, (_, i) => `folder-${i}/file`);
+    const fill = (dir: string, text: string) =>
+      Promise.all(
+        names.map(async (n) => {
+          await fsp.mkdir(path.dirname(path.join(dir, n)), { recursive: true });
+          await fsp.writeFile(path.join(dir, n), text);
+        }),
+      );
+    await fill(path.join(root, 'MASBackup', 'old'), 'share');
+    await fill(victim, 'machine');
+    // A file beside them goes first, while the folders are still being walked.
+    await fsp.writeFile(path.join(root, 'MASBackup', 'old', 'first'), 'share');
+    // At the first entry removed, the folder goes aside and a link to the victim takes its name.
+    const folder = path.join(root, 'MASBackup', 'old');
+    let swapped = false;
+    const watcher = watch(folder, () => {
+      if (swapped) return;
+      try {
+        renameSync(folder, `${folder}-aside`);
+        symlinkSync(victim, folder);
+        swapped = true;
+      } catch {
+        // Too late: the folder is gone already (the assertion on `swapped` says so).
+      }
+    });
+    try {
+      await new LocalFolderTarget(root).delete('MASBackup/old').catch(() => undefined);
+    } finally {
+      watcher.close();
+    }
+    expect(swapped).toBe(true);
+    for (const n of names) expect(await fsp.readFile(path.join(victim, n), 'utf8')).toBe('machine');
+    // What was removed is the share's: the folder (emptied where it was moved) and the link.
+    expect(await fsp.readdir(path.join(root, 'MASBackup'))).toEqual(['old-aside']);
+    expect(await fsp.readdir(path.join(root, 'MASBackup', 'old-aside'))).toEqual([]);
   });
 });
