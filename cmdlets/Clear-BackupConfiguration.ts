@@ -6,11 +6,32 @@ import { backupLocation } from '../src/session/location.js';
 /**
  * Resets the backup configuration to its defaults; the role catalog and the share's backups stay.
  * A damaged configuration file is set aside, roles and all: that is the way out its error gives.
+ * So is a lost seal.key (SealingKeyMissing): what it sealed is dropped, roles' passwords included.
  */
-const clearBackupConfiguration: Cmdlet<ClearBackupConfigurationParameters> = async ({ home, shouldProcess }) => {
+const clearBackupConfiguration: Cmdlet<ClearBackupConfigurationParameters> = async ({ home, shouldProcess, writeWarning }) => {
   const store = new ConfigStore(home);
   if (!(await shouldProcess(store.file, 'Reset the backup configuration to its defaults'))) return;
-  const cleared = await store.update((c) => ({ ...defaultConfig(), roles: c.roles }), { setAsideDamaged: true });
+  // With seal.key lost (SealingKeyMissing recommends this command), the roles' database passwords
+  // sealed with it open no more: they go too, or no secret could be sealed again.
+  const keyLost = !store.hasSealingKey();
+  const dropped: string[] = [];
+  const cleared = await store.update(
+    (c) => {
+      dropped.length = 0;
+      const roles = c.roles.map((r) => {
+        if (!keyLost || !r.databasePassword) return r;
+        dropped.push(r.name);
+        const { databasePassword: _lost, ...rest } = r;
+        return rest;
+      });
+      return { ...defaultConfig(), roles };
+    },
+    { setAsideDamaged: true },
+  );
+  if (dropped.length)
+    writeWarning(
+      `The sealing key is lost, so the database password of ${dropped.join(', ')} is gone too: give it again with Register-InfrastructureRole -DatabasePassword.`,
+    );
   return backupLocation(cleared);
 };
 export default clearBackupConfiguration;

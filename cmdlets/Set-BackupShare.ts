@@ -79,7 +79,11 @@ const setBackupShare: Cmdlet<SetBackupShareParameters> = async ({
     if (result.Error) throw result.Error;
     available = result.AvailableCapacity;
   }
-  const saved = await store.update(apply);
+  // The share's store is joined (and wrapped for the certificates given) before anything is saved,
+  // and its keys are kept in the same write: a join that fails (share unreachable, store damaged)
+  // ends the command with the configuration as it was, never half changed.
+  const joined = pfxs.length > 0 && !params.SkipValidation ? await joinShareRepository(store, access, pfxs, next, writeWarning) : undefined;
+  const saved = await store.update((base) => ({ ...apply(base), ...(joined ? { repository: joined } : {}) }));
   if (saved.encryption?.mode === 'Certificate')
     for (const c of saved.encryption.certificates)
       if (!c.authenticationSecret) writeWarning(unauthenticatedCertificateWarning(c.thumbprint));
@@ -92,33 +96,34 @@ const setBackupShare: Cmdlet<SetBackupShareParameters> = async ({
     await reviewCertificateExpiry(saved, new AlertStore(home, saved.alertSinks));
     await warnOfOldBackups(current.encryption, saved.encryption, access, writeWarning);
   }
-  if (pfxs.length > 0 && !params.SkipValidation) await joinShareRepository(store, access, pfxs, writeWarning);
   return backupLocation(saved, available);
 };
 
 /**
  * With a .pfx in hand, this machine takes what it needs to add to the share's deduplicating store
  * (made by another machine, or before a redeploy), and the store is wrapped for every certificate
- * configured now; with the certificate alone it could do neither.
+ * of `config`, the configuration about to be saved; with the certificate alone it could do neither.
+ * Returns what config.json is to keep of the store.
  */
 async function joinShareRepository(
   store: ConfigStore,
   access: Parameters<typeof openShare>[0],
   pfxs: PfxGiven[],
+  config: StoredConfig,
   writeWarning: (message: string) => void,
-): Promise<void> {
-  const [{ joinRepository, rememberRepository }, { materialsOf }, { configuredRecipients }] = await Promise.all([
+): Promise<StoredConfig['repository']> {
+  const [{ joinRepository, repositoryToKeep }, { materialsOf }, { configuredRecipients }] = await Promise.all([
     import('../src/engine/repository-access.js'),
     import('../src/session/certificates.js'),
     import('../src/engine/share-access.js'),
   ]);
-  const joined = await joinRepository(await openShare(access), await materialsOf(pfxs), configuredRecipients(store));
-  if (!joined) return;
-  await rememberRepository(store, access.path, joined.remember);
+  const joined = await joinRepository(await openShare(access), await materialsOf(pfxs), configuredRecipients(store, config));
+  if (!joined) return undefined;
   if (joined.wrappedFor.length)
     writeWarning(
       `The share's deduplicating store is now encrypted for ${joined.wrappedFor.join(', ')} too: its .pfx alone restores the backups made from now on.`,
     );
+  return repositoryToKeep(store, access.path, joined.remember);
 }
 
 const recipientIds = (e: EncryptionSettings | undefined): string[] =>

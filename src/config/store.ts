@@ -102,6 +102,13 @@ const CONFIG_NAME = 'config';
 /** config.json holds the share, the encryption and the role catalog: a few KB, even with many roles. */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
+/** Whether anything in this configuration is sealed, i.e. opens only with seal.key. */
+export function holdsSealedSecrets(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (typeof (value as Partial<Sealed>).sealed === 'string') return true;
+  return Object.values(value).some(holdsSealedSecrets);
+}
+
 const SEALING_KEY_REMEDY = (file: string) =>
   `Put back ${file} from a copy of this folder if there is one. Otherwise delete it, then give again what it sealed: the share and encryption (Set-BackupShare) and each role's -DatabasePassword (Register-InfrastructureRole).`;
 
@@ -185,11 +192,35 @@ export class ConfigStore {
     return openSecret(value.sealed, this.sealingKey(), context);
   }
 
-  /** The key that seals secrets at rest; made on first use, readable only by the owner. */
+  /** Whether seal.key is there; without it, nothing sealed in config.json opens. */
+  hasSealingKey(): boolean {
+    return existsSync(join(this.home, 'seal.key'));
+  }
+
+  private sealingKeyMissing(file: string): AzsError {
+    return new AzsError(`The sealing key ${file} is missing: the secrets sealed in ${this.file} cannot be opened without it.`, {
+      errorId: 'SealingKeyMissing',
+      category: 'ObjectNotFound',
+      exitCode: ExitCode.Failure,
+      targetObject: file,
+      recommendedAction:
+        `Put back ${file} from the copy of this folder that config.json came from (a new key would open none of its secrets, so none is made). ` +
+        "If there is none, run Clear-BackupConfiguration, which drops the secrets sealed with the lost key, then give them again: the share and encryption (Set-BackupShare) and each role's -DatabasePassword (Register-InfrastructureRole).",
+    });
+  }
+
+  /**
+   * The key that seals secrets at rest; made on first use, readable only by the owner. Never made
+   * while config.json holds secrets sealed with a key that is gone (SealingKeyMissing).
+   */
   private sealingKey(): Buffer {
     this.ensureHome();
     const file = join(this.home, 'seal.key');
     if (!existsSync(file)) {
+      // A new key opens nothing sealed with the lost one: made silently, it would turn every secret
+      // in config.json into "sealed with another key", and what is sealed next would need it while
+      // the rest needs the old one, so putting the old key back would no longer mend everything.
+      if (holdsSealedSecrets(this.read())) throw this.sealingKeyMissing(file);
       // Written whole, then linked into place (which fails if another process was first): a
       // reader never sees it empty or half written.
       try {

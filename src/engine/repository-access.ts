@@ -78,13 +78,16 @@ export function rememberedRepository(store: ConfigStore, config: StoredConfig, l
   );
 }
 
+/** What config.json keeps of the repository at `location`: its host keys, the secret sealed. */
+export function repositoryToKeep(store: ConfigStore, location: string, remember: RememberedRepository): StoredConfig['repository'] {
+  const sealed = store.seal(remember.hostSecret.toString('base64'), REPOSITORY_SECRET_CONTEXT);
+  return { location, id: remember.id, publicKey: remember.publicKey.toString('base64'), hostSecret: sealed };
+}
+
 /** Keeps the host keys of the repository at `location` (sealed), in place of any kept before. */
 export async function rememberRepository(store: ConfigStore, location: string, remember: RememberedRepository): Promise<void> {
-  const sealed = store.seal(remember.hostSecret.toString('base64'), REPOSITORY_SECRET_CONTEXT);
-  await store.update((c) => ({
-    ...c,
-    repository: { location, id: remember.id, publicKey: remember.publicKey.toString('base64'), hostSecret: sealed },
-  }));
+  const repository = repositoryToKeep(store, location, remember);
+  await store.update((c) => ({ ...c, repository }));
 }
 
 /**

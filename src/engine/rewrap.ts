@@ -51,9 +51,26 @@ export async function rewrapBackup(
   const updated = { ...info, formatVersion, recipients: recipients.map((r) => wrapFor(r, dataKey!, entry.name)) };
   const text = serializeBackupInfo(updated, sealKeysFor(dataKey!, entry.name, entry.stamp, recipients));
   // Target.write replaces in one atomic step, so the backup never lacks its BackupInfo.xml (and
-  // never lists as a leftover that a prune would remove), even if this process dies here.
-  await target.write(`${entry.folder}/${INFO_FILE}`, Readable.from([Buffer.from(text)]));
+  // never lists as a leftover that a prune would remove), even if this process dies here. It only
+  // replaces: a backup that a prune on another machine removed since it was read stays removed,
+  // not made again as a folder holding BackupInfo.xml alone.
+  try {
+    await target.write(`${entry.folder}/${INFO_FILE}`, Readable.from([Buffer.from(text)]), { replaceOnly: true });
+  } catch (e) {
+    if (isAzsError(e) && e.errorId === 'TargetObjectNotFound') throw backupRemoved(entry.name, target.location, e);
+    throw e;
+  }
   return { record: recordFromInfo(updated, sharePath), rewritten: true, wasAuthenticated };
+}
+
+function backupRemoved(name: string, location: string, cause: unknown): AzsError {
+  return new AzsError(`Backup ${name} was removed from ${location} (by a prune, say) while it was being re-wrapped.`, {
+    errorId: 'BackupNotFound',
+    category: 'ObjectNotFound',
+    targetObject: name,
+    recommendedAction: 'Nothing to do for this backup: it is no longer on the share. List the others with Get-InfrastructureBackup.',
+    cause,
+  });
 }
 
 /**

@@ -83,8 +83,11 @@ export async function schedulerTick(
   } finally {
     lock.release();
   }
-  await pruneJob(home, shareAccess(store, {}, config), {
-    retentionPeriodInDays: config.scheduler.retentionPeriodInDays,
+  // Retention and share as they are now, not as the tick read them before a backup that may have
+  // run for hours: a retention lengthened meanwhile (backups kept for an investigation) must hold.
+  const current = store.read();
+  await pruneJob(home, shareAccess(store, {}, current), {
+    retentionPeriodInDays: current.scheduler.retentionPeriodInDays,
     dryRun: false,
     now,
   });

@@ -8,7 +8,7 @@ import { splitTargetPath } from './paths.js';
 import { readAheadFrom } from './read-ahead.js';
 import { tooLarge } from '../io/bounded-read.js';
 import { alreadyExists, notFound, shareError, shareFileLimit, SMALL_FILE_MAX_BYTES } from './share-errors.js';
-import type { FreeSpace, Target, TargetEntry, TreeEntry } from './target.js';
+import type { FreeSpace, Target, TargetEntry, TreeEntry, WriteOptions } from './target.js';
 
 /** A storage account key (Base64) or a SAS token (with or without its leading '?'). */
 export type BlobCredential = { accountKey: string } | { sasToken: string };
@@ -363,11 +363,20 @@ export class BlobTarget implements Target {
 
   // ---- the Target contract -------------------------------------------------------------------
 
-  async write(p: string, data: Readable): Promise<{ bytes: number }> {
+  async write(p: string, data: Readable, options: WriteOptions = {}): Promise<{ bytes: number }> {
     let blob: BlockBlobClient;
+    let conditions: { ifMatch: string } | undefined;
     try {
       const name = this.name(p);
       blob = (await this.client()).getBlockBlobClient(name);
+      if (options.replaceOnly) {
+        // Only the blob that is there is replaced: stored on the condition of its ETag, so the
+        // service refuses (412) once it is deleted, however late. (If-Match: * would do on Azure
+        // but not on Azurite, which takes it for a blob that is not there.)
+        const etag = (await this.properties(name, p))?.etag;
+        if (etag === undefined) throw notFound(this.location, p);
+        conditions = { ifMatch: etag };
+      }
     } catch (e) {
       data.destroy();
       throw e;
@@ -405,18 +414,19 @@ export class BlobTarget implements Target {
       if (blocks.ids.length === 0) {
         // Small enough for one request: Put Blob stores it (and replaces the old one) at once.
         const body = current ? current.subarray(0, filled) : Buffer.alloc(0);
-        await this.call(p, (_c, abortSignal) => blob.upload(body, body.length, { abortSignal }));
+        await this.call(p, (_c, abortSignal) => blob.upload(body, body.length, { abortSignal, conditions }));
         return { bytes };
       }
       if (current && filled > 0) await blocks.stageWhenRoom(current, filled);
       await blocks.allSent();
-      await this.call(p, (_c, abortSignal) => blob.commitBlockList(blocks.ids, { abortSignal }));
+      await this.call(p, (_c, abortSignal) => blob.commitBlockList(blocks.ids, { abortSignal, conditions }));
       return { bytes };
     } catch (e) {
       blocks.abort.abort();
       data.destroy();
       await blocks.settled();
       // The blocks staged so far stay uncommitted: no listing shows them, and the service drops them.
+      if (options.replaceOnly && restOf(e).statusCode === 412) throw notFound(this.location, p);
       throw this.classify(e, p);
     }
   }

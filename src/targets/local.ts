@@ -23,7 +23,7 @@ import {
   symbolicLinkOnShare,
 } from './share-errors.js';
 import { isMissingFile, readFileBounded } from '../io/bounded-read.js';
-import type { FreeSpace, Target, TargetEntry, TreeEntry } from './target.js';
+import type { FreeSpace, Target, TargetEntry, TreeEntry, WriteOptions } from './target.js';
 
 function errnoOf(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
@@ -148,7 +148,7 @@ export class LocalFolderTarget implements Target {
     }
   }
 
-  async write(p: string, data: Readable): Promise<{ bytes: number }> {
+  async write(p: string, data: Readable, options: WriteOptions = {}): Promise<{ bytes: number }> {
     const segments = splitTargetPath(p);
     const finalPath = path.join(this.root, ...segments);
     const tempPath = path.join(path.dirname(finalPath), partialNameFor(segments[segments.length - 1]!));
@@ -161,16 +161,20 @@ export class LocalFolderTarget implements Target {
       throw e;
     }
     return this.guard(p, async () => {
-      await makeFoldersDurably(path.dirname(finalPath));
+      if (!options.replaceOnly) await makeFoldersDurably(path.dirname(finalPath));
       const file = new DurableFileWriter(tempPath, FLUSH_EVERY_BYTES, recyclerOf(data));
       try {
         await pipeline(data, file);
+        // A prune renames a backup's folder aside whole: gone after this look, the folder takes the
+        // temporary file with it, and the rename below fails (ENOENT) instead of making it again.
+        if (options.replaceOnly && (await fsp.lstat(finalPath).catch(() => undefined)) === undefined) throw notFound(this.location, p);
         await fsp.rename(tempPath, finalPath);
       } catch (e) {
         // A source that fails at once rejects the pipeline before the file is even opened: remove
         // it only once the writer has closed, or the open would make it after the removal.
         if (!file.closed) await once(file, 'close').catch(() => {});
         await fsp.rm(tempPath, { force: true }).catch(() => {});
+        if (options.replaceOnly && errnoOf(e) === 'ENOENT') throw notFound(this.location, p);
         throw e;
       }
       await syncDirectory(path.dirname(finalPath));

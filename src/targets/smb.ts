@@ -412,7 +412,8 @@ export class SmbTarget implements Target {
     // The free space the write may use: as the share last reported it to this target, less what
     // its writes (this one and any running beside it) have sent since; otherwise one round trip
     // makes the parents and asks.
-    let makeParents = this.mkdirCommands(dirSegs);
+    // A file only replaced is never given a folder: one that is gone fails the put (not found).
+    let makeParents = options.replaceOnly ? [] : this.mkdirCommands(dirSegs);
     if (this.reported === undefined) {
       try {
         const pre = await this.run([...makeParents, dirSegs.length === 0 ? 'ls' : `ls ${this.q(dirSegs)}`]);

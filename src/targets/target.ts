@@ -43,6 +43,14 @@ export interface WriteOptions {
    * rename costs nothing).
    */
   atomic?: boolean;
+  /**
+   * The file must be there already: it is replaced, never made, nor its folder; when it is gone the
+   * write fails with TargetObjectNotFound and leaves nothing. For the rewrite of a committed
+   * backup's file, which a prune on another machine may remove meanwhile: made again, it would list
+   * as a backup holding nothing else. (A folder, on SMB, is removed whole: a file whose folder is
+   * gone is gone.)
+   */
+  replaceOnly?: boolean;
 }
 
 export interface Target {

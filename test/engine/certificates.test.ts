@@ -224,3 +224,31 @@ describe('a configuration written before several certificates could be configure
     }
   });
 });
+
+// Set-BackupShare saved the new settings first and joined the share's store (re-wrapping it for
+// the certificates given) after: when that step failed, the command ended in an error with the
+// settings already saved, so an operator who read the error as "nothing changed" ran on with
+// certificates the store was never wrapped for.
+describe("Set-BackupShare whose step into the share's store fails", () => {
+  it('ends in the error and leaves the configuration as it was', async () => {
+    const d = await makeDrill({ encryption: 'certificate', roles: false });
+    try {
+      await d.register('Files', ['-Provider', 'directory', '-Path', d.files]);
+      await d.backup();
+      const breakGlass = await newCertificate(d, 'break-glass');
+      const config = path.join(d.home, 'config.json');
+      const was = await fs.readFile(config, 'utf8');
+      const store = path.join(d.share, 'AzsRepository', 'config.xml');
+      await fs.writeFile(store, (await fs.readFile(store, 'utf8')).slice(0, 100));
+      const r = await d.cli(['Set-BackupShare', '-EncryptionCertPath', `${d.cer},${breakGlass.cer}`, ...pfxArgs({ pfx: d.pfx! })], {
+        stdin: `${d.pfxPassword}\n`,
+      });
+      expect(r.code, r.stderr).not.toBe(0);
+      expect(r.errors[0]?.ErrorId).toMatch(/Repository/);
+      expect(await fs.readFile(config, 'utf8')).toBe(was);
+      expect(list(expectOk(await d.cli(['Get-BackupConfiguration'])).json)[0].EncryptionCertificates).toHaveLength(1);
+    } finally {
+      await d.cleanup();
+    }
+  });
+});

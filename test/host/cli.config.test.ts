@@ -3,7 +3,7 @@
  * Get-BackupConfiguration and Clear-BackupConfiguration, with the bad input each must refuse
  * without changing anything. Needs `npm run build`.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -212,5 +212,77 @@ describe('Clear-BackupConfiguration', () => {
     expect(aside).toHaveLength(1);
     expect(readFileSync(join(home, aside[0]!))).toEqual(damaged);
     expect(statSync(join(home, aside[0]!)).mode & 0o077).toBe(0);
+  });
+});
+
+// seal.key missing (deleted, or a copy of AZSBACKUP_HOME made without it) was replaced silently by
+// a new key at the first secret opened or sealed: every secret in config.json then failed as
+// "changed, or sealed with another key" (exit 12, no word of seal.key), and what was sealed next
+// needed the new key while the rest needed the lost one, so putting the old key back no longer
+// mended everything. Clear-BackupConfiguration kept the roles' passwords sealed with the lost key.
+describe('A configuration whose seal.key is missing', () => {
+  async function configured(): Promise<{ sealKey: Buffer; data: string }> {
+    const data = join(root, 'data');
+    mkdirSync(data);
+    writeFileSync(join(data, 'x'), 'x');
+    const key = await newKey();
+    expect((await cli(['Set-BackupShare', '-Path', share, '-EncryptionKey', '-'], `${key}\n`)).code).toBe(0);
+    expect((await cli(['Register-InfrastructureRole', '-Name', 'CA', '-Provider', 'directory', '-Path', data])).code).toBe(0);
+    return { sealKey: readFileSync(join(home, 'seal.key')), data };
+  }
+
+  it('is refused, naming the file and the ways out, and no key is made; putting it back mends all', async () => {
+    const { sealKey } = await configured();
+    rmSync(join(home, 'seal.key'));
+    const config = readFileSync(join(home, 'config.json'), 'utf8');
+    const refusals: [string[], string?][] = [
+      [['Start-InfrastructureBackup']],
+      [
+        [
+          'Register-InfrastructureRole',
+          '-Name',
+          'Db',
+          '-Provider',
+          'postgres',
+          '-ConnectionString',
+          'postgresql://u@localhost/db',
+          '-DatabasePassword',
+          '-',
+        ],
+        'pw\n',
+      ],
+    ];
+    for (const [args, stdin] of refusals) {
+      const r = await cli(args, stdin);
+      expect(r.code, args[0]).toBe(1);
+      expect(r.errors[0], args[0]).toMatchObject({ ErrorId: 'SealingKeyMissing', TargetObject: join(home, 'seal.key') });
+      expect(r.errors[0]!.Message).toContain(join(home, 'seal.key'));
+      expect(r.errors[0]!.RecommendedAction).toContain('Put back');
+      expect(r.errors[0]!.RecommendedAction).toContain('Clear-BackupConfiguration');
+      expect(existsSync(join(home, 'seal.key')), args[0]).toBe(false);
+      expect(readFileSync(join(home, 'config.json'), 'utf8')).toBe(config);
+    }
+    writeFileSync(join(home, 'seal.key'), sealKey, { mode: 0o600 });
+    const backup = await cli(['Start-InfrastructureBackup']);
+    expect(backup.code, backup.stderr).toBe(0);
+  });
+
+  it('is started over by Clear-BackupConfiguration, which drops the secrets the lost key sealed and says so', async () => {
+    await configured();
+    const db = ['Register-InfrastructureRole', '-Name', 'Db', '-Provider', 'postgres', '-ConnectionString', 'postgresql://u@localhost/db'];
+    expect((await cli([...db, '-DatabasePassword', '-'], 'pw\n')).code).toBe(0);
+    rmSync(join(home, 'seal.key'));
+    const cleared = await cli(['Clear-BackupConfiguration', '-Confirm:$false']);
+    expect(cleared.code, cleared.stderr).toBe(0);
+    expect(cleared.stderr).toMatch(/\{"Warning":.*Db.*-DatabasePassword/);
+    expect(readFileSync(join(home, 'config.json'), 'utf8')).not.toContain('sealed');
+    expect((await cli(['Get-InfrastructureRole'])).json.map((r: { Name: string }) => r.Name).sort()).toEqual(['CA', 'Db']);
+    // The secrets given again are sealed with a new key, and open.
+    const key = await newKey();
+    expect((await cli(['Set-BackupShare', '-Path', share, '-EncryptionKey', '-'], `${key}\n`)).code).toBe(0);
+    expect((await cli([...db, '-DatabasePassword', '-'], 'pw\n')).code).toBe(0);
+    expect(existsSync(join(home, 'seal.key'))).toBe(true);
+    const backup = await cli(['Start-InfrastructureBackup', '-RoleName', 'CA']);
+    expect(backup.code, backup.stderr).toBe(0);
   });
 });

@@ -455,6 +455,19 @@ describe.each(kinds)('Target conformance: $name', (kind) => {
     expect((await t.list('c.partial')).map((e) => e.name)).toEqual(['role.bin']);
   });
 
+  // Update-BackupEncryption rewrote a backup's BackupInfo.xml with a write that made the folder
+  // again when a prune had removed the backup meanwhile: a "backup" holding nothing else.
+  it('with replaceOnly, replaces a file that is there, and makes nothing when it is gone with its folder', async () => {
+    const t = await kind.fresh();
+    await t.write('b/info.xml', Readable.from([Buffer.from('old')]));
+    await t.write('b/info.xml', Readable.from([Buffer.from('new')]), { replaceOnly: true });
+    expect(await readAll(await t.read('b/info.xml'))).toEqual(Buffer.from('new'));
+    await t.delete('b');
+    const refused = await rejected(t.write('b/info.xml', Readable.from([Buffer.from('again')]), { replaceOnly: true }));
+    expect(refused).toMatchObject({ errorId: 'TargetObjectNotFound' });
+    expect(await t.listTree('')).toEqual([]);
+  });
+
   it('refuses paths that escape the root or are not relative', async () => {
     const t = await kind.fresh();
     for (const bad of ['../x', 'a/../../x', '/etc/passwd', 'a//b', 'a\\b', './a']) {
