@@ -503,12 +503,14 @@ function convertParams(m: CmdletManifest, set: string, rawByParam: Map<string, s
       params[p.name] = raws[raws.length - 1] === 'true';
       continue;
     }
-    if (raws.every((r) => r === '') && membership(p, set)?.mandatory) {
+    // An empty path would name the current folder (or, for a list, nothing at all); an empty
+    // -RoleName, all roles: an unset shell variable must not stand for either.
+    if (raws.every((r) => r === '') && (membership(p, set)?.mandatory || p.validation.notEmpty || isPathParameter(p))) {
       throw usageError(
         `Cannot bind argument to parameter '${p.name}' because it is an empty string.`,
         'ParameterArgumentValidationErrorEmptyStringNotAllowed',
         p.name,
-        `Give -${p.name} a non-empty value.`,
+        `Give -${p.name} a non-empty value${isPathParameter(p) ? ', or leave it out' : ''}.`,
       );
     }
     // Relative paths resolve against the current folder here, as the module resolves them against
