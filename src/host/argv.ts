@@ -308,7 +308,7 @@ async function parseNormalised(
       'unknown-options-as-args': true,
     },
   });
-  if (result.error) throw usageError(result.error.message, 'InvalidArgument');
+  if (result.error) throw usageError(result.error.message, 'InvalidArgument', undefined, `Run 'azsbackup <cmdlet> -?' for its syntax.`);
   const values = new Map<string, string[]>();
   for (const o of plain) {
     const v = result.argv[o.known.name] as unknown;
