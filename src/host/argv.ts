@@ -476,11 +476,21 @@ function rawValues(
 function assertMandatoryGiven(m: CmdletManifest, set: string, bound: Set<string>): void {
   const missing = missingMandatory(m, set, bound);
   if (missing.length) {
+    const give = (s: string, params: ParameterDef[]) =>
+      `${params.map((p) => `-${p.name} <${p.type}>`).join(' ')}${m.parameterSets.length > 1 ? ` (parameter set ${s})` : ''}`;
+    // The set was the default among others the command line fits as well (Restore-AzsBackup -Name
+    // alone): name what each of them needs too, not only the default's (a backup made with a key
+    // needs -EncryptionKey, not a .pfx).
+    const others = m.parameterSets
+      .filter((s) => s !== set && [...bound].every((name) => m.parameters.some((p) => p.name === name && membership(p, s))))
+      .map((s) => ({ s, needs: m.parameters.filter((p) => membership(p, s)?.mandatory && !bound.has(p.name)) }))
+      .filter((o) => o.needs.length > 0)
+      .map((o) => give(o.s, o.needs));
     throw usageError(
       `Cannot process command because of one or more missing mandatory parameters: ${missing.map((p) => p.name).join(' ')}.`,
       'MissingMandatoryParameter',
       missing.map((p) => p.name),
-      `Give ${missing.map((p) => `-${p.name} <${p.type}>`).join(' ')}${m.parameterSets.length > 1 ? ` (parameter set ${set})` : ''}.`,
+      `Give ${[give(set, missing), ...others].join(', or ')}.`,
     );
   }
 }
