@@ -1,4 +1,5 @@
-import { basename, resolve } from 'node:path';
+import { existsSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import type { NewEncryptionKeyParameters } from './generated/parameters.js';
 import { AzsError, usageError } from '../src/errors.js';
@@ -38,9 +39,33 @@ const newEncryptionKey: Cmdlet<NewEncryptionKeyParameters> = async ({ params, sh
       });
     }
   };
+  /** The folder a file is to be written in exists and is a folder (fileError words it as a write would). */
+  const assertFolderOf = (path: string, what: string) => {
+    try {
+      if (!statSync(dirname(path)).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
+    } catch (e) {
+      throw fileError(
+        e,
+        path,
+        {
+          what,
+          remediation: `Give a path in an existing folder that this account may write, e.g. ./${basename(path)}; create the folder first if needed.`,
+        },
+        'write',
+      );
+    }
+  };
   if (params.Certificate) {
     const cerPath = resolve(params.CertificatePath!);
     const pfxPath = resolve(params.PfxPath!);
+    if (cerPath === pfxPath) {
+      throw usageError(
+        `-CertificatePath and -PfxPath both name ${cerPath}: the .pfx would be written over the .cer.`,
+        'CertificatePathIsPfxPath',
+        'PfxPath',
+        'Give the certificate and its .pfx two paths, e.g. ./backup.cer and ./backup.pfx.',
+      );
+    }
     if (!(await shouldProcess(`${cerPath}, ${pfxPath}`, 'Create an encryption certificate'))) return;
     const { createCertificate } = await import('../src/crypto/certificate.js');
     const { cer, pfx, info } = createCertificate({
@@ -49,8 +74,18 @@ const newEncryptionKey: Cmdlet<NewEncryptionKeyParameters> = async ({ params, sh
       validityDays: params.ValidityDays,
       pfxPassword: params.PfxPassword!,
     });
-    write(cerPath, cer, 0o644, 'certificate file');
+    // Both files or neither. The .pfx first, since a .cer without it encrypts backups nobody can
+    // restore; the .cer's folder is checked before, so that under -Force an existing .pfx is not
+    // replaced for a .cer that cannot be written; and a new .pfx goes again if the .cer fails.
+    assertFolderOf(cerPath, 'certificate file');
+    const pfxWasThere = existsSync(pfxPath);
     write(pfxPath, pfx, 0o600, '.pfx file');
+    try {
+      write(cerPath, cer, 0o644, 'certificate file');
+    } catch (e) {
+      if (!pfxWasThere) rmSync(pfxPath, { force: true });
+      throw e;
+    }
     return {
       Kind: 'Certificate',
       KeyId: null,

@@ -188,7 +188,12 @@ function alertSinks(current: AlertSinks = {}, command?: string[], webhookUri?: s
 function pfxOf(params: SetBackupShareParameters): PfxGiven[] {
   if (params.DecryptionCertPath === undefined) {
     if (params.DecryptionCertPassword !== undefined)
-      throw usageError('-DecryptionCertPassword goes with -DecryptionCertPath.', 'PfxPathMissing');
+      throw usageError(
+        '-DecryptionCertPassword goes with -DecryptionCertPath.',
+        'PfxPathMissing',
+        'DecryptionCertPassword',
+        'Give the .pfx whose password it is with -DecryptionCertPath, or leave -DecryptionCertPassword out.',
+      );
     return [];
   }
   return params.DecryptionCertPath.map((path) => ({ path, password: params.DecryptionCertPassword ?? '' }));
@@ -202,7 +207,12 @@ async function chooseEncryption(
   pfxs: PfxGiven[] = [],
 ): Promise<EncryptionSettings> {
   if (key !== undefined && (certPaths !== undefined || pfxs.length > 0)) {
-    throw usageError('Give either -EncryptionKey or -EncryptionCertPath (with its .pfx), not both.', 'EncryptionConflict');
+    throw usageError(
+      'Give either -EncryptionKey or -EncryptionCertPath (with its .pfx), not both.',
+      'EncryptionConflict',
+      'EncryptionKey',
+      'Encrypt with a symmetric key (-EncryptionKey) or with certificates (-EncryptionCertPath, and -DecryptionCertPath with its password): run Set-BackupShare with one of them.',
+    );
   }
   const configured = current.encryption?.mode === 'Certificate' ? current.encryption.certificates : undefined;
   if (certPaths !== undefined) {
@@ -215,6 +225,8 @@ async function chooseEncryption(
       throw usageError(
         '-DecryptionCertPath proves the encryption certificate; give -EncryptionCertPath too, since no certificate is configured.',
         'EncryptionCertificateMissing',
+        'DecryptionCertPath',
+        'Give the .cer of the certificate with -EncryptionCertPath in the same command.',
       );
     }
     return { mode: 'Certificate', certificates: await proveCertificates(store, configured, pfxs) };

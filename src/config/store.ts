@@ -114,6 +114,8 @@ const SEALING_KEY_REMEDY = (file: string) =>
 
 export class ConfigStore {
   readonly home: string;
+  /** A sealing key made by this store and not yet on disk (sealingKey, update). */
+  private newSealingKey: Buffer | undefined;
   constructor(home: string) {
     this.home = home;
   }
@@ -173,6 +175,7 @@ export class ConfigStore {
         current = defaultConfig();
       }
       const next = change(current);
+      if (this.newSealingKey) this.keepSealingKey(this.newSealingKey);
       try {
         // Tab-indented, as conf wrote it.
         writeFileWhole(this.file, JSON.stringify(next, undefined, '\t'), { mode: 0o600, replace: true });
@@ -182,6 +185,30 @@ export class ConfigStore {
       }
       return next;
     });
+  }
+
+  /**
+   * Puts a new sealing key on disk before the configuration that uses it: written whole, then
+   * linked into place, which fails if another process was first (a reader never sees it empty or
+   * half written). The values sealed with ours would not open under the other's key, so this
+   * command stops before writing them; run again, it seals with the key on disk.
+   */
+  private keepSealingKey(key: Buffer): void {
+    const file = join(this.home, 'seal.key');
+    try {
+      writeFileWhole(file, key.toString('base64'), { mode: 0o600, replace: false });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw homeError(e, this.home);
+      throw new AzsError(`Another azsbackup command made the sealing key ${file} while this one ran; nothing was saved.`, {
+        errorId: 'SealingKeyRace',
+        category: 'ResourceBusy',
+        exitCode: ExitCode.Locked,
+        targetObject: file,
+        retryable: true,
+        recommendedAction: 'Run the command again: it seals with the key now on disk.',
+      });
+    }
+    this.newSealingKey = undefined;
   }
 
   seal(plaintext: string, context: string): Sealed {
@@ -210,24 +237,21 @@ export class ConfigStore {
   }
 
   /**
-   * The key that seals secrets at rest; made on first use, readable only by the owner. Never made
-   * while config.json holds secrets sealed with a key that is gone (SealingKeyMissing).
+   * The key that seals secrets at rest, readable only by the owner. Made on first use but kept on
+   * disk only by update(), with the configuration that holds what it sealed: a command refused
+   * after sealing (a share that does not answer, -WhatIf) leaves no home and no key behind. Never
+   * made while config.json holds secrets sealed with a key that is gone (SealingKeyMissing).
    */
   private sealingKey(): Buffer {
-    this.ensureHome();
+    if (this.newSealingKey) return this.newSealingKey;
     const file = join(this.home, 'seal.key');
     if (!existsSync(file)) {
       // A new key opens nothing sealed with the lost one: made silently, it would turn every secret
       // in config.json into "sealed with another key", and what is sealed next would need it while
       // the rest needs the old one, so putting the old key back would no longer mend everything.
       if (holdsSealedSecrets(this.read())) throw this.sealingKeyMissing(file);
-      // Written whole, then linked into place (which fails if another process was first): a
-      // reader never sees it empty or half written.
-      try {
-        writeFileWhole(file, randomBytes(32).toString('base64'), { mode: 0o600, replace: false });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
+      this.newSealingKey = randomBytes(32);
+      return this.newSealingKey;
     }
     const key = Buffer.from(
       readFileBoundedSync(file, { what: 'sealing key', maxBytes: 4096, remediation: SEALING_KEY_REMEDY(file), exitCode: ExitCode.Failure })

@@ -49,6 +49,7 @@ export function rolesToBackUp(store: ConfigStore, config: StoredConfig, names?: 
       `No role named ${unknown.join(', ')}; registered roles: ${config.roles.map((r) => r.name).join(', ')}.`,
       'RoleNotFound',
       unknown,
+      'Give -RoleName as Get-InfrastructureRole lists the roles, or register the role first with Register-InfrastructureRole.',
     );
   }
   const chosen = names?.length ? config.roles.filter((r) => names.some((n) => n.toLowerCase() === r.name.toLowerCase())) : config.roles;

@@ -53,7 +53,12 @@ export interface ShareAccess {
 /** -StorageAccountKey or -SasToken, for a blob container. */
 function blobCredentialOf(p: ShareParameters): BlobCredential | undefined {
   if (p.StorageAccountKey !== undefined && p.SasToken !== undefined) {
-    throw usageError('Give either -StorageAccountKey or -SasToken, not both.', 'CredentialConflict');
+    throw usageError(
+      'Give either -StorageAccountKey or -SasToken, not both.',
+      'CredentialConflict',
+      'SasToken',
+      'Reach the blob container with the account key (-StorageAccountKey) or with a SAS token (-SasToken): leave the other out.',
+    );
   }
   if (p.StorageAccountKey !== undefined) return { accountKey: p.StorageAccountKey };
   if (p.SasToken !== undefined) return { sasToken: p.SasToken };
@@ -80,13 +85,20 @@ export function notConfigured(what: string): AzsError {
 /** -Path with -Credential or -UserName/-Password, else the configured share. */
 export function shareAccess(store: ConfigStore, p: ShareParameters, config: StoredConfig = store.read()): ShareAccess {
   if (p.Credential && (p.UserName !== undefined || p.Password !== undefined)) {
-    throw usageError('Give either -Credential or -UserName with -Password, not both.', 'CredentialConflict');
+    throw usageError(
+      'Give either -Credential or -UserName with -Password, not both.',
+      'CredentialConflict',
+      'Credential',
+      'Give the account as one -Credential, or as -UserName with -Password: leave the other out.',
+    );
   }
   const blob = blobCredentialOf(p);
   if (blob && (p.Credential || p.UserName !== undefined)) {
     throw usageError(
       'A blob container takes -StorageAccountKey or -SasToken; a share takes -Credential or -UserName. Give one kind.',
       'CredentialConflict',
+      p.Credential ? 'Credential' : 'UserName',
+      'For an https:// container give -StorageAccountKey or -SasToken; for an SMB share or folder give -Credential or -UserName with -Password.',
     );
   }
   const given = p.Credential

@@ -308,7 +308,7 @@ async function parseNormalised(
       'unknown-options-as-args': true,
     },
   });
-  if (result.error) throw usageError(result.error.message, 'InvalidArgument');
+  if (result.error) throw usageError(result.error.message, 'InvalidArgument', undefined, `Run 'azsbackup <cmdlet> -?' for its syntax.`);
   const values = new Map<string, string[]>();
   for (const o of plain) {
     const v = result.argv[o.known.name] as unknown;
@@ -476,11 +476,21 @@ function rawValues(
 function assertMandatoryGiven(m: CmdletManifest, set: string, bound: Set<string>): void {
   const missing = missingMandatory(m, set, bound);
   if (missing.length) {
+    const give = (s: string, params: ParameterDef[]) =>
+      `${params.map((p) => `-${p.name} <${p.type}>`).join(' ')}${m.parameterSets.length > 1 ? ` (parameter set ${s})` : ''}`;
+    // The set was the default among others the command line fits as well (Restore-AzsBackup -Name
+    // alone): name what each of them needs too, not only the default's (a backup made with a key
+    // needs -EncryptionKey, not a .pfx).
+    const others = m.parameterSets
+      .filter((s) => s !== set && [...bound].every((name) => m.parameters.some((p) => p.name === name && membership(p, s))))
+      .map((s) => ({ s, needs: m.parameters.filter((p) => membership(p, s)?.mandatory && !bound.has(p.name)) }))
+      .filter((o) => o.needs.length > 0)
+      .map((o) => give(o.s, o.needs));
     throw usageError(
       `Cannot process command because of one or more missing mandatory parameters: ${missing.map((p) => p.name).join(' ')}.`,
       'MissingMandatoryParameter',
       missing.map((p) => p.name),
-      `Give ${missing.map((p) => `-${p.name} <${p.type}>`).join(' ')}${m.parameterSets.length > 1 ? ` (parameter set ${set})` : ''}.`,
+      `Give ${[give(set, missing), ...others].join(', or ')}.`,
     );
   }
 }
@@ -503,12 +513,14 @@ function convertParams(m: CmdletManifest, set: string, rawByParam: Map<string, s
       params[p.name] = raws[raws.length - 1] === 'true';
       continue;
     }
-    if (raws.every((r) => r === '') && membership(p, set)?.mandatory) {
+    // An empty path would name the current folder (or, for a list, nothing at all); an empty
+    // -RoleName, all roles: an unset shell variable must not stand for either.
+    if (raws.every((r) => r === '') && (membership(p, set)?.mandatory || p.validation.notEmpty || isPathParameter(p))) {
       throw usageError(
         `Cannot bind argument to parameter '${p.name}' because it is an empty string.`,
         'ParameterArgumentValidationErrorEmptyStringNotAllowed',
         p.name,
-        `Give -${p.name} a non-empty value.`,
+        `Give -${p.name} a non-empty value${isPathParameter(p) ? ', or leave it out' : ''}.`,
       );
     }
     // Relative paths resolve against the current folder here, as the module resolves them against

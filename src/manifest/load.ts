@@ -236,6 +236,11 @@ function parseValidation(r: Reader, element: string, node: Record<string, unknow
     if (min > max) r.fail(el, `Min ${min} is greater than Max ${max}`);
     v.length = { min, max };
   }
+  if (single(r, element, node, 'ValidateNotNullOrEmpty') !== undefined) {
+    if (type !== 'String' && type !== 'String[]')
+      r.fail(`${element}/ValidateNotNullOrEmpty`, `applies to String or String[] parameters, not ${type}`);
+    v.notEmpty = true;
+  }
   if (v.set && !['String', 'String[]', 'Int32', 'Int64'].includes(type)) {
     r.fail(`${element}/ValidateSet`, `applies to String, String[], Int32 or Int64 parameters, not ${type}`);
   }
@@ -306,7 +311,7 @@ function parseParameter(r: Reader, node: unknown, sets: string[]): ParameterDef 
     element,
     node,
     ['Name', 'Type', 'Mandatory', 'Position', 'Aliases', 'ValueFromPipelineByPropertyName', 'Secret', 'CompleteFrom'],
-    ['Set', 'Help', 'ValidateSet', 'ValidateRange', 'ValidatePattern', 'ValidateLength'],
+    ['Set', 'Help', 'ValidateSet', 'ValidateRange', 'ValidatePattern', 'ValidateLength', 'ValidateNotNullOrEmpty'],
   );
   const type = a.Type as ParameterType;
   if (!a.Type) r.fail(element, 'Type is required');

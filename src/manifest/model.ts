@@ -71,6 +71,8 @@ export interface Validation {
   range?: { min: number; max: number };
   pattern?: string;
   length?: { min: number; max: number };
+  /** `<ValidateNotNullOrEmpty/>`: an empty value (or list) is refused, as PowerShell's attribute refuses it. */
+  notEmpty?: boolean;
 }
 
 export interface ParameterDef {

@@ -75,6 +75,7 @@ function parameterBlock(p: ParameterDef, pipelineSet: Set<string>): string[] {
   if (v.range) lines.push(`[ValidateRange(${psNumber(v.range.min)}, ${psNumber(v.range.max)})]`);
   if (v.pattern !== undefined) lines.push(`[ValidatePattern(${psQuote(v.pattern)})]`);
   if (v.length) lines.push(`[ValidateLength(${psNumber(v.length.min)}, ${psNumber(v.length.max)})]`);
+  if (v.notEmpty) lines.push('[ValidateNotNullOrEmpty()]');
   // Lets `-Credential CONTOSO\backup` prompt for the password, as built-in cmdlets do.
   if (p.type === 'PSCredential') lines.push('[System.Management.Automation.Credential()]');
   lines.push(`[${dotNetParameterType[p.type]}]`);

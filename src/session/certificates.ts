@@ -42,7 +42,14 @@ export async function readEncryptionCertificates(
   paths: readonly string[],
   configured: readonly StoredCertificate[],
 ): Promise<StoredCertificate[]> {
-  if (paths.length === 0) throw usageError('-EncryptionCertPath names no certificate.', 'EncryptionCertificateMissing');
+  if (paths.length === 0) {
+    throw usageError(
+      '-EncryptionCertPath names no certificate.',
+      'EncryptionCertificateMissing',
+      'EncryptionCertPath',
+      'Give the .cer file of each encryption certificate (New-EncryptionKey -Certificate makes one), separated by commas.',
+    );
+  }
   const { readCertificateFile } = await import('../crypto/certificate.js');
   const certificates: StoredCertificate[] = [];
   const from: string[] = [];
