@@ -45,12 +45,17 @@ describe.skipIf(!findPostgresBin())('a postgres role with a sealed password, thr
     expect(info).not.toContain(pg.password);
   });
 
-  it('restores on the same machine with the password sealed there', async () => {
+  // The result's Destination was once the connection string with the sealed password put back in
+  // (as pg_restore needs it): the password reached the console, the pipeline and any log.
+  it('restores on the same machine with the password sealed there, and shows the password nowhere', async () => {
     const before = await rows();
     await pg.sql('identity', 'DELETE FROM users WHERE id > 10');
     const { args, stdin } = d.decryptArgs();
-    const r = expectOk(await d.cli(['Restore-AzsBackup', '-Name', backup.Name, ...args], { stdin }));
-    expect([r.json].flat().map((x: any) => x.Status)).toEqual(['Succeeded']);
+    const r = expectOk(await d.cli(['Restore-AzsBackup', '-Name', backup.Name, ...args, '-Verbose'], { stdin }));
+    const results = [r.json].flat() as { Status: string; Destination: string }[];
+    expect(results.map((x) => x.Status)).toEqual(['Succeeded']);
+    expect(results[0]!.Destination).toBe(uri);
+    expect(r.stdout + r.stderr).not.toContain(pg.password);
     expect(await rows()).toEqual(before);
   });
 
