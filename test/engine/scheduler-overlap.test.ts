@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectOk, makeDrill, spawnCli, whileRunning, type Drill } from '../support/cli.js';
+import { makeGate, type Gate } from '../support/gate.js';
 
 /**
  * Two scheduler ticks at once (a systemd timer and a leftover cron job, or a slow tick overlapping
@@ -16,27 +17,13 @@ const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat())
 
 describe('two scheduler ticks at once', () => {
   let d: Drill;
-  let block: string;
-  let go: string;
-  let blocked: string;
+  let gate: Gate;
 
   beforeAll(async () => {
     d = await makeDrill({ roles: false });
     await d.register('Files', ['-Provider', 'directory', '-Path', d.files]);
-    block = path.join(d.root, 'block');
-    go = path.join(d.root, 'go');
-    blocked = path.join(d.root, 'blocked');
-    const sink = path.join(d.root, 'sink.mjs');
-    // The first alert command run while `block` exists takes it, and waits until `go` exists.
-    await fs.writeFile(
-      sink,
-      `import { existsSync, renameSync } from 'node:fs';
-process.stdin.resume();
-let mine = false;
-try { renameSync(${JSON.stringify(block)}, ${JSON.stringify(blocked)}); mine = true; } catch {}
-if (mine) { const t = setInterval(() => { if (existsSync(${JSON.stringify(go)})) { clearInterval(t); process.exit(0); } }, 20); }
-else process.stdin.on('end', () => process.exit(0));`,
-    );
+    // The alert command of the late tick holds it after it has read the configuration.
+    gate = await makeGate(d.root, 'alert', 'process.exit(0)', { readsStdin: true });
     expectOk(
       await d.cli([
         'Set-BackupShare',
@@ -44,8 +31,7 @@ else process.stdin.on('end', () => process.exit(0));`,
         '$true',
         '-BackupFrequencyInHours',
         '4',
-        `-AlertCommand:${process.execPath}`,
-        `-AlertCommand:${sink}`,
+        ...gate.command.map((word) => `-AlertCommand:${word}`),
         '-SkipValidation',
       ]),
     );
@@ -57,27 +43,22 @@ else process.stdin.on('end', () => process.exit(0));`,
     await fs.writeFile(configFile, JSON.stringify(config));
   });
   afterAll(async () => {
-    await fs.writeFile(go, '').catch(() => undefined);
+    await gate?.release().catch(() => undefined);
     await d?.cleanup();
   });
 
   it('the tick that was overtaken takes no second backup', async () => {
     const before = list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json).length;
-    await fs.writeFile(block, '');
+    await gate.arm();
     // The second tick reads the configuration (a backup is due) and waits in its alert command.
     const late = spawnCli(d.home, ['Invoke-BackupScheduler']);
-    await whileRunning(late, 'the late tick waiting in its alert command', () =>
-      fs.access(blocked).then(
-        () => true,
-        () => false,
-      ),
-    );
+    await whileRunning(late, 'the late tick waiting in its alert command', gate.held);
     // Meanwhile the first tick backs up (and prunes).
     const first = await d.cli(['Invoke-BackupScheduler']);
     expect(first.code, first.stderr).toBe(0);
     expect(first.json.Status).toBe('Succeeded');
 
-    await fs.writeFile(go, '');
+    await gate.release();
     const ended = await late;
     expect(ended.exitCode, String(ended.stderr)).toBe(0);
     expect(String(ended.stdout).trim()).toBe('');

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectOk, makeDrill, spawnCli, whileRunning, type Drill } from '../support/cli.js';
+import { makeGate, type Gate } from '../support/gate.js';
 import { redate } from '../support/redate.js';
 
 /**
@@ -17,31 +18,17 @@ const DAY = 86_400_000;
 
 describe('a retention period lengthened while a scheduled backup runs', () => {
   let d: Drill;
-  let block: string;
-  let go: string;
-  let blocked: string;
+  let gate: Gate;
 
   beforeAll(async () => {
     d = await makeDrill({ roles: false, retentionDays: 2 });
-    block = path.join(d.root, 'block');
-    go = path.join(d.root, 'go');
-    blocked = path.join(d.root, 'blocked');
-    const exporter = path.join(d.root, 'export.mjs');
-    // The first export run while `block` exists takes it, and waits until `go` exists.
-    await fs.writeFile(
-      exporter,
-      `import { existsSync, renameSync } from 'node:fs';
-let mine = false;
-try { renameSync(${JSON.stringify(block)}, ${JSON.stringify(blocked)}); mine = true; } catch {}
-const done = () => process.stdout.write('exported\\n');
-if (mine) { const t = setInterval(() => { if (existsSync(${JSON.stringify(go)})) { clearInterval(t); done(); } }, 20); }
-else done();`,
-    );
-    await d.registerCommand('Slow', [process.execPath, exporter], ['sh', '-c', 'cat >/dev/null']);
+    // The role's export holds the scheduled backup while the retention changes.
+    gate = await makeGate(d.root, 'export', "process.stdout.write('exported\\n')");
+    await d.registerCommand('Slow', gate.command, ['sh', '-c', 'cat >/dev/null']);
     expectOk(await d.cli(['Set-BackupShare', '-IsBackupSchedulerEnabled', '$true', '-BackupFrequencyInHours', '4']));
   });
   afterAll(async () => {
-    await fs.writeFile(go, '').catch(() => undefined);
+    await gate?.release().catch(() => undefined);
     await d?.cleanup();
   });
 
@@ -54,16 +41,11 @@ else done();`,
     config.lastSuccessfulBackupTime = new Date(Date.now() - 3 * DAY).toISOString();
     await fs.writeFile(configFile, JSON.stringify(config));
 
-    await fs.writeFile(block, '');
+    await gate.arm();
     const tick = spawnCli(d.home, ['Invoke-BackupScheduler']);
-    await whileRunning(tick, 'the scheduled backup exporting its role', () =>
-      fs.access(blocked).then(
-        () => true,
-        () => false,
-      ),
-    );
+    await whileRunning(tick, 'the scheduled backup exporting its role', gate.held);
     expectOk(await d.cli(['Set-BackupShare', '-BackupRetentionPeriodInDays', '7']), 'Set-BackupShare (retention lengthened)');
-    await fs.writeFile(go, '');
+    await gate.release();
     const ended = await tick;
     expect(ended.exitCode, String(ended.stderr)).toBe(0);
 
