@@ -36,6 +36,11 @@
       "cflags": ["-O2", "-Wall", "-Wextra"]
     },
     {
+      "target_name": "open_beneath",
+      "sources": ["open-beneath.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
       "target_name": "folder_stat",
       "sources": ["folder-stat.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]

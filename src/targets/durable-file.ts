@@ -1,5 +1,7 @@
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { Writable } from 'node:stream';
+import { promisify } from 'node:util';
 
 /** Bytes written between background flushes; see DurableFileWriter. */
 export const FLUSH_EVERY_BYTES = 32 * 1024 * 1024;
@@ -13,7 +15,7 @@ export const FLUSH_EVERY_BYTES = 32 * 1024 * 1024;
  * one fsync at the end, a 270 MiB file spent ~170 ms in it after everything else was done.
  */
 export class DurableFileWriter extends Writable {
-  private handle: fsp.FileHandle | undefined;
+  private handle: WritableFile | undefined;
   private sinceFlush = 0;
   private flushing: Promise<void> | undefined;
   private flushError: unknown;
@@ -21,10 +23,11 @@ export class DurableFileWriter extends Writable {
 
   /**
    * `written`, when given, is called with each chunk once its bytes are in the file (the page
-   * cache holds a copy), so its producer may reuse the memory.
+   * cache holds a copy), so its producer may reuse the memory. `file` is a path, made with O_EXCL,
+   * or what opens the new file some other way (relative to a folder held open: see local.ts).
    */
   constructor(
-    private readonly file: string,
+    private readonly file: string | (() => Promise<WritableFile>),
     private readonly flushEveryBytes = FLUSH_EVERY_BYTES,
     private readonly written?: (chunk: Buffer) => void,
   ) {
@@ -32,7 +35,7 @@ export class DurableFileWriter extends Writable {
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    fsp.open(this.file, 'wx').then(
+    (typeof this.file === 'string' ? fsp.open(this.file, 'wx') : this.file()).then(
       (h) => {
         this.handle = h;
         callback();
@@ -101,6 +104,29 @@ export class DurableFileWriter extends Writable {
     this.handle = undefined;
     await h?.close();
   }
+}
+
+/** What the writer needs of an open file; a FileHandle is one. */
+export interface WritableFile {
+  writev(buffers: Buffer[]): Promise<{ bytesWritten: number }>;
+  datasync(): Promise<void>;
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const writev = promisify(fs.writev);
+const fdatasync = promisify(fs.fdatasync);
+const fsync = promisify(fs.fsync);
+const close = promisify(fs.close);
+
+/** A descriptor opened outside Node (an addon's) as a WritableFile, which then owns and closes it. */
+export function fileOfDescriptor(fd: number): WritableFile {
+  return {
+    writev: (buffers) => writev(fd, buffers),
+    datasync: () => fdatasync(fd),
+    sync: () => fsync(fd),
+    close: () => close(fd),
+  };
 }
 
 /** The buffers after the first `skip` bytes (after a short write). */

@@ -9,8 +9,8 @@ import { syncDirectory } from '../fs/durable-write.js';
 import { recyclerOf } from '../memory/recycling-readable.js';
 import { DurableFileWriter, FLUSH_EVERY_BYTES } from './durable-file.js';
 import { readAhead } from './read-ahead.js';
+import { type LocalFolder, openLocalFolder } from './local-folder.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
-import { renameUnlessExists } from '../native/rename-exchange.js';
 import { removeBeneath } from '../native/remove-beneath.js';
 import {
   alreadyExists,
@@ -40,10 +40,12 @@ const SMALL_READS_AT_ONCE = 8;
  * choice, may be one): on a mounted share anyone who may write to it could otherwise point
  * `MASBackup` or `AzsRepository` at a folder of this machine, and prune would delete there and
  * backups write there. Each path's folders are checked with lstat before it is used, files are
- * opened with O_NOFOLLOW, a link lists as an entry of its own, never as what it points at, and a
- * folder is removed from folders held open (remove-beneath.c), so a link swapped in mid-way leads
- * nowhere. What is left, without that addon or between a check and the step after it: a link put
- * in place at that instant can still be followed once (mkdir, the temporary file of a write).
+ * opened with O_NOFOLLOW, a link lists as an entry of its own, never as what it points at. mkdir,
+ * write and rename then work from folders opened without following a link (local-folder.ts), and
+ * a folder is removed from folders held open (remove-beneath.c), so a link swapped in after the
+ * check, or mid-way, leads nowhere. Without those addons each step goes by path again: a link put
+ * in place between the check and that step is followed once. (read, list and stat still go by
+ * path after the check: they can at worst show what the link points at, never change it.)
  *
  * Permission problems (EACCES, EPERM, EROFS) are reported as ShareAuthentication with category
  * PermissionDenied: for a mounted share the fix is the same as for an SMB account without rights
@@ -81,6 +83,22 @@ export class LocalFolderTarget implements Target {
       }
       if (st.isSymbolicLink()) throw symbolicLinkOnShare(this.location, p, segments.slice(0, i + 1).join('/'));
     }
+  }
+
+  /**
+   * The folder `segments` (a prefix of p's) opened without following a link, made when missing
+   * and `create`: see local-folder.ts.
+   */
+  private async openFolder(p: string, segments: readonly string[], create: boolean): Promise<LocalFolder> {
+    return openLocalFolder(this.root, segments, create).catch((e: unknown) => {
+      throw this.linkMet(e, p, segments);
+    });
+  }
+
+  /** An addon's ELOOP at a folder of `segments` is the share's symbolic link there. */
+  private linkMet(e: unknown, p: string, segments: readonly string[]): unknown {
+    const at = (e as { segment?: number }).segment ?? -1;
+    return errnoOf(e) === 'ELOOP' && at >= 0 ? symbolicLinkOnShare(this.location, p, segments.slice(0, at + 1).join('/')) : e;
   }
 
   /** Maps an fs error to the share error it means, or returns it unchanged. */
@@ -151,7 +169,8 @@ export class LocalFolderTarget implements Target {
   async write(p: string, data: Readable, options: WriteOptions = {}): Promise<{ bytes: number }> {
     const segments = splitTargetPath(p);
     const finalPath = path.join(this.root, ...segments);
-    const tempPath = path.join(path.dirname(finalPath), partialNameFor(segments[segments.length - 1]!));
+    const finalName = segments[segments.length - 1]!;
+    const tempName = partialNameFor(finalName);
     try {
       await this.requireRoot();
       // The file itself may be a link: the rename replaces it, never writes through it.
@@ -161,24 +180,35 @@ export class LocalFolderTarget implements Target {
       throw e;
     }
     return this.guard(p, async () => {
-      if (!options.replaceOnly) await makeFoldersDurably(path.dirname(finalPath));
-      const file = new DurableFileWriter(tempPath, FLUSH_EVERY_BYTES, recyclerOf(data));
+      let folder: LocalFolder;
       try {
-        await pipeline(data, file);
-        // A prune renames a backup's folder aside whole: gone after this look, the folder takes the
-        // temporary file with it, and the rename below fails (ENOENT) instead of making it again.
-        if (options.replaceOnly && (await fsp.lstat(finalPath).catch(() => undefined)) === undefined) throw notFound(this.location, p);
-        await fsp.rename(tempPath, finalPath);
+        folder = await this.openFolder(p, segments.slice(0, -1), !options.replaceOnly);
       } catch (e) {
-        // A source that fails at once rejects the pipeline before the file is even opened: remove
-        // it only once the writer has closed, or the open would make it after the removal.
-        if (!file.closed) await once(file, 'close').catch(() => {});
-        await fsp.rm(tempPath, { force: true }).catch(() => {});
+        data.destroy();
         if (options.replaceOnly && errnoOf(e) === 'ENOENT') throw notFound(this.location, p);
         throw e;
       }
-      await syncDirectory(path.dirname(finalPath));
-      return { bytes: file.bytes };
+      try {
+        const file = new DurableFileWriter(() => folder.createFile(tempName), FLUSH_EVERY_BYTES, recyclerOf(data));
+        try {
+          await pipeline(data, file);
+          // A prune renames a backup's folder aside whole: gone from its path after this look, the
+          // folder takes the temporary file with it (by path, the rename below fails with ENOENT).
+          if (options.replaceOnly && (await fsp.lstat(finalPath).catch(() => undefined)) === undefined) throw notFound(this.location, p);
+          await folder.rename(tempName, folder, finalName);
+        } catch (e) {
+          // A source that fails at once rejects the pipeline before the file is even opened: remove
+          // it only once the writer has closed, or the open would make it after the removal.
+          if (!file.closed) await once(file, 'close').catch(() => {});
+          await folder.remove(tempName).catch(() => {});
+          if (options.replaceOnly && errnoOf(e) === 'ENOENT') throw notFound(this.location, p);
+          throw e;
+        }
+        await folder.sync();
+        return { bytes: file.bytes };
+      } finally {
+        await folder.close();
+      }
     });
   }
 
@@ -310,28 +340,42 @@ export class LocalFolderTarget implements Target {
   async rename(from: string, to: string): Promise<void> {
     const fromSegments = splitTargetPath(from);
     const toSegments = splitTargetPath(to);
-    const src = path.join(this.root, ...fromSegments);
-    const dst = path.join(this.root, ...toSegments);
+    const fromName = fromSegments[fromSegments.length - 1]!;
+    const toName = toSegments[toSegments.length - 1]!;
     await this.requireRoot();
     return this.guard(from, async () => {
       // Either name may itself be a link: rename moves the link, never what it points at.
       await this.refuseLinks(from, fromSegments, fromSegments.length - 1);
       await this.refuseLinks(to, toSegments, toSegments.length - 1);
-      const st = await fsp.lstat(src).catch((e: unknown) => {
+      const source = await this.openFolder(from, fromSegments.slice(0, -1), false).catch((e: unknown) => {
         if (errnoOf(e) === 'ENOENT') throw notFound(this.location, from);
         throw e;
       });
-      // fs.rename silently replaces files and empty folders; the interface promises it does not.
-      if (await exists(dst)) throw alreadyExists(this.location, to);
-      await makeFoldersDurably(path.dirname(dst));
-      // The name is taken in one step that fails when it exists (a file by link(), a folder by
-      // renameat2(RENAME_NOREPLACE)): a check and then a rename would let two writers that both
-      // passed the check replace each other's entry.
-      const taken = st.isDirectory() ? renameUnlessExists(src, dst) : await linkInPlace(src, dst);
-      if (taken === 'exists') throw alreadyExists(this.location, to);
-      if (taken === 'linked') await fsp.unlink(src);
-      if (taken === 'unsupported') await renameChecked(src, dst, () => alreadyExists(this.location, to));
-      await syncDirectory(path.dirname(dst));
+      try {
+        const kind = await source.kind(fromName);
+        if (kind === undefined) throw notFound(this.location, from);
+        // fs.rename silently replaces files and empty folders; the interface promises it does not.
+        // (Its folders are made before that look: a name that exists has them already.)
+        const dest = await this.openFolder(to, toSegments.slice(0, -1), true);
+        try {
+          if ((await dest.kind(toName)) !== undefined) throw alreadyExists(this.location, to);
+          // The name is taken in one step that fails when it exists (a file by link(), a folder by
+          // renameat2(RENAME_NOREPLACE)): a check and then a rename would let two writers that both
+          // passed the check replace each other's entry.
+          const taken =
+            kind === 'directory'
+              ? await source.renameUnlessExists(fromName, dest, toName)
+              : await linkInPlace(source, fromName, dest, toName);
+          if (taken === 'exists') throw alreadyExists(this.location, to);
+          if (taken === 'linked') await source.remove(fromName);
+          if (taken === 'unsupported') await renameChecked(source, fromName, dest, toName, () => alreadyExists(this.location, to));
+          await dest.sync();
+        } finally {
+          await dest.close();
+        }
+      } finally {
+        await source.close();
+      }
     });
   }
 
@@ -349,9 +393,7 @@ export class LocalFolderTarget implements Target {
       // fs.rm resolves each path again: a folder swapped for a link while it empties the tree
       // would send its next unlink out of the share. The addon works from folders it holds open.
       const beneath = removeBeneath(this.root, segments)?.catch((e: unknown) => {
-        const at = (e as { segment?: number }).segment ?? -1;
-        if (errnoOf(e) === 'ELOOP' && at >= 0) throw symbolicLinkOnShare(this.location, p, segments.slice(0, at + 1).join('/'));
-        throw e;
+        throw this.linkMet(e, p, segments);
       });
       if (beneath) return beneath;
       await fsp.rm(abs, { recursive: true, force: true });
@@ -361,11 +403,10 @@ export class LocalFolderTarget implements Target {
 
   async mkdir(p: string): Promise<void> {
     const segments = splitTargetPath(p);
-    const abs = path.join(this.root, ...segments);
     await this.requireRoot();
     await this.guard(p, async () => {
       await this.refuseLinks(p, segments);
-      await makeFoldersDurably(abs);
+      await (await this.openFolder(p, segments, true)).close();
     });
   }
 
@@ -385,13 +426,18 @@ function entryOf(name: string, st: fs.Stats): TargetEntry {
 }
 
 /**
- * Gives the file at `src` the name `dst` too, atomically and only if `dst` does not exist;
+ * Gives the file `name` the name `toName` too, atomically and only if that does not exist;
  * 'unsupported' where the file system has no hard links (some mounted shares), for the caller to
  * rename instead.
  */
-async function linkInPlace(src: string, dst: string): Promise<'linked' | 'exists' | 'unsupported'> {
+async function linkInPlace(
+  source: LocalFolder,
+  name: string,
+  dest: LocalFolder,
+  toName: string,
+): Promise<'linked' | 'exists' | 'unsupported'> {
   try {
-    await fsp.link(src, dst);
+    await source.link(name, dest, toName);
     return 'linked';
   } catch (e) {
     if (errnoOf(e) === 'EEXIST') return 'exists';
@@ -404,35 +450,11 @@ async function linkInPlace(src: string, dst: string): Promise<'linked' | 'exists
  * rename(2) where no one-step way exists: an existing non-empty folder in the way fails it
  * (ENOTEMPTY, EEXIST), and that is the interface's "exists", not a raw error.
  */
-async function renameChecked(src: string, dst: string, exists: () => Error): Promise<void> {
+async function renameChecked(source: LocalFolder, name: string, dest: LocalFolder, toName: string, exists: () => Error): Promise<void> {
   try {
-    await fsp.rename(src, dst);
+    await source.rename(name, dest, toName);
   } catch (e) {
     if (['ENOTEMPTY', 'EEXIST', 'ENOTDIR', 'EISDIR'].includes(errnoOf(e) ?? '')) throw exists();
     throw e;
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch (e) {
-    if (errnoOf(e) === 'ENOENT') return false;
-    throw e;
-  }
-}
-
-/**
- * mkdir -p whose new folders survive a crash: the folder holding each new entry is fsynced, as
- * after a rename, or a backup reported committed could lose its new stamp folder with everything
- * in it.
- */
-async function makeFoldersDurably(dir: string): Promise<void> {
-  const first = await fsp.mkdir(dir, { recursive: true });
-  if (first === undefined) return;
-  for (let made = dir; ; made = path.dirname(made)) {
-    await syncDirectory(path.dirname(made));
-    if (made === first) return;
   }
 }

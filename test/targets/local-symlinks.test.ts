@@ -11,8 +11,9 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LocalFolderTarget } from '../../src/targets/local.js';
+import { PARTIAL_MARKER } from '../../src/targets/paths.js';
 import { rejected } from '../support/errors.js';
 import { describeWithAndWithoutAddons, useNativeAddons } from '../support/native-switch.js';
 
@@ -175,5 +176,126 @@ describe('a folder swapped for a link while it is being removed', () => {
     // What was removed is the share's: the folder (emptied where it was moved) and the link.
     expect(await fsp.readdir(path.join(root, 'MASBackup'))).toEqual(['old-aside']);
     expect(await fsp.readdir(path.join(root, 'MASBackup', 'old-aside'))).toEqual([]);
+  });
+});
+
+/**
+ * refuseLinks checks a path's folders with lstat, and the step after it used the path again: a
+ * share writer who swapped a checked folder for a link in between had mkdir make folders, a write
+ * put its file, and a rename move entries, on this machine. Each step now works from folders
+ * opened without following a link (open-beneath.c), so the swap is refused as the link it is.
+ * Without the addon the path-based steps remain, and so do these windows.
+ *
+ * The swap is made right after the target's lstat of the folder has answered "a folder": the
+ * moment a share writer would aim for, made certain here.
+ */
+describe('a folder swapped for a link after it was checked', () => {
+  useNativeAddons(true);
+
+  let root: string;
+  let outside: string;
+  let t: LocalFolderTarget;
+  let before: Record<string, string>;
+  let restoreLstat: () => void;
+
+  beforeEach(async () => {
+    const here = await fsp.mkdtemp(path.join(base, 'checked-'));
+    root = path.join(here, 'share');
+    outside = path.join(here, 'machine');
+    await fsp.mkdir(path.join(root, 'box'), { recursive: true });
+    await fsp.writeFile(path.join(root, 'box', 'old.bin'), 'share data');
+    await fsp.writeFile(path.join(root, 'kept'), 'share data');
+    await fsp.mkdir(path.join(outside, 'victim'), { recursive: true });
+    await fsp.writeFile(path.join(outside, 'victim', 'secret'), 'machine data');
+    await fsp.writeFile(path.join(outside, 'old.bin'), 'machine data');
+    t = new LocalFolderTarget(root);
+    before = await contents(outside);
+    restoreLstat = () => {};
+  });
+
+  /** Once the target's lstat of `folder` below the root has answered, that folder becomes a link to the machine's folder. */
+  function swapAfterCheck(folder: string): { swapped: () => boolean } {
+    const at = path.join(root, folder);
+    const lstat = fsp.lstat;
+    let swapped = false;
+    const spy = vi.spyOn(fsp, 'lstat').mockImplementation(async (...args: Parameters<typeof lstat>) => {
+      const st = await lstat(...args);
+      if (!swapped && args[0] === at && st.isDirectory()) {
+        renameSync(at, `${at}-aside`);
+        symlinkSync(outside, at);
+        swapped = true;
+      }
+      return st;
+    });
+    restoreLstat = () => spy.mockRestore();
+    return { swapped: () => swapped };
+  }
+
+  afterEach(() => restoreLstat());
+
+  it('mkdir makes no folder on the machine', async () => {
+    const swap = swapAfterCheck('box');
+    expectLinkRefused(await rejected(t.mkdir('box/20260101T000000Z/inner')));
+    expect(swap.swapped()).toBe(true);
+    expect(await contents(outside)).toEqual(before);
+  });
+
+  it('a write puts no file and makes no folder on the machine', async () => {
+    const swap = swapAfterCheck('box');
+    expectLinkRefused(await rejected(t.write('box/20260101T000000Z/new.bin', Readable.from([Buffer.from('backup')]))));
+    expect(swap.swapped()).toBe(true);
+    expect(await contents(outside)).toEqual(before);
+  });
+
+  it('a write that only replaces puts no file on the machine', async () => {
+    const swap = swapAfterCheck('box');
+    const written = t.write('box/old.bin', Readable.from([Buffer.from('backup')]), { replaceOnly: true });
+    expectLinkRefused(await rejected(written));
+    expect(swap.swapped()).toBe(true);
+    expect(await contents(outside)).toEqual(before);
+  });
+
+  it("a rename moves none of the machine's folders onto the share", async () => {
+    const swap = swapAfterCheck('box');
+    expectLinkRefused(await rejected(t.rename('box/victim', 'taken')));
+    expect(swap.swapped()).toBe(true);
+    expect(await contents(outside)).toEqual(before);
+    expect(await fsp.readdir(root)).not.toContain('taken');
+  });
+
+  it('a rename puts no share file on the machine', async () => {
+    const swap = swapAfterCheck('box');
+    expectLinkRefused(await rejected(t.rename('kept', 'box/planted')));
+    expect(swap.swapped()).toBe(true);
+    expect(await contents(outside)).toEqual(before);
+    expect(await fsp.readFile(path.join(root, 'kept'), 'utf8')).toBe('share data');
+  });
+
+  it('a write whose folder is swapped while the data streams ends in the folder it began in', async () => {
+    // The swap waits for the temporary file to exist, then the data follows: the file is open,
+    // and only the rename into place is left to resolve the folder again.
+    const folder = path.join(root, 'box');
+    let swapped = false;
+    const created = new Promise<void>((resolve) => {
+      const watcher = watch(folder, (_event, name) => {
+        if (swapped || !String(name).startsWith(PARTIAL_MARKER)) return;
+        watcher.close();
+        renameSync(folder, `${folder}-aside`);
+        symlinkSync(outside, folder);
+        swapped = true;
+        resolve();
+      });
+    });
+    const data = Readable.from(
+      (async function* () {
+        await created;
+        yield Buffer.from('backup');
+      })(),
+    );
+    await t.write('box/new.bin', data);
+    expect(swapped).toBe(true);
+    expect(await contents(outside)).toEqual(before);
+    expect(await fsp.readFile(path.join(root, 'box-aside', 'new.bin'), 'utf8')).toBe('backup');
+    expect((await fsp.readdir(path.join(root, 'box-aside'))).sort()).toEqual(['new.bin', 'old.bin']);
   });
 });
