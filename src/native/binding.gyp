@@ -31,11 +31,6 @@
       "cflags": ["-O2", "-Wall", "-Wextra"]
     },
     {
-      "target_name": "remove_beneath",
-      "sources": ["remove-beneath.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra"]
-    },
-    {
       "target_name": "open_beneath",
       "sources": ["open-beneath.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]

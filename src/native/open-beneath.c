@@ -20,9 +20,16 @@
  *     EEXIST if `to` exists; EINVAL or ENOSYS where the file system or kernel cannot.
  *   linkAt(fromfd, from, tofd, to) -> linkat without following `from`.
  *   unlinkAt(dirfd, name) -> removes a file or link; nothing there is no error.
+ *   removeTreeAt(dirfd, name) -> removes a file, a link (itself) or a folder with everything in it;
+ *     nothing there is no error. Path-based removal (rm -r, fs.rm) resolves each path again for
+ *     every entry, so a folder being emptied and swapped for a link between two steps would send
+ *     the next unlinks out of the share; here each folder is opened with O_NOFOLLOW from the one
+ *     before it and emptied from that descriptor: one swapped afterwards is either the folder
+ *     already opened (wherever it now lies on the share) or removed as the link it has become.
  * Descriptors returned belong to the caller, who closes them (fs.close).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
@@ -38,9 +45,13 @@
 #endif
 
 #define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+/* Deeper than any tree of ours: a share writer's endless nesting must not exhaust descriptors. */
+#define MAX_DEPTH 64
+/* Passes over one folder: entries another writer keeps adding must not keep a removal there forever. */
+#define MAX_PASSES 16
 #define FILE_FLAGS (O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC)
 
-typedef enum { OPEN_FOLDER, CREATE_FILE, KIND_AT, RENAME_AT, LINK_AT, UNLINK_AT } op_kind;
+typedef enum { OPEN_FOLDER, CREATE_FILE, KIND_AT, RENAME_AT, LINK_AT, UNLINK_AT, REMOVE_TREE_AT } op_kind;
 
 typedef struct {
   napi_async_work work;
@@ -91,6 +102,62 @@ static void open_folder(op *o) {
   o->result = fd;
 }
 
+static int remove_entry(int dirfd, const char *name, int depth);
+
+/* Empties the folder open at fd, and closes fd. */
+static int remove_contents(int fd, int depth) {
+  DIR *dir = fdopendir(fd);
+  if (!dir) {
+    int err = errno;
+    close(fd);
+    return err;
+  }
+  int result = 0;
+  /* Removing entries while reading the folder may make readdir skip some: read it again until a pass removes nothing. */
+  for (int pass = 0;; pass++) {
+    if (pass == MAX_PASSES) {
+      result = ENOTEMPTY;
+      break;
+    }
+    int removed = 0;
+    struct dirent *entry;
+    errno = 0;
+    while ((entry = readdir(dir)) != NULL) {
+      if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+      result = remove_entry(dirfd(dir), entry->d_name, depth);
+      if (result != 0) break;
+      removed++;
+      errno = 0;
+    }
+    if (result == 0 && errno != 0) result = errno;
+    if (result != 0 || removed == 0) break;
+    rewinddir(dir);
+  }
+  closedir(dir);
+  return result;
+}
+
+/* Removes the entry `name` of the folder open at dirfd: a file or link as itself, a folder with its contents. */
+static int remove_entry(int dirfd, const char *name, int depth) {
+  if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT) return 0;
+  if (errno != EISDIR && errno != EPERM) return errno;
+  if (depth >= MAX_DEPTH) return ELOOP;
+  int fd = openat(dirfd, name, DIR_FLAGS);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) return 0;
+    /* No longer a folder (a link or a file put in its place since): removed as what it is now. */
+    if (err == ELOOP || err == ENOTDIR) return unlinkat(dirfd, name, 0) == 0 || errno == ENOENT ? 0 : errno;
+    return err;
+  }
+  int result = remove_contents(fd, depth + 1);
+  if (result != 0) return result;
+  if (unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT) return 0;
+  /* The folder was moved away while it emptied and something else took its name: that goes too. */
+  if (errno == ENOTDIR) return unlinkat(dirfd, name, 0) == 0 || errno == ENOENT ? 0 : errno;
+  return errno;
+}
+
 static void execute(napi_env env, void *data) {
   (void)env;
   op *o = data;
@@ -120,6 +187,9 @@ static void execute(napi_env env, void *data) {
       done = unlinkat(o->fd[0], o->names[0], 0);
       if (done != 0 && errno == ENOENT) return;
       break;
+    case REMOVE_TREE_AT:
+      o->error = remove_entry(o->fd[0], o->names[0], 0);
+      return;
   }
   if (done < 0) o->error = errno;
 }
@@ -296,6 +366,9 @@ static napi_value kind_at_js(napi_env env, napi_callback_info info) {
 static napi_value unlink_at_js(napi_env env, napi_callback_info info) {
   return one_name(env, info, UNLINK_AT, 2);
 }
+static napi_value remove_tree_at_js(napi_env env, napi_callback_info info) {
+  return one_name(env, info, REMOVE_TREE_AT, 2);
+}
 static napi_value rename_at_js(napi_env env, napi_callback_info info) {
   return two_names(env, info, RENAME_AT, 5);
 }
@@ -312,7 +385,8 @@ static bool export_function(napi_env env, napi_value exports, const char *name, 
 NAPI_MODULE_INIT() {
   if (!export_function(env, exports, "openFolder", open_folder_js) || !export_function(env, exports, "createFile", create_file_js) ||
       !export_function(env, exports, "kindAt", kind_at_js) || !export_function(env, exports, "renameAt", rename_at_js) ||
-      !export_function(env, exports, "linkAt", link_at_js) || !export_function(env, exports, "unlinkAt", unlink_at_js))
+      !export_function(env, exports, "linkAt", link_at_js) || !export_function(env, exports, "unlinkAt", unlink_at_js) ||
+      !export_function(env, exports, "removeTreeAt", remove_tree_at_js))
     return NULL;
   return exports;
 }

@@ -20,6 +20,8 @@ export interface BeneathAddon {
   linkAt(fromFd: number, from: string, toFd: number, to: string): Promise<void>;
   /** Removes a file or link; nothing there is no error. */
   unlinkAt(dirfd: number, name: string): Promise<void>;
+  /** Removes a file, a link (itself) or a folder with everything in it, never following a link; nothing there is no error. */
+  removeTreeAt(dirfd: number, name: string): Promise<void>;
 }
 
 let addon: BeneathAddon | null | undefined;

@@ -27,6 +27,11 @@ export interface LocalFolder {
   link(name: string, to: LocalFolder, toName: string): Promise<void>;
   /** Removes a file or link; nothing there is no error. */
   remove(name: string): Promise<void>;
+  /**
+   * Removes a file, a link (itself) or a folder with everything in it; nothing there is no error.
+   * Held open, a folder swapped for a link while it is emptied sends no unlink out of the share.
+   */
+  removeTree(name: string): Promise<void>;
   /** fsyncs the folder, so the entries made or removed in it survive a crash (best effort). */
   sync(): Promise<void>;
   close(): Promise<void>;
@@ -87,6 +92,10 @@ class HeldFolder implements LocalFolder {
     return this.native.unlinkAt(this.fd, name);
   }
 
+  removeTree(name: string): Promise<void> {
+    return this.native.removeTreeAt(this.fd, name);
+  }
+
   async sync(): Promise<void> {
     // Some file systems (network mounts) refuse fsync on a folder, as syncDirectory allows.
     await fsyncFd(this.fd).catch(() => {});
@@ -127,6 +136,11 @@ class PathFolder implements LocalFolder {
 
   remove(name: string): Promise<void> {
     return fsp.rm(path.join(this.dir, name), { force: true });
+  }
+
+  removeTree(name: string): Promise<void> {
+    // By path: each entry's path is resolved again, the window the addon closes.
+    return fsp.rm(path.join(this.dir, name), { recursive: true, force: true });
   }
 
   sync(): Promise<void> {

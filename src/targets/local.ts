@@ -5,13 +5,11 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AzsError } from '../errors.js';
-import { syncDirectory } from '../fs/durable-write.js';
 import { recyclerOf } from '../memory/recycling-readable.js';
 import { DurableFileWriter, FLUSH_EVERY_BYTES } from './durable-file.js';
 import { readAhead } from './read-ahead.js';
 import { type LocalFolder, openLocalFolder } from './local-folder.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
-import { removeBeneath } from '../native/remove-beneath.js';
 import {
   alreadyExists,
   isRefusedFile,
@@ -42,7 +40,7 @@ const SMALL_READS_AT_ONCE = 8;
  * backups write there. Each path's folders are checked with lstat before it is used, files are
  * opened with O_NOFOLLOW, a link lists as an entry of its own, never as what it points at. mkdir,
  * write and rename then work from folders opened without following a link (local-folder.ts), and
- * a folder is removed from folders held open (remove-beneath.c), so a link swapped in after the
+ * a folder is emptied from folders held open (open-beneath.c), so a link swapped in after the
  * check, or mid-way, leads nowhere. Without those addons each step goes by path again: a link put
  * in place between the check and that step is followed once. (read, list and stat still go by
  * path after the check: they can at worst show what the link points at, never change it.)
@@ -386,18 +384,22 @@ export class LocalFolderTarget implements Target {
    */
   async delete(p: string): Promise<void> {
     const segments = splitTargetPath(p);
-    const abs = path.join(this.root, ...segments);
     await this.guard(p, async () => {
       // The entry itself may be a link: it is removed, never followed.
       await this.refuseLinks(p, segments, segments.length - 1);
-      // fs.rm resolves each path again: a folder swapped for a link while it empties the tree
-      // would send its next unlink out of the share. The addon works from folders it holds open.
-      const beneath = removeBeneath(this.root, segments)?.catch((e: unknown) => {
-        throw this.linkMet(e, p, segments);
-      });
-      if (beneath) return beneath;
-      await fsp.rm(abs, { recursive: true, force: true });
-      await syncDirectory(path.dirname(abs)).catch(() => {}); // the folder itself may be gone: nothing to sync
+      let folder: LocalFolder;
+      try {
+        folder = await this.openFolder(p, segments.slice(0, -1), false);
+      } catch (e) {
+        if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return; // nothing there to remove
+        throw e;
+      }
+      try {
+        await folder.removeTree(segments[segments.length - 1]!);
+        await folder.sync().catch(() => {}); // the folder itself may be gone: nothing to sync
+      } finally {
+        await folder.close();
+      }
     });
   }
 

@@ -131,7 +131,7 @@ describeWithAndWithoutAddons('a local target with symbolic links below its root'
  * Removing a folder tree by path (fs.rm) resolves every entry's path again: a share writer who
  * replaced a folder being emptied with a link to a folder of this machine, between two of its
  * steps, had the next unlinks land in that folder. The removal now works from folders it holds
- * open (remove-beneath.c), so the swap leads nowhere. Without the addon the path-based removal
+ * open (open-beneath.c), so the swap leads nowhere. Without the addon the path-based removal
  * remains, and so does this window.
  */
 describe('a folder swapped for a link while it is being removed', () => {
