@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { canRecycle } from '../../src/memory/recycling-readable.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TARGET_KINDS, type TargetKind } from '../../src/targets/location.js';
+import { nativeDisabled } from '../../src/native/addon.js';
 import { LocalFolderTarget } from '../../src/targets/local.js';
 import { openTarget } from '../../src/targets/index.js';
 import { isPartialName } from '../../src/targets/paths.js';
@@ -62,7 +63,10 @@ function smbKind(): Kind {
     openTarget(`${samba.smbUrl}/${folder}`, { userName: `WORKGROUP\\${samba.userName}`, password: samba.password });
   return {
     name: 'SMB share (Samba)',
-    recycles: true,
+    // smbclient's output arrives in pooled memory only through the posix_spawn addon's pipe.
+    get recycles() {
+      return !nativeDisabled();
+    },
     async setup() {
       samba = await startSamba();
     },
