@@ -78,6 +78,19 @@ const defaultExitCode: Partial<Record<ErrorCategory, ExitCode>> = {
   OperationStopped: ExitCode.Interrupted,
 };
 
+/** The most of the operator's text that an error quotes, by default (see quoted()). */
+export const MAX_QUOTED = 200;
+const MAX_TARGET = 1000;
+const MAX_MESSAGE = 2000;
+
+/**
+ * The operator's text as an error quotes it: whole when short, else its first `max` characters,
+ * an ellipsis and its length, so a paste gone wrong still shows what it started with.
+ */
+export function quoted(text: string, max = MAX_QUOTED): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
+}
+
 export class AzsError extends Error {
   readonly errorId: string;
   readonly category: ErrorCategory;
@@ -101,14 +114,21 @@ export class AzsError extends Error {
     this.commandLineHint = init.commandLineHint;
   }
 
-  /** The error record as the host prints it and the PowerShell module reads it. */
+  /**
+   * The error record as the host prints it and the PowerShell module reads it. Whatever a message
+   * or target quotes of the operator's input is bounded here too (see quoted()), so 100 KB typed or
+   * pasted by mistake never comes back as 100 KB of error.
+   */
   toRecord(dialect: 'cli' | 'powershell' = 'cli'): ErrorRecord {
     const hint = dialect === 'cli' && this.commandLineHint ? this.commandLineHint : undefined;
+    const message =
+      this.message.length <= MAX_MESSAGE ? this.message : `${this.message.slice(0, MAX_MESSAGE - 500)}…${this.message.slice(-400)}`;
+    const target = typeof this.targetObject === 'string' ? quoted(this.targetObject, MAX_TARGET) : this.targetObject;
     return {
-      Message: this.message,
+      Message: message,
       ErrorId: this.errorId,
       Category: this.category,
-      TargetObject: this.targetObject === undefined ? null : this.targetObject,
+      TargetObject: target === undefined ? null : target,
       RecommendedAction: [this.recommendedAction, hint].filter((t) => t).join(' ') || null,
       ExitCode: this.exitCode,
     };

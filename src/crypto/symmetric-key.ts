@@ -25,6 +25,8 @@ export function parseSymmetricKey(text: string): Buffer {
         errorId: 'InvalidEncryptionKey',
         category: 'InvalidArgument',
         exitCode: ExitCode.Usage,
+        // The parameter, never the text: that may be the key itself.
+        targetObject: 'EncryptionKey',
         recommendedAction:
           'Make a key with New-EncryptionKey (it prints or writes an 88-character Base64 key), keep it somewhere safe, and pass that key.',
       },
@@ -37,6 +39,7 @@ export function parseSymmetricKey(text: string): Buffer {
       errorId: 'InvalidEncryptionKey',
       category: 'InvalidArgument',
       exitCode: ExitCode.Usage,
+      targetObject: 'EncryptionKey',
       recommendedAction: 'Make a key with New-EncryptionKey and pass it unchanged.',
     });
   }

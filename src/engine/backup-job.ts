@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { AzsError, isAzsError, usageError } from '../errors.js';
+import { AzsError, isAzsError, quoted, usageError } from '../errors.js';
 import { AlertStore, shareAlertTypes } from '../alerts/alerts.js';
 import { processStartTime, type HeldLock } from '../config/file-lock.js';
 import { ConfigStore, type StoredConfig, type StoredRole } from '../config/store.js';
@@ -46,9 +46,9 @@ export function rolesToBackUp(store: ConfigStore, config: StoredConfig, names?: 
   const unknown = (names ?? []).filter((n) => !config.roles.some((r) => r.name.toLowerCase() === n.toLowerCase()));
   if (unknown.length) {
     throw usageError(
-      `No role named ${unknown.join(', ')}; registered roles: ${config.roles.map((r) => r.name).join(', ')}.`,
+      `No role named ${unknown.map((n) => quoted(n)).join(', ')}; registered roles: ${config.roles.map((r) => r.name).join(', ')}.`,
       'RoleNotFound',
-      unknown,
+      unknown.map((n) => quoted(n, 1000)),
       'Give -RoleName as Get-InfrastructureRole lists the roles, or register the role first with Register-InfrastructureRole.',
     );
   }

@@ -5,7 +5,7 @@
  * the parameter set is resolved as PowerShell resolves it, positional arguments are bound for that
  * set, and values are converted and validated.
  */
-import { usageError, type AzsError } from '../errors.js';
+import { quoted, usageError, type AzsError } from '../errors.js';
 import { resolve as resolvePath } from 'node:path';
 import { isPathParameter, keptAsGiven, type CmdletManifest, type ParameterDef, type ParameterType } from '../manifest/model.js';
 import type { BoundParameters } from './cmdlet.js';
@@ -99,7 +99,7 @@ function resolveName(m: CmdletManifest, known: Known[], typed: string, gnu: bool
   if (found.length === 1) return { known: found[0]!, negated: false };
   if (found.length > 1) {
     throw usageError(
-      `Parameter cannot be processed because the parameter name '${typed}' is ambiguous. Possible matches include: ${found.map((k) => `-${k.name}`).join(' ')}.`,
+      `Parameter cannot be processed because the parameter name '${quoted(typed)}' is ambiguous. Possible matches include: ${found.map((k) => `-${k.name}`).join(' ')}.`,
       'AmbiguousParameter',
       typed,
       'Type more of the parameter name.',
@@ -116,7 +116,7 @@ function resolveName(m: CmdletManifest, known: Known[], typed: string, gnu: bool
     known.map((k) => k.name),
   );
   throw usageError(
-    `A parameter cannot be found that matches parameter name '${typed}'.${suggestions.length ? ` Did you mean ${suggestions.map((s) => `-${s}`).join(' or ')}?` : ''}`,
+    `A parameter cannot be found that matches parameter name '${quoted(typed)}'.${suggestions.length ? ` Did you mean ${suggestions.map((s) => `-${s}`).join(' or ')}?` : ''}`,
     'ParameterNotFound',
     typed,
     `Run 'azsbackup ${m.name} -?' to list its parameters.`,
@@ -203,7 +203,7 @@ function switchValue(k: Known, negated: boolean, inline: string | undefined): st
     const b = parseBoolean(inline);
     if (b === undefined) {
       throw usageError(
-        `Cannot convert '${inline}' to the type 'Switch' required by parameter '${k.name}'. Use -${k.name}:$true or -${k.name}:$false.`,
+        `Cannot convert '${quoted(inline)}' to the type 'Switch' required by parameter '${k.name}'. Use -${k.name}:$true or -${k.name}:$false.`,
         'ParameterArgumentTransformationError',
         k.name,
         `Write -${k.name}, -${k.name}:$false or --no-${k.name.toLowerCase()}.`,
@@ -356,7 +356,7 @@ function resolveSet(m: CmdletManifest, namedParams: ParameterDef[], positional: 
     if (fitting.length === 0) {
       const most = Math.max(...candidates.map((s) => positionalSlots(m, s, namedSet).length));
       throw usageError(
-        `A positional parameter cannot be found that accepts argument '${positional[most]}'.`,
+        `A positional parameter cannot be found that accepts argument '${quoted(positional[most]!)}'.`,
         'PositionalParameterNotFound',
         positional[most],
         `Name the parameter this value is for (-Name value); run 'azsbackup ${m.name} -?' to list them.`,
@@ -388,7 +388,7 @@ function commonValue<T extends string>(name: string, raw: string, allowed: reado
   const v = allowed.find((a) => a === raw.toLowerCase());
   if (v === undefined) {
     throw usageError(
-      `Cannot validate argument on parameter '${name}'. The argument "${raw}" does not belong to the set "${allowed.join(',')}".`,
+      `Cannot validate argument on parameter '${name}'. The argument "${quoted(raw)}" does not belong to the set "${allowed.join(',')}".`,
       'ParameterArgumentValidationError',
       name,
       `Give --${name.toLowerCase()} ${allowed.join('|')}.`,

@@ -2,13 +2,13 @@
  * Turns the text of one argument into the typed value the manifest declares, and applies the
  * manifest's validation, with PowerShell's wording. A secret's value never appears in a message.
  */
-import { usageError, type AzsError } from '../errors.js';
+import { quoted, usageError, type AzsError } from '../errors.js';
 import type { ParameterDef } from '../manifest/model.js';
 
 const int32 = { min: -2147483648, max: 2147483647 };
 
 function shown(p: ParameterDef, raw: string): string {
-  return p.secret ? 'the value given' : `"${raw}"`;
+  return p.secret ? 'the value given' : `"${quoted(raw)}"`;
 }
 
 function transformError(p: ParameterDef, raw: string, expected: string): AzsError {

@@ -3,7 +3,7 @@
  * command line from the manifest, reads secrets, imports only that cmdlet's file, runs it, formats
  * its objects and maps every error to an error record and an exit code.
  */
-import { AzsError, ExitCode, stoppedBy } from '../errors.js';
+import { AzsError, ExitCode, quoted, stoppedBy } from '../errors.js';
 import type { CmdletManifest } from '../manifest/model.js';
 import { parseCommandLine, type CommandLine, type OutputFormat } from './argv.js';
 import type { BoundParameters, CmdletContext } from './cmdlet.js';
@@ -89,7 +89,7 @@ function unknownCmdlet(name: string, catalog: Catalog): AzsError {
     catalog.all().map((c) => c.name),
   );
   return new AzsError(
-    `The term '${name}' is not recognized as the name of an azsbackup cmdlet.${suggestions.length ? ` Did you mean ${suggestions.join(', ')}?` : ''}`,
+    `The term '${quoted(name)}' is not recognized as the name of an azsbackup cmdlet.${suggestions.length ? ` Did you mean ${suggestions.join(', ')}?` : ''}`,
     {
       errorId: 'CommandNotFoundException',
       category: 'ObjectNotFound',

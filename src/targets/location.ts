@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { AzsError } from '../errors.js';
+import { AzsError, quoted } from '../errors.js';
 
 /**
  * Every kind of backup location, the registry of targets: the target conformance suite runs once
@@ -39,6 +39,9 @@ export interface BlobLocation {
 
 export const DEFAULT_SMB_PORT = 445;
 
+/** PATH_MAX less the terminating NUL: no path longer than this opens on Linux. */
+const MAX_PATH_BYTES = 4095;
+
 const ACCEPTED_FORMS =
   'Give a UNC path (\\\\server\\share\\folder), an SMB URL (smb://server[:port]/share/folder), a blob container URL ' +
   '(https://account.blob.core.windows.net/container[/prefix]) or an absolute local folder (/mnt/backups).';
@@ -53,10 +56,10 @@ function invalid(input: string, why: string): AzsError {
   // A blob URL's query may be a SAS token, and its user part a key: neither is repeated either.
   let shown = input.replace(/^((?:smb|https?):\/\/)[^/]*@/i, '$1…@');
   if (/^\s*https?:/i.test(shown)) shown = shown.replace(/[?#][\s\S]*$/, '?…');
-  return new AzsError(`The backup path '${shown}' is not valid: ${why}.`, {
+  return new AzsError(`The backup path '${quoted(shown)}' is not valid: ${why}.`, {
     errorId: 'InvalidSharePath',
     category: 'InvalidArgument',
-    targetObject: shown,
+    targetObject: quoted(shown, 1000),
     recommendedAction: ACCEPTED_FORMS,
   });
 }
@@ -190,7 +193,7 @@ function parseBlobUrl(input: string): ShareLocation {
 
 function parseLocal(input: string): ShareLocation {
   if (!path.posix.isAbsolute(input)) throw invalid(input, 'it is neither a share path nor an absolute folder');
-  if (input.includes('\0')) throw invalid(input, 'it contains a NUL character');
+  if (/[\x00-\x1f\x7f]/.test(input)) throw invalid(input, 'it contains a control character (a newline, a tab, ...)');
   if (input.split('/').some((s) => s === '..')) throw invalid(input, "'..' segments are not allowed");
   const normal = path.posix.normalize(input);
   return { kind: 'local', path: normal.length > 1 ? normal.replace(/\/+$/, '') : normal };
@@ -203,6 +206,8 @@ function parseLocal(input: string): ShareLocation {
 export function parseShareLocation(input: string): ShareLocation {
   const p = input.trim();
   if (p === '') throw invalid(input, 'it is empty');
+  // Longer than any path Linux opens (PATH_MAX): a paste gone wrong, never a share.
+  if (Buffer.byteLength(p) > MAX_PATH_BYTES) throw invalid(input, `it is too long (more than ${MAX_PATH_BYTES} bytes)`);
   if (p.startsWith('\\\\') || p.startsWith('//')) return parseUnc(p);
   if (/^smb:\/\//i.test(p)) return parseSmbUrl('smb://' + p.slice(6));
   if (/^https?:\/\//i.test(p)) return parseBlobUrl(p);

@@ -25,6 +25,16 @@ import { type CliResult, type Drill, expectOk, makeDrill, runCli, shareFingerpri
  *   password without its .pfx, an unknown -RoleName) came without a RecommendedAction.
  * - A restore or re-wrap without decryption material blamed -DecryptionCertPath alone, though an
  *   operator whose backups use a key needs -EncryptionKey.
+ * - Register-InfrastructureRole with the name of a registered role (in any case) replaced and
+ *   renamed it without a word, losing its path, command or sealed database password; the same
+ *   definition typed again rewrote the catalog.
+ * - Get-InfrastructureRole -Name <a role that does not exist> returned nothing with exit 0, where
+ *   Unregister-InfrastructureRole and Get-InfrastructureBackup -Name say it is not found.
+ * - Remove-InfrastructureBackup -Confirm:$false removed the last restorable backup, which prune
+ *   always keeps, without -Force and without a word.
+ * - A local share path holding a newline, or 100 KB long, was saved under -SkipValidation; a
+ *   New-EncryptionKey -Subject with a newline made a certificate; errors quoted a 100 KB
+ *   parameter name or value in full; InvalidEncryptionKey had no TargetObject.
  */
 
 interface Dirs {
@@ -47,6 +57,9 @@ interface Refusal {
   /** The message or the recommended action must say this. */
   says?: RegExp;
 }
+
+/** Operator input far longer than any name, path or value: errors quote a bounded part of it. */
+const HUGE = 'a'.repeat(100_000);
 
 interface Case {
   name: string;
@@ -271,13 +284,13 @@ const cases: Case[] = [
     name: 'Set-BackupShare -EncryptionKey - not Base64',
     args: () => ['Set-BackupShare', '-EncryptionKey', '-', '-SkipValidation'],
     stdin: 'not base64 at all!!\n',
-    refused: { errorId: 'InvalidEncryptionKey', exit: 2, says: /New-EncryptionKey/ },
+    refused: { errorId: 'InvalidEncryptionKey', exit: 2, target: 'EncryptionKey', says: /New-EncryptionKey/ },
   },
   {
     name: 'Set-BackupShare -EncryptionKey - of the wrong length',
     args: () => ['Set-BackupShare', '-EncryptionKey', '-', '-SkipValidation'],
     stdin: `${Buffer.alloc(48, 7).toString('base64')}\n`,
-    refused: { errorId: 'InvalidEncryptionKey', exit: 2, says: /88 characters/ },
+    refused: { errorId: 'InvalidEncryptionKey', exit: 2, target: 'EncryptionKey', says: /88 characters/ },
   },
   {
     name: 'Set-BackupShare -Credential - with only the user name on stdin',
@@ -313,7 +326,7 @@ const cases: Case[] = [
     name: 'Restore-AzsBackup -EncryptionKey - not Base64',
     args: () => ['Restore-AzsBackup', '-Name', backup, '-EncryptionKey', '-', '-Confirm:$false'],
     stdin: 'AAAA\n',
-    refused: { errorId: 'InvalidEncryptionKey', exit: 2 },
+    refused: { errorId: 'InvalidEncryptionKey', exit: 2, target: 'EncryptionKey' },
   },
   {
     name: 'Restore-AzsBackup -EncryptionKey - another valid key',
@@ -337,13 +350,13 @@ const cases: Case[] = [
     name: 'Update-BackupEncryption -EncryptionKey - not Base64',
     args: () => ['Update-BackupEncryption', '-EncryptionKey', '-'],
     stdin: 'AAAA\n',
-    refused: { errorId: 'InvalidEncryptionKey', exit: 2 },
+    refused: { errorId: 'InvalidEncryptionKey', exit: 2, target: 'EncryptionKey' },
   },
   {
     name: 'Test-InfrastructureBackup -EncryptionKey - not Base64',
     args: () => ['Test-InfrastructureBackup', '-Name', backup, '-EncryptionKey', '-'],
     stdin: 'AAAA\n',
-    refused: { errorId: 'InvalidEncryptionKey', exit: 2 },
+    refused: { errorId: 'InvalidEncryptionKey', exit: 2, target: 'EncryptionKey' },
   },
 
   // ---- what does not exist, or is the wrong kind of thing
@@ -573,8 +586,8 @@ const cases: Case[] = [
     ] as const
   ).map((a): Case => ({ name: `${a.join(' ')} -WhatIf`, args: () => [...a, '-WhatIf'] })),
   {
-    name: 'Remove-InfrastructureBackup <newest> -WhatIf',
-    args: () => ['Remove-InfrastructureBackup', '-Name', backup, '-WhatIf'],
+    name: 'Remove-InfrastructureBackup <the last restorable> -Force -WhatIf',
+    args: () => ['Remove-InfrastructureBackup', '-Name', backup, '-Force', '-WhatIf'],
   },
   {
     name: 'Restore-AzsBackup -WhatIf',
@@ -598,8 +611,91 @@ const cases: Case[] = [
   },
   {
     name: 'Remove-InfrastructureBackup -Confirm without a terminal',
-    args: () => ['Remove-InfrastructureBackup', '-Name', backup, '-Confirm'],
+    args: () => ['Remove-InfrastructureBackup', '-Name', backup, '-Force', '-Confirm'],
     refused: { errorId: 'ConfirmationNotPossible', exit: 2 },
+  },
+
+  // ---- a role's name taken again (PowerShell: an existing item needs -Force)
+  {
+    name: 'Register-InfrastructureRole files (a role Files exists)',
+    args: (c) => ['Register-InfrastructureRole', '-Name', 'files', '-Provider', 'directory', '-Path', c.files, '-RestoreOrder', '10'],
+    refused: { errorId: 'RoleExists', exit: 2, target: 'Files', says: /-Force/ },
+  },
+  {
+    name: 'Register-InfrastructureRole Files with another path',
+    args: (c) => ['Register-InfrastructureRole', '-Name', 'Files', '-Provider', 'directory', '-Path', c.root],
+    refused: { errorId: 'RoleExists', exit: 2, target: 'Files', says: /Get-InfrastructureRole -Name Files/ },
+  },
+  {
+    name: 'Register-InfrastructureRole Db as a directory role (Db is sqlite)',
+    args: (c) => ['Register-InfrastructureRole', '-Name', 'Db', '-Provider', 'directory', '-Path', c.files],
+    refused: { errorId: 'RoleExists', exit: 2, target: 'Db', says: /sqlite/ },
+  },
+  {
+    name: 'Register-InfrastructureRole Files as it is registered (changes nothing)',
+    args: (c) => ['Register-InfrastructureRole', '-Name', 'Files', '-Provider', 'directory', '-Path', c.files, '-RestoreOrder', '10'],
+  },
+  {
+    name: 'Get-InfrastructureRole -Name Nope',
+    args: () => ['Get-InfrastructureRole', '-Name', 'Nope'],
+    refused: { errorId: 'RoleNotFound', exit: 10, target: 'Nope', says: /Get-InfrastructureRole/ },
+  },
+
+  // ---- the last restorable backup (prune always keeps it)
+  {
+    name: 'Remove-InfrastructureBackup <the last restorable> -Confirm:$false',
+    args: () => ['Remove-InfrastructureBackup', '-Name', backup, '-Confirm:$false'],
+    refused: { errorId: 'LastRestorableBackup', exit: 2, target: () => backup, says: /-Force/ },
+  },
+  {
+    name: 'Remove-InfrastructureBackup <the last restorable> -WhatIf',
+    args: () => ['Remove-InfrastructureBackup', '-Name', backup, '-WhatIf'],
+    refused: { errorId: 'LastRestorableBackup', exit: 2, target: () => backup },
+  },
+
+  // ---- what no operator means: control characters, 100 KB of text
+  {
+    name: 'Set-BackupShare -Path <a local folder with a newline> -SkipValidation',
+    args: (c) => ['Set-BackupShare', '-Path', `${c.share}\nother`, '-SkipValidation'],
+    refused: { errorId: 'InvalidSharePath', exit: 2, says: /control character/ },
+  },
+  {
+    name: 'Set-BackupShare -Path /<100 KB> -SkipValidation',
+    args: () => ['Set-BackupShare', '-Path', `/${HUGE}`, '-SkipValidation'],
+    refused: { errorId: 'InvalidSharePath', exit: 2, says: /too long/ },
+  },
+  {
+    name: 'Get-BackupConfiguration -<100 KB> (an unknown parameter)',
+    args: () => ['Get-BackupConfiguration', `-${HUGE}`],
+    refused: { errorId: 'ParameterNotFound', exit: 2, says: /…/ },
+  },
+  {
+    name: 'Get-InfrastructureBackup -Top <100 KB>',
+    args: () => ['Get-InfrastructureBackup', '-Top', HUGE],
+    refused: { errorId: 'ParameterArgumentTransformationError', exit: 2, target: 'Top', says: /…/ },
+  },
+  {
+    name: 'Unregister-InfrastructureRole -Name <100 KB>',
+    args: () => ['Unregister-InfrastructureRole', '-Name', HUGE, '-Force'],
+    refused: { errorId: 'RoleNotFound', exit: 10, says: /…/ },
+  },
+  {
+    name: "New-EncryptionKey -Certificate -Subject 'CN=a<newline>b'",
+    args: (c) => [
+      'New-EncryptionKey',
+      '-Certificate',
+      '-Subject',
+      'CN=a\nb',
+      '-CertificatePath',
+      path.join(c.root, 'nl.cer'),
+      '-PfxPath',
+      path.join(c.root, 'nl.pfx'),
+      '-PfxPassword',
+      '-',
+    ],
+    stdin: 'pw\n',
+    refused: { errorId: 'ParameterArgumentValidationError', exit: 2, target: 'Subject' },
+    absent: (c) => [path.join(c.root, 'nl.cer'), path.join(c.root, 'nl.pfx')],
   },
 ];
 
@@ -688,6 +784,8 @@ function expectRefused(r: CliResult, c: Dirs, refusal: Refusal): void {
   if (refusal.says) expect(`${record.Message} ${record.RecommendedAction}`).toMatch(refusal.says);
   // A refused command prints no object a script could take for a result.
   expect(r.stdout).toBe('');
+  // What it quotes of the operator's input is bounded: one screen, not 100 KB of it.
+  expect(r.stderr.length, 'stderr is bounded').toBeLessThan(4000);
 }
 
 describe('bad input from the operator is refused with a clear error and changes nothing', () => {

@@ -129,6 +129,17 @@ Describe 'PowerShell habits' {
             @(Get-InfrastructureRole).Name | Should -Be @('Config')
         }
 
+        It 'refuses a registered role''s name without -Force, and says when Get-InfrastructureRole -Name finds none' {
+            Register-InfrastructureRole -Name Extra -Provider directory -Path $svc.Data -Confirm:$false
+            { Register-InfrastructureRole -Name extra -Provider directory -Path $TestDrive -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'RoleExists,Register-InfrastructureRole'
+            (Get-InfrastructureRole -Name Extra).Path | Should -Be $svc.Data
+            (Register-InfrastructureRole -Name Extra -Provider directory -Path $TestDrive -Force -PassThru -WarningVariable said -WarningAction SilentlyContinue).Path | Should -Be $TestDrive
+            "$said" | Should -BeLike "*Replaced the role Extra*"
+            Unregister-InfrastructureRole -Name Extra -Force
+            Get-InfrastructureRole -Name Extra -ErrorAction SilentlyContinue -ErrorVariable missing | Should -BeNullOrEmpty
+            $missing[0].FullyQualifiedErrorId | Should -Be 'RoleNotFound,Get-InfrastructureRole'
+        }
+
         It 'pipes AzsBackup.BackupLocation into Test-BackupShare' {
             $location = Get-BackupConfiguration
             ($location | Test-BackupShare).Path | Should -Be $svc.Share

@@ -64,7 +64,7 @@ Describe 'the module over the real host' {
         It '-WhatIf changes nothing: <Name>' -ForEach @(
             @{ Name = 'Set-BackupShare'; Call = { Set-BackupShare -Path $share -BackupFrequencyInHours 4 -SkipValidation -WhatIf } }
             @{ Name = 'Clear-BackupConfiguration'; Call = { Clear-BackupConfiguration -WhatIf } }
-            @{ Name = 'Remove-InfrastructureBackup'; Call = { Get-InfrastructureBackup | Remove-InfrastructureBackup -WhatIf } }
+            @{ Name = 'Remove-InfrastructureBackup'; Call = { Get-InfrastructureBackup | Remove-InfrastructureBackup -Force -WhatIf } }
             @{ Name = 'Unregister-InfrastructureRole'; Call = { Get-InfrastructureRole | Unregister-InfrastructureRole -WhatIf } }
         ) {
             $before = Get-TreeHash $home1, $share
