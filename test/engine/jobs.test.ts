@@ -91,7 +91,8 @@ describe.concurrent('backup jobs', () => {
       expect(active[0].Description).toContain('disk on fire');
       expect(active[0].Remediation.length).toBeGreaterThan(0);
 
-      await d.registerCommand('Broken', ['echo', 'working again'], swallow);
+      // The role fixed: registered again over the broken one (-Force replaces a registered role).
+      await d.registerCommand('Broken', ['echo', 'working again'], swallow, ['-Force']);
       const fixed = await d.cli(['Start-InfrastructureBackup']);
       expect(fixed.code, fixed.stderr).toBe(0);
       expect(fixed.json.Status).toBe('Succeeded');
@@ -309,7 +310,8 @@ describe.concurrent('backup jobs', () => {
           .sort();
       expect(await active()).toEqual(['BackupGeneral', 'BackupOverdue']);
 
-      await d.registerCommand('Broken', ['echo', 'working again'], swallow);
+      // The role fixed: registered again over the broken one (-Force replaces a registered role).
+      await d.registerCommand('Broken', ['echo', 'working again'], swallow, ['-Force']);
       const fixed = await d.cli(['Invoke-BackupScheduler']);
       expect(fixed.code, fixed.stderr).toBe(0);
       expect(fixed.json.Status).toBe('Succeeded');
