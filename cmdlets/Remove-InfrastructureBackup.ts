@@ -1,9 +1,8 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import type { RemoveInfrastructureBackupParameters } from './generated/parameters.js';
 import { ConfigStore } from '../src/config/store.js';
-import { AzsError, ExitCode } from '../src/errors.js';
 import { listBackups } from '../src/engine/backup-listing.js';
-import { removeBackupEverywhere } from '../src/engine/remove.js';
+import { refuseLastRestorable, removeBackupEverywhere } from '../src/engine/remove.js';
 import { openShare, shareAccess, shareParameters } from '../src/engine/share-access.js';
 
 /**
@@ -22,23 +21,15 @@ const removeInfrastructureBackup: Cmdlet<RemoveInfrastructureBackupParameters> =
   const access = shareAccess(new ConfigStore(home), shareParameters(params, secretsFromEnvironment));
   const name = params.Name;
   const target = await openShare(access);
-  // Newest first; what removeBackupEverywhere finds missing it reports as BackupNotFound.
+  // Newest first; what removeBackupEverywhere finds missing it reports as BackupNotFound. Refused
+  // before anything is asked, and decided again under the job lock, as the answer may change while
+  // the operator reads the prompt (another removal, a prune).
   const restorable = (await listBackups(target, access.path, home)).filter((b) => b.IsCloudRecoveryReady);
-  const index = restorable.findIndex((b) => b.Name === name.toLowerCase());
-  if (index >= 0 && restorable.length === 1 && !params.Force) {
-    throw new AzsError(`Backup ${name} is the last restorable backup on ${access.path}; removing it leaves nothing to restore from.`, {
-      errorId: 'LastRestorableBackup',
-      category: 'InvalidOperation',
-      exitCode: ExitCode.Usage,
-      targetObject: name,
-      recommendedAction:
-        'Keep it until a newer backup succeeds (Start-InfrastructureBackup); to remove it all the same, run the command again with -Force.',
-    });
-  }
+  refuseLastRestorable(restorable, name, access.path, params.Force === true);
   if (!(await shouldProcess(`backup ${name} on ${access.path}`, 'Remove'))) return;
-  const removed = await removeBackupEverywhere(target, access.path, home, name);
-  if (index === 0) {
-    const next = restorable[1];
+  const { removed, wasNewest, left } = await removeBackupEverywhere(target, access.path, home, name, params.Force === true);
+  if (wasNewest) {
+    const next = left[0];
     writeWarning(
       next
         ? `Removed backup ${removed.Name}, the newest restorable backup; the newest now is ${next.Name} of ${next.CreatedDateTime}.`

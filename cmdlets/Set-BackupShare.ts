@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import type { SetBackupShareParameters } from './generated/parameters.js';
 import { unauthenticatedCertificateWarning } from '../src/crypto/certificate-authentication.js';
@@ -7,6 +8,7 @@ import { ConfigStore, type EncryptionSettings, type StoredConfig } from '../src/
 import { type PfxGiven, proveCertificates, readEncryptionCertificates } from '../src/session/certificates.js';
 import { requiredCapacity } from '../src/session/capacity.js';
 import { backupLocation } from '../src/session/location.js';
+import { runJob } from '../src/engine/job.js';
 import { notConfigured, openShare, shareAccess, shareParameters } from '../src/engine/share-access.js';
 
 /**
@@ -72,18 +74,30 @@ const setBackupShare: Cmdlet<SetBackupShareParameters> = async ({
 
   if (!(await shouldProcess(path, 'Set the backup share, credential, encryption and schedule'))) return;
 
-  let available: number | null = null;
-  if (!params.SkipValidation) {
-    const { checkShare } = await import('../src/targets/share-check.js');
-    const result = await checkShare(await openShare(access), { requiredBytes: await requiredCapacity(next) });
-    if (result.Error) throw result.Error;
-    available = result.AvailableCapacity;
-  }
-  // The share's store is joined (and wrapped for the certificates given) before anything is saved,
-  // and its keys are kept in the same write: a join that fails (share unreachable, store damaged)
-  // ends the command with the configuration as it was, never half changed.
-  const joined = pfxs.length > 0 && !params.SkipValidation ? await joinShareRepository(store, access, pfxs, next, writeWarning) : undefined;
-  const saved = await store.update((base) => ({ ...apply(base), ...(joined ? { repository: joined } : {}) }));
+  // A new share or encryption waits for no job and is refused while one runs (JobLockHeld): a
+  // backup reads both as it starts, so one running now would commit to the old share, or wrapped
+  // for the old key, after the configuration named the new one, and no warning of backups left on
+  // the old key (warnOfOldBackups) could count it yet. Retention, schedule and alerts change at
+  // any time. On a fresh machine (no AZSBACKUP_HOME yet) no job can run, and the lock would make
+  // the folder before the share is validated.
+  const locationChanged = existsSync(home) && (encryptionGiven || (params.Path !== undefined && params.Path !== current.share?.path));
+  const save = async (): Promise<{ saved: StoredConfig; available: number | null }> => {
+    let available: number | null = null;
+    if (!params.SkipValidation) {
+      const { checkShare } = await import('../src/targets/share-check.js');
+      const result = await checkShare(await openShare(access), { requiredBytes: await requiredCapacity(next) });
+      if (result.Error) throw result.Error;
+      available = result.AvailableCapacity;
+    }
+    // The share's store is joined (and wrapped for the certificates given) before anything is saved,
+    // and its keys are kept in the same write: a join that fails (share unreachable, store damaged)
+    // ends the command with the configuration as it was, never half changed.
+    const joined =
+      pfxs.length > 0 && !params.SkipValidation ? await joinShareRepository(store, access, pfxs, next, writeWarning) : undefined;
+    const saved = await store.update((base) => ({ ...apply(base), ...(joined ? { repository: joined } : {}) }));
+    return { saved, available };
+  };
+  const { saved, available } = locationChanged ? await runJob(home, 'set backup share', save) : await save();
   if (saved.encryption?.mode === 'Certificate')
     for (const c of saved.encryption.certificates)
       if (!c.authenticationSecret) writeWarning(unauthenticatedCertificateWarning(c.thumbprint));
