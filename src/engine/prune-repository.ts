@@ -127,7 +127,7 @@ async function readIndexed(
   const { keys, why } = await indexKeys(target, remembered);
   if (!keys) return { why };
   try {
-    return { byFile: await readIndexFiles(target, layout, keys, [...files.indexFiles.keys()]), keys };
+    return { byFile: await readIndexFiles(target, layout, keys, files.indexFiles), keys };
   } catch (e) {
     if (!isAzsError(e) || e.errorId !== 'IndexDamaged') throw e;
     return { why: `an index file cannot be read (${e.message})` };

@@ -5,7 +5,7 @@ import type { DecryptWith } from '../crypto/recipient.js';
 import { isAzsError } from '../errors.js';
 import type { ProgressReporter } from '../progress.js';
 import { ChunkIndex } from '../repository/chunk-index.js';
-import { decodeIndexFile, writeIndexFiles } from '../repository/index-file.js';
+import { decodeIndexFile, readListedIndexFiles, writeIndexFiles } from '../repository/index-file.js';
 import { deriveRepositoryKeys, hostKeysFrom, type RepositoryHostKeys, type RepositoryKeys } from '../repository/keys.js';
 import { RepositoryLayout } from '../repository/layout.js';
 import type { PackEntry } from '../repository/pack-format.js';
@@ -201,10 +201,11 @@ async function openConfig(run: Run): Promise<RepositoryConfig | undefined> {
 /** Every index file: its bytes against its name; with keys, its entries (which packs they place chunks in). */
 async function readIndexFiles(run: Run): Promise<void> {
   const { target, layout, record } = run;
-  const names = (await target.list(layout.indexFolder)).filter((e) => !e.isDirectory && layout.indexHashOf(e.name)).map((e) => e.name);
+  const listed = (await target.list(layout.indexFolder)).filter((e) => !e.isDirectory && layout.indexHashOf(e.name));
+  const names = listed.map((e) => e.name);
   run.indexFiles = names;
   record.IndexFiles = names.length;
-  const files = await target.readSmallFiles(names.map((n) => `${layout.indexFolder}/${n}`));
+  const files = await readListedIndexFiles(target, layout, listed);
   for (const [i, name] of names.entries()) {
     const path = `${layout.indexFolder}/${name}`;
     const file = files[i];

@@ -138,7 +138,8 @@ function realPathOf(fd: number, file: string): string {
   }
 }
 
-function checkKind(st: Stats, fd: number, file: string, limit: ReadLimit): void {
+/** Refuses (NotARegularFile) what `fd`, opened from `file`, is unless a regular stored file: for readers that stream a file whole. */
+export function checkKind(st: Stats, fd: number, file: string, limit: ReadLimit): void {
   const kind = st.isDirectory()
     ? 'a folder'
     : st.isFIFO()

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Target } from '../targets/target.js';
-import { decodeIndexFile } from './index-file.js';
+import { decodeIndexFile, readListedIndexFiles } from './index-file.js';
 import type { RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 import type { ChunkLocation } from './pack-reader.js';
@@ -54,9 +54,15 @@ export async function readIndexFiles(
   target: Target,
   layout: RepositoryLayout,
   keys: RepositoryKeys,
-  hashes: readonly string[],
+  indexFiles: ReadonlyMap<string, RepositoryFile>,
 ): Promise<Map<string, ChunkLocation[]>> {
-  const read = await target.readSmallFiles(hashes.map((h) => layout.indexPath(h)));
+  const hashes = [...indexFiles.keys()];
+  // By their listed sizes: one over the limit is refused unfetched (readListedIndexFiles).
+  const read = await readListedIndexFiles(
+    target,
+    layout,
+    hashes.map((h) => ({ name: `${h}.idx`, isDirectory: false, size: indexFiles.get(h)!.size, mtime: indexFiles.get(h)!.mtime })),
+  );
   const out = new Map<string, ChunkLocation[]>();
   hashes.forEach((hash, i) => {
     const file = read[i];

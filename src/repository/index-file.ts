@@ -1,6 +1,9 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { Target } from '../targets/target.js';
+import type { AzsError } from '../errors.js';
+import { tooLarge } from '../io/bounded-read.js';
+import { shareFileLimit, SMALL_FILE_MAX_BYTES } from '../targets/share-errors.js';
+import type { Target, TargetEntry } from '../targets/target.js';
 import { ChunkIndex } from './chunk-index.js';
 import { indexDamaged } from './errors.js';
 import type { RepositoryKeys } from './keys.js';
@@ -100,8 +103,9 @@ export async function loadIndex(
       gone.add(pack);
       return false;
     });
-  const names = (await target.list(layout.indexFolder)).filter((e) => !e.isDirectory && layout.indexHashOf(e.name)).map((e) => e.name);
-  const files = await target.readSmallFiles(names.map((n) => `${layout.indexFolder}/${n}`));
+  const listed = (await target.list(layout.indexFolder)).filter((e) => !e.isDirectory && layout.indexHashOf(e.name));
+  const names = listed.map((e) => e.name);
+  const files = await readListedIndexFiles(target, layout, listed);
   names.forEach((name, i) => {
     const file = files[i];
     if (!file) return; // removed since listed (a concurrent prune): its packs are gone or indexed again
@@ -112,6 +116,25 @@ export async function loadIndex(
   });
   if (gone.size) missing?.([...gone].sort());
   return index;
+}
+
+/**
+ * The index files `listed`, read whole as readSmallFiles reads them; one listed over the limit is
+ * refused (FileTooLarge) unfetched: smbclient brings a file whole onto the local disk before it
+ * can be refused, and a file of any size may carry an index file's name.
+ */
+export async function readListedIndexFiles(
+  target: Target,
+  layout: RepositoryLayout,
+  listed: readonly TargetEntry[],
+): Promise<(Buffer | AzsError | undefined)[]> {
+  const path = (e: TargetEntry) => `${layout.indexFolder}/${e.name}`;
+  const small = listed.filter((e) => e.size <= SMALL_FILE_MAX_BYTES);
+  const read = await target.readSmallFiles(small.map(path));
+  let next = 0;
+  return listed.map((e) =>
+    e.size <= SMALL_FILE_MAX_BYTES ? read[next++] : tooLarge(path(e), shareFileLimit(target.location, SMALL_FILE_MAX_BYTES), e.size),
+  );
 }
 
 /**

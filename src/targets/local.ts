@@ -20,7 +20,7 @@ import {
   SYMBOLIC_LINK_ID,
   symbolicLinkOnShare,
 } from './share-errors.js';
-import { isMissingFile, readFileBounded } from '../io/bounded-read.js';
+import { checkKind, isMissingFile, readFileBounded } from '../io/bounded-read.js';
 import type { FreeSpace, Target, TargetEntry, TreeEntry, WriteOptions } from './target.js';
 
 function errnoOf(e: unknown): string | undefined {
@@ -217,7 +217,9 @@ export class LocalFolderTarget implements Target {
       await this.refuseLinks(p, segments, segments.length - 1);
       let handle: fsp.FileHandle;
       try {
-        handle = await fsp.open(abs, OPEN_NO_FOLLOW);
+        // O_NONBLOCK (no effect on a regular file): a FIFO put in a file's place would otherwise hold
+        // the open, and the command, until some writer came; it is refused below instead.
+        handle = await fsp.open(abs, OPEN_NO_FOLLOW | fs.constants.O_NONBLOCK);
       } catch (e) {
         if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') {
           await this.requireRoot();
@@ -230,6 +232,12 @@ export class LocalFolderTarget implements Target {
       if (st.isDirectory()) {
         await handle.close();
         throw notFound(this.location, p);
+      }
+      try {
+        checkKind(st, handle.fd, abs, shareFileLimit(this.location, st.size));
+      } catch (e) {
+        await handle.close();
+        throw e;
       }
       // 1 MiB reads (a quarter less time than 64 KiB ones), three in flight (see read-ahead.ts).
       return readAhead(handle, st.size, { pieceBytes: 1024 * 1024, depth: 3 });

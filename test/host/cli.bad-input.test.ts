@@ -161,6 +161,43 @@ describe('a BackupInfo.xml over the limit', () => {
   });
 });
 
+describe('a FIFO on the share where a role catalog or a pack belongs', () => {
+  let d: Drill;
+  afterAll(() => d?.cleanup());
+
+  // The local target opened role files and packs without O_NONBLOCK and without looking at what
+  // they were: a FIFO planted in their place (anyone who may write to a mounted share can make one)
+  // held the open until a writer came, so Test-InfrastructureBackup, Restore-AzsBackup and
+  // Test-BackupRepository hung for good.
+  it('is refused as not a regular file, in bounded time, and the destinations are untouched', async () => {
+    d = await makeDrill();
+    const name = (await d.backup()).Name;
+    const catalog = path.join(await d.backupFolder(name), 'Files.azscat');
+    await fs.rm(catalog);
+    execFileSync('mkfifo', [catalog]);
+    const { args, stdin } = d.decryptArgs();
+    const t = await d.cli(['Test-InfrastructureBackup', '-Name', name, ...args], { ...bounded, stdin });
+    expect(t.code, t.stderr).toBe(12);
+    expect(t.json).toMatchObject({ Name: name, IsValid: false });
+    expect(t.stderr).toContain('named pipe');
+    const before = await fs.readFile(path.join(d.files, 'cloud.json'), 'utf8');
+    await fs.writeFile(path.join(d.files, 'cloud.json'), 'changed since');
+    const restore = await d.cli(['Restore-AzsBackup', '-Name', name, ...args, '-Confirm:$false'], { ...bounded, stdin });
+    expectTyped(restore, 'NotARegularFile', 12);
+    expect(await fs.readFile(path.join(d.files, 'cloud.json'), 'utf8')).toBe('changed since');
+    expect(before).not.toBe('changed since');
+
+    const packs = path.join(d.share, 'AzsRepository', 'packs');
+    const [fan] = await fs.readdir(packs);
+    const [pack] = await fs.readdir(path.join(packs, fan!));
+    await fs.rm(path.join(packs, fan!, pack!));
+    execFileSync('mkfifo', [path.join(packs, fan!, pack!)]);
+    const repo = await d.cli(['Test-BackupRepository', ...args], { ...bounded, stdin });
+    expect(repo.code, repo.stderr).toBe(12);
+    expect(repo.errors.map((e) => e.ErrorId)).not.toContain('InternalError');
+  });
+});
+
 describe('files the operator names, and the state files, are read bounded and typed', () => {
   let d: Drill;
   beforeAll(async () => {

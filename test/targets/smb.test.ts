@@ -11,6 +11,9 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeIfEmpty } from '../../src/catalog/share-catalog.js';
+import { loadIndex, writeIndexFiles } from '../../src/repository/index-file.js';
+import { deriveRepositoryKeys } from '../../src/repository/keys.js';
+import { RepositoryLayout } from '../../src/repository/layout.js';
 import { checkShare, openTarget } from '../../src/targets/index.js';
 import type { Target } from '../../src/targets/target.js';
 import { sambaAvailable, startSamba, type SambaServer } from '../support/samba.js';
@@ -150,6 +153,34 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
       expect(await t.list('small')).toEqual([]);
     } finally {
       execFileSync('umount', [dir]);
+    }
+  });
+
+  // smbclient fetches a file whole into this machine's private folder before it can be refused: an
+  // index load asked for every index file its listing named, whatever the size listed, so a file of
+  // any size named like an index file filled the local disk (or took as long as it took to fetch)
+  // before FileTooLarge. Every backup, prune and Test-BackupRepository loads the index.
+  it.skipIf(!canMount())('an index file listed over the limit is refused from its listed size, never fetched', async () => {
+    const local = await fsp.mkdtemp(path.join(os.tmpdir(), 'azs-smb-private-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', local]);
+    try {
+      const layout = new RepositoryLayout(`huge-index-${randomBytes(4).toString('hex')}/AzsRepository`);
+      const keys = deriveRepositoryKeys(Buffer.alloc(32, 7));
+      const t = openTarget(samba.smbUrl, cred(), local);
+      await writeIndexFiles(t, layout, keys, []);
+      await t.mkdir(layout.indexFolder);
+      const huge = path.join(samba.root, layout.indexPath('ab'.repeat(32)));
+      // 64 MiB listed (sparse on the server): over the 2 MiB a small file may be, and over the local room.
+      await fsp.writeFile(huge, '');
+      await fsp.truncate(huge, 64 << 20);
+      const e = await rejected(loadIndex(t, layout, keys));
+      expect(e).toMatchObject({ errorId: 'FileTooLarge', exitCode: 12 });
+      expect(e.message).toContain(`${'ab'.repeat(32)}.idx`);
+      expect(e.message).toContain('it was not read');
+      expect(fs.readdirSync(local).flatMap((d) => fs.readdirSync(path.join(local, d)))).toEqual([]);
+    } finally {
+      execFileSync('umount', [local]);
+      await fsp.rmdir(local);
     }
   });
 
