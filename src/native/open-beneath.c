@@ -326,67 +326,56 @@ static napi_value open_folder_js(napi_env env, napi_callback_info info) {
   return queue(env, o, ok);
 }
 
-/* f(fd, name, number) */
-static napi_value one_name(napi_env env, napi_callback_info info, op_kind kind, size_t argc_wanted) {
-  size_t argc = 3;
-  napi_value args[3];
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != argc_wanted) {
-    napi_throw_type_error(env, NULL, "open-beneath: wrong number of arguments");
-    return NULL;
-  }
-  op *o = new_op(env, kind, 1);
-  if (!o) return NULL;
-  bool ok = int_arg(env, args[0], &o->fd[0]) && names_from(env, o, args, 1, 1, 1) && (argc < 3 || int_arg(env, args[2], &o->flag));
-  return queue(env, o, ok);
-}
+/* The functions that act on names in folders held open: which op, how many arguments, and whether two names. */
+typedef struct {
+  const char *name;
+  op_kind kind;
+  size_t argc;
+  bool two_names;
+} step_spec;
 
-/* f(fromfd, from, tofd, to[, flag]) */
-static napi_value two_names(napi_env env, napi_callback_info info, op_kind kind, size_t argc_wanted) {
+static const step_spec STEPS[] = {
+    {"createFile", CREATE_FILE, 3, false},   /* (dirfd, name, mode) */
+    {"kindAt", KIND_AT, 2, false},           /* (dirfd, name) */
+    {"unlinkAt", UNLINK_AT, 2, false},       /* (dirfd, name) */
+    {"removeTreeAt", REMOVE_TREE_AT, 2, false}, /* (dirfd, name) */
+    {"renameAt", RENAME_AT, 5, true},        /* (fromfd, from, tofd, to, noReplace) */
+    {"linkAt", LINK_AT, 4, true},            /* (fromfd, from, tofd, to) */
+};
+
+/* One of STEPS, as its callback data says: f(fd, name[, number]) or f(fromfd, from, tofd, to[, flag]). */
+static napi_value step_js(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value args[5];
+  void *data = NULL;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, &data) != napi_ok) return NULL;
+  const step_spec *spec = data;
   bool flag = false;
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != argc_wanted ||
-      (argc == 5 && napi_get_value_bool(env, args[4], &flag) != napi_ok)) {
+  if (argc != spec->argc || (spec->two_names && argc == 5 && napi_get_value_bool(env, args[4], &flag) != napi_ok)) {
     napi_throw_type_error(env, NULL, "open-beneath: wrong arguments");
     return NULL;
   }
-  op *o = new_op(env, kind, 2);
+  op *o = new_op(env, spec->kind, spec->two_names ? 2 : 1);
   if (!o) return NULL;
-  o->flag = flag;
-  bool ok = int_arg(env, args[0], &o->fd[0]) && int_arg(env, args[2], &o->fd[1]) && names_from(env, o, args, 1, 2, 2);
+  bool ok;
+  if (spec->two_names) {
+    o->flag = flag;
+    ok = int_arg(env, args[0], &o->fd[0]) && int_arg(env, args[2], &o->fd[1]) && names_from(env, o, args, 1, 2, 2);
+  } else {
+    ok = int_arg(env, args[0], &o->fd[0]) && names_from(env, o, args, 1, 1, 1) && (argc < 3 || int_arg(env, args[2], &o->flag));
+  }
   return queue(env, o, ok);
 }
 
-static napi_value create_file_js(napi_env env, napi_callback_info info) {
-  return one_name(env, info, CREATE_FILE, 3);
-}
-static napi_value kind_at_js(napi_env env, napi_callback_info info) {
-  return one_name(env, info, KIND_AT, 2);
-}
-static napi_value unlink_at_js(napi_env env, napi_callback_info info) {
-  return one_name(env, info, UNLINK_AT, 2);
-}
-static napi_value remove_tree_at_js(napi_env env, napi_callback_info info) {
-  return one_name(env, info, REMOVE_TREE_AT, 2);
-}
-static napi_value rename_at_js(napi_env env, napi_callback_info info) {
-  return two_names(env, info, RENAME_AT, 5);
-}
-static napi_value link_at_js(napi_env env, napi_callback_info info) {
-  return two_names(env, info, LINK_AT, 4);
-}
-
-static bool export_function(napi_env env, napi_value exports, const char *name, napi_callback fn) {
+static bool export_function(napi_env env, napi_value exports, const char *name, napi_callback fn, void *data) {
   napi_value value;
-  return napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &value) == napi_ok &&
+  return napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, data, &value) == napi_ok &&
          napi_set_named_property(env, exports, name, value) == napi_ok;
 }
 
 NAPI_MODULE_INIT() {
-  if (!export_function(env, exports, "openFolder", open_folder_js) || !export_function(env, exports, "createFile", create_file_js) ||
-      !export_function(env, exports, "kindAt", kind_at_js) || !export_function(env, exports, "renameAt", rename_at_js) ||
-      !export_function(env, exports, "linkAt", link_at_js) || !export_function(env, exports, "unlinkAt", unlink_at_js) ||
-      !export_function(env, exports, "removeTreeAt", remove_tree_at_js))
-    return NULL;
+  if (!export_function(env, exports, "openFolder", open_folder_js, NULL)) return NULL;
+  for (size_t i = 0; i < sizeof STEPS / sizeof STEPS[0]; i++)
+    if (!export_function(env, exports, STEPS[i].name, step_js, (void *)&STEPS[i])) return NULL;
   return exports;
 }
