@@ -2,6 +2,7 @@ import type { Cmdlet } from '../src/host/cmdlet.js';
 import type { UpdateBackupEncryptionParameters } from './generated/parameters.js';
 import { unauthenticatedCertificateWarning } from '../src/crypto/certificate-authentication.js';
 import { ConfigStore } from '../src/config/store.js';
+import { pauseAfterConfigReadForTests } from '../src/engine/job.js';
 import { rewrapJob } from '../src/engine/rewrap.js';
 import { configuredRecipients, decryptionMaterial, openShare, shareAccess } from '../src/engine/share-access.js';
 
@@ -23,6 +24,7 @@ const updateBackupEncryption: Cmdlet<UpdateBackupEncryptionParameters> = async (
   const recipients = configuredRecipients(store, config);
   const certificates = recipients.filter((r) => r.kind === 'Certificate');
   const oldMaterial = (await decryptionMaterial(params))!;
+  await pauseAfterConfigReadForTests();
   const { matched, updated, unchanged, failures } = await rewrapJob({
     home,
     target: await openShare(access),

@@ -10,7 +10,7 @@ import { configuredRecipients, openShare, shareAccess } from './share-access.js'
 import { runBackup, type BackupOutcome } from './backup.js';
 import { FILES_CACHE_FOLDER } from './files-cache.js';
 import { queuedRoleStatus, type BackupRecord } from './backup-record.js';
-import { runJob } from './job.js';
+import { pauseAfterConfigReadForTests, runJob } from './job.js';
 import { rememberedRepository, rememberRepository, repositoryForBackup, type OpenRepository } from './repository-access.js';
 import type { EncryptFor } from '../crypto/recipient.js';
 import type { Target } from '../targets/target.js';
@@ -107,6 +107,7 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
     if (lock && name) await runJob(opts.home, `backup ${name}`, () => failQueuedJob(opts.home, name, e), lock);
     throw e;
   }
+  await pauseAfterConfigReadForTests();
   const name = opts.name ?? randomUUID();
   return runJob(opts.home, `backup ${name}`, () => recordedBackup(opts, store, prepared, name), opts.lock);
 }
