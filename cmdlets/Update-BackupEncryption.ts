@@ -1,7 +1,9 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import type { UpdateBackupEncryptionParameters } from './generated/parameters.js';
 import { unauthenticatedCertificateWarning } from '../src/crypto/certificate-authentication.js';
+import type { EncryptFor } from '../src/crypto/recipient.js';
 import { ConfigStore } from '../src/config/store.js';
+import { pauseAfterConfigReadForTests } from '../src/engine/job.js';
 import { rewrapJob } from '../src/engine/rewrap.js';
 import { configuredRecipients, decryptionMaterial, openShare, shareAccess } from '../src/engine/share-access.js';
 
@@ -18,17 +20,24 @@ const updateBackupEncryption: Cmdlet<UpdateBackupEncryptionParameters> = async (
   setExitCode,
 }) => {
   const store = new ConfigStore(home);
-  const config = store.read();
-  const access = shareAccess(store, {}, config);
-  const recipients = configuredRecipients(store, config);
-  const certificates = recipients.filter((r) => r.kind === 'Certificate');
+  // Read before the lock only to refuse at once what is not configured; the job reads the share
+  // and recipients again under the lock (`configured`), and those are what the warnings speak of.
+  const located = (): { access: ReturnType<typeof shareAccess>; recipients: ReturnType<typeof configuredRecipients> } => {
+    const config = store.read();
+    return { access: shareAccess(store, {}, config), recipients: configuredRecipients(store, config) };
+  };
+  located();
+  let certificates: Extract<EncryptFor, { kind: 'Certificate' }>[] = [];
   const oldMaterial = (await decryptionMaterial(params))!;
+  await pauseAfterConfigReadForTests();
   const { matched, updated, unchanged, failures } = await rewrapJob({
     home,
-    target: await openShare(access),
-    sharePath: access.path,
+    configured: async () => {
+      const { access, recipients } = located();
+      certificates = recipients.filter((r) => r.kind === 'Certificate');
+      return { target: await openShare(access), sharePath: access.path, recipients };
+    },
     oldMaterial,
-    recipients,
     name: params.Name,
     allowUnauthenticated: params.AllowUnauthenticated === true,
     confirm: (name) => shouldProcess(`backup ${name}`, 'Re-wrap the data key for the configured encryption'),

@@ -10,7 +10,7 @@ import { configuredRecipients, openShare, shareAccess } from './share-access.js'
 import { runBackup, type BackupOutcome } from './backup.js';
 import { FILES_CACHE_FOLDER } from './files-cache.js';
 import { queuedRoleStatus, type BackupRecord } from './backup-record.js';
-import { runJob } from './job.js';
+import { pauseAfterConfigReadForTests, runJob } from './job.js';
 import { rememberedRepository, rememberRepository, repositoryForBackup, type OpenRepository } from './repository-access.js';
 import type { EncryptFor } from '../crypto/recipient.js';
 import type { Target } from '../targets/target.js';
@@ -91,10 +91,34 @@ export function queuedRecord(name: string, sharePath: string, roles: RoleDefinit
 
 export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcome> {
   const store = new ConfigStore(opts.home);
-  let prepared: PreparedBackup;
+  // Read once before the lock only so that a backup that cannot start (nothing configured, no
+  // such role) is refused at once, whatever job runs; what it backs up is read under the lock.
+  await preparedOrFailed(opts, store, (fail) => runJob(opts.home, `backup ${opts.name}`, fail, opts.lock));
+  await pauseAfterConfigReadForTests();
+  const name = opts.name ?? randomUUID();
+  return runJob(
+    opts.home,
+    `backup ${name}`,
+    async () => {
+      // Read again under the lock: a Set-BackupShare changes the share or the encryption only
+      // under it, and one that took and let it go since the first read must not leave this backup
+      // writing to the old share, or wrapped for the old key, while the configuration names the new.
+      const prepared = await preparedOrFailed(opts, store, (fail) => fail());
+      return recordedBackup(opts, store, prepared, name);
+    },
+    opts.lock,
+  );
+}
+
+/** The configuration as the backup uses it; a queued job that cannot start has its record and alert say why (`fail`, under the lock). */
+async function preparedOrFailed(
+  opts: BackupJobOptions,
+  store: ConfigStore,
+  underLock: (fail: () => Promise<void>) => Promise<void>,
+): Promise<PreparedBackup> {
   try {
     const config = store.read();
-    prepared = {
+    return {
       config,
       access: shareAccess(store, {}, config),
       recipients: configuredRecipients(store, config),
@@ -104,11 +128,9 @@ export async function runBackupJob(opts: BackupJobOptions): Promise<BackupOutcom
     // A queued job (-AsJob) whose configuration changed before it started: nobody reads its
     // output, so its record and an alert say why, and the lock it was handed is let go.
     const { lock, name } = opts;
-    if (lock && name) await runJob(opts.home, `backup ${name}`, () => failQueuedJob(opts.home, name, e), lock);
+    if (lock && name) await underLock(() => failQueuedJob(opts.home, name, e));
     throw e;
   }
-  const name = opts.name ?? randomUUID();
-  return runJob(opts.home, `backup ${name}`, () => recordedBackup(opts, store, prepared, name), opts.lock);
 }
 
 type PreparedBackup = {

@@ -1,3 +1,4 @@
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AzsError, ExitCode } from '../errors.js';
 import { adoptLock, tryLock, type HeldLock } from '../config/file-lock.js';
@@ -61,4 +62,18 @@ export function acquireJobLock(home: string, purpose: string): HeldLock {
       recommendedAction: 'Wait for the running job to finish (Get-InfrastructureBackup shows its progress), then try again.',
     },
   );
+}
+
+/**
+ * TEST ONLY: AZSBACKUP_TEST_PAUSE_AFTER_CONFIG_READ=<file> holds a backup, or an
+ * Update-BackupEncryption, right after it first read its configuration and before it takes the job
+ * lock: it makes `<file>.paused`, then waits until `<file>` exists. A test runs a Set-BackupShare
+ * or Clear-BackupConfiguration in exactly that gap (test/engine/config-read-before-lock.test.ts).
+ * Never set it in production: the job waits for a file nobody makes.
+ */
+export async function pauseAfterConfigReadForTests(): Promise<void> {
+  const file = process.env.AZSBACKUP_TEST_PAUSE_AFTER_CONFIG_READ;
+  if (!file) return;
+  writeFileSync(`${file}.paused`, '');
+  while (!existsSync(file)) await new Promise((resolve) => setTimeout(resolve, 20));
 }

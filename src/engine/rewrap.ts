@@ -127,13 +127,17 @@ export async function backupsNotWrappedFor(target: Target, recipientIds: readonl
     .length;
 }
 
-export interface RewrapJobRequest {
-  home: string;
+/** Where the re-wrap works and for whom: the share and the recipients configured now. */
+export interface RewrapLocation {
   target: Target;
   sharePath: string;
-  oldMaterial: DecryptWith;
   /** The recipients configured now: every backup re-wrapped is wrapped for each. */
   recipients: readonly EncryptFor[];
+}
+
+export type RewrapJobRequest = {
+  home: string;
+  oldMaterial: DecryptWith;
   /** Just this backup, whose failure stops the job; without it, every backup the old material opens. */
   name?: string;
   allowUnauthenticated?: boolean;
@@ -141,7 +145,11 @@ export interface RewrapJobRequest {
   confirm: (name: string) => Promise<boolean>;
   /** Hears of each backup re-sealed though it carried no proof of who made it (-AllowUnauthenticated). */
   onUnauthenticated?: (name: string, rewritten: boolean) => void;
-}
+} & (
+  | RewrapLocation
+  /** Read under the job lock, as Update-BackupEncryption does from the configuration: see rewrapJob. */
+  | { configured: () => Promise<RewrapLocation> }
+);
 
 export interface RewrapOutcome {
   /** How many backups the old material opens (or 1 with a name). */
@@ -209,9 +217,13 @@ async function wrapRepositoryAlsoFor(target: Target, oldMaterial: DecryptWith, r
  * reported and the others are still re-wrapped: an operator who retires the old material must see
  * exactly which backups it still opens alone.
  */
-export async function rewrapJob(job: RewrapJobRequest): Promise<RewrapOutcome> {
-  job = { ...job, target: killSwitchForTests(job.target, 'AZSBACKUP_TEST_REWRAP_KILL_AFTER') };
-  return runJob(job.home, 'update encryption', async () => {
+export async function rewrapJob(request: RewrapJobRequest): Promise<RewrapOutcome> {
+  return runJob(request.home, 'update encryption', async () => {
+    // The share and recipients from the configuration are read under the lock: a Set-BackupShare
+    // changes them only under it, and one that ran just before must not leave this job re-wrapping
+    // for the recipients it replaced.
+    const location = 'configured' in request ? await request.configured() : request;
+    const job = { ...request, ...location, target: killSwitchForTests(location.target, 'AZSBACKUP_TEST_REWRAP_KILL_AFTER') };
     const options = { allowUnauthenticated: job.allowUnauthenticated };
     const { names, unreadable } = await backupsToRewrap(job.target, job.oldMaterial, job.name);
     const outcome: RewrapOutcome = { matched: names.length, updated: [], unchanged: [], failures: [...unreadable], repository: 'None' };
