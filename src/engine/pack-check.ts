@@ -37,9 +37,10 @@ export async function checkPack(
   keys?: RepositoryKeys,
   wanted?: readonly PackEntry[],
   onChunk?: (entry: PackEntry) => void,
+  listedSize?: number,
 ): Promise<PackCheck> {
   try {
-    const scan = scanPack(target, layout, pack, { keys, wanted: keys?.privateKey ? wanted : undefined });
+    const scan = scanPack(target, layout, pack, { keys, wanted: keys?.privateKey ? wanted : undefined, listedSize });
     for (;;) {
       const step = await scan.next();
       if (step.done) return { pack, size: step.value.size, entries: step.value.entries, missing: false };

@@ -65,8 +65,13 @@ export async function livePacksNow(target: Target): Promise<{ live?: Set<string>
 }
 
 /** The host keys, when this machine has them for the repository on the share; otherwise why not. */
-async function indexKeys(target: Target, remembered?: RememberedRepository): Promise<{ keys?: RepositoryKeys; why?: string }> {
-  const config = await readRepositoryConfig(target, layout).catch(() => undefined);
+async function indexKeys(
+  target: Target,
+  files: RepositoryFiles,
+  remembered?: RememberedRepository,
+): Promise<{ keys?: RepositoryKeys; why?: string }> {
+  // The listing's config.xml (its size checked before it is fetched): no second round trip on SMB.
+  const config = await readRepositoryConfig(target, layout, files.config ?? null).catch(() => undefined);
   if (!remembered || !config || config.id !== remembered.id || !config.publicKey.equals(remembered.publicKey)) {
     return {
       why:
@@ -124,7 +129,7 @@ async function readIndexed(
   files: RepositoryFiles,
   remembered?: RememberedRepository,
 ): Promise<{ byFile?: Map<string, ChunkLocation[]>; why?: string; keys?: RepositoryKeys }> {
-  const { keys, why } = await indexKeys(target, remembered);
+  const { keys, why } = await indexKeys(target, files, remembered);
   if (!keys) return { why };
   try {
     return { byFile: await readIndexFiles(target, layout, keys, files.indexFiles), keys };

@@ -10,7 +10,7 @@ import { deriveRepositoryKeys, hostKeysFrom, type RepositoryHostKeys, type Repos
 import { RepositoryLayout } from '../repository/layout.js';
 import type { PackEntry } from '../repository/pack-format.js';
 import type { ChunkLocation } from '../repository/pack-reader.js';
-import { listPacks } from '../repository/rebuild.js';
+import { listPackSizes } from '../repository/rebuild.js';
 import { keyFingerprint, readRepositoryConfig, unwrapMaster, type RepositoryConfig } from '../repository/repository-config.js';
 import type { Target } from '../targets/target.js';
 import { checkPack } from './pack-check.js';
@@ -164,7 +164,8 @@ export async function checkRepository(
   // Index files are listed before packs: every pack an index file names was complete before it,
   // so it is in the pack listing below (what makes -Repair's replacement cover every listed file).
   await readIndexFiles(run);
-  const present = new Set(await listPacks(target, layout));
+  // With their listed sizes: a file too large to be a pack is refused unread (scanPack).
+  const present = await listPackSizes(target, layout);
   await checkBackups(run, config);
   await checkPacks(run, present);
   if (opts.repair) await repairIndex(run, present);
@@ -314,9 +315,9 @@ function noteCatalog(run: Run, backup: string, folder: string, named: Set<string
 }
 
 /** Every pack on the share or named anywhere, each read once: its hash, its table of contents, the chunks catalogs want of it. */
-async function checkPacks(run: Run, present: Set<string>): Promise<void> {
+async function checkPacks(run: Run, present: ReadonlyMap<string, number>): Promise<void> {
   const { record } = run;
-  const all = [...new Set([...present, ...run.facts.keys()])].sort();
+  const all = [...new Set([...present.keys(), ...run.facts.keys()])].sort();
   if (run.indexFiles.length === 0 && present.size > 0) {
     problem(
       run,
@@ -335,9 +336,17 @@ async function checkPacks(run: Run, present: Set<string>): Promise<void> {
     });
     const f = run.facts.get(pack);
     const checked = present.has(pack)
-      ? await checkPack(run.target, run.layout, pack, run.keys, f ? [...f.wanted.values()].map((w) => w.entry) : [], (e) => {
-          record.ChunksAuthenticated += f?.wanted.get(e.offset)?.refs ?? 0;
-        })
+      ? await checkPack(
+          run.target,
+          run.layout,
+          pack,
+          run.keys,
+          f ? [...f.wanted.values()].map((w) => w.entry) : [],
+          (e) => {
+            record.ChunksAuthenticated += f?.wanted.get(e.offset)?.refs ?? 0;
+          },
+          present.get(pack),
+        )
       : undefined;
     if (checked) record.PacksChecked++;
     if (!checked || checked.missing) {
@@ -446,7 +455,7 @@ const INDEX_KINDS = new Set([
  * file that was there before deleted (they were listed before the packs, so the new one covers all
  * they could name). Packs that are damaged stay out: the next backup stores their chunks anew.
  */
-async function repairIndex(run: Run, present: Set<string>): Promise<void> {
+async function repairIndex(run: Run, present: ReadonlyMap<string, number>): Promise<void> {
   const { target, layout, record } = run;
   const fixable = record.Problems.filter((p) => INDEX_KINDS.has(p.Kind));
   if (fixable.length === 0 && !(run.indexFiles.length === 0 && present.size > 0)) return;

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { Target } from '../targets/target.js';
+import type { Target, TargetEntry } from '../targets/target.js';
 import { decodeIndexFile, readListedIndexFiles } from './index-file.js';
 import type { RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 import type { ChunkLocation } from './pack-reader.js';
 import { indexDamaged } from './errors.js';
+import { REPOSITORY_CONFIG_FILE } from './repository-config.js';
 
 /**
  * What garbage collection of a repository needs to know of its files, and the decisions it makes
@@ -28,6 +29,8 @@ export interface RepositoryFiles {
    * temporaries (`.config-*.xml`) and any target's temporary names (`.azs-partial-*`).
    */
   temporaries: RepositoryFile[];
+  /** `config.xml` as listed (its size is checked before it is read); undefined when there is none. */
+  config?: TargetEntry;
 }
 
 const TEMPORARY = /^(\.pending-[0-9a-f]+\.pack|\.config-[0-9a-f]+\.xml|\.azs-partial-.*)$/;
@@ -42,7 +45,8 @@ export async function listRepositoryFiles(target: Target, layout: RepositoryLayo
     const below = rest.join('/');
     const pack = top === 'packs' ? layout.packHashOf(below) : undefined;
     const index = top === 'index' && rest.length === 1 ? layout.indexHashOf(below) : undefined;
-    if (pack) files.packs.set(pack, file);
+    if (e.path === REPOSITORY_CONFIG_FILE) files.config = e;
+    else if (pack) files.packs.set(pack, file);
     else if (index) files.indexFiles.set(index, file);
     else if (TEMPORARY.test(e.name)) files.temporaries.push(file);
   }

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { CHUNK_ID_BYTES } from './keys.js';
 import { packDamaged } from './errors.js';
-import { BLOB_OVERHEAD } from './blob.js';
+import { BLOB_OVERHEAD, MAX_CHUNK_BYTES } from './blob.js';
 
 /**
  * A pack file (all integers big-endian):
@@ -30,6 +30,13 @@ export const MAX_PACK_ENTRIES = 16384;
 const TOC_OVERHEAD = 12 + 16;
 /** The most a pack's tail (toc and trailer) can take: what a reader keeps while it streams a pack. */
 export const MAX_PACK_TAIL_BYTES = TOC_OVERHEAD + 4 + MAX_PACK_ENTRIES * PACK_TOC_ENTRY_BYTES + PACK_TRAILER_BYTES;
+/**
+ * The largest pack a writer makes: it closes a pack before a blob would take it past its pack size
+ * (32 MiB, at most this less the tail: PackWriter), unless the blob is its first, and a blob is at
+ * most a chunk (64 MiB, stored as is where zstd does not shrink it) and its overhead. A file over it
+ * in a pack's place is refused from its size instead of being read (and hashed) to its end.
+ */
+export const MAX_PACK_BYTES = PACK_HEADER_BYTES + MAX_CHUNK_BYTES + BLOB_OVERHEAD + MAX_PACK_TAIL_BYTES;
 const VERSION = 2;
 const SUITE_X25519_AES256GCM = 2;
 

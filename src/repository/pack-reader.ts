@@ -4,7 +4,7 @@ import { openBlob } from './blob.js';
 import { packDamaged } from './errors.js';
 import { packKeyOf, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
-import { ephemeralKeyOf, MAX_PACK_TAIL_BYTES, PACK_HEADER_BYTES, parsePackTail, type PackEntry } from './pack-format.js';
+import { ephemeralKeyOf, MAX_PACK_BYTES, MAX_PACK_TAIL_BYTES, PACK_HEADER_BYTES, parsePackTail, type PackEntry } from './pack-format.js';
 
 /** Where a chunk lies: the pack (its SHA-256, hex) and the entry within it. */
 export interface ChunkLocation extends PackEntry {
@@ -22,6 +22,16 @@ export interface ScanOptions {
   keys?: RepositoryKeys;
   /** Chunks to open on the way, in any order; each is authenticated as its id before it is yielded. */
   wanted?: readonly PackEntry[];
+  /** The pack's size as the caller listed it: one over MAX_PACK_BYTES is refused before it is read. */
+  listedSize?: number;
+}
+
+function tooLargeForAPack(hash: string, size: number | undefined): Error {
+  const what = size === undefined ? 'it is' : `it is ${size} bytes,`;
+  return packDamaged(
+    hash,
+    `${what} larger than any pack (${MAX_PACK_BYTES} bytes); it was not read${size === undefined ? ' further' : ''}`,
+  );
 }
 
 /**
@@ -47,10 +57,14 @@ export async function* scanPack(
   let next = 0;
   let parts: Buffer[] = [];
   let blobKey: Buffer | undefined;
+  // A file of any size may carry a pack's name: hashing it to its end would take as long as it is big.
+  if (opts.listedSize !== undefined && opts.listedSize > MAX_PACK_BYTES) throw tooLargeForAPack(hash, opts.listedSize);
   // Pieces are kept (the tail, a blob's parts) and never handed back to a RecyclingReadable, so
   // the target never reads into them again: no copy is needed.
   for await (const chunk of await target.read(layout.packPath(hash))) {
     const piece = chunk as Buffer;
+    // Unlisted (or grown since listed): stopped once past the largest pack (the stream is closed).
+    if (pos + piece.length > MAX_PACK_BYTES) throw tooLargeForAPack(hash, undefined);
     digest.update(piece);
     if (header.length < PACK_HEADER_BYTES) header = Buffer.concat([header, piece.subarray(0, PACK_HEADER_BYTES - header.length)]);
     const end = pos + piece.length;

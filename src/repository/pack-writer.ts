@@ -4,7 +4,7 @@ import type { Target } from '../targets/target.js';
 import { CHUNK_ID_BYTES, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 import { ChunkIdSet } from './id-set.js';
-import { PackEntryList } from './pack-format.js';
+import { MAX_PACK_BYTES, MAX_PACK_TAIL_BYTES, PackEntryList } from './pack-format.js';
 import { type PackBytes, Packers, type PackerMemory } from './packers.js';
 
 export interface PackWriterOptions {
@@ -116,6 +116,8 @@ export class PackWriter {
       packBytes: opts.packBytes ?? DEFAULT_PACK_BYTES,
       level: opts.compressionLevel ?? 1,
     };
+    // Readers refuse a file over MAX_PACK_BYTES in a pack's place unread: no pack may be larger.
+    if (settings.packBytes > MAX_PACK_BYTES - MAX_PACK_TAIL_BYTES) throw new RangeError(`packs are at most ${MAX_PACK_BYTES} bytes`);
     const jobBytes = Math.max(JOB_BYTES, opts.jobBytes ?? 0);
     const inputs = Array.from({ length: INPUT_SLOTS }, () => new SharedArrayBuffer(jobBytes));
     const memoryFor = (): PackerMemory => ({

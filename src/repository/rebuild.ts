@@ -6,12 +6,18 @@ import { readPackContents } from './pack-reader.js';
 
 /** The committed packs on the target, by hash (pending packs and stray files are not listed). */
 export async function listPacks(target: Target, layout: RepositoryLayout): Promise<string[]> {
+  return [...(await listPackSizes(target, layout)).keys()];
+}
+
+/** The committed packs on the target, by hash in order, with their listed sizes (a reader refuses one too large unread). */
+export async function listPackSizes(target: Target, layout: RepositoryLayout): Promise<Map<string, number>> {
   const tree = await target.listTree(layout.packsFolder);
-  return tree
-    .filter((e) => !e.isDirectory)
-    .map((e) => layout.packHashOf(e.path))
-    .filter((h): h is string => h !== undefined)
-    .sort();
+  const sizes = new Map<string, number>();
+  for (const e of tree) {
+    const hash = e.isDirectory ? undefined : layout.packHashOf(e.path);
+    if (hash !== undefined) sizes.set(hash, e.size);
+  }
+  return new Map([...sizes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 /**

@@ -11,7 +11,9 @@ import {
   type EncryptFor,
   type WrappedKey,
 } from '../crypto/recipient.js';
-import type { Target } from '../targets/target.js';
+import { tooLarge } from '../io/bounded-read.js';
+import { shareFileLimit } from '../targets/share-errors.js';
+import type { Target, TargetEntry } from '../targets/target.js';
 import { deriveRepositoryKeys, REPOSITORY_KEY_BYTES } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 
@@ -94,8 +96,21 @@ export function parseRepositoryConfig(text: string): RepositoryConfig {
   return { id, publicKey, createdDateTime, recipients };
 }
 
-/** The repository's config on the share; undefined when there is no repository yet. */
-export async function readRepositoryConfig(target: Target, layout: RepositoryLayout): Promise<RepositoryConfig | undefined> {
+/**
+ * The repository's config on the share; undefined when there is no repository yet. One larger than
+ * a config can be is refused (FileTooLarge) from its size, unfetched: smbclient brings a file whole
+ * onto the local disk before it can be refused. The size is the caller's listing of it (`listed`,
+ * null when that listing had none) where it has one, which spares a round trip on SMB; else a stat.
+ */
+export async function readRepositoryConfig(
+  target: Target,
+  layout: RepositoryLayout,
+  listed?: TargetEntry | null,
+): Promise<RepositoryConfig | undefined> {
+  const entry = listed === undefined ? await target.stat(configPath(layout)) : listed;
+  if (!entry) return undefined;
+  if (!entry.isDirectory && entry.size > MAX_CONFIG_BYTES)
+    throw tooLarge(configPath(layout), shareFileLimit(target.location, MAX_CONFIG_BYTES), entry.size);
   const [file] = await target.readSmallFiles([configPath(layout)], MAX_CONFIG_BYTES);
   if (file === undefined) return undefined;
   if (!Buffer.isBuffer(file)) throw file;

@@ -215,6 +215,9 @@ export function parseShareLocation(input: string): ShareLocation {
   return parseLocal(p);
 }
 
+/** What -UserName takes at most (its ValidateLength): longer is a paste gone wrong, never an account. */
+export const MAX_USER_NAME_CHARS = 256;
+
 /** `DOMAIN\user`, `user@domain` or plain `user`. */
 export function parseUserName(userName: string): { domain?: string; user: string } {
   const bad = (why: string) =>
@@ -227,6 +230,8 @@ export function parseUserName(userName: string): { domain?: string; user: string
   const u = userName.trim();
   if (u === '') throw bad('it is empty');
   if (/[\x00-\x1f]/.test(u)) throw bad('it contains control characters');
+  // -UserName is bounded by its manifest (ValidateLength); a -Credential's user name is not.
+  if (u.length > MAX_USER_NAME_CHARS) throw bad(`it is longer than ${MAX_USER_NAME_CHARS} characters`);
   const backslash = u.split('\\');
   if (backslash.length > 2) throw bad('it contains more than one backslash');
   if (backslash.length === 2) {

@@ -209,6 +209,31 @@ describe('verification of backups in the repository (symmetric key)', () => {
     expectIntegrityFailure(whole, 'Test-BackupRepository');
   });
 
+  it("a huge (sparse) file in a pack's place is refused from its size, not read to its end, by the keyless checks", {
+    timeout: 600_000,
+  }, async () => {
+    const pack = firstPacks[0]!;
+    // 20 GiB listed, no disk used: far over the largest pack a writer makes (one 64 MiB chunk and its table of contents).
+    const share = await copyShare((s) => fs.truncate(packFile(s, pack), 20 * 1024 ** 3));
+    let started = Date.now();
+    const keyless = await test(share, first.Name, false);
+    const backupSeconds = (Date.now() - started) / 1000;
+    expectIntegrityFailure(keyless, 'keyless');
+    expect(keyless.stderr).toContain(`${pack} is damaged`);
+    expect(keyless.stderr).toContain('larger than any pack');
+    started = Date.now();
+    const whole = await testRepository(share, [], { home: await freshHome(d) });
+    const repositorySeconds = (Date.now() - started) / 1000;
+    expectIntegrityFailure(whole, 'Test-BackupRepository');
+    expect(whole.json).toMatchObject({ Mode: 'Hash', PacksDamaged: 1 });
+    const damaged = whole.json.Problems.find((p: any) => p.Severity === 'Error' && p.Path === layout.packPath(pack));
+    expect(damaged.Message).toContain('it was not read');
+    expect(whole.json.BytesRead).toBeLessThan(100 * 1024 * 1024);
+    // Reading 20 GiB to hash it took minutes; refusing it takes what the other packs take.
+    expect(backupSeconds).toBeLessThan(20);
+    expect(repositorySeconds).toBeLessThan(20);
+  });
+
   it('the location check passes on a healthy share, with the host keys and with the key, and reports orphans without failing', async () => {
     const hostKeys = expectOk(await testRepository(d.share)).json;
     expect(hostKeys).toMatchObject({ IsValid: true, Mode: 'Structure', BackupsChecked: 2, RepositoryBackups: 2, PacksDamaged: 0 });

@@ -35,6 +35,8 @@ import { type CliResult, type Drill, expectOk, makeDrill, runCli, shareFingerpri
  * - A local share path holding a newline, or 100 KB long, was saved under -SkipValidation; a
  *   New-EncryptionKey -Subject with a newline made a certificate; errors quoted a 100 KB
  *   parameter name or value in full; InvalidEncryptionKey had no TargetObject.
+ * - -UserName of 100 KB (any cmdlet) and -AlertWebhookUri of 100 KB were accepted, and
+ *   Set-BackupShare saved them into config.json.
  */
 
 interface Dirs {
@@ -663,6 +665,23 @@ const cases: Case[] = [
     name: 'Set-BackupShare -Path /<100 KB> -SkipValidation',
     args: () => ['Set-BackupShare', '-Path', `/${HUGE}`, '-SkipValidation'],
     refused: { errorId: 'InvalidSharePath', exit: 2, says: /too long/ },
+  },
+  {
+    name: 'Set-BackupShare -UserName <100 KB> -SkipValidation',
+    args: () => ['Set-BackupShare', '-UserName', HUGE, '-Password', '-', '-SkipValidation'],
+    stdin: 'pw\n',
+    refused: { errorId: 'ParameterArgumentValidationError', exit: 2, target: 'UserName', says: /at most 256 characters/ },
+  },
+  {
+    name: 'Test-BackupShare -UserName <300 characters>',
+    args: (c) => ['Test-BackupShare', '-Path', c.share, '-UserName', 'u'.repeat(300), '-Password', '-'],
+    stdin: 'pw\n',
+    refused: { errorId: 'ParameterArgumentValidationError', exit: 2, target: 'UserName' },
+  },
+  {
+    name: 'Set-BackupShare -AlertWebhookUri https://<100 KB> -SkipValidation',
+    args: () => ['Set-BackupShare', '-AlertWebhookUri', `https://example.com/${HUGE}`, '-SkipValidation'],
+    refused: { errorId: 'ParameterArgumentValidationError', exit: 2, target: 'AlertWebhookUri', says: /at most 2048 characters/ },
   },
   {
     name: 'Get-BackupConfiguration -<100 KB> (an unknown parameter)',

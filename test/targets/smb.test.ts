@@ -14,6 +14,7 @@ import { removeIfEmpty } from '../../src/catalog/share-catalog.js';
 import { loadIndex, writeIndexFiles } from '../../src/repository/index-file.js';
 import { deriveRepositoryKeys } from '../../src/repository/keys.js';
 import { RepositoryLayout } from '../../src/repository/layout.js';
+import { readRepositoryConfig, REPOSITORY_CONFIG_FILE } from '../../src/repository/repository-config.js';
 import { checkShare, openTarget } from '../../src/targets/index.js';
 import type { Target } from '../../src/targets/target.js';
 import { sambaAvailable, startSamba, type SambaServer } from '../support/samba.js';
@@ -176,6 +177,28 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
       const e = await rejected(loadIndex(t, layout, keys));
       expect(e).toMatchObject({ errorId: 'FileTooLarge', exitCode: 12 });
       expect(e.message).toContain(`${'ab'.repeat(32)}.idx`);
+      expect(e.message).toContain('it was not read');
+      expect(fs.readdirSync(local).flatMap((d) => fs.readdirSync(path.join(local, d)))).toEqual([]);
+    } finally {
+      execFileSync('umount', [local]);
+      await fsp.rmdir(local);
+    }
+  });
+
+  it.skipIf(!canMount())("a repository's config.xml listed over the limit is refused from its size, never fetched", async () => {
+    const local = await fsp.mkdtemp(path.join(os.tmpdir(), 'azs-smb-private-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', local]);
+    try {
+      const layout = new RepositoryLayout(`huge-config-${randomBytes(4).toString('hex')}/AzsRepository`);
+      const t = openTarget(samba.smbUrl, cred(), local);
+      await t.mkdir(layout.root);
+      const huge = path.join(samba.root, layout.root, REPOSITORY_CONFIG_FILE);
+      // 64 MiB (sparse on the server): over what a config may be, and over the local room.
+      await fsp.writeFile(huge, '');
+      await fsp.truncate(huge, 64 << 20);
+      const e = await rejected(readRepositoryConfig(t, layout));
+      expect(e).toMatchObject({ errorId: 'FileTooLarge', exitCode: 12 });
+      expect(e.message).toContain('config.xml');
       expect(e.message).toContain('it was not read');
       expect(fs.readdirSync(local).flatMap((d) => fs.readdirSync(path.join(local, d)))).toEqual([]);
     } finally {
