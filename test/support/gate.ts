@@ -10,7 +10,7 @@ import path from 'node:path';
 export interface Gate {
   /** The program to run: node and this script. */
   command: string[];
-  /** The next run holds. */
+  /** The next run holds (a gate may be armed again once released: what the last hold left is cleared). */
   arm(): Promise<void>;
   /** Whether a run holds now (for whileRunning). */
   held(): Promise<boolean>;
@@ -36,7 +36,11 @@ else ${options.readsStdin ? "process.stdin.on('end', done)" : 'done()'};`,
   );
   return {
     command: [process.execPath, script],
-    arm: () => fs.writeFile(armed, ''),
+    arm: async () => {
+      await fs.rm(taken, { force: true });
+      await fs.rm(go, { force: true });
+      await fs.writeFile(armed, '');
+    },
     held: () =>
       fs.access(taken).then(
         () => true,
