@@ -207,6 +207,37 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
     }
   });
 
+  // The size a caller checks comes from a listing; another writer may make the file larger before
+  // smbclient fetches it, and smbclient fetches whole files onto this machine's disk.
+  it.skipIf(!canMount())('a small file that grew after it was listed is fetched no further than the limit', async () => {
+    const local = await fsp.mkdtemp(path.join(os.tmpdir(), 'azs-smb-private-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', local]);
+    try {
+      const folder = `grown-${randomBytes(4).toString('hex')}`;
+      await fsp.mkdir(path.join(samba.root, folder));
+      for (const [name, text] of [['a', 'first'], ['c', 'third'], ['e', 'fifth']]) await fsp.writeFile(path.join(samba.root, folder, name!), text!);
+      // 64 MiB, sparse on the server: over the 1 MiB asked for, and over the local room.
+      for (const name of ['b', 'd']) {
+        await fsp.writeFile(path.join(samba.root, folder, name), '');
+        await fsp.truncate(path.join(samba.root, folder, name), 64 << 20);
+      }
+      const t = openTarget(samba.smbUrl, cred(), local);
+      const read = await t.readSmallFiles(['a', 'b', 'missing', 'c', 'd', 'e'].map((n) => `${folder}/${n}`), 1 << 20);
+      expect(read.map((r) => (r === undefined ? undefined : r instanceof Buffer ? r.toString() : r.errorId))).toEqual([
+        'first',
+        'FileTooLarge',
+        undefined,
+        'third',
+        'FileTooLarge',
+        'fifth',
+      ]);
+      expect(fs.readdirSync(local)).toEqual([]);
+    } finally {
+      execFileSync('umount', [local]);
+      await fsp.rmdir(local);
+    }
+  });
+
   it('never shows the password in any command line or environment while a 50 MB write streams', async () => {
     const t = target();
     const secret = samba.password;
