@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { findProgram } from '../native/posix-spawn.js';
 import { spawnProgram, type SpawnedProgram } from '../process/spawn.js';
 
 /**
@@ -16,6 +17,12 @@ export interface SmbClientOptions {
   streamStdout: boolean;
   /** SIGTERM after this long (SIGKILL 2 s later); undefined means no limit. */
   timeoutMs?: number;
+  /**
+   * No file it writes on this machine grows past this many bytes: the kernel stops it there
+   * (RLIMIT_FSIZE, set by util-linux's prlimit, which then runs smbclient), with SIGXFSZ.
+   * Ignored where prlimit is not installed: see `localFileLimitEnforced`.
+   */
+  maxLocalFileBytes?: number;
 }
 
 export interface SmbClientResult {
@@ -24,8 +31,10 @@ export interface SmbClientResult {
   stderr: string;
   /** It exited non-zero, was killed, or could not be started. */
   failed: boolean;
-  /** A signal ended it (our kill, a time-out). */
+  /** A signal ended it (our kill, a time-out, the local file size limit). */
   isTerminated: boolean;
+  /** That signal's name. */
+  signal?: NodeJS.Signals;
   timedOut: boolean;
   /** smbclient is not installed (or not executable) on this machine. */
   missing: boolean;
@@ -45,8 +54,14 @@ const FORCE_KILL_AFTER_MS = 2000;
 
 export function startSmbClient(args: readonly string[], opts: SmbClientOptions): SmbClient {
   let program: SpawnedProgram;
+  const limited = opts.maxLocalFileBytes !== undefined && localFileLimitEnforced(opts.env.PATH);
   try {
-    program = spawnProgram('smbclient', args, {
+    // prlimit finds smbclient itself; asking first keeps "smbclient is not installed" its own error.
+    if (limited) findProgram('smbclient', opts.env.PATH);
+    const [file, argv] = limited
+      ? ['prlimit', [`--fsize=${opts.maxLocalFileBytes}`, '--core=0', '--', 'smbclient', ...args]]
+      : ['smbclient', args];
+    program = spawnProgram(file, argv, {
       env: opts.env,
       stdin: opts.stdin,
       stdout: true,
@@ -90,6 +105,7 @@ export function startSmbClient(args: readonly string[], opts: SmbClientOptions):
         stderr,
         failed: isTerminated || end.exitCode !== 0,
         isTerminated,
+        signal: end.signal,
         timedOut,
         missing: false,
         shortMessage: isTerminated ? `was killed by ${end.signal}` : `exited with code ${end.exitCode}`,
@@ -97,6 +113,21 @@ export function startSmbClient(args: readonly string[], opts: SmbClientOptions):
     },
   );
   return { stdin: program.stdin, stdout: program.stdout, kill, result };
+}
+
+let prlimitFound: boolean | undefined;
+
+/** Whether `maxLocalFileBytes` is kept on this machine (util-linux's prlimit is on PATH). */
+export function localFileLimitEnforced(searchPath: string | undefined): boolean {
+  if (prlimitFound === undefined) {
+    try {
+      findProgram('prlimit', searchPath);
+      prlimitFound = true;
+    } catch {
+      prlimitFound = false;
+    }
+  }
+  return prlimitFound;
 }
 
 function notStarted(missing: boolean, message: string): SmbClientResult {

@@ -166,6 +166,8 @@ export class SmbTarget implements Target {
     io: {
       stdin?: (sub: SmbClient) => Promise<void>;
       stdout?: (sub: SmbClient) => void;
+      /** No file smbclient writes here may grow past this: see readBatch. */
+      maxLocalFileBytes?: number;
     } = {},
   ): Promise<{ stdout: string; failures: Failure[] }> {
     const dir = await fsp.mkdtemp(path.join(await this.scratch(), 'azsbackup-smb-'));
@@ -223,7 +225,7 @@ export class SmbTarget implements Target {
   /** Starts smbclient, feeds its input if any, and waits for it; an input failure is kept, not thrown. */
   private async runClient(
     args: string[],
-    io: { stdin?: (sub: SmbClient) => Promise<void>; stdout?: (sub: SmbClient) => void },
+    io: { stdin?: (sub: SmbClient) => Promise<void>; stdout?: (sub: SmbClient) => void; maxLocalFileBytes?: number },
   ): Promise<ClientRun> {
     const streaming = io.stdin !== undefined || io.stdout !== undefined;
     const sub = startSmbClient(args, {
@@ -231,6 +233,7 @@ export class SmbTarget implements Target {
       stdin: io.stdin !== undefined,
       streamStdout: io.stdout !== undefined,
       timeoutMs: streaming ? undefined : COMMAND_TIMEOUT_MS,
+      maxLocalFileBytes: io.maxLocalFileBytes,
     });
     io.stdout?.(sub);
     let inputError: unknown;
@@ -256,6 +259,7 @@ export class SmbTarget implements Target {
   /** What smbclient's run means: its output and per-command failures, or the error that stopped it. */
   private verdict({ result, inputError, stoppedReading }: ClientRun): { stdout: string; failures: Failure[] } {
     const output = `${result.stdout}\n${result.stderr}`;
+    if (result.signal === 'SIGXFSZ') throw new LocalFileLimitReached(parseFailures(output));
     const connectionError = this.connectionError(result, output);
     if (stoppedReading && connectionError === undefined && (result.isTerminated || parseFailures(output).length === 0)) {
       // The transfer ended mid-stream without a verdict: the session to the share is what broke.
@@ -550,7 +554,9 @@ export class SmbTarget implements Target {
 
   /**
    * smbclient fetches whole files, so a caller that knows sizes (the catalog does, from its
-   * listing) skips large ones before asking; what arrives is read bounded all the same.
+   * listing) skips large ones before asking; what arrives is read bounded all the same, and where
+   * util-linux's prlimit is installed (Debian always has it) no file grows on this machine past the
+   * limit, even one made larger on the share after it was listed.
    */
   private async readBatch(paths: readonly string[], maxBytes: number): Promise<(Buffer | AzsError | undefined)[]> {
     if (paths.length === 0) return [];
@@ -561,19 +567,50 @@ export class SmbTarget implements Target {
     const dir = await fsp.mkdtemp(path.join(scratch, 'azsbackup-smb-get-'));
     try {
       // The local names are quoted too: TMPDIR may hold spaces.
-      const r = await this.run(paths.map((p, i) => `get ${this.q(this.segments(p))} "${path.join(dir, String(i))}"`));
-      this.check(r.failures, paths.join(', '), (f) => NOT_FOUND.has(f.status));
-      return await Promise.all(
-        paths.map((p, i) =>
+      const gets = paths.map((p, i) => `get ${this.q(this.segments(p))} "${path.join(dir, String(i))}"`);
+      // A caller's size check comes from a listing, and the file may have grown since: the kernel
+      // stops smbclient one byte past the limit, so no file is fetched further than that.
+      let fetched = paths.length;
+      let failures: Failure[];
+      try {
+        ({ failures } = await this.run(gets, { maxLocalFileBytes: maxBytes + 1 }));
+      } catch (e) {
+        if (!(e instanceof LocalFileLimitReached)) throw e;
+        fetched = (await this.overLimit(dir, paths.length, maxBytes)) + 1;
+        failures = e.failures;
+      }
+      this.check(failures, paths.join(', '), (f) => NOT_FOUND.has(f.status));
+      const files = await Promise.all(
+        paths.slice(0, fetched).map((p, i) =>
           readFileBounded(path.join(dir, String(i)), {
             ...shareFileLimit(this.location, maxBytes),
             what: `file '${p}' on ${this.location}, fetched as`,
           }).catch((e: unknown) => (isRefusedFile(e) ? e : undefined)),
         ),
       );
+      // smbclient stopped at the file too large; those after it were never asked for.
+      return [...files, ...(await this.readBatch(paths.slice(fetched), maxBytes))];
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }
+  }
+
+  /** Which of readBatch's local files smbclient was stopped on: the one past `maxBytes`. */
+  private async overLimit(dir: string, count: number, maxBytes: number): Promise<number> {
+    for (let i = count - 1; i >= 0; i--) {
+      const size = await fsp.stat(path.join(dir, String(i))).then(
+        (st) => st.size,
+        () => 0,
+      );
+      if (size > maxBytes) return i;
+    }
+    // A SIGXFSZ with no file at the limit: something else in smbclient hit it. Not ours to guess.
+    throw new AzsError(`smbclient was stopped writing a file on this machine past ${maxBytes} bytes while reading from ${this.location}.`, {
+      errorId: 'SmbClientFailed',
+      category: 'NotSpecified',
+      targetObject: this.location,
+      recommendedAction: 'Run Test-BackupShare for details; check the share with smbclient from this machine.',
+    });
   }
 
   /** How smbclient names a folder in its messages and listing headers: from the share root, '\\'-separated. */
@@ -652,6 +689,14 @@ const liveAuthFolders = new Set<string>();
 process.once('exit', () => {
   for (const dir of liveAuthFolders) rmSync(dir, { recursive: true, force: true });
 });
+
+/** smbclient was stopped by the kernel: a file it wrote here reached the limit it ran under. */
+class LocalFileLimitReached extends Error {
+  /** What the commands before it reported. */
+  constructor(readonly failures: Failure[]) {
+    super('smbclient reached the local file size limit (SIGXFSZ)');
+  }
+}
 
 function localPathUnsupported(folder: string): AzsError {
   return new AzsError(
