@@ -64,6 +64,20 @@ describe('a share with one bad BackupInfo.xml among good ones', () => {
       'wrong type',
       edited((x) => x.replace(/<Status>[^<]*<\/Status>/, '<Status><Succeeded/></Status>').replace(/Size="\d+"/, 'Size="lots"')),
     );
+    // Values the parser took but no output can carry (.NET's DateTime, TimeSpan, Int64): the whole
+    // listing once failed on them as an internal bug, hiding every backup.
+    await plant(
+      'a CreatedDateTime after the year 9999',
+      edited((x) => x.replace(/<CreatedDateTime>[^<]*/, '<CreatedDateTime>+010000-01-01T00:00:00.000Z')),
+    );
+    await plant(
+      'a role that took longer than a TimeSpan holds',
+      edited((x) => x.replace(/DurationMs="\d+"/, 'DurationMs="9007199254740991"')),
+    );
+    await plant(
+      'stored sizes adding up past Int64',
+      edited((x) => x.replace(/<File [^>]*\/>/g, (f) => f.replace(/Size="\d+"/, 'Size="9007199254740991"').repeat(400))),
+    );
     await plant('garbage', (info) => fs.writeFile(info, Buffer.from([0x00, 0xff, 0x3c, 0x21, 0x2d, 0x2d, 0x7b, 0x0a])));
     await plant('a folder', (info) => fs.mkdir(info));
     await plant('a FIFO', async (info) => {
