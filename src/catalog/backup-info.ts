@@ -266,6 +266,13 @@ function definitionFromXml(name: string, d: Record<string, unknown>): RoleDefini
 const STATUSES: readonly string[] = ['Queued', 'Running', 'Succeeded', 'PartialSucceeded', 'Failed', 'Skipped', 'Deleted'];
 const PROVIDERS: readonly string[] = ['directory', 'sqlite', 'command', 'postgres'];
 const isCount = (n: number) => Number.isSafeInteger(n) && n >= 0;
+/**
+ * The longest duration a record can carry: .NET's TimeSpan.MaxValue in milliseconds, which every
+ * output form of a duration (a TimeSpan in CLIXML, PowerShell's objects) must hold.
+ */
+const MAX_DURATION_MS = 922_337_203_685_477;
+/** Dates of years 1 to 9999, which .NET's DateTime (and so every output form) holds. */
+const isWritableDate = (d: Date) => !Number.isNaN(d.getTime()) && d.getUTCFullYear() >= 1 && d.getUTCFullYear() <= 9999;
 
 /** An element as fast-xml-parser gives it: untyped until malformedField has checked it. */
 // biome-ignore lint/suspicious/noExplicitAny: the parser's output has no static shape; every field read is checked
@@ -284,7 +291,7 @@ function malformedField(raw: ParsedXml, info: BackupInfo): string | undefined {
     ['CreatedDateTime', info.createdDateTime],
     ['CompletedDateTime', info.completedDateTime],
   ] as const) {
-    if (Number.isNaN(d.getTime())) return `its ${what} '${String(raw[what])}' is not a date and time`;
+    if (!isWritableDate(d)) return `its ${what} '${String(raw[what])}' is not a date and time of the years 1 to 9999`;
   }
   if (!Number.isSafeInteger(info.chunkSize) || info.chunkSize < 4096 || info.chunkSize > 64 * 1024 * 1024)
     return `its ChunkSize '${raw.Encryption?.['@_ChunkSize']}' is out of range`;
@@ -300,6 +307,7 @@ function malformedField(raw: ParsedXml, info: BackupInfo): string | undefined {
     if (!STATUSES.includes(role.status)) return `role ${name}: its Status '${role.status}' is not a status`;
     if (!isCount(role.size) || !isCount(role.durationMs) || (role.addedBytes !== undefined && !isCount(role.addedBytes)))
       return `role ${name}: its Size or DurationMs is not a whole number of bytes or milliseconds`;
+    if (role.durationMs > MAX_DURATION_MS) return `role ${name}: its DurationMs is longer than any backup can take`;
     const d = r.Definition ?? {};
     if (!PROVIDERS.includes(role.definition.provider)) return `role ${name}: its Provider '${role.definition.provider}' is unknown`;
     if (!Number.isSafeInteger(role.definition.restoreOrder)) return `role ${name}: its RestoreOrder is not a whole number`;
@@ -320,6 +328,9 @@ function malformedField(raw: ParsedXml, info: BackupInfo): string | undefined {
         return `role ${name}: its File entry is malformed`;
     }
   }
+  // What a listing shows as the backup's size: every stored file and added byte, summed.
+  const stored = info.roles.reduce((n, r) => r.files.reduce((m, f) => m + f.size, n + (r.addedBytes ?? 0)), 0);
+  if (!isCount(stored)) return 'its sizes add up to more bytes than any backup can hold';
   return undefined;
 }
 
