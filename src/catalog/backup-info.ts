@@ -192,7 +192,10 @@ function body(info: BackupInfo): string {
         : {}),
     },
   };
-  return `<?xml version="1.0" encoding="utf-8"?>\n${(builder.build(doc) as string).replace(/\n<\/BackupInfo>\n?$/, '\n')}`;
+  // A carriage return is written as a character reference: XML makes a literal one a line feed on
+  // reading (every CR the builder leaves comes from a value; its own line breaks are line feeds).
+  const xml = (builder.build(doc) as string).replace(/\r/g, '&#13;');
+  return `<?xml version="1.0" encoding="utf-8"?>\n${xml.replace(/\n<\/BackupInfo>\n?$/, '\n')}`;
 }
 
 export function serializeBackupInfo(info: BackupInfo, keys: SealKeys): string {
@@ -352,7 +355,10 @@ function parseXml(text: string, expectedName: string): ParsedXml {
       ignoreAttributes: false,
       parseTagValue: false,
       parseAttributeValue: false,
-      trimValues: true,
+      // A recorded path or argument is exactly its text: white space at either end is part of it.
+      trimValues: false,
+      // Character references (`&#13;`, the carriage returns body() writes) read as their characters.
+      htmlEntities: true,
       isArray: (name) => ['Recipient', 'Role', 'File', 'Arg', 'Kept', 'Pack'].includes(name),
     });
     const raw = parser.parse(text).BackupInfo;
