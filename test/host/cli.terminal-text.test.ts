@@ -40,12 +40,16 @@ async function onTerminal(home: string, args: string[]): Promise<string> {
 
 /** Control characters a terminal acts on; line breaks (the terminal's own \r\n) and tabs aside. */
 const DRIVES_TERMINAL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
-const HOSTILE = '\u001b]0;pwned\u0007\u001b[2J\u001b[1A\u009b2K';
+/**
+ * C1 controls: CSI (clear the screen), OSC (set the title) and ST. XML allows them, so a file holding
+ * them is well-formed; the C0 escape character makes a BackupInfo.xml damaged before it is shown.
+ */
+const HOSTILE = '\u009b2J\u009d0;pwned\u009c\u007f';
 
 describe('share-written text on the operator terminal', () => {
   let d: Drill;
-  /** A copy of a backup whose role is named with escape sequences, its digest made to match. */
-  let hostileRole: string;
+  /** A copy of a backup whose role's file is named with control sequences, its digest made to match. */
+  let hostileFile: string;
   /** A copy whose BackupInfo.xml names another backup, with escape sequences. */
   let hostileName: string;
 
@@ -63,15 +67,15 @@ describe('share-written text on the operator terminal', () => {
       await fs.writeFile(path.join(folder, 'BackupInfo.xml'), xml.replace(seal[1]!, sha256(xml.slice(0, seal.index))));
       return name;
     };
-    hostileRole = await plant((x) => x.replace('<Role Name="Files"', `<Role Name="Files${HOSTILE}"`));
+    hostileFile = await plant((x) => x.replace('<File Name="Files.azscat"', `<File Name="Files${HOSTILE}.azscat"`));
     hostileName = await plant((x) => x.replace(/<Name>[^<]*/, `<Name>x${HOSTILE}`));
   });
   afterAll(() => d?.cleanup());
 
-  it.skipIf(!hasScript)('the progress of Test-InfrastructureBackup shows a role name without its control characters', async () => {
-    const out = await onTerminal(d.home, ['Test-InfrastructureBackup', '-Name', hostileRole]);
-    expect(out).toContain(`Test ${hostileRole}: Files`);
-    expect(out).toMatch(/IsValid +: True/);
+  it.skipIf(!hasScript)('the progress of Test-InfrastructureBackup shows a file name without its control characters', async () => {
+    const out = await onTerminal(d.home, ['Test-InfrastructureBackup', '-Name', hostileFile]);
+    expect(out).toContain(`Test ${hostileFile}: Files: Files`);
+    expect(out).toMatch(/IsValid +: False/);
     expect(out).not.toMatch(DRIVES_TERMINAL);
   });
 
