@@ -1,6 +1,6 @@
 import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { XMLBuilder, XMLParser } from 'fast-xml-parser';
-import { AzsError, ExitCode, usageError } from '../errors.js';
+import { AzsError, ExitCode, quoted, usageError } from '../errors.js';
 import { wrappedKeysFromXml, wrappedKeysToXml, type EncryptFor, type WrappedKey } from '../crypto/recipient.js';
 import type { ProviderName, RoleDefinition } from '../providers/provider.js';
 
@@ -192,7 +192,10 @@ function body(info: BackupInfo): string {
         : {}),
     },
   };
-  return `<?xml version="1.0" encoding="utf-8"?>\n${(builder.build(doc) as string).replace(/\n<\/BackupInfo>\n?$/, '\n')}`;
+  // A carriage return is written as a character reference: XML makes a literal one a line feed on
+  // reading (every CR the builder leaves comes from a value; its own line breaks are line feeds).
+  const xml = (builder.build(doc) as string).replace(/\r/g, '&#13;');
+  return `<?xml version="1.0" encoding="utf-8"?>\n${xml.replace(/\n<\/BackupInfo>\n?$/, '\n')}`;
 }
 
 export function serializeBackupInfo(info: BackupInfo, keys: SealKeys): string {
@@ -266,6 +269,15 @@ function definitionFromXml(name: string, d: Record<string, unknown>): RoleDefini
 const STATUSES: readonly string[] = ['Queued', 'Running', 'Succeeded', 'PartialSucceeded', 'Failed', 'Skipped', 'Deleted'];
 const PROVIDERS: readonly string[] = ['directory', 'sqlite', 'command', 'postgres'];
 const isCount = (n: number) => Number.isSafeInteger(n) && n >= 0;
+/** A role's name as Register-InfrastructureRole allows it (its manifest's ValidatePattern and ValidateLength). */
+const ROLE_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+/**
+ * The longest duration a record can carry: .NET's TimeSpan.MaxValue in milliseconds, which every
+ * output form of a duration (a TimeSpan in CLIXML, PowerShell's objects) must hold.
+ */
+const MAX_DURATION_MS = 922_337_203_685_477;
+/** Dates of years 1 to 9999, which .NET's DateTime (and so every output form) holds. */
+const isWritableDate = (d: Date) => !Number.isNaN(d.getTime()) && d.getUTCFullYear() >= 1 && d.getUTCFullYear() <= 9999;
 
 /** An element as fast-xml-parser gives it: untyped until malformedField has checked it. */
 // biome-ignore lint/suspicious/noExplicitAny: the parser's output has no static shape; every field read is checked
@@ -279,17 +291,18 @@ type ParsedXml = Record<string, any>;
 function malformedField(raw: ParsedXml, info: BackupInfo): string | undefined {
   const notText = ['Name', 'Status', 'CreatedDateTime', 'CompletedDateTime', 'BackupDataVersion'].find((f) => typeof raw[f] !== 'string');
   if (notText) return `its ${notText} is ${raw[notText] === undefined ? 'missing' : 'not text'}`;
-  if (!STATUSES.includes(info.status)) return `its Status '${info.status}' is not a status`;
+  if (!STATUSES.includes(info.status)) return `its Status '${quoted(info.status)}' is not a status`;
   for (const [what, d] of [
     ['CreatedDateTime', info.createdDateTime],
     ['CompletedDateTime', info.completedDateTime],
   ] as const) {
-    if (Number.isNaN(d.getTime())) return `its ${what} '${String(raw[what])}' is not a date and time`;
+    if (!isWritableDate(d)) return `its ${what} '${quoted(String(raw[what]))}' is not a date and time of the years 1 to 9999`;
   }
   if (!Number.isSafeInteger(info.chunkSize) || info.chunkSize < 4096 || info.chunkSize > 64 * 1024 * 1024)
-    return `its ChunkSize '${raw.Encryption?.['@_ChunkSize']}' is out of range`;
+    return `its ChunkSize '${quoted(String(raw.Encryption?.['@_ChunkSize']))}' is out of range`;
   for (const r of info.recipients) {
-    if (r.kind !== 'Certificate' && r.kind !== 'Key') return `a Recipient's Kind '${String(r.kind)}' is neither Certificate nor Key`;
+    if (r.kind !== 'Certificate' && r.kind !== 'Key')
+      return `a Recipient's Kind '${quoted(String(r.kind))}' is neither Certificate nor Key`;
   }
   const repositoryWrong = malformedRepository(info);
   if (repositoryWrong) return repositoryWrong;
@@ -297,11 +310,13 @@ function malformedField(raw: ParsedXml, info: BackupInfo): string | undefined {
     const role = info.roles[i]!;
     const name = role.definition.name;
     if (typeof r['@_Name'] !== 'string' || name === '') return `role ${i + 1} has no name`;
-    if (!STATUSES.includes(role.status)) return `role ${name}: its Status '${role.status}' is not a status`;
+    if (!ROLE_NAME.test(name)) return `role ${i + 1} has a name that no role can have`;
+    if (!STATUSES.includes(role.status)) return `role ${name}: its Status '${quoted(role.status)}' is not a status`;
     if (!isCount(role.size) || !isCount(role.durationMs) || (role.addedBytes !== undefined && !isCount(role.addedBytes)))
       return `role ${name}: its Size or DurationMs is not a whole number of bytes or milliseconds`;
+    if (role.durationMs > MAX_DURATION_MS) return `role ${name}: its DurationMs is longer than any backup can take`;
     const d = r.Definition ?? {};
-    if (!PROVIDERS.includes(role.definition.provider)) return `role ${name}: its Provider '${role.definition.provider}' is unknown`;
+    if (!PROVIDERS.includes(role.definition.provider)) return `role ${name}: its Provider '${quoted(role.definition.provider)}' is unknown`;
     if (!Number.isSafeInteger(role.definition.restoreOrder)) return `role ${name}: its RestoreOrder is not a whole number`;
     if (role.definition.timeoutSeconds !== undefined && !isCount(role.definition.timeoutSeconds))
       return `role ${name}: its TimeoutSeconds is not a whole number`;
@@ -320,6 +335,9 @@ function malformedField(raw: ParsedXml, info: BackupInfo): string | undefined {
         return `role ${name}: its File entry is malformed`;
     }
   }
+  // What a listing shows as the backup's size: every stored file and added byte, summed.
+  const stored = info.roles.reduce((n, r) => r.files.reduce((m, f) => m + f.size, n + (r.addedBytes ?? 0)), 0);
+  if (!isCount(stored)) return 'its sizes add up to more bytes than any backup can hold';
   return undefined;
 }
 
@@ -341,14 +359,17 @@ function parseXml(text: string, expectedName: string): ParsedXml {
       ignoreAttributes: false,
       parseTagValue: false,
       parseAttributeValue: false,
-      trimValues: true,
+      // A recorded path or argument is exactly its text: white space at either end is part of it.
+      trimValues: false,
+      // Character references (`&#13;`, the carriage returns body() writes) read as their characters.
+      htmlEntities: true,
       isArray: (name) => ['Recipient', 'Role', 'File', 'Arg', 'Kept', 'Pack'].includes(name),
     });
     const raw = parser.parse(text).BackupInfo;
     if (!raw) throw new Error('no BackupInfo element');
     return raw;
   } catch (e) {
-    throw damaged(expectedName, `it is not readable XML (${(e as Error).message})`);
+    throw damaged(expectedName, `it is not readable XML (${quoted((e as Error).message)})`);
   }
 }
 
@@ -356,7 +377,7 @@ function formatVersionOf(raw: ParsedXml, expectedName: string): number {
   const formatVersion = Number(raw['@_FormatVersion'] ?? 1);
   if (READABLE_VERSIONS.includes(formatVersion)) return formatVersion;
   throw new AzsError(
-    `Backup ${expectedName} is in format version ${String(raw['@_FormatVersion'])}, which this version of AzsBackup does not read.`,
+    `Backup ${expectedName} is in format version ${quoted(String(raw['@_FormatVersion']))}, which this version of AzsBackup does not read.`,
     {
       errorId: 'UnsupportedBackupFormat',
       category: 'InvalidData',
@@ -415,12 +436,15 @@ export function parseBackupInfo(text: string, expectedName: string): ParsedBacku
   if (text.length > MAX_BACKUP_INFO_BYTES) throw damaged(expectedName, `it is larger than ${MAX_BACKUP_INFO_BYTES} bytes`);
   const seal = SEAL.exec(text);
   if (!seal) throw damaged(expectedName, 'its seal is missing or malformed');
+  // The writer records only what XML carries (assertRecordable, and U+FFFD in an Error), and the
+  // parser would take any character: an escape sequence from the share would reach the terminal.
+  if (NOT_IN_XML.test(text)) throw damaged(expectedName, 'it holds a control character that XML does not allow');
   const signed = text.slice(0, seal.index);
   const digestValid = createHash('sha256').update(signed).digest('hex') === seal[1];
   const raw = parseXml(text, expectedName);
   const formatVersion = formatVersionOf(raw, expectedName);
   const info = infoFromXml(raw, formatVersion);
-  if (info.name !== expectedName) throw damaged(expectedName, `it names backup ${info.name}`);
+  if (info.name !== expectedName) throw damaged(expectedName, `it names backup ${quoted(info.name)}`);
   const wrong = malformedField(raw, info);
   if (wrong) throw damaged(expectedName, wrong);
   const authenticators = new Map([...(seal[3] ?? '').matchAll(AUTHENTICATOR)].map((m) => [m[1]!, m[2]!]));

@@ -4,6 +4,7 @@
  */
 import type { ProgressEvent, ProgressReporter } from '../progress.js';
 import { silentProgress } from '../progress.js';
+import { sanitize } from '../output/display.js';
 
 export type ProgressTarget = NodeJS.WritableStream;
 
@@ -53,7 +54,8 @@ export function terminalProgress(
       const pct = e.percentComplete;
       const barWidth = 20;
       const bar = pct === undefined ? '' : ` [${'#'.repeat(Math.round((pct / 100) * barWidth)).padEnd(barWidth)}] ${Math.round(pct)}%`;
-      let line = `${e.activity}: ${e.status}${bar}`;
+      // The status may name what others chose (a role's name from the share): it must not drive the terminal.
+      let line = `${sanitize(`${e.activity}: ${e.status}`, false)}${bar}`;
       if (line.length > columns - 1) line = `${line.slice(0, Math.max(0, columns - 2))}…`;
       out.write(`\r${line.padEnd(Math.max(0, columns - 1))}`);
       shown = true;

@@ -5,6 +5,14 @@
  */
 import { readFileSync } from 'node:fs';
 import type { ErrorRecord } from '../errors.js';
+import { sanitize } from '../output/display.js';
+
+/**
+ * Text as a terminal shows it: messages quote what others chose (a role's or a backup's name from a
+ * BackupInfo.xml that anyone who can write to the share wrote), which must not drive the terminal,
+ * as tables and lists never let it. The JSON lines keep it exact for the programs that read them.
+ */
+const onTerminal = (text: string): string => sanitize(text, true);
 
 /** What the host needs of an AzsError. */
 export interface ErrorLike {
@@ -38,8 +46,8 @@ export function printErrorRecord(t: ReportTarget, source: string, e: ErrorLike, 
     t.stderr.write(`${JSON.stringify({ ErrorRecord: { ...record, Terminating: terminating } })}\n`);
     return;
   }
-  const lines = [`${source}: ${record.Message}`];
-  if (record.RecommendedAction) lines.push(`    RecommendedAction: ${record.RecommendedAction}`);
+  const lines = [`${source}: ${onTerminal(record.Message)}`];
+  if (record.RecommendedAction) lines.push(`    RecommendedAction: ${onTerminal(record.RecommendedAction)}`);
   lines.push(`    ErrorId: ${record.ErrorId}, Category: ${record.Category}${terminating ? '' : ' (non-terminating)'}`);
   t.stderr.write(`${lines.join('\n')}\n`);
 }
@@ -53,7 +61,7 @@ export function printWarning(t: ReportTarget, message: string, targetObject?: st
     t.stderr.write(`${JSON.stringify({ Warning: { Message: message, TargetObject: targetObject ?? null } })}\n`);
     return;
   }
-  t.stderr.write(`WARNING: ${message}\n`);
+  t.stderr.write(`WARNING: ${onTerminal(message)}\n`);
 }
 
 const fallbackTracker = 'the AzsBackup issue tracker';
@@ -87,7 +95,7 @@ export function printInternalError(t: ReportTarget, source: string, e: unknown):
     t.stderr.write(`${JSON.stringify({ ErrorRecord: record })}\n`);
     return;
   }
-  t.stderr.write(`${source}: internal error: ${err.message}\n${stack}\n${report}\n`);
+  t.stderr.write(`${source}: internal error: ${onTerminal(`${err.message}\n${stack}`)}\n${report}\n`);
 }
 
 /**
@@ -98,5 +106,5 @@ export function printStreamLine(t: ReportTarget, level: 'Warning' | 'Verbose' | 
   // A warning has the shape of printWarning's, whoever writes it.
   if (level === 'Warning') printWarning(t, message);
   else if (!t.stderrIsTTY) t.stderr.write(`${JSON.stringify({ [level]: message })}\n`);
-  else t.stderr.write(`${level.toUpperCase()}: ${message}\n`);
+  else t.stderr.write(`${level.toUpperCase()}: ${onTerminal(message)}\n`);
 }

@@ -64,6 +64,31 @@ describe('a share with one bad BackupInfo.xml among good ones', () => {
       'wrong type',
       edited((x) => x.replace(/<Status>[^<]*<\/Status>/, '<Status><Succeeded/></Status>').replace(/Size="\d+"/, 'Size="lots"')),
     );
+    // Values the parser took but no output can carry (.NET's DateTime, TimeSpan, Int64): the whole
+    // listing once failed on them as an internal bug, hiding every backup.
+    await plant(
+      'a CreatedDateTime after the year 9999',
+      edited((x) => x.replace(/<CreatedDateTime>[^<]*/, '<CreatedDateTime>+010000-01-01T00:00:00.000Z')),
+    );
+    await plant(
+      'a role that took longer than a TimeSpan holds',
+      edited((x) => x.replace(/DurationMs="\d+"/, 'DurationMs="9007199254740991"')),
+    );
+    await plant(
+      'stored sizes adding up past Int64',
+      edited((x) => x.replace(/<File [^>]*\/>/g, (f) => f.replace(/Size="\d+"/, 'Size="9007199254740991"').repeat(400))),
+    );
+    // Text no writer of this service makes, which reached listings and PowerShell's objects whole:
+    // a control character XML does not allow (a terminal acts on it), a role name no registration
+    // allows, 1.9 MB long (quoted whole into the warning and the listing's Progress).
+    await plant(
+      'an escape character, which XML does not allow',
+      edited((x) => x.replace('<Role Name="Files"', '<Role Name="Files\u001b]0;pwned\u0007"')),
+    );
+    await plant(
+      'a role name of 1.9 MB',
+      edited((x) => x.replace('<Role Name="Files"', `<Role Name="${'A'.repeat(1_900_000)}"`)),
+    );
     await plant('garbage', (info) => fs.writeFile(info, Buffer.from([0x00, 0xff, 0x3c, 0x21, 0x2d, 0x2d, 0x7b, 0x0a])));
     await plant('a folder', (info) => fs.mkdir(info));
     await plant('a FIFO', async (info) => {
@@ -84,10 +109,15 @@ describe('a share with one bad BackupInfo.xml among good ones', () => {
       const entry = listed.find((b) => b.Name === name);
       expect(entry, kind).toMatchObject({ Status: 'Failed', IsCloudRecoveryReady: false });
       expect(entry.Progress, kind).toMatch(/^Unreadable/);
+      expect(entry.Progress.length, kind).toBeLessThan(4096);
       expect(
         warned.some((w) => w.TargetObject === name && w.Message.includes(name)),
         `a warning for ${kind}`,
       ).toBe(true);
+      expect(
+        warned.filter((w) => w.TargetObject === name && w.Message.length >= 4096),
+        `a bounded warning for ${kind}`,
+      ).toEqual([]);
     }
     // One of them alone, by name: the same entry and warning.
     const [oneName] = [...bad].find(([, kind]) => kind === 'a FIFO')!;
