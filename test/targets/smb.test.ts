@@ -19,6 +19,7 @@ import { checkShare, openTarget } from '../../src/targets/index.js';
 import type { Target } from '../../src/targets/target.js';
 import { sambaAvailable, startSamba, type SambaServer } from '../support/samba.js';
 import { rejected } from '../support/errors.js';
+import type { AzsError } from '../../src/errors.js';
 
 function parentOf(pid: string): number | undefined {
   try {
@@ -215,15 +216,23 @@ describe.skipIf(!sambaAvailable())('SMB target on Samba', () => {
     try {
       const folder = `grown-${randomBytes(4).toString('hex')}`;
       await fsp.mkdir(path.join(samba.root, folder));
-      for (const [name, text] of [['a', 'first'], ['c', 'third'], ['e', 'fifth']]) await fsp.writeFile(path.join(samba.root, folder, name!), text!);
+      for (const [name, text] of [
+        ['a', 'first'],
+        ['c', 'third'],
+        ['e', 'fifth'],
+      ])
+        await fsp.writeFile(path.join(samba.root, folder, name!), text!);
       // 64 MiB, sparse on the server: over the 1 MiB asked for, and over the local room.
       for (const name of ['b', 'd']) {
         await fsp.writeFile(path.join(samba.root, folder, name), '');
         await fsp.truncate(path.join(samba.root, folder, name), 64 << 20);
       }
       const t = openTarget(samba.smbUrl, cred(), local);
-      const read = await t.readSmallFiles(['a', 'b', 'missing', 'c', 'd', 'e'].map((n) => `${folder}/${n}`), 1 << 20);
-      expect(read.map((r) => (r === undefined ? undefined : r instanceof Buffer ? r.toString() : r.errorId))).toEqual([
+      const read = await t.readSmallFiles(
+        ['a', 'b', 'missing', 'c', 'd', 'e'].map((n) => `${folder}/${n}`),
+        1 << 20,
+      );
+      expect(read.map((r) => (r === undefined ? undefined : Buffer.isBuffer(r) ? r.toString() : (r as AzsError).errorId))).toEqual([
         'first',
         'FileTooLarge',
         undefined,
