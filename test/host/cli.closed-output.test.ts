@@ -64,7 +64,7 @@ describe('standard output or error closed by its reader', () => {
           stdio: ['ignore', out.fd, 'pipe'],
         });
         let kept = '';
-        child.stderr.setEncoding('utf8').on('data', (t: string) => (kept += t));
+        child.stderr!.setEncoding('utf8').on('data', (t: string) => (kept += t));
         child.on('error', reject);
         child.on('close', (code, signal) => resolve({ code, signal, kept }));
       });
