@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { CLI, cliEnv, expectOk, makeDrill, resultOf, whileRunning, type Drill } from '../support/cli.js';
@@ -69,5 +71,26 @@ describe.skipIf(!canUnshare())('the job lock between PID namespaces on one host'
     const name = JSON.parse(String(ended.stdout)).Name as string;
     expect(list(JSON.parse(String(seen.stdout))).find((b) => b.Name === name)?.Status).toBe('Running');
     expect(list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json).find((b) => b.Name === name)?.Status).toBe('Succeeded');
+  });
+
+  // From the host's namespace every other one is visible: one with no process left has ended, and
+  // its lock is taken over at once, as a dead process's is (not trusted for a day).
+  it('a backup killed with its container (kill -9 of its namespace) leaves a lock this host takes over at once', async () => {
+    const jobs = await fs.readdir(path.join(d.home, 'jobs'));
+    await gate.arm();
+    const running = inNewPidNamespace(d.home, ['Start-InfrastructureBackup']);
+    await whileRunning(running, 'the backup exporting its role', gate.held);
+    // The namespace's first process (the CLI) ends, and the kernel ends every other one in it.
+    const init = Number(execFileSync('pgrep', ['-P', String(running.pid)], { encoding: 'utf8' }).trim());
+    process.kill(init, 'SIGKILL');
+    await running;
+    await gate.release();
+
+    const killed = (await fs.readdir(path.join(d.home, 'jobs'))).filter((f) => !jobs.includes(f)).map((f) => f.slice(0, -5));
+    const next = await onThisHost(d.home, ['Start-InfrastructureBackup']);
+    expect(next.exitCode, String(next.stderr)).toBe(0);
+    const listed = list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json);
+    expect(killed).toHaveLength(1);
+    expect(listed.find((b) => b.Name === killed[0])).toMatchObject({ Status: 'Failed', Progress: expect.stringMatching(/interrupted/) });
   });
 });
