@@ -1,8 +1,9 @@
 import { statSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { AzsError } from '../errors.js';
+import { dirname } from 'node:path';
+import { AzsError, ExitCode } from '../errors.js';
 import { writeFileWhole } from '../fs/durable-write.js';
-import { readFileBoundedSync } from '../io/bounded-read.js';
+import { fileError, readFileBoundedSync } from '../io/bounded-read.js';
 import { aliveInPidNamespace, pidNamespace, startTimeOf } from '../process/owner.js';
 
 /**
@@ -223,11 +224,32 @@ function heldLock(path: string, initial: LockOwner): HeldLock {
   };
 }
 
+/**
+ * tryLock, its file system's failures (a full disk: the lock is a file written whole) said as what
+ * they are: unmapped, they reached the operator as an internal error with a stack trace.
+ */
+function tryLockOrSay(path: string, purpose: string): TryLockResult {
+  try {
+    return tryLock(path, purpose);
+  } catch (e) {
+    throw fileError(
+      e,
+      path,
+      {
+        what: 'lock file',
+        remediation: `Make room on the file system that holds ${dirname(path)}, or let this account write there; then run the command again.`,
+        exitCode: ExitCode.Failure,
+      },
+      'write',
+    );
+  }
+}
+
 /** Waits (briefly) for a short-lived lock such as the configuration's. */
 export async function withLock<T>(path: string, purpose: string, fn: () => Promise<T> | T, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { lock, holder } = tryLock(path, purpose);
+    const { lock, holder } = tryLockOrSay(path, purpose);
     if (lock) {
       try {
         return await fn();
