@@ -52,7 +52,10 @@ describe('a configuration change with AZSBACKUP_HOME on a full file system', () 
       ['Set-BackupShare', '-BackupRetentionPeriodInDays', '9'],
     ]) {
       const r = await runCli(home, args);
-      expect(r.errors.map((e) => e.ErrorId), r.stderr).toEqual(['InsufficientSpace']);
+      expect(
+        r.errors.map((e) => e.ErrorId),
+        r.stderr,
+      ).toEqual(['InsufficientSpace']);
       expect(r.code, r.stderr).toBe(14);
       expect(r.errors[0]!.RecommendedAction).toMatch(/room/);
       expect(await fs.readFile(path.join(home, 'config.json'))).toEqual(before);

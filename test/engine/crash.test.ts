@@ -1,9 +1,8 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, parseErrors, spawnCli, type Drill, fullCopyBackups } from '../support/cli.js';
+import { expectOk, makeDrill, parseErrors, processesWith, spawnCli, type Drill, fullCopyBackups } from '../support/cli.js';
 
 /**
  * kill -9 of a running Start-InfrastructureBackup, a real child process, at several moments. After
@@ -149,15 +148,6 @@ describe('kill -9 during a backup', () => {
     expect(test.json.IsValid).toBe(true);
   });
 });
-
-/** Processes whose command line holds `marker` (pgrep exits 1 when there are none). */
-function processesWith(marker: string): string {
-  try {
-    return execFileSync('pgrep', ['-af', marker], { encoding: 'utf8' });
-  } catch {
-    return '';
-  }
-}
 
 describe('Ctrl-C, SIGTERM or a closed terminal (SIGHUP) during a backup', () => {
   let d: Drill;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { CLI, cliEnv, expectOk, makeDrill, resultOf, whileRunning, type Drill } from '../support/cli.js';
-import { makeGate, type Gate } from '../support/gate.js';
+import { heldExportRole, type Gate } from '../support/gate.js';
 
 /**
  * One job at a time also between PID namespaces: a container that shares this host's name (docker
@@ -43,8 +43,7 @@ describe.skipIf(!canUnshare())('the job lock between PID namespaces on one host'
 
   beforeAll(async () => {
     d = await makeDrill({ roles: false });
-    gate = await makeGate(d.root, 'export', "process.stdout.write('exported\\n')");
-    await d.registerCommand('Slow', gate.command, ['sh', '-c', 'cat >/dev/null']);
+    gate = await heldExportRole(d);
   });
   afterAll(async () => {
     await gate?.release().catch(() => undefined);
