@@ -1,9 +1,10 @@
 import { statSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { AzsError } from '../errors.js';
+import { dirname } from 'node:path';
+import { AzsError, ExitCode } from '../errors.js';
 import { writeFileWhole } from '../fs/durable-write.js';
-import { readFileBoundedSync } from '../io/bounded-read.js';
-import { startTimeOf } from '../process/owner.js';
+import { fileError, readFileBoundedSync } from '../io/bounded-read.js';
+import { aliveInPidNamespace, pidNamespace, startTimeOf } from '../process/owner.js';
 
 /**
  * An exclusive lock held as a file created with O_EXCL. The file names its holder (pid and the
@@ -17,6 +18,11 @@ export interface LockOwner {
   /** Kernel start time of the process (clock ticks since boot), guards against pid reuse. */
   startTime: string | null;
   hostname: string;
+  /**
+   * The PID namespace `pid` is numbered in (owner.ts pidNamespace); absent in locks of earlier
+   * versions, which are judged as this process's own.
+   */
+  pidNamespace?: string;
   acquiredAt: string;
   /** What holds it: "backup 6f1c...", "configuration". */
   purpose: string;
@@ -34,20 +40,22 @@ export function processStartTime(pid: number): string | null {
 }
 
 /**
- * How long a lock taken on another host is trusted, since its process cannot be checked from
- * here: a configuration change holds its lock for milliseconds, a backup job not for a day. The
- * usual cause is this host's own name having changed (a container restarted), and without a
+ * How long a lock taken on another host, or in a PID namespace this process cannot see into (the
+ * host seen from a container, another container), is trusted, since its process cannot be checked
+ * from here: a configuration change holds its lock for milliseconds, a backup job not for a day.
+ * The usual cause is this host's own name having changed (a container restarted), and without a
  * limit its lock would never be taken over.
  */
 const FOREIGN_LOCK_TRUST_MS = { configuration: 10 * 60_000, other: 24 * 3_600_000 };
 
 export function isAlive(
-  owner: Pick<LockOwner, 'pid' | 'startTime' | 'hostname'> & Partial<Pick<LockOwner, 'acquiredAt' | 'purpose'>>,
+  owner: Pick<LockOwner, 'pid' | 'startTime' | 'hostname'> & Partial<Pick<LockOwner, 'acquiredAt' | 'purpose' | 'pidNamespace'>>,
 ): boolean {
-  if (owner.hostname !== hostname()) {
-    const taken = owner.acquiredAt ? Date.parse(owner.acquiredAt) : NaN;
-    if (Number.isNaN(taken)) return true; // cannot tell; assume alive
-    return Date.now() - taken < (owner.purpose === 'configuration' ? FOREIGN_LOCK_TRUST_MS.configuration : FOREIGN_LOCK_TRUST_MS.other);
+  if (owner.hostname !== hostname()) return trustedForAWhile(owner);
+  // Another PID namespace of this host (a container that shares its name): its pid is another
+  // process here, or none. Looking it up here broke live locks as stale.
+  if (owner.pidNamespace !== undefined && owner.pidNamespace !== pidNamespace()) {
+    return aliveInPidNamespace(owner.pidNamespace, owner.pid, owner.startTime) ?? trustedForAWhile(owner);
   }
   try {
     process.kill(owner.pid, 0);
@@ -58,8 +66,29 @@ export function isAlive(
   return owner.startTime === null || start === null || start === owner.startTime;
 }
 
+/** A holder whose process cannot be checked from here is taken for alive until FOREIGN_LOCK_TRUST_MS has passed. */
+function trustedForAWhile(owner: Partial<Pick<LockOwner, 'acquiredAt' | 'purpose'>>): boolean {
+  const taken = owner.acquiredAt ? Date.parse(owner.acquiredAt) : NaN;
+  if (Number.isNaN(taken)) return true; // cannot tell; assume alive
+  return Date.now() - taken < (owner.purpose === 'configuration' ? FOREIGN_LOCK_TRUST_MS.configuration : FOREIGN_LOCK_TRUST_MS.other);
+}
+
+/** Whether `owner` runs where this process cannot check it (another host, another PID namespace). */
+export function outOfSight(owner: Pick<LockOwner, 'hostname'> & Partial<Pick<LockOwner, 'pidNamespace'>>): boolean {
+  return owner.hostname !== hostname() || (owner.pidNamespace !== undefined && owner.pidNamespace !== pidNamespace());
+}
+
 function ownerFor(pid: number, purpose: string): LockOwner {
-  return { pid, startTime: processStartTime(pid), hostname: hostname(), acquiredAt: new Date().toISOString(), purpose };
+  // `pid` is this process or one it started: both in this process's PID namespace.
+  const ns = pidNamespace();
+  return {
+    pid,
+    startTime: processStartTime(pid),
+    hostname: hostname(),
+    ...(ns ? { pidNamespace: ns } : {}),
+    acquiredAt: new Date().toISOString(),
+    purpose,
+  };
 }
 
 /** A lock file is one short JSON line; anything larger is not one of ours. */
@@ -195,11 +224,32 @@ function heldLock(path: string, initial: LockOwner): HeldLock {
   };
 }
 
+/**
+ * tryLock, its file system's failures (a full disk: the lock is a file written whole) said as what
+ * they are: unmapped, they reached the operator as an internal error with a stack trace.
+ */
+function tryLockOrSay(path: string, purpose: string): TryLockResult {
+  try {
+    return tryLock(path, purpose);
+  } catch (e) {
+    throw fileError(
+      e,
+      path,
+      {
+        what: 'lock file',
+        remediation: `Make room on the file system that holds ${dirname(path)}, or let this account write there; then run the command again.`,
+        exitCode: ExitCode.Failure,
+      },
+      'write',
+    );
+  }
+}
+
 /** Waits (briefly) for a short-lived lock such as the configuration's. */
 export async function withLock<T>(path: string, purpose: string, fn: () => Promise<T> | T, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { lock, holder } = tryLock(path, purpose);
+    const { lock, holder } = tryLockOrSay(path, purpose);
     if (lock) {
       try {
         return await fn();

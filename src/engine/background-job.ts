@@ -2,12 +2,11 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { ConfigStore } from '../config/store.js';
-import { processStartTime } from '../config/file-lock.js';
 import { shareAccess } from './share-access.js';
 import { queuedRecord, rolesToBackUp } from './backup-job.js';
 import { queuedRoleStatus, type BackupRecord } from './backup-record.js';
 import { queueJob } from './job.js';
-import { JobStore } from './job-store.js';
+import { jobProcess, JobStore } from './job-store.js';
 import { NODE_FLAGS } from '../process/node-flags.js';
 
 /**
@@ -29,7 +28,7 @@ export function startBackupInBackground(home: string, roleNames?: string[]): Bac
       env: { ...process.env, AZSBACKUP_HOME: home },
     });
     const record = queuedRecord(name, access.path, roles);
-    new JobStore(home).save({ ...record, Pid: child.pid!, PidStartTime: processStartTime(child.pid!) });
+    new JobStore(home).save({ ...record, ...jobProcess(child.pid!) });
     handOver(child.pid!);
     child.unref();
     return {

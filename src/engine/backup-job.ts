@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { AzsError, isAzsError, quoted, usageError } from '../errors.js';
 import { AlertStore, shareAlertTypes } from '../alerts/alerts.js';
-import { processStartTime, type HeldLock } from '../config/file-lock.js';
+import type { HeldLock } from '../config/file-lock.js';
 import { ConfigStore, type StoredConfig, type StoredRole } from '../config/store.js';
 import type { RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
@@ -14,7 +14,7 @@ import { pauseAfterConfigReadForTests, runJob } from './job.js';
 import { rememberedRepository, rememberRepository, repositoryForBackup, type OpenRepository } from './repository-access.js';
 import type { EncryptFor } from '../crypto/recipient.js';
 import type { Target } from '../targets/target.js';
-import { JobStore, type JobRecord } from './job-store.js';
+import { jobProcess, JobStore, type JobRecord } from './job-store.js';
 
 /**
  * A backup as a job: the lock, the job record others can follow, the configured share and
@@ -149,7 +149,7 @@ async function recordedBackup(
 ): Promise<BackupOutcome> {
   const jobs = new JobStore(opts.home);
   const alerts = new AlertStore(opts.home, config.alertSinks, opts.warn);
-  const mine = { Pid: process.pid, PidStartTime: processStartTime(process.pid) };
+  const mine = jobProcess(process.pid);
   let lastSaved = 0;
   const save = (record: JobRecord, force = false) => {
     if (!force && Date.now() - lastSaved < 500) return;

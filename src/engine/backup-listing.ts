@@ -2,7 +2,7 @@ import { isAzsError } from '../errors.js';
 import { backupNotFound, listShare, readBackupInfos } from '../catalog/share-catalog.js';
 import type { Target } from '../targets/target.js';
 import { recordFromInfo, type BackupRecord } from './backup-record.js';
-import { JobStore } from './job-store.js';
+import { JobStore, withoutProcess } from './job-store.js';
 
 /**
  * Backups as Get-InfrastructureBackup shows them: the share is the truth for what exists; local job
@@ -62,7 +62,7 @@ export async function listBackups(
   const known = new Set(onShare.map((b) => b.Name));
   const fromJobs = jobs
     .filter((j) => !known.has(j.Name) && j.SharePath === sharePath && j.Status !== 'Succeeded' && j.Status !== 'PartialSucceeded')
-    .map(({ Pid: _pid, PidStartTime: _start, ...record }) => record);
+    .map(withoutProcess);
   return [...onShare, ...fromJobs].sort((a, b) => b.CreatedDateTime.localeCompare(a.CreatedDateTime));
 }
 

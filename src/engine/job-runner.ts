@@ -21,8 +21,7 @@ const stop = new AbortController();
 const onSignal = (signal: NodeJS.Signals): void => {
   stop.abort(stoppedBy('backup job', signal));
 };
-process.on('SIGTERM', onSignal);
-process.on('SIGINT', onSignal);
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, onSignal);
 try {
   await runBackupJob({
     home,

@@ -1,7 +1,8 @@
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { isAlive } from '../config/file-lock.js';
+import { isAlive, processStartTime } from '../config/file-lock.js';
+import { pidNamespace } from '../process/owner.js';
 import { homeError, makeHome } from '../config/home-folder.js';
 import { writeFileWhole } from '../fs/durable-write.js';
 import { readFileBoundedSync } from '../io/bounded-read.js';
@@ -13,10 +14,25 @@ import type { BackupRecord } from './backup-record.js';
  * this adds what the share cannot say (a running job's progress, a failed job's errors).
  */
 
-export interface JobRecord extends BackupRecord {
-  /** The process running the job, while it runs. */
+/** The process running a job, as its record names it: enough to tell, later, whether it still runs. */
+export interface JobProcess {
   Pid?: number;
   PidStartTime?: string | null;
+  /** The PID namespace Pid is numbered in; absent in records of earlier versions (this one's). */
+  PidNamespace?: string;
+}
+
+export interface JobRecord extends BackupRecord, JobProcess {}
+
+/** `pid`, this process or one it started (so in its PID namespace), as a job record names it. */
+export function jobProcess(pid: number): JobProcess {
+  const ns = pidNamespace();
+  return { Pid: pid, PidStartTime: processStartTime(pid), ...(ns ? { PidNamespace: ns } : {}) };
+}
+
+/** The record as the operator sees it, without the process. */
+export function withoutProcess({ Pid: _pid, PidStartTime: _start, PidNamespace: _ns, ...record }: JobRecord): BackupRecord {
+  return record;
 }
 
 /** A job record is a Backup object of a few KB (role errors are cut to 4 KiB each). */
@@ -83,7 +99,14 @@ export class JobStore {
   /** A job whose process died without finishing was interrupted: it failed. */
   private settle(job: JobRecord): JobRecord {
     if ((job.Status === 'Running' || job.Status === 'Queued') && job.Pid !== undefined) {
-      if (!isAlive({ pid: job.Pid, startTime: job.PidStartTime ?? null, hostname: hostname() })) {
+      const runner = {
+        pid: job.Pid,
+        startTime: job.PidStartTime ?? null,
+        hostname: hostname(),
+        pidNamespace: job.PidNamespace,
+        acquiredAt: job.CreatedDateTime,
+      };
+      if (!isAlive(runner)) {
         return { ...job, Status: 'Failed', Progress: 'The job was interrupted: its process ended before the backup completed.' };
       }
     }

@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AzsError, ExitCode } from '../errors.js';
-import { adoptLock, tryLock, type HeldLock } from '../config/file-lock.js';
+import { adoptLock, outOfSight, tryLock, type HeldLock } from '../config/file-lock.js';
 import { homeError, makeHome } from '../config/home-folder.js';
 
 /**
@@ -52,14 +52,21 @@ export function acquireJobLock(home: string, purpose: string): HeldLock {
   }
   const { lock, holder } = taken;
   if (lock) return lock;
+  // A holder that cannot be checked from here is trusted for a day: say where it is, and what to do if it is gone.
+  const where =
+    holder && outOfSight(holder) ? ` on host ${holder.hostname}${holder.pidNamespace ? `, PID namespace ${holder.pidNamespace}` : ''}` : '';
   throw new AzsError(
-    `Another job holds the lock: ${holder?.purpose ?? 'unknown job'} (process ${holder?.pid ?? '?'}, since ${holder?.acquiredAt ?? '?'}).`,
+    `Another job holds the lock: ${holder?.purpose ?? 'unknown job'} (process ${holder?.pid ?? '?'}${where}, since ${holder?.acquiredAt ?? '?'}).`,
     {
       errorId: 'JobLockHeld',
       category: 'ResourceBusy',
       exitCode: ExitCode.Locked,
       targetObject: holder?.purpose,
-      recommendedAction: 'Wait for the running job to finish (Get-InfrastructureBackup shows its progress), then try again.',
+      recommendedAction: `Wait for the running job to finish (Get-InfrastructureBackup shows its progress), then try again.${
+        where
+          ? ` Its process cannot be checked from here (another host or container): if no AzsBackup command runs there any more, remove ${lockFile(home)}.`
+          : ''
+      }`,
     },
   );
 }

@@ -49,7 +49,7 @@ export interface CmdletContext<P = BoundParameters> {
   setExitCode(code: number): void;
   /** AZSBACKUP_HOME, or the user's config folder: where configuration and state live. */
   home: string;
-  /** Aborted on SIGINT/SIGTERM. */
+  /** Aborted on SIGINT, SIGTERM or SIGHUP. */
   signal: AbortSignal;
 }
 

@@ -11,6 +11,7 @@ import { formatCmdletList, formatHelp } from './help.js';
 import { resolveHome } from './home.js';
 import { sweepPrivateDirs } from '../process/private-dir.js';
 import { InputReader, type InputStream } from './input.js';
+import { outputFailure, watchOwnOutput } from './lost-output.js';
 import { createProgress } from './progress.js';
 import {
   asAzsError,
@@ -47,7 +48,10 @@ export interface HostIO {
   cmdletsDir?: string | undefined;
   /** Aborts the cmdlet like SIGINT does (tests). */
   signal?: AbortSignal | undefined;
-  /** Install SIGINT/SIGTERM handlers on the process; default true only with the process's own streams. */
+  /**
+   * Install SIGINT/SIGTERM/SIGHUP handlers on the process, and survive its stdout and stderr failing
+   * (lost-output.ts); default true only with the process's own streams.
+   */
   handleSignals?: boolean | undefined;
 }
 
@@ -103,7 +107,14 @@ function unknownCmdlet(name: string, catalog: Catalog): AzsError {
 /** A signal this soon after the first is taken for its echo, not for a second Ctrl-C. */
 const SIGNAL_ECHO_MS = 500;
 /**
- * How long a cmdlet has, after SIGINT or SIGTERM, to stop in order (stop its programs, remove
+ * The signals that stop a cmdlet in order: Ctrl-C, SIGTERM (systemd, kill) and SIGHUP (the terminal
+ * or ssh session it ran in was closed). Left to Node, SIGHUP ended the process at once: a backup's
+ * .partial folder, its lock and its role's programs (in sessions of their own, which a hang-up
+ * does not reach) stayed behind.
+ */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/**
+ * How long a cmdlet has, after one of STOP_SIGNALS, to stop in order (stop its programs, remove
  * what it half wrote) before the host ends the process itself: any cmdlet ends within two
  * seconds of a signal, also one waiting on something that does not watch its AbortSignal.
  */
@@ -146,8 +157,8 @@ export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<nu
     else h.signal.addEventListener('abort', onExternal, { once: true });
   }
   if (h.handleSignals) {
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    watchOwnOutput();
+    for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   }
   let finishProgress = (): void => {};
   try {
@@ -180,10 +191,7 @@ export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<nu
     printInternalError(report, source, e);
     return ExitCode.Failure;
   } finally {
-    if (h.handleSignals) {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
+    if (h.handleSignals) for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     h.signal?.removeEventListener('abort', onExternal);
   }
 }
@@ -334,5 +342,9 @@ async function run(
   progress.finish();
   if (signal.aborted) throw signal.reason;
   await writeObjects(m, cl, result, format, catalog, h);
-  return outcome.exitOverride ?? (outcome.nonTerminating ? ExitCode.Partial : ExitCode.Success);
+  const code = outcome.exitOverride ?? (outcome.nonTerminating ? ExitCode.Partial : ExitCode.Success);
+  const lost = h.handleSignals ? await outputFailure() : undefined;
+  if (!lost) return code;
+  printErrorRecord(report, m.name, lost, true);
+  return code === ExitCode.Success ? lost.exitCode : code;
 }

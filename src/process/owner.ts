@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 
 /**
@@ -34,6 +34,82 @@ export function startTimeOf(pid: number): string | undefined {
   if (stat === undefined) return undefined;
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return fields[19];
+}
+
+let ownNamespace: string | undefined | null;
+
+/**
+ * The PID namespace this process runs in ("pid:[4026531836]"), undefined without /proc. A pid means
+ * something only in its namespace: a container's process 2 is another process (or none) on the
+ * host, and the host's pids do not exist in the container.
+ */
+export function pidNamespace(): string | undefined {
+  if (ownNamespace === undefined) {
+    const ns = namespaceOf('self');
+    ownNamespace = ns === 'hidden' ? null : (ns ?? null);
+  }
+  return ownNamespace ?? undefined;
+}
+
+/** The PID namespace of `pid` ('self' for this process); 'hidden' when it exists but may not be looked at. */
+function namespaceOf(pid: string): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/pid`);
+  } catch (e) {
+    // EACCES, EPERM: another account's process. ENOENT: it has ended (or there is no /proc).
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : 'hidden';
+  }
+}
+
+/**
+ * The host's own PID namespace: its inode number is fixed in the kernel (PROC_PID_INIT_INO). Every
+ * other namespace lies inside it, so from there a namespace none of whose processes is visible
+ * has ended.
+ */
+const INIT_PID_NAMESPACE = 'pid:[4026531836]';
+
+/**
+ * Whether the process numbered `pid` in PID namespace `ns` (not this process's) and started at
+ * `start` still runs, as far as this process can see: true when it is found; false when that
+ * namespace's processes are visible here (it lies inside ours) and it is not among them, or when
+ * this is the host's namespace and none is (the namespace has ended: a container stopped or
+ * killed); undefined when none is visible from another namespace (the host seen from a container,
+ * or another container), or a process could not be looked at.
+ */
+export function aliveInPidNamespace(ns: string, pid: number, start: string | null): boolean | undefined {
+  let visible = false;
+  let hidden = false;
+  for (const entry of readProcDir()) {
+    const link = namespaceOf(entry);
+    if (link !== ns && link !== 'hidden') continue;
+    const nspid = nsPids(entry);
+    if (link === 'hidden') {
+      // One we may not look at, in our own namespace (one pid), is not in `ns`; one inside another might be.
+      hidden ||= nspid.length !== 1;
+      continue;
+    }
+    visible = true;
+    if (Number(nspid.at(-1)) === pid && (start === null || startTimeOf(Number(entry)) === start)) return true;
+  }
+  return !hidden && (visible || pidNamespace() === INIT_PID_NAMESPACE) ? false : undefined;
+}
+
+/** NSpid of /proc/<pid>/status (readable for any process): its pid in each namespace from ours inward; the last is its own. */
+function nsPids(pid: string): string[] {
+  return (
+    /^NSpid:\s*(.*)$/m
+      .exec(readProc(`/proc/${pid}/status`) ?? '')?.[1]
+      ?.trim()
+      .split(/\s+/) ?? []
+  );
+}
+
+function readProcDir(): string[] {
+  try {
+    return readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    return [];
+  }
 }
 
 function bootId(): string | undefined {

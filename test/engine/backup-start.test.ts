@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { processesWith } from '../support/cli.js';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,14 +52,6 @@ function markingRole(marker: string): RoleDefinition {
   };
 }
 
-function exportsStillRunning(marker: string): string {
-  try {
-    return execFileSync('pgrep', ['-f', marker], { encoding: 'utf8' });
-  } catch {
-    return '';
-  }
-}
-
 describe('the start of a backup', () => {
   it('starts the roles while the share makes the staging folder', async () => {
     const marker = path.join(tmp, 'export-started');
@@ -93,8 +85,8 @@ describe('the start of a backup', () => {
     await fs.access(marker);
     // The export's process group is stopped, not left writing into a pipe nobody reads.
     const deadline = Date.now() + 5000;
-    while (exportsStillRunning(marker) !== '' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(exportsStillRunning(marker)).toBe('');
+    while (processesWith(marker) !== '' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(processesWith(marker)).toBe('');
     expect(await fs.readdir(path.join(tmp, 'share'))).toEqual([]);
   });
 

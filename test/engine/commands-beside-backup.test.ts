@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectOk, makeDrill, spawnCli, whileRunning, type Drill } from '../support/cli.js';
-import { makeGate, type Gate } from '../support/gate.js';
+import { heldExportRole, type Gate } from '../support/gate.js';
 
 /**
  * Commands that change what a running backup depends on, run while one runs. The backup is held
@@ -27,8 +27,7 @@ describe('commands run while a backup runs', () => {
 
   beforeAll(async () => {
     d = await makeDrill({ roles: false });
-    gate = await makeGate(d.root, 'export', "process.stdout.write('exported\\n')");
-    await d.registerCommand('Slow', gate.command, ['sh', '-c', 'cat >/dev/null']);
+    gate = await heldExportRole(d);
   });
   afterAll(async () => {
     await gate?.release().catch(() => undefined);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, parseErrors, spawnCli, type Drill, fullCopyBackups } from '../support/cli.js';
+import { expectOk, makeDrill, parseErrors, processesWith, spawnCli, type Drill, fullCopyBackups } from '../support/cli.js';
 
 /**
  * kill -9 of a running Start-InfrastructureBackup, a real child process, at several moments. After
@@ -149,19 +149,35 @@ describe('kill -9 during a backup', () => {
   });
 });
 
-describe('Ctrl-C or SIGTERM during a backup', () => {
+describe('Ctrl-C, SIGTERM or a closed terminal (SIGHUP) during a backup', () => {
   let d: Drill;
+  let marker: string;
 
   beforeAll(async () => {
     d = await makeDrill({ roles: false });
+    marker = `stuck-export-${path.basename(d.root)}`;
     await d.register('Files', ['-Provider', 'directory', '-Path', d.files]);
-    // Its first bytes flow at once (so the job is well under way), then it waits to be stopped.
-    await d.registerCommand('Stuck', ['sh', '-c', 'echo first; exec sleep 60'], ['sh', '-c', 'cat > /dev/null']);
+    // Its first bytes flow at once (so the job is well under way), then it waits to be stopped; the
+    // marker names its shell in the process table, so a program left running is seen.
+    await d.registerCommand('Stuck', ['sh', '-c', `echo first; sleep 60; : ${marker}`], ['sh', '-c', 'cat > /dev/null']);
   });
-  afterAll(async () => d?.cleanup());
+  afterAll(async () => {
+    // A program a failing run left behind goes with the test.
+    for (const line of processesWith(marker).split('\n').filter(Boolean)) {
+      try {
+        process.kill(-Number(line.split(' ')[0]), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await d?.cleanup();
+  });
 
-  it.each(['SIGINT', 'SIGTERM'] as const)(
-    '%s stops it in order: exit 130 with the error said, nothing committed, the job Failed, an alert, the lock free',
+  // SIGHUP: the terminal or the ssh session the command ran in was closed. It once ended the
+  // process at once: the .partial folder, the lock and the role's programs (in sessions of their
+  // own, so the hang-up never reached them) stayed behind, and no alert was raised.
+  it.each(['SIGINT', 'SIGTERM', 'SIGHUP'] as const)(
+    '%s stops it in order: exit 130 with the error said, nothing committed, the job Failed, an alert, the lock free, no program left running',
     async (signal) => {
       const earlier = new Set(list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json).map((b) => b.Name));
       const child = spawnCli(d.home, ['Start-InfrastructureBackup']);
@@ -173,6 +189,7 @@ describe('Ctrl-C or SIGTERM during a backup', () => {
       const ended = await child;
       expect(ended.exitCode, String(ended.stderr)).toBe(130);
       expect(parseErrors(String(ended.stderr)).map((e) => e.ErrorId)).toContain('PipelineStopped');
+      expect(processesWith(marker)).toBe('');
 
       // Files was backed up before the stop, yet nothing was committed and nothing is left over.
       expect(await partialFolders(d.share)).toEqual([]);

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectOk, makeDrill, spawnCli, whileRunning, type Drill } from '../support/cli.js';
-import { makeGate, type Gate } from '../support/gate.js';
+import { heldExportRole, type Gate } from '../support/gate.js';
 import { redate } from '../support/redate.js';
 
 /**
@@ -23,8 +23,7 @@ describe('a retention period lengthened while a scheduled backup runs', () => {
   beforeAll(async () => {
     d = await makeDrill({ roles: false, retentionDays: 2 });
     // The role's export holds the scheduled backup while the retention changes.
-    gate = await makeGate(d.root, 'export', "process.stdout.write('exported\\n')");
-    await d.registerCommand('Slow', gate.command, ['sh', '-c', 'cat >/dev/null']);
+    gate = await heldExportRole(d);
     expectOk(await d.cli(['Set-BackupShare', '-IsBackupSchedulerEnabled', '$true', '-BackupFrequencyInHours', '4']));
   });
   afterAll(async () => {

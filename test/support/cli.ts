@@ -1,4 +1,5 @@
 import { afterAll, beforeAll } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fs, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -371,6 +372,15 @@ export async function makeDrill(opts: DrillOptions = {}): Promise<Drill> {
 /** A fresh, empty AZSBACKUP_HOME beside the drill: the "redeployed machine". */
 export async function freshHome(drill: Drill): Promise<string> {
   return fs.mkdtemp(path.join(drill.root, 'fresh-home-'));
+}
+
+/** The processes whose command line holds `marker`, one `<pid> <command line>` a line ('' when none). */
+export function processesWith(marker: string): string {
+  try {
+    return execFileSync('pgrep', ['-af', marker], { encoding: 'utf8' });
+  } catch {
+    return ''; // pgrep exits 1 when there are none
+  }
 }
 
 /** The pid of a process that has already exited: a lock naming it is stale. */

@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { Drill } from './cli.js';
 
 /**
  * A program (a role's export command, an alert command) that holds one of its runs until the
@@ -48,4 +49,14 @@ else ${options.readsStdin ? "process.stdin.on('end', done)" : 'done()'};`,
       ),
     release: () => fs.writeFile(go, ''),
   };
+}
+
+/**
+ * Registers the role Slow in `d`, whose export a gate holds (its import reads and drops its input):
+ * a backup armed with the gate waits in that role until the test releases it.
+ */
+export async function heldExportRole(d: Drill): Promise<Gate> {
+  const gate = await makeGate(d.root, 'export', "process.stdout.write('exported\\n')");
+  await d.registerCommand('Slow', gate.command, ['sh', '-c', 'cat >/dev/null']);
+  return gate;
 }
