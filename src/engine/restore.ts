@@ -1,7 +1,7 @@
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { pipeline, Writable, type Readable } from 'node:stream';
-import { AzsError, isAzsError } from '../errors.js';
+import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import type { RoleRecord } from '../catalog/backup-info.js';
 import type { DecryptWith } from '../crypto/recipient.js';
 import { openRoleStream } from '../pipeline/role-stream.js';
@@ -94,9 +94,29 @@ function definitionDifference(registered: RoleDefinition, recorded: RoleDefiniti
   return differing.length ? differing.map((k) => `${k}: ${shown(registered, k)} (backup: ${shown(recorded, k)})`).join('; ') : null;
 }
 
-/** The definition a role is restored with: this machine's registration wins over the backup's record. */
-function effectiveRole(record: RoleRecord, registered: RoleDefinition | undefined): EffectiveRole {
+/**
+ * The definition a role is restored with: this machine's registration wins over the backup's record,
+ * but never over its provider: the data is in the form the recorded provider made (a folder's tar,
+ * a database file, a program's output), and only that provider can put it back.
+ */
+function effectiveRole(record: RoleRecord, registered: RoleDefinition | undefined, backupName: string): EffectiveRole {
   if (!registered) return { record, definition: record.definition, source: 'Backup', difference: null };
+  const recorded = record.definition;
+  if (registered.provider !== recorded.provider) {
+    throw new AzsError(
+      `Role ${recorded.name} is registered on this machine with the ${registered.provider} provider, but backup ${backupName} holds it as ` +
+        `the ${recorded.provider} provider made it, which only that provider can put back. Nothing was restored.`,
+      {
+        errorId: 'RoleProviderChanged',
+        category: 'InvalidOperation',
+        exitCode: ExitCode.Failure,
+        targetObject: recorded.name,
+        recommendedAction:
+          `Run Unregister-InfrastructureRole -Name ${recorded.name} to restore it as the backup recorded it, or register it again with ` +
+          `-Force as a ${recorded.provider} role where it should go; then restore again.`,
+      },
+    );
+  }
   return {
     record,
     definition: { ...registered, name: record.definition.name },
@@ -291,7 +311,7 @@ function rolesToRestore(roles: RoleRecord[], backupName: string, req: RestoreReq
     }
   }
   return selected
-    .map((r) => effectiveRole(r, req.registeredRole?.(r.definition.name)))
+    .map((r) => effectiveRole(r, req.registeredRole?.(r.definition.name), backupName))
     .sort((a, b) => a.definition.restoreOrder - b.definition.restoreOrder || a.definition.name.localeCompare(b.definition.name));
 }
 

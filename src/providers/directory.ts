@@ -8,7 +8,7 @@ import { providerFsError } from './fs-error.js';
 import { earlyFailure } from './input.js';
 import type { ArchiveExport, ArchiveMember, Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
 import { TarFormatError, TarScanner, type TarEntry } from './tar-scanner.js';
-import { recoverSwaps, resolveDestination, Staging } from './swap.js';
+import { mountsAtOrBelow, recoverSwaps, resolveDestination, Staging } from './swap.js';
 import { endOfArchive } from './tar-header.js';
 import type { SlabPool } from '../memory/slab-pool.js';
 import { directoryTar, SourceChangedError, SourceReadError, tarPool, walkTree } from './tar-writer.js';
@@ -386,6 +386,41 @@ async function localDeviceOf(root: string): Promise<bigint | undefined> {
   }
 }
 
+/**
+ * Refuses a destination a swap cannot replace: a folder is put into place by renaming it over the
+ * old one, which the root of a mounted file system cannot take part in (EBUSY, after the whole role
+ * was staged on the file system below), and a folder holding a mount point would carry the mounted
+ * file system aside with the old folder, where its removal fails and its next mount hides the
+ * restored files again.
+ */
+function mountInTheWay(dest: string, mounts: string[]): AzsError {
+  const elsewhere =
+    'restore into another folder (register the role again with -Force and another -Path, restore, stop the service and move the files into place, then register the role back with its own -Path)';
+  if (mounts[0] === dest) {
+    return new AzsError(
+      `The restore destination '${dest}' is a mount point: a restore puts a new folder in the folder's place, which cannot be done to the root of a mounted file system. Nothing was changed.`,
+      {
+        errorId: 'DirectoryDestinationIsMountPoint',
+        category: 'InvalidOperation',
+        exitCode: ExitCode.Failure,
+        targetObject: dest,
+        recommendedAction: `To restore this role, ${elsewhere}.`,
+      },
+    );
+  }
+  const more = mounts.length > 1 ? ` and ${mounts.length - 1} more` : '';
+  return new AzsError(
+    `The restore destination '${dest}' holds the mount point '${mounts[0]}'${more}: a restore replaces the folder whole, and would carry the mounted file system aside with the old folder. Nothing was changed.`,
+    {
+      errorId: 'DirectoryDestinationHoldsMount',
+      category: 'InvalidOperation',
+      exitCode: ExitCode.Failure,
+      targetObject: mounts[0],
+      recommendedAction: `Unmount what is mounted inside the folder (umount '${mounts[0]}') and restore again, then move the restored files of that folder onto its file system and mount it back; or ${elsewhere}.`,
+    },
+  );
+}
+
 export class DirectoryProvider implements Provider {
   readonly streamsIntoDestination = false;
 
@@ -466,6 +501,13 @@ export class DirectoryProvider implements Provider {
         targetObject: dest,
         recommendedAction: 'Move the file away or restore to another destination.',
       });
+    }
+    if (st) {
+      const mounts = await mountsAtOrBelow(dest);
+      if (mounts.length > 0) {
+        data.resume();
+        throw mountInTheWay(dest, mounts);
+      }
     }
     let staging: Staging | undefined;
     try {

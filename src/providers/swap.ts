@@ -330,6 +330,30 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/** A mount point as /proc/self/mountinfo writes it: space, tab, new line and backslash as \ooo. */
+function unescapeMountPath(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/**
+ * The mount points at `dir` or below it, `dir` itself first when it is one. A swap renames the
+ * folder, which the root of a mounted file system cannot take part in, and a folder holding one
+ * would carry it aside with the old data. Without /proc/self/mountinfo, `dir` is taken for a mount
+ * point when it lies on another device than its parent; mounts below it are then not seen.
+ */
+export async function mountsAtOrBelow(dir: string): Promise<string[]> {
+  const table = await fs.readFile('/proc/self/mountinfo', 'utf8').catch(() => undefined);
+  if (table === undefined) {
+    const [own, parent] = await Promise.all([fs.stat(dir), fs.stat(path.dirname(dir))]);
+    return own.dev !== parent.dev ? [dir] : [];
+  }
+  const points = table
+    .split('\n')
+    .map((line) => unescapeMountPath(line.split(' ')[4] ?? ''))
+    .filter((p) => p === dir || p.startsWith(`${dir}/`));
+  return [...new Set(points)].sort((a, b) => a.length - b.length || a.localeCompare(b));
+}
+
 /**
  * The destination as the providers replace it: a registered path that is a symbolic link stays a
  * link and its target is replaced. While a killed swap has left that target missing, the link's

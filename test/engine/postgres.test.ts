@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectOk, freshHome, makeDrill, runCli, type Drill } from '../support/cli.js';
 import { findPostgresBin, startPostgres, type TestPostgres } from '../support/postgres.js';
@@ -76,5 +77,67 @@ describe.skipIf(!findPostgresBin())('a postgres role with a sealed password, thr
       await runCli(home, ['Restore-AzsBackup', '-Name', backup.Name, '-Path', d.share, ...args], { stdin, env: { PGPASSFILE: pgpass } }),
     );
     expect(await rows()).toEqual(before);
+  });
+
+  // pg_dump and pg_restore wait for table locks without end: a transaction left open on the
+  // database held a scheduled backup (and the job lock, so every restore behind it) for good. The
+  // provider took a time limit, but Register-InfrastructureRole gave -TimeoutSeconds to command
+  // roles only.
+  it('a time limit ends a pg_dump and a pg_restore that wait on a lock, and the restore changes nothing', async () => {
+    await pg.createDatabase('billing');
+    await pg.sql('billing', 'CREATE TABLE invoices (id int PRIMARY KEY); INSERT INTO invoices SELECT generate_series(1, 5);');
+    const billing = `postgresql://${pg.user}@127.0.0.1:${pg.port}/billing`;
+    expectOk(
+      await d.cli(
+        [
+          'Register-InfrastructureRole',
+          '-Name',
+          'Billing',
+          '-Provider',
+          'postgres',
+          '-ConnectionString',
+          billing,
+          '-DatabasePassword',
+          '-',
+        ],
+        { stdin: `${pg.password}\n` },
+      ),
+    );
+    const good = await d.backup(['-RoleName', 'Billing']);
+    expectOk(
+      await d.cli(
+        [
+          ...['Register-InfrastructureRole', '-Name', 'Billing', '-Provider', 'postgres', '-ConnectionString', billing],
+          ...['-TimeoutSeconds', '3'],
+          ...['-DatabasePassword', '-', '-Force'],
+        ],
+        { stdin: `${pg.password}\n` },
+      ),
+    );
+    await pg.sql('billing', 'DELETE FROM invoices WHERE id > 2');
+    const holder = execa(path.join(findPostgresBin()!, 'psql'), ['-X', '-q', '-d', 'billing'], {
+      env: { PGHOST: '127.0.0.1', PGPORT: String(pg.port), PGUSER: pg.user, PGPASSWORD: pg.password },
+      stdin: 'pipe',
+      reject: false,
+    });
+    holder.stdin!.write('BEGIN; LOCK TABLE invoices IN ACCESS EXCLUSIVE MODE;\n');
+    try {
+      const held = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'invoices' AND l.granted";
+      while ((await pg.sql('billing', held)) === '0') await new Promise((resolve) => setTimeout(resolve, 100));
+      const backup = await d.cli(['Start-InfrastructureBackup', '-RoleName', 'Billing'], { timeoutMs: 40_000 });
+      expect(backup.code).not.toBe(0);
+      expect(backup.stdout + backup.stderr).toMatch(/time limit of 3 s/);
+      const { args, stdin } = d.decryptArgs();
+      const restore = await d.cli(['Restore-AzsBackup', '-Name', good.Name, '-RoleName', 'Billing', ...args, '-Force'], {
+        stdin,
+        timeoutMs: 40_000,
+      });
+      expect(restore.code).not.toBe(0);
+      expect(restore.errors[0]).toMatchObject({ ErrorId: 'PostgresProviderTimeout' });
+    } finally {
+      holder.stdin!.end('ROLLBACK;\n');
+      await holder;
+    }
+    expect(await pg.sql('billing', 'SELECT count(*) FROM invoices')).toBe('2');
   });
 });

@@ -1,0 +1,115 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createProvider } from '../../src/providers/index.js';
+import type { Provider } from '../../src/providers/provider.js';
+import { exportAll, snapshotTree } from '../support/provider-fixtures.js';
+
+/**
+ * A directory role is restored by putting a staged folder in the place of the old one (a rename),
+ * which a mount point cannot take part in. Before, a folder holding a mounted file system was
+ * swapped all the same: the mounted file system went aside with the old folder, under a hidden
+ * staging name, its removal failed (EBUSY), and the restore said the folder "was left as it was"
+ * although the new folder was in place (and the file system's next mount hid it again); the
+ * leftover failed every later restore of the role. A folder that is itself a mount point had the
+ * whole role extracted beside it, on the file system below, before the swap failed with a bare
+ * EBUSY. Both are refused now before anything is written.
+ */
+
+function mount(at: string): boolean {
+  return spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'azs-test', at]).status === 0;
+}
+function unmount(at: string): void {
+  spawnSync('umount', ['-l', at]);
+}
+
+/** Mounting a file system needs root (or CAP_SYS_ADMIN); without it the suite cannot run. */
+const canMount = ((): boolean => {
+  const probe = mkdtempSync(path.join(os.tmpdir(), 'azs-mount-probe-'));
+  try {
+    if (!mount(probe)) return false;
+    unmount(probe);
+    return true;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+})();
+
+/** The mount points below `root` now, in the order the kernel lists them. */
+async function mountsBelow(root: string): Promise<string[]> {
+  const table = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  return table
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
+    .filter((p) => p.startsWith(`${root}/`));
+}
+
+describe.skipIf(!canMount)('directory restore and mount points', () => {
+  let tmp: string;
+  let app: string;
+  let provider: Provider;
+
+  beforeEach(async () => {
+    tmp = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), 'azs-mounts-')));
+    app = path.join(tmp, 'app');
+    await fs.mkdir(app);
+    provider = await createProvider({ name: 'App', provider: 'directory', restoreOrder: 1, path: app });
+  });
+  afterEach(async () => {
+    for (const m of (await mountsBelow(tmp)).reverse()) unmount(m);
+    await fs.rm(tmp, { recursive: true, force: true });
+  });
+
+  it('a folder holding a mounted file system is refused, and the folder and the file system stay as they were', async () => {
+    const volume = path.join(app, 'data');
+    await fs.mkdir(volume);
+    await fs.writeFile(path.join(app, 'app.conf'), 'port=1\n');
+    expect(mount(volume)).toBe(true);
+    await fs.writeFile(path.join(volume, 'records'), 'as backed up\n');
+    const bytes = await exportAll(provider);
+    await fs.writeFile(path.join(volume, 'records'), 'written since the backup\n');
+    await fs.writeFile(path.join(app, 'app.conf'), 'port=2\n');
+    const before = await snapshotTree(app);
+
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const err = await provider.import(Readable.from([bytes])).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toMatchObject({ errorId: 'DirectoryDestinationHoldsMount', exitCode: 1, targetObject: volume });
+      expect((err as Error).message).toContain(`'${volume}'`);
+      expect(await mountsBelow(tmp)).toEqual([volume]);
+      expect(await snapshotTree(app)).toEqual(before);
+      expect(await fs.readdir(tmp)).toEqual(['app']);
+    }
+  });
+
+  it('a folder that is a mount point is refused before anything is staged beside it', async () => {
+    expect(mount(app)).toBe(true);
+    await fs.writeFile(path.join(app, 'records'), 'as backed up\n');
+    const bytes = await exportAll(provider);
+    await fs.writeFile(path.join(app, 'records'), 'written since the backup\n');
+    const before = await snapshotTree(app);
+    // Watches the folder the staging would go into: nothing may appear there, not even for a while.
+    const seen = new Set<string>();
+    const ac = new AbortController();
+    const watching = (async () => {
+      for await (const event of fs.watch(tmp, { signal: ac.signal })) if (event.filename) seen.add(event.filename);
+    })().catch(() => undefined);
+    const err = await provider.import(Readable.from([bytes])).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    ac.abort();
+    await watching;
+    expect(err).toMatchObject({ errorId: 'DirectoryDestinationIsMountPoint', exitCode: 1, targetObject: app });
+    expect((err as Error & { recommendedAction: string }).recommendedAction).toMatch(/-Path/);
+    expect(await snapshotTree(app)).toEqual(before);
+    expect(await fs.readdir(tmp)).toEqual(['app']);
+    expect([...seen]).toEqual([]);
+  });
+});
