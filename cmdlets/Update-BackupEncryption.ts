@@ -30,7 +30,7 @@ const updateBackupEncryption: Cmdlet<UpdateBackupEncryptionParameters> = async (
   let certificates: Extract<EncryptFor, { kind: 'Certificate' }>[] = [];
   const oldMaterial = (await decryptionMaterial(params))!;
   await pauseAfterConfigReadForTests();
-  const { matched, updated, unchanged, failures } = await rewrapJob({
+  const { matched, updated, unchanged, failures, repositoryKeptFor, repositoryKeptBy } = await rewrapJob({
     home,
     configured: async () => {
       const { access, recipients } = located();
@@ -57,6 +57,14 @@ const updateBackupEncryption: Cmdlet<UpdateBackupEncryptionParameters> = async (
   if (unchanged.length)
     writeWarning(
       `Already encrypted for the configured ${certificates.length === 0 ? 'key' : certificates.length === 1 ? 'certificate' : 'certificates'}, nothing to do: ${unchanged.join(', ')}.`,
+    );
+  if (repositoryKeptFor.length)
+    writeWarning(
+      `The share's deduplicating store stays encrypted for ${repositoryKeptFor.join(', ')} too: ` +
+        (repositoryKeptBy.length
+          ? `${repositoryKeptBy.length === 1 ? 'backup' : 'backups'} ${repositoryKeptBy.join(', ')} ${repositoryKeptBy.length === 1 ? 'was' : 'were'} not re-wrapped and still need it. `
+          : 'some BackupInfo.xml could not be read, and the backups they describe may open only with that material. ') +
+        'Keep it to restore them; once Update-BackupEncryption with it has re-wrapped them (or they are removed), the store is encrypted for the configured material alone.',
     );
   for (const c of certificates) if (!c.authenticationKey) writeWarning(unauthenticatedCertificateWarning(c.thumbprint));
   // Some re-wrapped and some not is a partial success (3); none at all, the failure's own code.

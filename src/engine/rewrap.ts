@@ -6,6 +6,7 @@ import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import {
   isWrappedFor,
   materialId,
+  recipientId,
   recipientsMissing,
   wrapFor,
   wrappedForExactly,
@@ -91,27 +92,40 @@ function refuseDowngrade(wrapped: readonly WrappedKey[], recipients: readonly En
 const isDowngrade = (wrapped: readonly WrappedKey[], recipients: readonly EncryptFor[]): boolean =>
   recipients.some((r) => r.kind === 'Key') && wrapped.some((w) => w.kind === 'Certificate');
 
+/** A backup in the share's repository, and the recipients its data key is wrapped for. */
+interface StoredBackup {
+  name: string;
+  recipients: readonly WrappedKey[];
+}
+
 /**
- * Every backup on the share that the old material opens, or just `name`; and the errors of those
- * whose BackupInfo.xml cannot be read, which must not keep the others from being re-wrapped.
+ * Every backup on the share that the old material opens, or just `name`; the errors of those
+ * whose BackupInfo.xml cannot be read, which must not keep the others from being re-wrapped; and,
+ * without a name, the backups in the share's repository as read (`inRepository`), which the end of
+ * the job needs to know which wraps of the repository they still need.
  */
 export async function backupsToRewrap(
   target: Target,
   oldMaterial: DecryptWith,
   name?: string,
-): Promise<{ names: string[]; unreadable: AzsError[] }> {
+): Promise<{ names: string[]; unreadable: AzsError[]; inRepository?: StoredBackup[] }> {
   if (name) return { names: [name], unreadable: [] };
   const id = materialId(oldMaterial).toUpperCase();
   const { backups } = await listShare(target);
   const infos = await readBackupInfos(target, backups);
   const names: string[] = [];
   const unreadable: AzsError[] = [];
-  backups.forEach((entry, i) => {
+  const inRepository: StoredBackup[] = [];
+  for (const [i, entry] of backups.entries()) {
     const read = infos[i]!;
-    if (isAzsError(read)) unreadable.push(read);
-    else if (read.info.recipients.some((r) => r.id.toUpperCase() === id)) names.push(entry.name);
-  });
-  return { names, unreadable };
+    if (isAzsError(read)) {
+      unreadable.push(read);
+      continue;
+    }
+    if (read.info.recipients.some((r) => r.id.toUpperCase() === id)) names.push(entry.name);
+    if (read.info.repository) inRepository.push({ name: entry.name, recipients: read.info.recipients });
+  }
+  return { names, unreadable, inRepository };
 }
 
 /**
@@ -164,27 +178,57 @@ export interface RewrapOutcome {
    * wrapped for the recipients, absent, or not opened by the old material (then its error is a failure).
    */
   repository: 'Rewrapped' | 'Unchanged' | 'None' | 'NotOpened';
+  /**
+   * Without -Name: the recipients (other than those configured now) that the repository stays
+   * wrapped for, since backups in it are still wrapped for them and not for the configured ones.
+   */
+  repositoryKeptFor: string[];
+  /** Those backups (or, when some BackupInfo.xml could not be read, none: any of them may). */
+  repositoryKeptBy: string[];
 }
 
 /**
  * The repository's master key wrapped for the recipients configured now, in place of those it had:
  * one small file, whatever the number of backups and chunks (the packs' keys derive from it).
+ * `keep` names the wraps it had that stay (upper-case ids): every one with -Name, whose other backups
+ * still open with the old material only; without, those that a backup left unwrapped for the
+ * configured recipients needs. Returns the outcome and the wraps kept.
  */
 async function rewrapRepositoryFor(
   target: Target,
   oldMaterial: DecryptWith,
   recipients: readonly EncryptFor[],
-  onlySomeBackups: boolean,
-): Promise<RewrapOutcome['repository']> {
+  keep: (id: string) => boolean,
+): Promise<{ repository: RewrapOutcome['repository']; kept: string[] }> {
   const layout = new RepositoryLayout();
   const config = await readRepositoryConfig(target, layout);
-  if (!config) return 'None';
-  const covered = recipientsMissing(config.recipients, recipients).length === 0;
-  if (wrappedForExactly(config.recipients, recipients) || (onlySomeBackups && covered)) return 'Unchanged';
+  if (!config) return { repository: 'None', kept: [] };
+  const configured = new Set(recipients.map((r) => recipientId(r).toUpperCase()));
+  const others = config.recipients.map((w) => w.id.toUpperCase()).filter((id) => !configured.has(id));
+  const kept = others.filter(keep);
+  if (recipientsMissing(config.recipients, recipients).length === 0 && kept.length === others.length)
+    return { repository: 'Unchanged', kept };
   refuseDowngrade(config.recipients, recipients, 'The repository', config.id);
-  // With -Name, the other backups still open with the old material only: the repository keeps it too.
-  await rewrapRepository(target, layout, config, unwrapMaster(config, oldMaterial), recipients, onlySomeBackups);
-  return 'Rewrapped';
+  await rewrapRepository(target, layout, config, unwrapMaster(config, oldMaterial), recipients, keep);
+  return { repository: 'Rewrapped', kept };
+}
+
+/**
+ * Which wraps of the repository the backups in it that this job left wrapped for something else than
+ * the recipients need (upper-case ids): a backup whose data key only the old material unwraps needs
+ * the master key under that material too, or nothing restores it. One whose BackupInfo.xml could not
+ * be read may need any of them.
+ */
+function wrapsStillNeeded(
+  inRepository: readonly StoredBackup[],
+  rewrapped: ReadonlySet<string>,
+  recipients: readonly EncryptFor[],
+  unreadable: number,
+): { keep: (id: string) => boolean; by: string[] } {
+  if (unreadable > 0) return { keep: () => true, by: [] };
+  const left = inRepository.filter((b) => !rewrapped.has(b.name) && recipientsMissing(b.recipients, recipients).length > 0);
+  const ids = new Set(left.flatMap((b) => b.recipients.map((w) => w.id.toUpperCase())));
+  return { keep: (id) => ids.has(id), by: left.map((b) => b.name) };
 }
 
 /**
@@ -225,10 +269,19 @@ export async function rewrapJob(request: RewrapJobRequest): Promise<RewrapOutcom
     const location = 'configured' in request ? await request.configured() : request;
     const job = { ...request, ...location, target: killSwitchForTests(location.target, 'AZSBACKUP_TEST_REWRAP_KILL_AFTER') };
     const options = { allowUnauthenticated: job.allowUnauthenticated };
-    const { names, unreadable } = await backupsToRewrap(job.target, job.oldMaterial, job.name);
-    const outcome: RewrapOutcome = { matched: names.length, updated: [], unchanged: [], failures: [...unreadable], repository: 'None' };
+    const { names, unreadable, inRepository } = await backupsToRewrap(job.target, job.oldMaterial, job.name);
+    const outcome: RewrapOutcome = {
+      matched: names.length,
+      updated: [],
+      unchanged: [],
+      failures: [...unreadable],
+      repository: 'None',
+      repositoryKeptFor: [],
+      repositoryKeptBy: [],
+    };
 
     let repositoryCovered = false;
+    const rewrapped = new Set<string>();
     for (const name of names) {
       if (!(await job.confirm(name))) continue;
       if (!repositoryCovered) {
@@ -245,6 +298,7 @@ export async function rewrapJob(request: RewrapJobRequest): Promise<RewrapOutcom
           options,
         );
         if (!wasAuthenticated) job.onUnauthenticated?.(name, rewritten);
+        rewrapped.add(name);
         outcome.updated.push(record);
         if (!rewritten) outcome.unchanged.push(name);
       } catch (e) {
@@ -254,9 +308,16 @@ export async function rewrapJob(request: RewrapJobRequest): Promise<RewrapOutcom
     }
     // After the backups: one the old material opens goes with its repository; none, and the
     // repository is re-wrapped only if that material opens it (a share whose backups were all pruned).
+    // The wraps it had go only when no backup in it needs them any more (a backup declined, refused,
+    // or made for other material than the old is left as it was).
     if (outcome.updated.length > 0 || names.length === 0) {
+      const needed = inRepository
+        ? wrapsStillNeeded(inRepository, rewrapped, job.recipients, unreadable.length)
+        : { keep: () => true, by: [] };
       try {
-        outcome.repository = await rewrapRepositoryFor(job.target, job.oldMaterial, job.recipients, job.name !== undefined);
+        const { repository, kept } = await rewrapRepositoryFor(job.target, job.oldMaterial, job.recipients, needed.keep);
+        outcome.repository = repository;
+        if (inRepository && kept.length > 0) [outcome.repositoryKeptFor, outcome.repositoryKeptBy] = [kept, needed.by];
       } catch (e) {
         if (!isAzsError(e) || e.alertType) throw e;
         outcome.repository = 'NotOpened';

@@ -155,7 +155,8 @@ export async function createRepository(
 /**
  * Replaces the config with one whose master key is wrapped for `recipients` (Update-BackupEncryption),
  * and, with `keepOthers`, still for those it was wrapped for before (while some backups are re-wrapped
- * and others are not yet, both materials must open the repository).
+ * and others are not yet, both materials must open the repository); given as a test of a wrap's id
+ * (upper case), for those of them it names.
  */
 export async function rewrapRepository(
   target: Target,
@@ -163,11 +164,12 @@ export async function rewrapRepository(
   config: RepositoryConfig,
   master: Buffer,
   recipients: readonly EncryptFor[],
-  keepOthers = false,
+  keepOthers: boolean | ((id: string) => boolean) = false,
 ): Promise<RepositoryConfig> {
   const wrapped = recipients.map((r) => wrapFor(r, master, wrapContext(config.id)));
   const ids = new Set(wrapped.map((w) => w.id.toUpperCase()));
-  const kept = keepOthers ? config.recipients.filter((w) => !ids.has(w.id.toUpperCase())) : [];
+  const keep = typeof keepOthers === 'function' ? keepOthers : () => keepOthers;
+  const kept = config.recipients.filter((w) => !ids.has(w.id.toUpperCase()) && keep(w.id.toUpperCase()));
   const next = { ...config, recipients: [...wrapped, ...kept] };
   await target.write(configPath(layout), Readable.from([Buffer.from(serializeRepositoryConfig(next), 'utf8')]));
   return next;

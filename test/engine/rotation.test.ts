@@ -254,6 +254,7 @@ describe('a rotation that leaves backups on older material', () => {
       expect(r.code, r.stderr).toBe(3);
       expect(list(r.json).map((b) => b.Name)).toEqual([proven.Name]);
       expect(r.errors.map((e) => [e.ErrorId, e.TargetObject])).toEqual([['BackupNotAuthenticated', unproven.Name]]);
+      expect(r.stderr).toMatch(new RegExp(`store stays encrypted for [0-9A-F]{40} too: backup ${unproven.Name} was not re-wrapped`));
       await restores(d, unproven.Name, old, before);
       await restores(d, proven.Name, next, before);
 
@@ -287,6 +288,7 @@ describe('a rotation that leaves backups on older material', () => {
         await d.cli(['Update-BackupEncryption', ...pfxArgs(second), '-Confirm:$false'], { stdin: `${second.password}\n` }),
       );
       expect(list(r.json).map((b) => b.Name)).toEqual([forBoth.Name]);
+      expect(r.stderr).toMatch(new RegExp(`store stays encrypted for [0-9A-F]{40} too: backup ${forFirst.Name} was not re-wrapped`));
       await restores(d, forFirst.Name, first, before);
       await restores(d, forBoth.Name, last, before);
     }));
