@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -151,7 +152,16 @@ describe('an operations certificate and a break-glass certificate', () => {
     const copy = path.join(d.root, 'copy-of-ops.cer');
     await fs.copyFile(ops.cer, copy);
     const stranger = await newCertificate(d, 'stranger');
+    // One file holding both certificates (a PEM bundle, or the .cer files run together): the first
+    // alone was configured, without a word, and the other's .pfx restored none of the backups.
+    const pem = async (c: { cer: string }) => new X509Certificate(await fs.readFile(c.cer)).toString();
+    const bundle = path.join(d.root, 'both.pem');
+    await fs.writeFile(bundle, `${await pem(ops)}${await pem(breakGlass)}`);
+    const runTogether = path.join(d.root, 'both.cer');
+    await fs.writeFile(runTogether, Buffer.concat([await fs.readFile(ops.cer), await fs.readFile(breakGlass.cer)]));
     const cases: [string[], string, RegExp, string?][] = [
+      [['-EncryptionCertPath', bundle], 'SeveralCertificatesInFile', /both\.pem' holds 2 certificates/],
+      [['-EncryptionCertPath', runTogether], 'SeveralCertificatesInFile', /both\.cer' holds more than one certificate/],
       [
         ['-EncryptionCertPath', `${ops.cer},${path.join(d.root, 'missing.cer')}`],
         'CertificateFileNotFound',
