@@ -216,6 +216,7 @@ export async function readCertificateFile(path: string): Promise<CertificateInfo
       cause,
     });
   }
+  refuseSeveralCertificates(path, bytes, x509);
   const info = describe(x509);
   const remedy =
     'Use an RSA certificate of 3072 bits or more that allows key encipherment, e.g. one made by New-EncryptionKey -Certificate.';
@@ -249,6 +250,26 @@ export async function readCertificateFile(path: string): Promise<CertificateInfo
 }
 
 const MIN_KEY_SIZE = 2048;
+
+/**
+ * Node reads the first certificate of a file and ignores the rest: a PEM bundle, or .cer files run
+ * together, would configure its first certificate alone, and backups would never be encrypted for
+ * the others, whose .pfx the operator counts on. Which one is meant is not guessed.
+ */
+function refuseSeveralCertificates(path: string, bytes: Buffer, x509: X509Certificate): void {
+  const text = bytes.toString('latin1');
+  const pem = text.match(/-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----/g)?.length ?? 0;
+  const several =
+    pem > 1 ? `holds ${pem} certificates` : pem === 0 && bytes.length > x509.raw.length ? 'holds more than one certificate' : undefined;
+  if (!several) return;
+  throw usageError(
+    `The file '${path}' ${several} (or data after the first); only the first would be used.`,
+    'SeveralCertificatesInFile',
+    path,
+    'Give each encryption certificate as a file of its own, separated by commas (-EncryptionCertPath ops.cer,break-glass.cer); ' +
+      'for a certificate with its chain, the encryption certificate alone.',
+  );
+}
 
 /** A certificate without a key usage extension may be used for anything; one with it, as it says. */
 function allowsKeyEncipherment(x509: X509Certificate): boolean {
