@@ -154,6 +154,41 @@ describe('encryption certificates', () => {
     expect((await rejected(readPfxFile(osslPfx, 'bad'))).errorId).toBe('WrongDecryptionCertPassword');
   });
 
+  // A .pfx whose key is not RSA (an EC certificate's, say: one picked up by mistake on the day of a
+  // restore) was refused as 'The password does not open' it, with the right password: the operator
+  // was sent hunting for another password instead of the .pfx of the encryption certificate.
+  it('a .pfx whose private key is not RSA is refused as such, not as a wrong password', async () => {
+    const keyPath = join(dir, 'ec.key');
+    const certPem = join(dir, 'ec.pem');
+    const ecPfx = join(dir, 'ec.pfx');
+    await execa('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPem,
+      '-subj',
+      '/CN=EC',
+      '-days',
+      '10',
+    ]);
+    await execa('openssl', ['pkcs12', '-export', '-inkey', keyPath, '-in', certPem, '-out', ecPfx, '-passout', 'env:AZS_TEST_PFX_PASS'], {
+      env: { ...process.env, AZS_TEST_PFX_PASS: password },
+    });
+    const e = await rejected(readPfxFile(ecPfx, password));
+    expect(e).toMatchObject({ errorId: 'UnsupportedCertificateKey', exitCode: 2, targetObject: ecPfx });
+    expect(e.message).toMatch(/holds an EC private key.*RSA/);
+    expect(e.recommendedAction).toMatch(/New-EncryptionKey -Certificate/);
+    // The wrong password is still called so.
+    expect((await rejected(readPfxFile(ecPfx, 'bad'))).errorId).toBe('WrongDecryptionCertPassword');
+  });
+
   it('a password beyond ASCII opens the same way in OpenSSL and here, and older .pfx files still open', async () => {
     const unicode = 'pässwörd łódź 🔑';
     const ours = join(dir, 'unicode.pfx');
