@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
 import { AzsError, ExitCode, isAzsError, usageError } from '../errors.js';
 import { isMissingFile, readFileBounded, ReadFailure } from '../io/bounded-read.js';
@@ -306,6 +306,34 @@ function notAPfx(path: string, why: string, cause?: unknown): AzsError {
   });
 }
 
+/** The type of a PKCS#8 private key Node reads ('ec', 'ed25519', ...), undefined if it reads none there. */
+function keyTypeOf(privateKeyInfo: forge.asn1.Asn1): string | undefined {
+  try {
+    const der = Buffer.from(forge.asn1.toDer(privateKeyInfo).getBytes(), 'binary');
+    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).asymmetricKeyType;
+  } catch {
+    return undefined;
+  }
+}
+
+const KEY_TYPE_NAMES: Record<string, string> = {
+  ec: 'an EC',
+  dsa: 'a DSA',
+  'rsa-pss': 'an RSA-PSS',
+  ed25519: 'an Ed25519',
+  ed448: 'an Ed448',
+};
+
+/** A .pfx opened with its password whose key cannot unwrap anything here. */
+function unsupportedPfxKey(path: string, type: string): AzsError {
+  return usageError(
+    `The .pfx '${path}' holds ${KEY_TYPE_NAMES[type] ?? `a ${type}`} private key; backups are encrypted for RSA certificates (RSA-OAEP), so it opens none.`,
+    'UnsupportedCertificateKey',
+    path,
+    "Give the .pfx of the encryption certificate, an RSA certificate such as New-EncryptionKey -Certificate makes (Get-InfrastructureBackup shows each backup's certificate thumbprint).",
+  );
+}
+
 /** Opens a `.pfx` and returns the certificate with its private key (PKCS#8 PEM, unencrypted, in memory only). */
 export async function readPfxFile(path: string, password: string): Promise<{ info: CertificateInfo; privateKeyPem: string }> {
   const bytes = await readOrExplain(path, '.pfx file');
@@ -330,8 +358,13 @@ export async function readPfxFile(path: string, password: string): Promise<{ inf
       ...(p12.getBags({ bagType: forge.pki.oids.keyBag! })[forge.pki.oids.keyBag!] ?? []),
     ];
     const key = keyBags.find((b) => b.key)?.key;
-    // Without a MAC, a wrong password surfaces only as a key that fails to decrypt.
-    if (!key && keyBags.length > 0) throw wrongPassword(path, undefined);
+    if (!key && keyBags.length > 0) {
+      // forge reads RSA keys only, and leaves another kind (EC, say) as its ASN.1.
+      const other = keyBags.map((b) => (b.asn1 ? keyTypeOf(b.asn1) : undefined)).find((t) => t !== undefined);
+      if (other) throw unsupportedPfxKey(path, other);
+      // Without a MAC, a wrong password surfaces only as a key that fails to decrypt.
+      throw wrongPassword(path, undefined);
+    }
     return { p12, key };
   };
   let opened: ReturnType<typeof open>;
