@@ -64,7 +64,7 @@ const updateBackupEncryption: Cmdlet<UpdateBackupEncryptionParameters> = async (
         (repositoryKeptBy.length
           ? `${repositoryKeptBy.length === 1 ? 'backup' : 'backups'} ${repositoryKeptBy.join(', ')} ${repositoryKeptBy.length === 1 ? 'was' : 'were'} not re-wrapped and still need it. `
           : 'some BackupInfo.xml could not be read, and the backups they describe may open only with that material. ') +
-        'Keep it to restore them; once Update-BackupEncryption with it has re-wrapped them (or they are removed), the store is encrypted for the configured material alone.',
+        'Keep it to restore them. Once they are re-wrapped or removed, run Update-BackupEncryption with it again: the store is then encrypted for the configured material alone.',
     );
   for (const c of certificates) if (!c.authenticationKey) writeWarning(unauthenticatedCertificateWarning(c.thumbprint));
   // Some re-wrapped and some not is a partial success (3); none at all, the failure's own code.
