@@ -126,28 +126,20 @@ describe('encryption certificates', () => {
     expect(thrown(() => createCertificate({ pfxPassword: 'x', subject: 'O=Contoso' })).errorId).toBe('InvalidCertificateSubject');
   });
 
-  it('reads a .pfx made by OpenSSL itself', async () => {
-    const osslPfx = join(dir, 'openssl.pfx');
-    const keyPath = join(dir, 'k.pem');
-    const certPem = join(dir, 'c.pem');
-    await execa('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:3072',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPem,
-      '-subj',
-      '/CN=From OpenSSL',
-      '-days',
-      '10',
-    ]);
-    await execa('openssl', ['pkcs12', '-export', '-inkey', keyPath, '-in', certPem, '-out', osslPfx, '-passout', 'env:AZS_TEST_PFX_PASS'], {
+  /** A certificate and its .pfx (under `password`) made by OpenSSL itself, with a key of `newkey`. */
+  const opensslPfx = async (name: string, subject: string, newkey: string[]): Promise<{ pfx: string; certPem: string }> => {
+    const keyPath = join(dir, `${name}.key`);
+    const certPem = join(dir, `${name}.crt.pem`);
+    const pfx = join(dir, `${name}.pfx`);
+    await execa('openssl', ['req', '-x509', ...newkey, '-nodes', '-keyout', keyPath, '-out', certPem, '-subj', subject, '-days', '10']);
+    await execa('openssl', ['pkcs12', '-export', '-inkey', keyPath, '-in', certPem, '-out', pfx, '-passout', 'env:AZS_TEST_PFX_PASS'], {
       env: { ...process.env, AZS_TEST_PFX_PASS: password },
     });
+    return { pfx, certPem };
+  };
+
+  it('reads a .pfx made by OpenSSL itself', async () => {
+    const { pfx: osslPfx, certPem } = await opensslPfx('openssl', '/CN=From OpenSSL', ['-newkey', 'rsa:3072']);
     const read = await readPfxFile(osslPfx, password);
     expect(read.info.subject).toBe('CN=From OpenSSL');
     expect(read.info.thumbprint).toBe((await readCertificateFile(certPem)).thumbprint);
@@ -158,29 +150,7 @@ describe('encryption certificates', () => {
   // restore) was refused as 'The password does not open' it, with the right password: the operator
   // was sent hunting for another password instead of the .pfx of the encryption certificate.
   it('a .pfx whose private key is not RSA is refused as such, not as a wrong password', async () => {
-    const keyPath = join(dir, 'ec.key');
-    const certPem = join(dir, 'ec.pem');
-    const ecPfx = join(dir, 'ec.pfx');
-    await execa('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPem,
-      '-subj',
-      '/CN=EC',
-      '-days',
-      '10',
-    ]);
-    await execa('openssl', ['pkcs12', '-export', '-inkey', keyPath, '-in', certPem, '-out', ecPfx, '-passout', 'env:AZS_TEST_PFX_PASS'], {
-      env: { ...process.env, AZS_TEST_PFX_PASS: password },
-    });
+    const { pfx: ecPfx } = await opensslPfx('ec', '/CN=EC', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']);
     const e = await rejected(readPfxFile(ecPfx, password));
     expect(e).toMatchObject({ errorId: 'UnsupportedCertificateKey', exitCode: 2, targetObject: ecPfx });
     expect(e.message).toMatch(/holds an EC private key.*RSA/);
