@@ -79,7 +79,14 @@ export interface StoredConfig {
    * id, its public key and the sealed host secret, for the share at `location`. Never the key that
    * reads backups.
    */
-  repository?: { location: string; id: string; publicKey: string; hostSecret: Sealed };
+  repository?: {
+    location: string;
+    id: string;
+    publicKey: string;
+    hostSecret: Sealed;
+    /** Its config.xml's wraps were seen sealed (WrapsMac): a config without the seal is then tampered with. */
+    wrapsSealed?: true;
+  };
 }
 
 export const defaultConfig = (): StoredConfig => ({

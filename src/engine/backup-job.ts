@@ -159,9 +159,10 @@ async function recordedBackup(
   const started = queuedRecord(name, access.path, roles);
   save({ ...started, Status: 'Running' }, true);
   let outcome: BackupOutcome;
+  let storeTampered: string | undefined;
   try {
     const target = await openShare(access);
-    const { repository, fullCopyBecause } = await backupRepository(store, config, access.path, target, recipients);
+    const { repository, fullCopyBecause, wrapsTampered } = await backupRepository(store, config, access.path, target, recipients);
     outcome = await runBackup({
       target,
       sharePath: access.path,
@@ -176,6 +177,7 @@ async function recordedBackup(
       onUpdate: (r) => save(r),
     });
     if (fullCopyBecause) outcome.warnings.push(fullCopyBecause);
+    if (wrapsTampered) storeTampered = fullCopyBecause;
   } catch (e) {
     const error = isAzsError(e)
       ? e
@@ -199,6 +201,9 @@ async function recordedBackup(
       name,
     );
   }
+  // The backup itself is sound (a full copy), but the store's other backups may not open for every
+  // material: the operator must act, and a warning in one command's output is easily missed.
+  if (storeTampered) await alerts.raise('BackupGeneral', `Backup ${name}: ${storeTampered}`, name);
   await store.update((c) => ({
     ...c,
     lastBackupTime: record.CreatedDateTime,
@@ -218,14 +223,14 @@ async function backupRepository(
   location: string,
   target: Target,
   recipients: EncryptFor[],
-): Promise<{ repository?: OpenRepository; fullCopyBecause?: string }> {
+): Promise<{ repository?: OpenRepository; fullCopyBecause?: string; wrapsTampered?: boolean }> {
   if (process.env.AZSBACKUP_STORE === 'full-copy') return {};
   const remembered = rememberedRepository(store, config, location);
-  const { repository, remember, fullCopyBecause } = await repositoryForBackup(target, recipients, remembered, (created) =>
+  const { repository, remember, fullCopyBecause, wrapsTampered } = await repositoryForBackup(target, recipients, remembered, (created) =>
     rememberRepository(store, location, created),
   );
   if (remember) await rememberRepository(store, location, remember);
-  return { repository, fullCopyBecause };
+  return { repository, fullCopyBecause, wrapsTampered };
 }
 
 async function failQueuedJob(home: string, name: string, e: unknown): Promise<void> {

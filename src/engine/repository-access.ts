@@ -12,6 +12,7 @@ import {
   readRepositoryConfig,
   rewrapRepository,
   unwrapMaster,
+  wrapsAuthenticity,
   type RepositoryConfig,
 } from '../repository/repository-config.js';
 import type { Target } from '../targets/target.js';
@@ -31,14 +32,35 @@ export interface OpenRepository {
 /** What this machine remembers of a repository between backups (sealed in its configuration). */
 export interface RememberedRepository extends RepositoryHostKeys {
   id: string;
+  /** Its config.xml's wraps were seen sealed: from then on one without the seal was tampered with. */
+  wrapsSealed?: true;
 }
 
 export interface RepositoryForBackup {
   repository?: OpenRepository;
-  /** Set when the host keys are new to this machine: the caller keeps them. */
+  /** Set when the host keys are new to this machine (or what it knows of them): the caller keeps them. */
   remember?: RememberedRepository;
   /** Why the backup is a full copy instead (the operator can act on it). */
   fullCopyBecause?: string;
+  /** config.xml's wraps were changed by someone without the repository's keys: an alert, not only a warning. */
+  wrapsTampered?: boolean;
+}
+
+/**
+ * The wraps of config.xml do not carry the seal that every writer holding the master key puts on
+ * them: someone who can write to the share changed them (added a wrap of nothing for a certificate,
+ * spoiled one, or took the seal away). The store may then not open for every configured recipient,
+ * so this backup is a full copy, which each of them opens.
+ */
+function wrapsTampered(config: RepositoryConfig): string {
+  const claims = config.recipients.map((w) => w.id).join(', ');
+  return (
+    `The wraps of the share's deduplicating store (AzsRepository/config.xml, said to open with ${claims}) were changed by someone ` +
+    'without its keys, so this backup is a full copy, which each configured certificate or key opens. Backups in the store may no ' +
+    'longer open with every material: check each with Test-InfrastructureBackup and its .pfx or key. Then write the wraps again with ' +
+    'a material that opens the store: Set-BackupShare -DecryptionCertPath with its .pfx, or Update-BackupEncryption; and find out who ' +
+    'can write to the share.'
+  );
 }
 
 /**
@@ -74,6 +96,7 @@ export function rememberedRepository(store: ConfigStore, config: StoredConfig, l
       id: known.id,
       publicKey: Buffer.from(known.publicKey, 'base64'),
       hostSecret: Buffer.from(store.open(known.hostSecret, REPOSITORY_SECRET_CONTEXT), 'base64'),
+      ...(known.wrapsSealed ? { wrapsSealed: true as const } : {}),
     }
   );
 }
@@ -81,7 +104,13 @@ export function rememberedRepository(store: ConfigStore, config: StoredConfig, l
 /** What config.json keeps of the repository at `location`: its host keys, the secret sealed. */
 export function repositoryToKeep(store: ConfigStore, location: string, remember: RememberedRepository): StoredConfig['repository'] {
   const sealed = store.seal(remember.hostSecret.toString('base64'), REPOSITORY_SECRET_CONTEXT);
-  return { location, id: remember.id, publicKey: remember.publicKey.toString('base64'), hostSecret: sealed };
+  return {
+    location,
+    id: remember.id,
+    publicKey: remember.publicKey.toString('base64'),
+    hostSecret: sealed,
+    ...(remember.wrapsSealed ? { wrapsSealed: true as const } : {}),
+  };
 }
 
 /** Keeps the host keys of the repository at `location` (sealed), in place of any kept before. */
@@ -111,15 +140,19 @@ export async function joinRepository(
     const master = unwrapMaster(config, material);
     if (!(await provenRepository(target, config, material))) return undefined;
     const missing = recipientsMissing(config.recipients, recipients);
-    if (missing.length) await rewrapRepository(target, layout, config, master, recipients, true);
-    return { remember: { id: config.id, ...hostKeysOf(master) }, wrappedFor: missing };
+    // Written again also when its wraps are not sealed (made before WrapsMac) or not as sealed:
+    // the configured recipients' wraps are made anew, so one spoiled on the share is replaced.
+    const host = hostKeysOf(master);
+    if (missing.length || wrapsAuthenticity(config, hostKeysFrom(host)) !== 'Authentic')
+      await rewrapRepository(target, layout, config, master, recipients, true);
+    return { remember: { id: config.id, ...host, wrapsSealed: true }, wrappedFor: missing };
   }
   return undefined;
 }
 
 /**
- * config.xml carries no MAC, and anyone with a certificate's public .cer can wrap a master key of
- * their own for it: a store whose config was replaced so would, once joined, receive every later
+ * config.xml's seal (WrapsMac) is made with its own master key, so it proves nothing about whose
+ * store it is, and anyone with a certificate's public .cer can wrap a master key of their own for it: a store whose config was replaced so would, once joined, receive every later
  * backup under a key its author holds. So a store is joined only when a backup that this material
  * authenticates (made by a holder of the key or of the certificate's authentication secret) names
  * it, by id and by its key's fingerprint.
@@ -165,7 +198,7 @@ export async function repositoryForBackup(
   if (!config) {
     let kept: RememberedRepository | undefined;
     const created = await createRepository(target, layout, recipients, async (made, master) => {
-      kept = { id: made.id, ...hostKeysOf(master) };
+      kept = { id: made.id, ...hostKeysOf(master), wrapsSealed: true };
       await keep?.(kept);
     });
     if (created.master && kept) {
@@ -175,11 +208,25 @@ export async function repositoryForBackup(
   }
   const notOpened = notOpenedFor(recipientsMissing(config.recipients, recipients), config);
   if (notOpened) return { fullCopyBecause: notOpened };
-  if (remembered?.id === config.id) return { repository: opened(config.id, hostKeysFrom(remembered)) };
+  if (remembered?.id === config.id) {
+    const keys = hostKeysFrom(remembered);
+    const wraps = wrapsAuthenticity(config, keys);
+    if (wraps === 'Tampered' || (wraps === 'Unsealed' && remembered.wrapsSealed))
+      return { fullCopyBecause: wrapsTampered(config), wrapsTampered: true };
+    return {
+      repository: opened(config.id, keys),
+      ...(wraps === 'Authentic' && !remembered.wrapsSealed ? { remember: { ...remembered, wrapsSealed: true as const } } : {}),
+    };
+  }
   const key = recipients.find((r): r is Extract<EncryptFor, { kind: 'Key' }> => r.kind === 'Key');
   if (key && isWrappedFor(key, config.recipients)) {
     const host = hostKeysOf(unwrapMaster(config, key));
-    return { repository: opened(config.id, hostKeysFrom(host)), remember: { id: config.id, ...host } };
+    const wraps = wrapsAuthenticity(config, hostKeysFrom(host));
+    if (wraps === 'Tampered') return { fullCopyBecause: wrapsTampered(config), wrapsTampered: true };
+    return {
+      repository: opened(config.id, hostKeysFrom(host)),
+      remember: { id: config.id, ...host, ...(wraps === 'Authentic' ? { wrapsSealed: true as const } : {}) },
+    };
   }
   return {
     fullCopyBecause:

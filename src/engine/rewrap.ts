@@ -18,7 +18,14 @@ import type { Target } from '../targets/target.js';
 import { recordFromInfo, type BackupRecord } from './backup-record.js';
 import { runJob } from './job.js';
 import { RepositoryLayout } from '../repository/layout.js';
-import { readRepositoryConfig, rewrapRepository, unwrapMaster, type RepositoryConfig } from '../repository/repository-config.js';
+import { deriveRepositoryKeys } from '../repository/keys.js';
+import {
+  readRepositoryConfig,
+  rewrapRepository,
+  unwrapMaster,
+  wrapsAuthenticity,
+  type RepositoryConfig,
+} from '../repository/repository-config.js';
 import { openBackup, type OpenOptions } from './open-backup.js';
 import { killSwitchForTests } from './prune.js';
 
@@ -206,7 +213,12 @@ async function rewrapRepositoryFor(
   const configured = new Set(recipients.map((r) => recipientId(r).toUpperCase()));
   const others = config.recipients.map((w) => w.id.toUpperCase()).filter((id) => !configured.has(id));
   const kept = others.filter(keep);
-  if (recipientsMissing(config.recipients, recipients).length === 0 && kept.length === others.length)
+  // Wraps that are not sealed (written before WrapsMac, or changed on the share) are written again
+  // by whoever can: the old material's holder has the master key.
+  const sealed = () =>
+    !isWrappedFor(oldMaterial, config.recipients) ||
+    wrapsAuthenticity(config, deriveRepositoryKeys(unwrapMaster(config, oldMaterial))) === 'Authentic';
+  if (recipientsMissing(config.recipients, recipients).length === 0 && kept.length === others.length && sealed())
     return { repository: 'Unchanged', kept };
   refuseDowngrade(config.recipients, recipients, 'The repository', config.id);
   await rewrapRepository(target, layout, config, unwrapMaster(config, oldMaterial), recipients, keep);

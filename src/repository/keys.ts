@@ -17,6 +17,7 @@ import { GEAR_SEED_BYTES } from './gear.js';
  *   gearSeed "AzsBackup repository chunker seed v2"  seed of the chunker's gear table (gear.ts)
  *   toc      "AzsBackup repository pack toc key v2"  AES-256-GCM key of a pack's table of contents
  *   index    "AzsBackup repository index key v2"     AES-256-GCM key of index files
+ *   wraps    "AzsBackup repository wraps mac v2"     HMAC key of config.xml's wraps (repository-config.ts)
  *
  * Chunk data is sealed under a key per pack that only the private key recovers: each pack carries
  * an ephemeral X25519 public key E, and its blob key is HKDF(X25519(e, public) or X25519(private, E),
@@ -35,6 +36,8 @@ export interface RepositoryKeys {
   readonly gearSeed: Buffer;
   readonly toc: Buffer;
   readonly index: Buffer;
+  /** HMAC key of the wraps in config.xml: who holds it may say for whom the master key is wrapped. */
+  readonly wraps: Buffer;
   /** The repository's X25519 public key, 32 raw bytes: what new packs are sealed for. */
   readonly publicKey: Buffer;
   /** Present only where the master key was unwrapped (restore, keyed checks): opens chunk data. */
@@ -54,6 +57,7 @@ const LABELS = {
   gearSeed: 'AzsBackup repository chunker seed v2',
   toc: 'AzsBackup repository pack toc key v2',
   index: 'AzsBackup repository index key v2',
+  wraps: 'AzsBackup repository wraps mac v2',
   pack: 'AzsBackup pack key v2',
 } as const;
 
@@ -107,6 +111,7 @@ export function hostKeysFrom(host: RepositoryHostKeys): RepositoryKeys {
     gearSeed: hkdf(host.hostSecret, LABELS.gearSeed, GEAR_SEED_BYTES),
     toc: hkdf(host.hostSecret, LABELS.toc),
     index: hkdf(host.hostSecret, LABELS.index),
+    wraps: hkdf(host.hostSecret, LABELS.wraps),
     publicKey: Buffer.from(host.publicKey),
   };
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { XMLBuilder, XMLParser } from 'fast-xml-parser';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
@@ -14,7 +14,7 @@ import {
 import { tooLarge } from '../io/bounded-read.js';
 import { shareFileLimit } from '../targets/share-errors.js';
 import type { Target, TargetEntry } from '../targets/target.js';
-import { deriveRepositoryKeys, REPOSITORY_KEY_BYTES } from './keys.js';
+import { deriveRepositoryKeys, REPOSITORY_KEY_BYTES, type RepositoryKeys } from './keys.js';
 import type { RepositoryLayout } from './layout.js';
 
 /**
@@ -23,9 +23,13 @@ import type { RepositoryLayout } from './layout.js';
  * symmetric-key wrap is bound to `AzsRepository <id>`). Written once when the first backup creates
  * the repository, and replaced (whole, atomically) only by Update-BackupEncryption.
  *
- * The file carries no MAC of its own: a backup names the repository it needs by id and by the
- * SHA-256 of its public key inside its authenticated BackupInfo.xml, and a reader checks that the
- * master key it unwrapped yields that public key. A substituted config therefore opens nothing.
+ * A backup names the repository it needs by id and by the SHA-256 of its public key inside its
+ * authenticated BackupInfo.xml, and a reader checks that the master key it unwrapped yields that
+ * public key: a substituted config therefore opens nothing. Its wraps carry a MAC (`WrapsMac`,
+ * under a key of the host secret): anyone may wrap a master key for a public .cer, and without it
+ * a writer of the share could add a wrap of nothing for the break-glass certificate (or spoil the
+ * operations one) and the backup host, which cannot unwrap to check, would take the store as
+ * restorable by that certificate and keep adding to it.
  */
 export const REPOSITORY_CONFIG_FILE = 'config.xml';
 const NS = 'urn:azsbackup:repository:1';
@@ -36,6 +40,45 @@ export interface RepositoryConfig {
   publicKey: Buffer;
   createdDateTime: Date;
   recipients: WrappedKey[];
+  /** HMAC of the id, public key and wraps (wrapsMac); absent in configs written before it existed. */
+  wrapsMac?: Buffer;
+}
+
+/** Whether config.xml's wraps are those a holder of the repository's keys wrote. */
+export type WrapsAuthenticity = 'Authentic' | 'Unsealed' | 'Tampered';
+
+/**
+ * HMAC-SHA256 under the repository's `wraps` key of "AzsBackup repository wraps v1", the id, the
+ * public key and each wrap's kind, id, algorithm and value in file order, every field preceded by
+ * its length (uint32, big-endian): FORMAT.md 8.2.
+ */
+export function wrapsMacOf(config: RepositoryConfig, keys: Pick<RepositoryKeys, 'wraps'>): Buffer {
+  const mac = createHmac('sha256', keys.wraps);
+  const field = (bytes: Buffer): void => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(bytes.length);
+    mac.update(length).update(bytes);
+  };
+  field(Buffer.from('AzsBackup repository wraps v1', 'ascii'));
+  field(Buffer.from(config.id, 'utf8'));
+  field(config.publicKey);
+  for (const w of config.recipients) {
+    field(Buffer.from(w.kind, 'utf8'));
+    field(Buffer.from(w.id, 'utf8'));
+    field(Buffer.from(w.algorithm, 'utf8'));
+    field(w.value);
+  }
+  return mac.digest();
+}
+
+export function wrapsAuthenticity(config: RepositoryConfig, keys: Pick<RepositoryKeys, 'wraps'>): WrapsAuthenticity {
+  if (!config.wrapsMac) return 'Unsealed';
+  return timingSafeEqual(config.wrapsMac, wrapsMacOf(config, keys)) ? 'Authentic' : 'Tampered';
+}
+
+/** The config with its wraps' MAC, made with the master key (whoever holds it may say for whom it is wrapped). */
+function sealedWraps(config: RepositoryConfig, master: Buffer): RepositoryConfig {
+  return { ...config, wrapsMac: wrapsMacOf(config, deriveRepositoryKeys(master)) };
 }
 
 /** What names a repository's key: SHA-256 of its public key, hex. */
@@ -55,6 +98,7 @@ export function serializeRepositoryConfig(config: RepositoryConfig): string {
       '@_Id': config.id,
       '@_PublicKey': config.publicKey.toString('hex'),
       '@_CreatedDateTime': config.createdDateTime.toISOString(),
+      ...(config.wrapsMac ? { '@_WrapsMac': config.wrapsMac.toString('hex') } : {}),
       Recipient: wrappedKeysToXml(config.recipients),
     },
   };
@@ -93,7 +137,11 @@ export function parseRepositoryConfig(text: string): RepositoryConfig {
     throw configDamaged('its Id, PublicKey or CreatedDateTime is malformed');
   const recipients = wrappedKeysFromXml(raw.Recipient ?? []);
   if (recipients.some((r) => r.kind !== 'Certificate' && r.kind !== 'Key')) throw configDamaged("a Recipient's Kind is unknown");
-  return { id, publicKey, createdDateTime, recipients };
+  const mac = raw['@_WrapsMac'];
+  if (mac === undefined) return { id, publicKey, createdDateTime, recipients };
+  // A malformed MAC is a MAC that does not verify: the wraps are judged, not the file refused.
+  const wrapsMac = typeof mac === 'string' && /^[0-9a-f]{64}$/.test(mac) ? Buffer.from(mac, 'hex') : Buffer.alloc(32);
+  return { id, publicKey, createdDateTime, recipients, wrapsMac };
 }
 
 /**
@@ -132,12 +180,15 @@ export async function createRepository(
 ): Promise<{ config: RepositoryConfig; master?: Buffer }> {
   const master = randomBytes(REPOSITORY_KEY_BYTES);
   const id = randomUUID();
-  const config: RepositoryConfig = {
-    id,
-    publicKey: deriveRepositoryKeys(master).publicKey,
-    createdDateTime: new Date(),
-    recipients: recipients.map((r) => wrapFor(r, master, wrapContext(id))),
-  };
+  const config = sealedWraps(
+    {
+      id,
+      publicKey: deriveRepositoryKeys(master).publicKey,
+      createdDateTime: new Date(),
+      recipients: recipients.map((r) => wrapFor(r, master, wrapContext(id))),
+    },
+    master,
+  );
   const temporary = `${layout.root}/.config-${randomBytes(8).toString('hex')}.xml`;
   await target.write(temporary, Readable.from([Buffer.from(serializeRepositoryConfig(config), 'utf8')]));
   try {
@@ -170,7 +221,7 @@ export async function rewrapRepository(
   const ids = new Set(wrapped.map((w) => w.id.toUpperCase()));
   const keep = typeof keepOthers === 'function' ? keepOthers : () => keepOthers;
   const kept = config.recipients.filter((w) => !ids.has(w.id.toUpperCase()) && keep(w.id.toUpperCase()));
-  const next = { ...config, recipients: [...wrapped, ...kept] };
+  const next = sealedWraps({ ...config, recipients: [...wrapped, ...kept] }, master);
   await target.write(configPath(layout), Readable.from([Buffer.from(serializeRepositoryConfig(next), 'utf8')]));
   return next;
 }
