@@ -34,17 +34,23 @@ describe.skipIf(!canUnshare())('private folders between PID namespaces on one ho
     await d?.cleanup();
   });
 
-  it.each([
-    ['in another PID namespace, seen from this one', inNewPidNamespace, onThisHost],
-    ['in this one, seen from another', onThisHost, inNewPidNamespace],
-  ] as const)('a running backup keeps its private folder %s; it goes when the backup ends', async (_, first, second) => {
+  /** A backup started by `cli`, once it holds in the gated role with its private folder made (wrapped: a subprocess is a thenable). */
+  async function backupHeldIn(cli: typeof onThisHost) {
     await gate.arm();
-    const running = first(d.home, ['Start-InfrastructureBackup']);
+    const running = cli(d.home, ['Start-InfrastructureBackup']);
     await whileRunning(
       running,
       'the backup holding its private folder',
       async () => (await gate.held()) && (await privateFolders(d)).length > 0,
     );
+    return { running };
+  }
+
+  it.each([
+    ['in another PID namespace, seen from this one', inNewPidNamespace, onThisHost],
+    ['in this one, seen from another', onThisHost, inNewPidNamespace],
+  ] as const)('a running backup keeps its private folder %s; it goes when the backup ends', async (_, first, second) => {
+    const { running } = await backupHeldIn(first);
     const held = await privateFolders(d);
 
     // Any command of this home sweeps the private folders of dead processes first.
@@ -60,13 +66,7 @@ describe.skipIf(!canUnshare())('private folders between PID namespaces on one ho
   });
 
   it('the private folder of a backup killed with its container (every process of its namespace) goes at the next command here', async () => {
-    await gate.arm();
-    const running = inNewPidNamespace(d.home, ['Start-InfrastructureBackup']);
-    await whileRunning(
-      running,
-      'the backup holding its private folder',
-      async () => (await gate.held()) && (await privateFolders(d)).length > 0,
-    );
+    const { running } = await backupHeldIn(inNewPidNamespace);
     process.kill(namespaceInit(running.pid!), 'SIGKILL');
     await running;
     await gate.release();
