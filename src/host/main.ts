@@ -9,6 +9,7 @@ import { parseCommandLine, type CommandLine, type OutputFormat } from './argv.js
 import type { BoundParameters, CmdletContext } from './cmdlet.js';
 import { formatCmdletList, formatHelp } from './help.js';
 import { resolveHome } from './home.js';
+import { checkHome } from '../config/home-folder.js';
 import { sweepPrivateDirs } from '../process/private-dir.js';
 import { InputReader, type InputStream } from './input.js';
 import { outputFailure, watchOwnOutput } from './lost-output.js';
@@ -328,6 +329,8 @@ async function run(
   const secrets = await takeSecrets(m, cl, catalog, h, reader);
   const cmdlet = await loadCmdlet(m.name, loc);
   const home = resolveHome(h.env);
+  // Nothing in a home another account could change is read, written or swept.
+  checkHome(home);
   // Plaintext a killed command of this home left in its private folder goes first.
   await sweepPrivateDirs(home).catch(() => undefined);
 

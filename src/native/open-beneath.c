@@ -11,9 +11,10 @@
  * Every function returns a promise (the calls may wait on a network mount) and rejects with an
  * Error whose code is the errno name; openFolder's also carries `segment`, the index of the name
  * it failed at (ELOOP: that folder is a link), or -1.
- *   openFolder(root, segments, create) -> fd of root/segments... (the root itself may be a link,
- *     it is the operator's choice). create: missing folders are made, and the folder holding each
- *     new one is fsynced so a crash cannot lose it (best effort: network mounts may refuse).
+ *   openFolder(root, segments, folderMode) -> fd of root/segments... (the root itself may be a
+ *     link, it is the operator's choice). folderMode, when not 0: missing folders are made with it
+ *     (less the umask), and the folder holding each new one is fsynced so a crash cannot lose it
+ *     (best effort: network mounts may refuse).
  *   createFile(dirfd, name, mode) -> fd of a new file, open for writing; EEXIST if name exists.
  *   kindAt(dirfd, name) -> 'directory', 'other' (a file or a link, never followed), or null.
  *   renameAt(fromfd, from, tofd, to, noReplace) -> renameat, or renameat2(RENAME_NOREPLACE):
@@ -60,7 +61,7 @@ typedef struct {
   char **names; /* openFolder: root then the segments; else the one or two names */
   uint32_t count;
   int fd[2];
-  int flag; /* create, mode or noReplace */
+  int flag; /* folder mode (0: make none), file mode or noReplace */
   int error;
   int64_t segment; /* openFolder: the segment it failed at, or -1 */
   int result;      /* a descriptor, or kindAt's 0 missing, 1 directory, 2 other */
@@ -73,11 +74,11 @@ static int folder_error(int dirfd, const char *name, int err) {
   return err;
 }
 
-/* The folder `name` of the folder open at fd, opened without following a link; made first when missing and `create`. */
-static int open_or_make(int fd, const char *name, int create) {
+/* The folder `name` of the folder open at fd, opened without following a link; made first (with `mode`) when missing and `mode` is not 0. */
+static int open_or_make(int fd, const char *name, int mode) {
   int next = openat(fd, name, DIR_FLAGS);
-  if (next >= 0 || errno != ENOENT || !create) return next;
-  if (mkdirat(fd, name, 0777) == 0) fsync(fd); /* best effort, as syncDirectory: some network mounts refuse it */
+  if (next >= 0 || errno != ENOENT || !mode) return next;
+  if (mkdirat(fd, name, (mode_t)mode) == 0) fsync(fd); /* best effort, as syncDirectory: some network mounts refuse it */
   else if (errno != EEXIST) return -1;          /* EEXIST: another writer made it meanwhile */
   return openat(fd, name, DIR_FLAGS);
 }
@@ -306,16 +307,18 @@ static bool names_from(napi_env env, op *o, napi_value *args, size_t at, size_t 
 static napi_value open_folder_js(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value args[3];
-  bool is_array = false, create = false;
+  bool is_array = false;
+  int mode = 0;
   uint32_t count = 0;
   if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 3 || napi_is_array(env, args[1], &is_array) != napi_ok ||
-      !is_array || napi_get_array_length(env, args[1], &count) != napi_ok || napi_get_value_bool(env, args[2], &create) != napi_ok) {
-    napi_throw_type_error(env, NULL, "openFolder(root, segments, create) takes a path, an array of names and a boolean");
+      !is_array || napi_get_array_length(env, args[1], &count) != napi_ok || napi_get_value_int32(env, args[2], &mode) != napi_ok ||
+      mode < 0 || mode > 07777) {
+    napi_throw_type_error(env, NULL, "openFolder(root, segments, folderMode) takes a path, an array of names and a mode (0: make none)");
     return NULL;
   }
   op *o = new_op(env, OPEN_FOLDER, count + 1);
   if (!o) return NULL;
-  o->flag = create;
+  o->flag = mode;
   bool ok = (o->names[0] = string_arg(env, args[0])) != NULL;
   if (ok) o->count = 1;
   for (uint32_t i = 0; ok && i < count; i++) {

@@ -9,8 +9,8 @@ import { loadAddon, nativeDisabled } from './addon.js';
  * failed at (ELOOP: a link), or -1.
  */
 export interface BeneathAddon {
-  /** A descriptor of root/segments..., the caller's to close; `create` makes missing folders durably. */
-  openFolder(root: string, segments: readonly string[], create: boolean): Promise<number>;
+  /** A descriptor of root/segments..., the caller's to close; a `folderMode` (not 0) makes missing folders durably, with that mode less the umask. */
+  openFolder(root: string, segments: readonly string[], folderMode: number): Promise<number>;
   /** A descriptor of the new file `name` (O_EXCL, O_NOFOLLOW), open for writing. */
   createFile(dirfd: number, name: string, mode: number): Promise<number>;
   /** What `name` is, a link never followed (it is 'other'); null when nothing is there. */

@@ -7,10 +7,14 @@ import { hostname } from 'node:os';
  * alone is reused; a pid with its start time (in clock ticks since boot, /proc/<pid>/stat field
  * 22) and the boot it belongs to (/proc/sys/kernel/random/boot_id) names one process for ever. The
  * host is part of it too, for folders on a file system several machines share: a process of
- * another host is never judged.
+ * another host is never judged. And so is the PID namespace the pid is numbered in: a container
+ * that shares this host's name and AZSBACKUP_HOME numbers its processes from 1, and its pid looked
+ * up here is another process or none.
  *
- * The tag form, `<host>-<boot>-<pid>-<start>` (host: 8 hex of SHA-256 of the host name; boot: the
- * boot id's first 8 hex digits), names the private folders; swap journals hold the same fields.
+ * The tag form, `<host>-<boot>-<pid>-<start>-<pidns>` (host: 8 hex of SHA-256 of the host name;
+ * boot: the boot id's first 8 hex digits; pidns: the PID namespace's inode number), names the
+ * private folders; swap journals hold the same fields. Earlier versions wrote no `-<pidns>`: such a
+ * name or journal is judged as one of this namespace, as they judged it.
  */
 
 export interface Owner {
@@ -18,6 +22,8 @@ export interface Owner {
   boot: string;
   pid: number;
   start: string;
+  /** The PID namespace `pid` is numbered in ("pid:[4026531836]"); absent where it could not be read, and in what earlier versions wrote. */
+  pidNamespace?: string;
 }
 
 function readProc(file: string): string | undefined {
@@ -127,29 +133,44 @@ export function currentOwner(): Owner | undefined {
   if (self === undefined) {
     const boot = bootId();
     const start = startTimeOf(process.pid);
-    self = boot && start ? { host: hostTag(), boot, pid: process.pid, start } : null;
+    const ns = pidNamespace();
+    self = boot && start ? { host: hostTag(), boot, pid: process.pid, start, ...(ns ? { pidNamespace: ns } : {}) } : null;
   }
   return self ?? undefined;
 }
 
-export function ownerTag(o: Owner): string {
-  return `${o.host}-${o.boot}-${o.pid}-${o.start}`;
+/** "pid:[4026531836]" -> "4026531836"; undefined for anything else. */
+function namespaceInode(ns: string | undefined): string | undefined {
+  return ns === undefined ? undefined : /^pid:\[(\d{1,20})\]$/.exec(ns)?.[1];
 }
 
+export function ownerTag(o: Owner): string {
+  const ns = namespaceInode(o.pidNamespace);
+  return `${o.host}-${o.boot}-${o.pid}-${o.start}${ns ? `-${ns}` : ''}`;
+}
+
+/** An owner tag, with or without the PID namespace earlier versions did not write. */
 export function parseOwnerTag(tag: string): Owner | undefined {
-  const m = /^([0-9a-f]{8})-([0-9a-f]{8})-(\d{1,10})-(\d{1,20})$/.exec(tag);
-  return m ? { host: m[1]!, boot: m[2]!, pid: Number(m[3]), start: m[4]! } : undefined;
+  const m = /^([0-9a-f]{8})-([0-9a-f]{8})-(\d{1,10})-(\d{1,20})(?:-(\d{1,20}))?$/.exec(tag);
+  if (!m) return undefined;
+  return { host: m[1]!, boot: m[2]!, pid: Number(m[3]), start: m[4]!, ...(m[5] ? { pidNamespace: `pid:[${m[5]}]` } : {}) };
 }
 
 /**
  * True only when `o` has provably ended: it ran on this host, and either in an earlier boot, or
- * its pid is gone or now belongs to a process that started at another time. Anything else
- * (another host, no /proc, a malformed record, the process still running) is false.
+ * its pid is gone or now belongs to a process that started at another time, in its own PID
+ * namespace (one inside ours is looked into; from the host's, one with no process left has ended).
+ * Anything else (another host, a namespace that cannot be seen from here, no /proc, a malformed
+ * record, the process still running) is false.
  */
 export function provablyDead(o: Owner | undefined): boolean {
   const me = currentOwner();
   if (!me || !o || o.host !== me.host) return false;
   if (o.boot !== me.boot) return true;
+  if (o.pidNamespace !== undefined && o.pidNamespace !== me.pidNamespace) {
+    if (namespaceInode(o.pidNamespace) === undefined) return false;
+    return aliveInPidNamespace(o.pidNamespace, o.pid, o.start) === false;
+  }
   if (o.pid === me.pid) return o.start !== me.start;
   const start = startTimeOf(o.pid);
   return start === undefined ? !processExists(o.pid) : start !== o.start;

@@ -9,7 +9,8 @@ import { currentOwner, ownerTag, parseOwnerTag, provablyDead } from './owner.js'
  * can list and which a kill -9 leaves as it is: `<AZSBACKUP_HOME>/private/<owner tag>/`, both
  * folders 0700. The process removes its folder when it exits; a kill -9 leaves it, and the next
  * command of that home removes the folders of processes that are provably dead
- * (src/process/owner.ts), never a running job's.
+ * (src/process/owner.ts), never a running job's, also when one of them runs in a container (its
+ * own PID namespace) that shares this home.
  */
 
 export const PRIVATE_FOLDER = 'private';

@@ -38,13 +38,24 @@ export interface LocalFolder {
 }
 
 /**
+ * The modes of what a backup makes on a local folder share, less the umask: never writable by
+ * others, whatever the umask (a service manager or a container may start the service with umask
+ * 000, and then any local account could truncate a pack or delete a backup); the group's bits and
+ * the reading by others follow the umask, so that an operator who shares a mount with a group
+ * (umask 002, a setgid share folder) keeps that group's access. docs/OPERATIONS.md, "Who may
+ * change the backups".
+ */
+export const SHARE_FOLDER_MODE = 0o775;
+export const SHARE_FILE_MODE = 0o664;
+
+/**
  * The folder `segments` below `root` (the root itself may be a link: the operator's choice).
  * `create`: what is missing is made, and the folder holding each new one fsynced. Rejects with the
  * errno's code; ELOOP with `segment`, the index of the segment that is a link.
  */
 export async function openLocalFolder(root: string, segments: readonly string[], create: boolean): Promise<LocalFolder> {
   const native = openBeneath();
-  if (native) return new HeldFolder(native, await native.openFolder(root, segments, create));
+  if (native) return new HeldFolder(native, await native.openFolder(root, segments, create ? SHARE_FOLDER_MODE : 0));
   const dir = path.join(root, ...segments);
   if (create) await makeFoldersDurably(dir);
   return new PathFolder(dir);
@@ -61,7 +72,7 @@ class HeldFolder implements LocalFolder {
   ) {}
 
   async createFile(name: string): Promise<WritableFile> {
-    return fileOfDescriptor(await this.native.createFile(this.fd, name, 0o666));
+    return fileOfDescriptor(await this.native.createFile(this.fd, name, SHARE_FILE_MODE));
   }
 
   async kind(name: string): Promise<'directory' | 'other' | undefined> {
@@ -110,7 +121,7 @@ class PathFolder implements LocalFolder {
   constructor(readonly dir: string) {}
 
   createFile(name: string): Promise<WritableFile> {
-    return fsp.open(path.join(this.dir, name), 'wx');
+    return fsp.open(path.join(this.dir, name), 'wx', SHARE_FILE_MODE);
   }
 
   async kind(name: string): Promise<'directory' | 'other' | undefined> {
@@ -156,7 +167,7 @@ class PathFolder implements LocalFolder {
  * in it.
  */
 async function makeFoldersDurably(dir: string): Promise<void> {
-  const first = await fsp.mkdir(dir, { recursive: true });
+  const first = await fsp.mkdir(dir, { recursive: true, mode: SHARE_FOLDER_MODE });
   if (first === undefined) return;
   for (let made = dir; ; made = path.dirname(made)) {
     await syncDirectory(path.dirname(made));

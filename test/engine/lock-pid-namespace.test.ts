@@ -1,10 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execa } from 'execa';
-import { CLI, cliEnv, expectOk, makeDrill, resultOf, whileRunning, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, resultOf, whileRunning, type Drill } from '../support/cli.js';
 import { heldExportRole, type Gate } from '../support/gate.js';
+import { canUnshare, inNewPidNamespace, namespaceInit, onThisHost } from '../support/pid-namespace.js';
 
 /**
  * One job at a time also between PID namespaces: a container that shares this host's name (docker
@@ -15,25 +14,6 @@ import { heldExportRole, type Gate } from '../support/gate.js';
  * Either way the live lock was broken as stale and two backups ran at once, and the running job
  * listed as Failed ("interrupted").
  */
-
-/** `unshare` can make a PID namespace here (root, or a kernel that lets users). */
-function canUnshare(): boolean {
-  try {
-    execFileSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The CLI started in a new PID namespace (as a container's is), or in this one. */
-const cliIn = (namespace: 'new' | 'this') => (home: string, args: string[]) => {
-  const node = [process.execPath, CLI, ...args, '--output', 'json'];
-  const [file, ...rest] = namespace === 'new' ? ['unshare', '--pid', '--fork', '--mount-proc', ...node] : node;
-  return execa(file!, rest, { env: cliEnv(home), extendEnv: false, input: '', reject: false, timeout: 60_000 });
-};
-const inNewPidNamespace = cliIn('new');
-const onThisHost = cliIn('this');
 
 const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
@@ -80,8 +60,7 @@ describe.skipIf(!canUnshare())('the job lock between PID namespaces on one host'
     const running = inNewPidNamespace(d.home, ['Start-InfrastructureBackup']);
     await whileRunning(running, 'the backup exporting its role', gate.held);
     // The namespace's first process (the CLI) ends, and the kernel ends every other one in it.
-    const init = Number(execFileSync('pgrep', ['-P', String(running.pid)], { encoding: 'utf8' }).trim());
-    process.kill(init, 'SIGKILL');
+    process.kill(namespaceInit(running.pid!), 'SIGKILL');
     await running;
     await gate.release();
 
