@@ -47,6 +47,35 @@ function Get-AzsBackupCompletion {
     }
 }
 
+function Use-AzsBackupCallerPreference {
+    # A compiled cmdlet reads $WhatIfPreference, $ErrorActionPreference and the other preference
+    # variables in the scope it is called from; a script module's function sees the module's and the
+    # global ones only, so a script's `$WhatIfPreference = $true` (in a function, a child script, a
+    # Pester block) would not hold. Each generated function calls this first: it copies the caller's
+    # value of each preference into the function's scope, unless its common parameter was given.
+    [CmdletBinding()]
+    param([Parameter(Mandatory = $true)] [System.Management.Automation.PSCmdlet] $Cmdlet)
+    $bound = $Cmdlet.MyInvocation.BoundParameters
+    $preferences = [ordered]@{
+        ErrorActionPreference = 'ErrorAction'
+        WarningPreference = 'WarningAction'
+        InformationPreference = 'InformationAction'
+        VerbosePreference = 'Verbose'
+        DebugPreference = 'Debug'
+        ProgressPreference = 'ProgressAction'
+        WhatIfPreference = 'WhatIf'
+        ConfirmPreference = 'Confirm'
+    }
+    foreach ($name in $preferences.Keys) {
+        if ($bound.ContainsKey($preferences[$name])) { continue }
+        $variable = $Cmdlet.SessionState.PSVariable.Get($name)
+        if ($variable) {
+            # Scope 1 is the calling function's; Set-Variable must not itself obey -WhatIf or ask.
+            Set-Variable -Name $name -Value $variable.Value -Scope 1 -WhatIf:$false -Confirm:$false
+        }
+    }
+}
+
 function New-AzsBackupErrorRecord {
     [CmdletBinding()]
     [OutputType([System.Management.Automation.ErrorRecord])]

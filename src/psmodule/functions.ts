@@ -163,9 +163,15 @@ function callBody(cmdlet: CmdletManifest, types: TypeRegistry, parameters: strin
   return body.map((l) => indent + l);
 }
 
+/**
+ * The first line of every function: the preference variables of the scope it was called from, as a
+ * compiled cmdlet reads them (Use-AzsBackupCallerPreference in AzsBackup.Runtime.ps1).
+ */
+const callerPreference = '        Use-AzsBackupCallerPreference -Cmdlet $PSCmdlet';
+
 export function generateFunction(cmdlet: CmdletManifest, types: TypeRegistry = new Map(), helpUri?: string): string {
   checkCmdlet(cmdlet);
-  const begin: string[] = [];
+  const begin: string[] = [callerPreference];
   if (has(cmdlet, 'Force') && cmdlet.supportsShouldProcess) {
     // -Force skips the confirmation, as with Remove-Item -Force, unless -Confirm is given too.
     begin.push(
@@ -198,7 +204,10 @@ export function generateFunction(cmdlet: CmdletManifest, types: TypeRegistry = n
     ];
   } else {
     blocks = [
-      ...(begin.length ? ['    begin {', ...begin, '    }', ''] : []),
+      '    begin {',
+      ...begin,
+      '    }',
+      '',
       '    process {',
       ...callBody(cmdlet, types, '$PSBoundParameters', '        '),
       '    }',
@@ -236,6 +245,10 @@ export function generateAliasFunction(cmdlet: CmdletManifest, alias: CmdletAlias
     '    #>',
     cmdletBinding(cmdlet, helpUri),
     ...paramBlock(cmdlet),
+    '',
+    '    begin {',
+    callerPreference,
+    '    }',
     '',
     '    process {',
     `        ${cmdlet.name} @PSBoundParameters | Select-Object -ExpandProperty ${psQuote(alias.expandProperty)}`,
