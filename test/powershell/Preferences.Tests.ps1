@@ -90,4 +90,15 @@ Describe 'preference variables' {
             @($quiet | Where-Object { $_ -is [System.Management.Automation.WarningRecord] }).Count | Should -Be 0
         }
     }
+
+    Context 'set for the whole session' {
+        It 'importing the module under $<Name> asks nothing and makes every alias' -ForEach @(
+            @{ Name = 'ConfirmPreference'; Value = '''Low''' }
+            @{ Name = 'WhatIfPreference'; Value = '$true' }
+        ) {
+            $text = Invoke-Pwsh "`$$Name = $Value; Import-Module '$env:AZSBACKUP_TEST_MODULE'; 'aliases: ' + @(Get-Alias Get-AzsBackup, Start-AzsBackup -ErrorAction SilentlyContinue).Count"
+            $text | Should -Not -Match 'NonInteractive|What if'
+            $text | Should -Match 'aliases: 2'
+        }
+    }
 }
