@@ -101,4 +101,19 @@ Describe 'preference variables' {
             $text | Should -Match 'aliases: 2'
         }
     }
+
+    Context 'a piped list under -Force' {
+        It 'Restore-AzsBackup -WhatIf says what it would do with each piped backup, and restores none' {
+            $backups = @((Start-InfrastructureBackup -Confirm:$false), (Start-InfrastructureBackup -Confirm:$false))
+            Set-Content -LiteralPath (Join-Path $data 'settings.json') -Value 'changed'
+            $names = ($backups.Name | ForEach-Object { "'$_'" }) -join ','
+            # The key reaches the child in a file only this user reads, never on its command line.
+            $keyFile = Join-Path $work 'key.txt'
+            Set-Content -LiteralPath $keyFile -Value ([System.Net.NetworkCredential]::new('', $key).Password)
+            & chmod 600 $keyFile
+            $text = Invoke-Pwsh "`$env:AZSBACKUP_HOME = '$env:AZSBACKUP_HOME'; Import-Module '$env:AZSBACKUP_TEST_MODULE'; `$key = ConvertTo-SecureString -AsPlainText -Force (Get-Content -LiteralPath '$keyFile' -Raw).Trim(); $names | ForEach-Object { Get-InfrastructureBackup -Name `$_ } | Restore-AzsBackup -EncryptionKey `$key -Force -WhatIf"
+            foreach ($backup in $backups) { $text | Should -Match ('What if: .*' + $backup.Name) }
+            Get-Content -LiteralPath (Join-Path $data 'settings.json') | Should -Be 'changed'
+        }
+    }
 }
