@@ -126,8 +126,12 @@ function paramBlock(cmdlet: CmdletManifest): string[] {
   return ['    param(', params.join(',\n\n'), '    )'];
 }
 
-/** The body for one input: ShouldProcess, then the job or the host. */
-function callBody(cmdlet: CmdletManifest, types: TypeRegistry, parameters: string, indent: string): string[] {
+/**
+ * The body for one input: ShouldProcess, then the job or the host. `next` leaves this input for the
+ * next one: `return` in a process block, `continue` in the loop over collected inputs, where a
+ * `return` would drop every input after one that ShouldProcess declined.
+ */
+function callBody(cmdlet: CmdletManifest, types: TypeRegistry, parameters: string, indent: string, next: 'return' | 'continue'): string[] {
   const invoke = [
     'Invoke-AzsBackupHost -Cmdlet $PSCmdlet',
     `-CommandName ${psQuote(cmdlet.name)}`,
@@ -147,7 +151,7 @@ function callBody(cmdlet: CmdletManifest, types: TypeRegistry, parameters: strin
     body.push(
       `$target = ${shouldProcessTarget(cmdlet, parameters)}`,
       `if (-not $PSCmdlet.ShouldProcess($target, ${psQuote(cmdlet.name)})) {`,
-      '    return',
+      `    ${next}`,
       '}',
     );
   }
@@ -155,7 +159,7 @@ function callBody(cmdlet: CmdletManifest, types: TypeRegistry, parameters: strin
     body.push(
       `if (${parameters}['AsJob']) {`,
       `    Start-AzsBackupJob -Cmdlet $PSCmdlet -CommandName ${psQuote(cmdlet.name)} -BoundParameters ${parameters}`,
-      '    return',
+      `    ${next}`,
       '}',
     );
   }
@@ -198,7 +202,7 @@ export function generateFunction(cmdlet: CmdletManifest, types: TypeRegistry = n
       `            $PSCmdlet.ThrowTerminatingError((New-AzsBackupErrorRecord -ErrorId 'SeveralInputsRefused' -Category 'InvalidOperation' -TargetObject $inputs.Count -Message (${psQuote(`${cmdlet.name} received `)} + $inputs.Count + ${psQuote(' objects from the pipeline; it acts on one at a time, and nothing was done.')}) -RecommendedAction ${psQuote(`Pipe the one object you mean (for example with Select-Object -First 1), or add -Force to ${cmdlet.name} every piped object in turn.`)}))`,
       '        }',
       '        foreach ($bound in $inputs) {',
-      ...callBody(cmdlet, types, '$bound', '            '),
+      ...callBody(cmdlet, types, '$bound', '            ', 'continue'),
       '        }',
       '    }',
     ];
@@ -209,7 +213,7 @@ export function generateFunction(cmdlet: CmdletManifest, types: TypeRegistry = n
       '    }',
       '',
       '    process {',
-      ...callBody(cmdlet, types, '$PSBoundParameters', '        '),
+      ...callBody(cmdlet, types, '$PSBoundParameters', '        ', 'return'),
       '    }',
     ];
   }
