@@ -219,6 +219,18 @@ Describe 'PowerShell habits' {
             $null = $other
         }
 
+        It 'refuses a secret holding a line break (standard input would have cut it there) and makes nothing, never quoting it' {
+            $dir = New-TestFolder 'line-break'
+            $caught = $null
+            try { New-EncryptionKey -Certificate -CertificatePath "$dir/b.cer" -PfxPath "$dir/b.pfx" -PfxPassword (ConvertTo-Secure "first`nsecond") -Confirm:$false -ErrorAction Stop } catch { $caught = $_ }
+            $caught.FullyQualifiedErrorId | Should -Be 'SecretHasLineBreak,New-EncryptionKey'
+            $caught.TargetObject | Should -Be 'PfxPassword'
+            ($caught | Out-String) | Should -Not -BeLike '*second*'
+            Test-Path -LiteralPath "$dir/b.pfx" | Should -BeFalse -Because 'a .pfx protected by "first" alone would not open with the password given'
+            $credential = [System.Management.Automation.PSCredential]::new('CONTOSO\backup', (ConvertTo-Secure "pass`r`nword"))
+            { Test-BackupShare -Path $svc.Share -Credential $credential -ErrorAction Stop } | Should -Throw -ErrorId 'SecretHasLineBreak,Test-BackupShare'
+        }
+
         It 'gives the text with -AsPlainText, for scripts that need it' {
             $key = New-EncryptionKey -AsPlainText -Confirm:$false
             $key.Key | Should -BeOfType [System.String]
