@@ -157,6 +157,9 @@ function ConvertTo-AzsBackupHostCall {
     )
     $arguments = [System.Collections.Generic.List[System.String]]::new()
     $stdinLines = [System.Collections.Generic.List[System.String]]::new()
+    # A secret is one line of standard input: one holding a line break would reach the host cut at
+    # it, the rest read as the next secret. The caller refuses the call when this names a parameter.
+    $lineBreakIn = $null
     $invariant = [System.Globalization.CultureInfo]::InvariantCulture
     $arguments.Add($CommandName)
     foreach ($name in $ParameterName) {
@@ -165,18 +168,18 @@ function ConvertTo-AzsBackupHostCall {
         }
         $value = $BoundParameters[$name]
         $flag = '-' + $name
+        $secretLines = @()
         if ($value -is [System.Security.SecureString]) {
             # The host reads each '-' secret from standard input, in command-line order.
             $arguments.Add($flag)
             $arguments.Add('-')
-            $stdinLines.Add([System.Net.NetworkCredential]::new('', $value).Password)
+            $secretLines = @([System.Net.NetworkCredential]::new('', $value).Password)
         }
         elseif ($value -is [System.Management.Automation.PSCredential]) {
             # A credential given as '-' is two lines: the user name, then the password.
             $arguments.Add($flag)
             $arguments.Add('-')
-            $stdinLines.Add($value.UserName)
-            $stdinLines.Add($value.GetNetworkCredential().Password)
+            $secretLines = @([System.String]$value.UserName, $value.GetNetworkCredential().Password)
         }
         elseif ($value -is [System.Management.Automation.SwitchParameter]) {
             if ($value.IsPresent) { $arguments.Add($flag) } else { $arguments.Add($flag + ':$false') }
@@ -202,8 +205,12 @@ function ConvertTo-AzsBackupHostCall {
                 }
             }
         }
+        foreach ($line in $secretLines) {
+            if ($line -match '[\r\n]') { $lineBreakIn = $name }
+            $stdinLines.Add($line)
+        }
     }
-    [pscustomobject]@{ Arguments = $arguments.ToArray(); StdinLines = $stdinLines.ToArray() }
+    [pscustomobject]@{ Arguments = $arguments.ToArray(); StdinLines = $stdinLines.ToArray(); LineBreakIn = $lineBreakIn }
 }
 
 function Invoke-AzsBackupHost {
@@ -225,6 +232,9 @@ function Invoke-AzsBackupHost {
     }
 
     $call = ConvertTo-AzsBackupHostCall -CommandName $CommandName -ParameterName $ParameterName -BoundParameters $BoundParameters
+    if ($call.LineBreakIn) {
+        $Cmdlet.ThrowTerminatingError((New-AzsBackupErrorRecord -ErrorId 'SecretHasLineBreak' -Category 'InvalidArgument' -TargetObject $call.LineBreakIn -Message ('The value given for -' + $call.LineBreakIn + ' holds a line break. Secrets reach azsbackup one line each, so only the text before the break would have been used; nothing was done.') -RecommendedAction ('Give -' + $call.LineBreakIn + ' without line breaks. A secret read from a file with Get-Content -Raw keeps its last line break: trim it, as in (Get-Content -LiteralPath <file> -Raw).TrimEnd("`r`n").')))
+    }
     $start = [System.Diagnostics.ProcessStartInfo]::new($hostCommand.FilePath)
     foreach ($item in $hostCommand.Prefix) { $start.ArgumentList.Add($item) }
     foreach ($item in $call.Arguments) { $start.ArgumentList.Add($item) }
