@@ -323,7 +323,15 @@ function Stop-AzsBackupHostProcess {
     param([Parameter(Mandatory = $true)] [System.Diagnostics.Process] $Process)
     if ($Process.HasExited) { return }
     try {
-        $signal = [System.Diagnostics.Process]::Start('kill', [System.String[]] @('-s', 'INT', [System.String]$Process.Id))
+        # The host may end before kill runs (it had written its last object): what kill says then
+        # goes nowhere, since a child's own stderr would reach the console past PowerShell's streams.
+        $start = [System.Diagnostics.ProcessStartInfo]::new('kill')
+        foreach ($item in @('-s', 'INT', [System.String]$Process.Id)) { $start.ArgumentList.Add($item) }
+        $start.UseShellExecute = $false
+        $start.RedirectStandardOutput = $true
+        $start.RedirectStandardError = $true
+        $signal = [System.Diagnostics.Process]::Start($start)
+        $null = $signal.StandardError.ReadToEnd() + $signal.StandardOutput.ReadToEnd()
         $signal.WaitForExit()
         $signal.Dispose()
     }
