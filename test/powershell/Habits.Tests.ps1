@@ -315,6 +315,31 @@ Describe 'PowerShell habits' {
             ($cli.Err[0] | ConvertFrom-Json).ErrorRecord.RecommendedAction | Should -Match 'AZSBACKUP_DECRYPTIONCERTPASSWORD'
         }
 
+        It 'shows text a writer of the share chose (C1 controls, which XML allows) without its control characters in warnings and errors' {
+            # As the command line does on a terminal (test/host/cli.terminal-text.test.ts): CSI clear
+            # the screen, OSC set the title, ST.
+            $null = New-Service 'terminal'
+            $good = Start-InfrastructureBackup -Confirm:$false
+            $folder = Get-ChildItem -LiteralPath (Join-Path (Get-BackupConfiguration).Path 'MASBackup') -Recurse -Directory | Where-Object Name -EQ ([string]$good.Name) | Select-Object -First 1
+            $planted = [guid]::NewGuid().ToString()
+            Copy-Item -LiteralPath $folder.FullName -Destination (Join-Path $folder.Parent.FullName $planted) -Recurse
+            $file = Join-Path $folder.Parent.FullName "$planted/BackupInfo.xml"
+            $xml = [System.IO.File]::ReadAllText($file).Replace([string]$good.Name, $planted) -replace '<Name>[^<]*', "<Name>x$([char]0x9b)2J$([char]0x9d)0;pwned$([char]0x9c)"
+            $seal = [regex]::Match($xml, '<Seal Digest="([0-9a-f]{64})"')
+            $digest = [System.Convert]::ToHexString([System.Security.Cryptography.SHA256]::HashData([System.Text.Encoding]::UTF8.GetBytes($xml.Substring(0, $seal.Index)))).ToLowerInvariant()
+            [System.IO.File]::WriteAllText($file, $xml.Replace($seal.Groups[1].Value, $digest))
+            $drives = '[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]'
+
+            $null = Get-InfrastructureBackup -WarningVariable warned -WarningAction SilentlyContinue
+            $warned.Message | Should -BeLike "*Backup $planted is listed as unreadable*names backup x*"
+            $warned.Message | Should -Not -Match $drives
+            $caught = $null
+            try { Test-InfrastructureBackup -Name $planted -ErrorAction Stop } catch { $caught = $_ }
+            $caught.Exception.Message | Should -BeLike '*names backup x*'
+            $caught.Exception.Message | Should -Not -Match $drives
+            ($caught | Out-String) | Should -Not -Match $drives
+        }
+
         It 'Test-BackupShare says which step failed: a missing folder is not an authentication failure' {
             $result = Test-BackupShare -Path (Join-Path $svc.Share 'no-such-folder') -ErrorVariable failures -ErrorAction SilentlyContinue
             $result.Authenticated | Should -BeTrue
