@@ -387,6 +387,18 @@ function Add-AzsBackupTypeName {
     }
 }
 
+function ConvertTo-AzsBackupDisplayText {
+    # Text for the console (messages, progress), as the host shows it on a terminal (sanitize in
+    # src/output/display.ts): a message may quote what a writer of the share chose, and its control
+    # characters must not drive the terminal, so all but line breaks become U+FFFD. Objects and
+    # TargetObject stay exact.
+    [CmdletBinding()]
+    [OutputType([System.String])]
+    param([AllowNull()] [AllowEmptyString()] [System.String] $Text)
+    if (-not $Text) { return $Text }
+    ($Text -replace '\r\n?', "`n" -replace '\t', ' ') -replace '[\u0000-\u0009\u000b-\u001f\u007f-\u009f]', [System.String][System.Char]0xFFFD
+}
+
 function Write-AzsBackupHostMessage {
     [CmdletBinding()]
     param(
@@ -402,8 +414,8 @@ function Write-AzsBackupHostMessage {
     if ($message -and $message.PSObject.Properties['Progress']) {
         $p = $message.Progress
         $id = if ($null -ne $p.Id) { [System.Int32]$p.Id } else { 0 }
-        $activity = if ($p.Activity) { [System.String]$p.Activity } else { $CommandName }
-        $status = if ($p.Status) { [System.String]$p.Status } else { 'Running' }
+        $activity = if ($p.Activity) { ConvertTo-AzsBackupDisplayText ([System.String]$p.Activity) } else { $CommandName }
+        $status = if ($p.Status) { ConvertTo-AzsBackupDisplayText ([System.String]$p.Status) } else { 'Running' }
         $record = [System.Management.Automation.ProgressRecord]::new($id, $activity, $status)
         if ($null -ne $p.PercentComplete) { $record.PercentComplete = [System.Math]::Max(-1, [System.Math]::Min(100, [System.Int32]$p.PercentComplete)) }
         if ($null -ne $p.ParentId) { $record.ParentActivityId = [System.Int32]$p.ParentId }
@@ -418,7 +430,7 @@ function Write-AzsBackupHostMessage {
     }
     elseif ($message -and $message.PSObject.Properties['ErrorRecord']) {
         $e = $message.ErrorRecord
-        $errorRecord = New-AzsBackupErrorRecord -Message ([System.String]$e.Message) -ErrorId ([System.String]$e.ErrorId) -Category ([System.String]$e.Category) -TargetObject $e.TargetObject -RecommendedAction ([System.String]$e.RecommendedAction)
+        $errorRecord = New-AzsBackupErrorRecord -Message (ConvertTo-AzsBackupDisplayText ([System.String]$e.Message)) -ErrorId ([System.String]$e.ErrorId) -Category ([System.String]$e.Category) -TargetObject $e.TargetObject -RecommendedAction (ConvertTo-AzsBackupDisplayText ([System.String]$e.RecommendedAction))
         # Not finding something is not an error the statement must stop for (as with Get-Item):
         # -ErrorAction decides, as for a role that failed in a partial backup.
         if (($e.PSObject.Properties['Terminating'] -and $e.Terminating -eq $false) -or [System.String]$e.Category -eq 'ObjectNotFound') {
@@ -432,17 +444,17 @@ function Write-AzsBackupHostMessage {
     }
     elseif ($message -and $message.PSObject.Properties['Warning']) {
         # {"Warning":{"Message":…,"TargetObject":…}}, the shape of an error record's.
-        $Cmdlet.WriteWarning([System.String]$message.Warning.Message)
+        $Cmdlet.WriteWarning((ConvertTo-AzsBackupDisplayText ([System.String]$message.Warning.Message)))
     }
     elseif ($message -and $message.PSObject.Properties['Verbose']) {
-        $Cmdlet.WriteVerbose([System.String]$message.Verbose)
+        $Cmdlet.WriteVerbose((ConvertTo-AzsBackupDisplayText ([System.String]$message.Verbose)))
     }
     elseif ($message -and $message.PSObject.Properties['Debug']) {
-        $Cmdlet.WriteDebug([System.String]$message.Debug)
+        $Cmdlet.WriteDebug((ConvertTo-AzsBackupDisplayText ([System.String]$message.Debug)))
     }
     elseif ($Line) {
-        $State.Other.Add($Line)
-        $Cmdlet.WriteVerbose($Line)
+        $State.Other.Add((ConvertTo-AzsBackupDisplayText $Line))
+        $Cmdlet.WriteVerbose((ConvertTo-AzsBackupDisplayText $Line))
     }
 }
 
