@@ -47,6 +47,35 @@ function Get-AzsBackupCompletion {
     }
 }
 
+function Use-AzsBackupCallerPreference {
+    # A compiled cmdlet reads $WhatIfPreference, $ErrorActionPreference and the other preference
+    # variables in the scope it is called from; a script module's function sees the module's and the
+    # global ones only, so a script's `$WhatIfPreference = $true` (in a function, a child script, a
+    # Pester block) would not hold. Each generated function calls this first: it copies the caller's
+    # value of each preference into the function's scope, unless its common parameter was given.
+    [CmdletBinding()]
+    param([Parameter(Mandatory = $true)] [System.Management.Automation.PSCmdlet] $Cmdlet)
+    $bound = $Cmdlet.MyInvocation.BoundParameters
+    $preferences = [ordered]@{
+        ErrorActionPreference = 'ErrorAction'
+        WarningPreference = 'WarningAction'
+        InformationPreference = 'InformationAction'
+        VerbosePreference = 'Verbose'
+        DebugPreference = 'Debug'
+        ProgressPreference = 'ProgressAction'
+        WhatIfPreference = 'WhatIf'
+        ConfirmPreference = 'Confirm'
+    }
+    foreach ($name in $preferences.Keys) {
+        if ($bound.ContainsKey($preferences[$name])) { continue }
+        $variable = $Cmdlet.SessionState.PSVariable.Get($name)
+        if ($variable) {
+            # Scope 1 is the calling function's; Set-Variable must not itself obey -WhatIf or ask.
+            Set-Variable -Name $name -Value $variable.Value -Scope 1 -WhatIf:$false -Confirm:$false
+        }
+    }
+}
+
 function New-AzsBackupErrorRecord {
     [CmdletBinding()]
     [OutputType([System.Management.Automation.ErrorRecord])]
@@ -128,6 +157,9 @@ function ConvertTo-AzsBackupHostCall {
     )
     $arguments = [System.Collections.Generic.List[System.String]]::new()
     $stdinLines = [System.Collections.Generic.List[System.String]]::new()
+    # A secret is one line of standard input: one holding a line break would reach the host cut at
+    # it, the rest read as the next secret. The caller refuses the call when this names a parameter.
+    $lineBreakIn = $null
     $invariant = [System.Globalization.CultureInfo]::InvariantCulture
     $arguments.Add($CommandName)
     foreach ($name in $ParameterName) {
@@ -136,18 +168,18 @@ function ConvertTo-AzsBackupHostCall {
         }
         $value = $BoundParameters[$name]
         $flag = '-' + $name
+        $secretLines = @()
         if ($value -is [System.Security.SecureString]) {
             # The host reads each '-' secret from standard input, in command-line order.
             $arguments.Add($flag)
             $arguments.Add('-')
-            $stdinLines.Add([System.Net.NetworkCredential]::new('', $value).Password)
+            $secretLines = @([System.Net.NetworkCredential]::new('', $value).Password)
         }
         elseif ($value -is [System.Management.Automation.PSCredential]) {
             # A credential given as '-' is two lines: the user name, then the password.
             $arguments.Add($flag)
             $arguments.Add('-')
-            $stdinLines.Add($value.UserName)
-            $stdinLines.Add($value.GetNetworkCredential().Password)
+            $secretLines = @([System.String]$value.UserName, $value.GetNetworkCredential().Password)
         }
         elseif ($value -is [System.Management.Automation.SwitchParameter]) {
             if ($value.IsPresent) { $arguments.Add($flag) } else { $arguments.Add($flag + ':$false') }
@@ -173,8 +205,12 @@ function ConvertTo-AzsBackupHostCall {
                 }
             }
         }
+        foreach ($line in $secretLines) {
+            if ($line -match '[\r\n]') { $lineBreakIn = $name }
+            $stdinLines.Add($line)
+        }
     }
-    [pscustomobject]@{ Arguments = $arguments.ToArray(); StdinLines = $stdinLines.ToArray() }
+    [pscustomobject]@{ Arguments = $arguments.ToArray(); StdinLines = $stdinLines.ToArray(); LineBreakIn = $lineBreakIn }
 }
 
 function Invoke-AzsBackupHost {
@@ -196,6 +232,9 @@ function Invoke-AzsBackupHost {
     }
 
     $call = ConvertTo-AzsBackupHostCall -CommandName $CommandName -ParameterName $ParameterName -BoundParameters $BoundParameters
+    if ($call.LineBreakIn) {
+        $Cmdlet.ThrowTerminatingError((New-AzsBackupErrorRecord -ErrorId 'SecretHasLineBreak' -Category 'InvalidArgument' -TargetObject $call.LineBreakIn -Message ('The value given for -' + $call.LineBreakIn + ' holds a line break. Secrets reach azsbackup one line each, so only the text before the break would have been used; nothing was done.') -RecommendedAction ('Give -' + $call.LineBreakIn + ' without line breaks. A secret read from a file with Get-Content -Raw keeps its last line break: trim it, as in (Get-Content -LiteralPath <file> -Raw).TrimEnd("`r`n").')))
+    }
     $start = [System.Diagnostics.ProcessStartInfo]::new($hostCommand.FilePath)
     foreach ($item in $hostCommand.Prefix) { $start.ArgumentList.Add($item) }
     foreach ($item in $call.Arguments) { $start.ArgumentList.Add($item) }
@@ -284,7 +323,15 @@ function Stop-AzsBackupHostProcess {
     param([Parameter(Mandatory = $true)] [System.Diagnostics.Process] $Process)
     if ($Process.HasExited) { return }
     try {
-        $signal = [System.Diagnostics.Process]::Start('kill', [System.String[]] @('-s', 'INT', [System.String]$Process.Id))
+        # The host may end before kill runs (it had written its last object): what kill says then
+        # goes nowhere, since a child's own stderr would reach the console past PowerShell's streams.
+        $start = [System.Diagnostics.ProcessStartInfo]::new('kill')
+        foreach ($item in @('-s', 'INT', [System.String]$Process.Id)) { $start.ArgumentList.Add($item) }
+        $start.UseShellExecute = $false
+        $start.RedirectStandardOutput = $true
+        $start.RedirectStandardError = $true
+        $signal = [System.Diagnostics.Process]::Start($start)
+        $null = $signal.StandardError.ReadToEnd() + $signal.StandardOutput.ReadToEnd()
         $signal.WaitForExit()
         $signal.Dispose()
     }
@@ -340,6 +387,18 @@ function Add-AzsBackupTypeName {
     }
 }
 
+function ConvertTo-AzsBackupDisplayText {
+    # Text for the console (messages, progress), as the host shows it on a terminal (sanitize in
+    # src/output/display.ts): a message may quote what a writer of the share chose, and its control
+    # characters must not drive the terminal, so all but line breaks become U+FFFD. Objects and
+    # TargetObject stay exact.
+    [CmdletBinding()]
+    [OutputType([System.String])]
+    param([AllowNull()] [AllowEmptyString()] [System.String] $Text)
+    if (-not $Text) { return $Text }
+    ($Text -replace '\r\n?', "`n" -replace '\t', ' ') -replace '[\u0000-\u0009\u000b-\u001f\u007f-\u009f]', [System.String][System.Char]0xFFFD
+}
+
 function Write-AzsBackupHostMessage {
     [CmdletBinding()]
     param(
@@ -355,8 +414,8 @@ function Write-AzsBackupHostMessage {
     if ($message -and $message.PSObject.Properties['Progress']) {
         $p = $message.Progress
         $id = if ($null -ne $p.Id) { [System.Int32]$p.Id } else { 0 }
-        $activity = if ($p.Activity) { [System.String]$p.Activity } else { $CommandName }
-        $status = if ($p.Status) { [System.String]$p.Status } else { 'Running' }
+        $activity = if ($p.Activity) { ConvertTo-AzsBackupDisplayText ([System.String]$p.Activity) } else { $CommandName }
+        $status = if ($p.Status) { ConvertTo-AzsBackupDisplayText ([System.String]$p.Status) } else { 'Running' }
         $record = [System.Management.Automation.ProgressRecord]::new($id, $activity, $status)
         if ($null -ne $p.PercentComplete) { $record.PercentComplete = [System.Math]::Max(-1, [System.Math]::Min(100, [System.Int32]$p.PercentComplete)) }
         if ($null -ne $p.ParentId) { $record.ParentActivityId = [System.Int32]$p.ParentId }
@@ -371,7 +430,7 @@ function Write-AzsBackupHostMessage {
     }
     elseif ($message -and $message.PSObject.Properties['ErrorRecord']) {
         $e = $message.ErrorRecord
-        $errorRecord = New-AzsBackupErrorRecord -Message ([System.String]$e.Message) -ErrorId ([System.String]$e.ErrorId) -Category ([System.String]$e.Category) -TargetObject $e.TargetObject -RecommendedAction ([System.String]$e.RecommendedAction)
+        $errorRecord = New-AzsBackupErrorRecord -Message (ConvertTo-AzsBackupDisplayText ([System.String]$e.Message)) -ErrorId ([System.String]$e.ErrorId) -Category ([System.String]$e.Category) -TargetObject $e.TargetObject -RecommendedAction (ConvertTo-AzsBackupDisplayText ([System.String]$e.RecommendedAction))
         # Not finding something is not an error the statement must stop for (as with Get-Item):
         # -ErrorAction decides, as for a role that failed in a partial backup.
         if (($e.PSObject.Properties['Terminating'] -and $e.Terminating -eq $false) -or [System.String]$e.Category -eq 'ObjectNotFound') {
@@ -385,17 +444,17 @@ function Write-AzsBackupHostMessage {
     }
     elseif ($message -and $message.PSObject.Properties['Warning']) {
         # {"Warning":{"Message":…,"TargetObject":…}}, the shape of an error record's.
-        $Cmdlet.WriteWarning([System.String]$message.Warning.Message)
+        $Cmdlet.WriteWarning((ConvertTo-AzsBackupDisplayText ([System.String]$message.Warning.Message)))
     }
     elseif ($message -and $message.PSObject.Properties['Verbose']) {
-        $Cmdlet.WriteVerbose([System.String]$message.Verbose)
+        $Cmdlet.WriteVerbose((ConvertTo-AzsBackupDisplayText ([System.String]$message.Verbose)))
     }
     elseif ($message -and $message.PSObject.Properties['Debug']) {
-        $Cmdlet.WriteDebug([System.String]$message.Debug)
+        $Cmdlet.WriteDebug((ConvertTo-AzsBackupDisplayText ([System.String]$message.Debug)))
     }
     elseif ($Line) {
-        $State.Other.Add($Line)
-        $Cmdlet.WriteVerbose($Line)
+        $State.Other.Add((ConvertTo-AzsBackupDisplayText $Line))
+        $Cmdlet.WriteVerbose((ConvertTo-AzsBackupDisplayText $Line))
     }
 }
 

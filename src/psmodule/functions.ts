@@ -126,8 +126,12 @@ function paramBlock(cmdlet: CmdletManifest): string[] {
   return ['    param(', params.join(',\n\n'), '    )'];
 }
 
-/** The body for one input: ShouldProcess, then the job or the host. */
-function callBody(cmdlet: CmdletManifest, types: TypeRegistry, parameters: string, indent: string): string[] {
+/**
+ * The body for one input: ShouldProcess, then the job or the host. `next` leaves this input for the
+ * next one: `return` in a process block, `continue` in the loop over collected inputs, where a
+ * `return` would drop every input after one that ShouldProcess declined.
+ */
+function callBody(cmdlet: CmdletManifest, types: TypeRegistry, parameters: string, indent: string, next: 'return' | 'continue'): string[] {
   const invoke = [
     'Invoke-AzsBackupHost -Cmdlet $PSCmdlet',
     `-CommandName ${psQuote(cmdlet.name)}`,
@@ -147,7 +151,7 @@ function callBody(cmdlet: CmdletManifest, types: TypeRegistry, parameters: strin
     body.push(
       `$target = ${shouldProcessTarget(cmdlet, parameters)}`,
       `if (-not $PSCmdlet.ShouldProcess($target, ${psQuote(cmdlet.name)})) {`,
-      '    return',
+      `    ${next}`,
       '}',
     );
   }
@@ -155,7 +159,7 @@ function callBody(cmdlet: CmdletManifest, types: TypeRegistry, parameters: strin
     body.push(
       `if (${parameters}['AsJob']) {`,
       `    Start-AzsBackupJob -Cmdlet $PSCmdlet -CommandName ${psQuote(cmdlet.name)} -BoundParameters ${parameters}`,
-      '    return',
+      `    ${next}`,
       '}',
     );
   }
@@ -163,9 +167,15 @@ function callBody(cmdlet: CmdletManifest, types: TypeRegistry, parameters: strin
   return body.map((l) => indent + l);
 }
 
+/**
+ * The first line of every function: the preference variables of the scope it was called from, as a
+ * compiled cmdlet reads them (Use-AzsBackupCallerPreference in AzsBackup.Runtime.ps1).
+ */
+const callerPreference = '        Use-AzsBackupCallerPreference -Cmdlet $PSCmdlet';
+
 export function generateFunction(cmdlet: CmdletManifest, types: TypeRegistry = new Map(), helpUri?: string): string {
   checkCmdlet(cmdlet);
-  const begin: string[] = [];
+  const begin: string[] = [callerPreference];
   if (has(cmdlet, 'Force') && cmdlet.supportsShouldProcess) {
     // -Force skips the confirmation, as with Remove-Item -Force, unless -Confirm is given too.
     begin.push(
@@ -192,15 +202,18 @@ export function generateFunction(cmdlet: CmdletManifest, types: TypeRegistry = n
       `            $PSCmdlet.ThrowTerminatingError((New-AzsBackupErrorRecord -ErrorId 'SeveralInputsRefused' -Category 'InvalidOperation' -TargetObject $inputs.Count -Message (${psQuote(`${cmdlet.name} received `)} + $inputs.Count + ${psQuote(' objects from the pipeline; it acts on one at a time, and nothing was done.')}) -RecommendedAction ${psQuote(`Pipe the one object you mean (for example with Select-Object -First 1), or add -Force to ${cmdlet.name} every piped object in turn.`)}))`,
       '        }',
       '        foreach ($bound in $inputs) {',
-      ...callBody(cmdlet, types, '$bound', '            '),
+      ...callBody(cmdlet, types, '$bound', '            ', 'continue'),
       '        }',
       '    }',
     ];
   } else {
     blocks = [
-      ...(begin.length ? ['    begin {', ...begin, '    }', ''] : []),
+      '    begin {',
+      ...begin,
+      '    }',
+      '',
       '    process {',
-      ...callBody(cmdlet, types, '$PSBoundParameters', '        '),
+      ...callBody(cmdlet, types, '$PSBoundParameters', '        ', 'return'),
       '    }',
     ];
   }
@@ -236,6 +249,10 @@ export function generateAliasFunction(cmdlet: CmdletManifest, alias: CmdletAlias
     '    #>',
     cmdletBinding(cmdlet, helpUri),
     ...paramBlock(cmdlet),
+    '',
+    '    begin {',
+    callerPreference,
+    '    }',
     '',
     '    process {',
     `        ${cmdlet.name} @PSBoundParameters | Select-Object -ExpandProperty ${psQuote(alias.expandProperty)}`,

@@ -48,8 +48,12 @@ export function generatePsm1(
 ): string {
   const sorted = [...cmdlets].sort((a, b) => a.name.localeCompare(b.name, 'en'));
   const exported = exportedNames(sorted);
+  // Set-Alias obeys ShouldProcess: the session's $WhatIfPreference or $ConfirmPreference = 'Low'
+  // would skip it, or ask on every import.
   const aliasLines = sorted.flatMap((c) =>
-    c.aliases.filter((a) => a.expandProperty === undefined).map((a) => `Set-Alias -Name ${psQuote(a.name)} -Value ${psQuote(c.name)}`),
+    c.aliases
+      .filter((a) => a.expandProperty === undefined)
+      .map((a) => `Set-Alias -Name ${psQuote(a.name)} -Value ${psQuote(c.name)} -WhatIf:$false -Confirm:$false`),
   );
   return [
     '# Generated from the manifests by src/psmodule; do not edit. Rebuild with `npm run build`.',

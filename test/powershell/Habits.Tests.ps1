@@ -219,6 +219,18 @@ Describe 'PowerShell habits' {
             $null = $other
         }
 
+        It 'refuses a secret holding a line break (standard input would have cut it there) and makes nothing, never quoting it' {
+            $dir = New-TestFolder 'line-break'
+            $caught = $null
+            try { New-EncryptionKey -Certificate -CertificatePath "$dir/b.cer" -PfxPath "$dir/b.pfx" -PfxPassword (ConvertTo-Secure "first`nsecond") -Confirm:$false -ErrorAction Stop } catch { $caught = $_ }
+            $caught.FullyQualifiedErrorId | Should -Be 'SecretHasLineBreak,New-EncryptionKey'
+            $caught.TargetObject | Should -Be 'PfxPassword'
+            ($caught | Out-String) | Should -Not -BeLike '*second*'
+            Test-Path -LiteralPath "$dir/b.pfx" | Should -BeFalse -Because 'a .pfx protected by "first" alone would not open with the password given'
+            $credential = [System.Management.Automation.PSCredential]::new('CONTOSO\backup', (ConvertTo-Secure "pass`r`nword"))
+            { Test-BackupShare -Path $svc.Share -Credential $credential -ErrorAction Stop } | Should -Throw -ErrorId 'SecretHasLineBreak,Test-BackupShare'
+        }
+
         It 'gives the text with -AsPlainText, for scripts that need it' {
             $key = New-EncryptionKey -AsPlainText -Confirm:$false
             $key.Key | Should -BeOfType [System.String]
@@ -303,6 +315,31 @@ Describe 'PowerShell habits' {
             ($cli.Err[0] | ConvertFrom-Json).ErrorRecord.RecommendedAction | Should -Match 'AZSBACKUP_DECRYPTIONCERTPASSWORD'
         }
 
+        It 'shows text a writer of the share chose (C1 controls, which XML allows) without its control characters in warnings and errors' {
+            # As the command line does on a terminal (test/host/cli.terminal-text.test.ts): CSI clear
+            # the screen, OSC set the title, ST.
+            $null = New-Service 'terminal'
+            $good = Start-InfrastructureBackup -Confirm:$false
+            $folder = Get-ChildItem -LiteralPath (Join-Path (Get-BackupConfiguration).Path 'MASBackup') -Recurse -Directory | Where-Object Name -EQ ([string]$good.Name) | Select-Object -First 1
+            $planted = [guid]::NewGuid().ToString()
+            Copy-Item -LiteralPath $folder.FullName -Destination (Join-Path $folder.Parent.FullName $planted) -Recurse
+            $file = Join-Path $folder.Parent.FullName "$planted/BackupInfo.xml"
+            $xml = [System.IO.File]::ReadAllText($file).Replace([string]$good.Name, $planted) -replace '<Name>[^<]*', "<Name>x$([char]0x9b)2J$([char]0x9d)0;pwned$([char]0x9c)"
+            $seal = [regex]::Match($xml, '<Seal Digest="([0-9a-f]{64})"')
+            $digest = [System.Convert]::ToHexString([System.Security.Cryptography.SHA256]::HashData([System.Text.Encoding]::UTF8.GetBytes($xml.Substring(0, $seal.Index)))).ToLowerInvariant()
+            [System.IO.File]::WriteAllText($file, $xml.Replace($seal.Groups[1].Value, $digest))
+            $drives = '[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]'
+
+            $null = Get-InfrastructureBackup -WarningVariable warned -WarningAction SilentlyContinue
+            $warned.Message | Should -BeLike "*Backup $planted is listed as unreadable*names backup x*"
+            $warned.Message | Should -Not -Match $drives
+            $caught = $null
+            try { Test-InfrastructureBackup -Name $planted -ErrorAction Stop } catch { $caught = $_ }
+            $caught.Exception.Message | Should -BeLike '*names backup x*'
+            $caught.Exception.Message | Should -Not -Match $drives
+            ($caught | Out-String) | Should -Not -Match $drives
+        }
+
         It 'Test-BackupShare says which step failed: a missing folder is not an authentication failure' {
             $result = Test-BackupShare -Path (Join-Path $svc.Share 'no-such-folder') -ErrorVariable failures -ErrorAction SilentlyContinue
             $result.Authenticated | Should -BeTrue
@@ -352,6 +389,13 @@ Describe 'PowerShell habits' {
             $debug | Should -Match 'Share: write\(MASBackup/.+\) done in \d+ ms'
             $debug | Should -Match 'Share: rename\('
             @($records | Where-Object { $_.PSObject.TypeNames -contains 'AzsBackup.Backup' }).Count | Should -Be 1
+        }
+
+        It 'writes nothing to the console when a pipeline stops early (Select-Object -First 1), however quickly the host ends' {
+            # The host is told to stop when the pipeline no longer wants its objects; it often has
+            # ended by then, and what the stopping says about that must not reach the console.
+            $text = & $env:AZSBACKUP_TEST_PWSH -NoProfile -NonInteractive -Command "`$env:AZSBACKUP_HOME = '$($svc.Home)'; Import-Module '$env:AZSBACKUP_TEST_MODULE'; 1..30 | ForEach-Object { `$null = Get-InfrastructureRole | Select-Object -First 1 }; 'finished'" 2>&1
+            @($text | ForEach-Object { [string]$_ }) | Should -Be @('finished')
         }
 
         It 'shows the steps of a restore' {
