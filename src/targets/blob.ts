@@ -4,7 +4,7 @@ import type { BlobItem, BlockBlobClient, ContainerClient } from '@azure/storage-
 import { AzsError, type ShareAlertType } from '../errors.js';
 import { recyclerOf } from '../memory/recycling-readable.js';
 import type { BlobLocation } from './location.js';
-import { splitTargetPath } from './paths.js';
+import { isTargetPath, splitTargetPath } from './paths.js';
 import { readAheadFrom } from './read-ahead.js';
 import { tooLarge } from '../io/bounded-read.js';
 import { alreadyExists, notFound, shareError, shareFileLimit, SMALL_FILE_MAX_BYTES } from './share-errors.js';
@@ -486,7 +486,8 @@ export class BlobTarget implements Target {
       const entries = new Map<string, TargetEntry>();
       for await (const item of c.listBlobsByHierarchy('/', { prefix, abortSignal, includeMetadata: true })) {
         const name = item.name.slice(prefix.length).replace(/\/$/, '');
-        if (name === '' || !addressable(name)) continue;
+        // A name no target path holds ('' from a name with '//' or ending in '/', a '\\') is not ours.
+        if (!isTargetPath(name)) continue;
         if (item.kind === 'prefix') {
           if (!entries.has(name)) entries.set(name, { name, isDirectory: true, size: 0, mtime: new Date(0) });
         } else if (isFolderMarker(item.metadata)) {
@@ -509,6 +510,9 @@ export class BlobTarget implements Target {
     };
     for (const item of await this.listFlat(p)) {
       const path = item.name.slice(prefix.length);
+      // Blob names may end in '/' (a tool's folder placeholder) or hold '//': no target path can name
+      // them, so they are not listed (a folder's deletion still removes them with it).
+      if (!isTargetPath(path)) continue;
       const mtime = item.properties.lastModified;
       const parts = path.split('/');
       for (let i = 1; i < parts.length; i++) folder(parts.slice(0, i).join('/'), mtime);
