@@ -488,11 +488,13 @@ export class BlobTarget implements Target {
         const name = item.name.slice(prefix.length).replace(/\/$/, '');
         // A name no target path holds ('' from a name with '//' or ending in '/', a '\\') is not ours.
         if (!isTargetPath(name)) continue;
+        // A plain blob named like a folder with blobs below it is no file there: the folder wins (see listTree).
+        const isFolder = entries.get(name)?.isDirectory === true;
         if (item.kind === 'prefix') {
-          if (!entries.has(name)) entries.set(name, { name, isDirectory: true, size: 0, mtime: new Date(0) });
+          if (!isFolder) entries.set(name, { name, isDirectory: true, size: 0, mtime: new Date(0) });
         } else if (isFolderMarker(item.metadata)) {
           entries.set(name, { name, isDirectory: true, size: 0, mtime: item.properties.lastModified });
-        } else {
+        } else if (!isFolder) {
           entries.set(name, { name, isDirectory: false, size: item.properties.contentLength ?? 0, mtime: item.properties.lastModified });
         }
       }
@@ -503,9 +505,12 @@ export class BlobTarget implements Target {
   async listTree(p: string): Promise<TreeEntry[]> {
     const prefix = this.below(p);
     const entries = new Map<string, TreeEntry>();
+    // Blob storage lets a plain blob share its name with a folder (blobs below that name): a stamp
+    // folder has no marker, so anyone allowed to create blobs may add one. The folder wins, or the
+    // backups below it would vanish from the listing and their packs be collected as orphans.
     const folder = (path: string, mtime: Date) => {
       const seen = entries.get(path);
-      if (!seen) entries.set(path, { path, name: path.slice(path.lastIndexOf('/') + 1), isDirectory: true, size: 0, mtime });
+      if (!seen?.isDirectory) entries.set(path, { path, name: path.slice(path.lastIndexOf('/') + 1), isDirectory: true, size: 0, mtime });
       else if (seen.mtime < mtime) seen.mtime = mtime;
     };
     for (const item of await this.listFlat(p)) {
@@ -517,7 +522,9 @@ export class BlobTarget implements Target {
       const parts = path.split('/');
       for (let i = 1; i < parts.length; i++) folder(parts.slice(0, i).join('/'), mtime);
       if (isFolderMarker(item.metadata)) folder(path, mtime);
-      else entries.set(path, { path, name: parts[parts.length - 1]!, isDirectory: false, size: item.properties.contentLength ?? 0, mtime });
+      else if (!entries.get(path)?.isDirectory) {
+        entries.set(path, { path, name: parts[parts.length - 1]!, isDirectory: false, size: item.properties.contentLength ?? 0, mtime });
+      }
     }
     return [...entries.values()];
   }
