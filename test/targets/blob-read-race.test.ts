@@ -1,0 +1,108 @@
+/**
+ * A blob replaced or removed by another machine while this one reads it. The blob target measures a
+ * blob (HEAD), then fetches it on the condition of the ETag it measured (If-Match), so a read never
+ * mixes two versions; the service's refusal (412 ConditionNotMet) then went up raw. A BackupInfo.xml
+ * rewritten in that moment (Update-BackupEncryption on another machine rewrites every one) made
+ * Get-InfrastructureBackup, Invoke-BackupPrune and Test-InfrastructureBackup fail as an internal
+ * error, 'This is a bug', where a local folder or SMB share gives the old file or the new one; a
+ * pack removed mid-read (another machine's prune) was reported in HTTP's words ('The condition
+ * specified using HTTP conditional header(s) is not met'), as damage to check the share for.
+ *
+ * The command line reaches Azurite through a loopback proxy that does the other machine's part just
+ * before it forwards the request it is armed for.
+ */
+import { promises as fs } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeBlobDrill, type BlobDrill } from '../support/blob-drill.js';
+import { expectOk, runCli } from '../support/cli.js';
+import { list } from '../support/smb-drill.js';
+
+describe('a blob replaced or removed while it is read', () => {
+  let d: BlobDrill;
+  let proxy: http.Server;
+  /** The other machine's step, done once before the first request that `when` matches is forwarded. */
+  let armed: { when: (req: http.IncomingMessage) => boolean; act: (blobName: string) => Promise<void> } | undefined;
+  let backup: { Name: string };
+  const viaProxy = (args: string[], stdin?: string) => runCli(d.home, args, stdin === undefined ? {} : { stdin });
+  const blobNameOf = (req: http.IncomingMessage) => decodeURIComponent(req.url!.split('?')[0]!).split(`/${d.container}/`)[1]!;
+
+  beforeAll(async () => {
+    // Incompressible and larger than a read's 4 MiB range: a pack is read in several requests.
+    d = await makeBlobDrill({ randomBytes: 12 << 20 });
+    proxy = http.createServer(async (req, res) => {
+      const step = armed?.when(req) ? armed : undefined;
+      if (step) {
+        armed = undefined;
+        await step.act(blobNameOf(req));
+      }
+      const up = http.request(
+        { host: '127.0.0.1', port: d.azurite.port, method: req.method, path: req.url, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const port = (proxy.address() as AddressInfo).port;
+    backup = await d.backup();
+    const url = `http://127.0.0.1:${port}/${d.azurite.accountName}/${d.container}/${d.prefix}`;
+    expectOk(
+      await viaProxy(
+        ['Set-BackupShare', '-Path', url, '-StorageAccountKey', '-', '-EncryptionKey', '-'],
+        `${d.azurite.accountKey}\n${d.key}\n`,
+      ),
+      'Set-BackupShare through the proxy',
+    );
+  });
+  afterAll(async () => {
+    proxy?.closeAllConnections();
+    proxy?.close();
+    await d?.cleanup();
+  });
+
+  it('a BackupInfo.xml rewritten between its measure and its fetch is read as one version or the other', async () => {
+    // Rewritten as Update-BackupEncryption rewrites it: whole, in one request, with a new ETag.
+    const rewrite = async (name: string) => {
+      const blob = d.azurite.container(d.container).getBlockBlobClient(name);
+      const bytes = await blob.downloadToBuffer();
+      await blob.upload(bytes, bytes.length);
+    };
+    for (const args of [['Get-InfrastructureBackup'], ['Invoke-BackupPrune'], ['Test-InfrastructureBackup', '-Name', backup.Name]]) {
+      armed = { when: (req) => req.method === 'GET' && req.url!.includes('/BackupInfo.xml'), act: rewrite };
+      const r = await viaProxy(args);
+      expect(armed, `${args[0]} read BackupInfo.xml`).toBeUndefined();
+      expect(r.errors, args[0]).toEqual([]);
+      expect(r.code, args[0]).toBe(0);
+      if (args[0] === 'Get-InfrastructureBackup') expect(list(r.json).map((b) => b.Name)).toEqual([backup.Name]);
+    }
+  });
+
+  it('a pack removed while it is read is reported missing, not in the words of HTTP', async () => {
+    const remove = async (name: string) => {
+      await d.azurite.container(d.container).getBlockBlobClient(name).delete();
+    };
+    const laterRangeOfAPack = (req: http.IncomingMessage) =>
+      req.method === 'GET' && req.url!.includes('.pack') && /bytes=[1-9]/.test(String(req.headers['x-ms-range'] ?? ''));
+
+    armed = { when: laterRangeOfAPack, act: remove };
+    const checked = await viaProxy(['Test-InfrastructureBackup', '-Name', backup.Name]);
+    expect(armed).toBeUndefined();
+    expect(checked.code).toBe(12);
+    expect(checked.errors[0]!.Message).toMatch(/is missing from the share/);
+    expect(checked.stderr).not.toMatch(/HTTP conditional header/);
+
+    const made = await d.backup();
+    await fs.rm(d.files, { recursive: true });
+    armed = { when: laterRangeOfAPack, act: remove };
+    const restored = await viaProxy(['Restore-AzsBackup', '-Name', made.Name, '-EncryptionKey', '-', '-Confirm:$false'], `${d.key}\n`);
+    expect(armed).toBeUndefined();
+    expect(restored.code).not.toBe(0);
+    expect(list(restored.json)[0]).toMatchObject({ Status: 'Failed', Error: expect.stringMatching(/does not exist/) });
+    expect(restored.stderr).not.toMatch(/HTTP conditional header/);
+  });
+});
