@@ -34,6 +34,8 @@ const READ_PIECE_BYTES = 4 * 1024 * 1024;
 const READ_DEPTH = 3;
 /** Requests at once for listings' follow-ups, deletes and small reads. */
 const PARALLEL_REQUESTS = 8;
+/** Times a small file replaced while fetched is measured and fetched again (a rewrite takes one request). */
+const SMALL_READ_TRIES = 3;
 /** A standard storage account takes up to 5 PiB; the service tells no one how much of it is free. */
 const ACCOUNT_CAPACITY_BYTES = 5 * 1024 ** 5;
 /** A zero-length blob with this metadata stands for an empty folder (the convention of Data Lake and Storage Explorer). */
@@ -131,6 +133,15 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, 
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
+}
+
+/**
+ * The service refused a read on the condition of the version measured (If-Match): the blob was
+ * replaced since (412), or removed (Azure answers 404, Azurite 412).
+ */
+function changedSinceMeasured(e: unknown): boolean {
+  const r = restOf(e instanceof AzsError ? e.cause : e);
+  return (r.statusCode === 412 && r.code === 'ConditionNotMet') || (r.statusCode === 404 && r.code === 'BlobNotFound');
 }
 
 const isFolderMarker = (metadata: Record<string, string> | undefined) => metadata?.[FOLDER_MARKER] === 'true';
@@ -444,7 +455,9 @@ export class BlobTarget implements Target {
         read: (buffer, position) =>
           this.call(p, (_c, abortSignal) =>
             blob.downloadToBuffer(buffer, position, buffer.length, { conditions, blockSize: buffer.length, concurrency: 1, abortSignal }),
-          ),
+          ).catch(async (e: unknown) => {
+            throw changedSinceMeasured(e) ? await this.changedWhileRead(name, p, e) : e;
+          }),
         close: async () => {},
       },
       size,
@@ -532,13 +545,43 @@ export class BlobTarget implements Target {
   async readSmallFiles(paths: readonly string[], maxBytes = SMALL_FILE_MAX_BYTES): Promise<(Buffer | AzsError | undefined)[]> {
     const names = paths.map((p) => this.name(p));
     return mapLimit(names, PARALLEL_REQUESTS, async (name, i): Promise<Buffer | AzsError | undefined> => {
-      const props = await this.properties(name, paths[i]!);
-      if (!props || isFolderMarker(props.metadata)) return undefined;
-      // Refused for itself, unread: the blob's length is known before a byte is fetched.
-      if ((props.contentLength ?? 0) > maxBytes) return tooLarge(paths[i]!, shareFileLimit(this.location, maxBytes), props.contentLength);
-      return this.call(paths[i]!, (c, abortSignal) =>
-        c.getBlockBlobClient(name).downloadToBuffer(0, undefined, { conditions: { ifMatch: props.etag }, abortSignal }),
-      );
+      const p = paths[i]!;
+      for (let attempt = 1; ; attempt++) {
+        const props = await this.properties(name, p);
+        if (!props || isFolderMarker(props.metadata)) return undefined;
+        // Refused for itself, unread: the blob's length is known before a byte is fetched.
+        if ((props.contentLength ?? 0) > maxBytes) return tooLarge(p, shareFileLimit(this.location, maxBytes), props.contentLength);
+        try {
+          return await this.call(p, (c, abortSignal) =>
+            c.getBlockBlobClient(name).downloadToBuffer(0, undefined, { conditions: { ifMatch: props.etag }, abortSignal }),
+          );
+        } catch (e) {
+          // Replaced (another machine's rewrite, which is whole) or removed since it was measured:
+          // measured again, so the caller gets the old file, the new one or none, as from a folder.
+          if (!changedSinceMeasured(e)) throw e;
+          if (attempt >= SMALL_READ_TRIES) throw await this.changedWhileRead(name, p, e);
+        }
+      }
+    });
+  }
+
+  /**
+   * Why a read on the condition of the measured version was refused: the blob is gone
+   * (TargetObjectNotFound, as for a blob missing from the start), or was replaced meanwhile.
+   */
+  private async changedWhileRead(name: string, p: string, cause: unknown): Promise<AzsError> {
+    // null: not known (the service did not answer this either), which is told as a replacement.
+    const now = await this.properties(name, p).catch(() => null);
+    if (now === undefined || (now && isFolderMarker(now.metadata))) return notFound(this.location, p);
+    return new AzsError(`'${p}' on ${this.location} was replaced while it was being read.`, {
+      errorId: 'ShareObjectChanged',
+      category: 'InvalidOperation',
+      targetObject: p,
+      retryable: true,
+      cause,
+      recommendedAction:
+        'Another machine using this location rewrote it (Update-BackupEncryption rewrites BackupInfo.xml): run the command again once ' +
+        'that has finished.',
     });
   }
 

@@ -11,10 +11,15 @@
  * The command line reaches Azurite through a loopback proxy that does the other machine's part just
  * before it forwards the request it is armed for.
  */
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BlobTarget } from '../../src/targets/blob.js';
+import { parseShareLocation, type BlobLocation } from '../../src/targets/location.js';
+import { startAzurite, type AzuriteServer } from '../support/azurite.js';
 import { makeBlobDrill, type BlobDrill } from '../support/blob-drill.js';
 import { expectOk, runCli } from '../support/cli.js';
 import { list } from '../support/smb-drill.js';
@@ -104,5 +109,29 @@ describe('a blob replaced or removed while it is read', () => {
     expect(restored.code).not.toBe(0);
     expect(list(restored.json)[0]).toMatchObject({ Status: 'Failed', Error: expect.stringMatching(/does not exist/) });
     expect(restored.stderr).not.toMatch(/HTTP conditional header/);
+  });
+});
+
+describe('the blob target reading a blob replaced after its first range', () => {
+  let az: AzuriteServer;
+  beforeAll(async () => {
+    az = await startAzurite();
+    await az.createContainer('shared');
+  });
+  afterAll(async () => {
+    await az?.stop();
+  });
+
+  it('fails the read as ShareObjectChanged, never mixing the two versions', async () => {
+    const target = new BlobTarget(parseShareLocation(az.url('shared', 'site-a')) as BlobLocation, { accountKey: az.accountKey });
+    // Ten 4 MiB ranges, at most four of them fetched ahead of the reader.
+    await target.write('catalog', Readable.from([randomBytes(40 << 20)]));
+    const reading = (await target.read('catalog'))[Symbol.asyncIterator]();
+    await reading.next();
+    await target.write('catalog', Readable.from([randomBytes(1024)]));
+    const drained = (async () => {
+      while (!(await reading.next()).done);
+    })();
+    await expect(drained).rejects.toMatchObject({ errorId: 'ShareObjectChanged', retryable: true, targetObject: 'catalog' });
   });
 });
