@@ -358,16 +358,20 @@ export class BlobTarget implements Target {
     });
   }
 
-  private retained(paths: string[]): AzsError {
+  /** Blobs the storage keeps as they are for now, refused `deleted` (prune reports them) or `replaced`. */
+  private retained(paths: string[], refused: 'deleted' | 'replaced' = 'deleted', cause?: unknown): AzsError {
     return new AzsError(
-      `The storage keeps ${paths.length === 1 ? `'${paths[0]}'` : `${paths.length} blobs`} on ${this.location} from deletion for now (an immutability policy, legal hold or lease).`,
+      `The storage keeps ${paths.length === 1 ? `'${paths[0]}'` : `${paths.length} blobs`} on ${this.location} from ${refused === 'deleted' ? 'deletion' : 'being replaced'} for now (an immutability policy, legal hold or lease).`,
       {
         errorId: 'ShareObjectRetained',
         category: 'PermissionDenied',
         targetObject: paths,
+        cause,
         recommendedAction:
-          'Nothing is wrong: the blobs can be deleted once their retention ends or the hold or lease is released. Invoke-BackupPrune ' +
-          'removes them then.',
+          refused === 'deleted'
+            ? 'Nothing is wrong: the blobs can be deleted once their retention ends or the hold or lease is released. Invoke-BackupPrune ' +
+              'removes them then.'
+            : 'It stays as it is until its retention ends or the hold or lease is released: run the command again then.',
       },
     );
   }
@@ -437,6 +441,8 @@ export class BlobTarget implements Target {
       data.destroy();
       await blocks.settled();
       // The blocks staged so far stay uncommitted: no listing shows them, and the service drops them.
+      // A blob under a lease is refused with a 412 too (LeaseIdMissing): held, not gone.
+      if (isRetainedError(e)) throw this.retained([p], 'replaced', e);
       if (options.replaceOnly && restOf(e).statusCode === 412) throw notFound(this.location, p);
       throw this.classify(e, p);
     }
