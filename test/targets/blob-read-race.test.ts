@@ -8,65 +8,43 @@
  * pack removed mid-read (another machine's prune) was reported in HTTP's words ('The condition
  * specified using HTTP conditional header(s) is not met'), as damage to check the share for.
  *
- * The command line reaches Azurite through a loopback proxy that does the other machine's part just
- * before it forwards the request it is armed for.
+ * The command line reaches Azurite through a loopback proxy (test/support/blob-proxy.ts) that does
+ * the other machine's part just before it forwards the request it is armed for.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobTarget } from '../../src/targets/blob.js';
 import { parseShareLocation, type BlobLocation } from '../../src/targets/location.js';
 import { startAzurite, type AzuriteServer } from '../support/azurite.js';
 import { makeBlobDrill, type BlobDrill } from '../support/blob-drill.js';
+import { startBlobProxy, type BlobProxy } from '../support/blob-proxy.js';
 import { expectOk, runCli } from '../support/cli.js';
 import { list } from '../support/smb-drill.js';
 
 describe('a blob replaced or removed while it is read', () => {
   let d: BlobDrill;
-  let proxy: http.Server;
-  /** The other machine's step, done once before the first request that `when` matches is forwarded. */
-  let armed: { when: (req: http.IncomingMessage) => boolean; act: (blobName: string) => Promise<void> } | undefined;
+  let proxy: BlobProxy;
   let backup: { Name: string };
   const viaProxy = (args: string[], stdin?: string) => runCli(d.home, args, stdin === undefined ? {} : { stdin });
-  const blobNameOf = (req: http.IncomingMessage) => decodeURIComponent(req.url!.split('?')[0]!).split(`/${d.container}/`)[1]!;
 
   beforeAll(async () => {
     // Incompressible and larger than a read's 4 MiB range: a pack is read in several requests.
     d = await makeBlobDrill({ randomBytes: 12 << 20 });
-    proxy = http.createServer(async (req, res) => {
-      const step = armed?.when(req) ? armed : undefined;
-      if (step) {
-        armed = undefined;
-        await step.act(blobNameOf(req));
-      }
-      const up = http.request(
-        { host: '127.0.0.1', port: d.azurite.port, method: req.method, path: req.url, headers: req.headers },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
-      up.on('error', () => res.destroy());
-      req.pipe(up);
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const port = (proxy.address() as AddressInfo).port;
+    proxy = await startBlobProxy(d.azurite);
     backup = await d.backup();
-    const url = `http://127.0.0.1:${port}/${d.azurite.accountName}/${d.container}/${d.prefix}`;
     expectOk(
       await viaProxy(
-        ['Set-BackupShare', '-Path', url, '-StorageAccountKey', '-', '-EncryptionKey', '-'],
+        ['Set-BackupShare', '-Path', proxy.url(d.container, d.prefix), '-StorageAccountKey', '-', '-EncryptionKey', '-'],
         `${d.azurite.accountKey}\n${d.key}\n`,
       ),
       'Set-BackupShare through the proxy',
     );
   });
   afterAll(async () => {
-    proxy?.closeAllConnections();
-    proxy?.close();
+    await proxy?.close();
     await d?.cleanup();
   });
 
@@ -78,9 +56,9 @@ describe('a blob replaced or removed while it is read', () => {
       await blob.upload(bytes, bytes.length);
     };
     for (const args of [['Get-InfrastructureBackup'], ['Invoke-BackupPrune'], ['Test-InfrastructureBackup', '-Name', backup.Name]]) {
-      armed = { when: (req) => req.method === 'GET' && req.url!.includes('/BackupInfo.xml'), act: rewrite };
+      proxy.arm({ when: (req) => req.method === 'GET' && req.url!.includes('/BackupInfo.xml'), before: rewrite });
       const r = await viaProxy(args);
-      expect(armed, `${args[0]} read BackupInfo.xml`).toBeUndefined();
+      expect(proxy.armed(), `${args[0]} read BackupInfo.xml`).toBe(false);
       expect(r.errors, args[0]).toEqual([]);
       expect(r.code, args[0]).toBe(0);
       if (args[0] === 'Get-InfrastructureBackup') expect(list(r.json).map((b) => b.Name)).toEqual([backup.Name]);
@@ -94,18 +72,18 @@ describe('a blob replaced or removed while it is read', () => {
     const laterRangeOfAPack = (req: http.IncomingMessage) =>
       req.method === 'GET' && req.url!.includes('.pack') && /bytes=[1-9]/.test(String(req.headers['x-ms-range'] ?? ''));
 
-    armed = { when: laterRangeOfAPack, act: remove };
+    proxy.arm({ when: laterRangeOfAPack, before: remove });
     const checked = await viaProxy(['Test-InfrastructureBackup', '-Name', backup.Name]);
-    expect(armed).toBeUndefined();
+    expect(proxy.armed()).toBe(false);
     expect(checked.code).toBe(12);
     expect(checked.errors[0]!.Message).toMatch(/is missing from the share/);
     expect(checked.stderr).not.toMatch(/HTTP conditional header/);
 
     const made = await d.backup();
     await fs.rm(d.files, { recursive: true });
-    armed = { when: laterRangeOfAPack, act: remove };
+    proxy.arm({ when: laterRangeOfAPack, before: remove });
     const restored = await viaProxy(['Restore-AzsBackup', '-Name', made.Name, '-EncryptionKey', '-', '-Confirm:$false'], `${d.key}\n`);
-    expect(armed).toBeUndefined();
+    expect(proxy.armed()).toBe(false);
     expect(restored.code).not.toBe(0);
     expect(list(restored.json)[0]).toMatchObject({ Status: 'Failed', Error: expect.stringMatching(/does not exist/) });
     expect(restored.stderr).not.toMatch(/HTTP conditional header/);
