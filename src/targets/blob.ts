@@ -40,6 +40,12 @@ const SMALL_READ_TRIES = 3;
 const ACCOUNT_CAPACITY_BYTES = 5 * 1024 ** 5;
 /** A zero-length blob with this metadata stands for an empty folder (the convention of Data Lake and Storage Explorer). */
 const FOLDER_MARKER = 'hdi_isfolder';
+/**
+ * Metadata naming the write (or copy) that stored a blob: a conditional request tried again after
+ * its answer was lost is refused because of its own first attempt, which this tells from another
+ * writer's.
+ */
+const WRITE_ID = 'azswrite';
 
 const NETWORK_ERRORS = new Set([
   'ECONNRESET',
@@ -379,10 +385,12 @@ export class BlobTarget implements Target {
   // ---- the Target contract -------------------------------------------------------------------
 
   async write(p: string, data: Readable, options: WriteOptions = {}): Promise<{ bytes: number }> {
+    let name: string;
     let blob: BlockBlobClient;
     let conditions: { ifMatch: string } | undefined;
+    const metadata = { [WRITE_ID]: randomBytes(8).toString('hex') };
     try {
-      const name = this.name(p);
+      name = this.name(p);
       blob = (await this.client()).getBlockBlobClient(name);
       if (options.replaceOnly) {
         // Only the blob that is there is replaced: stored on the condition of its ETag, so the
@@ -429,12 +437,12 @@ export class BlobTarget implements Target {
       if (blocks.ids.length === 0) {
         // Small enough for one request: Put Blob stores it (and replaces the old one) at once.
         const body = current ? current.subarray(0, filled) : Buffer.alloc(0);
-        await this.call(p, (_c, abortSignal) => blob.upload(body, body.length, { abortSignal, conditions }));
+        await this.call(p, (_c, abortSignal) => blob.upload(body, body.length, { abortSignal, conditions, metadata }));
         return { bytes };
       }
       if (current && filled > 0) await blocks.stageWhenRoom(current, filled);
       await blocks.allSent();
-      await this.call(p, (_c, abortSignal) => blob.commitBlockList(blocks.ids, { abortSignal, conditions }));
+      await this.call(p, (_c, abortSignal) => blob.commitBlockList(blocks.ids, { abortSignal, conditions, metadata }));
       return { bytes };
     } catch (e) {
       blocks.abort.abort();
@@ -443,7 +451,12 @@ export class BlobTarget implements Target {
       // The blocks staged so far stay uncommitted: no listing shows them, and the service drops them.
       // A blob under a lease is refused with a 412 too (LeaseIdMissing): held, not gone.
       if (isRetainedError(e)) throw this.retained([p], 'replaced', e);
-      if (options.replaceOnly && restOf(e).statusCode === 412) throw notFound(this.location, p);
+      if (conditions && restOf(e).statusCode === 412) {
+        // The ETag changed: by this very write, tried again after its answer was lost, or because
+        // the blob was removed (or replaced) meanwhile.
+        if (await this.stored(name, p, metadata[WRITE_ID])) return { bytes };
+        throw notFound(this.location, p);
+      }
       throw this.classify(e, p);
     }
   }
@@ -620,26 +633,59 @@ export class BlobTarget implements Target {
     const source = await this.stat(from);
     if (!source) throw notFound(this.location, from);
     if (await this.stat(to)) throw alreadyExists(this.location, to);
-    const moves: [string, string][] = source.isDirectory
-      ? (await this.listFlat(from)).map((item) => [item.name, `${dst}/${item.name.slice(src.length + 1)}`])
-      : [[src, dst]];
+    // Each copy keeps its blob's metadata (a folder's marker stays one), with a write id of its own.
+    type Move = [from: string, to: string, metadata: Record<string, string>];
+    const moves: Move[] = source.isDirectory
+      ? (await this.listFlat(from)).map((item): Move => [item.name, `${dst}/${item.name.slice(src.length + 1)}`, item.metadata ?? {}])
+      : [[src, dst, {}]];
     // The folder's own marker, if it has one, moves too.
-    if (source.isDirectory && isFolderMarker((await this.properties(src, from))?.metadata)) moves.push([src, dst]);
-    await mapLimit(moves, PARALLEL_REQUESTS, async ([a, b]) => {
+    const marker = source.isDirectory ? (await this.properties(src, from))?.metadata : undefined;
+    if (isFolderMarker(marker)) moves.push([src, dst, marker!]);
+    await mapLimit(moves, PARALLEL_REQUESTS, async ([a, b, kept]) => {
+      const metadata = { ...kept, [WRITE_ID]: randomBytes(8).toString('hex') };
       // Only onto a name nobody took since the check above: another writer's rename to the same
       // name (two first backups creating the repository's config.xml) must fail, never be replaced.
       const poller = await this.call(to, (c, abortSignal) =>
-        c.getBlockBlobClient(b).beginCopyFromURL(c.getBlockBlobClient(a).url, { abortSignal, conditions: { ifNoneMatch: '*' } }),
-      ).catch((e: unknown) => {
+        c.getBlockBlobClient(b).beginCopyFromURL(c.getBlockBlobClient(a).url, { abortSignal, metadata, conditions: { ifNoneMatch: '*' } }),
+      ).catch(async (e: unknown) => {
         const { statusCode } = restOf(e);
-        throw statusCode === 409 || statusCode === 412 ? alreadyExists(this.location, to) : e;
+        if (statusCode !== 409 && statusCode !== 412) throw e;
+        // Taken by this very copy, tried again after its answer was lost: done once the copy is.
+        if (await this.stored(b, to, metadata[WRITE_ID], true)) return undefined;
+        throw alreadyExists(this.location, to);
       });
-      await this.call(to, () => poller.pollUntilDone());
+      if (poller) await this.call(to, () => poller.pollUntilDone());
     });
     await this.deleteNames(
       from,
       moves.map(([a]) => a),
     );
+  }
+
+  /**
+   * Whether the blob holds the write (or copy) of this write id, as a request tried again after its
+   * answer was lost finds it; waits for such a copy to finish, and fails if it did not.
+   */
+  private async stored(name: string, p: string, writeId: string, copy = false): Promise<boolean> {
+    const deadline = Date.now() + this.retry.tryTimeoutMs;
+    for (;;) {
+      const props = await this.properties(name, p);
+      if (props?.metadata?.[WRITE_ID] !== writeId) return false;
+      const status = copy ? props.copyStatus : undefined;
+      if (status === undefined || status === 'success') return true;
+      if (status !== 'pending' || Date.now() > deadline) {
+        throw new AzsError(
+          `The storage's copy to '${p}' on ${this.location} ended ${status === 'pending' ? 'unfinished in time' : status}.`,
+          {
+            errorId: 'ShareOperationFailed',
+            category: 'WriteError',
+            targetObject: p,
+            recommendedAction: 'Check the storage account with Test-BackupShare, then run the command again.',
+          },
+        );
+      }
+      await sleep(this.retry.baseDelayMs);
+    }
   }
 
   async delete(p: string): Promise<void> {
