@@ -6,7 +6,8 @@ import type { AzuriteServer } from './azurite.js';
  * A loopback proxy in front of Azurite that forwards every request, and for the one it is armed
  * for, first does another machine's part (`before`: rewrite or delete the blob) or, once Azurite
  * has done the request, loses its answer (`dropAnswer`: the connection is cut, as a flaky network
- * does, so the client tries again a request that already took effect).
+ * does, so the client tries again a request that already took effect) or changes it
+ * (`alterAnswer`). It can also stop answering (`hang`).
  */
 export interface BlobProxy {
   port: number;
@@ -15,6 +16,8 @@ export interface BlobProxy {
   arm(step: ArmedStep): void;
   /** True until the armed step has been taken. */
   armed(): boolean;
+  /** From now on the requests `when` matches are never answered (a server that hangs); undefined ends it. */
+  hang(when: ((req: http.IncomingMessage) => boolean) | undefined): void;
   close(): Promise<void>;
 }
 
@@ -23,11 +26,18 @@ export interface ArmedStep {
   /** Given the blob's name in its container. */
   before?: (blobName: string) => Promise<void>;
   dropAnswer?: boolean;
+  /** Changes the answer's headers before they are forwarded (what another service would have said). */
+  alterAnswer?: (headers: http.IncomingHttpHeaders) => void;
 }
 
 export async function startBlobProxy(azurite: AzuriteServer): Promise<BlobProxy> {
   let step: ArmedStep | undefined;
+  let hanging: ((req: http.IncomingMessage) => boolean) | undefined;
   const server = http.createServer(async (req, res) => {
+    if (hanging?.(req)) {
+      req.resume(); // never answered; cut when the proxy closes
+      return;
+    }
     const taken = step?.when(req) ? step : undefined;
     if (taken) step = undefined;
     if (taken?.before) {
@@ -42,7 +52,9 @@ export async function startBlobProxy(azurite: AzuriteServer): Promise<BlobProxy>
           answer.on('end', () => req.socket.destroy());
           return;
         }
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        const headers = { ...answer.headers };
+        taken?.alterAnswer?.(headers);
+        res.writeHead(answer.statusCode ?? 502, headers);
         answer.pipe(res);
       },
     );
@@ -58,6 +70,9 @@ export async function startBlobProxy(azurite: AzuriteServer): Promise<BlobProxy>
       step = s;
     },
     armed: () => step !== undefined,
+    hang(when) {
+      hanging = when;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
