@@ -654,7 +654,12 @@ export class BlobTarget implements Target {
         if (await this.stored(b, to, metadata[WRITE_ID], true)) return undefined;
         throw alreadyExists(this.location, to);
       });
-      if (poller) await this.call(to, () => poller.pollUntilDone());
+      // A copy the service finishes later (Azure may) is watched here, not by the SDK's poller,
+      // which takes no abort signal: each look is a request under the retry policy.
+      if (poller && !poller.isDone()) {
+        poller.stopPolling();
+        if (!(await this.stored(b, to, metadata[WRITE_ID], true))) throw alreadyExists(this.location, to);
+      }
     });
     await this.deleteNames(
       from,
@@ -668,7 +673,7 @@ export class BlobTarget implements Target {
    */
   private async stored(name: string, p: string, writeId: string, copy = false): Promise<boolean> {
     const deadline = Date.now() + this.retry.tryTimeoutMs;
-    for (;;) {
+    for (let wait = this.retry.baseDelayMs; ; wait = Math.min(this.retry.maxDelayMs, wait * 2)) {
       const props = await this.properties(name, p);
       if (props?.metadata?.[WRITE_ID] !== writeId) return false;
       const status = copy ? props.copyStatus : undefined;
@@ -684,7 +689,7 @@ export class BlobTarget implements Target {
           },
         );
       }
-      await sleep(this.retry.baseDelayMs);
+      await sleep(wait);
     }
   }
 
