@@ -66,6 +66,7 @@ export async function rewrapBackup(
     await target.write(`${entry.folder}/${INFO_FILE}`, Readable.from([Buffer.from(text)]), { replaceOnly: true });
   } catch (e) {
     if (isAzsError(e) && e.errorId === 'TargetObjectNotFound') throw backupRemoved(entry.name, target.location, e);
+    if (isAzsError(e) && e.errorId === 'ShareObjectRetained') throw backupHeld(entry.name, target.location, e);
     throw e;
   }
   return { record: recordFromInfo(updated, sharePath), rewritten: true, wasAuthenticated };
@@ -79,6 +80,23 @@ function backupRemoved(name: string, location: string, cause: unknown): AzsError
     recommendedAction: 'Nothing to do for this backup: it is no longer on the share. List the others with Get-InfrastructureBackup.',
     cause,
   });
+}
+
+/** A blob container that holds the backup's BackupInfo.xml as it is (a lease, a legal hold, an immutability policy). */
+function backupHeld(name: string, location: string, cause: AzsError): AzsError {
+  return new AzsError(
+    `Backup ${name} was not re-wrapped: the storage keeps its BackupInfo.xml on ${location} from being replaced for now (an ` +
+      'immutability policy, legal hold or lease), so it still opens only with the key or certificate it was wrapped for.',
+    {
+      errorId: cause.errorId,
+      category: cause.category,
+      targetObject: name,
+      recommendedAction:
+        `Keep that key or .pfx until this backup is re-wrapped: once its retention ends or the hold or lease is released, run ` +
+        `Update-BackupEncryption -Name ${name} again.`,
+      cause,
+    },
+  );
 }
 
 /**

@@ -4,7 +4,7 @@ import type { BlobItem, BlockBlobClient, ContainerClient } from '@azure/storage-
 import { AzsError, type ShareAlertType } from '../errors.js';
 import { recyclerOf } from '../memory/recycling-readable.js';
 import type { BlobLocation } from './location.js';
-import { splitTargetPath } from './paths.js';
+import { isTargetPath, splitTargetPath } from './paths.js';
 import { readAheadFrom } from './read-ahead.js';
 import { tooLarge } from '../io/bounded-read.js';
 import { alreadyExists, notFound, shareError, shareFileLimit, SMALL_FILE_MAX_BYTES } from './share-errors.js';
@@ -34,10 +34,18 @@ const READ_PIECE_BYTES = 4 * 1024 * 1024;
 const READ_DEPTH = 3;
 /** Requests at once for listings' follow-ups, deletes and small reads. */
 const PARALLEL_REQUESTS = 8;
+/** Times a small file replaced while fetched is measured and fetched again (a rewrite takes one request). */
+const SMALL_READ_TRIES = 3;
 /** A standard storage account takes up to 5 PiB; the service tells no one how much of it is free. */
 const ACCOUNT_CAPACITY_BYTES = 5 * 1024 ** 5;
 /** A zero-length blob with this metadata stands for an empty folder (the convention of Data Lake and Storage Explorer). */
 const FOLDER_MARKER = 'hdi_isfolder';
+/**
+ * Metadata naming the write (or copy) that stored a blob: a conditional request tried again after
+ * its answer was lost is refused because of its own first attempt, which this tells from another
+ * writer's.
+ */
+const WRITE_ID = 'azswrite';
 
 const NETWORK_ERRORS = new Set([
   'ECONNRESET',
@@ -131,6 +139,15 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, 
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
+}
+
+/**
+ * The service refused a read on the condition of the version measured (If-Match): the blob was
+ * replaced since (412), or removed (Azure answers 404, Azurite 412).
+ */
+function changedSinceMeasured(e: unknown): boolean {
+  const r = restOf(e instanceof AzsError ? e.cause : e);
+  return (r.statusCode === 412 && r.code === 'ConditionNotMet') || (r.statusCode === 404 && r.code === 'BlobNotFound');
 }
 
 const isFolderMarker = (metadata: Record<string, string> | undefined) => metadata?.[FOLDER_MARKER] === 'true';
@@ -347,16 +364,20 @@ export class BlobTarget implements Target {
     });
   }
 
-  private retained(paths: string[]): AzsError {
+  /** Blobs the storage keeps as they are for now, refused `deleted` (prune reports them) or `replaced`. */
+  private retained(paths: string[], refused: 'deleted' | 'replaced' = 'deleted', cause?: unknown): AzsError {
     return new AzsError(
-      `The storage keeps ${paths.length === 1 ? `'${paths[0]}'` : `${paths.length} blobs`} on ${this.location} from deletion for now (an immutability policy, legal hold or lease).`,
+      `The storage keeps ${paths.length === 1 ? `'${paths[0]}'` : `${paths.length} blobs`} on ${this.location} from ${refused === 'deleted' ? 'deletion' : 'being replaced'} for now (an immutability policy, legal hold or lease).`,
       {
         errorId: 'ShareObjectRetained',
         category: 'PermissionDenied',
         targetObject: paths,
+        cause,
         recommendedAction:
-          'Nothing is wrong: the blobs can be deleted once their retention ends or the hold or lease is released. Invoke-BackupPrune ' +
-          'removes them then.',
+          refused === 'deleted'
+            ? 'Nothing is wrong: the blobs can be deleted once their retention ends or the hold or lease is released. Invoke-BackupPrune ' +
+              'removes them then.'
+            : 'It stays as it is until its retention ends or the hold or lease is released: run the command again then.',
       },
     );
   }
@@ -364,10 +385,12 @@ export class BlobTarget implements Target {
   // ---- the Target contract -------------------------------------------------------------------
 
   async write(p: string, data: Readable, options: WriteOptions = {}): Promise<{ bytes: number }> {
+    let name: string;
     let blob: BlockBlobClient;
     let conditions: { ifMatch: string } | undefined;
+    const metadata = { [WRITE_ID]: randomBytes(8).toString('hex') };
     try {
-      const name = this.name(p);
+      name = this.name(p);
       blob = (await this.client()).getBlockBlobClient(name);
       if (options.replaceOnly) {
         // Only the blob that is there is replaced: stored on the condition of its ETag, so the
@@ -414,19 +437,26 @@ export class BlobTarget implements Target {
       if (blocks.ids.length === 0) {
         // Small enough for one request: Put Blob stores it (and replaces the old one) at once.
         const body = current ? current.subarray(0, filled) : Buffer.alloc(0);
-        await this.call(p, (_c, abortSignal) => blob.upload(body, body.length, { abortSignal, conditions }));
+        await this.call(p, (_c, abortSignal) => blob.upload(body, body.length, { abortSignal, conditions, metadata }));
         return { bytes };
       }
       if (current && filled > 0) await blocks.stageWhenRoom(current, filled);
       await blocks.allSent();
-      await this.call(p, (_c, abortSignal) => blob.commitBlockList(blocks.ids, { abortSignal, conditions }));
+      await this.call(p, (_c, abortSignal) => blob.commitBlockList(blocks.ids, { abortSignal, conditions, metadata }));
       return { bytes };
     } catch (e) {
       blocks.abort.abort();
       data.destroy();
       await blocks.settled();
       // The blocks staged so far stay uncommitted: no listing shows them, and the service drops them.
-      if (options.replaceOnly && restOf(e).statusCode === 412) throw notFound(this.location, p);
+      // A blob under a lease is refused with a 412 too (LeaseIdMissing): held, not gone.
+      if (isRetainedError(e)) throw this.retained([p], 'replaced', e);
+      if (conditions && restOf(e).statusCode === 412) {
+        // The ETag changed: by this very write, tried again after its answer was lost, or because
+        // the blob was removed (or replaced) meanwhile.
+        if (await this.stored(name, p, metadata[WRITE_ID])) return { bytes };
+        throw notFound(this.location, p);
+      }
       throw this.classify(e, p);
     }
   }
@@ -444,7 +474,9 @@ export class BlobTarget implements Target {
         read: (buffer, position) =>
           this.call(p, (_c, abortSignal) =>
             blob.downloadToBuffer(buffer, position, buffer.length, { conditions, blockSize: buffer.length, concurrency: 1, abortSignal }),
-          ),
+          ).catch(async (e: unknown) => {
+            throw changedSinceMeasured(e) ? await this.changedWhileRead(name, p, e) : e;
+          }),
         close: async () => {},
       },
       size,
@@ -486,12 +518,15 @@ export class BlobTarget implements Target {
       const entries = new Map<string, TargetEntry>();
       for await (const item of c.listBlobsByHierarchy('/', { prefix, abortSignal, includeMetadata: true })) {
         const name = item.name.slice(prefix.length).replace(/\/$/, '');
-        if (name === '' || !addressable(name)) continue;
+        // A name no target path holds ('' from a name with '//' or ending in '/', a '\\') is not ours.
+        if (!isTargetPath(name)) continue;
+        // A plain blob named like a folder with blobs below it is no file there: the folder wins (see listTree).
+        const isFolder = entries.get(name)?.isDirectory === true;
         if (item.kind === 'prefix') {
-          if (!entries.has(name)) entries.set(name, { name, isDirectory: true, size: 0, mtime: new Date(0) });
+          if (!isFolder) entries.set(name, { name, isDirectory: true, size: 0, mtime: new Date(0) });
         } else if (isFolderMarker(item.metadata)) {
           entries.set(name, { name, isDirectory: true, size: 0, mtime: item.properties.lastModified });
-        } else {
+        } else if (!isFolder) {
           entries.set(name, { name, isDirectory: false, size: item.properties.contentLength ?? 0, mtime: item.properties.lastModified });
         }
       }
@@ -502,18 +537,26 @@ export class BlobTarget implements Target {
   async listTree(p: string): Promise<TreeEntry[]> {
     const prefix = this.below(p);
     const entries = new Map<string, TreeEntry>();
+    // Blob storage lets a plain blob share its name with a folder (blobs below that name): a stamp
+    // folder has no marker, so anyone allowed to create blobs may add one. The folder wins, or the
+    // backups below it would vanish from the listing and their packs be collected as orphans.
     const folder = (path: string, mtime: Date) => {
       const seen = entries.get(path);
-      if (!seen) entries.set(path, { path, name: path.slice(path.lastIndexOf('/') + 1), isDirectory: true, size: 0, mtime });
+      if (!seen?.isDirectory) entries.set(path, { path, name: path.slice(path.lastIndexOf('/') + 1), isDirectory: true, size: 0, mtime });
       else if (seen.mtime < mtime) seen.mtime = mtime;
     };
     for (const item of await this.listFlat(p)) {
       const path = item.name.slice(prefix.length);
+      // Blob names may end in '/' (a tool's folder placeholder) or hold '//': no target path can name
+      // them, so they are not listed (a folder's deletion still removes them with it).
+      if (!isTargetPath(path)) continue;
       const mtime = item.properties.lastModified;
       const parts = path.split('/');
       for (let i = 1; i < parts.length; i++) folder(parts.slice(0, i).join('/'), mtime);
       if (isFolderMarker(item.metadata)) folder(path, mtime);
-      else entries.set(path, { path, name: parts[parts.length - 1]!, isDirectory: false, size: item.properties.contentLength ?? 0, mtime });
+      else if (!entries.get(path)?.isDirectory) {
+        entries.set(path, { path, name: parts[parts.length - 1]!, isDirectory: false, size: item.properties.contentLength ?? 0, mtime });
+      }
     }
     return [...entries.values()];
   }
@@ -521,13 +564,43 @@ export class BlobTarget implements Target {
   async readSmallFiles(paths: readonly string[], maxBytes = SMALL_FILE_MAX_BYTES): Promise<(Buffer | AzsError | undefined)[]> {
     const names = paths.map((p) => this.name(p));
     return mapLimit(names, PARALLEL_REQUESTS, async (name, i): Promise<Buffer | AzsError | undefined> => {
-      const props = await this.properties(name, paths[i]!);
-      if (!props || isFolderMarker(props.metadata)) return undefined;
-      // Refused for itself, unread: the blob's length is known before a byte is fetched.
-      if ((props.contentLength ?? 0) > maxBytes) return tooLarge(paths[i]!, shareFileLimit(this.location, maxBytes), props.contentLength);
-      return this.call(paths[i]!, (c, abortSignal) =>
-        c.getBlockBlobClient(name).downloadToBuffer(0, undefined, { conditions: { ifMatch: props.etag }, abortSignal }),
-      );
+      const p = paths[i]!;
+      for (let attempt = 1; ; attempt++) {
+        const props = await this.properties(name, p);
+        if (!props || isFolderMarker(props.metadata)) return undefined;
+        // Refused for itself, unread: the blob's length is known before a byte is fetched.
+        if ((props.contentLength ?? 0) > maxBytes) return tooLarge(p, shareFileLimit(this.location, maxBytes), props.contentLength);
+        try {
+          return await this.call(p, (c, abortSignal) =>
+            c.getBlockBlobClient(name).downloadToBuffer(0, undefined, { conditions: { ifMatch: props.etag }, abortSignal }),
+          );
+        } catch (e) {
+          // Replaced (another machine's rewrite, which is whole) or removed since it was measured:
+          // measured again, so the caller gets the old file, the new one or none, as from a folder.
+          if (!changedSinceMeasured(e)) throw e;
+          if (attempt >= SMALL_READ_TRIES) throw await this.changedWhileRead(name, p, e);
+        }
+      }
+    });
+  }
+
+  /**
+   * Why a read on the condition of the measured version was refused: the blob is gone
+   * (TargetObjectNotFound, as for a blob missing from the start), or was replaced meanwhile.
+   */
+  private async changedWhileRead(name: string, p: string, cause: unknown): Promise<AzsError> {
+    // null: not known (the service did not answer this either), which is told as a replacement.
+    const now = await this.properties(name, p).catch(() => null);
+    if (now === undefined || (now && isFolderMarker(now.metadata))) return notFound(this.location, p);
+    return new AzsError(`'${p}' on ${this.location} was replaced while it was being read.`, {
+      errorId: 'ShareObjectChanged',
+      category: 'InvalidOperation',
+      targetObject: p,
+      retryable: true,
+      cause,
+      recommendedAction:
+        'Another machine using this location rewrote it (Update-BackupEncryption rewrites BackupInfo.xml): run the command again once ' +
+        'that has finished.',
     });
   }
 
@@ -560,26 +633,64 @@ export class BlobTarget implements Target {
     const source = await this.stat(from);
     if (!source) throw notFound(this.location, from);
     if (await this.stat(to)) throw alreadyExists(this.location, to);
-    const moves: [string, string][] = source.isDirectory
-      ? (await this.listFlat(from)).map((item) => [item.name, `${dst}/${item.name.slice(src.length + 1)}`])
-      : [[src, dst]];
+    // Each copy keeps its blob's metadata (a folder's marker stays one), with a write id of its own.
+    type Move = [from: string, to: string, metadata: Record<string, string>];
+    const moves: Move[] = source.isDirectory
+      ? (await this.listFlat(from)).map((item): Move => [item.name, `${dst}/${item.name.slice(src.length + 1)}`, item.metadata ?? {}])
+      : [[src, dst, {}]];
     // The folder's own marker, if it has one, moves too.
-    if (source.isDirectory && isFolderMarker((await this.properties(src, from))?.metadata)) moves.push([src, dst]);
-    await mapLimit(moves, PARALLEL_REQUESTS, async ([a, b]) => {
+    const marker = source.isDirectory ? (await this.properties(src, from))?.metadata : undefined;
+    if (isFolderMarker(marker)) moves.push([src, dst, marker!]);
+    await mapLimit(moves, PARALLEL_REQUESTS, async ([a, b, kept]) => {
+      const metadata = { ...kept, [WRITE_ID]: randomBytes(8).toString('hex') };
       // Only onto a name nobody took since the check above: another writer's rename to the same
       // name (two first backups creating the repository's config.xml) must fail, never be replaced.
       const poller = await this.call(to, (c, abortSignal) =>
-        c.getBlockBlobClient(b).beginCopyFromURL(c.getBlockBlobClient(a).url, { abortSignal, conditions: { ifNoneMatch: '*' } }),
-      ).catch((e: unknown) => {
+        c.getBlockBlobClient(b).beginCopyFromURL(c.getBlockBlobClient(a).url, { abortSignal, metadata, conditions: { ifNoneMatch: '*' } }),
+      ).catch(async (e: unknown) => {
         const { statusCode } = restOf(e);
-        throw statusCode === 409 || statusCode === 412 ? alreadyExists(this.location, to) : e;
+        if (statusCode !== 409 && statusCode !== 412) throw e;
+        // Taken by this very copy, tried again after its answer was lost: done once the copy is.
+        if (await this.stored(b, to, metadata[WRITE_ID], true)) return undefined;
+        throw alreadyExists(this.location, to);
       });
-      await this.call(to, () => poller.pollUntilDone());
+      // A copy the service finishes later (Azure may) is watched here, not by the SDK's poller,
+      // which takes no abort signal: each look is a request under the retry policy.
+      if (poller && !poller.isDone()) {
+        poller.stopPolling();
+        if (!(await this.stored(b, to, metadata[WRITE_ID], true))) throw alreadyExists(this.location, to);
+      }
     });
     await this.deleteNames(
       from,
       moves.map(([a]) => a),
     );
+  }
+
+  /**
+   * Whether the blob holds the write (or copy) of this write id, as a request tried again after its
+   * answer was lost finds it; waits for such a copy to finish, and fails if it did not.
+   */
+  private async stored(name: string, p: string, writeId: string, copy = false): Promise<boolean> {
+    const deadline = Date.now() + this.retry.tryTimeoutMs;
+    for (let wait = this.retry.baseDelayMs; ; wait = Math.min(this.retry.maxDelayMs, wait * 2)) {
+      const props = await this.properties(name, p);
+      if (props?.metadata?.[WRITE_ID] !== writeId) return false;
+      const status = copy ? props.copyStatus : undefined;
+      if (status === undefined || status === 'success') return true;
+      if (status !== 'pending' || Date.now() > deadline) {
+        throw new AzsError(
+          `The storage's copy to '${p}' on ${this.location} ended ${status === 'pending' ? 'unfinished in time' : status}.`,
+          {
+            errorId: 'ShareOperationFailed',
+            category: 'WriteError',
+            targetObject: p,
+            recommendedAction: 'Check the storage account with Test-BackupShare, then run the command again.',
+          },
+        );
+      }
+      await sleep(wait);
+    }
   }
 
   async delete(p: string): Promise<void> {

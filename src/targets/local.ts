@@ -9,7 +9,7 @@ import { recyclerOf } from '../memory/recycling-readable.js';
 import { DurableFileWriter, FLUSH_EVERY_BYTES } from './durable-file.js';
 import { readAhead } from './read-ahead.js';
 import { type LocalFolder, openLocalFolder } from './local-folder.js';
-import { partialNameFor, splitTargetPath } from './paths.js';
+import { isTargetPath, partialNameFor, splitTargetPath } from './paths.js';
 import {
   alreadyExists,
   isRefusedFile,
@@ -264,7 +264,7 @@ export class LocalFolderTarget implements Target {
       for (const name of names) {
         // '\\' is an ordinary character here but no target path holds it: another writer's such
         // name, listed, would be refused when handed back, stopping whatever walks the folder.
-        if (name.includes('\\')) continue;
+        if (!isTargetPath(name)) continue;
         const st = await fsp.lstat(path.join(abs, name)).catch(() => undefined);
         // A link lists as what it is (lstat), not as what it points at: never descended into, refused
         // when read through, and removable (prune deletes a stray one as a leftover).

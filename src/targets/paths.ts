@@ -29,6 +29,16 @@ export function splitTargetPath(p: string, opts: { allowRoot?: boolean } = {}): 
 }
 
 /**
+ * Whether splitTargetPath takes `p`: for names listed from storage, where another writer or tool
+ * may have put one no target path can hold (a blob name ending in '/' or with an empty segment, a
+ * '\\' in a file name). Listed, such a name would be refused when handed back, stopping whatever
+ * walks the folder; it is left out of listings instead.
+ */
+export function isTargetPath(p: string): boolean {
+  return p !== '' && !p.includes('\\') && !p.includes('\0') && p.split('/').every((s) => s !== '' && s !== '.' && s !== '..');
+}
+
+/**
  * Files being written live under a temporary name beside their final one, so an interrupted write
  * never shows under the final name. Anything carrying this marker is a leftover and safe to delete.
  */
