@@ -28,7 +28,7 @@ describe('shareAccess', () => {
       credential: { userName: 'CONTOSO\\backup', password: 's3cret' },
       // The auth file for the share goes under the home, never into TMPDIR.
       privateDir: expect.stringMatching(
-        new RegExp(`^${store.home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/private/[0-9a-f]{8}-[0-9a-f]{8}-${process.pid}-\\d+$`),
+        new RegExp(`^${store.home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/private/[0-9a-f]{8}-[0-9a-f]{8}-${process.pid}-\\d+(-\\d+)?$`),
       ),
     });
   });
