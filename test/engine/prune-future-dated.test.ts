@@ -12,7 +12,9 @@ import { redate } from '../support/redate.js';
  * "newest" went by the stamp folder alone, so a successful backup dated in the future (made while
  * the clock was a year ahead, or a copy a writer of the share put under a later stamp) was the one
  * kept, and every real backup past the window was deleted, the newest good one included; the
- * future-dated one, never past the window, was kept for good and nobody was told.
+ * future-dated one, never past the window, was kept for good and nobody was told. Likewise a backup
+ * whose folder a writer of the share moved under a later stamp (one its BackupInfo.xml, which
+ * seals its stamp, disagrees with, so that no restore takes it).
  */
 
 const DAY = 86_400_000;
@@ -75,5 +77,20 @@ describe('prune beside a backup dated in the future', () => {
     expect(r.json.PathsToDelete).toEqual([]);
     expect(r.json.PathsInFuture).toEqual([planted]);
     await fs.access(path.join(d.share, relReal, 'BackupInfo.xml'));
+  });
+  it('moved by a writer of the share into a later stamp folder (which its BackupInfo.xml disagrees with): the real newest successful backup stays', async () => {
+    for (const n of await names(d)) expectOk(await d.cli(['Remove-InfrastructureBackup', '-Name', n, '-Force']));
+    const [older, newer] = [await d.backup(), await d.backup()];
+    const relOlder = await redate(d, older.Name, new Date(Date.now() - 10 * DAY));
+    const relNewer = await redate(d, newer.Name, new Date(Date.now() - 5 * DAY));
+    // The older one moved, as it is, under the stamp of an hour ago: a restore refuses it (the stamp is sealed in).
+    const moved = `MASBackup/${stampOf(new Date(Date.now() - 3_600_000))}/${older.Name}`;
+    await fs.mkdir(path.dirname(path.join(d.share, moved)), { recursive: true });
+    await fs.rename(path.join(d.share, relOlder), path.join(d.share, moved));
+    await fs.rmdir(path.dirname(path.join(d.share, relOlder)));
+
+    const r = expectOk(await d.cli(['Invoke-BackupPrune']));
+    expect(r.json.PathsToDelete).toEqual([]);
+    await fs.access(path.join(d.share, relNewer, 'BackupInfo.xml'));
   });
 });
