@@ -96,11 +96,13 @@ export async function runPrune(given: Target, opts: PruneOptions): Promise<Prune
   const listing = await listShare(target);
   const { backups } = listing;
   const inProgress = listing.leftovers.filter((l) => mayBeRunningElsewhere(l, opts, now, target.renameCopies === true));
-  const leftovers = listing.leftovers.filter((l) => !inProgress.includes(l));
   const cutoff = now.getTime() - opts.retentionPeriodInDays * 86_400_000;
   const infos = await readBackupInfos(target, backups);
   const newestSucceeded = newestRestorable(backups, infos, now);
   const expired = backups.filter((b) => b.time.getTime() < cutoff && b !== newestSucceeded);
+  // A leftover inside an expired backup (an interrupted rewrite's temporary) goes with its folder.
+  const inExpired = (l: string) => expired.some((b) => l.startsWith(`${b.folder}/`));
+  const leftovers = listing.leftovers.filter((l) => !inProgress.includes(l) && !inExpired(l));
   const result: PruneRecord = {
     DryRun: opts.dryRun,
     RetentionPeriodInDays: opts.retentionPeriodInDays,
