@@ -1,7 +1,7 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import type { InvokeBackupPruneParameters } from './generated/parameters.js';
 import { ConfigStore } from '../src/config/store.js';
-import { pruneJob } from '../src/engine/prune.js';
+import { futureDatedWarning, pruneJob } from '../src/engine/prune.js';
 import { shareAccess } from '../src/engine/share-access.js';
 
 /** Applies retention, removes incomplete leftovers and collects the repository; -DryRun only lists what it would delete. */
@@ -11,6 +11,7 @@ const invokeBackupPrune: Cmdlet<InvokeBackupPruneParameters> = async ({ params, 
   const access = shareAccess(store, {}, config);
   const dryRun = Boolean(params.DryRun) || !(await shouldProcess(access.path, 'Remove expired backups and leftovers'));
   const result = await pruneJob(home, access, { retentionPeriodInDays: config.scheduler.retentionPeriodInDays, dryRun });
+  for (const folder of result.PathsInFuture) writeWarning(futureDatedWarning(folder), folder);
   if (result.RepositoryWarning) writeWarning(result.RepositoryWarning, access.path);
   return result;
 };

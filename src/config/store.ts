@@ -72,8 +72,10 @@ export interface StoredConfig {
   lastSuccessfulBackupTime?: string;
   /** Where alerts are sent besides Get-BackupAlert. */
   alertSinks?: AlertSinks;
-  /** Size of the last successful backup, for the capacity check. */
+  /** Size of the last successful backup (what it added to the share), for the capacity check. */
   lastBackupSize?: number;
+  /** Bytes the roles of the last successful backup exported: what a first backup into an empty store takes at most. */
+  lastBackupDataSize?: number;
   /**
    * What this machine keeps of the share's deduplicating repository (src/repository/keys.ts): its
    * id, its public key and the sealed host secret, for the share at `location`. Never the key that

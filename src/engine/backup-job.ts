@@ -207,7 +207,13 @@ async function recordedBackup(
   await store.update((c) => ({
     ...c,
     lastBackupTime: record.CreatedDateTime,
-    ...(record.Status !== 'Failed' ? { lastSuccessfulBackupTime: record.CreatedDateTime, lastBackupSize: record.Size } : {}),
+    ...(record.Status !== 'Failed'
+      ? {
+          lastSuccessfulBackupTime: record.CreatedDateTime,
+          lastBackupSize: record.Size,
+          lastBackupDataSize: record.RoleStatus.reduce((n, r) => n + r.Size, 0),
+        }
+      : {}),
   }));
   return outcome;
 }

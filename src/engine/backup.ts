@@ -603,7 +603,7 @@ async function commit(run: BackupRun, status: BackupRecord['Status']): Promise<B
   return info;
 }
 
-/** The open pack's pending file removed where the share lets us; packs already named stay for prune. */
+/** The packs this backup wrote and never indexed deleted where the share lets us (the open one's pending file too); prune takes the rest. */
 async function abandonChunks(run: BackupRun): Promise<void> {
   if (!run.chunks) return;
   const store = await run.chunks.store.catch(() => undefined);

@@ -1,5 +1,6 @@
-import { isAzsError } from '../errors.js';
-import { PARTIAL_SUFFIX, ROOT, isBackupName, stampTime } from '../catalog/layout.js';
+import { isAzsError, type AzsError } from '../errors.js';
+import type { ParsedBackupInfo } from '../catalog/backup-info.js';
+import { PARTIAL_SUFFIX, ROOT, isBackupName, stampOf, stampTime } from '../catalog/layout.js';
 import { listShare, readBackupInfos, removeBackup, removeIfEmpty, type BackupEntry } from '../catalog/share-catalog.js';
 import { ConfigStore } from '../config/store.js';
 import type { Target } from '../targets/target.js';
@@ -25,6 +26,12 @@ import { rememberedRepository, type RememberedRepository } from './repository-ac
 
 export const FOREIGN_PARTIAL_GRACE_MS = 24 * 3_600_000;
 
+/**
+ * A stamp more than this after the clock is said to be in the future (PathsInFuture): another
+ * machine's clock may be a little ahead, and its backup of a minute ago is no cause for a warning.
+ */
+export const FUTURE_STAMP_TOLERANCE_MS = 3_600_000;
+
 export interface PruneRecord {
   DryRun: boolean;
   RetentionPeriodInDays: number;
@@ -34,6 +41,12 @@ export interface PruneRecord {
   PathsToDelete: string[];
   /** `.partial` folders kept because they may be backups running elsewhere. */
   PathsInProgress: string[];
+  /**
+   * Backups whose stamp lies in the future (made while a clock was ahead, or put there by a writer
+   * of the share): kept, since they are never past the window, and never the newest successful
+   * backup that retention keeps whatever its age.
+   */
+  PathsInFuture: string[];
   /**
    * What the storage refused to delete for now (a blob under an immutability policy, legal hold or
    * lease): kept, and removed by a later prune once released.
@@ -83,15 +96,13 @@ export async function runPrune(given: Target, opts: PruneOptions): Promise<Prune
   const listing = await listShare(target);
   const { backups } = listing;
   const inProgress = listing.leftovers.filter((l) => mayBeRunningElsewhere(l, opts, now, target.renameCopies === true));
-  const leftovers = listing.leftovers.filter((l) => !inProgress.includes(l));
   const cutoff = now.getTime() - opts.retentionPeriodInDays * 86_400_000;
-  // Newest first; a BackupInfo.xml that is unreadable or fails its digest does not count as success.
   const infos = await readBackupInfos(target, backups);
-  const newestSucceeded: BackupEntry | undefined = backups.find((_, i) => {
-    const read = infos[i]!;
-    return !isAzsError(read) && read.digestValid && read.info.status === 'Succeeded';
-  });
+  const newestSucceeded = newestRestorable(backups, infos, now);
   const expired = backups.filter((b) => b.time.getTime() < cutoff && b !== newestSucceeded);
+  // A leftover inside an expired backup (an interrupted rewrite's temporary) goes with its folder.
+  const inExpired = (l: string) => expired.some((b) => l.startsWith(`${b.folder}/`));
+  const leftovers = listing.leftovers.filter((l) => !inProgress.includes(l) && !inExpired(l));
   const result: PruneRecord = {
     DryRun: opts.dryRun,
     RetentionPeriodInDays: opts.retentionPeriodInDays,
@@ -100,6 +111,7 @@ export async function runPrune(given: Target, opts: PruneOptions): Promise<Prune
     LeftoversRemoved: leftovers.length,
     PathsToDelete: [...expired.map((b) => b.folder), ...leftovers],
     PathsInProgress: inProgress,
+    PathsInFuture: backups.filter((b) => b.time.getTime() > now.getTime() + FUTURE_STAMP_TOLERANCE_MS).map((b) => b.folder),
     PathsRetained: [],
     PacksRemoved: 0,
     RepositoryPathsToDelete: [],
@@ -129,6 +141,35 @@ export async function runPrune(given: Target, opts: PruneOptions): Promise<Prune
   result.BytesFreed += done.removed.reduce((n, f) => n + f.size, 0);
   result.RepositoryWarning = done.warning ?? plan.warning ?? null;
   return result;
+}
+
+/**
+ * The backup retention keeps whatever its age: the newest (backups come newest first) that
+ * succeeded by a BackupInfo.xml that is readable, passes its digest and was made at its stamp
+ * folder's time (a folder moved under another stamp fails its seal on restore), and whose stamp is
+ * not after `now`: a backup dated in the future is never past the window anyway, and counting it
+ * as the newest would let every real backup past the window go.
+ */
+function newestRestorable(
+  backups: readonly BackupEntry[],
+  infos: readonly (ParsedBackupInfo | AzsError)[],
+  now: Date,
+): BackupEntry | undefined {
+  return backups.find((b, i) => {
+    const read = infos[i]!;
+    if (isAzsError(read) || !read.digestValid || read.info.status !== 'Succeeded') return false;
+    return b.time.getTime() <= now.getTime() && stampOf(read.info.createdDateTime) === b.stamp;
+  });
+}
+
+/** What the operator is told of a backup in PathsInFuture. */
+export function futureDatedWarning(folder: string): string {
+  const [, stamp, name] = folder.split('/');
+  return (
+    `Backup ${name} (${folder}) is dated ${stampTime(stamp!).toISOString()}, in the future: it is kept until it is past the retention ` +
+    'period counted from that date, and is not counted as the newest successful backup, which prune always keeps. Check the clock of ' +
+    'the machine that made it; if no machine of yours made it, check the share for tampering, and remove it with Remove-InfrastructureBackup.'
+  );
 }
 
 /** The backups (and their BackupInfo.xml reads) that `keep` keeps. */

@@ -120,7 +120,7 @@ export class ChunkStore {
     return { packs, indexFiles };
   }
 
-  /** Gives up the open packs (after a failure); committed packs stay, to be indexed or pruned. */
+  /** Gives up the packs written since the last commit (after a failure): none is indexed, so they go; indexed packs stay. */
   abort(): Promise<void> {
     return this.writer.abort();
   }

@@ -207,7 +207,13 @@ export class PackWriter {
     return written;
   }
 
-  /** Drops the open packs (their pending files are deleted where possible; prune removes leftovers). */
+  /**
+   * Drops the open packs and the packs completed since the last flush, deleting them where the
+   * share lets it (prune removes what is left after a day). No index file names a pack before
+   * flush() hands it out, so no backup, of this machine or another, can have deduplicated against
+   * one: kept, it would only hold the room a failed backup took (the share that filled up stays
+   * full) until prune's grace is over.
+   */
   async abort(): Promise<void> {
     await Promise.all(this.packers.all.map((packer) => packer.abort().catch(() => undefined)));
     await Promise.allSettled(this.io);
@@ -219,6 +225,12 @@ export class PackWriter {
       upload.stream.destroy();
       await upload.stored.catch(() => undefined);
       await this.target.delete(upload.path).catch(() => undefined);
+    }
+    const written = this.written;
+    this.written = [];
+    for (const { pack } of written) {
+      this.forget(pack.entries);
+      await this.target.delete(this.layout.packPath(pack.hash)).catch(() => undefined);
     }
   }
 
