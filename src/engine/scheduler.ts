@@ -1,4 +1,5 @@
 import { AlertStore } from '../alerts/alerts.js';
+import { lastSuccessCounted } from '../config/schedule.js';
 import { ConfigStore, type StoredConfig } from '../config/store.js';
 import type { ProgressReporter } from '../progress.js';
 import { shareAccess } from './share-access.js';
@@ -56,13 +57,23 @@ export async function schedulerTick(
     return undefined;
   }
   const frequency = config.scheduler.frequencyInHours * 3_600_000;
-  const last = config.lastSuccessfulBackupTime ? Date.parse(config.lastSuccessfulBackupTime) : undefined;
   // Until a first backup succeeds, the time is counted from when the scheduler was turned on.
   const since = config.lastSuccessfulBackupTime ?? config.scheduler.enabledAt;
   if (since !== undefined && now.getTime() - Date.parse(since) > 2 * frequency) {
     const what =
-      last !== undefined ? `No backup succeeded since ${since}` : `No backup has succeeded since the scheduler was turned on at ${since}`;
+      config.lastSuccessfulBackupTime !== undefined
+        ? `No backup succeeded since ${since}`
+        : `No backup has succeeded since the scheduler was turned on at ${since}`;
     await alerts.raise('BackupOverdue', `${what}; the frequency is ${config.scheduler.frequencyInHours} hours.`);
+  }
+  const last = lastSuccessCounted(config, now);
+  if (last === undefined && config.lastSuccessfulBackupTime !== undefined) {
+    progress.log?.(
+      'Warning',
+      `The last successful backup is recorded at ${config.lastSuccessfulBackupTime}, later than this machine's time now ` +
+        `(${now.toISOString()}): the clock was wrong then, or is now. A backup is taken now, and the schedule counts from it. ` +
+        'Check the clock (timedatectl) and its time source; backups made while it was wrong carry its time (Get-InfrastructureBackup).',
+    );
   }
   if (last !== undefined && now.getTime() - last < frequency) {
     progress.log?.(
@@ -77,8 +88,8 @@ export async function schedulerTick(
   const lock = acquireJobLock(home, 'scheduled backup');
   let outcome: BackupOutcome;
   try {
-    const noted = store.read().lastSuccessfulBackupTime;
-    if (noted !== undefined && now.getTime() - Date.parse(noted) < frequency) return undefined;
+    const noted = lastSuccessCounted(store.read(), now);
+    if (noted !== undefined && now.getTime() - noted < frequency) return undefined;
     outcome = await runBackupJob({ home, progress, signal, warn, lock });
   } finally {
     lock.release();

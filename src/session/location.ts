@@ -1,3 +1,4 @@
+import { lastSuccessCounted } from '../config/schedule.js';
 import type { StoredCertificate, StoredConfig } from '../config/store.js';
 
 /**
@@ -19,12 +20,13 @@ export function backupLocation(config: StoredConfig, availableCapacity: number |
   const enc = config.encryption;
   const certificates = enc?.mode === 'Certificate' ? enc.certificates : [];
   const first = certificates[0];
-  const next = config.scheduler.enabled
-    ? new Date(
-        (config.lastSuccessfulBackupTime ? Date.parse(config.lastSuccessfulBackupTime) : Date.now()) +
-          config.scheduler.frequencyInHours * 3_600_000,
-      ).toISOString()
-    : null;
+  // With no last success the schedule counts (none yet, or one recorded in the future by a wrong
+  // clock), the next tick takes a backup at once.
+  const now = new Date();
+  const last = config.scheduler.enabled ? lastSuccessCounted(config, now) : undefined;
+  const next = !config.scheduler.enabled
+    ? null
+    : new Date(last === undefined ? now.getTime() : last + config.scheduler.frequencyInHours * 3_600_000).toISOString();
   return {
     Path: config.share?.path ?? null,
     UserName: config.share?.userName ?? null,
