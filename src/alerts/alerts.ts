@@ -216,6 +216,9 @@ export class AlertStore {
   }
 
   async close(types: readonly AlertType[]): Promise<void> {
+    // Most calls close nothing (every successful backup, tick and listing): then no lock is taken,
+    // and no home made for a listing on a machine never configured.
+    if (!this.list().some((a) => a.Status === 'Active' && types.includes(a.AlertType))) return;
     const now = new Date().toISOString();
     const closed: Alert[] = [];
     await this.change((alerts) => {
