@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { importIntoProgram } from '../providers/child.js';
 import type { Alert } from './alert.js';
 
 /**
@@ -13,15 +14,20 @@ export interface AlertSinks {
 
 const TIME_LIMIT_MS = 15_000;
 
-function runCommand(argv: string[], body: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(argv[0]!, argv.slice(1), { timeout: TIME_LIMIT_MS, killSignal: 'SIGKILL' }, (error, _stdout, stderr) => {
-      if (error) reject(new Error(`alert command ${argv[0]} failed: ${stderr.trim().slice(-500) || error.message}`));
-      else resolve();
-    });
-    child.stdin?.on('error', () => {});
-    child.stdin?.end(body);
-  });
+/**
+ * The command runs as a role's import program does: its output goes nowhere (nothing reads it, and
+ * a chatty one must not be killed for it), only the tail of its stderr is kept, and one stuck past
+ * the time limit is stopped with everything it started, in a process group of its own.
+ */
+async function runCommand(argv: string[], body: string): Promise<void> {
+  try {
+    await importIntoProgram(
+      { argv, timeoutMs: TIME_LIMIT_MS, errorPrefix: 'AlertCommand', label: 'program' },
+      Readable.from([Buffer.from(body)]),
+    );
+  } catch (e) {
+    throw new Error(`alert command ${argv[0]} failed: ${(e as Error).message}`);
+  }
 }
 
 async function postWebhook(uri: string, body: string): Promise<void> {
