@@ -30,14 +30,49 @@ async function runCommand(argv: string[], body: string): Promise<void> {
   }
 }
 
+/**
+ * A webhook's address is often its credential (a token in the path, or user:password@), so only
+ * where it goes is shown: https://hooks.example.com/…
+ */
+export function webhookShown(uri: string): string {
+  try {
+    const url = new URL(uri);
+    return `${url.protocol}//${url.host}/…`;
+  } catch {
+    return '…';
+  }
+}
+
+/**
+ * POSTs the alert; only a 2xx answer to that POST is delivery. A redirect is not followed: fetch
+ * would follow a 301, 302 or 303 with a GET and no body, which an endpoint answers 200 without
+ * ever seeing the alert. The answer's body is not read (a huge or endless one cannot hold us).
+ */
 async function postWebhook(uri: string, body: string): Promise<void> {
-  const response = await fetch(uri, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body,
-    signal: AbortSignal.timeout(TIME_LIMIT_MS),
-  });
-  if (!response.ok) throw new Error(`alert webhook answered ${response.status} ${response.statusText}`);
+  let response: Response;
+  try {
+    response = await fetch(uri, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(TIME_LIMIT_MS),
+    });
+  } catch (e) {
+    if ((e as Error).name === 'TimeoutError') throw new Error(`alert webhook did not answer within ${TIME_LIMIT_MS / 1000} s`);
+    const cause = (e as Error).cause as NodeJS.ErrnoException | undefined;
+    throw new Error(`alert webhook could not be reached: ${cause?.message ?? (e as Error).message}`);
+  }
+  await response.body?.cancel().catch(() => {});
+  const answered = `alert webhook answered ${response.status} ${response.statusText.slice(0, 100)}`;
+  const location = response.headers.get('location');
+  if (response.status >= 300 && response.status < 400 && location !== null) {
+    const target = URL.canParse(location, uri) ? new URL(location, uri).href : location;
+    throw new Error(
+      `${answered}, a redirect to ${webhookShown(target)}, which is not followed: set -AlertWebhookUri to the address it redirects to`,
+    );
+  }
+  if (!response.ok) throw new Error(answered);
 }
 
 /** Sends the alert to every configured sink; resolves with the failures, if any. */

@@ -1,3 +1,4 @@
+import { webhookShown } from '../alerts/sinks.js';
 import { lastSuccessCounted } from '../config/schedule.js';
 import type { StoredCertificate, StoredConfig } from '../config/store.js';
 
@@ -47,17 +48,4 @@ export function backupLocation(config: StoredConfig, availableCapacity: number |
     AlertCommand: config.alertSinks?.command ?? null,
     AlertWebhookUri: config.alertSinks?.webhookUri ? webhookShown(config.alertSinks.webhookUri) : null,
   };
-}
-
-/**
- * A webhook's address is often its credential (a token in the path, or user:password@), so only
- * where it goes is shown: https://hooks.example.com/…
- */
-function webhookShown(uri: string): string {
-  try {
-    const url = new URL(uri);
-    return `${url.protocol}//${url.host}/…`;
-  } catch {
-    return '…';
-  }
 }

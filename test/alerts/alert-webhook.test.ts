@@ -34,7 +34,8 @@ beforeEach(async () => {
     req.on('end', () => {
       hits.push({ method: req.method!, url: req.url!, body });
       if (req.url === '/moved') res.writeHead(301, { location: `${base}/new-hook` }).end();
-      else if (req.url === '/silent') return; // never answers
+      else if (req.url === '/silent')
+        return; // never answers
       else res.writeHead(200).end('ok');
     });
   });
