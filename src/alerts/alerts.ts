@@ -90,6 +90,28 @@ export const alertCatalog: Record<AlertType, { severity: Alert['Severity']; titl
 /** Alerts are a few hundred bytes each and one per type stays active: megabytes are not ours. */
 export const MAX_ALERT_STATE_BYTES = 4 * 1024 * 1024;
 
+/**
+ * How much history of closed alerts is kept: the oldest go as the store grows past it, so years of
+ * a flapping role's alerts never take the file to the size it is read at. A quarter of that size.
+ */
+export const CLOSED_ALERT_HISTORY_BYTES = MAX_ALERT_STATE_BYTES / 4;
+
+/** Drops the oldest closed alerts until the closed ones fit CLOSED_ALERT_HISTORY_BYTES; active ones all stay. */
+function trimHistory(alerts: Alert[]): void {
+  const closed = alerts
+    .filter((a) => a.Status !== 'Active')
+    .sort((a, b) => (b.ClosedTime ?? b.LastSeen).localeCompare(a.ClosedTime ?? a.LastSeen));
+  let kept = 0;
+  const dropped = new Set<Alert>();
+  for (const a of closed) {
+    kept += Buffer.byteLength(JSON.stringify(a, null, 4));
+    if (kept > CLOSED_ALERT_HISTORY_BYTES) dropped.add(a);
+  }
+  if (dropped.size === 0) return;
+  const left = alerts.filter((a) => !dropped.has(a));
+  alerts.splice(0, alerts.length, ...left);
+}
+
 export class AlertStore {
   /** `warn` hears of a damaged state file, which is set aside and replaced by a fresh one. */
   constructor(
@@ -152,6 +174,7 @@ export class AlertStore {
     await withLock(join(this.home, 'alerts.lock'), 'alerts', () => {
       const alerts = this.list();
       if (fn(alerts) === false) return;
+      trimHistory(alerts);
       try {
         writeFileWhole(this.file, JSON.stringify(alerts, null, 2), { mode: 0o600, replace: true });
       } catch (e) {
@@ -216,6 +239,9 @@ export class AlertStore {
   }
 
   async close(types: readonly AlertType[]): Promise<void> {
+    // Most calls close nothing (every successful backup, tick and listing): then no lock is taken,
+    // and no home made for a listing on a machine never configured.
+    if (!this.list().some((a) => a.Status === 'Active' && types.includes(a.AlertType))) return;
     const now = new Date().toISOString();
     const closed: Alert[] = [];
     await this.change((alerts) => {

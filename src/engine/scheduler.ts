@@ -1,4 +1,5 @@
 import { AlertStore } from '../alerts/alerts.js';
+import { lastSuccessCounted } from '../config/schedule.js';
 import { ConfigStore, type StoredConfig } from '../config/store.js';
 import type { ProgressReporter } from '../progress.js';
 import { shareAccess } from './share-access.js';
@@ -31,6 +32,35 @@ export async function reviewCertificateExpiry(config: StoredConfig, alerts: Aler
 }
 
 /**
+ * Raises BackupOverdue while the scheduler is on and no backup succeeded for twice the frequency
+ * (counted from when the scheduler was turned on until a first success); closes it once the
+ * scheduler is off: overdue means overdue by the schedule, and with none there is nothing to be late for.
+ */
+async function reviewBackupOverdue(config: StoredConfig, alerts: AlertStore, now: Date): Promise<void> {
+  if (!config.scheduler.enabled) {
+    await alerts.close(['BackupOverdue']);
+    return;
+  }
+  const since = config.lastSuccessfulBackupTime ?? config.scheduler.enabledAt;
+  if (since === undefined || now.getTime() - Date.parse(since) <= 2 * config.scheduler.frequencyInHours * 3_600_000) return;
+  const what =
+    config.lastSuccessfulBackupTime !== undefined
+      ? `No backup succeeded since ${since}`
+      : `No backup has succeeded since the scheduler was turned on at ${since}`;
+  await alerts.raise('BackupOverdue', `${what}; the frequency is ${config.scheduler.frequencyInHours} hours.`);
+}
+
+/**
+ * The alerts time raises with no job failing: CertificateExpiring and BackupOverdue. Every
+ * scheduler tick reviews them, and so does Get-BackupAlert before it lists: were the timer that
+ * runs the ticks gone, nothing else would, and the overdue backups it left would go unsaid.
+ */
+export async function reviewTimedAlerts(config: StoredConfig, alerts: AlertStore, now = new Date()): Promise<void> {
+  await reviewCertificateExpiry(config, alerts, now);
+  await reviewBackupOverdue(config, alerts, now);
+}
+
+/**
  * One scheduler tick (a systemd timer or cron calls it): raise or close CertificateExpiring and
  * BackupOverdue, then, when the scheduler is on and a backup is due, take one and apply retention.
  */
@@ -43,11 +73,8 @@ export async function schedulerTick(
 ): Promise<BackupOutcome | undefined> {
   const store = new ConfigStore(home);
   const config = store.read();
-  const alerts = new AlertStore(home, config.alertSinks, warn);
-  await reviewCertificateExpiry(config, alerts, now);
+  await reviewTimedAlerts(config, new AlertStore(home, config.alertSinks, warn), now);
   if (!config.scheduler.enabled) {
-    // Overdue means overdue by the schedule; with none, there is nothing to be late for.
-    await alerts.close(['BackupOverdue']);
     progress.log?.(
       'Warning',
       'The backup scheduler is off, so no backup was taken. Turn it on with Set-BackupShare -IsBackupSchedulerEnabled $true, or take ' +
@@ -56,13 +83,14 @@ export async function schedulerTick(
     return undefined;
   }
   const frequency = config.scheduler.frequencyInHours * 3_600_000;
-  const last = config.lastSuccessfulBackupTime ? Date.parse(config.lastSuccessfulBackupTime) : undefined;
-  // Until a first backup succeeds, the time is counted from when the scheduler was turned on.
-  const since = config.lastSuccessfulBackupTime ?? config.scheduler.enabledAt;
-  if (since !== undefined && now.getTime() - Date.parse(since) > 2 * frequency) {
-    const what =
-      last !== undefined ? `No backup succeeded since ${since}` : `No backup has succeeded since the scheduler was turned on at ${since}`;
-    await alerts.raise('BackupOverdue', `${what}; the frequency is ${config.scheduler.frequencyInHours} hours.`);
+  const last = lastSuccessCounted(config, now);
+  if (last === undefined && config.lastSuccessfulBackupTime !== undefined) {
+    progress.log?.(
+      'Warning',
+      `The last successful backup is recorded at ${config.lastSuccessfulBackupTime}, later than this machine's time now ` +
+        `(${now.toISOString()}): the clock was wrong then, or is now. A backup is taken now, and the schedule counts from it. ` +
+        'Check the clock (timedatectl) and its time source; backups made while it was wrong carry its time (Get-InfrastructureBackup).',
+    );
   }
   if (last !== undefined && now.getTime() - last < frequency) {
     progress.log?.(
@@ -77,8 +105,8 @@ export async function schedulerTick(
   const lock = acquireJobLock(home, 'scheduled backup');
   let outcome: BackupOutcome;
   try {
-    const noted = store.read().lastSuccessfulBackupTime;
-    if (noted !== undefined && now.getTime() - Date.parse(noted) < frequency) return undefined;
+    const noted = lastSuccessCounted(store.read(), now);
+    if (noted !== undefined && now.getTime() - noted < frequency) return undefined;
     outcome = await runBackupJob({ home, progress, signal, warn, lock });
   } finally {
     lock.release();

@@ -1,3 +1,5 @@
+import { webhookShown } from '../alerts/sinks.js';
+import { lastSuccessCounted } from '../config/schedule.js';
 import type { StoredCertificate, StoredConfig } from '../config/store.js';
 
 /**
@@ -19,12 +21,13 @@ export function backupLocation(config: StoredConfig, availableCapacity: number |
   const enc = config.encryption;
   const certificates = enc?.mode === 'Certificate' ? enc.certificates : [];
   const first = certificates[0];
-  const next = config.scheduler.enabled
-    ? new Date(
-        (config.lastSuccessfulBackupTime ? Date.parse(config.lastSuccessfulBackupTime) : Date.now()) +
-          config.scheduler.frequencyInHours * 3_600_000,
-      ).toISOString()
-    : null;
+  // With no last success the schedule counts (none yet, or one recorded in the future by a wrong
+  // clock), the next tick takes a backup at once.
+  const now = new Date();
+  const last = config.scheduler.enabled ? lastSuccessCounted(config, now) : undefined;
+  const next = !config.scheduler.enabled
+    ? null
+    : new Date(last === undefined ? now.getTime() : last + config.scheduler.frequencyInHours * 3_600_000).toISOString();
   return {
     Path: config.share?.path ?? null,
     UserName: config.share?.userName ?? null,
@@ -45,17 +48,4 @@ export function backupLocation(config: StoredConfig, availableCapacity: number |
     AlertCommand: config.alertSinks?.command ?? null,
     AlertWebhookUri: config.alertSinks?.webhookUri ? webhookShown(config.alertSinks.webhookUri) : null,
   };
-}
-
-/**
- * A webhook's address is often its credential (a token in the path, or user:password@), so only
- * where it goes is shown: https://hooks.example.com/…
- */
-function webhookShown(uri: string): string {
-  try {
-    const url = new URL(uri);
-    return `${url.protocol}//${url.host}/…`;
-  } catch {
-    return '…';
-  }
 }
