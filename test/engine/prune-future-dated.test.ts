@@ -78,6 +78,23 @@ describe('prune beside a backup dated in the future', () => {
     expect(r.json.PathsInFuture).toEqual([planted]);
     await fs.access(path.join(d.share, relReal, 'BackupInfo.xml'));
   });
+  it("a scheduled backup's prune says the same of a backup dated in the future as Invoke-BackupPrune does", async () => {
+    for (const n of await names(d)) expectOk(await d.cli(['Remove-InfrastructureBackup', '-Name', n, '-Force']));
+    const real = await d.backup();
+    const planted = await plantedCopy(d, real.Name, new Date(Date.now() + 30 * DAY));
+    expectOk(await d.cli(['Set-BackupShare', '-IsBackupSchedulerEnabled', '$true', '-BackupFrequencyInHours', '4']));
+    // The last success five hours ago: the tick takes a backup, then prunes.
+    const configFile = path.join(d.home, 'config.json');
+    const config = JSON.parse(await fs.readFile(configFile, 'utf8'));
+    config.lastSuccessfulBackupTime = new Date(Date.now() - 5 * 3_600_000).toISOString();
+    await fs.writeFile(configFile, JSON.stringify(config));
+
+    const tick = expectOk(await d.cli(['Invoke-BackupScheduler']));
+    expect(tick.json?.Status).toBe('Succeeded');
+    expect(tick.stderr).toMatch(new RegExp(`"Warning".*${planted.split('/')[2]}.*in the future`, 's'));
+    expectOk(await d.cli(['Set-BackupShare', '-IsBackupSchedulerEnabled', '$false']));
+  });
+
   it('moved by a writer of the share into a later stamp folder (which its BackupInfo.xml disagrees with): the real newest successful backup stays', async () => {
     for (const n of await names(d)) expectOk(await d.cli(['Remove-InfrastructureBackup', '-Name', n, '-Force']));
     const [older, newer] = [await d.backup(), await d.backup()];
