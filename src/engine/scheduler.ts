@@ -6,7 +6,7 @@ import { shareAccess } from './share-access.js';
 import { runBackupJob, type BackupJobOptions } from './backup-job.js';
 import type { BackupOutcome } from './backup.js';
 import { acquireJobLock } from './job.js';
-import { pruneJob } from './prune.js';
+import { futureDatedWarning, pruneJob } from './prune.js';
 
 const DAY = 86_400_000;
 
@@ -114,10 +114,14 @@ export async function schedulerTick(
   // Retention and share as they are now, not as the tick read them before a backup that may have
   // run for hours: a retention lengthened meanwhile (backups kept for an investigation) must hold.
   const current = store.read();
-  await pruneJob(home, shareAccess(store, {}, current), {
+  const pruned = await pruneJob(home, shareAccess(store, {}, current), {
     retentionPeriodInDays: current.scheduler.retentionPeriodInDays,
     dryRun: false,
     now,
   });
+  // What Invoke-BackupPrune would warn of, the tick's log (the timer's journal) says too: left
+  // unsaid, a future-dated backup or a store prune cannot collect would go unseen.
+  for (const folder of pruned.PathsInFuture) progress.log?.('Warning', futureDatedWarning(folder));
+  if (pruned.RepositoryWarning) progress.log?.('Warning', pruned.RepositoryWarning);
   return outcome;
 }
