@@ -98,6 +98,12 @@ const setBackupShare: Cmdlet<SetBackupShareParameters> = async ({
     return { saved, available };
   };
   const { saved, available } = locationChanged ? await runJob(home, 'set backup share', save) : await save();
+  if (!params.SkipValidation) {
+    // The share was just found reachable, writable and with room: an alert about it (or about the
+    // share it replaces) says nothing true any more, and would page someone until the next backup.
+    const { AlertStore, shareAlertTypes } = await import('../src/alerts/alerts.js');
+    await new AlertStore(home, saved.alertSinks).close(shareAlertTypes);
+  }
   if (saved.encryption?.mode === 'Certificate')
     for (const c of saved.encryption.certificates)
       if (!c.authenticationSecret) writeWarning(unauthenticatedCertificateWarning(c.thumbprint));
