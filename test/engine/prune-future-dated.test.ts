@@ -24,13 +24,17 @@ async function names(d: Drill): Promise<string[]> {
   return list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json).map((b) => b.Name);
 }
 
-/** What a writer of the share can make without any key: a copy of a backup under another name and stamp, its digest made to match. */
-async function plantedCopy(d: Drill, of: string, when: Date): Promise<string> {
+/**
+ * What a writer of the share can make without any key: a copy of a backup under another name and
+ * stamp, its digest made to match; with `dated`, its CreatedDateTime made the stamp's too.
+ */
+async function plantedCopy(d: Drill, of: string, when: Date, dated = false): Promise<string> {
   const name = randomUUID();
   const rel = `MASBackup/${stampOf(when)}/${name}`;
   await fs.cp(await d.backupFolder(of), path.join(d.share, rel), { recursive: true });
   const file = path.join(d.share, rel, 'BackupInfo.xml');
-  const text = (await fs.readFile(file, 'utf8')).replaceAll(of, name);
+  let text = (await fs.readFile(file, 'utf8')).replaceAll(of, name);
+  if (dated) text = text.replace(/<CreatedDateTime>[^<]*<\/CreatedDateTime>/, `<CreatedDateTime>${when.toISOString()}</CreatedDateTime>`);
   const seal = text.indexOf('<Seal Digest="');
   const digest = createHash('sha256').update(text.slice(0, seal)).digest('hex');
   await fs.writeFile(file, `${text.slice(0, seal)}<Seal Digest="${digest}"${text.slice(seal + 14 + 64 + 1)}`);
@@ -78,6 +82,21 @@ describe('prune beside a backup dated in the future', () => {
     expect(r.json.PathsInFuture).toEqual([planted]);
     await fs.access(path.join(d.share, relReal, 'BackupInfo.xml'));
   });
+  it('planted by a writer of the share with a date a minute ago: the real newest successful backup stays, as the copy proves nothing', async () => {
+    for (const n of await names(d)) expectOk(await d.cli(['Remove-InfrastructureBackup', '-Name', n, '-Force']));
+    const real = await d.backup();
+    const relReal = await redate(d, real.Name, new Date(Date.now() - 5 * DAY));
+    // Its digest matches, but its MAC (keyed from the data key, bound to its name and stamp) cannot.
+    const planted = await plantedCopy(d, real.Name, new Date(Date.now() - 60_000), true);
+
+    const r = expectOk(await d.cli(['Invoke-BackupPrune']));
+    expect(r.json.PathsToDelete).toEqual([]);
+    await fs.access(path.join(d.share, relReal, 'BackupInfo.xml'));
+    const { args, stdin } = d.decryptArgs();
+    expect((await d.cli(['Test-InfrastructureBackup', '-Name', real.Name, ...args], { stdin })).code).toBe(0);
+    expect((await d.cli(['Test-InfrastructureBackup', '-Name', planted.split('/')[2]!, ...args], { stdin })).code).not.toBe(0);
+  });
+
   it("a scheduled backup's prune says the same of a backup dated in the future as Invoke-BackupPrune does", async () => {
     for (const n of await names(d)) expectOk(await d.cli(['Remove-InfrastructureBackup', '-Name', n, '-Force']));
     const real = await d.backup();
