@@ -1,10 +1,11 @@
 import { isAzsError, type AzsError } from '../errors.js';
-import type { ParsedBackupInfo } from '../catalog/backup-info.js';
+import { authenticatorKey, backupInfoMacKey, type ParsedBackupInfo } from '../catalog/backup-info.js';
 import { PARTIAL_SUFFIX, ROOT, isBackupName, stampOf, stampTime } from '../catalog/layout.js';
 import { listShare, readBackupInfos, removeBackup, removeIfEmpty, type BackupEntry } from '../catalog/share-catalog.js';
 import { ConfigStore } from '../config/store.js';
 import type { Target } from '../targets/target.js';
-import { openShare, type ShareAccess } from './share-access.js';
+import { isWrappedFor, unwrapWith, type EncryptFor } from '../crypto/recipient.js';
+import { configuredRecipients, openShare, type ShareAccess } from './share-access.js';
 import { runJob } from './job.js';
 import { JobStore } from './job-store.js';
 import { carryOut, livePacks, livePacksNow, planBytes, planCollection, planPaths } from './prune-repository.js';
@@ -74,7 +75,43 @@ export interface PruneOptions {
   ownBackups: ReadonlySet<string>;
   /** The host keys this machine remembered for the location's repository: without them the index cannot be rewritten. */
   repository?: RememberedRepository;
+  /** Whether a backup's BackupInfo.xml proves it ours (authorshipCheck); without it, its digest is all that is asked. */
+  provenOurs?: AuthorshipCheck;
   now?: Date;
+}
+
+/**
+ * Whether a BackupInfo.xml proves its backup made by a holder of the material configured here:
+ * true, false (it is sealed for that material, and the seal does not hold), or undefined (made for
+ * other material, or before its certificate's .pfx was given: nothing here can tell).
+ */
+export type AuthorshipCheck = (entry: BackupEntry, parsed: ParsedBackupInfo) => boolean | undefined;
+
+/**
+ * The check a backup host can make with its configuration: with the symmetric key, the MAC keyed
+ * from the data key it unwraps; with a certificate whose .pfx was given once, its authenticator.
+ * A digest anyone can recompute; these only a holder of the key or the certificate's secret.
+ */
+export function authorshipCheck(recipients: readonly EncryptFor[]): AuthorshipCheck {
+  return (entry, parsed) => {
+    let proven: boolean | undefined;
+    for (const r of recipients) {
+      try {
+        if (r.kind === 'Key') {
+          if (!isWrappedFor(r, parsed.info.recipients)) continue;
+          const dataKey = unwrapWith(r, parsed.info.recipients, entry.name);
+          parsed.authenticate(backupInfoMacKey(dataKey, entry.name, entry.stamp, parsed.formatVersion));
+        } else {
+          if (!r.authenticationKey || !parsed.authenticatorIds.includes(r.thumbprint.toUpperCase())) continue;
+          parsed.authenticateCertificate(r.thumbprint, authenticatorKey(r.authenticationKey, entry.name, entry.stamp));
+        }
+        proven = true;
+      } catch {
+        return false;
+      }
+    }
+    return proven;
+  };
 }
 
 /**
@@ -98,7 +135,7 @@ export async function runPrune(given: Target, opts: PruneOptions): Promise<Prune
   const inProgress = listing.leftovers.filter((l) => mayBeRunningElsewhere(l, opts, now, target.renameCopies === true));
   const cutoff = now.getTime() - opts.retentionPeriodInDays * 86_400_000;
   const infos = await readBackupInfos(target, backups);
-  const newestSucceeded = newestRestorable(backups, infos, now);
+  const newestSucceeded = newestRestorable(backups, infos, now, opts.provenOurs);
   const expired = backups.filter((b) => b.time.getTime() < cutoff && b !== newestSucceeded);
   // A leftover inside an expired backup (an interrupted rewrite's temporary) goes with its folder.
   const inExpired = (l: string) => expired.some((b) => l.startsWith(`${b.folder}/`));
@@ -154,11 +191,16 @@ function newestRestorable(
   backups: readonly BackupEntry[],
   infos: readonly (ParsedBackupInfo | AzsError)[],
   now: Date,
+  provenOurs?: AuthorshipCheck,
 ): BackupEntry | undefined {
   return backups.find((b, i) => {
     const read = infos[i]!;
     if (isAzsError(read) || !read.digestValid || read.info.status !== 'Succeeded') return false;
-    return b.time.getTime() <= now.getTime() && stampOf(read.info.createdDateTime) === b.stamp;
+    if (b.time.getTime() > now.getTime() || stampOf(read.info.createdDateTime) !== b.stamp) return false;
+    // A copy a writer of the share made under a new name and a recent date passes all the above
+    // (the digest is keyless), and no restore takes it: kept as the newest, it would let the real
+    // backups past the window go.
+    return provenOurs?.(b, read) !== false;
   });
 }
 
@@ -272,8 +314,24 @@ export async function pruneJob(
 ): Promise<PruneRecord> {
   return runJob(home, 'prune', async () => {
     const repository = hostKeysFor(home, access.path);
-    return runPrune(await openShare(access), { ...opts, ownBackups: new JobStore(home).names(), ...(repository ? { repository } : {}) });
+    const provenOurs = authorshipCheckFor(home);
+    return runPrune(await openShare(access), {
+      ...opts,
+      ownBackups: new JobStore(home).names(),
+      ...(repository ? { repository } : {}),
+      ...(provenOurs ? { provenOurs } : {}),
+    });
   });
+}
+
+/** The authorship check this machine's configured material allows; none when it has none (a prune with -Path on a fresh machine). */
+function authorshipCheckFor(home: string): AuthorshipCheck | undefined {
+  const store = new ConfigStore(home);
+  try {
+    return authorshipCheck(configuredRecipients(store));
+  } catch {
+    return undefined;
+  }
 }
 
 /** The repository keys this machine remembered for the share; none when it has none or they no longer open (then the index is left as it is). */
