@@ -45,6 +45,28 @@ async function failure(p: Promise<unknown>): Promise<AzsError> {
 
 // Every case holds for both ways of starting programs (src/process/spawn.ts).
 describeWithAndWithoutAddons('command provider', () => {
+  // A shell pipeline without pipefail (`gunzip | app-import`) whose last step exits 0 early, or a
+  // program that reads a header and stops, was reported as a role restored whole.
+  it('an import program that exits 0 without reading its input to the end fails the import, and one that leaves only zero padding does not', async () => {
+    const MiB = 1 << 20;
+    const data = (n: number) => Buffer.alloc(n, 0x61);
+    const out = path.join(tmp, 'out');
+    const stops = await createProvider(role(['true'], ['sh', '-c', 'head -c 1000 > "$0"', out]));
+    const e = await failure(stops.import(Readable.from([data(MiB), data(MiB), data(MiB), data(MiB)])));
+    expect(e.errorId).toBe('CommandProviderInputNotRead');
+    expect(e.message).toMatch(/without reading all of the role's data/);
+    expect(e.recommendedAction).toMatch(/pipefail/);
+
+    // What it needs, then only zeros (a tar's end-of-archive and padding): restored whole.
+    const exact = await createProvider(role(['true'], ['sh', '-c', 'head -c 100000 > "$0"', out]));
+    await exact.import(Readable.from([data(100_000), Buffer.alloc(MiB), Buffer.alloc(MiB), Buffer.alloc(MiB)]));
+    expect((await fs.stat(out)).size).toBe(100_000);
+
+    const reads = await createProvider(role(['true'], ['sh', '-c', 'cat > "$0"', out]));
+    await reads.import(Readable.from([data(MiB), data(MiB), data(MiB), data(MiB)]));
+    expect((await fs.stat(out)).size).toBe(4 * MiB);
+  });
+
   it('runs without a shell: $(...) and other metacharacters stay literal', async () => {
     const marker = path.join(tmp, 'pwned');
     const arg = `$(touch ${marker}); touch ${marker} | & > ${marker} \`touch ${marker}\``;
