@@ -1,4 +1,4 @@
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { recycleThrough, recyclerOf } from '../memory/recycling-readable.js';
 import { reportingWrites } from '../memory/reporting-writes.js';
@@ -37,6 +37,12 @@ export interface ProgramSpec {
   written?(chunk: Buffer): void;
   /** Values never to repeat from the program's stderr (a database password given in its environment). */
   secrets?: readonly string[];
+  /**
+   * Import only: the program must read its input to the end. One that exits 0 having closed its
+   * input while data was left (beyond zero padding, as a tar end-of-archive leaves) did not import
+   * the role whole, and the import fails (`<errorPrefix>InputNotRead`).
+   */
+  wholeInput?: boolean;
 }
 
 /** Bounded, so a chatty program cannot fill memory; the end of stderr is where the reason usually is. */
@@ -308,6 +314,7 @@ export async function importIntoProgram(spec: ProgramSpec, data: Readable): Prom
   }
   const run = start(spec, 'import');
   const written = spec.written ?? recyclerOf(data);
+  const left = { closed: false, dataBytes: 0 };
   let inputError: unknown;
   // Registered before pipeline() so the kill happens before stdin is closed.
   const onDataError = (e: unknown): void => {
@@ -316,9 +323,9 @@ export async function importIntoProgram(spec: ProgramSpec, data: Readable): Prom
   };
   data.once('error', onDataError);
   // A program that could not start has no stdin; its outcome says why, and the data is let go.
-  const feeding = (
-    run.stdin ? pipeline(data, written ? reportingWrites(run.stdin, written) : run.stdin) : Promise.resolve(void data.destroy())
-  ).catch((e: unknown) => {
+  const sink = (stdin: Writable): Writable =>
+    spec.wholeInput ? wholeInputSink(stdin, written, left) : written ? reportingWrites(stdin, written) : stdin;
+  const feeding = (run.stdin ? pipeline(data, sink(run.stdin)) : Promise.resolve(void data.destroy())).catch((e: unknown) => {
     // A program that exits early breaks the pipe; its exit status tells the real story.
     const code = (e as NodeJS.ErrnoException)?.code;
     if (code !== 'EPIPE' && code !== 'ERR_STREAM_PREMATURE_CLOSE' && code !== 'ERR_STREAM_DESTROYED') onDataError(e);
@@ -330,4 +337,59 @@ export async function importIntoProgram(spec: ProgramSpec, data: Readable): Prom
   if (inputError !== undefined && run.reason() !== 'timeout' && run.reason() !== 'aborted') throw inputFailed(spec, inputError);
   const err = failure(spec, run, r);
   if (err) throw err;
+  if (left.dataBytes > 0) throw inputNotRead(spec, left.dataBytes);
+}
+
+/**
+ * stdin for a program that must read all its input: once it has closed its end, the rest of the
+ * data is still read (so the stream ends as it would, checked to its end) and what is not zero
+ * padding is counted. The write that met the closed pipe is not counted: part of it may have been
+ * taken before the program stopped. So a program that stops within the last chunk or two is not
+ * seen; one that stops earlier is.
+ */
+function wholeInputSink(
+  stdin: Writable,
+  written: ((chunk: Buffer) => void) | undefined,
+  left: { closed: boolean; dataBytes: number },
+): Writable {
+  const isClosed = (e: unknown) =>
+    ['EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END'].includes(String((e as NodeJS.ErrnoException)?.code));
+  return new Writable({
+    highWaterMark: 0,
+    write(chunk: Buffer, _encoding, done) {
+      if (left.closed) {
+        if (chunk.some((b) => b !== 0)) left.dataBytes += chunk.length;
+        written?.(chunk);
+        done();
+        return;
+      }
+      stdin.write(chunk, (e) => {
+        if (e && !isClosed(e)) return done(e);
+        if (e) left.closed = true;
+        written?.(chunk);
+        done();
+      });
+    },
+    final(done) {
+      if (left.closed) return done();
+      stdin.end(() => done());
+    },
+    destroy(e, done) {
+      if (e) stdin.destroy();
+      done(e);
+    },
+  });
+}
+
+function inputNotRead(spec: ProgramSpec, bytes: number): AzsError {
+  return new AzsError(
+    `The ${spec.label} exited 0 without reading all of the role's data: it closed its input with at least ${bytes} bytes of it left, so the role was not restored whole.`,
+    {
+      errorId: `${spec.errorPrefix}InputNotRead`,
+      category: 'InvalidOperation',
+      targetObject: spec.argv[0],
+      recommendedAction:
+        'Make the import command read its standard input to the end and fail when it cannot (in a shell pipeline, set -o pipefail), then restore again. What it imported before it stopped is in place.',
+    },
+  );
 }

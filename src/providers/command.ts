@@ -43,6 +43,8 @@ export class CommandProvider implements Provider {
   }
 
   async import(data: Readable, ctx: ProviderContext = {}): Promise<void> {
-    await importIntoProgram(this.spec(this.role.importCommand, 'import', ctx), data);
+    // A program that stops reading early (a shell pipeline without pipefail whose last step exits
+    // 0) would otherwise report a role restored whole that was not.
+    await importIntoProgram({ ...this.spec(this.role.importCommand, 'import', ctx), wholeInput: true }, data);
   }
 }
