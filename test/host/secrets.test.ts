@@ -153,6 +153,14 @@ describe('on a terminal, secrets are prompted without echo', () => {
     expect(r.err).not.toContain('pfx-pw');
   });
 
+  test('keys that type no character (arrows, Home, Delete, F1, Alt-x) add nothing to the secret, as at the PowerShell prompt', async () => {
+    // A terminal sends these as escape sequences; taken as typed text they put '[D', '[3~' and the
+    // like into a password the operator never sees, and New-EncryptionKey protects the .pfx with it.
+    const keys = ['CONTOSO\\op\n', 'cred\u001b[D\u001b[H\u001b[F-pw\r', 'p\u001b[3~f\u001bOPx\u001bx-\u001b[1;5Cpw\u001b\r'];
+    const p = echoed(await run(['New-TestCredential'], { tty: { keys } }));
+    expect(p).toEqual({ Credential: { UserName: 'CONTOSO\\op', Password: 'cred-pw' }, PfxPassword: 'pfx-pw' });
+  });
+
   test('Ctrl-C at the prompt stops with exit 130', async () => {
     const r = await run(['Invoke-TestJob', 'ok', '-Password'], { tty: { keys: ['ab\u0003'] } });
     expect(r.code).toBe(130);
