@@ -12,7 +12,10 @@ interface Run {
 }
 
 /** Runs the host in-process with fixture manifests and cmdlets; `tty` makes stdin a fake terminal. */
-async function run(args: string[], opts: { stdin?: string; env?: Record<string, string>; tty?: { keys: string[] } } = {}): Promise<Run> {
+async function run(
+  args: string[],
+  opts: { stdin?: string | Buffer; env?: Record<string, string>; tty?: { keys: string[] } } = {},
+): Promise<Run> {
   const stdin = new PassThrough() as PassThrough & { setRawMode?: (m: boolean) => void; raw?: boolean[] };
   const stdout = new PassThrough();
   const stderr = new PassThrough();
@@ -86,6 +89,15 @@ describe('`-` reads standard input', () => {
     const p = echoed(
       await run(['New-TestCredential', '-Credential', '-', '-PfxPassword', '-'], { stdin: 'CONTOSO\\backup\ncred-pass\npfx-pass\n' }),
     );
+    expect(p).toEqual({ Credential: { UserName: 'CONTOSO\\backup', Password: 'cred-pass' }, PfxPassword: 'pfx-pass' });
+  });
+
+  test('a byte order mark at the start of standard input is not part of the first secret', async () => {
+    // A file saved as "UTF-8 with BOM" (Notepad), or PowerShell piping with $OutputEncoding =
+    // [Text.Encoding]::UTF8, starts with U+FEFF: taken as the first character of a .pfx password,
+    // the .pfx opens with no password anyone can type.
+    const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('pfx-pass\r\nCONTOSO\\backup\r\ncred-pass\r\n')]);
+    const p = echoed(await run(['New-TestCredential', '-PfxPassword', '-', '-Credential', '-'], { stdin: bytes }));
     expect(p).toEqual({ Credential: { UserName: 'CONTOSO\\backup', Password: 'cred-pass' }, PfxPassword: 'pfx-pass' });
   });
 
