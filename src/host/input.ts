@@ -37,6 +37,20 @@ export class InputReader {
 
   constructor(private readonly stream: InputStream) {}
 
+  /** No text has been read yet. */
+  private atStart = true;
+
+  /**
+   * A byte order mark that starts the input (a file saved as "UTF-8 with BOM") is no part of the
+   * first secret: kept, it would be an invisible first character no one types again.
+   */
+  private append(text: string): void {
+    if (this.atStart && text !== '') {
+      this.atStart = false;
+      this.buffer += text.replace(/^\uFEFF/, '');
+    } else this.buffer += text;
+  }
+
   private watching = false;
   private wake: ((more: boolean) => void) | undefined;
   private failed: Error | undefined;
@@ -52,7 +66,7 @@ export class InputReader {
     if (s.readableEnded) this.ended = true;
     s.once('end', () => {
       this.ended = true;
-      this.buffer += this.decoder.end();
+      this.append(this.decoder.end());
       this.wake?.(false);
     });
     s.once('error', (e: Error) => {
@@ -69,7 +83,7 @@ export class InputReader {
     const s = this.stream;
     return new Promise((resolve, reject) => {
       const onData = (chunk: Buffer | string): void => {
-        this.buffer += typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
+        this.append(typeof chunk === 'string' ? chunk : this.decoder.write(chunk));
         done(true);
       };
       const done = (more: boolean): void => {
