@@ -279,6 +279,13 @@ function loadParser(): Promise<YargsParser> {
 }
 
 /**
+ * yargs-parser strips a pair of quotes around a `--name=value` value ('"echo hi"' becomes 'echo
+ * hi'), which would bind another value than the one typed. Each value goes in behind a character
+ * no command-line argument can hold, so that it never starts with a quote, and comes out without it.
+ */
+const KEEP = '\u0000';
+
+/**
  * Hands the normalised occurrences to yargs-parser, configured from the manifest (types, arrays,
  * booleans), with every value attached by `=` so that values starting with '-' stay values.
  */
@@ -288,7 +295,7 @@ async function parseNormalised(
 ): Promise<{ values: Map<string, string[]>; positional: string[] }> {
   const parse = await loadParser();
   const plain = named.filter((o) => !o.known.param?.secret);
-  const argv = plain.flatMap((o) => o.values.map((v) => `--${o.known.name}=${v}`));
+  const argv = plain.flatMap((o) => o.values.map((v) => `--${o.known.name}=${o.known.type === 'Switch' ? v : KEEP + v}`));
   argv.push('--', ...positional);
   const result = parse.detailed(argv, {
     string: plain.filter((o) => o.known.type !== 'Switch').map((o) => o.known.name),
@@ -314,7 +321,7 @@ async function parseNormalised(
     const v = result.argv[o.known.name] as unknown;
     values.set(
       o.known.name,
-      (Array.isArray(v) ? v : [v]).map((x) => String(x)),
+      (Array.isArray(v) ? v : [v]).map((x) => (typeof x === 'string' && x.startsWith(KEEP) ? x.slice(KEEP.length) : String(x))),
     );
   }
   return { values, positional: result.argv._.map((x) => String(x)) };

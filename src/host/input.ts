@@ -13,12 +13,43 @@ export const MAX_INPUT_LINE_CHARS = 64 * 1024;
 
 export type InputStream = NodeJS.ReadableStream & { setRawMode?(mode: boolean): unknown };
 
+/**
+ * How long the escape sequence at the start of `text` is: a key that types no character (an arrow,
+ * Home, Delete, F1: ESC [ ... final, ESC O x), Alt with a key (ESC x), or Esc alone. A terminal
+ * writes a key's sequence at once, so what has arrived of it is all of it.
+ */
+function escapeLength(text: string): number {
+  const printable = (i: number, from = ' ', to = '~'): boolean => text[i] !== undefined && text[i]! >= from && text[i]! <= to;
+  if (!printable(1)) return 1;
+  if (text[1] === 'O') return printable(2) ? 3 : 2;
+  if (text[1] !== '[') return 2;
+  // CSI: parameter and intermediate bytes (0x20-0x3f), then one final byte (0x40-0x7e). An Enter
+  // or a Backspace after a cut-short sequence is still a key of its own.
+  let i = 2;
+  while (printable(i, ' ', '?')) i++;
+  return printable(i, '@') ? i + 1 : i;
+}
+
 export class InputReader {
   private buffer = '';
   private ended = false;
   private readonly decoder = new StringDecoder('utf8');
 
   constructor(private readonly stream: InputStream) {}
+
+  /** No text has been read yet. */
+  private atStart = true;
+
+  /**
+   * A byte order mark that starts the input (a file saved as "UTF-8 with BOM") is no part of the
+   * first secret: kept, it would be an invisible first character no one types again.
+   */
+  private append(text: string): void {
+    if (this.atStart && text !== '') {
+      this.atStart = false;
+      this.buffer += text.replace(/^\uFEFF/, '');
+    } else this.buffer += text;
+  }
 
   private watching = false;
   private wake: ((more: boolean) => void) | undefined;
@@ -35,7 +66,7 @@ export class InputReader {
     if (s.readableEnded) this.ended = true;
     s.once('end', () => {
       this.ended = true;
-      this.buffer += this.decoder.end();
+      this.append(this.decoder.end());
       this.wake?.(false);
     });
     s.once('error', (e: Error) => {
@@ -52,7 +83,7 @@ export class InputReader {
     const s = this.stream;
     return new Promise((resolve, reject) => {
       const onData = (chunk: Buffer | string): void => {
-        this.buffer += typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
+        this.append(typeof chunk === 'string' ? chunk : this.decoder.write(chunk));
         done(true);
       };
       const done = (more: boolean): void => {
@@ -106,7 +137,9 @@ export class InputReader {
 
   /**
    * Reads keystrokes in raw mode until Enter, echoing nothing. Ctrl-C stops the command
-   * (exit 130), as it would have without raw mode.
+   * (exit 130), as it would have without raw mode. Keys that type no character (arrows, Home,
+   * Delete, function keys) add nothing, as at PowerShell's Read-Host -AsSecureString: their escape
+   * sequences' text would be a part of the secret the operator never typed.
    */
   async hidden(): Promise<string> {
     const s = this.stream;
@@ -115,6 +148,10 @@ export class InputReader {
     try {
       for (;;) {
         while (this.buffer.length) {
+          if (this.buffer[0] === '\u001b') {
+            this.buffer = this.buffer.slice(escapeLength(this.buffer));
+            continue;
+          }
           const ch = this.buffer[0]!;
           this.buffer = this.buffer.slice(1);
           if (ch === '\r' || ch === '\n') {

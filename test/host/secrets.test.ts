@@ -12,7 +12,10 @@ interface Run {
 }
 
 /** Runs the host in-process with fixture manifests and cmdlets; `tty` makes stdin a fake terminal. */
-async function run(args: string[], opts: { stdin?: string; env?: Record<string, string>; tty?: { keys: string[] } } = {}): Promise<Run> {
+async function run(
+  args: string[],
+  opts: { stdin?: string | Buffer; env?: Record<string, string>; tty?: { keys: string[] } } = {},
+): Promise<Run> {
   const stdin = new PassThrough() as PassThrough & { setRawMode?: (m: boolean) => void; raw?: boolean[] };
   const stdout = new PassThrough();
   const stderr = new PassThrough();
@@ -89,6 +92,15 @@ describe('`-` reads standard input', () => {
     expect(p).toEqual({ Credential: { UserName: 'CONTOSO\\backup', Password: 'cred-pass' }, PfxPassword: 'pfx-pass' });
   });
 
+  test('a byte order mark at the start of standard input is not part of the first secret', async () => {
+    // A file saved as "UTF-8 with BOM" (Notepad), or PowerShell piping with $OutputEncoding =
+    // [Text.Encoding]::UTF8, starts with U+FEFF: taken as the first character of a .pfx password,
+    // the .pfx opens with no password anyone can type.
+    const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('pfx-pass\r\nCONTOSO\\backup\r\ncred-pass\r\n')]);
+    const p = echoed(await run(['New-TestCredential', '-PfxPassword', '-', '-Credential', '-'], { stdin: bytes }));
+    expect(p).toEqual({ Credential: { UserName: 'CONTOSO\\backup', Password: 'cred-pass' }, PfxPassword: 'pfx-pass' });
+  });
+
   test('standard input that ends too early is a usage error naming the parameter', async () => {
     const r = await run(['New-TestCredential', '-Credential', '-', '-PfxPassword', '-'], { stdin: 'CONTOSO\\backup\nonly-password\n' });
     expect(r.code).toBe(2);
@@ -151,6 +163,14 @@ describe('on a terminal, secrets are prompted without echo', () => {
     expect(r.err).toContain('Password for user CONTOSO\\op: ');
     expect(r.err).not.toContain('cred-pw');
     expect(r.err).not.toContain('pfx-pw');
+  });
+
+  test('keys that type no character (arrows, Home, Delete, F1, Alt-x) add nothing to the secret, as at the PowerShell prompt', async () => {
+    // A terminal sends these as escape sequences; taken as typed text they put '[D', '[3~' and the
+    // like into a password the operator never sees, and New-EncryptionKey protects the .pfx with it.
+    const keys = ['CONTOSO\\op\n', 'cred\u001b[D\u001b[H\u001b[F-pw\r', 'p\u001b[3~f\u001bOPx\u001bx-\u001b[1;5Cpw\u001b\r'];
+    const p = echoed(await run(['New-TestCredential'], { tty: { keys } }));
+    expect(p).toEqual({ Credential: { UserName: 'CONTOSO\\op', Password: 'cred-pw' }, PfxPassword: 'pfx-pw' });
   });
 
   test('Ctrl-C at the prompt stops with exit 130', async () => {
