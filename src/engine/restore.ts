@@ -310,6 +310,14 @@ function whyMissing(role: RoleRecord): string {
   return `it ${state} when the backup was made${role.error ? ` (${role.error})` : ''}`;
 }
 
+/** What to do about a role a backup lacks. */
+function fromEarlierBackup(role: string): string {
+  return (
+    `Restore it from an earlier backup where it Succeeded: Get-InfrastructureBackup (with the same -Path) lists each backup's ` +
+    `RoleStatus; then Restore-AzsBackup -Name <that backup> -RoleName ${role}.`
+  );
+}
+
 /** The roles the backup lists but did not back up, as Skipped results after the restored ones, each with its error. */
 function notBackedUp(
   roles: RoleRecord[],
@@ -339,7 +347,7 @@ function notBackedUp(
       category: 'ObjectNotFound',
       exitCode: ExitCode.Partial,
       targetObject: name,
-      recommendedAction: `Restore it from an earlier backup where it Succeeded: Get-InfrastructureBackup (with the same -Path) lists each backup's RoleStatus; then Restore-AzsBackup -Name <that backup> -RoleName ${name}.`,
+      recommendedAction: fromEarlierBackup(name),
     });
   });
   return { results, roleErrors };
@@ -390,7 +398,7 @@ function rolesToRestore(roles: RoleRecord[], backupName: string, req: RestoreReq
           category: 'ObjectNotFound',
           targetObject: req.roleName,
           recommendedAction: failed
-            ? `Restore it from an earlier backup where it Succeeded: Get-InfrastructureBackup (with the same -Path) lists each backup's RoleStatus; then Restore-AzsBackup -Name <that backup> -RoleName ${failed.definition.name}.`
+            ? fromEarlierBackup(failed.definition.name)
             : 'Give one of the role names the backup holds (Get-InfrastructureBackup -Name <backup> shows RoleStatus).',
         },
       );
