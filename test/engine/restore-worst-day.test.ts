@@ -120,3 +120,32 @@ describe('a restore stopped by a role that fails', () => {
     }
   }, 60_000);
 });
+
+describe('the redeployed machine after its restore', () => {
+  const warnings = (stderr: string): string[] =>
+    stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{"Warning"'))
+      .map((l) => JSON.parse(l).Warning.Message as string);
+
+  it('is told that nothing will back it up until the share and the roles are set up again', async () => {
+    const home = await freshHome(d);
+    const { args, stdin } = d.decryptArgs();
+    const r = await runCli(home, ['Restore-AzsBackup', '-Name', whole, '-Path', d.share, ...args], { stdin });
+    expect(r.code, r.stderr).toBe(0);
+    const said = warnings(r.stderr).join('\n');
+    expect(said).toContain('Set-BackupShare');
+    expect(said).toContain(d.share);
+    expect(said).toMatch(/CA, Identity.*not registered/);
+    expect(said).toContain('Register-InfrastructureRole');
+    // What it says is so: no backup is taken here yet.
+    expect((await runCli(home, ['Start-InfrastructureBackup'])).code).not.toBe(0);
+  });
+
+  it('where the share and the roles are set up, says nothing of it', async () => {
+    const { args, stdin } = d.decryptArgs();
+    const r = await d.cli(['Restore-AzsBackup', '-Name', whole, ...args], { stdin });
+    expect(r.code, r.stderr).toBe(0);
+    expect(warnings(r.stderr)).toEqual([]);
+  });
+});
