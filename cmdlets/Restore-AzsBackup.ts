@@ -1,6 +1,7 @@
 import type { Cmdlet } from '../src/host/cmdlet.js';
 import type { RestoreAzsBackupParameters } from './generated/parameters.js';
 import { ConfigStore } from '../src/config/store.js';
+import { ExitCode } from '../src/errors.js';
 import { restoreJob } from '../src/engine/restore-job.js';
 import { decryptionMaterial, shareAccess, shareParameters } from '../src/engine/share-access.js';
 
@@ -23,7 +24,7 @@ const restoreAzsBackup: Cmdlet<RestoreAzsBackupParameters> = async ({
   const access = shareAccess(new ConfigStore(home), shareParameters(params, secretsFromEnvironment));
   if (!(await shouldProcess(`${roleName ?? 'every role'} from backup ${name}`, 'Restore'))) return;
   const material = (await decryptionMaterial(params))!;
-  const { results, warnings, error } = await restoreJob({
+  const { results, warnings, roleErrors, error } = await restoreJob({
     home,
     access,
     name,
@@ -34,10 +35,11 @@ const restoreAzsBackup: Cmdlet<RestoreAzsBackupParameters> = async ({
     allowUnauthenticated: params.AllowUnauthenticated === true,
   });
   for (const warning of warnings) writeWarning(warning);
-  if (error) {
-    setExitCode(error.exitCode);
-    writeError(error);
-  }
+  // The exit code first, so each error record says the code the command ends with: a role the
+  // backup lacks leaves the restore partial (3), unless a role that failed to restore says worse.
+  if (error || roleErrors.length) setExitCode(error?.exitCode ?? ExitCode.Partial);
+  for (const roleError of roleErrors) writeError(roleError);
+  if (error) writeError(error);
   return results;
 };
 export default restoreAzsBackup;

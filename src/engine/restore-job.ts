@@ -16,7 +16,7 @@ export interface RestoreJobRequest extends Omit<RestoreRequest, 'target' | 'regi
 
 export async function restoreJob({ home, access, ...request }: RestoreJobRequest): Promise<RestoreOutcome> {
   const store = new ConfigStore(home);
-  return runJob(home, `restore ${request.name}`, async () =>
+  const outcome = await runJob(home, `restore ${request.name}`, async () =>
     runRestore({
       ...request,
       target: await openShare(access),
@@ -24,4 +24,33 @@ export async function restoreJob({ home, access, ...request }: RestoreJobRequest
       privateDir: privateDirOf(home),
     }),
   );
+  return { ...outcome, warnings: [...outcome.warnings, ...notBackedUpHere(store, access.path, outcome)] };
+}
+
+/**
+ * What a redeployed machine lacks for its next backup once roles are back: a share (none is made
+ * by a restore, which reads the one it is given) and the restored roles' registrations (a restore
+ * follows the backup's record of a role without registering it).
+ */
+function notBackedUpHere(store: ConfigStore, sharePath: string, { results }: RestoreOutcome): string[] {
+  const restored = results.filter((r) => r.Status === 'Succeeded');
+  if (restored.length === 0) return [];
+  const warnings: string[] = [];
+  if (!store.read().share) {
+    warnings.push(
+      `No backup share is configured on this machine, so nothing will back up what was restored: run Set-BackupShare -Path ${sharePath} ` +
+        'with the credential and the encryption certificate (-EncryptionCertPath) or key, and turn the scheduler on with ' +
+        '-IsBackupSchedulerEnabled $true (OPERATIONS.md, Restore on a redeployed machine).',
+    );
+  }
+  const unregistered = restored.filter((r) => r.DefinitionSource === 'Backup').map((r) => r.RoleName);
+  if (unregistered.length > 0) {
+    const one = unregistered.length === 1;
+    warnings.push(
+      `Role${one ? '' : 's'} ${unregistered.join(', ')} ${one ? 'is' : 'are'} not registered on this machine, so backups leave ` +
+        `${one ? 'it' : 'them'} out: register ${one ? 'it' : 'each'} again with Register-InfrastructureRole, with the provider and ` +
+        `destination this restore lists and the restore order ${one ? 'it' : 'they'} had.`,
+    );
+  }
+  return warnings;
 }

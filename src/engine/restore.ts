@@ -70,6 +70,11 @@ export interface RestoreOutcome {
   results: RestoreResultRecord[];
   /** What the operator must know though nothing failed: an unauthenticated backup, definitions that differ. */
   warnings: string[];
+  /**
+   * Roles the backup lists but does not hold (they failed when it was made: a PartialSucceeded
+   * backup), so a restore of every role did not put them back: one non-terminating error each.
+   */
+  roleErrors: AzsError[];
   error?: AzsError;
 }
 
@@ -226,12 +231,14 @@ export async function runRestore(given: RestoreRequest): Promise<RestoreOutcome>
     allowUnauthenticated: req.allowUnauthenticated,
   });
   const effective = rolesToRestore(info.roles, entry.name, req);
+  const missing = req.roleName === undefined ? info.roles.filter((r) => !restorable(r)) : [];
   // The threads that open chunks boot while the repository and its index are read.
   if (info.repository) startChunkOpeners();
   const repository = info.repository && (await repositoryForReading(req.target, info.repository, req.material));
   const run = newRun(req, entry, dataKey!, authenticity!, effective, repository);
   try {
-    return await restoreRoles(run);
+    const outcome = await restoreRoles(run);
+    return { ...outcome, ...notBackedUp(missing, entry.name, authenticity!, outcome.results) };
   } finally {
     await run.copies.discard();
   }
@@ -261,9 +268,89 @@ async function restoreRoles(run: RestoreRun): Promise<RestoreOutcome> {
   const failure = await restoreInOrder(run, stageAll);
   // Whatever is still held after a failure is given up: its staging goes, its destination stays.
   for (const [i, h] of run.held.entries()) if (h && run.results[i]!.Status === 'Skipped') await h.abandon(failure!);
-  if (failure) run.verbose(`Restore of backup ${entry.name} failed: ${failure.message}`);
+  const warnings = restoreWarnings(entry.name, run.authenticity, run.effective);
+  if (failure) {
+    run.verbose(`Restore of backup ${entry.name} failed: ${failure.message}`);
+    const notRestored = stoppedAfter(run);
+    if (notRestored) warnings.push(notRestored);
+  }
   req.progress.report({ activity: run.activity, status: failure ? 'Failed' : 'Done', percentComplete: 100, id: 0, completed: true });
-  return { results: run.results, warnings: restoreWarnings(entry.name, run.authenticity, run.effective), error: failure };
+  return { results: run.results, warnings, roleErrors: [], error: failure };
+}
+
+/**
+ * After a role failed, the roles after it in restore order (which may depend on it) were not put
+ * into place: each says so in its result, with no Size of what was staged and thrown away, and one
+ * warning names them all and how to go on.
+ */
+function stoppedAfter(run: RestoreRun): string | undefined {
+  const failed = run.results.find((r) => r.Status === 'Failed');
+  const skipped = run.results.filter((r) => r.Status === 'Skipped');
+  if (!failed || skipped.length === 0) return undefined;
+  for (const r of skipped) {
+    r.Size = 0;
+    r.Error = `Not restored: role ${failed.RoleName}, before it in restore order, failed, and the restore stopped there; its destination was left as it was.`;
+  }
+  const names = skipped.map((r) => r.RoleName);
+  return (
+    `Role${names.length === 1 ? '' : 's'} ${names.join(', ')} ${names.length === 1 ? 'was' : 'were'} not restored: role ${failed.RoleName} failed before ` +
+    `${names.length === 1 ? 'it' : 'them'} and the restore stopped there (roles restored before it stay restored). Fix what failed and run ` +
+    `Restore-AzsBackup -Name ${run.entry.name} again, or restore the rest one by one with ${names.map((n) => `-RoleName ${n}`).join(', ')}.`
+  );
+}
+
+/** A role the backup holds: it succeeded when the backup was made. */
+function restorable(role: RoleRecord): boolean {
+  return role.status === 'Succeeded' && role.files.length > 0;
+}
+
+/** Words for why a backup lacks a role it lists: its status then, and the error it failed with. */
+function whyMissing(role: RoleRecord): string {
+  const state = role.status === 'Succeeded' ? 'held no data' : role.status === 'Failed' ? 'failed' : `was ${role.status}`;
+  return `it ${state} when the backup was made${role.error ? ` (${role.error})` : ''}`;
+}
+
+/** What to do about a role a backup lacks. */
+function fromEarlierBackup(role: string): string {
+  return (
+    `Restore it from an earlier backup where it Succeeded: Get-InfrastructureBackup (with the same -Path) lists each backup's ` +
+    `RoleStatus; then Restore-AzsBackup -Name <that backup> -RoleName ${role}.`
+  );
+}
+
+/** The roles the backup lists but did not back up, as Skipped results after the restored ones, each with its error. */
+function notBackedUp(
+  roles: RoleRecord[],
+  backupName: string,
+  authenticity: Authenticity,
+  restored: RestoreResultRecord[],
+): Pick<RestoreOutcome, 'results' | 'roleErrors'> {
+  const results = [...restored];
+  const roleErrors = roles.map((role) => {
+    const name = role.definition.name;
+    const message = `Role ${name} is not in backup ${backupName}, so it was not restored: ${whyMissing(role)}.`;
+    results.push({
+      BackupName: backupName,
+      RoleName: name,
+      Provider: role.definition.provider,
+      Status: 'Skipped',
+      Destination: null,
+      Size: 0,
+      Duration: 0,
+      Error: message,
+      Authenticity: authenticity,
+      DefinitionSource: 'Backup',
+      DefinitionDifference: null,
+    });
+    return new AzsError(message, {
+      errorId: 'RoleNotBackedUp',
+      category: 'ObjectNotFound',
+      exitCode: ExitCode.Partial,
+      targetObject: name,
+      recommendedAction: fromEarlierBackup(name),
+    });
+  });
+  return { results, roleErrors };
 }
 
 /** One restore under way: the roles in the order they go back, and what became of each. */
@@ -294,18 +381,25 @@ interface RestoreRun {
 
 /** The succeeded roles of the backup (or the one asked for), as they are restored, in restore order. */
 function rolesToRestore(roles: RoleRecord[], backupName: string, req: RestoreRequest): EffectiveRole[] {
-  const restorable = roles.filter((r) => r.status === 'Succeeded' && r.files.length > 0);
-  let selected = restorable;
+  const held = roles.filter(restorable);
+  let selected = held;
   if (req.roleName !== undefined) {
-    selected = restorable.filter((r) => r.definition.name.toLowerCase() === req.roleName!.toLowerCase());
+    const named = (r: RoleRecord) => r.definition.name.toLowerCase() === req.roleName!.toLowerCase();
+    selected = held.filter(named);
+    const failed = roles.find((r) => named(r) && !restorable(r));
     if (selected.length === 0) {
+      const holds = `it holds ${held.map((r) => r.definition.name).join(', ') || 'none'}`;
       throw new AzsError(
-        `Backup ${backupName} holds no restorable role named ${req.roleName}; it holds ${restorable.map((r) => r.definition.name).join(', ') || 'none'}.`,
+        failed
+          ? `Backup ${backupName} does not hold role ${failed.definition.name}: ${whyMissing(failed)}; ${holds}.`
+          : `Backup ${backupName} holds no restorable role named ${req.roleName}; ${holds}.`,
         {
           errorId: 'RoleNotInBackup',
           category: 'ObjectNotFound',
           targetObject: req.roleName,
-          recommendedAction: 'Give one of the role names the backup holds (Get-InfrastructureBackup -Name <backup> shows RoleStatus).',
+          recommendedAction: failed
+            ? fromEarlierBackup(failed.definition.name)
+            : 'Give one of the role names the backup holds (Get-InfrastructureBackup -Name <backup> shows RoleStatus).',
         },
       );
     }

@@ -142,7 +142,8 @@ describe('what the service made restores, and proves it', () => {
     expect(results.map((r: any) => r.Authenticity)).toEqual(results.map(() => 'Certificate'));
     expect(results.map((r: any) => r.DefinitionSource)).toEqual(results.map(() => 'Backup'));
     expect(fingerprint(d.files)).toBe(before);
-    expect(warningsOf(restore)).toEqual([]);
+    // Nothing of its authenticity is warned of (only what the fresh machine lacks for its next backup).
+    expect(warningsOf(restore).filter((w) => !/^No backup share is configured|not registered on this machine/.test(w))).toEqual([]);
   });
 
   it('a backup moved into another stamp folder is refused, with the key as with the certificate', async () => {
