@@ -67,3 +67,34 @@ describe('values are bound exactly as given', () => {
     expect(r.errors[0]!.TargetObject).toBe('"Files"');
   });
 });
+
+// '/?' asks for help where a parameter name can stand (cmd.exe's and PowerShell's habit), but the
+// host took it as a request for help anywhere, also as a parameter's value: Register-InfrastructureRole
+// printed help, exited 0 and registered nothing, and a script took the 0 for success.
+describe("'/?' as a value", () => {
+  it('is bound as the value, and still asks for help where a parameter name could stand', async () => {
+    const r = expectOk(
+      await runCli(home, [
+        'Register-InfrastructureRole',
+        '-Name',
+        'Helpy',
+        '-Provider',
+        'command',
+        '-ExportCommand',
+        'mytool',
+        '-ExportCommand',
+        '/?',
+        '-ImportCommand',
+        'cat',
+        '-PassThru',
+      ]),
+    );
+    expect(r.json.ExportCommand).toEqual(['mytool', '/?']);
+    expect([expectOk(await runCli(home, ['Get-InfrastructureRole', 'Helpy'])).json].flat()[0].ExportCommand).toEqual(['mytool', '/?']);
+    for (const args of [['/?'], ['-Name', 'Helpy', '-?'], ['-Name', 'Helpy', '--help']]) {
+      const help = expectOk(await runCli(home, ['Get-InfrastructureRole', ...args]));
+      expect(help.stdout, args.join(' ')).toMatch(/SYNTAX|Get-InfrastructureRole/);
+      expect(help.json, args.join(' ')).toBeUndefined();
+    }
+  });
+});
