@@ -132,6 +132,33 @@ function namesParameter(known: Known[], t: string): boolean {
   return lookup(known, typed).length > 0 || (gnu && /^no-?/i.test(typed) && lookup(known, typed.replace(/^no-?/i, '')).length > 0);
 }
 
+/**
+ * Whether the cmdlet's arguments ask for its help: `-?`, `--help` or `-help` anywhere before `--`
+ * (none can be a value: a value that looks like a parameter is given inline, -Name:-?), and `/?`
+ * where a parameter name could stand. After a parameter that takes a value it is that value: taken
+ * for help there, a command printed help and exited 0 having done nothing.
+ */
+export function asksForHelp(m: CmdletManifest, args: readonly string[]): boolean {
+  const known = knownNames(m);
+  for (const [i, t] of args.entries()) {
+    if (t === '--') return false;
+    const token = t.toLowerCase();
+    if (token === '-?' || token === '--help' || token === '-help') return true;
+    if (token === '/?' && !(i > 0 && takesNextToken(known, args[i - 1]!))) return true;
+  }
+  return false;
+}
+
+/** Whether `t` names a parameter whose value is the next token (not a switch, no inline value). */
+function takesNextToken(known: Known[], t: string): boolean {
+  if (!isParameterToken(t)) return false;
+  const gnu = t.startsWith('--');
+  const body = t.slice(gnu ? 2 : 1);
+  if (body.includes(gnu ? '=' : ':')) return false;
+  const found = lookup(known, body);
+  return found.length === 1 && found[0]!.type !== 'Switch';
+}
+
 /** A token that names a parameter rather than being a value: `-Name`, `--name`; not `-`, `-5` or `--`. */
 function isParameterToken(t: string): boolean {
   return /^--?[A-Za-z?]/.test(t);

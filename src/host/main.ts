@@ -5,7 +5,7 @@
  */
 import { AzsError, ExitCode, quoted, stoppedBy } from '../errors.js';
 import type { CmdletManifest } from '../manifest/model.js';
-import { parseCommandLine, type CommandLine, type OutputFormat } from './argv.js';
+import { asksForHelp, parseCommandLine, type CommandLine, type OutputFormat } from './argv.js';
 import type { BoundParameters, CmdletContext } from './cmdlet.js';
 import { formatCmdletList, formatHelp } from './help.js';
 import { resolveHome } from './home.js';
@@ -57,7 +57,6 @@ export interface HostIO {
 }
 
 const helpTokens = new Set(['-?', '/?', '--help', '-help', '-h', 'help']);
-const cmdletHelpTokens = new Set(['-?', '/?', '--help', '-help']);
 
 /**
  * A terminal that reports 0 columns (a pseudo-terminal nobody sized, as `script` or `docker -t`
@@ -173,7 +172,7 @@ export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<nu
     if (!m) throw unknownCmdlet(first, catalog);
     source = m.name;
     const rest = argv.slice(1);
-    if (rest.some((a) => cmdletHelpTokens.has(a.toLowerCase()))) {
+    if (asksForHelp(m, rest)) {
       h.stdout.write(formatHelp(m, h.columns ?? 100));
       return ExitCode.Success;
     }
