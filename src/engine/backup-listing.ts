@@ -1,4 +1,5 @@
 import { isAzsError } from '../errors.js';
+import { ROOT } from '../catalog/layout.js';
 import { backupNotFound, listShare, readBackupInfos } from '../catalog/share-catalog.js';
 import type { Target } from '../targets/target.js';
 import { recordFromInfo, type BackupRecord } from './backup-record.js';
@@ -78,4 +79,31 @@ export async function getBackup(
   ).find((b) => b.Name === name.toLowerCase());
   if (!found) throw backupNotFound(name, target.location);
   return found;
+}
+
+/** Subfolders looked into for a MASBackup folder: enough for a share's few top folders, bounded on SMB (one request each). */
+const FOLDERS_LOOKED_INTO = 20;
+
+/**
+ * Why a share given with -Path lists no backup, when the reason is the path: it holds no MASBackup
+ * folder. On a rebuilt machine an operator types the share's path from memory, and a listing that
+ * is only empty sends them looking for backups that are one folder away (the share's root instead
+ * of its folder, or the MASBackup folder itself). Undefined when MASBackup is there.
+ */
+export async function noBackupFolderHint(target: Target, sharePath: string): Promise<string | undefined> {
+  if (await target.stat(ROOT)) return undefined;
+  const trimmed = sharePath.replace(/[\\/]+$/, '');
+  const separator = trimmed.includes('\\') && !trimmed.includes('/') ? '\\' : '/';
+  if (trimmed.split(/[\\/]/).at(-1)?.toLowerCase() === ROOT.toLowerCase()) {
+    const parent = trimmed.slice(0, trimmed.length - ROOT.length - 1);
+    return `${sharePath} is a ${ROOT} folder itself: give the folder that holds it as -Path (${parent}).`;
+  }
+  const folders = (await target.list('')).filter((e) => e.isDirectory).slice(0, FOLDERS_LOOKED_INTO);
+  const holders: string[] = [];
+  for (const folder of folders) if ((await target.stat(`${folder.name}/${ROOT}`))?.isDirectory) holders.push(folder.name);
+  if (holders.length > 0) {
+    const paths = holders.map((h) => `${trimmed}${separator}${h}`);
+    return `${sharePath} holds no ${ROOT} folder, but ${paths.join(', ')} ${holders.length === 1 ? 'does' : 'do'}: give ${holders.length === 1 ? 'it' : 'one of them'} as -Path.`;
+  }
+  return `${sharePath} holds no ${ROOT} folder: no backup was made there. Give the folder that Set-BackupShare -Path named when the backups were made.`;
 }
