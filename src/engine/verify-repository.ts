@@ -365,6 +365,17 @@ async function checkPacks(run: Run, present: ReadonlyMap<string, number>): Promi
         `${checked.error.message}${who}`,
         needers,
       );
+      if (f?.indexed.size) {
+        // Backups deduplicate against what the index places, without reading the pack: each would
+        // store none of these chunks again and need this pack to be restored.
+        problem(
+          run,
+          'Error',
+          'IndexEntryInDamagedPack',
+          run.layout.packPath(pack),
+          `${f.indexed.size} index entries place chunks in the damaged pack ${pack}: every backup relies on them instead of storing them again, and cannot be restored (-Repair rebuilds the index without this pack).`,
+        );
+      }
       continue;
     }
     record.BytesRead += checked.size ?? 0;
@@ -445,6 +456,7 @@ const INDEX_KINDS = new Set([
   'IndexMissing',
   'IndexDamaged',
   'IndexEntryWithoutPack',
+  'IndexEntryInDamagedPack',
   'IndexDisagrees',
   'PackNotIndexed',
   'ChunkNotIndexed',
