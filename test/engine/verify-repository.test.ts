@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -195,6 +195,35 @@ describe('verification of backups in the repository (symmetric key)', () => {
     const missing = whole.json.Problems.filter((p: any) => p.Severity === 'Error').map((p: any) => p.Kind);
     // The index still names it: backups would rely on its chunks.
     expect(missing).toEqual(expect.arrayContaining(['PackMissing', 'IndexEntryWithoutPack']));
+  });
+
+  it("config.xml lost, cut short or another repository's fails the keyless check of every backup, naming it, as restore refuses", async () => {
+    // Without a key the check cannot open the store, but it can see that no restore of these backups can:
+    // it passed them all while every restore failed on config.xml.
+    const config = (s: string) => path.join(s, layout.root, 'config.xml');
+    const damages: [string, (s: string) => Promise<void>][] = [
+      ['deleted', (s) => fs.rm(config(s))],
+      ['cut short', async (s) => fs.truncate(config(s), (await fs.stat(config(s))).size / 2)],
+      [
+        "another repository's",
+        async (s) => fs.writeFile(config(s), (await fs.readFile(config(s), 'utf8')).replace(/ Id="[^"]+"/, ` Id="${randomUUID()}"`)),
+      ],
+      [
+        'made for another key',
+        async (s) =>
+          fs.writeFile(config(s), (await fs.readFile(config(s), 'utf8')).replace(/ PublicKey="[^"]+"/, ` PublicKey="${'ab'.repeat(32)}"`)),
+      ],
+    ];
+    for (const [what, damage] of damages) {
+      const share = await copyShare(damage);
+      for (const name of [first.Name, second.Name]) {
+        const keyless = await test(share, name, false);
+        expectIntegrityFailure(keyless, `config.xml ${what}: ${name}`);
+        expect(keyless.errors[0]!.Message, what).toContain(`Backup ${name}: AzsRepository/config.xml: `);
+        expect(keyless.json.Files.find((f: any) => f.File === 'AzsRepository/config.xml')?.Succeeded, what).toBe(false);
+      }
+      await expectRefusedRestore(share, first.Name);
+    }
   });
 
   it('a pack replaced by one made with only the public key (forged chunks) is refused by the keyed check and by restore', async () => {
