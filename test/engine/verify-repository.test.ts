@@ -226,6 +226,20 @@ describe('verification of backups in the repository (symmetric key)', () => {
     }
   });
 
+  it('config.xml made for another key fails the keyless location check, naming every backup that needs it', async () => {
+    // Its public key is not the one BackupInfo.xml binds the backups to: no restore opens them. The
+    // location check compared it only when it held keys, and passed the share without them.
+    const config = (s: string) => path.join(s, layout.root, 'config.xml');
+    const share = await copyShare(async (s) =>
+      fs.writeFile(config(s), (await fs.readFile(config(s), 'utf8')).replace(/ PublicKey="[^"]+"/, ` PublicKey="${'ab'.repeat(32)}"`)),
+    );
+    const whole = await testRepository(share, [], { home: await freshHome(d) });
+    expectIntegrityFailure(whole, 'Test-BackupRepository');
+    const mismatch = whole.json.Problems.filter((p: any) => p.Kind === 'RepositoryMismatch');
+    expect(mismatch.flatMap((p: any) => p.Backups).sort()).toEqual([first.Name, second.Name].sort());
+    expect(mismatch[0].Message).toContain('with another key');
+  });
+
   it('a pack replaced by one made with only the public key (forged chunks) is refused by the keyed check and by restore', async () => {
     const keys = await repositoryKeys(d.share, d.key!);
     const pack = firstPacks[0]!;
