@@ -237,7 +237,8 @@ async function readIndexFiles(run: Run): Promise<void> {
 /** Every committed backup's folder, and what its BackupInfo.xml and (with the material) its catalogs say of the packs. */
 async function checkBackups(run: Run, config: RepositoryConfig | undefined): Promise<void> {
   const { backups } = await listShare(run.target);
-  const fingerprint = run.keys && keyFingerprint(run.keys.publicKey);
+  // config.xml's own public key: no key is needed to see that it is not the one a backup is bound to.
+  const fingerprint = config && keyFingerprint(config.publicKey);
   for (const [i, entry] of backups.entries()) {
     run.progress.report({
       activity: 'Test repository',
