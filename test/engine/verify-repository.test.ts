@@ -240,6 +240,21 @@ describe('verification of backups in the repository (symmetric key)', () => {
     expect(mismatch[0].Message).toContain('with another key');
   });
 
+  it('a backup folder whose BackupInfo.xml is gone fails the location check, naming it (it passed as if the backup were never made)', async () => {
+    // Written under .partial and renamed once complete, a backup's folder on a local share is never without it.
+    const folder = path.relative(d.share, await d.backupFolder(first.Name));
+    const share = await copyShare((s) => fs.rm(path.join(s, folder, 'BackupInfo.xml')));
+    for (const opts of [{ home: await freshHome(d) }, {}, { keyed: true }]) {
+      const whole = await testRepository(share, [], opts);
+      expectIntegrityFailure(whole, `Test-BackupRepository ${JSON.stringify(opts)}`);
+      const lost = whole.json.Problems.filter((p: any) => p.Severity === 'Error');
+      expect(lost.map((p: any) => `${p.Kind} ${p.Path} ${p.Backups}`)).toEqual([
+        `BackupInfoMissing ${folder}/BackupInfo.xml ${first.Name}`,
+      ]);
+      expect(lost[0].Message).toContain('cannot be listed, checked or restored');
+    }
+  });
+
   it('a pack replaced by one made with only the public key (forged chunks) is refused by the keyed check and by restore', async () => {
     const keys = await repositoryKeys(d.share, d.key!);
     const pack = firstPacks[0]!;
