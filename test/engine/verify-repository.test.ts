@@ -255,6 +255,20 @@ describe('verification of backups in the repository (symmetric key)', () => {
     }
   });
 
+  it("a backup's catalog deleted: the checks and restore both refuse the backup as damaged (exit 12), naming the file", async () => {
+    // Restore said exit 10, which means the share or the backup was not found or is unreachable, while both were there.
+    const file = path.join(path.relative(d.share, await d.backupFolder(first.Name)), 'Files.azscat');
+    const share = await copyShare((s) => fs.rm(path.join(s, file)));
+    expectIntegrityFailure(await test(share, first.Name, false), 'keyless');
+    expectIntegrityFailure(await test(share, first.Name, true), 'keyed');
+    const { args, stdin } = d.decryptArgs();
+    const r = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', first.Name, '-Path', share, ...args], { stdin });
+    expect(r.code, r.stderr).toBe(12);
+    expect(r.errors[0]!.Message).toContain(first.Name);
+    expect(r.errors[0]!.Message).toContain(file);
+    expect(destinations()).toBe(before);
+  });
+
   it('a pack replaced by one made with only the public key (forged chunks) is refused by the keyed check and by restore', async () => {
     const keys = await repositoryKeys(d.share, d.key!);
     const pack = firstPacks[0]!;
