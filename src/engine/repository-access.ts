@@ -8,6 +8,7 @@ import { deriveRepositoryKeys, hostKeysFrom, hostKeysOf, type RepositoryHostKeys
 import { RepositoryLayout } from '../repository/layout.js';
 import {
   createRepository,
+  configDamaged,
   keyFingerprint,
   readRepositoryConfig,
   rewrapRepository,
@@ -238,6 +239,17 @@ export async function repositoryForBackup(
 
 /** The repository a format 3 backup names, with every key: the master key unwrapped and checked against the backup's record. */
 export async function repositoryForReading(target: Target, reference: RepositoryReference, material: DecryptWith): Promise<OpenRepository> {
+  const config = await repositoryConfigFor(target, reference);
+  const keys = deriveRepositoryKeys(unwrapMaster(config, material, reference.keyFingerprint));
+  return opened(config.id, keys);
+}
+
+/**
+ * The share's config.xml, when it is the one a backup's chunks need: present, readable, of the
+ * repository and the public key its BackupInfo.xml names. No key is needed to see that, so a
+ * keyless check finds what would stop every restore of the backup.
+ */
+export async function repositoryConfigFor(target: Target, reference: RepositoryReference): Promise<RepositoryConfig> {
   const config = await readRepositoryConfig(target, layout);
   if (!config || config.id !== reference.id) {
     throw new AzsError(
@@ -252,8 +264,9 @@ export async function repositoryForReading(target: Target, reference: Repository
       },
     );
   }
-  const keys = deriveRepositoryKeys(unwrapMaster(config, material, reference.keyFingerprint));
-  return opened(config.id, keys);
+  if (keyFingerprint(config.publicKey) !== reference.keyFingerprint)
+    throw configDamaged('its key is not the one the backup was made with (the file was replaced)');
+  return config;
 }
 
 /** The repository's keys for adding and indexing, from the master key (tests; Set-BackupShare with the .pfx). */

@@ -461,8 +461,23 @@ function source(run: RestoreRun, i: number): Target {
 }
 
 /** The stored file of role i, as it lies on the share. */
-function storedFile(run: RestoreRun, i: number): Promise<Readable> {
-  return source(run, i).read(`${run.entry.folder}/${run.selected[i]!.files[0]!.name}`);
+async function storedFile(run: RestoreRun, i: number): Promise<Readable> {
+  const file = `${run.entry.folder}/${run.selected[i]!.files[0]!.name}`;
+  try {
+    return await source(run, i).read(file);
+  } catch (e) {
+    // The backup was found (its BackupInfo.xml lists this file): a file of it gone is damage, not a name to check.
+    if (!isAzsError(e) || e.errorId !== 'TargetObjectNotFound') throw e;
+    throw new AzsError(`Backup ${run.entry.name} is damaged: ${file}, which its BackupInfo.xml lists, is missing from the share.`, {
+      errorId: 'BackupFileMissing',
+      category: 'InvalidData',
+      exitCode: ExitCode.Integrity,
+      targetObject: file,
+      recommendedAction:
+        'Restore another backup (Get-InfrastructureBackup lists them), and find out what removed the file: Test-BackupRepository checks the whole share.',
+      cause: e,
+    });
+  }
 }
 
 /**

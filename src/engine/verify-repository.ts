@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { catalogFileName } from '../catalog/layout.js';
+import { catalogFileName, INFO_FILE, isBackupName, stampTime } from '../catalog/layout.js';
 import { listShare } from '../catalog/share-catalog.js';
 import type { DecryptWith } from '../crypto/recipient.js';
 import { isAzsError } from '../errors.js';
@@ -14,6 +14,7 @@ import { listPackSizes } from '../repository/rebuild.js';
 import { keyFingerprint, readRepositoryConfig, unwrapMaster, type RepositoryConfig } from '../repository/repository-config.js';
 import type { Target } from '../targets/target.js';
 import { checkPack } from './pack-check.js';
+import { FOREIGN_PARTIAL_GRACE_MS } from './prune.js';
 import { checkBackupFolder, type RoleCatalog } from './verify.js';
 
 /**
@@ -236,8 +237,10 @@ async function readIndexFiles(run: Run): Promise<void> {
 
 /** Every committed backup's folder, and what its BackupInfo.xml and (with the material) its catalogs say of the packs. */
 async function checkBackups(run: Run, config: RepositoryConfig | undefined): Promise<void> {
-  const { backups } = await listShare(run.target);
-  const fingerprint = run.keys && keyFingerprint(run.keys.publicKey);
+  const { backups, leftovers } = await listShare(run.target);
+  lostBackupInfos(run, leftovers);
+  // config.xml's own public key: no key is needed to see that it is not the one a backup is bound to.
+  const fingerprint = config && keyFingerprint(config.publicKey);
   for (const [i, entry] of backups.entries()) {
     run.progress.report({
       activity: 'Test repository',
@@ -275,6 +278,34 @@ async function checkBackups(run: Run, config: RepositoryConfig | undefined): Pro
     }
     for (const pack of reference.packs) factsOf(run, pack).namedBy.add(entry.name);
     for (const rc of checked.catalogs) noteCatalog(run, entry.name, entry.folder, new Set(reference.packs), rc);
+  }
+}
+
+/**
+ * Backup folders (named by a GUID, no suffix) without BackupInfo.xml. A backup is written under
+ * `<name>.partial` and renamed once complete, so where renames are renames such a folder is a
+ * committed backup that lost it: gone from every listing, checked by nothing, and a leftover prune
+ * deletes. Where backups are written in place (a blob container) it may be one running elsewhere.
+ */
+function lostBackupInfos(run: Run, leftovers: readonly string[]): void {
+  const inPlace = run.target.renameCopies === true;
+  for (const folder of leftovers) {
+    const [, stamp, name, ...below] = folder.split('/');
+    if (stamp === undefined || name === undefined || below.length > 0 || !isBackupName(name)) continue;
+    const path = `${folder}/${INFO_FILE}`;
+    const backups = [name.toLowerCase()];
+    if (inPlace && Date.now() - stampTime(stamp).getTime() < FOREIGN_PARTIAL_GRACE_MS) {
+      problem(run, 'Information', 'BackupInProgress', path, 'A backup running now (or interrupted) is written here.', backups);
+      continue;
+    }
+    problem(
+      run,
+      inPlace ? 'Warning' : 'Error',
+      'BackupInfoMissing',
+      path,
+      `The folder of backup ${name} has no ${INFO_FILE}${inPlace ? ' (a backup interrupted, or its file lost)' : ' (it was deleted)'}: the backup cannot be listed, checked or restored, and prune deletes the folder as a leftover. Put ${INFO_FILE} back from a copy of the share if there is one.`,
+      backups,
+    );
   }
 }
 
@@ -365,6 +396,17 @@ async function checkPacks(run: Run, present: ReadonlyMap<string, number>): Promi
         `${checked.error.message}${who}`,
         needers,
       );
+      if (f?.indexed.size) {
+        // Backups deduplicate against what the index places, without reading the pack: each would
+        // store none of these chunks again and need this pack to be restored.
+        problem(
+          run,
+          'Error',
+          'IndexEntryInDamagedPack',
+          run.layout.packPath(pack),
+          `${f.indexed.size} index entries place chunks in the damaged pack ${pack}: every backup relies on them instead of storing them again, and cannot be restored (-Repair rebuilds the index without this pack).`,
+        );
+      }
       continue;
     }
     record.BytesRead += checked.size ?? 0;
@@ -445,6 +487,7 @@ const INDEX_KINDS = new Set([
   'IndexMissing',
   'IndexDamaged',
   'IndexEntryWithoutPack',
+  'IndexEntryInDamagedPack',
   'IndexDisagrees',
   'PackNotIndexed',
   'ChunkNotIndexed',

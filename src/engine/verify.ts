@@ -12,13 +12,13 @@ import { readCatalogFrom, type Catalog } from '../repository/catalog.js';
 import type { RepositoryKeys } from '../repository/keys.js';
 import { RepositoryLayout } from '../repository/layout.js';
 import type { PackEntry } from '../repository/pack-format.js';
-import { repositoryForReading } from './repository-access.js';
+import { repositoryConfigFor, repositoryForReading } from './repository-access.js';
 import { checkPack } from './pack-check.js';
 
 /**
  * Checks a backup without restoring it. Keyless: BackupInfo.xml's digest and every stored file's
  * size and SHA-256, and (format 3) every pack BackupInfo.xml names present and hashing to its
- * name. With the decryption material: also BackupInfo.xml's authentication code and every chunk
+ * name, and the repository's config.xml the one BackupInfo.xml names (id and public key). With the decryption material: also BackupInfo.xml's authentication code and every chunk
  * decrypted and authenticated (the plaintext is discarded): a full copy's role files, or (format 3)
  * the catalogs and every chunk they list, read from the packs.
  */
@@ -55,7 +55,9 @@ const CHECKED = {
     "Authenticity and integrity: BackupInfo.xml proven to come from a holder of the key or of the certificate's authentication secret, " +
     'and every chunk of every role decrypted and authenticated.',
   /** Added to Hash for a backup in the repository (format 3). */
-  HashPacks: ' Every pack of the repository that BackupInfo.xml names was read: it is there and its bytes hash to its name.',
+  HashPacks:
+    " Every pack of the repository that BackupInfo.xml names was read: it is there and its bytes hash to its name; and the repository's " +
+    'config.xml is there, readable, of the repository and the key that BackupInfo.xml names (its wraps are not opened).',
   Unauthenticated:
     'Integrity under the decryption material, but NOT who made the backup (-AllowUnauthenticated): every chunk decrypted and ' +
     'authenticated under a data key that anyone holding the public certificate could have wrapped.',
@@ -282,14 +284,15 @@ async function checkPacksOf(
 ): Promise<void> {
   const reference = opened.info.repository!;
   let keys: RepositoryKeys | undefined;
-  if (material) {
-    try {
-      keys = (await repositoryForReading(target, reference, material)).keys;
-    } catch (e) {
-      if (!isAzsError(e) || e.errorId === 'WrongDecryptionMaterial' || e.alertType) throw e;
-      state.files.push({ RoleName: '', File: `${repositoryLayout.root}/config.xml`, Succeeded: false, Message: e.message });
-      return;
-    }
+  try {
+    // Without the material, still what every restore of the backup needs first: the repository's config.xml.
+    if (material) keys = (await repositoryForReading(target, reference, material)).keys;
+    else await repositoryConfigFor(target, reference);
+  } catch (e) {
+    if (!isAzsError(e) || e.errorId === 'WrongDecryptionMaterial' || e.alertType) throw e;
+    state.files.push({ RoleName: '', File: `${repositoryLayout.root}/config.xml`, Succeeded: false, Message: e.message });
+    // The packs need no key to be checked against their names: the keyless check goes on.
+    if (material) return;
   }
   const plan = planPacks(reference.packs, catalogs, state);
   const packs = [...plan.keys()].sort();

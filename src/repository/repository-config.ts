@@ -105,7 +105,7 @@ export function serializeRepositoryConfig(config: RepositoryConfig): string {
   return `<?xml version="1.0" encoding="utf-8"?>\n${builder.build(doc) as string}`;
 }
 
-function configDamaged(detail: string): AzsError {
+export function configDamaged(detail: string): AzsError {
   return new AzsError(`The repository's ${REPOSITORY_CONFIG_FILE} on the share is not usable: ${detail}.`, {
     errorId: 'RepositoryConfigDamaged',
     category: 'InvalidData',

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -195,6 +195,78 @@ describe('verification of backups in the repository (symmetric key)', () => {
     const missing = whole.json.Problems.filter((p: any) => p.Severity === 'Error').map((p: any) => p.Kind);
     // The index still names it: backups would rely on its chunks.
     expect(missing).toEqual(expect.arrayContaining(['PackMissing', 'IndexEntryWithoutPack']));
+  });
+
+  it("config.xml lost, cut short or another repository's fails the keyless check of every backup, naming it, as restore refuses", async () => {
+    // Without a key the check cannot open the store, but it can see that no restore of these backups can:
+    // it passed them all while every restore failed on config.xml.
+    const config = (s: string) => path.join(s, layout.root, 'config.xml');
+    const damages: [string, (s: string) => Promise<void>][] = [
+      ['deleted', (s) => fs.rm(config(s))],
+      ['cut short', async (s) => fs.truncate(config(s), (await fs.stat(config(s))).size / 2)],
+      [
+        "another repository's",
+        async (s) => fs.writeFile(config(s), (await fs.readFile(config(s), 'utf8')).replace(/ Id="[^"]+"/, ` Id="${randomUUID()}"`)),
+      ],
+      [
+        'made for another key',
+        async (s) =>
+          fs.writeFile(config(s), (await fs.readFile(config(s), 'utf8')).replace(/ PublicKey="[^"]+"/, ` PublicKey="${'ab'.repeat(32)}"`)),
+      ],
+    ];
+    for (const [what, damage] of damages) {
+      const share = await copyShare(damage);
+      for (const name of [first.Name, second.Name]) {
+        const keyless = await test(share, name, false);
+        expectIntegrityFailure(keyless, `config.xml ${what}: ${name}`);
+        expect(keyless.errors[0]!.Message, what).toContain(`Backup ${name}: AzsRepository/config.xml: `);
+        expect(keyless.json.Files.find((f: any) => f.File === 'AzsRepository/config.xml')?.Succeeded, what).toBe(false);
+      }
+      await expectRefusedRestore(share, first.Name);
+    }
+  });
+
+  it('config.xml made for another key fails the keyless location check, naming every backup that needs it', async () => {
+    // Its public key is not the one BackupInfo.xml binds the backups to: no restore opens them. The
+    // location check compared it only when it held keys, and passed the share without them.
+    const config = (s: string) => path.join(s, layout.root, 'config.xml');
+    const share = await copyShare(async (s) =>
+      fs.writeFile(config(s), (await fs.readFile(config(s), 'utf8')).replace(/ PublicKey="[^"]+"/, ` PublicKey="${'ab'.repeat(32)}"`)),
+    );
+    const whole = await testRepository(share, [], { home: await freshHome(d) });
+    expectIntegrityFailure(whole, 'Test-BackupRepository');
+    const mismatch = whole.json.Problems.filter((p: any) => p.Kind === 'RepositoryMismatch');
+    expect(mismatch.flatMap((p: any) => p.Backups).sort()).toEqual([first.Name, second.Name].sort());
+    expect(mismatch[0].Message).toContain('with another key');
+  });
+
+  it('a backup folder whose BackupInfo.xml is gone fails the location check, naming it (it passed as if the backup were never made)', async () => {
+    // Written under .partial and renamed once complete, a backup's folder on a local share is never without it.
+    const folder = path.relative(d.share, await d.backupFolder(first.Name));
+    const share = await copyShare((s) => fs.rm(path.join(s, folder, 'BackupInfo.xml')));
+    for (const opts of [{ home: await freshHome(d) }, {}, { keyed: true }]) {
+      const whole = await testRepository(share, [], opts);
+      expectIntegrityFailure(whole, `Test-BackupRepository ${JSON.stringify(opts)}`);
+      const lost = whole.json.Problems.filter((p: any) => p.Severity === 'Error');
+      expect(lost.map((p: any) => `${p.Kind} ${p.Path} ${p.Backups}`)).toEqual([
+        `BackupInfoMissing ${folder}/BackupInfo.xml ${first.Name}`,
+      ]);
+      expect(lost[0].Message).toContain('cannot be listed, checked or restored');
+    }
+  });
+
+  it("a backup's catalog deleted: the checks and restore both refuse the backup as damaged (exit 12), naming the file", async () => {
+    // Restore said exit 10, which means the share or the backup was not found or is unreachable, while both were there.
+    const file = path.join(path.relative(d.share, await d.backupFolder(first.Name)), 'Files.azscat');
+    const share = await copyShare((s) => fs.rm(path.join(s, file)));
+    expectIntegrityFailure(await test(share, first.Name, false), 'keyless');
+    expectIntegrityFailure(await test(share, first.Name, true), 'keyed');
+    const { args, stdin } = d.decryptArgs();
+    const r = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', first.Name, '-Path', share, ...args], { stdin });
+    expect(r.code, r.stderr).toBe(12);
+    expect(r.errors[0]!.Message).toContain(first.Name);
+    expect(r.errors[0]!.Message).toContain(file);
+    expect(destinations()).toBe(before);
   });
 
   it('a pack replaced by one made with only the public key (forged chunks) is refused by the keyed check and by restore', async () => {
