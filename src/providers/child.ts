@@ -357,6 +357,8 @@ function wholeInputSink(
   return new Writable({
     highWaterMark: 0,
     write(chunk: Buffer, _encoding, done) {
+      // The spawner destroys stdin once the program has gone (src/native/posix-spawn.ts).
+      if (stdin.destroyed) left.closed = true;
       if (left.closed) {
         if (chunk.some((b) => b !== 0)) left.dataBytes += chunk.length;
         written?.(chunk);
@@ -364,15 +366,23 @@ function wholeInputSink(
         return;
       }
       stdin.write(chunk, (e) => {
-        if (e && !isClosed(e)) return done(e);
+        if (e && !isClosed(e) && !stdin.destroyed) return done(e);
         if (e) left.closed = true;
         written?.(chunk);
         done();
       });
     },
     final(done) {
-      if (left.closed) return done();
-      stdin.end(() => done());
+      if (left.closed || stdin.destroyed) return done();
+      // end()'s callback never comes for a stream destroyed meanwhile; 'close' does.
+      let finished = false;
+      const finish = (): void => {
+        if (finished) return;
+        finished = true;
+        done();
+      };
+      stdin.once('close', finish);
+      stdin.end(finish);
     },
     destroy(e, done) {
       if (e) stdin.destroy();

@@ -67,6 +67,18 @@ describeWithAndWithoutAddons('command provider', () => {
     expect((await fs.stat(out)).size).toBe(4 * MiB);
   });
 
+  it('an import program that has read all and exited before the stream says it ended: the import ends too', async () => {
+    const out = path.join(tmp, 'out');
+    const q = await createProvider(role(['true'], ['sh', '-c', 'head -c 4 > "$0"', out]));
+    async function* thenEnd(): AsyncGenerator<Buffer> {
+      yield Buffer.from('data');
+      // The program has read its four bytes and gone (and its stdin been let go) before the end comes.
+      await delay(500);
+    }
+    await q.import(Readable.from(thenEnd()));
+    expect(await fs.readFile(out, 'utf8')).toBe('data');
+  }, 10_000);
+
   it('runs without a shell: $(...) and other metacharacters stay literal', async () => {
     const marker = path.join(tmp, 'pwned');
     const arg = `$(touch ${marker}); touch ${marker} | & > ${marker} \`touch ${marker}\``;
