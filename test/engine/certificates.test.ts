@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, fingerprint, freshHome, makeDrill, runCli, type CliResult, type Drill } from '../support/cli.js';
+import { expectOk, fingerprint, freshHome, makeDrill, runCli, type Drill, warningsIn } from '../support/cli.js';
 import { list } from '../support/smb-drill.js';
 
 /**
@@ -45,12 +45,6 @@ async function newCertificate(d: Drill, name: string, validityDays = 365): Promi
   return { cer, pfx, password, Thumbprint: made.Thumbprint, NotAfter: made.NotAfter };
 }
 
-const warningsOf = (r: CliResult): string[] =>
-  r.stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{"Warning"'))
-    .map((l) => JSON.parse(l).Warning.Message as string);
-
 const pfxArgs = (c: { pfx: string }) => ['-DecryptionCertPath', c.pfx, '-DecryptionCertPassword', '-'];
 
 describe('an operations certificate and a break-glass certificate', () => {
@@ -88,7 +82,7 @@ describe('an operations certificate and a break-glass certificate', () => {
       ),
       'Set-BackupShare (two certificates)',
     );
-    const warnings = warningsOf(r).join('\n');
+    const warnings = warningsIn(r).join('\n');
     expect(warnings).not.toMatch(/configured without its \.pfx/);
     expect(warnings).toMatch(new RegExp(`1 backup on the share is not encrypted for ${breakGlass.Thumbprint}.*Update-BackupEncryption`));
 
@@ -108,10 +102,10 @@ describe('an operations certificate and a break-glass certificate', () => {
   it("the share's store, made for the operations certificate, is wrapped for the break-glass one once a .pfx that opens it is given", async () => {
     // Backups keep their data in the store, and only a holder of a .pfx it opens can add a certificate to it.
     const before = expectOk(await d.cli(['Start-InfrastructureBackup']));
-    expect(warningsOf(before).join('\n')).toMatch(new RegExp(`store is not encrypted for ${breakGlass.Thumbprint}.*-DecryptionCertPath`));
+    expect(warningsIn(before).join('\n')).toMatch(new RegExp(`store is not encrypted for ${breakGlass.Thumbprint}.*-DecryptionCertPath`));
     const given = expectOk(await runCli(d.home, ['Set-BackupShare', ...pfxArgs(ops)], { stdin: `${ops.password}\n` }));
-    expect(warningsOf(given).join('\n')).toMatch(new RegExp(`store is now encrypted for ${breakGlass.Thumbprint} too`));
-    expect(warningsOf(expectOk(await d.cli(['Start-InfrastructureBackup'])))).toEqual([]);
+    expect(warningsIn(given).join('\n')).toMatch(new RegExp(`store is now encrypted for ${breakGlass.Thumbprint} too`));
+    expect(warningsIn(expectOk(await d.cli(['Start-InfrastructureBackup'])))).toEqual([]);
   });
 
   it('a backup made now restores on a fresh machine with either .pfx alone, authenticated', async () => {
@@ -218,7 +212,7 @@ describe('a configuration written before several certificates could be configure
         expect.objectContaining({ Thumbprint: certificate.thumbprint, Authenticated: true }),
       ]);
       const made = expectOk(await d.cli(['Start-InfrastructureBackup']), 'Start-InfrastructureBackup');
-      expect(warningsOf(made)).toEqual([]);
+      expect(warningsIn(made)).toEqual([]);
       const b = made.json;
       const test = expectOk(
         await runCli(await freshHome(d), ['Test-InfrastructureBackup', '-Name', b.Name, '-Path', d.share, ...d.decryptArgs().args], {

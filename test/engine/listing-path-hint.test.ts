@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, freshHome, makeDrill, type Drill } from '../support/cli.js';
+import { expectOk, freshHome, makeDrill, type Drill, warningsIn } from '../support/cli.js';
 
 /**
  * On a rebuilt machine the operator types the share's path from memory. One folder off (the
@@ -9,12 +9,6 @@ import { expectOk, freshHome, makeDrill, type Drill } from '../support/cli.js';
  * listed nothing with exit 0 and no hint, and Restore-AzsBackup's BackupNotFound sent them back to
  * that empty listing.
  */
-
-const warnings = (stderr: string): string[] =>
-  stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{"Warning"'))
-    .map((l) => JSON.parse(l).Warning.Message as string);
 
 describe('Get-InfrastructureBackup -Path one folder off', () => {
   let d: Drill;
@@ -30,7 +24,7 @@ describe('Get-InfrastructureBackup -Path one folder off', () => {
 
   const listing = async (p: string) => {
     const r = expectOk(await d.cli(['Get-InfrastructureBackup', '-Path', p], { env: { AZSBACKUP_HOME: home } }));
-    return { json: r.json, warnings: warnings(r.stderr) };
+    return { json: r.json, warnings: warningsIn(r.stderr) };
   };
 
   it('names the folder below that holds MASBackup, or the one above a MASBackup folder', async () => {

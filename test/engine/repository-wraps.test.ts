@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, fingerprint, freshHome, makeDrill, runCli, type CliResult, type Drill } from '../support/cli.js';
+import { expectOk, fingerprint, freshHome, makeDrill, runCli, type CliResult, type Drill, warningsIn } from '../support/cli.js';
 import { list } from '../support/smb-drill.js';
 import { readCertificateFile } from '../../src/crypto/certificate.js';
 import { wrapFor } from '../../src/crypto/recipient.js';
@@ -34,12 +34,6 @@ interface Made {
   pfx: string;
   password: string;
 }
-
-const warningsOf = (r: CliResult): string[] =>
-  r.stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{"Warning"'))
-    .map((l) => JSON.parse(l).Warning.Message as string);
 
 const pfxArgs = (c: Made) => ['-DecryptionCertPath', c.pfx, '-DecryptionCertPassword', '-'];
 
@@ -97,7 +91,7 @@ describe("the store's wraps, changed on the share by someone without its keys", 
   it('a backup beside a spoiled break-glass wrap is a full copy that the break-glass .pfx restores, and an alert says why', async () => {
     await spoilBreakGlassWrap();
     const r = expectOk(await d.cli(['Start-InfrastructureBackup']));
-    expect(warningsOf(r).join('\n')).toMatch(/were changed by someone without its keys, so this backup is a full copy/);
+    expect(warningsIn(r).join('\n')).toMatch(/were changed by someone without its keys, so this backup is a full copy/);
     const backup = r.json;
     const alerts = list(expectOk(await d.cli(['Get-BackupAlert'])).json);
     expect(alerts).toContainEqual(expect.objectContaining({ AlertType: 'BackupGeneral', Status: 'Active', BackupName: backup.Name }));
@@ -112,7 +106,7 @@ describe("the store's wraps, changed on the share by someone without its keys", 
     await spoilBreakGlassWrap(({ wrapsMac: _mac, ...rest }) => rest);
     expect(await fs.readFile(configFile(), 'utf8')).not.toContain('WrapsMac');
     const r = expectOk(await d.cli(['Start-InfrastructureBackup']));
-    expect(warningsOf(r).join('\n')).toMatch(/were changed by someone without its keys/);
+    expect(warningsIn(r).join('\n')).toMatch(/were changed by someone without its keys/);
     expectOk(await restoresWith(breakGlass, r.json.Name), 'Restore-AzsBackup with the break-glass .pfx');
     expect(fingerprint(d.files)).toBe(files);
   });
@@ -120,7 +114,7 @@ describe("the store's wraps, changed on the share by someone without its keys", 
   it('Set-BackupShare with the operations .pfx writes the wraps again: backups go into the store and either .pfx restores them', async () => {
     expectOk(await runCli(d.home, ['Set-BackupShare', ...pfxArgs(ops)], { stdin: `${ops.password}\n` }));
     const r = expectOk(await d.cli(['Start-InfrastructureBackup']));
-    expect(warningsOf(r)).toEqual([]);
+    expect(warningsIn(r)).toEqual([]);
     expect((await fs.readdir(await d.backupFolder(r.json.Name))).sort()).toEqual(['BackupInfo.xml', 'Files.azscat']);
     for (const cert of [breakGlass, ops]) {
       expectOk(await restoresWith(cert, r.json.Name), `Restore-AzsBackup with ${path.basename(cert.pfx)}`);

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshHome, makeDrill, runCli, type Drill } from '../support/cli.js';
+import { freshHome, makeDrill, runCli, type Drill, warningsIn } from '../support/cli.js';
 
 /**
  * The restore an operator runs on a redeployed machine when the newest backup is not whole: it
@@ -122,18 +122,12 @@ describe('a restore stopped by a role that fails', () => {
 });
 
 describe('the redeployed machine after its restore', () => {
-  const warnings = (stderr: string): string[] =>
-    stderr
-      .split('\n')
-      .filter((l) => l.startsWith('{"Warning"'))
-      .map((l) => JSON.parse(l).Warning.Message as string);
-
   it('is told that nothing will back it up until the share and the roles are set up again', async () => {
     const home = await freshHome(d);
     const { args, stdin } = d.decryptArgs();
     const r = await runCli(home, ['Restore-AzsBackup', '-Name', whole, '-Path', d.share, ...args], { stdin });
     expect(r.code, r.stderr).toBe(0);
-    const said = warnings(r.stderr).join('\n');
+    const said = warningsIn(r.stderr).join('\n');
     expect(said).toContain('Set-BackupShare');
     expect(said).toContain(d.share);
     expect(said).toMatch(/CA, Identity.*not registered/);
@@ -146,6 +140,6 @@ describe('the redeployed machine after its restore', () => {
     const { args, stdin } = d.decryptArgs();
     const r = await d.cli(['Restore-AzsBackup', '-Name', whole, ...args], { stdin });
     expect(r.code, r.stderr).toBe(0);
-    expect(warnings(r.stderr)).toEqual([]);
+    expect(warningsIn(r.stderr)).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, fingerprint, freshHome, makeDrill, runCli, type CliResult, type Drill } from '../support/cli.js';
+import { expectOk, fingerprint, freshHome, makeDrill, runCli, type Drill, warningsIn } from '../support/cli.js';
 import { forgeBackup, tarOf, type ForgedRole } from '../support/forger.js';
 
 /**
@@ -10,12 +10,6 @@ import { forgeBackup, tarOf, type ForgedRole } from '../support/forger.js';
  * runs or where data goes on the restoring machine; only a backup made by a holder of the secret
  * the .pfx yields restores, unless the operator loudly asks otherwise.
  */
-
-const warningsOf = (r: CliResult): string[] =>
-  r.stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{"Warning"'))
-    .map((l) => JSON.parse(l).Warning.Message as string);
 
 describe('a backup forged by a share writer who holds only the public certificate', () => {
   let d: Drill;
@@ -104,7 +98,7 @@ describe('a backup forged by a share writer who holds only the public certificat
     // The forged file is well formed: what refused it above was the missing proof, nothing else.
     expect(await fs.readFile(pwned, 'utf8')).toBe('ran as the restoring user\n');
     expect([restore.json].flat().map((r: any) => r.Authenticity)).toEqual(['Unauthenticated']);
-    expect(warningsOf(restore).join('\n')).toMatch(/without proof of who made it/);
+    expect(warningsIn(restore).join('\n')).toMatch(/without proof of who made it/);
     await fs.rm(pwned);
   });
 
@@ -118,7 +112,7 @@ describe('a backup forged by a share writer who holds only the public certificat
     expect(result.DefinitionSource).toBe('Registered');
     expect(result.Destination).toBe(d.files);
     expect(result.DefinitionDifference).toContain(`path: ${d.files} (backup: ${victim})`);
-    expect(warningsOf(restore).some((w) => w.includes('as this machine registered it'))).toBe(true);
+    expect(warningsIn(restore).some((w) => w.includes('as this machine registered it'))).toBe(true);
     expect(fingerprint(victim)).toBe(before);
   });
 });
@@ -143,7 +137,7 @@ describe('what the service made restores, and proves it', () => {
     expect(results.map((r: any) => r.DefinitionSource)).toEqual(results.map(() => 'Backup'));
     expect(fingerprint(d.files)).toBe(before);
     // Nothing of its authenticity is warned of (only what the fresh machine lacks for its next backup).
-    expect(warningsOf(restore).filter((w) => !/^No backup share is configured|not registered on this machine/.test(w))).toEqual([]);
+    expect(warningsIn(restore).filter((w) => !/^No backup share is configured|not registered on this machine/.test(w))).toEqual([]);
   });
 
   it('a backup moved into another stamp folder is refused, with the key as with the certificate', async () => {
@@ -223,9 +217,9 @@ describe('a share whose certificate was configured without its .pfx (as before a
       // Given again, the same .cer keeps what its .pfx proved; configured afresh without the .pfx, it has nothing to prove with.
       expectOk(await d.cli(['Clear-BackupConfiguration', '-Confirm:$false']));
       const setOnlyCer = expectOk(await d.cli(['Set-BackupShare', '-Path', d.share, '-EncryptionCertPath', d.cer!, '-SkipValidation']));
-      expect(warningsOf(setOnlyCer).join()).toMatch(/configured without its \.pfx/);
+      expect(warningsIn(setOnlyCer).join()).toMatch(/configured without its \.pfx/);
       const made = expectOk(await d.cli(['Start-InfrastructureBackup']));
-      expect(warningsOf(made).join()).toMatch(/cannot prove/);
+      expect(warningsIn(made).join()).toMatch(/cannot prove/);
       const name = made.json.Name;
       const { args, stdin } = d.decryptArgs();
       const refused = await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', name, '-Path', d.share, ...args], { stdin });
@@ -239,7 +233,7 @@ describe('a share whose certificate was configured without its .pfx (as before a
       expect(notAsked.code).toBe(12);
       const resealed = expectOk(await d.cli(['Update-BackupEncryption', ...args, '-AllowUnauthenticated', '-Confirm:$false'], { stdin }));
       expect([resealed.json].flat().map((b: any) => b.Name)).toEqual([name]);
-      expect(warningsOf(resealed).join()).toMatch(/re-sealed anyway/);
+      expect(warningsIn(resealed).join()).toMatch(/re-sealed anyway/);
       const restored = expectOk(
         await runCli(await freshHome(d), ['Restore-AzsBackup', '-Name', name, '-Path', d.share, ...args], { stdin }),
       );

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, runCli, type CliResult, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, runCli, type CliResult, type Drill, warningRecordsIn } from '../support/cli.js';
 
 /**
  * Bad input from the operator's and the share writer's side (issue 17, point 3): one hostile or
@@ -14,11 +14,6 @@ import { expectOk, makeDrill, runCli, type CliResult, type Drill } from '../supp
  */
 
 const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
-const warnings = (stderr: string): { Message: string; TargetObject: string | null }[] =>
-  stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{"Warning"'))
-    .map((l) => JSON.parse(l).Warning);
 const bounded = { timeoutMs: 20_000, killSignal: 'SIGKILL' as const };
 
 function expectTyped(r: CliResult, errorId: string, exitCode: number): void {
@@ -104,7 +99,7 @@ describe('a share with one bad BackupInfo.xml among good ones', () => {
     expect(r.code).toBe(0);
     const listed = list(r.json);
     expect(listed.find((b) => b.Name === good)).toMatchObject({ Status: 'Succeeded', IsCloudRecoveryReady: true });
-    const warned = warnings(r.stderr);
+    const warned = warningRecordsIn(r.stderr);
     for (const [name, kind] of bad) {
       const entry = listed.find((b) => b.Name === name);
       expect(entry, kind).toMatchObject({ Status: 'Failed', IsCloudRecoveryReady: false });
@@ -128,7 +123,7 @@ describe('a share with one bad BackupInfo.xml among good ones', () => {
       Status: 'Failed',
       Progress: expect.stringMatching(/Unreadable \(BackupInfoUnreadable\).*named pipe/),
     });
-    expect(warnings(one.stderr)).toHaveLength(1);
+    expect(warningRecordsIn(one.stderr)).toHaveLength(1);
   });
 
   it('Test-InfrastructureBackup fails each bad one (exit 12, saying why) and passes the good one', async () => {
@@ -178,7 +173,7 @@ describe('a BackupInfo.xml over the limit', () => {
     const r = await d.cli(['Get-InfrastructureBackup'], bounded);
     expect(r.code, r.stderr).toBe(0);
     expect(list(r.json)[0]).toMatchObject({ Name: name, Status: 'Failed', Progress: expect.stringContaining('BackupInfoTooLarge') });
-    expect(warnings(r.stderr).map((w) => w.TargetObject)).toEqual([name]);
+    expect(warningRecordsIn(r.stderr).map((w) => w.TargetObject)).toEqual([name]);
 
     const t = await d.cli(['Test-InfrastructureBackup', '-Name', name, '-EncryptionKey', '-'], { ...bounded, stdin: `${d.key}\n` });
     expect(t.code, t.stderr).toBe(12);
@@ -300,7 +295,7 @@ describe('files the operator names, and the state files, are read bounded and ty
     await fs.writeFile(file, '[{"Id": "cut off in the middle');
     const r = await runCli(home, ['Get-BackupAlert'], bounded);
     expect(r.code, r.stderr).toBe(0);
-    const [warning] = warnings(r.stderr);
+    const [warning] = warningRecordsIn(r.stderr);
     expect(warning?.Message).toMatch(/alerts\.json was damaged.*set aside as .*alerts\.json\.corrupt-/);
     const aside = (await fs.readdir(home)).filter((f) => f.startsWith('alerts.json.corrupt-'));
     expect(aside).toHaveLength(1);
@@ -308,13 +303,13 @@ describe('files the operator names, and the state files, are read bounded and ty
     // Fresh state: the next read has nothing to say, and no second file is set aside.
     const again = await runCli(home, ['Get-BackupAlert'], bounded);
     expect(again.code).toBe(0);
-    expect(warnings(again.stderr)).toEqual([]);
+    expect(warningRecordsIn(again.stderr)).toEqual([]);
 
     // /dev/zero in its place: set aside too, at once.
     await fs.symlink('/dev/zero', file);
     const zero = await runCli(home, ['Get-BackupAlert'], bounded);
     expect(zero.code, zero.stderr).toBe(0);
-    expect(warnings(zero.stderr)[0]?.Message).toMatch(/device/);
+    expect(warningRecordsIn(zero.stderr)[0]?.Message).toMatch(/device/);
   });
 });
 

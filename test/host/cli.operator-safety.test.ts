@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Drill, expectOk, makeDrill } from '../support/cli.js';
+import { type Drill, expectOk, makeDrill, warningsIn } from '../support/cli.js';
 
 /**
  * What an operator under stress can lose with one command that is not refused, and what they are
@@ -20,12 +20,6 @@ afterAll(async () => {
   await d?.cleanup();
 });
 
-const warnings = (stderr: string): string[] =>
-  stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{"Warning"'))
-    .map((l) => JSON.parse(l).Warning.Message as string);
-
 describe('Register-InfrastructureRole with a name already registered', () => {
   it('replaces only with -Force, and says what it replaced', async () => {
     const config = () => readFileSync(path.join(d.home, 'config.json'), 'utf8');
@@ -39,7 +33,7 @@ describe('Register-InfrastructureRole with a name already registered', () => {
       await d.cli(['Register-InfrastructureRole', '-Name', 'files', '-Provider', 'directory', '-Path', d.root, '-Force']),
     );
     expect(forced.json).toMatchObject({ Name: 'files', Path: d.root });
-    expect(warnings(forced.stderr).join(' ')).toMatch(new RegExp(`Files.*${d.files.replaceAll('/', '\\/')}`));
+    expect(warningsIn(forced.stderr).join(' ')).toMatch(new RegExp(`Files.*${d.files.replaceAll('/', '\\/')}`));
   });
 
   it('keeps a sealed database password when the same definition is given again, and says when -Force drops it', async () => {
@@ -57,7 +51,7 @@ describe('Register-InfrastructureRole with a name already registered', () => {
     expect(other.errors[0]?.ErrorId, other.stderr).toBe('RoleExists');
     expect(config()).toBe(sealed);
     const forced = expectOk(await d.cli([...pg, '-RestoreOrder', '5', '-Force']));
-    expect(warnings(forced.stderr).join(' ')).toMatch(/Pg.*database password/);
+    expect(warningsIn(forced.stderr).join(' ')).toMatch(/Pg.*database password/);
   });
 });
 
@@ -70,7 +64,7 @@ describe('Remove-InfrastructureBackup of the newest or the last restorable backu
     const newer = (await d.backup()).Name as string;
 
     const newest = expectOk(await d.cli(['Remove-InfrastructureBackup', '-Name', newer, '-Confirm:$false']));
-    expect(warnings(newest.stderr).join(' ')).toMatch(new RegExp(`${newer}.*newest.*${older}`));
+    expect(warningsIn(newest.stderr).join(' ')).toMatch(new RegExp(`${newer}.*newest.*${older}`));
 
     const last = await d.cli(['Remove-InfrastructureBackup', '-Name', older, '-Confirm:$false']);
     expect(last.code, last.stderr).toBe(2);
@@ -78,6 +72,6 @@ describe('Remove-InfrastructureBackup of the newest or the last restorable backu
     expect((await d.cli(['Get-InfrastructureBackup'])).json).toHaveLength(1);
 
     const forced = expectOk(await d.cli(['Remove-InfrastructureBackup', '-Name', older, '-Force']));
-    expect(warnings(forced.stderr).join(' ')).toMatch(new RegExp(`${older}.*no restorable backup`));
+    expect(warningsIn(forced.stderr).join(' ')).toMatch(new RegExp(`${older}.*no restorable backup`));
   });
 });

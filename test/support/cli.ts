@@ -74,6 +74,19 @@ export function parseErrors(stderr: string): ErrorRecordLine[] {
   return out;
 }
 
+/** The warnings a command wrote: its `{"Warning": …}` lines on stderr (not a terminal). */
+export function warningRecordsIn(stderr: string): { Message: string; TargetObject: string | null }[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{"Warning"'))
+    .map((l) => JSON.parse(l).Warning);
+}
+
+/** The messages of the warnings a command wrote. */
+export function warningsIn(output: CliResult | string): string[] {
+  return warningRecordsIn(typeof output === 'string' ? output : output.stderr).map((w) => w.Message);
+}
+
 export function resultOf(code: number, stdout: string, stderr: string): CliResult {
   let json: any;
   try {
