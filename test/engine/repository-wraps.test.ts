@@ -157,3 +157,25 @@ describe('a store made before its wraps were sealed', () => {
     }
   });
 });
+
+describe('Update-BackupEncryption beside wraps changed on the share (symmetric key)', () => {
+  let d: Drill;
+  afterAll(async () => d?.cleanup());
+
+  it('writes them again, sealed, with the old key it is given: backups go into the store again', async () => {
+    d = await makeDrill({ roles: false });
+    await d.register('Files', ['-Provider', 'directory', '-Path', d.files]);
+    await d.backup();
+    const configFile = path.join(d.share, 'AzsRepository', REPOSITORY_CONFIG_FILE);
+    const { wrapsMac: _mac, ...unsealed } = parseRepositoryConfig(await fs.readFile(configFile, 'utf8'));
+    // Its wraps as they were, the seal taken away: this host has seen them sealed.
+    await fs.writeFile(configFile, serializeRepositoryConfig(unsealed));
+    expect(warningsIn(expectOk(await d.cli(['Start-InfrastructureBackup']))).join('\n')).toMatch(/changed by someone without its keys/);
+
+    expectOk(await d.cli(['Update-BackupEncryption', '-EncryptionKey', '-', '-Confirm:$false'], { stdin: `${d.key}\n` }));
+    expect(parseRepositoryConfig(await fs.readFile(configFile, 'utf8')).wrapsMac).toBeDefined();
+    const after = expectOk(await d.cli(['Start-InfrastructureBackup']));
+    expect(warningsIn(after)).toEqual([]);
+    expect((await fs.readdir(await d.backupFolder(after.json.Name))).sort()).toEqual(['BackupInfo.xml', 'Files.azscat']);
+  });
+});
