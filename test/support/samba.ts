@@ -2,7 +2,7 @@
  * A private Samba server for tests: smbd in the foreground, as root, with its own smb.conf and
  * state in a temp folder, listening only on 127.0.0.1 on a free port. Several can run at once.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import net from 'node:net';
@@ -71,6 +71,28 @@ function ensureUser(): void {
     // Another test worker may have created it at the same moment.
     execFileSync('id', ['-u', SAMBA_TEST_USER], { stdio: 'ignore' });
     void e;
+  }
+}
+
+/**
+ * Listening is not serving: an smbd started again on the folder of one just killed has been seen to
+ * accept a connection and drop it while the share was opened (NT_STATUS_CONNECTION_DISCONNECTED),
+ * failing the first command of a test. Ready is when a real smbclient lists the share.
+ */
+async function untilShareAnswers(port: number, authFile: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) =>
+      execFile(
+        'smbclient',
+        [`//127.0.0.1/${SHARE}`, '-p', String(port), '-A', authFile, '-m', 'SMB3', '-c', 'ls'],
+        { timeout: 10_000 },
+        (e) => resolve(e === null),
+      ),
+    );
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`smbd on port ${port} listens but does not serve the share ${SHARE}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
 
@@ -246,15 +268,19 @@ export async function startSamba(opts: { maxDiskSizeMB?: number } = {}): Promise
   });
 
   const logPath = path.join(base, 'smbd.out');
+  const probeAuth = path.join(base, 'probe.auth');
+  await fs.writeFile(probeAuth, `username = ${SAMBA_TEST_USER}\npassword = ${password}\n`, { mode: 0o600 });
   // smbd leads its own process group, so stopping it also stops its per-client children.
-  const life = await manageServer(base, () =>
-    startServerProcess(smbd, ['--foreground', '--no-process-group', '--debug-stdout', '-s', conf], {
+  const life = await manageServer(base, async () => {
+    const proc = await startServerProcess(smbd, ['--foreground', '--no-process-group', '--debug-stdout', '-s', conf], {
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
       logPath,
       port,
       server: 'smbd',
-    }),
-  );
+    });
+    await untilShareAnswers(port, probeAuth);
+    return proc;
+  });
 
   return {
     host: '127.0.0.1',
