@@ -233,13 +233,15 @@ async function rewrapRepositoryFor(
   const kept = others.filter(keep);
   // Wraps that are not sealed (written before WrapsMac, or changed on the share) are written again
   // by whoever can: the old material's holder has the master key.
+  // Unwrapped once (with a certificate, an RSA decryption) for both the check and the rewrite.
+  let master: Buffer | undefined;
+  const masterKey = (): Buffer => (master ??= unwrapMaster(config, oldMaterial));
   const sealed = () =>
-    !isWrappedFor(oldMaterial, config.recipients) ||
-    wrapsAuthenticity(config, deriveRepositoryKeys(unwrapMaster(config, oldMaterial))) === 'Authentic';
+    !isWrappedFor(oldMaterial, config.recipients) || wrapsAuthenticity(config, deriveRepositoryKeys(masterKey())) === 'Authentic';
   if (recipientsMissing(config.recipients, recipients).length === 0 && kept.length === others.length && sealed())
     return { repository: 'Unchanged', kept };
   refuseDowngrade(config.recipients, recipients, 'The repository', config.id);
-  await rewrapRepository(target, layout, config, unwrapMaster(config, oldMaterial), recipients, keep);
+  await rewrapRepository(target, layout, config, masterKey(), recipients, keep);
   return { repository: 'Rewrapped', kept };
 }
 
