@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, type Drill, list } from '../support/cli.js';
 
 /**
  * Get-BackupAlert showed `DeliveryError: null` for an alert that was never sent (no sink was
@@ -7,8 +7,6 @@ import { expectOk, makeDrill, type Drill } from '../support/cli.js';
  * a sending succeeded: an operator checking that the pager had heard of a failure read "delivered"
  * where nothing had gone out. Each alert now shows DeliveryStatus: NotSent, Failed or Delivered.
  */
-
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 describe('whether an alert reached its sinks, as Get-BackupAlert shows it', () => {
   let d: Drill;

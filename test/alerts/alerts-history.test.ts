@@ -3,7 +3,7 @@ import { promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_ALERT_STATE_BYTES } from '../../src/alerts/alerts.js';
-import { expectOk, makeDrill, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, type Drill, list } from '../support/cli.js';
 
 /**
  * Every alert that closed stayed in alerts.json for good. A role that fails now and then opens
@@ -15,7 +15,6 @@ import { expectOk, makeDrill, type Drill } from '../support/cli.js';
  */
 
 const DAY = 86_400_000;
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 describe('the closed alerts of years', () => {
   let d: Drill;

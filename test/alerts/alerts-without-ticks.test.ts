@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, type Drill, list } from '../support/cli.js';
 
 /**
  * BackupOverdue and CertificateExpiring are raised by time alone, no job failing, and only the
@@ -16,7 +16,6 @@ import { expectOk, makeDrill, type Drill } from '../support/cli.js';
  */
 
 const DAY = 86_400_000;
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 let server: Server;
 let webhook: string;

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, type Drill, list } from '../support/cli.js';
 
 /**
  * Share alerts (SharePath, ShareConnectivity, ShareAuthentication, ShareCapacity) close when a
@@ -9,8 +9,6 @@ import { expectOk, makeDrill, type Drill } from '../support/cli.js';
  * Set-BackupShare has just found reachable, writable and with room, was still shown the old
  * share's alert as active until the next backup; a monitoring system paged for a problem solved.
  */
-
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 describe('share alerts when the operator moves to another share', () => {
   let d: Drill;

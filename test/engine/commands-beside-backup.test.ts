@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, spawnCli, whileRunning, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, spawnCli, whileRunning, type Drill, list } from '../support/cli.js';
 import { heldExportRole, type Gate } from '../support/gate.js';
 
 /**
@@ -18,8 +18,6 @@ import { heldExportRole, type Gate } from '../support/gate.js';
  *   the backup then recorded its success into the cleared configuration.
  * Both now take the job lock, and are refused (JobLockHeld) while a job runs.
  */
-
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 describe('commands run while a backup runs', () => {
   let d: Drill;

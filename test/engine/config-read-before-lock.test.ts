@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, spawnCli, whileRunning, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, spawnCli, whileRunning, type Drill, list } from '../support/cli.js';
 
 /**
  * A backup, and Update-BackupEncryption, read the configuration (share, encryption key or
@@ -11,8 +11,6 @@ import { expectOk, makeDrill, spawnCli, whileRunning, type Drill } from '../supp
  * old recipients, while the configuration named the new ones. The job is held in the gap by the
  * test-only AZSBACKUP_TEST_PAUSE_AFTER_CONFIG_READ, so the interleaving is exact.
  */
-
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 describe('the configuration changed between a job reading it and taking the job lock', () => {
   let d: Drill;

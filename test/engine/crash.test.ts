@@ -2,15 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, parseErrors, processesWith, spawnCli, type Drill, fullCopyBackups } from '../support/cli.js';
+import { expectOk, makeDrill, parseErrors, processesWith, spawnCli, type Drill, fullCopyBackups, list } from '../support/cli.js';
 
 /**
  * kill -9 of a running Start-InfrastructureBackup, a real child process, at several moments. After
  * each: earlier backups still verify with the key, nothing half-written lists as a backup, the lock
  * left behind is stale and the next backup takes it over, and prune clears the leftovers.
  */
-
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 async function partialFolders(share: string): Promise<string[]> {
   const root = path.join(share, 'MASBackup');

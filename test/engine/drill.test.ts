@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dbRows, expectOk, fingerprint, freshHome, makeDrill, runCli, type Drill } from '../support/cli.js';
+import { dbRows, expectOk, fingerprint, freshHome, makeDrill, runCli, type Drill, list } from '../support/cli.js';
 import { Database } from '../support/provider-fixtures.js';
 
 /**
@@ -10,7 +10,6 @@ import { Database } from '../support/provider-fixtures.js';
  */
 
 const asRoot = process.getuid?.() === 0;
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 describe('backup and restore drill', () => {
   let d: Drill;

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { deadPid, expectOk, makeDrill, runCli, spawnCli, resultOf, type Drill } from '../support/cli.js';
+import { deadPid, expectOk, makeDrill, runCli, spawnCli, resultOf, type Drill, list } from '../support/cli.js';
 
 /**
  * Backups as jobs: a role that fails makes a partial backup and an alert that closes once fixed;
@@ -11,7 +11,6 @@ import { deadPid, expectOk, makeDrill, runCli, spawnCli, resultOf, type Drill } 
  * holder's lock is taken over; -AsJob returns at once and the job finishes on its own.
  */
 
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 const broken = (message: string) => ['sh', '-c', `echo '${message}' >&2; exit 3`];
 const swallow = ['sh', '-c', 'cat >/dev/null'];
 

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, resultOf, whileRunning, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, resultOf, whileRunning, type Drill, list } from '../support/cli.js';
 import { heldExportRole, type Gate } from '../support/gate.js';
 import { canUnshare, inNewPidNamespace, namespaceInit, onThisHost } from '../support/pid-namespace.js';
 
@@ -14,8 +14,6 @@ import { canUnshare, inNewPidNamespace, namespaceInit, onThisHost } from '../sup
  * Either way the live lock was broken as stale and two backups ran at once, and the running job
  * listed as Failed ("interrupted").
  */
-
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 describe.skipIf(!canUnshare())('the job lock between PID namespaces on one host', () => {
   let d: Drill;

@@ -3,7 +3,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deadPid, expectOk, fingerprint, freshHome, makeDrill, runCli, whileRunning, type Drill } from '../support/cli.js';
+import { deadPid, expectOk, fingerprint, freshHome, makeDrill, runCli, whileRunning, type Drill, list } from '../support/cli.js';
 import { heldExportRole, type Gate } from '../support/gate.js';
 import { canUnshare, inNewPidNamespace, namespaceInit, onThisHost } from '../support/pid-namespace.js';
 
@@ -16,7 +16,6 @@ import { canUnshare, inNewPidNamespace, namespaceInit, onThisHost } from '../sup
  * a running container job's private folder (its SMB auth file with it) as "provably dead".
  */
 
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 const privateFolders = (d: Drill) => fs.readdir(path.join(d.home, 'private')).catch(() => [] as string[]);
 
 describe.skipIf(!canUnshare())('private folders between PID namespaces on one host', () => {

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stampOf } from '../../src/catalog/layout.js';
-import { expectOk, makeDrill, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, type Drill, list } from '../support/cli.js';
 import { redate } from '../support/redate.js';
 
 /**
@@ -18,7 +18,6 @@ import { redate } from '../support/redate.js';
  */
 
 const DAY = 86_400_000;
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 async function names(d: Drill): Promise<string[]> {
   return list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json).map((b) => b.Name);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, freshHome, makeDrill, runCli, sha256, shareFingerprint, spawnCli, type Drill } from '../support/cli.js';
+import { expectOk, freshHome, makeDrill, runCli, sha256, shareFingerprint, spawnCli, type Drill, list } from '../support/cli.js';
 import { redate } from '../support/redate.js';
 
 /**
@@ -14,7 +14,6 @@ import { redate } from '../support/redate.js';
  */
 
 const DAY = 86_400_000;
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 interface Fixture {
   d: Drill;

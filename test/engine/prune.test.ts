@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, shareFingerprint, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, shareFingerprint, type Drill, list } from '../support/cli.js';
 import { redate } from '../support/redate.js';
 
 /**
@@ -12,7 +12,6 @@ import { redate } from '../support/redate.js';
  */
 
 const DAY = 86_400_000;
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 const stamp = (t: Date) =>
   t
     .toISOString()

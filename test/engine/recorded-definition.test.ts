@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, fingerprint, freshHome, makeDrill, runCli, type Drill } from '../support/cli.js';
+import { expectOk, fingerprint, freshHome, makeDrill, runCli, type Drill, list } from '../support/cli.js';
 
 /**
  * A backup's BackupInfo.xml records each role's definition, and a fresh machine restores with it
@@ -10,8 +10,6 @@ import { expectOk, fingerprint, freshHome, makeDrill, runCli, type Drill } from 
  * folder named with a trailing space was restored into the folder without it (replacing whatever
  * that held), and a command ran with other arguments than the ones registered.
  */
-
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 describe('a role definition recorded in BackupInfo.xml', () => {
   let d: Drill;

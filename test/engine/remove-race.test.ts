@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { CLI, cliEnv, expectOk, makeDrill, type Drill } from '../support/cli.js';
+import { CLI, cliEnv, expectOk, makeDrill, type Drill, list } from '../support/cli.js';
 
 /**
  * Remove-InfrastructureBackup refuses the last restorable backup without -Force. It decided that
@@ -10,7 +10,6 @@ import { CLI, cliEnv, expectOk, makeDrill, type Drill } from '../support/cli.js'
  * one), so it holds at its prompt for as long as the test wants: the interleaving is exact.
  */
 
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 describe('two removals of the last two restorable backups at once', () => {

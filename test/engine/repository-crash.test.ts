@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, spawnCli, whileRunning, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, spawnCli, whileRunning, type Drill, list } from '../support/cli.js';
 import { readBackup } from '../support/repository-reader.js';
 
 /**
@@ -20,7 +20,6 @@ import { readBackup } from '../support/repository-reader.js';
  * on one share both list, verify and restore.
  */
 
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 async function filesUnder(dir: string): Promise<string[]> {

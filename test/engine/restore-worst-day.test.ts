@@ -1,15 +1,13 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshHome, makeDrill, runCli, type Drill, warningsIn } from '../support/cli.js';
+import { freshHome, makeDrill, runCli, type Drill, warningsIn, list } from '../support/cli.js';
 
 /**
  * The restore an operator runs on a redeployed machine when the newest backup is not whole: it
  * must say which roles it did not put back and what to do about them, never end as if everything
  * came back.
  */
-
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 let d: Drill;
 let whole: string;

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, type Drill, list } from '../support/cli.js';
 
 /**
  * A machine whose clock ran ahead (a wrong hardware clock at boot, a VM resumed with the host's
@@ -13,7 +13,6 @@ import { expectOk, makeDrill, type Drill } from '../support/cli.js';
  */
 
 const DAY = 86_400_000;
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 describe('a last successful backup recorded in the future (the clock was wrong then, or is now)', () => {
   let d: Drill;

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, spawnCli, whileRunning, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, spawnCli, whileRunning, type Drill, list } from '../support/cli.js';
 import { makeGate, type Gate } from '../support/gate.js';
 
 /**
@@ -12,8 +12,6 @@ import { makeGate, type Gate } from '../support/gate.js';
  * whatever the frequency. Here the second tick is held between the two by its BackupOverdue
  * alert's command. Now the tick decides again under the job lock, and takes no second backup.
  */
-
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 
 describe('two scheduler ticks at once', () => {
   let d: Drill;

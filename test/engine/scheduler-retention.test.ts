@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, spawnCli, whileRunning, type Drill } from '../support/cli.js';
+import { expectOk, makeDrill, spawnCli, whileRunning, type Drill, list } from '../support/cli.js';
 import { heldExportRole, type Gate } from '../support/gate.js';
 import { redate } from '../support/redate.js';
 
@@ -13,7 +13,6 @@ import { redate } from '../support/redate.js';
  * retention is lengthened, so the interleaving is exact.
  */
 
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 const DAY = 86_400_000;
 
 describe('a retention period lengthened while a scheduled backup runs', () => {

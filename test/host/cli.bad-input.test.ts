@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, makeDrill, runCli, type CliResult, type Drill, warningRecordsIn } from '../support/cli.js';
+import { expectOk, makeDrill, runCli, type CliResult, type Drill, warningRecordsIn, list } from '../support/cli.js';
 
 /**
  * Bad input from the operator's and the share writer's side (issue 17, point 3): one hostile or
@@ -13,7 +13,6 @@ import { expectOk, makeDrill, runCli, type CliResult, type Drill, warningRecords
  * code before this fix read /dev/zero until the machine ran out of memory and ignored SIGTERM.
  */
 
-const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
 const bounded = { timeoutMs: 20_000, killSignal: 'SIGKILL' as const };
 
 function expectTyped(r: CliResult, errorId: string, exitCode: number): void {

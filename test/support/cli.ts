@@ -74,6 +74,9 @@ export function parseErrors(stderr: string): ErrorRecordLine[] {
   return out;
 }
 
+/** A command's --output json as a list: nothing, one object or an array. */
+export const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
+
 /** The warnings a command wrote: its `{"Warning": …}` lines on stderr (not a terminal). */
 export function warningRecordsIn(stderr: string): { Message: string; TargetObject: string | null }[] {
   return stderr

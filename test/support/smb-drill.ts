@@ -126,7 +126,7 @@ export async function writeRandom(file: string, bytes: number): Promise<void> {
   }
 }
 
-export const list = (json: unknown): any[] => (json === undefined ? [] : [json].flat());
+export { list } from './cli.js';
 
 /** Every partial entry (a `.partial` backup folder, an `.azs-partial-` file) under a folder on disk. */
 export async function partialsUnder(dir: string): Promise<string[]> {
