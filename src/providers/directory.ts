@@ -57,8 +57,8 @@ class EntryGuard {
   private readonly symlinks = new Set<string>();
   /** Every path an entry has made a folder of, by naming it or by being inside it. */
   private readonly folders = new Set<string>();
-  readonly dirs: { rel: string; mode?: number; mtime?: Date; atime?: Date; uid?: number; gid?: number }[] = [];
-  readonly links: { rel: string; mtime?: Date; atime?: Date; uid?: number; gid?: number }[] = [];
+  readonly dirs: { rel: string; mode?: number; mtime?: Date; mtimeNs?: bigint; atime?: Date; uid?: number; gid?: number }[] = [];
+  readonly links: { rel: string; mtime?: Date; mtimeNs?: bigint; atime?: Date; uid?: number; gid?: number }[] = [];
 
   /** Returns the refusal, or undefined when the entry may be extracted. */
   check(e: TarEntry): AzsError | undefined {
@@ -107,9 +107,9 @@ class EntryGuard {
       // Its target is kept verbatim (configuration folders hold absolute links, e.g. to /etc/ssl);
       // what matters is that nothing is written through it afterwards, which the checks above ensure.
       this.symlinks.add(rel);
-      this.links.push({ rel, mtime: e.mtime, atime: e.atime, uid: e.uid, gid: e.gid });
+      this.links.push({ rel, mtime: e.mtime, mtimeNs: e.mtimeNs, atime: e.atime, uid: e.uid, gid: e.gid });
     } else if (e.type === 'Directory') {
-      this.dirs.push({ rel, mode: e.mode, mtime: e.mtime, atime: e.atime, uid: e.uid, gid: e.gid });
+      this.dirs.push({ rel, mode: e.mode, mtime: e.mtime, mtimeNs: e.mtimeNs, atime: e.atime, uid: e.uid, gid: e.gid });
     }
     return undefined;
   }
@@ -290,9 +290,18 @@ function extractFailure(failure: unknown, staging: string): unknown {
 async function restoreMetadata(staging: string, guard: EntryGuard, fifos: string[], asRoot: boolean): Promise<void> {
   for (const f of fifos) await fs.rm(path.join(staging, relativeOf(f)), { force: true });
   const byDepth = [...guard.dirs].sort((a, b) => b.rel.split('/').length - a.rel.split('/').length || b.rel.length - a.rel.length);
+  // GNU tar has set every time to the nanosecond; Node sets them to the microsecond, below the
+  // time given. So a time is set again only where it is not the archive's (a folder that held a FIFO).
+  const timeIsRight = async (p: string, ns: bigint | undefined) =>
+    ns !== undefined &&
+    (await fs.lstat(p, { bigint: true }).then(
+      (st) => st.mtimeNs === ns,
+      () => false,
+    ));
   for (const l of guard.links) {
-    if (asRoot && typeof l.uid === 'number' && typeof l.gid === 'number') await fs.lchown(path.join(staging, l.rel), l.uid, l.gid);
-    if (l.mtime) await fs.lutimes(path.join(staging, l.rel), l.atime ?? l.mtime, l.mtime).catch(() => undefined);
+    const p = path.join(staging, l.rel);
+    if (asRoot && typeof l.uid === 'number' && typeof l.gid === 'number') await fs.lchown(p, l.uid, l.gid);
+    if (l.mtime && !(await timeIsRight(p, l.mtimeNs))) await fs.lutimes(p, l.atime ?? l.mtime, l.mtime).catch(() => undefined);
   }
   for (const d of byDepth) {
     const p = d.rel === '' ? staging : path.join(staging, d.rel);
@@ -308,7 +317,7 @@ async function restoreMetadata(staging: string, guard: EntryGuard, fifos: string
     try {
       if (asRoot && typeof d.uid === 'number' && typeof d.gid === 'number') await folder.chown(d.uid, d.gid);
       if (typeof d.mode === 'number') await folder.chmod(d.mode & 0o7777);
-      if (d.mtime) await folder.utimes(d.atime ?? d.mtime, d.mtime);
+      if (d.mtime && (await folder.stat({ bigint: true })).mtimeNs !== d.mtimeNs) await folder.utimes(d.atime ?? d.mtime, d.mtime);
     } finally {
       await folder.close();
     }
@@ -387,36 +396,20 @@ async function localDeviceOf(root: string): Promise<bigint | undefined> {
 }
 
 /**
- * Refuses a destination a swap cannot replace: a folder is put into place by renaming it over the
- * old one, which the root of a mounted file system cannot take part in (EBUSY, after the whole role
- * was staged on the file system below), and a folder holding a mount point would carry the mounted
- * file system aside with the old folder, where its removal fails and its next mount hides the
- * restored files again.
+ * Refuses a destination that holds a mount point: the swap would carry the mounted file system
+ * aside with the old contents, where its removal fails and its next mount hides the restored files
+ * again.
  */
 function mountInTheWay(dest: string, mounts: string[]): AzsError {
-  const elsewhere =
-    'restore into another folder (register the role again with -Force and another -Path, restore, stop the service and move the files into place, then register the role back with its own -Path)';
-  if (mounts[0] === dest) {
-    return new AzsError(
-      `The restore destination '${dest}' is a mount point: a restore puts a new folder in the folder's place, which cannot be done to the root of a mounted file system. Nothing was changed.`,
-      {
-        errorId: 'DirectoryDestinationIsMountPoint',
-        category: 'InvalidOperation',
-        exitCode: ExitCode.Failure,
-        targetObject: dest,
-        recommendedAction: `To restore this role, ${elsewhere}.`,
-      },
-    );
-  }
   const more = mounts.length > 1 ? ` and ${mounts.length - 1} more` : '';
   return new AzsError(
-    `The restore destination '${dest}' holds the mount point '${mounts[0]}'${more}: a restore replaces the folder whole, and would carry the mounted file system aside with the old folder. Nothing was changed.`,
+    `The restore destination '${dest}' holds the mount point '${mounts[0]}'${more}: a restore replaces the folder's contents whole, and would carry the mounted file system aside with the old ones. Nothing was changed.`,
     {
       errorId: 'DirectoryDestinationHoldsMount',
       category: 'InvalidOperation',
       exitCode: ExitCode.Failure,
       targetObject: mounts[0],
-      recommendedAction: `Unmount what is mounted inside the folder (umount '${mounts[0]}') and restore again, then move the restored files of that folder onto its file system and mount it back; or ${elsewhere}.`,
+      recommendedAction: `Unmount what is mounted inside the folder (umount '${mounts[0]}') and restore again, then move the restored files of that folder onto its file system and mount it back; or restore into another folder (register the role again with -Force and another -Path, restore, stop the service and move the files into place, then register the role back with its own -Path).`,
     },
   );
 }
@@ -502,19 +495,20 @@ export class DirectoryProvider implements Provider {
         recommendedAction: 'Move the file away or restore to another destination.',
       });
     }
-    if (st) {
-      const mounts = await mountsAtOrBelow(dest);
-      if (mounts.length > 0) {
-        data.resume();
-        throw mountInTheWay(dest, mounts);
-      }
+    const mounts = st ? await mountsAtOrBelow(dest) : [];
+    // The root of a mounted file system stays where it is: its contents are swapped instead.
+    const isMountPoint = mounts[0] === dest;
+    const below = isMountPoint ? mounts.slice(1) : mounts;
+    if (below.length > 0) {
+      data.resume();
+      throw mountInTheWay(dest, below);
     }
     let staging: Staging | undefined;
     try {
-      staging = await Staging.begin(dest);
+      staging = isMountPoint ? await Staging.beginWithin(dest) : await Staging.begin(dest);
       await extractStrict(data, staging.path, ctx);
       await ctx.beforeCommit?.();
-      await staging.swapFolderIn();
+      await (isMountPoint ? staging.swapContentsIn() : staging.swapFolderIn());
     } catch (e) {
       await staging?.discard().catch(() => undefined);
       throw wrapFsError(e, 'DirectoryImportFailed', `Restoring the folder '${dest}' failed; it was left as it was`, dest);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { exchangeNames } from '../native/rename-exchange.js';
+import { exchangeNames, renameUnlessExists } from '../native/rename-exchange.js';
 import { currentOwner, provablyDead, type Owner } from '../process/owner.js';
 
 /**
@@ -22,18 +22,40 @@ import { currentOwner, provablyDead, type Owner } from '../process/owner.js';
  * system without the flag) the journal is rewritten durably to phase `swapping` before the first of
  * two renames (destination aside, staging in), which tells recovery to put the old folder back if
  * the destination is missing, or to remove it once the new one is in place.
+ *
+ * The root of a mounted file system cannot be renamed, so a destination that is a mount point has
+ * its contents swapped instead, entry by entry, with every name inside it (`.azs-swap-<id>`,
+ * `.azs-staging-<id>`, `.azs-old-<id>`): the old entries go aside, then the staged ones come in.
+ * The journal says which of the two moves was under way, so recovery moves the old entries back
+ * (killed while they went aside) or the rest of the new ones in (killed while they came in).
  */
 
 const FORMAT = 'azsbackup-swap/1';
 const ID_PATTERN = '[A-Za-z0-9_-]{16}';
 
-type Method = 'exchange' | 'rename' | 'file';
+type Method = 'exchange' | 'rename' | 'file' | 'contents';
+
+/** A folder's own mode, owner and times, which a swap of its contents must give the destination. */
+interface FolderAttributes {
+  mode: number;
+  uid: number;
+  gid: number;
+  atimeMs: number;
+  mtimeMs: number;
+}
 
 interface Journal {
   format: typeof FORMAT;
   owner: Owner | null;
-  phase: 'staging' | 'swapping';
+  /** contents: `swapping` while the old entries go aside, `moving-in` once they all have. */
+  phase: 'staging' | 'swapping' | 'moving-in';
   method?: Method;
+  /** The names below lie inside the destination (a mount point), not beside it. */
+  within?: boolean;
+  /** contents: what the destination folder itself is to become (the staged root's attributes). */
+  root?: FolderAttributes;
+  /** within: the destination's times before we wrote in it, for when the swap is undone. */
+  was?: { atimeMs: number; mtimeMs: number };
   /** The names, all in the destination's folder. */
   dest: string;
   staging: string;
@@ -119,8 +141,31 @@ export class Staging {
     return new Staging(dest, staging, journalFile, journal);
   }
 
+  /**
+   * Staging for a destination that is a mount point: journal and staging folder inside it, on its
+   * own file system (beside it they would be on the file system below, where no rename reaches).
+   */
+  static async beginWithin(dest: string): Promise<Staging> {
+    const id = randomBytes(12).toString('base64url');
+    const st = await fs.lstat(dest);
+    const journal: Journal = {
+      format: FORMAT,
+      owner: currentOwner() ?? null,
+      phase: 'staging',
+      within: true,
+      dest: path.basename(dest),
+      staging: `.azs-staging-${id}`,
+      was: { atimeMs: st.atimeMs, mtimeMs: st.mtimeMs },
+    };
+    const journalFile = path.join(dest, `.azs-swap-${id}`);
+    await writeJournal(journalFile, journal, true);
+    const staging = path.join(dest, journal.staging);
+    await fs.mkdir(staging, { mode: 0o700 });
+    return new Staging(dest, staging, journalFile, journal);
+  }
+
   private named(name: string): string {
-    return path.join(path.dirname(this.dest), name);
+    return path.join(this.journal.within ? this.dest : path.dirname(this.dest), name);
   }
 
   /** Replaces the folder `dest` (or puts it there) by the staging folder. */
@@ -198,6 +243,51 @@ export class Staging {
   }
 
   /**
+   * Replaces the contents of the folder `dest` (a mount point, staged with beginWithin) by those
+   * of the staging folder, and gives `dest` the staged root's mode, owner and times.
+   */
+  async swapContentsIn(): Promise<void> {
+    const st = await fs.lstat(this.path);
+    const aside = `.azs-old-${this.journal.staging.slice(-16)}`;
+    const root: FolderAttributes = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, atimeMs: st.atimeMs, mtimeMs: st.mtimeMs };
+    Object.assign(this.journal, { phase: 'swapping', method: 'contents', aside, root });
+    await writeJournal(this.journalFile, this.journal, false);
+    const asidePath = this.named(aside);
+    await fs.mkdir(asidePath, { mode: 0o700 });
+    try {
+      await moveEntries(this.dest, asidePath);
+    } catch (e) {
+      // Nothing new came in yet: the old entries go back, and the destination is as it was.
+      await moveEntries(asidePath, this.dest)
+        .then(() => fs.rmdir(asidePath))
+        .catch(() => {
+          this.stuck = true;
+        });
+      throw e;
+    }
+    await syncFolder(asidePath);
+    await syncFolder(this.dest);
+    this.journal.phase = 'moving-in';
+    await writeJournal(this.journalFile, this.journal, false);
+    try {
+      await moveEntries(this.path, this.dest);
+    } catch (e) {
+      // Half of each: only recovery, once this process is gone, finishes it (moving the rest in).
+      this.stuck = true;
+      throw e;
+    }
+    await syncFolder(this.dest);
+    await testPause();
+    await fs.rm(asidePath, { recursive: true, force: true, maxRetries: 3 });
+    await fs.rm(this.path, { recursive: true, force: true, maxRetries: 3 });
+    await takeOwnerAndMode(this.dest, root);
+    await fs.unlink(this.journalFile);
+    // Last: removing our names changed the folder's times.
+    await setTimes(this.dest, root);
+    await syncFolder(this.dest);
+  }
+
+  /**
    * Gives up: the staging goes, the destination stays as it was. After a swap that could not be
    * undone, nothing is removed: the journal lets the next restore or backup put the old data back.
    */
@@ -209,7 +299,9 @@ export class Staging {
   private async finish(): Promise<void> {
     await fs.rm(this.path, { recursive: true, force: true, maxRetries: 3 });
     await fs.unlink(this.journalFile);
-    await syncFolder(path.dirname(this.dest));
+    // Writing our names inside the destination changed its times: they are put back.
+    if (this.journal.was) await setTimes(this.dest, this.journal.was);
+    await syncFolder(this.journal.within ? this.dest : path.dirname(this.dest));
   }
 }
 
@@ -227,23 +319,32 @@ export interface Recovery {
  * and backup of a folder or database role calls it before touching the destination.
  */
 export async function recoverSwaps(dest: string): Promise<Recovery> {
-  const parent = path.dirname(dest);
-  const base = path.basename(dest);
   const result: Recovery = { recovered: 0, leftAlone: [] };
-  const names = await fs.readdir(parent).catch(() => [] as string[]);
-  const journalName = new RegExp(`^\\.${escapeRegExp(base)}\\.azs-swap-(${ID_PATTERN})$`);
+  const base = path.basename(dest);
+  // Beside the destination, and inside it where it is a mount point (its contents swapped in place).
+  await recoverIn(path.dirname(dest), `\\.${escapeRegExp(base)}\\.azs-swap-`, base, false, result);
+  await recoverIn(dest, '\\.azs-swap-', base, true, result);
+  return result;
+}
+
+async function recoverIn(folder: string, prefix: string, base: string, within: boolean, result: Recovery): Promise<void> {
+  const names = await fs.readdir(folder).catch(() => [] as string[]);
+  const journalName = new RegExp(`^${prefix}(${ID_PATTERN})$`);
   for (const name of names) {
     const m = journalName.exec(name);
     if (!m) continue;
-    const file = path.join(parent, name);
-    const j = await readJournal(file, base, m[1]!);
+    const file = path.join(folder, name);
+    const j = await readJournal(file, base, m[1]!, within);
     if (!j || !provablyDead(j.owner ?? undefined)) {
       result.leftAlone.push(file);
       continue;
     }
-    if (await recoverOne(parent, j)) {
+    if (await recoverOne(folder, j)) {
       await fs.unlink(file);
-      await syncFolder(parent);
+      // Inside a mount point: the times of the new root once it came in, else those it had.
+      const times = j.phase === 'moving-in' ? j.root : j.was;
+      if (j.within && times) await setTimes(folder, times);
+      await syncFolder(folder);
       result.recovered++;
     } else {
       result.leftAlone.push(file);
@@ -251,35 +352,69 @@ export async function recoverSwaps(dest: string): Promise<Recovery> {
   }
   // A journal's temporary file, complete (written before its fsync) and of a dead owner.
   for (const name of names) {
-    const m = new RegExp(`^\\.${escapeRegExp(base)}\\.azs-swap-(${ID_PATTERN})\\.tmp$`).exec(name);
+    const m = new RegExp(`^${prefix}(${ID_PATTERN})\\.tmp$`).exec(name);
     if (!m) continue;
-    const j = await readJournal(path.join(parent, name), base, m[1]!);
+    const j = await readJournal(path.join(folder, name), base, m[1]!, within);
     if (j && provablyDead(j.owner ?? undefined) && !names.includes(name.slice(0, -4)))
-      await fs.unlink(path.join(parent, name)).catch(() => undefined);
+      await fs.unlink(path.join(folder, name)).catch(() => undefined);
   }
-  return result;
 }
 
 /** The journal, if it is one of ours for `base` and names only what its id allows. */
-async function readJournal(file: string, base: string, id: string): Promise<Journal | undefined> {
+async function readJournal(file: string, base: string, id: string, within: boolean): Promise<Journal | undefined> {
   let j: Journal;
   try {
     j = JSON.parse(await fs.readFile(file, 'utf8')) as Journal;
   } catch {
     return undefined;
   }
+  const prefix = within ? '.azs' : `.${base}.azs`;
   const ok =
     j &&
     j.format === FORMAT &&
     j.dest === base &&
-    j.staging === `.${base}.azs-staging-${id}` &&
-    (j.aside === undefined || j.aside === null || j.aside === `.${base}.azs-old-${id}`) &&
+    (j.within === true) === within &&
+    (j.method === 'contents') === (within && j.phase !== 'staging') &&
+    (j.root === undefined || isFolderAttributes(j.root)) &&
+    (j.was === undefined || (Number.isFinite(j.was.atimeMs) && Number.isFinite(j.was.mtimeMs))) &&
+    j.staging === `${prefix}-staging-${id}` &&
+    (j.aside === undefined || j.aside === null || j.aside === `${prefix}-old-${id}`) &&
     (j.companions === undefined || (Array.isArray(j.companions) && j.companions.every((s) => ['-wal', '-shm', '-journal'].includes(s))));
   return ok ? j : undefined;
 }
 
+function isFolderAttributes(a: unknown): a is FolderAttributes {
+  const r = a as Record<string, unknown>;
+  return typeof a === 'object' && a !== null && ['mode', 'uid', 'gid', 'atimeMs', 'mtimeMs'].every((k) => Number.isFinite(r[k]));
+}
+
+/**
+ * A contents swap inside `dest`: killed while the old entries went aside, they come back; killed
+ * while the new ones came in, the rest of them follow. Either way, what is left of ours goes.
+ */
+async function recoverContents(dest: string, j: Journal): Promise<boolean> {
+  const staging = path.join(dest, j.staging);
+  const aside = j.aside ? path.join(dest, j.aside) : undefined;
+  try {
+    if (j.phase === 'swapping' && aside && (await exists(aside))) {
+      await moveEntries(aside, dest);
+    } else if (j.phase === 'moving-in' && (await exists(staging))) {
+      await moveEntries(staging, dest);
+      if (j.root) await takeOwnerAndMode(dest, j.root);
+    }
+  } catch {
+    // A name taken on both sides: something else changed the folder since. Touch nothing more.
+    return false;
+  }
+  await syncFolder(dest);
+  if (aside) await fs.rm(aside, { recursive: true, force: true });
+  await fs.rm(staging, { recursive: true, force: true });
+  return true;
+}
+
 /** True when the swap is finished or undone and its journal may go. */
 async function recoverOne(parent: string, j: Journal): Promise<boolean> {
+  if (j.within) return j.phase === 'staging' ? rmAndTrue(path.join(parent, j.staging)) : recoverContents(parent, j);
   const dest = path.join(parent, j.dest);
   const staging = path.join(parent, j.staging);
   if (j.phase === 'staging' || j.method === 'exchange') {
@@ -326,6 +461,41 @@ async function recoverOne(parent: string, j: Journal): Promise<boolean> {
   return false;
 }
 
+/** Our own names inside a destination that is a mount point: never part of its contents. */
+const WITHIN_NAME = new RegExp(`^\\.azs-(swap|staging|old)-${ID_PATTERN}(\\.tmp)?$`);
+
+/**
+ * Moves every entry of `from` (but our own names) into `to`, one rename each, never over a name
+ * that `to` holds: a rename would replace a file or an empty folder there without a word.
+ */
+async function moveEntries(from: string, to: string): Promise<void> {
+  for (const name of await fs.readdir(from)) {
+    if (WITHIN_NAME.test(name)) continue;
+    await testPause();
+    const a = path.join(from, name);
+    const b = path.join(to, name);
+    const done = renameUnlessExists(a, b);
+    if (done === 'exists' || (done === 'unsupported' && (await exists(b))))
+      throw Object.assign(new Error(`'${b}' exists: '${a}' cannot take its name`), { code: 'EEXIST' });
+    if (done === 'unsupported') await fs.rename(a, b);
+  }
+}
+
+/** To the microsecond, as Node sets times. */
+async function setTimes(dir: string, t: { atimeMs: number; mtimeMs: number }): Promise<void> {
+  await fs.utimes(dir, t.atimeMs / 1000, t.mtimeMs / 1000);
+}
+
+async function takeOwnerAndMode(dir: string, a: FolderAttributes): Promise<void> {
+  if (process.getuid?.() === 0) await fs.chown(dir, a.uid, a.gid);
+  await fs.chmod(dir, a.mode);
+}
+
+async function rmAndTrue(p: string): Promise<boolean> {
+  await fs.rm(p, { recursive: true, force: true });
+  return true;
+}
+
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
@@ -337,8 +507,8 @@ function unescapeMountPath(field: string): string {
 
 /**
  * The mount points at `dir` or below it, `dir` itself first when it is one. A swap renames the
- * folder, which the root of a mounted file system cannot take part in, and a folder holding one
- * would carry it aside with the old data. Without /proc/self/mountinfo, `dir` is taken for a mount
+ * folder, which the root of a mounted file system cannot take part in (its contents are swapped
+ * instead), and a folder holding one would carry it aside with the old data. Without /proc/self/mountinfo, `dir` is taken for a mount
  * point when it lies on another device than its parent; mounts below it are then not seen.
  */
 export async function mountsAtOrBelow(dir: string): Promise<string[]> {

@@ -46,6 +46,8 @@ export interface TarEntry {
   /** Bytes of data that follow the header. */
   size: number;
   mtime: Date;
+  /** mtime exact, as the archive gives it (a pax time to the nanosecond): Date keeps milliseconds. */
+  mtimeNs: bigint;
   atime?: Date;
 }
 
@@ -166,6 +168,14 @@ function paxTime(records: Map<string, string>, key: string): Date | undefined {
   return new Date(Number(value) * 1000);
 }
 
+/** A pax time (checked by paxTime) in nanoseconds, digits past the ninth dropped. */
+function paxTimeNs(value: string): bigint {
+  const [whole = '0', fraction = ''] = value.split('.');
+  const negative = whole.startsWith('-');
+  const ns = BigInt(whole.replace('-', '')) * 1_000_000_000n + BigInt(fraction.slice(0, 9).padEnd(9, '0'));
+  return negative ? -ns : ns;
+}
+
 type State =
   | { kind: 'header' }
   | { kind: 'skip'; bytes: number }
@@ -271,6 +281,7 @@ export class TarScanner {
       gid: paxNumber(pax, 'gid', number(block, GID, 'gid')),
       size: paxNumber(pax, 'size', size),
       mtime: paxTime(pax, 'mtime') ?? new Date(number(block, MTIME, 'mtime') * 1000),
+      mtimeNs: pax.has('mtime') ? paxTimeNs(pax.get('mtime')!) : BigInt(number(block, MTIME, 'mtime')) * 1_000_000_000n,
       atime: paxTime(pax, 'atime'),
     };
     const linkpath = pax.get('linkpath') ?? this.longLink ?? text(block, LINKNAME);
