@@ -1,9 +1,8 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
-import os from 'node:os';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectOk, killWhen, makeDrill, spawnCli, type Drill } from '../support/cli.js';
+import { canMount, mountsAtOrUnder, mountTmpfs, unmount } from '../support/mounts.js';
 import { snapshotTree } from '../support/provider-fixtures.js';
 
 /**
@@ -19,27 +18,8 @@ import { snapshotTree } from '../support/provider-fixtures.js';
 
 const PAUSE_MS = 300;
 
-function mount(at: string): boolean {
-  return spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64m,mode=0750', 'azs-role-volume', at]).status === 0;
-}
-function unmount(at: string): void {
-  spawnSync('umount', ['-l', at]);
-}
-const canMount = ((): boolean => {
-  const probe = mkdtempSync(path.join(os.tmpdir(), 'azs-mount-probe-'));
-  try {
-    if (!mount(probe)) return false;
-    unmount(probe);
-    return true;
-  } finally {
-    rmSync(probe, { recursive: true, force: true });
-  }
-})();
-
-async function isMounted(at: string): Promise<boolean> {
-  const table = await fs.readFile('/proc/self/mountinfo', 'utf8');
-  return table.split('\n').some((line) => line.split(' ')[4] === at);
-}
+const mount = (at: string) => mountTmpfs(at, 'size=64m,mode=0750');
+const isMounted = async (at: string) => (await mountsAtOrUnder(at)).includes(at);
 
 let d: Drill;
 let backupName: string;

@@ -1,11 +1,11 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createProvider } from '../../src/providers/index.js';
 import type { Provider } from '../../src/providers/provider.js';
+import { canMount, mountsAtOrUnder, mountTmpfs, unmount } from '../support/mounts.js';
 import { exportAll, snapshotTree } from '../support/provider-fixtures.js';
 
 /**
@@ -20,37 +20,12 @@ import { exportAll, snapshotTree } from '../support/provider-fixtures.js';
  * is one has its contents swapped in place (src/providers/swap.ts).
  */
 
-function mount(at: string): boolean {
-  return spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'azs-test', at]).status === 0;
-}
-function unmount(at: string): void {
-  spawnSync('umount', ['-l', at]);
-}
-
-/** Mounting a file system needs root (or CAP_SYS_ADMIN); without it the suite cannot run. */
-const canMount = ((): boolean => {
-  const probe = mkdtempSync(path.join(os.tmpdir(), 'azs-mount-probe-'));
-  try {
-    if (!mount(probe)) return false;
-    unmount(probe);
-    return true;
-  } finally {
-    rmSync(probe, { recursive: true, force: true });
-  }
-})();
-
 /** The tree to the millisecond: a restore sets folders' times to the millisecond. */
 const toTheMs = (tree: Awaited<ReturnType<typeof snapshotTree>>) =>
   tree.map((e) => ({ ...e, mtimeMs: e.mtimeMs === undefined ? undefined : Math.floor(e.mtimeMs) }));
 
-/** The mount points below `root` now, in the order the kernel lists them. */
-async function mountsBelow(root: string): Promise<string[]> {
-  const table = await fs.readFile('/proc/self/mountinfo', 'utf8');
-  return table
-    .split('\n')
-    .map((line) => line.split(' ')[4] ?? '')
-    .filter((p) => p.startsWith(`${root}/`));
-}
+const mount = (at: string) => mountTmpfs(at);
+const mountsBelow = async (root: string) => (await mountsAtOrUnder(root)).filter((p) => p !== root);
 
 describe.skipIf(!canMount)('directory restore and mount points', () => {
   let tmp: string;
