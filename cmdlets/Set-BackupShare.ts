@@ -9,7 +9,7 @@ import { type PfxGiven, proveCertificates, readEncryptionCertificates } from '..
 import { requiredCapacity } from '../src/session/capacity.js';
 import { backupLocation } from '../src/session/location.js';
 import { runJob } from '../src/engine/job.js';
-import { notConfigured, openShare, shareAccess, shareParameters } from '../src/engine/share-access.js';
+import { credentialParameters, notConfigured, openShare, shareAccess, shareParameters } from '../src/engine/share-access.js';
 
 /**
  * Configures the backup location: path, credential, encryption key or certificate, and scheduler;
@@ -35,12 +35,13 @@ const setBackupShare: Cmdlet<SetBackupShareParameters> = async ({
   const encryption = await chooseEncryption(store, current, params.EncryptionKey, params.EncryptionCertPath, pfxs);
   const path = params.Path ?? current.share?.path;
   if (!path) throw notConfigured('share');
+  const forShare = credentialParameters({ ...shareParameters(params, secretsFromEnvironment), Path: path }, path);
   const givesCredential =
-    params.Credential !== undefined ||
-    params.UserName !== undefined ||
-    params.StorageAccountKey !== undefined ||
-    params.SasToken !== undefined;
-  const access = shareAccess(store, { ...shareParameters(params, secretsFromEnvironment), Path: path }, current);
+    forShare.Credential !== undefined ||
+    forShare.UserName !== undefined ||
+    forShare.StorageAccountKey !== undefined ||
+    forShare.SasToken !== undefined;
+  const access = shareAccess(store, forShare, current);
   if (!givesCredential && path !== current.share?.path) delete access.credential;
 
   const credential = access.credential;

@@ -10,6 +10,7 @@ export interface Credential {
 }
 import type { Target } from '../targets/target.js';
 import type { BlobCredential } from '../targets/blob.js';
+import { isBlobPath } from '../targets/location.js';
 
 /**
  * What cmdlets share: the configured share (or one given with -Path and a credential), the
@@ -24,6 +25,8 @@ export interface ShareParameters {
   Credential?: Credential;
   StorageAccountKey?: string;
   SasToken?: string;
+  /** The secrets above that only AZSBACKUP_<NAME> supplied, the parameter not being named. */
+  fromEnvironment?: ReadonlySet<string>;
 }
 
 /**
@@ -40,7 +43,24 @@ export function shareParameters(p: ShareParameters, secretsFromEnvironment?: Rea
       "Give the account with -UserName 'DOMAIN\\user' (or both at once with -Credential), or leave -Password out to use the configured credential.",
     );
   }
-  return p;
+  return secretsFromEnvironment ? { ...p, fromEnvironment: secretsFromEnvironment } : p;
+}
+
+const blobSecrets = ['StorageAccountKey', 'SasToken'] as const;
+
+/**
+ * The share parameters that apply to the share at `path`. A storage account key or SAS token that
+ * only sits in AZSBACKUP_STORAGEACCOUNTKEY or AZSBACKUP_SASTOKEN (exported for a restore from a
+ * container, say) reaches a blob container alone: for an SMB share or a local folder it is left
+ * alone, as AZSBACKUP_PASSWORD without -UserName is. Taken for that share's credential, it replaced
+ * the stored account (Set-BackupShare of the schedule alone) or hid it ('needs a credential').
+ * Named on the command line, it stays, and is refused there as the wrong kind.
+ */
+export function credentialParameters(p: ShareParameters, path: string | undefined): ShareParameters {
+  if (path === undefined || isBlobPath(path)) return p;
+  const kept = { ...p };
+  for (const name of blobSecrets) if (p.fromEnvironment?.has(name)) delete kept[name];
+  return kept;
 }
 
 export interface ShareAccess {
@@ -83,7 +103,8 @@ export function notConfigured(what: string): AzsError {
 }
 
 /** -Path with -Credential or -UserName/-Password, else the configured share. */
-export function shareAccess(store: ConfigStore, p: ShareParameters, config: StoredConfig = store.read()): ShareAccess {
+export function shareAccess(store: ConfigStore, parameters: ShareParameters, config: StoredConfig = store.read()): ShareAccess {
+  const p = credentialParameters(parameters, parameters.Path ?? config.share?.path);
   if (p.Credential && (p.UserName !== undefined || p.Password !== undefined)) {
     throw usageError(
       'Give either -Credential or -UserName with -Password, not both.',

@@ -199,6 +199,11 @@ function parseLocal(input: string): ShareLocation {
   return { kind: 'local', path: normal.length > 1 ? normal.replace(/\/+$/, '') : normal };
 }
 
+/** Whether a Path names a blob container (https:// or http://), the one kind a storage account key or SAS token reaches. */
+export function isBlobPath(input: string): boolean {
+  return /^https?:\/\//i.test(input.trim());
+}
+
 /**
  * Parses the Path an operator gives: \\server\share\folder (port 445), smb://server[:port]/share/folder,
  * or an absolute local folder. Anything else is an InvalidSharePath usage error (exit 2).
