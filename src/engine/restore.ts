@@ -279,23 +279,37 @@ async function restoreRoles(run: RestoreRun): Promise<RestoreOutcome> {
 }
 
 /**
- * After a role failed, the roles after it in restore order (which may depend on it) were not put
- * into place: each says so in its result, with no Size of what was staged and thrown away, and one
- * warning names them all and how to go on.
+ * After a role failed, the roles not put into place say so in their results, with no Size of what
+ * was staged and thrown away, and why: a role after it in restore order (which may depend on it)
+ * because the restore stopped there; a role before it because, with every role staged before the
+ * first goes into place, none went in; any role, when the restore was stopped (Ctrl-C). One warning
+ * names them all and how to go on.
  */
 function stoppedAfter(run: RestoreRun): string | undefined {
-  const failed = run.results.find((r) => r.Status === 'Failed');
+  const failedAt = run.results.findIndex((r) => r.Status === 'Failed');
+  const failed = run.results[failedAt];
   const skipped = run.results.filter((r) => r.Status === 'Skipped');
   if (!failed || skipped.length === 0) return undefined;
+  const stopped = run.req.signal?.aborted === true;
   for (const r of skipped) {
+    const before = run.results.indexOf(r) < failedAt;
+    const why = stopped
+      ? `the restore was stopped while role ${failed.RoleName} was being restored`
+      : before
+        ? `role ${failed.RoleName}, after it in restore order, failed while every role was being staged, before any went into place`
+        : `role ${failed.RoleName}, before it in restore order, failed, and the restore stopped there`;
     r.Size = 0;
-    r.Error = `Not restored: role ${failed.RoleName}, before it in restore order, failed, and the restore stopped there; its destination was left as it was.`;
+    r.Error = `Not restored: ${why}; its destination was left as it was.`;
   }
   const names = skipped.map((r) => r.RoleName);
+  const one = names.length === 1;
+  const why = stopped
+    ? `the restore was stopped while role ${failed.RoleName} was being restored`
+    : `role ${failed.RoleName} failed and the restore stopped there`;
   return (
-    `Role${names.length === 1 ? '' : 's'} ${names.join(', ')} ${names.length === 1 ? 'was' : 'were'} not restored: role ${failed.RoleName} failed before ` +
-    `${names.length === 1 ? 'it' : 'them'} and the restore stopped there (roles restored before it stay restored). Fix what failed and run ` +
-    `Restore-AzsBackup -Name ${run.entry.name} again, or restore the rest one by one with ${names.map((n) => `-RoleName ${n}`).join(', ')}.`
+    `Role${one ? '' : 's'} ${names.join(', ')} ${one ? 'was' : 'were'} not restored: ${why} (roles restored before it stay restored). ` +
+    `${stopped ? 'Run' : 'Fix what failed and run'} Restore-AzsBackup -Name ${run.entry.name} again, or restore the rest one by one with ` +
+    `${names.map((n) => `-RoleName ${n}`).join(', ')}.`
   );
 }
 
