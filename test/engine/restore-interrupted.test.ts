@@ -86,3 +86,65 @@ describe('Ctrl-C in a restore of several roles', () => {
     expect(await fs.readFile(importsLog, 'utf8')).toBe('Identity\n');
   });
 });
+
+describe('Ctrl-C while the first of two staged roles goes into place', () => {
+  let d3: Drill;
+  afterAll(async () => d3?.cleanup());
+
+  it('puts no later role into place, says so of it, and the same restore run again finishes', async () => {
+    d3 = await makeDrill({ roles: false });
+    const infra = path.join(d3.root, 'infra');
+    const first = path.join(infra, 'first');
+    const second = path.join(infra, 'second');
+    for (const dir of [first, second]) {
+      await fs.mkdir(dir, { recursive: true });
+      await fs.writeFile(path.join(dir, 'data.txt'), `${path.basename(dir)} as backed up`);
+    }
+    await d3.register('First', ['-Provider', 'directory', '-Path', first, '-RestoreOrder', '10']);
+    await d3.register('Second', ['-Provider', 'directory', '-Path', second, '-RestoreOrder', '20']);
+    const name = (await d3.backup()).Name;
+    const [firstBackedUp, secondBackedUp] = [fingerprint(first), fingerprint(second)];
+    await fs.writeFile(path.join(first, 'data.txt'), 'first as it is today');
+    await fs.writeFile(path.join(first, 'only-in-old.txt'), 'today');
+    await fs.writeFile(path.join(second, 'data.txt'), 'second as it is today');
+    const secondToday = fingerprint(second);
+
+    const { args, stdin } = d3.decryptArgs();
+    const restore = ['Restore-AzsBackup', '-Name', name, ...args, '-Confirm:$false'];
+    // Each step of a swap waits 300 ms (a test-only switch, src/providers/swap.ts): Ctrl-C comes
+    // once First's old folder lies under its staging name, the exchange done.
+    const child = spawnCli(d3.home, restore, {
+      stdin,
+      env: { AZSBACKUP_TEST_SWAP_PAUSE_MS: '300' },
+      timeoutMs: 60_000,
+      killSignal: 'SIGKILL',
+    });
+    await whileRunning(child, "First's old folder set aside by the exchange", async () => {
+      const staging = (await fs.readdir(infra)).find((n) => n.startsWith('.first.azs-staging-'));
+      return staging !== undefined && exists(path.join(infra, staging, 'only-in-old.txt'));
+    });
+    child.kill('SIGINT');
+    const done = await child;
+    const r = resultOf(done.exitCode ?? -1, String(done.stdout), String(done.stderr));
+    expect(r.code, r.stderr).toBe(130);
+    const results = list(r.json);
+    expect(
+      results.map((x) => [x.RoleName, x.Status]),
+      r.stdout,
+    ).toEqual([
+      ['First', 'Succeeded'],
+      ['Second', 'Skipped'],
+    ]);
+    expect(results[1].Error).toMatch(/stopped/);
+    expect(fingerprint(first)).toBe(firstBackedUp);
+    expect(fingerprint(second)).toBe(secondToday);
+    expect((await fs.readdir(infra)).sort()).toEqual(['first', 'second']);
+
+    const again = expectOk(await d3.cli(restore, { stdin }));
+    expect(list(again.json).map((x) => [x.RoleName, x.Status])).toEqual([
+      ['First', 'Succeeded'],
+      ['Second', 'Succeeded'],
+    ]);
+    expect(fingerprint(second)).toBe(secondBackedUp);
+  });
+});
