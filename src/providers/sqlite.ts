@@ -137,7 +137,17 @@ export class SqliteProvider implements Provider {
     await fs.mkdir(path.dirname(dest), { recursive: true });
     await recoverSwaps(dest);
     // Staged beside the destination so the final rename stays on one file system.
-    const staging = await Staging.begin(dest);
+    const staging = await Staging.begin(dest).catch((e: unknown) => {
+      data.resume();
+      throw sqliteError(
+        `Preparing to restore the database '${dest}' failed; the database was left as it was`,
+        'SqliteImportFailed',
+        e,
+        dest,
+        'Make the folder of the database writable (it may be on a read-only file system), then restore again.',
+        'WriteError',
+      );
+    });
     const candidate = path.join(staging.path, path.basename(dest));
     try {
       await receive(data, candidate, ctx);

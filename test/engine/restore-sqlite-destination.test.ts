@@ -62,7 +62,7 @@ describe('a sqlite role restored onto a full file system', () => {
     expect(r.errors.map((e) => e.ErrorId)).toContain('DestinationFull');
     expect(list(r.json).map((x) => [x.RoleName, x.Status])).toEqual([['Identity', 'Failed']]);
     expect(dbRows(db)).toEqual(rows);
-    expect((await fs.readdir(mnt)).sort()).toEqual(['filler', 'identity.db']);
+    expect((await fs.readdir(mnt)).filter((n) => n.includes('.azs-'))).toEqual([]);
   });
 });
 
@@ -78,6 +78,6 @@ describe('a sqlite role restored onto a read-only file system', () => {
     expect(String(error.TargetObject)).toContain(mnt);
     expect(error.RecommendedAction).toBeTruthy();
     expect(dbRows(db)).toEqual(rows);
-    expect(await fs.readdir(mnt)).toEqual(['identity.db']);
+    expect((await fs.readdir(mnt)).filter((n) => n.includes('.azs-'))).toEqual([]);
   });
 });
