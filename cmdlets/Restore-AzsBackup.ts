@@ -39,7 +39,8 @@ const restoreAzsBackup: Cmdlet<RestoreAzsBackupParameters> = async ({
   // backup lacks leaves the restore partial (3), unless a role that failed to restore says worse.
   if (error || roleErrors.length) setExitCode(error?.exitCode ?? ExitCode.Partial);
   for (const roleError of roleErrors) writeError(roleError);
-  if (error) writeError(error);
+  // A restore that stopped because it was asked to (Ctrl-C) ends with the host saying so.
+  if (error && error !== signal.reason) writeError(error);
   return results;
 };
 export default restoreAzsBackup;

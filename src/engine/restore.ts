@@ -279,23 +279,35 @@ async function restoreRoles(run: RestoreRun): Promise<RestoreOutcome> {
 }
 
 /**
- * After a role failed, the roles after it in restore order (which may depend on it) were not put
- * into place: each says so in its result, with no Size of what was staged and thrown away, and one
- * warning names them all and how to go on.
+ * After a role failed, the roles not put into place say so in their results, with no Size of what
+ * was staged and thrown away, and why: a role after it in restore order (which may depend on it)
+ * because the restore stopped there; a role before it because, with every role staged before the
+ * first goes into place, none went in; any role, when the restore was stopped (Ctrl-C). One warning
+ * names them all and how to go on.
  */
 function stoppedAfter(run: RestoreRun): string | undefined {
-  const failed = run.results.find((r) => r.Status === 'Failed');
+  const failedAt = run.results.findIndex((r) => r.Status === 'Failed');
+  const failed = run.results[failedAt]?.RoleName;
   const skipped = run.results.filter((r) => r.Status === 'Skipped');
-  if (!failed || skipped.length === 0) return undefined;
+  const stopped = run.req.signal?.aborted === true;
+  if ((failed === undefined && !stopped) || skipped.length === 0) return undefined;
+  const stop = `the restore was stopped${failed === undefined ? '' : ` while role ${failed} was being restored`}`;
   for (const r of skipped) {
+    const why = stopped
+      ? stop
+      : run.results.indexOf(r) < failedAt
+        ? `role ${failed}, after it in restore order, failed while every role was being staged, before any went into place`
+        : `role ${failed}, before it in restore order, failed, and the restore stopped there`;
     r.Size = 0;
-    r.Error = `Not restored: role ${failed.RoleName}, before it in restore order, failed, and the restore stopped there; its destination was left as it was.`;
+    r.Error = `Not restored: ${why}; its destination was left as it was.`;
   }
   const names = skipped.map((r) => r.RoleName);
+  const one = names.length === 1;
   return (
-    `Role${names.length === 1 ? '' : 's'} ${names.join(', ')} ${names.length === 1 ? 'was' : 'were'} not restored: role ${failed.RoleName} failed before ` +
-    `${names.length === 1 ? 'it' : 'them'} and the restore stopped there (roles restored before it stay restored). Fix what failed and run ` +
-    `Restore-AzsBackup -Name ${run.entry.name} again, or restore the rest one by one with ${names.map((n) => `-RoleName ${n}`).join(', ')}.`
+    `Role${one ? '' : 's'} ${names.join(', ')} ${one ? 'was' : 'were'} not restored: ` +
+    `${stopped ? stop : `role ${failed} failed and the restore stopped there`} (roles restored before that stay restored). ` +
+    `${stopped ? 'Run' : 'Fix what failed and run'} Restore-AzsBackup -Name ${run.entry.name} again, or restore the rest one by one with ` +
+    `${names.map((n) => `-RoleName ${n}`).join(', ')}.`
   );
 }
 
@@ -560,6 +572,7 @@ async function restoreInOrder(run: RestoreRun, stageAll: boolean): Promise<AzsEr
       id: 0,
     });
   for (let i = 0; i < count; i++) {
+    if (run.req.signal?.aborted) return stopped(run.req.signal);
     run.started[i] = Date.now();
     progress(i, stageAll ? ': staging' : '');
     try {
@@ -570,6 +583,8 @@ async function restoreInOrder(run: RestoreRun, stageAll: boolean): Promise<AzsEr
     }
   }
   for (let i = 0; stageAll && i < count; i++) {
+    // Stopped (Ctrl-C) while an earlier role went into place: no later destination changes.
+    if (run.req.signal?.aborted) return stopped(run.req.signal);
     progress(i, ': into place');
     try {
       await commit(run, i);
@@ -578,6 +593,16 @@ async function restoreInOrder(run: RestoreRun, stageAll: boolean): Promise<AzsEr
     }
   }
   return undefined;
+}
+
+/** The stop the restore was asked for, as the error it ends with (the host's own, where it gave one). */
+function stopped(signal: AbortSignal): AzsError {
+  if (isAzsError(signal.reason)) return signal.reason;
+  return new AzsError('The restore was stopped before every role was put back.', {
+    errorId: 'RestoreStopped',
+    category: 'OperationStopped',
+    exitCode: ExitCode.Interrupted,
+  });
 }
 
 /** Role i failed with `e`: recorded in its result, as an AzsError. */

@@ -342,8 +342,10 @@ async function run(
   if (signal.aborted) throw signal.reason;
   const result = await cmdlet(ctx);
   progress.finish();
-  if (signal.aborted) throw signal.reason;
+  // A cmdlet that returns though it was stopped returns what it did before it stopped (a restore:
+  // which roles are back and which are not): written before the stop is said, not dropped.
   await writeObjects(m, cl, result, format, catalog, h);
+  if (signal.aborted) throw signal.reason;
   const code = outcome.exitOverride ?? (outcome.nonTerminating ? ExitCode.Partial : ExitCode.Success);
   const lost = h.handleSignals ? await outputFailure() : undefined;
   if (!lost) return code;

@@ -2,6 +2,7 @@ import { constants as fsConstants, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
+import { makeFolders } from '../fs/make-folders.js';
 import { recycleThrough, recyclerOf } from '../memory/recycling-readable.js';
 import { importIntoProgram } from './child.js';
 import { providerFsError } from './fs-error.js';
@@ -482,7 +483,10 @@ export class DirectoryProvider implements Provider {
     // A registered path that is a symbolic link (e.g. /etc/pki -> /data/pki) stays a link:
     // the real folder is the one replaced.
     const dest = await resolveDestination(ctx.destination ?? this.role.path);
-    await fs.mkdir(path.dirname(dest), { recursive: true });
+    await makeFolders(path.dirname(dest)).catch((e: unknown) => {
+      data.resume();
+      throw wrapFsError(e, 'DirectoryImportFailed', `Making the folder '${path.dirname(dest)}' to restore into failed`, dest);
+    });
     await recoverSwaps(dest);
     const st = await fs.stat(dest).catch(() => undefined);
     if (st && !st.isDirectory()) {

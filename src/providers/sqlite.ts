@@ -6,6 +6,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { ensurePrivateDir } from '../process/private-dir.js';
+import { makeFolders } from '../fs/make-folders.js';
 import { providerFsError } from './fs-error.js';
 import { recyclerOf } from '../memory/recycling-readable.js';
 import { reportingWrites } from '../memory/reporting-writes.js';
@@ -134,10 +135,30 @@ export class SqliteProvider implements Provider {
     // A registered path that is a symbolic link (e.g. /var/lib/id.db -> /data/id.db) stays a link:
     // the real file is the one replaced, and its -wal and -shm are the ones beside it.
     const dest = await resolveDestination(ctx.destination ?? this.role.path);
-    await fs.mkdir(path.dirname(dest), { recursive: true });
+    await makeFolders(path.dirname(dest)).catch((e: unknown) => {
+      data.resume();
+      throw sqliteError(
+        `Making the folder '${path.dirname(dest)}' to restore the database into failed`,
+        'SqliteImportFailed',
+        e,
+        dest,
+        'Make the folder of the database writable (it may be on a read-only file system), then restore again.',
+        'WriteError',
+      );
+    });
     await recoverSwaps(dest);
     // Staged beside the destination so the final rename stays on one file system.
-    const staging = await Staging.begin(dest);
+    const staging = await Staging.begin(dest).catch((e: unknown) => {
+      data.resume();
+      throw sqliteError(
+        `Preparing to restore the database '${dest}' failed; the database was left as it was`,
+        'SqliteImportFailed',
+        e,
+        dest,
+        'Make the folder of the database writable (it may be on a read-only file system), then restore again.',
+        'WriteError',
+      );
+    });
     const candidate = path.join(staging.path, path.basename(dest));
     try {
       await receive(data, candidate, ctx);

@@ -95,10 +95,16 @@ async function writeJournal(file: string, j: Journal, first: boolean): Promise<v
   const tmp = `${file}.tmp`;
   const fh = await fs.open(tmp, 'wx', 0o600);
   try {
-    await fh.writeFile(`${JSON.stringify(j)}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    try {
+      await fh.writeFile(`${JSON.stringify(j)}\n`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    // Cut short (a full disk): no journal, and recovery removes only a complete one, so it goes now.
+    await fs.unlink(tmp).catch(() => undefined);
+    throw e;
   }
   if (first) {
     // link() fails when the name is taken: the id is ours alone.
@@ -137,7 +143,11 @@ export class Staging {
     const journalFile = path.join(parent, `.${base}.azs-swap-${id}`);
     await writeJournal(journalFile, journal, true);
     const staging = path.join(parent, journal.staging);
-    await fs.mkdir(staging, { mode: 0o700 });
+    await fs.mkdir(staging, { mode: 0o700 }).catch(async (e: unknown) => {
+      // Nothing was staged: the journal, which names only the staging, goes with it.
+      await fs.unlink(journalFile).catch(() => undefined);
+      throw e;
+    });
     return new Staging(dest, staging, journalFile, journal);
   }
 
