@@ -170,7 +170,11 @@ export class Staging {
     const journalFile = path.join(dest, `.azs-swap-${id}`);
     await writeJournal(journalFile, journal, true);
     const staging = path.join(dest, journal.staging);
-    await fs.mkdir(staging, { mode: 0o700 });
+    await fs.mkdir(staging, { mode: 0o700 }).catch(async (e: unknown) => {
+      await fs.unlink(journalFile).catch(() => undefined);
+      await setTimes(dest, journal.was!).catch(() => undefined);
+      throw e;
+    });
     return new Staging(dest, staging, journalFile, journal);
   }
 
