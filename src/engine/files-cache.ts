@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileWhole } from '../fs/durable-write.js';
 import type { ArchiveMember } from '../providers/provider.js';
-import { HEADER_FORMAT } from '../providers/tar-header.js';
+import { HEADER_FORMAT, HEADER_FORMAT_WITH_XATTRS } from '../providers/tar-header.js';
 import type { ChunkRefs } from '../repository/chunk-refs.js';
 
 /**
@@ -24,7 +24,8 @@ import type { ChunkRefs } from '../repository/chunk-refs.js';
  * Format (all integers big-endian): "AZSFCACH", uint32 version 2, uint32 count, then per file:
  * uint16 name length, name, uint64 size, int64 mtimeNs, int64 ctimeNs, uint64 ino, uint64 dev,
  * 32 bytes of header, uint32 chunk count, per chunk 32 bytes id and uint32 length; then the
- * SHA-256 of everything before it. The 32 bytes of header are uint32 HEADER_FORMAT (tar-header.ts),
+ * SHA-256 of everything before it. The 32 bytes of header are uint32 HEADER_FORMAT (tar-header.ts;
+ * HEADER_FORMAT_WITH_XATTRS for a file with extended attributes),
  * st_mode, uid and gid, and 16 zero bytes: with the name, size and mtime of the record, all that
  * a regular file's header is made from, so the header is the same exactly when they are, and an
  * unchanged file's header need not be made at all (encoding and hashing it was a third of the walk
@@ -73,7 +74,8 @@ function encodeRecord(member: CachedMember): void {
   RECORD_VIEW.setBigInt64(16, stat.ctimeNs);
   RECORD_VIEW.setBigUint64(24, stat.ino);
   RECORD_VIEW.setBigUint64(32, stat.dev);
-  RECORD_VIEW.setUint32(40, HEADER_FORMAT);
+  // A header with attributes is of another format: one cached before they were archived is stale.
+  RECORD_VIEW.setUint32(40, stat.xattrs ? HEADER_FORMAT_WITH_XATTRS : HEADER_FORMAT);
   RECORD_VIEW.setUint32(44, stat.mode);
   RECORD_VIEW.setUint32(48, stat.uid);
   RECORD_VIEW.setUint32(52, stat.gid);

@@ -13,7 +13,12 @@
  *   slot 0 errno of the fstatat (0: the others hold), 1 st_mode, 2 st_uid, 3 st_gid, 4 st_nlink,
  *   5 st_size, 6 name offset, 7 name length (float64 each); 8 mtime and 9 ctime in nanoseconds
  *   (int64), 10 st_ino, 11 st_dev, 12 st_rdev (uint64); 13 1 when both times fit 64 bits of
- *   nanoseconds (float64; 0: the caller asks lstat instead).
+ *   nanoseconds (float64; 0: the caller asks lstat instead); 14 and 15 offset and length of the
+ *   entry's extended attributes (float64; length 0: none), after the names: for each attribute
+ *   uint32 name length, the name, uint32 value length, the value (little-endian). POSIX ACLs are
+ *   the attributes system.posix_acl_access and system.posix_acl_default. Read with llistxattr and
+ *   lgetxattr through /proc/self/fd/<fd>/<name>: below the walk's handle, the entry itself never
+ *   followed. An attribute that cannot be read (a file system without them) is left out.
  * It throws an Error whose code is the errno name when the folder cannot be read.
  */
 #define _GNU_SOURCE
@@ -26,9 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <linux/limits.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
-#define RECORD_SLOTS 14
+#define RECORD_SLOTS 16
 
 static napi_value throw_errno(napi_env env, int err, const char *what) {
   char message[256];
@@ -112,6 +119,82 @@ static int read_names(int fd, entry **names, size_t *count) {
   return 0;
 }
 
+
+typedef struct {
+  unsigned char *bytes;
+  size_t length, capacity;
+} growing;
+
+static bool grow_by(growing *g, size_t more) {
+  if (g->length + more <= g->capacity) return true;
+  size_t capacity = g->capacity ? g->capacity : 4096;
+  while (capacity < g->length + more) capacity *= 2;
+  unsigned char *bigger = realloc(g->bytes, capacity);
+  if (!bigger) return false;
+  g->bytes = bigger;
+  g->capacity = capacity;
+  return true;
+}
+
+static bool put_u32le(growing *g, uint32_t v) {
+  if (!grow_by(g, 4)) return false;
+  for (int k = 0; k < 4; k++) g->bytes[g->length++] = (unsigned char)(v >> (8 * k));
+  return true;
+}
+
+static bool put_bytes(growing *g, const void *p, size_t n) {
+  if (!grow_by(g, n)) return false;
+  memcpy(g->bytes + g->length, p, n);
+  g->length += n;
+  return true;
+}
+
+/*
+ * The extended attributes of `path` appended to *out as the module comment says; false only when
+ * memory ran out. A list or value that grew between the two calls (ERANGE) is read again.
+ */
+static bool read_xattrs(const char *path, growing *out) {
+  char *names = NULL;
+  ssize_t size = 0;
+  for (int attempt = 0; attempt < 4; attempt++) {
+    size = llistxattr(path, NULL, 0);
+    if (size <= 0) return true;
+    char *grown = realloc(names, (size_t)size);
+    if (!grown) {
+      free(names);
+      return false;
+    }
+    names = grown;
+    size = llistxattr(path, names, (size_t)size);
+    if (size >= 0 || errno != ERANGE) break;
+  }
+  bool ok = true;
+  unsigned char *value = NULL;
+  for (ssize_t at = 0; ok && size > 0 && at < size; at += (ssize_t)strlen(names + at) + 1) {
+    const char *name = names + at;
+    ssize_t length = -1;
+    for (int attempt = 0; attempt < 4; attempt++) {
+      length = lgetxattr(path, name, NULL, 0);
+      if (length < 0) break;
+      unsigned char *grown = realloc(value, length > 0 ? (size_t)length : 1);
+      if (!grown) {
+        ok = false;
+        break;
+      }
+      value = grown;
+      length = lgetxattr(path, name, value, (size_t)length);
+      if (length >= 0 || errno != ERANGE) break;
+    }
+    if (!ok || length < 0) continue;
+    size_t name_length = strlen(name);
+    ok = put_u32le(out, (uint32_t)name_length) && put_bytes(out, name, name_length) && put_u32le(out, (uint32_t)length) &&
+         put_bytes(out, value, (size_t)length);
+  }
+  free(value);
+  free(names);
+  return ok;
+}
+
 static napi_value read_folder(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value args[1];
@@ -127,12 +210,34 @@ static napi_value read_folder(napi_env env, napi_callback_info info) {
   if (err < 0) return throw_errno(env, -err, "scandir");
   size_t name_bytes = 0;
   for (size_t i = 0; i < n; i++) name_bytes += names[i].length;
+  /* Every lstat and attribute first: the result's size depends on the attributes. */
+  struct stat *stats = malloc((n ? n : 1) * sizeof(struct stat));
+  int *errors = malloc((n ? n : 1) * sizeof(int));
+  size_t *xattr_at = malloc((n ? n : 1) * 2 * sizeof(size_t));
+  growing xattrs = {0};
+  bool ok = stats && errors && xattr_at;
+  char path[64 + 256];
+  for (size_t i = 0; ok && i < n; i++) {
+    errors[i] = fstatat(fd, names[i].name, &stats[i], AT_SYMLINK_NOFOLLOW) != 0 ? errno : 0;
+    xattr_at[2 * i] = xattrs.length;
+    mode_t type = stats[i].st_mode & S_IFMT;
+    if (errors[i] == 0 && (type == S_IFREG || type == S_IFDIR || type == S_IFLNK) &&
+        snprintf(path, sizeof path, "/proc/self/fd/%d/%s", fd, names[i].name) < (int)sizeof path)
+      ok = read_xattrs(path, &xattrs);
+    xattr_at[2 * i + 1] = xattrs.length - xattr_at[2 * i];
+  }
   size_t names_at = 8 + n * RECORD_SLOTS * 8;
+  size_t xattrs_at = names_at + name_bytes;
   void *data = NULL;
   napi_value result;
-  if (napi_create_arraybuffer(env, names_at + name_bytes, &data, &result) != napi_ok) {
+  if (!ok || napi_create_arraybuffer(env, xattrs_at + xattrs.length, &data, &result) != napi_ok) {
     for (size_t i = 0; i < n; i++) free(names[i].name);
     free(names);
+    free(stats);
+    free(errors);
+    free(xattr_at);
+    free(xattrs.bytes);
+    if (!ok) return throw_errno(env, ENOMEM, "readFolder");
     return NULL;
   }
   unsigned char *out = data;
@@ -141,10 +246,10 @@ static napi_value read_folder(napi_env env, napi_callback_info info) {
   for (size_t i = 0; i < n; i++) {
     unsigned char *r = out + 8 + i * RECORD_SLOTS * 8;
     memset(r, 0, RECORD_SLOTS * 8);
-    struct stat st;
+    struct stat st = stats[i];
     int64_t mtime = 0, ctime = 0;
-    if (fstatat(fd, names[i].name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      put_f64(r, (double)errno);
+    if (errors[i] != 0) {
+      put_f64(r, (double)errors[i]);
     } else {
       put_f64(r + 8 * 1, (double)st.st_mode);
       put_f64(r + 8 * 2, (double)st.st_uid);
@@ -158,6 +263,8 @@ static napi_value read_folder(napi_env env, napi_callback_info info) {
       put_u64(r + 8 * 11, (uint64_t)st.st_dev);
       put_u64(r + 8 * 12, (uint64_t)st.st_rdev);
       put_f64(r + 8 * 13, exact ? 1 : 0);
+      put_f64(r + 8 * 14, (double)(xattrs_at + xattr_at[2 * i]));
+      put_f64(r + 8 * 15, (double)xattr_at[2 * i + 1]);
     }
     put_f64(r + 8 * 6, (double)name_at);
     put_f64(r + 8 * 7, (double)names[i].length);
@@ -165,13 +272,109 @@ static napi_value read_folder(napi_env env, napi_callback_info info) {
     name_at += names[i].length;
     free(names[i].name);
   }
+  if (xattrs.length) memcpy(out + xattrs_at, xattrs.bytes, xattrs.length);
+  free(stats);
+  free(errors);
+  free(xattr_at);
+  free(xattrs.bytes);
   free(names);
   return result;
+}
+
+/* readXattrs(path): the extended attributes of `path` itself (never followed), packed as above. */
+static napi_value read_path_xattrs(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1];
+  char path[4096];
+  size_t length = 0;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_get_value_string_utf8(env, args[0], path, sizeof path, &length) != napi_ok || length >= sizeof path - 1 ||
+      strlen(path) != length) {
+    napi_throw_type_error(env, NULL, "readXattrs(path) takes a path");
+    return NULL;
+  }
+  growing xattrs = {0};
+  if (!read_xattrs(path, &xattrs)) {
+    free(xattrs.bytes);
+    return throw_errno(env, ENOMEM, "readXattrs");
+  }
+  void *data = NULL;
+  napi_value result;
+  napi_status status = napi_create_arraybuffer(env, xattrs.length, &data, &result);
+  if (status == napi_ok && xattrs.length) memcpy(data, xattrs.bytes, xattrs.length);
+  free(xattrs.bytes);
+  return status == napi_ok ? result : NULL;
+}
+
+/*
+ * copyXattrs(from, to): `to` (never followed) takes the extended attributes of `from`: each is
+ * set, and each of its own that `from` lacks is removed. For the root of a mount point, whose
+ * contents a restore swaps: the staged folder's attributes (its ACL) become the mount point's.
+ */
+static napi_value copy_xattrs(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  char from[4096], to[4096];
+  size_t from_length = 0, to_length = 0;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 2 ||
+      napi_get_value_string_utf8(env, args[0], from, sizeof from, &from_length) != napi_ok ||
+      napi_get_value_string_utf8(env, args[1], to, sizeof to, &to_length) != napi_ok || from_length >= sizeof from - 1 ||
+      to_length >= sizeof to - 1 || strlen(from) != from_length || strlen(to) != to_length) {
+    napi_throw_type_error(env, NULL, "copyXattrs(from, to) takes two paths");
+    return NULL;
+  }
+  growing wanted = {0}, present = {0};
+  if (!read_xattrs(from, &wanted) || !read_xattrs(to, &present)) {
+    free(wanted.bytes);
+    free(present.bytes);
+    return throw_errno(env, ENOMEM, "copyXattrs");
+  }
+  int err = 0;
+  char name[XATTR_NAME_MAX + 1];
+  /* Theirs that ours lacks go first: a name is compared with each of ours. */
+  for (size_t at = 0; !err && at + 4 <= present.length;) {
+    uint32_t n = 0, v = 0;
+    for (int k = 0; k < 4; k++) n |= (uint32_t)present.bytes[at + k] << (8 * k);
+    size_t name_at = at + 4;
+    for (int k = 0; k < 4; k++) v |= (uint32_t)present.bytes[name_at + n + k] << (8 * k);
+    at = name_at + n + 4 + v;
+    bool kept = false;
+    for (size_t w = 0; !kept && w + 4 <= wanted.length;) {
+      uint32_t wn = 0, wv = 0;
+      for (int k = 0; k < 4; k++) wn |= (uint32_t)wanted.bytes[w + k] << (8 * k);
+      for (int k = 0; k < 4; k++) wv |= (uint32_t)wanted.bytes[w + 4 + wn + k] << (8 * k);
+      kept = wn == n && memcmp(wanted.bytes + w + 4, present.bytes + name_at, n) == 0;
+      w += 4 + wn + 4 + wv;
+    }
+    if (kept || n > XATTR_NAME_MAX) continue;
+    memcpy(name, present.bytes + name_at, n);
+    name[n] = 0;
+    if (lremovexattr(to, name) != 0 && errno != ENODATA) err = errno;
+  }
+  for (size_t at = 0; !err && at + 4 <= wanted.length;) {
+    uint32_t n = 0, v = 0;
+    for (int k = 0; k < 4; k++) n |= (uint32_t)wanted.bytes[at + k] << (8 * k);
+    size_t name_at = at + 4;
+    for (int k = 0; k < 4; k++) v |= (uint32_t)wanted.bytes[name_at + n + k] << (8 * k);
+    at = name_at + n + 4 + v;
+    if (n > XATTR_NAME_MAX) continue;
+    memcpy(name, wanted.bytes + name_at, n);
+    name[n] = 0;
+    if (lsetxattr(to, name, wanted.bytes + name_at + n + 4, v, 0) != 0) err = errno;
+  }
+  free(wanted.bytes);
+  free(present.bytes);
+  if (err) return throw_errno(env, err, "copyXattrs");
+  return NULL;
 }
 
 NAPI_MODULE_INIT() {
   napi_value fn;
   if (napi_create_function(env, "readFolder", NAPI_AUTO_LENGTH, read_folder, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "readFolder", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "readXattrs", NAPI_AUTO_LENGTH, read_path_xattrs, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "readXattrs", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "copyXattrs", NAPI_AUTO_LENGTH, copy_xattrs, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "copyXattrs", fn) != napi_ok) return NULL;
   return exports;
 }

@@ -29,20 +29,49 @@ export interface ListedStat {
   ino: bigint;
   dev: bigint;
   rdev: bigint;
+  /**
+   * The entry's extended attributes (POSIX ACLs among them) as folder-stat.c packs them; absent
+   * when it has none, and always where the addon is not there (Node cannot read them).
+   */
+  xattrs?: Buffer;
 }
 
-type Addon = { readFolder(fd: number): ArrayBuffer };
+type Addon = { readFolder(fd: number): ArrayBuffer; readXattrs(path: string): ArrayBuffer; copyXattrs(from: string, to: string): void };
 let addon: Addon | null | undefined;
 
+function folderStatAddon(): Addon | null {
+  if (nativeDisabled()) return null;
+  if (addon === undefined) addon = process.platform === 'linux' ? (loadAddon<Addon>('folder_stat') ?? null) : null;
+  return addon;
+}
+
+/**
+ * `to` takes the extended attributes of `from` (its own that `from` lacks are removed); false where
+ * the addon is not there and nothing was done. Throws with the errno's code when one cannot be set.
+ */
+export function copyXattrs(from: string, to: string): boolean {
+  const native = folderStatAddon();
+  if (!native) return false;
+  native.copyXattrs(from, to);
+  return true;
+}
+
+/** The extended attributes of `path` itself, packed as ListedStat.xattrs; undefined when it has none or the addon is not there. */
+export function readXattrs(path: string): Buffer | undefined {
+  const native = folderStatAddon();
+  if (!native) return undefined;
+  const packed = native.readXattrs(path);
+  return packed.byteLength > 0 ? Buffer.from(packed) : undefined;
+}
+
 /** 8-byte slots per child, after the count (folder-stat.c). */
-const SLOTS = 14;
+const SLOTS = 16;
 
 /** The listing of the folder open at `fd`, or undefined when the addon is not there (or turned off). Throws as readdir would. */
 export function readFolder(fd: number): FolderListing | undefined {
-  if (nativeDisabled()) return undefined;
-  if (addon === undefined) addon = process.platform === 'linux' ? (loadAddon<Addon>('folder_stat') ?? null) : null;
-  if (!addon) return undefined;
-  return new Listing(addon.readFolder(fd));
+  const native = folderStatAddon();
+  if (!native) return undefined;
+  return new Listing(native.readFolder(fd));
 }
 
 class Listing implements FolderListing {
@@ -88,6 +117,7 @@ class Listing implements FolderListing {
       ino: u64[r + 10]!,
       dev: u64[r + 11]!,
       rdev: u64[r + 12]!,
+      ...(f64[r + 15]! > 0 ? { xattrs: this.bytes.subarray(f64[r + 14]!, f64[r + 14]! + f64[r + 15]!) } : {}),
     };
   }
 }

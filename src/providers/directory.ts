@@ -364,6 +364,10 @@ async function extractStrict(data: Readable, staging: string, { signal }: Provid
         '-',
         '--numeric-owner',
         ...(asRoot ? ['--same-owner'] : ['--no-same-owner']),
+        // Every attribute the archive carries (POSIX ACLs are system.posix_acl_*): GNU tar's default
+        // sets user.* alone. One it cannot set fails the restore, naming it.
+        '--xattrs',
+        '--xattrs-include=*',
       ],
       errorPrefix: 'DirectoryImport',
       label: `tar extracting into '${staging}'`,

@@ -74,7 +74,18 @@ export interface ArchiveMember {
   name: Buffer;
   kind: string;
   /** What lstat says of it (mode with the type bits): with its name, what its header is made from. */
-  stat: { size: number; mtimeNs: bigint; ctimeNs: bigint; ino: bigint; dev: bigint; mode: number; uid: number; gid: number };
+  stat: {
+    size: number;
+    mtimeNs: bigint;
+    ctimeNs: bigint;
+    ino: bigint;
+    dev: bigint;
+    mode: number;
+    uid: number;
+    gid: number;
+    /** Present when it has extended attributes (its header then carries them). */
+    xattrs?: Buffer;
+  };
   /** Made when first asked for: a file the files cache knows unchanged needs none. */
   header: Buffer;
   /** Zero bytes after the data. */

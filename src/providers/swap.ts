@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { copyXattrs } from '../native/folder-stat.js';
 import { exchangeNames, renameUnlessExists } from '../native/rename-exchange.js';
 import { currentOwner, provablyDead, type Owner } from '../process/owner.js';
 
@@ -292,9 +293,9 @@ export class Staging {
     }
     await syncFolder(this.dest);
     await testPause();
+    await takeRoot(this.path, this.dest, root);
     await fs.rm(asidePath, { recursive: true, force: true, maxRetries: 3 });
     await fs.rm(this.path, { recursive: true, force: true, maxRetries: 3 });
-    await takeOwnerAndMode(this.dest, root);
     await fs.unlink(this.journalFile);
     // Last: removing our names changed the folder's times.
     await setTimes(this.dest, root);
@@ -414,7 +415,7 @@ async function recoverContents(dest: string, j: Journal): Promise<boolean> {
       await moveEntries(aside, dest);
     } else if (j.phase === 'moving-in' && (await exists(staging))) {
       await moveEntries(staging, dest);
-      if (j.root) await takeOwnerAndMode(dest, j.root);
+      if (j.root) await takeRoot(staging, dest, j.root);
     }
   } catch {
     // A name taken on both sides: something else changed the folder since. Touch nothing more.
@@ -500,7 +501,13 @@ async function setTimes(dir: string, t: { atimeMs: number; mtimeMs: number }): P
   await fs.utimes(dir, t.atimeMs / 1000, t.mtimeMs / 1000);
 }
 
-async function takeOwnerAndMode(dir: string, a: FolderAttributes): Promise<void> {
+/**
+ * `dir` becomes what the staged root `staging` is: its extended attributes (an ACL: without the
+ * addon, `dir` keeps its own), owner and mode. The mode goes last: with an ACL, its group bits are
+ * the ACL's mask.
+ */
+async function takeRoot(staging: string, dir: string, a: FolderAttributes): Promise<void> {
+  copyXattrs(staging, dir);
   if (process.getuid?.() === 0) await fs.chown(dir, a.uid, a.gid);
   await fs.chmod(dir, a.mode);
 }

@@ -26,6 +26,19 @@ export const BLOCK = 512;
  */
 export const HEADER_FORMAT = 1;
 
+/**
+ * The encoding of a header that carries extended attributes (SCHILY.xattr records, which version 1
+ * never wrote): the files cache records it for such a file, so a file it cached before attributes
+ * were archived is read again once, while a file without any keeps its version 1 records.
+ */
+export const HEADER_FORMAT_WITH_XATTRS = 2;
+
+/** An extended attribute as a header carries it (a pax record `SCHILY.xattr.<name>=<value>`, as GNU tar --xattrs writes). */
+export interface Xattr {
+  name: string;
+  value: Buffer;
+}
+
 /** The largest values of the 8- and 12-byte octal fields (7 and 11 digits and a NUL). */
 const MAX_OCTAL_8 = 0o7777777;
 const MAX_OCTAL_12 = 0o77777777777;
@@ -49,6 +62,8 @@ export interface HeaderFields {
   linkname?: Buffer;
   devmajor?: number;
   devminor?: number;
+  /** Extended attributes, in the order given (the caller sorts them). */
+  xattrs?: readonly Xattr[];
 }
 
 /** Zero bytes that bring `size` to a multiple of 512. */
@@ -119,7 +134,8 @@ function paxRecords(f: HeaderFields, linkname: Buffer, time: Mtime): Buffer | st
   const bigSize = f.size > MAX_OCTAL_12;
   const bigUid = f.uid > MAX_OCTAL_8;
   const bigGid = f.gid > MAX_OCTAL_8;
-  if (!longName && !longLink && !bigSize && !bigUid && !bigGid) {
+  const xattrs = f.xattrs ?? [];
+  if (!longName && !longLink && !bigSize && !bigUid && !bigGid && xattrs.length === 0) {
     // The usual case on ext4 and XFS: an mtime with nanoseconds, a short name.
     return time.inexact ? paxText('mtime', paxDecimal(time)) : undefined;
   }
@@ -130,6 +146,7 @@ function paxRecords(f: HeaderFields, linkname: Buffer, time: Mtime): Buffer | st
   if (bigUid) records.push(Buffer.from(paxText('uid', String(f.uid)), 'latin1'));
   if (bigGid) records.push(Buffer.from(paxText('gid', String(f.gid)), 'latin1'));
   if (time.inexact) records.push(Buffer.from(paxText('mtime', paxDecimal(time)), 'latin1'));
+  for (const x of xattrs) records.push(paxRecord(`SCHILY.xattr.${x.name}`, x.value));
   return Buffer.concat(records);
 }
 

@@ -17,8 +17,8 @@ import { Readable } from 'node:stream';
 import { getSystemErrorMap } from 'node:util';
 import type { RecyclingReadable } from '../memory/recycling-readable.js';
 import { SlabPool } from '../memory/slab-pool.js';
-import { type ListedStat, readFolder } from '../native/folder-stat.js';
-import { encodeHeader, endOfArchive, paddingOf, type TypeFlag } from './tar-header.js';
+import { type ListedStat, readFolder, readXattrs } from '../native/folder-stat.js';
+import { encodeHeader, endOfArchive, paddingOf, type TypeFlag, type Xattr } from './tar-header.js';
 
 /**
  * A folder tree as a POSIX pax tar stream, written here rather than by GNU tar -c so that a backup
@@ -143,6 +143,9 @@ export function* walkTree(root: string, opts: TarEntriesOptions = {}): Generator
   const rootPath = Buffer.from(root);
   const st = walker.lstat(rootPath, EMPTY);
   if ((st.mode & S_IFMT) !== S_IFDIR) throw new SourceReadError('', Object.assign(new Error('not a folder'), { code: 'ENOTDIR' }));
+  // The root's attributes (a default ACL on the role's folder, say): the listings give those of what it holds.
+  const rootXattrs = attempt('', () => readXattrs(root));
+  if (rootXattrs) st.xattrs = rootXattrs;
   yield* walker.folder(DOT_SLASH, rootPath, st);
 }
 
@@ -454,9 +457,31 @@ class WalkEntry implements TarWriterEntry {
       mtimeNs: this.stat.mtimeNs,
       ...(this.linkTarget ? { linkname: this.linkTarget } : {}),
       ...(this.kind === 'character-device' || this.kind === 'block-device' ? deviceNumbers(this.stat.rdev) : {}),
+      ...(this.stat.xattrs && this.kind !== 'hardlink' ? { xattrs: archivedXattrs(this.stat.xattrs) } : {}),
     });
     return this.#header;
   }
+}
+
+/**
+ * Attributes the archive leaves out: an SELinux label belongs to the policy of the machine that
+ * restores (restorecon sets it), and another machine's label may not even be valid there.
+ */
+const MACHINE_XATTRS = new Set(['security.selinux']);
+
+/** The attributes folder-stat.c packed, as a header carries them: sorted by name, so the same attributes give the same bytes. */
+function archivedXattrs(packed: Buffer): Xattr[] {
+  const out: Xattr[] = [];
+  for (let at = 0; at + 4 <= packed.length; ) {
+    const nameLength = packed.readUInt32LE(at);
+    const name = packed.toString('latin1', at + 4, at + 4 + nameLength);
+    at += 4 + nameLength;
+    const valueLength = packed.readUInt32LE(at);
+    const value = packed.subarray(at + 4, at + 4 + valueLength);
+    at += 4 + valueLength;
+    if (!MACHINE_XATTRS.has(name)) out.push({ name, value });
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /** An errno the addon gave, as the error Node's lstat would have thrown ("ENOENT: no such file or directory, lstat '…'"). */
