@@ -10,6 +10,7 @@ import { makeFolders } from '../fs/make-folders.js';
 import { providerFsError } from './fs-error.js';
 import { recyclerOf } from '../memory/recycling-readable.js';
 import { reportingWrites } from '../memory/reporting-writes.js';
+import { copyXattrs } from '../native/folder-stat.js';
 import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
 import { recoverSwaps, resolveDestination, Staging } from './swap.js';
 
@@ -262,11 +263,14 @@ function settle(dest: string): void {
 }
 
 /**
- * A restored database keeps the owner and mode of the one it replaces, so its service can still
- * open it; where there is none (a freshly redeployed machine), those its backup kept.
+ * A restored database keeps the owner, mode and extended attributes (an ACL that lets a service
+ * account in) of the one it replaces, so its service can still open it; where there is none (a
+ * freshly redeployed machine), the owner and mode its backup kept. The mode goes last: with an
+ * ACL, its group bits are the ACL's mask.
  */
 async function matchOwnership(candidate: string, dest: string, kept: ProviderContext['kept']): Promise<void> {
   const old = await fs.stat(dest).catch(() => undefined);
+  if (old) copyXattrs(dest, candidate);
   const mode = old ? old.mode & 0o7777 : keptNumber(kept?.Mode, 8);
   const uid = old ? old.uid : keptNumber(kept?.Uid, 10);
   const gid = old ? old.gid : keptNumber(kept?.Gid, 10);

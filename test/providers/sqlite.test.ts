@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -18,6 +19,15 @@ import {
   snapshotDatabase,
   sqliteModulePath,
 } from '../support/provider-fixtures.js';
+
+const aclTools = (() => {
+  try {
+    execFileSync('setfacl', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 let tmp: string;
 beforeEach(async () => {
@@ -103,6 +113,21 @@ describe('sqlite provider import', () => {
     const provider = await createProvider(role(file));
     await provider.import(Readable.from([await exportAll(provider)]));
     expect((await fs.stat(file)).mode & 0o777).toBe(0o640);
+  });
+
+  it.skipIf(!aclTools)('keeps the ACL of the database it replaces (the service account it lets in can still open it)', async () => {
+    const file = path.join(tmp, 'rm.db');
+    buildDatabase(file, 'delete', 1);
+    await fs.chmod(file, 0o640);
+    await execa('setfacl', ['-m', 'u:nobody:rw', file]);
+    const acl = async () => (await execa('getfacl', ['-p', '-c', file])).stdout;
+    const before = await acl();
+    const mode = (await fs.stat(file)).mode;
+    expect(before).toContain('user:nobody:rw-');
+    const provider = await createProvider(role(file));
+    await provider.import(Readable.from([await exportAll(provider)]));
+    expect(await acl()).toBe(before);
+    expect((await fs.stat(file)).mode).toBe(mode);
   });
 
   it('restores through a registered path that is a symbolic link, and keeps the link', async () => {
