@@ -48,7 +48,8 @@ export async function storeMembers(
         if (file) counts.read++;
       }
       // Once its chunks have their ids (they are named on the packers' threads meanwhile).
-      if (file && settled(member, startedNs, archive.localDevice)) sink.after(() => next.add(member, refs));
+      if (file && settled(member, startedNs, archive.localDevice) && !archive.neverWrittenBack?.has(member.stat.dev))
+        sink.after(() => next.add(member, refs));
       onBytes(counts.bytes);
     }
     await sink.put([archive.trailer]);
@@ -78,7 +79,8 @@ export async function storeMembers(
  * moves the times only when a clean page is first written, and later writes to the dirty page
  * move nothing until it is written back, so a file whose ctime is younger than the kernel's
  * writeback delay may still be changing unseen (files-cache-mmap.test.ts). Once written back, the
- * page is clean and the next write through the mapping moves the ctime again.
+ * page is clean and the next write through the mapping moves the ctime again; on a file system
+ * that writes nothing back (tmpfs: ArchiveExport.neverWrittenBack) no file is remembered at all.
  */
 const RACY_NS = 3_000_000_000n;
 const LOCAL_RACY_NS = 100_000_000n;
