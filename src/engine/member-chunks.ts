@@ -122,8 +122,9 @@ function dirtyPagesNs(): bigint | null {
 }
 const DIRTY_PAGES_NS = dirtyPagesNs();
 
+/** Every chunk the cache names is stored, with the length the cache gives it (a cache edited by hand may say otherwise). */
 function allKnown(sink: StreamSink, refs: ChunkRefs): boolean {
-  for (let c = 0; c < refs.length; c++) if (!sink.known(refs.idAt(c))) return false;
+  for (let c = 0; c < refs.length; c++) if (!sink.knownAs(refs.idAt(c), refs.lengthAt(c))) return false;
   return true;
 }
 
