@@ -300,4 +300,19 @@ describe('files cache records', () => {
     expect(cache!.match(withHeader(Buffer.alloc(1536, 8)))).toBeUndefined();
     expect(cache!.match({ ...withHeader(header), stat: { ...stat, ...owner, ino: 1n } })).toBeUndefined();
   });
+
+  it('ignores a cache of a version it does not know (a newer release ran here) with a note that says so, not that it is damaged', async () => {
+    const next = new FilesCacheBuilder();
+    next.add(member('./a'), refs);
+    const bytes = next.toBuffer();
+    bytes.writeUInt32BE(3, 8);
+    const body = bytes.subarray(0, bytes.length - 32);
+    createHash('sha256').update(body).digest().copy(bytes, body.length);
+    const file = path.join(dir, 'v3');
+    await fs.writeFile(file, bytes);
+    const { cache, note } = FilesCache.load(file);
+    expect(cache).toBeUndefined();
+    expect(note).toContain('version 3');
+    expect(note).not.toContain('damaged');
+  });
 });
