@@ -21,53 +21,89 @@ async function finalPacks(share: string): Promise<string[]> {
   return entries.filter((e) => e.isFile() && /^[0-9a-f]{64}\.pack$/.test(e.name)).map((e) => e.name);
 }
 
-describe("a backup that rebuilds a lost index beside another machine's backup", () => {
-  let d: Drill;
-  let homeB: string;
-  let big: string;
+/** Machine A (the drill's home) and machine B (its own home), the same key, one share, a role "Big" each. */
+async function twoMachines(): Promise<{ d: Drill; homeB: string; big: string }> {
+  const d = await makeDrill({ roles: false });
+  const big = path.join(d.root, 'big.bin');
+  // Random, so it does not compress: more than one pack of 32 MiB for each of two packing threads.
+  await fs.writeFile(big, randomBytes(100 * MiB));
+  const homeB = path.join(d.root, 'home-b');
+  await fs.mkdir(homeB);
+  expectOk(
+    await runCli(homeB, ['Set-BackupShare', '-Path', d.share, '-EncryptionKey', '-'], { stdin: `${d.key}\n` }),
+    'Set-BackupShare (B)',
+  );
+  const importArgs = commandArgs('ImportCommand', ['sh', '-c', `cat > ${path.join(d.root, 'restored.bin')}`]);
+  // B's export sends the file, then waits: its pack is complete, its backup not.
+  expectOk(
+    await runCli(homeB, [
+      'Register-InfrastructureRole',
+      '-Name',
+      'Big',
+      '-Provider',
+      'command',
+      ...commandArgs('ExportCommand', ['sh', '-c', `cat ${big}; sleep 60`]),
+      ...importArgs,
+    ]),
+    'Register-InfrastructureRole (B)',
+  );
+  await d.register('Big', ['-Provider', 'command', ...commandArgs('ExportCommand', ['cat', big]), ...importArgs]);
+  return { d, homeB, big };
+}
 
+/**
+ * `beside` runs on A while B's first backup has a complete pack no index file names, and gives the
+ * name of the backup A made; then B is cancelled, and A's backup must still restore whole.
+ */
+async function besideUnfinishedBackup(m: { d: Drill; homeB: string; big: string }, beside: () => Promise<string>): Promise<void> {
+  const { d, homeB, big } = m;
+  const b = spawnCli(homeB, ['Start-InfrastructureBackup'], { timeoutMs: 120_000 });
+  try {
+    await whileRunning(b, "B's first complete pack", async () => (await finalPacks(d.share)).length > 0);
+    const name = await beside();
+    b.kill('SIGINT');
+    // Stopped: it committed nothing, and gave up what it had not indexed.
+    expect((await b).exitCode).toBe(130);
+    const read = await readBackup(d.share, name, { kind: 'Key', key: Buffer.from(d.key!, 'base64') });
+    expect(read.roles.get('Big')!.equals(await fs.readFile(big))).toBe(true);
+  } finally {
+    b.kill('SIGKILL');
+  }
+}
+
+async function backUp(d: Drill): Promise<string> {
+  const a = expectOk(await d.cli(['Start-InfrastructureBackup'], { timeoutMs: 120_000 }), 'Start-InfrastructureBackup (A)');
+  expect(a.json.Status).toBe('Succeeded');
+  return a.json.Name;
+}
+
+describe("a backup that rebuilds a lost index beside another machine's backup", () => {
+  let m: Awaited<ReturnType<typeof twoMachines>>;
   beforeAll(async () => {
-    d = await makeDrill({ roles: false });
-    big = path.join(d.root, 'big.bin');
-    // Random, so it does not compress: more than one pack of 32 MiB for each of two packing threads.
-    await fs.writeFile(big, randomBytes(100 * MiB));
-    homeB = path.join(d.root, 'home-b');
-    await fs.mkdir(homeB);
-    expectOk(
-      await runCli(homeB, ['Set-BackupShare', '-Path', d.share, '-EncryptionKey', '-'], { stdin: `${d.key}\n` }),
-      'Set-BackupShare (B)',
-    );
-    const importArgs = commandArgs('ImportCommand', ['sh', '-c', `cat > ${path.join(d.root, 'restored.bin')}`]);
-    // B's export sends the file, then waits: its pack is complete, its backup not.
-    expectOk(
-      await runCli(homeB, [
-        'Register-InfrastructureRole',
-        '-Name',
-        'Big',
-        '-Provider',
-        'command',
-        ...commandArgs('ExportCommand', ['sh', '-c', `cat ${big}; sleep 60`]),
-        ...importArgs,
-      ]),
-      'Register-InfrastructureRole (B)',
-    );
-    await d.register('Big', ['-Provider', 'command', ...commandArgs('ExportCommand', ['cat', big]), ...importArgs]);
+    m = await twoMachines();
   }, 60_000);
-  afterAll(async () => d?.cleanup());
+  afterAll(async () => m?.d.cleanup());
 
   it("does not commit a backup that needs packs the other machine's unfinished backup may still give up", async () => {
-    const b = spawnCli(homeB, ['Start-InfrastructureBackup'], { timeoutMs: 120_000 });
-    try {
-      await whileRunning(b, "B's first complete pack", async () => (await finalPacks(d.share)).length > 0);
-      const a = expectOk(await d.cli(['Start-InfrastructureBackup'], { timeoutMs: 120_000 }), 'Start-InfrastructureBackup (A)');
-      expect(a.json.Status).toBe('Succeeded');
-      b.kill('SIGINT');
-      // Stopped: it committed nothing, and gave up what it had not indexed.
-      expect((await b).exitCode).toBe(130);
-      const read = await readBackup(d.share, a.json.Name, { kind: 'Key', key: Buffer.from(d.key!, 'base64') });
-      expect(read.roles.get('Big')!.equals(await fs.readFile(big))).toBe(true);
-    } finally {
-      b.kill('SIGKILL');
-    }
+    await besideUnfinishedBackup(m, () => backUp(m.d));
+  }, 180_000);
+});
+
+describe("Test-BackupRepository -Repair beside another machine's backup", () => {
+  let m: Awaited<ReturnType<typeof twoMachines>>;
+  beforeAll(async () => {
+    m = await twoMachines();
+  }, 60_000);
+  afterAll(async () => m?.d.cleanup());
+
+  it("does not index the packs the other machine's unfinished backup may still give up, so no backup commits needing them", async () => {
+    const { d } = m;
+    await besideUnfinishedBackup(m, async () => {
+      expectOk(
+        await d.cli(['Test-BackupRepository', '-Path', d.share, '-Repair', '-EncryptionKey', '-'], { stdin: `${d.key}\n` }),
+        'Test-BackupRepository -Repair',
+      );
+      return backUp(d);
+    });
   }, 180_000);
 });
