@@ -34,6 +34,7 @@ import type { OpenRepository } from './repository-access.js';
 import { encodeCatalog } from '../repository/catalog.js';
 import { ChunkStore, type StoredStream } from '../repository/chunk-store.js';
 import { loadOrRebuildIndex } from '../repository/index-rebuild.js';
+import { settledPacks } from './settled-packs.js';
 import { listPacks } from '../repository/rebuild.js';
 
 /**
@@ -217,14 +218,21 @@ function newRun(given: BackupRequest): BackupRun {
 
 function runChunks(target: Target, repository: OpenRepository, roles: number): RunChunks {
   // The index loads while the first roles start; their first chunks wait for it. A lost index
-  // (no index file, packs present) is rebuilt from the packs first, so this backup still dedups;
-  // chunks in packs missing from the share are stored anew.
+  // (no index file, packs present) is rebuilt from the packs first, so this backup still dedups,
+  // but never from another machine's packs that its unfinished backup may yet delete
+  // (settled-packs.ts); chunks in packs missing from the share are stored anew.
   const missingPacks: string[] = [];
   const store = ChunkStore.opening(
     target,
     repository.layout,
     repository.keys,
-    loadOrRebuildIndex(target, repository.layout, repository.keys, (packs) => missingPacks.push(...packs)),
+    loadOrRebuildIndex(
+      target,
+      repository.layout,
+      repository.keys,
+      (packs) => missingPacks.push(...packs),
+      (packs) => settledPacks(target, packs),
+    ),
   );
   store.catch(() => {}); // Awaited by every role; never unhandled meanwhile.
   return { repository, store, streams: new Array(roles), missingPacks, caches: new Array(roles) };

@@ -110,6 +110,10 @@ export class FilesCache {
       return { note: `the files cache ${file} could not be read (${(e as Error).message}); every file is read` };
     }
     const parsed = parse(bytes);
+    if (typeof parsed === 'number')
+      return {
+        note: `the files cache ${file} is of version ${parsed}, which this release does not read (a newer one wrote it), and was ignored; every file is read`,
+      };
     if (!parsed) return { note: `the files cache ${file} is damaged or truncated and was ignored; every file is read` };
     return { cache: new FilesCache(bytes, parsed.records, parsed.version) };
   }
@@ -144,13 +148,16 @@ function recordedChunks(b: Buffer, at: number, count: number): ChunkRefs {
   };
 }
 
-/** name → offset of the record after its name, and the version, or undefined if anything does not hold. */
-function parse(b: Buffer): { records: Map<string, number>; version: number } | undefined {
+/**
+ * name → offset of the record after its name, and the version; the version alone when it is one
+ * this release does not read (whole and hashed, so not damaged); undefined if anything does not hold.
+ */
+function parse(b: Buffer): { records: Map<string, number>; version: number } | number | undefined {
   if (b.length < MAGIC.length + 8 + HASH_BYTES || !b.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
   const body = b.length - HASH_BYTES;
   if (!hash('sha256', b.subarray(0, body), 'buffer').equals(b.subarray(body))) return undefined;
   const version = b.readUInt32BE(8);
-  if (version !== VERSION && version !== VERSION_HASHED_HEADERS) return undefined;
+  if (version !== VERSION && version !== VERSION_HASHED_HEADERS) return version;
   const count = b.readUInt32BE(12);
   const records = new Map<string, number>();
   let p = 16;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { ArchiveExport, ArchiveMember } from '../providers/provider.js';
 import type { ChunkRefs } from '../repository/chunk-refs.js';
 import type { ChunkStore, StoredStream, StreamSink } from '../repository/chunk-store.js';
@@ -47,7 +48,8 @@ export async function storeMembers(
         if (file) counts.read++;
       }
       // Once its chunks have their ids (they are named on the packers' threads meanwhile).
-      if (file && settled(member, startedNs, archive.localDevice)) sink.after(() => next.add(member, refs));
+      if (file && settled(member, startedNs, archive.localDevice) && !archive.neverWrittenBack?.has(member.stat.dev))
+        sink.after(() => next.add(member, refs));
       onBytes(counts.bytes);
     }
     await sink.put([archive.trailer]);
@@ -66,12 +68,19 @@ export async function storeMembers(
  * Whether a file's ctime is far enough before the walk began to trust: a file changed again within
  * the same tick of the clock that set its ctime would keep that ctime, so a file changed just
  * before the backup saw it is read again next time instead of being remembered (git's "racy"
- * rule). The window is the clock's tick with room to spare: on a local file system whose ctimes
+ * rule). The clock's window is its tick with room to spare: on a local file system whose ctimes
  * this machine's clock sets to the nanosecond (Linux takes them from a coarse clock, 1-10 ms),
  * 100 ms; elsewhere, or for a ctime of whole seconds (FAT keeps 2 s, some network mounts 1 s, and
  * a server's clock may differ from ours), 3 s. The reference is the start of the walk, before any
  * lstat, not the time the file was read: a change while a large file is read is thus never taken
  * for the state the cache records.
+ *
+ * A longer window covers writes through a shared mapping (a database's or a log's mmap): Linux
+ * moves the times only when a clean page is first written, and later writes to the dirty page
+ * move nothing until it is written back, so a file whose ctime is younger than the kernel's
+ * writeback delay may still be changing unseen (files-cache-mmap.test.ts). Once written back, the
+ * page is clean and the next write through the mapping moves the ctime again; on a file system
+ * that writes nothing back (tmpfs: ArchiveExport.neverWrittenBack) no file is remembered at all.
  */
 const RACY_NS = 3_000_000_000n;
 const LOCAL_RACY_NS = 100_000_000n;
@@ -79,14 +88,43 @@ export function settled(
   member: { stat: Pick<ArchiveMember['stat'], 'ctimeNs' | 'dev'> },
   startedNs: bigint,
   localDevice: bigint | undefined,
+  writebackNs: bigint | null = DIRTY_PAGES_NS,
 ): boolean {
+  if (writebackNs === null) return false;
   const { ctimeNs, dev } = member.stat;
   const fine = localDevice !== undefined && dev === localDevice && ctimeNs % 1_000_000_000n !== 0n;
-  return ctimeNs < startedNs - (fine ? LOCAL_RACY_NS : RACY_NS);
+  const clock = fine ? LOCAL_RACY_NS : RACY_NS;
+  return ctimeNs < startedNs - (writebackNs > clock ? writebackNs : clock);
 }
 
+/**
+ * How long a page written through a mapping may stay dirty, its later writes unseen: it is
+ * written back once older than vm.dirty_expire_centisecs, by the flusher that wakes every
+ * vm.dirty_writeback_centisecs (30 s and 5 s by default), plus 5 s to spare; null when the
+ * flusher is turned off (0), where no delay is known and nothing is remembered. The defaults where
+ * /proc does not say. TEST ONLY: AZSBACKUP_TEST_DIRTY_PAGES_MS replaces it, so that the tests of
+ * the clock's windows need not wait 40 s (never set it in production).
+ */
+function dirtyPagesNs(): bigint | null {
+  const test = process.env.AZSBACKUP_TEST_DIRTY_PAGES_MS;
+  if (test !== undefined) return BigInt(Number(test)) * 1_000_000n;
+  const centiseconds = (name: string, otherwise: number): number => {
+    try {
+      const value = Number(readFileSync(`/proc/sys/vm/${name}`, 'utf8').trim());
+      return Number.isSafeInteger(value) && value >= 0 ? value : otherwise;
+    } catch {
+      return otherwise;
+    }
+  };
+  const flusher = centiseconds('dirty_writeback_centisecs', 500);
+  if (flusher === 0) return null;
+  return BigInt(centiseconds('dirty_expire_centisecs', 3000) + flusher + 500) * 10_000_000n;
+}
+const DIRTY_PAGES_NS = dirtyPagesNs();
+
+/** Every chunk the cache names is stored, with the length the cache gives it (a cache edited by hand may say otherwise). */
 function allKnown(sink: StreamSink, refs: ChunkRefs): boolean {
-  for (let c = 0; c < refs.length; c++) if (!sink.known(refs.idAt(c))) return false;
+  for (let c = 0; c < refs.length; c++) if (!sink.knownAs(refs.idAt(c), refs.lengthAt(c))) return false;
   return true;
 }
 

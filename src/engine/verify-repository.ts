@@ -10,7 +10,7 @@ import { deriveRepositoryKeys, hostKeysFrom, type RepositoryHostKeys, type Repos
 import { RepositoryLayout } from '../repository/layout.js';
 import type { PackEntry } from '../repository/pack-format.js';
 import type { ChunkLocation } from '../repository/pack-reader.js';
-import { listPackSizes } from '../repository/rebuild.js';
+import { listPackSizes, listPackTimes } from '../repository/rebuild.js';
 import { keyFingerprint, readRepositoryConfig, unwrapMaster, type RepositoryConfig } from '../repository/repository-config.js';
 import type { Target } from '../targets/target.js';
 import { checkPack } from './pack-check.js';
@@ -496,12 +496,24 @@ const INDEX_KINDS = new Set([
 /**
  * -Repair: one index file written from the tables of contents of every sound pack, then every index
  * file that was there before deleted (they were listed before the packs, so the new one covers all
- * they could name). Packs that are damaged stay out: the next backup stores their chunks anew.
+ * they could name). Packs that are damaged stay out: the next backup stores their chunks anew. So
+ * do packs of a backup that may still be running on another machine (no committed backup and no
+ * index file names them, and they are younger than prune's grace): it deletes the packs it has not
+ * indexed when it fails or is cancelled, and a backup that deduplicated against them would then
+ * need packs that are gone. Their PackNotIndexed warnings stay.
  */
 async function repairIndex(run: Run, present: ReadonlyMap<string, number>): Promise<void> {
   const { target, layout, record } = run;
   const fixable = record.Problems.filter((p) => INDEX_KINDS.has(p.Kind));
   if (fixable.length === 0 && !(run.indexFiles.length === 0 && present.size > 0)) return;
+  const times = await listPackTimes(target, layout);
+  const now = Date.now();
+  const unfinished = new Set(
+    [...run.tocs.keys()]
+      .filter((pack) => !run.facts.get(pack)?.namedBy.size && !run.facts.get(pack)?.indexed.size)
+      .filter((pack) => now - (times.get(pack)?.getTime() ?? 0) < FOREIGN_PARTIAL_GRACE_MS)
+      .map((pack) => layout.packPath(pack)),
+  );
   if (!run.keys) {
     problem(
       run,
@@ -512,12 +524,13 @@ async function repairIndex(run: Run, present: ReadonlyMap<string, number>): Prom
     );
     return;
   }
-  const what = `Write the index of ${run.tocs.size} packs anew and delete the ${run.indexFiles.length} index files it replaces`;
+  const taken = [...run.tocs].filter(([pack]) => !unfinished.has(layout.packPath(pack)));
+  const what = `Write the index of ${taken.length} packs anew and delete the ${run.indexFiles.length} index files it replaces`;
   if (run.opts.confirmRepair && !(await run.opts.confirmRepair(what))) return;
-  const locations = [...run.tocs].flatMap(([pack, entries]) => entries.map((e) => ({ ...e, pack })));
+  const locations = taken.flatMap(([pack, entries]) => entries.map((e) => ({ ...e, pack })));
   const written = await writeIndexFiles(target, layout, run.keys, locations);
   record.IndexRebuilt = written.length ? written.join(', ') : null;
   for (const name of run.indexFiles)
     if (!written.includes(layout.indexHashOf(name) ?? '')) await target.delete(`${layout.indexFolder}/${name}`);
-  for (const p of fixable) p.Severity = 'Repaired';
+  for (const p of fixable) if (!(p.Kind === 'PackNotIndexed' && unfinished.has(p.Path))) p.Severity = 'Repaired';
 }

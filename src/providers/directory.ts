@@ -401,6 +401,40 @@ async function localDeviceOf(root: string): Promise<bigint | undefined> {
 }
 
 /**
+ * File systems kept in memory, which never write a page back: after the first write through a
+ * shared mapping, no later one moves a file's times, however long after, so a files cache can
+ * never tell such a file unchanged (files-cache-mmap.test.ts).
+ */
+const NEVER_WRITTEN_BACK = new Set(['tmpfs', 'ramfs', 'hugetlbfs']);
+
+/**
+ * The devices (st_dev) of the file systems mounted here that never write pages back, from
+ * /proc/self/mountinfo ("36 35 0:42 / /dev/shm rw - tmpfs tmpfs rw"), and `root`'s own when it
+ * lies on one (statfs: also where /proc is not mounted).
+ */
+async function devicesNeverWrittenBack(root: string): Promise<Set<bigint>> {
+  const devices = new Set<bigint>();
+  const table = await fs.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  for (const line of table.split('\n')) {
+    const device = /^\d+ \d+ (\d+):(\d+) /.exec(line);
+    const type = line.split(' - ')[1]?.split(' ')[0];
+    if (device && type && NEVER_WRITTEN_BACK.has(type)) devices.add(makedev(BigInt(device[1]!), BigInt(device[2]!)));
+  }
+  try {
+    const [fsInfo, st] = await Promise.all([fs.statfs(root), fs.lstat(root, { bigint: true })]);
+    if ([0x01021994, 0x858458f6, 0x958458f6].includes(fsInfo.type)) devices.add(st.dev);
+  } catch {
+    // The walk reports a root it cannot stat.
+  }
+  return devices;
+}
+
+/** st_dev of a major and minor device number, as glibc's makedev() encodes them. */
+function makedev(major: bigint, minor: bigint): bigint {
+  return (minor & 0xffn) | ((major & 0xfffn) << 8n) | ((minor & ~0xffn) << 12n) | ((major & ~0xfffn) << 32n);
+}
+
+/**
  * Refuses a destination that holds a mount point: the swap would carry the mounted file system
  * aside with the old contents, where its removal fails and its next mount hides the restored files
  * again.
@@ -436,13 +470,14 @@ export class DirectoryProvider implements Provider {
   async exportMembers(ctx: ProviderContext = {}): Promise<ArchiveExport> {
     const root = await this.exportRoot();
     const pool = tarPool();
-    const localDevice = await localDeviceOf(root);
+    const [localDevice, neverWrittenBack] = await Promise.all([localDeviceOf(root), devicesNeverWrittenBack(root)]);
     return {
       members: membersOf(root, this.role.name, ctx.signal, pool),
       trailer: endOfArchive(),
       explain: (e) => exportFailure(root, this.role.name, e),
       recycle: (piece) => pool.recycle(piece),
       ...(localDevice === undefined ? {} : { localDevice }),
+      neverWrittenBack,
     };
   }
 

@@ -113,6 +113,12 @@ export interface ArchiveExport {
    * whose server's clock may differ, or a file system that keeps whole seconds).
    */
   localDevice?: bigint;
+  /**
+   * Optional: devices (st_dev) of file systems kept in memory (tmpfs), which never write a page
+   * back: a write through a shared mapping after the first moves no time there, so a files cache
+   * remembers no member on them.
+   */
+  neverWrittenBack?: ReadonlySet<bigint>;
 }
 
 export interface Provider {

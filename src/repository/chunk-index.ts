@@ -37,6 +37,12 @@ export class ChunkIndex {
     return this.ids.has(id);
   }
 
+  /** The plaintext length the index holds for `id`, or -1 when it holds none. */
+  plaintextLengthOf(id: Buffer): number {
+    const n = this.ids.indexOf(id);
+    return n < 0 ? -1 : this.meta[n * META_WORDS + 3]!;
+  }
+
   get(id: Buffer): ChunkLocation | undefined {
     const n = this.ids.indexOf(id);
     return n < 0 ? undefined : this.entry(n);

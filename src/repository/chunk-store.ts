@@ -154,7 +154,7 @@ interface OpenJob {
  * One stream being stored, from chunks its caller cut: put() copies them into jobs of a few MiB
  * that the writer's packers name and store (those not stored yet) while the next ones are cut;
  * the writer's few job slots bound the memory whatever the stream. reuse() appends chunks known
- * to be stored (known()) without their bytes. A chunk's ref gets its id when its job comes back:
+ * to be stored (knownAs()) without their bytes. A chunk's ref gets its id when its job comes back:
  * after(fn) runs fn once every chunk put so far has one. Call settle() whatever happens, then
  * finish().
  */
@@ -171,9 +171,15 @@ export class StreamSink {
     private readonly writer: PackWriter,
   ) {}
 
-  /** In the index, or taken by this session's writer (stored by this backup, not yet indexed). */
-  known(id: Buffer): boolean {
-    return this.index.has(id) || this.writer.has(id);
+  /**
+   * In the index with `length` plaintext bytes, or taken by this session's writer (stored by this
+   * backup, not yet indexed). What another source of chunk refs (the files cache) says of a
+   * chunk's length must agree with the index, whose lengths the catalog takes, or the catalog's
+   * stream length is not the sum of its chunks.
+   */
+  knownAs(id: Buffer, length: number): boolean {
+    const indexed = this.index.plaintextLengthOf(id);
+    return indexed < 0 ? this.writer.has(id) : indexed === length;
   }
 
   /** Chunks appended so far: since(count), with count taken before some put() calls, gives what they appended. */
@@ -219,7 +225,7 @@ export class StreamSink {
     chunks.length = 0;
   }
 
-  /** Appends chunks already stored (the caller checked known()), without their bytes. */
+  /** Appends chunks already stored (the caller checked knownAs()), without their bytes. */
   reuse(refs: ChunkRefs): void {
     this.result.chunks.append(refs);
     for (let i = 0; i < refs.length; i++) this.result.bytes += refs.lengthAt(i);

@@ -9,6 +9,16 @@ export async function listPacks(target: Target, layout: RepositoryLayout): Promi
   return [...(await listPackSizes(target, layout)).keys()];
 }
 
+/** The committed packs on the target, by hash in order, with the time each was last written, as listed. */
+export async function listPackTimes(target: Target, layout: RepositoryLayout): Promise<Map<string, Date>> {
+  const times = new Map<string, Date>();
+  for (const e of await target.listTree(layout.packsFolder)) {
+    const hash = e.isDirectory ? undefined : layout.packHashOf(e.path);
+    if (hash !== undefined) times.set(hash, e.mtime);
+  }
+  return new Map([...times].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
 /** The committed packs on the target, by hash in order, with their listed sizes (a reader refuses one too large unread). */
 export async function listPackSizes(target: Target, layout: RepositoryLayout): Promise<Map<string, number>> {
   const tree = await target.listTree(layout.packsFolder);
