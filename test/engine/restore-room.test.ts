@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Database } from '../support/provider-fixtures.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, fingerprint, list, makeDrill, type Drill } from '../support/cli.js';
+import { expectOk, fingerprint, list, makeDrill, warningsIn, type Drill } from '../support/cli.js';
 import { canMount, mountTmpfs, unmount } from '../support/mounts.js';
 
 /**
@@ -138,6 +138,22 @@ describe.skipIf(!canMount)('room for a restore, checked before anything is stage
     expect(r.stderr).toContain(vol);
     expect(most).toBe(used);
     expect((await fs.readdir(vol)).sort()).toEqual(['today.bin']);
+  });
+
+  it('-WhatIf says, file system by file system, the room the restore needs and has, and that it would be refused, writing nothing', async () => {
+    const used = [await usedOf(disk), await usedOf(vol)];
+    const r = await restore(['-WhatIf']);
+    expect(r.code, r.stderr).toBe(0);
+    const said = r.stdout + r.stderr;
+    expect(said).toContain(`What if: Checking room for the restore: the file system mounted at ${disk} has`);
+    expect(said).toContain(`What if: Checking room for the restore: the file system mounted at ${vol} has`);
+    expect(warningsIn(r).join('\n')).toMatch(/would be refused: There is not enough room/);
+    expect([await usedOf(disk), await usedOf(vol)]).toEqual(used);
+    // One role that fits is no refusal.
+    const one = await restore(['-RoleName', 'A', '-WhatIf']);
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout + one.stderr).toMatch(/What if: Checking room for the restore: .*role A /);
+    expect(warningsIn(one).join('\n')).not.toMatch(/would be refused/);
   });
 
   it('restores what fits: one role (its hard link counted once), then all of them once there is room', async () => {
