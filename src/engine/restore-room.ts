@@ -113,8 +113,8 @@ function shown(n: number): string {
   return i < 0 ? `${n} bytes` : `${v.toFixed(1)} ${units[i]} (${n} bytes)`;
 }
 
-/** Words for one file system that lacks room. */
-export function describeShortfall(room: RoomOnFileSystem): string {
+/** Words for one file system: what it has free and what the restore needs of it. */
+export function describeRoom(room: RoomOnFileSystem): string {
   const roles = room.roles.map((r) => `${r.name} ${shown(r.bytes)}`).join(', ');
   return (
     `the file system mounted at ${room.mountPoint} has ${shown(room.free)} free, and the restore needs ${shown(room.needed)} of it ` +
@@ -129,7 +129,7 @@ export function shortOf(rooms: RoomOnFileSystem[]): RoomOnFileSystem[] {
 
 /** DestinationFull (exit 14) naming each file system that lacks room, before anything is written. */
 export function destinationFull(backupName: string, short: RoomOnFileSystem[]): AzsError {
-  const each = short.map(describeShortfall).join('; ');
+  const each = short.map(describeRoom).join('; ');
   const free = short.map((r) => `${shown(r.needed - r.free)} on ${r.mountPoint}`).join(', ');
   return new AzsError(`There is not enough room to restore backup ${backupName}: ${each}. Nothing was changed.`, {
     errorId: 'DestinationFull',

@@ -19,7 +19,7 @@ import { countBytes } from './byte-counter.js';
 import { repositoryForReading, type OpenRepository } from './repository-access.js';
 import { readCatalogFrom } from '../repository/catalog.js';
 import { readCatalog, startChunkOpeners } from '../repository/chunk-reader.js';
-import { describeShortfall, destinationFull, roomFor, shortOf, type RoomOnFileSystem } from './restore-room.js';
+import { describeRoom, destinationFull, roomFor, shortOf, type RoomOnFileSystem } from './restore-room.js';
 
 /**
  * Restores the roles of one backup in their declared order, from the role catalog the backup
@@ -245,6 +245,16 @@ export async function runRestore(given: RestoreRequest): Promise<RestoreOutcome>
   }
 }
 
+/**
+ * -WhatIf: the room each file system the selected roles would be staged on needs and has, from the
+ * backup opened and its roles chosen as a restore would; nothing is staged.
+ */
+export async function roomForRestore(given: RestoreRequest): Promise<RoomOnFileSystem[]> {
+  const req = { ...given, target: tracedTarget(given.target, given.progress) };
+  const { info, entry } = await openBackup(req.target, req.name, req.material, { allowUnauthenticated: req.allowUnauthenticated });
+  return roomFor(rolesToRestore(info.roles, entry.name, req).map((e) => ({ ...e.record, definition: e.definition })));
+}
+
 async function restoreRoles(run: RestoreRun): Promise<RestoreOutcome> {
   const { req, entry, selected } = run;
 
@@ -295,7 +305,7 @@ function refusedForRoom(run: RestoreRun, short: RoomOnFileSystem[]): RestoreOutc
     const own = short.find((room) => room.roles.some((r) => r.name === result.RoleName));
     if (own) {
       result.Status = 'Failed';
-      result.Error = `Not restored: ${describeShortfall(own)}; its destination was left as it was.`;
+      result.Error = `Not restored: ${describeRoom(own)}; its destination was left as it was.`;
     } else {
       skipped.push(result.RoleName);
       result.Error =
