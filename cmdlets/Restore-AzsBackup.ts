@@ -2,7 +2,8 @@ import type { Cmdlet } from '../src/host/cmdlet.js';
 import type { RestoreAzsBackupParameters } from './generated/parameters.js';
 import { ConfigStore } from '../src/config/store.js';
 import { ExitCode } from '../src/errors.js';
-import { restoreJob } from '../src/engine/restore-job.js';
+import { restoreJob, restoreRoomJob, type RestoreJobRequest } from '../src/engine/restore-job.js';
+import { describeRoom, destinationFull, shortOf } from '../src/engine/restore-room.js';
 import { decryptionMaterial, shareAccess, shareParameters } from '../src/engine/share-access.js';
 
 /**
@@ -16,15 +17,17 @@ const restoreAzsBackup: Cmdlet<RestoreAzsBackupParameters> = async ({
   progress,
   signal,
   shouldProcess,
+  whatIf,
   writeError,
   writeWarning,
   setExitCode,
 }) => {
   const { Name: name, RoleName: roleName } = params;
   const access = shareAccess(new ConfigStore(home), shareParameters(params, secretsFromEnvironment));
-  if (!(await shouldProcess(`${roleName ?? 'every role'} from backup ${name}`, 'Restore'))) return;
+  const approved = await shouldProcess(`${roleName ?? 'every role'} from backup ${name}`, 'Restore');
+  if (!approved && !whatIf) return;
   const material = (await decryptionMaterial(params))!;
-  const { results, warnings, roleErrors, error } = await restoreJob({
+  const request: RestoreJobRequest = {
     home,
     access,
     name,
@@ -33,7 +36,12 @@ const restoreAzsBackup: Cmdlet<RestoreAzsBackupParameters> = async ({
     progress,
     signal,
     allowUnauthenticated: params.AllowUnauthenticated === true,
-  });
+  };
+  if (!approved) {
+    await sayRoom(request, whatIf!, writeWarning);
+    return;
+  }
+  const { results, warnings, roleErrors, error } = await restoreJob(request);
   for (const warning of warnings) writeWarning(warning);
   // The exit code first, so each error record says the code the command ends with: a role the
   // backup lacks leaves the restore partial (3), unless a role that failed to restore says worse.
@@ -43,4 +51,15 @@ const restoreAzsBackup: Cmdlet<RestoreAzsBackupParameters> = async ({
   if (error && error !== signal.reason) writeError(error);
   return results;
 };
+
+/**
+ * -WhatIf: the room the restore checks before it stages anything, file system by file system, from
+ * the backup opened as a restore opens it; a warning where the restore would be refused. Nothing is staged.
+ */
+async function sayRoom(request: RestoreJobRequest, whatIf: (line: string) => void, writeWarning: (message: string) => void): Promise<void> {
+  const rooms = await restoreRoomJob(request);
+  for (const room of rooms) whatIf(`Checking room for the restore: ${describeRoom(room)}.`);
+  const short = shortOf(rooms);
+  if (short.length > 0) writeWarning(`The restore would be refused: ${destinationFull(request.name, short).message}`);
+}
 export default restoreAzsBackup;

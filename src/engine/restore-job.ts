@@ -3,7 +3,8 @@ import { openShare, type ShareAccess } from './share-access.js';
 import { registeredRole } from './backup-job.js';
 import { runJob } from './job.js';
 import { privateDirOf } from '../process/private-dir.js';
-import { runRestore, type RestoreOutcome, type RestoreRequest } from './restore.js';
+import { roomForRestore, runRestore, type RestoreOutcome, type RestoreRequest } from './restore.js';
+import type { RoomOnFileSystem } from './restore-room.js';
 
 /**
  * A restore as a job (Restore-AzsBackup): under the job lock, from the share `access` reaches,
@@ -25,6 +26,12 @@ export async function restoreJob({ home, access, ...request }: RestoreJobRequest
     }),
   );
   return { ...outcome, warnings: [...outcome.warnings, ...notBackedUpHere(store, access.path, outcome)] };
+}
+
+/** -WhatIf: the room the restore would need on each file system, and has; reads the backup, changes nothing. */
+export async function restoreRoomJob({ home, access, ...request }: RestoreJobRequest): Promise<RoomOnFileSystem[]> {
+  const store = new ConfigStore(home);
+  return roomForRestore({ ...request, target: await openShare(access), registeredRole: (role) => registeredRole(store, role) });
 }
 
 /**

@@ -19,6 +19,7 @@ import { countBytes } from './byte-counter.js';
 import { repositoryForReading, type OpenRepository } from './repository-access.js';
 import { readCatalogFrom } from '../repository/catalog.js';
 import { readCatalog, startChunkOpeners } from '../repository/chunk-reader.js';
+import { describeRoom, destinationFull, roomFor, shortOf, type RoomOnFileSystem } from './restore-room.js';
 
 /**
  * Restores the roles of one backup in their declared order, from the role catalog the backup
@@ -244,9 +245,23 @@ export async function runRestore(given: RestoreRequest): Promise<RestoreOutcome>
   }
 }
 
+/**
+ * -WhatIf: the room each file system the selected roles would be staged on needs and has, from the
+ * backup opened and its roles chosen as a restore would; nothing is staged.
+ */
+export async function roomForRestore(given: RestoreRequest): Promise<RoomOnFileSystem[]> {
+  const req = { ...given, target: tracedTarget(given.target, given.progress) };
+  const { info, entry } = await openBackup(req.target, req.name, req.material, { allowUnauthenticated: req.allowUnauthenticated });
+  return roomFor(rolesToRestore(info.roles, entry.name, req).map((e) => ({ ...e.record, definition: e.definition })));
+}
+
 async function restoreRoles(run: RestoreRun): Promise<RestoreOutcome> {
   const { req, entry, selected } = run;
 
+  // Before anything is staged or read from the share: a role larger than the room left would fill
+  // its file system to the last byte (and the other services on it with it) before it failed.
+  const short = shortOf(await roomFor(selected));
+  if (short.length > 0) return refusedForRoom(run, short);
   // A damaged later role must not leave earlier ones restored from a backup that cannot be restored
   // whole. So every role is first staged (or, where its provider cannot stage, verified), and only
   // then do the destinations change, in order: a role file is read from the share once where it
@@ -276,6 +291,40 @@ async function restoreRoles(run: RestoreRun): Promise<RestoreOutcome> {
   }
   req.progress.report({ activity: run.activity, status: failure ? 'Failed' : 'Done', percentComplete: 100, id: 0, completed: true });
   return { results: run.results, warnings, roleErrors: [], error: failure };
+}
+
+/**
+ * The restore refused before anything was written, as file systems lack room: the roles staged on
+ * them failed, each saying which and how short it is; the others were not restored because of them.
+ */
+function refusedForRoom(run: RestoreRun, short: RoomOnFileSystem[]): RestoreOutcome {
+  const error = destinationFull(run.entry.name, short);
+  const failed = short.flatMap((room) => room.roles.map((r) => r.name));
+  const skipped: string[] = [];
+  for (const result of run.results) {
+    const own = short.find((room) => room.roles.some((r) => r.name === result.RoleName));
+    if (own) {
+      result.Status = 'Failed';
+      result.Error = `Not restored: ${describeRoom(own)}; its destination was left as it was.`;
+    } else {
+      skipped.push(result.RoleName);
+      result.Error =
+        `Not restored: the restore was refused before anything was written, as role${failed.length === 1 ? '' : 's'} ` +
+        `${failed.join(', ')} lack${failed.length === 1 ? 's' : ''} room; its destination was left as it was.`;
+    }
+  }
+  const warnings = restoreWarnings(run.entry.name, run.authenticity, run.effective);
+  if (skipped.length > 0) {
+    const one = skipped.length === 1;
+    warnings.push(
+      `Role${one ? '' : 's'} ${skipped.join(', ')} ${one ? 'was' : 'were'} not restored: ${failed.join(', ')} lacked room and the ` +
+        `restore was refused before anything was written. Free space and run Restore-AzsBackup -Name ${run.entry.name} again, or ` +
+        `restore the rest one by one with ${skipped.map((n) => `-RoleName ${n}`).join(', ')}.`,
+    );
+  }
+  run.verbose(`Restore of backup ${run.entry.name} refused: ${error.message}`);
+  run.req.progress.report({ activity: run.activity, status: 'Failed', percentComplete: 100, id: 0, completed: true });
+  return { results: run.results, warnings, roleErrors: [], error };
 }
 
 /**

@@ -35,6 +35,11 @@ export interface CmdletContext<P = BoundParameters> {
    * operation "<action>" on target "<target>"."), and asks on a terminal under -Confirm.
    */
   shouldProcess(target: string, action: string): Promise<boolean>;
+  /**
+   * Under -WhatIf (where shouldProcess declines): writes one more "What if: <line>" where the
+   * host writes its own, for a cmdlet that can say more of what it would do. Undefined otherwise.
+   */
+  whatIf?: (line: string) => void;
   progress: ProgressReporter;
   /** Who is calling: the command line, or the PowerShell module (whose messages use PowerShell's syntax). */
   dialect: 'cli' | 'powershell';

@@ -260,6 +260,7 @@ interface ContextParts {
 
 function cmdletContext(parts: ContextParts, outcome: Outcome): CmdletContext {
   const { m, cl, h, report, streams, progress, secrets, interactive, reader, format, home, signal } = parts;
+  const whatIfOut = format === 'table' || format === 'list' ? h.stdout : h.stderr;
   return {
     params: { ...cl.params, ...secrets },
     parameterSetName: cl.parameterSetName,
@@ -271,9 +272,10 @@ function cmdletContext(parts: ContextParts, outcome: Outcome): CmdletContext {
       confirmImpact: m.confirmImpact,
       interactive,
       reader,
-      whatIfOut: format === 'table' || format === 'list' ? h.stdout : h.stderr,
+      whatIfOut,
       promptOut: h.stderr,
     }),
+    whatIf: cl.whatIf ? (line) => void whatIfOut.write(`What if: ${line}\n`) : undefined,
     progress,
     writeWarning(message, targetObject) {
       printWarning(streams, message, targetObject);

@@ -29,16 +29,19 @@ describe('a restore of several roles whose later role finds its disk full', () =
     const big = path.join(mnt, 'big');
     await fs.mkdir(big, { recursive: true });
     await fs.writeFile(path.join(big, 'data.bin'), randomBytes(3 * 1024 * 1024));
+    for (let i = 0; i < 20; i++) await fs.writeFile(path.join(big, `part-${i}.txt`), `part ${i}\n`);
     await d2.register('Early', ['-Provider', 'directory', '-Path', early, '-RestoreOrder', '5']);
     await d2.register('Big', ['-Provider', 'directory', '-Path', big, '-RestoreOrder', '10']);
     const name = (await d2.backup()).Name;
     const bigBackedUp = fingerprint(big);
     await fs.rm(big, { recursive: true });
     try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt], { stdio: 'ignore' });
+      // Bytes enough (the restore's check of room before staging lets it through), but too few
+      // inodes for Big's files: the disk is found full only while Big is staged.
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,nr_inodes=12', 'tmpfs', mnt], { stdio: 'ignore' });
       mounted = true;
     } catch {
-      ctx.skip('mounting a 2 MiB tmpfs is not possible here (needs root)');
+      ctx.skip('mounting a small tmpfs is not possible here (needs root)');
     }
     await fs.mkdir(big);
     await fs.writeFile(path.join(big, 'today.txt'), 'the data as it is today\n');
@@ -65,8 +68,8 @@ describe('a restore of several roles whose later role finds its disk full', () =
     expect((await fs.readdir(mnt)).sort()).toEqual(['big']);
     expect((await fs.readdir(d2.root)).filter((n) => n.includes('.azs-'))).toEqual([]);
 
-    // Room made (the disk grown): the same restore finishes the job.
-    execFileSync('mount', ['-o', 'remount,size=16m', mnt]);
+    // Room made (the disk given inodes): the same restore finishes the job.
+    execFileSync('mount', ['-o', 'remount,nr_inodes=4096', mnt]);
     const again = expectOk(await d2.cli(restore, { stdin }));
     expect(list(again.json).map((x) => [x.RoleName, x.Status])).toEqual([
       ['Early', 'Succeeded'],
