@@ -36,6 +36,7 @@ const restoreAzsBackup: Cmdlet<RestoreAzsBackupParameters> = async ({
     progress,
     signal,
     allowUnauthenticated: params.AllowUnauthenticated === true,
+    skipSpaceCheck: params.SkipSpaceCheck === true,
   };
   if (!approved) {
     await sayRoom(request, whatIf!, writeWarning);

@@ -138,6 +138,7 @@ export function destinationFull(backupName: string, short: RoomOnFileSystem[]): 
     targetObject: short[0]!.mountPoint,
     recommendedAction:
       `Free space (at least ${free}) or grow the file system, then run the restore again. Every role is staged beside its destination ` +
-      'before any goes into place, so roles restored one at a time (-RoleName) need room for one role at a time.',
+      'before any goes into place, so roles restored one at a time (-RoleName) need room for one role at a time. On a compressing ' +
+      'file system (Btrfs, ZFS), which holds them in less than they recorded, -SkipSpaceCheck stages them all the same.',
   });
 }

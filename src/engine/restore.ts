@@ -46,6 +46,8 @@ export interface RestoreRequest {
   registeredRole?: (name: string) => RoleDefinition | undefined;
   /** Restores a certificate-mode backup that carries no proof of who made it (OpenOptions). */
   allowUnauthenticated?: boolean;
+  /** Stages the roles without comparing what they recorded with the free space (restore-room.ts). */
+  skipSpaceCheck?: boolean;
   /** This process's private folder (src/process/private-dir.ts), for the local copies of what is read twice; TMPDIR without it. */
   privateDir?: string;
 }
@@ -260,7 +262,7 @@ async function restoreRoles(run: RestoreRun): Promise<RestoreOutcome> {
 
   // Before anything is staged or read from the share: a role larger than the room left would fill
   // its file system to the last byte (and the other services on it with it) before it failed.
-  const short = shortOf(await roomFor(selected));
+  const short = req.skipSpaceCheck ? [] : shortOf(await roomFor(selected));
   if (short.length > 0) return refusedForRoom(run, short);
   // A damaged later role must not leave earlier ones restored from a backup that cannot be restored
   // whole. So every role is first staged (or, where its provider cannot stage, verified), and only
