@@ -10,7 +10,7 @@ import {
   type RepositoryReference,
   type RoleRecord,
 } from '../catalog/backup-info.js';
-import { removeIfEmpty } from '../catalog/share-catalog.js';
+import { removeBackup, removeIfEmpty } from '../catalog/share-catalog.js';
 import { seconds, tracedTarget } from './traced-target.js';
 import { INFO_FILE, ROOT, backupFolder, catalogFileName, partialFolder, roleFileName, stampOf } from '../catalog/layout.js';
 import { newDataKey } from '../crypto/key-wrap.js';
@@ -30,6 +30,7 @@ import { countBytes } from './byte-counter.js';
 import { FilesCache, filesCachePath, type FilesCacheBuilder } from './files-cache.js';
 import { storeMembers } from './member-chunks.js';
 import { mapConcurrent } from './concurrency.js';
+import { storeStillWrappedFor } from './store-rewrapped.js';
 import type { OpenRepository } from './repository-access.js';
 import { encodeCatalog } from '../repository/catalog.js';
 import { ChunkStore, type StoredStream } from '../repository/chunk-store.js';
@@ -532,6 +533,7 @@ async function commitChunks(run: BackupRun, chunks: RunChunks): Promise<Reposito
   const present = new Set(await listPacks(req.target, chunks.repository.layout));
   const missing = [...packs].filter((p) => !present.has(p));
   if (missing.length) throw packsGone(missing);
+  await storeStillWrappedFor(req.target, chunks.repository, req.recipients);
   await haltForTest('catalogs');
   const { repository } = chunks;
   return { id: repository.id, keyFingerprint: repository.fingerprint, packs: [...packs].sort() };
@@ -596,11 +598,28 @@ async function commit(run: BackupRun, status: BackupRecord['Status']): Promise<B
   );
   await haltForTest('info');
   if (staging !== backupFolder(stamp, name)) await req.target.rename(staging, backupFolder(stamp, name));
+  if (run.chunks) await stillWrappedOnceListed(run, run.chunks.repository);
   run.verbose(
     `Backup ${name} ${status}: committed as ${backupFolder(stamp, name)}, ${records.reduce((n, r) => n + (r.files[0]?.size ?? 0) + (r.addedBytes ?? 0), 0)} bytes stored in ${seconds(Date.now() - run.created.getTime())}.`,
   );
   req.progress.report({ activity: run.activity, status: status, percentComplete: 100, id: 0, completed: true });
   return info;
+}
+
+/**
+ * The store checked again once the backup lists: a re-wrap on another machine that listed the
+ * backups just before ours did, and wrote the store's wraps since, never saw it. Such a backup
+ * opens with no material, so it is removed again and the backup fails.
+ */
+async function stillWrappedOnceListed(run: BackupRun, repository: OpenRepository): Promise<void> {
+  const { req, name, stamp } = run;
+  try {
+    await storeStillWrappedFor(req.target, repository, req.recipients);
+  } catch (e) {
+    if (!isAzsError(e) || e.errorId !== 'RepositoryRewrapped') throw e;
+    await removeBackup(req.target, { name, stamp, folder: backupFolder(stamp, name), time: run.created }).catch(() => {});
+    throw e;
+  }
 }
 
 /** The packs this backup wrote and never indexed deleted where the share lets us (the open one's pending file too); prune takes the rest. */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOk, freshHome, makeDrill, runCli, spawnCli, whileRunning, type Drill } from '../support/cli.js';
+import { expectOk, freshHome, list, makeDrill, parseErrors, runCli, spawnCli, whileRunning, type Drill } from '../support/cli.js';
 import { heldExportRole, type Gate } from '../support/gate.js';
 
 /**
@@ -53,7 +53,13 @@ describe('Update-BackupEncryption on another machine while a backup runs', () =>
     await gate.release();
     const ended = await backup;
 
-    if (ended.exitCode !== 0) return; // refused, or failed saying so: nothing claims to be restorable
+    if (ended.exitCode !== 0) {
+      // Failed, saying why, and listed as failed (the first backup alone succeeded).
+      expect(parseErrors(String(ended.stderr)).map((e) => e.ErrorId)).toEqual(['RepositoryRewrapped']);
+      const listed = list(expectOk(await d.cli(['Get-InfrastructureBackup'])).json);
+      expect(listed.map((b) => b.Status).sort()).toEqual(['Failed', 'Succeeded']);
+      return;
+    }
     const made = JSON.parse(String(ended.stdout));
     expect(made.Status).toBe('Succeeded');
     const opens = { oldKey: await opensWith(made.Name, d.key!), newKey: await opensWith(made.Name, newKey) };
