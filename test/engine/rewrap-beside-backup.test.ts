@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rewrapJob } from '../../src/engine/rewrap.js';
+import { LocalFolderTarget } from '../../src/targets/local.js';
+import type { Target } from '../../src/targets/target.js';
 import { expectOk, freshHome, list, makeDrill, parseErrors, runCli, spawnCli, whileRunning, type Drill } from '../support/cli.js';
 import { heldExportRole, type Gate } from '../support/gate.js';
 
@@ -64,5 +67,58 @@ describe('Update-BackupEncryption on another machine while a backup runs', () =>
     expect(made.Status).toBe('Succeeded');
     const opens = { oldKey: await opensWith(made.Name, d.key!), newKey: await opensWith(made.Name, newKey) };
     expect(opens, `backup ${made.Name}, committed by A after B's re-wrap`).not.toEqual({ oldKey: false, newKey: false });
+  }, 180_000);
+});
+
+/**
+ * The other window: machine A's backup lists (and checks the store's wraps, still for its key)
+ * after B's re-wrap listed the backups, and before B writes the store's wraps for the new key
+ * alone. B then has to see it: it lists the backups again once it wrote, and writes back the wraps
+ * a backup it had not seen needs. The backup runs whole on A just before B's last write of
+ * config.xml, which a Target around the share holds for it.
+ */
+describe('a backup that lists between the re-wrap listing the backups and writing the store', () => {
+  let d: Drill;
+  beforeAll(async () => {
+    d = await makeDrill({ encryption: 'key', roles: false });
+    await d.register('Files', ['-Provider', 'directory', '-Path', d.files]);
+    await d.backup();
+  }, 120_000);
+  afterAll(async () => d?.cleanup());
+
+  it('keeps the store wrapped for the key that backup is encrypted for, and says so', async () => {
+    const share = new LocalFolderTarget(d.share);
+    let configWrites = 0;
+    let made: { Name: string } | undefined;
+    const beside: Target = new Proxy(share, {
+      get(t, prop) {
+        const value = Reflect.get(t, prop, t);
+        if (prop !== 'write') return typeof value === 'function' ? value.bind(t) : value;
+        return async (p: string, ...rest: unknown[]) => {
+          // The first write adds the new key's wrap; the second drops the old key's.
+          if (p === 'AzsRepository/config.xml' && ++configWrites === 2) made = await d.backup();
+          return (value as Target['write']).apply(t, [p, ...rest] as Parameters<Target['write']>);
+        };
+      },
+    });
+    const newKey = expectOk(await d.cli(['New-EncryptionKey'])).json;
+    const outcome = await rewrapJob({
+      home: await freshHome(d),
+      target: beside,
+      sharePath: d.share,
+      oldMaterial: { kind: 'Key', keyId: d.keyId!, key: Buffer.from(d.key!, 'base64') },
+      recipients: [{ kind: 'Key', keyId: newKey.KeyId, key: Buffer.from(newKey.Key, 'base64') }],
+      confirm: async () => true,
+    });
+    expect(made, 'the backup ran beside the re-wrap').toBeDefined();
+
+    const opens = async (key: string) =>
+      (await d.cli(['Test-InfrastructureBackup', '-Name', made!.Name, '-EncryptionKey', '-'], { stdin: `${key}\n` })).json?.IsValid ===
+      true;
+    expect(await opens(d.key!), `backup ${made!.Name} with the old key`).toBe(true);
+    expect({ keptFor: outcome.repositoryKeptFor, keptBy: outcome.repositoryKeptBy }).toEqual({
+      keptFor: [d.keyId!.toUpperCase()],
+      keptBy: [made!.Name],
+    });
   }, 180_000);
 });
