@@ -24,7 +24,7 @@ import { createProvider } from '../providers/index.js';
 import { withoutPassword } from '../providers/pgconn.js';
 import type { Provider, RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
-import type { Target } from '../targets/target.js';
+import type { Target, TargetEntry, TreeEntry } from '../targets/target.js';
 import { queuedRoleStatus, recordFromInfo, type BackupRecord, type RoleStatusRecord } from './backup-record.js';
 import { countBytes } from './byte-counter.js';
 import { FilesCache, filesCachePath, type FilesCacheBuilder } from './files-cache.js';
@@ -35,7 +35,8 @@ import type { OpenRepository } from './repository-access.js';
 import { encodeCatalog } from '../repository/catalog.js';
 import { ChunkStore, type StoredStream } from '../repository/chunk-store.js';
 import { loadOrRebuildIndex } from '../repository/index-rebuild.js';
-import { listPacks } from '../repository/rebuild.js';
+import type { RepositoryLayout } from '../repository/layout.js';
+import { REPOSITORY_CONFIG_FILE } from '../repository/repository-config.js';
 
 /**
  * One backup: every role flows provider → compress → encrypt → share, concurrently up to a bound,
@@ -180,6 +181,8 @@ interface RunChunks {
   missingPacks: string[];
   /** Per role stored member by member: the files cache to save once the backup is committed. */
   caches: ({ file: string; next: FilesCacheBuilder } | undefined)[];
+  /** config.xml as the commit's listing of the repository saw it (null: not there): its size, for the read after. */
+  configListed?: TargetEntry | null;
 }
 
 function newRun(given: BackupRequest): BackupRun {
@@ -530,13 +533,22 @@ async function commitChunks(run: BackupRun, chunks: RunChunks): Promise<Reposito
     const digest = await writeSealed(run, record.definition.name, file, Readable.from([catalog]));
     record.files = [{ name: file, size: digest.bytes, sha256: digest.sha256 }];
   }
-  const present = new Set(await listPacks(req.target, chunks.repository.layout));
+  // One listing of the repository: its packs, and config.xml's entry for the check once the backup lists.
+  const { layout } = chunks.repository;
+  const tree = await req.target.listTree(layout.root);
+  const present = new Set(tree.flatMap((e) => packHashIn(layout, e) ?? []));
   const missing = [...packs].filter((p) => !present.has(p));
   if (missing.length) throw packsGone(missing);
-  await storeStillWrappedFor(req.target, chunks.repository, req.recipients);
+  chunks.configListed = tree.find((e) => e.path === REPOSITORY_CONFIG_FILE) ?? null;
   await haltForTest('catalogs');
   const { repository } = chunks;
   return { id: repository.id, keyFingerprint: repository.fingerprint, packs: [...packs].sort() };
+}
+
+/** The hash of a committed pack an entry of the repository's tree is, if it is one. */
+function packHashIn(layout: RepositoryLayout, e: TreeEntry): string | undefined {
+  const below = `${layout.packsFolder.slice(layout.root.length + 1)}/`;
+  return !e.isDirectory && e.path.startsWith(below) ? layout.packHashOf(e.path.slice(below.length)) : undefined;
 }
 
 function missingPacksWarning(missing: string[]): string {
@@ -598,7 +610,7 @@ async function commit(run: BackupRun, status: BackupRecord['Status']): Promise<B
   );
   await haltForTest('info');
   if (staging !== backupFolder(stamp, name)) await req.target.rename(staging, backupFolder(stamp, name));
-  if (run.chunks) await stillWrappedOnceListed(run, run.chunks.repository);
+  if (run.chunks) await stillWrappedOnceListed(run, run.chunks);
   run.verbose(
     `Backup ${name} ${status}: committed as ${backupFolder(stamp, name)}, ${records.reduce((n, r) => n + (r.files[0]?.size ?? 0) + (r.addedBytes ?? 0), 0)} bytes stored in ${seconds(Date.now() - run.created.getTime())}.`,
   );
@@ -607,14 +619,14 @@ async function commit(run: BackupRun, status: BackupRecord['Status']): Promise<B
 }
 
 /**
- * The store checked again once the backup lists: a re-wrap on another machine that listed the
- * backups just before ours did, and wrote the store's wraps since, never saw it. Such a backup
- * opens with no material, so it is removed again and the backup fails.
+ * The store's wraps checked once the backup lists (storeStillWrappedFor): a re-wrap on another
+ * machine that dropped the wraps this backup needs before then left a backup that opens with no
+ * material, so it is removed again and the backup fails.
  */
-async function stillWrappedOnceListed(run: BackupRun, repository: OpenRepository): Promise<void> {
+async function stillWrappedOnceListed(run: BackupRun, chunks: RunChunks): Promise<void> {
   const { req, name, stamp } = run;
   try {
-    await storeStillWrappedFor(req.target, repository, req.recipients);
+    await storeStillWrappedFor(req.target, chunks.repository, req.recipients, chunks.configListed);
   } catch (e) {
     if (!isAzsError(e) || e.errorId !== 'RepositoryRewrapped') throw e;
     await removeBackup(req.target, { name, stamp, folder: backupFolder(stamp, name), time: run.created }).catch(() => {});

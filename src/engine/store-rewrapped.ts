@@ -1,7 +1,7 @@
 import { AzsError } from '../errors.js';
 import { recipientsMissing, type EncryptFor } from '../crypto/recipient.js';
 import { readRepositoryConfig } from '../repository/repository-config.js';
-import type { Target } from '../targets/target.js';
+import type { Target, TargetEntry } from '../targets/target.js';
 import type { OpenRepository } from './repository-access.js';
 
 /**
@@ -9,13 +9,18 @@ import type { OpenRepository } from './repository-access.js';
  * for every recipient the backup's data key is wrapped for. Update-BackupEncryption on another
  * machine (whose job lock does not hold this one off) may have wrapped it for other material alone
  * while the backup ran: the backup's data key then opens with our material only, and the master
- * key its chunks are under with theirs only, so no material restores it. A backup checks before it
- * lists (nothing is committed) and again once it lists (the re-wrap may have read the backups just
- * before): the re-wrap, which lists the backups again after its write, sees every backup that
- * listed before that write, and this check every write before it.
+ * key its chunks are under with theirs only, so no material restores it. A backup checks once it
+ * lists: the re-wrap, which lists the backups again after its write, sees every backup that listed
+ * before that write, and this check sees every write before it, so one of the two sees the other.
  */
-export async function storeStillWrappedFor(target: Target, repository: OpenRepository, recipients: readonly EncryptFor[]): Promise<void> {
-  const config = await readRepositoryConfig(target, repository.layout);
+export async function storeStillWrappedFor(
+  target: Target,
+  repository: OpenRepository,
+  recipients: readonly EncryptFor[],
+  /** config.xml's entry in a listing made just before (null: it had none), which spares a request; else a stat. */
+  listed?: TargetEntry | null,
+): Promise<void> {
+  const config = await readRepositoryConfig(target, repository.layout, listed);
   const missing = config?.id === repository.id ? recipientsMissing(config.recipients, recipients) : undefined;
   if (missing?.length === 0) return;
   throw storeRewrapped(missing ?? [], target.location);
@@ -26,7 +31,7 @@ function storeRewrapped(missing: string[], location: string): AzsError {
     ? `its master key is no longer wrapped for ${missing.join(', ')}, which this backup is encrypted for (Update-BackupEncryption on another machine)`
     : 'it was removed or replaced';
   return new AzsError(
-    `The deduplicating store on ${location} (AzsRepository/config.xml) changed while this backup ran: ${what}. The backup would have opened with no material, so it was not committed.`,
+    `The deduplicating store on ${location} (AzsRepository/config.xml) changed while this backup ran: ${what}. The backup would have opened with no material, so it was removed from the share again.`,
     {
       errorId: 'RepositoryRewrapped',
       category: 'InvalidOperation',
