@@ -10,7 +10,7 @@ import {
   type RepositoryReference,
   type RoleRecord,
 } from '../catalog/backup-info.js';
-import { removeIfEmpty } from '../catalog/share-catalog.js';
+import { removeBackup, removeIfEmpty } from '../catalog/share-catalog.js';
 import { seconds, tracedTarget } from './traced-target.js';
 import { INFO_FILE, ROOT, backupFolder, catalogFileName, partialFolder, roleFileName, stampOf } from '../catalog/layout.js';
 import { newDataKey } from '../crypto/key-wrap.js';
@@ -24,18 +24,20 @@ import { createProvider } from '../providers/index.js';
 import { withoutPassword } from '../providers/pgconn.js';
 import type { Provider, RoleDefinition } from '../providers/provider.js';
 import type { ProgressReporter } from '../progress.js';
-import type { Target } from '../targets/target.js';
+import type { Target, TargetEntry, TreeEntry } from '../targets/target.js';
 import { queuedRoleStatus, recordFromInfo, type BackupRecord, type RoleStatusRecord } from './backup-record.js';
 import { countBytes } from './byte-counter.js';
 import { FilesCache, filesCachePath, type FilesCacheBuilder } from './files-cache.js';
 import { storeMembers } from './member-chunks.js';
 import { mapConcurrent } from './concurrency.js';
+import { storeStillWrappedFor } from './store-rewrapped.js';
 import type { OpenRepository } from './repository-access.js';
 import { encodeCatalog } from '../repository/catalog.js';
 import { ChunkStore, type StoredStream } from '../repository/chunk-store.js';
 import { loadOrRebuildIndex } from '../repository/index-rebuild.js';
 import { settledPacks } from './settled-packs.js';
-import { listPacks } from '../repository/rebuild.js';
+import type { RepositoryLayout } from '../repository/layout.js';
+import { REPOSITORY_CONFIG_FILE } from '../repository/repository-config.js';
 
 /**
  * One backup: every role flows provider → compress → encrypt → share, concurrently up to a bound,
@@ -180,6 +182,8 @@ interface RunChunks {
   missingPacks: string[];
   /** Per role stored member by member: the files cache to save once the backup is committed. */
   caches: ({ file: string; next: FilesCacheBuilder } | undefined)[];
+  /** config.xml as the commit's listing of the repository saw it (null: not there): its size, for the read after. */
+  configListed?: TargetEntry | null;
 }
 
 function newRun(given: BackupRequest): BackupRun {
@@ -537,12 +541,22 @@ async function commitChunks(run: BackupRun, chunks: RunChunks): Promise<Reposito
     const digest = await writeSealed(run, record.definition.name, file, Readable.from([catalog]));
     record.files = [{ name: file, size: digest.bytes, sha256: digest.sha256 }];
   }
-  const present = new Set(await listPacks(req.target, chunks.repository.layout));
+  // One listing of the repository: its packs, and config.xml's entry for the check once the backup lists.
+  const { layout } = chunks.repository;
+  const tree = await req.target.listTree(layout.root);
+  const present = new Set(tree.flatMap((e) => packHashIn(layout, e) ?? []));
   const missing = [...packs].filter((p) => !present.has(p));
   if (missing.length) throw packsGone(missing);
+  chunks.configListed = tree.find((e) => e.path === REPOSITORY_CONFIG_FILE) ?? null;
   await haltForTest('catalogs');
   const { repository } = chunks;
   return { id: repository.id, keyFingerprint: repository.fingerprint, packs: [...packs].sort() };
+}
+
+/** The hash of a committed pack an entry of the repository's tree is, if it is one. */
+function packHashIn(layout: RepositoryLayout, e: TreeEntry): string | undefined {
+  const below = `${layout.packsFolder.slice(layout.root.length + 1)}/`;
+  return !e.isDirectory && e.path.startsWith(below) ? layout.packHashOf(e.path.slice(below.length)) : undefined;
 }
 
 function missingPacksWarning(missing: string[]): string {
@@ -604,11 +618,28 @@ async function commit(run: BackupRun, status: BackupRecord['Status']): Promise<B
   );
   await haltForTest('info');
   if (staging !== backupFolder(stamp, name)) await req.target.rename(staging, backupFolder(stamp, name));
+  if (run.chunks) await stillWrappedOnceListed(run, run.chunks);
   run.verbose(
     `Backup ${name} ${status}: committed as ${backupFolder(stamp, name)}, ${records.reduce((n, r) => n + (r.files[0]?.size ?? 0) + (r.addedBytes ?? 0), 0)} bytes stored in ${seconds(Date.now() - run.created.getTime())}.`,
   );
   req.progress.report({ activity: run.activity, status: status, percentComplete: 100, id: 0, completed: true });
   return info;
+}
+
+/**
+ * The store's wraps checked once the backup lists (storeStillWrappedFor): a re-wrap on another
+ * machine that dropped the wraps this backup needs before then left a backup that opens with no
+ * material, so it is removed again and the backup fails.
+ */
+async function stillWrappedOnceListed(run: BackupRun, chunks: RunChunks): Promise<void> {
+  const { req, name, stamp } = run;
+  try {
+    await storeStillWrappedFor(req.target, chunks.repository, req.recipients, chunks.configListed);
+  } catch (e) {
+    if (!isAzsError(e) || e.errorId !== 'RepositoryRewrapped') throw e;
+    await removeBackup(req.target, { name, stamp, folder: backupFolder(stamp, name), time: run.created }).catch(() => {});
+    throw e;
+  }
 }
 
 /** The packs this backup wrote and never indexed deleted where the share lets us (the open one's pending file too); prune takes the rest. */

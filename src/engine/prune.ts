@@ -234,6 +234,16 @@ function retainedReporter(result: PruneRecord): (remove: () => Promise<void>) =>
   };
 }
 
+/**
+ * An expired backup that is no longer there to be renamed aside was removed meanwhile by a prune on
+ * another machine sharing the share (its job lock does not hold that one off): what this prune set
+ * out to do is done, though not by it, so it goes on rather than failing as if a name were wrong.
+ */
+function goneMeanwhile(e: unknown): false {
+  if (isAzsError(e) && e.errorId === 'TargetObjectNotFound') return false;
+  throw e;
+}
+
 async function removeExpiredAndLeftovers(
   target: Target,
   result: PruneRecord,
@@ -246,7 +256,7 @@ async function removeExpiredAndLeftovers(
 ): Promise<void> {
   const { expired, leftovers, sizes, removed } = todo;
   for (const b of expired) {
-    if (await removed(() => removeBackup(target, b))) result.BytesFreed += sizes.get(b.folder) ?? 0;
+    if (await removed(() => removeBackup(target, b)).catch((e: unknown) => goneMeanwhile(e))) result.BytesFreed += sizes.get(b.folder) ?? 0;
     else result.BackupsRemoved--;
   }
   for (const l of leftovers) {

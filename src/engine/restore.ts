@@ -2,6 +2,7 @@ import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { pipeline, Writable, type Readable } from 'node:stream';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
+import { listShare } from '../catalog/share-catalog.js';
 import type { RoleRecord } from '../catalog/backup-info.js';
 import type { DecryptWith } from '../crypto/recipient.js';
 import { openRoleStream } from '../pipeline/role-stream.js';
@@ -282,7 +283,8 @@ async function restoreRoles(run: RestoreRun): Promise<RestoreOutcome> {
   run.verbose(
     `Restore of backup ${entry.name}: ${selected.length} role${selected.length === 1 ? '' : 's'} (${selected.map((r) => r.definition.name).join(', ')}) from ${entry.folder}${stageAll ? ', all staged before the first goes into place' : ''}.`,
   );
-  const failure = await restoreInOrder(run, stageAll);
+  const failed = await restoreInOrder(run, stageAll);
+  const failure = failed && (await removedMeanwhile(run, failed));
   // Whatever is still held after a failure is given up: its staging goes, its destination stays.
   for (const [i, h] of run.held.entries()) if (h && run.results[i]!.Status === 'Skipped') await h.abandon(failure!);
   const warnings = restoreWarnings(entry.name, run.authenticity, run.effective);
@@ -293,6 +295,39 @@ async function restoreRoles(run: RestoreRun): Promise<RestoreOutcome> {
   }
   req.progress.report({ activity: run.activity, status: failure ? 'Failed' : 'Done', percentComplete: 100, id: 0, completed: true });
   return { results: run.results, warnings, roleErrors: [], error: failure };
+}
+
+/**
+ * A role that failed on data the share no longer holds, of a backup the share no longer lists: a
+ * prune on another machine (this machine's job lock holds off its own) removed the backup, past
+ * its retention there, while it was read. Said so, rather than as the damage or tampering a missing
+ * pack or file otherwise is.
+ */
+async function removedMeanwhile(run: RestoreRun, failure: AzsError): Promise<AzsError> {
+  if (failure.errorId !== 'PackDamaged' && failure.errorId !== 'TargetObjectNotFound') return failure;
+  const { target } = run.req;
+  const name = run.entry.name.toLowerCase();
+  const listed = await listShare(target).then(
+    (l) => l.backups.some((b) => b.name === name),
+    () => true, // the share cannot tell: the failure stands as it was
+  );
+  if (listed) return failure;
+  const role = run.results.find((r) => r.Status === 'Failed');
+  const error = new AzsError(
+    `Backup ${run.entry.name} was removed from ${target.location} while it was being restored (by a prune on another machine, ` +
+      `the backup being past the retention period there)${role ? `; role ${role.RoleName} was not restored` : ''}.`,
+    {
+      errorId: 'BackupNotFound',
+      category: 'ObjectNotFound',
+      targetObject: run.entry.name,
+      recommendedAction:
+        'Restore another backup (Get-InfrastructureBackup lists those left); roles restored before it stay restored. While restoring an ' +
+        'old backup, keep the other machines from pruning the share (a longer -BackupRetentionPeriodInDays there).',
+      cause: failure,
+    },
+  );
+  if (role) role.Error = error.message;
+  return error;
 }
 
 /**

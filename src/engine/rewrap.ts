@@ -224,6 +224,12 @@ async function rewrapRepositoryFor(
   oldMaterial: DecryptWith,
   recipients: readonly EncryptFor[],
   keep: (id: string) => boolean,
+  /**
+   * Which wraps the backups need as listed after the write, when it dropped some: a backup another
+   * machine committed since the job listed them (its job lock does not hold that machine off) may
+   * be wrapped for the old material alone. Those wraps are written back.
+   */
+  neededNow?: () => Promise<(id: string) => boolean>,
 ): Promise<{ repository: RewrapOutcome['repository']; kept: string[] }> {
   const layout = new RepositoryLayout();
   const config = await readRepositoryConfig(target, layout);
@@ -242,7 +248,11 @@ async function rewrapRepositoryFor(
     return { repository: 'Unchanged', kept };
   refuseDowngrade(config.recipients, recipients, 'The repository', config.id);
   await rewrapRepository(target, layout, config, masterKey(), recipients, keep);
-  return { repository: 'Rewrapped', kept };
+  if (kept.length === others.length || !neededNow) return { repository: 'Rewrapped', kept };
+  const needed = await neededNow();
+  const keptNow = others.filter((id) => keep(id) || needed(id));
+  if (keptNow.length > kept.length) await rewrapRepository(target, layout, config, masterKey(), recipients, (id) => keptNow.includes(id));
+  return { repository: 'Rewrapped', kept: keptNow };
 }
 
 /**
@@ -346,8 +356,21 @@ export async function rewrapJob(request: RewrapJobRequest): Promise<RewrapOutcom
       const needed = inRepository
         ? wrapsStillNeeded(inRepository, rewrapped, job.recipients, unreadable.length)
         : { keep: () => true, by: [] };
+      // The backups listed again once the wraps are written (see rewrapRepositoryFor): those it names keep them.
+      const neededNow = async (): Promise<(id: string) => boolean> => {
+        const now = await backupsToRewrap(job.target, job.oldMaterial);
+        const still = wrapsStillNeeded(now.inRepository ?? [], rewrapped, job.recipients, now.unreadable.length);
+        needed.by = [...new Set([...needed.by, ...still.by])];
+        return still.keep;
+      };
       try {
-        const { repository, kept } = await rewrapRepositoryFor(job.target, job.oldMaterial, job.recipients, needed.keep);
+        const { repository, kept } = await rewrapRepositoryFor(
+          job.target,
+          job.oldMaterial,
+          job.recipients,
+          needed.keep,
+          inRepository ? neededNow : undefined,
+        );
         outcome.repository = repository;
         if (inRepository && kept.length > 0) [outcome.repositoryKeptFor, outcome.repositoryKeptBy] = [kept, needed.by];
       } catch (e) {

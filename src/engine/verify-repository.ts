@@ -103,6 +103,8 @@ interface PackFacts {
   wanted: Map<number, { entry: PackEntry; refs: number }>;
   /** Index entries in it by offset. */
   indexed: Map<number, ChunkLocation>;
+  /** The index files those entries are in. */
+  indexedIn: Set<string>;
 }
 
 interface Run {
@@ -123,7 +125,7 @@ interface Run {
 function factsOf(run: Run, pack: string): PackFacts {
   let f = run.facts.get(pack);
   if (!f) {
-    f = { namedBy: new Set(), roles: new Set(), wanted: new Map(), indexed: new Map() };
+    f = { namedBy: new Set(), roles: new Set(), wanted: new Map(), indexed: new Map(), indexedIn: new Set() };
     run.facts.set(pack, f);
   }
   return f;
@@ -224,7 +226,9 @@ async function readIndexFiles(run: Run): Promise<void> {
     if (!run.keys) continue;
     try {
       for (const loc of decodeIndexFile(run.keys, name, file)) {
-        factsOf(run, loc.pack).indexed.set(loc.offset, loc);
+        const f = factsOf(run, loc.pack);
+        f.indexed.set(loc.offset, loc);
+        f.indexedIn.add(name);
         run.index.add(loc);
         record.IndexEntries++;
       }
@@ -358,6 +362,7 @@ async function checkPacks(run: Run, present: ReadonlyMap<string, number>): Promi
       'The index folder holds no index file: the next backup rebuilds it from the packs (reading them all once); -Repair does it now.',
     );
   }
+  const missing: string[] = [];
   for (const [i, pack] of all.entries()) {
     run.progress.report({
       activity: 'Test repository',
@@ -381,7 +386,7 @@ async function checkPacks(run: Run, present: ReadonlyMap<string, number>): Promi
       : undefined;
     if (checked) record.PacksChecked++;
     if (!checked || checked.missing) {
-      packMissing(run, pack, f);
+      missing.push(pack);
       continue;
     }
     if (checked.error) {
@@ -421,6 +426,32 @@ async function checkPacks(run: Run, present: ReadonlyMap<string, number>): Promi
         'No committed backup names this pack: a backup running now wrote it, or it is garbage that prune removes.',
       );
     }
+  }
+  await reportMissing(run, missing);
+}
+
+/**
+ * The missing packs reported against what the share holds now. Reading every pack takes long (hours
+ * on a large store), and a prune on another machine meanwhile removes expired backups, the packs
+ * only they needed and the index files naming those (it writes their other entries anew first):
+ * a pack whose every backup and index file went too is no damage.
+ */
+async function reportMissing(run: Run, missing: readonly string[]): Promise<void> {
+  if (missing.length === 0) return;
+  const backups = new Set((await listShare(run.target)).backups.map((b) => b.name));
+  const indexFiles = new Set((await run.target.list(run.layout.indexFolder)).map((e) => e.name));
+  for (const pack of missing) {
+    const f = run.facts.get(pack);
+    packMissing(
+      run,
+      pack,
+      f && {
+        ...f,
+        namedBy: new Set([...f.namedBy].filter((b) => backups.has(b))),
+        roles: new Set([...f.roles].filter((r) => backups.has(r.split('/')[0]!))),
+        indexed: [...f.indexedIn].some((n) => indexFiles.has(n)) ? f.indexed : new Map(),
+      },
+    );
   }
 }
 

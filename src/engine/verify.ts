@@ -1,5 +1,6 @@
 import { pipeline, type Readable, Writable } from 'node:stream';
-import { isAzsError } from '../errors.js';
+import { AzsError, isAzsError } from '../errors.js';
+import { listShare } from '../catalog/share-catalog.js';
 import type { DecryptWith } from '../crypto/recipient.js';
 import { CHUNK_HEADER_BYTES, CHUNK_TAG_BYTES } from '../pipeline/chunk-cipher.js';
 import { openRoleStream } from '../pipeline/role-stream.js';
@@ -104,7 +105,32 @@ export async function verifyBackup(
   if (!opened) return recordOf(name, material, state);
   if (opened.info.repository) await checkPacksOf(target, opened, material, catalogs, state, progress);
   progress.report({ activity: `Test ${opened.entry.name}`, status: 'Done', percentComplete: 100, id: 0, completed: true });
-  return recordOf(name, material, state);
+  const record = recordOf(name, material, state);
+  if (!record.IsValid) await stillListed(target, opened.entry.name);
+  return record;
+}
+
+/**
+ * A backup found wanting is checked to be still on the share: a prune on another machine (this
+ * machine's job lock holds off its own) may have removed it, past its retention there, and the
+ * packs only it needed while it was read. That is no damage, and is said as what it is.
+ */
+async function stillListed(target: Target, name: string): Promise<void> {
+  const wanted = name.toLowerCase();
+  const listed = await listShare(target).then(
+    (l) => l.backups.some((b) => b.name === wanted),
+    () => true, // the share cannot tell: the findings stand
+  );
+  if (listed) return;
+  throw new AzsError(
+    `Backup ${name} was removed from ${target.location} while it was being checked (by a prune on another machine, the backup being past the retention period there).`,
+    {
+      errorId: 'BackupNotFound',
+      category: 'ObjectNotFound',
+      targetObject: name,
+      recommendedAction: 'List the backups left with Get-InfrastructureBackup, and check or restore one of those.',
+    },
+  );
 }
 
 /** A backup's own folder checked, as verifyBackup does before the packs (Test-BackupRepository checks packs once for all backups). */

@@ -189,10 +189,11 @@ describe.skipIf(!sambaAvailable())('SMB drill through the command line', () => {
     // A one-role backup: make the staging folder (which reports the free space); read the
     // repository (its config, its index folder, its index files); put a pack and rename it to its
     // hash, put the index file (and rename it); put the catalog; list the packs it needs; put
-    // BackupInfo.xml; rename the folder into place. A few more where some of these share a run.
+    // BackupInfo.xml; rename the folder into place; read config.xml again (a re-wrap on another
+    // machine may have dropped its key's wrap meanwhile). A few more where some of these share a run.
     const backup = await runsOf(['Start-InfrastructureBackup']);
     expect(backup.json.Status).toBe('Succeeded');
-    expect(backup.runs).toBeLessThanOrEqual(11);
+    expect(backup.runs).toBeLessThanOrEqual(12);
   });
 
   it('Restore-AzsBackup on a fresh machine with -Path, -UserName, the password and the key: every byte back', async () => {

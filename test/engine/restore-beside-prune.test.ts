@@ -1,0 +1,58 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listShare } from '../../src/catalog/share-catalog.js';
+import { parseSymmetricKey, symmetricKeyId } from '../../src/crypto/symmetric-key.js';
+import { runRestore } from '../../src/engine/restore.js';
+import { silentProgress } from '../../src/progress.js';
+import { LocalFolderTarget } from '../../src/targets/local.js';
+import type { Target } from '../../src/targets/target.js';
+import { expectOk, makeDrill, type Drill } from '../support/cli.js';
+import { shareWithCollectablePack } from '../support/collectable.js';
+
+/**
+ * A restore on one machine (the redeployed host, or an operator's test host) of a backup past the
+ * retention period, while the backup machine's scheduled prune runs on the same share: the prune
+ * removes the backup and the pack only it needed while the restore reads it. The restore failed
+ * with PackDamaged, 'the pack file on the share was changed or cut short', sending the operator
+ * to look for damage or tampering on the worst day, when the backup had simply been pruned.
+ *
+ * The prune lands exactly there: a Target around the share runs Invoke-BackupPrune on the backup
+ * machine before the restore reads its first pack.
+ */
+
+describe('Restore-AzsBackup beside a prune on another machine', () => {
+  let d: Drill;
+  beforeAll(async () => {
+    d = await makeDrill({ encryption: 'key', roles: false, retentionDays: 7 });
+    await shareWithCollectablePack(d);
+  }, 120_000);
+  afterAll(async () => d?.cleanup());
+
+  it('says the backup was removed while it was restored, not that the share damaged it', async () => {
+    const share = new LocalFolderTarget(d.share);
+    const expired = (await listShare(share)).backups.at(-1)!.name;
+    let pruned: Awaited<ReturnType<Drill['cli']>> | undefined;
+    const beside: Target = new Proxy(share, {
+      get(t, prop) {
+        const value = Reflect.get(t, prop, t);
+        if (prop !== 'read') return typeof value === 'function' ? value.bind(t) : value;
+        return async (p: string, ...rest: unknown[]) => {
+          if (!pruned && p.startsWith('AzsRepository/packs/')) pruned = await d.cli(['Invoke-BackupPrune']);
+          return (value as Target['read']).apply(t, [p, ...rest] as Parameters<Target['read']>);
+        };
+      },
+    });
+    const key = parseSymmetricKey(d.key!);
+    const outcome = await runRestore({
+      target: beside,
+      name: expired,
+      material: { kind: 'Key', keyId: symmetricKeyId(key), key },
+      progress: silentProgress,
+    });
+
+    expect(expectOk(pruned!, 'Invoke-BackupPrune').json).toMatchObject({ BackupsRemoved: 1, PacksRemoved: 1 });
+    expect(outcome.results.map((r) => r.Status)).toEqual(['Failed']);
+    expect(outcome.error?.errorId).toBe('BackupNotFound');
+    expect(outcome.error?.message).toMatch(/removed from .* while it was being restored/);
+    expect(outcome.results[0]!.Error).toBe(outcome.error?.message);
+  }, 120_000);
+});

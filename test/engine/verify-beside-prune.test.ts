@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSymmetricKey, symmetricKeyId } from '../../src/crypto/symmetric-key.js';
+import { checkRepository } from '../../src/engine/verify-repository.js';
+import { silentProgress } from '../../src/progress.js';
+import { LocalFolderTarget } from '../../src/targets/local.js';
+import type { Target } from '../../src/targets/target.js';
+import { expectOk, makeDrill, type Drill } from '../support/cli.js';
+import { shareWithCollectablePack } from '../support/collectable.js';
+
+/**
+ * Test-BackupRepository on one machine (an operator's test host) while the backup machine's
+ * scheduled prune runs on the same share. The check lists the backups and the packs, then reads
+ * every pack, which takes hours on a large store: a prune meanwhile removes an expired backup and
+ * the pack only it needed, and rewrites the index without that pack. The check then found the
+ * pack missing and reported it as damage (PackMissing: 'cannot be restored without it', and
+ * IndexEntryWithoutPack), IsValid false, exit 12, for a backup and index entries that were gone as
+ * retention meant them to be.
+ *
+ * The prune lands exactly there: a Target around the share runs Invoke-BackupPrune on the backup
+ * machine before the check reads its first pack.
+ */
+
+describe('Test-BackupRepository beside a prune on another machine', () => {
+  let d: Drill;
+  beforeAll(async () => {
+    d = await makeDrill({ encryption: 'key', roles: false, retentionDays: 7 });
+    await shareWithCollectablePack(d);
+  }, 120_000);
+  afterAll(async () => d?.cleanup());
+
+  it('reports no damage for a backup and a pack the prune removed while it ran', async () => {
+    const share = new LocalFolderTarget(d.share);
+    let pruned: Awaited<ReturnType<Drill['cli']>> | undefined;
+    const beside: Target = new Proxy(share, {
+      get(t, prop) {
+        const value = Reflect.get(t, prop, t);
+        if (prop !== 'read') return typeof value === 'function' ? value.bind(t) : value;
+        return async (p: string, ...rest: unknown[]) => {
+          if (!pruned && p.startsWith('AzsRepository/packs/')) pruned = await d.cli(['Invoke-BackupPrune']);
+          return (value as Target['read']).apply(t, [p, ...rest] as Parameters<Target['read']>);
+        };
+      },
+    });
+    const key = parseSymmetricKey(d.key!);
+    const record = await checkRepository(beside, d.share, { material: { kind: 'Key', keyId: symmetricKeyId(key), key } }, silentProgress);
+
+    expect(expectOk(pruned!, 'Invoke-BackupPrune').json).toMatchObject({ BackupsRemoved: 1, PacksRemoved: 1 });
+    expect(record.Problems.filter((p) => p.Severity === 'Error')).toEqual([]);
+    expect(record.IsValid).toBe(true);
+  }, 120_000);
+});
