@@ -48,7 +48,8 @@ export async function storeMembers(
         if (file) counts.read++;
       }
       // Once its chunks have their ids (they are named on the packers' threads meanwhile).
-      if (file && settled(member, startedNs, archive.localDevice) && !archive.neverWrittenBack?.has(member.stat.dev))
+      const writeback = member.pagesWrittenBack ? 0n : DIRTY_PAGES_NS;
+      if (file && settled(member, startedNs, archive.localDevice, writeback) && !archive.neverWrittenBack?.has(member.stat.dev))
         sink.after(() => next.add(member, refs));
       onBytes(counts.bytes);
     }
@@ -81,6 +82,10 @@ export async function storeMembers(
  * writeback delay may still be changing unseen (files-cache-mmap.test.ts). Once written back, the
  * page is clean and the next write through the mapping moves the ctime again; on a file system
  * that writes nothing back (tmpfs: ArchiveExport.neverWrittenBack) no file is remembered at all.
+ * A file whose dirty pages the walk handed to writeback before reading it (pagesWrittenBack, where
+ * the addon is there) needs only the clock's window: from then on every write moves its ctime.
+ * Without that, files changed in the last half minute before a backup were read again by the next
+ * one, which doubled what an incremental backup read when backups follow changes closely.
  */
 const RACY_NS = 3_000_000_000n;
 const LOCAL_RACY_NS = 100_000_000n;

@@ -36,7 +36,12 @@ export interface ListedStat {
   xattrs?: Buffer;
 }
 
-type Addon = { readFolder(fd: number): ArrayBuffer; readXattrs(path: string): ArrayBuffer; copyXattrs(from: string, to: string): void };
+type Addon = {
+  readFolder(fd: number): ArrayBuffer;
+  readXattrs(path: string): ArrayBuffer;
+  copyXattrs(from: string, to: string): void;
+  writeBackPages(fd: number): boolean;
+};
 let addon: Addon | null | undefined;
 
 function folderStatAddon(): Addon | null {
@@ -54,6 +59,14 @@ export function copyXattrs(from: string, to: string): boolean {
   if (!native) return false;
   native.copyXattrs(from, to);
   return true;
+}
+
+/**
+ * Hands the open file's dirty pages to writeback (folder-stat.c says why): true when done, false
+ * where the file system cannot or the addon is not there.
+ */
+export function writeBackPages(fd: number): boolean {
+  return folderStatAddon()?.writeBackPages(fd) ?? false;
 }
 
 /** The extended attributes of `path` itself, packed as ListedStat.xattrs; undefined when it has none or the addon is not there. */

@@ -96,6 +96,12 @@ export interface ArchiveMember {
    * as a stream read ahead.
    */
   data?: () => Buffer | Readable;
+  /**
+   * Optional, regular files once data() opened them: true when their dirty pages were handed to
+   * writeback before they were read, so that a later write through a shared mapping moves the
+   * ctime (without it, a page already dirty takes writes unseen until the kernel writes it back).
+   */
+  readonly pagesWrittenBack?: boolean;
 }
 
 /** An archive as members: their concatenation (headers, data), then `trailer`, is exactly export()'s stream. */

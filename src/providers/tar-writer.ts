@@ -17,7 +17,7 @@ import { Readable } from 'node:stream';
 import { getSystemErrorMap } from 'node:util';
 import type { RecyclingReadable } from '../memory/recycling-readable.js';
 import { SlabPool } from '../memory/slab-pool.js';
-import { type ListedStat, readFolder, readXattrs } from '../native/folder-stat.js';
+import { type ListedStat, readFolder, readXattrs, writeBackPages } from '../native/folder-stat.js';
 import { encodeHeader, endOfArchive, paddingOf, type TypeFlag, type Xattr } from './tar-header.js';
 
 /**
@@ -73,6 +73,11 @@ export interface TarWriterEntry {
   data?: () => MemberData;
   /** Zero bytes after the data, to a multiple of 512. */
   padding: number;
+  /**
+   * Regular files, once data() opened them: whether their dirty pages were handed to writeback
+   * before the first byte was read (writeBackPages), so a later write through a mapping moves the ctime.
+   */
+  readonly pagesWrittenBack?: boolean;
 }
 
 /**
@@ -399,8 +404,15 @@ class Walker {
     if (what === FILE) {
       const size = st.size;
       const pool = this.pool;
-      const data = size <= SMALL_FILE ? () => readSmallFile(absOf(), relText, st, pool) : () => new FileData(absOf(), relText, st, pool);
-      return new WalkEntry(relText, name, 'file', st, paddingOf(size), undefined, data);
+      const opened = (fd: number): void => {
+        entry.pagesWrittenBack = writeBackPages(fd);
+      };
+      const data =
+        size <= SMALL_FILE
+          ? () => readSmallFile(absOf(), relText, st, pool, opened)
+          : () => new FileData(absOf(), relText, st, pool, opened);
+      const entry = new WalkEntry(relText, name, 'file', st, paddingOf(size), undefined, data);
+      return entry;
     }
     if (what === SYMLINK) {
       const target = attempt(relText, () => readlinkSync(absOf(), { encoding: 'buffer' }));
@@ -435,6 +447,7 @@ const TYPE_OF: Record<EntryKind, TypeFlag> = {
  */
 class WalkEntry implements TarWriterEntry {
   #header: Buffer | undefined;
+  pagesWrittenBack = false;
 
   constructor(
     readonly path: string,
@@ -519,11 +532,12 @@ function attempt<T>(rel: string, call: () => T): T {
  * Read whole, then checked to be the inode the walk saw, unchanged (fstat on the handle read from).
  * Opened without following a link, nor blocking on a FIFO put in its place.
  */
-function readSmallFile(abs: Buffer, rel: string, st: WalkStat, pool: SlabPool): Buffer {
+function readSmallFile(abs: Buffer, rel: string, st: WalkStat, pool: SlabPool, opened: (fd: number) => void): Buffer {
   const size = st.size;
   const fd = attempt(rel, () => openSync(abs, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK));
   testOnlyLogOpen(rel);
   try {
+    opened(fd);
     const piece = pool.piece(size + paddingOf(size));
     let got = 0;
     for (let n = -1; got < size && n !== 0; got += n) n = readSync(fd, piece, got, size - got, got);
@@ -614,6 +628,7 @@ class FileData extends Readable {
     private readonly rel: string,
     private readonly st: WalkStat,
     private readonly pool: SlabPool,
+    private readonly opened: (fd: number) => void,
   ) {
     super({ highWaterMark: PIECE });
     this.size = st.size;
@@ -625,6 +640,7 @@ class FileData extends Readable {
     try {
       this.fd = openSync(this.abs, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
       testOnlyLogOpen(this.rel);
+      this.opened(this.fd);
       if (!unchanged(this.st, fstatSync(this.fd, { bigint: true }))) throw new SourceChangedError(this.rel, CHANGED);
     } catch (e) {
       callback(sourceError(this.rel, e));
