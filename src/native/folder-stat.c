@@ -175,6 +175,9 @@ static bool read_xattrs(const char *path, growing *out) {
   unsigned char *value = NULL;
   for (ssize_t at = 0; ok && size > 0 && at < size; at += (ssize_t)strlen(names + at) + 1) {
     const char *name = names + at;
+    /* Left out of every archive: an SELinux label belongs to the policy of the machine that
+       restores (restorecon sets it), and on such a machine every file has one. */
+    if (strcmp(name, "security.selinux") == 0) continue;
     ssize_t length = -1;
     for (int attempt = 0; attempt < 4; attempt++) {
       length = lgetxattr(path, name, NULL, 0);

@@ -477,12 +477,9 @@ class WalkEntry implements TarWriterEntry {
 }
 
 /**
- * Attributes the archive leaves out: an SELinux label belongs to the policy of the machine that
- * restores (restorecon sets it), and another machine's label may not even be valid there.
+ * The attributes folder-stat.c packed (all but an SELinux label, which belongs to the restoring
+ * machine's policy), as a header carries them: sorted by name, so the same attributes give the same bytes.
  */
-const MACHINE_XATTRS = new Set(['security.selinux']);
-
-/** The attributes folder-stat.c packed, as a header carries them: sorted by name, so the same attributes give the same bytes. */
 function archivedXattrs(packed: Buffer): Xattr[] {
   const out: Xattr[] = [];
   for (let at = 0; at + 4 <= packed.length; ) {
@@ -492,7 +489,7 @@ function archivedXattrs(packed: Buffer): Xattr[] {
     const valueLength = packed.readUInt32LE(at);
     const value = packed.subarray(at + 4, at + 4 + valueLength);
     at += 4 + valueLength;
-    if (!MACHINE_XATTRS.has(name)) out.push({ name, value });
+    out.push({ name, value });
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
