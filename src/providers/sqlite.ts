@@ -21,6 +21,7 @@ import { recoverSwaps, resolveDestination, Staging } from './swap.js';
 interface SqliteDatabase {
   backup(file: string, options?: { progress?: (p: { totalPages: number; remainingPages: number }) => number }): Promise<unknown>;
   pragma(source: string, options?: { simple?: boolean }): unknown;
+  exec(source: string): unknown;
   close(): void;
 }
 type SqliteConstructor = new (file: string, options?: { readonly?: boolean; fileMustExist?: boolean; timeout?: number }) => SqliteDatabase;
@@ -88,9 +89,14 @@ export class SqliteProvider implements Provider {
       ctx.signal?.throwIfAborted();
       const db = openDatabase(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
       try {
-        // Copying every page in one step makes the copy a single read transaction: a consistent
-        // snapshot even while others write (in WAL mode they are not even held up). Small steps
-        // would restart from scratch after each foreign write and might never finish.
+        // The read transaction is taken here, where a lock held past BUSY_TIMEOUT_MS fails as
+        // SQLITE_BUSY. Left to the backup, such a step ends it with nothing copied and the copy's
+        // file removed (better-sqlite3 reads BUSY as "no pages left"), and a lock taken between
+        // its steps is waited for again and again, for as long as it is held.
+        db.exec('BEGIN');
+        db.pragma('schema_version');
+        // Copying every page in one step, inside that transaction, makes the copy a consistent
+        // snapshot even while others write (in WAL mode they are not even held up).
         await db.backup(copy, { progress: () => 0x7fffffff });
       } finally {
         db.close();
@@ -99,6 +105,20 @@ export class SqliteProvider implements Provider {
       await fs.rm(tmpDir, { recursive: true, force: true });
       if ((e as Error)?.name === 'AbortError') {
         throw new AzsError('The export was cancelled.', { errorId: 'SqliteExportCancelled', category: 'OperationStopped' });
+      }
+      if (/^SQLITE_(BUSY|LOCKED)/.test(String((e as NodeJS.ErrnoException)?.code))) {
+        throw new AzsError(
+          `The database '${file}' of role '${this.role.name}' stayed locked by another program for longer than ${BUSY_TIMEOUT_MS / 1000} s; nothing was copied.`,
+          {
+            errorId: 'SqliteDatabaseLocked',
+            category: 'ResourceBusy',
+            exitCode: ExitCode.Failure,
+            targetObject: file,
+            cause: e,
+            recommendedAction:
+              'Find the program holding the database (a transaction left open, a service in locking_mode=EXCLUSIVE) and run the backup again when it lets go.',
+          },
+        );
       }
       throw sqliteError(
         `Copying the database '${file}' failed`,
