@@ -62,6 +62,46 @@ describe.each(['wal', 'delete'] as const)('sqlite provider copies a live databas
   });
 });
 
+// A writer killed in the middle of a transaction large enough to spill into the file leaves a hot
+// -journal, which SQLite rolls back at the next open that may write. The copy's connection is
+// read-only, so it failed with "attempt to write a readonly database": a service that crashed
+// could not be backed up (on the day that matters most) until it ran again.
+it('a database whose writer was killed mid-transaction (hot journal) is copied as last committed', async () => {
+  const file = path.join(tmp, 'crashed.db');
+  const db = new Database(file);
+  db.pragma('journal_mode = delete');
+  db.exec(
+    'CREATE TABLE t (id INTEGER PRIMARY KEY, x BLOB); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 200) INSERT INTO t SELECT i, randomblob(3000) FROM c;',
+  );
+  const rows = (d: InstanceType<typeof Database>) => d.prepare('SELECT id, hex(x) AS x FROM t ORDER BY id').all();
+  const before = rows(db);
+  db.close();
+  const script = path.join(tmp, 'dies.cjs');
+  await fs.writeFile(
+    script,
+    "const D = require(process.argv[2]); const db = new D(process.argv[3]); db.pragma('cache_size = 1'); db.exec('BEGIN'); db.exec('UPDATE t SET x = zeroblob(3000)'); console.log('mid'); setInterval(() => {}, 1000);",
+  );
+  const writer = execa(process.execPath, [script, sqliteModulePath, file], { reject: false, buffer: false });
+  await new Promise<void>((resolve) => writer.stdout!.once('data', () => resolve()));
+  writer.kill('SIGKILL');
+  await writer;
+  await fs.access(`${file}-journal`);
+
+  const copy = path.join(tmp, 'copy.db');
+  await fs.writeFile(copy, await exportAll(await createProvider(role(file))));
+  const restored = new Database(copy, { readonly: true });
+  try {
+    expect(restored.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(rows(restored)).toEqual(before);
+  } finally {
+    restored.close();
+  }
+  // The database itself holds what was committed, as any writer opening it would find.
+  const live = new Database(file);
+  expect(rows(live)).toEqual(before);
+  live.close();
+});
+
 describe('sqlite provider import', () => {
   it('refuses data that is not a healthy database and keeps the old one', async () => {
     const file = path.join(tmp, 'rm.db');
