@@ -87,20 +87,13 @@ export class SqliteProvider implements Provider {
     const copy = path.join(tmpDir, 'copy.sqlite');
     try {
       ctx.signal?.throwIfAborted();
-      const db = openDatabase(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
-      try {
-        // The read transaction is taken here, where a lock held past BUSY_TIMEOUT_MS fails as
-        // SQLITE_BUSY. Left to the backup, such a step ends it with nothing copied and the copy's
-        // file removed (better-sqlite3 reads BUSY as "no pages left"), and a lock taken between
-        // its steps is waited for again and again, for as long as it is held.
-        db.exec('BEGIN');
-        db.pragma('schema_version');
-        // Copying every page in one step, inside that transaction, makes the copy a consistent
-        // snapshot even while others write (in WAL mode they are not even held up).
-        await db.backup(copy, { progress: () => 0x7fffffff });
-      } finally {
-        db.close();
-      }
+      await copyDatabase(file, copy).catch(async (e: unknown) => {
+        if ((e as NodeJS.ErrnoException)?.code !== 'SQLITE_READONLY_ROLLBACK') throw e;
+        // A writer killed mid-transaction left a hot -journal, which only a connection that may
+        // write can roll back, as the service's own next open would: rolled back, then copied.
+        rollBackHotJournal(file);
+        await copyDatabase(file, copy);
+      });
     } catch (e) {
       await fs.rm(tmpDir, { recursive: true, force: true });
       if ((e as Error)?.name === 'AbortError') {
@@ -179,6 +172,34 @@ export class SqliteProvider implements Provider {
       await staging.discard().catch(() => undefined);
       throw e;
     }
+  }
+}
+
+/** A consistent copy of the database `file` at `copy`, through SQLite's online backup API. */
+async function copyDatabase(file: string, copy: string): Promise<void> {
+  const db = openDatabase(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+  try {
+    // The read transaction is taken here, where a lock held past BUSY_TIMEOUT_MS fails as
+    // SQLITE_BUSY. Left to the backup, such a step ends it with nothing copied and the copy's
+    // file removed (better-sqlite3 reads BUSY as "no pages left"), and a lock taken between
+    // its steps is waited for again and again, for as long as it is held.
+    db.exec('BEGIN');
+    db.pragma('schema_version');
+    // Copying every page in one step, inside that transaction, makes the copy a consistent
+    // snapshot even while others write (in WAL mode they are not even held up).
+    await db.backup(copy, { progress: () => 0x7fffffff });
+  } finally {
+    db.close();
+  }
+}
+
+/** Opens `file` so that it may write, which rolls back a hot -journal (under SQLite's locks), and closes it. */
+function rollBackHotJournal(file: string): void {
+  const db = openDatabase(file, { fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+  try {
+    db.pragma('schema_version');
+  } finally {
+    db.close();
   }
 }
 
