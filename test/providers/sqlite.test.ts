@@ -216,6 +216,32 @@ describe('sqlite provider import', () => {
     expect(snapshotDatabase(dest)).toEqual(snapshotDatabase(file));
   });
 
+  // On a redeployed machine the database's folder may be gone too. The restore made it owned by
+  // root: the database came back with its owner, but its service, running as that owner, could not
+  // create the -wal and -shm (or -journal) beside it, so its first write failed after a restore
+  // that Succeeded.
+  it.skipIf(process.getuid?.() !== 0)('a folder made for a database on a fresh machine lets its owner write the database', async () => {
+    const file = path.join(tmp, 'rm.db');
+    buildDatabase(file, 'wal', 1);
+    const provider = await createProvider(role(file));
+    const backup = await exportAll(provider);
+    await fs.chmod(tmp, 0o755);
+    const dest = path.join(tmp, 'new', 'identity', 'rm.db');
+    await provider.import(Readable.from([backup]), { destination: dest, kept: { Mode: '0600', Uid: '1234', Gid: '4321' } });
+    const script = path.join(tmp, 'service.cjs');
+    await fs.writeFile(
+      script,
+      "const D = require(process.argv[2]); const db = new D(process.argv[3]); db.exec('UPDATE meta SET v = v + 1'); db.close();",
+    );
+    const service = ['--reuid=1234', '--regid=4321', '--clear-groups', process.execPath, script, sqliteModulePath, dest];
+    const r = await execa('setpriv', service, { reject: false });
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    // Only the folder holding the database is the service's; the ones above it stay root's.
+    expect((await fs.stat(path.dirname(dest))).uid).toBe(1234);
+    expect((await fs.stat(path.join(tmp, 'new'))).uid).toBe(0);
+  });
+
   it('the export leaves no temporary copy behind', async () => {
     const file = path.join(tmp, 'rm.db');
     buildDatabase(file, 'wal', 1);
