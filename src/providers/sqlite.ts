@@ -147,7 +147,8 @@ export class SqliteProvider implements Provider {
     // A registered path that is a symbolic link (e.g. /var/lib/id.db -> /data/id.db) stays a link:
     // the real file is the one replaced, and its -wal and -shm are the ones beside it.
     const dest = await resolveDestination(ctx.destination ?? this.role.path);
-    await fs.mkdir(path.dirname(dest), { recursive: true });
+    const madeFolder = await fs.mkdir(path.dirname(dest), { recursive: true });
+    if (madeFolder !== undefined) await giveFolder(path.dirname(dest), ctx.kept);
     await recoverSwaps(dest);
     // Staged beside the destination so the final rename stays on one file system.
     const staging = await Staging.begin(dest);
@@ -292,6 +293,17 @@ async function matchOwnership(candidate: string, dest: string, kept: ProviderCon
   const gid = old ? old.gid : keptNumber(kept?.Gid, 10);
   if (mode !== undefined) await fs.chmod(candidate, mode);
   if (process.getuid?.() === 0 && uid !== undefined && gid !== undefined) await fs.chown(candidate, uid, gid);
+}
+
+/**
+ * The folder the restore had to make for the database (a redeployed machine lost it too) goes to
+ * the database's owner: its service writes the -wal and -shm (or -journal) there. Folders above
+ * it, made too, stay root's; reaching through them is enough.
+ */
+async function giveFolder(dir: string, kept: ProviderContext['kept']): Promise<void> {
+  const uid = keptNumber(kept?.Uid, 10);
+  const gid = keptNumber(kept?.Gid, 10);
+  if (process.getuid?.() === 0 && uid !== undefined && gid !== undefined) await fs.chown(dir, uid, gid);
 }
 
 /** A number BackupInfo.xml kept, or undefined when it is absent or not a plain number. */
