@@ -52,7 +52,7 @@ const CLEARED = [
 ];
 
 const HINT =
-  'Give the connection string as postgresql://user:password@host:port/database (percent-encode special characters in the password).';
+  'Give the connection string as postgresql://user@host:port/database, without the password, and the password with -DatabasePassword (it is sealed).';
 
 function bad(message: string): never {
   // The string may hold a password: never echo it back.
