@@ -102,6 +102,36 @@ it('a database whose writer was killed mid-transaction (hot journal) is copied a
   live.close();
 });
 
+// The restore refuses a database that fails SQLite's integrity check (SqliteImportCorrupt), but the
+// backup copied a damaged one without looking and reported it Succeeded: every backup taken since
+// the damage was one the restore would refuse, and nobody knew until the day it was needed.
+it('a database that fails the integrity check the restore applies fails its backup, as damaged', async () => {
+  const file = path.join(tmp, 'damaged.db');
+  const db = new Database(file);
+  db.pragma('journal_mode = delete');
+  db.exec(
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t(v); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 50) INSERT INTO t SELECT i, printf('value-%05d', i) FROM c;",
+  );
+  const { rootpage } = db.prepare("SELECT rootpage FROM sqlite_schema WHERE name = 't_v'").get() as { rootpage: number };
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  db.close();
+  // One key of the index changed in place: the table reads as before, the index no longer matches it.
+  const bytes = await fs.readFile(file);
+  const page = bytes.subarray((rootpage - 1) * pageSize, rootpage * pageSize);
+  const at = page.indexOf('value-00042');
+  expect(at).toBeGreaterThan(0);
+  page.write('value-99942', at);
+  await fs.writeFile(file, bytes);
+
+  const provider = await createProvider(role(file));
+  // What the restore makes of these very bytes:
+  const elsewhere = path.join(tmp, 'elsewhere.db');
+  await expect(provider.import(Readable.from([await fs.readFile(file)]), { destination: elsewhere })).rejects.toMatchObject({
+    errorId: 'SqliteImportCorrupt',
+  });
+  await expect(exportAll(provider)).rejects.toMatchObject({ errorId: 'SqliteDatabaseCorrupt', category: 'InvalidData' });
+});
+
 describe('sqlite provider import', () => {
   it('refuses data that is not a healthy database and keeps the old one', async () => {
     const file = path.join(tmp, 'rm.db');
