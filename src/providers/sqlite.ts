@@ -94,6 +94,21 @@ export class SqliteProvider implements Provider {
         rollBackHotJournal(file);
         await copyDatabase(file, copy);
       });
+      // The restore refuses a copy that fails this check (checkIntegrity): a damaged database
+      // fails its backup now, rather than every backup since the damage failing its restore.
+      const verdict = integrityOf(copy);
+      if (verdict !== 'ok') {
+        throw new AzsError(
+          `The database '${file}' of role '${this.role.name}' fails SQLite's integrity check (${String(verdict)}); a restore would refuse its copy, so none was kept.`,
+          {
+            errorId: 'SqliteDatabaseCorrupt',
+            category: 'InvalidData',
+            targetObject: file,
+            recommendedAction:
+              "The live database is damaged: repair it (the sqlite3 shell's .recover) or restore an earlier backup, then run the backup again.",
+          },
+        );
+      }
     } catch (e) {
       await fs.rm(tmpDir, { recursive: true, force: true });
       if ((e as Error)?.name === 'AbortError') {
@@ -234,15 +249,20 @@ async function receive(data: Readable, file: string, { signal }: ProviderContext
   }
 }
 
+/** SQLite's integrity_check of `file`: 'ok', or its first complaint; throws when SQLite cannot open it. */
+function integrityOf(file: string): unknown {
+  const db = openDatabase(file, { fileMustExist: true });
+  try {
+    return db.pragma('integrity_check', { simple: true });
+  } finally {
+    db.close();
+  }
+}
+
 function checkIntegrity(file: string): void {
   let result: unknown;
   try {
-    const db = openDatabase(file, { fileMustExist: true });
-    try {
-      result = db.pragma('integrity_check', { simple: true });
-    } finally {
-      db.close();
-    }
+    result = integrityOf(file);
   } catch (e) {
     throw sqliteError(
       'The restored data is not a readable SQLite database; the database was left as it was',
