@@ -120,6 +120,47 @@ describe.skipIf(!findPostgresBin())('a postgres role with a sealed password, thr
     expectOk(await d.cli(['Unregister-InfrastructureRole', '-Name', 'IdentityByQuery']));
   });
 
+  // pg_dump run by an account that is not a superuser (the database's owner, as OPERATIONS.md
+  // advises) leaves the database's subscriptions out with only a warning on stderr and exits 0:
+  // the backup Succeeded, and a restore brought the database back without its replication.
+  it('a backup that pg_dump made without part of the database (its subscriptions) fails and says what is missing', async () => {
+    const ownerPassword = 'owner-pw-5Xq';
+    await pg.sql('postgres', `CREATE ROLE replowner LOGIN PASSWORD '${ownerPassword}'`);
+    await pg.sql('postgres', 'CREATE DATABASE replicated OWNER replowner');
+    await pg.sql('replicated', 'SET ROLE replowner; CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1), (2);');
+    await pg.sql(
+      'replicated',
+      "CREATE SUBSCRIPTION upstream CONNECTION 'host=127.0.0.1 port=1 dbname=none' PUBLICATION items WITH (connect = false)",
+    );
+    const replicated = `postgresql://replowner@127.0.0.1:${pg.port}/replicated`;
+    expectOk(
+      await d.cli(
+        [
+          'Register-InfrastructureRole',
+          '-Name',
+          'Replicated',
+          '-Provider',
+          'postgres',
+          '-ConnectionString',
+          replicated,
+          '-DatabasePassword',
+          '-',
+        ],
+        { stdin: `${ownerPassword}\n` },
+      ),
+    );
+    try {
+      const r = await d.cli(['Start-InfrastructureBackup', '-RoleName', 'Replicated']);
+      expect(r.code).not.toBe(0);
+      expect(r.errors[0]?.Message ?? r.stderr).toMatch(/subscriptions not dumped/);
+      expect(r.stdout + r.stderr).not.toContain(ownerPassword);
+    } finally {
+      expectOk(await d.cli(['Unregister-InfrastructureRole', '-Name', 'Replicated']));
+      await pg.sql('replicated', 'ALTER SUBSCRIPTION upstream SET (slot_name = NONE)');
+      await pg.sql('replicated', 'DROP SUBSCRIPTION upstream');
+    }
+  });
+
   // pg_dump and pg_restore wait for table locks without end: a transaction left open on the
   // database held a scheduled backup (and the job lock, so every restore behind it) for good. The
   // provider took a time limit, but Register-InfrastructureRole gave -TimeoutSeconds to command
