@@ -31,6 +31,11 @@ export interface ProgramSpec {
    */
   explainExit?(exitCode: number, stderr: string): AzsError | undefined;
   /**
+   * A clean exit that the program's stderr says was not whole (pg_dump's "subscriptions not dumped"
+   * warning); undefined lets exit 0 stand. Gets stderr as errors may repeat it.
+   */
+  explainSuccess?(stderr: string): AzsError | undefined;
+  /**
    * Import only: called with each chunk of the data once the program's pipe has taken it; by
    * default the data's own hand-back when it offers one (src/memory/recycling-readable.ts).
    */
@@ -232,7 +237,7 @@ function failure(spec: ProgramSpec, run: Running, r: Outcome): AzsError | undefi
       targetObject: spec.argv[0],
     });
   }
-  if (!r.failed) return undefined;
+  if (!r.failed) return spec.explainSuccess?.(stderr);
   if (r.code === 'ENOENT' || r.code === 'EACCES') {
     return new AzsError(`The ${spec.label} could not be started (${r.code}): ${r.shortMessage ?? ''}`.trim(), {
       errorId: `${spec.errorPrefix}ProgramNotFound`,
