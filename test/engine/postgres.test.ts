@@ -161,6 +161,59 @@ describe.skipIf(!findPostgresBin())('a postgres role with a sealed password, thr
     }
   });
 
+  // A failing pg_restore repeats the statement that failed ("Command was: ..."), and a user mapping
+  // of postgres_fdw carries the remote password as OPTIONS (password '...'), a form the stderr
+  // redaction did not know: a restore that missed the mapping's role (as a new server does, until
+  // its roles are made) put the foreign server's password into the error, the job record and alerts.
+  it("a failed restore does not repeat a user mapping's password from pg_restore's stderr", async () => {
+    const remotePassword = 'fdw-remote-Secret-42';
+    await pg.createDatabase('federated');
+    await pg.sql('postgres', 'CREATE ROLE reporting');
+    await pg.sql(
+      'federated',
+      [
+        'CREATE EXTENSION postgres_fdw',
+        "CREATE SERVER warehouse FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host 'warehouse.invalid', dbname 'dw')",
+        `CREATE USER MAPPING FOR reporting SERVER warehouse OPTIONS (user 'reader', password '${remotePassword}')`,
+        'CREATE TABLE facts (id int PRIMARY KEY)',
+      ].join('; '),
+    );
+    const federated = `postgresql://${pg.user}@127.0.0.1:${pg.port}/federated`;
+    expectOk(
+      await d.cli(
+        [
+          'Register-InfrastructureRole',
+          '-Name',
+          'Federated',
+          '-Provider',
+          'postgres',
+          '-ConnectionString',
+          federated,
+          '-DatabasePassword',
+          '-',
+        ],
+        { stdin: `${pg.password}\n` },
+      ),
+    );
+    try {
+      const made = await d.backup(['-RoleName', 'Federated']);
+      await pg.sql('federated', 'DROP USER MAPPING FOR reporting SERVER warehouse');
+      await pg.sql('postgres', 'DROP ROLE reporting');
+      const { args, stdin } = d.decryptArgs();
+      const r = await d.cli(['Restore-AzsBackup', '-Name', made.Name, '-RoleName', 'Federated', ...args, '-Force'], { stdin });
+      expect(r.code).not.toBe(0);
+      expect(r.stdout + r.stderr).toMatch(/role \\?"reporting\\?" does not exist/);
+      expect(r.stdout + r.stderr).not.toContain(remotePassword);
+      // Nor anything this machine keeps: job records, alerts, logs.
+      const kept = await fs.readdir(d.home, { recursive: true, withFileTypes: true });
+      for (const f of kept.filter((e) => e.isFile())) {
+        expect(await fs.readFile(path.join(f.parentPath, f.name), 'latin1'), path.join(f.parentPath, f.name)).not.toContain(remotePassword);
+      }
+    } finally {
+      expectOk(await d.cli(['Unregister-InfrastructureRole', '-Name', 'Federated']));
+    }
+  });
+
   // pg_dump and pg_restore wait for table locks without end: a transaction left open on the
   // database held a scheduled backup (and the job lock, so every restore behind it) for good. The
   // provider took a time limit, but Register-InfrastructureRole gave -TimeoutSeconds to command
