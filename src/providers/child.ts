@@ -206,11 +206,15 @@ function start(spec: ProgramSpec, mode: 'export' | 'import'): Running {
 
 /**
  * A program's stderr as it may be repeated in an error, which goes into job records, alerts and
- * BackupInfo.xml: without the passwords of URIs (scheme://user:password@, ?password=) nor the
- * values the provider named as secret.
+ * BackupInfo.xml: without the passwords of URIs (scheme://user:password@, ?password=), of SQL a
+ * failing pg_restore repeats ("Command was: CREATE USER MAPPING ... OPTIONS (password '...')",
+ * ALTER ROLE ... PASSWORD '...'), nor the values the provider named as secret.
  */
 function redacted(stderr: string, secrets: readonly string[] = []): string {
-  let text = stderr.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@\s]*@/gi, '$1:…@').replace(/([?&;\s]password=)[^&\s]*/gi, '$1…');
+  let text = stderr
+    .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@\s]*@/gi, '$1:…@')
+    .replace(/([?&;\s]password=)[^&\s]*/gi, '$1…')
+    .replace(/("?\bpassword"?\s+)'(?:[^']|'')*'/gi, "$1'…'");
   for (const secret of secrets) if (secret.length >= 4) text = text.split(secret).join('…');
   return text;
 }
