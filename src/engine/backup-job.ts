@@ -5,6 +5,7 @@ import { AlertStore, shareAlertTypes } from '../alerts/alerts.js';
 import type { HeldLock } from '../config/file-lock.js';
 import { ConfigStore, type StoredConfig, type StoredRole } from '../config/store.js';
 import type { RoleDefinition } from '../providers/provider.js';
+import { withPassword } from '../providers/pgconn.js';
 import type { ProgressReporter } from '../progress.js';
 import { configuredRecipients, openShare, shareAccess } from './share-access.js';
 import { runBackup, type BackupOutcome } from './backup.js';
@@ -60,9 +61,7 @@ export function rolesToBackUp(store: ConfigStore, config: StoredConfig, names?: 
 export function unsealRole(store: ConfigStore, role: StoredRole): RoleDefinition {
   const { databasePassword, ...rest } = role;
   if (!databasePassword || !rest.connectionString) return rest;
-  const url = new URL(rest.connectionString);
-  url.password = encodeURIComponent(store.open(databasePassword, `role:${role.name}`));
-  return { ...rest, connectionString: url.toString() };
+  return { ...rest, connectionString: withPassword(rest.connectionString, store.open(databasePassword, `role:${role.name}`)) };
 }
 
 /** The role of this name as this machine registered it, secrets unsealed; undefined on a machine that never registered it. */

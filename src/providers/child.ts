@@ -31,6 +31,11 @@ export interface ProgramSpec {
    */
   explainExit?(exitCode: number, stderr: string): AzsError | undefined;
   /**
+   * A clean exit that the program's stderr says was not whole (pg_dump's "subscriptions not dumped"
+   * warning); undefined lets exit 0 stand. Gets stderr as errors may repeat it.
+   */
+  explainSuccess?(stderr: string): AzsError | undefined;
+  /**
    * Import only: called with each chunk of the data once the program's pipe has taken it; by
    * default the data's own hand-back when it offers one (src/memory/recycling-readable.ts).
    */
@@ -201,11 +206,15 @@ function start(spec: ProgramSpec, mode: 'export' | 'import'): Running {
 
 /**
  * A program's stderr as it may be repeated in an error, which goes into job records, alerts and
- * BackupInfo.xml: without the passwords of URIs (scheme://user:password@, ?password=) nor the
- * values the provider named as secret.
+ * BackupInfo.xml: without the passwords of URIs (scheme://user:password@, ?password=), of SQL a
+ * failing pg_restore repeats ("Command was: CREATE USER MAPPING ... OPTIONS (password '...')",
+ * ALTER ROLE ... PASSWORD '...'), nor the values the provider named as secret.
  */
 function redacted(stderr: string, secrets: readonly string[] = []): string {
-  let text = stderr.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@\s]*@/gi, '$1:…@').replace(/([?&;\s]password=)[^&\s]*/gi, '$1…');
+  let text = stderr
+    .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@\s]*@/gi, '$1:…@')
+    .replace(/([?&;\s]password=)[^&\s]*/gi, '$1…')
+    .replace(/("?\bpassword"?\s+)'(?:[^']|'')*'/gi, "$1'…'");
   for (const secret of secrets) if (secret.length >= 4) text = text.split(secret).join('…');
   return text;
 }
@@ -232,7 +241,7 @@ function failure(spec: ProgramSpec, run: Running, r: Outcome): AzsError | undefi
       targetObject: spec.argv[0],
     });
   }
-  if (!r.failed) return undefined;
+  if (!r.failed) return spec.explainSuccess?.(stderr);
   if (r.code === 'ENOENT' || r.code === 'EACCES') {
     return new AzsError(`The ${spec.label} could not be started (${r.code}): ${r.shortMessage ?? ''}`.trim(), {
       errorId: `${spec.errorPrefix}ProgramNotFound`,

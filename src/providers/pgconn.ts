@@ -52,7 +52,7 @@ const CLEARED = [
 ];
 
 const HINT =
-  'Give the connection string as postgresql://user:password@host:port/database (percent-encode special characters in the password).';
+  'Give the connection string as postgresql://user@host:port/database, without the password, and the password with -DatabasePassword (it is sealed).';
 
 function bad(message: string): never {
   // The string may hold a password: never echo it back.
@@ -102,10 +102,30 @@ export function parseConnectionString(uri: string): PgConnection {
   return { env, database, display };
 }
 
-/** The connection string with its password taken out, as a backup records it. */
+/**
+ * The connection string with `password` put in, as pg_dump and pg_restore are to get it: in its
+ * authority, or in its query where it names no host there (postgresql:///db?host=/run/postgresql),
+ * since a URL without a host cannot hold a password and setting one is silently ignored.
+ */
+export function withPassword(uri: string, password: string): string {
+  const url = new URL(uri);
+  if (url.host) url.password = encodeURIComponent(password);
+  else url.search = `${url.search ? `${url.search}&` : '?'}password=${encodeURIComponent(password)}`;
+  return url.toString();
+}
+
+/** The connection string with its password taken out (withPassword's either way), as a backup records it. */
 export function withoutPassword(uri: string): string {
   const url = new URL(uri);
   url.password = '';
+  // Taken out as text, so the rest of the query reads as it was registered.
+  if (url.search) {
+    url.search = url.search
+      .slice(1)
+      .split('&')
+      .filter((pair) => !new URLSearchParams(pair).has('password'))
+      .join('&');
+  }
   return url.toString();
 }
 

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { AzsError, ExitCode } from '../errors.js';
 import { exportFromProgram, importIntoProgram, type ProgramSpec } from './child.js';
 import { parseConnectionString, type PgConnection } from './pgconn.js';
 import type { Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
@@ -42,6 +43,23 @@ function dbnameConninfo(database: string): string {
   return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
+/** Warnings with which pg_dump leaves part of the database out and still exits 0. */
+const DUMP_OMISSIONS = [/^.*subscriptions not dumped because current user is not a superuser.*$/m];
+
+/** The backup is not whole when pg_dump said it left something out: a failure, not a warning nobody reads. */
+function dumpOmission(label: string, stderr: string): AzsError | undefined {
+  const said = DUMP_OMISSIONS.map((warning) => warning.exec(stderr)?.[0]).find((line) => line !== undefined);
+  if (said === undefined) return undefined;
+  return new AzsError(`The ${label} left part of the database out, though it exited 0: ${said.trim()}`, {
+    errorId: 'PostgresDumpIncomplete',
+    category: 'PermissionDenied',
+    exitCode: ExitCode.Failure,
+    targetObject: label,
+    recommendedAction:
+      'Back the role up with an account that may read all of the database (its subscriptions need a superuser), or remove what it may not, then run the backup again.',
+  });
+}
+
 export class PostgresProvider implements Provider {
   readonly streamsIntoDestination = true;
   private readonly conn: PgConnection;
@@ -80,7 +98,8 @@ export class PostgresProvider implements Provider {
   }
 
   async export(ctx: ProviderContext = {}): Promise<Readable> {
-    return exportFromProgram(this.spec([tool('pg_dump'), '--format=custom', '--no-password'], this.conn, 'pg_dump', ctx));
+    const spec = this.spec([tool('pg_dump'), '--format=custom', '--no-password'], this.conn, 'pg_dump', ctx);
+    return exportFromProgram({ ...spec, explainSuccess: (stderr) => dumpOmission(spec.label, stderr) });
   }
 
   async import(data: Readable, ctx: ProviderContext = {}): Promise<void> {

@@ -23,6 +23,7 @@ import { recoverSwaps, resolveDestination, Staging } from './swap.js';
 interface SqliteDatabase {
   backup(file: string, options?: { progress?: (p: { totalPages: number; remainingPages: number }) => number }): Promise<unknown>;
   pragma(source: string, options?: { simple?: boolean }): unknown;
+  exec(source: string): unknown;
   close(): void;
 }
 type SqliteConstructor = new (file: string, options?: { readonly?: boolean; fileMustExist?: boolean; timeout?: number }) => SqliteDatabase;
@@ -88,19 +89,46 @@ export class SqliteProvider implements Provider {
     const copy = path.join(tmpDir, 'copy.sqlite');
     try {
       ctx.signal?.throwIfAborted();
-      const db = openDatabase(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
-      try {
-        // Copying every page in one step makes the copy a single read transaction: a consistent
-        // snapshot even while others write (in WAL mode they are not even held up). Small steps
-        // would restart from scratch after each foreign write and might never finish.
-        await db.backup(copy, { progress: () => 0x7fffffff });
-      } finally {
-        db.close();
+      await copyDatabase(file, copy).catch(async (e: unknown) => {
+        if ((e as NodeJS.ErrnoException)?.code !== 'SQLITE_READONLY_ROLLBACK') throw e;
+        // A writer killed mid-transaction left a hot -journal, which only a connection that may
+        // write can roll back, as the service's own next open would: rolled back, then copied.
+        rollBackHotJournal(file);
+        await copyDatabase(file, copy);
+      });
+      // The restore refuses a copy that fails this check (checkIntegrity): a damaged database
+      // fails its backup now, rather than every backup since the damage failing its restore.
+      const verdict = integrityOf(copy);
+      if (verdict !== 'ok') {
+        throw new AzsError(
+          `The database '${file}' of role '${this.role.name}' fails SQLite's integrity check (${String(verdict)}); a restore would refuse its copy, so none was kept.`,
+          {
+            errorId: 'SqliteDatabaseCorrupt',
+            category: 'InvalidData',
+            targetObject: file,
+            recommendedAction:
+              "The live database is damaged: repair it (the sqlite3 shell's .recover) or restore an earlier backup, then run the backup again.",
+          },
+        );
       }
     } catch (e) {
       await fs.rm(tmpDir, { recursive: true, force: true });
       if ((e as Error)?.name === 'AbortError') {
         throw new AzsError('The export was cancelled.', { errorId: 'SqliteExportCancelled', category: 'OperationStopped' });
+      }
+      if (/^SQLITE_(BUSY|LOCKED)/.test(String((e as NodeJS.ErrnoException)?.code))) {
+        throw new AzsError(
+          `The database '${file}' of role '${this.role.name}' stayed locked by another program for longer than ${BUSY_TIMEOUT_MS / 1000} s; nothing was copied.`,
+          {
+            errorId: 'SqliteDatabaseLocked',
+            category: 'ResourceBusy',
+            exitCode: ExitCode.Failure,
+            targetObject: file,
+            cause: e,
+            recommendedAction:
+              'Find the program holding the database (a transaction left open, a service in locking_mode=EXCLUSIVE) and run the backup again when it lets go.',
+          },
+        );
       }
       throw sqliteError(
         `Copying the database '${file}' failed`,
@@ -136,10 +164,15 @@ export class SqliteProvider implements Provider {
     // A registered path that is a symbolic link (e.g. /var/lib/id.db -> /data/id.db) stays a link:
     // the real file is the one replaced, and its -wal and -shm are the ones beside it.
     const dest = await resolveDestination(ctx.destination ?? this.role.path);
-    await makeFolders(path.dirname(dest)).catch((e: unknown) => {
+    const folder = path.dirname(dest);
+    const folderWasThere = await fs.lstat(folder).then(
+      () => true,
+      () => false,
+    );
+    await makeFolders(folder).catch((e: unknown) => {
       data.resume();
       throw sqliteError(
-        `Making the folder '${path.dirname(dest)}' to restore the database into failed`,
+        `Making the folder '${folder}' to restore the database into failed`,
         'SqliteImportFailed',
         e,
         dest,
@@ -147,6 +180,7 @@ export class SqliteProvider implements Provider {
         'WriteError',
       );
     });
+    if (!folderWasThere) await giveFolder(folder, ctx.kept);
     await recoverSwaps(dest);
     // Staged beside the destination so the final rename stays on one file system.
     const staging = await Staging.begin(dest).catch((e: unknown) => {
@@ -184,6 +218,34 @@ export class SqliteProvider implements Provider {
   }
 }
 
+/** A consistent copy of the database `file` at `copy`, through SQLite's online backup API. */
+async function copyDatabase(file: string, copy: string): Promise<void> {
+  const db = openDatabase(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+  try {
+    // The read transaction is taken here, where a lock held past BUSY_TIMEOUT_MS fails as
+    // SQLITE_BUSY. Left to the backup, such a step ends it with nothing copied and the copy's
+    // file removed (better-sqlite3 reads BUSY as "no pages left"), and a lock taken between
+    // its steps is waited for again and again, for as long as it is held.
+    db.exec('BEGIN');
+    db.pragma('schema_version');
+    // Copying every page in one step, inside that transaction, makes the copy a consistent
+    // snapshot even while others write (in WAL mode they are not even held up).
+    await db.backup(copy, { progress: () => 0x7fffffff });
+  } finally {
+    db.close();
+  }
+}
+
+/** Opens `file` so that it may write, which rolls back a hot -journal (under SQLite's locks), and closes it. */
+function rollBackHotJournal(file: string): void {
+  const db = openDatabase(file, { fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+  try {
+    db.pragma('schema_version');
+  } finally {
+    db.close();
+  }
+}
+
 async function receive(data: Readable, file: string, { signal }: ProviderContext): Promise<void> {
   const recycle = recyclerOf(data);
   try {
@@ -214,15 +276,33 @@ async function receive(data: Readable, file: string, { signal }: ProviderContext
   }
 }
 
+/**
+ * Errors with which the check stops for want of what the database's application gives SQLite at
+ * run time (its own collations, functions, virtual table modules), not for damage.
+ */
+const NEEDS_ITS_APPLICATION = /no such collation sequence|unknown function|no such function|no such module/;
+
+/**
+ * SQLite's integrity_check of `file`: 'ok', or its first complaint; throws when SQLite cannot open
+ * it. A database whose schema needs its application cannot be checked here: SQLite has read its
+ * header and schema, and that has to do (refusing it would refuse every backup of it).
+ */
+function integrityOf(file: string): unknown {
+  const db = openDatabase(file, { fileMustExist: true });
+  try {
+    return db.pragma('integrity_check', { simple: true });
+  } catch (e) {
+    if (NEEDS_ITS_APPLICATION.test(String((e as Error)?.message))) return 'ok';
+    throw e;
+  } finally {
+    db.close();
+  }
+}
+
 function checkIntegrity(file: string): void {
   let result: unknown;
   try {
-    const db = openDatabase(file, { fileMustExist: true });
-    try {
-      result = db.pragma('integrity_check', { simple: true });
-    } finally {
-      db.close();
-    }
+    result = integrityOf(file);
   } catch (e) {
     throw sqliteError(
       'The restored data is not a readable SQLite database; the database was left as it was',
@@ -276,6 +356,17 @@ async function matchOwnership(candidate: string, dest: string, kept: ProviderCon
   const gid = old ? old.gid : keptNumber(kept?.Gid, 10);
   if (mode !== undefined) await fs.chmod(candidate, mode);
   if (process.getuid?.() === 0 && uid !== undefined && gid !== undefined) await fs.chown(candidate, uid, gid);
+}
+
+/**
+ * The folder the restore had to make for the database (a redeployed machine lost it too) goes to
+ * the database's owner: its service writes the -wal and -shm (or -journal) there. Folders above
+ * it, made too, stay root's; reaching through them is enough.
+ */
+async function giveFolder(dir: string, kept: ProviderContext['kept']): Promise<void> {
+  const uid = keptNumber(kept?.Uid, 10);
+  const gid = keptNumber(kept?.Gid, 10);
+  if (process.getuid?.() === 0 && uid !== undefined && gid !== undefined) await fs.chown(dir, uid, gid);
 }
 
 /** A number BackupInfo.xml kept, or undefined when it is absent or not a plain number. */

@@ -119,7 +119,7 @@ export function validateRole(role: RoleDefinition): void {
           `Role '${role.name}' uses the postgres provider but has no connection string.`,
           'PostgresConnectionStringMissing',
           role.name,
-          'Register the role with -ConnectionString postgresql://user:password@host:port/database.',
+          'Register the role with -ConnectionString postgresql://user@host:port/database and its password with -DatabasePassword.',
         );
       }
       parseConnectionString(role.connectionString);

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createProvider } from '../../src/providers/index.js';
 import { parseConnectionString } from '../../src/providers/pgconn.js';
+import { validateRole } from '../../src/providers/validate.js';
 import { exportAll } from '../support/provider-fixtures.js';
 
 describe('parseConnectionString', () => {
@@ -31,6 +32,39 @@ describe('parseConnectionString', () => {
       PGDATABASE: 'rm',
     });
     expect(parseConnectionString('postgres://u@[::1]:5433').env).toMatchObject({ PGHOST: '::1', PGPORT: '5433', PGDATABASE: 'u' });
+  });
+});
+
+// The advice of a refused connection string told the operator to write the password into it
+// (postgresql://user:password@...), which Register-InfrastructureRole then refuses in turn
+// (PostgresPasswordInConnectionString): following one error led straight into the next.
+describe('the advice for a refused connection string', () => {
+  it.each([
+    ['not a URI', 'identity.db'],
+    ['several hosts', 'postgresql://u@h1,h2/db'],
+    ['an unknown parameter', 'postgresql://u@h/db?sslmodee=require'],
+  ])('for %s keeps the password out of it', (_what, uri) => {
+    let advice = '';
+    try {
+      parseConnectionString(uri);
+    } catch (e) {
+      advice = (e as { recommendedAction: string }).recommendedAction;
+    }
+    expect(advice).not.toBe('');
+    expect(advice).not.toMatch(/user:password@/);
+    expect(advice).toMatch(/-DatabasePassword/);
+  });
+
+  it('for a postgres role without one keeps the password out of it', () => {
+    let advice = '';
+    try {
+      validateRole({ name: 'Identity', provider: 'postgres', restoreOrder: 1 });
+    } catch (e) {
+      advice = (e as { recommendedAction: string }).recommendedAction;
+    }
+    expect(advice).not.toBe('');
+    expect(advice).not.toMatch(/user:password@/);
+    expect(advice).toMatch(/-DatabasePassword/);
   });
 });
 

@@ -72,6 +72,112 @@ describe.each(['wal', 'delete'] as const)('sqlite provider copies a live databas
   });
 });
 
+// A writer killed in the middle of a transaction large enough to spill into the file leaves a hot
+// -journal, which SQLite rolls back at the next open that may write. The copy's connection is
+// read-only, so it failed with "attempt to write a readonly database": a service that crashed
+// could not be backed up (on the day that matters most) until it ran again.
+it('a database whose writer was killed mid-transaction (hot journal) is copied as last committed', async () => {
+  const file = path.join(tmp, 'crashed.db');
+  const db = new Database(file);
+  db.pragma('journal_mode = delete');
+  db.exec(
+    'CREATE TABLE t (id INTEGER PRIMARY KEY, x BLOB); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 200) INSERT INTO t SELECT i, randomblob(3000) FROM c;',
+  );
+  const rows = (d: InstanceType<typeof Database>) => d.prepare('SELECT id, hex(x) AS x FROM t ORDER BY id').all();
+  const before = rows(db);
+  db.close();
+  const script = path.join(tmp, 'dies.cjs');
+  await fs.writeFile(
+    script,
+    "const D = require(process.argv[2]); const db = new D(process.argv[3]); db.pragma('cache_size = 1'); db.exec('BEGIN'); db.exec('UPDATE t SET x = zeroblob(3000)'); console.log('mid'); setInterval(() => {}, 1000);",
+  );
+  const writer = execa(process.execPath, [script, sqliteModulePath, file], { reject: false, buffer: false });
+  await new Promise<void>((resolve) => writer.stdout!.once('data', () => resolve()));
+  writer.kill('SIGKILL');
+  await writer;
+  await fs.access(`${file}-journal`);
+
+  const copy = path.join(tmp, 'copy.db');
+  await fs.writeFile(copy, await exportAll(await createProvider(role(file))));
+  const restored = new Database(copy, { readonly: true });
+  try {
+    expect(restored.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(rows(restored)).toEqual(before);
+  } finally {
+    restored.close();
+  }
+  // The database itself holds what was committed, as any writer opening it would find.
+  const live = new Database(file);
+  expect(rows(live)).toEqual(before);
+  live.close();
+});
+
+// The restore refuses a database that fails SQLite's integrity check (SqliteImportCorrupt), but the
+// backup copied a damaged one without looking and reported it Succeeded: every backup taken since
+// the damage was one the restore would refuse, and nobody knew until the day it was needed.
+it('a database that fails the integrity check the restore applies fails its backup, as damaged', async () => {
+  const file = path.join(tmp, 'damaged.db');
+  const db = new Database(file);
+  db.pragma('journal_mode = delete');
+  db.exec(
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t(v); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 50) INSERT INTO t SELECT i, printf('value-%05d', i) FROM c;",
+  );
+  const { rootpage } = db.prepare("SELECT rootpage FROM sqlite_schema WHERE name = 't_v'").get() as { rootpage: number };
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  db.close();
+  // One key of the index changed in place: the table reads as before, the index no longer matches it.
+  const bytes = await fs.readFile(file);
+  const page = bytes.subarray((rootpage - 1) * pageSize, rootpage * pageSize);
+  const at = page.indexOf('value-00042');
+  expect(at).toBeGreaterThan(0);
+  page.write('value-99942', at);
+  await fs.writeFile(file, bytes);
+
+  const provider = await createProvider(role(file));
+  // What the restore makes of these very bytes:
+  const elsewhere = path.join(tmp, 'elsewhere.db');
+  await expect(provider.import(Readable.from([await fs.readFile(file)]), { destination: elsewhere })).rejects.toMatchObject({
+    errorId: 'SqliteImportCorrupt',
+  });
+  await expect(exportAll(provider)).rejects.toMatchObject({ errorId: 'SqliteDatabaseCorrupt', category: 'InvalidData' });
+});
+
+// Applications give SQLite collations and functions of their own at run time (Android's LOCALIZED,
+// Python's create_collation, a normalising function in an expression index or generated column),
+// and a schema may name them. The integrity check cannot run without them ("no such collation
+// sequence", "unknown function"), and that was taken for damage: the restore refused every backup
+// of such a database as "not a readable SQLite database", and the backup refused to take one.
+describe('a database that needs its application to be checked', () => {
+  const withCollation = (file: string) => {
+    const db = new Database(file);
+    db.exec("CREATE TABLE t (name TEXT); CREATE INDEX t_name ON t(name COLLATE NOCASE); INSERT INTO t VALUES ('b'), ('A');");
+    // better-sqlite3 cannot define a collation: the index is made with a built-in one, then named as the application names it.
+    db.unsafeMode(true);
+    db.pragma('writable_schema = ON');
+    db.exec("UPDATE sqlite_schema SET sql = replace(sql, 'NOCASE', 'unicase') WHERE name = 't_name'");
+    db.close();
+  };
+  const withFunction = (file: string) => {
+    const db = new Database(file);
+    db.function('norm', { deterministic: true }, (x: unknown) => String(x).toLowerCase());
+    db.exec("CREATE TABLE t (name TEXT); CREATE INDEX t_norm ON t(norm(name)); INSERT INTO t VALUES ('b'), ('A');");
+    db.close();
+  };
+  it.each([
+    ['a collation', withCollation],
+    ['a function', withFunction],
+  ])('of its own (%s) is backed up and restored', async (_what, build) => {
+    const file = path.join(tmp, 'app.db');
+    build(file);
+    const expected = snapshotDatabase(file);
+    const provider = await createProvider(role(file));
+    const backup = await exportAll(provider);
+    const dest = path.join(tmp, 'restored', 'app.db');
+    await provider.import(Readable.from([backup]), { destination: dest });
+    expect(snapshotDatabase(dest)).toEqual(expected);
+  });
+});
+
 describe('sqlite provider import', () => {
   it('refuses data that is not a healthy database and keeps the old one', async () => {
     const file = path.join(tmp, 'rm.db');
@@ -199,6 +305,32 @@ describe('sqlite provider import', () => {
     const dest = path.join(tmp, 'new', 'place', 'rm.db');
     await provider.import(Readable.from([await exportAll(provider)]), { destination: dest });
     expect(snapshotDatabase(dest)).toEqual(snapshotDatabase(file));
+  });
+
+  // On a redeployed machine the database's folder may be gone too. The restore made it owned by
+  // root: the database came back with its owner, but its service, running as that owner, could not
+  // create the -wal and -shm (or -journal) beside it, so its first write failed after a restore
+  // that Succeeded.
+  it.skipIf(process.getuid?.() !== 0)('a folder made for a database on a fresh machine lets its owner write the database', async () => {
+    const file = path.join(tmp, 'rm.db');
+    buildDatabase(file, 'wal', 1);
+    const provider = await createProvider(role(file));
+    const backup = await exportAll(provider);
+    await fs.chmod(tmp, 0o755);
+    const dest = path.join(tmp, 'new', 'identity', 'rm.db');
+    await provider.import(Readable.from([backup]), { destination: dest, kept: { Mode: '0600', Uid: '1234', Gid: '4321' } });
+    const script = path.join(tmp, 'service.cjs');
+    await fs.writeFile(
+      script,
+      "const D = require(process.argv[2]); const db = new D(process.argv[3]); db.exec('UPDATE meta SET v = v + 1'); db.close();",
+    );
+    const service = ['--reuid=1234', '--regid=4321', '--clear-groups', process.execPath, script, sqliteModulePath, dest];
+    const r = await execa('setpriv', service, { reject: false });
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    // Only the folder holding the database is the service's; the ones above it stay root's.
+    expect((await fs.stat(path.dirname(dest))).uid).toBe(1234);
+    expect((await fs.stat(path.join(tmp, 'new'))).uid).toBe(0);
   });
 
   it('the export leaves no temporary copy behind', async () => {

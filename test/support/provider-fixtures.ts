@@ -131,6 +131,8 @@ interface Db {
   prepare(sql: string): { all(...a: unknown[]): unknown[]; run(...a: unknown[]): unknown; get(...a: unknown[]): unknown };
   pragma(sql: string, o?: { simple?: boolean }): unknown;
   transaction<T extends (...a: never[]) => unknown>(fn: T): T;
+  function(name: string, o: { deterministic?: boolean }, fn: (...a: unknown[]) => unknown): void;
+  unsafeMode(on: boolean): void;
   close(): void;
 }
 type DbCtor = new (file: string, o?: { readonly?: boolean; fileMustExist?: boolean; timeout?: number }) => Db;
