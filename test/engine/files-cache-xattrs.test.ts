@@ -42,8 +42,14 @@ describe.skipIf(!tools)('files cache and ACLs', () => {
     execFileSync('setfacl', ['-m', 'u:nobody:r', file]);
     const withAcl = acl(file);
     // As an older version, or a machine without the addons, cached it: without its attributes.
-    expectOk(await d.cli(['Start-InfrastructureBackup', '-RoleName', 'Files'], { env: { ...CLOCK_ONLY, AZSBACKUP_NATIVE: 'off' } }), 'the first backup');
-    const second = expectOk(await d.cli(['Start-InfrastructureBackup', '-RoleName', 'Files'], { env: CLOCK_ONLY }), 'the second backup').json;
+    expectOk(
+      await d.cli(['Start-InfrastructureBackup', '-RoleName', 'Files'], { env: { ...CLOCK_ONLY, AZSBACKUP_NATIVE: 'off' } }),
+      'the first backup',
+    );
+    const second = expectOk(
+      await d.cli(['Start-InfrastructureBackup', '-RoleName', 'Files'], { env: CLOCK_ONLY }),
+      'the second backup',
+    ).json;
     execFileSync('setfacl', ['-b', file]);
     expect(acl(file)).not.toBe(withAcl);
     await restoreFiles(second.Name);
