@@ -82,7 +82,7 @@ const setBackupShare: Cmdlet<SetBackupShareParameters> = async ({
   // any time. On a fresh machine (no AZSBACKUP_HOME yet) no job can run, and the lock would make
   // the folder before the share is validated.
   const locationChanged = existsSync(home) && (encryptionGiven || (params.Path !== undefined && params.Path !== current.share?.path));
-  const save = async (): Promise<{ saved: StoredConfig; available: number | null }> => {
+  const save = async (): Promise<{ saved: StoredConfig }> => {
     let available: number | null = null;
     if (!params.SkipValidation) {
       const { checkShare } = await import('../src/targets/share-check.js');
@@ -95,10 +95,15 @@ const setBackupShare: Cmdlet<SetBackupShareParameters> = async ({
     // ends the command with the configuration as it was, never half changed.
     const joined =
       pfxs.length > 0 && !params.SkipValidation ? await joinShareRepository(store, access, pfxs, next, writeWarning) : undefined;
-    const saved = await store.update((base) => ({ ...apply(base), ...(joined ? { repository: joined } : {}) }));
-    return { saved, available };
+    const measuredAt = new Date().toISOString();
+    const saved = await store.update((base) => {
+      const next = { ...apply(base), ...(joined ? { repository: joined } : {}) };
+      // What Get-BackupConfiguration shows of the share's room until the next measurement.
+      return available === null || !next.share ? next : { ...next, shareCapacity: { path: next.share.path, available, measuredAt } };
+    });
+    return { saved };
   };
-  const { saved, available } = locationChanged ? await runJob(home, 'set backup share', save) : await save();
+  const { saved } = locationChanged ? await runJob(home, 'set backup share', save) : await save();
   if (!params.SkipValidation) {
     // The share was just found reachable, writable and with room: an alert about it (or about the
     // share it replaces) says nothing true any more, and would page someone until the next backup.
@@ -117,7 +122,7 @@ const setBackupShare: Cmdlet<SetBackupShareParameters> = async ({
     await reviewCertificateExpiry(saved, new AlertStore(home, saved.alertSinks));
     await warnOfOldBackups(current.encryption, saved.encryption, access, writeWarning);
   }
-  return backupLocation(saved, available);
+  return backupLocation(saved);
 };
 
 /**

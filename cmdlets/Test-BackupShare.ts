@@ -10,9 +10,12 @@ import { checkShare } from '../src/targets/share-check.js';
 const testBackupShare: Cmdlet<TestBackupShareParameters> = async ({ params, secretsFromEnvironment, home, writeError, setExitCode }) => {
   const store = new ConfigStore(home);
   const config = store.read();
-  const result = await checkShare(await openShare(shareAccess(store, shareParameters(params, secretsFromEnvironment), config)), {
-    requiredBytes: await requiredCapacity(config),
-  });
+  const access = shareAccess(store, shareParameters(params, secretsFromEnvironment), config);
+  const result = await checkShare(await openShare(access), { requiredBytes: await requiredCapacity(config) });
+  // Get-BackupConfiguration shows the configured share's free space as last measured.
+  const available = result.AvailableCapacity;
+  if (available !== null && config.share && access.path === config.share.path)
+    await store.update((c) => ({ ...c, shareCapacity: { path: access.path, available, measuredAt: new Date().toISOString() } }));
   if (result.Error) {
     // The error names the step that failed: a missing folder (Open) is not a refused account (Authenticate).
     const e = result.Error;

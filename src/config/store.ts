@@ -72,6 +72,11 @@ export interface StoredConfig {
   lastSuccessfulBackupTime?: string;
   /** Where alerts are sent besides Get-BackupAlert. */
   alertSinks?: AlertSinks;
+  /**
+   * The share's free space as Set-BackupShare or Test-BackupShare last measured it, for
+   * Get-BackupConfiguration (which does not reach the share); for the share at `path` only.
+   */
+  shareCapacity?: { path: string; available: number; measuredAt: string };
   /** Size of the last successful backup (what it added to the share), for the capacity check. */
   lastBackupSize?: number;
   /** Bytes the roles of the last successful backup exported: what a first backup into an empty store takes at most. */

@@ -89,54 +89,10 @@ export class SqliteProvider implements Provider {
     const copy = path.join(tmpDir, 'copy.sqlite');
     try {
       ctx.signal?.throwIfAborted();
-      await copyDatabase(file, copy).catch(async (e: unknown) => {
-        if ((e as NodeJS.ErrnoException)?.code !== 'SQLITE_READONLY_ROLLBACK') throw e;
-        // A writer killed mid-transaction left a hot -journal, which only a connection that may
-        // write can roll back, as the service's own next open would: rolled back, then copied.
-        rollBackHotJournal(file);
-        await copyDatabase(file, copy);
-      });
-      // The restore refuses a copy that fails this check (checkIntegrity): a damaged database
-      // fails its backup now, rather than every backup since the damage failing its restore.
-      const verdict = integrityOf(copy);
-      if (verdict !== 'ok') {
-        throw new AzsError(
-          `The database '${file}' of role '${this.role.name}' fails SQLite's integrity check (${String(verdict)}); a restore would refuse its copy, so none was kept.`,
-          {
-            errorId: 'SqliteDatabaseCorrupt',
-            category: 'InvalidData',
-            targetObject: file,
-            recommendedAction:
-              "The live database is damaged: repair it (the sqlite3 shell's .recover) or restore an earlier backup, then run the backup again.",
-          },
-        );
-      }
+      await copyChecked(file, copy, this.role.name);
     } catch (e) {
       await fs.rm(tmpDir, { recursive: true, force: true });
-      if ((e as Error)?.name === 'AbortError') {
-        throw new AzsError('The export was cancelled.', { errorId: 'SqliteExportCancelled', category: 'OperationStopped' });
-      }
-      if (/^SQLITE_(BUSY|LOCKED)/.test(String((e as NodeJS.ErrnoException)?.code))) {
-        throw new AzsError(
-          `The database '${file}' of role '${this.role.name}' stayed locked by another program for longer than ${BUSY_TIMEOUT_MS / 1000} s; nothing was copied.`,
-          {
-            errorId: 'SqliteDatabaseLocked',
-            category: 'ResourceBusy',
-            exitCode: ExitCode.Failure,
-            targetObject: file,
-            cause: e,
-            recommendedAction:
-              'Find the program holding the database (a transaction left open, a service in locking_mode=EXCLUSIVE) and run the backup again when it lets go.',
-          },
-        );
-      }
-      throw sqliteError(
-        `Copying the database '${file}' failed`,
-        'SqliteExportFailed',
-        e,
-        file,
-        'Check that the file is a SQLite database the service can read; if it is locked for long, retry when the writer is idle.',
-      );
+      throw exportFailure(e, file, this.role.name);
     }
     const stream = createReadStream(copy, { signal: ctx.signal });
     stream.once('close', () => void fs.rm(tmpDir, { recursive: true, force: true }));
@@ -373,4 +329,60 @@ async function giveFolder(dir: string, kept: ProviderContext['kept']): Promise<v
 function keptNumber(value: string | undefined, radix: 8 | 10): number | undefined {
   if (value === undefined || !(radix === 8 ? /^[0-7]{1,4}$/ : /^\d{1,10}$/).test(value)) return undefined;
   return parseInt(value, radix);
+}
+
+/**
+ * A consistent copy of the live database at `copy`, checked as a restore will check it: a damaged
+ * database fails its backup now, rather than every backup since the damage failing its restore.
+ */
+async function copyChecked(file: string, copy: string, role: string): Promise<void> {
+  await copyDatabase(file, copy).catch(async (e: unknown) => {
+    if ((e as NodeJS.ErrnoException)?.code !== 'SQLITE_READONLY_ROLLBACK') throw e;
+    // A writer killed mid-transaction left a hot -journal, which only a connection that may
+    // write can roll back, as the service's own next open would: rolled back, then copied.
+    rollBackHotJournal(file);
+    await copyDatabase(file, copy);
+  });
+  // The check the restore applies (checkIntegrity).
+  const verdict = integrityOf(copy);
+  if (verdict !== 'ok') {
+    throw new AzsError(
+      `The database '${file}' of role '${role}' fails SQLite's integrity check (${String(verdict)}); a restore would refuse its copy, so none was kept.`,
+      {
+        errorId: 'SqliteDatabaseCorrupt',
+        category: 'InvalidData',
+        targetObject: file,
+        recommendedAction:
+          "The live database is damaged: repair it (the sqlite3 shell's .recover) or restore an earlier backup, then run the backup again.",
+      },
+    );
+  }
+}
+
+/** What stopped the copy, as the provider's error. */
+function exportFailure(e: unknown, file: string, role: string): AzsError {
+  if ((e as Error)?.name === 'AbortError') {
+    return new AzsError('The export was cancelled.', { errorId: 'SqliteExportCancelled', category: 'OperationStopped' });
+  }
+  if (/^SQLITE_(BUSY|LOCKED)/.test(String((e as NodeJS.ErrnoException)?.code))) {
+    return new AzsError(
+      `The database '${file}' of role '${role}' stayed locked by another program for longer than ${BUSY_TIMEOUT_MS / 1000} s; nothing was copied.`,
+      {
+        errorId: 'SqliteDatabaseLocked',
+        category: 'ResourceBusy',
+        exitCode: ExitCode.Failure,
+        targetObject: file,
+        cause: e,
+        recommendedAction:
+          'Find the program holding the database (a transaction left open, a service in locking_mode=EXCLUSIVE) and run the backup again when it lets go.',
+      },
+    );
+  }
+  return sqliteError(
+    `Copying the database '${file}' failed`,
+    'SqliteExportFailed',
+    e,
+    file,
+    'Check that the file is a SQLite database the service can read; if it is locked for long, retry when the writer is idle.',
+  );
 }

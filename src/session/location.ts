@@ -17,7 +17,9 @@ export function certificateView(c: StoredCertificate) {
 }
 
 /** The AzsBackup.BackupLocation object: the configuration as operators see it, secrets always null. */
-export function backupLocation(config: StoredConfig, availableCapacity: number | null = null) {
+export function backupLocation(config: StoredConfig) {
+  // As last measured, of the share configured now: a Get reaches no share (it must answer while the share is down).
+  const measured = config.shareCapacity?.path === config.share?.path ? config.shareCapacity : undefined;
   const enc = config.encryption;
   const certificates = enc?.mode === 'Certificate' ? enc.certificates : [];
   const first = certificates[0];
@@ -42,7 +44,8 @@ export function backupLocation(config: StoredConfig, availableCapacity: number |
     IsBackupSchedulerEnabled: config.scheduler.enabled,
     BackupFrequencyInHours: config.scheduler.frequencyInHours,
     BackupRetentionPeriodInDays: config.scheduler.retentionPeriodInDays,
-    AvailableCapacity: availableCapacity,
+    AvailableCapacity: measured?.available ?? null,
+    AvailableCapacityMeasured: measured?.measuredAt ?? null,
     LastBackupTime: config.lastBackupTime ?? null,
     NextBackupTime: next,
     AlertCommand: config.alertSinks?.command ?? null,
