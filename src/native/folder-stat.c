@@ -336,6 +336,33 @@ static napi_value read_path_xattrs(napi_env env, napi_callback_info info) {
   return status == napi_ok ? result : NULL;
 }
 
+static uint32_t get_u32le(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* One attribute of a packed list (read_xattrs): its name and value, and where the next one starts. */
+typedef struct {
+  const unsigned char *name, *value;
+  uint32_t name_length, value_length;
+} packed_xattr;
+
+static size_t next_xattr(const growing *list, size_t at, packed_xattr *x) {
+  x->name_length = get_u32le(list->bytes + at);
+  x->name = list->bytes + at + 4;
+  x->value_length = get_u32le(x->name + x->name_length);
+  x->value = x->name + x->name_length + 4;
+  return at + 8 + x->name_length + x->value_length;
+}
+
+static bool has_xattr_named(const growing *list, const packed_xattr *wanted) {
+  packed_xattr x;
+  for (size_t at = 0; at + 4 <= list->length;) {
+    at = next_xattr(list, at, &x);
+    if (x.name_length == wanted->name_length && memcmp(x.name, wanted->name, x.name_length) == 0) return true;
+  }
+  return false;
+}
+
 /*
  * copyXattrs(from, to): `to` (never followed) takes the extended attributes of `from`: each is
  * set, and each of its own that `from` lacks is removed. For the root of a mount point, whose
@@ -361,36 +388,21 @@ static napi_value copy_xattrs(napi_env env, napi_callback_info info) {
   }
   int err = 0;
   char name[XATTR_NAME_MAX + 1];
-  /* Theirs that ours lacks go first: a name is compared with each of ours. */
+  packed_xattr x;
+  /* Its own that `from` lacks go first, then each of `from`'s is set. */
   for (size_t at = 0; !err && at + 4 <= present.length;) {
-    uint32_t n = 0, v = 0;
-    for (int k = 0; k < 4; k++) n |= (uint32_t)present.bytes[at + k] << (8 * k);
-    size_t name_at = at + 4;
-    for (int k = 0; k < 4; k++) v |= (uint32_t)present.bytes[name_at + n + k] << (8 * k);
-    at = name_at + n + 4 + v;
-    bool kept = false;
-    for (size_t w = 0; !kept && w + 4 <= wanted.length;) {
-      uint32_t wn = 0, wv = 0;
-      for (int k = 0; k < 4; k++) wn |= (uint32_t)wanted.bytes[w + k] << (8 * k);
-      for (int k = 0; k < 4; k++) wv |= (uint32_t)wanted.bytes[w + 4 + wn + k] << (8 * k);
-      kept = wn == n && memcmp(wanted.bytes + w + 4, present.bytes + name_at, n) == 0;
-      w += 4 + wn + 4 + wv;
-    }
-    if (kept || n > XATTR_NAME_MAX) continue;
-    memcpy(name, present.bytes + name_at, n);
-    name[n] = 0;
+    at = next_xattr(&present, at, &x);
+    if (x.name_length > XATTR_NAME_MAX || has_xattr_named(&wanted, &x)) continue;
+    memcpy(name, x.name, x.name_length);
+    name[x.name_length] = 0;
     if (lremovexattr(to, name) != 0 && errno != ENODATA) err = errno;
   }
   for (size_t at = 0; !err && at + 4 <= wanted.length;) {
-    uint32_t n = 0, v = 0;
-    for (int k = 0; k < 4; k++) n |= (uint32_t)wanted.bytes[at + k] << (8 * k);
-    size_t name_at = at + 4;
-    for (int k = 0; k < 4; k++) v |= (uint32_t)wanted.bytes[name_at + n + k] << (8 * k);
-    at = name_at + n + 4 + v;
-    if (n > XATTR_NAME_MAX) continue;
-    memcpy(name, wanted.bytes + name_at, n);
-    name[n] = 0;
-    if (lsetxattr(to, name, wanted.bytes + name_at + n + 4, v, 0) != 0) err = errno;
+    at = next_xattr(&wanted, at, &x);
+    if (x.name_length > XATTR_NAME_MAX) continue;
+    memcpy(name, x.name, x.name_length);
+    name[x.name_length] = 0;
+    if (lsetxattr(to, name, x.value, x.value_length, 0) != 0) err = errno;
   }
   free(wanted.bytes);
   free(present.bytes);

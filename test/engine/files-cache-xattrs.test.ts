@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { aclOf, aclTools } from '../support/acl.js';
 import { expectOk, makeDrill, type Drill } from '../support/cli.js';
 
 /**
@@ -9,19 +10,10 @@ import { expectOk, makeDrill, type Drill } from '../support/cli.js';
  * so its ACL reaches the store, and not left out for as long as the file stays unchanged.
  */
 
-const tools = (() => {
-  try {
-    execFileSync('setfacl', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
 let d: Drill;
 /** The clock's window alone decides what the cache remembers (not the 40 s of the kernel's writeback). */
 const CLOCK_ONLY = { AZSBACKUP_TEST_DIRTY_PAGES_MS: '0' };
-const acl = (file: string) => execFileSync('getfacl', ['-p', '-c', file], { encoding: 'utf8' });
+const acl = aclOf;
 
 async function restoreFiles(name: string): Promise<void> {
   const { args, stdin } = d.decryptArgs();
@@ -31,7 +23,7 @@ async function restoreFiles(name: string): Promise<void> {
   );
 }
 
-describe.skipIf(!tools)('files cache and ACLs', () => {
+describe.skipIf(!aclTools)('files cache and ACLs', () => {
   beforeAll(async () => {
     d = await makeDrill();
   }, 120_000);

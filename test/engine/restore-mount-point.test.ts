@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectOk, killWhen, makeDrill, spawnCli, type Drill } from '../support/cli.js';
+import { aclOf, aclTools } from '../support/acl.js';
 import { canMount, mountsAtOrUnder, mountTmpfs, unmount } from '../support/mounts.js';
 import { snapshotTree } from '../support/provider-fixtures.js';
 
@@ -22,15 +23,7 @@ const PAUSE_MS = 300;
 const mount = (at: string) => mountTmpfs(at, 'size=64m,mode=0750');
 const isMounted = async (at: string) => (await mountsAtOrUnder(at)).includes(at);
 
-const aclTools = (() => {
-  try {
-    execFileSync('setfacl', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const aclOf = (p: string) => (aclTools ? execFileSync('getfacl', ['-p', '-c', p], { encoding: 'utf8' }) : '');
+const aclShown = (p: string) => (aclTools ? aclOf(p) : '');
 
 let d: Drill;
 /** The mount point's ACL as backed up. */
@@ -87,7 +80,7 @@ describe.skipIf(!canMount)('restoring a directory role whose folder is a mount p
     await fs.chmod(d.files, 0o705);
     // The root's own ACL (a service account let in): the mount point takes the staged root's.
     if (aclTools) execFileSync('setfacl', ['-m', 'u:nobody:rx', d.files]);
-    rootAcl = aclOf(d.files);
+    rootAcl = aclShown(d.files);
     await fs.utimes(d.files, new Date('2026-03-01T10:00:00Z'), new Date('2026-03-01T10:00:00Z'));
     backupName = (await d.backup(['-RoleName', 'Files'])).Name as string;
     newPicture = await picture();
@@ -117,11 +110,11 @@ describe.skipIf(!canMount)('restoring a directory role whose folder is a mount p
       const oldPicture = await resetToOld();
       expect(oldPicture).not.toBe(newPicture);
       const { args, stdin } = restoreArgs();
-      if (aclTools) expect(aclOf(d.files)).not.toBe(rootAcl);
+      if (aclTools) expect(aclShown(d.files)).not.toBe(rootAcl);
       expectOk(await d.cli(args, { stdin, env }), 'Restore-AzsBackup onto a mount point');
       expect(await picture()).toBe(newPicture);
       // Without the addons the mount point keeps its own ACL (Node cannot set one); what it holds gets theirs from GNU tar.
-      if (!env.AZSBACKUP_NATIVE) expect(aclOf(d.files)).toBe(rootAcl);
+      if (!env.AZSBACKUP_NATIVE) expect(aclShown(d.files)).toBe(rootAcl);
       expect(await isMounted(d.files)).toBe(true);
       expect(await ours()).toEqual([]);
     },

@@ -3,8 +3,8 @@ import { parseSymmetricKey, symmetricKeyId } from '../../src/crypto/symmetric-ke
 import { checkRepository } from '../../src/engine/verify-repository.js';
 import { silentProgress } from '../../src/progress.js';
 import { LocalFolderTarget } from '../../src/targets/local.js';
-import type { Target } from '../../src/targets/target.js';
 import { expectOk, makeDrill, type Drill } from '../support/cli.js';
+import { actingBefore } from '../support/beside.js';
 import { shareWithCollectablePack } from '../support/collectable.js';
 
 /**
@@ -31,16 +31,14 @@ describe('Test-BackupRepository beside a prune on another machine', () => {
   it('reports no damage for a backup and a pack the prune removed while it ran', async () => {
     const share = new LocalFolderTarget(d.share);
     let pruned: Awaited<ReturnType<Drill['cli']>> | undefined;
-    const beside: Target = new Proxy(share, {
-      get(t, prop) {
-        const value = Reflect.get(t, prop, t);
-        if (prop !== 'read') return typeof value === 'function' ? value.bind(t) : value;
-        return async (p: string, ...rest: unknown[]) => {
-          if (!pruned && p.startsWith('AzsRepository/packs/')) pruned = await d.cli(['Invoke-BackupPrune']);
-          return (value as Target['read']).apply(t, [p, ...rest] as Parameters<Target['read']>);
-        };
+    const beside = actingBefore(
+      share,
+      'read',
+      (p) => p.startsWith('AzsRepository/packs/'),
+      async () => {
+        pruned = await d.cli(['Invoke-BackupPrune']);
       },
-    });
+    );
     const key = parseSymmetricKey(d.key!);
     const record = await checkRepository(beside, d.share, { material: { kind: 'Key', keyId: symmetricKeyId(key), key } }, silentProgress);
 

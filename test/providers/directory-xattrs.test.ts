@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createProvider } from '../../src/providers/index.js';
+import { aclTools } from '../support/acl.js';
 import { exportAll } from '../support/provider-fixtures.js';
 
 /**
@@ -14,16 +15,6 @@ import { exportAll } from '../support/provider-fixtures.js';
  * key a service account could read through an ACL came back without it, and the service failed
  * on the restored machine; a restore reported success all the same.
  */
-
-const tools = (() => {
-  try {
-    execFileSync('setfacl', ['--version'], { stdio: 'ignore' });
-    execFileSync('getfattr', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 /** Every extended attribute below `root`, the root's own included, as getfattr dumps them (values in base64). */
 function attributes(root: string): string {
@@ -45,7 +36,7 @@ afterEach(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-describe.skipIf(!tools)('directory roles and extended attributes', () => {
+describe.skipIf(!aclTools)('directory roles and extended attributes', () => {
   it('a restore gives back the ACLs and extended attributes of every file and folder, the root included', async () => {
     execFileSync('setfacl', ['-m', 'u:nobody:r', path.join(src, 'private', 'ca.key')]);
     execFileSync('setfacl', ['-d', '-m', 'u:nobody:rx', path.join(src, 'private')]);

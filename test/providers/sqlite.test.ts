@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -7,6 +6,7 @@ import { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createProvider } from '../../src/providers/index.js';
+import { aclOf, aclTools } from '../support/acl.js';
 import type { Provider } from '../../src/providers/provider.js';
 import {
   ACCOUNTS,
@@ -19,15 +19,6 @@ import {
   snapshotDatabase,
   sqliteModulePath,
 } from '../support/provider-fixtures.js';
-
-const aclTools = (() => {
-  try {
-    execFileSync('setfacl', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 let tmp: string;
 beforeEach(async () => {
@@ -226,7 +217,7 @@ describe('sqlite provider import', () => {
     buildDatabase(file, 'delete', 1);
     await fs.chmod(file, 0o640);
     await execa('setfacl', ['-m', 'u:nobody:rw', file]);
-    const acl = async () => (await execa('getfacl', ['-p', '-c', file])).stdout;
+    const acl = async () => aclOf(file);
     const before = await acl();
     const mode = (await fs.stat(file)).mode;
     expect(before).toContain('user:nobody:rw-');
