@@ -205,23 +205,29 @@ function start(spec: ProgramSpec, mode: 'export' | 'import'): Running {
 }
 
 /**
- * A program's stderr as it may be repeated in an error, which goes into job records, alerts and
- * BackupInfo.xml: without the passwords of URIs (scheme://user:password@, ?password=), of SQL a
- * failing pg_restore repeats ("Command was: CREATE USER MAPPING ... OPTIONS (password '...')",
- * ALTER ROLE ... PASSWORD '...'), nor the values the provider named as secret.
+ * A program's stderr as it may be repeated in an error, which goes into job records, alerts (sent
+ * to webhooks) and BackupInfo.xml: without the passwords of URIs (scheme://user:password@,
+ * ?password=), of SQL a failing pg_restore repeats ("Command was: CREATE USER MAPPING ... OPTIONS
+ * (password '...')", ALTER ROLE ... PASSWORD '...'), nor the values the provider named as secret;
+ * and without the table data PostgreSQL quotes in its errors ("Failing row contains (...)",
+ * "Key (email)=(...) already exists", "COPY users, line 3: \"...\"", "column id: \"...\"").
  */
-function redacted(stderr: string, secrets: readonly string[] = []): string {
+export function redactedStderr(stderr: string, secrets: readonly string[] = []): string {
   let text = stderr
     .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@\s]*@/gi, '$1:…@')
     .replace(/([?&;\s]password=)[^&\s]*/gi, '$1…')
-    .replace(/("?\bpassword"?\s+)'(?:[^']|'')*'/gi, "$1'…'");
+    .replace(/("?\bpassword"?\s+)'(?:[^']|'')*'/gi, "$1'…'")
+    .replace(/(Failing row contains )\(.*\)/g, '$1(…)')
+    .replace(/(\bKey \((?:[^()]|\([^()]*\))*\)=)\(.*?\)( already exists| is not present| conflicts| is still referenced)/g, '$1(…)$2')
+    .replace(/(\bCOPY [^\n,]+, line \d+(?:, column [^:\n]+)?: )".*/g, '$1"…"')
+    .replace(/(invalid input (?:syntax|value) for [^:\n]*: )".*?"/g, '$1"…"');
   for (const secret of secrets) if (secret.length >= 4) text = text.split(secret).join('…');
   return text;
 }
 
 function failure(spec: ProgramSpec, run: Running, r: Outcome): AzsError | undefined {
   const reason = run.reason();
-  const stderr = redacted(run.tail.text(), spec.secrets);
+  const stderr = redactedStderr(run.tail.text(), spec.secrets);
   const withStderr = (s: string): string => (stderr ? `${s}. stderr: ${stderr}` : `${s}; it wrote nothing to stderr`);
   if (reason === 'timeout') {
     return new AzsError(

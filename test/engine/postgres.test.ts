@@ -214,6 +214,48 @@ describe.skipIf(!findPostgresBin())('a postgres role with a sealed password, thr
     }
   });
 
+  // PostgreSQL quotes table data in its errors ("DETAIL: Failing row contains (...)", "CONTEXT:
+  // COPY t, line 1: ..."), which went into the error, the job record and alerts (sent to webhooks)
+  // with the rows of a restore that failed. Here a CHECK constraint's function was changed after
+  // the rows went in, so the restore's COPY meets a row the constraint now refuses.
+  it('a failed restore does not repeat the table rows PostgreSQL quotes in its errors', async () => {
+    const rowSecret = 'row-Secret-Data-7731';
+    await pg.createDatabase('ledger');
+    await pg.sql(
+      'ledger',
+      [
+        "CREATE FUNCTION small(x int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT x < 100'",
+        'CREATE TABLE entries (amount int CHECK (small(amount)), note text)',
+        `INSERT INTO entries VALUES (50, '${rowSecret}')`,
+        "CREATE OR REPLACE FUNCTION small(x int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT x < 10'",
+      ].join('; '),
+    );
+    const ledger = `postgresql://${pg.user}@127.0.0.1:${pg.port}/ledger`;
+    expectOk(
+      await d.cli(
+        ['Register-InfrastructureRole', '-Name', 'Ledger', '-Provider', 'postgres', '-ConnectionString', ledger, '-DatabasePassword', '-'],
+        {
+          stdin: `${pg.password}\n`,
+        },
+      ),
+    );
+    try {
+      const made = await d.backup(['-RoleName', 'Ledger']);
+      const { args, stdin } = d.decryptArgs();
+      const r = await d.cli(['Restore-AzsBackup', '-Name', made.Name, '-RoleName', 'Ledger', ...args, '-Force'], { stdin });
+      expect(r.code).not.toBe(0);
+      expect(r.stdout + r.stderr).toMatch(/violates check constraint/);
+      expect(r.stdout + r.stderr).toMatch(/Failing row contains \(…\)/);
+      expect(r.stdout + r.stderr).not.toContain(rowSecret);
+      const kept = await fs.readdir(d.home, { recursive: true, withFileTypes: true });
+      for (const f of kept.filter((e) => e.isFile())) {
+        expect(await fs.readFile(path.join(f.parentPath, f.name), 'latin1'), path.join(f.parentPath, f.name)).not.toContain(rowSecret);
+      }
+    } finally {
+      expectOk(await d.cli(['Unregister-InfrastructureRole', '-Name', 'Ledger']));
+    }
+  });
+
   // pg_dump and pg_restore wait for table locks without end: a transaction left open on the
   // database held a scheduled backup (and the job lock, so every restore behind it) for good. The
   // provider took a time limit, but Register-InfrastructureRole gave -TimeoutSeconds to command
