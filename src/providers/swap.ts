@@ -365,14 +365,25 @@ async function recoverIn(folder: string, prefix: string, base: string, within: b
       result.leftAlone.push(file);
     }
   }
-  // A journal's temporary file, complete (written before its fsync) and of a dead owner.
+  // A journal's temporary file, complete (written before its fsync) and of a dead owner; or empty
+  // or cut short, by a kill between its creation and its write (which take microseconds), once it is
+  // older than any writer of it could be.
   for (const name of names) {
     const m = new RegExp(`^${prefix}(${ID_PATTERN})\\.tmp$`).exec(name);
     if (!m) continue;
-    const j = await readJournal(path.join(folder, name), base, m[1]!, within);
-    if (j && provablyDead(j.owner ?? undefined) && !names.includes(name.slice(0, -4)))
-      await fs.unlink(path.join(folder, name)).catch(() => undefined);
+    const file = path.join(folder, name);
+    const j = await readJournal(file, base, m[1]!, within);
+    const gone = j ? provablyDead(j.owner ?? undefined) : await olderThan(file, UNWRITTEN_JOURNAL_MS);
+    if (gone && !names.includes(name.slice(0, -4))) await fs.unlink(file).catch(() => undefined);
   }
+}
+
+/** How old a journal's temporary file that holds no journal must be before it is taken for a killed writer's. */
+const UNWRITTEN_JOURNAL_MS = 10 * 60_000;
+
+async function olderThan(file: string, ms: number): Promise<boolean> {
+  const st = await fs.lstat(file).catch(() => undefined);
+  return st !== undefined && st.isFile() && Date.now() - st.mtimeMs > ms;
 }
 
 /** The journal, if it is one of ours for `base` and names only what its id allows. */

@@ -285,6 +285,19 @@ describe('directory provider, other behaviour', () => {
     ]);
   });
 
+  it("removes a journal's temporary file left empty by a kill between its creation and its write, once it is old", async () => {
+    const parent = path.dirname(dest);
+    const old = path.join(parent, '.pki.azs-swap-EmptyEmptyEmpty1.tmp');
+    const fresh = path.join(parent, '.pki.azs-swap-EmptyEmptyEmpty2.tmp');
+    await fs.writeFile(old, '');
+    await fs.writeFile(fresh, '{"format":"azsbackup-sw');
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    await fs.utimes(old, hourAgo, hourAgo);
+    await provider.import(Readable.from([await exportAll(provider)]));
+    // The fresh one may be a writer's this very moment: it stays until it is as old.
+    expect((await fs.readdir(parent)).sort()).toEqual(['.pki.azs-swap-EmptyEmptyEmpty2.tmp', 'pki']);
+  });
+
   it('stops on an aborted signal and changes nothing', async () => {
     const bytes = await exportAll(provider);
     const ac = new AbortController();
