@@ -383,7 +383,7 @@ const UNWRITTEN_JOURNAL_MS = 10 * 60_000;
 
 async function olderThan(file: string, ms: number): Promise<boolean> {
   const st = await fs.lstat(file).catch(() => undefined);
-  return st !== undefined && st.isFile() && Date.now() - st.mtimeMs > ms;
+  return st?.isFile() === true && Date.now() - st.mtimeMs > ms;
 }
 
 /** The journal, if it is one of ours for `base` and names only what its id allows. */
