@@ -125,6 +125,7 @@ function commonBlock(m: CmdletManifest, width: number): string {
     wrap(
       'This cmdlet supports --output json|clixml|table|list (default: json when standard output is not a terminal, list when it is)' +
         `${m.reportsProgress ? ' and --progress json (progress records as JSON lines on standard error)' : ''}. ` +
+        '-Verbose writes what the cmdlet does as VERBOSE lines on standard error, -Debug adds DEBUG lines. ' +
         'Parameter names are case-insensitive, accept a unique prefix, and may be written -Name value, -Name:value, --name value or ' +
         '--name=value.',
       8,

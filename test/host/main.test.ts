@@ -81,6 +81,7 @@ describe('help from the manifest', () => {
         'AZSBACKUP_ENCRYPTIONKEY',
         '    -WhatIf',
         '<CommonParameters>',
+        '-Verbose writes what the cmdlet does',
         'EXAMPLES\n    ---------- Example 1: Point at a share ----------',
         'Set-TestShare -Path \\\\fs01\\backups -EncryptionKey -',
         'OUTPUTS\n    Test.Echo',
