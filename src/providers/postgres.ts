@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -104,15 +105,41 @@ export class PostgresProvider implements Provider {
 
   async import(data: Readable, ctx: ProviderContext = {}): Promise<void> {
     const conn = this.target(ctx);
+    // A superuser gives every object its owner back. Owned by the restoring superuser instead, a
+    // SECURITY DEFINER function would run as a superuser for every caller, and a view would read
+    // past row security. Any other account cannot make objects another's: they come back its own.
+    const superuser = await restoresAsSuperuser(conn);
     const argv = [
       tool('pg_restore'),
       '--clean',
       '--if-exists',
-      '--no-owner',
+      ...(superuser ? [] : ['--no-owner']),
       '--single-transaction',
       '--no-password',
       `--dbname=${dbnameConninfo(conn.database)}`,
     ];
     await importIntoProgram(this.spec(argv, conn, 'pg_restore', ctx), data);
   }
+}
+
+/**
+ * Whether the account of `conn` is a superuser, asked through psql (beside pg_restore); false
+ * when it cannot be told (no psql, no answer within 30 s): the restore then keeps --no-owner, as
+ * before, and pg_restore says what is wrong with the connection itself.
+ */
+function restoresAsSuperuser(conn: PgConnection): Promise<boolean> {
+  const argv = [
+    '-X',
+    '-A',
+    '-t',
+    '--no-password',
+    '-c',
+    'SELECT rolsuper FROM pg_roles WHERE rolname = current_user',
+    `--dbname=${dbnameConninfo(conn.database)}`,
+  ];
+  return new Promise((resolve) => {
+    execFile(tool('psql'), argv, { env: { ...process.env, ...conn.env }, timeout: 30_000 }, (error, stdout) => {
+      resolve(!error && stdout.trim() === 't');
+    });
+  });
 }

@@ -214,6 +214,62 @@ describe.skipIf(!findPostgresBin())('a postgres role with a sealed password, thr
     }
   });
 
+  // pg_restore ran with --no-owner whatever the account: restored by a superuser (the cluster's
+  // postgres account, as a redeployed machine often restores), every object came back owned by it,
+  // so a SECURITY DEFINER function that ran as its unprivileged owner now ran as a superuser for
+  // every caller (EXECUTE is PUBLIC's by default), and a view over a table with row security
+  // bypassed it. A superuser restore gives each object its owner back.
+  it('a superuser restore gives every object its owner back, so a SECURITY DEFINER function does not run as the superuser', async () => {
+    await pg.createDatabase('tenants');
+    await pg.sql('postgres', "CREATE ROLE app LOGIN PASSWORD 'app-pass-1'");
+    await pg.sql(
+      'tenants',
+      [
+        'GRANT ALL ON SCHEMA public TO app',
+        'SET ROLE app',
+        'CREATE TABLE accounts (id int PRIMARY KEY)',
+        "CREATE FUNCTION whoami() RETURNS text SECURITY DEFINER LANGUAGE sql AS 'SELECT current_user::text'",
+        'RESET ROLE',
+      ].join('; '),
+    );
+    const owners = () =>
+      pg.sql(
+        'tenants',
+        "SELECT 'accounts=' || tableowner FROM pg_tables WHERE tablename = 'accounts' UNION ALL SELECT 'whoami=' || whoami()",
+      );
+    const before = await owners();
+    expect(before).toContain('accounts=app');
+    expect(before).toContain('whoami=app');
+    const tenants = `postgresql://${pg.user}@127.0.0.1:${pg.port}/tenants`;
+    expectOk(
+      await d.cli(
+        [
+          'Register-InfrastructureRole',
+          '-Name',
+          'Tenants',
+          '-Provider',
+          'postgres',
+          '-ConnectionString',
+          tenants,
+          '-DatabasePassword',
+          '-',
+        ],
+        {
+          stdin: `${pg.password}\n`,
+        },
+      ),
+    );
+    try {
+      const made = await d.backup(['-RoleName', 'Tenants']);
+      await pg.sql('tenants', 'DROP FUNCTION whoami(); DROP TABLE accounts');
+      const { args, stdin } = d.decryptArgs();
+      expectOk(await d.cli(['Restore-AzsBackup', '-Name', made.Name, '-RoleName', 'Tenants', ...args, '-Force'], { stdin }));
+      expect(await owners()).toBe(before);
+    } finally {
+      expectOk(await d.cli(['Unregister-InfrastructureRole', '-Name', 'Tenants']));
+    }
+  });
+
   // PostgreSQL quotes table data in its errors ("DETAIL: Failing row contains (...)", "CONTEXT:
   // COPY t, line 1: ..."), which went into the error, the job record and alerts (sent to webhooks)
   // with the rows of a restore that failed. Here a CHECK constraint's function was changed after
