@@ -12,7 +12,7 @@ import { runBackup, type BackupOutcome } from './backup.js';
 import { FILES_CACHE_FOLDER } from './files-cache.js';
 import { queuedRoleStatus, type BackupRecord } from './backup-record.js';
 import { pauseAfterConfigReadForTests, runJob } from './job.js';
-import { rememberedRepository, rememberRepository, repositoryForBackup, type OpenRepository } from './repository-access.js';
+import { rememberedRepository, rememberRepository, repositoryForBackup, type RepositoryForBackup } from './repository-access.js';
 import type { EncryptFor } from '../crypto/recipient.js';
 import type { Target } from '../targets/target.js';
 import { jobProcess, JobStore, type JobRecord } from './job-store.js';
@@ -158,10 +158,16 @@ async function recordedBackup(
   const started = queuedRecord(name, access.path, roles);
   save({ ...started, Status: 'Running' }, true);
   let outcome: BackupOutcome;
-  let storeTampered: string | undefined;
+  let storeAlert: string | undefined;
   try {
     const target = await openShare(access);
-    const { repository, fullCopyBecause, wrapsTampered } = await backupRepository(store, config, access.path, target, recipients);
+    const { repository, fullCopyBecause, wrapsTampered, wrapsUnsealed } = await backupRepository(
+      store,
+      config,
+      access.path,
+      target,
+      recipients,
+    );
     outcome = await runBackup({
       target,
       sharePath: access.path,
@@ -176,7 +182,11 @@ async function recordedBackup(
       onUpdate: (r) => save(r),
     });
     if (fullCopyBecause) outcome.warnings.push(fullCopyBecause);
-    if (wrapsTampered) storeTampered = fullCopyBecause;
+    if (wrapsTampered) storeAlert = fullCopyBecause;
+    if (wrapsUnsealed) {
+      outcome.warnings.push(wrapsUnsealed);
+      storeAlert = wrapsUnsealed;
+    }
   } catch (e) {
     const error = isAzsError(e)
       ? e
@@ -200,9 +210,10 @@ async function recordedBackup(
       name,
     );
   }
-  // The backup itself is sound (a full copy), but the store's other backups may not open for every
-  // material: the operator must act, and a warning in one command's output is easily missed.
-  if (storeTampered) await alerts.raise('BackupGeneral', `Backup ${name}: ${storeTampered}`, name);
+  // The backup itself is sound, but the store's wraps were changed (its other backups may not open
+  // for every material) or, written by an older version, vouch for nothing: the operator must act,
+  // and a warning in one command's output, or a scheduled run's, is easily missed.
+  if (storeAlert) await alerts.raise('BackupGeneral', `Backup ${name}: ${storeAlert}`, name);
   await store.update((c) => ({
     ...c,
     lastBackupTime: record.CreatedDateTime,
@@ -228,14 +239,14 @@ async function backupRepository(
   location: string,
   target: Target,
   recipients: EncryptFor[],
-): Promise<{ repository?: OpenRepository; fullCopyBecause?: string; wrapsTampered?: boolean }> {
+): Promise<Omit<RepositoryForBackup, 'remember'>> {
   if (process.env.AZSBACKUP_STORE === 'full-copy') return {};
   const remembered = rememberedRepository(store, config, location);
-  const { repository, remember, fullCopyBecause, wrapsTampered } = await repositoryForBackup(target, recipients, remembered, (created) =>
+  const { remember, ...found } = await repositoryForBackup(target, recipients, remembered, (created) =>
     rememberRepository(store, location, created),
   );
   if (remember) await rememberRepository(store, location, remember);
-  return { repository, fullCopyBecause, wrapsTampered };
+  return found;
 }
 
 async function failQueuedJob(home: string, name: string, e: unknown): Promise<void> {

@@ -45,6 +45,8 @@ export interface RepositoryForBackup {
   fullCopyBecause?: string;
   /** config.xml's wraps were changed by someone without the repository's keys: an alert, not only a warning. */
   wrapsTampered?: boolean;
+  /** The store is used, but its wraps carry no seal (an older version wrote them) and certificates open it: what the operator must do once. */
+  wrapsUnsealed?: string;
 }
 
 /**
@@ -77,6 +79,23 @@ function notOpenedFor(missing: string[], config: RepositoryConfig): string | und
     `${missing.length === 1 ? 'its' : 'their'} material alone restores). To store only what changes again, re-wrap the store: ` +
     `Update-BackupEncryption with the material it is encrypted for (${opens}), or, for a certificate, Set-BackupShare ` +
     '-DecryptionCertPath with its .pfx.'
+  );
+}
+
+/**
+ * A store whose config.xml an AzsBackup before WrapsMac wrote is used as before (a full copy each
+ * time would fill the share of every machine upgraded), but its wraps vouch for nothing: a writer
+ * of the share may have put a wrap of nothing in place of the break-glass certificate's, and the
+ * host, holding no private key, cannot see it. Only a material that opens the store writes them
+ * again, sealed, so the operator is told, backup after backup, until one does.
+ */
+function wrapsUnsealed(config: RepositoryConfig): string {
+  return (
+    `The wraps of the share's deduplicating store (AzsRepository/config.xml, said to open with ${config.recipients.map((w) => w.id).join(', ')}) ` +
+    'are not sealed: an AzsBackup version before their seal (WrapsMac) wrote them, and this machine, which holds no .pfx, cannot tell ' +
+    "whether someone who can write to the share changed one since (a wrap of nothing in place of the break-glass certificate's would " +
+    'leave this and later backups unrestorable with that .pfx). Give a .pfx that opens the store once, which writes them again, sealed: ' +
+    'Set-BackupShare -DecryptionCertPath <.pfx> -DecryptionCertPassword -, or Update-BackupEncryption with it.'
   );
 }
 
@@ -217,6 +236,8 @@ export async function repositoryForBackup(
     return {
       repository: opened(config.id, keys),
       ...(wraps === 'Authentic' && !remembered.wrapsSealed ? { remember: { ...remembered, wrapsSealed: true as const } } : {}),
+      // With a symmetric key the host opens the store itself, and no certificate's wrap could be spoiled unseen.
+      ...(wraps === 'Unsealed' && recipients.some((r) => r.kind === 'Certificate') ? { wrapsUnsealed: wrapsUnsealed(config) } : {}),
     };
   }
   const key = recipients.find((r): r is Extract<EncryptFor, { kind: 'Key' }> => r.kind === 'Key');
