@@ -47,9 +47,11 @@ export async function storeMembers(
         refs = await readMember(store, sink, member, archive.recycle, (n) => onBytes((counts.bytes += n)));
         if (file) counts.read++;
       }
-      // Once its chunks have their ids (they are named on the packers' threads meanwhile).
+      // Once its chunks have their ids (they are named on the packers' threads meanwhile). A file
+      // taken from the cache was settled when it went in, and its ctime has not moved since.
       const writeback = member.pagesWrittenBack ? 0n : DIRTY_PAGES_NS;
-      if (file && settled(member, startedNs, archive.localDevice, writeback) && !archive.neverWrittenBack?.has(member.stat.dev))
+      const keep = cached === refs || settled(member, startedNs, archive.localDevice, writeback);
+      if (file && keep && !archive.neverWrittenBack?.has(member.stat.dev))
         sink.after(() => next.add(member, refs));
       onBytes(counts.bytes);
     }
