@@ -12,6 +12,8 @@ import { expectOk, makeDrill, runCli, type Drill } from '../support/cli.js';
  * AZSBACKUP_HOME. Defect this pinned: with no room there for the copy, the role failed as "Copying
  * the database '<the live database>' failed: database or disk is full": it named the database,
  * whose own disk had room, and not the folder that was full, so the operator looked at the wrong disk.
+ * And a role's failure in the backup's output advised "Fix the role's source named in the message"
+ * whatever the role's own error advised.
  */
 
 describe.skipIf(!canMount)('a sqlite role whose copy does not fit in AZSBACKUP_HOME', () => {
@@ -55,5 +57,14 @@ describe.skipIf(!canMount)('a sqlite role whose copy does not fit in AZSBACKUP_H
     // The private folder's copy is gone with the command.
     const left = await fs.readdir(path.join(home, 'private')).catch(() => [] as string[]);
     for (const dir of left) expect(await fs.readdir(path.join(home, 'private', dir))).toEqual([]);
+  });
+
+  it("advises to make room in AZSBACKUP_HOME, not to fix the role's source", async () => {
+    const r = await runCli(home, ['Start-InfrastructureBackup']);
+    const record = r.errors.find((e) => e.TargetObject === 'Big');
+    expect(record, r.stderr).toBeDefined();
+    expect(record!.RecommendedAction).toMatch(/room/);
+    expect(record!.RecommendedAction).toMatch(/AZSBACKUP_HOME/);
+    expect(record!.RecommendedAction).not.toMatch(/source/);
   });
 });
