@@ -328,6 +328,20 @@ export class SmbTarget implements Target {
         recommendedAction: 'Install it (apt-get install smbclient), then retry.',
       });
     }
+    if (result.processLimit) {
+      // This machine's limit, not the share's: no ShareConnectivity alert, no "check the share".
+      return new AzsError(
+        `smbclient could not be started to reach ${this.location}: a limit on processes is reached (${result.shortMessage}).`,
+        {
+          errorId: 'SmbClientProcessLimit',
+          category: 'ResourceUnavailable',
+          exitCode: ExitCode.Failure,
+          targetObject: this.location,
+          recommendedAction:
+            "Raise the limit on processes of the account or service that runs AzsBackup (ulimit -u, systemd's TasksMax= or LimitNPROC=, a container's pids limit or cgroup pids.max), or run the job when fewer processes run.",
+        },
+      );
+    }
     if (result.timedOut) {
       return shareError('ShareConnectivity', `The file server of ${this.location} did not answer in time.`, {
         targetObject: this.location,
@@ -487,7 +501,8 @@ export class SmbTarget implements Target {
     });
     try {
       const put = await this.run([...makeParents, `put - ${this.q(tempSegs)}`], {
-        stdin: (sub) => feedUntilClosed(data, counter, sub.stdin!, giveBack),
+        // No stdin: smbclient did not start, and run() says why.
+        stdin: async (sub) => (sub.stdin ? feedUntilClosed(data, counter, sub.stdin, giveBack) : undefined),
       });
       this.check(put.failures, p, isMkdirCollision);
       if (!inPlace) {
