@@ -19,6 +19,7 @@ const usable = (() => {
   if (!existsSync(path.join(PIDS, 'cgroup.procs'))) return false;
   try {
     mkdirSync(cg);
+    rmdirSync(cg);
     return true;
   } catch {
     return false;
@@ -57,11 +58,12 @@ function expectTruthful(r: CliResult, what: string): void {
 describe.skipIf(!usable)('backup and restore under a limit on processes', () => {
   let d: Drill;
   beforeAll(async () => {
+    mkdirSync(cg);
     d = await makeDrill();
   });
   afterAll(async () => {
     await d?.cleanup();
-    if (usable) rmdirSync(cg);
+    rmdirSync(cg);
   });
 
   it('every command fails naming the limit, or works; what was backed up restores', async () => {
