@@ -150,13 +150,24 @@ async function recordedBackup(
   const alerts = new AlertStore(opts.home, config.alertSinks, opts.warn);
   const mine = jobProcess(process.pid);
   let lastSaved = 0;
-  const save = (record: JobRecord, force = false) => {
-    if (!force && Date.now() - lastSaved < 500) return;
+  // Once the backup runs, the home holds only this machine's record of it, not the backup: a
+  // record that cannot be written (the home's file system filled meanwhile) must neither abort
+  // the backup from inside a role nor turn one committed on the share into a failure.
+  // A progress record lost so is only stale until the next one, or the final one, is written.
+  const save = (record: JobRecord, force = false): unknown => {
+    if (!force && Date.now() - lastSaved < 500) return undefined;
     lastSaved = Date.now();
-    jobs.save({ ...record, ...mine });
+    try {
+      jobs.save({ ...record, ...mine });
+      return undefined;
+    } catch (e) {
+      return e;
+    }
   };
   const started = queuedRecord(name, access.path, roles);
-  save({ ...started, Status: 'Running' }, true);
+  // A home that cannot take even this fails the backup before it starts, as it always did.
+  jobs.save({ ...started, Status: 'Running', ...mine });
+  lastSaved = Date.now();
   let outcome: BackupOutcome;
   let storeAlert: string | undefined;
   try {
@@ -192,11 +203,29 @@ async function recordedBackup(
       ? e
       : new AzsError(`The backup failed: ${(e as Error).message}`, { errorId: 'BackupFailed', category: 'NotSpecified', cause: e });
     save({ ...started, Status: 'Failed', Progress: error.message }, true);
-    await alerts.raise(error.alertType ?? 'BackupGeneral', `Backup ${name} failed: ${error.message}`, name);
+    // The backup's own failure is the one to report, not a home too full to note it.
+    await alerts.raise(error.alertType ?? 'BackupGeneral', `Backup ${name} failed: ${error.message}`, name).catch(() => undefined);
     throw error;
   }
   const { record } = outcome;
-  save({ ...record, Progress: null }, true);
+  let unrecorded = save({ ...record, Progress: null }, true);
+  try {
+    await noteOutcome(store, alerts, name, record, storeTampered);
+  } catch (e) {
+    unrecorded ??= e;
+  }
+  if (unrecorded !== undefined) outcome.warnings.push(unrecordedWarning(name, record, unrecorded));
+  return outcome;
+}
+
+/** What the backup's outcome changes on this machine: the alerts it raises or closes, the last backup noted. */
+async function noteOutcome(
+  store: ConfigStore,
+  alerts: AlertStore,
+  name: string,
+  record: BackupRecord,
+  storeTampered: string | undefined,
+): Promise<void> {
   // Only a backup on the share proves the share usable and the backups current again; one whose
   // every role failed wrote nothing there.
   if (record.Status === 'Succeeded') {
@@ -225,7 +254,17 @@ async function recordedBackup(
         }
       : {}),
   }));
-  return outcome;
+}
+
+/** The backup stands as it is on the share; what this machine could not note of it is said. */
+function unrecordedWarning(name: string, record: BackupRecord, e: unknown): string {
+  const why = e instanceof Error ? e.message : String(e);
+  const made = record.Status === 'Failed' ? 'ended' : `was made on the share (${record.Status})`;
+  return (
+    `Backup ${name} ${made}, but this machine could not keep its record of it in AZSBACKUP_HOME: ${why} ` +
+    'Its job record, alerts or last backup time may be out of date (the schedule may take the backups as overdue). ' +
+    'Make room in AZSBACKUP_HOME; the next backup records itself again.'
+  );
 }
 
 /**

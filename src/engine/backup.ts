@@ -129,7 +129,10 @@ async function backUp(run: BackupRun): Promise<BackupOutcome> {
         errorId: 'RoleBackupFailed',
         category: 'NotSpecified',
         targetObject: r.definition.name,
-        recommendedAction: "Fix the role's source named in the message, then run Start-InfrastructureBackup again.",
+        // The role's own advice where it has some: its source is not always what failed (no room
+        // for its copy, a limit on processes that kept its program from starting).
+        recommendedAction:
+          run.remedies[run.records.indexOf(r)] ?? "Fix the role's source named in the message, then run Start-InfrastructureBackup again.",
       }),
   );
   if (status === 'Failed') {
@@ -162,6 +165,8 @@ interface BackupRun {
   activity: string;
   statuses: RoleStatusRecord[];
   records: RoleRecord[];
+  /** What each failed role's own error advises, for the error the command reports of it. */
+  remedies: (string | undefined)[];
   /** What each role's export asked to keep beside its data (ProviderContext.keep). */
   kept: (Record<string, string> | undefined)[];
   /** The first failure of the share itself: it stops every role. */
@@ -213,6 +218,7 @@ function newRun(given: BackupRequest): BackupRun {
     statuses,
     activity: `Backup ${name}`,
     records: new Array(req.roles.length),
+    remedies: new Array(req.roles.length),
     kept: new Array(req.roles.length),
     done: 0,
     ...(req.repository ? { chunks: runChunks(req.target, req.repository, req.roles.length) } : {}),
@@ -300,6 +306,7 @@ async function backUpRole(run: BackupRun, role: RoleDefinition, i: number): Prom
         if (error.alertType) run.shareFailure ??= error;
         status.Status = 'Failed';
         status.Error = error.message;
+        run.remedies[i] = error.recommendedAction;
         run.verbose(`Role ${role.name} (${role.provider}) failed after ${seconds(Date.now() - started)}: ${error.message}`);
         run.records[i] = {
           definition: recordable(role),

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AzsError } from '../errors.js';
+import { AzsError, ExitCode } from '../errors.js';
 import { ensurePrivateDir } from '../process/private-dir.js';
 import type { Target } from '../targets/target.js';
 
@@ -72,6 +72,8 @@ async function keepCopy(inner: Target, p: string, folderOnce: () => Promise<stri
         {
           errorId: 'RestoreCopyNoSpace',
           category: 'ResourceUnavailable',
+          // A full disk, as everywhere: ResourceUnavailable alone would make it exit 10, "not found".
+          exitCode: ExitCode.Capacity,
           targetObject: p,
           cause: e,
           recommendedAction:

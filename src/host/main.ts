@@ -24,6 +24,7 @@ import {
   type ReportTarget,
 } from './report.js';
 import { loadCatalog, loadCmdlet, type Catalog, type Locations } from './resolve.js';
+import { resourceLimitError } from './resource-limits.js';
 import { readSecrets, secretEnvName } from './secrets.js';
 import { createShouldProcess } from './should-process.js';
 import { closeMatches } from './similar.js';
@@ -183,7 +184,7 @@ export async function main(argv: string[], io: Partial<HostIO> = {}): Promise<nu
       printErrorRecord(report, source, abort.signal.reason as AzsError, true);
       return ExitCode.Interrupted;
     }
-    const err = asAzsError(e);
+    const err = asAzsError(e) ?? resourceLimitError(e);
     if (err) {
       printErrorRecord(report, source, err, true);
       return err.exitCode;
@@ -283,7 +284,7 @@ function cmdletContext(parts: ContextParts, outcome: Outcome): CmdletContext {
     dialect: cl.dialect,
     writeError(error) {
       outcome.nonTerminating++;
-      const err: ErrorLike | undefined = asAzsError(error);
+      const err: ErrorLike | undefined = asAzsError(error) ?? resourceLimitError(error);
       if (err) printErrorRecord(report, m.name, err, false, outcome.exitOverride ?? ExitCode.Partial);
       else printInternalError(report, m.name, error);
     },

@@ -32,16 +32,38 @@ export interface ZstdEncoderOptions {
 export class ZstdEncoder {
   private readonly cctx = new binding.CCtx();
   private readonly slab = new SlabPool(SLAB_BYTES, MIN_STEP_BYTES);
+  /** Worker threads asked for and not yet known to be running. */
+  private unstartedWorkers: number;
 
   constructor(opts: ZstdEncoderOptions) {
     this.cctx.setParameter(binding.CParameter.compressionLevel, opts.level);
     if (opts.workers > 0) this.cctx.setParameter(binding.CParameter.nbWorkers, opts.workers);
+    this.unstartedWorkers = opts.workers;
+  }
+
+  /**
+   * zstd starts its worker threads at the first call, and one it may not start (a process limit:
+   * a cgroup's pids.max, ulimit -u, counts threads) fails that call as an allocation error. Nothing
+   * has been compressed yet then: the same frame is compressed on this thread instead.
+   */
+  private compressStep(dst: Buffer, src: Buffer, op: binding.EndDirective): [number, number, number] {
+    try {
+      const step = this.cctx.compressStream2(dst, src, op);
+      this.unstartedWorkers = 0;
+      return step;
+    } catch (e) {
+      if (this.unstartedWorkers === 0 || !/allocation/i.test((e as Error)?.message ?? '')) throw e;
+      this.unstartedWorkers = 0;
+      this.cctx.reset(binding.ResetDirective.sessionOnly);
+      this.cctx.setParameter(binding.CParameter.nbWorkers, 0);
+      return this.cctx.compressStream2(dst, src, op);
+    }
   }
 
   private run(src: Buffer, op: binding.EndDirective, out: Buffer[]): void {
     for (;;) {
       const dst = this.slab.space();
-      const [remaining, produced, consumed] = this.cctx.compressStream2(dst, src, op);
+      const [remaining, produced, consumed] = this.compressStep(dst, src, op);
       if (produced > 0) out.push(this.slab.take(produced));
       src = src.subarray(consumed);
       if (src.length === 0 && (op === binding.EndDirective.continue || remaining === 0)) return;

@@ -257,6 +257,7 @@ function failure(spec: ProgramSpec, run: Running, r: Outcome): AzsError | undefi
       recommendedAction: 'Give the program as an absolute path to an executable file, or install it on this machine.',
     });
   }
+  if (r.code === 'EAGAIN' && run.pid === undefined) return processLimitReached(spec);
   const explained = r.exitCode !== undefined ? spec.explainExit?.(r.exitCode, stderr) : undefined;
   if (explained) return explained;
   const how =
@@ -272,6 +273,25 @@ function failure(spec: ProgramSpec, run: Running, r: Outcome): AzsError | undefi
     targetObject: spec.argv[0],
     recommendedAction: "Read the program's stderr above, fix the cause and run the job again.",
   });
+}
+
+/**
+ * fork or posix_spawn failing with EAGAIN: this account, or the service or container it runs in, may
+ * start no more processes (threads count too). The program never ran: it has no stderr to read,
+ * and the role's source is not at fault.
+ */
+function processLimitReached(spec: ProgramSpec): AzsError {
+  return new AzsError(
+    `The ${spec.label} could not be started: a limit on processes is reached (EAGAIN: this account, or the service or container it runs in, may start no more processes or threads)`,
+    {
+      errorId: `${spec.errorPrefix}ProcessLimit`,
+      category: 'ResourceUnavailable',
+      exitCode: ExitCode.Failure,
+      targetObject: spec.argv[0],
+      recommendedAction:
+        "Raise the limit on processes of the account or service that runs AzsBackup (ulimit -u, systemd's TasksMax= or LimitNPROC=, a container's pids limit or cgroup pids.max), or run the job when fewer processes run.",
+    },
+  );
 }
 
 /**

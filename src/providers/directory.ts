@@ -147,8 +147,16 @@ function exportFailure(root: string, role: string, e: unknown): AzsError {
     exitCode: ExitCode.Failure,
     targetObject: e instanceof SourceReadError ? path.join(root, e.path) : root,
     cause: e,
-    recommendedAction: 'Fix the cause named in the message (permissions, a disk error) and run the backup again.',
+    recommendedAction: tooManyOpenFiles(e)
+      ? // The walk holds each folder above the one it reads open: a tree needs about one file a level.
+        "Raise the limit on open files of the account or service that runs AzsBackup (ulimit -n, systemd's LimitNOFILE=) above the depth of the folder tree, then run the backup again."
+      : 'Fix the cause named in the message (permissions, a disk error) and run the backup again.',
   });
+}
+
+function tooManyOpenFiles(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException)?.code ?? ((e as Error)?.cause as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EMFILE' || code === 'ENFILE';
 }
 
 /**

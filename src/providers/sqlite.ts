@@ -85,14 +85,19 @@ export class SqliteProvider implements Provider {
     }
     // A fresh machine has no database to take them from: its service must still be able to open it.
     ctx.keep?.({ Mode: (st.mode & 0o7777).toString(8).padStart(4, '0'), Uid: String(st.uid), Gid: String(st.gid) });
-    const tmpDir = await fs.mkdtemp(path.join(ctx.privateDir ? await ensurePrivateDir(ctx.privateDir) : os.tmpdir(), 'azs-sqlite-'));
+    const copyFolder: CopyFolder = ctx.privateDir
+      ? { path: await ensurePrivateDir(ctx.privateDir), what: "AZSBACKUP_HOME's private folder", setBy: 'AZSBACKUP_HOME' }
+      : { path: os.tmpdir(), what: 'the temporary folder (TMPDIR)', setBy: 'TMPDIR' };
+    const tmpDir = await fs.mkdtemp(path.join(copyFolder.path, 'azs-sqlite-')).catch((e: unknown) => {
+      throw noRoomForCopy(e, copyFolder, file, this.role.name) ?? e;
+    });
     const copy = path.join(tmpDir, 'copy.sqlite');
     try {
       ctx.signal?.throwIfAborted();
       await copyChecked(file, copy, this.role.name);
     } catch (e) {
       await fs.rm(tmpDir, { recursive: true, force: true });
-      throw exportFailure(e, file, this.role.name);
+      throw noRoomForCopy(e, copyFolder, file, this.role.name) ?? exportFailure(e, file, this.role.name);
     }
     const stream = createReadStream(copy, { signal: ctx.signal });
     stream.once('close', () => void fs.rm(tmpDir, { recursive: true, force: true }));
@@ -357,6 +362,34 @@ async function copyChecked(file: string, copy: string, role: string): Promise<vo
       },
     );
   }
+}
+
+/** Where the consistent copy a backup reads is made, as the operator knows it. */
+interface CopyFolder {
+  path: string;
+  what: string;
+  /** The variable that moves it. */
+  setBy: 'AZSBACKUP_HOME' | 'TMPDIR';
+}
+
+/**
+ * The copy's own folder full, said as such: SQLite reports it as "database or disk is full", which
+ * beside the live database's name sends the operator to the database's disk, which has room.
+ */
+function noRoomForCopy(e: unknown, folder: CopyFolder, file: string, role: string): AzsError | undefined {
+  const code = String((e as NodeJS.ErrnoException)?.code);
+  if (!/^(SQLITE_FULL|ENOSPC|EDQUOT)$/.test(code)) return undefined;
+  return new AzsError(
+    `There is no room in ${folder.what} '${folder.path}' for the consistent copy of the database '${file}' of role '${role}' that the backup reads (${(e as Error).message}).`,
+    {
+      errorId: 'SqliteCopyNoRoom',
+      category: 'QuotaExceeded',
+      exitCode: ExitCode.Capacity,
+      targetObject: folder.path,
+      cause: e,
+      recommendedAction: `Make room on the file system of '${folder.path}' (the copy takes about as much as the database), or point ${folder.setBy} at one with room, then run the backup again.`,
+    },
+  );
 }
 
 /** What stopped the copy, as the provider's error. */

@@ -40,15 +40,20 @@ export class ChunkWorkers {
   private next = 0;
 
   private constructor(count: number) {
-    this.workers = Array.from({ length: count }, () => {
-      const pooled: PooledWorker = { thread: new Worker(WORKER_SCRIPT), busy: 0 };
+    this.workers = [];
+    for (let i = 0; i < count; i++) {
+      const thread = startWorker();
+      // None may be started (a limit on processes: pids.max, ulimit -u count threads): the pool
+      // has those that did, and with none every batch is opened inline, as where none is wanted.
+      if (!thread) break;
+      const pooled: PooledWorker = { thread, busy: 0 };
       pooled.thread.on('message', (reply: WorkerReply) => this.settle(reply));
       // A thread that dies is taken out of the pool: what it held fails, what comes after runs on the others, or inline.
       pooled.thread.on('error', (error) => this.retire(pooled, error.message));
       pooled.thread.on('exit', (code) => this.retire(pooled, `it exited with code ${code}`));
       pooled.thread.unref();
-      return pooled;
-    });
+      this.workers.push(pooled);
+    }
   }
 
   /** The process's pool, made on first use; undefined where the worker script is not built. */
@@ -104,6 +109,16 @@ export class ChunkWorkers {
 }
 
 let shared: ChunkWorkers | null | undefined;
+
+/** A worker thread, or undefined where no thread may be started. */
+function startWorker(): Worker | undefined {
+  try {
+    return new Worker(WORKER_SCRIPT);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_WORKER_INIT_FAILED') return undefined;
+    throw e;
+  }
+}
 
 /** Opens a batch on the pool where there is one, else here. */
 export function openBlobBatch(workers: ChunkWorkers | undefined, batch: BlobBatch): Promise<BatchResult> | BatchResult {

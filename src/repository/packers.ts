@@ -220,6 +220,8 @@ function workerFailed(why: string): AzsError {
 export class Packers {
   readonly all: Packer[] = [];
   private readonly wanted: number;
+  /** A thread could not be started: none is tried again. */
+  private threadsRefused = false;
 
   constructor(
     private readonly settings: AssemblerSettings,
@@ -229,14 +231,24 @@ export class Packers {
   ) {
     this.wanted = wanted > 0 && existsSync(script) ? wanted : 0;
     if (this.wanted === 0) this.all.push(new InlinePacker(settings, memoryFor(0)));
-    else this.more();
+    else if (!this.more()) this.all.push(new InlinePacker(settings, memoryFor(0), { first: 0, step: this.wanted }));
   }
 
-  /** Starts another thread if fewer than wanted run; whether it did. */
+  /**
+   * Starts another thread if fewer than wanted run; whether it did. Where no thread may be started
+   * (a limit on processes: pids.max, ulimit -u count threads), none is tried again: the packers
+   * already there do the work, or an inline one (the constructor).
+   */
   more(): boolean {
     const i = this.all.length;
-    if (i >= this.wanted) return false;
-    this.all.push(new WorkerPacker(this.settings, this.memoryFor(i), { first: i, step: this.wanted }, this.script));
+    if (i >= this.wanted || this.threadsRefused) return false;
+    try {
+      this.all.push(new WorkerPacker(this.settings, this.memoryFor(i), { first: i, step: this.wanted }, this.script));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ERR_WORKER_INIT_FAILED') throw e;
+      this.threadsRefused = true;
+      return false;
+    }
     return true;
   }
 }

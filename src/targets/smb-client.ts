@@ -38,6 +38,8 @@ export interface SmbClientResult {
   timedOut: boolean;
   /** smbclient is not installed (or not executable) on this machine. */
   missing: boolean;
+  /** It could not be started because no more processes may be (EAGAIN: ulimit -u, pids.max). */
+  processLimit?: boolean;
   /** One line on how it ended, for messages: "exited with code 1", "was killed by SIGKILL". */
   shortMessage: string;
 }
@@ -72,7 +74,7 @@ export function startSmbClient(args: readonly string[], opts: SmbClientOptions):
   } catch (e) {
     const { code, message } = e as NodeJS.ErrnoException;
     const missing = code === 'ENOENT' || code === 'EACCES';
-    return { stdin: null, stdout: null, kill() {}, result: Promise.resolve(notStarted(missing, message)) };
+    return { stdin: null, stdout: null, kill() {}, result: Promise.resolve(notStarted(missing, message, code)) };
   }
   let ended = false;
   const kill = (signal: NodeJS.Signals): void => {
@@ -98,7 +100,7 @@ export function startSmbClient(args: readonly string[], opts: SmbClientOptions):
       ended = true;
       clearTimeout(timer);
       clearTimeout(forceTimer);
-      if (end.error) return { ...notStarted(end.error.code === 'ENOENT', end.error.message), stdout, stderr };
+      if (end.error) return { ...notStarted(end.error.code === 'ENOENT', end.error.message, end.error.code), stdout, stderr };
       const isTerminated = end.signal !== undefined;
       return {
         stdout,
@@ -130,7 +132,7 @@ export function localFileLimitEnforced(searchPath: string | undefined): boolean 
   return prlimitFound;
 }
 
-function notStarted(missing: boolean, message: string): SmbClientResult {
+function notStarted(missing: boolean, message: string, code?: string): SmbClientResult {
   return {
     stdout: '',
     stderr: '',
@@ -138,6 +140,7 @@ function notStarted(missing: boolean, message: string): SmbClientResult {
     isTerminated: false,
     timedOut: false,
     missing,
+    processLimit: code === 'EAGAIN',
     shortMessage: `could not be started (${message})`,
   };
 }

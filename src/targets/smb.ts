@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AzsError, isAzsError } from '../errors.js';
+import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { ensurePrivateDir } from '../process/private-dir.js';
 import { ByteQueue } from '../pipeline/byte-queue.js';
 import { reportingWrites } from '../memory/reporting-writes.js';
@@ -170,10 +170,15 @@ export class SmbTarget implements Target {
       maxLocalFileBytes?: number;
     } = {},
   ): Promise<{ stdout: string; failures: Failure[] }> {
-    const dir = await fsp.mkdtemp(path.join(await this.scratch(), 'azsbackup-smb-'));
+    const scratch = await this.scratch();
+    const dir = await fsp.mkdtemp(path.join(scratch, 'azsbackup-smb-')).catch((e: unknown) => {
+      throw this.noRoomForAuthFile(e, scratch);
+    });
     liveAuthFolders.add(dir);
     try {
-      const authFile = await this.writeAuthFile(dir);
+      const authFile = await this.writeAuthFile(dir).catch((e: unknown) => {
+        throw this.noRoomForAuthFile(e, scratch);
+      });
       let result = await this.runClient(this.clientArgs(authFile, commands, io.stdout !== undefined), io);
       for (const pause of REOPEN_PAUSES_MS) {
         try {
@@ -191,6 +196,26 @@ export class SmbTarget implements Target {
       await fsp.rm(dir, { recursive: true, force: true });
       liveAuthFolders.delete(dir);
     }
+  }
+
+  /**
+   * A full disk where the auth file goes is this machine's, not the share's: said as such, not as
+   * a bare ENOSPC (which a backup reported with no advice and a restore as a bug of ours).
+   */
+  private noRoomForAuthFile(e: unknown, folder: string): unknown {
+    const code = (e as NodeJS.ErrnoException)?.code;
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') return e;
+    const [where, moved] = this.options.privateDir
+      ? ["AZSBACKUP_HOME's private folder", 'AZSBACKUP_HOME']
+      : ['the temporary folder (TMPDIR)', 'TMPDIR'];
+    return new AzsError(`There is no room in ${where} '${folder}' for the file that hands smbclient the share's credentials (${code}).`, {
+      errorId: 'SmbCredentialFileNoRoom',
+      category: 'QuotaExceeded',
+      exitCode: ExitCode.Capacity,
+      targetObject: folder,
+      cause: e,
+      recommendedAction: `Make room on the file system of ${moved} ('${folder}'), or point ${moved} at one with room, then run the command again.`,
+    });
   }
 
   /** The credential as smbclient's authentication file (-A), 0600 in a fresh private folder. */
@@ -302,6 +327,20 @@ export class SmbTarget implements Target {
         exitCode: 1,
         recommendedAction: 'Install it (apt-get install smbclient), then retry.',
       });
+    }
+    if (result.processLimit) {
+      // This machine's limit, not the share's: no ShareConnectivity alert, no "check the share".
+      return new AzsError(
+        `smbclient could not be started to reach ${this.location}: a limit on processes is reached (${result.shortMessage}).`,
+        {
+          errorId: 'SmbClientProcessLimit',
+          category: 'ResourceUnavailable',
+          exitCode: ExitCode.Failure,
+          targetObject: this.location,
+          recommendedAction:
+            "Raise the limit on processes of the account or service that runs AzsBackup (ulimit -u, systemd's TasksMax= or LimitNPROC=, a container's pids limit or cgroup pids.max), or run the job when fewer processes run.",
+        },
+      );
     }
     if (result.timedOut) {
       return shareError('ShareConnectivity', `The file server of ${this.location} did not answer in time.`, {
@@ -462,7 +501,8 @@ export class SmbTarget implements Target {
     });
     try {
       const put = await this.run([...makeParents, `put - ${this.q(tempSegs)}`], {
-        stdin: (sub) => feedUntilClosed(data, counter, sub.stdin!, giveBack),
+        // No stdin: smbclient did not start, and run() says why.
+        stdin: async (sub) => (sub.stdin ? feedUntilClosed(data, counter, sub.stdin, giveBack) : undefined),
       });
       this.check(put.failures, p, isMkdirCollision);
       if (!inPlace) {
