@@ -210,7 +210,7 @@ async function recordedBackup(
   const { record } = outcome;
   let unrecorded = save({ ...record, Progress: null }, true);
   try {
-    await noteOutcome(store, alerts, name, record, storeTampered);
+    await noteOutcome(store, alerts, name, record, storeAlert);
   } catch (e) {
     unrecorded ??= e;
   }
@@ -224,7 +224,7 @@ async function noteOutcome(
   alerts: AlertStore,
   name: string,
   record: BackupRecord,
-  storeTampered: string | undefined,
+  storeAlert: string | undefined,
 ): Promise<void> {
   // Only a backup on the share proves the share usable and the backups current again; one whose
   // every role failed wrote nothing there.

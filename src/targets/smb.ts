@@ -318,8 +318,8 @@ export class SmbTarget implements Target {
     return { stdout: result.stdout, failures };
   }
 
-  /** Failures before any command ran: reaching the server, logging on, opening the share and folder. */
-  private connectionError(result: SmbClientResult, output: string): AzsError | undefined {
+  /** smbclient did not start: not installed, or this machine's limit on processes reached. */
+  private launchError(result: SmbClientResult): AzsError | undefined {
     if (result.missing) {
       return new AzsError('smbclient is not installed, so SMB shares cannot be reached.', {
         errorId: 'SmbClientMissing',
@@ -342,6 +342,13 @@ export class SmbTarget implements Target {
         },
       );
     }
+    return undefined;
+  }
+
+  /** Failures before any command ran: reaching the server, logging on, opening the share and folder. */
+  private connectionError(result: SmbClientResult, output: string): AzsError | undefined {
+    const unstarted = this.launchError(result);
+    if (unstarted) return unstarted;
     if (result.timedOut) {
       return shareError('ShareConnectivity', `The file server of ${this.location} did not answer in time.`, {
         targetObject: this.location,
