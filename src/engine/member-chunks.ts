@@ -51,8 +51,7 @@ export async function storeMembers(
       // taken from the cache was settled when it went in, and its ctime has not moved since.
       const writeback = member.pagesWrittenBack ? 0n : DIRTY_PAGES_NS;
       const keep = cached === refs || settled(member, startedNs, archive.localDevice, writeback);
-      if (file && keep && !archive.neverWrittenBack?.has(member.stat.dev))
-        sink.after(() => next.add(member, refs));
+      if (file && keep && !archive.neverWrittenBack?.has(member.stat.dev)) sink.after(() => next.add(member, refs));
       onBytes(counts.bytes);
     }
     await sink.put([archive.trailer]);
