@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canMount } from '../support/mounts.js';
+import { canMount, homeOnSmallDisk } from '../support/mounts.js';
 import { commandArgs, expectOk, list, makeDrill, runCli, warningsIn, type Drill } from '../support/cli.js';
 
 /**
@@ -23,12 +23,8 @@ describe.skipIf(!canMount)('AZSBACKUP_HOME filling up while a backup runs', () =
 
   beforeAll(async () => {
     d = await makeDrill({ roles: false });
-    mnt = path.join(d.root, 'small');
-    await fs.mkdir(mnt);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'ignore' });
+    ({ mnt, home } = await homeOnSmallDisk(d));
     mounted = true;
-    home = path.join(mnt, 'home');
-    await fs.cp(d.home, home, { recursive: true });
     const cli = (args: string[]) => runCli(home, args);
     expectOk(await cli(['Register-InfrastructureRole', '-Name', 'Files', '-Provider', 'directory', '-Path', d.files]));
   });

@@ -1,11 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listShare } from '../../src/catalog/share-catalog.js';
-import { parseSymmetricKey, symmetricKeyId } from '../../src/crypto/symmetric-key.js';
 import { runRestore } from '../../src/engine/restore.js';
 import { silentProgress } from '../../src/progress.js';
-import { LocalFolderTarget } from '../../src/targets/local.js';
 import { expectOk, makeDrill, type Drill } from '../support/cli.js';
-import { actingBefore } from '../support/beside.js';
+import { pruneAtFirstPackRead } from '../support/beside.js';
 import { shareWithCollectablePack } from '../support/collectable.js';
 
 /**
@@ -28,26 +25,15 @@ describe('Restore-AzsBackup beside a prune on another machine', () => {
   afterAll(async () => d?.cleanup());
 
   it('says the backup was removed while it was restored, not that the share damaged it', async () => {
-    const share = new LocalFolderTarget(d.share);
-    const expired = (await listShare(share)).backups.at(-1)!.name;
-    let pruned: Awaited<ReturnType<Drill['cli']>> | undefined;
-    const beside = actingBefore(
-      share,
-      'read',
-      (p) => p.startsWith('AzsRepository/packs/'),
-      async () => {
-        pruned = await d.cli(['Invoke-BackupPrune']);
-      },
-    );
-    const key = parseSymmetricKey(d.key!);
+    const { target: beside, expired, material, pruned } = await pruneAtFirstPackRead(d);
     const outcome = await runRestore({
       target: beside,
       name: expired,
-      material: { kind: 'Key', keyId: symmetricKeyId(key), key },
+      material,
       progress: silentProgress,
     });
 
-    expect(expectOk(pruned!, 'Invoke-BackupPrune').json).toMatchObject({ BackupsRemoved: 1, PacksRemoved: 1 });
+    expect(expectOk(pruned(), 'Invoke-BackupPrune').json).toMatchObject({ BackupsRemoved: 1, PacksRemoved: 1 });
     expect(outcome.results.map((r) => r.Status)).toEqual(['Failed']);
     expect(outcome.error?.errorId).toBe('BackupNotFound');
     expect(outcome.error?.message).toMatch(/removed from .* while it was being restored/);

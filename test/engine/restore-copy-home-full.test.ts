@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canMount } from '../support/mounts.js';
+import { canMount, homeOnSmallDisk } from '../support/mounts.js';
 import { fingerprint, makeDrill, runCli, type Drill } from '../support/cli.js';
 
 /**
@@ -22,12 +22,8 @@ describe.skipIf(!canMount)('a restore whose local copies do not fit in AZSBACKUP
   beforeAll(async () => {
     d = await makeDrill({ bigFileBytes: 3 * 1024 * 1024 });
     name = (await d.backup()).Name;
-    mnt = path.join(d.root, 'small');
-    await fs.mkdir(mnt);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'ignore' });
+    ({ mnt, home } = await homeOnSmallDisk(d));
     mounted = true;
-    home = path.join(mnt, 'home');
-    await fs.cp(d.home, home, { recursive: true });
     // Room for the job's own records, not for a copy of a pack.
     const { size } = await fs.statfs(mnt).then((s) => ({ size: s.bavail * s.bsize }));
     await fs.writeFile(path.join(mnt, 'filler'), Buffer.alloc(size - 256 * 1024));

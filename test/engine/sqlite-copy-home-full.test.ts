@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canMount } from '../support/mounts.js';
+import { canMount, homeOnSmallDisk } from '../support/mounts.js';
 import { Database } from '../support/provider-fixtures.js';
 import { expectOk, makeDrill, runCli, type Drill } from '../support/cli.js';
 
@@ -24,12 +24,8 @@ describe.skipIf(!canMount)('a sqlite role whose copy does not fit in AZSBACKUP_H
 
   beforeAll(async () => {
     d = await makeDrill({ roles: false });
-    mnt = path.join(d.root, 'small');
-    await fs.mkdir(mnt);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'ignore' });
+    ({ mnt, home } = await homeOnSmallDisk(d));
     mounted = true;
-    home = path.join(mnt, 'home');
-    await fs.cp(d.home, home, { recursive: true });
     // 2.5 MB of database beside the drill, on a disk with room to spare.
     const big = path.join(d.root, 'big.sqlite');
     const db = new Database(big);

@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSymmetricKey, symmetricKeyId } from '../../src/crypto/symmetric-key.js';
 import { checkRepository } from '../../src/engine/verify-repository.js';
 import { silentProgress } from '../../src/progress.js';
-import { LocalFolderTarget } from '../../src/targets/local.js';
 import { expectOk, makeDrill, type Drill } from '../support/cli.js';
-import { actingBefore } from '../support/beside.js';
+import { pruneAtFirstPackRead } from '../support/beside.js';
 import { shareWithCollectablePack } from '../support/collectable.js';
 
 /**
@@ -29,20 +27,10 @@ describe('Test-BackupRepository beside a prune on another machine', () => {
   afterAll(async () => d?.cleanup());
 
   it('reports no damage for a backup and a pack the prune removed while it ran', async () => {
-    const share = new LocalFolderTarget(d.share);
-    let pruned: Awaited<ReturnType<Drill['cli']>> | undefined;
-    const beside = actingBefore(
-      share,
-      'read',
-      (p) => p.startsWith('AzsRepository/packs/'),
-      async () => {
-        pruned = await d.cli(['Invoke-BackupPrune']);
-      },
-    );
-    const key = parseSymmetricKey(d.key!);
-    const record = await checkRepository(beside, d.share, { material: { kind: 'Key', keyId: symmetricKeyId(key), key } }, silentProgress);
+    const { target: beside, material, pruned } = await pruneAtFirstPackRead(d);
+    const record = await checkRepository(beside, d.share, { material }, silentProgress);
 
-    expect(expectOk(pruned!, 'Invoke-BackupPrune').json).toMatchObject({ BackupsRemoved: 1, PacksRemoved: 1 });
+    expect(expectOk(pruned(), 'Invoke-BackupPrune').json).toMatchObject({ BackupsRemoved: 1, PacksRemoved: 1 });
     expect(record.Problems.filter((p) => p.Severity === 'Error')).toEqual([]);
     expect(record.IsValid).toBe(true);
   }, 120_000);

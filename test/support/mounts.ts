@@ -33,3 +33,16 @@ export async function mountsAtOrUnder(root: string): Promise<string[]> {
     .map((line) => line.split(' ')[4] ?? '')
     .filter((p) => p === root || p.startsWith(`${root}/`));
 }
+
+/**
+ * The drill's AZSBACKUP_HOME copied onto a small tmpfs of its own (`<root>/small`), for the tests
+ * of a home that fills up; the caller unmounts `mnt` when done.
+ */
+export async function homeOnSmallDisk(d: { root: string; home: string }, size = '1m'): Promise<{ mnt: string; home: string }> {
+  const mnt = path.join(d.root, 'small');
+  await fs.mkdir(mnt);
+  if (!mountTmpfs(mnt, `size=${size}`)) throw new Error(`mounting a ${size} tmpfs at ${mnt} failed`);
+  const home = path.join(mnt, 'home');
+  await fs.cp(d.home, home, { recursive: true });
+  return { mnt, home };
+}

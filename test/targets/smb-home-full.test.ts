@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
-import { canMount } from '../support/mounts.js';
+import { canMount, homeOnSmallDisk } from '../support/mounts.js';
 import { sambaAvailable, startSamba, type SambaServer } from '../support/samba.js';
 import { makeSmbDrill, type SmbDrill } from '../support/smb-drill.js';
 
@@ -26,12 +26,8 @@ describe.skipIf(!sambaAvailable() || !canMount)('an SMB share with AZSBACKUP_HOM
     samba = await startSamba();
     d = await makeSmbDrill(samba);
     name = (await d.backup()).Name;
-    mnt = path.join(d.root, 'small');
-    await fs.mkdir(mnt);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'ignore' });
+    ({ mnt, home } = await homeOnSmallDisk(d));
     mounted = true;
-    home = path.join(mnt, 'home');
-    await fs.cp(d.home, home, { recursive: true });
     // Room for the job's lock and record, none for anything more.
     const s = await fs.statfs(mnt);
     await fs.writeFile(path.join(mnt, 'filler'), Buffer.alloc(s.bavail * s.bsize - 8 * 1024));
