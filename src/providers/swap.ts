@@ -270,7 +270,7 @@ export class Staging {
     const asidePath = this.named(aside);
     await fs.mkdir(asidePath, { mode: 0o700 });
     try {
-      await moveEntries(this.dest, asidePath);
+      await moveEntries(this.dest, asidePath, await swapStateIn(this.dest));
     } catch (e) {
       // Nothing new came in yet: the old entries go back, and the destination is as it was.
       await moveEntries(asidePath, this.dest)
@@ -487,16 +487,30 @@ async function recoverOne(parent: string, j: Journal): Promise<boolean> {
   return false;
 }
 
-/** Our own names inside a destination that is a mount point: never part of its contents. */
-const WITHIN_NAME = new RegExp(`^\\.azs-(swap|staging|old)-${ID_PATTERN}(\\.tmp)?$`);
+const WITHIN_NAME = new RegExp(`^\\.azs-(swap|staging|old)-(${ID_PATTERN})(\\.tmp)?$`);
 
 /**
- * Moves every entry of `from` (but our own names) into `to`, one rename each, never over a name
- * that `to` holds: a rename would replace a file or an empty folder there without a word.
+ * Which names inside `dest` (a mount point) belong to a swap, this one's or another's whose
+ * journal recovery left alone: those of an id with a journal there. They stay where they are while
+ * the old contents go aside; a file merely named like them is contents like any other.
  */
-async function moveEntries(from: string, to: string): Promise<void> {
+async function swapStateIn(dest: string): Promise<(name: string) => boolean> {
+  const names = await fs.readdir(dest);
+  const journalled = new Set(names.map((n) => /^\.azs-swap-(.+)$/.exec(n)?.[1]?.replace(/\.tmp$/, '')).filter(Boolean));
+  return (name) => {
+    const id = WITHIN_NAME.exec(name)?.[2];
+    return id !== undefined && journalled.has(id);
+  };
+}
+
+/**
+ * Moves every entry of `from` (but those `kept` says stay) into `to`, one rename each, never over
+ * a name that `to` holds: a rename would replace a file or an empty folder there without a word.
+ * What comes in from a staging folder is moved whatever its name: a restored file may be named anything.
+ */
+async function moveEntries(from: string, to: string, kept: (name: string) => boolean = () => false): Promise<void> {
   for (const name of await fs.readdir(from)) {
-    if (WITHIN_NAME.test(name)) continue;
+    if (kept(name)) continue;
     await testPause();
     const a = path.join(from, name);
     const b = path.join(to, name);

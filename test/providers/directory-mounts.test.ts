@@ -93,6 +93,23 @@ describe.skipIf(!canMount)('directory restore and mount points', () => {
     expect([...seen]).toEqual([]);
   });
 
+  it('a file whose name looks like one of our swap names is restored too, not left in the staging', async () => {
+    expect(mount(app)).toBe(true);
+    const odd = '.azs-old-AbCdEfGhIjKlMnOp';
+    await fs.writeFile(path.join(app, odd), 'an operator file of that name\n');
+    await fs.writeFile(path.join(app, 'records'), 'as backed up\n');
+    const bytes = await exportAll(provider);
+    // Changed since the backup: the old one goes aside like any other file, the backed-up one comes in.
+    await fs.writeFile(path.join(app, odd), 'changed since\n');
+    await provider.import(Readable.from([bytes]));
+    expect(await fs.readFile(path.join(app, odd), 'utf8')).toBe('an operator file of that name\n');
+    expect((await fs.readdir(app)).sort()).toEqual([odd, 'records']);
+    // And gone since the backup: it comes back.
+    await fs.rm(path.join(app, odd));
+    await provider.import(Readable.from([bytes]));
+    expect((await fs.readdir(app)).sort()).toEqual([odd, 'records']);
+  });
+
   it('a mount point holding another mount point is refused, naming the inner one', async () => {
     expect(mount(app)).toBe(true);
     const volume = path.join(app, 'data');
