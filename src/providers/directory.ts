@@ -3,6 +3,7 @@ import path from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { makeFolders } from '../fs/make-folders.js';
+import { mountTable } from '../fs/mount-table.js';
 import { recycleThrough, recyclerOf } from '../memory/recycling-readable.js';
 import { importIntoProgram } from './child.js';
 import { providerFsError } from './fs-error.js';
@@ -421,13 +422,7 @@ const NEVER_WRITTEN_BACK = new Set(['tmpfs', 'ramfs', 'hugetlbfs']);
  * lies on one (statfs: also where /proc is not mounted).
  */
 async function devicesNeverWrittenBack(root: string): Promise<Set<bigint>> {
-  const devices = new Set<bigint>();
-  const table = await fs.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  for (const line of table.split('\n')) {
-    const device = /^\d+ \d+ (\d+):(\d+) /.exec(line);
-    const type = line.split(' - ')[1]?.split(' ')[0];
-    if (device && type && NEVER_WRITTEN_BACK.has(type)) devices.add(makedev(BigInt(device[1]!), BigInt(device[2]!)));
-  }
+  const devices = new Set((await mountTable())?.filter((m) => NEVER_WRITTEN_BACK.has(m.type)).map((m) => m.dev));
   try {
     const [fsInfo, st] = await Promise.all([fs.statfs(root), fs.lstat(root, { bigint: true })]);
     if ([0x01021994, 0x858458f6, 0x958458f6].includes(fsInfo.type)) devices.add(st.dev);
@@ -435,11 +430,6 @@ async function devicesNeverWrittenBack(root: string): Promise<Set<bigint>> {
     // The walk reports a root it cannot stat.
   }
   return devices;
-}
-
-/** st_dev of a major and minor device number, as glibc's makedev() encodes them. */
-function makedev(major: bigint, minor: bigint): bigint {
-  return (minor & 0xffn) | ((major & 0xfffn) << 8n) | ((minor & ~0xffn) << 12n) | ((major & ~0xfffn) << 32n);
 }
 
 /**

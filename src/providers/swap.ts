@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { mountTable } from '../fs/mount-table.js';
 import { copyXattrs } from '../native/folder-stat.js';
 import { exchangeNames, renameUnlessExists } from '../native/rename-exchange.js';
 import { currentOwner, provablyDead, type Owner } from '../process/owner.js';
@@ -546,11 +547,6 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** A mount point as /proc/self/mountinfo writes it: space, tab, new line and backslash as \ooo. */
-function unescapeMountPath(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-}
-
 /**
  * The mount points at `dir` or below it, `dir` itself first when it is one. A swap renames the
  * folder, which the root of a mounted file system cannot take part in (its contents are swapped
@@ -558,15 +554,12 @@ function unescapeMountPath(field: string): string {
  * point when it lies on another device than its parent; mounts below it are then not seen.
  */
 export async function mountsAtOrBelow(dir: string): Promise<string[]> {
-  const table = await fs.readFile('/proc/self/mountinfo', 'utf8').catch(() => undefined);
+  const table = await mountTable();
   if (table === undefined) {
     const [own, parent] = await Promise.all([fs.stat(dir), fs.stat(path.dirname(dir))]);
     return own.dev !== parent.dev ? [dir] : [];
   }
-  const points = table
-    .split('\n')
-    .map((line) => unescapeMountPath(line.split(' ')[4] ?? ''))
-    .filter((p) => p === dir || p.startsWith(`${dir}/`));
+  const points = table.map((m) => m.point).filter((p) => p === dir || p.startsWith(`${dir}/`));
   return [...new Set(points)].sort((a, b) => a.length - b.length || a.localeCompare(b));
 }
 
