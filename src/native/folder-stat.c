@@ -224,15 +224,36 @@ static bool has_xattrs(int fd, const char *name, const char *proc_path) {
   return llistxattr(proc_path, NULL, 0) > 0;
 }
 
+/* The call's arguments, `count` of them, into args; false (with a TypeError saying `usage`) otherwise. */
+static bool args_of(napi_env env, napi_callback_info info, size_t count, napi_value *args, const char *usage) {
+  size_t argc = count;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) == napi_ok && argc == count) return true;
+  napi_throw_type_error(env, NULL, usage);
+  return false;
+}
+
+/* An open descriptor argument; false (with a TypeError saying `usage`) when it is not one. */
+static bool fd_arg(napi_env env, napi_value value, int32_t *fd, const char *usage) {
+  if (napi_get_value_int32(env, value, fd) == napi_ok && *fd >= 0) return true;
+  napi_throw_type_error(env, NULL, usage);
+  return false;
+}
+
+/* A path argument into buf (PATH_MAX bytes); false (with a TypeError saying `usage`) when it is not a
+   string, is too long or holds a NUL. */
+static bool path_arg(napi_env env, napi_value value, char *buf, const char *usage) {
+  size_t length = 0;
+  if (napi_get_value_string_utf8(env, value, buf, PATH_MAX, &length) == napi_ok && length < PATH_MAX - 1 && strlen(buf) == length)
+    return true;
+  napi_throw_type_error(env, NULL, usage);
+  return false;
+}
+
 static napi_value read_folder(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
+  const char *usage = "readFolder(fd) takes an open folder's descriptor";
   napi_value args[1];
   int32_t fd = -1;
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 1 ||
-      napi_get_value_int32(env, args[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "readFolder(fd) takes an open folder's descriptor");
-    return NULL;
-  }
+  if (!args_of(env, info, 1, args, usage) || !fd_arg(env, args[0], &fd, usage)) return NULL;
   entry *names = NULL;
   size_t n = 0;
   int err = read_names(fd, &names, &n);
@@ -313,16 +334,10 @@ static napi_value read_folder(napi_env env, napi_callback_info info) {
 
 /* readXattrs(path): the extended attributes of `path` itself (never followed), packed as above. */
 static napi_value read_path_xattrs(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
+  const char *usage = "readXattrs(path) takes a path";
   napi_value args[1];
-  char path[4096];
-  size_t length = 0;
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 1 ||
-      napi_get_value_string_utf8(env, args[0], path, sizeof path, &length) != napi_ok || length >= sizeof path - 1 ||
-      strlen(path) != length) {
-    napi_throw_type_error(env, NULL, "readXattrs(path) takes a path");
-    return NULL;
-  }
+  char path[PATH_MAX];
+  if (!args_of(env, info, 1, args, usage) || !path_arg(env, args[0], path, usage)) return NULL;
   growing xattrs = {0};
   if (!read_xattrs(path, &xattrs)) {
     free(xattrs.bytes);
@@ -369,17 +384,11 @@ static bool has_xattr_named(const growing *list, const packed_xattr *wanted) {
  * contents a restore swaps: the staged folder's attributes (its ACL) become the mount point's.
  */
 static napi_value copy_xattrs(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
+  const char *usage = "copyXattrs(from, to) takes two paths";
   napi_value args[2];
-  char from[4096], to[4096];
-  size_t from_length = 0, to_length = 0;
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 2 ||
-      napi_get_value_string_utf8(env, args[0], from, sizeof from, &from_length) != napi_ok ||
-      napi_get_value_string_utf8(env, args[1], to, sizeof to, &to_length) != napi_ok || from_length >= sizeof from - 1 ||
-      to_length >= sizeof to - 1 || strlen(from) != from_length || strlen(to) != to_length) {
-    napi_throw_type_error(env, NULL, "copyXattrs(from, to) takes two paths");
+  char from[PATH_MAX], to[PATH_MAX];
+  if (!args_of(env, info, 2, args, usage) || !path_arg(env, args[0], from, usage) || !path_arg(env, args[1], to, usage))
     return NULL;
-  }
   growing wanted = {0}, present = {0};
   if (!read_xattrs(from, &wanted) || !read_xattrs(to, &present)) {
     free(wanted.bytes);
@@ -419,14 +428,10 @@ static napi_value copy_xattrs(napi_env env, napi_callback_info info) {
  * where the file system cannot (the caller then trusts the ctime less).
  */
 static napi_value write_back_pages(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
+  const char *usage = "writeBackPages(fd) takes an open file's descriptor";
   napi_value args[1];
   int32_t fd = -1;
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 1 ||
-      napi_get_value_int32(env, args[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "writeBackPages(fd) takes an open file's descriptor");
-    return NULL;
-  }
+  if (!args_of(env, info, 1, args, usage) || !fd_arg(env, args[0], &fd, usage)) return NULL;
   bool done = sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE) == 0;
   napi_value result;
   napi_get_boolean(env, done, &result);
