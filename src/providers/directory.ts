@@ -13,7 +13,7 @@ import { TarFormatError, TarScanner, type TarEntry } from './tar-scanner.js';
 import { mountsAtOrBelow, recoverSwaps, resolveDestination, Staging } from './swap.js';
 import { endOfArchive } from './tar-header.js';
 import type { SlabPool } from '../memory/slab-pool.js';
-import { directoryTar, SourceChangedError, SourceReadError, tarPool, walkTree } from './tar-writer.js';
+import { directoryTar, SourceAttributesTooLarge, SourceChangedError, SourceReadError, tarPool, walkTree } from './tar-writer.js';
 
 /**
  * A folder tree as a tar stream. Import trusts nothing in the archive: every entry is checked
@@ -142,6 +142,20 @@ function sourceChanged(root: string, role: string, e: SourceChangedError): AzsEr
 function exportFailure(root: string, role: string, e: unknown): AzsError {
   if (isAzsError(e)) return e;
   if (e instanceof SourceChangedError) return sourceChanged(root, role, e);
+  if (e instanceof SourceAttributesTooLarge) {
+    const file = path.join(root, e.path);
+    return new AzsError(
+      `'${file}' carries ${e.bytes} bytes of extended attributes, more than the ${e.limit} an archive entry holds for a restore to read; role '${role}' was not backed up.`,
+      {
+        errorId: 'DirectoryAttributesTooLarge',
+        category: 'InvalidData',
+        exitCode: ExitCode.Failure,
+        targetObject: file,
+        recommendedAction:
+          "Remove the attributes the file does not need (getfattr -d -m - shows them, setfattr -x removes one), or move it out of the role's folder, then run the backup again.",
+      },
+    );
+  }
   return new AzsError(`Reading the folder '${root}' (role '${role}') failed: ${(e as Error)?.message ?? String(e)}`, {
     errorId: 'DirectoryExportFailed',
     category: 'ReadError',

@@ -57,7 +57,8 @@ export class TarFormatError extends Error {
 }
 
 const BLOCK = 512;
-const MAX_EXTENDED_BYTES = 1024 * 1024;
+/** The largest extended header a restore reads (the writer keeps below it: tar-writer.ts). */
+export const MAX_EXTENDED_BYTES = 1024 * 1024;
 
 const TYPES: Record<string, TarEntryType> = {
   '0': 'File',

@@ -19,6 +19,7 @@ import type { RecyclingReadable } from '../memory/recycling-readable.js';
 import { SlabPool } from '../memory/slab-pool.js';
 import { type ListedStat, readFolder, readXattrs, writeBackPages } from '../native/folder-stat.js';
 import { encodeHeader, endOfArchive, paddingOf, type TypeFlag, type Xattr } from './tar-header.js';
+import { MAX_EXTENDED_BYTES } from './tar-scanner.js';
 
 /**
  * A folder tree as a POSIX pax tar stream, written here rather than by GNU tar -c so that a backup
@@ -98,6 +99,22 @@ export class SourceChangedError extends Error {
     readonly reason: string,
   ) {
     super(`${path === '' ? '.' : path}: ${reason}`);
+  }
+}
+
+/**
+ * A file whose extended attributes no archive entry a restore reads can hold (tmpfs and XFS take
+ * far more than ext4's few KiB): refused rather than stored in a backup no restore could read.
+ */
+export class SourceAttributesTooLarge extends Error {
+  override readonly name = 'SourceAttributesTooLarge';
+  constructor(
+    /** Relative to the root. */
+    readonly path: string,
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(`${path}: ${bytes} bytes of extended attributes, more than the ${limit} an archive entry holds`);
   }
 }
 
@@ -470,7 +487,7 @@ class WalkEntry implements TarWriterEntry {
       mtimeNs: this.stat.mtimeNs,
       ...(this.linkTarget ? { linkname: this.linkTarget } : {}),
       ...(this.kind === 'character-device' || this.kind === 'block-device' ? deviceNumbers(this.stat.rdev) : {}),
-      ...(this.stat.xattrs && this.kind !== 'hardlink' ? { xattrs: archivedXattrs(this.stat.xattrs) } : {}),
+      ...(this.stat.xattrs && this.kind !== 'hardlink' ? { xattrs: archivedXattrs(this.stat.xattrs, this.path) } : {}),
     });
     return this.#header;
   }
@@ -480,7 +497,8 @@ class WalkEntry implements TarWriterEntry {
  * The attributes folder-stat.c packed (all but an SELinux label, which belongs to the restoring
  * machine's policy), as a header carries them: sorted by name, so the same attributes give the same bytes.
  */
-function archivedXattrs(packed: Buffer): Xattr[] {
+function archivedXattrs(packed: Buffer, rel: string): Xattr[] {
+  if (packed.length > MAX_XATTR_BYTES) throw new SourceAttributesTooLarge(rel, packed.length, MAX_XATTR_BYTES);
   const out: Xattr[] = [];
   for (let at = 0; at + 4 <= packed.length; ) {
     const nameLength = packed.readUInt32LE(at);
@@ -493,6 +511,9 @@ function archivedXattrs(packed: Buffer): Xattr[] {
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
+
+/** An entry's attributes at most: with its path, link target and times, its extended header stays below what a restore reads. */
+const MAX_XATTR_BYTES = MAX_EXTENDED_BYTES - 64 * 1024;
 
 /** An errno the addon gave, as the error Node's lstat would have thrown ("ENOENT: no such file or directory, lstat '…'"). */
 function errnoError(errno: number, path: Buffer): NodeJS.ErrnoException {

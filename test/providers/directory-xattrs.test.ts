@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createProvider } from '../../src/providers/index.js';
 import { aclTools } from '../support/acl.js';
+import { canMount, mountTmpfs, unmount } from '../support/mounts.js';
 import { exportAll } from '../support/provider-fixtures.js';
 
 /**
@@ -83,6 +84,31 @@ describe.skipIf(!aclTools)('directory roles and extended attributes', () => {
     expect(attributes(dest)).toContain('user.azs.note');
     expect(attributes(dest)).not.toContain('security.selinux');
   });
+
+  it.skipIf(!canMount)(
+    'refuses a file whose attributes an archive entry cannot hold, rather than make a backup no restore reads',
+    async () => {
+      // tmpfs takes trusted.* attributes of 64 KiB each, as many as memory allows; ext4 keeps a few KiB.
+      const volume = path.join(tmp, 'volume');
+      await fs.mkdir(volume);
+      expect(mountTmpfs(volume, 'size=16m')).toBe(true);
+      try {
+        const file = path.join(volume, 'heavy.bin');
+        await fs.writeFile(file, 'data\n');
+        for (let i = 0; i < 20; i++)
+          execFileSync('setfattr', ['-n', `trusted.big${i}`, '-v', `0s${Buffer.alloc(60_000, i).toString('base64')}`, file]);
+        const role = await createProvider({ name: 'Heavy', provider: 'directory', restoreOrder: 1, path: volume });
+        const err = await exportAll(role).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err).toMatchObject({ errorId: 'DirectoryAttributesTooLarge', targetObject: file });
+        expect((err as Error).message).toMatch(/1200\d{3} bytes of extended attributes/);
+      } finally {
+        unmount(volume);
+      }
+    },
+  );
 
   it('the same tree gives the same archive, attributes included (their order does not depend on the file system)', async () => {
     for (const n of ['user.b', 'user.a', 'user.c']) execFileSync('setfattr', ['-n', n, '-v', n, path.join(src, 'ca.crt')]);
