@@ -421,13 +421,13 @@ class Walker {
     if (what === FILE) {
       const size = st.size;
       const pool = this.pool;
-      const opened = (fd: number): void => {
-        entry.pagesWrittenBack = writeBackPages(fd);
+      // Made only for a file that is read: the files cache passes most of an unchanged tree over.
+      const data = (): MemberData => {
+        const opened = (fd: number): void => {
+          entry.pagesWrittenBack = writeBackPages(fd);
+        };
+        return size <= SMALL_FILE ? readSmallFile(absOf(), relText, st, pool, opened) : new FileData(absOf(), relText, st, pool, opened);
       };
-      const data =
-        size <= SMALL_FILE
-          ? () => readSmallFile(absOf(), relText, st, pool, opened)
-          : () => new FileData(absOf(), relText, st, pool, opened);
       const entry = new WalkEntry(relText, name, 'file', st, paddingOf(size), undefined, data);
       return entry;
     }
