@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # The compiler and Python build better-sqlite3 and our addons when npm ci runs (no prebuilt binaries).
 scripts/ensure-packages.sh g++:g++ make:make python3:python3 smbd:samba smbclient:smbclient pg_ctlcluster:postgresql \
-  zstd:zstd openssl:openssl sqlite3:sqlite3 tar:tar strace:strace setfacl:acl getfattr:attr
+  zstd:zstd openssl:openssl sqlite3:sqlite3 tar:tar strace:strace fincore:util-linux setfacl:acl getfattr:attr
 bash scripts/setup-powershell.sh >&2
 scripts/ensure-built.sh
 # The typecheck covers the tests and scripts too (tsconfig.json): a test that no longer matches the

@@ -36,6 +36,11 @@
       "cflags": ["-O2", "-Wall", "-Wextra"]
     },
     {
+      "target_name": "direct_io",
+      "sources": ["direct-io.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
       "target_name": "folder_stat",
       "sources": ["folder-stat.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]

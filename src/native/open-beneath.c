@@ -16,6 +16,8 @@
  *     (less the umask), and the folder holding each new one is fsynced so a crash cannot lose it
  *     (best effort: network mounts may refuse).
  *   createFile(dirfd, name, mode) -> fd of a new file, open for writing; EEXIST if name exists.
+ *   createDirectFile(dirfd, name, mode) -> the same, opened with O_DIRECT (a restore's large files,
+ *     src/providers/direct-file.ts); EINVAL where the file system cannot.
  *   kindAt(dirfd, name) -> 'directory', 'other' (a file or a link, never followed), or null.
  *   renameAt(fromfd, from, tofd, to, noReplace) -> renameat, or renameat2(RENAME_NOREPLACE):
  *     EEXIST if `to` exists; EINVAL or ENOSYS where the file system or kernel cannot.
@@ -52,7 +54,7 @@
 #define MAX_PASSES 16
 #define FILE_FLAGS (O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC)
 
-typedef enum { OPEN_FOLDER, CREATE_FILE, KIND_AT, RENAME_AT, LINK_AT, UNLINK_AT, REMOVE_TREE_AT } op_kind;
+typedef enum { OPEN_FOLDER, CREATE_FILE, CREATE_DIRECT_FILE, KIND_AT, RENAME_AT, LINK_AT, UNLINK_AT, REMOVE_TREE_AT } op_kind;
 
 typedef struct {
   napi_async_work work;
@@ -171,6 +173,9 @@ static void execute(napi_env env, void *data) {
     case CREATE_FILE:
       done = o->result = openat(o->fd[0], o->names[0], FILE_FLAGS, (mode_t)o->flag);
       break;
+    case CREATE_DIRECT_FILE:
+      done = o->result = openat(o->fd[0], o->names[0], FILE_FLAGS | O_DIRECT, (mode_t)o->flag);
+      break;
     case KIND_AT:
       done = fstatat(o->fd[0], o->names[0], &st, AT_SYMLINK_NOFOLLOW);
       if (done == 0) o->result = S_ISDIR(st.st_mode) ? 1 : 2;
@@ -205,14 +210,14 @@ static void complete(napi_env env, napi_status status, void *data) {
   op *o = data;
   if (status == napi_ok && o->error == 0) {
     napi_value value;
-    if (o->kind == OPEN_FOLDER || o->kind == CREATE_FILE) napi_create_int32(env, o->result, &value);
+    if (o->kind == OPEN_FOLDER || o->kind == CREATE_FILE || o->kind == CREATE_DIRECT_FILE) napi_create_int32(env, o->result, &value);
     else if (o->kind == KIND_AT && o->result != 0) napi_create_string_utf8(env, o->result == 1 ? "directory" : "other", NAPI_AUTO_LENGTH, &value);
     else if (o->kind == KIND_AT) napi_get_null(env, &value);
     else napi_get_undefined(env, &value);
     napi_resolve_deferred(env, o->deferred, value);
   } else {
     /* A descriptor opened for a promise no one will see resolved must not leak. */
-    if (o->error == 0 && (o->kind == OPEN_FOLDER || o->kind == CREATE_FILE) && o->result >= 0) close(o->result);
+    if (o->error == 0 && (o->kind == OPEN_FOLDER || o->kind == CREATE_FILE || o->kind == CREATE_DIRECT_FILE) && o->result >= 0) close(o->result);
     int err = status == napi_ok ? o->error : ECANCELED;
     const char *name = strerrorname_np(err);
     char text[256];
@@ -339,6 +344,7 @@ typedef struct {
 
 static const step_spec STEPS[] = {
     {"createFile", CREATE_FILE, 3, false},   /* (dirfd, name, mode) */
+    {"createDirectFile", CREATE_DIRECT_FILE, 3, false}, /* (dirfd, name, mode) */
     {"kindAt", KIND_AT, 2, false},           /* (dirfd, name) */
     {"unlinkAt", UNLINK_AT, 2, false},       /* (dirfd, name) */
     {"removeTreeAt", REMOVE_TREE_AT, 2, false}, /* (dirfd, name) */

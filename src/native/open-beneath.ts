@@ -13,6 +13,8 @@ export interface BeneathAddon {
   openFolder(root: string, segments: readonly string[], folderMode: number): Promise<number>;
   /** A descriptor of the new file `name` (O_EXCL, O_NOFOLLOW), open for writing. */
   createFile(dirfd: number, name: string, mode: number): Promise<number>;
+  /** The same, opened with O_DIRECT: writes from 4096-aligned memory in 4096-byte multiples; EINVAL where the file system cannot. */
+  createDirectFile(dirfd: number, name: string, mode: number): Promise<number>;
   /** What `name` is, a link never followed (it is 'other'); null when nothing is there. */
   kindAt(dirfd: number, name: string): Promise<'directory' | 'other' | null>;
   /** renameat, or renameat2(RENAME_NOREPLACE) with `noReplace` (EEXIST; EINVAL or ENOSYS where unsupported). */

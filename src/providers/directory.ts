@@ -2,6 +2,7 @@ import { constants as fsConstants, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
+import { flushToDisk } from '../fs/flush-to-disk.js';
 import { makeFolders } from '../fs/make-folders.js';
 import { mountTable } from '../fs/mount-table.js';
 import { recycleThrough, recyclerOf } from '../memory/recycling-readable.js';
@@ -10,6 +11,8 @@ import { providerFsError } from './fs-error.js';
 import { earlyFailure } from './input.js';
 import type { ArchiveExport, ArchiveMember, Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
 import { TarFormatError, TarScanner, type TarEntry } from './tar-scanner.js';
+import { ArchiveRouter, type RouteStep } from './archive-router.js';
+import { DIRECT_MIN_BYTES, DirectFiles, type DirectFile } from './direct-files.js';
 import { mountsAtOrBelow, recoverSwaps, resolveDestination, Staging } from './swap.js';
 import { endOfArchive } from './tar-header.js';
 import type { SlabPool } from '../memory/slab-pool.js';
@@ -229,19 +232,38 @@ class Refusal {
   }
 }
 
+/** What goes to GNU tar, and how its pipe tells that a piece was taken (for recycling). */
+interface GuardedStream {
+  toTar: Transform;
+  written: ((piece: Buffer) => void) | undefined;
+}
+
 /**
  * `data` passed on chunk by chunk to GNU tar, every header shown to the guard first: the bytes of a
  * refused header never reach GNU tar (the chunk fails instead of passing on). FIFOs are checked too
- * and noted in `fifos`; a failure of `data` itself refuses the restore too.
+ * and noted in `fifos`; a failure of `data` itself refuses the restore too. With `direct`, the
+ * large plain files are taken out of the stream and written here instead (direct-files.ts).
  */
-function guardedTarStream(data: Readable, staging: string, guard: EntryGuard, fifos: string[], refusal: Refusal): Transform {
-  const scanner = new TarScanner((entry) => {
-    // A FIFO carries no data and its owner makes it again: GNU tar creates it, and it is removed
-    // below, by its path: so that path is held to the guard like any other.
-    const problem = guard.check(entry);
-    if (problem) throw problem;
-    if (entry.type === 'FIFO') fifos.push(entry.path);
-  });
+function guardedTarStream(
+  data: Readable,
+  staging: string,
+  guard: EntryGuard,
+  fifos: string[],
+  refusal: Refusal,
+  direct: DirectFiles | undefined,
+): GuardedStream {
+  const routed = direct ? directRoute(direct, recyclerOf(data), refusal, staging) : undefined;
+  const scanner = new TarScanner(
+    (entry) => {
+      // A FIFO carries no data and its owner makes it again: GNU tar creates it, and it is removed
+      // below, by its path: so that path is held to the guard like any other.
+      const problem = guard.check(entry);
+      if (problem) throw problem;
+      if (entry.type === 'FIFO') fifos.push(entry.path);
+      routed?.router.entry(entry);
+    },
+    routed ? (piece, part) => routed.router.piece(piece, part) : undefined,
+  );
   const scanned = (scan: () => void): Error | undefined => {
     try {
       scan();
@@ -265,11 +287,22 @@ function guardedTarStream(data: Readable, staging: string, guard: EntryGuard, fi
   const toTar = new Transform({
     highWaterMark: 1 << 20,
     transform(chunk: Buffer, _encoding, done) {
+      if (!routed) {
+        const err = scanned(() => scanner.write(chunk));
+        return done(err, err ? undefined : chunk);
+      }
+      routed.router.begin(chunk);
       const err = scanned(() => scanner.write(chunk));
-      done(err, err ? undefined : chunk);
+      if (err) return done(err);
+      routed.run(routed.router.take(), (piece) => this.push(piece)).then(() => done(), done);
     },
     flush(done) {
-      done(scanned(() => scanner.end()));
+      const err = scanned(() => scanner.end());
+      if (err || !routed) return done(err);
+      routed
+        .run(routed.router.finish(), (piece) => this.push(piece))
+        .then(() => routed.settled())
+        .then(() => done(), done);
     },
   });
   const onDataError = (e: unknown): void => {
@@ -288,7 +321,60 @@ function guardedTarStream(data: Readable, staging: string, guard: EntryGuard, fi
   const early = earlyFailure(data);
   if (early) onDataError(early);
   data.pipe(toTar);
-  return toTar;
+  return { toTar, written: routed ? (piece) => routed.router.done(piece) : recyclerOf(data) };
+}
+
+/** A regular file GNU tar would write plainly, large enough to be worth writing past the page cache. */
+function plainLargeFile(e: TarEntry): boolean {
+  return (e.type === 'File' || e.type === 'OldFile' || e.type === 'ContiguousFile') && e.size >= DIRECT_MIN_BYTES && !e.moreRecords;
+}
+
+/**
+ * The steps of an ArchiveRouter carried out: GNU tar's pieces pushed on, the files taken away
+ * created (before anything after them reaches GNU tar, whose hard links may name them), filled and
+ * finished. A file is finished while the stream goes on; settled() waits for them all.
+ */
+function directRoute(direct: DirectFiles, recycle: ((chunk: Buffer) => void) | undefined, refusal: Refusal, staging: string) {
+  // A name taken away must be the only entry of that name: GNU tar, extracting the other one
+  // later or earlier, would silently decide which of the two stays.
+  const seen = new Set<string>();
+  const taken = new Set<string>();
+  const router = new ArchiveRouter((entry) => {
+    const rel = relativeOf(entry.path);
+    if (taken.has(rel)) throw unsafeEntry(entry.path, 'appears twice in the archive');
+    const takes = plainLargeFile(entry) && !seen.has(rel);
+    seen.add(rel);
+    if (takes) taken.add(rel);
+    return takes;
+  }, recycle);
+  let file: DirectFile | undefined;
+  const finishing: Promise<void>[] = [];
+  const failed = (e: unknown): AzsError => {
+    refusal.refuse(isAzsError(e) ? e : wrapFsError(e, 'DirectoryImportFailed', 'Writing a restored file failed', staging));
+    return refusal.reason!;
+  };
+  const run = async (steps: RouteStep[], push: (piece: Buffer) => void): Promise<void> => {
+    try {
+      for (const step of steps) {
+        if (step.kind === 'tar') push(step.piece);
+        else if (step.kind === 'open') file = await direct.create({ ...step.entry, rel: relativeOf(step.entry.path) });
+        else if (step.kind === 'data') {
+          await file!.write(step.piece);
+          router.done(step.piece);
+        } else {
+          finishing.push(file!.finish().catch((e: unknown) => void failed(e)));
+          file = undefined;
+        }
+      }
+    } catch (e) {
+      throw failed(e);
+    }
+  };
+  const settled = async (): Promise<void> => {
+    await Promise.all(finishing);
+    if (refusal.reason) throw refusal.reason;
+  };
+  return { router, run, settled };
 }
 
 /** GNU tar's failure as the restore reports it; a full disk becomes the file-system error it is. */
@@ -371,8 +457,9 @@ async function extractStrict(data: Readable, staging: string, { signal }: Provid
   signal?.addEventListener('abort', onAbort, { once: true });
 
   const fifos: string[] = [];
-  const toTar = guardedTarStream(data, staging, guard, fifos, refusal);
   const asRoot = process.getuid?.() === 0;
+  const direct = await DirectFiles.into(staging, asRoot).catch(() => undefined);
+  const { toTar, written } = guardedTarStream(data, staging, guard, fifos, refusal, direct);
   const failure = await importIntoProgram(
     {
       argv: [
@@ -396,11 +483,12 @@ async function extractStrict(data: Readable, staging: string, { signal }: Provid
       label: `tar extracting into '${staging}'`,
       signal: refusal.stop.signal,
       // The guard keeps copies of the header bytes it gathers, never the chunks themselves.
-      written: recyclerOf(data),
+      written,
     },
     toTar,
   ).catch((e: unknown) => e);
   signal?.removeEventListener('abort', onAbort);
+  if (refusal.reason || failure !== undefined) await direct?.abandon();
   if (refusal.reason) throw refusal.reason;
   if (failure !== undefined) throw extractFailure(failure, staging);
   await restoreMetadata(staging, guard, fifos, asRoot);
@@ -562,6 +650,7 @@ export class DirectoryProvider implements Provider {
     try {
       staging = isMountPoint ? await Staging.beginWithin(dest) : await Staging.begin(dest);
       await extractStrict(data, staging.path, ctx);
+      await flushToDisk(staging.path);
       await ctx.beforeCommit?.();
       await (isMountPoint ? staging.swapContentsIn() : staging.swapFolderIn());
     } catch (e) {

@@ -49,7 +49,19 @@ export interface TarEntry {
   /** mtime exact, as the archive gives it (a pax time to the nanosecond): Date keeps milliseconds. */
   mtimeNs: bigint;
   atime?: Date;
+  /**
+   * Whether its pax header says more than name, link, size, owner and times (extended attributes,
+   * ACLs, anything unknown): only GNU tar knows how to apply all of that.
+   */
+  moreRecords: boolean;
 }
+
+/**
+ * What a stretch of the stream is: `meta` the headers before an entry (extended headers, their
+ * padding, the entry's own header block), `data` an entry's bytes, `padding` the zeros after them
+ * up to the next block, `end` the end-of-archive blocks and whatever follows.
+ */
+export type TarPart = 'meta' | 'data' | 'padding' | 'end';
 
 /** The stream is not a tar archive this scanner can vouch for; the message says why. */
 export class TarFormatError extends Error {
@@ -177,9 +189,12 @@ function paxTimeNs(value: string): bigint {
   return negative ? -ns : ns;
 }
 
+/** The pax keys whose meaning the scanner gives in a TarEntry; any other is `moreRecords`. */
+const PLAIN_RECORDS = new Set(['path', 'linkpath', 'size', 'uid', 'gid', 'uname', 'gname', 'mtime', 'atime', 'ctime']);
+
 type State =
   | { kind: 'header' }
-  | { kind: 'skip'; bytes: number }
+  | { kind: 'skip'; bytes: number; part: TarPart; padding?: number }
   | { kind: 'extended'; flag: 'x' | 'L' | 'K'; bytes: number; padding: number }
   | { kind: 'ended' };
 
@@ -192,24 +207,37 @@ export class TarScanner {
   private longName: string | undefined;
   private longLink: string | undefined;
 
-  /** `onEntry` sees each entry before any of its bytes are passed on; what it throws, write() throws. */
-  constructor(private readonly onEntry: (entry: TarEntry) => void) {}
+  /**
+   * `onEntry` sees each entry before any of its bytes are passed on; what it throws, write() throws.
+   * `onPiece`, if given, sees every byte of the stream once, in order, as pieces of the chunks
+   * written (no copies) marked with the part of the archive they are; an entry's header pieces
+   * come before its onEntry, its data after.
+   */
+  constructor(
+    private readonly onEntry: (entry: TarEntry) => void,
+    private readonly onPiece?: (piece: Buffer, part: TarPart) => void,
+  ) {}
 
   /** Scans the next bytes of the stream. */
   write(chunk: Buffer): void {
     let at = 0;
     while (at < chunk.length) {
       const state = this.state;
-      if (state.kind === 'ended') return;
+      if (state.kind === 'ended') {
+        this.onPiece?.(chunk.subarray(at), 'end');
+        return;
+      }
       if (state.kind === 'skip') {
         const n = Math.min(state.bytes, chunk.length - at);
+        this.onPiece?.(chunk.subarray(at, at + n), state.part);
         state.bytes -= n;
         at += n;
-        if (state.bytes === 0) this.state = { kind: 'header' };
+        if (state.bytes === 0) this.state = state.padding ? { kind: 'skip', bytes: state.padding, part: 'padding' } : { kind: 'header' };
         continue;
       }
       const size = state.kind === 'header' ? BLOCK : state.bytes;
       const n = Math.min(size - this.gathered, chunk.length - at);
+      this.onPiece?.(chunk.subarray(at, at + n), 'meta');
       let piece: Buffer | undefined;
       if (this.gathered === 0 && n === size) {
         piece = chunk.subarray(at, at + n);
@@ -284,6 +312,7 @@ export class TarScanner {
       mtime: paxTime(pax, 'mtime') ?? new Date(number(block, MTIME, 'mtime') * 1000),
       mtimeNs: pax.has('mtime') ? paxTimeNs(pax.get('mtime')!) : BigInt(number(block, MTIME, 'mtime')) * 1_000_000_000n,
       atime: paxTime(pax, 'atime'),
+      moreRecords: [...pax.keys()].some((k) => !PLAIN_RECORDS.has(k)),
     };
     const linkpath = pax.get('linkpath') ?? this.longLink ?? text(block, LINKNAME);
     if (type === 'Link' || type === 'SymbolicLink') entry.linkpath = linkpath;
@@ -294,8 +323,13 @@ export class TarScanner {
       throw new TarFormatError(`the entry '${name}' of type ${type} carries ${entry.size} bytes of data, which its type does not have`);
     }
     this.onEntry(entry);
-    const bytes = entry.size + padding(entry.size);
-    this.state = bytes === 0 ? { kind: 'header' } : { kind: 'skip', bytes };
+    const pad = padding(entry.size);
+    this.state =
+      entry.size > 0
+        ? { kind: 'skip', bytes: entry.size, part: 'data', padding: pad }
+        : pad > 0
+          ? { kind: 'skip', bytes: pad, part: 'padding' }
+          : { kind: 'header' };
   }
 
   private extended(flag: 'x' | 'L' | 'K', body: Buffer, pad: number): void {
@@ -306,7 +340,7 @@ export class TarScanner {
       if (flag === 'L') this.longName = value;
       else this.longLink = value;
     }
-    this.state = pad === 0 ? { kind: 'header' } : { kind: 'skip', bytes: pad };
+    this.state = pad === 0 ? { kind: 'header' } : { kind: 'skip', bytes: pad, part: 'meta' };
   }
 }
 

@@ -1,0 +1,141 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isAzsError } from '../../src/errors.js';
+import { directIo } from '../../src/native/direct-io.js';
+import { openBeneath } from '../../src/native/open-beneath.js';
+import { createProvider } from '../../src/providers/index.js';
+import { canMount, mountTmpfs, unmount } from '../support/mounts.js';
+import { exportAll } from '../support/provider-fixtures.js';
+
+/**
+ * A restore writes a role's large plain files itself, straight to disk (O_DIRECT), and leaves the
+ * rest to GNU tar (src/providers/direct-files.ts). What comes back must be what GNU tar would have
+ * made: the same bytes, mode (set-id bits too), owner, times to the nanosecond and hard links; a
+ * file with extended attributes still gets them. And an archive that names such a file twice, or a
+ * disk that fills in the middle of one, changes nothing.
+ */
+
+const MiB = 1024 * 1024;
+const haveAddons = directIo() !== undefined && openBeneath() !== undefined;
+const asRoot = process.getuid?.() === 0;
+
+let tmp: string;
+let src: string;
+
+/** Every entry below `root` (the root too): type, mode, owner, size, links, mtime to the nanosecond. */
+function manifest(root: string): string {
+  return execFileSync('find', ['.', '-printf', '%p %y %m %U %G %s %n %T@\\n'], { cwd: root, encoding: 'utf8' })
+    .split('\n')
+    .sort()
+    .join('\n');
+}
+
+/** The pages of `file` the page cache holds now. */
+function residentPages(file: string): number {
+  return Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'PAGES', file], { encoding: 'utf8' }).trim());
+}
+
+async function writeWithTime(file: string, data: Buffer, time: string): Promise<void> {
+  await fs.writeFile(file, data);
+  execFileSync('touch', ['-h', '-d', time, file]);
+}
+
+beforeEach(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'azs-direct-'));
+  src = path.join(tmp, 'data');
+  await fs.mkdir(path.join(src, 'blobs', 'sealed'), { recursive: true });
+  await writeWithTime(path.join(src, 'blobs', 'exact.bin'), randomBytes(MiB), '@1700000000.123456789');
+  await writeWithTime(path.join(src, 'blobs', 'odd.bin'), randomBytes(3 * MiB + 123), '@1600000000.987654321');
+  await writeWithTime(path.join(src, 'blobs', 'just-over.bin'), randomBytes(MiB + 1), '@1500000000.000000001');
+  await fs.link(path.join(src, 'blobs', 'exact.bin'), path.join(src, 'blobs', 'exact-link.bin'));
+  await fs.writeFile(path.join(src, 'blobs', 'sealed', 'inside.bin'), randomBytes(2 * MiB));
+  await fs.writeFile(path.join(src, 'small.json'), '{"a":1}\n');
+  await fs.chmod(path.join(src, 'blobs', 'sealed'), 0o555);
+  if (asRoot) {
+    await fs.chown(path.join(src, 'blobs', 'odd.bin'), 1234, 5678);
+    await fs.chmod(path.join(src, 'blobs', 'odd.bin'), 0o6750);
+  }
+});
+afterEach(async () => {
+  await fs.chmod(path.join(src, 'blobs', 'sealed'), 0o755).catch(() => undefined);
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+describe.skipIf(!haveAddons)('large files a restore writes itself', () => {
+  it('come back as GNU tar would make them, and are written past the page cache', async () => {
+    const role = await createProvider({ name: 'Blobs', provider: 'directory', restoreOrder: 1, path: src });
+    const bytes = await exportAll(role);
+    const dest = path.join(tmp, 'restored');
+    // Pieces of every size, so headers and data fall across chunk edges.
+    const pieces: Buffer[] = [];
+    for (let at = 0, n = 1; at < bytes.length; at += n, n = (n * 7 + 3) % 70_001) pieces.push(bytes.subarray(at, at + n));
+    await role.import(Readable.from(pieces), { destination: dest });
+    expect(manifest(dest)).toBe(manifest(src));
+    // Before anything reads them: none of their pages were left in the page cache.
+    for (const f of ['blobs/exact.bin', 'blobs/odd.bin', 'blobs/just-over.bin', 'blobs/sealed/inside.bin'])
+      expect(residentPages(path.join(dest, f)), f).toBe(0);
+    execFileSync('diff', ['-r', src, dest]);
+    await fs.chmod(path.join(dest, 'blobs', 'sealed'), 0o755);
+  });
+
+  it('a large file with extended attributes keeps them (GNU tar writes it)', async () => {
+    const file = path.join(src, 'blobs', 'odd.bin');
+    execFileSync('setfattr', ['-n', 'user.azs.note', '-v', 'kept', file]);
+    const role = await createProvider({ name: 'Blobs', provider: 'directory', restoreOrder: 1, path: src });
+    const bytes = await exportAll(role);
+    const dest = path.join(tmp, 'restored');
+    await role.import(Readable.from([bytes]), { destination: dest });
+    expect(
+      execFileSync('getfattr', ['--only-values', '-n', 'user.azs.note', path.join(dest, 'blobs', 'odd.bin')], { encoding: 'utf8' }),
+    ).toBe('kept');
+    expect(manifest(dest)).toBe(manifest(src));
+    await fs.chmod(path.join(dest, 'blobs', 'sealed'), 0o755);
+  });
+
+  it('an archive that names a large file twice is refused, and the folder stays as it was', async () => {
+    const other = path.join(tmp, 'other');
+    await fs.mkdir(other);
+    await fs.writeFile(path.join(other, 'big.bin'), randomBytes(2 * MiB));
+    const twice = path.join(tmp, 'twice.tar');
+    execFileSync('tar', ['--format=posix', '-C', other, '-cf', twice, 'big.bin']);
+    await fs.writeFile(path.join(other, 'big.bin'), randomBytes(2 * MiB));
+    execFileSync('tar', ['--format=posix', '-C', other, '-rf', twice, 'big.bin']);
+    const dest = path.join(tmp, 'dest');
+    await fs.mkdir(dest);
+    await fs.writeFile(path.join(dest, 'before.txt'), 'as it was\n');
+    const role = await createProvider({ name: 'Twice', provider: 'directory', restoreOrder: 1, path: dest });
+    const err = await role.import(Readable.from([await fs.readFile(twice)])).catch((e: unknown) => e);
+    expect(isAzsError(err) && err.errorId).toBe('UnsafeArchiveEntry');
+    expect(String((err as Error).message)).toContain('appears twice');
+    expect((await fs.readdir(tmp)).filter((n) => n.includes('azs-'))).toEqual([]);
+    expect(await fs.readdir(dest)).toEqual(['before.txt']);
+  });
+
+  it.skipIf(!canMount)(
+    'a disk that fills in the middle of a large file fails the restore as DestinationFull, the folder as it was',
+    async () => {
+      const role = await createProvider({ name: 'Blobs', provider: 'directory', restoreOrder: 1, path: src });
+      const bytes = await exportAll(role);
+      const mnt = path.join(tmp, 'small');
+      await fs.mkdir(mnt);
+      expect(mountTmpfs(mnt, 'size=5m')).toBe(true);
+      try {
+        const dest = path.join(mnt, 'role');
+        await fs.mkdir(dest);
+        await fs.writeFile(path.join(dest, 'before.txt'), 'as it was\n');
+        const err = await role.import(Readable.from([bytes]), { destination: dest }).catch((e: unknown) => e);
+        expect(isAzsError(err) && err.errorId).toBe('DestinationFull');
+        expect(isAzsError(err) && err.exitCode).toBe(14);
+        expect(await fs.readdir(mnt)).toEqual(['role']);
+        expect(await fs.readdir(dest)).toEqual(['before.txt']);
+      } finally {
+        unmount(mnt);
+      }
+    },
+  );
+});
