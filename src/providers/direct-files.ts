@@ -62,6 +62,7 @@ export class DirectFiles {
   private readonly free: Buffer[];
   private readonly waiting: ((slab: Buffer) => void)[] = [];
   private readonly open = new Set<DirectFile>();
+  abandoned = false;
   /** The restored stream's chunks lie in memory shared with the decoding thread, where V8's copy is slow. */
   readonly copy = sharedCopier();
 
@@ -117,14 +118,27 @@ export class DirectFiles {
     } finally {
       await close(dirfd);
     }
+    if (this.abandoned) {
+      await close(fd);
+      throw this.abandonedError();
+    }
     const file = new DirectFile(this, entry, fd);
     this.open.add(file);
     return file;
   }
 
-  /** Waits for every write under way and closes every file still open (after a failure). */
+  /**
+   * After a failure: waits for every write and finish under way, closes every file still open, and
+   * refuses whatever the stream still brings (a file created or written after this would outlive
+   * the staging folder's removal).
+   */
   async abandon(): Promise<void> {
+    this.abandoned = true;
     await Promise.all([...this.open].map((f) => f.abandon()));
+  }
+
+  abandonedError(): Error {
+    return Object.assign(new Error('the restore stopped: no more files are written'), { code: 'ECANCELED' });
   }
 
   forget(file: DirectFile): void {
@@ -150,6 +164,8 @@ export class DirectFile {
   private offset = 0;
   private readonly writes = new Set<Promise<void>>();
   private failure: unknown;
+  private finishing: Promise<void> | undefined;
+  private closed = false;
 
   constructor(
     private readonly files: DirectFiles,
@@ -181,31 +197,46 @@ export class DirectFile {
     await this.write(piece.subarray(at));
   }
 
-  /** Writes the last bytes, cuts the file to its size and gives it its mode, owner and times. */
-  async finish(): Promise<void> {
-    this.check();
-    if (this.slab && this.fill > 0) {
-      const length = Math.ceil(this.fill / ALIGNMENT) * ALIGNMENT;
-      this.slab.fill(0, this.fill, length);
-      this.submit(length);
-    } else if (this.slab) {
-      this.files.release(this.slab);
-      this.slab = undefined;
+  /** Writes the last bytes, cuts the file to its size and gives it its mode, owner and times; closes it. */
+  finish(): Promise<void> {
+    this.finishing ??= this.complete();
+    return this.finishing;
+  }
+
+  private async complete(): Promise<void> {
+    try {
+      this.check();
+      if (this.slab && this.fill > 0) {
+        const length = Math.ceil(this.fill / ALIGNMENT) * ALIGNMENT;
+        this.slab.fill(0, this.fill, length);
+        this.submit(length);
+      } else if (this.slab) {
+        this.files.release(this.slab);
+        this.slab = undefined;
+      }
+      await Promise.all(this.writes);
+      this.check();
+      const { size, mode, uid, gid, mtimeNs, atime } = this.entry;
+      if (this.offset !== size) await truncate(this.fd, size);
+      if (this.files.asRoot) await chown(this.fd, uid, gid);
+      // As GNU tar: without the owner's id, the set-id bits go (tar -p --no-same-owner).
+      await chmod(this.fd, mode & (this.files.asRoot ? 0o7777 : 0o1777));
+      const [mtimeSeconds, mtimeNanoseconds] = splitNs(mtimeNs);
+      const [atimeSeconds, atimeNanoseconds] = atime ? splitNs(BigInt(atime.getTime()) * 1_000_000n) : [0, -1];
+      this.files.io.setTimes(this.fd, atimeSeconds, atimeNanoseconds, mtimeSeconds, mtimeNanoseconds);
+    } finally {
+      // Also when a step failed: the descriptor is never used again, so it is closed here and
+      // nowhere else while a finish is under way (abandon waits for it).
+      await Promise.allSettled(this.writes);
+      await this.closeFile();
     }
-    await Promise.all(this.writes);
-    this.check();
-    const { size, mode, uid, gid, mtimeNs, atime } = this.entry;
-    if (this.offset !== size) await truncate(this.fd, size);
-    if (this.files.asRoot) await chown(this.fd, uid, gid);
-    // As GNU tar: without the owner's id, the set-id bits go (tar -p --no-same-owner).
-    await chmod(this.fd, mode & (this.files.asRoot ? 0o7777 : 0o1777));
-    const [mtimeSeconds, mtimeNanoseconds] = splitNs(mtimeNs);
-    const [atimeSeconds, atimeNanoseconds] = atime ? splitNs(BigInt(atime.getTime()) * 1_000_000n) : [0, -1];
-    this.files.io.setTimes(this.fd, atimeSeconds, atimeNanoseconds, mtimeSeconds, mtimeNanoseconds);
-    await this.closeFile();
   }
 
   async abandon(): Promise<void> {
+    if (this.finishing) {
+      await this.finishing.catch(() => undefined);
+      return;
+    }
     if (this.slab) this.files.release(this.slab);
     this.slab = undefined;
     // The descriptor closes only after its writes: a number closed under a write in flight could
@@ -215,12 +246,15 @@ export class DirectFile {
   }
 
   private async closeFile(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     this.files.forget(this);
     await close(this.fd);
   }
 
   private check(): void {
     if (this.failure !== undefined) throw this.failure;
+    if (this.files.abandoned) throw this.files.abandonedError();
   }
 
   private submit(length: number): void {
