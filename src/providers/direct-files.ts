@@ -197,8 +197,9 @@ export class DirectFile {
     const { size, mode, uid, gid, mtimeNs, atime } = this.entry;
     if (this.offset !== size) await truncate(this.fd, size);
     if (this.files.asRoot) await chown(this.fd, uid, gid);
-    // As GNU tar: without the owner's id, the set-id bits go (tar -p --no-same-owner).
-    await chmod(this.fd, mode & (this.files.asRoot ? 0o7777 : 0o1777));
+    // Every bit, as GNU tar -p sets them: without root the file is the restoring account's own, so
+    // its set-user-ID bit holds, and the kernel itself drops set-group-ID for a group not its own.
+    await chmod(this.fd, mode & 0o7777);
     const [mtimeSeconds, mtimeNanoseconds] = splitNs(mtimeNs);
     const [atimeSeconds, atimeNanoseconds] = atime ? splitNs(BigInt(atime.getTime()) * 1_000_000n) : [0, -1];
     this.files.io.setTimes(this.fd, atimeSeconds, atimeNanoseconds, mtimeSeconds, mtimeNanoseconds);
