@@ -46,6 +46,11 @@ export interface DirectFileEntry {
   atime?: Date;
 }
 
+/** What a file's writing meets once the restore has stopped and the file was let go (abandon). */
+function abandonedError(file: string): Error {
+  return new Error(`the restore stopped; '${file}' is no longer written`);
+}
+
 /** Seconds and nanoseconds (0 to 999,999,999) of a time in nanoseconds, also before 1970. */
 function splitNs(ns: bigint): [number, number] {
   let seconds = ns / 1_000_000_000n;
@@ -62,6 +67,8 @@ export class DirectFiles {
   private readonly free: Buffer[];
   private readonly waiting: ((slab: Buffer) => void)[] = [];
   private readonly open = new Set<DirectFile>();
+  /** Set by abandon(): no file is made after it, whatever step of the stream was still under way. */
+  private abandoned = false;
   /** The restored stream's chunks lie in memory shared with the decoding thread, where V8's copy is slow. */
   readonly copy = sharedCopier();
 
@@ -104,6 +111,8 @@ export class DirectFiles {
 
   /** The file `entry.rel`, made new (never over anything), its folders made where GNU tar has not yet. */
   async create(entry: DirectFileEntry): Promise<DirectFile> {
+    const where = path.join(this.root, entry.rel);
+    if (this.abandoned) throw abandonedError(where);
     const segments = entry.rel.split('/');
     const name = segments.pop()!;
     // Folders made here get the archive's mode, owner and times with every other folder once GNU
@@ -113,17 +122,27 @@ export class DirectFiles {
     try {
       fd = await this.beneath.createDirectFile(dirfd, name, 0o600);
     } catch (e) {
-      throw Object.assign(e as Error, { path: path.join(this.root, entry.rel) });
+      throw Object.assign(e as Error, { path: where });
     } finally {
       await close(dirfd);
+    }
+    // Abandoned while it was being made: abandon() did not see it, so it is closed here.
+    if (this.abandoned) {
+      await close(fd);
+      throw abandonedError(where);
     }
     const file = new DirectFile(this, entry, fd);
     this.open.add(file);
     return file;
   }
 
-  /** Waits for every write under way and closes every file still open (after a failure). */
+  /**
+   * After a failure: stops every file, waits for its writes under way, and closes it; nothing is
+   * written, made or closed here afterwards. The stream's steps may still be running (a chunk
+   * being copied, a file being made), and each one then fails instead of using a closed descriptor.
+   */
   async abandon(): Promise<void> {
+    this.abandoned = true;
     await Promise.all([...this.open].map((f) => f.abandon()));
   }
 
@@ -150,6 +169,10 @@ export class DirectFile {
   private offset = 0;
   private readonly writes = new Set<Promise<void>>();
   private failure: unknown;
+  /** Set by abandon(): no write is started after it, and finish() goes no further. */
+  private abandoned = false;
+  private finishing: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
 
   constructor(
     private readonly files: DirectFiles,
@@ -177,12 +200,22 @@ export class DirectFile {
   }
 
   private async resume(slab: Buffer, piece: Buffer, at: number): Promise<void> {
+    // The slab came free when the file was abandoned under this write.
+    if (this.abandoned) {
+      this.files.release(slab);
+      throw abandonedError(path.join(this.files.root, this.entry.rel));
+    }
     this.slab = slab;
     await this.write(piece.subarray(at));
   }
 
   /** Writes the last bytes, cuts the file to its size and gives it its mode, owner and times. */
-  async finish(): Promise<void> {
+  finish(): Promise<void> {
+    this.finishing ??= this.finishFile();
+    return this.finishing;
+  }
+
+  private async finishFile(): Promise<void> {
     this.check();
     if (this.slab && this.fill > 0) {
       const length = Math.ceil(this.fill / ALIGNMENT) * ALIGNMENT;
@@ -207,20 +240,27 @@ export class DirectFile {
   }
 
   async abandon(): Promise<void> {
+    this.abandoned = true;
     if (this.slab) this.files.release(this.slab);
     this.slab = undefined;
-    // The descriptor closes only after its writes: a number closed under a write in flight could
-    // be another file's by the time the write lands.
+    // The descriptor closes only after its writes and a finish under way (a truncate, chown or
+    // chmod): a number closed under them could be another file's by the time they land.
     await Promise.allSettled(this.writes);
+    await this.finishing?.catch(() => undefined);
     await this.closeFile().catch(() => undefined);
   }
 
-  private async closeFile(): Promise<void> {
-    this.files.forget(this);
-    await close(this.fd);
+  /** Closes the descriptor once, whoever asks first: a second close could close another file's. */
+  private closeFile(): Promise<void> {
+    this.closing ??= (async () => {
+      this.files.forget(this);
+      await close(this.fd);
+    })();
+    return this.closing;
   }
 
   private check(): void {
+    if (this.abandoned) throw abandonedError(path.join(this.files.root, this.entry.rel));
     if (this.failure !== undefined) throw this.failure;
   }
 

@@ -356,6 +356,9 @@ function directRoute(direct: DirectFiles, recycle: ((chunk: Buffer) => void) | u
   const run = async (steps: RouteStep[], push: (piece: Buffer) => void): Promise<void> => {
     try {
       for (const step of steps) {
+        // Refused meanwhile (a cancel, GNU tar gone, a file that failed): the files are being
+        // abandoned, so no step of this chunk goes on with them.
+        if (refusal.reason) throw refusal.reason;
         if (step.kind === 'tar') push(step.piece);
         else if (step.kind === 'open') file = await direct.create({ ...step.entry, rel: relativeOf(step.entry.path) });
         else if (step.kind === 'data') {
