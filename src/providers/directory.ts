@@ -340,6 +340,9 @@ function directRoute(direct: DirectFiles, recycle: ((chunk: Buffer) => void) | u
   const seen = new Set<string>();
   const taken = new Set<string>();
   const router = new ArchiveRouter((entry) => {
+    // A name that is not UTF-8 reads with U+FFFD in place of its odd bytes: made by that reading
+    // it would be another name, and two of them could read alike. GNU tar makes it from its bytes.
+    if (entry.path.includes('\uFFFD')) return false;
     const rel = relativeOf(entry.path);
     if (taken.has(rel)) throw unsafeEntry(entry.path, 'appears twice in the archive');
     const takes = plainLargeFile(entry) && !seen.has(rel);
