@@ -237,6 +237,32 @@ describe.skipIf(!haveAddons)('large files a restore writes itself', () => {
     expect((await fs.readdir(tmp)).filter((n) => n.includes('azs-'))).toEqual([]);
   }, 60_000);
 
+  // The direct writer makes files through the addon written for shares, whose errors read
+  // 'below the share's root: No space left on device': a restore into a local folder that ran out of
+  // inodes said so, naming no file, where GNU tar's said 'tar: ./e.bin: Cannot open: No space left'.
+  it.skipIf(!canMount)('a disk out of inodes names the large file it could not make, and no share', async () => {
+    const many = path.join(tmp, 'many');
+    await fs.mkdir(many);
+    for (const name of ['a', 'b', 'c', 'd', 'e', 'f']) await fs.writeFile(path.join(many, `${name}.bin`), randomBytes(MiB));
+    const role = await createProvider({ name: 'Many', provider: 'directory', restoreOrder: 1, path: many });
+    const bytes = await exportAll(role);
+    const mnt = path.join(tmp, 'few-inodes');
+    await fs.mkdir(mnt);
+    // The file system's root, the role's folder, its staging folder and four files.
+    expect(mountTmpfs(mnt, 'size=64m,nr_inodes=7')).toBe(true);
+    try {
+      const dest = path.join(mnt, 'role');
+      await fs.mkdir(dest);
+      const err = await role.import(Readable.from([bytes]), { destination: dest }).catch((e: unknown) => e);
+      expect(isAzsError(err) && err.errorId).toBe('DestinationFull');
+      expect((err as Error).message).toMatch(/[a-f]\.bin'/);
+      expect((err as Error).message).not.toContain('share');
+      expect(await fs.readdir(mnt)).toEqual(['role']);
+    } finally {
+      unmount(mnt);
+    }
+  });
+
   it.skipIf(!canMount)(
     'a disk that fills in the middle of a large file fails the restore as DestinationFull, the folder as it was',
     async () => {
