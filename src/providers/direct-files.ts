@@ -51,6 +51,17 @@ function abandonedError(file: string): Error {
   return new Error(`the restore stopped; '${file}' is no longer written`);
 }
 
+/**
+ * `e` as an error that names `file`, its code kept (a full disk is DestinationFull by it). The
+ * addon's errors read "below the share's root: <reason>" (it was written for shares) and Node's
+ * write errors name no file: the restore's error would name neither the file nor the folder.
+ */
+function naming(e: unknown, file: string): Error {
+  const err = e as NodeJS.ErrnoException;
+  const reason = String(err?.message ?? e).replace(/^below the share's root: /, '');
+  return Object.assign(new Error(`'${file}': ${reason}`), { code: err?.code, path: file, cause: e });
+}
+
 /** Seconds and nanoseconds (0 to 999,999,999) of a time in nanoseconds, also before 1970. */
 function splitNs(ns: bigint): [number, number] {
   let seconds = ns / 1_000_000_000n;
@@ -117,12 +128,14 @@ export class DirectFiles {
     const name = segments.pop()!;
     // Folders made here get the archive's mode, owner and times with every other folder once GNU
     // tar is done (restoreMetadata); meanwhile only we write in them.
-    const dirfd = await this.beneath.openFolder(this.root, segments, 0o700);
+    const dirfd = await this.beneath.openFolder(this.root, segments, 0o700).catch((e: unknown) => {
+      throw naming(e, path.join(this.root, ...segments));
+    });
     let fd: number;
     try {
       fd = await this.beneath.createDirectFile(dirfd, name, 0o600);
     } catch (e) {
-      throw Object.assign(e as Error, { path: where });
+      throw naming(e, where);
     } finally {
       await close(dirfd);
     }
@@ -228,15 +241,19 @@ export class DirectFile {
     await Promise.all(this.writes);
     this.check();
     const { size, mode, uid, gid, mtimeNs, atime } = this.entry;
-    if (this.offset !== size) await truncate(this.fd, size);
-    if (this.files.asRoot) await chown(this.fd, uid, gid);
-    // Every bit, as GNU tar -p sets them: without root the file is the restoring account's own, so
-    // its set-user-ID bit holds, and the kernel itself drops set-group-ID for a group not its own.
-    await chmod(this.fd, mode & 0o7777);
-    const [mtimeSeconds, mtimeNanoseconds] = splitNs(mtimeNs);
-    const [atimeSeconds, atimeNanoseconds] = atime ? splitNs(BigInt(atime.getTime()) * 1_000_000n) : [0, -1];
-    this.files.io.setTimes(this.fd, atimeSeconds, atimeNanoseconds, mtimeSeconds, mtimeNanoseconds);
-    await this.closeFile();
+    try {
+      if (this.offset !== size) await truncate(this.fd, size);
+      if (this.files.asRoot) await chown(this.fd, uid, gid);
+      // Every bit, as GNU tar -p sets them: without root the file is the restoring account's own, so
+      // its set-user-ID bit holds, and the kernel itself drops set-group-ID for a group not its own.
+      await chmod(this.fd, mode & 0o7777);
+      const [mtimeSeconds, mtimeNanoseconds] = splitNs(mtimeNs);
+      const [atimeSeconds, atimeNanoseconds] = atime ? splitNs(BigInt(atime.getTime()) * 1_000_000n) : [0, -1];
+      this.files.io.setTimes(this.fd, atimeSeconds, atimeNanoseconds, mtimeSeconds, mtimeNanoseconds);
+      await this.closeFile();
+    } catch (e) {
+      throw naming(e, path.join(this.files.root, this.entry.rel));
+    }
   }
 
   async abandon(): Promise<void> {
@@ -279,7 +296,7 @@ export class DirectFile {
           });
       })
       .catch((e: unknown) => {
-        this.failure ??= Object.assign(e as Error, { path: path.join(this.files.root, this.entry.rel) });
+        this.failure ??= naming(e, path.join(this.files.root, this.entry.rel));
       })
       .finally(() => {
         this.writes.delete(done);
