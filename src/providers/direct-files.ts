@@ -46,6 +46,22 @@ export interface DirectFileEntry {
   atime?: Date;
 }
 
+/** What a file's writing meets once the restore has stopped and the file was let go (abandon). */
+function abandonedError(file: string): Error {
+  return new Error(`the restore stopped; '${file}' is no longer written`);
+}
+
+/**
+ * `e` as an error that names `file`, its code kept (a full disk is DestinationFull by it). The
+ * addon's errors read "below the share's root: <reason>" (it was written for shares) and Node's
+ * write errors name no file: the restore's error would name neither the file nor the folder.
+ */
+function naming(e: unknown, file: string): Error {
+  const err = e as NodeJS.ErrnoException;
+  const reason = String(err?.message ?? e).replace(/^below the share's root: /, '');
+  return Object.assign(new Error(`'${file}': ${reason}`), { code: err?.code, path: file, cause: e });
+}
+
 /** Seconds and nanoseconds (0 to 999,999,999) of a time in nanoseconds, also before 1970. */
 function splitNs(ns: bigint): [number, number] {
   let seconds = ns / 1_000_000_000n;
@@ -62,7 +78,8 @@ export class DirectFiles {
   private readonly free: Buffer[];
   private readonly waiting: ((slab: Buffer) => void)[] = [];
   private readonly open = new Set<DirectFile>();
-  abandoned = false;
+  /** Set by abandon(): no file is made after it, whatever step of the stream was still under way. */
+  private abandoned = false;
   /** The restored stream's chunks lie in memory shared with the decoding thread, where V8's copy is slow. */
   readonly copy = sharedCopier();
 
@@ -105,22 +122,27 @@ export class DirectFiles {
 
   /** The file `entry.rel`, made new (never over anything), its folders made where GNU tar has not yet. */
   async create(entry: DirectFileEntry): Promise<DirectFile> {
+    const where = path.join(this.root, entry.rel);
+    if (this.abandoned) throw abandonedError(where);
     const segments = entry.rel.split('/');
     const name = segments.pop()!;
     // Folders made here get the archive's mode, owner and times with every other folder once GNU
     // tar is done (restoreMetadata); meanwhile only we write in them.
-    const dirfd = await this.beneath.openFolder(this.root, segments, 0o700);
+    const dirfd = await this.beneath.openFolder(this.root, segments, 0o700).catch((e: unknown) => {
+      throw naming(e, path.join(this.root, ...segments));
+    });
     let fd: number;
     try {
       fd = await this.beneath.createDirectFile(dirfd, name, 0o600);
     } catch (e) {
-      throw Object.assign(e as Error, { path: path.join(this.root, entry.rel) });
+      throw naming(e, where);
     } finally {
       await close(dirfd);
     }
+    // Abandoned while it was being made: abandon() did not see it, so it is closed here.
     if (this.abandoned) {
       await close(fd);
-      throw this.abandonedError();
+      throw abandonedError(where);
     }
     const file = new DirectFile(this, entry, fd);
     this.open.add(file);
@@ -128,17 +150,13 @@ export class DirectFiles {
   }
 
   /**
-   * After a failure: waits for every write and finish under way, closes every file still open, and
-   * refuses whatever the stream still brings (a file created or written after this would outlive
-   * the staging folder's removal).
+   * After a failure: stops every file, waits for its writes under way, and closes it; nothing is
+   * written, made or closed here afterwards. The stream's steps may still be running (a chunk
+   * being copied, a file being made), and each one then fails instead of using a closed descriptor.
    */
   async abandon(): Promise<void> {
     this.abandoned = true;
     await Promise.all([...this.open].map((f) => f.abandon()));
-  }
-
-  abandonedError(): Error {
-    return Object.assign(new Error('the restore stopped: no more files are written'), { code: 'ECANCELED' });
   }
 
   forget(file: DirectFile): void {
@@ -164,8 +182,10 @@ export class DirectFile {
   private offset = 0;
   private readonly writes = new Set<Promise<void>>();
   private failure: unknown;
+  /** Set by abandon(): no write is started after it, and finish() goes no further. */
+  private abandoned = false;
   private finishing: Promise<void> | undefined;
-  private closed = false;
+  private closing: Promise<void> | undefined;
 
   constructor(
     private readonly files: DirectFiles,
@@ -193,68 +213,72 @@ export class DirectFile {
   }
 
   private async resume(slab: Buffer, piece: Buffer, at: number): Promise<void> {
+    // The slab came free when the file was abandoned under this write.
+    if (this.abandoned) {
+      this.files.release(slab);
+      throw abandonedError(path.join(this.files.root, this.entry.rel));
+    }
     this.slab = slab;
     await this.write(piece.subarray(at));
   }
 
-  /** Writes the last bytes, cuts the file to its size and gives it its mode, owner and times; closes it. */
+  /** Writes the last bytes, cuts the file to its size and gives it its mode, owner and times. */
   finish(): Promise<void> {
-    this.finishing ??= this.complete();
+    this.finishing ??= this.finishFile();
     return this.finishing;
   }
 
-  private async complete(): Promise<void> {
+  private async finishFile(): Promise<void> {
+    this.check();
+    if (this.slab && this.fill > 0) {
+      const length = Math.ceil(this.fill / ALIGNMENT) * ALIGNMENT;
+      this.slab.fill(0, this.fill, length);
+      this.submit(length);
+    } else if (this.slab) {
+      this.files.release(this.slab);
+      this.slab = undefined;
+    }
+    await Promise.all(this.writes);
+    this.check();
+    const { size, mode, uid, gid, mtimeNs, atime } = this.entry;
     try {
-      this.check();
-      if (this.slab && this.fill > 0) {
-        const length = Math.ceil(this.fill / ALIGNMENT) * ALIGNMENT;
-        this.slab.fill(0, this.fill, length);
-        this.submit(length);
-      } else if (this.slab) {
-        this.files.release(this.slab);
-        this.slab = undefined;
-      }
-      await Promise.all(this.writes);
-      this.check();
-      const { size, mode, uid, gid, mtimeNs, atime } = this.entry;
       if (this.offset !== size) await truncate(this.fd, size);
       if (this.files.asRoot) await chown(this.fd, uid, gid);
-      // As GNU tar: without the owner's id, the set-id bits go (tar -p --no-same-owner).
-      await chmod(this.fd, mode & (this.files.asRoot ? 0o7777 : 0o1777));
+      // Every bit, as GNU tar -p sets them: without root the file is the restoring account's own, so
+      // its set-user-ID bit holds, and the kernel itself drops set-group-ID for a group not its own.
+      await chmod(this.fd, mode & 0o7777);
       const [mtimeSeconds, mtimeNanoseconds] = splitNs(mtimeNs);
       const [atimeSeconds, atimeNanoseconds] = atime ? splitNs(BigInt(atime.getTime()) * 1_000_000n) : [0, -1];
       this.files.io.setTimes(this.fd, atimeSeconds, atimeNanoseconds, mtimeSeconds, mtimeNanoseconds);
-    } finally {
-      // Also when a step failed: the descriptor is never used again, so it is closed here and
-      // nowhere else while a finish is under way (abandon waits for it).
-      await Promise.allSettled(this.writes);
       await this.closeFile();
+    } catch (e) {
+      throw naming(e, path.join(this.files.root, this.entry.rel));
     }
   }
 
   async abandon(): Promise<void> {
-    if (this.finishing) {
-      await this.finishing.catch(() => undefined);
-      return;
-    }
+    this.abandoned = true;
     if (this.slab) this.files.release(this.slab);
     this.slab = undefined;
-    // The descriptor closes only after its writes: a number closed under a write in flight could
-    // be another file's by the time the write lands.
+    // The descriptor closes only after its writes and a finish under way (a truncate, chown or
+    // chmod): a number closed under them could be another file's by the time they land.
     await Promise.allSettled(this.writes);
+    await this.finishing?.catch(() => undefined);
     await this.closeFile().catch(() => undefined);
   }
 
-  private async closeFile(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.files.forget(this);
-    await close(this.fd);
+  /** Closes the descriptor once, whoever asks first: a second close could close another file's. */
+  private closeFile(): Promise<void> {
+    this.closing ??= (async () => {
+      this.files.forget(this);
+      await close(this.fd);
+    })();
+    return this.closing;
   }
 
   private check(): void {
+    if (this.abandoned) throw abandonedError(path.join(this.files.root, this.entry.rel));
     if (this.failure !== undefined) throw this.failure;
-    if (this.files.abandoned) throw this.files.abandonedError();
   }
 
   private submit(length: number): void {
@@ -272,7 +296,7 @@ export class DirectFile {
           });
       })
       .catch((e: unknown) => {
-        this.failure ??= Object.assign(e as Error, { path: path.join(this.files.root, this.entry.rel) });
+        this.failure ??= naming(e, path.join(this.files.root, this.entry.rel));
       })
       .finally(() => {
         this.writes.delete(done);

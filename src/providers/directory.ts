@@ -340,6 +340,9 @@ function directRoute(direct: DirectFiles, recycle: ((chunk: Buffer) => void) | u
   const seen = new Set<string>();
   const taken = new Set<string>();
   const router = new ArchiveRouter((entry) => {
+    // A name that is not UTF-8 reads with U+FFFD in place of its odd bytes: made by that reading
+    // it would be another name, and two of them could read alike. GNU tar makes it from its bytes.
+    if (entry.path.includes('\uFFFD')) return false;
     const rel = relativeOf(entry.path);
     if (taken.has(rel)) throw unsafeEntry(entry.path, 'appears twice in the archive');
     const takes = plainLargeFile(entry) && !seen.has(rel);
@@ -356,6 +359,9 @@ function directRoute(direct: DirectFiles, recycle: ((chunk: Buffer) => void) | u
   const run = async (steps: RouteStep[], push: (piece: Buffer) => void): Promise<void> => {
     try {
       for (const step of steps) {
+        // Refused meanwhile (a cancel, GNU tar gone, a file that failed): the files are being
+        // abandoned, so no step of this chunk goes on with them.
+        if (refusal.reason) throw refusal.reason;
         if (step.kind === 'tar') push(step.piece);
         else if (step.kind === 'open') file = await direct.create({ ...step.entry, rel: relativeOf(step.entry.path) });
         else if (step.kind === 'data') {
