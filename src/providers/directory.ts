@@ -10,7 +10,7 @@ import { importIntoProgram } from './child.js';
 import { providerFsError } from './fs-error.js';
 import { earlyFailure } from './input.js';
 import type { ArchiveExport, ArchiveMember, Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
-import { TarFormatError, TarScanner, type TarEntry } from './tar-scanner.js';
+import { readable, TarFormatError, TarScanner, type TarEntry } from './tar-scanner.js';
 import { ArchiveRouter, type RouteStep } from './archive-router.js';
 import { DIRECT_MIN_BYTES, DirectFiles, type DirectFile } from './direct-files.js';
 import { mountsAtOrBelow, recoverSwaps, resolveDestination, Staging } from './swap.js';
@@ -67,40 +67,42 @@ class EntryGuard {
 
   /** Returns the refusal, or undefined when the entry may be extracted. */
   check(e: TarEntry): AzsError | undefined {
-    const raw = e.path;
-    if (raw.startsWith('/') || /^[A-Za-z]:[\\/]/.test(raw)) return unsafeEntry(raw, 'has an absolute path');
-    if (raw.split('/').includes('..')) return unsafeEntry(raw, "contains '..'");
-    if (raw.includes('\0')) return unsafeEntry(raw, 'contains a NUL character');
+    // Every check goes by the name's bytes (rawPath); messages show it as UTF-8.
+    const raw = e.rawPath;
+    const shown = e.path;
+    if (raw.startsWith('/') || /^[A-Za-z]:[\\/]/.test(raw)) return unsafeEntry(shown, 'has an absolute path');
+    if (raw.split('/').includes('..')) return unsafeEntry(shown, "contains '..'");
+    if (raw.includes('\0')) return unsafeEntry(shown, 'contains a NUL character');
     if (!ALLOWED_TYPES.has(e.type)) {
       return new AzsError(
-        `The backup archive contains the entry '${raw}' of type ${e.type}, which the directory provider does not restore.`,
+        `The backup archive contains the entry '${shown}' of type ${e.type}, which the directory provider does not restore.`,
         {
           errorId: 'UnsupportedArchiveEntry',
           category: 'InvalidData',
-          targetObject: raw,
+          targetObject: shown,
           recommendedAction: 'The archive was not made by the directory provider; restore a backup made by AzsBackup.',
         },
       );
     }
     const rel = relativeOf(raw);
-    if (rel === '' && e.type !== 'Directory') return unsafeEntry(raw, 'would replace the destination folder itself');
+    if (rel === '' && e.type !== 'Directory') return unsafeEntry(shown, 'would replace the destination folder itself');
     for (const a of ancestors(rel)) {
       if (this.symlinks.has(a))
-        return unsafeEntry(raw, `would be written through the symbolic link '${a}' and could land outside the destination`);
+        return unsafeEntry(shown, `would be written through the symbolic link '${readable(a)}' and could land outside the destination`);
     }
     if (this.symlinks.has(rel) && e.type !== 'SymbolicLink')
-      return unsafeEntry(raw, `would replace the symbolic link '${rel}' and could write through it`);
+      return unsafeEntry(shown, `would replace the symbolic link '${readable(rel)}' and could write through it`);
     // A folder's times and mode are set once tar is done, and whatever was put inside it is
     // reached through its path: a link in its place would lead both outside.
     if ((e.type === 'SymbolicLink' || e.type === 'Link') && this.folders.has(rel))
-      return unsafeEntry(raw, `would replace the folder '${rel}' by a link`);
+      return unsafeEntry(shown, `would replace the folder '${readable(rel)}' by a link`);
     if (e.type === 'Link') {
-      const target = e.linkpath ?? '';
-      if (target === '' || target.startsWith('/')) return unsafeEntry(raw, `is a hard link to an absolute path '${target}'`);
-      if (target.split('/').includes('..')) return unsafeEntry(raw, `is a hard link to '${target}', which contains '..'`);
+      const target = e.rawLinkpath ?? '';
+      if (target === '' || target.startsWith('/')) return unsafeEntry(shown, `is a hard link to an absolute path '${readable(target)}'`);
+      if (target.split('/').includes('..')) return unsafeEntry(shown, `is a hard link to '${readable(target)}', which contains '..'`);
       const t = relativeOf(target);
       for (const a of ancestors(t)) {
-        if (this.symlinks.has(a)) return unsafeEntry(raw, `is a hard link through the symbolic link '${a}'`);
+        if (this.symlinks.has(a)) return unsafeEntry(shown, `is a hard link through the symbolic link '${readable(a)}'`);
       }
       // A hard link to a symbolic link is one more name of that link (cp -al and rsync
       // --link-dest snapshots have them), and is guarded as one.
@@ -259,7 +261,7 @@ function guardedTarStream(
       // below, by its path: so that path is held to the guard like any other.
       const problem = guard.check(entry);
       if (problem) throw problem;
-      if (entry.type === 'FIFO') fifos.push(entry.path);
+      if (entry.type === 'FIFO') fifos.push(entry.rawPath);
       routed?.router.entry(entry);
     },
     routed ? (piece, part) => routed.router.piece(piece, part) : undefined,
@@ -324,6 +326,11 @@ function guardedTarStream(
   return { toTar, written: routed ? (piece) => routed.router.done(piece) : recyclerOf(data) };
 }
 
+/** Whether the entry's name is UTF-8 text: its bytes are what its UTF-8 reading writes. */
+function isUtf8(e: TarEntry): boolean {
+  return Buffer.from(e.path, 'utf8').equals(Buffer.from(e.rawPath, 'latin1'));
+}
+
 /** A regular file GNU tar would write plainly, large enough to be worth writing past the page cache. */
 function plainLargeFile(e: TarEntry): boolean {
   return (e.type === 'File' || e.type === 'OldFile' || e.type === 'ContiguousFile') && e.size >= DIRECT_MIN_BYTES && !e.moreRecords;
@@ -340,12 +347,11 @@ function directRoute(direct: DirectFiles, recycle: ((chunk: Buffer) => void) | u
   const seen = new Set<string>();
   const taken = new Set<string>();
   const router = new ArchiveRouter((entry) => {
-    // A name that is not UTF-8 reads with U+FFFD in place of its odd bytes: made by that reading
-    // it would be another name, and two of them could read alike. GNU tar makes it from its bytes.
-    if (entry.path.includes('\uFFFD')) return false;
-    const rel = relativeOf(entry.path);
+    const rel = relativeOf(entry.rawPath);
     if (taken.has(rel)) throw unsafeEntry(entry.path, 'appears twice in the archive');
-    const takes = plainLargeFile(entry) && !seen.has(rel);
+    // The addon takes names as UTF-8 text: one that is not (its bytes would read with U+FFFD, and
+    // be made under another name) is left to GNU tar, which makes it from its bytes.
+    const takes = plainLargeFile(entry) && isUtf8(entry) && !seen.has(rel);
     seen.add(rel);
     if (takes) taken.add(rel);
     return takes;
@@ -363,7 +369,8 @@ function directRoute(direct: DirectFiles, recycle: ((chunk: Buffer) => void) | u
         // abandoned, so no step of this chunk goes on with them.
         if (refusal.reason) throw refusal.reason;
         if (step.kind === 'tar') push(step.piece);
-        else if (step.kind === 'open') file = await direct.create({ ...step.entry, rel: relativeOf(step.entry.path) });
+        else if (step.kind === 'open')
+          file = await direct.create({ ...step.entry, rel: relativeOf(step.entry.path) }); // UTF-8 only (isUtf8)
         else if (step.kind === 'data') {
           await file!.write(step.piece);
           router.done(step.piece);
@@ -398,36 +405,41 @@ function extractFailure(failure: unknown, staging: string): unknown {
   return failure;
 }
 
+/** The path of `rel` (a name's bytes as latin1, TarEntry.rawPath) in `staging`, as bytes. */
+function inStaging(staging: string, rel: string): Buffer {
+  return rel === '' ? Buffer.from(staging) : Buffer.concat([Buffer.from(`${staging}/`), Buffer.from(rel, 'latin1')]);
+}
+
 /**
  * Times, modes and owners exactly as archived, whatever the extracting tar's version does for
  * symbolic links and late-written directories: deepest first, links before folders. The FIFOs GNU
  * tar made are removed first.
  */
 async function restoreMetadata(staging: string, guard: EntryGuard, fifos: string[], asRoot: boolean): Promise<void> {
-  for (const f of fifos) await fs.rm(path.join(staging, relativeOf(f)), { force: true });
+  for (const f of fifos) await fs.rm(inStaging(staging, relativeOf(f)), { force: true });
   const byDepth = [...guard.dirs].sort((a, b) => b.rel.split('/').length - a.rel.split('/').length || b.rel.length - a.rel.length);
   // GNU tar has set every time to the nanosecond; Node sets them to the microsecond, below the
   // time given. So a time is set again only where it is not the archive's (a folder that held a FIFO).
-  const timeIsRight = async (p: string, ns: bigint | undefined) =>
+  const timeIsRight = async (p: Buffer, ns: bigint | undefined) =>
     ns !== undefined &&
     (await fs.lstat(p, { bigint: true }).then(
       (st) => st.mtimeNs === ns,
       () => false,
     ));
   for (const l of guard.links) {
-    const p = path.join(staging, l.rel);
+    const p = inStaging(staging, l.rel);
     if (asRoot && typeof l.uid === 'number' && typeof l.gid === 'number') await fs.lchown(p, l.uid, l.gid);
     if (l.mtime && !(await timeIsRight(p, l.mtimeNs))) await fs.lutimes(p, l.atime ?? l.mtime, l.mtime).catch(() => undefined);
   }
   for (const d of byDepth) {
-    const p = d.rel === '' ? staging : path.join(staging, d.rel);
+    const p = inStaging(staging, d.rel);
     // Through a handle on the folder itself, never through a link in its place (the guard refuses
     // such archives; this holds even if it missed one).
     const folder = await fs
       .open(p, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW)
       .catch((e: NodeJS.ErrnoException) => {
         throw e.code === 'ELOOP' || e.code === 'ENOTDIR'
-          ? unsafeEntry(d.rel, 'is a folder in the archive but something else once extracted')
+          ? unsafeEntry(readable(d.rel), 'is a folder in the archive but something else once extracted')
           : e;
       });
     try {

@@ -36,10 +36,18 @@ export type TarEntryType =
   | `Unknown '${string}'`;
 
 export interface TarEntry {
+  /** The name read as UTF-8, for messages: each byte that is not UTF-8 reads as U+FFFD. */
   path: string;
+  /**
+   * The name's own bytes, one character per byte (latin1): a name on Linux is bytes, and two that
+   * read alike as UTF-8 are still two names. Whatever acts on the file goes by this one
+   * (Buffer.from(rawPath, 'latin1')).
+   */
+  rawPath: string;
   type: TarEntryType;
-  /** Target of a symbolic or hard link. */
+  /** Target of a symbolic or hard link (read as UTF-8), and its bytes as rawPath's. */
   linkpath?: string;
+  rawLinkpath?: string;
   mode: number;
   uid: number;
   gid: number;
@@ -103,9 +111,15 @@ const LINKNAME = [157, 100] as const;
 const MAGIC = [257, 6] as const;
 const PREFIX = [345, 155] as const;
 
+/** A NUL-terminated field's bytes, one character per byte (latin1). */
 function text(block: Buffer, [at, len]: readonly [number, number]): string {
   const end = block.indexOf(0, at);
-  return block.toString('utf8', at, end < 0 || end > at + len ? at + len : end);
+  return block.toString('latin1', at, end < 0 || end > at + len ? at + len : end);
+}
+
+/** A name kept as bytes (latin1, as text() reads) read as UTF-8, for people. */
+export function readable(raw: string): string {
+  return Buffer.from(raw, 'latin1').toString('utf8');
 }
 
 function number(block: Buffer, [at, len]: readonly [number, number], field: string): number {
@@ -160,7 +174,9 @@ function paxRecords(body: Buffer): Map<string, string> {
     const record = body.subarray(space + 1, at + length - 1);
     const eq = record.indexOf(0x3d);
     if (eq <= 0) throw new TarFormatError('an extended (pax) header has a record without a key');
-    records.set(record.toString('utf8', 0, eq), record.toString('utf8', eq + 1));
+    // Values as bytes (latin1), as names are kept: a pax path is UTF-8 by the standard, but
+    // writers put a name's own bytes there too.
+    records.set(record.toString('latin1', 0, eq), record.toString('latin1', eq + 1));
     at += length;
   }
   return records;
@@ -303,7 +319,8 @@ export class TarScanner {
     if (type === 'OldFile' && name.endsWith('/')) type = 'Directory';
     if ([...pax.keys()].some((k) => k.startsWith('GNU.sparse.'))) type = 'SparseFile';
     const entry: TarEntry = {
-      path: name,
+      path: readable(name),
+      rawPath: name,
       type,
       mode: number(block, MODE, 'mode'),
       uid: paxNumber(pax, 'uid', number(block, UID, 'uid')),
@@ -315,12 +332,17 @@ export class TarScanner {
       moreRecords: [...pax.keys()].some((k) => !PLAIN_RECORDS.has(k)),
     };
     const linkpath = pax.get('linkpath') ?? this.longLink ?? text(block, LINKNAME);
-    if (type === 'Link' || type === 'SymbolicLink') entry.linkpath = linkpath;
+    if (type === 'Link' || type === 'SymbolicLink') {
+      entry.linkpath = readable(linkpath);
+      entry.rawLinkpath = linkpath;
+    }
     this.pax = undefined;
     this.longName = undefined;
     this.longLink = undefined;
     if (entry.size > 0 && TYPES_WITHOUT_DATA.has(type)) {
-      throw new TarFormatError(`the entry '${name}' of type ${type} carries ${entry.size} bytes of data, which its type does not have`);
+      throw new TarFormatError(
+        `the entry '${entry.path}' of type ${type} carries ${entry.size} bytes of data, which its type does not have`,
+      );
     }
     this.onEntry(entry);
     const pad = padding(entry.size);
@@ -336,7 +358,7 @@ export class TarScanner {
     if (flag === 'x') this.pax = paxRecords(body);
     else {
       const end = body.indexOf(0);
-      const value = body.toString('utf8', 0, end < 0 ? body.length : end);
+      const value = body.toString('latin1', 0, end < 0 ? body.length : end);
       if (flag === 'L') this.longName = value;
       else this.longLink = value;
     }
