@@ -285,6 +285,20 @@ describe('directory provider, other behaviour', () => {
     ]);
   });
 
+  it('a backup removes both files of a journal killed while it was rewritten (the journal and its complete temporary file), with what they name', async () => {
+    const parent = path.dirname(dest);
+    const id = 'RewrittenRewrite';
+    const owner = { ...currentOwner()!, pid: await deadPid() };
+    const record = (phase: string) =>
+      JSON.stringify({ format: 'azsbackup-swap/1', owner, phase, dest: 'pki', staging: `.pki.azs-staging-${id}` });
+    // Killed after the rewrite's temporary file was written whole, before it took the journal's name.
+    await fs.writeFile(path.join(parent, `.pki.azs-swap-${id}`), record('staging'));
+    await fs.writeFile(path.join(parent, `.pki.azs-swap-${id}.tmp`), record('staging'));
+    await fs.mkdir(path.join(parent, `.pki.azs-staging-${id}`));
+    await exportAll(provider);
+    expect((await fs.readdir(parent)).sort()).toEqual(['pki']);
+  });
+
   it("removes a journal's temporary file left empty by a kill between its creation and its write, once it is old", async () => {
     const parent = path.dirname(dest);
     const old = path.join(parent, '.pki.azs-swap-EmptyEmptyEmpty1.tmp');
