@@ -375,7 +375,13 @@ async function recoverIn(folder: string, prefix: string, base: string, within: b
     const file = path.join(folder, name);
     const j = await readJournal(file, base, m[1]!, within);
     const gone = j ? provablyDead(j.owner ?? undefined) : await olderThan(file, UNWRITTEN_JOURNAL_MS);
-    if (gone && !names.includes(name.slice(0, -4))) await fs.unlink(file).catch(() => undefined);
+    // Whether its journal is still there now: the loop above may have recovered and removed it
+    // (a kill during the journal's rewrite leaves both), and then this is the last of that swap.
+    const journalLeft = await fs.lstat(file.slice(0, -4)).then(
+      () => true,
+      () => false,
+    );
+    if (gone && !journalLeft) await fs.unlink(file).catch(() => undefined);
   }
 }
 
