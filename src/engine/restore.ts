@@ -287,7 +287,7 @@ async function restoreRoles(run: RestoreRun): Promise<RestoreOutcome> {
   const failure = failed && (await removedMeanwhile(run, failed));
   // Whatever is still held after a failure is given up: its staging goes, its destination stays.
   for (const [i, h] of run.held.entries()) if (h && run.results[i]!.Status === 'Skipped') await h.abandon(failure!);
-  const warnings = restoreWarnings(entry.name, run.authenticity, run.effective);
+  const warnings = [...restoreWarnings(entry.name, run.authenticity, run.effective), ...run.notices];
   if (failure) {
     run.verbose(`Restore of backup ${entry.name} failed: ${failure.message}`);
     const notRestored = stoppedAfter(run);
@@ -473,6 +473,8 @@ interface RestoreRun {
   started: number[];
   providers: Provider[];
   held: (HeldImport | undefined)[];
+  /** What the providers told the operator while importing (ProviderContext.warn). */
+  notices: string[];
   activity: string;
   verbose(message: string): void;
 }
@@ -548,6 +550,7 @@ function newRun(
     started: new Array<number>(selected.length).fill(0),
     providers: [],
     held: [],
+    notices: [],
     activity: `Restore ${entry.name}`,
     verbose: (message) => req.progress.log?.('Verbose', message),
   };
@@ -627,7 +630,9 @@ async function stage(run: RestoreRun, i: number): Promise<void> {
     return;
   }
   const stream = await counted(run, i);
-  run.held[i] = holdImport((beforeCommit) => provider.import(stream, { signal: run.req.signal, beforeCommit, kept: role.kept }));
+  run.held[i] = holdImport((beforeCommit) =>
+    provider.import(stream, { signal: run.req.signal, beforeCommit, kept: role.kept, warn: (m) => run.notices.push(m) }),
+  );
   await run.held[i]!.staged;
 }
 
@@ -635,7 +640,12 @@ async function stage(run: RestoreRun, i: number): Promise<void> {
 async function commit(run: RestoreRun, i: number): Promise<void> {
   const importing = run.held[i];
   if (importing) await importing.commit();
-  else await run.providers[i]!.import(await counted(run, i), { signal: run.req.signal, kept: run.selected[i]!.kept });
+  else
+    await run.providers[i]!.import(await counted(run, i), {
+      signal: run.req.signal,
+      kept: run.selected[i]!.kept,
+      warn: (m) => run.notices.push(m),
+    });
   const result = run.results[i]!;
   result.Status = 'Succeeded';
   result.Duration = Date.now() - run.started[i]!;

@@ -7,6 +7,7 @@ import { makeFolders } from '../fs/make-folders.js';
 import { mountTable } from '../fs/mount-table.js';
 import { recycleThrough, recyclerOf } from '../memory/recycling-readable.js';
 import { importIntoProgram } from './child.js';
+import { processesUsing, stillInUse } from '../process/open-files.js';
 import { providerFsError } from './fs-error.js';
 import { earlyFailure } from './input.js';
 import type { ArchiveExport, ArchiveMember, Provider, ProviderContext, ProviderDescription, RoleDefinition } from './provider.js';
@@ -670,7 +671,9 @@ export class DirectoryProvider implements Provider {
       await extractStrict(data, staging.path, ctx);
       await flushToDisk(staging.path);
       await ctx.beforeCommit?.();
+      const users = st && ctx.warn ? await processesUsing(dest, true) : [];
       await (isMountPoint ? staging.swapContentsIn() : staging.swapFolderIn());
+      if (users.length > 0) ctx.warn?.(stillInUse(this.role.name, dest, users));
     } catch (e) {
       await staging?.discard().catch(() => undefined);
       throw wrapFsError(e, 'DirectoryImportFailed', `Restoring the folder '${dest}' failed; it was left as it was`, dest);

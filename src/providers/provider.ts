@@ -56,6 +56,8 @@ export interface ProviderContext {
    * leave it in TMPDIR. Without it, the system's temporary folder.
    */
   privateDir?: string;
+  /** import(): tells the operator something about the restore that did not stop it (a warning). */
+  warn?: (message: string) => void;
 }
 
 export interface ProviderDescription {

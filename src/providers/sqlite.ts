@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { ensurePrivateDir } from '../process/private-dir.js';
 import { makeFolders } from '../fs/make-folders.js';
+import { processesUsing, stillInUse } from '../process/open-files.js';
 import { providerFsError } from './fs-error.js';
 import { recyclerOf } from '../memory/recycling-readable.js';
 import { reportingWrites } from '../memory/reporting-writes.js';
@@ -162,6 +163,7 @@ export class SqliteProvider implements Provider {
       await matchOwnership(candidate, dest, ctx.kept);
       await ctx.beforeCommit?.();
       settle(dest);
+      const users = ctx.warn ? await processesUsing(dest, false) : [];
       await staging.swapFileIn(candidate, COMPANIONS).catch((e: unknown) => {
         throw sqliteError(
           `Putting the restored database in place at '${dest}' failed; the database was left as it was`,
@@ -172,6 +174,7 @@ export class SqliteProvider implements Provider {
           'WriteError',
         );
       });
+      if (users.length > 0) ctx.warn?.(stillInUse(this.role.name, dest, users));
     } catch (e) {
       await staging.discard().catch(() => undefined);
       throw e;

@@ -1,0 +1,45 @@
+import { promises as fs } from 'node:fs';
+
+/** A process that has a file open, as /proc shows it. */
+export interface FileUser {
+  pid: number;
+  /** Its command name (/proc/<pid>/comm). */
+  command: string;
+}
+
+/**
+ * The other processes that have `file`, or anything below the folder `file`, open now, from
+ * /proc/<pid>/fd (Linux; elsewhere, or where /proc is not mounted, none). Processes this one may
+ * not look into (another user's, without root) are not seen. A program that keeps a file open
+ * goes on reading and writing the file it opened, also once a restore has put another in its
+ * place: the caller says so, so that the operator restarts it.
+ */
+export async function processesUsing(file: string, below: boolean): Promise<FileUser[]> {
+  const pids = await fs.readdir('/proc').catch(() => [] as string[]);
+  const users: FileUser[] = [];
+  for (const name of pids) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    const fds = await fs.readdir(`/proc/${name}/fd`).catch(() => [] as string[]);
+    for (const fd of fds) {
+      const target = await fs.readlink(`/proc/${name}/fd/${fd}`).catch(() => '');
+      if (target === file || (below && target.startsWith(`${file}/`))) {
+        const command = (await fs.readFile(`/proc/${name}/comm`, 'utf8').catch(() => '?')).trim();
+        users.push({ pid: Number(name), command });
+        break;
+      }
+    }
+  }
+  return users;
+}
+
+/** The warning for a restore whose destination `where` was in use by `users` as it went into place. */
+export function stillInUse(role: string, where: string, users: FileUser[]): string {
+  const shown = users.slice(0, 5).map((u) => `${u.pid} (${u.command})`);
+  const more = users.length > shown.length ? ` and ${users.length - shown.length} more` : '';
+  const one = users.length === 1;
+  return (
+    `Role ${role}: '${where}' was open in process${one ? '' : 'es'} ${shown.join(', ')}${more} when the restored data went into place. ` +
+    `A running program keeps using the files it had open, the old ones, until it restarts: restart ${one ? 'it' : 'them'} now, ` +
+    'or what they read is not what was restored and what they write is lost.'
+  );
+}
