@@ -432,29 +432,35 @@ async function restoreMetadata(staging: string, guard: EntryGuard, fifos: string
     if (asRoot && typeof l.uid === 'number' && typeof l.gid === 'number') await fs.lchown(p, l.uid, l.gid);
     if (l.mtime && !(await timeIsRight(p, l.mtimeNs))) await fs.lutimes(p, l.atime ?? l.mtime, l.mtime).catch(() => undefined);
   }
-  for (const d of byDepth) {
-    const p = inStaging(staging, d.rel);
-    // Through a handle on the folder itself, never through a link in its place (the guard refuses
-    // such archives; this holds even if it missed one).
-    const folder = await fs
-      .open(p, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW)
-      .catch((e: NodeJS.ErrnoException) => {
-        throw e.code === 'ELOOP' || e.code === 'ENOTDIR'
-          ? unsafeEntry(readable(d.rel), 'is a folder in the archive but something else once extracted')
-          : e;
-      });
-    try {
-      if (asRoot && typeof d.uid === 'number' && typeof d.gid === 'number') await folder.chown(d.uid, d.gid);
-      if (typeof d.mode === 'number') await folder.chmod(d.mode & 0o7777);
-      if (d.mtime && (await folder.stat({ bigint: true })).mtimeNs !== d.mtimeNs) await folder.utimes(d.atime ?? d.mtime, d.mtime);
-    } finally {
-      await folder.close();
-    }
+  // The staging root keeps its owner-only mode until it goes into place (giveRootItsAttributes).
+  for (const d of byDepth) if (d.rel !== '') await restoreFolder(inStaging(staging, d.rel), d, asRoot);
+}
+
+type FolderEntry = EntryGuard['dirs'][number];
+
+/** A folder's owner, mode and times as archived, through a handle on the folder itself. */
+async function restoreFolder(p: Buffer, d: FolderEntry, asRoot: boolean): Promise<void> {
+  // Through a handle on the folder itself, never through a link in its place (the guard refuses
+  // such archives; this holds even if it missed one).
+  const folder = await fs
+    .open(p, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW)
+    .catch((e: NodeJS.ErrnoException) => {
+      throw e.code === 'ELOOP' || e.code === 'ENOTDIR'
+        ? unsafeEntry(readable(d.rel), 'is a folder in the archive but something else once extracted')
+        : e;
+    });
+  try {
+    if (asRoot && typeof d.uid === 'number' && typeof d.gid === 'number') await folder.chown(d.uid, d.gid);
+    if (typeof d.mode === 'number') await folder.chmod(d.mode & 0o7777);
+    if (d.mtime && (await folder.stat({ bigint: true })).mtimeNs !== d.mtimeNs) await folder.utimes(d.atime ?? d.mtime, d.mtime);
+  } finally {
+    await folder.close();
   }
 }
 
 /**
  * Extracts `data` into the empty folder `staging`; rejects on the first unsafe entry or error.
+ * Resolves to what gives the staging root its archived attributes, right before it goes into place.
  *
  * GNU tar extracts, in its own process (node-tar extracting in-process halved restore speed), and
  * every header reaches the guard (tar-scanner.ts) before its bytes are passed on to GNU tar. GNU
@@ -462,7 +468,7 @@ async function restoreMetadata(staging: string, guard: EntryGuard, fifos: string
  * symlinks), so nothing can escape `staging` even then; the guard makes any such entry refuse the
  * whole restore, and the caller then discards `staging` without touching the destination.
  */
-async function extractStrict(data: Readable, staging: string, { signal }: ProviderContext): Promise<void> {
+async function extractStrict(data: Readable, staging: string, { signal }: ProviderContext): Promise<() => Promise<void>> {
   const guard = new EntryGuard();
   const refusal = new Refusal();
   const onAbort = (): void =>
@@ -492,6 +498,10 @@ async function extractStrict(data: Readable, staging: string, { signal }: Provid
         '-f',
         '-',
         '--numeric-owner',
+        // The staging root (and a folder the direct writer made first) is left as it is: the root
+        // stays owner-only until it goes into place, and every folder gets its archived mode,
+        // owner and times from restoreMetadata.
+        '--no-overwrite-dir',
         ...(asRoot ? ['--same-owner'] : ['--no-same-owner']),
         // Every attribute the archive carries (POSIX ACLs are system.posix_acl_*): GNU tar's default
         // sets user.* alone. One it cannot set fails the restore, naming it.
@@ -510,7 +520,15 @@ async function extractStrict(data: Readable, staging: string, { signal }: Provid
   if (refusal.reason || failure !== undefined) await direct?.abandon();
   if (refusal.reason) throw refusal.reason;
   if (failure !== undefined) throw extractFailure(failure, staging);
+  // The data on disk before the folders get their modes: the staging root stays owner-only (0700)
+  // through the flush, and what restoreMetadata changes after it is metadata alone, which the
+  // file system's journal commits before the rename that puts the folder in place.
+  await flushToDisk(staging);
   await restoreMetadata(staging, guard, fifos, asRoot);
+  const root = guard.dirs.find((d) => d.rel === '');
+  return async () => {
+    if (root) await restoreFolder(Buffer.from(staging), root, asRoot);
+  };
 }
 
 /**
@@ -668,9 +686,10 @@ export class DirectoryProvider implements Provider {
     let staging: Staging | undefined;
     try {
       staging = isMountPoint ? await Staging.beginWithin(dest) : await Staging.begin(dest);
-      await extractStrict(data, staging.path, ctx);
-      await flushToDisk(staging.path);
+      const giveRootItsAttributes = await extractStrict(data, staging.path, ctx);
       await ctx.beforeCommit?.();
+      // Owner-only until now: a restore killed before this leaves nothing readable beside the folder.
+      await giveRootItsAttributes();
       const users = st && ctx.warn ? await processesUsing(dest, true) : [];
       await (isMountPoint ? staging.swapContentsIn() : staging.swapFolderIn());
       if (users.length > 0) ctx.warn?.(stillInUse(this.role.name, dest, users));

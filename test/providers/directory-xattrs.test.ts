@@ -59,6 +59,21 @@ describe.skipIf(!aclTools)('directory roles and extended attributes', () => {
       expect((await fs.stat(path.join(dest, rel))).mode, rel).toBe((await fs.stat(path.join(src, rel))).mode);
   });
 
+  it('a folder holding a large file (which the restore writes itself, making the folder first) keeps its ACL and mode', async () => {
+    const blobs = path.join(src, 'blobs');
+    await fs.mkdir(blobs);
+    await fs.writeFile(path.join(blobs, 'large.bin'), Buffer.alloc(3 * 1024 * 1024, 7));
+    await fs.chmod(blobs, 0o750);
+    execFileSync('setfacl', ['-m', 'u:nobody:rx', blobs]);
+    execFileSync('setfacl', ['-d', '-m', 'u:nobody:r', blobs]);
+    const before = attributes(src);
+    const role = await createProvider({ name: 'CA', provider: 'directory', restoreOrder: 1, path: src });
+    const dest = path.join(tmp, 'restored');
+    await role.import(Readable.from([await exportAll(role)]), { destination: dest });
+    expect(attributes(dest)).toBe(before);
+    expect((await fs.stat(path.join(dest, 'blobs'))).mode).toBe((await fs.stat(blobs)).mode);
+  });
+
   it('a restore over a folder replaces its ACLs with those backed up, and removes those added since', async () => {
     execFileSync('setfacl', ['-m', 'u:nobody:r', path.join(src, 'ca.crt')]);
     const role = await createProvider({ name: 'CA', provider: 'directory', restoreOrder: 1, path: src });
