@@ -21,25 +21,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "napi-helpers.h"
 
 #define ALIGNMENT 4096
 /* No caller needs more; a larger request is a mistake, not something to allocate. */
 #define MAX_ALIGNED_BYTES (64 * 1024 * 1024)
-
-static napi_value throw_errno(napi_env env, int err, const char *what) {
-  const char *name = strerrorname_np(err);
-  char text[256];
-  snprintf(text, sizeof text, "%s: %s", what, strerror(err));
-  napi_throw_error(env, name ? name : "EUNKNOWN", text);
-  return NULL;
-}
-
-static bool args_of(napi_env env, napi_callback_info info, size_t want, napi_value *args, const char *usage) {
-  size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) == napi_ok && argc == want) return true;
-  napi_throw_type_error(env, NULL, usage);
-  return false;
-}
 
 static bool int64_arg(napi_env env, napi_value value, int64_t *out, const char *usage) {
   if (napi_get_value_int64(env, value, out) == napi_ok) return true;
@@ -146,15 +132,9 @@ static napi_value sync_file_system(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-static bool export_function(napi_env env, napi_value exports, const char *name, napi_callback fn) {
-  napi_value value;
-  return napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &value) == napi_ok &&
-         napi_set_named_property(env, exports, name, value) == napi_ok;
-}
-
 NAPI_MODULE_INIT() {
-  if (!export_function(env, exports, "alignedBuffer", aligned_buffer) || !export_function(env, exports, "setTimes", set_times) ||
-      !export_function(env, exports, "syncFileSystem", sync_file_system))
+  if (!export_function(env, exports, "alignedBuffer", aligned_buffer, NULL) || !export_function(env, exports, "setTimes", set_times, NULL) ||
+      !export_function(env, exports, "syncFileSystem", sync_file_system, NULL))
     return NULL;
   return exports;
 }

@@ -37,16 +37,9 @@
 #include <linux/limits.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include "napi-helpers.h"
 
 #define RECORD_SLOTS 16
-
-static napi_value throw_errno(napi_env env, int err, const char *what) {
-  char message[256];
-  const char *name = strerrorname_np(err);
-  snprintf(message, sizeof message, "%s: %s", what, strerror(err));
-  napi_throw_error(env, name ? name : "EUNKNOWN", message);
-  return NULL;
-}
 
 typedef struct {
   char *name;
@@ -222,14 +215,6 @@ static bool has_xattrs(int fd, const char *name, const char *proc_path) {
     listxattrat_works = 0;
   }
   return llistxattr(proc_path, NULL, 0) > 0;
-}
-
-/* The call's arguments, `count` of them, into args; false (with a TypeError saying `usage`) otherwise. */
-static bool args_of(napi_env env, napi_callback_info info, size_t count, napi_value *args, const char *usage) {
-  size_t argc = count;
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) == napi_ok && argc == count) return true;
-  napi_throw_type_error(env, NULL, usage);
-  return false;
 }
 
 /* An open descriptor argument; false (with a TypeError saying `usage`) when it is not one. */

@@ -42,6 +42,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "napi-helpers.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -374,12 +375,6 @@ static napi_value step_js(napi_env env, napi_callback_info info) {
     ok = int_arg(env, args[0], &o->fd[0]) && names_from(env, o, args, 1, 1, 1) && (argc < 3 || int_arg(env, args[2], &o->flag));
   }
   return queue(env, o, ok);
-}
-
-static bool export_function(napi_env env, napi_value exports, const char *name, napi_callback fn, void *data) {
-  napi_value value;
-  return napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, data, &value) == napi_ok &&
-         napi_set_named_property(env, exports, name, value) == napi_ok;
 }
 
 NAPI_MODULE_INIT() {

@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
+#include "napi-helpers.h"
 
 #define MAX_ARGS 4096
 #define MAX_STRING 65536
@@ -43,14 +44,6 @@ typedef struct {
   pid_t pid;
   int pidfd;
 } exit_watch;
-
-static napi_value throw_errno(napi_env env, int err, const char *what) {
-  char message[256];
-  const char *name = strerrorname_np(err);
-  snprintf(message, sizeof message, "%s: %s", what, strerror(err));
-  napi_throw_error(env, name ? name : "EUNKNOWN", message);
-  return NULL;
-}
 
 /* A JS array of strings as a NULL-terminated char* array; NULL (with an exception) on bad input. */
 static char **string_array(napi_env env, napi_value array, const char *what) {

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "napi-helpers.h"
 
 #ifndef RENAME_EXCHANGE
 #define RENAME_EXCHANGE (1 << 1)
@@ -31,12 +32,11 @@
 
 #define MAX_PATH_BYTES 4096
 
-static napi_value throw_errno(napi_env env, int err, const char *flag) {
-  char message[256];
-  const char *name = strerrorname_np(err);
-  snprintf(message, sizeof message, "renameat2(%s): %s", flag, strerror(err));
-  napi_throw_error(env, name ? name : "EUNKNOWN", message);
-  return NULL;
+/* renameat2's failure with the flag it was called with, e.g. "renameat2(RENAME_EXCHANGE): Invalid argument". */
+static napi_value throw_rename_errno(napi_env env, int err, const char *flag) {
+  char what[64];
+  snprintf(what, sizeof what, "renameat2(%s)", flag);
+  return throw_errno(env, err, what);
 }
 
 /* A path argument into buf; false (with an exception) when it is not a string, too long or holds a NUL. */
@@ -65,7 +65,7 @@ static napi_value rename_with(napi_env env, napi_callback_info info, unsigned in
   static char a[MAX_PATH_BYTES], b[MAX_PATH_BYTES];
   if (!path_arg(env, args[0], a) || !path_arg(env, args[1], b)) return NULL;
   /* The raw system call: glibc before 2.28 has no wrapper. */
-  if (syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, flag) != 0) return throw_errno(env, errno, flag_name);
+  if (syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, flag) != 0) return throw_rename_errno(env, errno, flag_name);
   return NULL;
 }
 
@@ -77,13 +77,7 @@ static napi_value no_replace(napi_env env, napi_callback_info info) {
   return rename_with(env, info, RENAME_NOREPLACE, "RENAME_NOREPLACE");
 }
 
-static bool export_function(napi_env env, napi_value exports, const char *name, napi_callback fn) {
-  napi_value value;
-  return napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &value) == napi_ok &&
-         napi_set_named_property(env, exports, name, value) == napi_ok;
-}
-
 NAPI_MODULE_INIT() {
-  if (!export_function(env, exports, "exchange", exchange) || !export_function(env, exports, "noReplace", no_replace)) return NULL;
+  if (!export_function(env, exports, "exchange", exchange, NULL) || !export_function(env, exports, "noReplace", no_replace, NULL)) return NULL;
   return exports;
 }
