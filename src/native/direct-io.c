@@ -124,12 +124,7 @@ static napi_value sync_file_system(napi_env env, napi_callback_info info) {
   sync_op *o = calloc(1, sizeof *o);
   if (!o) return throw_errno(env, ENOMEM, "syncFileSystem");
   o->fd = (int)fd;
-  napi_value promise, name;
-  napi_create_promise(env, &o->deferred, &promise);
-  napi_create_string_utf8(env, "syncFileSystem", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, sync_execute, sync_complete, o, &o->work);
-  napi_queue_async_work(env, o->work);
-  return promise;
+  return queue_work(env, "syncFileSystem", sync_execute, sync_complete, o, &o->work, &o->deferred);
 }
 
 NAPI_MODULE_INIT() {

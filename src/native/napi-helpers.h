@@ -34,4 +34,19 @@ static inline bool export_function(napi_env env, napi_value exports, const char 
          napi_set_named_property(env, exports, name, value) == napi_ok;
 }
 
+/*
+ * Runs `execute(data)` on libuv's threads and `complete` back on the JS thread; returns the promise
+ * `complete` settles through *deferred. The async work is `complete`'s to delete.
+ */
+static inline napi_value queue_work(napi_env env, const char *name, napi_async_execute_callback execute,
+                                    napi_async_complete_callback complete, void *data, napi_async_work *work,
+                                    napi_deferred *deferred) {
+  napi_value promise, resource;
+  napi_create_promise(env, deferred, &promise);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource);
+  napi_create_async_work(env, NULL, resource, execute, complete, data, work);
+  napi_queue_async_work(env, *work);
+  return promise;
+}
+
 #endif

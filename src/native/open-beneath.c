@@ -293,12 +293,7 @@ static napi_value queue(napi_env env, op *o, bool ok) {
     release(o);
     return NULL;
   }
-  napi_value promise, name;
-  napi_create_promise(env, &o->deferred, &promise);
-  napi_create_string_utf8(env, "openBeneath", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, execute, complete, o, &o->work);
-  napi_queue_async_work(env, o->work);
-  return promise;
+  return queue_work(env, "openBeneath", execute, complete, o, &o->work, &o->deferred);
 }
 
 /* Reads names args[at], args[at + 2]... (every `step`) into o->names, counting them. */

@@ -14,7 +14,7 @@ export interface FileUser {
  * goes on reading and writing the file it opened, also once a restore has put another in its
  * place: the caller says so, so that the operator restarts it.
  */
-export async function processesUsing(file: string, below: boolean): Promise<FileUser[]> {
+export function processesUsing(file: string, below: boolean): FileUser[] {
   // Synchronous: /proc answers from memory, and one call through libuv's threads per descriptor
   // cost ~80 us against ~14 us (a busy server has tens of thousands of descriptors open).
   const users: FileUser[] = [];

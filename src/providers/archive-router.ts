@@ -105,14 +105,12 @@ export class ArchiveRouter {
     this.recycle?.(chunk);
   }
 
+  /** `piece` (always a view of its own, never the chunk object) counted against its chunk. */
   private view(piece: Buffer): Buffer {
     const chunk = this.current!;
-    // The whole chunk is its own piece: the same object may come round again once recycled.
-    const own = piece.length === chunk.length ? chunk : piece;
-    if (this.origin.has(own)) return Buffer.from(own);
-    this.origin.set(own, chunk);
+    this.origin.set(piece, chunk);
     this.pending.set(chunk, (this.pending.get(chunk) ?? 0) + 1);
-    return own;
+    return piece;
   }
 
   private flushHeld(): void {

@@ -370,8 +370,8 @@ function directRoute(direct: DirectFiles, recycle: ((chunk: Buffer) => void) | u
         // abandoned, so no step of this chunk goes on with them.
         if (refusal.reason) throw refusal.reason;
         if (step.kind === 'tar') push(step.piece);
-        else if (step.kind === 'open')
-          file = await direct.create({ ...step.entry, rel: relativeOf(step.entry.path) }); // UTF-8 only (isUtf8)
+        // Only names that are UTF-8 are taken (isUtf8), so the name's text is its bytes.
+        else if (step.kind === 'open') file = await direct.create({ ...step.entry, rel: relativeOf(step.entry.path) });
         else if (step.kind === 'data') {
           await file!.write(step.piece);
           router.done(step.piece);
@@ -690,7 +690,7 @@ export class DirectoryProvider implements Provider {
       await ctx.beforeCommit?.();
       // Owner-only until now: a restore killed before this leaves nothing readable beside the folder.
       await giveRootItsAttributes();
-      const users = st && ctx.warn ? await processesUsing(dest, true) : [];
+      const users = st && ctx.warn ? processesUsing(dest, true) : [];
       await (isMountPoint ? staging.swapContentsIn() : staging.swapFolderIn());
       if (users.length > 0) ctx.warn?.(stillInUse(this.role.name, dest, users));
     } catch (e) {

@@ -163,7 +163,7 @@ export class SqliteProvider implements Provider {
       await matchOwnership(candidate, dest, ctx.kept);
       await ctx.beforeCommit?.();
       settle(dest);
-      const users = ctx.warn ? await processesUsing(dest, false) : [];
+      const users = ctx.warn ? processesUsing(dest, false) : [];
       await staging.swapFileIn(candidate, COMPANIONS).catch((e: unknown) => {
         throw sqliteError(
           `Putting the restored database in place at '${dest}' failed; the database was left as it was`,
