@@ -36,8 +36,15 @@ function openDatabase(file: string, options: { readonly?: boolean; fileMustExist
   return new ctor(file, options);
 }
 
-/** How long the copy waits for a writer's lock before failing, in ms. */
-const BUSY_TIMEOUT_MS = 30_000;
+/**
+ * How long the copy waits for a writer's lock before failing, in ms. TEST ONLY:
+ * AZSBACKUP_TEST_SQLITE_BUSY_MS shortens it, so that the test of a lock held past the wait need
+ * not wait 30 s (never set it in production).
+ */
+function busyTimeoutMs(): number {
+  const test = Number(process.env.AZSBACKUP_TEST_SQLITE_BUSY_MS);
+  return Number.isSafeInteger(test) && test > 0 ? test : 30_000;
+}
 /** Companion files SQLite would apply to whatever database sits at the main path. */
 const COMPANIONS = ['-wal', '-shm', '-journal'];
 
@@ -184,9 +191,9 @@ export class SqliteProvider implements Provider {
 
 /** A consistent copy of the database `file` at `copy`, through SQLite's online backup API. */
 async function copyDatabase(file: string, copy: string): Promise<void> {
-  const db = openDatabase(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+  const db = openDatabase(file, { readonly: true, fileMustExist: true, timeout: busyTimeoutMs() });
   try {
-    // The read transaction is taken here, where a lock held past BUSY_TIMEOUT_MS fails as
+    // The read transaction is taken here, where a lock held past busyTimeoutMs() fails as
     // SQLITE_BUSY. Left to the backup, such a step ends it with nothing copied and the copy's
     // file removed (better-sqlite3 reads BUSY as "no pages left"), and a lock taken between
     // its steps is waited for again and again, for as long as it is held.
@@ -202,7 +209,7 @@ async function copyDatabase(file: string, copy: string): Promise<void> {
 
 /** Opens `file` so that it may write, which rolls back a hot -journal (under SQLite's locks), and closes it. */
 function rollBackHotJournal(file: string): void {
-  const db = openDatabase(file, { fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+  const db = openDatabase(file, { fileMustExist: true, timeout: busyTimeoutMs() });
   try {
     db.pragma('schema_version');
   } finally {
@@ -296,7 +303,7 @@ function checkIntegrity(file: string): void {
 function settle(dest: string): void {
   let db: SqliteDatabase | undefined;
   try {
-    db = openDatabase(dest, { fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    db = openDatabase(dest, { fileMustExist: true, timeout: busyTimeoutMs() });
     db.pragma('schema_version');
     db.pragma('wal_checkpoint(TRUNCATE)');
   } catch {
@@ -402,7 +409,7 @@ function exportFailure(e: unknown, file: string, role: string): AzsError {
   }
   if (/^SQLITE_(BUSY|LOCKED)/.test(String((e as NodeJS.ErrnoException)?.code))) {
     return new AzsError(
-      `The database '${file}' of role '${role}' stayed locked by another program for longer than ${BUSY_TIMEOUT_MS / 1000} s; nothing was copied.`,
+      `The database '${file}' of role '${role}' stayed locked by another program for longer than ${busyTimeoutMs() / 1000} s; nothing was copied.`,
       {
         errorId: 'SqliteDatabaseLocked',
         category: 'ResourceBusy',
