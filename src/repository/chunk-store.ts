@@ -47,6 +47,7 @@ export class ChunkStore {
   ) {
     this.gear = gearTable(keys.gearSeed);
     this.writer = writer ?? ChunkStore.writerFor(target, layout, keys, opts);
+    this.writer.everythingNew = index.size === 0;
   }
 
   /**
@@ -126,6 +127,11 @@ export class ChunkStore {
   }
 
   /** Ends the worker threads (after commit or abort). */
+  /** Packers started so far: a second thread starts only for a backup that compresses (pack-writer.ts). */
+  get packerCount(): number {
+    return this.writer.packerCount;
+  }
+
   dispose(): Promise<void> {
     return this.writer.dispose();
   }

@@ -102,6 +102,11 @@ export class PackWriter {
   /** Packs committed since the last flush, by their number (the order the packers made them). */
   private written: { number: number; pack: WrittenPack }[] = [];
   private jobs = 0;
+  /** Bytes of the chunks named so far, and of those taken to be stored: whether this backup compresses. */
+  private namedBytes = 0;
+  private takenBytes = 0;
+  /** Every chunk will be new (the repository's index is empty): a first backup compresses everything. */
+  everythingNew = false;
 
   constructor(
     private readonly target: Target,
@@ -152,8 +157,13 @@ export class PackWriter {
    */
   async store(memory: JobMemory, lengths: Uint32Array, stored: (id: Buffer) => boolean): Promise<StoredJob> {
     let least = Math.min(...this.busy);
-    // Every thread has a job waiting behind the one it works on: another thread pays for itself.
-    if (least >= 2 && this.packers.more()) least = this.track();
+    // Every thread has a job waiting behind the one it works on: another thread pays for itself,
+    // where the backup is compressing (a thread names chunks three times as fast as it compresses
+    // them). An incremental backup names far more than it stores: it kept up with one thread, and
+    // the second, which its first queue (behind the first thread's start-up) used to start, made
+    // it slower (0.69-0.73 s against 0.69-0.79 s on the bench corpus; docs/PERFORMANCE.md).
+    const compressing = this.everythingNew || (this.namedBytes > 0 && this.takenBytes * 2 >= this.namedBytes);
+    if (least >= 2 && compressing && this.packers.more()) least = this.track();
     const p = this.busy.indexOf(least);
     const packer = this.packers.all[p]!;
     this.busy[p]!++;
@@ -162,11 +172,13 @@ export class PackWriter {
       const ids = await packer.identify(job, memory.slot, lengths);
       const take = new Uint8Array(lengths.length);
       for (let i = 0; i < lengths.length; i++) {
+        this.namedBytes += lengths[i]!;
         const id = ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
         if (stored(id) || this.pendingIds.has(id)) continue;
         // Taken now, so the same chunk in another job or role is not stored twice.
         this.pendingIds.add(id);
         take[i] = 1;
+        this.takenBytes += lengths[i]!;
       }
       if (!take.includes(1)) {
         // Nothing to store (most jobs of an incremental backup): the thread never reads the job's slot again.
@@ -237,6 +249,11 @@ export class PackWriter {
   /** Ends the packers' threads. */
   async dispose(): Promise<void> {
     await Promise.all(this.packers.all.map((packer) => packer.dispose()));
+  }
+
+  /** Packers started so far (threads, or the one inline packer). */
+  get packerCount(): number {
+    return this.packers.all.length;
   }
 
   private forget(entries: PackEntryList): void {

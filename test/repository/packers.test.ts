@@ -35,8 +35,8 @@ afterEach(async () => {
   await fsp.rm(dir, { recursive: true, force: true });
 });
 
-function storeWith(workers: number, opts: { packBytes?: number; workerScript?: string } = {}): ChunkStore {
-  return new ChunkStore(target, layout, keys, new ChunkIndex(), {
+function storeWith(workers: number, opts: { packBytes?: number; workerScript?: string; index?: ChunkIndex } = {}): ChunkStore {
+  return new ChunkStore(target, layout, keys, opts.index ?? new ChunkIndex(), {
     params: SMALL,
     packBytes: opts.packBytes ?? 512 * 1024,
     workers,
@@ -80,6 +80,28 @@ describe('packers on worker threads', () => {
     // The repeated text is stored once.
     expect(results[0]!.newChunks).toBeLessThan(results[0]!.ids.length);
     expect(new Set(results[0]!.ids).size).toBe(results[0]!.newChunks);
+  });
+
+  it('start the second thread for a backup that compresses, not for one whose chunks are stored already', async () => {
+    const data = Buffer.concat([corpus('first'), corpus('more'), corpus('again')]);
+    const first = storeWith(2);
+    try {
+      await first.storeStream(inPieces(data, 1 << 20));
+      await first.commit();
+      // Into an empty index everything is new: the jobs queued behind the first thread start the second.
+      expect(first.packerCount).toBe(2);
+    } finally {
+      await first.dispose();
+    }
+    const next = storeWith(2, { index: first.index });
+    try {
+      const stream = await next.storeStream(inPieces(data, 1 << 20));
+      expect(stream.newChunks).toBe(0);
+      // Naming alone keeps up with one thread, however the jobs queued behind its start-up.
+      expect(next.packerCount).toBe(1);
+    } finally {
+      await next.dispose();
+    }
   });
 
   it('store a chunk that two streams give at once only once, whichever thread names it', async () => {
