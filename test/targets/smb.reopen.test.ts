@@ -62,6 +62,8 @@ describe('SMB target, an upload whose connection the server drops', () => {
     '*"put - "*)',
     `  n=$(( $(cat "${bin}/puts" 2>/dev/null || echo 0) + 1 )); echo $n > "${bin}/puts"`,
     `  if [ $n -le $(cat "${bin}/drops") ]; then printf '%s\\n' 'cd \\folder\\: NT_STATUS_CONNECTION_DISCONNECTED' >&2; exit 1; fi`,
+    // An smbclient whose stdout stdbuf cannot line-buffer: pwd's line comes out only at its exit.
+    `  if [ -e "${bin}/buffered" ]; then cat > "${bin}/stored"; printf '%s\\n' 'Current directory is \\\\127.0.0.1\\backups\\folder\\'; exit 0; fi`,
     `  case "$cmds" in pwd\\;*) printf '%s\\n' 'Current directory is \\\\127.0.0.1\\backups\\folder\\';; esac`,
     `  if [ -e "${bin}/late" ]; then head -c 1000 >/dev/null; printf '%s\\n' 'cd \\folder\\: NT_STATUS_CONNECTION_DISCONNECTED' >&2; exit 1; fi`,
     `  cat > "${bin}/stored"; printf '%s\\n' 'putting file - as \\folder\\f (1 kb/s)'; exit 0;;`,
@@ -86,11 +88,12 @@ describe('SMB target, an upload whose connection the server drops', () => {
     return { stream, pieces: () => pieces };
   }
 
-  async function upload(drops: number, opts: { late?: boolean; path?: string } = {}) {
+  async function upload(drops: number, opts: { late?: boolean; buffered?: boolean; path?: string } = {}) {
     const bin = uploadStandIn();
     await fs.writeFile(path.join(bin, 'drops'), String(drops));
-    for (const f of ['puts', 'stored', 'late']) await fs.rm(path.join(bin, f), { force: true });
+    for (const f of ['puts', 'stored', 'late', 'buffered']) await fs.rm(path.join(bin, f), { force: true });
     if (opts.late) await fs.writeFile(path.join(bin, 'late'), '');
+    if (opts.buffered) await fs.writeFile(path.join(bin, 'buffered'), '');
     const savedPath = process.env.PATH;
     if (opts.path !== undefined) process.env.PATH = opts.path;
     try {
@@ -129,6 +132,15 @@ describe('SMB target, an upload whose connection the server drops', () => {
     expect(stored).toBeUndefined();
     expect(pieces).toBeGreaterThan(0);
   }, 20_000);
+
+  it('feeds the stream all the same when the share-open line does not come in 10 s (an smbclient stdbuf cannot reach)', async () => {
+    const started = Date.now();
+    const { result, stored, puts } = await upload(0, { buffered: true });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(9_900);
+    expect(puts).toBe(1);
+    expect(result).toEqual({ bytes: data.length });
+    expect(stored?.equals(data)).toBe(true);
+  }, 30_000);
 
   it('without stdbuf on the PATH, feeds the stream at once and is not run again, as before', async () => {
     const bin = uploadStandIn();
