@@ -23,6 +23,13 @@ export interface SmbClientOptions {
    * Ignored where prlimit is not installed: see `localFileLimitEnforced`.
    */
   maxLocalFileBytes?: number;
+  /**
+   * Watch its stdout (collected as text) for the first line this accepts: `lineShown` says whether
+   * one showed. smbclient then runs under coreutils' `stdbuf -oL`, so that its lines arrive as it
+   * prints them rather than at exit (a pipe is block-buffered), where stdbuf is on PATH: see
+   * `stdoutLinesPrompt`. Not for a run whose stdout streams a file.
+   */
+  watchLine?: (line: string) => boolean;
 }
 
 export interface SmbClientResult {
@@ -48,6 +55,8 @@ export interface SmbClient {
   stdin: Writable | null;
   stdout: Readable | null;
   kill(signal: NodeJS.Signals): void;
+  /** True once a stdout line `watchLine` accepts has shown; false once it ended without one. */
+  lineShown: Promise<boolean>;
   /** Settles once it has ended and its output has been read; never rejects. */
   result: Promise<SmbClientResult>;
 }
@@ -57,12 +66,14 @@ const FORCE_KILL_AFTER_MS = 2000;
 export function startSmbClient(args: readonly string[], opts: SmbClientOptions): SmbClient {
   let program: SpawnedProgram;
   const limited = opts.maxLocalFileBytes !== undefined && localFileLimitEnforced(opts.env.PATH);
+  const lineBuffered = opts.watchLine !== undefined && !opts.streamStdout && stdoutLinesPrompt(opts.env.PATH);
   try {
-    // prlimit finds smbclient itself; asking first keeps "smbclient is not installed" its own error.
-    if (limited) findProgram('smbclient', opts.env.PATH);
-    const [file, argv] = limited
-      ? ['prlimit', [`--fsize=${opts.maxLocalFileBytes}`, '--core=0', '--', 'smbclient', ...args]]
-      : ['smbclient', args];
+    // prlimit and stdbuf find smbclient themselves; asking first keeps "smbclient is not installed" its own error.
+    if (limited || lineBuffered) findProgram('smbclient', opts.env.PATH);
+    let command = ['smbclient', ...args];
+    if (lineBuffered) command = ['stdbuf', '-oL', ...command];
+    if (limited) command = ['prlimit', `--fsize=${opts.maxLocalFileBytes}`, '--core=0', '--', ...command];
+    const [file, ...argv] = command as [string, ...string[]];
     program = spawnProgram(file, argv, {
       env: opts.env,
       stdin: opts.stdin,
@@ -74,7 +85,8 @@ export function startSmbClient(args: readonly string[], opts: SmbClientOptions):
   } catch (e) {
     const { code, message } = e as NodeJS.ErrnoException;
     const missing = code === 'ENOENT' || code === 'EACCES';
-    return { stdin: null, stdout: null, kill() {}, result: Promise.resolve(notStarted(missing, message, code)) };
+    const result = Promise.resolve(notStarted(missing, message, code));
+    return { stdin: null, stdout: null, kill() {}, lineShown: Promise.resolve(false), result };
   }
   let ended = false;
   const kill = (signal: NodeJS.Signals): void => {
@@ -95,29 +107,59 @@ export function startSmbClient(args: readonly string[], opts: SmbClientOptions):
       forceTimer = setTimeout(() => kill('SIGKILL'), FORCE_KILL_AFTER_MS);
     }, opts.timeoutMs);
   }
-  const result = Promise.all([program.ended, opts.streamStdout ? '' : text(program.stdout), text(program.stderr)]).then(
-    ([end, stdout, stderr]): SmbClientResult => {
-      ended = true;
-      clearTimeout(timer);
-      clearTimeout(forceTimer);
-      if (end.error) return { ...notStarted(end.error.code === 'ENOENT', end.error.message, end.error.code), stdout, stderr };
-      const isTerminated = end.signal !== undefined;
-      return {
-        stdout,
-        stderr,
-        failed: isTerminated || end.exitCode !== 0,
-        isTerminated,
-        signal: end.signal,
-        timedOut,
-        missing: false,
-        shortMessage: isTerminated ? `was killed by ${end.signal}` : `exited with code ${end.exitCode}`,
-      };
-    },
-  );
-  return { stdin: program.stdin, stdout: program.stdout, kill, result };
+  let lineShown!: (shown: boolean) => void;
+  const shown = new Promise<boolean>((resolve) => (lineShown = resolve));
+  const { watchLine } = opts;
+  const watch =
+    watchLine &&
+    ((line: string): boolean => {
+      if (!watchLine(line)) return false;
+      lineShown(true);
+      return true;
+    });
+  const stdoutText = opts.streamStdout ? '' : text(program.stdout, watch);
+  const result = Promise.all([program.ended, stdoutText, text(program.stderr)]).then(([end, stdout, stderr]): SmbClientResult => {
+    ended = true;
+    lineShown(false); // no-op once a line showed
+    clearTimeout(timer);
+    clearTimeout(forceTimer);
+    if (end.error) return { ...notStarted(end.error.code === 'ENOENT', end.error.message, end.error.code), stdout, stderr };
+    const isTerminated = end.signal !== undefined;
+    return {
+      stdout,
+      stderr,
+      failed: isTerminated || end.exitCode !== 0,
+      isTerminated,
+      signal: end.signal,
+      timedOut,
+      missing: false,
+      shortMessage: isTerminated ? `was killed by ${end.signal}` : `exited with code ${end.exitCode}`,
+    };
+  });
+  return { stdin: program.stdin, stdout: program.stdout, kill, lineShown: shown, result };
 }
 
 let prlimitFound: boolean | undefined;
+const stdbufFound = new Map<string, boolean>();
+
+/**
+ * Whether `watchLine` sees smbclient's lines as it prints them (coreutils' stdbuf is on this PATH),
+ * rather than all at once when it exits.
+ */
+export function stdoutLinesPrompt(searchPath: string | undefined): boolean {
+  const key = searchPath ?? '';
+  let found = stdbufFound.get(key);
+  if (found === undefined) {
+    try {
+      findProgram('stdbuf', searchPath);
+      found = true;
+    } catch {
+      found = false;
+    }
+    stdbufFound.set(key, found);
+  }
+  return found;
+}
 
 /** Whether `maxLocalFileBytes` is kept on this machine (util-linux's prlimit is on PATH). */
 export function localFileLimitEnforced(searchPath: string | undefined): boolean {
@@ -145,10 +187,19 @@ function notStarted(missing: boolean, message: string, code?: string): SmbClient
   };
 }
 
-async function text(stream: Readable | null): Promise<string> {
+/** All of `stream` as text; `watch` sees its lines as they arrive, until it returns true. */
+async function text(stream: Readable | null, watch?: (line: string) => boolean): Promise<string> {
   if (!stream) return '';
   let out = '';
+  let scanned = 0;
+  let watching = watch !== undefined;
   stream.setEncoding('utf8');
-  for await (const piece of stream) out += piece as string;
+  for await (const piece of stream) {
+    out += piece as string;
+    for (let end = out.indexOf('\n', scanned); watching && end >= 0; end = out.indexOf('\n', scanned)) {
+      watching = watch?.(out.slice(scanned, end)) !== true;
+      scanned = end + 1;
+    }
+  }
   return out;
 }

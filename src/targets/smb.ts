@@ -9,7 +9,7 @@ import { ensurePrivateDir } from '../process/private-dir.js';
 import { ByteQueue } from '../pipeline/byte-queue.js';
 import { reportingWrites } from '../memory/reporting-writes.js';
 import { parseUserName, type ShareLocation } from './location.js';
-import { startSmbClient, type SmbClient, type SmbClientResult } from './smb-client.js';
+import { startSmbClient, stdoutLinesPrompt, type SmbClient, type SmbClientResult } from './smb-client.js';
 import { partialNameFor, splitTargetPath } from './paths.js';
 import { alreadyExists, isRefusedFile, notFound, shareError, shareFileLimit, SMALL_FILE_MAX_BYTES } from './share-errors.js';
 import { readFileBounded } from '../io/bounded-read.js';
@@ -34,6 +34,18 @@ interface ClientRun {
   inputError: unknown;
   /** smbclient closed its input before all of it was written (a closed pipe). */
   stoppedReading: boolean;
+  /** Its input was handed to it: a run with a stream that never was can be run again. */
+  fed: boolean;
+}
+
+/** What runClient is asked to do besides running smbclient's commands. */
+interface RunIo {
+  stdin?: (sub: SmbClient) => Promise<void>;
+  stdout?: (sub: SmbClient) => void;
+  /** No file smbclient writes here may grow past this: see readBatch. */
+  maxLocalFileBytes?: number;
+  /** The commands begin with `pwd`: feed stdin only once its line shows (see run()). */
+  marked?: boolean;
 }
 
 // Characters a Windows share refuses in a name, plus what smbclient's -c parser treats specially
@@ -161,15 +173,7 @@ export class SmbTarget implements Target {
    * become the matching share error; per-command NT_STATUS failures are returned for the caller to
    * judge, through `failureError` below, so the mapping lives here only.
    */
-  private async run(
-    commands: string[],
-    io: {
-      stdin?: (sub: SmbClient) => Promise<void>;
-      stdout?: (sub: SmbClient) => void;
-      /** No file smbclient writes here may grow past this: see readBatch. */
-      maxLocalFileBytes?: number;
-    } = {},
-  ): Promise<{ stdout: string; failures: Failure[] }> {
+  private async run(commands: string[], io: Omit<RunIo, 'marked'> = {}): Promise<{ stdout: string; failures: Failure[] }> {
     const scratch = await this.scratch();
     const dir = await fsp.mkdtemp(path.join(scratch, 'azsbackup-smb-')).catch((e: unknown) => {
       throw this.noRoomForAuthFile(e, scratch);
@@ -179,19 +183,27 @@ export class SmbTarget implements Target {
       const authFile = await this.writeAuthFile(dir).catch((e: unknown) => {
         throw this.noRoomForAuthFile(e, scratch);
       });
-      let result = await this.runClient(this.clientArgs(authFile, commands, io.stdout !== undefined), io);
+      // A run that feeds smbclient's stdin starts with `pwd`, whose line (printed at once under
+      // stdbuf -oL) says the share and folder are open: the stream is fed only then, so a run
+      // that ended without it never touched the stream. Where stdbuf is missing, the line would
+      // only come at exit: the stream is fed at once, as before. A run whose stdout carries a file
+      // (get ... -) is never marked: its stdout is the file's bytes.
+      const marked = io.stdin !== undefined && io.stdout === undefined && stdoutLinesPrompt(clientPath());
+      const runIo: RunIo = { ...io, marked };
+      const args = this.clientArgs(authFile, marked ? ['pwd', ...commands] : commands, io.stdout !== undefined);
+      let run = await this.runClient(args, runIo);
       for (const pause of REOPEN_PAUSES_MS) {
         try {
-          return this.verdict(result);
+          return this.verdict(run);
         } catch (e) {
           // A server that drops the connection while it is being opened (before our first command)
           // has done nothing yet: try again, where no stream was handed to this run.
-          if (io.stdin || io.stdout || !droppedWhileOpening(e)) throw e;
+          if (io.stdout || run.fed || !droppedWhileOpening(e)) throw e;
           await new Promise((resolve) => setTimeout(resolve, pause));
-          result = await this.runClient(this.clientArgs(authFile, commands, false), io);
+          run = await this.runClient(args, runIo);
         }
       }
-      return this.verdict(result);
+      return this.verdict(run);
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
       liveAuthFolders.delete(dir);
@@ -248,19 +260,26 @@ export class SmbTarget implements Target {
   }
 
   /** Starts smbclient, feeds its input if any, and waits for it; an input failure is kept, not thrown. */
-  private async runClient(
-    args: string[],
-    io: { stdin?: (sub: SmbClient) => Promise<void>; stdout?: (sub: SmbClient) => void; maxLocalFileBytes?: number },
-  ): Promise<ClientRun> {
+  private async runClient(args: string[], io: RunIo): Promise<ClientRun> {
     const streaming = io.stdin !== undefined || io.stdout !== undefined;
     const sub = startSmbClient(args, {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TZ: 'UTC', LC_ALL: 'C.UTF-8' },
+      env: { PATH: clientPath(), TZ: 'UTC', LC_ALL: 'C.UTF-8' },
       stdin: io.stdin !== undefined,
       streamStdout: io.stdout !== undefined,
       timeoutMs: streaming ? undefined : COMMAND_TIMEOUT_MS,
       maxLocalFileBytes: io.maxLocalFileBytes,
+      watchLine: io.marked ? (line) => SHARE_OPENED.test(line) : undefined,
     });
     io.stdout?.(sub);
+    if (io.marked && !(await shareOpened(sub))) {
+      // It ended before the share was open: its stdin was never written to, nor the stream read.
+      // (lineShown says so only once it has exited: closing its stdin now cannot complete a put.)
+      sub.stdin?.destroy();
+      const result = withoutOpenedLine(await sub.result);
+      // It cannot have put the file: an exit code 0 here is not a success.
+      const ended = result.failed ? result : { ...result, failed: true, shortMessage: `${result.shortMessage} before the share was open` };
+      return { result: ended, inputError: undefined, stoppedReading: false, fed: false };
+    }
     let inputError: unknown;
     let stoppedReading = false;
     const feeding = io.stdin?.(sub).catch((e: unknown) => {
@@ -278,7 +297,7 @@ export class SmbTarget implements Target {
     });
     const result = await sub.result;
     await feeding;
-    return { result, inputError, stoppedReading };
+    return { result: io.marked ? withoutOpenedLine(result) : result, inputError, stoppedReading, fed: io.stdin !== undefined };
   }
 
   /** What smbclient's run means: its output and per-command failures, or the error that stopped it. */
@@ -904,6 +923,40 @@ const CONNECTION_DROPPED = /CONNECTION_(DISCONNECTED|RESET|ABORTED)/;
  * always enough.
  */
 const REOPEN_PAUSES_MS = [250, 1000, 2000];
+
+/** The line smbclient's `pwd` prints: "Current directory is \\server\share\folder\". */
+const SHARE_OPENED = /^Current directory is \\/;
+/**
+ * How long a marked run waits for that line before it feeds its stream all the same (as an
+ * unmarked run does at once, never run again): an smbclient that stdbuf cannot line-buffer would
+ * otherwise wait for its stdin while we wait for its line. Opening a share takes well under this.
+ */
+const OPENING_WAIT_MS = 10_000;
+
+/** The PATH smbclient runs with (and where stdbuf and prlimit are looked for). */
+function clientPath(): string {
+  return process.env.PATH ?? '/usr/bin:/bin';
+}
+
+/** Whether smbclient showed the share opened (true also when it is slow to say: see OPENING_WAIT_MS). */
+async function shareOpened(sub: SmbClient): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<true>((resolve) => (timer = setTimeout(resolve, OPENING_WAIT_MS, true)));
+  try {
+    return await Promise.race([sub.lineShown, waited]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The result without `pwd`'s line, which no parsing of smbclient's output (failures, listings, summaries) should see. */
+function withoutOpenedLine(result: SmbClientResult): SmbClientResult {
+  const lines = result.stdout.split('\n');
+  const at = lines.findIndex((line) => SHARE_OPENED.test(line));
+  if (at < 0) return result;
+  lines.splice(at, 1);
+  return { ...result, stdout: lines.join('\n') };
+}
 
 /** True for the error of a connection the server dropped while it was being opened (see connectionError). */
 function droppedWhileOpening(e: unknown): boolean {
