@@ -7,10 +7,12 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "azsbackup: installing npm dependencies (npm ci; native addons compile, about 2 minutes)" >&2
   npm ci --no-audit --no-fund >&2
 fi
-# npm ci compiles our addons; a node_modules from before one of them existed did not.
-for addon in malloc-tuning posix-spawn aes-gcm rename-exchange content-cut; do
-  built=src/native/build/Release/${addon/-/_}.node
-  if [ ! -f "$built" ] || [ "src/native/$addon.c" -nt "$built" ]; then
+# npm ci compiles our addons; a node_modules from before one of them existed did not, and a
+# changed source (or the helpers they share) needs them built again.
+for source in src/native/*.c; do
+  addon=$(basename "$source" .c)
+  built=src/native/build/Release/${addon//-/_}.node
+  if [ ! -f "$built" ] || [ "$source" -nt "$built" ] || [ src/native/napi-helpers.h -nt "$built" ]; then
     npm run --silent install >&2
     break
   fi
