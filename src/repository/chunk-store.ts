@@ -127,9 +127,14 @@ export class ChunkStore {
   }
 
   /** Ends the worker threads (after commit or abort). */
-  /** Packers started so far: a second thread starts only for a backup that compresses (pack-writer.ts). */
-  get packerCount(): number {
-    return this.writer.packerCount;
+  /** Packing threads started so far: a second one starts only for a backup that compresses (pack-writer.ts). */
+  get threadCount(): number {
+    return this.writer.threadCount;
+  }
+
+  /** Of those, the threads ready for jobs (until one is, the main thread packs: Packers.mainThread). */
+  get readyThreadCount(): number {
+    return this.writer.readyThreadCount;
   }
 
   dispose(): Promise<void> {

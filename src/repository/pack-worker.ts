@@ -61,6 +61,8 @@ function run(request: PackerRequest): { reply: PackerReply; transfer: ArrayBuffe
   }
 }
 
+parentPort!.postMessage({ id: 0, ready: true } satisfies PackerReply);
+
 parentPort!.on('message', (request: PackerRequest) => {
   let answer: { reply: PackerReply; transfer: ArrayBuffer[] } | undefined;
   try {

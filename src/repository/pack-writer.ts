@@ -156,15 +156,7 @@ export class PackWriter {
    * or that this writer took already, are not stored again. The memory is free again after.
    */
   async store(memory: JobMemory, lengths: Uint32Array, stored: (id: Buffer) => boolean): Promise<StoredJob> {
-    let least = Math.min(...this.busy);
-    // Every thread has a job waiting behind the one it works on: another thread pays for itself,
-    // where the backup is compressing (a thread names chunks three times as fast as it compresses
-    // them). An incremental backup names far more than it stores: it kept up with one thread, and
-    // the second, which its first queue (behind the first thread's start-up) used to start, made
-    // it slower (0.69-0.73 s against 0.69-0.79 s on the bench corpus; docs/PERFORMANCE.md).
-    const compressing = this.everythingNew || (this.namedBytes > 0 && this.takenBytes * 2 >= this.namedBytes);
-    if (least >= 2 && compressing && this.packers.more()) least = this.track();
-    const p = this.busy.indexOf(least);
+    const p = this.choose();
     const packer = this.packers.all[p]!;
     this.busy[p]!++;
     try {
@@ -205,6 +197,27 @@ export class PackWriter {
       this.busy[p]!--;
       this.freeInput(memory.slot);
     }
+  }
+
+  /**
+   * The packer for the next job: the least busy thread ready for one; the main thread's own
+   * (Packers.mainThread) where no thread is ready yet, or where every thread has a job queued
+   * behind the one it works on and no job memory is left, so that the main thread would otherwise
+   * wait; always the main thread's where there is no thread.
+   */
+  private choose(): number {
+    const threads = this.packers.all.map((_, p) => p).filter((p) => this.packers.readyThread(p));
+    const least = threads.length > 0 ? Math.min(...threads.map((p) => this.busy[p]!)) : Number.POSITIVE_INFINITY;
+    // Another thread pays for itself where the backup is compressing (a thread names chunks three
+    // times as fast as it compresses them). An incremental backup names far more than it stores;
+    // the second thread its first queue used to start, behind the first thread's start-up, cost
+    // the main thread's core that start-up. Jobs go to a new thread once it is ready.
+    const compressing = this.everythingNew || (this.namedBytes > 0 && this.takenBytes * 2 >= this.namedBytes);
+    if (least >= 2 && compressing && this.packers.more()) this.track();
+    if (least < 2 || (threads.length > 0 && this.freeInputs.length > 0)) return threads.find((p) => this.busy[p] === least)!;
+    const own = this.packers.mainThread();
+    this.track();
+    return own;
   }
 
   /** Closes the open packs and returns every pack committed since the last call. */
@@ -251,9 +264,13 @@ export class PackWriter {
     await Promise.all(this.packers.all.map((packer) => packer.dispose()));
   }
 
-  /** Packers started so far (threads, or the one inline packer). */
-  get packerCount(): number {
-    return this.packers.all.length;
+  /** Packing threads started so far, and those of them ready for jobs. */
+  get threadCount(): number {
+    return this.packers.threadCount;
+  }
+
+  get readyThreadCount(): number {
+    return this.packers.readyThreadCount;
   }
 
   private forget(entries: PackEntryList): void {

@@ -26,6 +26,8 @@ export interface PackerMemory {
 export type PackBytes = { pack: number; data: Buffer; output?: number } | { pack: number; closed: ClosedPack };
 
 export interface Packer {
+  /** It answers requests now: a thread once its modules are loaded (it says so) or once it failed, an inline packer always. */
+  readonly ready: boolean;
   /** The chunk ids (32 bytes each) of the job that lies in input slot `input` (`lengths` end to end). */
   identify(job: number, input: number, lengths: Uint32Array): Promise<Buffer>;
   /**
@@ -47,6 +49,7 @@ export interface Packer {
 const viewsOf = (slots: SharedArrayBuffer[]): Buffer[] => slots.map((b) => Buffer.from(b));
 
 export class InlinePacker implements Packer {
+  readonly ready = true;
   private readonly assembler: PackAssembler;
   private readonly inputs: Buffer[];
   private readonly outputs: Buffer[];
@@ -106,6 +109,8 @@ export type PackerRequest =
 
 export interface PackerReply {
   id: number;
+  /** Sent once, unasked, when the thread is ready for requests. */
+  ready?: boolean;
   ids?: Uint8Array;
   sealed?: Uint32Array;
   events?: WireEvent[];
@@ -121,6 +126,8 @@ export interface PackerWorkerData {
 const WORKER_SCRIPT = fileURLToPath(new URL('../repository/pack-worker.js', import.meta.url));
 
 export class WorkerPacker implements Packer {
+  /** Ready for requests, or failed (its requests are then refused at once). */
+  ready = false;
   private readonly thread: Worker;
   private readonly outputs: Buffer[];
   private readonly pending = new Map<number, (reply: PackerReply) => void>();
@@ -134,6 +141,10 @@ export class WorkerPacker implements Packer {
     // instead of the process's 4 keeps each thread's footprint a few MB smaller.
     this.thread = new Worker(script, { workerData, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
     this.thread.on('message', (reply: PackerReply) => {
+      if (reply.ready) {
+        this.ready = true;
+        return;
+      }
       const settle = this.pending.get(reply.id);
       this.pending.delete(reply.id);
       if (this.pending.size === 0) this.thread.unref();
@@ -193,6 +204,7 @@ export class WorkerPacker implements Packer {
 
   private fail(why: string): void {
     this.failure ??= why;
+    this.ready = true;
     for (const [id, settle] of this.pending) settle({ id, error: { message: workerFailed(why).message } });
     this.pending.clear();
   }
@@ -220,6 +232,7 @@ function workerFailed(why: string): AzsError {
 export class Packers {
   readonly all: Packer[] = [];
   private readonly wanted: number;
+  private threads = 0;
   /** A thread could not be started: none is tried again. */
   private threadsRefused = false;
 
@@ -234,22 +247,56 @@ export class Packers {
     else if (!this.more()) this.all.push(new InlinePacker(settings, memoryFor(0), { first: 0, step: this.wanted }));
   }
 
+  /** Threads started so far. */
+  get threadCount(): number {
+    return this.threads;
+  }
+
+  /** Threads that have loaded their modules (or failed). */
+  get readyThreadCount(): number {
+    return this.all.filter((_, p) => this.readyThread(p)).length;
+  }
+
   /**
    * Starts another thread if fewer than wanted run; whether it did. Where no thread may be started
    * (a limit on processes: pids.max, ulimit -u count threads), none is tried again: the packers
    * already there do the work, or an inline one (the constructor).
    */
   more(): boolean {
-    const i = this.all.length;
+    const i = this.threads;
     if (i >= this.wanted || this.threadsRefused) return false;
     try {
-      this.all.push(new WorkerPacker(this.settings, this.memoryFor(i), { first: i, step: this.wanted }, this.script));
+      this.all.push(new WorkerPacker(this.settings, this.memoryFor(this.all.length), { first: i, step: this.wanted }, this.script));
+      this.threads++;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ERR_WORKER_INIT_FAILED') throw e;
       this.threadsRefused = true;
       return false;
     }
     return true;
+  }
+
+  /**
+   * The main thread's own packer (its index in `all`), made on first need where there are threads:
+   * PackWriter gives it a job when no thread is ready for one (each is starting, or has a job
+   * queued behind the one it works on) rather than leave the main thread waiting for job memory.
+   * A thread takes 50-100 ms to load its modules, and an incremental backup's one thread, naming
+   * every chunk of the changed files, is busier than the main thread that reads and cuts them.
+   * Its packs are numbered apart from the threads' (-1, -2, ...).
+   */
+  mainThread(): number {
+    let own = this.all.findIndex((packer) => packer instanceof InlinePacker);
+    if (own < 0) {
+      own = this.all.length;
+      this.all.push(new InlinePacker(this.settings, this.memoryFor(own), { first: -1, step: -1 }));
+    }
+    return own;
+  }
+
+  /** Whether `all[p]` is a thread ready for a job (it has loaded its modules, or failed). */
+  readyThread(p: number): boolean {
+    const packer = this.all[p]!;
+    return packer instanceof WorkerPacker && packer.ready;
   }
 }
 

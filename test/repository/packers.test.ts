@@ -44,6 +44,12 @@ function storeWith(workers: number, opts: { packBytes?: number; workerScript?: s
   });
 }
 
+/** Until the store's first thread has loaded its modules (meanwhile the main thread packs: Packers.mainThread). */
+async function threadReady(store: ChunkStore): Promise<void> {
+  for (let i = 0; i < 500 && store.readyThreadCount === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(store.readyThreadCount, 'the first packing thread started').toBe(1);
+}
+
 /** 3 MiB: text that compresses, then random bytes that do not, then the text again (dedup within the stream). */
 function corpus(label: string): Buffer {
   const text = Buffer.from(Array.from({ length: 24_000 }, (_, i) => `{"id":${i},"name":"${label} ${i}"}\n`).join('')).subarray(0, 1 << 20);
@@ -82,23 +88,39 @@ describe('packers on worker threads', () => {
     expect(new Set(results[0]!.ids).size).toBe(results[0]!.newChunks);
   });
 
+  it('pack on the main thread while the thread starts: the first jobs do not wait for it, and read back', async () => {
+    const store = storeWith(2);
+    try {
+      const data = corpus('early');
+      const stream = await store.storeStream(inPieces(data, 65_536));
+      // A thread takes tens of milliseconds to load its modules; these 3 MiB took a few.
+      expect(store.readyThreadCount).toBe(0);
+      await store.commit();
+      expect((await restored(store, stream)).equals(data)).toBe(true);
+    } finally {
+      await store.dispose();
+    }
+  });
+
   it('start the second thread for a backup that compresses, not for one whose chunks are stored already', async () => {
     const data = Buffer.concat([corpus('first'), corpus('more'), corpus('again')]);
     const first = storeWith(2);
     try {
+      await threadReady(first);
       await first.storeStream(inPieces(data, 1 << 20));
       await first.commit();
       // Into an empty index everything is new: the jobs queued behind the first thread start the second.
-      expect(first.packerCount).toBe(2);
+      expect(first.threadCount).toBe(2);
     } finally {
       await first.dispose();
     }
     const next = storeWith(2, { index: first.index });
     try {
+      await threadReady(next);
       const stream = await next.storeStream(inPieces(data, 1 << 20));
       expect(stream.newChunks).toBe(0);
       // Naming alone keeps up with one thread, however the jobs queued behind its start-up.
-      expect(next.packerCount).toBe(1);
+      expect(next.threadCount).toBe(1);
     } finally {
       await next.dispose();
     }
@@ -125,7 +147,13 @@ describe('packers on worker threads', () => {
     await fsp.writeFile(broken, "throw new Error('this thread cannot start');\n");
     const store = storeWith(2, { workerScript: broken });
     try {
-      const err = await rejected(store.storeStream(inPieces(corpus('broken'), 65_536)));
+      // The main thread packs the first jobs while the thread is starting: the stream may end
+      // before the thread's failure is known, and then committing it fails.
+      const storeAndCommit = async () => {
+        await store.storeStream(inPieces(corpus('broken'), 65_536));
+        await store.commit();
+      };
+      const err = await rejected(storeAndCommit());
       expect(err.errorId).toBe('PackWorkerFailed');
       expect(err.message).toContain('A backup worker thread failed');
       await store.abort();
