@@ -66,6 +66,8 @@ describe('SMB target, an upload whose connection the server drops', () => {
     `  if [ -e "${bin}/buffered" ]; then cat > "${bin}/stored"; printf '%s\\n' 'Current directory is \\\\127.0.0.1\\backups\\folder\\'; exit 0; fi`,
     `  case "$cmds" in pwd\\;*) printf '%s\\n' 'Current directory is \\\\127.0.0.1\\backups\\folder\\';; esac`,
     `  if [ -e "${bin}/late" ]; then head -c 1000 >/dev/null; printf '%s\\n' 'cd \\folder\\: NT_STATUS_CONNECTION_DISCONNECTED' >&2; exit 1; fi`,
+    // A parent folder that exists already: smbclient's mkdir reports it and goes on.
+    `  if [ -e "${bin}/collides" ]; then printf '%s\\n' 'NT_STATUS_OBJECT_NAME_COLLISION making remote directory \\folder\\dir'; fi`,
     `  cat > "${bin}/stored"; printf '%s\\n' 'putting file - as \\folder\\f (1 kb/s)'; exit 0;;`,
     `*) ${LISTING_WITH_FREE_SPACE};;`,
     'esac',
@@ -88,18 +90,20 @@ describe('SMB target, an upload whose connection the server drops', () => {
     return { stream, pieces: () => pieces };
   }
 
-  async function upload(drops: number, opts: { late?: boolean; buffered?: boolean; path?: string } = {}) {
+  async function upload(
+    drops: number,
+    opts: { late?: boolean; buffered?: boolean; collides?: boolean; path?: string; stream?: Readable } = {},
+  ) {
     const bin = uploadStandIn();
     await fs.writeFile(path.join(bin, 'drops'), String(drops));
-    for (const f of ['puts', 'stored', 'late', 'buffered']) await fs.rm(path.join(bin, f), { force: true });
-    if (opts.late) await fs.writeFile(path.join(bin, 'late'), '');
-    if (opts.buffered) await fs.writeFile(path.join(bin, 'buffered'), '');
+    for (const f of ['puts', 'stored', 'late', 'buffered', 'collides']) await fs.rm(path.join(bin, f), { force: true });
+    for (const flag of ['late', 'buffered', 'collides'] as const) if (opts[flag]) await fs.writeFile(path.join(bin, flag), '');
     const savedPath = process.env.PATH;
     if (opts.path !== undefined) process.env.PATH = opts.path;
     try {
       const target = openTarget('\\\\127.0.0.1\\backups\\folder', { userName: 'backup', password: 'not-secret' });
       const { stream, pieces } = source();
-      const result = await target.write('dir/f', stream).catch((e: unknown) => e);
+      const result = await target.write('dir/f', opts.stream ?? stream).catch((e: unknown) => e);
       const stored = await fs.readFile(path.join(bin, 'stored')).catch(() => undefined);
       return { result, stored, pieces: pieces(), puts: Number(await fs.readFile(path.join(bin, 'puts'), 'utf8')) };
     } finally {
@@ -131,6 +135,22 @@ describe('SMB target, an upload whose connection the server drops', () => {
     expect(droppedWhileOpened(result)).toEqual(['ShareConnectivity', expect.stringContaining('dropped the connection while')]);
     expect(stored).toBeUndefined();
     expect(pieces).toBeGreaterThan(0);
+  }, 20_000);
+
+  it("fails with the source's error when the source breaks mid-upload, though smbclient reported only a folder that exists", async () => {
+    // Fed once the share is open, smbclient reads as the source breaks: closing its stdin then
+    // would end the file, and its one failure (a parent folder that exists) is no reason to
+    // take the write as done.
+    const broken = Readable.from(
+      (async function* () {
+        yield data.subarray(0, 512 * 1024);
+        throw new Error('source broke');
+      })(),
+    );
+    const { result, puts } = await upload(0, { collides: true, stream: broken });
+    expect(puts).toBe(1);
+    expect(result).toBeInstanceOf(Error);
+    expect((result as Error).message).toBe('source broke');
   }, 20_000);
 
   it('feeds the stream all the same when the share-open line does not come in 10 s (an smbclient stdbuf cannot reach)', async () => {
