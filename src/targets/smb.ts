@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, Transform, type Readable, type Writable } from 'node:stream';
+import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AzsError, ExitCode, isAzsError } from '../errors.js';
 import { ensurePrivateDir } from '../process/private-dir.js';
@@ -320,7 +320,9 @@ export class SmbTarget implements Target {
     // unless smbclient had already said why it stopped reading.
     if (inputError !== undefined && (connectionError === undefined || result.isTerminated)) {
       // smbclient stopped reading because a command failed (a full disk): the caller maps that.
-      const failures = result.isTerminated ? [] : parseFailures(output);
+      // Where our side failed (the source, the room check), its failures are not why: a benign
+      // one (a parent folder that exists) let such a write pass as complete.
+      const failures = result.isTerminated || !stoppedReading ? [] : parseFailures(output);
       if (failures.length > 0) return { stdout: '', failures };
       throw inputError;
     }
@@ -528,7 +530,7 @@ export class SmbTarget implements Target {
     try {
       const put = await this.run([...makeParents, `put - ${this.q(tempSegs)}`], {
         // No stdin: smbclient did not start, and run() says why.
-        stdin: async (sub) => (sub.stdin ? feedUntilClosed(data, counter, sub.stdin, giveBack) : undefined),
+        stdin: async (sub) => (sub.stdin ? feedUntilClosed(data, counter, sub, giveBack) : undefined),
       });
       this.check(put.failures, p, isMkdirCollision);
       if (!inPlace) {
@@ -796,11 +798,20 @@ function isMkdirCollision(f: Failure): boolean {
  * reported as EPIPE so that runClient waits for its verdict. A source that fails or is destroyed
  * first keeps its own error: smbclient must then be killed, not left to store what it got.
  */
-async function feedUntilClosed(data: Readable, counter: Transform, stdin: Writable, giveBack?: (chunk: Buffer) => void): Promise<void> {
+async function feedUntilClosed(data: Readable, counter: Transform, sub: SmbClient, giveBack?: (chunk: Buffer) => void): Promise<void> {
+  const stdin = sub.stdin!;
   let sourceDone = false;
   let smbclientFirst = false;
+  // Killed before the pipeline closes its stdin, which smbclient would read as the end of the
+  // file and store what it got as the whole file: these listeners come before the pipeline's.
+  const stopFirst = (): void => {
+    if (!smbclientFirst) sub.kill('SIGKILL');
+  };
+  data.once('error', stopFirst);
+  counter.once('error', stopFirst);
   data.once('close', () => {
     sourceDone = true;
+    if (!data.readableEnded) stopFirst();
   });
   stdin.once('close', () => {
     if (!sourceDone) smbclientFirst = true;
