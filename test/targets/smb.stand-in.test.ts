@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { isAzsError } from '../../src/errors.js';
 import { openTarget } from '../../src/targets/index.js';
-import { LISTING_WITH_FREE_SPACE, useStandInSmbclient } from '../support/stand-in-smbclient.js';
+import { LISTING_WITH_FREE_SPACE, PWD_LINE_WHEN_ASKED, useStandInSmbclient } from '../support/stand-in-smbclient.js';
 
 /**
  * The SMB target against a stand-in smbclient (first on the PATH the target hands its runs) that
@@ -14,6 +14,7 @@ import { LISTING_WITH_FREE_SPACE, useStandInSmbclient } from '../support/stand-i
  */
 
 useStandInSmbclient(() => [
+  PWD_LINE_WHEN_ASKED,
   'case "$*" in',
   // Reads 64 KiB of the put's input, then goes away without a word, its input left unread.
   '  *"put -"*) head -c 65536 > /dev/null; exit 1 ;;',
