@@ -1,5 +1,7 @@
 // npm run bench [-- --size 500M] [--rounds N] [--smb] [--blob] [--tools azsbackup,restic,borg,pipeline,tar] [--role-per-folder] [--keep]
 // npm run bench -- --retention [N] [--size 500M] [--tools azsbackup,restic,borg] [--restores R] [--keep]
+// node dist/tools/bench.js --make-corpus DIR [--size 500M]; --churn DIR --round N [--size 500M]: the
+// retention bench's corpus, and its changes of round N, alone (scripts/backup-pairs.sh uses them)
 //
 // Backup and restore throughput and peak memory of AzsBackup against references measured in the
 // same run on the same deterministic corpus: restic, borg, and a `tar | zstd -1 -T0 | openssl enc`
@@ -23,7 +25,7 @@ import { tuneAllocator } from '../src/native/allocator.js';
 import { NODE_FLAGS } from '../src/process/node-flags.js';
 import { startSamba } from '../test/support/samba.js';
 import { makeCorpus, treeSize, warmUp } from './bench-corpus.js';
-import { retentionBench } from './bench-retention.js';
+import { churn, retentionBench } from './bench-retention.js';
 import { startAzurite } from '../test/support/azurite.js';
 
 const args = process.argv.slice(2);
@@ -526,7 +528,9 @@ function leaveOutCertificateStore(): void {
 
 try {
   leaveOutCertificateStore();
-  if (args.includes('--retention')) retention();
+  if (arg('--make-corpus')) makeCorpus(arg('--make-corpus')!, size);
+  else if (arg('--churn')) console.log(JSON.stringify(churn(arg('--churn')!, Number(arg('--round') ?? 2), size)));
+  else if (args.includes('--retention')) retention();
   else {
     const { bytes } = main();
     if (args.includes('--smb')) await smb(bytes);
