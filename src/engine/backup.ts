@@ -303,7 +303,9 @@ async function backUpRole(run: BackupRun, role: RoleDefinition, i: number): Prom
           await sleep(RETRY_PAUSE_MS * attempt);
           continue;
         }
-        if (error.alertType) run.shareFailure ??= error;
+        // Once the backup was told to stop, a share failure is the stop's doing more than the
+        // share's (systemd's stop signals smbclient too): it is cancelled, not raised as the share.
+        if (error.alertType && !req.signal?.aborted) run.shareFailure ??= error;
         status.Status = 'Failed';
         status.Error = error.message;
         run.remedies[i] = error.recommendedAction;
