@@ -537,7 +537,15 @@ async function discard(run: BackupRun): Promise<void> {
 async function commitChunks(run: BackupRun, chunks: RunChunks): Promise<RepositoryReference> {
   const { req } = run;
   const store = await chunks.store;
-  await store.commit(() => haltForTest('packs'));
+  await store
+    .commit(() => haltForTest('packs'))
+    .catch(async (e: unknown) => {
+      // Its packs closed (a packing thread that died fails their closing once the main thread packed
+      // every job) are named by no index file yet: given up as a failed backup's are. Those indexed
+      // already are not the abort's to delete.
+      await store.abort().catch(() => {});
+      throw e;
+    });
   await haltForTest('index');
   const packs = new Set<string>();
   for (const [i, stream] of chunks.streams.entries()) {
