@@ -303,7 +303,9 @@ async function backUpRole(run: BackupRun, role: RoleDefinition, i: number): Prom
           await sleep(RETRY_PAUSE_MS * attempt);
           continue;
         }
-        if (error.alertType) run.shareFailure ??= error;
+        // Once the backup was told to stop, a share failure is the stop's doing more than the
+        // share's (systemd's stop signals smbclient too): it is cancelled, not raised as the share.
+        if (error.alertType && !req.signal?.aborted) run.shareFailure ??= error;
         status.Status = 'Failed';
         status.Error = error.message;
         run.remedies[i] = error.recommendedAction;
@@ -535,7 +537,15 @@ async function discard(run: BackupRun): Promise<void> {
 async function commitChunks(run: BackupRun, chunks: RunChunks): Promise<RepositoryReference> {
   const { req } = run;
   const store = await chunks.store;
-  await store.commit(() => haltForTest('packs'));
+  await store
+    .commit(() => haltForTest('packs'))
+    .catch(async (e: unknown) => {
+      // Its packs closed (a packing thread that died fails their closing once the main thread packed
+      // every job) are named by no index file yet: given up as a failed backup's are. Those indexed
+      // already are not the abort's to delete.
+      await store.abort().catch(() => {});
+      throw e;
+    });
   await haltForTest('index');
   const packs = new Set<string>();
   for (const [i, stream] of chunks.streams.entries()) {

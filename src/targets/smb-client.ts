@@ -79,7 +79,10 @@ export function startSmbClient(args: readonly string[], opts: SmbClientOptions):
       stdin: opts.stdin,
       stdout: true,
       stderr: true,
-      newSession: false,
+      // A session of its own, as a role's programs have: Ctrl-C at a terminal signals the whole
+      // foreground group, and an smbclient killed by it behind our back reads as the share
+      // failing (a stopped backup raised "the share cannot be reached"). We stop it ourselves.
+      newSession: true,
       pooledStdout: opts.streamStdout,
     });
   } catch (e) {
