@@ -22,32 +22,38 @@ trap 'rm -rf "$work"' EXIT
 unset NODE_EXTRA_CA_CERTS
 azs() { node --max-semi-space-size=2 --interrupt-budget=1081344 "$1/bin/azsbackup.js" "${@:2}" --output json; }
 node "$repo/dist/tools/bench.js" --make-corpus "$work/corpus" --size "$size"
-mkdir "$work/share"
-export AZSBACKUP_HOME="$work/home"
-AZSBACKUP_ENCRYPTIONKEY=$(azs "$b" New-EncryptionKey | node -pe 'JSON.parse(require("fs").readFileSync(0)).Key')
-export AZSBACKUP_ENCRYPTIONKEY
-azs "$b" Set-BackupShare -Path "$work/share" -SkipValidation >/dev/null
-azs "$b" Register-InfrastructureRole -Name Corpus -Provider directory -Path "$work/corpus" >/dev/null
 
-# The state before a run: the home as saved, and the share's files then; a run's additions go after it.
-save() { rm -rf "$work/home-$1" && cp -a "$work/home" "$work/home-$1" && (cd "$work/share" && find . | sort) >"$work/share-$1"; }
+# Two set-ups, each its own home and share: "first" stays empty, "incremental" holds one backup of
+# the corpus before round 2's changes. Each run starts from its set-up's saved state: the home as
+# saved, and the share's files then (a run's additions are removed after it).
+setup() {
+  mkdir "$work/share-$1"
+  export AZSBACKUP_HOME="$work/home-$1"
+  azs "$b" Set-BackupShare -Path "$work/share-$1" -SkipValidation >/dev/null
+  azs "$b" Register-InfrastructureRole -Name Corpus -Provider directory -Path "$work/corpus" >/dev/null
+}
+save() { cp -a "$work/home-$1" "$work/saved-home-$1" && (cd "$work/share-$1" && find . | sort) >"$work/saved-share-$1"; }
 back_to() {
-  rm -rf "$work/home" && cp -a "$work/home-$1" "$work/home"
-  (cd "$work/share" && find . | sort | comm -13 "$work/share-$1" - | sort -r | while read -r f; do
+  rm -rf "$work/home-$1" && cp -a "$work/saved-home-$1" "$work/home-$1"
+  (cd "$work/share-$1" && find . | sort | comm -13 "$work/saved-share-$1" - | sort -r | while read -r f; do
     if [ -d "$f" ]; then rmdir "$f"; else rm -f "$f"; fi
   done)
 }
-timed() { # LABEL BUILD STATE
-  back_to "$3"
+timed() { # SETUP BUILD
+  back_to "$1"
   cat $(find "$work/corpus" -type f) >/dev/null
-  /usr/bin/time -f "$1 $2: %e s wall, %U s user, %S s system, %M KB peak" \
+  AZSBACKUP_HOME="$work/home-$1" /usr/bin/time -f "$1 $2: %e s wall, %U s user, %S s system, %M KB peak" \
     node --max-semi-space-size=2 --interrupt-budget=1081344 "$2/bin/azsbackup.js" Start-InfrastructureBackup --output json >/dev/null
 }
-save empty
+AZSBACKUP_ENCRYPTIONKEY=$(AZSBACKUP_HOME="$work/home-key" azs "$b" New-EncryptionKey | node -pe 'JSON.parse(require("fs").readFileSync(0)).Key')
+export AZSBACKUP_ENCRYPTIONKEY
+setup first
+setup incremental
 azs "$b" Start-InfrastructureBackup >/dev/null
 node "$repo/dist/tools/bench.js" --churn "$work/corpus" --round 2 --size "$size" >/dev/null
-save changed
+save first
+save incremental
 for _ in $(seq 1 "$pairs"); do
-  for build in "$a" "$b"; do timed first "$build" empty; done
-  for build in "$a" "$b"; do timed incremental "$build" changed; done
+  for build in "$a" "$b"; do timed first "$build"; done
+  for build in "$a" "$b"; do timed incremental "$build"; done
 done
