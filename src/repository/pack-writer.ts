@@ -201,9 +201,11 @@ export class PackWriter {
 
   /**
    * The packer for the next job: the least busy thread ready for one; the main thread's own
-   * (Packers.mainThread) where no thread is ready yet, or where every thread has a job queued
-   * behind the one it works on and no job memory is left, so that the main thread would otherwise
-   * wait; always the main thread's where there is no thread.
+   * (Packers.mainThread) where no thread is ready yet, or where fewer threads run than may (an
+   * incremental backup's one), each has a job queued behind the one it works on and no job memory
+   * is left, so that the main thread would otherwise wait; always the main thread's where there is
+   * no thread. With every thread running, the threads and the main thread keep both cores busy
+   * already, and the main thread's packing only cost memory (12 MiB more peak RSS on 5 GiB).
    */
   private choose(): number {
     const threads = this.packers.all.map((_, p) => p).filter((p) => this.packers.readyThread(p));
@@ -214,7 +216,8 @@ export class PackWriter {
     // the main thread's core that start-up. Jobs go to a new thread once it is ready.
     const compressing = this.everythingNew || (this.namedBytes > 0 && this.takenBytes * 2 >= this.namedBytes);
     if (least >= 2 && compressing && this.packers.more()) this.track();
-    if (least < 2 || (threads.length > 0 && this.freeInputs.length > 0)) return threads.find((p) => this.busy[p] === least)!;
+    const threadsBehind = least >= 2 && this.freeInputs.length === 0 && threads.length < this.packers.wantedThreads;
+    if (threads.length > 0 && !threadsBehind) return threads.find((p) => this.busy[p] === least)!;
     const own = this.packers.mainThread();
     this.track();
     return own;

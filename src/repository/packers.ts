@@ -252,6 +252,11 @@ export class Packers {
     return this.threads;
   }
 
+  /** Threads this backup may start (AZSBACKUP_PACK_WORKERS; 0 where the worker script is missing). */
+  get wantedThreads(): number {
+    return this.wanted;
+  }
+
   /** Threads that have loaded their modules (or failed). */
   get readyThreadCount(): number {
     return this.all.filter((_, p) => this.readyThread(p)).length;
