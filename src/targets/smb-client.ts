@@ -142,39 +142,35 @@ export function startSmbClient(args: readonly string[], opts: SmbClientOptions):
   return { stdin: program.stdin, stdout: program.stdout, kill, lineShown: shown, result };
 }
 
-let prlimitFound: boolean | undefined;
-const stdbufFound = new Map<string, boolean>();
+/** Programs looked for, by name and PATH: whether each was found. */
+const programsFound = new Map<string, boolean>();
+
+function onPath(program: string, searchPath: string | undefined): boolean {
+  const key = `${program}\0${searchPath ?? ''}`;
+  let found = programsFound.get(key);
+  if (found === undefined) {
+    try {
+      findProgram(program, searchPath);
+      found = true;
+    } catch {
+      found = false;
+    }
+    programsFound.set(key, found);
+  }
+  return found;
+}
 
 /**
  * Whether `watchLine` sees smbclient's lines as it prints them (coreutils' stdbuf is on this PATH),
  * rather than all at once when it exits.
  */
 export function stdoutLinesPrompt(searchPath: string | undefined): boolean {
-  const key = searchPath ?? '';
-  let found = stdbufFound.get(key);
-  if (found === undefined) {
-    try {
-      findProgram('stdbuf', searchPath);
-      found = true;
-    } catch {
-      found = false;
-    }
-    stdbufFound.set(key, found);
-  }
-  return found;
+  return onPath('stdbuf', searchPath);
 }
 
 /** Whether `maxLocalFileBytes` is kept on this machine (util-linux's prlimit is on PATH). */
 export function localFileLimitEnforced(searchPath: string | undefined): boolean {
-  if (prlimitFound === undefined) {
-    try {
-      findProgram('prlimit', searchPath);
-      prlimitFound = true;
-    } catch {
-      prlimitFound = false;
-    }
-  }
-  return prlimitFound;
+  return onPath('prlimit', searchPath);
 }
 
 function notStarted(missing: boolean, message: string, code?: string): SmbClientResult {

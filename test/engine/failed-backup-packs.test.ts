@@ -4,6 +4,7 @@ import { promises as fs, statfsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectOk, makeDrill, type Drill } from '../support/cli.js';
+import { packFiles } from '../support/pack-files.js';
 
 /**
  * A backup that fails before it commits leaves the share as it found it. Defect this pinned: the
@@ -16,16 +17,6 @@ import { expectOk, makeDrill, type Drill } from '../support/cli.js';
  */
 
 const MiB = 1024 * 1024;
-
-/** Every file under AzsRepository/packs, relative to it. */
-async function packs(share: string): Promise<string[]> {
-  const root = path.join(share, 'AzsRepository', 'packs');
-  const found = await fs.readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
-  return found
-    .filter((e) => e.isFile())
-    .map((e) => path.relative(root, path.join(e.parentPath, e.name)))
-    .sort();
-}
 
 async function randomFiles(dir: string, count: number, bytes: number): Promise<void> {
   await fs.mkdir(dir, { recursive: true });
@@ -63,7 +54,7 @@ describe('a backup that fails because the share filled up', () => {
   it('leaves it with the room it had, and the next, smaller backup fits', async (ctx) => {
     if (!smallShare(100 * MiB)) ctx.skip('mounting a tmpfs is not possible here (needs root)');
     const first = await d.backup();
-    const before = await packs(d.share);
+    const before = await packFiles(d.share);
     const free = statfsSync(d.share).bavail * statfsSync(d.share).bsize;
 
     // 128 MiB that does not compress: three packs are complete when the fourth finds no room.
@@ -72,7 +63,7 @@ describe('a backup that fails because the share filled up', () => {
     const full = await d.cli(['Start-InfrastructureBackup']);
     expect(full.code, full.stderr).toBe(14);
     expect(full.errors.map((e) => e.ErrorId)).toContain('ShareCapacityExceeded');
-    expect(await packs(d.share)).toEqual(before);
+    expect(await packFiles(d.share)).toEqual(before);
     expect(statfsSync(d.share).bavail * statfsSync(d.share).bsize).toBeGreaterThanOrEqual(free - MiB);
 
     // Some of it goes, and the backup of the rest fits in the room the failed one had taken.
@@ -98,7 +89,7 @@ describe('a backup whose every role failed', () => {
 
   it('leaves no pack behind', async () => {
     await d.backup();
-    const before = await packs(d.share);
+    const before = await packFiles(d.share);
     // 80 MiB that does not compress, then a failure: two packs are complete before it fails.
     await d.registerCommand(
       'Exporter',
@@ -108,7 +99,7 @@ describe('a backup whose every role failed', () => {
     const r = await d.cli(['Start-InfrastructureBackup', '-RoleName', 'Exporter']);
     expect(r.code, r.stderr).toBe(1);
     expect(r.json.Progress).toMatch(/nothing was written to the share/);
-    expect(await packs(d.share)).toEqual(before);
+    expect(await packFiles(d.share)).toEqual(before);
     expectOk(await d.cli(['Unregister-InfrastructureRole', '-Name', 'Exporter']));
   });
 });

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeDrill, type Drill } from '../support/cli.js';
+import { packFiles } from '../support/pack-files.js';
 
 /**
  * A packing thread that dies (its heap exhausted, a bug) after the main thread packed the backup's
@@ -24,16 +25,6 @@ if (!isMainThread) {
 }
 `;
 
-/** Every file under AzsRepository/packs, relative to it. */
-async function packs(share: string): Promise<string[]> {
-  const root = path.join(share, 'AzsRepository', 'packs');
-  const found = await fs.readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
-  return found
-    .filter((e) => e.isFile())
-    .map((e) => path.relative(root, path.join(e.parentPath, e.name)))
-    .sort();
-}
-
 describe('a backup whose packing thread dies after the main thread packed its jobs', () => {
   let d: Drill;
   let preload: string;
@@ -48,7 +39,7 @@ describe('a backup whose packing thread dies after the main thread packed its jo
 
   it('fails with PackWorkerFailed and leaves no pack behind', async () => {
     await d.backup();
-    const before = await packs(d.share);
+    const before = await packFiles(d.share);
     await fs.writeFile(path.join(d.files, 'new.json'), JSON.stringify({ changed: Date.now() }));
     const r = await d.cli(['Start-InfrastructureBackup'], {
       env: { NODE_OPTIONS: `--require ${preload}`, AZSBACKUP_PACK_WORKERS: '1' },
@@ -58,6 +49,6 @@ describe('a backup whose packing thread dies after the main thread packed its jo
       r.errors.map((e) => e.ErrorId),
       r.stderr,
     ).toContain('PackWorkerFailed');
-    expect(await packs(d.share)).toEqual(before);
+    expect(await packFiles(d.share)).toEqual(before);
   }, 60_000);
 });
