@@ -22,8 +22,9 @@ describe('Test-BackupRepository -Repair on a share with a damaged pack', () => {
   let first: any;
   let packs: string[];
   beforeAll(async () => {
-    // 3 MB of random bytes: several chunks, in a pack of their own size.
-    d = await makeDrill({ bigFileBytes: 3 * 1024 * 1024 });
+    // 40 MiB of random bytes: more than one 32 MiB pack holds, whichever packers (the threads, or
+    // the main thread while they start) take the jobs; 3 MB fitted one pack when one packer took all.
+    d = await makeDrill({ bigFileBytes: 40 * 1024 * 1024 });
     first = await d.backup();
     const xml = await fs.readFile(path.join(await d.backupFolder(first.Name), 'BackupInfo.xml'), 'utf8');
     packs = [...xml.matchAll(/<Pack>([0-9a-f]{64})<\/Pack>/g)].map((m) => m[1]!);
@@ -31,7 +32,7 @@ describe('Test-BackupRepository -Repair on a share with a damaged pack', () => {
   afterAll(async () => d?.cleanup());
 
   it('takes the damaged pack out of the index: the next backup stores its chunks anew and restores', async () => {
-    // The largest pack rots in its middle (a blob: the 3 MB of random data dominate it); the others stay sound.
+    // The largest pack rots in its middle (a blob: the random data dominate it); the others stay sound.
     const sizes = await Promise.all(packs.map(async (p) => (await fs.stat(path.join(d.share, layout.packPath(p)))).size));
     const rotten = packs[sizes.indexOf(Math.max(...sizes))]!;
     expect(packs.length).toBeGreaterThan(1);
