@@ -112,8 +112,9 @@ export function settled(
  * the clock's windows need not wait 40 s (never set it in production).
  */
 function dirtyPagesNs(): bigint | null {
+  // Only a whole number of milliseconds counts: anything else in the environment is ignored.
   const test = process.env.AZSBACKUP_TEST_DIRTY_PAGES_MS;
-  if (test !== undefined) return BigInt(Number(test)) * 1_000_000n;
+  if (test !== undefined && /^\d{1,12}$/.test(test)) return BigInt(test) * 1_000_000n;
   const centiseconds = (name: string, otherwise: number): number => {
     try {
       const value = Number(readFileSync(`/proc/sys/vm/${name}`, 'utf8').trim());
