@@ -283,8 +283,8 @@ export class Packers {
 
   /**
    * The main thread's own packer (its index in `all`), made on first need where there are threads:
-   * PackWriter gives it a job when no thread is ready for one (each is starting, or has a job
-   * queued behind the one it works on) rather than leave the main thread waiting for job memory.
+   * PackWriter.choose gives it a job rather than leave the main thread waiting, while no thread is
+   * ready or while an incremental backup's one thread is behind.
    * A thread takes 50-100 ms to load its modules, and an incremental backup's one thread, naming
    * every chunk of the changed files, is busier than the main thread that reads and cuts them.
    * Its packs are numbered apart from the threads' (-1, -2, ...).
